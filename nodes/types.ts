@@ -1,0 +1,138 @@
+/**
+ * The node contract. A node module declares its sockets, its parameters (a zod object with defaults,
+ * ranges, descriptions and UI hints) and an async `run`. The executor validates a graph against these
+ * declarations before anything runs, keys the cache by content, and hands `run` typed inputs.
+ */
+import type { z } from 'zod';
+import type { SocketType } from '../server/protocol/graph.ts';
+import type { SocketValues } from './values.ts';
+
+export type { SocketType };
+
+export interface InputSpec {
+  type: SocketType;
+  label?: string;
+  description?: string;
+  /** May stay unconnected; `run` then receives `undefined`. */
+  optional?: boolean;
+}
+
+export interface OutputSpec {
+  type: SocketType;
+  label?: string;
+  description?: string;
+}
+
+export interface Logger {
+  debug(msg: string, extra?: unknown): void;
+  info(msg: string, extra?: unknown): void;
+  warn(msg: string, extra?: unknown): void;
+  error(msg: string, extra?: unknown): void;
+}
+
+/** What a node may hand to the preview channel; the server throttles and encodes it. */
+export type PreviewSource =
+  /** A scaled SD latent [4,h,w] (x̂0 of the current step); projected with the latent→RGB factors. */
+  | { kind: 'latent'; data: Float32Array; width: number; height: number }
+  /** An RGB image, CHW float in [0,1]. */
+  | { kind: 'image'; data: Float32Array; width: number; height: number };
+
+/** Process-wide services a node may use; provided by the server (or a test/CLI harness). */
+export interface Services {
+  /** Folder for user data: uploads/, results/, graphs/, model caches. */
+  dataDir: string;
+  /** Execution provider requested on the command line. */
+  executionProvider: 'auto' | 'cuda' | 'webgpu' | 'cpu';
+  /** Anything else the engine registers (model registry, ...), looked up by name. */
+  [name: string]: unknown;
+}
+
+export interface NodeContext {
+  jobId: string;
+  nodeId: string;
+  /** Aborted when the job is cancelled; long loops check it between steps. */
+  signal: AbortSignal;
+  /** Throws a CancelledError when the job was cancelled. Call between sampler steps. */
+  throwIfCancelled(): void;
+  /** Report progress: step i of n (1-based i). Cheap; the server throttles what it sends. */
+  progress(step: number, total: number): void;
+  /** True when a preview frame would be sent now (throttled). Check before doing preview work. */
+  previewDue(): boolean;
+  /** Send a preview frame for step `step` of `total`. */
+  preview(step: number, total: number, source: PreviewSource): void;
+  /** A warning the user sees next to the node (e.g. "prompt truncated to 77 tokens"). */
+  warn(message: string): void;
+  /** Process-wide memo for expensive derived things (sessions, tokenizers), keyed by the caller. */
+  memo<T>(key: string, compute: () => Promise<T>): Promise<T>;
+  log: Logger;
+  services: Services;
+}
+
+type Inputs<I extends Record<string, InputSpec>> = {
+  [K in keyof I]: I[K]['optional'] extends true ? SocketValues[I[K]['type']] | undefined : SocketValues[I[K]['type']];
+};
+type Outputs<O extends Record<string, OutputSpec>> = { [K in keyof O]: SocketValues[O[K]['type']] };
+
+/** What an output node shows the user (images are written to the results folder by the node). */
+export interface NodeRunResult {
+  images?: { url: string; width: number; height: number; name: string }[];
+  text?: string;
+}
+
+export interface NodeDefinition<
+  I extends Record<string, InputSpec> = Record<string, InputSpec>,
+  O extends Record<string, OutputSpec> = Record<string, OutputSpec>,
+  P extends z.ZodObject = z.ZodObject,
+> {
+  /** Stable identifier used in graph files, e.g. "Invert". */
+  type: string;
+  title: string;
+  category: string;
+  description: string;
+  inputs: I;
+  outputs: O;
+  params: P;
+  /** Output nodes produce what the user sees; a job must contain at least one. */
+  output?: boolean;
+  /** Semantic checks across parameters that a zod range cannot express (e.g. steps > skip). */
+  check?(params: z.infer<P>): { field: string; message: string }[];
+  /**
+   * Content beyond the parameters that the cache key must include, e.g. a fingerprint of the model
+   * folder or of an uploaded file, so that a changed file is never served from cache.
+   */
+  identity?(params: z.infer<P>, services: Services): Promise<string> | string;
+  run(args: {
+    inputs: Inputs<I>;
+    params: z.infer<P>;
+    ctx: NodeContext;
+  }): Promise<{ outputs: Outputs<O>; result?: NodeRunResult }>;
+}
+
+/** Identity helper that keeps the literal socket types so `run` sees typed inputs and outputs. */
+export function defineNode<
+  const I extends Record<string, InputSpec>,
+  const O extends Record<string, OutputSpec>,
+  P extends z.ZodObject,
+>(def: NodeDefinition<I, O, P>): NodeDefinition<I, O, P> {
+  return def;
+}
+
+/** A node definition with its generic parameters erased, as stored in a catalog. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyNodeDefinition = NodeDefinition<any, any, any>;
+
+/** Thrown by throwIfCancelled(); the executor reports it as a cancellation, not a failure. */
+export class CancelledError extends Error {
+  constructor() {
+    super('cancelled');
+    this.name = 'CancelledError';
+  }
+}
+
+/** An error whose message is meant for the user as is (bad input, missing file, NaN at step k). */
+export class NodeError extends Error {
+  constructor(message: string, readonly field?: string) {
+    super(message);
+    this.name = 'NodeError';
+  }
+}

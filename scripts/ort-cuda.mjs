@@ -1,0 +1,1 @@
+console.log("ort-cuda placeholder")

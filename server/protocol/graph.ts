@@ -1,0 +1,102 @@
+/**
+ * Graph JSON, version 1: the file format of a saved or shared graph, and the body of a job.
+ * Shared by the server and the client so the two cannot drift.
+ */
+import { z } from 'zod';
+
+export const GRAPH_FORMAT = 'dualstyle-graph';
+export const GRAPH_VERSION = 1;
+
+export const SOCKET_TYPES = ['Model', 'Image', 'Latent', 'Conditioning', 'Mask', 'Inversion', 'Number', 'Text'] as const;
+export type SocketType = (typeof SOCKET_TYPES)[number];
+
+/** Editor colour of each socket type (also served in the catalog). */
+export const SOCKET_COLORS: Record<SocketType, string> = {
+  Model: '#b39ddb',
+  Image: '#64b5f6',
+  Latent: '#f06292',
+  Conditioning: '#ffb74d',
+  Mask: '#a1887f',
+  Inversion: '#4db6ac',
+  Number: '#aed581',
+  Text: '#e0e0e0',
+};
+
+export const NodeIdSchema = z
+  .string()
+  .min(1, 'node id must not be empty')
+  .max(64, 'node id must be at most 64 characters')
+  .regex(/^[A-Za-z0-9_.-]+$/, 'node id may use letters, digits, "_", "-" and "." only');
+
+export const GraphNodeSchema = z.object({
+  id: NodeIdSchema,
+  type: z.string().min(1),
+  /** Parameter values; validated later against the node type's own zod schema. */
+  params: z.record(z.string(), z.unknown()).default({}),
+  position: z.object({ x: z.number(), y: z.number() }).default({ x: 0, y: 0 }),
+  /** Optional user label shown instead of the type's title. */
+  title: z.string().max(200).optional(),
+});
+
+export const GraphEdgeSchema = z.object({
+  from: z.object({ node: z.string(), output: z.string() }),
+  to: z.object({ node: z.string(), input: z.string() }),
+});
+
+export const GraphMetaSchema = z
+  .object({
+    title: z.string().max(200).optional(),
+    description: z.string().max(5000).optional(),
+  })
+  .catchall(z.unknown())
+  .default({});
+
+export const GraphSchema = z.object({
+  format: z.literal(GRAPH_FORMAT),
+  version: z.literal(GRAPH_VERSION),
+  nodes: z.array(GraphNodeSchema).max(500, 'a graph may have at most 500 nodes'),
+  edges: z.array(GraphEdgeSchema).max(2000, 'a graph may have at most 2000 edges'),
+  meta: GraphMetaSchema,
+});
+
+export type GraphNode = z.infer<typeof GraphNodeSchema>;
+export type GraphEdge = z.infer<typeof GraphEdgeSchema>;
+export type Graph = z.infer<typeof GraphSchema>;
+
+export type IssueCode =
+  | 'invalid_json'
+  | 'invalid_format'
+  | 'unsupported_version'
+  | 'schema'
+  | 'duplicate_node_id'
+  | 'unknown_node_type'
+  | 'unknown_input'
+  | 'unknown_output'
+  | 'missing_input'
+  | 'type_mismatch'
+  | 'multiple_edges'
+  | 'dangling_edge'
+  | 'cycle'
+  | 'param_invalid'
+  | 'param_out_of_range'
+  | 'param_wrong_type'
+  | 'no_outputs'
+  | 'custom';
+
+/** One problem found in a graph, tied to a node and field where there is one. */
+export interface ValidationIssue {
+  code: IssueCode;
+  /** Node the problem belongs to, when it belongs to one. */
+  nodeId?: string;
+  /** Parameter, input or output name (or JSON path) the problem is about. */
+  field?: string;
+  /** A sentence a user understands, e.g. "Mask → sharpness must be ≤ 200, got 500". */
+  message: string;
+}
+
+export interface ValidationResult {
+  ok: boolean;
+  issues: ValidationIssue[];
+  /** The parsed, migrated graph with defaults filled in, when it could be parsed at all. */
+  graph?: Graph;
+}
