@@ -1,0 +1,139 @@
+/**
+ * Layers of the demo model, written op by op the way `torch.onnx.export` (opset 14) writes the diffusers /
+ * transformers modules: Linear = MatMul (+ Add bias), LayerNorm decomposed (ReduceMean, Sub, Pow, Sqrt, Div),
+ * GroupNorm as Reshape → InstanceNormalization → Reshape → Mul → Add, SiLU as x·Sigmoid(x), and
+ * attention with heads folded into the batch (Reshape/Transpose), MatMul(Q, Kᵀ), Mul by the scale,
+ * Softmax(axis=-1), MatMul with V, heads merged back, then `to_out.0`.
+ *
+ * `scope` is the torch module path in exporter form (`/down_blocks.0/attentions.0`); parameter names are
+ * the same path with dots (`down_blocks.0.attentions.0.proj_in.weight`).
+ */
+import type { GraphBuilder } from './demo-model-onnx.ts';
+
+export function paramName(scope: string, leaf: string): string {
+  return `${scope.replace(/^\//, '').replace(/\//g, '.')}.${leaf}`;
+}
+
+/** Linear layer: MatMul with an anonymous [in, out] weight (torch transposes Linear weights on export), then Add bias. */
+export function linear(
+  b: GraphBuilder,
+  x: string,
+  scope: string,
+  inFeatures: number,
+  outFeatures: number,
+  opts: { bias?: boolean; gain?: number } = {},
+): string {
+  const w = b.weight(b.anonymousName('MatMul'), [inFeatures, outFeatures], (opts.gain ?? 1) / Math.sqrt(inFeatures));
+  const y = b.op('MatMul', [x, w], scope);
+  if (opts.bias === false) return y;
+  const bias = b.weight(paramName(scope, 'bias'), [outFeatures], 0.02);
+  return b.op('Add', [bias, y], scope);
+}
+
+export function conv(
+  b: GraphBuilder,
+  x: string,
+  scope: string,
+  inChannels: number,
+  outChannels: number,
+  kernel: number,
+  opts: { stride?: number; gain?: number } = {},
+): string {
+  const pad = Math.floor(kernel / 2);
+  const stride = opts.stride ?? 1;
+  const w = b.weight(paramName(scope, 'weight'), [outChannels, inChannels, kernel, kernel], (opts.gain ?? 1) / Math.sqrt(inChannels * kernel * kernel));
+  const bias = b.weight(paramName(scope, 'bias'), [outChannels], 0.02);
+  return b.op('Conv', [x, w, bias], scope, {
+    dilations: [1, 1],
+    group: 1,
+    kernel_shape: [kernel, kernel],
+    pads: [pad, pad, pad, pad],
+    strides: [stride, stride],
+  });
+}
+
+/** SiLU as the exporter writes it: x · Sigmoid(x). */
+export function silu(b: GraphBuilder, x: string, scope: string): string {
+  const s = b.op('Sigmoid', [x], scope);
+  return b.op('Mul', [x, s], scope);
+}
+
+/** LayerNorm over the last axis, decomposed as in opset < 17 exports. */
+export function layerNorm(b: GraphBuilder, x: string, scope: string, features: number, eps = 1e-5): string {
+  const mean = b.op('ReduceMean', [x], scope, { axes: [-1] });
+  const centred = b.op('Sub', [x, mean], scope);
+  const two = b.constant(scope, 'float32', [], [2]);
+  const sq = b.op('Pow', [centred, two], scope);
+  const variance = b.op('ReduceMean', [sq], scope, { axes: [-1] });
+  const epsilon = b.constant(scope, 'float32', [], [eps]);
+  const std = b.op('Sqrt', [b.op('Add', [variance, epsilon], scope)], scope);
+  const normed = b.op('Div', [centred, std], scope);
+  const gamma = b.filled(paramName(scope, 'weight'), [features], 1);
+  const beta = b.filled(paramName(scope, 'bias'), [features], 0);
+  return b.op('Add', [b.op('Mul', [normed, gamma], scope), beta], scope);
+}
+
+/** GroupNorm on [B, C, h, w] the way torch exports it before opset 18. */
+export function groupNorm(b: GraphBuilder, x: string, scope: string, channels: number, groups: number, eps = 1e-5): string {
+  const grouped = b.op('Reshape', [x, b.constant(scope, 'int64', [3], [0, groups, -1])], scope);
+  const ones = b.constant(scope, 'float32', [groups], new Array<number>(groups).fill(1));
+  const zeros = b.constant(scope, 'float32', [groups], new Array<number>(groups).fill(0));
+  const normed = b.op('InstanceNormalization', [grouped, ones, zeros], scope, { epsilon: { float: eps } });
+  const back = b.op('Reshape', [normed, b.op('Shape', [x], scope)], scope);
+  const gamma = b.filled(b.anonymousName('Mul'), [channels, 1, 1], 1);
+  const beta = b.filled(b.anonymousName('Add'), [channels, 1, 1], 0);
+  return b.op('Add', [b.op('Mul', [back, gamma], scope), beta], scope);
+}
+
+/** [B, S, heads·d] → [B·heads, S, d] (diffusers' head_to_batch_dim). */
+function headsToBatch(b: GraphBuilder, x: string, scope: string, heads: number, headDim: number): string {
+  const split = b.op('Reshape', [x, b.constant(scope, 'int64', [4], [0, 0, heads, headDim])], scope);
+  const perHead = b.op('Transpose', [split], scope, { perm: [0, 2, 1, 3] });
+  const seq = sliceShape(b, x, scope, 1, 2);
+  const shape = b.op('Concat', [b.constant(scope, 'int64', [1], [-1]), seq, b.constant(scope, 'int64', [1], [headDim])], scope, { axis: 0 });
+  return b.op('Reshape', [perHead, shape], scope);
+}
+
+/** [B·heads, S, d] → [B, S, heads·d] (diffusers' batch_to_head_dim). */
+function batchToHeads(b: GraphBuilder, x: string, scope: string, heads: number, channels: number): string {
+  const seqAndDim = sliceShape(b, x, scope, 1, 3);
+  const shape = b.op('Concat', [b.constant(scope, 'int64', [2], [-1, heads]), seqAndDim], scope, { axis: 0 });
+  const perHead = b.op('Reshape', [x, shape], scope);
+  const perToken = b.op('Transpose', [perHead], scope, { perm: [0, 2, 1, 3] });
+  return b.op('Reshape', [perToken, b.constant(scope, 'int64', [3], [0, 0, channels])], scope);
+}
+
+/** Shape(x)[start:end] as an int64 vector. */
+export function sliceShape(b: GraphBuilder, x: string, scope: string, start: number, end: number): string {
+  const shape = b.op('Shape', [x], scope);
+  return b.op('Slice', [shape, b.constant(scope, 'int64', [1], [start]), b.constant(scope, 'int64', [1], [end])], scope);
+}
+
+/**
+ * diffusers `Attention`: self-attention when `context` is the hidden states (attn1), cross-attention
+ * when it is `encoder_hidden_states` (attn2: to_k and to_v consume the text states directly).
+ */
+export function attention(
+  b: GraphBuilder,
+  hidden: string,
+  context: string,
+  scope: string,
+  channels: number,
+  contextDim: number,
+  heads: number,
+): string {
+  const headDim = channels / heads;
+  const q = linear(b, hidden, `${scope}/to_q`, channels, channels, { bias: false });
+  const k = linear(b, context, `${scope}/to_k`, contextDim, channels, { bias: false });
+  const v = linear(b, context, `${scope}/to_v`, contextDim, channels, { bias: false });
+  const qh = headsToBatch(b, q, scope, heads, headDim);
+  const kh = headsToBatch(b, k, scope, heads, headDim);
+  const vh = headsToBatch(b, v, scope, heads, headDim);
+  const kT = b.op('Transpose', [kh], scope, { perm: [0, 2, 1] });
+  const scores = b.op('MatMul', [qh, kT], scope);
+  const scaled = b.op('Mul', [scores, b.constant(scope, 'float32', [], [1 / Math.sqrt(headDim)])], scope);
+  const probs = b.op('Softmax', [scaled], scope, { axis: -1 });
+  const mixed = b.op('MatMul', [probs, vh], scope);
+  const merged = batchToHeads(b, mixed, scope, heads, channels);
+  return linear(b, merged, `${scope}/to_out.0`, channels, channels);
+}

@@ -1,0 +1,248 @@
+/**
+ * A tiny ONNX graph builder for the built-in demo model: nodes, initializers (inline or in an external
+ * weights file, as real Stable Diffusion exports store them), constants and a seeded weight generator.
+ * It writes only what the demo graphs need, in the shape `torch.onnx.export` gives them
+ * (opset 14, node names like `/down_blocks.0/attentions.0/.../attn2/to_k/MatMul`).
+ */
+import onnxProto from 'onnx-proto';
+
+const { onnx } = onnxProto;
+type IModelProto = onnxProto.onnx.IModelProto;
+type INodeProto = onnxProto.onnx.INodeProto;
+type ITensorProto = onnxProto.onnx.ITensorProto;
+type IValueInfoProto = onnxProto.onnx.IValueInfoProto;
+type IAttributeProto = onnxProto.onnx.IAttributeProto;
+
+export const OPSET = 14;
+/** IR version 7 is what torch.onnx.export writes for opset 14 (and what the fixture carries). */
+export const IR_VERSION = 7;
+
+export const DType = { float32: 1, int32: 6, int64: 7 } as const;
+export type DTypeName = keyof typeof DType;
+
+/** A dimension: a fixed size or a symbolic name such as "batch". */
+export type Dim = number | string;
+
+/** Attribute values as torch exports them: numbers are ints unless listed in `floatAttrs`. */
+export type AttrValue = number | number[] | string | { float: number } | { floats: number[] } | { tensor: ITensorProto };
+
+export interface ExternalWeights {
+  /** File name next to model.onnx, e.g. "weights.pb". */
+  location: string;
+  /** Tensors at least this many bytes go to the external file (onnx's default threshold is 1024). */
+  minBytes: number;
+  /** Offsets are padded to this many bytes. */
+  align: number;
+}
+
+/** Deterministic 32-bit hash of a string (FNV-1a), used to give each weight its own random stream. */
+export function hashString(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
+}
+
+/**
+ * Seeded normal random numbers (mulberry32 + Box–Muller). Every weight tensor draws from a stream keyed by
+ * (seed, tensor name), so adding a layer does not reshuffle the others and a seed always gives the same bytes.
+ */
+export class WeightRandom {
+  constructor(private readonly seed: number) {}
+
+  normal(name: string, count: number, std: number): Float32Array {
+    let state = (hashString(name) ^ Math.imul(this.seed >>> 0, 0x9e3779b1)) >>> 0;
+    const uniform = (): number => {
+      state = (state + 0x6d2b79f5) >>> 0;
+      let t = state;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+    const out = new Float32Array(count);
+    for (let i = 0; i < count; i += 2) {
+      const u1 = Math.max(uniform(), 1e-12);
+      const u2 = uniform();
+      const r = Math.sqrt(-2 * Math.log(u1));
+      out[i] = r * Math.cos(2 * Math.PI * u2) * std;
+      if (i + 1 < count) out[i + 1] = r * Math.sin(2 * Math.PI * u2) * std;
+    }
+    return out;
+  }
+}
+
+function valueInfo(name: string, dtype: DTypeName, shape: Dim[]): IValueInfoProto {
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType: DType[dtype],
+        shape: { dim: shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  };
+}
+
+function attribute(name: string, value: AttrValue): IAttributeProto {
+  const T = onnx.AttributeProto.AttributeType;
+  if (typeof value === 'number') return { name, type: T.INT, i: value };
+  if (typeof value === 'string') return { name, type: T.STRING, s: new TextEncoder().encode(value) };
+  if (Array.isArray(value)) return { name, type: T.INTS, ints: value };
+  if ('float' in value) return { name, type: T.FLOAT, f: value.float };
+  if ('floats' in value) return { name, type: T.FLOATS, floats: value.floats };
+  return { name, type: T.TENSOR, t: value.tensor };
+}
+
+function rawBytes(data: Float32Array | Int32Array | BigInt64Array): Uint8Array {
+  // Little-endian on every platform Node runs on; copy so the proto owns its bytes.
+  return new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
+}
+
+export class GraphBuilder {
+  private readonly nodes: INodeProto[] = [];
+  private readonly initializers: ITensorProto[] = [];
+  private readonly inputs: IValueInfoProto[] = [];
+  private readonly outputs: IValueInfoProto[] = [];
+  private readonly names = new Set<string>();
+  private readonly initializerNames = new Set<string>();
+  private readonly externalChunks: Uint8Array[] = [];
+  private externalLength = 0;
+  private anonymous = 0;
+
+  constructor(
+    readonly graphName: string,
+    readonly random: WeightRandom,
+    private readonly external?: ExternalWeights,
+  ) {}
+
+  input(name: string, dtype: DTypeName, shape: Dim[]): string {
+    this.inputs.push(valueInfo(name, dtype, shape));
+    return name;
+  }
+
+  output(name: string, dtype: DTypeName, shape: Dim[]): void {
+    this.outputs.push(valueInfo(name, dtype, shape));
+  }
+
+  /**
+   * Adds a node named like torch's exporter (`/scope/Op` or `/scope/Op_1`); its outputs are
+   * `<name>_output_<i>` unless given.
+   */
+  node(
+    opType: string,
+    inputs: string[],
+    scope: string,
+    attrs: Record<string, AttrValue> = {},
+    opts: { outputs?: string[]; outputCount?: number; name?: string } = {},
+  ): string[] {
+    const name = this.uniqueName(opts.name ?? `${scope}/${opType}`);
+    const outputs =
+      opts.outputs ?? Array.from({ length: opts.outputCount ?? 1 }, (_, i) => `${name}_output_${i}`);
+    this.nodes.push({
+      name,
+      opType,
+      input: inputs,
+      output: outputs,
+      attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
+    });
+    return outputs;
+  }
+
+  /** A node with one output; returns that output's name. */
+  op(opType: string, inputs: string[], scope: string, attrs: Record<string, AttrValue> = {}, name?: string): string {
+    return this.node(opType, inputs, scope, attrs, { name })[0]!;
+  }
+
+  private uniqueName(base: string): string {
+    if (!this.names.has(base)) {
+      this.names.add(base);
+      return base;
+    }
+    for (let i = 1; ; i++) {
+      const candidate = `${base}_${i}`;
+      if (!this.names.has(candidate)) {
+        this.names.add(candidate);
+        return candidate;
+      }
+    }
+  }
+
+  /** A float initializer; large ones go to the external weights file when one is configured. */
+  initializer(name: string, dims: number[], data: Float32Array): string {
+    const count = dims.reduce((a, b) => a * b, 1);
+    if (count !== data.length) throw new Error(`initializer ${name}: ${data.length} values for dims [${dims}]`);
+    if (this.initializerNames.has(name)) throw new Error(`initializer ${name} defined twice`);
+    this.initializerNames.add(name);
+    const bytes = rawBytes(data);
+    const tensor: ITensorProto = { name, dims, dataType: DType.float32 };
+    if (this.external && bytes.byteLength >= this.external.minBytes) {
+      const pad = (this.external.align - (this.externalLength % this.external.align)) % this.external.align;
+      if (pad > 0) {
+        this.externalChunks.push(new Uint8Array(pad));
+        this.externalLength += pad;
+      }
+      tensor.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
+      tensor.externalData = [
+        { key: 'location', value: this.external.location },
+        { key: 'offset', value: String(this.externalLength) },
+        { key: 'length', value: String(bytes.byteLength) },
+      ];
+      this.externalChunks.push(bytes);
+      this.externalLength += bytes.byteLength;
+    } else {
+      tensor.rawData = bytes;
+    }
+    this.initializers.push(tensor);
+    return name;
+  }
+
+  /** A random weight N(0, std²) named like a torch parameter (`unet.conv_in.weight`). */
+  weight(name: string, dims: number[], std: number): string {
+    return this.initializer(name, dims, this.random.normal(name, dims.reduce((a, b) => a * b, 1), std));
+  }
+
+  /** A constant-filled float initializer (norm scales, zero biases). */
+  filled(name: string, dims: number[], value: number): string {
+    return this.initializer(name, dims, new Float32Array(dims.reduce((a, b) => a * b, 1)).fill(value));
+  }
+
+  /** A `Constant` node, as torch exports shape and scalar literals. */
+  constant(scope: string, dtype: 'float32' | 'int64', dims: number[], values: number[]): string {
+    const data = dtype === 'float32' ? new Float32Array(values) : BigInt64Array.from(values.map((v) => BigInt(v)));
+    const tensor: ITensorProto = { dims, dataType: DType[dtype], rawData: rawBytes(data) };
+    return this.op('Constant', [], scope, { value: { tensor } });
+  }
+
+  /** A fresh initializer name in torch's style for weights that lost their parameter name (`onnx::MatMul_12`). */
+  anonymousName(op: string): string {
+    return `onnx::${op}_${++this.anonymous}`;
+  }
+
+  model(docString: string): { model: Uint8Array; weights?: Uint8Array } {
+    const proto: IModelProto = {
+      irVersion: IR_VERSION,
+      producerName: 'dualstyle-demo',
+      producerVersion: '1',
+      docString,
+      opsetImport: [{ domain: '', version: OPSET }],
+      graph: {
+        name: this.graphName,
+        node: this.nodes,
+        initializer: this.initializers,
+        input: this.inputs,
+        output: this.outputs,
+      },
+    };
+    const model = onnx.ModelProto.encode(proto).finish();
+    if (!this.external) return { model };
+    const weights = new Uint8Array(this.externalLength);
+    let offset = 0;
+    for (const chunk of this.externalChunks) {
+      weights.set(chunk, offset);
+      offset += chunk.byteLength;
+    }
+    return { model, weights };
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * The demo UNet: an SD1.x `UNet2DConditionModel` in miniature, so graph rewrites written for real exports
+ * (finding every cross-attention `attn2`, merging two conditionings) meet the same patterns.
+ *
+ *   conv_in (4→C0)
+ *   down_blocks.0: resnet + transformer (attn1 self, attn2 cross) at full resolution, Conv stride 2 down
+ *   down_blocks.1: resnet + transformer at half resolution (C0→C1)
+ *   mid_block:     resnet, transformer, resnet
+ *   up_blocks.0:   resnet on [h, skip of down_blocks.1] + transformer, Resize nearest ×2 + conv up
+ *   up_blocks.1:   resnet on [h, skip of down_blocks.0] + transformer at full resolution
+ *   conv_norm_out (GroupNorm), SiLU, conv_out (C0→4)
+ *
+ * The timestep embedding is computed in the graph (t·freqs → Cos, Sin → Concat → linear_1 → SiLU → linear_2)
+ * and added to every resnet, as in diffusers. Five transformer blocks → ten MatMuls read
+ * `encoder_hidden_states` (to_k and to_v of each attn2). Latent height and width must be even.
+ */
+import { GraphBuilder, type WeightRandom } from './demo-model-onnx.ts';
+import { attention, conv, groupNorm, layerNorm, linear, silu, sliceShape } from './demo-model-layers.ts';
+
+export const UNET_CHANNELS = [32, 64] as const;
+export const UNET_HEAD_DIM = 16;
+export const UNET_GROUPS = 8;
+export const UNET_TIME_PROJ_DIM = 32;
+export const UNET_TIME_EMBED_DIM = 128;
+
+interface UnetContext {
+  b: GraphBuilder;
+  temb: string;
+  ehs: string;
+  contextDim: number;
+}
+
+function resnet(u: UnetContext, x: string, scope: string, inChannels: number, outChannels: number): string {
+  const { b } = u;
+  let h = groupNorm(b, x, `${scope}/norm1`, inChannels, UNET_GROUPS);
+  h = silu(b, h, `${scope}/nonlinearity`);
+  h = conv(b, h, `${scope}/conv1`, inChannels, outChannels, 3);
+  // Time conditioning: SiLU(temb) → Linear → [B, C, 1, 1], added to the features.
+  const t = linear(b, silu(b, u.temb, `${scope}/nonlinearity`), `${scope}/time_emb_proj`, UNET_TIME_EMBED_DIM, outChannels);
+  const t4 = b.op('Unsqueeze', [t, b.constant(scope, 'int64', [2], [2, 3])], scope);
+  h = b.op('Add', [h, t4], scope);
+  h = groupNorm(b, h, `${scope}/norm2`, outChannels, UNET_GROUPS);
+  h = silu(b, h, `${scope}/nonlinearity`);
+  // conv2 starts small so each block is near the identity and depth does not blow up magnitudes.
+  h = conv(b, h, `${scope}/conv2`, outChannels, outChannels, 3, { gain: 0.5 });
+  const shortcut = inChannels === outChannels ? x : conv(b, x, `${scope}/conv_shortcut`, inChannels, outChannels, 1);
+  return b.op('Add', [shortcut, h], scope);
+}
+
+/** diffusers `Transformer2DModel` with one `BasicTransformerBlock` (norm1/attn1, norm2/attn2, norm3/ff). */
+function transformer(u: UnetContext, x: string, scope: string, channels: number): string {
+  const { b } = u;
+  const heads = channels / UNET_HEAD_DIM;
+  let h = groupNorm(b, x, `${scope}/norm`, channels, UNET_GROUPS, 1e-6);
+  h = conv(b, h, `${scope}/proj_in`, channels, channels, 1);
+  // [B, C, h, w] → [B, h·w, C]
+  const nhwc = b.op('Transpose', [h], scope, { perm: [0, 2, 3, 1] });
+  let tokens = b.op('Reshape', [nhwc, b.constant(scope, 'int64', [3], [0, -1, channels])], scope);
+
+  const block = `${scope}/transformer_blocks.0`;
+  const n1 = layerNorm(b, tokens, `${block}/norm1`, channels);
+  const a1 = attention(b, n1, n1, `${block}/attn1`, channels, channels, heads);
+  tokens = b.op('Add', [a1, tokens], block);
+  const a2 = attention(b, layerNorm(b, tokens, `${block}/norm2`, channels), u.ehs, `${block}/attn2`, channels, u.contextDim, heads);
+  tokens = b.op('Add', [a2, tokens], block);
+  tokens = b.op('Add', [feedForward(b, layerNorm(b, tokens, `${block}/norm3`, channels), `${block}/ff`, channels), tokens], block);
+
+  // [B, h·w, C] → [B, C, h, w], with h and w read from the input.
+  const shape = b.op(
+    'Concat',
+    [sliceShape(b, x, scope, 0, 1), sliceShape(b, x, scope, 2, 4), b.constant(scope, 'int64', [1], [channels])],
+    scope,
+    { axis: 0 },
+  );
+  const spatial = b.op('Transpose', [b.op('Reshape', [tokens, shape], scope)], scope, { perm: [0, 3, 1, 2] });
+  const out = conv(b, spatial, `${scope}/proj_out`, channels, channels, 1, { gain: 0.5 });
+  return b.op('Add', [out, x], scope);
+}
+
+/** GEGLU feed-forward: proj to 2·4C, split, x · GELU(gate) (GELU via Erf as torch exports it), back to C. */
+function feedForward(b: GraphBuilder, x: string, scope: string, channels: number): string {
+  const inner = channels * 4;
+  const proj = linear(b, x, `${scope}/net.0/proj`, channels, inner * 2);
+  const s = `${scope}/net.0`;
+  // Opset 13+ takes the split sizes as an input.
+  const sizes = b.constant(s, 'int64', [2], [inner, inner]);
+  const [value, gate] = b.node('Split', [proj, sizes], s, { axis: -1 }, { outputCount: 2 }) as [string, string];
+  const erf = b.op('Erf', [b.op('Div', [gate, b.constant(s, 'float32', [], [Math.SQRT2])], s)], s);
+  const gelu = b.op('Mul', [b.op('Mul', [gate, b.op('Add', [erf, b.constant(s, 'float32', [], [1])], s)], s), b.constant(s, 'float32', [], [0.5])], s);
+  return linear(b, b.op('Mul', [value, gelu], s), `${scope}/net.2`, inner, channels, { gain: 0.5 });
+}
+
+/** Sinusoidal timestep embedding (diffusers `Timesteps`, flip_sin_to_cos, shift 0) and `TimestepEmbedding`. */
+function timeEmbedding(b: GraphBuilder, timestep: string): string {
+  const half = UNET_TIME_PROJ_DIM / 2;
+  const freqs = Array.from({ length: half }, (_, i) => Math.exp((-Math.log(10000) * i) / half));
+  const t = b.op('Unsqueeze', [timestep, b.constant('/time_proj', 'int64', [1], [1])], '/time_proj');
+  const args = b.op('Mul', [t, b.constant('/time_proj', 'float32', [1, half], freqs)], '/time_proj');
+  const emb = b.op('Concat', [b.op('Cos', [args], '/time_proj'), b.op('Sin', [args], '/time_proj')], '/time_proj', { axis: -1 });
+  const h = linear(b, emb, '/time_embedding/linear_1', UNET_TIME_PROJ_DIM, UNET_TIME_EMBED_DIM);
+  return linear(b, silu(b, h, '/time_embedding/act'), '/time_embedding/linear_2', UNET_TIME_EMBED_DIM, UNET_TIME_EMBED_DIM);
+}
+
+export function buildUnet(random: WeightRandom, contextDim: number): { model: Uint8Array; weights: Uint8Array } {
+  const b = new GraphBuilder('demo_unet', random, { location: 'weights.pb', minBytes: 1024, align: 64 });
+  const sample = b.input('sample', 'float32', ['batch', 4, 'height', 'width']);
+  const timestep = b.input('timestep', 'float32', ['batch']);
+  const ehs = b.input('encoder_hidden_states', 'float32', ['batch', 'sequence', contextDim]);
+  const [c0, c1] = UNET_CHANNELS;
+  const u: UnetContext = { b, temb: timeEmbedding(b, timestep), ehs, contextDim };
+
+  let h = conv(b, sample, '/conv_in', 4, c0, 3);
+  // Down path: full resolution, then half.
+  h = resnet(u, h, '/down_blocks.0/resnets.0', c0, c0);
+  h = transformer(u, h, '/down_blocks.0/attentions.0', c0);
+  const skip0 = h;
+  h = conv(b, h, '/down_blocks.0/downsamplers.0/conv', c0, c0, 3, { stride: 2 });
+  h = resnet(u, h, '/down_blocks.1/resnets.0', c0, c1);
+  h = transformer(u, h, '/down_blocks.1/attentions.0', c1);
+  const skip1 = h;
+  // Middle, at half resolution.
+  h = resnet(u, h, '/mid_block/resnets.0', c1, c1);
+  h = transformer(u, h, '/mid_block/attentions.0', c1);
+  h = resnet(u, h, '/mid_block/resnets.1', c1, c1);
+  // Up path: half resolution with the skip, Resize ×2, full resolution with the skip.
+  h = b.op('Concat', [h, skip1], '/up_blocks.0', { axis: 1 });
+  h = resnet(u, h, '/up_blocks.0/resnets.0', 2 * c1, c1);
+  h = transformer(u, h, '/up_blocks.0/attentions.0', c1);
+  const up = '/up_blocks.0/upsamplers.0';
+  h = b.op('Resize', [h, '', b.constant(up, 'float32', [4], [1, 1, 2, 2])], up, {
+    coordinate_transformation_mode: 'asymmetric',
+    mode: 'nearest',
+    nearest_mode: 'floor',
+  });
+  h = conv(b, h, `${up}/conv`, c1, c1, 3);
+  h = b.op('Concat', [h, skip0], '/up_blocks.1', { axis: 1 });
+  h = resnet(u, h, '/up_blocks.1/resnets.0', c1 + c0, c0);
+  h = transformer(u, h, '/up_blocks.1/attentions.0', c0);
+
+  h = groupNorm(b, h, '/conv_norm_out', c0, UNET_GROUPS);
+  h = silu(b, h, '/conv_act');
+  b.node('Conv', [h, b.weight('conv_out.weight', [4, c0, 3, 3], 1.5 / Math.sqrt(c0 * 9)), b.weight('conv_out.bias', [4], 0.02)], '/conv_out', {
+    dilations: [1, 1],
+    group: 1,
+    kernel_shape: [3, 3],
+    pads: [1, 1, 1, 1],
+    strides: [1, 1],
+  }, { outputs: ['out_sample'] });
+  b.output('out_sample', 'float32', ['batch', 4, 'height', 'width']);
+
+  const { model, weights } = b.model('Dual Style Studio demo UNet: random weights, SD1.x structure in miniature.');
+  return { model, weights: weights! };
+}
