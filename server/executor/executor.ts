@@ -1,0 +1,280 @@
+/**
+ * Runs a validated graph: the requested output nodes and their ancestors, in topological order, one
+ * node at a time. Each node's content key is computed before it runs; a key already in the cache is
+ * served without running, so editing a decoder prompt re-runs the decoder, not the inversion.
+ * Progress, previews and warnings stream out as events; cancellation is checked between nodes and,
+ * through ctx.throwIfCancelled(), between a node's own steps.
+ */
+import type { Graph, GraphNode } from '../protocol/graph.ts';
+import {
+  CancelledError,
+  type AnyNodeDefinition,
+  type Logger,
+  type NodeContext,
+  type NodeRunResult,
+  type PreviewSource,
+  type Services,
+} from '../../nodes/types.ts';
+import type { NodeCatalog } from '../catalog.ts';
+import { ancestorsOf, topoOrder } from '../graph/topo.ts';
+import type { CachedOutputs, OutputCache } from './cache.ts';
+import { contentKey } from './keys.ts';
+
+export type ExecEvent =
+  | { type: 'node:started'; nodeId: string; nodeType: string }
+  | { type: 'node:progress'; nodeId: string; step: number; total: number }
+  | { type: 'node:preview'; nodeId: string; step: number; total: number; source: PreviewSource }
+  | { type: 'node:warning'; nodeId: string; message: string }
+  | { type: 'node:done'; nodeId: string; cached: boolean; ms: number; result?: NodeRunResult };
+
+export interface ExecuteOptions {
+  jobId: string;
+  /** Already validated (validateGraph(...).graph): params parsed, edges checked, no cycles. */
+  graph: Graph;
+  catalog: NodeCatalog;
+  services: Services;
+  cache: OutputCache;
+  signal: AbortSignal;
+  emit(e: ExecEvent): void;
+  /** Run only these nodes and their ancestors (default: every output node). */
+  outputs?: string[];
+  /** Minimum time between preview frames, for ctx.previewDue() (default 250 ms). */
+  previewIntervalMs?: number;
+  /** Process-wide memo shared across jobs (sessions, tokenizers); defaults to one per process. */
+  memo?: MemoStore;
+  logger?: Logger;
+}
+
+export interface ExecuteSummary {
+  /** Node ids that ran, in run order. */
+  computed: string[];
+  /** Node ids served from the cache, in order. */
+  cached: string[];
+  /** What each output node showed (computed or cached). */
+  results: Record<string, NodeRunResult>;
+  /** Warnings by node id (including those replayed from the cache). */
+  warnings: Record<string, string[]>;
+  /** The content key of every node that was needed, by node id. */
+  keys: Record<string, string>;
+}
+
+/** A node threw: the job fails with the node's id and its message. */
+export class NodeFailedError extends Error {
+  readonly nodeId: string;
+  readonly nodeType: string;
+  /** The node's own message, without the "<title> (<id>) failed:" prefix. */
+  readonly detail: string;
+
+  constructor(nodeId: string, nodeType: string, nodeTitle: string, cause: unknown) {
+    const detail = cause instanceof Error ? cause.message : String(cause);
+    super(`${nodeTitle} (${nodeId}) failed: ${detail}`, { cause });
+    this.name = 'NodeFailedError';
+    this.nodeId = nodeId;
+    this.nodeType = nodeType;
+    this.detail = detail;
+  }
+}
+
+/**
+ * Memo of expensive derived things shared by every job of the process. Stores the promise, so two
+ * nodes asking at once share one computation; a failed computation is forgotten so it can be retried.
+ */
+export class MemoStore {
+  private readonly entries = new Map<string, Promise<unknown>>();
+
+  get<T>(key: string, compute: () => Promise<T>): Promise<T> {
+    const hit = this.entries.get(key);
+    if (hit) return hit as Promise<T>;
+    const p = Promise.resolve().then(compute);
+    this.entries.set(key, p);
+    p.catch(() => {
+      if (this.entries.get(key) === p) this.entries.delete(key);
+    });
+    return p;
+  }
+
+  has(key: string): boolean {
+    return this.entries.has(key);
+  }
+
+  delete(key: string): boolean {
+    return this.entries.delete(key);
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}
+
+const processMemo = new MemoStore();
+
+const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+export async function executeGraph(opts: ExecuteOptions): Promise<ExecuteSummary> {
+  const { graph, catalog, cache, signal, emit } = opts;
+  const memo = opts.memo ?? processMemo;
+  const logger = opts.logger ?? silentLogger;
+  const previewInterval = opts.previewIntervalMs ?? 250;
+
+  const nodes = new Map<string, GraphNode>();
+  for (const n of graph.nodes) if (!nodes.has(n.id)) nodes.set(n.id, n);
+  const defOf = (node: GraphNode): AnyNodeDefinition => {
+    const def = catalog.get(node.type);
+    // validateGraph rules this out; guard anyway so a caller skipping validation gets a clear error.
+    if (!def) throw new Error(`Node "${node.id}" has unknown type "${node.type}"; validate the graph before running it.`);
+    return def;
+  };
+
+  const targets = opts.outputs ?? graph.nodes.filter((n) => defOf(n).output === true).map((n) => n.id);
+  for (const id of targets) {
+    if (!nodes.has(id)) throw new Error(`Cannot run node "${id}": there is no such node in the graph.`);
+  }
+  const needed = ancestorsOf(graph, targets);
+  const { order, cycle } = topoOrder(graph);
+  if (cycle) throw new Error(`The graph has a cycle (${cycle.join(' → ')}); validate the graph before running it.`);
+
+  const incoming = new Map<string, { input: string; from: string; output: string }[]>();
+  for (const e of graph.edges) {
+    const list = incoming.get(e.to.node) ?? [];
+    list.push({ input: e.to.input, from: e.from.node, output: e.from.output });
+    incoming.set(e.to.node, list);
+  }
+
+  const summary: ExecuteSummary = { computed: [], cached: [], results: {}, warnings: {}, keys: {} };
+  const values = new Map<string, Record<string, unknown>>();
+
+  for (const nodeId of order) {
+    if (!needed.has(nodeId)) continue;
+    if (signal.aborted) throw new CancelledError();
+    const node = nodes.get(nodeId)!;
+    const def = defOf(node);
+    const title = node.title?.trim() || def.title;
+    const params = node.params;
+
+    const inputs: Record<string, unknown> = {};
+    const inputKeys: Record<string, string> = {};
+    for (const link of incoming.get(nodeId) ?? []) {
+      inputs[link.input] = values.get(link.from)![link.output];
+      inputKeys[link.input] = `${summary.keys[link.from]}:${link.output}`;
+    }
+
+    let identity: string | undefined;
+    try {
+      identity = def.identity ? await def.identity(params, opts.services) : undefined;
+    } catch (err) {
+      throw failure(err, signal, nodeId, def, title, logger);
+    }
+    const key = contentKey({ type: def.type, params, identity, inputs: inputKeys });
+    summary.keys[nodeId] = key;
+
+    const hit = cache.get(key);
+    if (hit) {
+      values.set(nodeId, hit.outputs);
+      summary.cached.push(nodeId);
+      record(summary, nodeId, hit);
+      for (const message of hit.warnings) emit({ type: 'node:warning', nodeId, message });
+      emit({ type: 'node:done', nodeId, cached: true, ms: 0, ...(hit.result ? { result: hit.result } : {}) });
+      continue;
+    }
+
+    emit({ type: 'node:started', nodeId, nodeType: def.type });
+    const started = performance.now();
+    const warnings: string[] = [];
+    const ctx = makeContext({ opts, nodeId, signal, memo, logger, previewInterval, warnings });
+    let out: Awaited<ReturnType<AnyNodeDefinition['run']>>;
+    try {
+      out = await def.run({ inputs, params, ctx });
+      checkOutputs(def, out);
+    } catch (err) {
+      throw failure(err, signal, nodeId, def, title, logger);
+    }
+    const entry: CachedOutputs = { outputs: out.outputs, warnings, ...(out.result ? { result: out.result } : {}) };
+    cache.set(key, entry);
+    values.set(nodeId, out.outputs);
+    summary.computed.push(nodeId);
+    record(summary, nodeId, entry);
+    const ms = Math.round(performance.now() - started);
+    emit({ type: 'node:done', nodeId, cached: false, ms, ...(out.result ? { result: out.result } : {}) });
+  }
+  // A node that ignored the signal may have finished after the cancel: the job is still cancelled.
+  if (signal.aborted) throw new CancelledError();
+  return summary;
+}
+
+function record(summary: ExecuteSummary, nodeId: string, entry: CachedOutputs): void {
+  if (entry.result) summary.results[nodeId] = entry.result;
+  if (entry.warnings.length) summary.warnings[nodeId] = [...entry.warnings];
+}
+
+/** Every declared output must be present; a node that forgets one would break its consumers later. */
+function checkOutputs(def: AnyNodeDefinition, out: unknown): void {
+  if (typeof out !== 'object' || out === null || typeof (out as { outputs?: unknown }).outputs !== 'object' || (out as { outputs?: unknown }).outputs === null) {
+    throw new Error(`node type "${def.type}" returned no outputs object`);
+  }
+  const outputs = (out as { outputs: Record<string, unknown> }).outputs;
+  const missing = Object.keys(def.outputs).filter((name) => outputs[name] === undefined);
+  if (missing.length) {
+    throw new Error(`node type "${def.type}" did not produce output${missing.length > 1 ? 's' : ''} ${missing.map((m) => `"${m}"`).join(', ')}`);
+  }
+}
+
+function failure(err: unknown, signal: AbortSignal, nodeId: string, def: AnyNodeDefinition, title: string, logger: Logger): Error {
+  // Anything thrown after a cancel (an aborted session run, a half-read file) is the cancel's doing.
+  if (err instanceof CancelledError) return err;
+  if (signal.aborted) return new CancelledError();
+  const failed = new NodeFailedError(nodeId, def.type, title, err);
+  logger.error(failed.message, err instanceof Error && err.name !== 'NodeError' ? err.stack : undefined);
+  return failed;
+}
+
+function makeContext(args: {
+  opts: ExecuteOptions;
+  nodeId: string;
+  signal: AbortSignal;
+  memo: MemoStore;
+  logger: Logger;
+  previewInterval: number;
+  warnings: string[];
+}): NodeContext {
+  const { opts, nodeId, signal, memo, logger, previewInterval, warnings } = args;
+  let lastPreview = -Infinity;
+  const previewDue = () => performance.now() - lastPreview >= previewInterval;
+  const prefix = `[${opts.jobId} ${nodeId}] `;
+  return {
+    jobId: opts.jobId,
+    nodeId,
+    signal,
+    services: opts.services,
+    throwIfCancelled() {
+      if (signal.aborted) throw new CancelledError();
+    },
+    progress(step, total) {
+      opts.emit({ type: 'node:progress', nodeId, step, total });
+    },
+    previewDue,
+    preview(step, total, source) {
+      // Frames offered faster than the interval are dropped, so a node that previews every step
+      // cannot flood the socket.
+      if (!previewDue()) return;
+      lastPreview = performance.now();
+      opts.emit({ type: 'node:preview', nodeId, step, total, source });
+    },
+    warn(message) {
+      warnings.push(message);
+      opts.emit({ type: 'node:warning', nodeId, message });
+    },
+    memo(key, compute) {
+      return memo.get(key, compute);
+    },
+    log: {
+      debug: (msg, extra) => logger.debug(prefix + msg, extra),
+      info: (msg, extra) => logger.info(prefix + msg, extra),
+      warn: (msg, extra) => logger.warn(prefix + msg, extra),
+      error: (msg, extra) => logger.error(prefix + msg, extra),
+    },
+  };
+}

@@ -1,0 +1,517 @@
+/**
+ * Graph validation: everything that can be known before a job runs is checked here, and every problem
+ * is reported at once, tied to a node id and field, in words a user understands
+ * ("Mask → sharpness must be ≤ 200, got 500"). Steps: migrate the file forward, check its shape with
+ * the zod GraphSchema, then the semantic checks against the node catalog.
+ *
+ * Unknown parameter names (e.g. left over from an older node version) are dropped silently, so a file
+ * keeps loading when a node loses a parameter; pass `strictParams: true` to report them instead.
+ */
+import type { z } from 'zod';
+import {
+  GraphEdgeSchema,
+  GraphNodeSchema,
+  GraphSchema,
+  type Graph,
+  type GraphEdge,
+  type GraphNode,
+  type ValidationIssue,
+  type ValidationResult,
+} from '../protocol/graph.ts';
+import type { AnyNodeDefinition, InputSpec, OutputSpec } from '../../nodes/types.ts';
+import type { NodeCatalog } from '../catalog.ts';
+import { describeValue, migrateGraph, type MigrationTable } from './migrate.ts';
+import { topoOrder } from './topo.ts';
+
+export interface ValidateOptions {
+  /** Report 'no_outputs' when the graph has no output node. Default true; the live editor passes false. */
+  requireOutput?: boolean;
+  /** Report parameters the node type does not have ('param_invalid') instead of dropping them. */
+  strictParams?: boolean;
+  /** Migration table (tests inject one); defaults to the project's. */
+  migrations?: MigrationTable;
+}
+
+export function validateGraph(raw: unknown, catalog: NodeCatalog, opts: ValidateOptions = {}): ValidationResult {
+  if (typeof raw === 'string') {
+    try {
+      raw = JSON.parse(raw);
+    } catch (err) {
+      return { ok: false, issues: [{ code: 'invalid_json', message: `The graph file is not valid JSON: ${(err as Error).message}` }] };
+    }
+  }
+
+  const migrated = migrateGraph(raw, opts.migrations);
+  if (migrated.issues.length > 0) return { ok: false, issues: migrated.issues };
+
+  const issues: ValidationIssue[] = [];
+  const parsed = GraphSchema.safeParse(migrated.graph);
+  let shape: { nodes: GraphNode[]; edges: GraphEdge[] };
+  // Ids of nodes whose own entry is malformed: their edges are not "dangling", just not checkable.
+  const brokenIds = new Set<string>();
+  if (parsed.success) {
+    shape = parsed.data;
+  } else {
+    const rawObj = migrated.graph as Record<string, unknown>;
+    for (const zi of parsed.error.issues) issues.push(schemaIssue(zi, rawObj));
+    // Salvage the entries that are well formed so their problems are reported in this same pass.
+    const rawNodes = Array.isArray(rawObj.nodes) ? rawObj.nodes : [];
+    const rawEdges = Array.isArray(rawObj.edges) ? rawObj.edges : [];
+    const nodes: GraphNode[] = [];
+    for (const n of rawNodes) {
+      const r = GraphNodeSchema.safeParse(n);
+      if (r.success) nodes.push(r.data);
+      else if (isRecord(n) && typeof n.id === 'string') brokenIds.add(n.id);
+    }
+    const edges: GraphEdge[] = [];
+    for (const e of rawEdges) {
+      const r = GraphEdgeSchema.safeParse(e);
+      if (r.success) edges.push(r.data);
+    }
+    shape = { nodes, edges };
+  }
+
+  const { issues: semantic, params } = checkGraph(shape, catalog, opts, brokenIds);
+  issues.push(...semantic);
+
+  if (!parsed.success) return { ok: false, issues };
+  const graph: Graph = {
+    ...parsed.data,
+    nodes: parsed.data.nodes.map((n, i) => (params.has(i) ? { ...n, params: params.get(i)! } : n)),
+  };
+  return { ok: issues.length === 0, issues, graph };
+}
+
+/** One line for logs and the command line: "[code] message (node x, field y)". */
+export function formatIssue(i: ValidationIssue): string {
+  const where = [i.nodeId !== undefined ? `node ${i.nodeId}` : '', i.field !== undefined ? `field ${i.field}` : '']
+    .filter(Boolean)
+    .join(', ');
+  return `[${i.code}] ${i.message}${where ? ` (${where})` : ''}`;
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+interface Checked {
+  issues: ValidationIssue[];
+  /** Parsed params (defaults filled) by node index, for nodes whose params are valid. */
+  params: Map<number, Record<string, unknown>>;
+}
+
+function checkGraph(
+  graph: { nodes: GraphNode[]; edges: GraphEdge[] },
+  catalog: NodeCatalog,
+  opts: ValidateOptions,
+  brokenIds: Set<string>,
+): Checked {
+  const issues: ValidationIssue[] = [];
+  const params = new Map<number, Record<string, unknown>>();
+  const names = displayNames(graph.nodes, catalog);
+
+  // Nodes: ids, types.
+  const byId = new Map<string, GraphNode>();
+  for (const node of graph.nodes) {
+    const first = byId.get(node.id);
+    if (first) {
+      issues.push({
+        code: 'duplicate_node_id',
+        nodeId: node.id,
+        field: 'id',
+        message: `Two nodes share the id "${node.id}" (${names.get(first)} and ${names.get(node)}); node ids must be unique.`,
+      });
+      continue;
+    }
+    byId.set(node.id, node);
+    if (!catalog.has(node.type)) {
+      const hint = suggest(node.type, [...catalog.keys()]);
+      issues.push({
+        code: 'unknown_node_type',
+        nodeId: node.id,
+        field: 'type',
+        message: `Node "${node.id}" has unknown type "${node.type}"${hint ? `; did you mean "${hint}"?` : '.'}`,
+      });
+    }
+  }
+  const defOf = (id: string): AnyNodeDefinition | undefined => {
+    const n = byId.get(id);
+    return n ? catalog.get(n.type) : undefined;
+  };
+  const nameOf = (id: string): string => names.get(byId.get(id)!)!;
+
+  // Edges: endpoints, socket names, socket types, one edge per input.
+  const intoInput = new Map<string, number>();
+  const connected = new Set<string>();
+  const checkableEdges: GraphEdge[] = [];
+  graph.edges.forEach((edge, ei) => {
+    const { from, to } = edge;
+    const fromNode = byId.get(from.node);
+    const toNode = byId.get(to.node);
+    if ((!fromNode && brokenIds.has(from.node)) || (!toNode && brokenIds.has(to.node))) return;
+    if (!fromNode || !toNode) {
+      // The input is wired (to nothing); saying it is also "not connected" would be noise.
+      if (toNode) connected.add(`${to.node}\u0000${to.input}`);
+      issues.push(danglingIssue(edge, ei, fromNode ? nameOf(from.node) : undefined, toNode ? nameOf(to.node) : undefined));
+      return;
+    }
+    checkableEdges.push(edge);
+    const key = `${to.node}\u0000${to.input}`;
+    intoInput.set(key, (intoInput.get(key) ?? 0) + 1);
+    connected.add(key);
+
+    const fromDef = defOf(from.node);
+    const toDef = defOf(to.node);
+    const outSpec = fromDef ? (fromDef.outputs as Record<string, OutputSpec>)[from.output] : undefined;
+    const inSpec = toDef ? (toDef.inputs as Record<string, InputSpec>)[to.input] : undefined;
+    if (fromDef && !outSpec) {
+      issues.push({
+        code: 'unknown_output',
+        nodeId: from.node,
+        field: from.output,
+        message: `${nameOf(from.node)} has no output "${from.output}" (it has ${listOrNone(Object.keys(fromDef.outputs))}).`,
+      });
+    }
+    if (toDef && !inSpec) {
+      issues.push({
+        code: 'unknown_input',
+        nodeId: to.node,
+        field: to.input,
+        message: `${nameOf(to.node)} has no input "${to.input}" (it has ${listOrNone(Object.keys(toDef.inputs))}).`,
+      });
+    }
+    if (outSpec && inSpec && outSpec.type !== inSpec.type) {
+      issues.push({
+        code: 'type_mismatch',
+        nodeId: to.node,
+        field: to.input,
+        message: `${nameOf(to.node)} → ${to.input} expects ${inSpec.type}, got ${outSpec.type} from ${nameOf(from.node)} → ${from.output}`,
+      });
+    }
+  });
+  for (const [key, count] of intoInput) {
+    if (count < 2) continue;
+    const [nodeId, input] = key.split('\u0000');
+    issues.push({
+      code: 'multiple_edges',
+      nodeId,
+      field: input,
+      message: `${nameOf(nodeId)} → ${input} has ${count} connections; an input takes exactly one.`,
+    });
+  }
+
+  // Per node: required inputs, parameters, the node's own checks.
+  graph.nodes.forEach((node, i) => {
+    if (byId.get(node.id) !== node) return; // duplicate id, reported above
+    const def = catalog.get(node.type);
+    if (!def) return;
+    const name = names.get(node)!;
+    for (const [input, spec] of Object.entries(def.inputs as Record<string, InputSpec>)) {
+      if (spec.optional || connected.has(`${node.id}\u0000${input}`)) continue;
+      issues.push({
+        code: 'missing_input',
+        nodeId: node.id,
+        field: input,
+        message: `${name} → ${input} is not connected; it needs a ${spec.type} input.`,
+      });
+    }
+    const parsed = checkParams(node, def, name, opts, issues);
+    if (parsed) params.set(i, parsed);
+  });
+
+  // Cycles: report each independent one, naming its nodes in edge direction.
+  const cycleIssues = findCycles({ nodes: [...byId.values()], edges: checkableEdges }).map((cycle): ValidationIssue => ({
+    code: 'cycle',
+    nodeId: cycle[0],
+    message: `These nodes form a cycle: ${[...cycle, cycle[0]].map(nameOf).join(' → ')}. Remove one of these connections.`,
+  }));
+  issues.push(...cycleIssues);
+
+  if (opts.requireOutput !== false && ![...byId.values()].some((n) => catalog.get(n.type)?.output === true)) {
+    const examples = [...catalog.values()].filter((d) => d.output).map((d) => d.title).slice(0, 3);
+    const hint = examples.length ? ` such as ${examples.join(' or ')}` : '';
+    issues.push({
+      code: 'no_outputs',
+      message:
+        graph.nodes.length === 0
+          ? `The graph is empty; add nodes and an output node${hint}.`
+          : `The graph has no output node; add one${hint} so the job produces a result.`,
+    });
+  }
+  return { issues, params };
+}
+
+function checkParams(
+  node: GraphNode,
+  def: AnyNodeDefinition,
+  name: string,
+  opts: ValidateOptions,
+  issues: ValidationIssue[],
+): Record<string, unknown> | undefined {
+  const schema = def.params as z.ZodObject;
+  if (opts.strictParams) {
+    for (const key of Object.keys(node.params)) {
+      if (key in schema.shape) continue;
+      issues.push({
+        code: 'param_invalid',
+        nodeId: node.id,
+        field: key,
+        message: `${name} has no parameter "${key}" (it has ${listOrNone(Object.keys(schema.shape))}).`,
+      });
+    }
+  }
+  let result: ReturnType<typeof schema.safeParse>;
+  try {
+    result = schema.safeParse(node.params);
+  } catch (err) {
+    issues.push({ code: 'param_invalid', nodeId: node.id, message: `${name}: parameters could not be checked: ${(err as Error).message}` });
+    return undefined;
+  }
+  if (!result.success) {
+    for (const zi of result.error.issues) {
+      const field = pathString(zi.path);
+      const value = valueAt(node.params, zi.path);
+      issues.push({ code: paramCode(zi, value), nodeId: node.id, field, message: `${name} → ${field} ${predicate(zi, value)}` });
+    }
+    return undefined;
+  }
+  const parsed = result.data as Record<string, unknown>;
+  if (def.check) {
+    let problems: { field: string; message: string }[];
+    try {
+      problems = def.check(parsed);
+    } catch (err) {
+      problems = [{ field: '', message: `could not be checked: ${(err as Error).message}` }];
+    }
+    for (const p of problems) {
+      const sep = /^[A-Z]/.test(p.message) ? ': ' : ' ';
+      issues.push({
+        code: 'custom',
+        nodeId: node.id,
+        ...(p.field ? { field: p.field } : {}),
+        message: p.field ? `${name} → ${p.field}${sep}${p.message}` : `${name}: ${p.message}`,
+      });
+    }
+  }
+  return parsed;
+}
+
+function paramCode(zi: z.core.$ZodIssue, value: unknown): ValidationIssue['code'] {
+  switch (zi.code) {
+    case 'too_big':
+    case 'too_small':
+      return 'param_out_of_range';
+    case 'invalid_type':
+      return value === undefined ? 'param_invalid' : 'param_wrong_type';
+    default:
+      return 'param_invalid';
+  }
+}
+
+/** The part of a message after the subject: "must be ≤ 200, got 500". */
+function predicate(zi: z.core.$ZodIssue, value: unknown): string {
+  const got = describeValue(value);
+  switch (zi.code) {
+    case 'too_big': {
+      const limit = Number(zi.maximum);
+      if (zi.origin === 'string') return `must be at most ${limit} characters long, got ${String(value).length}`;
+      if (zi.origin === 'array' || zi.origin === 'set') return `must have at most ${limit} items, got ${sizeOf(value)}`;
+      return `must be ${zi.inclusive === false ? '<' : '≤'} ${limit}, got ${got}`;
+    }
+    case 'too_small': {
+      const limit = Number(zi.minimum);
+      if (zi.origin === 'string') {
+        return limit === 1 ? 'must not be empty' : `must be at least ${limit} characters long, got ${String(value).length}`;
+      }
+      if (zi.origin === 'array' || zi.origin === 'set') return `must have at least ${limit} items, got ${sizeOf(value)}`;
+      return `must be ${zi.inclusive === false ? '>' : '≥'} ${limit}, got ${got}`;
+    }
+    case 'invalid_type':
+      if (value === undefined) return 'is required';
+      return `must be ${typeName(zi.expected)}, got ${kindOf(value)}${kindDetail(value)}`;
+    case 'invalid_value':
+      if (zi.values.length === 1) return `must be ${JSON.stringify(zi.values[0])}, got ${got}`;
+      return `must be one of ${zi.values.map((v) => JSON.stringify(v)).join(', ')}, got ${got}`;
+    case 'not_multiple_of':
+      return `must be a multiple of ${Number(zi.divisor)}, got ${got}`;
+    case 'unrecognized_keys':
+      return `has unknown field${zi.keys.length > 1 ? 's' : ''} ${zi.keys.map((k) => `"${k}"`).join(', ')}`;
+    case 'invalid_format':
+      // Pattern checks usually carry an author-written message ("may use letters, digits..."); keep it.
+      return zi.format === 'regex' ? `is not valid: ${zi.message}` : `must be a valid ${zi.format}, got ${got}`;
+    default:
+      return `is not valid: ${zi.message}`;
+  }
+}
+
+function typeName(expected: string): string {
+  switch (expected) {
+    case 'number':
+      return 'a number';
+    case 'int':
+    case 'bigint':
+      return 'a whole number';
+    case 'string':
+      return 'text';
+    case 'boolean':
+      return 'true or false';
+    case 'array':
+    case 'tuple':
+      return 'a list';
+    case 'object':
+    case 'record':
+    case 'map':
+      return 'an object';
+    default:
+      return expected;
+  }
+}
+
+/** JSON kind of a value as a user sees it: string, number, boolean, list, object, null. */
+function kindOf(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'list';
+  return typeof v;
+}
+
+function kindDetail(v: unknown): string {
+  if (typeof v === 'string') return ` ${JSON.stringify(v.length > 40 ? v.slice(0, 37) + '...' : v)}`;
+  if (typeof v === 'number' || typeof v === 'boolean') return ` ${v}`;
+  return '';
+}
+
+function sizeOf(v: unknown): number | string {
+  if (Array.isArray(v)) return v.length;
+  if (v instanceof Set) return v.size;
+  return '?';
+}
+
+/** Turns a zod issue about the file's structure into a ValidationIssue with a readable path. */
+function schemaIssue(zi: z.core.$ZodIssue, raw: Record<string, unknown>): ValidationIssue {
+  const path = zi.path;
+  const value = valueAt(raw, path);
+  let nodeId: string | undefined;
+  let subject = pathString(path) || 'The graph';
+  if (path[0] === 'nodes' && typeof path[1] === 'number') {
+    const node = valueAt(raw, path.slice(0, 2));
+    if (isRecord(node) && typeof node.id === 'string' && path[2] !== 'id') {
+      nodeId = node.id;
+      const rest = pathString(path.slice(2));
+      subject = `Node "${node.id}"${rest ? ` → ${rest}` : ''}`;
+    }
+  }
+  return {
+    code: 'schema',
+    ...(nodeId !== undefined ? { nodeId } : {}),
+    ...(path.length ? { field: pathString(path) } : {}),
+    message: `${subject} ${predicate(zi, value)}`,
+  };
+}
+
+function danglingIssue(edge: GraphEdge, index: number, fromName?: string, toName?: string): ValidationIssue {
+  const { from, to } = edge;
+  if (toName) {
+    return {
+      code: 'dangling_edge',
+      nodeId: to.node,
+      field: to.input,
+      message: `${toName} → ${to.input} is connected to node "${from.node}", which does not exist.`,
+    };
+  }
+  if (fromName) {
+    return {
+      code: 'dangling_edge',
+      nodeId: from.node,
+      field: from.output,
+      message: `${fromName} → ${from.output} is connected to node "${to.node}", which does not exist.`,
+    };
+  }
+  return {
+    code: 'dangling_edge',
+    field: `edges[${index}]`,
+    message: `A connection links nodes "${from.node}" and "${to.node}", neither of which exists.`,
+  };
+}
+
+function findCycles(graph: { nodes: GraphNode[]; edges: GraphEdge[] }): string[][] {
+  const cycles: string[][] = [];
+  let nodes = graph.nodes;
+  // Each round removes the nodes of one cycle; bounded by the node count.
+  for (let round = 0; round < graph.nodes.length; round++) {
+    const { cycle } = topoOrder({ nodes, edges: graph.edges });
+    if (!cycle) break;
+    cycles.push(cycle);
+    const drop = new Set(cycle);
+    nodes = nodes.filter((n) => !drop.has(n.id));
+  }
+  return cycles;
+}
+
+/**
+ * How each node is named in messages: its user title, else its type's title; the id is added when
+ * two nodes would otherwise read the same ("Mask (m2)").
+ */
+function displayNames(nodes: GraphNode[], catalog: NodeCatalog): Map<GraphNode, string> {
+  const base = new Map<GraphNode, string>();
+  const count = new Map<string, number>();
+  for (const n of nodes) {
+    const title = n.title?.trim() || catalog.get(n.type)?.title || n.type;
+    base.set(n, title);
+    count.set(title, (count.get(title) ?? 0) + 1);
+  }
+  const names = new Map<GraphNode, string>();
+  for (const [n, title] of base) names.set(n, count.get(title)! > 1 ? `${title} (${n.id})` : title);
+  return names;
+}
+
+function pathString(path: readonly PropertyKey[]): string {
+  let s = '';
+  for (const p of path) {
+    if (typeof p === 'number') s += `[${p}]`;
+    else s += s ? `.${String(p)}` : String(p);
+  }
+  return s;
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let v: unknown = root;
+  for (const p of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<PropertyKey, unknown>)[p];
+  }
+  return v;
+}
+
+function listOrNone(names: string[]): string {
+  return names.length ? names.map((n) => `"${n}"`).join(', ') : 'none';
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A catalog type close to a misspelt one: same letters ignoring case, or at most 2 edits away. */
+function suggest(type: string, known: string[]): string | undefined {
+  const lower = type.toLowerCase();
+  let best: string | undefined;
+  let bestDist = 3;
+  for (const k of known) {
+    const d = k.toLowerCase() === lower ? 0 : editDistance(lower, k.toLowerCase());
+    if (d < bestDist) {
+      best = k;
+      bestDist = d;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 2) return 3;
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length];
+}
