@@ -1,0 +1,272 @@
+/**
+ * onnxruntime-node plumbing: execution-provider selection, session creation, input/output metadata,
+ * and tensors in whatever dtype a model declares (float32, float16, int32, int64, float64).
+ * The engine works in float32 throughout; conversion happens here at the session boundary.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import ort from 'onnxruntime-node';
+
+export type ExecutionProviderRequest = 'auto' | 'cuda' | 'webgpu' | 'cpu';
+export type ExecutionProvider = 'cuda' | 'webgpu' | 'cpu';
+
+export const EXECUTION_PROVIDERS: readonly ExecutionProviderRequest[] = ['auto', 'cuda', 'webgpu', 'cpu'];
+
+export type InferenceSession = ort.InferenceSession;
+export type OrtTensor = ort.Tensor;
+export { ort };
+
+/** The native binding folder of onnxruntime-node (where provider libraries must sit). */
+export function ortBinaryDir(): string | null {
+  try {
+    const entry = createRequire(import.meta.url).resolve('onnxruntime-node');
+    // .../onnxruntime-node/dist/index.js → .../onnxruntime-node/bin/napi-v*/<platform>/<arch>
+    let root = path.dirname(entry);
+    while (!existsSync(path.join(root, 'package.json')) && path.dirname(root) !== root) root = path.dirname(root);
+    const bin = path.join(root, 'bin');
+    const napi = existsSync(bin) ? readdirSync(bin).filter((d) => d.startsWith('napi-v')).sort().reverse() : [];
+    for (const d of napi) {
+      const dir = path.join(bin, d, process.platform, process.arch);
+      if (existsSync(dir)) return dir;
+    }
+    return null;
+  } catch {
+    return null;
+  }
+}
+
+const CUDA_LIBRARY = process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
+
+export const CUDA_HOWTO =
+  'install it with `ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node` on a machine with internet ' +
+  '(needs an NVIDIA driver with CUDA 12 and cuDNN 9), or run with --ep cpu';
+
+/** Whether onnxruntime-node's CUDA provider library is installed, and if not, why. */
+export function cudaProviderStatus(): { available: boolean; reason: string } {
+  if (process.platform !== 'linux' && process.platform !== 'win32') {
+    return { available: false, reason: `the CUDA execution provider is not available on ${process.platform}` };
+  }
+  const dir = ortBinaryDir();
+  if (!dir) return { available: false, reason: 'onnxruntime-node native binaries were not found' };
+  const lib = path.join(dir, CUDA_LIBRARY);
+  if (!existsSync(lib)) return { available: false, reason: `${CUDA_LIBRARY} is missing from ${dir}` };
+  return { available: true, reason: `${CUDA_LIBRARY} found in ${dir}` };
+}
+
+export interface ProviderChoice {
+  provider: ExecutionProvider;
+  /** One line for logs and the UI: what was asked, what was used, and why. */
+  note: string;
+}
+
+export function sessionOptions(provider: ExecutionProvider): ort.InferenceSession.SessionOptions {
+  return {
+    executionProviders: [provider],
+    graphOptimizationLevel: 'all',
+    // 3 = errors only: onnxruntime's warnings about unused initializers etc. are noise for users.
+    logSeverityLevel: 3,
+    logVerbosityLevel: 0,
+  };
+}
+
+/**
+ * Creates a session on a concrete provider, or resolves a request (`auto` tries CUDA, falls back to
+ * CPU). Created from the file path so onnxruntime resolves external weights (weights.pb) beside it.
+ */
+export async function createSession(
+  modelPath: string,
+  request: ExecutionProviderRequest | ExecutionProvider,
+): Promise<{ session: ort.InferenceSession } & ProviderChoice> {
+  if (request === 'auto') {
+    const cuda = cudaProviderStatus();
+    if (cuda.available) {
+      try {
+        const session = await ort.InferenceSession.create(modelPath, sessionOptions('cuda'));
+        return { session, provider: 'cuda', note: 'auto: using CUDA' };
+      } catch (e) {
+        const session = await ort.InferenceSession.create(modelPath, sessionOptions('cpu'));
+        return { session, provider: 'cpu', note: `auto: CUDA failed to start (${firstLine(e)}); using CPU` };
+      }
+    }
+    const session = await ort.InferenceSession.create(modelPath, sessionOptions('cpu'));
+    return { session, provider: 'cpu', note: `auto: CUDA unavailable (${cuda.reason}); using CPU` };
+  }
+  if (request === 'cuda') {
+    const cuda = cudaProviderStatus();
+    if (!cuda.available) {
+      throw new Error(`CUDA execution provider requested, but ${cuda.reason}: ${CUDA_HOWTO}`);
+    }
+    try {
+      const session = await ort.InferenceSession.create(modelPath, sessionOptions('cuda'));
+      return { session, provider: 'cuda', note: 'cuda: using CUDA' };
+    } catch (e) {
+      throw new Error(
+        `CUDA execution provider requested, but it failed to start: ${firstLine(e)}. ` +
+          'Check the NVIDIA driver, CUDA 12 and cuDNN 9 libraries (LD_LIBRARY_PATH), or run with --ep cpu',
+      );
+    }
+  }
+  if (request === 'webgpu') {
+    try {
+      const session = await ort.InferenceSession.create(modelPath, sessionOptions('webgpu'));
+      return { session, provider: 'webgpu', note: 'webgpu: using WebGPU (Dawn)' };
+    } catch (e) {
+      throw new Error(`WebGPU execution provider requested, but it failed to start: ${firstLine(e)}. Run with --ep cpu or --ep cuda`);
+    }
+  }
+  if (request !== 'cpu') throw new Error(`unknown execution provider "${String(request)}" (auto, cuda, webgpu or cpu)`);
+  const session = await ort.InferenceSession.create(modelPath, sessionOptions('cpu'));
+  return { session, provider: 'cpu', note: 'cpu: using CPU' };
+}
+
+function firstLine(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  return msg.split('\n')[0]!.trim();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metadata
+
+export type Dim = number | string;
+
+export interface TensorInfo {
+  name: string;
+  /** 'float32', 'float16', 'int64', 'int32', ... */
+  type: string;
+  /** Symbolic dimensions are strings; unknown rank is an empty array with `rankKnown` false. */
+  shape: Dim[];
+  rankKnown: boolean;
+}
+
+type MetaEntry = { name: string; isTensor?: boolean; type?: string; shape?: readonly (number | string)[] };
+
+function toInfo(m: MetaEntry): TensorInfo {
+  return { name: m.name, type: m.type ?? 'float32', shape: m.shape ? [...m.shape] : [], rankKnown: m.shape !== undefined };
+}
+
+export function inputInfos(session: ort.InferenceSession): TensorInfo[] {
+  const meta = (session as unknown as { inputMetadata?: readonly MetaEntry[] }).inputMetadata;
+  if (meta && meta.length === session.inputNames.length) return meta.map(toInfo);
+  return session.inputNames.map((name) => ({ name, type: 'float32', shape: [], rankKnown: false }));
+}
+
+export function outputInfos(session: ort.InferenceSession): TensorInfo[] {
+  const meta = (session as unknown as { outputMetadata?: readonly MetaEntry[] }).outputMetadata;
+  if (meta && meta.length === session.outputNames.length) return meta.map(toInfo);
+  return session.outputNames.map((name) => ({ name, type: 'float32', shape: [], rankKnown: false }));
+}
+
+/** Picks an input by preferred names, else by position; throws naming what the model offers. */
+export function findInput(infos: TensorInfo[], preferred: string[], fallbackIndex: number | null, what: string, model: string): TensorInfo {
+  for (const p of preferred) {
+    const hit = infos.find((i) => i.name === p);
+    if (hit) return hit;
+  }
+  if (fallbackIndex !== null && infos[fallbackIndex]) return infos[fallbackIndex]!;
+  throw new Error(`${model} has no ${what} input (expected one of ${preferred.join(', ')}; it has ${infos.map((i) => i.name).join(', ') || 'none'})`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// float16
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** IEEE 754 binary32 → binary16 bits, round to nearest even; overflow → ±Inf, NaN kept. */
+export function float32ToFloat16Bits(value: number): number {
+  f32[0] = value;
+  const x = u32[0]!;
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0); // Inf / NaN
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00; // overflow
+  if (e <= 0) {
+    // Subnormal half (or zero): shift the implicit 1 in, round to nearest even.
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    const half = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const mid = 1 << (shift - 1);
+    return sign | (half + (rem > mid || (rem === mid && (half & 1)) ? 1 : 0));
+  }
+  const half = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  // Carry from rounding may bump the exponent, which is the right result (up to Inf).
+  return sign | (half + (rem > 0x1000 || (rem === 0x1000 && (half & 1)) ? 1 : 0));
+}
+
+/** binary16 bits → number. */
+export function float16BitsToFloat32(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >>> 10) & 0x1f;
+  const mant = h & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 0x1f) return mant ? NaN : sign * Infinity;
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}
+
+export function float32ToFloat16(src: Float32Array, out = new Uint16Array(src.length)): Uint16Array {
+  for (let i = 0; i < src.length; i++) out[i] = float32ToFloat16Bits(src[i]!);
+  return out;
+}
+
+export function float16ToFloat32(src: ArrayLike<number>, out = new Float32Array(src.length)): Float32Array {
+  for (let i = 0; i < src.length; i++) out[i] = float16BitsToFloat32(src[i]!);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tensors in the model's dtype
+
+/** A float32 tensor converted to `type` (float32 is passed through without copying). */
+export function floatTensor(type: string, data: Float32Array, dims: readonly number[]): ort.Tensor {
+  switch (type) {
+    case 'float32':
+      return new ort.Tensor('float32', data, dims);
+    case 'float16':
+      return new ort.Tensor('float16', float32ToFloat16(data), dims);
+    case 'float64':
+      return new ort.Tensor('float64', Float64Array.from(data), dims);
+    default:
+      throw new Error(`expected a floating-point input, the model declares ${type}`);
+  }
+}
+
+/** Integer or float tensor from plain numbers, in the declared type (ids, timesteps). */
+export function numberTensor(type: string, values: ArrayLike<number>, dims: readonly number[]): ort.Tensor {
+  const n = values.length;
+  switch (type) {
+    case 'int64': {
+      const a = new BigInt64Array(n);
+      for (let i = 0; i < n; i++) a[i] = BigInt(Math.round(values[i]!));
+      return new ort.Tensor('int64', a, dims);
+    }
+    case 'int32':
+      return new ort.Tensor('int32', Int32Array.from(values, (v) => Math.round(v)), dims);
+    case 'float32':
+      return new ort.Tensor('float32', Float32Array.from(values), dims);
+    case 'float16':
+      return new ort.Tensor('float16', float32ToFloat16(Float32Array.from(values)), dims);
+    case 'float64':
+      return new ort.Tensor('float64', Float64Array.from(values), dims);
+    default:
+      throw new Error(`unsupported input type ${type}`);
+  }
+}
+
+/** A floating-point output as float32 (float32 data is returned as is, not copied). */
+export function tensorToFloat32(t: ort.Tensor): Float32Array {
+  const d = t.data as unknown;
+  if (t.type === 'float32' && d instanceof Float32Array) return d;
+  if (t.type === 'float16') {
+    // Uint16Array of bits, or a native Float16Array where the runtime has one.
+    if (d instanceof Uint16Array) return float16ToFloat32(d);
+    return Float32Array.from(d as ArrayLike<number>);
+  }
+  if (t.type === 'float64' && d instanceof Float64Array) return Float32Array.from(d);
+  throw new Error(`expected a floating-point output, got ${t.type}`);
+}

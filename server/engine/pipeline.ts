@@ -1,0 +1,506 @@
+/**
+ * A Stable Diffusion 1.x pipeline from a diffusers ONNX folder: text encoder, UNet, VAE encoder and
+ * decoder sessions (created once, reused), the CLIP tokenizer and the scheduler config.
+ * Input names, dtypes and shapes are read from the sessions, never assumed: ids int32 or int64,
+ * timestep float32/float16/int64 and batched or scalar, weights fp32 or fp16, VAE encoder with
+ * 4 channels (mean) or 8 (mean + logvar). Everything outside this class is float32.
+ */
+import { createHash } from 'node:crypto';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { ImageValue } from '../../nodes/values.ts';
+import {
+  createSession,
+  findInput,
+  floatTensor,
+  inputInfos,
+  numberTensor,
+  outputInfos,
+  tensorToFloat32,
+  type ExecutionProvider,
+  type ExecutionProviderRequest,
+  type InferenceSession,
+  type OrtTensor,
+  type TensorInfo,
+} from './onnx.ts';
+import { SD1_SCHEDULER, schedulerConfigFromJson, type SchedulerConfig } from './schedule.ts';
+import { ClipTokenizer } from './tokenizer.ts';
+
+/** The files a folder must have to be loaded as an SD 1.x ONNX pipeline. */
+export const REQUIRED_FILES = [
+  'model_index.json',
+  'text_encoder/model.onnx',
+  'unet/model.onnx',
+  'vae_encoder/model.onnx',
+  'vae_decoder/model.onnx',
+  'tokenizer/vocab.json',
+  'tokenizer/merges.txt',
+] as const;
+
+const DEFAULT_VAE_SCALING = 0.18215;
+
+export interface PipelineInfo {
+  dir: string;
+  /** Fingerprint of the folder: file sizes and mtimes plus model_index.json. Changes when any file does. */
+  id: string;
+  executionProvider: ExecutionProvider;
+  /** What was asked and why this provider was used (e.g. "auto: CUDA unavailable (...); using CPU"). */
+  executionProviderNote: string;
+  /** Width D of the text embedding [77, D]. */
+  textDim: number;
+  /** Tokens per prompt including BOS/EOS (77 for CLIP). */
+  textLength: number;
+  latentChannels: number;
+  /** Image pixels per latent pixel (8 for SD). */
+  vaeDownsample: number;
+  vaeScalingFactor: number;
+  /** UNet timestep dtype as declared ('float32', 'float16', 'int64', ...). */
+  timestepType: string;
+  /** True when the UNet takes one timestep per batch row; false for scalar / 1-element timesteps. */
+  timestepBatched: boolean;
+  unetFp16: boolean;
+  textIdsType: string;
+  /** Channels the VAE encoder returns: latentChannels (mean) or 2× (mean + logvar; the mean is used). */
+  vaeEncoderChannels: number | null;
+  scheduler: SchedulerConfig;
+  /** Input names the UNet declares (sample, timestep, encoder_hidden_states, ...). */
+  unetInputs: string[];
+}
+
+export interface PipelineStats {
+  unetCalls: number;
+  unetMs: number;
+  /** Rows pushed through the UNet in total (calls × batch). */
+  unetRows: number;
+  textCalls: number;
+  textMs: number;
+  vaeCalls: number;
+  vaeMs: number;
+}
+
+export interface LoadOptions {
+  executionProvider?: ExecutionProviderRequest;
+}
+
+export interface TextEncoding {
+  /** last_hidden_state [textLength, textDim]; shared by the cache, treat as read-only. */
+  embedding: Float32Array;
+  /** Content tokens of the prompt before truncation. */
+  tokens: number;
+  truncated: boolean;
+}
+
+/** How to call one UNet session: its metadata, resolved once. */
+export interface UnetBinding {
+  session: InferenceSession;
+  sample: TensorInfo;
+  timestep: TensorInfo;
+  ehs: TensorInfo;
+  output: string;
+  /** Inputs beyond sample/timestep/ehs (e.g. encoder_hidden_states_2, mask of a rewritten UNet). */
+  extra: TensorInfo[];
+}
+
+/** Extra arguments of a UNet call on a rewritten session (attention merge). */
+export interface UnetCallExtras {
+  binding?: UnetBinding;
+  feeds?: Record<string, OrtTensor>;
+}
+
+/** Thrown for a folder that cannot be loaded as a pipeline; the message is meant for the user. */
+export class ModelFolderError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ModelFolderError';
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function readJson(file: string, dir: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new ModelFolderError(`cannot read ${path.relative(dir, file)} in ${dir}: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new ModelFolderError(`${path.relative(dir, file)} in ${dir} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+async function readOptionalJson(file: string, dir: string): Promise<Record<string, unknown> | null> {
+  if (!(await exists(file))) return null;
+  const j = await readJson(file, dir);
+  return j && typeof j === 'object' && !Array.isArray(j) ? (j as Record<string, unknown>) : null;
+}
+
+/** Checks the folder layout before any session is created; throws one error naming everything missing. */
+export async function checkModelFolder(dir: string): Promise<void> {
+  let st;
+  try {
+    st = await stat(dir);
+  } catch {
+    throw new ModelFolderError(`model folder not found: ${dir}`);
+  }
+  if (!st.isDirectory()) throw new ModelFolderError(`not a folder: ${dir} (a Stable Diffusion ONNX model is a folder)`);
+  const missing: string[] = [];
+  for (const f of REQUIRED_FILES) if (!(await exists(path.join(dir, f)))) missing.push(f);
+  if (missing.length > 0) {
+    throw new ModelFolderError(`not a Stable Diffusion ONNX folder: missing ${missing.join(', ')} in ${dir}`);
+  }
+  const index = await readJson(path.join(dir, 'model_index.json'), dir);
+  if (!index || typeof index !== 'object' || Array.isArray(index)) {
+    throw new ModelFolderError(`model_index.json in ${dir} must be a JSON object`);
+  }
+}
+
+/** Hash of every file's relative path, size and mtime, plus the text of model_index.json. */
+export async function fingerprintFolder(dir: string): Promise<string> {
+  const hash = createHash('sha256');
+  hash.update(await readFile(path.join(dir, 'model_index.json')));
+  const walk = async (rel: string, depth: number): Promise<void> => {
+    const entries = await readdir(path.join(dir, rel), { withFileTypes: true });
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const e of entries) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) {
+        if (depth < 2 && !e.name.startsWith('.')) await walk(r, depth + 1);
+      } else {
+        const s = await stat(path.join(dir, r));
+        hash.update(`${r}\0${s.size}\0${s.mtimeMs}\n`);
+      }
+    }
+  };
+  await walk('', 0);
+  return hash.digest('hex').slice(0, 16);
+}
+
+function numericDim(d: number | string | undefined): number | null {
+  return typeof d === 'number' && d > 0 ? d : null;
+}
+
+/**
+ * Shape of the timestep feed for a batch: [B] when the model declares a batch axis, [1] or [] when
+ * it declares one element or a scalar (then every row shares t, which the samplers always do).
+ */
+export function timestepDims(info: TensorInfo, batch: number): number[] {
+  if (!info.rankKnown) return [batch];
+  if (info.shape.length === 0) return [];
+  return numericDim(info.shape[0]) === 1 ? [1] : [batch];
+}
+
+export function bindUnet(session: InferenceSession, name = 'unet/model.onnx'): UnetBinding {
+  const inputs = inputInfos(session);
+  const sample = findInput(inputs, ['sample', 'latent_model_input', 'x'], 0, 'latent sample', name);
+  const timestep = findInput(inputs, ['timestep', 'timesteps', 't'], 1, 'timestep', name);
+  const ehs = findInput(inputs, ['encoder_hidden_states', 'context'], 2, 'encoder_hidden_states', name);
+  const used = new Set([sample.name, timestep.name, ehs.name]);
+  const outputs = outputInfos(session);
+  const output = (outputs.find((o) => o.name === 'out_sample') ?? outputs[0])?.name;
+  if (!output) throw new ModelFolderError(`${name} has no output`);
+  return { session, sample, timestep, ehs, output, extra: inputs.filter((i) => !used.has(i.name)) };
+}
+
+export class SdPipeline {
+  readonly info: PipelineInfo;
+  readonly tokenizer: ClipTokenizer;
+  readonly stats: PipelineStats = { unetCalls: 0, unetMs: 0, unetRows: 0, textCalls: 0, textMs: 0, vaeCalls: 0, vaeMs: 0 };
+
+  private textEncoder: InferenceSession;
+  private readonly unetBinding: UnetBinding;
+  private vaeEncoder: InferenceSession;
+  private vaeDecoder: InferenceSession;
+  private readonly textCache = new Map<string, Promise<TextEncoding>>();
+  private released = false;
+
+  private constructor(
+    info: PipelineInfo,
+    tokenizer: ClipTokenizer,
+    sessions: { text: InferenceSession; unet: UnetBinding; vaeEncoder: InferenceSession; vaeDecoder: InferenceSession },
+  ) {
+    this.info = info;
+    this.tokenizer = tokenizer;
+    this.textEncoder = sessions.text;
+    this.unetBinding = sessions.unet;
+    this.vaeEncoder = sessions.vaeEncoder;
+    this.vaeDecoder = sessions.vaeDecoder;
+  }
+
+  /** Loads a diffusers ONNX folder; the execution provider is chosen once, for every session. */
+  static async load(dirIn: string, options: LoadOptions = {}): Promise<SdPipeline> {
+    const dir = path.resolve(dirIn);
+    await checkModelFolder(dir);
+    const request = options.executionProvider ?? 'auto';
+    const schedulerJson = await readOptionalJson(path.join(dir, 'scheduler/scheduler_config.json'), dir);
+    let scheduler: SchedulerConfig;
+    try {
+      scheduler = schedulerJson ? schedulerConfigFromJson(schedulerJson) : SD1_SCHEDULER;
+    } catch (e) {
+      throw new ModelFolderError(`${(e as Error).message} (in ${dir})`);
+    }
+    const vaeConfig =
+      (await readOptionalJson(path.join(dir, 'vae_decoder/config.json'), dir)) ??
+      (await readOptionalJson(path.join(dir, 'vae_encoder/config.json'), dir)) ??
+      (await readOptionalJson(path.join(dir, 'vae/config.json'), dir));
+    const scaling = typeof vaeConfig?.scaling_factor === 'number' ? vaeConfig.scaling_factor : DEFAULT_VAE_SCALING;
+    const blocks = Array.isArray(vaeConfig?.block_out_channels) ? vaeConfig.block_out_channels.length : 4;
+    const vaeDownsample = 2 ** Math.max(0, blocks - 1);
+
+    let tokenizer: ClipTokenizer;
+    try {
+      tokenizer = await ClipTokenizer.fromFolder(path.join(dir, 'tokenizer'));
+    } catch (e) {
+      throw new ModelFolderError(`cannot load the tokenizer of ${dir}: ${(e as Error).message}`);
+    }
+    const id = await fingerprintFolder(dir);
+
+    const opened: InferenceSession[] = [];
+    const open = async (rel: string, ep: ExecutionProviderRequest | ExecutionProvider) => {
+      try {
+        const r = await createSession(path.join(dir, rel), ep);
+        opened.push(r.session);
+        return r;
+      } catch (e) {
+        const msg = (e as Error).message;
+        // Provider errors already say what to do; a broken model file needs its name.
+        if (/execution provider/i.test(msg)) throw e;
+        throw new ModelFolderError(`cannot load ${rel} in ${dir}: ${msg.split('\n')[0]}`);
+      }
+    };
+    try {
+      // The first session settles the provider (auto → CUDA or CPU); the rest reuse that choice.
+      const first = await open('unet/model.onnx', request);
+      const [text, vaeEncoder, vaeDecoder] = await Promise.all([
+        open('text_encoder/model.onnx', first.provider),
+        open('vae_encoder/model.onnx', first.provider),
+        open('vae_decoder/model.onnx', first.provider),
+      ]);
+      const unet = bindUnet(first.session);
+      if (unet.extra.length > 0) {
+        throw new ModelFolderError(
+          `unet/model.onnx in ${dir} is not a Stable Diffusion 1.x UNet: unexpected inputs ${unet.extra.map((i) => i.name).join(', ')}`,
+        );
+      }
+      const ids = findInput(inputInfos(text.session), ['input_ids'], 0, 'input_ids', 'text_encoder/model.onnx');
+      const seq = numericDim(ids.shape[1]);
+      if (seq !== null && seq !== tokenizer.maxLength) {
+        throw new ModelFolderError(`text_encoder/model.onnx takes ${seq} tokens but the tokenizer produces ${tokenizer.maxLength}`);
+      }
+      const textOut = outputInfos(text.session).find((o) => o.name === 'last_hidden_state') ?? outputInfos(text.session)[0];
+      const textDim = numericDim(textOut?.shape[2]) ?? numericDim(unet.ehs.shape[2]);
+      const unetDim = numericDim(unet.ehs.shape[2]);
+      if (textDim !== null && unetDim !== null && textDim !== unetDim) {
+        throw new ModelFolderError(`the text encoder gives ${textDim}-wide embeddings but the UNet expects ${unetDim}`);
+      }
+      const timestepBatched = timestepDims(unet.timestep, 2)[0] === 2;
+      const encOut = outputInfos(vaeEncoder.session)[0];
+      const info: PipelineInfo = {
+        dir,
+        id,
+        executionProvider: first.provider,
+        executionProviderNote: first.note,
+        textDim: textDim ?? 0,
+        textLength: tokenizer.maxLength,
+        latentChannels: numericDim(unet.sample.shape[1]) ?? 4,
+        vaeDownsample,
+        vaeScalingFactor: scaling,
+        timestepType: unet.timestep.type,
+        timestepBatched,
+        unetFp16: unet.sample.type === 'float16',
+        textIdsType: ids.type,
+        vaeEncoderChannels: numericDim(encOut?.shape[1]),
+        scheduler,
+        unetInputs: inputInfos(first.session).map((i) => i.name),
+      };
+      const pipe = new SdPipeline(info, tokenizer, { text: text.session, unet, vaeEncoder: vaeEncoder.session, vaeDecoder: vaeDecoder.session });
+      if (info.textDim === 0) {
+        // Width not declared anywhere: learn it from one (cached) encoding of the empty prompt.
+        const { embedding } = await pipe.encodeText('');
+        info.textDim = embedding.length / info.textLength;
+      }
+      return pipe;
+    } catch (e) {
+      await Promise.all(opened.map((s) => s.release().catch(() => undefined)));
+      throw e;
+    }
+  }
+
+  private alive(): void {
+    if (this.released) throw new Error('this model was released; load it again');
+  }
+
+  /** Opens another model (e.g. a rewritten UNet) on this pipeline's execution provider. */
+  async openSession(modelPath: string): Promise<InferenceSession> {
+    this.alive();
+    return (await createSession(modelPath, this.info.executionProvider)).session;
+  }
+
+  /** Tokenizes and encodes a prompt; cached per prompt text. */
+  encodeText(prompt: string): Promise<TextEncoding> {
+    this.alive();
+    let hit = this.textCache.get(prompt);
+    if (!hit) {
+      hit = (async () => {
+        const t = this.tokenizer.encode(prompt);
+        const embedding = await this.encodeIds(t.ids);
+        return { embedding, tokens: t.tokens, truncated: t.truncated };
+      })();
+      this.textCache.set(prompt, hit);
+      hit.catch(() => this.textCache.delete(prompt));
+    }
+    return hit;
+  }
+
+  /** Text-encoder last_hidden_state for token ids (one prompt, or several concatenated rows). */
+  async encodeIds(ids: Int32Array): Promise<Float32Array> {
+    this.alive();
+    const L = this.info.textLength;
+    if (ids.length === 0 || ids.length % L !== 0) throw new Error(`token ids must come in rows of ${L}, got ${ids.length}`);
+    const inputs = inputInfos(this.textEncoder);
+    const idInfo = findInput(inputs, ['input_ids'], 0, 'input_ids', 'text_encoder/model.onnx');
+    const dims = [ids.length / L, L];
+    const feeds: Record<string, OrtTensor> = { [idInfo.name]: numberTensor(idInfo.type, ids, dims) };
+    for (const extra of inputs) {
+      if (extra.name === idInfo.name) continue;
+      if (extra.name === 'attention_mask') feeds[extra.name] = numberTensor(extra.type, new Int32Array(ids.length).fill(1), dims);
+      else throw new Error(`text_encoder/model.onnx has an unexpected input ${extra.name}`);
+    }
+    const outputs = outputInfos(this.textEncoder);
+    const outName = (outputs.find((o) => o.name === 'last_hidden_state') ?? outputs[0])!.name;
+    const t0 = performance.now();
+    const res = await this.textEncoder.run(feeds, [outName]);
+    this.stats.textCalls++;
+    this.stats.textMs += performance.now() - t0;
+    return tensorToFloat32(res[outName]!);
+  }
+
+  /** Image in [0,1] (CHW RGB) → scaled latent [C, H/8, W/8]. */
+  async vaeEncode(image: ImageValue): Promise<Float32Array> {
+    this.alive();
+    const { width: W, height: H } = image;
+    const f = this.info.vaeDownsample;
+    if (!Number.isInteger(W) || !Number.isInteger(H) || W < f || H < f || W % f !== 0 || H % f !== 0) {
+      throw new Error(`image size ${W}×${H} is not a multiple of ${f}: the VAE needs width and height divisible by ${f}`);
+    }
+    if (image.data.length !== 3 * W * H) {
+      throw new Error(`image data has ${image.data.length} values, an RGB ${W}×${H} image has ${3 * W * H}`);
+    }
+    const x = new Float32Array(image.data.length);
+    for (let i = 0; i < x.length; i++) x[i] = image.data[i]! * 2 - 1;
+    const input = findInput(inputInfos(this.vaeEncoder), ['sample'], 0, 'sample', 'vae_encoder/model.onnx');
+    const outputs = outputInfos(this.vaeEncoder);
+    const outName = (outputs.find((o) => o.name === 'latent_sample') ?? outputs[0])!.name;
+    const t0 = performance.now();
+    const res = await this.vaeEncoder.run({ [input.name]: floatTensor(input.type, x, [1, 3, H, W]) }, [outName]);
+    this.stats.vaeCalls++;
+    this.stats.vaeMs += performance.now() - t0;
+    const out = res[outName]!;
+    const C = this.info.latentChannels;
+    const [, ch, h, w] = out.dims as number[];
+    if (h !== H / f || w !== W / f) throw new Error(`vae_encoder returned a ${w}×${h} latent for a ${W}×${H} image`);
+    if (ch !== C && ch !== 2 * C) throw new Error(`vae_encoder returned ${ch} channels; expected ${C} (mean) or ${2 * C} (mean and logvar)`);
+    const data = tensorToFloat32(out);
+    // Mean + logvar exports: the mean is the first C channels (the posterior mode, as in the reference).
+    const latent = new Float32Array(C * h * w);
+    const s = this.info.vaeScalingFactor;
+    for (let i = 0; i < latent.length; i++) latent[i] = data[i]! * s;
+    return latent;
+  }
+
+  /** Scaled latent [C, h, w] → image in [0,1]: (clamp(decoder(latent / scaling), −1, 1) + 1) / 2. */
+  async vaeDecode(latent: Float32Array, latentW: number, latentH: number): Promise<ImageValue> {
+    this.alive();
+    const C = this.info.latentChannels;
+    if (latent.length !== C * latentW * latentH) {
+      throw new Error(`latent has ${latent.length} values, a ${C}×${latentH}×${latentW} latent has ${C * latentW * latentH}`);
+    }
+    const s = this.info.vaeScalingFactor;
+    const z = new Float32Array(latent.length);
+    for (let i = 0; i < z.length; i++) z[i] = latent[i]! / s;
+    const input = findInput(inputInfos(this.vaeDecoder), ['latent_sample'], 0, 'latent_sample', 'vae_decoder/model.onnx');
+    const outputs = outputInfos(this.vaeDecoder);
+    const outName = (outputs.find((o) => o.name === 'sample') ?? outputs[0])!.name;
+    const t0 = performance.now();
+    const res = await this.vaeDecoder.run({ [input.name]: floatTensor(input.type, z, [1, C, latentH, latentW]) }, [outName]);
+    this.stats.vaeCalls++;
+    this.stats.vaeMs += performance.now() - t0;
+    const out = res[outName]!;
+    const [, ch, H, W] = out.dims as number[];
+    if (ch !== 3) throw new Error(`vae_decoder returned ${ch} channels, expected 3 (RGB)`);
+    const data = tensorToFloat32(out);
+    const img = new Float32Array(3 * H! * W!);
+    for (let i = 0; i < img.length; i++) {
+      const v = data[i]!;
+      img[i] = ((v < -1 ? -1 : v > 1 ? 1 : v) + 1) / 2;
+    }
+    return { width: W!, height: H!, data: img };
+  }
+
+  /** The UNet binding of the loaded model (names/dtypes of its inputs). */
+  get unetModel(): UnetBinding {
+    return this.unetBinding;
+  }
+
+  /**
+   * One UNet call on `batch` rows: sample [batch, C, h, w], encoder_hidden_states [batch, L, D],
+   * every row at timestep t. Returns the predicted noise [batch, C, h, w] as float32.
+   * `extras` runs a rewritten UNet (other binding, extra feeds) through the same path.
+   */
+  async unet(
+    sample: Float32Array,
+    batch: number,
+    h: number,
+    w: number,
+    t: number,
+    ehs: Float32Array,
+    extras: UnetCallExtras = {},
+  ): Promise<Float32Array> {
+    this.alive();
+    const b = extras.binding ?? this.unetBinding;
+    const C = this.info.latentChannels;
+    if (sample.length !== batch * C * h * w) {
+      throw new Error(`UNet sample has ${sample.length} values, [${batch}, ${C}, ${h}, ${w}] needs ${batch * C * h * w}`);
+    }
+    const rowLen = ehs.length / batch;
+    const D = this.info.textDim;
+    if (!Number.isInteger(rowLen) || rowLen % D !== 0) {
+      throw new Error(`encoder_hidden_states has ${ehs.length} values, not ${batch} rows of [L, ${D}]`);
+    }
+    const tsDims = timestepDims(b.timestep, batch);
+    const tsCount = tsDims.length === 0 ? 1 : tsDims[0]!;
+    const feeds: Record<string, OrtTensor> = {
+      [b.sample.name]: floatTensor(b.sample.type, sample, [batch, C, h, w]),
+      [b.timestep.name]: numberTensor(b.timestep.type, new Float64Array(tsCount).fill(t), tsDims),
+      [b.ehs.name]: floatTensor(b.ehs.type, ehs, [batch, rowLen / D, D]),
+      ...extras.feeds,
+    };
+    const t0 = performance.now();
+    const res = await b.session.run(feeds, [b.output]);
+    this.stats.unetCalls++;
+    this.stats.unetRows += batch;
+    this.stats.unetMs += performance.now() - t0;
+    const out = tensorToFloat32(res[b.output]!);
+    if (out.length !== sample.length) throw new Error(`UNet returned ${out.length} values for a sample of ${sample.length}`);
+    return out;
+  }
+
+  /** Releases every session; the pipeline cannot be used afterwards. */
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    this.textCache.clear();
+    await Promise.all(
+      [this.textEncoder, this.unetBinding.session, this.vaeEncoder, this.vaeDecoder].map((s) => s.release().catch(() => undefined)),
+    );
+  }
+}
