@@ -1,0 +1,184 @@
+/**
+ * CycleDiffusion (Wu & De la Torre): the DDPM-with-η encoder that records the latent code
+ * z = (x_t, ε_1..ε_R) of a real image, and the decoder that replays the code under another
+ * epsilon rule (single prompt, epsilon merge, attention merge). Decoding with the encoder's own
+ * prompt and guidance reproduces x0 up to float error.
+ *
+ * Index convention (fixtures/README.md): schedule index k = 0..S−1 ascends in t; with
+ * R = steps − skip refinement steps, step i = 0..R−1 works at k = R−1−i.
+ * Per-step math runs in place on buffers allocated once per call.
+ */
+import { CancelledError, NodeError } from '../../nodes/types.ts';
+import type { Schedule } from '../../nodes/values.ts';
+import { singlePrompt, type EpsilonRule } from './guidance.ts';
+import type { NoiseSource } from './noise.ts';
+import type { SdPipeline } from './pipeline.ts';
+import { ddimSchedule } from './schedule.ts';
+
+/** The latent code of an image: what an Inversion socket carries, minus prompt and model identity. */
+export interface CycleCode {
+  /** z[0] = x_t (at k = R−1), then z[i+1] = the posterior noise of step i; each [C·h·w]. */
+  z: Float32Array[];
+  schedule: Schedule;
+  skip: number;
+  width: number;
+  height: number;
+}
+
+export type StepCallback = (step: number, total: number, x0hat: Float32Array) => void;
+
+export interface InvertOptions {
+  /** Source-prompt embedding [L·D] and the unconditional one (used when guidance ≠ 1). */
+  source: Float32Array;
+  uncond: Float32Array;
+  guidance: number;
+  steps: number;
+  skip: number;
+  eta: number;
+  noise: NoiseSource;
+  /** Called after each step with 1-based step, R, and the current x̂0 (a reused buffer: copy to keep). */
+  onStep?: StepCallback;
+  signal?: AbortSignal;
+}
+
+export interface DecodeOptions {
+  onStep?: StepCallback;
+  signal?: AbortSignal;
+}
+
+/** Validates steps/skip/eta; returns R = steps − skip. */
+export function refinementSteps(steps: number, skip: number): number {
+  if (!Number.isInteger(steps) || steps < 1) throw new NodeError(`steps must be a positive integer, got ${steps}`, 'steps');
+  if (!Number.isInteger(skip) || skip < 0) throw new NodeError(`skip must be a non-negative integer, got ${skip}`, 'skip');
+  if (steps <= skip) {
+    throw new NodeError(`steps (${steps}) must be greater than skip (${skip}): nothing would be refined`, 'steps');
+  }
+  return steps - skip;
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new CancelledError();
+}
+
+/** Throws naming the step when the UNet produced NaN or ±Inf (a broken model, fp16 overflow, bad input). */
+export function checkFinite(out: Float32Array, step: number, total: number, phase: string): void {
+  for (let i = 0; i < out.length; i++) {
+    const v = out[i]!;
+    if (v - v !== 0) {
+      const what = Number.isNaN(v) ? 'NaN' : 'Inf';
+      throw new NodeError(`${what} in the UNet output at step ${step} of ${total} (${phase})`);
+    }
+  }
+}
+
+function checkLatent(pipe: SdPipeline, x: Float32Array, w: number, h: number, what: string): number {
+  const n = pipe.info.latentChannels * w * h;
+  if (!Number.isInteger(w) || !Number.isInteger(h) || w < 1 || h < 1) throw new Error(`latent size must be positive integers, got ${w}×${h}`);
+  if (x.length !== n) throw new Error(`${what} has ${x.length} values, a ${pipe.info.latentChannels}×${h}×${w} latent has ${n}`);
+  return n;
+}
+
+/** CycleDiffusion encoder: x0 (scaled latent) → latent code z under the source prompt. */
+export async function invert(pipe: SdPipeline, x0: Float32Array, latentW: number, latentH: number, opts: InvertOptions): Promise<CycleCode> {
+  const R = refinementSteps(opts.steps, opts.skip);
+  if (!(opts.eta > 0) || opts.eta > 1) {
+    // σ = 0 would make every z = (x' − μ)/σ undefined: the code lives in the posterior noise.
+    throw new NodeError(`eta must be in (0, 1] for CycleDiffusion inversion, got ${opts.eta}`, 'eta');
+  }
+  const n = checkLatent(pipe, x0, latentW, latentH, 'x0');
+  const schedule = ddimSchedule(opts.steps, opts.eta, pipe.info.scheduler);
+  const { alphas, alphasPrev, sigmas, timesteps } = schedule;
+  const evaluator = await singlePrompt(opts.source, opts.uncond, opts.guidance).bind(pipe, latentW, latentH);
+
+  const z = Array.from({ length: R + 1 }, () => new Float32Array(n));
+  const noise = new Float32Array(n);
+  let x = new Float32Array(n);
+  let next = new Float32Array(n);
+  const eps = new Float32Array(n);
+  const x0hat = new Float32Array(n);
+
+  throwIfAborted(opts.signal);
+  opts.noise.fill(noise);
+  {
+    const a = alphas[R - 1]!;
+    const sa = Math.sqrt(a);
+    const s1a = Math.sqrt(1 - a);
+    for (let j = 0; j < n; j++) x[j] = sa * x0[j]! + s1a * noise[j]!;
+    z[0]!.set(x);
+  }
+
+  for (let i = 0; i < R; i++) {
+    throwIfAborted(opts.signal);
+    const k = R - 1 - i;
+    const a = alphas[k]!;
+    const ap = alphasPrev[k]!;
+    const sigma = sigmas[k]!;
+    const sa = Math.sqrt(a);
+    const s1a = Math.sqrt(1 - a);
+    const sap = Math.sqrt(ap);
+    const dir = Math.sqrt(Math.max(0, 1 - ap - sigma * sigma));
+
+    // x' ~ q(x_{t−1} | x_t, x0): drawn even at k = 0 so noise[i+1] always belongs to step i.
+    opts.noise.fill(noise);
+    if (k === 0) next.set(x0);
+    else {
+      for (let j = 0; j < n; j++) {
+        const x0j = x0[j]!;
+        next[j] = sap * x0j + (dir * (x[j]! - sa * x0j)) / s1a + sigma * noise[j]!;
+      }
+    }
+
+    const raw = await evaluator.evaluate(x, timesteps[k]!, eps);
+    checkFinite(raw, i + 1, R, 'inversion');
+    const zi = z[i + 1]!;
+    for (let j = 0; j < n; j++) {
+      const e = eps[j]!;
+      const xh = (x[j]! - s1a * e) / sa;
+      x0hat[j] = xh;
+      const mu = sap * xh + dir * e;
+      zi[j] = sigma > 0 ? (next[j]! - mu) / sigma : 0;
+    }
+    [x, next] = [next, x];
+    opts.onStep?.(i + 1, R, x0hat);
+  }
+  return { z, schedule, skip: opts.skip, width: latentW, height: latentH };
+}
+
+/** CycleDiffusion decoder: replays the code z under `rule`; returns the final latent x0 [C·h·w]. */
+export async function decode(pipe: SdPipeline, code: CycleCode, rule: EpsilonRule, opts: DecodeOptions = {}): Promise<Float32Array> {
+  const { schedule, skip, width: w, height: h } = code;
+  const R = refinementSteps(schedule.steps, skip);
+  if (code.z.length !== R + 1) {
+    throw new Error(`latent code has ${code.z.length} arrays; ${schedule.steps} steps with skip ${skip} need ${R + 1}`);
+  }
+  const n = checkLatent(pipe, code.z[0]!, w, h, 'z[0]');
+  for (const zi of code.z) if (zi.length !== n) throw new Error(`latent code arrays differ in size (${zi.length} vs ${n})`);
+  const { alphas, alphasPrev, sigmas, timesteps } = schedule;
+  const evaluator = await rule.bind(pipe, w, h);
+
+  const x = Float32Array.from(code.z[0]!);
+  const eps = new Float32Array(n);
+  const x0hat = new Float32Array(n);
+  for (let i = 0; i < R; i++) {
+    throwIfAborted(opts.signal);
+    const k = R - 1 - i;
+    const a = alphas[k]!;
+    const ap = alphasPrev[k]!;
+    const sigma = sigmas[k]!;
+    const sa = Math.sqrt(a);
+    const s1a = Math.sqrt(1 - a);
+    const sap = Math.sqrt(ap);
+    const dir = Math.sqrt(Math.max(0, 1 - ap - sigma * sigma));
+    const raw = await evaluator.evaluate(x, timesteps[k]!, eps);
+    checkFinite(raw, i + 1, R, 'decoding');
+    const zi = code.z[i + 1]!;
+    for (let j = 0; j < n; j++) {
+      const e = eps[j]!;
+      const xh = (x[j]! - s1a * e) / sa;
+      x0hat[j] = xh;
+      x[j] = sap * xh + dir * e + sigma * zi[j]!;
+    }
+    opts.onStep?.(i + 1, R, x0hat);
+  }
+  return x;
+}
