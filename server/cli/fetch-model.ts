@@ -1,0 +1,117 @@
+/**
+ * `npm run fetch-model -- [--repo owner/name] [--revision onnx] [--out dir] [--endpoint url] [--token hf_...]`
+ * Downloads a Stable Diffusion 1.x ONNX export from the Hugging Face Hub (resumable), checks it and
+ * prints how to start the studio with it. Exit codes: 0 ready, 1 failed or incomplete, 2 bad usage.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import {
+  DEFAULT_ENDPOINT,
+  DEFAULT_REPO,
+  DEFAULT_REVISION,
+  FetchModelError,
+  defaultOutDir,
+  fetchModel,
+} from '../engine/fetch-model.ts';
+import { createFetchProgress, formatBytes } from './fetch-progress.ts';
+
+const USAGE = `Usage: npm run fetch-model -- [options]
+
+Downloads a Stable Diffusion 1.x ONNX export (diffusers layout) from the Hugging Face Hub.
+Interrupted downloads resume when the command is run again.
+
+Options:
+  --repo <owner/name>   Hub repository (default ${DEFAULT_REPO})
+  --revision <rev>      branch, tag or commit (default ${DEFAULT_REVISION})
+  --out <dir>           destination folder (default ./models/<name>)
+  --endpoint <url>      Hub address (default $HF_ENDPOINT or ${DEFAULT_ENDPOINT})
+  --token <hf_...>      access token for private or gated models (default $HF_TOKEN)
+  -h, --help            show this help
+`;
+
+/** How the studio is started on a model folder (printed after a successful fetch). */
+export function startCommand(outDir: string): string {
+  const rel = path.relative(process.cwd(), outDir) || '.';
+  const shown = rel.startsWith('..') ? outDir : `./${rel}`;
+  return `npm start -- --model ${/\s/.test(shown) ? JSON.stringify(shown) : shown}`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let values: { repo?: string; revision?: string; out?: string; endpoint?: string; token?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        repo: { type: 'string' },
+        revision: { type: 'string' },
+        out: { type: 'string' },
+        endpoint: { type: 'string' },
+        token: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      allowPositionals: false,
+    }));
+  } catch (e) {
+    process.stderr.write(`fetch-model: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const repo = values.repo ?? DEFAULT_REPO;
+  const progress = createFetchProgress(process.stderr);
+  const abort = new AbortController();
+  const onSigint = (): void => {
+    abort.abort();
+    progress.finish();
+    process.stderr.write('fetch-model: interrupted; run the same command again to resume\n');
+    process.exit(130);
+  };
+  process.once('SIGINT', onSigint);
+  try {
+    const result = await fetchModel({
+      repo,
+      revision: values.revision ?? DEFAULT_REVISION,
+      outDir: values.out ?? defaultOutDir(repo),
+      endpoint: values.endpoint ?? process.env.HF_ENDPOINT ?? DEFAULT_ENDPOINT,
+      token: values.token ?? process.env.HF_TOKEN ?? process.env.HUGGING_FACE_HUB_TOKEN,
+      onEvent: (e) => progress.onEvent(e),
+      signal: abort.signal,
+    });
+    progress.finish();
+    if (result.problems.length > 0) {
+      process.stderr.write(`fetch-model: the model folder ${result.outDir} is not usable yet:\n`);
+      for (const p of result.problems) process.stderr.write(`  - ${p}\n`);
+      return 1;
+    }
+    process.stdout.write(
+      `Model ready: ${result.outDir}\n` +
+        `  ${result.files.length} files, ${formatBytes(result.totalBytes)} ` +
+        `(${formatBytes(result.downloadedBytes)} downloaded now, ${result.skipped} already present); sizes and checksums verified\n` +
+        `Start the studio with it:\n  ${startCommand(result.outDir)}\n`,
+    );
+    return 0;
+  } catch (e) {
+    progress.finish();
+    // Our errors and file-system errors (EACCES, ENOSPC, ...) already say what is wrong; anything else is a bug.
+    const known = e instanceof FetchModelError || typeof (e as NodeJS.ErrnoException).code === 'string';
+    const msg = known ? (e as Error).message : `unexpected error: ${(e as Error).stack ?? String(e)}`;
+    process.stderr.write(`fetch-model: ${msg}\n`);
+    return 1;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+const isEntry = process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);
+if (isEntry) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e) => {
+      process.stderr.write(`fetch-model: ${(e as Error).message}\n`);
+      process.exit(1);
+    },
+  );
+}

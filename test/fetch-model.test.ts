@@ -1,0 +1,396 @@
+/**
+ * fetch-model against a local server that imitates the Hugging Face Hub: the model API listing (with
+ * sizes, LFS sha256 and git blob ids), `resolve` downloads with Range support, and one file behind a
+ * 302 redirect like the Hub's CDN.
+ */
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createFetchProgress } from '../server/cli/fetch-progress.ts';
+import { type FetchEvent, fetchModel, selectOnnxFiles } from '../server/engine/fetch-model.ts';
+
+const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+const REPO = 'acme/tiny-sd-onnx';
+const REVISION = 'onnx';
+const TOKEN = 'hf_test_token_123';
+const PRIVATE_REPO = 'acme/private-sd';
+const REDIRECTED = 'unet/weights.pb';
+
+const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+const gitBlobId = (b: Buffer): string => createHash('sha1').update(`blob ${b.length}\0`).update(b).digest('hex');
+
+/** The fake repository: path → content, and whether the Hub would store it in LFS. */
+function makeRepo(): Map<string, { data: Buffer; lfs: boolean }> {
+  const files = new Map<string, { data: Buffer; lfs: boolean }>();
+  const text = (p: string, s: string): void => void files.set(p, { data: Buffer.from(s), lfs: false });
+  const blob = (p: string, n: number): void => void files.set(p, { data: randomBytes(n), lfs: true });
+  text(
+    'model_index.json',
+    JSON.stringify({ _class_name: 'OnnxStableDiffusionPipeline', unet: ['diffusers', 'OnnxRuntimeModel'] }),
+  );
+  text('scheduler/scheduler_config.json', JSON.stringify({ _class_name: 'PNDMScheduler', num_train_timesteps: 1000 }));
+  text('tokenizer/vocab.json', JSON.stringify({ '<|startoftext|>': 0, '<|endoftext|>': 1 }));
+  text('tokenizer/merges.txt', '#version: 0.2\n');
+  text('tokenizer/tokenizer_config.json', '{}');
+  blob('text_encoder/model.onnx', 4096);
+  blob('unet/model.onnx', 3000);
+  blob(REDIRECTED, 9001);
+  blob('vae_encoder/model.onnx', 2048);
+  blob('vae_decoder/model.onnx', 2500);
+  // Present in real exports, not needed by the studio: must not be downloaded.
+  blob('safety_checker/model.onnx', 5000);
+  text('feature_extractor/preprocessor_config.json', '{}');
+  text('README.md', '# model card');
+  blob('v1-variants-scores.jpg', 1000);
+  blob('unet/diffusion_pytorch_model.bin', 1000);
+  return files;
+}
+
+interface Seen {
+  method: string;
+  url: string;
+  range?: string;
+  auth?: string;
+}
+
+interface HubOptions {
+  /** Serve this file with one byte flipped (the listing keeps the true checksum). */
+  corrupt?: string;
+  /** Cut the connection halfway through this file, once. */
+  dropOnce?: string;
+}
+
+class FakeHub {
+  readonly files = makeRepo();
+  readonly seen: Seen[] = [];
+  opts: HubOptions = {};
+  private dropped = new Set<string>();
+  private server = http.createServer((req, res) => this.handle(req, res));
+  endpoint = '';
+
+  async start(): Promise<void> {
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    this.endpoint = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+  async stop(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+  reset(opts: HubOptions = {}): void {
+    this.seen.length = 0;
+    this.opts = opts;
+    this.dropped.clear();
+  }
+  downloadsOf(file: string): Seen[] {
+    return this.seen.filter((s) => s.url.endsWith(`/resolve/${REVISION}/${file}`) || s.url === `/cdn/${sha256(this.files.get(file)!.data)}`);
+  }
+
+  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://x');
+    this.seen.push({ method: req.method ?? '', url: url.pathname, range: req.headers.range, auth: req.headers.authorization });
+    const fail = (status: number, code: string, error: string): void => {
+      res.writeHead(status, { 'content-type': 'application/json', 'x-error-code': code });
+      res.end(JSON.stringify({ error }));
+    };
+    const api = /^\/api\/models\/([^/]+\/[^/]+)\/revision\/([^/]+)$/.exec(url.pathname);
+    const resolve = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);
+    const cdn = /^\/cdn\/([0-9a-f]{64})$/.exec(url.pathname);
+    const checkRepo = (repo: string, rev: string): boolean => {
+      if (repo === PRIVATE_REPO && req.headers.authorization !== `Bearer ${TOKEN}`) {
+        fail(401, 'RepoNotFound', 'Invalid username or password.');
+        return false;
+      }
+      if (repo !== REPO && repo !== PRIVATE_REPO) {
+        fail(404, 'RepoNotFound', 'Repository not found');
+        return false;
+      }
+      if (decodeURIComponent(rev) !== REVISION) {
+        fail(404, 'RevisionNotFound', `Invalid rev id: ${decodeURIComponent(rev)}`);
+        return false;
+      }
+      return true;
+    };
+    if (api) {
+      if (!checkRepo(api[1]!, api[2]!)) return;
+      const blobs = url.searchParams.get('blobs') === 'true';
+      const siblings = [...this.files].map(([p, f]) => ({
+        rfilename: p,
+        ...(blobs ? { size: f.data.length, blobId: gitBlobId(f.lfs ? Buffer.from(`lfs pointer ${p}`) : f.data) } : {}),
+        ...(blobs && f.lfs ? { lfs: { sha256: sha256(f.data), size: f.data.length, pointerSize: 134 } } : {}),
+      }));
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ id: api[1], sha: 'abc123', siblings }));
+      return;
+    }
+    if (resolve) {
+      if (!checkRepo(resolve[1]!, resolve[2]!)) return;
+      const file = decodeURIComponent(resolve[3]!);
+      const f = this.files.get(file);
+      if (!f) return fail(404, 'EntryNotFound', `${file} does not exist on "${REVISION}"`);
+      if (file === REDIRECTED) {
+        res.writeHead(302, { location: `/cdn/${sha256(f.data)}` });
+        res.end();
+        return;
+      }
+      return this.serve(file, f.data, req, res);
+    }
+    if (cdn) {
+      const entry = [...this.files].find(([, f]) => sha256(f.data) === cdn[1]);
+      if (!entry) return fail(404, 'EntryNotFound', 'no such blob');
+      return this.serve(entry[0], entry[1].data, req, res);
+    }
+    fail(404, 'NotFound', 'not found');
+  }
+
+  private serve(file: string, original: Buffer, req: http.IncomingMessage, res: http.ServerResponse): void {
+    let data = original;
+    if (this.opts.corrupt === file) {
+      data = Buffer.from(original);
+      data[data.length >> 1] ^= 0xff;
+    }
+    let start = 0;
+    const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+    if (m) {
+      start = Number(m[1]);
+      if (start >= data.length) {
+        res.writeHead(416, { 'content-range': `bytes */${data.length}` });
+        res.end();
+        return;
+      }
+      res.writeHead(206, {
+        'content-length': data.length - start,
+        'content-range': `bytes ${start}-${data.length - 1}/${data.length}`,
+        'accept-ranges': 'bytes',
+      });
+    } else {
+      res.writeHead(200, { 'content-length': data.length, 'accept-ranges': 'bytes' });
+    }
+    const body = data.subarray(start);
+    if (this.opts.dropOnce === file && !this.dropped.has(file)) {
+      this.dropped.add(file);
+      res.write(body.subarray(0, body.length >> 1), () => setTimeout(() => res.socket?.destroy(), 20));
+      return;
+    }
+    res.end(body);
+  }
+}
+
+const hub = new FakeHub();
+let tmp: string;
+const NEEDED = [
+  'model_index.json',
+  'scheduler/scheduler_config.json',
+  'text_encoder/model.onnx',
+  'tokenizer/merges.txt',
+  'tokenizer/tokenizer_config.json',
+  'tokenizer/vocab.json',
+  'unet/model.onnx',
+  'unet/weights.pb',
+  'vae_decoder/model.onnx',
+  'vae_encoder/model.onnx',
+];
+
+async function listTree(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile()) out.push(path.relative(dir, path.join(e.parentPath, e.name)).split(path.sep).join('/'));
+  }
+  return out.sort();
+}
+
+beforeAll(async () => {
+  await hub.start();
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'fetch-model-'));
+});
+afterAll(async () => {
+  await hub.stop();
+  await rm(tmp, { recursive: true, force: true });
+});
+beforeEach(() => hub.reset());
+
+const outDir = (name: string): string => path.join(tmp, name);
+const base = (name: string) => ({ repo: REPO, revision: REVISION, endpoint: hub.endpoint, outDir: outDir(name), retryDelayMs: 5 });
+
+describe('fetch-model against an imitation of the Hub', () => {
+  it('selects only the diffusers ONNX layout', () => {
+    const picked = selectOnnxFiles([...hub.files.keys()].map((p) => ({ path: p }))).map((f) => f.path);
+    expect(picked.sort()).toEqual(NEEDED);
+  });
+
+  it('downloads, follows the CDN redirect, verifies, and skips complete files on a re-run', async () => {
+    const events: FetchEvent[] = [];
+    const r = await fetchModel({ ...base('full'), onEvent: (e) => events.push(e) });
+    expect(r.problems).toEqual([]);
+    expect(await listTree(r.outDir)).toEqual(NEEDED);
+    for (const f of NEEDED) expect(sha256(await readFile(path.join(r.outDir, f)))).toBe(sha256(hub.files.get(f)!.data));
+    const expectedBytes = NEEDED.reduce((s, f) => s + hub.files.get(f)!.data.length, 0);
+    expect(r.totalBytes).toBe(expectedBytes);
+    expect(r.downloadedBytes).toBe(expectedBytes);
+    // Nothing outside the layout was requested; the redirected file went through the CDN path.
+    const requested = hub.seen.filter((s) => s.url.includes('/resolve/')).map((s) => s.url);
+    expect(requested.some((u) => /safety_checker|feature_extractor|README|\.jpg|\.bin/.test(u))).toBe(false);
+    expect(hub.seen.some((s) => s.url.startsWith('/cdn/'))).toBe(true);
+    expect(hub.seen.every((s) => s.auth === undefined)).toBe(true);
+    expect(events.filter((e) => e.kind === 'file-done')).toHaveLength(NEEDED.length);
+    expect(events.some((e) => e.kind === 'verifying' && e.file.path === REDIRECTED)).toBe(true);
+
+    hub.reset();
+    const again = await fetchModel(base('full'));
+    expect(again.problems).toEqual([]);
+    expect(again.skipped).toBe(NEEDED.length);
+    expect(again.downloadedBytes).toBe(0);
+    expect(hub.seen.filter((s) => !s.url.startsWith('/api/'))).toEqual([]);
+  });
+
+  it('resumes an interrupted download with a Range request (through the redirect)', async () => {
+    const dir = outDir('resume');
+    const data = hub.files.get(REDIRECTED)!.data;
+    const half = data.length >> 1;
+    await mkdir(path.join(dir, 'unet'), { recursive: true });
+    await writeFile(path.join(dir, `${REDIRECTED}.part`), data.subarray(0, half));
+    const small = hub.files.get('vae_encoder/model.onnx')!.data;
+    await mkdir(path.join(dir, 'vae_encoder'), { recursive: true });
+    await writeFile(path.join(dir, 'vae_encoder/model.onnx.part'), small.subarray(0, 100));
+
+    const starts: Array<{ path: string; from: number }> = [];
+    const r = await fetchModel({
+      ...base('resume'),
+      onEvent: (e) => e.kind === 'file-start' && starts.push({ path: e.file.path, from: e.resumeFrom }),
+    });
+    expect(r.problems).toEqual([]);
+    const seen = hub.downloadsOf(REDIRECTED);
+    expect(seen.map((s) => s.range)).toEqual([`bytes=${half}-`, `bytes=${half}-`]); // resolve, then CDN
+    expect(hub.downloadsOf('vae_encoder/model.onnx').map((s) => s.range)).toEqual(['bytes=100-']);
+    expect(starts).toContainEqual({ path: REDIRECTED, from: half });
+    expect(sha256(await readFile(path.join(dir, REDIRECTED)))).toBe(sha256(data));
+    expect(r.downloadedBytes).toBe(r.totalBytes - half - 100);
+    expect((await listTree(dir)).some((f) => f.endsWith('.part'))).toBe(false);
+  });
+
+  it('retries a dropped connection and resumes where it stopped', async () => {
+    hub.reset({ dropOnce: 'text_encoder/model.onnx' });
+    const retries: string[] = [];
+    const r = await fetchModel({ ...base('drop'), onEvent: (e) => e.kind === 'retry' && retries.push(e.reason) });
+    expect(r.problems).toEqual([]);
+    expect(retries).toHaveLength(1);
+    const ranges = hub.downloadsOf('text_encoder/model.onnx').map((s) => s.range);
+    expect(ranges[0]).toBeUndefined();
+    expect(ranges[1]).toMatch(/^bytes=\d+-$/);
+    expect(Number(/\d+/.exec(ranges[1]!)![0])).toBeGreaterThan(0);
+    expect(sha256(await readFile(path.join(r.outDir, 'text_encoder/model.onnx')))).toBe(
+      sha256(hub.files.get('text_encoder/model.onnx')!.data),
+    );
+  });
+
+  it('reports a corrupted file (sha256 mismatch) and removes it so a re-run fetches it again', async () => {
+    hub.reset({ corrupt: 'vae_decoder/model.onnx' });
+    const r = await fetchModel(base('corrupt'));
+    expect(r.problems).toHaveLength(1);
+    expect(r.problems[0]).toMatch(/vae_decoder\/model\.onnx is corrupted: sha256 [0-9a-f]{64} does not match/);
+    expect(existsSync(path.join(r.outDir, 'vae_decoder/model.onnx'))).toBe(false);
+
+    hub.reset();
+    const fixed = await fetchModel(base('corrupt'));
+    expect(fixed.problems).toEqual([]);
+    expect(fixed.skipped).toBe(NEEDED.length - 1);
+  });
+
+  it('checks small non-LFS files by their git blob id', async () => {
+    hub.reset({ corrupt: 'tokenizer/vocab.json' });
+    const r = await fetchModel(base('blob'));
+    expect(r.problems.join('\n')).toMatch(/tokenizer\/vocab\.json is corrupted: git blob sha1/);
+  });
+
+  it('names a missing repository and a missing revision', async () => {
+    await expect(fetchModel({ ...base('x'), repo: 'acme/nope' })).rejects.toThrow(
+      /repository acme\/nope not found on http:\/\/127\.0\.0\.1:\d+/,
+    );
+    await expect(fetchModel({ ...base('x'), revision: 'main' })).rejects.toThrow(/revision "main" not found in acme\/tiny-sd-onnx/);
+    expect(existsSync(outDir('x'))).toBe(false);
+  });
+
+  it('asks for a token on 401 and sends it as a Bearer header', async () => {
+    const err = await fetchModel({ ...base('private'), repo: PRIVATE_REPO }).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toMatch(/401/);
+    expect((err as Error).message).toMatch(/--token/);
+    expect((err as Error).message).toMatch(/HF_TOKEN/);
+    await expect(fetchModel({ ...base('private'), repo: PRIVATE_REPO, token: 'hf_wrong' })).rejects.toThrow(
+      /token was rejected/,
+    );
+    hub.reset();
+    const r = await fetchModel({ ...base('private'), repo: PRIVATE_REPO, token: TOKEN });
+    expect(r.problems).toEqual([]);
+    // The token goes to the Hub; the CDN redirect target is followed too (same origin here).
+    expect(hub.seen.filter((s) => !s.url.startsWith('/cdn/')).every((s) => s.auth === `Bearer ${TOKEN}`)).toBe(true);
+  });
+
+  it('says when the Hub cannot be reached', async () => {
+    const closed = http.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    await expect(fetchModel({ ...base('offline'), endpoint: `http://127.0.0.1:${port}` })).rejects.toThrow(
+      new RegExp(`cannot reach http://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED.*\\(this machine may be offline\\)`),
+    );
+  });
+
+  it('refuses a repository that is not an SD ONNX export', async () => {
+    const onnx = hub.files.get('unet/model.onnx')!;
+    hub.files.delete('unet/model.onnx');
+    try {
+      await expect(fetchModel(base('not-onnx'))).rejects.toThrow(/not a Stable Diffusion ONNX export .*lacks unet\/model\.onnx/);
+    } finally {
+      hub.files.set('unet/model.onnx', onnx);
+    }
+  });
+
+  it('renders progress as plain lines off a terminal and as a redrawn bar on one', async () => {
+    const plain: string[] = [];
+    const p1 = createFetchProgress({ write: (s: string) => plain.push(s) });
+    await fetchModel({ ...base('progress'), onEvent: (e) => p1.onEvent(e) });
+    p1.finish();
+    const text = plain.join('');
+    expect(text).toMatch(/fetch-model: acme\/tiny-sd-onnx@onnx: 10 files, \d+\.\d KB/);
+    expect(text).toMatch(/\[\d+\/10\] unet\/weights\.pb \(8\.8 KB\)/);
+    expect(text).not.toContain('\r');
+
+    const tty: string[] = [];
+    const p2 = createFetchProgress({ write: (s: string) => tty.push(s), isTTY: true, columns: 120 });
+    await fetchModel({ ...base('progress-tty'), onEvent: (e) => p2.onEvent(e) });
+    p2.finish();
+    const drawn = tty.join('');
+    expect(drawn).toContain('\r\x1b[2K');
+    expect(drawn).toMatch(/\[\d+\/10\] \S+ .*\| total .*\/s \| ETA/);
+  });
+
+  it('runs as a command and prints how to start the studio', async () => {
+    const out = outDir('cli');
+    const tsx = path.join(projectRoot, 'node_modules/.bin/tsx');
+    const run = (args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        execFile(tsx, ['server/cli/fetch-model.ts', ...args], { cwd: projectRoot, env: { ...process.env, HF_TOKEN: '' } }, (err, stdout, stderr) =>
+          resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+        );
+      });
+    const ok = await run(['--repo', REPO, '--revision', REVISION, '--endpoint', hub.endpoint, '--out', out]);
+    expect(ok.stderr).toMatch(/unet\/weights\.pb: done/);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain(`Model ready: ${out}`);
+    expect(ok.stdout).toMatch(/npm start -- --model \S+/);
+    const bad = await run(['--repo', PRIVATE_REPO, '--revision', REVISION, '--endpoint', hub.endpoint, '--out', out]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/fetch-model: .*401 .*--token/);
+    const usage = await run(['--bogus']);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toMatch(/Usage: npm run fetch-model/);
+  });
+});
