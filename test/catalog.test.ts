@@ -3,6 +3,7 @@ import { catalogJson, createCatalog, humanize } from '../server/catalog.ts';
 import { SOCKET_COLORS, SOCKET_TYPES } from '../server/protocol/graph.ts';
 import type { CatalogNode } from '../server/protocol/catalog.ts';
 import { Constant, testNodes } from './support/test-nodes.ts';
+import { nodeDefinitions } from '../nodes/index.ts';
 
 const json = catalogJson(createCatalog(testNodes));
 const node = (type: string): CatalogNode => json.nodes.find((n) => n.type === type)!;
@@ -73,5 +74,20 @@ describe('catalog', () => {
     expect(humanize('sourcePrompt')).toBe('Source prompt');
     expect(humanize('source_prompt')).toBe('Source prompt');
     expect(humanize('cfgScale2')).toBe('Cfg scale2');
+  });
+
+  it('the shipped node catalog builds and every parameter is renderable', () => {
+    const shipped = catalogJson(createCatalog(nodeDefinitions));
+    expect(JSON.parse(JSON.stringify(shipped))).toEqual(shipped);
+    const kinds = ['number', 'integer', 'string', 'text', 'enum', 'boolean', 'image', 'model'];
+    for (const def of nodeDefinitions) {
+      const n = shipped.nodes.find((x) => x.type === def.type)!;
+      for (const p of n.params) {
+        expect(kinds, `${def.type}.${p.name}`).toContain(p.kind);
+        // A default the schema itself rejects would make every new node invalid.
+        if ('default' in p) expect(def.params.shape[p.name].safeParse(p.default).success, `${def.type}.${p.name} default`).toBe(true);
+        if (p.kind === 'enum') expect(p.options?.length, `${def.type}.${p.name} options`).toBeGreaterThan(0);
+      }
+    }
   });
 });

@@ -8,7 +8,7 @@ import { graphJson, testNodes } from './support/test-nodes.ts';
 
 const catalog = createCatalog(testNodes);
 
-/** A valid graph: Load Image → (nothing typed Latent here) ... built per test. */
+/** A valid graph: Constant → Add → Show. */
 function numberChain() {
   return graphJson(
     [
@@ -35,7 +35,9 @@ describe('validateGraph', () => {
     expect(r.issues).toEqual([]);
     expect(r.ok).toBe(true);
     expect(r.graph!.nodes.find((n) => n.id === 'b')!.params).toEqual({ offset: 1 });
-    const mask = validateGraph(graphJson([{ id: 'm', type: 'Mask' }, ...numberChain().nodes], numberChain().edges.map((e) => [e.from.node, e.from.output, e.to.node, e.to.input] as [string, string, string, string])), catalog);
+    const withMask = numberChain();
+    withMask.nodes.unshift({ id: 'm', type: 'Mask', params: {}, position: { x: 0, y: 0 } });
+    const mask = validateGraph(withMask, catalog);
     expect(mask.ok).toBe(true);
     expect(mask.graph!.nodes[0].params).toEqual({ shape: 'logistic', direction: 'left-right', sharpness: 20, invert: false });
   });
