@@ -121,6 +121,7 @@ export function attention(
   channels: number,
   contextDim: number,
   heads: number,
+  outGain = 1,
 ): string {
   const headDim = channels / heads;
   const q = linear(b, hidden, `${scope}/to_q`, channels, channels, { bias: false });
@@ -135,5 +136,5 @@ export function attention(
   const probs = b.op('Softmax', [scaled], scope, { axis: -1 });
   const mixed = b.op('MatMul', [probs, vh], scope);
   const merged = batchToHeads(b, mixed, scope, heads, channels);
-  return linear(b, merged, `${scope}/to_out.0`, channels, channels);
+  return linear(b, merged, `${scope}/to_out.0`, channels, channels, { gain: outGain });
 }
