@@ -1,4 +1,27 @@
 /** The node catalog: every node type the server can run. Add a module here to ship a node. */
 import type { AnyNodeDefinition } from './types.ts';
+import { loadModel } from './load-model.ts';
+import { loadImage } from './load-image.ts';
+import { textPrompt } from './text-prompt.ts';
+import { encodeText } from './encode-text.ts';
+import { vaeEncode, vaeDecode } from './vae.ts';
+import { invertNode } from './invert.ts';
+import { maskNode } from './mask.ts';
+import { epsilonMergeSampler, singlePromptSampler } from './samplers.ts';
+import { pixelMergeNode } from './pixel-merge.ts';
+import { saveImage } from './save-image.ts';
 
-export const nodeDefinitions: AnyNodeDefinition[] = [];
+export const nodeDefinitions: AnyNodeDefinition[] = [
+  loadModel,
+  loadImage,
+  textPrompt,
+  encodeText,
+  vaeEncode,
+  invertNode,
+  maskNode,
+  epsilonMergeSampler,
+  singlePromptSampler,
+  pixelMergeNode,
+  vaeDecode,
+  saveImage,
+];

@@ -1,0 +1,37 @@
+import { z } from 'zod';
+import { defineNode } from './types.ts';
+import { pipelineOf } from './lib/model.ts';
+
+export const encodeText = defineNode({
+  type: 'EncodeText',
+  title: 'Encode Text',
+  category: 'Conditioning',
+  description: 'Runs the CLIP text encoder on a prompt. Prompts longer than 75 tokens are cut, with a warning.',
+  inputs: {
+    model: { type: 'Model', label: 'model' },
+    text: { type: 'Text', label: 'text' },
+  },
+  outputs: { conditioning: { type: 'Conditioning', label: 'conditioning' } },
+  params: z.object({}),
+  async run({ inputs, ctx }) {
+    const pipe = pipelineOf(inputs.model);
+    const enc = await pipe.encodeText(inputs.text);
+    const limit = pipe.info.textLength - 2;
+    if (enc.truncated) {
+      ctx.warn(`prompt has ${enc.tokens} tokens; the text encoder reads ${limit}, the rest was cut: "${inputs.text.slice(0, 60)}…"`);
+    }
+    return {
+      outputs: {
+        conditioning: {
+          prompt: inputs.text,
+          embedding: enc.embedding,
+          tokens: Math.min(enc.tokens, limit),
+          dim: pipe.info.textDim,
+          truncated: enc.truncated,
+          modelId: inputs.model.id,
+        },
+      },
+      result: { text: `${Math.min(enc.tokens, limit)} of ${limit} tokens${enc.truncated ? ' (truncated)' : ''}` },
+    };
+  },
+});

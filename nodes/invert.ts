@@ -1,0 +1,52 @@
+import { z } from 'zod';
+import { defineNode } from './types.ts';
+import { invert } from '../server/engine/cycle.ts';
+import { seededNoise } from '../server/engine/noise.ts';
+import { pipelineOf, requireSameModel, unconditional } from './lib/model.ts';
+import { stepReporter } from './lib/sampling.ts';
+
+export const invertNode = defineNode({
+  type: 'Invert',
+  title: 'Invert (CycleDiffusion)',
+  category: 'Sampling',
+  description:
+    'CycleDiffusion encoder: records the latent code z (x_t plus one noise per step) of the image under the source prompt. ' +
+    'Decoding z with any prompt keeps the picture\'s structure; decoding with the source prompt and guidance reproduces it.',
+  inputs: {
+    model: { type: 'Model', label: 'model' },
+    latent: { type: 'Latent', label: 'latent', description: 'x0 from VAE Encode' },
+    source: { type: 'Conditioning', label: 'source prompt', description: 'what the picture shows, e.g. "a photo of a cat"' },
+  },
+  outputs: { inversion: { type: 'Inversion', label: 'inversion' } },
+  params: z.object({
+    steps: z.number().int().min(2).max(1000).default(100).describe('DDIM steps of the full schedule.'),
+    skip: z.number().int().min(0).max(999).default(10).describe('Noisiest steps left out: refinement runs steps − skip times.'),
+    eta: z.number().gt(0).max(1).default(0.1).describe('η: the stochasticity of the DDPM-with-η sampler (σ scale).').meta({ step: 0.01 }),
+    guidance: z.number().min(1).max(50).default(1).describe('Encoder guidance scale s_enc (1 = no guidance, one UNet row).').meta({ step: 0.5 }),
+    seed: z.number().int().min(0).max(2 ** 32 - 1).default(0).describe('Seed of the encoder noise; the same seed gives the same code.'),
+  }),
+  check(p) {
+    return p.steps > p.skip ? [] : [{ field: 'skip', message: `must be less than steps (${p.steps}), got ${p.skip}` }];
+  },
+  async run({ inputs, params, ctx }) {
+    requireSameModel(inputs.model, inputs.latent, 'latent');
+    requireSameModel(inputs.model, inputs.source, 'source');
+    const pipe = pipelineOf(inputs.model);
+    const { width, height } = inputs.latent;
+    const code = await invert(pipe, inputs.latent.data, width, height, {
+      source: inputs.source.embedding,
+      uncond: params.guidance === 1 ? inputs.source.embedding : await unconditional(pipe),
+      guidance: params.guidance,
+      steps: params.steps,
+      skip: params.skip,
+      eta: params.eta,
+      noise: seededNoise(params.seed),
+      onStep: stepReporter(ctx, width, height),
+      signal: ctx.signal,
+    });
+    return {
+      outputs: { inversion: { ...code, sourcePrompt: inputs.source.prompt, modelId: inputs.model.id } },
+      result: { text: `${params.steps - params.skip} refinement steps` },
+    };
+  },
+});

@@ -1,0 +1,67 @@
+import { promises as fs } from 'node:fs';
+import { z } from 'zod';
+import { createHash } from 'node:crypto';
+import { defineNode, NodeError } from './types.ts';
+import { loadImageFile, sampleImage, fittedSize, MAX_IMAGE_SIDE } from './lib/image.ts';
+import { isSafeName, resolveInside, uploadsDir } from '../server/store/paths.ts';
+
+/** The built-in picture, so templates run without an upload. */
+export const SAMPLE_IMAGE = 'builtin:sample';
+
+/** SD1.x UNets halve the latent three times: image sides must be multiples of 64. */
+const SIDE_MULTIPLE = 64;
+
+function uploadPath(dataDir: string, name: string): string {
+  if (!isSafeName(name)) throw new NodeError(`invalid image name ${JSON.stringify(name)}`, 'image');
+  return resolveInside(uploadsDir(dataDir), name);
+}
+
+export const loadImage = defineNode({
+  type: 'LoadImage',
+  title: 'Load Image',
+  category: 'Image',
+  description:
+    'An uploaded picture (or the built-in sample), brought to a size the model accepts: sides multiples of 64, longest side at most "max side".',
+  inputs: {},
+  outputs: { image: { type: 'Image', label: 'image' } },
+  params: z.object({
+    image: z
+      .string()
+      .min(1)
+      .default(SAMPLE_IMAGE)
+      .describe('An uploaded image, or "builtin:sample" for the procedural sample picture.')
+      .meta({ ui: { kind: 'image' } }),
+    fit: z
+      .enum(['crop', 'resize', 'exact'])
+      .default('crop')
+      .describe('crop: scale down and centre-crop to multiples of 64; resize: stretch to them; exact: refuse other sizes.'),
+    max_side: z.number().int().min(64).max(MAX_IMAGE_SIDE).default(512).describe('Longest side after fitting, in pixels.').meta({ step: 64 }),
+  }),
+  async identity(params, services) {
+    // The upload's name is its content hash, but hash the bytes anyway: a replaced file must not be served from cache.
+    if (params.image === SAMPLE_IMAGE) return 'sample-v1';
+    try {
+      const bytes = await fs.readFile(uploadPath(services.dataDir, params.image));
+      return createHash('sha256').update(bytes).digest('hex');
+    } catch {
+      return 'missing'; // run() reports the problem
+    }
+  },
+  async run({ params, ctx }) {
+    if (params.image === SAMPLE_IMAGE) {
+      const size = fittedSize(4, 3, params.max_side, SIDE_MULTIPLE);
+      return { outputs: { image: sampleImage(size.width, size.height) } };
+    }
+    const file = uploadPath(ctx.services.dataDir, params.image);
+    try {
+      await fs.access(file);
+    } catch {
+      throw new NodeError(`image "${params.image}" is not in the uploads folder; upload it again`, 'image');
+    }
+    const { image, original } = await loadImageFile(file, { fit: params.fit, maxSide: params.max_side, multiple: SIDE_MULTIPLE });
+    if (image.width !== original.width || image.height !== original.height) {
+      ctx.warn(`image ${original.width}×${original.height} was ${params.fit === 'crop' ? 'scaled and cropped' : 'resized'} to ${image.width}×${image.height}`);
+    }
+    return { outputs: { image } };
+  },
+});

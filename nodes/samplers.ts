@@ -1,0 +1,72 @@
+import { z } from 'zod';
+import { defineNode } from './types.ts';
+import { decode } from '../server/engine/cycle.ts';
+import { epsilonMerge, singlePrompt, type EpsilonRule } from '../server/engine/guidance.ts';
+import { pipelineOf, requireSameModel, unconditional } from './lib/model.ts';
+import { stepReporter } from './lib/sampling.ts';
+import type { NodeContext } from './types.ts';
+import type { InversionValue, LatentValue, ModelValue } from './values.ts';
+
+const guidanceParam = z
+  .number()
+  .min(1)
+  .max(50)
+  .default(20)
+  .describe('Decoder guidance scale s (the paper uses 20; 1 = no guidance).')
+  .meta({ step: 0.5 });
+
+/** Replays the inversion's code under `rule`: one UNet call per step, progress and previews on the way. */
+async function decodeInversion(model: ModelValue, inversion: InversionValue, rule: EpsilonRule, ctx: NodeContext): Promise<LatentValue> {
+  const pipe = pipelineOf(model);
+  const { width, height } = inversion;
+  const data = await decode(pipe, inversion, rule, { onStep: stepReporter(ctx, width, height), signal: ctx.signal });
+  return { width, height, channels: pipe.info.latentChannels, data, modelId: model.id };
+}
+
+export const epsilonMergeSampler = defineNode({
+  type: 'EpsilonMergeSampler',
+  title: 'Epsilon Merge Sampler',
+  category: 'Sampling',
+  description:
+    'Dual-style decoding by noise merging: at every step ê = M·ê(c1) + (1 − M)·ê(c2), each classifier-free guided; ' +
+    '∅, c1 and c2 go through the UNet in one batched call.',
+  inputs: {
+    model: { type: 'Model', label: 'model' },
+    inversion: { type: 'Inversion', label: 'inversion' },
+    style1: { type: 'Conditioning', label: 'style 1 (M)' },
+    style2: { type: 'Conditioning', label: 'style 2 (1 − M)' },
+    mask: { type: 'Mask', label: 'mask' },
+  },
+  outputs: { latent: { type: 'Latent', label: 'latent' } },
+  params: z.object({ guidance: guidanceParam }),
+  async run({ inputs, params, ctx }) {
+    const { model, inversion, style1, style2, mask } = inputs;
+    for (const [v, what] of [[inversion, 'inversion'], [style1, 'style1'], [style2, 'style2']] as const) requireSameModel(model, v, what);
+    const pipe = pipelineOf(model);
+    const rule = epsilonMerge(style1.embedding, style2.embedding, await unconditional(pipe), params.guidance, mask);
+    return { outputs: { latent: await decodeInversion(model, inversion, rule, ctx) } };
+  },
+});
+
+export const singlePromptSampler = defineNode({
+  type: 'SinglePromptSampler',
+  title: 'Single Prompt Sampler',
+  category: 'Sampling',
+  description: 'CycleDiffusion decoding under one prompt (the single-style baseline, and the inputs of pixel merge).',
+  inputs: {
+    model: { type: 'Model', label: 'model' },
+    inversion: { type: 'Inversion', label: 'inversion' },
+    prompt: { type: 'Conditioning', label: 'prompt' },
+  },
+  outputs: { latent: { type: 'Latent', label: 'latent' } },
+  params: z.object({ guidance: guidanceParam }),
+  async run({ inputs, params, ctx }) {
+    const { model, inversion, prompt } = inputs;
+    requireSameModel(model, inversion, 'inversion');
+    requireSameModel(model, prompt, 'prompt');
+    const pipe = pipelineOf(model);
+    const uncond = params.guidance === 1 ? prompt.embedding : await unconditional(pipe);
+    const rule = singlePrompt(prompt.embedding, uncond, params.guidance);
+    return { outputs: { latent: await decodeInversion(model, inversion, rule, ctx) } };
+  },
+});

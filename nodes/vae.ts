@@ -1,0 +1,49 @@
+import { z } from 'zod';
+import { defineNode, NodeError } from './types.ts';
+import { pipelineOf, requireSameModel } from './lib/model.ts';
+
+export const vaeEncode = defineNode({
+  type: 'VAEEncode',
+  title: 'VAE Encode',
+  category: 'Latent',
+  description: 'Encodes an image into the scaled SD latent x0 (VAE mean × scaling factor).',
+  inputs: {
+    model: { type: 'Model', label: 'model' },
+    image: { type: 'Image', label: 'image' },
+  },
+  outputs: { latent: { type: 'Latent', label: 'latent' } },
+  params: z.object({}),
+  async run({ inputs }) {
+    const pipe = pipelineOf(inputs.model);
+    const f = pipe.info.vaeDownsample;
+    const { width, height } = inputs.image;
+    if (width % f || height % f) {
+      throw new NodeError(`image is ${width}×${height}; the VAE needs sides that are multiples of ${f} (use Load Image's "crop" fit)`, 'image');
+    }
+    const data = await pipe.vaeEncode(inputs.image);
+    return {
+      outputs: {
+        latent: { width: width / f, height: height / f, channels: pipe.info.latentChannels, data, modelId: inputs.model.id },
+      },
+    };
+  },
+});
+
+export const vaeDecode = defineNode({
+  type: 'VAEDecode',
+  title: 'VAE Decode',
+  category: 'Latent',
+  description: 'Decodes a scaled latent into an image: (clamp(decoder(latent / scaling), −1, 1) + 1) / 2.',
+  inputs: {
+    model: { type: 'Model', label: 'model' },
+    latent: { type: 'Latent', label: 'latent' },
+  },
+  outputs: { image: { type: 'Image', label: 'image' } },
+  params: z.object({}),
+  async run({ inputs }) {
+    requireSameModel(inputs.model, inputs.latent, 'latent');
+    const pipe = pipelineOf(inputs.model);
+    const image = await pipe.vaeDecode(inputs.latent.data, inputs.latent.width, inputs.latent.height);
+    return { outputs: { image } };
+  },
+});
