@@ -74,6 +74,7 @@ export function checkFinite(out: Float32Array, step: number, total: number, phas
 function checkLatent(pipe: SdPipeline, x: Float32Array, w: number, h: number, what: string): number {
   const n = pipe.info.latentChannels * w * h;
   if (!Number.isInteger(w) || !Number.isInteger(h) || w < 1 || h < 1) throw new Error(`latent size must be positive integers, got ${w}×${h}`);
+  pipe.checkLatentSize(w, h);
   if (x.length !== n) throw new Error(`${what} has ${x.length} values, a ${pipe.info.latentChannels}×${h}×${w} latent has ${n}`);
   return n;
 }

@@ -53,6 +53,8 @@ export interface PipelineInfo {
   latentChannels: number;
   /** Image pixels per latent pixel (8 for SD). */
   vaeDownsample: number;
+  /** Latent width and height must be multiples of this (the UNet halves them per level: 8 for SD 1.x). */
+  latentMultiple: number;
   vaeScalingFactor: number;
   /** UNet timestep dtype as declared ('float32', 'float16', 'int64', ...). */
   timestepType: string;
@@ -255,6 +257,9 @@ export class SdPipeline {
     const scaling = typeof vaeConfig?.scaling_factor === 'number' ? vaeConfig.scaling_factor : DEFAULT_VAE_SCALING;
     const blocks = Array.isArray(vaeConfig?.block_out_channels) ? vaeConfig.block_out_channels.length : 4;
     const vaeDownsample = 2 ** Math.max(0, blocks - 1);
+    const unetConfig = await readOptionalJson(path.join(dir, 'unet/config.json'), dir);
+    const levels = Array.isArray(unetConfig?.block_out_channels) ? unetConfig.block_out_channels.length : 4;
+    const latentMultiple = 2 ** Math.max(0, levels - 1);
 
     let tokenizer: ClipTokenizer;
     try {
@@ -313,6 +318,7 @@ export class SdPipeline {
         textLength: tokenizer.maxLength,
         latentChannels: numericDim(unet.sample.shape[1]) ?? 4,
         vaeDownsample,
+        latentMultiple,
         vaeScalingFactor: scaling,
         timestepType: unet.timestep.type,
         timestepBatched,
@@ -446,6 +452,17 @@ export class SdPipeline {
     return { width: W!, height: H!, data: img };
   }
 
+  /** Throws a user-facing error for a latent size the UNet cannot take (its levels halve it). */
+  checkLatentSize(w: number, h: number): void {
+    const m = this.info.latentMultiple;
+    if (!Number.isInteger(w) || !Number.isInteger(h) || w < 1 || h < 1 || w % m !== 0 || h % m !== 0) {
+      const f = this.info.vaeDownsample;
+      throw new Error(
+        `latent size ${w}×${h} is not a multiple of ${m}: this UNet needs image sizes that are multiples of ${m * f} (got ${w * f}×${h * f})`,
+      );
+    }
+  }
+
   /** The UNet binding of the loaded model (names/dtypes of its inputs). */
   get unetModel(): UnetBinding {
     return this.unetBinding;
@@ -471,6 +488,7 @@ export class SdPipeline {
     if (sample.length !== batch * C * h * w) {
       throw new Error(`UNet sample has ${sample.length} values, [${batch}, ${C}, ${h}, ${w}] needs ${batch * C * h * w}`);
     }
+    this.checkLatentSize(w, h);
     const rowLen = ehs.length / batch;
     const D = this.info.textDim;
     if (!Number.isInteger(rowLen) || rowLen % D !== 0) {

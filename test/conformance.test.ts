@@ -1,0 +1,151 @@
+/**
+ * Conformance to the Python reference stack on ../shared/fixtures/tiny-sd: every case of the
+ * harness, plus CycleDiffusion's defining property (decoding the code with the encoder's prompt and
+ * guidance gives x0 back) on fresh seeded noise and on a non-square crop.
+ */
+import { existsSync } from 'node:fs';
+import { cp, mkdtemp, readFile, rm, symlink, writeFile, readdir } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FixtureError, runConformance, tolerance } from '../server/cli/conformance.ts';
+import { decode, invert } from '../server/engine/cycle.ts';
+import { singlePrompt } from '../server/engine/guidance.ts';
+import { seededNoise } from '../server/engine/noise.ts';
+import { readNpyFloat32 } from '../server/engine/npy.ts';
+import { SdPipeline } from '../server/engine/pipeline.ts';
+
+const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const fixture = path.resolve(projectRoot, '../shared/fixtures/tiny-sd');
+const hasFixture = existsSync(path.join(fixture, 'reference/manifest.json'));
+if (!hasFixture) console.warn(`conformance: fixture ${fixture} not found; conformance tests skipped`);
+
+const maxAbsDiff = (a: Float32Array, b: Float32Array) => {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+};
+
+describe.skipIf(!hasFixture)('conformance harness on tiny-sd', () => {
+  it('passes every case of the manifest', async () => {
+    const lines: string[] = [];
+    const r = await runConformance(fixture, { log: (l) => lines.push(l), executionProvider: 'cpu' });
+    const failures = r.cases.filter((c) => c.status === 'fail');
+    expect(failures, lines.join('\n')).toEqual([]);
+    const names = new Set(r.cases.filter((c) => c.pass).map((c) => c.name));
+    for (const n of [
+      'tokenizer_0', 'text_uncond', 'text_c2', 'schedule', 'mask_linear', 'mask_logistic', 'unet_out_t500', 'x0',
+      'cycle_z', 'recon_latent', 'recon_image', 'epsmerge_linear_latent', 'epsmerge_logistic_image',
+      'single_c1_latent', 'single_c2_image', 'pixelmerge_linear_image', 'pixelmerge_logistic_image',
+    ]) {
+      expect(names.has(n), `case ${n} ran and passed`).toBe(true);
+    }
+    for (const c of r.cases.filter((c) => c.pass && c.tol > 0)) expect(c.maxErr).toBeLessThanOrEqual(c.tol);
+    expect(lines.some((l) => /^PASS\s+unet_out_t500\s+max\|err\| \d\.\de-\d\d\s+\(tol /.test(l))).toBe(true);
+    expect(lines.filter((l) => /^SKIP\s+attnmerge_/.test(l)).length).toBe(r.skipped);
+    expect(r.failed).toBe(0);
+  });
+
+  describe('with a tampered manifest', () => {
+    let dir: string;
+    beforeAll(async () => {
+      // Same model (symlinked), reference/ with a manifest whose decoder guidance is wrong.
+      dir = await mkdtemp(path.join(os.tmpdir(), 'dss-fixture-'));
+      for (const e of await readdir(fixture)) {
+        if (e !== 'reference') await symlink(path.join(fixture, e), path.join(dir, e));
+      }
+      await cp(path.join(fixture, 'reference'), path.join(dir, 'reference'), { recursive: true });
+      const m = JSON.parse(await readFile(path.join(fixture, 'reference/manifest.json'), 'utf8'));
+      m.decoder_guidance = m.decoder_guidance + 2;
+      await writeFile(path.join(dir, 'reference/manifest.json'), JSON.stringify(m));
+    });
+    afterAll(async () => {
+      if (dir) await rm(dir, { recursive: true, force: true });
+    });
+
+    it('fails exactly the cases that depend on the changed setting', async () => {
+      const r = await runConformance(dir, { log: () => undefined, executionProvider: 'cpu' });
+      const failed = r.cases.filter((c) => c.status === 'fail').map((c) => c.name).sort();
+      expect(failed).toEqual([
+        'epsmerge_linear_image', 'epsmerge_linear_latent', 'epsmerge_logistic_image', 'epsmerge_logistic_latent',
+        'single_c1_image', 'single_c1_latent', 'single_c2_image', 'single_c2_latent',
+      ]);
+      expect(r.cases.find((c) => c.name === 'recon_latent')?.pass).toBe(true);
+    });
+  });
+
+  it('refuses a folder without a manifest', async () => {
+    await expect(runConformance(path.join(fixture, 'unet'), { log: () => undefined })).rejects.toThrow(FixtureError);
+    await expect(runConformance('/no/such/fixture', { log: () => undefined })).rejects.toThrow(/fixture folder not found/);
+  });
+});
+
+describe.skipIf(!hasFixture)('CycleDiffusion reconstruction', () => {
+  let pipe: SdPipeline;
+  let manifest: { seed: number; steps: number; skip: number; eta: number; encoder_guidance: number; prompts: Record<string, string> };
+  beforeAll(async () => {
+    pipe = await SdPipeline.load(fixture, { executionProvider: 'cpu' });
+    manifest = JSON.parse(await readFile(path.join(fixture, 'reference/manifest.json'), 'utf8'));
+  });
+  afterAll(async () => {
+    await pipe?.release();
+  });
+
+  it('decode(invert(x0)) with the source prompt and guidance 1 reproduces x0', async () => {
+    const image = await readNpyFloat32(path.join(fixture, 'reference/image.npy'));
+    const [, , H, W] = image.shape as [number, number, number, number];
+    const f = pipe.info.vaeDownsample;
+    const x0 = await pipe.vaeEncode({ width: W, height: H, data: image.data });
+    const src = (await pipe.encodeText(manifest.prompts.source!)).embedding;
+    const uncond = (await pipe.encodeText('')).embedding;
+    const steps: number[] = [];
+    const code = await invert(pipe, x0, W / f, H / f, {
+      source: src, uncond, guidance: 1, steps: manifest.steps, skip: manifest.skip, eta: manifest.eta,
+      noise: seededNoise(manifest.seed), onStep: (i) => steps.push(i),
+    });
+    const R = manifest.steps - manifest.skip;
+    expect(code.z.length).toBe(R + 1);
+    expect(steps).toEqual(Array.from({ length: R }, (_, i) => i + 1));
+    const out = await decode(pipe, code, singlePrompt(src, uncond, 1));
+    expect(maxAbsDiff(out, x0)).toBeLessThanOrEqual(tolerance(x0));
+    // Not vacuous: another prompt with strong guidance moves away from x0.
+    const other = (await pipe.encodeText(manifest.prompts.style2!)).embedding;
+    const styled = await decode(pipe, code, singlePrompt(other, uncond, 7.5));
+    expect(maxAbsDiff(styled, x0)).toBeGreaterThan(10 * tolerance(x0));
+  });
+
+  it('reconstructs a non-square crop with other steps, skip and guidance', async () => {
+    const image = await readNpyFloat32(path.join(fixture, 'reference/image.npy'));
+    const [, , H, W] = image.shape as [number, number, number, number];
+    const f = pipe.info.vaeDownsample;
+    // Non-square: the image beside its mirror image, twice as wide.
+    const w = 2 * W;
+    const h = H;
+    const crop = new Float32Array(3 * w * h);
+    for (let c = 0; c < 3; c++) {
+      for (let y = 0; y < h; y++) {
+        for (let x = 0; x < W; x++) {
+          const v = image.data[c * W * H + y * W + x]!;
+          crop[c * w * h + y * w + x] = v;
+          crop[c * w * h + y * w + (w - 1 - x)] = v;
+        }
+      }
+    }
+    const x0 = await pipe.vaeEncode({ width: w, height: h, data: crop });
+    const src = (await pipe.encodeText(manifest.prompts.source!)).embedding;
+    const uncond = (await pipe.encodeText('')).embedding;
+    const rule = singlePrompt(src, uncond, 3);
+    const code = await invert(pipe, x0, w / f, h / f, { source: src, uncond, guidance: 3, steps: 10, skip: 3, eta: 0.3, noise: seededNoise(123) });
+    expect(code.width).toBe(w / f);
+    expect(code.height).toBe(h / f);
+    const out = await decode(pipe, code, rule);
+    expect(maxAbsDiff(out, x0)).toBeLessThanOrEqual(tolerance(x0));
+    // The same seed gives the same code; another seed a different one.
+    const again = await invert(pipe, x0, w / f, h / f, { source: src, uncond, guidance: 3, steps: 10, skip: 3, eta: 0.3, noise: seededNoise(123) });
+    expect(Array.from(again.z[4]!)).toEqual(Array.from(code.z[4]!));
+    const other = await invert(pipe, x0, w / f, h / f, { source: src, uncond, guidance: 3, steps: 10, skip: 3, eta: 0.3, noise: seededNoise(124) });
+    expect(maxAbsDiff(other.z[0]!, code.z[0]!)).toBeGreaterThan(0.1);
+  });
+});
