@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import onnxProto from 'onnx-proto';
@@ -315,6 +315,14 @@ describe('writeDemoModel / ensureDemoModel', () => {
     await rm(path.join(cache, 'unet/weights.pb'));
     await ensureDemoModel(cache);
     expect((await stat(path.join(cache, 'unet/weights.pb'))).size).toBeGreaterThan(1_000_000);
+  });
+
+  it('refuses to replace a folder that is not a demo model', async () => {
+    const other = path.join(tmp, 'someone-elses-model');
+    await mkdir(other);
+    await writeFile(path.join(other, 'model_index.json'), '{"_class_name": "OnnxStableDiffusionPipeline"}');
+    await expect(ensureDemoModel(other)).rejects.toThrow(/exists and is not a demo model folder/);
+    expect(await readdir(other)).toEqual(['model_index.json']);
   });
 
   it('defaults to .cache/demo-model-v<version> in the project', () => {

@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WeightRandom } from './demo-model-onnx.ts';
@@ -117,6 +117,18 @@ function isComplete(dir: string): boolean {
   return DEMO_MODEL_FILES.every((rel) => existsSync(path.join(dir, rel)));
 }
 
+async function isDemoFolderOrEmpty(dir: string): Promise<boolean> {
+  const entries = await readdir(dir).catch(() => null);
+  if (entries === null) return false; // not a readable folder
+  if (entries.length === 0) return true;
+  try {
+    const index = JSON.parse(await readFile(path.join(dir, 'model_index.json'), 'utf8')) as Record<string, unknown>;
+    return index[DEMO_MARKER_KEY] === true;
+  } catch {
+    return false;
+  }
+}
+
 const pending = new Map<string, Promise<string>>();
 
 /**
@@ -135,8 +147,14 @@ export function ensureDemoModel(cacheDir: string = defaultDemoModelDir()): Promi
 
 async function generateOnce(dir: string): Promise<string> {
   if (isComplete(dir)) return dir;
-  // A folder missing files was damaged by hand (rename never leaves half a folder): rebuild it.
-  if (existsSync(dir)) await rm(dir, { recursive: true, force: true });
+  if (existsSync(dir)) {
+    // A demo folder missing files was damaged by hand (rename never leaves half a folder): rebuild it.
+    // Anything else at that path is not ours to delete.
+    if (!(await isDemoFolderOrEmpty(dir))) {
+      throw new Error(`Could not create the demo model in ${dir}: the folder exists and is not a demo model folder`);
+    }
+    await rm(dir, { recursive: true, force: true });
+  }
   await mkdir(path.dirname(dir), { recursive: true });
   const temp = `${dir}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
