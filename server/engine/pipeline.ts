@@ -352,7 +352,7 @@ export class SdPipeline {
   }
 
   /** Tokenizes and encodes a prompt; cached per prompt text. */
-  encodeText(prompt: string): Promise<TextEncoding> {
+  async encodeText(prompt: string): Promise<TextEncoding> {
     this.alive();
     let hit = this.textCache.get(prompt);
     if (!hit) {
