@@ -1,0 +1,99 @@
+/** HTTP client of the studio API (same origin; the Vite dev server proxies /api). */
+import type { Graph, ValidationIssue } from '../../server/protocol/graph.ts';
+import type { Catalog } from '../../server/protocol/catalog.ts';
+import type { JobSummary, QueueState } from '../../server/protocol/events.ts';
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly issues: ValidationIssue[] = [],
+  ) {
+    super(message);
+  }
+}
+
+async function request<T>(method: string, url: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+  const init: RequestInit = { method, headers: { ...headers } };
+  if (body !== undefined) {
+    if (body instanceof Blob || body instanceof ArrayBuffer) {
+      init.body = body;
+    } else {
+      init.body = JSON.stringify(body);
+      (init.headers as Record<string, string>)['Content-Type'] = 'application/json';
+    }
+  }
+  let res: Response;
+  try {
+    res = await fetch(url, init);
+  } catch (err) {
+    throw new ApiError(0, 'network', `The studio server cannot be reached (${(err as Error).message}).`);
+  }
+  const text = await res.text();
+  let data: unknown = undefined;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      if (!res.ok) throw new ApiError(res.status, 'http', `${method} ${url} failed: HTTP ${res.status} ${text.slice(0, 200)}`);
+      throw new ApiError(res.status, 'bad_response', `${method} ${url} returned something that is not JSON.`);
+    }
+  }
+  if (!res.ok) {
+    const e = (data as { error?: { code?: string; message?: string; issues?: ValidationIssue[] } } | undefined)?.error;
+    throw new ApiError(res.status, e?.code ?? 'http', e?.message ?? `${method} ${url} failed: HTTP ${res.status}`, e?.issues ?? []);
+  }
+  return data as T;
+}
+
+export interface Health {
+  ok: boolean;
+  version?: string;
+  executionProvider?: string;
+  /** Set by servers that run the built-in demo model (random weights). */
+  demo?: boolean;
+  [k: string]: unknown;
+}
+
+export interface GraphListEntry {
+  name: string;
+  source: 'template' | 'user';
+  title?: string;
+  updatedAt?: string | number;
+}
+
+export interface UploadResult {
+  name: string;
+  width: number;
+  height: number;
+  url: string;
+}
+
+export const api = {
+  health: () => request<Health>('GET', '/api/health'),
+  catalog: () => request<Catalog>('GET', '/api/catalog'),
+  validate: (graph: Graph) => request<{ ok: boolean; issues: ValidationIssue[] }>('POST', '/api/validate', { graph }),
+  submitJob: (graph: Graph) => request<{ job: JobSummary }>('POST', '/api/jobs', { graph }),
+  cancelJob: (id: string) => request<unknown>('DELETE', `/api/jobs/${encodeURIComponent(id)}`),
+  queue: () => request<QueueState>('GET', '/api/queue'),
+  listGraphs: async (): Promise<GraphListEntry[]> => {
+    const data = await request<GraphListEntry[] | { graphs: GraphListEntry[] }>('GET', '/api/graphs');
+    return Array.isArray(data) ? data : data.graphs;
+  },
+  /** The server may answer the graph itself or `{ name, source, graph }`; both are accepted. */
+  getGraph: async (name: string): Promise<{ graph: unknown; source?: 'template' | 'user' }> => {
+    const data = await request<Record<string, unknown>>('GET', `/api/graphs/${encodeURIComponent(name)}`);
+    if (data && data.format !== undefined) return { graph: data };
+    return { graph: data.graph, source: data.source as 'template' | 'user' | undefined };
+  },
+  saveGraph: (name: string, graph: Graph) => request<unknown>('PUT', `/api/graphs/${encodeURIComponent(name)}`, { graph }),
+  deleteGraph: (name: string) => request<unknown>('DELETE', `/api/graphs/${encodeURIComponent(name)}`),
+  upload: (file: Blob) =>
+    request<UploadResult>('POST', '/api/uploads', file, { 'Content-Type': file.type || 'application/octet-stream' }),
+};
+
+/** Where an uploaded image named in a parameter can be seen (when no upload response told us). */
+export function uploadUrl(name: string): string {
+  return `/api/uploads/${encodeURIComponent(name)}`;
+}

@@ -1,0 +1,201 @@
+/** Modal dialogs: prompt, confirm, open-graph, and the searchable "Add node" palette. */
+import { useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
+import type { CatalogNode } from '../../../server/protocol/catalog.ts';
+import type { GraphListEntry } from '../api.ts';
+import { searchCatalog } from '../graph-io.ts';
+
+function Modal({ title, onClose, children, testId, wide }: { title: string; onClose: () => void; children: ReactNode; testId: string; wide?: boolean }) {
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === 'Escape') {
+        e.stopPropagation();
+        e.preventDefault();
+        onClose();
+      }
+    };
+    window.addEventListener('keydown', onKey, true);
+    return () => window.removeEventListener('keydown', onKey, true);
+  }, [onClose]);
+  return (
+    <div className="sd-backdrop" onMouseDown={(e) => e.target === e.currentTarget && onClose()}>
+      <div className={`sd-dialog${wide ? ' wide' : ''}`} role="dialog" aria-label={title} data-testid={testId}>
+        <h2>{title}</h2>
+        {children}
+      </div>
+    </div>
+  );
+}
+
+export function PromptDialog(props: {
+  title: string;
+  label: string;
+  initial: string;
+  confirmLabel: string;
+  validate: (value: string) => string | null;
+  onSubmit: (value: string) => void;
+  onCancel: () => void;
+  error?: string | null;
+}) {
+  const [value, setValue] = useState(props.initial);
+  const [touched, setTouched] = useState(false);
+  const problem = props.validate(value);
+  const submit = () => {
+    setTouched(true);
+    if (!problem) props.onSubmit(value);
+  };
+  return (
+    <Modal title={props.title} onClose={props.onCancel} testId="prompt-dialog">
+      <label className="sd-field">
+        {props.label}
+        <input
+          autoFocus
+          data-testid="prompt-input"
+          value={value}
+          onChange={(e) => {
+            setValue(e.target.value);
+            setTouched(true);
+          }}
+          onKeyDown={(e) => e.key === 'Enter' && submit()}
+        />
+      </label>
+      {(touched && problem) || props.error ? <div className="sd-error" data-testid="prompt-error">{(touched && problem) || props.error}</div> : null}
+      <div className="sd-actions">
+        <button type="button" onClick={props.onCancel}>
+          Cancel
+        </button>
+        <button type="button" className="primary" data-testid="prompt-ok" disabled={Boolean(problem)} onClick={submit}>
+          {props.confirmLabel}
+        </button>
+      </div>
+    </Modal>
+  );
+}
+
+export function ConfirmDialog(props: { title: string; message: string; confirmLabel: string; danger?: boolean; onConfirm: () => void; onCancel: () => void }) {
+  return (
+    <Modal title={props.title} onClose={props.onCancel} testId="confirm-dialog">
+      <p>{props.message}</p>
+      <div className="sd-actions">
+        <button type="button" onClick={props.onCancel} autoFocus>
+          Cancel
+        </button>
+        <button type="button" className={props.danger ? 'danger' : 'primary'} data-testid="confirm-ok" onClick={props.onConfirm}>
+          {props.confirmLabel}
+        </button>
+      </div>
+    </Modal>
+  );
+}
+
+export function OpenDialog(props: { load: () => Promise<GraphListEntry[]>; onOpen: (entry: GraphListEntry) => void; onDelete: (entry: GraphListEntry) => Promise<void>; onCancel: () => void }) {
+  const [entries, setEntries] = useState<GraphListEntry[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const refresh = () => {
+    props.load().then(setEntries, (err: Error) => setError(err.message));
+  };
+  useEffect(refresh, []);
+  const templates = (entries ?? []).filter((e) => e.source === 'template');
+  const user = (entries ?? []).filter((e) => e.source !== 'template');
+  const row = (e: GraphListEntry) => (
+    <li key={`${e.source}:${e.name}`} className="sd-open-row">
+      <button type="button" className="sd-open-item" data-testid={`open-${e.name}`} onClick={() => props.onOpen(e)}>
+        <span className="sd-open-title">{e.title || e.name}</span>
+        <span className="sd-open-name">{e.name}</span>
+        {e.source === 'template' ? <span className="sd-tag">template</span> : <span className="sd-open-date">{formatDate(e.updatedAt)}</span>}
+      </button>
+      {e.source !== 'template' ? (
+        <button
+          type="button"
+          className="sd-link"
+          title={`Delete “${e.name}”`}
+          onClick={() => {
+            if (window.confirm(`Delete the saved graph “${e.name}”? This cannot be undone.`)) void props.onDelete(e).then(refresh, (err: Error) => setError(err.message));
+          }}
+        >
+          Delete
+        </button>
+      ) : null}
+    </li>
+  );
+  return (
+    <Modal title="Open graph" onClose={props.onCancel} testId="open-dialog" wide>
+      {error ? <div className="sd-error">{error}</div> : null}
+      {entries === null && !error ? <p className="muted">Loading…</p> : null}
+      {entries !== null ? (
+        <div className="sd-open-lists">
+          <section>
+            <h3>Templates</h3>
+            {templates.length ? <ul>{templates.map(row)}</ul> : <p className="muted">No templates on this server.</p>}
+          </section>
+          <section>
+            <h3>Your graphs</h3>
+            {user.length ? <ul>{user.map(row)}</ul> : <p className="muted">Nothing saved yet. Use Save to keep a graph on the server.</p>}
+          </section>
+        </div>
+      ) : null}
+      <div className="sd-actions">
+        <button type="button" onClick={props.onCancel}>
+          Close
+        </button>
+      </div>
+    </Modal>
+  );
+}
+
+function formatDate(v: string | number | undefined): string {
+  if (v === undefined) return '';
+  const d = new Date(v);
+  return Number.isNaN(d.getTime()) ? '' : d.toLocaleString();
+}
+
+export function Palette(props: { nodes: CatalogNode[]; onPick: (type: string) => void; onCancel: () => void }) {
+  const [query, setQuery] = useState('');
+  const [active, setActive] = useState(0);
+  const list = useMemo(() => searchCatalog(props.nodes, query), [props.nodes, query]);
+  const listRef = useRef<HTMLUListElement>(null);
+  useEffect(() => setActive(0), [query]);
+  useEffect(() => {
+    listRef.current?.querySelector('.active')?.scrollIntoView({ block: 'nearest' });
+  }, [active]);
+  return (
+    <Modal title="Add node" onClose={props.onCancel} testId="palette">
+      <input
+        autoFocus
+        className="sd-search"
+        data-testid="palette-search"
+        placeholder="Search nodes…"
+        value={query}
+        onChange={(e) => setQuery(e.target.value)}
+        onKeyDown={(e) => {
+          if (e.key === 'ArrowDown') {
+            e.preventDefault();
+            setActive((a) => Math.min(a + 1, list.length - 1));
+          } else if (e.key === 'ArrowUp') {
+            e.preventDefault();
+            setActive((a) => Math.max(a - 1, 0));
+          } else if (e.key === 'Enter' && list[active]) {
+            props.onPick(list[active].type);
+          }
+        }}
+      />
+      <ul className="sd-palette-list" ref={listRef}>
+        {list.map((n, i) => (
+          <li key={n.type}>
+            <button
+              type="button"
+              className={i === active ? 'active' : ''}
+              data-testid={`palette-item-${n.type}`}
+              onMouseEnter={() => setActive(i)}
+              onClick={() => props.onPick(n.type)}
+            >
+              <span className="sd-palette-title">{n.title}</span>
+              <span className="sd-palette-cat">{n.category}</span>
+              {n.description ? <span className="sd-palette-desc">{n.description}</span> : null}
+            </button>
+          </li>
+        ))}
+        {list.length === 0 ? <li className="muted">No node matches “{query}”.</li> : null}
+      </ul>
+    </Modal>
+  );
+}

@@ -1,0 +1,198 @@
+/**
+ * How a node looks: rendered from the catalog entry alone. Sockets sit at the top and the runtime
+ * area (progress, preview, results, issues) at the bottom, so a growing preview never moves a socket
+ * away from where its connections were drawn.
+ */
+import { useEffect, useRef } from 'react';
+import { Presets, type RenderEmit } from 'rete-react-plugin';
+import type { ValidationIssue } from '../../../server/protocol/graph.ts';
+import { useNodeRuntime, useObservable, type NodeRuntime } from '../runtime.ts';
+import { healthState } from './bridge.ts';
+import { ParamField, stopCanvas } from './ParamField.tsx';
+import type { Schemes, StudioNode, TypedSocket } from './schemes.ts';
+
+const { RefSocket } = Presets.classic;
+
+export const DEMO_MODEL_NOTE = 'DEMO model — random weights, pictures mean nothing';
+
+function issuesFor(issues: ValidationIssue[], field: string): string[] {
+  return issues.filter((i) => i.field === field).map((i) => i.message);
+}
+
+export function NodeView(props: { data: StudioNode; emit: RenderEmit<Schemes> }) {
+  const node = props.data;
+  const rt = useNodeRuntime(node.id);
+  const root = useRef<HTMLDivElement>(null);
+
+  // Keep the node's size current for the minimap and zoom-to-fit.
+  useEffect(() => {
+    const el = root.current;
+    if (!el) return;
+    const measure = () => {
+      node.width = el.offsetWidth;
+      node.height = el.offsetHeight;
+    };
+    measure();
+    const ro = new ResizeObserver(measure);
+    ro.observe(el);
+    return () => ro.disconnect();
+  }, [node]);
+
+  const inputs = Object.entries(node.inputs);
+  const outputs = Object.entries(node.outputs);
+  const params = node.spec?.params ?? [];
+  // Parameter issues show under their control; everything else (inputs, node-wide) in the list.
+  const paramNames = new Set(params.map((p) => p.name));
+  const nodeLevelIssues = rt.issues.filter((i) => !i.field || !paramNames.has(i.field));
+  const classes = ['sd-node', `status-${rt.status}`];
+  if (node.selected) classes.push('selected');
+  if (rt.issues.length > 0) classes.push('has-issues');
+  if (rt.status === 'failed') classes.push('failed');
+  if (!node.spec) classes.push('placeholder');
+
+  return (
+    <div
+      ref={root}
+      className={classes.join(' ')}
+      data-testid="node"
+      data-node-id={node.id}
+      data-node-type={node.type}
+      data-status={rt.status}
+      style={{ width: node.width }}
+    >
+      <header className="sd-node-header" title={node.spec?.description ?? `Unknown node type "${node.type}"`}>
+        <span className="sd-node-title" data-testid="title">
+          {node.label}
+        </span>
+        <span className="sd-node-category">{node.spec?.category ?? 'unknown type'}</span>
+        <StatusBadge rt={rt} />
+      </header>
+      <div className="sd-node-ports">
+        <div className="sd-inputs">
+          {inputs.map(([key, input]) =>
+            input ? (
+              <div
+                key={key}
+                className={`sd-port input${issuesFor(rt.issues, key).length ? ' invalid' : ''}`}
+                data-testid={`input-${key}`}
+                title={[node.socketInfo.get(`in:${key}`)?.description, ...issuesFor(rt.issues, key)].filter(Boolean).join('\n') || undefined}
+              >
+                <RefSocket name="input-socket" side="input" socketKey={key} nodeId={node.id} emit={props.emit} payload={input.socket} data-testid="input-socket" />
+                <span className="sd-port-label">
+                  {input.label}
+                  {node.socketInfo.get(`in:${key}`)?.optional ? <span className="muted"> (optional)</span> : null}
+                </span>
+              </div>
+            ) : null,
+          )}
+        </div>
+        <div className="sd-outputs">
+          {outputs.map(([key, output]) =>
+            output ? (
+              <div key={key} className="sd-port output" data-testid={`output-${key}`} title={node.socketInfo.get(`out:${key}`)?.description}>
+                <span className="sd-port-label">{output.label}</span>
+                <RefSocket name="output-socket" side="output" socketKey={key} nodeId={node.id} emit={props.emit} payload={output.socket} data-testid="output-socket" />
+              </div>
+            ) : null,
+          )}
+        </div>
+      </div>
+      {params.length > 0 ? (
+        <div className="sd-node-params">
+          {params.map((p) => (
+            <ParamField key={p.name} nodeId={node.id} param={p} value={node.params[p.name]} issues={issuesFor(rt.issues, p.name)} />
+          ))}
+        </div>
+      ) : null}
+      {!node.spec ? <div className="sd-node-note warn">This server has no node type “{node.type}”. Its settings are kept, but it cannot run.</div> : null}
+      <DemoNote node={node} />
+      <RuntimeArea node={node} rt={rt} nodeLevelIssues={nodeLevelIssues} />
+    </div>
+  );
+}
+
+function StatusBadge({ rt }: { rt: NodeRuntime }) {
+  if (rt.status === 'cached') return <span className="sd-badge cached" data-testid="badge-cached">cached</span>;
+  if (rt.status === 'running') return <span className="sd-badge running">running</span>;
+  if (rt.status === 'pending') return <span className="sd-badge pending">waiting</span>;
+  if (rt.status === 'failed') return <span className="sd-badge failed">failed</span>;
+  if (rt.status === 'done' && rt.ms !== undefined) return <span className="sd-badge done">{formatMs(rt.ms)}</span>;
+  return null;
+}
+
+function formatMs(ms: number): string {
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** The demo model has random weights: say so on the node, so nobody judges the method by its pictures. */
+function DemoNote({ node }: { node: StudioNode }) {
+  const health = useObservable(healthState);
+  const modelParams = node.spec?.params.filter((p) => p.kind === 'model') ?? [];
+  if (modelParams.length === 0) return null;
+  const usesDemo = modelParams.some((p) => {
+    const v = node.params[p.name];
+    return v === undefined || v === '' || (typeof v === 'string' && v.trim().toLowerCase() === 'demo');
+  });
+  if (!usesDemo && health?.demo !== true) return null;
+  return (
+    <div className="sd-node-note demo" data-testid="demo-note">
+      {DEMO_MODEL_NOTE}
+    </div>
+  );
+}
+
+function RuntimeArea({ node, rt, nodeLevelIssues }: { node: StudioNode; rt: NodeRuntime; nodeLevelIssues: ValidationIssue[] }) {
+  const images = rt.result?.images ?? [];
+  const showProgress = rt.status === 'running' && rt.progress;
+  const empty = !showProgress && !rt.previewUrl && images.length === 0 && rt.warnings.length === 0 && !rt.error && nodeLevelIssues.length === 0 && !rt.result?.text;
+  if (empty) return null;
+  return (
+    <div className="sd-node-runtime" {...stopCanvas}>
+      {showProgress ? (
+        <div className="sd-progress" data-testid="node-progress">
+          <div className="sd-progress-bar" style={{ width: `${(100 * rt.progress!.step) / Math.max(1, rt.progress!.total)}%` }} />
+          <span className="sd-progress-text">
+            step {rt.progress!.step} of {rt.progress!.total}
+          </span>
+        </div>
+      ) : null}
+      {rt.previewUrl && images.length === 0 ? (
+        <img className="sd-preview" data-testid="node-preview" src={rt.previewUrl} alt={`step preview of ${node.label}`} draggable={false} />
+      ) : null}
+      {images.map((img) => (
+        <figure key={img.url} className="sd-result" data-testid="node-result">
+          <img src={img.url} alt={img.name} width={img.width} height={img.height} draggable={false} />
+          <figcaption>
+            {img.width}×{img.height}{' '}
+            <a href={img.url} download={img.name} data-testid="download">
+              Download
+            </a>
+          </figcaption>
+        </figure>
+      ))}
+      {rt.result?.text ? <pre className="sd-result-text">{rt.result.text}</pre> : null}
+      {rt.error ? (
+        <div className="sd-node-error" data-testid="node-error">
+          {rt.error}
+        </div>
+      ) : null}
+      {rt.warnings.map((w, i) => (
+        <div key={i} className="sd-node-warning" data-testid="node-warning">
+          ⚠ {w}
+        </div>
+      ))}
+      {nodeLevelIssues.length > 0 ? (
+        <ul className="sd-node-issues" data-testid="node-issues">
+          {nodeLevelIssues.map((i, k) => (
+            <li key={k}>{i.message}</li>
+          ))}
+        </ul>
+      ) : null}
+    </div>
+  );
+}
+
+/** Sockets coloured by type; `data-type` lets the stylesheet dim incompatible ones while dragging. */
+export function SocketView(props: { data: TypedSocket }) {
+  return <div className="sd-socket" data-type={props.data.type} title={props.data.type} style={{ background: props.data.color }} />;
+}

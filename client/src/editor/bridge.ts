@@ -1,0 +1,31 @@
+/**
+ * How node components (each in its own React root) reach the editor and app-wide state: a
+ * module-level bridge set by the editor when it starts, plus small observables.
+ */
+import { Observable } from '../runtime.ts';
+import type { Health } from '../api.ts';
+
+export interface EditorBridge {
+  /** Sets a parameter as one undoable action; `coalesce` merges rapid edits of the same field. */
+  setParam(nodeId: string, param: string, value: unknown, coalesce: boolean): void;
+  /** Uploads an image file and stores its server name in the parameter. */
+  uploadImage(nodeId: string, param: string, file: File): Promise<void>;
+  /** Selects the node (from a click on its issue list, say). */
+  selectNode(nodeId: string): void;
+}
+
+let current: EditorBridge | null = null;
+
+export function setBridge(bridge: EditorBridge | null): void {
+  current = bridge;
+}
+
+export function bridge(): EditorBridge {
+  if (!current) throw new Error('the editor is not ready yet');
+  return current;
+}
+
+export const healthState = new Observable<Health | null>(null);
+
+/** Server URLs of images uploaded in this session, by the name stored in the parameter. */
+export const uploadedImages = new Observable<Record<string, { url: string; width: number; height: number }>>({});

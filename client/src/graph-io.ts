@@ -1,0 +1,354 @@
+/**
+ * Graph JSON v1 <-> editor DTOs. Pure: no DOM, no Rete, so it is unit-tested in plain Node.
+ *
+ * Rete v2 has no toJSON/fromJSON. The editor module turns its nodes and connections into the plain
+ * snapshot below (and back), and everything about the file format lives here.
+ */
+import type {
+  Graph,
+  GraphEdge,
+  GraphNode,
+  GRAPH_FORMAT as GraphFormat,
+  GRAPH_VERSION as GraphVersion,
+} from '../../server/protocol/graph.ts';
+import type { Catalog, CatalogNode } from '../../server/protocol/catalog.ts';
+
+/** Same literals as server/protocol/graph.ts; the `typeof` annotation makes a drift a type error. */
+export const GRAPH_FORMAT: typeof GraphFormat = 'dualstyle-graph';
+export const GRAPH_VERSION: typeof GraphVersion = 1;
+
+/** Socket type of a placeholder node whose type the catalog does not know: connects to nothing new. */
+export const UNKNOWN_SOCKET = 'Unknown';
+
+export interface Position {
+  x: number;
+  y: number;
+}
+
+export interface EditorNodeDTO {
+  id: string;
+  type: string;
+  params: Record<string, unknown>;
+  position: Position;
+  title?: string;
+}
+
+export interface EditorConnectionDTO {
+  source: string;
+  sourceOutput: string;
+  target: string;
+  targetInput: string;
+}
+
+export interface EditorSnapshot {
+  nodes: EditorNodeDTO[];
+  connections: EditorConnectionDTO[];
+}
+
+function cloneJson<T>(value: T): T {
+  return value === undefined ? value : (JSON.parse(JSON.stringify(value)) as T);
+}
+
+/** Positions are stored rounded: sub-pixel drag noise would otherwise mark every graph as changed. */
+function roundPosition(p: Position): Position {
+  return { x: Math.round(p.x), y: Math.round(p.y) };
+}
+
+/** Editor state → graph JSON v1 (the save/export/job format). */
+export function snapshotToGraph(snapshot: EditorSnapshot, meta: Graph['meta'] = {}): Graph {
+  const nodes: GraphNode[] = snapshot.nodes.map((n) => {
+    const node: GraphNode = {
+      id: n.id,
+      type: n.type,
+      params: cloneJson(n.params) ?? {},
+      position: roundPosition(n.position),
+    };
+    if (n.title !== undefined && n.title !== '') node.title = n.title;
+    return node;
+  });
+  const edges: GraphEdge[] = snapshot.connections.map((c) => ({
+    from: { node: c.source, output: c.sourceOutput },
+    to: { node: c.target, input: c.targetInput },
+  }));
+  return { format: GRAPH_FORMAT, version: GRAPH_VERSION, nodes, edges, meta: cloneJson(meta) ?? {} };
+}
+
+/** Graph JSON v1 → editor snapshot (no catalog check; see planImport for that). */
+export function graphToSnapshot(graph: Graph): EditorSnapshot {
+  return {
+    nodes: graph.nodes.map((n) => ({
+      id: n.id,
+      type: n.type,
+      params: cloneJson(n.params) ?? {},
+      position: { ...(n.position ?? { x: 0, y: 0 }) },
+      ...(n.title !== undefined ? { title: n.title } : {}),
+    })),
+    connections: graph.edges.map((e) => ({
+      source: e.from.node,
+      sourceOutput: e.from.output,
+      target: e.to.node,
+      targetInput: e.to.input,
+    })),
+  };
+}
+
+/**
+ * A stable text of the graph's content, for "has this changed since it was saved?". Meta is left
+ * out on purpose: saving stamps meta, and that alone must not make the graph dirty.
+ */
+export function graphFingerprint(graph: Graph): string {
+  return JSON.stringify({ nodes: graph.nodes, edges: graph.edges });
+}
+
+export type ParseResult = { ok: true; graph: Graph } | { ok: false; message: string };
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Reads a graph file a user imported or dropped. Checks the shape well enough to build an editor
+ * from it and says clearly what is wrong; parameter values are left to the server's validation.
+ */
+export function parseGraphJson(input: string | unknown): ParseResult {
+  let data: unknown = input;
+  if (typeof input === 'string') {
+    try {
+      data = JSON.parse(input);
+    } catch (err) {
+      return { ok: false, message: `This file is not valid JSON: ${(err as Error).message}` };
+    }
+  }
+  if (!isRecord(data)) return { ok: false, message: 'A graph file must contain a JSON object.' };
+  if (data.format !== GRAPH_FORMAT) {
+    if ('nodes' in data && 'links' in data) {
+      return { ok: false, message: 'This looks like a ComfyUI workflow; only Dual Style graph files (format "dualstyle-graph") can be opened.' };
+    }
+    return { ok: false, message: `Not a Dual Style graph: "format" must be "${GRAPH_FORMAT}".` };
+  }
+  if (typeof data.version !== 'number') return { ok: false, message: 'The graph file has no "version" number.' };
+  if (data.version > GRAPH_VERSION) {
+    return { ok: false, message: `This graph was saved by a newer version (graph format v${data.version}); this studio reads v${GRAPH_VERSION}.` };
+  }
+  if (data.version !== GRAPH_VERSION) return { ok: false, message: `Unsupported graph version ${data.version}.` };
+  if (!Array.isArray(data.nodes)) return { ok: false, message: 'The graph file has no "nodes" list.' };
+  const edgesIn = data.edges ?? [];
+  if (!Array.isArray(edgesIn)) return { ok: false, message: '"edges" must be a list.' };
+
+  const nodes: GraphNode[] = [];
+  const seen = new Set<string>();
+  for (const [i, n] of data.nodes.entries()) {
+    if (!isRecord(n)) return { ok: false, message: `Node #${i + 1} is not an object.` };
+    if (typeof n.id !== 'string' || n.id === '') return { ok: false, message: `Node #${i + 1} has no "id".` };
+    if (typeof n.type !== 'string' || n.type === '') return { ok: false, message: `Node "${n.id}" has no "type".` };
+    if (seen.has(n.id)) return { ok: false, message: `Two nodes share the id "${n.id}".` };
+    seen.add(n.id);
+    const pos = isRecord(n.position) && typeof n.position.x === 'number' && typeof n.position.y === 'number'
+      ? { x: n.position.x, y: n.position.y }
+      : { x: 0, y: 0 };
+    const node: GraphNode = { id: n.id, type: n.type, params: isRecord(n.params) ? cloneJson(n.params) : {}, position: pos };
+    if (typeof n.title === 'string') node.title = n.title;
+    nodes.push(node);
+  }
+  const edges: GraphEdge[] = [];
+  for (const [i, e] of edgesIn.entries()) {
+    const from = isRecord(e) && isRecord(e.from) ? e.from : null;
+    const to = isRecord(e) && isRecord(e.to) ? e.to : null;
+    if (!from || !to || typeof from.node !== 'string' || typeof from.output !== 'string' || typeof to.node !== 'string' || typeof to.input !== 'string') {
+      return { ok: false, message: `Edge #${i + 1} must look like { from: { node, output }, to: { node, input } }.` };
+    }
+    edges.push({ from: { node: from.node, output: from.output }, to: { node: to.node, input: to.input } });
+  }
+  const meta = isRecord(data.meta) ? cloneJson(data.meta) : {};
+  return { ok: true, graph: { format: GRAPH_FORMAT, version: GRAPH_VERSION, nodes, edges, meta } };
+}
+
+/** Parameter values of a fresh node: every declared default. */
+export function defaultParams(spec: CatalogNode): Record<string, unknown> {
+  const params: Record<string, unknown> = {};
+  for (const p of spec.params) {
+    if (p.default !== undefined) params[p.name] = cloneJson(p.default);
+  }
+  return params;
+}
+
+/** The one type rule of the editor: an output feeds an input of exactly the same socket type. */
+export function socketsCompatible(outputType: string, inputType: string): boolean {
+  return outputType === inputType && outputType !== UNKNOWN_SOCKET;
+}
+
+export interface PlannedSocket {
+  name: string;
+  type: string;
+  label: string;
+  optional?: boolean;
+  description?: string;
+}
+
+/** One node to create in the editor: its DTO plus the sockets to give it. */
+export interface PlannedNode {
+  dto: EditorNodeDTO;
+  /** Null for a type the catalog does not know: it becomes a placeholder that keeps its data. */
+  spec: CatalogNode | null;
+  inputs: PlannedSocket[];
+  outputs: PlannedSocket[];
+}
+
+export interface ImportPlan {
+  nodes: PlannedNode[];
+  connections: EditorConnectionDTO[];
+  /** Things that could not be kept, said so the user understands (shown after opening). */
+  problems: string[];
+}
+
+/**
+ * Decides how to rebuild a graph in the editor with the current catalog. Unknown node types become
+ * placeholders (their params and edges survive a save); edges to missing nodes or sockets, and extra
+ * edges into an already-fed input, are dropped and reported.
+ */
+export function planImport(graph: Graph, catalog: Catalog): ImportPlan {
+  const specs = new Map(catalog.nodes.map((n) => [n.type, n]));
+  const problems: string[] = [];
+  const nodes: PlannedNode[] = graph.nodes.map((n) => {
+    const spec = specs.get(n.type) ?? null;
+    const dto: EditorNodeDTO = {
+      id: n.id,
+      type: n.type,
+      params: spec ? { ...defaultParams(spec), ...(cloneJson(n.params) ?? {}) } : cloneJson(n.params) ?? {},
+      position: { ...(n.position ?? { x: 0, y: 0 }) },
+      ...(n.title !== undefined ? { title: n.title } : {}),
+    };
+    if (spec) {
+      return { dto, spec, inputs: spec.inputs.map(toPlanned), outputs: spec.outputs.map(toPlanned) };
+    }
+    problems.push(`Node "${n.id}" has type "${n.type}", which this server does not provide; it is kept as a placeholder.`);
+    // Infer the placeholder's sockets from its edges so the wiring is kept.
+    const inputs = uniqueNames(graph.edges.filter((e) => e.to.node === n.id).map((e) => e.to.input));
+    const outputs = uniqueNames(graph.edges.filter((e) => e.from.node === n.id).map((e) => e.from.output));
+    const unknown = (name: string): PlannedSocket => ({ name, type: UNKNOWN_SOCKET, label: name });
+    return { dto, spec: null, inputs: inputs.map(unknown), outputs: outputs.map(unknown) };
+  });
+
+  const byId = new Map(nodes.map((n) => [n.dto.id, n]));
+  const fed = new Set<string>();
+  const connections: EditorConnectionDTO[] = [];
+  for (const e of graph.edges) {
+    const src = byId.get(e.from.node);
+    const dst = byId.get(e.to.node);
+    const what = `${e.from.node}.${e.from.output} → ${e.to.node}.${e.to.input}`;
+    if (!src || !dst) {
+      problems.push(`Edge ${what} refers to a node that is not in the graph; it was dropped.`);
+      continue;
+    }
+    const out = src.outputs.find((s) => s.name === e.from.output);
+    const inp = dst.inputs.find((s) => s.name === e.to.input);
+    if (!out || !inp) {
+      problems.push(`Edge ${what} refers to a socket the node does not have; it was dropped.`);
+      continue;
+    }
+    const key = `${e.to.node}\u0000${e.to.input}`;
+    if (fed.has(key)) {
+      problems.push(`Input ${e.to.node}.${e.to.input} had more than one edge; only the first was kept.`);
+      continue;
+    }
+    // Placeholder sockets keep whatever wiring they had; known sockets must type-check.
+    if (src.spec && dst.spec && !socketsCompatible(out.type, inp.type)) {
+      problems.push(`Edge ${what} connects ${out.type} to ${inp.type}; it was dropped.`);
+      continue;
+    }
+    fed.add(key);
+    connections.push({ source: e.from.node, sourceOutput: e.from.output, target: e.to.node, targetInput: e.to.input });
+  }
+  return { nodes, connections, problems };
+}
+
+function toPlanned(s: { name: string; type: string; label: string; optional?: boolean; description?: string }): PlannedSocket {
+  return { name: s.name, type: s.type, label: s.label || s.name, optional: s.optional, description: s.description };
+}
+
+function uniqueNames(names: string[]): string[] {
+  return [...new Set(names)];
+}
+
+/** A readable node id that the graph schema accepts (letters, digits, "_", "-", "."), unique in the graph. */
+export function uniqueNodeId(type: string, existing: Iterable<string>): string {
+  const taken = new Set(existing);
+  const base = type.replace(/[^A-Za-z0-9_.-]+/g, '-').replace(/^[-.]+|[-.]+$/g, '').slice(0, 48) || 'node';
+  for (let i = 1; ; i++) {
+    const id = `${base}-${i}`;
+    if (!taken.has(id)) return id;
+  }
+}
+
+/** Catalog nodes grouped by category, categories and nodes in a stable, readable order. */
+export function groupByCategory(nodes: CatalogNode[]): [string, CatalogNode[]][] {
+  const groups = new Map<string, CatalogNode[]>();
+  for (const n of nodes) {
+    const cat = n.category || 'Other';
+    if (!groups.has(cat)) groups.set(cat, []);
+    groups.get(cat)!.push(n);
+  }
+  return [...groups.entries()]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([cat, list]) => [cat, [...list].sort((a, b) => a.title.localeCompare(b.title))]);
+}
+
+/**
+ * Palette search: every word of the query must appear in the title, type, category or description;
+ * title matches rank first, then title prefixes.
+ */
+export function searchCatalog(nodes: CatalogNode[], query: string): CatalogNode[] {
+  const words = query.toLowerCase().split(/\s+/).filter(Boolean);
+  if (words.length === 0) return [...nodes].sort((a, b) => a.category.localeCompare(b.category) || a.title.localeCompare(b.title));
+  const scored: { node: CatalogNode; score: number }[] = [];
+  for (const node of nodes) {
+    const title = node.title.toLowerCase();
+    const hay = `${title} ${node.type.toLowerCase()} ${node.category.toLowerCase()} ${node.description.toLowerCase()}`;
+    if (!words.every((w) => hay.includes(w))) continue;
+    let score = 0;
+    for (const w of words) {
+      if (title.startsWith(w)) score += 3;
+      else if (title.includes(w)) score += 2;
+      else if (node.type.toLowerCase().includes(w)) score += 1;
+    }
+    scored.push({ node, score });
+  }
+  return scored.sort((a, b) => b.score - a.score || a.node.title.localeCompare(b.node.title)).map((s) => s.node);
+}
+
+/** The name rule of saved graphs (same as the server's): 1–64 of letters, digits, space, "_", "-", ".". */
+export function graphNameProblem(name: string): string | null {
+  if (name.length === 0) return 'Give the graph a name.';
+  if (name.length > 64) return 'A graph name may have at most 64 characters.';
+  if (!/^[A-Za-z0-9 _.-]+$/.test(name)) return 'A graph name may use letters, digits, spaces, "_", "-" and "." only.';
+  if (name.startsWith('.') || name.includes('..')) return 'A graph name may not start with "." or contain "..".';
+  if (name.trim() !== name) return 'A graph name may not start or end with a space.';
+  return null;
+}
+
+/**
+ * Would an edge source → target close a loop? True when target already reaches source through the
+ * existing connections (or when they are the same node).
+ */
+export function wouldCreateCycle(
+  connections: Pick<EditorConnectionDTO, 'source' | 'target'>[],
+  source: string,
+  target: string,
+): boolean {
+  if (source === target) return true;
+  const next = new Map<string, string[]>();
+  for (const c of connections) {
+    if (!next.has(c.source)) next.set(c.source, []);
+    next.get(c.source)!.push(c.target);
+  }
+  const stack = [target];
+  const seen = new Set<string>();
+  while (stack.length) {
+    const id = stack.pop()!;
+    if (id === source) return true;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    stack.push(...(next.get(id) ?? []));
+  }
+  return false;
+}

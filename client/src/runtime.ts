@@ -1,0 +1,123 @@
+/**
+ * Per-node runtime state (validation issues, progress, previews, results, warnings) in a
+ * module-level store. Each Rete node renders in its own React root, so React context from the app
+ * never reaches it; node components subscribe here with useSyncExternalStore instead.
+ */
+import { useSyncExternalStore } from 'react';
+import type { ValidationIssue } from '../../server/protocol/graph.ts';
+import type { NodeResult } from '../../server/protocol/events.ts';
+
+export type NodeRunStatus = 'idle' | 'pending' | 'running' | 'done' | 'cached' | 'failed' | 'cancelled';
+
+export interface NodeRuntime {
+  issues: ValidationIssue[];
+  status: NodeRunStatus;
+  progress?: { step: number; total: number };
+  /** Blob URL of the latest step preview; the previous one is revoked when replaced. */
+  previewUrl?: string;
+  result?: NodeResult;
+  warnings: string[];
+  error?: string;
+  ms?: number;
+}
+
+const EMPTY: NodeRuntime = Object.freeze({ issues: [], status: 'idle', warnings: [] }) as NodeRuntime;
+
+type Listener = () => void;
+
+class NodeRuntimeStore {
+  private states = new Map<string, NodeRuntime>();
+  private listeners = new Map<string, Set<Listener>>();
+  private anyListeners = new Set<Listener>();
+
+  get(id: string): NodeRuntime {
+    return this.states.get(id) ?? EMPTY;
+  }
+
+  /** Immutable update: components re-render because the object identity changes. */
+  update(id: string, patch: Partial<NodeRuntime> | ((s: NodeRuntime) => Partial<NodeRuntime>)): void {
+    const prev = this.get(id);
+    const delta = typeof patch === 'function' ? patch(prev) : patch;
+    if ('previewUrl' in delta && prev.previewUrl && prev.previewUrl !== delta.previewUrl) {
+      URL.revokeObjectURL(prev.previewUrl);
+    }
+    this.states.set(id, { ...prev, ...delta });
+    this.emit(id);
+  }
+
+  /** Drops run state of every node (keeps issues), before a new run. */
+  resetRun(ids: Iterable<string>, status: NodeRunStatus = 'idle'): void {
+    for (const id of ids) {
+      const prev = this.get(id);
+      if (prev.previewUrl) URL.revokeObjectURL(prev.previewUrl);
+      this.states.set(id, { issues: prev.issues, status, warnings: [], result: prev.result });
+      this.emit(id);
+    }
+  }
+
+  setIssues(byNode: Map<string, ValidationIssue[]>, allIds: Iterable<string>): void {
+    for (const id of allIds) {
+      const next = byNode.get(id) ?? [];
+      const prev = this.get(id);
+      if (prev.issues.length === 0 && next.length === 0) continue;
+      if (JSON.stringify(prev.issues) === JSON.stringify(next)) continue;
+      this.update(id, { issues: next });
+    }
+  }
+
+  remove(id: string): void {
+    const prev = this.states.get(id);
+    if (prev?.previewUrl) URL.revokeObjectURL(prev.previewUrl);
+    this.states.delete(id);
+    this.emit(id);
+  }
+
+  clear(): void {
+    for (const id of [...this.states.keys()]) this.remove(id);
+  }
+
+  subscribe(id: string, fn: Listener): () => void {
+    let set = this.listeners.get(id);
+    if (!set) this.listeners.set(id, (set = new Set()));
+    set.add(fn);
+    return () => set!.delete(fn);
+  }
+
+  subscribeAny(fn: Listener): () => void {
+    this.anyListeners.add(fn);
+    return () => this.anyListeners.delete(fn);
+  }
+
+  private emit(id: string): void {
+    for (const fn of this.listeners.get(id) ?? []) fn();
+    for (const fn of this.anyListeners) fn();
+  }
+}
+
+export const nodeRuntime = new NodeRuntimeStore();
+
+export function useNodeRuntime(id: string): NodeRuntime {
+  return useSyncExternalStore(
+    (fn) => nodeRuntime.subscribe(id, fn),
+    () => nodeRuntime.get(id),
+  );
+}
+
+/** A small observable value for app-wide state that node components also read (health, uploads). */
+export class Observable<T> {
+  private listeners = new Set<Listener>();
+  constructor(private value: T) {}
+  get = (): T => this.value;
+  set(value: T): void {
+    this.value = value;
+    for (const fn of this.listeners) fn();
+  }
+  subscribe = (fn: Listener): (() => void) => {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  };
+}
+
+export function useObservable<T>(o: Observable<T>): T {
+  return useSyncExternalStore(o.subscribe, o.get);
+}
