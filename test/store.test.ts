@@ -95,7 +95,8 @@ describe('storeUpload', () => {
     const jpeg = await sharp({ create: { width: 12, height: 7, channels: 3, background: '#3366cc' } }).jpeg().toBuffer();
     const a = await storeUpload(dataDir, jpeg, 1000);
     expect(a).toMatchObject({ width: 12, height: 7 });
-    expect(a.name).toMatch(/^[0-9a-f]{64}\.png$/);
+    expect(a.name).toMatch(/^[0-9a-f]{32}\.png$/);
+    expect(isSafeName(a.name)).toBe(true);
     const b = await storeUpload(dataDir, jpeg, 1000);
     expect(b.name).toBe(a.name);
     const file = await findStoredFile(uploadsDir(dataDir), a.name, 'upload');

@@ -1,6 +1,7 @@
 /**
  * Uploaded images: decoded with sharp under a pixel limit, normalised to PNG and stored under a
- * content address (`<sha256 of the PNG>.png`), so the same picture uploaded twice is one file and a
+ * content address (`<sha256 of the PNG, first 32 hex digits>.png`: 128 bits, and short enough for the
+ * 64-character name rule that nodes apply), so the same picture uploaded twice is one file and a
  * graph that names an upload always means the same pixels.
  */
 import { createHash } from 'node:crypto';
@@ -48,7 +49,7 @@ export async function storeUpload(dataDir: string, bytes: Uint8Array, maxPixels:
   } catch (err) {
     throw new StoreError('unsupported_image', `${SUPPORTED_IMAGE_MESSAGE}: ${(err as Error).message}`);
   }
-  const name = createHash('sha256').update(png.data).digest('hex') + '.png';
+  const name = createHash('sha256').update(png.data).digest('hex').slice(0, 32) + '.png';
   const file = resolveInside(uploadsDir(dataDir), name);
   try {
     await fs.access(file);

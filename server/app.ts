@@ -1,0 +1,201 @@
+/**
+ * The studio server: express (HTTP API + built client) and socket.io on one HTTP server, a FIFO job
+ * queue running graphs with the executor, and the data folder (saved graphs, uploads, results).
+ */
+import { readFileSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import express from 'express';
+import { nodeDefinitions } from '../nodes/index.ts';
+import type { AnyNodeDefinition, Logger, Services } from '../nodes/types.ts';
+import { createCatalog } from './catalog.ts';
+import type { JobQueue } from './executor/queue.ts';
+import { isLoopbackHost, requireToken } from './http/auth.ts';
+import { clientRoutes } from './http/client.ts';
+import { apiNotFound, errorHandler } from './http/errors.ts';
+import { graphRoutes } from './http/graphs.ts';
+import { JobRunner, type JobPayload } from './http/job-runner.ts';
+import { jobRoutes } from './http/jobs.ts';
+import { broadcaster, createRealtime, type StudioSocketServer } from './http/realtime.ts';
+import { systemRoutes } from './http/system.ts';
+import { uploadRoutes } from './http/uploads.ts';
+import { GraphStore } from './store/graphs.ts';
+import { resultsDir, uploadsDir, userGraphsDir } from './store/paths.ts';
+
+export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export type ExecutionProviderChoice = 'auto' | 'cuda' | 'webgpu' | 'cpu';
+
+export interface StudioOptions {
+  /** Folder for saved graphs, uploads and results. Created when missing. */
+  dataDir: string;
+  /** Default 127.0.0.1. Any other (non-loopback) address requires `token`. */
+  host?: string;
+  /** Default 8188; 0 picks a free port. */
+  port?: number;
+  /** Access token required on every /api request and socket connection when set. */
+  token?: string;
+  /** Node definitions to serve; default: the project's catalog (nodes/index.ts). */
+  catalog?: AnyNodeDefinition[];
+  /** Shipped templates (read-only); default <project>/graphs. */
+  graphsDir?: string;
+  /** Built client; default <project>/dist/client. */
+  clientDir?: string;
+  executionProvider?: ExecutionProviderChoice;
+  /** Extra services merged into what nodes receive as `ctx.services`. */
+  services?: Record<string, unknown>;
+  limits?: { jsonBodyBytes?: number; uploadBytes?: number; uploadPixels?: number; maxPending?: number };
+  /** Minimum time between two preview frames of a node (the executor's throttle). */
+  previewIntervalMs?: number;
+  /** Where server messages go; default: console (debug suppressed). */
+  logger?: Logger;
+}
+
+export interface Studio {
+  url: string;
+  port: number;
+  httpServer: http.Server;
+  io: StudioSocketServer;
+  queue: JobQueue<JobPayload>;
+  close(): Promise<void>;
+}
+
+const MiB = 1024 * 1024;
+
+export const consoleLogger: Logger = {
+  debug: () => {},
+  info: (msg) => console.log(msg),
+  warn: (msg, extra) => console.warn(`warning: ${msg}`, ...(extra === undefined ? [] : [extra])),
+  error: (msg, extra) => console.error(`error: ${msg}`, ...(extra === undefined ? [] : [extra])),
+};
+
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return '0.0.0';
+  }
+}
+
+/** Thrown when the server cannot listen; `code` is the system error (EADDRINUSE, EACCES, ...). */
+export class ListenError extends Error {
+  constructor(
+    message: string,
+    readonly code: string | undefined,
+  ) {
+    super(message);
+    this.name = 'ListenError';
+  }
+}
+
+export async function createStudio(opts: StudioOptions): Promise<Studio> {
+  const host = opts.host ?? '127.0.0.1';
+  const port = opts.port ?? 8188;
+  const token = opts.token || undefined;
+  if (!isLoopbackHost(host) && !token) {
+    throw new Error(
+      `refusing to listen on ${host} without an access token: anyone on the network could run jobs and read files. ` +
+        'Pass --token <secret> (or set DUALSTYLE_TOKEN), or listen on 127.0.0.1.',
+    );
+  }
+  const log = opts.logger ?? consoleLogger;
+  const executionProvider = opts.executionProvider ?? 'auto';
+  const limits = {
+    jsonBodyBytes: opts.limits?.jsonBodyBytes ?? 2 * MiB,
+    uploadBytes: opts.limits?.uploadBytes ?? 20 * MiB,
+    uploadPixels: opts.limits?.uploadPixels ?? 4096 * 4096,
+  };
+
+  const dataDir = path.resolve(opts.dataDir);
+  for (const dir of [dataDir, uploadsDir(dataDir), resultsDir(dataDir), userGraphsDir(dataDir)]) {
+    await fs.mkdir(dir, { recursive: true });
+  }
+
+  const catalog = createCatalog(opts.catalog ?? nodeDefinitions);
+  const services: Services = { ...opts.services, dataDir, executionProvider };
+  const graphs = new GraphStore(opts.graphsDir ?? path.join(projectRoot, 'graphs'), userGraphsDir(dataDir));
+
+  const app = express();
+  app.disable('x-powered-by');
+  const httpServer = http.createServer(app);
+  let runner: JobRunner | undefined;
+  const io = createRealtime(httpServer, { token, queueState: () => runner!.state() });
+  runner = new JobRunner({
+    catalog,
+    services,
+    broadcast: broadcaster(io),
+    log,
+    maxPending: opts.limits?.maxPending,
+    previewIntervalMs: opts.previewIntervalMs,
+  });
+  const unsubscribe = runner.queue.on('change', () => io.emit('queue', runner!.state()));
+
+  if (token) app.use('/api', requireToken(token));
+  app.use('/api', express.json({ limit: limits.jsonBodyBytes }));
+  app.use('/api', systemRoutes(catalog, { version: packageVersion(), executionProvider }));
+  app.use('/api', jobRoutes(runner, catalog));
+  app.use('/api', graphRoutes(graphs, catalog));
+  app.use('/api', uploadRoutes(dataDir, limits));
+  app.use('/api', apiNotFound);
+  app.use(clientRoutes(opts.clientDir ?? path.join(projectRoot, 'dist', 'client')));
+  app.use(errorHandler((msg, err) => log.error(msg, err)));
+
+  let boundPort: number;
+  try {
+    boundPort = await listen(httpServer, port, host);
+  } catch (err) {
+    unsubscribe();
+    io.close();
+    throw err;
+  }
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${urlHost}:${boundPort}/`,
+    port: boundPort,
+    httpServer,
+    io,
+    queue: runner.queue,
+    close() {
+      closing ??= (async () => {
+        await runner.close();
+        unsubscribe();
+        await new Promise<void>((resolve) => {
+          // io.close() also closes the HTTP server; idle keep-alive sockets must not hold it open.
+          void io.close(() => resolve());
+          httpServer.closeAllConnections();
+        });
+      })();
+      return closing;
+    },
+  };
+}
+
+function listen(server: http.Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      server.off('listening', onListening);
+      const where = `${host}:${port}`;
+      const message =
+        err.code === 'EADDRINUSE'
+          ? `port ${port} is already in use on ${host}: stop the other server or choose another port (--port)`
+          : err.code === 'EACCES'
+            ? `not allowed to listen on ${where} (ports below 1024 need privileges): choose another port (--port)`
+            : err.code === 'EADDRNOTAVAIL'
+              ? `cannot listen on ${host}: this machine has no such address (--host)`
+              : `cannot listen on ${where}: ${err.message}`;
+      reject(new ListenError(message, err.code));
+    };
+    const onListening = () => {
+      server.off('error', onError);
+      resolve((server.address() as AddressInfo).port);
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen(port, host);
+  });
+}

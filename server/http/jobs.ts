@@ -1,0 +1,75 @@
+/** Jobs: submit (validated before queueing), inspect, cancel; and the queue. */
+import { Router, type Request, type RequestHandler } from 'express';
+import type { NodeCatalog } from '../catalog.ts';
+import { QueueFullError } from '../executor/queue.ts';
+import { formatIssue, validateGraph } from '../graph/validate.ts';
+import { jsonObject, param } from './body.ts';
+import { ApiError } from './errors.ts';
+import type { JobRunner } from './job-runner.ts';
+
+function jobOf(runner: JobRunner, req: Request) {
+  const id = param(req, 'id');
+  const detail = runner.describe(id);
+  if (!detail) throw new ApiError(404, 'not_found', `no job with id "${id}"`);
+  return detail;
+}
+
+export function jobRoutes(runner: JobRunner, catalog: NodeCatalog): Router {
+  const router = Router();
+
+  router.post('/jobs', (req, res) => {
+    const body = jsonObject(req, '{ graph, outputs? }');
+    const result = validateGraph(body.graph, catalog, { requireOutput: true });
+    if (!result.ok || !result.graph) {
+      const n = result.issues.length;
+      const first = result.issues[0] ? formatIssue(result.issues[0]) : 'the graph is invalid';
+      throw new ApiError(400, 'invalid_graph', n > 1 ? `${first} (and ${n - 1} more problems)` : first, result.issues);
+    }
+    const graph = result.graph;
+    let outputs: string[] | undefined;
+    if (body.outputs !== undefined) {
+      if (!Array.isArray(body.outputs) || !body.outputs.every((o) => typeof o === 'string')) {
+        throw new ApiError(400, 'bad_request', '"outputs" must be a list of output node ids');
+      }
+      for (const id of body.outputs as string[]) {
+        const node = graph.nodes.find((n) => n.id === id);
+        if (!node) throw new ApiError(400, 'bad_request', `"outputs" names node "${id}", which is not in the graph`);
+        if (catalog.get(node.type)?.output !== true) {
+          throw new ApiError(400, 'bad_request', `"outputs" names node "${id}" (${node.type}), which is not an output node`);
+        }
+      }
+      outputs = body.outputs as string[];
+    }
+    let job;
+    try {
+      job = runner.submit(graph, outputs);
+    } catch (err) {
+      if (err instanceof QueueFullError) {
+        throw new ApiError(429, 'queue_full', `${err.message}; wait for a job to finish and try again`);
+      }
+      throw err;
+    }
+    res.status(202).json({ job });
+  });
+
+  router.get('/jobs/:id', (req, res) => {
+    res.json(jobOf(runner, req));
+  });
+
+  const cancel: RequestHandler = (req, res) => {
+    const { job } = jobOf(runner, req);
+    const outcome = runner.cancel(job.id);
+    if (outcome === 'finished') {
+      throw new ApiError(409, 'job_finished', `job "${job.id}" already finished (${runner.describe(job.id)?.job.state ?? job.state})`);
+    }
+    res.json({ cancelled: true, job: runner.describe(job.id)?.job ?? job });
+  };
+  router.delete('/jobs/:id', cancel);
+  router.post('/jobs/:id/cancel', cancel);
+
+  router.get('/queue', (_req, res) => {
+    res.json(runner.state());
+  });
+
+  return router;
+}

@@ -1,0 +1,34 @@
+/** Health, the node catalog, and live validation for the editor. */
+import { Router } from 'express';
+import { catalogJson, type NodeCatalog } from '../catalog.ts';
+import { validateGraph } from '../graph/validate.ts';
+import { jsonObject } from './body.ts';
+
+export interface SystemInfo {
+  version: string;
+  executionProvider: string;
+}
+
+export function systemRoutes(catalog: NodeCatalog, info: SystemInfo): Router {
+  const router = Router();
+  // The catalog does not change while the server runs: build its JSON once.
+  const catalogBody = catalogJson(catalog);
+
+  router.get('/health', (_req, res) => {
+    res.json({ ok: true, version: info.version, executionProvider: info.executionProvider });
+  });
+
+  router.get('/catalog', (_req, res) => {
+    res.json(catalogBody);
+  });
+
+  /** Problems in a graph are the answer here, not an HTTP error: the editor calls this on every edit. */
+  router.post('/validate', (req, res) => {
+    const body = jsonObject(req, '{ graph }');
+    const requireOutput = req.query.requireOutput === '1' || req.query.requireOutput === 'true';
+    const result = validateGraph(body.graph, catalog, { requireOutput });
+    res.json({ ok: result.ok, issues: result.issues });
+  });
+
+  return router;
+}

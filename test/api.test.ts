@@ -1,0 +1,457 @@
+/**
+ * API tests against a real studio on a random loopback port, driven over HTTP (fetch) and a
+ * socket.io client, with a small catalog of test nodes (test/support/api-nodes.ts).
+ */
+import { spawn } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createStudio, projectRoot, type Studio } from '../server/app.ts';
+import { api, EventLog, graphOf, silentLogger, slowGraph, startTestStudio, tempDir } from './support/api-harness.ts';
+
+let dataDir: string;
+let templatesDir: string;
+let studio: Studio;
+let events: EventLog;
+
+const TEMPLATE = graphOf([{ id: 'n', type: 'TestNumber' }, { id: 'save', type: 'TestSave' }], ['n.value -> save.value'], 'Demo template');
+
+beforeAll(async () => {
+  dataDir = await tempDir('api');
+  templatesDir = await tempDir('api-templates');
+  await fs.writeFile(path.join(templatesDir, 'demo-template.json'), JSON.stringify(TEMPLATE));
+  studio = await startTestStudio(dataDir, { graphsDir: templatesDir });
+  events = await EventLog.connect(studio);
+});
+
+afterAll(async () => {
+  events?.close();
+  await studio?.close();
+  await fs.rm(dataDir, { recursive: true, force: true });
+  await fs.rm(templatesDir, { recursive: true, force: true });
+});
+
+async function submit(graph: unknown, outputs?: string[]) {
+  const res = await api(studio, 'POST', '/api/jobs', { graph, ...(outputs ? { outputs } : {}) });
+  expect(res.status, JSON.stringify(res.body)).toBe(202);
+  return res.body.job.id as string;
+}
+
+describe('basics', () => {
+  it('reports health and the catalog', async () => {
+    const health = await api(studio, 'GET', '/api/health');
+    expect(health.status).toBe(200);
+    expect(health.body).toMatchObject({ ok: true, version: expect.any(String), executionProvider: 'auto' });
+
+    const catalog = await api(studio, 'GET', '/api/catalog');
+    expect(catalog.status).toBe(200);
+    expect(catalog.body.nodes.map((n: { type: string }) => n.type)).toEqual(['TestNumber', 'TestAdd', 'TestSlow', 'TestSave', 'TestFail']);
+    const slow = catalog.body.nodes.find((n: { type: string }) => n.type === 'TestSlow');
+    expect(slow.params.find((p: { name: string }) => p.name === 'steps')).toMatchObject({ kind: 'integer', default: 5, min: 1 });
+    expect(catalog.body.nodes.find((n: { type: string }) => n.type === 'TestSave').output).toBe(true);
+  });
+
+  it('answers unknown API routes with JSON 404 and other paths with the not-built page', async () => {
+    const res = await api(studio, 'GET', '/api/nope');
+    expect(res.status).toBe(404);
+    expect(res.body.error).toMatchObject({ code: 'not_found' });
+    const page = await fetch(new URL('/some/editor/route', studio.url));
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('npm run build');
+  });
+
+  it('sends the queue state to a client that connects', async () => {
+    const log = await EventLog.connect(studio);
+    try {
+      const q = await log.waitFor('queue');
+      expect(q.args).toMatchObject({ pending: expect.any(Array) });
+    } finally {
+      log.close();
+    }
+  });
+});
+
+describe('validation', () => {
+  it('returns issues as data, and requires an output only when asked', async () => {
+    const noOutput = graphOf([{ id: 'n', type: 'TestNumber' }]);
+    const live = await api(studio, 'POST', '/api/validate', { graph: noOutput });
+    expect(live.status).toBe(200);
+    expect(live.body).toEqual({ ok: true, issues: [] });
+    const strict = await api(studio, 'POST', '/api/validate?requireOutput=1', { graph: noOutput });
+    expect(strict.status).toBe(200);
+    expect(strict.body.ok).toBe(false);
+    expect(strict.body.issues.map((i: { code: string }) => i.code)).toContain('no_outputs');
+
+    const bad = graphOf([{ id: 'a', type: 'TestAdd' }, { id: 's', type: 'TestSlow', params: { steps: 0 } }]);
+    const res = await api(studio, 'POST', '/api/validate', { graph: bad });
+    expect(res.status).toBe(200);
+    const codes = res.body.issues.map((i: { code: string; nodeId?: string }) => `${i.nodeId}:${i.code}`);
+    expect(codes).toEqual(expect.arrayContaining(['a:missing_input', 's:missing_input']));
+    expect(res.body.issues.some((i: { nodeId?: string; field?: string }) => i.nodeId === 's' && i.field === 'steps')).toBe(true);
+  });
+
+  it('refuses malformed JSON with a 400 JSON error', async () => {
+    const res = await api(studio, 'POST', '/api/jobs', '{"graph": {"format": ');
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe('malformed_json');
+    expect(res.body.error.message).toMatch(/^malformed JSON: /);
+  });
+
+  it('refuses an oversize body with a 413 JSON error', async () => {
+    const huge = JSON.stringify({ graph: { format: 'dualstyle-graph', padding: 'x'.repeat(2.5 * 1024 * 1024) } });
+    const res = await api(studio, 'POST', '/api/validate', huge);
+    expect(res.status).toBe(413);
+    expect(res.body.error.message).toBe('request body too large (limit 2 MiB)');
+  });
+
+  it('refuses a body that is not JSON', async () => {
+    const res = await api(studio, 'POST', '/api/jobs', 'graph=1', { 'content-type': 'text/plain' });
+    expect(res.status).toBe(400);
+    expect(res.body.error.message).toMatch(/JSON body/);
+  });
+
+  it('refuses to queue an invalid graph, with every issue', async () => {
+    const graph = graphOf(
+      [
+        { id: 'n', type: 'TestNumber' },
+        { id: 'x', type: 'NoSuchNode' },
+        { id: 'y', type: 'AlsoMissing' },
+        { id: 'save', type: 'TestSave' },
+      ],
+      ['n.value -> save.value'],
+    );
+    const res = await api(studio, 'POST', '/api/jobs', { graph });
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe('invalid_graph');
+    const unknown = res.body.error.issues.filter((i: { code: string }) => i.code === 'unknown_node_type');
+    expect(unknown.map((i: { nodeId: string }) => i.nodeId).sort()).toEqual(['x', 'y']);
+    expect(res.body.error.message).toMatch(/NoSuchNode|AlsoMissing/);
+    expect((await api(studio, 'GET', '/api/queue')).body).toEqual({ running: null, pending: [] });
+  });
+
+  it('refuses outputs that are not output nodes of the graph', async () => {
+    const res = await api(studio, 'POST', '/api/jobs', { graph: slowGraph(1, 1), outputs: ['slow'] });
+    expect(res.status).toBe(400);
+    expect(res.body.error.message).toMatch(/not an output node/);
+    const missing = await api(studio, 'POST', '/api/jobs', { graph: slowGraph(1, 1), outputs: ['ghost'] });
+    expect(missing.status).toBe(400);
+  });
+});
+
+describe('jobs', () => {
+  it('runs a graph and streams its events in order, with previews and a result image', async () => {
+    const jobId = await submit(slowGraph(3, 6, 10, 'first run'));
+    const end = await events.waitForEnd(jobId);
+    expect(end.name).toBe('job:done');
+    const seq = events.forJob(jobId);
+    const names = seq.map((e) => e.name);
+    expect(names[0]).toBe('job:queued');
+    expect(names[1]).toBe('job:started');
+    expect(seq[1]!.args.nodes).toEqual(['n', 'slow', 'save']);
+    expect(names.at(-1)).toBe('job:done');
+
+    const ofSlow = seq.filter((e) => e.args.nodeId === 'slow').map((e) => e.name);
+    expect(ofSlow[0]).toBe('node:started');
+    expect(ofSlow.at(-1)).toBe('node:done');
+    expect(ofSlow).toContain('node:progress');
+    expect(ofSlow).toContain('node:preview');
+    expect(ofSlow.indexOf('node:progress')).toBeLessThan(ofSlow.indexOf('node:preview'));
+    // Nodes run one after another: every event of "n" precedes every event of "slow", etc.
+    const nodeOrder = seq.filter((e) => e.name === 'node:started').map((e) => e.args.nodeId);
+    expect(nodeOrder).toEqual(['n', 'slow', 'save']);
+    const lastProgress = seq.filter((e) => e.name === 'node:progress' && e.args.nodeId === 'slow').at(-1)!;
+    expect(lastProgress.args).toMatchObject({ step: 6, total: 6 });
+
+    const preview = seq.find((e) => e.name === 'node:preview')!;
+    expect(preview.args).toMatchObject({ nodeId: 'slow', total: 6, width: 64, height: 64 });
+    const frame = await sharp(Buffer.from(preview.args.data)).metadata();
+    expect([frame.width, frame.height]).toEqual([64, 64]);
+    expect(`image/${frame.format}`).toBe(preview.args.mime);
+
+    const done = seq.filter((e) => e.name === 'node:done');
+    expect(done.map((e) => [e.args.nodeId, e.args.cached])).toEqual([
+      ['n', false],
+      ['slow', false],
+      ['save', false],
+    ]);
+    const image = end.args.results.save.images[0];
+    expect(image).toMatchObject({ width: 16, height: 16 });
+    expect(end.args.computed).toEqual(['n', 'slow', 'save']);
+    expect(end.args.results.save.text).toBe('value 6');
+
+    const file = await fetch(new URL(image.url, studio.url));
+    expect(file.status).toBe(200);
+    expect(file.headers.get('content-type')).toBe('image/png');
+    const { data, info } = await sharp(Buffer.from(await file.arrayBuffer())).raw().toBuffer({ resolveWithObject: true });
+    expect([info.width, info.height]).toEqual([16, 16]);
+    expect([data[0], data[1], data[2]]).toEqual([6, 0, 249]); // the value 3·2 = 6 as red
+
+    const detail = await api(studio, 'GET', `/api/jobs/${jobId}`);
+    expect(detail.status).toBe(200);
+    expect(detail.body.job).toMatchObject({ id: jobId, state: 'done', title: 'first run' });
+    expect(detail.body.results.save.images[0].url).toBe(image.url);
+
+    // The same graph again: everything comes from the cache.
+    const again = await submit(slowGraph(3, 6, 10, 'first run'));
+    const end2 = await events.waitForEnd(again);
+    expect(end2.name).toBe('job:done');
+    const done2 = events.forJob(again).filter((e) => e.name === 'node:done');
+    expect(done2.map((e) => [e.args.nodeId, e.args.cached])).toEqual([
+      ['n', true],
+      ['slow', true],
+      ['save', true],
+    ]);
+    expect(end2.args.computed).toEqual([]);
+    expect(end2.args.results.save.images[0].url).toBe(image.url);
+    expect(events.forJob(again).some((e) => e.name === 'node:progress')).toBe(false);
+  });
+
+  it('cancels a running job mid-way', async () => {
+    const jobId = await submit(slowGraph(7, 2000, 5));
+    await events.waitFor('node:progress', (a) => a.jobId === jobId && a.step >= 2);
+    const res = await api(studio, 'DELETE', `/api/jobs/${jobId}`);
+    expect(res.status).toBe(200);
+    expect(res.body.cancelled).toBe(true);
+    const end = await events.waitForEnd(jobId);
+    expect(end.name).toBe('job:cancelled');
+    const steps = events.forJob(jobId).filter((e) => e.name === 'node:progress').map((e) => e.args.step);
+    expect(Math.max(...steps)).toBeLessThan(2000);
+    expect((await api(studio, 'GET', `/api/jobs/${jobId}`)).body.job.state).toBe('cancelled');
+    const again = await api(studio, 'POST', `/api/jobs/${jobId}/cancel`);
+    expect(again.status).toBe(409);
+    expect((await api(studio, 'DELETE', '/api/jobs/no-such-job')).status).toBe(404);
+  });
+
+  it('fails a job cleanly when a node throws, and keeps serving', async () => {
+    const graph = graphOf(
+      [
+        { id: 'n', type: 'TestNumber' },
+        { id: 'boom', type: 'TestFail', params: { message: 'out of paint' } },
+        { id: 'save', type: 'TestSave' },
+      ],
+      ['n.value -> boom.x', 'boom.value -> save.value'],
+    );
+    const jobId = await submit(graph);
+    const end = await events.waitForEnd(jobId);
+    expect(end.name).toBe('job:failed');
+    expect(end.args.nodeId).toBe('boom');
+    expect(end.args.message).toContain('out of paint');
+    const detail = await api(studio, 'GET', `/api/jobs/${jobId}`);
+    expect(detail.body).toMatchObject({ job: { state: 'failed' }, error: { nodeId: 'boom', message: expect.stringContaining('out of paint') } });
+    expect((await api(studio, 'GET', '/api/health')).body.ok).toBe(true);
+  });
+
+  it('runs jobs first in, first out, reporting positions, and cancels a queued one', async () => {
+    const a = await submit(slowGraph(11, 40, 10, 'A'));
+    const b = await submit(slowGraph(12, 1, 0, 'B'));
+    const c = await submit(slowGraph(13, 1, 0, 'C'));
+    const d = await submit(slowGraph(14, 1, 0, 'D'));
+    const queue = await api(studio, 'GET', '/api/queue');
+    const context = async () => JSON.stringify({ a: (await api(studio, 'GET', `/api/jobs/${a}`)).body, queue: queue.body });
+    expect(queue.body.running?.id, await context()).toBe(a);
+    expect(queue.body.running).toMatchObject({ state: 'running', position: 0, title: 'A' });
+    expect(queue.body.pending.map((j: { id: string; position: number }) => [j.id, j.position])).toEqual([
+      [b, 1],
+      [c, 2],
+      [d, 3],
+    ]);
+    expect((await events.waitFor('job:queued', (x) => x.jobId === c)).args.position).toBe(2);
+    expect((await events.waitFor('job:queued', (x) => x.jobId === d)).args.position).toBe(3);
+    const cancelQueued = await api(studio, 'POST', `/api/jobs/${c}/cancel`);
+    expect(cancelQueued.status).toBe(200);
+    expect((await events.waitForEnd(c)).name).toBe('job:cancelled');
+
+    for (const id of [a, b, d]) expect((await events.waitForEnd(id)).name).toBe('job:done');
+    const startOrder = events.events.filter((e) => e.name === 'job:started' && [a, b, c, d].includes(e.args.jobId)).map((e) => e.args.jobId);
+    expect(startOrder).toEqual([a, b, d]);
+    // Every queue change was broadcast; the last says the queue is empty.
+    const lastQueue = events.events.filter((e) => e.name === 'queue').at(-1)!;
+    expect(lastQueue.args).toEqual({ running: null, pending: [] });
+  });
+});
+
+describe('graphs', () => {
+  const wip = graphOf([{ id: 'add', type: 'TestAdd' }, { id: 'save', type: 'TestSave' }], ['add.sum -> save.value'], 'Work in progress');
+
+  it('lists templates and refuses to overwrite or delete them', async () => {
+    const list = await api(studio, 'GET', '/api/graphs');
+    expect(list.body).toContainEqual({ name: 'demo-template', source: 'template', title: 'Demo template', updatedAt: expect.any(Number) });
+    const read = await api(studio, 'GET', '/api/graphs/demo-template');
+    expect(read.status).toBe(200);
+    expect(read.body).toEqual(TEMPLATE);
+    const put = await api(studio, 'PUT', '/api/graphs/demo-template', { graph: wip });
+    expect(put.status).toBe(409);
+    expect(put.body.error.message).toMatch(/templates are read-only; save under another name/);
+    expect((await api(studio, 'DELETE', '/api/graphs/demo-template')).status).toBe(409);
+  });
+
+  it.each([
+    ['GET', encodeURIComponent('../etc/passwd')],
+    ['GET', '..%2F..%2Fx'],
+    ['PUT', '..%2F..%2Fx'],
+    ['DELETE', '..%2F..%2Fx'],
+    ['GET', 'a/b'],
+    ['PUT', 'a/b'],
+    ['PUT', ''],
+    ['DELETE', ''],
+    ['PUT', 'x'.repeat(65)],
+    ['PUT', '.hidden'],
+    ['PUT', encodeURIComponent('a\\b')],
+  ])('%s /api/graphs/%s is refused as an invalid name', async (method, name) => {
+    const res = await api(studio, method, `/api/graphs/${name}`, method === 'PUT' ? { graph: wip } : undefined);
+    expect(res.status).toBe(400);
+    expect(res.body.error.message).toMatch(/^invalid graph name/);
+  });
+
+  it('refuses to save something that is not a graph', async () => {
+    const res = await api(studio, 'PUT', '/api/graphs/garbage', { graph: { format: 'comfyui', nodes: 3 } });
+    expect(res.status).toBe(400);
+    expect(res.body.error.issues.length).toBeGreaterThan(0);
+    expect((await api(studio, 'GET', '/api/graphs/garbage')).status).toBe(404);
+  });
+
+  it('saves, lists, reads and deletes a user graph, which survives a restart', async () => {
+    const put = await api(studio, 'PUT', '/api/graphs/My graph 1', { graph: wip });
+    expect(put.status, JSON.stringify(put.body)).toBe(200);
+    expect(put.body.saved).toMatchObject({ name: 'My graph 1', source: 'user', title: 'Work in progress' });
+    // Saved although the adder has no inputs; the problems come back as warnings.
+    expect(put.body.warnings.map((i: { code: string }) => i.code)).toContain('missing_input');
+    const files = await fs.readdir(path.join(dataDir, 'graphs'));
+    expect(files).toEqual(['My graph 1.json']); // no temp files left behind
+
+    const list = await api(studio, 'GET', '/api/graphs');
+    expect(list.body.map((g: { name: string; source: string }) => `${g.source}:${g.name}`)).toEqual(['template:demo-template', 'user:My graph 1']);
+
+    // Restart on the same data folder.
+    const second = await startTestStudio(dataDir, { graphsDir: templatesDir });
+    try {
+      const read = await api(second, 'GET', `/api/graphs/${encodeURIComponent('My graph 1')}`);
+      expect(read.status).toBe(200);
+      expect(read.body).toEqual(wip);
+      const del = await api(second, 'DELETE', '/api/graphs/My%20graph%201');
+      expect(del.status).toBe(200);
+      expect((await api(second, 'GET', '/api/graphs/My%20graph%201')).status).toBe(404);
+      const again = await api(second, 'DELETE', '/api/graphs/My%20graph%201');
+      expect(again.status).toBe(404);
+      expect(again.body.error.code).toBe('not_found');
+    } finally {
+      await second.close();
+    }
+  });
+});
+
+describe('uploads', () => {
+  it('stores an uploaded image as PNG and serves it back', async () => {
+    const jpeg = await sharp({ create: { width: 20, height: 10, channels: 3, background: { r: 200, g: 40, b: 10 } } }).jpeg().toBuffer();
+    const res = await fetch(new URL('/api/uploads', studio.url), { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: new Uint8Array(jpeg) });
+    expect(res.status).toBe(201);
+    const body = (await res.json()) as { name: string; width: number; height: number; url: string };
+    expect(body).toMatchObject({ width: 20, height: 10, url: `/api/uploads/${body.name}` });
+    const back = await fetch(new URL(body.url, studio.url));
+    expect(back.status).toBe(200);
+    expect(back.headers.get('content-type')).toBe('image/png');
+    const meta = await sharp(Buffer.from(await back.arrayBuffer())).metadata();
+    expect([meta.format, meta.width, meta.height]).toEqual(['png', 20, 10]);
+    // It is a file in the data folder, so it survives a restart.
+    expect(await fs.readdir(path.join(dataDir, 'uploads'))).toContain(body.name);
+  });
+
+  it('refuses bytes that are not an image', async () => {
+    const res = await api(studio, 'POST', '/api/uploads', 'definitely not a PNG', { 'content-type': 'image/png' });
+    expect(res.status).toBe(400);
+    expect(res.body.error.message).toMatch(/^not a supported image \(png, jpeg, webp\)/);
+    const wrongType = await api(studio, 'POST', '/api/uploads', 'hello', { 'content-type': 'text/plain' });
+    expect(wrongType.status).toBe(415);
+  });
+
+  it('answers missing or badly named files with JSON errors', async () => {
+    const missing = await api(studio, 'GET', '/api/uploads/0123456789abcdef.png');
+    expect(missing.status).toBe(404);
+    expect(missing.body.error.code).toBe('not_found');
+    expect((await api(studio, 'GET', '/api/results/..%2F..%2Fpackage.json')).status).toBe(400);
+    expect((await api(studio, 'GET', '/api/results/missing.png')).status).toBe(404);
+  });
+});
+
+describe('access', () => {
+  it('refuses to listen beyond loopback without a token', async () => {
+    const dir = await tempDir('api-open');
+    await expect(createStudio({ dataDir: dir, host: '0.0.0.0', port: 0, logger: silentLogger })).rejects.toThrow(/without an access token/);
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('explains a port that is already in use', async () => {
+    await expect(startTestStudio(dataDir, { port: studio.port })).rejects.toThrow(`port ${studio.port} is already in use`);
+  });
+
+  it('requires the token on the API and the socket when one is set', async () => {
+    const dir = await tempDir('api-token');
+    const locked = await startTestStudio(dir, { token: 's3cret' });
+    try {
+      const anonymous = await api(locked, 'GET', '/api/health');
+      expect(anonymous.status).toBe(401);
+      expect(anonymous.body.error.code).toBe('unauthorized');
+      expect((await api(locked, 'GET', '/api/health', undefined, { authorization: 'Bearer wrong' })).status).toBe(401);
+      expect((await api(locked, 'GET', '/api/health', undefined, { authorization: 'Bearer s3cret' })).status).toBe(200);
+      expect((await api(locked, 'GET', '/api/catalog?token=s3cret')).status).toBe(200);
+      expect((await api(locked, 'POST', '/api/jobs', { graph: slowGraph(1, 1) })).status).toBe(401);
+
+      await expect(EventLog.connect(locked)).rejects.toThrow(/unauthorized/);
+      const log = await EventLog.connect(locked, { token: 's3cret' });
+      expect((await log.waitFor('queue')).args).toEqual({ running: null, pending: [] });
+      log.close();
+    } finally {
+      await locked.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('command line (server/main.ts)', () => {
+  function runMain(args: string[], onStdout?: (text: string, kill: () => void) => void) {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'server/main.ts'), ...args], {
+      cwd: projectRoot,
+      env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !['PORT', 'HOST', 'DUALSTYLE_TOKEN', 'DUALSTYLE_EP'].includes(k))),
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      onStdout?.(stdout, () => child.kill('SIGTERM'));
+    });
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+      child.on('exit', (code) => resolve({ code, stdout, stderr })),
+    );
+  }
+
+  it('starts, prints its URL and stops cleanly on SIGTERM', async () => {
+    const dir = await tempDir('api-cli');
+    let url = '';
+    let health: unknown;
+    const result = await runMain(['--port', '0', '--data', dir, '--ep', 'cpu'], (text, kill) => {
+      const m = text.match(/Dual Style Studio running at (http:\/\/127\.0\.0\.1:\d+\/)/);
+      if (m && !url && text.includes('execution provider')) {
+        url = m[1]!;
+        fetch(new URL('/api/health', url))
+          .then((r) => r.json())
+          .then((h) => (health = h))
+          .finally(kill);
+      }
+    });
+    expect(url).not.toBe('');
+    expect(health).toMatchObject({ ok: true, executionProvider: 'cpu' });
+    expect(result.stdout).toContain('execution provider: cpu');
+    expect(result.code).toBe(0);
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('explains a port in use in one line and exits with code 1', async () => {
+    const dir = await tempDir('api-cli-busy');
+    const result = await runMain(['--port', String(studio.port), '--data', dir]);
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim().split('\n')).toEqual([`error: port ${studio.port} is already in use on 127.0.0.1: stop the other server or choose another port (--port)`]);
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+});

@@ -1,0 +1,152 @@
+/** Helpers for the API tests: a studio on a random loopback port, JSON requests, a socket event log. */
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { io as connect, type Socket } from 'socket.io-client';
+import { createStudio, type Studio, type StudioOptions } from '../../server/app.ts';
+import type { ClientToServerEvents, ServerToClientEvents } from '../../server/protocol/events.ts';
+import type { Graph } from '../../server/protocol/graph.ts';
+import { apiTestNodes } from './api-nodes.ts';
+
+export const silentLogger = { debug() {}, info() {}, warn() {}, error() {} };
+
+export async function tempDir(prefix: string): Promise<string> {
+  return fs.mkdtemp(path.join(os.tmpdir(), `dualstyle-${prefix}-`));
+}
+
+export async function startTestStudio(dataDir: string, extra: Partial<StudioOptions> = {}): Promise<Studio> {
+  return createStudio({
+    dataDir,
+    port: 0,
+    catalog: apiTestNodes,
+    clientDir: path.join(dataDir, 'no-client-here'),
+    logger: silentLogger,
+    previewIntervalMs: 0,
+    ...extra,
+  });
+}
+
+export interface JsonResponse<T = any> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+export async function api<T = any>(studio: Studio, method: string, route: string, body?: unknown, headers: Record<string, string> = {}): Promise<JsonResponse<T>> {
+  const init: RequestInit = { method, headers: { ...headers } };
+  if (body !== undefined) {
+    init.body = typeof body === 'string' ? body : JSON.stringify(body);
+    (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
+  }
+  const res = await fetch(new URL(route, studio.url), init);
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    /* not JSON: the test will say so */
+  }
+  return { status: res.status, body: parsed as T, headers: res.headers };
+}
+
+type EventName = keyof ServerToClientEvents;
+export interface LoggedEvent {
+  name: EventName;
+  args: any;
+}
+
+/** A socket.io client that records every server event in arrival order. */
+export class EventLog {
+  readonly events: LoggedEvent[] = [];
+  private waiters: { test: (e: LoggedEvent) => boolean; resolve: (e: LoggedEvent) => void }[] = [];
+
+  private constructor(readonly socket: Socket<ServerToClientEvents, ClientToServerEvents>) {
+    socket.onAny((name: EventName, args: unknown) => {
+      const e = { name, args };
+      this.events.push(e);
+      this.waiters = this.waiters.filter((w) => {
+        if (!w.test(e)) return true;
+        w.resolve(e);
+        return false;
+      });
+    });
+  }
+
+  static async connect(studio: Studio, auth?: { token: string }): Promise<EventLog> {
+    const socket: Socket<ServerToClientEvents, ClientToServerEvents> = connect(studio.url, {
+      transports: ['websocket'],
+      reconnection: false,
+      forceNew: true,
+      ...(auth ? { auth } : {}),
+    });
+    const log = new EventLog(socket);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', () => resolve());
+      socket.once('connect_error', (err) => reject(err));
+    });
+    return log;
+  }
+
+  forJob(jobId: string): LoggedEvent[] {
+    return this.events.filter((e) => e.name !== 'queue' && e.args?.jobId === jobId);
+  }
+
+  /** Resolves with the first event (already seen or future) that matches. */
+  waitFor(name: EventName, match: (args: any) => boolean = () => true, timeoutMs = 10_000): Promise<LoggedEvent> {
+    const test = (e: LoggedEvent) => e.name === name && match(e.args);
+    const seen = this.events.find(test);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${name}`)), timeoutMs);
+      this.waiters.push({
+        test,
+        resolve: (e) => {
+          clearTimeout(timer);
+          resolve(e);
+        },
+      });
+    });
+  }
+
+  /** The first of job:done / job:failed / job:cancelled for a job. */
+  waitForEnd(jobId: string, timeoutMs = 15_000): Promise<LoggedEvent> {
+    return Promise.race(
+      (['job:done', 'job:failed', 'job:cancelled'] as const).map((n) => this.waitFor(n, (a) => a.jobId === jobId, timeoutMs)),
+    );
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}
+
+type NodeSpec = { id: string; type: string; params?: Record<string, unknown> };
+
+/** A graph from nodes and `from.output -> to.input` edge strings. */
+export function graphOf(nodes: NodeSpec[], edges: string[] = [], title?: string): Graph {
+  return {
+    format: 'dualstyle-graph',
+    version: 1,
+    nodes: nodes.map((n, i) => ({ id: n.id, type: n.type, params: n.params ?? {}, position: { x: i * 200, y: 0 } })),
+    edges: edges.map((e) => {
+      const [from, to] = e.split('->').map((s) => s.trim()) as [string, string];
+      const [fromNode, output] = from.split('.') as [string, string];
+      const [toNode, input] = to.split('.') as [string, string];
+      return { from: { node: fromNode, output }, to: { node: toNode, input } };
+    }),
+    meta: title ? { title } : {},
+  };
+}
+
+/** number → slow → save: the pipeline most tests run. */
+export function slowGraph(value: number, steps: number, delayMs = 5, title?: string): Graph {
+  return graphOf(
+    [
+      { id: 'n', type: 'TestNumber', params: { value } },
+      { id: 'slow', type: 'TestSlow', params: { steps, delayMs } },
+      { id: 'save', type: 'TestSave' },
+    ],
+    ['n.value -> slow.x', 'slow.value -> save.value'],
+    title,
+  );
+}
