@@ -62,7 +62,10 @@ export interface PipelineInfo {
   timestepBatched: boolean;
   unetFp16: boolean;
   textIdsType: string;
-  /** Channels the VAE encoder returns: latentChannels (mean) or 2× (mean + logvar; the mean is used). */
+  /**
+   * Channels the VAE encoder returns: latentChannels (mean) or 2× (mean + logvar; the mean is used).
+   * null until known: exports often declare it symbolically, so the first encode fills it in.
+   */
   vaeEncoderChannels: number | null;
   scheduler: SchedulerConfig;
   /** Input names the UNet declares (sample, timestep, encoder_hidden_states, ...). */
@@ -415,6 +418,7 @@ export class SdPipeline {
     const [, ch, h, w] = out.dims as number[];
     if (h !== H / f || w !== W / f) throw new Error(`vae_encoder returned a ${w}×${h} latent for a ${W}×${H} image`);
     if (ch !== C && ch !== 2 * C) throw new Error(`vae_encoder returned ${ch} channels; expected ${C} (mean) or ${2 * C} (mean and logvar)`);
+    this.info.vaeEncoderChannels = ch!;
     const data = tensorToFloat32(out);
     // Mean + logvar exports: the mean is the first C channels (the posterior mode, as in the reference).
     const latent = new Float32Array(C * h * w);
