@@ -207,6 +207,19 @@ describe('jobs', () => {
     expect(events.forJob(again).some((e) => e.name === 'node:progress')).toBe(false);
   });
 
+  it('coalesces progress and drops preview frames rather than slowing a fast node', async () => {
+    const jobId = await submit(slowGraph(21, 3000, 0));
+    expect((await events.waitForEnd(jobId)).name).toBe('job:done');
+    const progress = events.forJob(jobId).filter((e) => e.name === 'node:progress');
+    const previews = events.forJob(jobId).filter((e) => e.name === 'node:preview');
+    expect(progress.at(-1)!.args).toMatchObject({ step: 3000, total: 3000 });
+    expect(progress.length).toBeLessThan(300);
+    expect(previews.length).toBeGreaterThan(0);
+    expect(previews.length).toBeLessThan(3000);
+    const steps = progress.map((e) => e.args.step);
+    expect(steps).toEqual([...steps].sort((x, y) => x - y));
+  });
+
   it('cancels a running job mid-way', async () => {
     const jobId = await submit(slowGraph(7, 2000, 5));
     await events.waitFor('node:progress', (a) => a.jobId === jobId && a.step >= 2);
@@ -268,6 +281,56 @@ describe('jobs', () => {
     // Every queue change was broadcast; the last says the queue is empty.
     const lastQueue = events.events.filter((e) => e.name === 'queue').at(-1)!;
     expect(lastQueue.args).toEqual({ running: null, pending: [] });
+  });
+});
+
+describe('queue limits', () => {
+  it('answers 429 when the queue is full', async () => {
+    const dir = await tempDir('api-full');
+    const small = await startTestStudio(dir, { limits: { maxPending: 1 } });
+    try {
+      const post = (value: number) => api(small, 'POST', '/api/jobs', { graph: slowGraph(value, 500, 5) });
+      const first = await post(1);
+      expect(first.status).toBe(202);
+      // The first job starts on a microtask; wait until it runs so exactly one is pending.
+      while ((await api(small, 'GET', '/api/queue')).body.running === null) await new Promise((r) => setTimeout(r, 5));
+      expect((await post(2)).status).toBe(202);
+      const full = await post(3);
+      expect(full.status).toBe(429);
+      expect(full.body.error.code).toBe('queue_full');
+      expect(full.body.error.message).toMatch(/queue is full/);
+    } finally {
+      await small.close(); // cancels both jobs
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('built client', () => {
+  it('serves the client with a single-page fallback, never for /api', async () => {
+    const dir = await tempDir('api-client');
+    const clientDir = path.join(dir, 'client');
+    await fs.mkdir(path.join(clientDir, 'assets'), { recursive: true });
+    await fs.writeFile(path.join(clientDir, 'index.html'), '<!doctype html><title>studio shell</title>');
+    await fs.writeFile(path.join(clientDir, 'assets', 'app.js'), 'console.log(1)');
+    const withClient = await startTestStudio(path.join(dir, 'data'), { clientDir });
+    try {
+      const get = (p: string) => fetch(new URL(p, withClient.url));
+      for (const p of ['/', '/graphs/epsilon-merge']) {
+        const res = await get(p);
+        expect(res.status).toBe(200);
+        expect(await res.text()).toContain('studio shell');
+      }
+      const js = await get('/assets/app.js');
+      expect(js.headers.get('content-type')).toMatch(/javascript/);
+      expect((await get('/assets/missing.js')).status).toBe(404);
+      const apiMiss = await api(withClient, 'GET', '/api/graphs-typo');
+      expect(apiMiss.status).toBe(404);
+      expect(apiMiss.body.error.code).toBe('not_found');
+    } finally {
+      await withClient.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

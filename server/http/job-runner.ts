@@ -108,12 +108,17 @@ export class JobRunner {
     return this.queue.state();
   }
 
-  /** Cancels everything and waits for the running job to stop. */
-  async close(): Promise<void> {
+  /**
+   * Cancels everything and waits for the running job to stop, at most `graceMs`: a node stuck in one
+   * long inference call cannot check for cancellation, and shutdown must not hang on it.
+   */
+  async close(graceMs = 5000): Promise<void> {
     const { running, pending } = this.queue.state();
     for (const job of pending) this.cancel(job.id);
     if (running) this.cancel(running.id);
-    await this.queue.idle();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.queue.idle(), new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    clearTimeout(timer);
   }
 
   private summaryOf(id: string): JobSummary | undefined {

@@ -71,7 +71,7 @@ export class GraphStore {
     const file = this.file(this.userDir, name);
     await writeFileAtomic(file, JSON.stringify(graph, null, 2) + '\n');
     const stat = await fs.stat(file);
-    return { name, source: 'user', title: titleOf(graph, name), updatedAt: stat.mtimeMs };
+    return { name, source: 'user', title: titleOf(graph, name), updatedAt: Math.round(stat.mtimeMs) };
   }
 
   async delete(name: string): Promise<void> {
@@ -118,7 +118,7 @@ export class GraphStore {
       } catch {
         /* a corrupt file is still listed, so the user can see and delete it */
       }
-      entries.push({ name, source, title, updatedAt: stat.mtimeMs });
+      entries.push({ name, source, title, updatedAt: Math.round(stat.mtimeMs) });
     }
     return entries;
   }

@@ -55,7 +55,8 @@ export const slowNode = defineNode({
     if (params.warn) ctx.warn('slow node says hello');
     for (let step = 1; step <= params.steps; step++) {
       ctx.throwIfCancelled();
-      await sleep(params.delayMs);
+      if (params.delayMs > 0) await sleep(params.delayMs);
+      else if (step % 100 === 0) await new Promise((resolve) => setImmediate(resolve)); // fast, but let I/O run
       // The same buffer every step, as a real sampler does: the server must copy what it needs.
       latent.fill(step / params.steps);
       ctx.progress(step, params.steps);
