@@ -1,0 +1,249 @@
+/**
+ * The project's bench: runs the comparison template (one CycleDiffusion inversion shared by an
+ * epsilon-merge sampler and two single-prompt samplers, plus pixel merge) through the real catalog
+ * and executor, and measures what the performance rules promise:
+ * - per-step time and UNet calls per sampler step (must be exactly one), rows per call;
+ * - the share of step time spent outside onnxruntime (our TypeScript math, callbacks, previews);
+ * - whole-run time of the inversion and of each sampler, and peak memory;
+ * - a re-run after changing only a decoder prompt: the inversion must come from cache;
+ * - previews on vs off: step previews are encoded the way the server does (off the sampler's path,
+ *   dropping a frame while the previous one is still encoding), and must cost under 5% of run time.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createCatalog } from './catalog.ts';
+import { validateGraph, formatIssue } from './graph/validate.ts';
+import { executeGraph, MemoStore, type ExecEvent, type ExecuteSummary } from './executor/executor.ts';
+import { OutputCache } from './executor/cache.ts';
+import { encodePreview } from './preview.ts';
+import { nodeDefinitions } from '../nodes/index.ts';
+import { STYLE_PRESETS } from '../nodes/lib/presets.ts';
+import type { Graph } from './protocol/graph.ts';
+import type { Services } from '../nodes/types.ts';
+import type { ModelValue } from '../nodes/values.ts';
+import type { PipelineStats, SdPipeline } from './engine/pipeline.ts';
+import type { ExecutionProviderRequest } from './engine/onnx.ts';
+
+const projectRoot = path.resolve(import.meta.dirname, '..');
+const SAMPLERS = ['invert', 'eps_merge', 'single_style1', 'single_style2'] as const;
+
+export interface BenchOptions {
+  /** Model folder, or "demo". */
+  model: string;
+  executionProvider: ExecutionProviderRequest;
+  steps: number;
+  skip: number;
+  /** Longest image side (the built-in sample picture is 4:3; sides become multiples of 64). */
+  maxSide: number;
+  /** Repetitions of the previews on/off comparison (interleaved; the fastest of each is compared). */
+  previewReps: number;
+  log?: (line: string) => void;
+}
+
+export interface SamplerMeasure {
+  node: string;
+  steps: number;
+  wallMs: number;
+  msPerStep: number;
+  unetCalls: number;
+  unetCallsPerStep: number;
+  rowsPerCall: number;
+  ortMsPerStep: number;
+  /** Share of the node's time spent outside onnxruntime's UNet runs (0..1). */
+  outsideOrtShare: number;
+}
+
+export interface BenchReport {
+  model: string;
+  executionProvider: string;
+  image: { width: number; height: number };
+  latent: { width: number; height: number };
+  steps: number;
+  skip: number;
+  samplers: SamplerMeasure[];
+  firstRunMs: number;
+  peakRssMiB: number;
+  rerun: { changed: string; ms: number; computed: string[]; cached: string[]; inversionFromCache: boolean };
+  previews: { offMs: number; onMs: number; everyStepMs: number; overhead: number; everyStepOverhead: number; framesOn: number; framesEveryStep: number };
+}
+
+function withParams(graph: Graph, patch: Record<string, Record<string, unknown>>): Graph {
+  const g = structuredClone(graph);
+  for (const n of g.nodes) n.params = { ...n.params, ...patch[n.type], ...patch[n.id] };
+  return g;
+}
+
+class BenchRunner {
+  readonly catalog = createCatalog(nodeDefinitions);
+  readonly memo = new MemoStore();
+  cache = new OutputCache();
+  pipeline?: SdPipeline;
+  constructor(readonly services: Services) {}
+
+  /** Runs a graph; `onEvent` sees every executor event; previews are encoded like the server does. */
+  async run(graph: Graph, previewIntervalMs: number, onEvent?: (e: ExecEvent) => void): Promise<{ summary: ExecuteSummary; frames: number }> {
+    const v = validateGraph(graph, this.catalog);
+    if (!v.ok || !v.graph) throw new Error(`bench graph is invalid: ${v.issues.map(formatIssue).join('; ')}`);
+    const encoding = new Set<string>();
+    const pending: Promise<unknown>[] = [];
+    let frames = 0;
+    const summary = await executeGraph({
+      jobId: 'bench',
+      graph: v.graph,
+      catalog: this.catalog,
+      services: this.services,
+      cache: this.cache,
+      memo: this.memo,
+      signal: new AbortController().signal,
+      previewIntervalMs,
+      emit: (e) => {
+        if (e.type === 'node:preview' && !encoding.has(e.nodeId)) {
+          encoding.add(e.nodeId);
+          frames++;
+          pending.push(encodePreview(e.source).finally(() => encoding.delete(e.nodeId)));
+        }
+        onEvent?.(e);
+      },
+    });
+    await Promise.all(pending);
+    const model = this.cache.get(summary.keys['model']!)?.outputs['model'] as ModelValue | undefined;
+    this.pipeline ??= model?.pipeline as SdPipeline | undefined;
+    return { summary, frames };
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+export async function runBench(opts: BenchOptions): Promise<BenchReport> {
+  const log = opts.log ?? (() => {});
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'dualstyle-bench-'));
+  try {
+    const runner = new BenchRunner({ dataDir, executionProvider: opts.executionProvider });
+    const template = JSON.parse(await readFile(path.join(projectRoot, 'graphs', 'comparison.json'), 'utf8')) as Graph;
+    const graph = withParams(template, {
+      LoadModel: { model: opts.model },
+      LoadImage: { max_side: opts.maxSide },
+      Invert: { steps: opts.steps, skip: opts.skip },
+    });
+
+    // Warm-up outside the measurements: session creation, first-run graph optimisation, text encodings.
+    const warm = await runner.run(withParams(graph, { Invert: { steps: opts.skip + 2 } }), Infinity);
+    void warm;
+    const pipe = runner.pipeline;
+    if (!pipe) throw new Error('the bench could not reach the loaded pipeline');
+
+    // 1) First full run with previews as the server sends them; per-node UNet accounting.
+    runner.cache = new OutputCache(); // recompute everything but keep sessions
+    const before = new Map<string, { stats: PipelineStats; t: number }>();
+    const measures: SamplerMeasure[] = [];
+    const progress = new Map<string, number>();
+    const t0 = performance.now();
+    const first = await runner.run(graph, 250, (e) => {
+      if (e.type === 'node:started') before.set(e.nodeId, { stats: { ...pipe.stats }, t: performance.now() });
+      if (e.type === 'node:progress') progress.set(e.nodeId, e.step);
+      if (e.type === 'node:done' && !e.cached && (SAMPLERS as readonly string[]).includes(e.nodeId)) {
+        const b = before.get(e.nodeId)!;
+        const wallMs = performance.now() - b.t;
+        const steps = progress.get(e.nodeId) ?? 0;
+        const calls = pipe.stats.unetCalls - b.stats.unetCalls;
+        const rows = pipe.stats.unetRows - b.stats.unetRows;
+        const ortMs = pipe.stats.unetMs - b.stats.unetMs;
+        measures.push({
+          node: e.nodeId,
+          steps,
+          wallMs,
+          msPerStep: wallMs / steps,
+          unetCalls: calls,
+          unetCallsPerStep: calls / steps,
+          rowsPerCall: rows / calls,
+          ortMsPerStep: ortMs / steps,
+          outsideOrtShare: Math.max(0, 1 - ortMs / wallMs),
+        });
+      }
+    });
+    const firstRunMs = performance.now() - t0;
+    const imageNode = first.summary.keys['image'] ? (runner.cache.get(first.summary.keys['image'])?.outputs['image'] as { width: number; height: number }) : undefined;
+    const image = { width: imageNode?.width ?? 0, height: imageNode?.height ?? 0 };
+    const f = pipe.info.vaeDownsample;
+
+    // 2) Re-run after changing only a decoder prompt.
+    const changed = withParams(graph, { style1: { text: STYLE_PRESETS.find((p) => p.label === 'Mosaic')!.value } });
+    const t1 = performance.now();
+    const rerun = await runner.run(changed, 250);
+    const rerunMs = performance.now() - t1;
+
+    // 3) Previews off vs on: the epsilon-merge sampler alone, its inversion cached, repeated and interleaved.
+    const samplerOnly = (guidance: number) => withParams(graph, { eps_merge: { guidance } });
+    const off: number[] = [], on: number[] = [], every: number[] = [];
+    let framesOn = 0, framesEvery = 0;
+    let g = 20;
+    const time = async (interval: number) => {
+      g += 0.5; // a new guidance value: the sampler recomputes, everything upstream is cached
+      const t = performance.now();
+      const r = await runner.run(samplerOnly(g), interval);
+      return { ms: performance.now() - t, frames: r.frames };
+    };
+    for (let i = 0; i < opts.previewReps; i++) {
+      off.push((await time(Infinity)).ms);
+      const a = await time(250);
+      on.push(a.ms); framesOn = a.frames;
+      const b = await time(0);
+      every.push(b.ms); framesEvery = b.frames;
+    }
+    const offMs = Math.min(...off), onMs = Math.min(...on), everyStepMs = Math.min(...every);
+
+    const report: BenchReport = {
+      model: opts.model,
+      executionProvider: pipe.info.executionProvider,
+      image,
+      latent: { width: image.width / f, height: image.height / f },
+      steps: opts.steps,
+      skip: opts.skip,
+      samplers: measures,
+      firstRunMs,
+      peakRssMiB: process.resourceUsage().maxRSS / 1024,
+      rerun: {
+        changed: 'style1 prompt',
+        ms: rerunMs,
+        computed: rerun.summary.computed,
+        cached: rerun.summary.cached,
+        inversionFromCache: rerun.summary.cached.includes('invert') && !rerun.summary.computed.includes('invert'),
+      },
+      previews: {
+        offMs,
+        onMs,
+        everyStepMs,
+        overhead: onMs / offMs - 1,
+        everyStepOverhead: everyStepMs / offMs - 1,
+        framesOn,
+        framesEveryStep: framesEvery,
+      },
+    };
+    printReport(report, log, { medianOff: median(off), medianOn: median(on) });
+    return report;
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+function printReport(r: BenchReport, log: (line: string) => void, extra: { medianOff: number; medianOn: number }): void {
+  const pad = (s: string | number, n: number) => String(s).padStart(n);
+  const ms = (x: number) => x.toFixed(x < 10 ? 2 : 1);
+  log(`Dual Style Studio bench: model ${r.model} on ${r.executionProvider.toUpperCase()}`);
+  log(`image ${r.image.width}×${r.image.height} → latent ${r.latent.width}×${r.latent.height}; steps ${r.steps}, skip ${r.skip} (${r.steps - r.skip} refinement steps)`);
+  log('');
+  log(`${'node'.padEnd(15)}${pad('steps', 6)}${pad('run ms', 10)}${pad('ms/step', 10)}${pad('UNet/step', 11)}${pad('rows/call', 11)}${pad('ORT ms/step', 13)}${pad('outside ORT', 13)}`);
+  for (const s of r.samplers) {
+    log(`${s.node.padEnd(15)}${pad(s.steps, 6)}${pad(ms(s.wallMs), 10)}${pad(ms(s.msPerStep), 10)}${pad(s.unetCallsPerStep.toFixed(2), 11)}${pad(s.rowsPerCall.toFixed(1), 11)}${pad(ms(s.ortMsPerStep), 13)}${pad((100 * s.outsideOrtShare).toFixed(1) + '%', 13)}`);
+  }
+  log('');
+  log(`whole first run: ${ms(r.firstRunMs)} ms; peak RSS ${r.peakRssMiB.toFixed(0)} MiB`);
+  log(`re-run after changing only the ${r.rerun.changed}: ${ms(r.rerun.ms)} ms; inversion from cache: ${r.rerun.inversionFromCache ? 'yes' : 'NO'}`);
+  log(`  recomputed: ${r.rerun.computed.join(', ')}`);
+  log(`previews (epsilon-merge sampler, fastest of reps): off ${ms(r.previews.offMs)} ms; on (server default, ${r.previews.framesOn} frames) ${ms(r.previews.onMs)} ms = ${(100 * r.previews.overhead).toFixed(1)}%; every step (${r.previews.framesEveryStep} frames) ${ms(r.previews.everyStepMs)} ms = ${(100 * r.previews.everyStepOverhead).toFixed(1)}%`);
+  log(`  (medians: off ${ms(extra.medianOff)} ms, on ${ms(extra.medianOn)} ms)`);
+}
