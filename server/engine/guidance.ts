@@ -111,19 +111,25 @@ export function epsilonMerge(c1: Float32Array, c2: Float32Array, uncond: Float32
       const style2 = { embedding: c2, what: 'style 2' };
       if (s === 1) {
         return batchedEvaluator(pipe, w, h, [style1, style2], (out, eps, n) => {
-          for (let i = 0; i < n; i++) {
-            const m = M[i % plane]!;
-            eps[i] = m * out[i]! + (1 - m) * out[n + i]!;
+          for (let c = 0; c < n; c += plane) {
+            for (let p = 0; p < plane; p++) {
+              const i = c + p;
+              const m = M[p]!;
+              eps[i] = m * out[i]! + (1 - m) * out[n + i]!;
+            }
           }
         });
       }
       return batchedEvaluator(pipe, w, h, [{ embedding: uncond, what: 'unconditional' }, style1, style2], (out, eps, n) => {
-        for (let i = 0; i < n; i++) {
-          const u = out[i]!;
-          const e1 = u + s * (out[n + i]! - u);
-          const e2 = u + s * (out[2 * n + i]! - u);
-          const m = M[i % plane]!;
-          eps[i] = m * e1 + (1 - m) * e2;
+        for (let c = 0; c < n; c += plane) {
+          for (let p = 0; p < plane; p++) {
+            const i = c + p;
+            const u = out[i]!;
+            const e1 = u + s * (out[n + i]! - u);
+            const e2 = u + s * (out[2 * n + i]! - u);
+            const m = M[p]!;
+            eps[i] = m * e1 + (1 - m) * e2;
+          }
         }
       });
     },
