@@ -385,7 +385,7 @@ describe('fetch-model against an imitation of the Hub', () => {
     expect(ok.stderr).toMatch(/unet\/weights\.pb: done/);
     expect(ok.code).toBe(0);
     expect(ok.stdout).toContain(`Model ready: ${out}`);
-    expect(ok.stdout).toMatch(/npm start -- --model \S+/);
+    expect(ok.stdout).toMatch(/set Load Model → model to "\S+"/);
     const bad = await run(['--repo', PRIVATE_REPO, '--revision', REVISION, '--endpoint', hub.endpoint, '--out', out]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/fetch-model: .*401 .*--token/);

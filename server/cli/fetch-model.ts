@@ -31,10 +31,11 @@ Options:
 `;
 
 /** How the studio is started on a model folder (printed after a successful fetch). */
+/** How to use the folder: Load Model takes a folder path (relative ones resolve against the server's folder). */
 export function startCommand(outDir: string): string {
   const rel = path.relative(process.cwd(), outDir) || '.';
-  const shown = rel.startsWith('..') ? outDir : `./${rel}`;
-  return `npm start -- --model ${/\s/.test(shown) ? JSON.stringify(shown) : shown}`;
+  const shown = rel.startsWith('..') ? outDir : rel;
+  return `npm start, then set Load Model → model to ${JSON.stringify(shown)}`;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -90,7 +91,7 @@ export async function main(argv: string[]): Promise<number> {
       `Model ready: ${result.outDir}\n` +
         `  ${result.files.length} files, ${formatBytes(result.totalBytes)} ` +
         `(${formatBytes(result.downloadedBytes)} downloaded now, ${result.skipped} already present); sizes and checksums verified\n` +
-        `Start the studio with it:\n  ${startCommand(result.outDir)}\n`,
+        `Use it in the studio:\n  ${startCommand(result.outDir)}\n`,
     );
     return 0;
   } catch (e) {
