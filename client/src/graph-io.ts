@@ -352,3 +352,39 @@ export function wouldCreateCycle(
   }
   return false;
 }
+
+export interface Rect {
+  id: string;
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+/**
+ * Moves nodes down just enough that no two overlap (a graph laid out for other node sizes, or a
+ * hand-written file). Nodes keep their column and their top-to-bottom order. Returns the new
+ * positions of the nodes that moved.
+ */
+export function resolveOverlaps(rects: Rect[], gap = 16): Map<string, Position> {
+  const order = [...rects].sort((a, b) => a.y - b.y || a.x - b.x);
+  const placed: Rect[] = [];
+  const moved = new Map<string, Position>();
+  for (const r of order) {
+    let y = r.y;
+    for (let changed = true; changed; ) {
+      changed = false;
+      for (const p of placed) {
+        const xOverlap = r.x < p.x + p.width && p.x < r.x + r.width;
+        const yOverlap = y < p.y + p.height + gap && p.y < y + r.height + gap;
+        if (xOverlap && yOverlap && y >= p.y) {
+          y = p.y + p.height + gap;
+          changed = true;
+        }
+      }
+    }
+    placed.push({ ...r, y });
+    if (y !== r.y) moved.set(r.id, { x: r.x, y });
+  }
+  return moved;
+}

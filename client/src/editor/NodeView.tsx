@@ -160,7 +160,7 @@ function RuntimeArea({ node, rt, nodeLevelIssues }: { node: StudioNode; rt: Node
         <img className="sd-preview" data-testid="node-preview" src={rt.previewUrl} alt={`step preview of ${node.label}`} draggable={false} />
       ) : null}
       {images.map((img) => (
-        <figure key={img.url} className="sd-result" data-testid="node-result">
+        <figure key={img.url} className={`sd-result${node.spec?.output ? '' : ' small'}`} data-testid="node-result">
           <img src={img.url} alt={img.name} width={img.width} height={img.height} draggable={false} />
           <figcaption>
             {img.width}×{img.height}{' '}
@@ -170,14 +170,18 @@ function RuntimeArea({ node, rt, nodeLevelIssues }: { node: StudioNode; rt: Node
           </figcaption>
         </figure>
       ))}
-      {rt.result?.text ? <pre className="sd-result-text">{rt.result.text}</pre> : null}
+      {rt.result?.text ? (
+        <p className="sd-result-text" title={rt.result.text} data-testid="node-result-text">
+          {rt.result.text.split('\n')[0]}
+        </p>
+      ) : null}
       {rt.error ? (
         <div className="sd-node-error" data-testid="node-error">
           {rt.error}
         </div>
       ) : null}
       {rt.warnings.map((w, i) => (
-        <div key={i} className="sd-node-warning" data-testid="node-warning">
+        <div key={i} className="sd-node-warning" data-testid="node-warning" title={w}>
           ⚠ {w}
         </div>
       ))}

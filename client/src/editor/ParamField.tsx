@@ -195,7 +195,8 @@ function ImageField({ nodeId, param, value, onClear }: { nodeId: string; param: 
   const [broken, setBroken] = useState(false);
   const name = typeof value === 'string' && value !== '' ? value : null;
   const known = name ? uploads[name] : undefined;
-  const src = name ? known?.url ?? uploadUrl(name) : null;
+  // Names like "builtin:sample" are not uploads: there is nothing to fetch for them.
+  const src = name ? known?.url ?? (/^[A-Za-z0-9 _.-]+$/.test(name) ? uploadUrl(name) : null) : null;
   useEffect(() => setBroken(false), [src]);
   const pick = async (file: File | undefined) => {
     if (!file) return;

@@ -17,6 +17,7 @@ import {
   defaultParams,
   groupByCategory,
   planImport,
+  resolveOverlaps,
   snapshotToGraph,
   uniqueNodeId,
   wouldCreateCycle,
@@ -28,6 +29,8 @@ import { setBridge, uploadedImages } from './bridge.ts';
 import { NodeView, SocketView } from './NodeView.tsx';
 import { recordParamChange } from './param-history.ts';
 import { StudioNode, type Schemes, type TypedSocket } from './schemes.ts';
+
+const nextFrame = () => new Promise<void>((resolve) => requestAnimationFrame(() => resolve()));
 
 type AreaExtra = ReactArea2D<Schemes> | ContextMenuExtra | MinimapExtra;
 
@@ -107,6 +110,8 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
         const why = refusal(out.nodeId, out.key, inp.nodeId, inp.key);
         if (why) {
           hooks.onRejectedConnection(why);
+          // The flow would keep the dragged wire hanging on the pointer; a refusal ends the drag.
+          setTimeout(() => connection.drop(), 0);
           return false;
         }
         // Replacing an input's connection = remove + add: keep them one undo step.
@@ -147,11 +152,12 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
         connection: (data) => {
           const src = socketOf(data.payload.source, 'output', data.payload.sourceOutput as string);
           const color = src?.color ?? '#9aa4b2';
+          const pseudo = Boolean((data.payload as { isPseudo?: boolean }).isPseudo);
           return function ConnectionView() {
             const { path } = Presets.classic.useConnection();
             if (!path) return null;
             return (
-              <svg className="sd-connection" data-testid="connection">
+              <svg className={`sd-connection${pseudo ? ' pseudo' : ''}`} data-testid={pseudo ? 'pseudo-connection' : 'connection'}>
                 <path d={path} style={{ stroke: color }} />
               </svg>
             );
@@ -229,6 +235,15 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
     hooks.onCanvasDoubleClick({ ...area.area.pointer });
   };
   container.addEventListener('dblclick', onDblClick);
+  // A press on the canvas ends editing in a node's field (the area's own handlers keep focus put),
+  // so Delete and Ctrl+Z then act on the graph, not on the text.
+  const onPointerDown = (e: PointerEvent) => {
+    const target = e.target as Element | null;
+    if (target?.closest('input, textarea, select, button, label')) return;
+    const active = document.activeElement;
+    if (active instanceof HTMLElement && container.contains(active)) active.blur();
+  };
+  container.addEventListener('pointerdown', onPointerDown, true);
 
   // --- operations --------------------------------------------------------------------------------
   function createNode(id: string, spec: CatalogNode, params: Record<string, unknown>, title?: string): StudioNode {
@@ -321,12 +336,21 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
         if (!source || !target) continue;
         await editor.addConnection({ id: `${c.source}.${c.sourceOutput}->${c.target}.${c.targetInput}`, ...c } as Schemes['Connection']);
       }
+      // Let React lay the nodes out, then untangle nodes that overlap (files laid out for other
+      // node sizes) and fit them into view.
+      await nextFrame();
+      await nextFrame();
+      const rects = editor.getNodes().map((n) => {
+        const view = area.nodeViews.get(n.id);
+        const el = view?.element.firstElementChild as HTMLElement | null | undefined;
+        return { id: n.id, x: view?.position.x ?? 0, y: view?.position.y ?? 0, width: el?.offsetWidth ?? n.width, height: el?.offsetHeight ?? n.height };
+      });
+      for (const [id, pos] of resolveOverlaps(rects, 24)) await area.translate(id, pos);
+      await zoomToFit();
     } finally {
       loading = false;
       history.clear();
     }
-    // Let React lay the nodes out before measuring them for the fit.
-    requestAnimationFrame(() => void zoomToFit());
     return plan.problems;
   }
 
@@ -383,6 +407,7 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
     destroy() {
       setBridge(null);
       container.removeEventListener('dblclick', onDblClick);
+      container.removeEventListener('pointerdown', onPointerDown, true);
       area.destroy();
     },
   };

@@ -1,0 +1,234 @@
+/**
+ * Browser end-to-end: the real studio (createStudio on a random port, temp data folder) driven in
+ * Debian's Chromium through playwright-core. Screenshots of each stage go to test-artifacts/e2e/.
+ *
+ * Needs /usr/bin/chromium and a built client (dist/client, `npm run build`); skips with a message
+ * otherwise.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Catalog, CatalogNode } from '../server/protocol/catalog.ts';
+import {
+  e2eSkipReason,
+  launchChromium,
+  projectRoot,
+  screenshot,
+  startStudio,
+  watchErrors,
+  type RunningStudio,
+} from './support/e2e-browser.ts';
+
+const skipReason = e2eSkipReason();
+if (skipReason) console.warn(`[e2e] ${skipReason}`);
+const TEMPLATE = 'epsilon-merge';
+const hasTemplate = fs.existsSync(path.join(projectRoot, 'graphs', `${TEMPLATE}.json`));
+if (!skipReason && !hasTemplate) console.warn(`[e2e] graphs/${TEMPLATE}.json is missing: the template run test is skipped`);
+
+/** Errors that are not the UI's fault: none expected, but keep the filter in one place. */
+function realErrors(errors: string[]): string[] {
+  return errors.filter((e) => !/Failed to load resource: the server responded with a status of 4\d\d/.test(e));
+}
+
+describe.skipIf(skipReason !== null)('browser end-to-end', () => {
+  let studio: RunningStudio;
+  let browser: Browser;
+  let catalog: Catalog;
+
+  beforeAll(async () => {
+    [studio, browser] = await Promise.all([startStudio(), launchChromium()]);
+    catalog = (await (await fetch(new URL('/api/catalog', studio.url))).json()) as Catalog;
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await studio?.close();
+  });
+
+  async function openStudio(): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
+    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+    const page = await context.newPage();
+    const errors = watchErrors(page);
+    await page.goto(studio.url);
+    await page.waitForSelector('[data-testid="canvas"][data-ready="true"]', { timeout: 15_000 });
+    return { context, page, errors };
+  }
+
+  /** Double-clicks the canvas at (x, y) (relative to the canvas) and adds `spec` from the palette. */
+  async function addNodeAt(page: Page, spec: CatalogNode, x: number, y: number): Promise<string> {
+    const canvas = (await page.locator('[data-testid="canvas"]').boundingBox())!;
+    const before = await page.locator(`[data-testid="node"][data-node-type="${spec.type}"]`).count();
+    await page.mouse.dblclick(canvas.x + x, canvas.y + y);
+    await page.waitForSelector('[data-testid="palette"]');
+    await page.fill('[data-testid="palette-search"]', spec.title);
+    await page.click(`[data-testid="palette-item-${spec.type}"]`);
+    const nodes = page.locator(`[data-testid="node"][data-node-type="${spec.type}"]`);
+    await expect.poll(() => nodes.count()).toBe(before + 1);
+    return (await nodes.nth(before).getAttribute('data-node-id'))!;
+  }
+
+  async function socketCenter(page: Page, nodeId: string, side: 'input' | 'output', key: string) {
+    const box = await page.locator(`[data-testid="node"][data-node-id="${nodeId}"] [data-testid="${side}-${key}"] .sd-socket`).boundingBox();
+    if (!box) throw new Error(`socket ${nodeId}.${key} not visible`);
+    return { x: box.x + box.width / 2, y: box.y + box.height / 2 };
+  }
+
+  async function drag(page: Page, from: { x: number; y: number }, to: { x: number; y: number }) {
+    await page.mouse.move(from.x, from.y);
+    await page.mouse.down();
+    await page.mouse.move((from.x + to.x) / 2, (from.y + to.y) / 2, { steps: 5 });
+    await page.mouse.move(to.x, to.y, { steps: 5 });
+    await page.mouse.up();
+  }
+
+  it('renders the catalog, refuses type errors, validates live, undoes a parameter edit, saves and restores', async () => {
+    // Pick nodes from the catalog itself: a consumer with two required inputs, a producer that fits
+    // its first input, one that does not, and a node with a number parameter.
+    const byOutput = (type: string) => catalog.nodes.find((n) => n.outputs.some((o) => o.type === type));
+    const consumer = catalog.nodes.find((n) => n.inputs.filter((i) => !i.optional).length >= 2 && byOutput(n.inputs[0].type))!;
+    expect(consumer, 'catalog has a node with two required inputs').toBeTruthy();
+    const input = consumer.inputs[0];
+    const fits = byOutput(input.type)!;
+    const misfit = catalog.nodes.find((n) => n !== consumer && n.outputs.length > 0 && n.outputs.every((o) => o.type !== input.type) && n.params.some((p) => p.kind === 'integer' || p.kind === 'number'))!;
+    expect(misfit, 'catalog has a producer of another type with a number parameter').toBeTruthy();
+
+    const { context, page, errors } = await openStudio();
+    await expect.poll(() => page.locator('[data-testid="health"]').textContent()).toContain('Server OK');
+
+    const fitsId = await addNodeAt(page, fits, 200, 120);
+    const misfitId = await addNodeAt(page, misfit, 200, 480);
+    const consumerId = await addNodeAt(page, consumer, 720, 300);
+    // Rendered from the catalog: title, sockets, a control per parameter.
+    const consumerNode = page.locator(`[data-testid="node"][data-node-id="${consumerId}"]`);
+    await expect.poll(() => consumerNode.locator('[data-testid="title"]').textContent()).toBe(consumer.title);
+    for (const i of consumer.inputs) expect(await consumerNode.locator(`[data-testid="input-${i.name}"]`).count()).toBe(1);
+    for (const p of misfit.params) expect(await page.locator(`[data-testid="node"][data-node-id="${misfitId}"] [data-testid="control-${p.name}"]`).count()).toBe(1);
+    await screenshot(page, '01-nodes-added');
+
+    // A type-incompatible connection cannot be drawn, and the user is told why.
+    const wrong = misfit.outputs[0];
+    await drag(page, await socketCenter(page, misfitId, 'output', wrong.name), await socketCenter(page, consumerId, 'input', input.name));
+    await expect.poll(() => page.locator('[data-testid="toast"]').allTextContents()).toEqual(
+      expect.arrayContaining([expect.stringContaining(`Cannot connect ${wrong.type} to ${input.type}`)]),
+    );
+    expect(await page.locator('[data-testid="connection"]').count()).toBe(0);
+    // The matching one can.
+    const right = fits.outputs.find((o) => o.type === input.type)!;
+    await drag(page, await socketCenter(page, fitsId, 'output', right.name), await socketCenter(page, consumerId, 'input', input.name));
+    await expect.poll(() => page.locator('[data-testid="connection"]').count()).toBe(1);
+    await screenshot(page, '02-connections');
+
+    // Live validation: the consumer still misses a required input; the node and the panel say so.
+    const missing = consumer.inputs.filter((i) => !i.optional)[1];
+    await expect.poll(() => consumerNode.getAttribute('class')).toContain('has-issues');
+    await expect.poll(() => consumerNode.locator('[data-testid="node-issues"]').textContent()).toBeTruthy();
+    const problem = page.locator(`[data-testid="problem"][data-node-id="${consumerId}"]`).first();
+    await expect.poll(() => problem.count()).toBeGreaterThan(0);
+    expect((await consumerNode.locator(`[data-testid="input-${missing.name}"]`).getAttribute('class')) ?? '').toContain('invalid');
+    await page.click('[data-testid="canvas"]', { position: { x: 600, y: 760 } }); // deselect all
+    await problem.click();
+    await expect.poll(() => consumerNode.getAttribute('class')).toContain('selected');
+    await screenshot(page, '03-validation');
+
+    // Undo of a parameter edit (and redo).
+    const numberParam = misfit.params.find((p) => p.kind === 'integer' || p.kind === 'number')!;
+    const field = page.locator(`[data-testid="node"][data-node-id="${misfitId}"] [data-testid="param-${numberParam.name}"]`);
+    const original = await field.inputValue();
+    const edited = String(Math.max(Number(numberParam.min ?? 0), Number(original) === 64 ? 128 : 64));
+    await field.fill(edited);
+    await expect.poll(() => field.inputValue()).toBe(edited);
+    await page.click('[data-testid="canvas"]', { position: { x: 600, y: 760 } });
+    await page.keyboard.press('Control+z');
+    await expect.poll(() => field.inputValue()).toBe(original);
+    await page.keyboard.press('Control+Shift+z');
+    await expect.poll(() => field.inputValue()).toBe(edited);
+    await screenshot(page, '04-param-undo-redo');
+
+    // Save via the UI; the graph appears in GET /api/graphs.
+    const name = 'e2e saved graph';
+    expect(await page.locator('[data-testid="dirty"]').count()).toBe(1);
+    await page.click('[data-testid="btn-save"]');
+    await page.fill('[data-testid="prompt-input"]', name);
+    await page.click('[data-testid="prompt-ok"]');
+    await expect.poll(() => page.locator('[data-testid="dirty"]').count()).toBe(0);
+    const list = (await (await fetch(new URL('/api/graphs', studio.url))).json()) as { name: string; source: string }[];
+    expect(list).toEqual(expect.arrayContaining([expect.objectContaining({ name, source: 'user' })]));
+    const saved = (await (await fetch(new URL(`/api/graphs/${encodeURIComponent(name)}`, studio.url))).json()) as { nodes: { id: string; params: Record<string, unknown> }[]; edges: unknown[] };
+    expect(saved.nodes.map((n) => n.id).sort()).toEqual([consumerId, fitsId, misfitId].sort());
+    expect(saved.edges).toHaveLength(1);
+    expect(saved.nodes.find((n) => n.id === misfitId)!.params[numberParam.name]).toBe(Number(edited));
+
+    // Saving over a shipped template is refused with a clear message.
+    if (list.some((g) => g.source === 'template')) {
+      const template = list.find((g) => g.source === 'template')!.name;
+      await page.click('[data-testid="btn-save-as"]');
+      await page.fill('[data-testid="prompt-input"]', template);
+      await page.click('[data-testid="prompt-ok"]');
+      await expect.poll(() => page.locator('[data-testid="prompt-error"]').textContent()).toContain('template');
+      await screenshot(page, '05-template-save-refused');
+      await page.keyboard.press('Escape');
+    }
+
+    // Never lose work: an unsaved edit survives a reload.
+    await page.locator(`[data-testid="node"][data-node-id="${misfitId}"] [data-testid="param-${numberParam.name}"]`).fill(original);
+    await expect.poll(() => page.locator('[data-testid="dirty"]').count()).toBe(1);
+    await page.reload();
+    await page.waitForSelector('[data-testid="canvas"][data-ready="true"]');
+    await expect.poll(() => page.locator('[data-testid="node"]').count()).toBe(3);
+    expect(await page.locator(`[data-testid="node"][data-node-id="${misfitId}"] [data-testid="param-${numberParam.name}"]`).inputValue()).toBe(original);
+    expect(await page.locator('[data-testid="doc-label"]').textContent()).toContain(name);
+    expect(await page.locator('[data-testid="dirty"]').count()).toBe(1);
+    await screenshot(page, '06-restored-after-reload');
+
+    expect(realErrors(errors)).toEqual([]);
+    await context.close();
+  });
+
+  it.skipIf(!hasTemplate)(`opens the ${TEMPLATE} template and runs it: progress, live preview, final image`, async () => {
+    const { context, page, errors } = await openStudio();
+    await page.click('[data-testid="btn-open"]');
+    await page.waitForSelector('[data-testid="open-dialog"]');
+    await expect.poll(() => page.locator(`[data-testid="open-${TEMPLATE}"]`).textContent()).toContain('template');
+    await screenshot(page, '10-open-dialog');
+    await page.click(`[data-testid="open-${TEMPLATE}"]`);
+    const template = JSON.parse(fs.readFileSync(path.join(projectRoot, 'graphs', `${TEMPLATE}.json`), 'utf8')) as { nodes: { id: string; type: string }[]; edges: unknown[] };
+    await expect.poll(() => page.locator('[data-testid="node"]').count()).toBe(template.nodes.length);
+    await expect.poll(() => page.locator('[data-testid="connection"]').count()).toBe(template.edges.length);
+    expect(await page.locator('[data-testid="doc-label"]').textContent()).toContain(TEMPLATE);
+    expect(await page.locator('[data-testid="demo-note"]').count()).toBeGreaterThan(0);
+    await expect.poll(() => page.locator('[data-testid="btn-problems"]').textContent()).toContain('No problems');
+    await screenshot(page, '11-template-open');
+
+    const outputTypes = new Set(catalog.nodes.filter((n) => n.output).map((n) => n.type));
+    const outputIds = template.nodes.filter((n) => outputTypes.has(n.type)).map((n) => n.id);
+    expect(outputIds.length).toBeGreaterThan(0);
+
+    await page.keyboard.press('Control+Enter');
+    await page.waitForSelector('[data-testid="node-progress"]', { timeout: 30_000 });
+    expect(await page.locator('[data-testid="node-progress"]').first().textContent()).toMatch(/step \d+ of \d+/);
+    await screenshot(page, '12-running-progress');
+    const preview = page.locator('[data-testid="node-preview"]').first();
+    await preview.waitFor({ timeout: 30_000 });
+    await expect.poll(() => preview.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth > 0)).toBe(true);
+    await screenshot(page, '13-live-preview');
+
+    const result = page.locator(`[data-testid="node"][data-node-id="${outputIds[0]}"] [data-testid="node-result"] img`).first();
+    await result.waitFor({ timeout: 45_000 });
+    await expect.poll(() => result.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth > 0)).toBe(true);
+    await expect.poll(() => page.locator('[data-testid="queue-indicator"]').getAttribute('data-state')).toBe('done');
+    const href = await page.locator(`[data-testid="node"][data-node-id="${outputIds[0]}"] [data-testid="download"]`).first().getAttribute('href');
+    const download = await fetch(new URL(href!, studio.url));
+    expect(download.status).toBe(200);
+    expect(download.headers.get('content-type')).toMatch(/^image\//);
+    await screenshot(page, '14-final-image');
+
+    // Run again: nothing changed, so every node comes from the cache.
+    await page.click('[data-testid="btn-run"]');
+    await page.locator('[data-testid="badge-cached"]').first().waitFor({ timeout: 15_000 });
+    await screenshot(page, '15-cached-rerun');
+
+    expect(realErrors(errors)).toEqual([]);
+    await context.close();
+  });
+});
