@@ -471,7 +471,7 @@ describe('access', () => {
   });
 });
 
-describe('command line (server/main.ts)', () => {
+describe.concurrent('command line (server/main.ts)', () => {
   function runMain(args: string[], onStdout?: (text: string, kill: () => void) => void) {
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'server/main.ts'), ...args], {
       cwd: projectRoot,
