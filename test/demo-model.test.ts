@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import onnxProto from 'onnx-proto';
@@ -6,6 +6,7 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_MARKER_KEY, DEMO_MODEL_FILES, DEMO_MODEL_VERSION, defaultDemoModelDir, ensureDemoModel, writeDemoModel } from '../server/engine/demo-model.ts';
 import { bytesToUnicode } from '../server/engine/demo-model-text.ts';
+import { UNET_CHANNELS, UNET_LATENT_MULTIPLE } from '../server/engine/demo-model-unet.ts';
 import { SdPipeline } from '../server/engine/pipeline.ts';
 import { ClipTokenizer } from '../server/engine/tokenizer.ts';
 
@@ -86,7 +87,11 @@ describe('demo model folder', () => {
     expect(index[DEMO_MARKER_KEY]).toBe(true);
     expect(index.unet).toEqual(['diffusers', 'OnnxRuntimeModel']);
     expect(index.tokenizer).toEqual(['transformers', 'CLIPTokenizer']);
-    expect(await readFile(path.join(dir, 'DEMO.txt'), 'utf8')).toMatch(/random weights/i);
+    const readme = await readFile(path.join(dir, 'DEMO.txt'), 'utf8');
+    expect(readme).toMatch(/random weights/i);
+    expect(readme).toMatch(/multiples of 4 \(images: multiples of 32 pixels\)/);
+    const unetConfig = JSON.parse(await readFile(path.join(dir, 'unet/config.json'), 'utf8'));
+    expect(unetConfig).toMatchObject({ _class_name: 'UNet2DConditionModel', in_channels: 4, cross_attention_dim: 32, block_out_channels: [...UNET_CHANNELS] });
     const scheduler = JSON.parse(await readFile(path.join(dir, 'scheduler/scheduler_config.json'), 'utf8'));
     expect(scheduler).toMatchObject({
       _class_name: 'PNDMScheduler',
@@ -163,9 +168,14 @@ describe('demo model folder', () => {
     expect(s).toBeGreaterThan(0.1);
     expect(s).toBeLessThan(10);
 
-    const out1 = await runUnet(session, 1, 8, 12, 981, gaussian(77 * 32, 2));
-    expect(out1.dims).toEqual([1, 4, 8, 12]);
+    // Non-square latents work when both sides are multiples of 4 (two stride-2 levels)…
+    const out1 = await runUnet(session, 1, 8, 16, 981, gaussian(77 * 32, 2));
+    expect(out1.dims).toEqual([1, 4, 8, 16]);
     expect(allFinite(out1.data as Float32Array)).toBe(true);
+    expect(UNET_LATENT_MULTIPLE).toBe(4);
+    // …and others fail (onnxruntime cannot concatenate a skip with the upsampled features).
+    const quiet = await ort.InferenceSession.create(path.join(dir, 'unet/model.onnx'), { logSeverityLevel: 4 });
+    await expect(runUnet(quiet, 1, 8, 10, 981, gaussian(77 * 32, 2))).rejects.toThrow(/Concat/);
 
     // The same sample under two conditionings must give different noise predictions.
     const sample = gaussian(4 * 8 * 8, 3);
@@ -207,7 +217,7 @@ describe('demo model folder', () => {
     const nodes = graphNodes(model);
     const readers = nodes.filter((n) => n.opType === 'MatMul' && n.input.includes('encoder_hidden_states'));
     const blocks = new Set(readers.map((n) => n.name.replace(/\/to_[kv]\/MatMul$/, '')));
-    expect(blocks.size).toBeGreaterThanOrEqual(2);
+    expect(blocks.size).toBeGreaterThanOrEqual(4);
     expect(readers).toHaveLength(2 * blocks.size);
     for (const block of blocks) {
       expect(block).toMatch(/^\/(down_blocks\.\d+|mid_block|up_blocks\.\d+)\/attentions\.0\/transformer_blocks\.0\/attn2$/);
@@ -224,9 +234,61 @@ describe('demo model folder', () => {
     }
     // Self-attention blocks exist too and do not read the text.
     expect(nodes.some((n) => /attn1\/to_k\/MatMul$/.test(n.name) && !n.input.includes('encoder_hidden_states'))).toBe(true);
-    // Sinusoidal time embedding in the graph, two resolutions.
-    for (const op of ['Sin', 'Cos', 'Resize', 'InstanceNormalization']) expect(nodes.some((n) => n.opType === op), op).toBe(true);
-    expect(nodes.some((n) => n.opType === 'Conv' && Number(n.attrs.get('strides')?.ints?.[0]) === 2)).toBe(true);
+    // Sinusoidal time embedding in the graph, three resolutions (two stride-2 Convs, two nearest Resizes).
+    for (const op of ['Sin', 'Cos', 'InstanceNormalization']) expect(nodes.some((n) => n.opType === op), op).toBe(true);
+    expect(nodes.filter((n) => n.opType === 'Conv' && Number(n.attrs.get('strides')?.ints?.[0]) === 2)).toHaveLength(2);
+    expect(nodes.filter((n) => n.opType === 'Resize')).toHaveLength(2);
+  });
+
+  it('UNet attention never runs at full latent resolution; cross-attention sits at 1/2 and 1/4 of it', async () => {
+    // Expose every Softmax input (the scaled scores [B·heads, queries, keys]) as an extra output of a copy
+    // of the UNet, run it once, and read the real shapes.
+    const model = onnx.ModelProto.decode(await readFile(path.join(dir, 'unet/model.onnx')));
+    const softmaxes = graphNodes(model).filter((n) => n.opType === 'Softmax');
+    expect(softmaxes.length).toBeGreaterThanOrEqual(8);
+    const scores = softmaxes.map((n) => n.input[0]!);
+    for (const name of scores) model.graph!.output!.push({ name, type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT } } });
+    const probeDir = path.join(tmp, 'probe');
+    await mkdir(probeDir, { recursive: true });
+    await copyFile(path.join(dir, 'unet/weights.pb'), path.join(probeDir, 'weights.pb'));
+    await writeFile(path.join(probeDir, 'model.onnx'), onnx.ModelProto.encode(model).finish());
+    const session = await ort.InferenceSession.create(path.join(probeDir, 'model.onnx'));
+    const [h, w] = [16, 32];
+    const out = await session.run(
+      {
+        sample: new ort.Tensor('float32', gaussian(4 * h * w, 9), [1, 4, h, w]),
+        timestep: new ort.Tensor('float32', new Float32Array([400]), [1]),
+        encoder_hidden_states: new ort.Tensor('float32', gaussian(77 * 32, 10), [1, 77, 32]),
+      },
+      scores,
+    );
+    const crossQueries = new Set<number>();
+    softmaxes.forEach((node, i) => {
+      const [, queries, keys] = out[scores[i]!]!.dims as number[];
+      expect(queries, node.name).toBeLessThanOrEqual((h * w) / 4);
+      if (node.name.includes('/attn2/')) {
+        expect(keys, node.name).toBe(77);
+        crossQueries.add(queries!);
+      } else {
+        expect(keys, node.name).toBe(queries); // self-attention
+      }
+    });
+    expect([...crossQueries].sort((a, b) => b - a)).toEqual([(h * w) / 4, (h * w) / 16]);
+  });
+
+  it('UNet is fast enough for 512×512 images: a batch-3 call on a 64×64 latent takes well under a second', async () => {
+    const session = await ort.InferenceSession.create(path.join(dir, 'unet/model.onnx'));
+    const ehs = gaussian(3 * 77 * 32, 11);
+    await runUnet(session, 3, 64, 64, 500, ehs); // warm-up: first-run allocations
+    let best = Infinity;
+    for (let i = 0; i < 3; i++) {
+      const started = performance.now();
+      const out = await runUnet(session, 3, 64, 64, 500, ehs);
+      best = Math.min(best, performance.now() - started);
+      expect(out.dims).toEqual([3, 4, 64, 64]);
+    }
+    // About 40–80 ms on a busy 2-core CPU; full-resolution self-attention took 400–800 ms.
+    expect(best).toBeLessThan(500);
   });
 
   it('VAE: 64×64 encodes to 4×8×8 and decodes back to 3×64×64 in [-1, 1], resembling the input', async () => {
@@ -264,6 +326,10 @@ describe('demo model folder', () => {
     const pipeline = await SdPipeline.load(dir, { executionProvider: 'cpu' });
     try {
       expect(pipeline.info).toMatchObject({ textDim: 32, textLength: 77, latentChannels: 4, vaeDownsample: 8, timestepType: 'float32' });
+      // unet/config.json's three block_out_channels tell the pipeline that latent sides are multiples of 4.
+      expect(pipeline.info.latentMultiple).toBe(UNET_LATENT_MULTIPLE);
+      expect(() => pipeline.checkLatentSize(8, 16)).not.toThrow();
+      expect(() => pipeline.checkLatentSize(8, 10)).toThrow(/latent size 8×10 is not a multiple of 4.*multiples of 32/);
       const text = await pipeline.encodeText('a photo of a cat');
       expect(text.embedding).toHaveLength(77 * 32);
       expect(allFinite(text.embedding)).toBe(true);

@@ -1,35 +1,75 @@
 /**
  * The demo UNet: an SD1.x `UNet2DConditionModel` in miniature, so graph rewrites written for real exports
- * (finding every cross-attention `attn2`, merging two conditionings) meet the same patterns.
+ * (finding every cross-attention `attn2`, merging two conditionings, resizing a mask per attention layer)
+ * meet the same patterns, on three resolutions:
  *
- *   conv_in (4→C0)
- *   down_blocks.0: resnet + transformer (attn1 self, attn2 cross) at full resolution, Conv stride 2 down
- *   down_blocks.1: resnet + transformer at half resolution (C0→C1)
- *   mid_block:     resnet, transformer, resnet
- *   up_blocks.0:   resnet on [h, skip of down_blocks.1] + transformer, Resize nearest ×2 + conv up
- *   up_blocks.1:   resnet on [h, skip of down_blocks.0] + transformer at full resolution
+ *   conv_in (4→C0)                                                                    full resolution
+ *   down_blocks.0: resnet (C0), Conv stride 2 down                                    full → 1/2
+ *   down_blocks.1: resnet (C0→C1) + transformer (attn1 self, attn2 cross), Conv stride 2  1/2 → 1/4
+ *   down_blocks.2: resnet (C1→C2) + transformer                                       1/4
+ *   mid_block:     resnet, transformer, resnet                                        1/4
+ *   up_blocks.0:   resnet on [h, skip of down_blocks.2] + transformer, Resize ×2 + conv  1/4 → 1/2
+ *   up_blocks.1:   resnet on [h, skip of down_blocks.1] + transformer, Resize ×2 + conv  1/2 → full
+ *   up_blocks.2:   resnet on [h, skip of down_blocks.0]                               full resolution
  *   conv_norm_out (GroupNorm), SiLU, conv_out (C0→4)
  *
+ * Like SD's last down / first up level (DownBlock2D, UpBlock2D without attention), the full-resolution level
+ * has no transformer: self-attention over all h·w latent pixels (4096 tokens for a 512×512 image) costs
+ * ~16× the half-resolution one and made a demo run take minutes on a laptop CPU. Every attention therefore
+ * runs on at most h·w/4 tokens; five transformer blocks (2 at 1/2, 3 at 1/4) → ten MatMuls read
+ * `encoder_hidden_states` (to_k and to_v of each attn2).
+ *
  * The timestep embedding is computed in the graph (t·freqs → Cos, Sin → Concat → linear_1 → SiLU → linear_2)
- * and added to every resnet, as in diffusers. Five transformer blocks → ten MatMuls read
- * `encoder_hidden_states` (to_k and to_v of each attn2). Latent height and width must be even.
+ * and added to every resnet, as in diffusers.
+ *
+ * Latent height and width must be multiples of 4 (two stride-2 levels; `unet/config.json` lists three
+ * `block_out_channels`, from which the pipeline derives that multiple). The studio's images have sides that
+ * are multiples of 64, i.e. latents that are multiples of 8.
  */
 import { GraphBuilder, type WeightRandom } from './demo-model-onnx.ts';
 import { attention, conv, groupNorm, layerNorm, linear, silu, sliceShape } from './demo-model-layers.ts';
 
-export const UNET_CHANNELS = [32, 64] as const;
-export const UNET_HEAD_DIM = 16;
+/** Channels per resolution level: full, 1/2, 1/4 (narrow where there are many pixels, for speed). */
+export const UNET_CHANNELS = [16, 32, 64] as const;
+/** Latent sides must be multiples of this: 2^(levels − 1). */
+export const UNET_LATENT_MULTIPLE = 2 ** (UNET_CHANNELS.length - 1);
+/**
+ * Channels per attention head: one head at 1/2 resolution, two at 1/4. Each head costs one [tokens × tokens]
+ * score map, the bulk of the UNet's time at 1/2 resolution, so fewer, wider heads keep a call fast; mixing
+ * one- and two-head layers also keeps rewrites honest about the [B·heads, tokens, 77] attention layout.
+ */
+export const UNET_HEAD_DIM = 32;
 export const UNET_GROUPS = 8;
 export const UNET_TIME_PROJ_DIM = 32;
 export const UNET_TIME_EMBED_DIM = 128;
 /**
  * Scale of the cross-attention output (attn2 `to_out.0`). With random weights the prompt's effect on the
  * noise prediction is arbitrary, and guidance multiplies it (by 20 at the seed's decoder guidance) over ~90
- * steps. At 0.01, ε(c) − ε(∅) has a std of about 0.0025 for one call, and a CycleDiffusion decode at guidance
- * 20 still shows the input picture under prompt-dependent colour noise (mean |Δ| ≈ 0.3 on [-1, 1]); at
- * gain 1 the picture drowns.
+ * steps. At 0.01, ε(c) − ε(∅) has a std of about 0.002 for one call (ε itself ≈ 0.8), and a CycleDiffusion
+ * decode (100 steps, skip 10, η 0.1) at guidance 20 still shows the input picture under prompt-dependent
+ * colour noise: mean |Δ| ≈ 0.25 from the input on [-1, 1], ≈ 0.13 between two prompts, where reconstruction
+ * at guidance 1 is ≈ 0.06 off. At gain 1 the picture drowns.
  */
 export const UNET_CROSS_ATTENTION_GAIN = 0.01;
+
+/** The diffusers `unet/config.json` fields that describe this UNet (the pipeline reads block_out_channels). */
+export function unetConfig(contextDim: number): Record<string, unknown> {
+  return {
+    _class_name: 'UNet2DConditionModel',
+    _diffusers_version: '0.x',
+    in_channels: 4,
+    out_channels: 4,
+    block_out_channels: [...UNET_CHANNELS],
+    down_block_types: ['DownBlock2D', 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D'],
+    up_block_types: ['CrossAttnUpBlock2D', 'CrossAttnUpBlock2D', 'UpBlock2D'],
+    mid_block_type: 'UNetMidBlock2DCrossAttn',
+    layers_per_block: 1,
+    attention_head_dim: UNET_HEAD_DIM,
+    cross_attention_dim: contextDim,
+    norm_num_groups: UNET_GROUPS,
+    sample_size: 64,
+  };
+}
 
 interface UnetContext {
   b: GraphBuilder;
@@ -109,41 +149,57 @@ function timeEmbedding(b: GraphBuilder, timestep: string): string {
   return linear(b, silu(b, h, '/time_embedding/act'), '/time_embedding/linear_2', UNET_TIME_EMBED_DIM, UNET_TIME_EMBED_DIM);
 }
 
+/** diffusers `Downsample2D`: a 3×3 Conv with stride 2 (padding 1), halving height and width. */
+function downsample(b: GraphBuilder, x: string, scope: string, channels: number): string {
+  return conv(b, x, `${scope}/downsamplers.0/conv`, channels, channels, 3, { stride: 2 });
+}
+
+/** diffusers `Upsample2D`: Resize nearest ×2 (as torch's F.interpolate exports), then a 3×3 Conv. */
+function upsample(b: GraphBuilder, x: string, scope: string, channels: number): string {
+  const up = `${scope}/upsamplers.0`;
+  const h = b.op('Resize', [x, '', b.constant(up, 'float32', [4], [1, 1, 2, 2])], up, {
+    coordinate_transformation_mode: 'asymmetric',
+    mode: 'nearest',
+    nearest_mode: 'floor',
+  });
+  return conv(b, h, `${up}/conv`, channels, channels, 3);
+}
+
 export function buildUnet(random: WeightRandom, contextDim: number): { model: Uint8Array; weights: Uint8Array } {
   const b = new GraphBuilder('demo_unet', random, { location: 'weights.pb', minBytes: 1024, align: 64 });
   const sample = b.input('sample', 'float32', ['batch', 4, 'height', 'width']);
   const timestep = b.input('timestep', 'float32', ['batch']);
   const ehs = b.input('encoder_hidden_states', 'float32', ['batch', 'sequence', contextDim]);
-  const [c0, c1] = UNET_CHANNELS;
+  const [c0, c1, c2] = UNET_CHANNELS;
   const u: UnetContext = { b, temb: timeEmbedding(b, timestep), ehs, contextDim };
 
   let h = conv(b, sample, '/conv_in', 4, c0, 3);
-  // Down path: full resolution, then half.
+  // Down path: full resolution (convolutions only), then 1/2 and 1/4 with transformers.
   h = resnet(u, h, '/down_blocks.0/resnets.0', c0, c0);
-  h = transformer(u, h, '/down_blocks.0/attentions.0', c0);
   const skip0 = h;
-  h = conv(b, h, '/down_blocks.0/downsamplers.0/conv', c0, c0, 3, { stride: 2 });
+  h = downsample(b, h, '/down_blocks.0', c0);
   h = resnet(u, h, '/down_blocks.1/resnets.0', c0, c1);
   h = transformer(u, h, '/down_blocks.1/attentions.0', c1);
   const skip1 = h;
-  // Middle, at half resolution.
-  h = resnet(u, h, '/mid_block/resnets.0', c1, c1);
-  h = transformer(u, h, '/mid_block/attentions.0', c1);
-  h = resnet(u, h, '/mid_block/resnets.1', c1, c1);
-  // Up path: half resolution with the skip, Resize ×2, full resolution with the skip.
-  h = b.op('Concat', [h, skip1], '/up_blocks.0', { axis: 1 });
-  h = resnet(u, h, '/up_blocks.0/resnets.0', 2 * c1, c1);
-  h = transformer(u, h, '/up_blocks.0/attentions.0', c1);
-  const up = '/up_blocks.0/upsamplers.0';
-  h = b.op('Resize', [h, '', b.constant(up, 'float32', [4], [1, 1, 2, 2])], up, {
-    coordinate_transformation_mode: 'asymmetric',
-    mode: 'nearest',
-    nearest_mode: 'floor',
-  });
-  h = conv(b, h, `${up}/conv`, c1, c1, 3);
-  h = b.op('Concat', [h, skip0], '/up_blocks.1', { axis: 1 });
-  h = resnet(u, h, '/up_blocks.1/resnets.0', c1 + c0, c0);
-  h = transformer(u, h, '/up_blocks.1/attentions.0', c0);
+  h = downsample(b, h, '/down_blocks.1', c1);
+  h = resnet(u, h, '/down_blocks.2/resnets.0', c1, c2);
+  h = transformer(u, h, '/down_blocks.2/attentions.0', c2);
+  const skip2 = h;
+  // Middle, at 1/4 resolution.
+  h = resnet(u, h, '/mid_block/resnets.0', c2, c2);
+  h = transformer(u, h, '/mid_block/attentions.0', c2);
+  h = resnet(u, h, '/mid_block/resnets.1', c2, c2);
+  // Up path: each level takes the skip of its down level, then Resize ×2 to the next.
+  h = b.op('Concat', [h, skip2], '/up_blocks.0', { axis: 1 });
+  h = resnet(u, h, '/up_blocks.0/resnets.0', 2 * c2, c2);
+  h = transformer(u, h, '/up_blocks.0/attentions.0', c2);
+  h = upsample(b, h, '/up_blocks.0', c2);
+  h = b.op('Concat', [h, skip1], '/up_blocks.1', { axis: 1 });
+  h = resnet(u, h, '/up_blocks.1/resnets.0', c2 + c1, c1);
+  h = transformer(u, h, '/up_blocks.1/attentions.0', c1);
+  h = upsample(b, h, '/up_blocks.1', c1);
+  h = b.op('Concat', [h, skip0], '/up_blocks.2', { axis: 1 });
+  h = resnet(u, h, '/up_blocks.2/resnets.0', c1 + c0, c0);
 
   h = groupNorm(b, h, '/conv_norm_out', c0, UNET_GROUPS);
   h = silu(b, h, '/conv_act');
@@ -156,6 +212,6 @@ export function buildUnet(random: WeightRandom, contextDim: number): { model: Ui
   }, { outputs: ['out_sample'] });
   b.output('out_sample', 'float32', ['batch', 4, 'height', 'width']);
 
-  const { model, weights } = b.model('Dual Style Studio demo UNet: random weights, SD1.x structure in miniature.');
+  const { model, weights } = b.model('Dual Style Studio demo UNet: random weights, SD1.x structure in miniature (attention at 1/2 and 1/4 resolution only).');
   return { model, weights: weights! };
 }
