@@ -1,3 +1,4 @@
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { defineNode, NodeError } from './types.ts';
@@ -23,6 +24,44 @@ async function resolveModelDir(model: string, dataDir: string): Promise<string> 
     }
   }
   return candidates[candidates.length - 1]!;
+}
+
+export interface ModelEntry {
+  /** What to put in Load Model → model. */
+  model: string;
+  label: string;
+  demo: boolean;
+  note?: string;
+}
+
+/**
+ * The models a user can pick: the demo, then every SD folder under <dataDir>/models and ./models
+ * (where `npm run fetch-model` puts them). Folders that are not complete exports are left out.
+ */
+export async function listModels(dataDir: string): Promise<ModelEntry[]> {
+  const entries: ModelEntry[] = [{ model: DEMO_MODEL, label: 'Built-in demo model', demo: true, note: DEMO_NOTE }];
+  const seen = new Set<string>();
+  for (const root of [path.resolve(dataDir, 'models'), path.resolve('models')]) {
+    let names: string[];
+    try {
+      names = (await readdir(root, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+    } catch {
+      continue; // no such folder
+    }
+    for (const name of names) {
+      const dir = path.join(root, name);
+      if (seen.has(dir)) continue;
+      seen.add(dir);
+      try {
+        await checkModelFolder(dir);
+      } catch {
+        continue;
+      }
+      const rel = path.relative(process.cwd(), dir);
+      entries.push({ model: rel.startsWith('..') ? dir : rel, label: name, demo: false });
+    }
+  }
+  return entries;
 }
 
 export const loadModel = defineNode({

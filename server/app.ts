@@ -135,7 +135,7 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
 
   if (token) app.use('/api', requireToken(token));
   app.use('/api', express.json({ limit: limits.jsonBodyBytes }));
-  app.use('/api', systemRoutes(catalog, { version: packageVersion(), executionProvider }));
+  app.use('/api', systemRoutes(catalog, { version: packageVersion(), executionProvider, dataDir }));
   app.use('/api', jobRoutes(runner, catalog));
   app.use('/api', graphRoutes(graphs, catalog));
   app.use('/api', uploadRoutes(dataDir, limits));

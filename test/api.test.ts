@@ -8,6 +8,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createStudio, projectRoot, type Studio } from '../server/app.ts';
+import { writeDemoModel } from '../server/engine/demo-model.ts';
 import { api, EventLog, graphOf, silentLogger, slowGraph, startTestStudio, tempDir } from './support/api-harness.ts';
 
 let dataDir: string;
@@ -59,6 +60,17 @@ describe('basics', () => {
     const page = await fetch(new URL('/some/editor/route', studio.url));
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('npm run build');
+  });
+
+  it('lists the models Load Model can use, the demo labelled as such', async () => {
+    await writeDemoModel(path.join(dataDir, 'models', 'mini-sd'));
+    await fs.mkdir(path.join(dataDir, 'models', 'half-downloaded', 'unet'), { recursive: true });
+    const res = await api(studio, 'GET', '/api/models');
+    expect(res.status).toBe(200);
+    const models = res.body.models as { model: string; label: string; demo: boolean; note?: string }[];
+    expect(models[0]).toMatchObject({ model: 'demo', demo: true, note: expect.stringMatching(/random weights.*mean nothing/) });
+    expect(models.map((m) => m.label)).toContain('mini-sd');
+    expect(models.map((m) => m.label)).not.toContain('half-downloaded');
   });
 
   it('sends the queue state to a client that connects', async () => {

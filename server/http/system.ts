@@ -3,19 +3,25 @@ import { Router } from 'express';
 import { catalogJson, type NodeCatalog } from '../catalog.ts';
 import { validateGraph } from '../graph/validate.ts';
 import { jsonObject } from './body.ts';
+import { listModels } from '../../nodes/load-model.ts';
 
 export interface SystemInfo {
   version: string;
   executionProvider: string;
 }
 
-export function systemRoutes(catalog: NodeCatalog, info: SystemInfo): Router {
+export function systemRoutes(catalog: NodeCatalog, info: SystemInfo & { dataDir: string }): Router {
   const router = Router();
   // The catalog does not change while the server runs: build its JSON once.
   const catalogBody = catalogJson(catalog);
 
   router.get('/health', (_req, res) => {
     res.json({ ok: true, version: info.version, executionProvider: info.executionProvider });
+  });
+
+  /** Models Load Model can use; the demo is labelled as such (random weights, pictures mean nothing). */
+  router.get('/models', async (_req, res) => {
+    res.json({ models: await listModels(info.dataDir) });
   });
 
   router.get('/catalog', (_req, res) => {
