@@ -246,14 +246,14 @@ export function planImport(graph: Graph, catalog: Catalog): ImportPlan {
       problems.push(`Edge ${what} refers to a socket the node does not have; it was dropped.`);
       continue;
     }
-    const key = `${e.to.node}\u0000${e.to.input}`;
-    if (fed.has(key)) {
-      problems.push(`Input ${e.to.node}.${e.to.input} had more than one edge; only the first was kept.`);
-      continue;
-    }
     // Placeholder sockets keep whatever wiring they had; known sockets must type-check.
     if (src.spec && dst.spec && !socketsCompatible(out.type, inp.type)) {
       problems.push(`Edge ${what} connects ${out.type} to ${inp.type}; it was dropped.`);
+      continue;
+    }
+    const key = `${e.to.node}\u0000${e.to.input}`;
+    if (fed.has(key)) {
+      problems.push(`Input ${e.to.node}.${e.to.input} had more than one edge; only the first was kept.`);
       continue;
     }
     fed.add(key);

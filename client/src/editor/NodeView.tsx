@@ -105,7 +105,7 @@ export function NodeView(props: { data: StudioNode; emit: RenderEmit<Schemes> })
         </div>
       ) : null}
       {!node.spec ? <div className="sd-node-note warn">This server has no node type “{node.type}”. Its settings are kept, but it cannot run.</div> : null}
-      <DemoNote node={node} />
+      <DemoNote node={node} warnings={rt.warnings} />
       <RuntimeArea node={node} rt={rt} nodeLevelIssues={nodeLevelIssues} />
     </div>
   );
@@ -120,13 +120,21 @@ function StatusBadge({ rt }: { rt: NodeRuntime }) {
   return null;
 }
 
+/** A node's text result often repeats its warning (the demo model says both): show it once. */
+function repeatsWarning(text: string, warnings: string[]): boolean {
+  const head = text.trim().slice(0, 24).toLowerCase();
+  return warnings.some((w) => w.toLowerCase().startsWith(head));
+}
+
 function formatMs(ms: number): string {
   return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
 /** The demo model has random weights: say so on the node, so nobody judges the method by its pictures. */
-function DemoNote({ node }: { node: StudioNode }) {
+function DemoNote({ node, warnings }: { node: StudioNode; warnings: string[] }) {
   const health = useObservable(healthState);
+  // Once the server has said it (as a node warning), do not say it twice.
+  if (warnings.some((w) => /demo model/i.test(w))) return null;
   const modelParams = node.spec?.params.filter((p) => p.kind === 'model') ?? [];
   if (modelParams.length === 0) return null;
   const usesDemo = modelParams.some((p) => {
@@ -170,7 +178,7 @@ function RuntimeArea({ node, rt, nodeLevelIssues }: { node: StudioNode; rt: Node
           </figcaption>
         </figure>
       ))}
-      {rt.result?.text ? (
+      {rt.result?.text && !repeatsWarning(rt.result.text, rt.warnings) ? (
         <p className="sd-result-text" title={rt.result.text} data-testid="node-result-text">
           {rt.result.text.split('\n')[0]}
         </p>

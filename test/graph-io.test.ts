@@ -1,0 +1,278 @@
+/** The editor's pure graph JSON mapping (client/src/graph-io.ts): no browser, no Rete. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { GraphSchema, type Graph } from '../server/protocol/graph.ts';
+import type { Catalog, CatalogNode } from '../server/protocol/catalog.ts';
+import {
+  defaultParams,
+  graphFingerprint,
+  graphNameProblem,
+  graphToSnapshot,
+  groupByCategory,
+  parseGraphJson,
+  planImport,
+  resolveOverlaps,
+  searchCatalog,
+  snapshotToGraph,
+  socketsCompatible,
+  uniqueNodeId,
+  wouldCreateCycle,
+  UNKNOWN_SOCKET,
+  type EditorSnapshot,
+} from '../client/src/graph-io.ts';
+
+function node(type: string, extra: Partial<CatalogNode> = {}): CatalogNode {
+  return { type, title: type, category: 'Test', description: '', inputs: [], outputs: [], params: [], output: false, ...extra };
+}
+
+const catalog: Catalog = {
+  socketTypes: [
+    { type: 'Image', color: '#64b5f6' },
+    { type: 'Mask', color: '#a1887f' },
+  ],
+  nodes: [
+    node('LoadImage', {
+      title: 'Load Image',
+      category: 'Image',
+      outputs: [{ name: 'image', type: 'Image', label: 'image' }],
+      params: [
+        { name: 'image', label: 'Image', kind: 'image', schema: {} },
+        { name: 'max_side', label: 'Max side', kind: 'integer', default: 512, min: 64, max: 2048, schema: {} },
+      ],
+    }),
+    node('Mask', {
+      title: 'Mask',
+      category: 'Conditioning',
+      description: 'linear or logistic blend mask',
+      inputs: [{ name: 'image', type: 'Image', label: 'image', optional: true }],
+      outputs: [{ name: 'mask', type: 'Mask', label: 'mask' }],
+      params: [
+        { name: 'shape', label: 'Shape', kind: 'enum', options: ['linear', 'logistic'], default: 'logistic', schema: {} },
+        { name: 'sharpness', label: 'Sharpness', kind: 'number', default: 20, schema: {} },
+        { name: 'axes', label: 'Axes', kind: 'string', default: ['x'], schema: {} },
+      ],
+    }),
+    node('PixelMerge', {
+      title: 'Pixel Merge',
+      category: 'Image',
+      inputs: [
+        { name: 'image1', type: 'Image', label: 'image 1' },
+        { name: 'image2', type: 'Image', label: 'image 2' },
+        { name: 'mask', type: 'Mask', label: 'mask' },
+      ],
+      outputs: [{ name: 'image', type: 'Image', label: 'image' }],
+    }),
+    node('SaveImage', { title: 'Save Image', category: 'Image', inputs: [{ name: 'image', type: 'Image', label: 'image' }], output: true }),
+  ],
+};
+
+const snapshot: EditorSnapshot = {
+  nodes: [
+    { id: 'img', type: 'LoadImage', params: { image: 'a.png', max_side: 256 }, position: { x: 10.4, y: -20.6 } },
+    { id: 'mask', type: 'Mask', params: { shape: 'linear' }, position: { x: 300, y: 0 }, title: 'Left/right' },
+    { id: 'merge', type: 'PixelMerge', params: {}, position: { x: 600, y: 0 } },
+  ],
+  connections: [
+    { source: 'img', sourceOutput: 'image', target: 'merge', targetInput: 'image1' },
+    { source: 'mask', sourceOutput: 'mask', target: 'merge', targetInput: 'mask' },
+  ],
+};
+
+describe('snapshot ⇄ graph JSON v1', () => {
+  it('exports a graph the shared schema accepts, with edges as from/to and rounded positions', () => {
+    const graph = snapshotToGraph(snapshot, { title: 'demo' });
+    expect(GraphSchema.safeParse(graph).success).toBe(true);
+    expect(graph.format).toBe('dualstyle-graph');
+    expect(graph.version).toBe(1);
+    expect(graph.nodes[0]).toEqual({ id: 'img', type: 'LoadImage', params: { image: 'a.png', max_side: 256 }, position: { x: 10, y: -21 } });
+    expect(graph.nodes[1].title).toBe('Left/right');
+    expect(graph.edges).toEqual([
+      { from: { node: 'img', output: 'image' }, to: { node: 'merge', input: 'image1' } },
+      { from: { node: 'mask', output: 'mask' }, to: { node: 'merge', input: 'mask' } },
+    ]);
+    expect(graph.meta).toEqual({ title: 'demo' });
+  });
+
+  it('copies params, so later edits in the editor do not change an exported graph', () => {
+    const params = { nested: { a: 1 } };
+    const graph = snapshotToGraph({ nodes: [{ id: 'n', type: 'Mask', params, position: { x: 0, y: 0 } }], connections: [] });
+    params.nested.a = 2;
+    expect(graph.nodes[0].params).toEqual({ nested: { a: 1 } });
+  });
+
+  it('round-trips: graph → snapshot → graph is the same graph', () => {
+    const graph = snapshotToGraph(snapshot, { title: 't' });
+    expect(snapshotToGraph(graphToSnapshot(graph), graph.meta)).toEqual(graph);
+  });
+
+  it('round-trips every shipped template through parse, plan and export', () => {
+    const dir = path.resolve(import.meta.dirname, '../graphs');
+    const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.json')) : [];
+    if (files.length === 0) console.warn('[graph-io] no templates in graphs/: template round trip not exercised');
+    for (const f of files) {
+      const parsed = parseGraphJson(fs.readFileSync(path.join(dir, f), 'utf8'));
+      expect(parsed.ok, f).toBe(true);
+      if (!parsed.ok) continue;
+      const again = snapshotToGraph(graphToSnapshot(parsed.graph), parsed.graph.meta);
+      expect(graphFingerprint(again), f).toBe(graphFingerprint(parsed.graph));
+    }
+  });
+
+  it('fingerprints ignore meta (saving stamps it) but see params, edges and positions', () => {
+    const a = snapshotToGraph(snapshot, { title: 'a' });
+    const b = snapshotToGraph(snapshot, { title: 'b', savedAt: 1 });
+    expect(graphFingerprint(a)).toBe(graphFingerprint(b));
+    const moved = structuredClone(snapshot);
+    moved.nodes[0].position.x += 5;
+    expect(graphFingerprint(snapshotToGraph(moved))).not.toBe(graphFingerprint(a));
+    const edited = structuredClone(snapshot);
+    edited.nodes[1].params.shape = 'logistic';
+    expect(graphFingerprint(snapshotToGraph(edited))).not.toBe(graphFingerprint(a));
+  });
+});
+
+describe('parseGraphJson', () => {
+  it('reads a valid file and fills defaults for params, position and meta', () => {
+    const r = parseGraphJson(JSON.stringify({ format: 'dualstyle-graph', version: 1, nodes: [{ id: 'a', type: 'Mask' }] }));
+    expect(r).toEqual({ ok: true, graph: { format: 'dualstyle-graph', version: 1, nodes: [{ id: 'a', type: 'Mask', params: {}, position: { x: 0, y: 0 } }], edges: [], meta: {} } });
+  });
+
+  it.each([
+    ['{ not json', /not valid JSON/],
+    ['[]', /JSON object/],
+    ['{"format":"other","version":1,"nodes":[]}', /Not a Dual Style graph/],
+    ['{"nodes":[],"links":[]}', /ComfyUI workflow/],
+    ['{"format":"dualstyle-graph","version":2,"nodes":[],"edges":[]}', /newer version.*v2/],
+    ['{"format":"dualstyle-graph","nodes":[]}', /no "version"/],
+    ['{"format":"dualstyle-graph","version":1}', /no "nodes"/],
+    ['{"format":"dualstyle-graph","version":1,"nodes":[{"id":"a","type":"X"},{"id":"a","type":"Y"}]}', /share the id "a"/],
+    ['{"format":"dualstyle-graph","version":1,"nodes":[{"type":"X"}]}', /Node #1 has no "id"/],
+    ['{"format":"dualstyle-graph","version":1,"nodes":[],"edges":[{"from":{"node":"a"},"to":{"node":"b","input":"x"}}]}', /Edge #1/],
+  ])('refuses %s with a clear message', (text, message) => {
+    const r = parseGraphJson(text);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.message).toMatch(message);
+  });
+});
+
+describe('planImport', () => {
+  it('fills defaults under the file params and gives each node the sockets of its type', () => {
+    const graph = snapshotToGraph(snapshot);
+    const plan = planImport(graph, catalog);
+    expect(plan.problems).toEqual([]);
+    const mask = plan.nodes.find((n) => n.dto.id === 'mask')!;
+    expect(mask.dto.params).toEqual({ shape: 'linear', sharpness: 20, axes: ['x'] });
+    expect(mask.dto.title).toBe('Left/right');
+    expect(mask.outputs.map((o) => [o.name, o.type])).toEqual([['mask', 'Mask']]);
+    expect(mask.inputs[0].optional).toBe(true);
+    expect(plan.connections).toHaveLength(2);
+  });
+
+  it('keeps an unknown node type as a placeholder with the sockets its edges use', () => {
+    const graph: Graph = {
+      ...snapshotToGraph(snapshot),
+      nodes: [...snapshotToGraph(snapshot).nodes, { id: 'fx', type: 'FancyFilter', params: { k: 3 }, position: { x: 0, y: 0 } }],
+      edges: [
+        { from: { node: 'img', output: 'image' }, to: { node: 'fx', input: 'src' } },
+        { from: { node: 'fx', output: 'out' }, to: { node: 'merge', input: 'image2' } },
+      ],
+    };
+    const plan = planImport(graph, catalog);
+    const fx = plan.nodes.find((n) => n.dto.id === 'fx')!;
+    expect(fx.spec).toBeNull();
+    expect(fx.dto.params).toEqual({ k: 3 });
+    expect(fx.inputs).toEqual([{ name: 'src', type: UNKNOWN_SOCKET, label: 'src' }]);
+    expect(fx.outputs.map((o) => o.name)).toEqual(['out']);
+    expect(plan.connections).toHaveLength(2);
+    expect(plan.problems).toEqual([expect.stringContaining('"FancyFilter"')]);
+  });
+
+  it('drops and reports edges to missing nodes or sockets, second edges into one input, and type errors', () => {
+    const base = snapshotToGraph(snapshot);
+    const graph: Graph = {
+      ...base,
+      edges: [
+        ...base.edges,
+        { from: { node: 'ghost', output: 'image' }, to: { node: 'merge', input: 'image2' } },
+        { from: { node: 'img', output: 'nope' }, to: { node: 'merge', input: 'image2' } },
+        { from: { node: 'img', output: 'image' }, to: { node: 'merge', input: 'image1' } },
+        { from: { node: 'img', output: 'image' }, to: { node: 'merge', input: 'mask' } },
+      ],
+    };
+    const plan = planImport(graph, catalog);
+    expect(plan.connections).toHaveLength(2);
+    expect(plan.problems).toHaveLength(4);
+    expect(plan.problems.join('\n')).toMatch(/not in the graph[\s\S]*socket the node does not have[\s\S]*more than one edge[\s\S]*connects Image to Mask/);
+  });
+});
+
+describe('editor helpers', () => {
+  it('defaultParams takes every declared default (copied)', () => {
+    const spec = catalog.nodes[1];
+    const params = defaultParams(spec);
+    expect(params).toEqual({ shape: 'logistic', sharpness: 20, axes: ['x'] });
+    (params.axes as string[]).push('y');
+    expect(spec.params[2].default).toEqual(['x']);
+  });
+
+  it('socket types connect only to themselves; placeholders to nothing', () => {
+    expect(socketsCompatible('Image', 'Image')).toBe(true);
+    expect(socketsCompatible('Image', 'Mask')).toBe(false);
+    expect(socketsCompatible(UNKNOWN_SOCKET, UNKNOWN_SOCKET)).toBe(false);
+  });
+
+  it('uniqueNodeId gives readable ids the graph schema accepts', () => {
+    expect(uniqueNodeId('Mask', [])).toBe('Mask-1');
+    expect(uniqueNodeId('Mask', ['Mask-1', 'Mask-2'])).toBe('Mask-3');
+    const odd = uniqueNodeId('Fancy Filter/v2!', []);
+    expect(odd).toMatch(/^[A-Za-z0-9_.-]+$/);
+    expect(uniqueNodeId('///', [])).toBe('node-1');
+  });
+
+  it('wouldCreateCycle sees loops through existing edges', () => {
+    const edges = [
+      { source: 'a', target: 'b' },
+      { source: 'b', target: 'c' },
+    ];
+    expect(wouldCreateCycle(edges, 'c', 'a')).toBe(true);
+    expect(wouldCreateCycle(edges, 'a', 'c')).toBe(false);
+    expect(wouldCreateCycle(edges, 'x', 'x')).toBe(true);
+  });
+
+  it('groups the catalog by category and searches it, title matches first', () => {
+    expect(groupByCategory(catalog.nodes).map(([c, ns]) => [c, ns.map((n) => n.type)])).toEqual([
+      ['Conditioning', ['Mask']],
+      ['Image', ['LoadImage', 'PixelMerge', 'SaveImage']],
+    ]);
+    expect(searchCatalog(catalog.nodes, 'image').map((n) => n.type)).toEqual(['LoadImage', 'SaveImage', 'PixelMerge']);
+    expect(searchCatalog(catalog.nodes, 'logistic').map((n) => n.type)).toEqual(['Mask']);
+    expect(searchCatalog(catalog.nodes, 'merge pixel').map((n) => n.type)).toEqual(['PixelMerge']);
+    expect(searchCatalog(catalog.nodes, 'zzz')).toEqual([]);
+  });
+
+  it('graph names follow the server rule', () => {
+    expect(graphNameProblem('my graph-1.v2')).toBeNull();
+    expect(graphNameProblem('')).toMatch(/name/);
+    expect(graphNameProblem('../etc')).toMatch(/"\."/);
+    expect(graphNameProblem('a/b')).toMatch(/letters/);
+    expect(graphNameProblem(' padded')).toMatch(/space/);
+    expect(graphNameProblem('x'.repeat(65))).toMatch(/64/);
+  });
+
+  it('resolveOverlaps pushes overlapping nodes down within a column and leaves others alone', () => {
+    const moved = resolveOverlaps(
+      [
+        { id: 'a', x: 0, y: 0, width: 200, height: 150 },
+        { id: 'b', x: 0, y: 100, width: 200, height: 100 },
+        { id: 'c', x: 0, y: 200, width: 200, height: 100 },
+        { id: 'side', x: 300, y: 50, width: 200, height: 100 },
+      ],
+      10,
+    );
+    expect(moved.get('b')).toEqual({ x: 0, y: 160 });
+    expect(moved.get('c')).toEqual({ x: 0, y: 270 });
+    expect(moved.has('a')).toBe(false);
+    expect(moved.has('side')).toBe(false);
+  });
+});
