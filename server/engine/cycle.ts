@@ -79,6 +79,24 @@ function checkLatent(pipe: SdPipeline, x: Float32Array, w: number, h: number, wh
   return n;
 }
 
+/** The DDIM coefficients of schedule index k, computed once per run instead of once per step. */
+interface StepCoefficients {
+  /** √a_k, √(1 − a_k), √a_prev_k, √(1 − a_prev_k − σ_k²) (the direction to x_t), σ_k. */
+  sa: number;
+  s1a: number;
+  sap: number;
+  dir: number;
+  sigma: number;
+}
+
+function stepCoefficients(schedule: Schedule): StepCoefficients[] {
+  return schedule.alphas.map((a, k) => {
+    const ap = schedule.alphasPrev[k]!;
+    const sigma = schedule.sigmas[k]!;
+    return { sa: Math.sqrt(a), s1a: Math.sqrt(1 - a), sap: Math.sqrt(ap), dir: Math.sqrt(Math.max(0, 1 - ap - sigma * sigma)), sigma };
+  });
+}
+
 /** CycleDiffusion encoder: x0 (scaled latent) → latent code z under the source prompt. */
 export async function invert(pipe: SdPipeline, x0: Float32Array, latentW: number, latentH: number, opts: InvertOptions): Promise<CycleCode> {
   const R = refinementSteps(opts.steps, opts.skip);
@@ -88,7 +106,8 @@ export async function invert(pipe: SdPipeline, x0: Float32Array, latentW: number
   }
   const n = checkLatent(pipe, x0, latentW, latentH, 'x0');
   const schedule = ddimSchedule(opts.steps, opts.eta, pipe.info.scheduler);
-  const { alphas, alphasPrev, sigmas, timesteps } = schedule;
+  const { alphas, timesteps } = schedule;
+  const coeffs = stepCoefficients(schedule);
   const evaluator = await singlePrompt(opts.source, opts.uncond, opts.guidance).bind(pipe, latentW, latentH);
 
   const z = Array.from({ length: R + 1 }, () => new Float32Array(n));
@@ -111,13 +130,7 @@ export async function invert(pipe: SdPipeline, x0: Float32Array, latentW: number
   for (let i = 0; i < R; i++) {
     throwIfAborted(opts.signal);
     const k = R - 1 - i;
-    const a = alphas[k]!;
-    const ap = alphasPrev[k]!;
-    const sigma = sigmas[k]!;
-    const sa = Math.sqrt(a);
-    const s1a = Math.sqrt(1 - a);
-    const sap = Math.sqrt(ap);
-    const dir = Math.sqrt(Math.max(0, 1 - ap - sigma * sigma));
+    const { sa, s1a, sap, dir, sigma } = coeffs[k]!;
 
     // x' ~ q(x_{t−1} | x_t, x0): drawn even at k = 0 so noise[i+1] always belongs to step i.
     opts.noise.fill(noise);
@@ -154,7 +167,8 @@ export async function decode(pipe: SdPipeline, code: CycleCode, rule: EpsilonRul
   }
   const n = checkLatent(pipe, code.z[0]!, w, h, 'z[0]');
   for (const zi of code.z) if (zi.length !== n) throw new Error(`latent code arrays differ in size (${zi.length} vs ${n})`);
-  const { alphas, alphasPrev, sigmas, timesteps } = schedule;
+  const { timesteps } = schedule;
+  const coeffs = stepCoefficients(schedule);
   const evaluator = await rule.bind(pipe, w, h);
 
   const x = Float32Array.from(code.z[0]!);
@@ -163,13 +177,7 @@ export async function decode(pipe: SdPipeline, code: CycleCode, rule: EpsilonRul
   for (let i = 0; i < R; i++) {
     throwIfAborted(opts.signal);
     const k = R - 1 - i;
-    const a = alphas[k]!;
-    const ap = alphasPrev[k]!;
-    const sigma = sigmas[k]!;
-    const sa = Math.sqrt(a);
-    const s1a = Math.sqrt(1 - a);
-    const sap = Math.sqrt(ap);
-    const dir = Math.sqrt(Math.max(0, 1 - ap - sigma * sigma));
+    const { sa, s1a, sap, dir, sigma } = coeffs[k]!;
     const raw = await evaluator.evaluate(x, timesteps[k]!, eps);
     checkFinite(raw, i + 1, R, 'decoding');
     const zi = code.z[i + 1]!;
