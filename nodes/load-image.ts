@@ -8,6 +8,9 @@ import { isSafeName, resolveInside, uploadsDir } from '../server/store/paths.ts'
 /** The built-in picture, so templates run without an upload. */
 export const SAMPLE_IMAGE = 'builtin:sample';
 
+/** The sample picture is drawn at any size; this is its nominal 4:3 size before fitting. */
+const SAMPLE_SIZE = { width: 1024, height: 768 };
+
 /** SD1.x UNets halve the latent three times: image sides must be multiples of 64. */
 const SIDE_MULTIPLE = 64;
 
@@ -49,7 +52,7 @@ export const loadImage = defineNode({
   },
   async run({ params, ctx }) {
     if (params.image === SAMPLE_IMAGE) {
-      const size = fittedSize(4, 3, params.max_side, SIDE_MULTIPLE);
+      const size = fittedSize(SAMPLE_SIZE.width, SAMPLE_SIZE.height, params.max_side, SIDE_MULTIPLE);
       return { outputs: { image: sampleImage(size.width, size.height) } };
     }
     const file = uploadPath(ctx.services.dataDir, params.image);

@@ -140,3 +140,12 @@ describe.skipIf(!existsSync(tinySd))('templates on the reference tiny-sd model',
   });
 });
 if (!existsSync(tinySd)) console.warn(`tiny-sd fixture not found at ${tinySd}: reference-model template test skipped`);
+
+describe('Load Image', () => {
+  it('fits the built-in sample to max side and multiples of 64', async () => {
+    const r = await Runner.create();
+    const g = withParams(await loadTemplate('epsilon-merge'), { image: { max_side: 512 }, invert: { steps: 3, skip: 1 } });
+    const s = await r.run(g);
+    expect(s.results['save_eps']!.images![0]).toMatchObject({ width: 512, height: 384 });
+  });
+});
