@@ -276,3 +276,18 @@ describe('editor helpers', () => {
     expect(moved.has('side')).toBe(false);
   });
 });
+
+describe('graphFingerprint', () => {
+  it('does not depend on the order of nodes, edges or parameter keys', () => {
+    const a = snapshotToGraph(snapshot);
+    const b: Graph = {
+      ...a,
+      nodes: [...a.nodes].reverse().map((n) => ({ ...n, params: Object.fromEntries(Object.entries(n.params).reverse()) })),
+      edges: [...a.edges].reverse(),
+    };
+    expect(graphFingerprint(b)).toBe(graphFingerprint(a));
+    const c = structuredClone(a);
+    (c.nodes[0].params as Record<string, unknown>).max_side = 300;
+    expect(graphFingerprint(c)).not.toBe(graphFingerprint(a));
+  });
+});

@@ -97,7 +97,20 @@ export function graphToSnapshot(graph: Graph): EditorSnapshot {
  * out on purpose: saving stamps meta, and that alone must not make the graph dirty.
  */
 export function graphFingerprint(graph: Graph): string {
-  return JSON.stringify({ nodes: graph.nodes, edges: graph.edges });
+  // Order-insensitive: undoing a delete re-adds a node and its edges at the end of the lists.
+  const nodes = [...graph.nodes].sort((a, b) => a.id.localeCompare(b.id)).map((n) => JSON.stringify(n, sortedKeys(n.params)));
+  const edges = graph.edges.map((e) => `${e.from.node}.${e.from.output}>${e.to.node}.${e.to.input}`).sort();
+  return JSON.stringify({ nodes, edges });
+}
+
+/** JSON.stringify replacer list that puts object keys in a stable order. */
+function sortedKeys(params: Record<string, unknown>): string[] {
+  const keys = new Set<string>(['id', 'type', 'params', 'position', 'x', 'y', 'title']);
+  const walk = (v: unknown) => {
+    if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) (keys.add(k), walk(x));
+  };
+  walk(params);
+  return [...keys].sort();
 }
 
 export type ParseResult = { ok: true; graph: Graph } | { ok: false; message: string };

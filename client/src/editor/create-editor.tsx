@@ -121,8 +121,18 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
     }),
   );
 
+  // Connections whose removal is in flight. NodeEditor.removeConnection looks the index up before it
+  // awaits its pipes and splices after: two removals of one id in flight splice a neighbour too.
+  const removing = new Set<string>();
+
   // The real guard: whatever path a connection takes (flow, undo, import), it must type-check.
+  // Registered before the plugins, so it sees each signal first and synchronously.
   editor.addPipe(async (ctx) => {
+    if (ctx.type === 'connectionremove') {
+      if (removing.has(ctx.data.id)) return undefined;
+      removing.add(ctx.data.id);
+    }
+    if (ctx.type === 'connectionremoved') removing.delete(ctx.data.id);
     if (ctx.type === 'connectioncreate') {
       const c = ctx.data;
       const why = refusal(c.source, c.sourceOutput as string, c.target, c.targetInput as string);
@@ -131,7 +141,7 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
         return undefined;
       }
       // One connection per input: a new one replaces the old.
-      for (const old of editor.getConnections().filter((x) => x.target === c.target && x.targetInput === c.targetInput)) {
+      for (const old of editor.getConnections().filter((x) => x.target === c.target && x.targetInput === c.targetInput && !removing.has(x.id))) {
         await editor.removeConnection(old.id);
       }
     }
