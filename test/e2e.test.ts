@@ -200,6 +200,28 @@ describe.skipIf(skipReason !== null)('browser end-to-end', () => {
     await expect.poll(() => page.locator('[data-testid="btn-problems"]').textContent()).toContain('No problems');
     await screenshot(page, '11-template-open');
 
+    // Replacing the connection of an occupied input is one undoable action and touches nothing else.
+    const edgesNow = async () =>
+      page.evaluate(() => {
+        const saved = JSON.parse(localStorage.getItem('dualstyle.autosave.v1') ?? '{}') as { graph?: { edges: { from: { node: string; output: string }; to: { node: string; input: string } }[] } };
+        return (saved.graph?.edges ?? []).map((e) => `${e.from.node}.${e.from.output}>${e.to.node}.${e.to.input}`).sort();
+      });
+    const original = await edgesNow();
+    expect(original).toHaveLength(template.edges.length);
+    const replaceable = findReplaceable(template as TemplateGraph, catalog);
+    if (replaceable) {
+      const { edge, other } = replaceable;
+      await drag(page, await socketCenter(page, other.node, 'output', other.output), await socketCenter(page, edge.to.node, 'input', edge.to.input));
+      const oldKey = `${edge.from.node}.${edge.from.output}>${edge.to.node}.${edge.to.input}`;
+      const newKey = `${other.node}.${other.output}>${edge.to.node}.${edge.to.input}`;
+      await expect.poll(edgesNow).toEqual([...original.filter((e) => e !== oldKey), newKey].sort());
+      await page.keyboard.press('Control+z');
+      await expect.poll(edgesNow).toEqual(original);
+      await expect.poll(() => page.locator('[data-testid="dirty"]').count()).toBe(0);
+    } else {
+      console.warn('[e2e] template has no input that another output of the same type could feed: replacement not exercised');
+    }
+
     const outputTypes = new Set(catalog.nodes.filter((n) => n.output).map((n) => n.type));
     const outputIds = template.nodes.filter((n) => outputTypes.has(n.type)).map((n) => n.id);
     expect(outputIds.length).toBeGreaterThan(0);
@@ -228,7 +250,47 @@ describe.skipIf(skipReason !== null)('browser end-to-end', () => {
     await page.locator('[data-testid="badge-cached"]').first().waitFor({ timeout: 15_000 });
     await screenshot(page, '15-cached-rerun');
 
+    // Cancel (Esc) stops a long run mid-way.
+    const longest = catalog.nodes
+      .flatMap((n) => n.params.filter((p) => p.name === 'steps' && p.kind === 'integer').map((p) => ({ type: n.type, p })))
+      .map(({ type, p }) => ({ id: template.nodes.find((n) => n.type === type)?.id, p }))
+      .find((x) => x.id);
+    if (longest) {
+      const steps = String(Math.min(Number(longest.p.max ?? 1000), 1000));
+      await page.locator(`[data-testid="node"][data-node-id="${longest.id}"] [data-testid="param-steps"]`).fill(steps);
+      await page.click('[data-testid="btn-run"]');
+      await expect.poll(() => page.locator('[data-testid="node-progress"]').count(), { timeout: 20_000 }).toBeGreaterThan(0);
+      await page.click('[data-testid="canvas"]', { position: { x: 700, y: 820 } });
+      await page.keyboard.press('Escape');
+      await expect.poll(() => page.locator('[data-testid="queue-indicator"]').getAttribute('data-state'), { timeout: 15_000 }).toBe('cancelled');
+      expect(await page.locator('[data-testid="node-progress"]').count()).toBe(0);
+      await screenshot(page, '16-cancelled');
+    }
+
     expect(realErrors(errors)).toEqual([]);
     await context.close();
   });
 });
+
+interface TemplateGraph {
+  nodes: { id: string; type: string }[];
+  edges: { from: { node: string; output: string }; to: { node: string; input: string } }[];
+}
+
+/** An edge whose input another output of the same type (not already feeding it) could feed instead. */
+function findReplaceable(graph: TemplateGraph, catalog: Catalog) {
+  const typeOf = (nodeId: string, side: 'inputs' | 'outputs', name: string) => {
+    const spec = catalog.nodes.find((n) => n.type === graph.nodes.find((x) => x.id === nodeId)?.type);
+    return spec?.[side].find((s) => s.name === name)?.type;
+  };
+  for (const edge of graph.edges) {
+    const type = typeOf(edge.to.node, 'inputs', edge.to.input);
+    for (const n of graph.nodes) {
+      if (n.id === edge.to.node || n.id === edge.from.node) continue;
+      const spec = catalog.nodes.find((s) => s.type === n.type);
+      const out = spec?.outputs.find((o) => o.type === type);
+      if (out) return { edge, other: { node: n.id, output: out.name } };
+    }
+  }
+  return null;
+}

@@ -45,7 +45,7 @@ export function Toolbar(p: ToolbarProps) {
         <button type="button" onClick={p.onFit} title="Zoom to fit">Fit</button>
       </div>
       <div className="sd-doc" data-testid="doc-label" title={p.dirty ? 'Unsaved changes (kept in this browser until you save)' : 'Saved'}>
-        {p.docLabel}
+        <span className="sd-doc-name">{p.docLabel}</span>
         {p.isTemplate ? <span className="sd-tag">template</span> : null}
         {p.dirty ? <span className="sd-dirty" data-testid="dirty">● unsaved</span> : null}
       </div>
