@@ -267,6 +267,19 @@ describe.skipIf(skipReason !== null)('browser end-to-end', () => {
       await screenshot(page, '16-cancelled');
     }
 
+    // A node that fails at run time is highlighted with the server's message.
+    const modelNode = template.nodes.find((n) => catalog.nodes.find((s) => s.type === n.type)?.params.some((p) => p.kind === 'model'));
+    if (modelNode) {
+      const param = catalog.nodes.find((s) => s.type === modelNode.type)!.params.find((p) => p.kind === 'model')!;
+      await page.locator(`[data-testid="node"][data-node-id="${modelNode.id}"] [data-testid="param-${param.name}"]`).fill('/no/such/model-folder');
+      await page.keyboard.press('Control+Enter');
+      await expect.poll(() => page.locator('[data-testid="queue-indicator"]').getAttribute('data-state'), { timeout: 15_000 }).toBe('failed');
+      const failed = page.locator(`[data-testid="node"][data-node-id="${modelNode.id}"]`);
+      expect(await failed.getAttribute('class')).toContain('failed');
+      expect(await failed.locator('[data-testid="node-error"]').textContent()).toBeTruthy();
+      await screenshot(page, '17-node-failed');
+    }
+
     expect(realErrors(errors)).toEqual([]);
     await context.close();
   });

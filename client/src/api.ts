@@ -63,6 +63,14 @@ export interface GraphListEntry {
   updatedAt?: string | number;
 }
 
+/** A model the server can load (GET /api/models), for the Load Model suggestions. */
+export interface ModelEntry {
+  model: string;
+  label: string;
+  demo: boolean;
+  note?: string;
+}
+
 export interface UploadResult {
   name: string;
   width: number;
@@ -77,6 +85,10 @@ export const api = {
   submitJob: (graph: Graph) => request<{ job: JobSummary }>('POST', '/api/jobs', { graph }),
   cancelJob: (id: string) => request<unknown>('DELETE', `/api/jobs/${encodeURIComponent(id)}`),
   queue: () => request<QueueState>('GET', '/api/queue'),
+  models: async (): Promise<ModelEntry[]> => {
+    const data = await request<{ models: ModelEntry[] } | ModelEntry[]>('GET', '/api/models');
+    return Array.isArray(data) ? data : data.models;
+  },
   listGraphs: async (): Promise<GraphListEntry[]> => {
     const data = await request<GraphListEntry[] | { graphs: GraphListEntry[] }>('GET', '/api/graphs');
     return Array.isArray(data) ? data : data.graphs;

@@ -3,7 +3,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import type { Catalog } from '../../../server/protocol/catalog.ts';
 import type { Graph, ValidationIssue } from '../../../server/protocol/graph.ts';
 import { api, ApiError, type GraphListEntry } from '../api.ts';
-import { healthState } from '../editor/bridge.ts';
+import { healthState, modelsState } from '../editor/bridge.ts';
 import { createStudioEditor, type ChangeKind, type StudioEditor } from '../editor/create-editor.tsx';
 import { GRAPH_FORMAT, GRAPH_VERSION, graphFingerprint, graphNameProblem, parseGraphJson, type Position } from '../graph-io.ts';
 import { nodeRuntime, useObservable } from '../runtime.ts';
@@ -87,6 +87,7 @@ function Studio({ catalog }: { catalog: Catalog }) {
   const job = useObservable(jobView);
   const queue = useObservable(queueView);
   const connected = useObservable(socketConnected);
+  const models = useObservable(modelsState);
 
   const notify = useCallback((kind: Toast['kind'], message: string) => {
     const id = Date.now() + Math.random();
@@ -220,6 +221,8 @@ function Studio({ catalog }: { catalog: Catalog }) {
       );
     const t = setInterval(poll, 10_000);
     void api.queue().then((q) => queueView.set(q), () => undefined);
+    // Suggestions for Load Model; an older server without /api/models just offers "demo".
+    void api.models().then((m) => modelsState.set(m), () => undefined);
     return () => clearInterval(t);
   }, []);
 
@@ -392,7 +395,10 @@ function Studio({ catalog }: { catalog: Catalog }) {
     if (dialog) return;
     const mod = e.ctrlKey || e.metaKey;
     const key = e.key.toLowerCase();
-    const editing = isTextEditing(e.target);
+    // In a node's parameter field, Ctrl+Z goes to the graph history too: typing there is recorded
+    // (coalesced per field), and the browser's own undo does not survive React's re-renders.
+    const inParam = e.target instanceof Element && e.target.closest('.sd-param') !== null;
+    const editing = isTextEditing(e.target) && !inParam;
     if (mod && e.key === 'Enter') {
       e.preventDefault();
       void run();
@@ -509,7 +515,7 @@ function Studio({ catalog }: { catalog: Catalog }) {
         }}
       />
       <datalist id="model-suggestions">
-        <option value="demo" />
+        {models.length === 0 ? <option value="demo" /> : models.map((m) => <option key={m.model} value={m.model} label={m.demo ? `${m.label} (random weights)` : m.label} />)}
       </datalist>
       {dialog?.kind === 'open' ? (
         <OpenDialog load={api.listGraphs} onOpen={(e) => void openEntry(e)} onDelete={(e) => api.deleteGraph(e.name).then(() => undefined)} onCancel={closeDialog} />

@@ -119,7 +119,7 @@ export class JobTracker {
       }
       case 'node:started': {
         const e = payload as Payload<'node:started'>;
-        nodeRuntime.update(e.nodeId, { status: 'running', progress: undefined, error: undefined });
+        nodeRuntime.update(e.nodeId, { status: 'running', progress: undefined, error: undefined, result: undefined, warnings: [] });
         this.patchJob(e.jobId, { currentNode: e.nodeId, step: undefined, total: undefined });
         break;
       }

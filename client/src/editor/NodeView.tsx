@@ -7,7 +7,7 @@ import { useEffect, useRef } from 'react';
 import { Presets, type RenderEmit } from 'rete-react-plugin';
 import type { ValidationIssue } from '../../../server/protocol/graph.ts';
 import { useNodeRuntime, useObservable, type NodeRuntime } from '../runtime.ts';
-import { healthState } from './bridge.ts';
+import { healthState, modelsState } from './bridge.ts';
 import { ParamField, stopCanvas } from './ParamField.tsx';
 import type { Schemes, StudioNode, TypedSocket } from './schemes.ts';
 
@@ -116,6 +116,7 @@ function StatusBadge({ rt }: { rt: NodeRuntime }) {
   if (rt.status === 'running') return <span className="sd-badge running">running</span>;
   if (rt.status === 'pending') return <span className="sd-badge pending">waiting</span>;
   if (rt.status === 'failed') return <span className="sd-badge failed">failed</span>;
+  if (rt.status === 'cancelled') return <span className="sd-badge pending">cancelled</span>;
   if (rt.status === 'done' && rt.ms !== undefined) return <span className="sd-badge done">{formatMs(rt.ms)}</span>;
   return null;
 }
@@ -133,13 +134,15 @@ function formatMs(ms: number): string {
 /** The demo model has random weights: say so on the node, so nobody judges the method by its pictures. */
 function DemoNote({ node, warnings }: { node: StudioNode; warnings: string[] }) {
   const health = useObservable(healthState);
+  const models = useObservable(modelsState);
   // Once the server has said it (as a node warning), do not say it twice.
   if (warnings.some((w) => /demo model/i.test(w))) return null;
   const modelParams = node.spec?.params.filter((p) => p.kind === 'model') ?? [];
   if (modelParams.length === 0) return null;
+  const demoNames = new Set(['demo', ...models.filter((m) => m.demo).map((m) => m.model.toLowerCase())]);
   const usesDemo = modelParams.some((p) => {
     const v = node.params[p.name];
-    return v === undefined || v === '' || (typeof v === 'string' && v.trim().toLowerCase() === 'demo');
+    return v === undefined || v === '' || (typeof v === 'string' && demoNames.has(v.trim().toLowerCase()));
   });
   if (!usesDemo && health?.demo !== true) return null;
   return (

@@ -3,7 +3,7 @@
  * module-level bridge set by the editor when it starts, plus small observables.
  */
 import { Observable } from '../runtime.ts';
-import type { Health } from '../api.ts';
+import type { Health, ModelEntry } from '../api.ts';
 
 export interface EditorBridge {
   /** Sets a parameter as one undoable action; `coalesce` merges rapid edits of the same field. */
@@ -29,3 +29,6 @@ export const healthState = new Observable<Health | null>(null);
 
 /** Server URLs of images uploaded in this session, by the name stored in the parameter. */
 export const uploadedImages = new Observable<Record<string, { url: string; width: number; height: number }>>({});
+
+/** Models the server offers (GET /api/models); the demo entry says it has random weights. */
+export const modelsState = new Observable<ModelEntry[]>([]);
