@@ -129,7 +129,8 @@ describe.skipIf(skipReason !== null)('browser end-to-end', () => {
     await page.click('[data-testid="canvas"]', { position: { x: 600, y: 760 } }); // deselect all
     await problem.click();
     await expect.poll(() => consumerNode.getAttribute('class')).toContain('selected');
-    await screenshot(page, '03-validation');
+    await screenshot(page, '03-validation-problem-focused');
+    await page.click('text=Fit');
 
     // Undo of a parameter edit (and redo).
     const numberParam = misfit.params.find((p) => p.kind === 'integer' || p.kind === 'number')!;

@@ -105,7 +105,7 @@ export function ProblemsPanel(props: {
         </button>
       </header>
       {props.error ? <div className="sd-error">Cannot check the graph: {props.error}</div> : null}
-      {props.issues.length === 0 && !props.error ? <p className="muted">No problems found. Ready to run.</p> : null}
+      {props.issues.length === 0 && !props.error ? <p className="muted">No problems found.</p> : null}
       <ul>
         {props.issues.map((i, k) => (
           <li key={k}>
