@@ -268,7 +268,8 @@ describe('jobs', () => {
   });
 
   it('runs jobs first in, first out, reporting positions, and cancels a queued one', async () => {
-    const a = await submit(slowGraph(11, 40, 10, 'A'));
+    // A must outlast four HTTP round trips on a loaded 2-core machine (a cold run once took longer than 400 ms).
+    const a = await submit(slowGraph(11, 150, 10, 'A'));
     const b = await submit(slowGraph(12, 1, 0, 'B'));
     const c = await submit(slowGraph(13, 1, 0, 'C'));
     const d = await submit(slowGraph(14, 1, 0, 'D'));
