@@ -14,7 +14,7 @@ export const encodeText = defineNode({
   outputs: { conditioning: { type: 'Conditioning', label: 'conditioning' } },
   params: z.object({}),
   async run({ inputs, ctx }) {
-    const pipe = pipelineOf(inputs.model);
+    const pipe = await pipelineOf(inputs.model);
     const enc = await pipe.encodeText(inputs.text);
     const limit = pipe.info.textLength - 2;
     if (enc.truncated) {

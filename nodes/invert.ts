@@ -31,7 +31,7 @@ export const invertNode = defineNode({
   async run({ inputs, params, ctx }) {
     requireSameModel(inputs.model, inputs.latent, 'latent');
     requireSameModel(inputs.model, inputs.source, 'source');
-    const pipe = pipelineOf(inputs.model);
+    const pipe = await pipelineOf(inputs.model);
     const { width, height } = inputs.latent;
     const code = await invert(pipe, inputs.latent.data, width, height, {
       source: inputs.source.embedding,

@@ -2,7 +2,8 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { defineNode, NodeError } from './types.ts';
-import { SdPipeline, ModelFolderError, fingerprintFolder, checkModelFolder } from '../server/engine/pipeline.ts';
+import { ModelFolderError, fingerprintFolder, checkModelFolder, type SdPipeline } from '../server/engine/pipeline.ts';
+import { pipelines, type PipelineHandle } from '../server/engine/registry.ts';
 import { ensureDemoModel, DEMO_MODEL_VERSION } from '../server/engine/demo-model.ts';
 
 /** The built-in demo model: random weights, generated on first use, pictures mean nothing. */
@@ -94,9 +95,10 @@ export const loadModel = defineNode({
     const dir = await resolveModelDir(params.model, ctx.services.dataDir);
     const ep = ctx.services.executionProvider;
     let pipe: SdPipeline;
+    let handle: PipelineHandle;
     try {
-      const id = await fingerprintFolder(dir);
-      pipe = await ctx.memo(`pipeline:${ep}:${dir}:${id}`, () => SdPipeline.load(dir, { executionProvider: ep }));
+      handle = pipelines.handle(dir, ep, await fingerprintFolder(dir));
+      pipe = await handle.acquire();
     } catch (err) {
       if (err instanceof ModelFolderError) throw new NodeError(err.message, 'model');
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NodeError(`model folder not found: ${dir}`, 'model');
@@ -107,7 +109,7 @@ export const loadModel = defineNode({
     const note = `${label} on ${pipe.info.executionProvider.toUpperCase()} (${pipe.info.executionProviderNote})`;
     if (demo) ctx.warn(DEMO_NOTE);
     return {
-      outputs: { model: { id: pipe.info.id, label, demo, pipeline: pipe } },
+      outputs: { model: { id: pipe.info.id, label, demo, pipeline: handle } },
       result: { text: demo ? `${DEMO_NOTE}\n${note}` : note },
     };
   },

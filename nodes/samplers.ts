@@ -17,7 +17,7 @@ const guidanceParam = z
 
 /** Replays the inversion's code under `rule`: one UNet call per step, progress and previews on the way. */
 async function decodeInversion(model: ModelValue, inversion: InversionValue, rule: EpsilonRule, ctx: NodeContext): Promise<LatentValue> {
-  const pipe = pipelineOf(model);
+  const pipe = await pipelineOf(model);
   const { width, height } = inversion;
   const data = await decode(pipe, inversion, rule, { onStep: stepReporter(ctx, width, height), signal: ctx.signal });
   return { width, height, channels: pipe.info.latentChannels, data, modelId: model.id };
@@ -42,7 +42,7 @@ export const epsilonMergeSampler = defineNode({
   async run({ inputs, params, ctx }) {
     const { model, inversion, style1, style2, mask } = inputs;
     for (const [v, what] of [[inversion, 'inversion'], [style1, 'style1'], [style2, 'style2']] as const) requireSameModel(model, v, what);
-    const pipe = pipelineOf(model);
+    const pipe = await pipelineOf(model);
     const rule = epsilonMerge(style1.embedding, style2.embedding, await unconditional(pipe), params.guidance, mask);
     return { outputs: { latent: await decodeInversion(model, inversion, rule, ctx) } };
   },
@@ -64,7 +64,7 @@ export const singlePromptSampler = defineNode({
     const { model, inversion, prompt } = inputs;
     requireSameModel(model, inversion, 'inversion');
     requireSameModel(model, prompt, 'prompt');
-    const pipe = pipelineOf(model);
+    const pipe = await pipelineOf(model);
     const uncond = params.guidance === 1 ? prompt.embedding : await unconditional(pipe);
     const rule = singlePrompt(prompt.embedding, uncond, params.guidance);
     return { outputs: { latent: await decodeInversion(model, inversion, rule, ctx) } };

@@ -14,7 +14,7 @@ export const vaeEncode = defineNode({
   outputs: { latent: { type: 'Latent', label: 'latent' } },
   params: z.object({}),
   async run({ inputs }) {
-    const pipe = pipelineOf(inputs.model);
+    const pipe = await pipelineOf(inputs.model);
     const f = pipe.info.vaeDownsample;
     const { width, height } = inputs.image;
     if (width % f || height % f) {
@@ -42,7 +42,7 @@ export const vaeDecode = defineNode({
   params: z.object({}),
   async run({ inputs }) {
     requireSameModel(inputs.model, inputs.latent, 'latent');
-    const pipe = pipelineOf(inputs.model);
+    const pipe = await pipelineOf(inputs.model);
     const image = await pipe.vaeDecode(inputs.latent.data, inputs.latent.width, inputs.latent.height);
     return { outputs: { image } };
   },

@@ -68,7 +68,10 @@ export interface InversionValue {
   modelId: string;
 }
 
-/** A loaded SD1.x pipeline. `pipeline` is the engine object; nodes use it through the engine API. */
+/**
+ * An SD1.x model. `pipeline` is the engine's PipelineHandle (server/engine/registry.ts): nodes acquire
+ * the loaded pipeline through it, and it is loaded again if the registry released it for another model.
+ */
 export interface ModelValue {
   id: string;
   label: string;

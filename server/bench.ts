@@ -23,6 +23,7 @@ import type { Graph } from './protocol/graph.ts';
 import type { Services } from '../nodes/types.ts';
 import type { ModelValue } from '../nodes/values.ts';
 import type { PipelineStats, SdPipeline } from './engine/pipeline.ts';
+import type { PipelineHandle } from './engine/registry.ts';
 import type { ExecutionProviderRequest } from './engine/onnx.ts';
 
 const projectRoot = path.resolve(import.meta.dirname, '..');
@@ -108,7 +109,7 @@ class BenchRunner {
     });
     await Promise.all(pending);
     const model = this.cache.get(summary.keys['model']!)?.outputs['model'] as ModelValue | undefined;
-    this.pipeline ??= model?.pipeline as SdPipeline | undefined;
+    this.pipeline ??= await (model?.pipeline as PipelineHandle | undefined)?.acquire();
     return { summary, frames };
   }
 }

@@ -1,10 +1,12 @@
 /** Shared by the diffusion nodes: the pipeline behind a Model value, and checks that values belong to it. */
 import type { SdPipeline } from '../../server/engine/pipeline.ts';
+import type { PipelineHandle } from '../../server/engine/registry.ts';
 import type { ModelValue } from '../values.ts';
 import { NodeError } from '../types.ts';
 
-export function pipelineOf(model: ModelValue): SdPipeline {
-  return model.pipeline as SdPipeline;
+/** The loaded pipeline of a Model value (loaded again if it was released to make room for another). */
+export function pipelineOf(model: ModelValue): Promise<SdPipeline> {
+  return (model.pipeline as PipelineHandle).acquire();
 }
 
 /**
