@@ -97,6 +97,8 @@ export const loadModel = defineNode({
     let pipe: SdPipeline;
     let handle: PipelineHandle;
     try {
+      // Layout first: a folder without model_index.json must be reported as "not an SD folder", not "not found".
+      await checkModelFolder(dir);
       handle = pipelines.handle(dir, ep, await fingerprintFolder(dir));
       pipe = await handle.acquire();
     } catch (err) {

@@ -121,6 +121,15 @@ describe('templates on the built-in demo model', () => {
     expect(err.message).toMatch(/nonexistent\/sd-model/);
   });
 
+  it('says a folder that exists but is not an SD export is not one (not "not found")', async () => {
+    const r = await Runner.create();
+    const g = withParams(shrink(await loadTemplate('epsilon-merge')), { model: { model: r.services.dataDir } });
+    const err = await r.run(g).catch((e) => e);
+    expect(err).toBeInstanceOf(NodeFailedError);
+    expect(err.nodeId).toBe('model');
+    expect(err.message).toMatch(/not a Stable Diffusion ONNX folder: missing model_index\.json/);
+  });
+
   it('refuses steps ≤ skip before running', async () => {
     const g = withParams(await loadTemplate('epsilon-merge'), { invert: { steps: 10, skip: 10 } });
     const v = validateGraph(g, catalog);
