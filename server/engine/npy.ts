@@ -3,7 +3,7 @@
  * Little- and big-endian numeric dtypes are read; only C order is accepted (the fixtures are C order,
  * and a Fortran-order array would silently transpose).
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 
 export type NpyData =
   | Float32Array
@@ -145,8 +145,4 @@ export function encodeNpy(data: NpyData, shape: readonly number[]): Uint8Array {
   // Typed arrays are host-endian; every platform Node supports in practice is little-endian.
   out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), 10 + header.length);
   return out;
-}
-
-export async function writeNpy(file: string, data: NpyData, shape: readonly number[]): Promise<void> {
-  await writeFile(file, encodeNpy(data, shape));
 }
