@@ -14,6 +14,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readNpyFloat32 } from '../server/engine/npy.ts';
 import { float16BitsToFloat32, float16ToFloat32, float32ToFloat16, float32ToFloat16Bits } from '../server/engine/onnx.ts';
 import { SdPipeline } from '../server/engine/pipeline.ts';
+import { decode, invert } from '../server/engine/cycle.ts';
+import { singlePrompt } from '../server/engine/guidance.ts';
+import { seededNoise } from '../server/engine/noise.ts';
 
 const { onnx } = onnxProto;
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -195,6 +198,29 @@ describe.skipIf(!hasFixture)('model interface variants', () => {
     expect(maxAbsDiff(out, expected.data)).toBeLessThan(1e-2);
     const fp32 = await reference.unet(sample.data, b, h, w, 500, ehs.data);
     expect(maxAbsDiff(fp32, expected.data)).toBeLessThan(1e-5);
+  });
+
+  it('fp16 UNet: a reused sample buffer is converted again on every call', async () => {
+    const sample = await R('unet_in_sample.npy');
+    const ehs = await R('unet_in_ehs.npy');
+    const [b, , h, w] = sample.shape as [number, number, number, number];
+    const buf = Float32Array.from(sample.data);
+    const first = await variant.unet(buf, b, h, w, 500, ehs.data);
+    for (let i = 0; i < buf.length; i++) buf[i] = buf[i]! * 0.5;
+    const again = await variant.unet(buf, b, h, w, 500, ehs.data);
+    const fresh = await variant.unet(Float32Array.from(buf), b, h, w, 500, Float32Array.from(ehs.data));
+    expect(maxAbsDiff(again, fresh)).toBe(0);
+    expect(maxAbsDiff(again, first)).toBeGreaterThan(1e-3);
+  });
+
+  it('an fp16 UNet decodes a whole CycleDiffusion run like the fp32 one', async () => {
+    const x0 = await R('x0.npy');
+    const [, , lh, lw] = x0.shape as [number, number, number, number];
+    const [src, uncond] = [(await reference.encodeText('a photo of a cat')).embedding, (await reference.encodeText('')).embedding];
+    const code = await invert(reference, x0.data, lw, lh, { source: src, uncond, guidance: 1, steps: 8, skip: 2, eta: 0.1, noise: seededNoise(3) });
+    const rule = singlePrompt(src, uncond, 7.5);
+    const [ours, ref] = [await decode(variant, code, rule), await decode(reference, code, rule)];
+    expect(maxAbsDiff(ours, ref)).toBeLessThan(2e-2 * Math.max(1, ...ref.map(Math.abs)));
   });
 
   it('takes the mean of an 8-channel VAE encoder', async () => {

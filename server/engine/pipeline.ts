@@ -12,9 +12,11 @@ import type { ImageValue } from '../../nodes/values.ts';
 import {
   createSession,
   findInput,
+  float32ToFloat16,
   floatTensor,
   inputInfos,
   numberTensor,
+  ort,
   outputInfos,
   tensorToFloat32,
   type ExecutionProvider,
@@ -226,6 +228,8 @@ export class SdPipeline {
   private vaeEncoder: InferenceSession;
   private vaeDecoder: InferenceSession;
   private readonly textCache = new Map<string, Promise<TextEncoding>>();
+  /** Half-precision copies of the UNet's float inputs, one per caller buffer (fp16 UNets only). */
+  private readonly halfCopies = new WeakMap<Float32Array, Uint16Array<ArrayBuffer>>();
   private released = false;
 
   private constructor(
@@ -473,9 +477,24 @@ export class SdPipeline {
   }
 
   /**
+   * A float input of the UNet in its declared dtype. float32 is passed through; for fp16 UNets the
+   * samplers hand over the same buffers every step, so each gets one reused half buffer, and a
+   * `constant` one (the conditioning, fixed for a whole run) is converted only once.
+   */
+  private unetFloat(info: TensorInfo, data: Float32Array, dims: number[], constant: boolean): OrtTensor {
+    if (info.type !== 'float16') return floatTensor(info.type, data, dims);
+    const cached = this.halfCopies.get(data);
+    const half = cached?.length === data.length ? cached : new Uint16Array(data.length);
+    if (half !== cached) this.halfCopies.set(data, half);
+    if (half !== cached || !constant) float32ToFloat16(data, half);
+    return new ort.Tensor('float16', half, dims);
+  }
+
+  /**
    * One UNet call on `batch` rows: sample [batch, C, h, w], encoder_hidden_states [batch, L, D],
    * every row at timestep t. Returns the predicted noise [batch, C, h, w] as float32.
-   * `extras` runs a rewritten UNet (other binding, extra feeds) through the same path.
+   * `ehs` is taken as constant per array: do not change its contents between calls (fp16 UNets
+   * convert it once). `extras` runs a rewritten UNet (other binding, extra feeds) through the same path.
    */
   async unet(
     sample: Float32Array,
@@ -501,9 +520,9 @@ export class SdPipeline {
     const tsDims = timestepDims(b.timestep, batch);
     const tsCount = tsDims.length === 0 ? 1 : tsDims[0]!;
     const feeds: Record<string, OrtTensor> = {
-      [b.sample.name]: floatTensor(b.sample.type, sample, [batch, C, h, w]),
+      [b.sample.name]: this.unetFloat(b.sample, sample, [batch, C, h, w], false),
       [b.timestep.name]: numberTensor(b.timestep.type, new Float64Array(tsCount).fill(t), tsDims),
-      [b.ehs.name]: floatTensor(b.ehs.type, ehs, [batch, rowLen / D, D]),
+      [b.ehs.name]: this.unetFloat(b.ehs, ehs, [batch, rowLen / D, D], true),
       ...extras.feeds,
     };
     const t0 = performance.now();
