@@ -130,7 +130,7 @@ describe.skipIf(skipReason !== null)('browser end-to-end', () => {
     await problem.click();
     await expect.poll(() => consumerNode.getAttribute('class')).toContain('selected');
     await screenshot(page, '03-validation-problem-focused');
-    await page.click('text=Fit');
+    await page.click('[data-testid="btn-fit"]');
 
     // Undo of a parameter edit (and redo).
     const numberParam = misfit.params.find((p) => p.kind === 'integer' || p.kind === 'number')!;

@@ -42,12 +42,16 @@ export function Toolbar(p: ToolbarProps) {
         <button type="button" data-testid="btn-add-node" onClick={p.onAddNode} title="Add a node (or double-click the canvas, or right-click)">+ Add node</button>
         <button type="button" data-testid="btn-undo" onClick={p.onUndo} title="Undo (Ctrl+Z)">Undo</button>
         <button type="button" data-testid="btn-redo" onClick={p.onRedo} title="Redo (Ctrl+Shift+Z / Ctrl+Y)">Redo</button>
-        <button type="button" onClick={p.onFit} title="Zoom to fit">Fit</button>
+        <button type="button" data-testid="btn-fit" onClick={p.onFit} title="Zoom to fit">Fit</button>
       </div>
-      <div className="sd-doc" data-testid="doc-label" title={p.dirty ? 'Unsaved changes (kept in this browser until you save)' : 'Saved'}>
+      <div className="sd-doc" data-testid="doc-label" title={`${p.docLabel}${p.isTemplate ? ' (template, read-only: Save makes a copy)' : ''} · ${p.dirty ? 'unsaved changes, kept in this browser until you save' : 'no unsaved changes'}`}>
         <span className="sd-doc-name">{p.docLabel}</span>
         {p.isTemplate ? <span className="sd-tag">template</span> : null}
-        {p.dirty ? <span className="sd-dirty" data-testid="dirty">● unsaved</span> : null}
+        {p.dirty ? (
+          <span className="sd-dirty" data-testid="dirty">
+            ●<span className="sd-wide-only"> unsaved</span>
+          </span>
+        ) : null}
       </div>
       <div className="sd-group right">
         <button
@@ -60,14 +64,16 @@ export function Toolbar(p: ToolbarProps) {
           {p.problemCount ? `⚠ ${p.problemCount} problem${p.problemCount === 1 ? '' : 's'}` : '✓ No problems'}
         </button>
         <QueueIndicator job={p.job} />
+        {/* One run at a time: while it runs, its Cancel takes the Run button's place. */}
         {active ? (
           <button type="button" className="danger" data-testid="btn-cancel" onClick={p.onCancel} title="Cancel the running job (Esc)">
-            Cancel
+            ■ Cancel
           </button>
-        ) : null}
-        <button type="button" className="primary" data-testid="btn-run" onClick={p.onRun} title="Run the graph (Ctrl+Enter)">
-          ▶ Run
-        </button>
+        ) : (
+          <button type="button" className="primary" data-testid="btn-run" onClick={p.onRun} title="Run the graph (Ctrl+Enter)">
+            ▶ Run
+          </button>
+        )}
       </div>
     </header>
   );
