@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { REQUIRED_FILES } from './layout.ts';
 
 export const DEFAULT_REPO = 'CompVis/stable-diffusion-v1-4';
 export const DEFAULT_REVISION = 'onnx';
@@ -70,16 +71,6 @@ export class FetchModelError extends Error {
 
 /** Folders of the diffusers ONNX layout that the studio loads. */
 const COMPONENT_DIRS = ['scheduler', 'tokenizer', 'text_encoder', 'unet', 'vae_encoder', 'vae_decoder'];
-/** Files without which the studio cannot run; their absence means "not an SD ONNX export". */
-export const REQUIRED_FILES = [
-  'model_index.json',
-  'tokenizer/vocab.json',
-  'tokenizer/merges.txt',
-  'text_encoder/model.onnx',
-  'unet/model.onnx',
-  'vae_encoder/model.onnx',
-  'vae_decoder/model.onnx',
-];
 /** Weights of other frameworks, docs and pictures that some repos keep next to the ONNX files. */
 const SKIPPED_EXTENSIONS = /\.(bin|safetensors|ckpt|pt|pth|msgpack|h5|md|png|jpe?g|gif|webp)$/i;
 

@@ -25,19 +25,9 @@ import {
   type OrtTensor,
   type TensorInfo,
 } from './onnx.ts';
+import { REQUIRED_FILES } from './layout.ts';
 import { SD1_SCHEDULER, schedulerConfigFromJson, type SchedulerConfig } from './schedule.ts';
 import { ClipTokenizer } from './tokenizer.ts';
-
-/** The files a folder must have to be loaded as an SD 1.x ONNX pipeline. */
-export const REQUIRED_FILES = [
-  'model_index.json',
-  'text_encoder/model.onnx',
-  'unet/model.onnx',
-  'vae_encoder/model.onnx',
-  'vae_decoder/model.onnx',
-  'tokenizer/vocab.json',
-  'tokenizer/merges.txt',
-] as const;
 
 const DEFAULT_VAE_SCALING = 0.18215;
 
