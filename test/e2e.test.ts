@@ -95,6 +95,16 @@ describe.skipIf(skipReason !== null)('browser end-to-end', () => {
 
     const { context, page, errors } = await openStudio();
     await expect.poll(() => page.locator('[data-testid="health"]').textContent()).toContain('Server OK');
+    // A first visit (nothing autosaved) opens the epsilon-merge template, unchanged; New empties it.
+    if (hasTemplate) {
+      const template = JSON.parse(fs.readFileSync(path.join(projectRoot, 'graphs', `${TEMPLATE}.json`), 'utf8')) as { nodes: unknown[] };
+      await expect.poll(() => page.locator('[data-testid="node"]').count()).toBe(template.nodes.length);
+      expect(await page.locator('[data-testid="doc-label"]').textContent()).toContain(TEMPLATE);
+      expect(await page.locator('[data-testid="dirty"]').count()).toBe(0);
+    }
+    await page.click('[data-testid="btn-new"]');
+    await expect.poll(() => page.locator('[data-testid="node"]').count()).toBe(0);
+    expect(await page.locator('[data-testid="doc-label"]').textContent()).toContain('Untitled graph');
 
     const fitsId = await addNodeAt(page, fits, 200, 120);
     const misfitId = await addNodeAt(page, misfit, 200, 480);

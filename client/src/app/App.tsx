@@ -13,6 +13,8 @@ import { JobTracker, jobView, queueView, setNodeIdSource, socketConnected } from
 import { ProblemsPanel, StatusBar, Toasts, Toolbar, type Toast } from './panels.tsx';
 
 const VALIDATE_DEBOUNCE_MS = 300;
+/** Opened when this browser has no autosaved graph; an empty canvas when the server lacks it. */
+const FIRST_VISIT_TEMPLATE = 'epsilon-merge';
 
 export function App() {
   const [catalog, setCatalog] = useState<Catalog | null>(null);
@@ -194,8 +196,18 @@ function Studio({ catalog }: { catalog: Catalog }) {
         for (const p of problems) notify('error', p);
         if (graphFingerprint(editor.toGraph(metaRef.current)) !== saved.doc.baseline) notify('info', 'Restored your unsaved work from this browser.');
       } else {
-        await editor.zoomToFit();
-        setDoc({ name: null, source: null, baseline: graphFingerprint(editor.toGraph()) });
+        // First visit: a working pipeline that runs as is teaches more than an empty canvas.
+        const welcome = await api.getGraph(FIRST_VISIT_TEMPLATE).then((r) => parseGraphJson(r.graph), () => null);
+        if (disposed) return;
+        if (welcome?.ok) {
+          metaRef.current = welcome.graph.meta ?? {};
+          const problems = await editor.load(welcome.graph);
+          setDoc({ name: FIRST_VISIT_TEMPLATE, source: 'template', baseline: graphFingerprint(editor.toGraph(metaRef.current)) });
+          for (const p of problems) notify('error', p);
+        } else {
+          await editor.zoomToFit();
+          setDoc({ name: null, source: null, baseline: graphFingerprint(editor.toGraph()) });
+        }
       }
       refreshDocState();
       void validateNow();
