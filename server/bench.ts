@@ -132,8 +132,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     });
 
     // Warm-up outside the measurements: session creation, first-run graph optimisation, text encodings.
-    const warm = await runner.run(withParams(graph, { Invert: { steps: opts.skip + 2 } }), Infinity);
-    void warm;
+    await runner.run(withParams(graph, { Invert: { steps: opts.skip + 2 } }), Infinity);
     const pipe = runner.pipeline;
     if (!pipe) throw new Error('the bench could not reach the loaded pipeline');
 
