@@ -149,8 +149,14 @@ function Studio({ catalog }: { catalog: Catalog }) {
       if (seq === validateSeq.current) setValidating(false);
     }
   };
-  const scheduleValidate = () => {
+  /** Drops a pending or in-flight check: its answer would be about the graph before this edit. */
+  const invalidateValidation = () => {
+    validateSeq.current++;
     clearTimeout(validateTimer.current);
+  };
+  const scheduleValidate = () => {
+    invalidateValidation();
+    setValidating(true);
     validateTimer.current = setTimeout(() => void validateNow(), VALIDATE_DEBOUNCE_MS);
   };
 
@@ -374,15 +380,23 @@ function Studio({ catalog }: { catalog: Catalog }) {
       notify('info', 'A run is already in progress. Press Esc to cancel it.');
       return;
     }
-    clearTimeout(validateTimer.current);
+    // The server checks the graph it is given: that answer replaces any check still pending.
+    invalidateValidation();
+    const seq = validateSeq.current;
     const graph = currentGraph();
     try {
       const { job: submitted } = await api.submitJob(graph);
       nodeRuntime.resetRun(graph.nodes.map((n) => n.id), 'idle');
       tracker.follow(submitted.id, submitted.position);
+      if (seq === validateSeq.current) {
+        applyIssues([]);
+        setValidationError(null);
+        setValidating(false);
+      }
     } catch (err) {
+      if (seq === validateSeq.current) setValidating(false);
       if (err instanceof ApiError && err.issues.length) {
-        applyIssues(err.issues);
+        if (seq === validateSeq.current) applyIssues(err.issues);
         setShowProblems(true);
         notify('error', `Cannot run yet: ${err.issues.length} problem${err.issues.length === 1 ? '' : 's'} to fix (see Problems).`);
       } else {
