@@ -281,11 +281,14 @@ function Studio({ catalog }: { catalog: Catalog }) {
   const loadGraph = async (graph: Graph, name: string | null, source: DocInfo['source']) => {
     const editor = editorRef.current;
     if (!editor) return;
+    // A run of the previous graph may still be going: it stays cancellable from the toolbar, but
+    // its events must not paint this graph's nodes (templates share node ids).
+    tracker.detachNodes();
+    if (!tracker.activeJobId()) jobView.set(null);
     metaRef.current = graph.meta ?? {};
     const problems = await editor.load(graph);
     // The baseline is the graph as the editor holds it (defaults filled in), so opening is clean.
     setDoc({ name, source, baseline: graphFingerprint(editor.toGraph(metaRef.current)) });
-    jobView.set(null);
     refreshDocState();
     void validateNow();
     for (const p of problems) notify('error', p);

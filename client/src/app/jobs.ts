@@ -39,6 +39,8 @@ export class JobTracker {
   /** Events of jobs not known yet: they can arrive before the POST /api/jobs answer does. */
   private early: Buffered[] = [];
   private cachedTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  /** Jobs of a graph that is no longer open: they update the job view, never the nodes. */
+  private detached = new Set<string>();
 
   constructor(private readonly notify: (kind: 'error' | 'info', message: string) => void) {
     this.socket = io({ path: '/socket.io', transports: ['websocket', 'polling'] });
@@ -74,6 +76,11 @@ export class JobTracker {
     return j && (j.state === 'queued' || j.state === 'running') ? j.id : null;
   }
 
+  /** Another graph was opened: the jobs followed so far no longer belong to the nodes shown. */
+  detachNodes(): void {
+    for (const id of this.mine) this.detached.add(id);
+  }
+
   close(): void {
     this.socket.close();
   }
@@ -105,6 +112,7 @@ export class JobTracker {
   }
 
   private apply(name: EventName, payload: { jobId: string }): void {
+    const paint = !this.detached.has(payload.jobId);
     switch (name) {
       case 'job:queued': {
         const e = payload as Payload<'job:queued'>;
@@ -113,24 +121,25 @@ export class JobTracker {
       }
       case 'job:started': {
         const e = payload as Payload<'job:started'>;
-        nodeRuntime.resetRun(e.nodes, 'pending');
+        if (paint) nodeRuntime.resetRun(e.nodes, 'pending');
         this.patchJob(e.jobId, { state: 'running', position: 0 });
         break;
       }
       case 'node:started': {
         const e = payload as Payload<'node:started'>;
-        nodeRuntime.update(e.nodeId, { status: 'running', progress: undefined, error: undefined, result: undefined, warnings: [] });
+        if (paint) nodeRuntime.update(e.nodeId, { status: 'running', progress: undefined, error: undefined, result: undefined, warnings: [] });
         this.patchJob(e.jobId, { currentNode: e.nodeId, step: undefined, total: undefined });
         break;
       }
       case 'node:progress': {
         const e = payload as Payload<'node:progress'>;
-        nodeRuntime.update(e.nodeId, { status: 'running', progress: { step: e.step, total: e.total } });
+        if (paint) nodeRuntime.update(e.nodeId, { status: 'running', progress: { step: e.step, total: e.total } });
         this.patchJob(e.jobId, { currentNode: e.nodeId, step: e.step, total: e.total });
         break;
       }
       case 'node:preview': {
         const e = payload as Payload<'node:preview'>;
+        if (!paint) break;
         const bytes = e.data as unknown as BlobPart;
         const url = URL.createObjectURL(new Blob([bytes], { type: e.mime || 'image/png' }));
         nodeRuntime.update(e.nodeId, { previewUrl: url });
@@ -138,11 +147,13 @@ export class JobTracker {
       }
       case 'node:warning': {
         const e = payload as Payload<'node:warning'>;
+        if (!paint) break;
         nodeRuntime.update(e.nodeId, (s) => (s.warnings.includes(e.message) ? {} : { warnings: [...s.warnings, e.message] }));
         break;
       }
       case 'node:done': {
         const e = payload as Payload<'node:done'>;
+        if (!paint) break;
         const patch = {
           status: e.cached ? ('cached' as const) : ('done' as const),
           progress: undefined,
@@ -156,21 +167,23 @@ export class JobTracker {
       }
       case 'job:done': {
         const e = payload as Payload<'job:done'>;
-        for (const [nodeId, result] of Object.entries(e.results ?? {})) nodeRuntime.update(nodeId, { result });
+        if (paint) for (const [nodeId, result] of Object.entries(e.results ?? {})) nodeRuntime.update(nodeId, { result });
         this.patchJob(e.jobId, { state: 'done', currentNode: undefined, position: undefined, message: `Finished in ${(e.ms / 1000).toFixed(1)} s` });
         break;
       }
       case 'job:failed': {
         const e = payload as Payload<'job:failed'>;
-        if (e.nodeId) nodeRuntime.update(e.nodeId, { status: 'failed', error: e.message, progress: undefined });
-        this.settleRunning('idle');
+        if (paint) {
+          if (e.nodeId) nodeRuntime.update(e.nodeId, { status: 'failed', error: e.message, progress: undefined });
+          this.settleRunning('idle');
+        }
         this.patchJob(e.jobId, { state: 'failed', message: e.message, failedNode: e.nodeId, currentNode: undefined, position: undefined });
         this.notify('error', e.nodeId ? `Run failed at node “${e.nodeId}”: ${e.message}` : `Run failed: ${e.message}`);
         break;
       }
       case 'job:cancelled': {
         const e = payload as Payload<'job:cancelled'>;
-        this.settleRunning('cancelled');
+        if (paint) this.settleRunning('cancelled');
         this.patchJob(e.jobId, { state: 'cancelled', message: 'Cancelled', currentNode: undefined, position: undefined });
         this.notify('info', 'Run cancelled.');
         break;
