@@ -83,6 +83,8 @@ export class JobTracker {
 
   close(): void {
     this.socket.close();
+    for (const t of this.cachedTimers.values()) clearTimeout(t);
+    this.cachedTimers.clear();
   }
 
   private receive(name: EventName, payload: { jobId: string }): void {
