@@ -148,6 +148,10 @@ describe('validation', () => {
     expect(res.body.error.message).toMatch(/not an output node/);
     const missing = await api(studio, 'POST', '/api/jobs', { graph: slowGraph(1, 1), outputs: ['ghost'] });
     expect(missing.status).toBe(400);
+    // An empty list would announce every node in job:started and then run none of them.
+    const none = await api(studio, 'POST', '/api/jobs', { graph: slowGraph(1, 1), outputs: [] });
+    expect(none.status).toBe(400);
+    expect(none.body.error.message).toMatch(/"outputs" is empty/);
   });
 });
 

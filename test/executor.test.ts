@@ -2,7 +2,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { createCatalog } from '../server/catalog.ts';
 import { validateGraph } from '../server/graph/validate.ts';
 import { OutputCache } from '../server/executor/cache.ts';
-import { executeGraph, MemoStore, NodeFailedError, type ExecEvent, type ExecuteOptions } from '../server/executor/executor.ts';
+import { executeGraph, MemoStore, NodeFailedError, planRun, type ExecEvent, type ExecuteOptions } from '../server/executor/executor.ts';
 import { canonicalJson, contentKey } from '../server/executor/keys.ts';
 import { CancelledError, type Services } from '../nodes/types.ts';
 import type { Graph } from '../server/protocol/graph.ts';
@@ -153,6 +153,10 @@ describe('executeGraph', () => {
   it('runs only the requested outputs and their ancestors', async () => {
     const { summary } = await run(diamond(1), new OutputCache(), { outputs: ['showD'] });
     expect(summary.computed).toEqual(['A', 'D', 'showD']);
+    // The plan the job runner announces is exactly what runs.
+    expect(planRun(diamond(1), catalog, ['showD'])).toEqual(summary.computed);
+    const all = await run(diamond(1), new OutputCache());
+    expect(planRun(diamond(1), catalog)).toEqual(all.summary.computed);
     await expect(run(diamond(1), new OutputCache(), { outputs: ['nope'] })).rejects.toThrow('Cannot run node "nope": there is no such node in the graph.');
   });
 

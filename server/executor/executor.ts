@@ -112,6 +112,23 @@ export class MemoStore {
 
 const processMemo = new MemoStore();
 
+/**
+ * The node ids a run needs, in run order: the requested output nodes (default: every output node of
+ * the graph) and their ancestors. The job runner announces this list with job:started, so it is the
+ * one place that decides what runs.
+ */
+export function planRun(graph: Graph, catalog: NodeCatalog, outputs?: string[]): string[] {
+  const present = new Set(graph.nodes.map((n) => n.id));
+  const targets = outputs ?? graph.nodes.filter((n) => catalog.get(n.type)?.output === true).map((n) => n.id);
+  for (const id of targets) {
+    if (!present.has(id)) throw new Error(`Cannot run node "${id}": there is no such node in the graph.`);
+  }
+  const needed = ancestorsOf(graph, targets);
+  const { order, cycle } = topoOrder(graph);
+  if (cycle) throw new Error(`The graph has a cycle (${cycle.join(' → ')}); validate the graph before running it.`);
+  return order.filter((id) => needed.has(id));
+}
+
 const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
 export async function executeGraph(opts: ExecuteOptions): Promise<ExecuteSummary> {
@@ -122,20 +139,15 @@ export async function executeGraph(opts: ExecuteOptions): Promise<ExecuteSummary
 
   const nodes = new Map<string, GraphNode>();
   for (const n of graph.nodes) if (!nodes.has(n.id)) nodes.set(n.id, n);
+  const order = planRun(graph, catalog, opts.outputs);
   const defOf = (node: GraphNode): AnyNodeDefinition => {
     const def = catalog.get(node.type);
     // validateGraph rules this out; guard anyway so a caller skipping validation gets a clear error.
     if (!def) throw new Error(`Node "${node.id}" has unknown type "${node.type}"; validate the graph before running it.`);
     return def;
   };
-
-  const targets = opts.outputs ?? graph.nodes.filter((n) => defOf(n).output === true).map((n) => n.id);
-  for (const id of targets) {
-    if (!nodes.has(id)) throw new Error(`Cannot run node "${id}": there is no such node in the graph.`);
-  }
-  const needed = ancestorsOf(graph, targets);
-  const { order, cycle } = topoOrder(graph);
-  if (cycle) throw new Error(`The graph has a cycle (${cycle.join(' → ')}); validate the graph before running it.`);
+  // Before anything runs, so an unvalidated graph fails without half a run.
+  for (const nodeId of order) defOf(nodes.get(nodeId)!);
 
   const incoming = new Map<string, { input: string; from: string; output: string }[]>();
   for (const e of graph.edges) {
@@ -148,7 +160,6 @@ export async function executeGraph(opts: ExecuteOptions): Promise<ExecuteSummary
   const values = new Map<string, Record<string, unknown>>();
 
   for (const nodeId of order) {
-    if (!needed.has(nodeId)) continue;
     if (signal.aborted) throw new CancelledError();
     const node = nodes.get(nodeId)!;
     const def = defOf(node);

@@ -7,9 +7,8 @@
 import type { Logger, Services } from '../../nodes/types.ts';
 import type { NodeCatalog } from '../catalog.ts';
 import { OutputCache } from '../executor/cache.ts';
-import { executeGraph, NodeFailedError, type ExecEvent } from '../executor/executor.ts';
+import { executeGraph, NodeFailedError, planRun, type ExecEvent } from '../executor/executor.ts';
 import { JobQueue } from '../executor/queue.ts';
-import { ancestorsOf, topoOrder } from '../graph/topo.ts';
 import { encodePreview } from '../preview.ts';
 import type { Graph } from '../protocol/graph.ts';
 import type { JobState, JobSummary, NodeResult, QueueState, ServerToClientEvents } from '../protocol/events.ts';
@@ -65,19 +64,9 @@ export class JobRunner {
     });
   }
 
-  /** The node ids a job will run, in order: ancestors of the requested (or all) output nodes. */
-  plan(graph: Graph, outputs?: string[]): string[] {
-    const targets =
-      outputs && outputs.length > 0
-        ? outputs
-        : graph.nodes.filter((n) => this.opts.catalog.get(n.type)?.output === true).map((n) => n.id);
-    const needed = ancestorsOf(graph, targets);
-    return topoOrder(graph).order.filter((id) => needed.has(id));
-  }
-
   submit(graph: Graph, outputs?: string[]): JobSummary {
     const title = typeof graph.meta?.title === 'string' ? graph.meta.title : undefined;
-    const job = this.queue.submit({ graph, outputs, nodes: this.plan(graph, outputs) }, title);
+    const job = this.queue.submit({ graph, outputs, nodes: planRun(graph, this.opts.catalog, outputs) }, title);
     const summary = this.summaryOf(job.id)!;
     this.opts.broadcast({ name: 'job:queued', args: { jobId: job.id, position: summary.position ?? 0 } });
     return summary;

@@ -31,6 +31,9 @@ export function jobRoutes(runner: JobRunner, catalog: NodeCatalog): Router {
       if (!Array.isArray(body.outputs) || !body.outputs.every((o) => typeof o === 'string')) {
         throw new ApiError(400, 'bad_request', '"outputs" must be a list of output node ids');
       }
+      if (body.outputs.length === 0) {
+        throw new ApiError(400, 'bad_request', '"outputs" is empty: name at least one output node, or leave "outputs" out to run them all');
+      }
       for (const id of body.outputs as string[]) {
         const node = graph.nodes.find((n) => n.id === id);
         if (!node) throw new ApiError(400, 'bad_request', `"outputs" names node "${id}", which is not in the graph`);
