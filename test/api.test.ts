@@ -362,8 +362,11 @@ describe('graphs', () => {
     expect(read.body).toEqual(TEMPLATE);
     const put = await api(studio, 'PUT', '/api/graphs/demo-template', { graph: wip });
     expect(put.status).toBe(409);
-    expect(put.body.error.message).toMatch(/templates are read-only; save under another name/);
-    expect((await api(studio, 'DELETE', '/api/graphs/demo-template')).status).toBe(409);
+    expect(put.body.error).toMatchObject({ code: 'read_only', message: expect.stringMatching(/templates are read-only; save under another name/) });
+    const del = await api(studio, 'DELETE', '/api/graphs/demo-template');
+    expect(del.status).toBe(409);
+    expect(del.body.error.code).toBe('read_only');
+    expect((await api(studio, 'GET', '/api/graphs/demo-template')).body).toEqual(TEMPLATE);
   });
 
   it.each([

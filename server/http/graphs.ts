@@ -39,9 +39,7 @@ export function graphRoutes(store: GraphStore, catalog: NodeCatalog): Router {
     if (!result.graph) {
       throw new ApiError(400, 'invalid_graph', 'not a graph file that can be saved: ' + summary(result.issues), result.issues);
     }
-    if (await store.isTemplate(name)) {
-      throw new ApiError(409, 'read_only', `"${name}" is a template; templates are read-only; save under another name`);
-    }
+    // store.save refuses a template's name (read_only → 409).
     const saved = await store.save(name, result.graph);
     res.json({ saved, warnings: result.issues });
   });
