@@ -28,7 +28,6 @@ type Listener = () => void;
 class NodeRuntimeStore {
   private states = new Map<string, NodeRuntime>();
   private listeners = new Map<string, Set<Listener>>();
-  private anyListeners = new Set<Listener>();
 
   get(id: string): NodeRuntime {
     return this.states.get(id) ?? EMPTY;
@@ -83,14 +82,8 @@ class NodeRuntimeStore {
     return () => set!.delete(fn);
   }
 
-  subscribeAny(fn: Listener): () => void {
-    this.anyListeners.add(fn);
-    return () => this.anyListeners.delete(fn);
-  }
-
   private emit(id: string): void {
     for (const fn of this.listeners.get(id) ?? []) fn();
-    for (const fn of this.anyListeners) fn();
   }
 }
 

@@ -78,16 +78,14 @@ export function ParamField({ nodeId, param, value, issues }: Props) {
       break;
     case 'model':
       control = (
-        <>
-          <input
-            type="text"
-            data-testid={`param-${param.name}`}
-            list="model-suggestions"
-            placeholder="demo, or a model folder path"
-            value={String(value ?? '')}
-            onChange={(e) => set(e.target.value, true)}
-          />
-        </>
+        <input
+          type="text"
+          data-testid={`param-${param.name}`}
+          list="model-suggestions"
+          placeholder="demo, or a model folder path"
+          value={String(value ?? '')}
+          onChange={(e) => set(e.target.value, true)}
+        />
       );
       break;
     case 'string':

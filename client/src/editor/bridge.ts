@@ -10,8 +10,6 @@ export interface EditorBridge {
   setParam(nodeId: string, param: string, value: unknown, coalesce: boolean): void;
   /** Uploads an image file and stores its server name in the parameter. */
   uploadImage(nodeId: string, param: string, file: File): Promise<void>;
-  /** Selects the node (from a click on its issue list, say). */
-  selectNode(nodeId: string): void;
 }
 
 let current: EditorBridge | null = null;

@@ -54,11 +54,8 @@ export interface StudioEditor {
   undo(): Promise<void>;
   redo(): Promise<void>;
   deleteSelected(): Promise<void>;
-  selectedIds(): string[];
   zoomToFit(): Promise<void>;
   focusNode(id: string): Promise<void>;
-  /** Canvas position at the middle of the visible area. */
-  viewCenter(): Position;
   destroy(): void;
 }
 
@@ -389,9 +386,6 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
       uploadedImages.set({ ...uploadedImages.get(), [res.name]: { url: res.url, width: res.width, height: res.height } });
       this.setParam(nodeId, param, res.name, false);
     },
-    selectNode(nodeId) {
-      void selectable.select(nodeId, false);
-    },
   });
 
   return {
@@ -405,7 +399,6 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
       const ids = editor.getNodes().filter((n) => n.selected).map((n) => n.id);
       if (ids.length) await removeNodes(ids);
     },
-    selectedIds: () => editor.getNodes().filter((n) => n.selected).map((n) => n.id),
     zoomToFit,
     async focusNode(id) {
       const node = editor.getNode(id);
@@ -413,7 +406,6 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
       await selectable.select(id, false);
       await AreaExtensions.zoomAt(area, [node], { scale: 0.5 });
     },
-    viewCenter: centerOfView,
     destroy() {
       setBridge(null);
       container.removeEventListener('dblclick', onDblClick);
