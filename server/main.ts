@@ -4,6 +4,7 @@
  * DUALSTYLE_EP, DUALSTYLE_DATA. Flags win over the environment.
  */
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createStudio, type ExecutionProviderChoice, type Studio } from './app.ts';
 
@@ -110,7 +111,9 @@ export async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-const isEntry = process.argv[1] !== undefined && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname);
+// fileURLToPath, not URL.pathname: the latter keeps %20 and friends, so under a folder with a space in
+// its name the server would silently never start.
+const isEntry = process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);
 if (isEntry) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
