@@ -4,11 +4,12 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { GraphSchema, type Graph } from '../server/protocol/graph.ts';
 import type { Catalog, CatalogNode } from '../server/protocol/catalog.ts';
+import { catalogJson, createCatalog } from '../server/catalog.ts';
+import { nodeDefinitions } from '../nodes/index.ts';
 import {
   defaultParams,
   graphFingerprint,
   graphNameProblem,
-  graphToSnapshot,
   groupByCategory,
   parseGraphJson,
   planImport,
@@ -20,7 +21,13 @@ import {
   wouldCreateCycle,
   UNKNOWN_SOCKET,
   type EditorSnapshot,
+  type ImportPlan,
 } from '../client/src/graph-io.ts';
+
+/** What the editor holds right after opening a graph: the plan's nodes and connections. */
+function opened(plan: ImportPlan): EditorSnapshot {
+  return { nodes: plan.nodes.map((n) => n.dto), connections: plan.connections };
+}
 
 function node(type: string, extra: Partial<CatalogNode> = {}): CatalogNode {
   return { type, title: type, category: 'Test', description: '', inputs: [], outputs: [], params: [], output: false, ...extra };
@@ -101,12 +108,19 @@ describe('snapshot ⇄ graph JSON v1', () => {
     expect(graph.nodes[0].params).toEqual({ nested: { a: 1 } });
   });
 
-  it('round-trips: graph → snapshot → graph is the same graph', () => {
+  it('round-trips: graph → open in the editor → graph is the same graph, defaults filled in', () => {
     const graph = snapshotToGraph(snapshot, { title: 't' });
-    expect(snapshotToGraph(graphToSnapshot(graph), graph.meta)).toEqual(graph);
+    const plan = planImport(graph, catalog);
+    expect(plan.problems).toEqual([]);
+    const again = snapshotToGraph(opened(plan), graph.meta);
+    const mask = catalog.nodes.find((n) => n.type === 'Mask')!;
+    const expected = structuredClone(graph);
+    expected.nodes[1].params = { ...defaultParams(mask), shape: 'linear' };
+    expect(again).toEqual(expected);
   });
 
-  it('round-trips every shipped template through parse, plan and export', () => {
+  it('round-trips every shipped template through parse, plan (with the shipped catalog) and export', () => {
+    const shipped = catalogJson(createCatalog(nodeDefinitions));
     const dir = path.resolve(import.meta.dirname, '../graphs');
     const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.json')) : [];
     if (files.length === 0) console.warn('[graph-io] no templates in graphs/: template round trip not exercised');
@@ -114,8 +128,15 @@ describe('snapshot ⇄ graph JSON v1', () => {
       const parsed = parseGraphJson(fs.readFileSync(path.join(dir, f), 'utf8'));
       expect(parsed.ok, f).toBe(true);
       if (!parsed.ok) continue;
-      const again = snapshotToGraph(graphToSnapshot(parsed.graph), parsed.graph.meta);
-      expect(graphFingerprint(again), f).toBe(graphFingerprint(parsed.graph));
+      const plan = planImport(parsed.graph, shipped);
+      expect(plan.problems, f).toEqual([]);
+      expect(plan.connections, f).toHaveLength(parsed.graph.edges.length);
+      const again = snapshotToGraph(opened(plan), parsed.graph.meta);
+      expect(GraphSchema.safeParse(again).success, f).toBe(true);
+      // Opening keeps every node, position, parameter and edge; it only adds missing defaults.
+      const withoutDefaults = { ...again, nodes: again.nodes.map((n, i) => ({ ...n, params: { ...parsed.graph.nodes[i].params } })) };
+      expect(graphFingerprint(withoutDefaults), f).toBe(graphFingerprint(parsed.graph));
+      for (const [i, n] of again.nodes.entries()) expect(n.params, `${f} ${n.id}`).toMatchObject(parsed.graph.nodes[i].params);
     }
   });
 

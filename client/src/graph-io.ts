@@ -73,25 +73,6 @@ export function snapshotToGraph(snapshot: EditorSnapshot, meta: Graph['meta'] = 
   return { format: GRAPH_FORMAT, version: GRAPH_VERSION, nodes, edges, meta: cloneJson(meta) ?? {} };
 }
 
-/** Graph JSON v1 → editor snapshot (no catalog check; see planImport for that). */
-export function graphToSnapshot(graph: Graph): EditorSnapshot {
-  return {
-    nodes: graph.nodes.map((n) => ({
-      id: n.id,
-      type: n.type,
-      params: cloneJson(n.params) ?? {},
-      position: { ...(n.position ?? { x: 0, y: 0 }) },
-      ...(n.title !== undefined ? { title: n.title } : {}),
-    })),
-    connections: graph.edges.map((e) => ({
-      source: e.from.node,
-      sourceOutput: e.from.output,
-      target: e.to.node,
-      targetInput: e.to.input,
-    })),
-  };
-}
-
 /**
  * A stable text of the graph's content, for "has this changed since it was saved?". Meta is left
  * out on purpose: saving stamps meta, and that alone must not make the graph dirty.
