@@ -94,6 +94,7 @@ export async function main(argv: string[]): Promise<number> {
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
+      // A second signal while a stuck job is being cancelled stops waiting (hence `on`, not `once`).
       if (stopping) {
         console.error('forced exit');
         process.exit(1);
@@ -105,8 +106,8 @@ export async function main(argv: string[]): Promise<number> {
         resolve();
       });
     };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
   });
   return 0;
 }
