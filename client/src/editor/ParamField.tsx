@@ -240,7 +240,13 @@ function ImageField({ nodeId, param, value, onClear }: { nodeId: string; param: 
           </button>
         ) : null}
       </div>
-      {name ? <div className="sd-image-name">{name}{known ? ` · ${known.width}×${known.height}` : ''}</div> : <div className="sd-image-name muted">or drop an image here</div>}
+      {name ? (
+        <div className="sd-image-name" title={name}>
+          {known ? `${known.fileName} · ${known.width}×${known.height}` : name}
+        </div>
+      ) : (
+        <div className="sd-image-name muted">or drop an image here</div>
+      )}
       {src && !broken ? <img className="sd-thumb" src={src} alt={name ?? ''} onError={() => setBroken(true)} draggable={false} /> : null}
       {error ? <div className="sd-param-issue">{error}</div> : null}
     </div>

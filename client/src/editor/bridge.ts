@@ -25,8 +25,11 @@ export function bridge(): EditorBridge {
 
 export const healthState = new Observable<Health | null>(null);
 
-/** Server URLs of images uploaded in this session, by the name stored in the parameter. */
-export const uploadedImages = new Observable<Record<string, { url: string; width: number; height: number }>>({});
+/**
+ * Images uploaded in this session, by the name stored in the parameter (the server names uploads
+ * by content hash, so the user's own file name is kept here to show).
+ */
+export const uploadedImages = new Observable<Record<string, { url: string; width: number; height: number; fileName: string }>>({});
 
 /** Models the server offers (GET /api/models); the demo entry says it has random weights. */
 export const modelsState = new Observable<ModelEntry[]>([]);

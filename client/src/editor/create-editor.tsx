@@ -383,7 +383,7 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
     },
     async uploadImage(nodeId, param, file) {
       const res = await hooks.uploadImage(file);
-      uploadedImages.set({ ...uploadedImages.get(), [res.name]: { url: res.url, width: res.width, height: res.height } });
+      uploadedImages.set({ ...uploadedImages.get(), [res.name]: { url: res.url, width: res.width, height: res.height, fileName: file.name } });
       this.setParam(nodeId, param, res.name, false);
     },
   });
