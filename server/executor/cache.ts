@@ -32,10 +32,6 @@ export class OutputCache {
     return hit;
   }
 
-  has(key: string): boolean {
-    return this.entries.has(key);
-  }
-
   set(key: string, value: CachedOutputs): void {
     this.entries.delete(key);
     if (this.maxEntries === 0) return;
@@ -44,10 +40,6 @@ export class OutputCache {
       const oldest = this.entries.keys().next().value as string;
       this.entries.delete(oldest);
     }
-  }
-
-  delete(key: string): boolean {
-    return this.entries.delete(key);
   }
 
   clear(): void {

@@ -97,14 +97,6 @@ export class MemoStore {
     return this.entries.has(key);
   }
 
-  delete(key: string): boolean {
-    return this.entries.delete(key);
-  }
-
-  clear(): void {
-    this.entries.clear();
-  }
-
   get size(): number {
     return this.entries.size;
   }
