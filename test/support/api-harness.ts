@@ -91,28 +91,34 @@ export class EventLog {
     return this.events.filter((e) => e.name !== 'queue' && e.args?.jobId === jobId);
   }
 
-  /** Resolves with the first event (already seen or future) that matches. */
-  waitFor(name: EventName, match: (args: any) => boolean = () => true, timeoutMs = 10_000): Promise<LoggedEvent> {
-    const test = (e: LoggedEvent) => e.name === name && match(e.args);
+  /** Resolves with the first event (already seen or future) of one of the names that matches. */
+  waitFor(name: EventName | readonly EventName[], match: (args: any) => boolean = () => true, timeoutMs = 10_000): Promise<LoggedEvent> {
+    const names: readonly EventName[] = typeof name === 'string' ? [name] : name;
+    const test = (e: LoggedEvent) => names.includes(e.name) && match(e.args);
     const seen = this.events.find(test);
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${name}`)), timeoutMs);
-      this.waiters.push({
+      const waiter = {
         test,
-        resolve: (e) => {
+        resolve: (e: LoggedEvent) => {
           clearTimeout(timer);
           resolve(e);
         },
-      });
+      };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(new Error(`timed out waiting for ${names.join(' or ')}`));
+      }, timeoutMs);
+      this.waiters.push(waiter);
     });
   }
 
-  /** The first of job:done / job:failed / job:cancelled for a job. */
+  /**
+   * The first of job:done / job:failed / job:cancelled for a job. One waiter for the three names: a race
+   * of three would leave the two losers waiting, each with a live timer.
+   */
   waitForEnd(jobId: string, timeoutMs = 15_000): Promise<LoggedEvent> {
-    return Promise.race(
-      (['job:done', 'job:failed', 'job:cancelled'] as const).map((n) => this.waitFor(n, (a) => a.jobId === jobId, timeoutMs)),
-    );
+    return this.waitFor(['job:done', 'job:failed', 'job:cancelled'], (a) => a.jobId === jobId, timeoutMs);
   }
 
   close(): void {
