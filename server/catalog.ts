@@ -41,7 +41,7 @@ export function catalogJson(catalog: NodeCatalog): Catalog {
   };
 }
 
-export function nodeJson(def: AnyNodeDefinition): CatalogNode {
+function nodeJson(def: AnyNodeDefinition): CatalogNode {
   return {
     type: def.type,
     title: def.title,
@@ -65,7 +65,7 @@ function socketJson(name: string, spec: InputSpec | OutputSpec, optional?: boole
 }
 
 /** Describes one parameter from its zod schema (and the metadata attached anywhere in its wrappers). */
-export function paramJson(name: string, field: z.ZodType): CatalogParam {
+function paramJson(name: string, field: z.ZodType): CatalogParam {
   const meta = collectMeta(field);
   const schema = fieldJsonSchema(field);
   const core = pickCore(schema);

@@ -138,7 +138,7 @@ async function statFile(file: string) {
   }
 }
 
-export function isMissing(err: unknown): boolean {
+function isMissing(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | null)?.code;
   return code === 'ENOENT' || code === 'ENOTDIR';
 }
