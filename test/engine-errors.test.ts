@@ -3,11 +3,12 @@
  * incomplete, not SD, or broken; impossible sampler settings; bad image sizes; NaN in the UNet;
  * an unavailable execution provider; cancellation between steps.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import onnxProto from 'onnx-proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CancelledError, NodeError } from '../nodes/types.ts';
 import { decode, invert } from '../server/engine/cycle.ts';
@@ -169,6 +170,23 @@ describe.skipIf(!hasFixture)('sampler and VAE errors', () => {
     const a = { width: 4, height: 4, data: new Float32Array(48) };
     const b = { width: 4, height: 2, data: new Float32Array(24) };
     expect(() => pixelMerge(a, b, new Float32Array(16))).toThrow(/same size, got 4×4 and 4×2/);
+  });
+
+  it('names the fixed batch or latent size of a UNet exported with static shapes', async () => {
+    const { onnx } = onnxProto;
+    const model = onnx.ModelProto.decode(readFileSync(path.join(fixture, 'unet/model.onnx')));
+    const sample = model.graph!.input!.find((i) => i.name === 'sample')!;
+    sample.type!.tensorType!.shape = { dim: [2, 4, 8, 8].map((dimValue) => ({ dimValue })) };
+    const dir = await fakeModel('static-unet', [], { 'unet/model.onnx': onnx.ModelProto.encode(model).finish() });
+    const p = await SdPipeline.load(dir, { executionProvider: 'cpu' });
+    try {
+      const code = await invert(p, x0, lw, lh, opts({ guidance: 2 })); // [∅, c]: the fixed batch of 2 fits
+      await expect(decode(p, code, singlePrompt(src, uncond, 1))).rejects.toThrow(/fixed batch of 2, but this sampler step needs 1 row per UNet call/);
+      const wide = new Float32Array(4 * 16 * 8);
+      await expect(invert(p, wide, 16, 8, opts({ guidance: 2 }))).rejects.toThrow(/only takes 8×8 latents \(images of 64×64\), got 16×8 \(a 128×64 image\)/);
+    } finally {
+      await p.release();
+    }
   });
 
   it('refuses use after release', async () => {

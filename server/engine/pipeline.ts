@@ -461,6 +461,28 @@ export class SdPipeline {
     }
   }
 
+  /**
+   * Some exports fix the batch or the latent size instead of declaring them dynamic; onnxruntime would
+   * only say "invalid dimensions ... index: 0". Say which limit the model has and what the call needs.
+   */
+  private checkFixedShape(b: UnetBinding, batch: number, h: number, w: number): void {
+    const [db, , dh, dw] = b.sample.shape.map(numericDim);
+    if (db && db !== batch) {
+      throw new Error(
+        `unet/model.onnx was exported with a fixed batch of ${db}, but this sampler step needs ${batch} ${batch === 1 ? 'row' : 'rows'} per UNet call ` +
+          '(guidance 1 uses one row per prompt, guidance > 1 adds the unconditional row): export the UNet with a dynamic batch axis',
+      );
+    }
+    if ((dh && dh !== h) || (dw && dw !== w)) {
+      const f = this.info.vaeDownsample;
+      const size = (x: number | null | undefined, y: number | null | undefined) => `${x ?? 'any'}×${y ?? 'any'}`;
+      throw new Error(
+        `unet/model.onnx only takes ${size(dw, dh)} latents (images of ${size(dw && dw * f, dh && dh * f)}), got ${w}×${h} ` +
+          `(a ${w * f}×${h * f} image): use an image of that size, or export the UNet with dynamic height and width`,
+      );
+    }
+  }
+
   /** The UNet binding of the loaded model (names/dtypes of its inputs). */
   get unetModel(): UnetBinding {
     return this.unetBinding;
@@ -502,6 +524,7 @@ export class SdPipeline {
       throw new Error(`UNet sample has ${sample.length} values, [${batch}, ${C}, ${h}, ${w}] needs ${batch * C * h * w}`);
     }
     this.checkLatentSize(w, h);
+    this.checkFixedShape(b, batch, h, w);
     const rowLen = ehs.length / batch;
     const D = this.info.textDim;
     if (!Number.isInteger(rowLen) || rowLen % D !== 0) {
