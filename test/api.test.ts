@@ -354,6 +354,16 @@ describe('built client', () => {
 describe('graphs', () => {
   const wip = graphOf([{ id: 'add', type: 'TestAdd' }, { id: 'save', type: 'TestSave' }], ['add.sum -> save.value'], 'Work in progress');
 
+  it('refuses a graph too deeply nested to write back, with a 400', async () => {
+    // JSON.parse reads this; JSON.stringify's recursion cannot write it (it was a 500).
+    const deep = '['.repeat(100_000) + ']'.repeat(100_000);
+    const body = `{"graph":{"format":"dualstyle-graph","version":1,"nodes":[],"edges":[],"meta":{"x":${deep}}}}`;
+    const res = await api(studio, 'PUT', '/api/graphs/too-deep', body);
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatchObject({ code: 'invalid_graph', message: expect.stringMatching(/nested too deeply/) });
+    expect((await api(studio, 'GET', '/api/graphs/too-deep')).status).toBe(404);
+  });
+
   it('lists templates and refuses to overwrite or delete them', async () => {
     const list = await api(studio, 'GET', '/api/graphs');
     expect(list.body).toContainEqual({ name: 'demo-template', source: 'template', title: 'Demo template', updatedAt: expect.any(Number) });

@@ -31,6 +31,7 @@ const STORE_STATUS: Record<StoreError['code'], number> = {
   not_found: 404,
   read_only: 409,
   corrupt: 422,
+  invalid_graph: 400,
   unsupported_image: 400,
   image_too_large: 413,
 };

@@ -1,5 +1,12 @@
 /** Errors of the storage layer; the HTTP layer maps each code to a status. */
-export type StoreErrorCode = 'invalid_name' | 'not_found' | 'read_only' | 'corrupt' | 'unsupported_image' | 'image_too_large';
+export type StoreErrorCode =
+  | 'invalid_name'
+  | 'not_found'
+  | 'read_only'
+  | 'corrupt'
+  | 'invalid_graph'
+  | 'unsupported_image'
+  | 'image_too_large';
 
 export class StoreError extends Error {
   constructor(

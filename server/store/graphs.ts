@@ -68,8 +68,16 @@ export class GraphStore {
     if (await this.isTemplate(name)) {
       throw new StoreError('read_only', `"${name}" is a template; templates are read-only; save under another name`);
     }
+    let text: string;
+    try {
+      text = JSON.stringify(graph, null, 2) + '\n';
+    } catch (err) {
+      // meta accepts any JSON, and JSON.parse takes nesting that JSON.stringify's recursion cannot.
+      const why = err instanceof RangeError ? 'it is nested too deeply to write as JSON' : (err as Error).message;
+      throw new StoreError('invalid_graph', `graph "${name}" cannot be saved: ${why}`);
+    }
     const file = this.file(this.userDir, name);
-    await writeFileAtomic(file, JSON.stringify(graph, null, 2) + '\n');
+    await writeFileAtomic(file, text);
     const stat = await fs.stat(file);
     return { name, source: 'user', title: titleOf(graph, name), updatedAt: Math.round(stat.mtimeMs) };
   }
