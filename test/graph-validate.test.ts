@@ -79,6 +79,15 @@ describe('validateGraph', () => {
     expect(inp.message).toBe('Add has no input "c" (it has "a", "b").');
   });
 
+  it('socket names that are Object.prototype members are unknown, not a type mismatch', () => {
+    const g = numberChain();
+    g.edges.push({ from: { node: 'a', output: '__proto__' }, to: { node: 'b', input: 'toString' } });
+    const issues = validateGraph(g, catalog).issues;
+    expect(only(issues, 'unknown_output')).toMatchObject({ nodeId: 'a', field: '__proto__' });
+    expect(only(issues, 'unknown_input')).toMatchObject({ nodeId: 'b', field: 'toString' });
+    expect(issues.filter((i) => i.code === 'type_mismatch')).toEqual([]);
+  });
+
   it('missing required input (optional inputs may stay unconnected)', () => {
     const g = numberChain();
     g.edges = g.edges.filter((e) => e.to.node !== 'b');
@@ -204,6 +213,8 @@ describe('validateGraph', () => {
     const i = only(strict.issues, 'param_invalid');
     expect(i).toMatchObject({ nodeId: 'b', field: 'offest' });
     expect(i.message).toBe('Add has no parameter "offest" (it has "offset").');
+    g.nodes[1].params = { offset: 1, constructor: 2 };
+    expect(only(validateGraph(g, catalog, { strictParams: true }).issues, 'param_invalid')).toMatchObject({ nodeId: 'b', field: 'constructor' });
   });
 
   it('no output node, unless the caller says outputs are not required', () => {

@@ -160,8 +160,9 @@ function checkGraph(
 
     const fromDef = defOf(from.node);
     const toDef = defOf(to.node);
-    const outSpec = fromDef ? (fromDef.outputs as Record<string, OutputSpec>)[from.output] : undefined;
-    const inSpec = toDef ? (toDef.inputs as Record<string, InputSpec>)[to.input] : undefined;
+    // Own properties only: "__proto__" or "toString" must read as unknown names, not as Object.prototype.
+    const outSpec = fromDef ? ownEntry(fromDef.outputs as Record<string, OutputSpec>, from.output) : undefined;
+    const inSpec = toDef ? ownEntry(toDef.inputs as Record<string, InputSpec>, to.input) : undefined;
     if (fromDef && !outSpec) {
       issues.push({
         code: 'unknown_output',
@@ -249,7 +250,7 @@ function checkParams(
   const schema = def.params as z.ZodObject;
   if (opts.strictParams) {
     for (const key of Object.keys(node.params)) {
-      if (key in schema.shape) continue;
+      if (Object.hasOwn(schema.shape, key)) continue;
       issues.push({
         code: 'param_invalid',
         nodeId: node.id,
@@ -482,6 +483,10 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
 
 function listOrNone(names: string[]): string {
   return names.length ? names.map((n) => `"${n}"`).join(', ') : 'none';
+}
+
+function ownEntry<T>(record: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
