@@ -150,6 +150,20 @@ describe('executeGraph', () => {
     expect(cachedDone(events)).toEqual(['k']);
   });
 
+  it('a node id that is an Object.prototype member keys and reports like any other', async () => {
+    const cache = new OutputCache();
+    const graph = (value: number) =>
+      validated(graphJson([{ id: '__proto__', type: 'Constant', params: { value } }, { id: 'constructor', type: 'Show' }], [['__proto__', 'value', 'constructor', 'value']]));
+    const one = await run(graph(1), cache);
+    expect(one.summary.results).toEqual({ constructor: { text: '1' } });
+    expect(Object.keys(one.summary.keys)).toEqual(['__proto__', 'constructor']);
+    // A different upstream value must give a different downstream key, not a cache hit.
+    const two = await run(graph(2), cache);
+    expect(two.summary.computed).toEqual(['__proto__', 'constructor']);
+    expect(two.summary.results.constructor).toEqual({ text: '2' });
+    expect(two.summary.warnings.constructor).toBeUndefined();
+  });
+
   it('runs only the requested outputs and their ancestors', async () => {
     const { summary } = await run(diamond(1), new OutputCache(), { outputs: ['showD'] });
     expect(summary.computed).toEqual(['A', 'D', 'showD']);

@@ -148,7 +148,7 @@ export async function executeGraph(opts: ExecuteOptions): Promise<ExecuteSummary
     incoming.set(e.to.node, list);
   }
 
-  const summary: ExecuteSummary = { computed: [], cached: [], results: {}, warnings: {}, keys: {} };
+  const summary: ExecuteSummary = { computed: [], cached: [], results: byNodeId(), warnings: byNodeId(), keys: byNodeId() };
   const values = new Map<string, Record<string, unknown>>();
 
   for (const nodeId of order) {
@@ -206,6 +206,15 @@ export async function executeGraph(opts: ExecuteOptions): Promise<ExecuteSummary
   // A node that ignored the signal may have finished after the cancel: the job is still cancelled.
   if (signal.aborted) throw new CancelledError();
   return summary;
+}
+
+/**
+ * A record keyed by node id, without a prototype: node ids are user text, and on a plain object
+ * "__proto__" would not store (two different upstream nodes would share a cache key) and
+ * "constructor" would read back as Object.
+ */
+export function byNodeId<T>(): Record<string, T> {
+  return Object.create(null) as Record<string, T>;
 }
 
 function record(summary: ExecuteSummary, nodeId: string, entry: CachedOutputs): void {

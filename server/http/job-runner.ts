@@ -7,7 +7,7 @@
 import type { Logger, Services } from '../../nodes/types.ts';
 import type { NodeCatalog } from '../catalog.ts';
 import { OutputCache } from '../executor/cache.ts';
-import { executeGraph, NodeFailedError, planRun, type ExecEvent } from '../executor/executor.ts';
+import { byNodeId, executeGraph, NodeFailedError, planRun, type ExecEvent } from '../executor/executor.ts';
 import { JobQueue } from '../executor/queue.ts';
 import { encodePreview } from '../preview.ts';
 import type { Graph } from '../protocol/graph.ts';
@@ -208,7 +208,7 @@ export class JobRunner {
         logger: log,
       });
       await outbox.flushed();
-      const results: Record<string, NodeResult> = {};
+      const results = byNodeId<NodeResult>();
       // The summary's warnings include those replayed from the cache.
       for (const [nodeId, result] of Object.entries(summary.results)) {
         results[nodeId] = withWarnings(result, summary.warnings[nodeId] ?? warnings.get(nodeId));
