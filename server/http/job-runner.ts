@@ -61,6 +61,9 @@ export class JobRunner {
   constructor(private readonly opts: JobRunnerOptions) {
     this.queue = new JobQueue<JobPayload>((job, signal) => this.run(job.id, job.payload, signal), {
       maxPending: opts.maxPending,
+      // Finished jobs are remembered here (`finished`, without their graphs); a queue history would
+      // hold up to 200 more copies of whole graphs that nothing reads.
+      historySize: 0,
     });
   }
 
