@@ -3,21 +3,17 @@
  * ready when its encoding finishes. Events leave in the order they were produced, so a client never
  * sees a node's preview after its node:done, and the sampler never waits for an encoder.
  */
-export type Ready<E> = E | null;
-
 export class OrderedOutbox<E> {
   private tail: Promise<void> = Promise.resolve();
 
   constructor(private readonly deliver: (event: E) => void) {}
 
-  /** Queues an event (or a promise of one; null or a rejection means "drop it"). */
-  push(event: Ready<E> | Promise<Ready<E>>): void {
+  /** Queues an event, or a promise of one (a rejection means "drop it"). */
+  push(event: E | Promise<E>): void {
     this.tail = this.tail
       .then(() => event)
       .then(
-        (ready) => {
-          if (ready !== null) this.deliver(ready);
-        },
+        (ready) => this.deliver(ready),
         () => {
           /* a frame that failed to encode is dropped, not fatal */
         },
