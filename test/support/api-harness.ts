@@ -7,6 +7,7 @@ import { createStudio, type Studio, type StudioOptions } from '../../server/app.
 import type { ClientToServerEvents, ServerToClientEvents } from '../../server/protocol/events.ts';
 import type { Graph } from '../../server/protocol/graph.ts';
 import { apiTestNodes } from './api-nodes.ts';
+import { graphJson } from './test-nodes.ts';
 
 export const silentLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -128,20 +129,16 @@ export class EventLog {
 
 type NodeSpec = { id: string; type: string; params?: Record<string, unknown> };
 
-/** A graph from nodes and `from.output -> to.input` edge strings. */
+/** A graph from nodes and `from.output -> to.input` edge strings (graphJson with a terser edge notation). */
 export function graphOf(nodes: NodeSpec[], edges: string[] = [], title?: string): Graph {
-  return {
-    format: 'dualstyle-graph',
-    version: 1,
-    nodes: nodes.map((n, i) => ({ id: n.id, type: n.type, params: n.params ?? {}, position: { x: i * 200, y: 0 } })),
-    edges: edges.map((e) => {
+  const graph = graphJson(
+    nodes,
+    edges.map((e) => {
       const [from, to] = e.split('->').map((s) => s.trim()) as [string, string];
-      const [fromNode, output] = from.split('.') as [string, string];
-      const [toNode, input] = to.split('.') as [string, string];
-      return { from: { node: fromNode, output }, to: { node: toNode, input } };
+      return [...from.split('.'), ...to.split('.')] as [string, string, string, string];
     }),
-    meta: title ? { title } : {},
-  };
+  );
+  return title ? { ...graph, meta: { title } } : graph;
 }
 
 /** number → slow → save: the pipeline most tests run. */
