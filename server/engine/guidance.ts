@@ -6,7 +6,9 @@
  * own session in `bind` and plugs into the same loop.
  */
 import type { MaskValue } from '../../nodes/values.ts';
-import type { SdPipeline } from './pipeline.ts';
+import { EHS2_INPUT, MASK_INPUT } from './attention-rewrite.ts';
+import { floatTensor } from './onnx.ts';
+import type { SdPipeline, UnetCallExtras } from './pipeline.ts';
 
 export interface EpsilonEvaluator {
   /** Conditioning rows each UNet call carries (the batch size). */
@@ -32,29 +34,55 @@ function checkEmbedding(pipe: SdPipeline, e: Float32Array, what: string): void {
   }
 }
 
+interface Row {
+  embedding: Float32Array;
+  what: string;
+}
+
+/** The rows' embeddings stacked into one [rows, L, D] buffer, built once per run. */
+function stackRows(pipe: SdPipeline, rows: Row[]): Float32Array {
+  for (const r of rows) checkEmbedding(pipe, r.embedding, r.what);
+  const ehs = new Float32Array(rows.length * rows[0]!.embedding.length);
+  rows.forEach((r, i) => ehs.set(r.embedding, i * r.embedding.length));
+  return ehs;
+}
+
+type Combine = (out: Float32Array, eps: Float32Array, n: number) => void;
+
+/** ê from rows [c] (s = 1) or [∅, c]: e∅ + s·(e_c − e∅). */
+function guided(s: number): Combine {
+  if (s === 1) return (out, eps, n) => eps.set(out.subarray(0, n));
+  return (out, eps, n) => {
+    for (let i = 0; i < n; i++) {
+      const u = out[i]!;
+      eps[i] = u + s * (out[n + i]! - u);
+    }
+  };
+}
+
 /**
- * An evaluator for the plain UNet: `rows` embeddings stacked once into encoder_hidden_states,
- * x copied into every sample row per step, `combine` forms ê from the stacked output.
+ * An evaluator for one UNet call per step: `rows` embeddings stacked once into encoder_hidden_states,
+ * x copied into every sample row per step, `combine` forms ê from the stacked output. `extras` runs a
+ * rewritten UNet with its additional feeds (built once, like the rows).
  */
 export function batchedEvaluator(
   pipe: SdPipeline,
   latentW: number,
   latentH: number,
-  rows: { embedding: Float32Array; what: string }[],
-  combine: (out: Float32Array, eps: Float32Array, n: number) => void,
+  rows: Row[],
+  combine: Combine,
+  extras?: UnetCallExtras,
 ): EpsilonEvaluator {
-  for (const r of rows) checkEmbedding(pipe, r.embedding, r.what);
   const n = pipe.info.latentChannels * latentW * latentH;
   const batch = rows.length;
-  const ehs = new Float32Array(batch * rows[0]!.embedding.length);
-  rows.forEach((r, i) => ehs.set(r.embedding, i * r.embedding.length));
+  const ehs = stackRows(pipe, rows);
   const sample = new Float32Array(batch * n);
   return {
     rows: batch,
     async evaluate(x, t, eps) {
       if (x.length !== n) throw new Error(`latent has ${x.length} values, expected ${n}`);
       for (let r = 0; r < batch; r++) sample.set(x, r * n);
-      const out = await pipe.unet(sample, batch, latentH, latentW, t, ehs);
+      const out = await pipe.unet(sample, batch, latentH, latentW, t, ehs, extras);
       combine(out, eps, n);
       return out;
     },
@@ -67,24 +95,9 @@ export function singlePrompt(c: Float32Array, uncond: Float32Array, s: number): 
   return {
     name: 'single',
     bind(pipe, w, h) {
-      if (s === 1) {
-        return batchedEvaluator(pipe, w, h, [{ embedding: c, what: 'prompt' }], (out, eps, n) => eps.set(out.subarray(0, n)));
-      }
-      return batchedEvaluator(
-        pipe,
-        w,
-        h,
-        [
-          { embedding: uncond, what: 'unconditional' },
-          { embedding: c, what: 'prompt' },
-        ],
-        (out, eps, n) => {
-          for (let i = 0; i < n; i++) {
-            const u = out[i]!;
-            eps[i] = u + s * (out[n + i]! - u);
-          }
-        },
-      );
+      const prompt = { embedding: c, what: 'prompt' };
+      const rows = s === 1 ? [prompt] : [{ embedding: uncond, what: 'unconditional' }, prompt];
+      return batchedEvaluator(pipe, w, h, rows, guided(s));
     },
   };
 }
@@ -132,6 +145,43 @@ export function epsilonMerge(c1: Float32Array, c2: Float32Array, uncond: Float32
           }
         }
       });
+    },
+  };
+}
+
+/**
+ * The feeds an attention-merge UNet takes beyond the plain ones: the second conditioning (one row per
+ * row of encoder_hidden_states) and the mask [1, 1, h, w] at latent size, shared by every row.
+ */
+export async function attentionMergeExtras(pipe: SdPipeline, rows2: Row[], mask: Float32Array, w: number, h: number): Promise<UnetCallExtras> {
+  const binding = await pipe.attentionMergeUnet();
+  const ehs2Info = binding.extra.find((i) => i.name === EHS2_INPUT)!;
+  const maskInfo = binding.extra.find((i) => i.name === MASK_INPUT)!;
+  const ehs2 = stackRows(pipe, rows2);
+  return {
+    binding,
+    feeds: {
+      [EHS2_INPUT]: pipe.unetFeed(ehs2Info, ehs2, [rows2.length, pipe.info.textLength, pipe.info.textDim], true),
+      [MASK_INPUT]: floatTensor(maskInfo.type, mask, [1, 1, h, w]),
+    },
+  };
+}
+
+/**
+ * Attention merge: every cross-attention layer attends to c1 and to c2 and blends per token,
+ * M·A1 + (1 − M)·A2, giving e_dual; then ê = e∅ + s·(e_dual − e∅). One call of the rewritten UNet
+ * with rows [∅, dual] (just [dual] when s = 1); the ∅ row carries ∅ in both conditionings.
+ */
+export function attentionMerge(c1: Float32Array, c2: Float32Array, uncond: Float32Array, s: number, mask: MaskValue | Float32Array): EpsilonRule {
+  checkGuidance(s);
+  return {
+    name: 'attention-merge',
+    async bind(pipe, w, h) {
+      const none = { embedding: uncond, what: 'unconditional' };
+      const style1 = { embedding: c1, what: 'style 1' };
+      const style2 = { embedding: c2, what: 'style 2' };
+      const extras = await attentionMergeExtras(pipe, s === 1 ? [style2] : [none, style2], maskAt(mask, w, h), w, h);
+      return batchedEvaluator(pipe, w, h, s === 1 ? [style1] : [none, style1], guided(s), extras);
     },
   };
 }

@@ -25,6 +25,8 @@ import {
   type OrtTensor,
   type TensorInfo,
 } from './onnx.ts';
+import { DERIVED_UNET_PATTERN, prepareAttentionMergeUnet } from './attention-unet.ts';
+import { EHS2_INPUT, MASK_INPUT } from './attention-rewrite.ts';
 import { REQUIRED_FILES } from './layout.ts';
 import { SD1_SCHEDULER, schedulerConfigFromJson, type SchedulerConfig } from './schedule.ts';
 import { ClipTokenizer } from './tokenizer.ts';
@@ -77,6 +79,8 @@ export interface PipelineStats {
 
 export interface LoadOptions {
   executionProvider?: ExecutionProviderRequest;
+  /** Where attention-merge UNets of read-only model folders are cached (see attention-unet.ts). */
+  attentionCacheDir?: string;
 }
 
 export interface TextEncoding {
@@ -170,8 +174,10 @@ export async function fingerprintFolder(dir: string): Promise<string> {
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const e of entries) {
       const r = rel ? `${rel}/${e.name}` : e.name;
+      // Hidden files (temporary writes) and derived graphs are not part of the model's identity.
+      if (e.name.startsWith('.') || DERIVED_UNET_PATTERN.test(e.name)) continue;
       if (e.isDirectory()) {
-        if (depth < 2 && !e.name.startsWith('.')) await walk(r, depth + 1);
+        if (depth < 2) await walk(r, depth + 1);
       } else {
         const s = await stat(path.join(dir, r));
         hash.update(`${r}\0${s.size}\0${s.mtimeMs}\n`);
@@ -221,6 +227,9 @@ export class SdPipeline {
   /** Half-precision copies of the UNet's float inputs, one per caller buffer (fp16 UNets only). */
   private readonly halfCopies = new WeakMap<Float32Array, Uint16Array<ArrayBuffer>>();
   private released = false;
+  /** The attention-merge UNet, rewritten and opened on first use, then reused. */
+  private attentionUnet: Promise<UnetBinding> | null = null;
+  private attentionCacheDir: string | undefined;
 
   private constructor(
     info: PipelineInfo,
@@ -326,6 +335,7 @@ export class SdPipeline {
         unetInputs: inputInfos(first.session).map((i) => i.name),
       };
       const pipe = new SdPipeline(info, tokenizer, { text: text.session, unet, vaeEncoder: vaeEncoder.session, vaeDecoder: vaeDecoder.session });
+      pipe.attentionCacheDir = options.attentionCacheDir;
       if (info.textDim === 0) {
         // Width not declared anywhere: learn it from one (cached) encoding of the empty prompt.
         const { embedding } = await pipe.encodeText('');
@@ -340,6 +350,34 @@ export class SdPipeline {
 
   private alive(): void {
     if (this.released) throw new Error('this model was released; load it again');
+  }
+
+  /**
+   * The dual-conditioning UNet of attention merge (inputs encoder_hidden_states_2 and mask), rewritten
+   * from unet/model.onnx on first use (see attention-rewrite.ts) and opened once on this pipeline's
+   * execution provider. A failure is not cached: the next call tries again.
+   */
+  attentionMergeUnet(): Promise<UnetBinding> {
+    this.alive();
+    this.attentionUnet ??= (async () => {
+      const prepared = await prepareAttentionMergeUnet(this.info.dir, { cacheDir: this.attentionCacheDir });
+      const session = await this.openSession(prepared.path);
+      const binding = bindUnet(session, path.relative(this.info.dir, prepared.path) || prepared.path);
+      const names = binding.extra.map((i) => i.name);
+      if (!names.includes(EHS2_INPUT) || !names.includes(MASK_INPUT)) {
+        await session.release().catch(() => undefined);
+        throw new Error(`${prepared.path} lacks the ${EHS2_INPUT} and ${MASK_INPUT} inputs of an attention-merge UNet`);
+      }
+      if (this.released) {
+        await session.release().catch(() => undefined);
+        this.alive();
+      }
+      return binding;
+    })();
+    this.attentionUnet.catch(() => {
+      this.attentionUnet = null;
+    });
+    return this.attentionUnet;
   }
 
   /** Opens another model (e.g. a rewritten UNet) on this pipeline's execution provider. */
@@ -493,7 +531,7 @@ export class SdPipeline {
    * samplers hand over the same buffers every step, so each gets one reused half buffer, and a
    * `constant` one (the conditioning, fixed for a whole run) is converted only once.
    */
-  private unetFloat(info: TensorInfo, data: Float32Array, dims: number[], constant: boolean): OrtTensor {
+  unetFeed(info: TensorInfo, data: Float32Array, dims: number[], constant: boolean): OrtTensor {
     if (info.type !== 'float16') return floatTensor(info.type, data, dims);
     const cached = this.halfCopies.get(data);
     const half = cached?.length === data.length ? cached : new Uint16Array(data.length);
@@ -533,9 +571,9 @@ export class SdPipeline {
     const tsDims = timestepDims(b.timestep, batch);
     const tsCount = tsDims.length === 0 ? 1 : tsDims[0]!;
     const feeds: Record<string, OrtTensor> = {
-      [b.sample.name]: this.unetFloat(b.sample, sample, [batch, C, h, w], false),
+      [b.sample.name]: this.unetFeed(b.sample, sample, [batch, C, h, w], false),
       [b.timestep.name]: numberTensor(b.timestep.type, new Float64Array(tsCount).fill(t), tsDims),
-      [b.ehs.name]: this.unetFloat(b.ehs, ehs, [batch, rowLen / D, D], true),
+      [b.ehs.name]: this.unetFeed(b.ehs, ehs, [batch, rowLen / D, D], true),
       ...extras.feeds,
     };
     const t0 = performance.now();
@@ -553,8 +591,8 @@ export class SdPipeline {
     if (this.released) return;
     this.released = true;
     this.textCache.clear();
-    await Promise.all(
-      [this.textEncoder, this.unetBinding.session, this.vaeEncoder, this.vaeDecoder].map((s) => s.release().catch(() => undefined)),
-    );
+    const attention = await this.attentionUnet?.catch(() => null);
+    const sessions = [this.textEncoder, this.unetBinding.session, this.vaeEncoder, this.vaeDecoder, ...(attention ? [attention.session] : [])];
+    await Promise.all(sessions.map((s) => s.release().catch(() => undefined)));
   }
 }

@@ -1,0 +1,297 @@
+/**
+ * Attention merge as an ONNX graph rewrite: any SD1.x UNet export becomes a dual-conditioning UNet
+ * with two more inputs, `encoder_hidden_states_2` and `mask` [B|1, 1, h, w] (float32, latent size),
+ * in which every cross-attention layer is computed twice, with c1 and with c2, and blended per token:
+ * M·A1 + (1 − M)·A2, M resized to the layer's token grid (bilinear, half-pixel, no antialias).
+ *
+ * Cross-attention is found by structure, not by names, so that TorchScript exports (MatMul with heads
+ * in the batch), older Einsum exports and PyTorch 2 SDPA exports (Q and Kᵀ scaled separately) all work:
+ *
+ * - a value "comes from the text" when `encoder_hidden_states` reaches it (to_k / to_v, their reshapes,
+ *   the scores QKᵀ, the Softmax, the probabilities times V, the heads merged back);
+ * - a Softmax of such a value gives the attention probabilities;
+ * - the first MatMul with a constant weight applied to a value derived from those probabilities is the
+ *   output projection `to_out.0`. Its activation input A (shape [B, S, C]) is where the blend goes:
+ *   to_out is affine and M + (1 − M) = 1, so blending before it equals blending the attention outputs.
+ *
+ * Every node between `encoder_hidden_states` and A is duplicated once with `encoder_hidden_states_2`
+ * (the shadow graph); the query path, self-attention (attn1) and everything else are left untouched.
+ * Initializers are kept as they are: weights stored in external files stay references to those files.
+ */
+import onnxProto from 'onnx-proto';
+
+const { onnx } = onnxProto;
+type IModelProto = onnxProto.onnx.IModelProto;
+type INodeProto = onnxProto.onnx.INodeProto;
+type ITensorProto = onnxProto.onnx.ITensorProto;
+type IValueInfoProto = onnxProto.onnx.IValueInfoProto;
+type IAttributeProto = onnxProto.onnx.IAttributeProto;
+
+export const EHS2_INPUT = 'encoder_hidden_states_2';
+export const MASK_INPUT = 'mask';
+/** Bump when the rewrite changes: cached rewritten graphs from another version are not reused. */
+export const REWRITE_VERSION = 1;
+/** metadata_props key that marks (and describes) a rewritten graph. */
+export const REWRITE_METADATA_KEY = 'dualstyle.attention_merge';
+
+const FLOAT = onnx.TensorProto.DataType.FLOAT;
+const FLOAT16 = onnx.TensorProto.DataType.FLOAT16;
+const INT64 = onnx.TensorProto.DataType.INT64;
+
+/** The graph has no cross-attention this rewrite can recognise (or only part of one). */
+export class AttentionRewriteError extends Error {}
+
+export interface CrossAttentionLayer {
+  /** Name of the output projection node (to_out.0) whose input is blended. */
+  projection: string;
+  /** The attention output A that the projection consumes (c1 side). */
+  attentionOutput: string;
+}
+
+export interface AttentionRewrite {
+  model: IModelProto;
+  layers: CrossAttentionLayer[];
+  /** Nodes duplicated for the second conditioning. */
+  shadowNodes: number;
+}
+
+const EHS_NAMES = ['encoder_hidden_states', 'context'];
+const WHAT_WE_LOOK_FOR =
+  'projections of encoder_hidden_states (to_k, to_v) whose scores go through a Softmax, are applied to V and ' +
+  'reach an output projection (a MatMul with a constant weight)';
+
+function attr(name: string, value: number | string): IAttributeProto {
+  const T = onnx.AttributeProto.AttributeType;
+  return typeof value === 'number' ? { name, type: T.INT, i: value } : { name, type: T.STRING, s: new TextEncoder().encode(value) };
+}
+
+function int64Tensor(name: string, values: number[]): ITensorProto {
+  return { name, dataType: INT64, dims: [values.length], int64Data: values };
+}
+
+/** The scalar 1 in the model's float type (raw little-endian bytes: float32 or IEEE half 0x3C00). */
+function oneTensor(name: string, dataType: number): ITensorProto {
+  const raw = dataType === FLOAT16 ? new Uint8Array([0x00, 0x3c]) : new Uint8Array(new Float32Array([1]).buffer);
+  return { name, dataType, dims: [], rawData: raw };
+}
+
+/** Finds the text-conditioning input the same way the pipeline binds it: by name, else the third input. */
+function findEhsInput(inputs: IValueInfoProto[], initializerNames: Set<string>): IValueInfoProto {
+  const real = inputs.filter((i) => !initializerNames.has(i.name ?? ''));
+  const byName = real.find((i) => EHS_NAMES.includes(i.name ?? ''));
+  const found = byName ?? real[2];
+  if (!found) throw new AttentionRewriteError(`the graph has no encoder_hidden_states input (inputs: ${real.map((i) => i.name).join(', ')})`);
+  return found;
+}
+
+/** Tensors whose value does not depend on any graph input: initializers and what is computed from them alone. */
+function constantTensors(nodes: INodeProto[], initializers: Set<string>): Set<string> {
+  const constant = new Set(initializers);
+  for (const n of nodes) {
+    const ins = (n.input ?? []).filter((x) => x !== '');
+    if (n.opType === 'Constant' || (ins.length > 0 && ins.every((x) => constant.has(x)))) {
+      for (const o of n.output ?? []) constant.add(o);
+    }
+  }
+  return constant;
+}
+
+interface Analysis {
+  layers: (CrossAttentionLayer & { node: INodeProto })[];
+  /** Nodes to duplicate with the second conditioning, in graph order. */
+  shadow: Set<INodeProto>;
+}
+
+function analyse(nodes: INodeProto[], ehs: string, constant: Set<string>): Analysis {
+  const fromText = new Set<string>([ehs]);
+  const fromProbs = new Set<string>();
+  const producer = new Map<string, INodeProto>();
+  const crossSoftmax: INodeProto[] = [];
+  const layers: Analysis['layers'] = [];
+  for (const n of nodes) {
+    for (const o of n.output ?? []) producer.set(o, n);
+    const ins = (n.input ?? []).filter((x) => x !== '');
+    if (!ins.some((x) => fromText.has(x))) continue;
+    const probs = ins.some((x) => fromProbs.has(x));
+    if (probs && n.opType === 'MatMul' && ins.length === 2) {
+      const [a, w] = ins as [string, string];
+      const weightIsConstant = constant.has(w) && !constant.has(a);
+      if (weightIsConstant && fromProbs.has(a)) {
+        // The output projection: what follows is the ordinary hidden-state stream again.
+        layers.push({ node: n, projection: n.name || `#${layers.length}`, attentionOutput: a });
+        continue;
+      }
+    }
+    for (const o of n.output ?? []) {
+      fromText.add(o);
+      if (probs || n.opType === 'Softmax') fromProbs.add(o);
+    }
+    if (n.opType === 'Softmax') crossSoftmax.push(n);
+  }
+
+  // The shadow graph: every text-derived node the blended attention outputs depend on.
+  const shadow = new Set<INodeProto>();
+  const visit = (tensor: string) => {
+    const n = producer.get(tensor);
+    if (!n || shadow.has(n) || !fromText.has(tensor)) return;
+    shadow.add(n);
+    for (const x of n.input ?? []) if (x !== '') visit(x);
+  };
+  for (const l of layers) visit(l.attentionOutput);
+
+  const orphan = crossSoftmax.find((s) => !shadow.has(s));
+  if (orphan) {
+    throw new AttentionRewriteError(
+      `cross-attention Softmax "${orphan.name || orphan.output?.[0]}" does not reach an output projection; looked for ${WHAT_WE_LOOK_FOR}`,
+    );
+  }
+  return { layers, shadow };
+}
+
+/** Names not yet used by any node, tensor or initializer of the graph. */
+class Names {
+  private readonly used = new Set<string>();
+  constructor(g: onnxProto.onnx.IGraphProto) {
+    for (const n of g.node ?? []) {
+      if (n.name) this.used.add(n.name);
+      for (const x of [...(n.input ?? []), ...(n.output ?? [])]) this.used.add(x);
+    }
+    for (const t of g.initializer ?? []) if (t.name) this.used.add(t.name);
+    for (const v of [...(g.input ?? []), ...(g.output ?? [])]) if (v.name) this.used.add(v.name);
+  }
+  fresh(base: string): string {
+    let name = base;
+    for (let i = 1; this.used.has(name); i++) name = `${base}_${i}`;
+    this.used.add(name);
+    return name;
+  }
+}
+
+/**
+ * Rewrites a decoded UNet model in place into the dual-conditioning UNet and returns it with a
+ * description of the layers found. Throws AttentionRewriteError, naming what it looked for, when the
+ * graph has no recognisable cross-attention.
+ */
+export function rewriteForAttentionMerge(model: IModelProto, sourceHash = ''): AttentionRewrite {
+  const g = model.graph;
+  if (!g?.node?.length) throw new AttentionRewriteError('the model has no graph');
+  const initializerNames = new Set((g.initializer ?? []).map((t) => t.name ?? ''));
+  const inputs = g.input ?? [];
+  if (inputs.some((i) => i.name === EHS2_INPUT || i.name === MASK_INPUT)) {
+    throw new AttentionRewriteError(`the graph already has ${EHS2_INPUT} / ${MASK_INPUT} inputs: it is rewritten already`);
+  }
+  const opset = (model.opsetImport ?? []).find((o) => !o.domain || o.domain === 'ai.onnx');
+  if (opset && Number(opset.version) < 13) {
+    throw new AttentionRewriteError(`the graph uses ONNX opset ${Number(opset.version)}; attention merge needs opset 13 or newer`);
+  }
+  const ehsInfo = findEhsInput(inputs, initializerNames);
+  const ehs = ehsInfo.name!;
+  const floatType = ehsInfo.type?.tensorType?.elemType ?? FLOAT;
+  const nodes = g.node;
+  const { layers, shadow } = analyse(nodes, ehs, constantTensors(nodes, initializerNames));
+  if (layers.length === 0) {
+    throw new AttentionRewriteError(`no cross-attention found (input "${ehs}"); looked for ${WHAT_WE_LOOK_FOR}`);
+  }
+
+  const names = new Names(g);
+  const shadowOf = new Map<string, string>([[ehs, EHS2_INPUT]]);
+  const initializers: ITensorProto[] = [];
+  const constantInt64 = (base: string, values: number[]) => {
+    const t = int64Tensor(names.fresh(`attention_merge/${base}`), values);
+    initializers.push(t);
+    return t.name!;
+  };
+  const idx = [0, 1, 2, 3].map((i) => constantInt64(`index_${i}`, [i]));
+  const one64 = constantInt64('one', [1]);
+  const tokensShape = constantInt64('tokens_shape', [0, -1, 1]);
+  const one = names.fresh('attention_merge/one');
+  initializers.push(oneTensor(one, floatType));
+
+  const out: INodeProto[] = [];
+  const add = (opType: string, ins: string[], scope: string, attrs: IAttributeProto[] = []): string => {
+    const name = names.fresh(`${scope}/${opType}`);
+    const output = names.fresh(`${name}_output_0`);
+    out.push({ name, opType, input: ins, output: [output], attribute: attrs });
+    return output;
+  };
+
+  // The mask's batch, height, width and h·w, computed once and shared by all layers.
+  const maskShape = add('Shape', [MASK_INPUT], '/attention_merge/mask');
+  const maskB = add('Gather', [maskShape, idx[0]!], '/attention_merge/mask', [attr('axis', 0)]);
+  const maskH = add('Gather', [maskShape, idx[2]!], '/attention_merge/mask', [attr('axis', 0)]);
+  const maskW = add('Gather', [maskShape, idx[3]!], '/attention_merge/mask', [attr('axis', 0)]);
+  const maskHW = add('Mul', [maskH, maskW], '/attention_merge/mask');
+
+  /** M at this layer's token grid, as [B|1, S, 1] in the model's float type. */
+  const layerMask = (attention: string, scope: string): string => {
+    // S tokens ⇒ the grid is the latent downsampled by f = sqrt(h·w/S) (a power of two in an SD UNet).
+    const tokens = add('Gather', [add('Shape', [attention], scope), idx[1]!], scope, [attr('axis', 0)]);
+    const ratio = add('Cast', [add('Div', [maskHW, tokens], scope)], scope, [attr('to', FLOAT)]);
+    const f = add('Cast', [add('Round', [add('Sqrt', [ratio], scope)], scope)], scope, [attr('to', INT64)]);
+    const sizes = add('Concat', [maskB, one64, add('Div', [maskH, f], scope), add('Div', [maskW, f], scope)], scope, [attr('axis', 0)]);
+    const resized = add('Resize', [MASK_INPUT, '', '', sizes], scope, [
+      attr('mode', 'linear'),
+      attr('coordinate_transformation_mode', 'half_pixel'),
+    ]);
+    const perToken = add('Reshape', [resized, tokensShape], scope);
+    return floatType === FLOAT ? perToken : add('Cast', [perToken], scope, [attr('to', floatType)]);
+  };
+
+  const projections = new Map(layers.map((l) => [l.node, l]));
+  for (const n of nodes) {
+    const layer = projections.get(n);
+    if (layer) {
+      const scope = `/attention_merge${(n.name ?? '').replace(/\/[^/]*$/, '') || `/layer_${out.length}`}`;
+      const a1 = layer.attentionOutput;
+      const a2 = shadowOf.get(a1)!;
+      const m = layerMask(a1, scope);
+      const blended = add('Add', [add('Mul', [m, a1], scope), add('Mul', [add('Sub', [one, m], scope), a2], scope)], scope);
+      out.push({ ...n, input: (n.input ?? []).map((x) => (x === a1 ? blended : x)) });
+      continue;
+    }
+    out.push(n);
+    if (shadow.has(n)) {
+      const outputs = (n.output ?? []).map((o) => {
+        const twin = names.fresh(`${o}__c2`);
+        shadowOf.set(o, twin);
+        return twin;
+      });
+      out.push({
+        ...n,
+        name: names.fresh(`${n.name || n.opType}__c2`),
+        input: (n.input ?? []).map((x) => shadowOf.get(x) ?? x),
+        output: outputs,
+      });
+    }
+  }
+
+  g.node = out;
+  g.initializer = [...(g.initializer ?? []), ...initializers];
+  const sampleDims = inputs.find((i) => i !== ehsInfo && !initializerNames.has(i.name ?? ''))?.type?.tensorType?.shape?.dim ?? [];
+  const dim = (i: number, fallback: string) => sampleDims[i] ?? { dimParam: fallback };
+  g.input = [
+    ...inputs,
+    { ...ehsInfo, name: EHS2_INPUT },
+    {
+      name: MASK_INPUT,
+      type: {
+        tensorType: {
+          elemType: FLOAT,
+          shape: { dim: [{ dimParam: 'mask_batch' }, { dimValue: 1 }, dim(2, 'height'), dim(3, 'width')] },
+        },
+      },
+    },
+  ];
+  model.metadataProps = [
+    ...(model.metadataProps ?? []).filter((p) => p.key !== REWRITE_METADATA_KEY),
+    { key: REWRITE_METADATA_KEY, value: JSON.stringify({ version: REWRITE_VERSION, source: sourceHash, layers: layers.length }) },
+  ];
+  return { model, layers: layers.map(({ projection, attentionOutput }) => ({ projection, attentionOutput })), shadowNodes: shadow.size };
+}
+
+/** Decodes, rewrites and re-encodes an ONNX file's bytes. */
+export function rewriteOnnxBytes(bytes: Uint8Array, sourceHash = ''): AttentionRewrite & { bytes: Uint8Array } {
+  const model = onnx.ModelProto.decode(bytes);
+  const result = rewriteForAttentionMerge(model, sourceHash);
+  return { ...result, bytes: onnx.ModelProto.encode(result.model).finish() };
+}

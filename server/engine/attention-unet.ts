@@ -1,0 +1,128 @@
+/**
+ * The attention-merge UNet on disk: rewritten once per source graph and reused.
+ *
+ * The rewritten graph is written beside the original (`unet/model.attention-merge.<hash>.onnx`) so that
+ * its external weight references (`weights.pb`, resolved by onnxruntime relative to the graph's own
+ * folder, never outside it) point at the user's files: nothing is copied, nothing the user owns is
+ * modified. When the model folder is read-only it goes to the studio's cache instead, with the external
+ * weight files hard-linked there (same bytes, no copy); if that is impossible too, the user is told why.
+ */
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import onnxProto from 'onnx-proto';
+import { writeFileAtomic } from '../store/atomic.ts';
+import { REWRITE_VERSION, rewriteForAttentionMerge } from './attention-rewrite.ts';
+
+const { onnx } = onnxProto;
+
+const DEFAULT_CACHE_DIR = fileURLToPath(new URL('../../.cache/attention-merge/', import.meta.url));
+
+/** File names of rewritten graphs; the model fingerprint ignores them (they are derived, not the model). */
+export const DERIVED_UNET_PATTERN = /^model\.attention-merge\.[0-9a-f]+\.onnx$/;
+
+export interface PreparedUnet {
+  /** The rewritten graph, ready for an InferenceSession. */
+  path: string;
+  /** Cross-attention layers rewritten; null when an existing file was reused without decoding it. */
+  layers: number | null;
+  reused: boolean;
+}
+
+export interface PrepareOptions {
+  /** Where rewritten graphs of read-only model folders go (default: <project>/.cache/attention-merge). */
+  cacheDir?: string;
+}
+
+const pending = new Map<string, Promise<PreparedUnet>>();
+
+async function exists(file: string): Promise<boolean> {
+  return fs.stat(file).then(
+    (s) => s.isFile() && s.size > 0,
+    () => false,
+  );
+}
+
+function isReadOnlyError(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === 'EACCES' || code === 'EROFS' || code === 'EPERM';
+}
+
+/**
+ * A folder nobody may write to (no w bit at all) is treated as read-only even when the server runs as
+ * root and could write anyway: its owner asked for it to stay as it is (shared fixtures, mounted models).
+ */
+async function markedReadOnly(dir: string): Promise<boolean> {
+  const s = await fs.stat(dir);
+  return (s.mode & 0o222) === 0;
+}
+
+/** External data files the graph's initializers reference (relative to the graph's folder). */
+function externalFiles(model: onnxProto.onnx.IModelProto): string[] {
+  const files = new Set<string>();
+  for (const t of model.graph?.initializer ?? []) {
+    const location = t.externalData?.find((e) => e.key === 'location')?.value;
+    if (location) files.add(location);
+  }
+  return [...files];
+}
+
+/**
+ * Returns the attention-merge UNet of the model folder `modelDir`, rewriting `unet/model.onnx` the first
+ * time. Throws AttentionRewriteError when the UNet has no recognisable cross-attention.
+ */
+export function prepareAttentionMergeUnet(modelDir: string, options: PrepareOptions = {}): Promise<PreparedUnet> {
+  const source = path.join(path.resolve(modelDir), 'unet', 'model.onnx');
+  const cacheDir = path.resolve(options.cacheDir ?? DEFAULT_CACHE_DIR);
+  const key = `${source}\0${cacheDir}`;
+  let job = pending.get(key);
+  if (!job) {
+    job = prepare(source, cacheDir).finally(() => pending.delete(key));
+    pending.set(key, job);
+  }
+  return job;
+}
+
+async function prepare(source: string, cacheDir: string): Promise<PreparedUnet> {
+  const bytes = await fs.readFile(source);
+  const hash = createHash('sha256').update(`attention-merge v${REWRITE_VERSION}\0`).update(bytes).digest('hex').slice(0, 16);
+  const beside = path.join(path.dirname(source), `model.attention-merge.${hash}.onnx`);
+  const cached = path.join(cacheDir, hash, 'model.onnx');
+  for (const candidate of [beside, cached]) {
+    if (await exists(candidate)) return { path: candidate, layers: null, reused: true };
+  }
+
+  const model = onnx.ModelProto.decode(bytes);
+  const externals = externalFiles(model);
+  const { layers } = rewriteForAttentionMerge(model, hash);
+  const rewritten = onnx.ModelProto.encode(model).finish();
+  if (!(await markedReadOnly(path.dirname(source)))) {
+    try {
+      await writeFileAtomic(beside, rewritten);
+      return { path: beside, layers: layers.length, reused: false };
+    } catch (e) {
+      if (!isReadOnlyError(e)) throw e;
+    }
+  }
+
+  // Read-only model folder: the cache, with the external weights hard-linked beside the graph.
+  const dir = path.dirname(cached);
+  await fs.mkdir(dir, { recursive: true });
+  for (const rel of externals) {
+    const target = path.join(dir, rel);
+    if (await exists(target)) continue;
+    await fs.mkdir(path.dirname(target), { recursive: true });
+    try {
+      // Link the file itself, not a symlink to it: onnxruntime refuses weights that resolve outside the folder.
+      await fs.link(await fs.realpath(path.join(path.dirname(source), rel)), target);
+    } catch (e) {
+      throw new Error(
+        `cannot prepare the attention-merge UNet: ${path.dirname(source)} is read-only and its weights file ${rel} ` +
+          `cannot be linked into ${dir} (${(e as Error).message}). Make the model folder writable, or copy the model to a writable folder.`,
+      );
+    }
+  }
+  await writeFileAtomic(cached, rewritten);
+  return { path: cached, layers: layers.length, reused: false };
+}
