@@ -15,7 +15,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { decode, invert, type CycleCode } from '../engine/cycle.ts';
-import { epsilonMerge, singlePrompt, type EpsilonRule } from '../engine/guidance.ts';
+import { attentionMerge, attentionMergeExtras, epsilonMerge, singlePrompt, type EpsilonRule } from '../engine/guidance.ts';
 import { makeMask } from '../engine/mask.ts';
 import { readNpyFloat32, type NpyArray } from '../engine/npy.ts';
 import { arrayNoise, splitChunks } from '../engine/noise.ts';
@@ -341,10 +341,26 @@ export async function runConformance(dirIn: string, options: ConformanceOptions 
       });
     }
 
-    // Attention merge comes with the UNet rewrite.
+    // Attention merge: one call of the rewritten UNet per attnmerge_out_t<T>_<mask>.npy (the reference
+    // inputs, second conditioning and mask), then the dual-style decodes.
     for (const f of [...refFiles].sort()) {
-      if (f.startsWith('attnmerge_') && f.endsWith('.npy')) {
-        record({ name: f.slice(0, -4), status: 'skip', maxErr: NaN, tol: NaN, detail: '(attention merge not implemented yet)' });
+      const m = /^attnmerge_out_t(\d+)_(\w+)\.npy$/.exec(f);
+      if (!m) continue;
+      await numeric(f.slice(0, -4), async () => {
+        const sample = await ref('unet_in_sample');
+        const ehs = await ref('unet_in_ehs');
+        const ehs2 = await ref('unet_in_ehs2');
+        const maskRef = await ref(`mask_${m[2]}`);
+        const [batch, , h, w] = sample.shape as [number, number, number, number];
+        const row = ehs2.data.length / batch;
+        const rows2 = Array.from({ length: batch }, (_, i) => ({ embedding: ehs2.data.subarray(i * row, (i + 1) * row), what: `encoder_hidden_states_2 row ${i}` }));
+        const extras = await attentionMergeExtras(pipe, rows2, maskRef.data.subarray(0, h * w), w, h);
+        return pipe.unet(sample.data, batch, h, w, Number(m[1]), ehs.data, extras);
+      });
+    }
+    for (const shape of ['linear', 'logistic'] as const) {
+      if (has(`attnmerge_${shape}_latent.npy`)) {
+        await decodeCase(`attnmerge_${shape}`, async () => attentionMerge(await text(P.style1), await text(P.style2), await text(P.uncond), s, mask(shape)));
       }
     }
   } finally {
