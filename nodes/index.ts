@@ -7,7 +7,7 @@ import { encodeText } from './encode-text.ts';
 import { vaeEncode, vaeDecode } from './vae.ts';
 import { invertNode } from './invert.ts';
 import { maskNode } from './mask.ts';
-import { epsilonMergeSampler, singlePromptSampler } from './samplers.ts';
+import { attentionMergeSampler, epsilonMergeSampler, singlePromptSampler } from './samplers.ts';
 import { pixelMergeNode } from './pixel-merge.ts';
 import { saveImage } from './save-image.ts';
 
@@ -20,6 +20,7 @@ export const nodeDefinitions: AnyNodeDefinition[] = [
   invertNode,
   maskNode,
   epsilonMergeSampler,
+  attentionMergeSampler,
   singlePromptSampler,
   pixelMergeNode,
   vaeDecode,

@@ -23,18 +23,24 @@ async function resultImage(runner: Runner, url: string) {
 }
 
 describe('templates', () => {
-  it('ships the four methods of the paper', () => {
-    expect(templates.sort()).toEqual(['comparison', 'epsilon-merge', 'pixel-merge', 'single-prompt']);
+  it('ships the methods of the paper, and a comparison of all of them on one inversion', async () => {
+    expect(templates.sort()).toEqual(['attention-merge', 'comparison', 'epsilon-merge', 'pixel-merge', 'single-prompt']);
+    const comparison = await loadTemplate('comparison');
+    const types = comparison.nodes.map((n) => n.type);
+    for (const t of ['EpsilonMergeSampler', 'AttentionMergeSampler', 'SinglePromptSampler', 'PixelMerge']) expect(types).toContain(t);
+    expect(types.filter((t) => t === 'Invert')).toHaveLength(1);
   });
 
   it.each(templates)('%s validates with the paper defaults', async (name) => {
     const g = await loadTemplate(name);
     const v = validateGraph(g, catalog);
     expect(v.issues.map(formatIssue)).toEqual([]);
+    // The attention-merge template uses the paper's stronger setting for that method (mask 70, guidance 30).
+    const tuned = name === 'attention-merge';
     for (const n of v.graph!.nodes) {
       if (n.type === 'Invert') expect(n.params).toMatchObject({ steps: 100, skip: 10, eta: 0.1, guidance: 1 });
-      if (n.type === 'EpsilonMergeSampler' || n.type === 'SinglePromptSampler') expect(n.params).toMatchObject({ guidance: 20 });
-      if (n.type === 'Mask') expect(n.params).toMatchObject({ sharpness: 20 });
+      if (n.type.endsWith('Sampler')) expect(n.params).toMatchObject({ guidance: tuned ? 30 : 20 });
+      if (n.type === 'Mask') expect(n.params).toMatchObject({ sharpness: tuned ? 70 : 20 });
     }
   });
 });
@@ -77,7 +83,7 @@ describe('templates on the built-in demo model', () => {
     await r.run(base);
     const summary = await r.run(withParams(base, { style1: { text: STYLE_PRESETS[2].value } }));
     expect(summary.cached).toEqual(expect.arrayContaining(['model', 'image', 'vae_encode', 'encode_source', 'invert', 'single_style2', 'decode_style2', 'mask']));
-    expect(summary.computed).toEqual(expect.arrayContaining(['style1', 'encode_style1', 'eps_merge', 'single_style1', 'decode_style1', 'pixel_merge']));
+    expect(summary.computed).toEqual(expect.arrayContaining(['style1', 'encode_style1', 'eps_merge', 'attn_merge', 'single_style1', 'decode_style1', 'pixel_merge']));
     expect(summary.computed).not.toContain('invert');
   });
 

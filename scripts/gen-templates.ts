@@ -1,0 +1,88 @@
+/**
+ * Writes the shipped templates in graphs/ (run from the project root: `npx tsx scripts/gen-templates.ts`).
+ * One generator keeps the templates' shared part (model, image, source prompt, inversion, styles,
+ * mask) identical across them and lays nodes out on one grid.
+ */
+import { writeFileSync } from 'node:fs';
+import { STYLE_PRESETS } from '../nodes/lib/presets.ts';
+const vanGogh = STYLE_PRESETS.find(p => p.label === 'Van Gogh')!.value;
+const minecraft = STYLE_PRESETS.find(p => p.label === 'Minecraft')!.value;
+type N = { id: string; type: string; params?: Record<string, unknown>; position: { x: number; y: number }; title?: string };
+type E = { from: { node: string; output: string }; to: { node: string; input: string } };
+const e = (a: string, o: string, b: string, i: string): E => ({ from: { node: a, output: o }, to: { node: b, input: i } });
+const at = (col: number, row: number) => ({ x: 40 + col * 340, y: 40 + row * 300 });
+
+function common(): { nodes: N[]; edges: E[] } {
+  const nodes: N[] = [
+    { id: 'model', type: 'LoadModel', params: { model: 'demo' }, position: at(0, 0) },
+    { id: 'image', type: 'LoadImage', params: { image: 'builtin:sample', fit: 'crop', max_side: 512 }, position: at(0, 1) },
+    { id: 'source', type: 'TextPrompt', title: 'Source prompt', params: { text: 'a photo of [prompt]', subject: 'a house' }, position: at(0, 2) },
+    { id: 'encode_source', type: 'EncodeText', position: at(1, 2) },
+    { id: 'vae_encode', type: 'VAEEncode', position: at(1, 1) },
+    { id: 'invert', type: 'Invert', params: { steps: 100, skip: 10, eta: 0.1, guidance: 1, seed: 0 }, position: at(2, 1) },
+  ];
+  const edges = [
+    e('model', 'model', 'encode_source', 'model'), e('source', 'text', 'encode_source', 'text'),
+    e('model', 'model', 'vae_encode', 'model'), e('image', 'image', 'vae_encode', 'image'),
+    e('model', 'model', 'invert', 'model'), e('vae_encode', 'latent', 'invert', 'latent'), e('encode_source', 'conditioning', 'invert', 'source'),
+  ];
+  return { nodes, edges };
+}
+function styles(nodes: N[], edges: E[], row: number) {
+  nodes.push(
+    { id: 'style1', type: 'TextPrompt', title: 'Style 1: Van Gogh (left)', params: { text: vanGogh, subject: 'a house' }, position: at(0, row) },
+    { id: 'style2', type: 'TextPrompt', title: 'Style 2: Minecraft (right)', params: { text: minecraft, subject: 'a house' }, position: at(0, row + 1) },
+    { id: 'encode_style1', type: 'EncodeText', position: at(1, row) },
+    { id: 'encode_style2', type: 'EncodeText', position: at(1, row + 1) },
+  );
+  edges.push(
+    e('model', 'model', 'encode_style1', 'model'), e('style1', 'text', 'encode_style1', 'text'),
+    e('model', 'model', 'encode_style2', 'model'), e('style2', 'text', 'encode_style2', 'text'),
+  );
+}
+function mask(nodes: N[], row: number, shape = 'logistic', sharpness = 20) {
+  nodes.push({ id: 'mask', type: 'Mask', params: { shape, direction: 'left-right', sharpness }, position: at(1, row) });
+}
+function decodeSave(nodes: N[], edges: E[], from: string, id: string, col: number, row: number, prefix: string, title?: string) {
+  nodes.push({ id: `decode_${id}`, type: 'VAEDecode', position: at(col, row) }, { id: `save_${id}`, type: 'SaveImage', title, params: { prefix }, position: at(col + 1, row) });
+  edges.push(e('model', 'model', `decode_${id}`, 'model'), e(from, 'latent', `decode_${id}`, 'latent'), e(`decode_${id}`, 'image', `save_${id}`, 'image'));
+}
+function mergeSampler(nodes: N[], edges: E[], id: string, type: string, guidance: number, row: number) {
+  nodes.push({ id, type, params: { guidance }, position: at(3, row) });
+  edges.push(
+    e('model', 'model', id, 'model'), e('invert', 'inversion', id, 'inversion'),
+    e('encode_style1', 'conditioning', id, 'style1'), e('encode_style2', 'conditioning', id, 'style2'), e('mask', 'mask', id, 'mask'),
+  );
+}
+const epsSampler = (nodes: N[], edges: E[], row: number) => mergeSampler(nodes, edges, 'eps_merge', 'EpsilonMergeSampler', 20, row);
+const attnSampler = (nodes: N[], edges: E[], row: number, guidance = 20) => mergeSampler(nodes, edges, 'attn_merge', 'AttentionMergeSampler', guidance, row);
+function single(nodes: N[], edges: E[], id: string, cond: string, row: number) {
+  nodes.push({ id, type: 'SinglePromptSampler', params: { guidance: 20 }, position: at(3, row) });
+  edges.push(e('model', 'model', id, 'model'), e('invert', 'inversion', id, 'inversion'), e(cond, 'conditioning', id, 'prompt'));
+}
+function write(name: string, title: string, description: string, nodes: N[], edges: E[]) {
+  const g = { format: 'dualstyle-graph', version: 1, meta: { title, description }, nodes: nodes.map(n => ({ params: {}, ...n })), edges };
+  writeFileSync(`graphs/${name}.json`, JSON.stringify(g, null, 2) + '\n');
+}
+
+{ const { nodes, edges } = common(); styles(nodes, edges, 3); mask(nodes, 5); epsSampler(nodes, edges, 3); decodeSave(nodes, edges, 'eps_merge', 'eps', 4, 3, 'epsilon-merge', 'Epsilon merge');
+  write('epsilon-merge', 'Epsilon merge: Van Gogh left, Minecraft right', 'The paper\'s noise-merging method: invert the picture with CycleDiffusion under the source prompt, then decode it with the two style prompts, merging their guided noise predictions with a logistic mask (sharpness 20). Paper settings: 100 steps, skip 10, eta 0.1, encoder guidance 1, decoder guidance 20.', nodes, edges); }
+{ const { nodes, edges } = common(); styles(nodes, edges, 3); mask(nodes, 5); single(nodes, edges, 'single_style1', 'encode_style1', 3); single(nodes, edges, 'single_style2', 'encode_style2', 4);
+  nodes.push({ id: 'decode_style1', type: 'VAEDecode', position: at(4, 3) }, { id: 'decode_style2', type: 'VAEDecode', position: at(4, 4) }, { id: 'pixel_merge', type: 'PixelMerge', position: at(5, 4) }, { id: 'save_pixel', type: 'SaveImage', title: 'Pixel merge', params: { prefix: 'pixel-merge' }, position: at(6, 4) });
+  edges.push(e('model','model','decode_style1','model'), e('single_style1','latent','decode_style1','latent'), e('model','model','decode_style2','model'), e('single_style2','latent','decode_style2','latent'),
+    e('decode_style1','image','pixel_merge','image1'), e('decode_style2','image','pixel_merge','image2'), e('mask','mask','pixel_merge','mask'), e('pixel_merge','image','save_pixel','image'));
+  write('pixel-merge', 'Pixel merge baseline', 'Baseline of the paper: decode the inversion once per style, then blend the two pictures pixel by pixel with the mask.', nodes, edges); }
+{ const { nodes, edges } = common();
+  nodes.push({ id: 'style', type: 'TextPrompt', title: 'Both styles in one prompt', params: { text: 'A painting of [prompt], Van Gogh style on the left and Minecraft style on the right', subject: 'a house' }, position: at(0, 3) }, { id: 'encode_style', type: 'EncodeText', position: at(1, 3) });
+  edges.push(e('model', 'model', 'encode_style', 'model'), e('style', 'text', 'encode_style', 'text'));
+  single(nodes, edges, 'single', 'encode_style', 3); decodeSave(nodes, edges, 'single', 'single', 4, 3, 'single-prompt', 'Single prompt');
+  write('single-prompt', 'Single prompt baseline', 'Baseline of the paper: one prompt that asks for the spatial arrangement of both styles in words. The paper found it fails: one style dominates or the styles mix incoherently.', nodes, edges); }
+{ const { nodes, edges } = common(); styles(nodes, edges, 3); mask(nodes, 5, 'logistic', 70); attnSampler(nodes, edges, 3, 30); decodeSave(nodes, edges, 'attn_merge', 'attn', 4, 3, 'attention-merge', 'Attention merge');
+  write('attention-merge', 'Attention merge: Van Gogh left, Minecraft right', 'The paper\'s cross-attention method: invert the picture with CycleDiffusion, then decode it with a UNet whose every cross-attention layer attends to both style prompts and blends them with the mask. The paper found this method needs a sharper mask and stronger guidance than epsilon merge: sharpness 70, decoder guidance 30 (its defaults are 20 and 20). The first run rewrites the model\'s UNet once; later runs reuse it.', nodes, edges); }
+{ const { nodes, edges } = common(); styles(nodes, edges, 3); mask(nodes, 5); epsSampler(nodes, edges, 2); decodeSave(nodes, edges, 'eps_merge', 'eps', 4, 2, 'compare-epsilon', 'Epsilon merge');
+  attnSampler(nodes, edges, 1); decodeSave(nodes, edges, 'attn_merge', 'attn', 4, 1, 'compare-attention', 'Attention merge');
+  single(nodes, edges, 'single_style1', 'encode_style1', 3); single(nodes, edges, 'single_style2', 'encode_style2', 4);
+  decodeSave(nodes, edges, 'single_style1', 'style1', 4, 3, 'compare-style1', 'Style 1 only'); decodeSave(nodes, edges, 'single_style2', 'style2', 4, 4, 'compare-style2', 'Style 2 only');
+  nodes.push({ id: 'pixel_merge', type: 'PixelMerge', position: at(5, 5) }, { id: 'save_pixel', type: 'SaveImage', title: 'Pixel merge', params: { prefix: 'compare-pixel' }, position: at(6, 5) });
+  edges.push(e('decode_style1','image','pixel_merge','image1'), e('decode_style2','image','pixel_merge','image2'), e('mask','mask','pixel_merge','mask'), e('pixel_merge','image','save_pixel','image'));
+  write('comparison', 'Compare methods on one inversion', 'One CycleDiffusion inversion shared by every method: epsilon merge, attention merge, each style alone, and the pixel merge of the two, all with the same mask and guidance. Change a style prompt and only its decoders re-run; the inversion comes from cache.', nodes, edges); }
