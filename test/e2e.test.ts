@@ -7,13 +7,19 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { crc32 as zlibCrc32 } from 'node:zlib';
+import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { Catalog, CatalogNode } from '../server/protocol/catalog.ts';
+import { GRAPH_KEYWORD, PARAMETERS_KEYWORD, readChunks, readPngText } from '../client/src/png-graph.ts';
 import {
+  artifactsDir,
+  dropFile,
   e2eSkipReason,
   launchChromium,
   projectRoot,
+  recordNodeStatuses,
   screenshot,
   startStudio,
   watchErrors,
@@ -25,6 +31,47 @@ if (skipReason) console.warn(`[e2e] ${skipReason}`);
 const TEMPLATE = 'epsilon-merge';
 const hasTemplate = fs.existsSync(path.join(projectRoot, 'graphs', `${TEMPLATE}.json`));
 if (!skipReason && !hasTemplate) console.warn(`[e2e] graphs/${TEMPLATE}.json is missing: the template run test is skipped`);
+const COMPARISON = 'comparison';
+const hasComparison = fs.existsSync(path.join(projectRoot, 'graphs', `${COMPARISON}.json`));
+
+interface TemplateFile {
+  nodes: { id: string; type: string; params: Record<string, unknown> }[];
+  edges: { from: { node: string; output: string }; to: { node: string; input: string } }[];
+}
+
+function readTemplate(name: string): TemplateFile {
+  return JSON.parse(fs.readFileSync(path.join(projectRoot, 'graphs', `${name}.json`), 'utf8')) as TemplateFile;
+}
+
+/** Node ids upstream of `id` (its ancestors), from the graph's edges. */
+function ancestors(graph: TemplateFile, id: string): Set<string> {
+  const seen = new Set<string>();
+  const walk = (n: string) => {
+    for (const e of graph.edges) if (e.to.node === n && !seen.has(e.from.node)) walk((seen.add(e.from.node), e.from.node));
+  };
+  walk(id);
+  return seen;
+}
+
+/** Stored CRC of every chunk against zlib's CRC-32: the names of the chunks that do not match. */
+function badCrcChunks(png: Uint8Array): string[] {
+  const buf = Buffer.from(png);
+  return readChunks(png)
+    .filter((c) => zlibCrc32(buf.subarray(c.offset + 4, c.offset + 8 + c.data.length)) !== c.crc)
+    .map((c) => c.type);
+}
+
+/** Node ids on the canvas, sorted. */
+async function canvasNodeIds(page: Page): Promise<string[]> {
+  return (await page.locator('[data-testid="node"]').evaluateAll((els) => els.map((e) => e.getAttribute('data-node-id') ?? ''))).sort();
+}
+
+/** Clicks a control that downloads a file and returns the file's name and bytes. */
+async function downloadFile(page: Page, selector: string): Promise<{ name: string; bytes: Uint8Array }> {
+  const [dl] = await Promise.all([page.waitForEvent('download', { timeout: 15_000 }), page.locator(selector).first().click()]);
+  const file = await dl.path();
+  return { name: dl.suggestedFilename(), bytes: new Uint8Array(fs.readFileSync(file)) };
+}
 
 /** Errors that are not the UI's fault: none expected, but keep the filter in one place. */
 function realErrors(errors: string[]): string[] {
@@ -203,7 +250,7 @@ describe.skipIf(skipReason !== null)('browser end-to-end', () => {
     await expect.poll(() => page.locator(`[data-testid="open-${TEMPLATE}"]`).textContent()).toContain('template');
     await screenshot(page, '10-open-dialog');
     await page.click(`[data-testid="open-${TEMPLATE}"]`);
-    const template = JSON.parse(fs.readFileSync(path.join(projectRoot, 'graphs', `${TEMPLATE}.json`), 'utf8')) as { nodes: { id: string; type: string }[]; edges: unknown[] };
+    const template = readTemplate(TEMPLATE);
     await expect.poll(() => page.locator('[data-testid="node"]').count()).toBe(template.nodes.length);
     await expect.poll(() => page.locator('[data-testid="connection"]').count()).toBe(template.edges.length);
     expect(await page.locator('[data-testid="doc-label"]').textContent()).toContain(TEMPLATE);
@@ -256,6 +303,65 @@ describe.skipIf(skipReason !== null)('browser end-to-end', () => {
     expect(download.headers.get('content-type')).toMatch(/^image\//);
     await screenshot(page, '14-final-image');
 
+    // Download as PNG: a valid PNG of the result that carries the run's graph in a text chunk.
+    const png = await downloadFile(page, `[data-testid="node"][data-node-id="${outputIds[0]}"] [data-testid="download"]`);
+    fs.writeFileSync(path.join(artifactsDir, 'result-with-graph.png'), png.bytes);
+    expect(png.name).toBe(`${TEMPLATE}-${outputIds[0]}.png`);
+    expect(badCrcChunks(png.bytes)).toEqual([]);
+    const decoded = PNG.sync.read(Buffer.from(png.bytes));
+    expect([decoded.width, decoded.height]).toEqual(await result.evaluate((img: HTMLImageElement) => [img.naturalWidth, img.naturalHeight]));
+    const pngText = await readPngText(png.bytes);
+    const embedded = JSON.parse(pngText.get(GRAPH_KEYWORD) ?? '{}') as TemplateFile;
+    expect(embedded.nodes.map((n) => n.id).sort()).toEqual(template.nodes.map((n) => n.id).sort());
+    expect(embedded.edges).toHaveLength(template.edges.length);
+    expect(pngText.get(PARAMETERS_KEYWORD)).toContain('Dual Style Studio graph');
+
+    // Change only the decoder prompt (a style prompt, not the inversion's source prompt) and run
+    // again: the inversion comes from the cache, the sampler computes a new picture.
+    const invertId = template.nodes.find((n) => n.type === 'Invert')!.id;
+    const upstreamOfInversion = ancestors(template, invertId);
+    const decoderPrompt = template.nodes.find((n) => n.type === 'TextPrompt' && !upstreamOfInversion.has(n.id) && ancestors(template, outputIds[0]).has(n.id))!;
+    expect(decoderPrompt, 'the template has a decoder prompt').toBeTruthy();
+    const samplerId = template.edges.find((e) => e.from.node === invertId)!.to.node;
+    const firstResult = await result.getAttribute('src');
+    const statuses = await recordNodeStatuses(page);
+    const promptField = page.locator(`[data-testid="node"][data-node-id="${decoderPrompt.id}"] [data-testid="param-text"]`);
+    // Short: CLIP reads 77 tokens, so words added at the end of a long prompt change nothing.
+    await promptField.fill('A watercolor painting of [prompt] at night');
+    await page.keyboard.press('Control+Enter');
+    await page.locator(`[data-testid="node"][data-node-id="${invertId}"] [data-testid="badge-cached"]`).waitFor({ timeout: 15_000 });
+    await screenshot(page, '14a-decoder-prompt-rerun');
+    await expect.poll(() => page.locator('[data-testid="queue-indicator"]').getAttribute('data-state'), { timeout: 45_000 }).toBe('done');
+    await expect.poll(() => result.getAttribute('src')).not.toBe(firstResult);
+    const seen = await statuses();
+    expect(seen[invertId]).toContain('cached');
+    expect(seen[invertId]).not.toContain('running');
+    expect(seen[samplerId]).toContain('running');
+
+    // Both results are in the gallery; two chosen ones are compared side by side at the same size.
+    await page.click('[data-testid="btn-results"]');
+    const items = page.locator('[data-testid="gallery-item"]');
+    await expect.poll(() => items.count()).toBe(2);
+    expect(await page.locator('[data-testid="gallery-run"]').count()).toBe(2);
+    expect(await items.first().textContent()).toContain(labelOfNode(template, outputIds[0], catalog));
+    await items.nth(0).locator('[data-testid="gallery-select"]').check();
+    await items.nth(1).locator('[data-testid="gallery-select"]').check();
+    await page.click('[data-testid="gallery-compare"]');
+    const compared = page.locator('[data-testid="compare-view"] [data-testid="compare-item"] img');
+    await expect.poll(() => compared.count()).toBe(2);
+    await expect.poll(() => compared.evaluateAll((imgs) => imgs.every((i) => (i as HTMLImageElement).complete && (i as HTMLImageElement).naturalWidth > 0))).toBe(true);
+    const sizes = await compared.evaluateAll((imgs) => imgs.map((i) => [Math.round(i.getBoundingClientRect().width), Math.round(i.getBoundingClientRect().height)]));
+    expect(sizes[0]).toEqual(sizes[1]);
+    expect(sizes[0][0]).toBeGreaterThan(150);
+    expect(new Set(await compared.evaluateAll((imgs) => imgs.map((i) => (i as HTMLImageElement).src))).size).toBe(2);
+    await screenshot(page, '14b-compare-side-by-side');
+    await page.click('[data-testid="compare-mode-slider"]');
+    await page.locator('[data-testid="compare-slider"]').waitFor();
+    await screenshot(page, '14c-compare-slider');
+    await page.keyboard.press('Escape');
+    await expect.poll(() => page.locator('[data-testid="compare-view"]').count()).toBe(0);
+    await page.click('[data-testid="btn-results"]');
+
     // Run again: nothing changed, so every node comes from the cache.
     await page.click('[data-testid="btn-run"]');
     await page.locator('[data-testid="badge-cached"]').first().waitFor({ timeout: 15_000 });
@@ -291,14 +397,43 @@ describe.skipIf(skipReason !== null)('browser end-to-end', () => {
       await screenshot(page, '17-node-failed');
     }
 
+    // PNG round trip: on an emptied canvas, dropping the downloaded PNG restores the graph of the
+    // run that made it (the decoder prompt as it was then, not as edited since).
+    await page.click('[data-testid="btn-new"]');
+    await page.click('[data-testid="confirm-ok"]');
+    await expect.poll(() => page.locator('[data-testid="node"]').count()).toBe(0);
+    await dropFile(page, '[data-testid="canvas"]', { name: png.name, mimeType: 'image/png', bytes: png.bytes });
+    const templateIds = template.nodes.map((n) => n.id).sort();
+    await expect.poll(() => canvasNodeIds(page)).toEqual(templateIds);
+    await expect.poll(() => page.locator('[data-testid="connection"]').count()).toBe(template.edges.length);
+    expect(await promptField.inputValue()).toBe(decoderPrompt.params.text);
+    await screenshot(page, '18-png-dropped-graph-restored');
+
+    // The Import… file picker takes the PNG too.
+    await page.click('[data-testid="btn-new"]');
+    await expect.poll(() => page.locator('[data-testid="node"]').count()).toBe(0);
+    await page.setInputFiles('[data-testid="import-input"]', { name: png.name, mimeType: 'image/png', buffer: Buffer.from(png.bytes) });
+    await expect.poll(() => canvasNodeIds(page)).toEqual(templateIds);
+
+    // A PNG without a graph is refused with a message, and the canvas keeps its graph.
+    await dropFile(page, '[data-testid="canvas"]', { name: 'holiday.png', mimeType: 'image/png', bytes: PNG.sync.write(new PNG({ width: 8, height: 8 })) });
+    await expect.poll(() => page.locator('[data-testid="toast"]').allTextContents()).toEqual(
+      expect.arrayContaining([expect.stringContaining('Cannot open holiday.png: this PNG carries no studio graph')]),
+    );
+    expect(await canvasNodeIds(page)).toEqual(templateIds);
+    await screenshot(page, '19-png-without-graph-refused');
+
     expect(realErrors(errors)).toEqual([]);
     await context.close();
   });
 });
 
-interface TemplateGraph {
-  nodes: { id: string; type: string }[];
-  edges: { from: { node: string; output: string }; to: { node: string; input: string } }[];
+type TemplateGraph = TemplateFile;
+
+/** The title a node shows: its own, else its type's. */
+function labelOfNode(graph: TemplateFile, id: string, catalog: Catalog): string {
+  const node = graph.nodes.find((n) => n.id === id) as { type: string; title?: string } | undefined;
+  return node?.title ?? catalog.nodes.find((s) => s.type === node?.type)?.title ?? id;
 }
 
 /** An edge whose input another output of the same type (not already feeding it) could feed instead. */

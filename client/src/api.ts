@@ -2,6 +2,7 @@
 import type { Graph, ValidationIssue } from '../../server/protocol/graph.ts';
 import type { Catalog } from '../../server/protocol/catalog.ts';
 import type { JobSummary, QueueState } from '../../server/protocol/events.ts';
+import { authHeaders } from './access-token.ts';
 
 export class ApiError extends Error {
   constructor(
@@ -15,7 +16,7 @@ export class ApiError extends Error {
 }
 
 async function request<T>(method: string, url: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
-  const init: RequestInit = { method, headers: { ...headers } };
+  const init: RequestInit = { method, headers: { ...authHeaders(), ...headers } };
   if (body !== undefined) {
     if (body instanceof Blob || body instanceof ArrayBuffer) {
       init.body = body;
@@ -108,4 +109,16 @@ export const api = {
 /** Where an uploaded image named in a parameter can be seen (when no upload response told us). */
 export function uploadUrl(name: string): string {
   return `/api/uploads/${encodeURIComponent(name)}`;
+}
+
+/** The bytes of a file the server serves (a result image), with the access token. */
+export async function fetchBytes(url: string): Promise<Uint8Array> {
+  let res: Response;
+  try {
+    res = await fetch(url, { headers: authHeaders() });
+  } catch (err) {
+    throw new ApiError(0, 'network', `The studio server cannot be reached (${(err as Error).message}).`);
+  }
+  if (!res.ok) throw new ApiError(res.status, 'http', `GET ${url} failed: HTTP ${res.status}`);
+  return new Uint8Array(await res.arrayBuffer());
 }

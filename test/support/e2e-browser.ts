@@ -26,11 +26,12 @@ export interface RunningStudio {
   close(): Promise<void>;
 }
 
-export async function startStudio(): Promise<RunningStudio> {
+/** `token`: the access token the server then requires on /api and socket.io (as beyond loopback). */
+export async function startStudio(options: { token?: string } = {}): Promise<RunningStudio> {
   const { createStudio } = await import('../../server/app.ts');
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dualstyle-e2e-'));
   const quiet = { debug() {}, info() {}, warn() {}, error: (m: string, e?: unknown) => console.error(m, e ?? '') };
-  const studio = await createStudio({ dataDir, port: 0, logger: quiet, executionProvider: 'cpu' });
+  const studio = await createStudio({ dataDir, port: 0, logger: quiet, executionProvider: 'cpu', token: options.token });
   return {
     url: studio.url,
     dataDir,
@@ -65,4 +66,46 @@ export function watchErrors(page: Page): string[] {
     if (msg.type() === 'error') errors.push(`console: ${msg.text()}`);
   });
   return errors;
+}
+
+/** Drops a file on an element the way a user's drag from the desktop does (dragenter, dragover, drop). */
+export async function dropFile(page: Page, selector: string, file: { name: string; mimeType: string; bytes: Uint8Array }): Promise<void> {
+  await page.evaluate(
+    ({ selector, name, mimeType, b64 }) => {
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const data = new DataTransfer();
+      data.items.add(new File([bytes], name, { type: mimeType }));
+      const target = document.querySelector(selector);
+      if (!target) throw new Error(`nothing matches ${selector}`);
+      for (const type of ['dragenter', 'dragover', 'drop']) {
+        target.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: data }));
+      }
+    },
+    { selector, name: file.name, mimeType: file.mimeType, b64: Buffer.from(file.bytes).toString('base64') },
+  );
+}
+
+/**
+ * Starts logging every `data-status` a node shows (running, cached, done, ...) in the page, so a
+ * test can tell afterwards whether a node computed or came from the cache, however fast it went.
+ */
+export async function recordNodeStatuses(page: Page): Promise<() => Promise<Record<string, string[]>>> {
+  await page.evaluate(() => {
+    const w = window as unknown as { __statusLog?: Record<string, string[]>; __statusObserver?: MutationObserver };
+    w.__statusObserver?.disconnect();
+    const log: Record<string, string[]> = {};
+    w.__statusLog = log;
+    const note = (el: Element) => {
+      const id = el.getAttribute('data-node-id');
+      const status = el.getAttribute('data-status');
+      if (!id || !status) return;
+      const seen = (log[id] ??= []);
+      if (seen[seen.length - 1] !== status) seen.push(status);
+    };
+    w.__statusObserver = new MutationObserver((records) => {
+      for (const r of records) if (r.target instanceof Element && r.target.matches('[data-testid="node"]')) note(r.target);
+    });
+    w.__statusObserver.observe(document.body, { subtree: true, attributes: true, attributeFilter: ['data-status'] });
+  });
+  return () => page.evaluate(() => (window as unknown as { __statusLog: Record<string, string[]> }).__statusLog);
 }

@@ -3,12 +3,16 @@ import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import type { Catalog } from '../../../server/protocol/catalog.ts';
 import type { Graph, ValidationIssue } from '../../../server/protocol/graph.ts';
 import { api, ApiError, type GraphListEntry } from '../api.ts';
-import { healthState, modelsState } from '../editor/bridge.ts';
+import { healthState, modelsState, setResultActions } from '../editor/bridge.ts';
 import { createStudioEditor, type ChangeKind, type StudioEditor } from '../editor/create-editor.tsx';
 import { GRAPH_FORMAT, GRAPH_VERSION, graphFingerprint, graphNameProblem, parseGraphJson, type Position } from '../graph-io.ts';
+import { graphJsonFromPng } from '../png-graph.ts';
 import { nodeRuntime, useObservable } from '../runtime.ts';
 import { readAutosave, writeAutosave, type DocInfo } from './autosave.ts';
 import { ConfirmDialog, OpenDialog, Palette, PromptDialog } from './dialogs.tsx';
+import { downloadBlob, downloadResultPng, fileStem } from './downloads.ts';
+import { gallery, type GalleryImage } from './gallery.ts';
+import { CompareView, GalleryPanel } from './Gallery.tsx';
 import { JobTracker, jobView, queueView, setNodeIdSource, socketConnected } from './jobs.ts';
 import { ProblemsPanel, StatusBar, Toasts, Toolbar, type Toast } from './panels.tsx';
 
@@ -22,7 +26,13 @@ export function App() {
   const boot = useCallback(() => {
     setError(null);
     api.health().then((h) => healthState.set(h), () => undefined);
-    api.catalog().then(setCatalog, (err: Error) => setError(err.message));
+    api.catalog().then(setCatalog, (err: Error) =>
+      setError(
+        err instanceof ApiError && err.status === 401
+          ? `${err.message}. This studio is protected by an access token: open it as ${window.location.origin}/?token=<token>, with the token the server was started with (--token or DUALSTYLE_TOKEN).`
+          : err.message,
+      ),
+    );
   }, []);
   useEffect(boot, [boot]);
   if (error) {
@@ -44,7 +54,8 @@ type Dialog =
   | { kind: 'open' }
   | { kind: 'palette'; at?: Position }
   | { kind: 'saveAs'; initial: string; error?: string | null }
-  | { kind: 'confirm'; title: string; message: string; confirmLabel: string; onConfirm: () => void };
+  | { kind: 'confirm'; title: string; message: string; confirmLabel: string; onConfirm: () => void }
+  | { kind: 'compare'; images: GalleryImage[] };
 
 const EMPTY_GRAPH: Graph = { format: GRAPH_FORMAT, version: GRAPH_VERSION, nodes: [], edges: [], meta: {} };
 
@@ -53,17 +64,6 @@ function isTextEditing(t: EventTarget | null): boolean {
   if (t.isContentEditable || t.tagName === 'TEXTAREA') return true;
   if (t.tagName !== 'INPUT') return false;
   return !['checkbox', 'radio', 'button', 'submit', 'range', 'file', 'color'].includes((t as HTMLInputElement).type);
-}
-
-function downloadBlob(blob: Blob, fileName: string): void {
-  const url = URL.createObjectURL(blob);
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = fileName;
-  document.body.appendChild(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
 function Studio({ catalog }: { catalog: Catalog }) {
@@ -81,12 +81,12 @@ function Studio({ catalog }: { catalog: Catalog }) {
   const [validating, setValidating] = useState(false);
   const [validationError, setValidationError] = useState<string | null>(null);
   const [showProblems, setShowProblems] = useState(true);
+  const [showResults, setShowResults] = useState(false);
   const [dialog, setDialog] = useState<Dialog | null>(null);
   const [toasts, setToasts] = useState<Toast[]>([]);
   const [dropping, setDropping] = useState(false);
   const [healthError, setHealthError] = useState<string | null>(null);
   const health = useObservable(healthState);
-  const job = useObservable(jobView);
   const queue = useObservable(queueView);
   const connected = useObservable(socketConnected);
   const models = useObservable(modelsState);
@@ -96,7 +96,13 @@ function Studio({ catalog }: { catalog: Catalog }) {
     setToasts((t) => [...t.slice(-4), { id, kind, message }]);
     setTimeout(() => setToasts((t) => t.filter((x) => x.id !== id)), kind === 'error' ? 8000 : 4000);
   }, []);
-  const tracker = useMemo(() => new JobTracker((k, m) => notify(k, m)), [notify]);
+  const tracker = useMemo(() => new JobTracker((k, m) => notify(k, m), (jobId, nodeId, result) => gallery.addResult(jobId, nodeId, result)), [notify]);
+  // The results button lights up when results arrive while the panel is closed.
+  const galleryImages = useObservable(gallery.images);
+  const [seenResult, setSeenResult] = useState(galleryImages[0]?.key);
+  useEffect(() => {
+    if (showResults) setSeenResult(galleryImages[0]?.key);
+  }, [showResults, galleryImages]);
   useEffect(() => () => tracker.close(), [tracker]);
 
   const setDoc = (d: DocInfo) => {
@@ -352,8 +358,25 @@ function Studio({ catalog }: { catalog: Catalog }) {
 
   const exportJson = () => {
     const graph = currentGraph();
-    const name = (docRef.current.name ?? (metaRef.current.title as string | undefined) ?? 'graph').replace(/[^A-Za-z0-9_.-]+/g, '-');
+    const name = fileStem(docRef.current.name ?? (metaRef.current.title as string | undefined) ?? 'graph');
     downloadBlob(new Blob([JSON.stringify(graph, null, 2)], { type: 'application/json' }), `${name}.json`);
+  };
+
+  /** A result as PNG with the graph of the run that made it (the current graph if this tab did not run it). */
+  const downloadPng = (nodeId: string, image: { url: string; name: string }, job = gallery.jobOf(image.url)) => {
+    downloadResultPng(image, nodeId, job?.graph ?? currentGraph(), job?.graphLabel ?? docLabel).catch((err: Error) =>
+      notify('error', `Cannot download ${image.name}: ${err.message}`),
+    );
+  };
+  const downloadPngRef = useRef(downloadPng);
+  downloadPngRef.current = downloadPng;
+  useEffect(() => {
+    setResultActions({ downloadPng: (nodeId, image) => downloadPngRef.current(nodeId, image) });
+    return () => setResultActions(null);
+  }, []);
+  const downloadGalleryImage = (img: GalleryImage) => {
+    const graph = gallery.graphOf(img);
+    downloadPng(img.nodeId, img, graph ? { graph, graphLabel: img.graphLabel, outputs: {} } : undefined);
   };
 
   const importText = (text: string, fileName: string) => {
@@ -363,13 +386,20 @@ function Studio({ catalog }: { catalog: Catalog }) {
       return;
     }
     const graph = parsed.graph;
-    if (!graph.meta.title) graph.meta = { ...graph.meta, title: fileName.replace(/\.json$/i, '') };
+    if (!graph.meta.title) graph.meta = { ...graph.meta, title: fileName.replace(/\.(json|png)$/i, '') };
     guardDirty(`Importing ${fileName}`, () => void loadGraph(graph, null, null).then(() => notify('info', `Imported ${fileName}. Save it to keep it on the server.`)));
   };
 
   const importFile = async (file: File) => {
+    if (/\.png$/i.test(file.name) || file.type === 'image/png') {
+      // A PNG downloaded from the studio carries its graph in a text chunk.
+      const read = await graphJsonFromPng(new Uint8Array(await file.arrayBuffer()));
+      if (read.ok) importText(read.json, file.name);
+      else notify('error', `Cannot open ${file.name}: ${read.message}.`);
+      return;
+    }
     if (!/\.json$/i.test(file.name) && file.type !== 'application/json') {
-      notify('error', `${file.name} is not a .json graph file.`);
+      notify('error', `${file.name} is neither a .json graph file nor a PNG downloaded from the studio.`);
       return;
     }
     importText(await file.text(), file.name);
@@ -387,8 +417,12 @@ function Studio({ catalog }: { catalog: Catalog }) {
     invalidateValidation();
     const seq = validateSeq.current;
     const graph = currentGraph();
+    const outputs: Record<string, string> = {};
+    for (const n of graph.nodes) if (catalog.nodes.find((s) => s.type === n.type)?.output) outputs[n.id] = labelOf(n.id);
+    const graphLabel = docLabel;
     try {
       const { job: submitted } = await api.submitJob(graph);
+      gallery.recordJob(submitted.id, { graph, graphLabel, outputs });
       nodeRuntime.resetRun(graph.nodes.map((n) => n.id), 'idle');
       tracker.follow(submitted.id, submitted.position);
       if (seq === validateSeq.current) {
@@ -474,8 +508,9 @@ function Studio({ catalog }: { catalog: Catalog }) {
         docLabel={docLabel}
         isTemplate={doc.source === 'template'}
         dirty={dirty}
-        job={job}
         problemCount={issues.length}
+        resultCount={galleryImages.length}
+        freshResults={!showResults && galleryImages.length > 0 && galleryImages[0].key !== seenResult}
         onNew={newGraph}
         onOpen={() => setDialog({ kind: 'open' })}
         onSave={save}
@@ -489,6 +524,7 @@ function Studio({ catalog }: { catalog: Catalog }) {
         onRun={() => void run()}
         onCancel={() => void cancel()}
         onToggleProblems={() => setShowProblems((s) => !s)}
+        onToggleResults={() => setShowResults((s) => !s)}
       />
       <main className="sd-main">
         <div
@@ -517,7 +553,7 @@ function Studio({ catalog }: { catalog: Catalog }) {
               </button>
             </div>
           ) : null}
-          {dropping ? <div className="sd-drop-overlay">Drop a graph .json file to open it</div> : null}
+          {dropping ? <div className="sd-drop-overlay">Drop a graph .json file, or a PNG downloaded from the studio, to open its graph</div> : null}
         </div>
         {showProblems ? (
           <ProblemsPanel
@@ -529,12 +565,15 @@ function Studio({ catalog }: { catalog: Catalog }) {
             onClose={() => setShowProblems(false)}
           />
         ) : null}
+        {showResults ? (
+          <GalleryPanel onCompare={(images) => setDialog({ kind: 'compare', images })} onDownload={downloadGalleryImage} onClose={() => setShowResults(false)} />
+        ) : null}
       </main>
       <StatusBar health={health} healthError={healthError} connected={connected} queue={queue} nodeCount={nodeCount} />
       <input
         ref={importRef}
         type="file"
-        accept=".json,application/json"
+        accept=".json,application/json,.png,image/png"
         data-testid="import-input"
         style={{ display: 'none' }}
         onChange={(e) => {
@@ -572,6 +611,7 @@ function Studio({ catalog }: { catalog: Catalog }) {
           onCancel={closeDialog}
         />
       ) : null}
+      {dialog?.kind === 'compare' ? <CompareView images={dialog.images} onDownload={downloadGalleryImage} onClose={closeDialog} /> : null}
       {dialog?.kind === 'confirm' ? (
         <ConfirmDialog title={dialog.title} message={dialog.message} confirmLabel={dialog.confirmLabel} danger onConfirm={dialog.onConfirm} onCancel={closeDialog} />
       ) : null}

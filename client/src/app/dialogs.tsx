@@ -4,7 +4,7 @@ import type { CatalogNode } from '../../../server/protocol/catalog.ts';
 import type { GraphListEntry } from '../api.ts';
 import { searchCatalog } from '../graph-io.ts';
 
-function Modal({ title, onClose, children, testId, wide }: { title: string; onClose: () => void; children: ReactNode; testId: string; wide?: boolean }) {
+export function Modal({ title, onClose, children, testId, wide }: { title: string; onClose: () => void; children: ReactNode; testId: string; wide?: boolean | 'full' }) {
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       if (e.key === 'Escape') {
@@ -18,7 +18,7 @@ function Modal({ title, onClose, children, testId, wide }: { title: string; onCl
   }, [onClose]);
   return (
     <div className="sd-backdrop" onMouseDown={(e) => e.target === e.currentTarget && onClose()}>
-      <div className={`sd-dialog${wide ? ' wide' : ''}`} role="dialog" aria-label={title} data-testid={testId}>
+      <div className={`sd-dialog${wide === 'full' ? ' full' : wide ? ' wide' : ''}`} role="dialog" aria-label={title} data-testid={testId}>
         <h2>{title}</h2>
         {children}
       </div>

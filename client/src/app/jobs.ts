@@ -3,7 +3,8 @@
  * state (progress, previews, results, warnings, failures) and an app-level job view.
  */
 import { io, type Socket } from 'socket.io-client';
-import type { ClientToServerEvents, JobState, QueueState, ServerToClientEvents } from '../../../server/protocol/events.ts';
+import type { ClientToServerEvents, JobState, NodeResult, QueueState, ServerToClientEvents } from '../../../server/protocol/events.ts';
+import { accessToken } from '../access-token.ts';
 import { nodeRuntime, Observable } from '../runtime.ts';
 
 export interface JobView {
@@ -42,8 +43,13 @@ export class JobTracker {
   /** Jobs of a graph that is no longer open: they update the job view, never the nodes. */
   private detached = new Set<string>();
 
-  constructor(private readonly notify: (kind: 'error' | 'info', message: string) => void) {
-    this.socket = io({ path: '/socket.io', transports: ['websocket', 'polling'] });
+  constructor(
+    private readonly notify: (kind: 'error' | 'info', message: string) => void,
+    /** Every result of a followed job, painted or not (the gallery keeps those of detached jobs too). */
+    private readonly onResult: (jobId: string, nodeId: string, result: NodeResult) => void = () => undefined,
+  ) {
+    const token = accessToken();
+    this.socket = io({ path: '/socket.io', transports: ['websocket', 'polling'], ...(token ? { auth: { token } } : {}) });
     this.socket.on('connect', () => socketConnected.set(true));
     this.socket.on('disconnect', () => socketConnected.set(false));
     this.socket.on('queue', (q) => {
@@ -155,6 +161,7 @@ export class JobTracker {
       }
       case 'node:done': {
         const e = payload as Payload<'node:done'>;
+        if (e.result) this.onResult(e.jobId, e.nodeId, e.result);
         if (!paint) break;
         const patch = {
           status: e.cached ? ('cached' as const) : ('done' as const),
@@ -169,6 +176,7 @@ export class JobTracker {
       }
       case 'job:done': {
         const e = payload as Payload<'job:done'>;
+        for (const [nodeId, result] of Object.entries(e.results ?? {})) this.onResult(e.jobId, nodeId, result);
         if (paint) for (const [nodeId, result] of Object.entries(e.results ?? {})) nodeRuntime.update(nodeId, { result });
         this.patchJob(e.jobId, { state: 'done', currentNode: undefined, position: undefined, message: `Finished in ${(e.ms / 1000).toFixed(1)} s` });
         break;

@@ -2,14 +2,17 @@
 import type { ValidationIssue } from '../../../server/protocol/graph.ts';
 import type { QueueState } from '../../../server/protocol/events.ts';
 import type { Health } from '../api.ts';
-import type { JobView } from './jobs.ts';
+import { useObservable } from '../runtime.ts';
+import { jobView, type JobView } from './jobs.ts';
 
 export interface ToolbarProps {
   docLabel: string;
   isTemplate: boolean;
   dirty: boolean;
-  job: JobView | null;
   problemCount: number;
+  resultCount: number;
+  /** Results arrived that the user has not looked at (the panel is closed). */
+  freshResults: boolean;
   onNew(): void;
   onOpen(): void;
   onSave(): void;
@@ -23,10 +26,14 @@ export interface ToolbarProps {
   onRun(): void;
   onCancel(): void;
   onToggleProblems(): void;
+  onToggleResults(): void;
 }
 
 export function Toolbar(p: ToolbarProps) {
-  const active = p.job && (p.job.state === 'queued' || p.job.state === 'running');
+  // Subscribed here, not in the app: progress events change the job view many times a second, and
+  // only the toolbar shows it.
+  const job = useObservable(jobView);
+  const active = job && (job.state === 'queued' || job.state === 'running');
   return (
     <header className="sd-toolbar">
       <div className="sd-brand">Dual Style Studio</div>
@@ -36,7 +43,7 @@ export function Toolbar(p: ToolbarProps) {
         <button type="button" data-testid="btn-save" onClick={p.onSave} title="Save on the server (Ctrl+S)">Save</button>
         <button type="button" data-testid="btn-save-as" onClick={p.onSaveAs} title="Save under a new name">Save As…</button>
         <button type="button" data-testid="btn-export" onClick={p.onExport} title="Download the graph as JSON">Export</button>
-        <button type="button" data-testid="btn-import" onClick={p.onImport} title="Open a graph JSON file (or drop it on the canvas)">Import…</button>
+        <button type="button" data-testid="btn-import" onClick={p.onImport} title="Open a graph JSON file or a PNG downloaded from the studio (or drop it on the canvas)">Import…</button>
       </div>
       <div className="sd-group">
         <button type="button" data-testid="btn-add-node" onClick={p.onAddNode} title="Add a node (or double-click the canvas, or right-click)">+ Add node</button>
@@ -63,7 +70,16 @@ export function Toolbar(p: ToolbarProps) {
         >
           {p.problemCount ? `⚠ ${p.problemCount} problem${p.problemCount === 1 ? '' : 's'}` : '✓ No problems'}
         </button>
-        <QueueIndicator job={p.job} />
+        <button
+          type="button"
+          className={`sd-results-btn${p.freshResults ? ' fresh' : ''}`}
+          data-testid="btn-results"
+          onClick={p.onToggleResults}
+          title="Show or hide the results of your runs (compare them side by side)"
+        >
+          Results{p.resultCount ? ` · ${p.resultCount}` : ''}
+        </button>
+        <QueueIndicator job={job} />
         {/* One run at a time: while it runs, its Cancel takes the Run button's place. */}
         {active ? (
           <button type="button" className="danger" data-testid="btn-cancel" onClick={p.onCancel} title="Cancel the running job (Esc)">

@@ -7,7 +7,8 @@ import { useEffect, useRef } from 'react';
 import { Presets, type RenderEmit } from 'rete-react-plugin';
 import type { ValidationIssue } from '../../../server/protocol/graph.ts';
 import { useNodeRuntime, useObservable, type NodeRuntime } from '../runtime.ts';
-import { healthState, modelsState } from './bridge.ts';
+import { withToken } from '../access-token.ts';
+import { currentResultActions, healthState, modelsState } from './bridge.ts';
 import { ParamField, stopCanvas } from './ParamField.tsx';
 import type { Schemes, StudioNode, TypedSocket } from './schemes.ts';
 
@@ -172,11 +173,24 @@ function RuntimeArea({ node, rt, nodeLevelIssues }: { node: StudioNode; rt: Node
       ) : null}
       {images.map((img) => (
         <figure key={img.url} className={`sd-result${node.spec?.output ? '' : ' small'}`} data-testid="node-result">
-          <img src={img.url} alt={img.name} width={img.width} height={img.height} draggable={false} />
+          <img src={withToken(img.url)} alt={img.name} width={img.width} height={img.height} draggable={false} />
           <figcaption>
             {img.width}×{img.height}{' '}
-            <a href={img.url} download={img.name} data-testid="download">
-              Download
+            {/* The link itself is the plain file (open in a new tab, copy the address); a click
+                downloads the PNG with the graph embedded. */}
+            <a
+              href={withToken(img.url)}
+              download={img.name}
+              data-testid="download"
+              title="Download as PNG with this graph embedded (drop it on the editor to reopen the graph)"
+              onClick={(e) => {
+                const actions = currentResultActions();
+                if (!actions || e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey) return;
+                e.preventDefault();
+                actions.downloadPng(node.id, img);
+              }}
+            >
+              Download PNG
             </a>
           </figcaption>
         </figure>

@@ -1,6 +1,7 @@
 /** One parameter control, chosen by the catalog's `kind`. */
 import { useEffect, useRef, useState, type ReactNode, type SyntheticEvent } from 'react';
 import type { CatalogParam } from '../../../server/protocol/catalog.ts';
+import { withToken } from '../access-token.ts';
 import { uploadUrl } from '../api.ts';
 import { useObservable } from '../runtime.ts';
 import { bridge, uploadedImages } from './bridge.ts';
@@ -247,7 +248,7 @@ function ImageField({ nodeId, param, value, onClear }: { nodeId: string; param: 
       ) : (
         <div className="sd-image-name muted">or drop an image here</div>
       )}
-      {src && !broken ? <img className="sd-thumb" src={src} alt={name ?? ''} onError={() => setBroken(true)} draggable={false} /> : null}
+      {src && !broken ? <img className="sd-thumb" src={withToken(src)} alt={name ?? ''} onError={() => setBroken(true)} draggable={false} /> : null}
       {error ? <div className="sd-param-issue">{error}</div> : null}
     </div>
   );

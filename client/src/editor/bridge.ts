@@ -33,3 +33,19 @@ export const uploadedImages = new Observable<Record<string, { url: string; width
 
 /** Models the server offers (GET /api/models); the demo entry says it has random weights. */
 export const modelsState = new Observable<ModelEntry[]>([]);
+
+/** What a result image on a node offers beyond showing itself; set by the app, which knows the jobs. */
+export interface ResultActions {
+  /** Downloads the image as a PNG that carries the graph of the run that made it. */
+  downloadPng(nodeId: string, image: { url: string; name: string }): void;
+}
+
+let resultActions: ResultActions | null = null;
+
+export function setResultActions(actions: ResultActions | null): void {
+  resultActions = actions;
+}
+
+export function currentResultActions(): ResultActions | null {
+  return resultActions;
+}
