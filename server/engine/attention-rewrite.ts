@@ -96,8 +96,27 @@ function constantTensors(nodes: INodeProto[], initializers: Set<string>): Set<st
   return constant;
 }
 
+/**
+ * The element type of a constant tensor: its initializer's, or what the Cast / Constant producing it
+ * says, else that of the first input it is computed from. The attention output A has the dtype of the
+ * output projection's weight, which is what the blend must be computed in (fp16 exports compute in fp16
+ * even where an input is declared otherwise).
+ */
+function constantType(name: string, producers: Map<string, INodeProto>, initializers: Map<string, ITensorProto>): number | null {
+  for (let current: string | undefined = name, hops = 0; current && hops < 16; hops++) {
+    const init = initializers.get(current);
+    if (init) return init.dataType ?? null;
+    const n = producers.get(current);
+    if (!n) return null;
+    if (n.opType === 'Cast') return Number(n.attribute?.find((a) => a.name === 'to')?.i ?? 0) || null;
+    if (n.opType === 'Constant') return n.attribute?.find((a) => a.name === 'value')?.t?.dataType ?? null;
+    current = n.input?.find((x) => x !== '');
+  }
+  return null;
+}
+
 interface Analysis {
-  layers: (CrossAttentionLayer & { node: INodeProto })[];
+  layers: (CrossAttentionLayer & { node: INodeProto; weight: string })[];
   /** Nodes to duplicate with the second conditioning, in graph order. */
   shadow: Set<INodeProto>;
 }
@@ -118,7 +137,7 @@ function analyse(nodes: INodeProto[], ehs: string, constant: Set<string>): Analy
       const weightIsConstant = constant.has(w) && !constant.has(a);
       if (weightIsConstant && fromProbs.has(a)) {
         // The output projection: what follows is the ordinary hidden-state stream again.
-        layers.push({ node: n, projection: n.name || `#${layers.length}`, attentionOutput: a });
+        layers.push({ node: n, weight: w, projection: n.name || `#${layers.length}`, attentionOutput: a });
         continue;
       }
     }
@@ -186,7 +205,7 @@ export function rewriteForAttentionMerge(model: IModelProto, sourceHash = ''): A
   }
   const ehsInfo = findEhsInput(inputs, initializerNames);
   const ehs = ehsInfo.name!;
-  const floatType = ehsInfo.type?.tensorType?.elemType ?? FLOAT;
+  const inputFloatType = ehsInfo.type?.tensorType?.elemType ?? FLOAT;
   const nodes = g.node;
   const { layers, shadow } = analyse(nodes, ehs, constantTensors(nodes, initializerNames));
   if (layers.length === 0) {
@@ -204,8 +223,17 @@ export function rewriteForAttentionMerge(model: IModelProto, sourceHash = ''): A
   const idx = [0, 1, 2, 3].map((i) => constantInt64(`index_${i}`, [i]));
   const one64 = constantInt64('one', [1]);
   const tokensShape = constantInt64('tokens_shape', [0, -1, 1]);
-  const one = names.fresh('attention_merge/one');
-  initializers.push(oneTensor(one, floatType));
+  const ones = new Map<number, string>();
+  /** The scalar 1 in a float type, one initializer per type used. */
+  const oneOf = (dataType: number): string => {
+    let name = ones.get(dataType);
+    if (!name) {
+      name = names.fresh(`attention_merge/one_${dataType === FLOAT16 ? 'fp16' : 'fp32'}`);
+      initializers.push(oneTensor(name, dataType));
+      ones.set(dataType, name);
+    }
+    return name;
+  };
 
   const out: INodeProto[] = [];
   const add = (opType: string, ins: string[], scope: string, attrs: IAttributeProto[] = []): string => {
@@ -222,8 +250,8 @@ export function rewriteForAttentionMerge(model: IModelProto, sourceHash = ''): A
   const maskW = add('Gather', [maskShape, idx[3]!], '/attention_merge/mask', [attr('axis', 0)]);
   const maskHW = add('Mul', [maskH, maskW], '/attention_merge/mask');
 
-  /** M at this layer's token grid, as [B|1, S, 1] in the model's float type. */
-  const layerMask = (attention: string, scope: string): string => {
+  /** M at this layer's token grid, as [B|1, S, 1] in `floatType`. */
+  const layerMask = (attention: string, scope: string, floatType: number): string => {
     // S tokens ⇒ the grid is the latent downsampled by f = sqrt(h·w/S) (a power of two in an SD UNet).
     const tokens = add('Gather', [add('Shape', [attention], scope), idx[1]!], scope, [attr('axis', 0)]);
     const ratio = add('Cast', [add('Div', [maskHW, tokens], scope)], scope, [attr('to', FLOAT)]);
@@ -238,14 +266,20 @@ export function rewriteForAttentionMerge(model: IModelProto, sourceHash = ''): A
   };
 
   const projections = new Map(layers.map((l) => [l.node, l]));
+  const producers = new Map(nodes.flatMap((n) => (n.output ?? []).map((o) => [o, n] as const)));
+  const initializersByName = new Map((g.initializer ?? []).map((t) => [t.name ?? '', t]));
   for (const n of nodes) {
     const layer = projections.get(n);
     if (layer) {
       const scope = `/attention_merge${(n.name ?? '').replace(/\/[^/]*$/, '') || `/layer_${out.length}`}`;
       const a1 = layer.attentionOutput;
       const a2 = shadowOf.get(a1)!;
-      const m = layerMask(a1, scope);
-      const blended = add('Add', [add('Mul', [m, a1], scope), add('Mul', [add('Sub', [one, m], scope), a2], scope)], scope);
+      const floatType = constantType(layer.weight, producers, initializersByName) ?? inputFloatType;
+      if (floatType !== FLOAT && floatType !== FLOAT16) {
+        throw new AttentionRewriteError(`the output projection ${layer.projection} has weights of ONNX type ${floatType}; only float32 and float16 are supported`);
+      }
+      const m = layerMask(a1, scope, floatType);
+      const blended = add('Add', [add('Mul', [m, a1], scope), add('Mul', [add('Sub', [oneOf(floatType), m], scope), a2], scope)], scope);
       out.push({ ...n, input: (n.input ?? []).map((x) => (x === a1 ? blended : x)) });
       continue;
     }

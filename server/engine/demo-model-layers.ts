@@ -110,6 +110,14 @@ export function sliceShape(b: GraphBuilder, x: string, scope: string, start: num
 }
 
 /**
+ * How an export writes attention. `bmm`: heads folded into the batch, MatMul(Q, Kᵀ)·scale (torch.onnx
+ * TorchScript export of diffusers' AttnProcessor); `einsum`: the same with Einsum for QKᵀ and for the
+ * product with V (older exports); `sdpa`: heads as their own axis, Q and Kᵀ each scaled by √scale before
+ * the MatMul (PyTorch 2 scaled_dot_product_attention). All three compute the same function.
+ */
+export type AttentionStyle = 'bmm' | 'einsum' | 'sdpa';
+
+/**
  * diffusers `Attention`: self-attention when `context` is the hidden states (attn1), cross-attention
  * when it is `encoder_hidden_states` (attn2: to_k and to_v consume the text states directly).
  */
@@ -122,19 +130,34 @@ export function attention(
   contextDim: number,
   heads: number,
   outGain = 1,
+  style: AttentionStyle = 'bmm',
 ): string {
   const headDim = channels / heads;
   const q = linear(b, hidden, `${scope}/to_q`, channels, channels, { bias: false });
   const k = linear(b, context, `${scope}/to_k`, contextDim, channels, { bias: false });
   const v = linear(b, context, `${scope}/to_v`, contextDim, channels, { bias: false });
-  const qh = headsToBatch(b, q, scope, heads, headDim);
-  const kh = headsToBatch(b, k, scope, heads, headDim);
-  const vh = headsToBatch(b, v, scope, heads, headDim);
-  const kT = b.op('Transpose', [kh], scope, { perm: [0, 2, 1] });
-  const scores = b.op('MatMul', [qh, kT], scope);
-  const scaled = b.op('Mul', [scores, b.constant(scope, 'float32', [], [1 / Math.sqrt(headDim)])], scope);
-  const probs = b.op('Softmax', [scaled], scope, { axis: -1 });
-  const mixed = b.op('MatMul', [probs, vh], scope);
-  const merged = batchToHeads(b, mixed, scope, heads, channels);
+  let merged: string;
+  if (style === 'sdpa') {
+    // [B, S, C] → [B, heads, S, d]
+    const split = (x: string) => b.op('Transpose', [b.op('Reshape', [x, b.constant(scope, 'int64', [4], [0, 0, heads, headDim])], scope)], scope, { perm: [0, 2, 1, 3] });
+    const rootScale = b.constant(scope, 'float32', [], [Math.sqrt(1 / Math.sqrt(headDim))]);
+    const qs = b.op('Mul', [split(q), rootScale], scope);
+    const kTs = b.op('Mul', [b.op('Transpose', [split(k)], scope, { perm: [0, 1, 3, 2] }), rootScale], scope);
+    const probs = b.op('Softmax', [b.op('MatMul', [qs, kTs], scope)], scope, { axis: -1 });
+    const mixed = b.op('Transpose', [b.op('MatMul', [probs, split(v)], scope)], scope, { perm: [0, 2, 1, 3] });
+    merged = b.op('Reshape', [mixed, b.constant(scope, 'int64', [3], [0, 0, channels])], scope);
+  } else {
+    const qh = headsToBatch(b, q, scope, heads, headDim);
+    const kh = headsToBatch(b, k, scope, heads, headDim);
+    const vh = headsToBatch(b, v, scope, heads, headDim);
+    const scores =
+      style === 'einsum'
+        ? b.op('Einsum', [qh, kh], scope, { equation: 'bid,bjd->bij' })
+        : b.op('MatMul', [qh, b.op('Transpose', [kh], scope, { perm: [0, 2, 1] })], scope);
+    const scaled = b.op('Mul', [scores, b.constant(scope, 'float32', [], [1 / Math.sqrt(headDim)])], scope);
+    const probs = b.op('Softmax', [scaled], scope, { axis: -1 });
+    const mixed = style === 'einsum' ? b.op('Einsum', [probs, vh], scope, { equation: 'bij,bjd->bid' }) : b.op('MatMul', [probs, vh], scope);
+    merged = batchToHeads(b, mixed, scope, heads, channels);
+  }
   return linear(b, merged, `${scope}/to_out.0`, channels, channels, { gain: outGain });
 }

@@ -27,7 +27,7 @@
  * are multiples of 64, i.e. latents that are multiples of 8.
  */
 import { GraphBuilder, type WeightRandom } from './demo-model-onnx.ts';
-import { attention, conv, groupNorm, layerNorm, linear, silu, sliceShape } from './demo-model-layers.ts';
+import { attention, conv, groupNorm, layerNorm, linear, silu, sliceShape, type AttentionStyle } from './demo-model-layers.ts';
 
 /** Channels per resolution level: full, 1/2, 1/4 (narrow where there are many pixels, for speed). */
 export const UNET_CHANNELS = [16, 32, 64] as const;
@@ -76,6 +76,7 @@ interface UnetContext {
   temb: string;
   ehs: string;
   contextDim: number;
+  attentionStyle: AttentionStyle;
 }
 
 function resnet(u: UnetContext, x: string, scope: string, inChannels: number, outChannels: number): string {
@@ -107,9 +108,9 @@ function transformer(u: UnetContext, x: string, scope: string, channels: number)
 
   const block = `${scope}/transformer_blocks.0`;
   const n1 = layerNorm(b, tokens, `${block}/norm1`, channels);
-  const a1 = attention(b, n1, n1, `${block}/attn1`, channels, channels, heads);
+  const a1 = attention(b, n1, n1, `${block}/attn1`, channels, channels, heads, 1, u.attentionStyle);
   tokens = b.op('Add', [a1, tokens], block);
-  const a2 = attention(b, layerNorm(b, tokens, `${block}/norm2`, channels), u.ehs, `${block}/attn2`, channels, u.contextDim, heads, UNET_CROSS_ATTENTION_GAIN);
+  const a2 = attention(b, layerNorm(b, tokens, `${block}/norm2`, channels), u.ehs, `${block}/attn2`, channels, u.contextDim, heads, UNET_CROSS_ATTENTION_GAIN, u.attentionStyle);
   tokens = b.op('Add', [a2, tokens], block);
   tokens = b.op('Add', [feedForward(b, layerNorm(b, tokens, `${block}/norm3`, channels), `${block}/ff`, channels), tokens], block);
 
@@ -165,13 +166,14 @@ function upsample(b: GraphBuilder, x: string, scope: string, channels: number): 
   return conv(b, h, `${up}/conv`, channels, channels, 3);
 }
 
-export function buildUnet(random: WeightRandom, contextDim: number): { model: Uint8Array; weights: Uint8Array } {
+/** `attentionStyle` imitates the other ways exports write attention (tests of the attention-merge rewrite). */
+export function buildUnet(random: WeightRandom, contextDim: number, attentionStyle: AttentionStyle = 'bmm'): { model: Uint8Array; weights: Uint8Array } {
   const b = new GraphBuilder('demo_unet', random, { location: 'weights.pb', minBytes: 1024, align: 64 });
   const sample = b.input('sample', 'float32', ['batch', 4, 'height', 'width']);
   const timestep = b.input('timestep', 'float32', ['batch']);
   const ehs = b.input('encoder_hidden_states', 'float32', ['batch', 'sequence', contextDim]);
   const [c0, c1, c2] = UNET_CHANNELS;
-  const u: UnetContext = { b, temb: timeEmbedding(b, timestep), ehs, contextDim };
+  const u: UnetContext = { b, temb: timeEmbedding(b, timestep), ehs, contextDim, attentionStyle };
 
   let h = conv(b, sample, '/conv_in', 4, c0, 3);
   // Down path: full resolution (convolutions only), then 1/2 and 1/4 with transformers.

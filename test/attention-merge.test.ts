@@ -1,0 +1,284 @@
+/**
+ * Attention merge: the structural rewrite of a UNet graph into a dual-conditioning UNet.
+ * Proven on the built-in demo model in the three ways exports write attention (MatMul with heads in the
+ * batch, Einsum, PyTorch 2 SDPA), on the reference tiny-sd export (where ../shared is present), and by
+ * its refusals. The conformance harness checks the numbers against the Python reference.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, cp, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import onnxProto from 'onnx-proto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AttentionRewriteError, EHS2_INPUT, MASK_INPUT, rewriteOnnxBytes } from '../server/engine/attention-rewrite.ts';
+import { prepareAttentionMergeUnet } from '../server/engine/attention-unet.ts';
+import { ensureDemoModel, DEMO_MODEL_SEED } from '../server/engine/demo-model.ts';
+import { GraphBuilder, WeightRandom } from '../server/engine/demo-model-onnx.ts';
+import { buildUnet } from '../server/engine/demo-model-unet.ts';
+import type { AttentionStyle } from '../server/engine/demo-model-layers.ts';
+import { TEXT_HIDDEN } from '../server/engine/demo-model-text.ts';
+import { attentionMergeExtras } from '../server/engine/guidance.ts';
+import { makeMask } from '../server/engine/mask.ts';
+import { readNpyFloat32 } from '../server/engine/npy.ts';
+import { ort } from '../server/engine/onnx.ts';
+import { SdPipeline } from '../server/engine/pipeline.ts';
+import { tinySd } from './support/pipeline-harness.ts';
+
+const { onnx } = onnxProto;
+const hasFixture = existsSync(path.join(tinySd, 'reference/manifest.json'));
+if (!hasFixture) console.warn(`attention-merge: fixture ${tinySd} not found; the tiny-sd tests are skipped`);
+
+let tmp: string;
+beforeAll(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'dss-attn-'));
+});
+afterAll(async () => {
+  if (tmp) {
+    await chmod(path.join(tmp, 'readonly-model', 'unet'), 0o755).catch(() => undefined);
+    await rm(tmp, { recursive: true, force: true });
+  }
+});
+
+/** Seeded values in [-1, 1): inputs that are not special in any way. */
+function values(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+const maxAbsDiff = (a: Float32Array, b: Float32Array) => {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+};
+const maxAbs = (a: Float32Array) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+const sha = async (file: string) => createHash('sha256').update(await readFile(file)).digest('hex');
+
+/** A model folder we may write to: a copy of the demo model. */
+async function demoCopy(name: string): Promise<string> {
+  const dir = path.join(tmp, name);
+  await cp(await ensureDemoModel(), dir, { recursive: true, filter: (src) => !/attention-merge/.test(path.basename(src)) });
+  return dir;
+}
+
+describe('attention-merge rewrite of the demo UNet', () => {
+  let dir: string;
+  let pipe: SdPipeline;
+  beforeAll(async () => {
+    dir = await demoCopy('demo');
+    pipe = await SdPipeline.load(dir, { executionProvider: 'cpu', attentionCacheDir: path.join(tmp, 'cache') });
+  });
+  afterAll(async () => {
+    await pipe?.release();
+  });
+
+  it('finds every cross-attention layer, adds the two inputs and leaves self-attention untouched', async () => {
+    const source = await readFile(path.join(dir, 'unet/model.onnx'));
+    const original = onnx.ModelProto.decode(source);
+    const { model, layers, bytes } = rewriteOnnxBytes(source);
+    // Names are not what the rewrite looks at; here they tell us what it should have found.
+    const attn2 = original.graph!.node!.filter((n) => /\/attn2\/to_out\.0\/MatMul$/.test(n.name ?? '')).map((n) => n.name);
+    expect(attn2.length).toBeGreaterThan(0);
+    expect(layers.map((l) => l.projection).sort()).toEqual([...attn2].sort());
+    expect(model.graph!.input!.map((i) => i.name)).toEqual([...original.graph!.input!.map((i) => i.name), EHS2_INPUT, MASK_INPUT]);
+    const rewritten = new Map(onnx.ModelProto.decode(bytes).graph!.node!.map((n) => [n.name, n]));
+    const selfAttention = original.graph!.node!.filter((n) => (n.name ?? '').includes('/attn1/'));
+    expect(selfAttention.length).toBeGreaterThan(0);
+    for (const n of selfAttention) {
+      expect(rewritten.get(n.name)?.input, n.name!).toEqual(n.input);
+      expect(rewritten.get(n.name)?.output, n.name!).toEqual(n.output);
+    }
+    expect([...rewritten.keys()].some((name) => (name ?? '').includes('/attn1/') && name!.endsWith('__c2'))).toBe(false);
+  });
+
+  it('mask all ones is the stock UNet with c1, all zeros the stock UNet with c2, a ramp lies between', async () => {
+    const { latentChannels: C, textLength: L, textDim: D } = pipe.info;
+    const [w, h] = [12, 8]; // non-square
+    const sample = values(2 * C * h * w, 1);
+    const c1 = values(2 * L * D, 2);
+    const c2 = values(2 * L * D, 3);
+    const rows = (e: Float32Array) => [0, 1].map((i) => ({ embedding: e.subarray(i * L * D, (i + 1) * L * D), what: `row ${i}` }));
+    const stock1 = await pipe.unet(sample, 2, h, w, 500, c1);
+    const stock2 = await pipe.unet(sample, 2, h, w, 500, c2);
+    const dual = async (mask: Float32Array) => pipe.unet(sample, 2, h, w, 500, c1, await attentionMergeExtras(pipe, rows(c2), mask, w, h));
+    const ones = await dual(new Float32Array(w * h).fill(1));
+    const zeros = await dual(new Float32Array(w * h));
+    expect(maxAbsDiff(ones, stock1)).toBeLessThanOrEqual(1e-5 * Math.max(1, maxAbs(stock1)));
+    expect(maxAbsDiff(zeros, stock2)).toBeLessThanOrEqual(1e-5 * Math.max(1, maxAbs(stock2)));
+    // Not vacuous: the two conditionings give different outputs, and a left-right ramp differs from both.
+    expect(maxAbsDiff(stock1, stock2)).toBeGreaterThan(1e-3);
+    const ramp = await dual(makeMask({ shape: 'linear', direction: 'left-right', sharpness: 20 }).sample(w, h));
+    expect(maxAbsDiff(ramp, stock1)).toBeGreaterThan(1e-4);
+    expect(maxAbsDiff(ramp, stock2)).toBeGreaterThan(1e-4);
+  });
+
+  it('is written beside the original once, then reused; the user files stay as they were', async () => {
+    const fresh = await demoCopy('demo-cache');
+    const files = ['unet/model.onnx', 'unet/weights.pb'];
+    const before = await Promise.all(files.map((f) => sha(path.join(fresh, f))));
+    const first = await prepareAttentionMergeUnet(fresh, { cacheDir: path.join(tmp, 'unused-cache') });
+    expect(first.reused).toBe(false);
+    expect(path.dirname(first.path)).toBe(path.join(fresh, 'unet'));
+    expect(path.basename(first.path)).toMatch(/^model\.attention-merge\.[0-9a-f]{16}\.onnx$/);
+    const second = await prepareAttentionMergeUnet(fresh, { cacheDir: path.join(tmp, 'unused-cache') });
+    expect(second).toMatchObject({ path: first.path, reused: true });
+    expect(await Promise.all(files.map((f) => sha(path.join(fresh, f))))).toEqual(before);
+    expect(existsSync(path.join(tmp, 'unused-cache'))).toBe(false);
+    // Weights are referenced, not copied: every external initializer still points at weights.pb.
+    const rewritten = onnx.ModelProto.decode(await readFile(first.path));
+    const external = rewritten.graph!.initializer!.filter((t) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL);
+    expect(external.length).toBeGreaterThan(0);
+    for (const t of external) expect(t.externalData!.find((e) => e.key === 'location')?.value).toBe('weights.pb');
+    const size = (await stat(first.path)).size;
+    expect(size).toBeLessThan((await stat(path.join(fresh, 'unet/weights.pb'))).size / 4);
+    // The derived file does not change the model's identity (cache keys of every other node).
+    const fingerprint = (await SdPipeline.load(fresh, { executionProvider: 'cpu' }).then(async (p) => [p.info.id, await p.release()]))[0];
+    await rm(first.path);
+    const withoutIt = (await SdPipeline.load(fresh, { executionProvider: 'cpu' }).then(async (p) => [p.info.id, await p.release()]))[0];
+    expect(fingerprint).toBe(withoutIt);
+  });
+
+  it('a read-only model folder: the graph goes to the cache, the weights are hard-linked, not copied', async () => {
+    const ro = await demoCopy('readonly-model');
+    const cacheDir = path.join(tmp, 'ro-cache');
+    await chmod(path.join(ro, 'unet'), 0o555);
+    const prepared = await prepareAttentionMergeUnet(ro, { cacheDir });
+    expect(prepared.path.startsWith(cacheDir)).toBe(true);
+    expect(await readdir(path.join(ro, 'unet'))).toEqual(expect.not.arrayContaining([expect.stringMatching(/attention-merge/)]));
+    const [orig, linked] = await Promise.all([stat(path.join(ro, 'unet/weights.pb')), stat(path.join(path.dirname(prepared.path), 'weights.pb'))]);
+    expect(linked.ino).toBe(orig.ino);
+    // And onnxruntime accepts it (the weights resolve inside the graph's folder).
+    const session = await ort.InferenceSession.create(prepared.path);
+    expect(session.inputNames).toEqual(expect.arrayContaining([EHS2_INPUT, MASK_INPUT]));
+    await session.release();
+  });
+});
+
+describe('attention-merge rewrite across export styles', () => {
+  const styles: AttentionStyle[] = ['bmm', 'einsum', 'sdpa'];
+  const [w, h, L] = [8, 16, 77];
+
+  /** Runs a UNet file with the given feeds; ehs2 and mask only where the graph has them. */
+  async function run(file: string, feeds: Record<string, ort.Tensor>): Promise<Float32Array> {
+    const session = await ort.InferenceSession.create(file);
+    try {
+      const given = Object.fromEntries(Object.entries(feeds).filter(([k]) => session.inputNames.includes(k)));
+      const out = await session.run(given);
+      return out[session.outputNames[0]!]!.data as Float32Array;
+    } finally {
+      await session.release();
+    }
+  }
+
+  it('MatMul, Einsum and SDPA attention all rewrite, to the same function', async () => {
+    const sample = new ort.Tensor('float32', values(2 * 4 * h * w, 7), [2, 4, h, w]);
+    const t = new ort.Tensor('float32', new Float32Array([500, 500]), [2]);
+    const c1 = new ort.Tensor('float32', values(2 * L * TEXT_HIDDEN, 8), [2, L, TEXT_HIDDEN]);
+    const c2 = new ort.Tensor('float32', values(2 * L * TEXT_HIDDEN, 9), [2, L, TEXT_HIDDEN]);
+    const ramp = new ort.Tensor('float32', makeMask({ shape: 'logistic', direction: 'left-right', sharpness: 20 }).sample(w, h), [1, 1, h, w]);
+    const results: Record<string, { stock: Float32Array; merged: Float32Array; ones: Float32Array }> = {};
+    for (const style of styles) {
+      const dir = path.join(tmp, `style-${style}`);
+      await mkdir(dir, { recursive: true });
+      const { model, weights } = buildUnet(new WeightRandom(DEMO_MODEL_SEED), TEXT_HIDDEN, style);
+      const ops = onnx.ModelProto.decode(model).graph!.node!.map((n) => n.opType);
+      expect(ops.includes('Einsum'), style).toBe(style === 'einsum');
+      await writeFile(path.join(dir, 'weights.pb'), weights);
+      await writeFile(path.join(dir, 'model.onnx'), model);
+      const { bytes, layers } = rewriteOnnxBytes(model);
+      expect(layers.length, style).toBeGreaterThan(0);
+      await writeFile(path.join(dir, 'dual.onnx'), bytes);
+      const base = { sample, timestep: t, encoder_hidden_states: c1 };
+      results[style] = {
+        stock: await run(path.join(dir, 'model.onnx'), base),
+        merged: await run(path.join(dir, 'dual.onnx'), { ...base, [EHS2_INPUT]: c2, [MASK_INPUT]: ramp }),
+        ones: await run(path.join(dir, 'dual.onnx'), { ...base, [EHS2_INPUT]: c2, [MASK_INPUT]: new ort.Tensor('float32', new Float32Array(w * h).fill(1), [1, 1, h, w]) }),
+      };
+    }
+    const ref = results.bmm!;
+    const tol = 1e-5 * Math.max(1, maxAbs(ref.stock));
+    for (const style of styles) {
+      expect(maxAbsDiff(results[style]!.ones, results[style]!.stock), `${style}: ones = stock`).toBeLessThanOrEqual(tol);
+      expect(maxAbsDiff(results[style]!.stock, ref.stock), `${style}: same stock function`).toBeLessThanOrEqual(tol);
+      expect(maxAbsDiff(results[style]!.merged, ref.merged), `${style}: same merged function`).toBeLessThanOrEqual(tol);
+    }
+    expect(maxAbsDiff(ref.merged, ref.stock)).toBeGreaterThan(1e-4);
+  });
+});
+
+describe('attention-merge refusals', () => {
+  it('refuses a graph without cross-attention, naming what it looked for', async () => {
+    // A graph with the UNet's inputs whose text states are projected but never attended to.
+    const b = new GraphBuilder('no_attention', new WeightRandom(1));
+    b.input('sample', 'float32', ['batch', 4, 'height', 'width']);
+    b.input('timestep', 'float32', ['batch']);
+    const ehs = b.input('encoder_hidden_states', 'float32', ['batch', 77, 32]);
+    const k = b.op('MatMul', [ehs, b.weight('to_k', [32, 32], 0.1)], '/to_k');
+    b.node('Identity', [k], '/out', {}, { outputs: ['out_sample'] });
+    b.output('out_sample', 'float32', ['batch', 77, 32]);
+    const { model } = b.model('no cross-attention');
+    expect(() => rewriteOnnxBytes(model)).toThrow(AttentionRewriteError);
+    expect(() => rewriteOnnxBytes(model)).toThrow(/no cross-attention found \(input "encoder_hidden_states"\); looked for projections of encoder_hidden_states .*Softmax/);
+  });
+
+  it('refuses a graph with no text input at all (a VAE decoder)', async () => {
+    const vae = await readFile(path.join(await ensureDemoModel(), 'vae_decoder/model.onnx'));
+    expect(() => rewriteOnnxBytes(vae)).toThrow(/no encoder_hidden_states input/);
+  });
+
+  it('refuses to rewrite a graph twice', async () => {
+    const { bytes } = rewriteOnnxBytes(await readFile(path.join(await ensureDemoModel(), 'unet/model.onnx')));
+    expect(() => rewriteOnnxBytes(bytes)).toThrow(/rewritten already/);
+  });
+
+  it('a model without cross-attention: the attention-merge UNet is refused with the reason; the model still works', async () => {
+    const dir = await demoCopy('no-cross-attention');
+    // Swap the UNet for one whose attn2 attends to the hidden states: no cross-attention left.
+    const model = onnx.ModelProto.decode(await readFile(path.join(dir, 'unet/model.onnx')));
+    const ehs = model.graph!.input![2]!.name!;
+    const someHidden = model.graph!.node!.find((n) => (n.name ?? '').includes('/attn2/to_q/'))!.input![0]!;
+    for (const n of model.graph!.node!) n.input = n.input!.map((x) => (x === ehs && (n.name ?? '').includes('/attn2/') ? someHidden : x));
+    await writeFile(path.join(dir, 'unet/model.onnx'), onnx.ModelProto.encode(model).finish());
+    const pipe = await SdPipeline.load(dir, { executionProvider: 'cpu' });
+    try {
+      await expect(pipe.attentionMergeUnet()).rejects.toThrow(/no cross-attention found/);
+      // The failure is not cached as a success, and the stock UNet is unaffected.
+      await expect(pipe.attentionMergeUnet()).rejects.toThrow(/no cross-attention found/);
+      const { latentChannels: C, textLength: L, textDim: D } = pipe.info;
+      const out = await pipe.unet(values(C * 64, 4), 1, 8, 8, 500, values(L * D, 5));
+      expect(out.every(Number.isFinite)).toBe(true);
+    } finally {
+      await pipe.release();
+    }
+  });
+});
+
+describe.skipIf(!hasFixture)('attention-merge rewrite of the reference tiny-sd UNet', () => {
+  it('mask all ones equals the stock UNet with c1, all zeros with c2 (reference inputs)', async () => {
+    const pipe = await SdPipeline.load(tinySd, { executionProvider: 'cpu', attentionCacheDir: path.join(tmp, 'tiny-cache') });
+    try {
+      const ref = (n: string) => readNpyFloat32(path.join(tinySd, 'reference', `${n}.npy`));
+      const [sample, ehs, ehs2] = await Promise.all([ref('unet_in_sample'), ref('unet_in_ehs'), ref('unet_in_ehs2')]);
+      const [batch, , h, w] = sample.shape as [number, number, number, number];
+      const row = ehs2.data.length / batch;
+      const rows2 = Array.from({ length: batch }, (_, i) => ({ embedding: ehs2.data.subarray(i * row, (i + 1) * row), what: `row ${i}` }));
+      const stock1 = await pipe.unet(sample.data, batch, h, w, 500, ehs.data);
+      const stock2 = await pipe.unet(sample.data, batch, h, w, 500, ehs2.data);
+      const ones = await pipe.unet(sample.data, batch, h, w, 500, ehs.data, await attentionMergeExtras(pipe, rows2, new Float32Array(w * h).fill(1), w, h));
+      const zeros = await pipe.unet(sample.data, batch, h, w, 500, ehs.data, await attentionMergeExtras(pipe, rows2, new Float32Array(w * h), w, h));
+      expect(maxAbsDiff(ones, stock1)).toBeLessThanOrEqual(1e-5 * Math.max(1, maxAbs(stock1)));
+      expect(maxAbsDiff(zeros, stock2)).toBeLessThanOrEqual(1e-5 * Math.max(1, maxAbs(stock2)));
+      expect(maxAbsDiff(stock1, stock2)).toBeGreaterThan(1e-3);
+      // The shared fixture folder is read-only: nothing was written there.
+      expect((await readdir(path.join(tinySd, 'unet'))).filter((f) => f.includes('attention-merge'))).toEqual([]);
+    } finally {
+      await pipe.release();
+    }
+  });
+});
