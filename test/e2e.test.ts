@@ -243,6 +243,107 @@ describe.skipIf(skipReason !== null)('browser end-to-end', () => {
     await context.close();
   });
 
+  it.skipIf(!hasTemplate)('keyboard: Delete removes the selection, Ctrl+Z / Ctrl+Shift+Z undo and redo it, Ctrl+S saves', async () => {
+    const { context, page, errors } = await openStudio();
+    const template = readTemplate(TEMPLATE);
+    const nodes = page.locator('[data-testid="node"]');
+    const connections = page.locator('[data-testid="connection"]');
+    await expect.poll(() => nodes.count()).toBe(template.nodes.length);
+    await expect.poll(() => connections.count()).toBe(template.edges.length);
+    const allIds = template.nodes.map((n) => n.id).sort();
+
+    // Two nodes selected (click, Ctrl+click), Delete: they go, and so do their connections.
+    const [a, b] = [template.nodes.find((n) => n.type === 'Mask')!, template.nodes.find((n) => n.type === 'TextPrompt')!];
+    const touching = template.edges.filter((e) => [a.id, b.id].includes(e.from.node) || [a.id, b.id].includes(e.to.node)).length;
+    await page.locator(`[data-testid="node"][data-node-id="${a.id}"] [data-testid="title"]`).click();
+    await page.locator(`[data-testid="node"][data-node-id="${b.id}"] [data-testid="title"]`).click({ modifiers: ['Control'] });
+    await expect.poll(() => page.locator('[data-testid="node"].selected').count()).toBe(2);
+    await page.keyboard.press('Delete');
+    await expect.poll(() => canvasNodeIds(page)).toEqual(allIds.filter((id) => id !== a.id && id !== b.id));
+    await expect.poll(() => connections.count()).toBe(template.edges.length - touching);
+    await expect.poll(() => page.locator('[data-testid="dirty"]').count()).toBe(1);
+    await screenshot(page, '20-deleted-selection');
+
+    // Ctrl+Z brings both back with their connections, in one step and where they were (the graph
+    // is clean again); Ctrl+Shift+Z removes them again.
+    await page.keyboard.press('Control+z');
+    await expect.poll(() => canvasNodeIds(page)).toEqual(allIds);
+    await expect.poll(() => connections.count()).toBe(template.edges.length);
+    await expect.poll(() => page.locator('[data-testid="dirty"]').count()).toBe(0);
+    await page.keyboard.press('Control+Shift+z');
+    await expect.poll(() => nodes.count()).toBe(template.nodes.length - 2);
+    await expect.poll(() => connections.count()).toBe(template.edges.length - touching);
+    await page.keyboard.press('Control+z');
+    await expect.poll(() => nodes.count()).toBe(template.nodes.length);
+
+    // Ctrl+S on a template asks for a name (templates are read-only), then saves.
+    await page.locator(`[data-testid="node"][data-node-id="${a.id}"] [data-testid="title"]`).click();
+    await page.keyboard.press('Delete');
+    await expect.poll(() => page.locator('[data-testid="dirty"]').count()).toBe(1);
+    await page.keyboard.press('Control+s');
+    await page.locator('[data-testid="prompt-dialog"]').waitFor();
+    expect(await page.locator('[data-testid="prompt-input"]').inputValue()).toBe(`my-${TEMPLATE}`);
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.locator('[data-testid="dirty"]').count()).toBe(0);
+    expect(await page.locator('[data-testid="doc-label"]').textContent()).toContain(`my-${TEMPLATE}`);
+    // Once it has a name, Ctrl+S saves straight away.
+    await page.locator(`[data-testid="node"][data-node-id="${b.id}"] [data-testid="title"]`).click();
+    await page.keyboard.press('Delete');
+    await expect.poll(() => page.locator('[data-testid="dirty"]').count()).toBe(1);
+    await page.keyboard.press('Control+s');
+    await expect.poll(() => page.locator('[data-testid="dirty"]').count()).toBe(0);
+    expect(await page.locator('[data-testid="prompt-dialog"]').count()).toBe(0);
+    const saved = (await (await fetch(new URL(`/api/graphs/my-${TEMPLATE}`, studio.url))).json()) as TemplateFile;
+    expect(saved.nodes.map((n) => n.id).sort()).toEqual(allIds.filter((id) => id !== a.id && id !== b.id));
+    await screenshot(page, '21-saved-with-ctrl-s');
+
+    expect(realErrors(errors)).toEqual([]);
+    await context.close();
+  });
+
+  it.skipIf(!hasComparison)(`runs the ${COMPARISON} template and compares its methods side by side`, async () => {
+    const { context, page, errors } = await openStudio();
+    await page.click('[data-testid="btn-open"]');
+    await page.click(`[data-testid="open-${COMPARISON}"]`);
+    const template = readTemplate(COMPARISON);
+    await expect.poll(() => page.locator('[data-testid="node"]').count()).toBe(template.nodes.length);
+    const outputTypes = new Set(catalog.nodes.filter((n) => n.output).map((n) => n.type));
+    const outputs = template.nodes.filter((n) => outputTypes.has(n.type));
+    expect(outputs.length).toBeGreaterThanOrEqual(2);
+    await page.click('[data-testid="btn-run"]');
+    await expect.poll(() => page.locator('[data-testid="queue-indicator"]').getAttribute('data-state'), { timeout: 90_000 }).toBe('done');
+
+    // One run, one group in the gallery, one item per output node, titled like the node.
+    await page.click('[data-testid="btn-results"]');
+    const run = page.locator('[data-testid="gallery-run"]');
+    await expect.poll(() => run.count()).toBe(1);
+    await expect.poll(() => run.locator('[data-testid="gallery-item"]').count()).toBe(outputs.length);
+    const titles = await run.locator('[data-testid="gallery-item"] .sd-gallery-title').allTextContents();
+    expect(titles.sort()).toEqual(outputs.map((o) => labelOfNode(template, o.id, catalog)).sort());
+    await screenshot(page, '30-comparison-gallery');
+
+    // "Compare all": every method next to the others, all at the same size.
+    await run.locator('[data-testid="gallery-compare-run"]').click();
+    const compared = page.locator('[data-testid="compare-view"] [data-testid="compare-item"]');
+    await expect.poll(() => compared.count()).toBe(outputs.length);
+    expect((await compared.evaluateAll((els) => els.map((e) => e.getAttribute('data-node-id')))).sort()).toEqual(outputs.map((o) => o.id).sort());
+    const imgs = compared.locator('img');
+    await expect.poll(() => imgs.evaluateAll((list) => list.every((i) => (i as HTMLImageElement).complete && (i as HTMLImageElement).naturalWidth > 0))).toBe(true);
+    const sizes = await imgs.evaluateAll((list) => list.map((i) => `${Math.round(i.getBoundingClientRect().width)}x${Math.round(i.getBoundingClientRect().height)}`));
+    expect(new Set(sizes).size).toBe(1);
+    await screenshot(page, '31-comparison-side-by-side');
+
+    // A gallery item downloads as a PNG that carries the comparison graph.
+    await page.keyboard.press('Escape');
+    const png = await downloadFile(page, '[data-testid="gallery-download"]');
+    expect(png.name).toMatch(new RegExp(`^${COMPARISON}-.+\\.png$`));
+    const embedded = JSON.parse((await readPngText(png.bytes)).get(GRAPH_KEYWORD) ?? '{}') as TemplateFile;
+    expect(embedded.nodes.map((n) => n.id).sort()).toEqual(template.nodes.map((n) => n.id).sort());
+
+    expect(realErrors(errors)).toEqual([]);
+    await context.close();
+  });
+
   it.skipIf(!hasTemplate)(`opens the ${TEMPLATE} template and runs it: progress, live preview, final image`, async () => {
     const { context, page, errors } = await openStudio();
     await page.click('[data-testid="btn-open"]');

@@ -145,6 +145,9 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
     if (ctx.type === 'nodecreated' || ctx.type === 'connectioncreated' || ctx.type === 'connectionremoved') changed('structure');
     if (ctx.type === 'noderemoved') {
       nodeRuntime.remove(ctx.data.id);
+      // The selector keeps removed nodes (and the last picked one) otherwise: when undo brings
+      // them back and places one, the area moves every node still 'selected' by the same offset.
+      void selectable.unselect(ctx.data.id);
       changed('structure');
     }
     return ctx;
