@@ -554,3 +554,59 @@ function findReplaceable(graph: TemplateGraph, catalog: Catalog) {
   }
   return null;
 }
+
+describe.skipIf(skipReason !== null || !hasTemplate)('browser end-to-end with an access token', () => {
+  const TOKEN = 'e2e-secret-token';
+  let studio: RunningStudio;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    [studio, browser] = await Promise.all([startStudio({ token: TOKEN }), launchChromium()]);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await studio?.close();
+  });
+
+  it('opens with ?token=…, keeps it for reloads, and sends it on API calls, images and socket.io', async () => {
+    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+    const page = await context.newPage();
+    const errors = watchErrors(page);
+
+    // The page itself loads without a token; the API refuses, and the splash says what to do.
+    await page.goto(studio.url);
+    await expect.poll(() => page.locator('.sd-splash .sd-error').textContent()).toContain('protected by an access token');
+    expect(await page.locator('.sd-splash .sd-error').textContent()).toContain('?token=');
+    await screenshot(page, '40-token-missing');
+
+    await page.goto(`${studio.url}?token=${TOKEN}`);
+    await page.waitForSelector('[data-testid="canvas"][data-ready="true"]', { timeout: 15_000 });
+    const template = readTemplate(TEMPLATE);
+    await expect.poll(() => page.locator('[data-testid="node"]').count()).toBe(template.nodes.length);
+    await expect.poll(() => page.locator('[data-testid="health"]').textContent()).toContain('Server OK');
+    await expect.poll(() => page.locator('[data-testid="status-bar"]').textContent()).toContain('Live updates on');
+    // Out of the address bar (screenshots, bookmarks), kept for this tab.
+    expect(new URL(page.url()).searchParams.has('token')).toBe(false);
+    await page.reload();
+    await page.waitForSelector('[data-testid="canvas"][data-ready="true"]', { timeout: 15_000 });
+    await expect.poll(() => page.locator('[data-testid="status-bar"]').textContent()).toContain('Live updates on');
+
+    // A run: job events arrive over the authenticated socket, the result <img> loads with ?token=,
+    // and the PNG download (fetched with the bearer token) carries the graph.
+    await page.keyboard.press('Control+Enter');
+    const outputId = template.nodes.find((n) => n.type === 'SaveImage')!.id;
+    const result = page.locator(`[data-testid="node"][data-node-id="${outputId}"] [data-testid="node-result"] img`).first();
+    await result.waitFor({ timeout: 45_000 });
+    await expect.poll(() => result.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth > 0)).toBe(true);
+    const src = (await result.getAttribute('src'))!;
+    expect(new URL(src, studio.url).searchParams.get('token')).toBe(TOKEN);
+    expect((await fetch(new URL(new URL(src, studio.url).pathname, studio.url))).status).toBe(401);
+    const png = await downloadFile(page, `[data-testid="node"][data-node-id="${outputId}"] [data-testid="download"]`);
+    expect((await readPngText(png.bytes)).has(GRAPH_KEYWORD)).toBe(true);
+    await screenshot(page, '41-token-run');
+
+    expect(realErrors(errors)).toEqual([]);
+    await context.close();
+  });
+});

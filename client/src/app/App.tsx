@@ -2,6 +2,7 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import type { Catalog } from '../../../server/protocol/catalog.ts';
 import type { Graph, ValidationIssue } from '../../../server/protocol/graph.ts';
+import { accessToken } from '../access-token.ts';
 import { api, ApiError, type GraphListEntry } from '../api.ts';
 import { healthState, modelsState, setResultActions } from '../editor/bridge.ts';
 import { createStudioEditor, type ChangeKind, type StudioEditor } from '../editor/create-editor.tsx';
@@ -29,7 +30,7 @@ export function App() {
     api.catalog().then(setCatalog, (err: Error) =>
       setError(
         err instanceof ApiError && err.status === 401
-          ? `${err.message}. This studio is protected by an access token: open it as ${window.location.origin}/?token=<token>, with the token the server was started with (--token or DUALSTYLE_TOKEN).`
+          ? `${accessToken() ? 'The access token this tab was opened with is wrong.' : 'This studio is protected by an access token.'} Open it as ${window.location.origin}/?token=<token>, with the token the server was started with (--token or DUALSTYLE_TOKEN).`
           : err.message,
       ),
     );
