@@ -276,6 +276,21 @@ describe.skipIf(skipReason !== null)('browser end-to-end', () => {
     await page.keyboard.press('Control+z');
     await expect.poll(() => nodes.count()).toBe(template.nodes.length);
 
+    // Backspace and Delete in a selected node's own text field edit the text, not the graph.
+    const field = page.locator(`[data-testid="node"][data-node-id="${b.id}"] [data-testid="param-text"]`);
+    await page.locator(`[data-testid="node"][data-node-id="${b.id}"] [data-testid="title"]`).click();
+    await expect.poll(() => page.locator(`[data-testid="node"][data-node-id="${b.id}"]`).getAttribute('class')).toContain('selected');
+    const text = await field.inputValue();
+    await field.click();
+    await page.keyboard.press('End');
+    await page.keyboard.press('Backspace');
+    await page.keyboard.press('Delete');
+    await expect.poll(() => field.inputValue()).toBe(text.slice(0, -1));
+    expect(await nodes.count()).toBe(template.nodes.length);
+    await page.keyboard.press('Control+z');
+    await expect.poll(() => field.inputValue()).toBe(text);
+    await page.click('[data-testid="canvas"]', { position: { x: 700, y: 820 } });
+
     // Ctrl+S on a template asks for a name (templates are read-only), then saves.
     await page.locator(`[data-testid="node"][data-node-id="${a.id}"] [data-testid="title"]`).click();
     await page.keyboard.press('Delete');

@@ -461,8 +461,9 @@ function Studio({ catalog }: { catalog: Catalog }) {
     const key = e.key.toLowerCase();
     // In a node's parameter field, Ctrl+Z goes to the graph history too: typing there is recorded
     // (coalesced per field), and the browser's own undo does not survive React's re-renders.
+    const typing = isTextEditing(e.target);
     const inParam = e.target instanceof Element && e.target.closest('.sd-param') !== null;
-    const editing = isTextEditing(e.target) && !inParam;
+    const editing = typing && !inParam;
     if (mod && e.key === 'Enter') {
       e.preventDefault();
       void run();
@@ -477,7 +478,8 @@ function Studio({ catalog }: { catalog: Catalog }) {
     } else if (mod && ((key === 'z' && e.shiftKey) || key === 'y') && !editing) {
       e.preventDefault();
       void editorRef.current?.redo();
-    } else if ((e.key === 'Delete' || e.key === 'Backspace') && !editing && !mod) {
+    } else if ((e.key === 'Delete' || e.key === 'Backspace') && !typing && !mod) {
+      // Never while typing, not even in a node's own field: Backspace there deletes a character.
       e.preventDefault();
       void editorRef.current?.deleteSelected();
     } else if (mod && key === 's') {
