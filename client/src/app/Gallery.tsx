@@ -180,8 +180,12 @@ function CompareSlider({ a, b, aspect }: { a: GalleryImage; b: GalleryImage; asp
       </div>
       <input type="range" min={0} max={100} value={pos} onChange={(e) => setPos(Number(e.target.value))} aria-label="Divider position" />
       <div className="sd-compare-labels">
-        <span>← {a.title}</span>
-        <span>{b.title} →</span>
+        <span>
+          ← {a.title} · {timeOf(a.at)}
+        </span>
+        <span>
+          {b.title} · {timeOf(b.at)} →
+        </span>
       </div>
     </div>
   );
