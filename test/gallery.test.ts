@@ -33,7 +33,7 @@ describe('gallery', () => {
       ['save_b', 'Pixel merge', 'comparison'],
       ['save_a', 'Epsilon merge', 'comparison'],
     ]);
-    expect(gallery.graphOf(list[0])).toBe(graph);
+    expect(gallery.jobOfImage(list[0])?.graph).toBe(graph);
     expect(gallery.jobOf('/api/results/a.png')?.graphLabel).toBe('comparison');
   });
 

@@ -12,7 +12,7 @@ import { nodeRuntime, useObservable } from '../runtime.ts';
 import { readAutosave, writeAutosave, type DocInfo } from './autosave.ts';
 import { ConfirmDialog, OpenDialog, Palette, PromptDialog } from './dialogs.tsx';
 import { downloadBlob, downloadResultPng, fileStem } from './downloads.ts';
-import { gallery, type GalleryImage } from './gallery.ts';
+import { gallery, type GalleryImage, type JobRecord } from './gallery.ts';
 import { CompareView, GalleryPanel } from './Gallery.tsx';
 import { JobTracker, jobView, queueView, setNodeIdSource, socketConnected } from './jobs.ts';
 import { ProblemsPanel, StatusBar, Toasts, Toolbar, type Toast } from './panels.tsx';
@@ -364,7 +364,7 @@ function Studio({ catalog }: { catalog: Catalog }) {
   };
 
   /** A result as PNG with the graph of the run that made it (the current graph if this tab did not run it). */
-  const downloadPng = (nodeId: string, image: { url: string; name: string }, job = gallery.jobOf(image.url)) => {
+  const downloadPng = (nodeId: string, image: { url: string; name: string }, job: Pick<JobRecord, 'graph' | 'graphLabel'> | undefined = gallery.jobOf(image.url)) => {
     downloadResultPng(image, nodeId, job?.graph ?? currentGraph(), job?.graphLabel ?? docLabel).catch((err: Error) =>
       notify('error', `Cannot download ${image.name}: ${err.message}`),
     );
@@ -375,10 +375,7 @@ function Studio({ catalog }: { catalog: Catalog }) {
     setResultActions({ downloadPng: (nodeId, image) => downloadPngRef.current(nodeId, image) });
     return () => setResultActions(null);
   }, []);
-  const downloadGalleryImage = (img: GalleryImage) => {
-    const graph = gallery.graphOf(img);
-    downloadPng(img.nodeId, img, graph ? { graph, graphLabel: img.graphLabel, outputs: {} } : undefined);
-  };
+  const downloadGalleryImage = (img: GalleryImage) => downloadPng(img.nodeId, img, gallery.jobOfImage(img));
 
   const importText = (text: string, fileName: string) => {
     const parsed = parseGraphJson(text);

@@ -80,8 +80,9 @@ class Gallery {
     return entry ? this.jobs.get(entry.jobId) : undefined;
   }
 
-  graphOf(image: GalleryImage): Graph | undefined {
-    return this.jobs.get(image.jobId)?.graph;
+  /** The job an image of the gallery came from. */
+  jobOfImage(image: GalleryImage): JobRecord | undefined {
+    return this.jobs.get(image.jobId);
   }
 
   remove(keys: Iterable<string>): void {
