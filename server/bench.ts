@@ -1,8 +1,9 @@
 /**
  * The project's bench: runs the comparison template (one CycleDiffusion inversion shared by an
- * epsilon-merge sampler and two single-prompt samplers, plus pixel merge) through the real catalog
- * and executor, and measures what the performance rules promise:
+ * epsilon-merge sampler, an attention-merge sampler and two single-prompt samplers, plus pixel merge)
+ * through the real catalog and executor, and measures what the performance rules promise:
  * - per-step time and UNet calls per sampler step (must be exactly one), rows per call;
+ * - attention-merge step time relative to epsilon-merge step time on the same model;
  * - the share of step time spent outside onnxruntime (our TypeScript math, callbacks, previews);
  * - whole-run time of the inversion and of each sampler, and peak memory;
  * - a re-run after changing only a decoder prompt: the inversion must come from cache;
@@ -27,7 +28,7 @@ import type { PipelineHandle } from './engine/registry.ts';
 import type { ExecutionProviderRequest } from './engine/onnx.ts';
 
 const projectRoot = path.resolve(import.meta.dirname, '..');
-const SAMPLERS = ['invert', 'eps_merge', 'single_style1', 'single_style2'] as const;
+const SAMPLERS = ['invert', 'eps_merge', 'attn_merge', 'single_style1', 'single_style2'] as const;
 
 export interface BenchOptions {
   /** Model folder, or "demo". */
@@ -63,6 +64,8 @@ export interface BenchReport {
   steps: number;
   skip: number;
   samplers: SamplerMeasure[];
+  /** Attention merge (rewritten UNet, rows ∅ and dual) per step, relative to epsilon merge (rows ∅, c1, c2). */
+  attentionVsEpsilon: { msPerStep: number; ortMsPerStep: number } | null;
   firstRunMs: number;
   peakRssMiB: number;
   rerun: { changed: string; ms: number; computed: string[]; cached: string[]; inversionFromCache: boolean };
@@ -196,6 +199,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     }
     const offMs = Math.min(...off), onMs = Math.min(...on), everyStepMs = Math.min(...every);
 
+    const eps = measures.find((m) => m.node === 'eps_merge');
+    const attn = measures.find((m) => m.node === 'attn_merge');
     const report: BenchReport = {
       model: opts.model,
       executionProvider: pipe.info.executionProvider,
@@ -204,6 +209,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       steps: opts.steps,
       skip: opts.skip,
       samplers: measures,
+      attentionVsEpsilon: eps && attn ? { msPerStep: attn.msPerStep / eps.msPerStep, ortMsPerStep: attn.ortMsPerStep / eps.ortMsPerStep } : null,
       firstRunMs,
       peakRssMiB: process.resourceUsage().maxRSS / 1024,
       rerun: {
@@ -239,6 +245,9 @@ function printReport(r: BenchReport, log: (line: string) => void, extra: { media
   log(`${'node'.padEnd(15)}${pad('steps', 6)}${pad('run ms', 10)}${pad('ms/step', 10)}${pad('UNet/step', 11)}${pad('rows/call', 11)}${pad('ORT ms/step', 13)}${pad('outside ORT', 13)}`);
   for (const s of r.samplers) {
     log(`${s.node.padEnd(15)}${pad(s.steps, 6)}${pad(ms(s.wallMs), 10)}${pad(ms(s.msPerStep), 10)}${pad(s.unetCallsPerStep.toFixed(2), 11)}${pad(s.rowsPerCall.toFixed(1), 11)}${pad(ms(s.ortMsPerStep), 13)}${pad((100 * s.outsideOrtShare).toFixed(1) + '%', 13)}`);
+  }
+  if (r.attentionVsEpsilon) {
+    log(`attention merge vs epsilon merge, per step: ${r.attentionVsEpsilon.msPerStep.toFixed(2)}× (UNet time ${r.attentionVsEpsilon.ortMsPerStep.toFixed(2)}×)`);
   }
   log('');
   log(`whole first run: ${ms(r.firstRunMs)} ms; peak RSS ${r.peakRssMiB.toFixed(0)} MiB`);

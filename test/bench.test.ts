@@ -1,6 +1,6 @@
 /**
  * The bench's promises, measured by the bench itself: one UNet call per sampler step carrying every
- * row the step needs, the inversion served from cache after a decoder-only change, and previews that
+ * row the step needs (attention merge included, its step time reported relative to epsilon merge), the inversion served from cache after a decoder-only change, and previews that
  * cost under 5% of run time.
  */
 import { existsSync } from 'node:fs';
@@ -12,7 +12,7 @@ const tinySd = path.resolve(import.meta.dirname, '../../shared/fixtures/tiny-sd'
 
 function checkReport(r: BenchReport, steps: number, skip: number) {
   const byNode = Object.fromEntries(r.samplers.map((s) => [s.node, s]));
-  expect(Object.keys(byNode).sort()).toEqual(['eps_merge', 'invert', 'single_style1', 'single_style2']);
+  expect(Object.keys(byNode).sort()).toEqual(['attn_merge', 'eps_merge', 'invert', 'single_style1', 'single_style2']);
   for (const s of r.samplers) {
     expect(s.steps).toBe(steps - skip);
     expect(s.unetCalls).toBe(steps - skip); // exactly one UNet call per step
@@ -21,6 +21,10 @@ function checkReport(r: BenchReport, steps: number, skip: number) {
   expect(byNode['invert']!.rowsPerCall).toBe(1);
   expect(byNode['single_style1']!.rowsPerCall).toBe(2);
   expect(byNode['eps_merge']!.rowsPerCall).toBe(3);
+  // Attention merge: ∅ and the dual row, in the rewritten UNet; its cost relative to epsilon merge is reported.
+  expect(byNode['attn_merge']!.rowsPerCall).toBe(2);
+  expect(r.attentionVsEpsilon!.msPerStep).toBeGreaterThan(0);
+  expect(Number.isFinite(r.attentionVsEpsilon!.msPerStep)).toBe(true);
   expect(r.rerun.inversionFromCache).toBe(true);
   expect(r.rerun.computed).not.toContain('invert');
   expect(r.rerun.computed).not.toContain('single_style2');
