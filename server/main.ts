@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createStudio, type ExecutionProviderChoice, type Studio } from './app.ts';
 
-const USAGE = `usage: dualstyle serve [--port 8188] [--host 127.0.0.1] [--token T] [--ep auto|cuda|webgpu|cpu] [--data ./data]
+const USAGE = `usage: npm start -- [--port 8188] [--host 127.0.0.1] [--token T] [--ep auto|cuda|webgpu|cpu] [--data ./data]
 
   --port   port to listen on (env PORT; default 8188; 0 = any free port)
   --host   address to listen on (env HOST; default 127.0.0.1; anything else needs --token)
