@@ -24,6 +24,7 @@ import { readNpyFloat32 } from '../server/engine/npy.ts';
 import { ort } from '../server/engine/onnx.ts';
 import { SdPipeline } from '../server/engine/pipeline.ts';
 import { tinySd } from './support/pipeline-harness.ts';
+import { maxAbs, maxAbsDiff } from './support/numeric.ts';
 
 const { onnx } = onnxProto;
 const hasFixture = existsSync(path.join(tinySd, 'reference/manifest.json'));
@@ -51,13 +52,6 @@ function values(n: number, seed: number): Float32Array {
   return out;
 }
 
-const maxAbsDiff = (a: Float32Array, b: Float32Array) => {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-};
-const maxAbs = (a: Float32Array) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 const sha = async (file: string) => createHash('sha256').update(await readFile(file)).digest('hex');
 
 /** A model folder we may write to: a copy of the demo model. */

@@ -15,18 +15,13 @@ import { singlePrompt } from '../server/engine/guidance.ts';
 import { seededNoise } from '../server/engine/noise.ts';
 import { readNpyFloat32 } from '../server/engine/npy.ts';
 import { SdPipeline } from '../server/engine/pipeline.ts';
+import { maxAbsDiff } from './support/numeric.ts';
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const fixture = path.resolve(projectRoot, '../shared/fixtures/tiny-sd');
 const hasFixture = existsSync(path.join(fixture, 'reference/manifest.json'));
 if (!hasFixture) console.warn(`conformance: fixture ${fixture} not found; conformance tests skipped`);
 
-const maxAbsDiff = (a: Float32Array, b: Float32Array) => {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-};
 
 describe.skipIf(!hasFixture)('conformance harness on tiny-sd', () => {
   it('passes every case of the manifest', async () => {

@@ -4,18 +4,13 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { makeMask, resizeBilinear } from '../server/engine/mask.ts';
 import { readNpyFloat32 } from '../server/engine/npy.ts';
+import { maxAbsDiff } from './support/numeric.ts';
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const reference = path.resolve(projectRoot, '../shared/fixtures/tiny-sd/reference');
 const hasFixture = existsSync(path.join(reference, 'mask_linear.npy'));
 if (!hasFixture) console.warn(`engine-mask: fixture ${reference} not found; reference comparison skipped`);
 
-const maxAbsDiff = (a: Float32Array, b: Float32Array) => {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-};
 
 describe('makeMask', () => {
   it.skipIf(!hasFixture)('matches mask_linear and mask_logistic at latent size', async () => {

@@ -17,6 +17,7 @@ import { SdPipeline } from '../server/engine/pipeline.ts';
 import { decode, invert } from '../server/engine/cycle.ts';
 import { attentionMerge, singlePrompt } from '../server/engine/guidance.ts';
 import { seededNoise } from '../server/engine/noise.ts';
+import { maxAbsDiff } from './support/numeric.ts';
 
 const { onnx } = onnxProto;
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -118,12 +119,6 @@ async function variantFolder(name: string, replace: Record<string, Uint8Array>):
   return dir;
 }
 
-const maxAbsDiff = (a: Float32Array, b: Float32Array) => {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-};
 
 describe('float16 conversion', () => {
   it('rounds to nearest even and handles the special values', () => {
