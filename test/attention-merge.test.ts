@@ -122,6 +122,13 @@ describe('attention-merge rewrite of the demo UNet', () => {
     expect(path.basename(first.path)).toMatch(/^model\.attention-merge\.[0-9a-f]{16}\.onnx$/);
     const second = await prepareAttentionMergeUnet(fresh, { cacheDir: path.join(tmp, 'unused-cache') });
     expect(second).toMatchObject({ path: first.path, reused: true });
+    // A rewrite of an older UNet (another hash) is removed when a new one is written.
+    const stale = path.join(fresh, 'unet', 'model.attention-merge.0123456789abcdef.onnx');
+    await writeFile(stale, 'old');
+    await rm(first.path);
+    const third = await prepareAttentionMergeUnet(fresh, { cacheDir: path.join(tmp, 'unused-cache') });
+    expect(third).toMatchObject({ path: first.path, reused: false });
+    expect(existsSync(stale)).toBe(false);
     expect(await Promise.all(files.map((f) => sha(path.join(fresh, f))))).toEqual(before);
     expect(existsSync(path.join(tmp, 'unused-cache'))).toBe(false);
     // Weights are referenced, not copied: every external initializer still points at weights.pb.

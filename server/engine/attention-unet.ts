@@ -58,6 +58,13 @@ async function markedReadOnly(dir: string): Promise<boolean> {
   return (s.mode & 0o222) === 0;
 }
 
+/** Rewrites of an earlier version of this UNet: ours (by name), and never read again once it changed. */
+async function removeStale(dir: string, keep: string): Promise<void> {
+  for (const name of await fs.readdir(dir)) {
+    if (name !== keep && DERIVED_UNET_PATTERN.test(name)) await fs.rm(path.join(dir, name), { force: true });
+  }
+}
+
 /** External data files the graph's initializers reference (relative to the graph's folder). */
 function externalFiles(model: onnxProto.onnx.IModelProto): string[] {
   const files = new Set<string>();
@@ -100,6 +107,7 @@ async function prepare(source: string, cacheDir: string): Promise<PreparedUnet> 
   if (!(await markedReadOnly(path.dirname(source)))) {
     try {
       await writeFileAtomic(beside, rewritten);
+      await removeStale(path.dirname(source), path.basename(beside));
       return { path: beside, layers: layers.length, reused: false };
     } catch (e) {
       if (!isReadOnlyError(e)) throw e;
