@@ -117,8 +117,10 @@ function constantType(name: string, producers: Map<string, INodeProto>, initiali
 
 interface Analysis {
   layers: (CrossAttentionLayer & { node: INodeProto; weight: string })[];
-  /** Nodes to duplicate with the second conditioning, in graph order. */
+  /** Nodes to duplicate with the second conditioning. */
   shadow: Set<INodeProto>;
+  /** The node that computes each tensor. */
+  producer: Map<string, INodeProto>;
 }
 
 function analyse(nodes: INodeProto[], ehs: string, constant: Set<string>): Analysis {
@@ -164,7 +166,7 @@ function analyse(nodes: INodeProto[], ehs: string, constant: Set<string>): Analy
       `cross-attention Softmax "${orphan.name || orphan.output?.[0]}" does not reach an output projection; looked for ${WHAT_WE_LOOK_FOR}`,
     );
   }
-  return { layers, shadow };
+  return { layers, shadow, producer };
 }
 
 /** Names not yet used by any node, tensor or initializer of the graph. */
@@ -207,7 +209,7 @@ export function rewriteForAttentionMerge(model: IModelProto, sourceHash = ''): A
   const ehs = ehsInfo.name!;
   const inputFloatType = ehsInfo.type?.tensorType?.elemType ?? FLOAT;
   const nodes = g.node;
-  const { layers, shadow } = analyse(nodes, ehs, constantTensors(nodes, initializerNames));
+  const { layers, shadow, producer } = analyse(nodes, ehs, constantTensors(nodes, initializerNames));
   if (layers.length === 0) {
     throw new AttentionRewriteError(`no cross-attention found (input "${ehs}"); looked for ${WHAT_WE_LOOK_FOR}`);
   }
@@ -266,7 +268,6 @@ export function rewriteForAttentionMerge(model: IModelProto, sourceHash = ''): A
   };
 
   const projections = new Map(layers.map((l) => [l.node, l]));
-  const producers = new Map(nodes.flatMap((n) => (n.output ?? []).map((o) => [o, n] as const)));
   const initializersByName = new Map((g.initializer ?? []).map((t) => [t.name ?? '', t]));
   for (const n of nodes) {
     const layer = projections.get(n);
@@ -274,7 +275,7 @@ export function rewriteForAttentionMerge(model: IModelProto, sourceHash = ''): A
       const scope = `/attention_merge${(n.name ?? '').replace(/\/[^/]*$/, '') || `/layer_${out.length}`}`;
       const a1 = layer.attentionOutput;
       const a2 = shadowOf.get(a1)!;
-      const floatType = constantType(layer.weight, producers, initializersByName) ?? inputFloatType;
+      const floatType = constantType(layer.weight, producer, initializersByName) ?? inputFloatType;
       if (floatType !== FLOAT && floatType !== FLOAT16) {
         throw new AttentionRewriteError(`the output projection ${layer.projection} has weights of ONNX type ${floatType}; only float32 and float16 are supported`);
       }
