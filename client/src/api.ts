@@ -15,8 +15,17 @@ export class ApiError extends Error {
   }
 }
 
+/** fetch with the access token; a network failure becomes an ApiError that says the server is unreachable. */
+async function send(url: string, init: RequestInit = {}): Promise<Response> {
+  try {
+    return await fetch(url, { ...init, headers: { ...authHeaders(), ...(init.headers as Record<string, string> | undefined) } });
+  } catch (err) {
+    throw new ApiError(0, 'network', `The studio server cannot be reached (${(err as Error).message}).`);
+  }
+}
+
 async function request<T>(method: string, url: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
-  const init: RequestInit = { method, headers: { ...authHeaders(), ...headers } };
+  const init: RequestInit = { method, headers: { ...headers } };
   if (body !== undefined) {
     if (body instanceof Blob || body instanceof ArrayBuffer) {
       init.body = body;
@@ -25,12 +34,7 @@ async function request<T>(method: string, url: string, body?: unknown, headers: 
       (init.headers as Record<string, string>)['Content-Type'] = 'application/json';
     }
   }
-  let res: Response;
-  try {
-    res = await fetch(url, init);
-  } catch (err) {
-    throw new ApiError(0, 'network', `The studio server cannot be reached (${(err as Error).message}).`);
-  }
+  const res = await send(url, init);
   const text = await res.text();
   let data: unknown = undefined;
   if (text) {
@@ -113,12 +117,7 @@ export function uploadUrl(name: string): string {
 
 /** The bytes of a file the server serves (a result image), with the access token. */
 export async function fetchBytes(url: string): Promise<Uint8Array> {
-  let res: Response;
-  try {
-    res = await fetch(url, { headers: authHeaders() });
-  } catch (err) {
-    throw new ApiError(0, 'network', `The studio server cannot be reached (${(err as Error).message}).`);
-  }
+  const res = await send(url);
   if (!res.ok) throw new ApiError(res.status, 'http', `GET ${url} failed: HTTP ${res.status}`);
   return new Uint8Array(await res.arrayBuffer());
 }

@@ -176,8 +176,10 @@ export class JobTracker {
       }
       case 'job:done': {
         const e = payload as Payload<'job:done'>;
-        for (const [nodeId, result] of Object.entries(e.results ?? {})) this.onResult(e.jobId, nodeId, result);
-        if (paint) for (const [nodeId, result] of Object.entries(e.results ?? {})) nodeRuntime.update(nodeId, { result });
+        for (const [nodeId, result] of Object.entries(e.results ?? {})) {
+          this.onResult(e.jobId, nodeId, result);
+          if (paint) nodeRuntime.update(nodeId, { result });
+        }
         this.patchJob(e.jobId, { state: 'done', currentNode: undefined, position: undefined, message: `Finished in ${(e.ms / 1000).toFixed(1)} s` });
         break;
       }
