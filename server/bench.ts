@@ -9,6 +9,11 @@
  * - a re-run after changing only a decoder prompt: the inversion must come from cache;
  * - previews on vs off: step previews are encoded the way the server does (off the sampler's path,
  *   dropping a frame while the previous one is still encoding), and must cost under 5% of run time.
+ *   Two measures. The work previews add: the time the event handler takes on the sampler's thread
+ *   (measured in the run) plus, per frame, the encode of that frame timed alone on an idle machine;
+ *   as a share of the run, the promise is checked on it. And the wall-clock difference of runs with
+ *   previews on and off, reported but not asserted: on a shared 2-core machine its run-to-run jitter
+ *   (±10%) is larger than the effect.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -21,7 +26,7 @@ import { encodePreview } from './preview.ts';
 import { nodeDefinitions } from '../nodes/index.ts';
 import { STYLE_PRESETS } from '../nodes/lib/presets.ts';
 import type { Graph } from './protocol/graph.ts';
-import type { Services } from '../nodes/types.ts';
+import type { PreviewSource, Services } from '../nodes/types.ts';
 import type { ModelValue } from '../nodes/values.ts';
 import type { PipelineStats, SdPipeline } from './engine/pipeline.ts';
 import type { PipelineHandle } from './engine/registry.ts';
@@ -38,7 +43,7 @@ export interface BenchOptions {
   skip: number;
   /** Longest image side (the built-in sample picture is 4:3; sides become multiples of 64). */
   maxSide: number;
-  /** Repetitions of the previews on/off comparison (interleaved; the fastest of each is compared). */
+  /** Repetitions of the previews off / on / every-step runs (interleaved). */
   previewReps: number;
   log?: (line: string) => void;
 }
@@ -69,7 +74,24 @@ export interface BenchReport {
   firstRunMs: number;
   peakRssMiB: number;
   rerun: { changed: string; ms: number; computed: string[]; cached: string[]; inversionFromCache: boolean };
-  previews: { offMs: number; onMs: number; everyStepMs: number; overhead: number; everyStepOverhead: number; framesOn: number; framesEveryStep: number };
+  previews: {
+    /** Fastest run with previews off, at the server's interval, and at every step. */
+    offMs: number;
+    onMs: number;
+    everyStepMs: number;
+    /** Wall-clock: fastest on / fastest off − 1 (and the same for every step). Noisy; see above. */
+    overhead: number;
+    everyStepOverhead: number;
+    framesOn: number;
+    framesEveryStep: number;
+    /** Encode time of one frame, alone (ms, median of 20). */
+    encodeMs: number;
+    /** Work previews add per run (handler + frames × encodeMs), median over reps (ms), and its share of the run. */
+    workMs: number;
+    workShare: number;
+    everyStepWorkMs: number;
+    everyStepWorkShare: number;
+  };
 }
 
 function withParams(graph: Graph, patch: Record<string, Record<string, unknown>>): Graph {
@@ -85,13 +107,22 @@ class BenchRunner {
   pipeline?: SdPipeline;
   constructor(readonly services: Services) {}
 
-  /** Runs a graph; `onEvent` sees every executor event; previews are encoded like the server does. */
-  async run(graph: Graph, previewIntervalMs: number, onEvent?: (e: ExecEvent) => void): Promise<{ summary: ExecuteSummary; frames: number }> {
+  /**
+   * Runs a graph; `onEvent` sees every executor event; previews are encoded like the server does.
+   * `handlerMs` is the time the preview handler held the sampler's thread; `lastFrame` the last frame sent.
+   */
+  async run(
+    graph: Graph,
+    previewIntervalMs: number,
+    onEvent?: (e: ExecEvent) => void,
+  ): Promise<{ summary: ExecuteSummary; frames: number; handlerMs: number; lastFrame?: PreviewSource }> {
     const v = validateGraph(graph, this.catalog);
     if (!v.ok || !v.graph) throw new Error(`bench graph is invalid: ${v.issues.map(formatIssue).join('; ')}`);
     const encoding = new Set<string>();
     const pending: Promise<unknown>[] = [];
     let frames = 0;
+    let handlerMs = 0;
+    let lastFrame: PreviewSource | undefined;
     const summary = await executeGraph({
       jobId: 'bench',
       graph: v.graph,
@@ -103,9 +134,12 @@ class BenchRunner {
       previewIntervalMs,
       emit: (e) => {
         if (e.type === 'node:preview' && !encoding.has(e.nodeId)) {
+          const t = performance.now();
           encoding.add(e.nodeId);
           frames++;
+          lastFrame = e.source;
           pending.push(encodePreview(e.source).finally(() => encoding.delete(e.nodeId)));
+          handlerMs += performance.now() - t;
         }
         onEvent?.(e);
       },
@@ -113,7 +147,7 @@ class BenchRunner {
     await Promise.all(pending);
     const model = this.cache.get(summary.keys['model']!)?.outputs['model'] as ModelValue | undefined;
     this.pipeline ??= await (model?.pipeline as PipelineHandle | undefined)?.acquire();
-    return { summary, frames };
+    return { summary, frames, handlerMs, lastFrame };
   }
 }
 
@@ -182,21 +216,34 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     // 3) Previews off vs on: the epsilon-merge sampler alone, its inversion cached, repeated and interleaved.
     const samplerOnly = (guidance: number) => withParams(graph, { eps_merge: { guidance } });
     const off: number[] = [], on: number[] = [], every: number[] = [];
+    const onHandler: number[] = [], everyHandler: number[] = [];
+    let frame: PreviewSource | undefined;
     let framesOn = 0, framesEvery = 0;
     let g = 20;
     const time = async (interval: number) => {
       g += 0.5; // a new guidance value: the sampler recomputes, everything upstream is cached
       const t = performance.now();
       const r = await runner.run(samplerOnly(g), interval);
-      return { ms: performance.now() - t, frames: r.frames };
+      frame = r.lastFrame ?? frame;
+      return { ms: performance.now() - t, frames: r.frames, handlerMs: r.handlerMs };
     };
     for (let i = 0; i < opts.previewReps; i++) {
       off.push((await time(Infinity)).ms);
       const a = await time(250);
-      on.push(a.ms); framesOn = a.frames;
+      on.push(a.ms); onHandler.push(a.handlerMs); framesOn = a.frames;
       const b = await time(0);
-      every.push(b.ms); framesEvery = b.frames;
+      every.push(b.ms); everyHandler.push(b.handlerMs); framesEvery = b.frames;
     }
+    if (!frame) throw new Error('the bench saw no preview frame');
+    const encodes: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const t = performance.now();
+      await encodePreview(frame);
+      encodes.push(performance.now() - t);
+    }
+    const encodeMs = median(encodes);
+    const work = (handler: number[], frames: number) => handler.map((h) => h + frames * encodeMs);
+    const share = (w: number[], runs: number[]) => median(w.map((x, i) => x / runs[i]!));
     const offMs = Math.min(...off), onMs = Math.min(...on), everyStepMs = Math.min(...every);
 
     const eps = measures.find((m) => m.node === 'eps_merge');
@@ -227,6 +274,11 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
         everyStepOverhead: everyStepMs / offMs - 1,
         framesOn,
         framesEveryStep: framesEvery,
+        encodeMs,
+        workMs: median(work(onHandler, framesOn)),
+        workShare: share(work(onHandler, framesOn), on),
+        everyStepWorkMs: median(work(everyHandler, framesEvery)),
+        everyStepWorkShare: share(work(everyHandler, framesEvery), every),
       },
     };
     printReport(report, log, { medianOff: median(off), medianOn: median(on) });
@@ -253,6 +305,8 @@ function printReport(r: BenchReport, log: (line: string) => void, extra: { media
   log(`whole first run: ${ms(r.firstRunMs)} ms; peak RSS ${r.peakRssMiB.toFixed(0)} MiB`);
   log(`re-run after changing only the ${r.rerun.changed}: ${ms(r.rerun.ms)} ms; inversion from cache: ${r.rerun.inversionFromCache ? 'yes' : 'NO'}`);
   log(`  recomputed: ${r.rerun.computed.join(', ')}`);
-  log(`previews (epsilon-merge sampler, fastest of reps): off ${ms(r.previews.offMs)} ms; on (server default, ${r.previews.framesOn} frames) ${ms(r.previews.onMs)} ms = ${(100 * r.previews.overhead).toFixed(1)}%; every step (${r.previews.framesEveryStep} frames) ${ms(r.previews.everyStepMs)} ms = ${(100 * r.previews.everyStepOverhead).toFixed(1)}%`);
-  log(`  (medians: off ${ms(extra.medianOff)} ms, on ${ms(extra.medianOn)} ms)`);
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  const p = r.previews;
+  log(`previews (epsilon-merge sampler, median of reps; one frame encodes in ${ms(p.encodeMs)} ms): work at the server's interval ${ms(p.workMs)} ms for ${p.framesOn} frames = ${pct(p.workShare)} of the run; at every step ${ms(p.everyStepWorkMs)} ms for ${p.framesEveryStep} frames = ${pct(p.everyStepWorkShare)}`);
+  log(`  wall clock, fastest of reps: off ${ms(p.offMs)} ms; on ${ms(p.onMs)} ms = ${pct(p.overhead)}; every step ${ms(p.everyStepMs)} ms = ${pct(p.everyStepOverhead)} (medians: off ${ms(extra.medianOff)} ms, on ${ms(extra.medianOn)} ms)`);
 }

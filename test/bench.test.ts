@@ -36,8 +36,13 @@ describe.skipIf(!existsSync(tinySd))('bench on the reference tiny-sd model', () 
   it('one UNet call per step, cached inversion, previews under 5%', async () => {
     const r = await runBench({ model: tinySd, executionProvider: 'cpu', steps: 100, skip: 10, maxSide: 64, previewReps: 5 });
     checkReport(r, 100, 10);
-    // Timing on a shared 2-core box: the fastest of five interleaved runs each way.
-    expect(r.previews.overhead).toBeLessThan(0.05);
+    const p = r.previews;
+    console.log(`[bench.test] preview work ${p.workMs.toFixed(2)} ms for ${p.framesOn} frames (encode ${p.encodeMs.toFixed(2)} ms each) = ${(100 * p.workShare).toFixed(2)}% of the run; every step ${(100 * p.everyStepWorkShare).toFixed(1)}%; wall clock on vs off ${(100 * p.overhead).toFixed(1)}%`);
+    // The promise, on the work previews add (median of 5 reps; server/bench.ts says why not the
+    // wall-clock difference). Previews at every step add more of it, so the measure is live.
+    expect(p.encodeMs).toBeGreaterThan(0);
+    expect(p.workShare).toBeLessThan(0.05);
+    expect(p.everyStepWorkMs).toBeGreaterThan(p.workMs);
   });
 });
 if (!existsSync(tinySd)) console.warn(`tiny-sd fixture not found at ${tinySd}: bench test on it skipped`);
