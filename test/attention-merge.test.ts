@@ -159,6 +159,67 @@ describe('attention-merge rewrite of the demo UNet', () => {
     expect(session.inputNames).toEqual(expect.arrayContaining([EHS2_INPUT, MASK_INPUT]));
     await session.release();
   });
+
+  it('a single-file export (weights inside model.onnx): the rewrite points at them in place, read-only folder too', async () => {
+    // The demo UNet with its weights.pb folded into model.onnx, as single-file (often fp16) exports are.
+    const single = await demoCopy('single-file');
+    const unet = path.join(single, 'unet');
+    const model = onnx.ModelProto.decode(await readFile(path.join(unet, 'model.onnx')));
+    const weights = await readFile(path.join(unet, 'weights.pb'));
+    for (const t of model.graph!.initializer!) {
+      if (t.dataLocation !== onnx.TensorProto.DataLocation.EXTERNAL) continue;
+      const at = (key: string) => Number(t.externalData!.find((e) => e.key === key)!.value);
+      t.rawData = weights.subarray(at('offset'), at('offset') + at('length'));
+      t.dataLocation = onnx.TensorProto.DataLocation.DEFAULT;
+      t.externalData = [];
+    }
+    await writeFile(path.join(unet, 'model.onnx'), onnx.ModelProto.encode(model).finish());
+    await rm(path.join(unet, 'weights.pb'));
+    const sourceSize = (await stat(path.join(unet, 'model.onnx'))).size;
+    const before = await sha(path.join(unet, 'model.onnx'));
+
+    const referencesInPlace = async (graph: string) => {
+      const rewritten = onnx.ModelProto.decode(await readFile(graph));
+      const external = rewritten.graph!.initializer!.filter((t) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL);
+      expect(external.length).toBeGreaterThan(0);
+      for (const t of external) expect(t.externalData!.find((e) => e.key === 'location')?.value).toBe('model.onnx');
+      expect((await stat(graph)).size).toBeLessThan(sourceSize / 4);
+    };
+    const beside = await prepareAttentionMergeUnet(single, { cacheDir: path.join(tmp, 'single-cache') });
+    expect(path.dirname(beside.path)).toBe(unet);
+    await referencesInPlace(beside.path);
+
+    // It computes the attention merge: mask all ones gives the stock UNet with c1.
+    const pipe = await SdPipeline.load(single, { executionProvider: 'cpu' });
+    try {
+      const { latentChannels: C, textLength: L, textDim: D } = pipe.info;
+      const [w, h] = [8, 8];
+      const [sample, c1, c2] = [values(C * h * w, 7), values(L * D, 8), values(L * D, 9)];
+      const stock = await pipe.unet(sample, 1, h, w, 500, c1);
+      const ones = await pipe.unet(sample, 1, h, w, 500, c1, await attentionMergeExtras(pipe, [{ embedding: c2, what: 'c2' }], new Float32Array(w * h).fill(1), w, h));
+      expect(maxAbsDiff(ones, stock)).toBeLessThanOrEqual(1e-5 * Math.max(1, maxAbs(stock)));
+      expect(ones.some((v) => v !== 0)).toBe(true);
+    } finally {
+      await pipe.release();
+    }
+
+    // Read-only: the cache holds the small graph and a hard link of model.onnx, never a copy.
+    await rm(beside.path);
+    await chmod(unet, 0o555);
+    try {
+      const cached = await prepareAttentionMergeUnet(single, { cacheDir: path.join(tmp, 'single-cache') });
+      expect(cached.path.startsWith(path.join(tmp, 'single-cache'))).toBe(true);
+      await referencesInPlace(cached.path);
+      const [orig, linked] = await Promise.all([stat(path.join(unet, 'model.onnx')), stat(path.join(path.dirname(cached.path), 'model.onnx'))]);
+      expect(linked.ino).toBe(orig.ino);
+      const session = await ort.InferenceSession.create(cached.path);
+      expect(session.inputNames).toEqual(expect.arrayContaining([EHS2_INPUT, MASK_INPUT]));
+      await session.release();
+    } finally {
+      await chmod(unet, 0o755);
+    }
+    expect(await sha(path.join(unet, 'model.onnx'))).toBe(before);
+  });
 });
 
 describe('attention-merge rewrite across export styles', () => {

@@ -29,8 +29,11 @@ type IAttributeProto = onnxProto.onnx.IAttributeProto;
 
 export const EHS2_INPUT = 'encoder_hidden_states_2';
 export const MASK_INPUT = 'mask';
-/** Bump when the rewrite changes: cached rewritten graphs from another version are not reused. */
-export const REWRITE_VERSION = 1;
+/**
+ * Bump when the rewrite or its files change: cached rewritten graphs from another version are not
+ * reused. 2: embedded weights are referenced in the source file, not copied.
+ */
+export const REWRITE_VERSION = 2;
 /** metadata_props key that marks (and describes) a rewritten graph. */
 export const REWRITE_METADATA_KEY = 'dualstyle.attention_merge';
 

@@ -4,8 +4,11 @@
  * The rewritten graph is written beside the original (`unet/model.attention-merge.<hash>.onnx`) so that
  * its external weight references (`weights.pb`, resolved by onnxruntime relative to the graph's own
  * folder, never outside it) point at the user's files: nothing is copied, nothing the user owns is
- * modified. When the model folder is read-only it goes to the studio's cache instead, with the external
- * weight files hard-linked there (same bytes, no copy); if that is impossible too, the user is told why.
+ * modified. Weights embedded in `model.onnx` (single-file exports, common for fp16) are not copied
+ * either: the rewritten graph points at their bytes inside the original file (external data with an
+ * offset). When the model folder is read-only the graph goes to the studio's cache instead, with the
+ * weight files hard-linked there (same bytes, no copy); if that is impossible too, the user is told why
+ * (embedded weights are then written into the cached graph, as a last resort that still works).
  */
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
@@ -44,6 +47,12 @@ async function exists(file: string): Promise<boolean> {
   );
 }
 
+/** Whether `b` is a hard link of `a` (the same file, not a copy that may have drifted). */
+async function sameFile(a: string, b: string): Promise<boolean> {
+  const [sa, sb] = await Promise.all([fs.stat(a), fs.stat(b).catch(() => null)]);
+  return sb !== null && sa.dev === sb.dev && sa.ino === sb.ino;
+}
+
 function isReadOnlyError(e: unknown): boolean {
   const code = (e as NodeJS.ErrnoException).code;
   return code === 'EACCES' || code === 'EROFS' || code === 'EPERM';
@@ -63,6 +72,37 @@ async function removeStale(dir: string, keep: string): Promise<void> {
   for (const name of await fs.readdir(dir)) {
     if (name !== keep && DERIVED_UNET_PATTERN.test(name)) await fs.rm(path.join(dir, name), { force: true });
   }
+}
+
+/** ONNX's own threshold for moving a tensor to external data (onnx.save_model's size_threshold). */
+const EXTERNAL_MIN_BYTES = 1024;
+
+/**
+ * Points each large initializer whose bytes lie inside `source` (the decoded file: protobufjs decodes
+ * bytes fields as views of the input) at that place in the file `location`, instead of embedding a
+ * copy. Returns how to undo it, for when the file cannot be referenced after all.
+ */
+function referenceEmbeddedWeights(model: onnxProto.onnx.IModelProto, source: Uint8Array, location: string): () => void {
+  const undo: (() => void)[] = [];
+  for (const t of model.graph?.initializer ?? []) {
+    const raw = t.rawData;
+    if (!raw || raw.byteLength < EXTERNAL_MIN_BYTES || raw.buffer !== source.buffer) continue;
+    const offset = raw.byteOffset - source.byteOffset;
+    if (offset < 0 || offset + raw.byteLength > source.byteLength) continue;
+    t.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
+    t.externalData = [
+      { key: 'location', value: location },
+      { key: 'offset', value: String(offset) },
+      { key: 'length', value: String(raw.byteLength) },
+    ];
+    delete t.rawData; // an own property is encoded even when empty
+    undo.push(() => {
+      t.rawData = raw;
+      t.dataLocation = onnx.TensorProto.DataLocation.DEFAULT;
+      t.externalData = [];
+    });
+  }
+  return () => undo.forEach((u) => u());
 }
 
 /** External data files the graph's initializers reference (relative to the graph's folder). */
@@ -95,18 +135,18 @@ async function prepare(source: string, cacheDir: string): Promise<PreparedUnet> 
   const bytes = await fs.readFile(source);
   const hash = createHash('sha256').update(`attention-merge v${REWRITE_VERSION}\0`).update(bytes).digest('hex').slice(0, 16);
   const beside = path.join(path.dirname(source), `model.attention-merge.${hash}.onnx`);
-  const cached = path.join(cacheDir, hash, 'model.onnx');
+  // Not model.onnx: the source itself may be linked beside it, as the data file of embedded weights.
+  const cached = path.join(cacheDir, hash, 'model.attention-merge.onnx');
   for (const candidate of [beside, cached]) {
     if (await exists(candidate)) return { path: candidate, layers: null, reused: true };
   }
 
   const model = onnx.ModelProto.decode(bytes);
-  const externals = externalFiles(model);
   const { layers } = rewriteForAttentionMerge(model, hash);
-  const rewritten = onnx.ModelProto.encode(model).finish();
+  const inlineEmbedded = referenceEmbeddedWeights(model, bytes, path.basename(source));
   if (!(await markedReadOnly(path.dirname(source)))) {
     try {
-      await writeFileAtomic(beside, rewritten);
+      await writeFileAtomic(beside, onnx.ModelProto.encode(model).finish());
       await removeStale(path.dirname(source), path.basename(beside));
       return { path: beside, layers: layers.length, reused: false };
     } catch (e) {
@@ -117,20 +157,26 @@ async function prepare(source: string, cacheDir: string): Promise<PreparedUnet> 
   // Read-only model folder: the cache, with the external weights hard-linked beside the graph.
   const dir = path.dirname(cached);
   await fs.mkdir(dir, { recursive: true });
-  for (const rel of externals) {
+  for (const rel of externalFiles(model)) {
     const target = path.join(dir, rel);
-    if (await exists(target)) continue;
-    await fs.mkdir(path.dirname(target), { recursive: true });
     try {
+      const original = await fs.realpath(path.join(path.dirname(source), rel));
+      if (await sameFile(original, target)) continue;
+      await fs.mkdir(path.dirname(target), { recursive: true });
+      await fs.rm(target, { force: true });
       // Link the file itself, not a symlink to it: onnxruntime refuses weights that resolve outside the folder.
-      await fs.link(await fs.realpath(path.join(path.dirname(source), rel)), target);
+      await fs.link(original, target);
     } catch (e) {
+      if (rel === path.basename(source)) {
+        inlineEmbedded(); // the graph's own file: embed its weights in the cached graph instead
+        continue;
+      }
       throw new Error(
         `cannot prepare the attention-merge UNet: ${path.dirname(source)} is read-only and its weights file ${rel} ` +
           `cannot be linked into ${dir} (${(e as Error).message}). Make the model folder writable, or copy the model to a writable folder.`,
       );
     }
   }
-  await writeFileAtomic(cached, rewritten);
+  await writeFileAtomic(cached, onnx.ModelProto.encode(model).finish());
   return { path: cached, layers: layers.length, reused: false };
 }
