@@ -75,7 +75,7 @@ export interface BenchReport {
   peakRssMiB: number;
   rerun: { changed: string; ms: number; computed: string[]; cached: string[]; inversionFromCache: boolean };
   previews: {
-    /** Fastest run with previews off, at the server's interval, and at every step. */
+    /** Fastest run with previews off, at the server's interval, and at every step; frames: median. */
     offMs: number;
     onMs: number;
     everyStepMs: number;
@@ -215,12 +215,11 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
 
     // 3) Previews off vs on: the epsilon-merge sampler alone, its inversion cached, repeated and interleaved.
     const samplerOnly = (guidance: number) => withParams(graph, { eps_merge: { guidance } });
-    const off: number[] = [], on: number[] = [], every: number[] = [];
-    const onHandler: number[] = [], everyHandler: number[] = [];
+    type Timed = { ms: number; frames: number; handlerMs: number };
+    const offRuns: Timed[] = [], onRuns: Timed[] = [], everyRuns: Timed[] = [];
     let frame: PreviewSource | undefined;
-    let framesOn = 0, framesEvery = 0;
     let g = 20;
-    const time = async (interval: number) => {
+    const time = async (interval: number): Promise<Timed> => {
       g += 0.5; // a new guidance value: the sampler recomputes, everything upstream is cached
       const t = performance.now();
       const r = await runner.run(samplerOnly(g), interval);
@@ -228,11 +227,9 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       return { ms: performance.now() - t, frames: r.frames, handlerMs: r.handlerMs };
     };
     for (let i = 0; i < opts.previewReps; i++) {
-      off.push((await time(Infinity)).ms);
-      const a = await time(250);
-      on.push(a.ms); onHandler.push(a.handlerMs); framesOn = a.frames;
-      const b = await time(0);
-      every.push(b.ms); everyHandler.push(b.handlerMs); framesEvery = b.frames;
+      offRuns.push(await time(Infinity));
+      onRuns.push(await time(250));
+      everyRuns.push(await time(0));
     }
     if (!frame) throw new Error('the bench saw no preview frame');
     const encodes: number[] = [];
@@ -242,8 +239,9 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       encodes.push(performance.now() - t);
     }
     const encodeMs = median(encodes);
-    const work = (handler: number[], frames: number) => handler.map((h) => h + frames * encodeMs);
-    const share = (w: number[], runs: number[]) => median(w.map((x, i) => x / runs[i]!));
+    const work = (runs: Timed[]) => median(runs.map((r) => r.handlerMs + r.frames * encodeMs));
+    const share = (runs: Timed[]) => median(runs.map((r) => (r.handlerMs + r.frames * encodeMs) / r.ms));
+    const [off, on, every] = [offRuns, onRuns, everyRuns].map((runs) => runs.map((r) => r.ms)) as [number[], number[], number[]];
     const offMs = Math.min(...off), onMs = Math.min(...on), everyStepMs = Math.min(...every);
 
     const eps = measures.find((m) => m.node === 'eps_merge');
@@ -272,13 +270,13 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
         everyStepMs,
         overhead: onMs / offMs - 1,
         everyStepOverhead: everyStepMs / offMs - 1,
-        framesOn,
-        framesEveryStep: framesEvery,
+        framesOn: median(onRuns.map((r) => r.frames)),
+        framesEveryStep: median(everyRuns.map((r) => r.frames)),
         encodeMs,
-        workMs: median(work(onHandler, framesOn)),
-        workShare: share(work(onHandler, framesOn), on),
-        everyStepWorkMs: median(work(everyHandler, framesEvery)),
-        everyStepWorkShare: share(work(everyHandler, framesEvery), every),
+        workMs: work(onRuns),
+        workShare: share(onRuns),
+        everyStepWorkMs: work(everyRuns),
+        everyStepWorkShare: share(everyRuns),
       },
     };
     printReport(report, log, { medianOff: median(off), medianOn: median(on) });
