@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
-// Timing assertions (the bench's "previews cost under 5%") compare wall-clock runs, so they run
-// after everything else, alone: beside the browser test on a 2-core box they measure the neighbour.
+// Timed tests (the bench times runs, and a preview encode on an otherwise idle machine) run after
+// everything else, alone: beside the browser test on a 2-core box they would time the neighbour.
 const timed = ['test/bench.test.ts'];
 
 export default defineConfig({
