@@ -239,8 +239,9 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       encodes.push(performance.now() - t);
     }
     const encodeMs = median(encodes);
-    const work = (runs: Timed[]) => median(runs.map((r) => r.handlerMs + r.frames * encodeMs));
-    const share = (runs: Timed[]) => median(runs.map((r) => (r.handlerMs + r.frames * encodeMs) / r.ms));
+    const workOf = (r: Timed) => r.handlerMs + r.frames * encodeMs;
+    const work = (runs: Timed[]) => median(runs.map(workOf));
+    const share = (runs: Timed[]) => median(runs.map((r) => workOf(r) / r.ms));
     const [off, on, every] = [offRuns, onRuns, everyRuns].map((runs) => runs.map((r) => r.ms)) as [number[], number[], number[]];
     const offMs = Math.min(...off), onMs = Math.min(...on), everyStepMs = Math.min(...every);
 

@@ -40,7 +40,7 @@ export interface PrepareOptions {
 
 const pending = new Map<string, Promise<PreparedUnet>>();
 
-async function exists(file: string): Promise<boolean> {
+async function isNonEmptyFile(file: string): Promise<boolean> {
   return fs.stat(file).then(
     (s) => s.isFile() && s.size > 0,
     () => false,
@@ -138,7 +138,7 @@ async function prepare(source: string, cacheDir: string): Promise<PreparedUnet> 
   // Not model.onnx: the source itself may be linked beside it, as the data file of embedded weights.
   const cached = path.join(cacheDir, hash, 'model.attention-merge.onnx');
   for (const candidate of [beside, cached]) {
-    if (await exists(candidate)) return { path: candidate, layers: null, reused: true };
+    if (await isNonEmptyFile(candidate)) return { path: candidate, layers: null, reused: true };
   }
 
   const model = onnx.ModelProto.decode(bytes);
