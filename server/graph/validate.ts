@@ -228,7 +228,7 @@ function checkGraph(
 
   if (opts.requireOutput !== false && ![...byId.values()].some((n) => catalog.get(n.type)?.output === true)) {
     const examples = [...catalog.values()].filter((d) => d.output).map((d) => d.title).slice(0, 3);
-    const hint = examples.length ? ` such as ${examples.join(' or ')}` : '';
+    const hint = examples.length ? ` such as ${examples.length > 1 ? `${examples.slice(0, -1).join(', ')} or ${examples.at(-1)}` : examples[0]}` : '';
     issues.push({
       code: 'no_outputs',
       message:

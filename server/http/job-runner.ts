@@ -4,10 +4,9 @@
  * encoding), progress is coalesced to at most ~20 per second per node, and everything a job emits is
  * delivered in order. Finished jobs are remembered in memory (bounded) for GET /api/jobs/:id.
  */
-import type { Logger, Services } from '../../nodes/types.ts';
-import type { NodeCatalog } from '../catalog.ts';
-import { OutputCache } from '../executor/cache.ts';
-import { byNodeId, executeGraph, NodeFailedError, planRun, type ExecEvent } from '../executor/executor.ts';
+import type { Logger } from '../../nodes/types.ts';
+import { byNodeId, NodeFailedError, type ExecEvent } from '../executor/executor.ts';
+import type { GraphRunner } from '../executor/graph-runner.ts';
 import { JobQueue } from '../executor/queue.ts';
 import { encodePreview } from '../executor/preview.ts';
 import type { Graph } from '../protocol/graph.ts';
@@ -39,8 +38,8 @@ export interface JobDetail {
 }
 
 export interface JobRunnerOptions {
-  catalog: NodeCatalog;
-  services: Services;
+  /** Validates and runs each job's graph, with the output cache shared by all jobs. */
+  graphs: GraphRunner;
   broadcast: Broadcast;
   log: Logger;
   maxPending?: number;
@@ -55,7 +54,6 @@ const PROGRESS_INTERVAL_MS = 50;
 
 export class JobRunner {
   readonly queue: JobQueue<JobPayload>;
-  private readonly cache = new OutputCache();
   private readonly finished = new Map<string, JobDetail>();
 
   constructor(private readonly opts: JobRunnerOptions) {
@@ -69,7 +67,7 @@ export class JobRunner {
 
   submit(graph: Graph, outputs?: string[]): JobSummary {
     const title = typeof graph.meta?.title === 'string' ? graph.meta.title : undefined;
-    const job = this.queue.submit({ graph, outputs, nodes: planRun(graph, this.opts.catalog, outputs) }, title);
+    const job = this.queue.submit({ graph, outputs, nodes: this.opts.graphs.plan(graph, outputs) }, title);
     const summary = this.summaryOf(job.id)!;
     this.opts.broadcast({ name: 'job:queued', args: { jobId: job.id, position: summary.position ?? 0 } });
     return summary;
@@ -139,7 +137,7 @@ export class JobRunner {
   }
 
   private async run(jobId: string, payload: JobPayload, signal: AbortSignal): Promise<void> {
-    const { broadcast, catalog, services, log } = this.opts;
+    const { broadcast, graphs, log } = this.opts;
     const outbox = new OrderedOutbox<OutgoingEvent>(broadcast);
     const started = performance.now();
     const lastProgress = new Map<string, number>();
@@ -198,17 +196,12 @@ export class JobRunner {
 
     outbox.push({ name: 'job:started', args: { jobId, nodes: payload.nodes } });
     try {
-      const summary = await executeGraph({
+      const summary = await graphs.run(payload.graph, {
         jobId,
-        graph: payload.graph,
-        catalog,
-        services,
-        cache: this.cache,
         signal,
         emit: onEvent,
         outputs: payload.outputs,
         previewIntervalMs: this.opts.previewIntervalMs,
-        logger: log,
       });
       await outbox.flushed();
       const results = byNodeId<NodeResult>();
