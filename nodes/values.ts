@@ -58,5 +58,5 @@ export interface SocketValues {
   Text: string;
 }
 
-// Compile-time check that every socket type has a value type.
-type _Exhaustive = SocketValues[SocketType];
+/** Any socket value; also a compile-time check that every socket type has a value type. */
+export type SocketValue = SocketValues[SocketType];

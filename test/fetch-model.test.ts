@@ -14,7 +14,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createFetchProgress } from '../server/cli/fetch-progress.ts';
-import { type FetchEvent, fetchModel, selectOnnxFiles } from '../server/models/hub.ts';
+import { type FetchEvent, selectOnnxFiles } from '../server/models/hub.ts';
+import { fetchModel } from '../server/models/hub-download.ts';
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 

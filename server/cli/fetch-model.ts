@@ -12,8 +12,8 @@ import {
   DEFAULT_REVISION,
   FetchModelError,
   defaultOutDir,
-  fetchModel,
 } from '../models/hub.ts';
+import { fetchModel } from '../models/hub-download.ts';
 import { createFetchProgress, formatBytes } from './fetch-progress.ts';
 
 const USAGE = `Usage: npm run fetch-model -- [options]
