@@ -100,7 +100,7 @@ export const loadModel = defineNode({
     try {
       // Layout first: a folder without model_index.json must be reported as "not an SD folder", not "not found".
       await checkModelFolder(dir);
-      handle = pipelines.handle(dir, ep, await fingerprintFolder(dir));
+      handle = pipelines.handle(dir, ep, await fingerprintFolder(dir), { deviceId: ctx.services.gpu ?? 0 });
       pipe = await handle.acquire();
     } catch (err) {
       if (err instanceof ModelFolderError) throw new UserError(err.message, 'model');
@@ -109,7 +109,11 @@ export const loadModel = defineNode({
     }
     const demo = params.model === DEMO_MODEL;
     const label = demo ? 'demo' : path.basename(dir);
-    const note = `${label} on ${pipe.info.executionProvider.toUpperCase()} (${pipe.info.executionProviderNote})`;
+    const sessions = Object.values(pipe.info.sessions);
+    const hits = sessions.filter((s) => s.cache === 'hit').length;
+    const loaded = `sessions created in ${(sessions.reduce((t, s) => t + s.ms, 0) / 1000).toFixed(1)} s${hits ? `, ${hits} of ${sessions.length} optimized graphs from the cache` : ''}`;
+    // On CPU after `auto`, the note says why CUDA was not used and how to fix it (see engine/onnx/sessions.ts).
+    const note = `${label} on ${pipe.info.executionProvider.toUpperCase()} (${pipe.info.executionProviderNote}); ${loaded}`;
     if (demo) ctx.warn(DEMO_NOTE);
     return {
       outputs: { model: { id: pipe.info.id, label, demo, pipeline: handle } },

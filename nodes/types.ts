@@ -43,6 +43,8 @@ export type PreviewSource =
 export interface Services {
   /** Execution provider requested on the command line. */
   executionProvider: ExecutionProviderRequest;
+  /** CUDA device index (`--gpu N`); 0 when absent. */
+  gpu?: number;
   /** Folder for user data; relative model paths are looked up under its models/. */
   dataDir: string;
   /** The bytes of an uploaded file by its name; null when there is no such upload. */

@@ -8,6 +8,7 @@ export interface ProviderTable {
   tarballBytes: number;
   pathInPackage: string;
   files: Record<string, string>;
+  manifest: string;
   runtimeLoaded: Record<string, string>;
   pip: Record<string, string>;
 }

@@ -5,7 +5,7 @@
  * onnxruntime-node ships its CPU (and WebGPU) binaries in the npm package; its own installer fetches the
  * CUDA provider from NuGet, a host that offline mirrors, corporate npm proxies and CI often cannot reach
  * (the project's .npmrc skips that installer). The same three files of Microsoft's official build are on the
- * npm registry in a repackaged tarball (scripts/cuda-provider.json names it, with npm's sha512 integrity
+ * npm registry in a repackaged tarball (server/engine/onnx/cuda-provider.json names it, with npm's sha512 integrity
  * of the tarball and the sha256 of each file). This script gets it with npm itself (`npm pack`, so the
  * user's registry, proxy and auth settings apply; no other host), checks both hashes, and copies the three
  * files beside onnxruntime-node's binding, where its core looks for providers.
@@ -26,11 +26,11 @@ import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-/** The committed table: package, version, integrity, per-file sha256 (see cuda-provider.json). */
-export const PROVIDER_TABLE = JSON.parse(readFileSync(path.join(here, 'cuda-provider.json'), 'utf8'));
+/** The committed table: package, version, integrity, per-file sha256 (the engine's diagnosis reads it too). */
+export const PROVIDER_TABLE = JSON.parse(readFileSync(path.join(here, '../server/engine/onnx/cuda-provider.json'), 'utf8'));
 
 /** Written beside the installed files: what was installed, from where, with which hashes. */
-export const MANIFEST_NAME = 'dualstyle-cuda-provider.json';
+export const MANIFEST_NAME = PROVIDER_TABLE.manifest;
 
 /** onnxruntime-node's folder and version, or null when it is not installed. */
 export function findOnnxruntimeNode(from = here) {

@@ -44,6 +44,8 @@ export interface StudioOptions {
   /** Built client; default <project>/dist/client. */
   clientDir?: string;
   executionProvider?: ExecutionProviderRequest;
+  /** CUDA device index (`--gpu N`). */
+  gpu?: number;
   limits?: { jsonBodyBytes?: number; uploadBytes?: number; uploadPixels?: number; maxPending?: number };
   /** Minimum time between two preview frames of a node (the executor's throttle). */
   previewIntervalMs?: number;
@@ -112,7 +114,7 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
   }
 
   const catalog = createCatalog(opts.catalog ?? nodeDefinitions);
-  const graphRunner = new GraphRunner({ catalog, dataDir, executionProvider, logger: log });
+  const graphRunner = new GraphRunner({ catalog, dataDir, executionProvider, gpu: opts.gpu, logger: log });
   const graphs = new GraphStore(opts.graphsDir ?? path.join(PROJECT_ROOT, 'graphs'), userGraphsDir(dataDir));
 
   const app = express();
@@ -131,7 +133,7 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
 
   if (token) app.use('/api', requireToken(token));
   app.use('/api', express.json({ limit: limits.jsonBodyBytes }));
-  app.use('/api', systemRoutes(catalog, { version: packageVersion(), executionProvider, dataDir }));
+  app.use('/api', systemRoutes(catalog, { version: packageVersion(), executionProvider, gpu: opts.gpu ?? 0, dataDir }));
   app.use('/api', jobRoutes(runner, catalog));
   app.use('/api', graphRoutes(graphs, catalog));
   app.use('/api', uploadRoutes(dataDir, limits));

@@ -7,14 +7,17 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createStudio, type Studio } from './app.ts';
+import { diagnoseCuda } from './engine/onnx/cuda-doctor.ts';
 import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from './engine/onnx/runtime.ts';
 
-const USAGE = `usage: npm start -- [--port 8188] [--host 127.0.0.1] [--token T] [--ep auto|cuda|webgpu|cpu] [--data ./data]
+const USAGE = `usage: npm start -- [--port 8188] [--host 127.0.0.1] [--token T] [--ep auto|cuda|webgpu|cpu] [--gpu N] [--data ./data]
 
   --port   port to listen on (env PORT; default 8188; 0 = any free port)
   --host   address to listen on (env HOST; default 127.0.0.1; anything else needs --token)
   --token  access token required by the API and the socket (env DUALSTYLE_TOKEN)
-  --ep     execution provider for inference (env DUALSTYLE_EP; default auto: CUDA if available, else CPU)
+  --ep     execution provider for inference (env DUALSTYLE_EP; default auto: CUDA if available, else CPU;
+           \`npm run doctor\` says what CUDA needs here)
+  --gpu    CUDA device index (env DUALSTYLE_GPU; default 0)
   --data   data folder for saved graphs, uploads and results (env DUALSTYLE_DATA; default ./data)`;
 
 class UsageError extends Error {}
@@ -24,6 +27,7 @@ export interface CliOptions {
   host: string;
   token?: string;
   ep: ExecutionProviderRequest;
+  gpu: number;
   dataDir: string;
 }
 
@@ -37,6 +41,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
         host: { type: 'string' },
         token: { type: 'string' },
         ep: { type: 'string' },
+        gpu: { type: 'string' },
         data: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -55,6 +60,8 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
   }
   const ep = (values.ep ?? (env.DUALSTYLE_EP || 'auto')) as ExecutionProviderRequest;
   if (!EXECUTION_PROVIDERS.includes(ep)) throw new UsageError(`--ep must be one of ${EXECUTION_PROVIDERS.join(', ')}, got ${JSON.stringify(ep)}`);
+  const gpuText = values.gpu ?? (env.DUALSTYLE_GPU || '0');
+  if (!/^\d+$/.test(gpuText) || Number(gpuText) > 255) throw new UsageError(`--gpu must be a device index from 0 to 255, got ${JSON.stringify(gpuText)}`);
   const host = values.host || env.HOST || '127.0.0.1';
   const token = values.token || env.DUALSTYLE_TOKEN || undefined;
   return {
@@ -62,6 +69,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
     host,
     ...(token ? { token } : {}),
     ep,
+    gpu: Number(gpuText),
     dataDir: path.resolve(values.data || env.DUALSTYLE_DATA || 'data'),
   };
 }
@@ -80,13 +88,17 @@ export async function main(argv: string[]): Promise<number> {
   }
   let studio: Studio;
   try {
-    studio = await createStudio({ dataDir: cli.dataDir, host: cli.host, port: cli.port, token: cli.token, executionProvider: cli.ep });
+    studio = await createStudio({ dataDir: cli.dataDir, host: cli.host, port: cli.port, token: cli.token, executionProvider: cli.ep, gpu: cli.gpu });
   } catch (err) {
     console.error(`error: ${(err as Error).message}`);
     return 1;
   }
   console.log(`Dual Style Studio running at ${studio.url}`);
-  console.log(`execution provider: ${cli.ep}${cli.ep === 'auto' ? ' (CUDA when available, else CPU)' : ''}`);
+  console.log(`execution provider: ${cli.ep}${cli.ep === 'auto' ? ' (CUDA when available, else CPU)' : ''}${cli.gpu ? `, GPU ${cli.gpu}` : ''}`);
+  if (cli.ep === 'auto' || cli.ep === 'cuda') {
+    const d = diagnoseCuda();
+    console.log(d.ready ? `CUDA: ${d.summary}` : `CUDA: not available (${d.summary}); \`npm run doctor\` says how to fix it`);
+  }
   console.log(`data folder: ${cli.dataDir}`);
   if (cli.token) console.log('access token required (Authorization: Bearer <token>, or ?token=<token>)');
 

@@ -2,6 +2,7 @@
  * API tests against a real studio on a random loopback port, driven over HTTP (fetch) and a
  * socket.io client, with the test node catalog (test/support/test-nodes.ts).
  */
+import { diagnoseCuda } from '../server/engine/onnx/cuda-doctor.ts';
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -46,6 +47,13 @@ describe('basics', () => {
     const health = await api(studio, 'GET', '/api/health');
     expect(health.status).toBe(200);
     expect(health.body).toMatchObject({ ok: true, version: expect.any(String), executionProvider: 'auto' });
+    // What auto resolves to and why, with the CUDA diagnosis the editor shows (the same one sessions use).
+    const d = diagnoseCuda();
+    expect(health.body.executionProviderUsed).toBe(d.ready ? 'cuda' : 'cpu');
+    expect(health.body.executionProviderNote).toContain(d.summary);
+    expect(health.body.cuda).toMatchObject({ ready: d.ready, summary: d.summary, fixes: d.fixes, gpu: 0, provider: { installed: d.provider.installed, onnxruntime: '1.29.0' } });
+    expect(health.body.cuda.missing.map((m: { name: string }) => m.name)).toEqual(d.missing);
+    if (!d.ready) expect(health.body.cuda.fixes.length).toBeGreaterThan(0);
 
     const catalog = await api(studio, 'GET', '/api/catalog');
     expect(catalog.status).toBe(200);

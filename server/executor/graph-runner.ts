@@ -29,6 +29,8 @@ export interface GraphRunnerOptions {
   /** The data folder: uploads are read from it, results written to it. */
   dataDir: string;
   executionProvider: ExecutionProviderRequest;
+  /** CUDA device index (`--gpu N`). */
+  gpu?: number;
   cache?: OutputCache;
   logger?: Logger;
   /** Where result files go (default: <dataDir>/results). */
@@ -55,7 +57,12 @@ export class GraphRunner {
   constructor(opts: GraphRunnerOptions) {
     const { dataDir } = opts;
     this.catalog = opts.catalog;
-    this.services = { dataDir, executionProvider: opts.executionProvider, readUpload: (name) => readUpload(dataDir, name) };
+    this.services = {
+      dataDir,
+      executionProvider: opts.executionProvider,
+      ...(opts.gpu !== undefined ? { gpu: opts.gpu } : {}),
+      readUpload: (name) => readUpload(dataDir, name),
+    };
     this.cache = opts.cache ?? new OutputCache();
     this.saveResult = opts.saveResult ?? resultSink(dataDir);
     this.logger = opts.logger;

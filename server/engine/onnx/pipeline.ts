@@ -11,9 +11,10 @@ import { EHS2_INPUT, MASK_INPUT } from '../attention/rewrite.ts';
 import type { Denoiser } from '../diffusion/denoiser.ts';
 import type { SchedulerConfig } from '../diffusion/schedule.ts';
 import type { ImageValue } from '../values.ts';
+import { UserError } from '../errors.ts';
 import { checkModelFolder, fingerprintFolder, ModelFolderError, readModelConfig } from './model-folder.ts';
+import { createSession, type CreatedSession, type SessionSettings } from './sessions.ts';
 import {
-  createSession,
   findInput,
   float32ToFloat16,
   floatTensor,
@@ -41,6 +42,8 @@ export interface PipelineInfo {
   executionProvider: ExecutionProvider;
   /** What was asked and why this provider was used (e.g. "auto: CUDA unavailable (...); using CPU"). */
   executionProviderNote: string;
+  /** How long each session took to create, and whether its optimized graph came from the cache. */
+  sessions: Record<string, { ms: number; cache: CreatedSession['cache'] }>;
   /** Width D of the text embedding [77, D]. */
   textDim: number;
   /** Tokens per prompt including BOS/EOS (77 for CLIP). */
@@ -80,6 +83,8 @@ export interface LoadOptions {
   executionProvider?: ExecutionProviderRequest;
   /** Where attention-merge UNets of read-only model folders are cached (see attention-unet.ts). */
   attentionCacheDir?: string;
+  /** Device id (`--gpu N`) and the optimized-graph cache, for every session of this pipeline. */
+  session?: SessionSettings;
 }
 
 export interface TextEncoding {
@@ -106,6 +111,7 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
   /** The attention-merge UNet, rewritten and opened on first use, then reused. */
   private attentionUnet: Promise<UnetBinding> | null = null;
   private attentionCacheDir: string | undefined;
+  private sessionSettings: SessionSettings = {};
 
   private constructor(
     info: PipelineInfo,
@@ -136,15 +142,17 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
     const id = await fingerprintFolder(dir);
 
     const opened: InferenceSession[] = [];
+    const sessions: PipelineInfo['sessions'] = {};
     const open = async (rel: string, ep: ExecutionProviderRequest | ExecutionProvider) => {
       try {
-        const r = await createSession(path.join(dir, rel), ep);
+        const r = await createSession(path.join(dir, rel), ep, options.session);
         opened.push(r.session);
+        sessions[rel] = { ms: r.createMs, cache: r.cache };
         return r;
       } catch (e) {
         const msg = (e as Error).message;
         // Provider errors already say what to do; a broken model file needs its name.
-        if (/execution provider/i.test(msg)) throw e;
+        if (/execution provider/i.test(msg) || e instanceof UserError) throw e;
         throw new ModelFolderError(`cannot load ${rel} in ${dir}: ${msg.split('\n')[0]}`);
       }
     };
@@ -180,6 +188,7 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
         id,
         executionProvider: first.provider,
         executionProviderNote: first.note,
+        sessions,
         textDim: textDim ?? 0,
         textLength: tokenizer.maxLength,
         latentChannels: numericDim(unet.sample.shape[1]) ?? 4,
@@ -195,6 +204,7 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
       };
       const pipe = new SdPipeline(info, tokenizer, { text: text.session, unet, vaeEncoder: vaeEncoder.session, vaeDecoder: vaeDecoder.session });
       pipe.attentionCacheDir = options.attentionCacheDir;
+      pipe.sessionSettings = options.session ?? {};
       if (info.textDim === 0) {
         // Width not declared anywhere: learn it from one (cached) encoding of the empty prompt.
         const { embedding } = await pipe.encodeText('');
@@ -220,7 +230,10 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
     this.alive();
     this.attentionUnet ??= (async () => {
       const prepared = await prepareAttentionMergeUnet(this.info.dir, { cacheDir: this.attentionCacheDir });
-      const session = await this.openSession(prepared.path);
+      this.alive();
+      const created = await createSession(prepared.path, this.info.executionProvider, this.sessionSettings);
+      const session = created.session;
+      this.info.sessions[path.relative(this.info.dir, prepared.path) || prepared.path] = { ms: created.createMs, cache: created.cache };
       const binding = bindUnet(session, path.relative(this.info.dir, prepared.path) || prepared.path);
       const names = binding.extra.map((i) => i.name);
       if (!names.includes(EHS2_INPUT) || !names.includes(MASK_INPUT)) {
@@ -242,7 +255,7 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
   /** Opens another model (e.g. a rewritten UNet) on this pipeline's execution provider. */
   async openSession(modelPath: string): Promise<InferenceSession> {
     this.alive();
-    return (await createSession(modelPath, this.info.executionProvider)).session;
+    return (await createSession(modelPath, this.info.executionProvider, this.sessionSettings)).session;
   }
 
   /** The embedding of the empty prompt ∅ (classifier-free guidance), cached like any prompt. */

@@ -5,6 +5,7 @@
  */
 import type { ExecutionProviderRequest } from './runtime.ts';
 import { SdPipeline } from './pipeline.ts';
+import type { SessionSettings } from './sessions.ts';
 
 /** What a Model socket carries: enough to get the pipeline back even after it was released. */
 export interface PipelineHandle {
@@ -21,17 +22,17 @@ export class PipelineRegistry {
 
   constructor(readonly maxLoaded = 2) {}
 
-  handle(dir: string, executionProvider: ExecutionProviderRequest, id: string): PipelineHandle {
-    return { dir, executionProvider, id, acquire: () => this.acquire(dir, executionProvider, id) };
+  handle(dir: string, executionProvider: ExecutionProviderRequest, id: string, session: SessionSettings = {}): PipelineHandle {
+    return { dir, executionProvider, id, acquire: () => this.acquire(dir, executionProvider, id, session) };
   }
 
-  async acquire(dir: string, executionProvider: ExecutionProviderRequest, id: string): Promise<SdPipeline> {
-    const key = JSON.stringify([executionProvider, dir, id]);
+  async acquire(dir: string, executionProvider: ExecutionProviderRequest, id: string, session: SessionSettings = {}): Promise<SdPipeline> {
+    const key = JSON.stringify([executionProvider, session.deviceId ?? 0, dir, id]);
     let pipe = this.loaded.get(key);
     if (pipe) {
       this.loaded.delete(key);
     } else {
-      pipe = SdPipeline.load(dir, { executionProvider });
+      pipe = SdPipeline.load(dir, { executionProvider, session });
       pipe.catch(() => {
         if (this.loaded.get(key) === pipe) this.loaded.delete(key);
       });

@@ -1,11 +1,8 @@
 /**
- * onnxruntime-node plumbing: execution-provider selection, session creation, input/output metadata,
- * and tensors in whatever dtype a model declares (float32, float16, int32, int64, float64).
- * The engine works in float32 throughout; conversion happens here at the session boundary.
+ * onnxruntime-node plumbing: the execution-provider names, input/output metadata, and tensors in whatever
+ * dtype a model declares (float32, float16, int32, int64, float64). The engine works in float32
+ * throughout; conversion happens here at the session boundary. Sessions are created in sessions.ts.
  */
-import { existsSync, readdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import ort from 'onnxruntime-node';
 
 export type ExecutionProviderRequest = 'auto' | 'cuda' | 'webgpu' | 'cpu';
@@ -16,114 +13,6 @@ export const EXECUTION_PROVIDERS: readonly ExecutionProviderRequest[] = ['auto',
 export type InferenceSession = ort.InferenceSession;
 export type OrtTensor = ort.Tensor;
 export { ort };
-
-/** The native binding folder of onnxruntime-node (where provider libraries must sit). */
-export function ortBinaryDir(): string | null {
-  try {
-    const entry = createRequire(import.meta.url).resolve('onnxruntime-node');
-    // .../onnxruntime-node/dist/index.js → .../onnxruntime-node/bin/napi-v*/<platform>/<arch>
-    let root = path.dirname(entry);
-    while (!existsSync(path.join(root, 'package.json')) && path.dirname(root) !== root) root = path.dirname(root);
-    const bin = path.join(root, 'bin');
-    const napi = existsSync(bin) ? readdirSync(bin).filter((d) => d.startsWith('napi-v')).sort().reverse() : [];
-    for (const d of napi) {
-      const dir = path.join(bin, d, process.platform, process.arch);
-      if (existsSync(dir)) return dir;
-    }
-    return null;
-  } catch {
-    return null;
-  }
-}
-
-const CUDA_LIBRARY = process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
-
-export const CUDA_HOWTO =
-  'install it with `ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node` on a machine with internet ' +
-  '(needs an NVIDIA driver with CUDA 12 and cuDNN 9), or run with --ep cpu';
-
-/** Whether onnxruntime-node's CUDA provider library is installed, and if not, why. */
-export function cudaProviderStatus(): { available: boolean; reason: string } {
-  if (process.platform !== 'linux' && process.platform !== 'win32') {
-    return { available: false, reason: `the CUDA execution provider is not available on ${process.platform}` };
-  }
-  const dir = ortBinaryDir();
-  if (!dir) return { available: false, reason: 'onnxruntime-node native binaries were not found' };
-  const lib = path.join(dir, CUDA_LIBRARY);
-  if (!existsSync(lib)) return { available: false, reason: `${CUDA_LIBRARY} is missing from ${dir}` };
-  return { available: true, reason: `${CUDA_LIBRARY} found in ${dir}` };
-}
-
-export interface ProviderChoice {
-  provider: ExecutionProvider;
-  /** One line for logs and the UI: what was asked, what was used, and why. */
-  note: string;
-}
-
-export function sessionOptions(provider: ExecutionProvider): ort.InferenceSession.SessionOptions {
-  return {
-    executionProviders: [provider],
-    graphOptimizationLevel: 'all',
-    // 3 = errors only: onnxruntime's warnings about unused initializers etc. are noise for users.
-    logSeverityLevel: 3,
-    logVerbosityLevel: 0,
-  };
-}
-
-/**
- * Creates a session on a concrete provider, or resolves a request (`auto` tries CUDA, falls back to
- * CPU). Created from the file path so onnxruntime resolves external weights (weights.pb) beside it.
- */
-export async function createSession(
-  modelPath: string,
-  request: ExecutionProviderRequest | ExecutionProvider,
-): Promise<{ session: ort.InferenceSession } & ProviderChoice> {
-  if (request === 'auto') {
-    const cuda = cudaProviderStatus();
-    if (cuda.available) {
-      try {
-        const session = await ort.InferenceSession.create(modelPath, sessionOptions('cuda'));
-        return { session, provider: 'cuda', note: 'auto: using CUDA' };
-      } catch (e) {
-        const session = await ort.InferenceSession.create(modelPath, sessionOptions('cpu'));
-        return { session, provider: 'cpu', note: `auto: CUDA failed to start (${firstLine(e)}); using CPU` };
-      }
-    }
-    const session = await ort.InferenceSession.create(modelPath, sessionOptions('cpu'));
-    return { session, provider: 'cpu', note: `auto: CUDA unavailable (${cuda.reason}); using CPU` };
-  }
-  if (request === 'cuda') {
-    const cuda = cudaProviderStatus();
-    if (!cuda.available) {
-      throw new Error(`CUDA execution provider requested, but ${cuda.reason}: ${CUDA_HOWTO}`);
-    }
-    try {
-      const session = await ort.InferenceSession.create(modelPath, sessionOptions('cuda'));
-      return { session, provider: 'cuda', note: 'cuda: using CUDA' };
-    } catch (e) {
-      throw new Error(
-        `CUDA execution provider requested, but it failed to start: ${firstLine(e)}. ` +
-          'Check the NVIDIA driver, CUDA 12 and cuDNN 9 libraries (LD_LIBRARY_PATH), or run with --ep cpu',
-      );
-    }
-  }
-  if (request === 'webgpu') {
-    try {
-      const session = await ort.InferenceSession.create(modelPath, sessionOptions('webgpu'));
-      return { session, provider: 'webgpu', note: 'webgpu: using WebGPU (Dawn)' };
-    } catch (e) {
-      throw new Error(`WebGPU execution provider requested, but it failed to start: ${firstLine(e)}. Run with --ep cpu or --ep cuda`);
-    }
-  }
-  if (request !== 'cpu') throw new Error(`unknown execution provider "${String(request)}" (auto, cuda, webgpu or cpu)`);
-  const session = await ort.InferenceSession.create(modelPath, sessionOptions('cpu'));
-  return { session, provider: 'cpu', note: 'cpu: using CPU' };
-}
-
-function firstLine(e: unknown): string {
-  const msg = e instanceof Error ? e.message : String(e);
-  return msg.split('\n')[0]!.trim();
-}
 
 // ---------------------------------------------------------------------------------------------
 // Metadata
