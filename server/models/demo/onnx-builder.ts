@@ -4,7 +4,9 @@
  * It writes only what the demo graphs need, in the shape `torch.onnx.export` gives them
  * (opset 14, node names like `/down_blocks.0/attentions.0/.../attn2/to_k/MatMul`).
  */
+import { closeSync, openSync, writeSync } from 'node:fs';
 import onnxProto from 'onnx-proto';
+import { float32ToFloat16 } from '../../engine/onnx/runtime.ts';
 
 const { onnx } = onnxProto;
 type IModelProto = onnxProto.onnx.IModelProto;
@@ -17,8 +19,16 @@ export const OPSET = 14;
 /** IR version 7 is what torch.onnx.export writes for opset 14 (and what the fixture carries). */
 export const IR_VERSION = 7;
 
-export const DType = { float32: 1, int32: 6, int64: 7 } as const;
+export const DType = { float32: 1, int32: 6, int64: 7, float16: 10 } as const;
 export type DTypeName = keyof typeof DType;
+
+/**
+ * The float type of a model's weights, activations and float inputs/outputs. In 'float16' models the
+ * builder stores every float initializer and float Constant in half precision and declares float
+ * inputs and outputs as float16 (as fp16 exports do); `exact` constants (Resize scales, which ONNX
+ * requires in float32) and explicit Casts are the exceptions.
+ */
+export type Precision = 'float32' | 'float16';
 
 /** A dimension: a fixed size or a symbolic name such as "batch". */
 export type Dim = number | string;
@@ -33,6 +43,20 @@ export interface ExternalWeights {
   minBytes: number;
   /** Offsets are padded to this many bytes. */
   align: number;
+  /**
+   * Write the weights straight to this file as they are made instead of keeping them in memory (an SD
+   * 1.5 UNet is 3.4 GB: more than one Buffer holds). model() then returns no `weights`.
+   */
+  file?: string;
+}
+
+export interface BuilderOptions {
+  precision?: Precision;
+  /**
+   * Build the graph and count the parameters without making any weight data (initializers carry dims
+   * only): to check an architecture's size without writing gigabytes.
+   */
+  shapesOnly?: boolean;
 }
 
 /** Deterministic 32-bit hash of a string (FNV-1a), used to give each weight its own random stream. */
@@ -95,7 +119,7 @@ function attribute(name: string, value: AttrValue): IAttributeProto {
   return { name, type: T.TENSOR, t: value.tensor };
 }
 
-function rawBytes(data: Float32Array | Int32Array | BigInt64Array): Uint8Array {
+function rawBytes(data: Float32Array | Int32Array | BigInt64Array | Uint16Array): Uint8Array {
   // Little-endian on every platform Node runs on; copy so the proto owns its bytes.
   return new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
 }
@@ -109,21 +133,35 @@ export class GraphBuilder {
   private readonly initializerNames = new Set<string>();
   private readonly externalChunks: Uint8Array[] = [];
   private externalLength = 0;
+  private externalFd: number | null = null;
   private anonymous = 0;
+  readonly precision: Precision;
+  readonly shapesOnly: boolean;
+  /** Elements of every float initializer: the model's parameter count. */
+  parameters = 0;
 
   constructor(
     readonly graphName: string,
     readonly random: WeightRandom,
     private readonly external?: ExternalWeights,
-  ) {}
+    options: BuilderOptions = {},
+  ) {
+    this.precision = options.precision ?? 'float32';
+    this.shapesOnly = options.shapesOnly ?? false;
+  }
 
-  input(name: string, dtype: DTypeName, shape: Dim[]): string {
-    this.inputs.push(valueInfo(name, dtype, shape));
+  /** The model's float type for a declared 'float32' (float inputs, outputs and constants follow the precision). */
+  private float(dtype: DTypeName): DTypeName {
+    return dtype === 'float32' ? this.precision : dtype;
+  }
+
+  input(name: string, dtype: DTypeName, shape: Dim[], opts: { exact?: boolean } = {}): string {
+    this.inputs.push(valueInfo(name, opts.exact ? dtype : this.float(dtype), shape));
     return name;
   }
 
   output(name: string, dtype: DTypeName, shape: Dim[]): void {
-    this.outputs.push(valueInfo(name, dtype, shape));
+    this.outputs.push(valueInfo(name, this.float(dtype), shape));
   }
 
   /**
@@ -175,22 +213,19 @@ export class GraphBuilder {
     if (count !== data.length) throw new Error(`initializer ${name}: ${data.length} values for dims [${dims}]`);
     if (this.initializerNames.has(name)) throw new Error(`initializer ${name} defined twice`);
     this.initializerNames.add(name);
-    const bytes = rawBytes(data);
-    const tensor: ITensorProto = { name, dims, dataType: DType.float32 };
+    this.parameters += count;
+    const bytes = this.precision === 'float16' ? rawBytes(float32ToFloat16(data)) : rawBytes(data);
+    const tensor: ITensorProto = { name, dims, dataType: DType[this.precision] };
     if (this.external && bytes.byteLength >= this.external.minBytes) {
       const pad = (this.external.align - (this.externalLength % this.external.align)) % this.external.align;
-      if (pad > 0) {
-        this.externalChunks.push(new Uint8Array(pad));
-        this.externalLength += pad;
-      }
+      if (pad > 0) this.appendExternal(new Uint8Array(pad));
       tensor.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
       tensor.externalData = [
         { key: 'location', value: this.external.location },
         { key: 'offset', value: String(this.externalLength) },
         { key: 'length', value: String(bytes.byteLength) },
       ];
-      this.externalChunks.push(bytes);
-      this.externalLength += bytes.byteLength;
+      this.appendExternal(bytes);
     } else {
       tensor.rawData = bytes;
     }
@@ -198,20 +233,45 @@ export class GraphBuilder {
     return name;
   }
 
+  private appendExternal(bytes: Uint8Array): void {
+    if (this.external?.file) {
+      this.externalFd ??= openSync(this.external.file, 'w');
+      writeSync(this.externalFd, bytes);
+    } else {
+      this.externalChunks.push(bytes);
+    }
+    this.externalLength += bytes.byteLength;
+  }
+
+  /** An initializer known by its dims only (shapesOnly builds): counted, no data. */
+  private shapeOnly(name: string, dims: number[]): string {
+    if (this.initializerNames.has(name)) throw new Error(`initializer ${name} defined twice`);
+    this.initializerNames.add(name);
+    this.parameters += dims.reduce((a, b) => a * b, 1);
+    this.initializers.push({ name, dims, dataType: DType[this.precision] });
+    return name;
+  }
+
   /** A random weight N(0, std²) named like a torch parameter (`unet.conv_in.weight`). */
   weight(name: string, dims: number[], std: number): string {
+    if (this.shapesOnly) return this.shapeOnly(name, dims);
     return this.initializer(name, dims, this.random.normal(name, dims.reduce((a, b) => a * b, 1), std));
   }
 
   /** A constant-filled float initializer (norm scales, zero biases). */
   filled(name: string, dims: number[], value: number): string {
+    if (this.shapesOnly) return this.shapeOnly(name, dims);
     return this.initializer(name, dims, new Float32Array(dims.reduce((a, b) => a * b, 1)).fill(value));
   }
 
-  /** A `Constant` node, as torch exports shape and scalar literals. */
-  constant(scope: string, dtype: 'float32' | 'int64', dims: number[], values: number[]): string {
-    const data = dtype === 'float32' ? new Float32Array(values) : BigInt64Array.from(values.map((v) => BigInt(v)));
-    const tensor: ITensorProto = { dims, dataType: DType[dtype], rawData: rawBytes(data) };
+  /**
+   * A `Constant` node, as torch exports shape and scalar literals. Float constants take the model's
+   * precision unless `exact` (a float32 the operator requires, such as Resize scales).
+   */
+  constant(scope: string, dtype: 'float32' | 'int64', dims: number[], values: number[], opts: { exact?: boolean } = {}): string {
+    const type = dtype === 'float32' && !opts.exact ? this.precision : dtype;
+    const data = type === 'int64' ? BigInt64Array.from(values.map((v) => BigInt(v))) : type === 'float16' ? float32ToFloat16(new Float32Array(values)) : new Float32Array(values);
+    const tensor: ITensorProto = { dims, dataType: DType[type], rawData: rawBytes(data) };
     return this.op('Constant', [], scope, { value: { tensor } });
   }
 
@@ -236,7 +296,11 @@ export class GraphBuilder {
       },
     };
     const model = onnx.ModelProto.encode(proto).finish();
-    if (!this.external) return { model };
+    if (this.externalFd !== null) {
+      closeSync(this.externalFd);
+      this.externalFd = null;
+    }
+    if (!this.external || this.external.file) return { model };
     const weights = new Uint8Array(this.externalLength);
     let offset = 0;
     for (const chunk of this.externalChunks) {
