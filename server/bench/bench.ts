@@ -14,6 +14,9 @@
  *   as a share of the run, the promise is checked on it. And the wall-clock difference of runs with
  *   previews on and off, reported but not asserted: on a shared 2-core machine its run-to-run jitter
  *   (±10%) is larger than the effect.
+ * Beside the graph runs, on the loaded pipeline: one UNet call at batch 1, 2 and 3, session creation
+ * with an empty and a filled optimized-graph cache (unet-timing.ts), and on CUDA the peak GPU memory
+ * (device-memory.ts). report.ts prints the table, checks the targets and writes one JSON line per figure.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -30,7 +33,11 @@ import type { PreviewSource } from '../../nodes/types.ts';
 import type { ModelValue } from '../../nodes/values.ts';
 import type { PipelineStats, SdPipeline } from '../engine/onnx/pipeline.ts';
 import type { ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
+import { pipelines } from '../engine/onnx/registry.ts';
 import { PROJECT_ROOT } from '../util/project.ts';
+import { sampleDeviceMemory } from './device-memory.ts';
+import { printReport } from './report.ts';
+import { median, timeSessionCreation, timeUnetCalls, type SessionCreation, type UnetCallTiming } from './unet-timing.ts';
 
 const SAMPLERS = ['invert', 'eps_merge', 'attn_merge', 'single_style1', 'single_style2'] as const;
 
@@ -44,6 +51,12 @@ export interface BenchOptions {
   maxSide: number;
   /** Repetitions of the previews off / on / every-step runs (interleaved). */
   previewReps: number;
+  /** CUDA device index. */
+  gpu?: number;
+  /** Timed UNet calls per batch size (after one warm-up call); default 3. */
+  unetReps?: number;
+  /** Measure session creation with an empty and a filled optimized-graph cache (loads the model twice more); default true. */
+  sessionTiming?: boolean;
   log?: (line: string) => void;
 }
 
@@ -63,6 +76,16 @@ export interface SamplerMeasure {
 export interface BenchReport {
   model: string;
   executionProvider: string;
+  gpu: number;
+  /** When the bench ran (ISO time). */
+  at: string;
+  /** One UNet call per batch size the samplers use. */
+  unetCalls: UnetCallTiming[];
+  sessionCreation: SessionCreation | null;
+  /** Inversion + epsilon merge wall time in the first run: the seed's dual-style run. */
+  dualStyleRunMs: number;
+  /** Peak GPU memory of this process (CUDA, from nvidia-smi); null elsewhere. */
+  peakDeviceMiB: number | null;
   image: { width: number; height: number };
   latent: { width: number; height: number };
   steps: number;
@@ -96,8 +119,8 @@ export interface BenchReport {
 class BenchRunner {
   readonly graphs: GraphRunner;
   pipeline?: SdPipeline;
-  constructor(dataDir: string, executionProvider: ExecutionProviderRequest) {
-    this.graphs = new GraphRunner({ catalog: createCatalog(nodeDefinitions), dataDir, executionProvider });
+  constructor(dataDir: string, executionProvider: ExecutionProviderRequest, gpu: number) {
+    this.graphs = new GraphRunner({ catalog: createCatalog(nodeDefinitions), dataDir, executionProvider, gpu });
   }
 
   /**
@@ -136,16 +159,12 @@ class BenchRunner {
   }
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
 export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   const log = opts.log ?? (() => {});
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'dualstyle-bench-'));
   try {
-    const runner = new BenchRunner(dataDir, opts.executionProvider);
+    const gpu = opts.gpu ?? 0;
+    const runner = new BenchRunner(dataDir, opts.executionProvider, gpu);
     const template = JSON.parse(await readFile(path.join(PROJECT_ROOT, 'graphs', 'comparison.json'), 'utf8')) as Graph;
     const graph = withParams(template, {
       LoadModel: { model: opts.model },
@@ -157,6 +176,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     await runner.run(withParams(graph, { Invert: { steps: opts.skip + 2 } }), Infinity);
     const pipe = runner.pipeline;
     if (!pipe) throw new Error('the bench could not reach the loaded pipeline');
+    const device = pipe.info.executionProvider === 'cuda' ? sampleDeviceMemory() : null;
 
     // 1) First full run with previews as the server sends them; per-node UNet accounting.
     runner.graphs.cache.clear(); // recompute everything but keep sessions
@@ -191,6 +211,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     const imageNode = first.summary.keys['image'] ? (runner.graphs.cache.get(first.summary.keys['image'])?.outputs['image'] as { width: number; height: number }) : undefined;
     const image = { width: imageNode?.width ?? 0, height: imageNode?.height ?? 0 };
     const f = pipe.info.vaeDownsample;
+    log(`first run done (${(firstRunMs / 1000).toFixed(1)} s); timing UNet calls at batch 1, 2, 3`);
+    const unetCalls = await timeUnetCalls(pipe, image.width / f, image.height / f, [1, 2, 3], opts.unetReps ?? 3);
 
     // 2) Re-run after changing only a decoder prompt.
     const changed = withParams(graph, { style1: { text: STYLE_PRESETS.find((p) => p.label === 'Mosaic')!.value } });
@@ -232,9 +254,23 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
 
     const eps = measures.find((m) => m.node === 'eps_merge');
     const attn = measures.find((m) => m.node === 'attn_merge');
+    const inv = measures.find((m) => m.node === 'invert');
+    const peakDeviceMiB = device ? await device.stop() : null;
+    let sessionCreation: SessionCreation | null = null;
+    if (opts.sessionTiming !== false) {
+      log('timing session creation (cold, then from the optimized-graph cache)');
+      await pipelines.clear(); // the runs are done: free their sessions before loading the model twice more
+      sessionCreation = await timeSessionCreation(pipe.info.dir, pipe.info.executionProvider, gpu);
+    }
     const report: BenchReport = {
       model: opts.model,
       executionProvider: pipe.info.executionProvider,
+      gpu,
+      at: new Date().toISOString(),
+      unetCalls,
+      sessionCreation,
+      dualStyleRunMs: (inv?.wallMs ?? 0) + (eps?.wallMs ?? 0),
+      peakDeviceMiB,
       image,
       latent: { width: image.width / f, height: image.height / f },
       steps: opts.steps,
@@ -270,27 +306,4 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   } finally {
     await rm(dataDir, { recursive: true, force: true });
   }
-}
-
-function printReport(r: BenchReport, log: (line: string) => void, extra: { medianOff: number; medianOn: number }): void {
-  const pad = (s: string | number, n: number) => String(s).padStart(n);
-  const ms = (x: number) => x.toFixed(x < 10 ? 2 : 1);
-  log(`Dual Style Studio bench: model ${r.model} on ${r.executionProvider.toUpperCase()}`);
-  log(`image ${r.image.width}×${r.image.height} → latent ${r.latent.width}×${r.latent.height}; steps ${r.steps}, skip ${r.skip} (${r.steps - r.skip} refinement steps)`);
-  log('');
-  log(`${'node'.padEnd(15)}${pad('steps', 6)}${pad('run ms', 10)}${pad('ms/step', 10)}${pad('UNet/step', 11)}${pad('rows/call', 11)}${pad('ORT ms/step', 13)}${pad('outside ORT', 13)}`);
-  for (const s of r.samplers) {
-    log(`${s.node.padEnd(15)}${pad(s.steps, 6)}${pad(ms(s.wallMs), 10)}${pad(ms(s.msPerStep), 10)}${pad(s.unetCallsPerStep.toFixed(2), 11)}${pad(s.rowsPerCall.toFixed(1), 11)}${pad(ms(s.ortMsPerStep), 13)}${pad((100 * s.outsideOrtShare).toFixed(1) + '%', 13)}`);
-  }
-  if (r.attentionVsEpsilon) {
-    log(`attention merge vs epsilon merge, per step: ${r.attentionVsEpsilon.msPerStep.toFixed(2)}× (UNet time ${r.attentionVsEpsilon.ortMsPerStep.toFixed(2)}×)`);
-  }
-  log('');
-  log(`whole first run: ${ms(r.firstRunMs)} ms; peak RSS ${r.peakRssMiB.toFixed(0)} MiB`);
-  log(`re-run after changing only the ${r.rerun.changed}: ${ms(r.rerun.ms)} ms; inversion from cache: ${r.rerun.inversionFromCache ? 'yes' : 'NO'}`);
-  log(`  recomputed: ${r.rerun.computed.join(', ')}`);
-  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-  const p = r.previews;
-  log(`previews (epsilon-merge sampler, median of reps; one frame encodes in ${ms(p.encodeMs)} ms): work at the server's interval ${ms(p.workMs)} ms for ${p.framesOn} frames = ${pct(p.workShare)} of the run; at every step ${ms(p.everyStepWorkMs)} ms for ${p.framesEveryStep} frames = ${pct(p.everyStepWorkShare)}`);
-  log(`  wall clock, fastest of reps: off ${ms(p.offMs)} ms; on ${ms(p.onMs)} ms = ${pct(p.overhead)}; every step ${ms(p.everyStepMs)} ms = ${pct(p.everyStepOverhead)} (medians: off ${ms(extra.medianOff)} ms, on ${ms(extra.medianOn)} ms)`);
 }

@@ -42,6 +42,13 @@ export class PipelineRegistry {
     return pipe;
   }
 
+  /** Releases every loaded pipeline (a tool that is done with its models, before loading more). */
+  async clear(): Promise<void> {
+    const all = [...this.loaded.values()];
+    this.loaded.clear();
+    await Promise.all(all.map((p) => p.then((x) => x.release(), () => undefined)));
+  }
+
   get size(): number {
     return this.loaded.size;
   }
