@@ -33,6 +33,8 @@ export interface ConformanceResult {
 export interface ConformanceOptions {
   log?: (line: string) => void;
   executionProvider?: ExecutionProviderRequest;
+  /** CUDA device index. */
+  gpu?: number;
 }
 
 export function tolerance(ref: ArrayLike<number>): number {
@@ -90,7 +92,7 @@ export async function runConformance(dirIn: string, options: ConformanceOptions 
 
   let pipe: SdPipeline;
   try {
-    pipe = await SdPipeline.load(dir, { executionProvider: options.executionProvider ?? 'auto' });
+    pipe = await SdPipeline.load(dir, { executionProvider: options.executionProvider ?? 'auto', session: { deviceId: options.gpu ?? 0 } });
   } catch (e) {
     record({ name: 'load_model', status: 'fail', pass: false, maxErr: NaN, tol: NaN, detail: (e as Error).message });
     return summarize(cases, log, 'none', t0);
