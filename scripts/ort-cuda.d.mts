@@ -32,5 +32,7 @@ export function installCudaProvider(opts?: {
   pack?: (spec: string, dest: string) => { file: string; integrity: string };
   log?: (line: string) => void;
   force?: boolean;
+  /** Install from this local tarball instead of fetching with npm pack. */
+  tarball?: string;
 }): Promise<'installed' | 'already-installed'>;
 export function nvidiaDriverPresent(): boolean;

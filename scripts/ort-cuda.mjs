@@ -11,6 +11,10 @@
  * files beside onnxruntime-node's binding, where its core looks for providers.
  *
  *   npm run install:cuda            install (or confirm) the provider; exit 1 with the reason on failure
+ *   npm run install:cuda -- --tarball FILE
+ *                                   install from a tarball fetched elsewhere with `npm pack <package>@<version>`
+ *                                   (machines without registry access); the same integrity and sha256 checks
+ *   npm run install:cuda -- --force reinstall even when the installed files match
  *   node scripts/ort-cuda.mjs       postinstall: never downloads unless opted in (DUALSTYLE_CUDA=install)
  *                                   and an NVIDIA driver is present; otherwise at most a one-line hint.
  *                                   Never fails the install. DUALSTYLE_CUDA=skip silences it.
@@ -142,7 +146,7 @@ export async function installFromTarball(tarball, binDir, { table = PROVIDER_TAB
  * npm run install:cuda: the whole path, saying what it did. `pack` is injectable for tests.
  * Returns 'installed' or 'already-installed'; throws with the reason otherwise.
  */
-export async function installCudaProvider({ ortDir, table = PROVIDER_TABLE, pack = npmPack, log = console.log, force = false } = {}) {
+export async function installCudaProvider({ ortDir, table = PROVIDER_TABLE, pack = npmPack, log = console.log, force = false, tarball } = {}) {
   if (process.platform !== 'linux' || process.arch !== 'x64') {
     throw new Error(`the CUDA provider on the npm registry is for Linux x64; this is ${process.platform}/${process.arch}`);
   }
@@ -160,13 +164,18 @@ export async function installCudaProvider({ ortDir, table = PROVIDER_TABLE, pack
     log(`dualstyle: CUDA provider ${table.package}@${table.version} (ONNX Runtime ${table.onnxruntime}, CUDA ${table.cudaMajor}) already installed in ${binDir}; sha256 checked`);
     return 'already-installed';
   }
-  log(`dualstyle: fetching ${table.package}@${table.version} (${(table.tarballBytes / 1e6).toFixed(0)} MB) with npm from your configured registry`);
-  const tmp = await mkdtemp(path.join(os.tmpdir(), 'dualstyle-cuda-'));
-  try {
-    const packed = pack(`${table.package}@${table.version}`, tmp);
-    await installFromTarball(packed.file, binDir, { table, packIntegrity: packed.integrity, log });
-  } finally {
-    await rm(tmp, { recursive: true, force: true });
+  if (tarball) {
+    log(`dualstyle: installing ${table.package}@${table.version} from ${tarball}`);
+    await installFromTarball(tarball, binDir, { table, log });
+  } else {
+    log(`dualstyle: fetching ${table.package}@${table.version} (${(table.tarballBytes / 1e6).toFixed(0)} MB) with npm from your configured registry`);
+    const tmp = await mkdtemp(path.join(os.tmpdir(), 'dualstyle-cuda-'));
+    try {
+      const packed = pack(`${table.package}@${table.version}`, tmp);
+      await installFromTarball(packed.file, binDir, { table, packIntegrity: packed.integrity, log });
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
   }
   log(`dualstyle: CUDA provider for onnxruntime-node ${table.onnxruntime} installed in ${binDir}`);
   log('dualstyle: it needs CUDA 13 (cudart, cuBLAS, cuRAND, cuFFT), cuDNN 9 and an NVIDIA driver: `npm run doctor` checks each one and says how to get what is missing');
@@ -200,7 +209,13 @@ async function postinstall() {
 const isMain = process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);
 if (isMain) {
   if (process.argv.includes('--install')) {
-    installCudaProvider({ force: process.argv.includes('--force') }).catch((e) => {
+    const at = process.argv.indexOf('--tarball');
+    const tarball = at > 0 ? process.argv[at + 1] : undefined;
+    if (at > 0 && !tarball) {
+      console.error('install:cuda: --tarball needs a file (made with `npm pack ' + `${PROVIDER_TABLE.package}@${PROVIDER_TABLE.version}\`)`);
+      process.exit(2);
+    }
+    installCudaProvider({ force: process.argv.includes('--force'), tarball: tarball && path.resolve(tarball) }).catch((e) => {
       console.error(`install:cuda: ${e.message}`);
       process.exitCode = 1;
     });

@@ -106,6 +106,18 @@ describe.skipIf(process.platform !== 'linux' || process.arch !== 'x64')('install
     await expect(installFromTarball(other.tarball, bin, { table: { ...other.table, files: good.table.files } })).rejects.toThrow(/does not hold the expected files/);
   });
 
+  it('installs from a local tarball (--tarball: machines without registry access) with the same checks, without npm', async () => {
+    const { tarball, table } = await withIntegrity(fakeProvider('local', three));
+    const ortDir = fakeOrt('ort-local', table.onnxruntime);
+    const pack = () => {
+      throw new Error('npm must not be called');
+    };
+    expect(await installCudaProvider({ ortDir, table, pack, tarball, log: () => {} })).toBe('installed');
+    expect((await checkInstalled(bindingDir(ortDir), table)).complete).toBe(true);
+    const bad = await withIntegrity(fakeProvider('local-bad', { ...three, 'libonnxruntime_providers_cuda.so': 'tampered' }));
+    await expect(installCudaProvider({ ortDir, table, pack, tarball: bad.tarball, log: () => {}, force: true })).rejects.toThrow(/integrity .* the table expects/);
+  });
+
   it('refuses an onnxruntime-node of another version: a provider only works with its own core', async () => {
     const ortDir = fakeOrt('ort-old', '1.30.0');
     let packed = false;
