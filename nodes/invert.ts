@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { defineNode } from './types.ts';
-import { invert } from '../server/engine/cycle.ts';
-import { seededNoise } from '../server/engine/noise.ts';
+import { invert } from '../server/engine/diffusion/cycle.ts';
+import { seededNoise } from '../server/engine/diffusion/noise.ts';
 import { pipelineOf, requireSameModel, unconditional } from './lib/model.ts';
 import { stepReporter } from './lib/sampling.ts';
 

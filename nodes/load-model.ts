@@ -2,9 +2,9 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { defineNode, NodeError } from './types.ts';
-import { ModelFolderError, fingerprintFolder, checkModelFolder, type SdPipeline } from '../server/engine/pipeline.ts';
-import { pipelines, type PipelineHandle } from '../server/engine/registry.ts';
-import { ensureDemoModel, DEMO_MODEL_VERSION } from '../server/engine/demo-model.ts';
+import { ModelFolderError, fingerprintFolder, checkModelFolder, type SdPipeline } from '../server/engine/onnx/pipeline.ts';
+import { pipelines, type PipelineHandle } from '../server/engine/onnx/registry.ts';
+import { ensureDemoModel, DEMO_MODEL_VERSION } from '../server/models/demo/index.ts';
 
 /** The built-in demo model: random weights, generated on first use, pictures mean nothing. */
 export const DEMO_MODEL = 'demo';

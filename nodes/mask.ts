@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import { createHash } from 'node:crypto';
 import { defineNode, NodeError } from './types.ts';
-import { makeMask } from '../server/engine/mask.ts';
+import { makeMask } from '../server/engine/diffusion/mask.ts';
 import { encodePng } from './lib/image.ts';
 import { resultsDir, resolveInside } from '../server/store/paths.ts';
-import { writeFileAtomic } from '../server/store/atomic.ts';
+import { writeFileAtomic } from '../server/util/atomic.ts';
 
 /** Side of the thumbnail the node shows. */
 const THUMB = 96;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineNode, NodeError } from './types.ts';
-import { pixelMerge } from '../server/engine/pixel-merge.ts';
+import { pixelMerge } from '../server/engine/diffusion/pixel-merge.ts';
 
 export const pixelMergeNode = defineNode({
   type: 'PixelMerge',

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { defineNode } from './types.ts';
-import { decode } from '../server/engine/cycle.ts';
-import { attentionMerge, epsilonMerge, singlePrompt, type EpsilonRule } from '../server/engine/guidance.ts';
+import { decode } from '../server/engine/diffusion/cycle.ts';
+import { attentionMerge, epsilonMerge, singlePrompt, type EpsilonRule } from '../server/engine/diffusion/guidance.ts';
 import { pipelineOf, requireSameModel, unconditional } from './lib/model.ts';
 import { stepReporter } from './lib/sampling.ts';
 import type { NodeContext } from './types.ts';

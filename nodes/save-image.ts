@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { defineNode } from './types.ts';
 import { encodePng } from './lib/image.ts';
 import { resultsDir, resolveInside } from '../server/store/paths.ts';
-import { writeFileAtomic } from '../server/store/atomic.ts';
+import { writeFileAtomic } from '../server/util/atomic.ts';
 
 export const saveImage = defineNode({
   type: 'SaveImage',

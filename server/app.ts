@@ -7,9 +7,9 @@ import { promises as fs } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import express from 'express';
 import { nodeDefinitions } from '../nodes/index.ts';
+import { PROJECT_ROOT } from './util/project.ts';
 import type { AnyNodeDefinition, Logger, Services } from '../nodes/types.ts';
 import { createCatalog } from './catalog.ts';
 import type { JobQueue } from './executor/queue.ts';
@@ -25,7 +25,6 @@ import { uploadRoutes } from './http/uploads.ts';
 import { GraphStore } from './store/graphs.ts';
 import { resultsDir, uploadsDir, userGraphsDir } from './store/paths.ts';
 
-export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 export type ExecutionProviderChoice = 'auto' | 'cuda' | 'webgpu' | 'cpu';
 
@@ -74,7 +73,7 @@ export const consoleLogger: Logger = {
 
 function packageVersion(): string {
   try {
-    return (JSON.parse(readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { version: string }).version;
+    return (JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
   } catch {
     return '0.0.0';
   }
@@ -116,7 +115,7 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
 
   const catalog = createCatalog(opts.catalog ?? nodeDefinitions);
   const services: Services = { ...opts.services, dataDir, executionProvider };
-  const graphs = new GraphStore(opts.graphsDir ?? path.join(projectRoot, 'graphs'), userGraphsDir(dataDir));
+  const graphs = new GraphStore(opts.graphsDir ?? path.join(PROJECT_ROOT, 'graphs'), userGraphsDir(dataDir));
 
   const app = express();
   app.disable('x-powered-by');
@@ -140,7 +139,7 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
   app.use('/api', graphRoutes(graphs, catalog));
   app.use('/api', uploadRoutes(dataDir, limits));
   app.use('/api', apiNotFound);
-  app.use(clientRoutes(opts.clientDir ?? path.join(projectRoot, 'dist', 'client')));
+  app.use(clientRoutes(opts.clientDir ?? path.join(PROJECT_ROOT, 'dist', 'client')));
   app.use(errorHandler((msg, err) => log.error(msg, err)));
 
   let boundPort: number;

@@ -7,8 +7,9 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createStudio, projectRoot, type Studio } from '../server/app.ts';
-import { writeDemoModel } from '../server/engine/demo-model.ts';
+import { createStudio, type Studio } from '../server/app.ts';
+import { PROJECT_ROOT as projectRoot } from '../server/util/project.ts';
+import { writeDemoModel } from '../server/models/demo/index.ts';
 import { api, EventLog, graphOf, silentLogger, slowGraph, startTestStudio, tempDir } from './support/api-harness.ts';
 
 let dataDir: string;

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runBench, type BenchReport } from '../server/bench.ts';
+import { runBench, type BenchReport } from '../server/bench/bench.ts';
 
 const tinySd = path.resolve(import.meta.dirname, '../../shared/fixtures/tiny-sd');
 

@@ -9,12 +9,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FixtureError, runConformance, tolerance } from '../server/cli/conformance.ts';
-import { decode, invert } from '../server/engine/cycle.ts';
-import { singlePrompt } from '../server/engine/guidance.ts';
-import { seededNoise } from '../server/engine/noise.ts';
-import { readNpyFloat32 } from '../server/engine/npy.ts';
-import { SdPipeline } from '../server/engine/pipeline.ts';
+import { FixtureError, runConformance, tolerance } from '../server/conformance/harness.ts';
+import { decode, invert } from '../server/engine/diffusion/cycle.ts';
+import { singlePrompt } from '../server/engine/diffusion/guidance.ts';
+import { seededNoise } from '../server/engine/diffusion/noise.ts';
+import { readNpyFloat32 } from '../server/conformance/npy.ts';
+import { SdPipeline } from '../server/engine/onnx/pipeline.ts';
 import { maxAbsDiff } from './support/numeric.ts';
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

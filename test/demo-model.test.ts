@@ -4,11 +4,11 @@ import path from 'node:path';
 import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEMO_MARKER_KEY, DEMO_MODEL_FILES, DEMO_MODEL_VERSION, defaultDemoModelDir, ensureDemoModel, writeDemoModel } from '../server/engine/demo-model.ts';
-import { bytesToUnicode } from '../server/engine/demo-model-text.ts';
-import { UNET_CHANNELS, UNET_LATENT_MULTIPLE } from '../server/engine/demo-model-unet.ts';
-import { SdPipeline } from '../server/engine/pipeline.ts';
-import { ClipTokenizer } from '../server/engine/tokenizer.ts';
+import { DEMO_MARKER_KEY, DEMO_MODEL_FILES, DEMO_MODEL_VERSION, defaultDemoModelDir, ensureDemoModel, writeDemoModel } from '../server/models/demo/index.ts';
+import { bytesToUnicode } from '../server/models/demo/text-encoder.ts';
+import { UNET_CHANNELS, UNET_LATENT_MULTIPLE } from '../server/models/demo/unet.ts';
+import { SdPipeline } from '../server/engine/onnx/pipeline.ts';
+import { ClipTokenizer } from '../server/engine/onnx/tokenizer.ts';
 
 const { onnx } = onnxProto;
 

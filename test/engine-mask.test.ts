@@ -2,8 +2,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { makeMask, resizeBilinear } from '../server/engine/mask.ts';
-import { readNpyFloat32 } from '../server/engine/npy.ts';
+import { makeMask, resizeBilinear } from '../server/engine/diffusion/mask.ts';
+import { readNpyFloat32 } from '../server/conformance/npy.ts';
 import { maxAbsDiff } from './support/numeric.ts';
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

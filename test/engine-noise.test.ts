@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { arrayNoise, seededNoise, splitChunks, Xoshiro128 } from '../server/engine/noise.ts';
+import { arrayNoise, seededNoise, splitChunks, Xoshiro128 } from '../server/engine/diffusion/noise.ts';
 
 describe('seededNoise', () => {
   it('is reproducible for a seed, across calls split differently', () => {

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { encodeNpy, parseNpy, readNpy } from '../server/engine/npy.ts';
+import { encodeNpy, parseNpy, readNpy } from '../server/conformance/npy.ts';
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const reference = path.resolve(projectRoot, '../shared/fixtures/tiny-sd/reference');

@@ -3,9 +3,9 @@ import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ensureDemoModel, writeDemoModel } from '../server/engine/demo-model.ts';
-import { fingerprintFolder } from '../server/engine/pipeline.ts';
-import { PipelineRegistry } from '../server/engine/registry.ts';
+import { ensureDemoModel, writeDemoModel } from '../server/models/demo/index.ts';
+import { fingerprintFolder } from '../server/engine/onnx/pipeline.ts';
+import { PipelineRegistry } from '../server/engine/onnx/registry.ts';
 
 describe('PipelineRegistry', () => {
   it('releases the least recently used pipeline beyond its bound, and loads it again when asked', async () => {

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { alphasCumprod, ddimSchedule, schedulerConfigFromJson } from '../server/engine/schedule.ts';
+import { alphasCumprod, ddimSchedule, schedulerConfigFromJson } from '../server/engine/diffusion/schedule.ts';
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const fixture = path.resolve(projectRoot, '../shared/fixtures/tiny-sd');

@@ -11,12 +11,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import onnxProto from 'onnx-proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readNpyFloat32 } from '../server/engine/npy.ts';
-import { float16BitsToFloat32, float16ToFloat32, float32ToFloat16, float32ToFloat16Bits } from '../server/engine/onnx.ts';
-import { SdPipeline } from '../server/engine/pipeline.ts';
-import { decode, invert } from '../server/engine/cycle.ts';
-import { attentionMerge, singlePrompt } from '../server/engine/guidance.ts';
-import { seededNoise } from '../server/engine/noise.ts';
+import { readNpyFloat32 } from '../server/conformance/npy.ts';
+import { float16BitsToFloat32, float16ToFloat32, float32ToFloat16, float32ToFloat16Bits } from '../server/engine/onnx/runtime.ts';
+import { SdPipeline } from '../server/engine/onnx/pipeline.ts';
+import { decode, invert } from '../server/engine/diffusion/cycle.ts';
+import { attentionMerge, singlePrompt } from '../server/engine/diffusion/guidance.ts';
+import { seededNoise } from '../server/engine/diffusion/noise.ts';
 import { maxAbsDiff } from './support/numeric.ts';
 
 const { onnx } = onnxProto;

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createFetchProgress } from '../server/cli/fetch-progress.ts';
-import { type FetchEvent, fetchModel, selectOnnxFiles } from '../server/engine/fetch-model.ts';
+import { type FetchEvent, fetchModel, selectOnnxFiles } from '../server/models/hub.ts';
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 

@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { encodePreview, imageToRgb, latentToRgb, previewSize } from '../server/preview.ts';
+import { encodePreview, imageToRgb, latentToRgb, previewSize } from '../server/executor/preview.ts';
 
 // The SD1.x factors as written in the design (rows = latent channels, columns = R, G, B), kept
 // separate from the implementation so a typo there fails here.

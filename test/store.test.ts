@@ -4,7 +4,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Graph } from '../server/protocol/graph.ts';
-import { writeFileAtomic } from '../server/store/atomic.ts';
+import { writeFileAtomic } from '../server/util/atomic.ts';
 import { StoreError } from '../server/store/errors.ts';
 import { GraphStore } from '../server/store/graphs.ts';
 import { isSafeName, resolveInside, uploadsDir } from '../server/store/paths.ts';

@@ -1,6 +1,6 @@
 /** Shared by the diffusion nodes: the pipeline behind a Model value, and checks that values belong to it. */
-import type { SdPipeline } from '../../server/engine/pipeline.ts';
-import type { PipelineHandle } from '../../server/engine/registry.ts';
+import type { SdPipeline } from '../../server/engine/onnx/pipeline.ts';
+import type { PipelineHandle } from '../../server/engine/onnx/registry.ts';
 import type { ModelValue } from '../values.ts';
 import { NodeError } from '../types.ts';
 

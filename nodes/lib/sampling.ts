@@ -1,5 +1,5 @@
 /** Wires the engine's step callback to the node context: progress every step, throttled previews of x̂0. */
-import type { StepCallback } from '../../server/engine/cycle.ts';
+import type { StepCallback } from '../../server/engine/diffusion/cycle.ts';
 import type { NodeContext } from '../types.ts';
 
 export function stepReporter(ctx: NodeContext, latentW: number, latentH: number): StepCallback {

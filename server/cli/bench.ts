@@ -3,8 +3,8 @@
  * Defaults: the built-in demo model, provider `auto`, the paper's 100 steps / skip 10, a 512-pixel image.
  */
 import { parseArgs } from 'node:util';
-import { runBench } from '../bench.ts';
-import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/onnx.ts';
+import { runBench } from '../bench/bench.ts';
+import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
 
 const { values } = parseArgs({
   options: {

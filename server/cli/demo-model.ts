@@ -6,7 +6,7 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { DEMO_MODEL_SEED, DEMO_MODEL_VERSION, ensureDemoModel, writeDemoModel } from '../engine/demo-model.ts';
+import { DEMO_MODEL_SEED, DEMO_MODEL_VERSION, ensureDemoModel, writeDemoModel } from '../models/demo/index.ts';
 
 const USAGE = 'usage: npm run demo-model -- [--out DIR] [--seed N]';
 

@@ -13,7 +13,7 @@ import {
   FetchModelError,
   defaultOutDir,
   fetchModel,
-} from '../engine/fetch-model.ts';
+} from '../models/hub.ts';
 import { createFetchProgress, formatBytes } from './fetch-progress.ts';
 
 const USAGE = `Usage: npm run fetch-model -- [options]

@@ -3,7 +3,7 @@
  * progress, speed and ETA; elsewhere (CI logs, pipes), plain lines at file starts, every 25 % of a
  * large file and at file ends, so logs stay short.
  */
-import type { FetchEvent, HubFile } from '../engine/fetch-model.ts';
+import type { FetchEvent, HubFile } from '../models/hub.ts';
 
 export interface ProgressStream {
   write(s: string): unknown;

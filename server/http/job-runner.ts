@@ -9,7 +9,7 @@ import type { NodeCatalog } from '../catalog.ts';
 import { OutputCache } from '../executor/cache.ts';
 import { byNodeId, executeGraph, NodeFailedError, planRun, type ExecEvent } from '../executor/executor.ts';
 import { JobQueue } from '../executor/queue.ts';
-import { encodePreview } from '../preview.ts';
+import { encodePreview } from '../executor/preview.ts';
 import type { Graph } from '../protocol/graph.ts';
 import type { JobState, JobSummary, NodeResult, QueueState, ServerToClientEvents } from '../protocol/events.ts';
 import { CancelledError } from '../../nodes/types.ts';

@@ -4,7 +4,7 @@
  */
 import { promises as fs } from 'node:fs';
 import type { Graph } from '../protocol/graph.ts';
-import { writeFileAtomic } from './atomic.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
 import { INVALID_NAME_MESSAGE, StoreError } from './errors.ts';
 import { isSafeName, resolveInside } from './paths.ts';
 

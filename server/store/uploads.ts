@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import sharp from 'sharp';
-import { writeFileAtomic } from './atomic.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
 import { StoreError } from './errors.ts';
 import { MAX_FILE_NAME_LENGTH, isSafeName, resolveInside, uploadsDir } from './paths.ts';
 

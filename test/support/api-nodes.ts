@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import sharp from 'sharp';
 import { z } from 'zod';
 import { defineNode, NodeError, type AnyNodeDefinition } from '../../nodes/types.ts';
-import { writeFileAtomic } from '../../server/store/atomic.ts';
+import { writeFileAtomic } from '../../server/util/atomic.ts';
 import { resolveInside, resultsDir } from '../../server/store/paths.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

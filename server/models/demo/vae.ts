@@ -7,8 +7,8 @@
  * encoder is its pseudo-inverse after an 8×8 average pool. decode(encode(x)) is x blurred to 8×8 blocks
  * (bilinear), plus a faint random 3×3 texture, clipped to [-1, 1].
  */
-import { GraphBuilder, type WeightRandom } from './demo-model-onnx.ts';
-import { conv } from './demo-model-layers.ts';
+import { GraphBuilder, type WeightRandom } from './onnx-builder.ts';
+import { conv } from './layers.ts';
 
 export const LATENT_SCALE = 0.18215;
 

@@ -3,7 +3,7 @@
  * Resolution independent: evaluated at pixel centres of whatever grid asks (latent for the samplers,
  * image for pixel merge), so the same mask drives every stage consistently.
  */
-import type { ImageValue, MaskDirection, MaskShape, MaskValue } from '../../nodes/values.ts';
+import type { ImageValue, MaskDirection, MaskShape, MaskValue } from '../../../nodes/values.ts';
 
 export interface MaskOptions {
   shape: MaskShape;

@@ -3,7 +3,7 @@
  * τ_k = k·(T div S) + steps_offset, with the η-scaled posterior standard deviation σ_k.
  * Computed in float64; index k = 0..S−1 runs ascending in t.
  */
-import type { Schedule } from '../../nodes/values.ts';
+import type { Schedule } from '../../../nodes/values.ts';
 
 export interface SchedulerConfig {
   betaStart: number;

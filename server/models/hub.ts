@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { REQUIRED_FILES } from './layout.ts';
+import { REQUIRED_FILES } from '../engine/onnx/layout.ts';
 
 export const DEFAULT_REPO = 'CompVis/stable-diffusion-v1-4';
 export const DEFAULT_REVISION = 'onnx';

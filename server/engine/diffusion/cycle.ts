@@ -8,11 +8,11 @@
  * R = steps − skip refinement steps, step i = 0..R−1 works at k = R−1−i.
  * Per-step math runs in place on buffers allocated once per call.
  */
-import { CancelledError, NodeError } from '../../nodes/types.ts';
-import type { Schedule } from '../../nodes/values.ts';
+import { CancelledError, NodeError } from '../../../nodes/types.ts';
+import type { Schedule } from '../../../nodes/values.ts';
 import { singlePrompt, type EpsilonRule } from './guidance.ts';
 import type { NoiseSource } from './noise.ts';
-import type { SdPipeline } from './pipeline.ts';
+import type { SdPipeline } from '../onnx/pipeline.ts';
 import { ddimSchedule } from './schedule.ts';
 
 /** The latent code of an image: what an Inversion socket carries, minus prompt and model identity. */

@@ -8,7 +8,7 @@
  * `scope` is the torch module path in exporter form (`/down_blocks.0/attentions.0`); parameter names are
  * the same path with dots (`down_blocks.0.attentions.0.proj_in.weight`).
  */
-import type { GraphBuilder } from './demo-model-onnx.ts';
+import type { GraphBuilder } from './onnx-builder.ts';
 
 export function paramName(scope: string, leaf: string): string {
   return `${scope.replace(/^\//, '').replace(/\//g, '.')}.${leaf}`;

@@ -26,8 +26,8 @@
  * `block_out_channels`, from which the pipeline derives that multiple). The studio's images have sides that
  * are multiples of 64, i.e. latents that are multiples of 8.
  */
-import { GraphBuilder, type WeightRandom } from './demo-model-onnx.ts';
-import { attention, conv, groupNorm, layerNorm, linear, silu, sliceShape, type AttentionStyle } from './demo-model-layers.ts';
+import { GraphBuilder, type WeightRandom } from './onnx-builder.ts';
+import { attention, conv, groupNorm, layerNorm, linear, silu, sliceShape, type AttentionStyle } from './layers.ts';
 
 /** Channels per resolution level: full, 1/2, 1/4 (narrow where there are many pixels, for speed). */
 export const UNET_CHANNELS = [16, 32, 64] as const;

@@ -13,14 +13,14 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import onnxProto from 'onnx-proto';
-import { writeFileAtomic } from '../store/atomic.ts';
-import { REWRITE_VERSION, rewriteForAttentionMerge } from './attention-rewrite.ts';
+import { writeFileAtomic } from '../../util/atomic.ts';
+import { CACHE_ROOT } from '../../util/project.ts';
+import { REWRITE_VERSION, rewriteForAttentionMerge } from './rewrite.ts';
 
 const { onnx } = onnxProto;
 
-const DEFAULT_CACHE_DIR = fileURLToPath(new URL('../../.cache/attention-merge/', import.meta.url));
+const DEFAULT_CACHE_DIR = path.join(CACHE_ROOT, 'attention-merge');
 
 /** File names of rewritten graphs; the model fingerprint ignores them (they are derived, not the model). */
 export const DERIVED_UNET_PATTERN = /^model\.attention-merge\.[0-9a-f]+\.onnx$/;

@@ -14,15 +14,15 @@ import { existsSync, readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { decode, invert, type CycleCode } from '../engine/cycle.ts';
-import { attentionMerge, attentionMergeExtras, epsilonMerge, singlePrompt, type EpsilonRule } from '../engine/guidance.ts';
-import { makeMask } from '../engine/mask.ts';
-import { readNpyFloat32, type NpyArray } from '../engine/npy.ts';
-import { arrayNoise, splitChunks } from '../engine/noise.ts';
-import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/onnx.ts';
-import { SdPipeline } from '../engine/pipeline.ts';
-import { pixelMerge } from '../engine/pixel-merge.ts';
-import { ddimSchedule } from '../engine/schedule.ts';
+import { decode, invert, type CycleCode } from '../engine/diffusion/cycle.ts';
+import { attentionMerge, attentionMergeExtras, epsilonMerge, singlePrompt, type EpsilonRule } from '../engine/diffusion/guidance.ts';
+import { makeMask } from '../engine/diffusion/mask.ts';
+import { readNpyFloat32, type NpyArray } from './npy.ts';
+import { arrayNoise, splitChunks } from '../engine/diffusion/noise.ts';
+import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
+import { SdPipeline } from '../engine/onnx/pipeline.ts';
+import { pixelMerge } from '../engine/diffusion/pixel-merge.ts';
+import { ddimSchedule } from '../engine/diffusion/schedule.ts';
 
 export interface ConformanceCase {
   name: string;

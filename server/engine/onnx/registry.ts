@@ -3,7 +3,7 @@
  * (on the GPU with CUDA), so switching models must not keep every model ever used. The least recently
  * used pipeline beyond `maxLoaded` is released; a later use loads it again.
  */
-import type { ExecutionProviderRequest } from './onnx.ts';
+import type { ExecutionProviderRequest } from './runtime.ts';
 import { SdPipeline } from './pipeline.ts';
 
 /** What a Model socket carries: enough to get the pipeline back even after it was released. */

@@ -2,7 +2,7 @@
  * Pixel merge, the baseline of the paper: blend two finished single-style images with the mask at
  * image resolution, out = M·img1 + (1 − M)·img2. Shows the seam the latent-space merges avoid.
  */
-import type { ImageValue, MaskValue } from '../../nodes/values.ts';
+import type { ImageValue, MaskValue } from '../../../nodes/values.ts';
 
 export function pixelMerge(img1: ImageValue, img2: ImageValue, mask: MaskValue | Float32Array): ImageValue {
   const { width: w, height: h } = img1;

@@ -7,7 +7,7 @@
  * latent buffer as soon as the call returns.
  */
 import sharp from 'sharp';
-import type { PreviewSource } from '../nodes/types.ts';
+import type { PreviewSource } from '../../nodes/types.ts';
 
 /**
  * SD1.x latent → RGB factors: row k = latent channel k, columns R, G, B. Applied to the scaled latent

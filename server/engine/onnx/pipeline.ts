@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { ImageValue } from '../../nodes/values.ts';
+import type { ImageValue } from '../../../nodes/values.ts';
 import {
   createSession,
   findInput,
@@ -24,11 +24,11 @@ import {
   type InferenceSession,
   type OrtTensor,
   type TensorInfo,
-} from './onnx.ts';
-import { DERIVED_UNET_PATTERN, prepareAttentionMergeUnet } from './attention-unet.ts';
-import { EHS2_INPUT, MASK_INPUT } from './attention-rewrite.ts';
+} from './runtime.ts';
+import { DERIVED_UNET_PATTERN, prepareAttentionMergeUnet } from '../attention/unet-cache.ts';
+import { EHS2_INPUT, MASK_INPUT } from '../attention/rewrite.ts';
 import { REQUIRED_FILES } from './layout.ts';
-import { SD1_SCHEDULER, schedulerConfigFromJson, type SchedulerConfig } from './schedule.ts';
+import { SD1_SCHEDULER, schedulerConfigFromJson, type SchedulerConfig } from '../diffusion/schedule.ts';
 import { ClipTokenizer } from './tokenizer.ts';
 
 const DEFAULT_VAE_SCALING = 0.18215;

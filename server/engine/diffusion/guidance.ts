@@ -5,10 +5,10 @@
  * UNet (attention merge: a rewritten UNet with encoder_hidden_states_2 and mask inputs) binds to its
  * own session in `bind` and plugs into the same loop.
  */
-import type { MaskValue } from '../../nodes/values.ts';
-import { EHS2_INPUT, MASK_INPUT } from './attention-rewrite.ts';
-import { floatTensor } from './onnx.ts';
-import type { SdPipeline, UnetCallExtras } from './pipeline.ts';
+import type { MaskValue } from '../../../nodes/values.ts';
+import { EHS2_INPUT, MASK_INPUT } from '../attention/rewrite.ts';
+import { floatTensor } from '../onnx/runtime.ts';
+import type { SdPipeline, UnetCallExtras } from '../onnx/pipeline.ts';
 
 export interface EpsilonEvaluator {
   /** Conditioning rows each UNet call carries (the batch size). */

@@ -2,8 +2,8 @@
  * The demo model's text side: a byte-level CLIP-format tokenizer (no merges, so every byte of a word is one
  * token) and a one-layer CLIP-like text encoder with `last_hidden_state` and `pooler_output`.
  */
-import { GraphBuilder, type WeightRandom } from './demo-model-onnx.ts';
-import { layerNorm, linear } from './demo-model-layers.ts';
+import { GraphBuilder, type WeightRandom } from './onnx-builder.ts';
+import { layerNorm, linear } from './layers.ts';
 
 export const TEXT_MAX_LENGTH = 77;
 export const TEXT_HIDDEN = 32;

@@ -18,21 +18,21 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { createCatalog } from './catalog.ts';
-import { validateGraph, formatIssue } from './graph/validate.ts';
-import { executeGraph, MemoStore, type ExecEvent, type ExecuteSummary } from './executor/executor.ts';
-import { OutputCache } from './executor/cache.ts';
-import { encodePreview } from './preview.ts';
-import { nodeDefinitions } from '../nodes/index.ts';
-import { STYLE_PRESETS } from '../nodes/lib/presets.ts';
-import type { Graph } from './protocol/graph.ts';
-import type { PreviewSource, Services } from '../nodes/types.ts';
-import type { ModelValue } from '../nodes/values.ts';
-import type { PipelineStats, SdPipeline } from './engine/pipeline.ts';
-import type { PipelineHandle } from './engine/registry.ts';
-import type { ExecutionProviderRequest } from './engine/onnx.ts';
+import { createCatalog } from '../catalog.ts';
+import { validateGraph, formatIssue } from '../graph/validate.ts';
+import { executeGraph, MemoStore, type ExecEvent, type ExecuteSummary } from '../executor/executor.ts';
+import { OutputCache } from '../executor/cache.ts';
+import { encodePreview } from '../executor/preview.ts';
+import { nodeDefinitions } from '../../nodes/index.ts';
+import { STYLE_PRESETS } from '../../nodes/lib/presets.ts';
+import type { Graph } from '../protocol/graph.ts';
+import type { PreviewSource, Services } from '../../nodes/types.ts';
+import type { ModelValue } from '../../nodes/values.ts';
+import type { PipelineStats, SdPipeline } from '../engine/onnx/pipeline.ts';
+import type { PipelineHandle } from '../engine/onnx/registry.ts';
+import type { ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
+import { PROJECT_ROOT } from '../util/project.ts';
 
-const projectRoot = path.resolve(import.meta.dirname, '..');
 const SAMPLERS = ['invert', 'eps_merge', 'attn_merge', 'single_style1', 'single_style2'] as const;
 
 export interface BenchOptions {
@@ -161,7 +161,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'dualstyle-bench-'));
   try {
     const runner = new BenchRunner({ dataDir, executionProvider: opts.executionProvider });
-    const template = JSON.parse(await readFile(path.join(projectRoot, 'graphs', 'comparison.json'), 'utf8')) as Graph;
+    const template = JSON.parse(await readFile(path.join(PROJECT_ROOT, 'graphs', 'comparison.json'), 'utf8')) as Graph;
     const graph = withParams(template, {
       LoadModel: { model: opts.model },
       LoadImage: { max_side: opts.maxSide },
