@@ -302,6 +302,44 @@ describe('jobs', () => {
   });
 });
 
+describe('queue for every tab', () => {
+  it('puts a job first in line with front, and reports progress, elapsed time and estimates to every client', async () => {
+    // A first run teaches the server how long each node type takes; the estimates come from it.
+    const warm = await submit(slowGraph(31, 10, 10, 'warm-up'));
+    expect((await events.waitForEnd(warm)).name).toBe('job:done');
+
+    const a = await submit(slowGraph(32, 40, 25, 'A'));
+    const b = await submit(slowGraph(33, 2, 1, 'B'));
+    const front = await api(studio, 'POST', '/api/jobs', { graph: slowGraph(34, 2, 1, 'Urgent'), front: true });
+    expect(front.status).toBe(202);
+    expect(front.body.job.position).toBe(1);
+    const urgent = front.body.job.id as string;
+    expect((await api(studio, 'POST', '/api/jobs', { graph: slowGraph(35, 2, 1), front: 'yes' })).status).toBe(400);
+
+    // While A runs: its progress (node, title, step) and estimates, broadcast as the queue state.
+    const moving = await events.waitFor('queue', (q) => q.running?.id === a && q.running.progress?.step >= 5);
+    expect(moving.args.running).toMatchObject({
+      title: 'A',
+      startedAt: expect.any(Number),
+      elapsedMs: expect.any(Number),
+      etaMs: expect.any(Number),
+      progress: { nodesTotal: 3, nodeId: 'slow', nodeTitle: 'Slow', steps: 40 },
+    });
+    expect(moving.args.pending.map((j: { id: string }) => j.id)).toEqual([urgent, b]);
+    // Queued jobs finish later than the running one, in line order.
+    const [u, bb] = moving.args.pending as { etaMs: number }[];
+    expect(u.etaMs).toBeGreaterThan(moving.args.running.etaMs);
+    expect(bb.etaMs).toBeGreaterThan(u.etaMs);
+    const detail = await api(studio, 'GET', `/api/jobs/${a}`);
+    expect(detail.body.graph.nodes.map((n: { id: string }) => n.id)).toEqual(['n', 'slow', 'save']);
+
+    for (const id of [a, urgent, b]) expect((await events.waitForEnd(id)).name).toBe('job:done');
+    const startOrder = events.events.filter((e) => e.name === 'job:started' && [a, b, urgent].includes(e.args.jobId)).map((e) => e.args.jobId);
+    expect(startOrder).toEqual([a, urgent, b]);
+    expect((await api(studio, 'GET', `/api/jobs/${a}`)).body.graph).toBeUndefined();
+  });
+});
+
 describe('queue limits', () => {
   it('answers 429 when the queue is full', async () => {
     const dir = await tempDir('api-full');
