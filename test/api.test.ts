@@ -45,6 +45,9 @@ describe('basics', () => {
     const health = await api(studio, 'GET', '/api/health');
     expect(health.status).toBe(200);
     expect(health.body).toMatchObject({ ok: true, version: expect.any(String), executionProvider: 'auto' });
+    // What "auto" resolves to, and why: CUDA only where its provider library is installed.
+    expect(['cpu', 'cuda']).toContain(health.body.executionProviderUsed);
+    expect(health.body.executionProviderNote).toMatch(health.body.executionProviderUsed === 'cpu' ? /^auto: CUDA unavailable \(.+\); using CPU$/ : /^auto: CUDA/);
 
     const catalog = await api(studio, 'GET', '/api/catalog');
     expect(catalog.status).toBe(200);
@@ -474,6 +477,29 @@ describe('graphs', () => {
 });
 
 describe('uploads', () => {
+  it('keeps the name of the uploaded file beside it, and serves the built-in sample as a thumbnail', async () => {
+    const png = await sharp({ create: { width: 40, height: 30, channels: 3, background: '#3366cc' } }).png().toBuffer();
+    const up = await fetch(new URL('/api/uploads', studio.url), {
+      method: 'POST',
+      headers: { 'content-type': 'image/png', 'x-file-name': encodeURIComponent('C:\\photos\\Ferienhaus ü.png') },
+      body: new Uint8Array(png),
+    });
+    expect(up.status).toBe(201);
+    const stored = (await up.json()) as { name: string; fileName: string };
+    expect(stored.fileName).toBe('Ferienhaus ü.png');
+    const info = await api(studio, 'GET', `/api/uploads/${stored.name}/info`);
+    expect(info.status).toBe(200);
+    expect(info.body).toEqual({ name: stored.name, width: 40, height: 30, url: `/api/uploads/${stored.name}`, fileName: 'Ferienhaus ü.png' });
+    expect((await api(studio, 'GET', '/api/uploads/nope.png/info')).status).toBe(404);
+
+    const sample = await fetch(new URL('/api/builtin/sample.png', studio.url));
+    expect(sample.status).toBe(200);
+    expect(sample.headers.get('content-type')).toBe('image/png');
+    const meta = await sharp(Buffer.from(await sample.arrayBuffer())).metadata();
+    expect([meta.width, meta.height]).toEqual([256, 192]);
+    expect((await api(studio, 'GET', '/api/builtin/other.png')).status).toBe(404);
+  });
+
   it('stores an uploaded image as PNG and serves it back', async () => {
     const jpeg = await sharp({ create: { width: 20, height: 10, channels: 3, background: { r: 200, g: 40, b: 10 } } }).jpeg().toBuffer();
     const res = await fetch(new URL('/api/uploads', studio.url), { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: new Uint8Array(jpeg) });
