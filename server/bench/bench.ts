@@ -173,7 +173,9 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     });
 
     // Warm-up outside the measurements: session creation, first-run graph optimisation, text encodings.
+    const tw = performance.now();
     await runner.run(withParams(graph, { Invert: { steps: opts.skip + 2 } }), Infinity);
+    log(`warm-up run done (${((performance.now() - tw) / 1000).toFixed(1)} s: sessions, attention-merge rewrite, first calls); measuring`);
     const pipe = runner.pipeline;
     if (!pipe) throw new Error('the bench could not reach the loaded pipeline');
     const device = pipe.info.executionProvider === 'cuda' ? sampleDeviceMemory() : null;
@@ -205,6 +207,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
           ortMsPerStep: ortMs / steps,
           outsideOrtShare: Math.max(0, 1 - ortMs / wallMs),
         });
+        const m = measures.at(-1)!;
+        log(`  ${m.node}: ${m.steps} steps, ${m.msPerStep.toFixed(1)} ms/step (UNet ${m.ortMsPerStep.toFixed(1)} ms/step, ${m.rowsPerCall} rows/call)`);
       }
     });
     const firstRunMs = performance.now() - t0;
@@ -212,7 +216,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     const image = { width: imageNode?.width ?? 0, height: imageNode?.height ?? 0 };
     const f = pipe.info.vaeDownsample;
     log(`first run done (${(firstRunMs / 1000).toFixed(1)} s); timing UNet calls at batch 1, 2, 3`);
-    const unetCalls = await timeUnetCalls(pipe, image.width / f, image.height / f, [1, 2, 3], opts.unetReps ?? 3);
+    const unetCalls = await timeUnetCalls(pipe, image.width / f, image.height / f, [1, 2, 3], opts.unetReps ?? 3, log);
 
     // 2) Re-run after changing only a decoder prompt.
     const changed = withParams(graph, { style1: { text: STYLE_PRESETS.find((p) => p.label === 'Mosaic')!.value } });

@@ -22,7 +22,7 @@ export function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-export async function timeUnetCalls(pipe: SdPipeline, latentW: number, latentH: number, batches: number[], reps: number): Promise<UnetCallTiming[]> {
+export async function timeUnetCalls(pipe: SdPipeline, latentW: number, latentH: number, batches: number[], reps: number, log: (line: string) => void = () => {}): Promise<UnetCallTiming[]> {
   const row = pipe.info.latentChannels * latentW * latentH;
   const { embedding } = await pipe.encodeText('');
   const out: UnetCallTiming[] = [];
@@ -38,6 +38,7 @@ export async function timeUnetCalls(pipe: SdPipeline, latentW: number, latentH: 
       times.push(performance.now() - t);
     }
     out.push({ batch, ms: median(times), reps });
+    log(`  UNet call, batch ${batch}: ${median(times).toFixed(1)} ms`);
   }
   return out;
 }
