@@ -40,7 +40,8 @@ export interface SessionSettings {
   deviceId?: number;
   /**
    * Where optimized graphs are cached; null turns the cache off. Default: .cache/ort-optimized for models
-   * of at least `minBytes` (their files together), where optimization takes long enough to matter.
+   * of at least `minBytes` (their files together), where optimization takes long enough to matter;
+   * off with DUALSTYLE_ORT_CACHE=off.
    */
   optimizedCache?: { dir: string; minBytes: number } | null;
 }
@@ -80,8 +81,12 @@ export function sessionOptions(provider: ExecutionProvider, settings: SessionSet
   };
 }
 
-/** Whether CUDA can be tried, with the reason when not (see cuda-doctor.ts). */
+/**
+ * Whether CUDA can be tried, with the reason when not (see cuda-doctor.ts). DUALSTYLE_CUDA_CHECK=off skips
+ * the check and lets onnxruntime try (for a setup the resolver misjudges, e.g. libraries preloaded).
+ */
 export function cudaProviderStatus(): { available: boolean; reason: string } {
+  if (process.env.DUALSTYLE_CUDA_CHECK === 'off') return { available: true, reason: 'check skipped (DUALSTYLE_CUDA_CHECK=off)' };
   const d = diagnoseCuda();
   return { available: d.ready, reason: d.ready ? d.summary : cudaUnavailableReason(d) };
 }
@@ -156,7 +161,7 @@ const OPTIMIZED_WEIGHTS = 'model.onnx.data';
 async function openCached(modelPath: string, provider: ExecutionProvider, settings: SessionSettings): Promise<Omit<CreatedSession, keyof ProviderChoice>> {
   const t0 = performance.now();
   const options = sessionOptions(provider, settings);
-  const cache = settings.optimizedCache === undefined ? DEFAULT_OPTIMIZED_CACHE : settings.optimizedCache;
+  const cache = settings.optimizedCache !== undefined ? settings.optimizedCache : process.env.DUALSTYLE_ORT_CACHE === 'off' ? null : DEFAULT_OPTIMIZED_CACHE;
   let entry: ReturnType<typeof optimizedCacheEntry> | null = null;
   try {
     entry = cache ? optimizedCacheEntry(modelPath, provider, settings, cache.dir) : null;
