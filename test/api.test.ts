@@ -53,6 +53,7 @@ describe('basics', () => {
     expect(health.body.executionProviderNote).toContain(d.summary);
     expect(health.body.cuda).toMatchObject({ ready: d.ready, summary: d.summary, fixes: d.fixes, gpu: 0, provider: { installed: d.provider.installed, onnxruntime: '1.29.0' } });
     expect(health.body.cuda.missing.map((m: { name: string }) => m.name)).toEqual(d.missing);
+    expect(health.body.cuda.libraries.map((l: { name: string; path: string | null }) => [l.name, l.path])).toEqual(d.libraries.map((l) => [l.name, l.path]));
     if (!d.ready) expect(health.body.cuda.fixes.length).toBeGreaterThan(0);
     expect(['cpu', 'cuda']).toContain(health.body.executionProviderUsed);
     expect(health.body.executionProviderNote).toMatch(health.body.executionProviderUsed === 'cpu' ? /^auto: CUDA unavailable \(.+\); using CPU$/ : /^auto: CUDA/);

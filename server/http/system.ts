@@ -19,6 +19,8 @@ export interface CudaHealth {
   summary: string;
   /** The provider package and whether it is installed for this onnxruntime-node. */
   provider: { package: string; version: string; onnxruntime: string; cuda: number; installed: boolean };
+  /** Every library the provider needs, resolved as the loader would (path and how), or missing (path null). */
+  libraries: { name: string; what: string; path: string | null; via: string | null }[];
   missing: { name: string; what: string; inPythonEnv?: string }[];
   driver: CudaDiagnosis['driver'];
   gpu: number;
@@ -30,6 +32,7 @@ export function cudaHealth(gpu = 0, d: CudaDiagnosis = diagnoseCuda()): CudaHeal
     ready: d.ready,
     summary: d.summary,
     provider: { package: d.provider.package, version: d.provider.version, onnxruntime: d.provider.builtFor, cuda: d.provider.cudaMajor, installed: d.provider.installed },
+    libraries: d.libraries.map((l) => ({ name: l.name, what: l.what, path: l.path, via: l.via })),
     missing: d.libraries.filter((l) => !l.path).map((l) => ({ name: l.name, what: l.what, ...(l.inPythonEnv ? { inPythonEnv: l.inPythonEnv } : {}) })),
     driver: d.driver,
     gpu,
