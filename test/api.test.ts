@@ -141,7 +141,7 @@ describe('validation', () => {
     const unknown = res.body.error.issues.filter((i: { code: string }) => i.code === 'unknown_node_type');
     expect(unknown.map((i: { nodeId: string }) => i.nodeId).sort()).toEqual(['x', 'y']);
     expect(res.body.error.message).toMatch(/NoSuchNode|AlsoMissing/);
-    expect((await api(studio, 'GET', '/api/queue')).body).toEqual({ running: null, pending: [] });
+    expect((await api(studio, 'GET', '/api/queue')).body).toEqual({ running: null, active: [], pending: [], workers: 1 });
   });
 
   it('refuses outputs that are not output nodes of the graph', async () => {
@@ -299,7 +299,7 @@ describe('jobs', () => {
     expect(startOrder).toEqual([a, b, d]);
     // Every queue change was broadcast; the last says the queue is empty.
     const lastQueue = events.events.filter((e) => e.name === 'queue').at(-1)!;
-    expect(lastQueue.args).toEqual({ running: null, pending: [] });
+    expect(lastQueue.args).toEqual({ running: null, active: [], pending: [], workers: 1 });
   });
 });
 
@@ -494,7 +494,7 @@ describe('access', () => {
 
       await expect(EventLog.connect(locked)).rejects.toThrow(/unauthorized/);
       const log = await EventLog.connect(locked, { token: 's3cret' });
-      expect((await log.waitFor('queue')).args).toEqual({ running: null, pending: [] });
+      expect((await log.waitFor('queue')).args).toEqual({ running: null, active: [], pending: [], workers: 1 });
       log.close();
     } finally {
       await locked.close();
