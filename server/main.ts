@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createStudio, type Studio } from './app.ts';
+import { createStudio, type Studio, type StudioOptions } from './app.ts';
 import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from './engine/onnx/runtime.ts';
 import type { RestartPolicy, Retention } from './executor/job-service.ts';
 import { DEFAULT_RETENTION } from './executor/job-service.ts';
@@ -113,7 +113,8 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
   };
 }
 
-export async function main(argv: string[]): Promise<number> {
+/** `overrides` (a node catalog, say) are for test entries that start the real server with other parts. */
+export async function main(argv: string[], overrides: Partial<StudioOptions> = {}): Promise<number> {
   let cli: CliOptions | 'help';
   try {
     cli = parseCli(argv);
@@ -136,6 +137,7 @@ export async function main(argv: string[]): Promise<number> {
       ...(cli.redis ? { redis: cli.redis } : {}),
       onRestart: cli.onRestart,
       retention: cli.retention,
+      ...overrides,
     });
   } catch (err) {
     console.error(`error: ${(err as Error).message}`);
