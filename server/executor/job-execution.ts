@@ -123,8 +123,8 @@ export async function runJob(run: JobRun): Promise<JobEnd> {
       results[nodeId] = withWarnings(result, summary.warnings[nodeId] ?? warnings.get(nodeId));
     }
     const ms = Math.round(performance.now() - started);
-    const nodeTitles = titlesOf(run, Object.keys(results));
-    return { state: 'done', retryable: false, outcome: { results, nodeTitles, computed: summary.computed, cached: summary.cached, ms } };
+    const outputTitles = titlesOf(run, Object.keys(results));
+    return { state: 'done', retryable: false, outcome: { results, outputTitles, computed: summary.computed, cached: summary.cached, ms } };
   } catch (err) {
     await outbox.flushed();
     const ms = Math.round(performance.now() - started);
@@ -160,7 +160,8 @@ function titlesOf(run: JobRun, nodeIds: string[]): Record<string, string> {
   const titles = byNodeId<string>();
   for (const id of nodeIds) {
     const node = run.graph.nodes.find((n) => n.id === id);
-    if (node) titles[id] = node.title?.trim() || run.runner.catalog.get(node.type)?.title || node.type;
+    const def = node ? run.runner.catalog.get(node.type) : undefined;
+    if (node && def?.output) titles[id] = node.title?.trim() || def.title || node.type;
   }
   return titles;
 }

@@ -58,8 +58,8 @@ export interface NodeResult {
 export interface JobOutcome {
   error?: { nodeId?: string; message: string };
   results?: Record<string, NodeResult>;
-  /** Title of each node that has a result, as the graph showed it (for galleries). */
-  nodeTitles?: Record<string, string>;
+  /** Title of each output node that has a result, as the graph showed it (what a gallery lists). */
+  outputTitles?: Record<string, string>;
   computed?: string[];
   cached?: string[];
   /** Run time of the last attempt. */

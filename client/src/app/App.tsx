@@ -97,7 +97,9 @@ function Studio({ catalog }: { catalog: Catalog }) {
     setToasts((t) => [...t.slice(-4), { id, kind, message }]);
     setTimeout(() => setToasts((t) => t.filter((x) => x.id !== id)), kind === 'error' ? 8000 : 4000);
   }, []);
-  const tracker = useMemo(() => new JobTracker((k, m) => notify(k, m), (jobId, nodeId, result) => gallery.addResult(jobId, nodeId, result)), [notify]);
+  // The gallery lists the server's history: read it now, and again whenever any tab's job ends.
+  const tracker = useMemo(() => new JobTracker((k, m) => notify(k, m), () => void gallery.refresh()), [notify]);
+  useEffect(() => void gallery.refresh(), []);
   // The results button lights up when results arrive while the panel is closed.
   const galleryImages = useObservable(gallery.images);
   const [seenResult, setSeenResult] = useState(galleryImages[0]?.key);
@@ -364,10 +366,13 @@ function Studio({ catalog }: { catalog: Catalog }) {
   };
 
   /** A result as PNG with the graph of the run that made it (the current graph if this tab did not run it). */
-  const downloadPng = (nodeId: string, image: { url: string; name: string }, job: Pick<JobRecord, 'graph' | 'graphLabel'> | undefined = gallery.jobOf(image.url)) => {
-    downloadResultPng(image, nodeId, job?.graph ?? currentGraph(), job?.graphLabel ?? docLabel).catch((err: Error) =>
-      notify('error', `Cannot download ${image.name}: ${err.message}`),
-    );
+  /** A result as PNG with the graph of the run that made it (from the server's history; else the current graph). */
+  const downloadPng = (nodeId: string, image: { url: string; name: string }, known?: JobRecord) => {
+    const fallback = { graph: currentGraph(), graphLabel: docLabel };
+    (async () => {
+      const job = known ?? (await gallery.jobOf(image.url)) ?? fallback;
+      await downloadResultPng(image, nodeId, job.graph, job.graphLabel);
+    })().catch((err: Error) => notify('error', `Cannot download ${image.name}: ${err.message}`));
   };
   const downloadPngRef = useRef(downloadPng);
   downloadPngRef.current = downloadPng;
@@ -375,7 +380,7 @@ function Studio({ catalog }: { catalog: Catalog }) {
     setResultActions({ downloadPng: (nodeId, image) => downloadPngRef.current(nodeId, image) });
     return () => setResultActions(null);
   }, []);
-  const downloadGalleryImage = (img: GalleryImage) => downloadPng(img.nodeId, img, gallery.jobOfImage(img));
+  const downloadGalleryImage = (img: GalleryImage) => void gallery.jobOfImage(img).then((job) => downloadPng(img.nodeId, img, job));
 
   const importText = (text: string, fileName: string) => {
     const parsed = parseGraphJson(text);
@@ -415,12 +420,10 @@ function Studio({ catalog }: { catalog: Catalog }) {
     invalidateValidation();
     const seq = validateSeq.current;
     const graph = currentGraph();
-    const outputs: Record<string, string> = {};
-    for (const n of graph.nodes) if (catalog.nodes.find((s) => s.type === n.type)?.output) outputs[n.id] = labelOf(n.id);
     const graphLabel = docLabel;
     try {
       const { job: submitted } = await api.submitJob(graph);
-      gallery.recordJob(submitted.id, { graph, graphLabel, outputs });
+      gallery.recordJob(submitted.id, { graph, graphLabel });
       nodeRuntime.resetRun(graph.nodes.map((n) => n.id), 'idle');
       tracker.follow(submitted.id, submitted.position);
       if (seq === validateSeq.current) {
