@@ -7,7 +7,7 @@
  */
 import { promises as fs } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, EventLog, slowGraph, tempDir } from './support/api-harness.ts';
+import { api, EventLog, graphOf, slowGraph, tempDir } from './support/api-harness.ts';
 import { kill9, REDIS_SERVER, startRedis, startServer, startWorker, stopAll, type Child } from './support/processes.ts';
 
 const hasRedis = REDIS_SERVER !== null;
@@ -108,6 +108,31 @@ describe.runIf(hasRedis)('distributed: 2 web servers, 2 workers, one Redis', () 
     const started = sockets[1]!.events.filter((e) => e.name === 'job:started').map((e) => e.args.jobId);
     expect(started.indexOf(waiting[2]!)).toBeLessThan(started.indexOf(waiting[0]!));
     expect(started).not.toContain(waiting[1]);
+  });
+
+  it('prefers the worker that already holds a job\'s model', async () => {
+    const withModel = (value: number) =>
+      graphOf(
+        [
+          { id: 'm', type: 'ModelName', params: { model: 'alpha' } },
+          { id: 'slow', type: 'SlowCounter', params: { steps: 2 + value, delayMs: 5 } },
+          { id: 'save', type: 'Save' },
+        ],
+        ['m.value -> slow.start', 'slow.count -> save.value'],
+      );
+    const ranOn = async (value: number, server: { url: string }) => {
+      const id = await submit(server, withModel(value));
+      expect((await sockets[0]!.waitForEnd(id, 30_000)).name).toBe('job:done');
+      return sockets[0]!.forJob(id).find((e) => e.name === 'job:started')!.args.worker as string;
+    };
+    const holder = await ranOn(0, servers[0]!);
+    // Let the holder say what it holds (it does so right after the job), then run more of the same model.
+    await new Promise((r) => setTimeout(r, 300));
+    const next = [];
+    for (let i = 1; i <= 6; i++) next.push(await ranOn(i, servers[i % 2]!));
+    expect(next).toEqual(Array(6).fill(holder));
+    const detail = await api(servers[0]!, 'GET', `/api/history?limit=1`);
+    expect(detail.body.jobs[0]).toMatchObject({ model: 'alpha', worker: holder });
   });
 
   it('hands the job of a worker killed mid-job to the other worker, and completes it once', async () => {

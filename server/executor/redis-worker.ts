@@ -10,7 +10,7 @@
  * still holds the job's lock, so a job that another worker took over is not recorded twice.
  */
 import os from 'node:os';
-import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from '../../nodes/types.ts';
 import type { OutgoingEvent } from '../protocol/events.ts';
@@ -36,6 +36,8 @@ export interface RedisWorkerOptions {
 
 /** Sessions of this many models stay loaded (the pipeline registry's bound). */
 const MODELS_HELD = 2;
+/** How long a job set aside for a worker that holds its model waits (and the one that set it aside, 3×). */
+const DEFER_MS = 150;
 
 export class RedisJobWorker {
   readonly name: string;
@@ -113,6 +115,7 @@ export class RedisJobWorker {
       await this.finish(id, { state: 'cancelled', outcome: {} });
       throw new UnrecoverableError('cancelled');
     }
+    if (token && (await this.deferToHolder(job, token, record.summary.model))) throw new DelayedError();
     const attempt = (record.summary.attempts ?? 0) + 1;
     await records.updateSummary(id, { state: 'running', startedAt: Date.now(), attempts: attempt, worker: this.name }, ['finishedAt']);
     const live: LiveState = { done: [] };
@@ -149,9 +152,9 @@ export class RedisJobWorker {
       });
     } finally {
       this.current = undefined;
-      void this.heartbeat();
     }
     if (record.summary.model && end.state === 'done') this.holds(record.summary.model);
+    void this.heartbeat();
 
     if (end.state === 'cancelled' && this.stopping && !(await records.get(id))?.cancelRequested) {
       // This worker is stopping, not the user: the job waits for another worker.
@@ -169,6 +172,21 @@ export class RedisJobWorker {
     await this.finish(id, end);
     if (end.state !== 'done') throw new UnrecoverableError(end.outcome.error?.message ?? end.state);
     return { state: 'done' };
+  }
+
+  /**
+   * Model affinity, as far as BullMQ allows (it has no routing to a chosen worker): a job whose model
+   * this worker does not hold, while another worker is idle and holds it, is set aside once for a
+   * moment, and this worker waits a little longer before taking work, so the holder takes the job.
+   */
+  private async deferToHolder(job: Job, token: string, model: string | undefined): Promise<boolean> {
+    if (!model || this.models.includes(model) || (job.data as { deferred?: string }).deferred) return false;
+    const holder = (await this.records.workers()).find((w) => w.name !== this.name && w.jobId === undefined && w.models.includes(model));
+    if (!holder) return false;
+    await job.updateData({ ...(job.data as object), deferred: this.name });
+    await job.moveToDelayed(Date.now() + DEFER_MS, token);
+    await new Promise((resolve) => setTimeout(resolve, 3 * DEFER_MS));
+    return true;
   }
 
   private async finish(id: string, end: Pick<JobEnd, 'state' | 'outcome'>): Promise<void> {
