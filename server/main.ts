@@ -153,17 +153,25 @@ export async function main(argv: string[], overrides: Partial<StudioOptions> = {
   );
   if (cli.token) console.log('access token required (Authorization: Bearer <token>, or ?token=<token>)');
 
-  await new Promise<void>((resolve) => {
+  await untilStopped(() => studio.close(), 'stopping (running jobs stop and resume on the next start)...');
+  return 0;
+}
+
+/**
+ * Waits for SIGINT or SIGTERM, then runs `close`. A second signal while a stuck job is being stopped
+ * exits at once (hence `on`, not `once`).
+ */
+export function untilStopped(close: () => Promise<void>, message: string): Promise<void> {
+  return new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
-      // A second signal while a stuck job is being cancelled stops waiting (hence `on`, not `once`).
       if (stopping) {
         console.error('forced exit');
         process.exit(1);
       }
       stopping = true;
-      console.log(`${signal}: stopping (cancelling running jobs)...`);
-      studio.close().then(resolve, (err: unknown) => {
+      console.log(`${signal}: ${message}`);
+      close().then(resolve, (err: unknown) => {
         console.error(`error while stopping: ${(err as Error).message}`);
         resolve();
       });
@@ -171,7 +179,6 @@ export async function main(argv: string[], overrides: Partial<StudioOptions> = {
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
-  return 0;
 }
 
 // fileURLToPath, not URL.pathname: the latter keeps %20 and friends, so under a folder with a space in

@@ -17,7 +17,7 @@ import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/on
 import { GraphRunner } from '../executor/graph-runner.ts';
 import { DEFAULT_RETENTION } from '../executor/job-service.ts';
 import { RedisJobWorker } from '../executor/redis-worker.ts';
-import { redisUrl, UsageError, wholeNumber } from '../main.ts';
+import { redisUrl, untilStopped, UsageError, wholeNumber } from '../main.ts';
 
 const USAGE = `usage: npm run worker -- --redis URL [--gpu N] [--data ./data] [--ep auto|cuda|webgpu|cpu] [--stall-timeout 30]
                          [--keep-jobs 1000] [--keep-days 30]
@@ -111,23 +111,7 @@ export async function runWorker(argv: string[], overrides: { catalog?: AnyNodeDe
   }
   console.log(`Dual Style Studio worker "${worker.name}" taking jobs from ${cli.redis}`);
   console.log(`execution provider: ${cli.ep}; data folder: ${cli.dataDir}`);
-  await new Promise<void>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) {
-        console.error('forced exit');
-        process.exit(1);
-      }
-      stopping = true;
-      console.log(`${signal}: stopping (the running job goes back in line)...`);
-      worker.close().then(resolve, (err: unknown) => {
-        console.error(`error while stopping: ${(err as Error).message}`);
-        resolve();
-      });
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  await untilStopped(() => worker.close(), 'stopping (the running job goes back in line)...');
   return 0;
 }
 

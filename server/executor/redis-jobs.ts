@@ -7,14 +7,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Queue, type Job } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Logger } from '../../nodes/types.ts';
 import type { Graph } from '../protocol/graph.ts';
 import type { HistoryPage, JobDetail, JobSummary, OutgoingEvent, QueueState } from '../protocol/events.ts';
 import { planMs, planOf, progressOf, queueEtas, remainingMs } from './eta.ts';
 import type { GraphRunner } from './graph-runner.ts';
 import { DEFAULT_RETENTION, modelOf, QueueFullError, safeCall, type CancelOutcome, type JobService, type RemoveOutcome, type Retention, type SubmitOptions } from './job-service.ts';
-import { decodeMessage, QUEUE_NAME, RedisRecords, type StoredRecord } from './redis-records.ts';
+import { connectRedis, decodeMessage, QUEUE_NAME, RedisRecords, type StoredRecord } from './redis-records.ts';
 
 export interface RedisJobsOptions {
   url: string;
@@ -46,15 +46,7 @@ export class RedisJobService implements JobService {
 
   static async open(opts: RedisJobsOptions): Promise<RedisJobService> {
     const prefix = opts.prefix ?? 'dualstyle';
-    const redis = new Redis(opts.url, { lazyConnect: true });
-    const sub = new Redis(opts.url, { lazyConnect: true });
-    try {
-      await Promise.all([redis.connect(), sub.connect()]);
-    } catch (err) {
-      redis.disconnect();
-      sub.disconnect();
-      throw new Error(`cannot reach Redis at ${opts.url}: ${(err as Error).message}`);
-    }
+    const { redis, sub } = await connectRedis(opts.url);
     const queue = new Queue(QUEUE_NAME, { connection: { url: opts.url }, prefix });
     const service = new RedisJobService(opts, queue, new RedisRecords(redis, prefix), sub);
     sub.on('message', (_channel: string, text: string) => service.onMessage(text));

@@ -9,7 +9,7 @@
  * file on a shared mount is not safe for several writers (WAL needs shared memory on one machine).
  * Preview frames travel only over pub/sub; they are never stored.
  */
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 import type { Graph } from '../protocol/graph.ts';
 import type { HistoryEntry, JobOutcome, JobState, JobSummary, OutgoingEvent } from '../protocol/events.ts';
 import type { LiveState, NodeTime, PlannedNode } from './eta.ts';
@@ -43,6 +43,20 @@ export interface StoredRecord {
   live?: LiveState;
   outcome?: JobOutcome;
   cancelRequested: boolean;
+}
+
+/** Two connections to Redis (commands, and a subscriber), or an error that names the URL. */
+export async function connectRedis(url: string): Promise<{ redis: Redis; sub: Redis }> {
+  const redis = new Redis(url, { lazyConnect: true });
+  const sub = new Redis(url, { lazyConnect: true });
+  try {
+    await Promise.all([redis.connect(), sub.connect()]);
+  } catch (err) {
+    redis.disconnect();
+    sub.disconnect();
+    throw new Error(`cannot reach Redis at ${url}: ${(err as Error).message}`);
+  }
+  return { redis, sub };
 }
 
 export class RedisRecords {

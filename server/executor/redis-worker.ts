@@ -11,14 +11,14 @@
  */
 import os from 'node:os';
 import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Logger } from '../../nodes/types.ts';
 import type { OutgoingEvent } from '../protocol/events.ts';
 import type { LiveState } from './eta.ts';
 import type { GraphRunner } from './graph-runner.ts';
 import { endEvent, runJob, type JobEnd } from './job-execution.ts';
 import { DEFAULT_RETENTION, QUEUE_PROGRESS_MS, type Retention } from './job-service.ts';
-import { HEARTBEAT_MS, QUEUE_NAME, RedisRecords, type ControlMessage, type WorkerInfo } from './redis-records.ts';
+import { connectRedis, HEARTBEAT_MS, QUEUE_NAME, RedisRecords, type ControlMessage, type WorkerInfo } from './redis-records.ts';
 
 export interface RedisWorkerOptions {
   url: string;
@@ -57,15 +57,7 @@ export class RedisJobWorker {
 
   static async start(opts: RedisWorkerOptions): Promise<RedisJobWorker> {
     const prefix = opts.prefix ?? 'dualstyle';
-    const redis = new Redis(opts.url, { lazyConnect: true });
-    const sub = new Redis(opts.url, { lazyConnect: true });
-    try {
-      await Promise.all([redis.connect(), sub.connect()]);
-    } catch (err) {
-      redis.disconnect();
-      sub.disconnect();
-      throw new Error(`cannot reach Redis at ${opts.url}: ${(err as Error).message}`);
-    }
+    const { redis, sub } = await connectRedis(opts.url);
     const self = new RedisJobWorker(opts, new RedisRecords(redis, prefix), sub, undefined);
     const lockDuration = opts.stallTimeoutMs ?? 30_000;
     const worker = new Worker(QUEUE_NAME, (job, token, signal) => self.process(job, token, signal), {
