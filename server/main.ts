@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { createStudio, type Studio, type StudioOptions } from './app.ts';
 import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from './engine/onnx/runtime.ts';
 import type { RestartPolicy, Retention } from './executor/job-service.ts';
+import { redacted } from './util/redact.ts';
 import { DEFAULT_RETENTION } from './executor/job-service.ts';
 
 const USAGE = `usage: npm start -- [--port 8188] [--host 127.0.0.1] [--token T] [--ep auto|cuda|webgpu|cpu] [--data ./data]
@@ -148,7 +149,7 @@ export async function main(argv: string[], overrides: Partial<StudioOptions> = {
   console.log(`data folder: ${cli.dataDir}`);
   console.log(
     cli.redis
-      ? `jobs: distributed through Redis at ${cli.redis}; start workers with \`npm run worker -- --redis ${cli.redis} --data ${cli.dataDir}\``
+      ? `jobs: distributed through Redis at ${redacted(cli.redis)}; start workers with \`npm run worker -- --redis URL --data ${cli.dataDir}\``
       : `jobs: embedded (one at a time in this process, kept in ${path.join(cli.dataDir, 'studio.db')})`,
   );
   if (cli.token) console.log('access token required (Authorization: Bearer <token>, or ?token=<token>)');

@@ -18,6 +18,7 @@ import { GraphRunner } from '../executor/graph-runner.ts';
 import { DEFAULT_RETENTION } from '../executor/job-service.ts';
 import { RedisJobWorker } from '../executor/redis-worker.ts';
 import { redisUrl, untilStopped, UsageError, wholeNumber } from '../main.ts';
+import { redacted } from '../util/redact.ts';
 
 const USAGE = `usage: npm run worker -- --redis URL [--gpu N] [--data ./data] [--ep auto|cuda|webgpu|cpu] [--stall-timeout 30]
                          [--keep-jobs 1000] [--keep-days 30]
@@ -109,7 +110,7 @@ export async function runWorker(argv: string[], overrides: { catalog?: AnyNodeDe
     console.error(`error: ${(err as Error).message}`);
     return 1;
   }
-  console.log(`Dual Style Studio worker "${worker.name}" taking jobs from ${cli.redis}`);
+  console.log(`Dual Style Studio worker "${worker.name}" taking jobs from ${redacted(cli.redis)}`);
   console.log(`execution provider: ${cli.ep}; data folder: ${cli.dataDir}`);
   await untilStopped(() => worker.close(), 'stopping (the running job goes back in line)...');
   return 0;

@@ -46,8 +46,9 @@ export class RedisJobService implements JobService {
 
   static async open(opts: RedisJobsOptions): Promise<RedisJobService> {
     const prefix = opts.prefix ?? 'dualstyle';
-    const { redis, sub } = await connectRedis(opts.url);
+    const { redis, sub } = await connectRedis(opts.url, opts.log);
     const queue = new Queue(QUEUE_NAME, { connection: { url: opts.url }, prefix });
+    queue.on('error', (err) => opts.log.warn(`job queue: ${err.message}`));
     const service = new RedisJobService(opts, queue, new RedisRecords(redis, prefix), sub);
     sub.on('message', (_channel: string, text: string) => service.onMessage(text));
     await sub.subscribe(service.records.eventsChannel);

@@ -11,7 +11,9 @@
  */
 import { Redis } from 'ioredis';
 import type { Graph } from '../protocol/graph.ts';
+import { redacted } from '../util/redact.ts';
 import type { HistoryEntry, JobOutcome, JobState, JobSummary, OutgoingEvent } from '../protocol/events.ts';
+import type { Logger } from '../../nodes/types.ts';
 import type { LiveState, NodeTime, PlannedNode } from './eta.ts';
 import { learnNodeTime } from './eta.ts';
 import type { Retention } from './job-service.ts';
@@ -45,17 +47,34 @@ export interface StoredRecord {
   cancelRequested: boolean;
 }
 
-/** Two connections to Redis (commands, and a subscriber), or an error that names the URL. */
-export async function connectRedis(url: string): Promise<{ redis: Redis; sub: Redis }> {
+/**
+ * Two connections to Redis (commands, and a subscriber), or an error that names the URL. Later
+ * connection errors (Redis restarting) are logged; ioredis reconnects by itself.
+ */
+export async function connectRedis(url: string, log: Logger): Promise<{ redis: Redis; sub: Redis }> {
   const redis = new Redis(url, { lazyConnect: true });
   const sub = new Redis(url, { lazyConnect: true });
+  let connected = false;
+  let firstError: Error | undefined;
+  let lastLogged = 0;
+  const onError = (err: Error) => {
+    // Until connected, the first error is the reason connect() fails (it says only "Connection is closed").
+    if (!connected) firstError ??= err;
+    // Then at most once every 10 s while Redis is away.
+    if (!connected || Date.now() - lastLogged < 10_000) return;
+    lastLogged = Date.now();
+    log.warn(`Redis at ${redacted(url)}: ${err.message}`);
+  };
+  redis.on('error', onError);
+  sub.on('error', onError);
   try {
     await Promise.all([redis.connect(), sub.connect()]);
   } catch (err) {
     redis.disconnect();
     sub.disconnect();
-    throw new Error(`cannot reach Redis at ${url}: ${(err as Error).message}`);
+    throw new Error(`cannot reach Redis at ${redacted(url)}: ${(firstError ?? (err as Error)).message}`);
   }
+  connected = true;
   return { redis, sub };
 }
 

@@ -57,7 +57,7 @@ export class RedisJobWorker {
 
   static async start(opts: RedisWorkerOptions): Promise<RedisJobWorker> {
     const prefix = opts.prefix ?? 'dualstyle';
-    const { redis, sub } = await connectRedis(opts.url);
+    const { redis, sub } = await connectRedis(opts.url, opts.log);
     const self = new RedisJobWorker(opts, new RedisRecords(redis, prefix), sub, undefined);
     const lockDuration = opts.stallTimeoutMs ?? 30_000;
     const worker = new Worker(QUEUE_NAME, (job, token, signal) => self.process(job, token, signal), {

@@ -112,8 +112,6 @@ export interface ServerToClientEvents {
   'job:cancelled': (e: { jobId: string; nodeId?: string }) => void;
   /** A job that was running stopped without finishing (a worker died, the server restarted) and waits again. */
   'job:requeued': (e: { jobId: string; reason: string }) => void;
-  /** Ended without running to the end when its server stopped (`--on-restart interrupt`). */
-  'job:interrupted': (e: { jobId: string }) => void;
   /** Finished jobs left the history: `jobIds`, or all of them when `all`. */
   'history:removed': (e: { jobIds: string[]; all: boolean }) => void;
 }
