@@ -37,6 +37,14 @@ afterAll(async () => {
   if (dataDir) await fs.rm(dataDir, { recursive: true, force: true });
 });
 
+async function until(what: string, test: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await test())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 async function submit(server: { url: string }, graph: unknown): Promise<string> {
   const res = await api(server, 'POST', '/api/jobs', { graph });
   expect(res.status, JSON.stringify(res.body)).toBe(202);
@@ -126,8 +134,13 @@ describe.runIf(hasRedis)('distributed: 2 web servers, 2 workers, one Redis', () 
       return sockets[0]!.forJob(id).find((e) => e.name === 'job:started')!.args.worker as string;
     };
     const holder = await ranOn(0, servers[0]!);
-    // Let the holder say what it holds (it does so right after the job), then run more of the same model.
-    await new Promise((r) => setTimeout(r, 300));
+    // The holder says what it holds right after the job; every web server lists the workers.
+    for (const server of servers) {
+      await until(`${server.url} lists ${holder} holding "alpha"`, async () => {
+        const { workers: list } = (await api(server, 'GET', '/api/workers')).body as { workers: { name: string; models: string[] }[] };
+        return list.length === 2 && list.some((w) => w.name === holder && w.models.includes('alpha'));
+      });
+    }
     const next = [];
     for (let i = 1; i <= 6; i++) next.push(await ranOn(i, servers[i % 2]!));
     expect(next).toEqual(Array(6).fill(holder));

@@ -70,6 +70,7 @@ describe('embedded job service', () => {
     const { jobs, started } = await service();
     const a = await jobs.submit(endless(1, 'A'));
     await until('A runs', () => started().includes(a.id));
+    expect(await jobs.workers()).toEqual([{ name: 'local', models: [], seen: expect.any(Number), jobId: a.id }]);
     const b = await jobs.submit(quick(2, 'B'));
     const c = await jobs.submit(quick(3, 'C'));
     const d = await jobs.submit(quick(4, 'D'), { front: true });

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { Logger } from '../../nodes/types.ts';
 import type { Graph } from '../protocol/graph.ts';
-import type { HistoryPage, JobDetail, JobSummary, OutgoingEvent, QueueState } from '../protocol/events.ts';
+import type { HistoryPage, JobDetail, JobSummary, OutgoingEvent, QueueState, WorkerStatus } from '../protocol/events.ts';
 import { JobDb, studioDbPath } from '../store/job-db.ts';
 import { learnNodeTime, planMs, planOf, progressOf, queueEtas, remainingMs, type LiveState, type NodeTime, type PlannedNode } from './eta.ts';
 import type { GraphRunner } from './graph-runner.ts';
@@ -154,6 +154,10 @@ export class EmbeddedJobService implements JobService {
     const outcome = this.db.remove(id);
     if (outcome === 'removed') this.emit({ name: 'history:removed', args: { jobIds: [id], all: false } });
     return outcome;
+  }
+
+  async workers(): Promise<WorkerStatus[]> {
+    return [{ name: WORKER, models: [], seen: Date.now(), ...(this.running ? { jobId: this.running.id } : {}) }];
   }
 
   async describe(id: string): Promise<JobDetail | undefined> {

@@ -9,7 +9,7 @@
  * its graph, timings, warnings and result files) until the history is cleared or retention drops it.
  */
 import type { Graph } from '../protocol/graph.ts';
-import type { HistoryPage, JobDetail, JobSummary, OutgoingEvent, QueueState } from '../protocol/events.ts';
+import type { HistoryPage, JobDetail, JobSummary, OutgoingEvent, QueueState, WorkerStatus } from '../protocol/events.ts';
 
 export interface SubmitOptions {
   /** Run only these output nodes and their ancestors (default: every output node). */
@@ -37,6 +37,8 @@ export interface JobService {
   clearHistory(): Promise<number>;
   /** Removes one finished job from the history. */
   remove(id: string): Promise<RemoveOutcome>;
+  /** Who runs jobs: the live workers (distributed), or this server (embedded). */
+  workers(): Promise<WorkerStatus[]>;
   /** Everything about a job, its graph included; undefined when unknown (or dropped by retention). */
   describe(id: string): Promise<JobDetail | undefined>;
   /** Every socket event of every job, and `queue` whenever the queue changes. */

@@ -10,7 +10,7 @@ import { Queue, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../nodes/types.ts';
 import type { Graph } from '../protocol/graph.ts';
-import type { HistoryPage, JobDetail, JobSummary, OutgoingEvent, QueueState } from '../protocol/events.ts';
+import type { HistoryPage, JobDetail, JobSummary, OutgoingEvent, QueueState, WorkerStatus } from '../protocol/events.ts';
 import { planMs, planOf, progressOf, queueEtas, remainingMs } from './eta.ts';
 import type { GraphRunner } from './graph-runner.ts';
 import { DEFAULT_RETENTION, modelOf, QueueFullError, safeCall, type CancelOutcome, type JobService, type RemoveOutcome, type Retention, type SubmitOptions } from './job-service.ts';
@@ -166,6 +166,10 @@ export class RedisJobService implements JobService {
     const outcome = await this.records.removeFinished(id);
     if (outcome === 'removed') await this.records.publish({ event: { name: 'history:removed', args: { jobIds: [id], all: false } } });
     return outcome;
+  }
+
+  workers(): Promise<WorkerStatus[]> {
+    return this.records.workers();
   }
 
   async describe(id: string): Promise<JobDetail | undefined> {

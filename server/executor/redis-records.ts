@@ -12,7 +12,7 @@
 import { Redis } from 'ioredis';
 import type { Graph } from '../protocol/graph.ts';
 import { redacted } from '../util/redact.ts';
-import type { HistoryEntry, JobOutcome, JobState, JobSummary, OutgoingEvent } from '../protocol/events.ts';
+import type { HistoryEntry, JobOutcome, JobState, JobSummary, OutgoingEvent, WorkerStatus } from '../protocol/events.ts';
 import type { Logger } from '../../nodes/types.ts';
 import type { LiveState, NodeTime, PlannedNode } from './eta.ts';
 import { learnNodeTime } from './eta.ts';
@@ -23,15 +23,7 @@ export const QUEUE_NAME = 'jobs';
 export const WORKER_TIMEOUT_MS = 10_000;
 export const HEARTBEAT_MS = 2_000;
 
-export interface WorkerInfo {
-  name: string;
-  gpu?: number;
-  /** Models whose sessions this worker holds (the last ones it ran). */
-  models: string[];
-  /** The job it runs now. */
-  jobId?: string;
-  seen: number;
-}
+export type WorkerInfo = WorkerStatus;
 
 /** A message on the events channel: a socket event, or "the queue changed, look again". */
 export type EventMessage = { event: OutgoingEvent } | { queueChanged: true };

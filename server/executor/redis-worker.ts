@@ -36,8 +36,8 @@ export interface RedisWorkerOptions {
 
 /** Sessions of this many models stay loaded (the pipeline registry's bound). */
 const MODELS_HELD = 2;
-/** How long a job set aside for a worker that holds its model waits (and the one that set it aside, 3×). */
-const DEFER_MS = 150;
+/** How long a job set aside for a worker that holds its model waits; the worker that set it aside waits 5× longer. */
+const DEFER_MS = 200;
 
 export class RedisJobWorker {
   readonly name: string;
@@ -177,7 +177,7 @@ export class RedisJobWorker {
     if (!holder) return false;
     await job.updateData({ ...(job.data as object), deferred: this.name });
     await job.moveToDelayed(Date.now() + DEFER_MS, token);
-    await new Promise((resolve) => setTimeout(resolve, 3 * DEFER_MS));
+    await new Promise((resolve) => setTimeout(resolve, 5 * DEFER_MS));
     return true;
   }
 

@@ -9,6 +9,7 @@
  *   POST   /jobs/:id/cancel    the same
  *   POST   /jobs/:id/move      { position } (1 = next to start) → { queue }       (409 when not queued)
  *   GET    /queue              → { running, active, pending, workers }
+ *   GET    /workers            → { workers: [{ name, gpu?, models, jobId?, seen }] }
  *   GET    /history            ?offset=0&limit=50 → { jobs, total, offset }     (newest first)
  *   DELETE /history            → { removed }  (every finished job; result files stay)
  *   DELETE /history/:id        → { removed: 1 } (409 when the job has not finished)
@@ -107,6 +108,10 @@ export function jobRoutes(jobs: JobService, catalog: NodeCatalog): Router {
 
   router.get('/queue', async (_req, res) => {
     res.json(await jobs.queue());
+  });
+
+  router.get('/workers', async (_req, res) => {
+    res.json({ workers: await jobs.workers() });
   });
 
   router.get('/history', async (req, res) => {

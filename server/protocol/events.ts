@@ -85,6 +85,18 @@ export interface JobDetail extends JobOutcome {
   outputs?: string[];
 }
 
+/** GET /api/workers: who runs jobs (distributed: each live worker; embedded: this server). */
+export interface WorkerStatus {
+  name: string;
+  gpu?: number;
+  /** Models whose sessions it holds (jobs of these models go to it first). */
+  models: string[];
+  /** The job it runs now. */
+  jobId?: string;
+  /** When it last said it is alive (ms since epoch). */
+  seen: number;
+}
+
 export interface QueueState {
   /** The first running job (kept for single-GPU clients); `active` lists all of them. */
   running: JobSummary | null;
