@@ -8,6 +8,7 @@
 import { promises as fs } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, EventLog, graphOf, slowGraph, tempDir } from './support/api-harness.ts';
+import { e2eSkipReason, launchChromium } from './support/e2e-browser.ts';
 import { kill9, REDIS_SERVER, startRedis, startServer, startWorker, stopAll, type Child } from './support/processes.ts';
 
 const hasRedis = REDIS_SERVER !== null;
@@ -146,6 +147,24 @@ describe.runIf(hasRedis)('distributed: 2 web servers, 2 workers, one Redis', () 
     expect(next).toEqual(Array(6).fill(holder));
     const detail = await api(servers[0]!, 'GET', `/api/history?limit=1`);
     expect(detail.body.jobs[0]).toMatchObject({ model: 'alpha', worker: holder });
+  });
+
+  it.skipIf(e2eSkipReason() !== null)('shows a job submitted through one web server in the results of a browser on the other', async () => {
+    const browser = await launchChromium();
+    try {
+      const page = await (await browser.newContext()).newPage();
+      await page.goto(servers[1]!.url);
+      await page.locator('[data-testid="btn-results"]').click();
+      await page.locator('[data-testid="gallery"]').waitFor();
+      const id = await submit(servers[0]!, slowGraph(900, 10, 10, 'from the other server'));
+      // The page hears the job end over its socket to the other server and reads that server's history.
+      const run = page.locator(`[data-testid="gallery-run"][data-job-id="${id}"]`);
+      await run.waitFor({ timeout: 30_000 });
+      expect(await run.textContent()).toContain('from the other server');
+      await expect.poll(() => run.locator('img').evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth > 0)).toBe(true);
+    } finally {
+      await browser.close();
+    }
   });
 
   it('hands the job of a worker killed mid-job to the other worker, and completes it once', async () => {
