@@ -7,7 +7,7 @@
  * embeddings per picture content, so an original scored against many generated images is embedded once.
  */
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { clipPixelValues, halves, parsePreprocessor, CLIP_DEFAULTS, type ClipPreprocessor } from '../metrics/clip-preprocess.ts';
 import type { ImageEmbeddings } from '../metrics/clip-score.ts';
@@ -56,7 +56,9 @@ async function tokenizerDir(dir: string): Promise<string | null> {
   if (await isDir(sub)) return sub;
   if (await isFile(sub)) {
     const target = (await readFile(sub, 'utf8')).trim();
-    if (target.length > 0 && target.length < 500 && !target.includes('\n') && (await isDir(path.resolve(dir, target)))) return path.resolve(dir, target);
+    // Relative to where the file really is, as a link's target would be.
+    const resolved = path.resolve(path.dirname(await realpath(sub)), target);
+    if (target.length > 0 && target.length < 500 && !target.includes('\n') && (await isDir(resolved))) return resolved;
   }
   if (await isFile(path.join(dir, 'vocab.json'))) return dir;
   return null;
