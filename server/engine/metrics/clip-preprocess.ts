@@ -80,7 +80,7 @@ export function quantize(image: ImageValue): Uint8Array {
   for (let p = 0; p < plane; p++) {
     for (let c = 0; c < 3; c++) {
       const v = data[c * plane + p]!;
-      out[3 * p + c] = v >= 1 ? 255 : v > 0 ? Math.round(v * 255) : 0;
+      out[3 * p + c] = v >= 1 ? 255 : v > 0 ? (v * 255 + 0.5) | 0 : 0; // round half up, as Math.round for v > 0
     }
   }
   return out;

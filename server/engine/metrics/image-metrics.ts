@@ -44,7 +44,7 @@ export function psnr(g: ImageValue, o: ImageValue): number {
  * Lower is smoother.
  */
 export function totalVariation(x: ImageValue): number {
-  return bandVariation(x, 0, x.width, Math.abs) / (x.width * x.height);
+  return bandVariation(x, 0, x.width) / (x.width * x.height);
 }
 
 /** Half-width of the seam band as a share of the image width (the band is 20% wide). */
@@ -61,7 +61,7 @@ export const SEAM_EPSILON = 1e-6;
 export function tvSeam(x: ImageValue): number {
   const { c0, c1 } = seamBand(x.width);
   if (c1 - c0 < 1) throw new Error(`image is ${x.width} pixels wide: too narrow for a seam band`);
-  return bandVariation(x, c0, c1, (d) => Math.sqrt(d * d + SEAM_EPSILON)) / (x.height * (c1 - c0));
+  return bandVariation(x, c0, c1, SEAM_EPSILON) / (x.height * (c1 - c0));
 }
 
 /** The columns [c0, c1) of the seam band of an image `width` pixels wide. */
@@ -69,18 +69,29 @@ export function seamBand(width: number): { c0: number; c1: number } {
   return { c0: Math.trunc(width / 2 - SEAM_BAND * width), c1: Math.trunc(width / 2 + SEAM_BAND * width) };
 }
 
-/** Σ f(difference) of horizontally and vertically adjacent pixels within columns [c0, c1), over channels. */
-function bandVariation(x: ImageValue, c0: number, c1: number, f: (d: number) => number): number {
+/**
+ * Σ f(difference) of horizontally and vertically adjacent pixels within columns [c0, c1), over
+ * channels; f = |d|, or √(d² + ε) when `epsilon` is given.
+ */
+function bandVariation(x: ImageValue, c0: number, c1: number, epsilon?: number): number {
   const { width: W, height: H, data } = x;
   let s = 0;
   for (let c = 0; c < 3; c++) {
     const base = c * W * H;
     for (let i = 0; i < H; i++) {
       const row = base + i * W;
+      const last = i + 1 < H;
       for (let j = c0; j < c1; j++) {
         const v = data[row + j]!;
-        if (j + 1 < c1) s += f(data[row + j + 1]! - v);
-        if (i + 1 < H) s += f(data[row + W + j]! - v);
+        const dh = j + 1 < c1 ? data[row + j + 1]! - v : NaN;
+        const dv = last ? data[row + W + j]! - v : NaN;
+        if (epsilon === undefined) {
+          if (dh === dh) s += dh < 0 ? -dh : dh;
+          if (dv === dv) s += dv < 0 ? -dv : dv;
+        } else {
+          if (dh === dh) s += Math.sqrt(dh * dh + epsilon);
+          if (dv === dv) s += Math.sqrt(dv * dv + epsilon);
+        }
       }
     }
   }

@@ -55,37 +55,46 @@ function clip8(acc: number): number {
   return v < 0 ? 0 : v > 255 ? 255 : v;
 }
 
+/**
+ * One pass along rows (`stride` 3: horizontal) or columns (`stride` 3·W: vertical) of interleaved RGB:
+ * out[o] = clip8(Σ_t in[first[o] + t] · weight[o, t]), the three channels together.
+ */
+function pass(src: Uint8Array, dst: Uint8Array, lines: number, lineIn: number, lineOut: number, outSize: number, step: number, stride: number, coeffs: ReturnType<typeof coefficients>): void {
+  const { first, count, weights, taps } = coeffs;
+  for (let line = 0; line < lines; line++) {
+    for (let o = 0; o < outSize; o++) {
+      let r = ONE / 2, g = ONE / 2, b = ONE / 2;
+      let p = line * lineIn + first[o]! * stride;
+      const wBase = o * taps;
+      for (let t = 0, n = count[o]!; t < n; t++, p += stride) {
+        const w = weights[wBase + t]!;
+        r += src[p]! * w;
+        g += src[p + 1]! * w;
+        b += src[p + 2]! * w;
+      }
+      const q = line * lineOut + o * step;
+      dst[q] = clip8(r);
+      dst[q + 1] = clip8(g);
+      dst[q + 2] = clip8(b);
+    }
+  }
+}
+
 /** Interleaved RGB bytes w×h → W×H (each pass skipped when its side does not change, as Pillow does). */
 export function resizeRgb8(src: Uint8Array, w: number, h: number, W: number, H: number): Uint8Array {
   if (src.length !== 3 * w * h) throw new Error(`expected ${3 * w * h} RGB bytes for ${w}×${h}, got ${src.length}`);
   if (W < 1 || H < 1) throw new Error(`cannot resize to ${W}×${H}`);
   let cur = src;
   if (W !== w) {
-    const { first, count, weights, taps } = coefficients(w, W);
     const out = new Uint8Array(3 * W * h);
-    for (let y = 0; y < h; y++) {
-      for (let x = 0; x < W; x++) {
-        for (let c = 0; c < 3; c++) {
-          let acc = ONE / 2;
-          for (let t = 0; t < count[x]!; t++) acc += cur[3 * (y * w + first[x]! + t) + c]! * weights[x * taps + t]!;
-          out[3 * (y * W + x) + c] = clip8(acc);
-        }
-      }
-    }
+    // Rows: each of the h lines is w pixels in, W out; neighbours 3 bytes apart.
+    pass(cur, out, h, 3 * w, 3 * W, W, 3, 3, coefficients(w, W));
     cur = out;
   }
   if (H !== h) {
-    const { first, count, weights, taps } = coefficients(h, H);
     const out = new Uint8Array(3 * W * H);
-    for (let y = 0; y < H; y++) {
-      for (let x = 0; x < W; x++) {
-        for (let c = 0; c < 3; c++) {
-          let acc = ONE / 2;
-          for (let t = 0; t < count[y]!; t++) acc += cur[3 * ((first[y]! + t) * W + x) + c]! * weights[y * taps + t]!;
-          out[3 * (y * W + x) + c] = clip8(acc);
-        }
-      }
-    }
+    // Columns: each of the W lines starts at 3·x; neighbours a row (3·W bytes) apart.
+    pass(cur, out, W, 3, 3, H, 3 * W, 3 * W, coefficients(h, H));
     cur = out;
   }
   return cur;

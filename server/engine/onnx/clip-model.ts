@@ -86,6 +86,8 @@ export async function findClipFiles(dir: string): Promise<ClipFiles> {
 }
 
 export class ClipModel implements ClipEncoder {
+  /** Session runs so far (an image call embeds the picture and its halves in one batch). */
+  readonly stats = { imageCalls: 0, textCalls: 0 };
   private readonly textCache = new Map<string, Promise<Float32Array>>();
   private readonly imageCache = new Map<string, Promise<ImageEmbeddings>>();
   private released = false;
@@ -151,6 +153,7 @@ export class ClipModel implements ClipEncoder {
     }
     const out = outputName(this.text, 'text_embeds', 'text_model.onnx');
     const res = await this.text.run(feeds, [out]);
+    this.stats.textCalls++;
     return tensorToFloat32(res[out]!).slice();
   }
 
@@ -164,6 +167,7 @@ export class ClipModel implements ClipEncoder {
       const data = new Float32Array(batch.length * 3 * s * s);
       batch.forEach((p, i) => data.set(p, i * p.length));
       const res = await this.vision.run({ [px.name]: floatTensor(px.type, data, [batch.length, 3, s, s]) }, [out]);
+      this.stats.imageCalls++;
       const all = tensorToFloat32(res[out]!);
       const d = all.length / batch.length;
       return batch.map((_, i) => all.slice(i * d, (i + 1) * d));
