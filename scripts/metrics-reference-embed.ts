@@ -5,30 +5,22 @@
  */
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { readNpyFloat32 } from '../server/conformance/npy.ts';
+import { encodeNpy, readNpyFloat32 } from '../server/conformance/npy.ts';
 import { ClipModel } from '../server/engine/onnx/clip-model.ts';
 
 const [work, clipDir] = process.argv.slice(2) as [string, string];
 const clip = await ClipModel.load(clipDir, 'cpu');
-const npy = (data: Float32Array, shape: number[]): Buffer => {
-  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
-  header += ' '.repeat(63 - ((header.length + 10) % 64)) + '\n';
-  const h = Buffer.alloc(10);
-  h.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]);
-  h.writeUInt16LE(header.length, 8);
-  return Buffer.concat([h, Buffer.from(header, 'latin1'), Buffer.from(data.buffer, data.byteOffset, data.byteLength)]);
-};
 for (const f of (await readdir(work)).filter((f) => f.endsWith('_pv.npy'))) {
   const pv = await readNpyFloat32(path.join(work, f));
   const n = 3 * 224 * 224;
   const embeds = await clip.embedPixels([0, 1, 2].map((i) => pv.data.slice(i * n, (i + 1) * n)));
   const flat = new Float32Array(embeds.length * embeds[0]!.length);
   embeds.forEach((e, i) => flat.set(e, i * e.length));
-  await writeFile(path.join(work, f.replace('_pv.npy', '_embeds.npy')), npy(flat, [3, embeds[0]!.length]));
+  await writeFile(path.join(work, f.replace('_pv.npy', '_embeds.npy')), encodeNpy(flat, [3, embeds[0]!.length]));
 }
 const prompts = JSON.parse(await readFile(path.join(work, 'prompts.json'), 'utf8')) as Record<string, string>;
 for (const [key, prompt] of [['source', prompts.source], ['style1', prompts.style1_left], ['style2', prompts.style2_right]] as const) {
   const e = await clip.textEmbedding(prompt!);
-  await writeFile(path.join(work, `text_${key}.npy`), npy(e, [e.length]));
+  await writeFile(path.join(work, `text_${key}.npy`), encodeNpy(e, [e.length]));
 }
 await clip.release();

@@ -12,23 +12,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runConformance } from '../server/conformance/harness.ts';
-import { readNpyFloat32 } from '../server/conformance/npy.ts';
+import { encodeNpy, readNpyFloat32 } from '../server/conformance/npy.ts';
 import { main as conformanceCli } from '../server/cli/conformance.ts';
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const fixture = path.resolve(projectRoot, '../shared/fixtures/metrics');
 const hasFixture = existsSync(path.join(fixture, 'reference/metrics.json'));
 if (!hasFixture) console.warn(`metrics conformance: fixture ${fixture} not found; tests skipped`);
-
-/** A .npy of float32 with the given shape (C order). */
-function npy(data: Float32Array, shape: number[]): Buffer {
-  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
-  header += ' '.repeat(63 - ((header.length + 10) % 64)) + '\n';
-  const h = Buffer.alloc(10);
-  h.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]);
-  h.writeUInt16LE(header.length, 8);
-  return Buffer.concat([h, Buffer.from(header, 'latin1'), Buffer.from(data.buffer, data.byteOffset, data.byteLength)]);
-}
 
 describe.skipIf(!hasFixture)('metrics conformance on ../shared/fixtures/metrics', () => {
   const tmp: string[] = [];
@@ -79,7 +69,7 @@ describe.skipIf(!hasFixture)('metrics conformance on ../shared/fixtures/metrics'
       const [H, W] = a.shape as [number, number];
       const big = new Float32Array(4 * a.data.length);
       for (let y = 0; y < 2 * H; y++) for (let x = 0; x < 2 * W; x++) for (let c = 0; c < 3; c++) big[(y * 2 * W + x) * 3 + c] = a.data[((y >> 1) * W + (x >> 1)) * 3 + c]!;
-      await writeFile(path.join(dir, 'reference', `${name}.npy`), npy(big, [2 * H, 2 * W, 3]));
+      await writeFile(path.join(dir, 'reference', `${name}.npy`), encodeNpy(big, [2 * H, 2 * W, 3]));
     }
     const r = await runConformance(dir, { log: () => undefined, executionProvider: 'cpu' });
     const failed = new Set(r.cases.filter((c) => !c.pass).map((c) => c.name));

@@ -92,11 +92,7 @@ export async function runConformance(dirIn: string, options: ConformanceOptions 
   if (existsSync(dir) && isMetricsFixture(dir)) return runMetricsConformance(dir, log, options);
   const manifest = await readManifest(dir);
   const t0 = performance.now();
-  const cases: ConformanceCase[] = [];
-  const record = (c: ConformanceCase) => {
-    cases.push(c);
-    log(line(c));
-  };
+  const { cases, record } = recorder(log);
 
   let pipe: SdPipeline;
   try {
@@ -117,14 +113,22 @@ export async function runConformance(dirIn: string, options: ConformanceOptions 
   return summarize(cases, log, pipe.info.executionProvider, t0);
 }
 
+/** The cases of one run, each printed as it is recorded. */
+function recorder(log: (line: string) => void): { cases: ConformanceCase[]; record(c: ConformanceCase): void } {
+  const cases: ConformanceCase[] = [];
+  return {
+    cases,
+    record(c) {
+      cases.push(c);
+      log(line(c));
+    },
+  };
+}
+
 async function runMetricsConformance(dir: string, log: (line: string) => void, options: ConformanceOptions): Promise<ConformanceResult> {
   const spec = await readMetricsSpec(dir);
   const t0 = performance.now();
-  const cases: ConformanceCase[] = [];
-  const record = (c: ConformanceCase) => {
-    cases.push(c);
-    log(line(c));
-  };
+  const { cases, record } = recorder(log);
   let clip: ClipModel;
   try {
     clip = await ClipModel.load(path.join(dir, 'clip'), options.executionProvider ?? 'auto');
