@@ -3,9 +3,10 @@ import { defineConfig } from 'vitest/config';
 // Tests that start whole processes (web servers, workers, redis-server, a second server after kill -9)
 // run after the suite, so their half-dozen Node processes do not starve the browser tests' waits on a
 // 2-core box. Timed tests (the bench times runs, and a preview encode on an otherwise idle machine)
-// run last, alone: beside anything else they would time the neighbour.
+// run last, alone: beside anything else they would time the neighbour (the tokenizer's test times its
+// encode too).
 const processes = ['test/distributed.test.ts', 'test/restart.test.ts'];
-const timed = ['test/bench.test.ts'];
+const timed = ['test/bench.test.ts', 'test/tokenizer.test.ts'];
 
 export default defineConfig({
   test: {
