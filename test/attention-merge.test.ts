@@ -246,7 +246,7 @@ describe('attention-merge rewrite across export styles', () => {
     for (const style of styles) {
       const dir = path.join(tmp, `style-${style}`);
       await mkdir(dir, { recursive: true });
-      const { model, weights } = buildUnet(new WeightRandom(DEMO_MODEL_SEED), TEXT_HIDDEN, style);
+      const { model, weights } = buildUnet(new WeightRandom(DEMO_MODEL_SEED), TEXT_HIDDEN, { attention: style });
       const ops = onnx.ModelProto.decode(model).graph!.node!.map((n) => n.opType);
       expect(ops.includes('Einsum'), style).toBe(style === 'einsum');
       await writeFile(path.join(dir, 'weights.pb'), weights);
