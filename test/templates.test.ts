@@ -72,7 +72,8 @@ describe('templates on the built-in demo model', () => {
     const previews = r.eventsOf('node:preview', 'eps_merge') as { source: { kind: string; data: Float32Array; width: number } }[];
     expect(previews.length).toBe(6);
     expect(previews[0]!.source.kind).toBe('latent');
-    expect(previews[0]!.source.data.length).toBe(4 * 8 * 8);
+    // The 4:3 sample at max side 64 is 64×48 (the demo's UNet takes any latent size): an 8×6 latent.
+    expect(previews[0]!.source.data.length).toBe(4 * 8 * 6);
     // Frames are copies, not the sampler's reused buffer.
     expect(previews[0]!.source.data).not.toBe(previews[1]!.source.data);
   });

@@ -2,6 +2,7 @@
 import type { SdPipeline } from '../../server/engine/onnx/pipeline.ts';
 import type { ModelValue } from '../values.ts';
 import { UserError } from '../types.ts';
+import type { ImageSizes } from './image.ts';
 
 /** The loaded pipeline of a Model value (loaded again if it was released to make room for another). */
 export function pipelineOf(model: ModelValue): Promise<SdPipeline> {
@@ -16,4 +17,15 @@ export function requireSameModel(model: ModelValue, value: { modelId: string }, 
   if (value.modelId !== model.id) {
     throw new UserError(`${what} was made with a different model than the one connected here; connect the same Load Model node to both`, what);
   }
+}
+
+/** The image sizes a model takes: sides that are multiples of its VAE factor, whose latent its UNet takes. */
+export function modelImageSizes(pipe: SdPipeline): ImageSizes {
+  const { latentSizes: rule, vaeDownsample: f } = pipe.info;
+  const latent = rule.describe(f);
+  return {
+    fitSide: (axis, side) => (rule.fitSide(axis, Math.max(1, Math.floor(side / f))) ?? 1) * f,
+    takes: (w, h) => w % f === 0 && h % f === 0 && rule.takes(w / f, h / f),
+    describe: latent === 'any size' ? `sides that are multiples of ${f}` : latent,
+  };
 }

@@ -23,8 +23,11 @@
  * Initializers are kept as they are: weights stored in external files stay references to those files.
  *
  * The mask of a layer with S tokens is resized to that layer's own token grid: f = sqrt(h·w/S) as a real
- * number, grid (round(h/f), round(w/f)). That is also where stride-2 convolutions round odd sides up
- * (a 12-wide latent goes 12 → 6 → 3 → 2): S = ⌈h/2^k⌉·⌈w/2^k⌉ and rounding h/f, w/f recovers both sides.
+ * number, grid (round(h/f), round(w/f)), as ../shared/fixtures/README.md states. That is also the grid
+ * where stride-2 convolutions round odd sides up (a 12-wide latent goes 12 → 6 → 3 → 2), but not always:
+ * a 5×8 latent has a 2×2 grid after two halvings, where rounding gives 2×3 (6 cells for 4 tokens). So the
+ * rounded grid is used where it has S cells (then it is the halved grid: checked for every latent up to
+ * 256×256 and 4 halvings), else the first grid of k = 0..7 halvings, rounding up then down, that has S cells.
  */
 import onnxProto from 'onnx-proto';
 
@@ -47,6 +50,8 @@ export const REWRITE_VERSION = 3;
 export const REWRITE_METADATA_KEY = 'dualstyle.attention_merge';
 
 const FLOAT = onnx.TensorProto.DataType.FLOAT;
+/** Halvings of the latent the mask grids cover (SD 1.x has 3; 7 covers any UNet on a 128-pixel latent and more). */
+const MAX_HALVINGS = 7;
 const FLOAT16 = onnx.TensorProto.DataType.FLOAT16;
 const INT64 = onnx.TensorProto.DataType.INT64;
 
@@ -241,6 +246,11 @@ export function rewriteForAttentionMerge(model: IModelProto, sourceHash = ''): A
     initializers.push(t);
     return t.name!;
   };
+  const constantFloat = (base: string, values: number[]) => {
+    const t: ITensorProto = { name: names.fresh(`attention_merge/${base}`), dataType: FLOAT, dims: [values.length], floatData: values };
+    initializers.push(t);
+    return t.name!;
+  };
   const idx = [0, 1, 2, 3].map((i) => constantInt64(`index_${i}`, [i]));
   const one64 = constantInt64('one', [1]);
   const tokensShape = constantInt64('tokens_shape', [0, -1, 1]);
@@ -272,14 +282,26 @@ export function rewriteForAttentionMerge(model: IModelProto, sourceHash = ''): A
   const maskH = maskSide(2);
   const maskW = maskSide(3);
   const maskHW = add('Mul', [maskH, maskW], maskScope);
+  // The grids of 0..MAX_HALVINGS stride-2 halvings, rounding up (SD's 3×3 pad-1 convolutions) then down.
+  const halvings = constantFloat('halvings', Array.from({ length: MAX_HALVINGS + 1 }, (_, k) => 2 ** k));
+  const halved = (side: string) =>
+    ['Ceil', 'Floor'].map((op) => add(op, [add('Div', [side, halvings], maskScope)], maskScope));
+  const gridH = add('Concat', halved(maskH), maskScope, [attr('axis', 0)]);
+  const gridW = add('Concat', halved(maskW), maskScope, [attr('axis', 0)]);
 
   /** M at this layer's token grid, as [B|1, S, 1] in `floatType`. */
   const layerMask = (attention: string, scope: string, floatType: number): string => {
-    // S tokens: f = sqrt(h·w/S), a real number; the grid is (round(h/f), round(w/f)) (see the header).
+    // S tokens: f = sqrt(h·w/S), a real number; the grid is (round(h/f), round(w/f)) (see the header),
+    // else, where that grid does not have S cells, the first stride-2 grid that does.
     const tokens = add('Cast', [add('Gather', [add('Shape', [attention], scope), idx[1]!], scope, [attr('axis', 0)])], scope, [attr('to', FLOAT)]);
     const f = add('Sqrt', [add('Div', [maskHW, tokens], scope)], scope);
-    const side = (length: string) => add('Cast', [add('Round', [add('Div', [length, f], scope)], scope)], scope, [attr('to', INT64)]);
-    const sizes = add('Concat', [maskB, one64, side(maskH), side(maskW)], scope, [attr('axis', 0)]);
+    const rounded = (length: string) => add('Round', [add('Div', [length, f], scope)], scope);
+    const candidatesH = add('Concat', [rounded(maskH), gridH], scope, [attr('axis', 0)]);
+    const candidatesW = add('Concat', [rounded(maskW), gridW], scope, [attr('axis', 0)]);
+    const fits = add('Cast', [add('Equal', [add('Mul', [candidatesH, candidatesW], scope), tokens], scope)], scope, [attr('to', FLOAT)]);
+    const first = add('ArgMax', [fits], scope, [attr('axis', 0), attr('keepdims', 1)]);
+    const side = (candidates: string) => add('Cast', [add('Gather', [candidates, first], scope, [attr('axis', 0)])], scope, [attr('to', INT64)]);
+    const sizes = add('Concat', [maskB, one64, side(candidatesH), side(candidatesW)], scope, [attr('axis', 0)]);
     const resized = add('Resize', [MASK_INPUT, '', '', sizes], scope, [
       attr('mode', 'linear'),
       attr('coordinate_transformation_mode', 'half_pixel'),
