@@ -158,7 +158,7 @@ describe.skipIf(!existsSync(tinySd))('templates on the reference tiny-sd model',
 if (!existsSync(tinySd)) console.warn(`tiny-sd fixture not found at ${tinySd}: reference-model template test skipped`);
 
 describe('Load Image', () => {
-  it('fits the built-in sample to max side and multiples of 64', async () => {
+  it('fits the built-in sample to max side and to the sizes the connected model takes (any multiple of 8 for the demo)', async () => {
     const r = await Runner.create();
     const g = withParams(await loadTemplate('epsilon-merge'), { image: { max_side: 512 }, invert: { steps: 3, skip: 1 } });
     const s = await r.run(g);
