@@ -18,20 +18,11 @@ import { SdPipeline } from '../server/engine/onnx/pipeline.ts';
 import { float16ToFloat32, float32ToFloat16, ort } from '../server/engine/onnx/runtime.ts';
 import { GraphBuilder, WeightRandom } from '../server/models/demo/onnx-builder.ts';
 import { EXPORT_KINDS, unpackFusedAttention, writeKind, type ExportKind } from './support/export-kinds.ts';
-import { maxAbs, maxAbsDiff } from './support/numeric.ts';
+import { maxAbs, maxAbsDiff, seededValues } from './support/numeric.ts';
 
 const { onnx } = onnxProto;
 
-/** Seeded values in [-1, 1). */
-function values(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
+const values = seededValues;
 
 let root: string;
 const dirs = new Map<string, string>();
