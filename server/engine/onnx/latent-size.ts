@@ -15,7 +15,7 @@
  * onnxruntime's own refusal is translated.
  */
 import { UserError } from '../errors.ts';
-import { readGraphOutline } from './graph-outline.ts';
+import { readGraphOutline, type GraphOutline } from './graph-outline.ts';
 import { analyseGraphSizes, evenHalvings, sideOf, type Axis, type GraphSizes, type Upsampling } from './graph-sizes.ts';
 import type { TensorInfo } from './runtime.ts';
 
@@ -177,18 +177,28 @@ export class LatentSizeRule {
 }
 
 /**
- * The rule of a UNet file whose latent input is `sample` (as the session declares it): from the graph,
- * else from `configLevels` (unet/config.json), else none. A graph that cannot be read is not an error
- * here (onnxruntime opened it): the session's own errors are translated instead.
+ * The rule of a UNet graph whose latent input is `sample` (as the session declares it): from the graph,
+ * else from `configLevels` (unet/config.json), else none. A graph that cannot be read or followed is not
+ * an error here (onnxruntime opened it): the session's own errors are translated instead.
  */
-export async function readLatentSizeRule(modelPath: string, sample: TensorInfo, configLevels: number | null): Promise<LatentSizeRule> {
+export function latentSizeRule(outline: GraphOutline | null, sample: TensorInfo, configLevels: number | null): LatentSizeRule {
   const side = (d: number | string | undefined) => (typeof d === 'number' && d > 0 ? d : null);
   const fixed: [number | null, number | null] = [side(sample.shape[2]), side(sample.shape[3])];
   let graph: GraphSizes | null = null;
   try {
-    graph = analyseGraphSizes(await readGraphOutline(modelPath), sample.name);
+    graph = outline && analyseGraphSizes(outline, sample.name);
   } catch {
     graph = null;
   }
   return LatentSizeRule.of(graph, fixed, configLevels);
+}
+
+/** The outline of a UNet file, or null where it cannot be read (see latentSizeRule). */
+export function readUnetOutline(modelPath: string): Promise<GraphOutline | null> {
+  return readGraphOutline(modelPath).catch(() => null);
+}
+
+/** latentSizeRule of a UNet file. */
+export async function readLatentSizeRule(modelPath: string, sample: TensorInfo, configLevels: number | null): Promise<LatentSizeRule> {
+  return latentSizeRule(await readUnetOutline(modelPath), sample, configLevels);
 }

@@ -3,9 +3,9 @@
  * input dtypes and shapes, the text width, the VAE's channels, and the latent sizes the UNet takes.
  * Where two parts of the folder disagree, the user is told which and how.
  */
-import path from 'node:path';
 import type { SchedulerConfig } from '../diffusion/schedule.ts';
-import { readLatentSizeRule, type LatentSizeRule } from './latent-size.ts';
+import type { GraphOutline } from './graph-outline.ts';
+import { latentSizeRule, type LatentSizeRule } from './latent-size.ts';
 import { ModelFolderError, type ModelConfig } from './model-folder.ts';
 import { findInput, inputInfos, outputInfos, type ExecutionProvider, type InferenceSession, type ProviderChoice } from './runtime.ts';
 import { numericDim, timestepDims, type UnetBinding } from './unet-binding.ts';
@@ -49,15 +49,19 @@ export interface ModelSessions {
   vaeDecoder: InferenceSession;
 }
 
-/** The info of a folder's opened sessions; throws ModelFolderError where they do not fit together. */
-export async function describeModel(
+/**
+ * The info of a folder's opened sessions (and the UNet graph's outline, null if unreadable); throws
+ * ModelFolderError where they do not fit together.
+ */
+export function describeModel(
   dir: string,
   id: string,
   provider: ProviderChoice,
   sessions: ModelSessions,
   textLength: number,
   config: ModelConfig,
-): Promise<PipelineInfo> {
+  unetOutline: GraphOutline | null,
+): PipelineInfo {
   const { unet, text, vaeEncoder } = sessions;
   if (unet.extra.length > 0) {
     throw new ModelFolderError(`unet/model.onnx in ${dir} is not a Stable Diffusion 1.x UNet: unexpected inputs ${unet.extra.map((i) => i.name).join(', ')}`);
@@ -82,7 +86,7 @@ export async function describeModel(
     textLength,
     latentChannels: numericDim(unet.sample.shape[1]) ?? 4,
     vaeDownsample: config.vaeDownsample,
-    latentSizes: await readLatentSizeRule(path.join(dir, 'unet/model.onnx'), unet.sample, config.unetLevels),
+    latentSizes: latentSizeRule(unetOutline, unet.sample, config.unetLevels),
     vaeScalingFactor: config.vaeScalingFactor,
     timestepType: unet.timestep.type,
     timestepBatched: timestepDims(unet.timestep, 2)[0] === 2,

@@ -10,6 +10,7 @@ import { prepareAttentionMergeUnet } from '../attention/unet-cache.ts';
 import { EHS2_INPUT, MASK_INPUT } from '../attention/rewrite.ts';
 import type { Denoiser } from '../diffusion/denoiser.ts';
 import type { ImageValue } from '../values.ts';
+import { readUnetOutline } from './latent-size.ts';
 import { checkModelFolder, fingerprintFolder, ModelFolderError, readModelConfig } from './model-folder.ts';
 import { describeModel, type ModelSessions, type PipelineInfo } from './pipeline-info.ts';
 import {
@@ -114,6 +115,8 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
         throw new ModelFolderError(`cannot load ${rel} in ${dir}: ${msg.split('\n')[0]}`);
       }
     };
+    // The UNet's structure (which latent sizes it takes) is read while onnxruntime opens the sessions.
+    const unetOutline = readUnetOutline(path.join(dir, 'unet/model.onnx'));
     try {
       // The first session settles the provider (auto → CUDA or CPU); the rest reuse that choice.
       const first = await open('unet/model.onnx', request);
@@ -124,7 +127,7 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
       ]);
       const unet = bindUnet(first.session);
       const sessions = { text: text.session, unet, vaeEncoder: vaeEncoder.session, vaeDecoder: vaeDecoder.session };
-      const info = await describeModel(dir, id, first, sessions, tokenizer.maxLength, config);
+      const info = describeModel(dir, id, first, sessions, tokenizer.maxLength, config, await unetOutline);
       const pipe = new SdPipeline(info, tokenizer, sessions);
       pipe.attentionCacheDir = options.attentionCacheDir;
       if (info.textDim === 0) {
