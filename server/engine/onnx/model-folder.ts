@@ -70,10 +70,17 @@ export async function checkModelFolder(dir: string): Promise<void> {
   }
 }
 
-/** Hash of every file's relative path, size and mtime, plus the text of model_index.json. */
+/**
+ * Hash of every file's relative path, size and mtime (two folder levels deep), plus the text of
+ * model_index.json where there is one (CLIP and LPIPS folders have none).
+ */
 export async function fingerprintFolder(dir: string): Promise<string> {
   const hash = createHash('sha256');
-  hash.update(await readFile(path.join(dir, 'model_index.json')));
+  const index = await readFile(path.join(dir, 'model_index.json')).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return null;
+    throw e;
+  });
+  if (index) hash.update(index);
   const walk = async (rel: string, depth: number): Promise<void> => {
     const entries = await readdir(path.join(dir, rel), { withFileTypes: true });
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
