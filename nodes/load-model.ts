@@ -5,6 +5,7 @@ import { defineNode, UserError } from './types.ts';
 import { ModelFolderError, fingerprintFolder, checkModelFolder } from '../server/engine/onnx/model-folder.ts';
 import type { SdPipeline } from '../server/engine/onnx/pipeline.ts';
 import { pipelines, type PipelineHandle } from '../server/engine/onnx/registry.ts';
+import { modelImageSizes } from './lib/model.ts';
 import { ensureDemoModel, DEMO_MODEL_VERSION } from '../server/models/demo/index.ts';
 
 /** The built-in demo model: random weights, generated on first use, pictures mean nothing. */
@@ -112,8 +113,12 @@ export const loadModel = defineNode({
     const sessions = Object.values(pipe.info.sessions);
     const hits = sessions.filter((s) => s.cache === 'hit').length;
     const loaded = `sessions created in ${(sessions.reduce((t, s) => t + s.ms, 0) / 1000).toFixed(1)} s${hits ? `, ${hits} of ${sessions.length} optimized graphs from the cache` : ''}`;
-    // On CPU after `auto`, the note says why CUDA was not used and how to fix it (see engine/onnx/sessions.ts).
-    const note = `${label} on ${pipe.info.executionProvider.toUpperCase()} (${pipe.info.executionProviderNote}); ${loaded}`;
+    // Three parts: the provider and why (on CPU after `auto`, why CUDA was not used and how to fix it; see
+    // engine/onnx/sessions.ts), the image sizes the model takes, and how long its sessions took to start.
+    const note =
+      `${label} on ${pipe.info.executionProvider.toUpperCase()} (${pipe.info.executionProviderNote}). ` +
+      `Takes images with ${modelImageSizes(pipe).describe}. ` +
+      `${loaded[0]!.toUpperCase()}${loaded.slice(1)}.`;
     if (demo) ctx.warn(DEMO_NOTE);
     return {
       outputs: { model: { id: pipe.info.id, label, demo, pipeline: handle } },

@@ -102,7 +102,7 @@ else
   MODEL="${MODEL_DIR:-$OUT/sd15-random$([ "$PRECISION" = fp32 ] && echo -fp32)}"
   if [ ! -f "$MODEL/unet/model.onnx" ]; then
     rm -rf "$MODEL"
-    step demo-model node_modules/.bin/tsx server/cli/demo-model.ts --preset sd15 $([ "$PRECISION" = fp16 ] && echo --fp16) --out "$MODEL"
+    step demo-model node_modules/.bin/tsx server/cli/demo-model.ts --preset sd15 --dtype "$([ "$PRECISION" = fp16 ] && echo float16 || echo float32)" --out "$MODEL"
   fi
   BENCH_ARGS=(--size "$SIZE" --steps "$STEPS" --reps 1)
 fi

@@ -15,20 +15,15 @@ type ITensorProto = onnxProto.onnx.ITensorProto;
 type IValueInfoProto = onnxProto.onnx.IValueInfoProto;
 type IAttributeProto = onnxProto.onnx.IAttributeProto;
 
+/** The opset torch.onnx.export writes for SD exports; fused (optimizer) graphs need 17 for LayerNormalization. */
 export const OPSET = 14;
 /** IR version 7 is what torch.onnx.export writes for opset 14 (and what the fixture carries). */
 export const IR_VERSION = 7;
 
 export const DType = { float32: 1, int32: 6, int64: 7, float16: 10 } as const;
 export type DTypeName = keyof typeof DType;
-
-/**
- * The float type of a model's weights, activations and float inputs/outputs. In 'float16' models the
- * builder stores every float initializer and float Constant in half precision and declares float
- * inputs and outputs as float16 (as fp16 exports do); `exact` constants (Resize scales, which ONNX
- * requires in float32) and explicit Casts are the exceptions.
- */
-export type Precision = 'float32' | 'float16';
+/** The float type a model computes in (weights, activations, float inputs and outputs). */
+export type FloatType = 'float32' | 'float16';
 
 /** A dimension: a fixed size or a symbolic name such as "batch". */
 export type Dim = number | string;
@@ -51,7 +46,10 @@ export interface ExternalWeights {
 }
 
 export interface BuilderOptions {
-  precision?: Precision;
+  /** The float type of weights, float constants and float inputs; float32 by default. */
+  float?: FloatType;
+  /** The default opset's version (OPSET unless the graph needs newer operators). */
+  opset?: number;
   /**
    * Build the graph and count the parameters without making any weight data (initializers carry dims
    * only): to check an architecture's size without writing gigabytes.
@@ -119,7 +117,7 @@ function attribute(name: string, value: AttrValue): IAttributeProto {
   return { name, type: T.TENSOR, t: value.tensor };
 }
 
-function rawBytes(data: Float32Array | Int32Array | BigInt64Array | Uint16Array): Uint8Array {
+function rawBytes(data: Float32Array | Uint16Array | Int32Array | BigInt64Array): Uint8Array {
   // Little-endian on every platform Node runs on; copy so the proto owns its bytes.
   return new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
 }
@@ -135,7 +133,10 @@ export class GraphBuilder {
   private externalLength = 0;
   private externalFd: number | null = null;
   private anonymous = 0;
-  readonly precision: Precision;
+  private readonly domains = new Set<string>();
+  /** The float type of weights, float constants and float inputs (`constant(scope, b.float, …)`). */
+  readonly float: FloatType;
+  private readonly opset: number;
   readonly shapesOnly: boolean;
   /** Elements of every float initializer: the model's parameter count. */
   parameters = 0;
@@ -146,22 +147,18 @@ export class GraphBuilder {
     private readonly external?: ExternalWeights,
     options: BuilderOptions = {},
   ) {
-    this.precision = options.precision ?? 'float32';
+    this.float = options.float ?? 'float32';
+    this.opset = options.opset ?? OPSET;
     this.shapesOnly = options.shapesOnly ?? false;
   }
 
-  /** The model's float type for a declared 'float32' (float inputs, outputs and constants follow the precision). */
-  private float(dtype: DTypeName): DTypeName {
-    return dtype === 'float32' ? this.precision : dtype;
-  }
-
-  input(name: string, dtype: DTypeName, shape: Dim[], opts: { exact?: boolean } = {}): string {
-    this.inputs.push(valueInfo(name, opts.exact ? dtype : this.float(dtype), shape));
+  input(name: string, dtype: DTypeName, shape: Dim[]): string {
+    this.inputs.push(valueInfo(name, dtype, shape));
     return name;
   }
 
   output(name: string, dtype: DTypeName, shape: Dim[]): void {
-    this.outputs.push(valueInfo(name, this.float(dtype), shape));
+    this.outputs.push(valueInfo(name, dtype, shape));
   }
 
   /**
@@ -173,7 +170,7 @@ export class GraphBuilder {
     inputs: string[],
     scope: string,
     attrs: Record<string, AttrValue> = {},
-    opts: { outputs?: string[]; outputCount?: number; name?: string } = {},
+    opts: { outputs?: string[]; outputCount?: number; name?: string; domain?: string } = {},
   ): string[] {
     const name = this.uniqueName(opts.name ?? `${scope}/${opType}`);
     const outputs =
@@ -184,13 +181,20 @@ export class GraphBuilder {
       input: inputs,
       output: outputs,
       attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
+      ...(opts.domain ? { domain: opts.domain } : {}),
     });
+    if (opts.domain) this.domains.add(opts.domain);
     return outputs;
   }
 
   /** A node with one output; returns that output's name. */
   op(opType: string, inputs: string[], scope: string, attrs: Record<string, AttrValue> = {}, name?: string): string {
     return this.node(opType, inputs, scope, attrs, { name })[0]!;
+  }
+
+  /** An onnxruntime contrib op (domain com.microsoft), as the transformer optimizer writes fused nodes. */
+  contribOp(opType: string, inputs: string[], scope: string, attrs: Record<string, AttrValue> = {}): string {
+    return this.node(opType, inputs, scope, attrs, { domain: 'com.microsoft', name: `${scope}/${opType}` })[0]!;
   }
 
   private uniqueName(base: string): string {
@@ -207,15 +211,16 @@ export class GraphBuilder {
     }
   }
 
-  /** A float initializer; large ones go to the external weights file when one is configured. */
+  /** A float initializer in the model's float type; large ones go to the external weights file when one is configured. */
   initializer(name: string, dims: number[], data: Float32Array): string {
     const count = dims.reduce((a, b) => a * b, 1);
     if (count !== data.length) throw new Error(`initializer ${name}: ${data.length} values for dims [${dims}]`);
+    if (this.shapesOnly) return this.shapeOnly(name, dims);
     if (this.initializerNames.has(name)) throw new Error(`initializer ${name} defined twice`);
     this.initializerNames.add(name);
     this.parameters += count;
-    const bytes = this.precision === 'float16' ? rawBytes(float32ToFloat16(data)) : rawBytes(data);
-    const tensor: ITensorProto = { name, dims, dataType: DType[this.precision] };
+    const bytes = rawBytes(this.float === 'float16' ? float32ToFloat16(data) : data);
+    const tensor: ITensorProto = { name, dims, dataType: DType[this.float] };
     if (this.external && bytes.byteLength >= this.external.minBytes) {
       const pad = (this.external.align - (this.externalLength % this.external.align)) % this.external.align;
       if (pad > 0) this.appendExternal(new Uint8Array(pad));
@@ -248,7 +253,7 @@ export class GraphBuilder {
     if (this.initializerNames.has(name)) throw new Error(`initializer ${name} defined twice`);
     this.initializerNames.add(name);
     this.parameters += dims.reduce((a, b) => a * b, 1);
-    this.initializers.push({ name, dims, dataType: DType[this.precision] });
+    this.initializers.push({ name, dims, dataType: DType[this.float] });
     return name;
   }
 
@@ -264,14 +269,11 @@ export class GraphBuilder {
     return this.initializer(name, dims, new Float32Array(dims.reduce((a, b) => a * b, 1)).fill(value));
   }
 
-  /**
-   * A `Constant` node, as torch exports shape and scalar literals. Float constants take the model's
-   * precision unless `exact` (a float32 the operator requires, such as Resize scales).
-   */
-  constant(scope: string, dtype: 'float32' | 'int64', dims: number[], values: number[], opts: { exact?: boolean } = {}): string {
-    const type = dtype === 'float32' && !opts.exact ? this.precision : dtype;
-    const data = type === 'int64' ? BigInt64Array.from(values.map((v) => BigInt(v))) : type === 'float16' ? float32ToFloat16(new Float32Array(values)) : new Float32Array(values);
-    const tensor: ITensorProto = { dims, dataType: DType[type], rawData: rawBytes(data) };
+  /** A `Constant` node, as torch exports shape and scalar literals (`b.float` for the model's float type). */
+  constant(scope: string, dtype: FloatType | 'int64', dims: number[], values: number[]): string {
+    const data =
+      dtype === 'int64' ? BigInt64Array.from(values.map((v) => BigInt(v))) : dtype === 'float16' ? float32ToFloat16(new Float32Array(values)) : new Float32Array(values);
+    const tensor: ITensorProto = { dims, dataType: DType[dtype], rawData: rawBytes(data) };
     return this.op('Constant', [], scope, { value: { tensor } });
   }
 
@@ -286,7 +288,7 @@ export class GraphBuilder {
       producerName: 'dualstyle-demo',
       producerVersion: '1',
       docString,
-      opsetImport: [{ domain: '', version: OPSET }],
+      opsetImport: [{ domain: '', version: this.opset }, ...[...this.domains].map((domain) => ({ domain, version: 1 }))],
       graph: {
         name: this.graphName,
         node: this.nodes,

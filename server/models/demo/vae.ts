@@ -7,7 +7,7 @@
  * encoder is its pseudo-inverse after an 8×8 average pool. decode(encode(x)) is x blurred to 8×8 blocks
  * (bilinear), plus a faint random 3×3 texture, clipped to [-1, 1].
  */
-import { GraphBuilder, type BuilderOptions, type WeightRandom } from './onnx-builder.ts';
+import { GraphBuilder, type BuilderOptions, type FloatType, type WeightRandom } from './onnx-builder.ts';
 import { conv, groupNorm, linear, silu } from './layers.ts';
 import type { VaeArchitecture } from './presets.ts';
 
@@ -57,42 +57,59 @@ function pointwise(b: GraphBuilder, x: string, scope: string, matrix: number[][]
   return b.op('Conv', [x, w, bias], scope, { dilations: [1, 1], group: 1, kernel_shape: [1, 1], pads: [0, 0, 0, 0], strides: [1, 1] });
 }
 
-export function buildVaeEncoder(random: WeightRandom): Uint8Array {
-  const b = new GraphBuilder('demo_vae_encoder', random);
-  const sample = b.input('sample', 'float32', ['batch', 3, 'height', 'width']);
+/**
+ * `channels: 8` returns mean and logvar as SD's encoder does before sampling (quant_conv has 2·4 outputs;
+ * the logvar rows are a faint random map); 4 returns the mean only, as the reference export does.
+ */
+export function buildVaeEncoder(random: WeightRandom, options: { dtype?: FloatType; channels?: 4 | 8 } = {}): Uint8Array {
+  const b = new GraphBuilder('demo_vae_encoder', random, undefined, { float: options.dtype });
+  const channels = options.channels ?? 4;
+  const sample = b.input('sample', b.float, ['batch', 3, 'height', 'width']);
   const pooled = b.op('AveragePool', [sample], '/encoder/down', { kernel_shape: [8, 8], strides: [8, 8], pads: [0, 0, 0, 0] });
-  b.node('Conv', [pooled, b.initializer('quant_conv.weight', [4, 3, 1, 1], new Float32Array(encoderMap().flat())), b.filled('quant_conv.bias', [4], 0)], '/quant_conv', {
+  const weights = encoderMap().flat();
+  if (channels === 8) weights.push(...random.normal('quant_conv.logvar', 12, 0.1));
+  b.node('Conv', [pooled, b.initializer('quant_conv.weight', [channels, 3, 1, 1], new Float32Array(weights)), b.filled('quant_conv.bias', [channels], 0)], '/quant_conv', {
     dilations: [1, 1],
     group: 1,
     kernel_shape: [1, 1],
     pads: [0, 0, 0, 0],
     strides: [1, 1],
   }, { outputs: ['latent_sample'] });
-  b.output('latent_sample', 'float32', ['batch', 4, 'latent_height', 'latent_width']);
+  b.output('latent_sample', b.float, ['batch', channels, 'latent_height', 'latent_width']);
   return b.model('Dual Style Studio demo VAE encoder: 8×8 average pool + a fixed 3→4 colour map (not a trained VAE).').model;
 }
 
-export function buildVaeDecoder(random: WeightRandom): Uint8Array {
-  const b = new GraphBuilder('demo_vae_decoder', random);
-  const latent = b.input('latent_sample', 'float32', ['batch', 4, 'latent_height', 'latent_width']);
+export function buildVaeDecoder(random: WeightRandom, options: { dtype?: FloatType } = {}): Uint8Array {
+  const b = new GraphBuilder('demo_vae_decoder', random, undefined, { float: options.dtype });
+  const latent = b.input('latent_sample', b.float, ['batch', 4, 'latent_height', 'latent_width']);
   const rgbSmall = pointwise(b, latent, '/post_quant_conv', decoderMap());
   const up = '/decoder/up';
-  const rgb = b.op('Resize', [rgbSmall, '', b.constant(up, 'float32', [4], [1, 1, 8, 8], { exact: true })], up, {
+  const rgb = b.op('Resize', [rgbSmall, '', b.constant(up, 'float32', [4], [1, 1, 8, 8])], up, {
     coordinate_transformation_mode: 'half_pixel',
     mode: 'linear',
   });
   // A faint random texture so the decoder is not purely linear; small enough to keep reconstructions close.
   const texture = conv(b, rgb, '/decoder/conv_out', 3, 3, 3, { gain: 0.15 });
   const mixed = b.op('Add', [rgb, texture], '/decoder');
-  b.node('Clip', [mixed, b.constant('/decoder', 'float32', [], [-1]), b.constant('/decoder', 'float32', [], [1])], '/decoder', {}, { outputs: ['sample'] });
-  b.output('sample', 'float32', ['batch', 3, 'height', 'width']);
+  b.node('Clip', [mixed, b.constant('/decoder', b.float, [], [-1]), b.constant('/decoder', b.float, [], [1])], '/decoder', {}, { outputs: ['sample'] });
+  b.output('sample', b.float, ['batch', 3, 'height', 'width']);
   return b.model('Dual Style Studio demo VAE decoder: the pseudo-inverse colour map, bilinear ×8 upsampling, clipped to [-1, 1].').model;
 }
 
 // ---------------------------------------------------------------------------------------------
 // The full AutoencoderKL (presets with vae.kind 'full', e.g. sd15): diffusers' Encoder and Decoder.
 
-type VaeOptions = BuilderOptions & { weightsFile?: string };
+export interface FullVaeOptions {
+  dtype?: FloatType;
+  /** Write weights.pb here as they are made. */
+  weightsFile?: string;
+  shapesOnly?: BuilderOptions['shapesOnly'];
+}
+
+function fullVaeBuilder(name: string, random: WeightRandom, opts: FullVaeOptions): GraphBuilder {
+  const external = { location: 'weights.pb', minBytes: 1024, align: 64, ...(opts.weightsFile ? { file: opts.weightsFile } : {}) };
+  return new GraphBuilder(name, random, external, { float: opts.dtype, shapesOnly: opts.shapesOnly });
+}
 
 /** diffusers `ResnetBlock2D` without a time embedding: GroupNorm, SiLU, conv, twice; 1×1 shortcut when widths differ. */
 function vaeResnet(b: GraphBuilder, x: string, scope: string, inC: number, outC: number, groups: number): string {
@@ -109,7 +126,7 @@ function vaeAttention(b: GraphBuilder, x: string, scope: string, c: number, grou
   const q = linear(b, tokens, `${scope}/to_q`, c, c);
   const k = linear(b, tokens, `${scope}/to_k`, c, c);
   const v = linear(b, tokens, `${scope}/to_v`, c, c);
-  const scores = b.op('Mul', [b.op('MatMul', [q, b.op('Transpose', [k], scope, { perm: [0, 2, 1] })], scope), b.constant(scope, 'float32', [], [1 / Math.sqrt(c)])], scope);
+  const scores = b.op('Mul', [b.op('MatMul', [q, b.op('Transpose', [k], scope, { perm: [0, 2, 1] })], scope), b.constant(scope, b.float, [], [1 / Math.sqrt(c)])], scope);
   const mixed = b.op('MatMul', [b.op('Softmax', [scores], scope, { axis: -1 }), v], scope);
   const out = linear(b, mixed, `${scope}/to_out.0`, c, c, { gain: 0.5 });
   const back = b.op('Reshape', [b.op('Transpose', [out], scope, { perm: [0, 2, 1] }), b.op('Shape', [x], scope)], scope);
@@ -128,10 +145,14 @@ function pointwiseConv(b: GraphBuilder, x: string, scope: string, inC: number, o
   return b.node('Conv', [x, w, bias], scope, { dilations: [1, 1], group: 1, kernel_shape: [1, 1], pads: [0, 0, 0, 0], strides: [1, 1] }, outputs ? { outputs } : {})[0]!;
 }
 
-/** Image [B, 3, H, W] in [-1, 1] → moments [B, 8, H/8, W/8] (mean, logvar) after quant_conv. */
-export function fullVaeEncoder(random: WeightRandom, arch: VaeArchitecture, opts: VaeOptions = {}): { model: Uint8Array; weights?: Uint8Array; parameters: number } {
-  const b = new GraphBuilder('vae_encoder', random, { location: 'weights.pb', minBytes: 1024, align: 64, ...(opts.weightsFile ? { file: opts.weightsFile } : {}) }, opts);
-  const sample = b.input('sample', 'float32', ['batch', 3, 'height', 'width']);
+/**
+ * Image [B, 3, H, W] in [-1, 1] → moments [B, 8, H/8, W/8] (mean, logvar) after quant_conv; with
+ * `channels: 4` the mean alone (a Slice of the first 4), as exports that return the posterior's mode do.
+ */
+export function fullVaeEncoder(random: WeightRandom, arch: VaeArchitecture, opts: FullVaeOptions & { channels?: 4 | 8 } = {}): { model: Uint8Array; weights?: Uint8Array; parameters: number } {
+  const b = fullVaeBuilder('vae_encoder', random, opts);
+  const outChannels = opts.channels ?? 8;
+  const sample = b.input('sample', b.float, ['batch', 3, 'height', 'width']);
   const { channels, groups } = arch;
   let h = conv(b, sample, '/encoder/conv_in', 3, channels[0]!, 3);
   let c = channels[0]!;
@@ -152,15 +173,21 @@ export function fullVaeEncoder(random: WeightRandom, arch: VaeArchitecture, opts
   h = vaeMid(b, h, '/encoder/mid_block', c, groups);
   h = silu(b, groupNorm(b, h, '/encoder/conv_norm_out', c, groups, 1e-6), '/encoder/conv_act');
   h = conv(b, h, '/encoder/conv_out', c, 8, 3);
-  pointwiseConv(b, h, '/quant_conv', 8, 8, ['latent_sample']);
-  b.output('latent_sample', 'float32', ['batch', 8, 'latent_height', 'latent_width']);
+  if (outChannels === 8) pointwiseConv(b, h, '/quant_conv', 8, 8, ['latent_sample']);
+  else {
+    const moments = pointwiseConv(b, h, '/quant_conv', 8, 8);
+    const s = '/latent_dist';
+    const int64 = (v: number) => b.constant(s, 'int64', [1], [v]);
+    b.node('Slice', [moments, int64(0), int64(4), int64(1)], s, {}, { outputs: ['latent_sample'] });
+  }
+  b.output('latent_sample', b.float, ['batch', outChannels, 'latent_height', 'latent_width']);
   return { ...b.model(`Dual Style Studio generated VAE encoder: random weights, AutoencoderKL ${channels.join('/')}.`), parameters: b.parameters };
 }
 
 /** Latent [B, 4, h, w] → image [B, 3, 8h, 8w]. */
-export function fullVaeDecoder(random: WeightRandom, arch: VaeArchitecture, opts: VaeOptions = {}): { model: Uint8Array; weights?: Uint8Array; parameters: number } {
-  const b = new GraphBuilder('vae_decoder', random, { location: 'weights.pb', minBytes: 1024, align: 64, ...(opts.weightsFile ? { file: opts.weightsFile } : {}) }, opts);
-  const latent = b.input('latent_sample', 'float32', ['batch', 4, 'latent_height', 'latent_width']);
+export function fullVaeDecoder(random: WeightRandom, arch: VaeArchitecture, opts: FullVaeOptions = {}): { model: Uint8Array; weights?: Uint8Array; parameters: number } {
+  const b = fullVaeBuilder('vae_decoder', random, opts);
+  const latent = b.input('latent_sample', b.float, ['batch', 4, 'latent_height', 'latent_width']);
   const { channels, groups } = arch;
   const reversed = [...channels].reverse();
   let c = reversed[0]!;
@@ -174,7 +201,7 @@ export function fullVaeDecoder(random: WeightRandom, arch: VaeArchitecture, opts
     }
     if (i < reversed.length - 1) {
       const s = `/decoder/up_blocks.${i}/upsamplers.0`;
-      h = b.op('Resize', [h, '', b.constant(s, 'float32', [4], [1, 1, 2, 2], { exact: true })], s, { coordinate_transformation_mode: 'asymmetric', mode: 'nearest', nearest_mode: 'floor' });
+      h = b.op('Resize', [h, '', b.constant(s, 'float32', [4], [1, 1, 2, 2])], s, { coordinate_transformation_mode: 'asymmetric', mode: 'nearest', nearest_mode: 'floor' });
       h = conv(b, h, `${s}/conv`, c, c, 3);
     }
   });
@@ -186,6 +213,6 @@ export function fullVaeDecoder(random: WeightRandom, arch: VaeArchitecture, opts
     pads: [1, 1, 1, 1],
     strides: [1, 1],
   }, { outputs: ['sample'] });
-  b.output('sample', 'float32', ['batch', 3, 'height', 'width']);
+  b.output('sample', b.float, ['batch', 3, 'height', 'width']);
   return { ...b.model(`Dual Style Studio generated VAE decoder: random weights, AutoencoderKL ${channels.join('/')}.`), parameters: b.parameters };
 }
