@@ -37,6 +37,9 @@ export { ModelFolderError } from './model-folder.ts';
 export type { PipelineInfo } from './pipeline-info.ts';
 export type { UnetBinding, UnetCallExtras } from './unet-binding.ts';
 
+/** Output sizes (batch × latent size) a UNet binding keeps a float32 buffer for; a run uses one or two. */
+const MAX_OUTPUT_SIZES = 4;
+
 export interface PipelineStats {
   unetCalls: number;
   unetMs: number;
@@ -76,6 +79,12 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
   private readonly textCache = new Map<string, Promise<TextEncoding>>();
   /** Half-precision copies of the UNet's float inputs, one per caller buffer (fp16 UNets only). */
   private readonly halfCopies = new WeakMap<Float32Array, Uint16Array<ArrayBuffer>>();
+  /**
+   * float32 conversions of a non-float32 UNet output, one buffer per (binding, output size), reused by
+   * every call: a sampler step allocates nothing for ε (the Denoiser contract: read it before the next call).
+   * A few sizes per binding at most; the oldest is dropped for a new one.
+   */
+  private readonly unetOutputs = new WeakMap<UnetBinding, Map<number, Float32Array>>();
   private released = false;
   /** The attention-merge UNet, rewritten and opened on first use, then reused. */
   private attentionUnet: Promise<UnetBinding> | null = null;
@@ -335,7 +344,8 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
 
   /**
    * One UNet call on `batch` rows: sample [batch, C, h, w], encoder_hidden_states [batch, L, D],
-   * every row at timestep t. Returns the predicted noise [batch, C, h, w] as float32.
+   * every row at timestep t. Returns the predicted noise [batch, C, h, w] as float32, valid until the
+   * next call (fp16 UNets convert into one buffer per binding and size; see Denoiser.unet).
    * `ehs` is taken as constant per array: do not change its contents between calls (fp16 UNets
    * convert it once). `extras` runs a rewritten UNet (other binding, extra feeds) through the same path.
    */
@@ -376,9 +386,22 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
     this.stats.unetCalls++;
     this.stats.unetRows += batch;
     this.stats.unetMs += performance.now() - t0;
-    const out = tensorToFloat32(res[b.output]!);
-    if (out.length !== sample.length) throw new Error(`UNet returned ${out.length} values for a sample of ${sample.length}`);
-    return out;
+    const result = res[b.output]!;
+    if (result.size !== sample.length) throw new Error(`UNet returned ${result.size} values for a sample of ${sample.length}`);
+    return this.unetOutput(b, result);
+  }
+
+  /** The UNet's output as float32: float32 as onnxruntime returned it, fp16 converted into this binding's buffer for its size. */
+  private unetOutput(b: UnetBinding, t: OrtTensor): Float32Array {
+    if (t.type === 'float32') return tensorToFloat32(t);
+    let bySize = this.unetOutputs.get(b);
+    if (!bySize) this.unetOutputs.set(b, (bySize = new Map()));
+    let out = bySize.get(t.size);
+    if (!out) {
+      if (bySize.size >= MAX_OUTPUT_SIZES) bySize.delete(bySize.keys().next().value!);
+      bySize.set(t.size, (out = new Float32Array(t.size)));
+    }
+    return tensorToFloat32(t, out);
   }
 
   /** Releases every session; the pipeline cannot be used afterwards. */

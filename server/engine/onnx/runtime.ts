@@ -103,8 +103,16 @@ export function float32ToFloat16(src: Float32Array, out = new Uint16Array(src.le
   return out;
 }
 
-export function float16ToFloat32(src: ArrayLike<number>, out = new Float32Array(src.length)): Float32Array {
-  for (let i = 0; i < src.length; i++) out[i] = float16BitsToFloat32(src[i]!);
+/** Every binary16 value as float32 (256 KB, made on first use): a lookup per element instead of a power of two. */
+let halfTable: Float32Array | null = null;
+
+export function float16ToFloat32(src: ArrayLike<number>, out: Float32Array = new Float32Array(src.length)): Float32Array {
+  if (!halfTable) {
+    halfTable = new Float32Array(0x10000);
+    for (let h = 0; h < 0x10000; h++) halfTable[h] = float16BitsToFloat32(h);
+  }
+  const table = halfTable;
+  for (let i = 0; i < src.length; i++) out[i] = table[src[i]! & 0xffff]!;
   return out;
 }
 
@@ -147,15 +155,19 @@ export function numberTensor(type: string, values: ArrayLike<number>, dims: read
   }
 }
 
-/** A floating-point output as float32 (float32 data is returned as is, not copied). */
-export function tensorToFloat32(t: ort.Tensor): Float32Array {
+/**
+ * A floating-point output as float32. float32 data is returned as is, not copied; float16 and float64
+ * are converted into `out` when given (a reused buffer of exactly the tensor's size), else into a new array.
+ */
+export function tensorToFloat32(t: ort.Tensor, out?: Float32Array): Float32Array {
   const d = t.data as unknown;
   if (t.type === 'float32' && d instanceof Float32Array) return d;
+  if (out && out.length !== t.size) throw new Error(`output buffer holds ${out.length} values, the tensor has ${t.size}`);
   if (t.type === 'float16') {
     // Uint16Array of bits, or a native Float16Array where the runtime has one.
-    if (d instanceof Uint16Array) return float16ToFloat32(d);
-    return Float32Array.from(d as ArrayLike<number>);
+    if (d instanceof Uint16Array) return float16ToFloat32(d, out);
+    return out ? (out.set(d as ArrayLike<number>), out) : Float32Array.from(d as ArrayLike<number>);
   }
-  if (t.type === 'float64' && d instanceof Float64Array) return Float32Array.from(d);
+  if (t.type === 'float64' && d instanceof Float64Array) return out ? (out.set(d), out) : Float32Array.from(d);
   throw new Error(`expected a floating-point output, got ${t.type}`);
 }
