@@ -13,6 +13,7 @@ import { nodeDefinitions } from '../nodes/index.ts';
 import { PROJECT_ROOT } from './util/project.ts';
 import type { AnyNodeDefinition, Logger } from '../nodes/types.ts';
 import type { ExecutionProviderRequest } from './engine/onnx/runtime.ts';
+import { loadPreviewDecoder } from './engine/onnx/preview-decoder.ts';
 import { GraphRunner } from './executor/graph-runner.ts';
 import { createCatalog } from './catalog.ts';
 import type { JobService, RestartPolicy, Retention } from './executor/job-service.ts';
@@ -47,6 +48,11 @@ export interface StudioOptions {
   executionProvider?: ExecutionProviderRequest;
   /** CUDA device index (`--gpu N`). */
   gpu?: number;
+  /**
+   * A folder with taesd_decoder.onnx (engine/onnx/preview-decoder.ts): the samplers' live previews are
+   * decoded by it instead of the latent→RGB projection. Loaded at start, so a wrong folder is reported then.
+   */
+  previewDecoder?: string;
   limits?: { jsonBodyBytes?: number; uploadBytes?: number; uploadPixels?: number; maxPending?: number };
   /** Minimum time between two preview frames of a node (the executor's throttle). */
   previewIntervalMs?: number;
@@ -123,7 +129,12 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
   }
 
   const catalog = createCatalog(opts.catalog ?? nodeDefinitions);
-  const graphRunner = new GraphRunner({ catalog, dataDir, executionProvider, gpu: opts.gpu, logger: log });
+  const previewDecoder = opts.previewDecoder
+    ? await loadPreviewDecoder(opts.previewDecoder, executionProvider, { deviceId: opts.gpu ?? 0 }, (err) =>
+        log.warn(`the preview decoder failed; live previews use the latent projection from now on: ${err.message}`),
+      )
+    : undefined;
+  const graphRunner = new GraphRunner({ catalog, dataDir, executionProvider, gpu: opts.gpu, previewDecoder, logger: log });
   const graphs = new GraphStore(opts.graphsDir ?? path.join(PROJECT_ROOT, 'graphs'), userGraphsDir(dataDir));
 
   const app = express();
@@ -139,6 +150,9 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
     ...(opts.onRestart ? { onRestart: opts.onRestart } : {}),
     ...(opts.retention ? { retention: opts.retention } : {}),
     ...(opts.previewIntervalMs !== undefined ? { previewIntervalMs: opts.previewIntervalMs } : {}),
+  }).catch(async (err: unknown) => {
+    await previewDecoder?.release();
+    throw err;
   });
   const io = createRealtime(httpServer, { token, jobs: () => jobs });
   const unsubscribe = jobs.subscribe(broadcaster(io));
@@ -160,6 +174,7 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
     unsubscribe();
     io.close();
     await jobs.close();
+    await previewDecoder?.release();
     throw err;
   }
   const urlHost = host.includes(':') ? `[${host}]` : host;
@@ -175,6 +190,7 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
       closing ??= (async () => {
         unsubscribe();
         await jobs.close();
+        await previewDecoder?.release();
         await new Promise<void>((resolve) => {
           // io.close() also closes the HTTP server; idle keep-alive sockets must not hold it open.
           void io.close(() => resolve());

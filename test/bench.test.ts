@@ -4,10 +4,13 @@
  * cost under 5% of run time.
  */
 import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runBench, type BenchReport } from '../server/bench/bench.ts';
 import { checkTargets, figureLines } from '../server/bench/report.ts';
+import { writePreviewDecoder } from '../server/models/demo/taesd.ts';
 
 const tinySd = path.resolve(import.meta.dirname, '../../shared/fixtures/tiny-sd');
 
@@ -77,5 +80,26 @@ describe('bench on the built-in demo model', () => {
     const r = await runBench({ model: 'demo', executionProvider: 'cpu', steps: 20, skip: 4, maxSide: 64, previewReps: 1 });
     checkReport(r, 20, 4);
     expect(r.sessionCreation).not.toBeNull();
+  });
+});
+
+describe('bench with a preview decoder (TAESD layout, narrow, random weights)', () => {
+  it('decodes the previews and reports a frame against the projection', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'dualstyle-bench-taesd-'));
+    try {
+      await writePreviewDecoder(dir, { arch: { channels: 8, blocks: 1 }, seed: 3 });
+      const r = await runBench({ model: 'demo', executionProvider: 'cpu', steps: 10, skip: 2, maxSide: 64, previewReps: 1, unetReps: 1, sessionTiming: false, previewDecoder: dir });
+      const d = r.previews.decoder!;
+      expect(d.dir).toBe(dir);
+      expect(d.decodes).toBeGreaterThan(0);
+      expect(d.frameMs).toBeGreaterThan(0);
+      expect(d.projectionFrameMs).toBeGreaterThan(0);
+      const lines = figureLines(r);
+      expect(lines.find((l) => l.figure === 'preview_frame_decoder_ms')?.value).toBe(d.frameMs);
+      expect(lines.find((l) => l.figure === 'preview_frame_projection_ms')?.value).toBe(d.projectionFrameMs);
+      expect(lines.find((l) => l.figure === 'preview_frame_encode_ms')).toMatchObject({ decoded: true });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

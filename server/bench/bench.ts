@@ -32,6 +32,7 @@ import type { Graph } from '../protocol/graph.ts';
 import type { PreviewSource } from '../../nodes/types.ts';
 import type { ModelValue } from '../../nodes/values.ts';
 import type { PipelineStats, SdPipeline } from '../engine/onnx/pipeline.ts';
+import { loadPreviewDecoder, type BudgetedPreviewDecoder } from '../engine/onnx/preview-decoder.ts';
 import type { ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
 import { pipelines } from '../engine/onnx/registry.ts';
 import { PROJECT_ROOT } from '../util/project.ts';
@@ -53,6 +54,8 @@ export interface BenchOptions {
   previewReps: number;
   /** CUDA device index. */
   gpu?: number;
+  /** A folder with taesd_decoder.onnx: previews are decoded by it, and a frame's cost is compared with the projection's. */
+  previewDecoder?: string;
   /** Timed UNet calls per batch size (after one warm-up call); default 3. */
   unetReps?: number;
   /** Measure session creation with an empty and a filled optimized-graph cache (loads the model twice more); default true. */
@@ -106,8 +109,10 @@ export interface BenchReport {
     everyStepOverhead: number;
     framesOn: number;
     framesEveryStep: number;
-    /** Encode time of one frame, alone (ms, median of 20). */
+    /** Encode time of one frame, alone (ms, median of 20): decoded by the preview decoder when there is one. */
     encodeMs: number;
+    /** With a preview decoder: its frame (decode + encode) against the same latent projected and encoded (ms, medians of 20). */
+    decoder: { dir: string; frameMs: number; projectionFrameMs: number; decodes: number } | null;
     /** Work previews add per run (handler + frames × encodeMs), median over reps (ms), and its share of the run. */
     workMs: number;
     workShare: number;
@@ -119,8 +124,8 @@ export interface BenchReport {
 class BenchRunner {
   readonly graphs: GraphRunner;
   pipeline?: SdPipeline;
-  constructor(dataDir: string, executionProvider: ExecutionProviderRequest, gpu: number) {
-    this.graphs = new GraphRunner({ catalog: createCatalog(nodeDefinitions), dataDir, executionProvider, gpu });
+  constructor(dataDir: string, executionProvider: ExecutionProviderRequest, gpu: number, previewDecoder?: BudgetedPreviewDecoder) {
+    this.graphs = new GraphRunner({ catalog: createCatalog(nodeDefinitions), dataDir, executionProvider, gpu, previewDecoder });
   }
 
   /**
@@ -162,9 +167,10 @@ class BenchRunner {
 export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   const log = opts.log ?? (() => {});
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'dualstyle-bench-'));
+  const gpu = opts.gpu ?? 0;
+  const previewDecoder = opts.previewDecoder ? await loadPreviewDecoder(opts.previewDecoder, opts.executionProvider, { deviceId: gpu }) : undefined;
   try {
-    const gpu = opts.gpu ?? 0;
-    const runner = new BenchRunner(dataDir, opts.executionProvider, gpu);
+    const runner = new BenchRunner(dataDir, opts.executionProvider, gpu, previewDecoder);
     const template = JSON.parse(await readFile(path.join(PROJECT_ROOT, 'graphs', 'comparison.json'), 'utf8')) as Graph;
     const graph = withParams(template, {
       LoadModel: { model: opts.model },
@@ -243,13 +249,21 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       everyRuns.push(await time(0));
     }
     if (!frame) throw new Error('the bench saw no preview frame');
-    const encodes: number[] = [];
-    for (let i = 0; i < 20; i++) {
-      const t = performance.now();
-      await encodePreview(frame);
-      encodes.push(performance.now() - t);
-    }
-    const encodeMs = median(encodes);
+    const timeEncodes = async (source: PreviewSource) => {
+      const encodes: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        const t = performance.now();
+        await encodePreview(source);
+        encodes.push(performance.now() - t);
+      }
+      return median(encodes);
+    };
+    const encodeMs = await timeEncodes(frame);
+    const decoded = frame.kind === 'latent' && frame.decoder !== undefined;
+    const projected: PreviewSource = frame.kind === 'latent' ? { kind: 'latent', data: frame.data, width: frame.width, height: frame.height } : frame;
+    const decoderFigures = previewDecoder && opts.previewDecoder
+      ? { dir: opts.previewDecoder, frameMs: decoded && previewDecoder.usable ? encodeMs : NaN, projectionFrameMs: await timeEncodes(projected), decodes: previewDecoder.decoder.stats.calls }
+      : null;
     const workOf = (r: Timed) => r.handlerMs + r.frames * encodeMs;
     const work = (runs: Timed[]) => median(runs.map(workOf));
     const share = (runs: Timed[]) => median(runs.map((r) => workOf(r) / r.ms));
@@ -299,6 +313,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
         framesOn: median(onRuns.map((r) => r.frames)),
         framesEveryStep: median(everyRuns.map((r) => r.frames)),
         encodeMs,
+        decoder: decoderFigures,
         workMs: work(onRuns),
         workShare: share(onRuns),
         everyStepWorkMs: work(everyRuns),
@@ -308,6 +323,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     printReport(report, log, { medianOff: median(off), medianOn: median(on) });
     return report;
   } finally {
+    await previewDecoder?.release();
     await rm(dataDir, { recursive: true, force: true });
   }
 }

@@ -70,7 +70,13 @@ export function figureLines(r: BenchReport): Record<string, unknown>[] {
     f('dual_style_run_ms', r.dualStyleRunMs, 'ms'),
     f('first_run_ms', r.firstRunMs, 'ms'),
     f('rerun_ms', r.rerun.ms, 'ms', { inversionFromCache: r.rerun.inversionFromCache }),
-    f('preview_frame_encode_ms', r.previews.encodeMs, 'ms', { latent: `${r.latent.width}x${r.latent.height}` }),
+    f('preview_frame_encode_ms', r.previews.encodeMs, 'ms', { latent: `${r.latent.width}x${r.latent.height}`, decoded: r.previews.decoder !== null }),
+    ...(r.previews.decoder
+      ? [
+          f('preview_frame_decoder_ms', r.previews.decoder.frameMs, 'ms', { latent: `${r.latent.width}x${r.latent.height}`, decoder: r.previews.decoder.dir }),
+          f('preview_frame_projection_ms', r.previews.decoder.projectionFrameMs, 'ms', { latent: `${r.latent.width}x${r.latent.height}` }),
+        ]
+      : []),
     f('preview_work_share', r.previews.workShare, 'ratio'),
     f('session_create_cold_ms', r.sessionCreation?.coldMs ?? null, 'ms'),
     f('session_create_cached_ms', r.sessionCreation?.cachedMs ?? null, 'ms', { allCached: r.sessionCreation?.allCached ?? null }),
@@ -109,6 +115,10 @@ export function printReport(r: BenchReport, log: (line: string) => void, extra: 
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   const p = r.previews;
   log(`previews (epsilon-merge sampler, median of reps; one frame at latent ${r.latent.width}×${r.latent.height} projects and encodes in ${ms(p.encodeMs)} ms): work at the server's interval ${ms(p.workMs)} ms for ${p.framesOn} frames = ${pct(p.workShare)} of the run; at every step ${ms(p.everyStepWorkMs)} ms for ${p.framesEveryStep} frames = ${pct(p.everyStepWorkShare)}`);
+  if (p.decoder) {
+    const d = p.decoder;
+    log(`  preview decoder ${d.dir}: ${ms(d.frameMs)} ms per frame (decode and encode) vs ${ms(d.projectionFrameMs)} ms projected = ${(d.frameMs / d.projectionFrameMs).toFixed(1)}×; ${d.decodes} frames decoded in this bench`);
+  }
   log(`  wall clock, fastest of reps: off ${ms(p.offMs)} ms; on ${ms(p.onMs)} ms = ${pct(p.overhead)}; every step ${ms(p.everyStepMs)} ms = ${pct(p.everyStepOverhead)} (medians: off ${ms(extra.medianOff)} ms, on ${ms(extra.medianOn)} ms)`);
   log('');
   log('targets:');

@@ -8,6 +8,8 @@
  * --preset sd15: Stable Diffusion 1.5's architecture at full size with random weights (3.4 GB in float32,
  * 1.7 GB with --dtype float16), into DIR or models/sd15-random[-<options>], where Load Model lists it.
  * Every export option applies to it as to the demo (e.g. `--preset sd15 --attention fused --dtype float16`).
+ * --taesd --out DIR: a preview decoder in TAESD's layout with random weights (DIR/taesd_decoder.onnx, what
+ * `--preview-decoder DIR` takes), to measure what decoded previews cost; --dtype applies.
  */
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -26,6 +28,7 @@ import {
 } from '../models/demo/index.ts';
 import { ATTENTION_STYLES } from '../models/demo/layers.ts';
 import { PRESETS } from '../models/demo/presets.ts';
+import { writePreviewDecoder } from '../models/demo/taesd.ts';
 import { UPSAMPLE_STYLES } from '../models/demo/unet.ts';
 
 /** Each export option: its flag, the values it takes, and the DemoExport field it sets. */
@@ -42,12 +45,13 @@ const FIELD = { attention: 'attention', upsample: 'upsample', dtype: 'dtype', ti
 const USAGE =
   `usage: npm run demo-model -- [--out DIR] [--seed N] [--preset ${Object.keys(PRESETS).join('|')}] ` +
   Object.entries(CHOICES).map(([flag, values]) => `[--${flag} ${values.join('|')}]`).join(' ') +
-  ' [--no-unet-config]';
+  ' [--no-unet-config] | --taesd --out DIR [--dtype float32|float16]';
 
 interface Args {
   out?: string;
   preset: string;
   options: DemoModelOptions;
+  taesd: boolean;
   help?: boolean;
 }
 
@@ -61,6 +65,7 @@ function readArgs(argv: string[]): Args {
       preset: { type: 'string', default: 'demo' },
       help: { type: 'boolean', short: 'h' },
       'no-unet-config': { type: 'boolean' },
+      taesd: { type: 'boolean' },
       ...choiceOptions,
     },
   });
@@ -79,7 +84,12 @@ function readArgs(argv: string[]): Args {
   if (values['no-unet-config']) options.unetConfig = false;
   const preset = values.preset as string;
   presetByName(preset); // throws for an unknown name
-  return { ...(values.out !== undefined ? { out: path.resolve(values.out) } : {}), preset, options: options as DemoModelOptions, help: values.help as boolean | undefined };
+  const taesd = values.taesd === true;
+  if (taesd) {
+    const other = Object.keys(options).filter((k) => k !== 'dtype' && k !== 'seed');
+    if (values.out === undefined || values.preset !== 'demo' || other.length > 0) throw new Error('--taesd takes --out DIR and only --dtype and --seed besides');
+  }
+  return { ...(values.out !== undefined ? { out: path.resolve(values.out) } : {}), preset, options: options as DemoModelOptions, taesd, help: values.help as boolean | undefined };
 }
 
 /** models/sd15-random, with the export options that differ from the default (models/sd15-random-fp16-attention-fused). */
@@ -95,13 +105,19 @@ function checkEmpty(out: string): void {
 }
 
 async function main(): Promise<void> {
-  const { out: outArg, preset, options, help } = readArgs(process.argv.slice(2));
+  const { out: outArg, preset, options, taesd, help } = readArgs(process.argv.slice(2));
   if (help) {
     console.log(USAGE);
     return;
   }
   const started = performance.now();
   const { seed, ...kind } = options;
+  if (taesd) {
+    checkEmpty(outArg!);
+    const n = await writePreviewDecoder(outArg!, { seed: seed ?? DEMO_MODEL_SEED, ...(kind.dtype ? { dtype: kind.dtype } : {}) });
+    console.log(`preview decoder (TAESD layout, ${n} parameters, random weights) written to ${outArg} (${Math.round(performance.now() - started)} ms)`);
+    return;
+  }
   if (preset !== 'demo') {
     const out = outArg ?? defaultPresetFolder(preset, kind);
     checkEmpty(out);

@@ -13,6 +13,7 @@ import { nodeDefinitions } from '../../nodes/index.ts';
 import type { AnyNodeDefinition } from '../../nodes/types.ts';
 import { consoleLogger } from '../app.ts';
 import { createCatalog } from '../catalog.ts';
+import { loadPreviewDecoder, type BudgetedPreviewDecoder } from '../engine/onnx/preview-decoder.ts';
 import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
 import { GraphRunner } from '../executor/graph-runner.ts';
 import { DEFAULT_RETENTION } from '../executor/job-service.ts';
@@ -21,7 +22,7 @@ import { redisUrl, untilStopped, UsageError, wholeNumber } from '../main.ts';
 import { redacted } from '../util/redact.ts';
 
 const USAGE = `usage: npm run worker -- --redis URL [--gpu N] [--data ./data] [--ep auto|cuda|webgpu|cpu] [--stall-timeout 30]
-                         [--keep-jobs 1000] [--keep-days 30]
+                         [--keep-jobs 1000] [--keep-days 30] [--preview-decoder DIR]
 
   --redis          the Redis the web servers queue jobs in (env DUALSTYLE_REDIS), e.g. redis://127.0.0.1:6379
   --gpu            the GPU to run on (sets CUDA_VISIBLE_DEVICES); start one worker per GPU
@@ -29,7 +30,8 @@ const USAGE = `usage: npm run worker -- --redis URL [--gpu N] [--data ./data] [-
   --ep             execution provider (env DUALSTYLE_EP; default auto: CUDA if available, else CPU)
   --stall-timeout  seconds after which the job of a worker that stopped answering goes to another (default 30)
   --keep-jobs      finished jobs the history keeps (default 1000)
-  --keep-days      days a finished job stays in the history (default 30)`;
+  --keep-days      days a finished job stays in the history (default 30)
+  --preview-decoder  a folder with taesd_decoder.onnx that draws the live previews (see npm start -- --help)`;
 
 export interface WorkerCli {
   redis: string;
@@ -38,6 +40,7 @@ export interface WorkerCli {
   ep: ExecutionProviderRequest;
   stallTimeoutMs: number;
   retention: { maxJobs: number; maxAgeMs: number };
+  previewDecoder?: string;
 }
 
 export function parseWorkerCli(argv: string[], env: NodeJS.ProcessEnv = process.env): WorkerCli | 'help' {
@@ -53,6 +56,7 @@ export function parseWorkerCli(argv: string[], env: NodeJS.ProcessEnv = process.
         'stall-timeout': { type: 'string' },
         'keep-jobs': { type: 'string' },
         'keep-days': { type: 'string' },
+        'preview-decoder': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       allowPositionals: false,
@@ -66,8 +70,10 @@ export function parseWorkerCli(argv: string[], env: NodeJS.ProcessEnv = process.
   if (!redisText) throw new UsageError('--redis is required: the URL of the Redis the web servers were started with');
   const ep = (values.ep ?? (env.DUALSTYLE_EP || 'auto')) as ExecutionProviderRequest;
   if (!EXECUTION_PROVIDERS.includes(ep)) throw new UsageError(`--ep must be one of ${EXECUTION_PROVIDERS.join(', ')}, got ${JSON.stringify(ep)}`);
+  const previewDecoder = values['preview-decoder'] || env.DUALSTYLE_PREVIEW_DECODER || undefined;
   return {
     redis: redisUrl(redisText),
+    ...(previewDecoder ? { previewDecoder: path.resolve(previewDecoder) } : {}),
     ...(values.gpu !== undefined ? { gpu: wholeNumber('gpu', values.gpu, 0, 1023) } : {}),
     dataDir: path.resolve(values.data || env.DUALSTYLE_DATA || 'data'),
     ep,
@@ -94,9 +100,15 @@ export async function runWorker(argv: string[], overrides: { catalog?: AnyNodeDe
   }
   // CUDA reads this when the first session starts, which is after this line.
   if (cli.gpu !== undefined) process.env.CUDA_VISIBLE_DEVICES = String(cli.gpu);
-  const runner = new GraphRunner({ catalog: createCatalog(overrides.catalog ?? nodeDefinitions), dataDir: cli.dataDir, executionProvider: cli.ep, logger: consoleLogger });
+  let previewDecoder: BudgetedPreviewDecoder | undefined;
   let worker: RedisJobWorker;
   try {
+    // CUDA_VISIBLE_DEVICES leaves this worker's GPU as device 0.
+    if (cli.previewDecoder) previewDecoder = await loadPreviewDecoder(cli.previewDecoder, cli.ep, {}, (err) =>
+        consoleLogger.warn(`the preview decoder failed; live previews use the latent projection from now on: ${err.message}`),
+      );
+    const catalog = createCatalog(overrides.catalog ?? nodeDefinitions);
+    const runner = new GraphRunner({ catalog, dataDir: cli.dataDir, executionProvider: cli.ep, previewDecoder, logger: consoleLogger });
     worker = await RedisJobWorker.start({
       url: cli.redis,
       runner,
@@ -107,12 +119,16 @@ export async function runWorker(argv: string[], overrides: { catalog?: AnyNodeDe
       ...(overrides.previewIntervalMs !== undefined ? { previewIntervalMs: overrides.previewIntervalMs } : {}),
     });
   } catch (err) {
+    await previewDecoder?.release();
     console.error(`error: ${(err as Error).message}`);
     return 1;
   }
   console.log(`Dual Style Studio worker "${worker.name}" taking jobs from ${redacted(cli.redis)}`);
-  console.log(`execution provider: ${cli.ep}; data folder: ${cli.dataDir}`);
-  await untilStopped(() => worker.close(), 'stopping (the running job goes back in line)...');
+  console.log(`execution provider: ${cli.ep}; data folder: ${cli.dataDir}${cli.previewDecoder ? `; previews decoded by ${cli.previewDecoder}` : ''}`);
+  await untilStopped(async () => {
+    await worker.close();
+    await previewDecoder?.release();
+  }, 'stopping (the running job goes back in line)...');
   return 0;
 }
 

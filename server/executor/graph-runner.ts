@@ -5,7 +5,7 @@
  * run graphs through this, so they run them the same way.
  */
 import type { ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
-import type { Logger, Services } from '../../nodes/types.ts';
+import type { LatentPreviewDecoder, Logger, Services } from '../../nodes/types.ts';
 import type { NodeCatalog } from '../catalog.ts';
 import { formatIssue, validateGraph } from '../graph/validate.ts';
 import type { Graph, ValidationIssue } from '../protocol/graph.ts';
@@ -31,6 +31,8 @@ export interface GraphRunnerOptions {
   executionProvider: ExecutionProviderRequest;
   /** CUDA device index (`--gpu N`). */
   gpu?: number;
+  /** Decodes the samplers' preview frames (`--preview-decoder`); the latent→RGB projection without it. */
+  previewDecoder?: LatentPreviewDecoder;
   cache?: OutputCache;
   logger?: Logger;
   /** Where result files go (default: <dataDir>/results). */
@@ -61,6 +63,7 @@ export class GraphRunner {
       dataDir,
       executionProvider: opts.executionProvider,
       ...(opts.gpu !== undefined ? { gpu: opts.gpu } : {}),
+      ...(opts.previewDecoder ? { previewDecoder: opts.previewDecoder } : {}),
       readUpload: (name) => readUpload(dataDir, name),
     };
     this.cache = opts.cache ?? new OutputCache();
