@@ -8,6 +8,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import express from 'express';
+import helmet from 'helmet';
 import { nodeDefinitions } from '../nodes/index.ts';
 import { PROJECT_ROOT } from './util/project.ts';
 import type { AnyNodeDefinition, Logger } from '../nodes/types.ts';
@@ -17,7 +18,8 @@ import { createCatalog } from './catalog.ts';
 import type { JobQueue } from './executor/queue.ts';
 import { isLoopbackHost, requireToken } from './http/auth.ts';
 import { clientRoutes } from './http/client.ts';
-import { apiNotFound, errorHandler } from './http/errors.ts';
+import { apiNotFound, errorHandler, notFound } from './http/errors.ts';
+import { HostAllowList, hostAndOriginGuard, refuseSimpleRequests } from './http/guard.ts';
 import { graphRoutes } from './http/graphs.ts';
 import { JobRunner, type JobPayload } from './http/job-runner.ts';
 import { jobRoutes } from './http/jobs.ts';
@@ -37,6 +39,11 @@ export interface StudioOptions {
   port?: number;
   /** Access token required on every /api request and socket connection when set. */
   token?: string;
+  /**
+   * Host names the server answers to besides loopback and `host` (`--allow-host`): every request's
+   * Host header, and a browser's Origin, must name one of them.
+   */
+  allowHosts?: string[];
   /** Node definitions to serve; default: the project's catalog (nodes/index.ts). */
   catalog?: AnyNodeDefinition[];
   /** Shipped templates (read-only); default <project>/graphs. */
@@ -44,7 +51,16 @@ export interface StudioOptions {
   /** Built client; default <project>/dist/client. */
   clientDir?: string;
   executionProvider?: ExecutionProviderRequest;
-  limits?: { jsonBodyBytes?: number; uploadBytes?: number; uploadPixels?: number; maxPending?: number };
+  limits?: {
+    jsonBodyBytes?: number;
+    uploadBytes?: number;
+    uploadPixels?: number;
+    maxPending?: number;
+    /** Most socket.io connections open at once (default 64). */
+    maxSockets?: number;
+    /** Most HTTP connections open at once (default 256). */
+    maxHttpConnections?: number;
+  };
   /** Minimum time between two preview frames of a node (the executor's throttle). */
   previewIntervalMs?: number;
   /** Where server messages go; default: console (debug suppressed). */
@@ -119,7 +135,17 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
   app.disable('x-powered-by');
   const httpServer = http.createServer(app);
   let runner: JobRunner | undefined;
-  const io = createRealtime(httpServer, { token, queueState: () => runner!.state() });
+  // Slow clients must not hold connections forever (Node's defaults: 60 s for headers, 300 s per request).
+  httpServer.headersTimeout = 15_000;
+  httpServer.requestTimeout = 120_000;
+  httpServer.maxConnections = opts.limits?.maxHttpConnections ?? 256;
+  const allowedHosts = HostAllowList.forServer(host, opts.allowHosts);
+  const io = createRealtime(httpServer, {
+    token,
+    allowedHosts,
+    queueState: () => runner!.state(),
+    maxConnections: opts.limits?.maxSockets,
+  });
   runner = new JobRunner({
     graphs: graphRunner,
     broadcast: broadcaster(io),
@@ -129,7 +155,10 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
   });
   const unsubscribe = runner.queue.on('change', () => io.emit('queue', runner!.state()));
 
+  app.use(hostAndOriginGuard(allowedHosts));
+  app.use(securityHeaders());
   if (token) app.use('/api', requireToken(token));
+  app.use('/api', refuseSimpleRequests);
   app.use('/api', express.json({ limit: limits.jsonBodyBytes }));
   app.use('/api', systemRoutes(catalog, { version: packageVersion(), executionProvider, dataDir }));
   app.use('/api', jobRoutes(runner, catalog));
@@ -137,6 +166,7 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
   app.use('/api', uploadRoutes(dataDir, limits));
   app.use('/api', apiNotFound);
   app.use(clientRoutes(opts.clientDir ?? path.join(PROJECT_ROOT, 'dist', 'client')));
+  app.use(notFound);
   app.use(errorHandler((msg, err) => log.error(msg, err)));
 
   let boundPort: number;
@@ -169,6 +199,35 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
       return closing;
     },
   };
+}
+
+/**
+ * helmet's headers, with a Content Security Policy for the editor: its own scripts only, inline
+ * styles (React and styled-components set them), images from itself, data: and blob: (previews, PNG
+ * drops), connections to itself (fetch and the socket), and no framing. Plain HTTP on a LAN address
+ * must keep working, so no HSTS and no upgrade-insecure-requests.
+ */
+function securityHeaders() {
+  return helmet({
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:', 'blob:'],
+        fontSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+        workerSrc: ["'self'", 'blob:'],
+        objectSrc: ["'none'"],
+        baseUri: ["'self'"],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+      },
+    },
+    strictTransportSecurity: false,
+    crossOriginEmbedderPolicy: false,
+  });
 }
 
 function listen(server: http.Server, port: number, host: string): Promise<number> {

@@ -83,6 +83,11 @@ export function errorHandler(log: (msg: string, err: unknown) => void): ErrorReq
   };
 }
 
+/** Anything no route took (a POST to the editor's paths, say): a JSON 404, not express's HTML page. */
+export const notFound: RequestHandler = (req, res) => {
+  res.status(404).json(new ApiError(404, 'not_found', `nothing at ${req.method} ${req.path}`).body());
+};
+
 /** Unknown /api routes: JSON 404, never the client's index.html. */
 export const apiNotFound: RequestHandler = (req, res) => {
   res.status(404).json(new ApiError(404, 'not_found', `no API route ${req.method} ${req.originalUrl.split('?')[0]}`).body());

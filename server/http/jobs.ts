@@ -48,7 +48,8 @@ export function jobRoutes(runner: JobRunner, catalog: NodeCatalog): Router {
       job = runner.submit(graph, outputs);
     } catch (err) {
       if (err instanceof QueueFullError) {
-        throw new ApiError(429, 'queue_full', `${err.message}; wait for a job to finish and try again`);
+        // The queue's message already says what to do ("try again when some have finished").
+        throw new ApiError(429, 'queue_full', err.message);
       }
       throw err;
     }
