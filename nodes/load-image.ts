@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { createHash } from 'node:crypto';
 import { defineNode, UserError } from './types.ts';
 import { loadImageFile, sampleImage, fittedSize, MAX_IMAGE_SIDE } from './lib/image.ts';
+import { isSafeName, MAX_FILE_NAME_LENGTH } from '../server/util/names.ts';
 
 /** The built-in picture, so templates run without an upload. */
 export const SAMPLE_IMAGE = 'builtin:sample';
@@ -24,6 +25,10 @@ export const loadImage = defineNode({
     image: z
       .string()
       .min(1)
+      // Checked with the graph, so a path ("../../etc/passwd") is refused before any job runs.
+      .refine((name) => name === SAMPLE_IMAGE || isSafeName(name, MAX_FILE_NAME_LENGTH), {
+        message: `must be "${SAMPLE_IMAGE}" or the name of an uploaded image (letters, digits, "_", "-" and "."; no folders)`,
+      })
       .default(SAMPLE_IMAGE)
       .describe('An uploaded image, or "builtin:sample" for the procedural sample picture.')
       .meta({ ui: { kind: 'image' } }),

@@ -10,6 +10,7 @@ import path from 'node:path';
 import express from 'express';
 import helmet from 'helmet';
 import { nodeDefinitions } from '../nodes/index.ts';
+import { removeStaleTemps } from './util/atomic.ts';
 import { PROJECT_ROOT } from './util/project.ts';
 import type { AnyNodeDefinition, Logger } from '../nodes/types.ts';
 import type { ExecutionProviderRequest } from './engine/onnx/runtime.ts';
@@ -26,8 +27,8 @@ import { jobRoutes } from './http/jobs.ts';
 import { broadcaster, createRealtime, type StudioSocketServer } from './http/realtime.ts';
 import { systemRoutes } from './http/system.ts';
 import { uploadRoutes } from './http/uploads.ts';
-import { GraphStore } from './store/graphs.ts';
-import { resultsDir, uploadsDir, userGraphsDir } from './store/paths.ts';
+import { DEFAULT_GRAPH_QUOTA, GraphStore } from './store/graphs.ts';
+import { graphsIndexFile, resultsDir, uploadsDir, userGraphsDir } from './store/paths.ts';
 
 
 export interface StudioOptions {
@@ -56,6 +57,11 @@ export interface StudioOptions {
     uploadBytes?: number;
     uploadPixels?: number;
     maxPending?: number;
+    /** What the uploads folder may hold in all (default 2 GiB). */
+    uploadsTotalBytes?: number;
+    /** Most saved graphs and their total size (defaults: 1000, 256 MiB). */
+    graphCount?: number;
+    graphBytes?: number;
     /** Most socket.io connections open at once (default 64). */
     maxSockets?: number;
     /** Most HTTP connections open at once (default 256). */
@@ -120,16 +126,22 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
     jsonBodyBytes: opts.limits?.jsonBodyBytes ?? 2 * MiB,
     uploadBytes: opts.limits?.uploadBytes ?? 20 * MiB,
     uploadPixels: opts.limits?.uploadPixels ?? 4096 * 4096,
+    uploadsTotalBytes: opts.limits?.uploadsTotalBytes ?? 2 * 1024 * MiB,
   };
 
   const dataDir = path.resolve(opts.dataDir);
   for (const dir of [dataDir, uploadsDir(dataDir), resultsDir(dataDir), userGraphsDir(dataDir)]) {
     await fs.mkdir(dir, { recursive: true });
+    const stale = await removeStaleTemps(dir);
+    if (stale.length > 0) log.info(`removed ${stale.length} unfinished temporary file(s) from ${path.basename(dir)}/ (a write was interrupted)`);
   }
 
   const catalog = createCatalog(opts.catalog ?? nodeDefinitions);
   const graphRunner = new GraphRunner({ catalog, dataDir, executionProvider, logger: log });
-  const graphs = new GraphStore(opts.graphsDir ?? path.join(PROJECT_ROOT, 'graphs'), userGraphsDir(dataDir));
+  const graphs = new GraphStore(opts.graphsDir ?? path.join(PROJECT_ROOT, 'graphs'), userGraphsDir(dataDir), {
+    maxGraphs: opts.limits?.graphCount ?? DEFAULT_GRAPH_QUOTA.maxGraphs,
+    maxTotalBytes: opts.limits?.graphBytes ?? DEFAULT_GRAPH_QUOTA.maxTotalBytes,
+  }, graphsIndexFile(dataDir));
 
   const app = express();
   app.disable('x-powered-by');

@@ -4,7 +4,8 @@
  */
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { ValidationIssue } from '../protocol/graph.ts';
-import { StoreError } from '../store/errors.ts';
+import { noSpaceError, StoreError } from '../store/errors.ts';
+import { formatBytes } from '../util/bytes.ts';
 
 export interface ApiErrorBody {
   error: { code: string; message: string; issues?: ValidationIssue[] };
@@ -34,14 +35,9 @@ const STORE_STATUS: Record<StoreError['code'], number> = {
   invalid_graph: 400,
   unsupported_image: 400,
   image_too_large: 413,
+  quota_exceeded: 507,
+  no_space: 507,
 };
-
-export function formatBytes(bytes: number): string {
-  if (bytes >= 1024 * 1024 && bytes % (1024 * 1024) === 0) return `${bytes / (1024 * 1024)} MiB`;
-  if (bytes >= 1024 * 1024) return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
-  if (bytes >= 1024) return `${Math.round(bytes / 1024)} KiB`;
-  return `${bytes} bytes`;
-}
 
 /** body-parser errors carry `type` and `status`; see body-parser's README. */
 interface BodyParserError extends Error {
@@ -54,6 +50,8 @@ interface BodyParserError extends Error {
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof StoreError) return new ApiError(STORE_STATUS[err.code], err.code, err.message);
+  const noSpace = noSpaceError(err, 'this');
+  if (noSpace instanceof StoreError) return new ApiError(507, noSpace.code, noSpace.message);
   const e = err as BodyParserError;
   switch (e?.type) {
     case 'entity.parse.failed':

@@ -1,6 +1,6 @@
 /** Image uploads (raw image bodies) and the files nodes write: serving uploads and results by name. */
 import express, { Router, type Response } from 'express';
-import { findStoredFile, storeUpload, SUPPORTED_IMAGE_MESSAGE } from '../store/uploads.ts';
+import { findStoredFile, storeUpload, SUPPORTED_IMAGE_MESSAGE, UploadQuota } from '../store/uploads.ts';
 import { resultsDir, uploadsDir } from '../store/paths.ts';
 import { param } from './body.ts';
 import { ApiError } from './errors.ts';
@@ -8,10 +8,13 @@ import { ApiError } from './errors.ts';
 export interface UploadLimits {
   uploadBytes: number;
   uploadPixels: number;
+  /** What the uploads folder may hold in all (507 beyond it). */
+  uploadsTotalBytes: number;
 }
 
 export function uploadRoutes(dataDir: string, limits: UploadLimits): Router {
   const router = Router();
+  const quota = new UploadQuota(uploadsDir(dataDir), limits.uploadsTotalBytes);
 
   router.post('/uploads', express.raw({ type: 'image/*', limit: limits.uploadBytes }), async (req, res) => {
     if (!Buffer.isBuffer(req.body)) {
@@ -22,7 +25,7 @@ export function uploadRoutes(dataDir: string, limits: UploadLimits): Router {
         `${SUPPORTED_IMAGE_MESSAGE}: send the image bytes as the body with Content-Type image/png, image/jpeg or image/webp (got ${type})`,
       );
     }
-    const stored = await storeUpload(dataDir, req.body, limits.uploadPixels);
+    const stored = await storeUpload(dataDir, req.body, limits.uploadPixels, quota);
     res.status(201).json({ ...stored, url: `/api/uploads/${stored.name}` });
   });
 
