@@ -46,6 +46,9 @@ describe('basics', () => {
     const health = await api(studio, 'GET', '/api/health');
     expect(health.status).toBe(200);
     expect(health.body).toMatchObject({ ok: true, version: expect.any(String), executionProvider: 'auto' });
+    // What "auto" resolves to, and why: CUDA only where its provider library is installed.
+    expect(['cpu', 'cuda']).toContain(health.body.executionProviderUsed);
+    expect(health.body.executionProviderNote).toMatch(health.body.executionProviderUsed === 'cpu' ? /^auto: CUDA unavailable \(.+\); using CPU$/ : /^auto: CUDA/);
 
     const catalog = await api(studio, 'GET', '/api/catalog');
     expect(catalog.status).toBe(200);
@@ -303,6 +306,44 @@ describe('jobs', () => {
   });
 });
 
+describe('queue for every tab', () => {
+  it('puts a job first in line with front, and reports progress, elapsed time and estimates to every client', async () => {
+    // A first run teaches the server how long each node type takes; the estimates come from it.
+    const warm = await submit(slowGraph(31, 10, 10, 'warm-up'));
+    expect((await events.waitForEnd(warm)).name).toBe('job:done');
+
+    const a = await submit(slowGraph(32, 40, 25, 'A'));
+    const b = await submit(slowGraph(33, 2, 1, 'B'));
+    const front = await api(studio, 'POST', '/api/jobs', { graph: slowGraph(34, 2, 1, 'Urgent'), front: true });
+    expect(front.status).toBe(202);
+    expect(front.body.job.position).toBe(1);
+    const urgent = front.body.job.id as string;
+    expect((await api(studio, 'POST', '/api/jobs', { graph: slowGraph(35, 2, 1), front: 'yes' })).status).toBe(400);
+
+    // While A runs: its progress (node, title, step) and estimates, broadcast as the queue state.
+    const moving = await events.waitFor('queue', (q) => q.running?.id === a && q.running.progress?.step >= 5);
+    expect(moving.args.running).toMatchObject({
+      title: 'A',
+      startedAt: expect.any(Number),
+      elapsedMs: expect.any(Number),
+      etaMs: expect.any(Number),
+      progress: { nodesTotal: 3, nodeId: 'slow', nodeTitle: 'Slow Counter', steps: 40 },
+    });
+    expect(moving.args.pending.map((j: { id: string }) => j.id)).toEqual([urgent, b]);
+    // Queued jobs finish later than the running one, in line order.
+    const [u, bb] = moving.args.pending as { etaMs: number }[];
+    expect(u.etaMs).toBeGreaterThan(moving.args.running.etaMs);
+    expect(bb.etaMs).toBeGreaterThan(u.etaMs);
+    const detail = await api(studio, 'GET', `/api/jobs/${a}`);
+    expect(detail.body.graph.nodes.map((n: { id: string }) => n.id)).toEqual(['n', 'slow', 'save']);
+
+    for (const id of [a, urgent, b]) expect((await events.waitForEnd(id)).name).toBe('job:done');
+    const startOrder = events.events.filter((e) => e.name === 'job:started' && [a, b, urgent].includes(e.args.jobId)).map((e) => e.args.jobId);
+    expect(startOrder).toEqual([a, urgent, b]);
+    expect((await api(studio, 'GET', `/api/jobs/${a}`)).body.graph).toBeUndefined();
+  });
+});
+
 describe('queue limits', () => {
   it('answers 429 when the queue is full', async () => {
     const dir = await tempDir('api-full');
@@ -437,6 +478,29 @@ describe('graphs', () => {
 });
 
 describe('uploads', () => {
+  it('keeps the name of the uploaded file beside it, and serves the built-in sample as a thumbnail', async () => {
+    const png = await sharp({ create: { width: 40, height: 30, channels: 3, background: '#3366cc' } }).png().toBuffer();
+    const up = await fetch(new URL('/api/uploads', studio.url), {
+      method: 'POST',
+      headers: { 'content-type': 'image/png', 'x-file-name': encodeURIComponent('C:\\photos\\Ferienhaus ü.png') },
+      body: new Uint8Array(png),
+    });
+    expect(up.status).toBe(201);
+    const stored = (await up.json()) as { name: string; fileName: string };
+    expect(stored.fileName).toBe('Ferienhaus ü.png');
+    const info = await api(studio, 'GET', `/api/uploads/${stored.name}/info`);
+    expect(info.status).toBe(200);
+    expect(info.body).toEqual({ name: stored.name, width: 40, height: 30, url: `/api/uploads/${stored.name}`, fileName: 'Ferienhaus ü.png' });
+    expect((await api(studio, 'GET', '/api/uploads/nope.png/info')).status).toBe(404);
+
+    const sample = await fetch(new URL('/api/builtin/sample.png', studio.url));
+    expect(sample.status).toBe(200);
+    expect(sample.headers.get('content-type')).toBe('image/png');
+    const meta = await sharp(Buffer.from(await sample.arrayBuffer())).metadata();
+    expect([meta.width, meta.height]).toEqual([256, 192]);
+    expect((await api(studio, 'GET', '/api/builtin/other.png')).status).toBe(404);
+  });
+
   it('stores an uploaded image as PNG and serves it back', async () => {
     const jpeg = await sharp({ create: { width: 20, height: 10, channels: 3, background: { r: 200, g: 40, b: 10 } } }).jpeg().toBuffer();
     const res = await fetch(new URL('/api/uploads', studio.url), { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: new Uint8Array(jpeg) });

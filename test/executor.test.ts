@@ -183,6 +183,46 @@ describe('executeGraph', () => {
     await expect(run(diamond(1), new OutputCache(), { outputs: ['nope'] })).rejects.toThrow('Cannot run node "nope": there is no such node in the graph.');
   });
 
+  it('a bypassed node does not run and passes its input of the same type through', async () => {
+    const g = diamond(1);
+    g.nodes.find((n) => n.id === 'B')!.mode = 'bypass';
+    const { summary } = await run(validated(g), new OutputCache());
+    expect(summary.computed).toEqual(['A', 'C', 'D', 'showC', 'showD']);
+    // C gets A's value as if B were not there: 10 + 100.
+    expect(summary.results).toEqual({ showC: { text: '110' }, showD: { text: '1010' } });
+    expect(planRun(g, catalog)).toEqual(summary.computed);
+    // The same content as A wired straight into C: the same cache key.
+    const direct = graphJson(
+      [
+        { id: 'A', type: 'Constant', params: { value: 10 } },
+        { id: 'C', type: 'Add', params: { offset: 100 } },
+        { id: 'showC', type: 'Show' },
+      ],
+      [
+        ['A', 'value', 'C', 'a'],
+        ['C', 'sum', 'showC', 'value'],
+      ],
+    );
+    expect((await run(validated(direct), new OutputCache())).summary.keys.showC).toBe(summary.keys.showC);
+  });
+
+  it('a muted node does not run, nor what needs its output; an optional input it fed counts as unconnected', async () => {
+    const g = diamond(1);
+    g.nodes.find((n) => n.id === 'C')!.mode = 'mute';
+    const muted = await run(validated(g), new OutputCache());
+    expect(muted.summary.computed).toEqual(['A', 'D', 'showD']);
+    expect(muted.summary.results).toEqual({ showD: { text: '1010' } });
+    expect(planRun(g, catalog)).toEqual(muted.summary.computed);
+    // D takes B's sum on its optional input b; muting B leaves D running without it.
+    const h = diamond(1);
+    h.edges.push({ from: { node: 'B', output: 'sum' }, to: { node: 'D', input: 'b' } });
+    expect((await run(validated(h), new OutputCache())).summary.results.showD).toEqual({ text: '1021' });
+    h.nodes.find((n) => n.id === 'B')!.mode = 'mute';
+    const optional = await run(validated(h), new OutputCache());
+    expect(optional.summary.computed).toEqual(['A', 'D', 'showD']);
+    expect(optional.summary.results).toEqual({ showD: { text: '1010' } });
+  });
+
   it('replays warnings when a node is served from the cache', async () => {
     const cache = new OutputCache();
     const g = validated(

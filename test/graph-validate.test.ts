@@ -96,6 +96,41 @@ describe('validateGraph', () => {
     expect(i.message).toBe('Add → a is not connected; it needs a Number input.');
   });
 
+  it('says "an" before a type that starts with a vowel', () => {
+    const g = graphJson([{ id: 'save', type: 'SaveImage' }], []);
+    expect(only(validateGraph(g, catalog).issues, 'missing_input').message).toBe('Save Image → image is not connected; it needs an Image input.');
+  });
+
+  it('bypassed and muted nodes: their inputs and parameters are not checked; a bypass needs an input of its output type', () => {
+    // Muted b: neither its missing input nor its bad parameter is a problem, and "out" (which needs b) is not either.
+    const muted = numberChain();
+    muted.edges = muted.edges.filter((e) => e.to.node !== 'b');
+    muted.nodes.find((n) => n.id === 'b')!.params = { offset: 'lots' };
+    muted.nodes.find((n) => n.id === 'b')!.mode = 'mute';
+    const r = validateGraph(muted, catalog, { requireOutput: false });
+    expect(r.issues).toEqual([]);
+    expect(r.graph!.nodes.find((n) => n.id === 'b')!.mode).toBe('mute');
+    // A job needs something to run: every output muted (or needing a muted node) is refused.
+    expect(only(validateGraph(muted, catalog).issues, 'no_outputs').message).toMatch(/muted/);
+
+    // Bypassed b passes a's Number through to out: valid.
+    const bypassed = numberChain();
+    bypassed.nodes.find((n) => n.id === 'b')!.mode = 'bypass';
+    expect(validateGraph(bypassed, catalog).issues).toEqual([]);
+    // A bypassed Invert (Latent, Model in; Inversion out) whose output nothing uses is fine.
+    const unused = graphJson([{ id: 'inv', type: 'Invert' }], []);
+    unused.nodes[0]!.mode = 'bypass';
+    expect(validateGraph(unused, catalog, { requireOutput: false }).issues).toEqual([]);
+    // A bypassed Constant (no input) cannot stand in for the number Add uses.
+    const source = numberChain();
+    source.nodes.find((n) => n.id === 'a')!.mode = 'bypass';
+    expect(only(validateGraph(source, catalog).issues, 'bypass_unmatched')).toMatchObject({
+      nodeId: 'a',
+      field: 'value',
+      message: 'Constant is bypassed, but no connected input of type Number can stand in for its output “value”; connect one, or mute the node instead.',
+    });
+  });
+
   it('socket type mismatch names both types and both ends', () => {
     const g = graphJson(
       [

@@ -96,6 +96,24 @@ describe('JobQueue', () => {
     expect(states.at(-1)).toEqual({ running: null, pending: [] });
   });
 
+  it('puts a job first in line with front, never before the running one', async () => {
+    const { queue, startedOrder, release } = makeQueue();
+    const a = queue.submit({ name: 'a', kind: 'wait' });
+    await tick();
+    const b = queue.submit({ name: 'b', kind: 'ok' });
+    const c = queue.submit({ name: 'c', kind: 'ok' });
+    const urgent = queue.submit({ name: 'urgent', kind: 'ok' }, undefined, { front: true });
+    expect(queue.state().running).toMatchObject({ id: a.id, position: 0, startedAt: expect.any(Number) });
+    expect(queue.state().pending.map((j) => [j.id, j.position])).toEqual([
+      [urgent.id, 1],
+      [b.id, 2],
+      [c.id, 3],
+    ]);
+    release();
+    await queue.idle();
+    expect(startedOrder).toEqual(['a', 'urgent', 'b', 'c']);
+  });
+
   it('cancels a queued job (it never runs) and the running one (abort signal)', async () => {
     const { queue, startedOrder } = makeQueue();
     const a = queue.submit({ name: 'a', kind: 'wait' });

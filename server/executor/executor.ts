@@ -17,6 +17,7 @@ import {
   type Services,
 } from '../../nodes/types.ts';
 import type { NodeCatalog } from '../catalog.ts';
+import { resolveModes } from '../graph/modes.ts';
 import { ancestorsOf, topoOrder } from '../graph/topo.ts';
 import type { CachedOutputs, OutputCache } from './cache.ts';
 import { contentKey } from './keys.ts';
@@ -83,11 +84,13 @@ export class NodeFailedError extends Error {
  * one place that decides what runs.
  */
 export function planRun(graph: Graph, catalog: NodeCatalog, outputs?: string[]): string[] {
-  const present = new Set(graph.nodes.map((n) => n.id));
-  const targets = outputs ?? graph.nodes.filter((n) => catalog.get(n.type)?.output === true).map((n) => n.id);
-  for (const id of targets) {
-    if (!present.has(id)) throw new Error(`Cannot run node "${id}": there is no such node in the graph.`);
+  for (const id of outputs ?? []) {
+    if (!graph.nodes.some((n) => n.id === id)) throw new Error(`Cannot run node "${id}": there is no such node in the graph.`);
   }
+  // Bypassed and muted nodes, and what needs a muted node, do not run.
+  const { graph: runnable, skipped } = resolveModes(graph, catalog);
+  graph = runnable;
+  const targets = (outputs ?? graph.nodes.filter((n) => catalog.get(n.type)?.output === true).map((n) => n.id)).filter((id) => !skipped.has(id));
   const needed = ancestorsOf(graph, targets);
   const { order, cycle } = topoOrder(graph);
   if (cycle) throw new Error(`The graph has a cycle (${cycle.join(' → ')}); validate the graph before running it.`);
@@ -97,13 +100,15 @@ export function planRun(graph: Graph, catalog: NodeCatalog, outputs?: string[]):
 const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
 export async function executeGraph(opts: ExecuteOptions): Promise<ExecuteSummary> {
-  const { graph, catalog, cache, signal, emit } = opts;
+  const { catalog, cache, signal, emit } = opts;
+  // The graph that runs: edges rewired around bypassed nodes (planRun leaves out what does not run).
+  const graph = resolveModes(opts.graph, catalog).graph;
   const logger = opts.logger ?? silentLogger;
   const previewInterval = opts.previewIntervalMs ?? 250;
 
   const nodes = new Map<string, GraphNode>();
   for (const n of graph.nodes) if (!nodes.has(n.id)) nodes.set(n.id, n);
-  const order = planRun(graph, catalog, opts.outputs);
+  const order = planRun(opts.graph, catalog, opts.outputs);
   const defOf = (node: GraphNode): AnyNodeDefinition => {
     const def = catalog.get(node.type);
     // validateGraph rules this out; guard anyway so a caller skipping validation gets a clear error.

@@ -1,5 +1,6 @@
 /**
- * The job queue: one GPU, so one job at a time, first in first out. Positions are reported (0 = running),
+ * The job queue: one GPU, so one job at a time, first in first out (a job may be put first in line).
+ * Positions are reported (0 = running),
  * a queued job can be withdrawn and the running one aborted; a job that fails or is cancelled never
  * stops the jobs behind it.
  */
@@ -56,11 +57,15 @@ export class JobQueue<T> {
     this.historySize = opts.historySize ?? 200;
   }
 
-  /** Queues a job; it starts on a later microtask, so the caller can announce it first. */
-  submit(payload: T, title?: string): Job<T> {
+  /**
+   * Queues a job at the end of the line, or first in line with `front` (after the running job, which
+   * is never interrupted); it starts on a later microtask, so the caller can announce it first.
+   */
+  submit(payload: T, title?: string, opts: { front?: boolean } = {}): Job<T> {
     if (this.pending.length >= this.maxPending) throw new QueueFullError(this.maxPending);
     const job: Job<T> = { id: randomUUID(), payload, state: 'queued', createdAt: Date.now(), ...(title !== undefined ? { title } : {}) };
-    this.pending.push(job);
+    if (opts.front) this.pending.unshift(job);
+    else this.pending.push(job);
     this.changed();
     this.schedulePump();
     return job;
@@ -181,7 +186,14 @@ export class JobQueue<T> {
 }
 
 function summary(job: Job<unknown>, position: number): JobSummary {
-  return { id: job.id, state: job.state, position, createdAt: job.createdAt, ...(job.title !== undefined ? { title: job.title } : {}) };
+  return {
+    id: job.id,
+    state: job.state,
+    position,
+    createdAt: job.createdAt,
+    ...(job.title !== undefined ? { title: job.title } : {}),
+    ...(job.startedAt !== undefined ? { startedAt: job.startedAt } : {}),
+  };
 }
 
 /** An error raised by the abort itself (AbortError from fetch/timers) counts as a cancel. */

@@ -21,6 +21,7 @@ import {
 import type { AnyNodeDefinition, InputSpec, OutputSpec } from '../../nodes/types.ts';
 import type { NodeCatalog } from '../catalog.ts';
 import { migrateGraph, type MigrationTable } from './migrate.ts';
+import { resolveModes } from './modes.ts';
 import { checkParams, listOrNone, pathString, predicate, valueAt } from './params.ts';
 import { topoOrder } from './topo.ts';
 
@@ -200,22 +201,35 @@ function checkGraph(
     });
   }
 
+  // Bypassed and muted nodes, and what needs a muted node, do not run: their inputs and parameters
+  // do not matter (as in ComfyUI). A bypassed output that something uses must have an input to take.
+  const modes = resolveModes({ nodes: [...byId.values()], edges: checkableEdges }, catalog);
+  for (const u of modes.unmatched) {
+    issues.push({
+      code: 'bypass_unmatched',
+      nodeId: u.nodeId,
+      field: u.output,
+      message: `${nameOf(u.nodeId)} is bypassed, but no connected input of type ${u.type} can stand in for its output “${u.output}”; connect one, or mute the node instead.`,
+    });
+  }
+
   // Per node: required inputs, parameters, the node's own checks.
   graph.nodes.forEach((node, i) => {
     if (byId.get(node.id) !== node) return; // duplicate id, reported above
     const def = catalog.get(node.type);
     if (!def) return;
     const name = names.get(node)!;
+    const runs = !modes.skipped.has(node.id);
     for (const [input, spec] of Object.entries(def.inputs as Record<string, InputSpec>)) {
-      if (spec.optional || connected.has(`${node.id}\u0000${input}`)) continue;
+      if (!runs || spec.optional || connected.has(`${node.id}\u0000${input}`)) continue;
       issues.push({
         code: 'missing_input',
         nodeId: node.id,
         field: input,
-        message: `${name} → ${input} is not connected; it needs a ${spec.type} input.`,
+        message: `${name} → ${input} is not connected; it needs ${withArticle(spec.type)} input.`,
       });
     }
-    const parsed = checkParams(node, def, name, opts, issues);
+    const parsed = checkParams(node, def, name, opts, runs ? issues : []);
     if (parsed) params.set(i, parsed);
   });
 
@@ -227,7 +241,14 @@ function checkGraph(
   }));
   issues.push(...cycleIssues);
 
-  if (opts.requireOutput !== false && ![...byId.values()].some((n) => catalog.get(n.type)?.output === true)) {
+  const outputNodes = [...byId.values()].filter((n) => catalog.get(n.type)?.output === true);
+  if (opts.requireOutput !== false && outputNodes.length > 0 && outputNodes.every((n) => modes.skipped.has(n.id))) {
+    issues.push({
+      code: 'no_outputs',
+      message: 'Every output node is muted or bypassed, or needs a muted node: nothing would run. Un-mute one.',
+    });
+  }
+  if (opts.requireOutput !== false && outputNodes.length === 0) {
     const examples = [...catalog.values()].filter((d) => d.output).map((d) => d.title).slice(0, 3);
     const hint = examples.length ? ` such as ${examples.length > 1 ? `${examples.slice(0, -1).join(', ')} or ${examples.at(-1)}` : examples[0]}` : '';
     issues.push({
@@ -316,6 +337,11 @@ function displayNames(nodes: GraphNode[], catalog: NodeCatalog): Map<GraphNode, 
   const names = new Map<GraphNode, string>();
   for (const [n, title] of base) names.set(n, count.get(title)! > 1 ? `${title} (${n.id})` : title);
   return names;
+}
+
+/** "a Latent", "an Image": a socket type with its article. */
+function withArticle(word: string): string {
+  return `${/^[AEIOU]/i.test(word) ? 'an' : 'a'} ${word}`;
 }
 
 function ownEntry<T>(record: Record<string, T>, key: string): T | undefined {

@@ -3,6 +3,10 @@
  * encoded off the sampler's path (a frame is dropped while the previous one of that node is still
  * encoding), progress is coalesced to at most ~20 per second per node, and everything a job emits is
  * delivered in order. Finished jobs are remembered in memory (bounded) for GET /api/jobs/:id.
+ *
+ * The queue state it reports carries the running job's progress and, for every job, an estimate of
+ * when it will be done, from how long each node type took when it last computed; progress re-sends
+ * the queue state at most every QUEUE_PROGRESS_MS, so every tab sees every job move.
  */
 import type { Logger } from '../../nodes/types.ts';
 import { byNodeId, NodeFailedError, type ExecEvent } from '../executor/executor.ts';
@@ -10,7 +14,7 @@ import type { GraphRunner } from '../executor/graph-runner.ts';
 import { JobQueue } from '../executor/queue.ts';
 import { encodePreview } from '../executor/preview.ts';
 import type { Graph } from '../protocol/graph.ts';
-import type { JobState, JobSummary, NodeResult, QueueState, ServerToClientEvents } from '../protocol/events.ts';
+import type { JobProgress, JobState, JobSummary, NodeResult, QueueState, ServerToClientEvents } from '../protocol/events.ts';
 import { CancelledError } from '../../nodes/types.ts';
 import { OrderedOutbox } from './outbox.ts';
 
@@ -30,6 +34,8 @@ export type Broadcast = (event: OutgoingEvent) => void;
 
 export interface JobDetail {
   job: JobSummary;
+  /** The graph of a job still queued or running (other tabs compare it with theirs). */
+  graph?: Graph;
   error?: { nodeId?: string; message: string };
   results?: Record<string, NodeResult>;
   computed?: string[];
@@ -51,10 +57,23 @@ export interface JobRunnerOptions {
 }
 
 const PROGRESS_INTERVAL_MS = 50;
+const QUEUE_PROGRESS_MS = 500;
+
+/** What the running job is doing, for the queue state. */
+interface LiveJob {
+  id: string;
+  payload: JobPayload;
+  done: Set<string>;
+  current?: { nodeId: string; type: string; startedAt: number; step?: number; steps?: number };
+}
 
 export class JobRunner {
   readonly queue: JobQueue<JobPayload>;
   private readonly finished = new Map<string, JobDetail>();
+  private live: LiveJob | null = null;
+  /** Typical ms of a computed node, by node type (a moving average of the latest runs). */
+  private readonly typeMs = new Map<string, number>();
+  private lastQueueSent = 0;
 
   constructor(private readonly opts: JobRunnerOptions) {
     this.queue = new JobQueue<JobPayload>((job, signal) => this.run(job.id, job.payload, signal), {
@@ -65,9 +84,10 @@ export class JobRunner {
     });
   }
 
-  submit(graph: Graph, outputs?: string[]): JobSummary {
+  /** `front`: first in line, after the running job. */
+  submit(graph: Graph, outputs?: string[], opts: { front?: boolean } = {}): JobSummary {
     const title = typeof graph.meta?.title === 'string' ? graph.meta.title : undefined;
-    const job = this.queue.submit({ graph, outputs, nodes: this.opts.graphs.plan(graph, outputs) }, title);
+    const job = this.queue.submit({ graph, outputs, nodes: this.opts.graphs.plan(graph, outputs) }, title, opts);
     const summary = this.summaryOf(job.id)!;
     this.opts.broadcast({ name: 'job:queued', args: { jobId: job.id, position: summary.position ?? 0 } });
     return summary;
@@ -91,11 +111,34 @@ export class JobRunner {
     const done = this.finished.get(id);
     if (done) return done;
     const job = this.summaryOf(id);
-    return job ? { job } : undefined;
+    const graph = this.queue.get(id)?.payload.graph;
+    return job ? { job, ...(graph ? { graph } : {}) } : undefined;
   }
 
+  /** The queue with the running job's progress and every job's estimated time to finish. */
   state(): QueueState {
-    return this.queue.state();
+    const q = this.queue.state();
+    const now = performance.now();
+    let ahead: number | undefined = 0;
+    let running = q.running;
+    if (running) {
+      const live = this.live?.id === running.id ? this.live : null;
+      const remaining = live ? this.remainingMs(live, now) : undefined;
+      running = {
+        ...running,
+        ...(running.startedAt !== undefined ? { elapsedMs: Math.max(0, Date.now() - running.startedAt) } : {}),
+        ...(live ? { progress: this.progressOf(live) } : {}),
+        ...(remaining !== undefined ? { etaMs: Math.round(remaining) } : {}),
+      };
+      ahead = remaining;
+    }
+    const pending = q.pending.map((j) => {
+      const payload = this.queue.get(j.id)?.payload;
+      const own = payload ? this.estimateMs(payload.nodes, payload.graph) : undefined;
+      ahead = ahead !== undefined && own !== undefined ? ahead + own : undefined;
+      return ahead !== undefined ? { ...j, etaMs: Math.round(ahead) } : j;
+    });
+    return { running, pending };
   }
 
   /**
@@ -109,6 +152,58 @@ export class JobRunner {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.queue.idle(), new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
     clearTimeout(timer);
+  }
+
+  private progressOf(live: LiveJob): JobProgress {
+    const c = live.current;
+    const node = c ? live.payload.graph.nodes.find((n) => n.id === c.nodeId) : undefined;
+    const title = node ? node.title?.trim() || this.opts.graphs.catalog.get(node.type)?.title || node.type : undefined;
+    return {
+      nodesDone: live.done.size,
+      nodesTotal: live.payload.nodes.length,
+      ...(c ? { nodeId: c.nodeId, nodeTitle: title } : {}),
+      ...(c?.steps ? { step: c.step, steps: c.steps } : {}),
+    };
+  }
+
+  /** Sum of the typical times of these nodes; undefined when a type has never computed here. */
+  private estimateMs(nodeIds: string[], graph: Graph, skip?: ReadonlySet<string>): number | undefined {
+    let total = 0;
+    for (const id of nodeIds) {
+      if (skip?.has(id)) continue;
+      const type = graph.nodes.find((n) => n.id === id)?.type;
+      const ms = type ? this.typeMs.get(type) : undefined;
+      if (ms === undefined) return undefined;
+      total += ms;
+    }
+    return total;
+  }
+
+  /** The running job's remaining time: the current node (by its steps when it reports them) and the nodes after it. */
+  private remainingMs(live: LiveJob, now: number): number | undefined {
+    const c = live.current;
+    const skip = new Set(live.done);
+    let current = 0;
+    if (c) {
+      skip.add(c.nodeId);
+      const spent = now - c.startedAt;
+      if (c.step && c.steps) current = (spent * (c.steps - c.step)) / c.step;
+      else {
+        const typical = this.typeMs.get(c.type);
+        if (typical === undefined) return undefined;
+        current = Math.max(0, typical - spent);
+      }
+    }
+    const rest = this.estimateMs(live.payload.nodes, live.payload.graph, skip);
+    return rest === undefined ? undefined : current + rest;
+  }
+
+  /** Progress moves every tab's queue view: re-send the queue state, at most every QUEUE_PROGRESS_MS. */
+  private queueMoved(force = false): void {
+    const now = performance.now();
+    if (!force && now - this.lastQueueSent < QUEUE_PROGRESS_MS) return;
+    this.lastQueueSent = now;
+    this.opts.broadcast({ name: 'queue', args: this.state() });
   }
 
   private summaryOf(id: string): JobSummary | undefined {
@@ -137,7 +232,7 @@ export class JobRunner {
   }
 
   private async run(jobId: string, payload: JobPayload, signal: AbortSignal): Promise<void> {
-    const { broadcast, graphs, log } = this.opts;
+    const { broadcast, log } = this.opts;
     const outbox = new OrderedOutbox<OutgoingEvent>(broadcast);
     const started = performance.now();
     const lastProgress = new Map<string, number>();
@@ -145,12 +240,18 @@ export class JobRunner {
     const warnings = new Map<string, string[]>();
     const maxSide = this.opts.previewMaxSide ?? 256;
 
+    const live: LiveJob = { id: jobId, payload, done: new Set() };
+    this.live = live;
     const onEvent = (e: ExecEvent): void => {
       switch (e.type) {
         case 'node:started':
+          live.current = { nodeId: e.nodeId, type: e.nodeType, startedAt: performance.now() };
           outbox.push({ name: 'node:started', args: { jobId, nodeId: e.nodeId, type: e.nodeType } });
+          this.queueMoved();
           break;
         case 'node:progress': {
+          if (live.current?.nodeId === e.nodeId) Object.assign(live.current, { step: e.step, steps: e.total });
+          this.queueMoved();
           const now = performance.now();
           const last = lastProgress.get(e.nodeId) ?? -Infinity;
           if (e.step < e.total && now - last < PROGRESS_INTERVAL_MS) break;
@@ -186,6 +287,12 @@ export class JobRunner {
           break;
         }
         case 'node:done':
+          live.done.add(e.nodeId);
+          if (live.current?.nodeId === e.nodeId) {
+            if (!e.cached) this.learn(live.current.type, e.ms);
+            live.current = undefined;
+          }
+          this.queueMoved();
           outbox.push({
             name: 'node:done',
             args: { jobId, nodeId: e.nodeId, cached: e.cached, ms: e.ms, ...(e.result ? { result: withWarnings(e.result, warnings.get(e.nodeId)) } : {}) },
@@ -195,6 +302,29 @@ export class JobRunner {
     };
 
     outbox.push({ name: 'job:started', args: { jobId, nodes: payload.nodes } });
+    try {
+      return await this.execute(jobId, payload, signal, outbox, onEvent, started, warnings);
+    } finally {
+      if (this.live === live) this.live = null;
+    }
+  }
+
+  /** A moving average: recent runs count most (a model warming up, another model loaded). */
+  private learn(type: string, ms: number): void {
+    const before = this.typeMs.get(type);
+    this.typeMs.set(type, before === undefined ? ms : 0.5 * before + 0.5 * ms);
+  }
+
+  private async execute(
+    jobId: string,
+    payload: JobPayload,
+    signal: AbortSignal,
+    outbox: OrderedOutbox<OutgoingEvent>,
+    onEvent: (e: ExecEvent) => void,
+    started: number,
+    warnings: Map<string, string[]>,
+  ): Promise<void> {
+    const { broadcast, graphs, log } = this.opts;
     try {
       const summary = await graphs.run(payload.graph, {
         jobId,

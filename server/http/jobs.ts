@@ -18,7 +18,8 @@ export function jobRoutes(runner: JobRunner, catalog: NodeCatalog): Router {
   const router = Router();
 
   router.post('/jobs', (req, res) => {
-    const body = jsonObject(req, '{ graph, outputs? }');
+    const body = jsonObject(req, '{ graph, outputs?, front? }');
+    if (body.front !== undefined && typeof body.front !== 'boolean') throw new ApiError(400, 'bad_request', '"front" must be true or false');
     const result = validateGraph(body.graph, catalog, { requireOutput: true });
     if (!result.ok || !result.graph) {
       const n = result.issues.length;
@@ -45,7 +46,7 @@ export function jobRoutes(runner: JobRunner, catalog: NodeCatalog): Router {
     }
     let job;
     try {
-      job = runner.submit(graph, outputs);
+      job = runner.submit(graph, outputs, { front: body.front === true });
     } catch (err) {
       if (err instanceof QueueFullError) {
         // The queue's message already says what to do ("try again when some have finished").

@@ -4,6 +4,7 @@ import { catalogJson, type NodeCatalog } from '../catalog.ts';
 import { validateGraph } from '../graph/validate.ts';
 import { jsonObject } from './body.ts';
 import { listModels } from '../../nodes/load-model.ts';
+import { cudaProviderStatus } from '../engine/onnx/runtime.ts';
 
 export interface SystemInfo {
   version: string;
@@ -16,7 +17,7 @@ export function systemRoutes(catalog: NodeCatalog, info: SystemInfo & { dataDir:
   const catalogBody = catalogJson(catalog);
 
   router.get('/health', (_req, res) => {
-    res.json({ ok: true, version: info.version, executionProvider: info.executionProvider });
+    res.json({ ok: true, version: info.version, executionProvider: info.executionProvider, ...providerChoice(info.executionProvider) });
   });
 
   /** Models Load Model can use; the demo is labelled as such (random weights, pictures mean nothing). */
@@ -37,4 +38,19 @@ export function systemRoutes(catalog: NodeCatalog, info: SystemInfo & { dataDir:
   });
 
   return router;
+}
+
+/**
+ * Where models will run, as far as the server can tell before it loads one: "auto" becomes CUDA when
+ * its provider library is installed (a model that then fails to start on it falls back to CPU, and
+ * Load Model says so), else CPU, with the reason.
+ */
+export function providerChoice(requested: string): { executionProviderUsed: string; executionProviderNote: string } {
+  if (requested === 'auto') {
+    const cuda = cudaProviderStatus();
+    return cuda.available
+      ? { executionProviderUsed: 'cuda', executionProviderNote: 'auto: CUDA provider installed, so CUDA (CPU if it fails to start)' }
+      : { executionProviderUsed: 'cpu', executionProviderNote: `auto: CUDA unavailable (${cuda.reason}); using CPU` };
+  }
+  return { executionProviderUsed: requested, executionProviderNote: `${requested}: chosen with --ep` };
 }

@@ -10,6 +10,28 @@ export interface JobSummary {
   position?: number;
   createdAt: number;
   title?: string;
+  /** When it started running (server clock, ms since epoch). */
+  startedAt?: number;
+  /** Running job: ms since it started when this summary was made (clock-independent for clients). */
+  elapsedMs?: number;
+  /** Running job: how far it is. */
+  progress?: JobProgress;
+  /**
+   * Estimated ms until the job is finished (a queued job: its wait plus its own run), from how long
+   * the same node types took before; absent while the server has nothing to go on.
+   */
+  etaMs?: number;
+}
+
+export interface JobProgress {
+  /** Nodes finished (computed or from the cache), of the nodes the job runs. */
+  nodesDone: number;
+  nodesTotal: number;
+  /** The node computing now, with its title as the graph shows it, and its step when it reports steps. */
+  nodeId?: string;
+  nodeTitle?: string;
+  step?: number;
+  steps?: number;
 }
 
 /** What an output node produced, for the UI. */
@@ -48,4 +70,6 @@ export interface SubmitJobRequest {
   graph: Graph;
   /** Optional: restrict execution to these output nodes and their ancestors. */
   outputs?: string[];
+  /** Put the job first in line (after the running one) instead of last. */
+  front?: boolean;
 }

@@ -51,11 +51,32 @@ export const GraphNodeSchema = z.object({
   position: z.object({ x: z.number(), y: z.number() }).default({ x: 0, y: 0 }),
   /** Optional user label shown instead of the type's title. */
   title: z.string().max(200).optional(),
+  /**
+   * How the node takes part in a run (absent: it runs). "bypass": it does not run and passes its
+   * input of the same type through to each output (as ComfyUI's bypass); "mute": it does not run,
+   * and neither does anything that needs its output.
+   */
+  mode: z.enum(['bypass', 'mute']).optional(),
 });
+
+const PointSchema = z.object({ x: z.number(), y: z.number() });
 
 export const GraphEdgeSchema = z.object({
   from: z.object({ node: z.string(), output: z.string() }),
   to: z.object({ node: z.string(), input: z.string() }),
+  /** Reroute points the editor draws the connection through, in canvas coordinates (layout only). */
+  points: z.array(PointSchema).max(50, 'a connection may have at most 50 reroute points').optional(),
+});
+
+/** A titled frame drawn behind nodes (layout only: it does not change what runs). */
+export const GraphGroupSchema = z.object({
+  id: z.string().min(1).max(64),
+  title: z.string().max(200),
+  x: z.number(),
+  y: z.number(),
+  width: z.number().positive().max(100_000),
+  height: z.number().positive().max(100_000),
+  color: z.string().regex(/^#[0-9a-fA-F]{6}$/, 'color must look like #rrggbb').optional(),
 });
 
 export const GraphMetaSchema = z
@@ -72,9 +93,13 @@ export const GraphSchema = z.object({
   version: z.literal(GRAPH_VERSION),
   nodes: z.array(GraphNodeSchema).max(500, 'a graph may have at most 500 nodes'),
   edges: z.array(GraphEdgeSchema).max(2000, 'a graph may have at most 2000 edges'),
+  /** Frames (groups) around nodes. */
+  groups: z.array(GraphGroupSchema).max(200, 'a graph may have at most 200 groups').optional(),
   meta: GraphMetaSchema,
 });
 
+export type NodeMode = NonNullable<z.infer<typeof GraphNodeSchema>['mode']>;
+export type GraphGroup = z.infer<typeof GraphGroupSchema>;
 export type GraphNode = z.infer<typeof GraphNodeSchema>;
 export type GraphEdge = z.infer<typeof GraphEdgeSchema>;
 export type Graph = z.infer<typeof GraphSchema>;
@@ -97,6 +122,7 @@ export type IssueCode =
   | 'param_out_of_range'
   | 'param_wrong_type'
   | 'no_outputs'
+  | 'bypass_unmatched'
   | 'custom';
 
 /** One problem found in a graph, tied to a node and field where there is one. */

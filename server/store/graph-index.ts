@@ -57,8 +57,8 @@ export class GraphIndex {
       }
       if (!stat.isFile()) continue;
       const old = known.get(name);
-      // Millisecond times: what every tool that copies a file (and utimes) keeps.
-      if (old && old.bytes === stat.size && Math.trunc(old.mtimeMs) === Math.trunc(stat.mtimeMs)) {
+      // To the millisecond: what tools that copy a file (and utimes, through a float of seconds) keep.
+      if (old && old.bytes === stat.size && Math.abs(old.mtimeMs - stat.mtimeMs) < 1) {
         next.set(name, old);
         continue;
       }

@@ -1,7 +1,7 @@
 /** Toolbar, problems panel, status bar and toasts: the chrome around the canvas. */
 import type { ValidationIssue } from '../../../server/protocol/graph.ts';
 import type { QueueState } from '../../../server/protocol/events.ts';
-import type { Health } from '../api.ts';
+import type { Health, ModelEntry } from '../api.ts';
 import { useObservable } from '../runtime.ts';
 import { jobView, type JobView } from './jobs.ts';
 
@@ -185,5 +185,14 @@ export function Toasts({ toasts, onDismiss }: { toasts: Toast[]; onDismiss: (id:
         </div>
       ))}
     </div>
+  );
+}
+
+/** Suggestions for Load Model's model field (an <input list="model-suggestions">). */
+export function ModelSuggestions({ models }: { models: ModelEntry[] }) {
+  return (
+    <datalist id="model-suggestions">
+      {models.length === 0 ? <option value="demo" /> : models.map((m) => <option key={m.model} value={m.model} label={m.demo ? `${m.label} (random weights)` : m.label} />)}
+    </datalist>
   );
 }

@@ -1,0 +1,213 @@
+/**
+ * The open document: the graph as the editor holds it, what it was opened from, whether it changed
+ * since (dirty), mirrored to localStorage on every change (autosave) and restored at the next visit.
+ * Opening, saving and starting anew live here too.
+ */
+import { useEffect, useMemo, useReducer } from 'react';
+import type { Graph } from '../../../../server/protocol/graph.ts';
+import { api, ApiError, type GraphListEntry } from '../../api.ts';
+import type { StudioEditor } from '../../editor/create-editor.tsx';
+import { GRAPH_FORMAT, GRAPH_VERSION, graphFingerprint, graphNameProblem, parseGraphJson } from '../../graph-io.ts';
+import { readAutosave, writeAutosave, type DocInfo } from '../autosave.ts';
+import type { SetDialog } from '../dialog-state.ts';
+import { useStableCallback } from './useLatest.ts';
+import type { Notify } from './useToasts.ts';
+
+/** Opened when this browser has no autosaved graph; an empty canvas when the server lacks it. */
+const FIRST_VISIT_TEMPLATE = 'epsilon-merge';
+
+export const EMPTY_GRAPH: Graph = { format: GRAPH_FORMAT, version: GRAPH_VERSION, nodes: [], edges: [], meta: {} };
+
+interface DocState {
+  doc: DocInfo;
+  /** The editor's graph after the latest change, with the document's meta. */
+  graph: Graph;
+  /** False until the first graph is in the editor: nothing is autosaved before. */
+  ready: boolean;
+}
+
+type DocAction =
+  /** A graph replaced the editor's content (open, new, import), or the document was saved. */
+  | { type: 'replaced'; doc: DocInfo; graph: Graph }
+  /** The user changed the graph; meta stays the document's. */
+  | { type: 'edited'; graph: Graph };
+
+function reducer(s: DocState, a: DocAction): DocState {
+  switch (a.type) {
+    case 'replaced':
+      return { doc: a.doc, graph: a.graph, ready: true };
+    case 'edited':
+      return { ...s, graph: { ...a.graph, meta: s.graph.meta } };
+  }
+}
+
+export interface DocumentOptions {
+  editor: StudioEditor | null;
+  notify: Notify;
+  setDialog: SetDialog;
+  /** Before another graph replaces the editor's content. */
+  onBeforeReplace(): void;
+  /** After a graph replaced the editor's content (at boot too). */
+  onReplaced(graph: Graph): void;
+}
+
+export function useDocument({ editor, notify, setDialog, onBeforeReplace, onReplaced }: DocumentOptions) {
+  const [state, dispatch] = useReducer(reducer, {
+    doc: { name: null, source: null, baseline: graphFingerprint(EMPTY_GRAPH) },
+    graph: EMPTY_GRAPH,
+    ready: false,
+  });
+  const { doc, graph, ready } = state;
+  const meta = graph.meta;
+  const dirty = useMemo(() => graphFingerprint(graph) !== doc.baseline, [graph, doc.baseline]);
+  const docLabel = doc.name ?? ((meta.title as string | undefined) || 'Untitled graph');
+
+  /** The graph as the editor holds it now, with the document's meta (what runs, saves and exports). */
+  const currentGraph = useStableCallback((): Graph => editor?.toGraph(meta) ?? EMPTY_GRAPH);
+  /** The editor changed: take its graph (the dirty flag and autosave follow). */
+  const edited = useStableCallback(() => {
+    if (editor) dispatch({ type: 'edited', graph: editor.toGraph() });
+  });
+
+  useEffect(() => {
+    if (ready) writeAutosave(graph, doc);
+  }, [ready, graph, doc]);
+
+  // Warn before closing the tab with unsaved changes (the autosave keeps them, but say so).
+  useEffect(() => {
+    if (!dirty) return;
+    const onBeforeUnload = (e: BeforeUnloadEvent) => {
+      e.preventDefault();
+      e.returnValue = '';
+    };
+    window.addEventListener('beforeunload', onBeforeUnload);
+    return () => window.removeEventListener('beforeunload', onBeforeUnload);
+  }, [dirty]);
+
+  useEffect(() => {
+    document.title = `${dirty ? '● ' : ''}${docLabel} — Dual Style Studio`;
+  }, [dirty, docLabel]);
+
+  /** Puts a graph in the editor; `doc` gets the baseline of the graph as loaded (defaults filled in). */
+  const replace = async (ed: StudioEditor, next: Graph, docOf: (baseline: string) => DocInfo): Promise<string[]> => {
+    const problems = await ed.load(next);
+    const loaded = ed.toGraph(next.meta ?? {});
+    dispatch({ type: 'replaced', doc: docOf(graphFingerprint(loaded)), graph: loaded });
+    onReplaced(loaded);
+    return problems;
+  };
+
+  // Boot: the autosaved graph of this browser, else the first-visit template, else an empty canvas.
+  useEffect(() => {
+    if (!editor) return;
+    let cancelled = false;
+    void (async () => {
+      const saved = readAutosave();
+      if (saved) {
+        const problems = await replace(editor, saved.graph, () => saved.doc);
+        for (const p of problems) notify('error', p);
+        if (graphFingerprint(editor.toGraph()) !== saved.doc.baseline) notify('info', 'Restored your unsaved work from this browser.');
+        return;
+      }
+      // First visit: a working pipeline that runs as is teaches more than an empty canvas.
+      const welcome = await api.getGraph(FIRST_VISIT_TEMPLATE).then((r) => parseGraphJson(r.graph), () => null);
+      if (cancelled) return;
+      if (welcome?.ok) {
+        const problems = await replace(editor, welcome.graph, (baseline) => ({ name: FIRST_VISIT_TEMPLATE, source: 'template', baseline }));
+        for (const p of problems) notify('error', p);
+      } else {
+        await editor.zoomToFit();
+        const empty = editor.toGraph();
+        dispatch({ type: 'replaced', doc: { name: null, source: null, baseline: graphFingerprint(empty) }, graph: empty });
+        onReplaced(empty);
+      }
+    })();
+    return () => {
+      cancelled = true;
+    };
+    // Once per editor: later graphs come through loadGraph.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [editor]);
+
+  const loadGraph = useStableCallback(async (next: Graph, name: string | null, source: DocInfo['source']) => {
+    if (!editor) return;
+    onBeforeReplace();
+    const problems = await replace(editor, next, (baseline) => ({ name, source, baseline }));
+    for (const p of problems) notify('error', p);
+  });
+
+  /** Runs `action` at once on a clean document, else after the user agrees to discard the changes. */
+  const guardDirty = useStableCallback((what: string, action: () => void) => {
+    if (!dirty) {
+      action();
+      return;
+    }
+    setDialog({
+      kind: 'confirm',
+      title: 'Discard unsaved changes?',
+      message: `“${docLabel}” has changes that are not saved. ${what} replaces them. Save first if you want to keep them.`,
+      confirmLabel: 'Discard changes',
+      onConfirm: () => {
+        setDialog(null);
+        action();
+      },
+    });
+  });
+
+  const newGraph = useStableCallback(() => guardDirty('A new graph', () => void loadGraph(EMPTY_GRAPH, null, null)));
+
+  const openEntry = useStableCallback(async (entry: GraphListEntry) => {
+    setDialog(null);
+    try {
+      const { graph: raw } = await api.getGraph(entry.name);
+      const parsed = parseGraphJson(raw);
+      if (!parsed.ok) {
+        notify('error', `Cannot open “${entry.name}”: ${parsed.message}`);
+        return;
+      }
+      guardDirty(`Opening “${entry.name}”`, () => void loadGraph(parsed.graph, entry.name, entry.source));
+    } catch (err) {
+      notify('error', `Cannot open “${entry.name}”: ${(err as Error).message}`);
+    }
+  });
+
+  const saveAs = useStableCallback(async (name: string): Promise<boolean> => {
+    const problem = graphNameProblem(name);
+    if (problem) {
+      setDialog({ kind: 'saveAs', initial: name, error: problem });
+      return false;
+    }
+    try {
+      const list = await api.listGraphs().catch(() => [] as GraphListEntry[]);
+      if (list.some((e) => e.name === name && e.source === 'template')) {
+        setDialog({ kind: 'saveAs', initial: name, error: `“${name}” is a shipped template, and templates are read-only. Choose another name.` });
+        return false;
+      }
+      if (name !== doc.name && list.some((e) => e.name === name && e.source === 'user') && !window.confirm(`A saved graph named “${name}” exists. Replace it?`)) {
+        return false;
+      }
+      const saved = editor?.toGraph({ ...meta, title: (meta.title as string | undefined) ?? name }) ?? EMPTY_GRAPH;
+      await api.saveGraph(name, saved);
+      dispatch({ type: 'replaced', doc: { name, source: 'user', baseline: graphFingerprint(saved) }, graph: saved });
+      setDialog(null);
+      notify('success', `Saved “${name}”.`);
+      return true;
+    } catch (err) {
+      const message =
+        err instanceof ApiError && err.status === 409
+          ? `“${name}” is a template, and templates are read-only. Choose another name.`
+          : `Could not save: ${(err as Error).message}`;
+      setDialog({ kind: 'saveAs', initial: name, error: message });
+      return false;
+    }
+  });
+
+  const save = useStableCallback(() => {
+    if (doc.name && doc.source === 'user') void saveAs(doc.name);
+    else setDialog({ kind: 'saveAs', initial: doc.source === 'template' && doc.name ? `my-${doc.name}` : '' });
+  });
+
+  return { doc, meta, dirty, ready, docLabel, nodeCount: graph.nodes.length, currentGraph, edited, loadGraph, guardDirty, newGraph, openEntry, saveAs, save };
+}
+
+export type StudioDocument = ReturnType<typeof useDocument>;

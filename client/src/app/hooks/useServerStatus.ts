@@ -1,0 +1,34 @@
+/** The server as the status bar shows it: health (polled, so a server that went away is noticed), live updates, queue. */
+import { useEffect, useState } from 'react';
+import { api } from '../../api.ts';
+import { healthState, modelsState } from '../../editor/bridge.ts';
+import { useObservable } from '../../runtime.ts';
+import { queueView, socketConnected } from '../jobs.ts';
+
+const HEALTH_POLL_MS = 10_000;
+
+export function useServerStatus() {
+  const [healthError, setHealthError] = useState<string | null>(null);
+  useEffect(() => {
+    const poll = () =>
+      api.health().then(
+        (h) => {
+          healthState.set(h);
+          setHealthError(null);
+        },
+        (err: Error) => setHealthError(err.message),
+      );
+    const t = setInterval(poll, HEALTH_POLL_MS);
+    void api.queue().then((q) => queueView.set(q), () => undefined);
+    // Suggestions for Load Model; an older server without /api/models just offers "demo".
+    void api.models().then((m) => modelsState.set(m), () => undefined);
+    return () => clearInterval(t);
+  }, []);
+  return {
+    health: useObservable(healthState),
+    healthError,
+    connected: useObservable(socketConnected),
+    queue: useObservable(queueView),
+    models: useObservable(modelsState),
+  };
+}

@@ -1,0 +1,98 @@
+/**
+ * Live validation: the server checks the graph shortly after each edit; its issues go to the nodes
+ * (through the runtime store) and to the Problems panel. An answer about an older graph is dropped.
+ */
+import { useCallback, useEffect, useReducer, useRef } from 'react';
+import type { Graph, ValidationIssue } from '../../../../server/protocol/graph.ts';
+import { api, ApiError } from '../../api.ts';
+import type { StudioEditor } from '../../editor/create-editor.tsx';
+import { nodeRuntime } from '../../runtime.ts';
+import { useStableCallback } from './useLatest.ts';
+
+const VALIDATE_DEBOUNCE_MS = 300;
+
+export interface ValidationState {
+  issues: ValidationIssue[];
+  validating: boolean;
+  error: string | null;
+}
+
+type Action = { type: 'checking' } | { type: 'issues'; issues: ValidationIssue[] } | { type: 'failed'; error: string } | { type: 'settled' };
+
+function reducer(s: ValidationState, a: Action): ValidationState {
+  switch (a.type) {
+    case 'checking':
+      return s.validating ? s : { ...s, validating: true };
+    case 'issues':
+      return { issues: a.issues, validating: false, error: null };
+    case 'failed':
+      return { ...s, validating: false, error: a.error };
+    case 'settled':
+      return s.validating ? { ...s, validating: false } : s;
+  }
+}
+
+export interface Validation extends ValidationState {
+  /** Checks now (the current graph unless one is given). */
+  validateNow(graph?: Graph): Promise<void>;
+  /** Checks after a short pause; a further edit restarts the pause. */
+  schedule(): void;
+  /**
+   * Drops any pending or in-flight check (its answer would be about an older graph) and returns a
+   * token for `report`: the caller is asking the server itself (a job submission checks the graph).
+   */
+  claim(): number;
+  /** The caller's answer for its token: issues (or none) to show, or undefined when it had none. */
+  report(token: number, issues: ValidationIssue[] | undefined): void;
+}
+
+export function useValidation(editor: StudioEditor | null, currentGraph: () => Graph): Validation {
+  const [state, dispatch] = useReducer(reducer, { issues: [], validating: false, error: null });
+  // Not state: which check is the newest, and the pending debounce.
+  const seq = useRef(0);
+  const timer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
+  useEffect(() => () => clearTimeout(timer.current), []);
+
+  const applyIssues = useStableCallback((list: ValidationIssue[]) => {
+    const byNode = new Map<string, ValidationIssue[]>();
+    for (const i of list) {
+      if (!i.nodeId) continue;
+      if (!byNode.has(i.nodeId)) byNode.set(i.nodeId, []);
+      byNode.get(i.nodeId)!.push(i);
+    }
+    nodeRuntime.setIssues(byNode, editor?.snapshot().nodes.map((n) => n.id) ?? []);
+    dispatch({ type: 'issues', issues: list });
+  });
+
+  const claim = useCallback(() => {
+    clearTimeout(timer.current);
+    return ++seq.current;
+  }, []);
+
+  const validateNow = useStableCallback(async (graph?: Graph) => {
+    const token = claim();
+    dispatch({ type: 'checking' });
+    try {
+      const res = await api.validate(graph ?? currentGraph());
+      if (token === seq.current) applyIssues(res.issues ?? []);
+    } catch (err) {
+      if (token !== seq.current) return;
+      if (err instanceof ApiError && err.issues.length) applyIssues(err.issues);
+      else dispatch({ type: 'failed', error: (err as Error).message });
+    }
+  });
+
+  const schedule = useCallback(() => {
+    claim();
+    dispatch({ type: 'checking' });
+    timer.current = setTimeout(() => void validateNow(), VALIDATE_DEBOUNCE_MS);
+  }, [claim, validateNow]);
+
+  const report = useStableCallback((token: number, issues: ValidationIssue[] | undefined) => {
+    if (token !== seq.current) return;
+    if (issues) applyIssues(issues);
+    else dispatch({ type: 'settled' });
+  });
+
+  return { ...state, validateNow, schedule, claim, report };
+}
