@@ -43,8 +43,10 @@ export type PreviewSource =
 export interface Services {
   /** Execution provider requested on the command line. */
   executionProvider: ExecutionProviderRequest;
-  /** Folder for user data; relative model paths are looked up under its models/. */
+  /** Folder for user data (uploads, results). */
   dataDir: string;
+  /** The only folders Load Model may read models from (<data>/models, the project's models/, --models-root). */
+  modelRoots: readonly string[];
   /** The bytes of an uploaded file by its name; null when there is no such upload. */
   readUpload(name: string): Promise<Buffer | null>;
 }

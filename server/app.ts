@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import express from 'express';
@@ -47,6 +48,8 @@ export interface StudioOptions {
   allowHosts?: string[];
   /** Node definitions to serve; default: the project's catalog (nodes/index.ts). */
   catalog?: AnyNodeDefinition[];
+  /** Folders Load Model may read besides <data>/models and the project's models/ (`--models-root`). */
+  modelRoots?: string[];
   /** Shipped templates (read-only); default <project>/graphs. */
   graphsDir?: string;
   /** Built client; default <project>/dist/client. */
@@ -137,7 +140,7 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
   }
 
   const catalog = createCatalog(opts.catalog ?? nodeDefinitions);
-  const graphRunner = new GraphRunner({ catalog, dataDir, executionProvider, logger: log });
+  const graphRunner = new GraphRunner({ catalog, dataDir, executionProvider, logger: log, modelRoots: opts.modelRoots });
   const graphs = new GraphStore(opts.graphsDir ?? path.join(PROJECT_ROOT, 'graphs'), userGraphsDir(dataDir), {
     maxGraphs: opts.limits?.graphCount ?? DEFAULT_GRAPH_QUOTA.maxGraphs,
     maxTotalBytes: opts.limits?.graphBytes ?? DEFAULT_GRAPH_QUOTA.maxTotalBytes,
@@ -164,6 +167,12 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
     log,
     maxPending: opts.limits?.maxPending,
     previewIntervalMs: opts.previewIntervalMs,
+    shownPaths: [
+      [dataDir, '<data>'],
+      [PROJECT_ROOT.replace(/[\\/]$/, ''), '<studio>'],
+      ...(opts.modelRoots ?? []).map((root) => [path.resolve(root), `<models-root ${path.basename(root)}>`] as const),
+      [os.homedir(), '~'],
+    ],
   });
   const unsubscribe = runner.queue.on('change', () => io.emit('queue', runner!.state()));
 
@@ -172,7 +181,7 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
   if (token) app.use('/api', requireToken(token));
   app.use('/api', refuseSimpleRequests);
   app.use('/api', express.json({ limit: limits.jsonBodyBytes }));
-  app.use('/api', systemRoutes(catalog, { version: packageVersion(), executionProvider, dataDir }));
+  app.use('/api', systemRoutes(catalog, { version: packageVersion(), executionProvider, modelRoots: graphRunner.services.modelRoots }));
   app.use('/api', jobRoutes(runner, catalog));
   app.use('/api', graphRoutes(graphs, catalog));
   app.use('/api', uploadRoutes(dataDir, limits));

@@ -1,21 +1,30 @@
 /**
  * Command line entry: `tsx server/main.ts [--port 8188] [--host 127.0.0.1] [--token T]
- * [--ep auto|cuda|webgpu|cpu] [--data ./data]`. Environment: PORT, HOST, DUALSTYLE_TOKEN,
- * DUALSTYLE_EP, DUALSTYLE_DATA. Flags win over the environment.
+ * [--ep auto|cuda|webgpu|cpu] [--data ./data] [--allow-host NAME]... [--models-root DIR]...
+ * [--max-job-memory 8G]`. Environment: PORT, HOST, DUALSTYLE_TOKEN, DUALSTYLE_EP, DUALSTYLE_DATA,
+ * DUALSTYLE_MAX_JOB_MEMORY. Flags win over the environment.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createStudio, type Studio } from './app.ts';
 import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from './engine/onnx/runtime.ts';
+import { parseBytes } from './util/bytes.ts';
 
 const USAGE = `usage: npm start -- [--port 8188] [--host 127.0.0.1] [--token T] [--ep auto|cuda|webgpu|cpu] [--data ./data]
+                    [--allow-host NAME]... [--models-root DIR]... [--max-job-memory SIZE]
 
-  --port   port to listen on (env PORT; default 8188; 0 = any free port)
-  --host   address to listen on (env HOST; default 127.0.0.1; anything else needs --token)
-  --token  access token required by the API and the socket (env DUALSTYLE_TOKEN)
-  --ep     execution provider for inference (env DUALSTYLE_EP; default auto: CUDA if available, else CPU)
-  --data   data folder for saved graphs, uploads and results (env DUALSTYLE_DATA; default ./data)`;
+  --port            port to listen on (env PORT; default 8188; 0 = any free port)
+  --host            address to listen on (env HOST; default 127.0.0.1; anything else needs --token)
+  --token           access token required by the API and the socket (env DUALSTYLE_TOKEN)
+  --ep              execution provider for inference (env DUALSTYLE_EP; default auto: CUDA if available, else CPU)
+  --data            data folder for saved graphs, uploads and results (env DUALSTYLE_DATA; default ./data)
+  --allow-host      another name the studio answers to (requests and pages naming other hosts are refused;
+                    loopback names and the --host address always work); repeat for several
+  --models-root     another folder Load Model may read models from (besides <data>/models and the studio's
+                    models/); repeat for several
+  --max-job-memory  refuse jobs estimated to need more memory than this, e.g. 8G or 12000M
+                    (env DUALSTYLE_MAX_JOB_MEMORY; default: 3/4 of this machine's memory)`;
 
 class UsageError extends Error {}
 
@@ -25,6 +34,10 @@ export interface CliOptions {
   token?: string;
   ep: ExecutionProviderRequest;
   dataDir: string;
+  allowHosts: string[];
+  modelRoots: string[];
+  /** Bytes; absent: the studio's default from the machine. */
+  maxJobMemory?: number;
 }
 
 export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): CliOptions | 'help' {
@@ -38,6 +51,9 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
         token: { type: 'string' },
         ep: { type: 'string' },
         data: { type: 'string' },
+        'allow-host': { type: 'string', multiple: true },
+        'models-root': { type: 'string', multiple: true },
+        'max-job-memory': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       allowPositionals: false,
@@ -57,12 +73,24 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
   if (!EXECUTION_PROVIDERS.includes(ep)) throw new UsageError(`--ep must be one of ${EXECUTION_PROVIDERS.join(', ')}, got ${JSON.stringify(ep)}`);
   const host = values.host || env.HOST || '127.0.0.1';
   const token = values.token || env.DUALSTYLE_TOKEN || undefined;
+  const memoryText = values['max-job-memory'] ?? (env.DUALSTYLE_MAX_JOB_MEMORY || undefined);
+  const maxJobMemory = memoryText === undefined ? undefined : parseBytes(memoryText);
+  if (maxJobMemory === null) {
+    throw new UsageError(`--max-job-memory must be a size such as 8G, 512M or 12GiB, got ${JSON.stringify(memoryText)}`);
+  }
+  const allowHosts = values['allow-host'] ?? [];
+  for (const name of allowHosts) {
+    if (!/^[A-Za-z0-9.:[\]-]+$/.test(name)) throw new UsageError(`--allow-host takes a host name or address, got ${JSON.stringify(name)}`);
+  }
   return {
     port,
     host,
     ...(token ? { token } : {}),
     ep,
     dataDir: path.resolve(values.data || env.DUALSTYLE_DATA || 'data'),
+    allowHosts,
+    modelRoots: (values['models-root'] ?? []).map((dir) => path.resolve(dir)),
+    ...(maxJobMemory !== undefined ? { maxJobMemory } : {}),
   };
 }
 
@@ -80,7 +108,16 @@ export async function main(argv: string[]): Promise<number> {
   }
   let studio: Studio;
   try {
-    studio = await createStudio({ dataDir: cli.dataDir, host: cli.host, port: cli.port, token: cli.token, executionProvider: cli.ep });
+    studio = await createStudio({
+      dataDir: cli.dataDir,
+      host: cli.host,
+      port: cli.port,
+      token: cli.token,
+      executionProvider: cli.ep,
+      allowHosts: cli.allowHosts,
+      modelRoots: cli.modelRoots,
+      ...(cli.maxJobMemory !== undefined ? { maxJobMemory: cli.maxJobMemory } : {}),
+    });
   } catch (err) {
     console.error(`error: ${(err as Error).message}`);
     return 1;

@@ -4,7 +4,9 @@
  * uploads and results as the nodes' services. The job runner, the bench, the CLIs and the tests all
  * run graphs through this, so they run them the same way.
  */
+import path from 'node:path';
 import type { ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
+import { defaultModelRoots } from '../../nodes/lib/model-roots.ts';
 import type { Logger, Services } from '../../nodes/types.ts';
 import type { NodeCatalog } from '../catalog.ts';
 import { formatIssue, validateGraph } from '../graph/validate.ts';
@@ -33,6 +35,8 @@ export interface GraphRunnerOptions {
   logger?: Logger;
   /** Where result files go (default: <dataDir>/results). */
   saveResult?: ResultSink;
+  /** Folders Load Model may read besides <dataDir>/models and the project's models/ (`--models-root`). */
+  modelRoots?: readonly string[];
 }
 
 export interface RunOptions {
@@ -55,7 +59,12 @@ export class GraphRunner {
   constructor(opts: GraphRunnerOptions) {
     const { dataDir } = opts;
     this.catalog = opts.catalog;
-    this.services = { dataDir, executionProvider: opts.executionProvider, readUpload: (name) => readUpload(dataDir, name) };
+    this.services = {
+      dataDir,
+      executionProvider: opts.executionProvider,
+      modelRoots: [...defaultModelRoots(dataDir), ...(opts.modelRoots ?? []).map((r) => path.resolve(r))],
+      readUpload: (name) => readUpload(dataDir, name),
+    };
     this.cache = opts.cache ?? new OutputCache();
     this.saveResult = opts.saveResult ?? resultSink(dataDir);
     this.logger = opts.logger;

@@ -54,6 +54,11 @@ export interface JobRunnerOptions {
   previewMaxSide?: number;
   /** How many finished jobs GET /api/jobs/:id remembers. */
   keepFinished?: number;
+  /**
+   * Server folders and how clients see them (e.g. the data folder as "<data>"): failure and warning
+   * messages carry no absolute server paths, whatever a library put in them.
+   */
+  shownPaths?: readonly (readonly [folder: string, shown: string])[];
 }
 
 const PROGRESS_INTERVAL_MS = 50;
@@ -214,6 +219,13 @@ export class JobRunner {
     return this.finished.get(id)?.job;
   }
 
+  /** A message as clients may see it: each server folder replaced by its shown name, longest first. */
+  private shown(message: string): string {
+    const folders = [...(this.opts.shownPaths ?? [])].sort((a, b) => b[0].length - a[0].length);
+    for (const [folder, shown] of folders) if (folder.length > 1) message = message.split(folder).join(shown);
+    return message;
+  }
+
   private remember(id: string, detail: JobDetail): void {
     this.finished.set(id, detail);
     const keep = this.opts.keepFinished ?? 200;
@@ -281,9 +293,10 @@ export class JobRunner {
         }
         case 'node:warning': {
           const list = warnings.get(e.nodeId) ?? [];
-          list.push(e.message);
+          const message = this.shown(e.message);
+          list.push(message);
           warnings.set(e.nodeId, list);
-          outbox.push({ name: 'node:warning', args: { jobId, nodeId: e.nodeId, message: e.message } });
+          outbox.push({ name: 'node:warning', args: { jobId, nodeId: e.nodeId, message } });
           break;
         }
         case 'node:done':
@@ -337,7 +350,7 @@ export class JobRunner {
       const results = byNodeId<NodeResult>();
       // The summary's warnings include those replayed from the cache.
       for (const [nodeId, result] of Object.entries(summary.results)) {
-        results[nodeId] = withWarnings(result, summary.warnings[nodeId] ?? warnings.get(nodeId));
+        results[nodeId] = withWarnings(result, summary.warnings[nodeId]?.map((m) => this.shown(m)) ?? warnings.get(nodeId));
       }
       const ms = Math.round(performance.now() - started);
       this.finish(jobId, 'done', { results, computed: summary.computed, cached: summary.cached, ms });
@@ -350,10 +363,11 @@ export class JobRunner {
         this.finish(jobId, 'cancelled', { ms, ...(nodeId ? { error: { nodeId, message: 'cancelled' } } : {}) });
         broadcast({ name: 'job:cancelled', args: { jobId, ...(nodeId ? { nodeId } : {}) } });
       } else if (err instanceof NodeFailedError) {
-        this.finish(jobId, 'failed', { ms, error: { nodeId: err.nodeId, message: err.message } });
-        broadcast({ name: 'job:failed', args: { jobId, nodeId: err.nodeId, message: err.message } });
+        const message = this.shown(err.message);
+        this.finish(jobId, 'failed', { ms, error: { nodeId: err.nodeId, message } });
+        broadcast({ name: 'job:failed', args: { jobId, nodeId: err.nodeId, message } });
       } else {
-        const message = err instanceof Error ? err.message : String(err);
+        const message = this.shown(err instanceof Error ? err.message : String(err));
         log.error(`job ${jobId} failed outside any node`, err);
         this.finish(jobId, 'failed', { ms, error: { message } });
         broadcast({ name: 'job:failed', args: { jobId, message } });

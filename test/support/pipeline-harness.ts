@@ -34,7 +34,8 @@ export class Runner extends GraphRunner {
 
   static async create(): Promise<Runner> {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'dualstyle-pipe-'));
-    return new Runner({ catalog, dataDir, executionProvider: 'cpu' });
+    // The reference fixture lives outside the studio's models folders: allow its folder, as --models-root would.
+    return new Runner({ catalog, dataDir, executionProvider: 'cpu', modelRoots: [path.dirname(tinySd)] });
   }
 
   override async run(graph: unknown, opts: { signal?: AbortSignal; previewIntervalMs?: number; onEvent?: (e: ExecEvent) => void } = {}): Promise<ExecuteSummary> {
