@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { createHash } from 'node:crypto';
 import { defineNode, UserError } from './types.ts';
-import { loadImageFile, sampleImage, fittedSize, MAX_IMAGE_SIDE } from './lib/image.ts';
+import { fittedFileSize, loadImageFile, sampleImage, fittedSize, MAX_IMAGE_SIDE } from './lib/image.ts';
 import { isSafeName, MAX_FILE_NAME_LENGTH } from '../server/util/names.ts';
 
 /** The built-in picture, so templates run without an upload. */
@@ -9,6 +9,8 @@ export const SAMPLE_IMAGE = 'builtin:sample';
 
 /** The sample picture is drawn at any size; this is its nominal 4:3 size before fitting. */
 const SAMPLE_SIZE = { width: 1024, height: 768 };
+
+const missingUpload = (name: string) => `image "${name}" is not in the uploads folder; upload it again`;
 
 /** SD1.x UNets halve the latent three times: image sides must be multiples of 64. */
 const SIDE_MULTIPLE = 64;
@@ -45,13 +47,19 @@ export const loadImage = defineNode({
     // A missing or unreadable upload: run() reports the problem.
     return bytes ? createHash('sha256').update(bytes).digest('hex') : 'missing';
   },
+  async plan({ params, services }) {
+    if (params.image === SAMPLE_IMAGE) return { outputs: { image: fittedSize(SAMPLE_SIZE.width, SAMPLE_SIZE.height, params.max_side, SIDE_MULTIPLE) } };
+    const file = await services.readUpload(params.image);
+    if (!file) throw new UserError(missingUpload(params.image), 'image');
+    return { outputs: { image: await fittedFileSize(file, { fit: params.fit, maxSide: params.max_side, multiple: SIDE_MULTIPLE }) } };
+  },
   async run({ params, ctx }) {
     if (params.image === SAMPLE_IMAGE) {
       const size = fittedSize(SAMPLE_SIZE.width, SAMPLE_SIZE.height, params.max_side, SIDE_MULTIPLE);
       return { outputs: { image: sampleImage(size.width, size.height) } };
     }
     const file = await ctx.services.readUpload(params.image);
-    if (!file) throw new UserError(`image "${params.image}" is not in the uploads folder; upload it again`, 'image');
+    if (!file) throw new UserError(missingUpload(params.image), 'image');
     const { image, original } = await loadImageFile(file, { fit: params.fit, maxSide: params.max_side, multiple: SIDE_MULTIPLE });
     if (image.width !== original.width || image.height !== original.height) {
       ctx.warn(`image ${original.width}×${original.height} was ${params.fit === 'crop' ? 'scaled and cropped' : 'resized'} to ${image.width}×${image.height}`);

@@ -2,7 +2,9 @@ import path from 'node:path';
 import { z } from 'zod';
 import { defineNode, UserError, type Services } from './types.ts';
 import { listModelFolders, resolveModelDir, withShownPath } from './lib/model-roots.ts';
-import { ModelFolderError, fingerprintFolder, checkModelFolder } from '../server/engine/onnx/model-folder.ts';
+import { ModelFolderError, fingerprintFolder, checkModelFolder, readModelConfig } from '../server/engine/onnx/model-folder.ts';
+import { modelMemoryProfile } from '../server/engine/onnx/memory.ts';
+import { DEMO_ACTIVATIONS } from '../server/models/demo/memory.ts';
 import type { SdPipeline } from '../server/engine/onnx/pipeline.ts';
 import { pipelines, type PipelineHandle } from '../server/engine/onnx/registry.ts';
 import { ensureDemoModel, DEMO_MODEL_VERSION } from '../server/models/demo/index.ts';
@@ -59,6 +61,18 @@ export const loadModel = defineNode({
     } catch {
       return 'unreadable'; // run() reports the problem
     }
+  },
+  async plan({ params, services }) {
+    const dir = await modelDir(params.model, services);
+    const demo = params.model === DEMO_MODEL;
+    // A folder whose configs cannot be read is reported by run(); SD's downsampling is assumed here.
+    const vaeDownsample = await readModelConfig(dir).then((c) => c.vaeDownsample, () => 8);
+    const model = await modelMemoryProfile(dir, {
+      label: demo ? 'the demo model' : params.model,
+      vaeDownsample,
+      ...(demo ? { activations: DEMO_ACTIVATIONS } : {}),
+    });
+    return { outputs: { model: { model } } };
   },
   async run({ params, ctx }) {
     const dir = await modelDir(params.model, ctx.services);

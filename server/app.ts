@@ -50,6 +50,8 @@ export interface StudioOptions {
   catalog?: AnyNodeDefinition[];
   /** Folders Load Model may read besides <data>/models and the project's models/ (`--models-root`). */
   modelRoots?: string[];
+  /** Most memory one job may need, by the estimate, in bytes (`--max-job-memory`; default 3/4 of the machine's). */
+  maxJobMemory?: number;
   /** Shipped templates (read-only); default <project>/graphs. */
   graphsDir?: string;
   /** Built client; default <project>/dist/client. */
@@ -140,7 +142,14 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
   }
 
   const catalog = createCatalog(opts.catalog ?? nodeDefinitions);
-  const graphRunner = new GraphRunner({ catalog, dataDir, executionProvider, logger: log, modelRoots: opts.modelRoots });
+  const graphRunner = new GraphRunner({
+    catalog,
+    dataDir,
+    executionProvider,
+    logger: log,
+    modelRoots: opts.modelRoots,
+    ...(opts.maxJobMemory !== undefined ? { maxJobMemoryBytes: opts.maxJobMemory } : {}),
+  });
   const graphs = new GraphStore(opts.graphsDir ?? path.join(PROJECT_ROOT, 'graphs'), userGraphsDir(dataDir), {
     maxGraphs: opts.limits?.graphCount ?? DEFAULT_GRAPH_QUOTA.maxGraphs,
     maxTotalBytes: opts.limits?.graphBytes ?? DEFAULT_GRAPH_QUOTA.maxTotalBytes,

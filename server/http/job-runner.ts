@@ -98,6 +98,11 @@ export class JobRunner {
     return summary;
   }
 
+  /** The checks a job passes before it runs (GraphRunner.preflight), for the submit route. */
+  preflight(graph: Graph, outputs?: string[]): Promise<unknown> {
+    return this.opts.graphs.preflight(graph, outputs);
+  }
+
   /** 'cancelled' when a queued or running job was told to stop; 'finished' when it was already over. */
   cancel(id: string): 'cancelled' | 'finished' | 'not_found' {
     const before = this.summaryOf(id);

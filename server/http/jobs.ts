@@ -1,7 +1,11 @@
 /** Jobs: submit (validated before queueing), inspect, cancel; and the queue. */
 import { Router, type Request, type RequestHandler } from 'express';
 import type { NodeCatalog } from '../catalog.ts';
+import { NodeFailedError } from '../executor/executor.ts';
+import { JobMemoryError } from '../executor/memory-plan.ts';
 import { QueueFullError } from '../executor/queue.ts';
+import { UserError } from '../../nodes/types.ts';
+import type { Graph, ValidationIssue } from '../protocol/graph.ts';
 import { formatIssue, validateGraph } from '../graph/validate.ts';
 import { jsonObject, param } from './body.ts';
 import { ApiError } from './errors.ts';
@@ -14,10 +18,26 @@ function jobOf(runner: JobRunner, req: Request) {
   return detail;
 }
 
+/**
+ * What can be known before a job runs is checked before it is queued: a missing upload or a refused
+ * model path (400, on its node), and the memory estimate against the budget (422). The runner checks
+ * again when the job starts, since the files may change meanwhile.
+ */
+async function checkBeforeQueueing(runner: JobRunner, graph: Graph, outputs: string[] | undefined): Promise<void> {
+  try {
+    await runner.preflight(graph, outputs);
+  } catch (err) {
+    if (!(err instanceof NodeFailedError) || !(err.cause instanceof UserError)) throw err;
+    const overBudget = err.cause instanceof JobMemoryError;
+    const issue: ValidationIssue = { code: overBudget ? 'memory_budget' : 'custom', nodeId: err.nodeId, message: err.detail };
+    throw new ApiError(overBudget ? 422 : 400, overBudget ? 'memory_budget' : 'invalid_graph', err.message, [issue]);
+  }
+}
+
 export function jobRoutes(runner: JobRunner, catalog: NodeCatalog): Router {
   const router = Router();
 
-  router.post('/jobs', (req, res) => {
+  router.post('/jobs', async (req, res) => {
     const body = jsonObject(req, '{ graph, outputs?, front? }');
     if (body.front !== undefined && typeof body.front !== 'boolean') throw new ApiError(400, 'bad_request', '"front" must be true or false');
     const result = validateGraph(body.graph, catalog, { requireOutput: true });
@@ -44,6 +64,7 @@ export function jobRoutes(runner: JobRunner, catalog: NodeCatalog): Router {
       }
       outputs = body.outputs as string[];
     }
+    await checkBeforeQueueing(runner, graph, outputs);
     let job;
     try {
       job = runner.submit(graph, outputs, { front: body.front === true });

@@ -123,6 +123,8 @@ export type IssueCode =
   | 'param_wrong_type'
   | 'no_outputs'
   | 'bypass_unmatched'
+  /** The job would need more memory than the server allows one job (found when it is submitted). */
+  | 'memory_budget'
   | 'custom';
 
 /** One problem found in a graph, tied to a node and field where there is one. */
