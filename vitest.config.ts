@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 // Timed tests (the bench times runs, and a preview encode on an otherwise idle machine) run after
 // everything else, alone: beside the browser test on a 2-core box they would time the neighbour.
-const timed = ['test/bench.test.ts'];
+const timed = ['test/bench.test.ts', 'test/responsiveness.test.ts'];
 
 export default defineConfig({
   test: {
