@@ -5,6 +5,7 @@
  */
 import type { z } from 'zod';
 import type { SocketType } from '../server/protocol/graph.ts';
+import type { ResultTable } from '../server/protocol/events.ts';
 import type { ExecutionProviderRequest } from '../server/engine/onnx/runtime.ts';
 import type { SocketValues } from './values.ts';
 import type { InferenceWork, ModelMemoryProfile } from '../server/engine/onnx/memory.ts';
@@ -108,6 +109,8 @@ type Outputs<O extends Record<string, OutputSpec>> = { [K in keyof O]: SocketVal
 export interface NodeRunResult {
   images?: ResultImage[];
   text?: string;
+  /** A small table shown on the node (the client renders `text` where it cannot show tables). */
+  table?: ResultTable;
 }
 
 export interface NodeDefinition<

@@ -5,6 +5,8 @@
 import type { SocketType } from '../server/protocol/graph.ts';
 import type { CycleCode } from '../server/engine/diffusion/cycle.ts';
 import type { PipelineHandle } from '../server/engine/onnx/registry.ts';
+import type { ClipHandle } from '../server/engine/onnx/clip-model.ts';
+import type { MetricValues } from '../server/engine/metrics/names.ts';
 import type { ImageValue, MaskValue } from '../server/engine/values.ts';
 
 export type { ImageValue, MaskDirection, MaskShape, MaskValue, Schedule } from '../server/engine/values.ts';
@@ -47,6 +49,21 @@ export interface ModelValue {
   pipeline: PipelineHandle;
 }
 
+/** A CLIP model (split ONNX export) for the CLIP metrics; `handle` null when none was set (CLIP metrics left out). */
+export interface ClipValue {
+  id: string;
+  label: string;
+  handle: ClipHandle | null;
+}
+
+/**
+ * Metrics of one or more generated images against their originals, each sample labelled (the
+ * method, e.g. "epsilon"); a Metrics Table groups samples by label into mean ± std.
+ */
+export interface MetricsValue {
+  samples: { label: string; values: MetricValues; width: number; height: number }[];
+}
+
 export interface SocketValues {
   Model: ModelValue;
   Image: ImageValue;
@@ -56,6 +73,8 @@ export interface SocketValues {
   Inversion: InversionValue;
   Number: number;
   Text: string;
+  Clip: ClipValue;
+  Metrics: MetricsValue;
 }
 
 /** Any socket value; also a compile-time check that every socket type has a value type. */

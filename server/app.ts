@@ -1,11 +1,11 @@
 /**
- * The studio server: express (HTTP API + built client) and socket.io on one HTTP server, a FIFO job
- * queue running graphs with the executor, and the data folder (saved graphs, uploads, results).
+ * The studio server: express (HTTP API + built client) and socket.io on one HTTP server, the job
+ * service (embedded: SQLite and an in-process runner; distributed: BullMQ on Redis, run by workers),
+ * and the data folder (saved graphs, uploads, results, the embedded job store).
  */
 import { readFileSync } from 'node:fs';
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import express from 'express';
@@ -17,13 +17,13 @@ import type { AnyNodeDefinition, Logger } from '../nodes/types.ts';
 import type { ExecutionProviderRequest } from './engine/onnx/runtime.ts';
 import { GraphRunner } from './executor/graph-runner.ts';
 import { createCatalog } from './catalog.ts';
-import type { JobQueue } from './executor/queue.ts';
+import type { JobService, RestartPolicy, Retention } from './executor/job-service.ts';
+import { openJobService } from './executor/open-jobs.ts';
 import { isLoopbackHost, requireToken } from './http/auth.ts';
 import { clientRoutes } from './http/client.ts';
 import { apiNotFound, errorHandler, notFound } from './http/errors.ts';
 import { HostAllowList, hostAndOriginGuard, refuseSimpleRequests } from './http/guard.ts';
 import { graphRoutes } from './http/graphs.ts';
-import { JobRunner, type JobPayload } from './http/job-runner.ts';
 import { jobRoutes } from './http/jobs.ts';
 import { broadcaster, createRealtime, type StudioSocketServer } from './http/realtime.ts';
 import { systemRoutes } from './http/system.ts';
@@ -46,12 +46,12 @@ export interface StudioOptions {
    * Host header, and a browser's Origin, must name one of them.
    */
   allowHosts?: string[];
-  /** Node definitions to serve; default: the project's catalog (nodes/index.ts). */
-  catalog?: AnyNodeDefinition[];
   /** Folders Load Model may read besides <data>/models and the project's models/ (`--models-root`). */
   modelRoots?: string[];
   /** Most memory one job may need, by the estimate, in bytes (`--max-job-memory`; default 3/4 of the machine's). */
   maxJobMemory?: number;
+  /** Node definitions to serve; default: the project's catalog (nodes/index.ts). */
+  catalog?: AnyNodeDefinition[];
   /** Shipped templates (read-only); default <project>/graphs. */
   graphsDir?: string;
   /** Built client; default <project>/dist/client. */
@@ -76,6 +76,14 @@ export interface StudioOptions {
   previewIntervalMs?: number;
   /** Where server messages go; default: console (debug suppressed). */
   logger?: Logger;
+  /** Distributed mode: enqueue into BullMQ on this Redis; `dualstyle worker` processes run the jobs. */
+  redis?: string;
+  /** Namespace of the Redis keys (default "dualstyle"). */
+  redisPrefix?: string;
+  /** Embedded mode: a job that was running when the server stopped is re-queued (default) or marked interrupted. */
+  onRestart?: RestartPolicy;
+  /** How many finished jobs the history keeps, and for how long. */
+  retention?: Retention;
 }
 
 export interface Studio {
@@ -83,7 +91,7 @@ export interface Studio {
   port: number;
   httpServer: http.Server;
   io: StudioSocketServer;
-  queue: JobQueue<JobPayload>;
+  jobs: JobService;
   close(): Promise<void>;
 }
 
@@ -150,40 +158,34 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
     modelRoots: opts.modelRoots,
     ...(opts.maxJobMemory !== undefined ? { maxJobMemoryBytes: opts.maxJobMemory } : {}),
   });
-  const graphs = new GraphStore(opts.graphsDir ?? path.join(PROJECT_ROOT, 'graphs'), userGraphsDir(dataDir), {
-    maxGraphs: opts.limits?.graphCount ?? DEFAULT_GRAPH_QUOTA.maxGraphs,
-    maxTotalBytes: opts.limits?.graphBytes ?? DEFAULT_GRAPH_QUOTA.maxTotalBytes,
-  }, graphsIndexFile(dataDir));
+  const graphs = new GraphStore(
+    opts.graphsDir ?? path.join(PROJECT_ROOT, 'graphs'),
+    userGraphsDir(dataDir),
+    { maxGraphs: opts.limits?.graphCount ?? DEFAULT_GRAPH_QUOTA.maxGraphs, maxTotalBytes: opts.limits?.graphBytes ?? DEFAULT_GRAPH_QUOTA.maxTotalBytes },
+    graphsIndexFile(dataDir),
+  );
 
   const app = express();
   app.disable('x-powered-by');
   const httpServer = http.createServer(app);
-  let runner: JobRunner | undefined;
   // Slow clients must not hold connections forever (Node's defaults: 60 s for headers, 300 s per request).
   httpServer.headersTimeout = 15_000;
   httpServer.requestTimeout = 120_000;
   httpServer.maxConnections = opts.limits?.maxHttpConnections ?? 256;
   const allowedHosts = HostAllowList.forServer(host, opts.allowHosts);
-  const io = createRealtime(httpServer, {
-    token,
-    allowedHosts,
-    queueState: () => runner!.state(),
-    maxConnections: opts.limits?.maxSockets,
-  });
-  runner = new JobRunner({
-    graphs: graphRunner,
-    broadcast: broadcaster(io),
+  const jobs = await openJobService({
+    dataDir,
+    runner: graphRunner,
     log,
-    maxPending: opts.limits?.maxPending,
-    previewIntervalMs: opts.previewIntervalMs,
-    shownPaths: [
-      [dataDir, '<data>'],
-      [PROJECT_ROOT.replace(/[\\/]$/, ''), '<studio>'],
-      ...(opts.modelRoots ?? []).map((root) => [path.resolve(root), `<models-root ${path.basename(root)}>`] as const),
-      [os.homedir(), '~'],
-    ],
+    ...(opts.redis ? { redis: opts.redis } : {}),
+    ...(opts.redisPrefix ? { redisPrefix: opts.redisPrefix } : {}),
+    ...(opts.limits?.maxPending !== undefined ? { maxPending: opts.limits.maxPending } : {}),
+    ...(opts.onRestart ? { onRestart: opts.onRestart } : {}),
+    ...(opts.retention ? { retention: opts.retention } : {}),
+    ...(opts.previewIntervalMs !== undefined ? { previewIntervalMs: opts.previewIntervalMs } : {}),
   });
-  const unsubscribe = runner.queue.on('change', () => io.emit('queue', runner!.state()));
+  const io = createRealtime(httpServer, { token, jobs: () => jobs, allowedHosts, maxConnections: opts.limits?.maxSockets });
+  const unsubscribe = jobs.subscribe(broadcaster(io));
 
   app.use(hostAndOriginGuard(allowedHosts));
   app.use(securityHeaders());
@@ -191,7 +193,7 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
   app.use('/api', refuseSimpleRequests);
   app.use('/api', express.json({ limit: limits.jsonBodyBytes }));
   app.use('/api', systemRoutes(catalog, { version: packageVersion(), executionProvider, modelRoots: graphRunner.services.modelRoots }));
-  app.use('/api', jobRoutes(runner, catalog));
+  app.use('/api', jobRoutes(jobs, catalog, (graph, outputs) => graphRunner.preflight(graph, outputs)));
   app.use('/api', graphRoutes(graphs, catalog));
   app.use('/api', uploadRoutes(dataDir, limits));
   app.use('/api', apiNotFound);
@@ -205,6 +207,7 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
   } catch (err) {
     unsubscribe();
     io.close();
+    await jobs.close();
     throw err;
   }
   const urlHost = host.includes(':') ? `[${host}]` : host;
@@ -215,11 +218,11 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
     port: boundPort,
     httpServer,
     io,
-    queue: runner.queue,
+    jobs,
     close() {
       closing ??= (async () => {
-        await runner.close();
         unsubscribe();
+        await jobs.close();
         await new Promise<void>((resolve) => {
           // io.close() also closes the HTTP server; idle keep-alive sockets must not hold it open.
           void io.close(() => resolve());

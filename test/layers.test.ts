@@ -5,6 +5,9 @@
  *   0  server/protocol, server/util        shared types and tiny helpers (the client may import protocol)
  *   1  server/engine/{values,errors}.ts    the engine's vocabulary
  *   2  server/engine/diffusion             the paper's math, behind the Denoiser port
+ *   2  server/engine/metrics               the evaluation math (pixel metrics, SSIM, CLIP scores and
+ *                                          preprocessing, LPIPS), behind ClipEncoder / PerceptualDistance
+ *                                          ports; its sessions live in onnx/ beside the SD pipeline's
  *   3  server/engine/attention             the attention-merge graph rewrite and its cache
  *   4  server/engine/onnx                  sessions, the SD pipeline (a Denoiser), tokenizer, registry
  *   5  server/models                       model tooling: Hub download, demo-model generator
@@ -12,7 +15,7 @@
  *   7  server/catalog.ts, graph, store     catalog JSON, graph validation, files on disk
  *   8  server/executor                     running graphs, the job queue, previews
  *   9  server/http, server/app.ts          the HTTP and socket API
- *  10  server/cli, main.ts, bench, conformance   entry points and tools
+ *  10  server/cli, main.ts, bench, conformance, eval   entry points and tools
  *
  * client/src may import client/src and server/protocol only.
  */
@@ -28,6 +31,7 @@ const FLOORS: [prefix: string, floor: number][] = [
   ['server/engine/values.ts', 1],
   ['server/engine/errors.ts', 1],
   ['server/engine/diffusion/', 2],
+  ['server/engine/metrics/', 2],
   ['server/engine/attention/', 3],
   ['server/engine/onnx/', 4],
   ['server/models/', 5],
@@ -42,6 +46,7 @@ const FLOORS: [prefix: string, floor: number][] = [
   ['server/main.ts', 10],
   ['server/bench/', 10],
   ['server/conformance/', 10],
+  ['server/eval/', 10],
 ];
 
 /** The floor of a file (relative path, '/'-separated); undefined for files outside the layered tree. */

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { runConformance } from '../conformance/harness.ts';
 import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
 
-const USAGE = 'usage: npm run conformance -- <fixture-dir> [--ep auto|cuda|webgpu|cpu]\n(e.g. ../shared/fixtures/tiny-sd)';
+const USAGE = 'usage: npm run conformance -- <fixture-dir> [--ep auto|cuda|webgpu|cpu]\n(e.g. ../shared/fixtures/tiny-sd, or the metrics fixture ../shared/fixtures/metrics)';
 
 export async function main(argv: string[]): Promise<number> {
   let values;

@@ -1,13 +1,18 @@
 /**
- * Conformance harness: runs the engine against a reference fixture (a diffusers ONNX model folder
- * with reference/manifest.json and .npy vectors from the Python reference stack) and compares every
- * stage listed in sd-cases.ts. Every setting is read from the manifest, so other fixtures of the same
- * format pass through unchanged. Tolerance: max|a − b| ≤ 1e-3·max(1, max|ref|); token ids exact.
+ * Conformance harness: runs the engine against a reference fixture and compares every stage.
+ * Two formats: a Stable Diffusion fixture (a diffusers ONNX model folder with reference/manifest.json
+ * and .npy vectors from the Python reference stack; the cases of sd-cases.ts, tolerance
+ * max|a − b| ≤ 1e-3·max(1, max|ref|), token ids exact) and a metrics fixture (reference/metrics.json
+ * beside a clip/ split CLIP export; the cases of metrics-cases.ts, tolerances from metrics.json).
+ * Every setting is read from the fixture, so other fixtures of the same format pass unchanged.
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { ClipModel } from '../engine/onnx/clip-model.ts';
 import type { ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
 import { SdPipeline } from '../engine/onnx/pipeline.ts';
 import { Fixture, readManifest } from './fixture.ts';
+import { isMetricsFixture, METRICS_CASES, MetricsFixture, readMetricsSpec } from './metrics-cases.ts';
 import { SD_CASES, type Case } from './sd-cases.ts';
 
 export { FixtureError } from './fixture.ts';
@@ -59,7 +64,7 @@ function fmt(x: number): string {
 }
 
 function line(c: ConformanceCase): string {
-  const head = `${c.status.toUpperCase().padEnd(4)}  ${c.name.padEnd(28)}`;
+  const head = `${c.status.toUpperCase().padEnd(4)}  ${c.name.padEnd(34)}`;
   if (c.tol === 0) return `${head}  ${c.detail ?? ''}`.trimEnd();
   return `${head}  max|err| ${fmt(c.maxErr)}  (tol ${fmt(c.tol)})${c.detail ? `  ${c.detail}` : ''}`;
 }
@@ -70,23 +75,24 @@ async function check(c: Case): Promise<ConformanceCase> {
     const outcome = await c.compute();
     if (outcome.kind === 'exact') return { name: c.name, ...verdict(outcome.mismatches === 0), maxErr: outcome.mismatches, tol: 0, detail: outcome.detail };
     const maxErr = maxAbsError(outcome.ours, outcome.reference);
-    const tol = tolerance(outcome.reference);
+    const tol = outcome.tol ?? tolerance(outcome.reference);
     return { name: c.name, ...verdict(maxErr <= tol), maxErr, tol };
   } catch (e) {
     return { name: c.name, ...verdict(false), maxErr: NaN, tol: NaN, detail: (e as Error).message };
   }
 }
 
+/**
+ * Runs every case of a fixture: a metrics fixture (reference/metrics.json and a clip/ folder: the
+ * cases of metrics-cases.ts) or a Stable Diffusion one (reference/manifest.json: sd-cases.ts).
+ */
 export async function runConformance(dirIn: string, options: ConformanceOptions = {}): Promise<ConformanceResult> {
   const log = options.log ?? ((text: string) => console.log(text));
   const dir = path.resolve(dirIn);
+  if (existsSync(dir) && isMetricsFixture(dir)) return runMetricsConformance(dir, log, options);
   const manifest = await readManifest(dir);
   const t0 = performance.now();
-  const cases: ConformanceCase[] = [];
-  const record = (c: ConformanceCase) => {
-    cases.push(c);
-    log(line(c));
-  };
+  const { cases, record } = recorder(log);
 
   let pipe: SdPipeline;
   try {
@@ -105,6 +111,39 @@ export async function runConformance(dirIn: string, options: ConformanceOptions 
     await pipe.release();
   }
   return summarize(cases, log, pipe.info.executionProvider, t0);
+}
+
+/** The cases of one run, each printed as it is recorded. */
+function recorder(log: (line: string) => void): { cases: ConformanceCase[]; record(c: ConformanceCase): void } {
+  const cases: ConformanceCase[] = [];
+  return {
+    cases,
+    record(c) {
+      cases.push(c);
+      log(line(c));
+    },
+  };
+}
+
+async function runMetricsConformance(dir: string, log: (line: string) => void, options: ConformanceOptions): Promise<ConformanceResult> {
+  const spec = await readMetricsSpec(dir);
+  const t0 = performance.now();
+  const { cases, record } = recorder(log);
+  let clip: ClipModel;
+  try {
+    clip = await ClipModel.load(path.join(dir, 'clip'), options.executionProvider ?? 'auto');
+  } catch (e) {
+    record({ name: 'load_clip', status: 'fail', pass: false, maxErr: NaN, tol: NaN, detail: (e as Error).message });
+    return summarize(cases, log, 'none', t0);
+  }
+  log(`metrics fixture ${dir}: ${spec.cases.length} generated images, CLIP from clip/`);
+  try {
+    const fx = new MetricsFixture(dir, spec, clip);
+    for (const row of METRICS_CASES) for (const c of row.cases(fx)) record(await check(c));
+  } finally {
+    await clip.release();
+  }
+  return summarize(cases, log, options.executionProvider ?? 'auto', t0);
 }
 
 function summarize(cases: ConformanceCase[], log: (line: string) => void, ep: string, t0: number): ConformanceResult {

@@ -12,7 +12,7 @@ import type { Fixture } from './fixture.ts';
 
 /** What a case computes: arrays compared within the tolerance, or an exact check (token ids). */
 export type Outcome =
-  | { kind: 'numeric'; ours: ArrayLike<number>; reference: ArrayLike<number> }
+  | { kind: 'numeric'; ours: ArrayLike<number>; reference: ArrayLike<number>; /** absolute tolerance; default 1e-3·max(1, max|ref|) */ tol?: number }
   | { kind: 'exact'; mismatches: number; detail: string };
 
 export interface Case {

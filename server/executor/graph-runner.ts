@@ -4,7 +4,9 @@
  * uploads and results as the nodes' services. The job runner, the bench, the CLIs and the tests all
  * run graphs through this, so they run them the same way.
  */
+import os from 'node:os';
 import path from 'node:path';
+import { PROJECT_ROOT } from '../util/project.ts';
 import type { ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
 import { defaultModelRoots } from '../../nodes/lib/model-roots.ts';
 import type { Logger, Services } from '../../nodes/types.ts';
@@ -65,6 +67,8 @@ export class GraphRunner {
   readonly services: Services;
   readonly cache: OutputCache;
   readonly maxJobMemoryBytes: number;
+  /** Server folders and how clients see them, longest first (see publicMessage). */
+  private readonly shownFolders: (readonly [folder: string, shown: string])[];
   private readonly releaseModelsAboveBytes: number;
   private readonly saveResult: ResultSink;
   private readonly logger?: Logger;
@@ -78,12 +82,30 @@ export class GraphRunner {
       modelRoots: [...defaultModelRoots(dataDir), ...(opts.modelRoots ?? []).map((r) => path.resolve(r))],
       readUpload: (name) => readUpload(dataDir, name),
     };
+    this.shownFolders = [
+      [path.resolve(dataDir), '<data>'] as const,
+      [PROJECT_ROOT.replace(/[\\/]$/, ''), '<studio>'] as const,
+      ...(opts.modelRoots ?? []).map((r) => [path.resolve(r), `<models-root ${path.basename(r)}>`] as const),
+      [os.homedir(), '~'] as const,
+    ]
+      // A home of "/" (service accounts) would replace every slash.
+      .filter(([folder]) => folder.length > 1)
+      .sort((a, b) => b[0].length - a[0].length);
     this.maxJobMemoryBytes = opts.maxJobMemoryBytes ?? defaultMemoryBudget();
     this.releaseModelsAboveBytes = opts.releaseModelsAboveBytes ?? Math.floor(this.maxJobMemoryBytes / 2);
     // Cached outputs (inversions, latents, images) get an eighth of the job budget.
     this.cache = opts.cache ?? new OutputCache({ maxBytes: Math.floor(this.maxJobMemoryBytes / 8) });
     this.saveResult = opts.saveResult ?? resultSink(dataDir);
     this.logger = opts.logger;
+  }
+
+  /**
+   * A failure or warning message as clients may see it: the server's folders (data, the studio, models
+   * roots, the home folder) shown by name, whatever a library put in the message.
+   */
+  publicMessage(message: string): string {
+    for (const [folder, shown] of this.shownFolders) message = message.split(folder).join(shown);
+    return message;
   }
 
   /** The graph parsed, migrated and checked; throws InvalidGraphError naming every problem. */

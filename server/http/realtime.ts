@@ -1,16 +1,16 @@
-/** socket.io on the HTTP server: every job event is broadcast to every client. */
+/** socket.io on the HTTP server: every event of the job service is sent to every client of this server. */
 import type { Server as HttpServer } from 'node:http';
 import { Server } from 'socket.io';
-import type { ClientToServerEvents, QueueState, ServerToClientEvents } from '../protocol/events.ts';
+import type { JobService } from '../executor/job-service.ts';
+import type { ClientToServerEvents, OutgoingEvent, ServerToClientEvents } from '../protocol/events.ts';
 import { socketTokenCheck } from './auth.ts';
 import { checkHostAndOrigin, type HostAllowList } from './guard.ts';
-import type { OutgoingEvent } from './job-runner.ts';
 
 export type StudioSocketServer = Server<ClientToServerEvents, ServerToClientEvents>;
 
 export interface RealtimeOptions {
   token?: string;
-  queueState: () => QueueState;
+  jobs: () => JobService;
   /** Host and Origin names a handshake may carry (the same as for HTTP). */
   allowedHosts: HostAllowList;
   /** Most sockets open at once; a handshake beyond it is refused (default 64). */
@@ -40,7 +40,13 @@ export function createRealtime(httpServer: HttpServer, opts: RealtimeOptions): S
   });
   if (opts.token) io.use(socketTokenCheck(opts.token));
   io.on('connection', (socket) => {
-    socket.emit('queue', opts.queueState());
+    opts
+      .jobs()
+      .queue()
+      .then(
+        (q) => socket.emit('queue', q),
+        () => undefined,
+      );
     // All job events are broadcast; a room per job is kept for clients that want to filter later.
     socket.on('job:subscribe', (jobId) => {
       if (typeof jobId === 'string' && jobId.length <= 128) void socket.join(`job:${jobId}`);
@@ -49,6 +55,7 @@ export function createRealtime(httpServer: HttpServer, opts: RealtimeOptions): S
   return io;
 }
 
+/** Sends a job service event to every socket of this server. */
 export function broadcaster(io: StudioSocketServer) {
   return (event: OutgoingEvent): void => {
     // The union is correlated by name; socket.io's typed emit cannot see that through a union.

@@ -7,12 +7,9 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { REQUIRED_FILES } from '../engine/onnx/layout.ts';
 import {
   authHeaders,
   DEFAULT_ENDPOINT,
-  DEFAULT_REPO,
-  DEFAULT_REVISION,
   defaultOutDir,
   FetchModelError,
   hubFetch,
@@ -22,8 +19,9 @@ import {
   trimEndpoint,
   listRepoFiles,
   resolveUrl,
-  selectOnnxFiles,
+  SD_EXPORT,
   type Ctx,
+  type ExportKind,
   type FetchEvent,
   type FetchModelOptions,
   type FetchModelResult,
@@ -166,6 +164,7 @@ export async function verifyModelFolder(
   outDir: string,
   files: HubFile[],
   onEvent: (e: FetchEvent) => void = () => {},
+  kind: ExportKind = SD_EXPORT,
 ): Promise<string[]> {
   const problems: string[] = [];
   for (const f of files) {
@@ -200,9 +199,7 @@ export async function verifyModelFolder(
       );
     }
   }
-  for (const req of REQUIRED_FILES) {
-    if (!files.some((f) => f.path === req)) problems.push(`${req} is not part of this model`);
-  }
+  for (const req of kind.missing(files)) problems.push(`${req} is not part of this model`);
   const index = path.join(outDir, 'model_index.json');
   if ((await sizeOf(index)) !== null) {
     try {
@@ -215,13 +212,14 @@ export async function verifyModelFolder(
   return problems;
 }
 
-/** List, select, download (resuming) and check an SD 1.x ONNX export. */
+/** List, select, download (resuming) and check an export (an SD 1.x ONNX export unless `kind` says otherwise). */
 export async function fetchModel(options: FetchModelOptions = {}): Promise<FetchModelResult> {
-  const repo = options.repo ?? DEFAULT_REPO;
-  const revision = options.revision ?? DEFAULT_REVISION;
+  const kind = options.kind ?? SD_EXPORT;
+  const repo = options.repo ?? kind.defaultRepo;
+  const revision = options.revision ?? kind.defaultRevision;
   const endpoint = trimEndpoint(options.endpoint ?? DEFAULT_ENDPOINT);
   if (!REPO_RE.test(repo)) {
-    throw new FetchModelError(`--repo must look like "owner/name" (e.g. ${DEFAULT_REPO}), got "${repo}"`);
+    throw new FetchModelError(`--repo must look like "owner/name" (e.g. ${kind.defaultRepo}), got "${repo}"`);
   }
   if (!revision || /[\s]/.test(revision)) throw new FetchModelError(`--revision must be a branch, tag or commit, got "${revision}"`);
   if (!/^https?:\/\/[^/]+/.test(endpoint)) {
@@ -232,12 +230,12 @@ export async function fetchModel(options: FetchModelOptions = {}): Promise<Fetch
   const ctx: Ctx = { repo, revision, endpoint, token: options.token || undefined, signal: options.signal };
 
   const listed = await listRepoFiles(ctx);
-  const files = selectOnnxFiles(listed);
-  const missing = REQUIRED_FILES.filter((r) => !files.some((f) => f.path === r));
+  const files = kind.select(listed);
+  const missing = kind.missing(files);
   if (missing.length > 0) {
     throw new FetchModelError(
-      `${repo} (revision "${revision}") is not a Stable Diffusion ONNX export in the diffusers layout: it lacks ${missing.join(', ')}` +
-        (revision === 'main' ? '; ONNX exports often live on the "onnx" branch (--revision onnx)' : ''),
+      `${repo} (revision "${revision}") is not ${kind.what}: it lacks ${missing.join(', ')}` +
+        (kind === SD_EXPORT && revision === 'main' ? '; ONNX exports often live on the "onnx" branch (--revision onnx)' : ''),
     );
   }
   const totalBytes = files.reduce((s, f) => s + (f.size ?? 0), 0);
@@ -252,6 +250,6 @@ export async function fetchModel(options: FetchModelOptions = {}): Promise<Fetch
     downloadedBytes += r.bytes;
     if (r.skipped) skipped++;
   }
-  const problems = await verifyModelFolder(outDir, files, onEvent);
+  const problems = await verifyModelFolder(outDir, files, onEvent, kind);
   return { outDir, files, downloadedBytes, skipped, totalBytes, problems };
 }

@@ -11,6 +11,7 @@
  * This module is the Hub's API (listing, URLs, errors); hub-download.ts does the transfers and checks.
  */
 import path from 'node:path';
+import { REQUIRED_FILES } from '../engine/onnx/layout.ts';
 
 export const DEFAULT_REPO = 'CompVis/stable-diffusion-v1-4';
 export const DEFAULT_REVISION = 'onnx';
@@ -36,6 +37,8 @@ export type FetchEvent =
   | { kind: 'verifying'; file: HubFile };
 
 export interface FetchModelOptions {
+  /** What to fetch (default: a Stable Diffusion export); sets the default repository and the file selection. */
+  kind?: ExportKind;
   repo?: string;
   revision?: string;
   /** Destination folder; defaults to ./models/<repo name>. */
@@ -80,6 +83,60 @@ export function selectOnnxFiles(files: HubFile[]): HubFile[] {
     return COMPONENT_DIRS.includes(f.path.slice(0, slash)) && !SKIPPED_EXTENSIONS.test(f.path);
   });
 }
+
+/** Files a split CLIP export carries at its root, in onnx/ (models) or tokenizer/ (tokenizer files). */
+const CLIP_MODELS = ['text_model.onnx', 'vision_model.onnx'];
+const CLIP_CONFIGS = ['vocab.json', 'merges.txt', 'tokenizer_config.json', 'special_tokens_map.json', 'preprocessor_config.json', 'config.json'];
+
+/**
+ * Keep the fp32 text and vision models (and their external data, if any) of a split CLIP export, its
+ * tokenizer and preprocessor configs; drop quantized and fp16 variants, other frameworks' weights, docs.
+ */
+export function selectClipFiles(files: HubFile[]): HubFile[] {
+  return files.filter((f) => {
+    const slash = f.path.lastIndexOf('/');
+    const dir = slash < 0 ? '' : f.path.slice(0, slash);
+    const base = f.path.slice(slash + 1);
+    if (dir === '' || dir === 'onnx') {
+      if (CLIP_MODELS.some((m) => base === m || base === `${m}_data` || base === `${m}.data`)) return true;
+    }
+    return (dir === '' || dir === 'tokenizer') && CLIP_CONFIGS.includes(base);
+  });
+}
+
+/** What one kind of export needs from a repository: which files to take and which must be there. */
+export interface ExportKind {
+  name: 'sd' | 'clip';
+  /** For messages: what the repository must be. */
+  what: string;
+  defaultRepo: string;
+  defaultRevision: string;
+  select(files: HubFile[]): HubFile[];
+  /** Required files (each possibly at one of several places) absent from a selection. */
+  missing(files: HubFile[]): string[];
+}
+
+export const SD_EXPORT: ExportKind = {
+  name: 'sd',
+  what: 'a Stable Diffusion ONNX export in the diffusers layout',
+  defaultRepo: DEFAULT_REPO,
+  defaultRevision: DEFAULT_REVISION,
+  select: selectOnnxFiles,
+  missing: (files) => REQUIRED_FILES.filter((r) => !files.some((f) => f.path === r)),
+};
+
+/** CLIP ViT-B/32 as a split ONNX export (text_model.onnx, vision_model.onnx), the metrics' CLIP. */
+export const CLIP_EXPORT: ExportKind = {
+  name: 'clip',
+  what: 'a split CLIP ONNX export (text_model.onnx, vision_model.onnx, tokenizer)',
+  defaultRepo: 'Xenova/clip-vit-base-patch32',
+  defaultRevision: 'main',
+  select: selectClipFiles,
+  missing: (files) =>
+    ['text_model.onnx', 'vision_model.onnx', 'vocab.json', 'merges.txt'].filter((name) => !files.some((f) => f.path.split('/').pop() === name)),
+};
+
+export const EXPORT_KINDS = { sd: SD_EXPORT, clip: CLIP_EXPORT } as const;
 
 export function defaultOutDir(repo: string): string {
   return path.join('models', repo.split('/').pop() ?? repo);

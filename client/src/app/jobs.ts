@@ -1,9 +1,10 @@
 /**
  * Follows the jobs this tab submitted over socket.io and turns their events into per-node runtime
- * state (progress, previews, results, warnings, failures) and an app-level job view.
+ * state (progress, previews, results, warnings, failures) and an app-level job view; tells the app when
+ * any tab's job ends or the history changes (the gallery reads the server's history).
  */
 import { io, type Socket } from 'socket.io-client';
-import type { ClientToServerEvents, JobState, NodeResult, QueueState, ServerToClientEvents } from '../../../server/protocol/events.ts';
+import type { ClientToServerEvents, JobState, QueueState, ServerToClientEvents } from '../../../server/protocol/events.ts';
 import { accessToken } from '../access-token.ts';
 import { nodeRuntime, Observable } from '../runtime.ts';
 
@@ -45,8 +46,8 @@ export class JobTracker {
 
   constructor(
     private readonly notify: (kind: 'error' | 'info', message: string) => void,
-    /** Every result of a followed job, painted or not (the gallery keeps those of detached jobs too). */
-    private readonly onResult: (jobId: string, nodeId: string, result: NodeResult) => void = () => undefined,
+    /** Any job ended (this tab's or another's) or jobs left the history. */
+    private readonly onHistoryChanged: () => void = () => undefined,
   ) {
     const token = accessToken();
     this.socket = io({ path: '/socket.io', transports: ['websocket', 'polling'], ...(token ? { auth: { token } } : {}) });
@@ -56,9 +57,10 @@ export class JobTracker {
       queueView.set(q);
       this.updatePosition(q);
     });
+    this.socket.on('history:removed', () => this.onHistoryChanged());
     const names: EventName[] = [
       'job:queued', 'job:started', 'node:started', 'node:progress', 'node:preview', 'node:warning',
-      'node:done', 'job:done', 'job:failed', 'job:cancelled',
+      'node:done', 'job:done', 'job:failed', 'job:cancelled', 'job:requeued',
     ];
     for (const name of names) {
       this.socket.on(name, ((payload: { jobId: string }) => this.receive(name, payload)) as never);
@@ -94,6 +96,7 @@ export class JobTracker {
   }
 
   private receive(name: EventName, payload: { jobId: string }): void {
+    if (name === 'job:done' || name === 'job:failed' || name === 'job:cancelled') this.onHistoryChanged();
     if (this.mine.has(payload.jobId)) {
       this.apply(name, payload);
       return;
@@ -161,7 +164,6 @@ export class JobTracker {
       }
       case 'node:done': {
         const e = payload as Payload<'node:done'>;
-        if (e.result) this.onResult(e.jobId, e.nodeId, e.result);
         if (!paint) break;
         const patch = {
           status: e.cached ? ('cached' as const) : ('done' as const),
@@ -177,7 +179,6 @@ export class JobTracker {
       case 'job:done': {
         const e = payload as Payload<'job:done'>;
         for (const [nodeId, result] of Object.entries(e.results ?? {})) {
-          this.onResult(e.jobId, nodeId, result);
           if (paint) nodeRuntime.update(nodeId, { result });
         }
         this.patchJob(e.jobId, { state: 'done', currentNode: undefined, position: undefined, message: `Finished in ${(e.ms / 1000).toFixed(1)} s` });
@@ -191,6 +192,14 @@ export class JobTracker {
         }
         this.patchJob(e.jobId, { state: 'failed', message: e.message, failedNode: e.nodeId, currentNode: undefined, position: undefined });
         this.notify('error', e.nodeId ? `Run failed at node “${e.nodeId}”: ${e.message}` : `Run failed: ${e.message}`);
+        break;
+      }
+      case 'job:requeued': {
+        // Its worker stopped (or the server restarted): it waits in line again and will start over.
+        const e = payload as Payload<'job:requeued'>;
+        if (paint) this.settleRunning('idle');
+        this.patchJob(e.jobId, { state: 'queued', currentNode: undefined, step: undefined, total: undefined, message: `Restarting: ${e.reason}` });
+        this.notify('info', `The run will start again: ${e.reason}.`);
         break;
       }
       case 'job:cancelled': {

@@ -6,6 +6,7 @@
 import { useEffect, useRef } from 'react';
 import { Presets, type RenderEmit } from 'rete-react-plugin';
 import type { ValidationIssue } from '../../../server/protocol/graph.ts';
+import type { ResultTable } from '../../../server/protocol/events.ts';
 import { useNodeRuntime, useObservable, type NodeRuntime } from '../runtime.ts';
 import { withToken } from '../access-token.ts';
 import { currentResultActions, healthState, modelsState } from './bridge.ts';
@@ -156,7 +157,7 @@ function DemoNote({ node, warnings }: { node: StudioNode; warnings: string[] }) 
 function RuntimeArea({ node, rt, nodeLevelIssues }: { node: StudioNode; rt: NodeRuntime; nodeLevelIssues: ValidationIssue[] }) {
   const images = rt.result?.images ?? [];
   const showProgress = rt.status === 'running' && rt.progress;
-  const empty = !showProgress && !rt.previewUrl && images.length === 0 && rt.warnings.length === 0 && !rt.error && nodeLevelIssues.length === 0 && !rt.result?.text;
+  const empty = !showProgress && !rt.previewUrl && images.length === 0 && rt.warnings.length === 0 && !rt.error && nodeLevelIssues.length === 0 && !rt.result?.text && !rt.result?.table;
   if (empty) return null;
   return (
     <div className="sd-node-runtime" {...stopCanvas}>
@@ -195,7 +196,8 @@ function RuntimeArea({ node, rt, nodeLevelIssues }: { node: StudioNode; rt: Node
           </figcaption>
         </figure>
       ))}
-      {rt.result?.text && !repeatsWarning(rt.result.text, rt.warnings) ? (
+      {rt.result?.table ? <ResultTableView table={rt.result.table} /> : null}
+      {rt.result?.text && !rt.result.table && !repeatsWarning(rt.result.text, rt.warnings) ? (
         <p className="sd-result-text" title={rt.result.text} data-testid="node-result-text">
           {rt.result.text.split('\n')[0]}
         </p>
@@ -218,6 +220,35 @@ function RuntimeArea({ node, rt, nodeLevelIssues }: { node: StudioNode; rt: Node
         </ul>
       ) : null}
     </div>
+  );
+}
+
+/** A node's small result table (e.g. metrics: one row per metric, one column per method). */
+function ResultTableView({ table }: { table: ResultTable }) {
+  const cell = { padding: '1px 6px', textAlign: 'right' as const, whiteSpace: 'nowrap' as const };
+  return (
+    <table className="sd-result-table" data-testid="node-result-table" style={{ fontSize: 11, borderCollapse: 'collapse', fontVariantNumeric: 'tabular-nums' }}>
+      {table.columns.length > 1 ? (
+        <thead>
+          <tr>
+            <th />
+            {table.columns.map((c) => (
+              <th key={c} style={cell}>{c}</th>
+            ))}
+          </tr>
+        </thead>
+      ) : null}
+      <tbody>
+        {table.rows.map((r) => (
+          <tr key={r.label}>
+            <th style={{ ...cell, textAlign: 'left', fontWeight: 'normal', opacity: 0.75 }}>{r.label}</th>
+            {r.cells.map((c, i) => (
+              <td key={i} style={cell}>{c}</td>
+            ))}
+          </tr>
+        ))}
+      </tbody>
+    </table>
   );
 }
 

@@ -32,9 +32,11 @@ export interface RunsOptions {
   onProblems(): void;
 }
 
-export function useRuns({ editor, catalog, notify, validation, currentGraph, docLabel, onProblems }: RunsOptions) {
+export function useRuns({ editor, notify, validation, currentGraph, docLabel, onProblems }: RunsOptions) {
   // One socket per studio, for its lifetime.
-  const [tracker] = useState(() => new JobTracker(notify, (jobId, nodeId, result) => gallery.addResult(jobId, nodeId, result)));
+  // The gallery lists the server's history: read it now, and again whenever any tab's job ends.
+  const [tracker] = useState(() => new JobTracker(notify, () => void gallery.refresh()));
+  useEffect(() => void gallery.refresh(), []);
   useEffect(() => () => tracker.close(), [tracker]);
   useEffect(() => {
     if (editor) setNodeIdSource(() => editor.snapshot().nodes.map((n) => n.id));
@@ -49,12 +51,10 @@ export function useRuns({ editor, catalog, notify, validation, currentGraph, doc
     // The server checks the graph it is given: that answer replaces any check still pending.
     const token = validation.claim();
     const graph = currentGraph();
-    const outputs: Record<string, string> = {};
-    for (const n of graph.nodes) if (catalog.nodes.find((s) => s.type === n.type)?.output) outputs[n.id] = nodeLabel(editor, catalog, n.id);
     const graphLabel = docLabel;
     try {
       const { job: submitted } = await api.submitJob(graph);
-      gallery.recordJob(submitted.id, { graph, graphLabel, outputs });
+      gallery.recordJob(submitted.id, { graph, graphLabel });
       nodeRuntime.resetRun(graph.nodes.map((n) => n.id), 'idle');
       tracker.follow(submitted.id, submitted.position);
       validation.report(token, []);
