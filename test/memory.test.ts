@@ -21,7 +21,7 @@ import { DEMO_ACTIVATIONS } from '../server/models/demo/memory.ts';
 import { ensureDemoModel } from '../server/models/demo/index.ts';
 import type { Graph } from '../server/protocol/graph.ts';
 import { PROJECT_ROOT } from '../server/util/project.ts';
-import { api, startTestStudio, tempDir } from './support/api-harness.ts';
+import { api, EventLog, startTestStudio, tempDir } from './support/api-harness.ts';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -114,11 +114,19 @@ describe('the budget', () => {
     await api(studio, 'DELETE', `/api/jobs/${res.body.job.id}`);
   });
 
-  it('refuses a job whose upload is gone before it is queued', async () => {
-    const graph = await template('epsilon-merge', { LoadImage: { image: '0123456789abcdef0123456789abcdef.png' } });
-    const res = await api(studio, 'POST', '/api/jobs', { graph });
-    expect(res.status).toBe(400);
-    expect(res.body.error.issues).toEqual([expect.objectContaining({ nodeId: 'image', message: expect.stringMatching(/not in the uploads folder/) })]);
+  it('fails a job whose upload is gone when it starts, on Load Image, before any node runs', async () => {
+    const events = await EventLog.connect(studio);
+    try {
+      const graph = await template('epsilon-merge', { LoadImage: { image: '0123456789abcdef0123456789abcdef.png' } });
+      const res = await api(studio, 'POST', '/api/jobs', { graph });
+      expect(res.status).toBe(202);
+      const end = await events.waitForEnd(res.body.job.id, 60_000);
+      expect(end.name).toBe('job:failed');
+      expect(end.args).toMatchObject({ nodeId: 'image', message: expect.stringMatching(/not in the uploads folder/) });
+      expect(events.forJob(res.body.job.id).filter((e) => e.name === 'node:started')).toEqual([]);
+    } finally {
+      events.close();
+    }
   });
 
   it('is checked by every runner before any node runs (the bench and the CLIs too)', async () => {

@@ -19,7 +19,6 @@ import type { NodeCatalog } from '../catalog.ts';
 import { NodeFailedError } from '../executor/executor.ts';
 import { QueueFullError, type JobService } from '../executor/job-service.ts';
 import { JobMemoryError } from '../executor/memory-plan.ts';
-import { UserError } from '../../nodes/types.ts';
 import type { Graph, ValidationIssue } from '../protocol/graph.ts';
 import { formatIssue, validateGraph } from '../graph/validate.ts';
 import { jsonObject, param } from './body.ts';
@@ -45,18 +44,19 @@ function intQuery(req: Request, name: string, fallback: number, min: number, max
 export type Preflight = (graph: Graph, outputs?: string[]) => Promise<unknown>;
 
 /**
- * What can be known before a job runs is checked before it is queued: a missing upload or a refused
- * model path (400, on its node), and the memory estimate against the budget (422). The runner checks
- * again when the job starts, since the files may change meanwhile.
+ * A job over the memory budget is refused before it is queued (422, on the node of its largest call).
+ * Other problems a plan finds (a missing upload, a refused model path) fail the job when it starts, on
+ * their node, as any failure of that node would; the runner checks everything again then, since the
+ * files may change meanwhile.
  */
 async function checkBeforeQueueing(preflight: Preflight, graph: Graph, outputs: string[] | undefined): Promise<void> {
   try {
     await preflight(graph, outputs);
   } catch (err) {
-    if (!(err instanceof NodeFailedError) || !(err.cause instanceof UserError)) throw err;
-    const overBudget = err.cause instanceof JobMemoryError;
-    const issue: ValidationIssue = { code: overBudget ? 'memory_budget' : 'custom', nodeId: err.nodeId, message: err.detail };
-    throw new ApiError(overBudget ? 422 : 400, overBudget ? 'memory_budget' : 'invalid_graph', err.message, [issue]);
+    if (!(err instanceof NodeFailedError)) throw err;
+    if (!(err.cause instanceof JobMemoryError)) return;
+    const issue: ValidationIssue = { code: 'memory_budget', nodeId: err.nodeId, message: err.detail };
+    throw new ApiError(422, 'memory_budget', err.message, [issue]);
   }
 }
 
