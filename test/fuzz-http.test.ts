@@ -75,31 +75,35 @@ const types = testNodes.map((n) => n.type);
 
 it('answers every generated request without a 5xx, with JSON errors, and keeps running', async () => {
   const report = new FuzzReport('http');
-  await fc.assert(
-    fc.asyncProperty(request(studio.port, types), async (req) => {
-      const res = await send(studio.port, req);
-      if (res.status === -1) return report.count('unsendable');
-      if (res.status === 0) {
-        // The server may drop a connection it cannot use (a body it will not read); it must still be up.
-        report.count('closed');
-        const alive = await send(studio.port, { method: 'GET', path: '/api/health', headers: { host: `127.0.0.1:${studio.port}` } });
-        if (alive.status !== 200) report.crashes.push(`${req.method} ${req.path}: ${res.error}`);
-        expect(alive.status).toBe(200);
-        return;
-      }
-      report.count(res.status);
-      if (res.status >= 500) report.serverErrors.push(`${req.method} ${req.path} → ${res.status} ${res.body.toString().slice(0, 300)}`);
-      expect(res.status, `${req.method} ${req.path}: ${res.body.toString().slice(0, 300)}`).toBeLessThan(500);
-      const isFile = /^\/api\/(uploads|results|builtin)\//.test(req.path) && res.status === 200;
-      // HEAD has no body; express answers OPTIONS itself with the allowed methods (text, no CORS headers).
-      if (req.path.startsWith('/api') && req.method !== 'HEAD' && !(req.method === 'OPTIONS' && res.status < 400) && !isFile) {
-        expect(String(res.headers['content-type']), req.path).toMatch(/application\/json/);
-        if (res.status >= 400) expect(JSON.parse(res.body.toString()).error.code, req.path).toEqual(expect.any(String));
-      }
-    }),
-    { numRuns: casesFor(0.45), seed: FUZZ_SEED },
-  );
-  console.log(report.line());
+  try {
+    await fc.assert(
+      fc.asyncProperty(request(studio.port, types), async (req) => {
+        const res = await send(studio.port, req);
+        if (res.status === -1) return report.count('unsendable');
+        if (res.status === 0) {
+          // The server may drop a connection it cannot use (a body it will not read); it must still be up.
+          report.count('closed');
+          const alive = await send(studio.port, { method: 'GET', path: '/api/health', headers: { host: `127.0.0.1:${studio.port}` } });
+          if (alive.status !== 200) report.crashes.push(`${req.method} ${req.path}: ${res.error}`);
+          expect(alive.status).toBe(200);
+          return;
+        }
+        report.count(res.status);
+        if (res.status >= 500) report.serverErrors.push(`${req.method} ${req.path} → ${res.status} ${res.body.toString().slice(0, 300)}`);
+        expect(res.status, `${req.method} ${req.path}: ${res.body.toString().slice(0, 300)}`).toBeLessThan(500);
+        const isFile = /^\/api\/(uploads|results|builtin)\//.test(req.path) && res.status === 200;
+        // HEAD has no body; express answers OPTIONS itself with the allowed methods (text, no CORS headers).
+        if (req.path.startsWith('/api') && req.method !== 'HEAD' && !(req.method === 'OPTIONS' && res.status < 400) && !isFile) {
+          expect(String(res.headers['content-type']), req.path).toMatch(/application\/json/);
+          if (res.status >= 400) expect(JSON.parse(res.body.toString()).error.code, req.path).toEqual(expect.any(String));
+        }
+      }),
+      { numRuns: casesFor(0.45), seed: FUZZ_SEED },
+    );
+  } finally {
+    // Printed whatever happens: the histogram says what the fuzzer reached before a failure.
+    console.log(report.line());
+  }
   expect(report.serverErrors).toEqual([]);
   expect(report.crashes).toEqual([]);
 });
@@ -159,8 +163,8 @@ it('survives any socket traffic: events with any payload, raw engine.io frames',
   } finally {
     client.close();
     watcher.close();
+    console.log(report.line());
   }
-  console.log(report.line());
 });
 
 it('touched nothing outside the data folder, kept memory bounded, and still completes a valid job', async () => {

@@ -318,6 +318,10 @@ function wellFormed(port: number, types: readonly string[]) {
   const call = fc.oneof(
     graphBody.map((b) => ({ method: 'POST', path: '/api/jobs', type: 'application/json', body: json(b) })),
     runnable.map((b) => ({ method: 'POST', path: '/api/jobs', type: 'application/json', body: json(b) })),
+    fc.tuple(fc.constantFrom('POST /api/jobs', 'POST /api/validate', 'PUT /api/graphs/deep'), deepBody).map(([route, body]) => {
+      const [method, path] = route.split(' ') as [string, string];
+      return { method, path, type: 'application/json', body };
+    }),
     graphBody.map((b) => ({ method: 'POST', path: '/api/validate?requireOutput=1', type: 'application/json', body: json(b) })),
     fc.tuple(pathSegment, graphBody).map(([name, b]) => ({ method: 'PUT', path: `/api/graphs/${name}`, type: 'application/json', body: json(b) })),
     fc.tuple(fc.constantFrom('image/png', 'image/jpeg', 'image/webp'), fc.oneof(fc.constant(PNG_1x1), fc.uint8Array({ maxLength: 200 }).map((a) => Buffer.from(a)))).map(([type, body]) => ({
