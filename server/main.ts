@@ -11,7 +11,8 @@ import { parseArgs } from 'node:util';
 import { createStudio, type Studio, type StudioOptions } from './app.ts';
 import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from './engine/onnx/runtime.ts';
 import type { RestartPolicy, Retention } from './executor/job-service.ts';
-import { parseBytes } from './util/bytes.ts';
+import { formatBytes, parseBytes } from './util/bytes.ts';
+import { defaultMemoryBudget } from './executor/memory-plan.ts';
 import { redacted } from './util/redact.ts';
 import { DEFAULT_RETENTION } from './executor/job-service.ts';
 
@@ -188,6 +189,9 @@ export async function main(argv: string[], overrides: Partial<StudioOptions> = {
       : `jobs: embedded (one at a time in this process, kept in ${path.join(cli.dataDir, 'studio.db')})`,
   );
   if (cli.token) console.log('access token required (Authorization: Bearer <token>, or ?token=<token>)');
+  console.log(`memory one job may use: ${formatBytes(cli.maxJobMemory ?? defaultMemoryBudget())} (--max-job-memory)`);
+  if (cli.allowHosts.length > 0) console.log(`also answering to: ${cli.allowHosts.join(', ')}`);
+  if (cli.modelRoots.length > 0) console.log(`models folders also: ${cli.modelRoots.join(', ')}`);
 
   await untilStopped(() => studio.close(), 'stopping (running jobs stop and resume on the next start)...');
   return 0;
