@@ -25,6 +25,7 @@ import {
   watchErrors,
   type RunningStudio,
 } from './support/e2e-browser.ts';
+import { clickEmptyCanvas } from './support/e2e-helpers.ts';
 
 const skipReason = e2eSkipReason();
 if (skipReason) console.warn(`[e2e] ${skipReason}`);
@@ -180,10 +181,12 @@ describe.skipIf(skipReason !== null)('browser end-to-end', () => {
     const missing = consumer.inputs.filter((i) => !i.optional)[1];
     await expect.poll(() => consumerNode.getAttribute('class')).toContain('has-issues');
     await expect.poll(() => consumerNode.locator('[data-testid="node-issues"]').textContent()).toBeTruthy();
+    // The Problems panel opens from its button (closed, it leaves the canvas the room).
+    await page.click('[data-testid="btn-problems"]');
     const problem = page.locator(`[data-testid="problem"][data-node-id="${consumerId}"]`).first();
     await expect.poll(() => problem.count()).toBeGreaterThan(0);
     expect((await consumerNode.locator(`[data-testid="input-${missing.name}"]`).getAttribute('class')) ?? '').toContain('invalid');
-    await page.click('[data-testid="canvas"]', { position: { x: 600, y: 760 } }); // deselect all
+    await clickEmptyCanvas(page); // deselect all
     await problem.click();
     await expect.poll(() => consumerNode.getAttribute('class')).toContain('selected');
     await screenshot(page, '03-validation-problem-focused');
@@ -196,7 +199,7 @@ describe.skipIf(skipReason !== null)('browser end-to-end', () => {
     const edited = String(Math.max(Number(numberParam.min ?? 0), Number(original) === 64 ? 128 : 64));
     await field.fill(edited);
     await expect.poll(() => field.inputValue()).toBe(edited);
-    await page.click('[data-testid="canvas"]', { position: { x: 600, y: 760 } });
+    await clickEmptyCanvas(page);
     await page.keyboard.press('Control+z');
     await expect.poll(() => field.inputValue()).toBe(original);
     await page.keyboard.press('Control+Shift+z');
@@ -289,7 +292,7 @@ describe.skipIf(skipReason !== null)('browser end-to-end', () => {
     expect(await nodes.count()).toBe(template.nodes.length);
     await page.keyboard.press('Control+z');
     await expect.poll(() => field.inputValue()).toBe(text);
-    await page.click('[data-testid="canvas"]', { position: { x: 700, y: 820 } });
+    await clickEmptyCanvas(page);
 
     // Ctrl+S on a template asks for a name (templates are read-only), then saves.
     await page.locator(`[data-testid="node"][data-node-id="${a.id}"] [data-testid="title"]`).click();
@@ -450,7 +453,7 @@ describe.skipIf(skipReason !== null)('browser end-to-end', () => {
       await page.locator(`[data-testid="node"][data-node-id="${longest.id}"] [data-testid="param-steps"]`).fill(steps);
       await page.click('[data-testid="btn-run"]');
       await expect.poll(() => page.locator('[data-testid="node-progress"]').count(), { timeout: 20_000 }).toBeGreaterThan(0);
-      await page.click('[data-testid="canvas"]', { position: { x: 700, y: 820 } });
+      await clickEmptyCanvas(page);
       await page.keyboard.press('Escape');
       await expect.poll(() => page.locator('[data-testid="queue-indicator"]').getAttribute('data-state'), { timeout: 15_000 }).toBe('cancelled');
       expect(await page.locator('[data-testid="node-progress"]').count()).toBe(0);
@@ -488,13 +491,14 @@ describe.skipIf(skipReason !== null)('browser end-to-end', () => {
     await page.setInputFiles('[data-testid="import-input"]', { name: png.name, mimeType: 'image/png', buffer: Buffer.from(png.bytes) });
     await expect.poll(() => canvasNodeIds(page)).toEqual(templateIds);
 
-    // A PNG without a graph is refused with a message, and the canvas keeps its graph.
-    await dropFile(page, '[data-testid="canvas"]', { name: 'holiday.png', mimeType: 'image/png', bytes: PNG.sync.write(new PNG({ width: 8, height: 8 })) });
+    // A PNG without a graph is a picture: it arrives in a new Load Image node; the graph stays.
+    await dropFile(page, '[data-testid="canvas"]', { name: 'holiday.png', mimeType: 'image/png', bytes: PNG.sync.write(new PNG({ width: 64, height: 64 })) });
     await expect.poll(() => page.locator('[data-testid="toast"]').allTextContents()).toEqual(
-      expect.arrayContaining([expect.stringContaining('Cannot open holiday.png: this PNG carries no studio graph')]),
+      expect.arrayContaining([expect.stringContaining('holiday.png is in a new Load Image node')]),
     );
-    expect(await canvasNodeIds(page)).toEqual(templateIds);
-    await screenshot(page, '19-png-without-graph-refused');
+    await expect.poll(() => canvasNodeIds(page)).toEqual([...templateIds, 'LoadImage-1'].sort());
+    expect(await page.locator('[data-testid="node"][data-node-id="LoadImage-1"] [data-testid="image-name"]').textContent()).toContain('holiday.png');
+    await screenshot(page, '19-png-without-graph-is-a-picture');
 
     expect(realErrors(errors)).toEqual([]);
     await context.close();

@@ -1,0 +1,418 @@
+/**
+ * What the editor does on request: add, remove, copy, paste, bypass/mute, rename, arrange, frame,
+ * reroute, fit, load. Every user-visible change is one undo step; moves the studio makes by itself
+ * (a grown node pushing its neighbours) are not recorded.
+ */
+import type { NodeEditor } from 'rete';
+import { AreaExtensions, type AreaPlugin } from 'rete-area-plugin';
+import type { ReroutePlugin } from 'rete-connection-reroute-plugin';
+import type { HistoryPlugin } from 'rete-history-plugin';
+import type { Catalog, CatalogNode } from '../../../server/protocol/catalog.ts';
+import type { Graph, GraphGroup, NodeMode } from '../../../server/protocol/graph.ts';
+import type { UploadResult } from '../api.ts';
+import { copyOf, pastePlan, type ClipboardData } from '../clipboard.ts';
+import { defaultParams, planImport, uniqueNodeId, type EditorConnectionDTO, type EditorNodeDTO, type EditorSnapshot, type Position } from '../graph-io.ts';
+import { arrange, boundsOf, fitTransform, placeClear, resolveOverlaps, type Rect } from '../layout.ts';
+import { nodeRuntime } from '../runtime.ts';
+import { presetsOf, retitle } from '../titles.ts';
+import { uploadedImages } from './bridge.ts';
+import type { ChangeKind } from './create-editor.tsx';
+import type { FramesLayer } from './frames.ts';
+import { FnAction, recordAction, recordParamChange, untracked } from './param-history.ts';
+import { StudioNode, type Schemes } from './schemes.ts';
+
+const nextFrame = () => new Promise<void>((resolve) => requestAnimationFrame(() => resolve()));
+/** Space kept between nodes when the studio places them. */
+const GAP = 24;
+/** Below this scale node text is hard to read (14 px titles become ~10 px). */
+export const READABLE_SCALE = 0.75;
+
+interface Context {
+  editor: NodeEditor<Schemes>;
+  area: AreaPlugin<Schemes, never>;
+  history: HistoryPlugin<Schemes>;
+  reroute: ReroutePlugin<Schemes>;
+  selectable: ReturnType<typeof AreaExtensions.selectableNodes>;
+  frames: FramesLayer;
+  catalog: Catalog;
+  specs: Map<string, CatalogNode>;
+  colors: Map<string, string>;
+  container: HTMLElement;
+  state: { loading: boolean; relayout: boolean };
+  changed(kind: ChangeKind): void;
+}
+
+// The area is typed with our extra signals in create-editor; here only its base API is used.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<Schemes, any> }) {
+  const { editor, area, history, reroute, selectable, frames, specs, container, state, changed } = c;
+  const colorOf = (type: string) => c.colors.get(type) ?? '#777';
+
+  function createNode(dto: Pick<EditorNodeDTO, 'id' | 'type' | 'params' | 'title' | 'mode'>, spec: CatalogNode | null, sockets?: ConstructorParameters<typeof StudioNode>[4]): StudioNode {
+    const s = sockets ?? { inputs: spec!.inputs.map((x) => ({ ...x })), outputs: spec!.outputs.map((x) => ({ ...x })) };
+    return new StudioNode(dto.id, dto.type, spec, dto.params, s, colorOf, dto.title, dto.mode);
+  }
+
+  /** Each node's box in graph units, as drawn. */
+  function rects(): Rect[] {
+    return editor.getNodes().map((n) => {
+      const view = area.nodeViews.get(n.id);
+      const el = view?.element.firstElementChild as HTMLElement | null | undefined;
+      return { id: n.id, x: view?.position.x ?? 0, y: view?.position.y ?? 0, width: el?.offsetWidth || n.width, height: el?.offsetHeight || n.height };
+    });
+  }
+
+  async function moveAll(moves: Map<string, Position>): Promise<void> {
+    for (const [id, pos] of moves) await area.translate(id, pos);
+  }
+
+  function centerOfView(): Position {
+    const { x, y, k } = area.area.transform;
+    return { x: (container.clientWidth / 2 - x) / k, y: (container.clientHeight / 2 - y) / k };
+  }
+
+  const selectedIds = () => editor.getNodes().filter((n) => n.selected).map((n) => n.id);
+
+  async function select(ids: string[]): Promise<void> {
+    for (const n of editor.getNodes().filter((x) => x.selected)) await selectable.unselect(n.id);
+    ids.forEach((id, i) => void selectable.select(id, i > 0));
+  }
+
+  async function addNode(type: string, at?: Position, params?: Record<string, unknown>): Promise<void> {
+    const spec = specs.get(type);
+    if (!spec) throw new Error(`Unknown node type "${type}"`);
+    const node = createNode({ id: uniqueNodeId(type, editor.getNodes().map((n) => n.id)), type, params: { ...defaultParams(spec), ...params } }, spec);
+    history.separate();
+    await editor.addNode(node);
+    const pos = at ?? centerOfView();
+    await area.translate(node.id, { x: pos.x - node.width / 2, y: pos.y - 40 });
+    history.separate();
+    await select([node.id]);
+  }
+
+  async function removeNodes(ids: string[]): Promise<void> {
+    history.separate();
+    for (const id of ids) {
+      for (const x of editor.getConnections().filter((x) => x.source === id || x.target === id)) await editor.removeConnection(x.id);
+      if (editor.getNode(id)) await editor.removeNode(id);
+    }
+    history.separate();
+  }
+
+  function pinsOf(connectionId: string): Position[] {
+    return reroute.pins.getPins(connectionId).map((p) => ({ ...p.position }));
+  }
+
+  function snapshot(): EditorSnapshot {
+    return {
+      nodes: editor.getNodes().map((n) => ({
+        id: n.id,
+        type: n.type,
+        params: n.params,
+        position: area.nodeViews.get(n.id)?.position ?? { x: 0, y: 0 },
+        ...(n.customTitle ? { title: n.customTitle } : {}),
+        ...(n.mode ? { mode: n.mode } : {}),
+      })),
+      connections: editor.getConnections().map((x) => {
+        const points = pinsOf(x.id);
+        return { source: x.source, sourceOutput: x.sourceOutput as string, target: x.target, targetInput: x.targetInput as string, ...(points.length ? { points } : {}) };
+      }),
+      groups: frames.list(),
+    };
+  }
+
+  async function addConnection(x: EditorConnectionDTO, id = `${x.source}.${x.sourceOutput}->${x.target}.${x.targetInput}`): Promise<void> {
+    if (!editor.getNode(x.source) || !editor.getNode(x.target)) return;
+    const { points, ...ends } = x;
+    await editor.addConnection({ id, ...ends } as Schemes['Connection']);
+    if (!editor.getConnection(id)) return;
+    for (const p of points ?? []) reroute.add(id, { ...p });
+  }
+
+  async function load(graph: Graph): Promise<string[]> {
+    const plan = planImport(graph, c.catalog);
+    state.loading = true;
+    try {
+      await editor.clear();
+      for (const pin of reroute.pins.getPins()) reroute.pins.remove(pin.id);
+      nodeRuntime.clear();
+      for (const p of plan.nodes) {
+        await editor.addNode(createNode(p.dto, p.spec, p.spec ? undefined : p));
+        await area.translate(p.dto.id, p.dto.position);
+      }
+      for (const x of plan.connections) await addConnection(x);
+      frames.set(graph.groups ?? []);
+      // Let React lay the nodes out, then untangle nodes that overlap (files laid out for other
+      // node sizes) and fit them into view.
+      await nextFrame();
+      await nextFrame();
+      await moveAll(resolveOverlaps(rects(), GAP));
+      await zoomToFit({ readable: true });
+    } finally {
+      state.loading = false;
+      history.clear();
+    }
+    return plan.problems;
+  }
+
+  async function paste(data: ClipboardData, opts: { at?: Position; keepInputs?: boolean } = {}): Promise<void> {
+    const known = data.nodes.filter((n) => specs.has(n.type));
+    if (known.length === 0) throw new Error('The copied nodes are of types this server does not have.');
+    const plan = pastePlan({ ...data, nodes: known }, new Set(editor.getNodes().map((n) => n.id)), opts.at ? { at: opts.at } : { offset: { x: 40, y: 40 } }, opts.keepInputs);
+    history.separate();
+    for (const n of plan.nodes) {
+      await editor.addNode(createNode(n, specs.get(n.type)!));
+      await area.translate(n.id, n.position);
+    }
+    for (const x of plan.connections) await addConnection(x, `${x.target}.${x.targetInput}<-${x.source}.${x.sourceOutput}#${Date.now().toString(36)}`);
+    await nextFrame();
+    // Where the pasted nodes would cover others, they go further down, together.
+    const ids = new Set(plan.nodes.map((n) => n.id));
+    const all = rects();
+    const dy = placeClear(all.filter((r) => ids.has(r.id)), all.filter((r) => !ids.has(r.id)), GAP);
+    if (dy !== 0) for (const r of all.filter((x) => ids.has(x.id))) await area.translate(r.id, { x: r.x, y: r.y + dy });
+    history.separate();
+    await select([...ids]);
+  }
+
+  function copy(ids = selectedIds()): ClipboardData | null {
+    return copyOf(snapshot(), ids);
+  }
+
+  async function duplicate(ids = selectedIds()): Promise<void> {
+    const data = copy(ids);
+    if (!data) return;
+    // Beside the originals, to the right; paste moves them down if that is taken.
+    const box = boundsOf(rects().filter((r) => ids.includes(r.id)));
+    await paste(data, { at: { x: box.x + box.width + GAP * 2, y: box.y } });
+  }
+
+  function setModes(modes: Map<string, NodeMode | undefined>): void {
+    for (const [id, mode] of modes) {
+      const node = editor.getNode(id);
+      if (!node) continue;
+      node.mode = mode;
+      void area.update('node', id);
+    }
+    changed('params');
+  }
+
+  function toggleMode(mode: NodeMode, ids = selectedIds()): void {
+    const nodes = ids.map((id) => editor.getNode(id)).filter((n): n is StudioNode => Boolean(n));
+    if (nodes.length === 0) return;
+    const next = nodes.every((n) => n.mode === mode) ? undefined : mode;
+    const before = new Map(nodes.map((n) => [n.id, n.mode]));
+    const after = new Map(nodes.map((n) => [n.id, next]));
+    recordAction(history, new FnAction(() => setModes(before), () => setModes(after)));
+    setModes(after);
+  }
+
+  function applyTitle(nodeId: string, title: string | undefined): void {
+    const node = editor.getNode(nodeId);
+    if (!node) return;
+    node.customTitle = title || undefined;
+    node.label = title || node.spec?.title || node.type;
+    void area.update('node', nodeId);
+    changed('params');
+  }
+
+  function setTitle(nodeId: string, title: string | undefined): void {
+    const node = editor.getNode(nodeId);
+    const next = title?.trim() || undefined;
+    if (!node || node.customTitle === next) return;
+    const before = node.customTitle;
+    recordAction(history, new FnAction(() => applyTitle(nodeId, before), () => applyTitle(nodeId, next)));
+    applyTitle(nodeId, next);
+  }
+
+  /** Sets a parameter; a title that named the old prompt (a preset, its first words) names the new one. */
+  function applyParam(nodeId: string, param: string, value: unknown): void {
+    const node = editor.getNode(nodeId);
+    if (!node) return;
+    const presets = presetsOf(node.spec?.params.find((p) => p.name === param)?.ui);
+    const title = retitle(node.customTitle, node.params[param], value, presets);
+    if (value === undefined) delete node.params[param];
+    else node.params[param] = value;
+    if (title !== node.customTitle) {
+      node.customTitle = title;
+      node.label = title || node.spec?.title || node.type;
+    }
+    void area.update('node', nodeId);
+    changed('params');
+  }
+
+  function setParam(nodeId: string, param: string, value: unknown, coalesce: boolean): void {
+    const node = editor.getNode(nodeId);
+    if (!node) return;
+    const before = node.params[param];
+    if (Object.is(before, value)) return;
+    recordParamChange(history, { nodeId, param, before, after: value, coalesce }, applyParam);
+    applyParam(nodeId, param, value);
+  }
+
+  async function arrangeAll(): Promise<void> {
+    const boxes = rects();
+    if (boxes.length === 0) return;
+    const moves = arrange(boxes, editor.getConnections().map((x) => ({ source: x.source, target: x.target })));
+    history.separate();
+    await moveAll(moves);
+    history.separate();
+    await zoomToFit();
+  }
+
+  function framesCommitted(before: GraphGroup[]): void {
+    const after = frames.list();
+    recordAction(history, new FnAction(() => (frames.set(before), changed('structure')), () => (frames.set(after), changed('structure'))));
+    changed('structure');
+  }
+
+  function addFrame(opts: { ids?: string[]; at?: Position } = {}): void {
+    const ids = opts.ids ?? selectedIds();
+    const inside = rects().filter((r) => ids.includes(r.id));
+    const box = inside.length ? boundsOf(inside) : { x: (opts.at ?? centerOfView()).x, y: (opts.at ?? centerOfView()).y, width: 400, height: 260 };
+    const id = frames.freshId();
+    const pad = 30;
+    frames.add({ id, title: 'Group', x: Math.round(box.x - pad), y: Math.round(box.y - pad - 26), width: Math.round(box.width + 2 * pad), height: Math.round(box.height + 2 * pad + 26) });
+    frames.editTitle(id);
+  }
+
+  function addPin(connectionId: string, at: Position): void {
+    const view = area.connectionViews.get(connectionId);
+    const path = view?.element.querySelector('path');
+    if (!path) return;
+    const ends = [path.getPointAtLength(0), path.getPointAtLength(path.getTotalLength())];
+    const line = [ends[0], ...pinsOf(connectionId), ends[1]];
+    // The segment where the point adds the least length is the one it was put on.
+    let index = 0;
+    let best = Infinity;
+    for (let i = 1; i < line.length; i++) {
+      const cost = Math.hypot(at.x - line[i - 1].x, at.y - line[i - 1].y) + Math.hypot(line[i].x - at.x, line[i].y - at.y) - Math.hypot(line[i].x - line[i - 1].x, line[i].y - line[i - 1].y);
+      if (cost < best) [best, index] = [cost, i - 1];
+    }
+    const before = pinsOf(connectionId);
+    const after = [...before.slice(0, index), at, ...before.slice(index)];
+    recordAction(history, new FnAction(() => setPins(connectionId, before), () => setPins(connectionId, after)));
+    setPins(connectionId, after);
+  }
+
+  function setPins(connectionId: string, points: Position[]): void {
+    if (!editor.getConnection(connectionId)) return;
+    for (const pin of reroute.pins.getPins(connectionId)) reroute.pins.remove(pin.id);
+    for (const p of points) reroute.add(connectionId, { ...p });
+    void area.update('connection', connectionId);
+    changed('structure');
+  }
+
+  function removePin(pinId: string): void {
+    const pin = reroute.pins.getPin(pinId);
+    if (!pin) return;
+    const before = pinsOf(pin.connectionId);
+    const after = reroute.pins.getPins(pin.connectionId).filter((p) => p.id !== pinId).map((p) => ({ ...p.position }));
+    recordAction(history, new FnAction(() => setPins(pin.connectionId, before), () => setPins(pin.connectionId, after)));
+    setPins(pin.connectionId, after);
+  }
+
+  /** The view shows the graph as Fit placed it (no pan or zoom since): it follows the canvas's size. */
+  let fitted: { readable?: boolean } | null = null;
+  const onResize = new ResizeObserver(() => {
+    if (fitted && !state.loading) void zoomToFit(fitted);
+  });
+  onResize.observe(container);
+
+  async function zoomToFit(opts: { readable?: boolean } = {}): Promise<void> {
+    fitted = opts;
+    const boxes = [...rects(), ...frames.list().map((f) => ({ ...f }))];
+    const view = { width: container.clientWidth, height: container.clientHeight };
+    const t = area.area.transform;
+    if (boxes.length === 0) {
+      t.x = view.width / 2;
+      t.y = view.height / 3;
+      await area.area.zoom(1, 0, 0);
+      return;
+    }
+    const map = container.dataset.minimap === 'off' ? null : (container.querySelector('[data-testid="minimap"]') as HTMLElement | null);
+    const corner = map ? { width: container.getBoundingClientRect().right - map.getBoundingClientRect().left, height: container.getBoundingClientRect().bottom - map.getBoundingClientRect().top } : null;
+    const fit = fitTransform(boundsOf(boxes), view, corner, { padding: 28, maxScale: 1, ...(opts.readable ? { minScale: READABLE_SCALE } : {}) });
+    t.x = fit.x;
+    t.y = fit.y;
+    await area.area.zoom(fit.k, 0, 0);
+  }
+
+  // A node grew (a preview, a warning, an error): what it now covers moves down, after this frame.
+  let resizePending = false;
+  function nodeResized(): void {
+    if (state.loading || resizePending) return;
+    resizePending = true;
+    requestAnimationFrame(() => {
+      resizePending = false;
+      const moves = resolveOverlaps(rects(), GAP);
+      if (moves.size === 0) return;
+      state.relayout = true;
+      void untracked(history, () => moveAll(moves)).finally(() => {
+        state.relayout = false;
+      });
+    });
+  }
+
+  return {
+    rects,
+    snapshot,
+    /** The user panned or zoomed: the view no longer follows the canvas's size. */
+    unfit() {
+      fitted = null;
+    },
+    stop() {
+      onResize.disconnect();
+    },
+    setParam,
+    setTitle,
+    nodeResized,
+    framesCommitted,
+    addPin,
+    forget(id: string) {
+      nodeRuntime.remove(id);
+      // The selector keeps removed nodes (and the last picked one) otherwise: when undo brings
+      // them back and places one, the area moves every node still 'selected' by the same offset.
+      void selectable.unselect(id);
+      changed('structure');
+    },
+    rememberUpload(res: UploadResult, fileName: string) {
+      uploadedImages.set({ ...uploadedImages.get(), [res.name]: { url: res.url, width: res.width, height: res.height, fileName: res.fileName ?? fileName } });
+    },
+    api: {
+      addNode,
+      load,
+      selectedIds,
+      select,
+      removeNodes,
+      deleteSelected: async () => {
+        const ids = selectedIds();
+        if (ids.length) await removeNodes(ids);
+      },
+      copy,
+      paste,
+      duplicate,
+      toggleMode,
+      setTitle,
+      arrange: arrangeAll,
+      addFrame,
+      editFrameTitle: (id: string) => frames.editTitle(id),
+      removeFrame: (id: string) => frames.remove(id),
+      addPin,
+      removePin,
+      removeConnection: async (id: string) => {
+        history.separate();
+        await editor.removeConnection(id);
+        history.separate();
+      },
+      zoomToFit,
+      async focusNode(id: string) {
+        const node = editor.getNode(id);
+        if (!node) return;
+        await select([id]);
+        await AreaExtensions.zoomAt(area, [node], { scale: 0.5 });
+        fitted = null;
+      },
+    },
+  };
+}

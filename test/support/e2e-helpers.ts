@@ -1,0 +1,109 @@
+/**
+ * What the browser tests do over and over: open the studio in a tab, find empty canvas, read node
+ * boxes, check that nothing overlaps, wait for runs, save screenshots for a person to look at.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { expect } from 'vitest';
+import { artifactsDir, watchErrors, type RunningStudio } from './e2e-browser.ts';
+
+export interface Box {
+  id: string;
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+export async function openTab(context: BrowserContext, studio: RunningStudio): Promise<{ page: Page; errors: string[] }> {
+  const page = await context.newPage();
+  const errors = watchErrors(page);
+  await page.goto(studio.url);
+  await page.waitForSelector('[data-testid="canvas"][data-ready="true"]', { timeout: 20_000 });
+  return { page, errors };
+}
+
+export async function openStudio(browser: Browser, studio: RunningStudio, viewport = { width: 1440, height: 900 }) {
+  const context = await browser.newContext({ viewport });
+  const { page, errors } = await openTab(context, studio);
+  return { context, page, errors };
+}
+
+/** Errors that are not the UI's fault: none expected, but keep the filter in one place. */
+export function realErrors(errors: string[]): string[] {
+  return errors.filter((e) => !/Failed to load resource: the server responded with a status of 4\d\d/.test(e));
+}
+
+/** Screen boxes of the nodes on the canvas. */
+export async function nodeBoxes(page: Page): Promise<Box[]> {
+  return page.locator('[data-testid="node"]').evaluateAll((els) =>
+    els.map((e) => {
+      const r = e.getBoundingClientRect();
+      return { id: e.getAttribute('data-node-id') ?? '', x: r.x, y: r.y, width: r.width, height: r.height };
+    }),
+  );
+}
+
+export function intersects(a: Omit<Box, 'id'>, b: Omit<Box, 'id'>): boolean {
+  return a.x < b.x + b.width - 0.5 && b.x < a.x + a.width - 0.5 && a.y < b.y + b.height - 0.5 && b.y < a.y + a.height - 0.5;
+}
+
+/** Pairs of nodes whose boxes overlap ("a × b"). */
+export async function overlappingNodes(page: Page): Promise<string[]> {
+  const boxes = await nodeBoxes(page);
+  const pairs: string[] = [];
+  for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) if (intersects(boxes[i], boxes[j])) pairs.push(`${boxes[i].id} × ${boxes[j].id}`);
+  return pairs;
+}
+
+/** A point of the canvas (relative to it) that no node, frame or overlay covers. */
+export async function emptyCanvasPoint(page: Page): Promise<{ x: number; y: number }> {
+  const point = await page.evaluate(() => {
+    const canvas = document.querySelector('[data-testid="canvas"]')!.getBoundingClientRect();
+    for (let y = canvas.height - 12; y > 12; y -= 37) {
+      for (let x = 12; x < canvas.width - 12; x += 41) {
+        const el = document.elementFromPoint(canvas.x + x, canvas.y + y);
+        if (el && (el.matches('[data-testid="canvas"]') || el.parentElement?.matches('[data-testid="canvas"]')) && !el.closest('.sd-node, .sd-frame, svg')) return { x, y };
+      }
+    }
+    return null;
+  });
+  if (!point) throw new Error('no empty spot on the canvas');
+  return point;
+}
+
+/** Clicks empty canvas: deselects, and takes the focus out of a node's field. */
+export async function clickEmptyCanvas(page: Page): Promise<void> {
+  await page.click('[data-testid="canvas"]', { position: await emptyCanvasPoint(page) });
+}
+
+/** The autosaved graph of this tab's browser (what a reload restores). */
+export async function autosavedGraph(page: Page): Promise<{ nodes: { id: string; type: string; params: Record<string, unknown>; mode?: string; title?: string; position: { x: number; y: number } }[]; edges: { from: { node: string; output: string }; to: { node: string; input: string }; points?: unknown[] }[]; groups?: { title: string }[] }> {
+  return page.evaluate(() => (JSON.parse(localStorage.getItem('dualstyle.autosave.v1') ?? '{}') as { graph: never }).graph);
+}
+
+export async function waitForRun(page: Page, state: 'done' | 'failed' | 'cancelled' = 'done', timeout = 90_000): Promise<void> {
+  await expect.poll(() => page.locator('[data-testid="queue-indicator"]').getAttribute('data-state'), { timeout }).toBe(state);
+}
+
+export async function openTemplate(page: Page, name: string): Promise<void> {
+  await page.click('[data-testid="btn-open"]');
+  await page.click(`[data-testid="open-${name}"]`);
+  if (await page.locator('[data-testid="confirm-dialog"]').count()) await page.click('[data-testid="confirm-ok"]');
+  await expect.poll(() => page.locator('[data-testid="doc-label"]').textContent()).toContain(name);
+}
+
+/** A screenshot for people: test-artifacts/<name>.png (the visual check of the layout). */
+export async function visualCheck(page: Page, name: string): Promise<string> {
+  const dir = path.dirname(artifactsDir);
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${name}.png`);
+  await page.screenshot({ path: file });
+  return file;
+}
+
+/** GET a JSON API route of the studio from the test (not through the page). */
+export async function apiJson<T>(studio: RunningStudio, route: string): Promise<T> {
+  return (await (await fetch(new URL(route, studio.url))).json()) as T;
+}
