@@ -223,6 +223,7 @@ describe.skipIf(skipReason !== null)('browser end-to-end', () => {
     // Saving over a shipped template is refused with a clear message.
     if (list.some((g) => g.source === 'template')) {
       const template = list.find((g) => g.source === 'template')!.name;
+      await page.click('[data-testid="btn-more"]');
       await page.click('[data-testid="btn-save-as"]');
       await page.fill('[data-testid="prompt-input"]', template);
       await page.click('[data-testid="prompt-ok"]');

@@ -87,11 +87,16 @@ export async function waitForRun(page: Page, state: 'done' | 'failed' | 'cancell
   await expect.poll(() => page.locator('[data-testid="queue-indicator"]').getAttribute('data-state'), { timeout }).toBe(state);
 }
 
+/** Opens a template (discarding unsaved changes when the studio asks). */
 export async function openTemplate(page: Page, name: string): Promise<void> {
   await page.click('[data-testid="btn-open"]');
   await page.click(`[data-testid="open-${name}"]`);
-  if (await page.locator('[data-testid="confirm-dialog"]').count()) await page.click('[data-testid="confirm-ok"]');
-  await expect.poll(() => page.locator('[data-testid="doc-label"]').textContent()).toContain(name);
+  await expect
+    .poll(async () => {
+      if (await page.locator('[data-testid="confirm-ok"]').count()) await page.click('[data-testid="confirm-ok"]');
+      return page.locator('[data-testid="doc-label"]').textContent();
+    })
+    .toContain(name);
 }
 
 /** A screenshot for people: test-artifacts/<name>.png (the visual check of the layout). */

@@ -1,4 +1,5 @@
 /** The toolbar: document actions, editing, the document's name, panels, and the run controls. */
+import { useEffect, useRef, useState, type ReactNode } from 'react';
 import { useObservable } from '../runtime.ts';
 import { isActive, jobView, type JobView } from './jobs.ts';
 import { clock, useNow } from './time.ts';
@@ -45,9 +46,11 @@ export function Toolbar(p: ToolbarProps) {
         <button type="button" data-testid="btn-new" onClick={p.onNew} title="New empty graph">New</button>
         <button type="button" data-testid="btn-open" onClick={p.onOpen} title="Open a template or saved graph (Ctrl+O)">Open…</button>
         <button type="button" data-testid="btn-save" onClick={p.onSave} title="Save on the server (Ctrl+S)">Save</button>
-        <button type="button" data-testid="btn-save-as" onClick={p.onSaveAs} title="Save under a new name">Save as…</button>
-        <button type="button" data-testid="btn-export" onClick={p.onExport} title="Download the graph as JSON">Export</button>
-        <button type="button" data-testid="btn-import" onClick={p.onImport} title="Open a graph JSON file or a PNG downloaded from the studio (or drop it on the canvas)">Import…</button>
+        <MoreMenu>
+          <button type="button" data-testid="btn-save-as" onClick={p.onSaveAs} title="Save under a new name">Save as…</button>
+          <button type="button" data-testid="btn-export" onClick={p.onExport} title="Download the graph as JSON">Export JSON</button>
+          <button type="button" data-testid="btn-import" onClick={p.onImport} title="Open a graph JSON file or a PNG downloaded from the studio (or drop it on the canvas)">Import…</button>
+        </MoreMenu>
       </div>
       <div className="sd-group">
         <button type="button" data-testid="btn-add-node" onClick={p.onAddNode} title="Add a node (or double-click the canvas, or right-click)">+ Node</button>
@@ -123,5 +126,35 @@ function QueueIndicator({ job, labelOf }: { job: JobView | null; labelOf: (id: s
     <span className={`sd-queue state-${job.state}`} data-testid="queue-indicator" data-state={job.state} data-job-id={job.id} title={`${text}${job.message ? `\n${job.message}` : ''}`}>
       {text}
     </span>
+  );
+}
+
+/** Less frequent document actions, behind "⋯": the toolbar keeps room for the graph's name and the run. */
+function MoreMenu({ children }: { children: ReactNode }) {
+  const [open, setOpen] = useState(false);
+  const box = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    if (!open) return;
+    const close = (e: Event) => {
+      if (e instanceof KeyboardEvent ? e.key === 'Escape' : !box.current?.contains(e.target as Node)) setOpen(false);
+    };
+    window.addEventListener('pointerdown', close, true);
+    window.addEventListener('keydown', close, true);
+    return () => {
+      window.removeEventListener('pointerdown', close, true);
+      window.removeEventListener('keydown', close, true);
+    };
+  }, [open]);
+  return (
+    <div className="sd-more" ref={box}>
+      <button type="button" data-testid="btn-more" aria-expanded={open} onClick={() => setOpen(!open)} title="Save as, export, import">
+        ⋯
+      </button>
+      {open ? (
+        <div className="sd-more-menu" role="menu" onClick={() => setOpen(false)}>
+          {children}
+        </div>
+      ) : null}
+    </div>
   );
 }

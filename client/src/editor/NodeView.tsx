@@ -125,6 +125,9 @@ export function NodeView(props: { data: StudioNode; emit: RenderEmit<Schemes> })
 /** The title; double-click renames the node (empty gives it its type's title back). */
 function NodeTitle({ node }: { node: StudioNode }) {
   const [editing, setEditing] = useState(false);
+  // The area captures the pointer on press (to drag the node), so no click or dblclick reaches the
+  // title: two presses in quick succession are the double-click.
+  const lastPress = useRef(0);
   if (editing) {
     return (
       <input
@@ -147,7 +150,17 @@ function NodeTitle({ node }: { node: StudioNode }) {
     );
   }
   return (
-    <span className="sd-node-title" data-testid="title" title="Double-click to rename" onDoubleClick={() => setEditing(true)}>
+    <span
+      className="sd-node-title"
+      data-testid="title"
+      title="Double-click to rename"
+      onPointerDown={(e) => {
+        if (e.button !== 0) return;
+        // After the press's own default action, which would take the focus back from the field.
+        if (e.timeStamp - lastPress.current < 450) setTimeout(() => setEditing(true), 0);
+        lastPress.current = e.timeStamp;
+      }}
+    >
       {node.label}
     </span>
   );
