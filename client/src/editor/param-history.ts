@@ -23,6 +23,8 @@ export class ParamChangeAction implements HistoryAction {
     readonly before: unknown,
     public after: unknown,
     private readonly apply: (nodeId: string, param: string, value: unknown) => void,
+    /** Typing: later keystrokes in the field extend this action. A pick (a preset, a checkbox) stands alone. */
+    readonly typing = false,
   ) {}
 
   undo(): void {
@@ -56,6 +58,7 @@ export function recordParamChange(
     change.coalesce &&
     last &&
     last.action instanceof ParamChangeAction &&
+    last.action.typing &&
     last.action.nodeId === change.nodeId &&
     last.action.param === change.param &&
     Date.now() - last.time < COALESCE_MS
@@ -64,7 +67,7 @@ export function recordParamChange(
     last.time = Date.now();
     return;
   }
-  recordAction(history, new ParamChangeAction(change.nodeId, change.param, change.before, change.after, apply));
+  recordAction(history, new ParamChangeAction(change.nodeId, change.param, change.before, change.after, apply, change.coalesce));
 }
 
 /**
