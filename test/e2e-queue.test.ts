@@ -32,12 +32,13 @@ describe.skipIf(skipReason !== null)('browser end-to-end: the queue, from every 
 
   it('queues every Run, shows every job to every tab with progress and ETA, and cancels from the panel', { timeout: 240_000 }, async () => {
     const { context, page: a, errors } = await openStudio(browser, studio);
-    // A first run teaches the server how long each node takes: later jobs get an ETA.
+    // A first (short) run teaches the server how long each node takes: later jobs get an ETA.
+    const steps = a.locator('[data-testid="node"][data-node-id="invert"] [data-testid="param-steps"]');
+    await steps.fill('30');
     await a.keyboard.press('Control+Enter');
     await waitForRun(a);
 
     // A long run (more inversion steps), then Run again while it runs: a second job, queued.
-    const steps = a.locator('[data-testid="node"][data-node-id="invert"] [data-testid="param-steps"]');
     await steps.fill('600');
     await a.keyboard.press('Control+Enter');
     await expect.poll(() => a.locator('[data-testid="queue-indicator"]').getAttribute('data-state'), { timeout: 20_000 }).toBe('running');

@@ -64,8 +64,20 @@ describe.skipIf(skipReason !== null)('browser end-to-end: menu and staples', () 
     const canvas = (await page.locator('[data-testid="canvas"]').boundingBox())!;
     const spot = await emptyCanvasPoint(page);
     await page.mouse.click(canvas.x + spot.x, canvas.y + spot.y, { button: 'right' });
+    // Typing goes to the menu's search; "vae" finds both VAE nodes (before: only category names matched).
+    await page.keyboard.type('vae');
+    // Offered outside the canvas's own nodes (whatever the menu is made of).
+    const shown = (text: string) =>
+      page.evaluate(
+        (t) =>
+          [...document.querySelectorAll('body *')].filter(
+            (el) => el.childElementCount === 0 && el.textContent?.trim() === t && !el.closest('[data-testid="node"]') && el.getBoundingClientRect().width > 0,
+          ).length,
+        text,
+      );
+    await expect.poll(() => shown('VAE Encode')).toBeGreaterThan(0);
+    expect(await shown('VAE Decode')).toBeGreaterThan(0);
     const menu = page.locator('[data-testid="menu"]');
-    await menu.waitFor();
     const found = async (q: string) => {
       await page.fill('[data-testid="menu-search"]', q);
       return menu.locator('[data-testid="menu-node"]').evaluateAll((els) => els.map((e) => e.getAttribute('data-node-type')));
@@ -154,6 +166,8 @@ describe.skipIf(skipReason !== null)('browser end-to-end: menu and staples', () 
     const { context, page, errors } = await openStudio(browser, studio);
     await openTemplate(page, 'comparison');
     await page.click('[data-testid="btn-fit"]');
+    // Fewer inversion steps: the same pictures' worth of checks, in a fraction of the time.
+    await page.locator('[data-testid="node"][data-node-id="invert"] [data-testid="param-steps"]').fill('30');
     // A frame around the inputs, titled.
     await select(page, 'model', 'image');
     await page.keyboard.press('Control+g');

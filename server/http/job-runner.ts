@@ -234,7 +234,7 @@ export class JobRunner {
   }
 
   private async run(jobId: string, payload: JobPayload, signal: AbortSignal): Promise<void> {
-    const { broadcast, catalog, services, log } = this.opts;
+    const { broadcast, log } = this.opts;
     const outbox = new OrderedOutbox<OutgoingEvent>(broadcast);
     const started = performance.now();
     const lastProgress = new Map<string, number>();

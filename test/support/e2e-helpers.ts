@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { expect } from 'vitest';
-import { artifactsDir, watchErrors, type RunningStudio } from './e2e-browser.ts';
+import { artifactsDir, projectRoot, watchErrors, type RunningStudio } from './e2e-browser.ts';
 
 export interface Box {
   id: string;
@@ -111,4 +111,40 @@ export async function visualCheck(page: Page, name: string): Promise<string> {
 /** GET a JSON API route of the studio from the test (not through the page). */
 export async function apiJson<T>(studio: RunningStudio, route: string): Promise<T> {
   return (await (await fetch(new URL(route, studio.url))).json()) as T;
+}
+
+export interface TemplateFile {
+  nodes: { id: string; type: string; params: Record<string, unknown> }[];
+  edges: { from: { node: string; output: string }; to: { node: string; input: string } }[];
+}
+
+export function readTemplate(name: string): TemplateFile {
+  return JSON.parse(fs.readFileSync(path.join(projectRoot, 'graphs', `${name}.json`), 'utf8')) as TemplateFile;
+}
+
+/** Node ids on the canvas, sorted. */
+export async function canvasNodeIds(page: Page): Promise<string[]> {
+  return (await page.locator('[data-testid="node"]').evaluateAll((els) => els.map((e) => e.getAttribute('data-node-id') ?? ''))).sort();
+}
+
+/** Clicks a control that downloads a file and returns the file's name and bytes. */
+export async function downloadFile(page: Page, selector: string): Promise<{ name: string; bytes: Uint8Array }> {
+  const [dl] = await Promise.all([page.waitForEvent('download', { timeout: 15_000 }), page.locator(selector).first().click()]);
+  const file = await dl.path();
+  return { name: dl.suggestedFilename(), bytes: new Uint8Array(fs.readFileSync(file)) };
+}
+
+export async function socketCenter(page: Page, nodeId: string, side: 'input' | 'output', key: string) {
+  const box = await page.locator(`[data-testid="node"][data-node-id="${nodeId}"] [data-testid="${side}-${key}"] .sd-socket`).boundingBox();
+  if (!box) throw new Error(`socket ${nodeId}.${key} not visible`);
+  return { x: box.x + box.width / 2, y: box.y + box.height / 2 };
+}
+
+/** A mouse drag in small steps, as a hand does it (a connection from socket to socket, say). */
+export async function drag(page: Page, from: { x: number; y: number }, to: { x: number; y: number }) {
+  await page.mouse.move(from.x, from.y);
+  await page.mouse.down();
+  await page.mouse.move((from.x + to.x) / 2, (from.y + to.y) / 2, { steps: 5 });
+  await page.mouse.move(to.x, to.y, { steps: 5 });
+  await page.mouse.up();
 }

@@ -38,9 +38,16 @@ export function QueuePanel(props: { onWatch(jobId: string): void; onCancel(jobId
         <span>
           Queue <span className="muted">{active.length ? `${active.length} job${active.length === 1 ? '' : 's'}` : 'idle'}</span>
         </span>
-        <button type="button" className="sd-link" onClick={props.onClose} title="Hide">
-          ✕
-        </button>
+        <span>
+          {queue && queue.pending.length > 1 ? (
+            <button type="button" className="sd-link" data-testid="queue-clear" onClick={() => queue.pending.forEach((j) => props.onCancel(j.id))} title="Take every waiting job out of the queue (the running one goes on)">
+              Clear waiting
+            </button>
+          ) : null}
+          <button type="button" className="sd-link" onClick={props.onClose} title="Hide">
+            ✕
+          </button>
+        </span>
       </header>
       {active.length === 0 ? <p className="muted">Nothing is running. Run (Ctrl+Enter) queues the graph; Ctrl+Shift+Enter puts it first in line.</p> : null}
       <ol className="sd-queue-list">

@@ -38,7 +38,8 @@ export interface JobView {
 /** The job this tab looks at. */
 export const jobView = new Observable<JobView | null>(null);
 export const queueView = new Observable<QueueState | null>(null);
-export const socketConnected = new Observable<boolean>(false);
+/** The live connection: null until it first connects (or fails to), then whether it is up. */
+export const socketConnected = new Observable<boolean | null>(null);
 /** Jobs submitted from this tab. */
 export const myJobs = new Observable<ReadonlySet<string>>(new Set());
 /** Jobs that finished while this tab was open (any tab's), newest first. */
@@ -82,6 +83,7 @@ export class JobTracker {
     this.socket = io({ path: '/socket.io', transports: ['websocket', 'polling'], ...(token ? { auth: { token } } : {}) });
     this.socket.on('connect', () => socketConnected.set(true));
     this.socket.on('disconnect', () => socketConnected.set(false));
+    this.socket.on('connect_error', () => socketConnected.set(false));
     this.socket.on('queue', (q) => this.onQueue(q));
     const names: EventName[] = [
       'job:queued', 'job:started', 'node:started', 'node:progress', 'node:preview', 'node:warning',

@@ -77,7 +77,8 @@ export function ProblemsPanel(props: {
 export function StatusBar(props: {
   health: Health | null;
   healthError: string | null;
-  connected: boolean;
+  /** null: not connected yet. */
+  connected: boolean | null;
   queue: QueueState | null;
   nodeCount: number;
   minimap: boolean;
@@ -86,7 +87,7 @@ export function StatusBar(props: {
   const h = props.health;
   const pending = props.queue ? props.queue.pending.length + (props.queue.running ? 1 : 0) : 0;
   // The live connection drops at once when the server goes away; the health check says why.
-  const down = props.healthError !== null || (h !== null && !props.connected);
+  const down = props.healthError !== null || props.connected === false;
   const used = h?.executionProviderUsed;
   return (
     <footer className="sd-status" data-testid="status-bar">
@@ -107,7 +108,7 @@ export function StatusBar(props: {
         </span>
       ) : null}
       {h?.demo ? <span className="sd-demo">Demo model: random weights</span> : null}
-      {!down ? <span className={props.connected ? '' : 'sd-warn'}>{props.connected ? 'Live updates on' : 'Live updates off (reconnecting…)'}</span> : null}
+      {!down ? <span>{props.connected ? 'Live updates on' : 'Connecting live updates…'}</span> : null}
       <span className="spacer" />
       <span>{props.nodeCount} node{props.nodeCount === 1 ? '' : 's'}</span>
       <span>Queue: {pending === 0 ? 'idle' : `${pending} job${pending === 1 ? '' : 's'}`}</span>

@@ -153,13 +153,8 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
   const frames = new FramesLayer(area.area.content, {
     zoom: () => area.area.transform.k,
     nodesInside: (r) => ops.rects().filter((n) => n.x >= r.x && n.y >= r.y && n.x + n.width <= r.x + r.width && n.y + n.height <= r.y + r.height).map((n) => n.id),
-    moveNodes: async (ids, dx, dy) => {
-      for (const id of ids) {
-        const view = area.nodeViews.get(id);
-        if (view) await area.translate(id, { x: view.position.x + dx, y: view.position.y + dy });
-      }
-    },
-    committed: (before) => ops.framesCommitted(before),
+    moveNodes: (ids, dx, dy) => ops.shift(ids, dx, dy),
+    committed: (before, carried) => ops.framesCommitted(before, carried),
     contextMenu: (id, e) => {
       area.area.setPointerFrom(e);
       hooks.onContextMenu({ kind: 'frame', id }, { x: e.clientX, y: e.clientY }, { ...area.area.pointer });

@@ -11,9 +11,10 @@ export interface FrameHooks {
   zoom(): number;
   /** Nodes whose box lies inside the rectangle. */
   nodesInside(rect: Rect): string[];
+  /** Moves nodes along with a frame (not recorded: the frame's action carries the move). */
   moveNodes(ids: string[], dx: number, dy: number): Promise<void>;
-  /** A gesture ended: the frames went from `before` to the current list. */
-  committed(before: GraphGroup[]): void;
+  /** A gesture ended: the frames went from `before` to the current list, moving `carried` nodes by (dx, dy). */
+  committed(before: GraphGroup[], carried?: { ids: string[]; dx: number; dy: number }): void;
   contextMenu(id: string, e: MouseEvent): void;
 }
 
@@ -148,13 +149,20 @@ export class FramesLayer {
     header.addEventListener('pointerdown', (e) => {
       if (e.button !== 0 || title.isContentEditable) return;
       e.stopPropagation();
-      const inside = this.hooks.nodesInside(frame.data as Rect);
-      this.drag(e, header, async (dx, dy) => {
-        frame.data.x += dx;
-        frame.data.y += dy;
-        this.place(frame);
-        await this.hooks.moveNodes(inside, dx, dy);
-      });
+      const carried = { ids: this.hooks.nodesInside(frame.data as Rect), dx: 0, dy: 0 };
+      this.drag(
+        e,
+        header,
+        async (dx, dy) => {
+          frame.data.x += dx;
+          frame.data.y += dy;
+          carried.dx += dx;
+          carried.dy += dy;
+          this.place(frame);
+          await this.hooks.moveNodes(carried.ids, dx, dy);
+        },
+        carried,
+      );
     });
     handle.addEventListener('pointerdown', (e) => {
       if (e.button !== 0) return;
@@ -183,7 +191,7 @@ export class FramesLayer {
   }
 
   /** Follows the pointer until it is released; `step` gets each move in graph units. */
-  private drag(start: PointerEvent, target: HTMLElement, step: (dx: number, dy: number) => Promise<void>): void {
+  private drag(start: PointerEvent, target: HTMLElement, step: (dx: number, dy: number) => Promise<void>, carried?: { ids: string[]; dx: number; dy: number }): void {
     const before = this.list();
     let last = { x: start.clientX, y: start.clientY };
     let moved = false;
@@ -203,7 +211,7 @@ export class FramesLayer {
       target.removeEventListener('pointerup', onUp);
       target.removeEventListener('pointercancel', onUp);
       void chain.then(() => {
-        if (moved) this.hooks.committed(before);
+        if (moved) this.hooks.committed(before, carried);
       });
     };
     target.addEventListener('pointermove', onMove);

@@ -4,7 +4,7 @@
  * (a grown node pushing its neighbours) are not recorded.
  */
 import type { NodeEditor } from 'rete';
-import { AreaExtensions, type AreaPlugin } from 'rete-area-plugin';
+import type { AreaExtensions, AreaPlugin } from 'rete-area-plugin';
 import type { ReroutePlugin } from 'rete-connection-reroute-plugin';
 import type { HistoryPlugin } from 'rete-history-plugin';
 import type { Catalog, CatalogNode } from '../../../server/protocol/catalog.ts';
@@ -12,7 +12,7 @@ import type { Graph, GraphGroup, NodeMode } from '../../../server/protocol/graph
 import type { UploadResult } from '../api.ts';
 import { copyOf, pastePlan, type ClipboardData } from '../clipboard.ts';
 import { defaultParams, planImport, uniqueNodeId, type EditorConnectionDTO, type EditorNodeDTO, type EditorSnapshot, type Position } from '../graph-io.ts';
-import { arrange, boundsOf, fitTransform, placeClear, resolveOverlaps, type Rect } from '../layout.ts';
+import { arrange, boundsOf, placeClear, resolveOverlaps, type Rect } from '../layout.ts';
 import { nodeRuntime } from '../runtime.ts';
 import { presetsOf, retitle } from '../titles.ts';
 import { uploadedImages } from './bridge.ts';
@@ -20,12 +20,12 @@ import type { ChangeKind } from './create-editor.tsx';
 import type { FramesLayer } from './frames.ts';
 import { FnAction, recordAction, recordParamChange, untracked } from './param-history.ts';
 import { StudioNode, type Schemes } from './schemes.ts';
+import { createView } from './view.ts';
+import { createPins } from './pins.ts';
 
 const nextFrame = () => new Promise<void>((resolve) => requestAnimationFrame(() => resolve()));
 /** Space kept between nodes when the studio places them. */
 const GAP = 24;
-/** Below this scale node text is hard to read (14 px titles become ~10 px). */
-export const READABLE_SCALE = 0.75;
 
 interface Context {
   editor: NodeEditor<Schemes>;
@@ -71,6 +71,10 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
     return { x: (container.clientWidth / 2 - x) / k, y: (container.clientHeight / 2 - y) / k };
   }
 
+  const pins = createPins({ editor, area, history, reroute, changed });
+  const { pinsOf, addPin, removePin } = pins;
+  const view = createView({ area, container, state, boxes: () => [...rects(), ...frames.list()] });
+
   const selectedIds = () => editor.getNodes().filter((n) => n.selected).map((n) => n.id);
 
   async function select(ids: string[]): Promise<void> {
@@ -97,10 +101,6 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
       if (editor.getNode(id)) await editor.removeNode(id);
     }
     history.separate();
-  }
-
-  function pinsOf(connectionId: string): Position[] {
-    return reroute.pins.getPins(connectionId).map((p) => ({ ...p.position }));
   }
 
   function snapshot(): EditorSnapshot {
@@ -147,7 +147,7 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
       await nextFrame();
       await nextFrame();
       await moveAll(resolveOverlaps(rects(), GAP));
-      await zoomToFit({ readable: true });
+      await view.zoomToFit({ readable: true });
     } finally {
       state.loading = false;
       history.clear();
@@ -257,12 +257,28 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
     history.separate();
     await moveAll(moves);
     history.separate();
-    await zoomToFit();
+    await view.zoomToFit();
   }
 
-  function framesCommitted(before: GraphGroup[]): void {
+  /** Moves nodes by (dx, dy) without recording it: the action of the gesture that moved them does. */
+  async function shift(ids: string[], dx: number, dy: number): Promise<void> {
+    await untracked(history, async () => {
+      for (const id of ids) {
+        const view = area.nodeViews.get(id);
+        if (view) await area.translate(id, { x: view.position.x + dx, y: view.position.y + dy });
+      }
+    });
+  }
+
+  /** One undo step per frame gesture, with the nodes a dragged frame carried. */
+  function framesCommitted(before: GraphGroup[], carried?: { ids: string[]; dx: number; dy: number }): void {
     const after = frames.list();
-    recordAction(history, new FnAction(() => (frames.set(before), changed('structure')), () => (frames.set(after), changed('structure'))));
+    const apply = async (groups: GraphGroup[], sign: number) => {
+      frames.set(groups);
+      if (carried) await shift(carried.ids, sign * carried.dx, sign * carried.dy);
+      changed('structure');
+    };
+    recordAction(history, new FnAction(() => apply(before, -1), () => apply(after, 1)));
     changed('structure');
   }
 
@@ -274,68 +290,6 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
     const pad = 30;
     frames.add({ id, title: 'Group', x: Math.round(box.x - pad), y: Math.round(box.y - pad - 26), width: Math.round(box.width + 2 * pad), height: Math.round(box.height + 2 * pad + 26) });
     frames.editTitle(id);
-  }
-
-  function addPin(connectionId: string, at: Position): void {
-    const view = area.connectionViews.get(connectionId);
-    const path = view?.element.querySelector('path');
-    if (!path) return;
-    const ends = [path.getPointAtLength(0), path.getPointAtLength(path.getTotalLength())];
-    const line = [ends[0], ...pinsOf(connectionId), ends[1]];
-    // The segment where the point adds the least length is the one it was put on.
-    let index = 0;
-    let best = Infinity;
-    for (let i = 1; i < line.length; i++) {
-      const cost = Math.hypot(at.x - line[i - 1].x, at.y - line[i - 1].y) + Math.hypot(line[i].x - at.x, line[i].y - at.y) - Math.hypot(line[i].x - line[i - 1].x, line[i].y - line[i - 1].y);
-      if (cost < best) [best, index] = [cost, i - 1];
-    }
-    const before = pinsOf(connectionId);
-    const after = [...before.slice(0, index), at, ...before.slice(index)];
-    recordAction(history, new FnAction(() => setPins(connectionId, before), () => setPins(connectionId, after)));
-    setPins(connectionId, after);
-  }
-
-  function setPins(connectionId: string, points: Position[]): void {
-    if (!editor.getConnection(connectionId)) return;
-    for (const pin of reroute.pins.getPins(connectionId)) reroute.pins.remove(pin.id);
-    for (const p of points) reroute.add(connectionId, { ...p });
-    void area.update('connection', connectionId);
-    changed('structure');
-  }
-
-  function removePin(pinId: string): void {
-    const pin = reroute.pins.getPin(pinId);
-    if (!pin) return;
-    const before = pinsOf(pin.connectionId);
-    const after = reroute.pins.getPins(pin.connectionId).filter((p) => p.id !== pinId).map((p) => ({ ...p.position }));
-    recordAction(history, new FnAction(() => setPins(pin.connectionId, before), () => setPins(pin.connectionId, after)));
-    setPins(pin.connectionId, after);
-  }
-
-  /** The view shows the graph as Fit placed it (no pan or zoom since): it follows the canvas's size. */
-  let fitted: { readable?: boolean } | null = null;
-  const onResize = new ResizeObserver(() => {
-    if (fitted && !state.loading) void zoomToFit(fitted);
-  });
-  onResize.observe(container);
-
-  async function zoomToFit(opts: { readable?: boolean } = {}): Promise<void> {
-    fitted = opts;
-    const boxes = [...rects(), ...frames.list().map((f) => ({ ...f }))];
-    const view = { width: container.clientWidth, height: container.clientHeight };
-    const t = area.area.transform;
-    if (boxes.length === 0) {
-      t.x = view.width / 2;
-      t.y = view.height / 3;
-      await area.area.zoom(1, 0, 0);
-      return;
-    }
-    const map = container.dataset.minimap === 'off' ? null : (container.querySelector('[data-testid="minimap"]') as HTMLElement | null);
-    const corner = map ? { width: container.getBoundingClientRect().right - map.getBoundingClientRect().left, height: container.getBoundingClientRect().bottom - map.getBoundingClientRect().top } : null;
-    const fit = fitTransform(boundsOf(boxes), view, corner, { padding: 28, maxScale: 1, ...(opts.readable ? { minScale: READABLE_SCALE } : {}) });
-    t.x = fit.x;
-    t.y = fit.y;
-    await area.area.zoom(fit.k, 0, 0);
   }
 
   // A node grew (a preview, a warning, an error): what it now covers moves down, after this frame.
@@ -357,17 +311,13 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
   return {
     rects,
     snapshot,
-    /** The user panned or zoomed: the view no longer follows the canvas's size. */
-    unfit() {
-      fitted = null;
-    },
-    stop() {
-      onResize.disconnect();
-    },
+    unfit: view.unfit,
+    stop: view.stop,
     setParam,
     setTitle,
     nodeResized,
     framesCommitted,
+    shift,
     addPin,
     forget(id: string) {
       nodeRuntime.remove(id);
@@ -405,13 +355,11 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
         await editor.removeConnection(id);
         history.separate();
       },
-      zoomToFit,
+      zoomToFit: view.zoomToFit,
       async focusNode(id: string) {
-        const node = editor.getNode(id);
-        if (!node) return;
+        if (!editor.getNode(id)) return;
         await select([id]);
-        await AreaExtensions.zoomAt(area, [node], { scale: 0.5 });
-        fitted = null;
+        await view.focus(id);
       },
     },
   };
