@@ -10,6 +10,8 @@ import { maskNode } from './mask.ts';
 import { attentionMergeSampler, epsilonMergeSampler, singlePromptSampler } from './samplers.ts';
 import { pixelMergeNode } from './pixel-merge.ts';
 import { saveImage } from './save-image.ts';
+import { loadClip } from './load-clip.ts';
+import { metricsNode, metricsTable } from './metrics.ts';
 
 export const nodeDefinitions: AnyNodeDefinition[] = [
   loadModel,
@@ -25,4 +27,7 @@ export const nodeDefinitions: AnyNodeDefinition[] = [
   pixelMergeNode,
   vaeDecode,
   saveImage,
+  loadClip,
+  metricsNode,
+  metricsTable,
 ];

@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { defineNode } from './types.ts';
 import { invert } from '../server/engine/diffusion/cycle.ts';
 import { seededNoise } from '../server/engine/diffusion/noise.ts';
-import { pipelineOf, requireSameModel, unconditional } from './lib/model.ts';
+import { stepsProblem } from '../server/engine/diffusion/schedule.ts';
+import { pipelineOf, requireSameModel } from './lib/model.ts';
 import { stepReporter } from './lib/sampling.ts';
 
 export const invertNode = defineNode({
@@ -26,7 +27,8 @@ export const invertNode = defineNode({
     seed: z.number().int().min(0).max(2 ** 32 - 1).default(0).describe('Seed of the encoder noise; the same seed gives the same code.'),
   }),
   check(p) {
-    return p.steps > p.skip ? [] : [{ field: 'skip', message: `must be less than steps (${p.steps}), got ${p.skip}` }];
+    const problem = stepsProblem(p.steps, p.skip);
+    return problem ? [problem] : [];
   },
   async run({ inputs, params, ctx }) {
     requireSameModel(inputs.model, inputs.latent, 'latent');
@@ -35,7 +37,6 @@ export const invertNode = defineNode({
     const { width, height } = inputs.latent;
     const code = await invert(pipe, inputs.latent.data, width, height, {
       source: inputs.source.embedding,
-      uncond: params.guidance === 1 ? inputs.source.embedding : await unconditional(pipe),
       guidance: params.guidance,
       steps: params.steps,
       skip: params.skip,

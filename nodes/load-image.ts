@@ -1,9 +1,7 @@
-import { promises as fs } from 'node:fs';
 import { z } from 'zod';
 import { createHash } from 'node:crypto';
-import { defineNode, NodeError } from './types.ts';
+import { defineNode, UserError } from './types.ts';
 import { loadImageFile, sampleImage, fittedSize, MAX_IMAGE_SIDE } from './lib/image.ts';
-import { isSafeName, resolveInside, uploadsDir } from '../server/store/paths.ts';
 
 /** The built-in picture, so templates run without an upload. */
 export const SAMPLE_IMAGE = 'builtin:sample';
@@ -13,11 +11,6 @@ const SAMPLE_SIZE = { width: 1024, height: 768 };
 
 /** SD1.x UNets halve the latent three times: image sides must be multiples of 64. */
 const SIDE_MULTIPLE = 64;
-
-function uploadPath(dataDir: string, name: string): string {
-  if (!isSafeName(name)) throw new NodeError(`invalid image name ${JSON.stringify(name)}`, 'image');
-  return resolveInside(uploadsDir(dataDir), name);
-}
 
 export const loadImage = defineNode({
   type: 'LoadImage',
@@ -43,24 +36,17 @@ export const loadImage = defineNode({
   async identity(params, services) {
     // The upload's name is its content hash, but hash the bytes anyway: a replaced file must not be served from cache.
     if (params.image === SAMPLE_IMAGE) return 'sample-v1';
-    try {
-      const bytes = await fs.readFile(uploadPath(services.dataDir, params.image));
-      return createHash('sha256').update(bytes).digest('hex');
-    } catch {
-      return 'missing'; // run() reports the problem
-    }
+    const bytes = await services.readUpload(params.image).catch(() => null);
+    // A missing or unreadable upload: run() reports the problem.
+    return bytes ? createHash('sha256').update(bytes).digest('hex') : 'missing';
   },
   async run({ params, ctx }) {
     if (params.image === SAMPLE_IMAGE) {
       const size = fittedSize(SAMPLE_SIZE.width, SAMPLE_SIZE.height, params.max_side, SIDE_MULTIPLE);
       return { outputs: { image: sampleImage(size.width, size.height) } };
     }
-    const file = uploadPath(ctx.services.dataDir, params.image);
-    try {
-      await fs.access(file);
-    } catch {
-      throw new NodeError(`image "${params.image}" is not in the uploads folder; upload it again`, 'image');
-    }
+    const file = await ctx.services.readUpload(params.image);
+    if (!file) throw new UserError(`image "${params.image}" is not in the uploads folder; upload it again`, 'image');
     const { image, original } = await loadImageFile(file, { fit: params.fit, maxSide: params.max_side, multiple: SIDE_MULTIPLE });
     if (image.width !== original.width || image.height !== original.height) {
       ctx.warn(`image ${original.width}×${original.height} was ${params.fit === 'crop' ? 'scaled and cropped' : 'resized'} to ${image.width}×${image.height}`);

@@ -1,8 +1,9 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { defineNode, NodeError } from './types.ts';
-import { ModelFolderError, fingerprintFolder, checkModelFolder, type SdPipeline } from '../server/engine/onnx/pipeline.ts';
+import { defineNode, UserError } from './types.ts';
+import { ModelFolderError, fingerprintFolder, checkModelFolder } from '../server/engine/onnx/model-folder.ts';
+import type { SdPipeline } from '../server/engine/onnx/pipeline.ts';
 import { pipelines, type PipelineHandle } from '../server/engine/onnx/registry.ts';
 import { ensureDemoModel, DEMO_MODEL_VERSION } from '../server/models/demo/index.ts';
 
@@ -102,8 +103,8 @@ export const loadModel = defineNode({
       handle = pipelines.handle(dir, ep, await fingerprintFolder(dir));
       pipe = await handle.acquire();
     } catch (err) {
-      if (err instanceof ModelFolderError) throw new NodeError(err.message, 'model');
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NodeError(`model folder not found: ${dir}`, 'model');
+      if (err instanceof ModelFolderError) throw new UserError(err.message, 'model');
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new UserError(`model folder not found: ${dir}`, 'model');
       throw err;
     }
     const demo = params.model === DEMO_MODEL;

@@ -1,10 +1,7 @@
 import { z } from 'zod';
-import { createHash } from 'node:crypto';
-import { defineNode, NodeError } from './types.ts';
+import { defineNode, UserError } from './types.ts';
 import { makeMask } from '../server/engine/diffusion/mask.ts';
 import { encodePng } from './lib/image.ts';
-import { resultsDir, resolveInside } from '../server/store/paths.ts';
-import { writeFileAtomic } from '../server/util/atomic.ts';
 
 /** Side of the thumbnail the node shows. */
 const THUMB = 96;
@@ -28,16 +25,14 @@ export const maskNode = defineNode({
     sharpness: z.number().min(0.1).max(200).default(20).describe('k of the logistic transition (the paper uses 20; 70 is sharper).').meta({ ui: { slider: true }, step: 1 }),
   }),
   async run({ inputs, params, ctx }) {
-    if (params.shape === 'image' && !inputs.image) throw new NodeError('shape "image" needs an image connected to the mask', 'image');
+    if (params.shape === 'image' && !inputs.image) throw new UserError('shape "image" needs an image connected to the mask', 'image');
     if (params.shape !== 'image' && inputs.image) ctx.warn(`the connected image is ignored for shape "${params.shape}"`);
     const mask = makeMask({ shape: params.shape, direction: params.direction, sharpness: params.sharpness, image: inputs.image });
     // Thumbnail: M as gray, so the user sees where each style goes.
     const m = mask.sample(THUMB, THUMB);
     const data = new Float32Array(3 * m.length);
     data.set(m, 0); data.set(m, m.length); data.set(m, 2 * m.length);
-    const png = await encodePng({ width: THUMB, height: THUMB, data });
-    const name = `mask-${createHash('sha256').update(png).digest('hex').slice(0, 16)}.png`;
-    await writeFileAtomic(resolveInside(resultsDir(ctx.services.dataDir), name), png);
-    return { outputs: { mask }, result: { images: [{ url: `/api/results/${name}`, name, width: THUMB, height: THUMB }] } };
+    const thumbnail = await ctx.saveResult('mask', await encodePng({ width: THUMB, height: THUMB, data }), { width: THUMB, height: THUMB });
+    return { outputs: { mask }, result: { images: [thumbnail] } };
   },
 });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineNode, NodeError } from './types.ts';
+import { defineNode, UserError } from './types.ts';
 import { pixelMerge } from '../server/engine/diffusion/pixel-merge.ts';
 
 export const pixelMergeNode = defineNode({
@@ -17,7 +17,7 @@ export const pixelMergeNode = defineNode({
   async run({ inputs }) {
     const { image1, image2, mask } = inputs;
     if (image1.width !== image2.width || image1.height !== image2.height) {
-      throw new NodeError(`images differ in size: ${image1.width}×${image1.height} and ${image2.width}×${image2.height}`, 'image2');
+      throw new UserError(`images differ in size: ${image1.width}×${image1.height} and ${image2.width}×${image2.height}`, 'image2');
     }
     return { outputs: { image: pixelMerge(image1, image2, mask) } };
   },

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { defineNode } from './types.ts';
 import { decode } from '../server/engine/diffusion/cycle.ts';
 import { attentionMerge, epsilonMerge, singlePrompt, type EpsilonRule } from '../server/engine/diffusion/guidance.ts';
-import { pipelineOf, requireSameModel, unconditional } from './lib/model.ts';
+import { pipelineOf, requireSameModel } from './lib/model.ts';
 import { stepReporter } from './lib/sampling.ts';
 import type { NodeContext } from './types.ts';
 import type { ConditioningValue, InversionValue, LatentValue, MaskValue, ModelValue } from './values.ts';
@@ -23,8 +23,8 @@ async function decodeInversion(model: ModelValue, inversion: InversionValue, rul
   return { width, height, channels: pipe.info.latentChannels, data, modelId: model.id };
 }
 
-/** The merge rules of the paper: both take c1, c2, ∅, the guidance s and the mask M (weighting c1). */
-type MergeRule = (c1: Float32Array, c2: Float32Array, uncond: Float32Array, s: number, mask: MaskValue) => EpsilonRule;
+/** The merge rules of the paper: both take c1, c2, the guidance s and the mask M (weighting c1). */
+type MergeRule = (c1: Float32Array, c2: Float32Array, s: number, mask: MaskValue) => EpsilonRule;
 
 /** A dual-style sampler node: same inputs, parameters and behaviour for every merge rule. */
 function mergeSampler(spec: { type: string; title: string; description: string; rule: MergeRule }) {
@@ -46,8 +46,7 @@ function mergeSampler(spec: { type: string; title: string; description: string; 
       const { model, inversion, style1, style2, mask } = inputs;
       const checked: [InversionValue | ConditioningValue, string][] = [[inversion, 'inversion'], [style1, 'style1'], [style2, 'style2']];
       for (const [v, what] of checked) requireSameModel(model, v, what);
-      const pipe = await pipelineOf(model);
-      const rule = spec.rule(style1.embedding, style2.embedding, await unconditional(pipe), params.guidance, mask);
+      const rule = spec.rule(style1.embedding, style2.embedding, params.guidance, mask);
       return { outputs: { latent: await decodeInversion(model, inversion, rule, ctx) } };
     },
   });
@@ -89,9 +88,7 @@ export const singlePromptSampler = defineNode({
     const { model, inversion, prompt } = inputs;
     requireSameModel(model, inversion, 'inversion');
     requireSameModel(model, prompt, 'prompt');
-    const pipe = await pipelineOf(model);
-    const uncond = params.guidance === 1 ? prompt.embedding : await unconditional(pipe);
-    const rule = singlePrompt(prompt.embedding, uncond, params.guidance);
+    const rule = singlePrompt(prompt.embedding, params.guidance);
     return { outputs: { latent: await decodeInversion(model, inversion, rule, ctx) } };
   },
 });

@@ -1,9 +1,6 @@
 import { z } from 'zod';
-import { createHash } from 'node:crypto';
 import { defineNode } from './types.ts';
 import { encodePng } from './lib/image.ts';
-import { resultsDir, resolveInside } from '../server/store/paths.ts';
-import { writeFileAtomic } from '../server/util/atomic.ts';
 
 export const saveImage = defineNode({
   type: 'SaveImage',
@@ -22,11 +19,8 @@ export const saveImage = defineNode({
       .describe('File name prefix; the rest of the name is a hash of the picture.'),
   }),
   async run({ inputs, params, ctx }) {
-    const png = await encodePng(inputs.image);
-    // Named by content: re-running an unchanged graph does not pile up copies.
-    const name = `${params.prefix || 'image'}-${createHash('sha256').update(png).digest('hex').slice(0, 16)}.png`;
-    await writeFileAtomic(resolveInside(resultsDir(ctx.services.dataDir), name), png);
     const { width, height } = inputs.image;
-    return { outputs: {}, result: { images: [{ url: `/api/results/${name}`, name, width, height }] } };
+    const saved = await ctx.saveResult(params.prefix || 'image', await encodePng(inputs.image), { width, height });
+    return { outputs: {}, result: { images: [saved] } };
   },
 });

@@ -5,9 +5,12 @@
  */
 import type { z } from 'zod';
 import type { SocketType } from '../server/protocol/graph.ts';
+import type { ResultTable } from '../server/protocol/events.ts';
+import type { ExecutionProviderRequest } from '../server/engine/onnx/runtime.ts';
 import type { SocketValues } from './values.ts';
 
 export type { SocketType };
+export { CancelledError, UserError } from '../server/engine/errors.ts';
 
 export interface InputSpec {
   type: SocketType;
@@ -37,14 +40,22 @@ export type PreviewSource =
   /** An RGB image, CHW float in [0,1]. */
   | { kind: 'image'; data: Float32Array; width: number; height: number };
 
-/** Process-wide services a node may use; provided by the server (or a test/CLI harness). */
+/** Process-wide services a node may use; provided by the server (or a CLI or test harness). */
 export interface Services {
-  /** Folder for user data: uploads/, results/, graphs/, model caches. */
-  dataDir: string;
   /** Execution provider requested on the command line. */
-  executionProvider: 'auto' | 'cuda' | 'webgpu' | 'cpu';
-  /** Anything else the engine registers (model registry, ...), looked up by name. */
-  [name: string]: unknown;
+  executionProvider: ExecutionProviderRequest;
+  /** Folder for user data; relative model paths are looked up under its models/. */
+  dataDir: string;
+  /** The bytes of an uploaded file by its name; null when there is no such upload. */
+  readUpload(name: string): Promise<Buffer | null>;
+}
+
+/** An image an output node shows the user, as stored by ctx.saveResult. */
+export interface ResultImage {
+  url: string;
+  name: string;
+  width: number;
+  height: number;
 }
 
 export interface NodeContext {
@@ -52,8 +63,6 @@ export interface NodeContext {
   nodeId: string;
   /** Aborted when the job is cancelled; long loops check it between steps. */
   signal: AbortSignal;
-  /** Throws a CancelledError when the job was cancelled. Call between sampler steps. */
-  throwIfCancelled(): void;
   /** Report progress: step i of n (1-based i). Cheap; the server throttles what it sends. */
   progress(step: number, total: number): void;
   /** True when a preview frame would be sent now (throttled). Check before doing preview work. */
@@ -62,8 +71,11 @@ export interface NodeContext {
   preview(step: number, total: number, source: PreviewSource): void;
   /** A warning the user sees next to the node (e.g. "prompt truncated to 77 tokens"). */
   warn(message: string): void;
-  /** Process-wide memo for expensive derived things (sessions, tokenizers), keyed by the caller. */
-  memo<T>(key: string, compute: () => Promise<T>): Promise<T>;
+  /**
+   * Stores a PNG in the results folder, named `<prefix>-<content hash>.png` (an unchanged re-run does
+   * not pile up copies), and returns how the user sees it.
+   */
+  saveResult(prefix: string, png: Buffer, size: { width: number; height: number }): Promise<ResultImage>;
   log: Logger;
   services: Services;
 }
@@ -73,10 +85,12 @@ type Inputs<I extends Record<string, InputSpec>> = {
 };
 type Outputs<O extends Record<string, OutputSpec>> = { [K in keyof O]: SocketValues[O[K]['type']] };
 
-/** What an output node shows the user (images are written to the results folder by the node). */
+/** What an output node shows the user (images stored with ctx.saveResult). */
 export interface NodeRunResult {
-  images?: { url: string; width: number; height: number; name: string }[];
+  images?: ResultImage[];
   text?: string;
+  /** A small table shown on the node (the client renders `text` where it cannot show tables). */
+  table?: ResultTable;
 }
 
 export interface NodeDefinition<
@@ -120,19 +134,3 @@ export function defineNode<
 /** A node definition with its generic parameters erased, as stored in a catalog. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyNodeDefinition = NodeDefinition<any, any, any>;
-
-/** Thrown by throwIfCancelled(); the executor reports it as a cancellation, not a failure. */
-export class CancelledError extends Error {
-  constructor() {
-    super('cancelled');
-    this.name = 'CancelledError';
-  }
-}
-
-/** An error whose message is meant for the user as is (bad input, missing file, NaN at step k). */
-export class NodeError extends Error {
-  constructor(message: string, readonly field?: string) {
-    super(message);
-    this.name = 'NodeError';
-  }
-}

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineNode, NodeError } from './types.ts';
+import { defineNode, UserError } from './types.ts';
 import { pipelineOf, requireSameModel } from './lib/model.ts';
 
 export const vaeEncode = defineNode({
@@ -18,7 +18,7 @@ export const vaeEncode = defineNode({
     const f = pipe.info.vaeDownsample;
     const { width, height } = inputs.image;
     if (width % f || height % f) {
-      throw new NodeError(`image is ${width}×${height}; the VAE needs sides that are multiples of ${f} (use Load Image's "crop" fit)`, 'image');
+      throw new UserError(`image is ${width}×${height}; the VAE needs sides that are multiples of ${f} (use Load Image's "crop" fit)`, 'image');
     }
     const data = await pipe.vaeEncode(inputs.image);
     return {

@@ -3,13 +3,13 @@
  * loaded pipeline. Arrays are Float32Array in C order (NCHW) so they go to onnxruntime without copies.
  */
 import type { SocketType } from '../server/protocol/graph.ts';
+import type { CycleCode } from '../server/engine/diffusion/cycle.ts';
+import type { PipelineHandle } from '../server/engine/onnx/registry.ts';
+import type { ClipHandle } from '../server/engine/onnx/clip-model.ts';
+import type { MetricValues } from '../server/engine/metrics/names.ts';
+import type { ImageValue, MaskValue } from '../server/engine/values.ts';
 
-/** RGB image, CHW float32 in [0,1]. */
-export interface ImageValue {
-  width: number;
-  height: number;
-  data: Float32Array;
-}
+export type { ImageValue, MaskDirection, MaskShape, MaskValue, Schedule } from '../server/engine/values.ts';
 
 /** SD latent [1,4,h,w], already multiplied by the VAE scaling factor. */
 export interface LatentValue {
@@ -32,51 +32,36 @@ export interface ConditioningValue {
   modelId: string;
 }
 
-export type MaskShape = 'linear' | 'logistic' | 'image';
-export type MaskDirection = 'left-right' | 'right-left' | 'top-bottom' | 'bottom-top';
-
-/**
- * A spatial mask M, weight of style 1 (c1), 1 − M goes to style 2. Resolution independent:
- * `sample(w, h)` evaluates it at pixel centres of a w×h grid (latent size for the samplers,
- * image size for pixel merge).
- */
-export interface MaskValue {
-  shape: MaskShape;
-  direction: MaskDirection;
-  sharpness: number;
-  sample(width: number, height: number): Float32Array;
-}
-
-/** DDIM schedule (LDM / CycleDiffusion uniform spacing), index k = 0..S-1 ascending in t. */
-export interface Schedule {
-  steps: number;
-  eta: number;
-  timesteps: number[];
-  alphas: number[];
-  alphasPrev: number[];
-  sigmas: number[];
-}
-
-/** CycleDiffusion latent code: z[0] = x_t, then one eps per refinement step, with its schedule. */
-export interface InversionValue {
-  z: Float32Array[];
-  schedule: Schedule;
-  skip: number;
-  width: number;
-  height: number;
+/** CycleDiffusion latent code (z[0] = x_t, then one eps per refinement step, with its schedule), with its provenance. */
+export interface InversionValue extends CycleCode {
   sourcePrompt: string;
   modelId: string;
 }
 
 /**
- * An SD1.x model. `pipeline` is the engine's PipelineHandle (server/engine/registry.ts): nodes acquire
- * the loaded pipeline through it, and it is loaded again if the registry released it for another model.
+ * An SD1.x model. `pipeline` gives the loaded pipeline back (acquire), loading it again if the
+ * registry released it to make room for another model.
  */
 export interface ModelValue {
   id: string;
   label: string;
   demo: boolean;
-  pipeline: unknown;
+  pipeline: PipelineHandle;
+}
+
+/** A CLIP model (split ONNX export) for the CLIP metrics; `handle` null when none was set (CLIP metrics left out). */
+export interface ClipValue {
+  id: string;
+  label: string;
+  handle: ClipHandle | null;
+}
+
+/**
+ * Metrics of one or more generated images against their originals, each sample labelled (the
+ * method, e.g. "epsilon"); a Metrics Table groups samples by label into mean ± std.
+ */
+export interface MetricsValue {
+  samples: { label: string; values: MetricValues; width: number; height: number }[];
 }
 
 export interface SocketValues {
@@ -88,7 +73,9 @@ export interface SocketValues {
   Inversion: InversionValue;
   Number: number;
   Text: string;
+  Clip: ClipValue;
+  Metrics: MetricsValue;
 }
 
-// Compile-time check that every socket type has a value type.
-type _Exhaustive = SocketValues[SocketType];
+/** Any socket value; also a compile-time check that every socket type has a value type. */
+export type SocketValue = SocketValues[SocketType];

@@ -60,6 +60,30 @@ function single(nodes: N[], edges: E[], id: string, cond: string, row: number) {
   nodes.push({ id, type: 'SinglePromptSampler', params: { guidance: 20 }, position: at(3, row) });
   edges.push(e('model', 'model', id, 'model'), e('invert', 'inversion', id, 'inversion'), e(cond, 'conditioning', id, 'prompt'));
 }
+/** The single-prompt baseline: one prompt that states the spatial arrangement of both styles in words. */
+const BOTH_STYLES = 'A painting of [prompt], Van Gogh style on the left and Minecraft style on the right';
+function bothStyles(nodes: N[], edges: E[], id: string, col: number, row: number) {
+  nodes.push({ id, type: 'TextPrompt', title: 'Both styles in one prompt', params: { text: BOTH_STYLES, subject: 'a house' }, position: at(col, row) }, { id: `encode_${id}`, type: 'EncodeText', position: at(col + 1, row) });
+  edges.push(e('model', 'model', `encode_${id}`, 'model'), e(id, 'text', `encode_${id}`, 'text'));
+}
+/**
+ * Evaluation: a Load CLIP node, one Metrics node per method (its label names the method; the image
+ * it scores comes from `from`, against the loaded original, with the source and style prompts) and
+ * a Metrics Table that collects them in the seed's layout.
+ */
+function evaluation(nodes: N[], edges: E[], methods: [label: string, from: string, output: string][], col: number) {
+  nodes.push({ id: 'clip', type: 'LoadClip', title: 'Load CLIP (set a folder for CLIP scores)', params: { clip: '' }, position: at(col, 0) });
+  methods.forEach(([label, from, output], i) => {
+    const id = `metrics_${label}`;
+    nodes.push({ id, type: 'Metrics', title: `Metrics: ${label}`, params: { label, lpips: '' }, position: at(col, i + 1) });
+    edges.push(
+      e(from, output, id, 'image'), e('image', 'image', id, 'original'), e('clip', 'clip', id, 'clip'),
+      e('source', 'text', id, 'source'), e('style1', 'text', id, 'style1'), e('style2', 'text', id, 'style2'),
+      e(id, 'metrics', 'metrics_table', `metrics${i + 1}`),
+    );
+  });
+  nodes.push({ id: 'metrics_table', type: 'MetricsTable', position: at(col + 1, 1) });
+}
 function write(name: string, title: string, description: string, nodes: N[], edges: E[]) {
   const g = { format: 'dualstyle-graph', version: 1, meta: { title, description }, nodes: nodes.map(n => ({ params: {}, ...n })), edges };
   writeFileSync(`graphs/${name}.json`, JSON.stringify(g, null, 2) + '\n');
@@ -73,8 +97,7 @@ function write(name: string, title: string, description: string, nodes: N[], edg
     e('decode_style1','image','pixel_merge','image1'), e('decode_style2','image','pixel_merge','image2'), e('mask','mask','pixel_merge','mask'), e('pixel_merge','image','save_pixel','image'));
   write('pixel-merge', 'Pixel merge baseline', 'Baseline of the paper: decode the inversion once per style, then blend the two pictures pixel by pixel with the mask.', nodes, edges); }
 { const { nodes, edges } = common();
-  nodes.push({ id: 'style', type: 'TextPrompt', title: 'Both styles in one prompt', params: { text: 'A painting of [prompt], Van Gogh style on the left and Minecraft style on the right', subject: 'a house' }, position: at(0, 3) }, { id: 'encode_style', type: 'EncodeText', position: at(1, 3) });
-  edges.push(e('model', 'model', 'encode_style', 'model'), e('style', 'text', 'encode_style', 'text'));
+  bothStyles(nodes, edges, 'style', 0, 3);
   single(nodes, edges, 'single', 'encode_style', 3); decodeSave(nodes, edges, 'single', 'single', 4, 3, 'single-prompt', 'Single prompt');
   write('single-prompt', 'Single prompt baseline', 'Baseline of the paper: one prompt that asks for the spatial arrangement of both styles in words. The paper found it fails: one style dominates or the styles mix incoherently.', nodes, edges); }
 { const { nodes, edges } = common(); styles(nodes, edges, 3); mask(nodes, 5, 'logistic', 70); attnSampler(nodes, edges, 3, 30); decodeSave(nodes, edges, 'attn_merge', 'attn', 4, 3, 'attention-merge', 'Attention merge');
@@ -85,4 +108,7 @@ function write(name: string, title: string, description: string, nodes: N[], edg
   decodeSave(nodes, edges, 'single_style1', 'style1', 4, 3, 'compare-style1', 'Style 1 only'); decodeSave(nodes, edges, 'single_style2', 'style2', 4, 4, 'compare-style2', 'Style 2 only');
   nodes.push({ id: 'pixel_merge', type: 'PixelMerge', position: at(5, 5) }, { id: 'save_pixel', type: 'SaveImage', title: 'Pixel merge', params: { prefix: 'compare-pixel' }, position: at(6, 5) });
   edges.push(e('decode_style1','image','pixel_merge','image1'), e('decode_style2','image','pixel_merge','image2'), e('mask','mask','pixel_merge','mask'), e('pixel_merge','image','save_pixel','image'));
-  write('comparison', 'Compare methods on one inversion', 'One CycleDiffusion inversion shared by every method: epsilon merge, attention merge, each style alone, and the pixel merge of the two, all with the same mask and guidance. Change a style prompt and only its decoders re-run; the inversion comes from cache.', nodes, edges); }
+  bothStyles(nodes, edges, 'style_both', 0, 6); single(nodes, edges, 'single_both', 'encode_style_both', 6); decodeSave(nodes, edges, 'single_both', 'single', 4, 6, 'compare-single', 'Single prompt');
+  // The seed's columns (cross-attention, epsilon, pixel, two styles in one prompt), then each style alone.
+  evaluation(nodes, edges, [['attention', 'decode_attn', 'image'], ['epsilon', 'decode_eps', 'image'], ['pixel', 'pixel_merge', 'image'], ['single', 'decode_single', 'image'], ['style1', 'decode_style1', 'image'], ['style2', 'decode_style2', 'image']], 7);
+  write('comparison', 'Compare methods on one inversion', 'One CycleDiffusion inversion shared by every method: epsilon merge, attention merge, each style alone, the pixel merge of the two and the single-prompt baseline, all with the same mask and guidance, each scored by a Metrics node (L2, PSNR, SSIM, smoothness, seam TV; CLIP and directional CLIP once Load CLIP has a folder) and collected in a Metrics Table, the seed\'s layout. Change a style prompt and only its decoders re-run; the inversion comes from cache. `npm run eval` runs this graph over a folder of images.', nodes, edges); }

@@ -10,7 +10,9 @@ import path from 'node:path';
 import express from 'express';
 import { nodeDefinitions } from '../nodes/index.ts';
 import { PROJECT_ROOT } from './util/project.ts';
-import type { AnyNodeDefinition, Logger, Services } from '../nodes/types.ts';
+import type { AnyNodeDefinition, Logger } from '../nodes/types.ts';
+import type { ExecutionProviderRequest } from './engine/onnx/runtime.ts';
+import { GraphRunner } from './executor/graph-runner.ts';
 import { createCatalog } from './catalog.ts';
 import type { JobQueue } from './executor/queue.ts';
 import { isLoopbackHost, requireToken } from './http/auth.ts';
@@ -25,8 +27,6 @@ import { uploadRoutes } from './http/uploads.ts';
 import { GraphStore } from './store/graphs.ts';
 import { resultsDir, uploadsDir, userGraphsDir } from './store/paths.ts';
 
-
-export type ExecutionProviderChoice = 'auto' | 'cuda' | 'webgpu' | 'cpu';
 
 export interface StudioOptions {
   /** Folder for saved graphs, uploads and results. Created when missing. */
@@ -43,9 +43,7 @@ export interface StudioOptions {
   graphsDir?: string;
   /** Built client; default <project>/dist/client. */
   clientDir?: string;
-  executionProvider?: ExecutionProviderChoice;
-  /** Extra services merged into what nodes receive as `ctx.services`. */
-  services?: Record<string, unknown>;
+  executionProvider?: ExecutionProviderRequest;
   limits?: { jsonBodyBytes?: number; uploadBytes?: number; uploadPixels?: number; maxPending?: number };
   /** Minimum time between two preview frames of a node (the executor's throttle). */
   previewIntervalMs?: number;
@@ -114,7 +112,7 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
   }
 
   const catalog = createCatalog(opts.catalog ?? nodeDefinitions);
-  const services: Services = { ...opts.services, dataDir, executionProvider };
+  const graphRunner = new GraphRunner({ catalog, dataDir, executionProvider, logger: log });
   const graphs = new GraphStore(opts.graphsDir ?? path.join(PROJECT_ROOT, 'graphs'), userGraphsDir(dataDir));
 
   const app = express();
@@ -123,8 +121,7 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
   let runner: JobRunner | undefined;
   const io = createRealtime(httpServer, { token, queueState: () => runner!.state() });
   runner = new JobRunner({
-    catalog,
-    services,
+    graphs: graphRunner,
     broadcast: broadcaster(io),
     log,
     maxPending: opts.limits?.maxPending,

@@ -6,7 +6,8 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createStudio, type ExecutionProviderChoice, type Studio } from './app.ts';
+import { createStudio, type Studio } from './app.ts';
+import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from './engine/onnx/runtime.ts';
 
 const USAGE = `usage: npm start -- [--port 8188] [--host 127.0.0.1] [--token T] [--ep auto|cuda|webgpu|cpu] [--data ./data]
 
@@ -16,15 +17,13 @@ const USAGE = `usage: npm start -- [--port 8188] [--host 127.0.0.1] [--token T] 
   --ep     execution provider for inference (env DUALSTYLE_EP; default auto: CUDA if available, else CPU)
   --data   data folder for saved graphs, uploads and results (env DUALSTYLE_DATA; default ./data)`;
 
-const EPS: readonly ExecutionProviderChoice[] = ['auto', 'cuda', 'webgpu', 'cpu'];
-
 class UsageError extends Error {}
 
 export interface CliOptions {
   port: number;
   host: string;
   token?: string;
-  ep: ExecutionProviderChoice;
+  ep: ExecutionProviderRequest;
   dataDir: string;
 }
 
@@ -54,8 +53,8 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
   if (!/^\d+$/.test(portText) || !Number.isInteger(port) || port < 0 || port > 65535) {
     throw new UsageError(`--port must be a whole number from 0 to 65535, got ${JSON.stringify(portText)}`);
   }
-  const ep = (values.ep ?? (env.DUALSTYLE_EP || 'auto')) as ExecutionProviderChoice;
-  if (!EPS.includes(ep)) throw new UsageError(`--ep must be one of ${EPS.join(', ')}, got ${JSON.stringify(ep)}`);
+  const ep = (values.ep ?? (env.DUALSTYLE_EP || 'auto')) as ExecutionProviderRequest;
+  if (!EXECUTION_PROVIDERS.includes(ep)) throw new UsageError(`--ep must be one of ${EXECUTION_PROVIDERS.join(', ')}, got ${JSON.stringify(ep)}`);
   const host = values.host || env.HOST || '127.0.0.1';
   const token = values.token || env.DUALSTYLE_TOKEN || undefined;
   return {

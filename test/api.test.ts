@@ -1,6 +1,6 @@
 /**
  * API tests against a real studio on a random loopback port, driven over HTTP (fetch) and a
- * socket.io client, with a small catalog of test nodes (test/support/api-nodes.ts).
+ * socket.io client, with the test node catalog (test/support/test-nodes.ts).
  */
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createStudio, type Studio } from '../server/app.ts';
 import { PROJECT_ROOT as projectRoot } from '../server/util/project.ts';
 import { writeDemoModel } from '../server/models/demo/index.ts';
+import { testNodes } from './support/test-nodes.ts';
 import { api, EventLog, graphOf, silentLogger, slowGraph, startTestStudio, tempDir } from './support/api-harness.ts';
 
 let dataDir: string;
@@ -17,7 +18,7 @@ let templatesDir: string;
 let studio: Studio;
 let events: EventLog;
 
-const TEMPLATE = graphOf([{ id: 'n', type: 'TestNumber' }, { id: 'save', type: 'TestSave' }], ['n.value -> save.value'], 'Demo template');
+const TEMPLATE = graphOf([{ id: 'n', type: 'Constant' }, { id: 'save', type: 'Save' }], ['n.value -> save.value'], 'Demo template');
 
 beforeAll(async () => {
   dataDir = await tempDir('api');
@@ -51,10 +52,10 @@ describe('basics', () => {
 
     const catalog = await api(studio, 'GET', '/api/catalog');
     expect(catalog.status).toBe(200);
-    expect(catalog.body.nodes.map((n: { type: string }) => n.type)).toEqual(['TestNumber', 'TestAdd', 'TestSlow', 'TestSave', 'TestFail']);
-    const slow = catalog.body.nodes.find((n: { type: string }) => n.type === 'TestSlow');
+    expect(catalog.body.nodes.map((n: { type: string }) => n.type)).toEqual(testNodes.map((n) => n.type));
+    const slow = catalog.body.nodes.find((n: { type: string }) => n.type === 'SlowCounter');
     expect(slow.params.find((p: { name: string }) => p.name === 'steps')).toMatchObject({ kind: 'integer', default: 5, min: 1 });
-    expect(catalog.body.nodes.find((n: { type: string }) => n.type === 'TestSave').output).toBe(true);
+    expect(catalog.body.nodes.find((n: { type: string }) => n.type === 'Save').output).toBe(true);
   });
 
   it('answers unknown API routes with JSON 404 and other paths with the not-built page', async () => {
@@ -90,7 +91,7 @@ describe('basics', () => {
 
 describe('validation', () => {
   it('returns issues as data, and requires an output only when asked', async () => {
-    const noOutput = graphOf([{ id: 'n', type: 'TestNumber' }]);
+    const noOutput = graphOf([{ id: 'n', type: 'Constant' }]);
     const live = await api(studio, 'POST', '/api/validate', { graph: noOutput });
     expect(live.status).toBe(200);
     expect(live.body).toEqual({ ok: true, issues: [] });
@@ -99,11 +100,11 @@ describe('validation', () => {
     expect(strict.body.ok).toBe(false);
     expect(strict.body.issues.map((i: { code: string }) => i.code)).toContain('no_outputs');
 
-    const bad = graphOf([{ id: 'a', type: 'TestAdd' }, { id: 's', type: 'TestSlow', params: { steps: 0 } }]);
+    const bad = graphOf([{ id: 'a', type: 'Add' }, { id: 's', type: 'SlowCounter', params: { steps: 0 } }]);
     const res = await api(studio, 'POST', '/api/validate', { graph: bad });
     expect(res.status).toBe(200);
     const codes = res.body.issues.map((i: { code: string; nodeId?: string }) => `${i.nodeId}:${i.code}`);
-    expect(codes).toEqual(expect.arrayContaining(['a:missing_input', 's:missing_input']));
+    expect(codes).toEqual(expect.arrayContaining(['a:missing_input']));
     expect(res.body.issues.some((i: { nodeId?: string; field?: string }) => i.nodeId === 's' && i.field === 'steps')).toBe(true);
   });
 
@@ -130,10 +131,10 @@ describe('validation', () => {
   it('refuses to queue an invalid graph, with every issue', async () => {
     const graph = graphOf(
       [
-        { id: 'n', type: 'TestNumber' },
+        { id: 'n', type: 'Constant' },
         { id: 'x', type: 'NoSuchNode' },
         { id: 'y', type: 'AlsoMissing' },
-        { id: 'save', type: 'TestSave' },
+        { id: 'save', type: 'Save' },
       ],
       ['n.value -> save.value'],
     );
@@ -198,14 +199,14 @@ describe('jobs', () => {
     const image = end.args.results.save.images[0];
     expect(image).toMatchObject({ width: 16, height: 16 });
     expect(end.args.computed).toEqual(['n', 'slow', 'save']);
-    expect(end.args.results.save.text).toBe('value 6');
+    expect(end.args.results.save.text).toBe('value 9');
 
     const file = await fetch(new URL(image.url, studio.url));
     expect(file.status).toBe(200);
     expect(file.headers.get('content-type')).toBe('image/png');
     const { data, info } = await sharp(Buffer.from(await file.arrayBuffer())).raw().toBuffer({ resolveWithObject: true });
     expect([info.width, info.height]).toEqual([16, 16]);
-    expect([data[0], data[1], data[2]]).toEqual([6, 0, 249]); // the value 3·2 = 6 as red
+    expect([data[0], data[1], data[2]]).toEqual([9, 0, 246]); // the value 3 + 6 = 9 as red
 
     const detail = await api(studio, 'GET', `/api/jobs/${jobId}`);
     expect(detail.status).toBe(200);
@@ -259,11 +260,11 @@ describe('jobs', () => {
   it('fails a job cleanly when a node throws, and keeps serving', async () => {
     const graph = graphOf(
       [
-        { id: 'n', type: 'TestNumber' },
-        { id: 'boom', type: 'TestFail', params: { message: 'out of paint' } },
-        { id: 'save', type: 'TestSave' },
+        { id: 'n', type: 'Constant' },
+        { id: 'boom', type: 'Thrower', params: { message: 'out of paint' } },
+        { id: 'save', type: 'Save' },
       ],
-      ['n.value -> boom.x', 'boom.value -> save.value'],
+      ['n.value -> boom.x', 'boom.y -> save.value'],
     );
     const jobId = await submit(graph);
     const end = await events.waitForEnd(jobId);
@@ -326,7 +327,7 @@ describe('queue for every tab', () => {
       startedAt: expect.any(Number),
       elapsedMs: expect.any(Number),
       etaMs: expect.any(Number),
-      progress: { nodesTotal: 3, nodeId: 'slow', nodeTitle: 'Slow', steps: 40 },
+      progress: { nodesTotal: 3, nodeId: 'slow', nodeTitle: 'Slow Counter', steps: 40 },
     });
     expect(moving.args.pending.map((j: { id: string }) => j.id)).toEqual([urgent, b]);
     // Queued jobs finish later than the running one, in line order.
@@ -394,7 +395,7 @@ describe('built client', () => {
 });
 
 describe('graphs', () => {
-  const wip = graphOf([{ id: 'add', type: 'TestAdd' }, { id: 'save', type: 'TestSave' }], ['add.sum -> save.value'], 'Work in progress');
+  const wip = graphOf([{ id: 'add', type: 'Add', params: { offset: 0 } }, { id: 'save', type: 'Save' }], ['add.sum -> save.value'], 'Work in progress');
 
   it('refuses a graph too deeply nested to write back, with a 400', async () => {
     // JSON.parse reads this; JSON.stringify's recursion cannot write it (it was a 500).

@@ -18,7 +18,6 @@ import { GraphBuilder, WeightRandom } from '../server/models/demo/onnx-builder.t
 import { buildUnet } from '../server/models/demo/unet.ts';
 import type { AttentionStyle } from '../server/models/demo/layers.ts';
 import { TEXT_HIDDEN } from '../server/models/demo/text-encoder.ts';
-import { attentionMergeExtras } from '../server/engine/diffusion/guidance.ts';
 import { makeMask } from '../server/engine/diffusion/mask.ts';
 import { readNpyFloat32 } from '../server/conformance/npy.ts';
 import { float16ToFloat32, float32ToFloat16, ort } from '../server/engine/onnx/runtime.ts';
@@ -97,10 +96,9 @@ describe('attention-merge rewrite of the demo UNet', () => {
     const sample = values(2 * C * h * w, 1);
     const c1 = values(2 * L * D, 2);
     const c2 = values(2 * L * D, 3);
-    const rows = (e: Float32Array) => [0, 1].map((i) => ({ embedding: e.subarray(i * L * D, (i + 1) * L * D), what: `row ${i}` }));
     const stock1 = await pipe.unet(sample, 2, h, w, 500, c1);
     const stock2 = await pipe.unet(sample, 2, h, w, 500, c2);
-    const dual = async (mask: Float32Array) => pipe.unet(sample, 2, h, w, 500, c1, await attentionMergeExtras(pipe, rows(c2), mask, w, h));
+    const dual = async (mask: Float32Array) => pipe.unet(sample, 2, h, w, 500, c1, await pipe.attentionMergeExtras(c2, 2, mask, w, h));
     const ones = await dual(new Float32Array(w * h).fill(1));
     const zeros = await dual(new Float32Array(w * h));
     expect(maxAbsDiff(ones, stock1)).toBeLessThanOrEqual(1e-5 * Math.max(1, maxAbs(stock1)));
@@ -196,7 +194,7 @@ describe('attention-merge rewrite of the demo UNet', () => {
       const [w, h] = [8, 8];
       const [sample, c1, c2] = [values(C * h * w, 7), values(L * D, 8), values(L * D, 9)];
       const stock = await pipe.unet(sample, 1, h, w, 500, c1);
-      const ones = await pipe.unet(sample, 1, h, w, 500, c1, await attentionMergeExtras(pipe, [{ embedding: c2, what: 'c2' }], new Float32Array(w * h).fill(1), w, h));
+      const ones = await pipe.unet(sample, 1, h, w, 500, c1, await pipe.attentionMergeExtras(c2, 1, new Float32Array(w * h).fill(1), w, h));
       expect(maxAbsDiff(ones, stock)).toBeLessThanOrEqual(1e-5 * Math.max(1, maxAbs(stock)));
       expect(ones.some((v) => v !== 0)).toBe(true);
     } finally {
@@ -398,12 +396,10 @@ describe.skipIf(!hasFixture)('attention-merge rewrite of the reference tiny-sd U
       const ref = (n: string) => readNpyFloat32(path.join(tinySd, 'reference', `${n}.npy`));
       const [sample, ehs, ehs2] = await Promise.all([ref('unet_in_sample'), ref('unet_in_ehs'), ref('unet_in_ehs2')]);
       const [batch, , h, w] = sample.shape as [number, number, number, number];
-      const row = ehs2.data.length / batch;
-      const rows2 = Array.from({ length: batch }, (_, i) => ({ embedding: ehs2.data.subarray(i * row, (i + 1) * row), what: `row ${i}` }));
       const stock1 = await pipe.unet(sample.data, batch, h, w, 500, ehs.data);
       const stock2 = await pipe.unet(sample.data, batch, h, w, 500, ehs2.data);
-      const ones = await pipe.unet(sample.data, batch, h, w, 500, ehs.data, await attentionMergeExtras(pipe, rows2, new Float32Array(w * h).fill(1), w, h));
-      const zeros = await pipe.unet(sample.data, batch, h, w, 500, ehs.data, await attentionMergeExtras(pipe, rows2, new Float32Array(w * h), w, h));
+      const ones = await pipe.unet(sample.data, batch, h, w, 500, ehs.data, await pipe.attentionMergeExtras(ehs2.data, batch, new Float32Array(w * h).fill(1), w, h));
+      const zeros = await pipe.unet(sample.data, batch, h, w, 500, ehs.data, await pipe.attentionMergeExtras(ehs2.data, batch, new Float32Array(w * h), w, h));
       expect(maxAbsDiff(ones, stock1)).toBeLessThanOrEqual(1e-5 * Math.max(1, maxAbs(stock1)));
       expect(maxAbsDiff(zeros, stock2)).toBeLessThanOrEqual(1e-5 * Math.max(1, maxAbs(stock2)));
       expect(maxAbsDiff(stock1, stock2)).toBeGreaterThan(1e-3);

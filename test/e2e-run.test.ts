@@ -255,11 +255,19 @@ describe.skipIf(skipReason !== null)('browser end-to-end: template runs', () => 
     await page.click(`[data-testid="open-${COMPARISON}"]`);
     const template = readTemplate(COMPARISON);
     await expect.poll(() => page.locator('[data-testid="node"]').count()).toBe(template.nodes.length);
-    const outputTypes = new Set(catalog.nodes.filter((n) => n.output).map((n) => n.type));
+    // The gallery holds pictures: one item per output node that saves one (the Metrics Table shows a table).
+    const outputTypes = new Set(catalog.nodes.filter((n) => n.output && n.type !== 'MetricsTable').map((n) => n.type));
     const outputs = template.nodes.filter((n) => outputTypes.has(n.type));
     expect(outputs.length).toBeGreaterThanOrEqual(2);
     await page.click('[data-testid="btn-run"]');
     await expect.poll(() => page.locator('[data-testid="queue-indicator"]').getAttribute('data-state'), { timeout: 90_000 }).toBe('done');
+
+    // The Metrics Table shows the seed's layout on its node: a column per method, a row per metric.
+    const metricsTable = page.locator('[data-testid="node"][data-node-id="metrics_table"] [data-testid="node-result-table"]');
+    await expect.poll(() => metricsTable.count()).toBe(1);
+    expect(await metricsTable.locator('thead th').allTextContents()).toEqual(['', 'attention', 'epsilon', 'pixel', 'single', 'style1', 'style2']);
+    expect(await metricsTable.locator('tbody th').allTextContents()).toEqual(['L2 ↓', 'PSNR ↑', 'SSIM ↑', 'Smooth. ↓', 'Seam TV ↓']);
+    await page.locator('[data-testid="node"][data-node-id="metrics_table"]').screenshot({ path: path.join(artifactsDir, '32-comparison-metrics-table.png') });
 
     // One run, one group in the gallery, one item per output node, titled like the node.
     await page.click('[data-testid="btn-results"]');

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import onnxProto from 'onnx-proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CancelledError, NodeError } from '../nodes/types.ts';
+import { CancelledError, UserError } from '../nodes/types.ts';
 import { decode, invert } from '../server/engine/diffusion/cycle.ts';
 import { epsilonMerge, singlePrompt } from '../server/engine/diffusion/guidance.ts';
 import { makeMask } from '../server/engine/diffusion/mask.ts';
@@ -109,15 +109,15 @@ describe.skipIf(!hasFixture)('sampler and VAE errors', () => {
   afterAll(async () => {
     await pipe?.release();
   });
-  const opts = (o: Partial<Parameters<typeof invert>[4]> = {}) => ({ source: src, uncond, guidance: 1, steps: 6, skip: 2, eta: 0.1, noise: seededNoise(1), ...o });
+  const opts = (o: Partial<Parameters<typeof invert>[4]> = {}) => ({ source: src, guidance: 1, steps: 6, skip: 2, eta: 0.1, noise: seededNoise(1), ...o });
 
   it('refuses steps ≤ skip and eta outside (0, 1]', async () => {
-    await expect(invert(pipe, x0, lw, lh, opts({ steps: 4, skip: 4 }))).rejects.toThrow(/steps \(4\) must be greater than skip \(4\)/);
-    await expect(invert(pipe, x0, lw, lh, opts({ steps: 3, skip: 5 }))).rejects.toThrow(NodeError);
+    await expect(invert(pipe, x0, lw, lh, opts({ steps: 4, skip: 4 }))).rejects.toThrow(/skip must be less than steps \(4\), got 4/);
+    await expect(invert(pipe, x0, lw, lh, opts({ steps: 3, skip: 5 }))).rejects.toThrow(UserError);
     await expect(invert(pipe, x0, lw, lh, opts({ eta: 0 }))).rejects.toThrow(/eta must be in \(0, 1\]/);
     const code = await invert(pipe, x0, lw, lh, opts());
-    await expect(decode(pipe, { ...code, skip: 6 }, singlePrompt(src, uncond, 1))).rejects.toThrow(/steps \(6\) must be greater than skip \(6\)/);
-    await expect(decode(pipe, { ...code, z: code.z.slice(1) }, singlePrompt(src, uncond, 1))).rejects.toThrow(/latent code has 4 arrays/);
+    await expect(decode(pipe, { ...code, skip: 6 }, singlePrompt(src, 1))).rejects.toThrow(/skip must be less than steps \(6\), got 6/);
+    await expect(decode(pipe, { ...code, z: code.z.slice(1) }, singlePrompt(src, 1))).rejects.toThrow(/latent code has 4 arrays/);
   });
 
   it('refuses image and latent sizes the models cannot take', async () => {
@@ -137,10 +137,10 @@ describe.skipIf(!hasFixture)('sampler and VAE errors', () => {
     // A NaN in the noise of step 2 poisons x after step 2: the UNet call of step 3 fails.
     const z = code.z.map((a) => Float32Array.from(a));
     z[2]![5] = NaN;
-    await expect(decode(pipe, { ...code, z }, singlePrompt(src, uncond, 7.5))).rejects.toThrow(/NaN in the UNet output at step 3 of 4 \(decoding\)/);
+    await expect(decode(pipe, { ...code, z }, singlePrompt(src, 7.5))).rejects.toThrow(/NaN in the UNet output at step 3 of 4 \(decoding\)/);
     const inf = code.z.map((a) => Float32Array.from(a));
     inf[0]![0] = Infinity;
-    await expect(decode(pipe, { ...code, z: inf }, singlePrompt(src, uncond, 1))).rejects.toThrow(/(NaN|Inf) in the UNet output at step 1 of 4/);
+    await expect(decode(pipe, { ...code, z: inf }, singlePrompt(src, 1))).rejects.toThrow(/(NaN|Inf) in the UNet output at step 1 of 4/);
   });
 
   it('stops between steps when cancelled', async () => {
@@ -148,7 +148,7 @@ describe.skipIf(!hasFixture)('sampler and VAE errors', () => {
     const ac = new AbortController();
     const seen: number[] = [];
     const calls = pipe.stats.unetCalls;
-    const run = decode(pipe, code, epsilonMerge(src, uncond, uncond, 7.5, makeMask({ shape: 'linear', direction: 'left-right', sharpness: 20 })), {
+    const run = decode(pipe, code, epsilonMerge(src, uncond, 7.5, makeMask({ shape: 'linear', direction: 'left-right', sharpness: 20 })), {
       signal: ac.signal,
       onStep: (i) => {
         seen.push(i);
@@ -165,8 +165,8 @@ describe.skipIf(!hasFixture)('sampler and VAE errors', () => {
 
   it('checks conditioning and mask sizes', async () => {
     const code = await invert(pipe, x0, lw, lh, opts());
-    await expect(decode(pipe, code, singlePrompt(new Float32Array(3), uncond, 2))).rejects.toThrow(/prompt conditioning has 3 values; this model needs \[77, 32\]/);
-    await expect(decode(pipe, code, epsilonMerge(src, src, uncond, 2, new Float32Array(10)))).rejects.toThrow(/mask has 10 values, the 8×8 latent needs 64/);
+    await expect(decode(pipe, code, singlePrompt(new Float32Array(3), 2))).rejects.toThrow(/prompt conditioning has 3 values; this model needs \[77, 32\]/);
+    await expect(decode(pipe, code, epsilonMerge(src, src, 2, new Float32Array(10)))).rejects.toThrow(/mask has 10 values, the 8×8 grid needs 64/);
     const a = { width: 4, height: 4, data: new Float32Array(48) };
     const b = { width: 4, height: 2, data: new Float32Array(24) };
     expect(() => pixelMerge(a, b, new Float32Array(16))).toThrow(/same size, got 4×4 and 4×2/);
@@ -181,7 +181,7 @@ describe.skipIf(!hasFixture)('sampler and VAE errors', () => {
     const p = await SdPipeline.load(dir, { executionProvider: 'cpu' });
     try {
       const code = await invert(p, x0, lw, lh, opts({ guidance: 2 })); // [∅, c]: the fixed batch of 2 fits
-      await expect(decode(p, code, singlePrompt(src, uncond, 1))).rejects.toThrow(/fixed batch of 2, but this sampler step needs 1 row per UNet call/);
+      await expect(decode(p, code, singlePrompt(src, 1))).rejects.toThrow(/fixed batch of 2, but this sampler step needs 1 row per UNet call/);
       const wide = new Float32Array(4 * 16 * 8);
       await expect(invert(p, wide, 16, 8, opts({ guidance: 2 }))).rejects.toThrow(/only takes 8×8 latents \(images of 64×64\), got 16×8 \(a 128×64 image\)/);
     } finally {

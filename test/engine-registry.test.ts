@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ensureDemoModel, writeDemoModel } from '../server/models/demo/index.ts';
-import { fingerprintFolder } from '../server/engine/onnx/pipeline.ts';
+import { fingerprintFolder } from '../server/engine/onnx/model-folder.ts';
 import { PipelineRegistry } from '../server/engine/onnx/registry.ts';
 
 describe('PipelineRegistry', () => {

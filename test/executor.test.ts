@@ -2,14 +2,22 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { createCatalog } from '../server/catalog.ts';
 import { validateGraph } from '../server/graph/validate.ts';
 import { OutputCache } from '../server/executor/cache.ts';
-import { executeGraph, MemoStore, NodeFailedError, planRun, type ExecEvent, type ExecuteOptions } from '../server/executor/executor.ts';
+import { executeGraph, NodeFailedError, planRun, type ExecEvent, type ExecuteOptions } from '../server/executor/executor.ts';
 import { canonicalJson, contentKey } from '../server/executor/keys.ts';
 import { CancelledError, type Services } from '../nodes/types.ts';
 import type { Graph } from '../server/protocol/graph.ts';
-import { fingerprint, graphJson, memoComputations, runLog, testNodes } from './support/test-nodes.ts';
+import { fingerprint, graphJson, runLog, testNodes } from './support/test-nodes.ts';
+import type { ResultSink } from '../server/store/results.ts';
 
 const catalog = createCatalog(testNodes);
-const services: Services = { dataDir: '/tmp/dualstyle-test', executionProvider: 'cpu' };
+const services: Services = { dataDir: '/tmp/dualstyle-test', executionProvider: 'cpu', readUpload: async () => null };
+/** Result files kept in memory: name → bytes. */
+const saved = new Map<string, Buffer>();
+const saveResult: ResultSink = async (prefix, png) => {
+  const name = `${prefix}-${saved.size}.png`;
+  saved.set(name, png);
+  return { name, url: `/api/results/${name}` };
+};
 
 function validated(raw: unknown): Graph {
   const r = validateGraph(raw, catalog);
@@ -26,6 +34,7 @@ async function run(graph: Graph, cache: OutputCache, extra: Partial<ExecuteOptio
     catalog,
     services,
     cache,
+    saveResult,
     signal: new AbortController().signal,
     emit: (e) => events.push(e),
     ...extra,
@@ -264,6 +273,7 @@ describe('executeGraph', () => {
       catalog,
       services,
       cache,
+      saveResult,
       signal: controller.signal,
       emit(e) {
         events.push(e);
@@ -306,7 +316,7 @@ describe('executeGraph', () => {
       ),
     );
     const events: ExecEvent[] = [];
-    const err = await executeGraph({ jobId: 'j', graph: g, catalog, services, cache, signal: new AbortController().signal, emit: (e) => events.push(e) }).catch((e: unknown) => e);
+    const err = await executeGraph({ jobId: 'j', graph: g, catalog, services, cache, saveResult, signal: new AbortController().signal, emit: (e) => events.push(e) }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NodeFailedError);
     const failed = err as NodeFailedError;
     expect(failed.nodeId).toBe('boom');
@@ -338,40 +348,12 @@ describe('executeGraph', () => {
     expect(open.events.filter((e) => e.type === 'node:preview').map((e) => (e as { step: number }).step)).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
-  it('ctx.memo is shared across jobs through one MemoStore', async () => {
-    const memo = new MemoStore();
-    memoComputations.count = 0;
-    const g1 = validated(graphJson([{ id: 'm', type: 'Memoized', params: { salt: 1 } }, { id: 'show', type: 'Show' }], [['m', 'value', 'show', 'value']]));
-    const g2 = validated(graphJson([{ id: 'm', type: 'Memoized', params: { salt: 2 } }, { id: 'show', type: 'Show' }], [['m', 'value', 'show', 'value']]));
-    const r1 = await run(g1, new OutputCache(), { memo });
-    const r2 = await run(g2, new OutputCache(), { memo });
-    expect(r1.summary.results.show).toEqual({ text: '8' });
-    expect(r2.summary.results.show).toEqual({ text: '9' });
-    expect(memoComputations.count).toBe(1);
-    expect(memo.size).toBe(1);
-  });
-
-  it('MemoStore forgets a failed computation so it can be retried', async () => {
-    const memo = new MemoStore();
-    await expect(memo.get('k', async () => { throw new Error('disk full'); })).rejects.toThrow('disk full');
-    expect(memo.has('k')).toBe(false);
-    expect(await memo.get('k', async () => 3)).toBe(3);
-  });
-});
-
-describe('OutputCache', () => {
-  it('evicts the least recently used entry', () => {
-    const cache = new OutputCache({ maxEntries: 2 });
-    const entry = (n: number) => ({ outputs: { n }, warnings: [] });
-    cache.set('a', entry(1));
-    cache.set('b', entry(2));
-    expect(cache.get('a')?.outputs).toEqual({ n: 1 }); // a is now the most recent
-    cache.set('c', entry(3));
-    expect(cache.size).toBe(2);
-    expect(cache.get('b')).toBeUndefined();
-    expect(cache.get('a')).toBeDefined();
-    expect(cache.get('c')).toBeDefined();
-    cache.clear();
-    expect(cache.size).toBe(0);
+  it('ctx.saveResult stores an output node\'s file through the executor\'s sink and reports its size', async () => {
+    saved.clear();
+    const g = validated(graphJson([{ id: 'k', type: 'Constant', params: { value: 200 } }, { id: 'save', type: 'Save' }], [['k', 'value', 'save', 'value']]));
+    const { summary } = await run(g, new OutputCache());
+    const image = summary.results.save!.images![0]!;
+    expect(image).toEqual({ name: 'test-0.png', url: '/api/results/test-0.png', width: 16, height: 16 });
+    expect(saved.get('test-0.png')!.subarray(1, 4).toString()).toBe('PNG');
   });
 });

@@ -14,7 +14,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createFetchProgress } from '../server/cli/fetch-progress.ts';
-import { type FetchEvent, fetchModel, selectOnnxFiles } from '../server/models/hub.ts';
+import { type FetchEvent, selectOnnxFiles } from '../server/models/hub.ts';
+import { fetchModel } from '../server/models/hub-download.ts';
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -392,5 +393,76 @@ describe('fetch-model against an imitation of the Hub', () => {
     const usage = await run(['--bogus']);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toMatch(/Usage: npm run fetch-model/);
+  });
+});
+
+describe('fetch-model --kind clip', () => {
+  const clipFixture = path.resolve(projectRoot, '../shared/fixtures/metrics/clip');
+  const tokenizer = path.resolve(projectRoot, '../shared/fixtures/tiny-sd/tokenizer');
+  let sdFiles: Map<string, { data: Buffer; lfs: boolean }>;
+
+  /** The fake repository becomes a split CLIP export like the Hub's (models in onnx/, variants, configs at the root). */
+  async function serveClipRepo(real: boolean): Promise<void> {
+    sdFiles = new Map(hub.files);
+    hub.files.clear();
+    const put = (p: string, data: Buffer, lfs = true) => void hub.files.set(p, { data, lfs });
+    put('onnx/text_model.onnx', real ? await readFile(path.join(clipFixture, 'text_model.onnx')) : randomBytes(3000));
+    put('onnx/vision_model.onnx', real ? await readFile(path.join(clipFixture, 'vision_model.onnx')) : randomBytes(2000));
+    put('onnx/text_model_quantized.onnx', randomBytes(500));
+    put('onnx/vision_model_fp16.onnx', randomBytes(500));
+    put('onnx/model.onnx', randomBytes(500));
+    put('vocab.json', real ? await readFile(path.join(tokenizer, 'vocab.json')) : Buffer.from('{}'), false);
+    put('merges.txt', real ? await readFile(path.join(tokenizer, 'merges.txt')) : Buffer.from('#version: 0.2\n'), false);
+    put('tokenizer_config.json', Buffer.from('{}'), false);
+    put('preprocessor_config.json', Buffer.from(JSON.stringify({ crop_size: { height: 224, width: 224 }, size: { shortest_edge: 224 }, resample: 3, do_resize: true, do_center_crop: true, do_normalize: true })), false);
+    put('config.json', Buffer.from('{}'), false);
+    put('pytorch_model.bin', randomBytes(800));
+    put('README.md', Buffer.from('# clip'), false);
+  }
+  afterAll(() => {
+    hub.files.clear();
+    for (const [k, v] of sdFiles) hub.files.set(k, v);
+  });
+
+  it('selects the fp32 text and vision models, the tokenizer and the preprocessor config', async () => {
+    await serveClipRepo(false);
+    const { CLIP_EXPORT, selectClipFiles } = await import('../server/models/hub.ts');
+    expect(selectClipFiles([...hub.files.keys()].map((p) => ({ path: p }))).map((f) => f.path).sort()).toEqual([
+      'config.json', 'merges.txt', 'onnx/text_model.onnx', 'onnx/vision_model.onnx', 'preprocessor_config.json', 'tokenizer_config.json', 'vocab.json',
+    ]);
+    expect(CLIP_EXPORT.defaultRepo).toBe('Xenova/clip-vit-base-patch32');
+    // An SD fetch of the same repository is refused: it is not a diffusers export.
+    await expect(fetchModel(base('clip-as-sd'))).rejects.toThrow(/not a Stable Diffusion ONNX export/);
+    const vision = hub.files.get('onnx/vision_model.onnx')!;
+    hub.files.delete('onnx/vision_model.onnx');
+    await expect(fetchModel({ ...base('clip-missing'), kind: CLIP_EXPORT })).rejects.toThrow(/not a split CLIP ONNX export .*lacks vision_model\.onnx/);
+    hub.files.set('onnx/vision_model.onnx', vision);
+  });
+
+  it.skipIf(!existsSync(clipFixture) || !existsSync(tokenizer))('downloads a split export that the CLIP loader opens, as a command', async () => {
+    await serveClipRepo(true);
+    const out = outDir('clip-cli');
+    const tsx = path.join(projectRoot, 'node_modules/.bin/tsx');
+    const r = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(tsx, ['server/cli/fetch-model.ts', '--kind', 'clip', '--repo', REPO, '--revision', REVISION, '--endpoint', hub.endpoint, '--out', out], { cwd: projectRoot, env: { ...process.env, HF_TOKEN: '' } }, (err, stdout, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      );
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`CLIP ready: ${out}`);
+    expect(r.stdout).toMatch(/npm run eval -- --clip/);
+    expect(await listTree(out)).toEqual(['config.json', 'merges.txt', 'onnx/text_model.onnx', 'onnx/vision_model.onnx', 'preprocessor_config.json', 'tokenizer_config.json', 'vocab.json']);
+    const requested = hub.seen.filter((s) => s.url.includes('/resolve/')).map((s) => s.url);
+    expect(requested.some((u) => /quantized|fp16|pytorch_model|README|onnx\/model\.onnx/.test(u))).toBe(false);
+    // The fetched folder is what the metrics load: the same embeddings as the fixture's folder.
+    const { ClipModel } = await import('../server/engine/onnx/clip-model.ts');
+    const [fetched, original] = await Promise.all([ClipModel.load(out, 'cpu'), ClipModel.load(clipFixture, 'cpu')]);
+    try {
+      expect(Array.from(await fetched.textEmbedding('a photo of a cat'))).toEqual(Array.from(await original.textEmbedding('a photo of a cat')));
+    } finally {
+      await Promise.all([fetched.release(), original.release()]);
+    }
+    const bad = await new Promise<number>((resolve) => execFile(tsx, ['server/cli/fetch-model.ts', '--kind', 'vae'], { cwd: projectRoot }, (err) => resolve(err ? ((err as { code?: number }).code ?? 1) : 0)));
+    expect(bad).toBe(2);
   });
 });

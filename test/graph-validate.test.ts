@@ -257,10 +257,10 @@ describe('validateGraph', () => {
     g.nodes = g.nodes.filter((n) => n.id !== 'out');
     g.edges = g.edges.filter((e) => e.to.node !== 'out');
     const i = only(validateGraph(g, catalog).issues, 'no_outputs');
-    expect(i.message).toBe('The graph has no output node; add one such as Show or Save Image so the job produces a result.');
+    expect(i.message).toBe('The graph has no output node; add one such as Show, Save or Save Image so the job produces a result.');
     expect(validateGraph(g, catalog, { requireOutput: false }).ok).toBe(true);
     const empty = validateGraph(graphJson([]), catalog);
-    expect(empty.issues.map((x) => x.message)).toEqual(['The graph is empty; add nodes and an output node such as Show or Save Image.']);
+    expect(empty.issues.map((x) => x.message)).toEqual(['The graph is empty; add nodes and an output node such as Show, Save or Save Image.']);
   });
 
   it('file structure errors carry a path and, inside a node, its id', () => {

@@ -4,7 +4,7 @@
  */
 import sharp from 'sharp';
 import type { ImageValue } from '../values.ts';
-import { NodeError } from '../types.ts';
+import { UserError } from '../types.ts';
 
 /** Largest side a Load Image node accepts after fitting, in pixels. */
 export const MAX_IMAGE_SIDE = 2048;
@@ -65,17 +65,17 @@ export async function loadImageFile(
     input = sharp(file, { limitInputPixels: opts.maxPixels ?? 4096 * 4096 }).rotate();
     meta = await input.metadata();
   } catch (err) {
-    throw new NodeError(`cannot read the image: ${(err as Error).message}`, 'image');
+    throw new UserError(`cannot read the image: ${(err as Error).message}`, 'image');
   }
   const ow = meta.autoOrient?.width ?? meta.width ?? 0;
   const oh = meta.autoOrient?.height ?? meta.height ?? 0;
-  if (!ow || !oh) throw new NodeError('cannot read the image size', 'image');
+  if (!ow || !oh) throw new UserError('cannot read the image size', 'image');
 
   let target: { width: number; height: number };
   if (opts.fit === 'exact') {
     if (ow % opts.multiple || oh % opts.multiple || Math.max(ow, oh) > opts.maxSide) {
       const s = fittedSize(ow, oh, opts.maxSide, opts.multiple);
-      throw new NodeError(
+      throw new UserError(
         `image is ${ow}×${oh}; with fit "exact" both sides must be multiples of ${opts.multiple} and at most ${opts.maxSide} ` +
           `(choose fit "crop" or "resize" to get ${s.width}×${s.height})`,
         'fit',
@@ -91,7 +91,7 @@ export async function loadImageFile(
     .resize(target.width, target.height, { fit: opts.fit === 'resize' ? 'fill' : 'cover', position: 'centre' })
     .raw()
     .toBuffer({ resolveWithObject: true });
-  if (info.channels !== 3) throw new NodeError(`unexpected image channel count ${info.channels}`, 'image');
+  if (info.channels !== 3) throw new UserError(`unexpected image channel count ${info.channels}`, 'image');
   return { image: rgbBytesToImage(data, info.width, info.height), original: { width: ow, height: oh } };
 }
 

@@ -19,17 +19,16 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createCatalog } from '../catalog.ts';
-import { validateGraph, formatIssue } from '../graph/validate.ts';
-import { executeGraph, MemoStore, type ExecEvent, type ExecuteSummary } from '../executor/executor.ts';
-import { OutputCache } from '../executor/cache.ts';
+import type { ExecEvent, ExecuteSummary } from '../executor/executor.ts';
+import { GraphRunner } from '../executor/graph-runner.ts';
+import { withParams } from '../graph/with-params.ts';
 import { encodePreview } from '../executor/preview.ts';
 import { nodeDefinitions } from '../../nodes/index.ts';
 import { STYLE_PRESETS } from '../../nodes/lib/presets.ts';
 import type { Graph } from '../protocol/graph.ts';
-import type { PreviewSource, Services } from '../../nodes/types.ts';
+import type { PreviewSource } from '../../nodes/types.ts';
 import type { ModelValue } from '../../nodes/values.ts';
 import type { PipelineStats, SdPipeline } from '../engine/onnx/pipeline.ts';
-import type { PipelineHandle } from '../engine/onnx/registry.ts';
 import type { ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
 import { PROJECT_ROOT } from '../util/project.ts';
 
@@ -94,18 +93,12 @@ export interface BenchReport {
   };
 }
 
-function withParams(graph: Graph, patch: Record<string, Record<string, unknown>>): Graph {
-  const g = structuredClone(graph);
-  for (const n of g.nodes) n.params = { ...n.params, ...patch[n.type], ...patch[n.id] };
-  return g;
-}
-
 class BenchRunner {
-  readonly catalog = createCatalog(nodeDefinitions);
-  readonly memo = new MemoStore();
-  cache = new OutputCache();
+  readonly graphs: GraphRunner;
   pipeline?: SdPipeline;
-  constructor(readonly services: Services) {}
+  constructor(dataDir: string, executionProvider: ExecutionProviderRequest) {
+    this.graphs = new GraphRunner({ catalog: createCatalog(nodeDefinitions), dataDir, executionProvider });
+  }
 
   /**
    * Runs a graph; `onEvent` sees every executor event; previews are encoded like the server does.
@@ -116,21 +109,13 @@ class BenchRunner {
     previewIntervalMs: number,
     onEvent?: (e: ExecEvent) => void,
   ): Promise<{ summary: ExecuteSummary; frames: number; handlerMs: number; lastFrame?: PreviewSource }> {
-    const v = validateGraph(graph, this.catalog);
-    if (!v.ok || !v.graph) throw new Error(`bench graph is invalid: ${v.issues.map(formatIssue).join('; ')}`);
     const encoding = new Set<string>();
     const pending: Promise<unknown>[] = [];
     let frames = 0;
     let handlerMs = 0;
     let lastFrame: PreviewSource | undefined;
-    const summary = await executeGraph({
+    const summary = await this.graphs.run(graph, {
       jobId: 'bench',
-      graph: v.graph,
-      catalog: this.catalog,
-      services: this.services,
-      cache: this.cache,
-      memo: this.memo,
-      signal: new AbortController().signal,
       previewIntervalMs,
       emit: (e) => {
         if (e.type === 'node:preview' && !encoding.has(e.nodeId)) {
@@ -145,8 +130,8 @@ class BenchRunner {
       },
     });
     await Promise.all(pending);
-    const model = this.cache.get(summary.keys['model']!)?.outputs['model'] as ModelValue | undefined;
-    this.pipeline ??= await (model?.pipeline as PipelineHandle | undefined)?.acquire();
+    const model = this.graphs.cache.get(summary.keys['model']!)?.outputs['model'] as ModelValue | undefined;
+    this.pipeline ??= await model?.pipeline.acquire();
     return { summary, frames, handlerMs, lastFrame };
   }
 }
@@ -160,7 +145,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   const log = opts.log ?? (() => {});
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'dualstyle-bench-'));
   try {
-    const runner = new BenchRunner({ dataDir, executionProvider: opts.executionProvider });
+    const runner = new BenchRunner(dataDir, opts.executionProvider);
     const template = JSON.parse(await readFile(path.join(PROJECT_ROOT, 'graphs', 'comparison.json'), 'utf8')) as Graph;
     const graph = withParams(template, {
       LoadModel: { model: opts.model },
@@ -174,7 +159,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     if (!pipe) throw new Error('the bench could not reach the loaded pipeline');
 
     // 1) First full run with previews as the server sends them; per-node UNet accounting.
-    runner.cache = new OutputCache(); // recompute everything but keep sessions
+    runner.graphs.cache.clear(); // recompute everything but keep sessions
     const before = new Map<string, { stats: PipelineStats; t: number }>();
     const measures: SamplerMeasure[] = [];
     const progress = new Map<string, number>();
@@ -203,7 +188,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       }
     });
     const firstRunMs = performance.now() - t0;
-    const imageNode = first.summary.keys['image'] ? (runner.cache.get(first.summary.keys['image'])?.outputs['image'] as { width: number; height: number }) : undefined;
+    const imageNode = first.summary.keys['image'] ? (runner.graphs.cache.get(first.summary.keys['image'])?.outputs['image'] as { width: number; height: number }) : undefined;
     const image = { width: imageNode?.width ?? 0, height: imageNode?.height ?? 0 };
     const f = pipe.info.vaeDownsample;
 

@@ -6,39 +6,27 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
+import { parseArgs } from 'node:util';
 import { DEMO_MODEL_SEED, DEMO_MODEL_VERSION, ensureDemoModel, writeDemoModel } from '../models/demo/index.ts';
 
 const USAGE = 'usage: npm run demo-model -- [--out DIR] [--seed N]';
 
-function parseArgs(argv: string[]): { out?: string; seed?: number } {
-  const args: { out?: string; seed?: number } = {};
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    const value = argv[i + 1];
-    if (flag === '--help' || flag === '-h') {
-      console.log(USAGE);
-      process.exit(0);
-    }
-    if ((flag === '--out' || flag === '--seed') && (value === undefined || value.startsWith('--'))) {
-      throw new Error(`${flag} needs a value\n${USAGE}`);
-    }
-    if (flag === '--out') {
-      args.out = path.resolve(value!);
-      i++;
-    } else if (flag === '--seed') {
-      const seed = Number(value);
-      if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new Error(`--seed must be an integer from 0 to 4294967295, got "${value}"`);
-      args.seed = seed;
-      i++;
-    } else {
-      throw new Error(`unknown argument "${flag}"\n${USAGE}`);
-    }
+function readArgs(argv: string[]): { out?: string; seed?: number; help?: boolean } {
+  const { values } = parseArgs({ args: argv, options: { out: { type: 'string' }, seed: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  let seed: number | undefined;
+  if (values.seed !== undefined) {
+    seed = Number(values.seed);
+    if (!/^\d+$/.test(values.seed) || seed > 0xffffffff) throw new Error(`--seed must be an integer from 0 to 4294967295, got "${values.seed}"`);
   }
-  return args;
+  return { ...(values.out !== undefined ? { out: path.resolve(values.out) } : {}), ...(seed !== undefined ? { seed } : {}), help: values.help };
 }
 
 async function main(): Promise<void> {
-  const { out, seed } = parseArgs(process.argv.slice(2));
+  const { out, seed, help } = readArgs(process.argv.slice(2));
+  if (help) {
+    console.log(USAGE);
+    return;
+  }
   const started = performance.now();
   if (out === undefined) {
     if (seed !== undefined && seed !== DEMO_MODEL_SEED) throw new Error('--seed needs --out: the cached demo model always uses the default seed');
@@ -52,6 +40,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  console.error(`demo-model: ${error instanceof Error ? error.message : String(error)}`);
+  console.error(`demo-model: ${error instanceof Error ? error.message : String(error)}\n${USAGE}`);
   process.exitCode = 1;
 });

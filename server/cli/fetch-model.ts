@@ -1,29 +1,26 @@
 /**
- * `npm run fetch-model -- [--repo owner/name] [--revision onnx] [--out dir] [--endpoint url] [--token hf_...]`
- * Downloads a Stable Diffusion 1.x ONNX export from the Hugging Face Hub (resumable), checks it and
- * prints how to start the studio with it. Exit codes: 0 ready, 1 failed or incomplete, 2 bad usage.
+ * `npm run fetch-model -- [--kind sd|clip] [--repo owner/name] [--revision onnx] [--out dir] [--endpoint url] [--token hf_...]`
+ * Downloads a Stable Diffusion 1.x ONNX export (or, with --kind clip, a split CLIP ONNX export for the
+ * metrics) from the Hugging Face Hub (resumable), checks it and prints how to use it.
+ * Exit codes: 0 ready, 1 failed or incomplete, 2 bad usage.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import {
-  DEFAULT_ENDPOINT,
-  DEFAULT_REPO,
-  DEFAULT_REVISION,
-  FetchModelError,
-  defaultOutDir,
-  fetchModel,
-} from '../models/hub.ts';
+import { CLIP_EXPORT, DEFAULT_ENDPOINT, EXPORT_KINDS, FetchModelError, SD_EXPORT, defaultOutDir } from '../models/hub.ts';
+import { fetchModel } from '../models/hub-download.ts';
 import { createFetchProgress, formatBytes } from './fetch-progress.ts';
 
 const USAGE = `Usage: npm run fetch-model -- [options]
 
-Downloads a Stable Diffusion 1.x ONNX export (diffusers layout) from the Hugging Face Hub.
+Downloads a Stable Diffusion 1.x ONNX export (diffusers layout) from the Hugging Face Hub, or with
+--kind clip a CLIP model as a split ONNX export (text_model.onnx, vision_model.onnx) for the metrics.
 Interrupted downloads resume when the command is run again.
 
 Options:
-  --repo <owner/name>   Hub repository (default ${DEFAULT_REPO})
-  --revision <rev>      branch, tag or commit (default ${DEFAULT_REVISION})
+  --kind sd|clip        what to fetch (default sd)
+  --repo <owner/name>   Hub repository (default ${SD_EXPORT.defaultRepo}; for clip ${CLIP_EXPORT.defaultRepo})
+  --revision <rev>      branch, tag or commit (default ${SD_EXPORT.defaultRevision}; for clip ${CLIP_EXPORT.defaultRevision})
   --out <dir>           destination folder (default ./models/<name>)
   --endpoint <url>      Hub address (default $HF_ENDPOINT or ${DEFAULT_ENDPOINT})
   --token <hf_...>      access token for private or gated models (default $HF_TOKEN)
@@ -33,17 +30,22 @@ Options:
 /** How the studio is started on a model folder (printed after a successful fetch). */
 /** How to use the folder: Load Model takes a folder path (relative ones resolve against the server's folder). */
 export function startCommand(outDir: string): string {
+  return `npm start, then set Load Model → model to ${JSON.stringify(shownPath(outDir))}`;
+}
+
+/** The folder relative to the working folder when it is inside it. */
+function shownPath(outDir: string): string {
   const rel = path.relative(process.cwd(), outDir) || '.';
-  const shown = rel.startsWith('..') ? outDir : rel;
-  return `npm start, then set Load Model → model to ${JSON.stringify(shown)}`;
+  return rel.startsWith('..') ? outDir : rel;
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let values: { repo?: string; revision?: string; out?: string; endpoint?: string; token?: string; help?: boolean };
+  let values: { kind?: string; repo?: string; revision?: string; out?: string; endpoint?: string; token?: string; help?: boolean };
   try {
     ({ values } = parseArgs({
       args: argv,
       options: {
+        kind: { type: 'string', default: 'sd' },
         repo: { type: 'string' },
         revision: { type: 'string' },
         out: { type: 'string' },
@@ -61,7 +63,12 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  const repo = values.repo ?? DEFAULT_REPO;
+  const kind = EXPORT_KINDS[values.kind as keyof typeof EXPORT_KINDS];
+  if (!kind || !Object.hasOwn(EXPORT_KINDS, values.kind ?? '')) {
+    process.stderr.write(`fetch-model: --kind must be sd or clip, got ${values.kind}\n\n${USAGE}`);
+    return 2;
+  }
+  const repo = values.repo ?? kind.defaultRepo;
   const progress = createFetchProgress(process.stderr);
   const abort = new AbortController();
   const onSigint = (): void => {
@@ -74,7 +81,8 @@ export async function main(argv: string[]): Promise<number> {
   try {
     const result = await fetchModel({
       repo,
-      revision: values.revision ?? DEFAULT_REVISION,
+      kind,
+      revision: values.revision ?? kind.defaultRevision,
       outDir: values.out ?? defaultOutDir(repo),
       endpoint: values.endpoint ?? process.env.HF_ENDPOINT ?? DEFAULT_ENDPOINT,
       token: values.token ?? process.env.HF_TOKEN ?? process.env.HUGGING_FACE_HUB_TOKEN,
@@ -87,11 +95,12 @@ export async function main(argv: string[]): Promise<number> {
       for (const p of result.problems) process.stderr.write(`  - ${p}\n`);
       return 1;
     }
+    const use = kind === CLIP_EXPORT ? `npm run eval -- --clip ${JSON.stringify(shownPath(result.outDir))}, or set Load CLIP → clip to it` : startCommand(result.outDir);
     process.stdout.write(
-      `Model ready: ${result.outDir}\n` +
+      `${kind === CLIP_EXPORT ? 'CLIP' : 'Model'} ready: ${result.outDir}\n` +
         `  ${result.files.length} files, ${formatBytes(result.totalBytes)} ` +
         `(${formatBytes(result.downloadedBytes)} downloaded now, ${result.skipped} already present); sizes and checksums verified\n` +
-        `Use it in the studio:\n  ${startCommand(result.outDir)}\n`,
+        `Use it:\n  ${use}\n`,
     );
     return 0;
   } catch (e) {

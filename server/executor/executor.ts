@@ -3,11 +3,12 @@
  * node at a time. Each node's content key is computed before it runs; a key already in the cache is
  * served without running, so editing a decoder prompt re-runs the decoder, not the inversion.
  * Progress, previews and warnings stream out as events; cancellation is checked between nodes and,
- * through ctx.throwIfCancelled(), between a node's own steps.
+ * through ctx.signal, between a node's own steps. Result files go through ctx.saveResult.
  */
 import type { Graph, GraphNode } from '../protocol/graph.ts';
 import {
   CancelledError,
+  UserError,
   type AnyNodeDefinition,
   type Logger,
   type NodeContext,
@@ -20,6 +21,7 @@ import { resolveModes } from '../graph/modes.ts';
 import { ancestorsOf, topoOrder } from '../graph/topo.ts';
 import type { CachedOutputs, OutputCache } from './cache.ts';
 import { contentKey } from './keys.ts';
+import type { ResultSink } from '../store/results.ts';
 
 export type ExecEvent =
   | { type: 'node:started'; nodeId: string; nodeType: string }
@@ -41,8 +43,8 @@ export interface ExecuteOptions {
   outputs?: string[];
   /** Minimum time between preview frames, for ctx.previewDue() (default 250 ms). */
   previewIntervalMs?: number;
-  /** Process-wide memo shared across jobs (sessions, tokenizers); defaults to one per process. */
-  memo?: MemoStore;
+  /** Where ctx.saveResult stores output nodes' files. */
+  saveResult: ResultSink;
   logger?: Logger;
 }
 
@@ -77,35 +79,6 @@ export class NodeFailedError extends Error {
 }
 
 /**
- * Memo of expensive derived things shared by every job of the process. Stores the promise, so two
- * nodes asking at once share one computation; a failed computation is forgotten so it can be retried.
- */
-export class MemoStore {
-  private readonly entries = new Map<string, Promise<unknown>>();
-
-  get<T>(key: string, compute: () => Promise<T>): Promise<T> {
-    const hit = this.entries.get(key);
-    if (hit) return hit as Promise<T>;
-    const p = Promise.resolve().then(compute);
-    this.entries.set(key, p);
-    p.catch(() => {
-      if (this.entries.get(key) === p) this.entries.delete(key);
-    });
-    return p;
-  }
-
-  has(key: string): boolean {
-    return this.entries.has(key);
-  }
-
-  get size(): number {
-    return this.entries.size;
-  }
-}
-
-const processMemo = new MemoStore();
-
-/**
  * The node ids a run needs, in run order: the requested output nodes (default: every output node of
  * the graph) and their ancestors. The job runner announces this list with job:started, so it is the
  * one place that decides what runs.
@@ -130,7 +103,6 @@ export async function executeGraph(opts: ExecuteOptions): Promise<ExecuteSummary
   const { catalog, cache, signal, emit } = opts;
   // The graph that runs: edges rewired around bypassed nodes (planRun leaves out what does not run).
   const graph = resolveModes(opts.graph, catalog).graph;
-  const memo = opts.memo ?? processMemo;
   const logger = opts.logger ?? silentLogger;
   const previewInterval = opts.previewIntervalMs ?? 250;
 
@@ -192,7 +164,7 @@ export async function executeGraph(opts: ExecuteOptions): Promise<ExecuteSummary
     emit({ type: 'node:started', nodeId, nodeType: def.type });
     const started = performance.now();
     const warnings: string[] = [];
-    const ctx = makeContext({ opts, nodeId, signal, memo, logger, previewInterval, warnings });
+    const ctx = makeContext({ opts, nodeId, signal, logger, previewInterval, warnings });
     let out: Awaited<ReturnType<AnyNodeDefinition['run']>>;
     try {
       out = await def.run({ inputs, params, ctx });
@@ -244,7 +216,7 @@ function failure(err: unknown, signal: AbortSignal, nodeId: string, def: AnyNode
   if (err instanceof CancelledError) return err;
   if (signal.aborted) return new CancelledError();
   const failed = new NodeFailedError(nodeId, def.type, title, err);
-  logger.error(failed.message, err instanceof Error && err.name !== 'NodeError' ? err.stack : undefined);
+  logger.error(failed.message, err instanceof Error && !(err instanceof UserError) ? err.stack : undefined);
   return failed;
 }
 
@@ -252,12 +224,11 @@ function makeContext(args: {
   opts: ExecuteOptions;
   nodeId: string;
   signal: AbortSignal;
-  memo: MemoStore;
   logger: Logger;
   previewInterval: number;
   warnings: string[];
 }): NodeContext {
-  const { opts, nodeId, signal, memo, logger, previewInterval, warnings } = args;
+  const { opts, nodeId, signal, logger, previewInterval, warnings } = args;
   let lastPreview = -Infinity;
   const previewDue = () => performance.now() - lastPreview >= previewInterval;
   const prefix = `[${opts.jobId} ${nodeId}] `;
@@ -266,9 +237,6 @@ function makeContext(args: {
     nodeId,
     signal,
     services: opts.services,
-    throwIfCancelled() {
-      if (signal.aborted) throw new CancelledError();
-    },
     progress(step, total) {
       opts.emit({ type: 'node:progress', nodeId, step, total });
     },
@@ -284,8 +252,9 @@ function makeContext(args: {
       warnings.push(message);
       opts.emit({ type: 'node:warning', nodeId, message });
     },
-    memo(key, compute) {
-      return memo.get(key, compute);
+    async saveResult(prefix, png, size) {
+      const saved = await opts.saveResult(prefix, png);
+      return { ...saved, ...size };
     },
     log: {
       debug: (msg, extra) => logger.debug(prefix + msg, extra),

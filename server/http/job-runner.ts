@@ -8,10 +8,9 @@
  * when it will be done, from how long each node type took when it last computed; progress re-sends
  * the queue state at most every QUEUE_PROGRESS_MS, so every tab sees every job move.
  */
-import type { Logger, Services } from '../../nodes/types.ts';
-import type { NodeCatalog } from '../catalog.ts';
-import { OutputCache } from '../executor/cache.ts';
-import { byNodeId, executeGraph, NodeFailedError, planRun, type ExecEvent } from '../executor/executor.ts';
+import type { Logger } from '../../nodes/types.ts';
+import { byNodeId, NodeFailedError, type ExecEvent } from '../executor/executor.ts';
+import type { GraphRunner } from '../executor/graph-runner.ts';
 import { JobQueue } from '../executor/queue.ts';
 import { encodePreview } from '../executor/preview.ts';
 import type { Graph } from '../protocol/graph.ts';
@@ -45,8 +44,8 @@ export interface JobDetail {
 }
 
 export interface JobRunnerOptions {
-  catalog: NodeCatalog;
-  services: Services;
+  /** Validates and runs each job's graph, with the output cache shared by all jobs. */
+  graphs: GraphRunner;
   broadcast: Broadcast;
   log: Logger;
   maxPending?: number;
@@ -70,7 +69,6 @@ interface LiveJob {
 
 export class JobRunner {
   readonly queue: JobQueue<JobPayload>;
-  private readonly cache = new OutputCache();
   private readonly finished = new Map<string, JobDetail>();
   private live: LiveJob | null = null;
   /** Typical ms of a computed node, by node type (a moving average of the latest runs). */
@@ -89,7 +87,7 @@ export class JobRunner {
   /** `front`: first in line, after the running job. */
   submit(graph: Graph, outputs?: string[], opts: { front?: boolean } = {}): JobSummary {
     const title = typeof graph.meta?.title === 'string' ? graph.meta.title : undefined;
-    const job = this.queue.submit({ graph, outputs, nodes: planRun(graph, this.opts.catalog, outputs) }, title, opts);
+    const job = this.queue.submit({ graph, outputs, nodes: this.opts.graphs.plan(graph, outputs) }, title, opts);
     const summary = this.summaryOf(job.id)!;
     this.opts.broadcast({ name: 'job:queued', args: { jobId: job.id, position: summary.position ?? 0 } });
     return summary;
@@ -159,7 +157,7 @@ export class JobRunner {
   private progressOf(live: LiveJob): JobProgress {
     const c = live.current;
     const node = c ? live.payload.graph.nodes.find((n) => n.id === c.nodeId) : undefined;
-    const title = node ? node.title?.trim() || this.opts.catalog.get(node.type)?.title || node.type : undefined;
+    const title = node ? node.title?.trim() || this.opts.graphs.catalog.get(node.type)?.title || node.type : undefined;
     return {
       nodesDone: live.done.size,
       nodesTotal: live.payload.nodes.length,
@@ -326,19 +324,14 @@ export class JobRunner {
     started: number,
     warnings: Map<string, string[]>,
   ): Promise<void> {
-    const { broadcast, catalog, services, log } = this.opts;
+    const { broadcast, graphs, log } = this.opts;
     try {
-      const summary = await executeGraph({
+      const summary = await graphs.run(payload.graph, {
         jobId,
-        graph: payload.graph,
-        catalog,
-        services,
-        cache: this.cache,
         signal,
         emit: onEvent,
         outputs: payload.outputs,
         previewIntervalMs: this.opts.previewIntervalMs,
-        logger: log,
       });
       await outbox.flushed();
       const results = byNodeId<NodeResult>();

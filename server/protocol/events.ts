@@ -34,10 +34,17 @@ export interface JobProgress {
   steps?: number;
 }
 
+/** A small table a node shows (e.g. metrics): a header row, then one labelled row per entry. */
+export interface ResultTable {
+  columns: string[];
+  rows: { label: string; cells: string[] }[];
+}
+
 /** What an output node produced, for the UI. */
 export interface NodeResult {
   images?: { url: string; width: number; height: number; name: string }[];
   text?: string;
+  table?: ResultTable;
   warnings?: string[];
 }
 

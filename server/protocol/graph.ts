@@ -7,7 +7,7 @@ import { z } from 'zod';
 export const GRAPH_FORMAT = 'dualstyle-graph';
 export const GRAPH_VERSION = 1;
 
-export const SOCKET_TYPES = ['Model', 'Image', 'Latent', 'Conditioning', 'Mask', 'Inversion', 'Number', 'Text'] as const;
+export const SOCKET_TYPES = ['Model', 'Image', 'Latent', 'Conditioning', 'Mask', 'Inversion', 'Number', 'Text', 'Clip', 'Metrics'] as const;
 export type SocketType = (typeof SOCKET_TYPES)[number];
 
 /** Editor colour of each socket type (also served in the catalog). */
@@ -20,6 +20,8 @@ export const SOCKET_COLORS: Record<SocketType, string> = {
   Inversion: '#4db6ac',
   Number: '#aed581',
   Text: '#e0e0e0',
+  Clip: '#9575cd',
+  Metrics: '#fff176',
 };
 
 export const NodeIdSchema = z

@@ -1,7 +1,7 @@
 /**
  * Where user data lives under the data folder, and the one rule for names that reach the disk.
- * Nodes use the same helpers (through `services.dataDir`) so that files they write are the files the
- * HTTP API serves.
+ * Nodes reach these files only through the executor (ctx.saveResult, services.readUpload), so the
+ * files they read and write are the files the HTTP API serves.
  */
 import path from 'node:path';
 

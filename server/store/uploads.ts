@@ -73,3 +73,14 @@ export async function findStoredFile(dir: string, name: string, what: string): P
   }
   throw new StoreError('not_found', `no ${what} named "${name}"`);
 }
+
+/** The bytes of an upload by name; null when there is none. An unsafe name is refused, never resolved. */
+export async function readUpload(dataDir: string, name: string): Promise<Buffer | null> {
+  if (!isSafeName(name, MAX_FILE_NAME_LENGTH)) throw new StoreError('invalid_name', `invalid image name ${JSON.stringify(name)}`);
+  try {
+    return await fs.readFile(resolveInside(uploadsDir(dataDir), name));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'EISDIR') return null;
+    throw err;
+  }
+}

@@ -6,7 +6,7 @@ import { io as connect, type Socket } from 'socket.io-client';
 import { createStudio, type Studio, type StudioOptions } from '../../server/app.ts';
 import type { ClientToServerEvents, ServerToClientEvents } from '../../server/protocol/events.ts';
 import type { Graph } from '../../server/protocol/graph.ts';
-import { apiTestNodes } from './api-nodes.ts';
+import { testNodes } from './test-nodes.ts';
 import { graphJson } from './test-nodes.ts';
 
 export const silentLogger = { debug() {}, info() {}, warn() {}, error() {} };
@@ -19,7 +19,7 @@ export async function startTestStudio(dataDir: string, extra: Partial<StudioOpti
   return createStudio({
     dataDir,
     port: 0,
-    catalog: apiTestNodes,
+    catalog: testNodes,
     clientDir: path.join(dataDir, 'no-client-here'),
     logger: silentLogger,
     previewIntervalMs: 0,
@@ -141,15 +141,15 @@ export function graphOf(nodes: NodeSpec[], edges: string[] = [], title?: string)
   return title ? { ...graph, meta: { title } } : graph;
 }
 
-/** number → slow → save: the pipeline most tests run. */
+/** number → slow counter → save (the value plus the steps): the pipeline most tests run. */
 export function slowGraph(value: number, steps: number, delayMs = 5, title?: string): Graph {
   return graphOf(
     [
-      { id: 'n', type: 'TestNumber', params: { value } },
-      { id: 'slow', type: 'TestSlow', params: { steps, delayMs } },
-      { id: 'save', type: 'TestSave' },
+      { id: 'n', type: 'Constant', params: { value } },
+      { id: 'slow', type: 'SlowCounter', params: { steps, delayMs } },
+      { id: 'save', type: 'Save' },
     ],
-    ['n.value -> slow.x', 'slow.value -> save.value'],
+    ['n.value -> slow.start', 'slow.count -> save.value'],
     title,
   );
 }

@@ -1,10 +1,13 @@
 /**
- * Small real nodes for graph-core tests: constants and arithmetic on Number sockets, a slow counter
- * with progress and previews, nodes that throw, typed stand-ins for Image/Latent/Mask nodes (to test
- * socket type checks and messages), and output nodes. Each records its runs in `runLog`.
+ * The test node catalog, for the executor, validation, catalog and API tests: constants and arithmetic
+ * on Number sockets, a slow counter with progress and latent previews (what a sampler relays), nodes
+ * that throw or forget an output, output nodes (text, and a PNG stored with ctx.saveResult), and typed
+ * stand-ins for Image/Latent/Mask nodes (to test socket type checks and messages). Each node records
+ * its runs in `runLog`.
  */
+import sharp from 'sharp';
 import { z } from 'zod';
-import { defineNode, NodeError, type AnyNodeDefinition } from '../../nodes/types.ts';
+import { CancelledError, defineNode, UserError, type AnyNodeDefinition } from '../../nodes/types.ts';
 import type { Graph, GraphEdge, GraphNode } from '../../server/protocol/graph.ts';
 import { GRAPH_FORMAT, GRAPH_VERSION } from '../../server/protocol/graph.ts';
 
@@ -42,7 +45,11 @@ export const Add = defineNode({
   },
 });
 
-/** Counts to `steps`, reporting progress and offering a preview at each step; honours cancellation. */
+/**
+ * Counts from `start` to `start + steps` like a sampler: a cancellation check, progress and an 8×8
+ * latent preview per step (the first, the last, and whenever one is due), in one reused buffer as a
+ * real sampler does, so whoever relays previews must copy what it keeps.
+ */
 export const SlowCounter = defineNode({
   type: 'SlowCounter',
   title: 'Slow Counter',
@@ -51,22 +58,27 @@ export const SlowCounter = defineNode({
   inputs: { start: { type: 'Number', optional: true } },
   outputs: { count: { type: 'Number' } },
   params: z.object({
-    steps: z.number().int().min(1).max(1000).default(5),
-    delayMs: z.number().min(0).max(1000).default(10),
+    steps: z.number().int().min(1).max(10_000).default(5),
+    delayMs: z.number().int().min(0).max(1000).default(10),
+    warn: z.boolean().default(false),
   }),
   async run({ inputs, params, ctx }) {
     runLog.push(ctx.nodeId);
+    if (params.warn) ctx.warn('slow node says hello');
+    const latent = new Float32Array(4 * 8 * 8);
     let count = inputs.start ?? 0;
     for (let step = 1; step <= params.steps; step++) {
-      ctx.throwIfCancelled();
-      await new Promise((r) => setTimeout(r, params.delayMs));
+      if (ctx.signal.aborted) throw new CancelledError();
+      if (params.delayMs > 0) await new Promise((r) => setTimeout(r, params.delayMs));
+      else if (step % 100 === 0) await new Promise((r) => setImmediate(r)); // fast, but let I/O run
       count++;
+      latent.fill(step / params.steps);
       ctx.progress(step, params.steps);
-      if (ctx.previewDue()) {
-        ctx.preview(step, params.steps, { kind: 'image', width: 1, height: 1, data: new Float32Array([count, count, count]) });
+      if (step === 1 || step === params.steps || ctx.previewDue()) {
+        ctx.preview(step, params.steps, { kind: 'latent', data: latent, width: 8, height: 8 });
       }
     }
-    ctx.throwIfCancelled();
+    if (ctx.signal.aborted) throw new CancelledError();
     return { outputs: { count } };
   },
 });
@@ -81,7 +93,7 @@ export const Thrower = defineNode({
   params: z.object({ message: z.string().default('NaN at step 3') }),
   async run({ params, ctx }) {
     runLog.push(ctx.nodeId);
-    throw new NodeError(params.message);
+    throw new UserError(params.message);
   },
 });
 
@@ -132,26 +144,6 @@ export const Fingerprinted = defineNode({
   },
 });
 
-/** Uses ctx.memo; `memoComputations` counts how often the expensive thing was really computed. */
-export const memoComputations = { count: 0 };
-export const Memoized = defineNode({
-  type: 'Memoized',
-  title: 'Memoized',
-  category: 'test',
-  description: 'Loads an expensive shared thing through ctx.memo.',
-  inputs: {},
-  outputs: { value: { type: 'Number' } },
-  params: z.object({ salt: z.number().default(0) }),
-  async run({ params, ctx }) {
-    runLog.push(ctx.nodeId);
-    const v = await ctx.memo('expensive-thing', async () => {
-      memoComputations.count++;
-      return 7;
-    });
-    return { outputs: { value: v + params.salt } };
-  },
-});
-
 /** Output node: shows the number as text. */
 export const Show = defineNode({
   type: 'Show',
@@ -165,6 +157,25 @@ export const Show = defineNode({
   async run({ inputs, ctx }) {
     runLog.push(ctx.nodeId);
     return { outputs: {}, result: { text: String(inputs.value) } };
+  },
+});
+
+/** Output node: a 16×16 PNG whose red is the value (blue 255 − value), stored with ctx.saveResult. */
+export const Save = defineNode({
+  type: 'Save',
+  title: 'Save',
+  category: 'test',
+  description: 'Writes a 16×16 PNG to the results folder.',
+  inputs: { value: { type: 'Number' } },
+  outputs: {},
+  output: true,
+  params: z.object({}),
+  async run({ inputs, ctx }) {
+    runLog.push(ctx.nodeId);
+    const level = Math.max(0, Math.min(255, Math.round(inputs.value)));
+    const png = await sharp({ create: { width: 16, height: 16, channels: 3, background: { r: level, g: 0, b: 255 - level } } }).png().toBuffer();
+    const image = await ctx.saveResult('test', png, { width: 16, height: 16 });
+    return { outputs: {}, result: { images: [image], text: `value ${inputs.value}` } };
   },
 });
 
@@ -254,8 +265,8 @@ export const testNodes: AnyNodeDefinition[] = [
   Forgetful,
   Warner,
   Fingerprinted,
-  Memoized,
   Show,
+  Save,
   LoadImage,
   Invert,
   Mask,

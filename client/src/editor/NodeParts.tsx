@@ -1,5 +1,6 @@
 /** The parts of a node below its parameters: the demo note, the picture box, and what a run says. */
 import type { CatalogNode } from '../../../server/protocol/catalog.ts';
+import type { ResultTable } from '../../../server/protocol/events.ts';
 import type { ValidationIssue } from '../../../server/protocol/graph.ts';
 import { withToken } from '../access-token.ts';
 import { useObservable, type NodeRuntime } from '../runtime.ts';
@@ -113,8 +114,10 @@ export function RuntimeArea({ rt, media, nodeLevelIssues }: { node: StudioNode; 
   // Pictures of nodes without a box of their own (none in the catalog today) still show.
   const loose = media ? [] : (rt.result?.images ?? []);
   const progress = !media && rt.status === 'running' && rt.progress ? rt.progress : undefined;
-  const lines = rt.result?.text ? newLines(rt.result.text, rt.warnings) : [];
-  if (!progress && loose.length === 0 && lines.length === 0 && rt.warnings.length === 0 && !rt.error && nodeLevelIssues.length === 0) return null;
+  const table = rt.result?.table;
+  // A table says what its text would (the text is for logs and the command line).
+  const lines = rt.result?.text && !table ? newLines(rt.result.text, rt.warnings) : [];
+  if (!progress && loose.length === 0 && !table && lines.length === 0 && rt.warnings.length === 0 && !rt.error && nodeLevelIssues.length === 0) return null;
   return (
     <div className="sd-node-runtime" {...stopCanvas}>
       {progress ? (
@@ -128,6 +131,7 @@ export function RuntimeArea({ rt, media, nodeLevelIssues }: { node: StudioNode; 
       {loose.map((img) => (
         <img key={img.url} className="sd-media-img" src={withToken(img.url)} alt={img.name} draggable={false} />
       ))}
+      {table ? <ResultTableView table={table} /> : null}
       {lines.length ? (
         <div className="sd-result-text" data-testid="node-result-text">
           {lines.map((l, i) => (
@@ -153,5 +157,33 @@ export function RuntimeArea({ rt, media, nodeLevelIssues }: { node: StudioNode; 
         </ul>
       ) : null}
     </div>
+  );
+}
+
+/** A node's small result table (e.g. metrics: one row per metric, one column per method). */
+function ResultTableView({ table }: { table: ResultTable }) {
+  return (
+    <table className="sd-result-table" data-testid="node-result-table">
+      {table.columns.length > 1 ? (
+        <thead>
+          <tr>
+            <th />
+            {table.columns.map((c) => (
+              <th key={c}>{c}</th>
+            ))}
+          </tr>
+        </thead>
+      ) : null}
+      <tbody>
+        {table.rows.map((r) => (
+          <tr key={r.label}>
+            <th>{r.label}</th>
+            {r.cells.map((c, i) => (
+              <td key={i}>{c}</td>
+            ))}
+          </tr>
+        ))}
+      </tbody>
+    </table>
   );
 }

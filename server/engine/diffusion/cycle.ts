@@ -8,12 +8,12 @@
  * R = steps − skip refinement steps, step i = 0..R−1 works at k = R−1−i.
  * Per-step math runs in place on buffers allocated once per call.
  */
-import { CancelledError, NodeError } from '../../../nodes/types.ts';
-import type { Schedule } from '../../../nodes/values.ts';
+import { CancelledError, UserError } from '../errors.ts';
+import type { Schedule } from '../values.ts';
+import type { Denoiser } from './denoiser.ts';
 import { singlePrompt, type EpsilonRule } from './guidance.ts';
 import type { NoiseSource } from './noise.ts';
-import type { SdPipeline } from '../onnx/pipeline.ts';
-import { ddimSchedule } from './schedule.ts';
+import { ddimSchedule, refinementSteps } from './schedule.ts';
 
 /** The latent code of an image: what an Inversion socket carries, minus prompt and model identity. */
 export interface CycleCode {
@@ -28,9 +28,8 @@ export interface CycleCode {
 export type StepCallback = (step: number, total: number, x0hat: Float32Array) => void;
 
 export interface InvertOptions {
-  /** Source-prompt embedding [L·D] and the unconditional one (used when guidance ≠ 1). */
+  /** Source-prompt embedding [L·D], guided with `guidance` (∅ is fetched from the model when ≠ 1). */
   source: Float32Array;
-  uncond: Float32Array;
   guidance: number;
   steps: number;
   skip: number;
@@ -46,16 +45,6 @@ export interface DecodeOptions {
   signal?: AbortSignal;
 }
 
-/** Validates steps/skip/eta; returns R = steps − skip. */
-export function refinementSteps(steps: number, skip: number): number {
-  if (!Number.isInteger(steps) || steps < 1) throw new NodeError(`steps must be a positive integer, got ${steps}`, 'steps');
-  if (!Number.isInteger(skip) || skip < 0) throw new NodeError(`skip must be a non-negative integer, got ${skip}`, 'skip');
-  if (steps <= skip) {
-    throw new NodeError(`steps (${steps}) must be greater than skip (${skip}): nothing would be refined`, 'steps');
-  }
-  return steps - skip;
-}
-
 function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new CancelledError();
 }
@@ -66,16 +55,16 @@ export function checkFinite(out: Float32Array, step: number, total: number, phas
     const v = out[i]!;
     if (v - v !== 0) {
       const what = Number.isNaN(v) ? 'NaN' : 'Inf';
-      throw new NodeError(`${what} in the UNet output at step ${step} of ${total} (${phase})`);
+      throw new UserError(`${what} in the UNet output at step ${step} of ${total} (${phase})`);
     }
   }
 }
 
-function checkLatent(pipe: SdPipeline, x: Float32Array, w: number, h: number, what: string): number {
-  const n = pipe.info.latentChannels * w * h;
+function checkLatent(model: Denoiser, x: Float32Array, w: number, h: number, what: string): number {
+  const n = model.info.latentChannels * w * h;
   if (!Number.isInteger(w) || !Number.isInteger(h) || w < 1 || h < 1) throw new Error(`latent size must be positive integers, got ${w}×${h}`);
-  pipe.checkLatentSize(w, h);
-  if (x.length !== n) throw new Error(`${what} has ${x.length} values, a ${pipe.info.latentChannels}×${h}×${w} latent has ${n}`);
+  model.checkLatentSize(w, h);
+  if (x.length !== n) throw new Error(`${what} has ${x.length} values, a ${model.info.latentChannels}×${h}×${w} latent has ${n}`);
   return n;
 }
 
@@ -97,18 +86,32 @@ function stepCoefficients(schedule: Schedule): StepCoefficients[] {
   });
 }
 
+/**
+ * The DDIM step both directions share: x̂0 = (x − √(1 − a_k)·ê)/√a_k and the posterior mean
+ * μ = √a_prev_k·x̂0 + √(1 − a_prev_k − σ_k²)·ê, written into `x0hat` and `mu`.
+ */
+function ddimMean(x: Float32Array, eps: Float32Array, c: StepCoefficients, x0hat: Float32Array, mu: Float64Array): void {
+  const { sa, s1a, sap, dir } = c;
+  for (let j = 0; j < x.length; j++) {
+    const e = eps[j]!;
+    const xh = (x[j]! - s1a * e) / sa;
+    x0hat[j] = xh;
+    mu[j] = sap * xh + dir * e;
+  }
+}
+
 /** CycleDiffusion encoder: x0 (scaled latent) → latent code z under the source prompt. */
-export async function invert(pipe: SdPipeline, x0: Float32Array, latentW: number, latentH: number, opts: InvertOptions): Promise<CycleCode> {
+export async function invert(model: Denoiser, x0: Float32Array, latentW: number, latentH: number, opts: InvertOptions): Promise<CycleCode> {
   const R = refinementSteps(opts.steps, opts.skip);
   if (!(opts.eta > 0) || opts.eta > 1) {
     // σ = 0 would make every z = (x' − μ)/σ undefined: the code lives in the posterior noise.
-    throw new NodeError(`eta must be in (0, 1] for CycleDiffusion inversion, got ${opts.eta}`, 'eta');
+    throw new UserError(`eta must be in (0, 1] for CycleDiffusion inversion, got ${opts.eta}`, 'eta');
   }
-  const n = checkLatent(pipe, x0, latentW, latentH, 'x0');
-  const schedule = ddimSchedule(opts.steps, opts.eta, pipe.info.scheduler);
+  const n = checkLatent(model, x0, latentW, latentH, 'x0');
+  const schedule = ddimSchedule(opts.steps, opts.eta, model.info.scheduler);
   const { alphas, timesteps } = schedule;
   const coeffs = stepCoefficients(schedule);
-  const evaluator = await singlePrompt(opts.source, opts.uncond, opts.guidance).bind(pipe, latentW, latentH);
+  const evaluator = await singlePrompt(opts.source, opts.guidance).bind(model, latentW, latentH);
 
   const z = Array.from({ length: R + 1 }, () => new Float32Array(n));
   const noise = new Float32Array(n);
@@ -116,6 +119,7 @@ export async function invert(pipe: SdPipeline, x0: Float32Array, latentW: number
   let next = new Float32Array(n);
   const eps = new Float32Array(n);
   const x0hat = new Float32Array(n);
+  const mu = new Float64Array(n); // float64, as the one expression it stands for would be
 
   throwIfAborted(opts.signal);
   opts.noise.fill(noise);
@@ -130,7 +134,8 @@ export async function invert(pipe: SdPipeline, x0: Float32Array, latentW: number
   for (let i = 0; i < R; i++) {
     throwIfAborted(opts.signal);
     const k = R - 1 - i;
-    const { sa, s1a, sap, dir, sigma } = coeffs[k]!;
+    const c = coeffs[k]!;
+    const { sa, s1a, sap, dir, sigma } = c;
 
     // x' ~ q(x_{t−1} | x_t, x0): drawn even at k = 0 so noise[i+1] always belongs to step i.
     opts.noise.fill(noise);
@@ -144,14 +149,9 @@ export async function invert(pipe: SdPipeline, x0: Float32Array, latentW: number
 
     const raw = await evaluator.evaluate(x, timesteps[k]!, eps);
     checkFinite(raw, i + 1, R, 'inversion');
+    ddimMean(x, eps, c, x0hat, mu);
     const zi = z[i + 1]!;
-    for (let j = 0; j < n; j++) {
-      const e = eps[j]!;
-      const xh = (x[j]! - s1a * e) / sa;
-      x0hat[j] = xh;
-      const mu = sap * xh + dir * e;
-      zi[j] = sigma > 0 ? (next[j]! - mu) / sigma : 0;
-    }
+    for (let j = 0; j < n; j++) zi[j] = sigma > 0 ? (next[j]! - mu[j]!) / sigma : 0;
     [x, next] = [next, x];
     opts.onStep?.(i + 1, R, x0hat);
   }
@@ -159,34 +159,31 @@ export async function invert(pipe: SdPipeline, x0: Float32Array, latentW: number
 }
 
 /** CycleDiffusion decoder: replays the code z under `rule`; returns the final latent x0 [C·h·w]. */
-export async function decode(pipe: SdPipeline, code: CycleCode, rule: EpsilonRule, opts: DecodeOptions = {}): Promise<Float32Array> {
+export async function decode(model: Denoiser, code: CycleCode, rule: EpsilonRule, opts: DecodeOptions = {}): Promise<Float32Array> {
   const { schedule, skip, width: w, height: h } = code;
   const R = refinementSteps(schedule.steps, skip);
   if (code.z.length !== R + 1) {
     throw new Error(`latent code has ${code.z.length} arrays; ${schedule.steps} steps with skip ${skip} need ${R + 1}`);
   }
-  const n = checkLatent(pipe, code.z[0]!, w, h, 'z[0]');
+  const n = checkLatent(model, code.z[0]!, w, h, 'z[0]');
   for (const zi of code.z) if (zi.length !== n) throw new Error(`latent code arrays differ in size (${zi.length} vs ${n})`);
   const { timesteps } = schedule;
   const coeffs = stepCoefficients(schedule);
-  const evaluator = await rule.bind(pipe, w, h);
+  const evaluator = await rule.bind(model, w, h);
 
   const x = Float32Array.from(code.z[0]!);
   const eps = new Float32Array(n);
   const x0hat = new Float32Array(n);
+  const mu = new Float64Array(n); // float64, as the one expression it stands for would be
   for (let i = 0; i < R; i++) {
     throwIfAborted(opts.signal);
     const k = R - 1 - i;
-    const { sa, s1a, sap, dir, sigma } = coeffs[k]!;
+    const c = coeffs[k]!;
     const raw = await evaluator.evaluate(x, timesteps[k]!, eps);
     checkFinite(raw, i + 1, R, 'decoding');
+    ddimMean(x, eps, c, x0hat, mu);
     const zi = code.z[i + 1]!;
-    for (let j = 0; j < n; j++) {
-      const e = eps[j]!;
-      const xh = (x[j]! - s1a * e) / sa;
-      x0hat[j] = xh;
-      x[j] = sap * xh + dir * e + sigma * zi[j]!;
-    }
+    for (let j = 0; j < n; j++) x[j] = mu[j]! + c.sigma * zi[j]!;
     opts.onStep?.(i + 1, R, x0hat);
   }
   return x;

@@ -1,14 +1,13 @@
 /**
  * Epsilon rules: which conditioning rows the one UNet call of a sampler step carries, and how the
  * guided noise ê is formed from them. Classifier-free guidance ê = e∅ + s·(e_c − e∅); with s = 1
- * only e_c is computed. The samplers (cycle.ts) know nothing about rows; a rule that needs another
- * UNet (attention merge: a rewritten UNet with encoder_hidden_states_2 and mask inputs) binds to its
- * own session in `bind` and plugs into the same loop.
+ * only e_c is computed, and ∅ is never fetched. The samplers (cycle.ts) know nothing about rows; a
+ * rule that needs another UNet (attention merge: a rewritten UNet with a second conditioning and a
+ * mask) asks the model for its extras in `bind` and plugs into the same loop.
  */
-import type { MaskValue } from '../../../nodes/values.ts';
-import { EHS2_INPUT, MASK_INPUT } from '../attention/rewrite.ts';
-import { floatTensor } from '../onnx/runtime.ts';
-import type { SdPipeline, UnetCallExtras } from '../onnx/pipeline.ts';
+import type { CallExtras, Denoiser } from './denoiser.ts';
+import { blendInto, sampleMask } from './mask.ts';
+import type { MaskValue } from '../values.ts';
 
 export interface EpsilonEvaluator {
   /** Conditioning rows each UNet call carries (the batch size). */
@@ -24,65 +23,59 @@ export interface EpsilonRule {
   /** Short name for logs and the bench ('single', 'epsilon-merge', ...). */
   readonly name: string;
   /** Builds the batched input buffers once for this latent size. */
-  bind(pipe: SdPipeline, latentW: number, latentH: number): EpsilonEvaluator | Promise<EpsilonEvaluator>;
+  bind(model: Denoiser, latentW: number, latentH: number): Promise<EpsilonEvaluator>;
 }
 
-function checkEmbedding(pipe: SdPipeline, e: Float32Array, what: string): void {
-  const n = pipe.info.textLength * pipe.info.textDim;
-  if (e.length !== n) {
-    throw new Error(`${what} conditioning has ${e.length} values; this model needs [${pipe.info.textLength}, ${pipe.info.textDim}] = ${n}`);
-  }
-}
-
-interface Row {
-  embedding: Float32Array;
-  what: string;
-}
+/** One conditioning row: an embedding [L·D], or ∅ (fetched from the model only when a rule needs it). */
+type Row = { embedding: Float32Array; what: string } | 'unconditional';
 
 /** The rows' embeddings stacked into one [rows, L, D] buffer, built once per run. */
-function stackRows(pipe: SdPipeline, rows: Row[]): Float32Array {
-  for (const r of rows) checkEmbedding(pipe, r.embedding, r.what);
-  const ehs = new Float32Array(rows.length * rows[0]!.embedding.length);
-  rows.forEach((r, i) => ehs.set(r.embedding, i * r.embedding.length));
+async function stackRows(model: Denoiser, rows: Row[]): Promise<Float32Array> {
+  const n = model.info.textLength * model.info.textDim;
+  const ehs = new Float32Array(rows.length * n);
+  for (const [i, row] of rows.entries()) {
+    const { embedding, what } = row === 'unconditional' ? { embedding: await model.unconditional(), what: 'unconditional' } : row;
+    if (embedding.length !== n) {
+      throw new Error(`${what} conditioning has ${embedding.length} values; this model needs [${model.info.textLength}, ${model.info.textDim}] = ${n}`);
+    }
+    ehs.set(embedding, i * n);
+  }
   return ehs;
 }
 
+/** Forms ê [n] from the call's stacked output. */
 type Combine = (out: Float32Array, eps: Float32Array, n: number) => void;
 
-/** ê from rows [c] (s = 1) or [∅, c]: e∅ + s·(e_c − e∅). */
-function guided(s: number): Combine {
-  if (s === 1) return (out, eps, n) => eps.set(out.subarray(0, n));
-  return (out, eps, n) => {
-    for (let i = 0; i < n; i++) {
-      const u = out[i]!;
-      eps[i] = u + s * (out[n + i]! - u);
-    }
-  };
+/** ê = e∅ + s·(e_c − e∅) of rows ∅ at `u` and c at `c` of `out`, into `eps`. */
+function guide(out: Float32Array, u: number, c: number, s: number, eps: Float32Array | Float64Array, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const e0 = out[u + i]!;
+    eps[i] = e0 + s * (out[c + i]! - e0);
+  }
+}
+
+/** The rows of one guided prompt, [c] when s = 1, else [∅, c], and how ê comes out of them. */
+function guided(prompt: Row, s: number): { rows: Row[]; combine: Combine } {
+  if (s === 1) return { rows: [prompt], combine: (out, eps, n) => eps.set(out.subarray(0, n)) };
+  return { rows: ['unconditional', prompt], combine: (out, eps, n) => guide(out, 0, n, s, eps, n) };
 }
 
 /**
- * An evaluator for one UNet call per step: `rows` embeddings stacked once into encoder_hidden_states,
- * x copied into every sample row per step, `combine` forms ê from the stacked output. `extras` runs a
- * rewritten UNet with its additional feeds (built once, like the rows).
+ * An evaluator for one UNet call per step: `rows` stacked once into encoder_hidden_states, x copied
+ * into every sample row per step, `combine` forms ê from the stacked output. `extras` goes with every
+ * call (a rewritten UNet's additional feeds, built once like the rows).
  */
-export function batchedEvaluator(
-  pipe: SdPipeline,
-  latentW: number,
-  latentH: number,
-  rows: Row[],
-  combine: Combine,
-  extras?: UnetCallExtras,
-): EpsilonEvaluator {
-  const n = pipe.info.latentChannels * latentW * latentH;
+async function batchedEvaluator(model: Denoiser, w: number, h: number, rows: Row[], combine: Combine, extras?: CallExtras): Promise<EpsilonEvaluator> {
+  const n = model.info.latentChannels * w * h;
   const batch = rows.length;
-  const ehs = stackRows(pipe, rows);
+  const ehs = await stackRows(model, rows);
   const sample = new Float32Array(batch * n);
   return {
     rows: batch,
     async evaluate(x, t, eps) {
       if (x.length !== n) throw new Error(`latent has ${x.length} values, expected ${n}`);
       for (let r = 0; r < batch; r++) sample.set(x, r * n);
-      const out = await pipe.unet(sample, batch, latentH, latentW, t, ehs, extras);
+      const out = await model.unet(sample, batch, h, w, t, ehs, extras);
       combine(out, eps, n);
       return out;
     },
@@ -90,79 +83,40 @@ export function batchedEvaluator(
 }
 
 /** Single prompt: ê = e∅ + s·(e_c − e∅); rows [c] when s = 1, else [∅, c]. */
-export function singlePrompt(c: Float32Array, uncond: Float32Array, s: number): EpsilonRule {
+export function singlePrompt(c: Float32Array, s: number): EpsilonRule {
   checkGuidance(s);
   return {
     name: 'single',
-    bind(pipe, w, h) {
-      const prompt = { embedding: c, what: 'prompt' };
-      const rows = s === 1 ? [prompt] : [{ embedding: uncond, what: 'unconditional' }, prompt];
-      return batchedEvaluator(pipe, w, h, rows, guided(s));
+    bind(model, w, h) {
+      const { rows, combine } = guided({ embedding: c, what: 'prompt' }, s);
+      return batchedEvaluator(model, w, h, rows, combine);
     },
   };
-}
-
-/** The mask at latent size: a MaskValue is sampled there; an array must already be h·w. */
-export function maskAt(mask: MaskValue | Float32Array, w: number, h: number): Float32Array {
-  const m = mask instanceof Float32Array ? mask : mask.sample(w, h);
-  if (m.length !== w * h) throw new Error(`mask has ${m.length} values, the ${w}×${h} latent needs ${w * h}`);
-  return m;
 }
 
 /**
  * Epsilon merge: ê = M·ê(x, t, c1) + (1 − M)·ê(x, t, c2), each guided with s; one UNet call with
  * rows [∅, c1, c2] (just [c1, c2] when s = 1). M weights style 1 and is shared by all channels.
  */
-export function epsilonMerge(c1: Float32Array, c2: Float32Array, uncond: Float32Array, s: number, mask: MaskValue | Float32Array): EpsilonRule {
+export function epsilonMerge(c1: Float32Array, c2: Float32Array, s: number, mask: MaskValue | Float32Array): EpsilonRule {
   checkGuidance(s);
   return {
     name: 'epsilon-merge',
-    bind(pipe, w, h) {
-      const M = maskAt(mask, w, h);
-      const plane = w * h;
-      const style1 = { embedding: c1, what: 'style 1' };
-      const style2 = { embedding: c2, what: 'style 2' };
+    bind(model, w, h) {
+      const M = sampleMask(mask, w, h);
+      const style1: Row = { embedding: c1, what: 'style 1' };
+      const style2: Row = { embedding: c2, what: 'style 2' };
       if (s === 1) {
-        return batchedEvaluator(pipe, w, h, [style1, style2], (out, eps, n) => {
-          for (let c = 0; c < n; c += plane) {
-            for (let p = 0; p < plane; p++) {
-              const i = c + p;
-              const m = M[p]!;
-              eps[i] = m * out[i]! + (1 - m) * out[n + i]!;
-            }
-          }
-        });
+        return batchedEvaluator(model, w, h, [style1, style2], (out, eps, n) => blendInto(eps, out.subarray(0, n), out.subarray(n, 2 * n), M));
       }
-      return batchedEvaluator(pipe, w, h, [{ embedding: uncond, what: 'unconditional' }, style1, style2], (out, eps, n) => {
-        for (let c = 0; c < n; c += plane) {
-          for (let p = 0; p < plane; p++) {
-            const i = c + p;
-            const u = out[i]!;
-            const e1 = u + s * (out[n + i]! - u);
-            const e2 = u + s * (out[2 * n + i]! - u);
-            const m = M[p]!;
-            eps[i] = m * e1 + (1 - m) * e2;
-          }
-        }
+      // The two guided predictions stay in float64 until blended, as one expression would keep them.
+      const e1 = new Float64Array(model.info.latentChannels * w * h);
+      const e2 = new Float64Array(e1.length);
+      return batchedEvaluator(model, w, h, ['unconditional', style1, style2], (out, eps, n) => {
+        guide(out, 0, n, s, e1, n);
+        guide(out, 0, 2 * n, s, e2, n);
+        blendInto(eps, e1, e2, M);
       });
-    },
-  };
-}
-
-/**
- * The feeds an attention-merge UNet takes beyond the plain ones: the second conditioning (one row per
- * row of encoder_hidden_states) and the mask [1, 1, h, w] at latent size, shared by every row.
- */
-export async function attentionMergeExtras(pipe: SdPipeline, rows2: Row[], mask: Float32Array, w: number, h: number): Promise<UnetCallExtras> {
-  const binding = await pipe.attentionMergeUnet();
-  const ehs2Info = binding.extra.find((i) => i.name === EHS2_INPUT)!;
-  const maskInfo = binding.extra.find((i) => i.name === MASK_INPUT)!;
-  const ehs2 = stackRows(pipe, rows2);
-  return {
-    binding,
-    feeds: {
-      [EHS2_INPUT]: pipe.unetFeed(ehs2Info, ehs2, [rows2.length, pipe.info.textLength, pipe.info.textDim], true),
-      [MASK_INPUT]: floatTensor(maskInfo.type, mask, [1, 1, h, w]),
     },
   };
 }
@@ -172,16 +126,16 @@ export async function attentionMergeExtras(pipe: SdPipeline, rows2: Row[], mask:
  * M·A1 + (1 − M)·A2, giving e_dual; then ê = e∅ + s·(e_dual − e∅). One call of the rewritten UNet
  * with rows [∅, dual] (just [dual] when s = 1); the ∅ row carries ∅ in both conditionings.
  */
-export function attentionMerge(c1: Float32Array, c2: Float32Array, uncond: Float32Array, s: number, mask: MaskValue | Float32Array): EpsilonRule {
+export function attentionMerge(c1: Float32Array, c2: Float32Array, s: number, mask: MaskValue | Float32Array): EpsilonRule {
   checkGuidance(s);
   return {
     name: 'attention-merge',
-    async bind(pipe, w, h) {
-      const none = { embedding: uncond, what: 'unconditional' };
-      const style1 = { embedding: c1, what: 'style 1' };
-      const style2 = { embedding: c2, what: 'style 2' };
-      const extras = await attentionMergeExtras(pipe, s === 1 ? [style2] : [none, style2], maskAt(mask, w, h), w, h);
-      return batchedEvaluator(pipe, w, h, s === 1 ? [style1] : [none, style1], guided(s), extras);
+    async bind(model, w, h) {
+      const first = guided({ embedding: c1, what: 'style 1' }, s);
+      const second = guided({ embedding: c2, what: 'style 2' }, s).rows;
+      const ehs2 = await stackRows(model, second);
+      const extras = await model.attentionMergeExtras(ehs2, second.length, sampleMask(mask, w, h), w, h);
+      return batchedEvaluator(model, w, h, first.rows, first.combine, extras);
     },
   };
 }

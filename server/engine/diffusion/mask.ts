@@ -3,7 +3,7 @@
  * Resolution independent: evaluated at pixel centres of whatever grid asks (latent for the samplers,
  * image for pixel merge), so the same mask drives every stage consistently.
  */
-import type { ImageValue, MaskDirection, MaskShape, MaskValue } from '../../../nodes/values.ts';
+import type { ImageValue, MaskDirection, MaskShape, MaskValue } from '../values.ts';
 
 export interface MaskOptions {
   shape: MaskShape;
@@ -60,6 +60,28 @@ export function makeMask(options: MaskOptions): MaskValue {
       return out;
     },
   };
+}
+
+/** The mask at a w×h grid: a MaskValue is sampled there; an array must already have w·h values. */
+export function sampleMask(mask: MaskValue | Float32Array, w: number, h: number): Float32Array {
+  const m = mask instanceof Float32Array ? mask : mask.sample(w, h);
+  if (m.length !== w * h) throw new Error(`mask has ${m.length} values, the ${w}×${h} grid needs ${w * h}`);
+  return m;
+}
+
+/**
+ * The blend of dual-style merging, out = M·a + (1 − M)·b, for every plane of a and b (channels of a
+ * latent or an image), M [plane] shared by all planes. `out` may be `a` or `b`.
+ */
+export function blendInto(out: Float32Array, a: Float32Array | Float64Array, b: Float32Array | Float64Array, M: Float32Array): void {
+  const plane = M.length;
+  for (let c = 0; c < out.length; c += plane) {
+    for (let p = 0; p < plane; p++) {
+      const i = c + p;
+      const m = M[p]!;
+      out[i] = m * a[i]! + (1 - m) * b[i]!;
+    }
+  }
 }
 
 function checkSize(w: number, h: number): void {

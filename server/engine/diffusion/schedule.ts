@@ -3,7 +3,8 @@
  * τ_k = k·(T div S) + steps_offset, with the η-scaled posterior standard deviation σ_k.
  * Computed in float64; index k = 0..S−1 runs ascending in t.
  */
-import type { Schedule } from '../../../nodes/values.ts';
+import { UserError } from '../errors.ts';
+import type { Schedule } from '../values.ts';
 
 export interface SchedulerConfig {
   betaStart: number;
@@ -83,4 +84,22 @@ export function ddimSchedule(steps: number, eta: number, config: Partial<Schedul
     sigmas.push(eta * Math.sqrt(((1 - aPrev) / (1 - a)) * (1 - a / aPrev)));
   }
   return { steps, eta, timesteps, alphas, alphasPrev, sigmas };
+}
+
+/**
+ * The rule on steps and skip, in one place: CycleDiffusion refines R = steps − skip times, so skip must
+ * leave at least one step. Returns the problem (the field it is about, and what is wrong with it), or null.
+ */
+export function stepsProblem(steps: number, skip: number): { field: 'steps' | 'skip'; message: string } | null {
+  if (!Number.isInteger(steps) || steps < 1) return { field: 'steps', message: `must be a positive integer, got ${steps}` };
+  if (!Number.isInteger(skip) || skip < 0) return { field: 'skip', message: `must be a non-negative integer, got ${skip}` };
+  if (steps <= skip) return { field: 'skip', message: `must be less than steps (${steps}), got ${skip}` };
+  return null;
+}
+
+/** R = steps − skip, the number of refinement steps; throws the user-facing problem otherwise. */
+export function refinementSteps(steps: number, skip: number): number {
+  const problem = stepsProblem(steps, skip);
+  if (problem) throw new UserError(`${problem.field} ${problem.message}`, problem.field);
+  return steps - skip;
 }

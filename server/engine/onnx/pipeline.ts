@@ -5,10 +5,13 @@
  * timestep float32/float16/int64 and batched or scalar, weights fp32 or fp16, VAE encoder with
  * 4 channels (mean) or 8 (mean + logvar). Everything outside this class is float32.
  */
-import { createHash } from 'node:crypto';
-import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { ImageValue } from '../../../nodes/values.ts';
+import { prepareAttentionMergeUnet } from '../attention/unet-cache.ts';
+import { EHS2_INPUT, MASK_INPUT } from '../attention/rewrite.ts';
+import type { Denoiser } from '../diffusion/denoiser.ts';
+import type { SchedulerConfig } from '../diffusion/schedule.ts';
+import type { ImageValue } from '../values.ts';
+import { checkModelFolder, fingerprintFolder, ModelFolderError, readModelConfig } from './model-folder.ts';
 import {
   createSession,
   findInput,
@@ -25,13 +28,11 @@ import {
   type OrtTensor,
   type TensorInfo,
 } from './runtime.ts';
-import { DERIVED_UNET_PATTERN, prepareAttentionMergeUnet } from '../attention/unet-cache.ts';
-import { EHS2_INPUT, MASK_INPUT } from '../attention/rewrite.ts';
-import { REQUIRED_FILES } from './layout.ts';
-import { SD1_SCHEDULER, schedulerConfigFromJson, type SchedulerConfig } from '../diffusion/schedule.ts';
 import { ClipTokenizer } from './tokenizer.ts';
+import { bindUnet, checkFixedShape, numericDim, timestepDims, type UnetBinding, type UnetCallExtras } from './unet-binding.ts';
 
-const DEFAULT_VAE_SCALING = 0.18215;
+export { ModelFolderError } from './model-folder.ts';
+export type { UnetBinding, UnetCallExtras } from './unet-binding.ts';
 
 export interface PipelineInfo {
   dir: string;
@@ -62,8 +63,6 @@ export interface PipelineInfo {
    */
   vaeEncoderChannels: number | null;
   scheduler: SchedulerConfig;
-  /** Input names the UNet declares (sample, timestep, encoder_hidden_states, ...). */
-  unetInputs: string[];
 }
 
 export interface PipelineStats {
@@ -91,130 +90,7 @@ export interface TextEncoding {
   truncated: boolean;
 }
 
-/** How to call one UNet session: its metadata, resolved once. */
-export interface UnetBinding {
-  session: InferenceSession;
-  sample: TensorInfo;
-  timestep: TensorInfo;
-  ehs: TensorInfo;
-  output: string;
-  /** Inputs beyond sample/timestep/ehs (e.g. encoder_hidden_states_2, mask of a rewritten UNet). */
-  extra: TensorInfo[];
-}
-
-/** Extra arguments of a UNet call on a rewritten session (attention merge). */
-export interface UnetCallExtras {
-  binding?: UnetBinding;
-  feeds?: Record<string, OrtTensor>;
-}
-
-/** Thrown for a folder that cannot be loaded as a pipeline; the message is meant for the user. */
-export class ModelFolderError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ModelFolderError';
-  }
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function readJson(file: string, dir: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    throw new ModelFolderError(`cannot read ${path.relative(dir, file)} in ${dir}: ${(e as Error).message}`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new ModelFolderError(`${path.relative(dir, file)} in ${dir} is not valid JSON: ${(e as Error).message}`);
-  }
-}
-
-async function readOptionalJson(file: string, dir: string): Promise<Record<string, unknown> | null> {
-  if (!(await exists(file))) return null;
-  const j = await readJson(file, dir);
-  return j && typeof j === 'object' && !Array.isArray(j) ? (j as Record<string, unknown>) : null;
-}
-
-/** Checks the folder layout before any session is created; throws one error naming everything missing. */
-export async function checkModelFolder(dir: string): Promise<void> {
-  let st;
-  try {
-    st = await stat(dir);
-  } catch {
-    throw new ModelFolderError(`model folder not found: ${dir}`);
-  }
-  if (!st.isDirectory()) throw new ModelFolderError(`not a folder: ${dir} (a Stable Diffusion ONNX model is a folder)`);
-  const missing: string[] = [];
-  for (const f of REQUIRED_FILES) if (!(await exists(path.join(dir, f)))) missing.push(f);
-  if (missing.length > 0) {
-    throw new ModelFolderError(`not a Stable Diffusion ONNX folder: missing ${missing.join(', ')} in ${dir}`);
-  }
-  const index = await readJson(path.join(dir, 'model_index.json'), dir);
-  if (!index || typeof index !== 'object' || Array.isArray(index)) {
-    throw new ModelFolderError(`model_index.json in ${dir} must be a JSON object`);
-  }
-}
-
-/** Hash of every file's relative path, size and mtime, plus the text of model_index.json. */
-export async function fingerprintFolder(dir: string): Promise<string> {
-  const hash = createHash('sha256');
-  hash.update(await readFile(path.join(dir, 'model_index.json')));
-  const walk = async (rel: string, depth: number): Promise<void> => {
-    const entries = await readdir(path.join(dir, rel), { withFileTypes: true });
-    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const e of entries) {
-      const r = rel ? `${rel}/${e.name}` : e.name;
-      // Hidden files (temporary writes) and derived graphs are not part of the model's identity.
-      if (e.name.startsWith('.') || DERIVED_UNET_PATTERN.test(e.name)) continue;
-      if (e.isDirectory()) {
-        if (depth < 2) await walk(r, depth + 1);
-      } else {
-        const s = await stat(path.join(dir, r));
-        hash.update(`${r}\0${s.size}\0${s.mtimeMs}\n`);
-      }
-    }
-  };
-  await walk('', 0);
-  return hash.digest('hex').slice(0, 16);
-}
-
-function numericDim(d: number | string | undefined): number | null {
-  return typeof d === 'number' && d > 0 ? d : null;
-}
-
-/**
- * Shape of the timestep feed for a batch: [B] when the model declares a batch axis, [1] or [] when
- * it declares one element or a scalar (then every row shares t, which the samplers always do).
- */
-export function timestepDims(info: TensorInfo, batch: number): number[] {
-  if (!info.rankKnown) return [batch];
-  if (info.shape.length === 0) return [];
-  return numericDim(info.shape[0]) === 1 ? [1] : [batch];
-}
-
-export function bindUnet(session: InferenceSession, name = 'unet/model.onnx'): UnetBinding {
-  const inputs = inputInfos(session);
-  const sample = findInput(inputs, ['sample', 'latent_model_input', 'x'], 0, 'latent sample', name);
-  const timestep = findInput(inputs, ['timestep', 'timesteps', 't'], 1, 'timestep', name);
-  const ehs = findInput(inputs, ['encoder_hidden_states', 'context'], 2, 'encoder_hidden_states', name);
-  const used = new Set([sample.name, timestep.name, ehs.name]);
-  const outputs = outputInfos(session);
-  const output = (outputs.find((o) => o.name === 'out_sample') ?? outputs[0])?.name;
-  if (!output) throw new ModelFolderError(`${name} has no output`);
-  return { session, sample, timestep, ehs, output, extra: inputs.filter((i) => !used.has(i.name)) };
-}
-
-export class SdPipeline {
+export class SdPipeline implements Denoiser<UnetCallExtras> {
   readonly info: PipelineInfo;
   readonly tokenizer: ClipTokenizer;
   readonly stats: PipelineStats = { unetCalls: 0, unetMs: 0, unetRows: 0, textCalls: 0, textMs: 0, vaeCalls: 0, vaeMs: 0 };
@@ -249,23 +125,7 @@ export class SdPipeline {
     const dir = path.resolve(dirIn);
     await checkModelFolder(dir);
     const request = options.executionProvider ?? 'auto';
-    const schedulerJson = await readOptionalJson(path.join(dir, 'scheduler/scheduler_config.json'), dir);
-    let scheduler: SchedulerConfig;
-    try {
-      scheduler = schedulerJson ? schedulerConfigFromJson(schedulerJson) : SD1_SCHEDULER;
-    } catch (e) {
-      throw new ModelFolderError(`${(e as Error).message} (in ${dir})`);
-    }
-    const vaeConfig =
-      (await readOptionalJson(path.join(dir, 'vae_decoder/config.json'), dir)) ??
-      (await readOptionalJson(path.join(dir, 'vae_encoder/config.json'), dir)) ??
-      (await readOptionalJson(path.join(dir, 'vae/config.json'), dir));
-    const scaling = typeof vaeConfig?.scaling_factor === 'number' ? vaeConfig.scaling_factor : DEFAULT_VAE_SCALING;
-    const blocks = Array.isArray(vaeConfig?.block_out_channels) ? vaeConfig.block_out_channels.length : 4;
-    const vaeDownsample = 2 ** Math.max(0, blocks - 1);
-    const unetConfig = await readOptionalJson(path.join(dir, 'unet/config.json'), dir);
-    const levels = Array.isArray(unetConfig?.block_out_channels) ? unetConfig.block_out_channels.length : 4;
-    const latentMultiple = 2 ** Math.max(0, levels - 1);
+    const { scheduler, vaeScalingFactor: scaling, vaeDownsample, latentMultiple } = await readModelConfig(dir);
 
     let tokenizer: ClipTokenizer;
     try {
@@ -332,7 +192,6 @@ export class SdPipeline {
         textIdsType: ids.type,
         vaeEncoderChannels: numericDim(encOut?.shape[1]),
         scheduler,
-        unetInputs: inputInfos(first.session).map((i) => i.name),
       };
       const pipe = new SdPipeline(info, tokenizer, { text: text.session, unet, vaeEncoder: vaeEncoder.session, vaeDecoder: vaeDecoder.session });
       pipe.attentionCacheDir = options.attentionCacheDir;
@@ -384,6 +243,28 @@ export class SdPipeline {
   async openSession(modelPath: string): Promise<InferenceSession> {
     this.alive();
     return (await createSession(modelPath, this.info.executionProvider)).session;
+  }
+
+  /** The embedding of the empty prompt ∅ (classifier-free guidance), cached like any prompt. */
+  async unconditional(): Promise<Float32Array> {
+    return (await this.encodeText('')).embedding;
+  }
+
+  /**
+   * The feeds the attention-merge UNet takes beyond the plain ones: the second conditioning (one row per
+   * row of encoder_hidden_states) and the mask [1, 1, h, w] at latent size, shared by every row.
+   */
+  async attentionMergeExtras(ehs2: Float32Array, rows: number, mask: Float32Array, w: number, h: number): Promise<UnetCallExtras> {
+    const binding = await this.attentionMergeUnet();
+    const ehs2Info = binding.extra.find((i) => i.name === EHS2_INPUT)!;
+    const maskInfo = binding.extra.find((i) => i.name === MASK_INPUT)!;
+    return {
+      binding,
+      feeds: {
+        [EHS2_INPUT]: this.unetFeed(ehs2Info, ehs2, [rows, this.info.textLength, this.info.textDim], true),
+        [MASK_INPUT]: floatTensor(maskInfo.type, mask, [1, 1, h, w]),
+      },
+    };
   }
 
   /** Tokenizes and encodes a prompt; cached per prompt text. */
@@ -500,33 +381,6 @@ export class SdPipeline {
   }
 
   /**
-   * Some exports fix the batch or the latent size instead of declaring them dynamic; onnxruntime would
-   * only say "invalid dimensions ... index: 0". Say which limit the model has and what the call needs.
-   */
-  private checkFixedShape(b: UnetBinding, batch: number, h: number, w: number): void {
-    const [db, , dh, dw] = b.sample.shape.map(numericDim);
-    if (db && db !== batch) {
-      throw new Error(
-        `unet/model.onnx was exported with a fixed batch of ${db}, but this sampler step needs ${batch} ${batch === 1 ? 'row' : 'rows'} per UNet call ` +
-          '(guidance 1 uses one row per prompt, guidance > 1 adds the unconditional row): export the UNet with a dynamic batch axis',
-      );
-    }
-    if ((dh && dh !== h) || (dw && dw !== w)) {
-      const f = this.info.vaeDownsample;
-      const size = (x: number | null | undefined, y: number | null | undefined) => `${x ?? 'any'}×${y ?? 'any'}`;
-      throw new Error(
-        `unet/model.onnx only takes ${size(dw, dh)} latents (images of ${size(dw && dw * f, dh && dh * f)}), got ${w}×${h} ` +
-          `(a ${w * f}×${h * f} image): use an image of that size, or export the UNet with dynamic height and width`,
-      );
-    }
-  }
-
-  /** The UNet binding of the loaded model (names/dtypes of its inputs). */
-  get unetModel(): UnetBinding {
-    return this.unetBinding;
-  }
-
-  /**
    * A float input of the UNet in its declared dtype. float32 is passed through; for fp16 UNets the
    * samplers hand over the same buffers every step, so each gets one reused half buffer, and a
    * `constant` one (the conditioning, fixed for a whole run) is converted only once.
@@ -562,7 +416,7 @@ export class SdPipeline {
       throw new Error(`UNet sample has ${sample.length} values, [${batch}, ${C}, ${h}, ${w}] needs ${batch * C * h * w}`);
     }
     this.checkLatentSize(w, h);
-    this.checkFixedShape(b, batch, h, w);
+    checkFixedShape(b, batch, h, w, this.info.vaeDownsample);
     const rowLen = ehs.length / batch;
     const D = this.info.textDim;
     if (!Number.isInteger(rowLen) || rowLen % D !== 0) {

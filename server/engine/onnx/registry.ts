@@ -1,44 +1,50 @@
 /**
- * Loaded pipelines, shared by every job and bounded: an SD 1.x pipeline holds gigabytes of weights
+ * Loaded models, shared by every job and bounded: an SD 1.x pipeline holds gigabytes of weights
  * (on the GPU with CUDA), so switching models must not keep every model ever used. The least recently
- * used pipeline beyond `maxLoaded` is released; a later use loads it again.
+ * used model beyond `maxLoaded` is released; a later use loads it again. One registry per kind of
+ * model (SD pipelines, CLIP, LPIPS), each with its own loader.
  */
 import type { ExecutionProviderRequest } from './runtime.ts';
 import { SdPipeline } from './pipeline.ts';
 
-/** What a Model socket carries: enough to get the pipeline back even after it was released. */
-export interface PipelineHandle {
+/** What a socket carries: enough to get the model back even after it was released. */
+export interface ModelHandle<T> {
   dir: string;
   executionProvider: ExecutionProviderRequest;
   /** Fingerprint of the folder (file sizes and mtimes): a changed file is a different model. */
   id: string;
-  acquire(): Promise<SdPipeline>;
+  acquire(): Promise<T>;
 }
 
-export class PipelineRegistry {
+export type PipelineHandle = ModelHandle<SdPipeline>;
+
+export class ModelRegistry<T extends { release(): Promise<void> }> {
   /** Insertion order is recency order: the first entry is the least recently used. */
-  private readonly loaded = new Map<string, Promise<SdPipeline>>();
+  private readonly loaded = new Map<string, Promise<T>>();
 
-  constructor(readonly maxLoaded = 2) {}
+  constructor(
+    private readonly load: (dir: string, executionProvider: ExecutionProviderRequest) => Promise<T>,
+    readonly maxLoaded = 2,
+  ) {}
 
-  handle(dir: string, executionProvider: ExecutionProviderRequest, id: string): PipelineHandle {
+  handle(dir: string, executionProvider: ExecutionProviderRequest, id: string): ModelHandle<T> {
     return { dir, executionProvider, id, acquire: () => this.acquire(dir, executionProvider, id) };
   }
 
-  async acquire(dir: string, executionProvider: ExecutionProviderRequest, id: string): Promise<SdPipeline> {
+  async acquire(dir: string, executionProvider: ExecutionProviderRequest, id: string): Promise<T> {
     const key = JSON.stringify([executionProvider, dir, id]);
-    let pipe = this.loaded.get(key);
-    if (pipe) {
+    let model = this.loaded.get(key);
+    if (model) {
       this.loaded.delete(key);
     } else {
-      pipe = SdPipeline.load(dir, { executionProvider });
-      pipe.catch(() => {
-        if (this.loaded.get(key) === pipe) this.loaded.delete(key);
+      model = this.load(dir, executionProvider);
+      model.catch(() => {
+        if (this.loaded.get(key) === model) this.loaded.delete(key);
       });
     }
-    this.loaded.set(key, pipe);
+    this.loaded.set(key, model);
     await this.evict();
-    return pipe;
+    return model;
   }
 
   get size(): number {
@@ -47,11 +53,17 @@ export class PipelineRegistry {
 
   private async evict(): Promise<void> {
     while (this.loaded.size > this.maxLoaded) {
-      const [key, oldest] = this.loaded.entries().next().value as [string, Promise<SdPipeline>];
+      const [key, oldest] = this.loaded.entries().next().value as [string, Promise<T>];
       this.loaded.delete(key);
-      // Jobs run one at a time and nodes acquire the pipeline when they start, so nothing is using it now.
-      await oldest.then((p) => p.release(), () => undefined);
+      // Jobs run one at a time and nodes acquire the model when they start, so nothing is using it now.
+      await oldest.then((m) => m.release(), () => undefined);
     }
+  }
+}
+
+export class PipelineRegistry extends ModelRegistry<SdPipeline> {
+  constructor(maxLoaded = 2) {
+    super((dir, executionProvider) => SdPipeline.load(dir, { executionProvider }), maxLoaded);
   }
 }
 

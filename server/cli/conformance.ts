@@ -1,0 +1,48 @@
+/**
+ * npm run conformance -- <fixture-dir> [--ep auto|cuda|webgpu|cpu]
+ * One line per case, a summary, and a non-zero exit on any failure (see server/conformance/).
+ */
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { runConformance } from '../conformance/harness.ts';
+import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
+
+const USAGE = 'usage: npm run conformance -- <fixture-dir> [--ep auto|cuda|webgpu|cpu]\n(e.g. ../shared/fixtures/tiny-sd, or the metrics fixture ../shared/fixtures/metrics)';
+
+export async function main(argv: string[]): Promise<number> {
+  let values;
+  let positionals;
+  try {
+    ({ values, positionals } = parseArgs({ args: argv, options: { ep: { type: 'string', default: 'auto' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true }));
+  } catch (e) {
+    console.error(`${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const ep = values.ep as ExecutionProviderRequest;
+  if (!EXECUTION_PROVIDERS.includes(ep)) {
+    console.error(`--ep must be one of ${EXECUTION_PROVIDERS.join(', ')}, got ${values.ep}`);
+    return 2;
+  }
+  if (positionals.length !== 1) {
+    console.error(positionals.length === 0 ? USAGE : `expected one fixture folder, got ${positionals.join(' ')}\n${USAGE}`);
+    return 2;
+  }
+  try {
+    const r = await runConformance(positionals[0]!, { executionProvider: ep });
+    return r.failed === 0 && r.passed > 0 ? 0 : 1;
+  } catch (e) {
+    console.error(`conformance: ${(e as Error).message}`);
+    return 1;
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,36 @@
+/**
+ * What the samplers need of a model, and nothing more: the noise prediction ε(x, t, c) for a batch of
+ * rows in one call, the empty prompt's embedding for classifier-free guidance, and the model's sizes.
+ * The ONNX pipeline (onnx/pipeline.ts) is one; the diffusion math never sees a session or a tensor.
+ */
+import type { SchedulerConfig } from './schedule.ts';
+
+export interface DenoiserInfo {
+  /** Channels C of the latent [C, h, w]. */
+  latentChannels: number;
+  /** Tokens L per prompt and width D of a text embedding [L, D]. */
+  textLength: number;
+  textDim: number;
+  scheduler: SchedulerConfig;
+}
+
+/** Model inputs beyond sample, timestep and text (attention merge's second text and mask); opaque here. */
+export type CallExtras = object;
+
+export interface Denoiser<X extends CallExtras = CallExtras> {
+  readonly info: DenoiserInfo;
+  /** Throws a user-facing error naming the sizes the model takes when it cannot take a w×h latent. */
+  checkLatentSize(w: number, h: number): void;
+  /** Embedding [L·D] of the empty prompt ∅; cached by the model. */
+  unconditional(): Promise<Float32Array>;
+  /**
+   * One model call: ε for `batch` rows of `sample` [batch, C, h, w], every row at timestep t, with text
+   * rows `ehs` [batch, L, D] (constant across a run: do not change its contents between calls).
+   */
+  unet(sample: Float32Array, batch: number, h: number, w: number, t: number, ehs: Float32Array, extras?: X): Promise<Float32Array>;
+  /**
+   * The extras of the dual-conditioning model of attention merge: second text rows `ehs2` [rows, L, D]
+   * and the mask M [h·w] at latent size, shared by every row.
+   */
+  attentionMergeExtras(ehs2: Float32Array, rows: number, mask: Float32Array, w: number, h: number): Promise<X>;
+}

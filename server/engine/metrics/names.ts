@@ -1,0 +1,53 @@
+/**
+ * The metrics the studio reports, in the seed's table order, with what a reader needs to read them:
+ * a short label, which direction is better, and how many decimals the seed prints.
+ */
+export const METRIC_NAMES = [
+  'l2',
+  'lpips',
+  'psnr',
+  'ssim',
+  'tv',
+  'tv_seam',
+  'clip',
+  'clip_left',
+  'clip_right',
+  'dclip',
+  'dclip_left',
+  'dclip_right',
+] as const;
+
+export type MetricName = (typeof METRIC_NAMES)[number];
+
+/** One evaluation: a value per metric that was computed (CLIP and LPIPS only with their models). */
+export type MetricValues = Partial<Record<MetricName, number>>;
+
+export interface MetricInfo {
+  label: string;
+  /** Seed table group. */
+  group: 'Similarity' | 'Image quality' | 'CLIP';
+  better: 'higher' | 'lower';
+  digits: number;
+  description: string;
+}
+
+export const METRICS: Record<MetricName, MetricInfo> = {
+  l2: { label: 'L2', group: 'Similarity', better: 'lower', digits: 1, description: 'Euclidean distance to the original, √Σ(g − o)² over pixels and channels in [0,1]' },
+  lpips: { label: 'LPIPS', group: 'Similarity', better: 'lower', digits: 3, description: 'learned perceptual distance to the original (an LPIPS ONNX folder)' },
+  psnr: { label: 'PSNR', group: 'Image quality', better: 'higher', digits: 2, description: '10·log10(1/MSE) against the original, in dB' },
+  ssim: { label: 'SSIM', group: 'Image quality', better: 'higher', digits: 3, description: 'structural similarity to the original (Gaussian 11×11 window)' },
+  tv: { label: 'Smooth.', group: 'Image quality', better: 'lower', digits: 3, description: 'total variation per pixel of the whole image' },
+  tv_seam: { label: 'Seam TV', group: 'Image quality', better: 'lower', digits: 3, description: 'total variation per pixel of the central 20% of the width, where a seam shows' },
+  clip: { label: 'CLIP', group: 'CLIP', better: 'higher', digits: 3, description: 'mean cosine of the image with style 1 and with style 2' },
+  clip_left: { label: 'CLIP l.', group: 'CLIP', better: 'higher', digits: 3, description: 'cosine of the left half with style 1' },
+  clip_right: { label: 'CLIP r.', group: 'CLIP', better: 'higher', digits: 3, description: 'cosine of the right half with style 2' },
+  dclip: { label: 'DCLIP', group: 'CLIP', better: 'higher', digits: 3, description: 'directional CLIP: image change vs prompt change, mean over both styles' },
+  dclip_left: { label: 'DCLIP l.', group: 'CLIP', better: 'higher', digits: 3, description: 'directional CLIP of the left half towards style 1' },
+  dclip_right: { label: 'DCLIP r.', group: 'CLIP', better: 'higher', digits: 3, description: 'directional CLIP of the right half towards style 2' },
+};
+
+/** A value as the seed prints it (fixed decimals; ±∞ for PSNR of identical images). */
+export function formatMetric(name: MetricName, value: number): string {
+  if (!Number.isFinite(value)) return Number.isNaN(value) ? 'NaN' : value > 0 ? '∞' : '−∞';
+  return value.toFixed(METRICS[name].digits);
+}

@@ -1,0 +1,72 @@
+/**
+ * How to call a UNet session: its inputs found by name (else position) and resolved once, the timestep
+ * feed's shape, and the user-facing errors of exports with fixed shapes.
+ */
+import { findInput, inputInfos, outputInfos, type InferenceSession, type OrtTensor, type TensorInfo } from './runtime.ts';
+import { ModelFolderError } from './model-folder.ts';
+
+/** How to call one UNet session: its metadata, resolved once. */
+export interface UnetBinding {
+  session: InferenceSession;
+  sample: TensorInfo;
+  timestep: TensorInfo;
+  ehs: TensorInfo;
+  output: string;
+  /** Inputs beyond sample/timestep/ehs (e.g. encoder_hidden_states_2, mask of a rewritten UNet). */
+  extra: TensorInfo[];
+}
+
+/** Extra arguments of a UNet call on a rewritten session (attention merge). */
+export interface UnetCallExtras {
+  binding?: UnetBinding;
+  feeds?: Record<string, OrtTensor>;
+}
+
+export function numericDim(d: number | string | undefined): number | null {
+  return typeof d === 'number' && d > 0 ? d : null;
+}
+
+/**
+ * Shape of the timestep feed for a batch: [B] when the model declares a batch axis, [1] or [] when
+ * it declares one element or a scalar (then every row shares t, which the samplers always do).
+ */
+export function timestepDims(info: TensorInfo, batch: number): number[] {
+  if (!info.rankKnown) return [batch];
+  if (info.shape.length === 0) return [];
+  return numericDim(info.shape[0]) === 1 ? [1] : [batch];
+}
+
+export function bindUnet(session: InferenceSession, name = 'unet/model.onnx'): UnetBinding {
+  const inputs = inputInfos(session);
+  const sample = findInput(inputs, ['sample', 'latent_model_input', 'x'], 0, 'latent sample', name);
+  const timestep = findInput(inputs, ['timestep', 'timesteps', 't'], 1, 'timestep', name);
+  const ehs = findInput(inputs, ['encoder_hidden_states', 'context'], 2, 'encoder_hidden_states', name);
+  const used = new Set([sample.name, timestep.name, ehs.name]);
+  const outputs = outputInfos(session);
+  const output = (outputs.find((o) => o.name === 'out_sample') ?? outputs[0])?.name;
+  if (!output) throw new ModelFolderError(`${name} has no output`);
+  return { session, sample, timestep, ehs, output, extra: inputs.filter((i) => !used.has(i.name)) };
+}
+
+/**
+ * Some exports fix the batch or the latent size instead of declaring them dynamic; onnxruntime would
+ * only say "invalid dimensions ... index: 0". Say which limit the model has and what the call needs.
+ */
+export function checkFixedShape(b: UnetBinding, batch: number, h: number, w: number, vaeDownsample: number): void {
+  const [db, , dh, dw] = b.sample.shape.map(numericDim);
+  if (db && db !== batch) {
+    throw new Error(
+      `unet/model.onnx was exported with a fixed batch of ${db}, but this sampler step needs ${batch} ${batch === 1 ? 'row' : 'rows'} per UNet call ` +
+        '(guidance 1 uses one row per prompt, guidance > 1 adds the unconditional row): export the UNet with a dynamic batch axis',
+    );
+  }
+  if ((dh && dh !== h) || (dw && dw !== w)) {
+    const f = vaeDownsample;
+    const size = (x: number | null | undefined, y: number | null | undefined) => `${x ?? 'any'}×${y ?? 'any'}`;
+    throw new Error(
+      `unet/model.onnx only takes ${size(dw, dh)} latents (images of ${size(dw && dw * f, dh && dh * f)}), got ${w}×${h} ` +
+        `(a ${w * f}×${h * f} image): use an image of that size, or export the UNet with dynamic height and width`,
+    );
+  }
+}
+
