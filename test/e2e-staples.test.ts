@@ -180,15 +180,16 @@ describe.skipIf(skipReason !== null)('browser end-to-end: menu and staples', () 
     const p = await pointOnConnection(page, wire);
     await page.mouse.dblclick(p.x, p.y);
     await expect.poll(() => page.locator('[data-testid="pin"]').count()).toBe(1);
-    // Bypass the pixel merge (it passes image 1 on), mute the attention output (its branch does not run).
+    // Bypass the pixel merge (it passes image 1 on); mute the attention sampler: what needs it does not
+    // run (its decoder, output and Metrics node), the Metrics Table runs without that column.
     await select(page, 'pixel_merge');
     await page.keyboard.press('Control+b');
-    await select(page, 'save_attn');
+    await select(page, 'attn_merge');
     await page.keyboard.press('Control+m');
     await expect.poll(() => node(page, 'pixel_merge').getAttribute('data-mode')).toBe('bypass');
-    await expect.poll(() => node(page, 'save_attn').getAttribute('data-mode')).toBe('mute');
+    await expect.poll(() => node(page, 'attn_merge').getAttribute('data-mode')).toBe('mute');
     const saved = await autosavedGraph(page);
-    expect(saved.nodes.filter((n) => n.mode).map((n) => `${n.id}:${n.mode}`).sort()).toEqual(['pixel_merge:bypass', 'save_attn:mute']);
+    expect(saved.nodes.filter((n) => n.mode).map((n) => `${n.id}:${n.mode}`).sort()).toEqual(['attn_merge:mute', 'pixel_merge:bypass']);
     expect(saved.groups?.map((g) => g.title)).toEqual(['Inputs']);
     expect(saved.edges.find((e) => e.to.node === 'pixel_merge' && e.to.input === 'mask')?.points).toHaveLength(1);
 
@@ -196,8 +197,10 @@ describe.skipIf(skipReason !== null)('browser end-to-end: menu and staples', () 
     await page.keyboard.press('Control+Enter');
     await waitForRun(page, 'done', 200_000);
     const seen = await statuses();
-    for (const id of ['attn_merge', 'decode_attn', 'save_attn', 'pixel_merge']) expect(seen[id], `${id} ran`).toBeUndefined();
+    for (const id of ['attn_merge', 'decode_attn', 'save_attn', 'metrics_attention', 'pixel_merge']) expect(seen[id], `${id} ran`).toBeUndefined();
     expect(seen.eps_merge).toContain('done');
+    expect(seen.metrics_table).toContain('done');
+    expect(await node(page, 'metrics_table').locator('thead th').allTextContents()).not.toContain('attention');
     // The "pixel merge" output shows image 1 (style 1 alone), pixel for pixel.
     const pixels = async (id: string) => {
       const src = (await node(page, id).locator('[data-testid="node-result"] img').getAttribute('src'))!;
@@ -225,7 +228,7 @@ describe.skipIf(skipReason !== null)('browser end-to-end: menu and staples', () 
     await expect.poll(() => page.locator('[data-testid="frame-title"]').textContent()).toBe('Inputs');
     expect(await page.locator('[data-testid="pin"]').count()).toBe(1);
     expect(await node(page, 'pixel_merge').getAttribute('data-mode')).toBe('bypass');
-    expect(await node(page, 'save_attn').getAttribute('data-mode')).toBe('mute');
+    expect(await node(page, 'attn_merge').getAttribute('data-mode')).toBe('mute');
     // Ctrl+B again gives the node its run back.
     await select(page, 'pixel_merge');
     await page.keyboard.press('Control+b');

@@ -11,14 +11,15 @@ import type { StudioNode } from './schemes.ts';
 export const DEMO_MODEL_NOTE = 'DEMO model — random weights, pictures mean nothing';
 
 /**
- * Which picture a node shows, so it can keep the room for it: an output node its result, a node
+ * Which picture a node shows, so it can keep the room for it: an output node of an image its result, a node
  * of the diffusion loop (it takes or makes an inversion) its step previews, a mask maker its mask.
  */
 export type Media = 'result' | 'steps' | 'thumb';
 
 export function mediaOf(spec: CatalogNode | null): Media | null {
   if (!spec) return null;
-  if (spec.output) return 'result';
+  // An output node of a picture (a table-showing output, like the Metrics Table, has no picture).
+  if (spec.output && spec.inputs.some((s) => s.type === 'Image')) return 'result';
   if ([...spec.inputs, ...spec.outputs].some((s) => s.type === 'Inversion')) return 'steps';
   if (spec.outputs.some((s) => s.type === 'Mask')) return 'thumb';
   return null;

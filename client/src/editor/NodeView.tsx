@@ -12,7 +12,7 @@ import { useNodeRuntime, type NodeRuntime } from '../runtime.ts';
 import { bridge, currentBridge } from './bridge.ts';
 import { DemoNote, MediaBox, mediaOf, RuntimeArea } from './NodeParts.tsx';
 import { ParamField } from './ParamField.tsx';
-import type { Schemes, StudioNode, TypedSocket } from './schemes.ts';
+import { NODE_WIDTH, type Schemes, type StudioNode, type TypedSocket } from './schemes.ts';
 
 const { RefSocket } = Presets.classic;
 
@@ -54,6 +54,9 @@ export function NodeView(props: { data: StudioNode; emit: RenderEmit<Schemes> })
   if (rt.status === 'failed') classes.push('failed');
   if (!node.spec) classes.push('placeholder');
   if (node.mode) classes.push(`mode-${node.mode}`);
+  // A result table (metrics) widens its node to fit, up to a limit; other nodes keep one width.
+  const table = Boolean(rt.result?.table);
+  if (table) classes.push('has-table');
 
   return (
     <div
@@ -64,7 +67,7 @@ export function NodeView(props: { data: StudioNode; emit: RenderEmit<Schemes> })
       data-node-type={node.type}
       data-status={rt.status}
       data-mode={node.mode ?? ''}
-      style={{ width: node.width }}
+      style={table ? undefined : { width: NODE_WIDTH }}
     >
       <header className="sd-node-header" title={node.spec?.description ?? `Unknown node type "${node.type}"`}>
         <NodeTitle node={node} />

@@ -94,13 +94,51 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
     await select([node.id]);
   }
 
+  /** Nodes with every connection that touches them, as objects: what a removal takes and its undo puts back. */
+  interface Piece {
+    nodes: { node: StudioNode; position: Position }[];
+    connections: { connection: Schemes['Connection']; points: Position[] }[];
+  }
+
+  function capture(ids: string[]): Piece {
+    const set = new Set(ids);
+    return {
+      nodes: ids.flatMap((id) => {
+        const node = editor.getNode(id);
+        return node ? [{ node, position: { ...(area.nodeViews.get(id)?.position ?? { x: 0, y: 0 }) } }] : [];
+      }),
+      connections: editor.getConnections().filter((x) => set.has(x.source) || set.has(x.target)).map((connection) => ({ connection, points: pins.pinsOf(connection.id) })),
+    };
+  }
+
+  /** Puts a piece in, unrecorded (the action that calls this is the undo step). */
+  async function put(piece: Piece): Promise<void> {
+    await untracked(history, async () => {
+      for (const { node, position } of piece.nodes) {
+        node.selected = false;
+        await editor.addNode(node);
+        await area.translate(node.id, position);
+      }
+      for (const { connection, points } of piece.connections) {
+        await editor.addConnection(connection);
+        if (points.length) pins.setPins(connection.id, points);
+      }
+    });
+  }
+
+  /** Takes a piece out, unrecorded. */
+  async function take(piece: Piece): Promise<void> {
+    await untracked(history, async () => {
+      for (const { connection } of piece.connections) if (editor.getConnection(connection.id)) await editor.removeConnection(connection.id);
+      for (const { node } of piece.nodes) if (editor.getNode(node.id)) await editor.removeNode(node.id);
+    });
+  }
+
+  /** Deletes nodes and their connections: one undo step, however long it takes. */
   async function removeNodes(ids: string[]): Promise<void> {
-    history.separate();
-    for (const id of ids) {
-      for (const x of editor.getConnections().filter((x) => x.source === id || x.target === id)) await editor.removeConnection(x.id);
-      if (editor.getNode(id)) await editor.removeNode(id);
-    }
-    history.separate();
+    const piece = capture(ids);
+    recordAction(history, new FnAction(() => put(piece), () => take(piece)));
+    await take(piece);
   }
 
   function snapshot(): EditorSnapshot {
@@ -159,20 +197,22 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
     const known = data.nodes.filter((n) => specs.has(n.type));
     if (known.length === 0) throw new Error('The copied nodes are of types this server does not have.');
     const plan = pastePlan({ ...data, nodes: known }, new Set(editor.getNodes().map((n) => n.id)), opts.at ? { at: opts.at } : { offset: { x: 40, y: 40 } }, opts.keepInputs);
-    history.separate();
-    for (const n of plan.nodes) {
-      await editor.addNode(createNode(n, specs.get(n.type)!));
-      await area.translate(n.id, n.position);
-    }
-    for (const x of plan.connections) await addConnection(x, `${x.target}.${x.targetInput}<-${x.source}.${x.sourceOutput}#${Date.now().toString(36)}`);
-    await nextFrame();
-    // Where the pasted nodes would cover others, they go further down, together.
-    const ids = new Set(plan.nodes.map((n) => n.id));
-    const all = rects();
-    const dy = placeClear(all.filter((r) => ids.has(r.id)), all.filter((r) => !ids.has(r.id)), GAP);
-    if (dy !== 0) for (const r of all.filter((x) => ids.has(x.id))) await area.translate(r.id, { x: r.x, y: r.y + dy });
-    history.separate();
-    await select([...ids]);
+    const ids = plan.nodes.map((n) => n.id);
+    await untracked(history, async () => {
+      for (const n of plan.nodes) {
+        await editor.addNode(createNode(n, specs.get(n.type)!));
+        await area.translate(n.id, n.position);
+      }
+      for (const x of plan.connections) await addConnection(x, `${x.target}.${x.targetInput}<-${x.source}.${x.sourceOutput}#${Date.now().toString(36)}`);
+      await nextFrame();
+      // Where the pasted nodes would cover others, they go further down, together.
+      const all = rects();
+      const dy = placeClear(all.filter((r) => ids.includes(r.id)), all.filter((r) => !ids.includes(r.id)), GAP);
+      if (dy !== 0) await shift(ids, 0, dy);
+    });
+    const piece = capture(ids);
+    recordAction(history, new FnAction(() => take(piece), () => put(piece)));
+    await select(ids);
   }
 
   function copy(ids = selectedIds()): ClipboardData | null {
@@ -254,9 +294,11 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
     const boxes = rects();
     if (boxes.length === 0) return;
     const moves = arrange(boxes, editor.getConnections().map((x) => ({ source: x.source, target: x.target })));
-    history.separate();
-    await moveAll(moves);
-    history.separate();
+    const before = new Map(boxes.map((b) => [b.id, { x: b.x, y: b.y }]));
+    // One undo step, however long the moves take (the plugin would cut them into several).
+    const place = (to: Map<string, Position>) => untracked(history, () => moveAll(to));
+    recordAction(history, new FnAction(() => place(before), () => place(moves)));
+    await place(moves);
     await view.zoomToFit();
   }
 
