@@ -8,6 +8,7 @@ import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
 import type { CatalogNode } from '../../../server/protocol/catalog.ts';
 import { groupByCategory, searchCatalog } from '../catalog-search.ts';
 import type { Position } from '../graph-io.ts';
+import { useStableCallback } from './hooks/useLatest.ts';
 
 export interface MenuItem {
   label: string;
@@ -40,16 +41,18 @@ export function ContextMenu(props: {
     setPos({ x: Math.max(4, Math.min(props.at.x, window.innerWidth - r.width - 4)), y: Math.max(4, Math.min(props.at.y, window.innerHeight - r.height - 4)) });
   }, [props.at, searching, open]);
 
+  // Esc, or a press anywhere else, closes it (before the canvas or the studio's keys see it).
+  const close = useStableCallback(props.onClose);
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       if (e.key === 'Escape') {
         e.preventDefault();
         e.stopPropagation();
-        props.onClose();
+        close();
       }
     };
     const onDown = (e: PointerEvent) => {
-      if (!box.current?.contains(e.target as Node)) props.onClose();
+      if (!box.current?.contains(e.target as Node)) close();
     };
     window.addEventListener('keydown', onKey, true);
     window.addEventListener('pointerdown', onDown, true);
@@ -57,7 +60,7 @@ export function ContextMenu(props: {
       window.removeEventListener('keydown', onKey, true);
       window.removeEventListener('pointerdown', onDown, true);
     };
-  }, [props]);
+  }, [close]);
   useEffect(() => setActive(0), [query]);
 
   const pick = (type: string) => {

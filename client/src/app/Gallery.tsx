@@ -2,7 +2,7 @@
  * The results panel (final images of this browser's runs, grouped by run) and the comparison view
  * (chosen results next to each other at the same size, or two of them under a slider).
  */
-import React, { useMemo, useState } from 'react';
+import { useMemo, useState, type PointerEvent as ReactPointerEvent } from 'react';
 import { withToken } from '../access-token.ts';
 import { useObservable } from '../runtime.ts';
 import { Modal } from './dialogs.tsx';
@@ -171,7 +171,7 @@ export function CompareView(props: { images: GalleryImage[]; onDownload: (image:
 /** Two results on top of each other; dragging on the pictures (or the slider) moves the divider. */
 function CompareSlider({ a, b, aspect }: { a: GalleryImage; b: GalleryImage; aspect: string }) {
   const [pos, setPos] = useState(50);
-  const follow = (e: React.PointerEvent<HTMLDivElement>) => {
+  const follow = (e: ReactPointerEvent<HTMLDivElement>) => {
     const r = e.currentTarget.getBoundingClientRect();
     setPos(Math.round(Math.max(0, Math.min(100, (100 * (e.clientX - r.left)) / r.width))));
   };
