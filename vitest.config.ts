@@ -1,8 +1,12 @@
 import { defineConfig } from 'vitest/config';
 
-// Timed tests (the bench times runs, and a preview encode on an otherwise idle machine) run after
-// everything else, alone: beside the browser test on a 2-core box they would time the neighbour.
-const timed = ['test/bench.test.ts'];
+// Tests that start whole processes (web servers, workers, redis-server, a second server after kill -9)
+// run after the suite, so their half-dozen Node processes do not starve the browser tests' waits on a
+// 2-core box. Timed tests (the bench times runs, and a preview encode on an otherwise idle machine)
+// run last, alone: beside anything else they would time the neighbour (the tokenizer's test times its
+// encode too).
+const processes = ['test/distributed.test.ts', 'test/restart.test.ts'];
+const timed = ['test/bench.test.ts', 'test/tokenizer.test.ts'];
 
 export default defineConfig({
   test: {
@@ -12,8 +16,9 @@ export default defineConfig({
     fileParallelism: true,
     maxWorkers: 2,
     projects: [
-      { extends: true, test: { name: 'suite', include: ['test/**/*.test.ts'], exclude: timed, sequence: { groupOrder: 0 } } },
-      { extends: true, test: { name: 'timing', include: timed, sequence: { groupOrder: 1 } } },
+      { extends: true, test: { name: 'suite', include: ['test/**/*.test.ts'], exclude: [...processes, ...timed], sequence: { groupOrder: 0 } } },
+      { extends: true, test: { name: 'processes', include: processes, sequence: { groupOrder: 1 } } },
+      { extends: true, test: { name: 'timing', include: timed, sequence: { groupOrder: 2 } } },
     ],
   },
 });

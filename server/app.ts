@@ -1,6 +1,7 @@
 /**
- * The studio server: express (HTTP API + built client) and socket.io on one HTTP server, a FIFO job
- * queue running graphs with the executor, and the data folder (saved graphs, uploads, results).
+ * The studio server: express (HTTP API + built client) and socket.io on one HTTP server, the job
+ * service (embedded: SQLite and an in-process runner; distributed: BullMQ on Redis, run by workers),
+ * and the data folder (saved graphs, uploads, results, the embedded job store).
  */
 import { readFileSync } from 'node:fs';
 import { promises as fs } from 'node:fs';
@@ -14,12 +15,12 @@ import type { AnyNodeDefinition, Logger } from '../nodes/types.ts';
 import type { ExecutionProviderRequest } from './engine/onnx/runtime.ts';
 import { GraphRunner } from './executor/graph-runner.ts';
 import { createCatalog } from './catalog.ts';
-import type { JobQueue } from './executor/queue.ts';
+import type { JobService, RestartPolicy, Retention } from './executor/job-service.ts';
+import { openJobService } from './executor/open-jobs.ts';
 import { isLoopbackHost, requireToken } from './http/auth.ts';
 import { clientRoutes } from './http/client.ts';
 import { apiNotFound, errorHandler } from './http/errors.ts';
 import { graphRoutes } from './http/graphs.ts';
-import { JobRunner, type JobPayload } from './http/job-runner.ts';
 import { jobRoutes } from './http/jobs.ts';
 import { broadcaster, createRealtime, type StudioSocketServer } from './http/realtime.ts';
 import { systemRoutes } from './http/system.ts';
@@ -49,6 +50,14 @@ export interface StudioOptions {
   previewIntervalMs?: number;
   /** Where server messages go; default: console (debug suppressed). */
   logger?: Logger;
+  /** Distributed mode: enqueue into BullMQ on this Redis; `dualstyle worker` processes run the jobs. */
+  redis?: string;
+  /** Namespace of the Redis keys (default "dualstyle"). */
+  redisPrefix?: string;
+  /** Embedded mode: a job that was running when the server stopped is re-queued (default) or marked interrupted. */
+  onRestart?: RestartPolicy;
+  /** How many finished jobs the history keeps, and for how long. */
+  retention?: Retention;
 }
 
 export interface Studio {
@@ -56,7 +65,7 @@ export interface Studio {
   port: number;
   httpServer: http.Server;
   io: StudioSocketServer;
-  queue: JobQueue<JobPayload>;
+  jobs: JobService;
   close(): Promise<void>;
 }
 
@@ -118,21 +127,24 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
   const app = express();
   app.disable('x-powered-by');
   const httpServer = http.createServer(app);
-  let runner: JobRunner | undefined;
-  const io = createRealtime(httpServer, { token, queueState: () => runner!.state() });
-  runner = new JobRunner({
-    graphs: graphRunner,
-    broadcast: broadcaster(io),
+  const jobs = await openJobService({
+    dataDir,
+    runner: graphRunner,
     log,
-    maxPending: opts.limits?.maxPending,
-    previewIntervalMs: opts.previewIntervalMs,
+    ...(opts.redis ? { redis: opts.redis } : {}),
+    ...(opts.redisPrefix ? { redisPrefix: opts.redisPrefix } : {}),
+    ...(opts.limits?.maxPending !== undefined ? { maxPending: opts.limits.maxPending } : {}),
+    ...(opts.onRestart ? { onRestart: opts.onRestart } : {}),
+    ...(opts.retention ? { retention: opts.retention } : {}),
+    ...(opts.previewIntervalMs !== undefined ? { previewIntervalMs: opts.previewIntervalMs } : {}),
   });
-  const unsubscribe = runner.queue.on('change', () => io.emit('queue', runner!.state()));
+  const io = createRealtime(httpServer, { token, jobs: () => jobs });
+  const unsubscribe = jobs.subscribe(broadcaster(io));
 
   if (token) app.use('/api', requireToken(token));
   app.use('/api', express.json({ limit: limits.jsonBodyBytes }));
   app.use('/api', systemRoutes(catalog, { version: packageVersion(), executionProvider, dataDir }));
-  app.use('/api', jobRoutes(runner, catalog));
+  app.use('/api', jobRoutes(jobs, catalog));
   app.use('/api', graphRoutes(graphs, catalog));
   app.use('/api', uploadRoutes(dataDir, limits));
   app.use('/api', apiNotFound);
@@ -145,6 +157,7 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
   } catch (err) {
     unsubscribe();
     io.close();
+    await jobs.close();
     throw err;
   }
   const urlHost = host.includes(':') ? `[${host}]` : host;
@@ -155,11 +168,11 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
     port: boundPort,
     httpServer,
     io,
-    queue: runner.queue,
+    jobs,
     close() {
       closing ??= (async () => {
-        await runner.close();
         unsubscribe();
+        await jobs.close();
         await new Promise<void>((resolve) => {
           // io.close() also closes the HTTP server; idle keep-alive sockets must not hold it open.
           void io.close(() => resolve());

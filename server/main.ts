@@ -1,23 +1,33 @@
 /**
  * Command line entry: `tsx server/main.ts [--port 8188] [--host 127.0.0.1] [--token T]
- * [--ep auto|cuda|webgpu|cpu] [--data ./data]`. Environment: PORT, HOST, DUALSTYLE_TOKEN,
- * DUALSTYLE_EP, DUALSTYLE_DATA. Flags win over the environment.
+ * [--ep auto|cuda|webgpu|cpu] [--data ./data] [--redis URL] [--on-restart requeue|interrupt]
+ * [--keep-jobs 1000] [--keep-days 30]`. Environment: PORT, HOST, DUALSTYLE_TOKEN, DUALSTYLE_EP,
+ * DUALSTYLE_DATA, DUALSTYLE_REDIS. Flags win over the environment.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createStudio, type Studio } from './app.ts';
+import { createStudio, type Studio, type StudioOptions } from './app.ts';
 import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from './engine/onnx/runtime.ts';
+import type { RestartPolicy, Retention } from './executor/job-service.ts';
+import { redacted } from './util/redact.ts';
+import { DEFAULT_RETENTION } from './executor/job-service.ts';
 
 const USAGE = `usage: npm start -- [--port 8188] [--host 127.0.0.1] [--token T] [--ep auto|cuda|webgpu|cpu] [--data ./data]
+                    [--redis URL] [--on-restart requeue|interrupt] [--keep-jobs 1000] [--keep-days 30]
 
-  --port   port to listen on (env PORT; default 8188; 0 = any free port)
-  --host   address to listen on (env HOST; default 127.0.0.1; anything else needs --token)
-  --token  access token required by the API and the socket (env DUALSTYLE_TOKEN)
-  --ep     execution provider for inference (env DUALSTYLE_EP; default auto: CUDA if available, else CPU)
-  --data   data folder for saved graphs, uploads and results (env DUALSTYLE_DATA; default ./data)`;
+  --port        port to listen on (env PORT; default 8188; 0 = any free port)
+  --host        address to listen on (env HOST; default 127.0.0.1; anything else needs --token)
+  --token       access token required by the API and the socket (env DUALSTYLE_TOKEN)
+  --ep          execution provider for inference (env DUALSTYLE_EP; default auto: CUDA if available, else CPU)
+  --data        data folder for saved graphs, uploads, results and the job store (env DUALSTYLE_DATA; default ./data)
+  --redis       distributed mode: queue jobs in Redis for \`npm run worker\` processes (env DUALSTYLE_REDIS),
+                e.g. redis://127.0.0.1:6379; every web server and worker must share the data folder
+  --on-restart  what happens to a job that was running when the server stopped: requeue (default) or interrupt
+  --keep-jobs   finished jobs the history keeps (default 1000)
+  --keep-days   days a finished job stays in the history (default 30)`;
 
-class UsageError extends Error {}
+export class UsageError extends Error {}
 
 export interface CliOptions {
   port: number;
@@ -25,6 +35,30 @@ export interface CliOptions {
   token?: string;
   ep: ExecutionProviderRequest;
   dataDir: string;
+  redis?: string;
+  onRestart: RestartPolicy;
+  retention: Retention;
+}
+
+/** A whole number flag in [min, max]. */
+export function wholeNumber(name: string, text: string, min: number, max: number): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`--${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`);
+  }
+  return n;
+}
+
+/** A Redis URL, checked before anything connects. */
+export function redisUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UsageError(`--redis must be a URL such as redis://127.0.0.1:6379, got ${JSON.stringify(text)}`);
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new UsageError(`--redis must start with redis:// or rediss://, got ${JSON.stringify(text)}`);
+  return text;
 }
 
 export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): CliOptions | 'help' {
@@ -38,6 +72,10 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
         token: { type: 'string' },
         ep: { type: 'string' },
         data: { type: 'string' },
+        redis: { type: 'string' },
+        'on-restart': { type: 'string' },
+        'keep-jobs': { type: 'string' },
+        'keep-days': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       allowPositionals: false,
@@ -57,16 +95,27 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
   if (!EXECUTION_PROVIDERS.includes(ep)) throw new UsageError(`--ep must be one of ${EXECUTION_PROVIDERS.join(', ')}, got ${JSON.stringify(ep)}`);
   const host = values.host || env.HOST || '127.0.0.1';
   const token = values.token || env.DUALSTYLE_TOKEN || undefined;
+  const redisText = values.redis || env.DUALSTYLE_REDIS || undefined;
+  const onRestart = values['on-restart'] ?? 'requeue';
+  if (onRestart !== 'requeue' && onRestart !== 'interrupt') throw new UsageError(`--on-restart must be requeue or interrupt, got ${JSON.stringify(onRestart)}`);
+  const retention: Retention = {
+    maxJobs: values['keep-jobs'] !== undefined ? wholeNumber('keep-jobs', values['keep-jobs'], 1, 1_000_000) : DEFAULT_RETENTION.maxJobs,
+    maxAgeMs: values['keep-days'] !== undefined ? wholeNumber('keep-days', values['keep-days'], 1, 36_500) * 24 * 3600 * 1000 : DEFAULT_RETENTION.maxAgeMs,
+  };
   return {
     port,
     host,
     ...(token ? { token } : {}),
     ep,
     dataDir: path.resolve(values.data || env.DUALSTYLE_DATA || 'data'),
+    ...(redisText ? { redis: redisUrl(redisText) } : {}),
+    onRestart,
+    retention,
   };
 }
 
-export async function main(argv: string[]): Promise<number> {
+/** `overrides` (a node catalog, say) are for test entries that start the real server with other parts. */
+export async function main(argv: string[], overrides: Partial<StudioOptions> = {}): Promise<number> {
   let cli: CliOptions | 'help';
   try {
     cli = parseCli(argv);
@@ -80,7 +129,17 @@ export async function main(argv: string[]): Promise<number> {
   }
   let studio: Studio;
   try {
-    studio = await createStudio({ dataDir: cli.dataDir, host: cli.host, port: cli.port, token: cli.token, executionProvider: cli.ep });
+    studio = await createStudio({
+      dataDir: cli.dataDir,
+      host: cli.host,
+      port: cli.port,
+      token: cli.token,
+      executionProvider: cli.ep,
+      ...(cli.redis ? { redis: cli.redis } : {}),
+      onRestart: cli.onRestart,
+      retention: cli.retention,
+      ...overrides,
+    });
   } catch (err) {
     console.error(`error: ${(err as Error).message}`);
     return 1;
@@ -88,19 +147,32 @@ export async function main(argv: string[]): Promise<number> {
   console.log(`Dual Style Studio running at ${studio.url}`);
   console.log(`execution provider: ${cli.ep}${cli.ep === 'auto' ? ' (CUDA when available, else CPU)' : ''}`);
   console.log(`data folder: ${cli.dataDir}`);
+  console.log(
+    cli.redis
+      ? `jobs: distributed through Redis at ${redacted(cli.redis)}; start workers with \`npm run worker -- --redis URL --data ${cli.dataDir}\``
+      : `jobs: embedded (one at a time in this process, kept in ${path.join(cli.dataDir, 'studio.db')})`,
+  );
   if (cli.token) console.log('access token required (Authorization: Bearer <token>, or ?token=<token>)');
 
-  await new Promise<void>((resolve) => {
+  await untilStopped(() => studio.close(), 'stopping (running jobs stop and resume on the next start)...');
+  return 0;
+}
+
+/**
+ * Waits for SIGINT or SIGTERM, then runs `close`. A second signal while a stuck job is being stopped
+ * exits at once (hence `on`, not `once`).
+ */
+export function untilStopped(close: () => Promise<void>, message: string): Promise<void> {
+  return new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
-      // A second signal while a stuck job is being cancelled stops waiting (hence `on`, not `once`).
       if (stopping) {
         console.error('forced exit');
         process.exit(1);
       }
       stopping = true;
-      console.log(`${signal}: stopping (cancelling running jobs)...`);
-      studio.close().then(resolve, (err: unknown) => {
+      console.log(`${signal}: ${message}`);
+      close().then(resolve, (err: unknown) => {
         console.error(`error while stopping: ${(err as Error).message}`);
         resolve();
       });
@@ -108,7 +180,6 @@ export async function main(argv: string[]): Promise<number> {
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
-  return 0;
 }
 
 // fileURLToPath, not URL.pathname: the latter keeps %20 and friends, so under a folder with a space in

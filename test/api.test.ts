@@ -144,7 +144,7 @@ describe('validation', () => {
     const unknown = res.body.error.issues.filter((i: { code: string }) => i.code === 'unknown_node_type');
     expect(unknown.map((i: { nodeId: string }) => i.nodeId).sort()).toEqual(['x', 'y']);
     expect(res.body.error.message).toMatch(/NoSuchNode|AlsoMissing/);
-    expect((await api(studio, 'GET', '/api/queue')).body).toEqual({ running: null, pending: [] });
+    expect((await api(studio, 'GET', '/api/queue')).body).toEqual({ running: null, active: [], pending: [], workers: 1 });
   });
 
   it('refuses outputs that are not output nodes of the graph', async () => {
@@ -302,7 +302,7 @@ describe('jobs', () => {
     expect(startOrder).toEqual([a, b, d]);
     // Every queue change was broadcast; the last says the queue is empty.
     const lastQueue = events.events.filter((e) => e.name === 'queue').at(-1)!;
-    expect(lastQueue.args).toEqual({ running: null, pending: [] });
+    expect(lastQueue.args).toEqual({ running: null, active: [], pending: [], workers: 1 });
   });
 });
 
@@ -340,7 +340,8 @@ describe('queue for every tab', () => {
     for (const id of [a, urgent, b]) expect((await events.waitForEnd(id)).name).toBe('job:done');
     const startOrder = events.events.filter((e) => e.name === 'job:started' && [a, b, urgent].includes(e.args.jobId)).map((e) => e.args.jobId);
     expect(startOrder).toEqual([a, urgent, b]);
-    expect((await api(studio, 'GET', `/api/jobs/${a}`)).body.graph).toBeUndefined();
+    // A finished job keeps its graph, so the editor can re-open it from the history.
+    expect((await api(studio, 'GET', `/api/jobs/${a}`)).body).toMatchObject({ job: { state: 'done' }, graph: { meta: { title: 'A' } } });
   });
 });
 
@@ -558,7 +559,7 @@ describe('access', () => {
 
       await expect(EventLog.connect(locked)).rejects.toThrow(/unauthorized/);
       const log = await EventLog.connect(locked, { token: 's3cret' });
-      expect((await log.waitFor('queue')).args).toEqual({ running: null, pending: [] });
+      expect((await log.waitFor('queue')).args).toEqual({ running: null, active: [], pending: [], workers: 1 });
       log.close();
     } finally {
       await locked.close();

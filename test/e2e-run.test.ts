@@ -269,10 +269,10 @@ describe.skipIf(skipReason !== null)('browser end-to-end: template runs', () => 
     expect(await metricsTable.locator('tbody th').allTextContents()).toEqual(['L2 ↓', 'PSNR ↑', 'SSIM ↑', 'Smooth. ↓', 'Seam TV ↓']);
     await page.locator('[data-testid="node"][data-node-id="metrics_table"]').screenshot({ path: path.join(artifactsDir, '32-comparison-metrics-table.png') });
 
-    // One run, one group in the gallery, one item per output node, titled like the node.
+    // The gallery lists the server's history (earlier tests' runs too): this run is the newest group,
+    // one item per output node, titled like the node.
     await page.click('[data-testid="btn-results"]');
-    const run = page.locator('[data-testid="gallery-run"]');
-    await expect.poll(() => run.count()).toBe(1);
+    const run = page.locator('[data-testid="gallery-run"]').first();
     await expect.poll(() => run.locator('[data-testid="gallery-item"]').count()).toBe(outputs.length);
     const titles = await run.locator('[data-testid="gallery-item"] .sd-gallery-title').allTextContents();
     expect(titles.sort()).toEqual(outputs.map((o) => labelOfNode(template, o.id, catalog)).sort());

@@ -1,7 +1,7 @@
 /** HTTP client of the studio API (same origin; the Vite dev server proxies /api). */
 import type { Graph, ValidationIssue } from '../../server/protocol/graph.ts';
 import type { Catalog } from '../../server/protocol/catalog.ts';
-import type { JobSummary, QueueState } from '../../server/protocol/events.ts';
+import type { HistoryPage, JobDetail, JobSummary, QueueState } from '../../server/protocol/events.ts';
 import { authHeaders } from './access-token.ts';
 
 export class ApiError extends Error {
@@ -93,8 +93,18 @@ export const api = {
   health: () => request<Health>('GET', '/api/health'),
   catalog: () => request<Catalog>('GET', '/api/catalog'),
   validate: (graph: Graph) => request<{ ok: boolean; issues: ValidationIssue[] }>('POST', '/api/validate', { graph }),
+  /** `front`: first in line (after the running jobs). */
+  submitJob: (graph: Graph, opts: { front?: boolean } = {}) => request<{ job: JobSummary }>('POST', '/api/jobs', { graph, ...(opts.front ? { front: true } : {}) }),
   cancelJob: (id: string) => request<unknown>('DELETE', `/api/jobs/${encodeURIComponent(id)}`),
+  /** Everything about a job, its graph included (to re-open it). */
+  job: (id: string) => request<JobDetail>('GET', `/api/jobs/${encodeURIComponent(id)}`),
+  /** Moves a queued job to `position` (1 = next to start). */
+  moveJob: (id: string, position: number) => request<{ queue: QueueState }>('POST', `/api/jobs/${encodeURIComponent(id)}/move`, { position }),
   queue: () => request<QueueState>('GET', '/api/queue'),
+  /** Finished jobs, newest first. */
+  history: (offset = 0, limit = 50) => request<HistoryPage>('GET', `/api/history?offset=${offset}&limit=${limit}`),
+  clearHistory: () => request<{ removed: number }>('DELETE', '/api/history'),
+  removeFromHistory: (id: string) => request<{ removed: number }>('DELETE', `/api/history/${encodeURIComponent(id)}`),
   models: async (): Promise<ModelEntry[]> => {
     const data = await request<{ models: ModelEntry[] } | ModelEntry[]>('GET', '/api/models');
     return Array.isArray(data) ? data : data.models;
@@ -119,8 +129,6 @@ export const api = {
     }),
   uploadInfo: (name: string) => request<UploadResult>('GET', `/api/uploads/${encodeURIComponent(name)}/info`),
   validateForRun: (graph: Graph) => request<{ ok: boolean; issues: ValidationIssue[] }>('POST', '/api/validate?requireOutput=1', { graph }),
-  submitJob: (graph: Graph, opts: { front?: boolean } = {}) => request<{ job: JobSummary }>('POST', '/api/jobs', { graph, ...(opts.front ? { front: true } : {}) }),
-  job: (id: string) => request<{ job: JobSummary; graph?: Graph }>('GET', `/api/jobs/${encodeURIComponent(id)}`),
 };
 
 /** Where an image named in a parameter can be seen: an upload, or a built-in picture ("builtin:sample"). */

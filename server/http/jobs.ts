@@ -1,23 +1,46 @@
-/** Jobs: submit (validated before queueing), inspect, cancel; and the queue. */
-import { Router, type Request, type RequestHandler } from 'express';
+/**
+ * Jobs and the queue over HTTP, through the job service (embedded or distributed alike): submit
+ * (validated before queueing), inspect, cancel, move in line; the history (paged, cleared, one entry
+ * removed). Routes, all under /api:
+ *
+ *   POST   /jobs               { graph, outputs?, front? }  → 202 { job }         (429 queue_full)
+ *   GET    /jobs/:id           → { job, graph, outputs?, results?, error?, ... }  (404)
+ *   DELETE /jobs/:id           cancel a queued or running job → { cancelled, job } (409 when finished)
+ *   POST   /jobs/:id/cancel    the same
+ *   POST   /jobs/:id/move      { position } (1 = next to start) → { queue }       (409 when not queued)
+ *   GET    /queue              → { running, active, pending, workers }
+ *   GET    /workers            → { workers: [{ name, gpu?, models, jobId?, seen }] }
+ *   GET    /history            ?offset=0&limit=50 → { jobs, total, offset }     (newest first)
+ *   DELETE /history            → { removed }  (every finished job; result files stay)
+ *   DELETE /history/:id        → { removed: 1 } (409 when the job has not finished)
+ */
+import { Router, type Request } from 'express';
 import type { NodeCatalog } from '../catalog.ts';
-import { QueueFullError } from '../executor/queue.ts';
+import { QueueFullError, type JobService } from '../executor/job-service.ts';
 import { formatIssue, validateGraph } from '../graph/validate.ts';
 import { jsonObject, param } from './body.ts';
 import { ApiError } from './errors.ts';
-import type { JobRunner } from './job-runner.ts';
 
-function jobOf(runner: JobRunner, req: Request) {
+async function jobOf(jobs: JobService, req: Request) {
   const id = param(req, 'id');
-  const detail = runner.describe(id);
+  const detail = await jobs.describe(id);
   if (!detail) throw new ApiError(404, 'not_found', `no job with id "${id}"`);
   return detail;
 }
 
-export function jobRoutes(runner: JobRunner, catalog: NodeCatalog): Router {
+/** A whole number query parameter in [min, max], or the default when absent. */
+function intQuery(req: Request, name: string, fallback: number, min: number, max: number): number {
+  const raw = req.query[name];
+  if (raw === undefined) return fallback;
+  const n = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new ApiError(400, 'bad_request', `"${name}" must be a whole number from ${min} to ${max}`);
+  return n;
+}
+
+export function jobRoutes(jobs: JobService, catalog: NodeCatalog): Router {
   const router = Router();
 
-  router.post('/jobs', (req, res) => {
+  router.post('/jobs', async (req, res) => {
     const body = jsonObject(req, '{ graph, outputs?, front? }');
     if (body.front !== undefined && typeof body.front !== 'boolean') throw new ApiError(400, 'bad_request', '"front" must be true or false');
     const result = validateGraph(body.graph, catalog, { requireOutput: true });
@@ -46,7 +69,7 @@ export function jobRoutes(runner: JobRunner, catalog: NodeCatalog): Router {
     }
     let job;
     try {
-      job = runner.submit(graph, outputs, { front: body.front === true });
+      job = await jobs.submit(graph, { ...(outputs ? { outputs } : {}), front: body.front === true });
     } catch (err) {
       if (err instanceof QueueFullError) {
         throw new ApiError(429, 'queue_full', `${err.message}; wait for a job to finish and try again`);
@@ -56,23 +79,57 @@ export function jobRoutes(runner: JobRunner, catalog: NodeCatalog): Router {
     res.status(202).json({ job });
   });
 
-  router.get('/jobs/:id', (req, res) => {
-    res.json(jobOf(runner, req));
+  router.get('/jobs/:id', async (req, res) => {
+    res.json(await jobOf(jobs, req));
   });
 
-  const cancel: RequestHandler = (req, res) => {
-    const { job } = jobOf(runner, req);
-    const outcome = runner.cancel(job.id);
-    if (outcome === 'finished') {
-      throw new ApiError(409, 'job_finished', `job "${job.id}" already finished (${runner.describe(job.id)?.job.state ?? job.state})`);
-    }
-    res.json({ cancelled: true, job: runner.describe(job.id)?.job ?? job });
+  const cancel = async (req: Request, res: import('express').Response) => {
+    const { job } = await jobOf(jobs, req);
+    const outcome = await jobs.cancel(job.id);
+    const now = (await jobs.describe(job.id))?.job ?? job;
+    if (outcome === 'finished') throw new ApiError(409, 'job_finished', `job "${job.id}" already finished (${now.state})`);
+    res.json({ cancelled: true, job: now });
   };
   router.delete('/jobs/:id', cancel);
   router.post('/jobs/:id/cancel', cancel);
 
-  router.get('/queue', (_req, res) => {
-    res.json(runner.state());
+  router.post('/jobs/:id/move', async (req, res) => {
+    const body = jsonObject(req, '{ position }');
+    const position = body.position;
+    if (typeof position !== 'number' || !Number.isSafeInteger(position) || position < 1) {
+      throw new ApiError(400, 'bad_request', '"position" must be a whole number from 1 (next to start)');
+    }
+    const { job } = await jobOf(jobs, req);
+    const outcome = await jobs.move(job.id, position);
+    if (outcome === 'not_queued') throw new ApiError(409, 'not_queued', `job "${job.id}" is not waiting (${job.state}); only queued jobs move`);
+    if (outcome === 'not_found') throw new ApiError(404, 'not_found', `no job with id "${job.id}"`);
+    res.json({ queue: await jobs.queue() });
+  });
+
+  router.get('/queue', async (_req, res) => {
+    res.json(await jobs.queue());
+  });
+
+  router.get('/workers', async (_req, res) => {
+    res.json({ workers: await jobs.workers() });
+  });
+
+  router.get('/history', async (req, res) => {
+    const offset = intQuery(req, 'offset', 0, 0, 1_000_000);
+    const limit = intQuery(req, 'limit', 50, 1, 200);
+    res.json(await jobs.history(offset, limit));
+  });
+
+  router.delete('/history', async (_req, res) => {
+    res.json({ removed: await jobs.clearHistory() });
+  });
+
+  router.delete('/history/:id', async (req, res) => {
+    const id = param(req, 'id');
+    const outcome = await jobs.remove(id);
+    if (outcome === 'not_found') throw new ApiError(404, 'not_found', `no job with id "${id}"`);
+    if (outcome === 'not_finished') throw new ApiError(409, 'not_finished', `job "${id}" has not finished; cancel it first`);
+    res.json({ removed: 1 });
   });
 
   return router;

@@ -1,13 +1,13 @@
-/** socket.io on the HTTP server: every job event is broadcast to every client. */
+/** socket.io on the HTTP server: every event of the job service is sent to every client of this server. */
 import type { Server as HttpServer } from 'node:http';
 import { Server } from 'socket.io';
-import type { ClientToServerEvents, QueueState, ServerToClientEvents } from '../protocol/events.ts';
+import type { JobService } from '../executor/job-service.ts';
+import type { ClientToServerEvents, OutgoingEvent, ServerToClientEvents } from '../protocol/events.ts';
 import { socketTokenCheck } from './auth.ts';
-import type { OutgoingEvent } from './job-runner.ts';
 
 export type StudioSocketServer = Server<ClientToServerEvents, ServerToClientEvents>;
 
-export function createRealtime(httpServer: HttpServer, opts: { token?: string; queueState: () => QueueState }): StudioSocketServer {
+export function createRealtime(httpServer: HttpServer, opts: { token?: string; jobs: () => JobService }): StudioSocketServer {
   const io: StudioSocketServer = new Server<ClientToServerEvents, ServerToClientEvents>(httpServer, {
     serveClient: false,
     // Preview frames are small; nothing a client sends is large.
@@ -15,7 +15,13 @@ export function createRealtime(httpServer: HttpServer, opts: { token?: string; q
   });
   if (opts.token) io.use(socketTokenCheck(opts.token));
   io.on('connection', (socket) => {
-    socket.emit('queue', opts.queueState());
+    opts
+      .jobs()
+      .queue()
+      .then(
+        (q) => socket.emit('queue', q),
+        () => undefined,
+      );
     // All job events are broadcast; a room per job is kept for clients that want to filter later.
     socket.on('job:subscribe', (jobId) => {
       if (typeof jobId === 'string' && jobId.length <= 128) void socket.join(`job:${jobId}`);
@@ -24,6 +30,7 @@ export function createRealtime(httpServer: HttpServer, opts: { token?: string; q
   return io;
 }
 
+/** Sends a job service event to every socket of this server. */
 export function broadcaster(io: StudioSocketServer) {
   return (event: OutgoingEvent): void => {
     // The union is correlated by name; socket.io's typed emit cannot see that through a union.

@@ -1,7 +1,13 @@
-/** socket.io events of the job lifecycle, shared by server and client. */
+/** socket.io events of the job lifecycle, and the job API's payloads, shared by server and client. */
 import type { Graph } from './graph.ts';
 
-export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
+/**
+ * queued → running → done | failed | cancelled; `interrupted`: it was running when the server stopped
+ * and the server was told not to re-queue it (`--on-restart interrupt`).
+ */
+export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled' | 'interrupted';
+
+export const FINISHED_STATES: readonly JobState[] = ['done', 'failed', 'cancelled', 'interrupted'];
 
 export interface JobSummary {
   id: string;
@@ -10,17 +16,24 @@ export interface JobSummary {
   position?: number;
   createdAt: number;
   title?: string;
-  /** When it started running (server clock, ms since epoch). */
+  /** When it started running, and when it finished (server clock, ms since epoch). */
   startedAt?: number;
+  finishedAt?: number;
   /** Running job: ms since it started when this summary was made (clock-independent for clients). */
   elapsedMs?: number;
   /** Running job: how far it is. */
   progress?: JobProgress;
   /**
-   * Estimated ms until the job is finished (a queued job: its wait plus its own run), from how long
-   * the same node types took before; absent while the server has nothing to go on.
+   * Estimated ms from now until the job is finished (a queued job: its wait plus its own run), from the
+   * step and node times measured before; absent while the server has nothing to go on.
    */
   etaMs?: number;
+  /** The model the job loads (its Load Model node's `model`), when it names one. */
+  model?: string;
+  /** Runs started, counting re-runs after a restart or a worker that died. */
+  attempts?: number;
+  /** Who runs or ran it: the worker's name in distributed mode ("host:pid gpu 0"), "local" embedded. */
+  worker?: string;
 }
 
 export interface JobProgress {
@@ -48,15 +61,65 @@ export interface NodeResult {
   warnings?: string[];
 }
 
+/** How a finished job ended, beyond its state. */
+export interface JobOutcome {
+  error?: { nodeId?: string; message: string };
+  results?: Record<string, NodeResult>;
+  /** Title of each output node that has a result, as the graph showed it (what a gallery lists). */
+  outputTitles?: Record<string, string>;
+  computed?: string[];
+  cached?: string[];
+  /** Run time of the last attempt. */
+  ms?: number;
+}
+
+/** One entry of GET /api/history: the job and its outcome, without the graph. */
+export type HistoryEntry = JobSummary & JobOutcome;
+
+/** GET /api/history?offset=0&limit=50: finished jobs, newest first. */
+export interface HistoryPage {
+  jobs: HistoryEntry[];
+  /** Finished jobs in the history altogether. */
+  total: number;
+  offset: number;
+}
+
+/** GET /api/jobs/:id: everything about a job, its graph included (to re-open it in the editor). */
+export interface JobDetail extends JobOutcome {
+  job: JobSummary;
+  graph: Graph;
+  /** The output nodes it was asked to run (absent: all of them). */
+  outputs?: string[];
+}
+
+/** GET /api/workers: who runs jobs (distributed: each live worker; embedded: this server). */
+export interface WorkerStatus {
+  name: string;
+  gpu?: number;
+  /** Models whose sessions it holds (jobs of these models go to it first). */
+  models: string[];
+  /** The job it runs now. */
+  jobId?: string;
+  /** When it last said it is alive (ms since epoch). */
+  seen: number;
+}
+
 export interface QueueState {
+  /** The first running job (kept for single-GPU clients); `active` lists all of them. */
   running: JobSummary | null;
+  /** Every running job: one per worker in distributed mode, at most one embedded. */
+  active: JobSummary[];
+  /** Waiting jobs in the order they will start (position 1, 2, ...). */
   pending: JobSummary[];
+  /** How many jobs can run at once (live workers; 1 embedded). */
+  workers: number;
 }
 
 export interface ServerToClientEvents {
+  /** The whole queue, re-sent on every change and, while jobs run, at most every ~0.5 s with progress. */
   'queue': (q: QueueState) => void;
   'job:queued': (e: { jobId: string; position: number }) => void;
-  'job:started': (e: { jobId: string; nodes: string[] }) => void;
+  'job:started': (e: { jobId: string; nodes: string[]; worker?: string; attempt?: number }) => void;
   'node:started': (e: { jobId: string; nodeId: string; type: string }) => void;
   'node:progress': (e: { jobId: string; nodeId: string; step: number; total: number }) => void;
   /** A small encoded frame of the current x̂0 (or an image); `data` is the encoded bytes. */
@@ -66,6 +129,10 @@ export interface ServerToClientEvents {
   'job:done': (e: { jobId: string; ms: number; computed: string[]; cached: string[]; results: Record<string, NodeResult> }) => void;
   'job:failed': (e: { jobId: string; nodeId?: string; message: string }) => void;
   'job:cancelled': (e: { jobId: string; nodeId?: string }) => void;
+  /** A job that was running stopped without finishing (a worker died, the server restarted) and waits again. */
+  'job:requeued': (e: { jobId: string; reason: string }) => void;
+  /** Finished jobs left the history: `jobIds`, or all of them when `all`. */
+  'history:removed': (e: { jobIds: string[]; all: boolean }) => void;
 }
 
 export interface ClientToServerEvents {
@@ -77,6 +144,11 @@ export interface SubmitJobRequest {
   graph: Graph;
   /** Optional: restrict execution to these output nodes and their ancestors. */
   outputs?: string[];
-  /** Put the job first in line (after the running one) instead of last. */
+  /** Put the job first in line (after the running ones) instead of last. */
   front?: boolean;
 }
+
+/** A socket event ready to send: its name and its one argument. */
+export type OutgoingEvent = {
+  [K in keyof ServerToClientEvents]: { name: K; args: Parameters<ServerToClientEvents[K]>[0] };
+}[keyof ServerToClientEvents];

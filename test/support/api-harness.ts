@@ -33,7 +33,7 @@ export interface JsonResponse<T = any> {
   headers: Headers;
 }
 
-export async function api<T = any>(studio: Studio, method: string, route: string, body?: unknown, headers: Record<string, string> = {}): Promise<JsonResponse<T>> {
+export async function api<T = any>(studio: Pick<Studio, 'url'>, method: string, route: string, body?: unknown, headers: Record<string, string> = {}): Promise<JsonResponse<T>> {
   const init: RequestInit = { method, headers: { ...headers } };
   if (body !== undefined) {
     init.body = typeof body === 'string' ? body : JSON.stringify(body);
@@ -73,7 +73,7 @@ export class EventLog {
     });
   }
 
-  static async connect(studio: Studio, auth?: { token: string }): Promise<EventLog> {
+  static async connect(studio: Pick<Studio, 'url'>, auth?: { token: string }): Promise<EventLog> {
     const socket: Socket<ServerToClientEvents, ClientToServerEvents> = connect(studio.url, {
       transports: ['websocket'],
       reconnection: false,

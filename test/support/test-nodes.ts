@@ -83,6 +83,21 @@ export const SlowCounter = defineNode({
   },
 });
 
+/** Names a model like Load Model does (a `model` parameter), for the workers' model affinity. */
+export const ModelName = defineNode({
+  type: 'ModelName',
+  title: 'Model Name',
+  category: 'test',
+  description: 'Outputs the length of its model name.',
+  inputs: {},
+  outputs: { value: { type: 'Number' } },
+  params: z.object({ model: z.string().min(1).default('demo') }),
+  async run({ params, ctx }) {
+    runLog.push(ctx.nodeId);
+    return { outputs: { value: params.model.length } };
+  },
+});
+
 export const Thrower = defineNode({
   type: 'Thrower',
   title: 'Thrower',
@@ -261,6 +276,7 @@ export const testNodes: AnyNodeDefinition[] = [
   Constant,
   Add,
   SlowCounter,
+  ModelName,
   Thrower,
   Forgetful,
   Warner,

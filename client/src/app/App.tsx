@@ -164,7 +164,7 @@ function Studio({ catalog }: { catalog: Catalog }) {
   );
 
   const { doc } = graphDoc;
-  const queueCount = server.queue ? server.queue.pending.length + (server.queue.running ? 1 : 0) : 0;
+  const queueCount = server.queue ? server.queue.pending.length + server.queue.active.length : 0;
   return (
     <div className="sd-app">
       <Toolbar

@@ -1,5 +1,5 @@
 /**
- * The results panel (final images of this browser's runs, grouped by run) and the comparison view
+ * The results panel (final images of the server's job history, grouped by run) and the comparison view
  * (chosen results next to each other at the same size, or two of them under a slider).
  */
 import { useMemo, useState, type PointerEvent as ReactPointerEvent } from 'react';

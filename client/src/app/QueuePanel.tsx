@@ -28,7 +28,7 @@ export function QueuePanel(props: { onWatch(jobId: string): void; onCancel(jobId
   const mine = useObservable(myJobs);
   const looking = useObservable(jobView);
   const finished = useObservable(finishedJobs);
-  const active = queue ? [...(queue.running ? [queue.running] : []), ...queue.pending] : [];
+  const active = queue ? [...queue.active, ...queue.pending] : [];
   // The queue state is as of its arrival; time runs on from there.
   const receivedAt = useReceivedAt(queue);
   const now = useNow(active.length > 0);
@@ -70,6 +70,7 @@ export function QueuePanel(props: { onWatch(jobId: string): void; onCancel(jobId
                 <span className="sd-queue-pos">{running ? '▶' : `#${job.position}`}</span>
                 <span className="sd-queue-title">{job.title || 'Untitled graph'}</span>
                 {mine.has(job.id) ? <span className="sd-tag">this tab</span> : null}
+                {job.worker && job.worker !== 'local' ? <span className="muted" title="The worker that runs it">{job.worker}</span> : null}
                 <button
                   type="button"
                   className="sd-link"
@@ -113,7 +114,7 @@ export function QueuePanel(props: { onWatch(jobId: string): void; onCancel(jobId
             {finished.map((job) => (
               <li key={job.id} className="sd-queue-item done" data-testid="queue-finished" data-job-id={job.id} data-state={job.state}>
                 <div className="sd-queue-row">
-                  <span className="sd-queue-pos">{job.state === 'done' ? '✓' : job.state === 'failed' ? '✕' : '■'}</span>
+                  <span className="sd-queue-pos">{job.state === 'done' ? '✓' : job.state === 'failed' || job.state === 'interrupted' ? '✕' : '■'}</span>
                   <span className="sd-queue-title">{job.title || 'Untitled graph'}</span>
                   {job.mine ? <span className="sd-tag">this tab</span> : null}
                   <span className="muted">{job.ms !== undefined ? clock(job.ms) : job.state}</span>

@@ -5,7 +5,7 @@
  * tab's own, or when its graph is the one on the canvas.
  */
 import { io, type Socket } from 'socket.io-client';
-import type { ClientToServerEvents, JobState, JobSummary, NodeResult, QueueState, ServerToClientEvents } from '../../../server/protocol/events.ts';
+import type { ClientToServerEvents, JobState, JobSummary, QueueState, ServerToClientEvents } from '../../../server/protocol/events.ts';
 import type { Graph } from '../../../server/protocol/graph.ts';
 import { accessToken } from '../access-token.ts';
 import { api } from '../api.ts';
@@ -61,8 +61,8 @@ export const isActive = (j: { state: JobState } | null | undefined): boolean => 
 
 export interface TrackerHooks {
   notify(kind: 'error' | 'info', message: string): void;
-  /** Every result of a job of this tab, painted or not (the gallery keeps those of detached jobs too). */
-  onResult(jobId: string, nodeId: string, result: NodeResult): void;
+  /** Any job ended (this tab's or another's) or jobs left the history (the gallery reads the server's history). */
+  onHistoryChanged(): void;
   /** Is this (another tab's) graph the one on the canvas? Then its run paints the nodes here too. */
   graphOnCanvas(graph: Graph): boolean;
 }
@@ -85,9 +85,10 @@ export class JobTracker {
     this.socket.on('disconnect', () => socketConnected.set(false));
     this.socket.on('connect_error', () => socketConnected.set(false));
     this.socket.on('queue', (q) => this.onQueue(q));
+    this.socket.on('history:removed', () => this.hooks.onHistoryChanged());
     const names: EventName[] = [
       'job:queued', 'job:started', 'node:started', 'node:progress', 'node:preview', 'node:warning',
-      'node:done', 'job:done', 'job:failed', 'job:cancelled',
+      'node:done', 'job:done', 'job:failed', 'job:cancelled', 'job:requeued',
     ];
     for (const name of names) this.socket.on(name, ((payload: { jobId: string }) => this.receive(name, payload)) as never);
   }
@@ -134,7 +135,7 @@ export class JobTracker {
 
   private summaryOf(id: string): JobSummary | undefined {
     const q = queueView.get();
-    return q?.running?.id === id ? q.running : q?.pending.find((j) => j.id === id);
+    return q?.active.find((j) => j.id === id) ?? (q?.running?.id === id ? q.running : q?.pending.find((j) => j.id === id));
   }
 
   private look(view: JobView): void {
@@ -204,6 +205,7 @@ export class JobTracker {
   }
 
   private receive(name: EventName, payload: { jobId: string }): void {
+    if (name === 'job:done' || name === 'job:failed' || name === 'job:cancelled') this.hooks.onHistoryChanged();
     if (!this.mine.has(payload.jobId) && !this.painting.has(payload.jobId)) {
       // Kept for a later follow() or paint; a node's earlier preview frames are not needed then.
       const now = Date.now();
@@ -262,7 +264,6 @@ export class JobTracker {
       }
       case 'node:done': {
         const e = payload as Payload<'node:done'>;
-        if (e.result && this.mine.has(jobId) && view) this.hooks.onResult(jobId, e.nodeId, e.result);
         if (view) {
           const j = jobView.get();
           if (j?.id === jobId) this.patchJob(jobId, { nodesDone: (j.nodesDone ?? 0) + 1 });
@@ -280,10 +281,7 @@ export class JobTracker {
       }
       case 'job:done': {
         const e = payload as Payload<'job:done'>;
-        for (const [nodeId, result] of Object.entries(e.results ?? {})) {
-          if (this.mine.has(jobId) && view) this.hooks.onResult(jobId, nodeId, result);
-          if (paint) nodeRuntime.update(nodeId, { result });
-        }
+        if (paint) for (const [nodeId, result] of Object.entries(e.results ?? {})) nodeRuntime.update(nodeId, { result });
         if (view) this.finished(jobId, { state: 'done', ms: e.ms, message: `Finished in ${(e.ms / 1000).toFixed(1)} s` });
         break;
       }
@@ -296,6 +294,15 @@ export class JobTracker {
         if (!view) break;
         this.finished(jobId, { state: 'failed', message: e.message, failedNode: e.nodeId });
         if (this.mine.has(jobId)) this.hooks.notify('error', e.nodeId ? `Run failed at node “${e.nodeId}”: ${e.message}` : `Run failed: ${e.message}`);
+        break;
+      }
+      case 'job:requeued': {
+        // Its worker stopped (or the server restarted): it waits in line again and will start over.
+        const e = payload as Payload<'job:requeued'>;
+        if (paint) this.settleRunning('idle');
+        if (!view) break;
+        this.patchJob(jobId, { state: 'queued', currentNode: undefined, currentTitle: undefined, step: undefined, total: undefined, startedAt: undefined, message: `Restarting: ${e.reason}` });
+        if (this.mine.has(jobId)) this.hooks.notify('info', `The run will start again: ${e.reason}.`);
         break;
       }
       case 'job:cancelled': {

@@ -85,7 +85,7 @@ export function StatusBar(props: {
   onToggleMinimap(): void;
 }) {
   const h = props.health;
-  const pending = props.queue ? props.queue.pending.length + (props.queue.running ? 1 : 0) : 0;
+  const pending = props.queue ? props.queue.pending.length + props.queue.active.length : 0;
   // The live connection drops at once when the server goes away; the health check says why.
   const down = props.healthError !== null || props.connected === false;
   const used = h?.executionProviderUsed;

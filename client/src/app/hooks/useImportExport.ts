@@ -26,21 +26,21 @@ export function useImportExport(studioDoc: StudioDocument, notify: Notify, edito
     downloadBlob(new Blob([JSON.stringify(graph, null, 2)], { type: 'application/json' }), `${name}.json`);
   });
 
-  /** A result as PNG with the graph of the run that made it (the current graph if this tab did not run it). */
-  const downloadPng = useStableCallback(
-    (nodeId: string, image: { url: string; name: string }, job: Pick<JobRecord, 'graph' | 'graphLabel'> | undefined = gallery.jobOf(image.url)) => {
-      downloadResultPng(image, nodeId, job?.graph ?? currentGraph(), job?.graphLabel ?? docLabel).catch((err: Error) =>
-        notify('error', `Cannot download ${image.name}: ${err.message}`),
-      );
-    },
-  );
+  /** A result as PNG with the graph of the run that made it (from the server's history; else the current graph). */
+  const downloadPng = useStableCallback((nodeId: string, image: { url: string; name: string }, known?: JobRecord) => {
+    const fallback = { graph: currentGraph(), graphLabel: docLabel };
+    (async () => {
+      const job = known ?? (await gallery.jobOf(image.url)) ?? fallback;
+      await downloadResultPng(image, nodeId, job.graph, job.graphLabel);
+    })().catch((err: Error) => notify('error', `Cannot download ${image.name}: ${err.message}`));
+  });
   // Result images on the nodes download through this (node components cannot take props from here).
   useEffect(() => {
     setResultActions({ downloadPng: (nodeId, image) => downloadPng(nodeId, image) });
     return () => setResultActions(null);
   }, [downloadPng]);
 
-  const downloadGalleryImage = useStableCallback((img: GalleryImage) => downloadPng(img.nodeId, img, gallery.jobOfImage(img)));
+  const downloadGalleryImage = useStableCallback((img: GalleryImage) => void gallery.jobOfImage(img).then((job) => downloadPng(img.nodeId, img, job)));
 
   const importText = (text: string, fileName: string) => {
     const parsed = parseGraphJson(text);

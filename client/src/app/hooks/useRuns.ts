@@ -50,10 +50,10 @@ export interface RunsOptions {
 
 export function useRuns({ editor, catalog, notify, validation, currentGraph, docLabel, onProblems }: RunsOptions) {
   const onCanvas = useStableCallback((graph: Graph) => graphContent(graph) === graphContent(currentGraph()));
-  // One socket per studio, for its lifetime.
-  const [tracker] = useState(
-    () => new JobTracker({ notify, onResult: (jobId, nodeId, result) => gallery.addResult(jobId, nodeId, result), graphOnCanvas: (g) => onCanvas(g) }),
-  );
+  // One socket per studio, for its lifetime. The gallery lists the server's history: read it now, and
+  // again whenever any tab's job ends or the history changes.
+  const [tracker] = useState(() => new JobTracker({ notify, onHistoryChanged: () => void gallery.refresh(), graphOnCanvas: (g) => onCanvas(g) }));
+  useEffect(() => void gallery.refresh(), []);
   useEffect(() => () => tracker.close(), [tracker]);
   useEffect(() => {
     if (editor) setNodeIdSource(() => editor.snapshot().nodes.map((n) => n.id));
@@ -82,11 +82,9 @@ export function useRuns({ editor, catalog, notify, validation, currentGraph, doc
       notify('error', `Cannot run: ${(err as Error).message}`);
       return;
     }
-    const outputs: Record<string, string> = {};
-    for (const n of graph.nodes) if (catalog.nodes.find((s) => s.type === n.type)?.output) outputs[n.id] = nodeLabel(editor, catalog, n.id);
     try {
       const { job } = await api.submitJob(graph, opts);
-      gallery.recordJob(job.id, { graph, graphLabel: docLabel, outputs });
+      gallery.recordJob(job.id, { graph, graphLabel: docLabel });
       tracker.follow(job);
       validation.report(token, []);
       const empty = emptyPrompts(graph, catalog);

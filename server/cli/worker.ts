@@ -1,0 +1,128 @@
+/**
+ * `npm run worker -- --redis URL [--gpu N] [--data ./data] [--ep auto] [--stall-timeout 30]
+ * [--keep-jobs 1000] [--keep-days 30]`: a distributed worker. It takes jobs that web servers
+ * (`npm start -- --redis URL`) queued in Redis, one at a time, and runs them on one GPU; start one per
+ * GPU. Every web server and worker must share the data folder (the same machine, or a shared mount):
+ * workers read uploads from it and write results into <data>/results, which the web servers serve.
+ * Environment: DUALSTYLE_REDIS, DUALSTYLE_DATA, DUALSTYLE_EP.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { nodeDefinitions } from '../../nodes/index.ts';
+import type { AnyNodeDefinition } from '../../nodes/types.ts';
+import { consoleLogger } from '../app.ts';
+import { createCatalog } from '../catalog.ts';
+import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
+import { GraphRunner } from '../executor/graph-runner.ts';
+import { DEFAULT_RETENTION } from '../executor/job-service.ts';
+import { RedisJobWorker } from '../executor/redis-worker.ts';
+import { redisUrl, untilStopped, UsageError, wholeNumber } from '../main.ts';
+import { redacted } from '../util/redact.ts';
+
+const USAGE = `usage: npm run worker -- --redis URL [--gpu N] [--data ./data] [--ep auto|cuda|webgpu|cpu] [--stall-timeout 30]
+                         [--keep-jobs 1000] [--keep-days 30]
+
+  --redis          the Redis the web servers queue jobs in (env DUALSTYLE_REDIS), e.g. redis://127.0.0.1:6379
+  --gpu            the GPU to run on (sets CUDA_VISIBLE_DEVICES); start one worker per GPU
+  --data           the data folder shared with the web servers (env DUALSTYLE_DATA; default ./data)
+  --ep             execution provider (env DUALSTYLE_EP; default auto: CUDA if available, else CPU)
+  --stall-timeout  seconds after which the job of a worker that stopped answering goes to another (default 30)
+  --keep-jobs      finished jobs the history keeps (default 1000)
+  --keep-days      days a finished job stays in the history (default 30)`;
+
+export interface WorkerCli {
+  redis: string;
+  gpu?: number;
+  dataDir: string;
+  ep: ExecutionProviderRequest;
+  stallTimeoutMs: number;
+  retention: { maxJobs: number; maxAgeMs: number };
+}
+
+export function parseWorkerCli(argv: string[], env: NodeJS.ProcessEnv = process.env): WorkerCli | 'help' {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        redis: { type: 'string' },
+        gpu: { type: 'string' },
+        data: { type: 'string' },
+        ep: { type: 'string' },
+        'stall-timeout': { type: 'string' },
+        'keep-jobs': { type: 'string' },
+        'keep-days': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      allowPositionals: false,
+      strict: true,
+    }));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (values.help) return 'help';
+  const redisText = values.redis || env.DUALSTYLE_REDIS;
+  if (!redisText) throw new UsageError('--redis is required: the URL of the Redis the web servers were started with');
+  const ep = (values.ep ?? (env.DUALSTYLE_EP || 'auto')) as ExecutionProviderRequest;
+  if (!EXECUTION_PROVIDERS.includes(ep)) throw new UsageError(`--ep must be one of ${EXECUTION_PROVIDERS.join(', ')}, got ${JSON.stringify(ep)}`);
+  return {
+    redis: redisUrl(redisText),
+    ...(values.gpu !== undefined ? { gpu: wholeNumber('gpu', values.gpu, 0, 1023) } : {}),
+    dataDir: path.resolve(values.data || env.DUALSTYLE_DATA || 'data'),
+    ep,
+    stallTimeoutMs: wholeNumber('stall-timeout', values['stall-timeout'] ?? '30', 1, 86_400) * 1000,
+    retention: {
+      maxJobs: values['keep-jobs'] !== undefined ? wholeNumber('keep-jobs', values['keep-jobs'], 1, 1_000_000) : DEFAULT_RETENTION.maxJobs,
+      maxAgeMs: values['keep-days'] !== undefined ? wholeNumber('keep-days', values['keep-days'], 1, 36_500) * 24 * 3600 * 1000 : DEFAULT_RETENTION.maxAgeMs,
+    },
+  };
+}
+
+/** `overrides.catalog`: another node catalog (test entries). */
+export async function runWorker(argv: string[], overrides: { catalog?: AnyNodeDefinition[]; previewIntervalMs?: number } = {}): Promise<number> {
+  let cli: WorkerCli | 'help';
+  try {
+    cli = parseWorkerCli(argv);
+  } catch (err) {
+    console.error(`error: ${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (cli === 'help') {
+    console.log(USAGE);
+    return 0;
+  }
+  // CUDA reads this when the first session starts, which is after this line.
+  if (cli.gpu !== undefined) process.env.CUDA_VISIBLE_DEVICES = String(cli.gpu);
+  const runner = new GraphRunner({ catalog: createCatalog(overrides.catalog ?? nodeDefinitions), dataDir: cli.dataDir, executionProvider: cli.ep, logger: consoleLogger });
+  let worker: RedisJobWorker;
+  try {
+    worker = await RedisJobWorker.start({
+      url: cli.redis,
+      runner,
+      log: consoleLogger,
+      stallTimeoutMs: cli.stallTimeoutMs,
+      retention: cli.retention,
+      ...(cli.gpu !== undefined ? { gpu: cli.gpu } : {}),
+      ...(overrides.previewIntervalMs !== undefined ? { previewIntervalMs: overrides.previewIntervalMs } : {}),
+    });
+  } catch (err) {
+    console.error(`error: ${(err as Error).message}`);
+    return 1;
+  }
+  console.log(`Dual Style Studio worker "${worker.name}" taking jobs from ${redacted(cli.redis)}`);
+  console.log(`execution provider: ${cli.ep}; data folder: ${cli.dataDir}`);
+  await untilStopped(() => worker.close(), 'stopping (the running job goes back in line)...');
+  return 0;
+}
+
+const isEntry = process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);
+if (isEntry) {
+  runWorker(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      console.error(`error: ${(err as Error)?.message ?? String(err)}`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,306 @@
+/**
+ * The embedded job service: one process, the queue and history in SQLite (<data>/studio.db), one job
+ * at a time in process, first in line first (a job may be put first or moved). Nothing is lost on a
+ * restart: queued jobs stay queued, and a job that was running (the process was killed, or stopped
+ * while it ran) is re-queued first in line, or marked interrupted when the server was started with
+ * `--on-restart interrupt`. A job that fails or is cancelled never stops the jobs behind it.
+ */
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import type { Logger } from '../../nodes/types.ts';
+import type { Graph } from '../protocol/graph.ts';
+import type { HistoryPage, JobDetail, JobSummary, OutgoingEvent, QueueState, WorkerStatus } from '../protocol/events.ts';
+import { JobDb, studioDbPath } from '../store/job-db.ts';
+import { learnNodeTime, planMs, planOf, progressOf, queueEtas, remainingMs, type LiveState, type NodeTime, type PlannedNode } from './eta.ts';
+import type { GraphRunner } from './graph-runner.ts';
+import { endEvent, runJob } from './job-execution.ts';
+import {
+  DEFAULT_RETENTION,
+  modelOf,
+  QueueFullError,
+  QUEUE_PROGRESS_MS,
+  safeCall,
+  type CancelOutcome,
+  type JobService,
+  type RemoveOutcome,
+  type RestartPolicy,
+  type Retention,
+  type SubmitOptions,
+} from './job-service.ts';
+
+export interface EmbeddedJobsOptions {
+  dataDir: string;
+  /** Validates and runs each job's graph, with the output cache shared by all jobs. */
+  runner: GraphRunner;
+  log: Logger;
+  /** Most jobs waiting (not counting the running one); default 100. */
+  maxPending?: number;
+  onRestart?: RestartPolicy;
+  retention?: Retention;
+  /** How often a node may send a preview frame (the executor's previewDue throttle). */
+  previewIntervalMs?: number;
+  previewMaxSide?: number;
+}
+
+const WORKER = 'local';
+
+/** Services open in this process, by instance id: their running jobs are not orphans. */
+const liveInstances = new Set<string>();
+
+/**
+ * Whether a running job's runner is gone: its process has exited, or it is this process and the
+ * service that ran it was closed. (Two servers on one data folder each run their own jobs.)
+ */
+function isOrphaned(owner: string | null): boolean {
+  const m = owner ? /^(.*):(\d+):([\w-]+)$/.exec(owner) : null;
+  if (!m) return true;
+  const [, host, pidText, instance] = m;
+  if (host !== os.hostname()) return true;
+  const pid = Number(pidText);
+  if (pid === process.pid) return !liveInstances.has(instance!);
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+interface Running {
+  id: string;
+  controller: AbortController;
+  live: LiveState;
+}
+
+export class EmbeddedJobService implements JobService {
+  readonly mode = 'embedded';
+  private readonly db: JobDb;
+  private readonly listeners = new Set<(e: OutgoingEvent) => void>();
+  private readonly times: Map<string, NodeTime>;
+  private running: Running | null = null;
+  private pumpScheduled = false;
+  private stopping = false;
+  private idleWaiters: (() => void)[] = [];
+  private lastQueueSent = 0;
+  private readonly instance = randomUUID();
+  private readonly owner = `${os.hostname()}:${process.pid}:${this.instance}`;
+
+  constructor(private readonly opts: EmbeddedJobsOptions) {
+    this.db = new JobDb(studioDbPath(opts.dataDir));
+    liveInstances.add(this.instance);
+    this.times = this.db.nodeTimes();
+    const resumed = opts.onRestart === 'interrupt' ? this.db.interruptRunning(isOrphaned, Date.now()) : this.db.requeueRunning(isOrphaned);
+    if (resumed.length > 0) {
+      const how = opts.onRestart === 'interrupt' ? 'marked interrupted' : 're-queued first in line';
+      opts.log.info(`${resumed.length} job${resumed.length > 1 ? 's' : ''} that ran when the server stopped ${resumed.length > 1 ? 'were' : 'was'} ${how}`);
+    }
+    this.schedulePump();
+  }
+
+  async submit(graph: Graph, opts: SubmitOptions = {}): Promise<JobSummary> {
+    if (this.stopping) throw new Error('the server is stopping; submit the job again once it is back');
+    const maxPending = this.opts.maxPending ?? 100;
+    if (this.db.countQueued() >= maxPending) throw new QueueFullError(maxPending);
+    const { runner } = this.opts;
+    const plan = planOf(graph, runner.plan(graph, opts.outputs), (type) => runner.catalog.get(type)?.title);
+    const title = typeof graph.meta?.title === 'string' ? graph.meta.title : undefined;
+    const model = modelOf(graph);
+    const id = randomUUID();
+    this.db.insert({ id, createdAt: Date.now(), graph, plan, ...(title !== undefined ? { title } : {}), ...(model ? { model } : {}), ...(opts.outputs ? { outputs: opts.outputs } : {}) }, opts.front === true);
+    const summary = this.summaryOf(id)!;
+    this.emit({ name: 'job:queued', args: { jobId: id, position: summary.position ?? 1 } });
+    this.queueChanged();
+    this.schedulePump();
+    return summary;
+  }
+
+  async cancel(id: string): Promise<CancelOutcome> {
+    if (this.running?.id === id) {
+      this.running.controller.abort();
+      return 'cancelled';
+    }
+    const job = this.db.get(id);
+    if (!job) return 'not_found';
+    if (job.summary.state !== 'queued') return 'finished';
+    // It never started, so no run will report it: do it here.
+    if (!this.db.finish(id, 'cancelled', Date.now(), {})) return 'finished';
+    this.emit({ name: 'job:cancelled', args: { jobId: id } });
+    this.queueChanged();
+    this.checkIdle();
+    return 'cancelled';
+  }
+
+  async move(id: string, position: number): Promise<'moved' | 'not_queued' | 'not_found'> {
+    if (!this.db.move(id, position)) return this.db.get(id) ? 'not_queued' : 'not_found';
+    this.queueChanged();
+    return 'moved';
+  }
+
+  async queue(): Promise<QueueState> {
+    return this.queueState();
+  }
+
+  async history(offset: number, limit: number): Promise<HistoryPage> {
+    return { ...this.db.history(offset, limit), offset };
+  }
+
+  async clearHistory(): Promise<number> {
+    const n = this.db.clearHistory();
+    this.emit({ name: 'history:removed', args: { jobIds: [], all: true } });
+    return n;
+  }
+
+  async remove(id: string): Promise<RemoveOutcome> {
+    const outcome = this.db.remove(id);
+    if (outcome === 'removed') this.emit({ name: 'history:removed', args: { jobIds: [id], all: false } });
+    return outcome;
+  }
+
+  async workers(): Promise<WorkerStatus[]> {
+    return [{ name: WORKER, models: [], seen: Date.now(), ...(this.running ? { jobId: this.running.id } : {}) }];
+  }
+
+  async describe(id: string): Promise<JobDetail | undefined> {
+    const stored = this.db.get(id);
+    if (!stored) return undefined;
+    const live = this.summaryOf(id) ?? stored.summary;
+    return { job: live, graph: stored.graph, ...(stored.outputs ? { outputs: stored.outputs } : {}), ...stored.outcome };
+  }
+
+  subscribe(listener: (event: OutgoingEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  /** Resolves once nothing is running or waiting. */
+  idle(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * Stops the running job and waits for it at most `graceMs` (a node stuck in one long inference call
+   * cannot check for cancellation). It stays recorded as running, so the next start re-queues it;
+   * queued jobs stay queued.
+   */
+  async close(graceMs = 5000): Promise<void> {
+    this.stopping = true;
+    liveInstances.delete(this.instance);
+    const running = this.running;
+    if (running) {
+      running.controller.abort();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.idle(), new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+      clearTimeout(timer);
+    }
+    this.db.close();
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  private queueState(): QueueState {
+    const now = Date.now();
+    const lefts: (number | undefined)[] = [];
+    const active = this.db.running().map(({ plan, ...job }) => {
+      const live = this.running?.id === job.id ? this.running.live : { done: [] };
+      const left = remainingMs(this.times, plan as PlannedNode[], live, now);
+      lefts.push(left);
+      return {
+        ...job,
+        ...(job.startedAt !== undefined ? { elapsedMs: Math.max(0, now - job.startedAt) } : {}),
+        progress: progressOf(plan as PlannedNode[], live),
+        ...(left !== undefined ? { etaMs: Math.round(left) } : {}),
+      };
+    });
+    const queued = this.db.queued();
+    const etas = queueEtas(lefts, queued.map((j) => planMs(this.times, j.plan as PlannedNode[])), 1);
+    const pending = queued.map(({ plan: _plan, ...job }, i) => (etas[i] !== undefined ? { ...job, etaMs: etas[i] } : job));
+    return { running: active[0] ?? null, active, pending, workers: 1 };
+  }
+
+  private summaryOf(id: string): JobSummary | undefined {
+    const q = this.queueState();
+    return q.active.find((j) => j.id === id) ?? q.pending.find((j) => j.id === id);
+  }
+
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    queueMicrotask(() => {
+      this.pumpScheduled = false;
+      void this.pump().catch((err: unknown) => this.opts.log.error('the job queue stopped on an unexpected error', err));
+    });
+  }
+
+  private async pump(): Promise<void> {
+    if (this.running) return;
+    if (this.stopping) return this.checkIdle();
+    const job = this.db.claimNext(Date.now(), WORKER, this.owner);
+    if (!job) {
+      this.checkIdle();
+      return;
+    }
+    const id = job.summary.id;
+    const running: Running = { id, controller: new AbortController(), live: { done: [] } };
+    this.running = running;
+    const plan = job.plan as PlannedNode[];
+    this.emit({ name: 'job:started', args: { jobId: id, nodes: plan.map((n) => n.id), worker: WORKER, attempt: job.summary.attempts ?? 1 } });
+    this.queueChanged();
+    const end = await runJob({
+      jobId: id,
+      graph: job.graph,
+      ...(job.outputs ? { outputs: job.outputs } : {}),
+      runner: this.opts.runner,
+      signal: running.controller.signal,
+      live: running.live,
+      emit: (e) => {
+        this.emit(e);
+        if (e.name === 'node:progress' || e.name === 'node:started' || e.name === 'node:done') this.queueMoved();
+      },
+      onNodeTime: (type, ms, steps) => {
+        const t = learnNodeTime(this.times.get(type), ms, steps);
+        this.times.set(type, t);
+        if (!this.stopping) this.db.saveNodeTime(type, t);
+      },
+      previewIntervalMs: this.opts.previewIntervalMs,
+      previewMaxSide: this.opts.previewMaxSide,
+      log: this.opts.log,
+    });
+    this.running = null;
+    // Stopped by a shutdown, not a user: it stays "running" on disk, so the next start resumes it.
+    if (!(this.stopping && end.state === 'cancelled')) {
+      const now = Date.now();
+      this.db.finish(id, end.state, now, end.outcome);
+      const retention = this.opts.retention ?? DEFAULT_RETENTION;
+      const dropped = this.db.applyRetention(retention.maxJobs, retention.maxAgeMs, now);
+      this.emit(endEvent(id, end));
+      if (dropped.length > 0) this.emit({ name: 'history:removed', args: { jobIds: dropped, all: false } });
+      this.queueChanged();
+    }
+    this.schedulePump();
+  }
+
+  private isIdle(): boolean {
+    return this.running === null && (this.stopping || this.db.countQueued() === 0);
+  }
+
+  private checkIdle(): void {
+    if (!this.isIdle()) return;
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  private emit(event: OutgoingEvent): void {
+    for (const fn of [...this.listeners]) safeCall(() => fn(event));
+  }
+
+  private queueChanged(): void {
+    this.lastQueueSent = performance.now();
+    if (this.listeners.size > 0 && !this.stopping) this.emit({ name: 'queue', args: this.queueState() });
+  }
+
+  /** Progress moves every tab's queue view: re-send it, at most every QUEUE_PROGRESS_MS. */
+  private queueMoved(): void {
+    if (performance.now() - this.lastQueueSent >= QUEUE_PROGRESS_MS) this.queueChanged();
+  }
+}
