@@ -90,13 +90,21 @@ export async function waitForRun(page: Page, state: 'done' | 'failed' | 'cancell
 /** Opens a template (discarding unsaved changes when the studio asks). */
 export async function openTemplate(page: Page, name: string): Promise<void> {
   await page.click('[data-testid="btn-open"]');
-  await page.click(`[data-testid="open-${name}"]`);
-  await expect
-    .poll(async () => {
-      if (await page.locator('[data-testid="confirm-ok"]').count()) await page.click('[data-testid="confirm-ok"]');
-      return page.locator('[data-testid="doc-label"]').textContent();
-    })
-    .toContain(name);
+  const item = page.locator(`[data-testid="open-${name}"]`);
+  await item.click();
+  try {
+    await expect
+      .poll(async () => {
+        if (await page.locator('[data-testid="confirm-ok"]').count()) await page.click('[data-testid="confirm-ok"]');
+        // A click that landed while the list was being drawn again did not open it: once more.
+        else if (await item.count()) await item.click({ timeout: 2_000 }).catch(() => undefined);
+        return page.locator('[data-testid="doc-label"]').textContent();
+      })
+      .toContain(name);
+  } catch (err) {
+    await visualCheck(page, `failed-open-${name}`);
+    throw err;
+  }
 }
 
 /** A screenshot for people: test-artifacts/<name>.png (the visual check of the layout). */
