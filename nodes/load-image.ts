@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { createHash } from 'node:crypto';
 import { defineNode, UserError } from './types.ts';
-import { loadImageFile, sampleImage, fittedSize, MAX_IMAGE_SIDE } from './lib/image.ts';
+import { loadImageFile, sampleImage, fittedSize, multiplesOf, MAX_IMAGE_SIDE } from './lib/image.ts';
+import { modelImageSizes, pipelineOf } from './lib/model.ts';
 
 /** The built-in picture, so templates run without an upload. */
 export const SAMPLE_IMAGE = 'builtin:sample';
@@ -9,16 +10,29 @@ export const SAMPLE_IMAGE = 'builtin:sample';
 /** The sample picture is drawn at any size; this is its nominal 4:3 size before fitting. */
 const SAMPLE_SIZE = { width: 1024, height: 768 };
 
-/** SD1.x UNets halve the latent three times: image sides must be multiples of 64. */
-const SIDE_MULTIPLE = 64;
+/**
+ * Without a model: multiples of 8, which every SD VAE takes. Whether the UNet takes the latent too is
+ * the model's to say (exports traced at 64×64 need multiples of 64): connect the model and Load Image
+ * fits to exactly what it takes; otherwise VAE Encode refuses a size the UNet does not take, before any
+ * UNet call, naming the nearest sizes it does.
+ */
+const VAE_MULTIPLE = 8;
 
 export const loadImage = defineNode({
   type: 'LoadImage',
   title: 'Load Image',
   category: 'Image',
   description:
-    'An uploaded picture (or the built-in sample), brought to a size the model accepts: sides multiples of 64, longest side at most "max side".',
-  inputs: {},
+    'An uploaded picture (or the built-in sample), brought to a size the model takes, longest side at most "max side". ' +
+    'With the model connected, each side becomes the largest the model takes (read from its UNet: any multiple of 8, or of 64 for exports traced at 64×64); without it, multiples of 8.',
+  inputs: {
+    model: {
+      type: 'Model',
+      label: 'model',
+      optional: true,
+      description: 'fit the picture to the sizes this model takes (else sides that are multiples of 8)',
+    },
+  },
   outputs: { image: { type: 'Image', label: 'image' } },
   params: z.object({
     image: z
@@ -30,7 +44,7 @@ export const loadImage = defineNode({
     fit: z
       .enum(['crop', 'resize', 'exact'])
       .default('crop')
-      .describe('crop: scale down and centre-crop to multiples of 64; resize: stretch to them; exact: refuse other sizes.'),
+      .describe('crop: scale down and centre-crop to a size the model takes; resize: stretch to it; exact: refuse other sizes.'),
     max_side: z.number().int().min(64).max(MAX_IMAGE_SIDE).default(512).describe('Longest side after fitting, in pixels.').meta({ step: 64 }),
   }),
   async identity(params, services) {
@@ -40,14 +54,15 @@ export const loadImage = defineNode({
     // A missing or unreadable upload: run() reports the problem.
     return bytes ? createHash('sha256').update(bytes).digest('hex') : 'missing';
   },
-  async run({ params, ctx }) {
+  async run({ inputs, params, ctx }) {
+    const sizes = inputs.model ? modelImageSizes(await pipelineOf(inputs.model)) : multiplesOf(VAE_MULTIPLE);
     if (params.image === SAMPLE_IMAGE) {
-      const size = fittedSize(SAMPLE_SIZE.width, SAMPLE_SIZE.height, params.max_side, SIDE_MULTIPLE);
+      const size = fittedSize(SAMPLE_SIZE.width, SAMPLE_SIZE.height, params.max_side, sizes);
       return { outputs: { image: sampleImage(size.width, size.height) } };
     }
     const file = await ctx.services.readUpload(params.image);
     if (!file) throw new UserError(`image "${params.image}" is not in the uploads folder; upload it again`, 'image');
-    const { image, original } = await loadImageFile(file, { fit: params.fit, maxSide: params.max_side, multiple: SIDE_MULTIPLE });
+    const { image, original } = await loadImageFile(file, { fit: params.fit, maxSide: params.max_side, sizes });
     if (image.width !== original.width || image.height !== original.height) {
       ctx.warn(`image ${original.width}×${original.height} was ${params.fit === 'crop' ? 'scaled and cropped' : 'resized'} to ${image.width}×${image.height}`);
     }

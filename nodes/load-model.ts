@@ -5,6 +5,7 @@ import { defineNode, UserError } from './types.ts';
 import { ModelFolderError, fingerprintFolder, checkModelFolder } from '../server/engine/onnx/model-folder.ts';
 import type { SdPipeline } from '../server/engine/onnx/pipeline.ts';
 import { pipelines, type PipelineHandle } from '../server/engine/onnx/registry.ts';
+import { modelImageSizes } from './lib/model.ts';
 import { ensureDemoModel, DEMO_MODEL_VERSION } from '../server/models/demo/index.ts';
 
 /** The built-in demo model: random weights, generated on first use, pictures mean nothing. */
@@ -109,7 +110,9 @@ export const loadModel = defineNode({
     }
     const demo = params.model === DEMO_MODEL;
     const label = demo ? 'demo' : path.basename(dir);
-    const note = `${label} on ${pipe.info.executionProvider.toUpperCase()} (${pipe.info.executionProviderNote})`;
+    const note =
+      `${label} on ${pipe.info.executionProvider.toUpperCase()} (${pipe.info.executionProviderNote}); ` +
+      `takes images with ${modelImageSizes(pipe).describe}`;
     if (demo) ctx.warn(DEMO_NOTE);
     return {
       outputs: { model: { id: pipe.info.id, label, demo, pipeline: handle } },

@@ -6,7 +6,8 @@ export const vaeEncode = defineNode({
   type: 'VAEEncode',
   title: 'VAE Encode',
   category: 'Latent',
-  description: 'Encodes an image into the scaled SD latent x0 (VAE mean × scaling factor).',
+  description:
+    'Encodes an image into the scaled SD latent x0 (VAE mean × scaling factor). Refuses a size the model\'s UNet does not take, naming the nearest sizes it does.',
   inputs: {
     model: { type: 'Model', label: 'model' },
     image: { type: 'Image', label: 'image' },
@@ -20,6 +21,9 @@ export const vaeEncode = defineNode({
     if (width % f || height % f) {
       throw new UserError(`image is ${width}×${height}; the VAE needs sides that are multiples of ${f} (use Load Image's "crop" fit)`, 'image');
     }
+    // The latent is for this model's UNet: refuse a size it does not take now, not at the first sampler step.
+    const problem = pipe.info.latentSizes.problem(width / f, height / f, f);
+    if (problem) throw new UserError(`${problem}. Connect the model to Load Image's "model" input and it fits pictures to these sizes`, 'image');
     const data = await pipe.vaeEncode(inputs.image);
     return {
       outputs: {

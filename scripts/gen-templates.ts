@@ -22,6 +22,8 @@ function common(): { nodes: N[]; edges: E[] } {
     { id: 'invert', type: 'Invert', params: { steps: 100, skip: 10, eta: 0.1, guidance: 1, seed: 0 }, position: at(2, 1) },
   ];
   const edges = [
+    // Load Image fits the picture to the sizes the model's UNet takes.
+    e('model', 'model', 'image', 'model'),
     e('model', 'model', 'encode_source', 'model'), e('source', 'text', 'encode_source', 'text'),
     e('model', 'model', 'vae_encode', 'model'), e('image', 'image', 'vae_encode', 'image'),
     e('model', 'model', 'invert', 'model'), e('vae_encode', 'latent', 'invert', 'latent'), e('encode_source', 'conditioning', 'invert', 'source'),

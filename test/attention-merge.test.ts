@@ -23,7 +23,7 @@ import { readNpyFloat32 } from '../server/conformance/npy.ts';
 import { float16ToFloat32, float32ToFloat16, ort } from '../server/engine/onnx/runtime.ts';
 import { SdPipeline } from '../server/engine/onnx/pipeline.ts';
 import { tinySd } from './support/pipeline-harness.ts';
-import { maxAbs, maxAbsDiff } from './support/numeric.ts';
+import { maxAbs, maxAbsDiff, seededValues } from './support/numeric.ts';
 
 const { onnx } = onnxProto;
 const hasFixture = existsSync(path.join(tinySd, 'reference/manifest.json'));
@@ -40,16 +40,7 @@ afterAll(async () => {
   }
 });
 
-/** Seeded values in [-1, 1): inputs that are not special in any way. */
-function values(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
+const values = seededValues;
 
 const sha = async (file: string) => createHash('sha256').update(await readFile(file)).digest('hex');
 
@@ -246,7 +237,7 @@ describe('attention-merge rewrite across export styles', () => {
     for (const style of styles) {
       const dir = path.join(tmp, `style-${style}`);
       await mkdir(dir, { recursive: true });
-      const { model, weights } = buildUnet(new WeightRandom(DEMO_MODEL_SEED), TEXT_HIDDEN, style);
+      const { model, weights } = buildUnet(new WeightRandom(DEMO_MODEL_SEED), TEXT_HIDDEN, { attention: style });
       const ops = onnx.ModelProto.decode(model).graph!.node!.map((n) => n.opType);
       expect(ops.includes('Einsum'), style).toBe(style === 'einsum');
       await writeFile(path.join(dir, 'weights.pb'), weights);

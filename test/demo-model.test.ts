@@ -89,7 +89,7 @@ describe('demo model folder', () => {
     expect(index.tokenizer).toEqual(['transformers', 'CLIPTokenizer']);
     const readme = await readFile(path.join(dir, 'DEMO.txt'), 'utf8');
     expect(readme).toMatch(/random weights/i);
-    expect(readme).toMatch(/multiples of 4 \(images: multiples of 32 pixels\)/);
+    expect(readme).toMatch(/takes any latent size \(images: any\s+multiple of 8 pixels\)/);
     const unetConfig = JSON.parse(await readFile(path.join(dir, 'unet/config.json'), 'utf8'));
     expect(unetConfig).toMatchObject({ _class_name: 'UNet2DConditionModel', in_channels: 4, cross_attention_dim: 32, block_out_channels: [...UNET_CHANNELS] });
     const scheduler = JSON.parse(await readFile(path.join(dir, 'scheduler/scheduler_config.json'), 'utf8'));
@@ -168,13 +168,18 @@ describe('demo model folder', () => {
     expect(s).toBeGreaterThan(0.1);
     expect(s).toBeLessThan(10);
 
-    // Non-square latents work when both sides are multiples of 4 (two stride-2 levels)…
-    const out1 = await runUnet(session, 1, 8, 16, 981, gaussian(77 * 32, 2));
-    expect(out1.dims).toEqual([1, 4, 8, 16]);
-    expect(allFinite(out1.data as Float32Array)).toBe(true);
+    // Any non-square latent works: the up path takes its sizes from the skips (10 → 5 → 3 → 5 → 10)…
+    for (const [h, w] of [[8, 16], [8, 10], [6, 10], [5, 3]] as const) {
+      const out1 = await runUnet(session, 1, h, w, 981, gaussian(77 * 32, 2));
+      expect(out1.dims).toEqual([1, 4, h, w]);
+      expect(allFinite(out1.data as Float32Array)).toBe(true);
+    }
+    // …where an export with constant ×2 upsampling takes only sides that survive both halvings.
     expect(UNET_LATENT_MULTIPLE).toBe(4);
-    // …and others fail (onnxruntime cannot concatenate a skip with the upsampled features).
-    const quiet = await ort.InferenceSession.create(path.join(dir, 'unet/model.onnx'), { logSeverityLevel: 4 });
+    const scaleDir = path.join(tmp, 'scale-export');
+    await writeDemoModel(scaleDir, { upsample: 'scale' });
+    const quiet = await ort.InferenceSession.create(path.join(scaleDir, 'unet/model.onnx'), { logSeverityLevel: 4 });
+    expect((await runUnet(quiet, 1, 8, 16, 981, gaussian(77 * 32, 2))).dims).toEqual([1, 4, 8, 16]);
     await expect(runUnet(quiet, 1, 8, 10, 981, gaussian(77 * 32, 2))).rejects.toThrow(/Concat/);
 
     // The same sample under two conditionings must give different noise predictions.
@@ -326,10 +331,11 @@ describe('demo model folder', () => {
     const pipeline = await SdPipeline.load(dir, { executionProvider: 'cpu' });
     try {
       expect(pipeline.info).toMatchObject({ textDim: 32, textLength: 77, latentChannels: 4, vaeDownsample: 8, timestepType: 'float32' });
-      // unet/config.json's three block_out_channels tell the pipeline that latent sides are multiples of 4.
-      expect(pipeline.info.latentMultiple).toBe(UNET_LATENT_MULTIPLE);
-      expect(() => pipeline.checkLatentSize(8, 16)).not.toThrow();
-      expect(() => pipeline.checkLatentSize(8, 10)).toThrow(/latent size 8×10 is not a multiple of 4.*multiples of 32/);
+      // The graph, not unet/config.json's three levels, says which sizes it takes: any (the up path follows the skips).
+      expect(pipeline.info.latentSizes).toMatchObject({ source: 'graph', upsampling: 'shape-driven', safeMultiple: UNET_LATENT_MULTIPLE });
+      expect(pipeline.info.latentSizes.describe()).toBe('any size');
+      expect(() => pipeline.checkLatentSize(8, 10)).not.toThrow();
+      expect(() => pipeline.checkLatentSize(3, 5)).not.toThrow();
       const text = await pipeline.encodeText('a photo of a cat');
       expect(text.embedding).toHaveLength(77 * 32);
       expect(allFinite(text.embedding)).toBe(true);

@@ -98,7 +98,8 @@ describe.skipIf(!hasClip)('npm run eval', () => {
     const results = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8')) as EvalResults;
     const items = Object.values(results.items);
     expect(items).toHaveLength(48);
-    expect(new Set(items.map((i) => `${i.width}x${i.height}`))).toEqual(new Set(['64x64'])); // every image fitted to 64
+    // Every image fitted by Load Image to max side 64 and to the demo model's sizes (any multiple of 8): 96×72, 64×64 and 72×128.
+    expect(new Set(items.map((i) => `${i.width}x${i.height}`))).toEqual(new Set(['64x48', '64x64', '32x64']));
     for (const i of items) {
       for (const m of ['l2', 'psnr', 'ssim', 'tv', 'tv_seam', 'clip', 'clip_left', 'clip_right', 'dclip', 'dclip_left', 'dclip_right']) expect(Number.isFinite(i.metrics[m as 'l2']), `${i.key} ${m}`).toBe(true);
     }
@@ -133,7 +134,11 @@ describe.skipIf(!hasClip)('npm run eval', () => {
       expect(await page.locator('section.item').count()).toBe(12);
       const imgs = page.locator('section.item img');
       expect(await imgs.count()).toBe(12 * 6);
-      await expect.poll(() => imgs.evaluateAll((list) => list.every((i) => (i as HTMLImageElement).complete && (i as HTMLImageElement).naturalWidth === 64))).toBe(true);
+      // Every picture of a row (original, mask, methods) has the size the graph gave that image.
+      await expect
+        .poll(() => imgs.evaluateAll((list) => list.every((i) => (i as HTMLImageElement).complete && (i as HTMLImageElement).naturalWidth === Number(i.getAttribute('width')))))
+        .toBe(true);
+      expect(new Set(await imgs.evaluateAll((list) => list.map((i) => (i as HTMLImageElement).naturalWidth)))).toEqual(new Set([64, 32]));
       await (await import('node:fs/promises')).mkdir(artifacts, { recursive: true });
       await page.screenshot({ path: path.join(artifacts, 'report.png'), fullPage: false });
       expect(errors).toEqual([]);

@@ -43,21 +43,38 @@ export async function encodePng(image: ImageValue): Promise<Buffer> {
     .toBuffer();
 }
 
-/** Target size for an image of w×h: longest side at most maxSide, both sides multiples of `multiple`. */
-export function fittedSize(w: number, h: number, maxSide: number, multiple: number): { width: number; height: number } {
+/** The image sizes a model takes: each side fitted on its own, and a check of a whole size. */
+export interface ImageSizes {
+  /** The largest side at most `side` that the model takes along `axis` (0 = height, 1 = width). */
+  fitSide(axis: 0 | 1, side: number): number;
+  takes(width: number, height: number): boolean;
+  /** What it takes, for messages: "sides that are multiples of 64". */
+  describe: string;
+}
+
+/** Sides that are multiples of `m` (what every SD VAE takes with m = 8). */
+export function multiplesOf(m: number): ImageSizes {
+  return {
+    fitSide: (_axis, side) => Math.max(m, Math.floor(side / m) * m),
+    takes: (w, h) => w % m === 0 && h % m === 0,
+    describe: `sides that are multiples of ${m}`,
+  };
+}
+
+/** Target size for an image of w×h: longest side at most maxSide, each side the largest the model takes. */
+export function fittedSize(w: number, h: number, maxSide: number, sizes: ImageSizes): { width: number; height: number } {
   const scale = Math.min(1, maxSide / Math.max(w, h));
-  const round = (v: number) => Math.max(multiple, Math.floor((v * scale) / multiple) * multiple);
-  return { width: round(w), height: round(h) };
+  return { width: sizes.fitSide(1, Math.floor(w * scale)), height: sizes.fitSide(0, Math.floor(h * scale)) };
 }
 
 /**
- * Decode an image file and bring it to a size the model accepts (sides multiples of `multiple`):
- * 'crop' scales down to fit maxSide then centre-crops to the multiple, 'resize' stretches to it,
- * 'exact' refuses any other size with a message that says what would be accepted.
+ * Decode an image file and bring it to a size the model accepts (`sizes`): 'crop' scales down to fit
+ * maxSide then centre-crops to that size, 'resize' stretches to it, 'exact' refuses any other size with a
+ * message that says what would be accepted.
  */
 export async function loadImageFile(
   file: string | Buffer,
-  opts: { fit: FitMode; maxSide: number; multiple: number; maxPixels?: number },
+  opts: { fit: FitMode; maxSide: number; sizes: ImageSizes; maxPixels?: number },
 ): Promise<{ image: ImageValue; original: { width: number; height: number } }> {
   let input: sharp.Sharp;
   let meta: sharp.Metadata;
@@ -73,17 +90,17 @@ export async function loadImageFile(
 
   let target: { width: number; height: number };
   if (opts.fit === 'exact') {
-    if (ow % opts.multiple || oh % opts.multiple || Math.max(ow, oh) > opts.maxSide) {
-      const s = fittedSize(ow, oh, opts.maxSide, opts.multiple);
+    if (!opts.sizes.takes(ow, oh) || Math.max(ow, oh) > opts.maxSide) {
+      const s = fittedSize(ow, oh, opts.maxSide, opts.sizes);
       throw new UserError(
-        `image is ${ow}×${oh}; with fit "exact" both sides must be multiples of ${opts.multiple} and at most ${opts.maxSide} ` +
+        `image is ${ow}×${oh}; with fit "exact" the model takes ${opts.sizes.describe}, at most ${opts.maxSide} ` +
           `(choose fit "crop" or "resize" to get ${s.width}×${s.height})`,
         'fit',
       );
     }
     target = { width: ow, height: oh };
   } else {
-    target = fittedSize(ow, oh, opts.maxSide, opts.multiple);
+    target = fittedSize(ow, oh, opts.maxSide, opts.sizes);
   }
   const { data, info } = await input
     .removeAlpha()

@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { SdPipeline } from '../../server/engine/onnx/pipeline.ts';
 import type { ModelValue } from '../values.ts';
 import { UserError } from '../types.ts';
+import type { ImageSizes } from './image.ts';
 
 /** The loaded pipeline of a Model value (loaded again if it was released to make room for another). */
 export function pipelineOf(model: ModelValue): Promise<SdPipeline> {
@@ -28,4 +29,15 @@ export async function resolveModelPath(name: string, dataDir: string): Promise<s
   if (path.isAbsolute(name)) return name;
   const underData = path.resolve(dataDir, 'models', name);
   return (await stat(underData).then((s) => s.isDirectory(), () => false)) ? underData : path.resolve(name);
+}
+
+/** The image sizes a model takes: sides that are multiples of its VAE factor, whose latent its UNet takes. */
+export function modelImageSizes(pipe: SdPipeline): ImageSizes {
+  const { latentSizes: rule, vaeDownsample: f } = pipe.info;
+  const latent = rule.describe(f);
+  return {
+    fitSide: (axis, side) => (rule.fitSide(axis, Math.max(1, Math.floor(side / f))) ?? 1) * f,
+    takes: (w, h) => w % f === 0 && h % f === 0 && rule.takes(w / f, h / f),
+    describe: latent === 'any size' ? `sides that are multiples of ${f}` : latent,
+  };
 }

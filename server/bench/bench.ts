@@ -40,7 +40,7 @@ export interface BenchOptions {
   executionProvider: ExecutionProviderRequest;
   steps: number;
   skip: number;
-  /** Longest image side (the built-in sample picture is 4:3; sides become multiples of 64). */
+  /** Longest image side (the built-in sample picture is 4:3; Load Image fits the sides to what the model takes). */
   maxSide: number;
   /** Repetitions of the previews off / on / every-step runs (interleaved). */
   previewReps: number;

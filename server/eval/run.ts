@@ -12,7 +12,7 @@ import { createCatalog } from '../catalog.ts';
 import { GraphRunner } from '../executor/graph-runner.ts';
 import { withParams } from '../graph/with-params.ts';
 import { nodeDefinitions } from '../../nodes/index.ts';
-import { encodePng, loadImageFile } from '../../nodes/lib/image.ts';
+import { encodePng } from '../../nodes/lib/image.ts';
 import type { ImageValue, MetricsValue } from '../../nodes/values.ts';
 import { makeMask } from '../engine/diffusion/mask.ts';
 import type { MetricValues } from '../engine/metrics/names.ts';
@@ -135,16 +135,16 @@ export async function runEval(opts: RunEvalOptions): Promise<EvalResults> {
   opts.onEvent?.({ kind: 'plan', total, done });
   await log(`start: ${total} items, ${done} already done`);
   let index = 0;
+  const loadImageId = opts.template.nodes.find((n) => n.type === 'LoadImage')?.id;
   for (const image of images) {
     const upload = await storeUpload(path.join(outDir, '.data'), await readFile(image.file), 8192 * 8192);
-    if (!results.images[image.name]) {
-      // The original as the graph sees it (fitted like Load Image does), for the report.
-      const { image: fitted } = await loadImageFile(image.file, { fit: 'crop', maxSide: config.size, multiple: 64 });
+    /** The original as the graph saw it (Load Image fits it to the sizes the model takes), for the report. */
+    const rememberOriginal = async (fitted: ImageValue) => {
       const original = `images/${fileSafe(image.name)}-original.png`;
       await writeFile(path.join(outDir, original), await encodePng(fitted));
       results.images[image.name] = { source: image.source, subject: image.subject, file: image.file, original };
       for (const mask of config.masks) results.masks[`${mask}-${fitted.width}x${fitted.height}`] = await maskPicture(outDir, mask, config.sharpness, fitted);
-    }
+    };
     for (const pair of pairs) {
       for (const mask of config.masks) {
         for (const method of config.methods) {
@@ -175,6 +175,7 @@ export async function runEval(opts: RunEvalOptions): Promise<EvalResults> {
           const value = (id: string, output: string) => runner.cache.get(summary.keys[id]!)?.outputs[output];
           const metrics = value(metricsId, 'metrics') as MetricsValue;
           const generated = value(from.node, from.output) as ImageValue;
+          if (!results.images[image.name] && loadImageId) await rememberOriginal(value(loadImageId, 'image') as ImageValue);
           const file = `images/${fileSafe(`${image.name}-${pair.name}-${mask}-${method}`)}.png`;
           await writeFile(path.join(outDir, file), await encodePng(generated));
           const item: ItemResult = {

@@ -5,18 +5,29 @@
  * M·A1 + (1 − M)·A2, M resized to the layer's token grid (bilinear, half-pixel, no antialias).
  *
  * Cross-attention is found by structure, not by names, so that TorchScript exports (MatMul with heads
- * in the batch), older Einsum exports and PyTorch 2 SDPA exports (Q and Kᵀ scaled separately) all work:
+ * in the batch), older Einsum exports, PyTorch 2 SDPA exports (Q and Kᵀ scaled separately) and exports
+ * fused by onnxruntime's transformer optimizer (`com.microsoft` MultiHeadAttention) all work:
  *
  * - a value "comes from the text" when `encoder_hidden_states` reaches it (to_k / to_v, their reshapes,
  *   the scores QKᵀ, the Softmax, the probabilities times V, the heads merged back);
- * - a Softmax of such a value gives the attention probabilities;
- * - the first MatMul with a constant weight applied to a value derived from those probabilities is the
- *   output projection `to_out.0`. Its activation input A (shape [B, S, C]) is where the blend goes:
- *   to_out is affine and M + (1 − M) = 1, so blending before it equals blending the attention outputs.
+ * - a Softmax of such a value gives the attention probabilities; a fused MultiHeadAttention whose key or
+ *   value comes from the text (separate K and V, or K/V packed into one [B, L, N, 2, H] input) gives the
+ *   attention output itself;
+ * - the first MatMul with a constant weight applied to a value derived from those is the output
+ *   projection `to_out.0`. Its activation input A (shape [B, S, C]) is where the blend goes: to_out is
+ *   affine and M + (1 − M) = 1, so blending before it equals blending the attention outputs.
  *
  * Every node between `encoder_hidden_states` and A is duplicated once with `encoder_hidden_states_2`
- * (the shadow graph); the query path, self-attention (attn1) and everything else are left untouched.
+ * (the shadow graph: K/V projections, and the fused node itself fed the same query); the query path,
+ * self-attention (attn1, also a fused `Attention`) and everything else are left untouched.
  * Initializers are kept as they are: weights stored in external files stay references to those files.
+ *
+ * The mask of a layer with S tokens is resized to that layer's own token grid: f = sqrt(h·w/S) as a real
+ * number, grid (round(h/f), round(w/f)), as ../shared/fixtures/README.md states. That is also the grid
+ * where stride-2 convolutions round odd sides up (a 12-wide latent goes 12 → 6 → 3 → 2), but not always:
+ * a 5×8 latent has a 2×2 grid after two halvings, where rounding gives 2×3 (6 cells for 4 tokens). So the
+ * rounded grid is used where it has S cells (then it is the halved grid: checked for every latent up to
+ * 256×256 and 4 halvings), else the first grid of k = 0..7 halvings, rounding up then down, that has S cells.
  */
 import onnxProto from 'onnx-proto';
 
@@ -31,13 +42,16 @@ export const EHS2_INPUT = 'encoder_hidden_states_2';
 export const MASK_INPUT = 'mask';
 /**
  * Bump when the rewrite or its files change: cached rewritten graphs from another version are not
- * reused. 2: embedded weights are referenced in the source file, not copied.
+ * reused. 2: embedded weights are referenced in the source file, not copied. 3: the mask grid of a layer is
+ * (round(h/f), round(w/f)) with f real (was h div round(f)); fused MultiHeadAttention is rewritten.
  */
-export const REWRITE_VERSION = 2;
+export const REWRITE_VERSION = 3;
 /** metadata_props key that marks (and describes) a rewritten graph. */
 export const REWRITE_METADATA_KEY = 'dualstyle.attention_merge';
 
 const FLOAT = onnx.TensorProto.DataType.FLOAT;
+/** Halvings of the latent the mask grids cover (SD 1.x has 3; 7 covers any UNet on a 128-pixel latent and more). */
+const MAX_HALVINGS = 7;
 const FLOAT16 = onnx.TensorProto.DataType.FLOAT16;
 const INT64 = onnx.TensorProto.DataType.INT64;
 
@@ -60,8 +74,13 @@ export interface AttentionRewrite {
 
 const EHS_NAMES = ['encoder_hidden_states', 'context'];
 const WHAT_WE_LOOK_FOR =
-  'projections of encoder_hidden_states (to_k, to_v) whose scores go through a Softmax, are applied to V and ' +
-  'reach an output projection (a MatMul with a constant weight)';
+  'projections of encoder_hidden_states (to_k, to_v) whose scores go through a Softmax and are applied to V, or feed ' +
+  'the key/value of a fused com.microsoft MultiHeadAttention, and reach an output projection (a MatMul with a constant weight)';
+
+/** onnxruntime's fused attention (transformer optimizer): inputs query, key, value, ... */
+function isFusedMultiHeadAttention(n: INodeProto): boolean {
+  return n.opType === 'MultiHeadAttention' && n.domain === 'com.microsoft';
+}
 
 function attr(name: string, value: number | string): IAttributeProto {
   const T = onnx.AttributeProto.AttributeType;
@@ -137,6 +156,8 @@ function analyse(nodes: INodeProto[], ehs: string, constant: Set<string>): Analy
     const ins = (n.input ?? []).filter((x) => x !== '');
     if (!ins.some((x) => fromText.has(x))) continue;
     const probs = ins.some((x) => fromProbs.has(x));
+    // A fused attention attends to the text when its key or value (inputs 1, 2) comes from it.
+    const fused = isFusedMultiHeadAttention(n) && [n.input?.[1], n.input?.[2]].some((x) => x && fromText.has(x));
     if (probs && n.opType === 'MatMul' && ins.length === 2) {
       const [a, w] = ins as [string, string];
       const weightIsConstant = constant.has(w) && !constant.has(a);
@@ -148,9 +169,9 @@ function analyse(nodes: INodeProto[], ehs: string, constant: Set<string>): Analy
     }
     for (const o of n.output ?? []) {
       fromText.add(o);
-      if (probs || n.opType === 'Softmax') fromProbs.add(o);
+      if (probs || fused || n.opType === 'Softmax') fromProbs.add(o);
     }
-    if (n.opType === 'Softmax') crossSoftmax.push(n);
+    if (n.opType === 'Softmax' || fused) crossSoftmax.push(n);
   }
 
   // The shadow graph: every text-derived node the blended attention outputs depend on.
@@ -166,7 +187,7 @@ function analyse(nodes: INodeProto[], ehs: string, constant: Set<string>): Analy
   const orphan = crossSoftmax.find((s) => !shadow.has(s));
   if (orphan) {
     throw new AttentionRewriteError(
-      `cross-attention Softmax "${orphan.name || orphan.output?.[0]}" does not reach an output projection; looked for ${WHAT_WE_LOOK_FOR}`,
+      `cross-attention ${orphan.opType} "${orphan.name || orphan.output?.[0]}" does not reach an output projection; looked for ${WHAT_WE_LOOK_FOR}`,
     );
   }
   return { layers, shadow, producer };
@@ -225,6 +246,11 @@ export function rewriteForAttentionMerge(model: IModelProto, sourceHash = ''): A
     initializers.push(t);
     return t.name!;
   };
+  const constantFloat = (base: string, values: number[]) => {
+    const t: ITensorProto = { name: names.fresh(`attention_merge/${base}`), dataType: FLOAT, dims: [values.length], floatData: values };
+    initializers.push(t);
+    return t.name!;
+  };
   const idx = [0, 1, 2, 3].map((i) => constantInt64(`index_${i}`, [i]));
   const one64 = constantInt64('one', [1]);
   const tokensShape = constantInt64('tokens_shape', [0, -1, 1]);
@@ -248,20 +274,34 @@ export function rewriteForAttentionMerge(model: IModelProto, sourceHash = ''): A
     return output;
   };
 
-  // The mask's batch, height, width and h·w, computed once and shared by all layers.
-  const maskShape = add('Shape', [MASK_INPUT], '/attention_merge/mask');
-  const maskB = add('Gather', [maskShape, idx[0]!], '/attention_merge/mask', [attr('axis', 0)]);
-  const maskH = add('Gather', [maskShape, idx[2]!], '/attention_merge/mask', [attr('axis', 0)]);
-  const maskW = add('Gather', [maskShape, idx[3]!], '/attention_merge/mask', [attr('axis', 0)]);
-  const maskHW = add('Mul', [maskH, maskW], '/attention_merge/mask');
+  // The mask's batch, height, width and h·w (the last three as float), computed once and shared by all layers.
+  const maskScope = '/attention_merge/mask';
+  const maskShape = add('Shape', [MASK_INPUT], maskScope);
+  const maskB = add('Gather', [maskShape, idx[0]!], maskScope, [attr('axis', 0)]);
+  const maskSide = (i: number) => add('Cast', [add('Gather', [maskShape, idx[i]!], maskScope, [attr('axis', 0)])], maskScope, [attr('to', FLOAT)]);
+  const maskH = maskSide(2);
+  const maskW = maskSide(3);
+  const maskHW = add('Mul', [maskH, maskW], maskScope);
+  // The grids of 0..MAX_HALVINGS stride-2 halvings, rounding up (SD's 3×3 pad-1 convolutions) then down.
+  const halvings = constantFloat('halvings', Array.from({ length: MAX_HALVINGS + 1 }, (_, k) => 2 ** k));
+  const halved = (side: string) =>
+    ['Ceil', 'Floor'].map((op) => add(op, [add('Div', [side, halvings], maskScope)], maskScope));
+  const gridH = add('Concat', halved(maskH), maskScope, [attr('axis', 0)]);
+  const gridW = add('Concat', halved(maskW), maskScope, [attr('axis', 0)]);
 
   /** M at this layer's token grid, as [B|1, S, 1] in `floatType`. */
   const layerMask = (attention: string, scope: string, floatType: number): string => {
-    // S tokens ⇒ the grid is the latent downsampled by f = sqrt(h·w/S) (a power of two in an SD UNet).
-    const tokens = add('Gather', [add('Shape', [attention], scope), idx[1]!], scope, [attr('axis', 0)]);
-    const ratio = add('Cast', [add('Div', [maskHW, tokens], scope)], scope, [attr('to', FLOAT)]);
-    const f = add('Cast', [add('Round', [add('Sqrt', [ratio], scope)], scope)], scope, [attr('to', INT64)]);
-    const sizes = add('Concat', [maskB, one64, add('Div', [maskH, f], scope), add('Div', [maskW, f], scope)], scope, [attr('axis', 0)]);
+    // S tokens: f = sqrt(h·w/S), a real number; the grid is (round(h/f), round(w/f)) (see the header),
+    // else, where that grid does not have S cells, the first stride-2 grid that does.
+    const tokens = add('Cast', [add('Gather', [add('Shape', [attention], scope), idx[1]!], scope, [attr('axis', 0)])], scope, [attr('to', FLOAT)]);
+    const f = add('Sqrt', [add('Div', [maskHW, tokens], scope)], scope);
+    const rounded = (length: string) => add('Round', [add('Div', [length, f], scope)], scope);
+    const candidatesH = add('Concat', [rounded(maskH), gridH], scope, [attr('axis', 0)]);
+    const candidatesW = add('Concat', [rounded(maskW), gridW], scope, [attr('axis', 0)]);
+    const fits = add('Cast', [add('Equal', [add('Mul', [candidatesH, candidatesW], scope), tokens], scope)], scope, [attr('to', FLOAT)]);
+    const first = add('ArgMax', [fits], scope, [attr('axis', 0), attr('keepdims', 1)]);
+    const side = (candidates: string) => add('Cast', [add('Gather', [candidates, first], scope, [attr('axis', 0)])], scope, [attr('to', INT64)]);
+    const sizes = add('Concat', [maskB, one64, side(candidatesH), side(candidatesW)], scope, [attr('axis', 0)]);
     const resized = add('Resize', [MASK_INPUT, '', '', sizes], scope, [
       attr('mode', 'linear'),
       attr('coordinate_transformation_mode', 'half_pixel'),

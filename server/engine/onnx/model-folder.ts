@@ -1,7 +1,7 @@
 /**
  * A Stable Diffusion model folder in the diffusers ONNX layout, before any session is opened: its
  * layout check, its fingerprint (the model's identity for every cache key) and the configs it carries
- * (scheduler, VAE scaling and downsampling, UNet levels), each with SD 1.x defaults when absent.
+ * (scheduler, VAE scaling and downsampling, UNet levels), with SD 1.x defaults where a user's export has none.
  */
 import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
@@ -105,29 +105,30 @@ export interface ModelConfig {
   vaeScalingFactor: number;
   /** Image pixels per latent pixel (8 for SD). */
   vaeDownsample: number;
-  /** Latent sides must be multiples of this (the UNet halves them per level: 8 for SD 1.x). */
-  latentMultiple: number;
+  /**
+   * Levels of the UNet (block_out_channels in unet/config.json), null without that file: the latent-size
+   * rule reads the graph (latent-size.ts) and uses this only where the graph shows no structure.
+   */
+  unetLevels: number | null;
 }
 
 /** The configs of the folder (scheduler_config.json, the VAE's and the UNet's config.json), SD 1.x where absent. */
 export async function readModelConfig(dir: string): Promise<ModelConfig> {
-    const schedulerJson = await readOptionalJson(path.join(dir, 'scheduler/scheduler_config.json'), dir);
-    let scheduler: SchedulerConfig;
-    try {
-      scheduler = schedulerJson ? schedulerConfigFromJson(schedulerJson) : SD1_SCHEDULER;
-    } catch (e) {
-      throw new ModelFolderError(`${(e as Error).message} (in ${dir})`);
-    }
-    const vaeConfig =
-      (await readOptionalJson(path.join(dir, 'vae_decoder/config.json'), dir)) ??
-      (await readOptionalJson(path.join(dir, 'vae_encoder/config.json'), dir)) ??
-      (await readOptionalJson(path.join(dir, 'vae/config.json'), dir));
-    const scaling = typeof vaeConfig?.scaling_factor === 'number' ? vaeConfig.scaling_factor : DEFAULT_VAE_SCALING;
-    const blocks = Array.isArray(vaeConfig?.block_out_channels) ? vaeConfig.block_out_channels.length : 4;
-    const vaeDownsample = 2 ** Math.max(0, blocks - 1);
-    const unetConfig = await readOptionalJson(path.join(dir, 'unet/config.json'), dir);
-    const levels = Array.isArray(unetConfig?.block_out_channels) ? unetConfig.block_out_channels.length : 4;
-    const latentMultiple = 2 ** Math.max(0, levels - 1);
-
-  return { scheduler, vaeScalingFactor: scaling, vaeDownsample, latentMultiple };
+  const schedulerJson = await readOptionalJson(path.join(dir, 'scheduler/scheduler_config.json'), dir);
+  let scheduler: SchedulerConfig;
+  try {
+    scheduler = schedulerJson ? schedulerConfigFromJson(schedulerJson) : SD1_SCHEDULER;
+  } catch (e) {
+    throw new ModelFolderError(`${(e as Error).message} (in ${dir})`);
+  }
+  const vaeConfig =
+    (await readOptionalJson(path.join(dir, 'vae_decoder/config.json'), dir)) ??
+    (await readOptionalJson(path.join(dir, 'vae_encoder/config.json'), dir)) ??
+    (await readOptionalJson(path.join(dir, 'vae/config.json'), dir));
+  const scaling = typeof vaeConfig?.scaling_factor === 'number' ? vaeConfig.scaling_factor : DEFAULT_VAE_SCALING;
+  const blocks = Array.isArray(vaeConfig?.block_out_channels) ? vaeConfig.block_out_channels.length : 4;
+  const vaeDownsample = 2 ** Math.max(0, blocks - 1);
+  const unetConfig = await readOptionalJson(path.join(dir, 'unet/config.json'), dir);
+  const unetLevels = Array.isArray(unetConfig?.block_out_channels) ? unetConfig.block_out_channels.length : null;
+  return { scheduler, vaeScalingFactor: scaling, vaeDownsample, unetLevels };
 }

@@ -9,9 +9,10 @@ import path from 'node:path';
 import { prepareAttentionMergeUnet } from '../attention/unet-cache.ts';
 import { EHS2_INPUT, MASK_INPUT } from '../attention/rewrite.ts';
 import type { Denoiser } from '../diffusion/denoiser.ts';
-import type { SchedulerConfig } from '../diffusion/schedule.ts';
 import type { ImageValue } from '../values.ts';
+import { readUnetOutline } from './latent-size.ts';
 import { checkModelFolder, fingerprintFolder, ModelFolderError, readModelConfig } from './model-folder.ts';
+import { describeModel, type ModelSessions, type PipelineInfo } from './pipeline-info.ts';
 import {
   createSession,
   findInput,
@@ -29,41 +30,11 @@ import {
   type TensorInfo,
 } from './runtime.ts';
 import { ClipTokenizer } from './tokenizer.ts';
-import { bindUnet, checkFixedShape, numericDim, timestepDims, type UnetBinding, type UnetCallExtras } from './unet-binding.ts';
+import { bindUnet, checkFixedBatch, timestepDims, type UnetBinding, type UnetCallExtras } from './unet-binding.ts';
 
 export { ModelFolderError } from './model-folder.ts';
+export type { PipelineInfo } from './pipeline-info.ts';
 export type { UnetBinding, UnetCallExtras } from './unet-binding.ts';
-
-export interface PipelineInfo {
-  dir: string;
-  /** Fingerprint of the folder: file sizes and mtimes plus model_index.json. Changes when any file does. */
-  id: string;
-  executionProvider: ExecutionProvider;
-  /** What was asked and why this provider was used (e.g. "auto: CUDA unavailable (...); using CPU"). */
-  executionProviderNote: string;
-  /** Width D of the text embedding [77, D]. */
-  textDim: number;
-  /** Tokens per prompt including BOS/EOS (77 for CLIP). */
-  textLength: number;
-  latentChannels: number;
-  /** Image pixels per latent pixel (8 for SD). */
-  vaeDownsample: number;
-  /** Latent width and height must be multiples of this (the UNet halves them per level: 8 for SD 1.x). */
-  latentMultiple: number;
-  vaeScalingFactor: number;
-  /** UNet timestep dtype as declared ('float32', 'float16', 'int64', ...). */
-  timestepType: string;
-  /** True when the UNet takes one timestep per batch row; false for scalar / 1-element timesteps. */
-  timestepBatched: boolean;
-  unetFp16: boolean;
-  textIdsType: string;
-  /**
-   * Channels the VAE encoder returns: latentChannels (mean) or 2× (mean + logvar; the mean is used).
-   * null until known: exports often declare it symbolically, so the first encode fills it in.
-   */
-  vaeEncoderChannels: number | null;
-  scheduler: SchedulerConfig;
-}
 
 export interface PipelineStats {
   unetCalls: number;
@@ -107,11 +78,7 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
   private attentionUnet: Promise<UnetBinding> | null = null;
   private attentionCacheDir: string | undefined;
 
-  private constructor(
-    info: PipelineInfo,
-    tokenizer: ClipTokenizer,
-    sessions: { text: InferenceSession; unet: UnetBinding; vaeEncoder: InferenceSession; vaeDecoder: InferenceSession },
-  ) {
+  private constructor(info: PipelineInfo, tokenizer: ClipTokenizer, sessions: ModelSessions) {
     this.info = info;
     this.tokenizer = tokenizer;
     this.textEncoder = sessions.text;
@@ -125,7 +92,7 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
     const dir = path.resolve(dirIn);
     await checkModelFolder(dir);
     const request = options.executionProvider ?? 'auto';
-    const { scheduler, vaeScalingFactor: scaling, vaeDownsample, latentMultiple } = await readModelConfig(dir);
+    const config = await readModelConfig(dir);
 
     let tokenizer: ClipTokenizer;
     try {
@@ -148,6 +115,8 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
         throw new ModelFolderError(`cannot load ${rel} in ${dir}: ${msg.split('\n')[0]}`);
       }
     };
+    // The UNet's structure (which latent sizes it takes) is read while onnxruntime opens the sessions.
+    const unetOutline = readUnetOutline(path.join(dir, 'unet/model.onnx'));
     try {
       // The first session settles the provider (auto → CUDA or CPU); the rest reuse that choice.
       const first = await open('unet/model.onnx', request);
@@ -157,43 +126,9 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
         open('vae_decoder/model.onnx', first.provider),
       ]);
       const unet = bindUnet(first.session);
-      if (unet.extra.length > 0) {
-        throw new ModelFolderError(
-          `unet/model.onnx in ${dir} is not a Stable Diffusion 1.x UNet: unexpected inputs ${unet.extra.map((i) => i.name).join(', ')}`,
-        );
-      }
-      const ids = findInput(inputInfos(text.session), ['input_ids'], 0, 'input_ids', 'text_encoder/model.onnx');
-      const seq = numericDim(ids.shape[1]);
-      if (seq !== null && seq !== tokenizer.maxLength) {
-        throw new ModelFolderError(`text_encoder/model.onnx takes ${seq} tokens but the tokenizer produces ${tokenizer.maxLength}`);
-      }
-      const textOut = outputInfos(text.session).find((o) => o.name === 'last_hidden_state') ?? outputInfos(text.session)[0];
-      const textDim = numericDim(textOut?.shape[2]) ?? numericDim(unet.ehs.shape[2]);
-      const unetDim = numericDim(unet.ehs.shape[2]);
-      if (textDim !== null && unetDim !== null && textDim !== unetDim) {
-        throw new ModelFolderError(`the text encoder gives ${textDim}-wide embeddings but the UNet expects ${unetDim}`);
-      }
-      const timestepBatched = timestepDims(unet.timestep, 2)[0] === 2;
-      const encOut = outputInfos(vaeEncoder.session)[0];
-      const info: PipelineInfo = {
-        dir,
-        id,
-        executionProvider: first.provider,
-        executionProviderNote: first.note,
-        textDim: textDim ?? 0,
-        textLength: tokenizer.maxLength,
-        latentChannels: numericDim(unet.sample.shape[1]) ?? 4,
-        vaeDownsample,
-        latentMultiple,
-        vaeScalingFactor: scaling,
-        timestepType: unet.timestep.type,
-        timestepBatched,
-        unetFp16: unet.sample.type === 'float16',
-        textIdsType: ids.type,
-        vaeEncoderChannels: numericDim(encOut?.shape[1]),
-        scheduler,
-      };
-      const pipe = new SdPipeline(info, tokenizer, { text: text.session, unet, vaeEncoder: vaeEncoder.session, vaeDecoder: vaeDecoder.session });
+      const sessions = { text: text.session, unet, vaeEncoder: vaeEncoder.session, vaeDecoder: vaeDecoder.session };
+      const info = describeModel(dir, id, first, sessions, tokenizer.maxLength, config, await unetOutline);
+      const pipe = new SdPipeline(info, tokenizer, sessions);
       pipe.attentionCacheDir = options.attentionCacheDir;
       if (info.textDim === 0) {
         // Width not declared anywhere: learn it from one (cached) encoding of the empty prompt.
@@ -369,15 +304,9 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
     return { width: W!, height: H!, data: img };
   }
 
-  /** Throws a user-facing error for a latent size the UNet cannot take (its levels halve it). */
+  /** Throws a user-facing error, naming the nearest sizes it takes, for a latent size the UNet cannot take. */
   checkLatentSize(w: number, h: number): void {
-    const m = this.info.latentMultiple;
-    if (!Number.isInteger(w) || !Number.isInteger(h) || w < 1 || h < 1 || w % m !== 0 || h % m !== 0) {
-      const f = this.info.vaeDownsample;
-      throw new Error(
-        `latent size ${w}×${h} is not a multiple of ${m}: this UNet needs image sizes that are multiples of ${m * f} (got ${w * f}×${h * f})`,
-      );
-    }
+    this.info.latentSizes.check(w, h, this.info.vaeDownsample);
   }
 
   /**
@@ -416,7 +345,7 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
       throw new Error(`UNet sample has ${sample.length} values, [${batch}, ${C}, ${h}, ${w}] needs ${batch * C * h * w}`);
     }
     this.checkLatentSize(w, h);
-    checkFixedShape(b, batch, h, w, this.info.vaeDownsample);
+    checkFixedBatch(b, batch);
     const rowLen = ehs.length / batch;
     const D = this.info.textDim;
     if (!Number.isInteger(rowLen) || rowLen % D !== 0) {
@@ -431,7 +360,9 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
       ...extras.feeds,
     };
     const t0 = performance.now();
-    const res = await b.session.run(feeds, [b.output]);
+    const res = await b.session.run(feeds, [b.output]).catch((e: unknown) => {
+      throw this.info.latentSizes.translateRuntimeError(e, w, h, this.info.vaeDownsample) ?? e;
+    });
     this.stats.unetCalls++;
     this.stats.unetRows += batch;
     this.stats.unetMs += performance.now() - t0;

@@ -1,6 +1,6 @@
 /**
  * How to call a UNet session: its inputs found by name (else position) and resolved once, the timestep
- * feed's shape, and the user-facing errors of exports with fixed shapes.
+ * feed's shape, and the user-facing error of exports with a fixed batch.
  */
 import { findInput, inputInfos, outputInfos, type InferenceSession, type OrtTensor, type TensorInfo } from './runtime.ts';
 import { ModelFolderError } from './model-folder.ts';
@@ -49,24 +49,16 @@ export function bindUnet(session: InferenceSession, name = 'unet/model.onnx'): U
 }
 
 /**
- * Some exports fix the batch or the latent size instead of declaring them dynamic; onnxruntime would
- * only say "invalid dimensions ... index: 0". Say which limit the model has and what the call needs.
+ * Some exports fix the batch instead of declaring it dynamic; onnxruntime would only say "invalid
+ * dimensions ... index: 0". Say which batch the model has and what the call needs. (Fixed latent sizes
+ * are part of the latent-size rule, latent-size.ts.)
  */
-export function checkFixedShape(b: UnetBinding, batch: number, h: number, w: number, vaeDownsample: number): void {
-  const [db, , dh, dw] = b.sample.shape.map(numericDim);
+export function checkFixedBatch(b: UnetBinding, batch: number): void {
+  const db = numericDim(b.sample.shape[0]);
   if (db && db !== batch) {
     throw new Error(
       `unet/model.onnx was exported with a fixed batch of ${db}, but this sampler step needs ${batch} ${batch === 1 ? 'row' : 'rows'} per UNet call ` +
         '(guidance 1 uses one row per prompt, guidance > 1 adds the unconditional row): export the UNet with a dynamic batch axis',
     );
   }
-  if ((dh && dh !== h) || (dw && dw !== w)) {
-    const f = vaeDownsample;
-    const size = (x: number | null | undefined, y: number | null | undefined) => `${x ?? 'any'}×${y ?? 'any'}`;
-    throw new Error(
-      `unet/model.onnx only takes ${size(dw, dh)} latents (images of ${size(dw && dw * f, dh && dh * f)}), got ${w}×${h} ` +
-        `(a ${w * f}×${h * f} image): use an image of that size, or export the UNet with dynamic height and width`,
-    );
-  }
 }
-

@@ -58,26 +58,30 @@ export function silu(b: GraphBuilder, x: string, scope: string): string {
   return b.op('Mul', [x, s], scope);
 }
 
-/** LayerNorm over the last axis, decomposed as in opset < 17 exports. */
-export function layerNorm(b: GraphBuilder, x: string, scope: string, features: number, eps = 1e-5): string {
+/**
+ * LayerNorm over the last axis: decomposed as in opset < 17 exports, or one LayerNormalization node
+ * (`fused`, opset 17) as onnxruntime's optimizer leaves it.
+ */
+export function layerNorm(b: GraphBuilder, x: string, scope: string, features: number, eps = 1e-5, fused = false): string {
+  const gamma = () => b.filled(paramName(scope, 'weight'), [features], 1);
+  const beta = () => b.filled(paramName(scope, 'bias'), [features], 0);
+  if (fused) return b.op('LayerNormalization', [x, gamma(), beta()], scope, { axis: -1, epsilon: { float: eps } });
   const mean = b.op('ReduceMean', [x], scope, { axes: [-1] });
   const centred = b.op('Sub', [x, mean], scope);
-  const two = b.constant(scope, 'float32', [], [2]);
+  const two = b.constant(scope, b.float, [], [2]);
   const sq = b.op('Pow', [centred, two], scope);
   const variance = b.op('ReduceMean', [sq], scope, { axes: [-1] });
-  const epsilon = b.constant(scope, 'float32', [], [eps]);
+  const epsilon = b.constant(scope, b.float, [], [eps]);
   const std = b.op('Sqrt', [b.op('Add', [variance, epsilon], scope)], scope);
   const normed = b.op('Div', [centred, std], scope);
-  const gamma = b.filled(paramName(scope, 'weight'), [features], 1);
-  const beta = b.filled(paramName(scope, 'bias'), [features], 0);
-  return b.op('Add', [b.op('Mul', [normed, gamma], scope), beta], scope);
+  return b.op('Add', [b.op('Mul', [normed, gamma()], scope), beta()], scope);
 }
 
 /** GroupNorm on [B, C, h, w] the way torch exports it before opset 18. */
 export function groupNorm(b: GraphBuilder, x: string, scope: string, channels: number, groups: number, eps = 1e-5): string {
   const grouped = b.op('Reshape', [x, b.constant(scope, 'int64', [3], [0, groups, -1])], scope);
-  const ones = b.constant(scope, 'float32', [groups], new Array<number>(groups).fill(1));
-  const zeros = b.constant(scope, 'float32', [groups], new Array<number>(groups).fill(0));
+  const ones = b.constant(scope, b.float, [groups], new Array<number>(groups).fill(1));
+  const zeros = b.constant(scope, b.float, [groups], new Array<number>(groups).fill(0));
   const normed = b.op('InstanceNormalization', [grouped, ones, zeros], scope, { epsilon: { float: eps } });
   const back = b.op('Reshape', [normed, b.op('Shape', [x], scope)], scope);
   const gamma = b.filled(b.anonymousName('Mul'), [channels, 1, 1], 1);
@@ -113,9 +117,72 @@ export function sliceShape(b: GraphBuilder, x: string, scope: string, start: num
  * How an export writes attention. `bmm`: heads folded into the batch, MatMul(Q, Kᵀ)·scale (torch.onnx
  * TorchScript export of diffusers' AttnProcessor); `einsum`: the same with Einsum for QKᵀ and for the
  * product with V (older exports); `sdpa`: heads as their own axis, Q and Kᵀ each scaled by √scale before
- * the MatMul (PyTorch 2 scaled_dot_product_attention). All three compute the same function.
+ * the MatMul (PyTorch 2 scaled_dot_product_attention). `fused` and `fused-packed` are what onnxruntime's
+ * transformer optimizer (fusion_attention_unet.py) makes of them: self-attention becomes one
+ * `com.microsoft` Attention node (Q/K/V weights stacked into one [C, 3C] weight), or MultiHeadAttention on
+ * a packed [B, S, N, 3, H] QKV; cross-attention becomes MultiHeadAttention(Q, K, V, zero bias) on the three
+ * projections, or MultiHeadAttention(Q, KV) with K/V packed per head into [B, L, N, 2, H] by one MatMul.
+ * onnxruntime's CPU provider runs Attention and unpacked MultiHeadAttention; packed QKV/KV only run on CUDA.
+ * All of them compute the same function from the same weights.
  */
-export type AttentionStyle = 'bmm' | 'einsum' | 'sdpa';
+export type AttentionStyle = 'bmm' | 'einsum' | 'sdpa' | 'fused' | 'fused-packed';
+
+export const ATTENTION_STYLES: readonly AttentionStyle[] = ['bmm', 'einsum', 'sdpa', 'fused', 'fused-packed'];
+
+export const isFused = (style: AttentionStyle): boolean => style === 'fused' || style === 'fused-packed';
+
+/** A weight's name and values, drawn as `b.weight` would draw it, before it is (maybe) packed with others. */
+function drawWeight(b: GraphBuilder, inFeatures: number, outFeatures: number): { name: string; data: Float32Array } {
+  const name = b.anonymousName('MatMul');
+  return { name, data: b.random.normal(name, inFeatures * outFeatures, 1 / Math.sqrt(inFeatures)) };
+}
+
+/**
+ * Weights [in, heads·d] of several projections interleaved per head: [in, heads, parts, d] flattened,
+ * the layout of the optimizer's packed QKV / KV MatMul (numpy dstack of the per-head reshapes).
+ */
+function packPerHead(parts: Float32Array[], inFeatures: number, heads: number, headDim: number): Float32Array {
+  const out = new Float32Array(inFeatures * heads * parts.length * headDim);
+  let o = 0;
+  for (let i = 0; i < inFeatures; i++) {
+    for (let h = 0; h < heads; h++) {
+      for (const w of parts) for (let d = 0; d < headDim; d++) out[o++] = w[i * heads * headDim + h * headDim + d]!;
+    }
+  }
+  return out;
+}
+
+/** The optimizer's fused attention: self-attention as Attention or packed-QKV MultiHeadAttention, cross as MultiHeadAttention. */
+function fusedAttention(b: GraphBuilder, hidden: string, context: string, scope: string, channels: number, contextDim: number, heads: number, packed: boolean): string {
+  const headDim = channels / heads;
+  const [q, k, v] = [drawWeight(b, channels, channels), drawWeight(b, contextDim, channels), drawWeight(b, contextDim, channels)];
+  const numHeads = { num_heads: heads };
+  if (context === hidden) {
+    if (packed) {
+      const w = b.initializer(`${scope.slice(1)}/MatMul_QKV_weight`, [channels, 3 * channels], packPerHead([q.data, k.data, v.data], channels, heads, headDim));
+      const qkv = b.op('Reshape', [b.op('MatMul', [hidden, w], scope), b.constant(scope, 'int64', [5], [0, 0, heads, 3, headDim])], scope);
+      return b.contribOp('MultiHeadAttention', [qkv], scope, numHeads);
+    }
+    // Attention's weight: for each input row, the Q, K and V rows side by side (numpy stack on axis 1).
+    const stacked = new Float32Array(3 * channels * channels);
+    for (let i = 0; i < channels; i++) {
+      [q, k, v].forEach((w, part) => stacked.set(w.data.subarray(i * channels, (i + 1) * channels), (3 * i + part) * channels));
+    }
+    const w = b.initializer(`${scope.slice(1)}/Attention_qkv_weight`, [channels, 3 * channels], stacked);
+    const bias = b.filled(`${scope.slice(1)}/Attention_qkv_bias`, [3 * channels], 0);
+    return b.contribOp('Attention', [hidden, w, bias], scope, numHeads);
+  }
+  const query = b.op('MatMul', [hidden, b.initializer(q.name, [channels, channels], q.data)], `${scope}/to_q`);
+  if (packed) {
+    const w = b.initializer(`${scope.slice(1)}/MatMul_KV_weight`, [contextDim, 2 * channels], packPerHead([k.data, v.data], contextDim, heads, headDim));
+    const kv = b.op('Reshape', [b.op('MatMul', [context, w], scope), b.constant(scope, 'int64', [5], [0, 0, heads, 2, headDim])], scope);
+    return b.contribOp('MultiHeadAttention', [query, kv], scope, numHeads);
+  }
+  const key = b.op('MatMul', [context, b.initializer(k.name, [contextDim, channels], k.data)], `${scope}/to_k`);
+  const value = b.op('MatMul', [context, b.initializer(v.name, [contextDim, channels], v.data)], `${scope}/to_v`);
+  const bias = b.filled(`${scope.slice(1)}/MultiHeadAttention_qkv_bias`, [3 * channels], 0);
+  return b.contribOp('MultiHeadAttention', [query, key, value, bias], scope, numHeads);
+}
 
 /**
  * diffusers `Attention`: self-attention when `context` is the hidden states (attn1), cross-attention
@@ -133,14 +200,18 @@ export function attention(
   style: AttentionStyle = 'bmm',
 ): string {
   const headDim = channels / heads;
+  let merged: string;
+  if (isFused(style)) {
+    merged = fusedAttention(b, hidden, context, scope, channels, contextDim, heads, style === 'fused-packed');
+    return linear(b, merged, `${scope}/to_out.0`, channels, channels, { gain: outGain });
+  }
   const q = linear(b, hidden, `${scope}/to_q`, channels, channels, { bias: false });
   const k = linear(b, context, `${scope}/to_k`, contextDim, channels, { bias: false });
   const v = linear(b, context, `${scope}/to_v`, contextDim, channels, { bias: false });
-  let merged: string;
   if (style === 'sdpa') {
     // [B, S, C] → [B, heads, S, d]
     const split = (x: string) => b.op('Transpose', [b.op('Reshape', [x, b.constant(scope, 'int64', [4], [0, 0, heads, headDim])], scope)], scope, { perm: [0, 2, 1, 3] });
-    const rootScale = b.constant(scope, 'float32', [], [Math.sqrt(1 / Math.sqrt(headDim))]);
+    const rootScale = b.constant(scope, b.float, [], [Math.sqrt(1 / Math.sqrt(headDim))]);
     const qs = b.op('Mul', [split(q), rootScale], scope);
     const kTs = b.op('Mul', [b.op('Transpose', [split(k)], scope, { perm: [0, 1, 3, 2] }), rootScale], scope);
     const probs = b.op('Softmax', [b.op('MatMul', [qs, kTs], scope)], scope, { axis: -1 });
@@ -154,7 +225,7 @@ export function attention(
       style === 'einsum'
         ? b.op('Einsum', [qh, kh], scope, { equation: 'bid,bjd->bij' })
         : b.op('MatMul', [qh, b.op('Transpose', [kh], scope, { perm: [0, 2, 1] })], scope);
-    const scaled = b.op('Mul', [scores, b.constant(scope, 'float32', [], [1 / Math.sqrt(headDim)])], scope);
+    const scaled = b.op('Mul', [scores, b.constant(scope, b.float, [], [1 / Math.sqrt(headDim)])], scope);
     const probs = b.op('Softmax', [scaled], scope, { axis: -1 });
     const mixed = style === 'einsum' ? b.op('Einsum', [probs, vh], scope, { equation: 'bij,bjd->bid' }) : b.op('MatMul', [probs, vh], scope);
     merged = batchToHeads(b, mixed, scope, heads, channels);

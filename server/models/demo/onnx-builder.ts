@@ -5,6 +5,7 @@
  * (opset 14, node names like `/down_blocks.0/attentions.0/.../attn2/to_k/MatMul`).
  */
 import onnxProto from 'onnx-proto';
+import { float32ToFloat16 } from '../../engine/onnx/runtime.ts';
 
 const { onnx } = onnxProto;
 type IModelProto = onnxProto.onnx.IModelProto;
@@ -13,12 +14,15 @@ type ITensorProto = onnxProto.onnx.ITensorProto;
 type IValueInfoProto = onnxProto.onnx.IValueInfoProto;
 type IAttributeProto = onnxProto.onnx.IAttributeProto;
 
+/** The opset torch.onnx.export writes for SD exports; fused (optimizer) graphs need 17 for LayerNormalization. */
 export const OPSET = 14;
 /** IR version 7 is what torch.onnx.export writes for opset 14 (and what the fixture carries). */
 export const IR_VERSION = 7;
 
-export const DType = { float32: 1, int32: 6, int64: 7 } as const;
+export const DType = { float32: 1, int32: 6, int64: 7, float16: 10 } as const;
 export type DTypeName = keyof typeof DType;
+/** The float type a model computes in (weights, activations, float inputs and outputs). */
+export type FloatType = 'float32' | 'float16';
 
 /** A dimension: a fixed size or a symbolic name such as "batch". */
 export type Dim = number | string;
@@ -95,7 +99,7 @@ function attribute(name: string, value: AttrValue): IAttributeProto {
   return { name, type: T.TENSOR, t: value.tensor };
 }
 
-function rawBytes(data: Float32Array | Int32Array | BigInt64Array): Uint8Array {
+function rawBytes(data: Float32Array | Uint16Array | Int32Array | BigInt64Array): Uint8Array {
   // Little-endian on every platform Node runs on; copy so the proto owns its bytes.
   return new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
 }
@@ -110,12 +114,20 @@ export class GraphBuilder {
   private readonly externalChunks: Uint8Array[] = [];
   private externalLength = 0;
   private anonymous = 0;
+  private readonly domains = new Set<string>();
+  /** The float type of weights, float constants and float inputs (`constant(scope, b.float, …)`). */
+  readonly float: FloatType;
+  private readonly opset: number;
 
   constructor(
     readonly graphName: string,
     readonly random: WeightRandom,
     private readonly external?: ExternalWeights,
-  ) {}
+    options: { float?: FloatType; opset?: number } = {},
+  ) {
+    this.float = options.float ?? 'float32';
+    this.opset = options.opset ?? OPSET;
+  }
 
   input(name: string, dtype: DTypeName, shape: Dim[]): string {
     this.inputs.push(valueInfo(name, dtype, shape));
@@ -135,7 +147,7 @@ export class GraphBuilder {
     inputs: string[],
     scope: string,
     attrs: Record<string, AttrValue> = {},
-    opts: { outputs?: string[]; outputCount?: number; name?: string } = {},
+    opts: { outputs?: string[]; outputCount?: number; name?: string; domain?: string } = {},
   ): string[] {
     const name = this.uniqueName(opts.name ?? `${scope}/${opType}`);
     const outputs =
@@ -146,13 +158,20 @@ export class GraphBuilder {
       input: inputs,
       output: outputs,
       attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
+      ...(opts.domain ? { domain: opts.domain } : {}),
     });
+    if (opts.domain) this.domains.add(opts.domain);
     return outputs;
   }
 
   /** A node with one output; returns that output's name. */
   op(opType: string, inputs: string[], scope: string, attrs: Record<string, AttrValue> = {}, name?: string): string {
     return this.node(opType, inputs, scope, attrs, { name })[0]!;
+  }
+
+  /** An onnxruntime contrib op (domain com.microsoft), as the transformer optimizer writes fused nodes. */
+  contribOp(opType: string, inputs: string[], scope: string, attrs: Record<string, AttrValue> = {}): string {
+    return this.node(opType, inputs, scope, attrs, { domain: 'com.microsoft', name: `${scope}/${opType}` })[0]!;
   }
 
   private uniqueName(base: string): string {
@@ -169,14 +188,14 @@ export class GraphBuilder {
     }
   }
 
-  /** A float initializer; large ones go to the external weights file when one is configured. */
+  /** A float initializer in the model's float type; large ones go to the external weights file when one is configured. */
   initializer(name: string, dims: number[], data: Float32Array): string {
     const count = dims.reduce((a, b) => a * b, 1);
     if (count !== data.length) throw new Error(`initializer ${name}: ${data.length} values for dims [${dims}]`);
     if (this.initializerNames.has(name)) throw new Error(`initializer ${name} defined twice`);
     this.initializerNames.add(name);
-    const bytes = rawBytes(data);
-    const tensor: ITensorProto = { name, dims, dataType: DType.float32 };
+    const bytes = rawBytes(this.float === 'float16' ? float32ToFloat16(data) : data);
+    const tensor: ITensorProto = { name, dims, dataType: DType[this.float] };
     if (this.external && bytes.byteLength >= this.external.minBytes) {
       const pad = (this.external.align - (this.externalLength % this.external.align)) % this.external.align;
       if (pad > 0) {
@@ -208,9 +227,10 @@ export class GraphBuilder {
     return this.initializer(name, dims, new Float32Array(dims.reduce((a, b) => a * b, 1)).fill(value));
   }
 
-  /** A `Constant` node, as torch exports shape and scalar literals. */
-  constant(scope: string, dtype: 'float32' | 'int64', dims: number[], values: number[]): string {
-    const data = dtype === 'float32' ? new Float32Array(values) : BigInt64Array.from(values.map((v) => BigInt(v)));
+  /** A `Constant` node, as torch exports shape and scalar literals (`b.float` for the model's float type). */
+  constant(scope: string, dtype: FloatType | 'int64', dims: number[], values: number[]): string {
+    const data =
+      dtype === 'int64' ? BigInt64Array.from(values.map((v) => BigInt(v))) : dtype === 'float16' ? float32ToFloat16(new Float32Array(values)) : new Float32Array(values);
     const tensor: ITensorProto = { dims, dataType: DType[dtype], rawData: rawBytes(data) };
     return this.op('Constant', [], scope, { value: { tensor } });
   }
@@ -226,7 +246,7 @@ export class GraphBuilder {
       producerName: 'dualstyle-demo',
       producerVersion: '1',
       docString,
-      opsetImport: [{ domain: '', version: OPSET }],
+      opsetImport: [{ domain: '', version: this.opset }, ...[...this.domains].map((domain) => ({ domain, version: 1 }))],
       graph: {
         name: this.graphName,
         node: this.nodes,

@@ -2,7 +2,7 @@
  * The demo model's text side: a byte-level CLIP-format tokenizer (no merges, so every byte of a word is one
  * token) and a one-layer CLIP-like text encoder with `last_hidden_state` and `pooler_output`.
  */
-import { GraphBuilder, type WeightRandom } from './onnx-builder.ts';
+import { GraphBuilder, type FloatType, type WeightRandom } from './onnx-builder.ts';
 import { layerNorm, linear } from './layers.ts';
 
 export const TEXT_MAX_LENGTH = 77;
@@ -58,13 +58,15 @@ export function tokenizerFiles(): Record<string, string> {
 }
 
 /**
- * input_ids int32 [B, 77] → token + position embedding → one pre-norm MLP residual (quick GELU, as in CLIP)
+ * input_ids [B, 77] → token + position embedding → one pre-norm MLP residual (quick GELU, as in CLIP)
  * → final LayerNorm = `last_hidden_state` [B, 77, 32]. `pooler_output` [B, 32] is the row at the first EOS,
- * found as CLIP does with ArgMax over the ids (EOS has the highest id).
+ * found as CLIP does with ArgMax over the ids (EOS has the highest id). The ids are int32, or int64 as many
+ * exports declare them (cast to int32 for the ArgMax, as transformers does).
  */
-export function buildTextEncoder(random: WeightRandom): Uint8Array {
-  const b = new GraphBuilder('demo_text_encoder', random);
-  const ids = b.input('input_ids', 'int32', ['batch', TEXT_MAX_LENGTH]);
+export function buildTextEncoder(random: WeightRandom, options: { dtype?: FloatType; inputIds?: 'int32' | 'int64' } = {}): Uint8Array {
+  const b = new GraphBuilder('demo_text_encoder', random, undefined, { float: options.dtype });
+  const idsType = options.inputIds ?? 'int32';
+  const ids = b.input('input_ids', idsType, ['batch', TEXT_MAX_LENGTH]);
   const D = TEXT_HIDDEN;
   const emb = '/text_model/embeddings';
   const tokens = b.op('Gather', [b.weight('text_model.embeddings.token_embedding.weight', [DEMO_VOCAB_SIZE, D], 1), ids], `${emb}/token_embedding`, { axis: 0 });
@@ -73,21 +75,22 @@ export function buildTextEncoder(random: WeightRandom): Uint8Array {
 
   const layer = '/text_model/encoder/layers.0';
   const fc1 = linear(b, layerNorm(b, h, `${layer}/layer_norm1`, D), `${layer}/mlp/fc1`, D, 4 * D);
-  const quickGelu = b.op('Mul', [fc1, b.op('Sigmoid', [b.op('Mul', [fc1, b.constant(`${layer}/mlp/activation_fn`, 'float32', [], [1.702])], `${layer}/mlp/activation_fn`)], `${layer}/mlp/activation_fn`)], `${layer}/mlp/activation_fn`);
+  const quickGelu = b.op('Mul', [fc1, b.op('Sigmoid', [b.op('Mul', [fc1, b.constant(`${layer}/mlp/activation_fn`, b.float, [], [1.702])], `${layer}/mlp/activation_fn`)], `${layer}/mlp/activation_fn`)], `${layer}/mlp/activation_fn`);
   h = b.op('Add', [h, linear(b, quickGelu, `${layer}/mlp/fc2`, 4 * D, D)], layer);
   const last = layerNorm(b, h, '/text_model/final_layer_norm', D);
   b.node('Identity', [last], '/text_model', {}, { outputs: ['last_hidden_state'] });
 
   // pooler_output = last_hidden_state[arange(B), argmax(input_ids)]
   const p = '/text_model';
-  const eosPos = b.op('ArgMax', [ids], p, { axis: -1, keepdims: 0 });
+  const ids32 = idsType === 'int32' ? ids : b.op('Cast', [ids], p, { to: 6 });
+  const eosPos = b.op('ArgMax', [ids32], p, { axis: -1, keepdims: 0 });
   const batch = b.op('Gather', [b.op('Shape', [ids], p), b.constant(p, 'int64', [], [0])], p, { axis: 0 });
   const rows = b.op('Range', [b.constant(p, 'int64', [], [0]), batch, b.constant(p, 'int64', [], [1])], p);
   const flatIndex = b.op('Add', [b.op('Mul', [rows, b.constant(p, 'int64', [], [TEXT_MAX_LENGTH])], p), eosPos], p);
   const flat = b.op('Reshape', [last, b.constant(p, 'int64', [2], [-1, D])], p);
   b.node('Gather', [flat, flatIndex], p, { axis: 0 }, { outputs: ['pooler_output'] });
 
-  b.output('last_hidden_state', 'float32', ['batch', TEXT_MAX_LENGTH, D]);
-  b.output('pooler_output', 'float32', ['batch', D]);
+  b.output('last_hidden_state', b.float, ['batch', TEXT_MAX_LENGTH, D]);
+  b.output('pooler_output', b.float, ['batch', D]);
   return b.model('Dual Style Studio demo text encoder: random weights, byte-level vocabulary of 514 tokens.').model;
 }

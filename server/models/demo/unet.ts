@@ -22,16 +22,34 @@
  * The timestep embedding is computed in the graph (t·freqs → Cos, Sin → Concat → linear_1 → SiLU → linear_2)
  * and added to every resnet, as in diffusers.
  *
- * Latent height and width must be multiples of 4 (two stride-2 levels; `unet/config.json` lists three
- * `block_out_channels`, from which the pipeline derives that multiple). The studio's images have sides that
- * are multiples of 64, i.e. latents that are multiples of 8.
+ * How the export was made is an option per dimension (UnetExport): the way attention is written (classic
+ * MatMul, Einsum, SDPA, or fused by onnxruntime's optimizer), how the up path gets its sizes, and the float
+ * type. `upsample: 'scale'` is an export traced at a latent size that divides evenly (torch writes a Resize
+ * with constant scales ×2: sides must be multiples of 4 here, two stride-2 levels); `'skip'` one traced at a
+ * size that does not (diffusers passes the skip tensor's size to every upsampler: any latent size works).
  */
-import { GraphBuilder, type WeightRandom } from './onnx-builder.ts';
-import { attention, conv, groupNorm, layerNorm, linear, silu, sliceShape, type AttentionStyle } from './layers.ts';
+import { GraphBuilder, OPSET, type FloatType, type WeightRandom } from './onnx-builder.ts';
+import { attention, conv, groupNorm, isFused, layerNorm, linear, silu, sliceShape, type AttentionStyle } from './layers.ts';
+
+/** How the up path gets its sizes: a constant ×2 (`scale`) or the skip tensor's Shape (`skip`). */
+export type UpsampleStyle = 'scale' | 'skip';
+export const UPSAMPLE_STYLES: readonly UpsampleStyle[] = ['scale', 'skip'];
+
+/** One option per way SD 1.x UNet exports differ. */
+export interface UnetExport {
+  attention: AttentionStyle;
+  upsample: UpsampleStyle;
+  /** Weights, activations, sample, encoder_hidden_states and out_sample. */
+  dtype: FloatType;
+  /** The timestep input's type (the sinusoidal embedding is computed in float32, then cast, as diffusers does). */
+  timestep: 'float32' | 'float16' | 'int64';
+}
+
+export const DEFAULT_UNET_EXPORT: UnetExport = { attention: 'bmm', upsample: 'skip', dtype: 'float32', timestep: 'float32' };
 
 /** Channels per resolution level: full, 1/2, 1/4 (narrow where there are many pixels, for speed). */
 export const UNET_CHANNELS = [16, 32, 64] as const;
-/** Latent sides must be multiples of this: 2^(levels − 1). */
+/** Latent sides that are multiples of this (2^(levels − 1)) survive every halving: what `upsample: 'scale'` needs. */
 export const UNET_LATENT_MULTIPLE = 2 ** (UNET_CHANNELS.length - 1);
 /**
  * Channels per attention head: one head at 1/2 resolution, two at 1/4. Each head costs one [tokens × tokens]
@@ -77,6 +95,8 @@ interface UnetContext {
   ehs: string;
   contextDim: number;
   attentionStyle: AttentionStyle;
+  /** LayerNormalization and GELU as single nodes (what the optimizer fuses), not decomposed. */
+  fused: boolean;
 }
 
 function resnet(u: UnetContext, x: string, scope: string, inChannels: number, outChannels: number): string {
@@ -107,12 +127,13 @@ function transformer(u: UnetContext, x: string, scope: string, channels: number)
   let tokens = b.op('Reshape', [nhwc, b.constant(scope, 'int64', [3], [0, -1, channels])], scope);
 
   const block = `${scope}/transformer_blocks.0`;
-  const n1 = layerNorm(b, tokens, `${block}/norm1`, channels);
+  const norm = (x: string, name: string) => layerNorm(b, x, `${block}/${name}`, channels, 1e-5, u.fused);
+  const n1 = norm(tokens, 'norm1');
   const a1 = attention(b, n1, n1, `${block}/attn1`, channels, channels, heads, 1, u.attentionStyle);
   tokens = b.op('Add', [a1, tokens], block);
-  const a2 = attention(b, layerNorm(b, tokens, `${block}/norm2`, channels), u.ehs, `${block}/attn2`, channels, u.contextDim, heads, UNET_CROSS_ATTENTION_GAIN, u.attentionStyle);
+  const a2 = attention(b, norm(tokens, 'norm2'), u.ehs, `${block}/attn2`, channels, u.contextDim, heads, UNET_CROSS_ATTENTION_GAIN, u.attentionStyle);
   tokens = b.op('Add', [a2, tokens], block);
-  tokens = b.op('Add', [feedForward(b, layerNorm(b, tokens, `${block}/norm3`, channels), `${block}/ff`, channels), tokens], block);
+  tokens = b.op('Add', [feedForward(b, norm(tokens, 'norm3'), `${block}/ff`, channels, u.fused), tokens], block);
 
   // [B, h·w, C] → [B, C, h, w], with h and w read from the input.
   const shape = b.op(
@@ -126,26 +147,37 @@ function transformer(u: UnetContext, x: string, scope: string, channels: number)
   return b.op('Add', [out, x], scope);
 }
 
-/** GEGLU feed-forward: proj to 2·4C, split, x · GELU(gate) (GELU via Erf as torch exports it), back to C. */
-function feedForward(b: GraphBuilder, x: string, scope: string, channels: number): string {
+/** GEGLU feed-forward: proj to 2·4C, split, x · GELU(gate) (via Erf as torch exports it, or one fused Gelu), back to C. */
+function feedForward(b: GraphBuilder, x: string, scope: string, channels: number, fused: boolean): string {
   const inner = channels * 4;
   const proj = linear(b, x, `${scope}/net.0/proj`, channels, inner * 2);
   const s = `${scope}/net.0`;
   // Opset 13+ takes the split sizes as an input.
   const sizes = b.constant(s, 'int64', [2], [inner, inner]);
   const [value, gate] = b.node('Split', [proj, sizes], s, { axis: -1 }, { outputCount: 2 }) as [string, string];
-  const erf = b.op('Erf', [b.op('Div', [gate, b.constant(s, 'float32', [], [Math.SQRT2])], s)], s);
-  const gelu = b.op('Mul', [b.op('Mul', [gate, b.op('Add', [erf, b.constant(s, 'float32', [], [1])], s)], s), b.constant(s, 'float32', [], [0.5])], s);
+  let gelu: string;
+  if (fused) gelu = b.contribOp('Gelu', [gate], s);
+  else {
+    const erf = b.op('Erf', [b.op('Div', [gate, b.constant(s, b.float, [], [Math.SQRT2])], s)], s);
+    gelu = b.op('Mul', [b.op('Mul', [gate, b.op('Add', [erf, b.constant(s, b.float, [], [1])], s)], s), b.constant(s, b.float, [], [0.5])], s);
+  }
   return linear(b, b.op('Mul', [value, gelu], s), `${scope}/net.2`, inner, channels, { gain: 0.5 });
 }
 
-/** Sinusoidal timestep embedding (diffusers `Timesteps`, flip_sin_to_cos, shift 0) and `TimestepEmbedding`. */
-function timeEmbedding(b: GraphBuilder, timestep: string): string {
+/**
+ * Sinusoidal timestep embedding (diffusers `Timesteps`, flip_sin_to_cos, shift 0) and `TimestepEmbedding`.
+ * The sinusoids are computed in float32 from the timestep as given (int64 or float16 timesteps are cast
+ * first), then cast to the model's float type, as diffusers does.
+ */
+function timeEmbedding(b: GraphBuilder, timestep: string, timestepType: UnetExport['timestep']): string {
   const half = UNET_TIME_PROJ_DIM / 2;
   const freqs = Array.from({ length: half }, (_, i) => Math.exp((-Math.log(10000) * i) / half));
-  const t = b.op('Unsqueeze', [timestep, b.constant('/time_proj', 'int64', [1], [1])], '/time_proj');
-  const args = b.op('Mul', [t, b.constant('/time_proj', 'float32', [1, half], freqs)], '/time_proj');
-  const emb = b.op('Concat', [b.op('Cos', [args], '/time_proj'), b.op('Sin', [args], '/time_proj')], '/time_proj', { axis: -1 });
+  const scope = '/time_proj';
+  const t32 = timestepType === 'float32' ? timestep : b.op('Cast', [timestep], scope, { to: 1 });
+  const t = b.op('Unsqueeze', [t32, b.constant(scope, 'int64', [1], [1])], scope);
+  const args = b.op('Mul', [t, b.constant(scope, 'float32', [1, half], freqs)], scope);
+  let emb = b.op('Concat', [b.op('Cos', [args], scope), b.op('Sin', [args], scope)], scope, { axis: -1 });
+  if (b.float !== 'float32') emb = b.op('Cast', [emb], scope, { to: 10 });
   const h = linear(b, emb, '/time_embedding/linear_1', UNET_TIME_PROJ_DIM, UNET_TIME_EMBED_DIM);
   return linear(b, silu(b, h, '/time_embedding/act'), '/time_embedding/linear_2', UNET_TIME_EMBED_DIM, UNET_TIME_EMBED_DIM);
 }
@@ -155,25 +187,33 @@ function downsample(b: GraphBuilder, x: string, scope: string, channels: number)
   return conv(b, x, `${scope}/downsamplers.0/conv`, channels, channels, 3, { stride: 2 });
 }
 
-/** diffusers `Upsample2D`: Resize nearest ×2 (as torch's F.interpolate exports), then a 3×3 Conv. */
-function upsample(b: GraphBuilder, x: string, scope: string, channels: number): string {
+/**
+ * diffusers `Upsample2D`: Resize nearest, then a 3×3 Conv. Traced at a size that divides evenly, torch
+ * writes constant scales ×2; otherwise diffusers passes `upsample_size` (the skip tensor's height and
+ * width) and the Resize takes its sizes from that tensor's Shape.
+ */
+function upsample(b: GraphBuilder, x: string, scope: string, channels: number, style: UpsampleStyle, skip: string): string {
   const up = `${scope}/upsamplers.0`;
-  const h = b.op('Resize', [x, '', b.constant(up, 'float32', [4], [1, 1, 2, 2])], up, {
-    coordinate_transformation_mode: 'asymmetric',
-    mode: 'nearest',
-    nearest_mode: 'floor',
-  });
+  const mode = { coordinate_transformation_mode: 'asymmetric', mode: 'nearest', nearest_mode: 'floor' };
+  let h: string;
+  if (style === 'scale') h = b.op('Resize', [x, '', b.constant(up, 'float32', [4], [1, 1, 2, 2])], up, mode);
+  else {
+    const sizes = b.op('Concat', [sliceShape(b, x, up, 0, 2), sliceShape(b, skip, up, 2, 4)], up, { axis: 0 });
+    h = b.op('Resize', [x, '', '', sizes], up, mode);
+  }
   return conv(b, h, `${up}/conv`, channels, channels, 3);
 }
 
-/** `attentionStyle` imitates the other ways exports write attention (tests of the attention-merge rewrite). */
-export function buildUnet(random: WeightRandom, contextDim: number, attentionStyle: AttentionStyle = 'bmm'): { model: Uint8Array; weights: Uint8Array } {
-  const b = new GraphBuilder('demo_unet', random, { location: 'weights.pb', minBytes: 1024, align: 64 });
-  const sample = b.input('sample', 'float32', ['batch', 4, 'height', 'width']);
-  const timestep = b.input('timestep', 'float32', ['batch']);
-  const ehs = b.input('encoder_hidden_states', 'float32', ['batch', 'sequence', contextDim]);
+/** The demo UNet as one kind of export (see UnetExport); the same seed gives the same weights, so every kind computes the same function. */
+export function buildUnet(random: WeightRandom, contextDim: number, options: Partial<UnetExport> = {}): { model: Uint8Array; weights: Uint8Array } {
+  const o: UnetExport = { ...DEFAULT_UNET_EXPORT, ...options };
+  const fused = isFused(o.attention);
+  const b = new GraphBuilder('demo_unet', random, { location: 'weights.pb', minBytes: 1024, align: 64 }, { float: o.dtype, opset: fused ? 17 : OPSET });
+  const sample = b.input('sample', o.dtype, ['batch', 4, 'height', 'width']);
+  const timestep = b.input('timestep', o.timestep, ['batch']);
+  const ehs = b.input('encoder_hidden_states', o.dtype, ['batch', 'sequence', contextDim]);
   const [c0, c1, c2] = UNET_CHANNELS;
-  const u: UnetContext = { b, temb: timeEmbedding(b, timestep), ehs, contextDim, attentionStyle };
+  const u: UnetContext = { b, temb: timeEmbedding(b, timestep, o.timestep), ehs, contextDim, attentionStyle: o.attention, fused };
 
   let h = conv(b, sample, '/conv_in', 4, c0, 3);
   // Down path: full resolution (convolutions only), then 1/2 and 1/4 with transformers.
@@ -195,11 +235,11 @@ export function buildUnet(random: WeightRandom, contextDim: number, attentionSty
   h = b.op('Concat', [h, skip2], '/up_blocks.0', { axis: 1 });
   h = resnet(u, h, '/up_blocks.0/resnets.0', 2 * c2, c2);
   h = transformer(u, h, '/up_blocks.0/attentions.0', c2);
-  h = upsample(b, h, '/up_blocks.0', c2);
+  h = upsample(b, h, '/up_blocks.0', c2, o.upsample, skip1);
   h = b.op('Concat', [h, skip1], '/up_blocks.1', { axis: 1 });
   h = resnet(u, h, '/up_blocks.1/resnets.0', c2 + c1, c1);
   h = transformer(u, h, '/up_blocks.1/attentions.0', c1);
-  h = upsample(b, h, '/up_blocks.1', c1);
+  h = upsample(b, h, '/up_blocks.1', c1, o.upsample, skip0);
   h = b.op('Concat', [h, skip0], '/up_blocks.2', { axis: 1 });
   h = resnet(u, h, '/up_blocks.2/resnets.0', c1 + c0, c0);
 
@@ -212,7 +252,7 @@ export function buildUnet(random: WeightRandom, contextDim: number, attentionSty
     pads: [1, 1, 1, 1],
     strides: [1, 1],
   }, { outputs: ['out_sample'] });
-  b.output('out_sample', 'float32', ['batch', 4, 'height', 'width']);
+  b.output('out_sample', o.dtype, ['batch', 4, 'height', 'width']);
 
   const { model, weights } = b.model('Dual Style Studio demo UNet: random weights, SD1.x structure in miniature (attention at 1/2 and 1/4 resolution only).');
   return { model, weights: weights! };

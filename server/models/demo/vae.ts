@@ -7,7 +7,7 @@
  * encoder is its pseudo-inverse after an 8×8 average pool. decode(encode(x)) is x blurred to 8×8 blocks
  * (bilinear), plus a faint random 3×3 texture, clipped to [-1, 1].
  */
-import { GraphBuilder, type WeightRandom } from './onnx-builder.ts';
+import { GraphBuilder, type FloatType, type WeightRandom } from './onnx-builder.ts';
 import { conv } from './layers.ts';
 
 export const LATENT_SCALE = 0.18215;
@@ -56,24 +56,31 @@ function pointwise(b: GraphBuilder, x: string, scope: string, matrix: number[][]
   return b.op('Conv', [x, w, bias], scope, { dilations: [1, 1], group: 1, kernel_shape: [1, 1], pads: [0, 0, 0, 0], strides: [1, 1] });
 }
 
-export function buildVaeEncoder(random: WeightRandom): Uint8Array {
-  const b = new GraphBuilder('demo_vae_encoder', random);
-  const sample = b.input('sample', 'float32', ['batch', 3, 'height', 'width']);
+/**
+ * `channels: 8` returns mean and logvar as SD's encoder does before sampling (quant_conv has 2·4 outputs;
+ * the logvar rows are a faint random map); 4 returns the mean only, as the reference export does.
+ */
+export function buildVaeEncoder(random: WeightRandom, options: { dtype?: FloatType; channels?: 4 | 8 } = {}): Uint8Array {
+  const b = new GraphBuilder('demo_vae_encoder', random, undefined, { float: options.dtype });
+  const channels = options.channels ?? 4;
+  const sample = b.input('sample', b.float, ['batch', 3, 'height', 'width']);
   const pooled = b.op('AveragePool', [sample], '/encoder/down', { kernel_shape: [8, 8], strides: [8, 8], pads: [0, 0, 0, 0] });
-  b.node('Conv', [pooled, b.initializer('quant_conv.weight', [4, 3, 1, 1], new Float32Array(encoderMap().flat())), b.filled('quant_conv.bias', [4], 0)], '/quant_conv', {
+  const weights = encoderMap().flat();
+  if (channels === 8) weights.push(...random.normal('quant_conv.logvar', 12, 0.1));
+  b.node('Conv', [pooled, b.initializer('quant_conv.weight', [channels, 3, 1, 1], new Float32Array(weights)), b.filled('quant_conv.bias', [channels], 0)], '/quant_conv', {
     dilations: [1, 1],
     group: 1,
     kernel_shape: [1, 1],
     pads: [0, 0, 0, 0],
     strides: [1, 1],
   }, { outputs: ['latent_sample'] });
-  b.output('latent_sample', 'float32', ['batch', 4, 'latent_height', 'latent_width']);
+  b.output('latent_sample', b.float, ['batch', channels, 'latent_height', 'latent_width']);
   return b.model('Dual Style Studio demo VAE encoder: 8×8 average pool + a fixed 3→4 colour map (not a trained VAE).').model;
 }
 
-export function buildVaeDecoder(random: WeightRandom): Uint8Array {
-  const b = new GraphBuilder('demo_vae_decoder', random);
-  const latent = b.input('latent_sample', 'float32', ['batch', 4, 'latent_height', 'latent_width']);
+export function buildVaeDecoder(random: WeightRandom, options: { dtype?: FloatType } = {}): Uint8Array {
+  const b = new GraphBuilder('demo_vae_decoder', random, undefined, { float: options.dtype });
+  const latent = b.input('latent_sample', b.float, ['batch', 4, 'latent_height', 'latent_width']);
   const rgbSmall = pointwise(b, latent, '/post_quant_conv', decoderMap());
   const up = '/decoder/up';
   const rgb = b.op('Resize', [rgbSmall, '', b.constant(up, 'float32', [4], [1, 1, 8, 8])], up, {
@@ -83,7 +90,7 @@ export function buildVaeDecoder(random: WeightRandom): Uint8Array {
   // A faint random texture so the decoder is not purely linear; small enough to keep reconstructions close.
   const texture = conv(b, rgb, '/decoder/conv_out', 3, 3, 3, { gain: 0.15 });
   const mixed = b.op('Add', [rgb, texture], '/decoder');
-  b.node('Clip', [mixed, b.constant('/decoder', 'float32', [], [-1]), b.constant('/decoder', 'float32', [], [1])], '/decoder', {}, { outputs: ['sample'] });
-  b.output('sample', 'float32', ['batch', 3, 'height', 'width']);
+  b.node('Clip', [mixed, b.constant('/decoder', b.float, [], [-1]), b.constant('/decoder', b.float, [], [1])], '/decoder', {}, { outputs: ['sample'] });
+  b.output('sample', b.float, ['batch', 3, 'height', 'width']);
   return b.model('Dual Style Studio demo VAE decoder: the pseudo-inverse colour map, bilinear ×8 upsampling, clipped to [-1, 1].').model;
 }

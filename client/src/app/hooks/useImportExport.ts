@@ -70,7 +70,7 @@ export function useImportExport(studioDoc: StudioDocument, notify: Notify, edito
 
   /** A picture dropped on the canvas: uploaded, in a new Load Image node where it was dropped. */
   const imageNode = async (file: File, at: Position) => {
-    const type = catalog.nodes.find((n) => n.inputs.length === 0 && n.params.some((p) => p.kind === 'image'));
+    const type = catalog.nodes.find((n) => n.params.some((p) => p.kind === 'image'));
     const param = type?.params.find((p) => p.kind === 'image');
     if (!editor || !type || !param) {
       notify('error', 'This server has no node that loads an image.');
