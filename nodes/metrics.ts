@@ -34,13 +34,15 @@ export const metricsNode = defineNode({
   }),
   async identity(params, services) {
     if (!params.lpips.trim()) return 'no-lpips';
-    return fingerprintFolder(await resolveModelPath(params.lpips.trim(), services.dataDir)).catch(() => 'unreadable');
+    return fingerprintFolder(await resolveModelPath(params.lpips.trim(), services)).catch(() => 'unreadable');
   },
   async run({ inputs, params, ctx }) {
     const { image, original, clip, source, style1, style2 } = inputs;
     const prompts: StylePrompts | undefined = source !== undefined && style1 !== undefined && style2 !== undefined ? { source, style1, style2 } : undefined;
     if (clip?.handle && !prompts) ctx.warn('CLIP scores need the source prompt and both style prompts connected; they are left out');
-    const lpips = params.lpips.trim() ? await (await lpipsHandle(await resolveModelPath(params.lpips.trim(), ctx.services.dataDir), ctx.services.executionProvider, { deviceId: ctx.services.gpu ?? 0 })).acquire() : undefined;
+    const lpips = params.lpips.trim()
+      ? await (await lpipsHandle(await resolveModelPath(params.lpips.trim(), ctx.services), ctx.services.executionProvider, { deviceId: ctx.services.gpu ?? 0 })).acquire()
+      : undefined;
     const values = await evaluateImage(image, original, prompts, { clip: clip?.handle ? await clip.handle.acquire() : undefined, lpips });
     const metrics: MetricsValue = { samples: [{ label: params.label.trim() || ctx.nodeId, values, width: image.width, height: image.height }] };
     return { outputs: { metrics }, result: metricsResult(metrics) };

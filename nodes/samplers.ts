@@ -4,7 +4,7 @@ import { decode } from '../server/engine/diffusion/cycle.ts';
 import { attentionMerge, epsilonMerge, singlePrompt, type EpsilonRule } from '../server/engine/diffusion/guidance.ts';
 import { pipelineOf, requireSameModel } from './lib/model.ts';
 import { stepReporter } from './lib/sampling.ts';
-import type { NodeContext } from './types.ts';
+import type { NodeContext, NodePlan, PlannedValue } from './types.ts';
 import type { ConditioningValue, InversionValue, LatentValue, MaskValue, ModelValue } from './values.ts';
 
 const guidanceParam = z
@@ -23,11 +23,24 @@ async function decodeInversion(model: ModelValue, inversion: InversionValue, rul
   return { width, height, channels: pipe.info.latentChannels, data, modelId: model.id };
 }
 
+/**
+ * A sampler's plan: its UNet calls at the inversion's latent size with `rows` rows (the rule's: see
+ * engine/diffusion/guidance.ts), and a latent of that size.
+ */
+function samplerPlan(model: PlannedValue | undefined, inversion: PlannedValue | undefined, rows: number, attentionMerge = false): NodePlan {
+  if (!model?.model || inversion?.width === undefined || inversion.height === undefined) return {};
+  const size = { width: inversion.width, height: inversion.height };
+  return {
+    outputs: { latent: size },
+    work: [{ model: model.model, stage: 'unet', rows, latentWidth: size.width, latentHeight: size.height, attentionMerge }],
+  };
+}
+
 /** The merge rules of the paper: both take c1, c2, the guidance s and the mask M (weighting c1). */
 type MergeRule = (c1: Float32Array, c2: Float32Array, s: number, mask: MaskValue) => EpsilonRule;
 
 /** A dual-style sampler node: same inputs, parameters and behaviour for every merge rule. */
-function mergeSampler(spec: { type: string; title: string; description: string; rule: MergeRule }) {
+function mergeSampler(spec: { type: string; title: string; description: string; rule: MergeRule; rows: (s: number) => number; attentionMerge?: boolean }) {
   return defineNode({
     type: spec.type,
     title: spec.title,
@@ -42,6 +55,9 @@ function mergeSampler(spec: { type: string; title: string; description: string; 
     },
     outputs: { latent: { type: 'Latent', label: 'latent' } },
     params: z.object({ guidance: guidanceParam }),
+    plan({ inputs, params }) {
+      return samplerPlan(inputs.model, inputs.inversion, spec.rows(params.guidance), spec.attentionMerge);
+    },
     async run({ inputs, params, ctx }) {
       const { model, inversion, style1, style2, mask } = inputs;
       const checked: [InversionValue | ConditioningValue, string][] = [[inversion, 'inversion'], [style1, 'style1'], [style2, 'style2']];
@@ -59,6 +75,7 @@ export const epsilonMergeSampler = mergeSampler({
     'Dual-style decoding by noise merging: at every step ê = M·ê(c1) + (1 − M)·ê(c2), each classifier-free guided; ' +
     '∅, c1 and c2 go through the UNet in one batched call.',
   rule: epsilonMerge,
+  rows: (s) => (s === 1 ? 2 : 3), // [c1, c2], or [∅, c1, c2]
 });
 
 export const attentionMergeSampler = mergeSampler({
@@ -70,6 +87,8 @@ export const attentionMergeSampler = mergeSampler({
     'go through a rewritten UNet in one call; the rewrite is made once per model and cached beside its UNet. ' +
     'The paper finds a sharper mask (70) and stronger guidance (30) help this method.',
   rule: attentionMerge,
+  rows: (s) => (s === 1 ? 1 : 2), // [dual], or [∅, dual]
+  attentionMerge: true,
 });
 
 export const singlePromptSampler = defineNode({
@@ -84,6 +103,9 @@ export const singlePromptSampler = defineNode({
   },
   outputs: { latent: { type: 'Latent', label: 'latent' } },
   params: z.object({ guidance: guidanceParam }),
+  plan({ inputs, params }) {
+    return samplerPlan(inputs.model, inputs.inversion, params.guidance === 1 ? 1 : 2);
+  },
   async run({ inputs, params, ctx }) {
     const { model, inversion, prompt } = inputs;
     requireSameModel(model, inversion, 'inversion');

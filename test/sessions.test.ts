@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSession, sessionOptions } from '../server/engine/onnx/sessions.ts';
-import { ort } from '../server/engine/onnx/runtime.ts';
+import { ort, type InferenceSession } from '../server/engine/onnx/runtime.ts';
 import { writeDemoModel } from '../server/models/demo/index.ts';
 import { maxAbsDiff } from './support/numeric.ts';
 
@@ -32,7 +32,7 @@ describe('sessionOptions', () => {
   });
 });
 
-async function run(session: ort.InferenceSession): Promise<Float32Array> {
+async function run(session: InferenceSession): Promise<Float32Array> {
   const n = 2 * 4 * 8 * 8;
   const out = await session.run({
     sample: new ort.Tensor('float32', Float32Array.from({ length: n }, (_, i) => Math.sin(i)), [2, 4, 8, 8]),

@@ -124,8 +124,10 @@ export interface BenchReport {
 class BenchRunner {
   readonly graphs: GraphRunner;
   pipeline?: SdPipeline;
-  constructor(dataDir: string, executionProvider: ExecutionProviderRequest, gpu: number, previewDecoder?: BudgetedPreviewDecoder) {
-    this.graphs = new GraphRunner({ catalog: createCatalog(nodeDefinitions), dataDir, executionProvider, gpu, previewDecoder });
+  /** `model`: the folder the operator named on the command line, allowed as a models folder of its own. */
+  constructor(dataDir: string, executionProvider: ExecutionProviderRequest, model: string, gpu: number, previewDecoder?: BudgetedPreviewDecoder) {
+    const modelRoots = model === 'demo' ? [] : [path.resolve(model)];
+    this.graphs = new GraphRunner({ catalog: createCatalog(nodeDefinitions), dataDir, executionProvider, gpu, previewDecoder, modelRoots });
   }
 
   /**
@@ -170,10 +172,10 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   const gpu = opts.gpu ?? 0;
   const previewDecoder = opts.previewDecoder ? await loadPreviewDecoder(opts.previewDecoder, opts.executionProvider, { deviceId: gpu }) : undefined;
   try {
-    const runner = new BenchRunner(dataDir, opts.executionProvider, gpu, previewDecoder);
+    const runner = new BenchRunner(dataDir, opts.executionProvider, opts.model, gpu, previewDecoder);
     const template = JSON.parse(await readFile(path.join(PROJECT_ROOT, 'graphs', 'comparison.json'), 'utf8')) as Graph;
     const graph = withParams(template, {
-      LoadModel: { model: opts.model },
+      LoadModel: { model: opts.model === 'demo' ? 'demo' : path.resolve(opts.model) },
       LoadImage: { max_side: opts.maxSide },
       Invert: { steps: opts.steps, skip: opts.skip },
     });

@@ -4,7 +4,9 @@
  * (`npm start -- --redis URL`) queued in Redis, one at a time, and runs them on one GPU; start one per
  * GPU. Every web server and worker must share the data folder (the same machine, or a shared mount):
  * workers read uploads from it and write results into <data>/results, which the web servers serve.
- * Environment: DUALSTYLE_REDIS, DUALSTYLE_DATA, DUALSTYLE_EP.
+ * [--models-root DIR]... [--max-job-memory SIZE] as for the studio.
+ * [--preview-decoder DIR] as for the studio.
+ * Environment: DUALSTYLE_REDIS, DUALSTYLE_DATA, DUALSTYLE_EP, DUALSTYLE_MAX_JOB_MEMORY, DUALSTYLE_PREVIEW_DECODER.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,11 +20,12 @@ import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/on
 import { GraphRunner } from '../executor/graph-runner.ts';
 import { DEFAULT_RETENTION } from '../executor/job-service.ts';
 import { RedisJobWorker } from '../executor/redis-worker.ts';
-import { redisUrl, untilStopped, UsageError, wholeNumber } from '../main.ts';
+import { jobMemory, redisUrl, untilStopped, UsageError, wholeNumber } from '../main.ts';
 import { redacted } from '../util/redact.ts';
 
 const USAGE = `usage: npm run worker -- --redis URL [--gpu N] [--data ./data] [--ep auto|cuda|webgpu|cpu] [--stall-timeout 30]
-                         [--keep-jobs 1000] [--keep-days 30] [--preview-decoder DIR]
+                         [--keep-jobs 1000] [--keep-days 30] [--models-root DIR]... [--max-job-memory SIZE]
+                         [--preview-decoder DIR]
 
   --redis          the Redis the web servers queue jobs in (env DUALSTYLE_REDIS), e.g. redis://127.0.0.1:6379
   --gpu            the GPU to run on (sets CUDA_VISIBLE_DEVICES); start one worker per GPU
@@ -31,7 +34,11 @@ const USAGE = `usage: npm run worker -- --redis URL [--gpu N] [--data ./data] [-
   --stall-timeout  seconds after which the job of a worker that stopped answering goes to another (default 30)
   --keep-jobs      finished jobs the history keeps (default 1000)
   --keep-days      days a finished job stays in the history (default 30)
-  --preview-decoder  a folder with taesd_decoder.onnx that draws the live previews (see npm start -- --help)`;
+  --models-root    another folder Load Model may read models from (besides <data>/models and the studio's models/)
+  --max-job-memory refuse jobs estimated to need more memory than this, e.g. 8G (env DUALSTYLE_MAX_JOB_MEMORY;
+                   default: 3/4 of this machine's memory)
+  --preview-decoder a folder with taesd_decoder.onnx that draws the live previews (env DUALSTYLE_PREVIEW_DECODER;
+                   see npm start -- --help)`;
 
 export interface WorkerCli {
   redis: string;
@@ -40,6 +47,9 @@ export interface WorkerCli {
   ep: ExecutionProviderRequest;
   stallTimeoutMs: number;
   retention: { maxJobs: number; maxAgeMs: number };
+  modelRoots: string[];
+  /** Bytes; absent: the default from the machine. */
+  maxJobMemory?: number;
   previewDecoder?: string;
 }
 
@@ -56,6 +66,8 @@ export function parseWorkerCli(argv: string[], env: NodeJS.ProcessEnv = process.
         'stall-timeout': { type: 'string' },
         'keep-jobs': { type: 'string' },
         'keep-days': { type: 'string' },
+        'models-root': { type: 'string', multiple: true },
+        'max-job-memory': { type: 'string' },
         'preview-decoder': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -70,9 +82,12 @@ export function parseWorkerCli(argv: string[], env: NodeJS.ProcessEnv = process.
   if (!redisText) throw new UsageError('--redis is required: the URL of the Redis the web servers were started with');
   const ep = (values.ep ?? (env.DUALSTYLE_EP || 'auto')) as ExecutionProviderRequest;
   if (!EXECUTION_PROVIDERS.includes(ep)) throw new UsageError(`--ep must be one of ${EXECUTION_PROVIDERS.join(', ')}, got ${JSON.stringify(ep)}`);
+  const maxJobMemory = jobMemory(values['max-job-memory'] ?? (env.DUALSTYLE_MAX_JOB_MEMORY || undefined));
   const previewDecoder = values['preview-decoder'] || env.DUALSTYLE_PREVIEW_DECODER || undefined;
   return {
     redis: redisUrl(redisText),
+    modelRoots: (values['models-root'] ?? []).map((dir) => path.resolve(dir)),
+    ...(maxJobMemory !== undefined ? { maxJobMemory } : {}),
     ...(previewDecoder ? { previewDecoder: path.resolve(previewDecoder) } : {}),
     ...(values.gpu !== undefined ? { gpu: wholeNumber('gpu', values.gpu, 0, 1023) } : {}),
     dataDir: path.resolve(values.data || env.DUALSTYLE_DATA || 'data'),
@@ -107,8 +122,15 @@ export async function runWorker(argv: string[], overrides: { catalog?: AnyNodeDe
     if (cli.previewDecoder) previewDecoder = await loadPreviewDecoder(cli.previewDecoder, cli.ep, {}, (err) =>
         consoleLogger.warn(`the preview decoder failed; live previews use the latent projection from now on: ${err.message}`),
       );
-    const catalog = createCatalog(overrides.catalog ?? nodeDefinitions);
-    const runner = new GraphRunner({ catalog, dataDir: cli.dataDir, executionProvider: cli.ep, previewDecoder, logger: consoleLogger });
+    const runner = new GraphRunner({
+      catalog: createCatalog(overrides.catalog ?? nodeDefinitions),
+      dataDir: cli.dataDir,
+      executionProvider: cli.ep,
+      previewDecoder,
+      logger: consoleLogger,
+      modelRoots: cli.modelRoots,
+      ...(cli.maxJobMemory !== undefined ? { maxJobMemoryBytes: cli.maxJobMemory } : {}),
+    });
     worker = await RedisJobWorker.start({
       url: cli.redis,
       runner,

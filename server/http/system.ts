@@ -55,7 +55,7 @@ export function providerChoice(requested: string, d: CudaDiagnosis = diagnoseCud
   return { executionProviderUsed: requested, executionProviderNote: `${requested}: chosen with --ep` };
 }
 
-export function systemRoutes(catalog: NodeCatalog, info: SystemInfo & { dataDir: string }): Router {
+export function systemRoutes(catalog: NodeCatalog, info: SystemInfo & { modelRoots: readonly string[] }): Router {
   const router = Router();
   // The catalog does not change while the server runs: build its JSON once.
   const catalogBody = catalogJson(catalog);
@@ -74,7 +74,7 @@ export function systemRoutes(catalog: NodeCatalog, info: SystemInfo & { dataDir:
 
   /** Models Load Model can use; the demo is labelled as such (random weights, pictures mean nothing). */
   router.get('/models', async (_req, res) => {
-    res.json({ models: await listModels(info.dataDir) });
+    res.json({ models: await listModels(info.modelRoots) });
   });
 
   router.get('/catalog', (_req, res) => {

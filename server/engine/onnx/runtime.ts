@@ -4,13 +4,15 @@
  * throughout; conversion happens here at the session boundary. Sessions are created in sessions.ts.
  */
 import ort from 'onnxruntime-node';
+import type { Session } from './inference-thread.ts';
 
 export type ExecutionProviderRequest = 'auto' | 'cuda' | 'webgpu' | 'cpu';
 export type ExecutionProvider = 'cuda' | 'webgpu' | 'cpu';
 
 export const EXECUTION_PROVIDERS: readonly ExecutionProviderRequest[] = ['auto', 'cuda', 'webgpu', 'cpu'];
 
-export type InferenceSession = ort.InferenceSession;
+/** Sessions live on the inference thread (inference-thread.ts), so the event loop stays free while they run. */
+export type InferenceSession = Session;
 export type OrtTensor = ort.Tensor;
 export { ort };
 
@@ -34,13 +36,13 @@ function toInfo(m: MetaEntry): TensorInfo {
   return { name: m.name, type: m.type ?? 'float32', shape: m.shape ? [...m.shape] : [], rankKnown: m.shape !== undefined };
 }
 
-export function inputInfos(session: ort.InferenceSession): TensorInfo[] {
+export function inputInfos(session: Session): TensorInfo[] {
   const meta = (session as unknown as { inputMetadata?: readonly MetaEntry[] }).inputMetadata;
   if (meta && meta.length === session.inputNames.length) return meta.map(toInfo);
   return session.inputNames.map((name) => ({ name, type: 'float32', shape: [], rankKnown: false }));
 }
 
-export function outputInfos(session: ort.InferenceSession): TensorInfo[] {
+export function outputInfos(session: Session): TensorInfo[] {
   const meta = (session as unknown as { outputMetadata?: readonly MetaEntry[] }).outputMetadata;
   if (meta && meta.length === session.outputNames.length) return meta.map(toInfo);
   return session.outputNames.map((name) => ({ name, type: 'float32', shape: [], rankKnown: false }));

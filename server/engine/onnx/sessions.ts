@@ -17,6 +17,9 @@
  * Device-resident tensors between runs: the binding's IO binding and 'gpu-buffer' outputs exist for
  * WebGPU only, so with CUDA every run's outputs come back to host memory.
  *
+ * Sessions live on the inference thread (inference-thread.ts), so every option here is plain data (it is
+ * copied to that thread); CPU sessions run without the memory pattern (memory.ts).
+ *
  * Optimized graphs. With `optimizedModelFilePath` onnxruntime writes the graph after its optimizations;
  * a later start loads that file with optimizations off. The file is keyed by the model's files (path,
  * size, mtime of the model and of every file beside it, e.g. weights.pb), the onnxruntime version, the
@@ -33,7 +36,9 @@ import path from 'node:path';
 import { CACHE_ROOT } from '../../util/project.ts';
 import { UserError } from '../errors.ts';
 import { cudaUnavailableReason, diagnoseCuda, onnxruntimeNodeInfo } from './cuda-doctor.ts';
-import { ort, type ExecutionProvider, type ExecutionProviderRequest } from './runtime.ts';
+import { openSession } from './inference-thread.ts';
+import { CPU_MEMORY_OPTIONS } from './memory.ts';
+import type { ExecutionProvider, ExecutionProviderRequest, InferenceSession, ort } from './runtime.ts';
 
 export interface SessionSettings {
   /** CUDA device index (`--gpu N`); 0 by default. */
@@ -55,7 +60,7 @@ export interface ProviderChoice {
 }
 
 export interface CreatedSession extends ProviderChoice {
-  session: ort.InferenceSession;
+  session: InferenceSession;
   /** 'hit': loaded a cached optimized graph; 'written': optimized and cached; 'off': not cached. */
   cache: 'hit' | 'written' | 'off';
   createMs: number;
@@ -78,6 +83,7 @@ export function sessionOptions(provider: ExecutionProvider, settings: SessionSet
     logSeverityLevel: 3,
     logVerbosityLevel: 0,
     ...(provider === 'cuda' ? { extra: { session: { use_device_allocator_for_initializers: '1' } } } : {}),
+    ...(provider === 'cpu' ? CPU_MEMORY_OPTIONS : {}),
   };
 }
 
@@ -169,12 +175,12 @@ async function openCached(modelPath: string, provider: ExecutionProvider, settin
     entry = null; // unreadable folder: open without the cache, the session reports real problems
   }
   if (!cache || !entry || entry.bytes < cache.minBytes) {
-    return { session: await ort.InferenceSession.create(modelPath, options), cache: 'off', createMs: performance.now() - t0 };
+    return { session: await openSession(modelPath, options), cache: 'off', createMs: performance.now() - t0 };
   }
   const cached = path.join(entry.dir, OPTIMIZED_MODEL);
   if (existsSync(cached)) {
     try {
-      const session = await ort.InferenceSession.create(cached, { ...options, graphOptimizationLevel: 'disabled' });
+      const session = await openSession(cached, { ...options, graphOptimizationLevel: 'disabled' });
       return { session, cache: 'hit', createMs: performance.now() - t0 };
     } catch {
       await rm(entry.dir, { recursive: true, force: true }); // damaged entry: optimize again below
@@ -183,7 +189,7 @@ async function openCached(modelPath: string, provider: ExecutionProvider, settin
   const temp = `${entry.dir}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   await mkdir(temp, { recursive: true });
   try {
-    const session = await ort.InferenceSession.create(modelPath, {
+    const session = await openSession(modelPath, {
       ...options,
       optimizedModelFilePath: path.join(temp, OPTIMIZED_MODEL),
       extra: {
