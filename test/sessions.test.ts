@@ -6,7 +6,7 @@ import { mkdtemp, readdir, rm, stat, utimes } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createSession, sessionOptions } from '../server/engine/onnx/sessions.ts';
+import { createSession, graphShapingOptions, sessionOptions } from '../server/engine/onnx/sessions.ts';
 import { ort, type InferenceSession } from '../server/engine/onnx/runtime.ts';
 import { writeDemoModel } from '../server/models/demo/index.ts';
 import { maxAbsDiff } from './support/numeric.ts';
@@ -29,6 +29,13 @@ describe('sessionOptions', () => {
     const cpu = sessionOptions('cpu', { deviceId: 1 });
     expect(cpu.executionProviders).toEqual(['cpu']);
     expect(cpu.extra).toBeUndefined();
+    // CPU: the arena stays, the memory pattern goes (memory.ts); neither is part of the optimized graph's key.
+    expect(cpu).toMatchObject({ enableCpuMemArena: true, enableMemPattern: false });
+    expect(graphShapingOptions(cpu)).not.toHaveProperty('enableMemPattern');
+    expect(graphShapingOptions(cpu)).toMatchObject({ executionProviders: ['cpu'], graphOptimizationLevel: 'all' });
+    // Options cross to the inference thread by structured clone: plain data only.
+    expect(structuredClone(cuda)).toEqual(cuda);
+    expect(structuredClone(cpu)).toEqual(cpu);
   });
 });
 

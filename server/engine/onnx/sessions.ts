@@ -149,6 +149,16 @@ function modelFilesIdentity(modelPath: string): { files: string; bytes: number }
   return { files: parts.join('\n'), bytes };
 }
 
+/**
+ * The session options an optimized graph depends on: all but the CPU memory arena and memory pattern, which
+ * plan allocations when a session runs and are not part of the graph onnxruntime writes (so entries written
+ * before CPU sessions dropped the memory pattern still apply).
+ */
+export function graphShapingOptions(options: ort.InferenceSession.SessionOptions): ort.InferenceSession.SessionOptions {
+  const { enableCpuMemArena: _arena, enableMemPattern: _pattern, ...rest } = options;
+  return rest;
+}
+
 /** The cache folder for this model and provider: `<model file hash>-<provider>-<state hash>`. */
 export function optimizedCacheEntry(modelPath: string, provider: ExecutionProvider, settings: SessionSettings, root: string): { dir: string; prefix: string; bytes: number } {
   const real = realpathSync(modelPath);
@@ -156,7 +166,7 @@ export function optimizedCacheEntry(modelPath: string, provider: ExecutionProvid
   const hash = (x: string) => createHash('sha256').update(x).digest('hex').slice(0, 16);
   const device = provider === 'cuda' ? `gpu${settings.deviceId ?? 0}` : provider === 'cpu' ? os.cpus()[0]?.model ?? os.arch() : '';
   const prefix = `${hash(real)}-${provider}`;
-  const state = hash(JSON.stringify([onnxruntimeNodeInfo().version, device, sessionOptions(provider, settings), id.files]));
+  const state = hash(JSON.stringify([onnxruntimeNodeInfo().version, device, graphShapingOptions(sessionOptions(provider, settings)), id.files]));
   return { dir: path.join(root, `${prefix}-${state}`), prefix, bytes: id.bytes };
 }
 
