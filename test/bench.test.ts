@@ -103,3 +103,14 @@ describe('bench with a preview decoder (TAESD layout, narrow, random weights)', 
     }
   });
 });
+
+describe('bench under a small job memory budget', () => {
+  it('keeps its sessions loaded across runs where the server would release them after a big job', async () => {
+    // The server releases loaded models after a job that leaves the process above half the budget; at a
+    // budget of this process's size plus 128 MiB every run would, and the UNet timing's pipeline with them.
+    const budget = process.memoryUsage.rss() + (128 << 20);
+    const r = await runBench({ model: 'demo', executionProvider: 'cpu', steps: 4, skip: 1, maxSide: 64, previewReps: 1, unetReps: 1, sessionTiming: false, maxJobMemory: budget });
+    expect(r.unetCalls.map((u) => u.batch)).toEqual([1, 2, 3]);
+    expect(r.rerun.inversionFromCache).toBe(true);
+  });
+});

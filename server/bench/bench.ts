@@ -58,6 +58,8 @@ export interface BenchOptions {
   previewDecoder?: string;
   /** Timed UNet calls per batch size (after one warm-up call); default 3. */
   unetReps?: number;
+  /** The job memory budget (`--max-job-memory`): jobs estimated above it are refused; default 3/4 of the machine's. */
+  maxJobMemory?: number;
   /** Measure session creation with an empty and a filled optimized-graph cache (loads the model twice more); default true. */
   sessionTiming?: boolean;
   log?: (line: string) => void;
@@ -125,9 +127,21 @@ class BenchRunner {
   readonly graphs: GraphRunner;
   pipeline?: SdPipeline;
   /** `model`: the folder the operator named on the command line, allowed as a models folder of its own. */
-  constructor(dataDir: string, executionProvider: ExecutionProviderRequest, model: string, gpu: number, previewDecoder?: BudgetedPreviewDecoder) {
-    const modelRoots = model === 'demo' ? [] : [path.resolve(model)];
-    this.graphs = new GraphRunner({ catalog: createCatalog(nodeDefinitions), dataDir, executionProvider, gpu, previewDecoder, modelRoots });
+  constructor(dataDir: string, opts: BenchOptions, gpu: number, previewDecoder?: BudgetedPreviewDecoder) {
+    const modelRoots = opts.model === 'demo' ? [] : [path.resolve(opts.model)];
+    this.graphs = new GraphRunner({
+      catalog: createCatalog(nodeDefinitions),
+      dataDir,
+      executionProvider: opts.executionProvider,
+      gpu,
+      previewDecoder,
+      modelRoots,
+      ...(opts.maxJobMemory !== undefined ? { maxJobMemoryBytes: opts.maxJobMemory } : {}),
+      // Sessions are created once and reused by every run, as the bench measures them: the server's release
+      // of loaded models after a big job (an SD 1.5 run at 512 px) would reload them inside the timed runs
+      // and release the pipeline the UNet timing holds. The bench reports peak RSS instead.
+      releaseModelsAboveBytes: Number.POSITIVE_INFINITY,
+    });
   }
 
   /**
@@ -172,7 +186,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   const gpu = opts.gpu ?? 0;
   const previewDecoder = opts.previewDecoder ? await loadPreviewDecoder(opts.previewDecoder, opts.executionProvider, { deviceId: gpu }) : undefined;
   try {
-    const runner = new BenchRunner(dataDir, opts.executionProvider, opts.model, gpu, previewDecoder);
+    const runner = new BenchRunner(dataDir, opts, gpu, previewDecoder);
     const template = JSON.parse(await readFile(path.join(PROJECT_ROOT, 'graphs', 'comparison.json'), 'utf8')) as Graph;
     const graph = withParams(template, {
       LoadModel: { model: opts.model === 'demo' ? 'demo' : path.resolve(opts.model) },

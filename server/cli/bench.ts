@@ -1,6 +1,6 @@
 /**
  * npm run bench -- [--model DIR|demo] [--ep auto|cuda|webgpu|cpu] [--gpu N] [--steps N] [--skip N] [--size PX]
- *                  [--reps N] [--unet-reps N] [--no-session-timing] [--preview-decoder DIR] [--jsonl FILE] [--json]
+ *                  [--reps N] [--unet-reps N] [--no-session-timing] [--preview-decoder DIR] [--max-job-memory SIZE] [--jsonl FILE] [--json]
  * Defaults: the built-in demo model, provider `auto`, the paper's 100 steps, skip a tenth of the steps
  * (10 for 100), a 512-pixel image. Prints the table and the targets, then one JSON line per figure
  * (also appended to --jsonl FILE); --json prints the whole report as one JSON document instead.
@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { runBench } from '../bench/bench.ts';
 import { figureLines } from '../bench/report.ts';
 import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
+import { jobMemory } from '../main.ts';
 
 const { values } = parseArgs({
   options: {
@@ -22,6 +23,7 @@ const { values } = parseArgs({
     reps: { type: 'string', default: '3' },
     'unet-reps': { type: 'string', default: '3' },
     'no-session-timing': { type: 'boolean', default: false },
+    'max-job-memory': { type: 'string' },
     'preview-decoder': { type: 'string' },
     jsonl: { type: 'string' },
     json: { type: 'boolean', default: false },
@@ -59,6 +61,7 @@ try {
     previewReps: int('reps', values.reps, 1),
     unetReps: int('unet-reps', values['unet-reps'], 1),
     sessionTiming: !values['no-session-timing'],
+    ...(values['max-job-memory'] !== undefined ? { maxJobMemory: jobMemory(values['max-job-memory']) } : {}),
     ...(values['preview-decoder'] ? { previewDecoder: values['preview-decoder'] } : {}),
     log: values.json ? undefined : (line) => console.log(line),
   });
