@@ -89,14 +89,14 @@ describe('attention-merge rewrite of the demo UNet', () => {
     const c2 = values(2 * L * D, 3);
     const stock1 = await pipe.unet(sample, 2, h, w, 500, c1);
     const stock2 = await pipe.unet(sample, 2, h, w, 500, c2);
-    const dual = async (mask: Float32Array) => pipe.unet(sample, 2, h, w, 500, c1, await pipe.attentionMergeExtras(c2, 2, mask, w, h));
+    const dual = async (mask: Float32Array) => pipe.unet(sample, 2, h, w, 500, c1, await pipe.attentionMergeExtras([c2], 2, mask, w, h));
     const ones = await dual(new Float32Array(w * h).fill(1));
     const zeros = await dual(new Float32Array(w * h));
     expect(maxAbsDiff(ones, stock1)).toBeLessThanOrEqual(1e-5 * Math.max(1, maxAbs(stock1)));
     expect(maxAbsDiff(zeros, stock2)).toBeLessThanOrEqual(1e-5 * Math.max(1, maxAbs(stock2)));
     // Not vacuous: the two conditionings give different outputs, and a left-right ramp differs from both.
     expect(maxAbsDiff(stock1, stock2)).toBeGreaterThan(1e-3);
-    const ramp = await dual(makeMask({ shape: 'linear', direction: 'left-right', sharpness: 20 }).sample(w, h));
+    const ramp = await dual(makeMask({ shape: 'linear', direction: 'left-right', sharpness: 20 }).weights(w, h)[0]!);
     expect(maxAbsDiff(ramp, stock1)).toBeGreaterThan(1e-4);
     expect(maxAbsDiff(ramp, stock2)).toBeGreaterThan(1e-4);
   });
@@ -185,7 +185,7 @@ describe('attention-merge rewrite of the demo UNet', () => {
       const [w, h] = [8, 8];
       const [sample, c1, c2] = [values(C * h * w, 7), values(L * D, 8), values(L * D, 9)];
       const stock = await pipe.unet(sample, 1, h, w, 500, c1);
-      const ones = await pipe.unet(sample, 1, h, w, 500, c1, await pipe.attentionMergeExtras(c2, 1, new Float32Array(w * h).fill(1), w, h));
+      const ones = await pipe.unet(sample, 1, h, w, 500, c1, await pipe.attentionMergeExtras([c2], 1, new Float32Array(w * h).fill(1), w, h));
       expect(maxAbsDiff(ones, stock)).toBeLessThanOrEqual(1e-5 * Math.max(1, maxAbs(stock)));
       expect(ones.some((v) => v !== 0)).toBe(true);
     } finally {
@@ -232,7 +232,7 @@ describe('attention-merge rewrite across export styles', () => {
     const t = new ort.Tensor('float32', new Float32Array([500, 500]), [2]);
     const c1 = new ort.Tensor('float32', values(2 * L * TEXT_HIDDEN, 8), [2, L, TEXT_HIDDEN]);
     const c2 = new ort.Tensor('float32', values(2 * L * TEXT_HIDDEN, 9), [2, L, TEXT_HIDDEN]);
-    const ramp = new ort.Tensor('float32', makeMask({ shape: 'logistic', direction: 'left-right', sharpness: 20 }).sample(w, h), [1, 1, h, w]);
+    const ramp = new ort.Tensor('float32', makeMask({ shape: 'logistic', direction: 'left-right', sharpness: 20 }).weights(w, h)[0]!, [1, 1, h, w]);
     const results: Record<string, { stock: Float32Array; merged: Float32Array; ones: Float32Array }> = {};
     for (const style of styles) {
       const dir = path.join(tmp, `style-${style}`);
@@ -389,8 +389,8 @@ describe.skipIf(!hasFixture)('attention-merge rewrite of the reference tiny-sd U
       const [batch, , h, w] = sample.shape as [number, number, number, number];
       const stock1 = await pipe.unet(sample.data, batch, h, w, 500, ehs.data);
       const stock2 = await pipe.unet(sample.data, batch, h, w, 500, ehs2.data);
-      const ones = await pipe.unet(sample.data, batch, h, w, 500, ehs.data, await pipe.attentionMergeExtras(ehs2.data, batch, new Float32Array(w * h).fill(1), w, h));
-      const zeros = await pipe.unet(sample.data, batch, h, w, 500, ehs.data, await pipe.attentionMergeExtras(ehs2.data, batch, new Float32Array(w * h), w, h));
+      const ones = await pipe.unet(sample.data, batch, h, w, 500, ehs.data, await pipe.attentionMergeExtras([ehs2.data], batch, new Float32Array(w * h).fill(1), w, h));
+      const zeros = await pipe.unet(sample.data, batch, h, w, 500, ehs.data, await pipe.attentionMergeExtras([ehs2.data], batch, new Float32Array(w * h), w, h));
       expect(maxAbsDiff(ones, stock1)).toBeLessThanOrEqual(1e-5 * Math.max(1, maxAbs(stock1)));
       expect(maxAbsDiff(zeros, stock2)).toBeLessThanOrEqual(1e-5 * Math.max(1, maxAbs(stock2)));
       expect(maxAbsDiff(stock1, stock2)).toBeGreaterThan(1e-3);

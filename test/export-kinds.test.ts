@@ -107,7 +107,7 @@ describe('attention merge on each export kind, at non-square sizes with odd leve
       c2: float(values(2 * L * D, 9), [2, L, D]),
       ones: mask(new Float32Array(w * h).fill(1)),
       zeros: mask(new Float32Array(w * h)),
-      ramp: mask(makeMask({ shape: 'logistic', direction: 'left-right', sharpness: 20 }).sample(w, h)),
+      ramp: mask(makeMask({ shape: 'logistic', direction: 'left-right', sharpness: 20 }).weights(w, h)[0]!),
     };
   }
 
