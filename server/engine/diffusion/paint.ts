@@ -12,7 +12,7 @@
  * 3. Feather: each plane is blurred by the same Gaussian (σ = feather × the shorter side; three box
  *    passes), a normalised linear filter, so the sum stays 1 and borders become soft ramps.
  * 4. Each pixel is divided by its sum (exactly 1 up to rounding), so the planes are a partition of unity.
- * The raster is drawn at 256..512 pixels on the long side whatever the grid asked for: a small grid
+ * The raster is drawn at 256..384 pixels on the long side whatever the grid asked for: a small grid
  * (a latent) is supersampled and box-averaged down, a large one is upsampled bilinearly, so every size
  * sees the same mask and the cost is bounded.
  */
@@ -28,7 +28,7 @@ export interface Painting {
 }
 
 const MIN_RASTER = 256;
-const MAX_RASTER = 512;
+const MAX_RASTER = 384;
 
 export function paintedWeights(painting: Painting, styles: number, w: number, h: number): Float32Array[] {
   const { strokes, fill, feather } = painting;
@@ -60,7 +60,13 @@ export function paintedWeights(painting: Painting, styles: number, w: number, h:
   return planes.map((p) => resizeBilinear(p, rw, rh, w, h));
 }
 
-/** Composites one stroke of style index `s` (points xy in 0..1, radius r in raster pixels) over the planes. */
+/**
+ * Composites one stroke of style index `s` (points xy in 0..1, radius r in raster pixels) over the
+ * planes. Row by row: each segment's capsule crosses a row in an interval (it is convex); pixels whose
+ * centre lies within r − ½ of the stroke are covered fully and filled once per row from the merged
+ * intervals; only the one-pixel rims get a distance each. The work is the stroke's area plus its
+ * outline, however many points and however wide the brush.
+ */
 function drawStroke(planes: Float32Array[], s: number, xy: Float64Array, r: number, rw: number, rh: number): void {
   const px = Array.from({ length: xy.length / 2 }, (_, i) => [xy[2 * i]! * rw, xy[2 * i + 1]! * rh] as const);
   const reach = r + 1;
@@ -71,26 +77,32 @@ function drawStroke(planes: Float32Array[], s: number, xy: Float64Array, r: numb
   const bw = x1 - x0;
   if (bw <= 0 || y1 <= y0) return;
   const coverage = new Float32Array(bw * (y1 - y0));
-  // Each segment (a dot for a one-point stroke) covers what lies within r of it; the stroke is their union.
+  const full: number[][] = Array.from({ length: y1 - y0 }, () => []);
+  /** The first and last pixel of row y whose centre lies in [lo, hi], within the box. */
+  const pixels = (span: readonly [number, number]) => [Math.max(x0, Math.ceil(span[0] - 0.5)), Math.min(x1 - 1, Math.floor(span[1] - 0.5))] as const;
   for (let i = 0; i < Math.max(1, px.length - 1); i++) {
-    const [ax, ay] = px[i]!;
-    const [bx, by] = px[Math.min(i + 1, px.length - 1)]!;
-    const [dx, dy] = [bx - ax, by - ay];
-    const len2 = dx * dx + dy * dy;
-    const sx0 = clampInt(Math.floor(Math.min(ax, bx) - reach), x0, x1);
-    const sx1 = clampInt(Math.ceil(Math.max(ax, bx) + reach), x0, x1);
-    const sy0 = clampInt(Math.floor(Math.min(ay, by) - reach), y0, y1);
-    const sy1 = clampInt(Math.ceil(Math.max(ay, by) + reach), y0, y1);
-    for (let y = sy0; y < sy1; y++) {
-      for (let x = sx0; x < sx1; x++) {
-        const [qx, qy] = [x + 0.5 - ax, y + 0.5 - ay];
-        const t = len2 > 0 ? Math.min(1, Math.max(0, (qx * dx + qy * dy) / len2)) : 0;
-        const alpha = Math.min(1, Math.max(0, r - Math.hypot(qx - t * dx, qy - t * dy) + 0.5));
-        const c = (y - y0) * bw + (x - x0);
-        if (alpha > coverage[c]!) coverage[c] = alpha;
+    const a = px[i]!;
+    const b = px[Math.min(i + 1, px.length - 1)]!;
+    const rows = [clampInt(Math.floor(Math.min(a[1], b[1]) - reach), y0, y1), clampInt(Math.ceil(Math.max(a[1], b[1]) + reach), y0, y1)];
+    for (let y = rows[0]!; y < rows[1]!; y++) {
+      const outer = capsuleSpan(a, b, r + 0.5, y + 0.5);
+      if (!outer) continue;
+      const [from, to] = pixels(outer);
+      const innerSpan = r > 0.5 ? capsuleSpan(a, b, r - 0.5, y + 0.5) : null;
+      const [fullFrom, fullTo] = innerSpan ? pixels(innerSpan) : [to + 1, to];
+      if (fullFrom <= fullTo) full[y - y0]!.push(fullFrom, fullTo);
+      const row = (y - y0) * bw - x0;
+      for (let x = from; x <= to; x++) {
+        if (x === fullFrom && fullFrom <= fullTo) x = fullTo + 1;
+        if (x > to) break;
+        const alpha = Math.min(1, Math.max(0, r - segmentDistance(x + 0.5, y + 0.5, a, b) + 0.5));
+        if (alpha > coverage[row + x]!) coverage[row + x] = alpha;
       }
     }
   }
+  full.forEach((spans, j) => {
+    for (let k = 0; k < spans.length; k += 2) coverage.fill(1, j * bw + spans[k]! - x0, j * bw + spans[k + 1]! - x0 + 1);
+  });
   for (let y = y0; y < y1; y++) {
     for (let x = x0; x < x1; x++) {
       const alpha = coverage[(y - y0) * bw + (x - x0)]!;
@@ -99,6 +111,54 @@ function drawStroke(planes: Float32Array[], s: number, xy: Float64Array, r: numb
       for (let k = 0; k < planes.length; k++) planes[k]![p] = planes[k]![p]! * (1 - alpha) + (k === s ? alpha : 0);
     }
   }
+}
+
+type Point = readonly [number, number];
+
+/** Distance from (x, y) to the segment a–b (a point when a = b). */
+function segmentDistance(x: number, y: number, a: Point, b: Point): number {
+  const [dx, dy] = [b[0] - a[0], b[1] - a[1]];
+  const len2 = dx * dx + dy * dy;
+  const t = len2 > 0 ? Math.min(1, Math.max(0, ((x - a[0]) * dx + (y - a[1]) * dy) / len2)) : 0;
+  return Math.hypot(x - a[0] - t * dx, y - a[1] - t * dy);
+}
+
+/**
+ * The x-interval of row y within distance ρ of the segment a–b (the capsule is convex, so it is one
+ * interval): the union of the discs at both ends and the band between them; null where the row misses.
+ */
+function capsuleSpan(a: Point, b: Point, rho: number, y: number): [number, number] | null {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const c of [a, b]) {
+    const dy = y - c[1];
+    if (Math.abs(dy) > rho) continue;
+    const h = Math.sqrt(rho * rho - dy * dy);
+    lo = Math.min(lo, c[0] - h);
+    hi = Math.max(hi, c[0] + h);
+  }
+  const length = Math.hypot(b[0] - a[0], b[1] - a[1]);
+  if (length > 0) {
+    // Along the segment 0 ≤ (p − a)·u ≤ L, across it |(p − a)·n| ≤ ρ: each a linear condition on x.
+    const [ux, uy] = [(b[0] - a[0]) / length, (b[1] - a[1]) / length];
+    const along = linearSpan(ux, (y - a[1]) * uy - a[0] * ux, 0, length);
+    const across = linearSpan(-uy, (y - a[1]) * ux + a[0] * uy, -rho, rho);
+    if (along && across) {
+      const [l, h] = [Math.max(along[0], across[0]), Math.min(along[1], across[1])];
+      if (l <= h) {
+        lo = Math.min(lo, l);
+        hi = Math.max(hi, h);
+      }
+    }
+  }
+  return lo <= hi ? [lo, hi] : null;
+}
+
+/** The x with lo ≤ c·x + d ≤ hi: an interval, all x, or none. */
+function linearSpan(c: number, d: number, lo: number, hi: number): [number, number] | null {
+  if (Math.abs(c) < 1e-12) return d >= lo && d <= hi ? [-Infinity, Infinity] : null;
+  const [p, q] = [(lo - d) / c, (hi - d) / c];
+  return p <= q ? [p, q] : [q, p];
 }
 
 function clampInt(v: number, lo: number, hi: number): number {
@@ -131,11 +191,12 @@ function boxLine(plane: Float32Array, start: number, stride: number, length: num
   }
 }
 
+/** Each pixel divided by its sum; a blur's rounding can leave −1e-19 where a weight is 0: that is 0. */
 function normalize(planes: Float32Array[], n: number): void {
   for (let p = 0; p < n; p++) {
     let sum = 0;
-    for (const plane of planes) sum += plane[p]!;
-    for (const plane of planes) plane[p] = plane[p]! / sum;
+    for (const plane of planes) sum += Math.max(0, plane[p]!);
+    for (const plane of planes) plane[p] = Math.max(0, plane[p]!) / sum;
   }
 }
 
