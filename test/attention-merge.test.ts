@@ -24,6 +24,7 @@ import { float16ToFloat32, float32ToFloat16, ort } from '../server/engine/onnx/r
 import { SdPipeline } from '../server/engine/onnx/pipeline.ts';
 import { tinySd } from './support/pipeline-harness.ts';
 import { maxAbs, maxAbsDiff, seededValues } from './support/numeric.ts';
+import { attentionBlockGraph } from './support/attention-block.ts';
 
 const { onnx } = onnxProto;
 const hasFixture = existsSync(path.join(tinySd, 'reference/manifest.json'));
@@ -264,50 +265,8 @@ describe('attention-merge rewrite across export styles', () => {
 });
 
 describe('attention-merge rewrite of a half-precision graph', () => {
-  /** One cross-attention block computed in fp16 throughout, as fp16 exports are (weights, inputs, output). */
-  function fp16AttentionGraph(): Uint8Array {
-    const F16 = onnx.TensorProto.DataType.FLOAT16;
-    const T = onnx.AttributeProto.AttributeType;
-    const weight = (name: string, dims: number[], seed: number) => ({
-      name, dims, dataType: F16, rawData: new Uint8Array(float32ToFloat16(values(dims[0]! * dims[1]!, seed).map((v) => v * 0.25)).buffer),
-    });
-    const info = (name: string, elemType: number, dims: (number | string)[]) => ({
-      name, type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
-    });
-    const node = (opType: string, input: string[], output: string, attribute: onnxProto.onnx.IAttributeProto[] = []) => ({ opType, name: `/attn2/${output}`, input, output: [output], attribute });
-    const perm = (p: number[]) => [{ name: 'perm', type: T.INTS, ints: p }];
-    return onnx.ModelProto.encode({
-      irVersion: 7,
-      opsetImport: [{ version: 14 }],
-      graph: {
-        name: 'fp16_attention',
-        input: [info('sample', F16, ['b', 4, 'h', 'w']), info('timestep', onnx.TensorProto.DataType.FLOAT, ['b']), info('encoder_hidden_states', F16, ['b', 77, 8])],
-        output: [info('out_sample', F16, ['b', 4, 'h', 'w'])],
-        initializer: [
-          weight('to_q', [4, 8], 1), weight('to_k', [8, 8], 2), weight('to_v', [8, 8], 3), weight('to_out', [8, 4], 4),
-          { name: 'tokens_shape', dims: [3], dataType: onnx.TensorProto.DataType.INT64, int64Data: [0, -1, 4] },
-        ],
-        node: [
-          node('Transpose', ['sample'], 'nhwc', perm([0, 2, 3, 1])),
-          node('Reshape', ['nhwc', 'tokens_shape'], 'tokens'),
-          node('MatMul', ['tokens', 'to_q'], 'q'),
-          node('MatMul', ['encoder_hidden_states', 'to_k'], 'k'),
-          node('MatMul', ['encoder_hidden_states', 'to_v'], 'v'),
-          node('Transpose', ['k'], 'kT', perm([0, 2, 1])),
-          node('MatMul', ['q', 'kT'], 'scores'),
-          node('Softmax', ['scores'], 'probs', [{ name: 'axis', type: T.INT, i: -1 }]),
-          node('MatMul', ['probs', 'v'], 'attention'),
-          node('MatMul', ['attention', 'to_out'], 'projected'),
-          node('Shape', ['nhwc'], 'nhwc_shape'),
-          node('Reshape', ['projected', 'nhwc_shape'], 'projected_nhwc'),
-          node('Transpose', ['projected_nhwc'], 'out_sample', perm([0, 3, 1, 2])),
-        ],
-      },
-    }).finish();
-  }
-
   it('blends in fp16: mask all ones is the stock graph with c1, all zeros with c2', async () => {
-    const stockBytes = fp16AttentionGraph();
+    const stockBytes = attentionBlockGraph('float16');
     const { bytes, layers } = rewriteOnnxBytes(stockBytes);
     expect(layers).toHaveLength(1);
     const [b, h, w] = [2, 4, 6];
