@@ -111,7 +111,7 @@ function paramJson(name: string, field: z.ZodType): CatalogParam {
   };
 }
 
-const PARAM_KINDS = new Set<ParamKind>(['number', 'integer', 'string', 'text', 'enum', 'boolean', 'image', 'model']);
+const PARAM_KINDS = new Set<ParamKind>(['number', 'integer', 'string', 'text', 'enum', 'boolean', 'image', 'model', 'painting']);
 
 /** "sourcePrompt" / "source_prompt" → "Source prompt". */
 export function humanize(name: string): string {
