@@ -6,15 +6,14 @@ import { GraphSchema, type Graph } from '../server/protocol/graph.ts';
 import type { Catalog, CatalogNode } from '../server/protocol/catalog.ts';
 import { catalogJson, createCatalog } from '../server/catalog.ts';
 import { nodeDefinitions } from '../nodes/index.ts';
+import { groupByCategory, searchCatalog } from '../client/src/catalog-search.ts';
+import { resolveOverlaps } from '../client/src/layout.ts';
 import {
   defaultParams,
   graphFingerprint,
   graphNameProblem,
-  groupByCategory,
   parseGraphJson,
   planImport,
-  resolveOverlaps,
-  searchCatalog,
   snapshotToGraph,
   socketsCompatible,
   uniqueNodeId,

@@ -55,7 +55,11 @@ async function request<T>(method: string, url: string, body?: unknown, headers: 
 export interface Health {
   ok: boolean;
   version?: string;
+  /** What the server was started with (auto, cuda, webgpu, cpu). */
   executionProvider?: string;
+  /** What that means here (cpu, cuda, ...), and why. */
+  executionProviderUsed?: string;
+  executionProviderNote?: string;
   /** Set by servers that run the built-in demo model (random weights). */
   demo?: boolean;
   [k: string]: unknown;
@@ -81,6 +85,8 @@ export interface UploadResult {
   width: number;
   height: number;
   url: string;
+  /** The name of the user's file, when the server kept it. */
+  fileName?: string;
 }
 
 export const api = {
@@ -115,13 +121,21 @@ export const api = {
   },
   saveGraph: (name: string, graph: Graph) => request<unknown>('PUT', `/api/graphs/${encodeURIComponent(name)}`, { graph }),
   deleteGraph: (name: string) => request<unknown>('DELETE', `/api/graphs/${encodeURIComponent(name)}`),
-  upload: (file: Blob) =>
-    request<UploadResult>('POST', '/api/uploads', file, { 'Content-Type': file.type || 'application/octet-stream' }),
+  /** The file's own name goes along (X-File-Name), so it is shown instead of the content hash later. */
+  upload: (file: Blob & { name?: string }) =>
+    request<UploadResult>('POST', '/api/uploads', file, {
+      'Content-Type': file.type || 'application/octet-stream',
+      ...(file.name ? { 'X-File-Name': encodeURIComponent(file.name) } : {}),
+    }),
+  uploadInfo: (name: string) => request<UploadResult>('GET', `/api/uploads/${encodeURIComponent(name)}/info`),
+  validateForRun: (graph: Graph) => request<{ ok: boolean; issues: ValidationIssue[] }>('POST', '/api/validate?requireOutput=1', { graph }),
 };
 
-/** Where an uploaded image named in a parameter can be seen (when no upload response told us). */
-export function uploadUrl(name: string): string {
-  return `/api/uploads/${encodeURIComponent(name)}`;
+/** Where an image named in a parameter can be seen: an upload, or a built-in picture ("builtin:sample"). */
+export function uploadUrl(name: string): string | null {
+  const builtin = /^builtin:([a-z0-9-]+)$/.exec(name);
+  if (builtin) return `/api/builtin/${builtin[1]}.png`;
+  return /^[A-Za-z0-9 _.-]+$/.test(name) ? `/api/uploads/${encodeURIComponent(name)}` : null;
 }
 
 /** The bytes of a file the server serves (a result image), with the access token. */

@@ -7,7 +7,9 @@
 import type {
   Graph,
   GraphEdge,
+  GraphGroup,
   GraphNode,
+  NodeMode,
   GRAPH_FORMAT as GraphFormat,
   GRAPH_VERSION as GraphVersion,
 } from '../../server/protocol/graph.ts';
@@ -31,6 +33,8 @@ export interface EditorNodeDTO {
   params: Record<string, unknown>;
   position: Position;
   title?: string;
+  /** Bypassed or muted; absent when the node runs. */
+  mode?: NodeMode;
 }
 
 export interface EditorConnectionDTO {
@@ -38,11 +42,15 @@ export interface EditorConnectionDTO {
   sourceOutput: string;
   target: string;
   targetInput: string;
+  /** Reroute points the connection is drawn through. */
+  points?: Position[];
 }
 
 export interface EditorSnapshot {
   nodes: EditorNodeDTO[];
   connections: EditorConnectionDTO[];
+  /** Titled frames behind the nodes. */
+  groups?: GraphGroup[];
 }
 
 function cloneJson<T>(value: T): T {
@@ -64,13 +72,17 @@ export function snapshotToGraph(snapshot: EditorSnapshot, meta: Graph['meta'] = 
       position: roundPosition(n.position),
     };
     if (n.title !== undefined && n.title !== '') node.title = n.title;
+    if (n.mode) node.mode = n.mode;
     return node;
   });
   const edges: GraphEdge[] = snapshot.connections.map((c) => ({
     from: { node: c.source, output: c.sourceOutput },
     to: { node: c.target, input: c.targetInput },
+    ...(c.points?.length ? { points: c.points.map(roundPosition) } : {}),
   }));
-  return { format: GRAPH_FORMAT, version: GRAPH_VERSION, nodes, edges, meta: cloneJson(meta) ?? {} };
+  const graph: Graph = { format: GRAPH_FORMAT, version: GRAPH_VERSION, nodes, edges, meta: cloneJson(meta) ?? {} };
+  if (snapshot.groups?.length) graph.groups = snapshot.groups.map((g) => ({ ...g, ...roundPosition(g), width: Math.round(g.width), height: Math.round(g.height) }));
+  return graph;
 }
 
 /**
@@ -80,13 +92,26 @@ export function snapshotToGraph(snapshot: EditorSnapshot, meta: Graph['meta'] = 
 export function graphFingerprint(graph: Graph): string {
   // Order-insensitive: undoing a delete re-adds a node and its edges at the end of the lists.
   const nodes = [...graph.nodes].sort((a, b) => a.id.localeCompare(b.id)).map((n) => JSON.stringify(n, sortedKeys(n.params)));
+  const edges = graph.edges.map((e) => `${e.from.node}.${e.from.output}>${e.to.node}.${e.to.input}${e.points?.length ? JSON.stringify(e.points.map((p) => [p.x, p.y])) : ''}`).sort();
+  const groups = [...(graph.groups ?? [])].sort((a, b) => a.id.localeCompare(b.id)).map((g) => JSON.stringify([g.id, g.title, g.x, g.y, g.width, g.height, g.color ?? '']));
+  return JSON.stringify({ nodes, edges, ...(groups.length ? { groups } : {}) });
+}
+
+/**
+ * What a graph computes, without its layout (positions, reroute points, frames) or meta: two tabs
+ * with the same template open have the same content even when their nodes sit elsewhere.
+ */
+export function graphContent(graph: Pick<Graph, 'nodes' | 'edges'>): string {
+  const nodes = [...graph.nodes]
+    .sort((a, b) => a.id.localeCompare(b.id))
+    .map((n) => JSON.stringify({ id: n.id, type: n.type, params: n.params ?? {}, mode: n.mode ?? null }, sortedKeys(n.params ?? {})));
   const edges = graph.edges.map((e) => `${e.from.node}.${e.from.output}>${e.to.node}.${e.to.input}`).sort();
   return JSON.stringify({ nodes, edges });
 }
 
 /** JSON.stringify replacer list that puts object keys in a stable order. */
 function sortedKeys(params: Record<string, unknown>): string[] {
-  const keys = new Set<string>(['id', 'type', 'params', 'position', 'x', 'y', 'title']);
+  const keys = new Set<string>(['id', 'type', 'params', 'position', 'x', 'y', 'title', 'mode']);
   const walk = (v: unknown) => {
     if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) (keys.add(k), walk(x));
   };
@@ -142,6 +167,7 @@ export function parseGraphJson(input: string | unknown): ParseResult {
       : { x: 0, y: 0 };
     const node: GraphNode = { id: n.id, type: n.type, params: isRecord(n.params) ? cloneJson(n.params) : {}, position: pos };
     if (typeof n.title === 'string') node.title = n.title;
+    if (n.mode === 'bypass' || n.mode === 'mute') node.mode = n.mode;
     nodes.push(node);
   }
   const edges: GraphEdge[] = [];
@@ -151,10 +177,34 @@ export function parseGraphJson(input: string | unknown): ParseResult {
     if (!from || !to || typeof from.node !== 'string' || typeof from.output !== 'string' || typeof to.node !== 'string' || typeof to.input !== 'string') {
       return { ok: false, message: `Edge #${i + 1} must look like { from: { node, output }, to: { node, input } }.` };
     }
-    edges.push({ from: { node: from.node, output: from.output }, to: { node: to.node, input: to.input } });
+    const rawPoints = (e as { points?: unknown }).points;
+    const points = Array.isArray(rawPoints) ? rawPoints.filter(isPoint).map((p) => ({ x: p.x, y: p.y })) : [];
+    edges.push({ from: { node: from.node, output: from.output }, to: { node: to.node, input: to.input }, ...(points.length ? { points } : {}) });
   }
   const meta = isRecord(data.meta) ? cloneJson(data.meta) : {};
-  return { ok: true, graph: { format: GRAPH_FORMAT, version: GRAPH_VERSION, nodes, edges, meta } };
+  const graph: Graph = { format: GRAPH_FORMAT, version: GRAPH_VERSION, nodes, edges, meta };
+  const groups = Array.isArray(data.groups) ? data.groups.flatMap((g, i) => readGroup(g, i)) : [];
+  if (groups.length) graph.groups = groups;
+  return { ok: true, graph };
+}
+
+function isPoint(p: unknown): p is Position {
+  return isRecord(p) && typeof p.x === 'number' && typeof p.y === 'number' && Number.isFinite(p.x) && Number.isFinite(p.y);
+}
+
+/** A frame of the file, or nothing when it is not one (a broken frame never costs the graph). */
+function readGroup(g: unknown, i: number): GraphGroup[] {
+  if (!isRecord(g) || !isPoint(g) || !(Number(g.width) > 0) || !(Number(g.height) > 0)) return [];
+  const group: GraphGroup = {
+    id: typeof g.id === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(g.id) ? g.id : `group-${i + 1}`,
+    title: typeof g.title === 'string' ? g.title.slice(0, 200) : 'Group',
+    x: g.x,
+    y: g.y,
+    width: Number(g.width),
+    height: Number(g.height),
+  };
+  if (typeof g.color === 'string' && /^#[0-9a-fA-F]{6}$/.test(g.color)) group.color = g.color;
+  return [group];
 }
 
 /** Parameter values of a fresh node: every declared default. */
@@ -211,6 +261,7 @@ export function planImport(graph: Graph, catalog: Catalog): ImportPlan {
       params: spec ? { ...defaultParams(spec), ...(cloneJson(n.params) ?? {}) } : cloneJson(n.params) ?? {},
       position: { ...(n.position ?? { x: 0, y: 0 }) },
       ...(n.title !== undefined ? { title: n.title } : {}),
+      ...(n.mode ? { mode: n.mode } : {}),
     };
     if (spec) {
       return { dto, spec, inputs: spec.inputs.map(toPlanned), outputs: spec.outputs.map(toPlanned) };
@@ -251,7 +302,7 @@ export function planImport(graph: Graph, catalog: Catalog): ImportPlan {
       continue;
     }
     fed.add(key);
-    connections.push({ source: e.from.node, sourceOutput: e.from.output, target: e.to.node, targetInput: e.to.input });
+    connections.push({ source: e.from.node, sourceOutput: e.from.output, target: e.to.node, targetInput: e.to.input, ...(e.points?.length ? { points: e.points } : {}) });
   }
   return { nodes, connections, problems };
 }
@@ -272,42 +323,6 @@ export function uniqueNodeId(type: string, existing: Iterable<string>): string {
     const id = `${base}-${i}`;
     if (!taken.has(id)) return id;
   }
-}
-
-/** Catalog nodes grouped by category, categories and nodes in a stable, readable order. */
-export function groupByCategory(nodes: CatalogNode[]): [string, CatalogNode[]][] {
-  const groups = new Map<string, CatalogNode[]>();
-  for (const n of nodes) {
-    const cat = n.category || 'Other';
-    if (!groups.has(cat)) groups.set(cat, []);
-    groups.get(cat)!.push(n);
-  }
-  return [...groups.entries()]
-    .sort(([a], [b]) => a.localeCompare(b))
-    .map(([cat, list]) => [cat, [...list].sort((a, b) => a.title.localeCompare(b.title))]);
-}
-
-/**
- * Palette search: every word of the query must appear in the title, type, category or description;
- * title matches rank first, then title prefixes.
- */
-export function searchCatalog(nodes: CatalogNode[], query: string): CatalogNode[] {
-  const words = query.toLowerCase().split(/\s+/).filter(Boolean);
-  if (words.length === 0) return [...nodes].sort((a, b) => a.category.localeCompare(b.category) || a.title.localeCompare(b.title));
-  const scored: { node: CatalogNode; score: number }[] = [];
-  for (const node of nodes) {
-    const title = node.title.toLowerCase();
-    const hay = `${title} ${node.type.toLowerCase()} ${node.category.toLowerCase()} ${node.description.toLowerCase()}`;
-    if (!words.every((w) => hay.includes(w))) continue;
-    let score = 0;
-    for (const w of words) {
-      if (title.startsWith(w)) score += 3;
-      else if (title.includes(w)) score += 2;
-      else if (node.type.toLowerCase().includes(w)) score += 1;
-    }
-    scored.push({ node, score });
-  }
-  return scored.sort((a, b) => b.score - a.score || a.node.title.localeCompare(b.node.title)).map((s) => s.node);
 }
 
 /** The name rule of saved graphs (same as the server's): 1–64 of letters, digits, space, "_", "-", ".". */
@@ -345,40 +360,4 @@ export function wouldCreateCycle(
     stack.push(...(next.get(id) ?? []));
   }
   return false;
-}
-
-export interface Rect {
-  id: string;
-  x: number;
-  y: number;
-  width: number;
-  height: number;
-}
-
-/**
- * Moves nodes down just enough that no two overlap (a graph laid out for other node sizes, or a
- * hand-written file). Nodes keep their column and their top-to-bottom order. Returns the new
- * positions of the nodes that moved.
- */
-export function resolveOverlaps(rects: Rect[], gap = 16): Map<string, Position> {
-  const order = [...rects].sort((a, b) => a.y - b.y || a.x - b.x);
-  const placed: Rect[] = [];
-  const moved = new Map<string, Position>();
-  for (const r of order) {
-    let y = r.y;
-    for (let changed = true; changed; ) {
-      changed = false;
-      for (const p of placed) {
-        const xOverlap = r.x < p.x + p.width && p.x < r.x + r.width;
-        const yOverlap = y < p.y + p.height + gap && p.y < y + r.height + gap;
-        if (xOverlap && yOverlap && y >= p.y) {
-          y = p.y + p.height + gap;
-          changed = true;
-        }
-      }
-    }
-    placed.push({ ...r, y });
-    if (y !== r.y) moved.set(r.id, { x: r.x, y });
-  }
-  return moved;
 }

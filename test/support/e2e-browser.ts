@@ -26,12 +26,15 @@ export interface RunningStudio {
   close(): Promise<void>;
 }
 
-/** `token`: the access token the server then requires on /api and socket.io (as beyond loopback). */
-export async function startStudio(options: { token?: string } = {}): Promise<RunningStudio> {
+/**
+ * `token`: the access token the server then requires on /api and socket.io (as beyond loopback);
+ * `executionProvider`: as `--ep` (default cpu).
+ */
+export async function startStudio(options: { token?: string; executionProvider?: 'auto' | 'cpu' } = {}): Promise<RunningStudio> {
   const { createStudio } = await import('../../server/app.ts');
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dualstyle-e2e-'));
   const quiet = { debug() {}, info() {}, warn() {}, error: (m: string, e?: unknown) => console.error(m, e ?? '') };
-  const studio = await createStudio({ dataDir, port: 0, logger: quiet, executionProvider: 'cpu', token: options.token });
+  const studio = await createStudio({ dataDir, port: 0, logger: quiet, executionProvider: options.executionProvider ?? 'cpu', token: options.token });
   return {
     url: studio.url,
     dataDir,

@@ -19,7 +19,13 @@ import { useServerStatus } from './hooks/useServerStatus.ts';
 import { useStudioEditor } from './hooks/useStudioEditor.ts';
 import { useToasts } from './hooks/useToasts.ts';
 import { useValidation } from './hooks/useValidation.ts';
-import { ModelSuggestions, ProblemsPanel, StatusBar, Toasts, Toolbar } from './panels.tsx';
+import { ModelSuggestions, ProblemsPanel, StatusBar, Toasts } from './panels.tsx';
+import { QueuePanel } from './QueuePanel.tsx';
+import { Toolbar } from './Toolbar.tsx';
+import { ContextMenu } from './ContextMenu.tsx';
+import { menuItems, type OpenMenu } from './menus.ts';
+import { readClipboard, writeClipboard } from '../clipboard.ts';
+import type { Position } from '../graph-io.ts';
 
 export function App() {
   const [catalog, setCatalog] = useState<Catalog | null>(null);
@@ -51,16 +57,39 @@ export function App() {
   return <Studio catalog={catalog} />;
 }
 
+type SidePanel = 'problems' | 'results' | 'queue';
+
+const MINIMAP_KEY = 'dualstyle.minimap';
+
+function readFlag(key: string): boolean {
+  try {
+    return localStorage.getItem(key) === 'on';
+  } catch {
+    return false;
+  }
+}
+
+function writeFlag(key: string, on: boolean): void {
+  try {
+    localStorage.setItem(key, on ? 'on' : 'off');
+  } catch {
+    /* not kept: fine */
+  }
+}
+
 function Studio({ catalog }: { catalog: Catalog }) {
   const canvasRef = useRef<HTMLDivElement>(null);
   const importRef = useRef<HTMLInputElement>(null);
   const [dialog, setDialog] = useState<Dialog | null>(null);
   const closeDialog = useCallback(() => setDialog(null), []);
-  const [showProblems, setShowProblems] = useState(true);
-  const [showResults, setShowResults] = useState(false);
+  const [menu, setMenu] = useState<OpenMenu | null>(null);
+  const [panel, setPanel] = useState<SidePanel | null>(null);
+  const togglePanel = (p: SidePanel) => setPanel((open) => (open === p ? null : p));
+  // Off until asked for (status bar): over the canvas it would cover nodes.
+  const [minimap, setMinimap] = useState(() => readFlag(MINIMAP_KEY));
   const { toasts, notify, dismiss } = useToasts();
   const server = useServerStatus();
-  const results = useFreshResults(showResults);
+  const results = useFreshResults(panel === 'results');
 
   // Many change events arrive per gesture (a load, a delete with its connections): handled once.
   const pendingChange = useRef<{ kinds: Set<ChangeKind>; timer?: ReturnType<typeof setTimeout> }>({ kinds: new Set() });
@@ -71,7 +100,7 @@ function Studio({ catalog }: { catalog: Catalog }) {
     pending.timer = setTimeout(() => {
       const kinds = pending.kinds;
       pending.kinds = new Set();
-      graphDoc.edited();
+      graphDoc.edited(kinds.size === 1 && kinds.has('layout'));
       if (kinds.has('structure') || kinds.has('params')) validation.schedule();
     }, 0);
   });
@@ -79,21 +108,40 @@ function Studio({ catalog }: { catalog: Catalog }) {
     onChange: onEditorChange,
     onRejectedConnection: (m) => notify('error', m),
     onCanvasDoubleClick: (at) => setDialog({ kind: 'palette', at }),
+    onContextMenu: (target, client, at) => setMenu({ target, client, at }),
     uploadImage: (file) => api.upload(file),
   });
+  useEffect(() => editor?.setMinimap(minimap), [editor, minimap]);
 
   const currentGraph = useStableCallback(() => graphDoc.currentGraph());
   const validation = useValidation(editor, currentGraph);
   const onReplaced = useStableCallback(() => void validation.validateNow());
   const onBeforeReplace = useStableCallback(() => runs.detach());
   const graphDoc = useDocument({ editor, notify, setDialog, onBeforeReplace, onReplaced });
-  const runs = useRuns({ editor, catalog, notify, validation, currentGraph, docLabel: graphDoc.docLabel, onProblems: () => setShowProblems(true) });
-  const files = useImportExport(graphDoc, notify);
+  const runs = useRuns({ editor, catalog, notify, validation, currentGraph, docLabel: graphDoc.docLabel, onProblems: () => setPanel('problems') });
+  const files = useImportExport(graphDoc, notify, editor, catalog);
   const labelOf = (nodeId: string) => nodeLabel(editor, catalog, nodeId);
+  const labelOnCanvas = (nodeId: string) => (editor?.snapshot().nodes.some((n) => n.id === nodeId) ? labelOf(nodeId) : null);
+
+  const copy = () => {
+    const data = editor?.copy();
+    if (!data) return;
+    writeClipboard(data);
+    notify('info', `Copied ${data.nodes.length} node${data.nodes.length === 1 ? '' : 's'}: paste with Ctrl+V, here or in another tab.`);
+  };
+  const paste = (at?: Position, keepInputs = false) => {
+    const data = readClipboard();
+    if (!editor || !data) {
+      notify('info', 'Nothing to paste: select nodes and press Ctrl+C first.');
+      return;
+    }
+    void editor.paste(data, { at, keepInputs }).catch((err: Error) => notify('error', err.message));
+  };
+  const pointerInGraph = useRef<Position | undefined>(undefined);
 
   useKeyboardShortcuts(
     {
-      run: () => void runs.run(),
+      run: (front) => void runs.run({ front }),
       hasActiveJob: runs.hasActiveJob,
       cancel: () => void runs.cancel(),
       undo: () => void editor?.undo(),
@@ -101,11 +149,22 @@ function Studio({ catalog }: { catalog: Catalog }) {
       deleteSelected: () => void editor?.deleteSelected(),
       save: graphDoc.save,
       open: () => setDialog({ kind: 'open' }),
+      copy,
+      paste: (keepInputs) => paste(pointerInGraph.current, keepInputs),
+      duplicate: () => void editor?.duplicate(),
+      bypass: () => editor?.toggleMode('bypass'),
+      mute: () => editor?.toggleMode('mute'),
+      frame: () => (editor?.selectedIds().length ? editor.addFrame() : notify('info', 'Select the nodes to frame first (click, Ctrl+click).')),
+      selectAll: () => void editor?.select(editor.snapshot().nodes.map((n) => n.id)),
+      fit: () => void editor?.zoomToFit(),
+      arrange: () => void editor?.arrange(),
+      help: () => setDialog({ kind: 'help' }),
     },
-    dialog === null,
+    dialog === null && menu === null,
   );
 
   const { doc } = graphDoc;
+  const queueCount = server.queue ? server.queue.pending.length + server.queue.active.length : 0;
   return (
     <div className="sd-app">
       <Toolbar
@@ -115,6 +174,8 @@ function Studio({ catalog }: { catalog: Catalog }) {
         problemCount={validation.issues.length}
         resultCount={results.count}
         freshResults={results.fresh}
+        queueCount={queueCount}
+        labelOf={labelOnCanvas}
         onNew={graphDoc.newGraph}
         onOpen={() => setDialog({ kind: 'open' })}
         onSave={graphDoc.save}
@@ -125,34 +186,55 @@ function Studio({ catalog }: { catalog: Catalog }) {
         onUndo={() => void editor?.undo()}
         onRedo={() => void editor?.redo()}
         onFit={() => void editor?.zoomToFit()}
-        onRun={() => void runs.run()}
+        onArrange={() => void editor?.arrange()}
+        onRun={(front) => void runs.run({ front })}
         onCancel={() => void runs.cancel()}
-        onToggleProblems={() => setShowProblems((s) => !s)}
-        onToggleResults={() => setShowResults((s) => !s)}
+        onToggleProblems={() => togglePanel('problems')}
+        onToggleResults={() => togglePanel('results')}
+        onToggleQueue={() => togglePanel('queue')}
+        onHelp={() => setDialog({ kind: 'help' })}
       />
-      <main className="sd-main">
+      <main
+        className="sd-main"
+        onPointerMove={(e) => {
+          if (editor && (e.target as Element).closest('.sd-canvas')) pointerInGraph.current = editor.graphPoint({ x: e.clientX, y: e.clientY });
+        }}
+      >
         <CanvasArea
           canvasRef={canvasRef}
           ready={graphDoc.ready}
           empty={graphDoc.nodeCount === 0}
+          welcome={graphDoc.firstVisit}
           onOpenTemplates={() => setDialog({ kind: 'open' })}
-          onDropFile={(file) => void files.importFile(file)}
+          onDropFile={(file, at) => void files.dropFile(file, at)}
         />
-        {showProblems ? (
+        {panel === 'problems' ? (
           <ProblemsPanel
             issues={validation.issues}
             validating={validation.validating}
             error={validation.error}
             labelOf={labelOf}
             onPick={(id) => void editor?.focusNode(id)}
-            onClose={() => setShowProblems(false)}
+            onClose={() => setPanel(null)}
           />
         ) : null}
-        {showResults ? (
-          <GalleryPanel onCompare={(images) => setDialog({ kind: 'compare', images })} onDownload={files.downloadGalleryImage} onClose={() => setShowResults(false)} />
+        {panel === 'results' ? (
+          <GalleryPanel onCompare={(images) => setDialog({ kind: 'compare', images })} onDownload={files.downloadGalleryImage} onClose={() => setPanel(null)} />
         ) : null}
+        {panel === 'queue' ? <QueuePanel onWatch={runs.watch} onCancel={(id) => void runs.cancel(id)} onClose={() => setPanel(null)} /> : null}
       </main>
-      <StatusBar health={server.health} healthError={server.healthError} connected={server.connected} queue={server.queue} nodeCount={graphDoc.nodeCount} />
+      <StatusBar
+        health={server.health}
+        healthError={server.healthError}
+        connected={server.connected}
+        queue={server.queue}
+        nodeCount={graphDoc.nodeCount}
+        minimap={minimap}
+        onToggleMinimap={() => {
+          writeFlag(MINIMAP_KEY, !minimap);
+          setMinimap(!minimap);
+        }}
+      />
       <input
         ref={importRef}
         type="file"
@@ -166,6 +248,15 @@ function Studio({ catalog }: { catalog: Catalog }) {
         }}
       />
       <ModelSuggestions models={server.models} />
+      {menu && editor ? (
+        <ContextMenu
+          at={menu.client}
+          nodes={menu.target.kind === 'canvas' ? catalog.nodes : undefined}
+          onAddNode={(type) => void editor.addNode(type, menu.at).catch((err: Error) => notify('error', err.message))}
+          items={menuItems(menu, editor, { copy, paste: (at) => paste(at), notify: (m) => notify('info', m) })}
+          onClose={() => setMenu(null)}
+        />
+      ) : null}
       <DialogHost
         dialog={dialog}
         catalog={catalog}

@@ -1,42 +1,81 @@
-/** The canvas the editor draws into, with the empty-graph hint and file dropping. */
+/** The canvas the editor draws into, with the first-open hint, the empty-graph hint and file dropping. */
 import { useState, type RefObject } from 'react';
+import type { Position } from '../graph-io.ts';
+
+const HINT_KEY = 'dualstyle.hint.closed';
+
+function hintClosed(): boolean {
+  try {
+    return localStorage.getItem(HINT_KEY) === '1';
+  } catch {
+    return false;
+  }
+}
 
 export function CanvasArea(props: {
   canvasRef: RefObject<HTMLDivElement | null>;
   ready: boolean;
   empty: boolean;
+  /** Show the what-to-do-first line (first visit of this browser, until it is closed). */
+  welcome: boolean;
   onOpenTemplates(): void;
-  onDropFile(file: File): void;
+  onDropFile(file: File, at: Position): void;
 }) {
   const [dropping, setDropping] = useState(false);
+  const [closed, setClosed] = useState(hintClosed);
   return (
-    <div
-      className={`sd-canvas-wrap${dropping ? ' dropping' : ''}`}
-      onDragOver={(e) => {
-        if (![...e.dataTransfer.types].includes('Files')) return;
-        e.preventDefault();
-        setDropping(true);
-      }}
-      onDragLeave={() => setDropping(false)}
-      onDrop={(e) => {
-        setDropping(false);
-        const file = e.dataTransfer.files[0];
-        if (!file) return;
-        e.preventDefault();
-        props.onDropFile(file);
-      }}
-    >
-      <div ref={props.canvasRef} className="sd-canvas" data-testid="canvas" data-ready={props.ready ? 'true' : 'false'} />
-      {props.ready && props.empty ? (
-        <div className="sd-empty-hint">
-          <p>Empty graph.</p>
-          <p>Double-click or right-click the canvas to add a node, or open a template.</p>
-          <button type="button" onClick={props.onOpenTemplates}>
-            Open a template…
+    <div className="sd-canvas-col">
+      {props.welcome && !closed ? (
+        <div className="sd-hint" data-testid="first-hint" role="note">
+          <span>
+            Press <b>Run</b> to see the demo; load your own image in <b>Load Image</b>; fetch a real model with <code>npm run fetch-model</code> and
+            set it in <b>Load Model</b>. Press <kbd>?</kbd> for shortcuts.
+          </span>
+          <button
+            type="button"
+            className="sd-link"
+            title="Hide this line"
+            onClick={() => {
+              setClosed(true);
+              try {
+                localStorage.setItem(HINT_KEY, '1');
+              } catch {
+                /* shown again next time */
+              }
+            }}
+          >
+            ✕
           </button>
         </div>
       ) : null}
-      {dropping ? <div className="sd-drop-overlay">Drop a graph .json file, or a PNG downloaded from the studio, to open its graph</div> : null}
+      <div
+        className={`sd-canvas-wrap${dropping ? ' dropping' : ''}`}
+        onDragOver={(e) => {
+          if (![...e.dataTransfer.types].includes('Files')) return;
+          e.preventDefault();
+          setDropping(true);
+        }}
+        onDragLeave={() => setDropping(false)}
+        onDrop={(e) => {
+          setDropping(false);
+          const file = e.dataTransfer.files[0];
+          if (!file) return;
+          e.preventDefault();
+          props.onDropFile(file, { x: e.clientX, y: e.clientY });
+        }}
+      >
+        <div ref={props.canvasRef} className="sd-canvas" data-testid="canvas" data-ready={props.ready ? 'true' : 'false'} />
+        {props.ready && props.empty ? (
+          <div className="sd-empty-hint">
+            <p>Empty graph.</p>
+            <p>Double-click or right-click the canvas to add a node, drop an image or a graph file here, or open a template.</p>
+            <button type="button" onClick={props.onOpenTemplates}>
+              Open a template…
+            </button>
+          </div>
+        ) : null}
+        {dropping ? <div className="sd-drop-overlay">Drop a picture to load it in a new Load Image node, or a graph file (.json, or a PNG from the studio) to open it</div> : null}
+      </div>
     </div>
   );
 }

@@ -6,6 +6,7 @@ import type { Dialog } from './dialog-state.ts';
 import { ConfirmDialog, OpenDialog, Palette, PromptDialog } from './dialogs.tsx';
 import type { GalleryImage } from './gallery.ts';
 import { CompareView } from './Gallery.tsx';
+import { HelpDialog } from './HelpDialog.tsx';
 import type { Position } from '../graph-io.ts';
 
 export function DialogHost(props: {
@@ -39,6 +40,8 @@ export function DialogHost(props: {
       );
     case 'compare':
       return <CompareView images={dialog.images} onDownload={props.onDownload} onClose={onClose} />;
+    case 'help':
+      return <HelpDialog onClose={onClose} />;
     case 'confirm':
       return <ConfirmDialog title={dialog.title} message={dialog.message} confirmLabel={dialog.confirmLabel} danger onConfirm={dialog.onConfirm} onCancel={onClose} />;
     default:

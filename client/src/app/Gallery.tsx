@@ -2,7 +2,7 @@
  * The results panel (final images of the server's job history, grouped by run) and the comparison view
  * (chosen results next to each other at the same size, or two of them under a slider).
  */
-import { useMemo, useState } from 'react';
+import { useMemo, useState, type PointerEvent as ReactPointerEvent } from 'react';
 import { withToken } from '../access-token.ts';
 import { useObservable } from '../runtime.ts';
 import { Modal } from './dialogs.tsx';
@@ -168,17 +168,33 @@ export function CompareView(props: { images: GalleryImage[]; onDownload: (image:
   );
 }
 
-/** Two results on top of each other; the slider uncovers the second from the right. */
+/** Two results on top of each other; dragging on the pictures (or the slider) moves the divider. */
 function CompareSlider({ a, b, aspect }: { a: GalleryImage; b: GalleryImage; aspect: string }) {
   const [pos, setPos] = useState(50);
+  const follow = (e: ReactPointerEvent<HTMLDivElement>) => {
+    const r = e.currentTarget.getBoundingClientRect();
+    setPos(Math.round(Math.max(0, Math.min(100, (100 * (e.clientX - r.left)) / r.width))));
+  };
   return (
     <div className="sd-compare-slider-wrap">
-      <div className="sd-compare-slider" style={{ aspectRatio: aspect }} data-testid="compare-slider">
+      <div
+        className="sd-compare-slider"
+        style={{ aspectRatio: aspect }}
+        data-testid="compare-slider"
+        data-pos={pos}
+        onPointerDown={(e) => {
+          e.currentTarget.setPointerCapture(e.pointerId);
+          follow(e);
+        }}
+        onPointerMove={(e) => {
+          if (e.currentTarget.hasPointerCapture(e.pointerId)) follow(e);
+        }}
+      >
         <img src={withToken(a.url)} alt={a.title} draggable={false} />
         <img src={withToken(b.url)} alt={b.title} draggable={false} style={{ clipPath: `inset(0 0 0 ${pos}%)` }} />
         <div className="sd-compare-divider" style={{ left: `${pos}%` }} />
       </div>
-      <input type="range" min={0} max={100} value={pos} onChange={(e) => setPos(Number(e.target.value))} aria-label="Divider position" />
+      <input type="range" min={0} max={100} value={pos} onChange={(e) => setPos(Number(e.target.value))} aria-label="Divider position" data-testid="compare-range" />
       <div className="sd-compare-labels">
         <span>
           ← {a.title} · {timeOf(a.at)}

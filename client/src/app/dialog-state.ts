@@ -7,6 +7,7 @@ export type Dialog =
   | { kind: 'palette'; at?: Position }
   | { kind: 'saveAs'; initial: string; error?: string | null }
   | { kind: 'confirm'; title: string; message: string; confirmLabel: string; onConfirm: () => void }
-  | { kind: 'compare'; images: GalleryImage[] };
+  | { kind: 'compare'; images: GalleryImage[] }
+  | { kind: 'help' };
 
 export type SetDialog = (dialog: Dialog | null) => void;

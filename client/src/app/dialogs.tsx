@@ -2,7 +2,7 @@
 import { useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
 import type { CatalogNode } from '../../../server/protocol/catalog.ts';
 import type { GraphListEntry } from '../api.ts';
-import { searchCatalog } from '../graph-io.ts';
+import { searchCatalog } from '../catalog-search.ts';
 
 export function Modal({ title, onClose, children, testId, wide }: { title: string; onClose: () => void; children: ReactNode; testId: string; wide?: boolean | 'full' }) {
   useEffect(() => {

@@ -2,9 +2,10 @@
 import { useEffect, useRef, useState, type ReactNode, type SyntheticEvent } from 'react';
 import type { CatalogParam } from '../../../server/protocol/catalog.ts';
 import { withToken } from '../access-token.ts';
-import { uploadUrl } from '../api.ts';
+import { api, ApiError, uploadUrl } from '../api.ts';
 import { useObservable } from '../runtime.ts';
 import { bridge, uploadedImages } from './bridge.ts';
+import { presetsOf } from '../titles.ts';
 
 /** Keeps pointer and wheel gestures inside a control from dragging or zooming the canvas. */
 export const stopCanvas = {
@@ -19,24 +20,6 @@ interface Props {
   param: CatalogParam;
   value: unknown;
   issues: string[];
-}
-
-interface Preset {
-  label: string;
-  value: string;
-}
-
-function presetsOf(param: CatalogParam): Preset[] {
-  const raw = param.ui?.presets;
-  if (!Array.isArray(raw)) return [];
-  return raw.flatMap((p): Preset[] => {
-    if (typeof p === 'string') return [{ label: p, value: p }];
-    if (p && typeof p === 'object' && typeof (p as Preset).value === 'string') {
-      const { label, value } = p as Preset;
-      return [{ label: typeof label === 'string' ? label : value, value }];
-    }
-    return [];
-  });
 }
 
 export function ParamField({ nodeId, param, value, issues }: Props) {
@@ -112,6 +95,10 @@ export function ParamField({ nodeId, param, value, issues }: Props) {
   );
 }
 
+/**
+ * A number typed as text. A field left empty (or holding something that is not a number) does not
+ * change the parameter: it says so, and gives the value back when the field is left.
+ */
 function NumberField({ param, value, onChange }: { param: CatalogParam; value: unknown; onChange: (v: number) => void }) {
   const [text, setText] = useState(value === undefined || value === null ? '' : String(value));
   // Follow outside changes (undo/redo, load) unless the text already means that number.
@@ -121,41 +108,54 @@ function NumberField({ param, value, onChange }: { param: CatalogParam; value: u
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [value]);
   const step = param.step ?? (param.kind === 'integer' ? 1 : 'any');
+  const parsed = text.trim() === '' ? NaN : Number(text);
+  const unusable = !Number.isFinite(parsed);
   const commit = (s: string) => {
     setText(s);
-    if (s.trim() === '') return;
-    const n = Number(s);
-    if (!Number.isFinite(n)) return;
-    onChange(n);
+    const n = s.trim() === '' ? NaN : Number(s);
+    if (Number.isFinite(n)) onChange(n);
   };
   const slider = param.ui?.slider === true && param.min !== undefined && param.max !== undefined;
+  const kept = value === undefined || value === null ? 'its default' : String(value);
   return (
-    <div className="sd-number">
-      {slider ? (
+    <>
+      <div className="sd-number">
+        {slider ? (
+          <input
+            type="range"
+            min={param.min}
+            max={param.max}
+            step={step}
+            value={typeof value === 'number' ? value : Number(param.default ?? param.min)}
+            onChange={(e) => commit(e.target.value)}
+          />
+        ) : null}
         <input
-          type="range"
+          type="number"
+          data-testid={`param-${param.name}`}
+          className={unusable ? 'unusable' : undefined}
           min={param.min}
           max={param.max}
           step={step}
-          value={typeof value === 'number' ? value : Number(param.default ?? param.min)}
+          value={text}
           onChange={(e) => commit(e.target.value)}
+          onBlur={() => {
+            if (unusable && value !== undefined && value !== null) setText(String(value));
+          }}
         />
+      </div>
+      {unusable ? (
+        <div className="sd-param-issue" data-testid="param-unusable">
+          {text.trim() === '' ? 'Empty' : 'Not a number'}: enter a number{param.min !== undefined && param.max !== undefined ? ` from ${param.min} to ${param.max}` : ''}. The node keeps {kept} until you do.
+        </div>
       ) : null}
-      <input
-        type="number"
-        data-testid={`param-${param.name}`}
-        min={param.min}
-        max={param.max}
-        step={step}
-        value={text}
-        onChange={(e) => commit(e.target.value)}
-      />
-    </div>
+    </>
   );
 }
 
 function TextField({ param, value, onChange }: { param: CatalogParam; value: unknown; onChange: (v: string, coalesce: boolean) => void }) {
-  const presets = presetsOf(param);
+  const presets = presetsOf(param.ui);
+  const text = value === undefined ? '' : String(value);
   return (
     <div className="sd-text">
       {presets.length > 0 ? (
@@ -176,14 +176,30 @@ function TextField({ param, value, onChange }: { param: CatalogParam; value: unk
           ))}
         </select>
       ) : null}
-      <textarea
-        data-testid={`param-${param.name}`}
-        rows={3}
-        value={value === undefined ? '' : String(value)}
-        onChange={(e) => onChange(e.target.value, true)}
-      />
+      <textarea data-testid={`param-${param.name}`} rows={3} value={text} onChange={(e) => onChange(e.target.value, true)} />
+      {text.trim() === '' && !param.optional ? (
+        <div className="sd-param-hint" data-testid="param-empty">
+          Empty: this prompt gives the model no words to follow.
+        </div>
+      ) : null}
     </div>
   );
+}
+
+/** Image types the server takes. */
+const IMAGE_TYPES = /^image\/(png|jpeg|webp)$/;
+const IMAGE_NAMES = /\.(png|jpe?g|webp)$/i;
+
+export function isUploadableImage(file: File): boolean {
+  return IMAGE_TYPES.test(file.type) || (!file.type && IMAGE_NAMES.test(file.name));
+}
+
+/** An upload's message in the user's words (the API's own says how to call it, not what to do). */
+function uploadProblem(file: File, err: unknown): string {
+  const e = err as ApiError;
+  if (e instanceof ApiError && (e.status === 415 || e.code === 'unsupported_image')) return `${file.name} is not a picture the studio can read: choose a PNG, JPEG or WebP file.`;
+  if (e instanceof ApiError && e.status === 413) return `${file.name} is too large: ${e.message}`;
+  return `Could not upload ${file.name}: ${(err as Error).message}`;
 }
 
 function ImageField({ nodeId, param, value, onClear }: { nodeId: string; param: CatalogParam; value: unknown; onClear: () => void }) {
@@ -193,18 +209,34 @@ function ImageField({ nodeId, param, value, onClear }: { nodeId: string; param: 
   const [error, setError] = useState<string | null>(null);
   const [broken, setBroken] = useState(false);
   const name = typeof value === 'string' && value !== '' ? value : null;
+  const builtin = name?.startsWith('builtin:') ?? false;
   const known = name ? uploads[name] : undefined;
-  // Names like "builtin:sample" are not uploads: there is nothing to fetch for them.
-  const src = name ? known?.url ?? (/^[A-Za-z0-9 _.-]+$/.test(name) ? uploadUrl(name) : null) : null;
+  const src = name ? (known?.url ?? uploadUrl(name)) : null;
   useEffect(() => setBroken(false), [src]);
+  // After a reload the name is a content hash: ask the server what the file was called.
+  useEffect(() => {
+    if (!name || builtin || known || !src) return;
+    let live = true;
+    api.uploadInfo(name).then(
+      (info) => live && uploadedImages.set({ ...uploadedImages.get(), [name]: { url: info.url, width: info.width, height: info.height, fileName: info.fileName ?? name } }),
+      () => undefined,
+    );
+    return () => {
+      live = false;
+    };
+  }, [name, builtin, known, src]);
   const pick = async (file: File | undefined) => {
     if (!file) return;
-    setBusy(true);
     setError(null);
+    if (!isUploadableImage(file)) {
+      setError(`${file.name} is not a picture: choose a PNG, JPEG or WebP file.`);
+      return;
+    }
+    setBusy(true);
     try {
       await bridge().uploadImage(nodeId, param.name, file);
     } catch (err) {
-      setError((err as Error).message);
+      setError(uploadProblem(file, err));
     } finally {
       setBusy(false);
     }
@@ -213,10 +245,10 @@ function ImageField({ nodeId, param, value, onClear }: { nodeId: string; param: 
     <div
       className="sd-image"
       onDragOver={(e) => {
-        if ([...e.dataTransfer.items].some((i) => i.type.startsWith('image/'))) e.preventDefault();
+        if ([...e.dataTransfer.items].some((i) => i.kind === 'file')) e.preventDefault();
       }}
       onDrop={(e) => {
-        const file = [...e.dataTransfer.files].find((f) => f.type.startsWith('image/'));
+        const file = e.dataTransfer.files[0];
         if (!file) return;
         e.preventDefault();
         e.stopPropagation();
@@ -229,27 +261,34 @@ function ImageField({ nodeId, param, value, onClear }: { nodeId: string; param: 
         accept="image/png,image/jpeg,image/webp"
         data-testid={`upload-${param.name}`}
         style={{ display: 'none' }}
-        onChange={(e) => void pick(e.target.files?.[0])}
+        onChange={(e) => {
+          void pick(e.target.files?.[0]);
+          e.target.value = '';
+        }}
       />
       <div className="sd-image-row">
         <button type="button" disabled={busy} onClick={() => input.current?.click()}>
           {busy ? 'Uploading…' : name ? 'Replace…' : 'Upload image…'}
         </button>
-        {name ? (
+        {name && !builtin ? (
           <button type="button" className="sd-link" onClick={onClear} title="Clear the image">
             ✕
           </button>
         ) : null}
       </div>
       {name ? (
-        <div className="sd-image-name" title={name}>
-          {known ? `${known.fileName} · ${known.width}×${known.height}` : name}
+        <div className="sd-image-name" data-testid="image-name" title={name}>
+          {builtin ? 'Built-in sample picture (drop your own here)' : known ? `${known.fileName} · ${known.width}×${known.height}` : name}
         </div>
       ) : (
         <div className="sd-image-name muted">or drop an image here</div>
       )}
-      {src && !broken ? <img className="sd-thumb" src={withToken(src)} alt={name ?? ''} onError={() => setBroken(true)} draggable={false} /> : null}
-      {error ? <div className="sd-param-issue">{error}</div> : null}
+      <div className="sd-thumb-box">{src && !broken ? <img className="sd-thumb" data-testid="image-thumb" src={withToken(src)} alt={name ?? ''} onError={() => setBroken(true)} draggable={false} /> : null}</div>
+      {error ? (
+        <div className="sd-param-issue" data-testid="upload-error">
+          {error}
+        </div>
+      ) : null}
     </div>
   );
 }

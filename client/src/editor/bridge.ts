@@ -10,12 +10,21 @@ export interface EditorBridge {
   setParam(nodeId: string, param: string, value: unknown, coalesce: boolean): void;
   /** Uploads an image file and stores its server name in the parameter. */
   uploadImage(nodeId: string, param: string, file: File): Promise<void>;
+  /** Renames a node (empty: back to its type's title), as one undoable action. */
+  setTitle(nodeId: string, title: string | undefined): void;
+  /** A node's drawn size changed: what it now covers is moved out of its way. */
+  nodeResized(nodeId: string): void;
 }
 
 let current: EditorBridge | null = null;
 
 export function setBridge(bridge: EditorBridge | null): void {
   current = bridge;
+}
+
+/** The bridge, or null before the editor exists (a node measured while it is being built). */
+export function currentBridge(): EditorBridge | null {
+  return current;
 }
 
 export function bridge(): EditorBridge {

@@ -1,12 +1,20 @@
 /**
- * Undo/redo of parameter edits. rete-history-plugin only records structure (nodes, connections,
- * moves), so a parameter change is our own history action. Typing into one field coalesces into a
- * single action while the edits keep coming (less than COALESCE_MS apart).
+ * Undo/redo of what rete-history-plugin does not record: parameter edits (with the title a preset
+ * change renames), node modes, titles, frames and reroute points. Typing into one field coalesces
+ * into a single action while the edits keep coming (less than COALESCE_MS apart).
  */
 import type { HistoryAction, HistoryPlugin } from 'rete-history-plugin';
 import type { Schemes } from './schemes.ts';
 
 export const COALESCE_MS = 1200;
+
+/** An action from its two directions. */
+export class FnAction implements HistoryAction {
+  constructor(
+    readonly undo: () => void | Promise<void>,
+    readonly redo: () => void | Promise<void>,
+  ) {}
+}
 
 export class ParamChangeAction implements HistoryAction {
   constructor(
@@ -15,6 +23,8 @@ export class ParamChangeAction implements HistoryAction {
     readonly before: unknown,
     public after: unknown,
     private readonly apply: (nodeId: string, param: string, value: unknown) => void,
+    /** Typing: later keystrokes in the field extend this action. A pick (a preset, a checkbox) stands alone. */
+    readonly typing = false,
   ) {}
 
   undo(): void {
@@ -24,6 +34,13 @@ export class ParamChangeAction implements HistoryAction {
   redo(): void {
     this.apply(this.nodeId, this.param, this.after);
   }
+}
+
+/** Records one action as its own undo step (the plugin otherwise merges actions close in time). */
+export function recordAction(history: HistoryPlugin<Schemes>, action: HistoryAction): void {
+  history.separate();
+  history.add(action);
+  history.separate();
 }
 
 /**
@@ -41,6 +58,7 @@ export function recordParamChange(
     change.coalesce &&
     last &&
     last.action instanceof ParamChangeAction &&
+    last.action.typing &&
     last.action.nodeId === change.nodeId &&
     last.action.param === change.param &&
     Date.now() - last.time < COALESCE_MS
@@ -49,9 +67,20 @@ export function recordParamChange(
     last.time = Date.now();
     return;
   }
-  // Separate from whatever came before and after: the plugin otherwise merges actions that happen
-  // within its `timing` window into one undo step.
-  history.separate();
-  history.add(new ParamChangeAction(change.nodeId, change.param, change.before, change.after, apply));
-  history.separate();
+  recordAction(history, new ParamChangeAction(change.nodeId, change.param, change.before, change.after, apply, change.coalesce));
+}
+
+/**
+ * Runs `fn` without recording what it does: moves the studio makes by itself (a grown node pushing
+ * its neighbours) are not the user's to undo. The plugin's own undo and redo use this same flag.
+ */
+export async function untracked(history: HistoryPlugin<Schemes>, fn: () => Promise<void>): Promise<void> {
+  const inner = (history as unknown as { history: { active: boolean } }).history;
+  const was = inner.active;
+  inner.active = true;
+  try {
+    await fn();
+  } finally {
+    inner.active = was;
+  }
 }

@@ -1,6 +1,7 @@
 /** Rete classes of the studio: typed sockets, catalog-driven nodes, connections. */
 import { ClassicPreset, type GetSchemes } from 'rete';
 import type { CatalogNode } from '../../../server/protocol/catalog.ts';
+import type { NodeMode } from '../../../server/protocol/graph.ts';
 import { socketsCompatible, type PlannedSocket } from '../graph-io.ts';
 
 /** A socket that knows its type; `ClassicPreset.Socket` itself only has a name. */
@@ -34,6 +35,8 @@ export class StudioNode extends ClassicPreset.Node<Record<string, TypedSocket>, 
   readonly spec: CatalogNode | null;
   params: Record<string, unknown>;
   customTitle?: string;
+  /** Bypassed or muted (absent: the node runs). */
+  mode?: NodeMode;
   readonly socketInfo = new Map<string, SocketInfo>();
 
   constructor(
@@ -44,8 +47,10 @@ export class StudioNode extends ClassicPreset.Node<Record<string, TypedSocket>, 
     sockets: { inputs: PlannedSocket[]; outputs: PlannedSocket[] },
     colorOf: (type: string) => string,
     title?: string,
+    mode?: NodeMode,
   ) {
     super(title || spec?.title || type);
+    this.mode = mode;
     // Ids come from the graph file (or uniqueNodeId); Rete's random id would break the round trip.
     this.id = id;
     this.type = type;

@@ -24,20 +24,29 @@ interface DocState {
   graph: Graph;
   /** False until the first graph is in the editor: nothing is autosaved before. */
   ready: boolean;
+  /** This browser had nothing saved: the studio opened its welcome graph. */
+  firstVisit: boolean;
 }
 
 type DocAction =
   /** A graph replaced the editor's content (open, new, import), or the document was saved. */
-  | { type: 'replaced'; doc: DocInfo; graph: Graph }
+  | { type: 'replaced'; doc: DocInfo; graph: Graph; firstVisit?: boolean }
   /** The user changed the graph; meta stays the document's. */
-  | { type: 'edited'; graph: Graph };
+  | { type: 'edited'; graph: Graph }
+  /** The studio moved nodes by itself: a clean document stays clean. */
+  | { type: 'relaid'; graph: Graph };
 
 function reducer(s: DocState, a: DocAction): DocState {
   switch (a.type) {
     case 'replaced':
-      return { doc: a.doc, graph: a.graph, ready: true };
+      return { doc: a.doc, graph: a.graph, ready: true, firstVisit: a.firstVisit ?? s.firstVisit };
     case 'edited':
       return { ...s, graph: { ...a.graph, meta: s.graph.meta } };
+    case 'relaid': {
+      const graph = { ...a.graph, meta: s.graph.meta };
+      const clean = graphFingerprint(s.graph) === s.doc.baseline;
+      return { ...s, graph, doc: clean ? { ...s.doc, baseline: graphFingerprint(graph) } : s.doc };
+    }
   }
 }
 
@@ -56,17 +65,18 @@ export function useDocument({ editor, notify, setDialog, onBeforeReplace, onRepl
     doc: { name: null, source: null, baseline: graphFingerprint(EMPTY_GRAPH) },
     graph: EMPTY_GRAPH,
     ready: false,
+    firstVisit: false,
   });
-  const { doc, graph, ready } = state;
+  const { doc, graph, ready, firstVisit } = state;
   const meta = graph.meta;
   const dirty = useMemo(() => graphFingerprint(graph) !== doc.baseline, [graph, doc.baseline]);
   const docLabel = doc.name ?? ((meta.title as string | undefined) || 'Untitled graph');
 
   /** The graph as the editor holds it now, with the document's meta (what runs, saves and exports). */
   const currentGraph = useStableCallback((): Graph => editor?.toGraph(meta) ?? EMPTY_GRAPH);
-  /** The editor changed: take its graph (the dirty flag and autosave follow). */
-  const edited = useStableCallback(() => {
-    if (editor) dispatch({ type: 'edited', graph: editor.toGraph() });
+  /** The editor changed: take its graph (the dirty flag and autosave follow); `byStudio`: a layout fix, not an edit. */
+  const edited = useStableCallback((byStudio = false) => {
+    if (editor) dispatch({ type: byStudio ? 'relaid' : 'edited', graph: editor.toGraph() });
   });
 
   useEffect(() => {
@@ -89,10 +99,10 @@ export function useDocument({ editor, notify, setDialog, onBeforeReplace, onRepl
   }, [dirty, docLabel]);
 
   /** Puts a graph in the editor; `doc` gets the baseline of the graph as loaded (defaults filled in). */
-  const replace = async (ed: StudioEditor, next: Graph, docOf: (baseline: string) => DocInfo): Promise<string[]> => {
+  const replace = async (ed: StudioEditor, next: Graph, docOf: (baseline: string) => DocInfo, first = false): Promise<string[]> => {
     const problems = await ed.load(next);
     const loaded = ed.toGraph(next.meta ?? {});
-    dispatch({ type: 'replaced', doc: docOf(graphFingerprint(loaded)), graph: loaded });
+    dispatch({ type: 'replaced', doc: docOf(graphFingerprint(loaded)), graph: loaded, firstVisit: first });
     onReplaced(loaded);
     return problems;
   };
@@ -113,7 +123,7 @@ export function useDocument({ editor, notify, setDialog, onBeforeReplace, onRepl
       const welcome = await api.getGraph(FIRST_VISIT_TEMPLATE).then((r) => parseGraphJson(r.graph), () => null);
       if (cancelled) return;
       if (welcome?.ok) {
-        const problems = await replace(editor, welcome.graph, (baseline) => ({ name: FIRST_VISIT_TEMPLATE, source: 'template', baseline }));
+        const problems = await replace(editor, welcome.graph, (baseline) => ({ name: FIRST_VISIT_TEMPLATE, source: 'template', baseline }), true);
         for (const p of problems) notify('error', p);
       } else {
         await editor.zoomToFit();
@@ -207,7 +217,7 @@ export function useDocument({ editor, notify, setDialog, onBeforeReplace, onRepl
     else setDialog({ kind: 'saveAs', initial: doc.source === 'template' && doc.name ? `my-${doc.name}` : '' });
   });
 
-  return { doc, meta, dirty, ready, docLabel, nodeCount: graph.nodes.length, currentGraph, edited, loadGraph, guardDirty, newGraph, openEntry, saveAs, save };
+  return { doc, meta, dirty, ready, firstVisit, docLabel, nodeCount: graph.nodes.length, currentGraph, edited, loadGraph, guardDirty, newGraph, openEntry, saveAs, save };
 }
 
 export type StudioDocument = ReturnType<typeof useDocument>;

@@ -3,9 +3,13 @@
  * graph is embedded), and result PNGs downloaded with the graph of the run that made them.
  */
 import { useEffect } from 'react';
+import type { Catalog } from '../../../../server/protocol/catalog.ts';
 import type { Graph } from '../../../../server/protocol/graph.ts';
-import { setResultActions } from '../../editor/bridge.ts';
-import { parseGraphJson } from '../../graph-io.ts';
+import { api } from '../../api.ts';
+import { setResultActions, uploadedImages } from '../../editor/bridge.ts';
+import type { StudioEditor } from '../../editor/create-editor.tsx';
+import { isUploadableImage } from '../../editor/ParamField.tsx';
+import { parseGraphJson, type Position } from '../../graph-io.ts';
 import { graphJsonFromPng } from '../../png-graph.ts';
 import { downloadBlob, downloadResultPng, fileStem } from '../downloads.ts';
 import { gallery, type GalleryImage, type JobRecord } from '../gallery.ts';
@@ -13,7 +17,7 @@ import type { StudioDocument } from './useDocument.ts';
 import { useStableCallback } from './useLatest.ts';
 import type { Notify } from './useToasts.ts';
 
-export function useImportExport(studioDoc: StudioDocument, notify: Notify) {
+export function useImportExport(studioDoc: StudioDocument, notify: Notify, editor: StudioEditor | null, catalog: Catalog) {
   const { currentGraph, docLabel, guardDirty, loadGraph } = studioDoc;
 
   const exportJson = useStableCallback(() => {
@@ -58,11 +62,43 @@ export function useImportExport(studioDoc: StudioDocument, notify: Notify) {
       return;
     }
     if (!/\.json$/i.test(file.name) && file.type !== 'application/json') {
-      notify('error', `${file.name} is neither a .json graph file nor a PNG downloaded from the studio.`);
+      notify('error', `${file.name} is neither a .json graph file nor a picture (PNG, JPEG, WebP).`);
       return;
     }
     importText(await file.text(), file.name);
   });
 
-  return { exportJson, importFile, downloadGalleryImage };
+  /** A picture dropped on the canvas: uploaded, in a new Load Image node where it was dropped. */
+  const imageNode = async (file: File, at: Position) => {
+    const type = catalog.nodes.find((n) => n.params.some((p) => p.kind === 'image'));
+    const param = type?.params.find((p) => p.kind === 'image');
+    if (!editor || !type || !param) {
+      notify('error', 'This server has no node that loads an image.');
+      return;
+    }
+    try {
+      const res = await api.upload(file);
+      uploadedImages.set({ ...uploadedImages.get(), [res.name]: { url: res.url, width: res.width, height: res.height, fileName: res.fileName ?? file.name } });
+      await editor.addNode(type.type, at, { [param.name]: res.name });
+      notify('info', `${file.name} is in a new ${type.title} node: connect its image where you want it.`);
+    } catch (err) {
+      notify('error', `Cannot load ${file.name}: ${(err as Error).message}`);
+    }
+  };
+
+  /** A file dropped on the canvas at a screen point: a graph opens, a picture becomes a Load Image node. */
+  const dropFile = useStableCallback(async (file: File, client: Position) => {
+    const at = editor?.graphPoint(client) ?? { x: 0, y: 0 };
+    if (/\.png$/i.test(file.name) || file.type === 'image/png') {
+      const read = await graphJsonFromPng(new Uint8Array(await file.arrayBuffer()));
+      if (read.ok) importText(read.json, file.name);
+      else if (read.reason === 'no-graph') await imageNode(file, at);
+      else notify('error', `Cannot open ${file.name}: ${read.message}.`);
+      return;
+    }
+    if (isUploadableImage(file)) await imageNode(file, at);
+    else await importFile(file);
+  });
+
+  return { exportJson, importFile, dropFile, downloadGalleryImage };
 }

@@ -1,15 +1,16 @@
 /**
- * Runs: submitting the graph as a job (the server checks it first), following its events, and
- * cancelling it. The tracker turns job events into node state and the toolbar's job view.
+ * Runs: every Run queues the graph as a job (Ctrl+Shift+Enter puts it first in line), after the
+ * server has checked it; the tracker follows every job of the server and paints the nodes of the
+ * ones that belong to this canvas. Cancel stops the job this tab looks at, or one from the queue.
  */
 import { useEffect, useState } from 'react';
 import type { Catalog } from '../../../../server/protocol/catalog.ts';
 import type { Graph } from '../../../../server/protocol/graph.ts';
 import { api, ApiError } from '../../api.ts';
 import type { StudioEditor } from '../../editor/create-editor.tsx';
-import { nodeRuntime } from '../../runtime.ts';
+import { graphContent } from '../../graph-io.ts';
 import { gallery } from '../gallery.ts';
-import { JobTracker, jobView, setNodeIdSource } from '../jobs.ts';
+import { JobTracker, jobView, queueView, setNodeIdSource } from '../jobs.ts';
 import { useStableCallback } from './useLatest.ts';
 import type { Notify } from './useToasts.ts';
 import type { Validation } from './useValidation.ts';
@@ -19,6 +20,21 @@ export function nodeLabel(editor: StudioEditor | null, catalog: Catalog, nodeId:
   const n = editor?.snapshot().nodes.find((x) => x.id === nodeId);
   if (!n) return nodeId;
   return n.title ?? catalog.nodes.find((s) => s.type === n.type)?.title ?? n.type;
+}
+
+/** Prompts that run empty ("Source prompt → text"): worth a word before the job goes. */
+export function emptyPrompts(graph: Graph, catalog: Catalog): string[] {
+  const out: string[] = [];
+  for (const n of graph.nodes) {
+    if (n.mode) continue;
+    const spec = catalog.nodes.find((s) => s.type === n.type);
+    for (const p of spec?.params ?? []) {
+      if (p.kind !== 'text' || p.optional) continue;
+      const v = n.params[p.name] ?? p.default;
+      if (typeof v === 'string' && v.trim() === '') out.push(`${n.title ?? spec!.title} → ${p.label || p.name}`);
+    }
+  }
+  return out;
 }
 
 export interface RunsOptions {
@@ -32,37 +48,53 @@ export interface RunsOptions {
   onProblems(): void;
 }
 
-export function useRuns({ editor, notify, validation, currentGraph, docLabel, onProblems }: RunsOptions) {
-  // One socket per studio, for its lifetime.
-  // The gallery lists the server's history: read it now, and again whenever any tab's job ends.
-  const [tracker] = useState(() => new JobTracker(notify, () => void gallery.refresh()));
+export function useRuns({ editor, catalog, notify, validation, currentGraph, docLabel, onProblems }: RunsOptions) {
+  const onCanvas = useStableCallback((graph: Graph) => graphContent(graph) === graphContent(currentGraph()));
+  // One socket per studio, for its lifetime. The gallery lists the server's history: read it now, and
+  // again whenever any tab's job ends or the history changes.
+  const [tracker] = useState(() => new JobTracker({ notify, onHistoryChanged: () => void gallery.refresh(), graphOnCanvas: (g) => onCanvas(g) }));
   useEffect(() => void gallery.refresh(), []);
   useEffect(() => () => tracker.close(), [tracker]);
   useEffect(() => {
     if (editor) setNodeIdSource(() => editor.snapshot().nodes.map((n) => n.id));
   }, [editor]);
 
-  const run = useStableCallback(async () => {
+  const refuse = (issues: NonNullable<ApiError['issues']>) => {
+    onProblems();
+    notify('error', `Cannot run yet: ${issues.length} problem${issues.length === 1 ? '' : 's'} to fix (see Problems).`);
+  };
+
+  /** Queues the graph (first in line with `front`); nothing is sent that the server would refuse. */
+  const run = useStableCallback(async (opts: { front?: boolean } = {}) => {
     if (!editor) return;
-    if (tracker.activeJobId()) {
-      notify('info', 'A run is already in progress. Press Esc to cancel it.');
-      return;
-    }
-    // The server checks the graph it is given: that answer replaces any check still pending.
+    // The server's answer about this graph replaces any check still pending.
     const token = validation.claim();
     const graph = currentGraph();
-    const graphLabel = docLabel;
     try {
-      const { job: submitted } = await api.submitJob(graph);
-      gallery.recordJob(submitted.id, { graph, graphLabel });
-      nodeRuntime.resetRun(graph.nodes.map((n) => n.id), 'idle');
-      tracker.follow(submitted.id, submitted.position);
+      const check = await api.validateForRun(graph);
+      if (check.issues.length) {
+        validation.report(token, check.issues);
+        refuse(check.issues);
+        return;
+      }
+    } catch (err) {
+      validation.report(token, undefined);
+      notify('error', `Cannot run: ${(err as Error).message}`);
+      return;
+    }
+    try {
+      const { job } = await api.submitJob(graph, opts);
+      gallery.recordJob(job.id, { graph, graphLabel: docLabel });
+      tracker.follow(job);
       validation.report(token, []);
+      const empty = emptyPrompts(graph, catalog);
+      if (empty.length) notify('info', `Running with an empty prompt in ${empty.join(', ')}: the model gets no words from it.`);
+      if (opts.front && queueView.get()?.running) notify('info', 'Queued first in line: it runs as soon as the current job ends.');
+      else if ((job.position ?? 0) > 1) notify('info', `Queued: #${job.position} in line (see Queue).`);
     } catch (err) {
       if (err instanceof ApiError && err.issues.length) {
         validation.report(token, err.issues);
-        onProblems();
-        notify('error', `Cannot run yet: ${err.issues.length} problem${err.issues.length === 1 ? '' : 's'} to fix (see Problems).`);
+        refuse(err.issues);
       } else {
         validation.report(token, undefined);
         notify('error', `Cannot run: ${(err as Error).message}`);
@@ -70,8 +102,9 @@ export function useRuns({ editor, notify, validation, currentGraph, docLabel, on
     }
   });
 
-  const cancel = useStableCallback(async () => {
-    const id = tracker.activeJobId();
+  /** Cancels a job: the one this tab looks at by default. */
+  const cancel = useStableCallback(async (jobId?: string) => {
+    const id = jobId ?? tracker.activeJobId();
     if (!id) return;
     try {
       await api.cancelJob(id);
@@ -88,5 +121,5 @@ export function useRuns({ editor, notify, validation, currentGraph, docLabel, on
     if (!tracker.activeJobId()) jobView.set(null);
   });
 
-  return { run, cancel, detach, hasActiveJob: () => tracker.activeJobId() !== null };
+  return { run, cancel, detach, watch: (jobId: string) => tracker.watch(jobId), hasActiveJob: () => tracker.activeJobId() !== null };
 }

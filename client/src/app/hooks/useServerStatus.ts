@@ -24,10 +24,22 @@ export function useServerStatus() {
     void api.models().then((m) => modelsState.set(m), () => undefined);
     return () => clearInterval(t);
   }, []);
+  const connected = useObservable(socketConnected);
+  // The live connection notices first: ask for the health at once, going away or coming back.
+  useEffect(() => {
+    if (connected === null) return;
+    api.health().then(
+      (h) => {
+        healthState.set(h);
+        setHealthError(null);
+      },
+      (err: Error) => setHealthError(err.message),
+    );
+  }, [connected]);
   return {
     health: useObservable(healthState),
     healthError,
-    connected: useObservable(socketConnected),
+    connected,
     queue: useObservable(queueView),
     models: useObservable(modelsState),
   };

@@ -16,6 +16,7 @@ export function useStudioEditor(canvasRef: RefObject<HTMLDivElement | null>, cat
       onChange: (kind) => latest.current.onChange(kind),
       onRejectedConnection: (message) => latest.current.onRejectedConnection(message),
       onCanvasDoubleClick: (at) => latest.current.onCanvasDoubleClick(at),
+      onContextMenu: (target, client, at) => latest.current.onContextMenu(target, client, at),
       uploadImage: (file) => latest.current.uploadImage(file),
     }).then((e) => {
       created = e;

@@ -1,0 +1,140 @@
+/**
+ * The Queue panel: every job of the server, whichever tab queued it, with its position, progress,
+ * elapsed time, time left and a Cancel; then the jobs that finished while this tab was open.
+ * Clicking a job makes this tab look at it (its progress in the toolbar; its nodes when the canvas
+ * holds its graph).
+ */
+import { useState } from 'react';
+import type { JobSummary } from '../../../server/protocol/events.ts';
+import { useObservable } from '../runtime.ts';
+import { finishedJobs, jobView, myJobs, queueView } from './jobs.ts';
+import { clock, useNow } from './time.ts';
+
+/** How far a running job is, 0–1: by time when the server has an estimate, else by nodes and steps. */
+export function fractionDone(job: JobSummary, now: number, receivedAt: number): number {
+  const elapsed = (job.elapsedMs ?? 0) + (now - receivedAt);
+  if (job.etaMs !== undefined && job.elapsedMs !== undefined) {
+    const left = Math.max(0, job.etaMs - (now - receivedAt));
+    return Math.min(1, elapsed / Math.max(1, elapsed + left));
+  }
+  const p = job.progress;
+  if (!p || p.nodesTotal === 0) return 0;
+  const step = p.step && p.steps ? p.step / p.steps : 0;
+  return Math.min(1, (p.nodesDone + step) / p.nodesTotal);
+}
+
+export function QueuePanel(props: { onWatch(jobId: string): void; onCancel(jobId: string): void; onClose(): void }) {
+  const queue = useObservable(queueView);
+  const mine = useObservable(myJobs);
+  const looking = useObservable(jobView);
+  const finished = useObservable(finishedJobs);
+  const active = queue ? [...queue.active, ...queue.pending] : [];
+  // The queue state is as of its arrival; time runs on from there.
+  const receivedAt = useReceivedAt(queue);
+  const now = useNow(active.length > 0);
+  return (
+    <aside className="sd-queue-panel" data-testid="queue-panel">
+      <header>
+        <span>
+          Queue <span className="muted">{active.length ? `${active.length} job${active.length === 1 ? '' : 's'}` : 'idle'}</span>
+        </span>
+        <span>
+          {queue && queue.pending.length > 1 ? (
+            <button type="button" className="sd-link" data-testid="queue-clear" onClick={() => queue.pending.forEach((j) => props.onCancel(j.id))} title="Take every waiting job out of the queue (the running one goes on)">
+              Clear waiting
+            </button>
+          ) : null}
+          <button type="button" className="sd-link" onClick={props.onClose} title="Hide">
+            ✕
+          </button>
+        </span>
+      </header>
+      {active.length === 0 ? <p className="muted">Nothing is running. Run (Ctrl+Enter) queues the graph; Ctrl+Shift+Enter puts it first in line.</p> : null}
+      <ol className="sd-queue-list">
+        {active.map((job) => {
+          const running = job.state === 'running';
+          const left = job.etaMs !== undefined ? Math.max(0, job.etaMs - (now - receivedAt)) : undefined;
+          const p = job.progress;
+          return (
+            <li
+              key={job.id}
+              className={`sd-queue-item${looking?.id === job.id ? ' looking' : ''}`}
+              data-testid="queue-item"
+              data-job-id={job.id}
+              data-state={job.state}
+              data-mine={mine.has(job.id) ? 'true' : 'false'}
+              onClick={() => props.onWatch(job.id)}
+              title="Show this job's progress in the toolbar"
+            >
+              <div className="sd-queue-row">
+                <span className="sd-queue-pos">{running ? '▶' : `#${job.position}`}</span>
+                <span className="sd-queue-title">{job.title || 'Untitled graph'}</span>
+                {mine.has(job.id) ? <span className="sd-tag">this tab</span> : null}
+                {job.worker && job.worker !== 'local' ? <span className="muted" title="The worker that runs it">{job.worker}</span> : null}
+                <button
+                  type="button"
+                  className="sd-link"
+                  data-testid="queue-cancel"
+                  title={running ? 'Stop this job' : 'Take this job out of the queue'}
+                  onClick={(e) => {
+                    e.stopPropagation();
+                    props.onCancel(job.id);
+                  }}
+                >
+                  Cancel
+                </button>
+              </div>
+              {running ? (
+                <div className="sd-progress small" data-testid="queue-progress">
+                  <div className="sd-progress-bar" style={{ width: `${Math.round(100 * fractionDone(job, now, receivedAt))}%` }} />
+                </div>
+              ) : null}
+              <div className="sd-queue-meta muted" data-testid="queue-meta">
+                {running
+                  ? [
+                      p?.nodeTitle ? `${p.nodeTitle}${p.step !== undefined && p.steps ? ` ${p.step}/${p.steps}` : ''}` : null,
+                      p ? `node ${Math.min(p.nodesDone + 1, p.nodesTotal)} of ${p.nodesTotal}` : null,
+                      job.elapsedMs !== undefined ? `${clock(job.elapsedMs + (now - receivedAt))} elapsed` : null,
+                      left !== undefined ? `ETA ${clock(left)}` : 'ETA after a first run',
+                    ]
+                      .filter(Boolean)
+                      .join(' · ')
+                  : left !== undefined
+                    ? `waiting · done in ~${clock(left)}`
+                    : 'waiting'}
+              </div>
+            </li>
+          );
+        })}
+      </ol>
+      {finished.length ? (
+        <>
+          <h4 className="sd-queue-sub">Finished</h4>
+          <ol className="sd-queue-list">
+            {finished.map((job) => (
+              <li key={job.id} className="sd-queue-item done" data-testid="queue-finished" data-job-id={job.id} data-state={job.state}>
+                <div className="sd-queue-row">
+                  <span className="sd-queue-pos">{job.state === 'done' ? '✓' : job.state === 'failed' || job.state === 'interrupted' ? '✕' : '■'}</span>
+                  <span className="sd-queue-title">{job.title || 'Untitled graph'}</span>
+                  {job.mine ? <span className="sd-tag">this tab</span> : null}
+                  <span className="muted">{job.ms !== undefined ? clock(job.ms) : job.state}</span>
+                </div>
+              </li>
+            ))}
+          </ol>
+        </>
+      ) : null}
+    </aside>
+  );
+}
+
+/** When the value last changed (this browser's clock), kept per value. */
+function useReceivedAt(value: unknown): number {
+  const [seen, setSeen] = useState<{ value: unknown; at: number }>(() => ({ value, at: Date.now() }));
+  if (seen.value !== value) {
+    const next = { value, at: Date.now() };
+    setSeen(next);
+    return next.at;
+  }
+  return seen.at;
+}

@@ -1,0 +1,38 @@
+/** Finding node types: the catalog grouped by category, and the search of the Add-node dialogs. */
+import type { CatalogNode } from '../../server/protocol/catalog.ts';
+
+/** Catalog nodes grouped by category, categories and nodes in a stable, readable order. */
+export function groupByCategory(nodes: CatalogNode[]): [string, CatalogNode[]][] {
+  const groups = new Map<string, CatalogNode[]>();
+  for (const n of nodes) {
+    const cat = n.category || 'Other';
+    if (!groups.has(cat)) groups.set(cat, []);
+    groups.get(cat)!.push(n);
+  }
+  return [...groups.entries()]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([cat, list]) => [cat, [...list].sort((a, b) => a.title.localeCompare(b.title))]);
+}
+
+/**
+ * Palette search: every word of the query must appear in the title, type, category or description;
+ * title matches rank first, then title prefixes.
+ */
+export function searchCatalog(nodes: CatalogNode[], query: string): CatalogNode[] {
+  const words = query.toLowerCase().split(/\s+/).filter(Boolean);
+  if (words.length === 0) return [...nodes].sort((a, b) => a.category.localeCompare(b.category) || a.title.localeCompare(b.title));
+  const scored: { node: CatalogNode; score: number }[] = [];
+  for (const node of nodes) {
+    const title = node.title.toLowerCase();
+    const hay = `${title} ${node.type.toLowerCase()} ${node.category.toLowerCase()} ${node.description.toLowerCase()}`;
+    if (!words.every((w) => hay.includes(w))) continue;
+    let score = 0;
+    for (const w of words) {
+      if (title.startsWith(w)) score += 3;
+      else if (title.includes(w)) score += 2;
+      else if (node.type.toLowerCase().includes(w)) score += 1;
+    }
+    scored.push({ node, score });
+  }
+  return scored.sort((a, b) => b.score - a.score || a.node.title.localeCompare(b.node.title)).map((s) => s.node);
+}

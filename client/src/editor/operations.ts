@@ -1,0 +1,408 @@
+/**
+ * What the editor does on request: add, remove, copy, paste, bypass/mute, rename, arrange, frame,
+ * reroute, fit, load. Every user-visible change is one undo step; moves the studio makes by itself
+ * (a grown node pushing its neighbours) are not recorded.
+ */
+import type { NodeEditor } from 'rete';
+import type { AreaExtensions, AreaPlugin } from 'rete-area-plugin';
+import type { ReroutePlugin } from 'rete-connection-reroute-plugin';
+import type { HistoryPlugin } from 'rete-history-plugin';
+import type { Catalog, CatalogNode } from '../../../server/protocol/catalog.ts';
+import type { Graph, GraphGroup, NodeMode } from '../../../server/protocol/graph.ts';
+import type { UploadResult } from '../api.ts';
+import { copyOf, pastePlan, type ClipboardData } from '../clipboard.ts';
+import { defaultParams, planImport, uniqueNodeId, type EditorConnectionDTO, type EditorNodeDTO, type EditorSnapshot, type Position } from '../graph-io.ts';
+import { arrange, boundsOf, placeClear, resolveOverlaps, type Rect } from '../layout.ts';
+import { nodeRuntime } from '../runtime.ts';
+import { presetsOf, retitle } from '../titles.ts';
+import { uploadedImages } from './bridge.ts';
+import type { ChangeKind } from './create-editor.tsx';
+import type { FramesLayer } from './frames.ts';
+import { FnAction, recordAction, recordParamChange, untracked } from './param-history.ts';
+import { StudioNode, type Schemes } from './schemes.ts';
+import { createView } from './view.ts';
+import { createPins } from './pins.ts';
+
+const nextFrame = () => new Promise<void>((resolve) => requestAnimationFrame(() => resolve()));
+/** Space kept between nodes when the studio places them. */
+const GAP = 24;
+
+interface Context {
+  editor: NodeEditor<Schemes>;
+  area: AreaPlugin<Schemes, never>;
+  history: HistoryPlugin<Schemes>;
+  reroute: ReroutePlugin<Schemes>;
+  selectable: ReturnType<typeof AreaExtensions.selectableNodes>;
+  frames: FramesLayer;
+  catalog: Catalog;
+  specs: Map<string, CatalogNode>;
+  colors: Map<string, string>;
+  container: HTMLElement;
+  state: { loading: boolean; relayout: boolean };
+  changed(kind: ChangeKind): void;
+}
+
+// The area is typed with our extra signals in create-editor; here only its base API is used.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<Schemes, any> }) {
+  const { editor, area, history, reroute, selectable, frames, specs, container, state, changed } = c;
+  const colorOf = (type: string) => c.colors.get(type) ?? '#777';
+
+  function createNode(dto: Pick<EditorNodeDTO, 'id' | 'type' | 'params' | 'title' | 'mode'>, spec: CatalogNode | null, sockets?: ConstructorParameters<typeof StudioNode>[4]): StudioNode {
+    const s = sockets ?? { inputs: spec!.inputs.map((x) => ({ ...x })), outputs: spec!.outputs.map((x) => ({ ...x })) };
+    return new StudioNode(dto.id, dto.type, spec, dto.params, s, colorOf, dto.title, dto.mode);
+  }
+
+  /** Each node's box in graph units, as drawn. */
+  function rects(): Rect[] {
+    return editor.getNodes().map((n) => {
+      const view = area.nodeViews.get(n.id);
+      const el = view?.element.firstElementChild as HTMLElement | null | undefined;
+      return { id: n.id, x: view?.position.x ?? 0, y: view?.position.y ?? 0, width: el?.offsetWidth || n.width, height: el?.offsetHeight || n.height };
+    });
+  }
+
+  async function moveAll(moves: Map<string, Position>): Promise<void> {
+    for (const [id, pos] of moves) await area.translate(id, pos);
+  }
+
+  function centerOfView(): Position {
+    const { x, y, k } = area.area.transform;
+    return { x: (container.clientWidth / 2 - x) / k, y: (container.clientHeight / 2 - y) / k };
+  }
+
+  const pins = createPins({ editor, area, history, reroute, changed });
+  const { pinsOf, addPin, removePin } = pins;
+  const view = createView({ area, container, state, boxes: () => [...rects(), ...frames.list()] });
+
+  const selectedIds = () => editor.getNodes().filter((n) => n.selected).map((n) => n.id);
+
+  async function select(ids: string[]): Promise<void> {
+    for (const n of editor.getNodes().filter((x) => x.selected)) await selectable.unselect(n.id);
+    ids.forEach((id, i) => void selectable.select(id, i > 0));
+  }
+
+  async function addNode(type: string, at?: Position, params?: Record<string, unknown>): Promise<void> {
+    const spec = specs.get(type);
+    if (!spec) throw new Error(`Unknown node type "${type}"`);
+    const node = createNode({ id: uniqueNodeId(type, editor.getNodes().map((n) => n.id)), type, params: { ...defaultParams(spec), ...params } }, spec);
+    history.separate();
+    await editor.addNode(node);
+    const pos = at ?? centerOfView();
+    await area.translate(node.id, { x: pos.x - node.width / 2, y: pos.y - 40 });
+    history.separate();
+    await select([node.id]);
+  }
+
+  /** Nodes with every connection that touches them, as objects: what a removal takes and its undo puts back. */
+  interface Piece {
+    nodes: { node: StudioNode; position: Position }[];
+    connections: { connection: Schemes['Connection']; points: Position[] }[];
+  }
+
+  function capture(ids: string[]): Piece {
+    const set = new Set(ids);
+    return {
+      nodes: ids.flatMap((id) => {
+        const node = editor.getNode(id);
+        return node ? [{ node, position: { ...(area.nodeViews.get(id)?.position ?? { x: 0, y: 0 }) } }] : [];
+      }),
+      connections: editor.getConnections().filter((x) => set.has(x.source) || set.has(x.target)).map((connection) => ({ connection, points: pins.pinsOf(connection.id) })),
+    };
+  }
+
+  /** Puts a piece in, unrecorded (the action that calls this is the undo step). */
+  async function put(piece: Piece): Promise<void> {
+    await untracked(history, async () => {
+      for (const { node, position } of piece.nodes) {
+        node.selected = false;
+        await editor.addNode(node);
+        await area.translate(node.id, position);
+      }
+      for (const { connection, points } of piece.connections) {
+        await editor.addConnection(connection);
+        if (points.length) pins.setPins(connection.id, points);
+      }
+    });
+  }
+
+  /** Takes a piece out, unrecorded. */
+  async function take(piece: Piece): Promise<void> {
+    await untracked(history, async () => {
+      for (const { connection } of piece.connections) if (editor.getConnection(connection.id)) await editor.removeConnection(connection.id);
+      for (const { node } of piece.nodes) if (editor.getNode(node.id)) await editor.removeNode(node.id);
+    });
+  }
+
+  /** Deletes nodes and their connections: one undo step, however long it takes. */
+  async function removeNodes(ids: string[]): Promise<void> {
+    const piece = capture(ids);
+    recordAction(history, new FnAction(() => put(piece), () => take(piece)));
+    await take(piece);
+  }
+
+  function snapshot(): EditorSnapshot {
+    return {
+      nodes: editor.getNodes().map((n) => ({
+        id: n.id,
+        type: n.type,
+        params: n.params,
+        position: area.nodeViews.get(n.id)?.position ?? { x: 0, y: 0 },
+        ...(n.customTitle ? { title: n.customTitle } : {}),
+        ...(n.mode ? { mode: n.mode } : {}),
+      })),
+      connections: editor.getConnections().map((x) => {
+        const points = pinsOf(x.id);
+        return { source: x.source, sourceOutput: x.sourceOutput as string, target: x.target, targetInput: x.targetInput as string, ...(points.length ? { points } : {}) };
+      }),
+      groups: frames.list(),
+    };
+  }
+
+  async function addConnection(x: EditorConnectionDTO, id = `${x.source}.${x.sourceOutput}->${x.target}.${x.targetInput}`): Promise<void> {
+    if (!editor.getNode(x.source) || !editor.getNode(x.target)) return;
+    const { points, ...ends } = x;
+    await editor.addConnection({ id, ...ends } as Schemes['Connection']);
+    if (!editor.getConnection(id)) return;
+    for (const p of points ?? []) reroute.add(id, { ...p });
+  }
+
+  async function load(graph: Graph): Promise<string[]> {
+    const plan = planImport(graph, c.catalog);
+    state.loading = true;
+    try {
+      await editor.clear();
+      for (const pin of reroute.pins.getPins()) reroute.pins.remove(pin.id);
+      nodeRuntime.clear();
+      for (const p of plan.nodes) {
+        await editor.addNode(createNode(p.dto, p.spec, p.spec ? undefined : p));
+        await area.translate(p.dto.id, p.dto.position);
+      }
+      for (const x of plan.connections) await addConnection(x);
+      frames.set(graph.groups ?? []);
+      // Let React lay the nodes out, then untangle nodes that overlap (files laid out for other
+      // node sizes) and fit them into view.
+      await nextFrame();
+      await nextFrame();
+      await moveAll(resolveOverlaps(rects(), GAP));
+      await view.zoomToFit({ readable: true });
+    } finally {
+      state.loading = false;
+      history.clear();
+    }
+    return plan.problems;
+  }
+
+  async function paste(data: ClipboardData, opts: { at?: Position; keepInputs?: boolean } = {}): Promise<void> {
+    const known = data.nodes.filter((n) => specs.has(n.type));
+    if (known.length === 0) throw new Error('The copied nodes are of types this server does not have.');
+    const plan = pastePlan({ ...data, nodes: known }, new Set(editor.getNodes().map((n) => n.id)), opts.at ? { at: opts.at } : { offset: { x: 40, y: 40 } }, opts.keepInputs);
+    const ids = plan.nodes.map((n) => n.id);
+    await untracked(history, async () => {
+      for (const n of plan.nodes) {
+        await editor.addNode(createNode(n, specs.get(n.type)!));
+        await area.translate(n.id, n.position);
+      }
+      for (const x of plan.connections) await addConnection(x, `${x.target}.${x.targetInput}<-${x.source}.${x.sourceOutput}#${Date.now().toString(36)}`);
+      await nextFrame();
+      // Where the pasted nodes would cover others, they go further down, together.
+      const all = rects();
+      const dy = placeClear(all.filter((r) => ids.includes(r.id)), all.filter((r) => !ids.includes(r.id)), GAP);
+      if (dy !== 0) await shift(ids, 0, dy);
+    });
+    const piece = capture(ids);
+    recordAction(history, new FnAction(() => take(piece), () => put(piece)));
+    await select(ids);
+  }
+
+  function copy(ids = selectedIds()): ClipboardData | null {
+    return copyOf(snapshot(), ids);
+  }
+
+  async function duplicate(ids = selectedIds()): Promise<void> {
+    const data = copy(ids);
+    if (!data) return;
+    // Beside the originals, to the right; paste moves them down if that is taken.
+    const box = boundsOf(rects().filter((r) => ids.includes(r.id)));
+    await paste(data, { at: { x: box.x + box.width + GAP * 2, y: box.y } });
+  }
+
+  function setModes(modes: Map<string, NodeMode | undefined>): void {
+    for (const [id, mode] of modes) {
+      const node = editor.getNode(id);
+      if (!node) continue;
+      node.mode = mode;
+      void area.update('node', id);
+    }
+    changed('params');
+  }
+
+  function toggleMode(mode: NodeMode, ids = selectedIds()): void {
+    const nodes = ids.map((id) => editor.getNode(id)).filter((n): n is StudioNode => Boolean(n));
+    if (nodes.length === 0) return;
+    const next = nodes.every((n) => n.mode === mode) ? undefined : mode;
+    const before = new Map(nodes.map((n) => [n.id, n.mode]));
+    const after = new Map(nodes.map((n) => [n.id, next]));
+    recordAction(history, new FnAction(() => setModes(before), () => setModes(after)));
+    setModes(after);
+  }
+
+  function applyTitle(nodeId: string, title: string | undefined): void {
+    const node = editor.getNode(nodeId);
+    if (!node) return;
+    node.customTitle = title || undefined;
+    node.label = title || node.spec?.title || node.type;
+    void area.update('node', nodeId);
+    changed('params');
+  }
+
+  function setTitle(nodeId: string, title: string | undefined): void {
+    const node = editor.getNode(nodeId);
+    const next = title?.trim() || undefined;
+    if (!node || node.customTitle === next) return;
+    const before = node.customTitle;
+    recordAction(history, new FnAction(() => applyTitle(nodeId, before), () => applyTitle(nodeId, next)));
+    applyTitle(nodeId, next);
+  }
+
+  /** Sets a parameter; a title that named the old prompt (a preset, its first words) names the new one. */
+  function applyParam(nodeId: string, param: string, value: unknown): void {
+    const node = editor.getNode(nodeId);
+    if (!node) return;
+    const presets = presetsOf(node.spec?.params.find((p) => p.name === param)?.ui);
+    const title = retitle(node.customTitle, node.params[param], value, presets);
+    if (value === undefined) delete node.params[param];
+    else node.params[param] = value;
+    if (title !== node.customTitle) {
+      node.customTitle = title;
+      node.label = title || node.spec?.title || node.type;
+    }
+    void area.update('node', nodeId);
+    changed('params');
+  }
+
+  function setParam(nodeId: string, param: string, value: unknown, coalesce: boolean): void {
+    const node = editor.getNode(nodeId);
+    if (!node) return;
+    const before = node.params[param];
+    if (Object.is(before, value)) return;
+    recordParamChange(history, { nodeId, param, before, after: value, coalesce }, applyParam);
+    applyParam(nodeId, param, value);
+  }
+
+  async function arrangeAll(): Promise<void> {
+    const boxes = rects();
+    if (boxes.length === 0) return;
+    const moves = arrange(boxes, editor.getConnections().map((x) => ({ source: x.source, target: x.target })));
+    const before = new Map(boxes.map((b) => [b.id, { x: b.x, y: b.y }]));
+    // One undo step, however long the moves take (the plugin would cut them into several).
+    const place = (to: Map<string, Position>) => untracked(history, () => moveAll(to));
+    recordAction(history, new FnAction(() => place(before), () => place(moves)));
+    await place(moves);
+    await view.zoomToFit();
+  }
+
+  /** Moves nodes by (dx, dy) without recording it: the action of the gesture that moved them does. */
+  async function shift(ids: string[], dx: number, dy: number): Promise<void> {
+    await untracked(history, async () => {
+      for (const id of ids) {
+        const view = area.nodeViews.get(id);
+        if (view) await area.translate(id, { x: view.position.x + dx, y: view.position.y + dy });
+      }
+    });
+  }
+
+  /** One undo step per frame gesture, with the nodes a dragged frame carried. */
+  function framesCommitted(before: GraphGroup[], carried?: { ids: string[]; dx: number; dy: number }): void {
+    const after = frames.list();
+    const apply = async (groups: GraphGroup[], sign: number) => {
+      frames.set(groups);
+      if (carried) await shift(carried.ids, sign * carried.dx, sign * carried.dy);
+      changed('structure');
+    };
+    recordAction(history, new FnAction(() => apply(before, -1), () => apply(after, 1)));
+    changed('structure');
+  }
+
+  function addFrame(opts: { ids?: string[]; at?: Position } = {}): void {
+    const ids = opts.ids ?? selectedIds();
+    const inside = rects().filter((r) => ids.includes(r.id));
+    const box = inside.length ? boundsOf(inside) : { x: (opts.at ?? centerOfView()).x, y: (opts.at ?? centerOfView()).y, width: 400, height: 260 };
+    const id = frames.freshId();
+    const pad = 30;
+    frames.add({ id, title: 'Group', x: Math.round(box.x - pad), y: Math.round(box.y - pad - 26), width: Math.round(box.width + 2 * pad), height: Math.round(box.height + 2 * pad + 26) });
+    frames.editTitle(id);
+  }
+
+  // A node grew (a preview, a warning, an error): what it now covers moves down, after this frame.
+  let resizePending = false;
+  function nodeResized(): void {
+    if (state.loading || resizePending) return;
+    resizePending = true;
+    requestAnimationFrame(() => {
+      resizePending = false;
+      const moves = resolveOverlaps(rects(), GAP);
+      if (moves.size === 0) return;
+      state.relayout = true;
+      void untracked(history, () => moveAll(moves)).finally(() => {
+        state.relayout = false;
+      });
+    });
+  }
+
+  return {
+    rects,
+    snapshot,
+    unfit: view.unfit,
+    stop: view.stop,
+    setParam,
+    setTitle,
+    nodeResized,
+    framesCommitted,
+    shift,
+    addPin,
+    forget(id: string) {
+      nodeRuntime.remove(id);
+      // The selector keeps removed nodes (and the last picked one) otherwise: when undo brings
+      // them back and places one, the area moves every node still 'selected' by the same offset.
+      void selectable.unselect(id);
+      changed('structure');
+    },
+    rememberUpload(res: UploadResult, fileName: string) {
+      uploadedImages.set({ ...uploadedImages.get(), [res.name]: { url: res.url, width: res.width, height: res.height, fileName: res.fileName ?? fileName } });
+    },
+    api: {
+      addNode,
+      load,
+      selectedIds,
+      select,
+      removeNodes,
+      deleteSelected: async () => {
+        const ids = selectedIds();
+        if (ids.length) await removeNodes(ids);
+      },
+      copy,
+      paste,
+      duplicate,
+      toggleMode,
+      setTitle,
+      arrange: arrangeAll,
+      addFrame,
+      editFrameTitle: (id: string) => frames.editTitle(id),
+      removeFrame: (id: string) => frames.remove(id),
+      addPin,
+      removePin,
+      removeConnection: async (id: string) => {
+        history.separate();
+        await editor.removeConnection(id);
+        history.separate();
+      },
+      zoomToFit: view.zoomToFit,
+      async focusNode(id: string) {
+        if (!editor.getNode(id)) return;
+        await select([id]);
+        await view.focus(id);
+      },
+    },
+  };
+}

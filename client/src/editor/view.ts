@@ -1,0 +1,63 @@
+/**
+ * What part of the graph the canvas shows. Fit shows all of it, clear of the minimap; on opening a
+ * graph, never smaller than a readable scale (then from its top-left corner). A fitted view stays
+ * fitted while the canvas changes size (a panel opens), until the user pans or zooms.
+ */
+import { AreaExtensions, type AreaPlugin } from 'rete-area-plugin';
+import { boundsOf, fitTransform, type Rect } from '../layout.ts';
+import type { Schemes } from './schemes.ts';
+
+/** Below this scale node text is hard to read (15 px titles become ~11 px). */
+export const READABLE_SCALE = 0.75;
+
+export function createView(c: {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  area: AreaPlugin<Schemes, any>;
+  container: HTMLElement;
+  state: { loading: boolean };
+  /** Everything drawn in graph units: nodes and frames. */
+  boxes(): Rect[];
+}) {
+  const { area, container } = c;
+  let fitted: { readable?: boolean } | null = null;
+  const onResize = new ResizeObserver(() => {
+    if (fitted && !c.state.loading) void zoomToFit(fitted);
+  });
+  onResize.observe(container);
+
+  async function zoomToFit(opts: { readable?: boolean } = {}): Promise<void> {
+    fitted = opts;
+    const boxes = c.boxes();
+    const view = { width: container.clientWidth, height: container.clientHeight };
+    const t = area.area.transform;
+    if (boxes.length === 0) {
+      t.x = view.width / 2;
+      t.y = view.height / 3;
+      await area.area.zoom(1, 0, 0);
+      return;
+    }
+    // The minimap's corner of the canvas, measured as drawn (the preset places and sizes it).
+    const map = container.dataset.minimap === 'off' ? null : container.querySelector<HTMLElement>('[data-testid="minimap"]');
+    const frame = container.getBoundingClientRect();
+    const corner = map ? { width: frame.right - map.getBoundingClientRect().left, height: frame.bottom - map.getBoundingClientRect().top } : null;
+    const fit = fitTransform(boundsOf(boxes), view, corner, { padding: 28, maxScale: 1, ...(opts.readable ? { minScale: READABLE_SCALE } : {}) });
+    t.x = fit.x;
+    t.y = fit.y;
+    await area.area.zoom(fit.k, 0, 0);
+  }
+
+  return {
+    zoomToFit,
+    async focus(nodeId: string) {
+      fitted = null;
+      await AreaExtensions.zoomAt(area, [nodeId], { scale: 0.5 });
+    },
+    /** The user panned or zoomed: the view no longer follows the canvas's size. */
+    unfit() {
+      fitted = null;
+    },
+    stop() {
+      onResize.disconnect();
+    },
+  };
+}

@@ -1,0 +1,47 @@
+/**
+ * Node titles that name what a prompt holds ("Style 1: Van Gogh (left)") follow the prompt: picking
+ * another preset, or typing another text, renames the part of the title that named the old one.
+ * Pure and reversible (undo gives the old title back), so undo just applies it the other way round.
+ */
+
+export interface Preset {
+  label: string;
+  value: string;
+}
+
+const SNIPPET = 24;
+
+/** The presets a text parameter offers (catalog `ui.presets`: strings or { label, value }). */
+export function presetsOf(ui: Record<string, unknown> | undefined): Preset[] {
+  const raw = ui?.presets;
+  if (!Array.isArray(raw)) return [];
+  return raw.flatMap((p): Preset[] => {
+    if (typeof p === 'string') return [{ label: p, value: p }];
+    if (p && typeof p === 'object' && typeof (p as Preset).value === 'string') {
+      const { label, value } = p as Preset;
+      return [{ label: typeof label === 'string' ? label : value, value }];
+    }
+    return [];
+  });
+}
+
+/** How a title names a prompt: its preset's label, else its first words. */
+export function promptTag(value: unknown, presets: readonly Preset[]): string {
+  const text = typeof value === 'string' ? value.trim() : '';
+  if (text === '') return 'empty prompt';
+  const preset = presets.find((p) => p.value.trim() === text);
+  if (preset) return preset.label;
+  if (text.length <= SNIPPET) return text;
+  const cut = text.slice(0, SNIPPET);
+  const space = cut.lastIndexOf(' ');
+  return `${(space > 8 ? cut.slice(0, space) : cut).trimEnd()}…`;
+}
+
+/** The title after the prompt changed from `before` to `after`; unchanged when it did not name the old prompt. */
+export function retitle(title: string | undefined, before: unknown, after: unknown, presets: readonly Preset[]): string | undefined {
+  if (!title || presets.length === 0) return title;
+  const from = promptTag(before, presets);
+  const to = promptTag(after, presets);
+  if (from === to || !title.includes(from)) return title;
+  return title.replace(from, to);
+}
