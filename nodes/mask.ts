@@ -8,6 +8,8 @@ import type { ImageValue, MaskValue } from './values.ts';
 
 /** Long side of the preview the node shows (its short side follows the picture's shape). */
 const PREVIEW = 128;
+/** The shapes that are gradients (direction, angle and centre apply to them). */
+const GRADIENTS = ['linear', 'logistic'];
 
 export const maskNode = defineNode({
   type: 'Mask',
@@ -35,23 +37,40 @@ export const maskNode = defineNode({
     direction: z
       .enum(['left-right', 'right-left', 'top-bottom', 'bottom-top', 'angle', 'radial'])
       .default('left-right')
-      .describe('Style 1 starts on the first side and the last style ends on the second; angle: along Angle; radial: style 1 at the centre, the last at the farthest corner.'),
-    angle: z.number().min(-360).max(360).default(0).describe('Direction "angle": degrees, 0 = left to right, 90 = top to bottom.').meta({ ui: { slider: true }, step: 1 }),
-    centerX: z.number().min(0).max(1).default(0.5).describe('Direction "radial": the centre, as a fraction of the width.').meta({ label: 'Centre x', step: 0.01 }),
-    centerY: z.number().min(0).max(1).default(0.5).describe('Direction "radial": the centre, as a fraction of the height.').meta({ label: 'Centre y', step: 0.01 }),
-    sharpness: z.number().min(0.1).max(200).default(20).describe('k of the logistic transition (the paper uses 20; 70 is sharper).').meta({ ui: { slider: true }, step: 1 }),
-    fill: z.number().int().min(1).max(8).default(1).describe('Painted: the style of everything no stroke covers (the eraser paints it back).'),
+      .describe('Style 1 starts on the first side and the last style ends on the second; angle: along Angle; radial: style 1 at the centre, the last at the farthest corner.')
+      .meta({ ui: { when: { shape: GRADIENTS } } }),
+    angle: z
+      .number()
+      .min(-360)
+      .max(360)
+      .default(0)
+      .describe('Direction "angle": degrees, 0 = left to right, 90 = top to bottom.')
+      .meta({ ui: { slider: true, when: { shape: GRADIENTS, direction: ['angle'] } }, step: 1 }),
+    centerX: z.number().min(0).max(1).default(0.5).describe('Direction "radial": the centre, as a fraction of the width.').meta({ label: 'Centre x', step: 0.01, ui: { when: { shape: GRADIENTS, direction: ['radial'] } } }),
+    centerY: z.number().min(0).max(1).default(0.5).describe('Direction "radial": the centre, as a fraction of the height.').meta({ label: 'Centre y', step: 0.01, ui: { when: { shape: GRADIENTS, direction: ['radial'] } } }),
+    sharpness: z
+      .number()
+      .min(0.1)
+      .max(200)
+      .default(20)
+      .describe('k of the logistic transition (the paper uses 20; 70 is sharper).')
+      .meta({ ui: { slider: true, when: { shape: ['logistic'] } }, step: 1 }),
+    fill: z.number().int().min(1).max(8).default(1).describe('Painted: the style of everything no stroke covers (the eraser paints it back).').meta({ ui: { when: { shape: ['painted'] } } }),
     feather: z
       .number()
       .min(0)
       .max(0.25)
       .default(0.03)
       .describe('Painted: softness of the borders between painted regions (a Gaussian of this width, as a fraction of the picture\'s shorter side; 0 = crisp).')
-      .meta({ step: 0.005 }),
-    strokes: StrokesSchema.default([]).describe('Painted: the strokes, painted on the node (brush and eraser, one colour per style).').meta({ ui: { kind: 'painting' } }),
+      .meta({ step: 0.005, ui: { slider: true, when: { shape: ['painted'] } } }),
+    strokes: StrokesSchema.default([])
+      .describe('Painted: the strokes, painted on the node (brush and eraser, one colour per style).')
+      // The editor paints them on the node's picture, with the brushes of `styles` and the look of `fill` and `feather`.
+      .meta({ ui: { kind: 'painting', when: { shape: ['painted'] }, styles: 'styles', fill: 'fill', feather: 'feather' } }),
   }),
   check(params) {
     const problems: { field: string; message: string }[] = [];
+    if (params.shape !== 'painted') return problems;
     if (params.fill > params.styles) problems.push({ field: 'fill', message: `must be a style of the mask (1..${params.styles}), got ${params.fill}` });
     const beyond = params.strokes.findIndex((s) => s.style > params.styles);
     if (beyond >= 0) {
@@ -73,9 +92,15 @@ export const maskNode = defineNode({
       image: inputs.image,
       painting: { strokes: params.strokes, fill: params.fill, feather: params.feather },
     });
-    const preview = await regionPreview(mask, inputs.picture);
-    const thumbnail = await ctx.saveResult('mask', await encodePng(preview), { width: preview.width, height: preview.height });
-    return { outputs: { mask }, result: { images: [thumbnail] } };
+    const size = previewSize(inputs.picture);
+    const under = inputs.picture ? await resizeImage(inputs.picture, size.width, size.height) : undefined;
+    const preview = regionPreview(mask, size, under);
+    const thumbnail = await ctx.saveResult('mask', await encodePng(preview), size);
+    // The picture alone, at the preview's size: what the editor's painter paints over.
+    const picture = under ? [await ctx.saveResult('mask-picture', await encodePng(under), size)] : [];
+    // The size the mask is drawn at: the picture's (the preview is only its shape).
+    const text = inputs.picture ? `${inputs.picture.width}×${inputs.picture.height}` : undefined;
+    return { outputs: { mask }, result: { images: [thumbnail, ...picture], ...(text ? { text } : {}) } };
   },
 });
 
@@ -84,18 +109,22 @@ function rgb(hex: string): [number, number, number] {
   return [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16) / 255) as [number, number, number];
 }
 
+/** The preview's size: PREVIEW on the long side, the picture's shape (square without one). */
+function previewSize(picture?: ImageValue): { width: number; height: number } {
+  const aspect = picture ? picture.width / picture.height : 1;
+  return { width: Math.max(1, Math.round(aspect >= 1 ? PREVIEW : PREVIEW * aspect)), height: Math.max(1, Math.round(aspect >= 1 ? PREVIEW / aspect : PREVIEW)) };
+}
+
 /**
  * Each region in its style's colour (STYLE_COLORS, as the editor's painter draws them), the colours
- * mixed by the weights so soft borders show as blends; over the picture's brightness when there is one,
- * at the picture's shape.
+ * mixed by the weights so soft borders show as blends; over the picture's brightness when there is one
+ * (`picture`, already at the preview's size).
  */
-export async function regionPreview(mask: MaskValue, picture?: ImageValue): Promise<ImageValue> {
-  const aspect = picture ? picture.width / picture.height : 1;
-  const width = Math.max(1, Math.round(aspect >= 1 ? PREVIEW : PREVIEW * aspect));
-  const height = Math.max(1, Math.round(aspect >= 1 ? PREVIEW / aspect : PREVIEW));
+export function regionPreview(mask: MaskValue, size: { width: number; height: number }, picture?: ImageValue): ImageValue {
+  const { width, height } = size;
   const n = width * height;
   const weights = mask.weights(width, height);
-  const under = picture ? (await resizeImage(picture, width, height)).data : null;
+  const under = picture?.data;
   const colors = weights.map((_, k) => rgb(STYLE_COLORS[k % STYLE_COLORS.length]!));
   const data = new Float32Array(3 * n);
   for (let p = 0; p < n; p++) {

@@ -165,6 +165,10 @@ describe('N styles, whole runs on the demo model', () => {
     };
     const dominant = (rgb: number[]) => rgb.indexOf(Math.max(...rgb));
     expect([at(10), at(64), at(118)].map(dominant)).toEqual([0, 2, 1]);
+    // Its caption is the picture's true size (what the samplers draw the mask at), not the thumbnail's.
+    const picture = s.results['save_eps']!.images![0]!;
+    expect(s.results['mask']!.text).toBe(`${picture.width}×${picture.height}`);
+    expect(picture.width).not.toBe(preview!.width);
   });
 });
 

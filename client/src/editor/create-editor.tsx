@@ -235,6 +235,14 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
   };
   container.addEventListener('pointermove', onPointerMove);
   container.addEventListener('contextmenu', onPointerMove, true);
+  // The area moves by transforms, never by scrolling; but the browser scrolls its (overflow: hidden)
+  // container to bring a focused field into view (Tab, a focus from code), which would shift the whole
+  // view with no way back. Undo such a scroll at once.
+  const onScroll = () => {
+    if (container.scrollTop !== 0) container.scrollTop = 0;
+    if (container.scrollLeft !== 0) container.scrollLeft = 0;
+  };
+  container.addEventListener('scroll', onScroll);
 
   setBridge({
     setParam: ops.setParam,
@@ -267,6 +275,7 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
       container.removeEventListener('pointerdown', onPointerDown, true);
       container.removeEventListener('pointermove', onPointerMove);
       container.removeEventListener('contextmenu', onPointerMove, true);
+      container.removeEventListener('scroll', onScroll);
       ops.stop();
       frames.destroy();
       area.destroy();
