@@ -30,6 +30,13 @@ export const invertNode = defineNode({
     const problem = stepsProblem(p.steps, p.skip);
     return problem ? [problem] : [];
   },
+  plan({ inputs: { model, latent }, params }) {
+    if (!model?.model || latent?.width === undefined || latent.height === undefined) return {};
+    // Guidance 1 needs the source row only; otherwise ∅ too.
+    const rows = params.guidance === 1 ? 1 : 2;
+    const size = { width: latent.width, height: latent.height };
+    return { outputs: { inversion: size }, work: [{ model: model.model, stage: 'unet', rows, latentWidth: size.width, latentHeight: size.height }] };
+  },
   async run({ inputs, params, ctx }) {
     requireSameModel(inputs.model, inputs.latent, 'latent');
     requireSameModel(inputs.model, inputs.source, 'source');

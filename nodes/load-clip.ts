@@ -22,11 +22,11 @@ export const loadClip = defineNode({
       .string()
       .max(1000)
       .default('')
-      .describe(`CLIP folder (absolute, or relative to <data>/models or the server folder), e.g. ${DEFAULT_CLIP_FOLDER}; empty for none.`),
+      .describe(`CLIP folder (in <data>/models, the studio's models/ or a --models-root), e.g. ${DEFAULT_CLIP_FOLDER}; empty for none.`),
   }),
   async identity(params, services) {
     if (!params.clip.trim()) return 'none';
-    return fingerprintFolder(await resolveModelPath(params.clip.trim(), services.dataDir)).catch(() => 'unreadable');
+    return fingerprintFolder(await resolveModelPath(params.clip.trim(), services)).catch(() => 'unreadable');
   },
   async run({ params, ctx }) {
     const name = params.clip.trim();
@@ -34,7 +34,7 @@ export const loadClip = defineNode({
       ctx.warn(`no CLIP model set: CLIP metrics are left out (fetch one with \`npm run fetch-model -- --kind clip\` and set ${DEFAULT_CLIP_FOLDER})`);
       return { outputs: { clip: { id: 'none', label: 'none', handle: null } }, result: { text: 'no CLIP model: CLIP metrics left out' } };
     }
-    const dir = await resolveModelPath(name, ctx.services.dataDir);
+    const dir = await resolveModelPath(name, ctx.services);
     const handle = await clipHandle(dir, ctx.services.executionProvider);
     const model = await handle.acquire();
     const p = model.preprocessor;

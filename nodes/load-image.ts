@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { createHash } from 'node:crypto';
 import { defineNode, UserError } from './types.ts';
-import { loadImageFile, sampleImage, fittedSize, multiplesOf, MAX_IMAGE_SIDE } from './lib/image.ts';
+import { fittedFileSize, loadImageFile, sampleImage, fittedSize, multiplesOf, MAX_IMAGE_SIDE } from './lib/image.ts';
+import { isSafeName, MAX_FILE_NAME_LENGTH } from '../server/util/names.ts';
 import { modelImageSizes, pipelineOf } from './lib/model.ts';
 
 /** The built-in picture, so templates run without an upload. */
@@ -17,6 +18,8 @@ const SAMPLE_SIZE = { width: 1024, height: 768 };
  * UNet call, naming the nearest sizes it does.
  */
 const VAE_MULTIPLE = 8;
+
+const missingUpload = (name: string) => `image "${name}" is not in the uploads folder; upload it again`;
 
 export const loadImage = defineNode({
   type: 'LoadImage',
@@ -38,6 +41,10 @@ export const loadImage = defineNode({
     image: z
       .string()
       .min(1)
+      // Checked with the graph, so a path ("../../etc/passwd") is refused before any job runs.
+      .refine((name) => name === SAMPLE_IMAGE || isSafeName(name, MAX_FILE_NAME_LENGTH), {
+        message: `must be "${SAMPLE_IMAGE}" or the name of an uploaded image (letters, digits, "_", "-" and "."; no folders)`,
+      })
       .default(SAMPLE_IMAGE)
       .describe('An uploaded image, or "builtin:sample" for the procedural sample picture.')
       .meta({ ui: { kind: 'image' } }),
@@ -54,6 +61,18 @@ export const loadImage = defineNode({
     // A missing or unreadable upload: run() reports the problem.
     return bytes ? createHash('sha256').update(bytes).digest('hex') : 'missing';
   },
+  /**
+   * The size before the model is loaded: fitted to multiples of 8, which is at least what the model's
+   * own sizes give (each side is the largest it takes up to the same bound), so the memory estimate
+   * errs on the safe side.
+   */
+  async plan({ params, services }) {
+    const sizes = multiplesOf(VAE_MULTIPLE);
+    if (params.image === SAMPLE_IMAGE) return { outputs: { image: fittedSize(SAMPLE_SIZE.width, SAMPLE_SIZE.height, params.max_side, sizes) } };
+    const file = await services.readUpload(params.image);
+    if (!file) throw new UserError(missingUpload(params.image), 'image');
+    return { outputs: { image: await fittedFileSize(file, { fit: params.fit, maxSide: params.max_side, sizes }) } };
+  },
   async run({ inputs, params, ctx }) {
     const sizes = inputs.model ? modelImageSizes(await pipelineOf(inputs.model)) : multiplesOf(VAE_MULTIPLE);
     if (params.image === SAMPLE_IMAGE) {
@@ -61,7 +80,7 @@ export const loadImage = defineNode({
       return { outputs: { image: sampleImage(size.width, size.height) } };
     }
     const file = await ctx.services.readUpload(params.image);
-    if (!file) throw new UserError(`image "${params.image}" is not in the uploads folder; upload it again`, 'image');
+    if (!file) throw new UserError(missingUpload(params.image), 'image');
     const { image, original } = await loadImageFile(file, { fit: params.fit, maxSide: params.max_side, sizes });
     if (image.width !== original.width || image.height !== original.height) {
       ctx.warn(`image ${original.width}×${original.height} was ${params.fit === 'crop' ? 'scaled and cropped' : 'resized'} to ${image.width}×${image.height}`);

@@ -5,7 +5,7 @@ import { attentionMerge, epsilonMerge, singlePrompt, type EpsilonRule } from '..
 import { pipelineOf, requireSameModel } from './lib/model.ts';
 import { stepReporter } from './lib/sampling.ts';
 import { PER_STYLE, requireStyles, stylesParam } from './lib/styles.ts';
-import type { NodeContext } from './types.ts';
+import type { NodeContext, NodePlan, PlannedValue } from './types.ts';
 import type { InversionValue, LatentValue, MaskValue, ModelValue } from './values.ts';
 
 const guidanceParam = z
@@ -24,11 +24,26 @@ async function decodeInversion(model: ModelValue, inversion: InversionValue, rul
   return { width, height, channels: pipe.info.latentChannels, data, modelId: model.id };
 }
 
+/**
+ * A sampler's plan: its UNet calls at the inversion's latent size with `rows` rows (the rule's: see
+ * engine/diffusion/guidance.ts), and a latent of that size. An attention merge of N styles runs the
+ * rewritten UNet of N conditionings (`styles`).
+ */
+function samplerPlan(model: PlannedValue | undefined, inversion: PlannedValue | undefined, rows: number, attentionMerge?: { styles: number }): NodePlan {
+  if (!model?.model || inversion?.width === undefined || inversion.height === undefined) return {};
+  const size = { width: inversion.width, height: inversion.height };
+  const merge = attentionMerge ? { attentionMerge: true, styles: attentionMerge.styles } : {};
+  return {
+    outputs: { latent: size },
+    work: [{ model: model.model, stage: 'unet', rows, latentWidth: size.width, latentHeight: size.height, ...merge }],
+  };
+}
+
 /** The merge rules of the paper, for N styles: conditionings c1..cN, the guidance s and the mask's N weights. */
 type MergeRule = (styles: readonly Float32Array[], s: number, mask: MaskValue) => EpsilonRule;
 
 /** An N-style sampler node: same inputs, parameters and behaviour for every merge rule. */
-function mergeSampler(spec: { type: string; title: string; description: string; rule: MergeRule }) {
+function mergeSampler(spec: { type: string; title: string; description: string; rule: MergeRule; rows: (s: number, styles: number) => number; attentionMerge?: boolean }) {
   return defineNode({
     type: spec.type,
     title: spec.title,
@@ -42,6 +57,9 @@ function mergeSampler(spec: { type: string; title: string; description: string; 
     },
     outputs: { latent: { type: 'Latent', label: 'latent' } },
     params: z.object({ styles: stylesParam('How many styles are merged: one style input each, and the mask must have as many regions.'), guidance: guidanceParam }),
+    plan({ inputs, params }) {
+      return samplerPlan(inputs.model, inputs.inversion, spec.rows(params.guidance, params.styles), spec.attentionMerge ? { styles: params.styles } : undefined);
+    },
     async run({ inputs, params, ctx }) {
       const { model, inversion, style, mask } = inputs;
       requireSameModel(model, inversion, 'inversion');
@@ -60,6 +78,7 @@ export const epsilonMergeSampler = mergeSampler({
     'N-style decoding by noise merging: at every step ê = Σ_k M_k·ê(c_k), each classifier-free guided (two styles: ' +
     'M·ê(c1) + (1 − M)·ê(c2), the paper\'s); ∅ and every style go through the UNet in one batched call (N + 1 rows).',
   rule: epsilonMerge,
+  rows: (s, n) => (s === 1 ? n : n + 1), // [c1..cN], or [∅, c1..cN]
 });
 
 export const attentionMergeSampler = mergeSampler({
@@ -71,6 +90,8 @@ export const attentionMergeSampler = mergeSampler({
     'Rows ∅ and merged go through a rewritten UNet in one call; the rewrite is made once per model and number of styles ' +
     'and cached beside its UNet. The paper finds a sharper mask (70) and stronger guidance (30) help this method.',
   rule: attentionMerge,
+  rows: (s) => (s === 1 ? 1 : 2), // [merged], or [∅, merged]: the merged row attends to all N conditionings
+  attentionMerge: true,
 });
 
 export const singlePromptSampler = defineNode({
@@ -85,6 +106,9 @@ export const singlePromptSampler = defineNode({
   },
   outputs: { latent: { type: 'Latent', label: 'latent' } },
   params: z.object({ guidance: guidanceParam }),
+  plan({ inputs, params }) {
+    return samplerPlan(inputs.model, inputs.inversion, params.guidance === 1 ? 1 : 2);
+  },
   async run({ inputs, params, ctx }) {
     const { model, inversion, prompt } = inputs;
     requireSameModel(model, inversion, 'inversion');

@@ -9,6 +9,9 @@ import { expandSockets, type VariadicSockets } from '../server/protocol/catalog.
 import type { ResultTable } from '../server/protocol/events.ts';
 import type { ExecutionProviderRequest } from '../server/engine/onnx/runtime.ts';
 import type { SocketValues } from './values.ts';
+import type { InferenceWork, ModelMemoryProfile } from '../server/engine/onnx/memory.ts';
+
+export type { InferenceWork, ModelMemoryProfile };
 
 export type { SocketType };
 export { CancelledError, UserError } from '../server/engine/errors.ts';
@@ -58,10 +61,27 @@ export type PreviewSource =
 export interface Services {
   /** Execution provider requested on the command line. */
   executionProvider: ExecutionProviderRequest;
-  /** Folder for user data; relative model paths are looked up under its models/. */
+  /** Folder for user data (uploads, results). */
   dataDir: string;
+  /** The only folders Load Model may read models from (<data>/models, the project's models/, --models-root). */
+  modelRoots: readonly string[];
   /** The bytes of an uploaded file by its name; null when there is no such upload. */
   readUpload(name: string): Promise<Buffer | null>;
+}
+
+/** A value as known before a job runs (see NodeDefinition.plan): its size, or the model it loads. */
+export interface PlannedValue {
+  /** In the value's own pixels: image pixels for images, latent pixels for latents and inversions. */
+  width?: number;
+  height?: number;
+  /** A Model value: what its model holds in memory and needs per call. */
+  model?: ModelMemoryProfile;
+}
+
+export interface NodePlan {
+  outputs?: Record<string, PlannedValue>;
+  /** The inference calls the node will make (one entry per distinct call shape is enough). */
+  work?: InferenceWork[];
 }
 
 /** An image an output node shows the user, as stored by ctx.saveResult. */
@@ -130,6 +150,13 @@ export interface NodeDefinition<
    * folder or of an uploaded file, so that a changed file is never served from cache.
    */
   identity?(params: z.infer<P>, services: Services): Promise<string> | string;
+  /**
+   * What running the node will take, known before the job starts: its outputs' sizes (from its inputs'
+   * planned sizes) and the inference calls it makes. The runner estimates a job's peak memory from
+   * these and refuses a job over the budget before anything runs. A node without it passes nothing on;
+   * a throw (a missing upload, a refused model path) fails the job at that node, before it starts.
+   */
+  plan?(args: { params: z.infer<P>; inputs: { [K in keyof I]?: PlannedValue }; services: Services }): Promise<NodePlan> | NodePlan;
   run(args: {
     inputs: Inputs<I>;
     params: z.infer<P>;

@@ -14,6 +14,12 @@ export const vaeEncode = defineNode({
   },
   outputs: { latent: { type: 'Latent', label: 'latent' } },
   params: z.object({}),
+  plan({ inputs: { model, image } }) {
+    if (!model?.model || image?.width === undefined || image.height === undefined) return {};
+    const f = model.model.vaeDownsample;
+    const latent = { width: Math.floor(image.width / f), height: Math.floor(image.height / f) };
+    return { outputs: { latent }, work: [{ model: model.model, stage: 'vae-encode', rows: 1, latentWidth: latent.width, latentHeight: latent.height }] };
+  },
   async run({ inputs }) {
     const pipe = await pipelineOf(inputs.model);
     const f = pipe.info.vaeDownsample;
@@ -44,6 +50,14 @@ export const vaeDecode = defineNode({
   },
   outputs: { image: { type: 'Image', label: 'image' } },
   params: z.object({}),
+  plan({ inputs: { model, latent } }) {
+    if (!model?.model || latent?.width === undefined || latent.height === undefined) return {};
+    const f = model.model.vaeDownsample;
+    return {
+      outputs: { image: { width: latent.width * f, height: latent.height * f } },
+      work: [{ model: model.model, stage: 'vae-decode', rows: 1, latentWidth: latent.width, latentHeight: latent.height }],
+    };
+  },
   async run({ inputs }) {
     requireSameModel(inputs.model, inputs.latent, 'latent');
     const pipe = await pipelineOf(inputs.model);

@@ -9,7 +9,9 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import express from 'express';
+import helmet from 'helmet';
 import { nodeDefinitions } from '../nodes/index.ts';
+import { removeStaleTemps } from './util/atomic.ts';
 import { PROJECT_ROOT } from './util/project.ts';
 import type { AnyNodeDefinition, Logger } from '../nodes/types.ts';
 import type { ExecutionProviderRequest } from './engine/onnx/runtime.ts';
@@ -19,14 +21,15 @@ import type { JobService, RestartPolicy, Retention } from './executor/job-servic
 import { openJobService } from './executor/open-jobs.ts';
 import { isLoopbackHost, requireToken } from './http/auth.ts';
 import { clientRoutes } from './http/client.ts';
-import { apiNotFound, errorHandler } from './http/errors.ts';
+import { apiNotFound, errorHandler, notFound } from './http/errors.ts';
+import { HostAllowList, hostAndOriginGuard, refuseSimpleRequests } from './http/guard.ts';
 import { graphRoutes } from './http/graphs.ts';
 import { jobRoutes } from './http/jobs.ts';
 import { broadcaster, createRealtime, type StudioSocketServer } from './http/realtime.ts';
 import { systemRoutes } from './http/system.ts';
 import { uploadRoutes } from './http/uploads.ts';
-import { GraphStore } from './store/graphs.ts';
-import { resultsDir, uploadsDir, userGraphsDir } from './store/paths.ts';
+import { DEFAULT_GRAPH_QUOTA, GraphStore } from './store/graphs.ts';
+import { graphsIndexFile, resultsDir, uploadsDir, userGraphsDir } from './store/paths.ts';
 
 
 export interface StudioOptions {
@@ -38,6 +41,15 @@ export interface StudioOptions {
   port?: number;
   /** Access token required on every /api request and socket connection when set. */
   token?: string;
+  /**
+   * Host names the server answers to besides loopback and `host` (`--allow-host`): every request's
+   * Host header, and a browser's Origin, must name one of them.
+   */
+  allowHosts?: string[];
+  /** Folders Load Model may read besides <data>/models and the project's models/ (`--models-root`). */
+  modelRoots?: string[];
+  /** Most memory one job may need, by the estimate, in bytes (`--max-job-memory`; default 3/4 of the machine's). */
+  maxJobMemory?: number;
   /** Node definitions to serve; default: the project's catalog (nodes/index.ts). */
   catalog?: AnyNodeDefinition[];
   /** Shipped templates (read-only); default <project>/graphs. */
@@ -45,7 +57,21 @@ export interface StudioOptions {
   /** Built client; default <project>/dist/client. */
   clientDir?: string;
   executionProvider?: ExecutionProviderRequest;
-  limits?: { jsonBodyBytes?: number; uploadBytes?: number; uploadPixels?: number; maxPending?: number };
+  limits?: {
+    jsonBodyBytes?: number;
+    uploadBytes?: number;
+    uploadPixels?: number;
+    maxPending?: number;
+    /** What the uploads folder may hold in all (default 2 GiB). */
+    uploadsTotalBytes?: number;
+    /** Most saved graphs and their total size (defaults: 1000, 256 MiB). */
+    graphCount?: number;
+    graphBytes?: number;
+    /** Most socket.io connections open at once (default 64). */
+    maxSockets?: number;
+    /** Most HTTP connections open at once (default 256). */
+    maxHttpConnections?: number;
+  };
   /** Minimum time between two preview frames of a node (the executor's throttle). */
   previewIntervalMs?: number;
   /** Where server messages go; default: console (debug suppressed). */
@@ -113,20 +139,40 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
     jsonBodyBytes: opts.limits?.jsonBodyBytes ?? 2 * MiB,
     uploadBytes: opts.limits?.uploadBytes ?? 20 * MiB,
     uploadPixels: opts.limits?.uploadPixels ?? 4096 * 4096,
+    uploadsTotalBytes: opts.limits?.uploadsTotalBytes ?? 2 * 1024 * MiB,
   };
 
   const dataDir = path.resolve(opts.dataDir);
   for (const dir of [dataDir, uploadsDir(dataDir), resultsDir(dataDir), userGraphsDir(dataDir)]) {
     await fs.mkdir(dir, { recursive: true });
+    const stale = await removeStaleTemps(dir);
+    if (stale.length > 0) log.info(`removed ${stale.length} unfinished temporary file(s) from ${path.basename(dir)}/ (a write was interrupted)`);
   }
 
   const catalog = createCatalog(opts.catalog ?? nodeDefinitions);
-  const graphRunner = new GraphRunner({ catalog, dataDir, executionProvider, logger: log });
-  const graphs = new GraphStore(opts.graphsDir ?? path.join(PROJECT_ROOT, 'graphs'), userGraphsDir(dataDir));
+  const graphRunner = new GraphRunner({
+    catalog,
+    dataDir,
+    executionProvider,
+    logger: log,
+    modelRoots: opts.modelRoots,
+    ...(opts.maxJobMemory !== undefined ? { maxJobMemoryBytes: opts.maxJobMemory } : {}),
+  });
+  const graphs = new GraphStore(
+    opts.graphsDir ?? path.join(PROJECT_ROOT, 'graphs'),
+    userGraphsDir(dataDir),
+    { maxGraphs: opts.limits?.graphCount ?? DEFAULT_GRAPH_QUOTA.maxGraphs, maxTotalBytes: opts.limits?.graphBytes ?? DEFAULT_GRAPH_QUOTA.maxTotalBytes },
+    graphsIndexFile(dataDir),
+  );
 
   const app = express();
   app.disable('x-powered-by');
   const httpServer = http.createServer(app);
+  // Slow clients must not hold connections forever (Node's defaults: 60 s for headers, 300 s per request).
+  httpServer.headersTimeout = 15_000;
+  httpServer.requestTimeout = 120_000;
+  httpServer.maxConnections = opts.limits?.maxHttpConnections ?? 256;
+  const allowedHosts = HostAllowList.forServer(host, opts.allowHosts);
   const jobs = await openJobService({
     dataDir,
     runner: graphRunner,
@@ -138,17 +184,21 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
     ...(opts.retention ? { retention: opts.retention } : {}),
     ...(opts.previewIntervalMs !== undefined ? { previewIntervalMs: opts.previewIntervalMs } : {}),
   });
-  const io = createRealtime(httpServer, { token, jobs: () => jobs });
+  const io = createRealtime(httpServer, { token, jobs: () => jobs, allowedHosts, maxConnections: opts.limits?.maxSockets });
   const unsubscribe = jobs.subscribe(broadcaster(io));
 
+  app.use(hostAndOriginGuard(allowedHosts));
+  app.use(securityHeaders());
   if (token) app.use('/api', requireToken(token));
+  app.use('/api', refuseSimpleRequests);
   app.use('/api', express.json({ limit: limits.jsonBodyBytes }));
-  app.use('/api', systemRoutes(catalog, { version: packageVersion(), executionProvider, dataDir }));
-  app.use('/api', jobRoutes(jobs, catalog));
+  app.use('/api', systemRoutes(catalog, { version: packageVersion(), executionProvider, modelRoots: graphRunner.services.modelRoots }));
+  app.use('/api', jobRoutes(jobs, catalog, (graph, outputs) => graphRunner.preflight(graph, outputs)));
   app.use('/api', graphRoutes(graphs, catalog));
   app.use('/api', uploadRoutes(dataDir, limits));
   app.use('/api', apiNotFound);
   app.use(clientRoutes(opts.clientDir ?? path.join(PROJECT_ROOT, 'dist', 'client')));
+  app.use(notFound);
   app.use(errorHandler((msg, err) => log.error(msg, err)));
 
   let boundPort: number;
@@ -182,6 +232,35 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
       return closing;
     },
   };
+}
+
+/**
+ * helmet's headers, with a Content Security Policy for the editor: its own scripts only, inline
+ * styles (React and styled-components set them), images from itself, data: and blob: (previews, PNG
+ * drops), connections to itself (fetch and the socket), and no framing. Plain HTTP on a LAN address
+ * must keep working, so no HSTS and no upgrade-insecure-requests.
+ */
+function securityHeaders() {
+  return helmet({
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:', 'blob:'],
+        fontSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+        workerSrc: ["'self'", 'blob:'],
+        objectSrc: ["'none'"],
+        baseUri: ["'self'"],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+      },
+    },
+    strictTransportSecurity: false,
+    crossOriginEmbedderPolicy: false,
+  });
 }
 
 function listen(server: http.Server, port: number, host: string): Promise<number> {

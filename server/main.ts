@@ -1,8 +1,9 @@
 /**
  * Command line entry: `tsx server/main.ts [--port 8188] [--host 127.0.0.1] [--token T]
  * [--ep auto|cuda|webgpu|cpu] [--data ./data] [--redis URL] [--on-restart requeue|interrupt]
- * [--keep-jobs 1000] [--keep-days 30]`. Environment: PORT, HOST, DUALSTYLE_TOKEN, DUALSTYLE_EP,
- * DUALSTYLE_DATA, DUALSTYLE_REDIS. Flags win over the environment.
+ * [--keep-jobs 1000] [--keep-days 30] [--allow-host NAME]... [--models-root DIR]... [--max-job-memory 8G]`.
+ * Environment: PORT, HOST, DUALSTYLE_TOKEN, DUALSTYLE_EP, DUALSTYLE_DATA, DUALSTYLE_REDIS,
+ * DUALSTYLE_MAX_JOB_MEMORY. Flags win over the environment.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,22 +11,31 @@ import { parseArgs } from 'node:util';
 import { createStudio, type Studio, type StudioOptions } from './app.ts';
 import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from './engine/onnx/runtime.ts';
 import type { RestartPolicy, Retention } from './executor/job-service.ts';
+import { formatBytes, parseBytes } from './util/bytes.ts';
+import { defaultMemoryBudget } from './executor/memory-plan.ts';
 import { redacted } from './util/redact.ts';
 import { DEFAULT_RETENTION } from './executor/job-service.ts';
 
 const USAGE = `usage: npm start -- [--port 8188] [--host 127.0.0.1] [--token T] [--ep auto|cuda|webgpu|cpu] [--data ./data]
                     [--redis URL] [--on-restart requeue|interrupt] [--keep-jobs 1000] [--keep-days 30]
+                    [--allow-host NAME]... [--models-root DIR]... [--max-job-memory SIZE]
 
-  --port        port to listen on (env PORT; default 8188; 0 = any free port)
-  --host        address to listen on (env HOST; default 127.0.0.1; anything else needs --token)
-  --token       access token required by the API and the socket (env DUALSTYLE_TOKEN)
-  --ep          execution provider for inference (env DUALSTYLE_EP; default auto: CUDA if available, else CPU)
-  --data        data folder for saved graphs, uploads, results and the job store (env DUALSTYLE_DATA; default ./data)
-  --redis       distributed mode: queue jobs in Redis for \`npm run worker\` processes (env DUALSTYLE_REDIS),
-                e.g. redis://127.0.0.1:6379; every web server and worker must share the data folder
-  --on-restart  what happens to a job that was running when the server stopped: requeue (default) or interrupt
-  --keep-jobs   finished jobs the history keeps (default 1000)
-  --keep-days   days a finished job stays in the history (default 30)`;
+  --port            port to listen on (env PORT; default 8188; 0 = any free port)
+  --host            address to listen on (env HOST; default 127.0.0.1; anything else needs --token)
+  --token           access token required by the API and the socket (env DUALSTYLE_TOKEN)
+  --ep              execution provider for inference (env DUALSTYLE_EP; default auto: CUDA if available, else CPU)
+  --data            data folder for saved graphs, uploads, results and the job store (env DUALSTYLE_DATA; default ./data)
+  --redis           distributed mode: queue jobs in Redis for \`npm run worker\` processes (env DUALSTYLE_REDIS),
+                    e.g. redis://127.0.0.1:6379; every web server and worker must share the data folder
+  --on-restart      what happens to a job that was running when the server stopped: requeue (default) or interrupt
+  --keep-jobs       finished jobs the history keeps (default 1000)
+  --keep-days       days a finished job stays in the history (default 30)
+  --allow-host      another name the studio answers to (requests and pages naming other hosts are refused;
+                    loopback names and the --host address always work); repeat for several
+  --models-root     another folder Load Model may read models from (besides <data>/models and the studio's
+                    models/); repeat for several
+  --max-job-memory  refuse jobs estimated to need more memory than this, e.g. 8G or 12000M
+                    (env DUALSTYLE_MAX_JOB_MEMORY; default: 3/4 of this machine's memory)`;
 
 export class UsageError extends Error {}
 
@@ -38,6 +48,10 @@ export interface CliOptions {
   redis?: string;
   onRestart: RestartPolicy;
   retention: Retention;
+  allowHosts: string[];
+  modelRoots: string[];
+  /** Bytes; absent: the studio's default from the machine. */
+  maxJobMemory?: number;
 }
 
 /** A whole number flag in [min, max]. */
@@ -47,6 +61,14 @@ export function wholeNumber(name: string, text: string, min: number, max: number
     throw new UsageError(`--${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`);
   }
   return n;
+}
+
+/** --max-job-memory: a size such as 8G, in bytes; undefined when not given. */
+export function jobMemory(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const bytes = parseBytes(text);
+  if (bytes === null) throw new UsageError(`--max-job-memory must be a size such as 8G, 512M or 12GiB, got ${JSON.stringify(text)}`);
+  return bytes;
 }
 
 /** A Redis URL, checked before anything connects. */
@@ -76,6 +98,9 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
         'on-restart': { type: 'string' },
         'keep-jobs': { type: 'string' },
         'keep-days': { type: 'string' },
+        'allow-host': { type: 'string', multiple: true },
+        'models-root': { type: 'string', multiple: true },
+        'max-job-memory': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       allowPositionals: false,
@@ -95,6 +120,11 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
   if (!EXECUTION_PROVIDERS.includes(ep)) throw new UsageError(`--ep must be one of ${EXECUTION_PROVIDERS.join(', ')}, got ${JSON.stringify(ep)}`);
   const host = values.host || env.HOST || '127.0.0.1';
   const token = values.token || env.DUALSTYLE_TOKEN || undefined;
+  const maxJobMemory = jobMemory(values['max-job-memory'] ?? (env.DUALSTYLE_MAX_JOB_MEMORY || undefined));
+  const allowHosts = values['allow-host'] ?? [];
+  for (const name of allowHosts) {
+    if (!/^[A-Za-z0-9.:[\]-]+$/.test(name)) throw new UsageError(`--allow-host takes a host name or address, got ${JSON.stringify(name)}`);
+  }
   const redisText = values.redis || env.DUALSTYLE_REDIS || undefined;
   const onRestart = values['on-restart'] ?? 'requeue';
   if (onRestart !== 'requeue' && onRestart !== 'interrupt') throw new UsageError(`--on-restart must be requeue or interrupt, got ${JSON.stringify(onRestart)}`);
@@ -111,6 +141,9 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
     ...(redisText ? { redis: redisUrl(redisText) } : {}),
     onRestart,
     retention,
+    allowHosts,
+    modelRoots: (values['models-root'] ?? []).map((dir) => path.resolve(dir)),
+    ...(maxJobMemory !== undefined ? { maxJobMemory } : {}),
   };
 }
 
@@ -135,6 +168,9 @@ export async function main(argv: string[], overrides: Partial<StudioOptions> = {
       port: cli.port,
       token: cli.token,
       executionProvider: cli.ep,
+      allowHosts: cli.allowHosts,
+      modelRoots: cli.modelRoots,
+      ...(cli.maxJobMemory !== undefined ? { maxJobMemory: cli.maxJobMemory } : {}),
       ...(cli.redis ? { redis: cli.redis } : {}),
       onRestart: cli.onRestart,
       retention: cli.retention,
@@ -153,6 +189,9 @@ export async function main(argv: string[], overrides: Partial<StudioOptions> = {
       : `jobs: embedded (one at a time in this process, kept in ${path.join(cli.dataDir, 'studio.db')})`,
   );
   if (cli.token) console.log('access token required (Authorization: Bearer <token>, or ?token=<token>)');
+  console.log(`memory one job may use: ${formatBytes(cli.maxJobMemory ?? defaultMemoryBudget())} (--max-job-memory)`);
+  if (cli.allowHosts.length > 0) console.log(`also answering to: ${cli.allowHosts.join(', ')}`);
+  if (cli.modelRoots.length > 0) console.log(`models folders also: ${cli.modelRoots.join(', ')}`);
 
   await untilStopped(() => studio.close(), 'stopping (running jobs stop and resume on the next start)...');
   return 0;

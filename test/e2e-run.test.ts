@@ -9,6 +9,7 @@ import { crc32 as zlibCrc32 } from 'node:zlib';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { ancestorsOf } from '../server/graph/topo.ts';
 import type { Catalog } from '../server/protocol/catalog.ts';
 import { GRAPH_KEYWORD, PARAMETERS_KEYWORD, readChunks, readPngText } from '../client/src/png-graph.ts';
 import { artifactsDir, dropFile, e2eSkipReason, launchChromium, projectRoot, recordNodeStatuses, screenshot, startStudio, watchErrors, type RunningStudio } from './support/e2e-browser.ts';
@@ -19,16 +20,6 @@ const TEMPLATE = 'epsilon-merge';
 const hasTemplate = fs.existsSync(path.join(projectRoot, 'graphs', `${TEMPLATE}.json`));
 const COMPARISON = 'comparison';
 const hasComparison = fs.existsSync(path.join(projectRoot, 'graphs', `${COMPARISON}.json`));
-
-/** Node ids upstream of `id` (its ancestors), from the graph's edges. */
-function ancestors(graph: TemplateFile, id: string): Set<string> {
-  const seen = new Set<string>();
-  const walk = (n: string) => {
-    for (const e of graph.edges) if (e.to.node === n && !seen.has(e.from.node)) walk((seen.add(e.from.node), e.from.node));
-  };
-  walk(id);
-  return seen;
-}
 
 /** Stored CRC of every chunk against zlib's CRC-32: the names of the chunks that do not match. */
 function badCrcChunks(png: Uint8Array): string[] {
@@ -138,8 +129,8 @@ describe.skipIf(skipReason !== null)('browser end-to-end: template runs', () => 
     // Change only the decoder prompt (a style prompt, not the inversion's source prompt) and run
     // again: the inversion comes from the cache, the sampler computes a new picture.
     const invertId = template.nodes.find((n) => n.type === 'Invert')!.id;
-    const upstreamOfInversion = ancestors(template, invertId);
-    const decoderPrompt = template.nodes.find((n) => n.type === 'TextPrompt' && !upstreamOfInversion.has(n.id) && ancestors(template, outputIds[0]).has(n.id))!;
+    const upstreamOfInversion = ancestorsOf(template, [invertId]);
+    const decoderPrompt = template.nodes.find((n) => n.type === 'TextPrompt' && !upstreamOfInversion.has(n.id) && ancestorsOf(template, [outputIds[0]!]).has(n.id))!;
     expect(decoderPrompt, 'the template has a decoder prompt').toBeTruthy();
     const samplerId = template.edges.find((e) => e.from.node === invertId)!.to.node;
     const firstResult = await result.getAttribute('src');

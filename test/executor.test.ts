@@ -10,7 +10,7 @@ import { fingerprint, graphJson, runLog, testNodes } from './support/test-nodes.
 import type { ResultSink } from '../server/store/results.ts';
 
 const catalog = createCatalog(testNodes);
-const services: Services = { dataDir: '/tmp/dualstyle-test', executionProvider: 'cpu', readUpload: async () => null };
+const services: Services = { dataDir: '/tmp/dualstyle-test', executionProvider: 'cpu', modelRoots: [], readUpload: async () => null };
 /** Result files kept in memory: name → bytes. */
 const saved = new Map<string, Buffer>();
 const saveResult: ResultSink = async (prefix, png) => {

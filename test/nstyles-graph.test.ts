@@ -20,7 +20,7 @@ import { formatIssue, validateGraph } from '../server/graph/validate.ts';
 import { resultsDir } from '../server/store/paths.ts';
 import type { Graph, GraphEdge } from '../server/protocol/graph.ts';
 import { expandSockets } from '../server/protocol/catalog.ts';
-import { encodePoints } from '../server/protocol/painting.ts';
+import { encodePoints, MAX_POINTS, MAX_STROKES } from '../server/protocol/painting.ts';
 import type { MetricsValue } from '../nodes/values.ts';
 import { nodeDefinitions } from '../nodes/index.ts';
 import { graphJsonFromPng, GRAPH_KEYWORD, writePngText } from '../client/src/png-graph.ts';
@@ -248,5 +248,19 @@ describe('a painting survives save, reload, export and a PNG round trip', () => 
     expect(strokesOf(fromPng)).toEqual(strokesOf(graph));
     expect(validateGraph(fromPng, catalog).issues.map(formatIssue)).toEqual([]);
     expect(weightsOf(fromPng)).toEqual(expected);
+  });
+
+  it('a full painting (the most strokes and points the editor keeps) fits the graph\'s parameter size cap and saves; one point more is refused by name', async () => {
+    const graph = await loadTemplate('painted-mask');
+    const mask = graph.nodes.find((n) => n.type === 'Mask')!;
+    const perStroke = MAX_POINTS / MAX_STROKES;
+    const stroke = (k: number) => ({ style: 1 + (k % 3), radius: 0.25, points: encodePoints(Array.from({ length: 2 * perStroke }, (_, i) => ((i * 7919 + k) % 4096) / 4095)) });
+    mask.params.strokes = Array.from({ length: MAX_STROKES }, (_, k) => stroke(k));
+    expect(validateGraph(graph, catalog).issues.map(formatIssue)).toEqual([]);
+    expect((await api(studio, 'PUT', '/api/graphs/full-painting', { graph })).status).toBe(200);
+    const reloaded = (await api(studio, 'GET', '/api/graphs/full-painting')).body as Graph;
+    expect(reloaded.nodes.find((n) => n.type === 'Mask')!.params.strokes).toEqual(mask.params.strokes);
+    (mask.params.strokes as { points: string }[])[0]!.points += 'AAAA';
+    expect(validateGraph(graph, catalog).issues.map(formatIssue).join('\n')).toMatch(/strokes is not valid: a painting may have at most 8000 points in all, got 8001/);
   });
 });

@@ -3,7 +3,7 @@
  * built-in demo model (always) and on the reference tiny-sd model (where ../shared is present).
  */
 import { existsSync, readdirSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -152,7 +152,9 @@ describe('templates on the built-in demo model', () => {
 
   it('says a folder that exists but is not an SD export is not one (not "not found")', async () => {
     const r = await Runner.create();
-    const g = withParams(shrink(await loadTemplate('epsilon-merge')), { model: { model: r.services.dataDir } });
+    // Inside a models folder (outside them every path gets one message: see model-roots.test.ts).
+    await mkdir(path.join(r.services.dataDir, 'models', 'not-a-model'), { recursive: true });
+    const g = withParams(shrink(await loadTemplate('epsilon-merge')), { model: { model: 'not-a-model' } });
     const err = await r.run(g).catch((e) => e);
     expect(err).toBeInstanceOf(NodeFailedError);
     expect(err.nodeId).toBe('model');

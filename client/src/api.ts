@@ -15,10 +15,17 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * Sent with every request: the server refuses state-changing requests that a page on another site could
+ * send without a preflight (no JSON or image body, no custom header), such as a body-less DELETE.
+ */
+const REQUESTED_WITH = { 'X-Requested-With': 'dualstyle' };
+
 /** fetch with the access token; a network failure becomes an ApiError that says the server is unreachable. */
 async function send(url: string, init: RequestInit = {}): Promise<Response> {
   try {
-    return await fetch(url, { ...init, headers: { ...authHeaders(), ...(init.headers as Record<string, string> | undefined) } });
+    const headers = { ...REQUESTED_WITH, ...authHeaders(), ...(init.headers as Record<string, string> | undefined) };
+    return await fetch(url, { ...init, headers });
   } catch (err) {
     throw new ApiError(0, 'network', `The studio server cannot be reached (${(err as Error).message}).`);
   }

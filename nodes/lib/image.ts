@@ -86,32 +86,8 @@ export async function loadImageFile(
   file: string | Buffer,
   opts: { fit: FitMode; maxSide: number; sizes: ImageSizes; maxPixels?: number },
 ): Promise<{ image: ImageValue; original: { width: number; height: number } }> {
-  let input: sharp.Sharp;
-  let meta: sharp.Metadata;
-  try {
-    input = sharp(file, { limitInputPixels: opts.maxPixels ?? 4096 * 4096 }).rotate();
-    meta = await input.metadata();
-  } catch (err) {
-    throw new UserError(`cannot read the image: ${(err as Error).message}`, 'image');
-  }
-  const ow = meta.autoOrient?.width ?? meta.width ?? 0;
-  const oh = meta.autoOrient?.height ?? meta.height ?? 0;
-  if (!ow || !oh) throw new UserError('cannot read the image size', 'image');
-
-  let target: { width: number; height: number };
-  if (opts.fit === 'exact') {
-    if (!opts.sizes.takes(ow, oh) || Math.max(ow, oh) > opts.maxSide) {
-      const s = fittedSize(ow, oh, opts.maxSide, opts.sizes);
-      throw new UserError(
-        `image is ${ow}×${oh}; with fit "exact" the model takes ${opts.sizes.describe}, at most ${opts.maxSide} ` +
-          `(choose fit "crop" or "resize" to get ${s.width}×${s.height})`,
-        'fit',
-      );
-    }
-    target = { width: ow, height: oh };
-  } else {
-    target = fittedSize(ow, oh, opts.maxSide, opts.sizes);
-  }
+  const { input, original } = await openImage(file, opts.maxPixels);
+  const target = fitTarget(original, opts);
   const { data, info } = await input
     .removeAlpha()
     .toColourspace('srgb')
@@ -119,7 +95,45 @@ export async function loadImageFile(
     .raw()
     .toBuffer({ resolveWithObject: true });
   if (info.channels !== 3) throw new UserError(`unexpected image channel count ${info.channels}`, 'image');
-  return { image: rgbBytesToImage(data, info.width, info.height), original: { width: ow, height: oh } };
+  return { image: rgbBytesToImage(data, info.width, info.height), original };
+}
+
+/** The size `loadImageFile` gives a file, read from its header alone (no pixel is decoded). */
+export async function fittedFileSize(
+  file: string | Buffer,
+  opts: { fit: FitMode; maxSide: number; sizes: ImageSizes; maxPixels?: number },
+): Promise<{ width: number; height: number }> {
+  return fitTarget((await openImage(file, opts.maxPixels)).original, opts);
+}
+
+async function openImage(file: string | Buffer, maxPixels = 4096 * 4096): Promise<{ input: sharp.Sharp; original: { width: number; height: number } }> {
+  let input: sharp.Sharp;
+  let meta: sharp.Metadata;
+  try {
+    input = sharp(file, { limitInputPixels: maxPixels }).rotate();
+    meta = await input.metadata();
+  } catch (err) {
+    throw new UserError(`cannot read the image: ${(err as Error).message}`, 'image');
+  }
+  const width = meta.autoOrient?.width ?? meta.width ?? 0;
+  const height = meta.autoOrient?.height ?? meta.height ?? 0;
+  if (!width || !height) throw new UserError('cannot read the image size', 'image');
+  return { input, original: { width, height } };
+}
+
+/** The size an image of `original` size is brought to; 'exact' refuses other sizes, saying what would work. */
+function fitTarget(original: { width: number; height: number }, opts: { fit: FitMode; maxSide: number; sizes: ImageSizes }): { width: number; height: number } {
+  const { width: ow, height: oh } = original;
+  if (opts.fit !== 'exact') return fittedSize(ow, oh, opts.maxSide, opts.sizes);
+  if (!opts.sizes.takes(ow, oh) || Math.max(ow, oh) > opts.maxSide) {
+    const s = fittedSize(ow, oh, opts.maxSide, opts.sizes);
+    throw new UserError(
+      `image is ${ow}×${oh}; with fit "exact" the model takes ${opts.sizes.describe}, at most ${opts.maxSide} ` +
+        `(choose fit "crop" or "resize" to get ${s.width}×${s.height})`,
+      'fit',
+    );
+  }
+  return { width: ow, height: oh };
 }
 
 /**

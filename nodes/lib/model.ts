@@ -1,9 +1,8 @@
 /** Shared by the model nodes: the pipeline behind a Model value, checks that values belong to it, model paths. */
-import { stat } from 'node:fs/promises';
-import path from 'node:path';
 import type { SdPipeline } from '../../server/engine/onnx/pipeline.ts';
 import type { ModelValue } from '../values.ts';
-import { UserError } from '../types.ts';
+import { UserError, type Services } from '../types.ts';
+import { resolveModelDir } from './model-roots.ts';
 import type { ImageSizes } from './image.ts';
 
 /** The loaded pipeline of a Model value (loaded again if it was released to make room for another). */
@@ -22,13 +21,11 @@ export function requireSameModel(model: ModelValue, value: { modelId: string }, 
 }
 
 /**
- * A user's model path: absolute as given; relative, looked up under <dataDir>/models first (where the
- * studio keeps models), then the server's working folder (where `npm run fetch-model` puts them).
+ * A model folder named in a node's parameter (CLIP, LPIPS, ...): only inside the models folders
+ * (<data>/models, the studio's models/, --models-root), one message for every other path.
  */
-export async function resolveModelPath(name: string, dataDir: string): Promise<string> {
-  if (path.isAbsolute(name)) return name;
-  const underData = path.resolve(dataDir, 'models', name);
-  return (await stat(underData).then((s) => s.isDirectory(), () => false)) ? underData : path.resolve(name);
+export function resolveModelPath(name: string, services: Pick<Services, 'modelRoots'>): Promise<string> {
+  return resolveModelDir(name, services.modelRoots);
 }
 
 /** The image sizes a model takes: sides that are multiples of its VAE factor, whose latent its UNet takes. */

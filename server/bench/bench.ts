@@ -96,8 +96,10 @@ export interface BenchReport {
 class BenchRunner {
   readonly graphs: GraphRunner;
   pipeline?: SdPipeline;
-  constructor(dataDir: string, executionProvider: ExecutionProviderRequest) {
-    this.graphs = new GraphRunner({ catalog: createCatalog(nodeDefinitions), dataDir, executionProvider });
+  /** `model`: the folder the operator named on the command line, allowed as a models folder of its own. */
+  constructor(dataDir: string, executionProvider: ExecutionProviderRequest, model: string) {
+    const modelRoots = model === 'demo' ? [] : [path.resolve(model)];
+    this.graphs = new GraphRunner({ catalog: createCatalog(nodeDefinitions), dataDir, executionProvider, modelRoots });
   }
 
   /**
@@ -145,10 +147,10 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   const log = opts.log ?? (() => {});
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'dualstyle-bench-'));
   try {
-    const runner = new BenchRunner(dataDir, opts.executionProvider);
+    const runner = new BenchRunner(dataDir, opts.executionProvider, opts.model);
     const template = JSON.parse(await readFile(path.join(PROJECT_ROOT, 'graphs', 'comparison.json'), 'utf8')) as Graph;
     const graph = withParams(template, {
-      LoadModel: { model: opts.model },
+      LoadModel: { model: opts.model === 'demo' ? 'demo' : path.resolve(opts.model) },
       LoadImage: { max_side: opts.maxSide },
       Invert: { steps: opts.steps, skip: opts.skip },
     });

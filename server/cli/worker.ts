@@ -4,7 +4,8 @@
  * (`npm start -- --redis URL`) queued in Redis, one at a time, and runs them on one GPU; start one per
  * GPU. Every web server and worker must share the data folder (the same machine, or a shared mount):
  * workers read uploads from it and write results into <data>/results, which the web servers serve.
- * Environment: DUALSTYLE_REDIS, DUALSTYLE_DATA, DUALSTYLE_EP.
+ * [--models-root DIR]... [--max-job-memory SIZE] as for the studio.
+ * Environment: DUALSTYLE_REDIS, DUALSTYLE_DATA, DUALSTYLE_EP, DUALSTYLE_MAX_JOB_MEMORY.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,11 +18,11 @@ import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/on
 import { GraphRunner } from '../executor/graph-runner.ts';
 import { DEFAULT_RETENTION } from '../executor/job-service.ts';
 import { RedisJobWorker } from '../executor/redis-worker.ts';
-import { redisUrl, untilStopped, UsageError, wholeNumber } from '../main.ts';
+import { jobMemory, redisUrl, untilStopped, UsageError, wholeNumber } from '../main.ts';
 import { redacted } from '../util/redact.ts';
 
 const USAGE = `usage: npm run worker -- --redis URL [--gpu N] [--data ./data] [--ep auto|cuda|webgpu|cpu] [--stall-timeout 30]
-                         [--keep-jobs 1000] [--keep-days 30]
+                         [--keep-jobs 1000] [--keep-days 30] [--models-root DIR]... [--max-job-memory SIZE]
 
   --redis          the Redis the web servers queue jobs in (env DUALSTYLE_REDIS), e.g. redis://127.0.0.1:6379
   --gpu            the GPU to run on (sets CUDA_VISIBLE_DEVICES); start one worker per GPU
@@ -29,7 +30,10 @@ const USAGE = `usage: npm run worker -- --redis URL [--gpu N] [--data ./data] [-
   --ep             execution provider (env DUALSTYLE_EP; default auto: CUDA if available, else CPU)
   --stall-timeout  seconds after which the job of a worker that stopped answering goes to another (default 30)
   --keep-jobs      finished jobs the history keeps (default 1000)
-  --keep-days      days a finished job stays in the history (default 30)`;
+  --keep-days      days a finished job stays in the history (default 30)
+  --models-root    another folder Load Model may read models from (besides <data>/models and the studio's models/)
+  --max-job-memory refuse jobs estimated to need more memory than this, e.g. 8G (env DUALSTYLE_MAX_JOB_MEMORY;
+                   default: 3/4 of this machine's memory)`;
 
 export interface WorkerCli {
   redis: string;
@@ -38,6 +42,9 @@ export interface WorkerCli {
   ep: ExecutionProviderRequest;
   stallTimeoutMs: number;
   retention: { maxJobs: number; maxAgeMs: number };
+  modelRoots: string[];
+  /** Bytes; absent: the default from the machine. */
+  maxJobMemory?: number;
 }
 
 export function parseWorkerCli(argv: string[], env: NodeJS.ProcessEnv = process.env): WorkerCli | 'help' {
@@ -53,6 +60,8 @@ export function parseWorkerCli(argv: string[], env: NodeJS.ProcessEnv = process.
         'stall-timeout': { type: 'string' },
         'keep-jobs': { type: 'string' },
         'keep-days': { type: 'string' },
+        'models-root': { type: 'string', multiple: true },
+        'max-job-memory': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       allowPositionals: false,
@@ -66,8 +75,11 @@ export function parseWorkerCli(argv: string[], env: NodeJS.ProcessEnv = process.
   if (!redisText) throw new UsageError('--redis is required: the URL of the Redis the web servers were started with');
   const ep = (values.ep ?? (env.DUALSTYLE_EP || 'auto')) as ExecutionProviderRequest;
   if (!EXECUTION_PROVIDERS.includes(ep)) throw new UsageError(`--ep must be one of ${EXECUTION_PROVIDERS.join(', ')}, got ${JSON.stringify(ep)}`);
+  const maxJobMemory = jobMemory(values['max-job-memory'] ?? (env.DUALSTYLE_MAX_JOB_MEMORY || undefined));
   return {
     redis: redisUrl(redisText),
+    modelRoots: (values['models-root'] ?? []).map((dir) => path.resolve(dir)),
+    ...(maxJobMemory !== undefined ? { maxJobMemory } : {}),
     ...(values.gpu !== undefined ? { gpu: wholeNumber('gpu', values.gpu, 0, 1023) } : {}),
     dataDir: path.resolve(values.data || env.DUALSTYLE_DATA || 'data'),
     ep,
@@ -94,7 +106,14 @@ export async function runWorker(argv: string[], overrides: { catalog?: AnyNodeDe
   }
   // CUDA reads this when the first session starts, which is after this line.
   if (cli.gpu !== undefined) process.env.CUDA_VISIBLE_DEVICES = String(cli.gpu);
-  const runner = new GraphRunner({ catalog: createCatalog(overrides.catalog ?? nodeDefinitions), dataDir: cli.dataDir, executionProvider: cli.ep, logger: consoleLogger });
+  const runner = new GraphRunner({
+    catalog: createCatalog(overrides.catalog ?? nodeDefinitions),
+    dataDir: cli.dataDir,
+    executionProvider: cli.ep,
+    logger: consoleLogger,
+    modelRoots: cli.modelRoots,
+    ...(cli.maxJobMemory !== undefined ? { maxJobMemoryBytes: cli.maxJobMemory } : {}),
+  });
   let worker: RedisJobWorker;
   try {
     worker = await RedisJobWorker.start({

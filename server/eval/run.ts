@@ -129,7 +129,10 @@ export async function runEval(opts: RunEvalOptions): Promise<EvalResults> {
   const results: EvalResults = previous ?? { format: 'dualstyle-eval', version: 1, config, fingerprint, images: {}, masks: {}, items: {} };
   const log = (line: string) => appendFile(path.join(outDir, 'eval.log'), `${new Date().toISOString()} ${line}\n`);
 
-  const runner = new GraphRunner({ catalog: createCatalog(nodeDefinitions), dataDir: path.join(outDir, '.data'), executionProvider: opts.executionProvider });
+  // The folders named in the configuration are the operator's choice: allowed as models folders of their own.
+  const folder = (p: string | null | undefined) => (p && p !== 'demo' ? path.resolve(p) : p ?? '');
+  const modelRoots = [config.model, config.clip, config.lpips].map(folder).filter((p) => p !== '' && p !== 'demo');
+  const runner = new GraphRunner({ catalog: createCatalog(nodeDefinitions), dataDir: path.join(outDir, '.data'), executionProvider: opts.executionProvider, modelRoots });
   const total = images.length * pairs.length * config.masks.length * config.methods.length;
   const done = Object.keys(results.items).length;
   opts.onEvent?.({ kind: 'plan', total, done });
@@ -158,12 +161,12 @@ export async function runEval(opts: RunEvalOptions): Promise<EvalResults> {
           }
           const t0 = performance.now();
           const graph = withParams(opts.template, {
-            LoadModel: { model: config.model },
+            LoadModel: { model: folder(config.model) },
             LoadImage: { image: upload.name, fit: 'crop', max_side: config.size },
             Invert: { steps: config.steps, skip: config.skip, seed: config.seed },
             Mask: { shape: mask, sharpness: config.sharpness },
-            LoadClip: { clip: config.clip ?? '' },
-            Metrics: { lpips: config.lpips ?? '' },
+            LoadClip: { clip: folder(config.clip) },
+            Metrics: { lpips: folder(config.lpips) },
             ...(config.guidance !== null ? Object.fromEntries(['EpsilonMergeSampler', 'AttentionMergeSampler', 'SinglePromptSampler'].map((t) => [t, { guidance: config.guidance }])) : {}),
             source: { text: image.source },
             style1: { text: pair.style1, subject: image.subject },

@@ -4,7 +4,11 @@
  * uploads and results as the nodes' services. The job runner, the bench, the CLIs and the tests all
  * run graphs through this, so they run them the same way.
  */
+import os from 'node:os';
+import path from 'node:path';
+import { PROJECT_ROOT } from '../util/project.ts';
 import type { ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
+import { defaultModelRoots } from '../../nodes/lib/model-roots.ts';
 import type { Logger, Services } from '../../nodes/types.ts';
 import type { NodeCatalog } from '../catalog.ts';
 import { formatIssue, validateGraph } from '../graph/validate.ts';
@@ -13,6 +17,10 @@ import { resultSink, type ResultSink } from '../store/results.ts';
 import { readUpload } from '../store/uploads.ts';
 import { OutputCache } from './cache.ts';
 import { executeGraph, planRun, type ExecEvent, type ExecuteSummary } from './executor.ts';
+import { checkMemory, defaultMemoryBudget, planJob } from './memory-plan.ts';
+import type { MemoryEstimate } from '../engine/onnx/memory.ts';
+import { pipelines } from '../engine/onnx/registry.ts';
+import { formatBytes } from '../util/bytes.ts';
 
 /** A graph that does not validate; `issues` holds every problem, the message the first few. */
 export class InvalidGraphError extends Error {
@@ -33,6 +41,15 @@ export interface GraphRunnerOptions {
   logger?: Logger;
   /** Where result files go (default: <dataDir>/results). */
   saveResult?: ResultSink;
+  /** Folders Load Model may read besides <dataDir>/models and the project's models/ (`--models-root`). */
+  modelRoots?: readonly string[];
+  /** Most memory one job may need, by the estimate (default: 3/4 of the machine's, defaultMemoryBudget). */
+  maxJobMemoryBytes?: number;
+  /**
+   * After a job, loaded models are released (with the memory onnxruntime keeps for them) when the
+   * process holds more than this (default: half the job budget); the next job loads them again.
+   */
+  releaseModelsAboveBytes?: number;
 }
 
 export interface RunOptions {
@@ -49,16 +66,46 @@ export class GraphRunner {
   readonly catalog: NodeCatalog;
   readonly services: Services;
   readonly cache: OutputCache;
+  readonly maxJobMemoryBytes: number;
+  /** Server folders and how clients see them, longest first (see publicMessage). */
+  private readonly shownFolders: (readonly [folder: string, shown: string])[];
+  private readonly releaseModelsAboveBytes: number;
   private readonly saveResult: ResultSink;
   private readonly logger?: Logger;
 
   constructor(opts: GraphRunnerOptions) {
     const { dataDir } = opts;
     this.catalog = opts.catalog;
-    this.services = { dataDir, executionProvider: opts.executionProvider, readUpload: (name) => readUpload(dataDir, name) };
-    this.cache = opts.cache ?? new OutputCache();
+    this.services = {
+      dataDir,
+      executionProvider: opts.executionProvider,
+      modelRoots: [...defaultModelRoots(dataDir), ...(opts.modelRoots ?? []).map((r) => path.resolve(r))],
+      readUpload: (name) => readUpload(dataDir, name),
+    };
+    this.shownFolders = [
+      [path.resolve(dataDir), '<data>'] as const,
+      [PROJECT_ROOT.replace(/[\\/]$/, ''), '<studio>'] as const,
+      ...(opts.modelRoots ?? []).map((r) => [path.resolve(r), `<models-root ${path.basename(r)}>`] as const),
+      [os.homedir(), '~'] as const,
+    ]
+      // A home of "/" (service accounts) would replace every slash.
+      .filter(([folder]) => folder.length > 1)
+      .sort((a, b) => b[0].length - a[0].length);
+    this.maxJobMemoryBytes = opts.maxJobMemoryBytes ?? defaultMemoryBudget();
+    this.releaseModelsAboveBytes = opts.releaseModelsAboveBytes ?? Math.floor(this.maxJobMemoryBytes / 2);
+    // Cached outputs (inversions, latents, images) get an eighth of the job budget.
+    this.cache = opts.cache ?? new OutputCache({ maxBytes: Math.floor(this.maxJobMemoryBytes / 8) });
     this.saveResult = opts.saveResult ?? resultSink(dataDir);
     this.logger = opts.logger;
+  }
+
+  /**
+   * A failure or warning message as clients may see it: the server's folders (data, the studio, models
+   * roots, the home folder) shown by name, whatever a library put in the message.
+   */
+  publicMessage(message: string): string {
+    for (const [folder, shown] of this.shownFolders) message = message.split(folder).join(shown);
+    return message;
   }
 
   /** The graph parsed, migrated and checked; throws InvalidGraphError naming every problem. */
@@ -73,9 +120,43 @@ export class GraphRunner {
     return planRun(graph, this.catalog, outputs);
   }
 
-  /** Validates and runs a graph; unchanged nodes come from the cache. */
-  run(raw: unknown, opts: RunOptions = {}): Promise<ExecuteSummary> {
+  /**
+   * What a run of `graph` (validated) will take, checked before it starts: each node's plan (a missing
+   * upload, a refused model path fail here, as NodeFailedError) and the memory estimate against the
+   * budget (over it: NodeFailedError of the node of the largest call, caused by a JobMemoryError).
+   */
+  async preflight(graph: Graph, outputs?: string[]): Promise<MemoryEstimate> {
+    return checkMemory(await planJob(graph, this.catalog, this.services, outputs), this.maxJobMemoryBytes, this.catalog, graph);
+  }
+
+  /** Validates, checks and runs a graph; unchanged nodes come from the cache. */
+  async run(raw: unknown, opts: RunOptions = {}): Promise<ExecuteSummary> {
     const graph = this.validate(raw);
+    await this.preflight(graph, opts.outputs);
+    try {
+      return await this.execute(graph, opts);
+    } finally {
+      await this.giveMemoryBack();
+    }
+  }
+
+  /**
+   * onnxruntime keeps the memory of a job's largest call for its sessions (the CPU arena); after a job
+   * that left the process above the limit, release the loaded models so that memory goes back to the
+   * system (measured in engine/onnx/memory.ts).
+   */
+  private async giveMemoryBack(): Promise<void> {
+    const rss = process.memoryUsage.rss();
+    if (rss <= this.releaseModelsAboveBytes) return;
+    const released = await pipelines.releaseAll();
+    if (released > 0) {
+      this.logger?.info(
+        `released ${released} loaded model(s) after a job that left the server at ${formatBytes(rss)} (limit ${formatBytes(this.releaseModelsAboveBytes)}); the next job loads them again`,
+      );
+    }
+  }
+
+  private execute(graph: Graph, opts: RunOptions): Promise<ExecuteSummary> {
     return executeGraph({
       jobId: opts.jobId ?? 'run',
       graph,

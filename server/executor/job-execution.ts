@@ -88,10 +88,11 @@ export async function runJob(run: JobRun): Promise<JobEnd> {
         break;
       }
       case 'node:warning': {
+        const message = run.runner.publicMessage(e.message);
         const list = warnings.get(e.nodeId) ?? [];
-        list.push(e.message);
+        list.push(message);
         warnings.set(e.nodeId, list);
-        outbox.push({ name: 'node:warning', args: { jobId, nodeId: e.nodeId, message: e.message } });
+        outbox.push({ name: 'node:warning', args: { jobId, nodeId: e.nodeId, message } });
         break;
       }
       case 'node:done':
@@ -120,7 +121,7 @@ export async function runJob(run: JobRun): Promise<JobEnd> {
     const results = byNodeId<NodeResult>();
     // The summary's warnings include those replayed from the cache.
     for (const [nodeId, result] of Object.entries(summary.results)) {
-      results[nodeId] = withWarnings(result, summary.warnings[nodeId] ?? warnings.get(nodeId));
+      results[nodeId] = withWarnings(result, summary.warnings[nodeId]?.map((m) => run.runner.publicMessage(m)) ?? warnings.get(nodeId));
     }
     const ms = Math.round(performance.now() - started);
     const outputTitles = titlesOf(run, Object.keys(results));
@@ -133,9 +134,9 @@ export async function runJob(run: JobRun): Promise<JobEnd> {
       return { state: 'cancelled', retryable: false, outcome: { ms, ...(nodeId ? { error: { nodeId, message: 'cancelled' } } : {}) } };
     }
     if (err instanceof NodeFailedError) {
-      return { state: 'failed', retryable: false, outcome: { ms, error: { nodeId: err.nodeId, message: err.message } } };
+      return { state: 'failed', retryable: false, outcome: { ms, error: { nodeId: err.nodeId, message: run.runner.publicMessage(err.message) } } };
     }
-    const message = err instanceof Error ? err.message : String(err);
+    const message = run.runner.publicMessage(err instanceof Error ? err.message : String(err));
     // An invalid graph (InvalidGraphError) fails the same way everywhere: not worth another attempt.
     const retryable = !(err instanceof Error && err.name === 'InvalidGraphError');
     log.error(`job ${jobId} failed outside any node`, err);

@@ -39,7 +39,9 @@ export function migrateGraph(
   }
   const obj = raw as Record<string, unknown>;
   if (obj.format !== GRAPH_FORMAT) {
-    const got = obj.format === undefined ? 'no "format" field' : `format ${JSON.stringify(obj.format)}`;
+    // Only text is quoted: JSON.stringify of a value nested thousands deep overflows the stack.
+    const got =
+      obj.format === undefined ? 'no "format" field' : `format ${typeof obj.format === 'string' ? JSON.stringify(obj.format.slice(0, 60)) : describeValue(obj.format)}`;
     return fail('invalid_format', `This is not a Dual Style Studio graph (expected format "${GRAPH_FORMAT}", found ${got}).`, 'format');
   }
   const version = obj.version;

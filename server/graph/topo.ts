@@ -3,10 +3,11 @@
  * that are ready at the same time, the one that comes first in the file runs first, so the same file
  * always runs in the same order and events read the same way in every run.
  */
-import type { Graph } from '../protocol/graph.ts';
-
-/** The part of a graph this module looks at; a validated Graph fits, and so does a partial one. */
-export type GraphShape = Pick<Graph, 'nodes' | 'edges'>;
+/** The part of a graph this module looks at (ids and edges); a validated Graph fits, and so does a partial one. */
+export interface GraphShape {
+  nodes: readonly { id: string }[];
+  edges: readonly { from: { node: string }; to: { node: string } }[];
+}
 
 /**
  * Node ids in an order where every edge goes forward. Edges that reference a missing node are

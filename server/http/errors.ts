@@ -4,7 +4,8 @@
  */
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { ValidationIssue } from '../protocol/graph.ts';
-import { StoreError } from '../store/errors.ts';
+import { noSpaceError, StoreError } from '../store/errors.ts';
+import { formatBytes } from '../util/bytes.ts';
 
 export interface ApiErrorBody {
   error: { code: string; message: string; issues?: ValidationIssue[] };
@@ -34,14 +35,9 @@ const STORE_STATUS: Record<StoreError['code'], number> = {
   invalid_graph: 400,
   unsupported_image: 400,
   image_too_large: 413,
+  quota_exceeded: 507,
+  no_space: 507,
 };
-
-export function formatBytes(bytes: number): string {
-  if (bytes >= 1024 * 1024 && bytes % (1024 * 1024) === 0) return `${bytes / (1024 * 1024)} MiB`;
-  if (bytes >= 1024 * 1024) return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
-  if (bytes >= 1024) return `${Math.round(bytes / 1024)} KiB`;
-  return `${bytes} bytes`;
-}
 
 /** body-parser errors carry `type` and `status`; see body-parser's README. */
 interface BodyParserError extends Error {
@@ -54,6 +50,8 @@ interface BodyParserError extends Error {
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof StoreError) return new ApiError(STORE_STATUS[err.code], err.code, err.message);
+  const noSpace = noSpaceError(err, 'this');
+  if (noSpace instanceof StoreError) return new ApiError(507, noSpace.code, noSpace.message);
   const e = err as BodyParserError;
   switch (e?.type) {
     case 'entity.parse.failed':
@@ -82,6 +80,11 @@ export function errorHandler(log: (msg: string, err: unknown) => void): ErrorReq
     res.status(apiError.status).json(apiError.body());
   };
 }
+
+/** Anything no route took (a POST to the editor's paths, say): a JSON 404, not express's HTML page. */
+export const notFound: RequestHandler = (req, res) => {
+  res.status(404).json(new ApiError(404, 'not_found', `nothing at ${req.method} ${req.path}`).body());
+};
 
 /** Unknown /api routes: JSON 404, never the client's index.html. */
 export const apiNotFound: RequestHandler = (req, res) => {

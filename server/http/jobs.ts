@@ -16,7 +16,10 @@
  */
 import { Router, type Request } from 'express';
 import type { NodeCatalog } from '../catalog.ts';
+import { NodeFailedError } from '../executor/executor.ts';
 import { QueueFullError, type JobService } from '../executor/job-service.ts';
+import { JobMemoryError } from '../executor/memory-plan.ts';
+import type { Graph, ValidationIssue } from '../protocol/graph.ts';
 import { formatIssue, validateGraph } from '../graph/validate.ts';
 import { jsonObject, param } from './body.ts';
 import { ApiError } from './errors.ts';
@@ -37,7 +40,27 @@ function intQuery(req: Request, name: string, fallback: number, min: number, max
   return n;
 }
 
-export function jobRoutes(jobs: JobService, catalog: NodeCatalog): Router {
+/** The checks a job passes before it runs (GraphRunner.preflight): node plans, the memory budget. */
+export type Preflight = (graph: Graph, outputs?: string[]) => Promise<unknown>;
+
+/**
+ * A job over the memory budget is refused before it is queued (422, on the node of its largest call).
+ * Other problems a plan finds (a missing upload, a refused model path) fail the job when it starts, on
+ * their node, as any failure of that node would; the runner checks everything again then, since the
+ * files may change meanwhile.
+ */
+async function checkBeforeQueueing(preflight: Preflight, graph: Graph, outputs: string[] | undefined): Promise<void> {
+  try {
+    await preflight(graph, outputs);
+  } catch (err) {
+    if (!(err instanceof NodeFailedError)) throw err;
+    if (!(err.cause instanceof JobMemoryError)) return;
+    const issue: ValidationIssue = { code: 'memory_budget', nodeId: err.nodeId, message: err.detail };
+    throw new ApiError(422, 'memory_budget', err.message, [issue]);
+  }
+}
+
+export function jobRoutes(jobs: JobService, catalog: NodeCatalog, preflight: Preflight): Router {
   const router = Router();
 
   router.post('/jobs', async (req, res) => {
@@ -67,12 +90,14 @@ export function jobRoutes(jobs: JobService, catalog: NodeCatalog): Router {
       }
       outputs = body.outputs as string[];
     }
+    await checkBeforeQueueing(preflight, graph, outputs);
     let job;
     try {
       job = await jobs.submit(graph, { ...(outputs ? { outputs } : {}), front: body.front === true });
     } catch (err) {
       if (err instanceof QueueFullError) {
-        throw new ApiError(429, 'queue_full', `${err.message}; wait for a job to finish and try again`);
+        // The queue's message already says what to do ("try again when some have finished").
+        throw new ApiError(429, 'queue_full', err.message);
       }
       throw err;
     }

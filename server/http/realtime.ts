@@ -4,14 +4,39 @@ import { Server } from 'socket.io';
 import type { JobService } from '../executor/job-service.ts';
 import type { ClientToServerEvents, OutgoingEvent, ServerToClientEvents } from '../protocol/events.ts';
 import { socketTokenCheck } from './auth.ts';
+import { checkHostAndOrigin, type HostAllowList } from './guard.ts';
 
 export type StudioSocketServer = Server<ClientToServerEvents, ServerToClientEvents>;
 
-export function createRealtime(httpServer: HttpServer, opts: { token?: string; jobs: () => JobService }): StudioSocketServer {
+export interface RealtimeOptions {
+  token?: string;
+  jobs: () => JobService;
+  /** Host and Origin names a handshake may carry (the same as for HTTP). */
+  allowedHosts: HostAllowList;
+  /** Most sockets open at once; a handshake beyond it is refused (default 64). */
+  maxConnections?: number;
+  /** A socket that has not joined (authenticated) within this time is closed (default 5 s). */
+  connectTimeoutMs?: number;
+}
+
+export function createRealtime(httpServer: HttpServer, opts: RealtimeOptions): StudioSocketServer {
+  const maxConnections = opts.maxConnections ?? 64;
   const io: StudioSocketServer = new Server<ClientToServerEvents, ServerToClientEvents>(httpServer, {
     serveClient: false,
     // Preview frames are small; nothing a client sends is large.
     maxHttpBufferSize: 64 * 1024,
+    // socket.io's default (45 s) let an unauthenticated socket sit open that long in token mode.
+    connectTimeout: opts.connectTimeoutMs ?? 5000,
+    // Called for every handshake (polling or WebSocket), before a socket exists. No CORS is configured:
+    // a foreign origin is refused here, not merely left unreadable.
+    allowRequest: (req, callback) => {
+      const refusal = checkHostAndOrigin(req, opts.allowedHosts);
+      if (refusal) return callback(refusal.message, false);
+      if (io.engine.clientsCount >= maxConnections) {
+        return callback(`too many connections (${maxConnections} open); close other studio tabs and reload`, false);
+      }
+      callback(null, true);
+    },
   });
   if (opts.token) io.use(socketTokenCheck(opts.token));
   io.on('connection', (socket) => {

@@ -11,7 +11,7 @@ export interface SystemInfo {
   executionProvider: string;
 }
 
-export function systemRoutes(catalog: NodeCatalog, info: SystemInfo & { dataDir: string }): Router {
+export function systemRoutes(catalog: NodeCatalog, info: SystemInfo & { modelRoots: readonly string[] }): Router {
   const router = Router();
   // The catalog does not change while the server runs: build its JSON once.
   const catalogBody = catalogJson(catalog);
@@ -22,7 +22,7 @@ export function systemRoutes(catalog: NodeCatalog, info: SystemInfo & { dataDir:
 
   /** Models Load Model can use; the demo is labelled as such (random weights, pictures mean nothing). */
   router.get('/models', async (_req, res) => {
-    res.json({ models: await listModels(info.dataDir) });
+    res.json({ models: await listModels(info.modelRoots) });
   });
 
   router.get('/catalog', (_req, res) => {

@@ -7,7 +7,7 @@ import { promises as fs } from 'node:fs';
 import express, { Router, type Response } from 'express';
 import sharp from 'sharp';
 import { encodePng, sampleImage } from '../../nodes/lib/image.ts';
-import { findStoredFile, storeUpload, SUPPORTED_IMAGE_MESSAGE } from '../store/uploads.ts';
+import { findStoredFile, storeUpload, SUPPORTED_IMAGE_MESSAGE, UploadQuota } from '../store/uploads.ts';
 import { resolveInside, resultsDir, uploadsDir } from '../store/paths.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { param } from './body.ts';
@@ -16,6 +16,8 @@ import { ApiError } from './errors.ts';
 export interface UploadLimits {
   uploadBytes: number;
   uploadPixels: number;
+  /** What the uploads folder may hold in all (507 beyond it). */
+  uploadsTotalBytes: number;
 }
 
 /** What GET /api/uploads/:name/info answers (and POST /api/uploads, with the same fields). */
@@ -48,6 +50,7 @@ function sentFileName(header: string | string[] | undefined): string | undefined
 
 export function uploadRoutes(dataDir: string, limits: UploadLimits): Router {
   const router = Router();
+  const quota = new UploadQuota(uploadsDir(dataDir), limits.uploadsTotalBytes);
   const sidecar = (name: string) => resolveInside(uploadsDir(dataDir), `${name}.json`);
 
   router.post('/uploads', express.raw({ type: 'image/*', limit: limits.uploadBytes }), async (req, res) => {
@@ -59,7 +62,7 @@ export function uploadRoutes(dataDir: string, limits: UploadLimits): Router {
         `${SUPPORTED_IMAGE_MESSAGE}: send the image bytes as the body with Content-Type image/png, image/jpeg or image/webp (got ${type})`,
       );
     }
-    const stored = await storeUpload(dataDir, req.body, limits.uploadPixels);
+    const stored = await storeUpload(dataDir, req.body, limits.uploadPixels, quota);
     const fileName = sentFileName(req.headers['x-file-name']);
     if (fileName) await writeFileAtomic(sidecar(stored.name), JSON.stringify({ fileName }));
     res.status(201).json({ ...stored, url: `/api/uploads/${stored.name}`, ...(fileName ? { fileName } : {}) } satisfies UploadInfo);

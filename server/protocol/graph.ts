@@ -3,6 +3,7 @@
  * Shared by the server and the client so the two cannot drift.
  */
 import { z } from 'zod';
+import { describeExtentProblem, jsonExtentProblem, type JsonLimits } from './json-extent.ts';
 
 export const GRAPH_FORMAT = 'dualstyle-graph';
 export const GRAPH_VERSION = 1;
@@ -30,11 +31,25 @@ export const NodeIdSchema = z
   .max(64, 'node id must be at most 64 characters')
   .regex(/^[A-Za-z0-9_.-]+$/, 'node id may use letters, digits, "_", "-" and "." only');
 
+/**
+ * Free-form JSON in a graph is bounded: a node's parameters (prompts included) and the graph's meta
+ * (title, notes, editor state) are small; anything deeper or larger is an attack on the store, not a graph.
+ */
+export const PARAMS_LIMITS: JsonLimits = { maxDepth: 16, maxBytes: 64 * 1024 };
+export const META_LIMITS: JsonLimits = { maxDepth: 32, maxBytes: 64 * 1024 };
+
+function bounded(limits: JsonLimits) {
+  return (value: unknown, ctx: z.RefinementCtx) => {
+    const problem = jsonExtentProblem(value, limits);
+    if (problem) ctx.addIssue({ code: 'custom', message: describeExtentProblem(problem) });
+  };
+}
+
 export const GraphNodeSchema = z.object({
   id: NodeIdSchema,
   type: z.string().min(1),
   /** Parameter values; validated later against the node type's own zod schema. */
-  params: z.record(z.string(), z.unknown()).default({}),
+  params: z.record(z.string(), z.unknown()).superRefine(bounded(PARAMS_LIMITS)).default({}),
   position: z.object({ x: z.number(), y: z.number() }).default({ x: 0, y: 0 }),
   /** Optional user label shown instead of the type's title. */
   title: z.string().max(200).optional(),
@@ -72,6 +87,7 @@ export const GraphMetaSchema = z
     description: z.string().max(5000).optional(),
   })
   .catchall(z.unknown())
+  .superRefine(bounded(META_LIMITS))
   .default({});
 
 export const GraphSchema = z.object({
@@ -109,6 +125,8 @@ export type IssueCode =
   | 'param_wrong_type'
   | 'no_outputs'
   | 'bypass_unmatched'
+  /** The job would need more memory than the server allows one job (found when it is submitted). */
+  | 'memory_budget'
   | 'custom';
 
 /** One problem found in a graph, tied to a node and field where there is one. */

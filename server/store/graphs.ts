@@ -5,7 +5,9 @@
 import { promises as fs } from 'node:fs';
 import type { Graph } from '../protocol/graph.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
-import { INVALID_NAME_MESSAGE, StoreError } from './errors.ts';
+import { formatBytes } from '../util/bytes.ts';
+import { INVALID_NAME_MESSAGE, noSpaceError, StoreError } from './errors.ts';
+import { GRAPH_EXT, GraphIndex, graphTitle, isMissing } from './graph-index.ts';
 import { isSafeName, resolveInside } from './paths.ts';
 
 export type GraphSource = 'template' | 'user';
@@ -18,18 +20,43 @@ export interface GraphEntry {
   updatedAt: number;
 }
 
-const EXT = '.json';
+/** How much the user's saved graphs may take (a full store answers 507, saving over a graph still works). */
+export interface GraphQuota {
+  maxGraphs: number;
+  maxTotalBytes: number;
+}
+
+export const DEFAULT_GRAPH_QUOTA: GraphQuota = { maxGraphs: 1000, maxTotalBytes: 256 * 1024 * 1024 };
+
+/** Larger files (hand-made; the API's body limit is smaller) are listed by name, not parsed. */
+const MAX_PARSE_BYTES = 4 * 1024 * 1024;
 
 export class GraphStore {
+  private readonly templates: GraphIndex;
+  private readonly user: GraphIndex;
+  /** Saves and deletes one at a time, so quota checks and the index see each other's results. */
+  private writes: Promise<unknown> = Promise.resolve();
+
+  /**
+   * @param indexFile where the user folder's index is kept between runs (default: none, rebuilt on
+   *   first use); the studio keeps it in the data folder, beside the graphs folder, not in it
+   */
   constructor(
     readonly templatesDir: string,
     readonly userDir: string,
-  ) {}
+    readonly quota: GraphQuota = DEFAULT_GRAPH_QUOTA,
+    indexFile: string | null = null,
+  ) {
+    this.templates = new GraphIndex(templatesDir, null, MAX_PARSE_BYTES);
+    this.user = new GraphIndex(userDir, indexFile, MAX_PARSE_BYTES);
+  }
 
-  /** Every graph, templates first, each group sorted by name. */
+  /** Every graph, templates first, each group sorted by name; from the indexes, not by parsing each file. */
   async list(): Promise<GraphEntry[]> {
-    const templates = await this.listFolder(this.templatesDir, 'template');
-    const user = await this.listFolder(this.userDir, 'user');
+    const entries = (index: Map<string, { title: string; mtimeMs: number }>, source: GraphSource): GraphEntry[] =>
+      [...index].map(([name, e]) => ({ name, source, title: e.title, updatedAt: Math.round(e.mtimeMs) }));
+    const templates = entries(await this.templates.refresh(), 'template');
+    const user = entries(await this.user.refresh(), 'user');
     const templateNames = new Set(templates.map((t) => t.name));
     // A template shadows a user file of the same name (saving under a template's name is refused).
     return [...templates, ...user.filter((u) => !templateNames.has(u.name))];
@@ -62,37 +89,77 @@ export class GraphStore {
     throw new StoreError('not_found', `no graph named "${name}"`);
   }
 
-  /** Saves a user graph atomically; templates are read-only. */
-  async save(name: string, graph: Graph): Promise<GraphEntry> {
-    this.check(name);
-    if (await this.isTemplate(name)) {
-      throw new StoreError('read_only', `"${name}" is a template; templates are read-only; save under another name`);
-    }
-    let text: string;
-    try {
-      text = JSON.stringify(graph, null, 2) + '\n';
-    } catch (err) {
-      // meta accepts any JSON, and JSON.parse takes nesting that JSON.stringify's recursion cannot.
-      const why = err instanceof RangeError ? 'it is nested too deeply to write as JSON' : (err as Error).message;
-      throw new StoreError('invalid_graph', `graph "${name}" cannot be saved: ${why}`);
-    }
-    const file = this.file(this.userDir, name);
-    await writeFileAtomic(file, text);
-    const stat = await fs.stat(file);
-    return { name, source: 'user', title: titleOf(graph, name), updatedAt: Math.round(stat.mtimeMs) };
+  /**
+   * Saves a user graph atomically, as compact JSON (a file is as large as the graph, whatever its
+   * nesting); templates are read-only. A new graph beyond the quota is refused (quota_exceeded).
+   */
+  save(name: string, graph: Graph): Promise<GraphEntry> {
+    return this.serially(async () => {
+      this.check(name);
+      if (await this.isTemplate(name)) {
+        throw new StoreError('read_only', `"${name}" is a template; templates are read-only; save under another name`);
+      }
+      let text: string;
+      try {
+        text = JSON.stringify(graph) + '\n';
+      } catch (err) {
+        // Validation bounds meta and params; this is the last line should a caller skip it.
+        const why = err instanceof RangeError ? 'it is nested too deeply to write as JSON' : (err as Error).message;
+        throw new StoreError('invalid_graph', `graph "${name}" cannot be saved: ${why}`);
+      }
+      await this.checkQuota(name, Buffer.byteLength(text));
+      try {
+        await writeFileAtomic(this.file(this.userDir, name), text);
+      } catch (err) {
+        throw noSpaceError(err, `graph "${name}"`);
+      }
+      const title = graphTitle(graph, name);
+      const entry = await this.user.put(name, title);
+      return { name, source: 'user', title, updatedAt: Math.round(entry.mtimeMs) };
+    });
   }
 
-  async delete(name: string): Promise<void> {
-    this.check(name);
-    if (await this.isTemplate(name)) {
-      throw new StoreError('read_only', `"${name}" is a template; templates are read-only and cannot be deleted`);
+  delete(name: string): Promise<void> {
+    return this.serially(async () => {
+      this.check(name);
+      if (await this.isTemplate(name)) {
+        throw new StoreError('read_only', `"${name}" is a template; templates are read-only and cannot be deleted`);
+      }
+      try {
+        await fs.unlink(this.file(this.userDir, name));
+      } catch (err) {
+        if (isMissing(err)) throw new StoreError('not_found', `no saved graph named "${name}"`);
+        throw err;
+      }
+      await this.user.remove(name);
+    });
+  }
+
+  private async checkQuota(name: string, bytes: number): Promise<void> {
+    const index = await this.user.refresh();
+    const previous = index.get(name);
+    const count = index.size + (previous ? 0 : 1);
+    let total = bytes - (previous?.bytes ?? 0);
+    for (const e of index.values()) total += e.bytes;
+    const { maxGraphs, maxTotalBytes } = this.quota;
+    if (count > maxGraphs) {
+      throw new StoreError(
+        'quota_exceeded',
+        `cannot save "${name}": the studio keeps at most ${maxGraphs} saved graphs and has ${index.size}; delete some, or save over an existing one`,
+      );
     }
-    try {
-      await fs.unlink(this.file(this.userDir, name));
-    } catch (err) {
-      if (isMissing(err)) throw new StoreError('not_found', `no saved graph named "${name}"`);
-      throw err;
+    if (total > maxTotalBytes) {
+      throw new StoreError(
+        'quota_exceeded',
+        `cannot save "${name}" (${formatBytes(bytes)}): saved graphs may take ${formatBytes(maxTotalBytes)} in all and would take ${formatBytes(total)}; delete some first`,
+      );
     }
+  }
+
+  private serially<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.writes.then(work, work);
+    this.writes = run.catch(() => undefined);
+    return run;
   }
 
   private check(name: string): void {
@@ -101,40 +168,8 @@ export class GraphStore {
 
   private file(dir: string, name: string): string {
     this.check(name);
-    return resolveInside(dir, name + EXT);
+    return resolveInside(dir, name + GRAPH_EXT);
   }
-
-  private async listFolder(dir: string, source: GraphSource): Promise<GraphEntry[]> {
-    let names: string[];
-    try {
-      names = await fs.readdir(dir);
-    } catch (err) {
-      if (isMissing(err)) return [];
-      throw err;
-    }
-    const entries: GraphEntry[] = [];
-    for (const fileName of names.sort()) {
-      if (!fileName.endsWith(EXT)) continue;
-      const name = fileName.slice(0, -EXT.length);
-      if (!isSafeName(name)) continue;
-      const file = resolveInside(dir, fileName);
-      const stat = await statFile(file);
-      if (!stat?.isFile()) continue;
-      let title = name;
-      try {
-        title = titleOf(JSON.parse(await fs.readFile(file, 'utf8')), name);
-      } catch {
-        /* a corrupt file is still listed, so the user can see and delete it */
-      }
-      entries.push({ name, source, title, updatedAt: Math.round(stat.mtimeMs) });
-    }
-    return entries;
-  }
-}
-
-function titleOf(graph: unknown, fallback: string): string {
-  const title = (graph as { meta?: { title?: unknown } } | null)?.meta?.title;
-  return typeof title === 'string' && title.trim() !== '' ? title : fallback;
 }
 
 async function statFile(file: string) {
@@ -144,9 +179,4 @@ async function statFile(file: string) {
     if (isMissing(err)) return null;
     throw err;
   }
-}
-
-function isMissing(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException | null)?.code;
-  return code === 'ENOENT' || code === 'ENOTDIR';
 }

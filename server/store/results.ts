@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { writeFileAtomic } from '../util/atomic.ts';
+import { noSpaceError } from './errors.ts';
 import { resolveInside, resultsDir } from './paths.ts';
 
 export interface SavedResult {
@@ -17,7 +18,11 @@ export type ResultSink = (prefix: string, png: Buffer) => Promise<SavedResult>;
 export function resultSink(dataDir: string): ResultSink {
   return async (prefix, png) => {
     const name = `${prefix}-${createHash('sha256').update(png).digest('hex').slice(0, 16)}.png`;
-    await writeFileAtomic(resolveInside(resultsDir(dataDir), name), png);
+    try {
+      await writeFileAtomic(resolveInside(resultsDir(dataDir), name), png);
+    } catch (err) {
+      throw noSpaceError(err, 'the result image');
+    }
     return { name, url: `/api/results/${encodeURIComponent(name)}` };
   };
 }

@@ -6,9 +6,11 @@
  */
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import sharp from 'sharp';
 import { writeFileAtomic } from '../util/atomic.ts';
-import { StoreError } from './errors.ts';
+import { formatBytes } from '../util/bytes.ts';
+import { noSpaceError, StoreError } from './errors.ts';
 import { MAX_FILE_NAME_LENGTH, isSafeName, resolveInside, uploadsDir } from './paths.ts';
 
 export const SUPPORTED_IMAGE_MESSAGE = 'not a supported image (png, jpeg, webp)';
@@ -20,7 +22,59 @@ export interface StoredUpload {
   height: number;
 }
 
-export async function storeUpload(dataDir: string, bytes: Uint8Array, maxPixels: number): Promise<StoredUpload> {
+/**
+ * How much the uploads folder may hold in all. The size in use is read from the folder once, then kept
+ * up to date; before refusing, the folder is read again (the user may have deleted files by hand).
+ */
+export class UploadQuota {
+  private used: number | null = null;
+
+  constructor(
+    readonly dir: string,
+    readonly maxTotalBytes: number,
+  ) {}
+
+  /** Reserves room for a new file of `bytes`, or throws quota_exceeded; `release` undoes it. */
+  async reserve(bytes: number): Promise<{ release(): void }> {
+    if (this.used === null || this.used + bytes > this.maxTotalBytes) this.used = await folderBytes(this.dir);
+    if (this.used + bytes > this.maxTotalBytes) {
+      throw new StoreError(
+        'quota_exceeded',
+        `the uploads folder is full: it may hold ${formatBytes(this.maxTotalBytes)} and holds ${formatBytes(this.used)}; ` +
+          `this image needs ${formatBytes(bytes)} more (remove old uploads from ${path.basename(path.dirname(this.dir))}/uploads, or raise the limit)`,
+      );
+    }
+    this.used += bytes;
+    let released = false;
+    return {
+      release: () => {
+        if (!released && this.used !== null) this.used -= bytes;
+        released = true;
+      },
+    };
+  }
+}
+
+async function folderBytes(dir: string): Promise<number> {
+  let total = 0;
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
+    try {
+      const stat = await fs.stat(path.join(dir, name));
+      if (stat.isFile()) total += stat.size;
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return total;
+}
+
+export async function storeUpload(dataDir: string, bytes: Uint8Array, maxPixels: number, quota?: UploadQuota): Promise<StoredUpload> {
   if (bytes.length === 0) throw new StoreError('unsupported_image', `${SUPPORTED_IMAGE_MESSAGE}: the body is empty`);
   let meta: sharp.Metadata;
   try {
@@ -54,7 +108,14 @@ export async function storeUpload(dataDir: string, bytes: Uint8Array, maxPixels:
   try {
     await fs.access(file);
   } catch {
-    await writeFileAtomic(file, png.data);
+    // Only a new picture takes room: the same one uploaded again is the same file.
+    const room = await quota?.reserve(png.data.length);
+    try {
+      await writeFileAtomic(file, png.data);
+    } catch (err) {
+      room?.release();
+      throw noSpaceError(err, 'the uploaded image');
+    }
   }
   return { name, width: png.info.width, height: png.info.height };
 }

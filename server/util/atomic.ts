@@ -39,3 +39,38 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array): 
     /* best effort */
   }
 }
+
+/** Temporary files of writeFileAtomic: `.<name>.<pid>.<12 hex digits>.tmp`. */
+const TEMP_FILE = /^\..+\.(\d+)\.[0-9a-f]{12}\.tmp$/;
+
+/**
+ * Removes temporary files that a killed writer left in `dir` (a crash between open and rename). Only
+ * those of processes that no longer run: a live process, this one included, may be writing right now.
+ * Returns the names removed.
+ */
+export async function removeStaleTemps(dir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const pid = TEMP_FILE.exec(name)?.[1];
+    if (pid === undefined || processRuns(Number(pid))) continue;
+    await fs.rm(path.join(dir, name), { force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it runs, as another user.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

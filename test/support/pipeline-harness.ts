@@ -34,7 +34,9 @@ export class Runner extends GraphRunner {
 
   static async create(): Promise<Runner> {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'dualstyle-pipe-'));
-    return new Runner({ catalog, dataDir, executionProvider: 'cpu' });
+    // The reference fixture and the exports tests write to the temp folder live outside the studio's
+    // models folders: allow both, as --models-root would.
+    return new Runner({ catalog, dataDir, executionProvider: 'cpu', modelRoots: [path.dirname(tinySd), os.tmpdir()] });
   }
 
   override async run(graph: unknown, opts: { signal?: AbortSignal; previewIntervalMs?: number; onEvent?: (e: ExecEvent) => void } = {}): Promise<ExecuteSummary> {

@@ -302,3 +302,18 @@ export function graphJson(nodes: NodeInput[], edges: [string, string, string, st
     meta: {},
   };
 }
+
+/** A valid graph: Constant → Add → Show. */
+export function numberChain() {
+  return graphJson(
+    [
+      { id: 'a', type: 'Constant', params: { value: 2 } },
+      { id: 'b', type: 'Add', params: { offset: 1 } },
+      { id: 'out', type: 'Show' },
+    ],
+    [
+      ['a', 'value', 'b', 'a'],
+      ['b', 'sum', 'out', 'value'],
+    ],
+  );
+}

@@ -51,6 +51,17 @@ export class ModelRegistry<T extends { release(): Promise<void> }> {
     return this.loaded.size;
   }
 
+  /**
+   * Releases every loaded pipeline (their sessions and the arenas onnxruntime keeps for them); handles
+   * load them again when next used. Call only between jobs. Returns how many were released.
+   */
+  async releaseAll(): Promise<number> {
+    const all = [...this.loaded.values()];
+    this.loaded.clear();
+    await Promise.all(all.map((p) => p.then((pipe) => pipe.release(), () => undefined)));
+    return all.length;
+  }
+
   private async evict(): Promise<void> {
     while (this.loaded.size > this.maxLoaded) {
       const [key, oldest] = this.loaded.entries().next().value as [string, Promise<T>];

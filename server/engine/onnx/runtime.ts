@@ -7,13 +7,16 @@ import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
+import { openSession, type Session } from './inference-thread.ts';
+import { CPU_MEMORY_OPTIONS } from './memory.ts';
 
 export type ExecutionProviderRequest = 'auto' | 'cuda' | 'webgpu' | 'cpu';
 export type ExecutionProvider = 'cuda' | 'webgpu' | 'cpu';
 
 export const EXECUTION_PROVIDERS: readonly ExecutionProviderRequest[] = ['auto', 'cuda', 'webgpu', 'cpu'];
 
-export type InferenceSession = ort.InferenceSession;
+/** Sessions live on the inference thread (inference-thread.ts), so the event loop stays free while they run. */
+export type InferenceSession = Session;
 export type OrtTensor = ort.Tensor;
 export { ort };
 
@@ -67,6 +70,7 @@ export function sessionOptions(provider: ExecutionProvider): ort.InferenceSessio
     // 3 = errors only: onnxruntime's warnings about unused initializers etc. are noise for users.
     logSeverityLevel: 3,
     logVerbosityLevel: 0,
+    ...(provider === 'cpu' ? CPU_MEMORY_OPTIONS : {}),
   };
 }
 
@@ -77,19 +81,19 @@ export function sessionOptions(provider: ExecutionProvider): ort.InferenceSessio
 export async function createSession(
   modelPath: string,
   request: ExecutionProviderRequest | ExecutionProvider,
-): Promise<{ session: ort.InferenceSession } & ProviderChoice> {
+): Promise<{ session: Session } & ProviderChoice> {
   if (request === 'auto') {
     const cuda = cudaProviderStatus();
     if (cuda.available) {
       try {
-        const session = await ort.InferenceSession.create(modelPath, sessionOptions('cuda'));
+        const session = await openSession(modelPath, sessionOptions('cuda'));
         return { session, provider: 'cuda', note: 'auto: using CUDA' };
       } catch (e) {
-        const session = await ort.InferenceSession.create(modelPath, sessionOptions('cpu'));
+        const session = await openSession(modelPath, sessionOptions('cpu'));
         return { session, provider: 'cpu', note: `auto: CUDA failed to start (${firstLine(e)}); using CPU` };
       }
     }
-    const session = await ort.InferenceSession.create(modelPath, sessionOptions('cpu'));
+    const session = await openSession(modelPath, sessionOptions('cpu'));
     return { session, provider: 'cpu', note: `auto: CUDA unavailable (${cuda.reason}); using CPU` };
   }
   if (request === 'cuda') {
@@ -98,7 +102,7 @@ export async function createSession(
       throw new Error(`CUDA execution provider requested, but ${cuda.reason}: ${CUDA_HOWTO}`);
     }
     try {
-      const session = await ort.InferenceSession.create(modelPath, sessionOptions('cuda'));
+      const session = await openSession(modelPath, sessionOptions('cuda'));
       return { session, provider: 'cuda', note: 'cuda: using CUDA' };
     } catch (e) {
       throw new Error(
@@ -109,14 +113,14 @@ export async function createSession(
   }
   if (request === 'webgpu') {
     try {
-      const session = await ort.InferenceSession.create(modelPath, sessionOptions('webgpu'));
+      const session = await openSession(modelPath, sessionOptions('webgpu'));
       return { session, provider: 'webgpu', note: 'webgpu: using WebGPU (Dawn)' };
     } catch (e) {
       throw new Error(`WebGPU execution provider requested, but it failed to start: ${firstLine(e)}. Run with --ep cpu or --ep cuda`);
     }
   }
   if (request !== 'cpu') throw new Error(`unknown execution provider "${String(request)}" (auto, cuda, webgpu or cpu)`);
-  const session = await ort.InferenceSession.create(modelPath, sessionOptions('cpu'));
+  const session = await openSession(modelPath, sessionOptions('cpu'));
   return { session, provider: 'cpu', note: 'cpu: using CPU' };
 }
 
@@ -145,13 +149,13 @@ function toInfo(m: MetaEntry): TensorInfo {
   return { name: m.name, type: m.type ?? 'float32', shape: m.shape ? [...m.shape] : [], rankKnown: m.shape !== undefined };
 }
 
-export function inputInfos(session: ort.InferenceSession): TensorInfo[] {
+export function inputInfos(session: Session): TensorInfo[] {
   const meta = (session as unknown as { inputMetadata?: readonly MetaEntry[] }).inputMetadata;
   if (meta && meta.length === session.inputNames.length) return meta.map(toInfo);
   return session.inputNames.map((name) => ({ name, type: 'float32', shape: [], rankKnown: false }));
 }
 
-export function outputInfos(session: ort.InferenceSession): TensorInfo[] {
+export function outputInfos(session: Session): TensorInfo[] {
   const meta = (session as unknown as { outputMetadata?: readonly MetaEntry[] }).outputMetadata;
   if (meta && meta.length === session.outputNames.length) return meta.map(toInfo);
   return session.outputNames.map((name) => ({ name, type: 'float32', shape: [], rankKnown: false }));

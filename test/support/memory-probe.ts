@@ -1,0 +1,79 @@
+/**
+ * Memory measurements in a process of their own (peak RSS is per process): prints one JSON line.
+ *   call <unet|vae-decode|vae-encode> <latentSide> <rows>   one call of the demo model
+ *   job <maxSide> <steps> <releaseAboveMiB>                 the epsilon-merge template on the demo model
+ *   merge <latentSide> <styles>                             one call of the demo's attention-merge UNet of N
+ *                                                           styles, rows [∅, merged] (the rewrite loaded first)
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { nodeDefinitions } from '../../nodes/index.ts';
+import { createCatalog } from '../../server/catalog.ts';
+import { GraphRunner } from '../../server/executor/graph-runner.ts';
+import { withParams } from '../../server/graph/with-params.ts';
+import { SdPipeline } from '../../server/engine/onnx/pipeline.ts';
+import { ensureDemoModel } from '../../server/models/demo/index.ts';
+import { PROJECT_ROOT } from '../../server/util/project.ts';
+import type { Graph } from '../../server/protocol/graph.ts';
+
+const MiB = 1024 * 1024;
+const peak = () => process.resourceUsage().maxRSS * 1024;
+const rss = () => process.memoryUsage.rss();
+
+async function call(stage: string, side: number, rows: number): Promise<object> {
+  const pipe = await SdPipeline.load(await ensureDemoModel(), { executionProvider: 'cpu' });
+  const C = pipe.info.latentChannels;
+  const loaded = rss();
+  if (stage === 'unet') {
+    const ehs = new Float32Array(rows * pipe.info.textLength * pipe.info.textDim);
+    await pipe.unet(new Float32Array(rows * C * side * side).fill(0.1), rows, side, side, 500, ehs);
+  } else if (stage === 'vae-decode') {
+    await pipe.vaeDecode(new Float32Array(C * side * side), side, side);
+  } else {
+    const S = side * pipe.info.vaeDownsample;
+    await pipe.vaeEncode({ width: S, height: S, data: new Float32Array(3 * S * S).fill(0.5) });
+  }
+  return { loaded, peak: peak() };
+}
+
+async function merge(side: number, styles: number): Promise<object> {
+  const pipe = await SdPipeline.load(await ensureDemoModel(), { executionProvider: 'cpu' });
+  const { latentChannels: C, textLength, textDim } = pipe.info;
+  const rows = 2;
+  const embedding = () => new Float32Array(rows * textLength * textDim).fill(0.01);
+  const weights = new Float32Array((styles - 1) * side * side).fill(1 / styles);
+  const extras = await pipe.attentionMergeExtras(Array.from({ length: styles - 1 }, embedding), rows, weights, side, side);
+  const loaded = rss();
+  await pipe.unet(new Float32Array(rows * C * side * side).fill(0.1), rows, side, side, 500, embedding(), extras);
+  return { loaded, peak: peak() };
+}
+
+async function job(maxSide: number, steps: number, releaseAboveMiB: number): Promise<object> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'dualstyle-memprobe-'));
+  try {
+    const runner = new GraphRunner({
+      catalog: createCatalog(nodeDefinitions),
+      dataDir,
+      executionProvider: 'cpu',
+      releaseModelsAboveBytes: releaseAboveMiB * MiB,
+    });
+    const template = JSON.parse(await readFile(path.join(PROJECT_ROOT, 'graphs', 'epsilon-merge.json'), 'utf8')) as Graph;
+    const small = withParams(template, { LoadImage: { max_side: 64 }, Invert: { steps: 3, skip: 1 } });
+    const big = withParams(template, { LoadImage: { max_side: maxSide }, Invert: { steps, skip: 1 } });
+    await runner.run(small); // the model loaded, everything warm: the baseline
+    const before = rss();
+    await runner.run(big);
+    await new Promise((r) => setTimeout(r, 200));
+    return { before, peak: peak(), after: rss() };
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+const [mode, ...args] = process.argv.slice(2);
+const nums = args.map(Number);
+const result =
+  mode === 'call' ? await call(args[0]!, nums[1]!, nums[2]!) : mode === 'merge' ? await merge(nums[0]!, nums[1]!) : await job(nums[0]!, nums[1]!, nums[2]!);
+console.log(JSON.stringify(result));
+process.exit(0);
