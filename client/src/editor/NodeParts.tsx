@@ -103,11 +103,10 @@ export function MediaBox({ node, rt, media }: { node: StudioNode; rt: NodeRuntim
           )}
         </div>
       ) : null}
-      {media === 'thumb' && rt.result?.text ? (
-        // A mask's true size (the picture it is drawn for), not its thumbnail's.
-        <div className="sd-media-caption">
-          <span data-testid="media-size">{rt.result.text}</span>
-        </div>
+      {media === 'thumb' ? (
+        // A mask's true size (the picture it is drawn for), not its thumbnail's; its line is there
+        // before the run, so the run does not grow the node.
+        <div className="sd-media-caption">{image && rt.result?.text ? <span data-testid="media-size">{rt.result.text}</span> : null}</div>
       ) : null}
     </div>
   );
