@@ -98,6 +98,16 @@ describe.skipIf(skipReason !== null)('browser end-to-end: three styles and a pai
 
     // The mask, painted: its painter appears with a brush per style.
     const mask = node(page, 'mask');
+    // A field off screen that the browser brings into view (focus, Tab) pans the canvas: nothing scrolls.
+    const stylesField = mask.locator('[data-testid="param-styles"]');
+    const inView = async () => {
+      const b = await stylesField.boundingBox();
+      return b !== null && b.y >= 0 && b.y + b.height <= 1200;
+    };
+    expect(await inView()).toBe(false);
+    await stylesField.focus();
+    await expect.poll(inView).toBe(true);
+    expect(await page.evaluate(() => [...document.querySelectorAll('*')].filter((e) => e.scrollTop > 0 || e.scrollLeft > 0).map((e) => e.className))).toEqual([]);
     await mask.locator('[data-testid="param-shape"]').selectOption('painted');
     await mask.locator('[data-testid="mask-painter"]').waitFor();
     // The whole graph in view (the template is taller than the window), the painter with it.
