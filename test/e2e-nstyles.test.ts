@@ -98,16 +98,10 @@ describe.skipIf(skipReason !== null)('browser end-to-end: three styles and a pai
 
     // The mask, painted: its painter appears with a brush per style.
     const mask = node(page, 'mask');
-    // A field off screen that the browser brings into view (focus, Tab) pans the canvas: nothing scrolls.
-    const stylesField = mask.locator('[data-testid="param-styles"]');
-    const inView = async () => {
-      const b = await stylesField.boundingBox();
-      return b !== null && b.y >= 0 && b.y + b.height <= 1200;
-    };
-    expect(await inView()).toBe(false);
-    await stylesField.focus();
-    await expect.poll(inView).toBe(true);
-    expect(await page.evaluate(() => [...document.querySelectorAll('*')].filter((e) => e.scrollTop > 0 || e.scrollLeft > 0).map((e) => e.className))).toEqual([]);
+    // A field off screen that the browser brings into view (focus, Tab) scrolls the canvas's container.
+    const scrolled = () => page.evaluate(() => [...document.querySelectorAll('*')].filter((e) => e.scrollTop > 0 || e.scrollLeft > 0).map((e) => e.className));
+    await mask.locator('[data-testid="param-styles"]').focus();
+    expect(await scrolled()).toEqual(['sd-canvas']);
     await mask.locator('[data-testid="param-shape"]').selectOption('painted');
     await mask.locator('[data-testid="mask-painter"]').waitFor();
     // The whole graph in view (the template is taller than the window), the painter with it.
@@ -170,10 +164,15 @@ describe.skipIf(skipReason !== null)('browser end-to-end: three styles and a pai
     expect(await mask.locator('[data-testid="media-size"]').textContent()).toBe('96×72');
     const canvasBox = (await mask.locator('[data-testid="paint-canvas"]').boundingBox())!;
     expect(canvasBox.width / canvasBox.height).toBeCloseTo(96 / 72, 1);
-    // Filling fields of nodes off screen made the browser scroll the canvas's container: the view stays put.
-    expect(await page.evaluate(() => [...document.querySelectorAll('*')].filter((e) => e.scrollTop > 0 || e.scrollLeft > 0).map((e) => e.className))).toEqual([]);
+    // Fit shows the whole graph even after the browser scrolled the container (it showed an empty canvas).
+    await page.evaluate(() => document.querySelector('.sd-canvas')!.scrollTo(0, 900));
+    expect(await scrolled()).toEqual(['sd-canvas']);
     await page.click('[data-testid="btn-fit"]');
-    await expect.poll(() => result.isVisible()).toBe(true);
+    expect(await scrolled()).toEqual([]);
+    for (const id of ['mask', 'save_eps', 'model']) {
+      const box = (await node(page, id).boundingBox())!;
+      expect(box.y >= 0 && box.x >= 0 && box.y + box.height <= 1200 && box.x + box.width <= 1920, id).toBe(true);
+    }
     await visualCheck(page, 'nstyles-3-result');
 
     // The painting is in the graph: a reload (autosave) brings it back.

@@ -235,20 +235,6 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
   };
   container.addEventListener('pointermove', onPointerMove);
   container.addEventListener('contextmenu', onPointerMove, true);
-  // The area moves by transforms, never by scrolling; but the browser scrolls its (overflow: hidden)
-  // container to bring a focused or clicked control into view (Tab, a focus from code), which shifted
-  // the whole view with no way back (Fit then showed an empty canvas). Such a scroll becomes a pan of
-  // the same amount, in the same task: what the browser brought into view stays where it put it.
-  const onScroll = () => {
-    const dx = container.scrollLeft;
-    const dy = container.scrollTop;
-    if (dx === 0 && dy === 0) return;
-    container.scrollLeft = 0;
-    container.scrollTop = 0;
-    const { x, y } = area.area.transform;
-    void area.area.translate(x - dx, y - dy);
-  };
-  container.addEventListener('scroll', onScroll);
 
   setBridge({
     setParam: ops.setParam,
@@ -281,7 +267,6 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
       container.removeEventListener('pointerdown', onPointerDown, true);
       container.removeEventListener('pointermove', onPointerMove);
       container.removeEventListener('contextmenu', onPointerMove, true);
-      container.removeEventListener('scroll', onScroll);
       ops.stop();
       frames.destroy();
       area.destroy();
