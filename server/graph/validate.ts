@@ -18,7 +18,7 @@ import {
   type ValidationIssue,
   type ValidationResult,
 } from '../protocol/graph.ts';
-import type { AnyNodeDefinition, InputSpec, OutputSpec } from '../../nodes/types.ts';
+import { concreteInputs, countOf, type AnyNodeDefinition, type ConcreteInput, type OutputSpec } from '../../nodes/types.ts';
 import type { NodeCatalog } from '../catalog.ts';
 import { migrateGraph, type MigrationTable } from './migrate.ts';
 import { resolveModes } from './modes.ts';
@@ -139,6 +139,17 @@ function checkGraph(
     return n ? catalog.get(n.type) : undefined;
   };
   const nameOf = (id: string): string => names.get(byId.get(id)!)!;
+  const inputsOf = new Map<string, ConcreteInput[]>();
+  /** A node's input sockets for its parameters (a variadic family expanded to its count). */
+  const socketsOf = (id: string): ConcreteInput[] => {
+    let sockets = inputsOf.get(id);
+    if (!sockets) {
+      const def = defOf(id);
+      sockets = def ? concreteInputs(def, byId.get(id)!.params) : [];
+      inputsOf.set(id, sockets);
+    }
+    return sockets;
+  };
 
   // Edges: endpoints, socket names, socket types, one edge per input.
   const intoInput = new Map<string, number>();
@@ -164,7 +175,7 @@ function checkGraph(
     const toDef = defOf(to.node);
     // Own properties only: "__proto__" or "toString" must read as unknown names, not as Object.prototype.
     const outSpec = fromDef ? ownEntry(fromDef.outputs as Record<string, OutputSpec>, from.output) : undefined;
-    const inSpec = toDef ? ownEntry(toDef.inputs as Record<string, InputSpec>, to.input) : undefined;
+    const inSpec = toDef ? socketsOf(to.node).find((i) => i.name === to.input) : undefined;
     if (fromDef && !outSpec) {
       issues.push({
         code: 'unknown_output',
@@ -178,7 +189,7 @@ function checkGraph(
         code: 'unknown_input',
         nodeId: to.node,
         field: to.input,
-        message: `${nameOf(to.node)} has no input "${to.input}" (it has ${listOrNone(Object.keys(toDef.inputs))}).`,
+        message: unknownInputMessage(nameOf(to.node), toDef, socketsOf(to.node), to.input),
       });
     }
     if (outSpec && inSpec && outSpec.type !== inSpec.type) {
@@ -188,6 +199,20 @@ function checkGraph(
         field: to.input,
         message: `${nameOf(to.node)} → ${to.input} expects ${inSpec.type}, got ${outSpec.type} from ${nameOf(from.node)} → ${from.output}`,
       });
+    } else if (outSpec?.countParam && inSpec?.countParam && fromDef && toDef && !fromNode.mode) {
+      // A mask of 2 styles cannot drive a sampler of 3: say which count to change, before anything runs.
+      const made = countOf(fromDef, fromNode.params, outSpec.countParam);
+      const wanted = countOf(toDef, toNode.params, inSpec.countParam);
+      if (made !== undefined && wanted !== undefined && made !== wanted) {
+        issues.push({
+          code: 'type_mismatch',
+          nodeId: to.node,
+          field: to.input,
+          message:
+            `${nameOf(to.node)} merges ${wanted} styles, but its ${to.input} comes from ${nameOf(from.node)}, which has ${made}; ` +
+            `set ${humanParam(outSpec.countParam)} on ${nameOf(from.node)} to ${wanted}, or ${humanParam(inSpec.countParam)} here to ${made}.`,
+        });
+      }
     }
   });
   for (const [key, count] of intoInput) {
@@ -220,7 +245,8 @@ function checkGraph(
     if (!def) return;
     const name = names.get(node)!;
     const runs = !modes.skipped.has(node.id);
-    for (const [input, spec] of Object.entries(def.inputs as Record<string, InputSpec>)) {
+    for (const spec of socketsOf(node.id)) {
+      const input = spec.name;
       if (!runs || spec.optional || connected.has(`${node.id}\u0000${input}`)) continue;
       issues.push({
         code: 'missing_input',
@@ -342,6 +368,29 @@ function displayNames(nodes: GraphNode[], catalog: NodeCatalog): Map<GraphNode, 
 /** "a Latent", "an Image": a socket type with its article. */
 function withArticle(word: string): string {
   return `${/^[AEIOU]/i.test(word) ? 'an' : 'a'} ${word}`;
+}
+
+/**
+ * "X has no input "y" (it has ...)", or, for a member of a variadic family beyond the node's count,
+ * what to change: "Epsilon Merge Sampler has 3 styles (style1 … style3), but style5 is connected; ...".
+ */
+function unknownInputMessage(name: string, def: AnyNodeDefinition, sockets: ConcreteInput[], input: string): string {
+  for (const [family, spec] of Object.entries(def.inputs as Record<string, ConcreteInput>)) {
+    const m = spec.variadic && input.startsWith(family) ? /^(\d+)$/.exec(input.slice(family.length)) : null;
+    if (!m || !spec.variadic) continue;
+    const count = sockets.filter((s) => s.family === family).length;
+    const index = Number(m[1]);
+    const range = count > 1 ? `${family}1 … ${family}${count}` : `${family}1`;
+    const fix = index <= spec.variadic.max
+      ? `set ${humanParam(spec.variadic.param)} to ${index} or more, or remove the connection`
+      : `a node takes at most ${spec.variadic.max}; remove the connection`;
+    return `${name} has ${count} ${family} inputs (${range}), but ${input} is connected; ${fix}.`;
+  }
+  return `${name} has no input "${input}" (it has ${listOrNone(sockets.map((s) => s.name))}).`;
+}
+
+function humanParam(param: string): string {
+  return param.charAt(0).toUpperCase() + param.slice(1);
 }
 
 function ownEntry<T>(record: Record<string, T>, key: string): T | undefined {

@@ -11,7 +11,7 @@ import type { Catalog, CatalogNode } from '../../../server/protocol/catalog.ts';
 import type { Graph, GraphGroup, NodeMode } from '../../../server/protocol/graph.ts';
 import type { UploadResult } from '../api.ts';
 import { copyOf, pastePlan, type ClipboardData } from '../clipboard.ts';
-import { defaultParams, planImport, uniqueNodeId, type EditorConnectionDTO, type EditorNodeDTO, type EditorSnapshot, type Position } from '../graph-io.ts';
+import { countParams, defaultParams, planImport, socketsFor, uniqueNodeId, type EditorConnectionDTO, type EditorNodeDTO, type EditorSnapshot, type Position } from '../graph-io.ts';
 import { arrange, boundsOf, placeClear, resolveOverlaps, type Rect } from '../layout.ts';
 import { nodeRuntime } from '../runtime.ts';
 import { presetsOf, retitle } from '../titles.ts';
@@ -49,7 +49,7 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
   const colorOf = (type: string) => c.colors.get(type) ?? '#777';
 
   function createNode(dto: Pick<EditorNodeDTO, 'id' | 'type' | 'params' | 'title' | 'mode'>, spec: CatalogNode | null, sockets?: ConstructorParameters<typeof StudioNode>[4]): StudioNode {
-    const s = sockets ?? { inputs: spec!.inputs.map((x) => ({ ...x })), outputs: spec!.outputs.map((x) => ({ ...x })) };
+    const s = sockets ?? socketsFor(spec!, dto.params);
     return new StudioNode(dto.id, dto.type, spec, dto.params, s, colorOf, dto.title, dto.mode);
   }
 
@@ -277,6 +277,8 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
       node.customTitle = title;
       node.label = title || node.spec?.title || node.type;
     }
+    // A count of sockets (a sampler's styles): the sockets follow it.
+    if (node.spec && countParams(node.spec).has(param)) node.setInputs(socketsFor(node.spec, node.params).inputs, colorOf);
     void area.update('node', nodeId);
     changed('params');
   }
@@ -286,8 +288,36 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
     if (!node) return;
     const before = node.params[param];
     if (Object.is(before, value)) return;
+    if (node.spec && countParams(node.spec).has(param)) {
+      void setCount(node, param, value);
+      return;
+    }
     recordParamChange(history, { nodeId, param, before, after: value, coalesce }, applyParam);
     applyParam(nodeId, param, value);
+  }
+
+  /**
+   * Changes a count of sockets (styles) as one undo step: the connections into sockets it removes go
+   * with them, and undo gives the sockets back with their connections.
+   */
+  async function setCount(node: StudioNode, param: string, value: unknown): Promise<void> {
+    const before = node.params[param];
+    const kept = new Set(socketsFor(node.spec!, { ...node.params, [param]: value }).inputs.map((s) => s.name));
+    const cut: Piece = {
+      nodes: [],
+      connections: editor.getConnections().filter((x) => x.target === node.id && !kept.has(x.targetInput as string)).map((connection) => ({ connection, points: pins.pinsOf(connection.id) })),
+    };
+    const apply = async (v: unknown, restore: boolean) => {
+      if (!restore) await take(cut);
+      applyParam(node.id, param, v);
+      if (restore) {
+        // The sockets are drawn first, so the connections find them.
+        await nextFrame();
+        await put(cut);
+      }
+    };
+    recordAction(history, new FnAction(() => apply(before, true), () => apply(value, false)));
+    await apply(value, false);
   }
 
   async function arrangeAll(): Promise<void> {
