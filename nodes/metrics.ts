@@ -6,10 +6,11 @@ import { summarize, summaryRows } from '../server/engine/metrics/summary.ts';
 import { fingerprintFolder } from '../server/engine/onnx/model-folder.ts';
 import { lpipsHandle } from '../server/engine/onnx/lpips-model.ts';
 import { resolveModelPath } from './lib/model.ts';
+import { PER_STYLE, requireStyles, stylesParam } from './lib/styles.ts';
 import type { MetricsValue } from './values.ts';
 
 /** The metrics a one-line summary shows. */
-const HEADLINE: MetricName[] = ['psnr', 'ssim', 'tv_seam', 'clip', 'dclip'];
+const HEADLINE: MetricName[] = ['psnr', 'ssim', 'tv_seam', 'clip', 'clip_region', 'dclip'];
 
 export const metricsNode = defineNode({
   type: 'Metrics',
@@ -17,18 +18,20 @@ export const metricsNode = defineNode({
   category: 'Metrics',
   description:
     'The seed paper\'s metrics of a generated image against the original: L2, PSNR, SSIM, smoothness (TV) and the seam TV of the central 20%; ' +
-    'with a CLIP model and the three prompts, CLIP (whole, left half vs style 1, right half vs style 2) and directional CLIP; ' +
+    'with a CLIP model and the prompts, CLIP (whole picture, mean over the styles; with two styles also left half vs style 1 and right half ' +
+    'vs style 2) and directional CLIP; with the mask too, CLIP of each style\'s own region (where the mask weighs it most) against that style; ' +
     'with an LPIPS folder, LPIPS. Metrics are cheap next to sampling; the original\'s CLIP embeddings are computed once.',
   inputs: {
     image: { type: 'Image', label: 'generated' },
     original: { type: 'Image', label: 'original' },
     clip: { type: 'Clip', label: 'clip', optional: true },
     source: { type: 'Text', label: 'source prompt', optional: true },
-    style1: { type: 'Text', label: 'style 1 (left)', optional: true },
-    style2: { type: 'Text', label: 'style 2 (right)', optional: true },
+    style: { type: 'Text', label: 'style', optional: true, description: 'one prompt per style, in the mask\'s order', variadic: PER_STYLE },
+    mask: { type: 'Mask', label: 'mask', optional: true, description: 'for CLIP per region', countParam: 'styles' },
   },
   outputs: { metrics: { type: 'Metrics', label: 'metrics' } },
   params: z.object({
+    styles: stylesParam('How many style prompts (and mask regions) the image is scored against.'),
     label: z.string().max(60).default('').describe('Name of this row in a Metrics Table (the method, e.g. "epsilon"); empty: the node id.'),
     lpips: z.string().max(1000).default('').describe('LPIPS ONNX folder (features.onnx + lpips.json, see docs/lpips-onnx.md); empty: no LPIPS.'),
   }),
@@ -37,13 +40,15 @@ export const metricsNode = defineNode({
     return fingerprintFolder(await resolveModelPath(params.lpips.trim(), services)).catch(() => 'unreadable');
   },
   async run({ inputs, params, ctx }) {
-    const { image, original, clip, source, style1, style2 } = inputs;
-    const prompts: StylePrompts | undefined = source !== undefined && style1 !== undefined && style2 !== undefined ? { source, style1, style2 } : undefined;
-    if (clip?.handle && !prompts) ctx.warn('CLIP scores need the source prompt and both style prompts connected; they are left out');
+    const { image, original, clip, source, style, mask } = inputs;
+    const styles = style.filter((s): s is string => s !== undefined);
+    const prompts: StylePrompts | undefined = source !== undefined && styles.length === style.length ? { source, styles } : undefined;
+    if (clip?.handle && !prompts) ctx.warn(`CLIP scores need the source prompt and all ${style.length} style prompts connected; they are left out`);
+    if (mask) requireStyles(mask, style.length);
     const lpips = params.lpips.trim()
       ? await (await lpipsHandle(await resolveModelPath(params.lpips.trim(), ctx.services), ctx.services.executionProvider, { deviceId: ctx.services.gpu ?? 0 })).acquire()
       : undefined;
-    const values = await evaluateImage(image, original, prompts, { clip: clip?.handle ? await clip.handle.acquire() : undefined, lpips });
+    const values = await evaluateImage(image, original, prompts, { clip: clip?.handle ? await clip.handle.acquire() : undefined, lpips }, mask);
     const metrics: MetricsValue = { samples: [{ label: params.label.trim() || ctx.nodeId, values, width: image.width, height: image.height }] };
     return { outputs: { metrics }, result: metricsResult(metrics) };
   },

@@ -4,8 +4,9 @@ import { decode } from '../server/engine/diffusion/cycle.ts';
 import { attentionMerge, epsilonMerge, singlePrompt, type EpsilonRule } from '../server/engine/diffusion/guidance.ts';
 import { pipelineOf, requireSameModel } from './lib/model.ts';
 import { stepReporter } from './lib/sampling.ts';
+import { PER_STYLE, requireStyles, stylesParam } from './lib/styles.ts';
 import type { NodeContext, NodePlan, PlannedValue } from './types.ts';
-import type { ConditioningValue, InversionValue, LatentValue, MaskValue, ModelValue } from './values.ts';
+import type { InversionValue, LatentValue, MaskValue, ModelValue } from './values.ts';
 
 const guidanceParam = z
   .number()
@@ -25,22 +26,24 @@ async function decodeInversion(model: ModelValue, inversion: InversionValue, rul
 
 /**
  * A sampler's plan: its UNet calls at the inversion's latent size with `rows` rows (the rule's: see
- * engine/diffusion/guidance.ts), and a latent of that size.
+ * engine/diffusion/guidance.ts), and a latent of that size. An attention merge of N styles runs the
+ * rewritten UNet of N conditionings (`styles`).
  */
-function samplerPlan(model: PlannedValue | undefined, inversion: PlannedValue | undefined, rows: number, attentionMerge = false): NodePlan {
+function samplerPlan(model: PlannedValue | undefined, inversion: PlannedValue | undefined, rows: number, attentionMerge?: { styles: number }): NodePlan {
   if (!model?.model || inversion?.width === undefined || inversion.height === undefined) return {};
   const size = { width: inversion.width, height: inversion.height };
+  const merge = attentionMerge ? { attentionMerge: true, styles: attentionMerge.styles } : {};
   return {
     outputs: { latent: size },
-    work: [{ model: model.model, stage: 'unet', rows, latentWidth: size.width, latentHeight: size.height, attentionMerge }],
+    work: [{ model: model.model, stage: 'unet', rows, latentWidth: size.width, latentHeight: size.height, ...merge }],
   };
 }
 
-/** The merge rules of the paper: both take c1, c2, the guidance s and the mask M (weighting c1). */
-type MergeRule = (c1: Float32Array, c2: Float32Array, s: number, mask: MaskValue) => EpsilonRule;
+/** The merge rules of the paper, for N styles: conditionings c1..cN, the guidance s and the mask's N weights. */
+type MergeRule = (styles: readonly Float32Array[], s: number, mask: MaskValue) => EpsilonRule;
 
-/** A dual-style sampler node: same inputs, parameters and behaviour for every merge rule. */
-function mergeSampler(spec: { type: string; title: string; description: string; rule: MergeRule; rows: (s: number) => number; attentionMerge?: boolean }) {
+/** An N-style sampler node: same inputs, parameters and behaviour for every merge rule. */
+function mergeSampler(spec: { type: string; title: string; description: string; rule: MergeRule; rows: (s: number, styles: number) => number; attentionMerge?: boolean }) {
   return defineNode({
     type: spec.type,
     title: spec.title,
@@ -49,20 +52,20 @@ function mergeSampler(spec: { type: string; title: string; description: string; 
     inputs: {
       model: { type: 'Model', label: 'model' },
       inversion: { type: 'Inversion', label: 'inversion' },
-      style1: { type: 'Conditioning', label: 'style 1 (M)' },
-      style2: { type: 'Conditioning', label: 'style 2 (1 − M)' },
-      mask: { type: 'Mask', label: 'mask' },
+      style: { type: 'Conditioning', label: 'style', description: 'one prompt per style, in the mask\'s order', variadic: PER_STYLE },
+      mask: { type: 'Mask', label: 'mask', countParam: 'styles' },
     },
     outputs: { latent: { type: 'Latent', label: 'latent' } },
-    params: z.object({ guidance: guidanceParam }),
+    params: z.object({ styles: stylesParam('How many styles are merged: one style input each, and the mask must have as many regions.'), guidance: guidanceParam }),
     plan({ inputs, params }) {
-      return samplerPlan(inputs.model, inputs.inversion, spec.rows(params.guidance), spec.attentionMerge);
+      return samplerPlan(inputs.model, inputs.inversion, spec.rows(params.guidance, params.styles), spec.attentionMerge ? { styles: params.styles } : undefined);
     },
     async run({ inputs, params, ctx }) {
-      const { model, inversion, style1, style2, mask } = inputs;
-      const checked: [InversionValue | ConditioningValue, string][] = [[inversion, 'inversion'], [style1, 'style1'], [style2, 'style2']];
-      for (const [v, what] of checked) requireSameModel(model, v, what);
-      const rule = spec.rule(style1.embedding, style2.embedding, params.guidance, mask);
+      const { model, inversion, style, mask } = inputs;
+      requireSameModel(model, inversion, 'inversion');
+      style.forEach((c, k) => requireSameModel(model, c, `style${k + 1}`));
+      requireStyles(mask, style.length);
+      const rule = spec.rule(style.map((c) => c.embedding), params.guidance, mask);
       return { outputs: { latent: await decodeInversion(model, inversion, rule, ctx) } };
     },
   });
@@ -72,22 +75,22 @@ export const epsilonMergeSampler = mergeSampler({
   type: 'EpsilonMergeSampler',
   title: 'Epsilon Merge Sampler',
   description:
-    'Dual-style decoding by noise merging: at every step ê = M·ê(c1) + (1 − M)·ê(c2), each classifier-free guided; ' +
-    '∅, c1 and c2 go through the UNet in one batched call.',
+    'N-style decoding by noise merging: at every step ê = Σ_k M_k·ê(c_k), each classifier-free guided (two styles: ' +
+    'M·ê(c1) + (1 − M)·ê(c2), the paper\'s); ∅ and every style go through the UNet in one batched call (N + 1 rows).',
   rule: epsilonMerge,
-  rows: (s) => (s === 1 ? 2 : 3), // [c1, c2], or [∅, c1, c2]
+  rows: (s, n) => (s === 1 ? n : n + 1), // [c1..cN], or [∅, c1..cN]
 });
 
 export const attentionMergeSampler = mergeSampler({
   type: 'AttentionMergeSampler',
   title: 'Attention Merge Sampler',
   description:
-    'Dual-style decoding by cross-attention merging: every cross-attention layer attends to c1 and to c2 and blends ' +
-    'per pixel, M·A1 + (1 − M)·A2 (the mask resized to each layer), then ê = e∅ + s·(e_dual − e∅). Rows ∅ and dual ' +
-    'go through a rewritten UNet in one call; the rewrite is made once per model and cached beside its UNet. ' +
-    'The paper finds a sharper mask (70) and stronger guidance (30) help this method.',
+    'N-style decoding by cross-attention merging: every cross-attention layer attends to each style and blends per ' +
+    'pixel, Σ_k M_k·A_k (two styles: M·A1 + (1 − M)·A2; the mask resized to each layer), then ê = e∅ + s·(e_merged − e∅). ' +
+    'Rows ∅ and merged go through a rewritten UNet in one call; the rewrite is made once per model and number of styles ' +
+    'and cached beside its UNet. The paper finds a sharper mask (70) and stronger guidance (30) help this method.',
   rule: attentionMerge,
-  rows: (s) => (s === 1 ? 1 : 2), // [dual], or [∅, dual]
+  rows: (s) => (s === 1 ? 1 : 2), // [merged], or [∅, merged]: the merged row attends to all N conditionings
   attentionMerge: true,
 });
 

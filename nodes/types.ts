@@ -5,6 +5,7 @@
  */
 import type { z } from 'zod';
 import type { SocketType } from '../server/protocol/graph.ts';
+import { expandSockets, type VariadicSockets } from '../server/protocol/catalog.ts';
 import type { ResultTable } from '../server/protocol/events.ts';
 import type { ExecutionProviderRequest } from '../server/engine/onnx/runtime.ts';
 import type { ImageValue } from '../server/engine/values.ts';
@@ -22,12 +23,25 @@ export interface InputSpec {
   description?: string;
   /** May stay unconnected; `run` then receives `undefined`. */
   optional?: boolean;
+  /**
+   * A numbered family of sockets: `<name>1` … `<name>N`, N the node's whole-number parameter
+   * `variadic.param` (min..max; declare that parameter in `params`). `run` receives them as one array
+   * `inputs[name]` in order (members left unconnected are `undefined` when the family is optional).
+   */
+  variadic?: VariadicSockets;
+  /**
+   * The value must hold as many styles as this whole-number parameter of the node says; where its
+   * producer's output declares a countParam too, validation checks that the two agree.
+   */
+  countParam?: string;
 }
 
 export interface OutputSpec {
   type: SocketType;
   label?: string;
   description?: string;
+  /** The value holds as many styles as this whole-number parameter of the node says (a Mask's regions). */
+  countParam?: string;
 }
 
 export interface Logger {
@@ -120,8 +134,9 @@ export interface NodeContext {
   services: Services;
 }
 
+type InputValue<S extends InputSpec> = S['optional'] extends true ? SocketValues[S['type']] | undefined : SocketValues[S['type']];
 type Inputs<I extends Record<string, InputSpec>> = {
-  [K in keyof I]: I[K]['optional'] extends true ? SocketValues[I[K]['type']] | undefined : SocketValues[I[K]['type']];
+  [K in keyof I]: I[K]['variadic'] extends VariadicSockets ? InputValue<I[K]>[] : InputValue<I[K]>;
 };
 type Outputs<O extends Record<string, OutputSpec>> = { [K in keyof O]: SocketValues[O[K]['type']] };
 
@@ -181,3 +196,43 @@ export function defineNode<
 /** A node definition with its generic parameters erased, as stored in a catalog. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyNodeDefinition = NodeDefinition<any, any, any>;
+
+/** A concrete input socket of a node: a plain one, or a member (index 1..N) of a variadic family. */
+export type ConcreteInput = InputSpec & { name: string; family?: string; index?: number };
+
+/**
+ * The input sockets a node has for its parameter values (raw or parsed): every variadic family
+ * expanded to name1..nameN, N its parameter (the parameter's default when unset). Validation, modes,
+ * the executor and the catalog all see a node's sockets through this.
+ */
+export function concreteInputs(def: AnyNodeDefinition, params: Readonly<Record<string, unknown>> | undefined): ConcreteInput[] {
+  const declared = Object.entries(def.inputs as Record<string, InputSpec>).map(([name, spec]) => ({ ...spec, name }));
+  return expandSockets(declared, params, (v) => defaultOf(def, v.param));
+}
+
+/** A whole-number parameter of a node as given (raw or parsed), else its default; undefined when neither is a number. */
+export function countOf(def: AnyNodeDefinition, params: Readonly<Record<string, unknown>> | undefined, param: string): number | undefined {
+  const v = params?.[param];
+  return typeof v === 'number' ? v : defaultOf(def, param);
+}
+
+/** The default of a node's parameter, where it has a numeric one. */
+function defaultOf(def: AnyNodeDefinition, param: string): number | undefined {
+  const field = (def.params as z.ZodObject).shape[param] as z.ZodType | undefined;
+  const parsed = field?.safeParse(undefined);
+  return parsed?.success && typeof parsed.data === 'number' ? parsed.data : undefined;
+}
+
+/**
+ * The inputs `run` receives: values by socket name, each variadic family gathered into one array in
+ * socket order (style1..styleN → inputs.style).
+ */
+export function gatherInputs(def: AnyNodeDefinition, params: Readonly<Record<string, unknown>>, byName: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const socket of concreteInputs(def, params)) {
+    const value = byName[socket.name];
+    if (socket.family === undefined) out[socket.name] = value;
+    else ((out[socket.family] ??= []) as unknown[]).push(value);
+  }
+  return out;
+}

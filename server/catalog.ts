@@ -26,6 +26,11 @@ export function createCatalog(defs: AnyNodeDefinition[]): NodeCatalog {
         if (!(SOCKET_TYPES as readonly string[]).includes(spec.type)) {
           throw new Error(`Node type "${def.type}": ${kind} "${name}" has unknown socket type "${spec.type}".`);
         }
+        for (const param of ['variadic' in spec ? spec.variadic?.param : undefined, spec.countParam]) {
+          if (param !== undefined && !Object.hasOwn((def.params as z.ZodObject).shape, param)) {
+            throw new Error(`Node type "${def.type}": ${kind} "${name}" counts by the parameter "${param}", which the node does not have.`);
+          }
+        }
       }
     }
     catalog.set(def.type, def);
@@ -55,12 +60,14 @@ function nodeJson(def: AnyNodeDefinition): CatalogNode {
 }
 
 function socketJson(name: string, spec: InputSpec | OutputSpec, optional?: boolean): CatalogSocket {
+  const variadic = 'variadic' in spec ? spec.variadic : undefined;
   return {
     name,
     type: spec.type as SocketType,
     label: spec.label ?? humanize(name),
     ...(spec.description ? { description: spec.description } : {}),
     ...(optional ? { optional: true } : {}),
+    ...(variadic ? { variadic: { ...variadic } } : {}),
   };
 }
 
@@ -104,7 +111,7 @@ function paramJson(name: string, field: z.ZodType): CatalogParam {
   };
 }
 
-const PARAM_KINDS = new Set<ParamKind>(['number', 'integer', 'string', 'text', 'enum', 'boolean', 'image', 'model']);
+const PARAM_KINDS = new Set<ParamKind>(['number', 'integer', 'string', 'text', 'enum', 'boolean', 'image', 'model', 'painting']);
 
 /** "sourcePrompt" / "source_prompt" → "Source prompt". */
 export function humanize(name: string): string {

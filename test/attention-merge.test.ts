@@ -24,6 +24,7 @@ import { float16ToFloat32, float32ToFloat16, ort } from '../server/engine/onnx/r
 import { SdPipeline } from '../server/engine/onnx/pipeline.ts';
 import { tinySd } from './support/pipeline-harness.ts';
 import { maxAbs, maxAbsDiff, seededValues } from './support/numeric.ts';
+import { attentionBlockGraph } from './support/attention-block.ts';
 
 const { onnx } = onnxProto;
 const hasFixture = existsSync(path.join(tinySd, 'reference/manifest.json'));
@@ -89,14 +90,14 @@ describe('attention-merge rewrite of the demo UNet', () => {
     const c2 = values(2 * L * D, 3);
     const stock1 = await pipe.unet(sample, 2, h, w, 500, c1);
     const stock2 = await pipe.unet(sample, 2, h, w, 500, c2);
-    const dual = async (mask: Float32Array) => pipe.unet(sample, 2, h, w, 500, c1, await pipe.attentionMergeExtras(c2, 2, mask, w, h));
+    const dual = async (mask: Float32Array) => pipe.unet(sample, 2, h, w, 500, c1, await pipe.attentionMergeExtras([c2], 2, mask, w, h));
     const ones = await dual(new Float32Array(w * h).fill(1));
     const zeros = await dual(new Float32Array(w * h));
     expect(maxAbsDiff(ones, stock1)).toBeLessThanOrEqual(1e-5 * Math.max(1, maxAbs(stock1)));
     expect(maxAbsDiff(zeros, stock2)).toBeLessThanOrEqual(1e-5 * Math.max(1, maxAbs(stock2)));
     // Not vacuous: the two conditionings give different outputs, and a left-right ramp differs from both.
     expect(maxAbsDiff(stock1, stock2)).toBeGreaterThan(1e-3);
-    const ramp = await dual(makeMask({ shape: 'linear', direction: 'left-right', sharpness: 20 }).sample(w, h));
+    const ramp = await dual(makeMask({ shape: 'linear', direction: 'left-right', sharpness: 20 }).weights(w, h)[0]!);
     expect(maxAbsDiff(ramp, stock1)).toBeGreaterThan(1e-4);
     expect(maxAbsDiff(ramp, stock2)).toBeGreaterThan(1e-4);
   });
@@ -185,7 +186,7 @@ describe('attention-merge rewrite of the demo UNet', () => {
       const [w, h] = [8, 8];
       const [sample, c1, c2] = [values(C * h * w, 7), values(L * D, 8), values(L * D, 9)];
       const stock = await pipe.unet(sample, 1, h, w, 500, c1);
-      const ones = await pipe.unet(sample, 1, h, w, 500, c1, await pipe.attentionMergeExtras(c2, 1, new Float32Array(w * h).fill(1), w, h));
+      const ones = await pipe.unet(sample, 1, h, w, 500, c1, await pipe.attentionMergeExtras([c2], 1, new Float32Array(w * h).fill(1), w, h));
       expect(maxAbsDiff(ones, stock)).toBeLessThanOrEqual(1e-5 * Math.max(1, maxAbs(stock)));
       expect(ones.some((v) => v !== 0)).toBe(true);
     } finally {
@@ -232,7 +233,7 @@ describe('attention-merge rewrite across export styles', () => {
     const t = new ort.Tensor('float32', new Float32Array([500, 500]), [2]);
     const c1 = new ort.Tensor('float32', values(2 * L * TEXT_HIDDEN, 8), [2, L, TEXT_HIDDEN]);
     const c2 = new ort.Tensor('float32', values(2 * L * TEXT_HIDDEN, 9), [2, L, TEXT_HIDDEN]);
-    const ramp = new ort.Tensor('float32', makeMask({ shape: 'logistic', direction: 'left-right', sharpness: 20 }).sample(w, h), [1, 1, h, w]);
+    const ramp = new ort.Tensor('float32', makeMask({ shape: 'logistic', direction: 'left-right', sharpness: 20 }).weights(w, h)[0]!, [1, 1, h, w]);
     const results: Record<string, { stock: Float32Array; merged: Float32Array; ones: Float32Array }> = {};
     for (const style of styles) {
       const dir = path.join(tmp, `style-${style}`);
@@ -264,50 +265,8 @@ describe('attention-merge rewrite across export styles', () => {
 });
 
 describe('attention-merge rewrite of a half-precision graph', () => {
-  /** One cross-attention block computed in fp16 throughout, as fp16 exports are (weights, inputs, output). */
-  function fp16AttentionGraph(): Uint8Array {
-    const F16 = onnx.TensorProto.DataType.FLOAT16;
-    const T = onnx.AttributeProto.AttributeType;
-    const weight = (name: string, dims: number[], seed: number) => ({
-      name, dims, dataType: F16, rawData: new Uint8Array(float32ToFloat16(values(dims[0]! * dims[1]!, seed).map((v) => v * 0.25)).buffer),
-    });
-    const info = (name: string, elemType: number, dims: (number | string)[]) => ({
-      name, type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
-    });
-    const node = (opType: string, input: string[], output: string, attribute: onnxProto.onnx.IAttributeProto[] = []) => ({ opType, name: `/attn2/${output}`, input, output: [output], attribute });
-    const perm = (p: number[]) => [{ name: 'perm', type: T.INTS, ints: p }];
-    return onnx.ModelProto.encode({
-      irVersion: 7,
-      opsetImport: [{ version: 14 }],
-      graph: {
-        name: 'fp16_attention',
-        input: [info('sample', F16, ['b', 4, 'h', 'w']), info('timestep', onnx.TensorProto.DataType.FLOAT, ['b']), info('encoder_hidden_states', F16, ['b', 77, 8])],
-        output: [info('out_sample', F16, ['b', 4, 'h', 'w'])],
-        initializer: [
-          weight('to_q', [4, 8], 1), weight('to_k', [8, 8], 2), weight('to_v', [8, 8], 3), weight('to_out', [8, 4], 4),
-          { name: 'tokens_shape', dims: [3], dataType: onnx.TensorProto.DataType.INT64, int64Data: [0, -1, 4] },
-        ],
-        node: [
-          node('Transpose', ['sample'], 'nhwc', perm([0, 2, 3, 1])),
-          node('Reshape', ['nhwc', 'tokens_shape'], 'tokens'),
-          node('MatMul', ['tokens', 'to_q'], 'q'),
-          node('MatMul', ['encoder_hidden_states', 'to_k'], 'k'),
-          node('MatMul', ['encoder_hidden_states', 'to_v'], 'v'),
-          node('Transpose', ['k'], 'kT', perm([0, 2, 1])),
-          node('MatMul', ['q', 'kT'], 'scores'),
-          node('Softmax', ['scores'], 'probs', [{ name: 'axis', type: T.INT, i: -1 }]),
-          node('MatMul', ['probs', 'v'], 'attention'),
-          node('MatMul', ['attention', 'to_out'], 'projected'),
-          node('Shape', ['nhwc'], 'nhwc_shape'),
-          node('Reshape', ['projected', 'nhwc_shape'], 'projected_nhwc'),
-          node('Transpose', ['projected_nhwc'], 'out_sample', perm([0, 3, 1, 2])),
-        ],
-      },
-    }).finish();
-  }
-
   it('blends in fp16: mask all ones is the stock graph with c1, all zeros with c2', async () => {
-    const stockBytes = fp16AttentionGraph();
+    const stockBytes = attentionBlockGraph('float16');
     const { bytes, layers } = rewriteOnnxBytes(stockBytes);
     expect(layers).toHaveLength(1);
     const [b, h, w] = [2, 4, 6];
@@ -389,8 +348,8 @@ describe.skipIf(!hasFixture)('attention-merge rewrite of the reference tiny-sd U
       const [batch, , h, w] = sample.shape as [number, number, number, number];
       const stock1 = await pipe.unet(sample.data, batch, h, w, 500, ehs.data);
       const stock2 = await pipe.unet(sample.data, batch, h, w, 500, ehs2.data);
-      const ones = await pipe.unet(sample.data, batch, h, w, 500, ehs.data, await pipe.attentionMergeExtras(ehs2.data, batch, new Float32Array(w * h).fill(1), w, h));
-      const zeros = await pipe.unet(sample.data, batch, h, w, 500, ehs.data, await pipe.attentionMergeExtras(ehs2.data, batch, new Float32Array(w * h), w, h));
+      const ones = await pipe.unet(sample.data, batch, h, w, 500, ehs.data, await pipe.attentionMergeExtras([ehs2.data], batch, new Float32Array(w * h).fill(1), w, h));
+      const zeros = await pipe.unet(sample.data, batch, h, w, 500, ehs.data, await pipe.attentionMergeExtras([ehs2.data], batch, new Float32Array(w * h), w, h));
       expect(maxAbsDiff(ones, stock1)).toBeLessThanOrEqual(1e-5 * Math.max(1, maxAbs(stock1)));
       expect(maxAbsDiff(zeros, stock2)).toBeLessThanOrEqual(1e-5 * Math.max(1, maxAbs(stock2)));
       expect(maxAbsDiff(stock1, stock2)).toBeGreaterThan(1e-3);

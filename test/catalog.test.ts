@@ -79,7 +79,7 @@ describe('catalog', () => {
   it('the shipped node catalog builds and every parameter is renderable', () => {
     const shipped = catalogJson(createCatalog(nodeDefinitions));
     expect(JSON.parse(JSON.stringify(shipped))).toEqual(shipped);
-    const kinds = ['number', 'integer', 'string', 'text', 'enum', 'boolean', 'image', 'model'];
+    const kinds = ['number', 'integer', 'string', 'text', 'enum', 'boolean', 'image', 'model', 'painting'];
     for (const def of nodeDefinitions) {
       const n = shipped.nodes.find((x) => x.type === def.type)!;
       for (const p of n.params) {

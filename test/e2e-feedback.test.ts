@@ -74,9 +74,15 @@ describe.skipIf(skipReason !== null)('browser end-to-end: feedback', () => {
     const warning = model.locator('[data-testid="node-warning"]');
     expect(await warning.textContent()).toContain('Load a Stable Diffusion 1.x ONNX folder for real images.');
     expect(await warning.evaluate((el) => el.scrollHeight <= el.clientHeight + 1 && el.scrollWidth <= el.clientWidth + 1)).toBe(true);
-    // The mask's picture is a thumbnail: no size is claimed for it (the server reports 96×96 whatever the image).
-    expect(await node(page, 'mask').locator('[data-testid="node-result"] img').count()).toBe(1);
-    expect(await node(page, 'mask').textContent()).not.toMatch(/\d+×\d+/);
+    // The mask's picture is a thumbnail of the picture's shape; the size it claims is the picture's, the
+    // size the samplers draw the mask at, not the thumbnail's.
+    const thumb = node(page, 'mask').locator('[data-testid="node-result"] img');
+    expect(await thumb.count()).toBe(1);
+    const [tw, th] = await thumb.evaluate((img: HTMLImageElement) => [img.naturalWidth, img.naturalHeight]);
+    const size = (await node(page, 'mask').locator('[data-testid="media-size"]').textContent())!;
+    const [w, h] = size.split('×').map(Number);
+    expect(Math.max(w!, h!)).toBeGreaterThan(Math.max(tw, th));
+    expect(w! / h!).toBeCloseTo(tw / th, 1);
 
     // A text file chosen as the image: said in the user's words, nothing of the API's.
     await node(page, 'image').locator('[data-testid="upload-image"]').setInputFiles({ name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('not a picture') });

@@ -158,7 +158,7 @@ describe.skipIf(!hasFixture)('sampler and VAE errors', () => {
     const ac = new AbortController();
     const seen: number[] = [];
     const calls = pipe.stats.unetCalls;
-    const run = decode(pipe, code, epsilonMerge(src, uncond, 7.5, makeMask({ shape: 'linear', direction: 'left-right', sharpness: 20 })), {
+    const run = decode(pipe, code, epsilonMerge([src, uncond], 7.5, makeMask({ shape: 'linear', direction: 'left-right', sharpness: 20 })), {
       signal: ac.signal,
       onStep: (i) => {
         seen.push(i);
@@ -176,10 +176,10 @@ describe.skipIf(!hasFixture)('sampler and VAE errors', () => {
   it('checks conditioning and mask sizes', async () => {
     const code = await invert(pipe, x0, lw, lh, opts());
     await expect(decode(pipe, code, singlePrompt(new Float32Array(3), 2))).rejects.toThrow(/prompt conditioning has 3 values; this model needs \[77, 32\]/);
-    await expect(decode(pipe, code, epsilonMerge(src, src, 2, new Float32Array(10)))).rejects.toThrow(/mask has 10 values, the 8×8 grid needs 64/);
+    await expect(decode(pipe, code, epsilonMerge([src, src], 2, [new Float32Array(10), new Float32Array(10)]))).rejects.toThrow(/mask has 10 values, the 8×8 grid needs 64/);
     const a = { width: 4, height: 4, data: new Float32Array(48) };
     const b = { width: 4, height: 2, data: new Float32Array(24) };
-    expect(() => pixelMerge(a, b, new Float32Array(16))).toThrow(/same size, got 4×4 and 4×2/);
+    expect(() => pixelMerge([a, b], [new Float32Array(16), new Float32Array(16)])).toThrow(/same size, got 4×4 and 4×2/);
   });
 
   it('names the fixed batch or latent size of a UNet exported with static shapes', async () => {

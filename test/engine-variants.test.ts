@@ -226,7 +226,7 @@ describe.skipIf(!hasFixture)('model interface variants', () => {
     const [src, c1, c2] = await Promise.all(['a photo of a cat', 'a painting', 'a blocky render'].map(text));
     const code = await invert(reference, x0.data, lw, lh, { source: src, guidance: 1, steps: 8, skip: 2, eta: 0.1, noise: seededNoise(5) });
     const mask = new Float32Array(lw * lh).map((_, i) => ((i % lw) + 0.5) / lw);
-    const rule = attentionMerge(c1!, c2!, 7.5, mask);
+    const rule = attentionMerge([c1!, c2!], 7.5, [mask, mask.map((m) => 1 - m)]);
     const [ours, ref] = [await decode(variant, code, rule), await decode(reference, code, rule)];
     expect(maxAbsDiff(ours, ref)).toBeLessThan(2e-2 * Math.max(1, ...ref.map(Math.abs)));
   });

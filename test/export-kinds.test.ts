@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import onnxProto from 'onnx-proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EHS2_INPUT, MASK_INPUT, rewriteOnnxBytes } from '../server/engine/attention/rewrite.ts';
+import { conditioningInput, EHS2_INPUT, MASK_INPUT, rewriteOnnxBytes } from '../server/engine/attention/rewrite.ts';
 import { makeMask } from '../server/engine/diffusion/mask.ts';
 import { readLatentSizeRule } from '../server/engine/onnx/latent-size.ts';
 import { SdPipeline } from '../server/engine/onnx/pipeline.ts';
@@ -107,7 +107,7 @@ describe('attention merge on each export kind, at non-square sizes with odd leve
       c2: float(values(2 * L * D, 9), [2, L, D]),
       ones: mask(new Float32Array(w * h).fill(1)),
       zeros: mask(new Float32Array(w * h)),
-      ramp: mask(makeMask({ shape: 'logistic', direction: 'left-right', sharpness: 20 }).sample(w, h)),
+      ramp: mask(makeMask({ shape: 'logistic', direction: 'left-right', sharpness: 20 }).weights(w, h)[0]!),
     };
   }
 
@@ -154,6 +154,28 @@ describe('attention merge on each export kind, at non-square sizes with odd leve
     expect(maxAbsDiff(r.stock1, r.stock2)).toBeGreaterThan(1e-3);
     expect(maxAbsDiff(r.ramp, r.stock1)).toBeGreaterThan(1e-4);
     expect(maxAbsDiff(r.ramp, r.stock2)).toBeGreaterThan(1e-4);
+  });
+
+  it.each(cpuKinds.map((k) => [k.name, k] as const))('%s: three styles, all weight on style k is the stock UNet with c_k, for each k', async (_name, kind) => {
+    const dir = dirs.get(kind.name)!;
+    const [w, h] = sizeOf(kind);
+    const rewrite = rewriteOnnxBytes(await readFile(path.join(dir, 'unet/model.onnx')), '', 3);
+    expect([rewrite.layers.length, rewrite.styles]).toEqual([5, 3]);
+    const file = path.join(dir, 'unet', 'three.test.onnx');
+    await writeFile(file, rewrite.bytes);
+    const f = feeds(kind, w, h);
+    const c3 = f.c1.encoder_hidden_states.type === 'float16' ? new ort.Tensor('float16', float32ToFloat16(values(2 * L * D, 10)), [2, L, D]) : new ort.Tensor('float32', values(2 * L * D, 10), [2, L, D]);
+    const conditionings = [f.c1.encoder_hidden_states, f.c2, c3];
+    const stock = (await mergedAtSize(kind)).stock1;
+    const stocks = [stock, (await mergedAtSize(kind)).stock2, await run(path.join(dir, 'unet', 'stock.test.onnx'), { ...f.c1, encoder_hidden_states: c3 })];
+    expect(maxAbsDiff(stocks[2]!, stocks[0]!)).toBeGreaterThan(1e-3);
+    const tol = (kind.options.dtype === 'float16' ? 4e-3 : 1e-5) * Math.max(1, maxAbs(stock));
+    for (let k = 0; k < 3; k++) {
+      const weights = new Float32Array(2 * w * h);
+      if (k < 2) weights.fill(1, k * w * h, (k + 1) * w * h);
+      const out = await run(file, { ...f.c1, [EHS2_INPUT]: conditionings[1]!, [conditioningInput(3)]: conditionings[2]!, [MASK_INPUT]: new ort.Tensor('float32', weights, [1, 2, h, w]) });
+      expect(maxAbsDiff(out, stocks[k]!), `style ${k + 1}`).toBeLessThanOrEqual(tol);
+    }
   });
 
   it('fp16: the blend is computed in fp16 (the mask is cast to the projection weights\' type, every layer)', async () => {

@@ -8,6 +8,7 @@ import { catalogJson, createCatalog } from '../server/catalog.ts';
 import { nodeDefinitions } from '../nodes/index.ts';
 import { groupByCategory, searchCatalog } from '../client/src/catalog-search.ts';
 import { resolveOverlaps } from '../client/src/layout.ts';
+import { paramVisible } from '../client/src/editor/param-visibility.ts';
 import {
   defaultParams,
   graphFingerprint,
@@ -16,6 +17,8 @@ import {
   planImport,
   snapshotToGraph,
   socketsCompatible,
+  socketsFor,
+  countParams,
   uniqueNodeId,
   wouldCreateCycle,
   UNKNOWN_SOCKET,
@@ -309,5 +312,45 @@ describe('graphFingerprint', () => {
     const c = structuredClone(a);
     (c.nodes[0].params as Record<string, unknown>).max_side = 300;
     expect(graphFingerprint(c)).not.toBe(graphFingerprint(a));
+  });
+});
+
+describe('N styles in the editor', () => {
+  const shipped = catalogJson(createCatalog(nodeDefinitions));
+  const spec = (type: string) => shipped.nodes.find((n) => n.type === type)!;
+
+  it('a sampler has as many style sockets as its "styles" says, each a numbered member of the family', () => {
+    const eps = spec('EpsilonMergeSampler');
+    expect([...countParams(eps)]).toEqual(['styles']);
+    const styleSockets = (styles: number) => socketsFor(eps, { ...defaultParams(eps), styles }).inputs.filter((s) => s.family === 'style');
+    expect(styleSockets(3).map((s) => [s.name, s.index])).toEqual([['style1', 1], ['style2', 2], ['style3', 3]]);
+    expect(styleSockets(5).map((s) => s.name)).toEqual(['style1', 'style2', 'style3', 'style4', 'style5']);
+    // The other inputs are there whatever the count, in the catalog's order.
+    const others = socketsFor(eps, { ...defaultParams(eps), styles: 4 }).inputs.filter((s) => s.family === undefined).map((s) => s.name);
+    expect(others).toEqual(eps.inputs.filter((s) => !s.variadic).map((s) => s.name));
+    expect(countParams(spec('VAEDecode')).size).toBe(0);
+  });
+
+  it('opening a graph gives each sampler the sockets its count says', () => {
+    const parsed = parseGraphJson(fs.readFileSync(path.resolve(import.meta.dirname, '../graphs/three-styles.json'), 'utf8'));
+    if (!parsed.ok) throw new Error(parsed.message);
+    const plan = planImport(parsed.graph, shipped);
+    const sampler = plan.nodes.find((n) => n.dto.id === 'eps_merge')!;
+    expect(sampler.inputs.filter((s) => s.family === 'style').map((s) => s.name)).toEqual(['style1', 'style2', 'style3']);
+    expect(plan.problems).toEqual([]);
+  });
+
+  it('a mask shows the settings of its shape only (painting tools for painted, angle for direction "angle")', () => {
+    const mask = spec('Mask');
+    const visible = (values: Record<string, unknown>) => mask.params.filter((p) => paramVisible(p, { ...defaultParams(mask), ...values }, mask.params)).map((p) => p.name);
+    const painted = visible({ shape: 'painted' });
+    expect(painted).toEqual(expect.arrayContaining(['strokes', 'fill', 'feather']));
+    expect(painted).not.toContain('angle');
+    expect(painted).not.toContain('direction');
+    const angled = visible({ shape: 'logistic', direction: 'angle' });
+    expect(angled).toEqual(expect.arrayContaining(['direction', 'angle', 'sharpness']));
+    expect(angled).not.toContain('strokes');
+    expect(visible({ shape: 'linear', direction: 'left-right' })).not.toContain('angle');
+    expect(visible({ shape: 'linear', direction: 'radial' })).toEqual(expect.arrayContaining(['centerX', 'centerY']));
   });
 });

@@ -103,7 +103,7 @@ describe('pixel metrics', () => {
 describe('CLIP scores from embeddings', () => {
   const e = (...v: number[]) => Float32Array.from(v);
   it('follow the fixture\'s definitions on hand-made vectors', () => {
-    const prompts = { source: e(1, 0, 0), style1: e(0, 1, 0), style2: e(0, 0, 1) };
+    const prompts = { source: e(1, 0, 0), styles: [e(0, 1, 0), e(0, 0, 1)] };
     const original = { full: e(1, 0, 0), left: e(1, 0, 0), right: e(1, 0, 0) };
     // The left half became style 1, the right half style 2, the whole halfway.
     const generated = { full: e(0, 1, 1), left: e(0, 2, 0), right: e(0, 0, 3) };

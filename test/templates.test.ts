@@ -24,11 +24,33 @@ async function resultImage(runner: Runner, url: string) {
 
 describe('templates', () => {
   it('ships the methods of the paper, and a comparison of all of them on one inversion', async () => {
-    expect(templates.sort()).toEqual(['attention-merge', 'comparison', 'epsilon-merge', 'pixel-merge', 'single-prompt']);
-    const comparison = await loadTemplate('comparison');
-    const types = comparison.nodes.map((n) => n.type);
-    for (const t of ['EpsilonMergeSampler', 'AttentionMergeSampler', 'SinglePromptSampler', 'PixelMerge']) expect(types).toContain(t);
-    expect(types.filter((t) => t === 'Invert')).toHaveLength(1);
+    expect(templates.sort()).toEqual(['attention-merge', 'comparison', 'comparison-three-styles', 'epsilon-merge', 'painted-mask', 'pixel-merge', 'single-prompt', 'three-styles']);
+    for (const name of ['comparison', 'comparison-three-styles']) {
+      const comparison = await loadTemplate(name);
+      const types = comparison.nodes.map((n) => n.type);
+      for (const t of ['EpsilonMergeSampler', 'AttentionMergeSampler', 'SinglePromptSampler', 'PixelMerge', 'Metrics', 'MetricsTable']) expect(types).toContain(t);
+      expect(types.filter((t) => t === 'Invert')).toHaveLength(1);
+    }
+  });
+
+  it('ships three styles left / centre / right, a painted mask, and the comparison for three styles', async () => {
+    const inputsOf = (g: Awaited<ReturnType<typeof loadTemplate>>, id: string) => g.edges.filter((e) => e.to.node === id).map((e) => e.to.input).sort();
+    for (const name of ['three-styles', 'painted-mask', 'comparison-three-styles']) {
+      const v = validateGraph(await loadTemplate(name), catalog);
+      const g = v.graph!;
+      const mask = g.nodes.find((n) => n.type === 'Mask')!;
+      expect(mask.params.styles, name).toBe(3);
+      for (const sampler of g.nodes.filter((n) => n.type.endsWith('MergeSampler'))) {
+        expect(sampler.params.styles, name).toBe(3);
+        expect(inputsOf(g, sampler.id)).toEqual(['inversion', 'mask', 'model', 'style1', 'style2', 'style3']);
+      }
+    }
+    const painted = validateGraph(await loadTemplate('painted-mask'), catalog).graph!.nodes.find((n) => n.type === 'Mask')!;
+    expect(painted.params).toMatchObject({ shape: 'painted', fill: 1 });
+    expect((painted.params.strokes as { style: number }[]).map((s) => s.style)).toEqual([2, 3, 3]);
+    const comparison = validateGraph(await loadTemplate('comparison-three-styles'), catalog).graph!;
+    expect(inputsOf(comparison, 'pixel_merge')).toEqual(['image1', 'image2', 'image3', 'mask']);
+    for (const m of comparison.nodes.filter((n) => n.type === 'Metrics')) expect(inputsOf(comparison, m.id)).toEqual(expect.arrayContaining(['mask', 'style1', 'style2', 'style3']));
   });
 
   it.each(templates)('%s validates with the paper defaults', async (name) => {

@@ -75,11 +75,13 @@ describe('fp16 UNet output: one float32 buffer per binding and size', () => {
   it('the same array at every step of a CycleDiffusion run; the run equals one that copies every ε', async () => {
     const x0 = values(4 * W * H, 5).map((v) => 0.8 * v);
     const [source, c1, c2] = await Promise.all(['a photo of a cat', 'an oil painting', 'a pencil sketch'].map(async (p) => (await pipe.encodeText(p)).embedding));
-    const mask = Float32Array.from({ length: W * H }, (_, i) => (i % W) / (W - 1));
+    // Two weight planes summing to 1: style 1 on the left, style 2 on the right.
+    const right = Float32Array.from({ length: W * H }, (_, i) => (i % W) / (W - 1));
+    const mask = [right.map((v) => 1 - v), right];
     const run = async (copy: boolean) => {
       const r = recorded(pipe, copy);
       const code = await invert(r.model, x0, W, H, { source: source!, guidance: 1, steps: 12, skip: 2, eta: 0.1, noise: seededNoise(7) });
-      const latent = await decode(r.model, code, epsilonMerge(c1!, c2!, 7.5, mask));
+      const latent = await decode(r.model, code, epsilonMerge([c1!, c2!], 7.5, mask));
       return { latent, calls: r.calls };
     };
     const reused = await run(false);

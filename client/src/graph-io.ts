@@ -13,7 +13,7 @@ import type {
   GRAPH_FORMAT as GraphFormat,
   GRAPH_VERSION as GraphVersion,
 } from '../../server/protocol/graph.ts';
-import type { Catalog, CatalogNode } from '../../server/protocol/catalog.ts';
+import { expandSockets, type Catalog, type CatalogNode } from '../../server/protocol/catalog.ts';
 
 /** Same literals as server/protocol/graph.ts; the `typeof` annotation makes a drift a type error. */
 export const GRAPH_FORMAT: typeof GraphFormat = 'dualstyle-graph';
@@ -227,6 +227,9 @@ export interface PlannedSocket {
   label: string;
   optional?: boolean;
   description?: string;
+  /** A member (1-based `index`) of the variadic family `family` (style1 of "style"). */
+  family?: string;
+  index?: number;
 }
 
 /** One node to create in the editor: its DTO plus the sockets to give it. */
@@ -263,9 +266,7 @@ export function planImport(graph: Graph, catalog: Catalog): ImportPlan {
       ...(n.title !== undefined ? { title: n.title } : {}),
       ...(n.mode ? { mode: n.mode } : {}),
     };
-    if (spec) {
-      return { dto, spec, inputs: spec.inputs.map(toPlanned), outputs: spec.outputs.map(toPlanned) };
-    }
+    if (spec) return { dto, spec, ...socketsFor(spec, dto.params) };
     problems.push(`Node "${n.id}" has type "${n.type}", which this server does not provide; it is kept as a placeholder.`);
     // Infer the placeholder's sockets from its edges so the wiring is kept.
     const inputs = uniqueNames(graph.edges.filter((e) => e.to.node === n.id).map((e) => e.to.input));
@@ -307,8 +308,28 @@ export function planImport(graph: Graph, catalog: Catalog): ImportPlan {
   return { nodes, connections, problems };
 }
 
-function toPlanned(s: { name: string; type: string; label: string; optional?: boolean; description?: string }): PlannedSocket {
-  return { name: s.name, type: s.type, label: s.label || s.name, optional: s.optional, description: s.description };
+/**
+ * The sockets a node of this type has for these parameters: a variadic family (a sampler's styles) as
+ * many members as its count parameter says (style1..styleN).
+ */
+export function socketsFor(spec: CatalogNode, params: Record<string, unknown>): { inputs: PlannedSocket[]; outputs: PlannedSocket[] } {
+  return { inputs: expandSockets(spec.inputs, params).map(toPlanned), outputs: spec.outputs.map(toPlanned) };
+}
+
+/** The parameters that count a variadic family of the node's inputs (a sampler's "styles"). */
+export function countParams(spec: CatalogNode): Set<string> {
+  return new Set(spec.inputs.flatMap((s) => (s.variadic ? [s.variadic.param] : [])));
+}
+
+function toPlanned(s: { name: string; type: string; label: string; optional?: boolean; description?: string; family?: string; index?: number }): PlannedSocket {
+  return {
+    name: s.name,
+    type: s.type,
+    label: s.label || s.name,
+    optional: s.optional,
+    description: s.description,
+    ...(s.family !== undefined ? { family: s.family, index: s.index } : {}),
+  };
 }
 
 function uniqueNames(names: string[]): string[] {

@@ -43,6 +43,16 @@ export async function encodePng(image: ImageValue): Promise<Buffer> {
     .toBuffer();
 }
 
+/** The image at another size (stretched to it; sharp's Lanczos). */
+export async function resizeImage(image: ImageValue, width: number, height: number): Promise<ImageValue> {
+  if (image.width === width && image.height === height) return image;
+  const raw = await sharp(imageToRgbBytes(image), { raw: { width: image.width, height: image.height, channels: 3 } })
+    .resize(width, height, { fit: 'fill' })
+    .raw()
+    .toBuffer();
+  return rgbBytesToImage(raw, width, height);
+}
+
 /** The image sizes a model takes: each side fitted on its own, and a check of a whole size. */
 export interface ImageSizes {
   /** The largest side at most `side` that the model takes along `axis` (0 = height, 1 = width). */

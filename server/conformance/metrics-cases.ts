@@ -74,7 +74,7 @@ export class MetricsFixture {
 
   get prompts(): StylePrompts {
     const p = this.spec.prompts;
-    return { source: p.source, style1: p.style1_left, style2: p.style2_right };
+    return { source: p.source, styles: [p.style1_left, p.style2_right] };
   }
 
   image(name: string): Promise<ImageValue> {
@@ -123,7 +123,7 @@ export const METRICS_CASES: { stage: string; cases: (fx: MetricsFixture) => Case
           return (await fx.clip.embedPixels([pv.data]))[0]!;
         }));
       }
-      if (fx.has('clip_text_embeds_style1.npy')) out.push(arrayCase(fx, 'clip_text_embeds_style1', tol, () => fx.clip.textEmbedding(fx.prompts.style1)));
+      if (fx.has('clip_text_embeds_style1.npy')) out.push(arrayCase(fx, 'clip_text_embeds_style1', tol, () => fx.clip.textEmbedding(fx.prompts.styles[0]!)));
       return out;
     },
   },

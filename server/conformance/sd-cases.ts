@@ -127,7 +127,7 @@ export const SD_CASES: { stage: string; cases: CaseRow }[] = [
   {
     stage: 'masks at latent size',
     cases: (fx) => SHAPES.filter((shape) => fx.has(`mask_${shape}.npy`)).map((shape) =>
-      numeric(fx, `mask_${shape}`, async () => fx.mask(shape).sample(fx.manifest.latent_width, fx.manifest.latent_height)),
+      numeric(fx, `mask_${shape}`, async () => fx.mask(shape).weights(fx.manifest.latent_width, fx.manifest.latent_height)[0]!),
     ),
   },
   {
@@ -186,7 +186,7 @@ export const SD_CASES: { stage: string; cases: CaseRow }[] = [
     stage: 'epsilon merge',
     cases: (fx) => {
       const { prompts: P, decoder_guidance: s } = fx.manifest;
-      return SHAPES.flatMap((shape) => decodeCases(fx, `epsmerge_${shape}`, async () => epsilonMerge(await fx.text(P.style1), await fx.text(P.style2), s, fx.mask(shape))));
+      return SHAPES.flatMap((shape) => decodeCases(fx, `epsmerge_${shape}`, async () => epsilonMerge([await fx.text(P.style1), await fx.text(P.style2)], s, fx.mask(shape))));
     },
   },
   {
@@ -202,7 +202,7 @@ export const SD_CASES: { stage: string; cases: CaseRow }[] = [
       numeric(fx, `pixelmerge_${shape}_image`, async () => {
         const { width, height } = fx.manifest;
         const [a, b] = await Promise.all([fx.ref('single_c1_image'), fx.ref('single_c2_image')]);
-        return pixelMerge({ width, height, data: a.data }, { width, height, data: b.data }, fx.mask(shape)).data;
+        return pixelMerge([{ width, height, data: a.data }, { width, height, data: b.data }], fx.mask(shape)).data;
       }),
     ),
   },
@@ -215,7 +215,7 @@ export const SD_CASES: { stage: string; cases: CaseRow }[] = [
         numeric(fx, f.slice(0, -4), async () => {
           const [sample, ehs, ehs2, mask] = await Promise.all([fx.ref('unet_in_sample'), fx.ref('unet_in_ehs'), fx.ref('unet_in_ehs2'), fx.ref(`mask_${m[2]}`)]);
           const [batch, , h, w] = sample.shape as [number, number, number, number];
-          const extras = await fx.pipe.attentionMergeExtras(ehs2.data, batch, mask.data.subarray(0, h * w), w, h);
+          const extras = await fx.pipe.attentionMergeExtras([ehs2.data], batch, mask.data.subarray(0, h * w), w, h);
           return fx.pipe.unet(sample.data, batch, h, w, Number(m[1]), ehs.data, extras);
         }),
       ];
@@ -225,7 +225,7 @@ export const SD_CASES: { stage: string; cases: CaseRow }[] = [
     stage: 'attention merge',
     cases: (fx) => {
       const { prompts: P, decoder_guidance: s } = fx.manifest;
-      return SHAPES.flatMap((shape) => decodeCases(fx, `attnmerge_${shape}`, async () => attentionMerge(await fx.text(P.style1), await fx.text(P.style2), s, fx.mask(shape))));
+      return SHAPES.flatMap((shape) => decodeCases(fx, `attnmerge_${shape}`, async () => attentionMerge([await fx.text(P.style1), await fx.text(P.style2)], s, fx.mask(shape))));
     },
   },
 ];

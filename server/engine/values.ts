@@ -11,19 +11,21 @@ export interface ImageValue {
   data: Float32Array;
 }
 
-export type MaskShape = 'linear' | 'logistic' | 'image';
-export type MaskDirection = 'left-right' | 'right-left' | 'top-bottom' | 'bottom-top';
+export type MaskShape = 'linear' | 'logistic' | 'image' | 'painted';
+export type MaskDirection = 'left-right' | 'right-left' | 'top-bottom' | 'bottom-top' | 'angle' | 'radial';
 
 /**
- * A spatial mask M, weight of style 1 (c1), 1 − M goes to style 2. Resolution independent:
- * `sample(w, h)` evaluates it at pixel centres of a w×h grid (latent size for the samplers,
- * image size for pixel merge).
+ * A spatial mask of N ≥ 2 styles: at every point a weight per style, each in [0, 1], summing to 1.
+ * With two styles, weights[0] is the paper's M (style 1) and weights[1] is 1 − M. Resolution
+ * independent: `weights(w, h)` evaluates it at pixel centres of a w×h grid (latent size for the
+ * samplers, image size for pixel merge), N planes of [h·w]; they may be cached by the mask, so treat
+ * them as read-only.
  */
 export interface MaskValue {
-  shape: MaskShape;
-  direction: MaskDirection;
-  sharpness: number;
-  sample(width: number, height: number): Float32Array;
+  readonly styles: number;
+  /** How it was made, for messages ("logistic left-right, 3 styles"). */
+  readonly description: string;
+  weights(width: number, height: number): Float32Array[];
 }
 
 /** DDIM schedule (LDM / CycleDiffusion uniform spacing), index k = 0..S-1 ascending in t. */

@@ -5,7 +5,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { METRIC_NAMES, METRICS, type MetricName } from '../engine/metrics/names.ts';
+import { METRIC_NAMES, METRICS, REGION_METRICS, type MetricName } from '../engine/metrics/names.ts';
 import { bestLabel, formatStat, summarize, summaryRows, type MetricsSummary } from '../engine/metrics/summary.ts';
 import type { EvalResults, ItemResult } from './run.ts';
 
@@ -30,8 +30,10 @@ export function summariesByMask(r: EvalResults): { mask: string; summary: Metric
 const csvCell = (v: string | number | undefined) => (v === undefined ? '' : typeof v === 'number' ? String(v) : /[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
 
 export function resultsCsv(r: EvalResults): string {
-  const head = ['image', 'style_pair', 'mask', 'method', 'width', 'height', ...METRIC_NAMES, 'file', 'ms'];
-  const rows = itemsOf(r).map((i) => [i.image, i.pair, i.mask, i.method, i.width, i.height, ...METRIC_NAMES.map((m) => i.metrics[m]), i.file, i.ms].map(csvCell).join(','));
+  // Every metric a run can make, and the region metrics where some item has them.
+  const metrics = METRIC_NAMES.filter((m) => !REGION_METRICS.has(m) || itemsOf(r).some((i) => i.metrics[m] !== undefined));
+  const head = ['image', 'style_pair', 'mask', 'method', 'width', 'height', ...metrics, 'file', 'ms'];
+  const rows = itemsOf(r).map((i) => [i.image, i.pair, i.mask, i.method, i.width, i.height, ...metrics.map((m) => i.metrics[m]), i.file, i.ms].map(csvCell).join(','));
   return [head.join(','), ...rows].join('\n') + '\n';
 }
 

@@ -200,7 +200,7 @@ export async function runEval(opts: RunEvalOptions): Promise<EvalResults> {
 /** The mask as the report draws it: M in gray (white = style 1) at the image's size. */
 async function maskPicture(outDir: string, shape: string, sharpness: number, like: ImageValue): Promise<string> {
   const { width, height } = like;
-  const m = makeMask({ shape: shape as 'linear' | 'logistic', direction: 'left-right', sharpness }).sample(width, height);
+  const m = makeMask({ shape: shape as 'linear' | 'logistic', direction: 'left-right', sharpness }).weights(width, height)[0]!;
   const data = new Float32Array(3 * m.length);
   for (let c = 0; c < 3; c++) data.set(m, c * m.length);
   const file = `images/mask-${shape}-${width}x${height}.png`;

@@ -8,6 +8,7 @@
 import type { Graph, GraphNode } from '../protocol/graph.ts';
 import {
   CancelledError,
+  gatherInputs,
   UserError,
   type AnyNodeDefinition,
   type Logger,
@@ -167,7 +168,7 @@ export async function executeGraph(opts: ExecuteOptions): Promise<ExecuteSummary
     const ctx = makeContext({ opts, nodeId, signal, logger, previewInterval, warnings });
     let out: Awaited<ReturnType<AnyNodeDefinition['run']>>;
     try {
-      out = await def.run({ inputs, params, ctx });
+      out = await def.run({ inputs: gatherInputs(def, params, inputs), params, ctx });
       checkOutputs(def, out);
     } catch (err) {
       throw failure(err, signal, nodeId, def, title, logger);

@@ -5,7 +5,7 @@
  * neither does a node that needs its output; an optional input fed by it counts as unconnected.
  */
 import type { Graph, GraphEdge } from '../protocol/graph.ts';
-import type { AnyNodeDefinition, InputSpec, OutputSpec } from '../../nodes/types.ts';
+import { concreteInputs, type AnyNodeDefinition, type OutputSpec } from '../../nodes/types.ts';
 import type { NodeCatalog } from '../catalog.ts';
 import { topoOrder } from './topo.ts';
 
@@ -38,9 +38,10 @@ export function resolveModes<G extends Shape>(graph: G, catalog: NodeCatalog): M
     const node = byId.get(src.node);
     if (!node || node.mode === 'mute' || depth > graph.nodes.length) return null;
     if (node.mode !== 'bypass') return src;
-    const type = (defOf(src.node)?.outputs as Record<string, OutputSpec> | undefined)?.[src.output]?.type;
-    for (const [input, spec] of Object.entries((defOf(src.node)?.inputs ?? {}) as Record<string, InputSpec>)) {
-      const edge = spec.type === type ? into.get(`${src.node}\u0000${input}`) : undefined;
+    const def = defOf(src.node);
+    const type = (def?.outputs as Record<string, OutputSpec> | undefined)?.[src.output]?.type;
+    for (const spec of def ? concreteInputs(def, node.params) : []) {
+      const edge = spec.type === type ? into.get(`${src.node}\u0000${spec.name}`) : undefined;
       if (edge) return resolve(edge.from, depth + 1);
     }
     if (type && !unmatched.some((u) => u.nodeId === src.node && u.output === src.output)) unmatched.push({ nodeId: src.node, output: src.output, type });
@@ -51,11 +52,12 @@ export function resolveModes<G extends Shape>(graph: G, catalog: NodeCatalog): M
   const edges: GraphEdge[] = [];
   for (const id of topoOrder(graph).order) {
     if (skipped.has(id)) continue;
-    const inputs = (defOf(id)?.inputs ?? {}) as Record<string, InputSpec>;
+    const def = defOf(id);
+    const inputs = def ? concreteInputs(def, byId.get(id)!.params) : [];
     for (const e of graph.edges.filter((x) => x.to.node === id)) {
       const from = resolve(e.from);
       if (from && !skipped.has(from.node)) edges.push({ ...e, from });
-      else if (!inputs[e.to.input]?.optional) skipped.add(id);
+      else if (!inputs.find((i) => i.name === e.to.input)?.optional) skipped.add(id);
     }
   }
   return {

@@ -7,7 +7,6 @@
  * Unknown parameter names (e.g. left over from an older node version) are dropped silently, so a file
  * keeps loading when a node loses a parameter; pass `strictParams: true` to report them instead.
  */
-import type { z } from 'zod';
 import {
   GraphEdgeSchema,
   GraphNodeSchema,
@@ -18,11 +17,12 @@ import {
   type ValidationIssue,
   type ValidationResult,
 } from '../protocol/graph.ts';
-import type { AnyNodeDefinition, InputSpec, OutputSpec } from '../../nodes/types.ts';
+import { concreteInputs, countOf, type AnyNodeDefinition, type ConcreteInput, type OutputSpec } from '../../nodes/types.ts';
 import type { NodeCatalog } from '../catalog.ts';
 import { migrateGraph, type MigrationTable } from './migrate.ts';
 import { resolveModes } from './modes.ts';
-import { checkParams, listOrNone, pathString, predicate, valueAt } from './params.ts';
+import { danglingIssue, displayNames, humanParam, isRecord, schemaIssue, suggest, unknownInputMessage, withArticle } from './messages.ts';
+import { checkParams, listOrNone } from './params.ts';
 import { topoOrder } from './topo.ts';
 
 export interface ValidateOptions {
@@ -139,6 +139,17 @@ function checkGraph(
     return n ? catalog.get(n.type) : undefined;
   };
   const nameOf = (id: string): string => names.get(byId.get(id)!)!;
+  const inputsOf = new Map<string, ConcreteInput[]>();
+  /** A node's input sockets for its parameters (a variadic family expanded to its count). */
+  const socketsOf = (id: string): ConcreteInput[] => {
+    let sockets = inputsOf.get(id);
+    if (!sockets) {
+      const def = defOf(id);
+      sockets = def ? concreteInputs(def, byId.get(id)!.params) : [];
+      inputsOf.set(id, sockets);
+    }
+    return sockets;
+  };
 
   // Edges: endpoints, socket names, socket types, one edge per input.
   const intoInput = new Map<string, number>();
@@ -164,7 +175,7 @@ function checkGraph(
     const toDef = defOf(to.node);
     // Own properties only: "__proto__" or "toString" must read as unknown names, not as Object.prototype.
     const outSpec = fromDef ? ownEntry(fromDef.outputs as Record<string, OutputSpec>, from.output) : undefined;
-    const inSpec = toDef ? ownEntry(toDef.inputs as Record<string, InputSpec>, to.input) : undefined;
+    const inSpec = toDef ? socketsOf(to.node).find((i) => i.name === to.input) : undefined;
     if (fromDef && !outSpec) {
       issues.push({
         code: 'unknown_output',
@@ -178,7 +189,7 @@ function checkGraph(
         code: 'unknown_input',
         nodeId: to.node,
         field: to.input,
-        message: `${nameOf(to.node)} has no input "${to.input}" (it has ${listOrNone(Object.keys(toDef.inputs))}).`,
+        message: unknownInputMessage(nameOf(to.node), toDef, socketsOf(to.node), to.input),
       });
     }
     if (outSpec && inSpec && outSpec.type !== inSpec.type) {
@@ -188,6 +199,20 @@ function checkGraph(
         field: to.input,
         message: `${nameOf(to.node)} → ${to.input} expects ${inSpec.type}, got ${outSpec.type} from ${nameOf(from.node)} → ${from.output}`,
       });
+    } else if (outSpec?.countParam && inSpec?.countParam && fromDef && toDef && !fromNode.mode) {
+      // A mask of 2 styles cannot drive a sampler of 3: say which count to change, before anything runs.
+      const made = countOf(fromDef, fromNode.params, outSpec.countParam);
+      const wanted = countOf(toDef, toNode.params, inSpec.countParam);
+      if (made !== undefined && wanted !== undefined && made !== wanted) {
+        issues.push({
+          code: 'type_mismatch',
+          nodeId: to.node,
+          field: to.input,
+          message:
+            `${nameOf(to.node)} merges ${wanted} styles, but its ${to.input} comes from ${nameOf(from.node)}, which has ${made}; ` +
+            `set ${humanParam(outSpec.countParam)} on ${nameOf(from.node)} to ${wanted}, or ${humanParam(inSpec.countParam)} here to ${made}.`,
+        });
+      }
     }
   });
   for (const [key, count] of intoInput) {
@@ -220,7 +245,8 @@ function checkGraph(
     if (!def) return;
     const name = names.get(node)!;
     const runs = !modes.skipped.has(node.id);
-    for (const [input, spec] of Object.entries(def.inputs as Record<string, InputSpec>)) {
+    for (const spec of socketsOf(node.id)) {
+      const input = spec.name;
       if (!runs || spec.optional || connected.has(`${node.id}\u0000${input}`)) continue;
       issues.push({
         code: 'missing_input',
@@ -262,52 +288,6 @@ function checkGraph(
   return { issues, params };
 }
 
-function schemaIssue(zi: z.core.$ZodIssue, raw: Record<string, unknown>): ValidationIssue {
-  const path = zi.path;
-  const value = valueAt(raw, path);
-  let nodeId: string | undefined;
-  let subject = pathString(path) || 'The graph';
-  if (path[0] === 'nodes' && typeof path[1] === 'number') {
-    const node = valueAt(raw, path.slice(0, 2));
-    if (isRecord(node) && typeof node.id === 'string' && path[2] !== 'id') {
-      nodeId = node.id;
-      const rest = pathString(path.slice(2));
-      subject = `Node "${node.id}"${rest ? ` → ${rest}` : ''}`;
-    }
-  }
-  return {
-    code: 'schema',
-    ...(nodeId !== undefined ? { nodeId } : {}),
-    ...(path.length ? { field: pathString(path) } : {}),
-    message: `${subject} ${predicate(zi, value)}`,
-  };
-}
-
-function danglingIssue(edge: GraphEdge, index: number, fromName?: string, toName?: string): ValidationIssue {
-  const { from, to } = edge;
-  if (toName) {
-    return {
-      code: 'dangling_edge',
-      nodeId: to.node,
-      field: to.input,
-      message: `${toName} → ${to.input} is connected to node "${from.node}", which does not exist.`,
-    };
-  }
-  if (fromName) {
-    return {
-      code: 'dangling_edge',
-      nodeId: from.node,
-      field: from.output,
-      message: `${fromName} → ${from.output} is connected to node "${to.node}", which does not exist.`,
-    };
-  }
-  return {
-    code: 'dangling_edge',
-    field: `edges[${index}]`,
-    message: `A connection links nodes "${from.node}" and "${to.node}", neither of which exists.`,
-  };
-}
-
 function findCycles(graph: { nodes: GraphNode[]; edges: GraphEdge[] }): string[][] {
   const cycles: string[][] = [];
   let nodes = graph.nodes;
@@ -322,60 +302,6 @@ function findCycles(graph: { nodes: GraphNode[]; edges: GraphEdge[] }): string[]
   return cycles;
 }
 
-/**
- * How each node is named in messages: its user title, else its type's title; the id is added when
- * two nodes would otherwise read the same ("Mask (m2)").
- */
-function displayNames(nodes: GraphNode[], catalog: NodeCatalog): Map<GraphNode, string> {
-  const base = new Map<GraphNode, string>();
-  const count = new Map<string, number>();
-  for (const n of nodes) {
-    const title = n.title?.trim() || catalog.get(n.type)?.title || n.type;
-    base.set(n, title);
-    count.set(title, (count.get(title) ?? 0) + 1);
-  }
-  const names = new Map<GraphNode, string>();
-  for (const [n, title] of base) names.set(n, count.get(title)! > 1 ? `${title} (${n.id})` : title);
-  return names;
-}
-
-/** "a Latent", "an Image": a socket type with its article. */
-function withArticle(word: string): string {
-  return `${/^[AEIOU]/i.test(word) ? 'an' : 'a'} ${word}`;
-}
-
 function ownEntry<T>(record: Record<string, T>, key: string): T | undefined {
   return Object.hasOwn(record, key) ? record[key] : undefined;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** A catalog type close to a misspelt one: same letters ignoring case, or at most 2 edits away. */
-function suggest(type: string, known: string[]): string | undefined {
-  const lower = type.toLowerCase();
-  let best: string | undefined;
-  let bestDist = 3;
-  for (const k of known) {
-    const d = k.toLowerCase() === lower ? 0 : editDistance(lower, k.toLowerCase());
-    if (d < bestDist) {
-      best = k;
-      bestDist = d;
-    }
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  if (Math.abs(a.length - b.length) > 2) return 3;
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[b.length];
 }

@@ -1,6 +1,17 @@
 /** The node catalog as served by GET /api/catalog: enough for the client to render any node. */
 import type { SocketType } from './graph.ts';
 
+/**
+ * A numbered family of input sockets, `name1` … `nameN`, whose count N is the node's whole-number
+ * parameter `param` (min ≤ N ≤ max): a sampler's style inputs, one per style. Old graphs that wired
+ * `style1` and `style2` are a family of two.
+ */
+export interface VariadicSockets {
+  param: string;
+  min: number;
+  max: number;
+}
+
 export interface CatalogSocket {
   name: string;
   type: SocketType;
@@ -8,9 +19,42 @@ export interface CatalogSocket {
   description?: string;
   /** Inputs only: may stay unconnected. */
   optional?: boolean;
+  /** Inputs only: this entry stands for the sockets name1..nameN (see VariadicSockets). */
+  variadic?: VariadicSockets;
 }
 
-export type ParamKind = 'number' | 'integer' | 'string' | 'text' | 'enum' | 'boolean' | 'image' | 'model';
+/**
+ * N of a family for a node's parameter values: the parameter's value, clamped to min..max; `fallback`
+ * (the parameter's default) when it is not a whole number yet.
+ */
+export function variadicCount(v: VariadicSockets, params: Readonly<Record<string, unknown>> | undefined, fallback = v.min): number {
+  const raw = params?.[v.param];
+  const n = typeof raw === 'number' && Number.isInteger(raw) ? raw : fallback;
+  return Math.min(v.max, Math.max(v.min, n));
+}
+
+/** A socket of a node as it is drawn and wired: a family member knows its family and 1-based index. */
+export type ExpandedSocket<S> = Omit<S, 'variadic'> & { family?: string; index?: number };
+
+/**
+ * The sockets a node has for its parameter values: plain sockets as they are, each variadic family as
+ * name1..nameN, labelled "label 1" … "label N", in the family's place. `fallback` gives a family's
+ * count when the parameter is unset (its default).
+ */
+export function expandSockets<S extends { name: string; label?: string; variadic?: VariadicSockets }>(
+  sockets: readonly S[],
+  params: Readonly<Record<string, unknown>> | undefined,
+  fallback?: (v: VariadicSockets) => number | undefined,
+): ExpandedSocket<S>[] {
+  return sockets.flatMap((s): ExpandedSocket<S>[] => {
+    const { variadic, ...plain } = s;
+    if (!variadic) return [plain];
+    const n = variadicCount(variadic, params, fallback?.(variadic));
+    return Array.from({ length: n }, (_, i) => ({ ...plain, name: `${s.name}${i + 1}`, label: `${s.label ?? s.name} ${i + 1}`, family: s.name, index: i + 1 }));
+  });
+}
+
+export type ParamKind = 'number' | 'integer' | 'string' | 'text' | 'enum' | 'boolean' | 'image' | 'model' | 'painting';
 
 export interface CatalogParam {
   name: string;

@@ -2,6 +2,8 @@
  * Memory measurements in a process of their own (peak RSS is per process): prints one JSON line.
  *   call <unet|vae-decode|vae-encode> <latentSide> <rows>   one call of the demo model
  *   job <maxSide> <steps> <releaseAboveMiB>                 the epsilon-merge template on the demo model
+ *   merge <latentSide> <styles>                             one call of the demo's attention-merge UNet of N
+ *                                                           styles, rows [∅, merged] (the rewrite loaded first)
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -35,6 +37,18 @@ async function call(stage: string, side: number, rows: number): Promise<object> 
   return { loaded, peak: peak() };
 }
 
+async function merge(side: number, styles: number): Promise<object> {
+  const pipe = await SdPipeline.load(await ensureDemoModel(), { executionProvider: 'cpu' });
+  const { latentChannels: C, textLength, textDim } = pipe.info;
+  const rows = 2;
+  const embedding = () => new Float32Array(rows * textLength * textDim).fill(0.01);
+  const weights = new Float32Array((styles - 1) * side * side).fill(1 / styles);
+  const extras = await pipe.attentionMergeExtras(Array.from({ length: styles - 1 }, embedding), rows, weights, side, side);
+  const loaded = rss();
+  await pipe.unet(new Float32Array(rows * C * side * side).fill(0.1), rows, side, side, 500, embedding(), extras);
+  return { loaded, peak: peak() };
+}
+
 async function job(maxSide: number, steps: number, releaseAboveMiB: number): Promise<object> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'dualstyle-memprobe-'));
   try {
@@ -59,6 +73,7 @@ async function job(maxSide: number, steps: number, releaseAboveMiB: number): Pro
 
 const [mode, ...args] = process.argv.slice(2);
 const nums = args.map(Number);
-const result = mode === 'call' ? await call(args[0]!, nums[1]!, nums[2]!) : await job(nums[0]!, nums[1]!, nums[2]!);
+const result =
+  mode === 'call' ? await call(args[0]!, nums[1]!, nums[2]!) : mode === 'merge' ? await merge(nums[0]!, nums[1]!) : await job(nums[0]!, nums[1]!, nums[2]!);
 console.log(JSON.stringify(result));
 process.exit(0);

@@ -5,6 +5,8 @@ import type { ValidationIssue } from '../../../server/protocol/graph.ts';
 import { withToken } from '../access-token.ts';
 import { useObservable, type NodeRuntime } from '../runtime.ts';
 import { currentResultActions, healthState, modelsState } from './bridge.ts';
+import { MaskPainter } from './MaskPainter.tsx';
+import { paramVisible } from './param-visibility.ts';
 import { stopCanvas } from './ParamField.tsx';
 import type { StudioNode } from './schemes.ts';
 
@@ -46,8 +48,11 @@ export function DemoNote({ node, warnings }: { node: StudioNode; warnings: strin
   );
 }
 
-/** A picture box of fixed size: it is there before the run, and the run fills it. */
+/** A picture box of fixed size: it is there before the run, and the run fills it. A mask being painted shows its painter. */
 export function MediaBox({ node, rt, media }: { node: StudioNode; rt: NodeRuntime; media: Media }) {
+  const params = node.spec?.params ?? [];
+  const painting = params.find((p) => p.kind === 'painting' && paramVisible(p, node.params, params));
+  if (painting) return <MaskPainter node={node} rt={rt} param={painting} />;
   const image = rt.result?.images?.[0];
   const progress = rt.status === 'running' && rt.progress ? rt.progress : undefined;
   return (
@@ -98,6 +103,11 @@ export function MediaBox({ node, rt, media }: { node: StudioNode; rt: NodeRuntim
           )}
         </div>
       ) : null}
+      {media === 'thumb' ? (
+        // A mask's true size (the picture it is drawn for), not its thumbnail's; its line is there
+        // before the run, so the run does not grow the node.
+        <div className="sd-media-caption">{image && rt.result?.text ? <span data-testid="media-size">{rt.result.text}</span> : null}</div>
+      ) : null}
     </div>
   );
 }
@@ -117,7 +127,8 @@ export function RuntimeArea({ rt, media, nodeLevelIssues }: { node: StudioNode; 
   const progress = !media && rt.status === 'running' && rt.progress ? rt.progress : undefined;
   const table = rt.result?.table;
   // A table says what its text would (the text is for logs and the command line).
-  const lines = rt.result?.text && !table ? newLines(rt.result.text, rt.warnings) : [];
+  // A thumbnail's text is its caption (a mask's size), shown in its box.
+  const lines = rt.result?.text && !table && media !== 'thumb' ? newLines(rt.result.text, rt.warnings) : [];
   if (!progress && loose.length === 0 && !table && lines.length === 0 && rt.warnings.length === 0 && !rt.error && nodeLevelIssues.length === 0) return null;
   return (
     <div className="sd-node-runtime" {...stopCanvas}>

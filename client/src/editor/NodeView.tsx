@@ -11,6 +11,8 @@ import type { ValidationIssue } from '../../../server/protocol/graph.ts';
 import { useNodeRuntime, type NodeRuntime } from '../runtime.ts';
 import { bridge, currentBridge } from './bridge.ts';
 import { DemoNote, MediaBox, mediaOf, RuntimeArea } from './NodeParts.tsx';
+import { FamilyControl, StyleChip } from './FamilyControl.tsx';
+import { paramVisible } from './param-visibility.ts';
 import { ParamField } from './ParamField.tsx';
 import { NODE_WIDTH, type Schemes, type StudioNode, type TypedSocket } from './schemes.ts';
 
@@ -43,7 +45,11 @@ export function NodeView(props: { data: StudioNode; emit: RenderEmit<Schemes> })
 
   const inputs = Object.entries(node.inputs);
   const outputs = Object.entries(node.outputs);
-  const params = node.spec?.params ?? [];
+  const families = (node.spec?.inputs ?? []).filter((s) => s.variadic);
+  // A count of sockets is set by its family's own control (+ style / − style), not as a field; and a
+  // parameter that does not apply to the node's other settings (the angle of a painted mask) is hidden.
+  const counts = new Set(families.map((f) => f.variadic!.param));
+  const params = (node.spec?.params ?? []).filter((p) => !counts.has(p.name) && paramVisible(p, node.params, node.spec!.params));
   // Parameter issues show under their control; everything else (inputs, node-wide) in the list.
   const paramNames = new Set(params.map((p) => p.name));
   const nodeLevelIssues = rt.issues.filter((i) => !i.field || !paramNames.has(i.field));
@@ -82,22 +88,30 @@ export function NodeView(props: { data: StudioNode; emit: RenderEmit<Schemes> })
       </header>
       <div className="sd-node-ports">
         <div className="sd-inputs">
-          {inputs.map(([key, input]) =>
-            input ? (
-              <div
-                key={key}
-                className={`sd-port input${issuesFor(rt.issues, key).length ? ' invalid' : ''}`}
-                data-testid={`input-${key}`}
-                title={[node.socketInfo.get(`in:${key}`)?.description, ...issuesFor(rt.issues, key)].filter(Boolean).join('\n') || undefined}
-              >
-                <RefSocket name="input-socket" side="input" socketKey={key} nodeId={node.id} emit={props.emit} payload={input.socket} data-testid="input-socket" />
-                <span className="sd-port-label">
-                  {input.label}
-                  {node.socketInfo.get(`in:${key}`)?.optional ? <span className="muted"> (optional)</span> : null}
-                </span>
+          {inputs.map(([key, input], i) => {
+            if (!input) return null;
+            const info = node.socketInfo.get(`in:${key}`);
+            const family = info?.family !== undefined ? families.find((f) => f.name === info.family) : undefined;
+            // A family's control sits under its last member.
+            const last = family && node.socketInfo.get(`in:${inputs[i + 1]?.[0]}`)?.family !== family.name;
+            return (
+              <div key={key} className="sd-port-group">
+                <div
+                  className={`sd-port input${issuesFor(rt.issues, key).length ? ' invalid' : ''}`}
+                  data-testid={`input-${key}`}
+                  title={[info?.description, ...issuesFor(rt.issues, key)].filter(Boolean).join('\n') || undefined}
+                >
+                  <RefSocket name="input-socket" side="input" socketKey={key} nodeId={node.id} emit={props.emit} payload={input.socket} data-testid="input-socket" />
+                  <span className="sd-port-label">
+                    {info?.index !== undefined ? <StyleChip index={info.index} /> : null}
+                    {input.label}
+                    {info?.optional ? <span className="muted"> (optional)</span> : null}
+                  </span>
+                </div>
+                {last ? <FamilyControl node={node} family={family} /> : null}
               </div>
-            ) : null,
-          )}
+            );
+          })}
         </div>
         <div className="sd-outputs">
           {outputs.map(([key, output]) =>

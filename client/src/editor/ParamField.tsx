@@ -72,6 +72,14 @@ export function ParamField({ nodeId, param, value, issues }: Props) {
         />
       );
       break;
+    case 'painting':
+      // Painted on the node's picture (MaskPainter); here, how much there is, and its problems.
+      control = (
+        <span className="sd-param-summary" data-testid={`param-${param.name}`}>
+          {Array.isArray(value) ? `${value.length} stroke${value.length === 1 ? '' : 's'}, painted below` : 'none yet: paint below'}
+        </span>
+      );
+      break;
     case 'string':
     default:
       control = (

@@ -8,20 +8,21 @@ import type { AreaExtensions, AreaPlugin } from 'rete-area-plugin';
 import type { ReroutePlugin } from 'rete-connection-reroute-plugin';
 import type { HistoryPlugin } from 'rete-history-plugin';
 import type { Catalog, CatalogNode } from '../../../server/protocol/catalog.ts';
-import type { Graph, GraphGroup, NodeMode } from '../../../server/protocol/graph.ts';
+import type { Graph, GraphGroup } from '../../../server/protocol/graph.ts';
 import type { UploadResult } from '../api.ts';
 import { copyOf, pastePlan, type ClipboardData } from '../clipboard.ts';
-import { defaultParams, planImport, uniqueNodeId, type EditorConnectionDTO, type EditorNodeDTO, type EditorSnapshot, type Position } from '../graph-io.ts';
+import { defaultParams, planImport, socketsFor, uniqueNodeId, type EditorConnectionDTO, type EditorNodeDTO, type EditorSnapshot, type Position } from '../graph-io.ts';
 import { arrange, boundsOf, placeClear, resolveOverlaps, type Rect } from '../layout.ts';
 import { nodeRuntime } from '../runtime.ts';
-import { presetsOf, retitle } from '../titles.ts';
 import { uploadedImages } from './bridge.ts';
 import type { ChangeKind } from './create-editor.tsx';
 import type { FramesLayer } from './frames.ts';
-import { FnAction, recordAction, recordParamChange, untracked } from './param-history.ts';
+import { FnAction, recordAction, untracked } from './param-history.ts';
 import { StudioNode, type Schemes } from './schemes.ts';
 import { createView } from './view.ts';
 import { createPins } from './pins.ts';
+import { createPieces } from './pieces.ts';
+import { createNodeEdits } from './node-edits.ts';
 
 const nextFrame = () => new Promise<void>((resolve) => requestAnimationFrame(() => resolve()));
 /** Space kept between nodes when the studio places them. */
@@ -49,7 +50,7 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
   const colorOf = (type: string) => c.colors.get(type) ?? '#777';
 
   function createNode(dto: Pick<EditorNodeDTO, 'id' | 'type' | 'params' | 'title' | 'mode'>, spec: CatalogNode | null, sockets?: ConstructorParameters<typeof StudioNode>[4]): StudioNode {
-    const s = sockets ?? { inputs: spec!.inputs.map((x) => ({ ...x })), outputs: spec!.outputs.map((x) => ({ ...x })) };
+    const s = sockets ?? socketsFor(spec!, dto.params);
     return new StudioNode(dto.id, dto.type, spec, dto.params, s, colorOf, dto.title, dto.mode);
   }
 
@@ -94,45 +95,8 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
     await select([node.id]);
   }
 
-  /** Nodes with every connection that touches them, as objects: what a removal takes and its undo puts back. */
-  interface Piece {
-    nodes: { node: StudioNode; position: Position }[];
-    connections: { connection: Schemes['Connection']; points: Position[] }[];
-  }
-
-  function capture(ids: string[]): Piece {
-    const set = new Set(ids);
-    return {
-      nodes: ids.flatMap((id) => {
-        const node = editor.getNode(id);
-        return node ? [{ node, position: { ...(area.nodeViews.get(id)?.position ?? { x: 0, y: 0 }) } }] : [];
-      }),
-      connections: editor.getConnections().filter((x) => set.has(x.source) || set.has(x.target)).map((connection) => ({ connection, points: pins.pinsOf(connection.id) })),
-    };
-  }
-
-  /** Puts a piece in, unrecorded (the action that calls this is the undo step). */
-  async function put(piece: Piece): Promise<void> {
-    await untracked(history, async () => {
-      for (const { node, position } of piece.nodes) {
-        node.selected = false;
-        await editor.addNode(node);
-        await area.translate(node.id, position);
-      }
-      for (const { connection, points } of piece.connections) {
-        await editor.addConnection(connection);
-        if (points.length) pins.setPins(connection.id, points);
-      }
-    });
-  }
-
-  /** Takes a piece out, unrecorded. */
-  async function take(piece: Piece): Promise<void> {
-    await untracked(history, async () => {
-      for (const { connection } of piece.connections) if (editor.getConnection(connection.id)) await editor.removeConnection(connection.id);
-      for (const { node } of piece.nodes) if (editor.getNode(node.id)) await editor.removeNode(node.id);
-    });
-  }
+  const { capture, put, take } = createPieces({ editor, area, history, pins });
+  const { toggleMode, setTitle, setParam } = createNodeEdits({ editor, area, history, changed, colorOf, pieces: { put, take }, pins, selectedIds });
 
   /** Deletes nodes and their connections: one undo step, however long it takes. */
   async function removeNodes(ids: string[]): Promise<void> {
@@ -225,69 +189,6 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
     // Beside the originals, to the right; paste moves them down if that is taken.
     const box = boundsOf(rects().filter((r) => ids.includes(r.id)));
     await paste(data, { at: { x: box.x + box.width + GAP * 2, y: box.y } });
-  }
-
-  function setModes(modes: Map<string, NodeMode | undefined>): void {
-    for (const [id, mode] of modes) {
-      const node = editor.getNode(id);
-      if (!node) continue;
-      node.mode = mode;
-      void area.update('node', id);
-    }
-    changed('params');
-  }
-
-  function toggleMode(mode: NodeMode, ids = selectedIds()): void {
-    const nodes = ids.map((id) => editor.getNode(id)).filter((n): n is StudioNode => Boolean(n));
-    if (nodes.length === 0) return;
-    const next = nodes.every((n) => n.mode === mode) ? undefined : mode;
-    const before = new Map(nodes.map((n) => [n.id, n.mode]));
-    const after = new Map(nodes.map((n) => [n.id, next]));
-    recordAction(history, new FnAction(() => setModes(before), () => setModes(after)));
-    setModes(after);
-  }
-
-  function applyTitle(nodeId: string, title: string | undefined): void {
-    const node = editor.getNode(nodeId);
-    if (!node) return;
-    node.customTitle = title || undefined;
-    node.label = title || node.spec?.title || node.type;
-    void area.update('node', nodeId);
-    changed('params');
-  }
-
-  function setTitle(nodeId: string, title: string | undefined): void {
-    const node = editor.getNode(nodeId);
-    const next = title?.trim() || undefined;
-    if (!node || node.customTitle === next) return;
-    const before = node.customTitle;
-    recordAction(history, new FnAction(() => applyTitle(nodeId, before), () => applyTitle(nodeId, next)));
-    applyTitle(nodeId, next);
-  }
-
-  /** Sets a parameter; a title that named the old prompt (a preset, its first words) names the new one. */
-  function applyParam(nodeId: string, param: string, value: unknown): void {
-    const node = editor.getNode(nodeId);
-    if (!node) return;
-    const presets = presetsOf(node.spec?.params.find((p) => p.name === param)?.ui);
-    const title = retitle(node.customTitle, node.params[param], value, presets);
-    if (value === undefined) delete node.params[param];
-    else node.params[param] = value;
-    if (title !== node.customTitle) {
-      node.customTitle = title;
-      node.label = title || node.spec?.title || node.type;
-    }
-    void area.update('node', nodeId);
-    changed('params');
-  }
-
-  function setParam(nodeId: string, param: string, value: unknown, coalesce: boolean): void {
-    const node = editor.getNode(nodeId);
-    if (!node) return;
-    const before = node.params[param];
-    if (Object.is(before, value)) return;
-    recordParamChange(history, { nodeId, param, before, after: value, coalesce }, applyParam);
-    applyParam(nodeId, param, value);
   }
 
   async function arrangeAll(): Promise<void> {

@@ -21,6 +21,9 @@ export class TypedSocket extends ClassicPreset.Socket {
 export interface SocketInfo {
   optional?: boolean;
   description?: string;
+  /** A member (1-based `index`) of a variadic family. */
+  family?: string;
+  index?: number;
 }
 
 export const NODE_WIDTH = 280;
@@ -57,14 +60,26 @@ export class StudioNode extends ClassicPreset.Node<Record<string, TypedSocket>, 
     this.spec = spec;
     this.params = params;
     this.customTitle = title;
-    for (const s of sockets.inputs) {
-      this.addInput(s.name, new ClassicPreset.Input(new TypedSocket(s.type, colorOf(s.type)), s.label, false));
-      this.socketInfo.set(`in:${s.name}`, { optional: s.optional, description: s.description });
-    }
+    this.setInputs(sockets.inputs, colorOf);
     for (const s of sockets.outputs) {
       this.addOutput(s.name, new ClassicPreset.Output(new TypedSocket(s.type, colorOf(s.type)), s.label, true));
       this.socketInfo.set(`out:${s.name}`, { description: s.description });
     }
+  }
+
+  /**
+   * Gives the node exactly these inputs, in this order: inputs it keeps stay the same objects (their
+   * connections stay drawn), new ones are made, the rest go. A sampler whose style count changes.
+   * Connections into inputs that go must be removed first (the editor does).
+   */
+  setInputs(inputs: PlannedSocket[], colorOf: (type: string) => string): void {
+    const next: typeof this.inputs = {};
+    for (const s of inputs) {
+      next[s.name] = this.inputs[s.name] ?? new ClassicPreset.Input(new TypedSocket(s.type, colorOf(s.type)), s.label, false);
+      this.socketInfo.set(`in:${s.name}`, { optional: s.optional, description: s.description, family: s.family, index: s.index });
+    }
+    for (const name of Object.keys(this.inputs)) if (!(name in next)) this.socketInfo.delete(`in:${name}`);
+    this.inputs = next;
   }
 }
 

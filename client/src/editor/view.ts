@@ -25,8 +25,19 @@ export function createView(c: {
   });
   onResize.observe(container);
 
+  /**
+   * The browser scrolls the (overflow: hidden) container to bring a focused or clicked control into
+   * view; the area's transform does not know it, so a fit computed over a scrolled container showed an
+   * empty canvas. A fit or a focus starts from the unscrolled container.
+   */
+  function unscroll(): void {
+    container.scrollTop = 0;
+    container.scrollLeft = 0;
+  }
+
   async function zoomToFit(opts: { readable?: boolean } = {}): Promise<void> {
     fitted = opts;
+    unscroll();
     const boxes = c.boxes();
     const view = { width: container.clientWidth, height: container.clientHeight };
     const t = area.area.transform;
@@ -50,6 +61,7 @@ export function createView(c: {
     zoomToFit,
     async focus(nodeId: string) {
       fitted = null;
+      unscroll();
       await AreaExtensions.zoomAt(area, [nodeId], { scale: 0.5 });
     },
     /** The user panned or zoomed: the view no longer follows the canvas's size. */

@@ -1,8 +1,11 @@
 /**
- * Attention merge as an ONNX graph rewrite: any SD1.x UNet export becomes a dual-conditioning UNet
- * with two more inputs, `encoder_hidden_states_2` and `mask` [B|1, 1, h, w] (float32, latent size),
- * in which every cross-attention layer is computed twice, with c1 and with c2, and blended per token:
- * M·A1 + (1 − M)·A2, M resized to the layer's token grid (bilinear, half-pixel, no antialias).
+ * Attention merge as an ONNX graph rewrite: any SD1.x UNet export becomes a UNet of N ≥ 2
+ * conditionings with N more inputs, `encoder_hidden_states_2` … `encoder_hidden_states_N` and `mask`
+ * [B|1, N − 1, h, w] (float32, latent size: the weights M_1..M_{N−1} of styles 1..N−1), in which every
+ * cross-attention layer is computed once per conditioning and blended per token:
+ * Σ_{k<N} M_k·A_k + (1 − Σ_{k<N} M_k)·A_N, each M_k resized to the layer's token grid (bilinear,
+ * half-pixel, no antialias). Two styles are the paper's M·A1 + (1 − M)·A2, and that graph is the same,
+ * byte for byte, as before N was general.
  *
  * Cross-attention is found by structure, not by names, so that TorchScript exports (MatMul with heads
  * in the batch), older Einsum exports, PyTorch 2 SDPA exports (Q and Kᵀ scaled separately) and exports
@@ -15,10 +18,11 @@
  *   attention output itself;
  * - the first MatMul with a constant weight applied to a value derived from those is the output
  *   projection `to_out.0`. Its activation input A (shape [B, S, C]) is where the blend goes: to_out is
- *   affine and M + (1 − M) = 1, so blending before it equals blending the attention outputs.
+ *   affine and the weights sum to 1, so blending before it equals blending the attention outputs.
  *
- * Every node between `encoder_hidden_states` and A is duplicated once with `encoder_hidden_states_2`
- * (the shadow graph: K/V projections, and the fused node itself fed the same query); the query path,
+ * Every node between `encoder_hidden_states` and A is duplicated once per other conditioning k, fed
+ * `encoder_hidden_states_k` (the shadow graphs: K/V projections, and the fused node itself fed the same
+ * query); the query path,
  * self-attention (attn1, also a fused `Attention`) and everything else are left untouched.
  * Initializers are kept as they are: weights stored in external files stay references to those files.
  *
@@ -40,6 +44,13 @@ type IAttributeProto = onnxProto.onnx.IAttributeProto;
 
 export const EHS2_INPUT = 'encoder_hidden_states_2';
 export const MASK_INPUT = 'mask';
+/** Conditionings a rewrite may take (as many as a mask has styles). */
+export const MAX_CONDITIONINGS = 8;
+
+/** The input of conditioning k (1-based): encoder_hidden_states for k = 1 (the UNet's own), else encoder_hidden_states_k. */
+export function conditioningInput(k: number): string {
+  return k === 1 ? 'encoder_hidden_states' : `encoder_hidden_states_${k}`;
+}
 /**
  * Bump when the rewrite or its files change: cached rewritten graphs from another version are not
  * reused. 2: embedded weights are referenced in the source file, not copied. 3: the mask grid of a layer is
@@ -68,8 +79,10 @@ export interface CrossAttentionLayer {
 export interface AttentionRewrite {
   model: IModelProto;
   layers: CrossAttentionLayer[];
-  /** Nodes duplicated for the second conditioning. */
+  /** Nodes duplicated for each other conditioning. */
   shadowNodes: number;
+  /** Conditionings N the rewritten UNet takes. */
+  styles: number;
 }
 
 const EHS_NAMES = ['encoder_hidden_states', 'context'];
@@ -213,16 +226,20 @@ class Names {
 }
 
 /**
- * Rewrites a decoded UNet model in place into the dual-conditioning UNet and returns it with a
+ * Rewrites a decoded UNet model in place into the UNet of `styles` conditionings and returns it with a
  * description of the layers found. Throws AttentionRewriteError, naming what it looked for, when the
  * graph has no recognisable cross-attention.
  */
-export function rewriteForAttentionMerge(model: IModelProto, sourceHash = ''): AttentionRewrite {
+export function rewriteForAttentionMerge(model: IModelProto, sourceHash = '', styles = 2): AttentionRewrite {
+  if (!Number.isInteger(styles) || styles < 2 || styles > MAX_CONDITIONINGS) {
+    throw new AttentionRewriteError(`attention merge takes 2..${MAX_CONDITIONINGS} conditionings, got ${styles}`);
+  }
   const g = model.graph;
   if (!g?.node?.length) throw new AttentionRewriteError('the model has no graph');
   const initializerNames = new Set((g.initializer ?? []).map((t) => t.name ?? ''));
   const inputs = g.input ?? [];
-  if (inputs.some((i) => i.name === EHS2_INPUT || i.name === MASK_INPUT)) {
+  const others = Array.from({ length: styles - 1 }, (_, i) => i + 2);
+  if (inputs.some((i) => i.name === EHS2_INPUT || i.name === MASK_INPUT || others.some((k) => i.name === conditioningInput(k)))) {
     throw new AttentionRewriteError(`the graph already has ${EHS2_INPUT} / ${MASK_INPUT} inputs: it is rewritten already`);
   }
   const opset = (model.opsetImport ?? []).find((o) => !o.domain || o.domain === 'ai.onnx');
@@ -239,7 +256,8 @@ export function rewriteForAttentionMerge(model: IModelProto, sourceHash = ''): A
   }
 
   const names = new Names(g);
-  const shadowOf = new Map<string, string>([[ehs, EHS2_INPUT]]);
+  /** The twin of each text-derived tensor for conditioning k (k = 2..N). */
+  const shadows = new Map(others.map((k) => [k, new Map<string, string>([[ehs, conditioningInput(k)]])]));
   const initializers: ITensorProto[] = [];
   const constantInt64 = (base: string, values: number[]) => {
     const t = int64Tensor(names.fresh(`attention_merge/${base}`), values);
@@ -289,8 +307,14 @@ export function rewriteForAttentionMerge(model: IModelProto, sourceHash = ''): A
   const gridH = add('Concat', halved(maskH), maskScope, [attr('axis', 0)]);
   const gridW = add('Concat', halved(maskW), maskScope, [attr('axis', 0)]);
 
-  /** M at this layer's token grid, as [B|1, S, 1] in `floatType`. */
-  const layerMask = (attention: string, scope: string, floatType: number): string => {
+  // Two styles: the mask input is M itself; more: channel k of it is M_{k+1}, sliced once for all layers.
+  const maskChannels =
+    styles === 2
+      ? [MASK_INPUT]
+      : others.map((k) => add('Slice', [MASK_INPUT, constantInt64(`channel_${k - 2}`, [k - 2]), constantInt64(`channel_end_${k - 2}`, [k - 1]), one64], maskScope));
+
+  /** M_k at this layer's token grid, as [B|1, S, 1] in `floatType`, for each mask channel. */
+  const layerMasks = (attention: string, scope: string, floatType: number): string[] => {
     // S tokens: f = sqrt(h·w/S), a real number; the grid is (round(h/f), round(w/f)) (see the header),
     // else, where that grid does not have S cells, the first stride-2 grid that does.
     const tokens = add('Cast', [add('Gather', [add('Shape', [attention], scope), idx[1]!], scope, [attr('axis', 0)])], scope, [attr('to', FLOAT)]);
@@ -302,12 +326,14 @@ export function rewriteForAttentionMerge(model: IModelProto, sourceHash = ''): A
     const first = add('ArgMax', [fits], scope, [attr('axis', 0), attr('keepdims', 1)]);
     const side = (candidates: string) => add('Cast', [add('Gather', [candidates, first], scope, [attr('axis', 0)])], scope, [attr('to', INT64)]);
     const sizes = add('Concat', [maskB, one64, side(candidatesH), side(candidatesW)], scope, [attr('axis', 0)]);
-    const resized = add('Resize', [MASK_INPUT, '', '', sizes], scope, [
-      attr('mode', 'linear'),
-      attr('coordinate_transformation_mode', 'half_pixel'),
-    ]);
-    const perToken = add('Reshape', [resized, tokensShape], scope);
-    return floatType === FLOAT ? perToken : add('Cast', [perToken], scope, [attr('to', floatType)]);
+    return maskChannels.map((channel) => {
+      const resized = add('Resize', [channel, '', '', sizes], scope, [
+        attr('mode', 'linear'),
+        attr('coordinate_transformation_mode', 'half_pixel'),
+      ]);
+      const perToken = add('Reshape', [resized, tokensShape], scope);
+      return floatType === FLOAT ? perToken : add('Cast', [perToken], scope, [attr('to', floatType)]);
+    });
   };
 
   const projections = new Map(layers.map((l) => [l.node, l]));
@@ -316,30 +342,38 @@ export function rewriteForAttentionMerge(model: IModelProto, sourceHash = ''): A
     const layer = projections.get(n);
     if (layer) {
       const scope = `/attention_merge${(n.name ?? '').replace(/\/[^/]*$/, '') || `/layer_${out.length}`}`;
-      const a1 = layer.attentionOutput;
-      const a2 = shadowOf.get(a1)!;
+      const attention = [layer.attentionOutput, ...others.map((k) => shadows.get(k)!.get(layer.attentionOutput)!)];
       const floatType = constantType(layer.weight, producer, initializersByName) ?? inputFloatType;
       if (floatType !== FLOAT && floatType !== FLOAT16) {
         throw new AttentionRewriteError(`the output projection ${layer.projection} has weights of ONNX type ${floatType}; only float32 and float16 are supported`);
       }
-      const m = layerMask(a1, scope, floatType);
-      const blended = add('Add', [add('Mul', [m, a1], scope), add('Mul', [add('Sub', [oneOf(floatType), m], scope), a2], scope)], scope);
-      out.push({ ...n, input: (n.input ?? []).map((x) => (x === a1 ? blended : x)) });
+      const m = layerMasks(attention[0]!, scope, floatType);
+      // Σ_{k<N} M_k·A_k + (1 − Σ_{k<N} M_k)·A_N; two styles: Add(Mul(M, A1), Mul(Sub(1, M), A2)).
+      let weighted = add('Mul', [m[0]!, attention[0]!], scope);
+      let rest = add('Sub', [oneOf(floatType), m[0]!], scope);
+      for (let k = 1; k < m.length; k++) {
+        weighted = add('Add', [weighted, add('Mul', [m[k]!, attention[k]!], scope)], scope);
+        rest = add('Sub', [rest, m[k]!], scope);
+      }
+      const blended = add('Add', [weighted, add('Mul', [rest, attention.at(-1)!], scope)], scope);
+      out.push({ ...n, input: (n.input ?? []).map((x) => (x === attention[0] ? blended : x)) });
       continue;
     }
     out.push(n);
     if (shadow.has(n)) {
-      const outputs = (n.output ?? []).map((o) => {
-        const twin = names.fresh(`${o}__c2`);
-        shadowOf.set(o, twin);
-        return twin;
-      });
-      out.push({
-        ...n,
-        name: names.fresh(`${n.name || n.opType}__c2`),
-        input: (n.input ?? []).map((x) => shadowOf.get(x) ?? x),
-        output: outputs,
-      });
+      for (const [k, shadowOf] of shadows) {
+        const outputs = (n.output ?? []).map((o) => {
+          const twin = names.fresh(`${o}__c${k}`);
+          shadowOf.set(o, twin);
+          return twin;
+        });
+        out.push({
+          ...n,
+          name: names.fresh(`${n.name || n.opType}__c${k}`),
+          input: (n.input ?? []).map((x) => shadowOf.get(x) ?? x),
+          output: outputs,
+        });
+      }
     }
   }
 
@@ -349,27 +383,29 @@ export function rewriteForAttentionMerge(model: IModelProto, sourceHash = ''): A
   const dim = (i: number, fallback: string) => sampleDims[i] ?? { dimParam: fallback };
   g.input = [
     ...inputs,
-    { ...ehsInfo, name: EHS2_INPUT },
+    ...others.map((k) => ({ ...ehsInfo, name: conditioningInput(k) })),
     {
       name: MASK_INPUT,
       type: {
         tensorType: {
           elemType: FLOAT,
-          shape: { dim: [{ dimParam: 'mask_batch' }, { dimValue: 1 }, dim(2, 'height'), dim(3, 'width')] },
+          shape: { dim: [{ dimParam: 'mask_batch' }, { dimValue: styles - 1 }, dim(2, 'height'), dim(3, 'width')] },
         },
       },
     },
   ];
+  // Two styles keep the description they always had (and with it the file's bytes).
+  const description = { version: REWRITE_VERSION, source: sourceHash, layers: layers.length, ...(styles > 2 ? { styles } : {}) };
   model.metadataProps = [
     ...(model.metadataProps ?? []).filter((p) => p.key !== REWRITE_METADATA_KEY),
-    { key: REWRITE_METADATA_KEY, value: JSON.stringify({ version: REWRITE_VERSION, source: sourceHash, layers: layers.length }) },
+    { key: REWRITE_METADATA_KEY, value: JSON.stringify(description) },
   ];
-  return { model, layers: layers.map(({ projection, attentionOutput }) => ({ projection, attentionOutput })), shadowNodes: shadow.size };
+  return { model, layers: layers.map(({ projection, attentionOutput }) => ({ projection, attentionOutput })), shadowNodes: shadow.size, styles };
 }
 
-/** Decodes, rewrites and re-encodes an ONNX file's bytes. */
-export function rewriteOnnxBytes(bytes: Uint8Array, sourceHash = ''): AttentionRewrite & { bytes: Uint8Array } {
+/** Decodes, rewrites (for `styles` conditionings) and re-encodes an ONNX file's bytes. */
+export function rewriteOnnxBytes(bytes: Uint8Array, sourceHash = '', styles = 2): AttentionRewrite & { bytes: Uint8Array } {
   const model = onnx.ModelProto.decode(bytes);
-  const result = rewriteForAttentionMerge(model, sourceHash);
+  const result = rewriteForAttentionMerge(model, sourceHash, styles);
   return { ...result, bytes: onnx.ModelProto.encode(result.model).finish() };
 }

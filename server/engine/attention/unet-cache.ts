@@ -1,7 +1,8 @@
 /**
- * The attention-merge UNet on disk: rewritten once per source graph and reused.
+ * The attention-merge UNet on disk: rewritten once per source graph and number of styles, and reused.
  *
- * The rewritten graph is written beside the original (`unet/model.attention-merge.<hash>.onnx`) so that
+ * The rewritten graph is written beside the original (`unet/model.attention-merge.<hash>.onnx` for two
+ * styles, `unet/model.attention-merge-<N>.<hash>.onnx` for N) so that
  * its external weight references (`weights.pb`, resolved by onnxruntime relative to the graph's own
  * folder, never outside it) point at the user's files: nothing is copied, nothing the user owns is
  * modified. Weights embedded in `model.onnx` (single-file exports, common for fp16) are not copied
@@ -23,7 +24,12 @@ const { onnx } = onnxProto;
 const DEFAULT_CACHE_DIR = path.join(CACHE_ROOT, 'attention-merge');
 
 /** File names of rewritten graphs; the model fingerprint ignores them (they are derived, not the model). */
-export const DERIVED_UNET_PATTERN = /^model\.attention-merge\.[0-9a-f]+\.onnx$/;
+export const DERIVED_UNET_PATTERN = /^model\.attention-merge(?:-\d+)?\.[0-9a-f]+\.onnx$/;
+
+/** The file name stem of the rewrite for N styles (two styles keep the name they always had). */
+function stem(styles: number): string {
+  return styles === 2 ? 'model.attention-merge' : `model.attention-merge-${styles}`;
+}
 
 export interface PreparedUnet {
   /** The rewritten graph, ready for an InferenceSession. */
@@ -36,6 +42,8 @@ export interface PreparedUnet {
 export interface PrepareOptions {
   /** Where rewritten graphs of read-only model folders go (default: <project>/.cache/attention-merge). */
   cacheDir?: string;
+  /** Conditionings N the rewritten UNet takes (default 2). */
+  styles?: number;
 }
 
 const pending = new Map<string, Promise<PreparedUnet>>();
@@ -67,10 +75,14 @@ async function markedReadOnly(dir: string): Promise<boolean> {
   return (s.mode & 0o222) === 0;
 }
 
-/** Rewrites of an earlier version of this UNet: ours (by name), and never read again once it changed. */
-async function removeStale(dir: string, keep: string): Promise<void> {
+/**
+ * Rewrites of an earlier version of this UNet for the same number of styles: ours (by name), and never
+ * read again once it changed. Rewrites for other numbers of styles are current and stay.
+ */
+async function removeStale(dir: string, keep: string, styles: number): Promise<void> {
+  const sameStyles = new RegExp(`^${stem(styles).replace(/[.]/g, '\\.')}\\.[0-9a-f]+\\.onnx$`);
   for (const name of await fs.readdir(dir)) {
-    if (name !== keep && DERIVED_UNET_PATTERN.test(name)) await fs.rm(path.join(dir, name), { force: true });
+    if (name !== keep && sameStyles.test(name)) await fs.rm(path.join(dir, name), { force: true });
   }
 }
 
@@ -122,19 +134,22 @@ function externalFiles(model: onnxProto.onnx.IModelProto): string[] {
 export function prepareAttentionMergeUnet(modelDir: string, options: PrepareOptions = {}): Promise<PreparedUnet> {
   const source = path.join(path.resolve(modelDir), 'unet', 'model.onnx');
   const cacheDir = path.resolve(options.cacheDir ?? DEFAULT_CACHE_DIR);
-  const key = `${source}\0${cacheDir}`;
+  const styles = options.styles ?? 2;
+  const key = `${source}\0${cacheDir}\0${styles}`;
   let job = pending.get(key);
   if (!job) {
-    job = prepare(source, cacheDir).finally(() => pending.delete(key));
+    job = prepare(source, cacheDir, styles).finally(() => pending.delete(key));
     pending.set(key, job);
   }
   return job;
 }
 
-async function prepare(source: string, cacheDir: string): Promise<PreparedUnet> {
+async function prepare(source: string, cacheDir: string, styles: number): Promise<PreparedUnet> {
   const bytes = await fs.readFile(source);
-  const hash = createHash('sha256').update(`attention-merge v${REWRITE_VERSION}\0`).update(bytes).digest('hex').slice(0, 16);
-  const beside = path.join(path.dirname(source), `model.attention-merge.${hash}.onnx`);
+  // Two styles hash as they always did, so their rewrites on disk stay valid.
+  const tag = `attention-merge v${REWRITE_VERSION}${styles === 2 ? '' : ` styles ${styles}`}\0`;
+  const hash = createHash('sha256').update(tag).update(bytes).digest('hex').slice(0, 16);
+  const beside = path.join(path.dirname(source), `${stem(styles)}.${hash}.onnx`);
   // Not model.onnx: the source itself may be linked beside it, as the data file of embedded weights.
   const cached = path.join(cacheDir, hash, 'model.attention-merge.onnx');
   for (const candidate of [beside, cached]) {
@@ -142,12 +157,12 @@ async function prepare(source: string, cacheDir: string): Promise<PreparedUnet> 
   }
 
   const model = onnx.ModelProto.decode(bytes);
-  const { layers } = rewriteForAttentionMerge(model, hash);
+  const { layers } = rewriteForAttentionMerge(model, hash, styles);
   const inlineEmbedded = referenceEmbeddedWeights(model, bytes, path.basename(source));
   if (!(await markedReadOnly(path.dirname(source)))) {
     try {
       await writeFileAtomic(beside, onnx.ModelProto.encode(model).finish());
-      await removeStale(path.dirname(source), path.basename(beside));
+      await removeStale(path.dirname(source), path.basename(beside), styles);
       return { path: beside, layers: layers.length, reused: false };
     } catch (e) {
       if (!isReadOnlyError(e)) throw e;

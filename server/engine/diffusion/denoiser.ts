@@ -14,7 +14,7 @@ export interface DenoiserInfo {
   scheduler: SchedulerConfig;
 }
 
-/** Model inputs beyond sample, timestep and text (attention merge's second text and mask); opaque here. */
+/** Model inputs beyond sample, timestep and text (attention merge's other texts and mask); opaque here. */
 export type CallExtras = object;
 
 export interface Denoiser<X extends CallExtras = CallExtras> {
@@ -35,8 +35,9 @@ export interface Denoiser<X extends CallExtras = CallExtras> {
    */
   unet(sample: Float32Array, batch: number, h: number, w: number, t: number, ehs: Float32Array, extras?: X): Promise<Float32Array>;
   /**
-   * The extras of the dual-conditioning model of attention merge: second text rows `ehs2` [rows, L, D]
-   * and the mask M [h·w] at latent size, shared by every row.
+   * The extras of the N-conditioning model of attention merge: the text rows of styles 2..N (one
+   * [rows, L, D] array each, N − 1 in all) and the weights of styles 1..N−1 at latent size,
+   * [N − 1, h, w], shared by every row (style N takes what they leave).
    */
-  attentionMergeExtras(ehs2: Float32Array, rows: number, mask: Float32Array, w: number, h: number): Promise<X>;
+  attentionMergeExtras(conditionings: readonly Float32Array[], rows: number, weights: Float32Array, w: number, h: number): Promise<X>;
 }

@@ -6,7 +6,7 @@
  * mask) asks the model for its extras in `bind` and plugs into the same loop.
  */
 import type { CallExtras, Denoiser } from './denoiser.ts';
-import { blendInto, sampleMask } from './mask.ts';
+import { blendInto, maskWeights } from './mask.ts';
 import type { MaskValue } from '../values.ts';
 
 export interface EpsilonEvaluator {
@@ -95,48 +95,61 @@ export function singlePrompt(c: Float32Array, s: number): EpsilonRule {
   };
 }
 
+/** The conditioning rows of N styles, each named for messages ("style 3"); at least two. */
+function styleRows(styles: readonly Float32Array[]): Row[] {
+  if (styles.length < 2) throw new Error(`merging needs at least two styles, got ${styles.length}`);
+  return styles.map((embedding, k) => ({ embedding, what: `style ${k + 1}` }));
+}
+
 /**
- * Epsilon merge: ê = M·ê(x, t, c1) + (1 − M)·ê(x, t, c2), each guided with s; one UNet call with
- * rows [∅, c1, c2] (just [c1, c2] when s = 1). M weights style 1 and is shared by all channels.
+ * Epsilon merge of N styles: ê = Σ_k M_k·ê(x, t, c_k), each ê(c_k) guided with s, the last weight being
+ * what the others leave (blendInto). One UNet call with rows [∅, c1, …, cN] (just [c1, …, cN] when
+ * s = 1). With two styles this is the paper's M·ê(c1) + (1 − M)·ê(c2), the same arithmetic.
  */
-export function epsilonMerge(c1: Float32Array, c2: Float32Array, s: number, mask: MaskValue | Float32Array): EpsilonRule {
+export function epsilonMerge(styles: readonly Float32Array[], s: number, mask: MaskValue | readonly Float32Array[]): EpsilonRule {
   checkGuidance(s);
+  const rows = styleRows(styles);
+  const N = rows.length;
   return {
     name: 'epsilon-merge',
     bind(model, w, h) {
-      const M = sampleMask(mask, w, h);
-      const style1: Row = { embedding: c1, what: 'style 1' };
-      const style2: Row = { embedding: c2, what: 'style 2' };
+      const M = maskWeights(mask, N, w, h);
+      const n = model.info.latentChannels * w * h;
       if (s === 1) {
-        return batchedEvaluator(model, w, h, [style1, style2], (out, eps, n) => blendInto(eps, out.subarray(0, n), out.subarray(n, 2 * n), M));
+        const parts: Float32Array[] = Array.from({ length: N }, () => new Float32Array(0));
+        return batchedEvaluator(model, w, h, rows, (out, eps) => {
+          for (let k = 0; k < N; k++) parts[k] = out.subarray(k * n, (k + 1) * n);
+          blendInto(eps, parts, M);
+        });
       }
-      // The two guided predictions stay in float64 until blended, as one expression would keep them.
-      const e1 = new Float64Array(model.info.latentChannels * w * h);
-      const e2 = new Float64Array(e1.length);
-      return batchedEvaluator(model, w, h, ['unconditional', style1, style2], (out, eps, n) => {
-        guide(out, 0, n, s, e1, n);
-        guide(out, 0, 2 * n, s, e2, n);
-        blendInto(eps, e1, e2, M);
+      // The guided predictions stay in float64 until blended, as one expression would keep them.
+      const guidedParts = Array.from({ length: N }, () => new Float64Array(n));
+      return batchedEvaluator(model, w, h, ['unconditional', ...rows], (out, eps) => {
+        for (let k = 0; k < N; k++) guide(out, 0, (k + 1) * n, s, guidedParts[k]!, n);
+        blendInto(eps, guidedParts, M);
       });
     },
   };
 }
 
 /**
- * Attention merge: every cross-attention layer attends to c1 and to c2 and blends per token,
- * M·A1 + (1 − M)·A2, giving e_dual; then ê = e∅ + s·(e_dual − e∅). One call of the rewritten UNet
- * with rows [∅, dual] (just [dual] when s = 1); the ∅ row carries ∅ in both conditionings.
+ * Attention merge of N styles: every cross-attention layer attends to each c_k and blends per token,
+ * Σ_k M_k·A_k, giving e_merged; then ê = e∅ + s·(e_merged − e∅). One call of the UNet rewritten for N
+ * conditionings, with rows [∅, merged] (just [merged] when s = 1); the ∅ row carries ∅ in every
+ * conditioning. The rewrite takes the weights of styles 1..N−1; style N takes what they leave.
  */
-export function attentionMerge(c1: Float32Array, c2: Float32Array, s: number, mask: MaskValue | Float32Array): EpsilonRule {
+export function attentionMerge(styles: readonly Float32Array[], s: number, mask: MaskValue | readonly Float32Array[]): EpsilonRule {
   checkGuidance(s);
+  const [first, ...others] = styleRows(styles).map((row) => guided(row, s));
   return {
     name: 'attention-merge',
     async bind(model, w, h) {
-      const first = guided({ embedding: c1, what: 'style 1' }, s);
-      const second = guided({ embedding: c2, what: 'style 2' }, s).rows;
-      const ehs2 = await stackRows(model, second);
-      const extras = await model.attentionMergeExtras(ehs2, second.length, sampleMask(mask, w, h), w, h);
-      return batchedEvaluator(model, w, h, first.rows, first.combine, extras);
+      const M = maskWeights(mask, others.length + 1, w, h);
+      const weights = new Float32Array(others.length * w * h);
+      M.slice(0, -1).forEach((m, k) => weights.set(m, k * w * h));
+      const conditionings = await Promise.all(others.map((o) => stackRows(model, o.rows)));
+      const extras = await model.attentionMergeExtras(conditionings, first!.rows.length, weights, w, h);
+      return batchedEvaluator(model, w, h, first!.rows, first!.combine, extras);
     },
   };
 }

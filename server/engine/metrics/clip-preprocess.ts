@@ -111,16 +111,53 @@ export function clipPixelValues(image: ImageValue, pre: ClipPreprocessor): Float
  */
 export function halves(image: ImageValue): { left: ImageValue; right: ImageValue } {
   const split = Math.ceil(image.width / 2);
-  return { left: columns(image, 0, split), right: columns(image, split, image.width) };
+  const { width: W, height: H } = image;
+  return { left: crop(image, { x0: 0, y0: 0, x1: split, y1: H }), right: crop(image, { x0: split, y0: 0, x1: W, y1: H }) };
 }
 
-function columns(image: ImageValue, from: number, to: number): ImageValue {
+/** A rectangle of pixels, x0 ≤ x < x1 and y0 ≤ y < y1. */
+export interface Box {
+  x0: number;
+  y0: number;
+  x1: number;
+  y1: number;
+}
+
+/** The pixels of `box` as a new image. */
+export function crop(image: ImageValue, box: Box): ImageValue {
   const { width: W, height: H, data } = image;
-  const w = to - from;
-  if (w < 1) throw new Error(`a ${W}-pixel-wide image has no columns ${from}..${to - 1}`);
-  const out = new Float32Array(3 * w * H);
+  const { x0, y0, x1, y1 } = box;
+  const [w, h] = [x1 - x0, y1 - y0];
+  if (w < 1 || h < 1 || x0 < 0 || y0 < 0 || x1 > W || y1 > H) throw new Error(`a ${W}×${H} image has no pixels ${x0}..${x1 - 1} × ${y0}..${y1 - 1}`);
+  const out = new Float32Array(3 * w * h);
   for (let c = 0; c < 3; c++) {
-    for (let y = 0; y < H; y++) out.set(data.subarray(c * W * H + y * W + from, c * W * H + y * W + to), c * w * H + y * w);
+    for (let y = 0; y < h; y++) out.set(data.subarray(c * W * H + (y0 + y) * W + x0, c * W * H + (y0 + y) * W + x1), c * w * h + y * w);
   }
-  return { width: w, height: H, data: out };
+  return { width: w, height: h, data: out };
+}
+
+/**
+ * Where each style is the picture's: the bounding box of the pixels where its weight is the largest
+ * (a tie goes to the lower style, so the middle column of an odd width goes to style 1, as in halves);
+ * null for a style that is largest nowhere. For two styles left and right of a left-right mask these
+ * are exactly the halves.
+ */
+export function regionBoxes(weights: readonly Float32Array[], width: number, height: number): (Box | null)[] {
+  const boxes: (Box | null)[] = weights.map(() => null);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const p = y * width + x;
+      let best = 0;
+      for (let k = 1; k < weights.length; k++) if (weights[k]![p]! > weights[best]![p]!) best = k;
+      const b = boxes[best];
+      if (!b) boxes[best] = { x0: x, y0: y, x1: x + 1, y1: y + 1 };
+      else {
+        b.x0 = Math.min(b.x0, x);
+        b.y0 = Math.min(b.y0, y);
+        b.x1 = Math.max(b.x1, x + 1);
+        b.y1 = Math.max(b.y1, y + 1);
+      }
+    }
+  }
+  return boxes;
 }

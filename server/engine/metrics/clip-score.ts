@@ -1,5 +1,5 @@
 /**
- * CLIP scores from embeddings, as the metrics fixture defines them; every embedding is
+ * CLIP scores from embeddings, as the metrics fixture defines them for two styles; every embedding is
  * L2-normalised first.
  *   clip        = ½ (cos(E(g), E(s1)) + cos(E(g), E(s2)))
  *   clip_left   = cos(E(g_left), E(s1)),  clip_right = cos(E(g_right), E(s2))
@@ -7,6 +7,9 @@
  *   dclip_left  = cos(E(g_left) − E(o_left), E(s1) − E(src)),  dclip_right likewise with s2
  * where g is the generated image, o the original, s1 the left style, s2 the right style, src the
  * source prompt, and _left/_right the image halves (clip-preprocess.ts: halves).
+ * With N styles, clip and dclip are the means over the N styles (the same numbers for two), and the
+ * halves, which only mean something for a left and a right style, are left out; each style's own
+ * region is scored instead (regionClipScores, with the mask).
  */
 
 export function normalize(v: Float32Array): Float64Array {
@@ -42,32 +45,53 @@ export interface ImageEmbeddings {
 
 export interface PromptEmbeddings {
   source: Float32Array;
-  style1: Float32Array;
-  style2: Float32Array;
+  /** One per style, in the mask's order (two: left, right). */
+  styles: Float32Array[];
 }
 
 export interface ClipScores {
   clip: number;
-  clip_left: number;
-  clip_right: number;
   dclip: number;
-  dclip_left: number;
-  dclip_right: number;
+  /** Two styles only. */
+  clip_left?: number;
+  clip_right?: number;
+  dclip_left?: number;
+  dclip_right?: number;
+}
+
+/** The mean of f over the styles, summed in order (for two: (a + b)/2, the fixture's arithmetic). */
+function meanOver<T>(items: T[], f: (item: T) => number): number {
+  let sum = 0;
+  for (const item of items) sum += f(item);
+  return sum / items.length;
 }
 
 export function clipScores(generated: ImageEmbeddings, original: ImageEmbeddings, prompts: PromptEmbeddings): ClipScores {
-  const [g, gl, gr, o, ol, or] = [generated.full, generated.left, generated.right, original.full, original.left, original.right].map(normalize) as Float64Array[];
-  const [src, s1, s2] = [prompts.source, prompts.style1, prompts.style2].map(normalize) as Float64Array[];
-  if (g!.length !== s1!.length) throw new Error(`image embeddings have ${g!.length} values, text embeddings ${s1!.length}: not one CLIP model`);
-  const d1 = minus(s1!, src!);
-  const d2 = minus(s2!, src!);
+  const [g, o] = [generated.full, original.full].map(normalize) as Float64Array[];
+  const src = normalize(prompts.source);
+  const styles = prompts.styles.map(normalize);
+  if (styles.length < 2) throw new Error(`CLIP scores need at least two style prompts, got ${styles.length}`);
+  if (g!.length !== styles[0]!.length) throw new Error(`image embeddings have ${g!.length} values, text embeddings ${styles[0]!.length}: not one CLIP model`);
+  const directions = styles.map((s) => minus(s, src));
   const dg = minus(g!, o!);
+  const scores: ClipScores = { clip: meanOver(styles, (s) => cosine(g!, s)), dclip: meanOver(directions, (d) => cosine(dg, d)) };
+  if (styles.length !== 2) return scores;
+  const [gl, gr, ol, or] = [generated.left, generated.right, original.left, original.right].map(normalize) as Float64Array[];
   return {
-    clip: (cosine(g!, s1!) + cosine(g!, s2!)) / 2,
-    clip_left: cosine(gl!, s1!),
-    clip_right: cosine(gr!, s2!),
-    dclip: (cosine(dg, d1) + cosine(dg, d2)) / 2,
-    dclip_left: cosine(minus(gl!, ol!), d1),
-    dclip_right: cosine(minus(gr!, or!), d2),
+    clip: scores.clip,
+    clip_left: cosine(gl!, styles[0]!),
+    clip_right: cosine(gr!, styles[1]!),
+    dclip: scores.dclip,
+    dclip_left: cosine(minus(gl!, ol!), directions[0]!),
+    dclip_right: cosine(minus(gr!, or!), directions[1]!),
   };
+}
+
+/**
+ * CLIP of each style's own region: cos(E(g_k), E(s_k)), g_k the picture cropped to where style k
+ * weighs most (clip-preprocess.ts: regionBoxes); null for a style that weighs most nowhere.
+ */
+export function regionClipScores(regions: (Float32Array | null)[], styles: Float32Array[]): (number | null)[] {
+  if (regions.length !== styles.length) throw new Error(`${regions.length} regions for ${styles.length} styles`);
+  return regions.map((r, k) => (r ? cosine(normalize(r), normalize(styles[k]!)) : null));
 }

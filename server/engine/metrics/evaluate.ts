@@ -4,15 +4,18 @@
  * distance, implemented over onnxruntime sessions in onnx/clip-model.ts and onnx/lpips-model.ts.
  * Without a model its metrics are left out, never guessed.
  */
-import type { ImageValue } from '../values.ts';
-import { clipScores, type ImageEmbeddings } from './clip-score.ts';
+import type { ImageValue, MaskValue } from '../values.ts';
+import { crop, regionBoxes } from './clip-preprocess.ts';
+import { clipScores, regionClipScores, type ImageEmbeddings } from './clip-score.ts';
 import { l2, psnr, requireSameSize, totalVariation, tvSeam } from './image-metrics.ts';
-import type { MetricValues } from './names.ts';
+import { regionMetric, type MetricValues } from './names.ts';
 import { ssim } from './ssim.ts';
 
 export interface ClipEncoder {
   /** Embeddings of the image and of its left and right halves (implementations cache by content). */
   imageEmbeddings(image: ImageValue): Promise<ImageEmbeddings>;
+  /** Embeddings of several images (in one batch where the model takes one). */
+  embedImages(images: ImageValue[]): Promise<Float32Array[]>;
   /** The projected text embedding of a prompt. */
   textEmbedding(prompt: string): Promise<Float32Array>;
 }
@@ -23,10 +26,8 @@ export interface PerceptualDistance {
 
 export interface StylePrompts {
   source: string;
-  /** The left style (weighted by the mask M). */
-  style1: string;
-  /** The right style (1 − M). */
-  style2: string;
+  /** One per style in the mask's order: two are the left (M) and the right (1 − M) style. */
+  styles: string[];
 }
 
 export interface EvaluationModels {
@@ -34,12 +35,16 @@ export interface EvaluationModels {
   lpips?: PerceptualDistance;
 }
 
-/** Pixel metrics, then LPIPS and CLIP where their models (and, for CLIP, the prompts) are given. */
+/**
+ * Pixel metrics, then LPIPS and CLIP where their models (and, for CLIP, the prompts) are given; with a
+ * mask of as many styles as prompts, CLIP of each style's region too (clip_region1..N and their mean).
+ */
 export async function evaluateImage(
   generated: ImageValue,
   original: ImageValue,
   prompts: StylePrompts | undefined,
   models: EvaluationModels = {},
+  mask?: MaskValue,
 ): Promise<MetricValues> {
   requireSameSize(generated, original);
   const values: MetricValues = {
@@ -52,14 +57,30 @@ export async function evaluateImage(
   if (models.lpips) values.lpips = await models.lpips.distance(generated, original);
   if (models.clip && prompts) {
     const clip = models.clip;
-    const [g, o, source, style1, style2] = await Promise.all([
+    const [g, o, source, ...styles] = await Promise.all([
       clip.imageEmbeddings(generated),
       clip.imageEmbeddings(original),
       clip.textEmbedding(prompts.source),
-      clip.textEmbedding(prompts.style1),
-      clip.textEmbedding(prompts.style2),
+      ...prompts.styles.map((s) => clip.textEmbedding(s)),
     ]);
-    Object.assign(values, clipScores(g, o, { source, style1, style2 }));
+    Object.assign(values, clipScores(g, o, { source, styles }));
+    if (mask) Object.assign(values, await regionScores(clip, generated, mask, styles));
   }
+  return values;
+}
+
+/** clip_region_k of every style that weighs most somewhere, and their mean as clip_region. */
+async function regionScores(clip: ClipEncoder, image: ImageValue, mask: MaskValue, styles: Float32Array[]): Promise<MetricValues> {
+  if (mask.styles !== styles.length) throw new Error(`the mask has ${mask.styles} styles, but ${styles.length} style prompts are given`);
+  const boxes = regionBoxes(mask.weights(image.width, image.height), image.width, image.height);
+  const present = boxes.flatMap((b, k) => (b ? [k] : []));
+  const embedded = await clip.embedImages(present.map((k) => crop(image, boxes[k]!)));
+  const scores = regionClipScores(boxes.map((b, k) => (b ? embedded[present.indexOf(k)]! : null)), styles);
+  const values: MetricValues = {};
+  scores.forEach((s, k) => {
+    if (s !== null) values[regionMetric(k + 1)] = s;
+  });
+  const found = scores.filter((s): s is number => s !== null);
+  if (found.length > 0) values.clip_region = found.reduce((a, b) => a + b, 0) / found.length;
   return values;
 }

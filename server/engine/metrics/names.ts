@@ -15,9 +15,22 @@ export const METRIC_NAMES = [
   'dclip',
   'dclip_left',
   'dclip_right',
+  'clip_region',
+  'clip_region1',
+  'clip_region2',
+  'clip_region3',
+  'clip_region4',
+  'clip_region5',
+  'clip_region6',
+  'clip_region7',
+  'clip_region8',
 ] as const;
 
 export type MetricName = (typeof METRIC_NAMES)[number];
+
+/** The metric of style k's own region (1-based), and the metrics of regions (with a mask only). */
+export const regionMetric = (k: number) => `clip_region${k}` as MetricName;
+export const REGION_METRICS = new Set<MetricName>(METRIC_NAMES.filter((m) => m.startsWith('clip_region')));
 
 /** One evaluation: a value per metric that was computed (CLIP and LPIPS only with their models). */
 export type MetricValues = Partial<Record<MetricName, number>>;
@@ -44,6 +57,13 @@ export const METRICS: Record<MetricName, MetricInfo> = {
   dclip: { label: 'DCLIP', group: 'CLIP', better: 'higher', digits: 3, description: 'directional CLIP: image change vs prompt change, mean over both styles' },
   dclip_left: { label: 'DCLIP l.', group: 'CLIP', better: 'higher', digits: 3, description: 'directional CLIP of the left half towards style 1' },
   dclip_right: { label: 'DCLIP r.', group: 'CLIP', better: 'higher', digits: 3, description: 'directional CLIP of the right half towards style 2' },
+  clip_region: { label: 'CLIP reg.', group: 'CLIP', better: 'higher', digits: 3, description: 'mean over the styles of the cosine of each style\'s region (where the mask weighs it most) with that style' },
+  ...(Object.fromEntries(
+    [1, 2, 3, 4, 5, 6, 7, 8].map((k) => [
+      `clip_region${k}`,
+      { label: `CLIP reg. ${k}`, group: 'CLIP', better: 'higher', digits: 3, description: `cosine of style ${k}'s region (the bounding box of where the mask weighs it most) with style ${k}` },
+    ]),
+  ) as Record<`clip_region${1 | 2 | 3 | 4 | 5 | 6 | 7 | 8}`, MetricInfo>),
 };
 
 /** A value as the seed prints it (fixed decimals; ±∞ for PSNR of identical images). */

@@ -180,6 +180,11 @@ export class ClipModel implements ClipEncoder {
     return run(pixelValues);
   }
 
+  /** Embeddings of several pictures (regions of one, say), in one batch. */
+  embedImages(images: ImageValue[]): Promise<Float32Array[]> {
+    return images.length === 0 ? Promise.resolve([]) : this.embedPixels(images.map((im) => clipPixelValues(im, this.preprocessor)));
+  }
+
   /** Embeddings of the picture and its halves, in one batch; cached by the picture's content. */
   imageEmbeddings(image: ImageValue): Promise<ImageEmbeddings> {
     this.alive();

@@ -35,6 +35,11 @@ export interface ActivationFactors {
   perTokenPair: number;
   /** Latent pixels per token at that level: 1 at full latent resolution, 4 at half; 0 without attention. */
   pixelsPerToken: number;
+  /**
+   * UNet: bytes per latent pixel for each conditioning beyond the first that an attention-merge row
+   * attends to (its cross-attention scores and output, kept until the N are blended).
+   */
+  perPixelPerConditioning?: number;
 }
 
 export interface ActivationProfile {
@@ -55,7 +60,9 @@ export interface ActivationProfile {
  * narrower models.
  */
 export const SD1_ACTIVATIONS: ActivationProfile = {
-  unet: { perPixel: 32 * 1024, perTokenPair: 136, pixelsPerToken: 1 },
+  // A further conditioning of an attention merge: 8 heads × 77 tokens of scores and their softmax, and a
+  // 320-channel output, fp32, at full latent size (the finest cross-attention): ≈ 6 KiB per latent pixel.
+  unet: { perPixel: 32 * 1024, perTokenPair: 136, pixelsPerToken: 1, perPixelPerConditioning: 6 * 1024 },
   vaeEncoder: { perPixel: 192 * 1024, perTokenPair: 17, pixelsPerToken: 1 },
   vaeDecoder: { perPixel: 192 * 1024, perTokenPair: 17, pixelsPerToken: 1 },
 };
@@ -86,8 +93,10 @@ export interface InferenceWork {
   rows: number;
   latentWidth: number;
   latentHeight: number;
-  /** The UNet call runs the attention-merge rewrite (a second UNet session). */
+  /** The UNet call runs the attention-merge rewrite (a second UNet session, one per number of styles). */
   attentionMerge?: boolean;
+  /** Attention merge: the styles its merged row attends to in every cross-attention layer (2 when absent). */
+  styles?: number;
   /** Who makes the call, for messages ("Epsilon Merge Sampler (eps)"). */
   by?: string;
 }
@@ -138,7 +147,9 @@ export function activationBytes(work: InferenceWork): number {
   const f = factorsOf(work);
   const pixels = work.latentWidth * work.latentHeight;
   const tokens = f.pixelsPerToken > 0 ? pixels / f.pixelsPerToken : 0;
-  return SAFETY * work.rows * (f.perPixel * pixels + f.perTokenPair * tokens * tokens);
+  // An attention merge's one merged row attends to N conditionings where a stock row attends to one.
+  const conditionings = work.attentionMerge ? (work.styles ?? 2) - 1 : 0;
+  return SAFETY * (work.rows * (f.perPixel * pixels + f.perTokenPair * tokens * tokens) + conditionings * (f.perPixelPerConditioning ?? 0) * pixels);
 }
 
 export interface MemoryEstimate {
@@ -150,19 +161,20 @@ export interface MemoryEstimate {
 }
 
 /**
- * A job's peak: the process base, the weights of every model it uses (the UNet twice when an
- * attention-merge rewrite runs), and its largest call (calls run one at a time and free their
- * intermediates when they return).
+ * A job's peak: the process base, the weights of every model it uses (the UNet once more for each
+ * number of styles an attention-merge rewrite runs with: the pipeline keeps one session per N), and its
+ * largest call (calls run one at a time and free their intermediates when they return).
  */
 export function estimateJobMemory(works: readonly InferenceWork[]): MemoryEstimate {
-  const weights = new Map<ModelMemoryProfile, number>();
+  const rewrites = new Map<ModelMemoryProfile, Set<number>>();
   let largest: MemoryEstimate['largest'];
   for (const work of works) {
-    const extra = work.attentionMerge ? work.model.unetWeightsBytes : 0;
-    weights.set(work.model, Math.max(weights.get(work.model) ?? 0, work.model.weightsBytes + extra));
+    const counts = rewrites.get(work.model) ?? new Set<number>();
+    if (work.attentionMerge) counts.add(work.styles ?? 2);
+    rewrites.set(work.model, counts);
     const bytes = activationBytes(work);
     if (!largest || bytes > largest.bytes) largest = { work, bytes };
   }
-  const weightsBytes = [...weights.values()].reduce((a, b) => a + b, 0);
+  const weightsBytes = [...rewrites].reduce((sum, [model, counts]) => sum + model.weightsBytes + counts.size * model.unetWeightsBytes, 0);
   return { totalBytes: PROCESS_BASE_BYTES + weightsBytes + (largest?.bytes ?? 0), weightsBytes, ...(largest ? { largest } : {}) };
 }

@@ -7,7 +7,7 @@
  */
 import path from 'node:path';
 import { prepareAttentionMergeUnet } from '../attention/unet-cache.ts';
-import { EHS2_INPUT, MASK_INPUT } from '../attention/rewrite.ts';
+import { conditioningInput, MASK_INPUT } from '../attention/rewrite.ts';
 import type { Denoiser } from '../diffusion/denoiser.ts';
 import type { ImageValue } from '../values.ts';
 import { UserError } from '../errors.ts';
@@ -86,8 +86,8 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
    */
   private readonly unetOutputs = new WeakMap<UnetBinding, Map<number, Float32Array>>();
   private released = false;
-  /** The attention-merge UNet, rewritten and opened on first use, then reused. */
-  private attentionUnet: Promise<UnetBinding> | null = null;
+  /** The attention-merge UNet of each number of styles, rewritten and opened on first use, then reused. */
+  private readonly attentionUnets = new Map<number, Promise<UnetBinding>>();
   private attentionCacheDir: string | undefined;
   private sessionSettings: SessionSettings = {};
 
@@ -163,34 +163,38 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
   }
 
   /**
-   * The dual-conditioning UNet of attention merge (inputs encoder_hidden_states_2 and mask), rewritten
-   * from unet/model.onnx on first use (see attention-rewrite.ts) and opened once on this pipeline's
-   * execution provider. A failure is not cached: the next call tries again.
+   * The attention-merge UNet of N styles (inputs encoder_hidden_states_2..N and mask), rewritten from
+   * unet/model.onnx on first use (see attention/rewrite.ts) and opened once on this pipeline's execution
+   * provider. A failure is not cached: the next call tries again.
    */
-  attentionMergeUnet(): Promise<UnetBinding> {
+  attentionMergeUnet(styles = 2): Promise<UnetBinding> {
     this.alive();
-    this.attentionUnet ??= (async () => {
-      const prepared = await prepareAttentionMergeUnet(this.info.dir, { cacheDir: this.attentionCacheDir });
-      this.alive();
-      const created = await createSession(prepared.path, this.info.executionProvider, this.sessionSettings);
-      const session = created.session;
-      this.info.sessions[path.relative(this.info.dir, prepared.path) || prepared.path] = { ms: created.createMs, cache: created.cache };
-      const binding = bindUnet(session, path.relative(this.info.dir, prepared.path) || prepared.path);
-      const names = binding.extra.map((i) => i.name);
-      if (!names.includes(EHS2_INPUT) || !names.includes(MASK_INPUT)) {
-        await session.release().catch(() => undefined);
-        throw new Error(`${prepared.path} lacks the ${EHS2_INPUT} and ${MASK_INPUT} inputs of an attention-merge UNet`);
-      }
-      if (this.released) {
-        await session.release().catch(() => undefined);
+    let job = this.attentionUnets.get(styles);
+    if (!job) {
+      job = (async () => {
+        const prepared = await prepareAttentionMergeUnet(this.info.dir, { cacheDir: this.attentionCacheDir, styles });
         this.alive();
-      }
-      return binding;
-    })();
-    this.attentionUnet.catch(() => {
-      this.attentionUnet = null;
-    });
-    return this.attentionUnet;
+        const rel = path.relative(this.info.dir, prepared.path) || prepared.path;
+        const created = await createSession(prepared.path, this.info.executionProvider, this.sessionSettings);
+        const session = created.session;
+        this.info.sessions[rel] = { ms: created.createMs, cache: created.cache };
+        const binding = bindUnet(session, rel);
+        const names = binding.extra.map((i) => i.name);
+        const wanted = [...Array.from({ length: styles - 1 }, (_, i) => conditioningInput(i + 2)), MASK_INPUT];
+        if (!wanted.every((n) => names.includes(n))) {
+          await session.release().catch(() => undefined);
+          throw new Error(`${prepared.path} lacks the ${wanted.join(', ')} inputs of an attention-merge UNet of ${styles} styles`);
+        }
+        if (this.released) {
+          await session.release().catch(() => undefined);
+          this.alive();
+        }
+        return binding;
+      })();
+      this.attentionUnets.set(styles, job);
+      job.catch(() => this.attentionUnets.delete(styles));
+    }
+    return job;
   }
 
   /** Opens another model (e.g. a rewritten UNet) on this pipeline's execution provider. */
@@ -205,20 +209,24 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
   }
 
   /**
-   * The feeds the attention-merge UNet takes beyond the plain ones: the second conditioning (one row per
-   * row of encoder_hidden_states) and the mask [1, 1, h, w] at latent size, shared by every row.
+   * The feeds the attention-merge UNet of N styles takes beyond the plain ones: the conditionings of
+   * styles 2..N (each one row per row of encoder_hidden_states) and the weights of styles 1..N−1,
+   * [1, N − 1, h, w] at latent size, shared by every row.
    */
-  async attentionMergeExtras(ehs2: Float32Array, rows: number, mask: Float32Array, w: number, h: number): Promise<UnetCallExtras> {
-    const binding = await this.attentionMergeUnet();
-    const ehs2Info = binding.extra.find((i) => i.name === EHS2_INPUT)!;
-    const maskInfo = binding.extra.find((i) => i.name === MASK_INPUT)!;
-    return {
-      binding,
-      feeds: {
-        [EHS2_INPUT]: this.unetFeed(ehs2Info, ehs2, [rows, this.info.textLength, this.info.textDim], true),
-        [MASK_INPUT]: floatTensor(maskInfo.type, mask, [1, 1, h, w]),
-      },
-    };
+  async attentionMergeExtras(conditionings: readonly Float32Array[], rows: number, weights: Float32Array, w: number, h: number): Promise<UnetCallExtras> {
+    const styles = conditionings.length + 1;
+    if (weights.length !== (styles - 1) * w * h) {
+      throw new Error(`attention merge of ${styles} styles needs ${styles - 1} weight planes of ${w}×${h}, got ${weights.length} values`);
+    }
+    const binding = await this.attentionMergeUnet(styles);
+    const info = (name: string) => binding.extra.find((i) => i.name === name)!;
+    const feeds: Record<string, OrtTensor> = {};
+    conditionings.forEach((c, i) => {
+      const name = conditioningInput(i + 2);
+      feeds[name] = this.unetFeed(info(name), c, [rows, this.info.textLength, this.info.textDim], true);
+    });
+    feeds[MASK_INPUT] = floatTensor(info(MASK_INPUT).type, weights, [1, styles - 1, h, w]);
+    return { binding, feeds };
   }
 
   /** Tokenizes and encodes a prompt; cached per prompt text. */
@@ -409,8 +417,8 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
     if (this.released) return;
     this.released = true;
     this.textCache.clear();
-    const attention = await this.attentionUnet?.catch(() => null);
-    const sessions = [this.textEncoder, this.unetBinding.session, this.vaeEncoder, this.vaeDecoder, ...(attention ? [attention.session] : [])];
+    const attention = (await Promise.all([...this.attentionUnets.values()].map((job) => job.catch(() => null)))).filter((b) => b !== null);
+    const sessions = [this.textEncoder, this.unetBinding.session, this.vaeEncoder, this.vaeDecoder, ...attention.map((b) => b.session)];
     await Promise.all(sessions.map((s) => s.release().catch(() => undefined)));
   }
 }

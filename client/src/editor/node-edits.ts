@@ -1,0 +1,128 @@
+/**
+ * Edits of one node's own state, each one undo step: its mode (bypass, mute), its title, a parameter
+ * (a preset's title follows the prompt) and a count of sockets (a sampler's styles, whose removed
+ * sockets take their connections with them).
+ */
+import type { NodeEditor } from 'rete';
+import type { AreaPlugin } from 'rete-area-plugin';
+import type { HistoryPlugin } from 'rete-history-plugin';
+import type { NodeMode } from '../../../server/protocol/graph.ts';
+import { countParams, socketsFor } from '../graph-io.ts';
+import { presetsOf, retitle } from '../titles.ts';
+import type { ChangeKind } from './create-editor.tsx';
+import { FnAction, recordAction, recordParamChange } from './param-history.ts';
+import type { Piece } from './pieces.ts';
+import type { createPins } from './pins.ts';
+import type { Schemes, StudioNode } from './schemes.ts';
+
+const nextFrame = () => new Promise<void>((resolve) => requestAnimationFrame(() => resolve()));
+
+export function createNodeEdits(c: {
+  editor: NodeEditor<Schemes>;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  area: AreaPlugin<Schemes, any>;
+  history: HistoryPlugin<Schemes>;
+  changed(kind: ChangeKind): void;
+  colorOf(type: string): string;
+  pieces: { put(piece: Piece): Promise<void>; take(piece: Piece): Promise<void> };
+  pins: ReturnType<typeof createPins>;
+  selectedIds(): string[];
+}) {
+  const { editor, area, history, changed, colorOf, pins, selectedIds } = c;
+  const { put, take } = c.pieces;
+
+  function setModes(modes: Map<string, NodeMode | undefined>): void {
+    for (const [id, mode] of modes) {
+      const node = editor.getNode(id);
+      if (!node) continue;
+      node.mode = mode;
+      void area.update('node', id);
+    }
+    changed('params');
+  }
+
+  function toggleMode(mode: NodeMode, ids = selectedIds()): void {
+    const nodes = ids.map((id) => editor.getNode(id)).filter((n): n is StudioNode => Boolean(n));
+    if (nodes.length === 0) return;
+    const next = nodes.every((n) => n.mode === mode) ? undefined : mode;
+    const before = new Map(nodes.map((n) => [n.id, n.mode]));
+    const after = new Map(nodes.map((n) => [n.id, next]));
+    recordAction(history, new FnAction(() => setModes(before), () => setModes(after)));
+    setModes(after);
+  }
+
+  function applyTitle(nodeId: string, title: string | undefined): void {
+    const node = editor.getNode(nodeId);
+    if (!node) return;
+    node.customTitle = title || undefined;
+    node.label = title || node.spec?.title || node.type;
+    void area.update('node', nodeId);
+    changed('params');
+  }
+
+  function setTitle(nodeId: string, title: string | undefined): void {
+    const node = editor.getNode(nodeId);
+    const next = title?.trim() || undefined;
+    if (!node || node.customTitle === next) return;
+    const before = node.customTitle;
+    recordAction(history, new FnAction(() => applyTitle(nodeId, before), () => applyTitle(nodeId, next)));
+    applyTitle(nodeId, next);
+  }
+
+  /** Sets a parameter; a title that named the old prompt (a preset, its first words) names the new one. */
+  function applyParam(nodeId: string, param: string, value: unknown): void {
+    const node = editor.getNode(nodeId);
+    if (!node) return;
+    const presets = presetsOf(node.spec?.params.find((p) => p.name === param)?.ui);
+    const title = retitle(node.customTitle, node.params[param], value, presets);
+    if (value === undefined) delete node.params[param];
+    else node.params[param] = value;
+    if (title !== node.customTitle) {
+      node.customTitle = title;
+      node.label = title || node.spec?.title || node.type;
+    }
+    // A count of sockets (a sampler's styles): the sockets follow it.
+    if (node.spec && countParams(node.spec).has(param)) node.setInputs(socketsFor(node.spec, node.params).inputs, colorOf);
+    void area.update('node', nodeId);
+    changed('params');
+  }
+
+  function setParam(nodeId: string, param: string, value: unknown, coalesce: boolean): void {
+    const node = editor.getNode(nodeId);
+    if (!node) return;
+    const before = node.params[param];
+    if (Object.is(before, value)) return;
+    if (node.spec && countParams(node.spec).has(param)) {
+      void setCount(node, param, value);
+      return;
+    }
+    recordParamChange(history, { nodeId, param, before, after: value, coalesce }, applyParam);
+    applyParam(nodeId, param, value);
+  }
+
+  /**
+   * Changes a count of sockets (styles) as one undo step: the connections into sockets it removes go
+   * with them, and undo gives the sockets back with their connections.
+   */
+  async function setCount(node: StudioNode, param: string, value: unknown): Promise<void> {
+    const before = node.params[param];
+    const kept = new Set(socketsFor(node.spec!, { ...node.params, [param]: value }).inputs.map((s) => s.name));
+    const cut: Piece = {
+      nodes: [],
+      connections: editor.getConnections().filter((x) => x.target === node.id && !kept.has(x.targetInput as string)).map((connection) => ({ connection, points: pins.pinsOf(connection.id) })),
+    };
+    const apply = async (v: unknown, restore: boolean) => {
+      if (!restore) await take(cut);
+      applyParam(node.id, param, v);
+      if (restore) {
+        // The sockets are drawn first, so the connections find them.
+        await nextFrame();
+        await put(cut);
+      }
+    };
+    recordAction(history, new FnAction(() => apply(before, true), () => apply(value, false)));
+    await apply(value, false);
+  }
+
+  return { toggleMode, setTitle, setParam };
+}
