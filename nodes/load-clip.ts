@@ -35,7 +35,7 @@ export const loadClip = defineNode({
       return { outputs: { clip: { id: 'none', label: 'none', handle: null } }, result: { text: 'no CLIP model: CLIP metrics left out' } };
     }
     const dir = await resolveModelPath(name, ctx.services);
-    const handle = await clipHandle(dir, ctx.services.executionProvider);
+    const handle = await clipHandle(dir, ctx.services.executionProvider, { deviceId: ctx.services.gpu ?? 0 });
     const model = await handle.acquire();
     const p = model.preprocessor;
     return {

@@ -83,7 +83,7 @@ export const loadModel = defineNode({
     try {
       // Layout first: a folder without model_index.json must be reported as "not an SD folder", not "not found".
       await checkModelFolder(dir);
-      handle = pipelines.handle(dir, ep, await fingerprintFolder(dir));
+      handle = pipelines.handle(dir, ep, await fingerprintFolder(dir), { deviceId: ctx.services.gpu ?? 0 });
       pipe = await handle.acquire();
     } catch (err) {
       // Messages about the folder's files name it as the user did, never by its absolute path.
@@ -93,9 +93,15 @@ export const loadModel = defineNode({
     }
     const demo = params.model === DEMO_MODEL;
     const label = demo ? 'demo' : path.basename(dir);
+    const sessions = Object.values(pipe.info.sessions);
+    const hits = sessions.filter((s) => s.cache === 'hit').length;
+    const loaded = `sessions created in ${(sessions.reduce((t, s) => t + s.ms, 0) / 1000).toFixed(1)} s${hits ? `, ${hits} of ${sessions.length} optimized graphs from the cache` : ''}`;
+    // Three parts: the provider and why (on CPU after `auto`, why CUDA was not used and how to fix it; see
+    // engine/onnx/sessions.ts), the image sizes the model takes, and how long its sessions took to start.
     const note =
-      `${label} on ${pipe.info.executionProvider.toUpperCase()} (${pipe.info.executionProviderNote}); ` +
-      `takes images with ${modelImageSizes(pipe).describe}`;
+      `${label} on ${pipe.info.executionProvider.toUpperCase()} (${pipe.info.executionProviderNote}). ` +
+      `Takes images with ${modelImageSizes(pipe).describe}. ` +
+      `${loaded[0]!.toUpperCase()}${loaded.slice(1)}.`;
     if (demo) ctx.warn(DEMO_NOTE);
     return {
       outputs: { model: { id: pipe.info.id, label, demo, pipeline: handle } },

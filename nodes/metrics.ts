@@ -45,7 +45,9 @@ export const metricsNode = defineNode({
     const prompts: StylePrompts | undefined = source !== undefined && styles.length === style.length ? { source, styles } : undefined;
     if (clip?.handle && !prompts) ctx.warn(`CLIP scores need the source prompt and all ${style.length} style prompts connected; they are left out`);
     if (mask) requireStyles(mask, style.length);
-    const lpips = params.lpips.trim() ? await (await lpipsHandle(await resolveModelPath(params.lpips.trim(), ctx.services), ctx.services.executionProvider)).acquire() : undefined;
+    const lpips = params.lpips.trim()
+      ? await (await lpipsHandle(await resolveModelPath(params.lpips.trim(), ctx.services), ctx.services.executionProvider, { deviceId: ctx.services.gpu ?? 0 })).acquire()
+      : undefined;
     const values = await evaluateImage(image, original, prompts, { clip: clip?.handle ? await clip.handle.acquire() : undefined, lpips }, mask);
     const metrics: MetricsValue = { samples: [{ label: params.label.trim() || ctx.nodeId, values, width: image.width, height: image.height }] };
     return { outputs: { metrics }, result: metricsResult(metrics) };

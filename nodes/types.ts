@@ -8,6 +8,7 @@ import type { SocketType } from '../server/protocol/graph.ts';
 import { expandSockets, type VariadicSockets } from '../server/protocol/catalog.ts';
 import type { ResultTable } from '../server/protocol/events.ts';
 import type { ExecutionProviderRequest } from '../server/engine/onnx/runtime.ts';
+import type { ImageValue } from '../server/engine/values.ts';
 import type { SocketValues } from './values.ts';
 import type { InferenceWork, ModelMemoryProfile } from '../server/engine/onnx/memory.ts';
 
@@ -50,10 +51,25 @@ export interface Logger {
   error(msg: string, extra?: unknown): void;
 }
 
+/**
+ * A preview decoder the server was given (`--preview-decoder`; engine/onnx/preview-decoder.ts): scaled
+ * latent [4, h, w] → RGB image, behind a time budget.
+ */
+export interface LatentPreviewDecoder {
+  /** False once it failed: frames go back to the latent→RGB projection. */
+  readonly usable: boolean;
+  /** True when decoding a frame now keeps the decoder within its share of the run time. */
+  due(): boolean;
+  decode(latent: Float32Array, width: number, height: number): Promise<ImageValue>;
+}
+
 /** What a node may hand to the preview channel; the server throttles and encodes it. */
 export type PreviewSource =
-  /** A scaled SD latent [4,h,w] (x̂0 of the current step); projected with the latent→RGB factors. */
-  | { kind: 'latent'; data: Float32Array; width: number; height: number }
+  /**
+   * A scaled SD latent [4,h,w] (x̂0 of the current step); decoded by `decoder` when given (which reads
+   * `data` later: hand over a copy), else projected with the latent→RGB factors.
+   */
+  | { kind: 'latent'; data: Float32Array; width: number; height: number; decoder?: LatentPreviewDecoder }
   /** An RGB image, CHW float in [0,1]. */
   | { kind: 'image'; data: Float32Array; width: number; height: number };
 
@@ -61,10 +77,14 @@ export type PreviewSource =
 export interface Services {
   /** Execution provider requested on the command line. */
   executionProvider: ExecutionProviderRequest;
+  /** CUDA device index (`--gpu N`); 0 when absent. */
+  gpu?: number;
   /** Folder for user data (uploads, results). */
   dataDir: string;
   /** The only folders Load Model may read models from (<data>/models, the project's models/, --models-root). */
   modelRoots: readonly string[];
+  /** Decodes the samplers' preview frames instead of the latent→RGB projection (`--preview-decoder`). */
+  previewDecoder?: LatentPreviewDecoder;
   /** The bytes of an uploaded file by its name; null when there is no such upload. */
   readUpload(name: string): Promise<Buffer | null>;
 }

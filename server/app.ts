@@ -15,6 +15,7 @@ import { removeStaleTemps } from './util/atomic.ts';
 import { PROJECT_ROOT } from './util/project.ts';
 import type { AnyNodeDefinition, Logger } from '../nodes/types.ts';
 import type { ExecutionProviderRequest } from './engine/onnx/runtime.ts';
+import { loadPreviewDecoder } from './engine/onnx/preview-decoder.ts';
 import { GraphRunner } from './executor/graph-runner.ts';
 import { createCatalog } from './catalog.ts';
 import type { JobService, RestartPolicy, Retention } from './executor/job-service.ts';
@@ -57,6 +58,13 @@ export interface StudioOptions {
   /** Built client; default <project>/dist/client. */
   clientDir?: string;
   executionProvider?: ExecutionProviderRequest;
+  /** CUDA device index (`--gpu N`). */
+  gpu?: number;
+  /**
+   * A folder with taesd_decoder.onnx (engine/onnx/preview-decoder.ts): the samplers' live previews are
+   * decoded by it instead of the latent→RGB projection. Loaded at start, so a wrong folder is reported then.
+   */
+  previewDecoder?: string;
   limits?: {
     jsonBodyBytes?: number;
     uploadBytes?: number;
@@ -150,10 +158,17 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
   }
 
   const catalog = createCatalog(opts.catalog ?? nodeDefinitions);
+  const previewDecoder = opts.previewDecoder
+    ? await loadPreviewDecoder(opts.previewDecoder, executionProvider, { deviceId: opts.gpu ?? 0 }, (err) =>
+        log.warn(`the preview decoder failed; live previews use the latent projection from now on: ${err.message}`),
+      )
+    : undefined;
   const graphRunner = new GraphRunner({
     catalog,
     dataDir,
     executionProvider,
+    gpu: opts.gpu,
+    previewDecoder,
     logger: log,
     modelRoots: opts.modelRoots,
     ...(opts.maxJobMemory !== undefined ? { maxJobMemoryBytes: opts.maxJobMemory } : {}),
@@ -183,6 +198,9 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
     ...(opts.onRestart ? { onRestart: opts.onRestart } : {}),
     ...(opts.retention ? { retention: opts.retention } : {}),
     ...(opts.previewIntervalMs !== undefined ? { previewIntervalMs: opts.previewIntervalMs } : {}),
+  }).catch(async (err: unknown) => {
+    await previewDecoder?.release();
+    throw err;
   });
   const io = createRealtime(httpServer, { token, jobs: () => jobs, allowedHosts, maxConnections: opts.limits?.maxSockets });
   const unsubscribe = jobs.subscribe(broadcaster(io));
@@ -192,7 +210,7 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
   if (token) app.use('/api', requireToken(token));
   app.use('/api', refuseSimpleRequests);
   app.use('/api', express.json({ limit: limits.jsonBodyBytes }));
-  app.use('/api', systemRoutes(catalog, { version: packageVersion(), executionProvider, modelRoots: graphRunner.services.modelRoots }));
+  app.use('/api', systemRoutes(catalog, { version: packageVersion(), executionProvider, gpu: opts.gpu ?? 0, modelRoots: graphRunner.services.modelRoots }));
   app.use('/api', jobRoutes(jobs, catalog, (graph, outputs) => graphRunner.preflight(graph, outputs)));
   app.use('/api', graphRoutes(graphs, catalog));
   app.use('/api', uploadRoutes(dataDir, limits));
@@ -208,6 +226,7 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
     unsubscribe();
     io.close();
     await jobs.close();
+    await previewDecoder?.release();
     throw err;
   }
   const urlHost = host.includes(':') ? `[${host}]` : host;
@@ -223,6 +242,7 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
       closing ??= (async () => {
         unsubscribe();
         await jobs.close();
+        await previewDecoder?.release();
         await new Promise<void>((resolve) => {
           // io.close() also closes the HTTP server; idle keep-alive sockets must not hold it open.
           void io.close(() => resolve());

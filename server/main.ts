@@ -1,14 +1,15 @@
 /**
  * Command line entry: `tsx server/main.ts [--port 8188] [--host 127.0.0.1] [--token T]
- * [--ep auto|cuda|webgpu|cpu] [--data ./data] [--redis URL] [--on-restart requeue|interrupt]
+ * [--ep auto|cuda|webgpu|cpu] [--gpu N] [--data ./data] [--preview-decoder DIR] [--redis URL] [--on-restart requeue|interrupt]
  * [--keep-jobs 1000] [--keep-days 30] [--allow-host NAME]... [--models-root DIR]... [--max-job-memory 8G]`.
- * Environment: PORT, HOST, DUALSTYLE_TOKEN, DUALSTYLE_EP, DUALSTYLE_DATA, DUALSTYLE_REDIS,
- * DUALSTYLE_MAX_JOB_MEMORY. Flags win over the environment.
+ * Environment: PORT, HOST, DUALSTYLE_TOKEN, DUALSTYLE_EP, DUALSTYLE_GPU, DUALSTYLE_DATA, DUALSTYLE_PREVIEW_DECODER,
+ * DUALSTYLE_REDIS, DUALSTYLE_MAX_JOB_MEMORY. Flags win over the environment.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createStudio, type Studio, type StudioOptions } from './app.ts';
+import { diagnoseCuda } from './engine/onnx/cuda-doctor.ts';
 import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from './engine/onnx/runtime.ts';
 import type { RestartPolicy, Retention } from './executor/job-service.ts';
 import { formatBytes, parseBytes } from './util/bytes.ts';
@@ -16,15 +17,22 @@ import { defaultMemoryBudget } from './executor/memory-plan.ts';
 import { redacted } from './util/redact.ts';
 import { DEFAULT_RETENTION } from './executor/job-service.ts';
 
-const USAGE = `usage: npm start -- [--port 8188] [--host 127.0.0.1] [--token T] [--ep auto|cuda|webgpu|cpu] [--data ./data]
-                    [--redis URL] [--on-restart requeue|interrupt] [--keep-jobs 1000] [--keep-days 30]
+const USAGE = `usage: npm start -- [--port 8188] [--host 127.0.0.1] [--token T] [--ep auto|cuda|webgpu|cpu] [--gpu N] [--data ./data]
+                    [--preview-decoder DIR] [--redis URL] [--on-restart requeue|interrupt] [--keep-jobs 1000] [--keep-days 30]
                     [--allow-host NAME]... [--models-root DIR]... [--max-job-memory SIZE]
 
   --port            port to listen on (env PORT; default 8188; 0 = any free port)
   --host            address to listen on (env HOST; default 127.0.0.1; anything else needs --token)
   --token           access token required by the API and the socket (env DUALSTYLE_TOKEN)
-  --ep              execution provider for inference (env DUALSTYLE_EP; default auto: CUDA if available, else CPU)
+  --ep              execution provider for inference (env DUALSTYLE_EP; default auto: CUDA if available, else CPU;
+                    \`npm run doctor\` says what CUDA needs here)
+  --gpu             CUDA device index for the jobs this server runs (env DUALSTYLE_GPU; default 0); with --redis,
+                    each worker takes its own --gpu
   --data            data folder for saved graphs, uploads, results and the job store (env DUALSTYLE_DATA; default ./data)
+  --preview-decoder a folder with taesd_decoder.onnx (TAESD's decoder: scaled latent [1, 4, h, w] → RGB
+                    [1, 3, 8h, 8w] in [0, 1]) that draws the samplers' live previews instead of the latent→RGB
+                    projection, within 4% of the run time (env DUALSTYLE_PREVIEW_DECODER); with --redis, give it
+                    to the workers
   --redis           distributed mode: queue jobs in Redis for \`npm run worker\` processes (env DUALSTYLE_REDIS),
                     e.g. redis://127.0.0.1:6379; every web server and worker must share the data folder
   --on-restart      what happens to a job that was running when the server stopped: requeue (default) or interrupt
@@ -44,7 +52,9 @@ export interface CliOptions {
   host: string;
   token?: string;
   ep: ExecutionProviderRequest;
+  gpu: number;
   dataDir: string;
+  previewDecoder?: string;
   redis?: string;
   onRestart: RestartPolicy;
   retention: Retention;
@@ -93,7 +103,9 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
         host: { type: 'string' },
         token: { type: 'string' },
         ep: { type: 'string' },
+        gpu: { type: 'string' },
         data: { type: 'string' },
+        'preview-decoder': { type: 'string' },
         redis: { type: 'string' },
         'on-restart': { type: 'string' },
         'keep-jobs': { type: 'string' },
@@ -118,6 +130,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
   }
   const ep = (values.ep ?? (env.DUALSTYLE_EP || 'auto')) as ExecutionProviderRequest;
   if (!EXECUTION_PROVIDERS.includes(ep)) throw new UsageError(`--ep must be one of ${EXECUTION_PROVIDERS.join(', ')}, got ${JSON.stringify(ep)}`);
+  const gpu = wholeNumber('gpu', values.gpu ?? (env.DUALSTYLE_GPU || '0'), 0, 1023);
   const host = values.host || env.HOST || '127.0.0.1';
   const token = values.token || env.DUALSTYLE_TOKEN || undefined;
   const maxJobMemory = jobMemory(values['max-job-memory'] ?? (env.DUALSTYLE_MAX_JOB_MEMORY || undefined));
@@ -126,6 +139,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
     if (!/^[A-Za-z0-9.:[\]-]+$/.test(name)) throw new UsageError(`--allow-host takes a host name or address, got ${JSON.stringify(name)}`);
   }
   const redisText = values.redis || env.DUALSTYLE_REDIS || undefined;
+  const previewDecoder = values['preview-decoder'] || env.DUALSTYLE_PREVIEW_DECODER || undefined;
   const onRestart = values['on-restart'] ?? 'requeue';
   if (onRestart !== 'requeue' && onRestart !== 'interrupt') throw new UsageError(`--on-restart must be requeue or interrupt, got ${JSON.stringify(onRestart)}`);
   const retention: Retention = {
@@ -137,7 +151,9 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
     host,
     ...(token ? { token } : {}),
     ep,
+    gpu,
     dataDir: path.resolve(values.data || env.DUALSTYLE_DATA || 'data'),
+    ...(previewDecoder ? { previewDecoder: path.resolve(previewDecoder) } : {}),
     ...(redisText ? { redis: redisUrl(redisText) } : {}),
     onRestart,
     retention,
@@ -168,6 +184,8 @@ export async function main(argv: string[], overrides: Partial<StudioOptions> = {
       port: cli.port,
       token: cli.token,
       executionProvider: cli.ep,
+      gpu: cli.gpu,
+      ...(cli.previewDecoder ? { previewDecoder: cli.previewDecoder } : {}),
       allowHosts: cli.allowHosts,
       modelRoots: cli.modelRoots,
       ...(cli.maxJobMemory !== undefined ? { maxJobMemory: cli.maxJobMemory } : {}),
@@ -181,8 +199,13 @@ export async function main(argv: string[], overrides: Partial<StudioOptions> = {
     return 1;
   }
   console.log(`Dual Style Studio running at ${studio.url}`);
-  console.log(`execution provider: ${cli.ep}${cli.ep === 'auto' ? ' (CUDA when available, else CPU)' : ''}`);
+  console.log(`execution provider: ${cli.ep}${cli.ep === 'auto' ? ' (CUDA when available, else CPU)' : ''}${cli.gpu ? `, GPU ${cli.gpu}` : ''}`);
+  if (cli.ep === 'auto' || cli.ep === 'cuda') {
+    const d = diagnoseCuda();
+    console.log(d.ready ? `CUDA: ${d.summary}` : `CUDA: not available (${d.summary}); \`npm run doctor\` says how to fix it`);
+  }
   console.log(`data folder: ${cli.dataDir}`);
+  console.log(cli.previewDecoder ? `previews: decoded by ${cli.previewDecoder}/taesd_decoder.onnx` : 'previews: latent→RGB projection (--preview-decoder DIR for a TAESD decoder)');
   console.log(
     cli.redis
       ? `jobs: distributed through Redis at ${redacted(cli.redis)}; start workers with \`npm run worker -- --redis URL --data ${cli.dataDir}\``

@@ -2,6 +2,7 @@
  * API tests against a real studio on a random loopback port, driven over HTTP (fetch) and a
  * socket.io client, with the test node catalog (test/support/test-nodes.ts).
  */
+import { diagnoseCuda } from '../server/engine/onnx/cuda-doctor.ts';
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -46,7 +47,14 @@ describe('basics', () => {
     const health = await api(studio, 'GET', '/api/health');
     expect(health.status).toBe(200);
     expect(health.body).toMatchObject({ ok: true, version: expect.any(String), executionProvider: 'auto' });
-    // What "auto" resolves to, and why: CUDA only where its provider library is installed.
+    // What auto resolves to and why, with the CUDA diagnosis the editor shows (the same one sessions use).
+    const d = diagnoseCuda();
+    expect(health.body.executionProviderUsed).toBe(d.ready ? 'cuda' : 'cpu');
+    expect(health.body.executionProviderNote).toContain(d.summary);
+    expect(health.body.cuda).toMatchObject({ ready: d.ready, summary: d.summary, fixes: d.fixes, gpu: 0, provider: { installed: d.provider.installed, onnxruntime: '1.29.0' } });
+    expect(health.body.cuda.missing.map((m: { name: string }) => m.name)).toEqual(d.missing);
+    expect(health.body.cuda.libraries.map((l: { name: string; path: string | null }) => [l.name, l.path])).toEqual(d.libraries.map((l) => [l.name, l.path]));
+    if (!d.ready) expect(health.body.cuda.fixes.length).toBeGreaterThan(0);
     expect(['cpu', 'cuda']).toContain(health.body.executionProviderUsed);
     expect(health.body.executionProviderNote).toMatch(health.body.executionProviderUsed === 'cpu' ? /^auto: CUDA unavailable \(.+\); using CPU$/ : /^auto: CUDA/);
 

@@ -15,7 +15,8 @@ import { decode, invert } from '../server/engine/diffusion/cycle.ts';
 import { epsilonMerge, singlePrompt } from '../server/engine/diffusion/guidance.ts';
 import { makeMask } from '../server/engine/diffusion/mask.ts';
 import { seededNoise } from '../server/engine/diffusion/noise.ts';
-import { createSession, cudaProviderStatus } from '../server/engine/onnx/runtime.ts';
+import { createSession, cudaProviderStatus } from '../server/engine/onnx/sessions.ts';
+import { diagnoseCuda } from '../server/engine/onnx/cuda-doctor.ts';
 import { SdPipeline } from '../server/engine/onnx/pipeline.ts';
 import { pixelMerge } from '../server/engine/diffusion/pixel-merge.ts';
 
@@ -80,15 +81,21 @@ describe.skipIf(!hasFixture)('loading a model folder', () => {
     await expect(SdPipeline.load(badOnnx, { executionProvider: 'cpu' })).rejects.toThrow(/cannot load vae_decoder\/model\.onnx/);
   });
 
-  it.skipIf(cudaProviderStatus().available)('explains how to get the CUDA provider when it is missing', async () => {
+  it.skipIf(cudaProviderStatus().available)('--ep cuda without a working CUDA fails with the diagnosis and its fixes; auto falls back to CPU saying why', async () => {
+    const d = diagnoseCuda();
     const err = await createSession(path.join(fixture, 'vae_decoder/model.onnx'), 'cuda').catch((e: Error) => e);
-    expect(err).toBeInstanceOf(Error);
-    expect((err as Error).message).toMatch(/CUDA execution provider requested.*libonnxruntime_providers_cuda/);
-    expect((err as Error).message).toMatch(/ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node/);
+    expect(err).toBeInstanceOf(UserError);
+    const msg = (err as Error).message;
+    expect(msg).toMatch(/^CUDA execution provider requested, but /);
+    expect(msg).toMatch(/npm run doctor/);
+    if (!d.provider.installed) expect(msg).toMatch(/libonnxruntime_providers_cuda\.so is not installed .*npm run install:cuda/);
+    for (const lib of d.missing) expect(msg).toContain(lib); // e.g. libcublasLt.so.13 on a machine without cuBLAS
+    if (!d.driver.present) expect(msg).toMatch(/no NVIDIA driver/);
     // auto falls back to CPU and says why.
     const auto = await createSession(path.join(fixture, 'vae_decoder/model.onnx'), 'auto');
     expect(auto.provider).toBe('cpu');
-    expect(auto.note).toMatch(/CUDA unavailable .*using CPU/);
+    expect(auto.note).toMatch(/^auto: CUDA unavailable \(.+\); using CPU$/);
+    expect(auto.note).toContain(d.summary);
     await auto.session.release();
   });
 });

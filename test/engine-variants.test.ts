@@ -200,9 +200,10 @@ describe.skipIf(!hasFixture)('model interface variants', () => {
     const ehs = await R('unet_in_ehs.npy');
     const [b, , h, w] = sample.shape as [number, number, number, number];
     const buf = Float32Array.from(sample.data);
-    const first = await variant.unet(buf, b, h, w, 500, ehs.data);
+    // Outputs are valid until the next call (fp16 ones share a buffer): keep copies.
+    const first = Float32Array.from(await variant.unet(buf, b, h, w, 500, ehs.data));
     for (let i = 0; i < buf.length; i++) buf[i] = buf[i]! * 0.5;
-    const again = await variant.unet(buf, b, h, w, 500, ehs.data);
+    const again = Float32Array.from(await variant.unet(buf, b, h, w, 500, ehs.data));
     const fresh = await variant.unet(Float32Array.from(buf), b, h, w, 500, Float32Array.from(ehs.data));
     expect(maxAbsDiff(again, fresh)).toBe(0);
     expect(maxAbsDiff(again, first)).toBeGreaterThan(1e-3);

@@ -14,6 +14,9 @@
  *   as a share of the run, the promise is checked on it. And the wall-clock difference of runs with
  *   previews on and off, reported but not asserted: on a shared 2-core machine its run-to-run jitter
  *   (±10%) is larger than the effect.
+ * Beside the graph runs, on the loaded pipeline: one UNet call at batch 1, 2 and 3, session creation
+ * with an empty and a filled optimized-graph cache (unet-timing.ts), and on CUDA the peak GPU memory
+ * (device-memory.ts). report.ts prints the table, checks the targets and writes one JSON line per figure.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -29,8 +32,13 @@ import type { Graph } from '../protocol/graph.ts';
 import type { PreviewSource } from '../../nodes/types.ts';
 import type { ModelValue } from '../../nodes/values.ts';
 import type { PipelineStats, SdPipeline } from '../engine/onnx/pipeline.ts';
+import { loadPreviewDecoder, type BudgetedPreviewDecoder } from '../engine/onnx/preview-decoder.ts';
 import type { ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
+import { pipelines } from '../engine/onnx/registry.ts';
 import { PROJECT_ROOT } from '../util/project.ts';
+import { sampleDeviceMemory } from './device-memory.ts';
+import { printReport } from './report.ts';
+import { median, timeSessionCreation, timeUnetCalls, type SessionCreation, type UnetCallTiming } from './unet-timing.ts';
 
 const SAMPLERS = ['invert', 'eps_merge', 'attn_merge', 'single_style1', 'single_style2'] as const;
 
@@ -44,6 +52,16 @@ export interface BenchOptions {
   maxSide: number;
   /** Repetitions of the previews off / on / every-step runs (interleaved). */
   previewReps: number;
+  /** CUDA device index. */
+  gpu?: number;
+  /** A folder with taesd_decoder.onnx: previews are decoded by it, and a frame's cost is compared with the projection's. */
+  previewDecoder?: string;
+  /** Timed UNet calls per batch size (after one warm-up call); default 3. */
+  unetReps?: number;
+  /** The job memory budget (`--max-job-memory`): jobs estimated above it are refused; default 3/4 of the machine's. */
+  maxJobMemory?: number;
+  /** Measure session creation with an empty and a filled optimized-graph cache (loads the model twice more); default true. */
+  sessionTiming?: boolean;
   log?: (line: string) => void;
 }
 
@@ -63,6 +81,16 @@ export interface SamplerMeasure {
 export interface BenchReport {
   model: string;
   executionProvider: string;
+  gpu: number;
+  /** When the bench ran (ISO time). */
+  at: string;
+  /** One UNet call per batch size the samplers use. */
+  unetCalls: UnetCallTiming[];
+  sessionCreation: SessionCreation | null;
+  /** Inversion + epsilon merge wall time in the first run: the seed's dual-style run. */
+  dualStyleRunMs: number;
+  /** Peak GPU memory of this process (CUDA, from nvidia-smi); null elsewhere. */
+  peakDeviceMiB: number | null;
   image: { width: number; height: number };
   latent: { width: number; height: number };
   steps: number;
@@ -83,8 +111,10 @@ export interface BenchReport {
     everyStepOverhead: number;
     framesOn: number;
     framesEveryStep: number;
-    /** Encode time of one frame, alone (ms, median of 20). */
+    /** Encode time of one frame, alone (ms, median of 20): decoded by the preview decoder when there is one. */
     encodeMs: number;
+    /** With a preview decoder: its frame (decode + encode) against the same latent projected and encoded (ms, medians of 20). */
+    decoder: { dir: string; frameMs: number; projectionFrameMs: number; decodes: number } | null;
     /** Work previews add per run (handler + frames × encodeMs), median over reps (ms), and its share of the run. */
     workMs: number;
     workShare: number;
@@ -97,9 +127,21 @@ class BenchRunner {
   readonly graphs: GraphRunner;
   pipeline?: SdPipeline;
   /** `model`: the folder the operator named on the command line, allowed as a models folder of its own. */
-  constructor(dataDir: string, executionProvider: ExecutionProviderRequest, model: string) {
-    const modelRoots = model === 'demo' ? [] : [path.resolve(model)];
-    this.graphs = new GraphRunner({ catalog: createCatalog(nodeDefinitions), dataDir, executionProvider, modelRoots });
+  constructor(dataDir: string, opts: BenchOptions, gpu: number, previewDecoder?: BudgetedPreviewDecoder) {
+    const modelRoots = opts.model === 'demo' ? [] : [path.resolve(opts.model)];
+    this.graphs = new GraphRunner({
+      catalog: createCatalog(nodeDefinitions),
+      dataDir,
+      executionProvider: opts.executionProvider,
+      gpu,
+      previewDecoder,
+      modelRoots,
+      ...(opts.maxJobMemory !== undefined ? { maxJobMemoryBytes: opts.maxJobMemory } : {}),
+      // Sessions are created once and reused by every run, as the bench measures them: the server's release
+      // of loaded models after a big job (an SD 1.5 run at 512 px) would reload them inside the timed runs
+      // and release the pipeline the UNet timing holds. The bench reports peak RSS instead.
+      releaseModelsAboveBytes: Number.POSITIVE_INFINITY,
+    });
   }
 
   /**
@@ -138,16 +180,13 @@ class BenchRunner {
   }
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
 export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   const log = opts.log ?? (() => {});
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'dualstyle-bench-'));
+  const gpu = opts.gpu ?? 0;
+  const previewDecoder = opts.previewDecoder ? await loadPreviewDecoder(opts.previewDecoder, opts.executionProvider, { deviceId: gpu }) : undefined;
   try {
-    const runner = new BenchRunner(dataDir, opts.executionProvider, opts.model);
+    const runner = new BenchRunner(dataDir, opts, gpu, previewDecoder);
     const template = JSON.parse(await readFile(path.join(PROJECT_ROOT, 'graphs', 'comparison.json'), 'utf8')) as Graph;
     const graph = withParams(template, {
       LoadModel: { model: opts.model === 'demo' ? 'demo' : path.resolve(opts.model) },
@@ -156,9 +195,12 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     });
 
     // Warm-up outside the measurements: session creation, first-run graph optimisation, text encodings.
+    const tw = performance.now();
     await runner.run(withParams(graph, { Invert: { steps: opts.skip + 2 } }), Infinity);
+    log(`warm-up run done (${((performance.now() - tw) / 1000).toFixed(1)} s: sessions, attention-merge rewrite, first calls); measuring`);
     const pipe = runner.pipeline;
     if (!pipe) throw new Error('the bench could not reach the loaded pipeline');
+    const device = pipe.info.executionProvider === 'cuda' ? sampleDeviceMemory() : null;
 
     // 1) First full run with previews as the server sends them; per-node UNet accounting.
     runner.graphs.cache.clear(); // recompute everything but keep sessions
@@ -187,12 +229,16 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
           ortMsPerStep: ortMs / steps,
           outsideOrtShare: Math.max(0, 1 - ortMs / wallMs),
         });
+        const m = measures.at(-1)!;
+        log(`  ${m.node}: ${m.steps} steps, ${m.msPerStep.toFixed(1)} ms/step (UNet ${m.ortMsPerStep.toFixed(1)} ms/step, ${m.rowsPerCall} rows/call)`);
       }
     });
     const firstRunMs = performance.now() - t0;
     const imageNode = first.summary.keys['image'] ? (runner.graphs.cache.get(first.summary.keys['image'])?.outputs['image'] as { width: number; height: number }) : undefined;
     const image = { width: imageNode?.width ?? 0, height: imageNode?.height ?? 0 };
     const f = pipe.info.vaeDownsample;
+    log(`first run done (${(firstRunMs / 1000).toFixed(1)} s); timing UNet calls at batch 1, 2, 3`);
+    const unetCalls = await timeUnetCalls(pipe, image.width / f, image.height / f, [1, 2, 3], opts.unetReps ?? 3, log);
 
     // 2) Re-run after changing only a decoder prompt.
     const changed = withParams(graph, { style1: { text: STYLE_PRESETS.find((p) => p.label === 'Mosaic')!.value } });
@@ -219,13 +265,21 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       everyRuns.push(await time(0));
     }
     if (!frame) throw new Error('the bench saw no preview frame');
-    const encodes: number[] = [];
-    for (let i = 0; i < 20; i++) {
-      const t = performance.now();
-      await encodePreview(frame);
-      encodes.push(performance.now() - t);
-    }
-    const encodeMs = median(encodes);
+    const timeEncodes = async (source: PreviewSource) => {
+      const encodes: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        const t = performance.now();
+        await encodePreview(source);
+        encodes.push(performance.now() - t);
+      }
+      return median(encodes);
+    };
+    const encodeMs = await timeEncodes(frame);
+    const decoded = frame.kind === 'latent' && frame.decoder !== undefined;
+    const projected: PreviewSource = frame.kind === 'latent' ? { kind: 'latent', data: frame.data, width: frame.width, height: frame.height } : frame;
+    const decoderFigures = previewDecoder && opts.previewDecoder
+      ? { dir: opts.previewDecoder, frameMs: decoded && previewDecoder.usable ? encodeMs : NaN, projectionFrameMs: await timeEncodes(projected), decodes: previewDecoder.decoder.stats.calls }
+      : null;
     const workOf = (r: Timed) => r.handlerMs + r.frames * encodeMs;
     const work = (runs: Timed[]) => median(runs.map(workOf));
     const share = (runs: Timed[]) => median(runs.map((r) => workOf(r) / r.ms));
@@ -234,9 +288,23 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
 
     const eps = measures.find((m) => m.node === 'eps_merge');
     const attn = measures.find((m) => m.node === 'attn_merge');
+    const inv = measures.find((m) => m.node === 'invert');
+    const peakDeviceMiB = device ? await device.stop() : null;
+    let sessionCreation: SessionCreation | null = null;
+    if (opts.sessionTiming !== false) {
+      log('timing session creation (cold, then from the optimized-graph cache)');
+      await pipelines.clear(); // the runs are done: free their sessions before loading the model twice more
+      sessionCreation = await timeSessionCreation(pipe.info.dir, pipe.info.executionProvider, gpu);
+    }
     const report: BenchReport = {
       model: opts.model,
       executionProvider: pipe.info.executionProvider,
+      gpu,
+      at: new Date().toISOString(),
+      unetCalls,
+      sessionCreation,
+      dualStyleRunMs: (inv?.wallMs ?? 0) + (eps?.wallMs ?? 0),
+      peakDeviceMiB,
       image,
       latent: { width: image.width / f, height: image.height / f },
       steps: opts.steps,
@@ -261,6 +329,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
         framesOn: median(onRuns.map((r) => r.frames)),
         framesEveryStep: median(everyRuns.map((r) => r.frames)),
         encodeMs,
+        decoder: decoderFigures,
         workMs: work(onRuns),
         workShare: share(onRuns),
         everyStepWorkMs: work(everyRuns),
@@ -270,29 +339,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     printReport(report, log, { medianOff: median(off), medianOn: median(on) });
     return report;
   } finally {
+    await previewDecoder?.release();
     await rm(dataDir, { recursive: true, force: true });
   }
-}
-
-function printReport(r: BenchReport, log: (line: string) => void, extra: { medianOff: number; medianOn: number }): void {
-  const pad = (s: string | number, n: number) => String(s).padStart(n);
-  const ms = (x: number) => x.toFixed(x < 10 ? 2 : 1);
-  log(`Dual Style Studio bench: model ${r.model} on ${r.executionProvider.toUpperCase()}`);
-  log(`image ${r.image.width}×${r.image.height} → latent ${r.latent.width}×${r.latent.height}; steps ${r.steps}, skip ${r.skip} (${r.steps - r.skip} refinement steps)`);
-  log('');
-  log(`${'node'.padEnd(15)}${pad('steps', 6)}${pad('run ms', 10)}${pad('ms/step', 10)}${pad('UNet/step', 11)}${pad('rows/call', 11)}${pad('ORT ms/step', 13)}${pad('outside ORT', 13)}`);
-  for (const s of r.samplers) {
-    log(`${s.node.padEnd(15)}${pad(s.steps, 6)}${pad(ms(s.wallMs), 10)}${pad(ms(s.msPerStep), 10)}${pad(s.unetCallsPerStep.toFixed(2), 11)}${pad(s.rowsPerCall.toFixed(1), 11)}${pad(ms(s.ortMsPerStep), 13)}${pad((100 * s.outsideOrtShare).toFixed(1) + '%', 13)}`);
-  }
-  if (r.attentionVsEpsilon) {
-    log(`attention merge vs epsilon merge, per step: ${r.attentionVsEpsilon.msPerStep.toFixed(2)}× (UNet time ${r.attentionVsEpsilon.ortMsPerStep.toFixed(2)}×)`);
-  }
-  log('');
-  log(`whole first run: ${ms(r.firstRunMs)} ms; peak RSS ${r.peakRssMiB.toFixed(0)} MiB`);
-  log(`re-run after changing only the ${r.rerun.changed}: ${ms(r.rerun.ms)} ms; inversion from cache: ${r.rerun.inversionFromCache ? 'yes' : 'NO'}`);
-  log(`  recomputed: ${r.rerun.computed.join(', ')}`);
-  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-  const p = r.previews;
-  log(`previews (epsilon-merge sampler, median of reps; one frame encodes in ${ms(p.encodeMs)} ms): work at the server's interval ${ms(p.workMs)} ms for ${p.framesOn} frames = ${pct(p.workShare)} of the run; at every step ${ms(p.everyStepWorkMs)} ms for ${p.framesEveryStep} frames = ${pct(p.everyStepWorkShare)}`);
-  log(`  wall clock, fastest of reps: off ${ms(p.offMs)} ms; on ${ms(p.onMs)} ms = ${pct(p.overhead)}; every step ${ms(p.everyStepMs)} ms = ${pct(p.everyStepOverhead)} (medians: off ${ms(extra.medianOff)} ms, on ${ms(extra.medianOn)} ms)`);
 }

@@ -1,5 +1,5 @@
 /**
- * npm run conformance -- <fixture-dir> [--ep auto|cuda|webgpu|cpu]
+ * npm run conformance -- <fixture-dir> [--ep auto|cuda|webgpu|cpu] [--gpu N]
  * One line per case, a summary, and a non-zero exit on any failure (see server/conformance/).
  */
 import path from 'node:path';
@@ -8,13 +8,13 @@ import { parseArgs } from 'node:util';
 import { runConformance } from '../conformance/harness.ts';
 import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
 
-const USAGE = 'usage: npm run conformance -- <fixture-dir> [--ep auto|cuda|webgpu|cpu]\n(e.g. ../shared/fixtures/tiny-sd, or the metrics fixture ../shared/fixtures/metrics)';
+const USAGE = 'usage: npm run conformance -- <fixture-dir> [--ep auto|cuda|webgpu|cpu] [--gpu N]\n(e.g. ../shared/fixtures/tiny-sd, or the metrics fixture ../shared/fixtures/metrics)';
 
 export async function main(argv: string[]): Promise<number> {
   let values;
   let positionals;
   try {
-    ({ values, positionals } = parseArgs({ args: argv, options: { ep: { type: 'string', default: 'auto' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true }));
+    ({ values, positionals } = parseArgs({ args: argv, options: { ep: { type: 'string', default: 'auto' }, gpu: { type: 'string', default: '0' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true }));
   } catch (e) {
     console.error(`${(e as Error).message}\n${USAGE}`);
     return 2;
@@ -28,12 +28,16 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`--ep must be one of ${EXECUTION_PROVIDERS.join(', ')}, got ${values.ep}`);
     return 2;
   }
+  if (!/^\d+$/.test(values.gpu!)) {
+    console.error(`--gpu must be a device index, got ${values.gpu}`);
+    return 2;
+  }
   if (positionals.length !== 1) {
     console.error(positionals.length === 0 ? USAGE : `expected one fixture folder, got ${positionals.join(' ')}\n${USAGE}`);
     return 2;
   }
   try {
-    const r = await runConformance(positionals[0]!, { executionProvider: ep });
+    const r = await runConformance(positionals[0]!, { executionProvider: ep, gpu: Number(values.gpu) });
     return r.failed === 0 && r.passed > 0 ? 0 : 1;
   } catch (e) {
     console.error(`conformance: ${(e as Error).message}`);

@@ -5,7 +5,8 @@
  * GPU. Every web server and worker must share the data folder (the same machine, or a shared mount):
  * workers read uploads from it and write results into <data>/results, which the web servers serve.
  * [--models-root DIR]... [--max-job-memory SIZE] as for the studio.
- * Environment: DUALSTYLE_REDIS, DUALSTYLE_DATA, DUALSTYLE_EP, DUALSTYLE_MAX_JOB_MEMORY.
+ * [--preview-decoder DIR] as for the studio.
+ * Environment: DUALSTYLE_REDIS, DUALSTYLE_DATA, DUALSTYLE_EP, DUALSTYLE_MAX_JOB_MEMORY, DUALSTYLE_PREVIEW_DECODER.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +15,7 @@ import { nodeDefinitions } from '../../nodes/index.ts';
 import type { AnyNodeDefinition } from '../../nodes/types.ts';
 import { consoleLogger } from '../app.ts';
 import { createCatalog } from '../catalog.ts';
+import { loadPreviewDecoder, type BudgetedPreviewDecoder } from '../engine/onnx/preview-decoder.ts';
 import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
 import { GraphRunner } from '../executor/graph-runner.ts';
 import { DEFAULT_RETENTION } from '../executor/job-service.ts';
@@ -23,6 +25,7 @@ import { redacted } from '../util/redact.ts';
 
 const USAGE = `usage: npm run worker -- --redis URL [--gpu N] [--data ./data] [--ep auto|cuda|webgpu|cpu] [--stall-timeout 30]
                          [--keep-jobs 1000] [--keep-days 30] [--models-root DIR]... [--max-job-memory SIZE]
+                         [--preview-decoder DIR]
 
   --redis          the Redis the web servers queue jobs in (env DUALSTYLE_REDIS), e.g. redis://127.0.0.1:6379
   --gpu            the GPU to run on (sets CUDA_VISIBLE_DEVICES); start one worker per GPU
@@ -33,7 +36,9 @@ const USAGE = `usage: npm run worker -- --redis URL [--gpu N] [--data ./data] [-
   --keep-days      days a finished job stays in the history (default 30)
   --models-root    another folder Load Model may read models from (besides <data>/models and the studio's models/)
   --max-job-memory refuse jobs estimated to need more memory than this, e.g. 8G (env DUALSTYLE_MAX_JOB_MEMORY;
-                   default: 3/4 of this machine's memory)`;
+                   default: 3/4 of this machine's memory)
+  --preview-decoder a folder with taesd_decoder.onnx that draws the live previews (env DUALSTYLE_PREVIEW_DECODER;
+                   see npm start -- --help)`;
 
 export interface WorkerCli {
   redis: string;
@@ -45,6 +50,7 @@ export interface WorkerCli {
   modelRoots: string[];
   /** Bytes; absent: the default from the machine. */
   maxJobMemory?: number;
+  previewDecoder?: string;
 }
 
 export function parseWorkerCli(argv: string[], env: NodeJS.ProcessEnv = process.env): WorkerCli | 'help' {
@@ -62,6 +68,7 @@ export function parseWorkerCli(argv: string[], env: NodeJS.ProcessEnv = process.
         'keep-days': { type: 'string' },
         'models-root': { type: 'string', multiple: true },
         'max-job-memory': { type: 'string' },
+        'preview-decoder': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       allowPositionals: false,
@@ -76,10 +83,12 @@ export function parseWorkerCli(argv: string[], env: NodeJS.ProcessEnv = process.
   const ep = (values.ep ?? (env.DUALSTYLE_EP || 'auto')) as ExecutionProviderRequest;
   if (!EXECUTION_PROVIDERS.includes(ep)) throw new UsageError(`--ep must be one of ${EXECUTION_PROVIDERS.join(', ')}, got ${JSON.stringify(ep)}`);
   const maxJobMemory = jobMemory(values['max-job-memory'] ?? (env.DUALSTYLE_MAX_JOB_MEMORY || undefined));
+  const previewDecoder = values['preview-decoder'] || env.DUALSTYLE_PREVIEW_DECODER || undefined;
   return {
     redis: redisUrl(redisText),
     modelRoots: (values['models-root'] ?? []).map((dir) => path.resolve(dir)),
     ...(maxJobMemory !== undefined ? { maxJobMemory } : {}),
+    ...(previewDecoder ? { previewDecoder: path.resolve(previewDecoder) } : {}),
     ...(values.gpu !== undefined ? { gpu: wholeNumber('gpu', values.gpu, 0, 1023) } : {}),
     dataDir: path.resolve(values.data || env.DUALSTYLE_DATA || 'data'),
     ep,
@@ -106,16 +115,22 @@ export async function runWorker(argv: string[], overrides: { catalog?: AnyNodeDe
   }
   // CUDA reads this when the first session starts, which is after this line.
   if (cli.gpu !== undefined) process.env.CUDA_VISIBLE_DEVICES = String(cli.gpu);
-  const runner = new GraphRunner({
-    catalog: createCatalog(overrides.catalog ?? nodeDefinitions),
-    dataDir: cli.dataDir,
-    executionProvider: cli.ep,
-    logger: consoleLogger,
-    modelRoots: cli.modelRoots,
-    ...(cli.maxJobMemory !== undefined ? { maxJobMemoryBytes: cli.maxJobMemory } : {}),
-  });
+  let previewDecoder: BudgetedPreviewDecoder | undefined;
   let worker: RedisJobWorker;
   try {
+    // CUDA_VISIBLE_DEVICES leaves this worker's GPU as device 0.
+    if (cli.previewDecoder) previewDecoder = await loadPreviewDecoder(cli.previewDecoder, cli.ep, {}, (err) =>
+        consoleLogger.warn(`the preview decoder failed; live previews use the latent projection from now on: ${err.message}`),
+      );
+    const runner = new GraphRunner({
+      catalog: createCatalog(overrides.catalog ?? nodeDefinitions),
+      dataDir: cli.dataDir,
+      executionProvider: cli.ep,
+      previewDecoder,
+      logger: consoleLogger,
+      modelRoots: cli.modelRoots,
+      ...(cli.maxJobMemory !== undefined ? { maxJobMemoryBytes: cli.maxJobMemory } : {}),
+    });
     worker = await RedisJobWorker.start({
       url: cli.redis,
       runner,
@@ -126,12 +141,16 @@ export async function runWorker(argv: string[], overrides: { catalog?: AnyNodeDe
       ...(overrides.previewIntervalMs !== undefined ? { previewIntervalMs: overrides.previewIntervalMs } : {}),
     });
   } catch (err) {
+    await previewDecoder?.release();
     console.error(`error: ${(err as Error).message}`);
     return 1;
   }
   console.log(`Dual Style Studio worker "${worker.name}" taking jobs from ${redacted(cli.redis)}`);
-  console.log(`execution provider: ${cli.ep}; data folder: ${cli.dataDir}`);
-  await untilStopped(() => worker.close(), 'stopping (the running job goes back in line)...');
+  console.log(`execution provider: ${cli.ep}; data folder: ${cli.dataDir}${cli.previewDecoder ? `; previews decoded by ${cli.previewDecoder}` : ''}`);
+  await untilStopped(async () => {
+    await worker.close();
+    await previewDecoder?.release();
+  }, 'stopping (the running job goes back in line)...');
   return 0;
 }
 

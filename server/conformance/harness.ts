@@ -38,6 +38,8 @@ export interface ConformanceResult {
 export interface ConformanceOptions {
   log?: (line: string) => void;
   executionProvider?: ExecutionProviderRequest;
+  /** CUDA device index. */
+  gpu?: number;
 }
 
 export function tolerance(ref: ArrayLike<number>): number {
@@ -96,7 +98,7 @@ export async function runConformance(dirIn: string, options: ConformanceOptions 
 
   let pipe: SdPipeline;
   try {
-    pipe = await SdPipeline.load(dir, { executionProvider: options.executionProvider ?? 'auto' });
+    pipe = await SdPipeline.load(dir, { executionProvider: options.executionProvider ?? 'auto', session: { deviceId: options.gpu ?? 0 } });
   } catch (e) {
     record({ name: 'load_model', status: 'fail', pass: false, maxErr: NaN, tol: NaN, detail: (e as Error).message });
     return summarize(cases, log, 'none', t0);
@@ -131,7 +133,7 @@ async function runMetricsConformance(dir: string, log: (line: string) => void, o
   const { cases, record } = recorder(log);
   let clip: ClipModel;
   try {
-    clip = await ClipModel.load(path.join(dir, 'clip'), options.executionProvider ?? 'auto');
+    clip = await ClipModel.load(path.join(dir, 'clip'), options.executionProvider ?? 'auto', { deviceId: options.gpu ?? 0 });
   } catch (e) {
     record({ name: 'load_clip', status: 'fail', pass: false, maxErr: NaN, tol: NaN, detail: (e as Error).message });
     return summarize(cases, log, 'none', t0);

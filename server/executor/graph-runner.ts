@@ -9,7 +9,7 @@ import path from 'node:path';
 import { PROJECT_ROOT } from '../util/project.ts';
 import type { ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
 import { defaultModelRoots } from '../../nodes/lib/model-roots.ts';
-import type { Logger, Services } from '../../nodes/types.ts';
+import type { LatentPreviewDecoder, Logger, Services } from '../../nodes/types.ts';
 import type { NodeCatalog } from '../catalog.ts';
 import { formatIssue, validateGraph } from '../graph/validate.ts';
 import type { Graph, ValidationIssue } from '../protocol/graph.ts';
@@ -37,6 +37,10 @@ export interface GraphRunnerOptions {
   /** The data folder: uploads are read from it, results written to it. */
   dataDir: string;
   executionProvider: ExecutionProviderRequest;
+  /** CUDA device index (`--gpu N`). */
+  gpu?: number;
+  /** Decodes the samplers' preview frames (`--preview-decoder`); the latent→RGB projection without it. */
+  previewDecoder?: LatentPreviewDecoder;
   cache?: OutputCache;
   logger?: Logger;
   /** Where result files go (default: <dataDir>/results). */
@@ -79,6 +83,8 @@ export class GraphRunner {
     this.services = {
       dataDir,
       executionProvider: opts.executionProvider,
+      ...(opts.gpu !== undefined ? { gpu: opts.gpu } : {}),
+      ...(opts.previewDecoder ? { previewDecoder: opts.previewDecoder } : {}),
       modelRoots: [...defaultModelRoots(dataDir), ...(opts.modelRoots ?? []).map((r) => path.resolve(r))],
       readUpload: (name) => readUpload(dataDir, name),
     };

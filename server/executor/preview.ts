@@ -4,7 +4,9 @@
  *
  * The projection is synchronous and cheap (4 multiply-adds per pixel and channel); encoding runs in
  * sharp's thread pool. `encodePreview` projects before its first await, so a sampler may reuse its
- * latent buffer as soon as the call returns.
+ * latent buffer as soon as the call returns. A latent that comes with a preview decoder (TAESD layout,
+ * `--preview-decoder`) is decoded by it instead, asynchronously: its data must be the sender's copy;
+ * when the decoder fails, that frame is projected as usual.
  */
 import sharp from 'sharp';
 import type { PreviewSource } from '../../nodes/types.ts';
@@ -82,11 +84,14 @@ export interface EncodedPreview {
   data: Uint8Array;
 }
 
+/** What the frame's size depends on. */
+type FrameShape = Pick<PreviewSource, 'kind' | 'width' | 'height'>;
+
 /** A latent pixel covers 8×8 image pixels in SD1.x. */
 const LATENT_SCALE = 8;
 
 /** Size of the frame: latents are shown at image scale (nearest, so each latent pixel is a block), capped to `maxSide`. */
-export function previewSize(source: PreviewSource, maxSide: number): { width: number; height: number; nearest: boolean } {
+export function previewSize(source: PreviewSource | FrameShape, maxSide: number): { width: number; height: number; nearest: boolean } {
   const { width, height } = source;
   const longest = Math.max(width, height);
   let scale = source.kind === 'latent' ? LATENT_SCALE : 1;
@@ -109,8 +114,19 @@ export function previewSize(source: PreviewSource, maxSide: number): { width: nu
 export async function encodePreview(source: PreviewSource, maxSide = 256): Promise<EncodedPreview> {
   const { width, height } = source;
   if (!(width > 0 && height > 0)) throw new Error(`preview: invalid size ${width}×${height}`);
+  if (source.kind === 'latent' && source.decoder) {
+    // A decoder that fails (it reports and retires itself) leaves this frame to the projection.
+    const image = await source.decoder.decode(source.data, width, height).catch(() => null);
+    if (image) return encodeRgb(imageToRgb(image.data, image.width, image.height), { kind: 'image', width: image.width, height: image.height }, maxSide);
+  }
   // Synchronous projection first: the caller's buffer is not read after this line.
   const rgb = source.kind === 'latent' ? latentToRgb(source.data, width, height) : imageToRgb(source.data, width, height);
+  return encodeRgb(rgb, source, maxSide);
+}
+
+/** Interleaved RGB bytes of a latent or image of this size → the frame, resized to the preview size. */
+async function encodeRgb(rgb: Uint8Array, source: FrameShape, maxSide: number): Promise<EncodedPreview> {
+  const { width, height } = source;
   const size = previewSize(source, maxSide);
   let pipeline = sharp(rgb, { raw: { width, height, channels: 3 } });
   if (size.width !== width || size.height !== height) {

@@ -4,11 +4,55 @@ import { catalogJson, type NodeCatalog } from '../catalog.ts';
 import { validateGraph } from '../graph/validate.ts';
 import { jsonObject } from './body.ts';
 import { listModels } from '../../nodes/load-model.ts';
-import { cudaProviderStatus } from '../engine/onnx/runtime.ts';
+import { cudaUnavailableReason, diagnoseCuda, type CudaDiagnosis } from '../engine/onnx/cuda-doctor.ts';
 
 export interface SystemInfo {
   version: string;
   executionProvider: string;
+  /** CUDA device index (`--gpu N`). */
+  gpu?: number;
+}
+
+/** What /api/health says about CUDA: enough for the editor to show why it is (not) used and how to fix it. */
+export interface CudaHealth {
+  ready: boolean;
+  summary: string;
+  /** The provider package and whether it is installed for this onnxruntime-node. */
+  provider: { package: string; version: string; onnxruntime: string; cuda: number; installed: boolean };
+  /** Every library the provider needs, resolved as the loader would (path and how), or missing (path null). */
+  libraries: { name: string; what: string; path: string | null; via: string | null }[];
+  missing: { name: string; what: string; inPythonEnv?: string }[];
+  driver: CudaDiagnosis['driver'];
+  gpu: number;
+  fixes: string[];
+}
+
+export function cudaHealth(gpu = 0, d: CudaDiagnosis = diagnoseCuda()): CudaHealth {
+  return {
+    ready: d.ready,
+    summary: d.summary,
+    provider: { package: d.provider.package, version: d.provider.version, onnxruntime: d.provider.builtFor, cuda: d.provider.cudaMajor, installed: d.provider.installed },
+    libraries: d.libraries.map((l) => ({ name: l.name, what: l.what, path: l.path, via: l.via })),
+    missing: d.libraries.filter((l) => !l.path).map((l) => ({ name: l.name, what: l.what, ...(l.inPythonEnv ? { inPythonEnv: l.inPythonEnv } : {}) })),
+    driver: d.driver,
+    gpu,
+    fixes: d.fixes,
+  };
+}
+
+/**
+ * Where models will run, as far as the server can tell before it loads one: "auto" becomes CUDA when
+ * the diagnosis finds everything it needs (a model that then fails to start on it falls back to CPU,
+ * and Load Model says so), else CPU, with the reason.
+ */
+export function providerChoice(requested: string, d: CudaDiagnosis = diagnoseCuda()): { executionProviderUsed: string; executionProviderNote: string } {
+  if (requested === 'auto') {
+    return d.ready
+      ? { executionProviderUsed: 'cuda', executionProviderNote: `auto: CUDA (${d.summary}); CPU if a model fails to start on it` }
+      : { executionProviderUsed: 'cpu', executionProviderNote: `auto: CUDA unavailable (${cudaUnavailableReason(d)}); using CPU` };
+  }
+  if (requested === 'cuda' && !d.ready) return { executionProviderUsed: 'cuda', executionProviderNote: `cuda: models will fail to load: ${cudaUnavailableReason(d)}` };
+  return { executionProviderUsed: requested, executionProviderNote: `${requested}: chosen with --ep` };
 }
 
 export function systemRoutes(catalog: NodeCatalog, info: SystemInfo & { modelRoots: readonly string[] }): Router {
@@ -17,7 +61,15 @@ export function systemRoutes(catalog: NodeCatalog, info: SystemInfo & { modelRoo
   const catalogBody = catalogJson(catalog);
 
   router.get('/health', (_req, res) => {
-    res.json({ ok: true, version: info.version, executionProvider: info.executionProvider, ...providerChoice(info.executionProvider) });
+    // The CUDA diagnosis is computed once per process (ldconfig, nvidia-smi); later calls reuse it.
+    const d = diagnoseCuda();
+    res.json({
+      ok: true,
+      version: info.version,
+      executionProvider: info.executionProvider,
+      ...providerChoice(info.executionProvider, d),
+      cuda: cudaHealth(info.gpu ?? 0, d),
+    });
   });
 
   /** Models Load Model can use; the demo is labelled as such (random weights, pictures mean nothing). */
@@ -38,19 +90,4 @@ export function systemRoutes(catalog: NodeCatalog, info: SystemInfo & { modelRoo
   });
 
   return router;
-}
-
-/**
- * Where models will run, as far as the server can tell before it loads one: "auto" becomes CUDA when
- * its provider library is installed (a model that then fails to start on it falls back to CPU, and
- * Load Model says so), else CPU, with the reason.
- */
-export function providerChoice(requested: string): { executionProviderUsed: string; executionProviderNote: string } {
-  if (requested === 'auto') {
-    const cuda = cudaProviderStatus();
-    return cuda.available
-      ? { executionProviderUsed: 'cuda', executionProviderNote: 'auto: CUDA provider installed, so CUDA (CPU if it fails to start)' }
-      : { executionProviderUsed: 'cpu', executionProviderNote: `auto: CUDA unavailable (${cuda.reason}); using CPU` };
-  }
-  return { executionProviderUsed: requested, executionProviderNote: `${requested}: chosen with --ep` };
 }

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createCatalog } from '../../server/catalog.ts';
 import type { ExecEvent, ExecuteSummary } from '../../server/executor/executor.ts';
-import { GraphRunner } from '../../server/executor/graph-runner.ts';
+import { GraphRunner, type GraphRunnerOptions } from '../../server/executor/graph-runner.ts';
 import { withParams } from '../../server/graph/with-params.ts';
 import { nodeDefinitions } from '../../nodes/index.ts';
 import type { Graph } from '../../server/protocol/graph.ts';
@@ -32,11 +32,11 @@ export function shrink(graph: Graph, model = 'demo', steps = 8, skip = 2): Graph
 export class Runner extends GraphRunner {
   events: ExecEvent[] = [];
 
-  static async create(): Promise<Runner> {
+  static async create(opts: Partial<GraphRunnerOptions> = {}): Promise<Runner> {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'dualstyle-pipe-'));
     // The reference fixture and the exports tests write to the temp folder live outside the studio's
     // models folders: allow both, as --models-root would.
-    return new Runner({ catalog, dataDir, executionProvider: 'cpu', modelRoots: [path.dirname(tinySd), os.tmpdir()] });
+    return new Runner({ catalog, dataDir, executionProvider: 'cpu', modelRoots: [path.dirname(tinySd), os.tmpdir()], ...opts });
   }
 
   override async run(graph: unknown, opts: { signal?: AbortSignal; previewIntervalMs?: number; onEvent?: (e: ExecEvent) => void } = {}): Promise<ExecuteSummary> {

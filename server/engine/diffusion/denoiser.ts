@@ -26,6 +26,12 @@ export interface Denoiser<X extends CallExtras = CallExtras> {
   /**
    * One model call: ε for `batch` rows of `sample` [batch, C, h, w], every row at timestep t, with text
    * rows `ehs` [batch, L, D] (constant across a run: do not change its contents between calls).
+   *
+   * The returned array belongs to the model and is valid until its next call: a model may write the next
+   * call's ε into the same array (the ONNX pipeline does for fp16 UNets, one buffer per UNet and output
+   * size, so a step allocates nothing). Read it, or copy it, before calling again. The samplers do: an
+   * evaluator (guidance.ts) combines ε into its own ê buffer right after the call, and the sampler
+   * (cycle.ts) checks the raw output for NaN/Inf before its next step.
    */
   unet(sample: Float32Array, batch: number, h: number, w: number, t: number, ehs: Float32Array, extras?: X): Promise<Float32Array>;
   /**

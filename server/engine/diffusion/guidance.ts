@@ -14,7 +14,8 @@ export interface EpsilonEvaluator {
   readonly rows: number;
   /**
    * Writes ê(x, t) into `eps` (both [C·h·w]) with exactly one UNet call, and returns that call's raw
-   * output so the sampler can check it for NaN/Inf.
+   * output so the sampler can check it for NaN/Inf; like every model output, valid only until the next
+   * call (see Denoiser.unet).
    */
   evaluate(x: Float32Array, t: number, eps: Float32Array): Promise<Float32Array>;
 }

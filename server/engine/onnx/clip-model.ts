@@ -17,7 +17,6 @@ import type { ImageValue } from '../values.ts';
 import { fingerprintFolder } from './model-folder.ts';
 import { ModelRegistry, type ModelHandle } from './registry.ts';
 import {
-  createSession,
   findInput,
   floatTensor,
   inputInfos,
@@ -28,6 +27,7 @@ import {
   type InferenceSession,
   type OrtTensor,
 } from './runtime.ts';
+import { createSession, type SessionSettings } from './sessions.ts';
 import { ClipTokenizer } from './tokenizer.ts';
 import { numericDim } from './unet-binding.ts';
 
@@ -100,15 +100,15 @@ export class ClipModel implements ClipEncoder {
     private readonly vision: InferenceSession,
   ) {}
 
-  static async load(dirIn: string, executionProvider: ExecutionProviderRequest = 'auto'): Promise<ClipModel> {
+  static async load(dirIn: string, executionProvider: ExecutionProviderRequest = 'auto', session: SessionSettings = {}): Promise<ClipModel> {
     const dir = path.resolve(dirIn);
     const files = await findClipFiles(dir);
     const preprocessor = files.preprocessor
       ? parsePreprocessor(JSON.parse(await readFile(files.preprocessor, 'utf8')), path.relative(dir, files.preprocessor))
       : CLIP_DEFAULTS;
     const tokenizer = await ClipTokenizer.fromFolder(files.tokenizer);
-    const vision = await createSession(files.vision, executionProvider);
-    const text = await createSession(files.text, vision.provider).catch(async (e: unknown) => {
+    const vision = await createSession(files.vision, executionProvider, session);
+    const text = await createSession(files.text, vision.provider, session).catch(async (e: unknown) => {
       await vision.session.release();
       throw e;
     });
@@ -221,10 +221,10 @@ function outputName(session: InferenceSession, preferred: string, model: string)
 export type ClipHandle = ModelHandle<ClipModel>;
 
 /** The process-wide CLIP registry the nodes use. */
-export const clipModels = new ModelRegistry<ClipModel>((dir, ep) => ClipModel.load(dir, ep), 2);
+export const clipModels = new ModelRegistry<ClipModel>((dir, ep, session) => ClipModel.load(dir, ep, session), 2);
 
 /** A handle on a CLIP folder, its identity the folder's fingerprint. */
-export async function clipHandle(dir: string, executionProvider: ExecutionProviderRequest): Promise<ClipHandle> {
+export async function clipHandle(dir: string, executionProvider: ExecutionProviderRequest, session: SessionSettings = {}): Promise<ClipHandle> {
   await findClipFiles(dir);
-  return clipModels.handle(dir, executionProvider, await fingerprintFolder(dir));
+  return clipModels.handle(dir, executionProvider, await fingerprintFolder(dir), session);
 }

@@ -16,7 +16,8 @@ import type { ImageValue } from '../values.ts';
 import { requireSameSize } from '../metrics/image-metrics.ts';
 import { fingerprintFolder } from './model-folder.ts';
 import { ModelRegistry, type ModelHandle } from './registry.ts';
-import { createSession, findInput, floatTensor, inputInfos, outputInfos, tensorToFloat32, type ExecutionProviderRequest, type InferenceSession } from './runtime.ts';
+import { findInput, floatTensor, inputInfos, outputInfos, tensorToFloat32, type ExecutionProviderRequest, type InferenceSession } from './runtime.ts';
+import { createSession, type SessionSettings } from './sessions.ts';
 import { numericDim } from './unet-binding.ts';
 
 export interface LpipsConfig {
@@ -44,7 +45,7 @@ export class LpipsModel implements PerceptualDistance {
 
   private constructor(readonly dir: string, readonly config: LpipsConfig, private readonly session: InferenceSession, private readonly outputs: string[]) {}
 
-  static async load(dirIn: string, executionProvider: ExecutionProviderRequest = 'auto'): Promise<LpipsModel> {
+  static async load(dirIn: string, executionProvider: ExecutionProviderRequest = 'auto', settings: SessionSettings = {}): Promise<LpipsModel> {
     const dir = path.resolve(dirIn);
     const cfgFile = path.join(dir, 'lpips.json');
     let text: string;
@@ -60,7 +61,7 @@ export class LpipsModel implements PerceptualDistance {
       throw new UserError(`${cfgFile} is not valid JSON: ${(e as Error).message}`, 'lpips');
     }
     const config = parseConfig(json, cfgFile);
-    const { session } = await createSession(path.join(dir, 'features.onnx'), executionProvider).catch((e: Error) => {
+    const { session } = await createSession(path.join(dir, 'features.onnx'), executionProvider, settings).catch((e: Error) => {
       throw new UserError(`cannot load features.onnx in ${dir}: ${e.message.split('\n')[0]}`, 'lpips');
     });
     const names = outputInfos(session).map((o) => o.name);
@@ -114,8 +115,8 @@ export class LpipsModel implements PerceptualDistance {
 
 export type LpipsHandle = ModelHandle<LpipsModel>;
 
-export const lpipsModels = new ModelRegistry<LpipsModel>((dir, ep) => LpipsModel.load(dir, ep), 2);
+export const lpipsModels = new ModelRegistry<LpipsModel>((dir, ep, session) => LpipsModel.load(dir, ep, session), 2);
 
-export async function lpipsHandle(dir: string, executionProvider: ExecutionProviderRequest): Promise<LpipsHandle> {
-  return lpipsModels.handle(dir, executionProvider, await fingerprintFolder(dir));
+export async function lpipsHandle(dir: string, executionProvider: ExecutionProviderRequest, session: SessionSettings = {}): Promise<LpipsHandle> {
+  return lpipsModels.handle(dir, executionProvider, await fingerprintFolder(dir), session);
 }

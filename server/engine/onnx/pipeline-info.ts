@@ -7,7 +7,8 @@ import type { SchedulerConfig } from '../diffusion/schedule.ts';
 import type { GraphOutline } from './graph-outline.ts';
 import { latentSizeRule, type LatentSizeRule } from './latent-size.ts';
 import { ModelFolderError, type ModelConfig } from './model-folder.ts';
-import { findInput, inputInfos, outputInfos, type ExecutionProvider, type InferenceSession, type ProviderChoice } from './runtime.ts';
+import { findInput, inputInfos, outputInfos, type ExecutionProvider, type InferenceSession } from './runtime.ts';
+import type { CreatedSession, ProviderChoice } from './sessions.ts';
 import { numericDim, timestepDims, type UnetBinding } from './unet-binding.ts';
 
 export interface PipelineInfo {
@@ -17,6 +18,8 @@ export interface PipelineInfo {
   executionProvider: ExecutionProvider;
   /** What was asked and why this provider was used (e.g. "auto: CUDA unavailable (...); using CPU"). */
   executionProviderNote: string;
+  /** How long each session took to create, and whether its optimized graph came from the cache. */
+  sessions: Record<string, { ms: number; cache: CreatedSession['cache'] }>;
   /** Width D of the text embedding [77, D]. */
   textDim: number;
   /** Tokens per prompt including BOS/EOS (77 for CLIP). */
@@ -50,8 +53,8 @@ export interface ModelSessions {
 }
 
 /**
- * The info of a folder's opened sessions (and the UNet graph's outline, null if unreadable); throws
- * ModelFolderError where they do not fit together.
+ * The info of a folder's opened sessions (and the UNet graph's outline, null if unreadable; the sessions'
+ * creation times as recorded); throws ModelFolderError where they do not fit together.
  */
 export function describeModel(
   dir: string,
@@ -61,6 +64,7 @@ export function describeModel(
   textLength: number,
   config: ModelConfig,
   unetOutline: GraphOutline | null,
+  sessionTimes: PipelineInfo['sessions'] = {},
 ): PipelineInfo {
   const { unet, text, vaeEncoder } = sessions;
   if (unet.extra.length > 0) {
@@ -82,6 +86,7 @@ export function describeModel(
     id,
     executionProvider: provider.provider,
     executionProviderNote: provider.note,
+    sessions: sessionTimes,
     textDim: textDim ?? 0,
     textLength,
     latentChannels: numericDim(unet.sample.shape[1]) ?? 4,

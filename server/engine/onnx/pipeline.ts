@@ -10,11 +10,12 @@ import { prepareAttentionMergeUnet } from '../attention/unet-cache.ts';
 import { conditioningInput, MASK_INPUT } from '../attention/rewrite.ts';
 import type { Denoiser } from '../diffusion/denoiser.ts';
 import type { ImageValue } from '../values.ts';
+import { UserError } from '../errors.ts';
 import { readUnetOutline } from './latent-size.ts';
 import { checkModelFolder, fingerprintFolder, ModelFolderError, readModelConfig } from './model-folder.ts';
 import { describeModel, type ModelSessions, type PipelineInfo } from './pipeline-info.ts';
+import { createSession, type SessionSettings } from './sessions.ts';
 import {
-  createSession,
   findInput,
   float32ToFloat16,
   floatTensor,
@@ -36,6 +37,9 @@ export { ModelFolderError } from './model-folder.ts';
 export type { PipelineInfo } from './pipeline-info.ts';
 export type { UnetBinding, UnetCallExtras } from './unet-binding.ts';
 
+/** Output sizes (batch × latent size) a UNet binding keeps a float32 buffer for; a run uses one or two. */
+const MAX_OUTPUT_SIZES = 4;
+
 export interface PipelineStats {
   unetCalls: number;
   unetMs: number;
@@ -51,6 +55,8 @@ export interface LoadOptions {
   executionProvider?: ExecutionProviderRequest;
   /** Where attention-merge UNets of read-only model folders are cached (see attention-unet.ts). */
   attentionCacheDir?: string;
+  /** Device id (`--gpu N`) and the optimized-graph cache, for every session of this pipeline. */
+  session?: SessionSettings;
 }
 
 export interface TextEncoding {
@@ -73,10 +79,17 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
   private readonly textCache = new Map<string, Promise<TextEncoding>>();
   /** Half-precision copies of the UNet's float inputs, one per caller buffer (fp16 UNets only). */
   private readonly halfCopies = new WeakMap<Float32Array, Uint16Array<ArrayBuffer>>();
+  /**
+   * float32 conversions of a non-float32 UNet output, one buffer per (binding, output size), reused by
+   * every call: a sampler step allocates nothing for ε (the Denoiser contract: read it before the next call).
+   * A few sizes per binding at most; the oldest is dropped for a new one.
+   */
+  private readonly unetOutputs = new WeakMap<UnetBinding, Map<number, Float32Array>>();
   private released = false;
   /** The attention-merge UNet of each number of styles, rewritten and opened on first use, then reused. */
   private readonly attentionUnets = new Map<number, Promise<UnetBinding>>();
   private attentionCacheDir: string | undefined;
+  private sessionSettings: SessionSettings = {};
 
   private constructor(info: PipelineInfo, tokenizer: ClipTokenizer, sessions: ModelSessions) {
     this.info = info;
@@ -103,15 +116,17 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
     const id = await fingerprintFolder(dir);
 
     const opened: InferenceSession[] = [];
+    const sessionTimes: PipelineInfo['sessions'] = {};
     const open = async (rel: string, ep: ExecutionProviderRequest | ExecutionProvider) => {
       try {
-        const r = await createSession(path.join(dir, rel), ep);
+        const r = await createSession(path.join(dir, rel), ep, options.session);
         opened.push(r.session);
+        sessionTimes[rel] = { ms: r.createMs, cache: r.cache };
         return r;
       } catch (e) {
         const msg = (e as Error).message;
         // Provider errors already say what to do; a broken model file needs its name.
-        if (/execution provider/i.test(msg)) throw e;
+        if (/execution provider/i.test(msg) || e instanceof UserError) throw e;
         throw new ModelFolderError(`cannot load ${rel} in ${dir}: ${msg.split('\n')[0]}`);
       }
     };
@@ -127,9 +142,10 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
       ]);
       const unet = bindUnet(first.session);
       const sessions = { text: text.session, unet, vaeEncoder: vaeEncoder.session, vaeDecoder: vaeDecoder.session };
-      const info = describeModel(dir, id, first, sessions, tokenizer.maxLength, config, await unetOutline);
+      const info = describeModel(dir, id, first, sessions, tokenizer.maxLength, config, await unetOutline, sessionTimes);
       const pipe = new SdPipeline(info, tokenizer, sessions);
       pipe.attentionCacheDir = options.attentionCacheDir;
+      pipe.sessionSettings = options.session ?? {};
       if (info.textDim === 0) {
         // Width not declared anywhere: learn it from one (cached) encoding of the empty prompt.
         const { embedding } = await pipe.encodeText('');
@@ -157,8 +173,12 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
     if (!job) {
       job = (async () => {
         const prepared = await prepareAttentionMergeUnet(this.info.dir, { cacheDir: this.attentionCacheDir, styles });
-        const session = await this.openSession(prepared.path);
-        const binding = bindUnet(session, path.relative(this.info.dir, prepared.path) || prepared.path);
+        this.alive();
+        const rel = path.relative(this.info.dir, prepared.path) || prepared.path;
+        const created = await createSession(prepared.path, this.info.executionProvider, this.sessionSettings);
+        const session = created.session;
+        this.info.sessions[rel] = { ms: created.createMs, cache: created.cache };
+        const binding = bindUnet(session, rel);
         const names = binding.extra.map((i) => i.name);
         const wanted = [...Array.from({ length: styles - 1 }, (_, i) => conditioningInput(i + 2)), MASK_INPUT];
         if (!wanted.every((n) => names.includes(n))) {
@@ -180,7 +200,7 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
   /** Opens another model (e.g. a rewritten UNet) on this pipeline's execution provider. */
   async openSession(modelPath: string): Promise<InferenceSession> {
     this.alive();
-    return (await createSession(modelPath, this.info.executionProvider)).session;
+    return (await createSession(modelPath, this.info.executionProvider, this.sessionSettings)).session;
   }
 
   /** The embedding of the empty prompt ∅ (classifier-free guidance), cached like any prompt. */
@@ -332,7 +352,8 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
 
   /**
    * One UNet call on `batch` rows: sample [batch, C, h, w], encoder_hidden_states [batch, L, D],
-   * every row at timestep t. Returns the predicted noise [batch, C, h, w] as float32.
+   * every row at timestep t. Returns the predicted noise [batch, C, h, w] as float32, valid until the
+   * next call (fp16 UNets convert into one buffer per binding and size; see Denoiser.unet).
    * `ehs` is taken as constant per array: do not change its contents between calls (fp16 UNets
    * convert it once). `extras` runs a rewritten UNet (other binding, extra feeds) through the same path.
    */
@@ -373,9 +394,22 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
     this.stats.unetCalls++;
     this.stats.unetRows += batch;
     this.stats.unetMs += performance.now() - t0;
-    const out = tensorToFloat32(res[b.output]!);
-    if (out.length !== sample.length) throw new Error(`UNet returned ${out.length} values for a sample of ${sample.length}`);
-    return out;
+    const result = res[b.output]!;
+    if (result.size !== sample.length) throw new Error(`UNet returned ${result.size} values for a sample of ${sample.length}`);
+    return this.unetOutput(b, result);
+  }
+
+  /** The UNet's output as float32: float32 as onnxruntime returned it, fp16 converted into this binding's buffer for its size. */
+  private unetOutput(b: UnetBinding, t: OrtTensor): Float32Array {
+    if (t.type === 'float32') return tensorToFloat32(t);
+    let bySize = this.unetOutputs.get(b);
+    if (!bySize) this.unetOutputs.set(b, (bySize = new Map()));
+    let out = bySize.get(t.size);
+    if (!out) {
+      if (bySize.size >= MAX_OUTPUT_SIZES) bySize.delete(bySize.keys().next().value!);
+      bySize.set(t.size, (out = new Float32Array(t.size)));
+    }
+    return tensorToFloat32(t, out);
   }
 
   /** Releases every session; the pipeline cannot be used afterwards. */

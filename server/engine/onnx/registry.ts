@@ -6,6 +6,7 @@
  */
 import type { ExecutionProviderRequest } from './runtime.ts';
 import { SdPipeline } from './pipeline.ts';
+import type { SessionSettings } from './sessions.ts';
 
 /** What a socket carries: enough to get the model back even after it was released. */
 export interface ModelHandle<T> {
@@ -23,21 +24,22 @@ export class ModelRegistry<T extends { release(): Promise<void> }> {
   private readonly loaded = new Map<string, Promise<T>>();
 
   constructor(
-    private readonly load: (dir: string, executionProvider: ExecutionProviderRequest) => Promise<T>,
+    private readonly load: (dir: string, executionProvider: ExecutionProviderRequest, session: SessionSettings) => Promise<T>,
     readonly maxLoaded = 2,
   ) {}
 
-  handle(dir: string, executionProvider: ExecutionProviderRequest, id: string): ModelHandle<T> {
-    return { dir, executionProvider, id, acquire: () => this.acquire(dir, executionProvider, id) };
+  handle(dir: string, executionProvider: ExecutionProviderRequest, id: string, session: SessionSettings = {}): ModelHandle<T> {
+    return { dir, executionProvider, id, acquire: () => this.acquire(dir, executionProvider, id, session) };
   }
 
-  async acquire(dir: string, executionProvider: ExecutionProviderRequest, id: string): Promise<T> {
-    const key = JSON.stringify([executionProvider, dir, id]);
+  /** The model of (provider, CUDA device, folder, fingerprint): the same folder on two GPUs is two entries. */
+  async acquire(dir: string, executionProvider: ExecutionProviderRequest, id: string, session: SessionSettings = {}): Promise<T> {
+    const key = JSON.stringify([executionProvider, session.deviceId ?? 0, dir, id]);
     let model = this.loaded.get(key);
     if (model) {
       this.loaded.delete(key);
     } else {
-      model = this.load(dir, executionProvider);
+      model = this.load(dir, executionProvider, session);
       model.catch(() => {
         if (this.loaded.get(key) === model) this.loaded.delete(key);
       });
@@ -45,6 +47,13 @@ export class ModelRegistry<T extends { release(): Promise<void> }> {
     this.loaded.set(key, model);
     await this.evict();
     return model;
+  }
+
+  /** Releases every loaded model (a tool that is done with its models, before loading more). */
+  async clear(): Promise<void> {
+    const all = [...this.loaded.values()];
+    this.loaded.clear();
+    await Promise.all(all.map((p) => p.then((x) => x.release(), () => undefined)));
   }
 
   get size(): number {
@@ -74,7 +83,7 @@ export class ModelRegistry<T extends { release(): Promise<void> }> {
 
 export class PipelineRegistry extends ModelRegistry<SdPipeline> {
   constructor(maxLoaded = 2) {
-    super((dir, executionProvider) => SdPipeline.load(dir, { executionProvider }), maxLoaded);
+    super((dir, executionProvider, session) => SdPipeline.load(dir, { executionProvider, session }), maxLoaded);
   }
 }
 

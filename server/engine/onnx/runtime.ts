@@ -1,14 +1,10 @@
 /**
- * onnxruntime-node plumbing: execution-provider selection, session creation, input/output metadata,
- * and tensors in whatever dtype a model declares (float32, float16, int32, int64, float64).
- * The engine works in float32 throughout; conversion happens here at the session boundary.
+ * onnxruntime-node plumbing: the execution-provider names, input/output metadata, and tensors in whatever
+ * dtype a model declares (float32, float16, int32, int64, float64). The engine works in float32
+ * throughout; conversion happens here at the session boundary. Sessions are created in sessions.ts.
  */
-import { existsSync, readdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import ort from 'onnxruntime-node';
-import { openSession, type Session } from './inference-thread.ts';
-import { CPU_MEMORY_OPTIONS } from './memory.ts';
+import type { Session } from './inference-thread.ts';
 
 export type ExecutionProviderRequest = 'auto' | 'cuda' | 'webgpu' | 'cpu';
 export type ExecutionProvider = 'cuda' | 'webgpu' | 'cpu';
@@ -19,115 +15,6 @@ export const EXECUTION_PROVIDERS: readonly ExecutionProviderRequest[] = ['auto',
 export type InferenceSession = Session;
 export type OrtTensor = ort.Tensor;
 export { ort };
-
-/** The native binding folder of onnxruntime-node (where provider libraries must sit). */
-export function ortBinaryDir(): string | null {
-  try {
-    const entry = createRequire(import.meta.url).resolve('onnxruntime-node');
-    // .../onnxruntime-node/dist/index.js → .../onnxruntime-node/bin/napi-v*/<platform>/<arch>
-    let root = path.dirname(entry);
-    while (!existsSync(path.join(root, 'package.json')) && path.dirname(root) !== root) root = path.dirname(root);
-    const bin = path.join(root, 'bin');
-    const napi = existsSync(bin) ? readdirSync(bin).filter((d) => d.startsWith('napi-v')).sort().reverse() : [];
-    for (const d of napi) {
-      const dir = path.join(bin, d, process.platform, process.arch);
-      if (existsSync(dir)) return dir;
-    }
-    return null;
-  } catch {
-    return null;
-  }
-}
-
-const CUDA_LIBRARY = process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
-
-export const CUDA_HOWTO =
-  'install it with `ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node` on a machine with internet ' +
-  '(needs an NVIDIA driver with CUDA 12 and cuDNN 9), or run with --ep cpu';
-
-/** Whether onnxruntime-node's CUDA provider library is installed, and if not, why. */
-export function cudaProviderStatus(): { available: boolean; reason: string } {
-  if (process.platform !== 'linux' && process.platform !== 'win32') {
-    return { available: false, reason: `the CUDA execution provider is not available on ${process.platform}` };
-  }
-  const dir = ortBinaryDir();
-  if (!dir) return { available: false, reason: 'onnxruntime-node native binaries were not found' };
-  const lib = path.join(dir, CUDA_LIBRARY);
-  if (!existsSync(lib)) return { available: false, reason: `${CUDA_LIBRARY} is missing from ${dir}` };
-  return { available: true, reason: `${CUDA_LIBRARY} found in ${dir}` };
-}
-
-export interface ProviderChoice {
-  provider: ExecutionProvider;
-  /** One line for logs and the UI: what was asked, what was used, and why. */
-  note: string;
-}
-
-export function sessionOptions(provider: ExecutionProvider): ort.InferenceSession.SessionOptions {
-  return {
-    executionProviders: [provider],
-    graphOptimizationLevel: 'all',
-    // 3 = errors only: onnxruntime's warnings about unused initializers etc. are noise for users.
-    logSeverityLevel: 3,
-    logVerbosityLevel: 0,
-    ...(provider === 'cpu' ? CPU_MEMORY_OPTIONS : {}),
-  };
-}
-
-/**
- * Creates a session on a concrete provider, or resolves a request (`auto` tries CUDA, falls back to
- * CPU). Created from the file path so onnxruntime resolves external weights (weights.pb) beside it.
- */
-export async function createSession(
-  modelPath: string,
-  request: ExecutionProviderRequest | ExecutionProvider,
-): Promise<{ session: Session } & ProviderChoice> {
-  if (request === 'auto') {
-    const cuda = cudaProviderStatus();
-    if (cuda.available) {
-      try {
-        const session = await openSession(modelPath, sessionOptions('cuda'));
-        return { session, provider: 'cuda', note: 'auto: using CUDA' };
-      } catch (e) {
-        const session = await openSession(modelPath, sessionOptions('cpu'));
-        return { session, provider: 'cpu', note: `auto: CUDA failed to start (${firstLine(e)}); using CPU` };
-      }
-    }
-    const session = await openSession(modelPath, sessionOptions('cpu'));
-    return { session, provider: 'cpu', note: `auto: CUDA unavailable (${cuda.reason}); using CPU` };
-  }
-  if (request === 'cuda') {
-    const cuda = cudaProviderStatus();
-    if (!cuda.available) {
-      throw new Error(`CUDA execution provider requested, but ${cuda.reason}: ${CUDA_HOWTO}`);
-    }
-    try {
-      const session = await openSession(modelPath, sessionOptions('cuda'));
-      return { session, provider: 'cuda', note: 'cuda: using CUDA' };
-    } catch (e) {
-      throw new Error(
-        `CUDA execution provider requested, but it failed to start: ${firstLine(e)}. ` +
-          'Check the NVIDIA driver, CUDA 12 and cuDNN 9 libraries (LD_LIBRARY_PATH), or run with --ep cpu',
-      );
-    }
-  }
-  if (request === 'webgpu') {
-    try {
-      const session = await openSession(modelPath, sessionOptions('webgpu'));
-      return { session, provider: 'webgpu', note: 'webgpu: using WebGPU (Dawn)' };
-    } catch (e) {
-      throw new Error(`WebGPU execution provider requested, but it failed to start: ${firstLine(e)}. Run with --ep cpu or --ep cuda`);
-    }
-  }
-  if (request !== 'cpu') throw new Error(`unknown execution provider "${String(request)}" (auto, cuda, webgpu or cpu)`);
-  const session = await openSession(modelPath, sessionOptions('cpu'));
-  return { session, provider: 'cpu', note: 'cpu: using CPU' };
-}
-
-function firstLine(e: unknown): string {
-  const msg = e instanceof Error ? e.message : String(e);
-  return msg.split('\n')[0]!.trim();
-}
 
 // ---------------------------------------------------------------------------------------------
 // Metadata
@@ -218,8 +105,16 @@ export function float32ToFloat16(src: Float32Array, out = new Uint16Array(src.le
   return out;
 }
 
-export function float16ToFloat32(src: ArrayLike<number>, out = new Float32Array(src.length)): Float32Array {
-  for (let i = 0; i < src.length; i++) out[i] = float16BitsToFloat32(src[i]!);
+/** Every binary16 value as float32 (256 KB, made on first use): a lookup per element instead of a power of two. */
+let halfTable: Float32Array | null = null;
+
+export function float16ToFloat32(src: ArrayLike<number>, out: Float32Array = new Float32Array(src.length)): Float32Array {
+  if (!halfTable) {
+    halfTable = new Float32Array(0x10000);
+    for (let h = 0; h < 0x10000; h++) halfTable[h] = float16BitsToFloat32(h);
+  }
+  const table = halfTable;
+  for (let i = 0; i < src.length; i++) out[i] = table[src[i]! & 0xffff]!;
   return out;
 }
 
@@ -262,15 +157,19 @@ export function numberTensor(type: string, values: ArrayLike<number>, dims: read
   }
 }
 
-/** A floating-point output as float32 (float32 data is returned as is, not copied). */
-export function tensorToFloat32(t: ort.Tensor): Float32Array {
+/**
+ * A floating-point output as float32. float32 data is returned as is, not copied; float16 and float64
+ * are converted into `out` when given (a reused buffer of exactly the tensor's size), else into a new array.
+ */
+export function tensorToFloat32(t: ort.Tensor, out?: Float32Array): Float32Array {
   const d = t.data as unknown;
   if (t.type === 'float32' && d instanceof Float32Array) return d;
+  if (out && out.length !== t.size) throw new Error(`output buffer holds ${out.length} values, the tensor has ${t.size}`);
   if (t.type === 'float16') {
     // Uint16Array of bits, or a native Float16Array where the runtime has one.
-    if (d instanceof Uint16Array) return float16ToFloat32(d);
-    return Float32Array.from(d as ArrayLike<number>);
+    if (d instanceof Uint16Array) return float16ToFloat32(d, out);
+    return out ? (out.set(d as ArrayLike<number>), out) : Float32Array.from(d as ArrayLike<number>);
   }
-  if (t.type === 'float64' && d instanceof Float64Array) return Float32Array.from(d);
+  if (t.type === 'float64' && d instanceof Float64Array) return out ? (out.set(d), out) : Float32Array.from(d);
   throw new Error(`expected a floating-point output, got ${t.type}`);
 }

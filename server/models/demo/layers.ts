@@ -37,13 +37,13 @@ export function conv(
   inChannels: number,
   outChannels: number,
   kernel: number,
-  opts: { stride?: number; gain?: number } = {},
+  opts: { stride?: number; gain?: number; bias?: boolean } = {},
 ): string {
   const pad = Math.floor(kernel / 2);
   const stride = opts.stride ?? 1;
   const w = b.weight(paramName(scope, 'weight'), [outChannels, inChannels, kernel, kernel], (opts.gain ?? 1) / Math.sqrt(inChannels * kernel * kernel));
-  const bias = b.weight(paramName(scope, 'bias'), [outChannels], 0.02);
-  return b.op('Conv', [x, w, bias], scope, {
+  const bias = opts.bias === false ? [] : [b.weight(paramName(scope, 'bias'), [outChannels], 0.02)];
+  return b.op('Conv', [x, w, ...bias], scope, {
     dilations: [1, 1],
     group: 1,
     kernel_shape: [kernel, kernel],

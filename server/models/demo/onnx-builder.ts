@@ -4,6 +4,7 @@
  * It writes only what the demo graphs need, in the shape `torch.onnx.export` gives them
  * (opset 14, node names like `/down_blocks.0/attentions.0/.../attn2/to_k/MatMul`).
  */
+import { closeSync, openSync, writeSync } from 'node:fs';
 import onnxProto from 'onnx-proto';
 import { float32ToFloat16 } from '../../engine/onnx/runtime.ts';
 
@@ -37,6 +38,23 @@ export interface ExternalWeights {
   minBytes: number;
   /** Offsets are padded to this many bytes. */
   align: number;
+  /**
+   * Write the weights straight to this file as they are made instead of keeping them in memory (an SD
+   * 1.5 UNet is 3.4 GB: more than one Buffer holds). model() then returns no `weights`.
+   */
+  file?: string;
+}
+
+export interface BuilderOptions {
+  /** The float type of weights, float constants and float inputs; float32 by default. */
+  float?: FloatType;
+  /** The default opset's version (OPSET unless the graph needs newer operators). */
+  opset?: number;
+  /**
+   * Build the graph and count the parameters without making any weight data (initializers carry dims
+   * only): to check an architecture's size without writing gigabytes.
+   */
+  shapesOnly?: boolean;
 }
 
 /** Deterministic 32-bit hash of a string (FNV-1a), used to give each weight its own random stream. */
@@ -113,20 +131,25 @@ export class GraphBuilder {
   private readonly initializerNames = new Set<string>();
   private readonly externalChunks: Uint8Array[] = [];
   private externalLength = 0;
+  private externalFd: number | null = null;
   private anonymous = 0;
   private readonly domains = new Set<string>();
   /** The float type of weights, float constants and float inputs (`constant(scope, b.float, …)`). */
   readonly float: FloatType;
   private readonly opset: number;
+  readonly shapesOnly: boolean;
+  /** Elements of every float initializer: the model's parameter count. */
+  parameters = 0;
 
   constructor(
     readonly graphName: string,
     readonly random: WeightRandom,
     private readonly external?: ExternalWeights,
-    options: { float?: FloatType; opset?: number } = {},
+    options: BuilderOptions = {},
   ) {
     this.float = options.float ?? 'float32';
     this.opset = options.opset ?? OPSET;
+    this.shapesOnly = options.shapesOnly ?? false;
   }
 
   input(name: string, dtype: DTypeName, shape: Dim[]): string {
@@ -192,24 +215,22 @@ export class GraphBuilder {
   initializer(name: string, dims: number[], data: Float32Array): string {
     const count = dims.reduce((a, b) => a * b, 1);
     if (count !== data.length) throw new Error(`initializer ${name}: ${data.length} values for dims [${dims}]`);
+    if (this.shapesOnly) return this.shapeOnly(name, dims);
     if (this.initializerNames.has(name)) throw new Error(`initializer ${name} defined twice`);
     this.initializerNames.add(name);
+    this.parameters += count;
     const bytes = rawBytes(this.float === 'float16' ? float32ToFloat16(data) : data);
     const tensor: ITensorProto = { name, dims, dataType: DType[this.float] };
     if (this.external && bytes.byteLength >= this.external.minBytes) {
       const pad = (this.external.align - (this.externalLength % this.external.align)) % this.external.align;
-      if (pad > 0) {
-        this.externalChunks.push(new Uint8Array(pad));
-        this.externalLength += pad;
-      }
+      if (pad > 0) this.appendExternal(new Uint8Array(pad));
       tensor.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
       tensor.externalData = [
         { key: 'location', value: this.external.location },
         { key: 'offset', value: String(this.externalLength) },
         { key: 'length', value: String(bytes.byteLength) },
       ];
-      this.externalChunks.push(bytes);
-      this.externalLength += bytes.byteLength;
+      this.appendExternal(bytes);
     } else {
       tensor.rawData = bytes;
     }
@@ -217,13 +238,34 @@ export class GraphBuilder {
     return name;
   }
 
+  private appendExternal(bytes: Uint8Array): void {
+    if (this.external?.file) {
+      this.externalFd ??= openSync(this.external.file, 'w');
+      writeSync(this.externalFd, bytes);
+    } else {
+      this.externalChunks.push(bytes);
+    }
+    this.externalLength += bytes.byteLength;
+  }
+
+  /** An initializer known by its dims only (shapesOnly builds): counted, no data. */
+  private shapeOnly(name: string, dims: number[]): string {
+    if (this.initializerNames.has(name)) throw new Error(`initializer ${name} defined twice`);
+    this.initializerNames.add(name);
+    this.parameters += dims.reduce((a, b) => a * b, 1);
+    this.initializers.push({ name, dims, dataType: DType[this.float] });
+    return name;
+  }
+
   /** A random weight N(0, std²) named like a torch parameter (`unet.conv_in.weight`). */
   weight(name: string, dims: number[], std: number): string {
+    if (this.shapesOnly) return this.shapeOnly(name, dims);
     return this.initializer(name, dims, this.random.normal(name, dims.reduce((a, b) => a * b, 1), std));
   }
 
   /** A constant-filled float initializer (norm scales, zero biases). */
   filled(name: string, dims: number[], value: number): string {
+    if (this.shapesOnly) return this.shapeOnly(name, dims);
     return this.initializer(name, dims, new Float32Array(dims.reduce((a, b) => a * b, 1)).fill(value));
   }
 
@@ -256,7 +298,11 @@ export class GraphBuilder {
       },
     };
     const model = onnx.ModelProto.encode(proto).finish();
-    if (!this.external) return { model };
+    if (this.externalFd !== null) {
+      closeSync(this.externalFd);
+      this.externalFd = null;
+    }
+    if (!this.external || this.external.file) return { model };
     const weights = new Uint8Array(this.externalLength);
     let offset = 0;
     for (const chunk of this.externalChunks) {

@@ -27,9 +27,13 @@
  * type. `upsample: 'scale'` is an export traced at a latent size that divides evenly (torch writes a Resize
  * with constant scales ×2: sides must be multiples of 4 here, two stride-2 levels); `'skip'` one traced at a
  * size that does not (diffusers passes the skip tensor's size to every upsampler: any latent size works).
+ *
+ * The wiring is driven by a UnetArchitecture (presets.ts): the demo's above, or sd15's UNet2DConditionModel
+ * at full size (4 levels, 2 layers per block, diffusers' skips). Every export option applies to either.
  */
-import { GraphBuilder, OPSET, type FloatType, type WeightRandom } from './onnx-builder.ts';
+import { GraphBuilder, OPSET, type BuilderOptions, type FloatType, type WeightRandom } from './onnx-builder.ts';
 import { attention, conv, groupNorm, isFused, layerNorm, linear, silu, sliceShape, type AttentionStyle } from './layers.ts';
+import { DEMO_PRESET, type UnetArchitecture } from './presets.ts';
 
 /** How the up path gets its sizes: a constant ×2 (`scale`) or the skip tensor's Shape (`skip`). */
 export type UpsampleStyle = 'scale' | 'skip';
@@ -48,7 +52,7 @@ export interface UnetExport {
 export const DEFAULT_UNET_EXPORT: UnetExport = { attention: 'bmm', upsample: 'skip', dtype: 'float32', timestep: 'float32' };
 
 /** Channels per resolution level: full, 1/2, 1/4 (narrow where there are many pixels, for speed). */
-export const UNET_CHANNELS = [16, 32, 64] as const;
+export const UNET_CHANNELS = DEMO_PRESET.unet.channels as readonly number[];
 /** Latent sides that are multiples of this (2^(levels − 1)) survive every halving: what `upsample: 'scale'` needs. */
 export const UNET_LATENT_MULTIPLE = 2 ** (UNET_CHANNELS.length - 1);
 /**
@@ -56,10 +60,10 @@ export const UNET_LATENT_MULTIPLE = 2 ** (UNET_CHANNELS.length - 1);
  * score map, the bulk of the UNet's time at 1/2 resolution, so fewer, wider heads keep a call fast; mixing
  * one- and two-head layers also keeps rewrites honest about the [B·heads, tokens, 77] attention layout.
  */
-export const UNET_HEAD_DIM = 32;
-export const UNET_GROUPS = 8;
-export const UNET_TIME_PROJ_DIM = 32;
-export const UNET_TIME_EMBED_DIM = 128;
+export const UNET_HEAD_DIM = 32; // DEMO_PRESET.unet.heads.perHead
+export const UNET_GROUPS = DEMO_PRESET.unet.groups;
+export const UNET_TIME_PROJ_DIM = DEMO_PRESET.unet.timeProjDim;
+export const UNET_TIME_EMBED_DIM = DEMO_PRESET.unet.timeEmbedDim;
 /**
  * Scale of the cross-attention output (attn2 `to_out.0`). With random weights the prompt's effect on the
  * noise prediction is arbitrary, and guidance multiplies it (by 20 at the seed's decoder guidance) over ~90
@@ -68,23 +72,24 @@ export const UNET_TIME_EMBED_DIM = 128;
  * colour noise: mean |Δ| ≈ 0.25 from the input on [-1, 1], ≈ 0.13 between two prompts, where reconstruction
  * at guidance 1 is ≈ 0.06 off. At gain 1 the picture drowns.
  */
-export const UNET_CROSS_ATTENTION_GAIN = 0.01;
+export const UNET_CROSS_ATTENTION_GAIN = DEMO_PRESET.unet.crossAttentionGain;
 
 /** The diffusers `unet/config.json` fields that describe this UNet (the pipeline reads block_out_channels). */
-export function unetConfig(contextDim: number): Record<string, unknown> {
+export function unetConfig(contextDim: number, arch: UnetArchitecture = DEMO_PRESET.unet): Record<string, unknown> {
+  const last = arch.channels.length - 1;
   return {
     _class_name: 'UNet2DConditionModel',
     _diffusers_version: '0.x',
     in_channels: 4,
     out_channels: 4,
-    block_out_channels: [...UNET_CHANNELS],
-    down_block_types: ['DownBlock2D', 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D'],
-    up_block_types: ['CrossAttnUpBlock2D', 'CrossAttnUpBlock2D', 'UpBlock2D'],
+    block_out_channels: [...arch.channels],
+    down_block_types: arch.attention.map((a) => (a ? 'CrossAttnDownBlock2D' : 'DownBlock2D')),
+    up_block_types: arch.attention.map((_, i) => (arch.attention[last - i] ? 'CrossAttnUpBlock2D' : 'UpBlock2D')),
     mid_block_type: 'UNetMidBlock2DCrossAttn',
-    layers_per_block: 1,
-    attention_head_dim: UNET_HEAD_DIM,
+    layers_per_block: arch.layersPerBlock,
+    attention_head_dim: 'perHead' in arch.heads ? arch.heads.perHead : arch.heads.fixed,
     cross_attention_dim: contextDim,
-    norm_num_groups: UNET_GROUPS,
+    norm_num_groups: arch.groups,
     sample_size: 64,
   };
 }
@@ -97,18 +102,20 @@ interface UnetContext {
   attentionStyle: AttentionStyle;
   /** LayerNormalization and GELU as single nodes (what the optimizer fuses), not decomposed. */
   fused: boolean;
+  arch: UnetArchitecture;
 }
 
 function resnet(u: UnetContext, x: string, scope: string, inChannels: number, outChannels: number): string {
   const { b } = u;
-  let h = groupNorm(b, x, `${scope}/norm1`, inChannels, UNET_GROUPS);
+  const groups = u.arch.groups;
+  let h = groupNorm(b, x, `${scope}/norm1`, inChannels, groups);
   h = silu(b, h, `${scope}/nonlinearity`);
   h = conv(b, h, `${scope}/conv1`, inChannels, outChannels, 3);
   // Time conditioning: SiLU(temb) → Linear → [B, C, 1, 1], added to the features.
-  const t = linear(b, silu(b, u.temb, `${scope}/nonlinearity`), `${scope}/time_emb_proj`, UNET_TIME_EMBED_DIM, outChannels);
+  const t = linear(b, silu(b, u.temb, `${scope}/nonlinearity`), `${scope}/time_emb_proj`, u.arch.timeEmbedDim, outChannels);
   const t4 = b.op('Unsqueeze', [t, b.constant(scope, 'int64', [2], [2, 3])], scope);
   h = b.op('Add', [h, t4], scope);
-  h = groupNorm(b, h, `${scope}/norm2`, outChannels, UNET_GROUPS);
+  h = groupNorm(b, h, `${scope}/norm2`, outChannels, groups);
   h = silu(b, h, `${scope}/nonlinearity`);
   // conv2 starts small so each block is near the identity and depth does not blow up magnitudes.
   h = conv(b, h, `${scope}/conv2`, outChannels, outChannels, 3, { gain: 0.5 });
@@ -119,8 +126,8 @@ function resnet(u: UnetContext, x: string, scope: string, inChannels: number, ou
 /** diffusers `Transformer2DModel` with one `BasicTransformerBlock` (norm1/attn1, norm2/attn2, norm3/ff). */
 function transformer(u: UnetContext, x: string, scope: string, channels: number): string {
   const { b } = u;
-  const heads = channels / UNET_HEAD_DIM;
-  let h = groupNorm(b, x, `${scope}/norm`, channels, UNET_GROUPS, 1e-6);
+  const heads = 'perHead' in u.arch.heads ? channels / u.arch.heads.perHead : u.arch.heads.fixed;
+  let h = groupNorm(b, x, `${scope}/norm`, channels, u.arch.groups, 1e-6);
   h = conv(b, h, `${scope}/proj_in`, channels, channels, 1);
   // [B, C, h, w] → [B, h·w, C]
   const nhwc = b.op('Transpose', [h], scope, { perm: [0, 2, 3, 1] });
@@ -131,7 +138,7 @@ function transformer(u: UnetContext, x: string, scope: string, channels: number)
   const n1 = norm(tokens, 'norm1');
   const a1 = attention(b, n1, n1, `${block}/attn1`, channels, channels, heads, 1, u.attentionStyle);
   tokens = b.op('Add', [a1, tokens], block);
-  const a2 = attention(b, norm(tokens, 'norm2'), u.ehs, `${block}/attn2`, channels, u.contextDim, heads, UNET_CROSS_ATTENTION_GAIN, u.attentionStyle);
+  const a2 = attention(b, norm(tokens, 'norm2'), u.ehs, `${block}/attn2`, channels, u.contextDim, heads, u.arch.crossAttentionGain, u.attentionStyle);
   tokens = b.op('Add', [a2, tokens], block);
   tokens = b.op('Add', [feedForward(b, norm(tokens, 'norm3'), `${block}/ff`, channels, u.fused), tokens], block);
 
@@ -167,10 +174,11 @@ function feedForward(b: GraphBuilder, x: string, scope: string, channels: number
 /**
  * Sinusoidal timestep embedding (diffusers `Timesteps`, flip_sin_to_cos, shift 0) and `TimestepEmbedding`.
  * The sinusoids are computed in float32 from the timestep as given (int64 or float16 timesteps are cast
- * first), then cast to the model's float type, as diffusers does.
+ * first; timesteps up to 999 times frequencies need float32, fp16 steps are 0.5 there), then cast to the
+ * model's float type, as diffusers does.
  */
-function timeEmbedding(b: GraphBuilder, timestep: string, timestepType: UnetExport['timestep']): string {
-  const half = UNET_TIME_PROJ_DIM / 2;
+function timeEmbedding(b: GraphBuilder, timestep: string, timestepType: UnetExport['timestep'], arch: UnetArchitecture): string {
+  const half = arch.timeProjDim / 2;
   const freqs = Array.from({ length: half }, (_, i) => Math.exp((-Math.log(10000) * i) / half));
   const scope = '/time_proj';
   const t32 = timestepType === 'float32' ? timestep : b.op('Cast', [timestep], scope, { to: 1 });
@@ -178,8 +186,8 @@ function timeEmbedding(b: GraphBuilder, timestep: string, timestepType: UnetExpo
   const args = b.op('Mul', [t, b.constant(scope, 'float32', [1, half], freqs)], scope);
   let emb = b.op('Concat', [b.op('Cos', [args], scope), b.op('Sin', [args], scope)], scope, { axis: -1 });
   if (b.float !== 'float32') emb = b.op('Cast', [emb], scope, { to: 10 });
-  const h = linear(b, emb, '/time_embedding/linear_1', UNET_TIME_PROJ_DIM, UNET_TIME_EMBED_DIM);
-  return linear(b, silu(b, h, '/time_embedding/act'), '/time_embedding/linear_2', UNET_TIME_EMBED_DIM, UNET_TIME_EMBED_DIM);
+  const h = linear(b, emb, '/time_embedding/linear_1', arch.timeProjDim, arch.timeEmbedDim);
+  return linear(b, silu(b, h, '/time_embedding/act'), '/time_embedding/linear_2', arch.timeEmbedDim, arch.timeEmbedDim);
 }
 
 /** diffusers `Downsample2D`: a 3×3 Conv with stride 2 (padding 1), halving height and width. */
@@ -204,48 +212,79 @@ function upsample(b: GraphBuilder, x: string, scope: string, channels: number, s
   return conv(b, h, `${up}/conv`, channels, channels, 3);
 }
 
-/** The demo UNet as one kind of export (see UnetExport); the same seed gives the same weights, so every kind computes the same function. */
-export function buildUnet(random: WeightRandom, contextDim: number, options: Partial<UnetExport> = {}): { model: Uint8Array; weights: Uint8Array } {
-  const o: UnetExport = { ...DEFAULT_UNET_EXPORT, ...options };
+export interface UnetBuildOptions extends Partial<UnetExport> {
+  /** The wiring and sizes (presets.ts); the demo's by default. */
+  arch?: UnetArchitecture;
+  /** Write weights.pb here as they are made (see ExternalWeights.file). */
+  weightsFile?: string;
+  /** Count parameters without making weight data (see BuilderOptions.shapesOnly). */
+  shapesOnly?: BuilderOptions['shapesOnly'];
+}
+
+/**
+ * The UNet of `arch` (the demo's by default) as one kind of export (see UnetExport); the same seed gives the
+ * same weights, so every kind computes the same function. Down path: per level, `layersPerBlock` resnets
+ * (each followed by a transformer where the level has attention), then a stride-2 conv except at the last
+ * level; up path mirrors it, each resnet taking the latest skip (concatenated on channels) until the
+ * level's resnets are done, then an upsampler to the next skip's size except at full resolution.
+ */
+export function buildUnet(
+  random: WeightRandom,
+  contextDim: number,
+  options: UnetBuildOptions = {},
+): { model: Uint8Array; /** Empty when written to `weightsFile`. */ weights: Uint8Array; parameters: number } {
+  const { arch = DEMO_PRESET.unet, weightsFile, shapesOnly, ...kind } = options;
+  const o: UnetExport = { ...DEFAULT_UNET_EXPORT, ...kind };
   const fused = isFused(o.attention);
-  const b = new GraphBuilder('demo_unet', random, { location: 'weights.pb', minBytes: 1024, align: 64 }, { float: o.dtype, opset: fused ? 17 : OPSET });
+  const external = { location: 'weights.pb', minBytes: 1024, align: 64, ...(weightsFile ? { file: weightsFile } : {}) };
+  const b = new GraphBuilder('demo_unet', random, external, { float: o.dtype, opset: fused ? 17 : OPSET, shapesOnly });
   const sample = b.input('sample', o.dtype, ['batch', 4, 'height', 'width']);
   const timestep = b.input('timestep', o.timestep, ['batch']);
   const ehs = b.input('encoder_hidden_states', o.dtype, ['batch', 'sequence', contextDim]);
-  const [c0, c1, c2] = UNET_CHANNELS;
-  const u: UnetContext = { b, temb: timeEmbedding(b, timestep, o.timestep), ehs, contextDim, attentionStyle: o.attention, fused };
+  const u: UnetContext = { b, temb: timeEmbedding(b, timestep, o.timestep, arch), ehs, contextDim, attentionStyle: o.attention, fused, arch };
+  const { channels, attention: hasAttention, layersPerBlock } = arch;
+  const last = channels.length - 1;
+  const diffusers = arch.skips === 'diffusers';
 
-  let h = conv(b, sample, '/conv_in', 4, c0, 3);
-  // Down path: full resolution (convolutions only), then 1/2 and 1/4 with transformers.
-  h = resnet(u, h, '/down_blocks.0/resnets.0', c0, c0);
-  const skip0 = h;
-  h = downsample(b, h, '/down_blocks.0', c0);
-  h = resnet(u, h, '/down_blocks.1/resnets.0', c0, c1);
-  h = transformer(u, h, '/down_blocks.1/attentions.0', c1);
-  const skip1 = h;
-  h = downsample(b, h, '/down_blocks.1', c1);
-  h = resnet(u, h, '/down_blocks.2/resnets.0', c1, c2);
-  h = transformer(u, h, '/down_blocks.2/attentions.0', c2);
-  const skip2 = h;
-  // Middle, at 1/4 resolution.
-  h = resnet(u, h, '/mid_block/resnets.0', c2, c2);
-  h = transformer(u, h, '/mid_block/attentions.0', c2);
-  h = resnet(u, h, '/mid_block/resnets.1', c2, c2);
-  // Up path: each level takes the skip of its down level, then Resize ×2 to the next.
-  h = b.op('Concat', [h, skip2], '/up_blocks.0', { axis: 1 });
-  h = resnet(u, h, '/up_blocks.0/resnets.0', 2 * c2, c2);
-  h = transformer(u, h, '/up_blocks.0/attentions.0', c2);
-  h = upsample(b, h, '/up_blocks.0', c2, o.upsample, skip1);
-  h = b.op('Concat', [h, skip1], '/up_blocks.1', { axis: 1 });
-  h = resnet(u, h, '/up_blocks.1/resnets.0', c2 + c1, c1);
-  h = transformer(u, h, '/up_blocks.1/attentions.0', c1);
-  h = upsample(b, h, '/up_blocks.1', c1, o.upsample, skip0);
-  h = b.op('Concat', [h, skip0], '/up_blocks.2', { axis: 1 });
-  h = resnet(u, h, '/up_blocks.2/resnets.0', c1 + c0, c0);
+  let h = conv(b, sample, '/conv_in', 4, channels[0]!, 3);
+  const skips: { name: string; channels: number }[] = diffusers ? [{ name: h, channels: channels[0]! }] : [];
+  let c = channels[0]!;
+  for (let level = 0; level <= last; level++) {
+    const out = channels[level]!;
+    for (let j = 0; j < layersPerBlock; j++) {
+      h = resnet(u, h, `/down_blocks.${level}/resnets.${j}`, c, out);
+      c = out;
+      if (hasAttention[level]) h = transformer(u, h, `/down_blocks.${level}/attentions.${j}`, out);
+      if (diffusers || j === layersPerBlock - 1) skips.push({ name: h, channels: out });
+    }
+    if (level < last) {
+      h = downsample(b, h, `/down_blocks.${level}`, out);
+      if (diffusers) skips.push({ name: h, channels: out });
+    }
+  }
+  // Middle, at the lowest resolution.
+  h = resnet(u, h, '/mid_block/resnets.0', c, c);
+  h = transformer(u, h, '/mid_block/attentions.0', c);
+  h = resnet(u, h, '/mid_block/resnets.1', c, c);
+  // Up path: up_blocks.i works at level last − i.
+  const upLayers = diffusers ? layersPerBlock + 1 : layersPerBlock;
+  for (let i = 0; i <= last; i++) {
+    const level = last - i;
+    const out = channels[level]!;
+    for (let j = 0; j < upLayers; j++) {
+      const skip = skips.pop()!;
+      h = b.op('Concat', [h, skip.name], `/up_blocks.${i}`, { axis: 1 });
+      h = resnet(u, h, `/up_blocks.${i}/resnets.${j}`, c + skip.channels, out);
+      c = out;
+      if (hasAttention[level]) h = transformer(u, h, `/up_blocks.${i}/attentions.${j}`, out);
+    }
+    // The next skip is at the next level's size: diffusers' upsample_size.
+    if (level > 0) h = upsample(b, h, `/up_blocks.${i}`, out, o.upsample, skips[skips.length - 1]!.name);
+  }
 
-  h = groupNorm(b, h, '/conv_norm_out', c0, UNET_GROUPS);
+  h = groupNorm(b, h, '/conv_norm_out', c, arch.groups);
   h = silu(b, h, '/conv_act');
-  b.node('Conv', [h, b.weight('conv_out.weight', [4, c0, 3, 3], 1.5 / Math.sqrt(c0 * 9)), b.weight('conv_out.bias', [4], 0.02)], '/conv_out', {
+  b.node('Conv', [h, b.weight('conv_out.weight', [4, c, 3, 3], arch.outGain / Math.sqrt(c * 9)), b.weight('conv_out.bias', [4], 0.02)], '/conv_out', {
     dilations: [1, 1],
     group: 1,
     kernel_shape: [3, 3],
@@ -254,6 +293,9 @@ export function buildUnet(random: WeightRandom, contextDim: number, options: Par
   }, { outputs: ['out_sample'] });
   b.output('out_sample', o.dtype, ['batch', 4, 'height', 'width']);
 
-  const { model, weights } = b.model('Dual Style Studio demo UNet: random weights, SD1.x structure in miniature (attention at 1/2 and 1/4 resolution only).');
-  return { model, weights: weights! };
+  const doc = arch === DEMO_PRESET.unet
+    ? 'Dual Style Studio demo UNet: random weights, SD1.x structure in miniature (attention at 1/2 and 1/4 resolution only).'
+    : `Dual Style Studio generated UNet: random weights, UNet2DConditionModel with block_out_channels ${channels.join('/')}.`;
+  const { model, weights } = b.model(doc);
+  return { model, weights: weights ?? new Uint8Array(0), parameters: b.parameters };
 }
