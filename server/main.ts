@@ -7,15 +7,13 @@
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { createStudio, type Studio, type StudioOptions } from './app.ts';
 import { diagnoseCuda } from './engine/onnx/cuda-doctor.ts';
-import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from './engine/onnx/runtime.ts';
-import type { RestartPolicy, Retention } from './executor/job-service.ts';
-import { formatBytes, parseBytes } from './util/bytes.ts';
+import type { RestartPolicy } from './executor/job-service.ts';
+import { formatBytes } from './util/bytes.ts';
 import { defaultMemoryBudget } from './executor/memory-plan.ts';
 import { redacted } from './util/redact.ts';
-import { DEFAULT_RETENTION } from './executor/job-service.ts';
+import { parseFlags, redisUrl, RUNNER_FLAGS, runnerSettings, untilStopped, UsageError, type RunnerSettings } from './cli/options.ts';
 
 const USAGE = `usage: npm start -- [--port 8188] [--host 127.0.0.1] [--token T] [--ep auto|cuda|webgpu|cpu] [--gpu N] [--data ./data]
                     [--preview-decoder DIR] [--redis URL] [--on-restart requeue|interrupt] [--keep-jobs 1000] [--keep-days 30]
@@ -45,121 +43,51 @@ const USAGE = `usage: npm start -- [--port 8188] [--host 127.0.0.1] [--token T] 
   --max-job-memory  refuse jobs estimated to need more memory than this, e.g. 8G or 12000M
                     (env DUALSTYLE_MAX_JOB_MEMORY; default: 3/4 of this machine's memory)`;
 
-export class UsageError extends Error {}
-
-export interface CliOptions {
+export interface CliOptions extends RunnerSettings {
   port: number;
   host: string;
   token?: string;
-  ep: ExecutionProviderRequest;
   gpu: number;
-  dataDir: string;
-  previewDecoder?: string;
   redis?: string;
   onRestart: RestartPolicy;
-  retention: Retention;
   allowHosts: string[];
-  modelRoots: string[];
-  /** Bytes; absent: the studio's default from the machine. */
-  maxJobMemory?: number;
-}
-
-/** A whole number flag in [min, max]. */
-export function wholeNumber(name: string, text: string, min: number, max: number): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min || n > max) {
-    throw new UsageError(`--${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`);
-  }
-  return n;
-}
-
-/** --max-job-memory: a size such as 8G, in bytes; undefined when not given. */
-export function jobMemory(text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  const bytes = parseBytes(text);
-  if (bytes === null) throw new UsageError(`--max-job-memory must be a size such as 8G, 512M or 12GiB, got ${JSON.stringify(text)}`);
-  return bytes;
-}
-
-/** A Redis URL, checked before anything connects. */
-export function redisUrl(text: string): string {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw new UsageError(`--redis must be a URL such as redis://127.0.0.1:6379, got ${JSON.stringify(text)}`);
-  }
-  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new UsageError(`--redis must start with redis:// or rediss://, got ${JSON.stringify(text)}`);
-  return text;
 }
 
 export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): CliOptions | 'help' {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        port: { type: 'string', short: 'p' },
-        host: { type: 'string' },
-        token: { type: 'string' },
-        ep: { type: 'string' },
-        gpu: { type: 'string' },
-        data: { type: 'string' },
-        'preview-decoder': { type: 'string' },
-        redis: { type: 'string' },
-        'on-restart': { type: 'string' },
-        'keep-jobs': { type: 'string' },
-        'keep-days': { type: 'string' },
-        'allow-host': { type: 'string', multiple: true },
-        'models-root': { type: 'string', multiple: true },
-        'max-job-memory': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      allowPositionals: false,
-      strict: true,
-    }));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const values = parseFlags(argv, {
+    ...RUNNER_FLAGS,
+    port: { type: 'string', short: 'p' },
+    host: { type: 'string' },
+    token: { type: 'string' },
+    redis: { type: 'string' },
+    'on-restart': { type: 'string' },
+    'allow-host': { type: 'string', multiple: true },
+  });
   if (values.help) return 'help';
-  // An empty environment variable counts as unset.
   const portText = values.port ?? (env.PORT || '8188');
   const port = Number(portText);
   if (!/^\d+$/.test(portText) || !Number.isInteger(port) || port < 0 || port > 65535) {
     throw new UsageError(`--port must be a whole number from 0 to 65535, got ${JSON.stringify(portText)}`);
   }
-  const ep = (values.ep ?? (env.DUALSTYLE_EP || 'auto')) as ExecutionProviderRequest;
-  if (!EXECUTION_PROVIDERS.includes(ep)) throw new UsageError(`--ep must be one of ${EXECUTION_PROVIDERS.join(', ')}, got ${JSON.stringify(ep)}`);
-  const gpu = wholeNumber('gpu', values.gpu ?? (env.DUALSTYLE_GPU || '0'), 0, 1023);
+  const runner = runnerSettings(values, env);
   const host = values.host || env.HOST || '127.0.0.1';
   const token = values.token || env.DUALSTYLE_TOKEN || undefined;
-  const maxJobMemory = jobMemory(values['max-job-memory'] ?? (env.DUALSTYLE_MAX_JOB_MEMORY || undefined));
   const allowHosts = values['allow-host'] ?? [];
   for (const name of allowHosts) {
     if (!/^[A-Za-z0-9.:[\]-]+$/.test(name)) throw new UsageError(`--allow-host takes a host name or address, got ${JSON.stringify(name)}`);
   }
   const redisText = values.redis || env.DUALSTYLE_REDIS || undefined;
-  const previewDecoder = values['preview-decoder'] || env.DUALSTYLE_PREVIEW_DECODER || undefined;
   const onRestart = values['on-restart'] ?? 'requeue';
   if (onRestart !== 'requeue' && onRestart !== 'interrupt') throw new UsageError(`--on-restart must be requeue or interrupt, got ${JSON.stringify(onRestart)}`);
-  const retention: Retention = {
-    maxJobs: values['keep-jobs'] !== undefined ? wholeNumber('keep-jobs', values['keep-jobs'], 1, 1_000_000) : DEFAULT_RETENTION.maxJobs,
-    maxAgeMs: values['keep-days'] !== undefined ? wholeNumber('keep-days', values['keep-days'], 1, 36_500) * 24 * 3600 * 1000 : DEFAULT_RETENTION.maxAgeMs,
-  };
   return {
+    ...runner,
+    gpu: runner.gpu ?? 0,
     port,
     host,
     ...(token ? { token } : {}),
-    ep,
-    gpu,
-    dataDir: path.resolve(values.data || env.DUALSTYLE_DATA || 'data'),
-    ...(previewDecoder ? { previewDecoder: path.resolve(previewDecoder) } : {}),
     ...(redisText ? { redis: redisUrl(redisText) } : {}),
     onRestart,
-    retention,
     allowHosts,
-    modelRoots: (values['models-root'] ?? []).map((dir) => path.resolve(dir)),
-    ...(maxJobMemory !== undefined ? { maxJobMemory } : {}),
   };
 }
 
@@ -218,30 +146,6 @@ export async function main(argv: string[], overrides: Partial<StudioOptions> = {
 
   await untilStopped(() => studio.close(), 'stopping (running jobs stop and resume on the next start)...');
   return 0;
-}
-
-/**
- * Waits for SIGINT or SIGTERM, then runs `close`. A second signal while a stuck job is being stopped
- * exits at once (hence `on`, not `once`).
- */
-export function untilStopped(close: () => Promise<void>, message: string): Promise<void> {
-  return new Promise<void>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) {
-        console.error('forced exit');
-        process.exit(1);
-      }
-      stopping = true;
-      console.log(`${signal}: ${message}`);
-      close().then(resolve, (err: unknown) => {
-        console.error(`error while stopping: ${(err as Error).message}`);
-        resolve();
-      });
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
 }
 
 // fileURLToPath, not URL.pathname: the latter keeps %20 and friends, so under a folder with a space in

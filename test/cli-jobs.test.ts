@@ -8,6 +8,33 @@ import { redacted } from '../server/util/redact.ts';
 import { PROJECT_ROOT } from '../server/util/project.ts';
 import { freePort } from './support/processes.ts';
 
+describe('flags of whoever runs jobs', () => {
+  it('the server and a worker read them alike, flags over the environment', () => {
+    const argv = ['--ep', 'cpu', '--gpu', '3', '--data', 'd', '--models-root', 'm1', '--models-root', 'm2', '--max-job-memory', '2G', '--preview-decoder', 'taesd', '--keep-jobs', '7', '--keep-days', '1'];
+    const env = { DUALSTYLE_EP: 'cuda', DUALSTYLE_GPU: '1', DUALSTYLE_DATA: 'elsewhere' };
+    const expected = {
+      ep: 'cpu',
+      gpu: 3,
+      dataDir: path.resolve('d'),
+      modelRoots: [path.resolve('m1'), path.resolve('m2')],
+      maxJobMemory: 2 * 1024 ** 3,
+      previewDecoder: path.resolve('taesd'),
+      retention: { maxJobs: 7, maxAgeMs: 24 * 3600 * 1000 },
+    };
+    expect(parseCli(argv, env)).toMatchObject(expected);
+    expect(parseWorkerCli([...argv, '--redis', 'redis://h:1'], env)).toMatchObject(expected);
+    // The environment where no flag is given; a worker without either runs on whatever GPU CUDA picks.
+    expect(parseWorkerCli(['--redis', 'redis://h:1'], env)).toMatchObject({ ep: 'cuda', gpu: 1, dataDir: path.resolve('elsewhere') });
+    expect(parseWorkerCli(['--redis', 'redis://h:1'], {})).not.toHaveProperty('gpu');
+    expect(parseCli([], {})).toMatchObject({ gpu: 0 });
+    for (const parse of [(a: string[]) => parseCli(a, {}), (a: string[]) => parseWorkerCli([...a, '--redis', 'redis://h:1'], {})]) {
+      expect(() => parse(['--gpu', 'x'])).toThrow('--gpu must be a whole number from 0 to 1023, got "x"');
+      expect(() => parse(['--ep', 'tpu'])).toThrow(/--ep must be one of auto, cuda/);
+      expect(() => parse(['--nope'])).toThrow(/Unknown option '--nope'/);
+    }
+  });
+});
+
 describe('server job flags', () => {
   it('reads --redis, --on-restart and retention, with embedded defaults', () => {
     expect(parseCli([], {})).toMatchObject({ onRestart: 'requeue', retention: { maxJobs: 1000, maxAgeMs: 30 * 24 * 3600 * 1000 } });

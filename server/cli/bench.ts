@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { runBench } from '../bench/bench.ts';
 import { figureLines } from '../bench/report.ts';
 import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
-import { jobMemory } from '../main.ts';
+import { jobMemory } from './options.ts';
 
 const { values } = parseArgs({
   options: {

@@ -10,17 +10,14 @@
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { nodeDefinitions } from '../../nodes/index.ts';
 import type { AnyNodeDefinition } from '../../nodes/types.ts';
 import { consoleLogger } from '../app.ts';
 import { createCatalog } from '../catalog.ts';
 import { loadPreviewDecoder, type BudgetedPreviewDecoder } from '../engine/onnx/preview-decoder.ts';
-import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
 import { GraphRunner } from '../executor/graph-runner.ts';
-import { DEFAULT_RETENTION } from '../executor/job-service.ts';
 import { RedisJobWorker } from '../executor/redis-worker.ts';
-import { jobMemory, redisUrl, untilStopped, UsageError, wholeNumber } from '../main.ts';
+import { parseFlags, redisUrl, RUNNER_FLAGS, runnerSettings, untilStopped, UsageError, wholeNumber, type RunnerSettings } from './options.ts';
 import { redacted } from '../util/redact.ts';
 
 const USAGE = `usage: npm run worker -- --redis URL [--gpu N] [--data ./data] [--ep auto|cuda|webgpu|cpu] [--stall-timeout 30]
@@ -28,7 +25,7 @@ const USAGE = `usage: npm run worker -- --redis URL [--gpu N] [--data ./data] [-
                          [--preview-decoder DIR]
 
   --redis          the Redis the web servers queue jobs in (env DUALSTYLE_REDIS), e.g. redis://127.0.0.1:6379
-  --gpu            the GPU to run on (sets CUDA_VISIBLE_DEVICES); start one worker per GPU
+  --gpu            the GPU to run on (sets CUDA_VISIBLE_DEVICES; env DUALSTYLE_GPU); start one worker per GPU
   --data           the data folder shared with the web servers (env DUALSTYLE_DATA; default ./data)
   --ep             execution provider (env DUALSTYLE_EP; default auto: CUDA if available, else CPU)
   --stall-timeout  seconds after which the job of a worker that stopped answering goes to another (default 30)
@@ -40,63 +37,20 @@ const USAGE = `usage: npm run worker -- --redis URL [--gpu N] [--data ./data] [-
   --preview-decoder a folder with taesd_decoder.onnx that draws the live previews (env DUALSTYLE_PREVIEW_DECODER;
                    see npm start -- --help)`;
 
-export interface WorkerCli {
+export interface WorkerCli extends RunnerSettings {
   redis: string;
-  gpu?: number;
-  dataDir: string;
-  ep: ExecutionProviderRequest;
   stallTimeoutMs: number;
-  retention: { maxJobs: number; maxAgeMs: number };
-  modelRoots: string[];
-  /** Bytes; absent: the default from the machine. */
-  maxJobMemory?: number;
-  previewDecoder?: string;
 }
 
 export function parseWorkerCli(argv: string[], env: NodeJS.ProcessEnv = process.env): WorkerCli | 'help' {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        redis: { type: 'string' },
-        gpu: { type: 'string' },
-        data: { type: 'string' },
-        ep: { type: 'string' },
-        'stall-timeout': { type: 'string' },
-        'keep-jobs': { type: 'string' },
-        'keep-days': { type: 'string' },
-        'models-root': { type: 'string', multiple: true },
-        'max-job-memory': { type: 'string' },
-        'preview-decoder': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      allowPositionals: false,
-      strict: true,
-    }));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const values = parseFlags(argv, { ...RUNNER_FLAGS, redis: { type: 'string' }, 'stall-timeout': { type: 'string' } });
   if (values.help) return 'help';
   const redisText = values.redis || env.DUALSTYLE_REDIS;
   if (!redisText) throw new UsageError('--redis is required: the URL of the Redis the web servers were started with');
-  const ep = (values.ep ?? (env.DUALSTYLE_EP || 'auto')) as ExecutionProviderRequest;
-  if (!EXECUTION_PROVIDERS.includes(ep)) throw new UsageError(`--ep must be one of ${EXECUTION_PROVIDERS.join(', ')}, got ${JSON.stringify(ep)}`);
-  const maxJobMemory = jobMemory(values['max-job-memory'] ?? (env.DUALSTYLE_MAX_JOB_MEMORY || undefined));
-  const previewDecoder = values['preview-decoder'] || env.DUALSTYLE_PREVIEW_DECODER || undefined;
   return {
+    ...runnerSettings(values, env),
     redis: redisUrl(redisText),
-    modelRoots: (values['models-root'] ?? []).map((dir) => path.resolve(dir)),
-    ...(maxJobMemory !== undefined ? { maxJobMemory } : {}),
-    ...(previewDecoder ? { previewDecoder: path.resolve(previewDecoder) } : {}),
-    ...(values.gpu !== undefined ? { gpu: wholeNumber('gpu', values.gpu, 0, 1023) } : {}),
-    dataDir: path.resolve(values.data || env.DUALSTYLE_DATA || 'data'),
-    ep,
     stallTimeoutMs: wholeNumber('stall-timeout', values['stall-timeout'] ?? '30', 1, 86_400) * 1000,
-    retention: {
-      maxJobs: values['keep-jobs'] !== undefined ? wholeNumber('keep-jobs', values['keep-jobs'], 1, 1_000_000) : DEFAULT_RETENTION.maxJobs,
-      maxAgeMs: values['keep-days'] !== undefined ? wholeNumber('keep-days', values['keep-days'], 1, 36_500) * 24 * 3600 * 1000 : DEFAULT_RETENTION.maxAgeMs,
-    },
   };
 }
 

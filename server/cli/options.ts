@@ -1,0 +1,121 @@
+/**
+ * What the studio's command lines share: the flags of whoever runs jobs (the embedded server and a
+ * distributed worker alike: provider, GPU, data and models folders, memory budget, preview decoder,
+ * history retention), their checks, and the stop-on-signal loop. Flags win over the environment, and an
+ * empty environment variable counts as unset.
+ */
+import path from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
+import { DEFAULT_RETENTION, type Retention } from '../executor/job-service.ts';
+import { parseBytes } from '../util/bytes.ts';
+
+/** A command line the user can fix: printed with the usage text, exit code 2. */
+export class UsageError extends Error {}
+
+/** The flags of a process that runs jobs. */
+export const RUNNER_FLAGS = {
+  ep: { type: 'string' },
+  gpu: { type: 'string' },
+  data: { type: 'string' },
+  'models-root': { type: 'string', multiple: true },
+  'max-job-memory': { type: 'string' },
+  'preview-decoder': { type: 'string' },
+  'keep-jobs': { type: 'string' },
+  'keep-days': { type: 'string' },
+} as const satisfies NonNullable<ParseArgsConfig['options']>;
+
+export interface RunnerSettings {
+  ep: ExecutionProviderRequest;
+  /** --gpu or DUALSTYLE_GPU; absent when neither is given. */
+  gpu?: number;
+  dataDir: string;
+  modelRoots: string[];
+  /** Bytes; absent: the default from the machine. */
+  maxJobMemory?: number;
+  previewDecoder?: string;
+  retention: Retention;
+}
+
+/** parseArgs with `options` and --help, its complaints as UsageErrors. */
+export function parseFlags<O extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: O) {
+  try {
+    return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: false, strict: true }).values;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+/** RUNNER_FLAGS' values, checked. */
+export function runnerSettings(values: { [K in keyof typeof RUNNER_FLAGS]?: (typeof RUNNER_FLAGS)[K] extends { multiple: true } ? string[] : string }, env: NodeJS.ProcessEnv): RunnerSettings {
+  const ep = (values.ep ?? (env.DUALSTYLE_EP || 'auto')) as ExecutionProviderRequest;
+  if (!EXECUTION_PROVIDERS.includes(ep)) throw new UsageError(`--ep must be one of ${EXECUTION_PROVIDERS.join(', ')}, got ${JSON.stringify(ep)}`);
+  const gpuText = values.gpu ?? (env.DUALSTYLE_GPU || undefined);
+  const maxJobMemory = jobMemory(values['max-job-memory'] ?? (env.DUALSTYLE_MAX_JOB_MEMORY || undefined));
+  const previewDecoder = values['preview-decoder'] || env.DUALSTYLE_PREVIEW_DECODER || undefined;
+  return {
+    ep,
+    ...(gpuText !== undefined ? { gpu: wholeNumber('gpu', gpuText, 0, 1023) } : {}),
+    dataDir: path.resolve(values.data || env.DUALSTYLE_DATA || 'data'),
+    modelRoots: (values['models-root'] ?? []).map((dir) => path.resolve(dir)),
+    ...(maxJobMemory !== undefined ? { maxJobMemory } : {}),
+    ...(previewDecoder ? { previewDecoder: path.resolve(previewDecoder) } : {}),
+    retention: {
+      maxJobs: values['keep-jobs'] !== undefined ? wholeNumber('keep-jobs', values['keep-jobs'], 1, 1_000_000) : DEFAULT_RETENTION.maxJobs,
+      maxAgeMs: values['keep-days'] !== undefined ? wholeNumber('keep-days', values['keep-days'], 1, 36_500) * 24 * 3600 * 1000 : DEFAULT_RETENTION.maxAgeMs,
+    },
+  };
+}
+
+/** A whole number flag in [min, max]. */
+export function wholeNumber(name: string, text: string, min: number, max: number): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`--${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`);
+  }
+  return n;
+}
+
+/** --max-job-memory: a size such as 8G, in bytes; undefined when not given. */
+export function jobMemory(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const bytes = parseBytes(text);
+  if (bytes === null) throw new UsageError(`--max-job-memory must be a size such as 8G, 512M or 12GiB, got ${JSON.stringify(text)}`);
+  return bytes;
+}
+
+/** A Redis URL, checked before anything connects. */
+export function redisUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UsageError(`--redis must be a URL such as redis://127.0.0.1:6379, got ${JSON.stringify(text)}`);
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new UsageError(`--redis must start with redis:// or rediss://, got ${JSON.stringify(text)}`);
+  return text;
+}
+
+/**
+ * Waits for SIGINT or SIGTERM, then runs `close`. A second signal while a stuck job is being stopped
+ * exits at once (hence `on`, not `once`).
+ */
+export function untilStopped(close: () => Promise<void>, message: string): Promise<void> {
+  return new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) {
+        console.error('forced exit');
+        process.exit(1);
+      }
+      stopping = true;
+      console.log(`${signal}: ${message}`);
+      close().then(resolve, (err: unknown) => {
+        console.error(`error while stopping: ${(err as Error).message}`);
+        resolve();
+      });
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
