@@ -17,20 +17,18 @@ import { describeModel, type ModelSessions, type PipelineInfo } from './pipeline
 import { createSession, type SessionSettings } from './sessions.ts';
 import {
   findInput,
-  float32ToFloat16,
   floatTensor,
   inputInfos,
   numberTensor,
-  ort,
   outputInfos,
   tensorToFloat32,
   type ExecutionProvider,
   type ExecutionProviderRequest,
   type InferenceSession,
   type OrtTensor,
-  type TensorInfo,
 } from './runtime.ts';
 import { ClipTokenizer } from './tokenizer.ts';
+import { UnetBuffers } from './unet-buffers.ts';
 import { bindUnet, checkFixedBatch, timestepDims, type UnetBinding, type UnetCallExtras } from './unet-binding.ts';
 
 export { ModelFolderError } from './model-folder.ts';
@@ -38,8 +36,6 @@ export type { PipelineInfo } from './pipeline-info.ts';
 export type { UnetBinding, UnetCallExtras } from './unet-binding.ts';
 
 /** Output sizes (batch × latent size) a UNet binding keeps a float32 buffer for; a run uses one or two. */
-const MAX_OUTPUT_SIZES = 4;
-
 export interface PipelineStats {
   unetCalls: number;
   unetMs: number;
@@ -77,14 +73,8 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
   private vaeEncoder: InferenceSession;
   private vaeDecoder: InferenceSession;
   private readonly textCache = new Map<string, Promise<TextEncoding>>();
-  /** Half-precision copies of the UNet's float inputs, one per caller buffer (fp16 UNets only). */
-  private readonly halfCopies = new WeakMap<Float32Array, Uint16Array<ArrayBuffer>>();
-  /**
-   * float32 conversions of a non-float32 UNet output, one buffer per (binding, output size), reused by
-   * every call: a sampler step allocates nothing for ε (the Denoiser contract: read it before the next call).
-   * A few sizes per binding at most; the oldest is dropped for a new one.
-   */
-  private readonly unetOutputs = new WeakMap<UnetBinding, Map<number, Float32Array>>();
+  /** Reused fp16 feeds and float32 outputs of the UNet calls (fp16 UNets; unet-buffers.ts). */
+  private readonly buffers = new UnetBuffers();
   private released = false;
   /** The attention-merge UNet of each number of styles, rewritten and opened on first use, then reused. */
   private readonly attentionUnets = new Map<number, Promise<UnetBinding>>();
@@ -223,7 +213,7 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
     const feeds: Record<string, OrtTensor> = {};
     conditionings.forEach((c, i) => {
       const name = conditioningInput(i + 2);
-      feeds[name] = this.unetFeed(info(name), c, [rows, this.info.textLength, this.info.textDim], true);
+      feeds[name] = this.buffers.feed(info(name), c, [rows, this.info.textLength, this.info.textDim], true);
     });
     feeds[MASK_INPUT] = floatTensor(info(MASK_INPUT).type, weights, [1, styles - 1, h, w]);
     return { binding, feeds };
@@ -337,20 +327,6 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
   }
 
   /**
-   * A float input of the UNet in its declared dtype. float32 is passed through; for fp16 UNets the
-   * samplers hand over the same buffers every step, so each gets one reused half buffer, and a
-   * `constant` one (the conditioning, fixed for a whole run) is converted only once.
-   */
-  unetFeed(info: TensorInfo, data: Float32Array, dims: number[], constant: boolean): OrtTensor {
-    if (info.type !== 'float16') return floatTensor(info.type, data, dims);
-    const cached = this.halfCopies.get(data);
-    const half = cached?.length === data.length ? cached : new Uint16Array(data.length);
-    if (half !== cached) this.halfCopies.set(data, half);
-    if (half !== cached || !constant) float32ToFloat16(data, half);
-    return new ort.Tensor('float16', half, dims);
-  }
-
-  /**
    * One UNet call on `batch` rows: sample [batch, C, h, w], encoder_hidden_states [batch, L, D],
    * every row at timestep t. Returns the predicted noise [batch, C, h, w] as float32, valid until the
    * next call (fp16 UNets convert into one buffer per binding and size; see Denoiser.unet).
@@ -382,9 +358,9 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
     const tsDims = timestepDims(b.timestep, batch);
     const tsCount = tsDims.length === 0 ? 1 : tsDims[0]!;
     const feeds: Record<string, OrtTensor> = {
-      [b.sample.name]: this.unetFeed(b.sample, sample, [batch, C, h, w], false),
+      [b.sample.name]: this.buffers.feed(b.sample, sample, [batch, C, h, w], false),
       [b.timestep.name]: numberTensor(b.timestep.type, new Float64Array(tsCount).fill(t), tsDims),
-      [b.ehs.name]: this.unetFeed(b.ehs, ehs, [batch, rowLen / D, D], true),
+      [b.ehs.name]: this.buffers.feed(b.ehs, ehs, [batch, rowLen / D, D], true),
       ...extras.feeds,
     };
     const t0 = performance.now();
@@ -396,20 +372,7 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
     this.stats.unetMs += performance.now() - t0;
     const result = res[b.output]!;
     if (result.size !== sample.length) throw new Error(`UNet returned ${result.size} values for a sample of ${sample.length}`);
-    return this.unetOutput(b, result);
-  }
-
-  /** The UNet's output as float32: float32 as onnxruntime returned it, fp16 converted into this binding's buffer for its size. */
-  private unetOutput(b: UnetBinding, t: OrtTensor): Float32Array {
-    if (t.type === 'float32') return tensorToFloat32(t);
-    let bySize = this.unetOutputs.get(b);
-    if (!bySize) this.unetOutputs.set(b, (bySize = new Map()));
-    let out = bySize.get(t.size);
-    if (!out) {
-      if (bySize.size >= MAX_OUTPUT_SIZES) bySize.delete(bySize.keys().next().value!);
-      bySize.set(t.size, (out = new Float32Array(t.size)));
-    }
-    return tensorToFloat32(t, out);
+    return this.buffers.output(b, result);
   }
 
   /** Releases every session; the pipeline cannot be used afterwards. */
