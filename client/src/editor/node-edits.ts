@@ -15,7 +15,8 @@ import type { Piece } from './pieces.ts';
 import type { createPins } from './pins.ts';
 import type { Schemes, StudioNode } from './schemes.ts';
 
-const nextFrame = () => new Promise<void>((resolve) => requestAnimationFrame(() => resolve()));
+/** Resolves after the next frame is drawn (sockets just set have their views). */
+export const nextFrame = () => new Promise<void>((resolve) => requestAnimationFrame(() => resolve()));
 
 export function createNodeEdits(c: {
   editor: NodeEditor<Schemes>;

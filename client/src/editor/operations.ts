@@ -22,9 +22,8 @@ import { StudioNode, type Schemes } from './schemes.ts';
 import { createView } from './view.ts';
 import { createPins } from './pins.ts';
 import { createPieces } from './pieces.ts';
-import { createNodeEdits } from './node-edits.ts';
+import { createNodeEdits, nextFrame } from './node-edits.ts';
 
-const nextFrame = () => new Promise<void>((resolve) => requestAnimationFrame(() => resolve()));
 /** Space kept between nodes when the studio places them. */
 const GAP = 24;
 
