@@ -4,7 +4,8 @@
  * removed socket's connection with it), each one undo step. The Mask is switched to painted, regions
  * are painted with the brushes of styles 2 and 3 and the eraser, strokes are undone and redone, the
  * graph runs on the demo model at a small size, and the mask's preview (each region in its style's
- * colour) and the result are checked on screen; the painting survives a reload. Screenshots go to
+ * colour) and the result are checked on screen; the painting survives a reload, and strokes that
+ * cannot be read leave the painter standing with the reason. Screenshots go to
  * test-artifacts/ (nstyles-*.png).
  */
 import { PNG } from 'pngjs';
@@ -181,6 +182,23 @@ describe.skipIf(skipReason !== null)('browser end-to-end: three styles and a pai
     await expect.poll(() => node(page, 'mask').locator('[data-testid="paint-status"]').textContent()).toContain('3 strokes');
     expect((await strokesOf(page)).map((s) => s.style)).toEqual([2, 3, 0]);
     await expect.poll(() => node(page, 'eps_merge').locator('[data-testid^="input-style"]').count()).toBe(3);
+
+    // Strokes that cannot be read (a graph edited by hand): the painter stays, paints none and says
+    // what is wrong (the node vanished: the error was thrown while drawing it); Clear starts again.
+    await page.evaluate(() => {
+      const key = 'dualstyle.autosave.v1';
+      const saved = JSON.parse(localStorage.getItem(key)!) as { graph: { nodes: { id: string; params: { strokes: { points: string }[] } }[] } };
+      saved.graph.nodes.find((n) => n.id === 'mask')!.params.strokes[1]!.points = 'AAAAA!';
+      localStorage.setItem(key, JSON.stringify(saved));
+    });
+    await page.reload();
+    await page.waitForSelector('[data-testid="canvas"][data-ready="true"]');
+    const status = node(page, 'mask').locator('[data-testid="paint-status"]');
+    await expect.poll(() => status.textContent()).toContain('The painting cannot be read, stroke 2 (points): points are 4 base64url characters each');
+    expect(await node(page, 'mask').locator('[data-testid="paint-canvas"]').count()).toBe(1);
+    await node(page, 'mask').locator('[data-testid="paint-clear"]').click();
+    await expect.poll(() => status.textContent()).toContain('0 strokes');
+    expect(await strokesOf(page)).toEqual([]);
     expect(realErrors(errors)).toEqual([]);
     await context.close();
   });
