@@ -196,9 +196,12 @@ async function openCached(modelPath: string, provider: ExecutionProvider, settin
       await rm(entry.dir, { recursive: true, force: true }); // damaged entry: optimize again below
     }
   }
+  // The cache only saves time: a folder that cannot be written (read-only install, full disk, another
+  // user's .cache) opens the model as if there were no cache, and a model that fails to open that way
+  // reports its own error.
   const temp = `${entry.dir}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-  await mkdir(temp, { recursive: true });
   try {
+    await mkdir(temp, { recursive: true });
     const session = await openSession(modelPath, {
       ...options,
       optimizedModelFilePath: path.join(temp, OPTIMIZED_MODEL),
@@ -211,10 +214,12 @@ async function openCached(modelPath: string, provider: ExecutionProvider, settin
         },
       },
     });
-    const written = await publish(temp, entry, cache.dir);
+    const written = await publish(temp, entry, cache.dir).catch(() => false);
     return { session, cache: written ? 'written' : 'off', createMs: performance.now() - t0 };
+  } catch {
+    return { session: await openSession(modelPath, options), cache: 'off', createMs: performance.now() - t0 };
   } finally {
-    await rm(temp, { recursive: true, force: true });
+    await rm(temp, { recursive: true, force: true }).catch(() => undefined);
   }
 }
 
