@@ -17,8 +17,8 @@ import { loaderEnvironment, resolveDependencyTree, type LoaderEnvironment, type 
 import table from './cuda-provider.json' with { type: 'json' };
 
 export const PROVIDER_TABLE = table;
-export const CUDA_PROVIDER_LIBRARY = 'libonnxruntime_providers_cuda.so';
-export const INSTALL_CUDA = 'npm run install:cuda';
+const CUDA_PROVIDER_LIBRARY = 'libonnxruntime_providers_cuda.so';
+const INSTALL_CUDA = 'npm run install:cuda';
 /** Libraries of the system itself (glibc, the C++ runtime): reported only when missing. */
 const SYSTEM_LIBRARY = /^(ld-linux|libc\.|libm\.|libdl\.|librt\.|libpthread\.|libstdc\+\+|libgcc_s)/;
 const DRIVER_LIBRARY = 'libcuda.so.1';

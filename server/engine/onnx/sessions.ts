@@ -51,7 +51,7 @@ export interface SessionSettings {
   optimizedCache?: { dir: string; minBytes: number } | null;
 }
 
-export const DEFAULT_OPTIMIZED_CACHE = { dir: path.join(CACHE_ROOT, 'ort-optimized'), minBytes: 32 << 20 };
+const DEFAULT_OPTIMIZED_CACHE = { dir: path.join(CACHE_ROOT, 'ort-optimized'), minBytes: 32 << 20 };
 
 export interface ProviderChoice {
   provider: ExecutionProvider;
@@ -67,7 +67,7 @@ export interface CreatedSession extends ProviderChoice {
 }
 
 /** The user-facing error of a CUDA request that cannot be met. */
-export class CudaUnavailableError extends UserError {
+class CudaUnavailableError extends UserError {
   constructor(message: string) {
     super(message, 'model');
     this.name = 'CudaUnavailableError';
@@ -160,7 +160,7 @@ export function graphShapingOptions(options: ort.InferenceSession.SessionOptions
 }
 
 /** The cache folder for this model and provider: `<model file hash>-<provider>-<state hash>`. */
-export function optimizedCacheEntry(modelPath: string, provider: ExecutionProvider, settings: SessionSettings, root: string): { dir: string; prefix: string; bytes: number } {
+function optimizedCacheEntry(modelPath: string, provider: ExecutionProvider, settings: SessionSettings, root: string): { dir: string; prefix: string; bytes: number } {
   const real = realpathSync(modelPath);
   const id = modelFilesIdentity(real);
   const hash = (x: string) => createHash('sha256').update(x).digest('hex').slice(0, 16);
