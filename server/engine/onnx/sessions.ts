@@ -35,7 +35,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { CACHE_ROOT } from '../../util/project.ts';
 import { UserError } from '../errors.ts';
-import { cudaUnavailableReason, diagnoseCuda, onnxruntimeNodeInfo } from './cuda-doctor.ts';
+import { cudaUnavailableReason, diagnoseCuda, missingDevice, onnxruntimeNodeInfo } from './cuda-doctor.ts';
 import { openSession } from './inference-thread.ts';
 import { CPU_MEMORY_OPTIONS } from './memory.ts';
 import type { ExecutionProvider, ExecutionProviderRequest, InferenceSession, ort } from './runtime.ts';
@@ -91,10 +91,13 @@ export function sessionOptions(provider: ExecutionProvider, settings: SessionSet
  * Whether CUDA can be tried, with the reason when not (see cuda-doctor.ts). DUALSTYLE_CUDA_CHECK=off skips
  * the check and lets onnxruntime try (for a setup the resolver misjudges, e.g. libraries preloaded).
  */
-export function cudaProviderStatus(): { available: boolean; reason: string } {
+export function cudaProviderStatus(deviceId = 0): { available: boolean; reason: string } {
   if (process.env.DUALSTYLE_CUDA_CHECK === 'off') return { available: true, reason: 'check skipped (DUALSTYLE_CUDA_CHECK=off)' };
   const d = diagnoseCuda();
-  return { available: d.ready, reason: d.ready ? d.summary : cudaUnavailableReason(d) };
+  if (!d.ready) return { available: false, reason: cudaUnavailableReason(d) };
+  const device = missingDevice(d, deviceId);
+  if (device) return { available: false, reason: device };
+  return { available: true, reason: d.summary };
 }
 
 /**
@@ -104,7 +107,7 @@ export function cudaProviderStatus(): { available: boolean; reason: string } {
 export async function createSession(modelPath: string, request: ExecutionProviderRequest | ExecutionProvider, settings: SessionSettings = {}): Promise<CreatedSession> {
   const gpu = settings.deviceId ? ` (GPU ${settings.deviceId})` : '';
   if (request === 'auto' || request === 'cuda') {
-    const cuda = cudaProviderStatus();
+    const cuda = cudaProviderStatus(settings.deviceId);
     if (!cuda.available) {
       if (request === 'cuda') throw new CudaUnavailableError(`CUDA execution provider requested, but ${cuda.reason}`);
       return { ...(await openCached(modelPath, 'cpu', settings)), provider: 'cpu', note: `auto: CUDA unavailable (${cuda.reason}); using CPU` };
