@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { defineNode, UserError } from './types.ts';
 import { makeMask } from '../server/engine/diffusion/mask.ts';
-import { STYLE_COLORS, StrokesSchema } from '../server/protocol/painting.ts';
+import { MAX_STYLES, STYLE_COLORS, StrokesSchema } from '../server/protocol/painting.ts';
 import { encodePng, resizeImage } from './lib/image.ts';
 import { stylesParam } from './lib/styles.ts';
 import type { ImageValue, MaskValue } from './values.ts';
@@ -55,7 +55,7 @@ export const maskNode = defineNode({
       .default(20)
       .describe('k of the logistic transition (the paper uses 20; 70 is sharper).')
       .meta({ ui: { slider: true, when: { shape: ['logistic'] } }, step: 1 }),
-    fill: z.number().int().min(1).max(8).default(1).describe('Painted: the style of everything no stroke covers (the eraser paints it back).').meta({ ui: { when: { shape: ['painted'] } } }),
+    fill: z.number().int().min(1).max(MAX_STYLES).default(1).describe('Painted: the style of everything no stroke covers (the eraser paints it back).').meta({ ui: { when: { shape: ['painted'] } } }),
     feather: z
       .number()
       .min(0)
@@ -120,7 +120,7 @@ function previewSize(picture?: ImageValue): { width: number; height: number } {
  * mixed by the weights so soft borders show as blends; over the picture's brightness when there is one
  * (`picture`, already at the preview's size).
  */
-export function regionPreview(mask: MaskValue, size: { width: number; height: number }, picture?: ImageValue): ImageValue {
+function regionPreview(mask: MaskValue, size: { width: number; height: number }, picture?: ImageValue): ImageValue {
   const { width, height } = size;
   const n = width * height;
   const weights = mask.weights(width, height);

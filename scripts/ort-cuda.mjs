@@ -130,9 +130,14 @@ export async function installFromTarball(tarball, binDir, { table = PROVIDER_TAB
     log(`  sha256 of ${Object.keys(extracted).length} files match the table`);
     if (!existsSync(binDir)) throw new Error(`onnxruntime-node's binding folder ${binDir} does not exist`);
     for (const [name, file] of Object.entries(extracted)) {
+      // Copied beside the binding, then renamed over it: a failed copy (a full disk) leaves no 230 MB temp.
       const temp = path.join(binDir, `.${name}.${process.pid}.tmp`);
-      await copyFile(file, temp);
-      await rename(temp, path.join(binDir, name));
+      try {
+        await copyFile(file, temp);
+        await rename(temp, path.join(binDir, name));
+      } finally {
+        await rm(temp, { force: true });
+      }
       log(`  installed ${name} (${((await stat(path.join(binDir, name))).size / 1e6).toFixed(1)} MB)`);
     }
     const manifest = { package: table.package, version: table.version, onnxruntime: table.onnxruntime, cudaMajor: table.cudaMajor, integrity: table.integrity, files: table.files, installedAt: new Date().toISOString() };

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PROVIDER_TABLE, diagnoseCuda, formatDiagnosis, onnxruntimeNodeInfo, probeDriver, pythonCudaLibDirs } from '../server/engine/onnx/cuda-doctor.ts';
+import { PROVIDER_TABLE, diagnoseCuda, formatDiagnosis, missingDevice, onnxruntimeNodeInfo, probeDriver, pythonCudaLibDirs } from '../server/engine/onnx/cuda-doctor.ts';
 import type { LoaderEnvironment } from '../server/util/ld-resolve.ts';
 import { makeElf } from './support/elf-fixture.ts';
 
@@ -84,6 +84,10 @@ describe('diagnoseCuda', () => {
     expect(d.ready).toBe(true);
     expect(d.summary).toBe('ready: NVIDIA driver 580.65.06 (CUDA 13.0); GPU 0: NVIDIA H100 80GB HBM3, 80 GiB');
     expect(d.fixes).toEqual([]);
+    // --gpu past the GPUs nvidia-smi lists cannot work; without nvidia-smi's list nothing is refused.
+    expect(missingDevice(d, 0)).toBeNull();
+    expect(missingDevice(d, 1)).toBe('GPU 1 was asked for (--gpu), but nvidia-smi lists only GPU 0');
+    expect(missingDevice({ ...d, driver: { ...d.driver, gpus: [] } }, 5)).toBeNull();
   });
 
   it('a provider that is not installed, or not the build for this core, gets install:cuda first', () => {

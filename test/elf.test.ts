@@ -82,6 +82,12 @@ describe('resolveLibrary follows the loader order', () => {
     expect(resolveLibrary('libdep.so.1', child, bareEnv, [parentRun]).path).toBeNull();
   });
 
+  it('reads LD_LIBRARY_PATH as ld.so does: \':\' or \';\' between folders, an empty entry is the current folder', () => {
+    expect(loaderEnvironment({ env: {} }).ldLibraryPath).toEqual([]);
+    expect(loaderEnvironment({ env: { LD_LIBRARY_PATH: '/a;/b:/c' } }).ldLibraryPath).toEqual(['/a', '/b', '/c']);
+    expect(loaderEnvironment({ env: { LD_LIBRARY_PATH: '/a::/b:' } }).ldLibraryPath).toEqual(['/a', process.cwd(), '/b', process.cwd()]);
+  });
+
   it('expands $ORIGIN and skips files of another machine', () => {
     lib('order/d/lib/libdep.so.1', { soname: 'libdep.so.1', machine: 183 }); // AArch64: not loadable here
     lib('order/d/lib64/libdep.so.1', { soname: 'libdep.so.1' });

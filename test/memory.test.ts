@@ -73,7 +73,7 @@ describe('the estimate', () => {
     expect(estimate, context).toBeLessThanOrEqual(2 * measured.peak!);
   });
 
-  it('N styles: an epsilon merge plans N + 1 rows, an attention merge one rewritten UNet per number of styles and N conditionings in its merged row', async () => {
+  it('N styles: an epsilon merge plans N + 1 rows, an attention merge one rewritten UNet per number of styles and N conditionings in each row', async () => {
     const dir = await tempDir('memory-nstyles');
     try {
       const runner = new GraphRunner({ catalog: createCatalog(nodeDefinitions), dataDir: dir, executionProvider: 'cpu', maxJobMemoryBytes: 1024 * GiB });
@@ -97,6 +97,9 @@ describe('the estimate', () => {
     const step = activationBytes(sdMerge(3)) - activationBytes(sdMerge(2));
     expect(step).toBeGreaterThan(64 * 64 * 4 * 1024);
     expect(activationBytes(sdMerge(8)) - activationBytes(sdMerge(2))).toBeCloseTo(6 * step);
+    // Every row of the rewritten UNet (∅ too) attends to all N: without guidance (one row) half as much.
+    const oneRow = (styles: number): InferenceWork => ({ ...sdMerge(styles), rows: 1 });
+    expect(activationBytes(oneRow(3)) - activationBytes(oneRow(2))).toBeCloseTo(step / 2);
   });
 
   it('grows with the square of the area where attention dominates, and counts every row', async () => {

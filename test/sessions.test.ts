@@ -2,7 +2,7 @@
  * Session creation: the options each provider gets, and the optimized-graph cache (written on the first
  * start, read on the second, the same outputs, invalidated by a changed weights file).
  */
-import { mkdtemp, readdir, rm, stat, utimes } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -82,6 +82,17 @@ describe('optimized-graph cache', () => {
     expect(after).toHaveLength(1);
     expect(after[0]).not.toBe(before);
     await Promise.all([first, second].map((s) => s.session.release()));
+  });
+
+  it('a cache folder that cannot be written opens the model without the cache', async () => {
+    // A file where the cache folder should be: mkdir fails with ENOTDIR, as on a read-only install.
+    const blocked = path.join(root, 'not-a-folder');
+    await writeFile(blocked, 'x');
+    const s = await createSession(model, 'cpu', { optimizedCache: { dir: path.join(blocked, 'cache'), minBytes: 0 } });
+    expect(s.cache).toBe('off');
+    const plain = await createSession(model, 'cpu', { optimizedCache: null });
+    expect(maxAbsDiff(await run(s.session), await run(plain.session))).toBe(0);
+    await Promise.all([s, plain].map((x) => x.session.release()));
   });
 
   it('small models are not cached (below minBytes), nor when the cache is off', async () => {

@@ -27,7 +27,7 @@ export interface CudaHealth {
   fixes: string[];
 }
 
-export function cudaHealth(gpu = 0, d: CudaDiagnosis = diagnoseCuda()): CudaHealth {
+function cudaHealth(gpu = 0, d: CudaDiagnosis = diagnoseCuda()): CudaHealth {
   return {
     ready: d.ready,
     summary: d.summary,
@@ -45,7 +45,7 @@ export function cudaHealth(gpu = 0, d: CudaDiagnosis = diagnoseCuda()): CudaHeal
  * the diagnosis finds everything it needs (a model that then fails to start on it falls back to CPU,
  * and Load Model says so), else CPU, with the reason.
  */
-export function providerChoice(requested: string, d: CudaDiagnosis = diagnoseCuda()): { executionProviderUsed: string; executionProviderNote: string } {
+function providerChoice(requested: string, d: CudaDiagnosis = diagnoseCuda()): { executionProviderUsed: string; executionProviderNote: string } {
   if (requested === 'auto') {
     return d.ready
       ? { executionProviderUsed: 'cuda', executionProviderNote: `auto: CUDA (${d.summary}); CPU if a model fails to start on it` }

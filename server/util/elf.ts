@@ -45,8 +45,8 @@ const DT_RUNPATH = 29;
 const DT_FLAGS_1 = 0x6ffffffb;
 const DF_1_NODEFLIB = 0x800;
 
-export const EM_X86_64 = 62;
-export const EM_AARCH64 = 183;
+const EM_X86_64 = 62;
+const EM_AARCH64 = 183;
 
 /** The e_machine and class of the running process, for the resolver's compatibility check. */
 export function processElfTarget(arch: string = process.arch): { bits: 32 | 64; machine: number } | null {

@@ -58,7 +58,7 @@ function readLdconfigCache(): { cache: Map<string, string[]>; note?: string } {
 }
 
 /** The system folders the loader searches last, those that exist. */
-export function systemLibraryDirs(arch: string = process.arch, exists: (p: string) => boolean = existsSync): string[] {
+function systemLibraryDirs(arch: string = process.arch, exists: (p: string) => boolean = existsSync): string[] {
   const triplet = MULTIARCH[arch];
   const bits64 = arch === 'x64' || arch === 'arm64';
   const dirs = [
@@ -80,13 +80,14 @@ export function loaderEnvironment(opts: { env?: NodeJS.ProcessEnv; fresh?: boole
     const { cache, note } = readLdconfigCache();
     cached = { ldLibraryPath: [], cache, ...(note ? { cacheNote: note } : {}), systemDirs: systemLibraryDirs(), target };
   }
-  // LD_LIBRARY_PATH: ';' and ':' both separate; an empty entry means the current folder.
-  const ldLibraryPath = (env.LD_LIBRARY_PATH ?? '').split(/[:;]/).filter((p) => p.length > 0);
+  // LD_LIBRARY_PATH: ';' and ':' both separate; an empty entry means the current folder (as for ld.so).
+  const text = env.LD_LIBRARY_PATH ?? '';
+  const ldLibraryPath = text === '' ? [] : text.split(/[:;]/).map((p) => p || process.cwd());
   return { ...cached, ldLibraryPath };
 }
 
 /** Expands $ORIGIN, $LIB and $PLATFORM (also as ${...}) in one search folder of `object`. */
-export function expandSearchPath(dir: string, object: string, bits: 32 | 64, arch: string = process.arch): string {
+function expandSearchPath(dir: string, object: string, bits: 32 | 64, arch: string = process.arch): string {
   return dir
     .replace(/\$(\{ORIGIN\}|ORIGIN)/g, path.dirname(object))
     .replace(/\$(\{LIB\}|LIB)/g, bits === 64 ? 'lib64' : 'lib')

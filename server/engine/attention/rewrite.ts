@@ -34,6 +34,7 @@
  * 256×256 and 4 halvings), else the first grid of k = 0..7 halvings, rounding up then down, that has S cells.
  */
 import onnxProto from 'onnx-proto';
+import { MAX_STYLES } from '../../protocol/painting.ts';
 
 const { onnx } = onnxProto;
 type IModelProto = onnxProto.onnx.IModelProto;
@@ -44,8 +45,6 @@ type IAttributeProto = onnxProto.onnx.IAttributeProto;
 
 export const EHS2_INPUT = 'encoder_hidden_states_2';
 export const MASK_INPUT = 'mask';
-/** Conditionings a rewrite may take (as many as a mask has styles). */
-export const MAX_CONDITIONINGS = 8;
 
 /** The input of conditioning k (1-based): encoder_hidden_states for k = 1 (the UNet's own), else encoder_hidden_states_k. */
 export function conditioningInput(k: number): string {
@@ -231,8 +230,8 @@ class Names {
  * graph has no recognisable cross-attention.
  */
 export function rewriteForAttentionMerge(model: IModelProto, sourceHash = '', styles = 2): AttentionRewrite {
-  if (!Number.isInteger(styles) || styles < 2 || styles > MAX_CONDITIONINGS) {
-    throw new AttentionRewriteError(`attention merge takes 2..${MAX_CONDITIONINGS} conditionings, got ${styles}`);
+  if (!Number.isInteger(styles) || styles < 2 || styles > MAX_STYLES) {
+    throw new AttentionRewriteError(`attention merge takes 2..${MAX_STYLES} conditionings, got ${styles}`);
   }
   const g = model.graph;
   if (!g?.node?.length) throw new AttentionRewriteError('the model has no graph');

@@ -12,9 +12,9 @@
  * 3. Feather: each plane is blurred by the same Gaussian (σ = feather × the shorter side; three box
  *    passes), a normalised linear filter, so the sum stays 1 and borders become soft ramps.
  * 4. Each pixel is divided by its sum (exactly 1 up to rounding), so the planes are a partition of unity.
- * The raster is drawn at 256..384 pixels on the long side whatever the grid asked for: a small grid
- * (a latent) is supersampled and box-averaged down, a large one is upsampled bilinearly, so every size
- * sees the same mask and the cost is bounded.
+ * The raster is drawn at 256..511 pixels on the long side whatever the grid asked for: a grid under 256
+ * (a latent) is supersampled by a whole factor and box-averaged down, one over 384 is drawn at 384 and
+ * upsampled bilinearly, so every size sees the same mask and the cost is bounded.
  */
 import { decodePoints, ERASER, type Stroke } from '../../protocol/painting.ts';
 import { resizeBilinear } from './bilinear.ts';

@@ -17,8 +17,8 @@ import { loaderEnvironment, resolveDependencyTree, type LoaderEnvironment, type 
 import table from './cuda-provider.json' with { type: 'json' };
 
 export const PROVIDER_TABLE = table;
-export const CUDA_PROVIDER_LIBRARY = 'libonnxruntime_providers_cuda.so';
-export const INSTALL_CUDA = 'npm run install:cuda';
+const CUDA_PROVIDER_LIBRARY = 'libonnxruntime_providers_cuda.so';
+const INSTALL_CUDA = 'npm run install:cuda';
 /** Libraries of the system itself (glibc, the C++ runtime): reported only when missing. */
 const SYSTEM_LIBRARY = /^(ld-linux|libc\.|libm\.|libdl\.|librt\.|libpthread\.|libstdc\+\+|libgcc_s)/;
 const DRIVER_LIBRARY = 'libcuda.so.1';
@@ -337,6 +337,16 @@ export function formatDiagnosis(d: CudaDiagnosis): string[] {
 }
 
 /** A one-paragraph reason for errors and notes: the summary and the fixes. */
+/**
+ * Why CUDA device `deviceId` (--gpu) cannot exist on this machine, or null. nvidia-smi lists every GPU
+ * whatever CUDA_VISIBLE_DEVICES says, so this refuses only an index past the last GPU it lists.
+ */
+export function missingDevice(d: CudaDiagnosis, deviceId: number): string | null {
+  const gpus = d.driver.gpus.length;
+  if (gpus === 0 || deviceId < gpus) return null;
+  return `GPU ${deviceId} was asked for (--gpu), but nvidia-smi lists ${gpus === 1 ? 'only GPU 0' : `GPUs 0 to ${gpus - 1}`}`;
+}
+
 export function cudaUnavailableReason(d: CudaDiagnosis): string {
   return `${d.summary}${d.fixes.length ? `. To fix: ${d.fixes.map((f, i) => `(${i + 1}) ${f.replace(/\s+\(.*\)$/, '')}`).join('; ')}` : ''}; \`npm run doctor\` shows the details`;
 }

@@ -36,8 +36,9 @@ export interface ActivationFactors {
   /** Latent pixels per token at that level: 1 at full latent resolution, 4 at half; 0 without attention. */
   pixelsPerToken: number;
   /**
-   * UNet: bytes per latent pixel for each conditioning beyond the first that an attention-merge row
-   * attends to (its cross-attention scores and output, kept until the N are blended).
+   * UNet: bytes per latent pixel and row for each conditioning beyond the first that an attention-merge
+   * UNet attends to (its cross-attention scores and output, kept until the N are blended; every row of
+   * the rewritten graph, ∅ included, computes all N).
    */
   perPixelPerConditioning?: number;
 }
@@ -147,9 +148,9 @@ export function activationBytes(work: InferenceWork): number {
   const f = factorsOf(work);
   const pixels = work.latentWidth * work.latentHeight;
   const tokens = f.pixelsPerToken > 0 ? pixels / f.pixelsPerToken : 0;
-  // An attention merge's one merged row attends to N conditionings where a stock row attends to one.
+  // Every row of an attention-merge UNet attends to N conditionings where a stock row attends to one.
   const conditionings = work.attentionMerge ? (work.styles ?? 2) - 1 : 0;
-  return SAFETY * (work.rows * (f.perPixel * pixels + f.perTokenPair * tokens * tokens) + conditionings * (f.perPixelPerConditioning ?? 0) * pixels);
+  return SAFETY * work.rows * (f.perPixel * pixels + f.perTokenPair * tokens * tokens + conditionings * (f.perPixelPerConditioning ?? 0) * pixels);
 }
 
 export interface MemoryEstimate {

@@ -35,7 +35,7 @@ export { ModelFolderError } from './model-folder.ts';
 export type { PipelineInfo } from './pipeline-info.ts';
 export type { UnetBinding, UnetCallExtras } from './unet-binding.ts';
 
-/** Output sizes (batch × latent size) a UNet binding keeps a float32 buffer for; a run uses one or two. */
+/** Counters of the model calls (for the bench and the logs). */
 export interface PipelineStats {
   unetCalls: number;
   unetMs: number;
@@ -185,12 +185,6 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
       job.catch(() => this.attentionUnets.delete(styles));
     }
     return job;
-  }
-
-  /** Opens another model (e.g. a rewritten UNet) on this pipeline's execution provider. */
-  async openSession(modelPath: string): Promise<InferenceSession> {
-    this.alive();
-    return (await createSession(modelPath, this.info.executionProvider, this.sessionSettings)).session;
   }
 
   /** The embedding of the empty prompt ∅ (classifier-free guidance), cached like any prompt. */

@@ -23,7 +23,7 @@ export const PREVIEW_DECODER_FILE = 'taesd_decoder.onnx';
 const LAYOUT = `${PREVIEW_DECODER_FILE} taking the scaled latent [1, 4, h, w] and returning RGB [1, 3, 8h, 8w] in [0, 1]`;
 
 /** The share of wall-clock time a preview decoder may take (the bench's promise is 5% for all preview work). */
-export const PREVIEW_DECODER_SHARE = 0.04;
+const PREVIEW_DECODER_SHARE = 0.04;
 
 /** A rank-4 tensor whose channel axis is `channels` or symbolic. */
 function hasChannels(info: TensorInfo | undefined, channels: number): boolean {

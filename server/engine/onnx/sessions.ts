@@ -35,7 +35,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { CACHE_ROOT } from '../../util/project.ts';
 import { UserError } from '../errors.ts';
-import { cudaUnavailableReason, diagnoseCuda, onnxruntimeNodeInfo } from './cuda-doctor.ts';
+import { cudaUnavailableReason, diagnoseCuda, missingDevice, onnxruntimeNodeInfo } from './cuda-doctor.ts';
 import { openSession } from './inference-thread.ts';
 import { CPU_MEMORY_OPTIONS } from './memory.ts';
 import type { ExecutionProvider, ExecutionProviderRequest, InferenceSession, ort } from './runtime.ts';
@@ -51,7 +51,7 @@ export interface SessionSettings {
   optimizedCache?: { dir: string; minBytes: number } | null;
 }
 
-export const DEFAULT_OPTIMIZED_CACHE = { dir: path.join(CACHE_ROOT, 'ort-optimized'), minBytes: 32 << 20 };
+const DEFAULT_OPTIMIZED_CACHE = { dir: path.join(CACHE_ROOT, 'ort-optimized'), minBytes: 32 << 20 };
 
 export interface ProviderChoice {
   provider: ExecutionProvider;
@@ -67,7 +67,7 @@ export interface CreatedSession extends ProviderChoice {
 }
 
 /** The user-facing error of a CUDA request that cannot be met. */
-export class CudaUnavailableError extends UserError {
+class CudaUnavailableError extends UserError {
   constructor(message: string) {
     super(message, 'model');
     this.name = 'CudaUnavailableError';
@@ -91,10 +91,13 @@ export function sessionOptions(provider: ExecutionProvider, settings: SessionSet
  * Whether CUDA can be tried, with the reason when not (see cuda-doctor.ts). DUALSTYLE_CUDA_CHECK=off skips
  * the check and lets onnxruntime try (for a setup the resolver misjudges, e.g. libraries preloaded).
  */
-export function cudaProviderStatus(): { available: boolean; reason: string } {
+export function cudaProviderStatus(deviceId = 0): { available: boolean; reason: string } {
   if (process.env.DUALSTYLE_CUDA_CHECK === 'off') return { available: true, reason: 'check skipped (DUALSTYLE_CUDA_CHECK=off)' };
   const d = diagnoseCuda();
-  return { available: d.ready, reason: d.ready ? d.summary : cudaUnavailableReason(d) };
+  if (!d.ready) return { available: false, reason: cudaUnavailableReason(d) };
+  const device = missingDevice(d, deviceId);
+  if (device) return { available: false, reason: device };
+  return { available: true, reason: d.summary };
 }
 
 /**
@@ -104,7 +107,7 @@ export function cudaProviderStatus(): { available: boolean; reason: string } {
 export async function createSession(modelPath: string, request: ExecutionProviderRequest | ExecutionProvider, settings: SessionSettings = {}): Promise<CreatedSession> {
   const gpu = settings.deviceId ? ` (GPU ${settings.deviceId})` : '';
   if (request === 'auto' || request === 'cuda') {
-    const cuda = cudaProviderStatus();
+    const cuda = cudaProviderStatus(settings.deviceId);
     if (!cuda.available) {
       if (request === 'cuda') throw new CudaUnavailableError(`CUDA execution provider requested, but ${cuda.reason}`);
       return { ...(await openCached(modelPath, 'cpu', settings)), provider: 'cpu', note: `auto: CUDA unavailable (${cuda.reason}); using CPU` };
@@ -160,7 +163,7 @@ export function graphShapingOptions(options: ort.InferenceSession.SessionOptions
 }
 
 /** The cache folder for this model and provider: `<model file hash>-<provider>-<state hash>`. */
-export function optimizedCacheEntry(modelPath: string, provider: ExecutionProvider, settings: SessionSettings, root: string): { dir: string; prefix: string; bytes: number } {
+function optimizedCacheEntry(modelPath: string, provider: ExecutionProvider, settings: SessionSettings, root: string): { dir: string; prefix: string; bytes: number } {
   const real = realpathSync(modelPath);
   const id = modelFilesIdentity(real);
   const hash = (x: string) => createHash('sha256').update(x).digest('hex').slice(0, 16);
@@ -196,9 +199,12 @@ async function openCached(modelPath: string, provider: ExecutionProvider, settin
       await rm(entry.dir, { recursive: true, force: true }); // damaged entry: optimize again below
     }
   }
+  // The cache only saves time: a folder that cannot be written (read-only install, full disk, another
+  // user's .cache) opens the model as if there were no cache, and a model that fails to open that way
+  // reports its own error.
   const temp = `${entry.dir}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-  await mkdir(temp, { recursive: true });
   try {
+    await mkdir(temp, { recursive: true });
     const session = await openSession(modelPath, {
       ...options,
       optimizedModelFilePath: path.join(temp, OPTIMIZED_MODEL),
@@ -211,10 +217,12 @@ async function openCached(modelPath: string, provider: ExecutionProvider, settin
         },
       },
     });
-    const written = await publish(temp, entry, cache.dir);
+    const written = await publish(temp, entry, cache.dir).catch(() => false);
     return { session, cache: written ? 'written' : 'off', createMs: performance.now() - t0 };
+  } catch {
+    return { session: await openSession(modelPath, options), cache: 'off', createMs: performance.now() - t0 };
   } finally {
-    await rm(temp, { recursive: true, force: true });
+    await rm(temp, { recursive: true, force: true }).catch(() => undefined);
   }
 }
 

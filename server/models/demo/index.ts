@@ -214,7 +214,7 @@ export function describeExport(kind: Partial<DemoExport>): string {
   return Object.entries({ ...DEFAULT_EXPORT, ...kind }).map(([k, v]) => `${k} ${v}`).join(', ');
 }
 
-export function presetReadme(preset: ModelPreset, o: DemoExport, parameters: Record<string, number>): string {
+function presetReadme(preset: ModelPreset, o: DemoExport, parameters: Record<string, number>): string {
   const count = (n: number) => `${(n / 1e6).toFixed(1)} M`;
   return `Dual Style Studio generated model: preset ${preset.name}, ${o.dtype}, RANDOM weights
 
