@@ -31,6 +31,18 @@ async function strokesOf(page: Page): Promise<{ style: number }[]> {
   return (g.nodes.find((n) => n.id === 'mask')!.params.strokes ?? []) as { style: number }[];
 }
 
+/** Puts strokes into the autosaved graph as a hand-edited file would, and reloads the studio with them. */
+async function reloadWithStrokes(page: Page, strokes: unknown[]): Promise<void> {
+  await page.evaluate((strokes) => {
+    const key = 'dualstyle.autosave.v1';
+    const saved = JSON.parse(localStorage.getItem(key)!) as { graph: { nodes: { id: string; params: Record<string, unknown> }[] } };
+    saved.graph.nodes.find((n) => n.id === 'mask')!.params.strokes = strokes;
+    localStorage.setItem(key, JSON.stringify(saved));
+  }, strokes);
+  await page.reload();
+  await page.waitForSelector('[data-testid="canvas"][data-ready="true"]');
+}
+
 /** A pointer stroke across the painter, from and to fractions of its canvas. */
 async function paint(page: Page, from: [number, number], to: [number, number]): Promise<void> {
   const box = (await node(page, 'mask').locator('[data-testid="paint-canvas"]').boundingBox())!;
@@ -185,14 +197,7 @@ describe.skipIf(skipReason !== null)('browser end-to-end: three styles and a pai
 
     // A full painting (MAX_STROKES strokes) refuses one more stroke and says so; Clear takes the note away.
     const full = Array.from({ length: MAX_STROKES }, (_, i) => ({ style: 1 + (i % 3), radius: 0.02, points: encodePoints([i / MAX_STROKES, 0.1, i / MAX_STROKES, 0.2]) }));
-    await page.evaluate((strokes) => {
-      const key = 'dualstyle.autosave.v1';
-      const saved = JSON.parse(localStorage.getItem(key)!) as { graph: { nodes: { id: string; params: { strokes: unknown[] } }[] } };
-      saved.graph.nodes.find((n) => n.id === 'mask')!.params.strokes = strokes;
-      localStorage.setItem(key, JSON.stringify(saved));
-    }, full);
-    await page.reload();
-    await page.waitForSelector('[data-testid="canvas"][data-ready="true"]');
+    await reloadWithStrokes(page, full);
     const fullStatus = node(page, 'mask').locator('[data-testid="paint-status"]');
     await expect.poll(() => fullStatus.textContent()).toMatch(new RegExp(`^${MAX_STROKES} strokes`));
     await page.click('[data-testid="btn-fit"]');
@@ -206,14 +211,7 @@ describe.skipIf(skipReason !== null)('browser end-to-end: three styles and a pai
 
     // Strokes that cannot be read (a graph edited by hand): the painter stays, paints none and says
     // what is wrong (the node vanished: the error was thrown while drawing it); Clear starts again.
-    await page.evaluate(() => {
-      const key = 'dualstyle.autosave.v1';
-      const saved = JSON.parse(localStorage.getItem(key)!) as { graph: { nodes: { id: string; params: { strokes: { points: string }[] } }[] } };
-      saved.graph.nodes.find((n) => n.id === 'mask')!.params.strokes[1]!.points = 'AAAAA!';
-      localStorage.setItem(key, JSON.stringify(saved));
-    });
-    await page.reload();
-    await page.waitForSelector('[data-testid="canvas"][data-ready="true"]');
+    await reloadWithStrokes(page, full.map((st, i) => (i === 1 ? { ...st, points: 'AAAAA!' } : st)));
     const status = node(page, 'mask').locator('[data-testid="paint-status"]');
     await expect.poll(() => status.textContent()).toContain('The painting cannot be read, stroke 2 (points): points are 4 base64url characters each');
     expect(await node(page, 'mask').locator('[data-testid="paint-canvas"]').count()).toBe(1);
