@@ -4,13 +4,14 @@
  * removed socket's connection with it), each one undo step. The Mask is switched to painted, regions
  * are painted with the brushes of styles 2 and 3 and the eraser, strokes are undone and redone, the
  * graph runs on the demo model at a small size, and the mask's preview (each region in its style's
- * colour) and the result are checked on screen; the painting survives a reload. Screenshots go to
+ * colour) and the result are checked on screen; the painting survives a reload, a full painting says so
+ * until it is cleared, and strokes that cannot be read leave the painter standing with the reason. Screenshots go to
  * test-artifacts/ (nstyles-*.png).
  */
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import { STYLE_COLORS } from '../server/protocol/painting.ts';
+import { encodePoints, MAX_STROKES, STYLE_COLORS } from '../server/protocol/painting.ts';
 import { e2eSkipReason, launchChromium, startStudio, type RunningStudio } from './support/e2e-browser.ts';
 import { autosavedGraph, clickEmptyCanvas, openStudio, openTemplate, realErrors, visualCheck, waitForRun } from './support/e2e-helpers.ts';
 
@@ -28,6 +29,18 @@ async function inputsOf(page: Page, id: string): Promise<string[]> {
 async function strokesOf(page: Page): Promise<{ style: number }[]> {
   const g = await autosavedGraph(page);
   return (g.nodes.find((n) => n.id === 'mask')!.params.strokes ?? []) as { style: number }[];
+}
+
+/** Puts strokes into the autosaved graph as a hand-edited file would, and reloads the studio with them. */
+async function reloadWithStrokes(page: Page, strokes: unknown[]): Promise<void> {
+  await page.evaluate((strokes) => {
+    const key = 'dualstyle.autosave.v1';
+    const saved = JSON.parse(localStorage.getItem(key)!) as { graph: { nodes: { id: string; params: Record<string, unknown> }[] } };
+    saved.graph.nodes.find((n) => n.id === 'mask')!.params.strokes = strokes;
+    localStorage.setItem(key, JSON.stringify(saved));
+  }, strokes);
+  await page.reload();
+  await page.waitForSelector('[data-testid="canvas"][data-ready="true"]');
 }
 
 /** A pointer stroke across the painter, from and to fractions of its canvas. */
@@ -181,6 +194,30 @@ describe.skipIf(skipReason !== null)('browser end-to-end: three styles and a pai
     await expect.poll(() => node(page, 'mask').locator('[data-testid="paint-status"]').textContent()).toContain('3 strokes');
     expect((await strokesOf(page)).map((s) => s.style)).toEqual([2, 3, 0]);
     await expect.poll(() => node(page, 'eps_merge').locator('[data-testid^="input-style"]').count()).toBe(3);
+
+    // A full painting (MAX_STROKES strokes) refuses one more stroke and says so; Clear takes the note away.
+    const full = Array.from({ length: MAX_STROKES }, (_, i) => ({ style: 1 + (i % 3), radius: 0.02, points: encodePoints([i / MAX_STROKES, 0.1, i / MAX_STROKES, 0.2]) }));
+    await reloadWithStrokes(page, full);
+    const fullStatus = node(page, 'mask').locator('[data-testid="paint-status"]');
+    await expect.poll(() => fullStatus.textContent()).toMatch(new RegExp(`^${MAX_STROKES} strokes`));
+    await page.click('[data-testid="btn-fit"]');
+    await paint(page, [0.3, 0.6], [0.6, 0.6]);
+    await expect.poll(() => fullStatus.textContent()).toContain('The painting is full');
+    await node(page, 'mask').locator('[data-testid="paint-clear"]').click();
+    await expect.poll(() => fullStatus.textContent()).toMatch(/^0 strokes/);
+    await clickEmptyCanvas(page);
+    await page.keyboard.press('Control+z');
+    await expect.poll(() => fullStatus.textContent()).toMatch(new RegExp(`^${MAX_STROKES} strokes`));
+
+    // Strokes that cannot be read (a graph edited by hand): the painter stays, paints none and says
+    // what is wrong (the node vanished: the error was thrown while drawing it); Clear starts again.
+    await reloadWithStrokes(page, full.map((st, i) => (i === 1 ? { ...st, points: 'AAAAA!' } : st)));
+    const status = node(page, 'mask').locator('[data-testid="paint-status"]');
+    await expect.poll(() => status.textContent()).toContain('The painting cannot be read, stroke 2 (points): points are 4 base64url characters each');
+    expect(await node(page, 'mask').locator('[data-testid="paint-canvas"]').count()).toBe(1);
+    await node(page, 'mask').locator('[data-testid="paint-clear"]').click();
+    await expect.poll(() => status.textContent()).toMatch(/^0 strokes/);
+    expect(await strokesOf(page)).toEqual([]);
     expect(realErrors(errors)).toEqual([]);
     await context.close();
   });

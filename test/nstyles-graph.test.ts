@@ -20,7 +20,7 @@ import { formatIssue, validateGraph } from '../server/graph/validate.ts';
 import { resultsDir } from '../server/store/paths.ts';
 import type { Graph, GraphEdge } from '../server/protocol/graph.ts';
 import { expandSockets } from '../server/protocol/catalog.ts';
-import { encodePoints, MAX_POINTS, MAX_STROKES } from '../server/protocol/painting.ts';
+import { encodePoints, MAX_POINTS, MAX_STROKES, MAX_STYLES, NO_STYLE_COLOR, STYLE_COLORS, styleColor } from '../server/protocol/painting.ts';
 import type { MetricsValue } from '../nodes/values.ts';
 import { nodeDefinitions } from '../nodes/index.ts';
 import { graphJsonFromPng, GRAPH_KEYWORD, writePngText } from '../client/src/png-graph.ts';
@@ -47,6 +47,13 @@ describe('variadic style sockets', () => {
     expect(expandSockets(sampler.inputs, { styles: 3 }).map((s) => s.name)).toEqual(['model', 'inversion', 'style1', 'style2', 'style3', 'mask']);
     expect(expandSockets(sampler.inputs, {}).map((s) => s.label)).toEqual(['model', 'inversion', 'style 1', 'style 2', 'mask']);
     expect(json.nodes.find((n) => n.type === 'Mask')!.params.find((p) => p.name === 'strokes')).toMatchObject({ kind: 'painting', default: [] });
+  });
+
+  it('styleColor: style k its own colour, grey for a style the node (or the studio) does not have', () => {
+    expect(Array.from({ length: MAX_STYLES }, (_, i) => styleColor(i + 1))).toEqual([...STYLE_COLORS]);
+    expect(STYLE_COLORS).not.toContain(NO_STYLE_COLOR);
+    // A fill of 3 on a two-style mask (which the engine refuses) is drawn grey, not as style 3.
+    expect([styleColor(2, 2), styleColor(3, 2), styleColor(0), styleColor(MAX_STYLES + 1), styleColor(1.5)]).toEqual([STYLE_COLORS[1], NO_STYLE_COLOR, NO_STYLE_COLOR, NO_STYLE_COLOR, NO_STYLE_COLOR]);
   });
 
   it('validation: a missing style, a style beyond the count, a mask of another count, strokes of a style the mask lacks', async () => {

@@ -22,6 +22,13 @@ export const ERASER = 0;
  * style sockets. Distinct in hue and readable on the editor's dark background.
  */
 export const STYLE_COLORS = ['#e53935', '#1e88e5', '#43a047', '#fdd835', '#8e24aa', '#fb8c00', '#00acc1', '#ec407a'] as const;
+/** What a style that does not exist (beyond the node's count) is drawn in. */
+export const NO_STYLE_COLOR = '#6b7280';
+
+/** The colour of style k (1..styles); grey for a style number the node does not have. */
+export function styleColor(k: number, styles: number = MAX_STYLES): string {
+  return Number.isInteger(k) && k >= 1 && k <= Math.min(styles, STYLE_COLORS.length) ? STYLE_COLORS[k - 1]! : NO_STYLE_COLOR;
+}
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 const DIGIT = new Map([...ALPHABET].map((c, i) => [c, i]));

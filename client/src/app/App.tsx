@@ -107,6 +107,7 @@ function Studio({ catalog }: { catalog: Catalog }) {
   const editor = useStudioEditor(canvasRef, catalog, {
     onChange: onEditorChange,
     onRejectedConnection: (m) => notify('error', m),
+    onEditFailed: (m) => notify('error', m),
     onCanvasDoubleClick: (at) => setDialog({ kind: 'palette', at }),
     onContextMenu: (target, client, at) => setMenu({ target, client, at }),
     uploadImage: (file) => api.upload(file),

@@ -3,7 +3,7 @@
  * the count, one undo step each, the connections of a removed socket coming back on undo. And the
  * colour chip of style k, the colour the mask's painter and preview give that style.
  */
-import { STYLE_COLORS } from '../../../server/protocol/painting.ts';
+import { styleColor } from '../../../server/protocol/painting.ts';
 import type { CatalogSocket } from '../../../server/protocol/catalog.ts';
 import { variadicCount } from '../../../server/protocol/catalog.ts';
 import { bridge } from './bridge.ts';
@@ -11,7 +11,7 @@ import { stopCanvas } from './ParamField.tsx';
 import type { StudioNode } from './schemes.ts';
 
 export function StyleChip({ index }: { index: number }) {
-  return <span className="sd-style-chip" style={{ background: STYLE_COLORS[(index - 1) % STYLE_COLORS.length] }} />;
+  return <span className="sd-style-chip" style={{ background: styleColor(index) }} />;
 }
 
 export function FamilyControl({ node, family }: { node: StudioNode; family: CatalogSocket }) {

@@ -6,9 +6,9 @@
  * painting as the engine reads it: fill style under everything, strokes in order, the eraser painting
  * the fill back, soft borders of the feather width.
  */
-import { useEffect, useRef, useState, type PointerEvent as ReactPointerEvent } from 'react';
+import { useEffect, useLayoutEffect, useMemo, useRef, useState, type PointerEvent as ReactPointerEvent } from 'react';
 import type { CatalogParam } from '../../../server/protocol/catalog.ts';
-import { decodePoints, encodePoints, ERASER, MAX_POINTS, MAX_STROKES, STYLE_COLORS, type Stroke } from '../../../server/protocol/painting.ts';
+import { decodePoints, encodePoints, ERASER, MAX_POINTS, MAX_STROKES, StrokesSchema, styleColor, type Stroke } from '../../../server/protocol/painting.ts';
 import { withToken } from '../access-token.ts';
 import type { NodeRuntime } from '../runtime.ts';
 import { bridge } from './bridge.ts';
@@ -19,6 +19,7 @@ import type { StudioNode } from './schemes.ts';
 const WIDTH = 258;
 /** The most points one stroke keeps (it is thinned further when longer). */
 const STROKE_POINTS = 400;
+const NO_STROKES: readonly Stroke[] = [];
 
 interface Names {
   styles: string;
@@ -26,17 +27,40 @@ interface Names {
   feather: string;
 }
 
-const colorOf = (style: number) => STYLE_COLORS[(style - 1) % STYLE_COLORS.length]!;
+interface Decoded {
+  style: number;
+  radius: number;
+  xy: ArrayLike<number>;
+}
 
-/** Draws fill and strokes (picture coordinates 0..1) into a context of w×h pixels. */
-function drawRegions(ctx: CanvasRenderingContext2D, w: number, h: number, strokes: readonly { style: number; radius: number; xy: ArrayLike<number> }[], fill: number): void {
-  ctx.fillStyle = colorOf(fill);
+/**
+ * The strokes a parameter holds, checked as the engine checks them; bad data (a graph edited by hand,
+ * an older studio) paints nothing and says what is wrong rather than taking the node down.
+ */
+function readStrokes(value: unknown): { strokes: readonly Stroke[]; problem: string | null } {
+  if (value === undefined) return { strokes: NO_STROKES, problem: null };
+  const checked = StrokesSchema.safeParse(value);
+  if (checked.success) return { strokes: checked.data, problem: null };
+  const issue = checked.error.issues[0]!;
+  const [index, ...field] = issue.path;
+  const where = typeof index === 'number' ? `stroke ${index + 1}${field.length ? ` (${field.join('.')})` : ''}: ` : '';
+  return { strokes: NO_STROKES, problem: `The painting cannot be read, ${where}${issue.message}. Clear it, or undo the edit that made it.` };
+}
+
+/** Draws fill and strokes (picture coordinates 0..1) into a context of w×h pixels; a style beyond `styles` is grey. */
+function drawRegions(ctx: CanvasRenderingContext2D, w: number, h: number, strokes: readonly Decoded[], fill: number, styles: number): void {
+  ctx.fillStyle = styleColor(fill, styles);
   ctx.fillRect(-w, -h, 3 * w, 3 * h);
+  drawStrokes(ctx, w, h, strokes, fill, styles);
+}
+
+/** The strokes alone, each in its style's colour (the eraser's is the fill's). */
+function drawStrokes(ctx: CanvasRenderingContext2D, w: number, h: number, strokes: readonly Decoded[], fill: number, styles: number): void {
   const short = Math.min(w, h);
   ctx.lineCap = 'round';
   ctx.lineJoin = 'round';
   for (const s of strokes) {
-    const color = colorOf(s.style === ERASER ? fill : s.style);
+    const color = styleColor(s.style === ERASER ? fill : s.style, styles);
     const r = s.radius * short;
     if (s.xy.length < 2) continue;
     if (s.xy.length === 2) {
@@ -55,6 +79,14 @@ function drawRegions(ctx: CanvasRenderingContext2D, w: number, h: number, stroke
   }
 }
 
+/** A canvas of w×h device pixels, reused when it already has that size. */
+function sized(c: HTMLCanvasElement | null, w: number, h: number): HTMLCanvasElement {
+  const out = c ?? document.createElement('canvas');
+  if (out.width !== w) out.width = w;
+  if (out.height !== h) out.height = h;
+  return out;
+}
+
 /** Drops points closer than `spacing` (picture units) to the last kept one, keeping the last point. */
 function thin(xy: number[], spacing: number): number[] {
   if (xy.length <= 4) return xy;
@@ -69,16 +101,27 @@ function thin(xy: number[], spacing: number): number[] {
 export function MaskPainter({ node, rt, param }: { node: StudioNode; rt: NodeRuntime; param: CatalogParam }) {
   const names = { styles: 'styles', fill: 'fill', feather: 'feather', ...(param.ui as Partial<Names>) };
   const styles = Math.max(2, Number(node.params[names.styles] ?? 2));
-  const fill = Math.min(styles, Math.max(1, Number(node.params[names.fill] ?? 1)));
+  // Not clamped to `styles`: the engine refuses a fill beyond them, so the painter shows it as it is (grey).
+  const fill = Math.max(1, Number(node.params[names.fill] ?? 1));
   const feather = Number(node.params[names.feather] ?? 0);
-  const strokes = (Array.isArray(node.params[param.name]) ? node.params[param.name] : []) as Stroke[];
+  const raw = node.params[param.name];
+  const { strokes, problem } = useMemo(() => readStrokes(raw), [raw]);
+  const decoded = useMemo<Decoded[]>(() => strokes.map((s) => ({ style: s.style, radius: s.radius, xy: decodePoints(s.points) })), [strokes]);
   const [brush, setBrush] = useState(Math.min(2, styles));
   const [radius, setRadius] = useState(0.06);
-  const [note, setNote] = useState<string | null>(null);
+  // "The painting is full", for the strokes it was said about (Clear or undo makes it go).
+  const [full, setFull] = useState<{ strokes: readonly Stroke[]; note: string } | null>(null);
+  const note = problem ?? (full?.strokes === strokes ? full.note : null);
   const canvas = useRef<HTMLCanvasElement>(null);
-  const drawing = useRef<{ xy: number[]; style: number; radius: number } | null>(null);
+  const drawing = useRef<Decoded & { xy: number[] } | null>(null);
+  // A stroke handed to the editor, drawn until the strokes come back with it.
+  const committed = useRef<Decoded | null>(null);
   const hover = useRef<{ x: number; y: number } | null>(null);
   const pictureImg = useRef<HTMLImageElement | null>(null);
+  // The committed strokes, blurred by the feather: built when they (or fill, styles, size) change.
+  const regions = useRef<HTMLCanvasElement | null>(null);
+  const layer = useRef<{ canvas: HTMLCanvasElement | null; valid: boolean }>({ canvas: null, valid: false });
+  const frame = useRef(0);
 
   // The picture under the regions: the node's last run (the plain picture, else the preview itself).
   const images = rt.result?.images ?? [];
@@ -86,41 +129,58 @@ export function MaskPainter({ node, rt, param }: { node: StudioNode; rt: NodeRun
   const aspect = under ? under.width / under.height : 4 / 3;
   const width = WIDTH;
   const height = Math.max(40, Math.round(WIDTH / aspect));
-  const decoded = strokes.map((s) => ({ style: s.style, radius: s.radius, xy: decodePoints(s.points) }));
 
+  /** Draws the regions of the committed strokes, blurred, into the layer canvas (device pixels). */
+  const buildLayer = (pw: number, ph: number, dpr: number) => {
+    const reg = (regions.current = sized(regions.current, pw, ph));
+    const rctx = reg.getContext('2d')!;
+    rctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    rctx.clearRect(0, 0, width, height);
+    drawRegions(rctx, width, height, decoded, fill, styles);
+    const out = sized(layer.current.canvas, pw, ph);
+    const ctx = out.getContext('2d')!;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, pw, ph);
+    const blur = feather * Math.min(width, height);
+    ctx.filter = blur >= 0.3 ? `blur(${blur.toFixed(1)}px)` : 'none';
+    ctx.drawImage(reg, 0, 0);
+    ctx.filter = 'none';
+    layer.current = { canvas: out, valid: true };
+  };
+
+  /** Picture, cached regions, the stroke being drawn (unblurred) and the brush circle. */
   const redraw = () => {
     const c = canvas.current;
     const ctx = c?.getContext('2d');
     if (!c || !ctx) return;
     const dpr = window.devicePixelRatio || 1;
-    if (c.width !== Math.round(width * dpr)) c.width = Math.round(width * dpr);
-    if (c.height !== Math.round(height * dpr)) c.height = Math.round(height * dpr);
+    const pw = Math.round(width * dpr);
+    const ph = Math.round(height * dpr);
+    if (c.width !== pw) c.width = pw;
+    if (c.height !== ph) c.height = ph;
+    if (!layer.current.valid || layer.current.canvas?.width !== pw || layer.current.canvas.height !== ph) buildLayer(pw, ph, dpr);
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, width, height);
     const img = pictureImg.current;
-    if (img?.complete && img.naturalWidth > 0) ctx.drawImage(img, 0, 0, width, height);
+    const shown = Boolean(img?.complete && img.naturalWidth > 0);
+    if (shown) ctx.drawImage(img!, 0, 0, width, height);
     else {
       ctx.fillStyle = '#1a1f28';
       ctx.fillRect(0, 0, width, height);
     }
     // The regions, as the engine reads them, over the picture.
-    const regions = document.createElement('canvas');
-    regions.width = c.width;
-    regions.height = c.height;
-    const rctx = regions.getContext('2d')!;
-    rctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    drawRegions(rctx, width, height, drawing.current ? [...decoded, drawing.current] : decoded, fill);
     ctx.save();
-    ctx.globalAlpha = img?.complete && img.naturalWidth > 0 ? 0.55 : 0.9;
-    const blur = feather * Math.min(width, height);
-    if (blur >= 0.3) ctx.filter = `blur(${blur.toFixed(1)}px)`;
+    ctx.globalAlpha = shown ? 0.55 : 0.9;
     ctx.setTransform(1, 0, 0, 1, 0, 0);
-    ctx.drawImage(regions, 0, 0);
+    ctx.drawImage(layer.current.canvas!, 0, 0);
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    const stroke = drawing.current ?? committed.current;
+    if (stroke) drawStrokes(ctx, width, height, [stroke], fill, styles);
     ctx.restore();
     // The brush, where the pointer is.
     const at = hover.current;
     if (at) {
-      ctx.strokeStyle = brush === ERASER ? '#ffffff' : colorOf(brush);
+      ctx.strokeStyle = brush === ERASER ? '#ffffff' : styleColor(brush, styles);
       ctx.lineWidth = 1.5;
       ctx.setLineDash(brush === ERASER ? [3, 3] : []);
       ctx.beginPath();
@@ -130,21 +190,44 @@ export function MaskPainter({ node, rt, param }: { node: StudioNode; rt: NodeRun
     }
   };
 
+  // Redraws at most once a frame, with the newest state (pointer events come faster than frames).
+  const latestRedraw = useRef(redraw);
+  useLayoutEffect(() => {
+    latestRedraw.current = redraw;
+  });
+  const schedule = () => {
+    if (frame.current) return;
+    frame.current = requestAnimationFrame(() => {
+      frame.current = 0;
+      latestRedraw.current();
+    });
+  };
+  useEffect(() => () => cancelAnimationFrame(frame.current), []);
+
   useEffect(() => {
     if (!under) {
       pictureImg.current = null;
-      redraw();
+      schedule();
       return;
     }
     const img = new Image();
-    img.onload = () => redraw();
+    img.onload = schedule;
     img.src = withToken(under.url);
     pictureImg.current = img;
-    redraw();
+    schedule();
+    return () => {
+      img.onload = null;
+    };
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [under?.url]);
+  useEffect(() => {
+    layer.current.valid = false;
+    committed.current = null;
+    schedule();
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [decoded, styles, fill, feather, width, height]);
   // eslint-disable-next-line react-hooks/exhaustive-deps
-  useEffect(redraw, [strokes, styles, fill, feather, brush, radius, width, height]);
+  useEffect(schedule, [brush, radius]);
   useEffect(() => {
     if (brush > styles) setBrush(styles);
   }, [brush, styles]);
@@ -153,7 +236,7 @@ export function MaskPainter({ node, rt, param }: { node: StudioNode; rt: NodeRun
     const r = canvas.current!.getBoundingClientRect();
     return { x: Math.min(1, Math.max(0, (e.clientX - r.left) / r.width)), y: Math.min(1, Math.max(0, (e.clientY - r.top) / r.height)) };
   };
-  const points = strokes.reduce((n, s) => n + s.points.length / 4, 0);
+  const points = useMemo(() => strokes.reduce((n, s) => n + s.points.length / 4, 0), [strokes]);
 
   const commit = () => {
     const stroke = drawing.current;
@@ -163,12 +246,18 @@ export function MaskPainter({ node, rt, param }: { node: StudioNode; rt: NodeRun
     let xy = thin(stroke.xy, (stroke.radius * Math.min(width, height)) / 4 / Math.max(width, height));
     for (let spacing = 0.01; xy.length / 2 > STROKE_POINTS; spacing *= 1.5) xy = thin(xy, spacing);
     if (strokes.length >= MAX_STROKES || points + xy.length / 2 > MAX_POINTS) {
-      setNote(`The painting is full (at most ${MAX_STROKES} strokes, ${MAX_POINTS} points): clear it or undo some strokes.`);
-      redraw();
+      setFull({ strokes, note: `The painting is full (at most ${MAX_STROKES} strokes, ${MAX_POINTS} points): clear it or undo some strokes.` });
+      schedule();
       return;
     }
-    setNote(null);
+    committed.current = { style: stroke.style, radius: stroke.radius, xy };
     bridge().setParam(node.id, param.name, [...strokes, { style: stroke.style, radius: stroke.radius, points: encodePoints(xy) }], false);
+  };
+  /** A stroke the pointer gave up on (cancelled, capture lost without a pointerup) is not painted. */
+  const cancel = () => {
+    if (!drawing.current) return;
+    drawing.current = null;
+    schedule();
   };
 
   return (
@@ -181,7 +270,7 @@ export function MaskPainter({ node, rt, param }: { node: StudioNode; rt: NodeRun
             className={`sd-swatch${brush === k ? ' active' : ''}`}
             data-testid={`brush-style-${k}`}
             title={`Paint style ${k}`}
-            style={{ background: colorOf(k) }}
+            style={{ background: styleColor(k, styles) }}
             onClick={() => setBrush(k)}
           >
             {k}
@@ -201,7 +290,7 @@ export function MaskPainter({ node, rt, param }: { node: StudioNode; rt: NodeRun
           value={radius}
           onChange={(e) => setRadius(Number(e.target.value))}
         />
-        <button type="button" data-testid="paint-clear" title="Remove every stroke (one undo step)" disabled={strokes.length === 0} onClick={() => bridge().setParam(node.id, param.name, [], false)}>
+        <button type="button" data-testid="paint-clear" title="Remove every stroke (one undo step)" disabled={!problem && strokes.length === 0} onClick={() => bridge().setParam(node.id, param.name, [], false)}>
           Clear
         </button>
       </div>
@@ -213,10 +302,12 @@ export function MaskPainter({ node, rt, param }: { node: StudioNode; rt: NodeRun
         onPointerDown={(e) => {
           if (e.button !== 0) return;
           e.stopPropagation();
+          // Strokes added to a painting that cannot be read would replace it: Clear (or undo) first.
+          if (problem) return;
           e.currentTarget.setPointerCapture(e.pointerId);
           const p = pointAt(e);
           drawing.current = { xy: [p.x, p.y], style: brush, radius };
-          redraw();
+          schedule();
         }}
         onPointerMove={(e) => {
           const p = pointAt(e);
@@ -226,13 +317,14 @@ export function MaskPainter({ node, rt, param }: { node: StudioNode; rt: NodeRun
             const last = stroke.xy.length - 2;
             if (Math.hypot((p.x - stroke.xy[last]!) * width, (p.y - stroke.xy[last + 1]!) * height) >= 1.5) stroke.xy.push(p.x, p.y);
           }
-          redraw();
+          schedule();
         }}
         onPointerUp={commit}
-        onPointerCancel={commit}
+        onPointerCancel={cancel}
+        onLostPointerCapture={cancel}
         onPointerLeave={() => {
           hover.current = null;
-          if (!drawing.current) redraw();
+          if (!drawing.current) schedule();
         }}
       />
       <div className="sd-painter-status">
@@ -241,7 +333,7 @@ export function MaskPainter({ node, rt, param }: { node: StudioNode; rt: NodeRun
           <img className="sd-painter-last" data-testid="node-result-img" src={withToken(images[0].url)} alt="the mask of the last run" title="The mask of the last run, as the engine computed it" draggable={false} />
         ) : null}
         <span data-testid="paint-status">
-          {note ?? `${strokes.length} stroke${strokes.length === 1 ? '' : 's'} · unpainted: style ${fill}${under ? '' : ' · run once to paint over the picture'}`}
+          {note ?? `${strokes.length} stroke${strokes.length === 1 ? '' : 's'} · unpainted: style ${fill}${fill > styles ? ` (the mask has only ${styles} styles)` : ''}${under ? '' : ' · run once to paint over the picture'}`}
         </span>
         {rt.result?.text ? (
           // The size the mask is drawn at (the picture's), whatever the painter's size on screen.

@@ -9,6 +9,7 @@ import { useEffect, useRef, useState } from 'react';
 import { Presets, type RenderEmit } from 'rete-react-plugin';
 import type { ValidationIssue } from '../../../server/protocol/graph.ts';
 import { useNodeRuntime, type NodeRuntime } from '../runtime.ts';
+import { countParams } from '../graph-io.ts';
 import { bridge, currentBridge } from './bridge.ts';
 import { DemoNote, MediaBox, mediaOf, RuntimeArea } from './NodeParts.tsx';
 import { FamilyControl, StyleChip } from './FamilyControl.tsx';
@@ -48,7 +49,7 @@ export function NodeView(props: { data: StudioNode; emit: RenderEmit<Schemes> })
   const families = (node.spec?.inputs ?? []).filter((s) => s.variadic);
   // A count of sockets is set by its family's own control (+ style / − style), not as a field; and a
   // parameter that does not apply to the node's other settings (the angle of a painted mask) is hidden.
-  const counts = new Set(families.map((f) => f.variadic!.param));
+  const counts = node.spec ? countParams(node.spec) : new Set<string>();
   const params = (node.spec?.params ?? []).filter((p) => !counts.has(p.name) && paramVisible(p, node.params, node.spec!.params));
   // Parameter issues show under their control; everything else (inputs, node-wide) in the list.
   const paramNames = new Set(params.map((p) => p.name));

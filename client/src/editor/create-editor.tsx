@@ -40,6 +40,8 @@ export interface EditorHooks {
   onChange(kind: ChangeKind): void;
   /** A connection the user tried to draw was refused; `message` says why. */
   onRejectedConnection(message: string): void;
+  /** An edit could not be made (a count of sockets whose connections could not be moved); `message` says why. */
+  onEditFailed(message: string): void;
   /** Double-click on empty canvas: open the node palette there. */
   onCanvasDoubleClick(at: Position): void;
   /** Right-click: `client` is where on the screen, `at` where in the graph. */
@@ -161,7 +163,7 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
     },
   });
 
-  const ops = createOperations({ editor, area, history, reroute, selectable, frames, catalog, specs, colors, container, state, changed });
+  const ops = createOperations({ editor, area, history, reroute, selectable, frames, catalog, specs, colors, container, state, changed, onEditFailed: hooks.onEditFailed });
 
   // --- signals -----------------------------------------------------------------------------------
   editor.addPipe((ctx) => {

@@ -15,7 +15,8 @@ import type { Piece } from './pieces.ts';
 import type { createPins } from './pins.ts';
 import type { Schemes, StudioNode } from './schemes.ts';
 
-const nextFrame = () => new Promise<void>((resolve) => requestAnimationFrame(() => resolve()));
+/** Resolves after the next frame is drawn (sockets just set have their views). */
+export const nextFrame = () => new Promise<void>((resolve) => requestAnimationFrame(() => resolve()));
 
 export function createNodeEdits(c: {
   editor: NodeEditor<Schemes>;
@@ -27,6 +28,8 @@ export function createNodeEdits(c: {
   pieces: { put(piece: Piece): Promise<void>; take(piece: Piece): Promise<void> };
   pins: ReturnType<typeof createPins>;
   selectedIds(): string[];
+  /** An edit that could not be made: `message` says why. */
+  onError(message: string): void;
 }) {
   const { editor, area, history, changed, colorOf, pins, selectedIds } = c;
   const { put, take } = c.pieces;
@@ -93,7 +96,7 @@ export function createNodeEdits(c: {
     const before = node.params[param];
     if (Object.is(before, value)) return;
     if (node.spec && countParams(node.spec).has(param)) {
-      void setCount(node, param, value);
+      setCount(node, param, value).catch((err: Error) => c.onError(`Could not change ${param}: ${err.message}`));
       return;
     }
     recordParamChange(history, { nodeId, param, before, after: value, coalesce }, applyParam);
@@ -120,8 +123,9 @@ export function createNodeEdits(c: {
         await put(cut);
       }
     };
-    recordAction(history, new FnAction(() => apply(before, true), () => apply(value, false)));
+    // Recorded once it is done: an undo pressed meanwhile, or a failure, finds no half-made step.
     await apply(value, false);
+    recordAction(history, new FnAction(() => apply(before, true), () => apply(value, false)));
   }
 
   return { toggleMode, setTitle, setParam };

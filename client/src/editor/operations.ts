@@ -22,9 +22,8 @@ import { StudioNode, type Schemes } from './schemes.ts';
 import { createView } from './view.ts';
 import { createPins } from './pins.ts';
 import { createPieces } from './pieces.ts';
-import { createNodeEdits } from './node-edits.ts';
+import { createNodeEdits, nextFrame } from './node-edits.ts';
 
-const nextFrame = () => new Promise<void>((resolve) => requestAnimationFrame(() => resolve()));
 /** Space kept between nodes when the studio places them. */
 const GAP = 24;
 
@@ -41,6 +40,8 @@ interface Context {
   container: HTMLElement;
   state: { loading: boolean; relayout: boolean };
   changed(kind: ChangeKind): void;
+  /** An edit could not be made; `message` says why. */
+  onEditFailed(message: string): void;
 }
 
 // The area is typed with our extra signals in create-editor; here only its base API is used.
@@ -96,7 +97,7 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
   }
 
   const { capture, put, take } = createPieces({ editor, area, history, pins });
-  const { toggleMode, setTitle, setParam } = createNodeEdits({ editor, area, history, changed, colorOf, pieces: { put, take }, pins, selectedIds });
+  const { toggleMode, setTitle, setParam } = createNodeEdits({ editor, area, history, changed, colorOf, pieces: { put, take }, pins, selectedIds, onError: c.onEditFailed });
 
   /** Deletes nodes and their connections: one undo step, however long it takes. */
   async function removeNodes(ids: string[]): Promise<void> {

@@ -15,6 +15,7 @@ export function useStudioEditor(canvasRef: RefObject<HTMLDivElement | null>, cat
     void createStudioEditor(canvasRef.current!, catalog, {
       onChange: (kind) => latest.current.onChange(kind),
       onRejectedConnection: (message) => latest.current.onRejectedConnection(message),
+      onEditFailed: (message) => latest.current.onEditFailed(message),
       onCanvasDoubleClick: (at) => latest.current.onCanvasDoubleClick(at),
       onContextMenu: (target, client, at) => latest.current.onContextMenu(target, client, at),
       uploadImage: (file) => latest.current.uploadImage(file),
