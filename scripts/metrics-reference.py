@@ -1,13 +1,15 @@
-"""Builds test/fixtures/metrics-other/: a metrics fixture of the shared format (reference/metrics.json
-+ HWC float32 .npy images) with other sizes and aspects (48x26 landscape, 24x40 portrait) and other
-prompts, its reference values computed by the Python reference stack: NumPy (L2, PSNR, TV, tv_seam),
-scikit-image (SSIM), Pillow (CLIP preprocessing) and NumPy CLIP scores. The CLIP embeddings of the
-Pillow pixel values come from onnxruntime through scripts/metrics-reference-embed.ts (the model level
-that the shared fixture pins to 1e-4). The test links the shared tiny CLIP in as clip/.
+"""Builds test/fixtures/metrics-other/reference/metrics.json: the reference values of a metrics fixture of
+the shared format with other sizes and aspects (48x26 landscape, 24x40 portrait) and other prompts, computed
+by the Python reference stack: NumPy (L2, PSNR, TV, tv_seam), scikit-image (SSIM), Pillow (CLIP
+preprocessing) and NumPy CLIP scores. The pictures are not in git: test/support/metrics-other.ts makes
+them (the test does so at run time) and this script reads them. The CLIP embeddings of the Pillow pixel
+values come from onnxruntime through scripts/metrics-reference-embed.ts (the model level that the shared
+fixture pins to 1e-4). The test links the shared tiny CLIP in as clip/.
 Debian: apt-get install python3-numpy python3-pil python3-skimage. Run from the project root:
-    python3 scripts/metrics-reference.py prepare /tmp/mref
+    npx tsx test/support/metrics-other.ts /tmp/mref
+    /usr/bin/python3 scripts/metrics-reference.py prepare /tmp/mref
     npx tsx scripts/metrics-reference-embed.ts /tmp/mref ../shared/fixtures/metrics/clip
-    python3 scripts/metrics-reference.py finish /tmp/mref
+    /usr/bin/python3 scripts/metrics-reference.py finish /tmp/mref
 """
 import json, os, sys
 import numpy as np
@@ -21,19 +23,6 @@ PROMPTS = {
     'style2_right': 'A vibrant Andy Warhol-style pop art image of a dog on a beach, bold contrasting colors, thick outlines',
 }
 MEAN = np.array([0.48145466, 0.4578275, 0.40821073]); STD = np.array([0.26862954, 0.26130258, 0.27577711])
-
-def picture(w, h, seed):
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w] / max(w, h)
-    img = np.stack([0.5 + 0.4 * np.sin(6 * x + seed), 0.5 + 0.4 * np.cos(5 * y - seed), 0.3 + 0.6 * x * y], -1)
-    return np.clip(img + 0.05 * rng.standard_normal(img.shape), 0, 1).astype(np.float32)
-
-def variants(o, seed):
-    rng = np.random.default_rng(seed)
-    h, w, _ = o.shape
-    shifted = np.roll(o, 3, axis=1) * np.linspace(0.7, 1.1, w)[None, :, None]
-    noisy = o + 0.15 * rng.standard_normal(o.shape)
-    return [np.clip(shifted, 0, 1).astype(np.float32), np.clip(noisy, 0, 1).astype(np.float32)]
 
 def pixel_values(img):
     u8 = np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)
@@ -61,19 +50,13 @@ def tv_seam(x):
     s = np.sqrt((b[:, 1:] - b[:, :-1]) ** 2 + 1e-6).sum() + np.sqrt((b[1:] - b[:-1]) ** 2 + 1e-6).sum()
     return s / (h * (c1 - c0))
 
-def images():
-    out = {}
-    for name, (w, h, seed) in {'wide': (48, 26, 1), 'tall': (24, 40, 2)}.items():
-        o = picture(w, h, seed)
-        out[f'{name}_original'] = o
-        for i, g in enumerate(variants(o, seed + 10)):
-            out[f'{name}_gen{i}'] = g
-    return out
+NAMES = [f'{shape}_{kind}' for shape in ['wide', 'tall'] for kind in ['original', 'gen0', 'gen1']]
+
+def images(work):
+    return {name: np.load(f'{work}/{name}.npy') for name in NAMES}
 
 def prepare(work):
-    os.makedirs(work, exist_ok=True); os.makedirs(OUT, exist_ok=True)
-    for name, img in images().items():
-        np.save(f'{OUT}/{name}.npy', img)
+    for name, img in images(work).items():
         left, right = halves(img)
         np.save(f'{work}/{name}_pv.npy', np.stack([pixel_values(img), pixel_values(left), pixel_values(right)]))
     json.dump(PROMPTS, open(f'{work}/prompts.json', 'w'))
@@ -85,7 +68,8 @@ def cos(a, b):
     return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 def finish(work):
-    imgs = images()
+    imgs = images(work)
+    os.makedirs(OUT, exist_ok=True)
     t = {k: unit(np.load(f'{work}/text_{k}.npy').astype(np.float64).ravel()) for k in ['source', 'style1', 'style2']}
     emb = lambda n: [unit(e.astype(np.float64)) for e in np.load(f'{work}/{n}_embeds.npy')]
     cases = []

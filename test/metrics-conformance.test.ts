@@ -2,8 +2,8 @@
  * Conformance of the metrics to ../shared/fixtures/metrics (every value within metrics.json's
  * tolerances, model-level CLIP within 1e-4), and that the harness reads its fixture rather than
  * knowing the answers: a copy with resized images fails the value cases, and a fixture of the same
- * format with other sizes, aspects and prompts (test/fixtures/metrics-other, made by the Python
- * reference stack: scripts/metrics-reference.py) passes.
+ * format with other sizes, aspects and prompts (pictures from test/support/metrics-other.ts, values
+ * in test/fixtures/metrics-other by the Python reference stack: scripts/metrics-reference.py) passes.
  */
 import { existsSync } from 'node:fs';
 import { cp, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
@@ -14,6 +14,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { runConformance } from '../server/conformance/harness.ts';
 import { encodeNpy, readNpyFloat32 } from '../server/conformance/npy.ts';
 import { main as conformanceCli } from '../server/cli/conformance.ts';
+import { writeMetricsOtherPictures } from './support/metrics-other.ts';
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const fixture = path.resolve(projectRoot, '../shared/fixtures/metrics');
@@ -89,7 +90,9 @@ describe.skipIf(!hasFixture)('metrics conformance on ../shared/fixtures/metrics'
   it('passes a fixture of the same format with other sizes, aspects and prompts', async () => {
     const dir = await scratch();
     await symlink(path.join(fixture, 'clip'), path.join(dir, 'clip'));
-    await cp(path.join(projectRoot, 'test/fixtures/metrics-other/reference'), path.join(dir, 'reference'), { recursive: true });
+    // Pictures made now (test/support/metrics-other.ts); their values from the Python reference stack.
+    await writeMetricsOtherPictures(path.join(dir, 'reference'));
+    await cp(path.join(projectRoot, 'test/fixtures/metrics-other/reference/metrics.json'), path.join(dir, 'reference/metrics.json'));
     const lines: string[] = [];
     const r = await runConformance(dir, { log: (l) => lines.push(l), executionProvider: 'cpu' });
     expect(r.cases.filter((c) => !c.pass), lines.join('\n')).toEqual([]);
