@@ -65,14 +65,7 @@ export function MediaBox({ node, rt, media }: { node: StudioNode; rt: NodeRuntim
         ) : (
           <span className="sd-media-empty">{media === 'steps' ? 'Step previews appear here while it runs' : media === 'result' ? 'The picture appears here after Run' : 'Appears after Run'}</span>
         )}
-        {progress ? (
-          <div className="sd-progress" data-testid="node-progress">
-            <div className="sd-progress-bar" style={{ width: `${(100 * progress.step) / Math.max(1, progress.total)}%` }} />
-            <span className="sd-progress-text">
-              step {progress.step} of {progress.total}
-            </span>
-          </div>
-        ) : null}
+        {progress ? <StepProgress step={progress.step} total={progress.total} /> : null}
       </div>
       {media === 'result' ? (
         <div className="sd-media-caption">
@@ -132,14 +125,7 @@ export function RuntimeArea({ rt, media, nodeLevelIssues }: { node: StudioNode; 
   if (!progress && loose.length === 0 && !table && lines.length === 0 && rt.warnings.length === 0 && !rt.error && nodeLevelIssues.length === 0) return null;
   return (
     <div className="sd-node-runtime" {...stopCanvas}>
-      {progress ? (
-        <div className="sd-progress" data-testid="node-progress">
-          <div className="sd-progress-bar" style={{ width: `${(100 * progress.step) / Math.max(1, progress.total)}%` }} />
-          <span className="sd-progress-text">
-            step {progress.step} of {progress.total}
-          </span>
-        </div>
-      ) : null}
+      {progress ? <StepProgress step={progress.step} total={progress.total} /> : null}
       {loose.map((img) => (
         <img key={img.url} className="sd-media-img" src={withToken(img.url)} alt={img.name} draggable={false} />
       ))}
@@ -197,5 +183,17 @@ function ResultTableView({ table }: { table: ResultTable }) {
         ))}
       </tbody>
     </table>
+  );
+}
+
+/** A node's step bar: "step 12 of 90". */
+function StepProgress({ step, total }: { step: number; total: number }) {
+  return (
+    <div className="sd-progress" data-testid="node-progress">
+      <div className="sd-progress-bar" style={{ width: `${(100 * step) / Math.max(1, total)}%` }} />
+      <span className="sd-progress-text">
+        step {step} of {total}
+      </span>
+    </div>
   );
 }
