@@ -32,8 +32,12 @@ function checkReport(r: BenchReport, steps: number, skip: number) {
   expect(r.rerun.inversionFromCache).toBe(true);
   expect(r.rerun.computed).not.toContain('invert');
   expect(r.rerun.computed).not.toContain('single_style2');
+  // The first frame is always sent; at interval 0 the sampler offers one per step. How many of those are
+  // sent rather than dropped while the previous one encodes depends on the machine's speed: not asserted.
   expect(r.previews.framesOn).toBeGreaterThan(0);
-  expect(r.previews.framesEveryStep).toBeGreaterThan(r.previews.framesOn);
+  expect(r.previews.offeredEveryStep).toBe(steps - skip);
+  expect(r.previews.framesEveryStep).toBeGreaterThan(0);
+  expect(r.previews.framesEveryStep).toBeLessThanOrEqual(r.previews.offeredEveryStep);
   // UNet calls at the batches the samplers use, session creation cold and from the optimized-graph cache.
   expect(r.unetCalls.map((u) => u.batch)).toEqual([1, 2, 3]);
   for (const u of r.unetCalls) expect(u.ms).toBeGreaterThan(0);
@@ -67,10 +71,10 @@ describe.skipIf(!existsSync(tinySd))('bench on the reference tiny-sd model', () 
     const p = r.previews;
     console.log(`[bench.test] preview work ${p.workMs.toFixed(2)} ms for ${p.framesOn} frames (encode ${p.encodeMs.toFixed(2)} ms each) = ${(100 * p.workShare).toFixed(2)}% of the run; every step ${(100 * p.everyStepWorkShare).toFixed(1)}%; wall clock on vs off ${(100 * p.overhead).toFixed(1)}%`);
     // The promise, on the work previews add (median of 5 reps; server/bench.ts says why not the
-    // wall-clock difference). Previews at every step add more of it, so the measure is live.
+    // wall-clock difference).
     expect(p.encodeMs).toBeGreaterThan(0);
     expect(p.workShare).toBeLessThan(0.05);
-    expect(p.everyStepWorkMs).toBeGreaterThan(p.workMs);
+    expect(p.everyStepWorkMs).toBeGreaterThan(0);
   });
 });
 if (!existsSync(tinySd)) console.warn(`tiny-sd fixture not found at ${tinySd}: bench test on it skipped`);

@@ -37,10 +37,8 @@ let dir: string;
 beforeAll(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'demo-model-'));
   dir = path.join(tmp, 'written');
-  const started = performance.now();
+  // How long generation and a UNet call take is the timing group's (demo-model-timing.test.ts).
   await writeDemoModel(dir);
-  // Generation must stay cheap: it runs on the first start of a fresh install.
-  expect(performance.now() - started).toBeLessThan(2000);
 });
 
 afterAll(async () => {
@@ -281,21 +279,6 @@ describe('demo model folder', () => {
     expect([...crossQueries].sort((a, b) => b - a)).toEqual([(h * w) / 4, (h * w) / 16]);
   });
 
-  it('UNet is fast enough for 512×512 images: a batch-3 call on a 64×64 latent takes well under a second', async () => {
-    const session = await ort.InferenceSession.create(path.join(dir, 'unet/model.onnx'));
-    const ehs = gaussian(3 * 77 * 32, 11);
-    await runUnet(session, 3, 64, 64, 500, ehs); // warm-up: first-run allocations
-    let best = Infinity;
-    for (let i = 0; i < 3; i++) {
-      const started = performance.now();
-      const out = await runUnet(session, 3, 64, 64, 500, ehs);
-      best = Math.min(best, performance.now() - started);
-      expect(out.dims).toEqual([3, 4, 64, 64]);
-    }
-    // About 40–80 ms on a busy 2-core CPU; full-resolution self-attention took 400–800 ms.
-    expect(best).toBeLessThan(500);
-  });
-
   it('VAE: 64×64 encodes to 4×8×8 and decodes back to 3×64×64 in [-1, 1], resembling the input', async () => {
     const encoder = await ort.InferenceSession.create(path.join(dir, 'vae_encoder/model.onnx'));
     const decoder = await ort.InferenceSession.create(path.join(dir, 'vae_decoder/model.onnx'));
@@ -372,9 +355,8 @@ describe('writeDemoModel / ensureDemoModel', () => {
     expect(await readdir(path.dirname(cache))).toEqual([path.basename(cache)]);
     const firstStat = await stat(path.join(cache, 'unet/weights.pb'));
 
-    const started = performance.now();
+    // Reused, not generated again: the files are the very ones written first.
     expect(await ensureDemoModel(cache)).toBe(cache);
-    expect(performance.now() - started).toBeLessThan(100);
     expect((await stat(path.join(cache, 'unet/weights.pb'))).mtimeMs).toBe(firstStat.mtimeMs);
 
     const [a, b] = await Promise.all([readAll(dir), readAll(cache)]);

@@ -7,7 +7,8 @@
  */
 import { promises as fs } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, EventLog, graphOf, slowGraph, tempDir } from './support/api-harness.ts';
+import { connectRedis, RedisRecords } from '../server/executor/redis-records.ts';
+import { api, EventLog, graphOf, silentLogger, slowGraph, tempDir } from './support/api-harness.ts';
 import { e2eSkipReason, launchChromium } from './support/e2e-browser.ts';
 import { kill9, REDIS_SERVER, startRedis, startServer, startWorker, stopAll, type Child } from './support/processes.ts';
 
@@ -15,6 +16,7 @@ const hasRedis = REDIS_SERVER !== null;
 if (!hasRedis) console.warn('distributed tests skipped: redis-server is not installed (apt-get install redis-server)');
 
 let dataDir: string;
+let redisUrl: string;
 let servers: { url: string; child: Child }[] = [];
 let workers: { name: string; child: Child }[] = [];
 let sockets: EventLog[] = [];
@@ -23,6 +25,7 @@ beforeAll(async () => {
   if (!hasRedis) return;
   dataDir = await tempDir('distributed');
   const redis = await startRedis();
+  redisUrl = redis.url;
   const flags = ['--redis', redis.url, '--data', dataDir];
   // Started together: four Node processes booting at once on two cores take a while.
   [servers, workers] = await Promise.all([
@@ -105,18 +108,41 @@ describe.runIf(hasRedis)('distributed: 2 web servers, 2 workers, one Redis', () 
         ['W2', 3],
       ]);
     }
-    // A running job cancelled through the server that did not queue it, and a queued one.
-    expect((await api(servers[1]!, 'DELETE', `/api/jobs/${long[0]}`)).status).toBe(200);
+    // A queued job cancelled while both workers are still busy with the long jobs (so no worker can take
+    // it first), then a running job through the server that did not queue it. The other way round, the
+    // freed worker could take the queued job and finish it before its cancel arrived.
     expect((await api(servers[0]!, 'DELETE', `/api/jobs/${waiting[1]}`)).status).toBe(200);
-    for (const log of sockets) {
-      expect((await log.waitForEnd(long[0]!, 30_000)).name).toBe('job:cancelled');
-      expect((await log.waitForEnd(waiting[1]!, 30_000)).name).toBe('job:cancelled');
-    }
+    for (const log of sockets) expect((await log.waitForEnd(waiting[1]!, 30_000)).name).toBe('job:cancelled');
+    expect((await api(servers[1]!, 'DELETE', `/api/jobs/${long[0]}`)).status).toBe(200);
+    for (const log of sockets) expect((await log.waitForEnd(long[0]!, 30_000)).name).toBe('job:cancelled');
     expect((await api(servers[0]!, 'DELETE', `/api/jobs/${long[1]}`)).status).toBe(200);
     for (const id of [waiting[2]!, waiting[0]!]) expect((await sockets[1]!.waitForEnd(id, 30_000)).name).toBe('job:done');
     const started = sockets[1]!.events.filter((e) => e.name === 'job:started').map((e) => e.args.jobId);
     expect(started.indexOf(waiting[2]!)).toBeLessThan(started.indexOf(waiting[0]!));
     expect(started).not.toContain(waiting[1]);
+  });
+
+  it('a cancel and a finishing worker claim the ending atomically: whichever comes first decides', async () => {
+    const { redis, sub } = await connectRedis(redisUrl, silentLogger);
+    try {
+      const records = new RedisRecords(redis, `claim-test-${process.pid}`);
+      // The cancel first: it is answered true, and the worker that then finishes loses (records "cancelled").
+      expect(await records.requestCancel('a')).toBe(true);
+      expect(await records.requestCancel('a')).toBe(true); // a second cancel of the same job
+      expect(await records.claimEnd('a', 'worker')).toBe(false);
+      // The worker first: the cancel is told the job finished (409), and the worker keeps its ending.
+      expect(await records.claimEnd('b', 'worker')).toBe(true);
+      expect(await records.requestCancel('b')).toBe(false);
+      expect(await records.claimEnd('b', 'worker')).toBe(true); // the same worker, or its retry
+      // Racing: exactly one side wins, every time.
+      for (let i = 0; i < 20; i++) {
+        const [cancelled, finished] = await Promise.all([records.requestCancel(`r${i}`), records.claimEnd(`r${i}`, 'worker')]);
+        expect(cancelled !== finished, `round ${i}`).toBe(true);
+      }
+    } finally {
+      redis.disconnect();
+      sub.disconnect();
+    }
   });
 
   it('prefers the worker that already holds a job\'s model', async () => {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { PNG } from 'pngjs';
 import { e2eSkipReason, launchChromium, startStudio, type RunningStudio } from './support/e2e-browser.ts';
-import { apiJson, autosavedGraph, clickEmptyCanvas, emptyCanvasPoint, openStudio, openTemplate, realErrors, waitForRun } from './support/e2e-helpers.ts';
+import { apiJson, autosavedGraph, clickEmptyCanvas, emptyCanvasPoint, openStudio, openTemplate, realErrors, runAndWait } from './support/e2e-helpers.ts';
 
 const skipReason = e2eSkipReason();
 const node = (page: Page, id: string) => page.locator(`[data-testid="node"][data-node-id="${id}"]`);
@@ -64,9 +64,10 @@ describe.skipIf(skipReason !== null)('browser end-to-end: feedback', () => {
     // An empty prompt: said on the node, and again when it runs.
     await node(page, 'source').locator('[data-testid="param-text"]').fill('');
     await expect.poll(() => node(page, 'source').locator('[data-testid="param-empty"]').count()).toBe(1);
-    await page.keyboard.press('Control+Enter');
-    await expect.poll(() => toasts(page)).toContain('Running with an empty prompt in Source prompt → Text');
-    await waitForRun(page, 'done', 200_000);
+    await runAndWait(page, 'done', 200_000, async () => {
+      await page.keyboard.press('Control+Enter');
+      await expect.poll(() => toasts(page)).toContain('Running with an empty prompt in Source prompt → Text');
+    });
 
     // Load Model says where it ran, in full; its demo warning is not cut.
     const model = node(page, 'model');
@@ -141,12 +142,9 @@ describe.skipIf(skipReason !== null)('browser end-to-end: feedback', () => {
 
     // Two runs, two results; in the slider comparison a drag on the picture moves the divider.
     await page.click('[data-testid="btn-fit"]');
-    await page.keyboard.press('Control+Enter');
-    await waitForRun(page, 'done', 200_000);
+    await runAndWait(page, 'done', 200_000);
     await node(page, 'style2').locator('[data-testid="presets-text"]').selectOption({ label: 'Andy Warhol Pop' });
-    await page.keyboard.press('Control+Enter');
-    await expect.poll(() => page.locator('[data-testid="queue-indicator"]').getAttribute('data-state')).not.toBe('done');
-    await waitForRun(page, 'done', 200_000);
+    await runAndWait(page, 'done', 200_000);
     await page.click('[data-testid="btn-results"]');
     const items = page.locator('[data-testid="gallery-item"][data-node-id="save_style2"]');
     await expect.poll(() => items.count()).toBe(2);

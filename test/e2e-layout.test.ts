@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { e2eSkipReason, launchChromium, projectRoot, startStudio, type RunningStudio } from './support/e2e-browser.ts';
-import { autosavedGraph, intersects, nodeBoxes, openStudio, openTemplate, overlappingNodes, realErrors, visualCheck, waitForRun } from './support/e2e-helpers.ts';
+import { autosavedGraph, intersects, nodeBoxes, openStudio, openTemplate, overlappingNodes, realErrors, visualCheck, runAndWait } from './support/e2e-helpers.ts';
 
 const skipReason = e2eSkipReason();
 const hasTemplates = ['epsilon-merge', 'comparison'].every((t) => fs.existsSync(path.join(projectRoot, 'graphs', `${t}.json`)));
@@ -99,8 +99,7 @@ describe.skipIf(skipReason !== null || !hasTemplates)('browser end-to-end: layou
         Object.fromEntries(els.map((e) => [e.closest('[data-testid="node"]')!.getAttribute('data-node-id'), Math.round(e.getBoundingClientRect().height)])),
       );
     const before = await media();
-    await page.keyboard.press('Control+Enter');
-    await waitForRun(page, 'done', 180_000);
+    await runAndWait(page, 'done', 180_000);
     expect(await page.locator('[data-testid="node-result"] img').count()).toBeGreaterThanOrEqual(6);
     // Nothing overlaps after the run: pictures filled room kept for them, and what grew (notes,
     // warnings) pushed its neighbours; the studio's own moves do not make the document "unsaved".

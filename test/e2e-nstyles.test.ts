@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { encodePoints, MAX_STROKES, STYLE_COLORS } from '../server/protocol/painting.ts';
 import { e2eSkipReason, launchChromium, startStudio, type RunningStudio } from './support/e2e-browser.ts';
-import { autosavedGraph, clickEmptyCanvas, openStudio, openTemplate, realErrors, visualCheck, waitForRun } from './support/e2e-helpers.ts';
+import { autosavedGraph, clickEmptyCanvas, openStudio, openTemplate, realErrors, visualCheck, runAndWait } from './support/e2e-helpers.ts';
 
 const skipReason = e2eSkipReason();
 if (skipReason) console.warn(skipReason);
@@ -127,8 +127,7 @@ describe.skipIf(skipReason !== null)('browser end-to-end: three styles and a pai
     expect(await mask.locator('[data-testid="control-angle"]').count()).toBe(0);
     // Run once, so the painter shows the picture to paint on.
     await clickEmptyCanvas(page);
-    await page.keyboard.press('Control+Enter');
-    await waitForRun(page);
+    await runAndWait(page);
     await expect.poll(() => mask.locator('[data-testid="paint-status"]').textContent()).toContain('0 strokes');
     expect(await mask.locator('[data-testid="paint-status"]').textContent()).not.toContain('run once');
 
@@ -150,8 +149,7 @@ describe.skipIf(skipReason !== null)('browser end-to-end: three styles and a pai
     await visualCheck(page, 'nstyles-2-painted');
 
     // Run the three styles with the painted mask.
-    await page.keyboard.press('Control+Enter');
-    await waitForRun(page);
+    await runAndWait(page);
     const result = node(page, 'save_eps').locator('[data-testid="node-result-img"]');
     await expect.poll(() => result.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth > 0)).toBe(true);
     expect(await result.evaluate((img: HTMLImageElement) => [img.naturalWidth, img.naturalHeight])).toEqual([96, 72]);

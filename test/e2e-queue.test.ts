@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import type { QueueState } from '../server/protocol/events.ts';
 import { e2eSkipReason, launchChromium, startStudio, type RunningStudio } from './support/e2e-browser.ts';
-import { apiJson, openStudio, openTab, overlappingNodes, realErrors, visualCheck, waitForRun } from './support/e2e-helpers.ts';
+import { apiJson, openStudio, openTab, overlappingNodes, realErrors, visualCheck, runAndWait } from './support/e2e-helpers.ts';
 
 const skipReason = e2eSkipReason();
 
@@ -35,8 +35,7 @@ describe.skipIf(skipReason !== null)('browser end-to-end: the queue, from every 
     // A first (short) run teaches the server how long each node takes: later jobs get an ETA.
     const steps = a.locator('[data-testid="node"][data-node-id="invert"] [data-testid="param-steps"]');
     await steps.fill('30');
-    await a.keyboard.press('Control+Enter');
-    await waitForRun(a);
+    await runAndWait(a);
 
     // A long run (more inversion steps), then Run again while it runs: a second job, queued.
     await steps.fill('600');

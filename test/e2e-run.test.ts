@@ -13,7 +13,7 @@ import { ancestorsOf } from '../server/graph/topo.ts';
 import type { Catalog } from '../server/protocol/catalog.ts';
 import { GRAPH_KEYWORD, PARAMETERS_KEYWORD, readChunks, readPngText } from '../client/src/png-graph.ts';
 import { artifactsDir, dropFile, e2eSkipReason, launchChromium, projectRoot, recordNodeStatuses, screenshot, startStudio, watchErrors, type RunningStudio } from './support/e2e-browser.ts';
-import { canvasNodeIds, clickEmptyCanvas, downloadFile, drag, readTemplate, realErrors, socketCenter, type TemplateFile } from './support/e2e-helpers.ts';
+import { canvasNodeIds, clickEmptyCanvas, downloadFile, drag, readTemplate, realErrors, runAndWait, socketCenter, type TemplateFile } from './support/e2e-helpers.ts';
 
 const skipReason = e2eSkipReason();
 const TEMPLATE = 'epsilon-merge';
@@ -173,7 +173,7 @@ describe.skipIf(skipReason !== null)('browser end-to-end: template runs', () => 
     await page.click('[data-testid="btn-results"]');
 
     // Run again: nothing changed, so every node comes from the cache.
-    await page.click('[data-testid="btn-run"]');
+    await runAndWait(page, 'done', 90_000, () => page.click('[data-testid="btn-run"]'));
     await page.locator('[data-testid="badge-cached"]').first().waitFor({ timeout: 15_000 });
     await screenshot(page, '15-cached-rerun');
 
@@ -250,8 +250,7 @@ describe.skipIf(skipReason !== null)('browser end-to-end: template runs', () => 
     const outputTypes = new Set(catalog.nodes.filter((n) => n.output && n.type !== 'MetricsTable').map((n) => n.type));
     const outputs = template.nodes.filter((n) => outputTypes.has(n.type));
     expect(outputs.length).toBeGreaterThanOrEqual(2);
-    await page.click('[data-testid="btn-run"]');
-    await expect.poll(() => page.locator('[data-testid="queue-indicator"]').getAttribute('data-state'), { timeout: 90_000 }).toBe('done');
+    await runAndWait(page, 'done', 90_000, () => page.click('[data-testid="btn-run"]'));
 
     // The Metrics Table shows the seed's layout on its node: a column per method, a row per metric.
     const metricsTable = page.locator('[data-testid="node"][data-node-id="metrics_table"] [data-testid="node-result-table"]');

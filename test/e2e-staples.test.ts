@@ -11,7 +11,7 @@ import sharp from 'sharp';
 import type { Catalog } from '../server/protocol/catalog.ts';
 import { GRAPH_KEYWORD, readPngText } from '../client/src/png-graph.ts';
 import { dropFile, e2eSkipReason, launchChromium, recordNodeStatuses, startStudio, type RunningStudio } from './support/e2e-browser.ts';
-import { apiJson, autosavedGraph, clickEmptyCanvas, emptyCanvasPoint, openStudio, openTab, openTemplate, overlappingNodes, realErrors, waitForRun } from './support/e2e-helpers.ts';
+import { apiJson, autosavedGraph, clickEmptyCanvas, emptyCanvasPoint, openStudio, openTab, openTemplate, overlappingNodes, realErrors, runAndWait } from './support/e2e-helpers.ts';
 
 const skipReason = e2eSkipReason();
 
@@ -194,8 +194,7 @@ describe.skipIf(skipReason !== null)('browser end-to-end: menu and staples', () 
     expect(saved.edges.find((e) => e.to.node === 'pixel_merge' && e.to.input === 'mask')?.points).toHaveLength(1);
 
     const statuses = await recordNodeStatuses(page);
-    await page.keyboard.press('Control+Enter');
-    await waitForRun(page, 'done', 200_000);
+    await runAndWait(page, 'done', 200_000);
     const seen = await statuses();
     for (const id of ['attn_merge', 'decode_attn', 'save_attn', 'metrics_attention', 'pixel_merge']) expect(seen[id], `${id} ran`).toBeUndefined();
     expect(seen.eps_merge).toContain('done');

@@ -180,6 +180,11 @@ describe.skipIf(skipReason !== null)('browser end-to-end', () => {
     await expect.poll(() => nodes.count()).toBe(template.nodes.length);
     await expect.poll(() => connections.count()).toBe(template.edges.length);
     const allIds = template.nodes.map((n) => n.id).sort();
+    /** Clicks a node's title and waits until it is the one selected node. */
+    const selectOnly = async (id: string) => {
+      await page.locator(`[data-testid="node"][data-node-id="${id}"] [data-testid="title"]`).click();
+      await expect.poll(() => page.locator('[data-testid="node"].selected').evaluateAll((els) => els.map((e) => e.getAttribute('data-node-id')))).toEqual([id]);
+    };
 
     // Two nodes selected (click, Ctrl+click), Delete: they go, and so do their connections.
     const [a, b] = [template.nodes.find((n) => n.type === 'Mask')!, template.nodes.find((n) => n.type === 'TextPrompt')!];
@@ -220,9 +225,11 @@ describe.skipIf(skipReason !== null)('browser end-to-end', () => {
     await expect.poll(() => field.inputValue()).toBe(text);
     await clickEmptyCanvas(page);
 
-    // Ctrl+S on a template asks for a name (templates are read-only), then saves.
-    await page.locator(`[data-testid="node"][data-node-id="${a.id}"] [data-testid="title"]`).click();
+    // Ctrl+S on a template asks for a name (templates are read-only), then saves. Delete acts on the
+    // selection, so it is pressed once the click has selected the node (not while the pick is on its way).
+    await selectOnly(a.id);
     await page.keyboard.press('Delete');
+    await expect.poll(() => canvasNodeIds(page)).not.toContain(a.id);
     await expect.poll(() => page.locator('[data-testid="dirty"]').count()).toBe(1);
     await page.keyboard.press('Control+s');
     await page.locator('[data-testid="prompt-dialog"]').waitFor();
@@ -231,8 +238,9 @@ describe.skipIf(skipReason !== null)('browser end-to-end', () => {
     await expect.poll(() => page.locator('[data-testid="dirty"]').count()).toBe(0);
     expect(await page.locator('[data-testid="doc-label"]').textContent()).toContain(`my-${TEMPLATE}`);
     // Once it has a name, Ctrl+S saves straight away.
-    await page.locator(`[data-testid="node"][data-node-id="${b.id}"] [data-testid="title"]`).click();
+    await selectOnly(b.id);
     await page.keyboard.press('Delete');
+    await expect.poll(() => canvasNodeIds(page)).not.toContain(b.id);
     await expect.poll(() => page.locator('[data-testid="dirty"]').count()).toBe(1);
     await page.keyboard.press('Control+s');
     await expect.poll(() => page.locator('[data-testid="dirty"]').count()).toBe(0);

@@ -109,8 +109,11 @@ export interface BenchReport {
     /** Wall-clock: fastest on / fastest off − 1 (and the same for every step). Noisy; see above. */
     overhead: number;
     everyStepOverhead: number;
+    /** Frames sent (a frame offered while the previous one of its node still encodes is dropped, as the server does). */
     framesOn: number;
     framesEveryStep: number;
+    /** Frames the sampler offered at every step's interval (0): one per step, whatever the machine's speed. */
+    offeredEveryStep: number;
     /** Encode time of one frame, alone (ms, median of 20): decoded by the preview decoder when there is one. */
     encodeMs: number;
     /** With a preview decoder: its frame (decode + encode) against the same latent projected and encoded (ms, medians of 20). */
@@ -152,16 +155,18 @@ class BenchRunner {
     graph: Graph,
     previewIntervalMs: number,
     onEvent?: (e: ExecEvent) => void,
-  ): Promise<{ summary: ExecuteSummary; frames: number; handlerMs: number; lastFrame?: PreviewSource }> {
+  ): Promise<{ summary: ExecuteSummary; frames: number; offered: number; handlerMs: number; lastFrame?: PreviewSource }> {
     const encoding = new Set<string>();
     const pending: Promise<unknown>[] = [];
     let frames = 0;
+    let offered = 0;
     let handlerMs = 0;
     let lastFrame: PreviewSource | undefined;
     const summary = await this.graphs.run(graph, {
       jobId: 'bench',
       previewIntervalMs,
       emit: (e) => {
+        if (e.type === 'node:preview') offered++;
         if (e.type === 'node:preview' && !encoding.has(e.nodeId)) {
           const t = performance.now();
           encoding.add(e.nodeId);
@@ -176,7 +181,7 @@ class BenchRunner {
     await Promise.all(pending);
     const model = this.graphs.cache.get(summary.keys['model']!)?.outputs['model'] as ModelValue | undefined;
     this.pipeline ??= await model?.pipeline.acquire();
-    return { summary, frames, handlerMs, lastFrame };
+    return { summary, frames, offered, handlerMs, lastFrame };
   }
 }
 
@@ -248,7 +253,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
 
     // 3) Previews off vs on: the epsilon-merge sampler alone, its inversion cached, repeated and interleaved.
     const samplerOnly = (guidance: number) => withParams(graph, { eps_merge: { guidance } });
-    type Timed = { ms: number; frames: number; handlerMs: number };
+    type Timed = { ms: number; frames: number; offered: number; handlerMs: number };
     const offRuns: Timed[] = [], onRuns: Timed[] = [], everyRuns: Timed[] = [];
     let frame: PreviewSource | undefined;
     let g = 20;
@@ -257,7 +262,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       const t = performance.now();
       const r = await runner.run(samplerOnly(g), interval);
       frame = r.lastFrame ?? frame;
-      return { ms: performance.now() - t, frames: r.frames, handlerMs: r.handlerMs };
+      return { ms: performance.now() - t, frames: r.frames, offered: r.offered, handlerMs: r.handlerMs };
     };
     for (let i = 0; i < opts.previewReps; i++) {
       offRuns.push(await time(Infinity));
@@ -328,6 +333,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
         everyStepOverhead: everyStepMs / offMs - 1,
         framesOn: median(onRuns.map((r) => r.frames)),
         framesEveryStep: median(everyRuns.map((r) => r.frames)),
+        offeredEveryStep: median(everyRuns.map((r) => r.offered)),
         encodeMs,
         decoder: decoderFigures,
         workMs: work(onRuns),

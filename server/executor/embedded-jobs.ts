@@ -13,7 +13,7 @@ import type { HistoryPage, JobDetail, JobSummary, OutgoingEvent, QueueState, Wor
 import { JobDb, studioDbPath } from '../store/job-db.ts';
 import { learnNodeTime, planMs, planOf, progressOf, queueEtas, remainingMs, type LiveState, type NodeTime, type PlannedNode } from './eta.ts';
 import type { GraphRunner } from './graph-runner.ts';
-import { endEvent, runJob } from './job-execution.ts';
+import { cancelledEnd, endEvent, runJob } from './job-execution.ts';
 import {
   DEFAULT_RETENTION,
   modelOf,
@@ -70,6 +70,8 @@ interface Running {
   id: string;
   controller: AbortController;
   live: LiveState;
+  /** A user cancelled it: it ends cancelled, even if its last node finished meanwhile. */
+  cancelled: boolean;
 }
 
 export class EmbeddedJobService implements JobService {
@@ -116,6 +118,7 @@ export class EmbeddedJobService implements JobService {
 
   async cancel(id: string): Promise<CancelOutcome> {
     if (this.running?.id === id) {
+      this.running.cancelled = true;
       this.running.controller.abort();
       return 'cancelled';
     }
@@ -242,12 +245,12 @@ export class EmbeddedJobService implements JobService {
       return;
     }
     const id = job.summary.id;
-    const running: Running = { id, controller: new AbortController(), live: { done: [] } };
+    const running: Running = { id, controller: new AbortController(), live: { done: [] }, cancelled: false };
     this.running = running;
     const plan = job.plan as PlannedNode[];
     this.emit({ name: 'job:started', args: { jobId: id, nodes: plan.map((n) => n.id), worker: WORKER, attempt: job.summary.attempts ?? 1 } });
     this.queueChanged();
-    const end = await runJob({
+    const run = await runJob({
       jobId: id,
       graph: job.graph,
       ...(job.outputs ? { outputs: job.outputs } : {}),
@@ -268,6 +271,8 @@ export class EmbeddedJobService implements JobService {
       log: this.opts.log,
     });
     this.running = null;
+    // A cancel answered 'cancelled' while the job ran: so it ends, whatever the run got to.
+    const end = running.cancelled ? cancelledEnd(run) : run;
     // Stopped by a shutdown, not a user: it stays "running" on disk, so the next start resumes it.
     if (!(this.stopping && end.state === 'cancelled')) {
       const now = Date.now();

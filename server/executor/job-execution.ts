@@ -144,6 +144,16 @@ export async function runJob(run: JobRun): Promise<JobEnd> {
   }
 }
 
+/**
+ * A job whose cancel was answered `cancelled` ends cancelled, even when its last node finished before the
+ * cancel reached it: what the user was told holds. Results it already wrote stay listed with it.
+ */
+export function cancelledEnd(end: JobEnd): JobEnd {
+  if (end.state === 'cancelled') return end;
+  const { results, outputTitles, ms } = end.outcome;
+  return { state: 'cancelled', retryable: false, outcome: { ...(ms !== undefined ? { ms } : {}), ...(results ? { results } : {}), ...(outputTitles ? { outputTitles } : {}) } };
+}
+
 /** The event that tells every client how a job ended. */
 export function endEvent(jobId: string, end: Pick<JobEnd, 'state' | 'outcome'>): OutgoingEvent {
   const { outcome } = end;

@@ -102,8 +102,7 @@ export class RedisJobService implements JobService {
       await this.finish(id, 'cancelled');
       return 'cancelled';
     }
-    await this.records.requestCancel(id);
-    return 'cancelled';
+    return (await this.records.requestCancel(id)) ? 'cancelled' : 'finished';
   }
 
   async move(id: string, position: number): Promise<'moved' | 'not_queued' | 'not_found'> {

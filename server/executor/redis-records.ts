@@ -134,9 +134,27 @@ export class RedisRecords {
     else await this.redis.hdel(this.key(id), 'live');
   }
 
-  async requestCancel(id: string): Promise<void> {
+  /**
+   * Asks the worker running the job to stop. The request claims the job's ending (see claimEnd): once
+   * it is answered true, the job ends cancelled whatever its run gets to. False: its worker claimed the
+   * ending first (the job is finishing or finished).
+   */
+  async requestCancel(id: string): Promise<boolean> {
+    if (!(await this.claimEnd(id, 'cancel'))) return false;
     await this.redis.hset(this.key(id), 'cancel', '1');
     await this.publishControl({ cancel: id });
+    return true;
+  }
+
+  /**
+   * Who decides how a job ends, atomically: a user's cancel or the worker that finished it. The first to
+   * claim wins (HSETNX); a later claim by the same party succeeds again. A worker that loses records the
+   * job cancelled; a cancel that loses is told the job already finished.
+   */
+  async claimEnd(id: string, by: 'cancel' | 'worker'): Promise<boolean> {
+    const key = this.key(id);
+    if ((await this.redis.hsetnx(key, 'ended', by)) === 1) return true;
+    return (await this.redis.hget(key, 'ended')) === by;
   }
 
   /** Records how a job ended and enters it in the history; returns the ids retention dropped. */

@@ -16,7 +16,7 @@ import type { Logger } from '../../nodes/types.ts';
 import type { OutgoingEvent } from '../protocol/events.ts';
 import type { LiveState } from './eta.ts';
 import type { GraphRunner } from './graph-runner.ts';
-import { endEvent, runJob, type JobEnd } from './job-execution.ts';
+import { cancelledEnd, endEvent, runJob, type JobEnd } from './job-execution.ts';
 import { DEFAULT_RETENTION, QUEUE_PROGRESS_MS, type Retention } from './job-service.ts';
 import { connectRedis, HEARTBEAT_MS, QUEUE_NAME, RedisRecords, type ControlMessage, type WorkerInfo } from './redis-records.ts';
 
@@ -161,6 +161,8 @@ export class RedisJobWorker {
     }
     // Still ours? A worker that lost its lock (another took the job over) must not record an ending.
     if (token) await job.extendLock(token, opts.stallTimeoutMs ?? 30_000);
+    // A cancel answered before this ending was claimed wins: the user was told "cancelled".
+    if (!(await records.claimEnd(id, 'worker'))) end = cancelledEnd(end);
     await this.finish(id, end);
     if (end.state !== 'done') throw new UnrecoverableError(end.outcome.error?.message ?? end.state);
     return { state: 'done' };
@@ -212,7 +214,8 @@ export class RedisJobWorker {
       const record = await this.records.get(job.id);
       if (!record || (record.summary.state !== 'queued' && record.summary.state !== 'running')) return;
       if ((await job.getState()) !== 'failed') return;
-      await this.finish(job.id, { state: 'failed', outcome: { error: { message: err.message } } });
+      const failed: JobEnd = { state: 'failed', retryable: false, outcome: { error: { message: err.message } } };
+      await this.finish(job.id, (await this.records.claimEnd(job.id, 'worker')) ? failed : cancelledEnd(failed));
     } catch (e) {
       this.opts.log.warn(`could not record failed job ${job.id}`, e);
     }

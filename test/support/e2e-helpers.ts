@@ -87,6 +87,29 @@ export async function waitForRun(page: Page, state: 'done' | 'failed' | 'cancell
   await expect.poll(() => page.locator('[data-testid="queue-indicator"]').getAttribute('data-state'), { timeout }).toBe(state);
 }
 
+/**
+ * Starts a run (Ctrl+Enter unless `start` says otherwise) and waits until the toolbar follows a job other
+ * than the one it showed before and that job reaches `state`. Waiting on the state alone could read the
+ * previous run's "done" before the new job is even queued. Returns the new job's id.
+ */
+export async function runAndWait(page: Page, state: 'done' | 'failed' | 'cancelled' = 'done', timeout = 90_000, start: () => Promise<unknown> = () => page.keyboard.press('Control+Enter')): Promise<string> {
+  const indicator = page.locator('[data-testid="queue-indicator"]');
+  const jobShown = async () => ((await indicator.count()) > 0 ? indicator.getAttribute('data-job-id') : null);
+  const before = await jobShown();
+  await start();
+  let id: string | null = null;
+  await expect
+    .poll(
+      async () => {
+        id = await jobShown();
+        return id !== null && id !== before ? indicator.getAttribute('data-state') : `the toolbar still shows job ${before}`;
+      },
+      { timeout },
+    )
+    .toBe(state);
+  return id!;
+}
+
 /** Opens a template (discarding unsaved changes when the studio asks). */
 export async function openTemplate(page: Page, name: string): Promise<void> {
   await page.click('[data-testid="btn-open"]');

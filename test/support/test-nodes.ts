@@ -5,6 +5,7 @@
  * stand-ins for Image/Latent/Mask nodes (to test socket type checks and messages). Each node records
  * its runs in `runLog`.
  */
+import { existsSync } from 'node:fs';
 import sharp from 'sharp';
 import { z } from 'zod';
 import { CancelledError, defineNode, UserError, type AnyNodeDefinition } from '../../nodes/types.ts';
@@ -80,6 +81,28 @@ export const SlowCounter = defineNode({
     }
     if (ctx.signal.aborted) throw new CancelledError();
     return { outputs: { count } };
+  },
+});
+
+/**
+ * Waits until `file` exists, without checking for cancellation on the way, as one long inference call
+ * that cannot stop midway does; then passes its input on. A test opens the gate by writing the file,
+ * so it decides exactly when the node ends (in this process or in a worker's).
+ */
+export const Gate = defineNode({
+  type: 'Gate',
+  title: 'Gate',
+  category: 'test',
+  description: 'Waits for a file, then passes its input on.',
+  inputs: { x: { type: 'Number', optional: true } },
+  outputs: { y: { type: 'Number' } },
+  params: z.object({ file: z.string().min(1).default('gate') }),
+  async run({ inputs, params, ctx }) {
+    runLog.push(ctx.nodeId);
+    ctx.progress(0, 1);
+    while (!existsSync(params.file)) await new Promise((r) => setTimeout(r, 5));
+    ctx.progress(1, 1);
+    return { outputs: { y: inputs.x ?? 0 } };
   },
 });
 
@@ -276,6 +299,7 @@ export const testNodes: AnyNodeDefinition[] = [
   Constant,
   Add,
   SlowCounter,
+  Gate,
   ModelName,
   Thrower,
   Forgetful,
