@@ -42,7 +42,8 @@ export const loadModel = defineNode({
   title: 'Load Model',
   category: 'Model',
   description:
-    'A Stable Diffusion 1.x model in the diffusers ONNX layout (a folder path, e.g. one fetched with `npm run fetch-model`), or "demo" for the built-in demo model. Sessions are created once and reused.',
+    'A Stable Diffusion 1.x model in the diffusers ONNX layout (a folder path, e.g. one fetched with `npm run fetch-model`), ' +
+    'or "demo" for the built-in demo model. Sessions are created once and reused.',
   inputs: {},
   outputs: { model: { type: 'Model', label: 'model' } },
   params: z.object({

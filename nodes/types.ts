@@ -194,7 +194,7 @@ export function defineNode<
 }
 
 /** A node definition with its generic parameters erased, as stored in a catalog. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- erases the parameters: a definition is invariant in them (run takes params and inputs, gives outputs)
 export type AnyNodeDefinition = NodeDefinition<any, any, any>;
 
 /** A concrete input socket of a node: a plain one, or a member (index 1..N) of a variadic family. */

@@ -107,7 +107,9 @@ function write(name: string, title: string, description: string, nodes: N[], edg
 }
 
 { const { nodes, edges } = common(); styles(nodes, edges, 3); mask(nodes, edges, 5); epsSampler(nodes, edges, 3); decodeSave(nodes, edges, 'eps_merge', 'eps', 4, 3, 'epsilon-merge', 'Epsilon merge');
-  write('epsilon-merge', 'Epsilon merge: Van Gogh left, Minecraft right', 'The paper\'s noise-merging method: invert the picture with CycleDiffusion under the source prompt, then decode it with the two style prompts, merging their guided noise predictions with a logistic mask (sharpness 20). Paper settings: 100 steps, skip 10, eta 0.1, encoder guidance 1, decoder guidance 20.', nodes, edges); }
+  write('epsilon-merge', 'Epsilon merge: Van Gogh left, Minecraft right', 'The paper\'s noise-merging method: invert the picture with CycleDiffusion under the source prompt, then decode it with the two style ' +
+    'prompts, merging their guided noise predictions with a logistic mask (sharpness 20). Paper settings: 100 steps, skip 10, eta 0.1, encoder ' +
+    'guidance 1, decoder guidance 20.', nodes, edges); }
 { const { nodes, edges } = common(); styles(nodes, edges, 3); mask(nodes, edges, 5); single(nodes, edges, 'single_style1', 'encode_style1', 3); single(nodes, edges, 'single_style2', 'encode_style2', 4);
   nodes.push({ id: 'decode_style1', type: 'VAEDecode', position: at(4, 3) }, { id: 'decode_style2', type: 'VAEDecode', position: at(4, 4) }, { id: 'pixel_merge', type: 'PixelMerge', position: at(5, 4) }, { id: 'save_pixel', type: 'SaveImage', title: 'Pixel merge', params: { prefix: 'pixel-merge' }, position: at(6, 4) });
   edges.push(e('model','model','decode_style1','model'), e('single_style1','latent','decode_style1','latent'), e('model','model','decode_style2','model'), e('single_style2','latent','decode_style2','latent'),
@@ -116,9 +118,13 @@ function write(name: string, title: string, description: string, nodes: N[], edg
 { const { nodes, edges } = common();
   bothStyles(nodes, edges, 'style', 0, 3);
   single(nodes, edges, 'single', 'encode_style', 3); decodeSave(nodes, edges, 'single', 'single', 4, 3, 'single-prompt', 'Single prompt');
-  write('single-prompt', 'Single prompt baseline', 'Baseline of the paper: one prompt that asks for the spatial arrangement of both styles in words. The paper found it fails: one style dominates or the styles mix incoherently.', nodes, edges); }
+  write('single-prompt', 'Single prompt baseline', 'Baseline of the paper: one prompt that asks for the spatial arrangement of both styles in words. The paper found it fails: one style ' +
+    'dominates or the styles mix incoherently.', nodes, edges); }
 { const { nodes, edges } = common(); styles(nodes, edges, 3); mask(nodes, edges, 5, { shape: 'logistic', direction: 'left-right', sharpness: 70 }); attnSampler(nodes, edges, 3, 30); decodeSave(nodes, edges, 'attn_merge', 'attn', 4, 3, 'attention-merge', 'Attention merge');
-  write('attention-merge', 'Attention merge: Van Gogh left, Minecraft right', 'The paper\'s cross-attention method: invert the picture with CycleDiffusion, then decode it with a UNet whose every cross-attention layer attends to both style prompts and blends them with the mask. The paper found this method needs a sharper mask and stronger guidance than epsilon merge: sharpness 70, decoder guidance 30 (its defaults are 20 and 20). The first run rewrites the model\'s UNet once; later runs reuse it.', nodes, edges); }
+  write('attention-merge', 'Attention merge: Van Gogh left, Minecraft right', 'The paper\'s cross-attention method: invert the picture with CycleDiffusion, then decode it with a UNet whose every cross-attention layer ' +
+    'attends to both style prompts and blends them with the mask. The paper found this method needs a sharper mask and stronger guidance than ' +
+    'epsilon merge: sharpness 70, decoder guidance 30 (its defaults are 20 and 20). The first run rewrites the model\'s UNet once; later runs ' +
+    'reuse it.', nodes, edges); }
 { const { nodes, edges } = common(); styles(nodes, edges, 3); mask(nodes, edges, 5); epsSampler(nodes, edges, 2); decodeSave(nodes, edges, 'eps_merge', 'eps', 4, 2, 'compare-epsilon', 'Epsilon merge');
   attnSampler(nodes, edges, 1); decodeSave(nodes, edges, 'attn_merge', 'attn', 4, 1, 'compare-attention', 'Attention merge');
   single(nodes, edges, 'single_style1', 'encode_style1', 3); single(nodes, edges, 'single_style2', 'encode_style2', 4);
@@ -128,13 +134,21 @@ function write(name: string, title: string, description: string, nodes: N[], edg
   bothStyles(nodes, edges, 'style_both', 0, 6); single(nodes, edges, 'single_both', 'encode_style_both', 6); decodeSave(nodes, edges, 'single_both', 'single', 4, 6, 'compare-single', 'Single prompt');
   // The seed's columns (cross-attention, epsilon, pixel, two styles in one prompt), then each style alone.
   evaluation(nodes, edges, [['attention', 'decode_attn', 'image'], ['epsilon', 'decode_eps', 'image'], ['pixel', 'pixel_merge', 'image'], ['single', 'decode_single', 'image'], ['style1', 'decode_style1', 'image'], ['style2', 'decode_style2', 'image']], 7);
-  write('comparison', 'Compare methods on one inversion', 'One CycleDiffusion inversion shared by every method: epsilon merge, attention merge, each style alone, the pixel merge of the two and the single-prompt baseline, all with the same mask and guidance, each scored by a Metrics node (L2, PSNR, SSIM, smoothness, seam TV; CLIP and directional CLIP once Load CLIP has a folder) and collected in a Metrics Table, the seed\'s layout. Change a style prompt and only its decoders re-run; the inversion comes from cache. `npm run eval` runs this graph over a folder of images.', nodes, edges); }
+  write('comparison', 'Compare methods on one inversion', 'One CycleDiffusion inversion shared by every method: epsilon merge, attention merge, each style alone, the pixel merge of the two and the ' +
+    'single-prompt baseline, all with the same mask and guidance, each scored by a Metrics node (L2, PSNR, SSIM, smoothness, seam TV; CLIP and ' +
+    'directional CLIP once Load CLIP has a folder) and collected in a Metrics Table, the seed\'s layout. Change a style prompt and only its ' +
+    'decoders re-run; the inversion comes from cache. `npm run eval` runs this graph over a folder of images.', nodes, edges); }
 
 { const { nodes, edges } = common(); styles(nodes, edges, 3, THREE); mask(nodes, edges, 6, { styles: 3, shape: 'logistic', direction: 'left-right', sharpness: 20 }); epsSampler(nodes, edges, 3, 3); decodeSave(nodes, edges, 'eps_merge', 'eps', 4, 3, 'three-styles', 'Three styles');
-  write('three-styles', 'Three styles: Van Gogh left, mosaic centre, Minecraft right', 'The seed\'s noise merging with three styles: one inversion, decoded with three style prompts whose guided noise predictions are blended by a mask of three regions of equal width with soft logistic borders (sharpness 20). All three prompts go through the UNet in one call per step (∅ and the three styles). Set the Mask\'s direction to an angle or radial, or paint the regions by hand; add a style with the sampler\'s "+ style" (and the Mask\'s styles).', nodes, edges); }
+  write('three-styles', 'Three styles: Van Gogh left, mosaic centre, Minecraft right', 'The seed\'s noise merging with three styles: one inversion, decoded with three style prompts whose guided noise predictions are blended by ' +
+    'a mask of three regions of equal width with soft logistic borders (sharpness 20). All three prompts go through the UNet in one call per ' +
+    'step (∅ and the three styles). Set the Mask\'s direction to an angle or radial, or paint the regions by hand; add a style with the ' +
+    'sampler\'s "+ style" (and the Mask\'s styles).', nodes, edges); }
 { const { nodes, edges } = common(); styles(nodes, edges, 3, [{ text: vanGogh, title: 'Style 1: Van Gogh (sky, everything unpainted)' }, { text: preset('Andy Warhol Pop'), title: 'Style 2: Andy Warhol (painted on the house)' }, { text: minecraft, title: 'Style 3: Minecraft (painted on the hills)' }]);
   mask(nodes, edges, 6, { styles: 3, shape: 'painted', fill: 1, feather: 0.03, strokes: paintedRegions() }); epsSampler(nodes, edges, 3, 3); decodeSave(nodes, edges, 'eps_merge', 'eps', 4, 3, 'painted-mask', 'Painted regions');
-  write('painted-mask', 'Painted regions: Andy Warhol on the house, Minecraft on the hills, Van Gogh elsewhere', 'Regions painted by hand on the Mask node (brush, eraser and feather, one colour per style): the house in Andy Warhol\'s pop art, the hills in Minecraft, everything unpainted in Van Gogh\'s style, with soft borders (feather 0.03). Epsilon merge blends the three guided noise predictions with the painted weights at every step.', nodes, edges); }
+  write('painted-mask', 'Painted regions: Andy Warhol on the house, Minecraft on the hills, Van Gogh elsewhere', 'Regions painted by hand on the Mask node (brush, eraser and feather, one colour per style): the house in Andy Warhol\'s pop art, the hills ' +
+    'in Minecraft, everything unpainted in Van Gogh\'s style, with soft borders (feather 0.03). Epsilon merge blends the three guided noise ' +
+    'predictions with the painted weights at every step.', nodes, edges); }
 { const { nodes, edges } = common(); styles(nodes, edges, 3, THREE); mask(nodes, edges, 6, { styles: 3, shape: 'logistic', direction: 'left-right', sharpness: 20 });
   epsSampler(nodes, edges, 2, 3); decodeSave(nodes, edges, 'eps_merge', 'eps', 4, 2, 'compare3-epsilon', 'Epsilon merge');
   attnSampler(nodes, edges, 1, 20, 3); decodeSave(nodes, edges, 'attn_merge', 'attn', 4, 1, 'compare3-attention', 'Attention merge');
@@ -143,4 +157,6 @@ function write(name: string, title: string, description: string, nodes: N[], edg
   edges.push(e('decode_style1','image','pixel_merge','image1'), e('decode_style2','image','pixel_merge','image2'), e('decode_style3','image','pixel_merge','image3'), e('mask','mask','pixel_merge','mask'), e('pixel_merge','image','save_pixel','image'));
   bothStyles(nodes, edges, 'style_all', 0, 7, THREE_STYLES, 'All three styles in one prompt'); single(nodes, edges, 'single_all', 'encode_style_all', 7); decodeSave(nodes, edges, 'single_all', 'single', 4, 7, 'compare3-single', 'Single prompt');
   evaluation(nodes, edges, [['attention', 'decode_attn', 'image'], ['epsilon', 'decode_eps', 'image'], ['pixel', 'pixel_merge', 'image'], ['single', 'decode_single', 'image'], ['style1', 'decode_style1', 'image'], ['style2', 'decode_style2', 'image'], ['style3', 'decode_style3', 'image']], 7, 3);
-  write('comparison-three-styles', 'Compare methods with three styles', 'The comparison for three styles (Van Gogh left, mosaic centre, Minecraft right) on one inversion: epsilon merge, attention merge, each style alone, their pixel merge and the single prompt that asks for all three in words, each scored by a Metrics node that, with a CLIP folder, also scores every style\'s own region (where the mask weighs it most) against that style (CLIP reg. 1..3).', nodes, edges); }
+  write('comparison-three-styles', 'Compare methods with three styles', 'The comparison for three styles (Van Gogh left, mosaic centre, Minecraft right) on one inversion: epsilon merge, attention merge, each ' +
+    'style alone, their pixel merge and the single prompt that asks for all three in words, each scored by a Metrics node that, with a CLIP ' +
+    'folder, also scores every style\'s own region (where the mask weighs it most) against that style (CLIP reg. 1..3).', nodes, edges); }

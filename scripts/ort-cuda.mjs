@@ -201,7 +201,8 @@ async function postinstall() {
   if (!ort || !nvidiaDriverPresent()) return;
   if ((await checkInstalled(bindingDir(ort.dir))).complete) return;
   if (mode !== 'install') {
-    console.log(`dualstyle: NVIDIA driver found. For CUDA, run \`npm run install:cuda\` (downloads ${(PROVIDER_TABLE.tarballBytes / 1e6).toFixed(0)} MB from the npm registry), or install with DUALSTYLE_CUDA=install.`);
+    const mb = (PROVIDER_TABLE.tarballBytes / 1e6).toFixed(0);
+    console.log(`dualstyle: NVIDIA driver found. For CUDA, run \`npm run install:cuda\` (downloads ${mb} MB from the npm registry), or install with DUALSTYLE_CUDA=install.`);
     return;
   }
   try {

@@ -224,7 +224,8 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
     boundPort = await listen(httpServer, port, host);
   } catch (err) {
     unsubscribe();
-    io.close();
+    // Its promise settles without error (a close error goes to a callback, and there is none).
+    void io.close();
     await jobs.close();
     await previewDecoder?.release();
     throw err;

@@ -84,7 +84,7 @@ describe.concurrent('command line (server/main.ts)', () => {
       const m = text.match(/Dual Style Studio running at (http:\/\/127\.0\.0\.1:\d+\/)/);
       if (m && !url && text.includes('execution provider')) {
         url = m[1]!;
-        fetch(new URL('/api/health', url))
+        void fetch(new URL('/api/health', url))
           .then((r) => r.json())
           .then((h) => (health = h))
           .finally(kill);

@@ -69,7 +69,10 @@ describe.skipIf(!existsSync(tinySd))('bench on the reference tiny-sd model', () 
     expect(r.sessionCreation).toBeNull();
     checkReport(r, 100, 10);
     const p = r.previews;
-    console.log(`[bench.test] preview work ${p.workMs.toFixed(2)} ms for ${p.framesOn} frames (encode ${p.encodeMs.toFixed(2)} ms each) = ${(100 * p.workShare).toFixed(2)}% of the run; every step ${(100 * p.everyStepWorkShare).toFixed(1)}%; wall clock on vs off ${(100 * p.overhead).toFixed(1)}%`);
+    console.log(
+      `[bench.test] preview work ${p.workMs.toFixed(2)} ms for ${p.framesOn} frames (encode ${p.encodeMs.toFixed(2)} ms each) = ${(100 * p.workShare).toFixed(2)}% of the run; ` +
+        `every step ${(100 * p.everyStepWorkShare).toFixed(1)}%; wall clock on vs off ${(100 * p.overhead).toFixed(1)}%`,
+    );
     // The promise, on the work previews add (median of 5 reps; server/bench.ts says why not the
     // wall-clock difference).
     expect(p.encodeMs).toBeGreaterThan(0);

@@ -107,7 +107,7 @@ describe('cross-site requests: the Origin header', () => {
 });
 
 describe('socket.io', () => {
-  function tryConnect(extraHeaders: Record<string, string>, transports: ('websocket' | 'polling')[]): Promise<'connected' | string> {
+  function tryConnect(extraHeaders: Record<string, string>, transports: ('websocket' | 'polling')[]): Promise<string> {
     return new Promise((resolve) => {
       const socket = connect(studio.url, { transports, reconnection: false, forceNew: true, extraHeaders, timeout: 5000 });
       socket.once('connect', () => {

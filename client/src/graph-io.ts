@@ -113,7 +113,11 @@ export function graphContent(graph: Pick<Graph, 'nodes' | 'edges'>): string {
 function sortedKeys(params: Record<string, unknown>): string[] {
   const keys = new Set<string>(['id', 'type', 'params', 'position', 'x', 'y', 'title', 'mode']);
   const walk = (v: unknown) => {
-    if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) (keys.add(k), walk(x));
+    if (!v || typeof v !== 'object') return;
+    for (const [k, x] of Object.entries(v)) {
+      keys.add(k);
+      walk(x);
+    }
   };
   walk(params);
   return [...keys].sort();
@@ -129,7 +133,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
  * Reads a graph file a user imported or dropped. Checks the shape well enough to build an editor
  * from it and says clearly what is wrong; parameter values are left to the server's validation.
  */
-export function parseGraphJson(input: string | unknown): ParseResult {
+export function parseGraphJson(input: unknown): ParseResult {
   let data: unknown = input;
   if (typeof input === 'string') {
     try {

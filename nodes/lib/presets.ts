@@ -3,7 +3,8 @@ export const STYLE_PRESETS = [
   {
     label: 'Minecraft',
     value:
-      'A Minecraft-inspired rendering of [prompt], featuring distinct pixelated textures, blocky 3D cube structures, limited color palette with no gradients, sharp right angles and perfect squares, characteristic voxel-based terrain with visible block edges.',
+      'A Minecraft-inspired rendering of [prompt], featuring distinct pixelated textures, blocky 3D cube structures, limited color palette with no gradients, ' +
+      'sharp right angles and perfect squares, characteristic voxel-based terrain with visible block edges.',
   },
   {
     label: 'Van Gogh',

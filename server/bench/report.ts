@@ -102,7 +102,9 @@ export function printReport(r: BenchReport, log: (line: string) => void, extra: 
   log('');
   log(`${'node'.padEnd(15)}${pad('steps', 6)}${pad('run ms', 10)}${pad('ms/step', 10)}${pad('UNet/step', 11)}${pad('rows/call', 11)}${pad('ORT ms/step', 13)}${pad('outside ORT', 13)}`);
   for (const s of r.samplers) {
-    log(`${s.node.padEnd(15)}${pad(s.steps, 6)}${pad(ms(s.wallMs), 10)}${pad(ms(s.msPerStep), 10)}${pad(s.unetCallsPerStep.toFixed(2), 11)}${pad(s.rowsPerCall.toFixed(1), 11)}${pad(ms(s.ortMsPerStep), 13)}${pad((100 * s.outsideOrtShare).toFixed(1) + '%', 13)}`);
+    const timing = `${pad(s.steps, 6)}${pad(ms(s.wallMs), 10)}${pad(ms(s.msPerStep), 10)}`;
+    const calls = `${pad(s.unetCallsPerStep.toFixed(2), 11)}${pad(s.rowsPerCall.toFixed(1), 11)}`;
+    log(`${s.node.padEnd(15)}${timing}${calls}${pad(ms(s.ortMsPerStep), 13)}${pad((100 * s.outsideOrtShare).toFixed(1) + '%', 13)}`);
   }
   if (r.attentionVsEpsilon) {
     log(`attention merge vs epsilon merge, per step: ${r.attentionVsEpsilon.msPerStep.toFixed(2)}× (UNet time ${r.attentionVsEpsilon.ortMsPerStep.toFixed(2)}×)`);
@@ -114,12 +116,20 @@ export function printReport(r: BenchReport, log: (line: string) => void, extra: 
   log(`  recomputed: ${r.rerun.computed.join(', ')}`);
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   const p = r.previews;
-  log(`previews (epsilon-merge sampler, median of reps; one frame at latent ${r.latent.width}×${r.latent.height} projects and encodes in ${ms(p.encodeMs)} ms): work at the server's interval ${ms(p.workMs)} ms for ${p.framesOn} frames = ${pct(p.workShare)} of the run; at every step ${ms(p.everyStepWorkMs)} ms for ${p.framesEveryStep} frames = ${pct(p.everyStepWorkShare)}`);
+  log(
+    `previews (epsilon-merge sampler, median of reps; one frame at latent ${r.latent.width}×${r.latent.height} projects and encodes in ${ms(p.encodeMs)} ms): ` +
+      `work at the server's interval ${ms(p.workMs)} ms for ${p.framesOn} frames = ${pct(p.workShare)} of the run; ` +
+      `at every step ${ms(p.everyStepWorkMs)} ms for ${p.framesEveryStep} frames = ${pct(p.everyStepWorkShare)}`,
+  );
   if (p.decoder) {
     const d = p.decoder;
-    log(`  preview decoder ${d.dir}: ${ms(d.frameMs)} ms per frame (decode and encode) vs ${ms(d.projectionFrameMs)} ms projected = ${(d.frameMs / d.projectionFrameMs).toFixed(1)}×; ${d.decodes} frames decoded in this bench`);
+    const ratio = (d.frameMs / d.projectionFrameMs).toFixed(1);
+    log(`  preview decoder ${d.dir}: ${ms(d.frameMs)} ms per frame (decode and encode) vs ${ms(d.projectionFrameMs)} ms projected = ${ratio}×; ${d.decodes} frames decoded in this bench`);
   }
-  log(`  wall clock, fastest of reps: off ${ms(p.offMs)} ms; on ${ms(p.onMs)} ms = ${pct(p.overhead)}; every step ${ms(p.everyStepMs)} ms = ${pct(p.everyStepOverhead)} (medians: off ${ms(extra.medianOff)} ms, on ${ms(extra.medianOn)} ms)`);
+  log(
+    `  wall clock, fastest of reps: off ${ms(p.offMs)} ms; on ${ms(p.onMs)} ms = ${pct(p.overhead)}; every step ${ms(p.everyStepMs)} ms = ${pct(p.everyStepOverhead)} ` +
+      `(medians: off ${ms(extra.medianOff)} ms, on ${ms(extra.medianOn)} ms)`,
+  );
   log('');
   log('targets:');
   for (const t of checkTargets(r)) log(`  ${t.status.toUpperCase().padEnd(5)} ${t.name}: ${t.value} (${t.limit})`);

@@ -79,13 +79,22 @@ function grid(r: EvalResults): string {
         const figures = [
           fig(image.original, 'original'),
           ...(maskFile ? [fig(maskFile, `mask: ${esc(mask)} (white = left style)`)] : []),
-          ...row.map((i) => fig(i.file, `${esc(title(i.method))}<br><small>PSNR ${i.metrics.psnr?.toFixed(2) ?? '–'} · seam TV ${i.metrics.tv_seam?.toFixed(3) ?? '–'}${i.metrics.clip !== undefined ? ` · CLIP ${i.metrics.clip.toFixed(3)}` : ''}</small>`)),
+          ...row.map((i) => fig(i.file, `${esc(title(i.method))}<br><small>${metricsCaption(i.metrics)}</small>`)),
         ];
-        sections.push(`<section class="item" data-image="${esc(name)}" data-pair="${esc(pair)}" data-mask="${esc(mask)}"><h3>${esc(name)} · ${esc(pair)} · ${esc(mask)}</h3><p class="prompt">${esc(image.source)}</p><div class="row">${figures.join('')}</div></section>`);
+        sections.push(
+          `<section class="item" data-image="${esc(name)}" data-pair="${esc(pair)}" data-mask="${esc(mask)}">` +
+            `<h3>${esc(name)} · ${esc(pair)} · ${esc(mask)}</h3><p class="prompt">${esc(image.source)}</p><div class="row">${figures.join('')}</div></section>`,
+        );
       }
     }
   }
   return sections.join('\n');
+}
+
+/** PSNR, seam TV and (when scored) CLIP of one picture, for its caption. */
+function metricsCaption(m: ItemResult['metrics']): string {
+  const clip = m.clip !== undefined ? ` · CLIP ${m.clip.toFixed(3)}` : '';
+  return `PSNR ${m.psnr?.toFixed(2) ?? '–'} · seam TV ${m.tv_seam?.toFixed(3) ?? '–'}${clip}`;
 }
 
 export function reportHtml(r: EvalResults): string {

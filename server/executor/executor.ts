@@ -206,7 +206,7 @@ function checkOutputs(def: AnyNodeDefinition, out: unknown): void {
     throw new Error(`node type "${def.type}" returned no outputs object`);
   }
   const outputs = (out as { outputs: Record<string, unknown> }).outputs;
-  const missing = Object.keys(def.outputs).filter((name) => outputs[name] === undefined);
+  const missing = Object.keys(def.outputs as Record<string, unknown>).filter((name) => outputs[name] === undefined);
   if (missing.length) {
     throw new Error(`node type "${def.type}" did not produce output${missing.length > 1 ? 's' : ''} ${missing.map((m) => `"${m}"`).join(', ')}`);
   }

@@ -64,7 +64,7 @@ export async function connectRedis(url: string, log: Logger): Promise<{ redis: R
   } catch (err) {
     redis.disconnect();
     sub.disconnect();
-    throw new Error(`cannot reach Redis at ${redacted(url)}: ${(firstError ?? (err as Error)).message}`);
+    throw new Error(`cannot reach Redis at ${redacted(url)}: ${(firstError ?? (err as Error)).message}`, { cause: err });
   }
   connected = true;
   return { redis, sub };

@@ -181,7 +181,7 @@ function checkGraph(
         code: 'unknown_output',
         nodeId: from.node,
         field: from.output,
-        message: `${nameOf(from.node)} has no output "${from.output}" (it has ${listOrNone(Object.keys(fromDef.outputs))}).`,
+        message: `${nameOf(from.node)} has no output "${from.output}" (it has ${listOrNone(Object.keys(fromDef.outputs as Record<string, OutputSpec>))}).`,
       });
     }
     if (toDef && !inSpec) {

@@ -78,8 +78,15 @@ export async function clickEmptyCanvas(page: Page): Promise<void> {
   await page.click('[data-testid="canvas"]', { position: await emptyCanvasPoint(page) });
 }
 
+/** The graph as the studio autosaved it in this browser (the fields the tests read). */
+export interface AutosavedGraph {
+  nodes: { id: string; type: string; params: Record<string, unknown>; mode?: string; title?: string; position: { x: number; y: number } }[];
+  edges: { from: { node: string; output: string }; to: { node: string; input: string }; points?: unknown[] }[];
+  groups?: { title: string }[];
+}
+
 /** The autosaved graph of this tab's browser (what a reload restores). */
-export async function autosavedGraph(page: Page): Promise<{ nodes: { id: string; type: string; params: Record<string, unknown>; mode?: string; title?: string; position: { x: number; y: number } }[]; edges: { from: { node: string; output: string }; to: { node: string; input: string }; points?: unknown[] }[]; groups?: { title: string }[] }> {
+export async function autosavedGraph(page: Page): Promise<AutosavedGraph> {
   return page.evaluate(() => (JSON.parse(localStorage.getItem('dualstyle.autosave.v1') ?? '{}') as { graph: never }).graph);
 }
 

@@ -36,7 +36,8 @@ export function App() {
     api.catalog().then(setCatalog, (err: Error) =>
       setError(
         err instanceof ApiError && err.status === 401
-          ? `${accessToken() ? 'The access token this tab was opened with is wrong.' : 'This studio is protected by an access token.'} Open it as ${window.location.origin}/?token=<token>, with the token the server was started with (--token or DUALSTYLE_TOKEN).`
+          ? `${accessToken() ? 'The access token this tab was opened with is wrong.' : 'This studio is protected by an access token.'} ` +
+            `Open it as ${window.location.origin}/?token=<token>, with the token the server was started with (--token or DUALSTYLE_TOKEN).`
           : err.message,
       ),
     );

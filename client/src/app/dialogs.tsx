@@ -1,5 +1,5 @@
 /** Modal dialogs: prompt, confirm, open-graph, and the searchable "Add node" palette. */
-import { useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
 import type { CatalogNode } from '../../../server/protocol/catalog.ts';
 import type { GraphListEntry } from '../api.ts';
 import { searchCatalog } from '../catalog-search.ts';
@@ -90,10 +90,11 @@ export function ConfirmDialog(props: { title: string; message: string; confirmLa
 export function OpenDialog(props: { load: () => Promise<GraphListEntry[]>; onOpen: (entry: GraphListEntry) => void; onDelete: (entry: GraphListEntry) => Promise<void>; onCancel: () => void }) {
   const [entries, setEntries] = useState<GraphListEntry[] | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const refresh = () => {
-    props.load().then(setEntries, (err: Error) => setError(err.message));
-  };
-  useEffect(refresh, []);
+  const { load } = props;
+  const refresh = useCallback(() => {
+    load().then(setEntries, (err: Error) => setError(err.message));
+  }, [load]);
+  useEffect(refresh, [refresh]);
   const templates = (entries ?? []).filter((e) => e.source === 'template');
   const user = (entries ?? []).filter((e) => e.source !== 'template');
   const row = (e: GraphListEntry) => (

@@ -218,7 +218,6 @@ export class JobTracker {
     this.apply(name, payload, { paint: this.painting.has(payload.jobId), view: true });
   }
 
-  // eslint-disable-next-line complexity
   private apply(name: EventName, payload: { jobId: string }, { paint, view }: { paint: boolean; view: boolean }): void {
     const jobId = payload.jobId;
     switch (name) {

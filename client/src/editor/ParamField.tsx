@@ -109,12 +109,13 @@ export function ParamField({ nodeId, param, value, issues }: Props) {
  */
 function NumberField({ param, value, onChange }: { param: CatalogParam; value: unknown; onChange: (v: number) => void }) {
   const [text, setText] = useState(value === undefined || value === null ? '' : String(value));
-  // Follow outside changes (undo/redo, load) unless the text already means that number.
-  useEffect(() => {
-    if (value === undefined || value === null) return;
-    if (Number(text) !== value) setText(String(value));
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [value]);
+  // Follow outside changes (undo/redo, load) unless the text already means that number. Adjusted while
+  // rendering (React's pattern for state that follows a prop), so a keystroke never re-syncs the text.
+  const [shown, setShown] = useState(value);
+  if (!Object.is(shown, value)) {
+    setShown(value);
+    if (value !== undefined && value !== null && Number(text) !== value) setText(String(value));
+  }
   const step = param.step ?? (param.kind === 'integer' ? 1 : 'any');
   const parsed = text.trim() === '' ? NaN : Number(text);
   const unusable = !Number.isFinite(parsed);

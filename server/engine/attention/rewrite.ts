@@ -59,10 +59,11 @@ export const REWRITE_VERSION = 3;
 /** metadata_props key that marks (and describes) a rewritten graph. */
 export const REWRITE_METADATA_KEY = 'dualstyle.attention_merge';
 
-const FLOAT = onnx.TensorProto.DataType.FLOAT;
+// Plain numbers: tensors carry their data type as a number (ITensorProto.dataType), compared with these.
+const FLOAT: number = onnx.TensorProto.DataType.FLOAT;
 /** Halvings of the latent the mask grids cover (SD 1.x has 3; 7 covers any UNet on a 128-pixel latent and more). */
 const MAX_HALVINGS = 7;
-const FLOAT16 = onnx.TensorProto.DataType.FLOAT16;
+const FLOAT16: number = onnx.TensorProto.DataType.FLOAT16;
 const INT64 = onnx.TensorProto.DataType.INT64;
 
 /** The graph has no cross-attention this rewrite can recognise (or only part of one). */

@@ -184,7 +184,7 @@ export class LatentSizeRule {
 export function latentSizeRule(outline: GraphOutline | null, sample: TensorInfo, configLevels: number | null): LatentSizeRule {
   const side = (d: number | string | undefined) => (typeof d === 'number' && d > 0 ? d : null);
   const fixed: [number | null, number | null] = [side(sample.shape[2]), side(sample.shape[3])];
-  let graph: GraphSizes | null = null;
+  let graph: GraphSizes | null;
   try {
     graph = outline && analyseGraphSizes(outline, sample.name);
   } catch {

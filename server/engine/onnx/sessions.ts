@@ -124,7 +124,7 @@ export async function createSession(modelPath: string, request: ExecutionProvide
     try {
       return { ...(await openCached(modelPath, 'webgpu', settings)), provider: 'webgpu', note: 'webgpu: using WebGPU (Dawn)' };
     } catch (e) {
-      throw new Error(`WebGPU execution provider requested, but it failed to start: ${firstLine(e)}. Run with --ep cpu or --ep cuda`);
+      throw new Error(`WebGPU execution provider requested, but it failed to start: ${firstLine(e)}. Run with --ep cpu or --ep cuda`, { cause: e });
     }
   }
   if (request !== 'cpu') throw new Error(`unknown execution provider "${String(request)}" (auto, cuda, webgpu or cpu)`);
@@ -181,7 +181,7 @@ async function openCached(modelPath: string, provider: ExecutionProvider, settin
   const t0 = performance.now();
   const options = sessionOptions(provider, settings);
   const cache = settings.optimizedCache !== undefined ? settings.optimizedCache : process.env.DUALSTYLE_ORT_CACHE === 'off' ? null : DEFAULT_OPTIMIZED_CACHE;
-  let entry: ReturnType<typeof optimizedCacheEntry> | null = null;
+  let entry: ReturnType<typeof optimizedCacheEntry> | null;
   try {
     entry = cache ? optimizedCacheEntry(modelPath, provider, settings, cache.dir) : null;
   } catch {

@@ -214,7 +214,7 @@ export class GraphBuilder {
   /** A float initializer in the model's float type; large ones go to the external weights file when one is configured. */
   initializer(name: string, dims: number[], data: Float32Array): string {
     const count = dims.reduce((a, b) => a * b, 1);
-    if (count !== data.length) throw new Error(`initializer ${name}: ${data.length} values for dims [${dims}]`);
+    if (count !== data.length) throw new Error(`initializer ${name}: ${data.length} values for dims [${dims.join(',')}]`);
     if (this.shapesOnly) return this.shapeOnly(name, dims);
     if (this.initializerNames.has(name)) throw new Error(`initializer ${name} defined twice`);
     this.initializerNames.add(name);

@@ -109,7 +109,8 @@ export function textEncoderModel(
     const layer = `/text_model/encoder/layers.${l}`;
     if (arch.attention) h = b.op('Add', [h, causalSelfAttention(b, layerNorm(b, h, `${layer}/layer_norm1`, D), `${layer}/self_attn`, D, arch.heads)], layer);
     const fc1 = linear(b, layerNorm(b, h, `${layer}/${arch.attention ? 'layer_norm2' : 'layer_norm1'}`, D), `${layer}/mlp/fc1`, D, 4 * D);
-    const quickGelu = b.op('Mul', [fc1, b.op('Sigmoid', [b.op('Mul', [fc1, b.constant(`${layer}/mlp/activation_fn`, b.float, [], [1.702])], `${layer}/mlp/activation_fn`)], `${layer}/mlp/activation_fn`)], `${layer}/mlp/activation_fn`);
+    const act = `${layer}/mlp/activation_fn`;
+    const quickGelu = b.op('Mul', [fc1, b.op('Sigmoid', [b.op('Mul', [fc1, b.constant(act, b.float, [], [1.702])], act)], act)], act);
     h = b.op('Add', [h, linear(b, quickGelu, `${layer}/mlp/fc2`, 4 * D, D)], layer);
   }
   const last = layerNorm(b, h, '/text_model/final_layer_norm', D);

@@ -11,7 +11,7 @@ export function useServerStatus() {
   const [healthError, setHealthError] = useState<string | null>(null);
   useEffect(() => {
     const poll = () =>
-      api.health().then(
+      void api.health().then(
         (h) => {
           healthState.set(h);
           setHealthError(null);
