@@ -4,7 +4,7 @@
  *
  * onnxruntime-node ships its CPU (and WebGPU) binaries in the npm package; its own installer fetches the
  * CUDA provider from NuGet, a host that offline mirrors, corporate npm proxies and CI often cannot reach
- * (the project's .npmrc skips that installer). The same three files of Microsoft's official build are on the
+ * (package.json's allowScripts denies that installer). The same three files of Microsoft's official build are on the
  * npm registry in a repackaged tarball (server/engine/onnx/cuda-provider.json names it, with npm's sha512 integrity
  * of the tarball and the sha256 of each file). This script gets it with npm itself (`npm pack`, so the
  * user's registry, proxy and auth settings apply; no other host), checks both hashes, and copies the three

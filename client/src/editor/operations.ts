@@ -45,7 +45,7 @@ interface Context {
 }
 
 // The area is typed with our extra signals in create-editor; here only its base API is used.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- AreaPlugin is invariant in its extra signals; only its base API is used here
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the area carries create-editor.tsx's extra signals; only its base API is used here
 export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<Schemes, any> }) {
   const { editor, area, history, reroute, selectable, frames, specs, container, state, changed } = c;
   const colorOf = (type: string) => c.colors.get(type) ?? '#777';

@@ -19,7 +19,7 @@ export interface Piece {
 
 export function createPieces(c: {
   editor: NodeEditor<Schemes>;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- AreaPlugin is invariant in its extra signals; only its base API is used here
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the area carries create-editor.tsx's extra signals; only its base API is used here
   area: AreaPlugin<Schemes, any>;
   history: HistoryPlugin<Schemes>;
   pins: ReturnType<typeof createPins>;
