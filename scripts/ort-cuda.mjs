@@ -20,13 +20,13 @@
  *                                   Never fails the install. DUALSTYLE_CUDA=skip silences it.
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { copyFile, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { hashFile } from '../server/util/file-hash.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -52,16 +52,9 @@ export function bindingDir(ortDir, platform = process.platform, arch = process.a
   return path.join(ortDir, 'bin', 'napi-v6', platform, arch);
 }
 
-export async function sha256File(file) {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk);
-  return hash.digest('hex');
-}
-
+/** npm's integrity string of a tarball. */
 export async function sha512Integrity(file) {
-  const hash = createHash('sha512');
-  for await (const chunk of createReadStream(file)) hash.update(chunk);
-  return `sha512-${hash.digest('base64')}`;
+  return `sha512-${await hashFile(file, { algorithm: 'sha512', encoding: 'base64' })}`;
 }
 
 /** Which of the table's files are in `dir` with the expected sha256 ('ok'), another one ('mismatch') or absent. */
@@ -70,7 +63,7 @@ export async function checkInstalled(dir, table = PROVIDER_TABLE) {
   for (const [name, expected] of Object.entries(table.files)) {
     const file = path.join(dir, name);
     if (!existsSync(file)) files[name] = 'missing';
-    else files[name] = (await sha256File(file)) === expected ? 'ok' : 'mismatch';
+    else files[name] = (await hashFile(file)) === expected ? 'ok' : 'mismatch';
   }
   const all = Object.values(files);
   return { files, complete: all.every((s) => s === 'ok') };
@@ -124,7 +117,7 @@ export async function installFromTarball(tarball, binDir, { table = PROVIDER_TAB
   try {
     const extracted = extractFiles(tarball, work, table);
     for (const [name, file] of Object.entries(extracted)) {
-      const got = await sha256File(file);
+      const got = await hashFile(file);
       if (got !== table.files[name]) throw new Error(`${name} in the tarball has sha256 ${got}, the table expects ${table.files[name]}: not installing it`);
     }
     log(`  sha256 of ${Object.keys(extracted).length} files match the table`);

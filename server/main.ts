@@ -6,14 +6,13 @@
  * DUALSTYLE_REDIS, DUALSTYLE_MAX_JOB_MEMORY. Flags win over the environment.
  */
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createStudio, type Studio, type StudioOptions } from './app.ts';
 import { diagnoseCuda } from './engine/onnx/cuda-doctor.ts';
 import type { RestartPolicy } from './executor/job-service.ts';
 import { formatBytes } from './util/bytes.ts';
 import { defaultMemoryBudget } from './executor/memory-plan.ts';
 import { redacted } from './util/redact.ts';
-import { parseFlags, redisUrl, RUNNER_FLAGS, runnerSettings, untilStopped, UsageError, type RunnerSettings } from './cli/options.ts';
+import { parseFlags, readCommandLine, redisUrl, runIfEntry, RUNNER_FLAGS, runnerSettings, untilStopped, UsageError, type RunnerSettings } from './cli/options.ts';
 
 const USAGE = `usage: npm start -- [--port 8188] [--host 127.0.0.1] [--token T] [--ep auto|cuda|webgpu|cpu] [--gpu N] [--data ./data]
                     [--preview-decoder DIR] [--redis URL] [--on-restart requeue|interrupt] [--keep-jobs 1000] [--keep-days 30]
@@ -93,17 +92,9 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
 
 /** `overrides` (a node catalog, say) are for test entries that start the real server with other parts. */
 export async function main(argv: string[], overrides: Partial<StudioOptions> = {}): Promise<number> {
-  let cli: CliOptions | 'help';
-  try {
-    cli = parseCli(argv);
-  } catch (err) {
-    console.error(`error: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (cli === 'help') {
-    console.log(USAGE);
-    return 0;
-  }
+  const read = readCommandLine(argv, parseCli, USAGE);
+  if ('exit' in read) return read.exit;
+  const { cli } = read;
   let studio: Studio;
   try {
     studio = await createStudio({
@@ -148,15 +139,4 @@ export async function main(argv: string[], overrides: Partial<StudioOptions> = {
   return 0;
 }
 
-// fileURLToPath, not URL.pathname: the latter keeps %20 and friends, so under a folder with a space in
-// its name the server would silently never start.
-const isEntry = process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);
-if (isEntry) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      console.error(`error: ${(err as Error)?.message ?? String(err)}`);
-      process.exit(1);
-    },
-  );
-}
+runIfEntry(import.meta.url, main);

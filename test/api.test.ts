@@ -146,6 +146,9 @@ describe('validation', () => {
     const unknown = res.body.error.issues.filter((i: { code: string }) => i.code === 'unknown_node_type');
     expect(unknown.map((i: { nodeId: string }) => i.nodeId).sort()).toEqual(['x', 'y']);
     expect(res.body.error.message).toMatch(/NoSuchNode|AlsoMissing/);
+    // The same one-line summary as the runner's (it once said "1 more problems" here).
+    expect(res.body.error.issues).toHaveLength(2);
+    expect(res.body.error.message).toMatch(/\[unknown_node_type\] .* \(and 1 more problem\)$/);
     expect((await api(studio, 'GET', '/api/queue')).body).toEqual({ running: null, active: [], pending: [], workers: 1 });
   });
 

@@ -79,7 +79,7 @@ describe('bench command line', () => {
     expect(() => parseBenchCli(['--frobnicate'])).toThrow(/--frobnicate/);
     const run = await bench(['--steps', 'many']);
     expect(run.code).toBe(2);
-    expect(run.stderr).toContain('bench: --steps must be an integer ≥ 2, got "many"');
+    expect(run.stderr).toContain('error: --steps must be an integer ≥ 2, got "many"');
     expect(run.stderr).toContain(BENCH_USAGE);
     expect(run.stdout).toBe('');
   });

@@ -6,12 +6,10 @@
  * (also appended to --jsonl FILE); --json prints the whole report as one JSON document instead.
  */
 import { appendFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { runBench, type BenchOptions } from '../bench/bench.ts';
 import { figureLines } from '../bench/report.ts';
 import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
-import { jobMemory, parseFlags, UsageError } from './options.ts';
+import { jobMemory, parseFlags, readCommandLine, runIfEntry, UsageError } from './options.ts';
 
 export const BENCH_USAGE = `usage: npm run bench -- [--model DIR|demo] [--ep auto|cuda|webgpu|cpu] [--gpu N] [--steps N] [--skip N] [--size PX]
                         [--reps N] [--unet-reps N] [--no-session-timing] [--preview-decoder DIR] [--max-job-memory SIZE]
@@ -87,17 +85,9 @@ function int(name: string, text: string, min: number): number {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let cli: BenchCli | 'help';
-  try {
-    cli = parseBenchCli(argv);
-  } catch (err) {
-    console.error(`bench: ${(err as Error).message}\n\n${BENCH_USAGE}`);
-    return 2;
-  }
-  if (cli === 'help') {
-    console.log(BENCH_USAGE);
-    return 0;
-  }
+  const read = readCommandLine(argv, parseBenchCli, BENCH_USAGE);
+  if ('exit' in read) return read.exit;
+  const { cli } = read;
   try {
     const report = await runBench({ ...cli.options, log: cli.json ? undefined : (line) => console.log(line) });
     if (cli.json) {
@@ -116,5 +106,4 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-const isEntry = process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);
-if (isEntry) process.exitCode = await main(process.argv.slice(2));
+runIfEntry(import.meta.url, main);

@@ -5,6 +5,7 @@
  * empty environment variable counts as unset.
  */
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
 import { DEFAULT_RETENTION, type Retention } from '../executor/job-service.ts';
@@ -35,6 +36,43 @@ export interface RunnerSettings {
   maxJobMemory?: number;
   previewDecoder?: string;
   retention: Retention;
+}
+
+/**
+ * A command line read the way every command reads it: `--help` prints the usage (exit 0); a complaint
+ * prints `error: <what is wrong>` and the usage (exit 2). Otherwise the parsed options.
+ */
+export function readCommandLine<T>(argv: string[], parse: (argv: string[]) => T | 'help', usage: string): { cli: T } | { exit: number } {
+  let cli: T | 'help';
+  try {
+    cli = parse(argv);
+  } catch (err) {
+    console.error(`error: ${(err as Error).message}\n\n${usage}`);
+    return { exit: 2 };
+  }
+  if (cli === 'help') {
+    console.log(usage);
+    return { exit: 0 };
+  }
+  return { cli };
+}
+
+/**
+ * Runs `main` with the process's arguments when `moduleUrl` (the caller's import.meta.url) is the entry
+ * point, and exits with its code; an error it did not handle prints its message and exits 1.
+ * fileURLToPath, not URL.pathname: the latter keeps %20 and friends, so under a folder with a space in
+ * its name the command would silently never start.
+ */
+export function runIfEntry(moduleUrl: string, main: (argv: string[]) => Promise<number>): void {
+  const entry = process.argv[1];
+  if (entry === undefined || path.resolve(entry) !== fileURLToPath(moduleUrl)) return;
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      console.error(`error: ${(err as Error)?.message ?? String(err)}`);
+      process.exit(1);
+    },
+  );
 }
 
 /** parseArgs with `options` and --help, its complaints as UsageErrors. */

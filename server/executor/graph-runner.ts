@@ -11,7 +11,7 @@ import type { ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
 import { defaultModelRoots } from '../../nodes/lib/model-roots.ts';
 import type { LatentPreviewDecoder, Logger, Services } from '../../nodes/types.ts';
 import type { NodeCatalog } from '../catalog.ts';
-import { formatIssue, validateGraph } from '../graph/validate.ts';
+import { summarizeIssues, validateGraph } from '../graph/validate.ts';
 import type { Graph, ValidationIssue } from '../protocol/graph.ts';
 import { resultSink, type ResultSink } from '../store/results.ts';
 import { readUpload } from '../store/uploads.ts';
@@ -25,9 +25,7 @@ import { formatBytes } from '../util/bytes.ts';
 /** A graph that does not validate; `issues` holds every problem, the message the first few. */
 export class InvalidGraphError extends Error {
   constructor(readonly issues: ValidationIssue[]) {
-    const n = issues.length;
-    const first = issues[0] ? formatIssue(issues[0]) : 'the graph is invalid';
-    super(n > 1 ? `${first} (and ${n - 1} more problem${n > 2 ? 's' : ''})` : first);
+    super(summarizeIssues(issues));
     this.name = 'InvalidGraphError';
   }
 }

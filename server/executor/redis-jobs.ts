@@ -5,15 +5,14 @@
  * events, previews included, to its own sockets. Queue order is BullMQ's priority order: a new job
  * goes last (priority END); moving a job renumbers the waiting jobs 1, 2, … in the new order.
  */
-import { randomUUID } from 'node:crypto';
 import { Queue, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../nodes/types.ts';
 import type { Graph } from '../protocol/graph.ts';
 import type { HistoryPage, JobDetail, JobSummary, OutgoingEvent, QueueState, WorkerStatus } from '../protocol/events.ts';
-import { planMs, planOf, progressOf, queueEtas, remainingMs } from './eta.ts';
+import { planMs, progressOf, queueEtas, remainingMs } from './eta.ts';
 import type { GraphRunner } from './graph-runner.ts';
-import { DEFAULT_RETENTION, modelOf, QueueFullError, safeCall, type CancelOutcome, type JobService, type RemoveOutcome, type Retention, type SubmitOptions } from './job-service.ts';
+import { DEFAULT_RETENTION, newJobRecord, QueueFullError, safeCall, type CancelOutcome, type JobService, type RemoveOutcome, type Retention, type SubmitOptions } from './job-service.ts';
 import { connectRedis, decodeMessage, QUEUE_NAME, RedisRecords, type StoredRecord } from './redis-records.ts';
 
 export interface RedisJobsOptions {
@@ -59,12 +58,9 @@ export class RedisJobService implements JobService {
   async submit(graph: Graph, opts: SubmitOptions = {}): Promise<JobSummary> {
     const maxPending = this.opts.maxPending ?? 100;
     if ((await this.queueOf.getJobCountByTypes('wait', 'prioritized', 'delayed')) >= maxPending) throw new QueueFullError(maxPending);
-    const { runner } = this.opts;
-    const plan = planOf(graph, runner.plan(graph, opts.outputs), (type) => runner.catalog.get(type)?.title);
-    const title = typeof graph.meta?.title === 'string' ? graph.meta.title : undefined;
-    const model = modelOf(graph);
-    const id = randomUUID();
-    const summary: JobSummary = { id, state: 'queued', createdAt: Date.now(), ...(title !== undefined ? { title } : {}), ...(model ? { model } : {}) };
+    const { plan, ...job } = newJobRecord(graph, opts.outputs, this.opts.runner);
+    const { id, model } = job;
+    const summary: JobSummary = { ...job, state: 'queued' };
     await this.records.create(summary, graph, plan, opts.outputs);
     const attempts = this.opts.attempts ?? 3;
     await this.queueOf.add('run', { model: model ?? null }, {

@@ -92,6 +92,13 @@ export function formatIssue(i: ValidationIssue): string {
   return `[${i.code}] ${i.message}${where ? ` (${where})` : ''}`;
 }
 
+/** A refused graph in one line: its first issue, and how many more there are ("(and 2 more problems)"). */
+export function summarizeIssues(issues: readonly ValidationIssue[]): string {
+  const first = issues[0] ? formatIssue(issues[0]) : 'the graph is invalid';
+  const more = issues.length - 1;
+  return more > 0 ? `${first} (and ${more} more problem${more > 1 ? 's' : ''})` : first;
+}
+
 // ---------------------------------------------------------------------------------------------------
 
 interface Checked {

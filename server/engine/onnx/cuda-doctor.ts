@@ -10,9 +10,9 @@
  * The answer is computed once per process (ldconfig, nvidia-smi and python are run once); `fresh` re-runs.
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
+import { sha256FileSync } from '../../util/file-hash.mjs';
 import { loaderEnvironment, resolveDependencyTree, type LoaderEnvironment, type Resolution } from '../../util/ld-resolve.ts';
 import table from './cuda-provider.json' with { type: 'json' };
 
@@ -233,7 +233,7 @@ export function diagnoseCuda(opts: DiagnoseOptions = {}): CudaDiagnosis {
     if (opts.verify) {
       matchesCore = true;
       for (const [f, sha] of Object.entries(table.files)) {
-        const ok = sha256(path.join(bindingDir, f)) === sha;
+        const ok = sha256FileSync(path.join(bindingDir, f)) === sha;
         files[f] = ok ? 'ok' : 'mismatch';
         if (!ok) matchesCore = false;
       }
@@ -294,23 +294,6 @@ function readManifest(dir: string): { onnxruntime: string; version: string } | n
     return JSON.parse(readFileSync(path.join(dir, table.manifest), 'utf8')) as { onnxruntime: string; version: string };
   } catch {
     return null;
-  }
-}
-
-function sha256(file: string): string | null {
-  let fd: number;
-  try {
-    fd = openSync(file, 'r');
-  } catch {
-    return null;
-  }
-  try {
-    const hash = createHash('sha256');
-    const buf = Buffer.alloc(8 << 20);
-    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) hash.update(buf.subarray(0, n));
-    return hash.digest('hex');
-  } finally {
-    closeSync(fd);
   }
 }
 
