@@ -8,12 +8,12 @@ import path from 'node:path';
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { ancestorsOf } from '../server/graph/topo.ts';
 import type { Catalog } from '../server/protocol/catalog.ts';
 import { GRAPH_KEYWORD, PARAMETERS_KEYWORD, readChunks, readPngText } from '../client/src/png-graph.ts';
 import { artifactsDir, dropFile, e2eSkipReason, launchChromium, projectRoot, recordNodeStatuses, screenshot, startStudio, watchErrors, type RunningStudio } from './support/e2e-browser.ts';
-import { canvasNodeIds, clickEmptyCanvas, downloadFile, drag, readTemplate, realErrors, runAndWait, socketCenter, type TemplateFile } from './support/e2e-helpers.ts';
+import { canvasNodeIds, clickEmptyCanvas, downloadFile, drag, openStudio, readTemplate, realErrors, runAndWait, socketCenter, type TemplateFile } from './support/e2e-helpers.ts';
 
 const skipReason = e2eSkipReason();
 const TEMPLATE = 'epsilon-merge';
@@ -43,18 +43,9 @@ describe.skipIf(skipReason !== null)('browser end-to-end: template runs', () => 
     await browser?.close();
     await studio?.close();
   });
-  async function openStudio(): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
-    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
-    const page = await context.newPage();
-    const errors = watchErrors(page);
-    await page.goto(studio.url);
-    await page.waitForSelector('[data-testid="canvas"][data-ready="true"]', { timeout: 15_000 });
-    return { context, page, errors };
-  }
 
-  /** Double-clicks the canvas at (x, y) (relative to the canvas) and adds `spec` from the palette. */
   it.skipIf(!hasTemplate)(`opens the ${TEMPLATE} template and runs it: progress, live preview, final image`, { timeout: 240_000 }, async () => {
-    const { context, page, errors } = await openStudio();
+    const { context, page, errors } = await openStudio(browser, studio);
     await page.click('[data-testid="btn-open"]');
     await page.waitForSelector('[data-testid="open-dialog"]');
     await expect.poll(() => page.locator(`[data-testid="open-${TEMPLATE}"]`).textContent()).toContain('template');
@@ -241,7 +232,7 @@ describe.skipIf(skipReason !== null)('browser end-to-end: template runs', () => 
   // After the template run: that test must see the server's cache empty (it expects progress and
   // previews), and this graph shares its inversion and epsilon-merge chain.
   it.skipIf(!hasComparison)(`runs the ${COMPARISON} template and compares its methods side by side`, { timeout: 240_000 }, async () => {
-    const { context, page, errors } = await openStudio();
+    const { context, page, errors } = await openStudio(browser, studio);
     await page.click('[data-testid="btn-open"]');
     await page.click(`[data-testid="open-${COMPARISON}"]`);
     const template = readTemplate(COMPARISON);

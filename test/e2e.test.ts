@@ -10,10 +10,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import type { Catalog, CatalogNode } from '../server/protocol/catalog.ts';
-import { e2eSkipReason, launchChromium, projectRoot, screenshot, startStudio, watchErrors, type RunningStudio } from './support/e2e-browser.ts';
-import { canvasNodeIds, clickEmptyCanvas, drag, readTemplate, realErrors, socketCenter, type TemplateFile } from './support/e2e-helpers.ts';
+import { e2eSkipReason, launchChromium, projectRoot, screenshot, startStudio, type RunningStudio } from './support/e2e-browser.ts';
+import { canvasNodeIds, clickEmptyCanvas, drag, openStudio, readTemplate, realErrors, socketCenter, type TemplateFile } from './support/e2e-helpers.ts';
 
 const skipReason = e2eSkipReason();
 if (skipReason) console.warn(`[e2e] ${skipReason}`);
@@ -35,14 +35,6 @@ describe.skipIf(skipReason !== null)('browser end-to-end', () => {
     await browser?.close();
     await studio?.close();
   });
-  async function openStudio(): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
-    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
-    const page = await context.newPage();
-    const errors = watchErrors(page);
-    await page.goto(studio.url);
-    await page.waitForSelector('[data-testid="canvas"][data-ready="true"]', { timeout: 15_000 });
-    return { context, page, errors };
-  }
 
   /** Double-clicks the canvas at (x, y) (relative to the canvas) and adds `spec` from the palette. */
   async function addNodeAt(page: Page, spec: CatalogNode, x: number, y: number): Promise<string> {
@@ -67,7 +59,7 @@ describe.skipIf(skipReason !== null)('browser end-to-end', () => {
     const misfit = catalog.nodes.find((n) => n !== consumer && n.outputs.length > 0 && n.outputs.every((o) => o.type !== input.type) && n.params.some((p) => p.kind === 'integer' || p.kind === 'number'))!;
     expect(misfit, 'catalog has a producer of another type with a number parameter').toBeTruthy();
 
-    const { context, page, errors } = await openStudio();
+    const { context, page, errors } = await openStudio(browser, studio);
     await expect.poll(() => page.locator('[data-testid="health"]').textContent()).toContain('Server OK');
     // A first visit (nothing autosaved) opens the epsilon-merge template, unchanged; New empties it.
     if (hasTemplate) {
@@ -173,7 +165,7 @@ describe.skipIf(skipReason !== null)('browser end-to-end', () => {
     await context.close();
   });
   it.skipIf(!hasTemplate)('keyboard: Delete removes the selection, Ctrl+Z / Ctrl+Shift+Z undo and redo it, Ctrl+S saves', async () => {
-    const { context, page, errors } = await openStudio();
+    const { context, page, errors } = await openStudio(browser, studio);
     const template = readTemplate(TEMPLATE);
     const nodes = page.locator('[data-testid="node"]');
     const connections = page.locator('[data-testid="connection"]');

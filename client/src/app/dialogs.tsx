@@ -1,8 +1,8 @@
 /** Modal dialogs: prompt, confirm, open-graph, and the searchable "Add node" palette. */
-import { useCallback, useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
+import { useCallback, useEffect, useState, type ReactNode } from 'react';
 import type { CatalogNode } from '../../../server/protocol/catalog.ts';
 import type { GraphListEntry } from '../api.ts';
-import { searchCatalog } from '../catalog-search.ts';
+import { NodeSearchInput, NodeSearchResults, useNodeSearch } from './NodeSearch.tsx';
 
 export function Modal({ title, onClose, children, testId, wide }: { title: string; onClose: () => void; children: ReactNode; testId: string; wide?: boolean | 'full' }) {
   useEffect(() => {
@@ -150,53 +150,23 @@ function formatDate(v: string | number | undefined): string {
 }
 
 export function Palette(props: { nodes: CatalogNode[]; onPick: (type: string) => void; onCancel: () => void }) {
-  const [query, setQuery] = useState('');
-  const [active, setActive] = useState(0);
-  const list = useMemo(() => searchCatalog(props.nodes, query), [props.nodes, query]);
-  const listRef = useRef<HTMLUListElement>(null);
-  useEffect(() => setActive(0), [query]);
-  useEffect(() => {
-    listRef.current?.querySelector('.active')?.scrollIntoView({ block: 'nearest' });
-  }, [active]);
+  const search = useNodeSearch(props.nodes, props.onPick, true);
   return (
     <Modal title="Add node" onClose={props.onCancel} testId="palette">
-      <input
-        autoFocus
-        className="sd-search"
-        data-testid="palette-search"
-        placeholder="Search nodes…"
-        value={query}
-        onChange={(e) => setQuery(e.target.value)}
-        onKeyDown={(e) => {
-          if (e.key === 'ArrowDown') {
-            e.preventDefault();
-            setActive((a) => Math.min(a + 1, list.length - 1));
-          } else if (e.key === 'ArrowUp') {
-            e.preventDefault();
-            setActive((a) => Math.max(a - 1, 0));
-          } else if (e.key === 'Enter' && list[active]) {
-            props.onPick(list[active].type);
-          }
-        }}
+      <NodeSearchInput search={search} className="sd-search" testId="palette-search" />
+      <NodeSearchResults
+        search={search}
+        className="sd-palette-list"
+        emptyClassName="muted"
+        itemAttrs={(n) => ({ 'data-testid': `palette-item-${n.type}` })}
+        renderItem={(n) => (
+          <>
+            <span className="sd-palette-title">{n.title}</span>
+            <span className="sd-palette-cat">{n.category}</span>
+            {n.description ? <span className="sd-palette-desc">{n.description}</span> : null}
+          </>
+        )}
       />
-      <ul className="sd-palette-list" ref={listRef}>
-        {list.map((n, i) => (
-          <li key={n.type}>
-            <button
-              type="button"
-              className={i === active ? 'active' : ''}
-              data-testid={`palette-item-${n.type}`}
-              onMouseEnter={() => setActive(i)}
-              onClick={() => props.onPick(n.type)}
-            >
-              <span className="sd-palette-title">{n.title}</span>
-              <span className="sd-palette-cat">{n.category}</span>
-              {n.description ? <span className="sd-palette-desc">{n.description}</span> : null}
-            </button>
-          </li>
-        ))}
-        {list.length === 0 ? <li className="muted">No node matches “{query}”.</li> : null}
-      </ul>
     </Modal>
   );
 }
