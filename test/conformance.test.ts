@@ -36,6 +36,7 @@ describe.skipIf(!hasFixture)('conformance harness on tiny-sd', () => {
       'single_c1_latent', 'single_c2_image', 'pixelmerge_linear_image', 'pixelmerge_logistic_image',
       'attnmerge_out_t500_ones', 'attnmerge_out_t500_zeros', 'attnmerge_out_t500_linear', 'attnmerge_out_t500_logistic',
       'attnmerge_linear_latent', 'attnmerge_linear_image', 'attnmerge_logistic_latent', 'attnmerge_logistic_image',
+      'region_negative_linear_latent', 'region_base_linear_latent', 'region_window_linear_latent',
     ]) {
       expect(names.has(n), `case ${n} ran and passed`).toBe(true);
     }
