@@ -40,7 +40,7 @@ describe.skipIf(skipReason !== null)('browser end-to-end', () => {
     const page = await context.newPage();
     const errors = watchErrors(page);
     await page.goto(studio.url);
-    await page.waitForSelector('[data-testid="canvas"][data-ready="true"]', { timeout: 15_000 });
+    await page.waitForSelector('[data-testid="canvas"][data-ready="true"]', { timeout: 120_000 });
     return { context, page, errors };
   }
 
