@@ -104,11 +104,11 @@ describe('N-style merging on the demo model', () => {
     for (const s of [1, 7.5]) {
       const merged = await epsilonMerge(styles, s, bands(3, w, h)).bind(pipe, w, h);
       const eps = new Float32Array(x.length);
-      await merged.evaluate(x, code.schedule.timesteps[3]!, eps);
+      await merged.evaluate(x, code.schedule.timesteps[3]!, eps, { step: 0, steps: 1 });
       const own = await Promise.all(
         styles.map(async (c) => {
           const e = new Float32Array(x.length);
-          await (await singlePrompt(c, s).bind(pipe, w, h)).evaluate(x, code.schedule.timesteps[3]!, e);
+          await (await singlePrompt(c, s).bind(pipe, w, h)).evaluate(x, code.schedule.timesteps[3]!, e, { step: 0, steps: 1 });
           return e;
         }),
       );
