@@ -13,6 +13,8 @@ import type { Denoiser } from '../server/engine/diffusion/denoiser.ts';
 import { epsilonMerge, singlePrompt, type EpsilonRule } from '../server/engine/diffusion/guidance.ts';
 import { regionalMerge, type Region } from '../server/engine/diffusion/regions.ts';
 import { seededValues } from './support/numeric.ts';
+import { planJob } from '../server/executor/memory-plan.ts';
+import { loadTemplate, Runner, shrink, withParams } from './support/pipeline-harness.ts';
 
 const [C, L, D, W, H] = [4, 3, 2, 6, 4];
 const n = C * W * H;
@@ -143,5 +145,30 @@ describe('regional epsilon merge', () => {
     expect(() => regionalMerge([{ prompt: c1, guidance: NaN }, { prompt: c2 }], 7.5, ramp())).toThrow(/style 1's guidance scale/);
     expect(() => regionalMerge([{ prompt: c1 }, { prompt: c2, window: { start: 0.6, end: 0.5, fallback: src } }], 7.5, ramp())).toThrow(/style 2's step window/);
     expect(() => regionalMerge([{ prompt: c1 }, { prompt: c2 }], 7.5, ramp(), { prompt: src, ratio: 1.5 })).toThrow(/base prompt's ratio/);
+  });
+});
+
+describe('Region node and the samplers, on the demo model', () => {
+  /** The content hash of the saved picture (result files are named prefix-<hash>.png). */
+  const eps = (summary: { results: Record<string, { images?: { url: string }[] }> }) => summary.results['save_eps']!.images![0]!.url.split('-').at(-1);
+
+  it('a Region left at its defaults is the plain prompt; each setting changes the picture; the plan counts the extra rows', async () => {
+    const runner = await Runner.create();
+    const template = shrink(await loadTemplate('regional-controls'));
+    const neutral = withParams(template, { region1: { start: 0, end: 1 }, region2: { guidance: 0 }, eps_merge: { baseRatio: 0 } });
+    // Without the negative as well, both regions are their plain prompts: the epsilon-merge template's picture.
+    const plain = { ...neutral, edges: neutral.edges.filter((e) => !(e.to.node === 'region1' && e.to.input === 'negative')) };
+    const reference = shrink(await loadTemplate('epsilon-merge'));
+    const [a, b] = [await runner.run(plain), await runner.run(withParams(reference, { mask: { shape: 'logistic' } }))];
+    expect(eps(a)).toBe(eps(b)); // content-named files: the same bytes
+
+    const urls = new Set([eps(a)]);
+    for (const variant of [neutral, withParams(neutral, { region1: { start: 0.3 } }), withParams(neutral, { region2: { guidance: 30 } }), withParams(neutral, { eps_merge: { baseRatio: 0.2 } }), template]) {
+      urls.add(eps(await runner.run(variant)));
+    }
+    expect(urls.size).toBe(6);
+    // The plan's rows (an upper bound): ∅ and the two styles, region 1's negative and fallback, the base.
+    const work = await planJob(runner.validate(template), runner.catalog, runner.services);
+    expect(work.find((w) => w.nodeId === 'eps_merge')).toMatchObject({ rows: 3 + 2 + 1 });
   });
 });

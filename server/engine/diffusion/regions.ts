@@ -86,9 +86,9 @@ interface RegionPlan {
   window: StepWindow | undefined;
 }
 
-export function checkRegions(regions: readonly Region[], s: number, base?: BasePrompt): void {
+export function checkRegions(regions: readonly Region[], s: number, base?: BasePrompt, least = 2): void {
   checkGuidance(s);
-  if (regions.length < 2) throw new Error(`merging needs at least two styles, got ${regions.length}`);
+  if (regions.length < least) throw new Error(`merging needs at least two styles, got ${regions.length}`);
   regions.forEach((r, k) => {
     if (r.guidance !== undefined) checkGuidance(r.guidance, `style ${k + 1}'s guidance scale`);
     const w = r.window;
@@ -100,11 +100,21 @@ export function checkRegions(regions: readonly Region[], s: number, base?: BaseP
 /** The regional epsilon merge (see the header); with no regional option it is the paper's merge. */
 export function regionalMerge(regions: readonly Region[], s: number, mask: MaskValue | readonly Float32Array[], base?: BasePrompt): EpsilonRule {
   checkRegions(regions, s, base);
+  return regional(regions, s, mask, base, base || regions.some((r) => r.negative || r.guidance !== undefined || r.window) ? 'regional-merge' : 'epsilon-merge');
+}
+
+/** One prompt with a region's settings (its negative, guidance and window): the single-prompt sampler's rule. */
+export function regionPrompt(region: Region, s: number): EpsilonRule {
+  checkRegions([region], s, undefined, 1);
+  return regional([region], s, null, undefined, 'single');
+}
+
+function regional(regions: readonly Region[], s: number, mask: MaskValue | readonly Float32Array[] | null, base: BasePrompt | undefined, name: string): EpsilonRule {
   const N = regions.length;
   return {
-    name: base || regions.some((r) => r.negative || r.guidance !== undefined || r.window) ? 'regional-merge' : 'epsilon-merge',
+    name,
     bind(model, w, h) {
-      const M = maskWeights(mask, N, w, h);
+      const M = mask ? maskWeights(mask, N, w, h) : [];
       const n = model.info.latentChannels * w * h;
       const table = new RowTable();
       const guidanceOf = (r: Region) => r.guidance ?? s;
@@ -130,6 +140,7 @@ export function regionalMerge(regions: readonly Region[], s: number, mask: MaskV
           if (p.negative < 0) parts[k]!.set(out.subarray(c, c + n));
           else guide(out, p.negative * n, c, p.guidance, parts[k]!, n);
         }
+        if (N === 1) return eps.set(parts[0]!);
         if (!baseRows) return blendInto(eps, parts, M);
         if (baseRows.negative < 0) baseEps!.set(out.subarray(baseRows.prompt * n, (baseRows.prompt + 1) * n));
         else guide(out, baseRows.negative * n, baseRows.prompt * n, s, baseEps!, n);
