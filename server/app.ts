@@ -235,7 +235,16 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
   if (token) app.use('/api', requireToken(token, guesses, (socket) => connections.trust(socket)));
   app.use('/api', refuseSimpleRequests);
   app.use('/api', express.json({ limit: limits.jsonBodyBytes }));
-  app.use('/api', systemRoutes(catalog, { version: packageVersion(), executionProvider, gpu: opts.gpu ?? 0, modelRoots: graphRunner.services.modelRoots }));
+  app.use(
+    '/api',
+    systemRoutes(catalog, {
+      version: packageVersion(),
+      executionProvider,
+      gpu: opts.gpu ?? 0,
+      modelRoots: graphRunner.services.modelRoots,
+      ...(jobs.health ? { queueHealth: () => jobs.health!() } : {}),
+    }),
+  );
   app.use('/api', jobRoutes(jobs, catalog, (graph, outputs) => graphRunner.preflight(graph, outputs)));
   app.use('/api', graphRoutes(graphs, catalog));
   app.use('/api', uploadRoutes(dataDir, limits));
