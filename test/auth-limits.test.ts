@@ -110,6 +110,24 @@ describe('HTTP: half-sent requests', () => {
   });
 });
 
+describe('HTTP: bodies before authentication', () => {
+  it('a refused request is answered at once and its connection closed, its body never awaited', async () => {
+    const studio = await studioWith({ token: TOKEN });
+    const s = net.connect(studio.port, '127.0.0.1');
+    cleanup.push(() => void s.destroy());
+    let text = '';
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => (text += d));
+    s.on('error', () => undefined);
+    const closed = new Promise<void>((resolve) => s.on('close', () => resolve()));
+    // Headers promise 100 MB that never come: without the token, nothing of it may be waited for.
+    s.write(`POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1:${studio.port}\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n{`);
+    await closed;
+    expect(text).toMatch(/^HTTP\/1\.1 401/);
+    expect(text).toMatch(/connection: close/i);
+  });
+});
+
 describe('job:subscribe', () => {
   it(`follows at most ${MAX_SUBSCRIPTIONS} jobs per socket (oldest dropped) and leaves every room on close`, async () => {
     const studio = await studioWith({});
