@@ -56,16 +56,23 @@ function connectError(studio: Studio, token: string): Promise<string> {
 }
 
 describe('sockets: authentication before a slot', () => {
-  it('sockets that never authenticate hold no slot: the real client still connects', async () => {
+  it('70 sockets that never authenticate hold none of the 64 slots: the real client still connects', async () => {
     // The deadline for authenticating is long here, so the strangers stay open for the whole test.
+    const studio = await studioWith({ token: TOKEN, limits: { socketAuthTimeoutMs: 600_000 } });
+    for (let i = 0; i < 70; i++) await rawSocket(studio);
+    expect(studio.io.engine.clientsCount).toBe(70);
+    const log = await EventLog.connect(studio, { token: TOKEN });
+    cleanup.push(() => log.close());
+    expect(studio.io.of('/').sockets.size).toBe(1);
+  });
+
+  it('the cap counts authenticated sockets', async () => {
     const studio = await studioWith({ token: TOKEN, limits: { maxSockets: 8, socketAuthTimeoutMs: 600_000 } });
     for (let i = 0; i < 12; i++) await rawSocket(studio);
-    expect(studio.io.engine.clientsCount).toBe(12);
-
     const logs: EventLog[] = [];
     cleanup.push(() => logs.forEach((l) => l.close()));
     for (let i = 0; i < 8; i++) logs.push(await EventLog.connect(studio, { token: TOKEN }));
-    // The cap counts authenticated sockets: the ninth is refused, and its connection closed.
+    // The ninth is refused, and its connection closed.
     expect(await connectError(studio, TOKEN)).toMatch(/too many connections \(8 open\)/);
     logs.pop()!.close();
     await expect.poll(() => studio.io.of('/').sockets.size).toBe(7);
