@@ -4,8 +4,8 @@
  * 2 s stall timeout. Redis is stopped for longer than the stall timeout while a job runs: its lock lapses,
  * BullMQ hands it out again, and two runs of it go on at once. The job must still end once (one job:done,
  * one record), with both runs and how each ended in its history; while Redis is away, requests fail at
- * once with 503 and a message, and /api/health answers 503. A Redis whose eviction policy would lose
- * jobs is named at start.
+ * once with 503 and a message, and /api/health answers 503; a Redis that hangs (SIGSTOP) gives a timeout
+ * within a few seconds, not a hang. A Redis whose eviction policy would lose jobs is named at start.
  */
 import { promises as fs } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -95,6 +95,20 @@ describe.runIf(hasRedis)('distributed: Redis away longer than the stall timeout'
     expect(runs.filter((r) => r.ended.endsWith('not recorded: another run ended the job first'))).toHaveLength(1);
     const history = await api(server, 'GET', '/api/history?limit=10');
     expect(history.body.jobs.filter((j: { id: string }) => j.id === id)).toHaveLength(1);
+  });
+
+  it('a Redis that accepts connections but does not answer (stopped with SIGSTOP): requests fail with a timeout, not a hang', async () => {
+    redis.child.process.kill('SIGSTOP');
+    try {
+      const queue = await api(server, 'GET', '/api/queue');
+      expect(queue.status).toBe(503);
+      expect(queue.body.error).toMatchObject({ code: 'queue_unavailable', message: expect.stringContaining('Command timed out') });
+      const health = await api(server, 'GET', '/api/health');
+      expect(health.status).toBe(503);
+    } finally {
+      redis.child.process.kill('SIGCONT');
+    }
+    await expect.poll(async () => (await api(server, 'GET', '/api/health')).status).toBe(200);
   });
 
   it('names a Redis whose eviction policy can lose queued jobs', async () => {
