@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createStudio, type Studio, type StudioOptions } from './app.ts';
 import { diagnoseCuda } from './engine/onnx/cuda-doctor.ts';
+import { tokenProblem } from './http/auth.ts';
 import type { RestartPolicy } from './executor/job-service.ts';
 import { formatBytes } from './util/bytes.ts';
 import { defaultMemoryBudget } from './executor/memory-plan.ts';
@@ -21,7 +22,7 @@ const USAGE = `usage: npm start -- [--port 8188] [--host 127.0.0.1] [--token T] 
 
   --port            port to listen on (env PORT; default 8188; 0 = any free port)
   --host            address to listen on (env HOST; default 127.0.0.1; anything else needs --token)
-  --token           access token required by the API and the socket (env DUALSTYLE_TOKEN)
+  --token           access token required by the API and the socket (env DUALSTYLE_TOKEN; at least 16 characters)
   --ep              execution provider for inference (env DUALSTYLE_EP; default auto: CUDA if available, else CPU;
                     \`npm run doctor\` says what CUDA needs here)
   --gpu             CUDA device index for the jobs this server runs (env DUALSTYLE_GPU; default 0); with --redis,
@@ -72,6 +73,8 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
   const runner = runnerSettings(values, env);
   const host = values.host || env.HOST || '127.0.0.1';
   const token = values.token || env.DUALSTYLE_TOKEN || undefined;
+  const weak = token === undefined ? null : tokenProblem(token);
+  if (weak) throw new UsageError(`--token: ${weak}`);
   const allowHosts = values['allow-host'] ?? [];
   for (const name of allowHosts) {
     if (!/^[A-Za-z0-9.:[\]-]+$/.test(name)) throw new UsageError(`--allow-host takes a host name or address, got ${JSON.stringify(name)}`);

@@ -122,22 +122,30 @@ describe.runIf(hasRedis)('distributed: 2 web servers, 2 workers, one Redis', () 
     expect(started).not.toContain(waiting[1]);
   });
 
-  it('a cancel and a finishing worker claim the ending atomically: whichever comes first decides', async () => {
+  it('a cancel and the runs of a job claim its ending atomically: exactly one records it', async () => {
     const { redis, sub } = await connectRedis(redisUrl, silentLogger);
     try {
       const records = new RedisRecords(redis, `claim-test-${process.pid}`);
-      // The cancel first: it is answered true, and the worker that then finishes loses (records "cancelled").
+      const run1 = { run: 'w1 attempt 1' };
+      const run2 = { run: 'w2 attempt 2' };
+      // The cancel first: it is answered true; the first run that then ends records "cancelled", a second run nothing.
       expect(await records.requestCancel('a')).toBe(true);
       expect(await records.requestCancel('a')).toBe(true); // a second cancel of the same job
-      expect(await records.claimEnd('a', 'worker')).toBe(false);
-      // The worker first: the cancel is told the job finished (409), and the worker keeps its ending.
-      expect(await records.claimEnd('b', 'worker')).toBe(true);
+      expect(await records.claimEnd('a', run1)).toBe('cancelled');
+      expect(await records.claimEnd('a', run2)).toBe('lost');
+      expect(await records.claimEnd('a', run1)).toBe('cancelled'); // the same run asking again
+      // A run first: the cancel is told the job finished (409), the run keeps its ending, another run loses.
+      expect(await records.claimEnd('b', run1)).toBe('won');
       expect(await records.requestCancel('b')).toBe(false);
-      expect(await records.claimEnd('b', 'worker')).toBe(true); // the same worker, or its retry
-      // Racing: exactly one side wins, every time.
+      expect(await records.claimEnd('b', run1)).toBe('won');
+      expect(await records.claimEnd('b', run2)).toBe('lost');
+      expect(await records.endedByRun('b')).toBe(run1.run);
+      // Racing: exactly one of a cancel and two runs decides, and exactly one records, every time.
       for (let i = 0; i < 20; i++) {
-        const [cancelled, finished] = await Promise.all([records.requestCancel(`r${i}`), records.claimEnd(`r${i}`, 'worker')]);
-        expect(cancelled !== finished, `round ${i}`).toBe(true);
+        const [cancelled, a, b] = await Promise.all([records.requestCancel(`r${i}`), records.claimEnd(`r${i}`, run1), records.claimEnd(`r${i}`, run2)]);
+        const recorders = [a, b].filter((c) => c !== 'lost');
+        expect(recorders, `round ${i}`).toHaveLength(1);
+        expect(cancelled, `round ${i}`).toBe(recorders[0] === 'cancelled');
       }
     } finally {
       redis.disconnect();

@@ -4,6 +4,7 @@
  */
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { ValidationIssue } from '../protocol/graph.ts';
+import { isRedisUnreachable } from '../executor/redis-records.ts';
 import { noSpaceError, StoreError } from '../store/errors.ts';
 import { formatBytes } from '../util/bytes.ts';
 
@@ -52,6 +53,13 @@ export function toApiError(err: unknown): ApiError {
   if (err instanceof StoreError) return new ApiError(STORE_STATUS[err.code], err.code, err.message);
   const noSpace = noSpaceError(err, 'this');
   if (noSpace instanceof StoreError) return new ApiError(507, noSpace.code, noSpace.message);
+  if (isRedisUnreachable(err)) {
+    return new ApiError(
+      503,
+      'queue_unavailable',
+      `the job queue's Redis cannot be reached (${(err as Error).message}): jobs cannot be queued, listed or cancelled until it is back; /api/health says when`,
+    );
+  }
   const e = err as BodyParserError;
   switch (e?.type) {
     case 'entity.parse.failed':

@@ -71,6 +71,18 @@ export interface JobOutcome {
   cached?: string[];
   /** Run time of the last attempt. */
   ms?: number;
+  /**
+   * Distributed mode: every run of the job and how it ended, oldest first (a job re-runs when its worker
+   * stopped answering or Redis was away longer than the stall timeout). Absent when it ran once.
+   */
+  runs?: RunRecord[];
+}
+
+/** One run of a job: its attempt number, the worker that ran it, and how it ended. */
+export interface RunRecord {
+  attempt: number;
+  worker: string;
+  ended: string;
 }
 
 /** One entry of GET /api/history: the job and its outcome, without the graph. */
