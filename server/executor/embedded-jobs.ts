@@ -3,7 +3,13 @@
  * at a time in process, first in line first (a job may be put first or moved). Nothing is lost on a
  * restart: queued jobs stay queued, and a job that was running (the process was killed, or stopped
  * while it ran) is re-queued first in line, or marked interrupted when the server was started with
- * `--on-restart interrupt`. A job that fails or is cancelled never stops the jobs behind it.
+ * `--on-restart interrupt`. A job is tried at most MAX_ATTEMPTS times: one that was running each time
+ * the server stopped is then failed, saying so, instead of bringing the server down on every start.
+ * A job that fails or is cancelled never stops the jobs behind it.
+ *
+ * Whose a running job is, is recorded as host, PID, the process's start time and the service's
+ * random instance id: a PID alone would keep a job "running" forever once the PID is reused, or while
+ * the killed server is an unreaped zombie (see util/process-identity.ts).
  */
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
@@ -11,6 +17,7 @@ import type { Logger } from '../../nodes/types.ts';
 import type { Graph } from '../protocol/graph.ts';
 import type { HistoryPage, JobDetail, JobSummary, OutgoingEvent, QueueState, WorkerStatus } from '../protocol/events.ts';
 import { JobDb, studioDbPath } from '../store/job-db.ts';
+import { processAlive, processStartTime } from '../util/process-identity.ts';
 import { learnNodeTime, planMs, planOf, progressOf, queueEtas, remainingMs, type LiveState, type NodeTime, type PlannedNode } from './eta.ts';
 import type { GraphRunner } from './graph-runner.ts';
 import { cancelledEnd, endEvent, runJob } from './job-execution.ts';
@@ -40,30 +47,37 @@ export interface EmbeddedJobsOptions {
   /** How often a node may send a preview frame (the executor's previewDue throttle). */
   previewIntervalMs?: number;
   previewMaxSide?: number;
+  /** How often jobs recorded as running by another process are checked for a runner that died (default 5 s). */
+  orphanCheckMs?: number;
 }
 
 const WORKER = 'local';
 
+/** Runs a job gets (the first and the re-runs after the server stopped during it), as in distributed mode. */
+export const MAX_ATTEMPTS = 3;
+
 /** Services open in this process, by instance id: their running jobs are not orphans. */
 const liveInstances = new Set<string>();
 
+/** Who runs a job: `host:pid:start:instance` (start: the process's start time, "" where unknown). */
+export function ownerId(pid: number, instance: string): string {
+  return `${os.hostname()}:${pid}:${processStartTime(pid)}:${instance}`;
+}
+
 /**
- * Whether a running job's runner is gone: its process has exited, or it is this process and the
- * service that ran it was closed. (Two servers on one data folder each run their own jobs.)
+ * Whether a running job's runner is gone: its process has exited (or is a zombie, or its PID now
+ * belongs to a process started at another time), or it is this process and the service that ran it
+ * was closed. (Two servers on one data folder each run their own jobs.) Owners written before the
+ * start time was recorded (`host:pid:instance`) are judged by the PID alone.
  */
-function isOrphaned(owner: string | null): boolean {
-  const m = owner ? /^(.*):(\d+):([\w-]+)$/.exec(owner) : null;
+export function isOrphaned(owner: string | null): boolean {
+  const m = owner ? /^(.*?):(\d+):(?:(\d*):)?([\w-]+)$/.exec(owner) : null;
   if (!m) return true;
-  const [, host, pidText, instance] = m;
+  const [, host, pidText, start, instance] = m;
   if (host !== os.hostname()) return true;
   const pid = Number(pidText);
   if (pid === process.pid) return !liveInstances.has(instance!);
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
+  return !processAlive(pid, start ?? '');
 }
 
 interface Running {
@@ -85,18 +99,44 @@ export class EmbeddedJobService implements JobService {
   private idleWaiters: (() => void)[] = [];
   private lastQueueSent = 0;
   private readonly instance = randomUUID();
-  private readonly owner = `${os.hostname()}:${process.pid}:${this.instance}`;
+  private readonly owner = ownerId(process.pid, this.instance);
+  private readonly orphanTimer: NodeJS.Timeout;
 
   constructor(private readonly opts: EmbeddedJobsOptions) {
     this.db = new JobDb(studioDbPath(opts.dataDir));
     liveInstances.add(this.instance);
     this.times = this.db.nodeTimes();
-    const resumed = opts.onRestart === 'interrupt' ? this.db.interruptRunning(isOrphaned, Date.now()) : this.db.requeueRunning(isOrphaned);
-    if (resumed.length > 0) {
-      const how = opts.onRestart === 'interrupt' ? 'marked interrupted' : 're-queued first in line';
-      opts.log.info(`${resumed.length} job${resumed.length > 1 ? 's' : ''} that ran when the server stopped ${resumed.length > 1 ? 'were' : 'was'} ${how}`);
-    }
+    this.recoverOrphans();
+    // A job another process was running when this one started (a server still shutting down) is taken
+    // over once that process is gone.
+    this.orphanTimer = setInterval(() => {
+      if (!this.stopping && this.db.hasRunningNotOwnedBy(this.owner)) this.recoverOrphans();
+    }, opts.orphanCheckMs ?? 5000);
+    this.orphanTimer.unref();
     this.schedulePump();
+  }
+
+  /** Jobs recorded as running whose runner is gone: re-queued (or failed past MAX_ATTEMPTS), or interrupted. */
+  private recoverOrphans(): void {
+    const { log, onRestart } = this.opts;
+    const now = Date.now();
+    const plural = (n: number) => `${n} job${n > 1 ? 's' : ''} that ran when the server stopped ${n > 1 ? 'were' : 'was'}`;
+    if (onRestart === 'interrupt') {
+      const interrupted = this.db.interruptRunning(isOrphaned, now);
+      if (interrupted.length > 0) log.info(`${plural(interrupted.length)} marked interrupted`);
+      for (const id of interrupted) this.emit({ name: 'job:failed', args: { jobId: id, message: 'interrupted: the server stopped while this job ran' } });
+      if (interrupted.length > 0) this.queueChanged();
+      return;
+    }
+    const { requeued, failed } = this.db.requeueRunning(isOrphaned, MAX_ATTEMPTS, now);
+    if (requeued.length > 0) log.info(`${plural(requeued.length)} re-queued first in line`);
+    if (failed.length > 0) log.warn(`${plural(failed.length)} failed: the server stopped during ${failed.length > 1 ? 'each' : 'it'} ${MAX_ATTEMPTS} times`);
+    for (const id of requeued) this.emit({ name: 'job:requeued', args: { jobId: id, reason: 'the server stopped while it ran' } });
+    for (const id of failed) this.emit({ name: 'job:failed', args: { jobId: id, message: this.db.get(id)?.outcome?.error?.message ?? 'failed' } });
+    if (requeued.length + failed.length > 0) {
+      this.queueChanged();
+      this.schedulePump();
+    }
   }
 
   async submit(graph: Graph, opts: SubmitOptions = {}): Promise<JobSummary> {
@@ -124,8 +164,12 @@ export class EmbeddedJobService implements JobService {
     }
     const job = this.db.get(id);
     if (!job) return 'not_found';
-    if (job.summary.state !== 'queued') return 'finished';
-    // It never started, so no run will report it: do it here.
+    if (job.summary.state === 'running') {
+      // Recorded as running by another runner: one that died (cancel it here) or another server on this
+      // data folder (it is cancelled in the store; that server's run then ends as cancelled).
+      if (this.db.ownerOf(id) === this.owner) return 'finished';
+    } else if (job.summary.state !== 'queued') return 'finished';
+    // No run of this service will report it: do it here.
     if (!this.db.finish(id, 'cancelled', Date.now(), {})) return 'finished';
     this.emit({ name: 'job:cancelled', args: { jobId: id } });
     this.queueChanged();
@@ -190,6 +234,7 @@ export class EmbeddedJobService implements JobService {
    */
   async close(graceMs = 5000): Promise<void> {
     this.stopping = true;
+    clearInterval(this.orphanTimer);
     liveInstances.delete(this.instance);
     const running = this.running;
     if (running) {
@@ -276,10 +321,11 @@ export class EmbeddedJobService implements JobService {
     // Stopped by a shutdown, not a user: it stays "running" on disk, so the next start resumes it.
     if (!(this.stopping && end.state === 'cancelled')) {
       const now = Date.now();
-      this.db.finish(id, end.state, now, end.outcome);
+      // Not recorded: it was cancelled in the store meanwhile (by another server on this data folder).
+      const recorded = this.db.finish(id, end.state, now, end.outcome);
       const retention = this.opts.retention ?? DEFAULT_RETENTION;
       const dropped = this.db.applyRetention(retention.maxJobs, retention.maxAgeMs, now);
-      this.emit(endEvent(id, end));
+      this.emit(endEvent(id, recorded ? end : cancelledEnd(end)));
       if (dropped.length > 0) this.emit({ name: 'history:removed', args: { jobIds: dropped, all: false } });
       this.queueChanged();
     }

@@ -71,6 +71,19 @@ export interface JobOutcome {
   cached?: string[];
   /** Run time of the last attempt. */
   ms?: number;
+  /** Each attempt (run started), oldest first: when it ran and how it ended (embedded mode records these). */
+  runs?: JobRun[];
+}
+
+/** One attempt at a job. */
+export interface JobRun {
+  attempt: number;
+  startedAt: number;
+  endedAt?: number;
+  /** How it ended: as the job did, or `stopped` (the server stopped during it); absent while it runs. */
+  ended?: JobState | 'stopped';
+  /** Why, in words, where there is more to say than the state ("the server stopped during this run"). */
+  reason?: string;
 }
 
 /** One entry of GET /api/history: the job and its outcome, without the graph. */
