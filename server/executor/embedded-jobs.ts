@@ -20,7 +20,7 @@ import { JobDb, studioDbPath } from '../store/job-db.ts';
 import { processAlive, processStartTime } from '../util/process-identity.ts';
 import { learnNodeTime, planMs, planOf, progressOf, queueEtas, remainingMs, type LiveState, type NodeTime, type PlannedNode } from './eta.ts';
 import type { GraphRunner } from './graph-runner.ts';
-import { cancelledEnd, endEvent, runJob } from './job-execution.ts';
+import { cancelledEnd, endEvent, runJob, type JobEnd } from './job-execution.ts';
 import {
   DEFAULT_RETENTION,
   modelOf,
@@ -94,6 +94,8 @@ export class EmbeddedJobService implements JobService {
   private readonly listeners = new Set<(e: OutgoingEvent) => void>();
   private readonly times: Map<string, NodeTime>;
   private running: Running | null = null;
+  /** A job that ended but whose end the store could not write yet (full disk). */
+  private unrecorded: { id: string; end: JobEnd } | undefined;
   private pumpScheduled = false;
   private stopping = false;
   private idleWaiters: (() => void)[] = [];
@@ -110,7 +112,14 @@ export class EmbeddedJobService implements JobService {
     // A job another process was running when this one started (a server still shutting down) is taken
     // over once that process is gone.
     this.orphanTimer = setInterval(() => {
-      if (!this.stopping && this.db.hasRunningNotOwnedBy(this.owner)) this.recoverOrphans();
+      if (this.stopping) return;
+      if (this.unrecorded) {
+        this.record(this.unrecorded.id, this.unrecorded.end);
+        this.schedulePump();
+      }
+      if (this.db.hasRunningNotOwnedBy(this.owner)) this.recoverOrphans();
+      // A job the store could not start (full disk) is tried again.
+      if (!this.running) this.schedulePump();
     }, opts.orphanCheckMs ?? 5000);
     this.orphanTimer.unref();
     this.schedulePump();
@@ -282,7 +291,7 @@ export class EmbeddedJobService implements JobService {
   }
 
   private async pump(): Promise<void> {
-    if (this.running) return;
+    if (this.running || this.unrecorded) return;
     if (this.stopping) return this.checkIdle();
     const job = this.db.claimNext(Date.now(), WORKER, this.owner);
     if (!job) {
@@ -319,21 +328,41 @@ export class EmbeddedJobService implements JobService {
     // A cancel answered 'cancelled' while the job ran: so it ends, whatever the run got to.
     const end = running.cancelled ? cancelledEnd(run) : run;
     // Stopped by a shutdown, not a user: it stays "running" on disk, so the next start resumes it.
-    if (!(this.stopping && end.state === 'cancelled')) {
-      const now = Date.now();
-      // Not recorded: it was cancelled in the store meanwhile (by another server on this data folder).
-      const recorded = this.db.finish(id, end.state, now, end.outcome);
-      const retention = this.opts.retention ?? DEFAULT_RETENTION;
-      const dropped = this.db.applyRetention(retention.maxJobs, retention.maxAgeMs, now);
-      this.emit(endEvent(id, recorded ? end : cancelledEnd(end)));
-      if (dropped.length > 0) this.emit({ name: 'history:removed', args: { jobIds: dropped, all: false } });
-      this.queueChanged();
-    }
+    if (!(this.stopping && end.state === 'cancelled')) this.record(id, end);
     this.schedulePump();
   }
 
+  /**
+   * Records how a job ended and tells every client. When the store cannot write it (a full disk), the
+   * job stays running on record, the next job waits, and recording is tried again on every orphan check
+   * until it works: nothing is lost, and a stop meanwhile re-queues the job.
+   */
+  private record(id: string, end: JobEnd): void {
+    const now = Date.now();
+    let recorded: boolean;
+    try {
+      // Not recorded: it was cancelled in the store meanwhile (by another server on this data folder).
+      recorded = this.db.finish(id, end.state, now, end.outcome);
+    } catch (err) {
+      this.unrecorded = { id, end };
+      this.opts.log.error(`cannot record how job ${id} ended (${end.state}); the queue waits and tries again: ${(err as Error).message}`);
+      return;
+    }
+    this.unrecorded = undefined;
+    const retention = this.opts.retention ?? DEFAULT_RETENTION;
+    let dropped: string[] = [];
+    try {
+      dropped = this.db.applyRetention(retention.maxJobs, retention.maxAgeMs, now);
+    } catch (err) {
+      this.opts.log.warn(`could not trim the history: ${(err as Error).message}`);
+    }
+    this.emit(endEvent(id, recorded ? end : cancelledEnd(end)));
+    if (dropped.length > 0) this.emit({ name: 'history:removed', args: { jobIds: dropped, all: false } });
+    this.queueChanged();
+  }
+
   private isIdle(): boolean {
-    return this.running === null && (this.stopping || this.db.countQueued() === 0);
+    return this.running === null && (this.stopping || (!this.unrecorded && this.db.countQueued() === 0));
   }
 
   private checkIdle(): void {
