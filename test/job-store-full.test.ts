@@ -26,7 +26,7 @@ function fillTheDisk(writes: string[]): { full: boolean } {
     const realRun = statement.run.bind(statement);
     statement.run = ((...params: unknown[]) => {
       if (disk.full) throw new Database.SqliteError('database or disk is full', 'SQLITE_FULL');
-      return realRun(...params);
+      return (realRun as (...args: unknown[]) => Database.RunResult)(...params);
     }) as typeof statement.run;
     return statement;
   } as typeof realPrepare);

@@ -24,7 +24,7 @@ describe('URLs in the log', () => {
     cleanup.push(() => studio.close());
     // The queue fails inside the server (as a full disk or a lost database would make it): a 500, logged.
     vi.spyOn(studio.jobs, 'queue').mockRejectedValue(new Error('the job store is unreachable'));
-    cleanup.push(async () => vi.restoreAllMocks());
+    cleanup.push(async () => void vi.restoreAllMocks());
 
     const res = await api(studio, 'GET', `/api/queue?limit=5&token=${token}&x=1`);
     expect(res.status).toBe(500);
