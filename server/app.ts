@@ -51,6 +51,8 @@ export interface StudioOptions {
   modelRoots?: string[];
   /** Most memory one job may need, by the estimate, in bytes (`--max-job-memory`; default 3/4 of the machine's). */
   maxJobMemory?: number;
+  /** Loaded models are released after this long without a job (ms; 0: never; default 60 s). */
+  releaseIdleMs?: number;
   /** Node definitions to serve; default: the project's catalog (nodes/index.ts). */
   catalog?: AnyNodeDefinition[];
   /** Shipped templates (read-only); default <project>/graphs. */
@@ -172,6 +174,7 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
     logger: log,
     modelRoots: opts.modelRoots,
     ...(opts.maxJobMemory !== undefined ? { maxJobMemoryBytes: opts.maxJobMemory } : {}),
+    ...(opts.releaseIdleMs !== undefined ? { releaseIdleMs: opts.releaseIdleMs } : {}),
   });
   const graphs = new GraphStore(
     opts.graphsDir ?? path.join(PROJECT_ROOT, 'graphs'),
@@ -242,6 +245,7 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
       closing ??= (async () => {
         unsubscribe();
         await jobs.close();
+        graphRunner.close();
         await previewDecoder?.release();
         await new Promise<void>((resolve) => {
           // io.close() also closes the HTTP server; idle keep-alive sockets must not hold it open.
