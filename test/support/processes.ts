@@ -73,11 +73,16 @@ function track(child: ChildProcess, what: string): Child {
   };
 }
 
-/** A throwaway redis-server: no persistence, loopback only. */
-export async function startRedis(): Promise<{ url: string; child: Child }> {
+/**
+ * A throwaway redis-server on loopback: no persistence, or (`persistDir`) an append-only file there
+ * written on every command, so a redis-server killed and started again on that folder and `port` has
+ * lost nothing.
+ */
+export async function startRedis(opts: { port?: number; persistDir?: string } = {}): Promise<{ url: string; child: Child }> {
   if (!REDIS_SERVER) throw new Error('redis-server is not installed (apt-get install redis-server)');
-  const port = await freePort();
-  const child = track(spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] }), 'redis-server');
+  const port = opts.port ?? (await freePort());
+  const persistence = opts.persistDir ? ['--dir', opts.persistDir, '--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
+  const child = track(spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence], { stdio: ['ignore', 'pipe', 'pipe'] }), 'redis-server');
   await child.waitFor(/Ready to accept connections/, 20_000);
   return { url: `redis://127.0.0.1:${port}`, child };
 }
