@@ -1,8 +1,9 @@
 /**
  * The embedded job store: every job (queued, running, finished) with its graph and outcome, in SQLite
  * at <data>/studio.db through better-sqlite3, in WAL mode. A job is one row; the queue is the queued
- * rows by `rank`, the history the finished rows by finish time. Writes are single statements or
- * transactions, so a process killed at any point leaves either the old row or the new one.
+ * rows by `rank`, the history the finished rows by finish time; `runs` keeps each attempt's start and
+ * end (JSON, oldest first). Writes are single statements or transactions, so a process killed at any
+ * point leaves either the old row or the new one.
  *
  * synchronous=NORMAL with WAL: a committed write survives the process dying (kill -9); only a power
  * cut can lose the last transactions, never corrupt the file.

@@ -164,6 +164,8 @@ export async function checkFiles(dir: string, tally: FaultTally): Promise<string
 
 async function killRound(studio: EmbeddedStudio, r: Round): Promise<void> {
   const server = await studio.ensure();
+  // Listening before the jobs exist, so no event of theirs is missed.
+  const log = await EventLog.connect(server);
   const jobs: { id: string; steps: number }[] = [];
   for (let i = 0, n = 2 + pick(r.rng, 3); i < n; i++) {
     const steps = 10 + pick(r.rng, 50);
@@ -180,7 +182,6 @@ async function killRound(studio: EmbeddedStudio, r: Round): Promise<void> {
       await res?.arrayBuffer().catch(() => undefined);
     }
   })();
-  const log = await EventLog.connect(server);
   const k = pick(r.rng, jobs.length);
   const job = jobs[k]!;
   const where = pick(r.rng, 3);
