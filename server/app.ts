@@ -16,7 +16,7 @@ import { PROJECT_ROOT } from './util/project.ts';
 import type { AnyNodeDefinition, Logger } from '../nodes/types.ts';
 import type { ExecutionProviderRequest } from './engine/onnx/runtime.ts';
 import { loadPreviewDecoder } from './engine/onnx/preview-decoder.ts';
-import { GraphRunner } from './executor/graph-runner.ts';
+import { DEFAULT_RELEASE_IDLE_MS, GraphRunner } from './executor/graph-runner.ts';
 import { createCatalog } from './catalog.ts';
 import type { JobService, RestartPolicy, Retention } from './executor/job-service.ts';
 import { openJobService } from './executor/open-jobs.ts';
@@ -174,7 +174,7 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
     logger: log,
     modelRoots: opts.modelRoots,
     ...(opts.maxJobMemory !== undefined ? { maxJobMemoryBytes: opts.maxJobMemory } : {}),
-    ...(opts.releaseIdleMs !== undefined ? { releaseIdleMs: opts.releaseIdleMs } : {}),
+    releaseIdleMs: opts.releaseIdleMs ?? DEFAULT_RELEASE_IDLE_MS,
   });
   const graphs = new GraphStore(
     opts.graphsDir ?? path.join(PROJECT_ROOT, 'graphs'),

@@ -62,7 +62,8 @@ export interface GraphRunnerOptions {
   releaseModelsAboveBytes?: number;
   /**
    * After this long without a run, every loaded model (SD pipelines, CLIP, LPIPS) is released and its
-   * memory goes back to the system; the next job loads them again. 0: never (default 60 s).
+   * memory goes back to the system; the next job loads them again. 0: never (the default here: tools
+   * such as the bench keep their models; the studio and the worker use DEFAULT_RELEASE_IDLE_MS).
    */
   releaseIdleMs?: number;
 }
@@ -133,7 +134,7 @@ export class GraphRunner {
     this.cache = opts.cache ?? new OutputCache({ maxBytes: Math.floor(this.maxJobMemoryBytes / 8) });
     this.saveResult = opts.saveResult ?? resultSink(dataDir);
     this.logger = opts.logger;
-    this.releaseIdleMs = opts.releaseIdleMs ?? DEFAULT_RELEASE_IDLE_MS;
+    this.releaseIdleMs = opts.releaseIdleMs ?? 0;
   }
 
   /** Calls `listener` whenever this runner gives loaded models back; returns the unsubscribe. */
