@@ -113,13 +113,18 @@ export class EmbeddedJobService implements JobService {
     // over once that process is gone.
     this.orphanTimer = setInterval(() => {
       if (this.stopping) return;
-      if (this.unrecorded) {
-        this.record(this.unrecorded.id, this.unrecorded.end);
-        this.schedulePump();
+      try {
+        if (this.unrecorded) {
+          this.record(this.unrecorded.id, this.unrecorded.end);
+          this.schedulePump();
+        }
+        if (this.db.hasRunningNotOwnedBy(this.owner)) this.recoverOrphans();
+        // A job the store could not start (full disk) is tried again.
+        if (!this.running) this.schedulePump();
+      } catch (err) {
+        // A store that cannot be read or written now (full disk, locked) is tried again next time.
+        opts.log.warn(`job store check failed; trying again in a moment: ${(err as Error).message}`);
       }
-      if (this.db.hasRunningNotOwnedBy(this.owner)) this.recoverOrphans();
-      // A job the store could not start (full disk) is tried again.
-      if (!this.running) this.schedulePump();
     }, opts.orphanCheckMs ?? 5000);
     this.orphanTimer.unref();
     this.schedulePump();
