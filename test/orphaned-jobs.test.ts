@@ -5,8 +5,10 @@
  * cancelled and removed; and a job that was running each time the server stopped is failed after
  * MAX_ATTEMPTS runs, saying why, with every attempt and its end in the job's detail and the history.
  *
- * "The server stopped" is Studio.close() here (the job stays recorded as running, as after kill -9);
- * test/restart.test.ts does the same with a real kill -9.
+ * A crash is Studio.close() (a shutdown, which marks the running job's run as ended by the shutdown)
+ * followed by the job store's row as a killed server leaves it: running, by that server, its last run
+ * not ended;
+ * test/restart.test.ts and `npm run faults` do the same with a real kill -9.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
@@ -34,7 +36,7 @@ async function studioOn(dir: string): Promise<Studio> {
   return studio;
 }
 
-/** Starts a long job and stops the server while it runs: the job stays recorded as running. */
+/** Starts a long job (or runs `jobId` again) and shuts the server down while it runs. */
 async function stopDuringJob(dir: string, jobId?: string): Promise<string> {
   const studio = await studioOn(dir);
   const log = await EventLog.connect(studio);
@@ -45,6 +47,22 @@ async function stopDuringJob(dir: string, jobId?: string): Promise<string> {
   return id;
 }
 
+/** The job as a server killed while it ran leaves it: running, by `owner`, its last run not ended. */
+function asIfKilled(dir: string, id: string, owner: string | null): void {
+  const db = new Database(path.join(dir, 'studio.db'));
+  try {
+    const { runs } = db.prepare(`SELECT runs FROM jobs WHERE id = ?`).get(id) as { runs: string };
+    const all = JSON.parse(runs) as { attempt: number; startedAt: number }[];
+    const unended = [...all.slice(0, -1), { attempt: all.at(-1)!.attempt, startedAt: all.at(-1)!.startedAt }];
+    db.prepare(`UPDATE jobs SET state = 'running', rank = NULL, owner = ?, runs = ? WHERE id = ?`).run(owner, JSON.stringify(unended), id);
+  } finally {
+    db.close();
+  }
+}
+
+/** The owner a server of this process with `instance` records, its PID replaced by `pid`. */
+const withPid = (pid: number, instance: string) => ownerId(process.pid, instance).replace(`:${process.pid}:`, `:${pid}:`);
+
 /** A process that stays alive until the test ends. */
 function liveProcess(): ChildProcess {
   const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1e6)'], { stdio: 'ignore' });
@@ -52,24 +70,14 @@ function liveProcess(): ChildProcess {
   return child;
 }
 
-function setOwner(dir: string, id: string, owner: (current: string) => string): void {
-  const db = new Database(path.join(dir, 'studio.db'));
-  try {
-    const { owner: current } = db.prepare(`SELECT owner FROM jobs WHERE id = ?`).get(id) as { owner: string };
-    db.prepare(`UPDATE jobs SET owner = ? WHERE id = ?`).run(owner(current), id);
-  } finally {
-    db.close();
-  }
-}
-
 const jobOf = async (studio: Studio, id: string) => (await api(studio, 'GET', `/api/jobs/${id}`)).body;
 
 it('re-runs a job whose recorded PID now belongs to another live process (PID reuse)', async () => {
   const dir = await folder();
   const id = await stopDuringJob(dir);
-  // The dead server's PID is now another process's: a live one, started later.
+  // The killed server's PID is now another process's: a live one, started later.
   const other = liveProcess();
-  setOwner(dir, id, (owner) => owner.replace(`:${process.pid}:`, `:${other.pid}:`));
+  asIfKilled(dir, id, withPid(other.pid!, 'the-killed-server'));
 
   const studio = await studioOn(dir);
   await expect.poll(async () => (await jobOf(studio, id)).job, { timeout: 30_000 }).toMatchObject({ state: 'running', attempts: 2 });
@@ -81,12 +89,15 @@ it('re-runs a job whose recorded PID now belongs to another live process (PID re
 it('re-runs a job whose server was killed but not reaped yet (a zombie with the recorded PID)', async () => {
   const dir = await folder();
   const id = await stopDuringJob(dir);
-  // `sleep 0` exits at once; its parent (exec'd into `sleep 600`) never waits for it: a zombie.
-  const parent = spawn('bash', ['-c', 'sleep 0 & echo $!; exec sleep 600'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  // A child that exits when its stdin gets a byte, under a parent exec'd into `sleep`, which never
+  // waits for it: once it exits, a zombie.
+  const parent = spawn('bash', ['-c', 'head -c 1 <&0 >/dev/null & echo $!; exec sleep 600'], { stdio: ['pipe', 'pipe', 'ignore'] });
   cleanup.push(() => void parent.kill('SIGKILL'));
   const zombie = Number((await new Promise<Buffer>((resolve) => parent.stdout!.once('data', resolve))).toString().trim());
+  await expect.poll(async () => (await fs.readFile(`/proc/${parent.pid}/comm`, 'utf8')).trim()).toBe('sleep');
+  parent.stdin!.end('x');
   await expect.poll(async () => (await fs.readFile(`/proc/${zombie}/stat`, 'utf8')).split(') ')[1]![0]).toBe('Z');
-  setOwner(dir, id, () => ownerId(zombie, 'the-killed-server'));
+  asIfKilled(dir, id, ownerId(zombie, 'the-killed-server'));
 
   const studio = await studioOn(dir);
   await expect.poll(async () => (await jobOf(studio, id)).job, { timeout: 30_000 }).toMatchObject({ state: 'running', attempts: 2 });
@@ -96,7 +107,7 @@ it('cancels, and then removes, a job recorded as running by another live process
   const dir = await folder();
   const id = await stopDuringJob(dir);
   const other = liveProcess();
-  setOwner(dir, id, () => ownerId(other.pid!, 'another-server'));
+  asIfKilled(dir, id, ownerId(other.pid!, 'another-server'));
 
   const studio = await studioOn(dir);
   // Another server runs it (as far as this one can tell): not taken over...
@@ -112,7 +123,11 @@ it('cancels, and then removes, a job recorded as running by another live process
 it(`fails a job the server stopped during ${MAX_ATTEMPTS} times, saying why, with each attempt in the history`, async () => {
   const dir = await folder();
   const id = await stopDuringJob(dir);
-  for (let attempt = 2; attempt <= MAX_ATTEMPTS; attempt++) await stopDuringJob(dir, id);
+  asIfKilled(dir, id, null);
+  for (let attempt = 2; attempt <= MAX_ATTEMPTS; attempt++) {
+    await stopDuringJob(dir, id);
+    asIfKilled(dir, id, null);
+  }
 
   const studio = await studioOn(dir);
   const detail = await jobOf(studio, id);
@@ -130,4 +145,15 @@ it(`fails a job the server stopped during ${MAX_ATTEMPTS} times, saying why, wit
   const next = (await api(studio, 'POST', '/api/jobs', { graph: slowGraph(2, 2, 0) })).body.job.id;
   expect((await log.waitForEnd(next)).name).toBe('job:done');
   expect((await jobOf(studio, next)).runs).toMatchObject([{ attempt: 1, ended: 'done' }]);
+});
+
+it('does not count a shutdown (Ctrl+C, SIGTERM) against the limit', async () => {
+  const dir = await folder();
+  const id = await stopDuringJob(dir);
+  for (let attempt = 2; attempt <= MAX_ATTEMPTS; attempt++) await stopDuringJob(dir, id);
+
+  const studio = await studioOn(dir);
+  await expect.poll(async () => (await jobOf(studio, id)).job, { timeout: 30_000 }).toMatchObject({ state: 'running', attempts: MAX_ATTEMPTS + 1 });
+  const { runs } = await jobOf(studio, id);
+  expect(runs.map((r: { ended?: string }) => r.ended)).toEqual([...Array.from({ length: MAX_ATTEMPTS }, () => 'shutdown'), undefined]);
 });

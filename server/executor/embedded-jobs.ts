@@ -3,8 +3,8 @@
  * at a time in process, first in line first (a job may be put first or moved). Nothing is lost on a
  * restart: queued jobs stay queued, and a job that was running (the process was killed, or stopped
  * while it ran) is re-queued first in line, or marked interrupted when the server was started with
- * `--on-restart interrupt`. A job is tried at most MAX_ATTEMPTS times: one that was running each time
- * the server stopped is then failed, saying so, instead of bringing the server down on every start.
+ * `--on-restart interrupt`. A job the server stopped during MAX_ATTEMPTS times (killed or crashed; a
+ * shutdown does not count) is then failed, saying so, instead of bringing the server down on every start.
  * A job that fails or is cancelled never stops the jobs behind it.
  *
  * Whose a running job is, is recorded as host, PID, the process's start time and the service's
@@ -53,7 +53,7 @@ export interface EmbeddedJobsOptions {
 
 const WORKER = 'local';
 
-/** Runs a job gets (the first and the re-runs after the server stopped during it), as in distributed mode. */
+/** Runs of a job the server may stop during (killed, crashed) before it gives up, as distributed mode does. */
 export const MAX_ATTEMPTS = 3;
 
 /** Services open in this process, by instance id: their running jobs are not orphans. */
@@ -243,8 +243,9 @@ export class EmbeddedJobService implements JobService {
 
   /**
    * Stops the running job and waits for it at most `graceMs` (a node stuck in one long inference call
-   * cannot check for cancellation). It stays recorded as running, so the next start re-queues it;
-   * queued jobs stay queued.
+   * cannot check for cancellation). It stays recorded as running, so the next start re-queues it (a run
+   * that ended within the grace is marked as stopped by a shutdown, not counted against the attempt
+   * limit); queued jobs stay queued.
    */
   async close(graceMs = 5000): Promise<void> {
     this.stopping = true;
@@ -332,9 +333,20 @@ export class EmbeddedJobService implements JobService {
     this.running = null;
     // A cancel answered 'cancelled' while the job ran: so it ends, whatever the run got to.
     const end = running.cancelled ? cancelledEnd(run) : run;
-    // Stopped by a shutdown, not a user: it stays "running" on disk, so the next start resumes it.
-    if (!(this.stopping && end.state === 'cancelled')) this.record(id, end);
+    // Stopped by a shutdown, not a user: it stays "running" on record, so the next start resumes it (or
+    // interrupts it), and this run does not count against the attempt limit. (A run that outlasts the
+    // shutdown's grace is not marked: it counts, as a crash does.)
+    if (this.stopping && end.state === 'cancelled') this.markShutdown(id);
+    else this.record(id, end);
     this.schedulePump();
+  }
+
+  private markShutdown(id: string): void {
+    try {
+      this.db.markShutdown(id, Date.now());
+    } catch (err) {
+      this.opts.log.warn(`could not record that job ${id} was stopped by the shutdown (it counts as an attempt): ${(err as Error).message}`);
+    }
   }
 
   /**

@@ -80,8 +80,12 @@ export interface JobRun {
   attempt: number;
   startedAt: number;
   endedAt?: number;
-  /** How it ended: as the job did, or `stopped` (the server stopped during it); absent while it runs. */
-  ended?: JobState | 'stopped';
+  /**
+   * How it ended: as the job did; `stopped`: the server stopped during it (killed, crashed) and it was
+   * found running at the next start; `shutdown`: the server was shut down (Ctrl+C, SIGTERM) and put it
+   * back in line. Absent while it runs.
+   */
+  ended?: JobState | 'stopped' | 'shutdown';
   /** Why, in words, where there is more to say than the state ("the server stopped during this run"). */
   reason?: string;
 }

@@ -56,6 +56,8 @@ const SCHEMA_VERSION = 2;
 
 /** What a job that was running when its server stopped gets as the end of that attempt. */
 export const STOPPED_RUN = 'the server stopped during this run';
+/** ... and when the server was shut down (it does not count against the attempt limit). */
+export const SHUTDOWN_RUN = 'the server was shut down during this run (not counted against the attempt limit)';
 
 export function studioDbPath(dataDir: string): string {
   return path.join(dataDir, 'studio.db');
@@ -178,14 +180,21 @@ export class JobDb {
 
   /**
    * Running jobs whose runner is gone (`orphaned(owner)`): back to the front of the queue, in their
-   * order, or failed when they have had `maxAttempts` already (a job that brings the server down would
-   * otherwise bring it down on every start). Returns the ids of each.
+   * order, or failed when the server stopped during `maxAttempts` of their runs, this one included (a
+   * job that brings the server down would otherwise bring it down on every start). Runs the server was
+   * shut down during (`markShutdown`) do not count. Returns the ids of each.
    */
   requeueRunning(orphaned: (owner: string | null) => boolean, maxAttempts: number, now: number): { requeued: string[]; failed: string[] } {
     return this.db.transaction(() => {
       const orphans = this.orphans(orphaned);
-      const failed = orphans.filter((o) => o.attempts >= maxAttempts).map((o) => o.id);
-      const requeued = orphans.filter((o) => o.attempts < maxAttempts).map((o) => o.id);
+      const stops = (o: { id: string; attempts: number }) => {
+        const runs = this.runsOf(o.id);
+        // Rows written before runs were recorded: every attempt counts.
+        if (runs.length === 0) return o.attempts;
+        return runs.filter((r) => r.ended === 'stopped').length + (runs.at(-1)!.ended === undefined ? 1 : 0);
+      };
+      const failed = orphans.filter((o) => stops(o) >= maxAttempts).map((o) => o.id);
+      const requeued = orphans.filter((o) => stops(o) < maxAttempts).map((o) => o.id);
       const { lo } = this.db.prepare(`SELECT MIN(rank) AS lo FROM jobs WHERE state = 'queued'`).get() as { lo: number | null };
       const base = (lo ?? 0) - requeued.length - 1;
       const update = this.db.prepare(`UPDATE jobs SET state = 'queued', rank = ?, started_at = NULL, worker = NULL, owner = NULL WHERE id = ?`);
@@ -201,6 +210,17 @@ export class JobDb {
         this.endLastRun(id, now, 'stopped', STOPPED_RUN);
       }
       return { requeued, failed };
+    })();
+  }
+
+  /**
+   * A running job whose server is shutting down: its run ends as `shutdown`, which the attempt limit
+   * does not count. It stays running on record: the next start re-queues it (or interrupts it).
+   */
+  markShutdown(id: string, now: number): void {
+    this.db.transaction(() => {
+      const row = this.db.prepare(`SELECT 1 FROM jobs WHERE id = ? AND state = 'running'`).get(id);
+      if (row) this.endLastRun(id, now, 'shutdown', SHUTDOWN_RUN);
     })();
   }
 
