@@ -16,7 +16,8 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, expect, it } from 'vitest';
 import type { Studio } from '../server/app.ts';
-import { MAX_ATTEMPTS, ownerId } from '../server/executor/embedded-jobs.ts';
+import { MAX_ATTEMPTS } from '../server/executor/embedded-jobs.ts';
+import { ownerId } from '../server/executor/job-owner.ts';
 import { api, EventLog, slowGraph, startTestStudio, tempDir } from './support/api-harness.ts';
 
 const cleanup: (() => Promise<void> | void)[] = [];

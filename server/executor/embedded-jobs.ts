@@ -12,14 +12,13 @@
  * the killed server is an unreaped zombie (see util/process-identity.ts).
  */
 import { randomUUID } from 'node:crypto';
-import os from 'node:os';
 import type { Logger } from '../../nodes/types.ts';
 import type { Graph } from '../protocol/graph.ts';
 import type { HistoryPage, JobDetail, JobSummary, OutgoingEvent, QueueState, WorkerStatus } from '../protocol/events.ts';
 import { JobDb, studioDbPath } from '../store/job-db.ts';
-import { processAlive, processStartTime } from '../util/process-identity.ts';
 import { learnNodeTime, planMs, planOf, progressOf, queueEtas, remainingMs, type LiveState, type NodeTime, type PlannedNode } from './eta.ts';
 import type { GraphRunner } from './graph-runner.ts';
+import { isOrphaned, ownerId, serviceClosed, serviceOpened } from './job-owner.ts';
 import { cancelledEnd, endEvent, runJob, type JobEnd } from './job-execution.ts';
 import {
   DEFAULT_RETENTION,
@@ -56,30 +55,6 @@ const WORKER = 'local';
 /** Runs of a job the server may stop during (killed, crashed) before it gives up, as distributed mode does. */
 export const MAX_ATTEMPTS = 3;
 
-/** Services open in this process, by instance id: their running jobs are not orphans. */
-const liveInstances = new Set<string>();
-
-/** Who runs a job: `host:pid:start:instance` (start: the process's start time, "" where unknown). */
-export function ownerId(pid: number, instance: string): string {
-  return `${os.hostname()}:${pid}:${processStartTime(pid)}:${instance}`;
-}
-
-/**
- * Whether a running job's runner is gone: its process has exited (or is a zombie, or its PID now
- * belongs to a process started at another time), or it is this process and the service that ran it
- * was closed. (Two servers on one data folder each run their own jobs.) Owners written before the
- * start time was recorded (`host:pid:instance`) are judged by the PID alone.
- */
-export function isOrphaned(owner: string | null): boolean {
-  const m = owner ? /^(.*?):(\d+):(?:(\d*):)?([\w-]+)$/.exec(owner) : null;
-  if (!m) return true;
-  const [, host, pidText, start, instance] = m;
-  if (host !== os.hostname()) return true;
-  const pid = Number(pidText);
-  if (pid === process.pid) return !liveInstances.has(instance!);
-  return !processAlive(pid, start ?? '');
-}
-
 interface Running {
   id: string;
   controller: AbortController;
@@ -106,7 +81,7 @@ export class EmbeddedJobService implements JobService {
 
   constructor(private readonly opts: EmbeddedJobsOptions) {
     this.db = new JobDb(studioDbPath(opts.dataDir));
-    liveInstances.add(this.instance);
+    serviceOpened(this.instance);
     this.times = this.db.nodeTimes();
     this.recoverOrphans();
     // A job another process was running when this one started (a server still shutting down) is taken
@@ -250,7 +225,7 @@ export class EmbeddedJobService implements JobService {
   async close(graceMs = 5000): Promise<void> {
     this.stopping = true;
     clearInterval(this.orphanTimer);
-    liveInstances.delete(this.instance);
+    serviceClosed(this.instance);
     const running = this.running;
     if (running) {
       running.controller.abort();
