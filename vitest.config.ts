@@ -5,7 +5,7 @@ import { defineConfig } from 'vitest/config';
 // 2-core box. Timed tests (the bench times runs, and a preview encode on an otherwise idle machine)
 // run last, alone: beside anything else they would time the neighbour (the tokenizer's test times its
 // encode too).
-const processes = ['test/distributed.test.ts', 'test/redis-outage.test.ts', 'test/restart.test.ts', 'test/faults.test.ts'];
+const processes = ['test/distributed.test.ts', 'test/redis-outage.test.ts', 'test/restart.test.ts', 'test/faults.test.ts', 'test/fault-rounds.test.ts'];
 const timed = ['test/bench.test.ts', 'test/tokenizer.test.ts', 'test/responsiveness.test.ts', 'test/demo-model-timing.test.ts'];
 
 export default defineConfig({

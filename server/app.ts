@@ -16,7 +16,7 @@ import { PROJECT_ROOT } from './util/project.ts';
 import type { AnyNodeDefinition, Logger } from '../nodes/types.ts';
 import type { ExecutionProviderRequest } from './engine/onnx/runtime.ts';
 import { loadPreviewDecoder } from './engine/onnx/preview-decoder.ts';
-import { GraphRunner } from './executor/graph-runner.ts';
+import { DEFAULT_RELEASE_IDLE_MS, GraphRunner } from './executor/graph-runner.ts';
 import { createCatalog } from './catalog.ts';
 import type { JobService, RestartPolicy, Retention } from './executor/job-service.ts';
 import { openJobService } from './executor/open-jobs.ts';
@@ -53,6 +53,8 @@ export interface StudioOptions {
   modelRoots?: string[];
   /** Most memory one job may need, by the estimate, in bytes (`--max-job-memory`; default 3/4 of the machine's). */
   maxJobMemory?: number;
+  /** Loaded models are released after this long without a job (ms; 0: never; default 60 s). */
+  releaseIdleMs?: number;
   /** Node definitions to serve; default: the project's catalog (nodes/index.ts). */
   catalog?: AnyNodeDefinition[];
   /** Shipped templates (read-only); default <project>/graphs. */
@@ -180,6 +182,7 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
     logger: log,
     modelRoots: opts.modelRoots,
     ...(opts.maxJobMemory !== undefined ? { maxJobMemoryBytes: opts.maxJobMemory } : {}),
+    releaseIdleMs: opts.releaseIdleMs ?? DEFAULT_RELEASE_IDLE_MS,
   });
   const graphs = new GraphStore(
     opts.graphsDir ?? path.join(PROJECT_ROOT, 'graphs'),
@@ -276,6 +279,7 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
       closing ??= (async () => {
         unsubscribe();
         await jobs.close();
+        graphRunner.close();
         await previewDecoder?.release();
         await new Promise<void>((resolve) => {
           // io.close() also closes the HTTP server; idle keep-alive sockets must not hold it open.

@@ -18,7 +18,7 @@ import { parseFlags, redisUrl, RUNNER_FLAGS, runnerSettings, untilStopped, Usage
 
 const USAGE = `usage: npm start -- [--port 8188] [--host 127.0.0.1] [--token T] [--ep auto|cuda|webgpu|cpu] [--gpu N] [--data ./data]
                     [--preview-decoder DIR] [--redis URL] [--on-restart requeue|interrupt] [--keep-jobs 1000] [--keep-days 30]
-                    [--allow-host NAME]... [--models-root DIR]... [--max-job-memory SIZE]
+                    [--allow-host NAME]... [--models-root DIR]... [--max-job-memory SIZE] [--release-idle 60s]
 
   --port            port to listen on (env PORT; default 8188; 0 = any free port)
   --host            address to listen on (env HOST; default 127.0.0.1; anything else needs --token)
@@ -42,7 +42,9 @@ const USAGE = `usage: npm start -- [--port 8188] [--host 127.0.0.1] [--token T] 
   --models-root     another folder Load Model may read models from (besides <data>/models and the studio's
                     models/); repeat for several
   --max-job-memory  refuse jobs estimated to need more memory than this, e.g. 8G or 12000M
-                    (env DUALSTYLE_MAX_JOB_MEMORY; default: 3/4 of this machine's memory)`;
+                    (env DUALSTYLE_MAX_JOB_MEMORY; default: 3/4 of this machine's memory)
+  --release-idle    give loaded models back to the system after this long without a job, e.g. 60s, 5m or off
+                    (env DUALSTYLE_RELEASE_IDLE; default 60s); the next job loads them again`;
 
 export interface CliOptions extends RunnerSettings {
   port: number;
@@ -120,6 +122,7 @@ export async function main(argv: string[], overrides: Partial<StudioOptions> = {
       allowHosts: cli.allowHosts,
       modelRoots: cli.modelRoots,
       ...(cli.maxJobMemory !== undefined ? { maxJobMemory: cli.maxJobMemory } : {}),
+      releaseIdleMs: cli.releaseIdleMs,
       ...(cli.redis ? { redis: cli.redis } : {}),
       onRestart: cli.onRestart,
       retention: cli.retention,
@@ -144,6 +147,7 @@ export async function main(argv: string[], overrides: Partial<StudioOptions> = {
   );
   if (cli.token) console.log('access token required (Authorization: Bearer <token>, or ?token=<token>)');
   console.log(`memory one job may use: ${formatBytes(cli.maxJobMemory ?? defaultMemoryBudget())} (--max-job-memory)`);
+  if (!cli.redis) console.log(cli.releaseIdleMs > 0 ? `loaded models are released after ${cli.releaseIdleMs / 1000} s without a job (--release-idle)` : 'loaded models are kept while idle (--release-idle off)');
   if (cli.allowHosts.length > 0) console.log(`also answering to: ${cli.allowHosts.join(', ')}`);
   if (cli.modelRoots.length > 0) console.log(`models folders also: ${cli.modelRoots.join(', ')}`);
 

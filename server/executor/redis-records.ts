@@ -12,7 +12,7 @@
 import { Redis } from 'ioredis';
 import type { Graph } from '../protocol/graph.ts';
 import { redacted } from '../util/redact.ts';
-import type { HistoryEntry, JobOutcome, JobState, JobSummary, OutgoingEvent, RunRecord, WorkerStatus } from '../protocol/events.ts';
+import type { HistoryEntry, JobOutcome, JobState, JobSummary, OutgoingEvent, JobRun, WorkerStatus } from '../protocol/events.ts';
 import type { Logger } from '../../nodes/types.ts';
 import type { LiveState, NodeTime, PlannedNode } from './eta.ts';
 import { learnNodeTime } from './eta.ts';
@@ -61,7 +61,7 @@ export interface StoredRecord {
   outcome?: JobOutcome;
   cancelRequested: boolean;
   /** Every run that ended so far, and how (logRun). */
-  runs: RunRecord[];
+  runs: JobRun[];
 }
 
 /**
@@ -242,7 +242,7 @@ export class RedisRecords {
   }
 
   /** Notes how one run of a job ended (the history shows every attempt). */
-  async logRun(id: string, entry: RunRecord): Promise<void> {
+  async logRun(id: string, entry: JobRun): Promise<void> {
     await this.redis.rpush(this.runsKey(id), JSON.stringify(entry));
   }
 
@@ -338,7 +338,7 @@ export class RedisRecords {
 }
 
 /** The runs of a record for the history, when it ran more than once or a run was cut short. */
-export function runsOf(r: StoredRecord): { runs?: RunRecord[] } {
+export function runsOf(r: StoredRecord): { runs?: JobRun[] } {
   return r.runs.length > 1 || (r.runs.length === 1 && r.runs[0]!.ended !== r.summary.state) ? { runs: r.runs } : {};
 }
 
@@ -353,7 +353,7 @@ function parseRecord(values: (string | null)[], runs: string[]): StoredRecord | 
     ...(outputs ? { outputs: JSON.parse(outputs) as string[] } : {}),
     ...(graph ? { graph: JSON.parse(graph) as Graph } : {}),
     cancelRequested: cancel === '1',
-    runs: runs.map((r) => JSON.parse(r) as RunRecord),
+    runs: runs.map((r) => JSON.parse(r) as JobRun),
   };
 }
 

@@ -7,6 +7,7 @@ import type { ValidationIssue } from '../protocol/graph.ts';
 import { isRedisUnreachable } from '../executor/redis-records.ts';
 import { noSpaceError, StoreError } from '../store/errors.ts';
 import { formatBytes } from '../util/bytes.ts';
+import { redactedQuery } from '../util/redact.ts';
 
 export interface ApiErrorBody {
   error: { code: string; message: string; issues?: ValidationIssue[] };
@@ -84,7 +85,8 @@ export function errorHandler(log: (msg: string, err: unknown) => void): ErrorReq
   return (err, req, res, next) => {
     if (res.headersSent) return next(err);
     const apiError = toApiError(err);
-    if (apiError.status >= 500) log(`${req.method} ${req.originalUrl} failed`, err);
+    // The URL as logged: never with the access token a client put in it (?token=).
+    if (apiError.status >= 500) log(`${req.method} ${redactedQuery(req.originalUrl)} failed`, err);
     res.status(apiError.status).json(apiError.body());
   };
 }

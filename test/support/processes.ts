@@ -86,12 +86,12 @@ export interface RedisServer {
 /**
  * A throwaway redis-server, loopback only. Without `persistDir`, nothing is kept. With it, every write
  * goes to an append-only file there (fsync always), so a stop and restart is an outage, not a new Redis.
- * `args`: more redis-server options (e.g. ['--maxmemory-policy', 'allkeys-lru']).
+ * `port`: a given port (to start a Redis again where clients expect it). `args`: more redis-server options (e.g. ['--maxmemory-policy', 'allkeys-lru']).
  */
-export async function startRedis(opts: { persistDir?: string; args?: string[] } = {}): Promise<RedisServer> {
+export async function startRedis(opts: { port?: number; persistDir?: string; args?: string[] } = {}): Promise<RedisServer> {
   if (!REDIS_SERVER) throw new Error('redis-server is not installed (apt-get install redis-server)');
   const server = REDIS_SERVER;
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const persistence = opts.persistDir ? ['--dir', opts.persistDir, '--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, ...(opts.args ?? [])];
   const launch = async () => {
