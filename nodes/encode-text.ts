@@ -13,6 +13,8 @@ export const encodeText = defineNode({
   },
   outputs: { conditioning: { type: 'Conditioning', label: 'conditioning' } },
   params: z.object({}),
+  // One prompt, one UNet row: what a sampler's plan counts for what is connected to it.
+  plan: () => ({ outputs: { conditioning: { rows: 1 } } }),
   async run({ inputs, ctx }) {
     const pipe = await pipelineOf(inputs.model);
     const enc = await pipe.encodeText(inputs.text);

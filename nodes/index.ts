@@ -4,6 +4,7 @@ import { loadModel } from './load-model.ts';
 import { loadImage } from './load-image.ts';
 import { textPrompt } from './text-prompt.ts';
 import { encodeText } from './encode-text.ts';
+import { regionNode } from './region.ts';
 import { vaeEncode, vaeDecode } from './vae.ts';
 import { invertNode } from './invert.ts';
 import { maskNode } from './mask.ts';
@@ -18,6 +19,7 @@ export const nodeDefinitions: AnyNodeDefinition[] = [
   loadImage,
   textPrompt,
   encodeText,
+  regionNode,
   vaeEncode,
   invertNode,
   maskNode,

@@ -1,12 +1,13 @@
 import { z } from 'zod';
 import { defineNode } from './types.ts';
 import { decode } from '../server/engine/diffusion/cycle.ts';
-import { attentionMerge, epsilonMerge, singlePrompt, type EpsilonRule } from '../server/engine/diffusion/guidance.ts';
+import type { EpsilonRule } from '../server/engine/diffusion/guidance.ts';
+import { regionalAttentionMerge, regionalMerge, regionPrompt, type BasePrompt, type Region } from '../server/engine/diffusion/regions.ts';
 import { pipelineOf, requireSameModel } from './lib/model.ts';
 import { stepReporter } from './lib/sampling.ts';
 import { PER_STYLE, requireStyles, stylesParam } from './lib/styles.ts';
 import type { NodeContext, NodePlan, PlannedValue } from './types.ts';
-import type { InversionValue, LatentValue, MaskValue, ModelValue } from './values.ts';
+import type { ConditioningValue, InversionValue, LatentValue, MaskValue, ModelValue } from './values.ts';
 
 const guidanceParam = z
   .number()
@@ -39,8 +40,33 @@ function samplerPlan(model: PlannedValue | undefined, inversion: PlannedValue | 
   };
 }
 
-/** The merge rules of the paper, for N styles: conditionings c1..cN, the guidance s and the mask's N weights. */
-type MergeRule = (styles: readonly Float32Array[], s: number, mask: MaskValue) => EpsilonRule;
+/** The merge rules of the paper, for N styles (with their regional settings), the guidance s, the mask's N weights and an optional base prompt. */
+type MergeRule = (regions: readonly Region[], s: number, mask: MaskValue, base?: BasePrompt) => EpsilonRule;
+
+/**
+ * A style's prompt as the engine's Region: its embedding and, when a Region node set them, its negative,
+ * guidance and window (whose fallback is the inversion's source prompt unless one was connected).
+ */
+async function regionOf(c: ConditioningValue, model: ModelValue, inversion: InversionValue, what: string): Promise<Region> {
+  const settings = c.region;
+  if (!settings) return { prompt: c.embedding };
+  if (settings.negative) requireSameModel(model, settings.negative, `${what}'s negative`);
+  const window = settings.window;
+  const fallback = window ? (window.fallback?.embedding ?? (await (await pipelineOf(model)).encodeText(inversion.sourcePrompt)).embedding) : undefined;
+  return {
+    prompt: c.embedding,
+    ...(settings.negative ? { negative: settings.negative.embedding } : {}),
+    ...(settings.guidance !== undefined ? { guidance: settings.guidance } : {}),
+    ...(window && fallback ? { window: { start: window.start, end: window.end, fallback } } : {}),
+  };
+}
+
+/** Rows an epsilon merge adds for regional settings and a base prompt (an upper bound: equal prompts share a row). */
+function regionalRows(inputs: Record<string, PlannedValue | undefined>, styles: number): number {
+  let extra = inputs['base'] ? 1 : 0;
+  for (let k = 1; k <= styles; k++) extra += Math.max(0, (inputs[`style${k}`]?.rows ?? 1) - 1);
+  return extra;
+}
 
 /** An N-style sampler node: same inputs, parameters and behaviour for every merge rule. */
 function mergeSampler(spec: { type: string; title: string; description: string; rule: MergeRule; rows: (s: number, styles: number) => number; attentionMerge?: boolean }) {
@@ -54,18 +80,28 @@ function mergeSampler(spec: { type: string; title: string; description: string; 
       inversion: { type: 'Inversion', label: 'inversion' },
       style: { type: 'Conditioning', label: 'style', description: 'one prompt per style, in the mask\'s order', variadic: PER_STYLE },
       mask: { type: 'Mask', label: 'mask', countParam: 'styles' },
+      base: { type: 'Conditioning', label: 'base', optional: true, description: 'a prompt every region shares, at the base ratio (holds the regions together)' },
     },
     outputs: { latent: { type: 'Latent', label: 'latent' } },
-    params: z.object({ styles: stylesParam('How many styles are merged: one style input each, and the mask must have as many regions.'), guidance: guidanceParam }),
+    params: z.object({
+      styles: stylesParam('How many styles are merged: one style input each, and the mask must have as many regions.'),
+      guidance: guidanceParam,
+      baseRatio: z.number().min(0).max(1).default(0.2).describe('The share r of the base prompt, when one is connected: r·base + (1 − r)·regions.').meta({ label: 'Base ratio', step: 0.05 }),
+    }),
     plan({ inputs, params }) {
-      return samplerPlan(inputs.model, inputs.inversion, spec.rows(params.guidance, params.styles), spec.attentionMerge ? { styles: params.styles } : undefined);
+      const planned = inputs as Record<string, PlannedValue | undefined>;
+      const base = planned['base'] !== undefined && params.baseRatio > 0;
+      if (spec.attentionMerge) return samplerPlan(inputs.model, inputs.inversion, spec.rows(params.guidance, params.styles), { styles: params.styles + (base ? 1 : 0) });
+      return samplerPlan(inputs.model, inputs.inversion, spec.rows(params.guidance, params.styles) + regionalRows(planned, params.styles), undefined);
     },
     async run({ inputs, params, ctx }) {
-      const { model, inversion, style, mask } = inputs;
+      const { model, inversion, style, mask, base } = inputs;
       requireSameModel(model, inversion, 'inversion');
       style.forEach((c, k) => requireSameModel(model, c, `style${k + 1}`));
+      if (base) requireSameModel(model, base, 'base');
       requireStyles(mask, style.length);
-      const rule = spec.rule(style.map((c) => c.embedding), params.guidance, mask);
+      const regions = await Promise.all(style.map((c, k) => regionOf(c, model, inversion, `style${k + 1}`)));
+      const rule = spec.rule(regions, params.guidance, mask, base && params.baseRatio > 0 ? { prompt: base.embedding, ratio: params.baseRatio } : undefined);
       return { outputs: { latent: await decodeInversion(model, inversion, rule, ctx) } };
     },
   });
@@ -77,8 +113,8 @@ export const epsilonMergeSampler = mergeSampler({
   description:
     'N-style decoding by noise merging: at every step ê = Σ_k M_k·ê(c_k), each classifier-free guided (two styles: ' +
     'M·ê(c1) + (1 − M)·ê(c2), the paper\'s); ∅ and every style go through the UNet in one batched call (N + 1 rows).',
-  rule: epsilonMerge,
-  rows: (s, n) => (s === 1 ? n : n + 1), // [c1..cN], or [∅, c1..cN]
+  rule: regionalMerge,
+  rows: (s, n) => (s === 1 ? n : n + 1), // [c1..cN], or [∅, c1..cN]; regional settings add their distinct prompts
 });
 
 export const attentionMergeSampler = mergeSampler({
@@ -89,7 +125,7 @@ export const attentionMergeSampler = mergeSampler({
     'pixel, Σ_k M_k·A_k (two styles: M·A1 + (1 − M)·A2; the mask resized to each layer), then ê = e∅ + s·(e_merged − e∅). ' +
     'Rows ∅ and merged go through a rewritten UNet in one call; the rewrite is made once per model and number of styles ' +
     'and cached beside its UNet. The paper finds a sharper mask (70) and stronger guidance (30) help this method.',
-  rule: attentionMerge,
+  rule: regionalAttentionMerge,
   rows: (s) => (s === 1 ? 1 : 2), // [merged], or [∅, merged]: the merged row attends to all N conditionings
   attentionMerge: true,
 });
@@ -102,18 +138,22 @@ export const singlePromptSampler = defineNode({
   inputs: {
     model: { type: 'Model', label: 'model' },
     inversion: { type: 'Inversion', label: 'inversion' },
-    prompt: { type: 'Conditioning', label: 'prompt' },
+    prompt: { type: 'Conditioning', label: 'prompt', description: 'a prompt, or a Region (its negative, guidance and window apply)' },
+    negative: { type: 'Conditioning', label: 'negative', optional: true, description: 'what the picture should not look like (∅ when unconnected)' },
   },
   outputs: { latent: { type: 'Latent', label: 'latent' } },
   params: z.object({ guidance: guidanceParam }),
   plan({ inputs, params }) {
-    return samplerPlan(inputs.model, inputs.inversion, params.guidance === 1 ? 1 : 2);
+    return samplerPlan(inputs.model, inputs.inversion, (params.guidance === 1 ? 1 : 2) + (inputs.negative ? 1 : 0) + Math.max(0, (inputs.prompt?.rows ?? 1) - 1));
   },
   async run({ inputs, params, ctx }) {
-    const { model, inversion, prompt } = inputs;
+    const { model, inversion, prompt, negative } = inputs;
     requireSameModel(model, inversion, 'inversion');
     requireSameModel(model, prompt, 'prompt');
-    const rule = singlePrompt(prompt.embedding, params.guidance);
+    if (negative) requireSameModel(model, negative, 'negative');
+    const region = await regionOf(prompt, model, inversion, 'prompt');
+    // The Region's own negative, else the sampler's.
+    const rule = regionPrompt(negative && !region.negative ? { ...region, negative: negative.embedding } : region, params.guidance);
     return { outputs: { latent: await decodeInversion(model, inversion, rule, ctx) } };
   },
 });

@@ -96,6 +96,8 @@ export interface PlannedValue {
   height?: number;
   /** A Model value: what its model holds in memory and needs per call. */
   model?: ModelMemoryProfile;
+  /** A Conditioning value: the UNet rows it can add to an epsilon merge (its prompt, a region's negative and fallback). */
+  rows?: number;
 }
 
 export interface NodePlan {

@@ -30,6 +30,18 @@ export interface ConditioningValue {
   /** True when the prompt was longer than the encoder's 75 tokens and was cut. */
   truncated: boolean;
   modelId: string;
+  /** Set by a Region node: how a sampler treats this prompt's region (see engine/diffusion/regions.ts). */
+  region?: RegionSettings;
+}
+
+/** A region's own negative prompt, guidance scale and step window. */
+export interface RegionSettings {
+  /** Its negative prompt; ∅ when absent. */
+  negative?: ConditioningValue;
+  /** Its guidance scale; the sampler's when absent. */
+  guidance?: number;
+  /** The fractions of the decode where the prompt applies; outside, `fallback` (the source prompt when absent). */
+  window?: { start: number; end: number; fallback?: ConditioningValue };
 }
 
 /** CycleDiffusion latent code (z[0] = x_t, then one eps per refinement step, with its schedule), with its provenance. */

@@ -160,3 +160,15 @@ function write(name: string, title: string, description: string, nodes: N[], edg
   write('comparison-three-styles', 'Compare methods with three styles', 'The comparison for three styles (Van Gogh left, mosaic centre, Minecraft right) on one inversion: epsilon merge, attention merge, each ' +
     'style alone, their pixel merge and the single prompt that asks for all three in words, each scored by a Metrics node that, with a CLIP ' +
     'folder, also scores every style\'s own region (where the mask weighs it most) against that style (CLIP reg. 1..3).', nodes, edges); }
+{ const { nodes, edges } = common(); styles(nodes, edges, 3); mask(nodes, edges, 6);
+  nodes.push({ id: 'negative', type: 'TextPrompt', title: 'Negative prompt of region 1', params: { text: 'blurry, washed out, low detail', subject: 'a house' }, position: at(0, 5) }, { id: 'encode_negative', type: 'EncodeText', position: at(1, 5) });
+  edges.push(e('model', 'model', 'encode_negative', 'model'), e('negative', 'text', 'encode_negative', 'text'));
+  nodes.push({ id: 'region1', type: 'Region', title: 'Region 1: its own negative, styled from 30% of the decode', params: { start: 0.3 }, position: at(2, 3) }, { id: 'region2', type: 'Region', title: 'Region 2: stronger guidance (30)', params: { guidance: 30 }, position: at(2, 4) });
+  edges.push(e('encode_style1', 'conditioning', 'region1', 'prompt'), e('encode_negative', 'conditioning', 'region1', 'negative'), e('encode_style2', 'conditioning', 'region2', 'prompt'));
+  nodes.push({ id: 'eps_merge', type: 'EpsilonMergeSampler', params: { guidance: 20, baseRatio: 0.2 }, position: at(3, 3) });
+  edges.push(e('model', 'model', 'eps_merge', 'model'), e('invert', 'inversion', 'eps_merge', 'inversion'), e('region1', 'conditioning', 'eps_merge', 'style1'), e('region2', 'conditioning', 'eps_merge', 'style2'), e('mask', 'mask', 'eps_merge', 'mask'), e('encode_source', 'conditioning', 'eps_merge', 'base'));
+  decodeSave(nodes, edges, 'eps_merge', 'eps', 4, 3, 'regional', 'Regional controls');
+  write('regional-controls', 'Regional controls: a base prompt, per-region negative, guidance and step window', 'Epsilon merge with the controls of regional prompting: the source prompt as a base shared by both regions (ratio 0.2: ' +
+    'ê = 0.2·ê(base) + 0.8·Σ M_k·ê_k), region 1 (Van Gogh) with its own negative prompt that starts its style at 30% of the decode (it follows ' +
+    'the source prompt before, keeping the picture\'s structure), region 2 (Minecraft) with stronger guidance. Every prompt goes through the UNet ' +
+    'in the one call of each step.', nodes, edges); }

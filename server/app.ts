@@ -16,13 +16,15 @@ import { PROJECT_ROOT } from './util/project.ts';
 import type { AnyNodeDefinition, Logger } from '../nodes/types.ts';
 import type { ExecutionProviderRequest } from './engine/onnx/runtime.ts';
 import { loadPreviewDecoder } from './engine/onnx/preview-decoder.ts';
-import { GraphRunner } from './executor/graph-runner.ts';
+import { DEFAULT_RELEASE_IDLE_MS, GraphRunner } from './executor/graph-runner.ts';
 import { createCatalog } from './catalog.ts';
 import type { JobService, RestartPolicy, Retention } from './executor/job-service.ts';
 import { openJobService } from './executor/open-jobs.ts';
-import { isLoopbackHost, requireToken } from './http/auth.ts';
+import { isLoopbackHost, requireToken, tokenProblem } from './http/auth.ts';
 import { clientRoutes } from './http/client.ts';
+import { ConnectionGuard } from './http/connections.ts';
 import { apiNotFound, errorHandler, notFound } from './http/errors.ts';
+import { GuessLimiter, type GuessLimitOptions } from './http/guesses.ts';
 import { HostAllowList, hostAndOriginGuard, refuseSimpleRequests } from './http/guard.ts';
 import { graphRoutes } from './http/graphs.ts';
 import { jobRoutes } from './http/jobs.ts';
@@ -51,6 +53,8 @@ export interface StudioOptions {
   modelRoots?: string[];
   /** Most memory one job may need, by the estimate, in bytes (`--max-job-memory`; default 3/4 of the machine's). */
   maxJobMemory?: number;
+  /** Loaded models are released after this long without a job (ms; 0: never; default 60 s). */
+  releaseIdleMs?: number;
   /** Node definitions to serve; default: the project's catalog (nodes/index.ts). */
   catalog?: AnyNodeDefinition[];
   /** Shipped templates (read-only); default <project>/graphs. */
@@ -77,8 +81,12 @@ export interface StudioOptions {
     graphBytes?: number;
     /** Most socket.io connections open at once (default 64). */
     maxSockets?: number;
-    /** Most HTTP connections open at once (default 256). */
+    /** Most HTTP connections open at once (default 256); strangers are shed first (http/connections.ts). */
     maxHttpConnections?: number;
+    /** Wrong-token guesses allowed per client address (default 10 a minute; `now` for tests). */
+    guesses?: GuessLimitOptions;
+    /** A socket that has not authenticated within this time is closed (default 5 s). */
+    socketAuthTimeoutMs?: number;
   };
   /** Minimum time between two preview frames of a node (the executor's throttle). */
   previewIntervalMs?: number;
@@ -135,6 +143,8 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
   const host = opts.host ?? '127.0.0.1';
   const port = opts.port ?? 8188;
   const token = opts.token || undefined;
+  const weak = token === undefined ? null : tokenProblem(token);
+  if (weak) throw new Error(weak);
   if (!isLoopbackHost(host) && !token) {
     throw new Error(
       `refusing to listen on ${host} without an access token: anyone on the network could run jobs and read files. ` +
@@ -172,6 +182,7 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
     logger: log,
     modelRoots: opts.modelRoots,
     ...(opts.maxJobMemory !== undefined ? { maxJobMemoryBytes: opts.maxJobMemory } : {}),
+    releaseIdleMs: opts.releaseIdleMs ?? DEFAULT_RELEASE_IDLE_MS,
   });
   const graphs = new GraphStore(
     opts.graphsDir ?? path.join(PROJECT_ROOT, 'graphs'),
@@ -182,11 +193,13 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
 
   const app = express();
   app.disable('x-powered-by');
-  const httpServer = http.createServer(app);
-  // Slow clients must not hold connections forever (Node's defaults: 60 s for headers, 300 s per request).
-  httpServer.headersTimeout = 15_000;
+  // Slow clients must not hold connections forever (Node's defaults: 60 s for headers, 300 s per request,
+  // and these deadlines checked only every 30 s): a half-sent request goes after at most ~11 s.
+  const httpServer = http.createServer({ connectionsCheckingInterval: 1000 }, app);
+  httpServer.headersTimeout = 10_000;
   httpServer.requestTimeout = 120_000;
-  httpServer.maxConnections = opts.limits?.maxHttpConnections ?? 256;
+  const connections = new ConnectionGuard(httpServer, opts.limits?.maxHttpConnections ?? 256);
+  const guesses = new GuessLimiter(opts.limits?.guesses);
   const allowedHosts = HostAllowList.forServer(host, opts.allowHosts);
   const jobs = await openJobService({
     dataDir,
@@ -202,15 +215,39 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
     await previewDecoder?.release();
     throw err;
   });
-  const io = createRealtime(httpServer, { token, jobs: () => jobs, allowedHosts, maxConnections: opts.limits?.maxSockets });
+  const io = createRealtime(httpServer, {
+    token,
+    jobs: () => jobs,
+    allowedHosts,
+    maxConnections: opts.limits?.maxSockets,
+    guesses,
+    ...(opts.limits?.socketAuthTimeoutMs !== undefined ? { connectTimeoutMs: opts.limits.socketAuthTimeoutMs } : {}),
+    onAuthenticated: (socket) => connections.trust(socket.request.socket),
+  });
   const unsubscribe = jobs.subscribe(broadcaster(io));
 
   app.use(hostAndOriginGuard(allowedHosts));
+  // Without a token, passing the Host/Origin check is the authentication (the local origin rule).
+  if (!token) {
+    app.use((req, _res, next) => {
+      connections.trust(req.socket);
+      next();
+    });
+  }
   app.use(securityHeaders());
-  if (token) app.use('/api', requireToken(token));
+  if (token) app.use('/api', requireToken(token, guesses, (socket) => connections.trust(socket)));
   app.use('/api', refuseSimpleRequests);
   app.use('/api', express.json({ limit: limits.jsonBodyBytes }));
-  app.use('/api', systemRoutes(catalog, { version: packageVersion(), executionProvider, gpu: opts.gpu ?? 0, modelRoots: graphRunner.services.modelRoots }));
+  app.use(
+    '/api',
+    systemRoutes(catalog, {
+      version: packageVersion(),
+      executionProvider,
+      gpu: opts.gpu ?? 0,
+      modelRoots: graphRunner.services.modelRoots,
+      ...(jobs.health ? { queueHealth: () => jobs.health!() } : {}),
+    }),
+  );
   app.use('/api', jobRoutes(jobs, catalog, (graph, outputs) => graphRunner.preflight(graph, outputs)));
   app.use('/api', graphRoutes(graphs, catalog));
   app.use('/api', uploadRoutes(dataDir, limits));
@@ -243,6 +280,7 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
       closing ??= (async () => {
         unsubscribe();
         await jobs.close();
+        graphRunner.close();
         await previewDecoder?.release();
         await new Promise<void>((resolve) => {
           // io.close() also closes the HTTP server; idle keep-alive sockets must not hold it open.

@@ -8,6 +8,7 @@
 import path from 'node:path';
 import { createStudio, type Studio, type StudioOptions } from './app.ts';
 import { diagnoseCuda } from './engine/onnx/cuda-doctor.ts';
+import { tokenProblem } from './http/auth.ts';
 import type { RestartPolicy } from './executor/job-service.ts';
 import { formatBytes } from './util/bytes.ts';
 import { defaultMemoryBudget } from './executor/memory-plan.ts';
@@ -16,11 +17,11 @@ import { parseFlags, readCommandLine, redisUrl, runIfEntry, RUNNER_FLAGS, runner
 
 const USAGE = `usage: npm start -- [--port 8188] [--host 127.0.0.1] [--token T] [--ep auto|cuda|webgpu|cpu] [--gpu N] [--data ./data]
                     [--preview-decoder DIR] [--redis URL] [--on-restart requeue|interrupt] [--keep-jobs 1000] [--keep-days 30]
-                    [--allow-host NAME]... [--models-root DIR]... [--max-job-memory SIZE]
+                    [--allow-host NAME]... [--models-root DIR]... [--max-job-memory SIZE] [--release-idle 60s]
 
   --port            port to listen on (env PORT; default 8188; 0 = any free port)
   --host            address to listen on (env HOST; default 127.0.0.1; anything else needs --token)
-  --token           access token required by the API and the socket (env DUALSTYLE_TOKEN)
+  --token           access token required by the API and the socket (env DUALSTYLE_TOKEN; at least 16 characters)
   --ep              execution provider for inference (env DUALSTYLE_EP; default auto: CUDA if available, else CPU;
                     \`npm run doctor\` says what CUDA needs here)
   --gpu             CUDA device index for the jobs this server runs (env DUALSTYLE_GPU; default 0); with --redis,
@@ -40,7 +41,9 @@ const USAGE = `usage: npm start -- [--port 8188] [--host 127.0.0.1] [--token T] 
   --models-root     another folder Load Model may read models from (besides <data>/models and the studio's
                     models/); repeat for several
   --max-job-memory  refuse jobs estimated to need more memory than this, e.g. 8G or 12000M
-                    (env DUALSTYLE_MAX_JOB_MEMORY; default: 3/4 of this machine's memory)`;
+                    (env DUALSTYLE_MAX_JOB_MEMORY; default: 3/4 of this machine's memory)
+  --release-idle    give loaded models back to the system after this long without a job, e.g. 60s, 5m or off
+                    (env DUALSTYLE_RELEASE_IDLE; default 60s); the next job loads them again`;
 
 export interface CliOptions extends RunnerSettings {
   port: number;
@@ -71,6 +74,8 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
   const runner = runnerSettings(values, env);
   const host = values.host || env.HOST || '127.0.0.1';
   const token = values.token || env.DUALSTYLE_TOKEN || undefined;
+  const weak = token === undefined ? null : tokenProblem(token);
+  if (weak) throw new UsageError(`--token: ${weak}`);
   const allowHosts = values['allow-host'] ?? [];
   for (const name of allowHosts) {
     if (!/^[A-Za-z0-9.:[\]-]+$/.test(name)) throw new UsageError(`--allow-host takes a host name or address, got ${JSON.stringify(name)}`);
@@ -108,6 +113,7 @@ export async function main(argv: string[], overrides: Partial<StudioOptions> = {
       allowHosts: cli.allowHosts,
       modelRoots: cli.modelRoots,
       ...(cli.maxJobMemory !== undefined ? { maxJobMemory: cli.maxJobMemory } : {}),
+      releaseIdleMs: cli.releaseIdleMs,
       ...(cli.redis ? { redis: cli.redis } : {}),
       onRestart: cli.onRestart,
       retention: cli.retention,
@@ -132,6 +138,7 @@ export async function main(argv: string[], overrides: Partial<StudioOptions> = {
   );
   if (cli.token) console.log('access token required (Authorization: Bearer <token>, or ?token=<token>)');
   console.log(`memory one job may use: ${formatBytes(cli.maxJobMemory ?? defaultMemoryBudget())} (--max-job-memory)`);
+  if (!cli.redis) console.log(cli.releaseIdleMs > 0 ? `loaded models are released after ${cli.releaseIdleMs / 1000} s without a job (--release-idle)` : 'loaded models are kept while idle (--release-idle off)');
   if (cli.allowHosts.length > 0) console.log(`also answering to: ${cli.allowHosts.join(', ')}`);
   if (cli.modelRoots.length > 0) console.log(`models folders also: ${cli.modelRoots.join(', ')}`);
 

@@ -37,18 +37,18 @@ describe('access', () => {
 
   it('requires the token on the API and the socket when one is set', async () => {
     const dir = await tempDir('api-token');
-    const locked = await startTestStudio(dir, { token: 's3cret' });
+    const locked = await startTestStudio(dir, { token: 's3cret-token-0123456789' });
     try {
       const anonymous = await api(locked, 'GET', '/api/health');
       expect(anonymous.status).toBe(401);
       expect(anonymous.body.error.code).toBe('unauthorized');
       expect((await api(locked, 'GET', '/api/health', undefined, { authorization: 'Bearer wrong' })).status).toBe(401);
-      expect((await api(locked, 'GET', '/api/health', undefined, { authorization: 'Bearer s3cret' })).status).toBe(200);
-      expect((await api(locked, 'GET', '/api/catalog?token=s3cret')).status).toBe(200);
+      expect((await api(locked, 'GET', '/api/health', undefined, { authorization: 'Bearer s3cret-token-0123456789' })).status).toBe(200);
+      expect((await api(locked, 'GET', '/api/catalog?token=s3cret-token-0123456789')).status).toBe(200);
       expect((await api(locked, 'POST', '/api/jobs', { graph: slowGraph(1, 1) })).status).toBe(401);
 
       await expect(EventLog.connect(locked)).rejects.toThrow(/unauthorized/);
-      const log = await EventLog.connect(locked, { token: 's3cret' });
+      const log = await EventLog.connect(locked, { token: 's3cret-token-0123456789' });
       expect((await log.waitFor('queue')).args).toEqual({ running: null, active: [], pending: [], workers: 1 });
       log.close();
     } finally {

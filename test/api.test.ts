@@ -40,7 +40,7 @@ describe('basics', () => {
   it('reports health and the catalog', async () => {
     const health = await api(studio, 'GET', '/api/health');
     expect(health.status).toBe(200);
-    expect(health.body).toMatchObject({ ok: true, version: expect.any(String), executionProvider: 'auto' });
+    expect(health.body).toMatchObject({ ok: true, queue: { backend: 'embedded', ok: true }, version: expect.any(String), executionProvider: 'auto' });
     // What auto resolves to and why, with the CUDA diagnosis the editor shows (the same one sessions use).
     const d = diagnoseCuda();
     expect(health.body.executionProviderUsed).toBe(d.ready ? 'cuda' : 'cpu');

@@ -36,6 +36,7 @@ describe.skipIf(!hasFixture)('conformance harness on tiny-sd', () => {
       'single_c1_latent', 'single_c2_image', 'pixelmerge_linear_image', 'pixelmerge_logistic_image',
       'attnmerge_out_t500_ones', 'attnmerge_out_t500_zeros', 'attnmerge_out_t500_linear', 'attnmerge_out_t500_logistic',
       'attnmerge_linear_latent', 'attnmerge_linear_image', 'attnmerge_logistic_latent', 'attnmerge_logistic_image',
+      'region_negative_linear_latent', 'region_base_linear_latent', 'region_window_linear_latent',
     ]) {
       expect(names.has(n), `case ${n} ran and passed`).toBe(true);
     }
@@ -67,6 +68,7 @@ describe.skipIf(!hasFixture)('conformance harness on tiny-sd', () => {
       expect(failed).toEqual([
         'attnmerge_linear_image', 'attnmerge_linear_latent', 'attnmerge_logistic_image', 'attnmerge_logistic_latent',
         'epsmerge_linear_image', 'epsmerge_linear_latent', 'epsmerge_logistic_image', 'epsmerge_logistic_latent',
+        'region_base_linear_latent', 'region_negative_linear_latent', 'region_window_linear_latent',
         'single_c1_image', 'single_c1_latent', 'single_c2_image', 'single_c2_latent',
       ]);
       expect(r.cases.find((c) => c.name === 'recon_latent')?.pass).toBe(true);

@@ -41,7 +41,7 @@ afterAll(async () => {
   if (dataDir) await fs.rm(dataDir, { recursive: true, force: true });
 });
 
-async function until(what: string, test: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+async function until(what: string, test: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await test())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
@@ -94,7 +94,7 @@ describe.runIf(hasRedis)('distributed: 2 web servers, 2 workers, one Redis', () 
   it('lists one queue on both servers, moves a job from one and cancels from the other', async () => {
     // Two long jobs occupy both workers; three wait.
     const long = [await submit(servers[0]!, slowGraph(1, 2000, 10, 'long A')), await submit(servers[1]!, slowGraph(2, 2000, 10, 'long B'))];
-    for (const id of long) await sockets[0]!.waitFor('node:progress', (a) => a.jobId === id, 30_000);
+    for (const id of long) await sockets[0]!.waitFor('node:progress', (a) => a.jobId === id, 120_000);
     const waiting = [await submit(servers[0]!, slowGraph(3, 2, 0, 'W1')), await submit(servers[1]!, slowGraph(4, 2, 0, 'W2')), await submit(servers[0]!, slowGraph(5, 2, 0, 'W3'))];
     const moved = await api(servers[1]!, 'POST', `/api/jobs/${waiting[2]}/move`, { position: 1 });
     expect(moved.status, JSON.stringify(moved.body)).toBe(200);
@@ -112,32 +112,40 @@ describe.runIf(hasRedis)('distributed: 2 web servers, 2 workers, one Redis', () 
     // it first), then a running job through the server that did not queue it. The other way round, the
     // freed worker could take the queued job and finish it before its cancel arrived.
     expect((await api(servers[0]!, 'DELETE', `/api/jobs/${waiting[1]}`)).status).toBe(200);
-    for (const log of sockets) expect((await log.waitForEnd(waiting[1]!, 30_000)).name).toBe('job:cancelled');
+    for (const log of sockets) expect((await log.waitForEnd(waiting[1]!, 120_000)).name).toBe('job:cancelled');
     expect((await api(servers[1]!, 'DELETE', `/api/jobs/${long[0]}`)).status).toBe(200);
-    for (const log of sockets) expect((await log.waitForEnd(long[0]!, 30_000)).name).toBe('job:cancelled');
+    for (const log of sockets) expect((await log.waitForEnd(long[0]!, 120_000)).name).toBe('job:cancelled');
     expect((await api(servers[0]!, 'DELETE', `/api/jobs/${long[1]}`)).status).toBe(200);
-    for (const id of [waiting[2]!, waiting[0]!]) expect((await sockets[1]!.waitForEnd(id, 30_000)).name).toBe('job:done');
+    for (const id of [waiting[2]!, waiting[0]!]) expect((await sockets[1]!.waitForEnd(id, 120_000)).name).toBe('job:done');
     const started = sockets[1]!.events.filter((e) => e.name === 'job:started').map((e) => e.args.jobId);
     expect(started.indexOf(waiting[2]!)).toBeLessThan(started.indexOf(waiting[0]!));
     expect(started).not.toContain(waiting[1]);
   });
 
-  it('a cancel and a finishing worker claim the ending atomically: whichever comes first decides', async () => {
+  it('a cancel and the runs of a job claim its ending atomically: exactly one records it', async () => {
     const { redis, sub } = await connectRedis(redisUrl, silentLogger);
     try {
       const records = new RedisRecords(redis, `claim-test-${process.pid}`);
-      // The cancel first: it is answered true, and the worker that then finishes loses (records "cancelled").
+      const run1 = { run: 'w1 attempt 1' };
+      const run2 = { run: 'w2 attempt 2' };
+      // The cancel first: it is answered true; the first run that then ends records "cancelled", a second run nothing.
       expect(await records.requestCancel('a')).toBe(true);
       expect(await records.requestCancel('a')).toBe(true); // a second cancel of the same job
-      expect(await records.claimEnd('a', 'worker')).toBe(false);
-      // The worker first: the cancel is told the job finished (409), and the worker keeps its ending.
-      expect(await records.claimEnd('b', 'worker')).toBe(true);
+      expect(await records.claimEnd('a', run1)).toBe('cancelled');
+      expect(await records.claimEnd('a', run2)).toBe('lost');
+      expect(await records.claimEnd('a', run1)).toBe('cancelled'); // the same run asking again
+      // A run first: the cancel is told the job finished (409), the run keeps its ending, another run loses.
+      expect(await records.claimEnd('b', run1)).toBe('won');
       expect(await records.requestCancel('b')).toBe(false);
-      expect(await records.claimEnd('b', 'worker')).toBe(true); // the same worker, or its retry
-      // Racing: exactly one side wins, every time.
+      expect(await records.claimEnd('b', run1)).toBe('won');
+      expect(await records.claimEnd('b', run2)).toBe('lost');
+      expect(await records.endedByRun('b')).toBe(run1.run);
+      // Racing: exactly one of a cancel and two runs decides, and exactly one records, every time.
       for (let i = 0; i < 20; i++) {
-        const [cancelled, finished] = await Promise.all([records.requestCancel(`r${i}`), records.claimEnd(`r${i}`, 'worker')]);
-        expect(cancelled !== finished, `round ${i}`).toBe(true);
+        const [cancelled, a, b] = await Promise.all([records.requestCancel(`r${i}`), records.claimEnd(`r${i}`, run1), records.claimEnd(`r${i}`, run2)]);
+        const recorders = [a, b].filter((c) => c !== 'lost');
+        expect(recorders, `round ${i}`).toHaveLength(1);
+        expect(cancelled, `round ${i}`).toBe(recorders[0] === 'cancelled');
       }
     } finally {
       redis.disconnect();
@@ -157,7 +165,7 @@ describe.runIf(hasRedis)('distributed: 2 web servers, 2 workers, one Redis', () 
       );
     const ranOn = async (value: number, server: { url: string }) => {
       const id = await submit(server, withModel(value));
-      expect((await sockets[0]!.waitForEnd(id, 30_000)).name).toBe('job:done');
+      expect((await sockets[0]!.waitForEnd(id, 120_000)).name).toBe('job:done');
       return sockets[0]!.forJob(id).find((e) => e.name === 'job:started')!.args.worker as string;
     };
     const holder = await ranOn(0, servers[0]!);
@@ -185,7 +193,7 @@ describe.runIf(hasRedis)('distributed: 2 web servers, 2 workers, one Redis', () 
       const id = await submit(servers[0]!, slowGraph(900, 10, 10, 'from the other server'));
       // The page hears the job end over its socket to the other server and reads that server's history.
       const run = page.locator(`[data-testid="gallery-run"][data-job-id="${id}"]`);
-      await run.waitFor({ timeout: 30_000 });
+      await run.waitFor({ timeout: 120_000 });
       expect(await run.textContent()).toContain('from the other server');
       await expect.poll(() => run.locator('img').evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth > 0)).toBe(true);
     } finally {
@@ -195,8 +203,8 @@ describe.runIf(hasRedis)('distributed: 2 web servers, 2 workers, one Redis', () 
 
   it('hands the job of a worker killed mid-job to the other worker, and completes it once', async () => {
     const id = await submit(servers[0]!, slowGraph(7, 150, 20, 'survivor'));
-    const first = await sockets[0]!.waitFor('job:started', (a) => a.jobId === id, 30_000);
-    await sockets[0]!.waitFor('node:progress', (a) => a.jobId === id && a.step >= 20, 30_000);
+    const first = await sockets[0]!.waitFor('job:started', (a) => a.jobId === id, 120_000);
+    await sockets[0]!.waitFor('node:progress', (a) => a.jobId === id && a.step >= 20, 120_000);
     const victim = workers.find((w) => w.name === first.args.worker)!;
     expect(victim).toBeDefined();
     await kill9(victim.child);

@@ -83,7 +83,7 @@ describe.skipIf(skipReason !== null || !hasTemplates)('browser end-to-end: layou
     }
   });
 
-  it('a comparison run: nodes keep their size, nothing overlaps, Fit keeps clear of the minimap, Arrange lays out', { timeout: 240_000 }, async () => {
+  it('a comparison run: nodes keep their size, nothing overlaps, Fit keeps clear of the minimap, Arrange lays out', { timeout: 600_000 }, async () => {
     const { context, page, errors } = await openStudio(browser, studio);
     await openTemplate(page, 'comparison');
     // Fewer inversion steps: the same pictures' worth of checks, in a fraction of the time.

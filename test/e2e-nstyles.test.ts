@@ -69,7 +69,7 @@ describe.skipIf(skipReason !== null)('browser end-to-end: three styles and a pai
     await studio?.close();
   });
 
-  it('adds and removes style sockets with undo, paints a mask, runs three styles and shows the regions and the result', { timeout: 300_000 }, async () => {
+  it('adds and removes style sockets with undo, paints a mask, runs three styles and shows the regions and the result', { timeout: 600_000 }, async () => {
     const { context, page, errors } = await openStudio(browser, studio, { width: 1920, height: 1200 });
     await openTemplate(page, 'three-styles');
     const sampler = node(page, 'eps_merge');

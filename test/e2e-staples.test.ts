@@ -39,7 +39,7 @@ async function pointOnConnection(page: Page, connectionId: string) {
 }
 
 async function download(page: Page, click: () => Promise<void>): Promise<{ name: string; bytes: Uint8Array }> {
-  const [dl] = await Promise.all([page.waitForEvent('download', { timeout: 15_000 }), click()]);
+  const [dl] = await Promise.all([page.waitForEvent('download', { timeout: 120_000 }), click()]);
   const { readFileSync } = await import('node:fs');
   return { name: dl.suggestedFilename(), bytes: new Uint8Array(readFileSync(await dl.path())) };
 }
@@ -157,12 +157,12 @@ describe.skipIf(skipReason !== null)('browser end-to-end: menu and staples', () 
     // A picture dropped on the canvas arrives in a new Load Image node, under its own name.
     const jpeg = await sharp({ create: { width: 80, height: 60, channels: 3, background: '#c08040' } }).jpeg().toBuffer();
     await dropFile(a, '[data-testid="canvas"]', { name: 'beach.jpg', mimeType: 'image/jpeg', bytes: new Uint8Array(jpeg) });
-    await expect.poll(() => node(a, 'LoadImage-1').locator('[data-testid="image-name"]').textContent(), { timeout: 15_000 }).toBe('beach.jpg · 80×60');
+    await expect.poll(() => node(a, 'LoadImage-1').locator('[data-testid="image-name"]').textContent(), { timeout: 120_000 }).toBe('beach.jpg · 80×60');
     expect(realErrors([...errors, ...errorsB])).toEqual([]);
     await context.close();
   });
 
-  it('bypass and mute change what runs; frames and reroute points survive reload, export and the PNG round trip', { timeout: 240_000 }, async () => {
+  it('bypass and mute change what runs; frames and reroute points survive reload, export and the PNG round trip', { timeout: 600_000 }, async () => {
     const { context, page, errors } = await openStudio(browser, studio);
     await openTemplate(page, 'comparison');
     await page.click('[data-testid="btn-fit"]');

@@ -10,6 +10,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeDefinitions } from '../nodes/index.ts';
 import type { Studio } from '../server/app.ts';
+import { releaseIdle } from '../server/cli/options.ts';
 import { createCatalog } from '../server/catalog.ts';
 import { OutputCache, outputBytes } from '../server/executor/cache.ts';
 import { NodeFailedError } from '../server/executor/executor.ts';
@@ -190,6 +191,23 @@ describe('memory after a job', () => {
     const grew = released.peak! - released.before!;
     expect(grew, JSON.stringify(released)).toBeGreaterThan(250 * MiB);
     expect(released.after! - released.before!, JSON.stringify(released)).toBeLessThan(grew / 3);
+  });
+
+  it('is given back after a quiet period without a job, whatever the job left (--release-idle)', async () => {
+    // Released for its size never (the limit is out of reach): only the quiet period (300 ms here) releases it.
+    const idle = await probe(['idle', '1024', '2', '300']);
+    const held = idle.held! - idle.before!;
+    expect(held, JSON.stringify(idle)).toBeGreaterThan(250 * MiB);
+    expect(idle.loadedHeld, JSON.stringify(idle)).toBeGreaterThan(0);
+    expect(idle.released, JSON.stringify(idle)).toBe(idle.loadedHeld);
+    expect(idle.loadedAfter, JSON.stringify(idle)).toBe(0);
+    expect(idle.after! - idle.before!, JSON.stringify(idle)).toBeLessThan(held / 3);
+  });
+
+  it('--release-idle takes a duration or off, and names the problem otherwise', () => {
+    expect(releaseIdle(undefined)).toBe(60_000);
+    expect([releaseIdle('90'), releaseIdle('90s'), releaseIdle('5m'), releaseIdle('250ms'), releaseIdle('0'), releaseIdle('off')]).toEqual([90_000, 90_000, 300_000, 250, 0, 0]);
+    expect(() => releaseIdle('soon')).toThrow('--release-idle must be a duration such as 60s, 5m or 500ms (0 or off: never), got "soon"');
   });
 });
 

@@ -44,8 +44,8 @@ describe('variadic style sockets', () => {
     }
     const sampler = json.nodes.find((n) => n.type === 'EpsilonMergeSampler')!;
     // What a client draws for styles = 3, and for a file that does not say (the default, 2).
-    expect(expandSockets(sampler.inputs, { styles: 3 }).map((s) => s.name)).toEqual(['model', 'inversion', 'style1', 'style2', 'style3', 'mask']);
-    expect(expandSockets(sampler.inputs, {}).map((s) => s.label)).toEqual(['model', 'inversion', 'style 1', 'style 2', 'mask']);
+    expect(expandSockets(sampler.inputs, { styles: 3 }).map((s) => s.name)).toEqual(['model', 'inversion', 'style1', 'style2', 'style3', 'mask', 'base']);
+    expect(expandSockets(sampler.inputs, {}).map((s) => s.label)).toEqual(['model', 'inversion', 'style 1', 'style 2', 'mask', 'base']);
     expect(json.nodes.find((n) => n.type === 'Mask')!.params.find((p) => p.name === 'strokes')).toMatchObject({ kind: 'painting', default: [] });
   });
 
@@ -108,7 +108,7 @@ describe('variadic style sockets', () => {
     expect(JSON.stringify(before)).not.toMatch(/"styles"|style3|image3/);
     const v = validateGraph(before, catalog);
     expect(v.issues.map(formatIssue)).toEqual([]);
-    expect(v.graph!.nodes.find((n) => n.id === 'eps_merge')!.params).toEqual({ styles: 2, guidance: 20 });
+    expect(v.graph!.nodes.find((n) => n.id === 'eps_merge')!.params).toEqual({ styles: 2, guidance: 20, baseRatio: 0.2 });
     const [a, b] = [await (await Runner.create()).run(before), await (await Runner.create()).run(withParams(now, { EpsilonMergeSampler: { styles: 2 }, AttentionMergeSampler: { styles: 2 }, PixelMerge: { styles: 2 } }))];
     for (const id of ['save_eps', 'save_attn', 'save_pixel', 'save_style1']) expect(a.results[id]!.images![0]!.url, id).toBe(b.results[id]!.images![0]!.url);
   });

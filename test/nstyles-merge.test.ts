@@ -1,6 +1,7 @@
 /**
  * Both merge methods with N styles, on the built-in demo model and the reference tiny-sd export:
- * - one UNet call per step, N + 1 rows for epsilon merge (N at guidance 1), 2 (1) for attention merge;
+ * - one UNet call per step, N + 1 rows for epsilon merge (N at guidance 1; a prompt shared by regions is one
+ *   row), 2 (1) for attention merge;
  * - one-hot regions: epsilon merge's ê is, region by region, each style's own ê, exactly;
  * - a mask of all one style is that style's single-prompt decode (epsilon merge exactly, attention merge
  *   within the rewritten graph's rounding);
@@ -84,11 +85,15 @@ describe('N-style merging on the demo model', () => {
       await decode(pipe, code, rule);
       return { calls: pipe.stats.unetCalls - before.unetCalls, rows: (pipe.stats.unetRows - before.unetRows) / (pipe.stats.unetCalls - before.unetCalls) };
     };
-    for (const n of [2, 3, 5]) {
-      const conds = Array.from({ length: n }, (_, k) => styles[k % 3]!);
+    for (const n of [2, 3]) {
+      const conds = styles.slice(0, n);
       expect(await count(epsilonMerge(conds, 7.5, bands(n, w, h)))).toEqual({ calls: R, rows: n + 1 });
       expect(await count(epsilonMerge(conds, 1, bands(n, w, h)))).toEqual({ calls: R, rows: n });
     }
+    // Five regions with three distinct prompts: a prompt two regions share is one row.
+    const five = Array.from({ length: 5 }, (_, k) => styles[k % 3]!);
+    expect(await count(epsilonMerge(five, 7.5, bands(5, w, h)))).toEqual({ calls: R, rows: 3 + 1 });
+    expect(await count(epsilonMerge(five, 1, bands(5, w, h)))).toEqual({ calls: R, rows: 3 });
     expect(await count(attentionMerge(styles, 7.5, bands(3, w, h)))).toEqual({ calls: R, rows: 2 });
     expect(await count(attentionMerge(styles, 1, bands(3, w, h)))).toEqual({ calls: R, rows: 1 });
   });
@@ -99,11 +104,11 @@ describe('N-style merging on the demo model', () => {
     for (const s of [1, 7.5]) {
       const merged = await epsilonMerge(styles, s, bands(3, w, h)).bind(pipe, w, h);
       const eps = new Float32Array(x.length);
-      await merged.evaluate(x, code.schedule.timesteps[3]!, eps);
+      await merged.evaluate(x, code.schedule.timesteps[3]!, eps, { step: 0, steps: 1 });
       const own = await Promise.all(
         styles.map(async (c) => {
           const e = new Float32Array(x.length);
-          await (await singlePrompt(c, s).bind(pipe, w, h)).evaluate(x, code.schedule.timesteps[3]!, e);
+          await (await singlePrompt(c, s).bind(pipe, w, h)).evaluate(x, code.schedule.timesteps[3]!, e, { step: 0, steps: 1 });
           return e;
         }),
       );

@@ -24,7 +24,7 @@ async function resultImage(runner: Runner, url: string) {
 
 describe('templates', () => {
   it('ships the methods of the paper, and a comparison of all of them on one inversion', async () => {
-    expect(templates.sort()).toEqual(['attention-merge', 'comparison', 'comparison-three-styles', 'epsilon-merge', 'painted-mask', 'pixel-merge', 'single-prompt', 'three-styles']);
+    expect(templates.sort()).toEqual(['attention-merge', 'comparison', 'comparison-three-styles', 'epsilon-merge', 'painted-mask', 'pixel-merge', 'regional-controls', 'single-prompt', 'three-styles']);
     for (const name of ['comparison', 'comparison-three-styles']) {
       const comparison = await loadTemplate(name);
       const types = comparison.nodes.map((n) => n.type);

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
+import { DEFAULT_RELEASE_IDLE_MS } from '../executor/graph-runner.ts';
 import { DEFAULT_RETENTION, type Retention } from '../executor/job-service.ts';
 import { parseBytes } from '../util/bytes.ts';
 
@@ -24,6 +25,7 @@ export const RUNNER_FLAGS = {
   'preview-decoder': { type: 'string' },
   'keep-jobs': { type: 'string' },
   'keep-days': { type: 'string' },
+  'release-idle': { type: 'string' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>;
 
 export interface RunnerSettings {
@@ -36,6 +38,8 @@ export interface RunnerSettings {
   maxJobMemory?: number;
   previewDecoder?: string;
   retention: Retention;
+  /** --release-idle: ms without a job before loaded models are released; 0 = never. */
+  releaseIdleMs: number;
 }
 
 /**
@@ -98,6 +102,7 @@ export function runnerSettings(values: { [K in keyof typeof RUNNER_FLAGS]?: (typ
     modelRoots: (values['models-root'] ?? []).map((dir) => path.resolve(dir)),
     ...(maxJobMemory !== undefined ? { maxJobMemory } : {}),
     ...(previewDecoder ? { previewDecoder: path.resolve(previewDecoder) } : {}),
+    releaseIdleMs: releaseIdle(values['release-idle'] ?? (env.DUALSTYLE_RELEASE_IDLE || undefined)),
     retention: {
       maxJobs: values['keep-jobs'] !== undefined ? wholeNumber('keep-jobs', values['keep-jobs'], 1, 1_000_000) : DEFAULT_RETENTION.maxJobs,
       maxAgeMs: values['keep-days'] !== undefined ? wholeNumber('keep-days', values['keep-days'], 1, 36_500) * 24 * 3600 * 1000 : DEFAULT_RETENTION.maxAgeMs,
@@ -120,6 +125,19 @@ export function jobMemory(text: string | undefined): number | undefined {
   const bytes = parseBytes(text);
   if (bytes === null) throw new UsageError(`--max-job-memory must be a size such as 8G, 512M or 12GiB, got ${JSON.stringify(text)}`);
   return bytes;
+}
+
+/** --release-idle: a quiet period such as 60s, 5m or 500ms (a bare number is seconds), or 0 / off; default 60 s. */
+export function releaseIdle(text: string | undefined): number {
+  if (text === undefined) return DEFAULT_RELEASE_IDLE_MS;
+  if (text === 'off' || text === 'never') return 0;
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?$/.exec(text.trim());
+  const unit = { ms: 1, s: 1000, m: 60_000, min: 60_000, h: 3_600_000 }[m?.[2] ?? 's'];
+  const ms = m && unit ? Math.round(Number(m[1]) * unit) : NaN;
+  if (!Number.isFinite(ms) || ms > 7 * 24 * 3_600_000) {
+    throw new UsageError(`--release-idle must be a duration such as 60s, 5m or 500ms (0 or off: never), got ${JSON.stringify(text)}`);
+  }
+  return ms;
 }
 
 /** A Redis URL, checked before anything connects. */

@@ -20,7 +20,7 @@ import { redacted } from '../util/redact.ts';
 
 const USAGE = `usage: npm run worker -- --redis URL [--gpu N] [--data ./data] [--ep auto|cuda|webgpu|cpu] [--stall-timeout 30]
                          [--keep-jobs 1000] [--keep-days 30] [--models-root DIR]... [--max-job-memory SIZE]
-                         [--preview-decoder DIR]
+                         [--preview-decoder DIR] [--release-idle 60s]
 
   --redis          the Redis the web servers queue jobs in (env DUALSTYLE_REDIS), e.g. redis://127.0.0.1:6379
   --gpu            the GPU to run on (sets CUDA_VISIBLE_DEVICES; env DUALSTYLE_GPU); start one worker per GPU
@@ -33,7 +33,9 @@ const USAGE = `usage: npm run worker -- --redis URL [--gpu N] [--data ./data] [-
   --max-job-memory refuse jobs estimated to need more memory than this, e.g. 8G (env DUALSTYLE_MAX_JOB_MEMORY;
                    default: 3/4 of this machine's memory)
   --preview-decoder a folder with taesd_decoder.onnx that draws the live previews (env DUALSTYLE_PREVIEW_DECODER;
-                   see npm start -- --help)`;
+                   see npm start -- --help)
+  --release-idle   give loaded models back after this long without a job, e.g. 60s, 5m or off (env
+                   DUALSTYLE_RELEASE_IDLE; default 60s)`;
 
 export interface WorkerCli extends RunnerSettings {
   redis: string;
@@ -74,6 +76,7 @@ export async function runWorker(argv: string[], overrides: { catalog?: AnyNodeDe
       logger: consoleLogger,
       modelRoots: cli.modelRoots,
       ...(cli.maxJobMemory !== undefined ? { maxJobMemoryBytes: cli.maxJobMemory } : {}),
+      releaseIdleMs: cli.releaseIdleMs,
     });
     worker = await RedisJobWorker.start({
       url: cli.redis,

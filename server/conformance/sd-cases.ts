@@ -6,6 +6,7 @@
  */
 import { decode, invert } from '../engine/diffusion/cycle.ts';
 import { attentionMerge, epsilonMerge, singlePrompt, type EpsilonRule } from '../engine/diffusion/guidance.ts';
+import { regionalMerge } from '../engine/diffusion/regions.ts';
 import { arrayNoise, splitChunks } from '../engine/diffusion/noise.ts';
 import { pixelMerge } from '../engine/diffusion/pixel-merge.ts';
 import type { Fixture } from './fixture.ts';
@@ -187,6 +188,32 @@ export const SD_CASES: { stage: string; cases: CaseRow }[] = [
     cases: (fx) => {
       const { prompts: P, decoder_guidance: s } = fx.manifest;
       return SHAPES.flatMap((shape) => decodeCases(fx, `epsmerge_${shape}`, async () => epsilonMerge([await fx.text(P.style1), await fx.text(P.style2)], s, fx.mask(shape))));
+    },
+  },
+  {
+    // The fixture README defines each: region 2 with the source prompt as its negative and half the
+    // guidance; the source prompt as a base at ratio 0.3; style 1 from 40% of the decode (the source
+    // prompt before).
+    stage: 'regional control (epsilon merge, linear mask): per-region negative and guidance, base prompt, step window',
+    cases: async (fx) => {
+      const { prompts: P, decoder_guidance: s } = fx.manifest;
+      const regional = { negative_guidance_factor: 0.5, base_ratio: 0.3, window_start: 0.4 };
+      const texts = async () => Promise.all([fx.text(P.style1), fx.text(P.style2), fx.text(P.source)]);
+      const mask = fx.mask('linear');
+      return [
+        ...decodeCases(fx, 'region_negative_linear', async () => {
+          const [c1, c2, src] = await texts();
+          return regionalMerge([{ prompt: c1 }, { prompt: c2, negative: src, guidance: s * regional.negative_guidance_factor }], s, mask);
+        }),
+        ...decodeCases(fx, 'region_base_linear', async () => {
+          const [c1, c2, src] = await texts();
+          return regionalMerge([{ prompt: c1 }, { prompt: c2 }], s, mask, { prompt: src, ratio: regional.base_ratio });
+        }),
+        ...decodeCases(fx, 'region_window_linear', async () => {
+          const [c1, c2, src] = await texts();
+          return regionalMerge([{ prompt: c1, window: { start: regional.window_start, end: 1, fallback: src } }, { prompt: c2 }], s, mask);
+        }),
+      ];
     },
   },
   {

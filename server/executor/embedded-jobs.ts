@@ -3,17 +3,23 @@
  * at a time in process, first in line first (a job may be put first or moved). Nothing is lost on a
  * restart: queued jobs stay queued, and a job that was running (the process was killed, or stopped
  * while it ran) is re-queued first in line, or marked interrupted when the server was started with
- * `--on-restart interrupt`. A job that fails or is cancelled never stops the jobs behind it.
+ * `--on-restart interrupt`. A job the server stopped during MAX_ATTEMPTS times (killed or crashed; a
+ * shutdown does not count) is then failed, saying so, instead of bringing the server down on every start.
+ * A job that fails or is cancelled never stops the jobs behind it.
+ *
+ * Whose a running job is, is recorded as host, PID, the process's start time and the service's
+ * random instance id: a PID alone would keep a job "running" forever once the PID is reused, or while
+ * the killed server is an unreaped zombie (see util/process-identity.ts).
  */
 import { randomUUID } from 'node:crypto';
-import os from 'node:os';
 import type { Logger } from '../../nodes/types.ts';
 import type { Graph } from '../protocol/graph.ts';
 import type { HistoryPage, JobDetail, JobSummary, OutgoingEvent, QueueState, WorkerStatus } from '../protocol/events.ts';
 import { JobDb, studioDbPath } from '../store/job-db.ts';
 import { learnNodeTime, planMs, progressOf, queueEtas, remainingMs, type LiveState, type NodeTime, type PlannedNode } from './eta.ts';
 import type { GraphRunner } from './graph-runner.ts';
-import { cancelledEnd, endEvent, runJob } from './job-execution.ts';
+import { isOrphaned, ownerId, serviceClosed, serviceOpened } from './job-owner.ts';
+import { cancelledEnd, endEvent, runJob, type JobEnd } from './job-execution.ts';
 import {
   DEFAULT_RETENTION,
   newJobRecord,
@@ -40,31 +46,14 @@ export interface EmbeddedJobsOptions {
   /** How often a node may send a preview frame (the executor's previewDue throttle). */
   previewIntervalMs?: number;
   previewMaxSide?: number;
+  /** How often jobs recorded as running by another process are checked for a runner that died (default 5 s). */
+  orphanCheckMs?: number;
 }
 
 const WORKER = 'local';
 
-/** Services open in this process, by instance id: their running jobs are not orphans. */
-const liveInstances = new Set<string>();
-
-/**
- * Whether a running job's runner is gone: its process has exited, or it is this process and the
- * service that ran it was closed. (Two servers on one data folder each run their own jobs.)
- */
-function isOrphaned(owner: string | null): boolean {
-  const m = owner ? /^(.*):(\d+):([\w-]+)$/.exec(owner) : null;
-  if (!m) return true;
-  const [, host, pidText, instance] = m;
-  if (host !== os.hostname()) return true;
-  const pid = Number(pidText);
-  if (pid === process.pid) return !liveInstances.has(instance!);
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-}
+/** Runs of a job the server may stop during (killed, crashed) before it gives up, as distributed mode does. */
+export const MAX_ATTEMPTS = 3;
 
 interface Running {
   id: string;
@@ -80,23 +69,63 @@ export class EmbeddedJobService implements JobService {
   private readonly listeners = new Set<(e: OutgoingEvent) => void>();
   private readonly times: Map<string, NodeTime>;
   private running: Running | null = null;
+  /** A job that ended but whose end the store could not write yet (full disk). */
+  private unrecorded: { id: string; end: JobEnd } | undefined;
   private pumpScheduled = false;
   private stopping = false;
   private idleWaiters: (() => void)[] = [];
   private lastQueueSent = 0;
   private readonly instance = randomUUID();
-  private readonly owner = `${os.hostname()}:${process.pid}:${this.instance}`;
+  private readonly owner = ownerId(process.pid, this.instance);
+  private readonly orphanTimer: NodeJS.Timeout;
 
   constructor(private readonly opts: EmbeddedJobsOptions) {
     this.db = new JobDb(studioDbPath(opts.dataDir));
-    liveInstances.add(this.instance);
+    serviceOpened(this.instance);
     this.times = this.db.nodeTimes();
-    const resumed = opts.onRestart === 'interrupt' ? this.db.interruptRunning(isOrphaned, Date.now()) : this.db.requeueRunning(isOrphaned);
-    if (resumed.length > 0) {
-      const how = opts.onRestart === 'interrupt' ? 'marked interrupted' : 're-queued first in line';
-      opts.log.info(`${resumed.length} job${resumed.length > 1 ? 's' : ''} that ran when the server stopped ${resumed.length > 1 ? 'were' : 'was'} ${how}`);
-    }
+    this.recoverOrphans();
+    // A job another process was running when this one started (a server still shutting down) is taken
+    // over once that process is gone.
+    this.orphanTimer = setInterval(() => {
+      if (this.stopping) return;
+      try {
+        if (this.unrecorded) {
+          this.record(this.unrecorded.id, this.unrecorded.end);
+          this.schedulePump();
+        }
+        if (this.db.hasRunningNotOwnedBy(this.owner)) this.recoverOrphans();
+        // A job the store could not start (full disk) is tried again.
+        if (!this.running) this.schedulePump();
+      } catch (err) {
+        // A store that cannot be read or written now (full disk, locked) is tried again next time.
+        opts.log.warn(`job store check failed; trying again in a moment: ${(err as Error).message}`);
+      }
+    }, opts.orphanCheckMs ?? 5000);
+    this.orphanTimer.unref();
     this.schedulePump();
+  }
+
+  /** Jobs recorded as running whose runner is gone: re-queued (or failed past MAX_ATTEMPTS), or interrupted. */
+  private recoverOrphans(): void {
+    const { log, onRestart } = this.opts;
+    const now = Date.now();
+    const plural = (n: number) => `${n} job${n > 1 ? 's' : ''} that ran when the server stopped ${n > 1 ? 'were' : 'was'}`;
+    if (onRestart === 'interrupt') {
+      const interrupted = this.db.interruptRunning(isOrphaned, now);
+      if (interrupted.length > 0) log.info(`${plural(interrupted.length)} marked interrupted`);
+      for (const id of interrupted) this.emit({ name: 'job:failed', args: { jobId: id, message: 'interrupted: the server stopped while this job ran' } });
+      if (interrupted.length > 0) this.queueChanged();
+      return;
+    }
+    const { requeued, failed } = this.db.requeueRunning(isOrphaned, MAX_ATTEMPTS, now);
+    if (requeued.length > 0) log.info(`${plural(requeued.length)} re-queued first in line`);
+    if (failed.length > 0) log.warn(`${plural(failed.length)} failed: the server stopped during ${failed.length > 1 ? 'each' : 'it'} ${MAX_ATTEMPTS} times`);
+    for (const id of requeued) this.emit({ name: 'job:requeued', args: { jobId: id, reason: 'the server stopped while it ran' } });
+    for (const id of failed) this.emit({ name: 'job:failed', args: { jobId: id, message: this.db.get(id)?.outcome?.error?.message ?? 'failed' } });
+    if (requeued.length + failed.length > 0) {
+      this.queueChanged();
+      this.schedulePump();
+    }
   }
 
   async submit(graph: Graph, opts: SubmitOptions = {}): Promise<JobSummary> {
@@ -121,8 +150,12 @@ export class EmbeddedJobService implements JobService {
     }
     const job = this.db.get(id);
     if (!job) return 'not_found';
-    if (job.summary.state !== 'queued') return 'finished';
-    // It never started, so no run will report it: do it here.
+    if (job.summary.state === 'running') {
+      // Recorded as running by another runner: one that died (cancel it here) or another server on this
+      // data folder (it is cancelled in the store; that server's run then ends as cancelled).
+      if (this.db.ownerOf(id) === this.owner) return 'finished';
+    } else if (job.summary.state !== 'queued') return 'finished';
+    // No run of this service will report it: do it here.
     if (!this.db.finish(id, 'cancelled', Date.now(), {})) return 'finished';
     this.emit({ name: 'job:cancelled', args: { jobId: id } });
     this.queueChanged();
@@ -182,12 +215,14 @@ export class EmbeddedJobService implements JobService {
 
   /**
    * Stops the running job and waits for it at most `graceMs` (a node stuck in one long inference call
-   * cannot check for cancellation). It stays recorded as running, so the next start re-queues it;
-   * queued jobs stay queued.
+   * cannot check for cancellation). It stays recorded as running, so the next start re-queues it (a run
+   * that ended within the grace is marked as stopped by a shutdown, not counted against the attempt
+   * limit); queued jobs stay queued.
    */
   async close(graceMs = 5000): Promise<void> {
     this.stopping = true;
-    liveInstances.delete(this.instance);
+    clearInterval(this.orphanTimer);
+    serviceClosed(this.instance);
     const running = this.running;
     if (running) {
       running.controller.abort();
@@ -234,7 +269,7 @@ export class EmbeddedJobService implements JobService {
   }
 
   private async pump(): Promise<void> {
-    if (this.running) return;
+    if (this.running || this.unrecorded) return;
     if (this.stopping) return this.checkIdle();
     const job = this.db.claimNext(Date.now(), WORKER, this.owner);
     if (!job) {
@@ -270,21 +305,53 @@ export class EmbeddedJobService implements JobService {
     this.running = null;
     // A cancel answered 'cancelled' while the job ran: so it ends, whatever the run got to.
     const end = running.cancelled ? cancelledEnd(run) : run;
-    // Stopped by a shutdown, not a user: it stays "running" on disk, so the next start resumes it.
-    if (!(this.stopping && end.state === 'cancelled')) {
-      const now = Date.now();
-      this.db.finish(id, end.state, now, end.outcome);
-      const retention = this.opts.retention ?? DEFAULT_RETENTION;
-      const dropped = this.db.applyRetention(retention.maxJobs, retention.maxAgeMs, now);
-      this.emit(endEvent(id, end));
-      if (dropped.length > 0) this.emit({ name: 'history:removed', args: { jobIds: dropped, all: false } });
-      this.queueChanged();
-    }
+    // Stopped by a shutdown, not a user: it stays "running" on record, so the next start resumes it (or
+    // interrupts it), and this run does not count against the attempt limit. (A run that outlasts the
+    // shutdown's grace is not marked: it counts, as a crash does.)
+    if (this.stopping && end.state === 'cancelled') this.markShutdown(id);
+    else this.record(id, end);
     this.schedulePump();
   }
 
+  private markShutdown(id: string): void {
+    try {
+      this.db.markShutdown(id, Date.now());
+    } catch (err) {
+      this.opts.log.warn(`could not record that job ${id} was stopped by the shutdown (it counts as an attempt): ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * Records how a job ended and tells every client. When the store cannot write it (a full disk), the
+   * job stays running on record, the next job waits, and recording is tried again on every orphan check
+   * until it works: nothing is lost, and a stop meanwhile re-queues the job.
+   */
+  private record(id: string, end: JobEnd): void {
+    const now = Date.now();
+    let recorded: boolean;
+    try {
+      // Not recorded: it was cancelled in the store meanwhile (by another server on this data folder).
+      recorded = this.db.finish(id, end.state, now, end.outcome);
+    } catch (err) {
+      this.unrecorded = { id, end };
+      this.opts.log.error(`cannot record how job ${id} ended (${end.state}); the queue waits and tries again: ${(err as Error).message}`);
+      return;
+    }
+    this.unrecorded = undefined;
+    const retention = this.opts.retention ?? DEFAULT_RETENTION;
+    let dropped: string[] = [];
+    try {
+      dropped = this.db.applyRetention(retention.maxJobs, retention.maxAgeMs, now);
+    } catch (err) {
+      this.opts.log.warn(`could not trim the history: ${(err as Error).message}`);
+    }
+    this.emit(endEvent(id, recorded ? end : cancelledEnd(end)));
+    if (dropped.length > 0) this.emit({ name: 'history:removed', args: { jobIds: dropped, all: false } });
+    this.queueChanged();
+  }
+
   private isIdle(): boolean {
-    return this.running === null && (this.stopping || this.db.countQueued() === 0);
+    return this.running === null && (this.stopping || (!this.unrecorded && this.db.countQueued() === 0));
   }
 
   private checkIdle(): void {

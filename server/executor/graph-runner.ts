@@ -20,7 +20,13 @@ import { executeGraph, planRun, type ExecEvent, type ExecuteSummary } from './ex
 import { checkMemory, defaultMemoryBudget, planJob } from './memory-plan.ts';
 import type { MemoryEstimate } from '../engine/onnx/memory.ts';
 import { pipelines } from '../engine/onnx/registry.ts';
+import { clipModels } from '../engine/onnx/clip-model.ts';
+import { lpipsModels } from '../engine/onnx/lpips-model.ts';
 import { formatBytes } from '../util/bytes.ts';
+
+function formatDuration(ms: number): string {
+  return ms % 60_000 === 0 ? `${ms / 60_000} min` : ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
+}
 
 /** A graph that does not validate; `issues` holds every problem, the message the first few. */
 export class InvalidGraphError extends Error {
@@ -52,7 +58,29 @@ export interface GraphRunnerOptions {
    * process holds more than this (default: half the job budget); the next job loads them again.
    */
   releaseModelsAboveBytes?: number;
+  /**
+   * After this long without a run, every loaded model (SD pipelines, CLIP, LPIPS) is released and its
+   * memory goes back to the system; the next job loads them again. 0: never (the default here: tools
+   * such as the bench keep their models; the studio and the worker use DEFAULT_RELEASE_IDLE_MS).
+   */
+  releaseIdleMs?: number;
 }
+
+/** Loaded models given back: after a job above the limit (`memory`), or after a quiet period (`idle`). */
+export interface ModelRelease {
+  why: 'memory' | 'idle';
+  /** How many models were released. */
+  released: number;
+  /** The process's resident memory before and after. */
+  rssBefore: number;
+  rssAfter: number;
+}
+
+/** The default quiet period before loaded models are released (`--release-idle`). */
+export const DEFAULT_RELEASE_IDLE_MS = 60_000;
+
+/** Runs in progress in this process, by every runner: the loaded models are shared (engine/onnx/registry.ts). */
+let activeRuns = 0;
 
 export interface RunOptions {
   jobId?: string;
@@ -74,6 +102,9 @@ export class GraphRunner {
   private readonly releaseModelsAboveBytes: number;
   private readonly saveResult: ResultSink;
   private readonly logger?: Logger;
+  private readonly releaseIdleMs: number;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private readonly releaseListeners = new Set<(e: ModelRelease) => void>();
 
   constructor(opts: GraphRunnerOptions) {
     const { dataDir } = opts;
@@ -101,6 +132,18 @@ export class GraphRunner {
     this.cache = opts.cache ?? new OutputCache({ maxBytes: Math.floor(this.maxJobMemoryBytes / 8) });
     this.saveResult = opts.saveResult ?? resultSink(dataDir);
     this.logger = opts.logger;
+    this.releaseIdleMs = opts.releaseIdleMs ?? 0;
+  }
+
+  /** Calls `listener` whenever this runner gives loaded models back; returns the unsubscribe. */
+  onRelease(listener: (e: ModelRelease) => void): () => void {
+    this.releaseListeners.add(listener);
+    return () => void this.releaseListeners.delete(listener);
+  }
+
+  /** Stops the quiet-period timer (a runner that will not run again). */
+  close(): void {
+    clearTimeout(this.idleTimer);
   }
 
   /**
@@ -135,12 +178,19 @@ export class GraphRunner {
 
   /** Validates, checks and runs a graph; unchanged nodes come from the cache. */
   async run(raw: unknown, opts: RunOptions = {}): Promise<ExecuteSummary> {
-    const graph = this.validate(raw);
-    await this.preflight(graph, opts.outputs);
+    clearTimeout(this.idleTimer);
+    activeRuns++;
     try {
-      return await this.execute(graph, opts);
+      const graph = this.validate(raw);
+      await this.preflight(graph, opts.outputs);
+      try {
+        return await this.execute(graph, opts);
+      } finally {
+        await this.giveMemoryBack();
+      }
     } finally {
-      await this.giveMemoryBack();
+      activeRuns--;
+      this.scheduleIdleRelease();
     }
   }
 
@@ -157,7 +207,33 @@ export class GraphRunner {
       this.logger?.info(
         `released ${released} loaded model(s) after a job that left the server at ${formatBytes(rss)} (limit ${formatBytes(this.releaseModelsAboveBytes)}); the next job loads them again`,
       );
+      this.announce({ why: 'memory', released, rssBefore: rss, rssAfter: process.memoryUsage.rss() });
     }
+  }
+
+  /** An idle server gives its models back: after `releaseIdleMs` without a run, every loaded model is released. */
+  private scheduleIdleRelease(): void {
+    clearTimeout(this.idleTimer);
+    if (this.releaseIdleMs <= 0) return;
+    this.idleTimer = setTimeout(() => void this.releaseIdle(), this.releaseIdleMs);
+    this.idleTimer.unref();
+  }
+
+  private async releaseIdle(): Promise<void> {
+    if (activeRuns > 0) return;
+    const rssBefore = process.memoryUsage.rss();
+    const released = (await pipelines.releaseAll()) + (await clipModels.releaseAll()) + (await lpipsModels.releaseAll());
+    if (released === 0) return;
+    const rssAfter = process.memoryUsage.rss();
+    this.logger?.info(
+      `released ${released} loaded model(s) after ${formatDuration(this.releaseIdleMs)} without a job: ${formatBytes(rssBefore)} → ${formatBytes(rssAfter)}; ` +
+        'the next job loads them again (--release-idle)',
+    );
+    this.announce({ why: 'idle', released, rssBefore, rssAfter });
+  }
+
+  private announce(e: ModelRelease): void {
+    for (const listener of [...this.releaseListeners]) listener(e);
   }
 
   private execute(graph: Graph, opts: RunOptions): Promise<ExecuteSummary> {

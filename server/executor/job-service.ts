@@ -24,6 +24,14 @@ export interface SubmitOptions {
 export type CancelOutcome = 'cancelled' | 'finished' | 'not_found';
 export type RemoveOutcome = 'removed' | 'not_finished' | 'not_found';
 
+/** What /api/health says about the job queue: its backend, and whether jobs can be queued now. */
+export interface QueueHealth {
+  backend: 'embedded' | 'redis';
+  ok: boolean;
+  /** Why not, when not. */
+  message?: string;
+}
+
 export interface JobService {
   readonly mode: 'embedded' | 'distributed';
   /** Queues a validated graph; throws QueueFullError past the limit. */
@@ -46,6 +54,8 @@ export interface JobService {
   describe(id: string): Promise<JobDetail | undefined>;
   /** Every socket event of every job, and `queue` whenever the queue changes. */
   subscribe(listener: (event: OutgoingEvent) => void): () => void;
+  /** The state of the queue's backend (distributed: Redis); absent: always usable (embedded). */
+  health?(): Promise<QueueHealth>;
   /** Stops taking work; the embedded service stops its running job (it is re-queued on the next start). */
   close(): Promise<void>;
 }

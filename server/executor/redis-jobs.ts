@@ -9,11 +9,12 @@ import { Queue, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../nodes/types.ts';
 import type { Graph } from '../protocol/graph.ts';
-import type { HistoryPage, JobDetail, JobSummary, OutgoingEvent, QueueState, WorkerStatus } from '../protocol/events.ts';
+import { FINISHED_STATES, type HistoryPage, type JobDetail, type JobSummary, type OutgoingEvent, type QueueState, type WorkerStatus } from '../protocol/events.ts';
 import { planMs, progressOf, queueEtas, remainingMs } from './eta.ts';
 import type { GraphRunner } from './graph-runner.ts';
-import { DEFAULT_RETENTION, newJobRecord, QueueFullError, safeCall, type CancelOutcome, type JobService, type RemoveOutcome, type Retention, type SubmitOptions } from './job-service.ts';
-import { connectRedis, decodeMessage, QUEUE_NAME, RedisRecords, type StoredRecord } from './redis-records.ts';
+import { DEFAULT_RETENTION, newJobRecord, QueueFullError, safeCall, type CancelOutcome, type JobService, type QueueHealth, type RemoveOutcome, type Retention, type SubmitOptions } from './job-service.ts';
+import { redacted } from '../util/redact.ts';
+import { connectRedis, decodeMessage, FAIL_FAST_MS, QUEUE_NAME, RedisRecords, runsOf, type StoredRecord } from './redis-records.ts';
 
 export interface RedisJobsOptions {
   url: string;
@@ -45,8 +46,9 @@ export class RedisJobService implements JobService {
 
   static async open(opts: RedisJobsOptions): Promise<RedisJobService> {
     const prefix = opts.prefix ?? 'dualstyle';
-    const { redis, sub } = await connectRedis(opts.url, opts.log);
-    const queue = new Queue(QUEUE_NAME, { connection: { url: opts.url }, prefix });
+    const { redis, sub } = await connectRedis(opts.url, opts.log, { failFast: true });
+    // Fails fast too (BullMQ's advice for producers): a request while Redis is away is answered at once.
+    const queue = new Queue(QUEUE_NAME, { connection: { url: opts.url, enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: FAIL_FAST_MS }, prefix });
     queue.on('error', (err) => opts.log.warn(`job queue: ${err.message}`));
     const service = new RedisJobService(opts, queue, new RedisRecords(redis, prefix), sub);
     sub.on('message', (_channel: string, text: string) => service.onMessage(text));
@@ -88,17 +90,25 @@ export class RedisJobService implements JobService {
     if (job && (state === 'waiting' || state === 'prioritized' || state === 'delayed')) {
       try {
         await job.remove();
-        await this.finish(id, 'cancelled');
-        return 'cancelled';
+        return await this.cancelHere(id);
       } catch {
         // A worker took it meanwhile: stop it where it runs.
       }
     } else if (!job || state === 'completed' || state === 'failed' || state === 'unknown') {
       // BullMQ has no live job for a record that says it waits or runs (its worker ended it without a record): close the record.
-      await this.finish(id, 'cancelled');
-      return 'cancelled';
+      return this.cancelHere(id);
     }
     return (await this.records.requestCancel(id)) ? 'cancelled' : 'finished';
+  }
+
+  /**
+   * Cancels a job no worker runs, through the same claims as a worker's ending: a run of it that is
+   * still going (its lock lapsed; BullMQ no longer lists it) must not record an ending after this one.
+   */
+  private async cancelHere(id: string): Promise<CancelOutcome> {
+    if (!(await this.records.requestCancel(id))) return 'finished';
+    if ((await this.records.claimEnd(id, { run: 'cancelled while no worker ran it' })) === 'cancelled') await this.finish(id, 'cancelled');
+    return 'cancelled';
   }
 
   async move(id: string, position: number): Promise<'moved' | 'not_queued' | 'not_found'> {
@@ -128,7 +138,8 @@ export class RedisJobService implements JobService {
     const lefts: (number | undefined)[] = [];
     const active: JobSummary[] = [];
     for (const r of activeRecords) {
-      if (!r) continue;
+      // A run that goes on after another run ended the job (it is being stopped) is not listed.
+      if (!r || FINISHED_STATES.includes(r.summary.state)) continue;
       const live = r.live ?? { done: [] };
       const left = remainingMs(times, r.plan, live, now);
       lefts.push(left);
@@ -167,6 +178,17 @@ export class RedisJobService implements JobService {
     return this.records.workers();
   }
 
+  /** Whether Redis answers now (a PING within FAIL_FAST_MS), and if not, why. */
+  async health(): Promise<QueueHealth> {
+    const backend = 'redis';
+    try {
+      await this.records.redis.ping();
+      return { backend, ok: true };
+    } catch (err) {
+      return { backend, ok: false, message: `Redis at ${redacted(this.opts.url)} cannot be reached (${(err as Error).message}): jobs cannot be queued, listed or cancelled until it is back` };
+    }
+  }
+
   async describe(id: string): Promise<JobDetail | undefined> {
     const r = await this.records.get(id, true);
     if (!r || !r.graph) return undefined;
@@ -175,7 +197,7 @@ export class RedisJobService implements JobService {
       const q = await this.queue();
       job = q.active.find((j) => j.id === id) ?? q.pending.find((j) => j.id === id) ?? job;
     }
-    return { job, graph: r.graph, ...(r.outputs ? { outputs: r.outputs } : {}), ...r.outcome };
+    return { job, graph: r.graph, ...(r.outputs ? { outputs: r.outputs } : {}), ...r.outcome, ...runsOf(r) };
   }
 
   subscribe(listener: (event: OutgoingEvent) => void): () => void {
@@ -205,7 +227,8 @@ export class RedisJobService implements JobService {
     const out: { id: string; job: Job; record: StoredRecord; state: string }[] = [];
     jobs.forEach(([job, state], i) => {
       const record = records[i];
-      if (record) out.push({ id: job.id!, job: job as Job, record, state });
+      // Handed out again after a run ended it: the worker that takes it will not run it.
+      if (record && !FINISHED_STATES.includes(record.summary.state)) out.push({ id: job.id!, job: job as Job, record, state });
     });
     return out;
   }

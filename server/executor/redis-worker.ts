@@ -6,8 +6,11 @@
  * A worker that dies mid-job stops renewing the job's lock; after the stall timeout another worker's
  * stall check puts the job back in line and it runs again from the start (BullMQ allows a job 2 stalls
  * before failing it). A job that fails outside any node is retried with exponential backoff; a node's
- * failure (the graph's fault) and a cancel are final. The outcome is recorded only while the worker
- * still holds the job's lock, so a job that another worker took over is not recorded twice.
+ * failure (the graph's fault) and a cancel are final. A lapsed lock (a worker that stopped answering,
+ * or Redis away longer than the stall timeout) can leave two runs of one job going at once: the first
+ * run to finish claims the job's ending (RedisRecords.claimEnd) and records and announces it once; the
+ * other is stopped and records nothing, and a run handed out after the ending is not started. Every
+ * run and how it ended is in the history (`runs`).
  */
 import os from 'node:os';
 import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
@@ -32,6 +35,13 @@ export interface RedisWorkerOptions {
   retention?: Retention;
   previewIntervalMs?: number;
   previewMaxSide?: number;
+}
+
+/** One run of a job: the attempt and the worker running it. */
+type Run = { attempt: number; worker: string };
+
+function runName(run: Run): string {
+  return `${run.worker} attempt ${run.attempt}`;
 }
 
 /** Sessions of this many models stay loaded (the pipeline registry's bound). */
@@ -103,13 +113,21 @@ export class RedisJobWorker {
     const { records, opts } = this;
     const record = await records.get(id, true);
     if (!record?.graph) throw new UnrecoverableError(`job ${id} has no record (removed from the history?)`);
+    const attempt = (record.summary.attempts ?? 0) + 1;
+    const run: Run = { attempt, worker: this.name };
+    // Handed out again after another run of it already ended it (that run went on while its lock lapsed).
+    const finisher = await records.endedByRun(id);
+    if (finisher) {
+      opts.log.info(`job ${id}: already ended by ${finisher}; not run again`);
+      return { state: 'superseded' };
+    }
     if (record.cancelRequested) {
-      await this.finish(id, { state: 'cancelled', outcome: {} });
+      if ((await records.claimEnd(id, { run: runName(run) })) === 'cancelled') await this.finish(id, { state: 'cancelled', outcome: {} }, run);
       throw new UnrecoverableError('cancelled');
     }
     if (token && (await this.deferToHolder(job, token, record.summary.model))) throw new DelayedError();
-    const attempt = (record.summary.attempts ?? 0) + 1;
-    await records.updateSummary(id, { state: 'running', startedAt: Date.now(), attempts: attempt, worker: this.name }, ['finishedAt']);
+    const started = await records.updateSummary(id, { state: 'running', startedAt: Date.now(), attempts: attempt, worker: this.name }, ['finishedAt'], { unlessEnded: true });
+    if (!started) return { state: 'superseded' };
     const live: LiveState = { done: [] };
     await records.setLive(id, live);
     this.current = id;
@@ -150,20 +168,26 @@ export class RedisJobWorker {
 
     if (end.state === 'cancelled' && this.stopping && !(await records.get(id))?.cancelRequested) {
       // This worker is stopping, not the user: the job waits for another worker.
-      await this.requeue(id, 'its worker stopped');
+      await this.requeue(id, 'its worker stopped', run);
       await job.moveToWait(token);
       throw new WaitingError();
     }
     const attemptsLeft = (job.opts.attempts ?? 1) - (job.attemptsMade + 1);
     if (end.state === 'failed' && end.retryable && attemptsLeft > 0) {
-      await this.requeue(id, `${end.outcome.error?.message ?? 'failed'}; retrying (${attemptsLeft} attempt${attemptsLeft > 1 ? 's' : ''} left)`);
+      await this.requeue(id, `${end.outcome.error?.message ?? 'failed'}; retrying (${attemptsLeft} attempt${attemptsLeft > 1 ? 's' : ''} left)`, run);
       throw new Error(end.outcome.error?.message ?? 'failed');
     }
-    // Still ours? A worker that lost its lock (another took the job over) must not record an ending.
-    if (token) await job.extendLock(token, opts.stallTimeoutMs ?? 30_000);
-    // A cancel answered before this ending was claimed wins: the user was told "cancelled".
-    if (!(await records.claimEnd(id, 'worker'))) end = cancelledEnd(end);
-    await this.finish(id, end);
+    // The claim decides, not the lock: a run whose lock lapsed while Redis was away may still be the
+    // first to finish, and then the run BullMQ handed out again must record nothing.
+    const claim = await records.claimEnd(id, { run: runName(run) });
+    if (claim === 'lost') {
+      await records.logRun(id, { ...run, ended: `${end.state}, not recorded: another run ended the job first` });
+      return { state: 'superseded' };
+    }
+    if (claim === 'cancelled') end = cancelledEnd(end);
+    await this.finish(id, end, run);
+    // Another run of this job may be going on (it was handed out again): it is stopped.
+    if (((await records.get(id))?.summary.attempts ?? attempt) > attempt) await records.publishControl({ cancel: id });
     if (end.state !== 'done') throw new UnrecoverableError(end.outcome.error?.message ?? end.state);
     return { state: 'done' };
   }
@@ -183,15 +207,18 @@ export class RedisJobWorker {
     return true;
   }
 
-  private async finish(id: string, end: Pick<JobEnd, 'state' | 'outcome'>): Promise<void> {
+  private async finish(id: string, end: Pick<JobEnd, 'state' | 'outcome'>, run: Run): Promise<void> {
+    await this.records.logRun(id, { ...run, ended: end.state });
     const dropped = await this.records.finish(id, end.state, end.outcome, this.opts.retention ?? DEFAULT_RETENTION);
     this.publish(endEvent(id, end));
     if (dropped.length > 0) this.publish({ name: 'history:removed', args: { jobIds: dropped, all: false } });
     await this.records.publish({ queueChanged: true });
   }
 
-  private async requeue(id: string, reason: string): Promise<void> {
-    await this.records.updateSummary(id, { state: 'queued' }, ['startedAt', 'worker']);
+  /** Puts a job back in line, with why; not once a run ended it (a late stall check must not undo that). */
+  private async requeue(id: string, reason: string, run: Run): Promise<void> {
+    if (!(await this.records.updateSummary(id, { state: 'queued' }, ['startedAt', 'worker'], { unlessEnded: true }))) return;
+    await this.records.logRun(id, { ...run, ended: `re-queued: ${reason}` });
     await this.records.setLive(id, null);
     this.publish({ name: 'job:requeued', args: { jobId: id, reason } });
     await this.records.publish({ queueChanged: true });
@@ -201,7 +228,10 @@ export class RedisJobWorker {
   private async onStalled(jobId: string): Promise<void> {
     try {
       const record = await this.records.get(jobId);
-      if (record?.summary.state === 'running') await this.requeue(jobId, 'its worker stopped answering');
+      if (record?.summary.state === 'running') {
+        const run = { attempt: record.summary.attempts ?? 1, worker: record.summary.worker ?? 'unknown' };
+        await this.requeue(jobId, 'its worker stopped answering (or Redis was away) longer than the stall timeout', run);
+      }
     } catch (err) {
       this.opts.log.warn(`could not record stalled job ${jobId}`, err);
     }
@@ -215,7 +245,9 @@ export class RedisJobWorker {
       if (!record || (record.summary.state !== 'queued' && record.summary.state !== 'running')) return;
       if ((await job.getState()) !== 'failed') return;
       const failed: JobEnd = { state: 'failed', retryable: false, outcome: { error: { message: err.message } } };
-      await this.finish(job.id, (await this.records.claimEnd(job.id, 'worker')) ? failed : cancelledEnd(failed));
+      const run: Run = { attempt: record.summary.attempts ?? 0, worker: `${this.name} (stall check)` };
+      const claim = await this.records.claimEnd(job.id, { run: runName(run) });
+      if (claim !== 'lost') await this.finish(job.id, claim === 'won' ? failed : cancelledEnd(failed), run);
     } catch (e) {
       this.opts.log.warn(`could not record failed job ${job.id}`, e);
     }

@@ -4,8 +4,10 @@
  */
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { ValidationIssue } from '../protocol/graph.ts';
+import { isRedisUnreachable } from '../executor/redis-records.ts';
 import { noSpaceError, StoreError } from '../store/errors.ts';
 import { formatBytes } from '../util/bytes.ts';
+import { redactedQuery } from '../util/redact.ts';
 
 export interface ApiErrorBody {
   error: { code: string; message: string; issues?: ValidationIssue[] };
@@ -52,6 +54,13 @@ export function toApiError(err: unknown): ApiError {
   if (err instanceof StoreError) return new ApiError(STORE_STATUS[err.code], err.code, err.message);
   const noSpace = noSpaceError(err, 'this');
   if (noSpace instanceof StoreError) return new ApiError(507, noSpace.code, noSpace.message);
+  if (isRedisUnreachable(err)) {
+    return new ApiError(
+      503,
+      'queue_unavailable',
+      `the job queue's Redis cannot be reached (${(err as Error).message}): jobs cannot be queued, listed or cancelled until it is back; /api/health says when`,
+    );
+  }
   const e = err as BodyParserError;
   switch (e?.type) {
     case 'entity.parse.failed':
@@ -76,7 +85,8 @@ export function errorHandler(log: (msg: string, err: unknown) => void): ErrorReq
   return (err, req, res, next) => {
     if (res.headersSent) return next(err);
     const apiError = toApiError(err);
-    if (apiError.status >= 500) log(`${req.method} ${req.originalUrl} failed`, err);
+    // The URL as logged: never with the access token a client put in it (?token=).
+    if (apiError.status >= 500) log(`${req.method} ${redactedQuery(req.originalUrl)} failed`, err);
     res.status(apiError.status).json(apiError.body());
   };
 }

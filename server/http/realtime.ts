@@ -1,22 +1,45 @@
-/** socket.io on the HTTP server: every event of the job service is sent to every client of this server. */
+/**
+ * socket.io on the HTTP server: every event of the job service is sent to every client of this server.
+ *
+ * Authentication comes before resources: a socket takes one of the `maxConnections` slots only once it
+ * passed the token check (or, without a token, the Host/Origin check every handshake gets). A socket
+ * that has not sent its CONNECT packet yet holds no slot and is closed after `connectTimeoutMs`; one that
+ * sent a wrong token is answered connect_error and closed at once. Before, the slot was counted at the
+ * handshake, so 64 sockets that never authenticated kept the real editor out.
+ */
 import type { Server as HttpServer } from 'node:http';
-import { Server } from 'socket.io';
+import { Server, type Socket } from 'socket.io';
 import type { JobService } from '../executor/job-service.ts';
 import type { ClientToServerEvents, OutgoingEvent, ServerToClientEvents } from '../protocol/events.ts';
 import { socketTokenCheck } from './auth.ts';
+import { GuessLimiter } from './guesses.ts';
 import { checkHostAndOrigin, type HostAllowList } from './guard.ts';
 
 export type StudioSocketServer = Server<ClientToServerEvents, ServerToClientEvents>;
+
+/** Most jobs one socket follows (`job:subscribe`); a further subscription drops the oldest. */
+export const MAX_SUBSCRIPTIONS = 64;
 
 export interface RealtimeOptions {
   token?: string;
   jobs: () => JobService;
   /** Host and Origin names a handshake may carry (the same as for HTTP). */
   allowedHosts: HostAllowList;
-  /** Most sockets open at once; a handshake beyond it is refused (default 64). */
+  /** Most authenticated sockets open at once; one beyond it is refused (default 64). */
   maxConnections?: number;
-  /** A socket that has not joined (authenticated) within this time is closed (default 5 s). */
+  /** A connection that has not authenticated within this time is closed (default 5 s). */
   connectTimeoutMs?: number;
+  /** Wrong tokens per address (shared with the HTTP check). */
+  guesses?: GuessLimiter;
+  /** Hears the connection of every socket that authenticated. */
+  onAuthenticated?: (socket: Socket) => void;
+}
+
+/** Answers connect_error, then closes the connection (once the error packet has been written). */
+function refuse(socket: Socket, next: (err?: Error) => void, message: string): void {
+  next(new Error(message));
+  // socket.io writes the CONNECT_ERROR packet on the next tick; engine.io's close waits for it to drain.
+  setImmediate(() => socket.conn.close());
 }
 
 export function createRealtime(httpServer: HttpServer, opts: RealtimeOptions): StudioSocketServer {
@@ -31,14 +54,18 @@ export function createRealtime(httpServer: HttpServer, opts: RealtimeOptions): S
     // a foreign origin is refused here, not merely left unreadable.
     allowRequest: (req, callback) => {
       const refusal = checkHostAndOrigin(req, opts.allowedHosts);
-      if (refusal) return callback(refusal.message, false);
-      if (io.engine.clientsCount >= maxConnections) {
-        return callback(`too many connections (${maxConnections} open); close other studio tabs and reload`, false);
-      }
-      callback(null, true);
+      callback(refusal ? refusal.message : null, refusal === null);
     },
   });
-  if (opts.token) io.use(socketTokenCheck(opts.token));
+  if (opts.token) io.use(socketTokenCheck(opts.token, opts.guesses ?? new GuessLimiter(), refuse));
+  // After the token: only authenticated sockets are counted (those connected, i.e. past the middlewares).
+  io.use((socket, next) => {
+    if (io.of('/').sockets.size >= maxConnections) {
+      return refuse(socket, next, `too many connections (${maxConnections} open); close other studio tabs and reload`);
+    }
+    opts.onAuthenticated?.(socket);
+    next();
+  });
   io.on('connection', (socket) => {
     opts
       .jobs()
@@ -48,8 +75,20 @@ export function createRealtime(httpServer: HttpServer, opts: RealtimeOptions): S
         () => undefined,
       );
     // All job events are broadcast; a room per job is kept for clients that want to filter later.
+    // Bounded per socket: the oldest subscription is dropped (7 M rooms from 10 sockets took 3.5 GB).
+    // socket.io leaves every room of a socket when it disconnects.
+    const followed = new Set<string>();
     socket.on('job:subscribe', (jobId) => {
-      if (typeof jobId === 'string' && jobId.length <= 128) void socket.join(`job:${jobId}`);
+      if (typeof jobId !== 'string' || jobId.length > 128) return;
+      const room = `job:${jobId}`;
+      followed.delete(room);
+      followed.add(room);
+      void socket.join(room);
+      if (followed.size > MAX_SUBSCRIPTIONS) {
+        const oldest = followed.values().next().value!;
+        followed.delete(oldest);
+        void socket.leave(oldest);
+      }
     });
   });
   return io;

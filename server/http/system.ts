@@ -2,6 +2,7 @@
 import { Router } from 'express';
 import { catalogJson, type NodeCatalog } from '../catalog.ts';
 import { validateGraph } from '../graph/validate.ts';
+import type { QueueHealth } from '../executor/job-service.ts';
 import { jsonObject } from './body.ts';
 import { listModels } from '../../nodes/load-model.ts';
 import { cudaUnavailableReason, diagnoseCuda, type CudaDiagnosis } from '../engine/onnx/cuda-doctor.ts';
@@ -11,6 +12,8 @@ export interface SystemInfo {
   executionProvider: string;
   /** CUDA device index (`--gpu N`). */
   gpu?: number;
+  /** The job queue's backend and whether it works now (distributed: Redis answers). */
+  queueHealth?: () => Promise<QueueHealth>;
 }
 
 /** What /api/health says about CUDA: enough for the editor to show why it is (not) used and how to fix it. */
@@ -60,11 +63,16 @@ export function systemRoutes(catalog: NodeCatalog, info: SystemInfo & { modelRoo
   // The catalog does not change while the server runs: build its JSON once.
   const catalogBody = catalogJson(catalog);
 
-  router.get('/health', (_req, res) => {
+  /** 503 while the job queue cannot be used (Redis away), so a health check notices. */
+  router.get('/health', async (_req, res) => {
     // The CUDA diagnosis is computed once per process (ldconfig, nvidia-smi); later calls reuse it.
     const d = diagnoseCuda();
-    res.json({
-      ok: true,
+    const queue: QueueHealth = info.queueHealth ? await info.queueHealth() : { backend: 'embedded', ok: true };
+    res.status(queue.ok ? 200 : 503).json({
+      ok: queue.ok,
+      queue,
+      // What the editor's status bar shows for a failed request.
+      ...(queue.ok ? {} : { error: { code: 'queue_unavailable', message: queue.message ?? 'the job queue cannot be used' } }),
       version: info.version,
       executionProvider: info.executionProvider,
       ...providerChoice(info.executionProvider, d),

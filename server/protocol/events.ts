@@ -71,6 +71,30 @@ export interface JobOutcome {
   cached?: string[];
   /** Run time of the last attempt. */
   ms?: number;
+  /**
+   * Every run (attempt) of the job, oldest first, and how each ended: embedded mode records each attempt
+   * (a server that stopped during one); distributed mode the runs when there was more than one (a worker
+   * that stopped answering, Redis away longer than the stall timeout).
+   */
+  runs?: JobRun[];
+}
+
+/** One run of a job. */
+export interface JobRun {
+  attempt: number;
+  /** Distributed mode: the worker that ran it. */
+  worker?: string;
+  startedAt?: number;
+  endedAt?: number;
+  /**
+   * How it ended. Embedded: as the job did; `stopped`: the server stopped during it (killed, crashed) and
+   * it was found running at the next start; `shutdown`: the server was shut down (Ctrl+C, SIGTERM) and
+   * put it back in line. Distributed: the ending in words ('done', 're-queued: …', 'not recorded: …').
+   * Absent while it runs.
+   */
+  ended?: JobState | 'stopped' | 'shutdown' | (string & {});
+  /** Why, in words, where there is more to say than the state ("the server stopped during this run"). */
+  reason?: string;
 }
 
 /** One entry of GET /api/history: the job and its outcome, without the graph. */

@@ -25,9 +25,12 @@ export class StoreError extends Error {
 export const INVALID_NAME_MESSAGE =
   'invalid graph name: use 1–64 letters, digits, spaces, "_", "-" or "." (no leading dot, no "..", no slashes)';
 
-/** ENOSPC / EDQUOT from a write: the disk is full; anything else is passed through unchanged. */
+/**
+ * ENOSPC / EDQUOT from a write, or SQLite's SQLITE_FULL ("database or disk is full"): the disk is full;
+ * anything else is passed through unchanged.
+ */
 export function noSpaceError(err: unknown, what: string): unknown {
   const code = (err as NodeJS.ErrnoException | null)?.code;
-  if (code !== 'ENOSPC' && code !== 'EDQUOT') return err;
+  if (code !== 'ENOSPC' && code !== 'EDQUOT' && code !== 'SQLITE_FULL') return err;
   return new StoreError('no_space', `cannot save ${what}: the disk holding the data folder is full; free some space and try again (nothing was changed)`);
 }

@@ -1,8 +1,9 @@
 /**
  * The embedded job store: every job (queued, running, finished) with its graph and outcome, in SQLite
  * at <data>/studio.db through better-sqlite3, in WAL mode. A job is one row; the queue is the queued
- * rows by `rank`, the history the finished rows by finish time. Writes are single statements or
- * transactions, so a process killed at any point leaves either the old row or the new one.
+ * rows by `rank`, the history the finished rows by finish time; `runs` keeps each attempt's start and
+ * end (JSON, oldest first). Writes are single statements or transactions, so a process killed at any
+ * point leaves either the old row or the new one.
  *
  * synchronous=NORMAL with WAL: a committed write survives the process dying (kill -9); only a power
  * cut can lose the last transactions, never corrupt the file.
@@ -10,7 +11,8 @@
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Graph } from '../protocol/graph.ts';
-import type { HistoryEntry, JobOutcome, JobState, JobSummary } from '../protocol/events.ts';
+import type { HistoryEntry, JobOutcome, JobRun, JobState, JobSummary } from '../protocol/events.ts';
+import { noSpaceError } from './errors.ts';
 
 export interface StoredJob {
   summary: JobSummary;
@@ -45,10 +47,17 @@ interface Row {
   outputs?: string | null;
   plan: string;
   outcome: string | null;
+  runs?: string | null;
 }
 
 const SUMMARY_COLUMNS = 'id, state, title, model, worker, attempts, created_at, started_at, finished_at, plan, outcome';
-const SCHEMA_VERSION = 1;
+/** 2: `runs`, each attempt's start and end. */
+const SCHEMA_VERSION = 2;
+
+/** What a job that was running when its server stopped gets as the end of that attempt. */
+export const STOPPED_RUN = 'the server stopped during this run';
+/** ... and when the server was shut down (it does not count against the attempt limit). */
+export const SHUTDOWN_RUN = 'the server was shut down during this run (not counted against the attempt limit)';
 
 export function studioDbPath(dataDir: string): string {
   return path.join(dataDir, 'studio.db');
@@ -88,6 +97,8 @@ export class JobDb {
       CREATE INDEX IF NOT EXISTS jobs_by_finish ON jobs (finished_at) WHERE finished_at IS NOT NULL;
       CREATE TABLE IF NOT EXISTS node_times (type TEXT PRIMARY KEY, ms REAL NOT NULL, steps REAL);
     `);
+    const columns = this.db.prepare(`SELECT name FROM pragma_table_info('jobs')`).all() as { name: string }[];
+    if (!columns.some((c) => c.name === 'runs')) this.db.exec(`ALTER TABLE jobs ADD COLUMN runs TEXT`);
     this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }
 
@@ -95,8 +106,19 @@ export class JobDb {
     if (this.db.open) this.db.close();
   }
 
-  /** Appends a job to the queue, or puts it first. */
+  /**
+   * Appends a job to the queue, or puts it first. A full disk throws StoreError 'no_space' (the job is
+   * not queued; nothing else changed).
+   */
   insert(job: NewJob, front: boolean): void {
+    try {
+      this.insertJob(job, front);
+    } catch (err) {
+      throw noSpaceError(err, 'the job (it was not queued)');
+    }
+  }
+
+  private insertJob(job: NewJob, front: boolean): void {
     this.db.transaction(() => {
       const { lo, hi } = this.db.prepare(`SELECT MIN(rank) AS lo, MAX(rank) AS hi FROM jobs WHERE state = 'queued'`).get() as { lo: number | null; hi: number | null };
       const rank = front ? (lo ?? 0) - 1 : (hi ?? 0) + 1;
@@ -134,44 +156,120 @@ export class JobDb {
       this.db
         .prepare(`UPDATE jobs SET state = 'running', rank = NULL, started_at = ?, worker = ?, owner = ?, attempts = attempts + 1 WHERE id = ?`)
         .run(startedAt, worker, owner, row.id);
+      const { attempts } = this.db.prepare(`SELECT attempts FROM jobs WHERE id = ?`).get(row.id) as { attempts: number };
+      this.updateRuns(row.id, (runs) => [...runs, { attempt: attempts, startedAt }]);
       return this.get(row.id);
     })();
   }
 
-  /** Records how a job ended (from queued or running); false when it had already ended. */
+  /**
+   * Records how a job ended (from queued or running), and so how its last attempt ended; false when it
+   * had already ended.
+   */
   finish(id: string, state: JobState, finishedAt: number, outcome: JobOutcome): boolean {
-    const info = this.db
-      .prepare(`UPDATE jobs SET state = ?, rank = NULL, finished_at = ?, outcome = ? WHERE id = ? AND state IN ('queued', 'running')`)
-      .run(state, finishedAt, JSON.stringify(outcome), id);
-    return info.changes === 1;
+    return this.db.transaction(() => {
+      const info = this.db
+        .prepare(`UPDATE jobs SET state = ?, rank = NULL, finished_at = ?, outcome = ? WHERE id = ? AND state IN ('queued', 'running')`)
+        .run(state, finishedAt, JSON.stringify(outcome), id);
+      if (info.changes !== 1) return false;
+      const reason = state === 'failed' || state === 'interrupted' ? outcome.error?.message : undefined;
+      this.endLastRun(id, finishedAt, state, reason);
+      return true;
+    })();
   }
 
-  /** Running jobs whose runner is gone (`orphaned(owner)`): back to the front of the queue, in their order. */
-  requeueRunning(orphaned: (owner: string | null) => boolean): string[] {
+  /**
+   * Running jobs whose runner is gone (`orphaned(owner)`): back to the front of the queue, in their
+   * order, or failed when the server stopped during `maxAttempts` of their runs, this one included (a
+   * job that brings the server down would otherwise bring it down on every start). Runs the server was
+   * shut down during (`markShutdown`) do not count. Returns the ids of each.
+   */
+  requeueRunning(orphaned: (owner: string | null) => boolean, maxAttempts: number, now: number): { requeued: string[]; failed: string[] } {
     return this.db.transaction(() => {
-      const ids = this.orphans(orphaned);
+      const orphans = this.orphans(orphaned);
+      const stops = (o: { id: string; attempts: number }) => {
+        const runs = this.runsOf(o.id);
+        // Rows written before runs were recorded: every attempt counts.
+        if (runs.length === 0) return o.attempts;
+        return runs.filter((r) => r.ended === 'stopped').length + (runs.at(-1)!.ended === undefined ? 1 : 0);
+      };
+      const failed = orphans.filter((o) => stops(o) >= maxAttempts).map((o) => o.id);
+      const requeued = orphans.filter((o) => stops(o) < maxAttempts).map((o) => o.id);
       const { lo } = this.db.prepare(`SELECT MIN(rank) AS lo FROM jobs WHERE state = 'queued'`).get() as { lo: number | null };
-      const base = (lo ?? 0) - ids.length - 1;
+      const base = (lo ?? 0) - requeued.length - 1;
       const update = this.db.prepare(`UPDATE jobs SET state = 'queued', rank = ?, started_at = NULL, worker = NULL, owner = NULL WHERE id = ?`);
-      ids.forEach((id, i) => update.run(base + i, id));
-      return ids;
+      requeued.forEach((id, i) => {
+        update.run(base + i, id);
+        this.endLastRun(id, now, 'stopped', STOPPED_RUN);
+      });
+      const times = maxAttempts === 1 ? 'once' : `${maxAttempts} times`;
+      const outcome = JSON.stringify({ error: { message: `the server stopped during this job ${times}; not retried` } } satisfies JobOutcome);
+      const fail = this.db.prepare(`UPDATE jobs SET state = 'failed', rank = NULL, finished_at = ?, outcome = ? WHERE id = ?`);
+      for (const id of failed) {
+        fail.run(now, outcome, id);
+        this.endLastRun(id, now, 'stopped', STOPPED_RUN);
+      }
+      return { requeued, failed };
+    })();
+  }
+
+  /**
+   * A running job whose server is shutting down: its run ends as `shutdown`, which the attempt limit
+   * does not count. It stays running on record: the next start re-queues it (or interrupts it).
+   */
+  markShutdown(id: string, now: number): void {
+    this.db.transaction(() => {
+      const row = this.db.prepare(`SELECT 1 FROM jobs WHERE id = ? AND state = 'running'`).get(id);
+      if (row) this.endLastRun(id, now, 'shutdown', SHUTDOWN_RUN);
     })();
   }
 
   /** Running jobs whose runner is gone: finished as interrupted. */
   interruptRunning(orphaned: (owner: string | null) => boolean, finishedAt: number): string[] {
     return this.db.transaction(() => {
-      const ids = this.orphans(orphaned);
+      const ids = this.orphans(orphaned).map((o) => o.id);
       const outcome = JSON.stringify({ error: { message: 'interrupted: the server stopped while this job ran' } } satisfies JobOutcome);
       const update = this.db.prepare(`UPDATE jobs SET state = 'interrupted', rank = NULL, finished_at = ?, outcome = ? WHERE id = ?`);
-      for (const id of ids) update.run(finishedAt, outcome, id);
+      for (const id of ids) {
+        update.run(finishedAt, outcome, id);
+        this.endLastRun(id, finishedAt, 'stopped', STOPPED_RUN);
+      }
       return ids;
     })();
   }
 
-  private orphans(orphaned: (owner: string | null) => boolean): string[] {
-    const rows = this.db.prepare(`SELECT id, owner FROM jobs WHERE state = 'running' ORDER BY started_at`).all() as { id: string; owner: string | null }[];
-    return rows.filter((r) => orphaned(r.owner)).map((r) => r.id);
+  /** Whether a running job is owned by someone else than `owner` (another process or an earlier service). */
+  hasRunningNotOwnedBy(owner: string): boolean {
+    return this.db.prepare(`SELECT 1 FROM jobs WHERE state = 'running' AND (owner IS NULL OR owner != ?) LIMIT 1`).get(owner) !== undefined;
+  }
+
+  /** Who runs a running job (see claimNext); undefined when it is not running. */
+  ownerOf(id: string): string | null | undefined {
+    const row = this.db.prepare(`SELECT owner FROM jobs WHERE id = ? AND state = 'running'`).get(id) as { owner: string | null } | undefined;
+    return row ? row.owner : undefined;
+  }
+
+  private orphans(orphaned: (owner: string | null) => boolean): { id: string; attempts: number }[] {
+    const rows = this.db.prepare(`SELECT id, owner, attempts FROM jobs WHERE state = 'running' ORDER BY started_at`).all() as { id: string; owner: string | null; attempts: number }[];
+    return rows.filter((r) => orphaned(r.owner));
+  }
+
+  private runsOf(id: string): JobRun[] {
+    const row = this.db.prepare(`SELECT runs FROM jobs WHERE id = ?`).get(id) as { runs: string | null } | undefined;
+    return row?.runs ? (JSON.parse(row.runs) as JobRun[]) : [];
+  }
+
+  private updateRuns(id: string, change: (runs: JobRun[]) => JobRun[]): void {
+    this.db.prepare(`UPDATE jobs SET runs = ? WHERE id = ?`).run(JSON.stringify(change(this.runsOf(id))), id);
+  }
+
+  /** The last attempt, if it has not ended yet, ended at `at` this way. */
+  private endLastRun(id: string, at: number, ended: JobRun['ended'], reason: string | undefined): void {
+    this.updateRuns(id, (runs) => {
+      const last = runs.at(-1);
+      if (!last || last.ended !== undefined) return runs;
+      return [...runs.slice(0, -1), { ...last, endedAt: at, ended, ...(reason !== undefined ? { reason } : {}) }];
+    });
   }
 
   /** Moves a queued job to `position` (1 = first); false when it is not queued. */
@@ -196,17 +294,17 @@ export class JobDb {
       graph: JSON.parse(row.graph!) as Graph,
       ...(row.outputs ? { outputs: JSON.parse(row.outputs) as string[] } : {}),
       plan: JSON.parse(row.plan) as unknown,
-      ...(row.outcome ? { outcome: JSON.parse(row.outcome) as JobOutcome } : {}),
+      ...(row.outcome || row.runs ? { outcome: { ...(row.outcome ? (JSON.parse(row.outcome) as JobOutcome) : {}), ...runsField(row) } } : {}),
     };
   }
 
   /** Finished jobs, newest first, with their outcomes but not their graphs. */
   history(offset: number, limit: number): { jobs: HistoryEntry[]; total: number } {
     const rows = this.db
-      .prepare(`SELECT ${SUMMARY_COLUMNS} FROM jobs WHERE finished_at IS NOT NULL ORDER BY finished_at DESC, id LIMIT ? OFFSET ?`)
+      .prepare(`SELECT ${SUMMARY_COLUMNS}, runs FROM jobs WHERE finished_at IS NOT NULL ORDER BY finished_at DESC, id LIMIT ? OFFSET ?`)
       .all(limit, offset) as Row[];
     const { n } = this.db.prepare(`SELECT COUNT(*) AS n FROM jobs WHERE finished_at IS NOT NULL`).get() as { n: number };
-    return { jobs: rows.map((r) => ({ ...toSummary(r), ...(r.outcome ? (JSON.parse(r.outcome) as JobOutcome) : {}) })), total: n };
+    return { jobs: rows.map((r) => ({ ...toSummary(r), ...(r.outcome ? (JSON.parse(r.outcome) as JobOutcome) : {}), ...runsField(r) })), total: n };
   }
 
   clearHistory(): number {
@@ -247,6 +345,10 @@ export class JobDb {
       .prepare(`INSERT INTO node_times (type, ms, steps) VALUES (?, ?, ?) ON CONFLICT(type) DO UPDATE SET ms = excluded.ms, steps = excluded.steps`)
       .run(type, time.ms, time.steps ?? null);
   }
+}
+
+function runsField(r: Row): { runs?: JobRun[] } {
+  return r.runs ? { runs: JSON.parse(r.runs) as JobRun[] } : {};
 }
 
 function toSummary(r: Row): JobSummary {

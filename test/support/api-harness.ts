@@ -97,7 +97,7 @@ export class EventLog {
   }
 
   /** Resolves with the first event (already seen or future) of one of the names that matches. */
-  waitFor(name: EventName | readonly EventName[], match: (args: any) => boolean = () => true, timeoutMs = 10_000): Promise<LoggedEvent> {
+  waitFor(name: EventName | readonly EventName[], match: (args: any) => boolean = () => true, timeoutMs = 60_000): Promise<LoggedEvent> {
     const names: readonly EventName[] = typeof name === 'string' ? [name] : name;
     const test = (e: LoggedEvent) => names.includes(e.name) && match(e.args);
     const seen = this.events.find(test);
@@ -122,7 +122,7 @@ export class EventLog {
    * The first of job:done / job:failed / job:cancelled for a job. One waiter for the three names: a race
    * of three would leave the two losers waiting, each with a live timer.
    */
-  waitForEnd(jobId: string, timeoutMs = 15_000): Promise<LoggedEvent> {
+  waitForEnd(jobId: string, timeoutMs = 60_000): Promise<LoggedEvent> {
     return this.waitFor(['job:done', 'job:failed', 'job:cancelled'], (a) => a.jobId === jobId, timeoutMs);
   }
 

@@ -20,7 +20,7 @@ export async function openTab(context: BrowserContext, studio: RunningStudio): P
   const page = await context.newPage();
   const errors = watchErrors(page);
   await page.goto(studio.url);
-  await page.waitForSelector('[data-testid="canvas"][data-ready="true"]', { timeout: 20_000 });
+  await page.waitForSelector('[data-testid="canvas"][data-ready="true"]', { timeout: 120_000 });
   return { page, errors };
 }
 
@@ -90,7 +90,7 @@ export async function autosavedGraph(page: Page): Promise<AutosavedGraph> {
   return page.evaluate(() => (JSON.parse(localStorage.getItem('dualstyle.autosave.v1') ?? '{}') as { graph: never }).graph);
 }
 
-export async function waitForRun(page: Page, state: 'done' | 'failed' | 'cancelled' = 'done', timeout = 90_000): Promise<void> {
+export async function waitForRun(page: Page, state: 'done' | 'failed' | 'cancelled' = 'done', timeout = 300_000): Promise<void> {
   await expect.poll(() => page.locator('[data-testid="queue-indicator"]').getAttribute('data-state'), { timeout }).toBe(state);
 }
 
@@ -99,7 +99,7 @@ export async function waitForRun(page: Page, state: 'done' | 'failed' | 'cancell
  * than the one it showed before and that job reaches `state`. Waiting on the state alone could read the
  * previous run's "done" before the new job is even queued. Returns the new job's id.
  */
-export async function runAndWait(page: Page, state: 'done' | 'failed' | 'cancelled' = 'done', timeout = 90_000, start: () => Promise<unknown> = () => page.keyboard.press('Control+Enter')): Promise<string> {
+export async function runAndWait(page: Page, state: 'done' | 'failed' | 'cancelled' = 'done', timeout = 300_000, start: () => Promise<unknown> = () => page.keyboard.press('Control+Enter')): Promise<string> {
   const indicator = page.locator('[data-testid="queue-indicator"]');
   const jobShown = async () => ((await indicator.count()) > 0 ? indicator.getAttribute('data-job-id') : null);
   const before = await jobShown();
@@ -167,7 +167,7 @@ export async function canvasNodeIds(page: Page): Promise<string[]> {
 
 /** Clicks a control that downloads a file and returns the file's name and bytes. */
 export async function downloadFile(page: Page, selector: string): Promise<{ name: string; bytes: Uint8Array }> {
-  const [dl] = await Promise.all([page.waitForEvent('download', { timeout: 15_000 }), page.locator(selector).first().click()]);
+  const [dl] = await Promise.all([page.waitForEvent('download', { timeout: 120_000 }), page.locator(selector).first().click()]);
   const file = await dl.path();
   return { name: dl.suggestedFilename(), bytes: new Uint8Array(fs.readFileSync(file)) };
 }

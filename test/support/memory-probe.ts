@@ -4,6 +4,8 @@
  *   job <maxSide> <steps> <releaseAboveMiB>                 the epsilon-merge template on the demo model
  *   merge <latentSide> <styles>                             one call of the demo's attention-merge UNet of N
  *                                                           styles, rows [∅, merged] (the rewrite loaded first)
+ *   idle <maxSide> <steps> <idleMs>                         the job of `job`, never released for its size; then
+ *                                                           waits for the release after <idleMs> without a job
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -13,6 +15,7 @@ import { createCatalog } from '../../server/catalog.ts';
 import { GraphRunner } from '../../server/executor/graph-runner.ts';
 import { withParams } from '../../server/graph/with-params.ts';
 import { SdPipeline } from '../../server/engine/onnx/pipeline.ts';
+import { pipelines } from '../../server/engine/onnx/registry.ts';
 import { ensureDemoModel } from '../../server/models/demo/index.ts';
 import { PROJECT_ROOT } from '../../server/util/project.ts';
 import type { Graph } from '../../server/protocol/graph.ts';
@@ -71,9 +74,44 @@ async function job(maxSide: number, steps: number, releaseAboveMiB: number): Pro
   }
 }
 
+async function idle(maxSide: number, steps: number, idleMs: number): Promise<object> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'dualstyle-memprobe-'));
+  try {
+    const runner = new GraphRunner({
+      catalog: createCatalog(nodeDefinitions),
+      dataDir,
+      executionProvider: 'cpu',
+      releaseModelsAboveBytes: Number.MAX_SAFE_INTEGER,
+      releaseIdleMs: idleMs,
+    });
+    const template = JSON.parse(await readFile(path.join(PROJECT_ROOT, 'graphs', 'epsilon-merge.json'), 'utf8')) as Graph;
+    const small = withParams(template, { LoadImage: { max_side: 64 }, Invert: { steps: 3, skip: 1 } });
+    const big = withParams(template, { LoadImage: { max_side: maxSide }, Invert: { steps, skip: 1 } });
+    await runner.run(small);
+    const before = rss();
+    const release = new Promise<{ released: number; rssBefore: number; rssAfter: number }>((resolve) => runner.onRelease((e) => e.why === 'idle' && resolve(e)));
+    await runner.run(big);
+    const held = rss();
+    const loadedHeld = pipelines.size;
+    // The runner's timer does not keep a process alive (a server has its sockets for that); this does.
+    const keepAlive = setInterval(() => undefined, 1000);
+    const released = await release;
+    clearInterval(keepAlive);
+    return { before, peak: peak(), held, loadedHeld, released: released.released, releasedFrom: released.rssBefore, after: rss(), loadedAfter: pipelines.size };
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
 const [mode, ...args] = process.argv.slice(2);
 const nums = args.map(Number);
 const result =
-  mode === 'call' ? await call(args[0]!, nums[1]!, nums[2]!) : mode === 'merge' ? await merge(nums[0]!, nums[1]!) : await job(nums[0]!, nums[1]!, nums[2]!);
+  mode === 'call'
+    ? await call(args[0]!, nums[1]!, nums[2]!)
+    : mode === 'merge'
+      ? await merge(nums[0]!, nums[1]!)
+      : mode === 'idle'
+        ? await idle(nums[0]!, nums[1]!, nums[2]!)
+        : await job(nums[0]!, nums[1]!, nums[2]!);
 console.log(JSON.stringify(result));
 process.exit(0);

@@ -73,13 +73,44 @@ function track(child: ChildProcess, what: string): Child {
   };
 }
 
-/** A throwaway redis-server: no persistence, loopback only. */
-export async function startRedis(): Promise<{ url: string; child: Child }> {
+export interface RedisServer {
+  url: string;
+  /** The running redis-server (a new one after restart()). */
+  child: Child;
+  /** Stops it (SIGTERM: with `persistDir`, everything is on disk first) and waits until it exited. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port (with `persistDir`, with the same data); resolves once it is ready. */
+  restart(): Promise<void>;
+}
+
+/**
+ * A throwaway redis-server, loopback only. Without `persistDir`, nothing is kept. With it, every write
+ * goes to an append-only file there (fsync always), so a stop and restart is an outage, not a new Redis.
+ * `port`: a given port (to start a Redis again where clients expect it). `args`: more redis-server options (e.g. ['--maxmemory-policy', 'allkeys-lru']).
+ */
+export async function startRedis(opts: { port?: number; persistDir?: string; args?: string[] } = {}): Promise<RedisServer> {
   if (!REDIS_SERVER) throw new Error('redis-server is not installed (apt-get install redis-server)');
-  const port = await freePort();
-  const child = track(spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] }), 'redis-server');
-  await child.waitFor(/Ready to accept connections/, 20_000);
-  return { url: `redis://127.0.0.1:${port}`, child };
+  const server = REDIS_SERVER;
+  const port = opts.port ?? (await freePort());
+  const persistence = opts.persistDir ? ['--dir', opts.persistDir, '--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, ...(opts.args ?? [])];
+  const launch = async () => {
+    const child = track(spawn(server, args, { stdio: ['ignore', 'pipe', 'pipe'] }), 'redis-server');
+    await child.waitFor(/Ready to accept connections/, 20_000);
+    return child;
+  };
+  const redis: RedisServer = {
+    url: `redis://127.0.0.1:${port}`,
+    child: await launch(),
+    async stop() {
+      redis.child.process.kill('SIGTERM');
+      await redis.child.exited;
+    },
+    async restart() {
+      redis.child = await launch();
+    },
+  };
+  return redis;
 }
 
 const ENTRY = path.join(PROJECT_ROOT, 'test/support/studio-entry.ts');

@@ -147,7 +147,7 @@ export async function invert(model: Denoiser, x0: Float32Array, latentW: number,
       }
     }
 
-    const raw = await evaluator.evaluate(x, timesteps[k]!, eps);
+    const raw = await evaluator.evaluate(x, timesteps[k]!, eps, { step: i, steps: R });
     checkFinite(raw, i + 1, R, 'inversion');
     ddimMean(x, eps, c, x0hat, mu);
     const zi = z[i + 1]!;
@@ -179,7 +179,7 @@ export async function decode(model: Denoiser, code: CycleCode, rule: EpsilonRule
     throwIfAborted(opts.signal);
     const k = R - 1 - i;
     const c = coeffs[k]!;
-    const raw = await evaluator.evaluate(x, timesteps[k]!, eps);
+    const raw = await evaluator.evaluate(x, timesteps[k]!, eps, { step: i, steps: R });
     checkFinite(raw, i + 1, R, 'decoding');
     ddimMean(x, eps, c, x0hat, mu);
     const zi = code.z[i + 1]!;

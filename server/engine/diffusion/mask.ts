@@ -183,7 +183,7 @@ export function maskWeights(mask: MaskValue | readonly Float32Array[], styles: n
  * style takes what the others leave, so the weights sum to 1 exactly; with two styles this is the
  * paper's M·e1 + (1 − M)·e2, the same arithmetic. `out` may be one of the parts.
  */
-export function blendInto(out: Float32Array, parts: readonly (Float32Array | Float64Array)[], M: readonly Float32Array[]): void {
+export function blendInto(out: Float32Array | Float64Array, parts: readonly (Float32Array | Float64Array)[], M: readonly Float32Array[]): void {
   const n = parts.length;
   if (n < 2 || M.length !== n) throw new Error(`a blend needs N ≥ 2 parts and N weights, got ${n} and ${M.length}`);
   const plane = M[0]!.length;

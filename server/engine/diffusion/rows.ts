@@ -1,0 +1,85 @@
+/**
+ * The batching every epsilon rule shares: conditioning rows stacked once into one [rows, L, D] buffer,
+ * x copied into every sample row per step, one UNet call per step, and the guided-noise formula
+ * ê = e_u + s·(e_c − e_u) on rows of the call's output. The rules (guidance.ts, regions.ts) choose the
+ * rows and how ê comes out of them; the samplers (cycle.ts) see only an EpsilonEvaluator.
+ */
+import type { CallExtras, Denoiser } from './denoiser.ts';
+
+/** Where a sampler is: decoding step i of R (0-based, from the start of the loop). */
+export interface StepAt {
+  step: number;
+  steps: number;
+}
+
+export interface EpsilonEvaluator {
+  /** Conditioning rows each UNet call carries (the batch size). */
+  readonly rows: number;
+  /**
+   * Writes ê(x, t) into `eps` (both [C·h·w]) with exactly one UNet call, and returns that call's raw
+   * output so the sampler can check it for NaN/Inf; like every model output, valid only until the next
+   * call (see Denoiser.unet). `at` says which step of the loop this is (rules with step windows need it).
+   */
+  evaluate(x: Float32Array, t: number, eps: Float32Array, at: StepAt): Promise<Float32Array>;
+}
+
+export interface EpsilonRule {
+  /** Short name for logs and the bench ('single', 'epsilon-merge', ...). */
+  readonly name: string;
+  /** Builds the batched input buffers once for this latent size. */
+  bind(model: Denoiser, latentW: number, latentH: number): Promise<EpsilonEvaluator>;
+}
+
+/** One conditioning row: an embedding [L·D], or ∅ (fetched from the model only when a rule needs it). */
+export type Row = { embedding: Float32Array; what: string } | 'unconditional';
+
+/** The rows' embeddings stacked into one [rows, L, D] buffer, built once per run. */
+export async function stackRows(model: Denoiser, rows: Row[]): Promise<Float32Array> {
+  const n = model.info.textLength * model.info.textDim;
+  const ehs = new Float32Array(rows.length * n);
+  for (const [i, row] of rows.entries()) {
+    const { embedding, what } = row === 'unconditional' ? { embedding: await model.unconditional(), what: 'unconditional' } : row;
+    if (embedding.length !== n) {
+      throw new Error(`${what} conditioning has ${embedding.length} values; this model needs [${model.info.textLength}, ${model.info.textDim}] = ${n}`);
+    }
+    ehs.set(embedding, i * n);
+  }
+  return ehs;
+}
+
+/** Forms ê [n] from the call's stacked output. */
+export type Combine = (out: Float32Array, eps: Float32Array, n: number, at: StepAt) => void;
+
+/** ê = e_u + s·(e_c − e_u) of rows u at offset `u` and c at `c` of `out`, into `eps`. */
+export function guide(out: Float32Array, u: number, c: number, s: number, eps: Float32Array | Float64Array, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const e0 = out[u + i]!;
+    eps[i] = e0 + s * (out[c + i]! - e0);
+  }
+}
+
+/**
+ * An evaluator for one UNet call per step: `rows` stacked once into encoder_hidden_states, x copied
+ * into every sample row per step, `combine` forms ê from the stacked output. `extras` goes with every
+ * call (a rewritten UNet's additional feeds, built once like the rows).
+ */
+export async function batchedEvaluator(model: Denoiser, w: number, h: number, rows: Row[], combine: Combine, extras?: CallExtras): Promise<EpsilonEvaluator> {
+  const n = model.info.latentChannels * w * h;
+  const batch = rows.length;
+  const ehs = await stackRows(model, rows);
+  const sample = new Float32Array(batch * n);
+  return {
+    rows: batch,
+    async evaluate(x, t, eps, at) {
+      if (x.length !== n) throw new Error(`latent has ${x.length} values, expected ${n}`);
+      for (let r = 0; r < batch; r++) sample.set(x, r * n);
+      const out = await model.unet(sample, batch, h, w, t, ehs, extras);
+      combine(out, eps, n, at);
+      return out;
+    },
+  };
+}
+
+export function checkGuidance(s: number, what = 'guidance scale'): void {
+  if (!Number.isFinite(s)) throw new Error(`${what} must be a finite number, got ${s}`);
+}
