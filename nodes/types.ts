@@ -179,19 +179,13 @@ export interface NodeDefinition<
    * a throw (a missing upload, a refused model path) fails the job at that node, before it starts.
    */
   plan?(args: { params: z.infer<P>; inputs: { [K in keyof I]?: PlannedValue }; services: Services }): Promise<NodePlan> | NodePlan;
-  run(args: {
-    inputs: Inputs<I>;
-    params: z.infer<P>;
-    ctx: NodeContext;
-  }): Promise<{ outputs: Outputs<O>; result?: NodeRunResult }>;
+  run(args: { inputs: Inputs<I>; params: z.infer<P>; ctx: NodeContext }): Promise<{ outputs: Outputs<O>; result?: NodeRunResult }>;
 }
 
 /** Identity helper that keeps the literal socket types so `run` sees typed inputs and outputs. */
-export function defineNode<
-  const I extends Record<string, InputSpec>,
-  const O extends Record<string, OutputSpec>,
-  P extends z.ZodObject,
->(def: NodeDefinition<I, O, P>): NodeDefinition<I, O, P> {
+export function defineNode<const I extends Record<string, InputSpec>, const O extends Record<string, OutputSpec>, P extends z.ZodObject>(
+  def: NodeDefinition<I, O, P>,
+): NodeDefinition<I, O, P> {
   return def;
 }
 

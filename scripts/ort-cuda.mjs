@@ -86,7 +86,12 @@ export function npmPack(spec, dest) {
   });
   if (run.error) throw new Error(`could not run npm: ${run.error.message}`);
   if (run.status !== 0) {
-    const why = `${run.stderr}\n${run.stdout}`.split('\n').map((l) => l.trim()).filter((l) => /err|E[A-Z]{3,}/i.test(l)).slice(0, 3).join(' ');
+    const why = `${run.stderr}\n${run.stdout}`
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => /err|E[A-Z]{3,}/i.test(l))
+      .slice(0, 3)
+      .join(' ');
     throw new Error(`npm pack ${spec} failed (exit ${run.status}): ${why || 'no message'}`);
   }
   const info = JSON.parse(run.stdout)[0];
@@ -133,7 +138,15 @@ export async function installFromTarball(tarball, binDir, { table = PROVIDER_TAB
       }
       log(`  installed ${name} (${((await stat(path.join(binDir, name))).size / 1e6).toFixed(1)} MB)`);
     }
-    const manifest = { package: table.package, version: table.version, onnxruntime: table.onnxruntime, cudaMajor: table.cudaMajor, integrity: table.integrity, files: table.files, installedAt: new Date().toISOString() };
+    const manifest = {
+      package: table.package,
+      version: table.version,
+      onnxruntime: table.onnxruntime,
+      cudaMajor: table.cudaMajor,
+      integrity: table.integrity,
+      files: table.files,
+      installedAt: new Date().toISOString(),
+    };
     await writeFile(path.join(binDir, MANIFEST_NAME), `${JSON.stringify(manifest, null, 1)}\n`);
   } finally {
     await rm(work, { recursive: true, force: true });
@@ -159,7 +172,9 @@ export async function installCudaProvider({ ortDir, table = PROVIDER_TABLE, pack
   const binDir = bindingDir(ort.dir);
   const before = await checkInstalled(binDir, table);
   if (before.complete && !force) {
-    log(`dualstyle: CUDA provider ${table.package}@${table.version} (ONNX Runtime ${table.onnxruntime}, CUDA ${table.cudaMajor}) already installed in ${binDir}; sha256 checked`);
+    log(
+      `dualstyle: CUDA provider ${table.package}@${table.version} (ONNX Runtime ${table.onnxruntime}, CUDA ${table.cudaMajor}) already installed in ${binDir}; sha256 checked`,
+    );
     return 'already-installed';
   }
   if (tarball) {
@@ -176,7 +191,9 @@ export async function installCudaProvider({ ortDir, table = PROVIDER_TABLE, pack
     }
   }
   log(`dualstyle: CUDA provider for onnxruntime-node ${table.onnxruntime} installed in ${binDir}`);
-  log('dualstyle: it needs CUDA 13 (cudart, cuBLAS, cuRAND, cuFFT), cuDNN 9 and an NVIDIA driver: `npm run doctor` checks each one and says how to get what is missing');
+  log(
+    'dualstyle: it needs CUDA 13 (cudart, cuBLAS, cuRAND, cuFFT), cuDNN 9 and an NVIDIA driver: `npm run doctor` checks each one and says how to get what is missing',
+  );
   return 'installed';
 }
 
@@ -195,7 +212,9 @@ async function postinstall() {
   if ((await checkInstalled(bindingDir(ort.dir))).complete) return;
   if (mode !== 'install') {
     const mb = (PROVIDER_TABLE.tarballBytes / 1e6).toFixed(0);
-    console.log(`dualstyle: NVIDIA driver found. For CUDA, run \`npm run install:cuda\` (downloads ${mb} MB from the npm registry), or install with DUALSTYLE_CUDA=install.`);
+    console.log(
+      `dualstyle: NVIDIA driver found. For CUDA, run \`npm run install:cuda\` (downloads ${mb} MB from the npm registry), or install with DUALSTYLE_CUDA=install.`,
+    );
     return;
   }
   try {

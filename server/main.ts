@@ -13,7 +13,17 @@ import type { RestartPolicy } from './executor/job-service.ts';
 import { formatBytes } from './util/bytes.ts';
 import { defaultMemoryBudget } from './executor/memory-plan.ts';
 import { redacted } from './util/redact.ts';
-import { parseFlags, readCommandLine, redisUrl, runIfEntry, RUNNER_FLAGS, runnerSettings, untilStopped, UsageError, type RunnerSettings } from './cli/options.ts';
+import {
+  parseFlags,
+  readCommandLine,
+  redisUrl,
+  runIfEntry,
+  RUNNER_FLAGS,
+  runnerSettings,
+  untilStopped,
+  UsageError,
+  type RunnerSettings,
+} from './cli/options.ts';
 
 const USAGE = `usage: npm start -- [--port 8188] [--host 127.0.0.1] [--token T] [--ep auto|cuda|webgpu|cpu] [--gpu N] [--data ./data]
                     [--preview-decoder DIR] [--redis URL] [--on-restart requeue|interrupt] [--keep-jobs 1000] [--keep-days 30]
@@ -130,7 +140,11 @@ export async function main(argv: string[], overrides: Partial<StudioOptions> = {
     console.log(d.ready ? `CUDA: ${d.summary}` : `CUDA: not available (${d.summary}); \`npm run doctor\` says how to fix it`);
   }
   console.log(`data folder: ${cli.dataDir}`);
-  console.log(cli.previewDecoder ? `previews: decoded by ${cli.previewDecoder}/taesd_decoder.onnx` : 'previews: latent→RGB projection (--preview-decoder DIR for a TAESD decoder)');
+  console.log(
+    cli.previewDecoder
+      ? `previews: decoded by ${cli.previewDecoder}/taesd_decoder.onnx`
+      : 'previews: latent→RGB projection (--preview-decoder DIR for a TAESD decoder)',
+  );
   console.log(
     cli.redis
       ? `jobs: distributed through Redis at ${redacted(cli.redis)}; start workers with \`npm run worker -- --redis URL --data ${cli.dataDir}\``
@@ -138,7 +152,12 @@ export async function main(argv: string[], overrides: Partial<StudioOptions> = {
   );
   if (cli.token) console.log('access token required (Authorization: Bearer <token>, or ?token=<token>)');
   console.log(`memory one job may use: ${formatBytes(cli.maxJobMemory ?? defaultMemoryBudget())} (--max-job-memory)`);
-  if (!cli.redis) console.log(cli.releaseIdleMs > 0 ? `loaded models are released after ${cli.releaseIdleMs / 1000} s without a job (--release-idle)` : 'loaded models are kept while idle (--release-idle off)');
+  if (!cli.redis)
+    console.log(
+      cli.releaseIdleMs > 0
+        ? `loaded models are released after ${cli.releaseIdleMs / 1000} s without a job (--release-idle)`
+        : 'loaded models are kept while idle (--release-idle off)',
+    );
   if (cli.allowHosts.length > 0) console.log(`also answering to: ${cli.allowHosts.join(', ')}`);
   if (cli.modelRoots.length > 0) console.log(`models folders also: ${cli.modelRoots.join(', ')}`);
 

@@ -59,7 +59,20 @@ describe('bench command line', () => {
     const run = await bench(['--help']);
     expect(run).toMatchObject({ code: 0, stderr: '' });
     expect(run.stdout.trim()).toBe(BENCH_USAGE);
-    for (const flag of ['--model', '--ep', '--steps', '--skip', '--size', '--reps', '--unet-reps', '--no-session-timing', '--preview-decoder', '--max-job-memory', '--jsonl', '--json']) {
+    for (const flag of [
+      '--model',
+      '--ep',
+      '--steps',
+      '--skip',
+      '--size',
+      '--reps',
+      '--unet-reps',
+      '--no-session-timing',
+      '--preview-decoder',
+      '--max-job-memory',
+      '--jsonl',
+      '--json',
+    ]) {
       expect(BENCH_USAGE).toContain(`\n  ${flag} `);
     }
   });

@@ -25,7 +25,12 @@ afterAll(async () => {
 });
 
 /** A raw HTTP request with exactly these headers (fetch will not send a foreign Host). */
-function raw(method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+function raw(
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port: studio.port, method, path, headers, setHost: false }, (res) => {
       let text = '';

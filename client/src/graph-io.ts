@@ -81,7 +81,8 @@ export function snapshotToGraph(snapshot: EditorSnapshot, meta: Graph['meta'] = 
     ...(c.points?.length ? { points: c.points.map(roundPosition) } : {}),
   }));
   const graph: Graph = { format: GRAPH_FORMAT, version: GRAPH_VERSION, nodes, edges, meta: cloneJson(meta) ?? {} };
-  if (snapshot.groups?.length) graph.groups = snapshot.groups.map((g) => ({ ...g, ...roundPosition(g), width: Math.round(g.width), height: Math.round(g.height) }));
+  if (snapshot.groups?.length)
+    graph.groups = snapshot.groups.map((g) => ({ ...g, ...roundPosition(g), width: Math.round(g.width), height: Math.round(g.height) }));
   return graph;
 }
 
@@ -92,8 +93,12 @@ export function snapshotToGraph(snapshot: EditorSnapshot, meta: Graph['meta'] = 
 export function graphFingerprint(graph: Graph): string {
   // Order-insensitive: undoing a delete re-adds a node and its edges at the end of the lists.
   const nodes = [...graph.nodes].sort((a, b) => a.id.localeCompare(b.id)).map((n) => JSON.stringify(n, sortedKeys(n.params)));
-  const edges = graph.edges.map((e) => `${e.from.node}.${e.from.output}>${e.to.node}.${e.to.input}${e.points?.length ? JSON.stringify(e.points.map((p) => [p.x, p.y])) : ''}`).sort();
-  const groups = [...(graph.groups ?? [])].sort((a, b) => a.id.localeCompare(b.id)).map((g) => JSON.stringify([g.id, g.title, g.x, g.y, g.width, g.height, g.color ?? '']));
+  const edges = graph.edges
+    .map((e) => `${e.from.node}.${e.from.output}>${e.to.node}.${e.to.input}${e.points?.length ? JSON.stringify(e.points.map((p) => [p.x, p.y])) : ''}`)
+    .sort();
+  const groups = [...(graph.groups ?? [])]
+    .sort((a, b) => a.id.localeCompare(b.id))
+    .map((g) => JSON.stringify([g.id, g.title, g.x, g.y, g.width, g.height, g.color ?? '']));
   return JSON.stringify({ nodes, edges, ...(groups.length ? { groups } : {}) });
 }
 
@@ -166,9 +171,8 @@ export function parseGraphJson(input: unknown): ParseResult {
     if (typeof n.type !== 'string' || n.type === '') return { ok: false, message: `Node "${n.id}" has no "type".` };
     if (seen.has(n.id)) return { ok: false, message: `Two nodes share the id "${n.id}".` };
     seen.add(n.id);
-    const pos = isRecord(n.position) && typeof n.position.x === 'number' && typeof n.position.y === 'number'
-      ? { x: n.position.x, y: n.position.y }
-      : { x: 0, y: 0 };
+    const pos =
+      isRecord(n.position) && typeof n.position.x === 'number' && typeof n.position.y === 'number' ? { x: n.position.x, y: n.position.y } : { x: 0, y: 0 };
     const node: GraphNode = { id: n.id, type: n.type, params: isRecord(n.params) ? cloneJson(n.params) : {}, position: pos };
     if (typeof n.title === 'string') node.title = n.title;
     if (n.mode === 'bypass' || n.mode === 'mute') node.mode = n.mode;
@@ -265,7 +269,7 @@ export function planImport(graph: Graph, catalog: Catalog): ImportPlan {
     const dto: EditorNodeDTO = {
       id: n.id,
       type: n.type,
-      params: spec ? { ...defaultParams(spec), ...(cloneJson(n.params) ?? {}) } : cloneJson(n.params) ?? {},
+      params: spec ? { ...defaultParams(spec), ...(cloneJson(n.params) ?? {}) } : (cloneJson(n.params) ?? {}),
       position: { ...(n.position ?? { x: 0, y: 0 }) },
       ...(n.title !== undefined ? { title: n.title } : {}),
       ...(n.mode ? { mode: n.mode } : {}),
@@ -307,7 +311,13 @@ export function planImport(graph: Graph, catalog: Catalog): ImportPlan {
       continue;
     }
     fed.add(key);
-    connections.push({ source: e.from.node, sourceOutput: e.from.output, target: e.to.node, targetInput: e.to.input, ...(e.points?.length ? { points: e.points } : {}) });
+    connections.push({
+      source: e.from.node,
+      sourceOutput: e.from.output,
+      target: e.to.node,
+      targetInput: e.to.input,
+      ...(e.points?.length ? { points: e.points } : {}),
+    });
   }
   return { nodes, connections, problems };
 }
@@ -343,7 +353,11 @@ function uniqueNames(names: string[]): string[] {
 /** A readable node id that the graph schema accepts (letters, digits, "_", "-", "."), unique in the graph. */
 export function uniqueNodeId(type: string, existing: Iterable<string>): string {
   const taken = new Set(existing);
-  const base = type.replace(/[^A-Za-z0-9_.-]+/g, '-').replace(/^[-.]+|[-.]+$/g, '').slice(0, 48) || 'node';
+  const base =
+    type
+      .replace(/[^A-Za-z0-9_.-]+/g, '-')
+      .replace(/^[-.]+|[-.]+$/g, '')
+      .slice(0, 48) || 'node';
   for (let i = 1; ; i++) {
     const id = `${base}-${i}`;
     if (!taken.has(id)) return id;
@@ -364,11 +378,7 @@ export function graphNameProblem(name: string): string | null {
  * Would an edge source → target close a loop? True when target already reaches source through the
  * existing connections (or when they are the same node).
  */
-export function wouldCreateCycle(
-  connections: Pick<EditorConnectionDTO, 'source' | 'target'>[],
-  source: string,
-  target: string,
-): boolean {
+export function wouldCreateCycle(connections: Pick<EditorConnectionDTO, 'source' | 'target'>[], source: string, target: string): boolean {
   if (source === target) return true;
   const next = new Map<string, string[]>();
   for (const c of connections) {

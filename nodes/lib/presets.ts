@@ -8,13 +8,11 @@ export const STYLE_PRESETS = [
   },
   {
     label: 'Van Gogh',
-    value:
-      'A Van Gogh-style painting of [prompt], with bold, swirling brushstrokes, rich textures, and vibrant, expressive colors reminiscent of Starry Night',
+    value: 'A Van Gogh-style painting of [prompt], with bold, swirling brushstrokes, rich textures, and vibrant, expressive colors reminiscent of Starry Night',
   },
   {
     label: 'Mosaic',
-    value:
-      'A highly detailed mosaic of [prompt], made of small, colorful tiles with visible grout lines, creating a textured and handcrafted appearance',
+    value: 'A highly detailed mosaic of [prompt], made of small, colorful tiles with visible grout lines, creating a textured and handcrafted appearance',
   },
   {
     label: 'Andy Warhol Pop',

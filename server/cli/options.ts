@@ -89,7 +89,10 @@ export function parseFlags<O extends NonNullable<ParseArgsConfig['options']>>(ar
 }
 
 /** RUNNER_FLAGS' values, checked. */
-export function runnerSettings(values: { [K in keyof typeof RUNNER_FLAGS]?: (typeof RUNNER_FLAGS)[K] extends { multiple: true } ? string[] : string }, env: NodeJS.ProcessEnv): RunnerSettings {
+export function runnerSettings(
+  values: { [K in keyof typeof RUNNER_FLAGS]?: (typeof RUNNER_FLAGS)[K] extends { multiple: true } ? string[] : string },
+  env: NodeJS.ProcessEnv,
+): RunnerSettings {
   const ep = (values.ep ?? (env.DUALSTYLE_EP || 'auto')) as ExecutionProviderRequest;
   if (!EXECUTION_PROVIDERS.includes(ep)) throw new UsageError(`--ep must be one of ${EXECUTION_PROVIDERS.join(', ')}, got ${JSON.stringify(ep)}`);
   const gpuText = values.gpu ?? (env.DUALSTYLE_GPU || undefined);
@@ -148,7 +151,8 @@ export function redisUrl(text: string): string {
   } catch {
     throw new UsageError(`--redis must be a URL such as redis://127.0.0.1:6379, got ${JSON.stringify(text)}`);
   }
-  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new UsageError(`--redis must start with redis:// or rediss://, got ${JSON.stringify(text)}`);
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:')
+    throw new UsageError(`--redis must start with redis:// or rediss://, got ${JSON.stringify(text)}`);
   return text;
 }
 

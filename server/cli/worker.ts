@@ -15,7 +15,18 @@ import { createCatalog } from '../catalog.ts';
 import { loadPreviewDecoder, type BudgetedPreviewDecoder } from '../engine/onnx/preview-decoder.ts';
 import { GraphRunner } from '../executor/graph-runner.ts';
 import { RedisJobWorker } from '../executor/redis-worker.ts';
-import { parseFlags, readCommandLine, redisUrl, runIfEntry, RUNNER_FLAGS, runnerSettings, untilStopped, UsageError, wholeNumber, type RunnerSettings } from './options.ts';
+import {
+  parseFlags,
+  readCommandLine,
+  redisUrl,
+  runIfEntry,
+  RUNNER_FLAGS,
+  runnerSettings,
+  untilStopped,
+  UsageError,
+  wholeNumber,
+  type RunnerSettings,
+} from './options.ts';
 import { redacted } from '../util/redact.ts';
 
 const USAGE = `usage: npm run worker -- --redis URL [--gpu N] [--data ./data] [--ep auto|cuda|webgpu|cpu] [--stall-timeout 30]
@@ -65,7 +76,8 @@ export async function runWorker(argv: string[], overrides: { catalog?: AnyNodeDe
   let worker: RedisJobWorker;
   try {
     // CUDA_VISIBLE_DEVICES leaves this worker's GPU as device 0.
-    if (cli.previewDecoder) previewDecoder = await loadPreviewDecoder(cli.previewDecoder, cli.ep, {}, (err) =>
+    if (cli.previewDecoder)
+      previewDecoder = await loadPreviewDecoder(cli.previewDecoder, cli.ep, {}, (err) =>
         consoleLogger.warn(`the preview decoder failed; live previews use the latent projection from now on: ${err.message}`),
       );
     const runner = new GraphRunner({

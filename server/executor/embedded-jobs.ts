@@ -249,7 +249,11 @@ export class EmbeddedJobService implements JobService {
       };
     });
     const queued = this.db.queued();
-    const etas = queueEtas(lefts, queued.map((j) => planMs(this.times, j.plan as PlannedNode[])), 1);
+    const etas = queueEtas(
+      lefts,
+      queued.map((j) => planMs(this.times, j.plan as PlannedNode[])),
+      1,
+    );
     const pending = queued.map(({ plan: _plan, ...job }, i) => (etas[i] !== undefined ? { ...job, etaMs: etas[i] } : job));
     return { running: active[0] ?? null, active, pending, workers: 1 };
   }

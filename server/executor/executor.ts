@@ -202,7 +202,12 @@ function record(summary: ExecuteSummary, nodeId: string, entry: CachedOutputs): 
 
 /** Every declared output must be present; a node that forgets one would break its consumers later. */
 function checkOutputs(def: AnyNodeDefinition, out: unknown): void {
-  if (typeof out !== 'object' || out === null || typeof (out as { outputs?: unknown }).outputs !== 'object' || (out as { outputs?: unknown }).outputs === null) {
+  if (
+    typeof out !== 'object' ||
+    out === null ||
+    typeof (out as { outputs?: unknown }).outputs !== 'object' ||
+    (out as { outputs?: unknown }).outputs === null
+  ) {
     throw new Error(`node type "${def.type}" returned no outputs object`);
   }
   const outputs = (out as { outputs: Record<string, unknown> }).outputs;

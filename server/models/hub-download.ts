@@ -139,9 +139,7 @@ async function downloadFile(
 
   const got = (await sizeOf(part)) ?? 0;
   if (file.size !== undefined && got !== file.size) {
-    throw new FetchModelError(
-      `incomplete download of ${file.path}: got ${got} of ${file.size} bytes (run the command again to resume)`,
-    );
+    throw new FetchModelError(`incomplete download of ${file.path}: got ${got} of ${file.size} bytes (run the command again to resume)`);
   }
   await rename(part, final);
   opts.onEvent({ kind: 'file-done', file, skipped: false, bytes: got });

@@ -26,7 +26,7 @@ export function sha256FileSync(file) {
   try {
     const hash = createHash('sha256');
     const buf = Buffer.alloc(8 << 20);
-    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) hash.update(buf.subarray(0, n));
+    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0;) hash.update(buf.subarray(0, n));
     return hash.digest('hex');
   } finally {
     closeSync(fd);

@@ -73,7 +73,13 @@ export function NodeSearchResults(props: {
     <ul className={props.className} ref={list}>
       {search.found.map((n, i) => (
         <li key={n.type}>
-          <button type="button" className={i === search.active ? 'active' : ''} {...props.itemAttrs(n)} onMouseEnter={() => search.setActive(i)} onClick={() => search.pick(n.type)}>
+          <button
+            type="button"
+            className={i === search.active ? 'active' : ''}
+            {...props.itemAttrs(n)}
+            onMouseEnter={() => search.setActive(i)}
+            onClick={() => search.pick(n.type)}
+          >
             {props.renderItem(n)}
           </button>
         </li>

@@ -4,7 +4,19 @@ import type { CatalogNode } from '../../../server/protocol/catalog.ts';
 import type { GraphListEntry } from '../api.ts';
 import { NodeSearchInput, NodeSearchResults, useNodeSearch } from './NodeSearch.tsx';
 
-export function Modal({ title, onClose, children, testId, wide }: { title: string; onClose: () => void; children: ReactNode; testId: string; wide?: boolean | 'full' }) {
+export function Modal({
+  title,
+  onClose,
+  children,
+  testId,
+  wide,
+}: {
+  title: string;
+  onClose: () => void;
+  children: ReactNode;
+  testId: string;
+  wide?: boolean | 'full';
+}) {
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       if (e.key === 'Escape') {
@@ -58,7 +70,11 @@ export function PromptDialog(props: {
           onKeyDown={(e) => e.key === 'Enter' && submit()}
         />
       </label>
-      {(touched && problem) || props.error ? <div className="sd-error" data-testid="prompt-error">{(touched && problem) || props.error}</div> : null}
+      {(touched && problem) || props.error ? (
+        <div className="sd-error" data-testid="prompt-error">
+          {(touched && problem) || props.error}
+        </div>
+      ) : null}
       <div className="sd-actions">
         <button type="button" onClick={props.onCancel}>
           Cancel
@@ -87,7 +103,12 @@ export function ConfirmDialog(props: { title: string; message: string; confirmLa
   );
 }
 
-export function OpenDialog(props: { load: () => Promise<GraphListEntry[]>; onOpen: (entry: GraphListEntry) => void; onDelete: (entry: GraphListEntry) => Promise<void>; onCancel: () => void }) {
+export function OpenDialog(props: {
+  load: () => Promise<GraphListEntry[]>;
+  onOpen: (entry: GraphListEntry) => void;
+  onDelete: (entry: GraphListEntry) => Promise<void>;
+  onCancel: () => void;
+}) {
   const [entries, setEntries] = useState<GraphListEntry[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   const { load } = props;
@@ -110,7 +131,8 @@ export function OpenDialog(props: { load: () => Promise<GraphListEntry[]>; onOpe
           className="sd-link"
           title={`Delete “${e.name}”`}
           onClick={() => {
-            if (window.confirm(`Delete the saved graph “${e.name}”? This cannot be undone.`)) void props.onDelete(e).then(refresh, (err: Error) => setError(err.message));
+            if (window.confirm(`Delete the saved graph “${e.name}”? This cannot be undone.`))
+              void props.onDelete(e).then(refresh, (err: Error) => setError(err.message));
           }}
         >
           Delete

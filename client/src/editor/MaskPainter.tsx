@@ -119,7 +119,7 @@ export function MaskPainter({ node, rt, param }: { node: StudioNode; rt: NodeRun
   const [full, setFull] = useState<{ strokes: readonly Stroke[]; note: string } | null>(null);
   const note = problem ?? (full?.strokes === strokes ? full.note : null);
   const canvas = useRef<HTMLCanvasElement>(null);
-  const drawing = useRef<Decoded & { xy: number[] } | null>(null);
+  const drawing = useRef<(Decoded & { xy: number[] }) | null>(null);
   // A stroke handed to the editor, drawn until the strokes come back with it.
   const committed = useRef<Decoded | null>(null);
   const hover = useRef<{ x: number; y: number } | null>(null);
@@ -283,7 +283,13 @@ export function MaskPainter({ node, rt, param }: { node: StudioNode; rt: NodeRun
             {k}
           </button>
         ))}
-        <button type="button" className={`sd-swatch eraser${brush === ERASER ? ' active' : ''}`} data-testid="brush-eraser" title={`Eraser: paints style ${fill} (the fill) back`} onClick={() => setBrush(ERASER)}>
+        <button
+          type="button"
+          className={`sd-swatch eraser${brush === ERASER ? ' active' : ''}`}
+          data-testid="brush-eraser"
+          title={`Eraser: paints style ${fill} (the fill) back`}
+          onClick={() => setBrush(ERASER)}
+        >
           ⌫
         </button>
         <input
@@ -297,7 +303,13 @@ export function MaskPainter({ node, rt, param }: { node: StudioNode; rt: NodeRun
           value={radius}
           onChange={(e) => setRadius(Number(e.target.value))}
         />
-        <button type="button" data-testid="paint-clear" title="Remove every stroke (one undo step)" disabled={!problem && strokes.length === 0} onClick={() => bridge().setParam(node.id, param.name, [], false)}>
+        <button
+          type="button"
+          data-testid="paint-clear"
+          title="Remove every stroke (one undo step)"
+          disabled={!problem && strokes.length === 0}
+          onClick={() => bridge().setParam(node.id, param.name, [], false)}
+        >
           Clear
         </button>
       </div>
@@ -337,11 +349,16 @@ export function MaskPainter({ node, rt, param }: { node: StudioNode; rt: NodeRun
       <div className="sd-painter-status">
         {images[0] ? (
           // The mask of the last run as the engine computed it: each region in its style's colour.
-          <img className="sd-painter-last" data-testid="node-result-img" src={withToken(images[0].url)} alt="the mask of the last run" title="The mask of the last run, as the engine computed it" draggable={false} />
+          <img
+            className="sd-painter-last"
+            data-testid="node-result-img"
+            src={withToken(images[0].url)}
+            alt="the mask of the last run"
+            title="The mask of the last run, as the engine computed it"
+            draggable={false}
+          />
         ) : null}
-        <span data-testid="paint-status">
-          {note ?? paintStatus(strokes.length, fill, styles, Boolean(under))}
-        </span>
+        <span data-testid="paint-status">{note ?? paintStatus(strokes.length, fill, styles, Boolean(under))}</span>
         {rt.result?.text ? (
           // The size the mask is drawn at (the picture's), whatever the painter's size on screen.
           <span className="sd-painter-size" data-testid="media-size">

@@ -33,7 +33,10 @@ export function createPieces(c: {
         const node = editor.getNode(id);
         return node ? [{ node, position: { ...(area.nodeViews.get(id)?.position ?? { x: 0, y: 0 }) } }] : [];
       }),
-      connections: editor.getConnections().filter((x) => set.has(x.source) || set.has(x.target)).map((connection) => ({ connection, points: pins.pinsOf(connection.id) })),
+      connections: editor
+        .getConnections()
+        .filter((x) => set.has(x.source) || set.has(x.target))
+        .map((connection) => ({ connection, points: pins.pinsOf(connection.id) })),
     };
   }
 

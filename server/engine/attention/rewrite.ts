@@ -301,9 +301,11 @@ export function rewriteForAttentionMerge(model: IModelProto, sourceHash = '', st
   const maskW = maskSide(3);
   const maskHW = add('Mul', [maskH, maskW], maskScope);
   // The grids of 0..MAX_HALVINGS stride-2 halvings, rounding up (SD's 3×3 pad-1 convolutions) then down.
-  const halvings = constantFloat('halvings', Array.from({ length: MAX_HALVINGS + 1 }, (_, k) => 2 ** k));
-  const halved = (side: string) =>
-    ['Ceil', 'Floor'].map((op) => add(op, [add('Div', [side, halvings], maskScope)], maskScope));
+  const halvings = constantFloat(
+    'halvings',
+    Array.from({ length: MAX_HALVINGS + 1 }, (_, k) => 2 ** k),
+  );
+  const halved = (side: string) => ['Ceil', 'Floor'].map((op) => add(op, [add('Div', [side, halvings], maskScope)], maskScope));
   const gridH = add('Concat', halved(maskH), maskScope, [attr('axis', 0)]);
   const gridW = add('Concat', halved(maskW), maskScope, [attr('axis', 0)]);
 
@@ -311,7 +313,9 @@ export function rewriteForAttentionMerge(model: IModelProto, sourceHash = '', st
   const maskChannels =
     styles === 2
       ? [MASK_INPUT]
-      : others.map((k) => add('Slice', [MASK_INPUT, constantInt64(`channel_${k - 2}`, [k - 2]), constantInt64(`channel_end_${k - 2}`, [k - 1]), one64], maskScope));
+      : others.map((k) =>
+          add('Slice', [MASK_INPUT, constantInt64(`channel_${k - 2}`, [k - 2]), constantInt64(`channel_end_${k - 2}`, [k - 1]), one64], maskScope),
+        );
 
   /** M_k at this layer's token grid, as [B|1, S, 1] in `floatType`, for each mask channel. */
   const layerMasks = (attention: string, scope: string, floatType: number): string[] => {
@@ -327,10 +331,7 @@ export function rewriteForAttentionMerge(model: IModelProto, sourceHash = '', st
     const side = (candidates: string) => add('Cast', [add('Gather', [candidates, first], scope, [attr('axis', 0)])], scope, [attr('to', INT64)]);
     const sizes = add('Concat', [maskB, one64, side(candidatesH), side(candidatesW)], scope, [attr('axis', 0)]);
     return maskChannels.map((channel) => {
-      const resized = add('Resize', [channel, '', '', sizes], scope, [
-        attr('mode', 'linear'),
-        attr('coordinate_transformation_mode', 'half_pixel'),
-      ]);
+      const resized = add('Resize', [channel, '', '', sizes], scope, [attr('mode', 'linear'), attr('coordinate_transformation_mode', 'half_pixel')]);
       const perToken = add('Reshape', [resized, tokensShape], scope);
       return floatType === FLOAT ? perToken : add('Cast', [perToken], scope, [attr('to', floatType)]);
     });
@@ -345,7 +346,9 @@ export function rewriteForAttentionMerge(model: IModelProto, sourceHash = '', st
       const attention = [layer.attentionOutput, ...others.map((k) => shadows.get(k)!.get(layer.attentionOutput)!)];
       const floatType = constantType(layer.weight, producer, initializersByName) ?? inputFloatType;
       if (floatType !== FLOAT && floatType !== FLOAT16) {
-        throw new AttentionRewriteError(`the output projection ${layer.projection} has weights of ONNX type ${floatType}; only float32 and float16 are supported`);
+        throw new AttentionRewriteError(
+          `the output projection ${layer.projection} has weights of ONNX type ${floatType}; only float32 and float16 are supported`,
+        );
       }
       const m = layerMasks(attention[0]!, scope, floatType);
       // Σ_{k<N} M_k·A_k + (1 − Σ_{k<N} M_k)·A_N; two styles: Add(Mul(M, A1), Mul(Sub(1, M), A2)).

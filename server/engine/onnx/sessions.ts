@@ -104,7 +104,11 @@ export function cudaProviderStatus(deviceId = 0): { available: boolean; reason: 
  * Creates a session on a concrete provider, or resolves a request (`auto` tries CUDA, falls back to
  * CPU). Created from the file path so onnxruntime resolves external weights (weights.pb) beside it.
  */
-export async function createSession(modelPath: string, request: ExecutionProviderRequest | ExecutionProvider, settings: SessionSettings = {}): Promise<CreatedSession> {
+export async function createSession(
+  modelPath: string,
+  request: ExecutionProviderRequest | ExecutionProvider,
+  settings: SessionSettings = {},
+): Promise<CreatedSession> {
   const gpu = settings.deviceId ? ` (GPU ${settings.deviceId})` : '';
   if (request === 'auto' || request === 'cuda') {
     const cuda = cudaProviderStatus(settings.deviceId);
@@ -163,11 +167,16 @@ export function graphShapingOptions(options: ort.InferenceSession.SessionOptions
 }
 
 /** The cache folder for this model and provider: `<model file hash>-<provider>-<state hash>`. */
-function optimizedCacheEntry(modelPath: string, provider: ExecutionProvider, settings: SessionSettings, root: string): { dir: string; prefix: string; bytes: number } {
+function optimizedCacheEntry(
+  modelPath: string,
+  provider: ExecutionProvider,
+  settings: SessionSettings,
+  root: string,
+): { dir: string; prefix: string; bytes: number } {
   const real = realpathSync(modelPath);
   const id = modelFilesIdentity(real);
   const hash = (x: string) => createHash('sha256').update(x).digest('hex').slice(0, 16);
-  const device = provider === 'cuda' ? `gpu${settings.deviceId ?? 0}` : provider === 'cpu' ? os.cpus()[0]?.model ?? os.arch() : '';
+  const device = provider === 'cuda' ? `gpu${settings.deviceId ?? 0}` : provider === 'cpu' ? (os.cpus()[0]?.model ?? os.arch()) : '';
   const prefix = `${hash(real)}-${provider}`;
   const state = hash(JSON.stringify([onnxruntimeNodeInfo().version, device, graphShapingOptions(sessionOptions(provider, settings)), id.files]));
   return { dir: path.join(root, `${prefix}-${state}`), prefix, bytes: id.bytes };

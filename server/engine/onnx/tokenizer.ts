@@ -22,8 +22,7 @@ export interface TokenizedPrompt {
 }
 
 /** CLIP's pre-tokenisation pattern (case-insensitive in the original; the text is lower-cased first). */
-const CLIP_PATTERN =
-  /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+/giu;
+const CLIP_PATTERN = /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+/giu;
 
 /** Python's str.isspace() set (what CLIP's `re.sub(r'\s+', ' ', text)` collapses). */
 // eslint-disable-next-line no-control-regex -- \x1c-\x1f are in Python's whitespace set, on purpose
@@ -56,9 +55,28 @@ const BYTE_SYMBOL = bytesToUnicode();
 const CURLY_SINGLE = /[\u02bc\u2018-\u201b]/g;
 const CURLY_DOUBLE = /[\u201c-\u201f]/g;
 const LIGATURES: Record<string, string> = {
-  'Ĳ': 'IJ', 'ĳ': 'ij', 'ŉ': 'ʼn', 'Ǆ': 'DŽ', 'ǅ': 'Dž', 'ǆ': 'dž', 'Ǉ': 'LJ', 'ǈ': 'Lj', 'ǉ': 'lj',
-  'Ǌ': 'NJ', 'ǋ': 'Nj', 'ǌ': 'nj', 'Ǳ': 'DZ', 'ǲ': 'Dz', 'ǳ': 'dz',
-  'ﬀ': 'ff', 'ﬁ': 'fi', 'ﬂ': 'fl', 'ﬃ': 'ffi', 'ﬄ': 'ffl', 'ﬅ': 'ſt', 'ﬆ': 'st',
+  Ĳ: 'IJ',
+  ĳ: 'ij',
+  ŉ: 'ʼn',
+  Ǆ: 'DŽ',
+  ǅ: 'Dž',
+  ǆ: 'dž',
+  Ǉ: 'LJ',
+  ǈ: 'Lj',
+  ǉ: 'lj',
+  Ǌ: 'NJ',
+  ǋ: 'Nj',
+  ǌ: 'nj',
+  Ǳ: 'DZ',
+  ǲ: 'Dz',
+  ǳ: 'dz',
+  ﬀ: 'ff',
+  ﬁ: 'fi',
+  ﬂ: 'fl',
+  ﬃ: 'ffi',
+  ﬄ: 'ffl',
+  ﬅ: 'ſt',
+  ﬆ: 'st',
 };
 const LIGATURE_RE = new RegExp(`[${Object.keys(LIGATURES).join('')}]`, 'g');
 /** Full-width / half-width forms → their ordinary characters (ftfy's fix_character_width). */
@@ -254,7 +272,7 @@ export class ClipTokenizer {
       if (best === Infinity) break;
       // Merge every occurrence of the chosen pair, left to right (as CLIP's loop does).
       const merged: string[] = [];
-      for (let i = 0; i < word.length; ) {
+      for (let i = 0; i < word.length;) {
         if (word[i] === first && i < word.length - 1 && word[i + 1] === second) {
           merged.push(first + second);
           i += 2;

@@ -50,7 +50,11 @@ export function buildPreviewDecoder(
   for (let level = 0; level < 3; level++) {
     for (let i = 0; i < blocks; i++) h = block(b, h, next(), c);
     const up = next();
-    h = b.op('Resize', [h, '', b.constant(up, 'float32', [4], [1, 1, 2, 2])], up, { coordinate_transformation_mode: 'asymmetric', mode: 'nearest', nearest_mode: 'floor' });
+    h = b.op('Resize', [h, '', b.constant(up, 'float32', [4], [1, 1, 2, 2])], up, {
+      coordinate_transformation_mode: 'asymmetric',
+      mode: 'nearest',
+      nearest_mode: 'floor',
+    });
     h = conv(b, h, next(), c, c, 3, { bias: false });
   }
   h = block(b, h, next(), c);

@@ -117,7 +117,10 @@ export function useDocument({ editor, notify, setDialog, onBeforeReplace, onRepl
       return;
     }
     // First visit: a working pipeline that runs as is teaches more than an empty canvas.
-    const welcome = await api.getGraph(FIRST_VISIT_TEMPLATE).then((r) => parseGraphJson(r.graph), () => null);
+    const welcome = await api.getGraph(FIRST_VISIT_TEMPLATE).then(
+      (r) => parseGraphJson(r.graph),
+      () => null,
+    );
     if (cancelled()) return;
     if (welcome?.ok) {
       const problems = await replace(ed, welcome.graph, (baseline) => ({ name: FIRST_VISIT_TEMPLATE, source: 'template', baseline }), true);
@@ -193,7 +196,11 @@ export function useDocument({ editor, notify, setDialog, onBeforeReplace, onRepl
         setDialog({ kind: 'saveAs', initial: name, error: `“${name}” is a shipped template, and templates are read-only. Choose another name.` });
         return false;
       }
-      if (name !== doc.name && list.some((e) => e.name === name && e.source === 'user') && !window.confirm(`A saved graph named “${name}” exists. Replace it?`)) {
+      if (
+        name !== doc.name &&
+        list.some((e) => e.name === name && e.source === 'user') &&
+        !window.confirm(`A saved graph named “${name}” exists. Replace it?`)
+      ) {
         return false;
       }
       const saved = editor?.toGraph({ ...meta, title: (meta.title as string | undefined) ?? name }) ?? EMPTY_GRAPH;
@@ -217,7 +224,23 @@ export function useDocument({ editor, notify, setDialog, onBeforeReplace, onRepl
     else setDialog({ kind: 'saveAs', initial: doc.source === 'template' && doc.name ? `my-${doc.name}` : '' });
   });
 
-  return { doc, meta, dirty, ready, firstVisit, docLabel, nodeCount: graph.nodes.length, currentGraph, edited, loadGraph, guardDirty, newGraph, openEntry, saveAs, save };
+  return {
+    doc,
+    meta,
+    dirty,
+    ready,
+    firstVisit,
+    docLabel,
+    nodeCount: graph.nodes.length,
+    currentGraph,
+    edited,
+    loadGraph,
+    guardDirty,
+    newGraph,
+    openEntry,
+    saveAs,
+    save,
+  };
 }
 
 export type StudioDocument = ReturnType<typeof useDocument>;
