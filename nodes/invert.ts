@@ -12,7 +12,7 @@ export const invertNode = defineNode({
   category: 'Sampling',
   description:
     'CycleDiffusion encoder: records the latent code z (x_t plus one noise per step) of the image under the source prompt. ' +
-    'Decoding z with any prompt keeps the picture\'s structure; decoding with the source prompt and guidance reproduces it.',
+    "Decoding z with any prompt keeps the picture's structure; decoding with the source prompt and guidance reproduces it.",
   inputs: {
     model: { type: 'Model', label: 'model' },
     latent: { type: 'Latent', label: 'latent', description: 'x0 from VAE Encode' },
@@ -24,7 +24,13 @@ export const invertNode = defineNode({
     skip: z.number().int().min(0).max(999).default(10).describe('Noisiest steps left out: refinement runs steps − skip times.'),
     eta: z.number().gt(0).max(1).default(0.1).describe('η: the stochasticity of the DDPM-with-η sampler (σ scale).').meta({ step: 0.01 }),
     guidance: z.number().min(1).max(50).default(1).describe('Encoder guidance scale s_enc (1 = no guidance, one UNet row).').meta({ step: 0.5 }),
-    seed: z.number().int().min(0).max(2 ** 32 - 1).default(0).describe('Seed of the encoder noise; the same seed gives the same code.'),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 32 - 1)
+      .default(0)
+      .describe('Seed of the encoder noise; the same seed gives the same code.'),
   }),
   check(p) {
     const problem = stepsProblem(p.steps, p.skip);

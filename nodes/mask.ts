@@ -19,10 +19,15 @@ export const maskNode = defineNode({
     'Where each style goes: a weight per style at every point, summing to 1 (two styles: M and 1 − M). A linear or logistic ' +
     'gradient through the styles in order (across the picture in a direction or at any angle, or out from a centre), ' +
     'regions painted by hand (brush, eraser, feather), or a grayscale image (white = style 1). The preview shows each ' +
-    'region in its style\'s colour, over the picture when one is connected.',
+    "region in its style's colour, over the picture when one is connected.",
   inputs: {
     image: { type: 'Image', label: 'image', optional: true, description: 'only for shape "image": its brightness places the styles' },
-    picture: { type: 'Image', label: 'picture', optional: true, description: 'shown under the regions in the preview (and gives it the picture\'s shape); does not change the mask' },
+    picture: {
+      type: 'Image',
+      label: 'picture',
+      optional: true,
+      description: "shown under the regions in the preview (and gives it the picture's shape); does not change the mask",
+    },
   },
   outputs: { mask: { type: 'Mask', label: 'mask', countParam: 'styles' } },
   params: z.object({
@@ -37,7 +42,9 @@ export const maskNode = defineNode({
     direction: z
       .enum(['left-right', 'right-left', 'top-bottom', 'bottom-top', 'angle', 'radial'])
       .default('left-right')
-      .describe('Style 1 starts on the first side and the last style ends on the second; angle: along Angle; radial: style 1 at the centre, the last at the farthest corner.')
+      .describe(
+        'Style 1 starts on the first side and the last style ends on the second; angle: along Angle; radial: style 1 at the centre, the last at the farthest corner.',
+      )
       .meta({ ui: { when: { shape: GRADIENTS } } }),
     angle: z
       .number()
@@ -46,8 +53,20 @@ export const maskNode = defineNode({
       .default(0)
       .describe('Direction "angle": degrees, 0 = left to right, 90 = top to bottom.')
       .meta({ ui: { slider: true, when: { shape: GRADIENTS, direction: ['angle'] } }, step: 1 }),
-    centerX: z.number().min(0).max(1).default(0.5).describe('Direction "radial": the centre, as a fraction of the width.').meta({ label: 'Centre x', step: 0.01, ui: { when: { shape: GRADIENTS, direction: ['radial'] } } }),
-    centerY: z.number().min(0).max(1).default(0.5).describe('Direction "radial": the centre, as a fraction of the height.').meta({ label: 'Centre y', step: 0.01, ui: { when: { shape: GRADIENTS, direction: ['radial'] } } }),
+    centerX: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.5)
+      .describe('Direction "radial": the centre, as a fraction of the width.')
+      .meta({ label: 'Centre x', step: 0.01, ui: { when: { shape: GRADIENTS, direction: ['radial'] } } }),
+    centerY: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.5)
+      .describe('Direction "radial": the centre, as a fraction of the height.')
+      .meta({ label: 'Centre y', step: 0.01, ui: { when: { shape: GRADIENTS, direction: ['radial'] } } }),
     sharpness: z
       .number()
       .min(0.1)
@@ -55,13 +74,20 @@ export const maskNode = defineNode({
       .default(20)
       .describe('k of the logistic transition (the paper uses 20; 70 is sharper).')
       .meta({ ui: { slider: true, when: { shape: ['logistic'] } }, step: 1 }),
-    fill: z.number().int().min(1).max(MAX_STYLES).default(1).describe('Painted: the style of everything no stroke covers (the eraser paints it back).').meta({ ui: { when: { shape: ['painted'] } } }),
+    fill: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_STYLES)
+      .default(1)
+      .describe('Painted: the style of everything no stroke covers (the eraser paints it back).')
+      .meta({ ui: { when: { shape: ['painted'] } } }),
     feather: z
       .number()
       .min(0)
       .max(0.25)
       .default(0.03)
-      .describe('Painted: softness of the borders between painted regions (a Gaussian of this width, as a fraction of the picture\'s shorter side; 0 = crisp).')
+      .describe("Painted: softness of the borders between painted regions (a Gaussian of this width, as a fraction of the picture's shorter side; 0 = crisp).")
       .meta({ step: 0.005, ui: { slider: true, when: { shape: ['painted'] } } }),
     strokes: StrokesSchema.default([])
       .describe('Painted: the strokes, painted on the node (brush and eraser, one colour per style).')
@@ -74,7 +100,10 @@ export const maskNode = defineNode({
     if (params.fill > params.styles) problems.push({ field: 'fill', message: `must be a style of the mask (1..${params.styles}), got ${params.fill}` });
     const beyond = params.strokes.findIndex((s) => s.style > params.styles);
     if (beyond >= 0) {
-      problems.push({ field: 'strokes', message: `stroke ${beyond + 1} paints style ${params.strokes[beyond]!.style}, but the mask has ${params.styles} styles; raise Styles or erase it` });
+      problems.push({
+        field: 'strokes',
+        message: `stroke ${beyond + 1} paints style ${params.strokes[beyond]!.style}, but the mask has ${params.styles} styles; raise Styles or erase it`,
+      });
     }
     return problems;
   },
@@ -112,7 +141,10 @@ function rgb(hex: string): [number, number, number] {
 /** The preview's size: PREVIEW on the long side, the picture's shape (square without one). */
 function previewSize(picture?: ImageValue): { width: number; height: number } {
   const aspect = picture ? picture.width / picture.height : 1;
-  return { width: Math.max(1, Math.round(aspect >= 1 ? PREVIEW : PREVIEW * aspect)), height: Math.max(1, Math.round(aspect >= 1 ? PREVIEW / aspect : PREVIEW)) };
+  return {
+    width: Math.max(1, Math.round(aspect >= 1 ? PREVIEW : PREVIEW * aspect)),
+    height: Math.max(1, Math.round(aspect >= 1 ? PREVIEW / aspect : PREVIEW)),
+  };
 }
 
 /**

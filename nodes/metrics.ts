@@ -17,16 +17,16 @@ export const metricsNode = defineNode({
   title: 'Metrics',
   category: 'Metrics',
   description:
-    'The seed paper\'s metrics of a generated image against the original: L2, PSNR, SSIM, smoothness (TV) and the seam TV of the central 20%; ' +
+    "The seed paper's metrics of a generated image against the original: L2, PSNR, SSIM, smoothness (TV) and the seam TV of the central 20%; " +
     'with a CLIP model and the prompts, CLIP (whole picture, mean over the styles; with two styles also left half vs style 1 and right half ' +
-    'vs style 2) and directional CLIP; with the mask too, CLIP of each style\'s own region (where the mask weighs it most) against that style; ' +
-    'with an LPIPS folder, LPIPS. Metrics are cheap next to sampling; the original\'s CLIP embeddings are computed once.',
+    "vs style 2) and directional CLIP; with the mask too, CLIP of each style's own region (where the mask weighs it most) against that style; " +
+    "with an LPIPS folder, LPIPS. Metrics are cheap next to sampling; the original's CLIP embeddings are computed once.",
   inputs: {
     image: { type: 'Image', label: 'generated' },
     original: { type: 'Image', label: 'original' },
     clip: { type: 'Clip', label: 'clip', optional: true },
     source: { type: 'Text', label: 'source prompt', optional: true },
-    style: { type: 'Text', label: 'style', optional: true, description: 'one prompt per style, in the mask\'s order', variadic: PER_STYLE },
+    style: { type: 'Text', label: 'style', optional: true, description: "one prompt per style, in the mask's order", variadic: PER_STYLE },
     mask: { type: 'Mask', label: 'mask', optional: true, description: 'for CLIP per region', countParam: 'styles' },
   },
   outputs: { metrics: { type: 'Metrics', label: 'metrics' } },
@@ -46,7 +46,9 @@ export const metricsNode = defineNode({
     if (clip?.handle && !prompts) ctx.warn(`CLIP scores need the source prompt and all ${style.length} style prompts connected; they are left out`);
     if (mask) requireStyles(mask, style.length);
     const lpips = params.lpips.trim()
-      ? await (await lpipsHandle(await resolveModelPath(params.lpips.trim(), ctx.services), ctx.services.executionProvider, { deviceId: ctx.services.gpu ?? 0 })).acquire()
+      ? await (
+          await lpipsHandle(await resolveModelPath(params.lpips.trim(), ctx.services), ctx.services.executionProvider, { deviceId: ctx.services.gpu ?? 0 })
+        ).acquire()
       : undefined;
     const values = await evaluateImage(image, original, prompts, { clip: clip?.handle ? await clip.handle.acquire() : undefined, lpips }, mask);
     const metrics: MetricsValue = { samples: [{ label: params.label.trim() || ctx.nodeId, values, width: image.width, height: image.height }] };
@@ -58,7 +60,9 @@ export const metricsNode = defineNode({
 function metricsResult(metrics: MetricsValue): NodeRunResult {
   const summary = summarize(metrics.samples);
   const first = summary.stats.get(summary.labels[0]!) ?? {};
-  const text = HEADLINE.filter((m) => first[m]).map((m) => `${METRICS[m].label} ${formatMetric(m, first[m]!.mean)}`).join(' · ');
+  const text = HEADLINE.filter((m) => first[m])
+    .map((m) => `${METRICS[m].label} ${formatMetric(m, first[m]!.mean)}`)
+    .join(' · ');
   return { text, table: { columns: summary.labels, rows: summaryRows(summary) } };
 }
 
@@ -72,7 +76,7 @@ export const metricsTable = defineNode({
   title: 'Metrics Table',
   category: 'Metrics',
   description:
-    'Collects the metrics of many runs into the seed\'s table: one column per label (method), one row per metric, mean ± std over the ' +
+    "Collects the metrics of many runs into the seed's table: one column per label (method), one row per metric, mean ± std over the " +
     'samples that share a label (e.g. the same method on several images); ↑/↓ say which way is better.',
   inputs: slotInputs,
   outputs: {},

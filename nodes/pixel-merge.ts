@@ -9,7 +9,7 @@ export const pixelMergeNode = defineNode({
   category: 'Image',
   description: 'Baseline of the paper: Σ_k M_k·image_k pixel by pixel (two styles: M·image1 + (1 − M)·image2), with the mask at image resolution.',
   inputs: {
-    image: { type: 'Image', label: 'image', description: 'one picture per style, in the mask\'s order', variadic: PER_STYLE },
+    image: { type: 'Image', label: 'image', description: "one picture per style, in the mask's order", variadic: PER_STYLE },
     mask: { type: 'Mask', label: 'mask', countParam: 'styles' },
   },
   outputs: { image: { type: 'Image', label: 'image' } },

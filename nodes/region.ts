@@ -20,11 +20,16 @@ export const regionNode = defineNode({
   inputs: {
     prompt: { type: 'Conditioning', label: 'prompt', description: 'the style prompt of this region' },
     negative: { type: 'Conditioning', label: 'negative', optional: true, description: 'what this region should not look like (∅ when unconnected)' },
-    fallback: { type: 'Conditioning', label: 'fallback', optional: true, description: 'the prompt outside the window (the inversion\'s source prompt when unconnected)' },
+    fallback: {
+      type: 'Conditioning',
+      label: 'fallback',
+      optional: true,
+      description: "the prompt outside the window (the inversion's source prompt when unconnected)",
+    },
   },
   outputs: { conditioning: { type: 'Conditioning', label: 'conditioning' } },
   params: z.object({
-    guidance: z.number().min(0).max(50).default(0).describe('This region\'s guidance scale (0 = the sampler\'s).').meta({ step: 0.5 }),
+    guidance: z.number().min(0).max(50).default(0).describe("This region's guidance scale (0 = the sampler's).").meta({ step: 0.5 }),
     start: z.number().min(0).max(1).default(0).describe('Where in the decode the style starts (0 = from the first step).').meta({ step: 0.05 }),
     end: z.number().min(0).max(1).default(1).describe('Where in the decode the style ends (1 = to the last step).').meta({ step: 0.05 }),
   }),
@@ -40,8 +45,12 @@ export const regionNode = defineNode({
   },
   async run({ inputs, params }) {
     const { prompt, negative, fallback } = inputs;
-    for (const [what, value] of [['negative', negative], ['fallback', fallback]] as const) {
-      if (value && value.modelId !== prompt.modelId) throw new UserError(`${what} was encoded with a different model than the prompt; encode both with the same Load Model`, what);
+    for (const [what, value] of [
+      ['negative', negative],
+      ['fallback', fallback],
+    ] as const) {
+      if (value && value.modelId !== prompt.modelId)
+        throw new UserError(`${what} was encoded with a different model than the prompt; encode both with the same Load Model`, what);
     }
     const windowed = params.start > 0 || params.end < 1;
     const region: RegionSettings = {
@@ -49,7 +58,11 @@ export const regionNode = defineNode({
       ...(params.guidance > 0 ? { guidance: params.guidance } : {}),
       ...(windowed ? { window: { start: params.start, end: params.end, ...(fallback ? { fallback } : {}) } } : {}),
     };
-    const parts = [negative ? `negative "${short(negative.prompt)}"` : '', params.guidance > 0 ? `guidance ${params.guidance}` : '', windowed ? `steps ${pct(params.start)}–${pct(params.end)}` : ''];
+    const parts = [
+      negative ? `negative "${short(negative.prompt)}"` : '',
+      params.guidance > 0 ? `guidance ${params.guidance}` : '',
+      windowed ? `steps ${pct(params.start)}–${pct(params.end)}` : '',
+    ];
     return { outputs: { conditioning: { ...prompt, region } }, result: { text: parts.filter(Boolean).join(' · ') || 'as the sampler' } };
   },
 });

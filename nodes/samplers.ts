@@ -9,13 +9,7 @@ import { PER_STYLE, requireStyles, stylesParam } from './lib/styles.ts';
 import type { NodeContext, NodePlan, PlannedValue } from './types.ts';
 import type { ConditioningValue, InversionValue, LatentValue, MaskValue, ModelValue } from './values.ts';
 
-const guidanceParam = z
-  .number()
-  .min(1)
-  .max(50)
-  .default(20)
-  .describe('Decoder guidance scale s (the paper uses 20; 1 = no guidance).')
-  .meta({ step: 0.5 });
+const guidanceParam = z.number().min(1).max(50).default(20).describe('Decoder guidance scale s (the paper uses 20; 1 = no guidance).').meta({ step: 0.5 });
 
 /** Replays the inversion's code under `rule`: one UNet call per step, progress and previews on the way. */
 async function decodeInversion(model: ModelValue, inversion: InversionValue, rule: EpsilonRule, ctx: NodeContext): Promise<LatentValue> {
@@ -69,7 +63,14 @@ function regionalRows(inputs: Record<string, PlannedValue | undefined>, styles: 
 }
 
 /** An N-style sampler node: same inputs, parameters and behaviour for every merge rule. */
-function mergeSampler(spec: { type: string; title: string; description: string; rule: MergeRule; rows: (s: number, styles: number) => number; attentionMerge?: boolean }) {
+function mergeSampler(spec: {
+  type: string;
+  title: string;
+  description: string;
+  rule: MergeRule;
+  rows: (s: number, styles: number) => number;
+  attentionMerge?: boolean;
+}) {
   return defineNode({
     type: spec.type,
     title: spec.title,
@@ -78,20 +79,32 @@ function mergeSampler(spec: { type: string; title: string; description: string; 
     inputs: {
       model: { type: 'Model', label: 'model' },
       inversion: { type: 'Inversion', label: 'inversion' },
-      style: { type: 'Conditioning', label: 'style', description: 'one prompt per style, in the mask\'s order', variadic: PER_STYLE },
+      style: { type: 'Conditioning', label: 'style', description: "one prompt per style, in the mask's order", variadic: PER_STYLE },
       mask: { type: 'Mask', label: 'mask', countParam: 'styles' },
-      base: { type: 'Conditioning', label: 'base', optional: true, description: 'a prompt every region shares, at the base ratio (holds the regions together)' },
+      base: {
+        type: 'Conditioning',
+        label: 'base',
+        optional: true,
+        description: 'a prompt every region shares, at the base ratio (holds the regions together)',
+      },
     },
     outputs: { latent: { type: 'Latent', label: 'latent' } },
     params: z.object({
       styles: stylesParam('How many styles are merged: one style input each, and the mask must have as many regions.'),
       guidance: guidanceParam,
-      baseRatio: z.number().min(0).max(1).default(0.2).describe('The share r of the base prompt, when one is connected: r·base + (1 − r)·regions.').meta({ label: 'Base ratio', step: 0.05 }),
+      baseRatio: z
+        .number()
+        .min(0)
+        .max(1)
+        .default(0.2)
+        .describe('The share r of the base prompt, when one is connected: r·base + (1 − r)·regions.')
+        .meta({ label: 'Base ratio', step: 0.05 }),
     }),
     plan({ inputs, params }) {
       const planned = inputs as Record<string, PlannedValue | undefined>;
       const base = planned['base'] !== undefined && params.baseRatio > 0;
-      if (spec.attentionMerge) return samplerPlan(inputs.model, inputs.inversion, spec.rows(params.guidance, params.styles), { styles: params.styles + (base ? 1 : 0) });
+      if (spec.attentionMerge)
+        return samplerPlan(inputs.model, inputs.inversion, spec.rows(params.guidance, params.styles), { styles: params.styles + (base ? 1 : 0) });
       return samplerPlan(inputs.model, inputs.inversion, spec.rows(params.guidance, params.styles) + regionalRows(planned, params.styles), undefined);
     },
     async run({ inputs, params, ctx }) {
@@ -112,7 +125,7 @@ export const epsilonMergeSampler = mergeSampler({
   title: 'Epsilon Merge Sampler',
   description:
     'N-style decoding by noise merging: at every step ê = Σ_k M_k·ê(c_k), each classifier-free guided (two styles: ' +
-    'M·ê(c1) + (1 − M)·ê(c2), the paper\'s); ∅ and every style go through the UNet in one batched call (N + 1 rows).',
+    "M·ê(c1) + (1 − M)·ê(c2), the paper's); ∅ and every style go through the UNet in one batched call (N + 1 rows).",
   rule: regionalMerge,
   rows: (s, n) => (s === 1 ? n : n + 1), // [c1..cN], or [∅, c1..cN]; regional settings add their distinct prompts
 });
@@ -144,7 +157,11 @@ export const singlePromptSampler = defineNode({
   outputs: { latent: { type: 'Latent', label: 'latent' } },
   params: z.object({ guidance: guidanceParam }),
   plan({ inputs, params }) {
-    return samplerPlan(inputs.model, inputs.inversion, (params.guidance === 1 ? 1 : 2) + (inputs.negative ? 1 : 0) + Math.max(0, (inputs.prompt?.rows ?? 1) - 1));
+    return samplerPlan(
+      inputs.model,
+      inputs.inversion,
+      (params.guidance === 1 ? 1 : 2) + (inputs.negative ? 1 : 0) + Math.max(0, (inputs.prompt?.rows ?? 1) - 1),
+    );
   },
   async run({ inputs, params, ctx }) {
     const { model, inversion, prompt, negative } = inputs;

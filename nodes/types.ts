@@ -179,24 +179,18 @@ export interface NodeDefinition<
    * a throw (a missing upload, a refused model path) fails the job at that node, before it starts.
    */
   plan?(args: { params: z.infer<P>; inputs: { [K in keyof I]?: PlannedValue }; services: Services }): Promise<NodePlan> | NodePlan;
-  run(args: {
-    inputs: Inputs<I>;
-    params: z.infer<P>;
-    ctx: NodeContext;
-  }): Promise<{ outputs: Outputs<O>; result?: NodeRunResult }>;
+  run(args: { inputs: Inputs<I>; params: z.infer<P>; ctx: NodeContext }): Promise<{ outputs: Outputs<O>; result?: NodeRunResult }>;
 }
 
 /** Identity helper that keeps the literal socket types so `run` sees typed inputs and outputs. */
-export function defineNode<
-  const I extends Record<string, InputSpec>,
-  const O extends Record<string, OutputSpec>,
-  P extends z.ZodObject,
->(def: NodeDefinition<I, O, P>): NodeDefinition<I, O, P> {
+export function defineNode<const I extends Record<string, InputSpec>, const O extends Record<string, OutputSpec>, P extends z.ZodObject>(
+  def: NodeDefinition<I, O, P>,
+): NodeDefinition<I, O, P> {
   return def;
 }
 
 /** A node definition with its generic parameters erased, as stored in a catalog. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- erases the parameters: a definition is invariant in them (run takes params and inputs, gives outputs)
 export type AnyNodeDefinition = NodeDefinition<any, any, any>;
 
 /** A concrete input socket of a node: a plain one, or a member (index 1..N) of a variadic family. */

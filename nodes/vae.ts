@@ -7,7 +7,7 @@ export const vaeEncode = defineNode({
   title: 'VAE Encode',
   category: 'Latent',
   description:
-    'Encodes an image into the scaled SD latent x0 (VAE mean × scaling factor). Refuses a size the model\'s UNet does not take, naming the nearest sizes it does.',
+    "Encodes an image into the scaled SD latent x0 (VAE mean × scaling factor). Refuses a size the model's UNet does not take, naming the nearest sizes it does.",
   inputs: {
     model: { type: 'Model', label: 'model' },
     image: { type: 'Image', label: 'image' },

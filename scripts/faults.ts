@@ -21,7 +21,10 @@ function fail(message: string): never {
 
 let values;
 try {
-  values = parseArgs({ options: { rounds: { type: 'string' }, seed: { type: 'string' }, kinds: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true }).values;
+  values = parseArgs({
+    options: { rounds: { type: 'string' }, seed: { type: 'string' }, kinds: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    strict: true,
+  }).values;
 } catch (err) {
   fail((err as Error).message);
 }
@@ -30,7 +33,8 @@ if (values.help) {
   process.exit(0);
 }
 const rounds = Number(values.rounds ?? '20');
-if (!Number.isSafeInteger(rounds) || rounds < 1 || rounds > 10_000) fail(`--rounds must be a whole number from 1 to 10000, got ${JSON.stringify(values.rounds)}`);
+if (!Number.isSafeInteger(rounds) || rounds < 1 || rounds > 10_000)
+  fail(`--rounds must be a whole number from 1 to 10000, got ${JSON.stringify(values.rounds)}`);
 const seed = values.seed === undefined ? Date.now() % 1_000_000 : Number(values.seed);
 if (!Number.isSafeInteger(seed) || seed < 0) fail(`--seed must be a whole number, got ${JSON.stringify(values.seed)}`);
 const kinds = (values.kinds?.split(',').map((k) => k.trim()) ?? [...FAULT_KINDS]) as FaultKind[];

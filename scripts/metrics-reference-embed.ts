@@ -19,7 +19,11 @@ for (const f of (await readdir(work)).filter((f) => f.endsWith('_pv.npy'))) {
   await writeFile(path.join(work, f.replace('_pv.npy', '_embeds.npy')), encodeNpy(flat, [3, embeds[0]!.length]));
 }
 const prompts = JSON.parse(await readFile(path.join(work, 'prompts.json'), 'utf8')) as Record<string, string>;
-for (const [key, prompt] of [['source', prompts.source], ['style1', prompts.style1_left], ['style2', prompts.style2_right]] as const) {
+for (const [key, prompt] of [
+  ['source', prompts.source],
+  ['style1', prompts.style1_left],
+  ['style2', prompts.style2_right],
+] as const) {
   const e = await clip.textEmbedding(prompt!);
   await writeFile(path.join(work, `text_${key}.npy`), encodeNpy(e, [e.length]));
 }

@@ -16,7 +16,6 @@ export const PROVIDER_TABLE: ProviderTable;
 export const MANIFEST_NAME: string;
 export function findOnnxruntimeNode(from?: string): { dir: string; version: string } | null;
 export function bindingDir(ortDir: string, platform?: string, arch?: string): string;
-export function sha256File(file: string): Promise<string>;
 export function sha512Integrity(file: string): Promise<string>;
 export function checkInstalled(dir: string, table?: ProviderTable): Promise<{ files: Record<string, 'ok' | 'mismatch' | 'missing'>; complete: boolean }>;
 export function npmPack(spec: string, dest: string): { file: string; integrity: string };

@@ -4,7 +4,7 @@
  *
  * onnxruntime-node ships its CPU (and WebGPU) binaries in the npm package; its own installer fetches the
  * CUDA provider from NuGet, a host that offline mirrors, corporate npm proxies and CI often cannot reach
- * (the project's .npmrc skips that installer). The same three files of Microsoft's official build are on the
+ * (package.json's allowScripts denies that installer). The same three files of Microsoft's official build are on the
  * npm registry in a repackaged tarball (server/engine/onnx/cuda-provider.json names it, with npm's sha512 integrity
  * of the tarball and the sha256 of each file). This script gets it with npm itself (`npm pack`, so the
  * user's registry, proxy and auth settings apply; no other host), checks both hashes, and copies the three
@@ -20,13 +20,13 @@
  *                                   Never fails the install. DUALSTYLE_CUDA=skip silences it.
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { copyFile, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { hashFile } from '../server/util/file-hash.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -52,16 +52,9 @@ export function bindingDir(ortDir, platform = process.platform, arch = process.a
   return path.join(ortDir, 'bin', 'napi-v6', platform, arch);
 }
 
-export async function sha256File(file) {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk);
-  return hash.digest('hex');
-}
-
+/** npm's integrity string of a tarball. */
 export async function sha512Integrity(file) {
-  const hash = createHash('sha512');
-  for await (const chunk of createReadStream(file)) hash.update(chunk);
-  return `sha512-${hash.digest('base64')}`;
+  return `sha512-${await hashFile(file, { algorithm: 'sha512', encoding: 'base64' })}`;
 }
 
 /** Which of the table's files are in `dir` with the expected sha256 ('ok'), another one ('mismatch') or absent. */
@@ -70,7 +63,7 @@ export async function checkInstalled(dir, table = PROVIDER_TABLE) {
   for (const [name, expected] of Object.entries(table.files)) {
     const file = path.join(dir, name);
     if (!existsSync(file)) files[name] = 'missing';
-    else files[name] = (await sha256File(file)) === expected ? 'ok' : 'mismatch';
+    else files[name] = (await hashFile(file)) === expected ? 'ok' : 'mismatch';
   }
   const all = Object.values(files);
   return { files, complete: all.every((s) => s === 'ok') };
@@ -93,7 +86,12 @@ export function npmPack(spec, dest) {
   });
   if (run.error) throw new Error(`could not run npm: ${run.error.message}`);
   if (run.status !== 0) {
-    const why = `${run.stderr}\n${run.stdout}`.split('\n').map((l) => l.trim()).filter((l) => /err|E[A-Z]{3,}/i.test(l)).slice(0, 3).join(' ');
+    const why = `${run.stderr}\n${run.stdout}`
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => /err|E[A-Z]{3,}/i.test(l))
+      .slice(0, 3)
+      .join(' ');
     throw new Error(`npm pack ${spec} failed (exit ${run.status}): ${why || 'no message'}`);
   }
   const info = JSON.parse(run.stdout)[0];
@@ -124,7 +122,7 @@ export async function installFromTarball(tarball, binDir, { table = PROVIDER_TAB
   try {
     const extracted = extractFiles(tarball, work, table);
     for (const [name, file] of Object.entries(extracted)) {
-      const got = await sha256File(file);
+      const got = await hashFile(file);
       if (got !== table.files[name]) throw new Error(`${name} in the tarball has sha256 ${got}, the table expects ${table.files[name]}: not installing it`);
     }
     log(`  sha256 of ${Object.keys(extracted).length} files match the table`);
@@ -140,7 +138,15 @@ export async function installFromTarball(tarball, binDir, { table = PROVIDER_TAB
       }
       log(`  installed ${name} (${((await stat(path.join(binDir, name))).size / 1e6).toFixed(1)} MB)`);
     }
-    const manifest = { package: table.package, version: table.version, onnxruntime: table.onnxruntime, cudaMajor: table.cudaMajor, integrity: table.integrity, files: table.files, installedAt: new Date().toISOString() };
+    const manifest = {
+      package: table.package,
+      version: table.version,
+      onnxruntime: table.onnxruntime,
+      cudaMajor: table.cudaMajor,
+      integrity: table.integrity,
+      files: table.files,
+      installedAt: new Date().toISOString(),
+    };
     await writeFile(path.join(binDir, MANIFEST_NAME), `${JSON.stringify(manifest, null, 1)}\n`);
   } finally {
     await rm(work, { recursive: true, force: true });
@@ -166,7 +172,9 @@ export async function installCudaProvider({ ortDir, table = PROVIDER_TABLE, pack
   const binDir = bindingDir(ort.dir);
   const before = await checkInstalled(binDir, table);
   if (before.complete && !force) {
-    log(`dualstyle: CUDA provider ${table.package}@${table.version} (ONNX Runtime ${table.onnxruntime}, CUDA ${table.cudaMajor}) already installed in ${binDir}; sha256 checked`);
+    log(
+      `dualstyle: CUDA provider ${table.package}@${table.version} (ONNX Runtime ${table.onnxruntime}, CUDA ${table.cudaMajor}) already installed in ${binDir}; sha256 checked`,
+    );
     return 'already-installed';
   }
   if (tarball) {
@@ -183,7 +191,9 @@ export async function installCudaProvider({ ortDir, table = PROVIDER_TABLE, pack
     }
   }
   log(`dualstyle: CUDA provider for onnxruntime-node ${table.onnxruntime} installed in ${binDir}`);
-  log('dualstyle: it needs CUDA 13 (cudart, cuBLAS, cuRAND, cuFFT), cuDNN 9 and an NVIDIA driver: `npm run doctor` checks each one and says how to get what is missing');
+  log(
+    'dualstyle: it needs CUDA 13 (cudart, cuBLAS, cuRAND, cuFFT), cuDNN 9 and an NVIDIA driver: `npm run doctor` checks each one and says how to get what is missing',
+  );
   return 'installed';
 }
 
@@ -201,7 +211,10 @@ async function postinstall() {
   if (!ort || !nvidiaDriverPresent()) return;
   if ((await checkInstalled(bindingDir(ort.dir))).complete) return;
   if (mode !== 'install') {
-    console.log(`dualstyle: NVIDIA driver found. For CUDA, run \`npm run install:cuda\` (downloads ${(PROVIDER_TABLE.tarballBytes / 1e6).toFixed(0)} MB from the npm registry), or install with DUALSTYLE_CUDA=install.`);
+    const mb = (PROVIDER_TABLE.tarballBytes / 1e6).toFixed(0);
+    console.log(
+      `dualstyle: NVIDIA driver found. For CUDA, run \`npm run install:cuda\` (downloads ${mb} MB from the npm registry), or install with DUALSTYLE_CUDA=install.`,
+    );
     return;
   }
   try {

@@ -34,7 +34,6 @@ import { uploadRoutes } from './http/uploads.ts';
 import { DEFAULT_GRAPH_QUOTA, GraphStore } from './store/graphs.ts';
 import { graphsIndexFile, resultsDir, uploadsDir, userGraphsDir } from './store/paths.ts';
 
-
 export interface StudioOptions {
   /** Folder for saved graphs, uploads and results. Created when missing. */
   dataDir: string;
@@ -235,7 +234,11 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
     });
   }
   app.use(securityHeaders());
-  if (token) app.use('/api', requireToken(token, guesses, (socket) => connections.trust(socket)));
+  if (token)
+    app.use(
+      '/api',
+      requireToken(token, guesses, (socket) => connections.trust(socket)),
+    );
   app.use('/api', refuseSimpleRequests);
   app.use('/api', express.json({ limit: limits.jsonBodyBytes }));
   app.use(
@@ -248,7 +251,10 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
       ...(jobs.health ? { queueHealth: () => jobs.health!() } : {}),
     }),
   );
-  app.use('/api', jobRoutes(jobs, catalog, (graph, outputs) => graphRunner.preflight(graph, outputs)));
+  app.use(
+    '/api',
+    jobRoutes(jobs, catalog, (graph, outputs) => graphRunner.preflight(graph, outputs)),
+  );
   app.use('/api', graphRoutes(graphs, catalog));
   app.use('/api', uploadRoutes(dataDir, limits));
   app.use('/api', apiNotFound);
@@ -261,7 +267,8 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
     boundPort = await listen(httpServer, port, host);
   } catch (err) {
     unsubscribe();
-    io.close();
+    // Its promise settles without error (a close error goes to a callback, and there is none).
+    void io.close();
     await jobs.close();
     await previewDecoder?.release();
     throw err;

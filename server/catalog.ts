@@ -21,7 +21,10 @@ export function createCatalog(defs: AnyNodeDefinition[]): NodeCatalog {
     if (!(def.params instanceof z.ZodObject)) {
       throw new Error(`Node type "${def.type}": "params" must be a zod object (z.object({...})).`);
     }
-    for (const [kind, sockets] of [['input', def.inputs], ['output', def.outputs]] as const) {
+    for (const [kind, sockets] of [
+      ['input', def.inputs],
+      ['output', def.outputs],
+    ] as const) {
       for (const [name, spec] of Object.entries(sockets as Record<string, InputSpec | OutputSpec>)) {
         if (!(SOCKET_TYPES as readonly string[]).includes(spec.type)) {
           throw new Error(`Node type "${def.type}": ${kind} "${name}" has unknown socket type "${spec.type}".`);

@@ -6,7 +6,6 @@
  * DUALSTYLE_REDIS, DUALSTYLE_MAX_JOB_MEMORY. Flags win over the environment.
  */
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createStudio, type Studio, type StudioOptions } from './app.ts';
 import { diagnoseCuda } from './engine/onnx/cuda-doctor.ts';
 import { tokenProblem } from './http/auth.ts';
@@ -14,7 +13,17 @@ import type { RestartPolicy } from './executor/job-service.ts';
 import { formatBytes } from './util/bytes.ts';
 import { defaultMemoryBudget } from './executor/memory-plan.ts';
 import { redacted } from './util/redact.ts';
-import { parseFlags, redisUrl, RUNNER_FLAGS, runnerSettings, untilStopped, UsageError, type RunnerSettings } from './cli/options.ts';
+import {
+  parseFlags,
+  readCommandLine,
+  redisUrl,
+  runIfEntry,
+  RUNNER_FLAGS,
+  runnerSettings,
+  untilStopped,
+  UsageError,
+  type RunnerSettings,
+} from './cli/options.ts';
 
 const USAGE = `usage: npm start -- [--port 8188] [--host 127.0.0.1] [--token T] [--ep auto|cuda|webgpu|cpu] [--gpu N] [--data ./data]
                     [--preview-decoder DIR] [--redis URL] [--on-restart requeue|interrupt] [--keep-jobs 1000] [--keep-days 30]
@@ -98,17 +107,9 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
 
 /** `overrides` (a node catalog, say) are for test entries that start the real server with other parts. */
 export async function main(argv: string[], overrides: Partial<StudioOptions> = {}): Promise<number> {
-  let cli: CliOptions | 'help';
-  try {
-    cli = parseCli(argv);
-  } catch (err) {
-    console.error(`error: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (cli === 'help') {
-    console.log(USAGE);
-    return 0;
-  }
+  const read = readCommandLine(argv, parseCli, USAGE);
+  if ('exit' in read) return read.exit;
+  const { cli } = read;
   let studio: Studio;
   try {
     studio = await createStudio({
@@ -139,7 +140,11 @@ export async function main(argv: string[], overrides: Partial<StudioOptions> = {
     console.log(d.ready ? `CUDA: ${d.summary}` : `CUDA: not available (${d.summary}); \`npm run doctor\` says how to fix it`);
   }
   console.log(`data folder: ${cli.dataDir}`);
-  console.log(cli.previewDecoder ? `previews: decoded by ${cli.previewDecoder}/taesd_decoder.onnx` : 'previews: latent→RGB projection (--preview-decoder DIR for a TAESD decoder)');
+  console.log(
+    cli.previewDecoder
+      ? `previews: decoded by ${cli.previewDecoder}/taesd_decoder.onnx`
+      : 'previews: latent→RGB projection (--preview-decoder DIR for a TAESD decoder)',
+  );
   console.log(
     cli.redis
       ? `jobs: distributed through Redis at ${redacted(cli.redis)}; start workers with \`npm run worker -- --redis URL --data ${cli.dataDir}\``
@@ -147,7 +152,12 @@ export async function main(argv: string[], overrides: Partial<StudioOptions> = {
   );
   if (cli.token) console.log('access token required (Authorization: Bearer <token>, or ?token=<token>)');
   console.log(`memory one job may use: ${formatBytes(cli.maxJobMemory ?? defaultMemoryBudget())} (--max-job-memory)`);
-  if (!cli.redis) console.log(cli.releaseIdleMs > 0 ? `loaded models are released after ${cli.releaseIdleMs / 1000} s without a job (--release-idle)` : 'loaded models are kept while idle (--release-idle off)');
+  if (!cli.redis)
+    console.log(
+      cli.releaseIdleMs > 0
+        ? `loaded models are released after ${cli.releaseIdleMs / 1000} s without a job (--release-idle)`
+        : 'loaded models are kept while idle (--release-idle off)',
+    );
   if (cli.allowHosts.length > 0) console.log(`also answering to: ${cli.allowHosts.join(', ')}`);
   if (cli.modelRoots.length > 0) console.log(`models folders also: ${cli.modelRoots.join(', ')}`);
 
@@ -155,15 +165,4 @@ export async function main(argv: string[], overrides: Partial<StudioOptions> = {
   return 0;
 }
 
-// fileURLToPath, not URL.pathname: the latter keeps %20 and friends, so under a folder with a space in
-// its name the server would silently never start.
-const isEntry = process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);
-if (isEntry) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      console.error(`error: ${(err as Error)?.message ?? String(err)}`);
-      process.exit(1);
-    },
-  );
-}
+runIfEntry(import.meta.url, main);

@@ -71,9 +71,7 @@ describe.concurrent('command line (server/main.ts)', () => {
       onStdout?.(stdout, () => child.kill('SIGTERM'));
     });
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-      child.on('exit', (code) => resolve({ code, stdout, stderr })),
-    );
+    return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr })));
   }
 
   it('starts, prints its URL and stops cleanly on SIGTERM', async () => {
@@ -84,7 +82,7 @@ describe.concurrent('command line (server/main.ts)', () => {
       const m = text.match(/Dual Style Studio running at (http:\/\/127\.0\.0\.1:\d+\/)/);
       if (m && !url && text.includes('execution provider')) {
         url = m[1]!;
-        fetch(new URL('/api/health', url))
+        void fetch(new URL('/api/health', url))
           .then((r) => r.json())
           .then((h) => (health = h))
           .finally(kill);
@@ -101,7 +99,9 @@ describe.concurrent('command line (server/main.ts)', () => {
     const dir = await tempDir('api-cli-busy');
     const result = await runMain(['--port', String(studio.port), '--data', dir]);
     expect(result.code).toBe(1);
-    expect(result.stderr.trim().split('\n')).toEqual([`error: port ${studio.port} is already in use on 127.0.0.1: stop the other server or choose another port (--port)`]);
+    expect(result.stderr.trim().split('\n')).toEqual([
+      `error: port ${studio.port} is already in use on 127.0.0.1: stop the other server or choose another port (--port)`,
+    ]);
     await fs.rm(dir, { recursive: true, force: true });
   });
 });

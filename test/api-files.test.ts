@@ -13,7 +13,14 @@ let dataDir: string;
 let templatesDir: string;
 let studio: Studio;
 
-const TEMPLATE = graphOf([{ id: 'n', type: 'Constant' }, { id: 'save', type: 'Save' }], ['n.value -> save.value'], 'Demo template');
+const TEMPLATE = graphOf(
+  [
+    { id: 'n', type: 'Constant' },
+    { id: 'save', type: 'Save' },
+  ],
+  ['n.value -> save.value'],
+  'Demo template',
+);
 
 beforeAll(async () => {
   dataDir = await tempDir('api-files');
@@ -29,7 +36,14 @@ afterAll(async () => {
 });
 
 describe('graphs', () => {
-  const wip = graphOf([{ id: 'add', type: 'Add', params: { offset: 0 } }, { id: 'save', type: 'Save' }], ['add.sum -> save.value'], 'Work in progress');
+  const wip = graphOf(
+    [
+      { id: 'add', type: 'Add', params: { offset: 0 } },
+      { id: 'save', type: 'Save' },
+    ],
+    ['add.sum -> save.value'],
+    'Work in progress',
+  );
 
   it('refuses a graph too deeply nested to write back, with a 400', async () => {
     // JSON.parse reads this; JSON.stringify's recursion cannot write it (it was a 500).
@@ -113,7 +127,9 @@ describe('graphs', () => {
 
 describe('uploads', () => {
   it('keeps the name of the uploaded file beside it, and serves the built-in sample as a thumbnail', async () => {
-    const png = await sharp({ create: { width: 40, height: 30, channels: 3, background: '#3366cc' } }).png().toBuffer();
+    const png = await sharp({ create: { width: 40, height: 30, channels: 3, background: '#3366cc' } })
+      .png()
+      .toBuffer();
     const up = await fetch(new URL('/api/uploads', studio.url), {
       method: 'POST',
       headers: { 'content-type': 'image/png', 'x-file-name': encodeURIComponent('C:\\photos\\Ferienhaus ü.png') },
@@ -136,7 +152,9 @@ describe('uploads', () => {
   });
 
   it('stores an uploaded image as PNG and serves it back', async () => {
-    const jpeg = await sharp({ create: { width: 20, height: 10, channels: 3, background: { r: 200, g: 40, b: 10 } } }).jpeg().toBuffer();
+    const jpeg = await sharp({ create: { width: 20, height: 10, channels: 3, background: { r: 200, g: 40, b: 10 } } })
+      .jpeg()
+      .toBuffer();
     const res = await fetch(new URL('/api/uploads', studio.url), { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: new Uint8Array(jpeg) });
     expect(res.status).toBe(201);
     const body = (await res.json()) as { name: string; width: number; height: number; url: string };

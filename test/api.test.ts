@@ -45,12 +45,20 @@ describe('basics', () => {
     const d = diagnoseCuda();
     expect(health.body.executionProviderUsed).toBe(d.ready ? 'cuda' : 'cpu');
     expect(health.body.executionProviderNote).toContain(d.summary);
-    expect(health.body.cuda).toMatchObject({ ready: d.ready, summary: d.summary, fixes: d.fixes, gpu: 0, provider: { installed: d.provider.installed, onnxruntime: '1.29.0' } });
+    expect(health.body.cuda).toMatchObject({
+      ready: d.ready,
+      summary: d.summary,
+      fixes: d.fixes,
+      gpu: 0,
+      provider: { installed: d.provider.installed, onnxruntime: '1.29.0' },
+    });
     expect(health.body.cuda.missing.map((m: { name: string }) => m.name)).toEqual(d.missing);
     expect(health.body.cuda.libraries.map((l: { name: string; path: string | null }) => [l.name, l.path])).toEqual(d.libraries.map((l) => [l.name, l.path]));
     if (!d.ready) expect(health.body.cuda.fixes.length).toBeGreaterThan(0);
     expect(['cpu', 'cuda']).toContain(health.body.executionProviderUsed);
-    expect(health.body.executionProviderNote).toMatch(health.body.executionProviderUsed === 'cpu' ? /^auto: CUDA unavailable \(.+\); using CPU$/ : /^auto: CUDA/);
+    expect(health.body.executionProviderNote).toMatch(
+      health.body.executionProviderUsed === 'cpu' ? /^auto: CUDA unavailable \(.+\); using CPU$/ : /^auto: CUDA/,
+    );
 
     const catalog = await api(studio, 'GET', '/api/catalog');
     expect(catalog.status).toBe(200);
@@ -102,7 +110,10 @@ describe('validation', () => {
     expect(strict.body.ok).toBe(false);
     expect(strict.body.issues.map((i: { code: string }) => i.code)).toContain('no_outputs');
 
-    const bad = graphOf([{ id: 'a', type: 'Add' }, { id: 's', type: 'SlowCounter', params: { steps: 0 } }]);
+    const bad = graphOf([
+      { id: 'a', type: 'Add' },
+      { id: 's', type: 'SlowCounter', params: { steps: 0 } },
+    ]);
     const res = await api(studio, 'POST', '/api/validate', { graph: bad });
     expect(res.status).toBe(200);
     const codes = res.body.issues.map((i: { code: string; nodeId?: string }) => `${i.nodeId}:${i.code}`);
@@ -146,6 +157,9 @@ describe('validation', () => {
     const unknown = res.body.error.issues.filter((i: { code: string }) => i.code === 'unknown_node_type');
     expect(unknown.map((i: { nodeId: string }) => i.nodeId).sort()).toEqual(['x', 'y']);
     expect(res.body.error.message).toMatch(/NoSuchNode|AlsoMissing/);
+    // The same one-line summary as the runner's (it once said "1 more problems" here).
+    expect(res.body.error.issues).toHaveLength(2);
+    expect(res.body.error.message).toMatch(/\[unknown_node_type\] .* \(and 1 more problem\)$/);
     expect((await api(studio, 'GET', '/api/queue')).body).toEqual({ running: null, active: [], pending: [], workers: 1 });
   });
 
@@ -206,7 +220,9 @@ describe('jobs', () => {
     const file = await fetch(new URL(image.url, studio.url));
     expect(file.status).toBe(200);
     expect(file.headers.get('content-type')).toBe('image/png');
-    const { data, info } = await sharp(Buffer.from(await file.arrayBuffer())).raw().toBuffer({ resolveWithObject: true });
+    const { data, info } = await sharp(Buffer.from(await file.arrayBuffer()))
+      .raw()
+      .toBuffer({ resolveWithObject: true });
     expect([info.width, info.height]).toEqual([16, 16]);
     expect([data[0], data[1], data[2]]).toEqual([9, 0, 246]); // the value 3 + 6 = 9 as red
 
@@ -251,7 +267,10 @@ describe('jobs', () => {
     expect(res.body.cancelled).toBe(true);
     const end = await events.waitForEnd(jobId);
     expect(end.name).toBe('job:cancelled');
-    const steps = events.forJob(jobId).filter((e) => e.name === 'node:progress').map((e) => e.args.step);
+    const steps = events
+      .forJob(jobId)
+      .filter((e) => e.name === 'node:progress')
+      .map((e) => e.args.step);
     expect(Math.max(...steps)).toBeLessThan(2000);
     expect((await api(studio, 'GET', `/api/jobs/${jobId}`)).body.job.state).toBe('cancelled');
     const again = await api(studio, 'POST', `/api/jobs/${jobId}/cancel`);

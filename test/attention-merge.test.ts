@@ -43,7 +43,10 @@ afterAll(async () => {
 
 const values = seededValues;
 
-const sha = async (file: string) => createHash('sha256').update(await readFile(file)).digest('hex');
+const sha = async (file: string) =>
+  createHash('sha256')
+    .update(await readFile(file))
+    .digest('hex');
 
 /** A model folder we may write to: a copy of the demo model. */
 async function demoCopy(name: string): Promise<string> {
@@ -250,7 +253,11 @@ describe('attention-merge rewrite across export styles', () => {
       results[style] = {
         stock: await run(path.join(dir, 'model.onnx'), base),
         merged: await run(path.join(dir, 'dual.onnx'), { ...base, [EHS2_INPUT]: c2, [MASK_INPUT]: ramp }),
-        ones: await run(path.join(dir, 'dual.onnx'), { ...base, [EHS2_INPUT]: c2, [MASK_INPUT]: new ort.Tensor('float32', new Float32Array(w * h).fill(1), [1, 1, h, w]) }),
+        ones: await run(path.join(dir, 'dual.onnx'), {
+          ...base,
+          [EHS2_INPUT]: c2,
+          [MASK_INPUT]: new ort.Tensor('float32', new Float32Array(w * h).fill(1), [1, 1, h, w]),
+        }),
       };
     }
     const ref = results.bmm!;
@@ -280,7 +287,8 @@ describe('attention-merge rewrite of a half-precision graph', () => {
     const mask = (v: number) => new ort.Tensor('float32', new Float32Array(h * w).fill(v), [1, 1, h, w]);
     const [stock, dual] = await Promise.all([ort.InferenceSession.create(stockBytes), ort.InferenceSession.create(bytes)]);
     try {
-      const out = async (s: ort.InferenceSession, feeds: Record<string, ort.Tensor>) => float16ToFloat32((await s.run(feeds))['out_sample']!.data as Uint16Array);
+      const out = async (s: ort.InferenceSession, feeds: Record<string, ort.Tensor>) =>
+        float16ToFloat32((await s.run(feeds))['out_sample']!.data as Uint16Array);
       const stock1 = await out(stock, base);
       const stock2 = await out(stock, { ...base, encoder_hidden_states: c2 });
       expect(maxAbsDiff(await out(dual, { ...base, [EHS2_INPUT]: c2, [MASK_INPUT]: mask(1) }), stock1)).toBe(0);
@@ -304,7 +312,9 @@ describe('attention-merge refusals', () => {
     b.output('out_sample', 'float32', ['batch', 77, 32]);
     const { model } = b.model('no cross-attention');
     expect(() => rewriteOnnxBytes(model)).toThrow(AttentionRewriteError);
-    expect(() => rewriteOnnxBytes(model)).toThrow(/no cross-attention found \(input "encoder_hidden_states"\); looked for projections of encoder_hidden_states .*Softmax/);
+    expect(() => rewriteOnnxBytes(model)).toThrow(
+      /no cross-attention found \(input "encoder_hidden_states"\); looked for projections of encoder_hidden_states .*Softmax/,
+    );
   });
 
   it('refuses a graph with no text input at all (a VAE decoder)', async () => {
@@ -348,8 +358,24 @@ describe.skipIf(!hasFixture)('attention-merge rewrite of the reference tiny-sd U
       const [batch, , h, w] = sample.shape as [number, number, number, number];
       const stock1 = await pipe.unet(sample.data, batch, h, w, 500, ehs.data);
       const stock2 = await pipe.unet(sample.data, batch, h, w, 500, ehs2.data);
-      const ones = await pipe.unet(sample.data, batch, h, w, 500, ehs.data, await pipe.attentionMergeExtras([ehs2.data], batch, new Float32Array(w * h).fill(1), w, h));
-      const zeros = await pipe.unet(sample.data, batch, h, w, 500, ehs.data, await pipe.attentionMergeExtras([ehs2.data], batch, new Float32Array(w * h), w, h));
+      const ones = await pipe.unet(
+        sample.data,
+        batch,
+        h,
+        w,
+        500,
+        ehs.data,
+        await pipe.attentionMergeExtras([ehs2.data], batch, new Float32Array(w * h).fill(1), w, h),
+      );
+      const zeros = await pipe.unet(
+        sample.data,
+        batch,
+        h,
+        w,
+        500,
+        ehs.data,
+        await pipe.attentionMergeExtras([ehs2.data], batch, new Float32Array(w * h), w, h),
+      );
       expect(maxAbsDiff(ones, stock1)).toBeLessThanOrEqual(1e-5 * Math.max(1, maxAbs(stock1)));
       expect(maxAbsDiff(zeros, stock2)).toBeLessThanOrEqual(1e-5 * Math.max(1, maxAbs(stock2)));
       expect(maxAbsDiff(stock1, stock2)).toBeGreaterThan(1e-3);

@@ -43,7 +43,12 @@ function checkReport(r: BenchReport, steps: number, skip: number) {
   for (const u of r.unetCalls) expect(u.ms).toBeGreaterThan(0);
   if (r.sessionCreation) {
     expect(r.sessionCreation.allCached).toBe(true);
-    expect(Object.keys(r.sessionCreation.perSession).sort()).toEqual(['text_encoder/model.onnx', 'unet/model.onnx', 'vae_decoder/model.onnx', 'vae_encoder/model.onnx']);
+    expect(Object.keys(r.sessionCreation.perSession).sort()).toEqual([
+      'text_encoder/model.onnx',
+      'unet/model.onnx',
+      'vae_decoder/model.onnx',
+      'vae_encoder/model.onnx',
+    ]);
   }
   expect(r.dualStyleRunMs).toBe(byNode['invert']!.wallMs + byNode['eps_merge']!.wallMs);
   expect(r.peakDeviceMiB).toBeNull(); // CPU
@@ -54,10 +59,22 @@ function checkReport(r: BenchReport, steps: number, skip: number) {
   expect(targets['dual-style run (inversion + epsilon merge)']).toBe('n/a');
   // One self-contained JSON line per figure.
   const lines = figureLines(r);
-  for (const l of lines) expect(JSON.parse(JSON.stringify(l))).toMatchObject({ bench: 'dualstyle', model: r.model, ep: 'cpu', figure: expect.any(String), unit: expect.any(String) });
+  for (const l of lines)
+    expect(JSON.parse(JSON.stringify(l))).toMatchObject({
+      bench: 'dualstyle',
+      model: r.model,
+      ep: 'cpu',
+      figure: expect.any(String),
+      unit: expect.any(String),
+    });
   expect(lines.filter((l) => l.figure === 'unet_call_ms').map((l) => l.batch)).toEqual([1, 2, 3]);
   expect(lines.filter((l) => l.figure === 'step_ms').map((l) => l.node)).toEqual(r.samplers.map((m) => m.node));
-  for (const f of ['peak_rss_mib', 'preview_work_share', 'dual_style_run_ms', ...(r.sessionCreation ? ['session_create_cold_ms', 'session_create_cached_ms'] : [])]) {
+  for (const f of [
+    'peak_rss_mib',
+    'preview_work_share',
+    'dual_style_run_ms',
+    ...(r.sessionCreation ? ['session_create_cold_ms', 'session_create_cached_ms'] : []),
+  ]) {
     expect(lines.find((l) => l.figure === f)?.value, f).toEqual(expect.any(Number));
   }
 }
@@ -71,7 +88,10 @@ describe.skipIf(!existsSync(tinySd))('bench on the reference tiny-sd model', () 
     expect(r.sessionCreation).toBeNull();
     checkReport(r, 100, 10);
     const p = r.previews;
-    console.log(`[bench.test] preview work ${p.workMs.toFixed(2)} ms for ${p.framesOn} frames (encode ${p.encodeMs.toFixed(2)} ms each) = ${(100 * p.workShare).toFixed(2)}% of the run; every step ${(100 * p.everyStepWorkShare).toFixed(1)}%; wall clock on vs off ${(100 * p.overhead).toFixed(1)}%`);
+    console.log(
+      `[bench.test] preview work ${p.workMs.toFixed(2)} ms for ${p.framesOn} frames (encode ${p.encodeMs.toFixed(2)} ms each) = ${(100 * p.workShare).toFixed(2)}% of the run; ` +
+        `every step ${(100 * p.everyStepWorkShare).toFixed(1)}%; wall clock on vs off ${(100 * p.overhead).toFixed(1)}%`,
+    );
     // The promise, on the work previews add (median of 3 reps; server/bench.ts says why not the
     // wall-clock difference).
     expect(p.encodeMs).toBeGreaterThan(0);
@@ -94,7 +114,17 @@ describe('bench with a preview decoder (TAESD layout, narrow, random weights)', 
     const dir = await mkdtemp(path.join(os.tmpdir(), 'dualstyle-bench-taesd-'));
     try {
       await writePreviewDecoder(dir, { arch: { channels: 8, blocks: 1 }, seed: 3 });
-      const r = await runBench({ model: 'demo', executionProvider: 'cpu', steps: 10, skip: 2, maxSide: 64, previewReps: 1, unetReps: 1, sessionTiming: false, previewDecoder: dir });
+      const r = await runBench({
+        model: 'demo',
+        executionProvider: 'cpu',
+        steps: 10,
+        skip: 2,
+        maxSide: 64,
+        previewReps: 1,
+        unetReps: 1,
+        sessionTiming: false,
+        previewDecoder: dir,
+      });
       const d = r.previews.decoder!;
       expect(d.dir).toBe(dir);
       expect(d.decodes).toBeGreaterThan(0);
@@ -115,7 +145,17 @@ describe('bench under a small job memory budget', () => {
     // The server releases loaded models after a job that leaves the process above half the budget; at a
     // budget of this process's size plus 128 MiB every run would, and the UNet timing's pipeline with them.
     const budget = process.memoryUsage.rss() + (128 << 20);
-    const r = await runBench({ model: 'demo', executionProvider: 'cpu', steps: 4, skip: 1, maxSide: 64, previewReps: 1, unetReps: 1, sessionTiming: false, maxJobMemory: budget });
+    const r = await runBench({
+      model: 'demo',
+      executionProvider: 'cpu',
+      steps: 4,
+      skip: 1,
+      maxSide: 64,
+      previewReps: 1,
+      unetReps: 1,
+      sessionTiming: false,
+      maxJobMemory: budget,
+    });
     expect(r.unetCalls.map((u) => u.batch)).toEqual([1, 2, 3]);
     expect(r.rerun.inversionFromCache).toBe(true);
   });

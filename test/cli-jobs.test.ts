@@ -10,7 +10,26 @@ import { freePort } from './support/processes.ts';
 
 describe('flags of whoever runs jobs', () => {
   it('the server and a worker read them alike, flags over the environment', () => {
-    const argv = ['--ep', 'cpu', '--gpu', '3', '--data', 'd', '--models-root', 'm1', '--models-root', 'm2', '--max-job-memory', '2G', '--preview-decoder', 'taesd', '--keep-jobs', '7', '--keep-days', '1'];
+    const argv = [
+      '--ep',
+      'cpu',
+      '--gpu',
+      '3',
+      '--data',
+      'd',
+      '--models-root',
+      'm1',
+      '--models-root',
+      'm2',
+      '--max-job-memory',
+      '2G',
+      '--preview-decoder',
+      'taesd',
+      '--keep-jobs',
+      '7',
+      '--keep-days',
+      '1',
+    ];
     const env = { DUALSTYLE_EP: 'cuda', DUALSTYLE_GPU: '1', DUALSTYLE_DATA: 'elsewhere' };
     const expected = {
       ep: 'cpu',
@@ -69,11 +88,17 @@ describe('worker command line', () => {
 
   it('says in one line that Redis cannot be reached, without the password, and exits with 1', async () => {
     const port = await freePort(); // nothing listens there
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'server/cli/worker.ts'), '--redis', `redis://:hunter2@127.0.0.1:${port}`, '--ep', 'cpu'], { cwd: PROJECT_ROOT });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(PROJECT_ROOT, 'server/cli/worker.ts'), '--redis', `redis://:hunter2@127.0.0.1:${port}`, '--ep', 'cpu'],
+      { cwd: PROJECT_ROOT },
+    );
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const code = await new Promise((resolve) => child.on('exit', resolve));
     expect(code).toBe(1);
-    expect(stderr.trim().split('\n')).toEqual([expect.stringMatching(new RegExp(`^error: cannot reach Redis at redis://:\\*\\*\\*@127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`))]);
+    expect(stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(new RegExp(`^error: cannot reach Redis at redis://:\\*\\*\\*@127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`)),
+    ]);
   });
 });

@@ -40,17 +40,44 @@ afterAll(async () => {
 });
 
 describe('conformance harness on a fixture of another shape', () => {
-  it('runs every stage\'s cases and passes them', async () => {
+  it("runs every stage's cases and passes them", async () => {
     const lines: string[] = [];
     const r = await runConformance(fixture, { log: (l) => lines.push(l), executionProvider: 'cpu' });
-    expect(r.cases.filter((c) => !c.pass), lines.join('\n')).toEqual([]);
+    expect(
+      r.cases.filter((c) => !c.pass),
+      lines.join('\n'),
+    ).toEqual([]);
     expect(r.cases.map((c) => c.name).sort()).toEqual(
       [
-        'vae_scaling_factor', 'tokenizer_0', 'tokenizer_1', 'tokenizer_2', 'tokenizer_3', 'text_uncond', 'text_src', 'text_c1', 'text_c2',
-        'schedule', 'mask_linear', 'mask_logistic', 'unet_out_t500', 'x0', 'cycle_z', 'recon_latent', 'recon_image',
-        'epsmerge_linear_latent', 'epsmerge_linear_image', 'epsmerge_logistic_latent', 'epsmerge_logistic_image',
-        'single_c1_latent', 'single_c1_image', 'single_c2_latent', 'single_c2_image', 'pixelmerge_linear_image', 'pixelmerge_logistic_image',
-        'attnmerge_out_t500_ones', 'attnmerge_out_t500_zeros',
+        'vae_scaling_factor',
+        'tokenizer_0',
+        'tokenizer_1',
+        'tokenizer_2',
+        'tokenizer_3',
+        'text_uncond',
+        'text_src',
+        'text_c1',
+        'text_c2',
+        'schedule',
+        'mask_linear',
+        'mask_logistic',
+        'unet_out_t500',
+        'x0',
+        'cycle_z',
+        'recon_latent',
+        'recon_image',
+        'epsmerge_linear_latent',
+        'epsmerge_linear_image',
+        'epsmerge_logistic_latent',
+        'epsmerge_logistic_image',
+        'single_c1_latent',
+        'single_c1_image',
+        'single_c2_latent',
+        'single_c2_image',
+        'pixelmerge_linear_image',
+        'pixelmerge_logistic_image',
+        'attnmerge_out_t500_ones',
+        'attnmerge_out_t500_zeros',
       ].sort(),
     );
     // schedule.json lists LDM's range(0, 1000, 66) + 1: one entry more than S; the harness uses the first R.
@@ -65,8 +92,11 @@ describe('conformance harness on a fixture of another shape', () => {
     const m = JSON.parse(await readFile(path.join(dir, 'reference/manifest.json'), 'utf8'));
     await writeFile(path.join(dir, 'reference/manifest.json'), JSON.stringify({ ...m, mask_sharpness: 1 }));
     const r = await runConformance(dir, { log: () => undefined, executionProvider: 'cpu' });
-    expect(r.cases.filter((c) => !c.pass).map((c) => c.name).sort()).toEqual([
-      'epsmerge_logistic_image', 'epsmerge_logistic_latent', 'mask_logistic', 'pixelmerge_logistic_image',
-    ]);
+    expect(
+      r.cases
+        .filter((c) => !c.pass)
+        .map((c) => c.name)
+        .sort(),
+    ).toEqual(['epsmerge_logistic_image', 'epsmerge_logistic_latent', 'mask_logistic', 'pixelmerge_logistic_image']);
   });
 });

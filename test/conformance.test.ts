@@ -22,7 +22,6 @@ const fixture = path.resolve(projectRoot, '../shared/fixtures/tiny-sd');
 const hasFixture = existsSync(path.join(fixture, 'reference/manifest.json'));
 if (!hasFixture) console.warn(`conformance: fixture ${fixture} not found; conformance tests skipped`);
 
-
 describe.skipIf(!hasFixture)('conformance harness on tiny-sd', () => {
   it('passes every case of the manifest', async () => {
     const lines: string[] = [];
@@ -31,12 +30,34 @@ describe.skipIf(!hasFixture)('conformance harness on tiny-sd', () => {
     expect(failures, lines.join('\n')).toEqual([]);
     const names = new Set(r.cases.filter((c) => c.pass).map((c) => c.name));
     for (const n of [
-      'tokenizer_0', 'text_uncond', 'text_c2', 'schedule', 'mask_linear', 'mask_logistic', 'unet_out_t500', 'x0',
-      'cycle_z', 'recon_latent', 'recon_image', 'epsmerge_linear_latent', 'epsmerge_logistic_image',
-      'single_c1_latent', 'single_c2_image', 'pixelmerge_linear_image', 'pixelmerge_logistic_image',
-      'attnmerge_out_t500_ones', 'attnmerge_out_t500_zeros', 'attnmerge_out_t500_linear', 'attnmerge_out_t500_logistic',
-      'attnmerge_linear_latent', 'attnmerge_linear_image', 'attnmerge_logistic_latent', 'attnmerge_logistic_image',
-      'region_negative_linear_latent', 'region_base_linear_latent', 'region_window_linear_latent',
+      'tokenizer_0',
+      'text_uncond',
+      'text_c2',
+      'schedule',
+      'mask_linear',
+      'mask_logistic',
+      'unet_out_t500',
+      'x0',
+      'cycle_z',
+      'recon_latent',
+      'recon_image',
+      'epsmerge_linear_latent',
+      'epsmerge_logistic_image',
+      'single_c1_latent',
+      'single_c2_image',
+      'pixelmerge_linear_image',
+      'pixelmerge_logistic_image',
+      'attnmerge_out_t500_ones',
+      'attnmerge_out_t500_zeros',
+      'attnmerge_out_t500_linear',
+      'attnmerge_out_t500_logistic',
+      'attnmerge_linear_latent',
+      'attnmerge_linear_image',
+      'attnmerge_logistic_latent',
+      'attnmerge_logistic_image',
+      'region_negative_linear_latent',
+      'region_base_linear_latent',
+      'region_window_linear_latent',
     ]) {
       expect(names.has(n), `case ${n} ran and passed`).toBe(true);
     }
@@ -64,12 +85,26 @@ describe.skipIf(!hasFixture)('conformance harness on tiny-sd', () => {
 
     it('fails exactly the cases that depend on the changed setting', async () => {
       const r = await runConformance(dir, { log: () => undefined, executionProvider: 'cpu' });
-      const failed = r.cases.filter((c) => c.status === 'fail').map((c) => c.name).sort();
+      const failed = r.cases
+        .filter((c) => c.status === 'fail')
+        .map((c) => c.name)
+        .sort();
       expect(failed).toEqual([
-        'attnmerge_linear_image', 'attnmerge_linear_latent', 'attnmerge_logistic_image', 'attnmerge_logistic_latent',
-        'epsmerge_linear_image', 'epsmerge_linear_latent', 'epsmerge_logistic_image', 'epsmerge_logistic_latent',
-        'region_base_linear_latent', 'region_negative_linear_latent', 'region_window_linear_latent',
-        'single_c1_image', 'single_c1_latent', 'single_c2_image', 'single_c2_latent',
+        'attnmerge_linear_image',
+        'attnmerge_linear_latent',
+        'attnmerge_logistic_image',
+        'attnmerge_logistic_latent',
+        'epsmerge_linear_image',
+        'epsmerge_linear_latent',
+        'epsmerge_logistic_image',
+        'epsmerge_logistic_latent',
+        'region_base_linear_latent',
+        'region_negative_linear_latent',
+        'region_window_linear_latent',
+        'single_c1_image',
+        'single_c1_latent',
+        'single_c2_image',
+        'single_c2_latent',
       ]);
       expect(r.cases.find((c) => c.name === 'recon_latent')?.pass).toBe(true);
       expect(r.cases.find((c) => c.name === 'attnmerge_out_t500_linear')?.pass).toBe(true);
@@ -101,8 +136,13 @@ describe.skipIf(!hasFixture)('CycleDiffusion reconstruction', () => {
     const src = (await pipe.encodeText(manifest.prompts.source!)).embedding;
     const steps: number[] = [];
     const code = await invert(pipe, x0, W / f, H / f, {
-      source: src, guidance: 1, steps: manifest.steps, skip: manifest.skip, eta: manifest.eta,
-      noise: seededNoise(manifest.seed), onStep: (i) => steps.push(i),
+      source: src,
+      guidance: 1,
+      steps: manifest.steps,
+      skip: manifest.skip,
+      eta: manifest.eta,
+      noise: seededNoise(manifest.seed),
+      onStep: (i) => steps.push(i),
     });
     const R = manifest.steps - manifest.skip;
     expect(code.z.length).toBe(R + 1);

@@ -8,7 +8,15 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PROVIDER_TABLE, diagnoseCuda, formatDiagnosis, missingDevice, onnxruntimeNodeInfo, probeDriver, pythonCudaLibDirs } from '../server/engine/onnx/cuda-doctor.ts';
+import {
+  PROVIDER_TABLE,
+  diagnoseCuda,
+  formatDiagnosis,
+  missingDevice,
+  onnxruntimeNodeInfo,
+  probeDriver,
+  pythonCudaLibDirs,
+} from '../server/engine/onnx/cuda-doctor.ts';
 import type { LoaderEnvironment } from '../server/util/ld-resolve.ts';
 import { makeElf } from './support/elf-fixture.ts';
 
@@ -24,7 +32,10 @@ function put(rel: string, content: Buffer | string): string {
 
 // The provider as the registry package ships it: the CUDA library needs cuBLAS(Lt), cudart, the driver and libc.
 function providerDir(name: string, manifestFor: string | null = onnxruntimeNodeInfo().version): string {
-  const dir = put(`${name}/libonnxruntime_providers_cuda.so`, makeElf({ needed: ['libcublasLt.so.13', 'libcublas.so.13', 'libcudart.so.13', 'libcuda.so.1', 'libc.so.6'] }));
+  const dir = put(
+    `${name}/libonnxruntime_providers_cuda.so`,
+    makeElf({ needed: ['libcublasLt.so.13', 'libcublas.so.13', 'libcudart.so.13', 'libcuda.so.1', 'libc.so.6'] }),
+  );
   put(`${name}/libonnxruntime_providers_shared.so`, makeElf({ soname: 'libonnxruntime_providers_shared.so' }));
   put(`${name}/libonnxruntime_providers_tensorrt.so`, makeElf({}));
   if (manifestFor) put(`${name}/${PROVIDER_TABLE.manifest}`, JSON.stringify({ onnxruntime: manifestFor, version: PROVIDER_TABLE.version }));
@@ -33,7 +44,10 @@ function providerDir(name: string, manifestFor: string | null = onnxruntimeNodeI
 
 const libc = put('system/libc.so.6', makeElf({ soname: 'libc.so.6' }));
 const sitePackages = path.join(root, 'venv/lib/python3.12/site-packages');
-const cublasDir = put('venv/lib/python3.12/site-packages/nvidia/cublas/lib/libcublas.so.13', makeElf({ soname: 'libcublas.so.13', needed: ['libcublasLt.so.13'], runpath: '$ORIGIN' }));
+const cublasDir = put(
+  'venv/lib/python3.12/site-packages/nvidia/cublas/lib/libcublas.so.13',
+  makeElf({ soname: 'libcublas.so.13', needed: ['libcublasLt.so.13'], runpath: '$ORIGIN' }),
+);
 put('venv/lib/python3.12/site-packages/nvidia/cublas/lib/libcublasLt.so.13', makeElf({ soname: 'libcublasLt.so.13' }));
 const cu13Dir = put('venv/lib/python3.12/site-packages/nvidia/cu13/lib/libcudart.so.13', makeElf({ soname: 'libcudart.so.13' }));
 put('venv/lib/python3.12/site-packages/nvidia/cuda_nvcc/bin/ptxas', 'not a lib folder');
@@ -80,7 +94,12 @@ describe('diagnoseCuda', () => {
     const d = diagnoseCuda({ bindingDir: providerDir('p2'), sitePackages: [sitePackages], nvidiaSmi: h100, loader: loader([cublasDir, cu13Dir, driverDir]) });
     expect(d.missing).toEqual([]);
     expect(d.libraries.find((l) => l.name === 'libcublasLt.so.13')).toMatchObject({ via: 'LD_LIBRARY_PATH', path: path.join(cublasDir, 'libcublasLt.so.13') });
-    expect(d.driver).toMatchObject({ present: true, version: '580.65.06', cudaVersion: '13.0', gpus: [{ index: 0, name: 'NVIDIA H100 80GB HBM3', memoryMiB: 81559 }] });
+    expect(d.driver).toMatchObject({
+      present: true,
+      version: '580.65.06',
+      cudaVersion: '13.0',
+      gpus: [{ index: 0, name: 'NVIDIA H100 80GB HBM3', memoryMiB: 81559 }],
+    });
     expect(d.ready).toBe(true);
     expect(d.summary).toBe('ready: NVIDIA driver 580.65.06 (CUDA 13.0); GPU 0: NVIDIA H100 80GB HBM3, 80 GiB');
     expect(d.fixes).toEqual([]);

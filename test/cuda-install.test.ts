@@ -9,7 +9,16 @@ import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MANIFEST_NAME, PROVIDER_TABLE, bindingDir, checkInstalled, installCudaProvider, installFromTarball, sha512Integrity, type ProviderTable } from '../scripts/ort-cuda.mjs';
+import {
+  MANIFEST_NAME,
+  PROVIDER_TABLE,
+  bindingDir,
+  checkInstalled,
+  installCudaProvider,
+  installFromTarball,
+  sha512Integrity,
+  type ProviderTable,
+} from '../scripts/ort-cuda.mjs';
 
 const repo = path.resolve(import.meta.dirname, '..');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'dualstyle-cuda-install-'));
@@ -29,11 +38,15 @@ describe('pin and provider in step', () => {
     expect(installed.version).toBe(PROVIDER_TABLE.onnxruntime);
   });
 
-  it('the table names the three files onnxruntime-node\'s own installer would put beside its binding', () => {
+  it("the table names the three files onnxruntime-node's own installer would put beside its binding", () => {
     const script = "console.log(JSON.stringify(require('./node_modules/onnxruntime-node/script/install-metadata.js')))";
     const meta = spawnSync(process.execPath, ['-e', script], { cwd: repo, encoding: 'utf8' }).stdout;
     const manifest = JSON.parse(meta).manifests['linux/x64:cuda12'];
-    expect(Object.keys(manifest).map((f) => path.basename(f)).sort()).toEqual(Object.keys(PROVIDER_TABLE.files).sort());
+    expect(
+      Object.keys(manifest)
+        .map((f) => path.basename(f))
+        .sort(),
+    ).toEqual(Object.keys(PROVIDER_TABLE.files).sort());
     for (const sha of Object.values(PROVIDER_TABLE.files)) expect(sha).toMatch(/^[0-9a-f]{64}$/);
     expect(PROVIDER_TABLE.integrity).toMatch(/^sha512-[A-Za-z0-9+/]{86}==$/);
   });
@@ -97,13 +110,19 @@ describe.skipIf(process.platform !== 'linux' || process.arch !== 'x64')('install
   it('refuses a tarball whose integrity or whose files differ from the table, installing nothing', async () => {
     const good = await withIntegrity(fakeProvider('tamper', three));
     const bin = bindingDir(fakeOrt('ort-tamper', good.table.onnxruntime));
-    await expect(installFromTarball(good.tarball, bin, { table: { ...good.table, integrity: PROVIDER_TABLE.integrity } })).rejects.toThrow(/has integrity sha512-.* the table expects sha512-FopIhNE/);
+    await expect(installFromTarball(good.tarball, bin, { table: { ...good.table, integrity: PROVIDER_TABLE.integrity } })).rejects.toThrow(
+      /has integrity sha512-.* the table expects sha512-FopIhNE/,
+    );
     const wrongFile = { ...good.table, files: { ...good.table.files, 'libonnxruntime_providers_shared.so': '0'.repeat(64) } };
-    await expect(installFromTarball(good.tarball, bin, { table: wrongFile })).rejects.toThrow(/libonnxruntime_providers_shared\.so in the tarball has sha256 [0-9a-f]{64}, the table expects 0{64}/);
+    await expect(installFromTarball(good.tarball, bin, { table: wrongFile })).rejects.toThrow(
+      /libonnxruntime_providers_shared\.so in the tarball has sha256 [0-9a-f]{64}, the table expects 0{64}/,
+    );
     expect(readdirSync(bin)).toEqual([]);
     // A tarball without the files (another package) is named as such.
     const other = await withIntegrity(fakeProvider('other', { 'README.md': 'x' }));
-    await expect(installFromTarball(other.tarball, bin, { table: { ...other.table, files: good.table.files } })).rejects.toThrow(/does not hold the expected files/);
+    await expect(installFromTarball(other.tarball, bin, { table: { ...other.table, files: good.table.files } })).rejects.toThrow(
+      /does not hold the expected files/,
+    );
   });
 
   it('installs from a local tarball (--tarball: machines without registry access) with the same checks, without npm', async () => {
@@ -115,7 +134,9 @@ describe.skipIf(process.platform !== 'linux' || process.arch !== 'x64')('install
     expect(await installCudaProvider({ ortDir, table, pack, tarball, log: () => {} })).toBe('installed');
     expect((await checkInstalled(bindingDir(ortDir), table)).complete).toBe(true);
     const bad = await withIntegrity(fakeProvider('local-bad', { ...three, 'libonnxruntime_providers_cuda.so': 'tampered' }));
-    await expect(installCudaProvider({ ortDir, table, pack, tarball: bad.tarball, log: () => {}, force: true })).rejects.toThrow(/integrity .* the table expects/);
+    await expect(installCudaProvider({ ortDir, table, pack, tarball: bad.tarball, log: () => {}, force: true })).rejects.toThrow(
+      /integrity .* the table expects/,
+    );
   });
 
   it('refuses an onnxruntime-node of another version: a provider only works with its own core', async () => {

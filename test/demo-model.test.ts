@@ -167,7 +167,12 @@ describe('demo model folder', () => {
     expect(s).toBeLessThan(10);
 
     // Any non-square latent works: the up path takes its sizes from the skips (10 → 5 → 3 → 5 → 10)…
-    for (const [h, w] of [[8, 16], [8, 10], [6, 10], [5, 3]] as const) {
+    for (const [h, w] of [
+      [8, 16],
+      [8, 10],
+      [6, 10],
+      [5, 3],
+    ] as const) {
       const out1 = await runUnet(session, 1, h, w, 981, gaussian(77 * 32, 2));
       expect(out1.dims).toEqual([1, 4, h, w]);
       expect(allFinite(out1.data as Float32Array)).toBe(true);
@@ -226,7 +231,9 @@ describe('demo model folder', () => {
       expect(block).toMatch(/^\/(down_blocks\.\d+|mid_block|up_blocks\.\d+)\/attentions\.0\/transformer_blocks\.0\/attn2$/);
       const inBlock = nodes.filter((n) => n.name.startsWith(`${block}/`));
       const names = inBlock.map((n) => n.name);
-      expect(names).toEqual(expect.arrayContaining([`${block}/to_q/MatMul`, `${block}/to_k/MatMul`, `${block}/to_v/MatMul`, `${block}/to_out.0/MatMul`, `${block}/to_out.0/Add`]));
+      expect(names).toEqual(
+        expect.arrayContaining([`${block}/to_q/MatMul`, `${block}/to_k/MatMul`, `${block}/to_v/MatMul`, `${block}/to_out.0/MatMul`, `${block}/to_out.0/Add`]),
+      );
       const softmax = inBlock.filter((n) => n.opType === 'Softmax');
       expect(softmax).toHaveLength(1);
       expect(Number(softmax[0]!.attrs.get('axis')?.i)).toBe(-1);
@@ -238,7 +245,11 @@ describe('demo model folder', () => {
     // Self-attention blocks exist too and do not read the text.
     expect(nodes.some((n) => /attn1\/to_k\/MatMul$/.test(n.name) && !n.input.includes('encoder_hidden_states'))).toBe(true);
     // Sinusoidal time embedding in the graph, three resolutions (two stride-2 Convs, two nearest Resizes).
-    for (const op of ['Sin', 'Cos', 'InstanceNormalization']) expect(nodes.some((n) => n.opType === op), op).toBe(true);
+    for (const op of ['Sin', 'Cos', 'InstanceNormalization'])
+      expect(
+        nodes.some((n) => n.opType === op),
+        op,
+      ).toBe(true);
     expect(nodes.filter((n) => n.opType === 'Conv' && Number(n.attrs.get('strides')?.ints?.[0]) === 2)).toHaveLength(2);
     expect(nodes.filter((n) => n.opType === 'Resize')).toHaveLength(2);
   });
@@ -305,7 +316,15 @@ describe('demo model folder', () => {
     for (let i = 0; i < pixels.length; i++) error += Math.abs(pixels[i]! - image[i]!);
     expect(error / pixels.length).toBeLessThan(0.15);
     // Random latents decode to finite pixels in range too (what a sampler hands the decoder).
-    const noise = (await decoder.run({ latent_sample: new ort.Tensor('float32', gaussian(2 * 4 * 8 * 12, 5).map((v) => v / 0.18215), [2, 4, 8, 12]) })).sample!;
+    const noise = (
+      await decoder.run({
+        latent_sample: new ort.Tensor(
+          'float32',
+          gaussian(2 * 4 * 8 * 12, 5).map((v) => v / 0.18215),
+          [2, 4, 8, 12],
+        ),
+      })
+    ).sample!;
     expect(noise.dims).toEqual([2, 3, 64, 96]);
     expect((noise.data as Float32Array).every((v) => v >= -1 && v <= 1)).toBe(true);
   });

@@ -64,7 +64,10 @@ describe.runIf(hasRedis)('distributed: 2 web servers, 2 workers, one Redis', () 
     for (const log of sockets) {
       for (const id of ids) {
         const names = log.forJob(id).map((e) => e.name);
-        expect(names.filter((n) => n === 'job:done'), `job:done of ${id}`).toHaveLength(1);
+        expect(
+          names.filter((n) => n === 'job:done'),
+          `job:done of ${id}`,
+        ).toHaveLength(1);
         expect(names).toContain('node:progress');
         expect(names).toContain('node:preview');
         const preview = log.forJob(id).find((e) => e.name === 'node:preview')!;
@@ -95,7 +98,11 @@ describe.runIf(hasRedis)('distributed: 2 web servers, 2 workers, one Redis', () 
     // Two long jobs occupy both workers; three wait.
     const long = [await submit(servers[0]!, slowGraph(1, 2000, 10, 'long A')), await submit(servers[1]!, slowGraph(2, 2000, 10, 'long B'))];
     for (const id of long) await sockets[0]!.waitFor('node:progress', (a) => a.jobId === id, 120_000);
-    const waiting = [await submit(servers[0]!, slowGraph(3, 2, 0, 'W1')), await submit(servers[1]!, slowGraph(4, 2, 0, 'W2')), await submit(servers[0]!, slowGraph(5, 2, 0, 'W3'))];
+    const waiting = [
+      await submit(servers[0]!, slowGraph(3, 2, 0, 'W1')),
+      await submit(servers[1]!, slowGraph(4, 2, 0, 'W2')),
+      await submit(servers[0]!, slowGraph(5, 2, 0, 'W3')),
+    ];
     const moved = await api(servers[1]!, 'POST', `/api/jobs/${waiting[2]}/move`, { position: 1 });
     expect(moved.status, JSON.stringify(moved.body)).toBe(200);
     for (const server of servers) {
@@ -153,7 +160,7 @@ describe.runIf(hasRedis)('distributed: 2 web servers, 2 workers, one Redis', () 
     }
   });
 
-  it('prefers the worker that already holds a job\'s model', async () => {
+  it("prefers the worker that already holds a job's model", async () => {
     const withModel = (value: number) =>
       graphOf(
         [

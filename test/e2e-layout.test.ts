@@ -9,7 +9,17 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { e2eSkipReason, launchChromium, projectRoot, startStudio, type RunningStudio } from './support/e2e-browser.ts';
-import { autosavedGraph, intersects, nodeBoxes, openStudio, openTemplate, overlappingNodes, realErrors, visualCheck, runAndWait } from './support/e2e-helpers.ts';
+import {
+  autosavedGraph,
+  intersects,
+  nodeBoxes,
+  openStudio,
+  openTemplate,
+  overlappingNodes,
+  realErrors,
+  visualCheck,
+  runAndWait,
+} from './support/e2e-helpers.ts';
 
 const skipReason = e2eSkipReason();
 const hasTemplates = ['epsilon-merge', 'comparison'].every((t) => fs.existsSync(path.join(projectRoot, 'graphs', `${t}.json`)));
@@ -20,9 +30,13 @@ const SIZES = [
 
 /** Node titles as drawn: font size times the view's scale, in screen pixels. */
 async function titlePixels(page: Page): Promise<number[]> {
-  return page.locator('[data-testid="node"] [data-testid="title"]').evaluateAll((els) =>
-    els.filter((e) => e.getBoundingClientRect().height > 0).map((e) => parseFloat(getComputedStyle(e).fontSize) * (e.getBoundingClientRect().height / (e as HTMLElement).offsetHeight)),
-  );
+  return page
+    .locator('[data-testid="node"] [data-testid="title"]')
+    .evaluateAll((els) =>
+      els
+        .filter((e) => e.getBoundingClientRect().height > 0)
+        .map((e) => parseFloat(getComputedStyle(e).fontSize) * (e.getBoundingClientRect().height / (e as HTMLElement).offsetHeight)),
+    );
 }
 
 /** Every node box clear of the minimap; every Download link the topmost thing where it is. */
@@ -61,12 +75,17 @@ describe.skipIf(skipReason !== null || !hasTemplates)('browser end-to-end: layou
       const sizes = await titlePixels(page);
       expect(Math.min(...sizes), `title sizes ${sizes.join(', ')}`).toBeGreaterThanOrEqual(10);
       const hint = page.locator('[data-testid="first-hint"]');
-      await expect.poll(() => hint.textContent()).toContain('Press Run to see the demo; load your own image in Load Image; fetch a real model with npm run fetch-model');
+      await expect
+        .poll(() => hint.textContent())
+        .toContain('Press Run to see the demo; load your own image in Load Image; fetch a real model with npm run fetch-model');
       // The pipeline's start is in view: Load Model and Load Image, whole.
       const canvas = (await page.locator('[data-testid="canvas"]').boundingBox())!;
       for (const id of ['model', 'image']) {
         const box = (await page.locator(`[data-testid="node"][data-node-id="${id}"]`).boundingBox())!;
-        expect(box.x >= canvas.x && box.y >= canvas.y && box.x + box.width <= canvas.x + canvas.width && box.y + box.height <= canvas.y + canvas.height, `${id} in view`).toBe(true);
+        expect(
+          box.x >= canvas.x && box.y >= canvas.y && box.x + box.width <= canvas.x + canvas.width && box.y + box.height <= canvas.y + canvas.height,
+          `${id} in view`,
+        ).toBe(true);
       }
       const thumb = page.locator('[data-testid="node"][data-node-id="image"] [data-testid="image-thumb"]');
       await expect.poll(() => thumb.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth > 0)).toBe(true);
@@ -95,9 +114,11 @@ describe.skipIf(skipReason !== null || !hasTemplates)('browser end-to-end: layou
     // Samplers, outputs and the mask keep room for their pictures before anything ran, and the
     // pictures fill that room without growing it.
     const media = () =>
-      page.locator('[data-testid="node"] [data-testid="node-media"]').evaluateAll((els) =>
-        Object.fromEntries(els.map((e) => [e.closest('[data-testid="node"]')!.getAttribute('data-node-id'), Math.round(e.getBoundingClientRect().height)])),
-      );
+      page
+        .locator('[data-testid="node"] [data-testid="node-media"]')
+        .evaluateAll((els) =>
+          Object.fromEntries(els.map((e) => [e.closest('[data-testid="node"]')!.getAttribute('data-node-id'), Math.round(e.getBoundingClientRect().height)])),
+        );
     const before = await media();
     await runAndWait(page, 'done', 180_000);
     expect(await page.locator('[data-testid="node-result"] img').count()).toBeGreaterThanOrEqual(6);

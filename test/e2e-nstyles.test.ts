@@ -23,7 +23,10 @@ const node = (page: Page, id: string) => page.locator(`[data-testid="node"][data
 /** The edges into a node's inputs, from the autosaved graph. */
 async function inputsOf(page: Page, id: string): Promise<string[]> {
   const g = await autosavedGraph(page);
-  return g.edges.filter((e) => e.to.node === id).map((e) => `${e.from.node}>${e.to.input}`).sort();
+  return g.edges
+    .filter((e) => e.to.node === id)
+    .map((e) => `${e.from.node}>${e.to.input}`)
+    .sort();
 }
 
 async function strokesOf(page: Page): Promise<{ style: number }[]> {
@@ -119,10 +122,12 @@ describe.skipIf(skipReason !== null)('browser end-to-end: three styles and a pai
     await mask.locator('[data-testid="mask-painter"]').waitFor();
     // The whole graph in view (the template is taller than the window), the painter with it.
     await page.click('[data-testid="btn-fit"]');
-    await expect.poll(async () => {
-      const box = await mask.locator('[data-testid="paint-canvas"]').boundingBox();
-      return box !== null && box.y > 0 && box.y + box.height < 1200;
-    }).toBe(true);
+    await expect
+      .poll(async () => {
+        const box = await mask.locator('[data-testid="paint-canvas"]').boundingBox();
+        return box !== null && box.y > 0 && box.y + box.height < 1200;
+      })
+      .toBe(true);
     expect(await mask.locator('[data-testid^="brush-style-"]').count()).toBe(3);
     expect(await mask.locator('[data-testid="control-angle"]').count()).toBe(0);
     // Run once, so the painter shows the picture to paint on.
@@ -194,7 +199,11 @@ describe.skipIf(skipReason !== null)('browser end-to-end: three styles and a pai
     await expect.poll(() => node(page, 'eps_merge').locator('[data-testid^="input-style"]').count()).toBe(3);
 
     // A full painting (MAX_STROKES strokes) refuses one more stroke and says so; Clear takes the note away.
-    const full = Array.from({ length: MAX_STROKES }, (_, i) => ({ style: 1 + (i % 3), radius: 0.02, points: encodePoints([i / MAX_STROKES, 0.1, i / MAX_STROKES, 0.2]) }));
+    const full = Array.from({ length: MAX_STROKES }, (_, i) => ({
+      style: 1 + (i % 3),
+      radius: 0.02,
+      points: encodePoints([i / MAX_STROKES, 0.1, i / MAX_STROKES, 0.2]),
+    }));
     await reloadWithStrokes(page, full);
     const fullStatus = node(page, 'mask').locator('[data-testid="paint-status"]');
     await expect.poll(() => fullStatus.textContent()).toMatch(new RegExp(`^${MAX_STROKES} strokes`));
@@ -209,7 +218,10 @@ describe.skipIf(skipReason !== null)('browser end-to-end: three styles and a pai
 
     // Strokes that cannot be read (a graph edited by hand): the painter stays, paints none and says
     // what is wrong (the node vanished: the error was thrown while drawing it); Clear starts again.
-    await reloadWithStrokes(page, full.map((st, i) => (i === 1 ? { ...st, points: 'AAAAA!' } : st)));
+    await reloadWithStrokes(
+      page,
+      full.map((st, i) => (i === 1 ? { ...st, points: 'AAAAA!' } : st)),
+    );
     const status = node(page, 'mask').locator('[data-testid="paint-status"]');
     await expect.poll(() => status.textContent()).toContain('The painting cannot be read, stroke 2 (points): points are 4 base64url characters each');
     expect(await node(page, 'mask').locator('[data-testid="paint-canvas"]').count()).toBe(1);

@@ -70,14 +70,18 @@ describe.skipIf(skipReason !== null)('browser end-to-end: the queue, from every 
     await expect.poll(() => items.count()).toBe(3);
     await b.keyboard.press('Control+Shift+Enter');
     await expect.poll(() => items.count()).toBe(4);
-    await expect.poll(() => items.evaluateAll((els) => els.map((e) => [e.getAttribute('data-state'), e.getAttribute('data-mine')]))).toEqual([
-      ['running', 'false'],
-      ['queued', 'true'],
-      ['queued', 'false'],
-      ['queued', 'false'],
-    ]);
+    await expect
+      .poll(() => items.evaluateAll((els) => els.map((e) => [e.getAttribute('data-state'), e.getAttribute('data-mine')])))
+      .toEqual([
+        ['running', 'false'],
+        ['queued', 'true'],
+        ['queued', 'false'],
+        ['queued', 'false'],
+      ]);
     const running = items.first();
-    await expect.poll(() => running.locator('[data-testid="queue-meta"]').textContent(), { timeout: 120_000 }).toMatch(/Invert \(CycleDiffusion\) \d+\/\d+ · node \d+ of \d+ · \d+:\d\d elapsed · ETA \d+:\d\d/);
+    await expect
+      .poll(() => running.locator('[data-testid="queue-meta"]').textContent(), { timeout: 120_000 })
+      .toMatch(/Invert \(CycleDiffusion\) \d+\/\d+ · node \d+ of \d+ · \d+:\d\d elapsed · ETA \d+:\d\d/);
     const bar = await running.locator('[data-testid="queue-progress"] .sd-progress-bar').evaluate((el) => parseFloat((el as HTMLElement).style.width));
     expect(bar).toBeGreaterThan(0);
     expect(await items.nth(1).locator('[data-testid="queue-meta"]').textContent()).toMatch(/done in ~\d+:\d\d/);

@@ -8,12 +8,34 @@ import path from 'node:path';
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { ancestorsOf } from '../server/graph/topo.ts';
 import type { Catalog } from '../server/protocol/catalog.ts';
 import { GRAPH_KEYWORD, PARAMETERS_KEYWORD, readChunks, readPngText } from '../client/src/png-graph.ts';
-import { artifactsDir, dropFile, e2eSkipReason, launchChromium, projectRoot, recordNodeStatuses, screenshot, startStudio, watchErrors, type RunningStudio } from './support/e2e-browser.ts';
-import { canvasNodeIds, clickEmptyCanvas, downloadFile, drag, readTemplate, realErrors, runAndWait, socketCenter, type TemplateFile } from './support/e2e-helpers.ts';
+import {
+  artifactsDir,
+  dropFile,
+  e2eSkipReason,
+  launchChromium,
+  projectRoot,
+  recordNodeStatuses,
+  screenshot,
+  startStudio,
+  watchErrors,
+  type RunningStudio,
+} from './support/e2e-browser.ts';
+import {
+  canvasNodeIds,
+  clickEmptyCanvas,
+  downloadFile,
+  drag,
+  openStudio,
+  readTemplate,
+  realErrors,
+  runAndWait,
+  socketCenter,
+  type TemplateFile,
+} from './support/e2e-helpers.ts';
 
 const skipReason = e2eSkipReason();
 const TEMPLATE = 'epsilon-merge';
@@ -43,18 +65,9 @@ describe.skipIf(skipReason !== null)('browser end-to-end: template runs', () => 
     await browser?.close();
     await studio?.close();
   });
-  async function openStudio(): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
-    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
-    const page = await context.newPage();
-    const errors = watchErrors(page);
-    await page.goto(studio.url);
-    await page.waitForSelector('[data-testid="canvas"][data-ready="true"]', { timeout: 120_000 });
-    return { context, page, errors };
-  }
 
-  /** Double-clicks the canvas at (x, y) (relative to the canvas) and adds `spec` from the palette. */
   it.skipIf(!hasTemplate)(`opens the ${TEMPLATE} template and runs it: progress, live preview, final image`, { timeout: 600_000 }, async () => {
-    const { context, page, errors } = await openStudio();
+    const { context, page, errors } = await openStudio(browser, studio);
     await page.click('[data-testid="btn-open"]');
     await page.waitForSelector('[data-testid="open-dialog"]');
     await expect.poll(() => page.locator(`[data-testid="open-${TEMPLATE}"]`).textContent()).toContain('template');
@@ -71,7 +84,9 @@ describe.skipIf(skipReason !== null)('browser end-to-end: template runs', () => 
     // Replacing the connection of an occupied input is one undoable action and touches nothing else.
     const edgesNow = async () =>
       page.evaluate(() => {
-        const saved = JSON.parse(localStorage.getItem('dualstyle.autosave.v1') ?? '{}') as { graph?: { edges: { from: { node: string; output: string }; to: { node: string; input: string } }[] } };
+        const saved = JSON.parse(localStorage.getItem('dualstyle.autosave.v1') ?? '{}') as {
+          graph?: { edges: { from: { node: string; output: string }; to: { node: string; input: string } }[] };
+        };
         return (saved.graph?.edges ?? []).map((e) => `${e.from.node}.${e.from.output}>${e.to.node}.${e.to.input}`).sort();
       });
     const original = await edgesNow();
@@ -130,7 +145,9 @@ describe.skipIf(skipReason !== null)('browser end-to-end: template runs', () => 
     // again: the inversion comes from the cache, the sampler computes a new picture.
     const invertId = template.nodes.find((n) => n.type === 'Invert')!.id;
     const upstreamOfInversion = ancestorsOf(template, [invertId]);
-    const decoderPrompt = template.nodes.find((n) => n.type === 'TextPrompt' && !upstreamOfInversion.has(n.id) && ancestorsOf(template, [outputIds[0]!]).has(n.id))!;
+    const decoderPrompt = template.nodes.find(
+      (n) => n.type === 'TextPrompt' && !upstreamOfInversion.has(n.id) && ancestorsOf(template, [outputIds[0]!]).has(n.id),
+    )!;
     expect(decoderPrompt, 'the template has a decoder prompt').toBeTruthy();
     const samplerId = template.edges.find((e) => e.from.node === invertId)!.to.node;
     const firstResult = await result.getAttribute('src');
@@ -159,8 +176,12 @@ describe.skipIf(skipReason !== null)('browser end-to-end: template runs', () => 
     await page.click('[data-testid="gallery-compare"]');
     const compared = page.locator('[data-testid="compare-view"] [data-testid="compare-item"] img');
     await expect.poll(() => compared.count()).toBe(2);
-    await expect.poll(() => compared.evaluateAll((imgs) => imgs.every((i) => (i as HTMLImageElement).complete && (i as HTMLImageElement).naturalWidth > 0))).toBe(true);
-    const sizes = await compared.evaluateAll((imgs) => imgs.map((i) => [Math.round(i.getBoundingClientRect().width), Math.round(i.getBoundingClientRect().height)]));
+    await expect
+      .poll(() => compared.evaluateAll((imgs) => imgs.every((i) => (i as HTMLImageElement).complete && (i as HTMLImageElement).naturalWidth > 0)))
+      .toBe(true);
+    const sizes = await compared.evaluateAll((imgs) =>
+      imgs.map((i) => [Math.round(i.getBoundingClientRect().width), Math.round(i.getBoundingClientRect().height)]),
+    );
     expect(sizes[0]).toEqual(sizes[1]);
     expect(sizes[0][0]).toBeGreaterThan(150);
     expect(new Set(await compared.evaluateAll((imgs) => imgs.map((i) => (i as HTMLImageElement).src))).size).toBe(2);
@@ -227,9 +248,9 @@ describe.skipIf(skipReason !== null)('browser end-to-end: template runs', () => 
 
     // A PNG without a graph is a picture: it arrives in a new Load Image node; the graph stays.
     await dropFile(page, '[data-testid="canvas"]', { name: 'holiday.png', mimeType: 'image/png', bytes: PNG.sync.write(new PNG({ width: 64, height: 64 })) });
-    await expect.poll(() => page.locator('[data-testid="toast"]').allTextContents()).toEqual(
-      expect.arrayContaining([expect.stringContaining('holiday.png is in a new Load Image node')]),
-    );
+    await expect
+      .poll(() => page.locator('[data-testid="toast"]').allTextContents())
+      .toEqual(expect.arrayContaining([expect.stringContaining('holiday.png is in a new Load Image node')]));
     await expect.poll(() => canvasNodeIds(page)).toEqual([...templateIds, 'LoadImage-1'].sort());
     expect(await page.locator('[data-testid="node"][data-node-id="LoadImage-1"] [data-testid="image-name"]').textContent()).toContain('holiday.png');
     await screenshot(page, '19-png-without-graph-is-a-picture');
@@ -241,7 +262,7 @@ describe.skipIf(skipReason !== null)('browser end-to-end: template runs', () => 
   // After the template run: that test must see the server's cache empty (it expects progress and
   // previews), and this graph shares its inversion and epsilon-merge chain.
   it.skipIf(!hasComparison)(`runs the ${COMPARISON} template and compares its methods side by side`, { timeout: 600_000 }, async () => {
-    const { context, page, errors } = await openStudio();
+    const { context, page, errors } = await openStudio(browser, studio);
     await page.click('[data-testid="btn-open"]');
     await page.click(`[data-testid="open-${COMPARISON}"]`);
     const template = readTemplate(COMPARISON);
@@ -274,8 +295,12 @@ describe.skipIf(skipReason !== null)('browser end-to-end: template runs', () => 
     await expect.poll(() => compared.count()).toBe(outputs.length);
     expect((await compared.evaluateAll((els) => els.map((e) => e.getAttribute('data-node-id')))).sort()).toEqual(outputs.map((o) => o.id).sort());
     const imgs = compared.locator('img');
-    await expect.poll(() => imgs.evaluateAll((list) => list.every((i) => (i as HTMLImageElement).complete && (i as HTMLImageElement).naturalWidth > 0))).toBe(true);
-    const sizes = await imgs.evaluateAll((list) => list.map((i) => `${Math.round(i.getBoundingClientRect().width)}x${Math.round(i.getBoundingClientRect().height)}`));
+    await expect
+      .poll(() => imgs.evaluateAll((list) => list.every((i) => (i as HTMLImageElement).complete && (i as HTMLImageElement).naturalWidth > 0)))
+      .toBe(true);
+    const sizes = await imgs.evaluateAll((list) =>
+      list.map((i) => `${Math.round(i.getBoundingClientRect().width)}x${Math.round(i.getBoundingClientRect().height)}`),
+    );
     expect(new Set(sizes).size).toBe(1);
     await screenshot(page, '31-comparison-side-by-side');
 

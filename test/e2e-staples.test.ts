@@ -11,7 +11,18 @@ import sharp from 'sharp';
 import type { Catalog } from '../server/protocol/catalog.ts';
 import { GRAPH_KEYWORD, readPngText } from '../client/src/png-graph.ts';
 import { dropFile, e2eSkipReason, launchChromium, recordNodeStatuses, startStudio, type RunningStudio } from './support/e2e-browser.ts';
-import { apiJson, autosavedGraph, clickEmptyCanvas, emptyCanvasPoint, openStudio, openTab, openTemplate, overlappingNodes, realErrors, runAndWait } from './support/e2e-helpers.ts';
+import {
+  apiJson,
+  autosavedGraph,
+  clickEmptyCanvas,
+  emptyCanvasPoint,
+  openStudio,
+  openTab,
+  openTemplate,
+  overlappingNodes,
+  realErrors,
+  runAndWait,
+} from './support/e2e-helpers.ts';
 
 const skipReason = e2eSkipReason();
 
@@ -20,7 +31,10 @@ const ids = async (page: Page) => (await page.locator('[data-testid="node"]').ev
 
 async function select(page: Page, ...nodeIds: string[]) {
   await clickEmptyCanvas(page);
-  for (const [i, id] of nodeIds.entries()) await node(page, id).locator('[data-testid="title"]').click({ modifiers: i ? ['Control'] : [] });
+  for (const [i, id] of nodeIds.entries())
+    await node(page, id)
+      .locator('[data-testid="title"]')
+      .click({ modifiers: i ? ['Control'] : [] });
   await expect.poll(() => page.locator('[data-testid="node"].selected').count()).toBe(nodeIds.length);
 }
 
@@ -122,7 +136,9 @@ describe.skipIf(skipReason !== null)('browser end-to-end: menu and staples', () 
     await b.keyboard.press('Control+v');
     await expect.poll(() => ids(b)).toEqual(['EncodeText-1', 'TextPrompt-1']);
     expect(await connections(b)).toBe(1);
-    expect(await node(b, 'TextPrompt-1').locator('[data-testid="param-text"]').inputValue()).toBe(await node(a, 'source').locator('[data-testid="param-text"]').inputValue());
+    expect(await node(b, 'TextPrompt-1').locator('[data-testid="param-text"]').inputValue()).toBe(
+      await node(a, 'source').locator('[data-testid="param-text"]').inputValue(),
+    );
     expect(await node(b, 'TextPrompt-1').locator('[data-testid="title"]').textContent()).toBe('Source prompt');
 
     // Ctrl+Shift+V keeps the connection from the model node, which was not copied; Ctrl+V does not.
@@ -155,7 +171,9 @@ describe.skipIf(skipReason !== null)('browser end-to-end: menu and staples', () 
     await expect.poll(() => help.count()).toBe(0);
 
     // A picture dropped on the canvas arrives in a new Load Image node, under its own name.
-    const jpeg = await sharp({ create: { width: 80, height: 60, channels: 3, background: '#c08040' } }).jpeg().toBuffer();
+    const jpeg = await sharp({ create: { width: 80, height: 60, channels: 3, background: '#c08040' } })
+      .jpeg()
+      .toBuffer();
     await dropFile(a, '[data-testid="canvas"]', { name: 'beach.jpg', mimeType: 'image/jpeg', bytes: new Uint8Array(jpeg) });
     await expect.poll(() => node(a, 'LoadImage-1').locator('[data-testid="image-name"]').textContent(), { timeout: 120_000 }).toBe('beach.jpg · 80×60');
     expect(realErrors([...errors, ...errorsB])).toEqual([]);
@@ -189,7 +207,12 @@ describe.skipIf(skipReason !== null)('browser end-to-end: menu and staples', () 
     await expect.poll(() => node(page, 'pixel_merge').getAttribute('data-mode')).toBe('bypass');
     await expect.poll(() => node(page, 'attn_merge').getAttribute('data-mode')).toBe('mute');
     const saved = await autosavedGraph(page);
-    expect(saved.nodes.filter((n) => n.mode).map((n) => `${n.id}:${n.mode}`).sort()).toEqual(['attn_merge:mute', 'pixel_merge:bypass']);
+    expect(
+      saved.nodes
+        .filter((n) => n.mode)
+        .map((n) => `${n.id}:${n.mode}`)
+        .sort(),
+    ).toEqual(['attn_merge:mute', 'pixel_merge:bypass']);
     expect(saved.groups?.map((g) => g.title)).toEqual(['Inputs']);
     expect(saved.edges.find((e) => e.to.node === 'pixel_merge' && e.to.input === 'mask')?.points).toHaveLength(1);
 

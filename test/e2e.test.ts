@@ -10,10 +10,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import type { Catalog, CatalogNode } from '../server/protocol/catalog.ts';
-import { e2eSkipReason, launchChromium, projectRoot, screenshot, startStudio, watchErrors, type RunningStudio } from './support/e2e-browser.ts';
-import { canvasNodeIds, clickEmptyCanvas, drag, readTemplate, realErrors, socketCenter, type TemplateFile } from './support/e2e-helpers.ts';
+import { e2eSkipReason, launchChromium, projectRoot, screenshot, startStudio, type RunningStudio } from './support/e2e-browser.ts';
+import { canvasNodeIds, clickEmptyCanvas, drag, openStudio, readTemplate, realErrors, socketCenter, type TemplateFile } from './support/e2e-helpers.ts';
 
 const skipReason = e2eSkipReason();
 if (skipReason) console.warn(`[e2e] ${skipReason}`);
@@ -35,14 +35,6 @@ describe.skipIf(skipReason !== null)('browser end-to-end', () => {
     await browser?.close();
     await studio?.close();
   });
-  async function openStudio(): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
-    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
-    const page = await context.newPage();
-    const errors = watchErrors(page);
-    await page.goto(studio.url);
-    await page.waitForSelector('[data-testid="canvas"][data-ready="true"]', { timeout: 120_000 });
-    return { context, page, errors };
-  }
 
   /** Double-clicks the canvas at (x, y) (relative to the canvas) and adds `spec` from the palette. */
   async function addNodeAt(page: Page, spec: CatalogNode, x: number, y: number): Promise<string> {
@@ -64,10 +56,16 @@ describe.skipIf(skipReason !== null)('browser end-to-end', () => {
     expect(consumer, 'catalog has a node with two required inputs').toBeTruthy();
     const input = consumer.inputs[0];
     const fits = byOutput(input.type)!;
-    const misfit = catalog.nodes.find((n) => n !== consumer && n.outputs.length > 0 && n.outputs.every((o) => o.type !== input.type) && n.params.some((p) => p.kind === 'integer' || p.kind === 'number'))!;
+    const misfit = catalog.nodes.find(
+      (n) =>
+        n !== consumer &&
+        n.outputs.length > 0 &&
+        n.outputs.every((o) => o.type !== input.type) &&
+        n.params.some((p) => p.kind === 'integer' || p.kind === 'number'),
+    )!;
     expect(misfit, 'catalog has a producer of another type with a number parameter').toBeTruthy();
 
-    const { context, page, errors } = await openStudio();
+    const { context, page, errors } = await openStudio(browser, studio);
     await expect.poll(() => page.locator('[data-testid="health"]').textContent()).toContain('Server OK');
     // A first visit (nothing autosaved) opens the epsilon-merge template, unchanged; New empties it.
     if (hasTemplate) {
@@ -87,15 +85,16 @@ describe.skipIf(skipReason !== null)('browser end-to-end', () => {
     const consumerNode = page.locator(`[data-testid="node"][data-node-id="${consumerId}"]`);
     await expect.poll(() => consumerNode.locator('[data-testid="title"]').textContent()).toBe(consumer.title);
     for (const i of consumer.inputs) expect(await consumerNode.locator(`[data-testid="input-${i.name}"]`).count()).toBe(1);
-    for (const p of misfit.params) expect(await page.locator(`[data-testid="node"][data-node-id="${misfitId}"] [data-testid="control-${p.name}"]`).count()).toBe(1);
+    for (const p of misfit.params)
+      expect(await page.locator(`[data-testid="node"][data-node-id="${misfitId}"] [data-testid="control-${p.name}"]`).count()).toBe(1);
     await screenshot(page, '01-nodes-added');
 
     // A type-incompatible connection cannot be drawn, and the user is told why.
     const wrong = misfit.outputs[0];
     await drag(page, await socketCenter(page, misfitId, 'output', wrong.name), await socketCenter(page, consumerId, 'input', input.name));
-    await expect.poll(() => page.locator('[data-testid="toast"]').allTextContents()).toEqual(
-      expect.arrayContaining([expect.stringContaining(`Cannot connect ${wrong.type} to ${input.type}`)]),
-    );
+    await expect
+      .poll(() => page.locator('[data-testid="toast"]').allTextContents())
+      .toEqual(expect.arrayContaining([expect.stringContaining(`Cannot connect ${wrong.type} to ${input.type}`)]));
     expect(await page.locator('[data-testid="connection"]').count()).toBe(0);
     // The matching one can.
     const right = fits.outputs.find((o) => o.type === input.type)!;
@@ -141,7 +140,10 @@ describe.skipIf(skipReason !== null)('browser end-to-end', () => {
     await expect.poll(() => page.locator('[data-testid="dirty"]').count()).toBe(0);
     const list = (await (await fetch(new URL('/api/graphs', studio.url))).json()) as { name: string; source: string }[];
     expect(list).toEqual(expect.arrayContaining([expect.objectContaining({ name, source: 'user' })]));
-    const saved = (await (await fetch(new URL(`/api/graphs/${encodeURIComponent(name)}`, studio.url))).json()) as { nodes: { id: string; params: Record<string, unknown> }[]; edges: unknown[] };
+    const saved = (await (await fetch(new URL(`/api/graphs/${encodeURIComponent(name)}`, studio.url))).json()) as {
+      nodes: { id: string; params: Record<string, unknown> }[];
+      edges: unknown[];
+    };
     expect(saved.nodes.map((n) => n.id).sort()).toEqual([consumerId, fitsId, misfitId].sort());
     expect(saved.edges).toHaveLength(1);
     expect(saved.nodes.find((n) => n.id === misfitId)!.params[numberParam.name]).toBe(Number(edited));
@@ -173,7 +175,7 @@ describe.skipIf(skipReason !== null)('browser end-to-end', () => {
     await context.close();
   });
   it.skipIf(!hasTemplate)('keyboard: Delete removes the selection, Ctrl+Z / Ctrl+Shift+Z undo and redo it, Ctrl+S saves', async () => {
-    const { context, page, errors } = await openStudio();
+    const { context, page, errors } = await openStudio(browser, studio);
     const template = readTemplate(TEMPLATE);
     const nodes = page.locator('[data-testid="node"]');
     const connections = page.locator('[data-testid="connection"]');

@@ -92,7 +92,9 @@ describe('copy and paste', () => {
       ['EncodeText-1', { x: 1300, y: 1000 }, null, 'bypass'],
     ]);
     // The reroute point moved with both ends.
-    expect(plain.connections).toEqual([{ source: 'TextPrompt-1', sourceOutput: 'text', target: 'EncodeText-1', targetInput: 'text', points: [{ x: 1200, y: 1050 }] }]);
+    expect(plain.connections).toEqual([
+      { source: 'TextPrompt-1', sourceOutput: 'text', target: 'EncodeText-1', targetInput: 'text', points: [{ x: 1200, y: 1050 }] },
+    ]);
     const keep = pastePlan(data, new Set(['model', 'p', 'e']), { offset: { x: 40, y: 40 } }, true);
     expect(keep.connections.map((c) => `${c.source}>${c.target}`)).toEqual(['TextPrompt-1>EncodeText-1', 'model>EncodeText-1']);
     // In a graph without that model node, there is nothing to keep.

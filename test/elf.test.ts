@@ -31,7 +31,16 @@ describe('readElfDynamic', () => {
   it('reads NEEDED, SONAME, RPATH, RUNPATH and NODEFLIB through the program headers', () => {
     const f = lib('read/libx.so', { needed: ['liba.so.1', 'libb.so.2'], soname: 'libx.so.1', rpath: '/r1:/r2', runpath: '$ORIGIN/../lib', nodeflib: true });
     const d = readElfDynamic(f);
-    expect(d).toMatchObject({ bits: 64, littleEndian: true, machine: 62, needed: ['liba.so.1', 'libb.so.2'], soname: 'libx.so.1', rpath: ['/r1', '/r2'], runpath: ['$ORIGIN/../lib'], noDefaultLib: true });
+    expect(d).toMatchObject({
+      bits: 64,
+      littleEndian: true,
+      machine: 62,
+      needed: ['liba.so.1', 'libb.so.2'],
+      soname: 'libx.so.1',
+      rpath: ['/r1', '/r2'],
+      runpath: ['$ORIGIN/../lib'],
+      noDefaultLib: true,
+    });
     const plain = readElfDynamic(lib('read/libplain.so', { needed: ['libc.so.6'] }));
     expect(plain).toMatchObject({ soname: null, rpath: null, runpath: null, noDefaultLib: false });
   });
@@ -59,10 +68,16 @@ describe('resolveLibrary follows the loader order', () => {
     expect(resolveLibrary('libdep.so.1', withRpath, full)).toMatchObject({ via: 'rpath', path: path.join(rpathDir, 'libdep.so.1') });
     const withRunpath = object(lib('order/a/librunpath.so', { needed: ['libdep.so.1'], runpath: runDir }));
     expect(resolveLibrary('libdep.so.1', withRunpath, full)).toMatchObject({ via: 'LD_LIBRARY_PATH', path: path.join(ldDir, 'libdep.so.1') });
-    expect(resolveLibrary('libdep.so.1', withRunpath, { ...full, ldLibraryPath: [] })).toMatchObject({ via: 'runpath', path: path.join(runDir, 'libdep.so.1') });
+    expect(resolveLibrary('libdep.so.1', withRunpath, { ...full, ldLibraryPath: [] })).toMatchObject({
+      via: 'runpath',
+      path: path.join(runDir, 'libdep.so.1'),
+    });
     const bare = object(lib('order/a/libbare.so', { needed: ['libdep.so.1'] }));
     expect(resolveLibrary('libdep.so.1', bare, { ...full, ldLibraryPath: [] })).toMatchObject({ via: 'ld.so.cache' });
-    expect(resolveLibrary('libdep.so.1', bare, { ...full, ldLibraryPath: [], cache: new Map() })).toMatchObject({ via: 'system folder', path: path.join(sysDir, 'libdep.so.1') });
+    expect(resolveLibrary('libdep.so.1', bare, { ...full, ldLibraryPath: [], cache: new Map() })).toMatchObject({
+      via: 'system folder',
+      path: path.join(sysDir, 'libdep.so.1'),
+    });
     expect(resolveLibrary('libdep.so.1', bare, env())).toMatchObject({ via: null, path: null });
   });
 
@@ -82,7 +97,7 @@ describe('resolveLibrary follows the loader order', () => {
     expect(resolveLibrary('libdep.so.1', child, bareEnv, [parentRun]).path).toBeNull();
   });
 
-  it('reads LD_LIBRARY_PATH as ld.so does: \':\' or \';\' between folders, an empty entry is the current folder', () => {
+  it("reads LD_LIBRARY_PATH as ld.so does: ':' or ';' between folders, an empty entry is the current folder", () => {
     expect(loaderEnvironment({ env: {} }).ldLibraryPath).toEqual([]);
     expect(loaderEnvironment({ env: { LD_LIBRARY_PATH: '/a;/b:/c' } }).ldLibraryPath).toEqual(['/a', '/b', '/c']);
     expect(loaderEnvironment({ env: { LD_LIBRARY_PATH: '/a::/b:' } }).ldLibraryPath).toEqual(['/a', process.cwd(), '/b', process.cwd()]);
@@ -118,14 +133,20 @@ describe('resolveDependencyTree', () => {
   });
 
   it('parses ldconfig -p lines', () => {
-    const cache = parseLdconfigCache('2 libs found in cache `/etc/ld.so.cache\'\n\tlibz.so.1 (libc6,x86-64) => /lib/x86_64-linux-gnu/libz.so.1\n\tlibz.so.1 (libc6) => /usr/lib32/libz.so.1\n');
+    const cache = parseLdconfigCache(
+      "2 libs found in cache `/etc/ld.so.cache'\n\tlibz.so.1 (libc6,x86-64) => /lib/x86_64-linux-gnu/libz.so.1\n\tlibz.so.1 (libc6) => /usr/lib32/libz.so.1\n",
+    );
     expect(cache.get('libz.so.1')).toEqual(['/lib/x86_64-linux-gnu/libz.so.1', '/usr/lib32/libz.so.1']);
   });
 });
 
 // Real libraries of this machine, against readelf and ldd (Linux with binutils and glibc's ldd).
 const ortBin = path.resolve(import.meta.dirname, '../node_modules/onnxruntime-node/bin/napi-v6/linux/x64');
-const real = [path.join(ortBin, 'libonnxruntime.so.1'), path.join(ortBin, 'libonnxruntime_providers_cuda.so'), path.join(ortBin, 'onnxruntime_binding.node')].filter((f) => existsSync(f));
+const real = [
+  path.join(ortBin, 'libonnxruntime.so.1'),
+  path.join(ortBin, 'libonnxruntime_providers_cuda.so'),
+  path.join(ortBin, 'onnxruntime_binding.node'),
+].filter((f) => existsSync(f));
 const hasTools = process.platform === 'linux' && spawnSync('readelf', ['--version']).status === 0 && spawnSync('ldd', ['--version']).status === 0;
 
 describe.skipIf(!hasTools || real.length === 0)('on real shared objects (onnxruntime-node, and the CUDA provider once installed)', () => {

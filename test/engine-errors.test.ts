@@ -81,23 +81,26 @@ describe.skipIf(!hasFixture)('loading a model folder', () => {
     await expect(SdPipeline.load(badOnnx, { executionProvider: 'cpu' })).rejects.toThrow(/cannot load vae_decoder\/model\.onnx/);
   });
 
-  it.skipIf(cudaProviderStatus().available)('--ep cuda without a working CUDA fails with the diagnosis and its fixes; auto falls back to CPU saying why', async () => {
-    const d = diagnoseCuda();
-    const err = await createSession(path.join(fixture, 'vae_decoder/model.onnx'), 'cuda').catch((e: Error) => e);
-    expect(err).toBeInstanceOf(UserError);
-    const msg = (err as Error).message;
-    expect(msg).toMatch(/^CUDA execution provider requested, but /);
-    expect(msg).toMatch(/npm run doctor/);
-    if (!d.provider.installed) expect(msg).toMatch(/libonnxruntime_providers_cuda\.so is not installed .*npm run install:cuda/);
-    for (const lib of d.missing) expect(msg).toContain(lib); // e.g. libcublasLt.so.13 on a machine without cuBLAS
-    if (!d.driver.present) expect(msg).toMatch(/no NVIDIA driver/);
-    // auto falls back to CPU and says why.
-    const auto = await createSession(path.join(fixture, 'vae_decoder/model.onnx'), 'auto');
-    expect(auto.provider).toBe('cpu');
-    expect(auto.note).toMatch(/^auto: CUDA unavailable \(.+\); using CPU$/);
-    expect(auto.note).toContain(d.summary);
-    await auto.session.release();
-  });
+  it.skipIf(cudaProviderStatus().available)(
+    '--ep cuda without a working CUDA fails with the diagnosis and its fixes; auto falls back to CPU saying why',
+    async () => {
+      const d = diagnoseCuda();
+      const err = await createSession(path.join(fixture, 'vae_decoder/model.onnx'), 'cuda').catch((e: Error) => e);
+      expect(err).toBeInstanceOf(UserError);
+      const msg = (err as Error).message;
+      expect(msg).toMatch(/^CUDA execution provider requested, but /);
+      expect(msg).toMatch(/npm run doctor/);
+      if (!d.provider.installed) expect(msg).toMatch(/libonnxruntime_providers_cuda\.so is not installed .*npm run install:cuda/);
+      for (const lib of d.missing) expect(msg).toContain(lib); // e.g. libcublasLt.so.13 on a machine without cuBLAS
+      if (!d.driver.present) expect(msg).toMatch(/no NVIDIA driver/);
+      // auto falls back to CPU and says why.
+      const auto = await createSession(path.join(fixture, 'vae_decoder/model.onnx'), 'auto');
+      expect(auto.provider).toBe('cpu');
+      expect(auto.note).toMatch(/^auto: CUDA unavailable \(.+\); using CPU$/);
+      expect(auto.note).toContain(d.summary);
+      await auto.session.release();
+    },
+  );
 });
 
 describe.skipIf(!hasFixture)('sampler and VAE errors', () => {
@@ -176,7 +179,9 @@ describe.skipIf(!hasFixture)('sampler and VAE errors', () => {
   it('checks conditioning and mask sizes', async () => {
     const code = await invert(pipe, x0, lw, lh, opts());
     await expect(decode(pipe, code, singlePrompt(new Float32Array(3), 2))).rejects.toThrow(/prompt conditioning has 3 values; this model needs \[77, 32\]/);
-    await expect(decode(pipe, code, epsilonMerge([src, src], 2, [new Float32Array(10), new Float32Array(10)]))).rejects.toThrow(/mask has 10 values, the 8×8 grid needs 64/);
+    await expect(decode(pipe, code, epsilonMerge([src, src], 2, [new Float32Array(10), new Float32Array(10)]))).rejects.toThrow(
+      /mask has 10 values, the 8×8 grid needs 64/,
+    );
     const a = { width: 4, height: 4, data: new Float32Array(48) };
     const b = { width: 4, height: 2, data: new Float32Array(24) };
     expect(() => pixelMerge([a, b], [new Float32Array(16), new Float32Array(16)])).toThrow(/same size, got 4×4 and 4×2/);

@@ -11,7 +11,6 @@ const reference = path.resolve(projectRoot, '../shared/fixtures/tiny-sd/referenc
 const hasFixture = existsSync(path.join(reference, 'mask_linear.npy'));
 if (!hasFixture) console.warn(`engine-mask: fixture ${reference} not found; reference comparison skipped`);
 
-
 describe('makeMask', () => {
   it.skipIf(!hasFixture)('matches mask_linear and mask_logistic at latent size', async () => {
     for (const shape of ['linear', 'logistic'] as const) {

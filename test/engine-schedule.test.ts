@@ -49,7 +49,11 @@ describe('ddimSchedule', () => {
     const cfg = schedulerConfigFromJson(JSON.parse(readFileSync(path.join(fixture, 'scheduler/scheduler_config.json'), 'utf8')));
     const s = ddimSchedule(ref.steps, ref.eta, cfg);
     expect(s.timesteps).toEqual(ref.timesteps);
-    for (const [ours, theirs] of [[s.alphas, ref.alphas], [s.alphasPrev, ref.alphas_prev], [s.sigmas, ref.sigmas]] as const) {
+    for (const [ours, theirs] of [
+      [s.alphas, ref.alphas],
+      [s.alphasPrev, ref.alphas_prev],
+      [s.sigmas, ref.sigmas],
+    ] as const) {
       expect(ours.length).toBe(theirs.length);
       ours.forEach((v: number, i: number) => expect(Math.abs(v - theirs[i])).toBeLessThan(1e-12));
     }

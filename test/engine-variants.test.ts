@@ -61,19 +61,31 @@ function adapt(file: string, inputs: Record<string, InputChange>, outputs: Recor
     let cur = name;
     if (ch.type) {
       tt.elemType = T[ch.type];
-      pre.push({ opType: 'Cast', input: [cur], output: [`${name}__cast`], attribute: [{ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: origType }] });
+      pre.push({
+        opType: 'Cast',
+        input: [cur],
+        output: [`${name}__cast`],
+        attribute: [{ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: origType }],
+      });
       cur = `${name}__cast`;
     }
     if (ch.scalar) {
       tt.shape = { dim: [] };
-      pre.push({ opType: 'Constant', output: [`${name}__shape`], attribute: [{ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: { dims: [1], dataType: T.int64, int64Data: [1] } }] });
+      pre.push({
+        opType: 'Constant',
+        output: [`${name}__shape`],
+        attribute: [{ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: { dims: [1], dataType: T.int64, int64Data: [1] } }],
+      });
       pre.push({ opType: 'Reshape', input: [cur, `${name}__shape`], output: [`${name}__1`] });
       cur = `${name}__1`;
     }
     const internal = cur;
     if (internal !== name) {
       // Point the original consumers at the adapted value (not the adapter nodes themselves).
-      for (const n of nodes) n.input!.forEach((v, i) => { if (v === name) n.input![i] = internal; });
+      for (const n of nodes)
+        n.input!.forEach((v, i) => {
+          if (v === name) n.input![i] = internal;
+        });
     }
   }
   for (const [name, ch] of Object.entries(outputs)) {
@@ -84,12 +96,22 @@ function adapt(file: string, inputs: Record<string, InputChange>, outputs: Recor
     let cur = `${name}__pre`;
     if (ch.meanLogvar) {
       post.push({ opType: 'Neg', input: [cur], output: [`${name}__neg`] });
-      post.push({ opType: 'Concat', input: [cur, `${name}__neg`], output: [`${name}__cat`], attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 }] });
+      post.push({
+        opType: 'Concat',
+        input: [cur, `${name}__neg`],
+        output: [`${name}__cat`],
+        attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 }],
+      });
       cur = `${name}__cat`;
     }
     if (ch.type) {
       tt.elemType = T[ch.type];
-      post.push({ opType: 'Cast', input: [cur], output: [`${name}__out`], attribute: [{ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: T[ch.type] }] });
+      post.push({
+        opType: 'Cast',
+        input: [cur],
+        output: [`${name}__out`],
+        attribute: [{ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: T[ch.type] }],
+      });
       cur = `${name}__out`;
     }
     post.push({ opType: 'Identity', input: [cur], output: [name] });
@@ -118,7 +140,6 @@ async function variantFolder(name: string, replace: Record<string, Uint8Array>):
   }
   return dir;
 }
-
 
 describe('float16 conversion', () => {
   it('rounds to nearest even and handles the special values', () => {
@@ -161,10 +182,7 @@ describe.skipIf(!hasFixture)('model interface variants', () => {
       ),
       'vae_encoder/model.onnx': adapt(path.join(fixture, 'vae_encoder/model.onnx'), {}, { latent_sample: { meanLogvar: true } }),
     });
-    [reference, variant] = await Promise.all([
-      SdPipeline.load(fixture, { executionProvider: 'cpu' }),
-      SdPipeline.load(dir, { executionProvider: 'cpu' }),
-    ]);
+    [reference, variant] = await Promise.all([SdPipeline.load(fixture, { executionProvider: 'cpu' }), SdPipeline.load(dir, { executionProvider: 'cpu' })]);
   });
   afterAll(async () => {
     await Promise.all([reference?.release(), variant?.release()]);

@@ -49,22 +49,54 @@ function runEval(args: string[], killAfter?: number): Promise<Run> {
 describe.skipIf(!hasClip)('npm run eval', () => {
   let dir: string;
   let out: string;
-  const args = () => ['--images', path.join(dir, 'images'), '--styles', 'van-gogh/minecraft,mosaic/warhol', '--methods', 'epsilon,attention,pixel,single', '--masks', 'linear,logistic', '--model', 'demo', '--clip', clip, '--out', out, '--size', '64', '--steps', '6', '--skip', '2', '--ep', 'cpu'];
+  const args = () => [
+    '--images',
+    path.join(dir, 'images'),
+    '--styles',
+    'van-gogh/minecraft,mosaic/warhol',
+    '--methods',
+    'epsilon,attention,pixel,single',
+    '--masks',
+    'linear,logistic',
+    '--model',
+    'demo',
+    '--clip',
+    clip,
+    '--out',
+    out,
+    '--size',
+    '64',
+    '--steps',
+    '6',
+    '--skip',
+    '2',
+    '--ep',
+    'cpu',
+  ];
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'dss-eval-'));
     out = path.join(dir, 'out');
     const images = path.join(dir, 'images');
     await (await import('node:fs/promises')).mkdir(images);
-    for (const [i, [w, h]] of [[96, 72], [64, 64], [72, 128]].entries()) {
-      await sharp(imageToRgbBytes(sampleImage(w!, h!)), { raw: { width: w!, height: h!, channels: 3 } }).png().toFile(path.join(images, `img${i}.png`));
+    for (const [i, [w, h]] of [
+      [96, 72],
+      [64, 64],
+      [72, 128],
+    ].entries()) {
+      await sharp(imageToRgbBytes(sampleImage(w!, h!)), { raw: { width: w!, height: h!, channels: 3 } })
+        .png()
+        .toFile(path.join(images, `img${i}.png`));
     }
     // CycleDiffusion's format, its paths relative to its repository.
-    await writeFile(path.join(images, 'translate_text.json'), JSON.stringify([
-      { img_path: './data/prompt2prompt/img0.png', encode_text: 'A photo of a house.', decode_text: 'unused' },
-      { img_path: 'img1.png', encode_text: 'a photo of a cat' },
-      { img_path: 'img2.png', encode_text: 'an image of a tower' },
-    ]));
+    await writeFile(
+      path.join(images, 'translate_text.json'),
+      JSON.stringify([
+        { img_path: './data/prompt2prompt/img0.png', encode_text: 'A photo of a house.', decode_text: 'unused' },
+        { img_path: 'img1.png', encode_text: 'a photo of a cat' },
+        { img_path: 'img2.png', encode_text: 'an image of a tower' },
+      ]),
+    );
   });
   afterAll(async () => {
     if (dir) await rm(dir, { recursive: true, force: true });
@@ -101,7 +133,8 @@ describe.skipIf(!hasClip)('npm run eval', () => {
     // Every image fitted by Load Image to max side 64 and to the demo model's sizes (any multiple of 8): 96×72, 64×64 and 72×128.
     expect(new Set(items.map((i) => `${i.width}x${i.height}`))).toEqual(new Set(['64x48', '64x64', '32x64']));
     for (const i of items) {
-      for (const m of ['l2', 'psnr', 'ssim', 'tv', 'tv_seam', 'clip', 'clip_left', 'clip_right', 'dclip', 'dclip_left', 'dclip_right']) expect(Number.isFinite(i.metrics[m as 'l2']), `${i.key} ${m}`).toBe(true);
+      for (const m of ['l2', 'psnr', 'ssim', 'tv', 'tv_seam', 'clip', 'clip_left', 'clip_right', 'dclip', 'dclip_left', 'dclip_right'])
+        expect(Number.isFinite(i.metrics[m as 'l2']), `${i.key} ${m}`).toBe(true);
     }
     // The single-prompt baseline does not depend on the mask: same picture, same numbers under both.
     const single = (mask: string) => items.find((i) => i.image === 'img1' && i.pair === 'vangogh/minecraft' && i.mask === mask && i.method === 'single')!;
@@ -136,7 +169,11 @@ describe.skipIf(!hasClip)('npm run eval', () => {
       expect(await imgs.count()).toBe(12 * 6);
       // Every picture of a row (original, mask, methods) has the size the graph gave that image.
       await expect
-        .poll(() => imgs.evaluateAll((list) => list.every((i) => (i as HTMLImageElement).complete && (i as HTMLImageElement).naturalWidth === Number(i.getAttribute('width')))))
+        .poll(() =>
+          imgs.evaluateAll((list) =>
+            list.every((i) => (i as HTMLImageElement).complete && (i as HTMLImageElement).naturalWidth === Number(i.getAttribute('width'))),
+          ),
+        )
         .toBe(true);
       expect(new Set(await imgs.evaluateAll((list) => list.map((i) => (i as HTMLImageElement).naturalWidth)))).toEqual(new Set([64, 32]));
       await (await import('node:fs/promises')).mkdir(artifacts, { recursive: true });

@@ -162,7 +162,15 @@ describe('executeGraph', () => {
   it('a node id that is an Object.prototype member keys and reports like any other', async () => {
     const cache = new OutputCache();
     const graph = (value: number) =>
-      validated(graphJson([{ id: '__proto__', type: 'Constant', params: { value } }, { id: 'constructor', type: 'Show' }], [['__proto__', 'value', 'constructor', 'value']]));
+      validated(
+        graphJson(
+          [
+            { id: '__proto__', type: 'Constant', params: { value } },
+            { id: 'constructor', type: 'Show' },
+          ],
+          [['__proto__', 'value', 'constructor', 'value']],
+        ),
+      );
     const one = await run(graph(1), cache);
     expect(one.summary.results).toEqual({ constructor: { text: '1' } });
     expect(Object.keys(one.summary.keys)).toEqual(['__proto__', 'constructor']);
@@ -288,7 +296,15 @@ describe('executeGraph', () => {
     expect(cache.size).toBe(0);
 
     // The next job on the same cache is unaffected.
-    const fast = validated(graphJson([{ id: 'slow', type: 'SlowCounter', params: { steps: 2, delayMs: 0 } }, { id: 'show', type: 'Show' }], [['slow', 'count', 'show', 'value']]));
+    const fast = validated(
+      graphJson(
+        [
+          { id: 'slow', type: 'SlowCounter', params: { steps: 2, delayMs: 0 } },
+          { id: 'show', type: 'Show' },
+        ],
+        [['slow', 'count', 'show', 'value']],
+      ),
+    );
     const { summary } = await run(fast, cache);
     expect(summary.results).toEqual({ show: { text: '2' } });
   });
@@ -316,7 +332,16 @@ describe('executeGraph', () => {
       ),
     );
     const events: ExecEvent[] = [];
-    const err = await executeGraph({ jobId: 'j', graph: g, catalog, services, cache, saveResult, signal: new AbortController().signal, emit: (e) => events.push(e) }).catch((e: unknown) => e);
+    const err = await executeGraph({
+      jobId: 'j',
+      graph: g,
+      catalog,
+      services,
+      cache,
+      saveResult,
+      signal: new AbortController().signal,
+      emit: (e) => events.push(e),
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NodeFailedError);
     const failed = err as NodeFailedError;
     expect(failed.nodeId).toBe('boom');
@@ -331,12 +356,28 @@ describe('executeGraph', () => {
   });
 
   it('a node that does not produce a declared output fails clearly', async () => {
-    const g = validated(graphJson([{ id: 'f', type: 'Forgetful' }, { id: 'show', type: 'Show' }], [['f', 'y', 'show', 'value']]));
+    const g = validated(
+      graphJson(
+        [
+          { id: 'f', type: 'Forgetful' },
+          { id: 'show', type: 'Show' },
+        ],
+        [['f', 'y', 'show', 'value']],
+      ),
+    );
     await expect(run(g, new OutputCache())).rejects.toThrow('Forgetful (f) failed: node type "Forgetful" did not produce output "y"');
   });
 
   it('previews are throttled: previewDue is false within the interval', async () => {
-    const g = validated(graphJson([{ id: 'slow', type: 'SlowCounter', params: { steps: 6, delayMs: 0 } }, { id: 'show', type: 'Show' }], [['slow', 'count', 'show', 'value']]));
+    const g = validated(
+      graphJson(
+        [
+          { id: 'slow', type: 'SlowCounter', params: { steps: 6, delayMs: 0 } },
+          { id: 'show', type: 'Show' },
+        ],
+        [['slow', 'count', 'show', 'value']],
+      ),
+    );
     // With a long interval only the first step's frame gets through.
     const throttled = await run(g, new OutputCache(), { previewIntervalMs: 60_000 });
     const frames = throttled.events.filter((e) => e.type === 'node:preview');
@@ -348,9 +389,17 @@ describe('executeGraph', () => {
     expect(open.events.filter((e) => e.type === 'node:preview').map((e) => (e as { step: number }).step)).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
-  it('ctx.saveResult stores an output node\'s file through the executor\'s sink and reports its size', async () => {
+  it("ctx.saveResult stores an output node's file through the executor's sink and reports its size", async () => {
     saved.clear();
-    const g = validated(graphJson([{ id: 'k', type: 'Constant', params: { value: 200 } }, { id: 'save', type: 'Save' }], [['k', 'value', 'save', 'value']]));
+    const g = validated(
+      graphJson(
+        [
+          { id: 'k', type: 'Constant', params: { value: 200 } },
+          { id: 'save', type: 'Save' },
+        ],
+        [['k', 'value', 'save', 'value']],
+      ),
+    );
     const { summary } = await run(g, new OutputCache());
     const image = summary.results.save!.images![0]!;
     expect(image).toEqual({ name: 'test-0.png', url: '/api/results/test-0.png', width: 16, height: 16 });

@@ -14,7 +14,9 @@ import type { Graph } from '../server/protocol/graph.ts';
 import { EXPORT_KINDS, writeKind, type ExportKind } from './support/export-kinds.ts';
 import { loadTemplate, projectRoot, Runner, shrink, withParams } from './support/pipeline-harness.ts';
 
-const templates = readdirSync(path.join(projectRoot, 'graphs')).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5));
+const templates = readdirSync(path.join(projectRoot, 'graphs'))
+  .filter((f) => f.endsWith('.json'))
+  .map((f) => f.slice(0, -5));
 const kinds = EXPORT_KINDS.filter((k) => k.cpu);
 const takesAnySize = (k: ExportKind) => k.options.upsample !== 'scale';
 

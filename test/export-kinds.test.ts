@@ -37,17 +37,33 @@ afterAll(async () => {
 
 const takesAnySize = (k: ExportKind) => k.options.upsample !== 'scale';
 
-describe('latent sizes, read from each export kind\'s UNet graph', () => {
+describe("latent sizes, read from each export kind's UNet graph", () => {
   it.each(EXPORT_KINDS.map((k) => [k.name, k] as const))('%s', async (_name, kind) => {
     const dir = dirs.get(kind.name)!;
-    const rule = await readLatentSizeRule(path.join(dir, 'unet/model.onnx'), { name: 'sample', type: 'float32', shape: ['batch', 4, 'height', 'width'], rankKnown: true }, null);
+    const rule = await readLatentSizeRule(
+      path.join(dir, 'unet/model.onnx'),
+      { name: 'sample', type: 'float32', shape: ['batch', 4, 'height', 'width'], rankKnown: true },
+      null,
+    );
     expect(rule.source).toBe('graph');
     expect(rule.safeMultiple).toBe(4); // two stride-2 levels
-    for (const [w, h] of [[12, 8], [8, 12], [16, 4]]) expect(rule.takes(w, h), `${w}×${h}`).toBe(true);
+    for (const [w, h] of [
+      [12, 8],
+      [8, 12],
+      [16, 4],
+    ])
+      expect(rule.takes(w, h), `${w}×${h}`).toBe(true);
     if (takesAnySize(kind)) {
       expect(rule.upsampling).toBe('shape-driven');
       expect(rule.describe()).toBe('any size');
-      for (const [w, h] of [[10, 6], [6, 10], [5, 3], [1, 1], [33, 48]]) expect(rule.takes(w, h), `${w}×${h}`).toBe(true);
+      for (const [w, h] of [
+        [10, 6],
+        [6, 10],
+        [5, 3],
+        [1, 1],
+        [33, 48],
+      ])
+        expect(rule.takes(w, h), `${w}×${h}`).toBe(true);
     } else {
       expect(rule.upsampling).toBe('constant-scale');
       expect(rule.describe(8)).toBe('sides that are multiples of 32');
@@ -58,25 +74,39 @@ describe('latent sizes, read from each export kind\'s UNet graph', () => {
     }
   });
 
-  it.each(cpuKinds.map((k) => [k.name, k] as const))('%s: the pipeline runs the sizes it takes and refuses the others before any UNet call', async (_name, kind) => {
-    const pipe = await SdPipeline.load(dirs.get(kind.name)!, { executionProvider: 'cpu' });
-    try {
-      const { latentChannels: C, textLength: L, textDim: D } = pipe.info;
-      const sizes: [number, number][] = takesAnySize(kind) ? [[12, 8], [8, 12], [10, 6], [6, 10], [5, 3]] : [[12, 8], [8, 12]];
-      for (const [w, h] of sizes) {
-        const out = await pipe.unet(values(C * w * h, w), 1, h, w, 500, values(L * D, h));
-        expect(out.length).toBe(C * w * h);
-        expect(out.every(Number.isFinite), `${w}×${h}`).toBe(true);
+  it.each(cpuKinds.map((k) => [k.name, k] as const))(
+    '%s: the pipeline runs the sizes it takes and refuses the others before any UNet call',
+    async (_name, kind) => {
+      const pipe = await SdPipeline.load(dirs.get(kind.name)!, { executionProvider: 'cpu' });
+      try {
+        const { latentChannels: C, textLength: L, textDim: D } = pipe.info;
+        const sizes: [number, number][] = takesAnySize(kind)
+          ? [
+              [12, 8],
+              [8, 12],
+              [10, 6],
+              [6, 10],
+              [5, 3],
+            ]
+          : [
+              [12, 8],
+              [8, 12],
+            ];
+        for (const [w, h] of sizes) {
+          const out = await pipe.unet(values(C * w * h, w), 1, h, w, 500, values(L * D, h));
+          expect(out.length).toBe(C * w * h);
+          expect(out.every(Number.isFinite), `${w}×${h}`).toBe(true);
+        }
+        if (!takesAnySize(kind)) {
+          const calls = pipe.stats.unetCalls;
+          await expect(pipe.unet(values(C * 60, 1), 1, 6, 10, 500, values(L * D, 2))).rejects.toThrow(/does not take a 80×48 image.*Nearest sizes it takes/);
+          expect(pipe.stats.unetCalls).toBe(calls);
+        }
+      } finally {
+        await pipe.release();
       }
-      if (!takesAnySize(kind)) {
-        const calls = pipe.stats.unetCalls;
-        await expect(pipe.unet(values(C * 60, 1), 1, 6, 10, 500, values(L * D, 2))).rejects.toThrow(/does not take a 80×48 image.*Nearest sizes it takes/);
-        expect(pipe.stats.unetCalls).toBe(calls);
-      }
-    } finally {
-      await pipe.release();
-    }
-  });
+    },
+  );
 });
 
 /** Runs a UNet file (or bytes) with the feeds its graph has. */
@@ -97,10 +127,15 @@ describe('attention merge on each export kind, at non-square sizes with odd leve
   /** Feeds in the kind's dtypes: batch 2, timestep 500. */
   function feeds(kind: ExportKind, w: number, h: number) {
     const half = kind.options.dtype === 'float16';
-    const float = (data: Float32Array, dims: number[]) => (half ? new ort.Tensor('float16', float32ToFloat16(data), dims) : new ort.Tensor('float32', data, dims));
+    const float = (data: Float32Array, dims: number[]) =>
+      half ? new ort.Tensor('float16', float32ToFloat16(data), dims) : new ort.Tensor('float32', data, dims);
     const t = kind.options.timestep ?? 'float32';
     const timestep =
-      t === 'int64' ? new ort.Tensor('int64', new BigInt64Array([500n, 500n]), [2]) : t === 'float16' ? new ort.Tensor('float16', float32ToFloat16(new Float32Array([500, 500])), [2]) : new ort.Tensor('float32', new Float32Array([500, 500]), [2]);
+      t === 'int64'
+        ? new ort.Tensor('int64', new BigInt64Array([500n, 500n]), [2])
+        : t === 'float16'
+          ? new ort.Tensor('float16', float32ToFloat16(new Float32Array([500, 500])), [2])
+          : new ort.Tensor('float32', new Float32Array([500, 500]), [2]);
     const mask = (m: Float32Array) => ({ [MASK_INPUT]: new ort.Tensor('float32', m, [1, 1, h, w]) });
     return {
       c1: { sample: float(values(2 * 4 * h * w, 7), [2, 4, h, w]), timestep, encoder_hidden_states: float(values(2 * L * D, 8), [2, L, D]) },
@@ -164,7 +199,10 @@ describe('attention merge on each export kind, at non-square sizes with odd leve
     const file = path.join(dir, 'unet', 'three.test.onnx');
     await writeFile(file, rewrite.bytes);
     const f = feeds(kind, w, h);
-    const c3 = f.c1.encoder_hidden_states.type === 'float16' ? new ort.Tensor('float16', float32ToFloat16(values(2 * L * D, 10)), [2, L, D]) : new ort.Tensor('float32', values(2 * L * D, 10), [2, L, D]);
+    const c3 =
+      f.c1.encoder_hidden_states.type === 'float16'
+        ? new ort.Tensor('float16', float32ToFloat16(values(2 * L * D, 10)), [2, L, D])
+        : new ort.Tensor('float32', values(2 * L * D, 10), [2, L, D]);
     const conditionings = [f.c1.encoder_hidden_states, f.c2, c3];
     const stock = (await mergedAtSize(kind)).stock1;
     const stocks = [stock, (await mergedAtSize(kind)).stock2, await run(path.join(dir, 'unet', 'stock.test.onnx'), { ...f.c1, encoder_hidden_states: c3 })];
@@ -173,12 +211,17 @@ describe('attention merge on each export kind, at non-square sizes with odd leve
     for (let k = 0; k < 3; k++) {
       const weights = new Float32Array(2 * w * h);
       if (k < 2) weights.fill(1, k * w * h, (k + 1) * w * h);
-      const out = await run(file, { ...f.c1, [EHS2_INPUT]: conditionings[1]!, [conditioningInput(3)]: conditionings[2]!, [MASK_INPUT]: new ort.Tensor('float32', weights, [1, 2, h, w]) });
+      const out = await run(file, {
+        ...f.c1,
+        [EHS2_INPUT]: conditionings[1]!,
+        [conditioningInput(3)]: conditionings[2]!,
+        [MASK_INPUT]: new ort.Tensor('float32', weights, [1, 2, h, w]),
+      });
       expect(maxAbsDiff(out, stocks[k]!), `style ${k + 1}`).toBeLessThanOrEqual(tol);
     }
   });
 
-  it('fp16: the blend is computed in fp16 (the mask is cast to the projection weights\' type, every layer)', async () => {
+  it("fp16: the blend is computed in fp16 (the mask is cast to the projection weights' type, every layer)", async () => {
     const kind = EXPORT_KINDS.find((k) => k.name === 'fused-fp16')!;
     const { model, layers } = rewriteOnnxBytes(await readFile(path.join(dirs.get(kind.name)!, 'unet/model.onnx')));
     const nodes = model.graph!.node!;
@@ -236,7 +279,7 @@ function bilinear(src: Float32Array, sw: number, sh: number, w: number, h: numbe
   return out;
 }
 
-describe('attention merge: the mask on each layer\'s own token grid', () => {
+describe("attention merge: the mask on each layer's own token grid", () => {
   /**
    * A UNet skeleton: k = 0..3 stride-2 convolutions (3×3, padding 1: odd sides round up), one
    * cross-attention per level with identity K, V and output projections. With c1 = ones the values are
@@ -248,10 +291,16 @@ describe('attention merge: the mask on each layer\'s own token grid', () => {
     const sample = b.input('sample', 'float32', ['batch', C, 'height', 'width']);
     b.input('timestep', 'float32', ['batch']);
     const ehs = b.input('encoder_hidden_states', 'float32', ['batch', 77, C]);
-    const eye = (name: string) => b.initializer(name, [C, C], new Float32Array(C * C).map((_, i) => (i % (C + 1) === 0 ? 1 : 0)));
+    const eye = (name: string) =>
+      b.initializer(
+        name,
+        [C, C],
+        new Float32Array(C * C).map((_, i) => (i % (C + 1) === 0 ? 1 : 0)),
+      );
     let x = sample;
     for (let k = 0; k <= 3; k++) {
-      if (k > 0) x = b.op('Conv', [x, b.weight(`conv${k}.weight`, [C, C, 3, 3], 0.3)], `/down${k}`, { kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [2, 2] });
+      if (k > 0)
+        x = b.op('Conv', [x, b.weight(`conv${k}.weight`, [C, C, 3, 3], 0.3)], `/down${k}`, { kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [2, 2] });
       const scope = `/level${k}/attn2`;
       const tokens = b.op('Reshape', [b.op('Transpose', [x], scope, { perm: [0, 2, 3, 1] }), b.constant(scope, 'int64', [3], [0, -1, C])], scope);
       const q = b.op('MatMul', [tokens, b.weight(`q${k}`, [C, C], 0.5)], scope);

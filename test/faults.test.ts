@@ -36,12 +36,18 @@ async function folder(name: string): Promise<string> {
 
 /** A graph of about `kb` KiB (nodes of a type this studio does not know keep their parameters as they are). */
 function bigGraph(version: string, kb: number): Graph {
-  const nodes = Array.from({ length: Math.ceil(kb / 60) }, (_, i) => ({ id: `pad${i}`, type: 'FromANewerVersion', params: { version, pad: 'x'.repeat(60 * 1024) } }));
+  const nodes = Array.from({ length: Math.ceil(kb / 60) }, (_, i) => ({
+    id: `pad${i}`,
+    type: 'FromANewerVersion',
+    params: { version, pad: 'x'.repeat(60 * 1024) },
+  }));
   return { ...graphOf(nodes), meta: { title: `version ${version}` } };
 }
 
 function startCli(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'server/main.ts'), '--port', '0', '--data', dataDir, '--ep', 'cpu'], { cwd: PROJECT_ROOT });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'server/main.ts'), '--port', '0', '--data', dataDir, '--ep', 'cpu'], {
+    cwd: PROJECT_ROOT,
+  });
   return new Promise((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (d: Buffer) => {
@@ -148,7 +154,10 @@ describe('cancel storms', () => {
       });
       for (const r of await Promise.all(storm)) statuses.add(r.status);
     }
-    expect([...statuses].every((s) => [200, 404, 409].includes(s)), [...statuses].join()).toBe(true);
+    expect(
+      [...statuses].every((s) => [200, 404, 409].includes(s)),
+      [...statuses].join(),
+    ).toBe(true);
     for (const id of ids) expect((await events.waitForEnd(id)).name).toMatch(/job:(cancelled|done)/);
     expect((await api(studio, 'GET', '/api/queue')).body).toMatchObject({ running: null, pending: [] });
     const next = await api(studio, 'POST', '/api/jobs', { graph: slowGraph(99, 2, 0) });

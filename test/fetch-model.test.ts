@@ -122,9 +122,7 @@ describe('fetch-model against an imitation of the Hub', () => {
     expect(ranges[0]).toBeUndefined();
     expect(ranges[1]).toMatch(/^bytes=\d+-$/);
     expect(Number(/\d+/.exec(ranges[1]!)![0])).toBeGreaterThan(0);
-    expect(sha256(await readFile(path.join(r.outDir, 'text_encoder/model.onnx')))).toBe(
-      sha256(hub.files.get('text_encoder/model.onnx')!.data),
-    );
+    expect(sha256(await readFile(path.join(r.outDir, 'text_encoder/model.onnx')))).toBe(sha256(hub.files.get('text_encoder/model.onnx')!.data));
   });
 
   it('reports a corrupted file (sha256 mismatch) and removes it so a re-run fetches it again', async () => {
@@ -147,9 +145,7 @@ describe('fetch-model against an imitation of the Hub', () => {
   });
 
   it('names a missing repository and a missing revision', async () => {
-    await expect(fetchModel({ ...base('x'), repo: 'acme/nope' })).rejects.toThrow(
-      /repository acme\/nope not found on http:\/\/127\.0\.0\.1:\d+/,
-    );
+    await expect(fetchModel({ ...base('x'), repo: 'acme/nope' })).rejects.toThrow(/repository acme\/nope not found on http:\/\/127\.0\.0\.1:\d+/);
     await expect(fetchModel({ ...base('x'), revision: 'main' })).rejects.toThrow(/revision "main" not found in acme\/tiny-sd-onnx/);
     expect(existsSync(outDir('x'))).toBe(false);
   });
@@ -160,9 +156,7 @@ describe('fetch-model against an imitation of the Hub', () => {
     expect((err as Error).message).toMatch(/401/);
     expect((err as Error).message).toMatch(/--token/);
     expect((err as Error).message).toMatch(/HF_TOKEN/);
-    await expect(fetchModel({ ...base('private'), repo: PRIVATE_REPO, token: 'hf_wrong' })).rejects.toThrow(
-      /token was rejected/,
-    );
+    await expect(fetchModel({ ...base('private'), repo: PRIVATE_REPO, token: 'hf_wrong' })).rejects.toThrow(/token was rejected/);
     hub.reset();
     const r = await fetchModel({ ...base('private'), repo: PRIVATE_REPO, token: TOKEN });
     expect(r.problems).toEqual([]);
@@ -250,7 +244,20 @@ describe('fetch-model --kind clip', () => {
     put('vocab.json', real ? await readFile(path.join(tokenizer, 'vocab.json')) : Buffer.from('{}'), false);
     put('merges.txt', real ? await readFile(path.join(tokenizer, 'merges.txt')) : Buffer.from('#version: 0.2\n'), false);
     put('tokenizer_config.json', Buffer.from('{}'), false);
-    put('preprocessor_config.json', Buffer.from(JSON.stringify({ crop_size: { height: 224, width: 224 }, size: { shortest_edge: 224 }, resample: 3, do_resize: true, do_center_crop: true, do_normalize: true })), false);
+    put(
+      'preprocessor_config.json',
+      Buffer.from(
+        JSON.stringify({
+          crop_size: { height: 224, width: 224 },
+          size: { shortest_edge: 224 },
+          resample: 3,
+          do_resize: true,
+          do_center_crop: true,
+          do_normalize: true,
+        }),
+      ),
+      false,
+    );
     put('config.json', Buffer.from('{}'), false);
     put('pytorch_model.bin', randomBytes(800));
     put('README.md', Buffer.from('# clip'), false);
@@ -263,8 +270,18 @@ describe('fetch-model --kind clip', () => {
   it('selects the fp32 text and vision models, the tokenizer and the preprocessor config', async () => {
     await serveClipRepo(false);
     const { CLIP_EXPORT, selectClipFiles } = await import('../server/models/hub.ts');
-    expect(selectClipFiles([...hub.files.keys()].map((p) => ({ path: p }))).map((f) => f.path).sort()).toEqual([
-      'config.json', 'merges.txt', 'onnx/text_model.onnx', 'onnx/vision_model.onnx', 'preprocessor_config.json', 'tokenizer_config.json', 'vocab.json',
+    expect(
+      selectClipFiles([...hub.files.keys()].map((p) => ({ path: p })))
+        .map((f) => f.path)
+        .sort(),
+    ).toEqual([
+      'config.json',
+      'merges.txt',
+      'onnx/text_model.onnx',
+      'onnx/vision_model.onnx',
+      'preprocessor_config.json',
+      'tokenizer_config.json',
+      'vocab.json',
     ]);
     expect(CLIP_EXPORT.defaultRepo).toBe('Xenova/clip-vit-base-patch32');
     // An SD fetch of the same repository is refused: it is not a diffusers export.
@@ -280,14 +297,25 @@ describe('fetch-model --kind clip', () => {
     const out = outDir('clip-cli');
     const tsx = path.join(projectRoot, 'node_modules/.bin/tsx');
     const r = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile(tsx, ['server/cli/fetch-model.ts', '--kind', 'clip', '--repo', REPO, '--revision', REVISION, '--endpoint', hub.endpoint, '--out', out], { cwd: projectRoot, env: { ...process.env, HF_TOKEN: '' } }, (err, stdout, stderr) =>
-        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      execFile(
+        tsx,
+        ['server/cli/fetch-model.ts', '--kind', 'clip', '--repo', REPO, '--revision', REVISION, '--endpoint', hub.endpoint, '--out', out],
+        { cwd: projectRoot, env: { ...process.env, HF_TOKEN: '' } },
+        (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
       );
     });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(`CLIP ready: ${out}`);
     expect(r.stdout).toMatch(/npm run eval -- --clip/);
-    expect(await listTree(out)).toEqual(['config.json', 'merges.txt', 'onnx/text_model.onnx', 'onnx/vision_model.onnx', 'preprocessor_config.json', 'tokenizer_config.json', 'vocab.json']);
+    expect(await listTree(out)).toEqual([
+      'config.json',
+      'merges.txt',
+      'onnx/text_model.onnx',
+      'onnx/vision_model.onnx',
+      'preprocessor_config.json',
+      'tokenizer_config.json',
+      'vocab.json',
+    ]);
     const requested = hub.seen.filter((s) => s.url.includes('/resolve/')).map((s) => s.url);
     expect(requested.some((u) => /quantized|fp16|pytorch_model|README|onnx\/model\.onnx/.test(u))).toBe(false);
     // The fetched folder is what the metrics load: the same embeddings as the fixture's folder.
@@ -298,7 +326,9 @@ describe('fetch-model --kind clip', () => {
     } finally {
       await Promise.all([fetched.release(), original.release()]);
     }
-    const bad = await new Promise<number>((resolve) => execFile(tsx, ['server/cli/fetch-model.ts', '--kind', 'vae'], { cwd: projectRoot }, (err) => resolve(err ? ((err as { code?: number }).code ?? 1) : 0)));
+    const bad = await new Promise<number>((resolve) =>
+      execFile(tsx, ['server/cli/fetch-model.ts', '--kind', 'vae'], { cwd: projectRoot }, (err) => resolve(err ? ((err as { code?: number }).code ?? 1) : 0)),
+    );
     expect(bad).toBe(2);
   });
 });

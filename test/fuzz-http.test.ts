@@ -48,7 +48,15 @@ async function snapshot(dir: string, skip?: string): Promise<Map<string, string>
 async function outside(): Promise<Map<string, string>> {
   const around = await snapshot(root, dataDir);
   for (const [k, v] of await snapshot(path.join(PROJECT_ROOT, 'graphs'))) around.set(k, v);
-  around.set('project models/ exists', String(await fs.stat(path.join(PROJECT_ROOT, 'models')).then(() => true, () => false)));
+  around.set(
+    'project models/ exists',
+    String(
+      await fs.stat(path.join(PROJECT_ROOT, 'models')).then(
+        () => true,
+        () => false,
+      ),
+    ),
+  );
   return around;
 }
 
@@ -60,7 +68,18 @@ beforeAll(async () => {
   await fs.writeFile(path.join(root, 'canary', 'secret.json'), '{"secret": true}');
   await fs.writeFile(path.join(root, 'canary', 'deep', 'passwd'), 'root:x:0:0');
   await fs.mkdir(templatesDir);
-  await fs.writeFile(path.join(templatesDir, 'demo-template.json'), JSON.stringify(graphOf([{ id: 'n', type: 'Constant' }, { id: 's', type: 'Save' }], ['n.value -> s.value'])));
+  await fs.writeFile(
+    path.join(templatesDir, 'demo-template.json'),
+    JSON.stringify(
+      graphOf(
+        [
+          { id: 'n', type: 'Constant' },
+          { id: 's', type: 'Save' },
+        ],
+        ['n.value -> s.value'],
+      ),
+    ),
+  );
   studio = await startTestStudio(dataDir, { graphsDir: templatesDir, limits: { maxPending: 20 } });
   before = await outside();
   rssBefore = process.memoryUsage.rss();
@@ -130,30 +149,36 @@ it('survives any socket traffic: events with any payload, raw engine.io frames',
   const client = connect(studio.url, { transports: ['websocket'], forceNew: true, reconnection: true, reconnectionDelay: 10 });
   try {
     await fc.assert(
-      fc.asyncProperty(fc.oneof(frame.map((f) => ({ frame: f })), event.map((e) => ({ event: e }))), async (c) => {
-        if ('frame' in c) {
-          // A raw connection: open, send the frame (with or without joining first), wait for the answer or the close.
-          const ws = new WebSocket(url);
-          const outcome = await new Promise<string>((resolve) => {
-            const timer = setTimeout(() => resolve('open'), 300);
-            ws.on('open', () => ws.send(c.frame));
-            ws.on('close', () => {
-              clearTimeout(timer);
-              resolve('closed');
+      fc.asyncProperty(
+        fc.oneof(
+          frame.map((f) => ({ frame: f })),
+          event.map((e) => ({ event: e })),
+        ),
+        async (c) => {
+          if ('frame' in c) {
+            // A raw connection: open, send the frame (with or without joining first), wait for the answer or the close.
+            const ws = new WebSocket(url);
+            const outcome = await new Promise<string>((resolve) => {
+              const timer = setTimeout(() => resolve('open'), 300);
+              ws.on('open', () => ws.send(c.frame));
+              ws.on('close', () => {
+                clearTimeout(timer);
+                resolve('closed');
+              });
+              ws.on('error', () => {
+                clearTimeout(timer);
+                resolve('error');
+              });
             });
-            ws.on('error', () => {
-              clearTimeout(timer);
-              resolve('error');
-            });
-          });
-          ws.terminate();
-          report.count(`frame:${outcome}`);
-        } else {
-          if (!client.connected) await new Promise((r) => client.once('connect', r as () => void));
-          (client.emit as (name: string, ...args: unknown[]) => void)(c.event.name, ...c.event.args);
-          report.count('event');
-        }
-      }),
+            ws.terminate();
+            report.count(`frame:${outcome}`);
+          } else {
+            if (!client.connected) await new Promise((r) => client.once('connect', r as () => void));
+            (client.emit as (name: string, ...args: unknown[]) => void)(c.event.name, ...c.event.args);
+            report.count('event');
+          }
+        },
+      ),
       { numRuns: casesFor(0.1), seed: FUZZ_SEED },
     );
     // Still serving, and still telling other clients about jobs.

@@ -158,7 +158,10 @@ describe('snapshot ⇄ graph JSON v1', () => {
 describe('parseGraphJson', () => {
   it('reads a valid file and fills defaults for params, position and meta', () => {
     const r = parseGraphJson(JSON.stringify({ format: 'dualstyle-graph', version: 1, nodes: [{ id: 'a', type: 'Mask' }] }));
-    expect(r).toEqual({ ok: true, graph: { format: 'dualstyle-graph', version: 1, nodes: [{ id: 'a', type: 'Mask', params: {}, position: { x: 0, y: 0 } }], edges: [], meta: {} } });
+    expect(r).toEqual({
+      ok: true,
+      graph: { format: 'dualstyle-graph', version: 1, nodes: [{ id: 'a', type: 'Mask', params: {}, position: { x: 0, y: 0 } }], edges: [], meta: {} },
+    });
   });
 
   it.each([
@@ -323,10 +326,16 @@ describe('N styles in the editor', () => {
     const eps = spec('EpsilonMergeSampler');
     expect([...countParams(eps)]).toEqual(['styles']);
     const styleSockets = (styles: number) => socketsFor(eps, { ...defaultParams(eps), styles }).inputs.filter((s) => s.family === 'style');
-    expect(styleSockets(3).map((s) => [s.name, s.index])).toEqual([['style1', 1], ['style2', 2], ['style3', 3]]);
+    expect(styleSockets(3).map((s) => [s.name, s.index])).toEqual([
+      ['style1', 1],
+      ['style2', 2],
+      ['style3', 3],
+    ]);
     expect(styleSockets(5).map((s) => s.name)).toEqual(['style1', 'style2', 'style3', 'style4', 'style5']);
     // The other inputs are there whatever the count, in the catalog's order.
-    const others = socketsFor(eps, { ...defaultParams(eps), styles: 4 }).inputs.filter((s) => s.family === undefined).map((s) => s.name);
+    const others = socketsFor(eps, { ...defaultParams(eps), styles: 4 })
+      .inputs.filter((s) => s.family === undefined)
+      .map((s) => s.name);
     expect(others).toEqual(eps.inputs.filter((s) => !s.variadic).map((s) => s.name));
     expect(countParams(spec('VAEDecode')).size).toBe(0);
   });
@@ -342,7 +351,8 @@ describe('N styles in the editor', () => {
 
   it('a mask shows the settings of its shape only (painting tools for painted, angle for direction "angle")', () => {
     const mask = spec('Mask');
-    const visible = (values: Record<string, unknown>) => mask.params.filter((p) => paramVisible(p, { ...defaultParams(mask), ...values }, mask.params)).map((p) => p.name);
+    const visible = (values: Record<string, unknown>) =>
+      mask.params.filter((p) => paramVisible(p, { ...defaultParams(mask), ...values }, mask.params)).map((p) => p.name);
     const painted = visible({ shape: 'painted' });
     expect(painted).toEqual(expect.arrayContaining(['strokes', 'fill', 'feather']));
     expect(painted).not.toContain('angle');

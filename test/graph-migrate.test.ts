@@ -74,7 +74,15 @@ describe('migrateGraph', () => {
     const missing = migrateGraph({ format: GRAPH_FORMAT, version: 1 }, {}, 2);
     expect(missing.issues[0]).toMatchObject({ code: 'unsupported_version' });
     expect(missing.issues[0].message).toMatch(/no migration from version 1 to 2/);
-    const broken = migrateGraph({ format: GRAPH_FORMAT, version: 1 }, { 1: () => { throw new Error('boom'); } }, 2);
+    const broken = migrateGraph(
+      { format: GRAPH_FORMAT, version: 1 },
+      {
+        1: () => {
+          throw new Error('boom');
+        },
+      },
+      2,
+    );
     expect(broken.issues[0].message).toBe('Could not upgrade the graph from format version 1 to 2: boom');
     const noBump = migrateGraph({ format: GRAPH_FORMAT, version: 1 }, { 1: (g) => g }, 2);
     expect(noBump.issues[0].message).toMatch(/did not produce version 2/);

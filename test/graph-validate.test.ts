@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createCatalog } from '../server/catalog.ts';
-import { formatIssue, validateGraph } from '../server/graph/validate.ts';
+import { formatIssue, summarizeIssues, validateGraph } from '../server/graph/validate.ts';
 import type { ValidationIssue } from '../server/protocol/graph.ts';
 import { graphJson, numberChain, testNodes } from './support/test-nodes.ts';
 
@@ -302,5 +302,13 @@ describe('validateGraph', () => {
       '[param_out_of_range] Mask → sharpness must be ≤ 200, got 500 (node m, field sharpness)',
     );
     expect(formatIssue({ code: 'no_outputs', message: 'No output.' })).toBe('[no_outputs] No output.');
+  });
+
+  it('summarizeIssues names the first issue and counts the others, in the singular for one', () => {
+    const issue = (n: number): ValidationIssue => ({ code: 'unknown_node_type', nodeId: `x${n}`, message: `Unknown node type "T${n}".` });
+    expect(summarizeIssues([issue(1)])).toBe('[unknown_node_type] Unknown node type "T1". (node x1)');
+    expect(summarizeIssues([issue(1), issue(2)])).toBe('[unknown_node_type] Unknown node type "T1". (node x1) (and 1 more problem)');
+    expect(summarizeIssues([issue(1), issue(2), issue(3)])).toBe('[unknown_node_type] Unknown node type "T1". (node x1) (and 2 more problems)');
+    expect(summarizeIssues([])).toBe('the graph is invalid');
   });
 });

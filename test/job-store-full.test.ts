@@ -79,7 +79,9 @@ it('records a job that ended while the disk was full once there is room, and the
   await events.waitFor('node:progress', (a) => a.jobId === first);
   const disk = fillTheDisk(['UPDATE jobs SET state = ?, rank = NULL, finished_at']);
   expect((await api(s, 'DELETE', `/api/jobs/${first}`)).status).toBe(200);
-  await expect.poll(() => errors.join('\n')).toMatch(new RegExp(`cannot record how job ${first} ended \\(cancelled\\); the queue waits and tries again: database or disk is full`));
+  await expect
+    .poll(() => errors.join('\n'))
+    .toMatch(new RegExp(`cannot record how job ${first} ended \\(cancelled\\); the queue waits and tries again: database or disk is full`));
   // Not recorded yet: no end announced, the next job not started.
   expect(events.forJob(first).map((e) => e.name)).not.toContain('job:cancelled');
   expect(events.forJob(second).map((e) => e.name)).toEqual(['job:queued']);

@@ -69,7 +69,7 @@ async function graph(name: string, body: (b: GraphBuilder, sample: string) => st
 }
 
 describe('graphs the analysis cannot follow', () => {
-  it('no strided structure: unet/config.json\'s levels stand in, else onnxruntime decides', async () => {
+  it("no strided structure: unet/config.json's levels stand in, else onnxruntime decides", async () => {
     const file = await graph('flat', (b, x) => b.op('Relu', [x], '/relu'));
     const none = await readLatentSizeRule(file, SAMPLE, null);
     expect(none).toMatchObject({ source: 'none', safeMultiple: 1 });
@@ -84,7 +84,16 @@ describe('graphs the analysis cannot follow', () => {
     const file = await graph('tiled', (b, x) => {
       const half = b.op('AveragePool', [x], '/down', { kernel_shape: [2, 2], strides: [2, 2] });
       const back = b.op('Tile', [half, b.constant('/up', 'int64', [4], [1, 1, 2, 2])], '/up');
-      return b.op('Slice', [b.op('Concat', [back, x], '/join', { axis: 1 }), b.constant('/s', 'int64', [1], [0]), b.constant('/s', 'int64', [1], [4]), b.constant('/s', 'int64', [1], [1])], '/s');
+      return b.op(
+        'Slice',
+        [
+          b.op('Concat', [back, x], '/join', { axis: 1 }),
+          b.constant('/s', 'int64', [1], [0]),
+          b.constant('/s', 'int64', [1], [4]),
+          b.constant('/s', 'int64', [1], [1]),
+        ],
+        '/s',
+      );
     });
     const session = await ort.InferenceSession.create(file);
     const run = (h: number, w: number) =>

@@ -75,7 +75,8 @@ export function findViolations(files: Map<string, string>): string[] {
     for (const spec of importsOf(source)) {
       const target = path.posix.normalize(path.posix.join(path.posix.dirname(rel), spec));
       if (rel.startsWith('client/')) {
-        if (!target.startsWith('client/') && !target.startsWith('server/protocol/')) bad.push(`${rel} → ${target} (the client may import only client/ and server/protocol/)`);
+        if (!target.startsWith('client/') && !target.startsWith('server/protocol/'))
+          bad.push(`${rel} → ${target} (the client may import only client/ and server/protocol/)`);
         continue;
       }
       const from = floorOf(rel);
@@ -126,8 +127,10 @@ describe('import direction', () => {
   });
 
   it('reads every form of import', () => {
-    expect(importsOf(`import a from './a.ts';\nimport type { B } from "../b.ts";\nexport { c } from './c.ts';\nimport './d.css';\nconst e = await import('./e.ts');\nimport x from 'zod';`)).toEqual([
-      './a.ts', '../b.ts', './c.ts', './d.css', './e.ts',
-    ]);
+    expect(
+      importsOf(
+        `import a from './a.ts';\nimport type { B } from "../b.ts";\nexport { c } from './c.ts';\nimport './d.css';\nconst e = await import('./e.ts');\nimport x from 'zod';`,
+      ),
+    ).toEqual(['./a.ts', '../b.ts', './c.ts', './d.css', './e.ts']);
   });
 });

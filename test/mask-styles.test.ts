@@ -46,7 +46,14 @@ describe('N-style masks are a partition of unity (property tests)', () => {
     const gradient = fc.record({
       styles,
       shape: fc.constantFrom('linear' as const, 'logistic' as const),
-      direction: fc.constantFrom('left-right' as const, 'right-left' as const, 'top-bottom' as const, 'bottom-top' as const, 'angle' as const, 'radial' as const),
+      direction: fc.constantFrom(
+        'left-right' as const,
+        'right-left' as const,
+        'top-bottom' as const,
+        'bottom-top' as const,
+        'angle' as const,
+        'radial' as const,
+      ),
       angle: fc.double({ min: -360, max: 360, noNaN: true }),
       center: fc.record({ x: fc.double({ min: 0, max: 1, noNaN: true }), y: fc.double({ min: 0, max: 1, noNaN: true }) }),
       sharpness: fc.double({ min: 0.1, max: 200, noNaN: true }),
@@ -94,11 +101,15 @@ describe('N-style masks are a partition of unity (property tests)', () => {
     );
     const image = { width: 3, height: 1, data: Float32Array.from([1, 0.5, 0, 1, 0.5, 0, 1, 0.5, 0]) };
     const planes = makeMask({ styles: 3, shape: 'image', direction: 'left-right', sharpness: 0, image }).weights(3, 1);
-    expect(planes.map((p) => Array.from(p))).toEqual([[1, 0, 0], [0, 1, 0], [0, 0, 1]]);
+    expect(planes.map((p) => Array.from(p))).toEqual([
+      [1, 0, 0],
+      [0, 1, 0],
+      [0, 0, 1],
+    ]);
   });
 });
 
-describe('two styles are the paper\'s mask, bit for bit', () => {
+describe("two styles are the paper's mask, bit for bit", () => {
   it('logistic and linear in the four directions: M = 1/(1 + exp(k(u − 0.5))) and 1 − u, and the second plane is 1 − M', () => {
     const [w, h, k] = [13, 7, 20];
     for (const direction of ['left-right', 'right-left', 'top-bottom', 'bottom-top'] as const) {
@@ -119,7 +130,7 @@ describe('two styles are the paper\'s mask, bit for bit', () => {
     }
   });
 
-  it('an image mask of two styles is the image\'s brightness', () => {
+  it("an image mask of two styles is the image's brightness", () => {
     const gray = [0.1, 0.3, 0.7, 0.9].map(Math.fround);
     const image = { width: 4, height: 1, data: Float32Array.from([...gray, ...gray, ...gray]) };
     const [m] = makeMask({ shape: 'image', direction: 'left-right', sharpness: 0, image }).weights(4, 1);
@@ -180,7 +191,8 @@ describe('where N regions land', () => {
 
 describe('painted masks', () => {
   const dot = (style: number, x: number, y: number, radius: number): Stroke => ({ style, radius, points: encodePoints([x, y]) });
-  const painted = (strokes: Stroke[], feather = 0, fill = 1, n = 3) => makeMask({ styles: n, shape: 'painted', direction: 'left-right', sharpness: 20, painting: { strokes, fill, feather } });
+  const painted = (strokes: Stroke[], feather = 0, fill = 1, n = 3) =>
+    makeMask({ styles: n, shape: 'painted', direction: 'left-right', sharpness: 20, painting: { strokes, fill, feather } });
 
   it('a stroke paints its style, the rest is the fill style; the eraser paints the fill back', () => {
     const [w, h] = [40, 30];
@@ -231,14 +243,17 @@ describe('painted masks', () => {
 describe('strokes as the graph stores them', () => {
   it('points round-trip through 4 base64url characters each, at 1/4095 precision', () => {
     fc.assert(
-      fc.property(fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 2, maxLength: 40 }).filter((a) => a.length % 2 === 0), (xy) => {
-        const text = encodePoints(xy);
-        expect(text).toMatch(/^[A-Za-z0-9_-]*$/);
-        expect(text.length).toBe(2 * xy.length);
-        const back = decodePoints(text);
-        for (let i = 0; i < xy.length; i++) expect(Math.abs(back[i]! - xy[i]!)).toBeLessThanOrEqual(0.5 / POINT_SCALE + 1e-12);
-        expect(encodePoints(back)).toBe(text);
-      }),
+      fc.property(
+        fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 2, maxLength: 40 }).filter((a) => a.length % 2 === 0),
+        (xy) => {
+          const text = encodePoints(xy);
+          expect(text).toMatch(/^[A-Za-z0-9_-]*$/);
+          expect(text.length).toBe(2 * xy.length);
+          const back = decodePoints(text);
+          for (let i = 0; i < xy.length; i++) expect(Math.abs(back[i]! - xy[i]!)).toBeLessThanOrEqual(0.5 / POINT_SCALE + 1e-12);
+          expect(encodePoints(back)).toBe(text);
+        },
+      ),
     );
     expect(() => decodePoints('AB')).toThrow(/groups of 4/);
     expect(() => decodePoints('AB!C')).toThrow(/not base64url/);
@@ -251,7 +266,14 @@ describe('strokes as the graph stores them', () => {
     const tooMany = StrokesSchema.safeParse(Array.from({ length: 5 }, () => stroke(MAX_POINTS / 4 + 1)));
     expect(tooMany.success).toBe(false);
     expect(tooMany.error!.issues[0]!.message).toBe(`a painting may have at most ${MAX_POINTS} points in all, got ${5 * (MAX_POINTS / 4 + 1)}`);
-    for (const bad of [{ ...stroke(1), points: 'AAA' }, { ...stroke(1), points: 'AA?A' }, { ...stroke(1), points: '' }, { ...stroke(1), style: 9 }, { ...stroke(1), radius: 0 }, { ...stroke(1), radius: 0.9 }]) {
+    for (const bad of [
+      { ...stroke(1), points: 'AAA' },
+      { ...stroke(1), points: 'AA?A' },
+      { ...stroke(1), points: '' },
+      { ...stroke(1), style: 9 },
+      { ...stroke(1), radius: 0 },
+      { ...stroke(1), radius: 0.9 },
+    ]) {
       expect(StrokesSchema.safeParse([bad]).success, JSON.stringify(bad)).toBe(false);
     }
     // A full painting stays well under the 64 KiB a node's parameters may take.
@@ -262,7 +284,7 @@ describe('strokes as the graph stores them', () => {
 });
 
 describe('the N-style blend', () => {
-  it('two styles: M·a + (1 − M)·b, the same arithmetic as the paper\'s expression', () => {
+  it("two styles: M·a + (1 − M)·b, the same arithmetic as the paper's expression", () => {
     const n = 64;
     const a = Float64Array.from({ length: 2 * n }, (_, i) => Math.sin(i) * 3.7);
     const b = Float64Array.from({ length: 2 * n }, (_, i) => Math.cos(i * 1.3) * 2.1);

@@ -80,7 +80,9 @@ describe('the estimate', () => {
       const runner = new GraphRunner({ catalog: createCatalog(nodeDefinitions), dataDir: dir, executionProvider: 'cpu', maxJobMemoryBytes: 1024 * GiB });
       const catalog = createCatalog(nodeDefinitions);
       const work = async (name: string, params: Parameters<typeof withParams>[1], nodeId: string) =>
-        (await planJob(runner.validate(await template(name, { LoadImage: { max_side: 512 }, ...params })), catalog, runner.services)).find((w) => w.nodeId === nodeId)!;
+        (await planJob(runner.validate(await template(name, { LoadImage: { max_side: 512 }, ...params })), catalog, runner.services)).find(
+          (w) => w.nodeId === nodeId,
+        )!;
       expect((await work('three-styles', {}, 'eps_merge')).rows).toBe(4); // [∅, c1, c2, c3]
       expect((await work('three-styles', { EpsilonMergeSampler: { guidance: 1 } }, 'eps_merge')).rows).toBe(3);
       const attention = await work('comparison-three-styles', {}, 'attn_merge');
@@ -133,14 +135,18 @@ describe('the budget', () => {
 
   it('refuses the 2048 px job before it is queued, on the node that needs the most, saying what to do', async () => {
     // The sample picture is never enlarged: upload a 2048×1536 one, as the probe did.
-    const png = await sharp({ create: { width: 2048, height: 1536, channels: 3, background: { r: 90, g: 120, b: 200 } } }).png().toBuffer();
+    const png = await sharp({ create: { width: 2048, height: 1536, channels: 3, background: { r: 90, g: 120, b: 200 } } })
+      .png()
+      .toBuffer();
     const upload = await fetch(new URL('/api/uploads', studio.url), { method: 'POST', headers: { 'content-type': 'image/png' }, body: new Uint8Array(png) });
     const { name } = (await upload.json()) as { name: string };
     const graph = await template('epsilon-merge', { LoadImage: { image: name, max_side: 2048 } });
     const res = await api(studio, 'POST', '/api/jobs', { graph });
     expect(res.status).toBe(422);
     expect(res.body.error.code).toBe('memory_budget');
-    expect(res.body.error.message).toMatch(/needs about [\d.]+ GiB of memory at 2048×1536 px \(3 rows per UNet call\).*more than the 2 GiB one job may use \(--max-job-memory\).*max side/);
+    expect(res.body.error.message).toMatch(
+      /needs about [\d.]+ GiB of memory at 2048×1536 px \(3 rows per UNet call\).*more than the 2 GiB one job may use \(--max-job-memory\).*max side/,
+    );
     expect(res.body.error.issues).toEqual([expect.objectContaining({ code: 'memory_budget', nodeId: 'eps_merge' })]);
     expect((await api(studio, 'GET', '/api/queue')).body).toMatchObject({ running: null, pending: [] });
   });
@@ -206,7 +212,9 @@ describe('memory after a job', () => {
 
   it('--release-idle takes a duration or off, and names the problem otherwise', () => {
     expect(releaseIdle(undefined)).toBe(60_000);
-    expect([releaseIdle('90'), releaseIdle('90s'), releaseIdle('5m'), releaseIdle('250ms'), releaseIdle('0'), releaseIdle('off')]).toEqual([90_000, 90_000, 300_000, 250, 0, 0]);
+    expect([releaseIdle('90'), releaseIdle('90s'), releaseIdle('5m'), releaseIdle('250ms'), releaseIdle('0'), releaseIdle('off')]).toEqual([
+      90_000, 90_000, 300_000, 250, 0, 0,
+    ]);
     expect(() => releaseIdle('soon')).toThrow('--release-idle must be a duration such as 60s, 5m or 500ms (0 or off: never), got "soon"');
   });
 });

@@ -32,14 +32,18 @@ describe.skipIf(!hasFixture)('metrics conformance on ../shared/fixtures/metrics'
     for (const d of tmp) await rm(d, { recursive: true, force: true });
   });
 
-  it('passes every case within the file\'s tolerances', async () => {
+  it("passes every case within the file's tolerances", async () => {
     const lines: string[] = [];
     const r = await runConformance(fixture, { log: (l) => lines.push(l), executionProvider: 'cpu' });
-    expect(r.cases.filter((c) => !c.pass), lines.join('\n')).toEqual([]);
+    expect(
+      r.cases.filter((c) => !c.pass),
+      lines.join('\n'),
+    ).toEqual([]);
     const spec = JSON.parse(await readFile(path.join(fixture, 'reference/metrics.json'), 'utf8')) as { cases: { generated: string }[] };
     const names = new Set(r.cases.map((c) => c.name));
     for (const c of spec.cases) {
-      for (const m of ['l2', 'psnr', 'ssim', 'tv', 'clip', 'clip_left', 'clip_right', 'dclip', 'dclip_left', 'dclip_right']) expect(names.has(`${c.generated}:${m}`)).toBe(true);
+      for (const m of ['l2', 'psnr', 'ssim', 'tv', 'clip', 'clip_left', 'clip_right', 'dclip', 'dclip_left', 'dclip_right'])
+        expect(names.has(`${c.generated}:${m}`)).toBe(true);
     }
     const model = r.cases.filter((c) => c.name.startsWith('clip_') && c.name.includes('embeds'));
     expect(model.map((c) => c.name).sort()).toEqual(['clip_image_embeds_original', 'clip_text_embeds_style1']);
@@ -69,7 +73,8 @@ describe.skipIf(!hasFixture)('metrics conformance on ../shared/fixtures/metrics'
       const a = await readNpyFloat32(path.join(fixture, 'reference', `${name}.npy`));
       const [H, W] = a.shape as [number, number];
       const big = new Float32Array(4 * a.data.length);
-      for (let y = 0; y < 2 * H; y++) for (let x = 0; x < 2 * W; x++) for (let c = 0; c < 3; c++) big[(y * 2 * W + x) * 3 + c] = a.data[((y >> 1) * W + (x >> 1)) * 3 + c]!;
+      for (let y = 0; y < 2 * H; y++)
+        for (let x = 0; x < 2 * W; x++) for (let c = 0; c < 3; c++) big[(y * 2 * W + x) * 3 + c] = a.data[((y >> 1) * W + (x >> 1)) * 3 + c]!;
       await writeFile(path.join(dir, 'reference', `${name}.npy`), encodeNpy(big, [2 * H, 2 * W, 3]));
     }
     const r = await runConformance(dir, { log: () => undefined, executionProvider: 'cpu' });
@@ -95,7 +100,10 @@ describe.skipIf(!hasFixture)('metrics conformance on ../shared/fixtures/metrics'
     await cp(path.join(projectRoot, 'test/fixtures/metrics-other/reference/metrics.json'), path.join(dir, 'reference/metrics.json'));
     const lines: string[] = [];
     const r = await runConformance(dir, { log: (l) => lines.push(l), executionProvider: 'cpu' });
-    expect(r.cases.filter((c) => !c.pass), lines.join('\n')).toEqual([]);
+    expect(
+      r.cases.filter((c) => !c.pass),
+      lines.join('\n'),
+    ).toEqual([]);
     const names = r.cases.map((c) => c.name);
     // 2 originals (48×26, 24×40) × 2 generated × 11 metrics, tv_seam included.
     expect(names.filter((n) => n.includes(':'))).toHaveLength(44);
@@ -108,6 +116,8 @@ describe.skipIf(!hasFixture)('metrics conformance on ../shared/fixtures/metrics'
     await symlink(path.join(fixture, 'clip'), path.join(dir, 'clip'));
     await cp(path.join(fixture, 'reference'), path.join(dir, 'reference'), { recursive: true });
     await writeFile(path.join(dir, 'reference/metrics.json'), JSON.stringify({ prompts: { source: 'x' }, cases: [{}] }));
-    await expect(runConformance(dir, { log: () => undefined })).rejects.toThrow(/prompts\.style1_left must be a string.*cases must be a list.*tolerance must be an object/);
+    await expect(runConformance(dir, { log: () => undefined })).rejects.toThrow(
+      /prompts\.style1_left must be a string.*cases must be a list.*tolerance must be an object/,
+    );
   });
 });

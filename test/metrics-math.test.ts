@@ -28,13 +28,16 @@ function image(w: number, h: number, f: (x: number, y: number, c: number) => num
 
 describe('Pillow-exact bicubic resize', () => {
   it('reproduces Pillow bit for bit, enlarging, shrinking (antialiased) and both at once', async () => {
-    const ref = JSON.parse(await readFile(path.join(fixtures, 'pillow-bicubic.json'), 'utf8')) as { cases: { from: [number, number]; to: [number, number]; rgb: string }[] };
+    const ref = JSON.parse(await readFile(path.join(fixtures, 'pillow-bicubic.json'), 'utf8')) as {
+      cases: { from: [number, number]; to: [number, number]; rgb: string }[];
+    };
     expect(ref.cases.length).toBeGreaterThanOrEqual(5);
     for (const c of ref.cases) {
       const [w, h] = c.from;
       const src = new Uint8Array(3 * w * h);
       // The formula of scripts/pillow-bicubic-cases.py.
-      for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let k = 0; k < 3; k++) src[3 * (y * w + x) + k] = (x * 37 + y * 11 + k * 101 + ((x * y) % 7) * 29) % 256;
+      for (let y = 0; y < h; y++)
+        for (let x = 0; x < w; x++) for (let k = 0; k < 3; k++) src[3 * (y * w + x) + k] = (x * 37 + y * 11 + k * 101 + ((x * y) % 7) * 29) % 256;
       const ours = resizeRgb8(src, w, h, c.to[0], c.to[1]);
       const theirs = Buffer.from(c.rgb, 'base64');
       const differing = ours.reduce((n, v, i) => n + (v !== theirs[i] ? 1 : 0), 0);
@@ -45,7 +48,10 @@ describe('Pillow-exact bicubic resize', () => {
   it('sizes the shortest edge as HF does (the long side truncated) and centre-crops', () => {
     expect(shortestEdgeSize(64, 48, 224)).toEqual({ width: 298, height: 224 });
     expect(shortestEdgeSize(24, 40, 224)).toEqual({ width: 224, height: 373 });
-    const pv = clipPixelValues(image(64, 48, () => 0.5), CLIP_DEFAULTS);
+    const pv = clipPixelValues(
+      image(64, 48, () => 0.5),
+      CLIP_DEFAULTS,
+    );
     expect(pv.length).toBe(3 * 224 * 224);
     // A flat gray stays flat: round(0.5·255) = 128 everywhere.
     expect(pv[0]).toBeCloseTo((128 / 255 - CLIP_DEFAULTS.mean[0]) / CLIP_DEFAULTS.std[0], 6);
@@ -53,7 +59,14 @@ describe('Pillow-exact bicubic resize', () => {
   });
 
   it('reads both preprocessor formats and refuses what it cannot reproduce', () => {
-    const hf = parsePreprocessor({ crop_size: { height: 224, width: 224 }, size: { shortest_edge: 224 }, image_mean: [0.5, 0.5, 0.5], image_std: [0.5, 0.5, 0.5], resample: 3, rescale_factor: 1 / 255 });
+    const hf = parsePreprocessor({
+      crop_size: { height: 224, width: 224 },
+      size: { shortest_edge: 224 },
+      image_mean: [0.5, 0.5, 0.5],
+      image_std: [0.5, 0.5, 0.5],
+      resample: 3,
+      rescale_factor: 1 / 255,
+    });
     expect(hf).toMatchObject({ size: 224, crop: 224, mean: [0.5, 0.5, 0.5] });
     expect(parsePreprocessor({ image_size: 336 })).toMatchObject({ size: 336, crop: 336, mean: CLIP_DEFAULTS.mean });
     expect(() => parsePreprocessor({ resample: 2 })).toThrow(/resample 2 is not supported/);
@@ -82,7 +95,7 @@ describe('pixel metrics', () => {
     expect(tvSeam(ramp)).toBeCloseTo(expected, 7);
     // A seam outside the band does not count; one inside does.
     const stepAt = (col: number) => image(10, 3, (x) => (x >= col ? 1 : 0));
-    expect(tvSeam(stepAt(2))).toBeCloseTo(Math.sqrt(1e-6) * (9 + 12) / 6, 12);
+    expect(tvSeam(stepAt(2))).toBeCloseTo((Math.sqrt(1e-6) * (9 + 12)) / 6, 12);
     expect(tvSeam(stepAt(5))).toBeGreaterThan(0.4);
   });
 
@@ -94,7 +107,12 @@ describe('pixel metrics', () => {
     expect(psnr(brighter, ramp)).toBeCloseTo(20, 4); // MSE 0.01
     const big = image(20, 16, (x, y, c) => ((x * 7 + y * 3 + c) % 11) / 10);
     expect(ssim(big, big)).toBeCloseTo(1, 12);
-    expect(ssim(big, image(20, 16, (x, y, c) => ((x * 5 + y * 3 + c) % 11) / 10))).toBeLessThan(0.9);
+    expect(
+      ssim(
+        big,
+        image(20, 16, (x, y, c) => ((x * 5 + y * 3 + c) % 11) / 10),
+      ),
+    ).toBeLessThan(0.9);
     expect(() => ssim(ramp, ramp)).toThrow(/at least 11×11 pixels, got 10×3/);
     expect(() => l2(ramp, big)).toThrow(/differ in size: 10×3 and 20×16/);
   });
@@ -102,7 +120,7 @@ describe('pixel metrics', () => {
 
 describe('CLIP scores from embeddings', () => {
   const e = (...v: number[]) => Float32Array.from(v);
-  it('follow the fixture\'s definitions on hand-made vectors', () => {
+  it("follow the fixture's definitions on hand-made vectors", () => {
     const prompts = { source: e(1, 0, 0), styles: [e(0, 1, 0), e(0, 0, 1)] };
     const original = { full: e(1, 0, 0), left: e(1, 0, 0), right: e(1, 0, 0) };
     // The left half became style 1, the right half style 2, the whole halfway.
@@ -121,7 +139,8 @@ describe('CLIP scores from embeddings', () => {
 
 describe('LPIPS through a generated ONNX feature network', () => {
   let dir: string;
-  const C0 = 4, C1 = 6;
+  const C0 = 4,
+    C1 = 6;
   const rnd = new WeightRandom(7);
   const w0 = rnd.normal('w0', C0 * 3, 0.5);
   const w1 = rnd.normal('w1', C1 * C0, 0.5);
@@ -150,18 +169,43 @@ describe('LPIPS through a generated ONNX feature network', () => {
     const { width: W, height: H } = a;
     const feats = (im: ImageValue) => {
       const x = (c: number, p: number) => (2 * im.data[c * W * H + p]! - 1 - LPIPS_SHIFT[c]!) / LPIPS_SCALE[c]!;
-      const f0 = Array.from({ length: W * H }, (_, p) => Array.from({ length: C0 }, (_, o) => Math.max(0, [0, 1, 2].reduce((s, c) => s + w0[o * 3 + c]! * x(c, p), 0))));
+      const f0 = Array.from({ length: W * H }, (_, p) =>
+        Array.from({ length: C0 }, (_, o) =>
+          Math.max(
+            0,
+            [0, 1, 2].reduce((s, c) => s + w0[o * 3 + c]! * x(c, p), 0),
+          ),
+        ),
+      );
       const f1: number[][] = [];
-      for (let y = 0; y < H >> 1; y++) for (let xx = 0; xx < W >> 1; xx++) {
-        const avg = Array.from({ length: C0 }, (_, c) => [0, 1].flatMap((dy) => [0, 1].map((dx) => f0[(2 * y + dy) * W + 2 * xx + dx]![c]!)).reduce((s, v) => s + v, 0) / 4);
-        f1.push(Array.from({ length: C1 }, (_, o) => Math.max(0, avg.reduce((s, v, c) => s + w1[o * C0 + c]! * v, 0))));
-      }
+      for (let y = 0; y < H >> 1; y++)
+        for (let xx = 0; xx < W >> 1; xx++) {
+          const avg = Array.from(
+            { length: C0 },
+            (_, c) => [0, 1].flatMap((dy) => [0, 1].map((dx) => f0[(2 * y + dy) * W + 2 * xx + dx]![c]!)).reduce((s, v) => s + v, 0) / 4,
+          );
+          f1.push(
+            Array.from({ length: C1 }, (_, o) =>
+              Math.max(
+                0,
+                avg.reduce((s, v, c) => s + w1[o * C0 + c]! * v, 0),
+              ),
+            ),
+          );
+        }
       return [f0, f1];
     };
     const [fa, fb] = [feats(a), feats(b)];
     return [0, 1].reduce((sum, l) => {
-      const unit = (v: number[]) => { const n = Math.sqrt(v.reduce((s, x) => s + x * x, 0)) + 1e-10; return v.map((x) => x / n); };
-      const d = fa[l]!.map((va, p) => { const ua = unit(va), ub = unit(fb[l]![p]!); return ua.reduce((s, x, c) => s + heads[l]![c]! * (x - ub[c]!) ** 2, 0); });
+      const unit = (v: number[]) => {
+        const n = Math.sqrt(v.reduce((s, x) => s + x * x, 0)) + 1e-10;
+        return v.map((x) => x / n);
+      };
+      const d = fa[l]!.map((va, p) => {
+        const ua = unit(va),
+          ub = unit(fb[l]![p]!);
+        return ua.reduce((s, x, c) => s + heads[l]![c]! * (x - ub[c]!) ** 2, 0);
+      });
       return sum + d.reduce((s, v) => s + v, 0) / d.length;
     }, 0);
   }

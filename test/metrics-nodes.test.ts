@@ -28,7 +28,17 @@ describe('metrics in the comparison template', () => {
     const s = await r.run(withParams(shrink(await loadTemplate('comparison')), { clip: { clip } }));
     const table = s.results['metrics_table']!.table!;
     expect(table.rows.map((row) => row.label)).toEqual([
-      'L2 ↓', 'PSNR ↑', 'SSIM ↑', 'Smooth. ↓', 'Seam TV ↓', 'CLIP ↑', 'CLIP l. ↑', 'CLIP r. ↑', 'DCLIP ↑', 'DCLIP l. ↑', 'DCLIP r. ↑',
+      'L2 ↓',
+      'PSNR ↑',
+      'SSIM ↑',
+      'Smooth. ↓',
+      'Seam TV ↓',
+      'CLIP ↑',
+      'CLIP l. ↑',
+      'CLIP r. ↑',
+      'DCLIP ↑',
+      'DCLIP l. ↑',
+      'DCLIP r. ↑',
     ]);
     // Each Metrics node shows its own one-column table and a one-line summary.
     expect(s.results['metrics_epsilon']?.table?.columns ?? r.eventsOf('node:done', 'metrics_epsilon').length).toBeTruthy();
@@ -41,6 +51,8 @@ describe('metrics in the comparison template', () => {
     // Speed: the metrics nodes together against one sampler.
     const ms = (id: string) => (r.eventsOf('node:done', id)[0] as { ms: number }).ms;
     const metricsMs = METHODS.reduce((sum, m) => sum + ms(`metrics_${m}`), 0);
-    console.log(`metrics: six Metrics nodes ${metricsMs} ms (${METHODS.map((m) => ms(`metrics_${m}`)).join(", ")}); epsilon-merge sampler ${ms('eps_merge')} ms; inversion ${ms('invert')} ms (64 px, 6 steps)`);
+    console.log(
+      `metrics: six Metrics nodes ${metricsMs} ms (${METHODS.map((m) => ms(`metrics_${m}`)).join(', ')}); epsilon-merge sampler ${ms('eps_merge')} ms; inversion ${ms('invert')} ms (64 px, 6 steps)`,
+    );
   });
 });

@@ -77,7 +77,7 @@ describe('Load Model paths', () => {
     }
   });
 
-  it('never shows the server\'s folders in a message', async () => {
+  it("never shows the server's folders in a message", async () => {
     const messages = [await failure('/etc'), await failure('nope'), await failure('broken')];
     for (const message of messages) {
       for (const secret of [dataDir, PROJECT_ROOT, process.cwd(), os.tmpdir()]) expect(message).not.toContain(secret);
@@ -86,7 +86,7 @@ describe('Load Model paths', () => {
     expect(messages[2]).toMatch(/not a Stable Diffusion ONNX folder: missing .* in broken$/);
   });
 
-  it('finds names under <data>/models, the studio\'s models/ and --models-root folders', async () => {
+  it("finds names under <data>/models, the studio's models/ and --models-root folders", async () => {
     expect(await resolveModelDir('allowed-sd', services.modelRoots)).toBe(path.join(extraRoot, 'allowed-sd'));
     expect(await resolveModelDir(path.join(extraRoot, 'allowed-sd'), services.modelRoots)).toBe(path.join(extraRoot, 'allowed-sd'));
     expect(await resolveModelDir('broken', services.modelRoots)).toBe(path.join(dataDir, 'models', 'broken'));

@@ -17,11 +17,22 @@ const spec = {
 } as unknown as CatalogNode;
 
 function setup(take: () => Promise<void>) {
-  const node = { id: 'sampler', type: 'Sampler', spec, params: { styles: 3 } as Record<string, unknown>, label: 'Sampler', customTitle: undefined, setInputs() {} };
+  const node = {
+    id: 'sampler',
+    type: 'Sampler',
+    spec,
+    params: { styles: 3 } as Record<string, unknown>,
+    label: 'Sampler',
+    customTitle: undefined,
+    setInputs() {},
+  };
   const recorded: unknown[] = [];
   const errors: string[] = [];
   const edits = createNodeEdits({
-    editor: { getNode: (id: string) => (id === node.id ? node : undefined), getConnections: () => [{ id: 'c', source: 'enc', sourceOutput: 'out', target: 'sampler', targetInput: 'style3' }] } as never,
+    editor: {
+      getNode: (id: string) => (id === node.id ? node : undefined),
+      getConnections: () => [{ id: 'c', source: 'enc', sourceOutput: 'out', target: 'sampler', targetInput: 'style3' }],
+    } as never,
     area: { update: async () => undefined } as never,
     history: { add: (a: unknown) => recorded.push(a), separate() {} } as never,
     changed() {},

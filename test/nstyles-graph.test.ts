@@ -40,7 +40,10 @@ describe('variadic style sockets', () => {
       const node = json.nodes.find((n) => n.type === type)!;
       const family = node.inputs.find((i) => i.variadic)!;
       expect(family.variadic, type).toEqual({ param: 'styles', min: 2, max: 8 });
-      expect(node.params.find((p) => p.name === 'styles'), type).toMatchObject({ kind: 'integer', min: 2, max: 8, default: 2 });
+      expect(
+        node.params.find((p) => p.name === 'styles'),
+        type,
+      ).toMatchObject({ kind: 'integer', min: 2, max: 8, default: 2 });
     }
     const sampler = json.nodes.find((n) => n.type === 'EpsilonMergeSampler')!;
     // What a client draws for styles = 3, and for a file that does not say (the default, 2).
@@ -53,7 +56,13 @@ describe('variadic style sockets', () => {
     expect(Array.from({ length: MAX_STYLES }, (_, i) => styleColor(i + 1))).toEqual([...STYLE_COLORS]);
     expect(STYLE_COLORS).not.toContain(NO_STYLE_COLOR);
     // A fill of 3 on a two-style mask (which the engine refuses) is drawn grey, not as style 3.
-    expect([styleColor(2, 2), styleColor(3, 2), styleColor(0), styleColor(MAX_STYLES + 1), styleColor(1.5)]).toEqual([STYLE_COLORS[1], NO_STYLE_COLOR, NO_STYLE_COLOR, NO_STYLE_COLOR, NO_STYLE_COLOR]);
+    expect([styleColor(2, 2), styleColor(3, 2), styleColor(0), styleColor(MAX_STYLES + 1), styleColor(1.5)]).toEqual([
+      STYLE_COLORS[1],
+      NO_STYLE_COLOR,
+      NO_STYLE_COLOR,
+      NO_STYLE_COLOR,
+      NO_STYLE_COLOR,
+    ]);
   });
 
   it('validation: a missing style, a style beyond the count, a mask of another count, strokes of a style the mask lacks', async () => {
@@ -63,7 +72,12 @@ describe('variadic style sockets', () => {
     const missing = structuredClone(g);
     missing.edges = missing.edges.filter((x) => !(x.to.node === 'eps_merge' && x.to.input === 'style3'));
     expect(issuesOf(missing)).toEqual([
-      expect.objectContaining({ code: 'missing_input', nodeId: 'eps_merge', field: 'style3', message: 'Epsilon Merge Sampler → style3 is not connected; it needs a Conditioning input.' }),
+      expect.objectContaining({
+        code: 'missing_input',
+        nodeId: 'eps_merge',
+        field: 'style3',
+        message: 'Epsilon Merge Sampler → style3 is not connected; it needs a Conditioning input.',
+      }),
     ]);
 
     const beyond = structuredClone(g);
@@ -76,7 +90,9 @@ describe('variadic style sockets', () => {
       }),
     ]);
     beyond.edges[beyond.edges.length - 1]!.to.input = 'style9';
-    expect(issuesOf(beyond)[0]!.message).toBe('Epsilon Merge Sampler has 3 style inputs (style1 … style3), but style9 is connected; a node takes at most 8; remove the connection.');
+    expect(issuesOf(beyond)[0]!.message).toBe(
+      'Epsilon Merge Sampler has 3 style inputs (style1 … style3), but style9 is connected; a node takes at most 8; remove the connection.',
+    );
     // Raising the count is the fix the message names.
     const raised = withParams(beyond, { eps_merge: { styles: 9 } });
     expect(issuesOf(raised).map((i) => i.code)).toContain('param_out_of_range');
@@ -109,13 +125,18 @@ describe('variadic style sockets', () => {
     const v = validateGraph(before, catalog);
     expect(v.issues.map(formatIssue)).toEqual([]);
     expect(v.graph!.nodes.find((n) => n.id === 'eps_merge')!.params).toEqual({ styles: 2, guidance: 20, baseRatio: 0.2 });
-    const [a, b] = [await (await Runner.create()).run(before), await (await Runner.create()).run(withParams(now, { EpsilonMergeSampler: { styles: 2 }, AttentionMergeSampler: { styles: 2 }, PixelMerge: { styles: 2 } }))];
+    const [a, b] = [
+      await (await Runner.create()).run(before),
+      await (
+        await Runner.create()
+      ).run(withParams(now, { EpsilonMergeSampler: { styles: 2 }, AttentionMergeSampler: { styles: 2 }, PixelMerge: { styles: 2 } })),
+    ];
     for (const id of ['save_eps', 'save_attn', 'save_pixel', 'save_style1']) expect(a.results[id]!.images![0]!.url, id).toBe(b.results[id]!.images![0]!.url);
   });
 });
 
 describe('N styles, whole runs on the demo model', () => {
-  it('a mask of all one style: the three-style samplers make the single-prompt sampler\'s picture', async () => {
+  it("a mask of all one style: the three-style samplers make the single-prompt sampler's picture", async () => {
     const g = shrink(await loadTemplate('three-styles'));
     // Nothing painted, everything style 2: the N-style sampler is the single-prompt sampler of style 2.
     const all2 = withParams(g, { mask: { shape: 'painted', strokes: [], fill: 2 } });
@@ -125,8 +146,12 @@ describe('N styles, whole runs on the demo model', () => {
       { id: 'save_single2', type: 'SaveImage', params: { prefix: 'single2' }, position: { x: 0, y: 0 } },
     );
     all2.edges.push(
-      e('model', 'model', 'single2', 'model'), e('invert', 'inversion', 'single2', 'inversion'), e('encode_style2', 'conditioning', 'single2', 'prompt'),
-      e('model', 'model', 'decode_single2', 'model'), e('single2', 'latent', 'decode_single2', 'latent'), e('decode_single2', 'image', 'save_single2', 'image'),
+      e('model', 'model', 'single2', 'model'),
+      e('invert', 'inversion', 'single2', 'inversion'),
+      e('encode_style2', 'conditioning', 'single2', 'prompt'),
+      e('model', 'model', 'decode_single2', 'model'),
+      e('single2', 'latent', 'decode_single2', 'latent'),
+      e('decode_single2', 'image', 'save_single2', 'image'),
     );
     const r = await Runner.create();
     const s = await r.run(all2);
@@ -139,10 +164,13 @@ describe('N styles, whole runs on the demo model', () => {
     expect(hash(thirds, 'save_eps')).not.toBe(hash(s, 'save_single2'));
   });
 
-  it('pixel merge of N pictures: in a one-hot region, exactly that region\'s picture', () => {
+  it("pixel merge of N pictures: in a one-hot region, exactly that region's picture", () => {
     const [w, h] = [30, 10];
     const images = [0.2, 0.5, 0.9].map((v, k) => ({ width: w, height: h, data: Float32Array.from({ length: 3 * w * h }, (_, i) => v + 0.01 * ((i + k) % 7)) }));
-    const strokes = [{ style: 2, radius: 0.45, points: encodePoints([0.5, 0.5]) }, { style: 3, radius: 0.45, points: encodePoints([0.95, 0.5]) }];
+    const strokes = [
+      { style: 2, radius: 0.45, points: encodePoints([0.5, 0.5]) },
+      { style: 3, radius: 0.45, points: encodePoints([0.95, 0.5]) },
+    ];
     const mask = makeMask({ styles: 3, shape: 'painted', direction: 'left-right', sharpness: 20, painting: { strokes, fill: 1, feather: 0 } });
     const out = pixelMerge(images, mask);
     const planes = mask.weights(w, h);
@@ -153,7 +181,7 @@ describe('N styles, whole runs on the demo model', () => {
       for (let c = 0; c < 3; c++) expect(out.data[c * w * h + p]).toBe(images[k]!.data[c * w * h + p]);
       checked++;
     }
-    expect(checked).toBeGreaterThan(w * h / 2);
+    expect(checked).toBeGreaterThan((w * h) / 2);
     expect(() => pixelMerge(images.slice(0, 2), mask)).toThrow(/the mask has 3 styles, 2 are merged/);
   });
 
@@ -165,7 +193,9 @@ describe('N styles, whole runs on the demo model', () => {
     // The Mask's preview: each region in its style's colour (red, blue, green: left to right), at the picture's shape.
     const [preview] = s.results['mask']!.images!;
     expect([preview!.width, preview!.height]).toEqual([128, 96]);
-    const { data, info } = await sharp(await readFile(path.join(resultsDir(r.services.dataDir), path.basename(preview!.url)))).raw().toBuffer({ resolveWithObject: true });
+    const { data, info } = await sharp(await readFile(path.join(resultsDir(r.services.dataDir), path.basename(preview!.url))))
+      .raw()
+      .toBuffer({ resolveWithObject: true });
     const at = (x: number) => {
       const i = (48 * info.width + x) * info.channels;
       return [data[i]!, data[i + 1]!, data[i + 2]!];
@@ -188,7 +218,7 @@ describe.skipIf(!existsSync(clipDir))('CLIP per region', () => {
     await clip?.release();
   });
 
-  it('each style\'s region against its own style; two styles left and right: the halves\' CLIP exactly', async () => {
+  it("each style's region against its own style; two styles left and right: the halves' CLIP exactly", async () => {
     const r = await Runner.create();
     const g = withParams(shrink(await loadTemplate('comparison-three-styles')), { clip: { clip: clipDir } });
     const s = await r.run(g);
@@ -248,7 +278,11 @@ describe('a painting survives save, reload, export and a PNG round trip', () => 
     expect(strokesOf(fromFile)).toEqual(strokesOf(graph));
 
     // Embedded in a downloaded PNG and dropped back on the editor.
-    const png = new Uint8Array(await sharp({ create: { width: 8, height: 6, channels: 3, background: '#336699' } }).png().toBuffer());
+    const png = new Uint8Array(
+      await sharp({ create: { width: 8, height: 6, channels: 3, background: '#336699' } })
+        .png()
+        .toBuffer(),
+    );
     const read = await graphJsonFromPng(writePngText(png, { [GRAPH_KEYWORD]: JSON.stringify(fromFile) }));
     expect(read.ok).toBe(true);
     const fromPng = (parseGraphJson((read as { json: string }).json) as { graph: Graph }).graph;
@@ -257,17 +291,23 @@ describe('a painting survives save, reload, export and a PNG round trip', () => 
     expect(weightsOf(fromPng)).toEqual(expected);
   });
 
-  it('a full painting (the most strokes and points the editor keeps) fits the graph\'s parameter size cap and saves; one point more is refused by name', async () => {
+  it("a full painting (the most strokes and points the editor keeps) fits the graph's parameter size cap and saves; one point more is refused by name", async () => {
     const graph = await loadTemplate('painted-mask');
     const mask = graph.nodes.find((n) => n.type === 'Mask')!;
     const perStroke = MAX_POINTS / MAX_STROKES;
-    const stroke = (k: number) => ({ style: 1 + (k % 3), radius: 0.25, points: encodePoints(Array.from({ length: 2 * perStroke }, (_, i) => ((i * 7919 + k) % 4096) / 4095)) });
+    const stroke = (k: number) => ({
+      style: 1 + (k % 3),
+      radius: 0.25,
+      points: encodePoints(Array.from({ length: 2 * perStroke }, (_, i) => ((i * 7919 + k) % 4096) / 4095)),
+    });
     mask.params.strokes = Array.from({ length: MAX_STROKES }, (_, k) => stroke(k));
     expect(validateGraph(graph, catalog).issues.map(formatIssue)).toEqual([]);
     expect((await api(studio, 'PUT', '/api/graphs/full-painting', { graph })).status).toBe(200);
     const reloaded = (await api(studio, 'GET', '/api/graphs/full-painting')).body as Graph;
     expect(reloaded.nodes.find((n) => n.type === 'Mask')!.params.strokes).toEqual(mask.params.strokes);
     (mask.params.strokes as { points: string }[])[0]!.points += 'AAAA';
-    expect(validateGraph(graph, catalog).issues.map(formatIssue).join('\n')).toMatch(/strokes is not valid: a painting may have at most 8000 points in all, got 8001/);
+    expect(validateGraph(graph, catalog).issues.map(formatIssue).join('\n')).toMatch(
+      /strokes is not valid: a painting may have at most 8000 points in all, got 8001/,
+    );
   });
 });

@@ -98,7 +98,7 @@ describe('N-style merging on the demo model', () => {
     expect(await count(attentionMerge(styles, 1, bands(3, w, h)))).toEqual({ calls: R, rows: 1 });
   });
 
-  it('epsilon merge with one-hot regions: each region\'s ê is its style\'s own ê, exactly', async () => {
+  it("epsilon merge with one-hot regions: each region's ê is its style's own ê, exactly", async () => {
     const C = pipe.info.latentChannels;
     const x = code.z[0]!;
     for (const s of [1, 7.5]) {
@@ -114,7 +114,10 @@ describe('N-style merging on the demo model', () => {
       );
       for (let k = 0; k < 3; k++) {
         const region = bandIndices(k, 3, C, w, h);
-        expect(region.filter((i) => eps[i] !== own[k]![i]), `s ${s}, style ${k + 1}`).toEqual([]);
+        expect(
+          region.filter((i) => eps[i] !== own[k]![i]),
+          `s ${s}, style ${k + 1}`,
+        ).toEqual([]);
         // Not vacuous: another style's ê differs there.
         expect(region.filter((i) => own[(k + 1) % 3]![i] !== own[k]![i]).length, `s ${s}, style ${k + 1}`).toBeGreaterThan(region.length / 2);
       }
@@ -161,14 +164,16 @@ describe('N-style merging on the demo model', () => {
     // band k is not exactly stock(c_k); its interior is still nearest to it.
     const out = await merged(bands(3, cw, ch));
     for (let k = 0; k < 3; k++) {
-      const interior = bandIndices(k, 3, C, cw, ch).filter((i) => Math.abs((i % cw) - (k * 8 + 3.5)) < 2).flatMap((i) => [i, i + C * cw * ch]);
+      const interior = bandIndices(k, 3, C, cw, ch)
+        .filter((i) => Math.abs((i % cw) - (k * 8 + 3.5)) < 2)
+        .flatMap((i) => [i, i + C * cw * ch]);
       const distance = (j: number) => Math.max(...interior.map((i) => Math.abs(out[i]! - stock[j]![i]!)));
       const others = [0, 1, 2].filter((j) => j !== k).map(distance);
       expect(distance(k), `band ${k + 1}`).toBeLessThan(Math.min(...others));
     }
   });
 
-  it('one rewritten UNet per number of styles, beside the original; each kept, reused, and never part of the model\'s identity', async () => {
+  it("one rewritten UNet per number of styles, beside the original; each kept, reused, and never part of the model's identity", async () => {
     const dir = path.join(tmp, 'demo');
     const unet = path.join(dir, 'unet');
     const two = await prepareAttentionMergeUnet(dir);
@@ -193,7 +198,7 @@ describe('N-style merging on the demo model', () => {
 });
 
 describe('attention merge where attention is all there is (one cross-attention block)', () => {
-  it('three styles, one-hot bands: every token gets exactly its style\'s attention', async () => {
+  it("three styles, one-hot bands: every token gets exactly its style's attention", async () => {
     const stockBytes = attentionBlockGraph('float32');
     const { bytes, layers, styles } = rewriteOnnxBytes(stockBytes, '', 3);
     expect([layers.length, styles]).toEqual([1, 3]);
@@ -210,7 +215,14 @@ describe('attention merge where attention is all there is (one cross-attention b
     try {
       const run = async (s: ort.InferenceSession, feeds: Record<string, ort.Tensor>) => (await s.run(feeds))['out_sample']!.data as Float32Array;
       const own = await Promise.all(c.map((ck) => run(stock, { sample, timestep, encoder_hidden_states: ck })));
-      const out = await run(merged, { sample, timestep, encoder_hidden_states: c[0]!, [conditioningInput(2)]: c[1]!, [conditioningInput(3)]: c[2]!, [MASK_INPUT]: f32(weights, [1, 2, h, w]) });
+      const out = await run(merged, {
+        sample,
+        timestep,
+        encoder_hidden_states: c[0]!,
+        [conditioningInput(2)]: c[1]!,
+        [conditioningInput(3)]: c[2]!,
+        [MASK_INPUT]: f32(weights, [1, 2, h, w]),
+      });
       for (let k = 0; k < 3; k++) {
         const region = bandIndices(k, 3, 4 * b, w, h);
         expect(Math.max(...region.map((i) => Math.abs(out[i]! - own[k]![i]!))), `band ${k + 1}`).toBeLessThanOrEqual(1e-6);

@@ -47,7 +47,7 @@ function withChunks(png: Uint8Array, ...extra: Uint8Array[]): Uint8Array {
 function badCrcChunks(png: Uint8Array): string[] {
   const buf = Buffer.from(png);
   const bad: string[] = [];
-  for (let pos = 8; pos + 12 <= buf.length; ) {
+  for (let pos = 8; pos + 12 <= buf.length;) {
     const length = buf.readUInt32BE(pos);
     const stored = buf.readUInt32BE(pos + 8 + length);
     if (zlibCrc32(buf.subarray(pos + 4, pos + 8 + length)) !== stored) bad.push(buf.toString('latin1', pos + 4, pos + 8));
@@ -93,7 +93,11 @@ describe('png-graph', () => {
   });
 
   it('writes into a PNG encoded by libvips (as the server encodes results)', async () => {
-    const png = new Uint8Array(await sharp({ create: { width: 64, height: 32, channels: 3, background: '#36c' } }).png().toBuffer());
+    const png = new Uint8Array(
+      await sharp({ create: { width: 64, height: 32, channels: 3, background: '#36c' } })
+        .png()
+        .toBuffer(),
+    );
     const out = writePngText(png, { [GRAPH_KEYWORD]: template });
     expect(badCrcChunks(out)).toEqual([]);
     expect((await sharp(out).stats()).channels[2].mean).toBeGreaterThan(200);
@@ -133,7 +137,11 @@ describe('png-graph', () => {
 
   it('refuses what is not a PNG, a cut-short PNG, and a PNG without a graph', async () => {
     expect(await graphJsonFromPng(new TextEncoder().encode(template))).toMatchObject({ ok: false, reason: 'not-png' });
-    const jpeg = new Uint8Array(await sharp({ create: { width: 4, height: 4, channels: 3, background: '#f00' } }).jpeg().toBuffer());
+    const jpeg = new Uint8Array(
+      await sharp({ create: { width: 4, height: 4, channels: 3, background: '#f00' } })
+        .jpeg()
+        .toBuffer(),
+    );
     expect(await graphJsonFromPng(jpeg)).toMatchObject({ ok: false, reason: 'not-png' });
     const plain = smallPng();
     const none = await graphJsonFromPng(plain);

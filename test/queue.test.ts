@@ -63,7 +63,13 @@ describe('embedded job service', () => {
     expect(history.total).toBe(4);
     // Newest first, each with its outcome.
     expect(history.jobs.map((j) => j.title)).toEqual(['Job 4', 'Job 3', 'Job 2', 'Job 1']);
-    expect(history.jobs[0]).toMatchObject({ state: 'done', attempts: 1, worker: 'local', results: { save: { text: 'value 6' } }, outputTitles: { save: 'Save' } });
+    expect(history.jobs[0]).toMatchObject({
+      state: 'done',
+      attempts: 1,
+      worker: 'local',
+      results: { save: { text: 'value 6' } },
+      outputTitles: { save: 'Save' },
+    });
     expect(await jobs.queue()).toEqual({ running: null, active: [], pending: [], workers: 1 });
   });
 

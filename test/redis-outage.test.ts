@@ -67,7 +67,11 @@ describe.runIf(hasRedis)('distributed: Redis away longer than the stall timeout'
     expect(submitted.body.error.code).toBe('queue_unavailable');
     const health = await api(server, 'GET', '/api/health');
     expect(health.status).toBe(503);
-    expect(health.body).toMatchObject({ ok: false, queue: { backend: 'redis', ok: false, message: expect.stringMatching(/^Redis at redis:\/\/127\.0\.0\.1:\d+ cannot be reached/) }, error: { code: 'queue_unavailable' } });
+    expect(health.body).toMatchObject({
+      ok: false,
+      queue: { backend: 'redis', ok: false, message: expect.stringMatching(/^Redis at redis:\/\/127\.0\.0\.1:\d+ cannot be reached/) },
+      error: { code: 'queue_unavailable' },
+    });
     console.log(`while Redis was away: GET /api/queue answered 503 in ${Math.round(queueMs)} ms (commands give up after ${FAIL_FAST_MS} ms at most)`);
     // The fault itself: Redis stays away past the stall timeout, so the job's lock lapses meanwhile.
     await new Promise((resolve) => setTimeout(resolve, (STALL_TIMEOUT_S + 1) * 1000));
@@ -85,7 +89,12 @@ describe.runIf(hasRedis)('distributed: Redis away longer than the stall timeout'
     // The outage did make BullMQ hand the job out again (else this test would prove nothing) ...
     // (How many times, and which of the worker and the stall check noticed first, depends on the machine's
     // load during the outage: at least once.)
-    expect(events.filter((e) => e.name === 'job:started').map((e) => e.args.attempt).slice(0, 2)).toEqual([1, 2]);
+    expect(
+      events
+        .filter((e) => e.name === 'job:started')
+        .map((e) => e.args.attempt)
+        .slice(0, 2),
+    ).toEqual([1, 2]);
     expect(events.filter((e) => e.name === 'job:requeued').length).toBeGreaterThanOrEqual(1);
     // ... and it still ended once, with one record.
     expect(events.filter((e) => ['job:done', 'job:failed', 'job:cancelled'].includes(e.name)).map((e) => e.name)).toEqual(['job:done']);

@@ -81,7 +81,10 @@ describe('regional epsilon merge', () => {
     const singles = await Promise.all([epsOf(singlePrompt(c1, 7.5)), epsOf(singlePrompt(c2, 3.75, src)), epsOf(singlePrompt(c3, 1))]);
     for (let k = 0; k < 3; k++) {
       const idx = inBand(k, 3);
-      expect(idx.map((i) => merged[i]), `region ${k + 1}`).toEqual(idx.map((i) => singles[k]![i]));
+      expect(
+        idx.map((i) => merged[i]),
+        `region ${k + 1}`,
+      ).toEqual(idx.map((i) => singles[k]![i]));
     }
     // A negative is a real change: region 2 without it differs.
     const plain = await epsOf(singlePrompt(c2, 3.75));
@@ -105,13 +108,58 @@ describe('regional epsilon merge', () => {
       return evaluator.rows;
     };
     // Every region has its own negative: no ∅ row. Two regions share theirs: one row for it.
-    expect(await rowsOf(regionalMerge([{ prompt: c1, negative: neg }, { prompt: c2, negative: neg }], 7.5, ramp()))).toBe(3);
-    expect(await rowsOf(regionalMerge([{ prompt: c1, negative: src }, { prompt: c2, negative: neg }], 7.5, ramp()))).toBe(4);
+    expect(
+      await rowsOf(
+        regionalMerge(
+          [
+            { prompt: c1, negative: neg },
+            { prompt: c2, negative: neg },
+          ],
+          7.5,
+          ramp(),
+        ),
+      ),
+    ).toBe(3);
+    expect(
+      await rowsOf(
+        regionalMerge(
+          [
+            { prompt: c1, negative: src },
+            { prompt: c2, negative: neg },
+          ],
+          7.5,
+          ramp(),
+        ),
+      ),
+    ).toBe(4);
     // Equal values count as one embedding, whatever the array.
-    expect(await rowsOf(regionalMerge([{ prompt: c1, negative: Float32Array.from(neg) }, { prompt: c2, negative: neg }], 7.5, ramp()))).toBe(3);
+    expect(
+      await rowsOf(
+        regionalMerge(
+          [
+            { prompt: c1, negative: Float32Array.from(neg) },
+            { prompt: c2, negative: neg },
+          ],
+          7.5,
+          ramp(),
+        ),
+      ),
+    ).toBe(3);
     // A base and a fallback that are the same prompt share a row; guidance 1 needs no negative.
     const win = { start: 0.4, end: 1, fallback: src };
-    expect(await rowsOf(regionalMerge([{ prompt: c1, window: win, guidance: 1 }, { prompt: c2, guidance: 1 }], 1, ramp(), { prompt: Float32Array.from(src), ratio: 0.3 }))).toBe(3);
+    expect(
+      await rowsOf(
+        regionalMerge(
+          [
+            { prompt: c1, window: win, guidance: 1 },
+            { prompt: c2, guidance: 1 },
+          ],
+          1,
+          ramp(),
+          { prompt: Float32Array.from(src), ratio: 0.3 },
+        ),
+      ),
+    ).toBe(3);
   });
 
   it('a base prompt: r = 1 is the base prompt alone, r = 0 no base, in between the mix', async () => {
@@ -136,14 +184,19 @@ describe('regional epsilon merge', () => {
     for (let step = 0; step < 10; step++) {
       const eps = await epsOf(late, step, 10);
       const expected = step >= 4 && step < 8 ? own : fallback;
-      expect(band.map((i) => eps[i]), `step ${step}`).toEqual(band.map((i) => expected[i]));
+      expect(
+        band.map((i) => eps[i]),
+        `step ${step}`,
+      ).toEqual(band.map((i) => expected[i]));
     }
   });
 
   it('refuses settings that make no sense, naming them', () => {
     expect(() => regionalMerge([{ prompt: c1 }], 7.5, ramp())).toThrow(/at least two styles/);
     expect(() => regionalMerge([{ prompt: c1, guidance: NaN }, { prompt: c2 }], 7.5, ramp())).toThrow(/style 1's guidance scale/);
-    expect(() => regionalMerge([{ prompt: c1 }, { prompt: c2, window: { start: 0.6, end: 0.5, fallback: src } }], 7.5, ramp())).toThrow(/style 2's step window/);
+    expect(() => regionalMerge([{ prompt: c1 }, { prompt: c2, window: { start: 0.6, end: 0.5, fallback: src } }], 7.5, ramp())).toThrow(
+      /style 2's step window/,
+    );
     expect(() => regionalMerge([{ prompt: c1 }, { prompt: c2 }], 7.5, ramp(), { prompt: src, ratio: 1.5 })).toThrow(/base prompt's ratio/);
   });
 });
@@ -163,7 +216,13 @@ describe('Region node and the samplers, on the demo model', () => {
     expect(eps(a)).toBe(eps(b)); // content-named files: the same bytes
 
     const urls = new Set([eps(a)]);
-    for (const variant of [neutral, withParams(neutral, { region1: { start: 0.3 } }), withParams(neutral, { region2: { guidance: 30 } }), withParams(neutral, { eps_merge: { baseRatio: 0.2 } }), template]) {
+    for (const variant of [
+      neutral,
+      withParams(neutral, { region1: { start: 0.3 } }),
+      withParams(neutral, { region2: { guidance: 30 } }),
+      withParams(neutral, { eps_merge: { baseRatio: 0.2 } }),
+      template,
+    ]) {
       urls.add(eps(await runner.run(variant)));
     }
     expect(urls.size).toBe(6);

@@ -60,7 +60,11 @@ async function runNarrow(precision: 'float32' | 'float16') {
   expect(params.unet).toBeGreaterThan(0);
   for (const sub of ['unet', 'text_encoder', 'vae_encoder', 'vae_decoder']) expect((await stat(path.join(dir, sub, 'weights.pb'))).size).toBeGreaterThan(0);
   const config = JSON.parse(await readFile(path.join(dir, 'unet/config.json'), 'utf8'));
-  expect(config).toMatchObject({ block_out_channels: preset.unet.channels, layers_per_block: 2, down_block_types: ['CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'DownBlock2D'] });
+  expect(config).toMatchObject({
+    block_out_channels: preset.unet.channels,
+    layers_per_block: 2,
+    down_block_types: ['CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'DownBlock2D'],
+  });
   const pipe = await SdPipeline.load(dir, { executionProvider: 'cpu', session: { optimizedCache: null } });
   try {
     expect(pipe.info).toMatchObject({ vaeDownsample: 8, textDim: preset.text.width, unetFp16: precision === 'float16', vaeEncoderChannels: 4 });
@@ -68,14 +72,19 @@ async function runNarrow(precision: 'float32' | 'float16') {
     expect(pipe.info.latentSizes).toMatchObject({ source: 'graph', upsampling: 'shape-driven', safeMultiple: 8 });
     expect(pipe.info.latentSizes.describe()).toBe('any size');
     expect((await pipe.encodeText('a photo of a cat')).embedding.every(Number.isFinite)).toBe(true);
-    const w = 8, h = 8;
+    const w = 8,
+      h = 8;
     const eps = await unetCall(pipe, w, h);
     expect(eps.length).toBe(2 * 4 * w * h);
     expect(eps.every(Number.isFinite)).toBe(true);
     const spread = Math.sqrt(eps.reduce((s, v) => s + v * v, 0) / eps.length);
     expect(spread).toBeGreaterThan(0.05); // not collapsed to zero by the random init...
     expect(spread).toBeLessThan(50); // ...nor blown up through 25 resnets and 16 transformers
-    const image = await pipe.vaeDecode(Float32Array.from({ length: 4 * w * h }, (_, i) => Math.sin(i)), w, h);
+    const image = await pipe.vaeDecode(
+      Float32Array.from({ length: 4 * w * h }, (_, i) => Math.sin(i)),
+      w,
+      h,
+    );
     expect([image.width, image.height]).toEqual([64, 64]);
     const latent = await pipe.vaeEncode(image);
     expect(latent.every(Number.isFinite)).toBe(true);
@@ -90,7 +99,7 @@ describe('sd15 wiring at an eighth of the widths, through the pipeline', () => {
 });
 
 describe('sd15 preset with the export options', () => {
-  it('fused attention (as onnxruntime\'s optimizer writes it) computes what the classic export does, from the same weights', async () => {
+  it("fused attention (as onnxruntime's optimizer writes it) computes what the classic export does, from the same weights", async () => {
     const classic = await writeNarrow({});
     const fused = await writeNarrow({ attention: 'fused', timestep: 'int64', inputIds: 'int64', vaeEncoder: 'mean-logvar', unetConfig: false });
     const index = JSON.parse(await readFile(path.join(fused.dir, 'model_index.json'), 'utf8'));

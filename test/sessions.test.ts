@@ -42,9 +42,17 @@ describe('sessionOptions', () => {
 async function run(session: InferenceSession): Promise<Float32Array> {
   const n = 2 * 4 * 8 * 8;
   const out = await session.run({
-    sample: new ort.Tensor('float32', Float32Array.from({ length: n }, (_, i) => Math.sin(i)), [2, 4, 8, 8]),
+    sample: new ort.Tensor(
+      'float32',
+      Float32Array.from({ length: n }, (_, i) => Math.sin(i)),
+      [2, 4, 8, 8],
+    ),
     timestep: new ort.Tensor('float32', new Float32Array([500, 500]), [2]),
-    encoder_hidden_states: new ort.Tensor('float32', Float32Array.from({ length: 2 * 77 * 32 }, (_, i) => Math.cos(i)), [2, 77, 32]),
+    encoder_hidden_states: new ort.Tensor(
+      'float32',
+      Float32Array.from({ length: 2 * 77 * 32 }, (_, i) => Math.cos(i)),
+      [2, 77, 32],
+    ),
   });
   return out.out_sample!.data as Float32Array;
 }

@@ -28,7 +28,15 @@ afterAll(async () => {
 });
 
 const graphFile = (name: string) => path.join(dataDir, 'graphs', `${name}.json`);
-const small = (title: string) => graphOf([{ id: 'n', type: 'Constant' }, { id: 's', type: 'Save' }], ['n.value -> s.value'], title);
+const small = (title: string) =>
+  graphOf(
+    [
+      { id: 'n', type: 'Constant' },
+      { id: 's', type: 'Save' },
+    ],
+    ['n.value -> s.value'],
+    title,
+  );
 
 function nestedMeta(depth: number): string {
   return `{"graph":{"format":"dualstyle-graph","version":1,"nodes":[],"edges":[],"meta":{"x":${'['.repeat(depth)}${']'.repeat(depth)}}}}`;
@@ -54,7 +62,12 @@ describe('amplification through meta and params', () => {
   });
 
   it('bounds node parameters too, even of node types it does not know', async () => {
-    const deep = { format: 'dualstyle-graph', version: 1, nodes: [{ id: 'x', type: 'Unknown', params: { p: JSON.parse('['.repeat(40) + ']'.repeat(40)) } }], edges: [] };
+    const deep = {
+      format: 'dualstyle-graph',
+      version: 1,
+      nodes: [{ id: 'x', type: 'Unknown', params: { p: JSON.parse('['.repeat(40) + ']'.repeat(40)) } }],
+      edges: [],
+    };
     const res = await api(studio, 'PUT', '/api/graphs/deep-params', { graph: deep });
     expect(res.status).toBe(400);
     expect(res.body.error.message).toMatch(/params.*nested too deeply/);
@@ -90,7 +103,10 @@ describe('quotas', () => {
   });
 
   it('refuses uploads beyond the folder quota with 507; the same picture again takes no room', async () => {
-    const png = (r: number) => sharp({ create: { width: 24, height: 24, channels: 3, background: { r, g: 3, b: 200 } } }).png().toBuffer();
+    const png = (r: number) =>
+      sharp({ create: { width: 24, height: 24, channels: 3, background: { r, g: 3, b: 200 } } })
+        .png()
+        .toBuffer();
     const upload = async (bytes: Buffer) =>
       fetch(new URL('/api/uploads', studio.url), { method: 'POST', headers: { 'content-type': 'image/png' }, body: new Uint8Array(bytes) });
     const first = await png(10);

@@ -30,12 +30,9 @@ describe('names', () => {
   it.each(['a', 'My graph 2', 'epsilon-merge_v1.2', 'x'.repeat(64)])('accepts %j', (name) => {
     expect(isSafeName(name)).toBe(true);
   });
-  it.each(['', '.hidden', '..', '../etc/passwd', '..%2F..%2Fx', 'a/b', 'a\\b', 'a..b', 'x'.repeat(65), ' lead', 'nul\0', 'ü'])(
-    'refuses %j',
-    (name) => {
-      expect(isSafeName(name)).toBe(false);
-    },
-  );
+  it.each(['', '.hidden', '..', '../etc/passwd', '..%2F..%2Fx', 'a/b', 'a\\b', 'a..b', 'x'.repeat(65), ' lead', 'nul\0', 'ü'])('refuses %j', (name) => {
+    expect(isSafeName(name)).toBe(false);
+  });
   it('resolveInside refuses anything that leaves the folder', () => {
     expect(resolveInside('/data/graphs', 'a.json')).toBe(path.resolve('/data/graphs/a.json'));
     expect(() => resolveInside('/data/graphs', '../a.json')).toThrow(/escapes/);
@@ -61,9 +58,7 @@ describe('GraphStore', () => {
     await fs.writeFile(path.join(templates, 'notes.txt'), 'not a graph');
     const store = new GraphStore(templates, path.join(tmp, 'user'));
 
-    expect(await store.list()).toEqual([
-      { name: 'epsilon-merge', source: 'template', title: 'Epsilon merge', updatedAt: expect.any(Number) },
-    ]);
+    expect(await store.list()).toEqual([{ name: 'epsilon-merge', source: 'template', title: 'Epsilon merge', updatedAt: expect.any(Number) }]);
     const saved = await store.save('mine', graph('Mine'));
     expect(saved).toMatchObject({ name: 'mine', source: 'user', title: 'Mine' });
     expect((await store.list()).map((g) => `${g.source}:${g.name}`)).toEqual(['template:epsilon-merge', 'user:mine']);
@@ -92,7 +87,9 @@ describe('GraphStore', () => {
 describe('storeUpload', () => {
   it('stores a PNG under its content hash and dedupes', async () => {
     const dataDir = path.join(tmp, 'data');
-    const jpeg = await sharp({ create: { width: 12, height: 7, channels: 3, background: '#3366cc' } }).jpeg().toBuffer();
+    const jpeg = await sharp({ create: { width: 12, height: 7, channels: 3, background: '#3366cc' } })
+      .jpeg()
+      .toBuffer();
     const a = await storeUpload(dataDir, jpeg, 1000);
     expect(a).toMatchObject({ width: 12, height: 7 });
     expect(a.name).toMatch(/^[0-9a-f]{32}\.png$/);
@@ -111,9 +108,13 @@ describe('storeUpload', () => {
       code: 'unsupported_image',
       message: expect.stringMatching(/not a supported image \(png, jpeg, webp\)/),
     });
-    const gif = await sharp({ create: { width: 2, height: 2, channels: 3, background: 'red' } }).gif().toBuffer();
+    const gif = await sharp({ create: { width: 2, height: 2, channels: 3, background: 'red' } })
+      .gif()
+      .toBuffer();
     await expect(storeUpload(dataDir, gif, 1000)).rejects.toMatchObject({ code: 'unsupported_image' });
-    const big = await sharp({ create: { width: 40, height: 30, channels: 3, background: 'red' } }).png().toBuffer();
+    const big = await sharp({ create: { width: 40, height: 30, channels: 3, background: 'red' } })
+      .png()
+      .toBuffer();
     await expect(storeUpload(dataDir, big, 1000)).rejects.toMatchObject({
       code: 'image_too_large',
       message: expect.stringContaining('40×30'),

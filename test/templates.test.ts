@@ -14,27 +14,46 @@ import { CancelledError } from '../nodes/types.ts';
 import { STYLE_PRESETS } from '../nodes/lib/presets.ts';
 import { catalog, loadTemplate, projectRoot, Runner, shrink, tinySd, withParams } from './support/pipeline-harness.ts';
 
-const templates = readdirSync(path.join(projectRoot, 'graphs')).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5));
+const templates = readdirSync(path.join(projectRoot, 'graphs'))
+  .filter((f) => f.endsWith('.json'))
+  .map((f) => f.slice(0, -5));
 
 async function resultImage(runner: Runner, url: string) {
   const file = path.join(resultsDir(runner.services.dataDir), path.basename(url));
-  const { data, info } = await sharp(await readFile(file)).raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await sharp(await readFile(file))
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   return { data, info };
 }
 
 describe('templates', () => {
   it('ships the methods of the paper, and a comparison of all of them on one inversion', async () => {
-    expect(templates.sort()).toEqual(['attention-merge', 'comparison', 'comparison-three-styles', 'epsilon-merge', 'painted-mask', 'pixel-merge', 'regional-controls', 'single-prompt', 'three-styles']);
+    expect(templates.sort()).toEqual([
+      'attention-merge',
+      'comparison',
+      'comparison-three-styles',
+      'epsilon-merge',
+      'painted-mask',
+      'pixel-merge',
+      'regional-controls',
+      'single-prompt',
+      'three-styles',
+    ]);
     for (const name of ['comparison', 'comparison-three-styles']) {
       const comparison = await loadTemplate(name);
       const types = comparison.nodes.map((n) => n.type);
-      for (const t of ['EpsilonMergeSampler', 'AttentionMergeSampler', 'SinglePromptSampler', 'PixelMerge', 'Metrics', 'MetricsTable']) expect(types).toContain(t);
+      for (const t of ['EpsilonMergeSampler', 'AttentionMergeSampler', 'SinglePromptSampler', 'PixelMerge', 'Metrics', 'MetricsTable'])
+        expect(types).toContain(t);
       expect(types.filter((t) => t === 'Invert')).toHaveLength(1);
     }
   });
 
   it('ships three styles left / centre / right, a painted mask, and the comparison for three styles', async () => {
-    const inputsOf = (g: Awaited<ReturnType<typeof loadTemplate>>, id: string) => g.edges.filter((e) => e.to.node === id).map((e) => e.to.input).sort();
+    const inputsOf = (g: Awaited<ReturnType<typeof loadTemplate>>, id: string) =>
+      g.edges
+        .filter((e) => e.to.node === id)
+        .map((e) => e.to.input)
+        .sort();
     for (const name of ['three-styles', 'painted-mask', 'comparison-three-styles']) {
       const v = validateGraph(await loadTemplate(name), catalog);
       const g = v.graph!;
@@ -50,7 +69,8 @@ describe('templates', () => {
     expect((painted.params.strokes as { style: number }[]).map((s) => s.style)).toEqual([2, 3, 3]);
     const comparison = validateGraph(await loadTemplate('comparison-three-styles'), catalog).graph!;
     expect(inputsOf(comparison, 'pixel_merge')).toEqual(['image1', 'image2', 'image3', 'mask']);
-    for (const m of comparison.nodes.filter((n) => n.type === 'Metrics')) expect(inputsOf(comparison, m.id)).toEqual(expect.arrayContaining(['mask', 'style1', 'style2', 'style3']));
+    for (const m of comparison.nodes.filter((n) => n.type === 'Metrics'))
+      expect(inputsOf(comparison, m.id)).toEqual(expect.arrayContaining(['mask', 'style1', 'style2', 'style3']));
   });
 
   it.each(templates)('%s validates with the paper defaults', async (name) => {
@@ -105,8 +125,12 @@ describe('templates on the built-in demo model', () => {
     const base = shrink(await loadTemplate('comparison'));
     await r.run(base);
     const summary = await r.run(withParams(base, { style1: { text: STYLE_PRESETS[2].value } }));
-    expect(summary.cached).toEqual(expect.arrayContaining(['model', 'image', 'vae_encode', 'encode_source', 'invert', 'single_style2', 'decode_style2', 'mask']));
-    expect(summary.computed).toEqual(expect.arrayContaining(['style1', 'encode_style1', 'eps_merge', 'attn_merge', 'single_style1', 'decode_style1', 'pixel_merge']));
+    expect(summary.cached).toEqual(
+      expect.arrayContaining(['model', 'image', 'vae_encode', 'encode_source', 'invert', 'single_style2', 'decode_style2', 'mask']),
+    );
+    expect(summary.computed).toEqual(
+      expect.arrayContaining(['style1', 'encode_style1', 'eps_merge', 'attn_merge', 'single_style1', 'decode_style1', 'pixel_merge']),
+    );
     expect(summary.computed).not.toContain('invert');
   });
 

@@ -160,9 +160,7 @@ describe('ClipTokenizer on a synthetic byte-level vocabulary', () => {
     expect([tok.bos, tok.eos, tok.pad, tok.maxLength]).toEqual([3, 5, 0, 12]);
     const r = tok.encode('Hi ab é');
     // "hi" merges to one token; "ab" is byte symbols with </w> on the last; "é" is bytes C3 A9.
-    expect(Array.from(r.ids)).toEqual([
-      3, 7, vocab['a']!, vocab['b</w>']!, vocab['\u00c3']!, vocab['\u00a9</w>']!, 5, 0, 0, 0, 0, 0,
-    ]);
+    expect(Array.from(r.ids)).toEqual([3, 7, vocab['a']!, vocab['b</w>']!, vocab['\u00c3']!, vocab['\u00a9</w>']!, 5, 0, 0, 0, 0, 0]);
     expect(r.tokens).toBe(5);
     expect(r.truncated).toBe(false);
   });

@@ -54,7 +54,7 @@ function recorded(model: SdPipeline, copy: boolean) {
 }
 
 describe('fp16 UNet output: one float32 buffer per binding and size', () => {
-  it('two calls of the same size return the same array, each holding its own call\'s ε', async () => {
+  it("two calls of the same size return the same array, each holding its own call's ε", async () => {
     expect(pipe.info.unetFp16).toBe(true);
     const { latentChannels: C, textLength: L, textDim: D } = pipe.info;
     const ehs = values(2 * L * D, 1);
@@ -74,7 +74,9 @@ describe('fp16 UNet output: one float32 buffer per binding and size', () => {
 
   it('the same array at every step of a CycleDiffusion run; the run equals one that copies every ε', async () => {
     const x0 = values(4 * W * H, 5).map((v) => 0.8 * v);
-    const [source, c1, c2] = await Promise.all(['a photo of a cat', 'an oil painting', 'a pencil sketch'].map(async (p) => (await pipe.encodeText(p)).embedding));
+    const [source, c1, c2] = await Promise.all(
+      ['a photo of a cat', 'an oil painting', 'a pencil sketch'].map(async (p) => (await pipe.encodeText(p)).embedding),
+    );
     // Two weight planes summing to 1: style 1 on the left, style 2 on the right.
     const right = Float32Array.from({ length: W * H }, (_, i) => (i % W) / (W - 1));
     const mask = [right.map((v) => 1 - v), right];

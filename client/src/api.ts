@@ -101,7 +101,8 @@ export const api = {
   catalog: () => request<Catalog>('GET', '/api/catalog'),
   validate: (graph: Graph) => request<{ ok: boolean; issues: ValidationIssue[] }>('POST', '/api/validate', { graph }),
   /** `front`: first in line (after the running jobs). */
-  submitJob: (graph: Graph, opts: { front?: boolean } = {}) => request<{ job: JobSummary }>('POST', '/api/jobs', { graph, ...(opts.front ? { front: true } : {}) }),
+  submitJob: (graph: Graph, opts: { front?: boolean } = {}) =>
+    request<{ job: JobSummary }>('POST', '/api/jobs', { graph, ...(opts.front ? { front: true } : {}) }),
   cancelJob: (id: string) => request<unknown>('DELETE', `/api/jobs/${encodeURIComponent(id)}`),
   /** Everything about a job, its graph included (to re-open it). */
   job: (id: string) => request<JobDetail>('GET', `/api/jobs/${encodeURIComponent(id)}`),

@@ -9,9 +9,7 @@ export function groupByCategory(nodes: CatalogNode[]): [string, CatalogNode[]][]
     if (!groups.has(cat)) groups.set(cat, []);
     groups.get(cat)!.push(n);
   }
-  return [...groups.entries()]
-    .sort(([a], [b]) => a.localeCompare(b))
-    .map(([cat, list]) => [cat, [...list].sort((a, b) => a.title.localeCompare(b.title))]);
+  return [...groups.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([cat, list]) => [cat, [...list].sort((a, b) => a.title.localeCompare(b.title))]);
 }
 
 /**

@@ -70,7 +70,9 @@ export function parseClipboard(text: string | null | undefined): ClipboardData |
   try {
     const data = JSON.parse(text) as Partial<ClipboardData>;
     if (data.format !== CLIPBOARD_FORMAT || !Array.isArray(data.nodes) || !Array.isArray(data.connections) || data.nodes.length === 0) return null;
-    const ok = data.nodes.every((n) => n && typeof n.id === 'string' && typeof n.type === 'string' && n.position && typeof n.position.x === 'number' && typeof n.position.y === 'number');
+    const ok = data.nodes.every(
+      (n) => n && typeof n.id === 'string' && typeof n.type === 'string' && n.position && typeof n.position.x === 'number' && typeof n.position.y === 'number',
+    );
     return ok ? (data as ClipboardData) : null;
   } catch {
     return null;

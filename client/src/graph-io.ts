@@ -81,7 +81,8 @@ export function snapshotToGraph(snapshot: EditorSnapshot, meta: Graph['meta'] = 
     ...(c.points?.length ? { points: c.points.map(roundPosition) } : {}),
   }));
   const graph: Graph = { format: GRAPH_FORMAT, version: GRAPH_VERSION, nodes, edges, meta: cloneJson(meta) ?? {} };
-  if (snapshot.groups?.length) graph.groups = snapshot.groups.map((g) => ({ ...g, ...roundPosition(g), width: Math.round(g.width), height: Math.round(g.height) }));
+  if (snapshot.groups?.length)
+    graph.groups = snapshot.groups.map((g) => ({ ...g, ...roundPosition(g), width: Math.round(g.width), height: Math.round(g.height) }));
   return graph;
 }
 
@@ -92,8 +93,12 @@ export function snapshotToGraph(snapshot: EditorSnapshot, meta: Graph['meta'] = 
 export function graphFingerprint(graph: Graph): string {
   // Order-insensitive: undoing a delete re-adds a node and its edges at the end of the lists.
   const nodes = [...graph.nodes].sort((a, b) => a.id.localeCompare(b.id)).map((n) => JSON.stringify(n, sortedKeys(n.params)));
-  const edges = graph.edges.map((e) => `${e.from.node}.${e.from.output}>${e.to.node}.${e.to.input}${e.points?.length ? JSON.stringify(e.points.map((p) => [p.x, p.y])) : ''}`).sort();
-  const groups = [...(graph.groups ?? [])].sort((a, b) => a.id.localeCompare(b.id)).map((g) => JSON.stringify([g.id, g.title, g.x, g.y, g.width, g.height, g.color ?? '']));
+  const edges = graph.edges
+    .map((e) => `${e.from.node}.${e.from.output}>${e.to.node}.${e.to.input}${e.points?.length ? JSON.stringify(e.points.map((p) => [p.x, p.y])) : ''}`)
+    .sort();
+  const groups = [...(graph.groups ?? [])]
+    .sort((a, b) => a.id.localeCompare(b.id))
+    .map((g) => JSON.stringify([g.id, g.title, g.x, g.y, g.width, g.height, g.color ?? '']));
   return JSON.stringify({ nodes, edges, ...(groups.length ? { groups } : {}) });
 }
 
@@ -113,7 +118,11 @@ export function graphContent(graph: Pick<Graph, 'nodes' | 'edges'>): string {
 function sortedKeys(params: Record<string, unknown>): string[] {
   const keys = new Set<string>(['id', 'type', 'params', 'position', 'x', 'y', 'title', 'mode']);
   const walk = (v: unknown) => {
-    if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) (keys.add(k), walk(x));
+    if (!v || typeof v !== 'object') return;
+    for (const [k, x] of Object.entries(v)) {
+      keys.add(k);
+      walk(x);
+    }
   };
   walk(params);
   return [...keys].sort();
@@ -129,7 +138,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
  * Reads a graph file a user imported or dropped. Checks the shape well enough to build an editor
  * from it and says clearly what is wrong; parameter values are left to the server's validation.
  */
-export function parseGraphJson(input: string | unknown): ParseResult {
+export function parseGraphJson(input: unknown): ParseResult {
   let data: unknown = input;
   if (typeof input === 'string') {
     try {
@@ -162,9 +171,8 @@ export function parseGraphJson(input: string | unknown): ParseResult {
     if (typeof n.type !== 'string' || n.type === '') return { ok: false, message: `Node "${n.id}" has no "type".` };
     if (seen.has(n.id)) return { ok: false, message: `Two nodes share the id "${n.id}".` };
     seen.add(n.id);
-    const pos = isRecord(n.position) && typeof n.position.x === 'number' && typeof n.position.y === 'number'
-      ? { x: n.position.x, y: n.position.y }
-      : { x: 0, y: 0 };
+    const pos =
+      isRecord(n.position) && typeof n.position.x === 'number' && typeof n.position.y === 'number' ? { x: n.position.x, y: n.position.y } : { x: 0, y: 0 };
     const node: GraphNode = { id: n.id, type: n.type, params: isRecord(n.params) ? cloneJson(n.params) : {}, position: pos };
     if (typeof n.title === 'string') node.title = n.title;
     if (n.mode === 'bypass' || n.mode === 'mute') node.mode = n.mode;
@@ -261,7 +269,7 @@ export function planImport(graph: Graph, catalog: Catalog): ImportPlan {
     const dto: EditorNodeDTO = {
       id: n.id,
       type: n.type,
-      params: spec ? { ...defaultParams(spec), ...(cloneJson(n.params) ?? {}) } : cloneJson(n.params) ?? {},
+      params: spec ? { ...defaultParams(spec), ...(cloneJson(n.params) ?? {}) } : (cloneJson(n.params) ?? {}),
       position: { ...(n.position ?? { x: 0, y: 0 }) },
       ...(n.title !== undefined ? { title: n.title } : {}),
       ...(n.mode ? { mode: n.mode } : {}),
@@ -303,7 +311,13 @@ export function planImport(graph: Graph, catalog: Catalog): ImportPlan {
       continue;
     }
     fed.add(key);
-    connections.push({ source: e.from.node, sourceOutput: e.from.output, target: e.to.node, targetInput: e.to.input, ...(e.points?.length ? { points: e.points } : {}) });
+    connections.push({
+      source: e.from.node,
+      sourceOutput: e.from.output,
+      target: e.to.node,
+      targetInput: e.to.input,
+      ...(e.points?.length ? { points: e.points } : {}),
+    });
   }
   return { nodes, connections, problems };
 }
@@ -339,7 +353,11 @@ function uniqueNames(names: string[]): string[] {
 /** A readable node id that the graph schema accepts (letters, digits, "_", "-", "."), unique in the graph. */
 export function uniqueNodeId(type: string, existing: Iterable<string>): string {
   const taken = new Set(existing);
-  const base = type.replace(/[^A-Za-z0-9_.-]+/g, '-').replace(/^[-.]+|[-.]+$/g, '').slice(0, 48) || 'node';
+  const base =
+    type
+      .replace(/[^A-Za-z0-9_.-]+/g, '-')
+      .replace(/^[-.]+|[-.]+$/g, '')
+      .slice(0, 48) || 'node';
   for (let i = 1; ; i++) {
     const id = `${base}-${i}`;
     if (!taken.has(id)) return id;
@@ -360,11 +378,7 @@ export function graphNameProblem(name: string): string | null {
  * Would an edge source → target close a loop? True when target already reaches source through the
  * existing connections (or when they are the same node).
  */
-export function wouldCreateCycle(
-  connections: Pick<EditorConnectionDTO, 'source' | 'target'>[],
-  source: string,
-  target: string,
-): boolean {
+export function wouldCreateCycle(connections: Pick<EditorConnectionDTO, 'source' | 'target'>[], source: string, target: string): boolean {
   if (source === target) return true;
   const next = new Map<string, string[]>();
   for (const c of connections) {

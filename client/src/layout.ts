@@ -21,7 +21,7 @@ export function resolveOverlaps(rects: Rect[], gap = 16): Map<string, Position> 
   const moved = new Map<string, Position>();
   for (const r of order) {
     let y = r.y;
-    for (let changed = true; changed; ) {
+    for (let changed = true; changed;) {
       changed = false;
       for (const p of placed) {
         const xOverlap = r.x < p.x + p.width && p.x < r.x + r.width;

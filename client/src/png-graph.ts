@@ -169,9 +169,7 @@ export function writePngText(png: Uint8Array, entries: Record<string, string>): 
   return out;
 }
 
-export type PngGraphRead =
-  | { ok: true; json: string }
-  | { ok: false; reason: 'not-png' | 'damaged' | 'no-graph'; message: string };
+export type PngGraphRead = { ok: true; json: string } | { ok: false; reason: 'not-png' | 'damaged' | 'no-graph'; message: string };
 
 /** The graph JSON text a PNG carries; the caller parses and validates it like any graph file. */
 export async function graphJsonFromPng(bytes: Uint8Array): Promise<PngGraphRead> {

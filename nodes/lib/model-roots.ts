@@ -34,9 +34,7 @@ export function refusedModelMessage(model: string): string {
  * taken as they are. Only a folder inside a root is returned.
  */
 export async function resolveModelDir(model: string, roots: readonly string[]): Promise<string> {
-  const candidates = path.isAbsolute(model)
-    ? [path.resolve(model)]
-    : [...roots.map((r) => path.resolve(r, model)), path.resolve(PROJECT_ROOT, model)];
+  const candidates = path.isAbsolute(model) ? [path.resolve(model)] : [...roots.map((r) => path.resolve(r, model)), path.resolve(PROJECT_ROOT, model)];
   for (const dir of candidates) {
     if (!roots.some((root) => isInside(dir, root))) continue;
     try {
@@ -60,7 +58,10 @@ export async function listModelFolders(roots: readonly string[], accept: (dir: s
   for (const root of roots) {
     let names: string[];
     try {
-      names = (await readdir(root, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+      names = (await readdir(root, { withFileTypes: true }))
+        .filter((d) => d.isDirectory())
+        .map((d) => d.name)
+        .sort();
     } catch {
       continue; // no such folder
     }

@@ -239,7 +239,9 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       }
     });
     const firstRunMs = performance.now() - t0;
-    const imageNode = first.summary.keys['image'] ? (runner.graphs.cache.get(first.summary.keys['image'])?.outputs['image'] as { width: number; height: number }) : undefined;
+    const imageNode = first.summary.keys['image']
+      ? (runner.graphs.cache.get(first.summary.keys['image'])?.outputs['image'] as { width: number; height: number })
+      : undefined;
     const image = { width: imageNode?.width ?? 0, height: imageNode?.height ?? 0 };
     const f = pipe.info.vaeDownsample;
     log(`first run done (${(firstRunMs / 1000).toFixed(1)} s); timing UNet calls at batch 1, 2, 3`);
@@ -254,7 +256,9 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     // 3) Previews off vs on: the epsilon-merge sampler alone, its inversion cached, repeated and interleaved.
     const samplerOnly = (guidance: number) => withParams(graph, { eps_merge: { guidance } });
     type Timed = { ms: number; frames: number; offered: number; handlerMs: number };
-    const offRuns: Timed[] = [], onRuns: Timed[] = [], everyRuns: Timed[] = [];
+    const offRuns: Timed[] = [],
+      onRuns: Timed[] = [],
+      everyRuns: Timed[] = [];
     let frame: PreviewSource | undefined;
     let g = 20;
     const time = async (interval: number): Promise<Timed> => {
@@ -282,14 +286,22 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     const encodeMs = await timeEncodes(frame);
     const decoded = frame.kind === 'latent' && frame.decoder !== undefined;
     const projected: PreviewSource = frame.kind === 'latent' ? { kind: 'latent', data: frame.data, width: frame.width, height: frame.height } : frame;
-    const decoderFigures = previewDecoder && opts.previewDecoder
-      ? { dir: opts.previewDecoder, frameMs: decoded && previewDecoder.usable ? encodeMs : NaN, projectionFrameMs: await timeEncodes(projected), decodes: previewDecoder.decoder.stats.calls }
-      : null;
+    const decoderFigures =
+      previewDecoder && opts.previewDecoder
+        ? {
+            dir: opts.previewDecoder,
+            frameMs: decoded && previewDecoder.usable ? encodeMs : NaN,
+            projectionFrameMs: await timeEncodes(projected),
+            decodes: previewDecoder.decoder.stats.calls,
+          }
+        : null;
     const workOf = (r: Timed) => r.handlerMs + r.frames * encodeMs;
     const work = (runs: Timed[]) => median(runs.map(workOf));
     const share = (runs: Timed[]) => median(runs.map((r) => workOf(r) / r.ms));
     const [off, on, every] = [offRuns, onRuns, everyRuns].map((runs) => runs.map((r) => r.ms)) as [number[], number[], number[]];
-    const offMs = Math.min(...off), onMs = Math.min(...on), everyStepMs = Math.min(...every);
+    const offMs = Math.min(...off),
+      onMs = Math.min(...on),
+      everyStepMs = Math.min(...every);
 
     const eps = measures.find((m) => m.node === 'eps_merge');
     const attn = measures.find((m) => m.node === 'attn_merge');

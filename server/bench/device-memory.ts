@@ -17,7 +17,10 @@ function sample(pid: number): Promise<number | null> {
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
     p.on('error', () => resolve(null));
     p.on('close', () => {
-      const row = out.split('\n').map((l) => l.split(',').map((s) => s.trim())).find((r) => Number(r[0]) === pid);
+      const row = out
+        .split('\n')
+        .map((l) => l.split(',').map((s) => s.trim()))
+        .find((r) => Number(r[0]) === pid);
       resolve(row ? Number(row[1]) : null);
     });
   });

@@ -24,14 +24,30 @@ export function checkTargets(r: BenchReport): Target[] {
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   const passIf = (ok: boolean): Target['status'] => (ok ? 'pass' : 'fail');
   const calls = r.samplers.map((s) => s.unetCallsPerStep);
-  t.push({ name: 'UNet calls per sampler step', status: passIf(calls.every((c) => c === 1)), value: calls.map((c) => c.toFixed(2)).join(', '), limit: 'exactly 1' });
+  t.push({
+    name: 'UNet calls per sampler step',
+    status: passIf(calls.every((c) => c === 1)),
+    value: calls.map((c) => c.toFixed(2)).join(', '),
+    limit: 'exactly 1',
+  });
   const outside = Math.max(...r.samplers.map((s) => s.outsideOrtShare));
   t.push({ name: 'step time outside onnxruntime (worst sampler)', status: passIf(outside <= 0.03), value: pct(outside), limit: '≤ 3% (at SD scale)' });
-  if (r.attentionVsEpsilon) t.push({ name: 'attention-merge step / epsilon-merge step', status: passIf(r.attentionVsEpsilon.msPerStep <= 1.2), value: `${r.attentionVsEpsilon.msPerStep.toFixed(2)}×`, limit: '≤ 1.2×' });
+  if (r.attentionVsEpsilon)
+    t.push({
+      name: 'attention-merge step / epsilon-merge step',
+      status: passIf(r.attentionVsEpsilon.msPerStep <= 1.2),
+      value: `${r.attentionVsEpsilon.msPerStep.toFixed(2)}×`,
+      limit: '≤ 1.2×',
+    });
   t.push({ name: 'preview work share of the run', status: passIf(r.previews.workShare <= 0.05), value: pct(r.previews.workShare), limit: '≤ 5%' });
   const b2 = r.unetCalls.find((u) => u.batch === 2);
   const onGpu = r.executionProvider === 'cuda';
-  t.push({ name: 'batch-2 UNet call', status: !onGpu || !b2 ? 'n/a' : passIf(b2.ms <= 15), value: b2 ? `${b2.ms.toFixed(1)} ms` : '-', limit: '≤ 15 ms on an H100-class GPU (CUDA only)' });
+  t.push({
+    name: 'batch-2 UNet call',
+    status: !onGpu || !b2 ? 'n/a' : passIf(b2.ms <= 15),
+    value: b2 ? `${b2.ms.toFixed(1)} ms` : '-',
+    limit: '≤ 15 ms on an H100-class GPU (CUDA only)',
+  });
   const seedRun = r.steps === 100 && r.skip === 10 && r.image.width === 512 && r.image.height === 512;
   t.push({
     name: 'dual-style run (inversion + epsilon merge)',
@@ -57,7 +73,13 @@ export function figureLines(r: BenchReport): Record<string, unknown>[] {
     cores: os.cpus().length,
     at: r.at,
   };
-  const f = (figure: string, value: number | boolean | null, unit: string, extra: Record<string, unknown> = {}) => ({ ...context, figure, ...extra, value, unit });
+  const f = (figure: string, value: number | boolean | null, unit: string, extra: Record<string, unknown> = {}) => ({
+    ...context,
+    figure,
+    ...extra,
+    value,
+    unit,
+  });
   const lines = [
     ...r.unetCalls.map((u) => f('unet_call_ms', u.ms, 'ms', { batch: u.batch, reps: u.reps })),
     ...r.samplers.flatMap((s) => [
@@ -83,7 +105,8 @@ export function figureLines(r: BenchReport): Record<string, unknown>[] {
     f('peak_rss_mib', r.peakRssMiB, 'MiB'),
     f('peak_device_mib', r.peakDeviceMiB, 'MiB'),
   ];
-  for (const t of checkTargets(r)) lines.push(f('target', t.status === 'pass' ? true : t.status === 'fail' ? false : null, 'pass', { target: t.name, measured: t.value, limit: t.limit }));
+  for (const t of checkTargets(r))
+    lines.push(f('target', t.status === 'pass' ? true : t.status === 'fail' ? false : null, 'pass', { target: t.name, measured: t.value, limit: t.limit }));
   return lines;
 }
 
@@ -91,7 +114,9 @@ export function printReport(r: BenchReport, log: (line: string) => void, extra: 
   const pad = (s: string | number, n: number) => String(s).padStart(n);
   const ms = (x: number) => x.toFixed(x < 10 ? 2 : 1);
   log(`Dual Style Studio bench: model ${r.model} on ${r.executionProvider.toUpperCase()}${r.executionProvider === 'cuda' ? ` (GPU ${r.gpu})` : ''}`);
-  log(`image ${r.image.width}×${r.image.height} → latent ${r.latent.width}×${r.latent.height}; steps ${r.steps}, skip ${r.skip} (${r.steps - r.skip} refinement steps)`);
+  log(
+    `image ${r.image.width}×${r.image.height} → latent ${r.latent.width}×${r.latent.height}; steps ${r.steps}, skip ${r.skip} (${r.steps - r.skip} refinement steps)`,
+  );
   log('');
   log(`UNet call (median of ${r.unetCalls[0]?.reps ?? 0} after a warm-up): ${r.unetCalls.map((u) => `batch ${u.batch} ${ms(u.ms)} ms`).join(', ')}`);
   if (r.sessionCreation) {
@@ -100,26 +125,44 @@ export function printReport(r: BenchReport, log: (line: string) => void, extra: 
     for (const [rel, x] of Object.entries(s.perSession)) log(`  ${rel.padEnd(40)} cold ${ms(x.coldMs)} ms, cached ${ms(x.cachedMs)} ms`);
   }
   log('');
-  log(`${'node'.padEnd(15)}${pad('steps', 6)}${pad('run ms', 10)}${pad('ms/step', 10)}${pad('UNet/step', 11)}${pad('rows/call', 11)}${pad('ORT ms/step', 13)}${pad('outside ORT', 13)}`);
+  log(
+    `${'node'.padEnd(15)}${pad('steps', 6)}${pad('run ms', 10)}${pad('ms/step', 10)}${pad('UNet/step', 11)}${pad('rows/call', 11)}${pad('ORT ms/step', 13)}${pad('outside ORT', 13)}`,
+  );
   for (const s of r.samplers) {
-    log(`${s.node.padEnd(15)}${pad(s.steps, 6)}${pad(ms(s.wallMs), 10)}${pad(ms(s.msPerStep), 10)}${pad(s.unetCallsPerStep.toFixed(2), 11)}${pad(s.rowsPerCall.toFixed(1), 11)}${pad(ms(s.ortMsPerStep), 13)}${pad((100 * s.outsideOrtShare).toFixed(1) + '%', 13)}`);
+    const timing = `${pad(s.steps, 6)}${pad(ms(s.wallMs), 10)}${pad(ms(s.msPerStep), 10)}`;
+    const calls = `${pad(s.unetCallsPerStep.toFixed(2), 11)}${pad(s.rowsPerCall.toFixed(1), 11)}`;
+    log(`${s.node.padEnd(15)}${timing}${calls}${pad(ms(s.ortMsPerStep), 13)}${pad((100 * s.outsideOrtShare).toFixed(1) + '%', 13)}`);
   }
   if (r.attentionVsEpsilon) {
-    log(`attention merge vs epsilon merge, per step: ${r.attentionVsEpsilon.msPerStep.toFixed(2)}× (UNet time ${r.attentionVsEpsilon.ortMsPerStep.toFixed(2)}×)`);
+    log(
+      `attention merge vs epsilon merge, per step: ${r.attentionVsEpsilon.msPerStep.toFixed(2)}× (UNet time ${r.attentionVsEpsilon.ortMsPerStep.toFixed(2)}×)`,
+    );
   }
   log(`dual-style run (inversion + epsilon merge): ${ms(r.dualStyleRunMs)} ms`);
   log('');
-  log(`whole first run: ${ms(r.firstRunMs)} ms; peak RSS ${r.peakRssMiB.toFixed(0)} MiB${r.peakDeviceMiB !== null ? `; peak GPU memory ${r.peakDeviceMiB.toFixed(0)} MiB` : ''}`);
+  log(
+    `whole first run: ${ms(r.firstRunMs)} ms; peak RSS ${r.peakRssMiB.toFixed(0)} MiB${r.peakDeviceMiB !== null ? `; peak GPU memory ${r.peakDeviceMiB.toFixed(0)} MiB` : ''}`,
+  );
   log(`re-run after changing only the ${r.rerun.changed}: ${ms(r.rerun.ms)} ms; inversion from cache: ${r.rerun.inversionFromCache ? 'yes' : 'NO'}`);
   log(`  recomputed: ${r.rerun.computed.join(', ')}`);
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   const p = r.previews;
-  log(`previews (epsilon-merge sampler, median of reps; one frame at latent ${r.latent.width}×${r.latent.height} projects and encodes in ${ms(p.encodeMs)} ms): work at the server's interval ${ms(p.workMs)} ms for ${p.framesOn} frames = ${pct(p.workShare)} of the run; at every step ${ms(p.everyStepWorkMs)} ms for ${p.framesEveryStep} frames = ${pct(p.everyStepWorkShare)}`);
+  log(
+    `previews (epsilon-merge sampler, median of reps; one frame at latent ${r.latent.width}×${r.latent.height} projects and encodes in ${ms(p.encodeMs)} ms): ` +
+      `work at the server's interval ${ms(p.workMs)} ms for ${p.framesOn} frames = ${pct(p.workShare)} of the run; ` +
+      `at every step ${ms(p.everyStepWorkMs)} ms for ${p.framesEveryStep} frames = ${pct(p.everyStepWorkShare)}`,
+  );
   if (p.decoder) {
     const d = p.decoder;
-    log(`  preview decoder ${d.dir}: ${ms(d.frameMs)} ms per frame (decode and encode) vs ${ms(d.projectionFrameMs)} ms projected = ${(d.frameMs / d.projectionFrameMs).toFixed(1)}×; ${d.decodes} frames decoded in this bench`);
+    const ratio = (d.frameMs / d.projectionFrameMs).toFixed(1);
+    log(
+      `  preview decoder ${d.dir}: ${ms(d.frameMs)} ms per frame (decode and encode) vs ${ms(d.projectionFrameMs)} ms projected = ${ratio}×; ${d.decodes} frames decoded in this bench`,
+    );
   }
-  log(`  wall clock, fastest of reps: off ${ms(p.offMs)} ms; on ${ms(p.onMs)} ms = ${pct(p.overhead)}; every step ${ms(p.everyStepMs)} ms = ${pct(p.everyStepOverhead)} (medians: off ${ms(extra.medianOff)} ms, on ${ms(extra.medianOn)} ms)`);
+  log(
+    `  wall clock, fastest of reps: off ${ms(p.offMs)} ms; on ${ms(p.onMs)} ms = ${pct(p.overhead)}; every step ${ms(p.everyStepMs)} ms = ${pct(p.everyStepOverhead)} ` +
+      `(medians: off ${ms(extra.medianOff)} ms, on ${ms(extra.medianOn)} ms)`,
+  );
   log('');
   log('targets:');
   for (const t of checkTargets(r)) log(`  ${t.status.toUpperCase().padEnd(5)} ${t.name}: ${t.value} (${t.limit})`);

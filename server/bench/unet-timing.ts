@@ -22,7 +22,14 @@ export function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-export async function timeUnetCalls(pipe: SdPipeline, latentW: number, latentH: number, batches: number[], reps: number, log: (line: string) => void = () => {}): Promise<UnetCallTiming[]> {
+export async function timeUnetCalls(
+  pipe: SdPipeline,
+  latentW: number,
+  latentH: number,
+  batches: number[],
+  reps: number,
+  log: (line: string) => void = () => {},
+): Promise<UnetCallTiming[]> {
   const row = pipe.info.latentChannels * latentW * latentH;
   const { embedding } = await pipe.encodeText('');
   const out: UnetCallTiming[] = [];

@@ -8,13 +8,18 @@ import { parseArgs } from 'node:util';
 import { runConformance } from '../conformance/harness.ts';
 import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
 
-const USAGE = 'usage: npm run conformance -- <fixture-dir> [--ep auto|cuda|webgpu|cpu] [--gpu N]\n(e.g. ../shared/fixtures/tiny-sd, or the metrics fixture ../shared/fixtures/metrics)';
+const USAGE =
+  'usage: npm run conformance -- <fixture-dir> [--ep auto|cuda|webgpu|cpu] [--gpu N]\n(e.g. ../shared/fixtures/tiny-sd, or the metrics fixture ../shared/fixtures/metrics)';
 
 export async function main(argv: string[]): Promise<number> {
   let values;
   let positionals;
   try {
-    ({ values, positionals } = parseArgs({ args: argv, options: { ep: { type: 'string', default: 'auto' }, gpu: { type: 'string', default: '0' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true }));
+    ({ values, positionals } = parseArgs({
+      args: argv,
+      options: { ep: { type: 'string', default: 'auto' }, gpu: { type: 'string', default: '0' }, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+    }));
   } catch (e) {
     console.error(`${(e as Error).message}\n${USAGE}`);
     return 2;
@@ -46,7 +51,5 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
-  main(process.argv.slice(2)).then((code) => {
-    process.exitCode = code;
-  });
+  process.exitCode = await main(process.argv.slice(2));
 }

@@ -40,11 +40,20 @@ const CHOICES = {
   'input-ids': ['int32', 'int64'],
   'vae-encoder': ['mean', 'mean-logvar'],
 } as const;
-const FIELD = { attention: 'attention', upsample: 'upsample', dtype: 'dtype', timestep: 'timestep', 'input-ids': 'inputIds', 'vae-encoder': 'vaeEncoder' } as const;
+const FIELD = {
+  attention: 'attention',
+  upsample: 'upsample',
+  dtype: 'dtype',
+  timestep: 'timestep',
+  'input-ids': 'inputIds',
+  'vae-encoder': 'vaeEncoder',
+} as const;
 
 const USAGE =
   `usage: npm run demo-model -- [--out DIR] [--seed N] [--preset ${Object.keys(PRESETS).join('|')}] ` +
-  Object.entries(CHOICES).map(([flag, values]) => `[--${flag} ${values.join('|')}]`).join(' ') +
+  Object.entries(CHOICES)
+    .map(([flag, values]) => `[--${flag} ${values.join('|')}]`)
+    .join(' ') +
   ' [--no-unet-config] | --taesd --out DIR [--dtype float32|float16]';
 
 interface Args {
@@ -87,9 +96,16 @@ function readArgs(argv: string[]): Args {
   const taesd = values.taesd === true;
   if (taesd) {
     const other = Object.keys(options).filter((k) => k !== 'dtype' && k !== 'seed');
-    if (values.out === undefined || values.preset !== 'demo' || other.length > 0) throw new Error('--taesd takes --out DIR and only --dtype and --seed besides');
+    if (values.out === undefined || values.preset !== 'demo' || other.length > 0)
+      throw new Error('--taesd takes --out DIR and only --dtype and --seed besides');
   }
-  return { ...(values.out !== undefined ? { out: path.resolve(values.out) } : {}), preset, options: options as DemoModelOptions, taesd, help: values.help as boolean | undefined };
+  return {
+    ...(values.out !== undefined ? { out: path.resolve(values.out) } : {}),
+    preset,
+    options: options as DemoModelOptions,
+    taesd,
+    help: values.help as boolean | undefined,
+  };
 }
 
 /** models/sd15-random, with the export options that differ from the default (models/sd15-random-fp16-attention-fused). */
@@ -127,14 +143,17 @@ async function main(): Promise<void> {
     return;
   }
   if (outArg === undefined) {
-    if (Object.keys(options).length > 0) throw new Error('export options and --seed need --out (or --preset sd15): the cached demo model is always the default export');
+    if (Object.keys(options).length > 0)
+      throw new Error('export options and --seed need --out (or --preset sd15): the cached demo model is always the default export');
     const dir = await ensureDemoModel();
     console.log(`demo model v${DEMO_MODEL_VERSION} ready in ${dir} (${Math.round(performance.now() - started)} ms)`);
     return;
   }
   checkEmpty(outArg);
   await writeDemoModel(outArg, options);
-  console.log(`demo model v${DEMO_MODEL_VERSION} (seed ${seed ?? DEMO_MODEL_SEED}; ${describeExport(kind)}) written to ${outArg} (${Math.round(performance.now() - started)} ms)`);
+  console.log(
+    `demo model v${DEMO_MODEL_VERSION} (seed ${seed ?? DEMO_MODEL_SEED}; ${describeExport(kind)}) written to ${outArg} (${Math.round(performance.now() - started)} ms)`,
+  );
 }
 
 main().catch((error: unknown) => {

@@ -42,26 +42,42 @@ Options:
 `;
 
 const OPTIONS = {
-  images: { type: 'string' }, styles: { type: 'string', default: 'van-gogh/minecraft,mosaic/andy-warhol-pop' },
-  methods: { type: 'string', default: METHODS.join(',') }, masks: { type: 'string', default: MASKS.join(',') },
-  graph: { type: 'string', default: 'comparison' }, model: { type: 'string', default: 'demo' }, clip: { type: 'string' }, lpips: { type: 'string' },
-  out: { type: 'string', default: 'eval-results' }, size: { type: 'string', default: '512' }, steps: { type: 'string', default: '100' },
-  skip: { type: 'string', default: '10' }, guidance: { type: 'string' }, sharpness: { type: 'string', default: '20' }, seed: { type: 'string', default: '0' },
-  ep: { type: 'string', default: 'auto' }, help: { type: 'boolean', short: 'h' },
+  images: { type: 'string' },
+  styles: { type: 'string', default: 'van-gogh/minecraft,mosaic/andy-warhol-pop' },
+  methods: { type: 'string', default: METHODS.join(',') },
+  masks: { type: 'string', default: MASKS.join(',') },
+  graph: { type: 'string', default: 'comparison' },
+  model: { type: 'string', default: 'demo' },
+  clip: { type: 'string' },
+  lpips: { type: 'string' },
+  out: { type: 'string', default: 'eval-results' },
+  size: { type: 'string', default: '512' },
+  steps: { type: 'string', default: '100' },
+  skip: { type: 'string', default: '10' },
+  guidance: { type: 'string' },
+  sharpness: { type: 'string', default: '20' },
+  seed: { type: 'string', default: '0' },
+  ep: { type: 'string', default: 'auto' },
+  help: { type: 'boolean', short: 'h' },
 } as const;
 
 class UsageError extends Error {}
 
 function num(name: string, v: string, opts: { min: number; integer?: boolean }): number {
   const n = Number(v);
-  if (!Number.isFinite(n) || n < opts.min || (opts.integer && !Number.isInteger(n))) throw new UsageError(`--${name} must be ${opts.integer ? 'a whole number' : 'a number'} ≥ ${opts.min}, got ${v}`);
+  if (!Number.isFinite(n) || n < opts.min || (opts.integer && !Number.isInteger(n)))
+    throw new UsageError(`--${name} must be ${opts.integer ? 'a whole number' : 'a number'} ≥ ${opts.min}, got ${v}`);
   return n;
 }
 
 function list(name: string, v: string, allowed?: readonly string[]): string[] {
-  const items = v.split(',').map((s) => s.trim()).filter(Boolean);
+  const items = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const bad = allowed ? items.filter((i) => !allowed.includes(i)) : [];
-  if (items.length === 0 || bad.length > 0) throw new UsageError(`--${name}: ${bad.length ? `unknown ${bad.join(', ')}; ` : ''}choose from ${allowed?.join(', ')}`);
+  if (items.length === 0 || bad.length > 0)
+    throw new UsageError(`--${name}: ${bad.length ? `unknown ${bad.join(', ')}; ` : ''}choose from ${allowed?.join(', ')}`);
   return [...new Set(items)];
 }
 
@@ -84,7 +100,8 @@ function progress(out: ProgressStream): (e: EvalEvent) => void {
     const elapsed = (performance.now() - t0) / 1000;
     const eta = computed > 0 ? formatDuration((elapsed / computed) * remaining) : '--';
     const what = `${item.image} ${item.pair} ${item.mask} ${item.method}${e.computed ? '' : ' (done before)'}`;
-    if (out.isTTY) out.write(`\r\x1b[2K[${bar(index / total, 24)}] ${index}/${total} ${what} | ${formatDuration(elapsed)} | ETA ${eta}${index === total ? '\n' : ''}`);
+    if (out.isTTY)
+      out.write(`\r\x1b[2K[${bar(index / total, 24)}] ${index}/${total} ${what} | ${formatDuration(elapsed)} | ETA ${eta}${index === total ? '\n' : ''}`);
     else out.write(`[${index}/${total}] ${what}${e.computed ? `: ${(item.ms / 1000).toFixed(1)} s` : ''} | elapsed ${formatDuration(elapsed)} | ETA ${eta}\n`);
   };
 }
@@ -114,7 +131,8 @@ export async function main(argv: string[]): Promise<number> {
     if (!existsSync(graphFile)) throw new UsageError(`--graph: no template "${values.graph}" in graphs/ and no such file`);
     template = JSON.parse(await readFile(graphFile, 'utf8')) as Graph;
     const clip = values.clip ?? (existsSync(DEFAULT_CLIP_FOLDER) ? DEFAULT_CLIP_FOLDER : undefined);
-    if (!values.clip && !clip) process.stderr.write(`eval: no --clip and no ${DEFAULT_CLIP_FOLDER}: CLIP scores are left out (npm run fetch-model -- --kind clip)\n`);
+    if (!values.clip && !clip)
+      process.stderr.write(`eval: no --clip and no ${DEFAULT_CLIP_FOLDER}: CLIP scores are left out (npm run fetch-model -- --kind clip)\n`);
     config = {
       template: path.relative(PROJECT_ROOT, graphFile) || graphFile,
       model: values.model === 'demo' ? 'demo' : path.resolve(values.model),
@@ -144,14 +162,17 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`\n${textTables(results)}\nresults: ${path.join(outDir, 'results.csv')}, results.json, report.html\n`);
     return 0;
   } catch (e) {
-    const known = e instanceof EvalError || e instanceof DatasetError || typeof (e as NodeJS.ErrnoException).code === 'string' || (e as Error).name === 'NodeFailedError' || (e as Error).name === 'InvalidGraphError';
+    const known =
+      e instanceof EvalError ||
+      e instanceof DatasetError ||
+      typeof (e as NodeJS.ErrnoException).code === 'string' ||
+      (e as Error).name === 'NodeFailedError' ||
+      (e as Error).name === 'InvalidGraphError';
     process.stderr.write(`eval: ${known ? (e as Error).message : (e as Error).stack}\n`);
     return 1;
   }
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
-  main(process.argv.slice(2)).then((code) => {
-    process.exitCode = code;
-  });
+  process.exitCode = await main(process.argv.slice(2));
 }

@@ -95,7 +95,8 @@ export async function main(argv: string[]): Promise<number> {
       for (const p of result.problems) process.stderr.write(`  - ${p}\n`);
       return 1;
     }
-    const use = kind === CLIP_EXPORT ? `npm run eval -- --clip ${JSON.stringify(shownPath(result.outDir))}, or set Load CLIP → clip to it` : startCommand(result.outDir);
+    const use =
+      kind === CLIP_EXPORT ? `npm run eval -- --clip ${JSON.stringify(shownPath(result.outDir))}, or set Load CLIP → clip to it` : startCommand(result.outDir);
     process.stdout.write(
       `${kind === CLIP_EXPORT ? 'CLIP' : 'Model'} ready: ${result.outDir}\n` +
         `  ${result.files.length} files, ${formatBytes(result.totalBytes)} ` +

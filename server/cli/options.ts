@@ -5,6 +5,7 @@
  * empty environment variable counts as unset.
  */
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
 import { DEFAULT_RELEASE_IDLE_MS } from '../executor/graph-runner.ts';
@@ -41,6 +42,43 @@ export interface RunnerSettings {
   releaseIdleMs: number;
 }
 
+/**
+ * A command line read the way every command reads it: `--help` prints the usage (exit 0); a complaint
+ * prints `error: <what is wrong>` and the usage (exit 2). Otherwise the parsed options.
+ */
+export function readCommandLine<T>(argv: string[], parse: (argv: string[]) => T | 'help', usage: string): { cli: T } | { exit: number } {
+  let cli: T | 'help';
+  try {
+    cli = parse(argv);
+  } catch (err) {
+    console.error(`error: ${(err as Error).message}\n\n${usage}`);
+    return { exit: 2 };
+  }
+  if (cli === 'help') {
+    console.log(usage);
+    return { exit: 0 };
+  }
+  return { cli };
+}
+
+/**
+ * Runs `main` with the process's arguments when `moduleUrl` (the caller's import.meta.url) is the entry
+ * point, and exits with its code; an error it did not handle prints its message and exits 1.
+ * fileURLToPath, not URL.pathname: the latter keeps %20 and friends, so under a folder with a space in
+ * its name the command would silently never start.
+ */
+export function runIfEntry(moduleUrl: string, main: (argv: string[]) => Promise<number>): void {
+  const entry = process.argv[1];
+  if (entry === undefined || path.resolve(entry) !== fileURLToPath(moduleUrl)) return;
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      console.error(`error: ${(err as Error)?.message ?? String(err)}`);
+      process.exit(1);
+    },
+  );
+}
+
 /** parseArgs with `options` and --help, its complaints as UsageErrors. */
 export function parseFlags<O extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: O) {
   try {
@@ -51,7 +89,10 @@ export function parseFlags<O extends NonNullable<ParseArgsConfig['options']>>(ar
 }
 
 /** RUNNER_FLAGS' values, checked. */
-export function runnerSettings(values: { [K in keyof typeof RUNNER_FLAGS]?: (typeof RUNNER_FLAGS)[K] extends { multiple: true } ? string[] : string }, env: NodeJS.ProcessEnv): RunnerSettings {
+export function runnerSettings(
+  values: { [K in keyof typeof RUNNER_FLAGS]?: (typeof RUNNER_FLAGS)[K] extends { multiple: true } ? string[] : string },
+  env: NodeJS.ProcessEnv,
+): RunnerSettings {
   const ep = (values.ep ?? (env.DUALSTYLE_EP || 'auto')) as ExecutionProviderRequest;
   if (!EXECUTION_PROVIDERS.includes(ep)) throw new UsageError(`--ep must be one of ${EXECUTION_PROVIDERS.join(', ')}, got ${JSON.stringify(ep)}`);
   const gpuText = values.gpu ?? (env.DUALSTYLE_GPU || undefined);
@@ -110,7 +151,8 @@ export function redisUrl(text: string): string {
   } catch {
     throw new UsageError(`--redis must be a URL such as redis://127.0.0.1:6379, got ${JSON.stringify(text)}`);
   }
-  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new UsageError(`--redis must start with redis:// or rediss://, got ${JSON.stringify(text)}`);
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:')
+    throw new UsageError(`--redis must start with redis:// or rediss://, got ${JSON.stringify(text)}`);
   return text;
 }
 

@@ -8,8 +8,6 @@
  * [--preview-decoder DIR] as for the studio.
  * Environment: DUALSTYLE_REDIS, DUALSTYLE_DATA, DUALSTYLE_EP, DUALSTYLE_MAX_JOB_MEMORY, DUALSTYLE_PREVIEW_DECODER.
  */
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { nodeDefinitions } from '../../nodes/index.ts';
 import type { AnyNodeDefinition } from '../../nodes/types.ts';
 import { consoleLogger } from '../app.ts';
@@ -17,7 +15,18 @@ import { createCatalog } from '../catalog.ts';
 import { loadPreviewDecoder, type BudgetedPreviewDecoder } from '../engine/onnx/preview-decoder.ts';
 import { GraphRunner } from '../executor/graph-runner.ts';
 import { RedisJobWorker } from '../executor/redis-worker.ts';
-import { parseFlags, redisUrl, RUNNER_FLAGS, runnerSettings, untilStopped, UsageError, wholeNumber, type RunnerSettings } from './options.ts';
+import {
+  parseFlags,
+  readCommandLine,
+  redisUrl,
+  runIfEntry,
+  RUNNER_FLAGS,
+  runnerSettings,
+  untilStopped,
+  UsageError,
+  wholeNumber,
+  type RunnerSettings,
+} from './options.ts';
 import { redacted } from '../util/redact.ts';
 
 const USAGE = `usage: npm run worker -- --redis URL [--gpu N] [--data ./data] [--ep auto|cuda|webgpu|cpu] [--stall-timeout 30]
@@ -58,24 +67,17 @@ export function parseWorkerCli(argv: string[], env: NodeJS.ProcessEnv = process.
 
 /** `overrides.catalog`: another node catalog (test entries). */
 export async function runWorker(argv: string[], overrides: { catalog?: AnyNodeDefinition[]; previewIntervalMs?: number } = {}): Promise<number> {
-  let cli: WorkerCli | 'help';
-  try {
-    cli = parseWorkerCli(argv);
-  } catch (err) {
-    console.error(`error: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (cli === 'help') {
-    console.log(USAGE);
-    return 0;
-  }
+  const read = readCommandLine(argv, parseWorkerCli, USAGE);
+  if ('exit' in read) return read.exit;
+  const { cli } = read;
   // CUDA reads this when the first session starts, which is after this line.
   if (cli.gpu !== undefined) process.env.CUDA_VISIBLE_DEVICES = String(cli.gpu);
   let previewDecoder: BudgetedPreviewDecoder | undefined;
   let worker: RedisJobWorker;
   try {
     // CUDA_VISIBLE_DEVICES leaves this worker's GPU as device 0.
-    if (cli.previewDecoder) previewDecoder = await loadPreviewDecoder(cli.previewDecoder, cli.ep, {}, (err) =>
+    if (cli.previewDecoder)
+      previewDecoder = await loadPreviewDecoder(cli.previewDecoder, cli.ep, {}, (err) =>
         consoleLogger.warn(`the preview decoder failed; live previews use the latent projection from now on: ${err.message}`),
       );
     const runner = new GraphRunner({
@@ -111,13 +113,4 @@ export async function runWorker(argv: string[], overrides: { catalog?: AnyNodeDe
   return 0;
 }
 
-const isEntry = process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);
-if (isEntry) {
-  runWorker(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      console.error(`error: ${(err as Error)?.message ?? String(err)}`);
-      process.exit(1);
-    },
-  );
-}
+runIfEntry(import.meta.url, (argv) => runWorker(argv));

@@ -40,7 +40,8 @@ export async function readMetricsSpec(dir: string): Promise<MetricsSpec> {
   }
   const problems: string[] = [];
   for (const k of ['source', 'style1_left', 'style2_right'] as const) if (typeof j.prompts?.[k] !== 'string') problems.push(`prompts.${k} must be a string`);
-  if (!Array.isArray(j.cases) || j.cases.some((c) => typeof c?.generated !== 'string' || typeof c?.original !== 'string')) problems.push('cases must be a list of { generated, original, <metric>: value }');
+  if (!Array.isArray(j.cases) || j.cases.some((c) => typeof c?.generated !== 'string' || typeof c?.original !== 'string'))
+    problems.push('cases must be a list of { generated, original, <metric>: value }');
   if (!j.tolerance || typeof j.tolerance !== 'object') problems.push('tolerance must be an object');
   if (problems.length > 0) throw new FixtureError(`${file}: ${problems.join('; ')}`);
   return j as MetricsSpec;
@@ -63,7 +64,11 @@ export class MetricsFixture {
   private readonly images = new Map<string, Promise<ImageValue>>();
   private readonly evaluations = new Map<string, Promise<MetricValues>>();
 
-  constructor(readonly dir: string, readonly spec: MetricsSpec, readonly clip: ClipModel) {
+  constructor(
+    readonly dir: string,
+    readonly spec: MetricsSpec,
+    readonly clip: ClipModel,
+  ) {
     this.refDir = path.join(dir, 'reference');
     this.files = new Set(readdirSync(this.refDir));
   }
@@ -118,10 +123,12 @@ export const METRICS_CASES: { stage: string; cases: (fx: MetricsFixture) => Case
       const tol = fx.spec.tolerance.clip_model_level ?? 1e-4;
       const out: Case[] = [];
       if (fx.has('clip_image_embeds_original.npy') && fx.has('clip_pixel_values_original.npy')) {
-        out.push(arrayCase(fx, 'clip_image_embeds_original', tol, async () => {
-          const pv = await readNpyFloat32(path.join(fx.refDir, 'clip_pixel_values_original.npy'));
-          return (await fx.clip.embedPixels([pv.data]))[0]!;
-        }));
+        out.push(
+          arrayCase(fx, 'clip_image_embeds_original', tol, async () => {
+            const pv = await readNpyFloat32(path.join(fx.refDir, 'clip_pixel_values_original.npy'));
+            return (await fx.clip.embedPixels([pv.data]))[0]!;
+          }),
+        );
       }
       if (fx.has('clip_text_embeds_style1.npy')) out.push(arrayCase(fx, 'clip_text_embeds_style1', tol, () => fx.clip.textEmbedding(fx.prompts.styles[0]!)));
       return out;

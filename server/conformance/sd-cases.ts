@@ -55,7 +55,7 @@ function decodeCases(fx: Fixture, prefix: string, rule: () => Promise<EpsilonRul
 
 export const SD_CASES: { stage: string; cases: CaseRow }[] = [
   {
-    stage: 'VAE scaling factor: the manifest\'s, where it states one, is the model folder\'s',
+    stage: "VAE scaling factor: the manifest's, where it states one, is the model folder's",
     cases: (fx) => {
       const stated = fx.manifest.vae_scaling_factor;
       if (typeof stated !== 'number') return [];
@@ -83,7 +83,10 @@ export const SD_CASES: { stage: string; cases: CaseRow }[] = [
           const length = Math.max(ids.length, c.input_ids.length);
           const wrong = Array.from({ length }, (_, j) => j).filter((j) => ids[j] !== c.input_ids[j]);
           const first = wrong[0] ?? -1;
-          const detail = wrong.length === 0 ? `exact ids  ${short(c.prompt)}` : `${wrong.length} ids differ (first at ${first}: ${ids[first]} vs ${c.input_ids[first]})  ${short(c.prompt)}`;
+          const detail =
+            wrong.length === 0
+              ? `exact ids  ${short(c.prompt)}`
+              : `${wrong.length} ids differ (first at ${first}: ${ids[first]} vs ${c.input_ids[first]})  ${short(c.prompt)}`;
           return { kind: 'exact', mismatches: wrong.length, detail };
         },
       }));
@@ -93,9 +96,14 @@ export const SD_CASES: { stage: string; cases: CaseRow }[] = [
     stage: 'text encoder: last_hidden_state of each prompt',
     cases: (fx) => {
       const P = fx.manifest.prompts;
-      return ([['text_uncond', P.uncond], ['text_src', P.source], ['text_c1', P.style1], ['text_c2', P.style2]] as const).map(([name, prompt]) =>
-        numeric(fx, name, () => fx.text(prompt)),
-      );
+      return (
+        [
+          ['text_uncond', P.uncond],
+          ['text_src', P.source],
+          ['text_c1', P.style1],
+          ['text_c2', P.style2],
+        ] as const
+      ).map(([name, prompt]) => numeric(fx, name, () => fx.text(prompt)));
     },
   },
   {
@@ -117,7 +125,11 @@ export const SD_CASES: { stage: string; cases: CaseRow }[] = [
             const timesteps = used(s.timesteps, 'timesteps');
             const wrong = timesteps.findIndex((t, k) => t !== ours.timesteps[k]);
             if (wrong >= 0) throw new Error(`timesteps differ at k = ${wrong}: ours ${ours.timesteps[wrong]}, reference ${timesteps[wrong]}`);
-            const keys = [['alphas', 'alphas'], ['alphas_prev', 'alphasPrev'], ['sigmas', 'sigmas']] as const;
+            const keys = [
+              ['alphas', 'alphas'],
+              ['alphas_prev', 'alphasPrev'],
+              ['sigmas', 'sigmas'],
+            ] as const;
             const flat = (get: (k: (typeof keys)[number]) => number[] | undefined) => keys.flatMap((k) => used(get(k), k[0]));
             return { kind: 'numeric', ours: flat((k) => ours[k[1]]), reference: flat((k) => s[k[0]]) };
           },
@@ -127,23 +139,25 @@ export const SD_CASES: { stage: string; cases: CaseRow }[] = [
   },
   {
     stage: 'masks at latent size',
-    cases: (fx) => SHAPES.filter((shape) => fx.has(`mask_${shape}.npy`)).map((shape) =>
-      numeric(fx, `mask_${shape}`, async () => fx.mask(shape).weights(fx.manifest.latent_width, fx.manifest.latent_height)[0]!),
-    ),
+    cases: (fx) =>
+      SHAPES.filter((shape) => fx.has(`mask_${shape}.npy`)).map((shape) =>
+        numeric(fx, `mask_${shape}`, async () => fx.mask(shape).weights(fx.manifest.latent_width, fx.manifest.latent_height)[0]!),
+      ),
   },
   {
     stage: 'UNet: one call per unet_out_t<T>.npy',
-    cases: (fx) => fx.list().flatMap((f) => {
-      const m = /^unet_out_t(\d+)\.npy$/.exec(f);
-      if (!m) return [];
-      return [
-        numeric(fx, f.slice(0, -4), async () => {
-          const [sample, ehs] = await Promise.all([fx.ref('unet_in_sample'), fx.ref('unet_in_ehs')]);
-          const [batch, , h, w] = sample.shape as [number, number, number, number];
-          return fx.pipe.unet(sample.data, batch, h, w, Number(m[1]), ehs.data);
-        }),
-      ];
-    }),
+    cases: (fx) =>
+      fx.list().flatMap((f) => {
+        const m = /^unet_out_t(\d+)\.npy$/.exec(f);
+        if (!m) return [];
+        return [
+          numeric(fx, f.slice(0, -4), async () => {
+            const [sample, ehs] = await Promise.all([fx.ref('unet_in_sample'), fx.ref('unet_in_ehs')]);
+            const [batch, , h, w] = sample.shape as [number, number, number, number];
+            return fx.pipe.unet(sample.data, batch, h, w, Number(m[1]), ehs.data);
+          }),
+        ];
+      }),
   },
   {
     stage: 'VAE encoder: the scaled posterior mean x0',
@@ -187,7 +201,9 @@ export const SD_CASES: { stage: string; cases: CaseRow }[] = [
     stage: 'epsilon merge',
     cases: (fx) => {
       const { prompts: P, decoder_guidance: s } = fx.manifest;
-      return SHAPES.flatMap((shape) => decodeCases(fx, `epsmerge_${shape}`, async () => epsilonMerge([await fx.text(P.style1), await fx.text(P.style2)], s, fx.mask(shape))));
+      return SHAPES.flatMap((shape) =>
+        decodeCases(fx, `epsmerge_${shape}`, async () => epsilonMerge([await fx.text(P.style1), await fx.text(P.style2)], s, fx.mask(shape))),
+      );
     },
   },
   {
@@ -220,39 +236,59 @@ export const SD_CASES: { stage: string; cases: CaseRow }[] = [
     stage: 'single-prompt decodes',
     cases: (fx) => {
       const { prompts: P, decoder_guidance: s } = fx.manifest;
-      return ([['c1', P.style1], ['c2', P.style2]] as const).flatMap(([which, prompt]) => decodeCases(fx, `single_${which}`, async () => singlePrompt(await fx.text(prompt), s)));
+      return (
+        [
+          ['c1', P.style1],
+          ['c2', P.style2],
+        ] as const
+      ).flatMap(([which, prompt]) => decodeCases(fx, `single_${which}`, async () => singlePrompt(await fx.text(prompt), s)));
     },
   },
   {
     stage: 'pixel merge of the reference single-style images, mask at image size',
-    cases: (fx) => SHAPES.filter((shape) => fx.has(`pixelmerge_${shape}_image.npy`)).map((shape) =>
-      numeric(fx, `pixelmerge_${shape}_image`, async () => {
-        const { width, height } = fx.manifest;
-        const [a, b] = await Promise.all([fx.ref('single_c1_image'), fx.ref('single_c2_image')]);
-        return pixelMerge([{ width, height, data: a.data }, { width, height, data: b.data }], fx.mask(shape)).data;
-      }),
-    ),
+    cases: (fx) =>
+      SHAPES.filter((shape) => fx.has(`pixelmerge_${shape}_image.npy`)).map((shape) =>
+        numeric(fx, `pixelmerge_${shape}_image`, async () => {
+          const { width, height } = fx.manifest;
+          const [a, b] = await Promise.all([fx.ref('single_c1_image'), fx.ref('single_c2_image')]);
+          return pixelMerge(
+            [
+              { width, height, data: a.data },
+              { width, height, data: b.data },
+            ],
+            fx.mask(shape),
+          ).data;
+        }),
+      ),
   },
   {
     stage: 'attention-merge UNet: one call per attnmerge_out_t<T>_<mask>.npy',
-    cases: (fx) => fx.list().flatMap((f) => {
-      const m = /^attnmerge_out_t(\d+)_(\w+)\.npy$/.exec(f);
-      if (!m) return [];
-      return [
-        numeric(fx, f.slice(0, -4), async () => {
-          const [sample, ehs, ehs2, mask] = await Promise.all([fx.ref('unet_in_sample'), fx.ref('unet_in_ehs'), fx.ref('unet_in_ehs2'), fx.ref(`mask_${m[2]}`)]);
-          const [batch, , h, w] = sample.shape as [number, number, number, number];
-          const extras = await fx.pipe.attentionMergeExtras([ehs2.data], batch, mask.data.subarray(0, h * w), w, h);
-          return fx.pipe.unet(sample.data, batch, h, w, Number(m[1]), ehs.data, extras);
-        }),
-      ];
-    }),
+    cases: (fx) =>
+      fx.list().flatMap((f) => {
+        const m = /^attnmerge_out_t(\d+)_(\w+)\.npy$/.exec(f);
+        if (!m) return [];
+        return [
+          numeric(fx, f.slice(0, -4), async () => {
+            const [sample, ehs, ehs2, mask] = await Promise.all([
+              fx.ref('unet_in_sample'),
+              fx.ref('unet_in_ehs'),
+              fx.ref('unet_in_ehs2'),
+              fx.ref(`mask_${m[2]}`),
+            ]);
+            const [batch, , h, w] = sample.shape as [number, number, number, number];
+            const extras = await fx.pipe.attentionMergeExtras([ehs2.data], batch, mask.data.subarray(0, h * w), w, h);
+            return fx.pipe.unet(sample.data, batch, h, w, Number(m[1]), ehs.data, extras);
+          }),
+        ];
+      }),
   },
   {
     stage: 'attention merge',
     cases: (fx) => {
       const { prompts: P, decoder_guidance: s } = fx.manifest;
-      return SHAPES.flatMap((shape) => decodeCases(fx, `attnmerge_${shape}`, async () => attentionMerge([await fx.text(P.style1), await fx.text(P.style2)], s, fx.mask(shape))));
+      return SHAPES.flatMap((shape) =>
+        decodeCases(fx, `attnmerge_${shape}`, async () => attentionMerge([await fx.text(P.style1), await fx.text(P.style2)], s, fx.mask(shape))),
+      );
     },
   },
 ];

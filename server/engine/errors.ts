@@ -13,7 +13,10 @@ export class CancelledError extends Error {
  * `field` names the parameter or input it is about, when there is one.
  */
 export class UserError extends Error {
-  constructor(message: string, readonly field?: string) {
+  constructor(
+    message: string,
+    readonly field?: string,
+  ) {
     super(message);
     this.name = 'UserError';
   }

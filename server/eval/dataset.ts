@@ -39,7 +39,10 @@ const PROMPT_FILES = ['translate_text.json', 'translate-text.json', 'prompts.jso
  * picture, image, painting, drawing, rendering) and a trailing full stop: "a photo of a cat" → "a cat".
  */
 export function subjectOf(source: string): string {
-  return source.trim().replace(/^(an?\s+)?(photo|picture|image|painting|drawing|rendering|render)\s+of\s+/i, '').replace(/[.\s]+$/, '');
+  return source
+    .trim()
+    .replace(/^(an?\s+)?(photo|picture|image|painting|drawing|rendering|render)\s+of\s+/i, '')
+    .replace(/[.\s]+$/, '');
 }
 
 type Entry = { img_path?: unknown; image?: unknown; file?: unknown; encode_text?: unknown; source?: unknown; prompt?: unknown; subject?: unknown };
@@ -85,10 +88,14 @@ export async function readDataset(dir: string): Promise<{ images: EvalImage[]; n
     }
     const earlier = seen.get(found);
     if (earlier) {
-      if (earlier.source !== source.trim()) notes.push(`${img}: listed again with another source prompt; the first (${JSON.stringify(earlier.source)}) is used`);
+      if (earlier.source !== source.trim())
+        notes.push(`${img}: listed again with another source prompt; the first (${JSON.stringify(earlier.source)}) is used`);
       continue;
     }
-    let name = path.basename(found).replace(/\.[^.]+$/, '').replace(/[^A-Za-z0-9_-]+/g, '_');
+    let name = path
+      .basename(found)
+      .replace(/\.[^.]+$/, '')
+      .replace(/[^A-Za-z0-9_-]+/g, '_');
     while (images.some((x) => x.name === name)) name += '_';
     const item: EvalImage = { name, file: found, source: source.trim(), subject: typeof e.subject === 'string' ? e.subject : subjectOf(source) };
     seen.set(found, item);
@@ -104,7 +111,9 @@ const key = (s: string) => s.toLowerCase().replace(/[^a-z0-9]/g, '');
 function preset(query: string): { label: string; value: string } {
   const hits = STYLE_PRESETS.filter((p) => key(p.label).includes(key(query)));
   if (hits.length !== 1 || !key(query)) {
-    throw new DatasetError(`--styles: "${query}" ${hits.length > 1 ? 'matches several styles' : 'is not a style'}; the styles are ${STYLE_PRESETS.map((p) => key(p.label)).join(', ')} (or give a JSON file of pairs)`);
+    throw new DatasetError(
+      `--styles: "${query}" ${hits.length > 1 ? 'matches several styles' : 'is not a style'}; the styles are ${STYLE_PRESETS.map((p) => key(p.label)).join(', ')} (or give a JSON file of pairs)`,
+    );
   }
   return hits[0]!;
 }
@@ -128,11 +137,20 @@ export async function readStylePairs(spec: string): Promise<StylePair[]> {
     }
     if (!Array.isArray(list) || list.length === 0) throw new DatasetError(`--styles: ${spec} must be a list of { "style1", "style2" }`);
     return list.map((p: { name?: unknown; style1?: unknown; style2?: unknown; single?: unknown }, i) => {
-      if (typeof p.style1 !== 'string' || typeof p.style2 !== 'string') throw new DatasetError(`--styles: ${spec}, pair ${i}: "style1" and "style2" must be strings`);
-      return { name: typeof p.name === 'string' ? p.name : `pair${i + 1}`, style1: p.style1, style2: p.style2, single: typeof p.single === 'string' ? p.single : singlePrompt('the first', 'the second') };
+      if (typeof p.style1 !== 'string' || typeof p.style2 !== 'string')
+        throw new DatasetError(`--styles: ${spec}, pair ${i}: "style1" and "style2" must be strings`);
+      return {
+        name: typeof p.name === 'string' ? p.name : `pair${i + 1}`,
+        style1: p.style1,
+        style2: p.style2,
+        single: typeof p.single === 'string' ? p.single : singlePrompt('the first', 'the second'),
+      };
     });
   }
-  const pairs = spec.split(',').map((s) => s.trim()).filter(Boolean);
+  const pairs = spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (pairs.length === 0) throw new DatasetError('--styles: no style pair given (e.g. van-gogh/minecraft)');
   return pairs.map((pair) => {
     const parts = pair.split(/[/:]/).map((s) => s.trim());

@@ -27,13 +27,16 @@ export function summariesByMask(r: EvalResults): { mask: string; summary: Metric
   });
 }
 
-const csvCell = (v: string | number | undefined) => (v === undefined ? '' : typeof v === 'number' ? String(v) : /[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
+const csvCell = (v: string | number | undefined) =>
+  v === undefined ? '' : typeof v === 'number' ? String(v) : /[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
 
 export function resultsCsv(r: EvalResults): string {
   // Every metric a run can make, and the region metrics where some item has them.
   const metrics = METRIC_NAMES.filter((m) => !REGION_METRICS.has(m) || itemsOf(r).some((i) => i.metrics[m] !== undefined));
   const head = ['image', 'style_pair', 'mask', 'method', 'width', 'height', ...metrics, 'file', 'ms'];
-  const rows = itemsOf(r).map((i) => [i.image, i.pair, i.mask, i.method, i.width, i.height, ...metrics.map((m) => i.metrics[m]), i.file, i.ms].map(csvCell).join(','));
+  const rows = itemsOf(r).map((i) =>
+    [i.image, i.pair, i.mask, i.method, i.width, i.height, ...metrics.map((m) => i.metrics[m]), i.file, i.ms].map(csvCell).join(','),
+  );
   return [head.join(','), ...rows].join('\n') + '\n';
 }
 
@@ -41,7 +44,11 @@ export function resultsCsv(r: EvalResults): string {
 export function textTables(r: EvalResults): string {
   const out: string[] = [];
   for (const { mask, summary } of summariesByMask(r)) {
-    const n = new Set(itemsOf(r).filter((i) => i.mask === mask).map((i) => `${i.image}|${i.pair}`)).size;
+    const n = new Set(
+      itemsOf(r)
+        .filter((i) => i.mask === mask)
+        .map((i) => `${i.image}|${i.pair}`),
+    ).size;
     out.push(`Mask ${mask} (mean ± std over ${n} image × style pair${n === 1 ? '' : 's'})`);
     const rows = [['Metric', ...summary.labels.map(title)], ...summaryRows(summary).map((row) => [row.label, ...row.cells])];
     const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
@@ -71,27 +78,41 @@ function grid(r: EvalResults): string {
   for (const [name, image] of Object.entries(r.images)) {
     for (const pair of [...new Set(items.filter((i) => i.image === name).map((i) => i.pair))]) {
       for (const mask of r.config.masks) {
-        const row = r.config.methods.map((m) => items.find((i) => i.image === name && i.pair === pair && i.mask === mask && i.method === m)).filter((i): i is ItemResult => !!i);
+        const row = r.config.methods
+          .map((m) => items.find((i) => i.image === name && i.pair === pair && i.mask === mask && i.method === m))
+          .filter((i): i is ItemResult => !!i);
         if (row.length === 0) continue;
         const { width, height } = row[0]!;
         const maskFile = r.masks[`${mask}-${width}x${height}`];
-        const fig = (src: string, caption: string) => `<figure><img src="${esc(src)}" width="${width}" height="${height}" alt="${esc(caption)}"><figcaption>${caption}</figcaption></figure>`;
+        const fig = (src: string, caption: string) =>
+          `<figure><img src="${esc(src)}" width="${width}" height="${height}" alt="${esc(caption)}"><figcaption>${caption}</figcaption></figure>`;
         const figures = [
           fig(image.original, 'original'),
           ...(maskFile ? [fig(maskFile, `mask: ${esc(mask)} (white = left style)`)] : []),
-          ...row.map((i) => fig(i.file, `${esc(title(i.method))}<br><small>PSNR ${i.metrics.psnr?.toFixed(2) ?? '–'} · seam TV ${i.metrics.tv_seam?.toFixed(3) ?? '–'}${i.metrics.clip !== undefined ? ` · CLIP ${i.metrics.clip.toFixed(3)}` : ''}</small>`)),
+          ...row.map((i) => fig(i.file, `${esc(title(i.method))}<br><small>${metricsCaption(i.metrics)}</small>`)),
         ];
-        sections.push(`<section class="item" data-image="${esc(name)}" data-pair="${esc(pair)}" data-mask="${esc(mask)}"><h3>${esc(name)} · ${esc(pair)} · ${esc(mask)}</h3><p class="prompt">${esc(image.source)}</p><div class="row">${figures.join('')}</div></section>`);
+        sections.push(
+          `<section class="item" data-image="${esc(name)}" data-pair="${esc(pair)}" data-mask="${esc(mask)}">` +
+            `<h3>${esc(name)} · ${esc(pair)} · ${esc(mask)}</h3><p class="prompt">${esc(image.source)}</p><div class="row">${figures.join('')}</div></section>`,
+        );
       }
     }
   }
   return sections.join('\n');
 }
 
+/** PSNR, seam TV and (when scored) CLIP of one picture, for its caption. */
+function metricsCaption(m: ItemResult['metrics']): string {
+  const clip = m.clip !== undefined ? ` · CLIP ${m.clip.toFixed(3)}` : '';
+  return `PSNR ${m.psnr?.toFixed(2) ?? '–'} · seam TV ${m.tv_seam?.toFixed(3) ?? '–'}${clip}`;
+}
+
 export function reportHtml(r: EvalResults): string {
   const c = r.config;
   const n = Object.keys(r.items).length;
-  const tables = summariesByMask(r).map(({ mask, summary }) => `<h2>Mask: ${esc(mask)}</h2>${htmlTable(summary)}`).join('\n');
+  const tables = summariesByMask(r)
+    .map(({ mask, summary }) => `<h2>Mask: ${esc(mask)}</h2>${htmlTable(summary)}`)
+    .join('\n');
   const demo = c.model === 'demo' ? '<p class="warn">Built-in demo model (random weights): the pictures and numbers only show that the pipeline runs.</p>' : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Dual Style Studio evaluation</title>

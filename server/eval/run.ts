@@ -67,9 +67,7 @@ export interface EvalResults {
   items: Record<string, ItemResult>;
 }
 
-export type EvalEvent =
-  | { kind: 'plan'; total: number; done: number }
-  | { kind: 'item'; item: ItemResult; index: number; total: number; computed: boolean };
+export type EvalEvent = { kind: 'plan'; total: number; done: number } | { kind: 'item'; item: ItemResult; index: number; total: number; computed: boolean };
 
 export class EvalError extends Error {
   override name = 'EvalError';
@@ -99,7 +97,9 @@ function methodNodes(graph: Graph, methods: string[]): Map<string, { metrics: st
   }
   const missing = methods.filter((m) => !out.has(m));
   if (missing.length > 0) {
-    throw new EvalError(`the graph has no Metrics node labelled ${missing.join(', ')} (its Metrics labels: ${labels.join(', ') || 'none'}); --methods picks Metrics nodes by label`);
+    throw new EvalError(
+      `the graph has no Metrics node labelled ${missing.join(', ')} (its Metrics labels: ${labels.join(', ') || 'none'}); --methods picks Metrics nodes by label`,
+    );
   }
   return out;
 }
@@ -119,7 +119,10 @@ export async function runEval(opts: RunEvalOptions): Promise<EvalResults> {
   const nodes = methodNodes(opts.template, config.methods);
   await mkdir(path.join(outDir, 'images'), { recursive: true });
   const resultsFile = path.join(outDir, 'results.json');
-  const fingerprint = createHash('sha256').update(JSON.stringify([opts.template, config, images, pairs])).digest('hex').slice(0, 16);
+  const fingerprint = createHash('sha256')
+    .update(JSON.stringify([opts.template, config, images, pairs]))
+    .digest('hex')
+    .slice(0, 16);
   const previous = await readPrevious(resultsFile);
   if (previous && previous.fingerprint !== fingerprint) {
     throw new EvalError(
@@ -130,9 +133,14 @@ export async function runEval(opts: RunEvalOptions): Promise<EvalResults> {
   const log = (line: string) => appendFile(path.join(outDir, 'eval.log'), `${new Date().toISOString()} ${line}\n`);
 
   // The folders named in the configuration are the operator's choice: allowed as models folders of their own.
-  const folder = (p: string | null | undefined) => (p && p !== 'demo' ? path.resolve(p) : p ?? '');
+  const folder = (p: string | null | undefined) => (p && p !== 'demo' ? path.resolve(p) : (p ?? ''));
   const modelRoots = [config.model, config.clip, config.lpips].map(folder).filter((p) => p !== '' && p !== 'demo');
-  const runner = new GraphRunner({ catalog: createCatalog(nodeDefinitions), dataDir: path.join(outDir, '.data'), executionProvider: opts.executionProvider, modelRoots });
+  const runner = new GraphRunner({
+    catalog: createCatalog(nodeDefinitions),
+    dataDir: path.join(outDir, '.data'),
+    executionProvider: opts.executionProvider,
+    modelRoots,
+  });
   const total = images.length * pairs.length * config.masks.length * config.methods.length;
   const done = Object.keys(results.items).length;
   opts.onEvent?.({ kind: 'plan', total, done });
@@ -167,7 +175,9 @@ export async function runEval(opts: RunEvalOptions): Promise<EvalResults> {
             Mask: { shape: mask, sharpness: config.sharpness },
             LoadClip: { clip: folder(config.clip) },
             Metrics: { lpips: folder(config.lpips) },
-            ...(config.guidance !== null ? Object.fromEntries(['EpsilonMergeSampler', 'AttentionMergeSampler', 'SinglePromptSampler'].map((t) => [t, { guidance: config.guidance }])) : {}),
+            ...(config.guidance !== null
+              ? Object.fromEntries(['EpsilonMergeSampler', 'AttentionMergeSampler', 'SinglePromptSampler'].map((t) => [t, { guidance: config.guidance }]))
+              : {}),
             source: { text: image.source },
             style1: { text: pair.style1, subject: image.subject },
             style2: { text: pair.style2, subject: image.subject },
@@ -182,12 +192,23 @@ export async function runEval(opts: RunEvalOptions): Promise<EvalResults> {
           const file = `images/${fileSafe(`${image.name}-${pair.name}-${mask}-${method}`)}.png`;
           await writeFile(path.join(outDir, file), await encodePng(generated));
           const item: ItemResult = {
-            key, image: image.name, pair: pair.name, method, mask, source: image.source,
-            width: generated.width, height: generated.height, metrics: metrics.samples[0]!.values, file, ms: Math.round(performance.now() - t0),
+            key,
+            image: image.name,
+            pair: pair.name,
+            method,
+            mask,
+            source: image.source,
+            width: generated.width,
+            height: generated.height,
+            metrics: metrics.samples[0]!.values,
+            file,
+            ms: Math.round(performance.now() - t0),
           };
           results.items[key] = item;
           await writeFileAtomic(resultsFile, JSON.stringify(results, null, 1));
-          await log(`computed ${key} in ${item.ms} ms (${summary.computed.length} nodes run, ${summary.cached.length} from cache${summary.cached.includes('invert') ? ', inversion from cache' : ''})`);
+          await log(
+            `computed ${key} in ${item.ms} ms (${summary.computed.length} nodes run, ${summary.cached.length} from cache${summary.cached.includes('invert') ? ', inversion from cache' : ''})`,
+          );
           opts.onEvent?.({ kind: 'item', item, index, total, computed: true });
         }
       }

@@ -16,13 +16,13 @@ import type { Logger } from '../../nodes/types.ts';
 import type { Graph } from '../protocol/graph.ts';
 import type { HistoryPage, JobDetail, JobSummary, OutgoingEvent, QueueState, WorkerStatus } from '../protocol/events.ts';
 import { JobDb, studioDbPath } from '../store/job-db.ts';
-import { learnNodeTime, planMs, planOf, progressOf, queueEtas, remainingMs, type LiveState, type NodeTime, type PlannedNode } from './eta.ts';
+import { learnNodeTime, planMs, progressOf, queueEtas, remainingMs, type LiveState, type NodeTime, type PlannedNode } from './eta.ts';
 import type { GraphRunner } from './graph-runner.ts';
 import { isOrphaned, ownerId, serviceClosed, serviceOpened } from './job-owner.ts';
 import { cancelledEnd, endEvent, runJob, type JobEnd } from './job-execution.ts';
 import {
   DEFAULT_RETENTION,
-  modelOf,
+  newJobRecord,
   QueueFullError,
   QUEUE_PROGRESS_MS,
   safeCall,
@@ -132,12 +132,9 @@ export class EmbeddedJobService implements JobService {
     if (this.stopping) throw new Error('the server is stopping; submit the job again once it is back');
     const maxPending = this.opts.maxPending ?? 100;
     if (this.db.countQueued() >= maxPending) throw new QueueFullError(maxPending);
-    const { runner } = this.opts;
-    const plan = planOf(graph, runner.plan(graph, opts.outputs), (type) => runner.catalog.get(type)?.title);
-    const title = typeof graph.meta?.title === 'string' ? graph.meta.title : undefined;
-    const model = modelOf(graph);
-    const id = randomUUID();
-    this.db.insert({ id, createdAt: Date.now(), graph, plan, ...(title !== undefined ? { title } : {}), ...(model ? { model } : {}), ...(opts.outputs ? { outputs: opts.outputs } : {}) }, opts.front === true);
+    const job = newJobRecord(graph, opts.outputs, this.opts.runner);
+    const id = job.id;
+    this.db.insert({ ...job, graph, ...(opts.outputs ? { outputs: opts.outputs } : {}) }, opts.front === true);
     const summary = this.summaryOf(id)!;
     this.emit({ name: 'job:queued', args: { jobId: id, position: summary.position ?? 1 } });
     this.queueChanged();
@@ -252,7 +249,11 @@ export class EmbeddedJobService implements JobService {
       };
     });
     const queued = this.db.queued();
-    const etas = queueEtas(lefts, queued.map((j) => planMs(this.times, j.plan as PlannedNode[])), 1);
+    const etas = queueEtas(
+      lefts,
+      queued.map((j) => planMs(this.times, j.plan as PlannedNode[])),
+      1,
+    );
     const pending = queued.map(({ plan: _plan, ...job }, i) => (etas[i] !== undefined ? { ...job, etaMs: etas[i] } : job));
     return { running: active[0] ?? null, active, pending, workers: 1 };
   }

@@ -202,11 +202,16 @@ function record(summary: ExecuteSummary, nodeId: string, entry: CachedOutputs): 
 
 /** Every declared output must be present; a node that forgets one would break its consumers later. */
 function checkOutputs(def: AnyNodeDefinition, out: unknown): void {
-  if (typeof out !== 'object' || out === null || typeof (out as { outputs?: unknown }).outputs !== 'object' || (out as { outputs?: unknown }).outputs === null) {
+  if (
+    typeof out !== 'object' ||
+    out === null ||
+    typeof (out as { outputs?: unknown }).outputs !== 'object' ||
+    (out as { outputs?: unknown }).outputs === null
+  ) {
     throw new Error(`node type "${def.type}" returned no outputs object`);
   }
   const outputs = (out as { outputs: Record<string, unknown> }).outputs;
-  const missing = Object.keys(def.outputs).filter((name) => outputs[name] === undefined);
+  const missing = Object.keys(def.outputs as Record<string, unknown>).filter((name) => outputs[name] === undefined);
   if (missing.length) {
     throw new Error(`node type "${def.type}" did not produce output${missing.length > 1 ? 's' : ''} ${missing.map((m) => `"${m}"`).join(', ')}`);
   }

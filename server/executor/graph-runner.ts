@@ -11,7 +11,7 @@ import type { ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
 import { defaultModelRoots } from '../../nodes/lib/model-roots.ts';
 import type { LatentPreviewDecoder, Logger, Services } from '../../nodes/types.ts';
 import type { NodeCatalog } from '../catalog.ts';
-import { formatIssue, validateGraph } from '../graph/validate.ts';
+import { summarizeIssues, validateGraph } from '../graph/validate.ts';
 import type { Graph, ValidationIssue } from '../protocol/graph.ts';
 import { resultSink, type ResultSink } from '../store/results.ts';
 import { readUpload } from '../store/uploads.ts';
@@ -31,9 +31,7 @@ function formatDuration(ms: number): string {
 /** A graph that does not validate; `issues` holds every problem, the message the first few. */
 export class InvalidGraphError extends Error {
   constructor(readonly issues: ValidationIssue[]) {
-    const n = issues.length;
-    const first = issues[0] ? formatIssue(issues[0]) : 'the graph is invalid';
-    super(n > 1 ? `${first} (and ${n - 1} more problem${n > 2 ? 's' : ''})` : first);
+    super(summarizeIssues(issues));
     this.name = 'InvalidGraphError';
   }
 }
@@ -228,7 +226,8 @@ export class GraphRunner {
     if (released === 0) return;
     const rssAfter = process.memoryUsage.rss();
     this.logger?.info(
-      `released ${released} loaded model(s) after ${formatDuration(this.releaseIdleMs)} without a job: ${formatBytes(rssBefore)} → ${formatBytes(rssAfter)}; the next job loads them again (--release-idle)`,
+      `released ${released} loaded model(s) after ${formatDuration(this.releaseIdleMs)} without a job: ${formatBytes(rssBefore)} → ${formatBytes(rssAfter)}; ` +
+        'the next job loads them again (--release-idle)',
     );
     this.announce({ why: 'idle', released, rssBefore, rssAfter });
   }

@@ -71,12 +71,10 @@ export async function runJob(run: JobRun): Promise<JobEnd> {
         if (encoding.has(e.nodeId)) break; // the previous frame is still encoding: drop this one
         encoding.add(e.nodeId);
         // encodePreview reads the source synchronously, so the sampler may reuse its buffer now.
-        const frame = encodePreview(e.source, maxSide).then(
-          (f): OutgoingEvent => ({
-            name: 'node:preview',
-            args: { jobId, nodeId: e.nodeId, step: e.step, total: e.total, mime: f.mime, width: f.width, height: f.height, data: f.data },
-          }),
-        );
+        const frame = encodePreview(e.source, maxSide).then((f): OutgoingEvent => ({
+          name: 'node:preview',
+          args: { jobId, nodeId: e.nodeId, step: e.step, total: e.total, mime: f.mime, width: f.width, height: f.height, data: f.data },
+        }));
         frame.then(
           () => encoding.delete(e.nodeId),
           (err: unknown) => {
@@ -151,7 +149,11 @@ export async function runJob(run: JobRun): Promise<JobEnd> {
 export function cancelledEnd(end: JobEnd): JobEnd {
   if (end.state === 'cancelled') return end;
   const { results, outputTitles, ms } = end.outcome;
-  return { state: 'cancelled', retryable: false, outcome: { ...(ms !== undefined ? { ms } : {}), ...(results ? { results } : {}), ...(outputTitles ? { outputTitles } : {}) } };
+  return {
+    state: 'cancelled',
+    retryable: false,
+    outcome: { ...(ms !== undefined ? { ms } : {}), ...(results ? { results } : {}), ...(outputTitles ? { outputTitles } : {}) },
+  };
 }
 
 /** The event that tells every client how a job ended. */
@@ -159,11 +161,17 @@ export function endEvent(jobId: string, end: Pick<JobEnd, 'state' | 'outcome'>):
   const { outcome } = end;
   switch (end.state) {
     case 'done':
-      return { name: 'job:done', args: { jobId, ms: outcome.ms ?? 0, computed: outcome.computed ?? [], cached: outcome.cached ?? [], results: outcome.results ?? {} } };
+      return {
+        name: 'job:done',
+        args: { jobId, ms: outcome.ms ?? 0, computed: outcome.computed ?? [], cached: outcome.cached ?? [], results: outcome.results ?? {} },
+      };
     case 'cancelled':
       return { name: 'job:cancelled', args: { jobId, ...(outcome.error?.nodeId ? { nodeId: outcome.error.nodeId } : {}) } };
     case 'failed':
-      return { name: 'job:failed', args: { jobId, ...(outcome.error?.nodeId ? { nodeId: outcome.error.nodeId } : {}), message: outcome.error?.message ?? 'failed' } };
+      return {
+        name: 'job:failed',
+        args: { jobId, ...(outcome.error?.nodeId ? { nodeId: outcome.error.nodeId } : {}), message: outcome.error?.message ?? 'failed' },
+      };
   }
 }
 

@@ -8,8 +8,11 @@
  * Both keep jobs across restarts: a queued job stays queued, a finished one stays in the history (with
  * its graph, timings, warnings and result files) until the history is cleared or retention drops it.
  */
+import { randomUUID } from 'node:crypto';
 import type { Graph } from '../protocol/graph.ts';
 import type { HistoryPage, JobDetail, JobSummary, OutgoingEvent, QueueState, WorkerStatus } from '../protocol/events.ts';
+import { planOf, type PlannedNode } from './eta.ts';
+import type { GraphRunner } from './graph-runner.ts';
 
 export interface SubmitOptions {
   /** Run only these output nodes and their ancestors (default: every output node). */
@@ -85,6 +88,22 @@ export function modelOf(graph: Graph): string | undefined {
     if (typeof model === 'string' && model.trim() !== '') return model;
   }
   return undefined;
+}
+
+/** A job as it is submitted, whichever service queues it: its id and time, its plan (what the ETA counts), the title and model it shows. */
+export interface NewJobRecord {
+  id: string;
+  createdAt: number;
+  plan: PlannedNode[];
+  title?: string;
+  model?: string;
+}
+
+export function newJobRecord(graph: Graph, outputs: string[] | undefined, runner: Pick<GraphRunner, 'plan' | 'catalog'>): NewJobRecord {
+  const plan = planOf(graph, runner.plan(graph, outputs), (type) => runner.catalog.get(type)?.title);
+  const title = typeof graph.meta?.title === 'string' ? graph.meta.title : undefined;
+  const model = modelOf(graph);
+  return { id: randomUUID(), createdAt: Date.now(), plan, ...(title !== undefined ? { title } : {}), ...(model ? { model } : {}) };
 }
 
 /** A listener that throws must not break the service (or the server around it). */

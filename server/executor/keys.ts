@@ -31,7 +31,11 @@ function canonicalize(value: unknown): unknown {
   }
   if (Array.isArray(value)) return value.map(canonicalize);
   if (ArrayBuffer.isView(value)) {
-    return { $bytes: createHash('sha256').update(new Uint8Array(value.buffer, value.byteOffset, value.byteLength)).digest('hex') };
+    return {
+      $bytes: createHash('sha256')
+        .update(new Uint8Array(value.buffer, value.byteOffset, value.byteLength))
+        .digest('hex'),
+    };
   }
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(value).sort()) {

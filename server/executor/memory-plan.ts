@@ -34,7 +34,8 @@ export class JobMemoryError extends UserError {
     const work = largest?.work;
     const f = work?.model.vaeDownsample ?? 8;
     const where = work
-      ? ` at ${work.latentWidth * f}×${work.latentHeight * f} px` + (work.stage === 'unet' ? ` (${work.rows} row${work.rows > 1 ? 's' : ''} per UNet call)` : '')
+      ? ` at ${work.latentWidth * f}×${work.latentHeight * f} px` +
+        (work.stage === 'unet' ? ` (${work.rows} row${work.rows > 1 ? 's' : ''} per UNet call)` : '')
       : '';
     super(
       `this job needs about ${formatBytes(estimate.totalBytes)} of memory${where}: ${formatBytes(estimate.weightsBytes)} of model weights` +

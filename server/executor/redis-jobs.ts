@@ -5,15 +5,33 @@
  * events, previews included, to its own sockets. Queue order is BullMQ's priority order: a new job
  * goes last (priority END); moving a job renumbers the waiting jobs 1, 2, … in the new order.
  */
-import { randomUUID } from 'node:crypto';
 import { Queue, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../nodes/types.ts';
 import type { Graph } from '../protocol/graph.ts';
-import { FINISHED_STATES, type HistoryPage, type JobDetail, type JobSummary, type OutgoingEvent, type QueueState, type WorkerStatus } from '../protocol/events.ts';
-import { planMs, planOf, progressOf, queueEtas, remainingMs } from './eta.ts';
+import {
+  FINISHED_STATES,
+  type HistoryPage,
+  type JobDetail,
+  type JobSummary,
+  type OutgoingEvent,
+  type QueueState,
+  type WorkerStatus,
+} from '../protocol/events.ts';
+import { planMs, progressOf, queueEtas, remainingMs } from './eta.ts';
 import type { GraphRunner } from './graph-runner.ts';
-import { DEFAULT_RETENTION, modelOf, QueueFullError, safeCall, type CancelOutcome, type JobService, type QueueHealth, type RemoveOutcome, type Retention, type SubmitOptions } from './job-service.ts';
+import {
+  DEFAULT_RETENTION,
+  newJobRecord,
+  QueueFullError,
+  safeCall,
+  type CancelOutcome,
+  type JobService,
+  type QueueHealth,
+  type RemoveOutcome,
+  type Retention,
+  type SubmitOptions,
+} from './job-service.ts';
 import { redacted } from '../util/redact.ts';
 import { connectRedis, decodeMessage, FAIL_FAST_MS, QUEUE_NAME, RedisRecords, runsOf, type StoredRecord } from './redis-records.ts';
 
@@ -49,7 +67,10 @@ export class RedisJobService implements JobService {
     const prefix = opts.prefix ?? 'dualstyle';
     const { redis, sub } = await connectRedis(opts.url, opts.log, { failFast: true });
     // Fails fast too (BullMQ's advice for producers): a request while Redis is away is answered at once.
-    const queue = new Queue(QUEUE_NAME, { connection: { url: opts.url, enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: FAIL_FAST_MS }, prefix });
+    const queue = new Queue(QUEUE_NAME, {
+      connection: { url: opts.url, enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: FAIL_FAST_MS },
+      prefix,
+    });
     queue.on('error', (err) => opts.log.warn(`job queue: ${err.message}`));
     const service = new RedisJobService(opts, queue, new RedisRecords(redis, prefix), sub);
     sub.on('message', (_channel: string, text: string) => service.onMessage(text));
@@ -61,23 +82,24 @@ export class RedisJobService implements JobService {
   async submit(graph: Graph, opts: SubmitOptions = {}): Promise<JobSummary> {
     const maxPending = this.opts.maxPending ?? 100;
     if ((await this.queueOf.getJobCountByTypes('wait', 'prioritized', 'delayed')) >= maxPending) throw new QueueFullError(maxPending);
-    const { runner } = this.opts;
-    const plan = planOf(graph, runner.plan(graph, opts.outputs), (type) => runner.catalog.get(type)?.title);
-    const title = typeof graph.meta?.title === 'string' ? graph.meta.title : undefined;
-    const model = modelOf(graph);
-    const id = randomUUID();
-    const summary: JobSummary = { id, state: 'queued', createdAt: Date.now(), ...(title !== undefined ? { title } : {}), ...(model ? { model } : {}) };
+    const { plan, ...job } = newJobRecord(graph, opts.outputs, this.opts.runner);
+    const { id, model } = job;
+    const summary: JobSummary = { ...job, state: 'queued' };
     await this.records.create(summary, graph, plan, opts.outputs);
     const attempts = this.opts.attempts ?? 3;
-    await this.queueOf.add('run', { model: model ?? null }, {
-      jobId: id,
-      priority: END,
-      attempts,
-      backoff: { type: 'exponential', delay: 2000 },
-      // The history is ours (records); BullMQ's own lists of ended jobs stay short.
-      removeOnComplete: { age: 3600, count: 200 },
-      removeOnFail: { age: 24 * 3600, count: 200 },
-    });
+    await this.queueOf.add(
+      'run',
+      { model: model ?? null },
+      {
+        jobId: id,
+        priority: END,
+        attempts,
+        backoff: { type: 'exponential', delay: 2000 },
+        // The history is ours (records); BullMQ's own lists of ended jobs stay short.
+        removeOnComplete: { age: 3600, count: 200 },
+        removeOnFail: { age: 24 * 3600, count: 200 },
+      },
+    );
     if (opts.front) await this.move(id, 1);
     const position = (await this.waiting()).findIndex((j) => j.id === id) + 1;
     await this.records.publish({ event: { name: 'job:queued', args: { jobId: id, position: Math.max(position, 1) } } });
@@ -157,8 +179,20 @@ export class RedisJobService implements JobService {
       });
     }
     const pendingRecords = waiting.map((w) => w.record);
-    const etas = workers.length > 0 ? queueEtas(lefts, pendingRecords.map((r) => planMs(times, r.plan)), workers.length) : [];
-    const pending = pendingRecords.map((r, i) => ({ ...r.summary, state: 'queued' as const, position: i + 1, ...(etas[i] !== undefined ? { etaMs: etas[i] } : {}) }));
+    const etas =
+      workers.length > 0
+        ? queueEtas(
+            lefts,
+            pendingRecords.map((r) => planMs(times, r.plan)),
+            workers.length,
+          )
+        : [];
+    const pending = pendingRecords.map((r, i) => ({
+      ...r.summary,
+      state: 'queued' as const,
+      position: i + 1,
+      ...(etas[i] !== undefined ? { etaMs: etas[i] } : {}),
+    }));
     return { running: active[0] ?? null, active, pending, workers: workers.length };
   }
 
@@ -189,7 +223,11 @@ export class RedisJobService implements JobService {
       await this.records.redis.ping();
       return { backend, ok: true };
     } catch (err) {
-      return { backend, ok: false, message: `Redis at ${redacted(this.opts.url)} cannot be reached (${(err as Error).message}): jobs cannot be queued, listed or cancelled until it is back` };
+      return {
+        backend,
+        ok: false,
+        message: `Redis at ${redacted(this.opts.url)} cannot be reached (${(err as Error).message}): jobs cannot be queued, listed or cancelled until it is back`,
+      };
     }
   }
 
@@ -226,7 +264,11 @@ export class RedisJobService implements JobService {
       this.queueOf.getJobs(['prioritized'], 0, -1, true),
       this.queueOf.getJobs(['delayed'], 0, -1, true),
     ]);
-    const jobs = [...plain.map((j) => [j, 'wait'] as const), ...prioritized.map((j) => [j, 'prioritized'] as const), ...delayed.map((j) => [j, 'delayed'] as const)];
+    const jobs = [
+      ...plain.map((j) => [j, 'wait'] as const),
+      ...prioritized.map((j) => [j, 'prioritized'] as const),
+      ...delayed.map((j) => [j, 'delayed'] as const),
+    ];
     const records = await this.records.getMany(jobs.map(([j]) => j.id!));
     const out: { id: string; job: Job; record: StoredRecord; state: string }[] = [];
     jobs.forEach(([job, state], i) => {

@@ -72,7 +72,10 @@ export interface StoredRecord {
  * what they publish during an outage is sent when Redis is back.
  */
 export async function connectRedis(url: string, log: Logger, opts: { failFast?: boolean } = {}): Promise<{ redis: Redis; sub: Redis }> {
-  const redis = new Redis(url, { lazyConnect: true, ...(opts.failFast ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: FAIL_FAST_MS } : {}) });
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    ...(opts.failFast ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: FAIL_FAST_MS } : {}),
+  });
   const sub = new Redis(url, { lazyConnect: true });
   let connected = false;
   let firstError: Error | undefined;
@@ -92,7 +95,7 @@ export async function connectRedis(url: string, log: Logger, opts: { failFast?: 
   } catch (err) {
     redis.disconnect();
     sub.disconnect();
-    throw new Error(`cannot reach Redis at ${redacted(url)}: ${(firstError ?? (err as Error)).message}`);
+    throw new Error(`cannot reach Redis at ${redacted(url)}: ${(firstError ?? (err as Error)).message}`, { cause: err });
   }
   connected = true;
   await warnUnlessNoEviction(redis, url, log);
@@ -190,7 +193,12 @@ export class RedisRecords {
    * not once a run claimed the job's ending; a run that starts or is re-queued late must not turn a
    * finished job back into a running or queued one. Undefined when the record is gone or was not changed.
    */
-  async updateSummary(id: string, patch: Partial<JobSummary>, clear: (keyof JobSummary)[] = [], opts: { unlessEnded?: boolean } = {}): Promise<JobSummary | undefined> {
+  async updateSummary(
+    id: string,
+    patch: Partial<JobSummary>,
+    clear: (keyof JobSummary)[] = [],
+    opts: { unlessEnded?: boolean } = {},
+  ): Promise<JobSummary | undefined> {
     for (;;) {
       const text = await this.redis.hget(this.key(id), 'summary');
       if (!text) return undefined;
@@ -255,7 +263,12 @@ export class RedisRecords {
     const now = Date.now();
     const summary = await this.updateSummary(id, { state, finishedAt: now }, ['position', 'progress', 'etaMs', 'elapsedMs']);
     if (!summary) return [];
-    await this.redis.multi().hset(this.key(id), 'outcome', JSON.stringify(outcome)).hdel(this.key(id), 'live', 'cancel').zadd(this.historyKey, String(now), id).exec();
+    await this.redis
+      .multi()
+      .hset(this.key(id), 'outcome', JSON.stringify(outcome))
+      .hdel(this.key(id), 'live', 'cancel')
+      .zadd(this.historyKey, String(now), id)
+      .exec();
     return this.applyRetention(retention, now);
   }
 
@@ -279,7 +292,10 @@ export class RedisRecords {
   }
 
   async history(offset: number, limit: number): Promise<{ jobs: HistoryEntry[]; total: number }> {
-    const [ids, total] = await Promise.all([this.redis.zrevrange(this.historyKey, String(offset), String(offset + limit - 1)), this.redis.zcard(this.historyKey)]);
+    const [ids, total] = await Promise.all([
+      this.redis.zrevrange(this.historyKey, String(offset), String(offset + limit - 1)),
+      this.redis.zcard(this.historyKey),
+    ]);
     const records = await this.getMany(ids);
     const jobs = records.filter((r): r is StoredRecord => r !== undefined).map((r) => ({ ...r.summary, ...r.outcome, ...runsOf(r) }));
     return { jobs, total };

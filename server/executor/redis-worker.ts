@@ -126,7 +126,9 @@ export class RedisJobWorker {
       throw new UnrecoverableError('cancelled');
     }
     if (token && (await this.deferToHolder(job, token, record.summary.model))) throw new DelayedError();
-    const started = await records.updateSummary(id, { state: 'running', startedAt: Date.now(), attempts: attempt, worker: this.name }, ['finishedAt'], { unlessEnded: true });
+    const started = await records.updateSummary(id, { state: 'running', startedAt: Date.now(), attempts: attempt, worker: this.name }, ['finishedAt'], {
+      unlessEnded: true,
+    });
     if (!started) return { state: 'superseded' };
     const live: LiveState = { done: [] };
     await records.setLive(id, live);
@@ -270,7 +272,13 @@ export class RedisJobWorker {
   }
 
   private async heartbeat(): Promise<void> {
-    const info: WorkerInfo = { name: this.name, models: [...this.models], seen: Date.now(), ...(this.opts.gpu !== undefined ? { gpu: this.opts.gpu } : {}), ...(this.current ? { jobId: this.current } : {}) };
+    const info: WorkerInfo = {
+      name: this.name,
+      models: [...this.models],
+      seen: Date.now(),
+      ...(this.opts.gpu !== undefined ? { gpu: this.opts.gpu } : {}),
+      ...(this.current ? { jobId: this.current } : {}),
+    };
     if (this.stopping) return;
     await this.records.heartbeat(info).catch((err: unknown) => this.opts.log.warn('heartbeat to Redis failed', err));
   }
@@ -279,4 +287,3 @@ export class RedisJobWorker {
     void this.records.publish({ event }).catch((err: unknown) => this.opts.log.warn(`could not publish ${event.name}`, err));
   }
 }
-

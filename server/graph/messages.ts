@@ -88,9 +88,10 @@ export function unknownInputMessage(name: string, def: AnyNodeDefinition, socket
     const count = sockets.filter((s) => s.family === family).length;
     const index = Number(m[1]);
     const range = count > 1 ? `${family}1 … ${family}${count}` : `${family}1`;
-    const fix = index <= spec.variadic.max
-      ? `set ${humanParam(spec.variadic.param)} to ${index} or more, or remove the connection`
-      : `a node takes at most ${spec.variadic.max}; remove the connection`;
+    const fix =
+      index <= spec.variadic.max
+        ? `set ${humanParam(spec.variadic.param)} to ${index} or more, or remove the connection`
+        : `a node takes at most ${spec.variadic.max}; remove the connection`;
     return `${name} has ${count} ${family} inputs (${range}), but ${input} is connected; ${fix}.`;
   }
   return `${name} has no input "${input}" (it has ${listOrNone(sockets.map((s) => s.name))}).`;

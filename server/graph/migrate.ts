@@ -29,11 +29,7 @@ export interface MigrateResult {
  * Checks the format tag and version of a parsed graph file and migrates it forward.
  * `migrations` and `targetVersion` are injectable so the mechanism can be tested before a real v2.
  */
-export function migrateGraph(
-  raw: unknown,
-  migrations: MigrationTable = MIGRATIONS,
-  targetVersion: number = GRAPH_VERSION,
-): MigrateResult {
+export function migrateGraph(raw: unknown, migrations: MigrationTable = MIGRATIONS, targetVersion: number = GRAPH_VERSION): MigrateResult {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     return fail('invalid_format', `A graph file must be a JSON object, got ${describeValue(raw)}.`);
   }
@@ -41,7 +37,9 @@ export function migrateGraph(
   if (obj.format !== GRAPH_FORMAT) {
     // Only text is quoted: JSON.stringify of a value nested thousands deep overflows the stack.
     const got =
-      obj.format === undefined ? 'no "format" field' : `format ${typeof obj.format === 'string' ? JSON.stringify(obj.format.slice(0, 60)) : describeValue(obj.format)}`;
+      obj.format === undefined
+        ? 'no "format" field'
+        : `format ${typeof obj.format === 'string' ? JSON.stringify(obj.format.slice(0, 60)) : describeValue(obj.format)}`;
     return fail('invalid_format', `This is not a Dual Style Studio graph (expected format "${GRAPH_FORMAT}", found ${got}).`, 'format');
   }
   const version = obj.version;
@@ -55,8 +53,7 @@ export function migrateGraph(
           code: 'unsupported_version',
           field: 'version',
           message:
-            `This graph was saved by a newer version of Dual Style Studio (format version ${version}); ` +
-            `this version reads up to version ${targetVersion}.`,
+            `This graph was saved by a newer version of Dual Style Studio (format version ${version}); ` + `this version reads up to version ${targetVersion}.`,
         },
       ],
       fromVersion: version,

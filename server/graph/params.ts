@@ -181,4 +181,3 @@ export function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
 export function listOrNone(names: string[]): string {
   return names.length ? names.map((n) => `"${n}"`).join(', ') : 'none';
 }
-

@@ -86,10 +86,15 @@ export function validateGraph(raw: unknown, catalog: NodeCatalog, opts: Validate
 
 /** One line for logs and the command line: "[code] message (node x, field y)". */
 export function formatIssue(i: ValidationIssue): string {
-  const where = [i.nodeId !== undefined ? `node ${i.nodeId}` : '', i.field !== undefined ? `field ${i.field}` : '']
-    .filter(Boolean)
-    .join(', ');
+  const where = [i.nodeId !== undefined ? `node ${i.nodeId}` : '', i.field !== undefined ? `field ${i.field}` : ''].filter(Boolean).join(', ');
   return `[${i.code}] ${i.message}${where ? ` (${where})` : ''}`;
+}
+
+/** A refused graph in one line: its first issue, and how many more there are ("(and 2 more problems)"). */
+export function summarizeIssues(issues: readonly ValidationIssue[]): string {
+  const first = issues[0] ? formatIssue(issues[0]) : 'the graph is invalid';
+  const more = issues.length - 1;
+  return more > 0 ? `${first} (and ${more} more problem${more > 1 ? 's' : ''})` : first;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -100,12 +105,7 @@ interface Checked {
   params: Map<number, Record<string, unknown>>;
 }
 
-function checkGraph(
-  graph: { nodes: GraphNode[]; edges: GraphEdge[] },
-  catalog: NodeCatalog,
-  opts: ValidateOptions,
-  brokenIds: Set<string>,
-): Checked {
+function checkGraph(graph: { nodes: GraphNode[]; edges: GraphEdge[] }, catalog: NodeCatalog, opts: ValidateOptions, brokenIds: Set<string>): Checked {
   const issues: ValidationIssue[] = [];
   const params = new Map<number, Record<string, unknown>>();
   const names = displayNames(graph.nodes, catalog);
@@ -181,7 +181,7 @@ function checkGraph(
         code: 'unknown_output',
         nodeId: from.node,
         field: from.output,
-        message: `${nameOf(from.node)} has no output "${from.output}" (it has ${listOrNone(Object.keys(fromDef.outputs))}).`,
+        message: `${nameOf(from.node)} has no output "${from.output}" (it has ${listOrNone(Object.keys(fromDef.outputs as Record<string, OutputSpec>))}).`,
       });
     }
     if (toDef && !inSpec) {
@@ -275,7 +275,10 @@ function checkGraph(
     });
   }
   if (opts.requireOutput !== false && outputNodes.length === 0) {
-    const examples = [...catalog.values()].filter((d) => d.output).map((d) => d.title).slice(0, 3);
+    const examples = [...catalog.values()]
+      .filter((d) => d.output)
+      .map((d) => d.title)
+      .slice(0, 3);
     const hint = examples.length ? ` such as ${examples.length > 1 ? `${examples.slice(0, -1).join(', ')} or ${examples.at(-1)}` : examples[0]}` : '';
     issues.push({
       code: 'no_outputs',

@@ -67,9 +67,7 @@ export function requireToken(token: string, guesses: GuessLimiter, onAuthenticat
       new ApiError(
         401,
         'unauthorized',
-        given === undefined
-          ? 'an access token is required: send "Authorization: Bearer <token>" or ?token=<token>'
-          : 'the access token is wrong',
+        given === undefined ? 'an access token is required: send "Authorization: Bearer <token>" or ?token=<token>' : 'the access token is wrong',
       ),
     );
   };

@@ -20,7 +20,7 @@ import { NodeFailedError } from '../executor/executor.ts';
 import { QueueFullError, type JobService } from '../executor/job-service.ts';
 import { JobMemoryError } from '../executor/memory-plan.ts';
 import type { Graph, ValidationIssue } from '../protocol/graph.ts';
-import { formatIssue, validateGraph } from '../graph/validate.ts';
+import { summarizeIssues, validateGraph } from '../graph/validate.ts';
 import { jsonObject, param } from './body.ts';
 import { ApiError } from './errors.ts';
 
@@ -68,9 +68,7 @@ export function jobRoutes(jobs: JobService, catalog: NodeCatalog, preflight: Pre
     if (body.front !== undefined && typeof body.front !== 'boolean') throw new ApiError(400, 'bad_request', '"front" must be true or false');
     const result = validateGraph(body.graph, catalog, { requireOutput: true });
     if (!result.ok || !result.graph) {
-      const n = result.issues.length;
-      const first = result.issues[0] ? formatIssue(result.issues[0]) : 'the graph is invalid';
-      throw new ApiError(400, 'invalid_graph', n > 1 ? `${first} (and ${n - 1} more problems)` : first, result.issues);
+      throw new ApiError(400, 'invalid_graph', summarizeIssues(result.issues), result.issues);
     }
     const graph = result.graph;
     let outputs: string[] | undefined;

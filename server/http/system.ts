@@ -34,7 +34,13 @@ function cudaHealth(gpu = 0, d: CudaDiagnosis = diagnoseCuda()): CudaHealth {
   return {
     ready: d.ready,
     summary: d.summary,
-    provider: { package: d.provider.package, version: d.provider.version, onnxruntime: d.provider.builtFor, cuda: d.provider.cudaMajor, installed: d.provider.installed },
+    provider: {
+      package: d.provider.package,
+      version: d.provider.version,
+      onnxruntime: d.provider.builtFor,
+      cuda: d.provider.cudaMajor,
+      installed: d.provider.installed,
+    },
     libraries: d.libraries.map((l) => ({ name: l.name, what: l.what, path: l.path, via: l.via })),
     missing: d.libraries.filter((l) => !l.path).map((l) => ({ name: l.name, what: l.what, ...(l.inPythonEnv ? { inPythonEnv: l.inPythonEnv } : {}) })),
     driver: d.driver,
@@ -54,7 +60,8 @@ function providerChoice(requested: string, d: CudaDiagnosis = diagnoseCuda()): {
       ? { executionProviderUsed: 'cuda', executionProviderNote: `auto: CUDA (${d.summary}); CPU if a model fails to start on it` }
       : { executionProviderUsed: 'cpu', executionProviderNote: `auto: CUDA unavailable (${cudaUnavailableReason(d)}); using CPU` };
   }
-  if (requested === 'cuda' && !d.ready) return { executionProviderUsed: 'cuda', executionProviderNote: `cuda: models will fail to load: ${cudaUnavailableReason(d)}` };
+  if (requested === 'cuda' && !d.ready)
+    return { executionProviderUsed: 'cuda', executionProviderNote: `cuda: models will fail to load: ${cudaUnavailableReason(d)}` };
   return { executionProviderUsed: requested, executionProviderNote: `${requested}: chosen with --ep` };
 }
 

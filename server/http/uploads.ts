@@ -35,6 +35,9 @@ const BUILTIN_THUMBNAILS: Record<string, { width: number; height: number; draw: 
   sample: { width: 256, height: 192, draw: sampleImage },
 };
 
+// eslint-disable-next-line no-control-regex -- control characters are what sentFileName strips
+const CONTROL_CHARS = /[\u0000-\u001f]/g;
+
 /** A file name as sent in X-File-Name (URI-encoded), trimmed to its last path part and 200 characters. */
 function sentFileName(header: string | string[] | undefined): string | undefined {
   if (typeof header !== 'string' || header === '') return undefined;
@@ -44,7 +47,7 @@ function sentFileName(header: string | string[] | undefined): string | undefined
   } catch {
     return undefined;
   }
-  name = name.split(/[\\/]/).pop()!.replace(/[\u0000-\u001f]/g, '').trim().slice(0, 200);
+  name = name.split(/[\\/]/).pop()!.replace(CONTROL_CHARS, '').trim().slice(0, 200);
   return name || undefined;
 }
 

@@ -3,8 +3,6 @@
  * retried with backoff, renamed into place when complete, then a check of the whole folder (sizes,
  * LFS sha256 / git blob sha1, model_index.json).
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
@@ -27,6 +25,7 @@ import {
   type FetchModelResult,
   type HubFile,
 } from './hub.ts';
+import { hashFile } from '../util/file-hash.mjs';
 
 async function sizeOf(file: string): Promise<number | null> {
   try {
@@ -140,20 +139,11 @@ async function downloadFile(
 
   const got = (await sizeOf(part)) ?? 0;
   if (file.size !== undefined && got !== file.size) {
-    throw new FetchModelError(
-      `incomplete download of ${file.path}: got ${got} of ${file.size} bytes (run the command again to resume)`,
-    );
+    throw new FetchModelError(`incomplete download of ${file.path}: got ${got} of ${file.size} bytes (run the command again to resume)`);
   }
   await rename(part, final);
   opts.onEvent({ kind: 'file-done', file, skipped: false, bytes: got });
   return { bytes: transferred, skipped: false };
-}
-
-async function hashFile(file: string, algorithm: 'sha256' | 'sha1', prefix?: string): Promise<string> {
-  const h = createHash(algorithm);
-  if (prefix) h.update(prefix);
-  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
-  return h.digest('hex');
 }
 
 /**
@@ -186,10 +176,10 @@ export async function verifyModelFolder(
     let expected: string | undefined;
     if (f.sha256) {
       onEvent({ kind: 'verifying', file: f });
-      actual = await hashFile(p, 'sha256');
+      actual = await hashFile(p);
       expected = f.sha256;
     } else if (f.blobId) {
-      actual = await hashFile(p, 'sha1', `blob ${size}\0`);
+      actual = await hashFile(p, { algorithm: 'sha1', prefix: `blob ${size}\0` });
       expected = f.blobId;
     }
     if (expected && actual !== expected) {

@@ -141,7 +141,7 @@ export interface QueueState {
 
 export interface ServerToClientEvents {
   /** The whole queue, re-sent on every change and, while jobs run, at most every ~0.5 s with progress. */
-  'queue': (q: QueueState) => void;
+  queue: (q: QueueState) => void;
   'job:queued': (e: { jobId: string; position: number }) => void;
   'job:started': (e: { jobId: string; nodes: string[]; worker?: string; attempt?: number }) => void;
   'node:started': (e: { jobId: string; nodeId: string; type: string }) => void;

@@ -78,7 +78,10 @@ export const GraphGroupSchema = z.object({
   y: z.number(),
   width: z.number().positive().max(100_000),
   height: z.number().positive().max(100_000),
-  color: z.string().regex(/^#[0-9a-fA-F]{6}$/, 'color must look like #rrggbb').optional(),
+  color: z
+    .string()
+    .regex(/^#[0-9a-fA-F]{6}$/, 'color must look like #rrggbb')
+    .optional(),
 });
 
 export const GraphMetaSchema = z

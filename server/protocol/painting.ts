@@ -59,13 +59,13 @@ export function decodePoints(text: string): Float64Array {
 
 export const StrokeSchema = z.object({
   style: z.number().int().min(ERASER).max(MAX_STYLES).describe('The style the stroke paints (1..N); 0 erases back to the fill style.'),
-  radius: z.number().min(0.002).max(0.5).describe('Brush radius, as a fraction of the picture\'s shorter side.'),
+  radius: z.number().min(0.002).max(0.5).describe("Brush radius, as a fraction of the picture's shorter side."),
   points: z
     .string()
     .min(4, 'a stroke needs at least one point')
     .max(4 * MAX_POINTS)
     .regex(/^(?:[A-Za-z0-9_-]{4})+$/, 'points are 4 base64url characters each (x, y)')
-    .describe('The stroke\'s points, x and y in 0..4095 across the picture, two base64url characters each.'),
+    .describe("The stroke's points, x and y in 0..4095 across the picture, two base64url characters each."),
 });
 export type Stroke = z.infer<typeof StrokeSchema>;
 

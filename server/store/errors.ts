@@ -22,8 +22,7 @@ export class StoreError extends Error {
   }
 }
 
-export const INVALID_NAME_MESSAGE =
-  'invalid graph name: use 1–64 letters, digits, spaces, "_", "-" or "." (no leading dot, no "..", no slashes)';
+export const INVALID_NAME_MESSAGE = 'invalid graph name: use 1–64 letters, digits, spaces, "_", "-" or "." (no leading dot, no "..", no slashes)';
 
 /**
  * ENOSPC / EDQUOT from a write, or SQLite's SQLITE_FULL ("database or disk is full"): the disk is full;

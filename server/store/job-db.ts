@@ -73,7 +73,9 @@ export class JobDb {
     this.db.pragma('busy_timeout = 5000');
     const version = this.db.pragma('user_version', { simple: true }) as number;
     if (version > SCHEMA_VERSION) {
-      throw new Error(`${file} was written by a newer Dual Style Studio (schema ${version}, this one knows ${SCHEMA_VERSION}); upgrade, or use another data folder`);
+      throw new Error(
+        `${file} was written by a newer Dual Style Studio (schema ${version}, this one knows ${SCHEMA_VERSION}); upgrade, or use another data folder`,
+      );
     }
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS jobs (
@@ -120,13 +122,23 @@ export class JobDb {
 
   private insertJob(job: NewJob, front: boolean): void {
     this.db.transaction(() => {
-      const { lo, hi } = this.db.prepare(`SELECT MIN(rank) AS lo, MAX(rank) AS hi FROM jobs WHERE state = 'queued'`).get() as { lo: number | null; hi: number | null };
+      const { lo, hi } = this.db.prepare(`SELECT MIN(rank) AS lo, MAX(rank) AS hi FROM jobs WHERE state = 'queued'`).get() as {
+        lo: number | null;
+        hi: number | null;
+      };
       const rank = front ? (lo ?? 0) - 1 : (hi ?? 0) + 1;
       this.db
-        .prepare(
-          `INSERT INTO jobs (id, state, rank, title, model, created_at, graph, outputs, plan) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(job.id, rank, job.title ?? null, job.model ?? null, job.createdAt, JSON.stringify(job.graph), job.outputs ? JSON.stringify(job.outputs) : null, JSON.stringify(job.plan));
+        .prepare(`INSERT INTO jobs (id, state, rank, title, model, created_at, graph, outputs, plan) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?)`)
+        .run(
+          job.id,
+          rank,
+          job.title ?? null,
+          job.model ?? null,
+          job.createdAt,
+          JSON.stringify(job.graph),
+          job.outputs ? JSON.stringify(job.outputs) : null,
+          JSON.stringify(job.plan),
+        );
     })();
   }
 
@@ -250,7 +262,11 @@ export class JobDb {
   }
 
   private orphans(orphaned: (owner: string | null) => boolean): { id: string; attempts: number }[] {
-    const rows = this.db.prepare(`SELECT id, owner, attempts FROM jobs WHERE state = 'running' ORDER BY started_at`).all() as { id: string; owner: string | null; attempts: number }[];
+    const rows = this.db.prepare(`SELECT id, owner, attempts FROM jobs WHERE state = 'running' ORDER BY started_at`).all() as {
+      id: string;
+      owner: string | null;
+      attempts: number;
+    }[];
     return rows.filter((r) => orphaned(r.owner));
   }
 

@@ -89,10 +89,7 @@ export async function storeUpload(dataDir: string, bytes: Uint8Array, maxPixels:
   const width = meta.autoOrient?.width ?? meta.width ?? 0;
   const height = meta.autoOrient?.height ?? meta.height ?? 0;
   if (width * height > maxPixels) {
-    throw new StoreError(
-      'image_too_large',
-      `image too large: ${width}×${height} = ${width * height} pixels exceeds the limit of ${maxPixels} pixels`,
-    );
+    throw new StoreError('image_too_large', `image too large: ${width}×${height} = ${width * height} pixels exceeds the limit of ${maxPixels} pixels`);
   }
   let png: { data: Buffer; info: sharp.OutputInfo };
   try {

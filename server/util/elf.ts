@@ -145,7 +145,11 @@ export function readElfDynamic(file: string): ElfDynamic {
     };
     const paths = (tag: number): string[] | null => {
       const e = entries.find((x) => x.tag === tag);
-      return e ? str(e.val).split(':').filter((p) => p.length > 0) : null;
+      return e
+        ? str(e.val)
+            .split(':')
+            .filter((p) => p.length > 0)
+        : null;
     };
     const soname = entries.find((e) => e.tag === DT_SONAME);
     const flags1 = entries.find((e) => e.tag === DT_FLAGS_1)?.val ?? 0;

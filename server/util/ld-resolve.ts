@@ -61,12 +61,7 @@ function readLdconfigCache(): { cache: Map<string, string[]>; note?: string } {
 function systemLibraryDirs(arch: string = process.arch, exists: (p: string) => boolean = existsSync): string[] {
   const triplet = MULTIARCH[arch];
   const bits64 = arch === 'x64' || arch === 'arm64';
-  const dirs = [
-    ...(triplet ? [`/lib/${triplet}`, `/usr/lib/${triplet}`] : []),
-    ...(bits64 ? ['/lib64', '/usr/lib64'] : []),
-    '/lib',
-    '/usr/lib',
-  ];
+  const dirs = [...(triplet ? [`/lib/${triplet}`, `/usr/lib/${triplet}`] : []), ...(bits64 ? ['/lib64', '/usr/lib64'] : []), '/lib', '/usr/lib'];
   return dirs.filter((d) => exists(d));
 }
 

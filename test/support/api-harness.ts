@@ -37,7 +37,13 @@ export interface JsonResponse<T = any> {
  * A request as the studio's client makes it: with the X-Requested-With header that state-changing
  * requests need (see server/http/guard.ts). Tests of what a foreign page can send use fetch directly.
  */
-export async function api<T = any>(studio: Pick<Studio, 'url'>, method: string, route: string, body?: unknown, headers: Record<string, string> = {}): Promise<JsonResponse<T>> {
+export async function api<T = any>(
+  studio: Pick<Studio, 'url'>,
+  method: string,
+  route: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<JsonResponse<T>> {
   const init: RequestInit = { method, headers: { 'x-requested-with': 'dualstyle', ...headers } };
   if (body !== undefined) {
     init.body = typeof body === 'string' ? body : JSON.stringify(body);

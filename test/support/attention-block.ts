@@ -19,19 +19,33 @@ export function attentionBlockGraph(dtype: 'float16' | 'float32'): Uint8Array {
     return { name, dims, dataType: FT, rawData: new Uint8Array(dtype === 'float16' ? float32ToFloat16(data).buffer : data.buffer) };
   };
   const info = (name: string, elemType: number, dims: (number | string)[]) => ({
-    name, type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
+    name,
+    type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
   });
-  const node = (opType: string, input: string[], output: string, attribute: onnxProto.onnx.IAttributeProto[] = []) => ({ opType, name: `/attn2/${output}`, input, output: [output], attribute });
+  const node = (opType: string, input: string[], output: string, attribute: onnxProto.onnx.IAttributeProto[] = []) => ({
+    opType,
+    name: `/attn2/${output}`,
+    input,
+    output: [output],
+    attribute,
+  });
   const perm = (p: number[]) => [{ name: 'perm', type: T.INTS, ints: p }];
   return onnx.ModelProto.encode({
     irVersion: 7,
     opsetImport: [{ version: 14 }],
     graph: {
       name: `${dtype}_attention`,
-      input: [info('sample', FT, ['b', 4, 'h', 'w']), info('timestep', onnx.TensorProto.DataType.FLOAT, ['b']), info('encoder_hidden_states', FT, ['b', 77, 8])],
+      input: [
+        info('sample', FT, ['b', 4, 'h', 'w']),
+        info('timestep', onnx.TensorProto.DataType.FLOAT, ['b']),
+        info('encoder_hidden_states', FT, ['b', 77, 8]),
+      ],
       output: [info('out_sample', FT, ['b', 4, 'h', 'w'])],
       initializer: [
-        weight('to_q', [4, 8], 1), weight('to_k', [8, 8], 2), weight('to_v', [8, 8], 3), weight('to_out', [8, 4], 4),
+        weight('to_q', [4, 8], 1),
+        weight('to_k', [8, 8], 2),
+        weight('to_v', [8, 8], 3),
+        weight('to_out', [8, 4], 4),
         { name: 'tokens_shape', dims: [3], dataType: onnx.TensorProto.DataType.INT64, int64Data: [0, -1, 4] },
       ],
       node: [

@@ -53,7 +53,8 @@ export function intersects(a: Omit<Box, 'id'>, b: Omit<Box, 'id'>): boolean {
 export async function overlappingNodes(page: Page): Promise<string[]> {
   const boxes = await nodeBoxes(page);
   const pairs: string[] = [];
-  for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) if (intersects(boxes[i], boxes[j])) pairs.push(`${boxes[i].id} × ${boxes[j].id}`);
+  for (let i = 0; i < boxes.length; i++)
+    for (let j = i + 1; j < boxes.length; j++) if (intersects(boxes[i], boxes[j])) pairs.push(`${boxes[i].id} × ${boxes[j].id}`);
   return pairs;
 }
 
@@ -64,7 +65,8 @@ export async function emptyCanvasPoint(page: Page): Promise<{ x: number; y: numb
     for (let y = canvas.height - 12; y > 12; y -= 37) {
       for (let x = 12; x < canvas.width - 12; x += 41) {
         const el = document.elementFromPoint(canvas.x + x, canvas.y + y);
-        if (el && (el.matches('[data-testid="canvas"]') || el.parentElement?.matches('[data-testid="canvas"]')) && !el.closest('.sd-node, .sd-frame, svg')) return { x, y };
+        if (el && (el.matches('[data-testid="canvas"]') || el.parentElement?.matches('[data-testid="canvas"]')) && !el.closest('.sd-node, .sd-frame, svg'))
+          return { x, y };
       }
     }
     return null;
@@ -78,8 +80,15 @@ export async function clickEmptyCanvas(page: Page): Promise<void> {
   await page.click('[data-testid="canvas"]', { position: await emptyCanvasPoint(page) });
 }
 
+/** The graph as the studio autosaved it in this browser (the fields the tests read). */
+export interface AutosavedGraph {
+  nodes: { id: string; type: string; params: Record<string, unknown>; mode?: string; title?: string; position: { x: number; y: number } }[];
+  edges: { from: { node: string; output: string }; to: { node: string; input: string }; points?: unknown[] }[];
+  groups?: { title: string }[];
+}
+
 /** The autosaved graph of this tab's browser (what a reload restores). */
-export async function autosavedGraph(page: Page): Promise<{ nodes: { id: string; type: string; params: Record<string, unknown>; mode?: string; title?: string; position: { x: number; y: number } }[]; edges: { from: { node: string; output: string }; to: { node: string; input: string }; points?: unknown[] }[]; groups?: { title: string }[] }> {
+export async function autosavedGraph(page: Page): Promise<AutosavedGraph> {
   return page.evaluate(() => (JSON.parse(localStorage.getItem('dualstyle.autosave.v1') ?? '{}') as { graph: never }).graph);
 }
 
@@ -92,7 +101,12 @@ export async function waitForRun(page: Page, state: 'done' | 'failed' | 'cancell
  * than the one it showed before and that job reaches `state`. Waiting on the state alone could read the
  * previous run's "done" before the new job is even queued. Returns the new job's id.
  */
-export async function runAndWait(page: Page, state: 'done' | 'failed' | 'cancelled' = 'done', timeout = 300_000, start: () => Promise<unknown> = () => page.keyboard.press('Control+Enter')): Promise<string> {
+export async function runAndWait(
+  page: Page,
+  state: 'done' | 'failed' | 'cancelled' = 'done',
+  timeout = 300_000,
+  start: () => Promise<unknown> = () => page.keyboard.press('Control+Enter'),
+): Promise<string> {
   const indicator = page.locator('[data-testid="queue-indicator"]');
   const jobShown = async () => ((await indicator.count()) > 0 ? indicator.getAttribute('data-job-id') : null);
   const before = await jobShown();

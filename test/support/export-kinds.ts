@@ -21,7 +21,11 @@ export interface ExportKind {
 export const EXPORT_KINDS: ExportKind[] = [
   { name: 'matmul', options: { attention: 'bmm', upsample: 'skip', unetConfig: false }, cpu: true },
   { name: 'einsum-traced-64', options: { attention: 'einsum', upsample: 'scale' }, cpu: true },
-  { name: 'sdpa-int64', options: { attention: 'sdpa', upsample: 'skip', timestep: 'int64', inputIds: 'int64', vaeEncoder: 'mean-logvar', unetConfig: false }, cpu: true },
+  {
+    name: 'sdpa-int64',
+    options: { attention: 'sdpa', upsample: 'skip', timestep: 'int64', inputIds: 'int64', vaeEncoder: 'mean-logvar', unetConfig: false },
+    cpu: true,
+  },
   { name: 'fused', options: { attention: 'fused', upsample: 'skip', unetConfig: false }, cpu: true },
   { name: 'fused-fp16', options: { attention: 'fused', upsample: 'scale', dtype: 'float16', unetConfig: false }, cpu: true },
   { name: 'matmul-fp16', options: { attention: 'bmm', upsample: 'skip', dtype: 'float16', timestep: 'float16', vaeEncoder: 'mean-logvar' }, cpu: true },
@@ -57,7 +61,13 @@ export function unpackFusedAttention(bytes: Uint8Array): Uint8Array {
     const parts = packedAt === 0 ? 3 : 2;
     const id = `unpack/${n++}`;
     const split = Array.from({ length: parts }, (_, i) => `${id}/part_${i}`);
-    nodes.push({ name: `${id}/Split`, opType: 'Split', input: [ins[packedAt]!], output: split, attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 3 }] });
+    nodes.push({
+      name: `${id}/Split`,
+      opType: 'Split',
+      input: [ins[packedAt]!],
+      output: split,
+      attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 3 }],
+    });
     const flatParts = split.map((p, i) => {
       nodes.push({ name: `${id}/Reshape_${i}`, opType: 'Reshape', input: [p, flat], output: [`${p}_flat`] });
       return `${p}_flat`;

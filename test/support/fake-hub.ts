@@ -21,10 +21,7 @@ export function makeRepo(): Map<string, { data: Buffer; lfs: boolean }> {
   const files = new Map<string, { data: Buffer; lfs: boolean }>();
   const text = (p: string, s: string): void => void files.set(p, { data: Buffer.from(s), lfs: false });
   const blob = (p: string, n: number): void => void files.set(p, { data: randomBytes(n), lfs: true });
-  text(
-    'model_index.json',
-    JSON.stringify({ _class_name: 'OnnxStableDiffusionPipeline', unet: ['diffusers', 'OnnxRuntimeModel'] }),
-  );
+  text('model_index.json', JSON.stringify({ _class_name: 'OnnxStableDiffusionPipeline', unet: ['diffusers', 'OnnxRuntimeModel'] }));
   text('scheduler/scheduler_config.json', JSON.stringify({ _class_name: 'PNDMScheduler', num_train_timesteps: 1000 }));
   text('tokenizer/vocab.json', JSON.stringify({ '<|startoftext|>': 0, '<|endoftext|>': 1 }));
   text('tokenizer/merges.txt', '#version: 0.2\n');

@@ -64,7 +64,8 @@ export async function diskFullRound(r: Round): Promise<void> {
     };
     const first = await api(s, 'POST', `/api/jobs${q}`, { graph: slowGraph(1, 3, 0, 'before the disk filled') });
     const kept = await api(s, 'PUT', `/api/graphs/kept${q}`, { graph: slowGraph(7, 3, 0, 'kept') });
-    if (first.status !== 202 || kept.status !== 200) throw new Error(`the studio on the tmpfs did not work before the disk filled (${first.status}, ${kept.status})`);
+    if (first.status !== 202 || kept.status !== 200)
+      throw new Error(`the studio on the tmpfs did not work before the disk filled (${first.status}, ${kept.status})`);
     await waitEnd(first.body.job.id);
 
     // A job runs while the disk fills up: its result or its end may not fit; it must end all the same.
@@ -90,13 +91,17 @@ export async function diskFullRound(r: Round): Promise<void> {
     r.tally.jobs += accepted.length + 1;
     const after = await api(s, 'POST', `/api/jobs${q}`, { graph: slowGraph(200, 2, 0, 'after the disk was freed') });
     const afterEnd = after.status === 202 ? await waitEnd(after.body.job.id) : undefined;
-    if (afterEnd?.job.state !== 'done') flag(r.tally, 'other', `disk freed: a new job ${after.status === 202 ? `ended ${afterEnd?.job.state ?? 'never'}` : `answered ${after.status}`}`);
+    if (afterEnd?.job.state !== 'done')
+      flag(r.tally, 'other', `disk freed: a new job ${after.status === 202 ? `ended ${afterEnd?.job.state ?? 'never'}` : `answered ${after.status}`}`);
     r.tally.jobs++;
     const graph = await api(s, 'GET', `/api/graphs/kept${q}`);
     if (graph.status !== 200 || !Array.isArray(graph.body.nodes)) flag(r.tally, 'corrupt', `disk full: the saved graph "kept" reads ${graph.status}`);
     if (s.child.output().includes(token)) flag(r.tally, 'other', 'disk full: the access token is in the server log');
     const answered = [...statuses].map(([status, n]) => `${n}× ${status}`).join(', ');
-    r.say(`tmpfs of 24 MiB filled; requests answered ${answered}; ${accepted.length} accepted jobs ended ${ends.join(', ') || '-'}; freed: a new job ${afterEnd?.job.state ?? 'did not run'}; token ${s.child.output().includes(token) ? 'IN' : 'not in'} the log`);
+    r.say(
+      `tmpfs of 24 MiB filled; requests answered ${answered}; ${accepted.length} accepted jobs ended ${ends.join(', ') || '-'}; ` +
+        `freed: a new job ${afterEnd?.job.state ?? 'did not run'}; token ${s.child.output().includes(token) ? 'IN' : 'not in'} the log`,
+    );
   } finally {
     if (server) await kill9(server.child);
     try {

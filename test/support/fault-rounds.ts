@@ -78,7 +78,10 @@ class EmbeddedStudio {
   graphVersion(title: string, kb: number) {
     const n = Math.ceil(kb / 20);
     this.savedTitles.set(title, n);
-    return { ...graphOf(Array.from({ length: n }, (_, i) => ({ id: `pad${i}`, type: 'FromANewerVersion', params: { pad: 'x'.repeat(20 * 1024) } }))), meta: { title } };
+    return {
+      ...graphOf(Array.from({ length: n }, (_, i) => ({ id: `pad${i}`, type: 'FromANewerVersion', params: { pad: 'x'.repeat(20 * 1024) } }))),
+      meta: { title },
+    };
   }
 
   /** Whether the saved graph `name` is one whole version that was saved. */
@@ -177,7 +180,11 @@ async function killRound(studio: EmbeddedStudio, r: Round): Promise<void> {
   let saves = 0;
   const loop = (async () => {
     for (let i = 0; saving; i++) {
-      const res = await fetch(new URL('/api/graphs/victim', server.url), { method: 'PUT', headers: { 'content-type': 'application/json', 'x-requested-with': 'dualstyle' }, body: bodies[i % 2] }).catch(() => null);
+      const res = await fetch(new URL('/api/graphs/victim', server.url), {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', 'x-requested-with': 'dualstyle' },
+        body: bodies[i % 2],
+      }).catch(() => null);
       if (res?.ok) saves++;
       await res?.arrayBuffer().catch(() => undefined);
     }
@@ -212,7 +219,9 @@ async function killRound(studio: EmbeddedStudio, r: Round): Promise<void> {
   const temps = (await fs.readdir(path.join(studio.dir, 'graphs'))).filter((f) => f.includes('.tmp'));
   if (temps.length > 0) flag(r.tally, 'corrupt', `graphs/: ${temps.join(', ')} left after the restart`, temps.length);
   const jobsLine = await studio.settle(restarted, r.tally);
-  r.say(`kill -9 ${point} (${jobs.length} jobs, ${saves} graph saves); restarted: ${requeued} re-queued; ${jobsLine}; graph ${graph ? 'CORRUPT' : 'intact'}; ${await checkFiles(studio.dir, r.tally)}`);
+  r.say(
+    `kill -9 ${point} (${jobs.length} jobs, ${saves} graph saves); restarted: ${requeued} re-queued; ${jobsLine}; graph ${graph ? 'CORRUPT' : 'intact'}; ${await checkFiles(studio.dir, r.tally)}`,
+  );
 }
 
 async function floodRound(studio: EmbeddedStudio, r: Round): Promise<void> {
@@ -251,7 +260,10 @@ async function floodRound(studio: EmbeddedStudio, r: Round): Promise<void> {
   const health = await api(server, 'GET', '/api/health');
   if (health.status !== 200) flag(r.tally, 'other', `/api/health answered ${health.status} after the socket flood`);
   const jobsLine = await studio.settle(server, r.tally);
-  r.say(`socket flood: ${sockets.length} raw WebSockets (${refused} refused), ${frames} subscribe frames, job ${id.slice(0, 8)} during it; editor ${editor ? 'connects' : 'CANNOT connect'} after; ${jobsLine}`);
+  r.say(
+    `socket flood: ${sockets.length} raw WebSockets (${refused} refused), ${frames} subscribe frames, job ${id.slice(0, 8)} during it; ` +
+      `editor ${editor ? 'connects' : 'CANNOT connect'} after; ${jobsLine}`,
+  );
 }
 
 /** Runs the rounds; prints a line per round and returns the tally. */

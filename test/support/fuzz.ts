@@ -33,7 +33,10 @@ export class FuzzReport {
   }
 
   line(): string {
-    const hist = [...this.histogram].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, n]) => `${k}×${n}`).join(' ');
+    const hist = [...this.histogram]
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([k, n]) => `${k}×${n}`)
+      .join(' ');
     return `fuzz ${this.name}: ${this.cases} cases (seed ${FUZZ_SEED}); outcomes ${hist}; 5xx: ${this.serverErrors.length}; crashes: ${this.crashes.length}`;
   }
 }
@@ -62,14 +65,12 @@ const socketName = fc.oneof(
  * At most 2,000 levels, so that the test itself can still JSON.stringify it (V8 fails near 5,000);
  * deeper ones are sent as text (deepBody).
  */
-export const deepJson = fc
-  .tuple(fc.integer({ min: 1, max: 2000 }), fc.boolean())
-  .map(([depth, arrays]) => {
-    const value = JSON.parse(arrays ? '['.repeat(depth) + ']'.repeat(depth) : '{"a":'.repeat(depth) + '1' + '}'.repeat(depth)) as object;
-    // fast-check prints counterexamples recursively; name this one instead (JSON ignores the symbol).
-    Object.defineProperty(value, fc.toStringMethod, { value: () => `<JSON nested ${depth} deep>`, enumerable: false });
-    return value as unknown;
-  });
+export const deepJson = fc.tuple(fc.integer({ min: 1, max: 2000 }), fc.boolean()).map(([depth, arrays]) => {
+  const value = JSON.parse(arrays ? '['.repeat(depth) + ']'.repeat(depth) : '{"a":'.repeat(depth) + '1' + '}'.repeat(depth)) as object;
+  // fast-check prints counterexamples recursively; name this one instead (JSON ignores the symbol).
+  Object.defineProperty(value, fc.toStringMethod, { value: () => `<JSON nested ${depth} deep>`, enumerable: false });
+  return value as unknown;
+});
 
 const jsonish = fc.oneof({ weight: 5, arbitrary: fc.jsonValue({ maxDepth: 3 }) }, { weight: 1, arbitrary: deepJson });
 
@@ -92,7 +93,13 @@ function paramsFor() {
       ),
     },
     { weight: 1, arbitrary: fc.dictionary(fc.string({ maxLength: 8 }), jsonish, { maxKeys: 4 }) },
-    { weight: 1, arbitrary: fc.oneof(jsonish, deepJson.map((p) => ({ p }))) },
+    {
+      weight: 1,
+      arbitrary: fc.oneof(
+        jsonish,
+        deepJson.map((p) => ({ p })),
+      ),
+    },
   );
 }
 
@@ -208,7 +215,19 @@ const pathSegment = fc.oneof(
 );
 
 const route = fc.oneof(
-  fc.constantFrom('/api/health', '/api/catalog', '/api/models', '/api/queue', '/api/graphs', '/api/jobs', '/api/validate', '/api/uploads', '/', '/api', '/api/'),
+  fc.constantFrom(
+    '/api/health',
+    '/api/catalog',
+    '/api/models',
+    '/api/queue',
+    '/api/graphs',
+    '/api/jobs',
+    '/api/validate',
+    '/api/uploads',
+    '/',
+    '/api',
+    '/api/',
+  ),
   pathSegment.map((s) => `/api/graphs/${s}`),
   pathSegment.map((s) => `/api/jobs/${s}`),
   pathSegment.map((s) => `/api/jobs/${s}/cancel`),
@@ -258,30 +277,36 @@ const PNG_1x1 = Buffer.from(
 );
 
 /** A graph body nested up to 100,000 deep somewhere (as text: nothing in JavaScript could stringify it). */
-const deepBody = fc
-  .tuple(fc.integer({ min: 1, max: 100_000 }), fc.constantFrom('meta', 'params', 'format', 'position', 'edges'))
-  .map(([depth, where]) => {
-    const deep = '['.repeat(depth) + ']'.repeat(depth);
-    const node = (params: string, position: string) => `{"id":"n","type":"Constant","params":${params},"position":${position}}`;
-    const graph = {
-      meta: `{"format":"dualstyle-graph","version":1,"nodes":[],"edges":[],"meta":{"x":${deep}}}`,
-      params: `{"format":"dualstyle-graph","version":1,"nodes":[${node(`{"value":${deep}}`, '{"x":0,"y":0}')}],"edges":[]}`,
-      format: `{"format":${deep},"version":1,"nodes":[],"edges":[]}`,
-      position: `{"format":"dualstyle-graph","version":1,"nodes":[${node('{}', deep)}],"edges":[]}`,
-      edges: `{"format":"dualstyle-graph","version":1,"nodes":[],"edges":${deep}}`,
-    }[where];
-    return Buffer.from(`{"graph":${graph}}`);
-  });
+const deepBody = fc.tuple(fc.integer({ min: 1, max: 100_000 }), fc.constantFrom('meta', 'params', 'format', 'position', 'edges')).map(([depth, where]) => {
+  const deep = '['.repeat(depth) + ']'.repeat(depth);
+  const node = (params: string, position: string) => `{"id":"n","type":"Constant","params":${params},"position":${position}}`;
+  const graph = {
+    meta: `{"format":"dualstyle-graph","version":1,"nodes":[],"edges":[],"meta":{"x":${deep}}}`,
+    params: `{"format":"dualstyle-graph","version":1,"nodes":[${node(`{"value":${deep}}`, '{"x":0,"y":0}')}],"edges":[]}`,
+    format: `{"format":${deep},"version":1,"nodes":[],"edges":[]}`,
+    position: `{"format":"dualstyle-graph","version":1,"nodes":[${node('{}', deep)}],"edges":[]}`,
+    edges: `{"format":"dualstyle-graph","version":1,"nodes":[],"edges":${deep}}`,
+  }[where];
+  return Buffer.from(`{"graph":${graph}}`);
+});
 
 export function body(types: readonly string[]) {
   return fc.option(
     fc.oneof(
-      { weight: 6, arbitrary: fc.record({ graph: graphJson(types), outputs: fc.option(fc.array(nodeId, { maxLength: 3 }), { freq: 5 }) }, { requiredKeys: ['graph'] }).map((v) => Buffer.from(JSON.stringify(v))) },
+      {
+        weight: 6,
+        arbitrary: fc
+          .record({ graph: graphJson(types), outputs: fc.option(fc.array(nodeId, { maxLength: 3 }), { freq: 5 }) }, { requiredKeys: ['graph'] })
+          .map((v) => Buffer.from(JSON.stringify(v))),
+      },
       { weight: 2, arbitrary: graphJson(types).map((v) => Buffer.from(JSON.stringify(v) ?? 'null')) },
       { weight: 2, arbitrary: fc.jsonValue().map((v) => Buffer.from(JSON.stringify(v) ?? 'null')) },
       { weight: 1, arbitrary: fc.string({ maxLength: 200 }).map((s) => Buffer.from(s)) },
       { weight: 1, arbitrary: fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)) },
-      { weight: 1, arbitrary: fc.constantFrom(PNG_1x1, PNG_1x1.subarray(0, 30), Buffer.from('{"graph": {"format": '), Buffer.from('{"__proto__": {"polluted": 1}}')) },
+      {
+        weight: 1,
+        arbitrary: fc.constantFrom(PNG_1x1, PNG_1x1.subarray(0, 30), Buffer.from('{"graph": {"format": '), Buffer.from('{"__proto__": {"polluted": 1}}')),
+      },
       { weight: 1, arbitrary: deepBody },
     ),
     { freq: 5 },
@@ -297,7 +322,13 @@ function wellFormed(port: number, types: readonly string[]) {
   const graphBody = fc.record({ graph: graphJson(types), outputs: fc.option(fc.array(nodeId, { maxLength: 2 }), { freq: 6 }) }, { requiredKeys: ['graph'] });
   // Jobs that run (on the test catalog): a number, counted up a few steps, saved as a picture or shown.
   const runnable = fc
-    .record({ value: num, steps: fc.integer({ min: 1, max: 3 }), output: fc.constantFrom('Save', 'Show'), title: fc.string({ maxLength: 40 }), front: fc.boolean() })
+    .record({
+      value: num,
+      steps: fc.integer({ min: 1, max: 3 }),
+      output: fc.constantFrom('Save', 'Show'),
+      title: fc.string({ maxLength: 40 }),
+      front: fc.boolean(),
+    })
     .map((j) => ({
       front: j.front,
       graph: {
@@ -324,15 +355,27 @@ function wellFormed(port: number, types: readonly string[]) {
     }),
     graphBody.map((b) => ({ method: 'POST', path: '/api/validate?requireOutput=1', type: 'application/json', body: json(b) })),
     fc.tuple(pathSegment, graphBody).map(([name, b]) => ({ method: 'PUT', path: `/api/graphs/${name}`, type: 'application/json', body: json(b) })),
-    fc.tuple(fc.constantFrom('image/png', 'image/jpeg', 'image/webp'), fc.oneof(fc.constant(PNG_1x1), fc.uint8Array({ maxLength: 200 }).map((a) => Buffer.from(a)))).map(([type, body]) => ({
-      method: 'POST',
-      path: '/api/uploads',
-      type,
-      body,
-    })),
-    fc.tuple(fc.constantFrom('GET', 'DELETE'), fc.constantFrom('graphs', 'jobs'), pathSegment).map(([method, what, name]) => ({ method, path: `/api/${what}/${name}` })),
+    fc
+      .tuple(
+        fc.constantFrom('image/png', 'image/jpeg', 'image/webp'),
+        fc.oneof(
+          fc.constant(PNG_1x1),
+          fc.uint8Array({ maxLength: 200 }).map((a) => Buffer.from(a)),
+        ),
+      )
+      .map(([type, body]) => ({
+        method: 'POST',
+        path: '/api/uploads',
+        type,
+        body,
+      })),
+    fc
+      .tuple(fc.constantFrom('GET', 'DELETE'), fc.constantFrom('graphs', 'jobs'), pathSegment)
+      .map(([method, what, name]) => ({ method, path: `/api/${what}/${name}` })),
     pathSegment.map((name) => ({ method: 'POST', path: `/api/jobs/${name}/cancel` })),
-    fc.tuple(fc.constantFrom('uploads', 'results', 'builtin'), pathSegment).map(([what, name]) => ({ method: 'GET', path: `/api/${what}/${name}${what === 'builtin' ? '.png' : ''}` })),
+    fc
+      .tuple(fc.constantFrom('uploads', 'results', 'builtin'), pathSegment)
+      .map(([what, name]) => ({ method: 'GET', path: `/api/${what}/${name}${what === 'builtin' ? '.png' : ''}` })),
   );
   return call.map((c): RawRequest => {
     const headers: Record<string, string> = { host: `127.0.0.1:${port}`, 'x-requested-with': 'dualstyle' };
@@ -350,12 +393,18 @@ function hostile(port: number, types: readonly string[]) {
   const allowedHost = `127.0.0.1:${port}`;
   return fc
     .record({
-      method: fc.oneof({ weight: 8, arbitrary: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE') }, { weight: 1, arbitrary: fc.constantFrom('PATCH', 'HEAD', 'OPTIONS', 'PROPFIND') }),
+      method: fc.oneof(
+        { weight: 8, arbitrary: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE') },
+        { weight: 1, arbitrary: fc.constantFrom('PATCH', 'HEAD', 'OPTIONS', 'PROPFIND') },
+      ),
       route,
       query,
       contentType,
       requestedWith: fc.option(fc.constantFrom('dualstyle', 'XMLHttpRequest', ''), { freq: 3 }),
-      host: fc.oneof({ weight: 10, arbitrary: fc.constant(allowedHost) }, { weight: 1, arbitrary: fc.constantFrom('attacker.example', `localhost:${port}`, '[::1]', 'evil@127.0.0.1', '127.0.0.1.nip.io') }),
+      host: fc.oneof(
+        { weight: 10, arbitrary: fc.constant(allowedHost) },
+        { weight: 1, arbitrary: fc.constantFrom('attacker.example', `localhost:${port}`, '[::1]', 'evil@127.0.0.1', '127.0.0.1.nip.io') },
+      ),
       origin: fc.oneof(
         { weight: 6, arbitrary: fc.constant(null) },
         { weight: 1, arbitrary: fc.constantFrom(`http://${allowedHost}`, 'http://attacker.example', 'null', 'file://', 'http://localhost:5173', 'garbage') },

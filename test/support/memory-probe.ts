@@ -89,7 +89,9 @@ async function idle(maxSide: number, steps: number, idleMs: number): Promise<obj
     const big = withParams(template, { LoadImage: { max_side: maxSide }, Invert: { steps, skip: 1 } });
     await runner.run(small);
     const before = rss();
-    const release = new Promise<{ released: number; rssBefore: number; rssAfter: number }>((resolve) => runner.onRelease((e) => e.why === 'idle' && resolve(e)));
+    const release = new Promise<{ released: number; rssBefore: number; rssAfter: number }>((resolve) =>
+      runner.onRelease((e) => e.why === 'idle' && resolve(e)),
+    );
     await runner.run(big);
     const held = rss();
     const loadedHeld = pipelines.size;

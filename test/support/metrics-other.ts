@@ -63,13 +63,19 @@ function variants(o: Picture, seed: number): [Picture, Picture] {
       }
     }
   }
-  return [{ data: shifted, width, height }, { data: noisy, width, height }];
+  return [
+    { data: shifted, width, height },
+    { data: noisy, width, height },
+  ];
 }
 
 /** Every picture by its name in metrics.json: wide_original, wide_gen0, wide_gen1, tall_… */
 export function metricsOtherPictures(): Map<string, Picture> {
   const out = new Map<string, Picture>();
-  for (const [name, [w, h, seed]] of [['wide', [48, 26, 1]], ['tall', [24, 40, 2]]] as const) {
+  for (const [name, [w, h, seed]] of [
+    ['wide', [48, 26, 1]],
+    ['tall', [24, 40, 2]],
+  ] as const) {
     const o = picture(w, h, seed);
     out.set(`${name}_original`, o);
     variants(o, seed + 10).forEach((g, i) => out.set(`${name}_gen${i}`, g));

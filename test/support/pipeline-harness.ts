@@ -39,7 +39,10 @@ export class Runner extends GraphRunner {
     return new Runner({ catalog, dataDir, executionProvider: 'cpu', modelRoots: [path.dirname(tinySd), os.tmpdir()], ...opts });
   }
 
-  override async run(graph: unknown, opts: { signal?: AbortSignal; previewIntervalMs?: number; onEvent?: (e: ExecEvent) => void } = {}): Promise<ExecuteSummary> {
+  override async run(
+    graph: unknown,
+    opts: { signal?: AbortSignal; previewIntervalMs?: number; onEvent?: (e: ExecEvent) => void } = {},
+  ): Promise<ExecuteSummary> {
     this.events = [];
     return super.run(graph, {
       jobId: 'test',

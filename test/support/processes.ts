@@ -11,7 +11,9 @@ import { PROJECT_ROOT } from '../../server/util/project.ts';
 
 const started = new Set<ChildProcess>();
 
-export const REDIS_SERVER = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((p) => existsSync(p)) ?? (spawnSync('which', ['redis-server']).stdout?.toString().trim() || null);
+export const REDIS_SERVER =
+  ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((p) => existsSync(p)) ??
+  (spawnSync('which', ['redis-server']).stdout?.toString().trim() || null);
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -116,12 +118,17 @@ export async function startRedis(opts: { port?: number; persistDir?: string; arg
 const ENTRY = path.join(PROJECT_ROOT, 'test/support/studio-entry.ts');
 
 function env(): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !['PORT', 'HOST', 'DUALSTYLE_TOKEN', 'DUALSTYLE_EP', 'DUALSTYLE_REDIS', 'DUALSTYLE_DATA'].includes(k)));
+  return Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !['PORT', 'HOST', 'DUALSTYLE_TOKEN', 'DUALSTYLE_EP', 'DUALSTYLE_REDIS', 'DUALSTYLE_DATA'].includes(k)),
+  );
 }
 
 /** The studio server with the test catalog; resolves once it listens, with its URL. */
 export async function startServer(args: string[]): Promise<{ url: string; child: Child }> {
-  const child = track(spawn(process.execPath, ['--import', 'tsx', ENTRY, 'server', '--port', '0', '--ep', 'cpu', ...args], { cwd: PROJECT_ROOT, env: env() }), 'server');
+  const child = track(
+    spawn(process.execPath, ['--import', 'tsx', ENTRY, 'server', '--port', '0', '--ep', 'cpu', ...args], { cwd: PROJECT_ROOT, env: env() }),
+    'server',
+  );
   const m = await child.waitFor(/Dual Style Studio running at (http:\/\/127\.0\.0\.1:\d+\/)/);
   await child.waitFor(/jobs: /);
   return { url: m[1]!, child };

@@ -59,7 +59,12 @@ export function openRawWebSocket(url: string, headers: Record<string, string> = 
 function frame(payload: Buffer): Buffer {
   const mask = randomBytes(4);
   const n = payload.length;
-  const head = n < 126 ? Buffer.from([0x81, 0x80 | n]) : n < 65536 ? Buffer.from([0x81, 0x80 | 126, n >> 8, n & 255]) : Buffer.concat([Buffer.from([0x81, 0x80 | 127]), u64(n)]);
+  const head =
+    n < 126
+      ? Buffer.from([0x81, 0x80 | n])
+      : n < 65536
+        ? Buffer.from([0x81, 0x80 | 126, n >> 8, n & 255])
+        : Buffer.concat([Buffer.from([0x81, 0x80 | 127]), u64(n)]);
   const body = Buffer.alloc(n);
   for (let i = 0; i < n; i++) body[i] = payload[i]! ^ mask[i % 4]!;
   return Buffer.concat([head, mask, body]);

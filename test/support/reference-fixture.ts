@@ -81,7 +81,9 @@ export async function writeReferenceFixture(dir: string, s: FixtureSettings): Pr
   const n = 4 * w * h;
   const R = s.steps - s.skip;
   const open = (rel: string) => ort.InferenceSession.create(path.join(dir, rel));
-  const [text, unet, encoder, decoder] = await Promise.all(['text_encoder/model.onnx', 'unet/model.onnx', 'vae_encoder/model.onnx', 'vae_decoder/model.onnx'].map(open));
+  const [text, unet, encoder, decoder] = await Promise.all(
+    ['text_encoder/model.onnx', 'unet/model.onnx', 'vae_encoder/model.onnx', 'vae_decoder/model.onnx'].map(open),
+  );
   const ref = path.join(dir, 'reference');
   await mkdir(ref, { recursive: true });
   const npy = (name: string, data: Float32Array, shape: number[]) => writeFile(path.join(ref, `${name}.npy`), encodeNpy(data, shape));
@@ -124,7 +126,15 @@ export async function writeReferenceFixture(dir: string, s: FixtureSettings): Pr
       const [x, y] = [p % W, Math.floor(p / W)];
       return 0.5 + 0.4 * Math.sin(0.11 * x * (c + 1) + 0.07 * y) * Math.cos(0.05 * (x - y));
     });
-    const latent = (await encoder.run({ sample: new ort.Tensor('float32', image.map((v) => 2 * v - 1), [1, 3, H, W]) })).latent_sample!;
+    const latent = (
+      await encoder.run({
+        sample: new ort.Tensor(
+          'float32',
+          image.map((v) => 2 * v - 1),
+          [1, 3, H, W],
+        ),
+      })
+    ).latent_sample!;
     const x0 = Float64Array.from((latent.data as Float32Array).subarray(0, n), (v) => v * SCALE); // mean: the first 4 channels
     const noise = Array.from({ length: R + 1 }, (_, i) => gaussian(n, s.seed * 1000 + i));
 
@@ -138,7 +148,9 @@ export async function writeReferenceFixture(dir: string, s: FixtureSettings): Pr
         k === 0 ? v : Math.sqrt(ap[k]!) * v + (dir * (x[j]! - Math.sqrt(a[k]!) * v)) / Math.sqrt(1 - a[k]!) + sig[k]! * noise[i + 1]![j]!,
       );
       const e = await guided(x, tau[k]!, src, s.encoderGuidance);
-      z.push(Float32Array.from(next, (v, j) => (v - (Math.sqrt(ap[k]!) * ((x[j]! - Math.sqrt(1 - a[k]!) * e[j]!) / Math.sqrt(a[k]!)) + dir * e[j]!)) / sig[k]!));
+      z.push(
+        Float32Array.from(next, (v, j) => (v - (Math.sqrt(ap[k]!) * ((x[j]! - Math.sqrt(1 - a[k]!) * e[j]!) / Math.sqrt(a[k]!)) + dir * e[j]!)) / sig[k]!),
+      );
       x = next;
     }
 
@@ -149,12 +161,23 @@ export async function writeReferenceFixture(dir: string, s: FixtureSettings): Pr
         const k = R - 1 - i;
         const e = await rule(xd, tau[k]!);
         const dir = Math.sqrt(1 - ap[k]! - sig[k]! ** 2);
-        xd = Float64Array.from(xd, (v, j) => Math.sqrt(ap[k]!) * ((v - Math.sqrt(1 - a[k]!) * e[j]!) / Math.sqrt(a[k]!)) + dir * e[j]! + sig[k]! * z[i + 1]![j]!);
+        xd = Float64Array.from(
+          xd,
+          (v, j) => Math.sqrt(ap[k]!) * ((v - Math.sqrt(1 - a[k]!) * e[j]!) / Math.sqrt(a[k]!)) + dir * e[j]! + sig[k]! * z[i + 1]![j]!,
+        );
       }
       return Float32Array.from(xd);
     };
     const toImage = async (l: Float32Array) => {
-      const out = (await decoder.run({ latent_sample: new ort.Tensor('float32', l.map((v) => v / SCALE), [1, 4, h, w]) })).sample!.data as Float32Array;
+      const out = (
+        await decoder.run({
+          latent_sample: new ort.Tensor(
+            'float32',
+            l.map((v) => v / SCALE),
+            [1, 4, h, w],
+          ),
+        })
+      ).sample!.data as Float32Array;
       return out.map((v) => (Math.min(1, Math.max(-1, v)) + 1) / 2);
     };
     const sd = s.decoderGuidance;
@@ -182,14 +205,21 @@ export async function writeReferenceFixture(dir: string, s: FixtureSettings): Pr
     for (const shape of ['linear', 'logistic'] as const) {
       const M = mask(shape, W, H, s.sharpness);
       const [i1, i2] = [images.get('single_c1')!, images.get('single_c2')!];
-      await npy(`pixelmerge_${shape}_image`, i1.map((v, i) => M[i % (W * H)]! * v + (1 - M[i % (W * H)]!) * i2[i]!), [1, 3, H, W]);
+      await npy(
+        `pixelmerge_${shape}_image`,
+        i1.map((v, i) => M[i % (W * H)]! * v + (1 - M[i % (W * H)]!) * i2[i]!),
+        [1, 3, H, W],
+      );
     }
 
     // One UNet call, batch 2 (∅, style1) at t = 500; its attention-merge limits: ones = c1 rows, zeros = c2 rows.
     const sampleIn = gaussian(2 * n, s.seed + 7);
     const rows = (a1: Float32Array, a2: Float32Array) => Float32Array.from([...a1, ...a2]);
     const run500 = async (ehs: Float32Array) => {
-      const [r0, r1] = await Promise.all([eps(sampleIn.subarray(0, n), 500, [ehs.subarray(0, 77 * 32)]), eps(sampleIn.subarray(n), 500, [ehs.subarray(77 * 32)])]);
+      const [r0, r1] = await Promise.all([
+        eps(sampleIn.subarray(0, n), 500, [ehs.subarray(0, 77 * 32)]),
+        eps(sampleIn.subarray(n), 500, [ehs.subarray(77 * 32)]),
+      ]);
       return rows(r0[0]!, r1[0]!);
     };
     const [ehs, ehs2] = [rows(uncond, c1), rows(uncond, c2)];
@@ -213,7 +243,10 @@ export async function writeReferenceFixture(dir: string, s: FixtureSettings): Pr
     ]);
     const json = (name: string, v: unknown) => writeFile(path.join(ref, name), JSON.stringify(v, null, 1));
     await json('schedule.json', sched);
-    await json('tokenizer_cases.json', Object.values(P).map((prompt) => ({ prompt, input_ids: tokenize(prompt) })));
+    await json(
+      'tokenizer_cases.json',
+      Object.values(P).map((prompt) => ({ prompt, input_ids: tokenize(prompt) })),
+    );
     await json('manifest.json', {
       seed: s.seed,
       height: H,

@@ -9,10 +9,7 @@ import { main } from '../../server/main.ts';
 import { testNodes } from './test-nodes.ts';
 
 const [role, ...args] = process.argv.slice(2);
-const run =
-  role === 'worker'
-    ? runWorker(args, { catalog: testNodes, previewIntervalMs: 0 })
-    : main(args, { catalog: testNodes, previewIntervalMs: 0 });
+const run = role === 'worker' ? runWorker(args, { catalog: testNodes, previewIntervalMs: 0 }) : main(args, { catalog: testNodes, previewIntervalMs: 0 });
 run.then(
   (code) => process.exit(code),
   (err: unknown) => {

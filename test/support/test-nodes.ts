@@ -158,7 +158,12 @@ export const Warner = defineNode({
   description: 'Passes a number through with a warning.',
   inputs: { x: { type: 'Number' } },
   outputs: { y: { type: 'Number' } },
-  params: z.object({ text: z.string().default('prompt truncated to 77 tokens').meta({ ui: { multiline: true } }) }),
+  params: z.object({
+    text: z
+      .string()
+      .default('prompt truncated to 77 tokens')
+      .meta({ ui: { multiline: true } }),
+  }),
   async run({ inputs, params, ctx }) {
     runLog.push(ctx.nodeId);
     ctx.warn(params.text);
@@ -211,7 +216,9 @@ export const Save = defineNode({
   async run({ inputs, ctx }) {
     runLog.push(ctx.nodeId);
     const level = Math.max(0, Math.min(255, Math.round(inputs.value)));
-    const png = await sharp({ create: { width: 16, height: 16, channels: 3, background: { r: level, g: 0, b: 255 - level } } }).png().toBuffer();
+    const png = await sharp({ create: { width: 16, height: 16, channels: 3, background: { r: level, g: 0, b: 255 - level } } })
+      .png()
+      .toBuffer();
     const image = await ctx.saveResult('test', png, { width: 16, height: 16 });
     return { outputs: {}, result: { images: [image], text: `value ${inputs.value}` } };
   },
@@ -230,7 +237,11 @@ export const LoadImage = defineNode({
   inputs: {},
   outputs: { image: { type: 'Image' } },
   params: z.object({
-    file: z.string().min(1).meta({ ui: { kind: 'image' } }).describe('Uploaded file name'),
+    file: z
+      .string()
+      .min(1)
+      .meta({ ui: { kind: 'image' } })
+      .describe('Uploaded file name'),
     width: z.number().int().min(64).max(2048).multipleOf(64).default(512),
   }),
   run: never,
@@ -244,10 +255,20 @@ export const Invert = defineNode({
   inputs: { latent: { type: 'Latent' }, model: { type: 'Model' } },
   outputs: { inversion: { type: 'Inversion' } },
   params: z.object({
-    steps: z.number().int().min(1).max(1000).default(100).meta({ label: 'Steps', ui: { slider: true } }),
+    steps: z
+      .number()
+      .int()
+      .min(1)
+      .max(1000)
+      .default(100)
+      .meta({ label: 'Steps', ui: { slider: true } }),
     skip: z.number().int().min(0).default(20),
     eta: z.number().min(0).max(1).default(0.1).meta({ step: 0.05 }),
-    sourcePrompt: z.string().default('').meta({ ui: { multiline: true } }).describe('Prompt describing the input image'),
+    sourcePrompt: z
+      .string()
+      .default('')
+      .meta({ ui: { multiline: true } })
+      .describe('Prompt describing the input image'),
   }),
   check(p) {
     return p.skip >= p.steps ? [{ field: 'skip', message: `must be less than steps (${p.steps}), got ${p.skip}` }] : [];
@@ -279,7 +300,12 @@ export const LoadModel = defineNode({
   description: 'Loads a pipeline.',
   inputs: {},
   outputs: { model: { type: 'Model' } },
-  params: z.object({ folder: z.string().default('demo').meta({ ui: { kind: 'model' } }) }),
+  params: z.object({
+    folder: z
+      .string()
+      .default('demo')
+      .meta({ ui: { kind: 'model' } }),
+  }),
   run: never,
 });
 

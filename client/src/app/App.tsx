@@ -32,14 +32,20 @@ export function App() {
   const [error, setError] = useState<string | null>(null);
   const boot = useCallback(() => {
     setError(null);
-    api.health().then((h) => healthState.set(h), () => undefined);
-    api.catalog().then(setCatalog, (err: Error) =>
-      setError(
-        err instanceof ApiError && err.status === 401
-          ? `${accessToken() ? 'The access token this tab was opened with is wrong.' : 'This studio is protected by an access token.'} Open it as ${window.location.origin}/?token=<token>, with the token the server was started with (--token or DUALSTYLE_TOKEN).`
-          : err.message,
-      ),
+    api.health().then(
+      (h) => healthState.set(h),
+      () => undefined,
     );
+    api
+      .catalog()
+      .then(setCatalog, (err: Error) =>
+        setError(
+          err instanceof ApiError && err.status === 401
+            ? `${accessToken() ? 'The access token this tab was opened with is wrong.' : 'This studio is protected by an access token.'} ` +
+                `Open it as ${window.location.origin}/?token=<token>, with the token the server was started with (--token or DUALSTYLE_TOKEN).`
+            : err.message,
+        ),
+      );
   }, []);
   useEffect(boot, [boot]);
   if (error) {

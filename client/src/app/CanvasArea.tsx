@@ -28,8 +28,8 @@ export function CanvasArea(props: {
       {props.welcome && !closed ? (
         <div className="sd-hint" data-testid="first-hint" role="note">
           <span>
-            Press <b>Run</b> to see the demo; load your own image in <b>Load Image</b>; fetch a real model with <code>npm run fetch-model</code> and
-            set it in <b>Load Model</b>. Press <kbd>?</kbd> for shortcuts.
+            Press <b>Run</b> to see the demo; load your own image in <b>Load Image</b>; fetch a real model with <code>npm run fetch-model</code> and set it in{' '}
+            <b>Load Model</b>. Press <kbd>?</kbd> for shortcuts.
           </span>
           <button
             type="button"
@@ -74,7 +74,11 @@ export function CanvasArea(props: {
             </button>
           </div>
         ) : null}
-        {dropping ? <div className="sd-drop-overlay">Drop a picture to load it in a new Load Image node, or a graph file (.json, or a PNG from the studio) to open it</div> : null}
+        {dropping ? (
+          <div className="sd-drop-overlay">
+            Drop a picture to load it in a new Load Image node, or a graph file (.json, or a PNG from the studio) to open it
+          </div>
+        ) : null}
       </div>
     </div>
   );

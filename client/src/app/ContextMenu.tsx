@@ -4,11 +4,14 @@
  * a connection, a reroute point or a frame: what can be done to it. Esc or a click elsewhere
  * closes it; it draws above everything on the canvas.
  */
-import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
+import { useEffect, useLayoutEffect, useRef, useState } from 'react';
 import type { CatalogNode } from '../../../server/protocol/catalog.ts';
-import { groupByCategory, searchCatalog } from '../catalog-search.ts';
+import { groupByCategory } from '../catalog-search.ts';
 import type { Position } from '../graph-io.ts';
 import { useStableCallback } from './hooks/useLatest.ts';
+import { NodeSearchInput, NodeSearchResults, useNodeSearch } from './NodeSearch.tsx';
+
+const NO_NODES: CatalogNode[] = [];
 
 export interface MenuItem {
   label: string;
@@ -25,13 +28,15 @@ export function ContextMenu(props: {
   items: MenuItem[];
   onClose(): void;
 }) {
-  const [query, setQuery] = useState('');
-  const [active, setActive] = useState(0);
   const [open, setOpen] = useState<string | null>(null);
   const box = useRef<HTMLDivElement>(null);
   const [pos, setPos] = useState(props.at);
-  const found = useMemo(() => (props.nodes && query.trim() ? searchCatalog(props.nodes, query) : []), [props.nodes, query]);
-  const searching = query.trim() !== '';
+  const pick = (type: string) => {
+    props.onClose();
+    props.onAddNode?.(type);
+  };
+  const search = useNodeSearch(props.nodes ?? NO_NODES, pick, false);
+  const searching = search.query.trim() !== '';
 
   // Kept on screen: a menu opened near an edge opens towards the middle.
   useLayoutEffect(() => {
@@ -61,47 +66,24 @@ export function ContextMenu(props: {
       window.removeEventListener('pointerdown', onDown, true);
     };
   }, [close]);
-  useEffect(() => setActive(0), [query]);
-
-  const pick = (type: string) => {
-    props.onClose();
-    props.onAddNode?.(type);
-  };
   return (
     <div ref={box} className="sd-menu" data-testid="menu" role="menu" style={{ left: pos.x, top: pos.y }} onContextMenu={(e) => e.preventDefault()}>
       {props.nodes ? (
         <>
-          <input
-            autoFocus
-            className="sd-menu-search"
-            data-testid="menu-search"
-            placeholder="Search nodes…"
-            value={query}
-            onChange={(e) => setQuery(e.target.value)}
-            onKeyDown={(e) => {
-              if (e.key === 'ArrowDown') {
-                e.preventDefault();
-                setActive((a) => Math.min(a + 1, found.length - 1));
-              } else if (e.key === 'ArrowUp') {
-                e.preventDefault();
-                setActive((a) => Math.max(a - 1, 0));
-              } else if (e.key === 'Enter' && found[active]) {
-                pick(found[active].type);
-              }
-            }}
-          />
+          <NodeSearchInput search={search} className="sd-menu-search" testId="menu-search" />
           {searching ? (
-            <ul className="sd-menu-list">
-              {found.map((n, i) => (
-                <li key={n.type}>
-                  <button type="button" className={i === active ? 'active' : ''} data-testid="menu-node" data-node-type={n.type} onMouseEnter={() => setActive(i)} onClick={() => pick(n.type)}>
-                    <span>{n.title}</span>
-                    <span className="muted">{n.category}</span>
-                  </button>
-                </li>
-              ))}
-              {found.length === 0 ? <li className="muted sd-menu-none">No node matches “{query}”.</li> : null}
-            </ul>
+            <NodeSearchResults
+              search={search}
+              className="sd-menu-list"
+              emptyClassName="muted sd-menu-none"
+              itemAttrs={(n) => ({ 'data-testid': 'menu-node', 'data-node-type': n.type })}
+              renderItem={(n) => (
+                <>
+                  <span>{n.title}</span>
+                  <span className="muted">{n.category}</span>
+                </>
+              )}
+            />
           ) : (
             <ul className="sd-menu-list">
               {groupByCategory(props.nodes).map(([category, list]) => (

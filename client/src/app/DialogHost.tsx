@@ -43,7 +43,16 @@ export function DialogHost(props: {
     case 'help':
       return <HelpDialog onClose={onClose} />;
     case 'confirm':
-      return <ConfirmDialog title={dialog.title} message={dialog.message} confirmLabel={dialog.confirmLabel} danger onConfirm={dialog.onConfirm} onCancel={onClose} />;
+      return (
+        <ConfirmDialog
+          title={dialog.title}
+          message={dialog.message}
+          confirmLabel={dialog.confirmLabel}
+          danger
+          onConfirm={dialog.onConfirm}
+          onCancel={onClose}
+        />
+      );
     default:
       return null;
   }

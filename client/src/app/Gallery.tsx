@@ -73,7 +73,13 @@ export function GalleryPanel(props: { onCompare: (images: GalleryImage[]) => voi
               </span>
               <time>{timeOf(run.at)}</time>
               {run.images.length >= 2 ? (
-                <button type="button" className="sd-link" data-testid="gallery-compare-run" onClick={() => props.onCompare(run.images)} title="Compare the results of this run">
+                <button
+                  type="button"
+                  className="sd-link"
+                  data-testid="gallery-compare-run"
+                  onClick={() => props.onCompare(run.images)}
+                  title="Compare the results of this run"
+                >
                   Compare all
                 </button>
               ) : null}
@@ -81,7 +87,13 @@ export function GalleryPanel(props: { onCompare: (images: GalleryImage[]) => voi
             <ul>
               {run.images.map((img) => (
                 <li key={img.key} className={picked.has(img.key) ? 'picked' : ''} data-testid="gallery-item" data-node-id={img.nodeId}>
-                  <input type="checkbox" data-testid="gallery-select" checked={picked.has(img.key)} onChange={() => toggle(img.key)} title="Choose for comparison" />
+                  <input
+                    type="checkbox"
+                    data-testid="gallery-select"
+                    checked={picked.has(img.key)}
+                    onChange={() => toggle(img.key)}
+                    title="Choose for comparison"
+                  />
                   <button type="button" className="sd-gallery-thumb" onClick={() => props.onCompare([img])} title="View large">
                     <img src={withToken(img.url)} alt={img.title} loading="lazy" draggable={false} />
                   </button>
@@ -93,10 +105,21 @@ export function GalleryPanel(props: { onCompare: (images: GalleryImage[]) => voi
                       {img.width}×{img.height} · {timeOf(img.at)}
                     </span>
                     <span>
-                      <button type="button" className="sd-link" data-testid="gallery-download" onClick={() => props.onDownload(img)} title="Download as PNG with the run's graph embedded">
+                      <button
+                        type="button"
+                        className="sd-link"
+                        data-testid="gallery-download"
+                        onClick={() => props.onDownload(img)}
+                        title="Download as PNG with the run's graph embedded"
+                      >
                         PNG
                       </button>
-                      <button type="button" className="sd-link" onClick={() => gallery.remove([img.key])} title="Remove from the list (the file stays on the server)">
+                      <button
+                        type="button"
+                        className="sd-link"
+                        onClick={() => gallery.remove([img.key])}
+                        title="Remove from the list (the file stays on the server)"
+                      >
                         Remove
                       </button>
                     </span>
@@ -132,7 +155,13 @@ export function CompareView(props: { images: GalleryImage[]; onDownload: (image:
           <button type="button" aria-pressed={mode === 'side'} className={mode === 'side' ? 'primary' : ''} onClick={() => setMode('side')}>
             Side by side
           </button>
-          <button type="button" aria-pressed={mode === 'slider'} className={mode === 'slider' ? 'primary' : ''} data-testid="compare-mode-slider" onClick={() => setMode('slider')}>
+          <button
+            type="button"
+            aria-pressed={mode === 'slider'}
+            className={mode === 'slider' ? 'primary' : ''}
+            data-testid="compare-mode-slider"
+            onClick={() => setMode('slider')}
+          >
             Slider
           </button>
         </div>
@@ -194,7 +223,15 @@ function CompareSlider({ a, b, aspect }: { a: GalleryImage; b: GalleryImage; asp
         <img src={withToken(b.url)} alt={b.title} draggable={false} style={{ clipPath: `inset(0 0 0 ${pos}%)` }} />
         <div className="sd-compare-divider" style={{ left: `${pos}%` }} />
       </div>
-      <input type="range" min={0} max={100} value={pos} onChange={(e) => setPos(Number(e.target.value))} aria-label="Divider position" data-testid="compare-range" />
+      <input
+        type="range"
+        min={0}
+        max={100}
+        value={pos}
+        onChange={(e) => setPos(Number(e.target.value))}
+        aria-label="Divider position"
+        data-testid="compare-range"
+      />
       <div className="sd-compare-labels">
         <span>
           ← {a.title} · {timeOf(a.at)}

@@ -40,7 +40,13 @@ export function QueuePanel(props: { onWatch(jobId: string): void; onCancel(jobId
         </span>
         <span>
           {queue && queue.pending.length > 1 ? (
-            <button type="button" className="sd-link" data-testid="queue-clear" onClick={() => queue.pending.forEach((j) => props.onCancel(j.id))} title="Take every waiting job out of the queue (the running one goes on)">
+            <button
+              type="button"
+              className="sd-link"
+              data-testid="queue-clear"
+              onClick={() => queue.pending.forEach((j) => props.onCancel(j.id))}
+              title="Take every waiting job out of the queue (the running one goes on)"
+            >
               Clear waiting
             </button>
           ) : null}
@@ -70,7 +76,11 @@ export function QueuePanel(props: { onWatch(jobId: string): void; onCancel(jobId
                 <span className="sd-queue-pos">{running ? '▶' : `#${job.position}`}</span>
                 <span className="sd-queue-title">{job.title || 'Untitled graph'}</span>
                 {mine.has(job.id) ? <span className="sd-tag">this tab</span> : null}
-                {job.worker && job.worker !== 'local' ? <span className="muted" title="The worker that runs it">{job.worker}</span> : null}
+                {job.worker && job.worker !== 'local' ? (
+                  <span className="muted" title="The worker that runs it">
+                    {job.worker}
+                  </span>
+                ) : null}
                 <button
                   type="button"
                   className="sd-link"

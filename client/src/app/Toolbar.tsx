@@ -43,24 +43,57 @@ export function Toolbar(p: ToolbarProps) {
     <header className="sd-toolbar">
       <div className="sd-brand">Dual Style Studio</div>
       <div className="sd-group">
-        <button type="button" data-testid="btn-new" onClick={p.onNew} title="New empty graph">New</button>
-        <button type="button" data-testid="btn-open" onClick={p.onOpen} title="Open a template or saved graph (Ctrl+O)">Open…</button>
-        <button type="button" data-testid="btn-save" onClick={p.onSave} title="Save on the server (Ctrl+S)">Save</button>
+        <button type="button" data-testid="btn-new" onClick={p.onNew} title="New empty graph">
+          New
+        </button>
+        <button type="button" data-testid="btn-open" onClick={p.onOpen} title="Open a template or saved graph (Ctrl+O)">
+          Open…
+        </button>
+        <button type="button" data-testid="btn-save" onClick={p.onSave} title="Save on the server (Ctrl+S)">
+          Save
+        </button>
         <MoreMenu>
-          <button type="button" data-testid="btn-save-as" onClick={p.onSaveAs} title="Save under a new name">Save as…</button>
-          <button type="button" data-testid="btn-export" onClick={p.onExport} title="Download the graph as JSON">Export JSON</button>
-          <button type="button" data-testid="btn-import" onClick={p.onImport} title="Open a graph JSON file or a PNG downloaded from the studio (or drop it on the canvas)">Import…</button>
+          <button type="button" data-testid="btn-save-as" onClick={p.onSaveAs} title="Save under a new name">
+            Save as…
+          </button>
+          <button type="button" data-testid="btn-export" onClick={p.onExport} title="Download the graph as JSON">
+            Export JSON
+          </button>
+          <button
+            type="button"
+            data-testid="btn-import"
+            onClick={p.onImport}
+            title="Open a graph JSON file or a PNG downloaded from the studio (or drop it on the canvas)"
+          >
+            Import…
+          </button>
         </MoreMenu>
       </div>
       <div className="sd-group">
-        <button type="button" data-testid="btn-add-node" onClick={p.onAddNode} title="Add a node (or double-click the canvas, or right-click)">+ Node</button>
-        <button type="button" data-testid="btn-undo" onClick={p.onUndo} title="Undo (Ctrl+Z)" aria-label="Undo">↶</button>
-        <button type="button" data-testid="btn-redo" onClick={p.onRedo} title="Redo (Ctrl+Shift+Z / Ctrl+Y)" aria-label="Redo">↷</button>
-        <button type="button" data-testid="btn-fit" onClick={p.onFit} title="Show the whole graph (F)">Fit</button>
-        <button type="button" data-testid="btn-arrange" onClick={p.onArrange} title="Arrange the nodes left to right, without overlaps (Ctrl+Shift+A)">Arrange</button>
-        <button type="button" data-testid="btn-help" onClick={p.onHelp} title="Keyboard shortcuts (?)">?</button>
+        <button type="button" data-testid="btn-add-node" onClick={p.onAddNode} title="Add a node (or double-click the canvas, or right-click)">
+          + Node
+        </button>
+        <button type="button" data-testid="btn-undo" onClick={p.onUndo} title="Undo (Ctrl+Z)" aria-label="Undo">
+          ↶
+        </button>
+        <button type="button" data-testid="btn-redo" onClick={p.onRedo} title="Redo (Ctrl+Shift+Z / Ctrl+Y)" aria-label="Redo">
+          ↷
+        </button>
+        <button type="button" data-testid="btn-fit" onClick={p.onFit} title="Show the whole graph (F)">
+          Fit
+        </button>
+        <button type="button" data-testid="btn-arrange" onClick={p.onArrange} title="Arrange the nodes left to right, without overlaps (Ctrl+Shift+A)">
+          Arrange
+        </button>
+        <button type="button" data-testid="btn-help" onClick={p.onHelp} title="Keyboard shortcuts (?)">
+          ?
+        </button>
       </div>
-      <div className="sd-doc" data-testid="doc-label" title={`${p.docLabel}${p.isTemplate ? ' (template, read-only: Save makes a copy)' : ''} · ${p.dirty ? 'unsaved changes, kept in this browser until you save' : 'no unsaved changes'}`}>
+      <div
+        className="sd-doc"
+        data-testid="doc-label"
+        title={`${p.docLabel}${p.isTemplate ? ' (template, read-only: Save makes a copy)' : ''} · ${p.dirty ? 'unsaved changes, kept in this browser until you save' : 'no unsaved changes'}`}
+      >
         <span className="sd-doc-name" data-testid="doc-name">
           {p.docLabel}
         </span>
@@ -72,14 +105,31 @@ export function Toolbar(p: ToolbarProps) {
         ) : null}
       </div>
       <div className="sd-group right">
-        <button type="button" className={`sd-problems-btn${p.problemCount ? ' has' : ''}`} data-testid="btn-problems" onClick={p.onToggleProblems} title="Show or hide the problems panel">
+        <button
+          type="button"
+          className={`sd-problems-btn${p.problemCount ? ' has' : ''}`}
+          data-testid="btn-problems"
+          onClick={p.onToggleProblems}
+          title="Show or hide the problems panel"
+        >
           {p.problemCount ? `⚠ ${p.problemCount}` : '✓'}
           <span className="sd-wide-only">{p.problemCount ? ` problem${p.problemCount === 1 ? '' : 's'}` : ' No problems'}</span>
         </button>
-        <button type="button" className={`sd-results-btn${p.freshResults ? ' fresh' : ''}`} data-testid="btn-results" onClick={p.onToggleResults} title="Show or hide the results of your runs (compare them side by side)">
+        <button
+          type="button"
+          className={`sd-results-btn${p.freshResults ? ' fresh' : ''}`}
+          data-testid="btn-results"
+          onClick={p.onToggleResults}
+          title="Show or hide the results of your runs (compare them side by side)"
+        >
           Results{p.resultCount ? ` · ${p.resultCount}` : ''}
         </button>
-        <button type="button" data-testid="btn-queue" onClick={p.onToggleQueue} title="Every job of the server, from every tab: position, progress, time left, cancel">
+        <button
+          type="button"
+          data-testid="btn-queue"
+          onClick={p.onToggleQueue}
+          title="Every job of the server, from every tab: position, progress, time left, cancel"
+        >
           Queue{p.queueCount ? ` · ${p.queueCount}` : ''}
         </button>
         <QueueIndicator job={job} labelOf={p.labelOf} />
@@ -123,7 +173,13 @@ function QueueIndicator({ job, labelOf }: { job: JobView | null; labelOf: (id: s
   if (!job) return null;
   const text = jobText(job, now, labelOf);
   return (
-    <span className={`sd-queue state-${job.state}`} data-testid="queue-indicator" data-state={job.state} data-job-id={job.id} title={`${text}${job.message ? `\n${job.message}` : ''}`}>
+    <span
+      className={`sd-queue state-${job.state}`}
+      data-testid="queue-indicator"
+      data-state={job.state}
+      data-job-id={job.id}
+      title={`${text}${job.message ? `\n${job.message}` : ''}`}
+    >
       {text}
     </span>
   );

@@ -1,10 +1,22 @@
 /** Modal dialogs: prompt, confirm, open-graph, and the searchable "Add node" palette. */
-import { useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
+import { useCallback, useEffect, useState, type ReactNode } from 'react';
 import type { CatalogNode } from '../../../server/protocol/catalog.ts';
 import type { GraphListEntry } from '../api.ts';
-import { searchCatalog } from '../catalog-search.ts';
+import { NodeSearchInput, NodeSearchResults, useNodeSearch } from './NodeSearch.tsx';
 
-export function Modal({ title, onClose, children, testId, wide }: { title: string; onClose: () => void; children: ReactNode; testId: string; wide?: boolean | 'full' }) {
+export function Modal({
+  title,
+  onClose,
+  children,
+  testId,
+  wide,
+}: {
+  title: string;
+  onClose: () => void;
+  children: ReactNode;
+  testId: string;
+  wide?: boolean | 'full';
+}) {
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       if (e.key === 'Escape') {
@@ -58,7 +70,11 @@ export function PromptDialog(props: {
           onKeyDown={(e) => e.key === 'Enter' && submit()}
         />
       </label>
-      {(touched && problem) || props.error ? <div className="sd-error" data-testid="prompt-error">{(touched && problem) || props.error}</div> : null}
+      {(touched && problem) || props.error ? (
+        <div className="sd-error" data-testid="prompt-error">
+          {(touched && problem) || props.error}
+        </div>
+      ) : null}
       <div className="sd-actions">
         <button type="button" onClick={props.onCancel}>
           Cancel
@@ -87,13 +103,19 @@ export function ConfirmDialog(props: { title: string; message: string; confirmLa
   );
 }
 
-export function OpenDialog(props: { load: () => Promise<GraphListEntry[]>; onOpen: (entry: GraphListEntry) => void; onDelete: (entry: GraphListEntry) => Promise<void>; onCancel: () => void }) {
+export function OpenDialog(props: {
+  load: () => Promise<GraphListEntry[]>;
+  onOpen: (entry: GraphListEntry) => void;
+  onDelete: (entry: GraphListEntry) => Promise<void>;
+  onCancel: () => void;
+}) {
   const [entries, setEntries] = useState<GraphListEntry[] | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const refresh = () => {
-    props.load().then(setEntries, (err: Error) => setError(err.message));
-  };
-  useEffect(refresh, []);
+  const { load } = props;
+  const refresh = useCallback(() => {
+    load().then(setEntries, (err: Error) => setError(err.message));
+  }, [load]);
+  useEffect(refresh, [refresh]);
   const templates = (entries ?? []).filter((e) => e.source === 'template');
   const user = (entries ?? []).filter((e) => e.source !== 'template');
   const row = (e: GraphListEntry) => (
@@ -109,7 +131,8 @@ export function OpenDialog(props: { load: () => Promise<GraphListEntry[]>; onOpe
           className="sd-link"
           title={`Delete “${e.name}”`}
           onClick={() => {
-            if (window.confirm(`Delete the saved graph “${e.name}”? This cannot be undone.`)) void props.onDelete(e).then(refresh, (err: Error) => setError(err.message));
+            if (window.confirm(`Delete the saved graph “${e.name}”? This cannot be undone.`))
+              void props.onDelete(e).then(refresh, (err: Error) => setError(err.message));
           }}
         >
           Delete
@@ -149,53 +172,23 @@ function formatDate(v: string | number | undefined): string {
 }
 
 export function Palette(props: { nodes: CatalogNode[]; onPick: (type: string) => void; onCancel: () => void }) {
-  const [query, setQuery] = useState('');
-  const [active, setActive] = useState(0);
-  const list = useMemo(() => searchCatalog(props.nodes, query), [props.nodes, query]);
-  const listRef = useRef<HTMLUListElement>(null);
-  useEffect(() => setActive(0), [query]);
-  useEffect(() => {
-    listRef.current?.querySelector('.active')?.scrollIntoView({ block: 'nearest' });
-  }, [active]);
+  const search = useNodeSearch(props.nodes, props.onPick, true);
   return (
     <Modal title="Add node" onClose={props.onCancel} testId="palette">
-      <input
-        autoFocus
-        className="sd-search"
-        data-testid="palette-search"
-        placeholder="Search nodes…"
-        value={query}
-        onChange={(e) => setQuery(e.target.value)}
-        onKeyDown={(e) => {
-          if (e.key === 'ArrowDown') {
-            e.preventDefault();
-            setActive((a) => Math.min(a + 1, list.length - 1));
-          } else if (e.key === 'ArrowUp') {
-            e.preventDefault();
-            setActive((a) => Math.max(a - 1, 0));
-          } else if (e.key === 'Enter' && list[active]) {
-            props.onPick(list[active].type);
-          }
-        }}
+      <NodeSearchInput search={search} className="sd-search" testId="palette-search" />
+      <NodeSearchResults
+        search={search}
+        className="sd-palette-list"
+        emptyClassName="muted"
+        itemAttrs={(n) => ({ 'data-testid': `palette-item-${n.type}` })}
+        renderItem={(n) => (
+          <>
+            <span className="sd-palette-title">{n.title}</span>
+            <span className="sd-palette-cat">{n.category}</span>
+            {n.description ? <span className="sd-palette-desc">{n.description}</span> : null}
+          </>
+        )}
       />
-      <ul className="sd-palette-list" ref={listRef}>
-        {list.map((n, i) => (
-          <li key={n.type}>
-            <button
-              type="button"
-              className={i === active ? 'active' : ''}
-              data-testid={`palette-item-${n.type}`}
-              onMouseEnter={() => setActive(i)}
-              onClick={() => props.onPick(n.type)}
-            >
-              <span className="sd-palette-title">{n.title}</span>
-              <span className="sd-palette-cat">{n.category}</span>
-              {n.description ? <span className="sd-palette-desc">{n.description}</span> : null}
-            </button>
-          </li>
-        ))}
-        {list.length === 0 ? <li className="muted">No node matches “{query}”.</li> : null}
-      </ul>
     </Modal>
   );
 }

@@ -16,7 +16,12 @@ export function downloadBlob(blob: Blob, fileName: string): void {
 
 /** A file-name-safe form of a label ("Epsilon merge: Van Gogh…" → "Epsilon-merge-Van-Gogh"). */
 export function fileStem(label: string): string {
-  return label.replace(/[^A-Za-z0-9_.-]+/g, '-').replace(/^[-.]+|[-.]+$/g, '').slice(0, 60) || 'graph';
+  return (
+    label
+      .replace(/[^A-Za-z0-9_.-]+/g, '-')
+      .replace(/^[-.]+|[-.]+$/g, '')
+      .slice(0, 60) || 'graph'
+  );
 }
 
 /**

@@ -144,7 +144,8 @@ export class Gallery {
           if (seen.has(`${nodeId}|${img.url}`)) continue;
           seen.add(`${nodeId}|${img.url}`);
           const key = `${entry.id}:${nodeId}:${img.url}`;
-          if (!hidden.has(key)) ofJob.push({ key, jobId: entry.id, nodeId, title, graphLabel, url: img.url, name: img.name, width: img.width, height: img.height, at });
+          if (!hidden.has(key))
+            ofJob.push({ key, jobId: entry.id, nodeId, title, graphLabel, url: img.url, name: img.name, width: img.width, height: img.height, at });
         }
       }
       // Newest first: within a run, the output that finished last comes first.
@@ -158,7 +159,10 @@ export class Gallery {
       this.storage?.removeItem('dualstyle.gallery.v1'); // the list itself lived here before the server kept it
       const raw = this.storage?.getItem(UI_KEY);
       const data = raw ? (JSON.parse(raw) as Partial<UiState>) : {};
-      return { hidden: Array.isArray(data.hidden) ? data.hidden.filter((k) => typeof k === 'string') : [], clearedAt: typeof data.clearedAt === 'number' ? data.clearedAt : 0 };
+      return {
+        hidden: Array.isArray(data.hidden) ? data.hidden.filter((k) => typeof k === 'string') : [],
+        clearedAt: typeof data.clearedAt === 'number' ? data.clearedAt : 0,
+      };
     } catch {
       return { hidden: [], clearedAt: 0 };
     }

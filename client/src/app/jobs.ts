@@ -87,8 +87,17 @@ export class JobTracker {
     this.socket.on('queue', (q) => this.onQueue(q));
     this.socket.on('history:removed', () => this.hooks.onHistoryChanged());
     const names: EventName[] = [
-      'job:queued', 'job:started', 'node:started', 'node:progress', 'node:preview', 'node:warning',
-      'node:done', 'job:done', 'job:failed', 'job:cancelled', 'job:requeued',
+      'job:queued',
+      'job:started',
+      'node:started',
+      'node:progress',
+      'node:preview',
+      'node:warning',
+      'node:done',
+      'job:done',
+      'job:failed',
+      'job:cancelled',
+      'job:requeued',
     ];
     for (const name of names) this.socket.on(name, ((payload: { jobId: string }) => this.receive(name, payload)) as never);
   }
@@ -218,7 +227,6 @@ export class JobTracker {
     this.apply(name, payload, { paint: this.painting.has(payload.jobId), view: true });
   }
 
-  // eslint-disable-next-line complexity
   private apply(name: EventName, payload: { jobId: string }, { paint, view }: { paint: boolean; view: boolean }): void {
     const jobId = payload.jobId;
     switch (name) {
@@ -301,7 +309,15 @@ export class JobTracker {
         const e = payload as Payload<'job:requeued'>;
         if (paint) this.settleRunning('idle');
         if (!view) break;
-        this.patchJob(jobId, { state: 'queued', currentNode: undefined, currentTitle: undefined, step: undefined, total: undefined, startedAt: undefined, message: `Restarting: ${e.reason}` });
+        this.patchJob(jobId, {
+          state: 'queued',
+          currentNode: undefined,
+          currentTitle: undefined,
+          step: undefined,
+          total: undefined,
+          startedAt: undefined,
+          message: `Restarting: ${e.reason}`,
+        });
         if (this.mine.has(jobId)) this.hooks.notify('info', `The run will start again: ${e.reason}.`);
         break;
       }

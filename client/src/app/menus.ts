@@ -11,7 +11,11 @@ export interface OpenMenu {
   at: Position;
 }
 
-export function menuItems(menu: OpenMenu, editor: StudioEditor, actions: { copy(): void; paste(at?: Position): void; notify(message: string): void }): MenuItem[] {
+export function menuItems(
+  menu: OpenMenu,
+  editor: StudioEditor,
+  actions: { copy(): void; paste(at?: Position): void; notify(message: string): void },
+): MenuItem[] {
   const t = menu.target;
   switch (t.kind) {
     case 'canvas':
@@ -23,7 +27,10 @@ export function menuItems(menu: OpenMenu, editor: StudioEditor, actions: { copy(
       ];
     case 'node': {
       const ids = editor.selectedIds().includes(t.id) ? editor.selectedIds() : [t.id];
-      const modes = editor.snapshot().nodes.filter((n) => ids.includes(n.id)).map((n) => n.mode);
+      const modes = editor
+        .snapshot()
+        .nodes.filter((n) => ids.includes(n.id))
+        .map((n) => n.mode);
       const all = (m: string) => modes.length > 0 && modes.every((x) => x === m);
       const several = ids.length > 1 ? ` (${ids.length} nodes)` : '';
       return [

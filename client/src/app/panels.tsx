@@ -104,13 +104,17 @@ export function StatusBar(props: {
       {h?.executionProvider ? (
         <span data-testid="execution-provider" title={h.executionProviderNote}>
           Runs on {used ? used.toUpperCase() : h.executionProvider}
-          {used && used !== h.executionProvider ? ` (${h.executionProvider}${h.executionProviderNote ? `: ${h.executionProviderNote.replace(/^[a-z]+: /, '')}` : ''})` : ''}
+          {used && used !== h.executionProvider
+            ? ` (${h.executionProvider}${h.executionProviderNote ? `: ${h.executionProviderNote.replace(/^[a-z]+: /, '')}` : ''})`
+            : ''}
         </span>
       ) : null}
       {h?.demo ? <span className="sd-demo">Demo model: random weights</span> : null}
       {!down ? <span>{props.connected ? 'Live updates on' : 'Connecting live updates…'}</span> : null}
       <span className="spacer" />
-      <span>{props.nodeCount} node{props.nodeCount === 1 ? '' : 's'}</span>
+      <span>
+        {props.nodeCount} node{props.nodeCount === 1 ? '' : 's'}
+      </span>
       <span>Queue: {pending === 0 ? 'idle' : `${pending} job${pending === 1 ? '' : 's'}`}</span>
       <button type="button" className="sd-link" data-testid="btn-minimap" onClick={props.onToggleMinimap} title="Show or hide the minimap">
         Minimap: {props.minimap ? 'on' : 'off'}
@@ -141,7 +145,11 @@ export function Toasts({ toasts, onDismiss }: { toasts: Toast[]; onDismiss: (id:
 export function ModelSuggestions({ models }: { models: ModelEntry[] }) {
   return (
     <datalist id="model-suggestions">
-      {models.length === 0 ? <option value="demo" /> : models.map((m) => <option key={m.model} value={m.model} label={m.demo ? `${m.label} (random weights)` : m.label} />)}
+      {models.length === 0 ? (
+        <option value="demo" />
+      ) : (
+        models.map((m) => <option key={m.model} value={m.model} label={m.demo ? `${m.label} (random weights)` : m.label} />)
+      )}
     </datalist>
   );
 }

@@ -21,13 +21,25 @@ export function FamilyControl({ node, family }: { node: StudioNode; family: Cata
   const set = (count: number) => bridge().setParam(node.id, v.param, count, false);
   return (
     <div className="sd-family" data-testid={`family-${family.name}`} {...stopCanvas}>
-      <button type="button" data-testid={`remove-${family.name}`} disabled={n <= v.min} title={`Remove ${word} ${n} (and its connection)`} onClick={() => set(n - 1)}>
+      <button
+        type="button"
+        data-testid={`remove-${family.name}`}
+        disabled={n <= v.min}
+        title={`Remove ${word} ${n} (and its connection)`}
+        onClick={() => set(n - 1)}
+      >
         − {word}
       </button>
       <span className="sd-family-count" data-testid={`count-${family.name}`}>
         {n} {word}s
       </span>
-      <button type="button" data-testid={`add-${family.name}`} disabled={n >= v.max} title={n >= v.max ? `At most ${v.max}` : `Add ${word} ${n + 1}`} onClick={() => set(n + 1)}>
+      <button
+        type="button"
+        data-testid={`add-${family.name}`}
+        disabled={n >= v.max}
+        title={n >= v.max ? `At most ${v.max}` : `Add ${word} ${n + 1}`}
+        onClick={() => set(n + 1)}
+      >
         + {word}
       </button>
     </div>

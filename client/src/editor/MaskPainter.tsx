@@ -6,7 +6,7 @@
  * painting as the engine reads it: fill style under everything, strokes in order, the eraser painting
  * the fill back, soft borders of the feather width.
  */
-import { useEffect, useLayoutEffect, useMemo, useRef, useState, type PointerEvent as ReactPointerEvent } from 'react';
+import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, type PointerEvent as ReactPointerEvent } from 'react';
 import type { CatalogParam } from '../../../server/protocol/catalog.ts';
 import { decodePoints, encodePoints, ERASER, MAX_POINTS, MAX_STROKES, StrokesSchema, styleColor, type Stroke } from '../../../server/protocol/painting.ts';
 import { withToken } from '../access-token.ts';
@@ -45,6 +45,12 @@ function readStrokes(value: unknown): { strokes: readonly Stroke[]; problem: str
   const [index, ...field] = issue.path;
   const where = typeof index === 'number' ? `stroke ${index + 1}${field.length ? ` (${field.join('.')})` : ''}: ` : '';
   return { strokes: NO_STROKES, problem: `The painting cannot be read, ${where}${issue.message}. Clear it, or undo the edit that made it.` };
+}
+
+/** The status line under the painter when nothing more urgent is to be said. */
+function paintStatus(strokes: number, fill: number, styles: number, picture: boolean): string {
+  const unpainted = `unpainted: style ${fill}${fill > styles ? ` (the mask has only ${styles} styles)` : ''}`;
+  return `${strokes} stroke${strokes === 1 ? '' : 's'} · ${unpainted}${picture ? '' : ' · run once to paint over the picture'}`;
 }
 
 /** Draws fill and strokes (picture coordinates 0..1) into a context of w×h pixels; a style beyond `styles` is grey. */
@@ -113,7 +119,7 @@ export function MaskPainter({ node, rt, param }: { node: StudioNode; rt: NodeRun
   const [full, setFull] = useState<{ strokes: readonly Stroke[]; note: string } | null>(null);
   const note = problem ?? (full?.strokes === strokes ? full.note : null);
   const canvas = useRef<HTMLCanvasElement>(null);
-  const drawing = useRef<Decoded & { xy: number[] } | null>(null);
+  const drawing = useRef<(Decoded & { xy: number[] }) | null>(null);
   // A stroke handed to the editor, drawn until the strokes come back with it.
   const committed = useRef<Decoded | null>(null);
   const hover = useRef<{ x: number; y: number } | null>(null);
@@ -195,39 +201,40 @@ export function MaskPainter({ node, rt, param }: { node: StudioNode; rt: NodeRun
   useLayoutEffect(() => {
     latestRedraw.current = redraw;
   });
-  const schedule = () => {
+  // Stable: it reads only refs, so the effects below run when what they draw changes, not every render.
+  const schedule = useCallback(() => {
     if (frame.current) return;
     frame.current = requestAnimationFrame(() => {
       frame.current = 0;
       latestRedraw.current();
     });
-  };
+  }, []);
   useEffect(() => () => cancelAnimationFrame(frame.current), []);
 
+  const underUrl = under?.url;
   useEffect(() => {
-    if (!under) {
+    if (underUrl === undefined) {
       pictureImg.current = null;
       schedule();
       return;
     }
     const img = new Image();
     img.onload = schedule;
-    img.src = withToken(under.url);
+    img.src = withToken(underUrl);
     pictureImg.current = img;
     schedule();
     return () => {
       img.onload = null;
     };
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [under?.url]);
+  }, [underUrl, schedule]);
+  // The cached mask layer is stale once the strokes, the styles or the size change.
   useEffect(() => {
     layer.current.valid = false;
     committed.current = null;
     schedule();
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [decoded, styles, fill, feather, width, height]);
-  // eslint-disable-next-line react-hooks/exhaustive-deps
-  useEffect(schedule, [brush, radius]);
+  }, [decoded, styles, fill, feather, width, height, schedule]);
+  // A new brush or radius redraws the brush outline.
+  useEffect(() => schedule(), [brush, radius, schedule]);
   useEffect(() => {
     if (brush > styles) setBrush(styles);
   }, [brush, styles]);
@@ -276,7 +283,13 @@ export function MaskPainter({ node, rt, param }: { node: StudioNode; rt: NodeRun
             {k}
           </button>
         ))}
-        <button type="button" className={`sd-swatch eraser${brush === ERASER ? ' active' : ''}`} data-testid="brush-eraser" title={`Eraser: paints style ${fill} (the fill) back`} onClick={() => setBrush(ERASER)}>
+        <button
+          type="button"
+          className={`sd-swatch eraser${brush === ERASER ? ' active' : ''}`}
+          data-testid="brush-eraser"
+          title={`Eraser: paints style ${fill} (the fill) back`}
+          onClick={() => setBrush(ERASER)}
+        >
           ⌫
         </button>
         <input
@@ -290,7 +303,13 @@ export function MaskPainter({ node, rt, param }: { node: StudioNode; rt: NodeRun
           value={radius}
           onChange={(e) => setRadius(Number(e.target.value))}
         />
-        <button type="button" data-testid="paint-clear" title="Remove every stroke (one undo step)" disabled={!problem && strokes.length === 0} onClick={() => bridge().setParam(node.id, param.name, [], false)}>
+        <button
+          type="button"
+          data-testid="paint-clear"
+          title="Remove every stroke (one undo step)"
+          disabled={!problem && strokes.length === 0}
+          onClick={() => bridge().setParam(node.id, param.name, [], false)}
+        >
           Clear
         </button>
       </div>
@@ -330,11 +349,16 @@ export function MaskPainter({ node, rt, param }: { node: StudioNode; rt: NodeRun
       <div className="sd-painter-status">
         {images[0] ? (
           // The mask of the last run as the engine computed it: each region in its style's colour.
-          <img className="sd-painter-last" data-testid="node-result-img" src={withToken(images[0].url)} alt="the mask of the last run" title="The mask of the last run, as the engine computed it" draggable={false} />
+          <img
+            className="sd-painter-last"
+            data-testid="node-result-img"
+            src={withToken(images[0].url)}
+            alt="the mask of the last run"
+            title="The mask of the last run, as the engine computed it"
+            draggable={false}
+          />
         ) : null}
-        <span data-testid="paint-status">
-          {note ?? `${strokes.length} stroke${strokes.length === 1 ? '' : 's'} · unpainted: style ${fill}${fill > styles ? ` (the mask has only ${styles} styles)` : ''}${under ? '' : ' · run once to paint over the picture'}`}
-        </span>
+        <span data-testid="paint-status">{note ?? paintStatus(strokes.length, fill, styles, Boolean(under))}</span>
         {rt.result?.text ? (
           // The size the mask is drawn at (the picture's), whatever the painter's size on screen.
           <span className="sd-painter-size" data-testid="media-size">

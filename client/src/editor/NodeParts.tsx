@@ -63,7 +63,9 @@ export function MediaBox({ node, rt, media }: { node: StudioNode; rt: NodeRuntim
         ) : image ? (
           <img className="sd-media-img" data-testid="node-result-img" src={withToken(image.url)} alt={image.name} draggable={false} />
         ) : (
-          <span className="sd-media-empty">{media === 'steps' ? 'Step previews appear here while it runs' : media === 'result' ? 'The picture appears here after Run' : 'Appears after Run'}</span>
+          <span className="sd-media-empty">
+            {media === 'steps' ? 'Step previews appear here while it runs' : media === 'result' ? 'The picture appears here after Run' : 'Appears after Run'}
+          </span>
         )}
         {progress ? <StepProgress step={progress.step} total={progress.total} /> : null}
       </div>

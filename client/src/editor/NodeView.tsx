@@ -102,7 +102,15 @@ export function NodeView(props: { data: StudioNode; emit: RenderEmit<Schemes> })
                   data-testid={`input-${key}`}
                   title={[info?.description, ...issuesFor(rt.issues, key)].filter(Boolean).join('\n') || undefined}
                 >
-                  <RefSocket name="input-socket" side="input" socketKey={key} nodeId={node.id} emit={props.emit} payload={input.socket} data-testid="input-socket" />
+                  <RefSocket
+                    name="input-socket"
+                    side="input"
+                    socketKey={key}
+                    nodeId={node.id}
+                    emit={props.emit}
+                    payload={input.socket}
+                    data-testid="input-socket"
+                  />
                   <span className="sd-port-label">
                     {info?.index !== undefined ? <StyleChip index={info.index} /> : null}
                     {input.label}
@@ -119,7 +127,15 @@ export function NodeView(props: { data: StudioNode; emit: RenderEmit<Schemes> })
             output ? (
               <div key={key} className="sd-port output" data-testid={`output-${key}`} title={node.socketInfo.get(`out:${key}`)?.description}>
                 <span className="sd-port-label">{output.label}</span>
-                <RefSocket name="output-socket" side="output" socketKey={key} nodeId={node.id} emit={props.emit} payload={output.socket} data-testid="output-socket" />
+                <RefSocket
+                  name="output-socket"
+                  side="output"
+                  socketKey={key}
+                  nodeId={node.id}
+                  emit={props.emit}
+                  payload={output.socket}
+                  data-testid="output-socket"
+                />
               </div>
             ) : null,
           )}
@@ -185,7 +201,12 @@ function NodeTitle({ node }: { node: StudioNode }) {
 }
 
 function StatusBadge({ rt }: { rt: NodeRuntime }) {
-  if (rt.status === 'cached') return <span className="sd-badge cached" data-testid="badge-cached">cached</span>;
+  if (rt.status === 'cached')
+    return (
+      <span className="sd-badge cached" data-testid="badge-cached">
+        cached
+      </span>
+    );
   if (rt.status === 'running') return <span className="sd-badge running">running</span>;
   if (rt.status === 'pending') return <span className="sd-badge pending">waiting</span>;
   if (rt.status === 'failed') return <span className="sd-badge failed">failed</span>;

@@ -33,14 +33,7 @@ export function ParamField({ nodeId, param, value, issues }: Props) {
       control = <NumberField param={param} value={value} onChange={(v) => set(v, true)} />;
       break;
     case 'boolean':
-      control = (
-        <input
-          type="checkbox"
-          data-testid={`param-${param.name}`}
-          checked={value === true}
-          onChange={(e) => set(e.target.checked)}
-        />
-      );
+      control = <input type="checkbox" data-testid={`param-${param.name}`} checked={value === true} onChange={(e) => set(e.target.checked)} />;
       break;
     case 'enum':
       control = (
@@ -88,10 +81,19 @@ export function ParamField({ nodeId, param, value, issues }: Props) {
   }
   const inline = param.kind === 'boolean';
   return (
-    <div className={`sd-param kind-${param.kind}${invalid ? ' invalid' : ''}${inline ? ' inline' : ''}`} data-testid={`control-${param.name}`} title={tip} {...stopCanvas}>
+    <div
+      className={`sd-param kind-${param.kind}${invalid ? ' invalid' : ''}${inline ? ' inline' : ''}`}
+      data-testid={`control-${param.name}`}
+      title={tip}
+      {...stopCanvas}
+    >
       <label className="sd-param-label">
         {param.label || param.name}
-        {param.description ? <span className="sd-help" aria-label={param.description}>?</span> : null}
+        {param.description ? (
+          <span className="sd-help" aria-label={param.description}>
+            ?
+          </span>
+        ) : null}
       </label>
       <div className="sd-param-control">{control}</div>
       {issues.map((m, i) => (
@@ -109,12 +111,13 @@ export function ParamField({ nodeId, param, value, issues }: Props) {
  */
 function NumberField({ param, value, onChange }: { param: CatalogParam; value: unknown; onChange: (v: number) => void }) {
   const [text, setText] = useState(value === undefined || value === null ? '' : String(value));
-  // Follow outside changes (undo/redo, load) unless the text already means that number.
-  useEffect(() => {
-    if (value === undefined || value === null) return;
-    if (Number(text) !== value) setText(String(value));
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [value]);
+  // Follow outside changes (undo/redo, load) unless the text already means that number. Adjusted while
+  // rendering (React's pattern for state that follows a prop), so a keystroke never re-syncs the text.
+  const [shown, setShown] = useState(value);
+  if (!Object.is(shown, value)) {
+    setShown(value);
+    if (value !== undefined && value !== null && Number(text) !== value) setText(String(value));
+  }
   const step = param.step ?? (param.kind === 'integer' ? 1 : 'any');
   const parsed = text.trim() === '' ? NaN : Number(text);
   const unusable = !Number.isFinite(parsed);
@@ -154,7 +157,8 @@ function NumberField({ param, value, onChange }: { param: CatalogParam; value: u
       </div>
       {unusable ? (
         <div className="sd-param-issue" data-testid="param-unusable">
-          {text.trim() === '' ? 'Empty' : 'Not a number'}: enter a number{param.min !== undefined && param.max !== undefined ? ` from ${param.min} to ${param.max}` : ''}. The node keeps {kept} until you do.
+          {text.trim() === '' ? 'Empty' : 'Not a number'}: enter a number
+          {param.min !== undefined && param.max !== undefined ? ` from ${param.min} to ${param.max}` : ''}. The node keeps {kept} until you do.
         </div>
       ) : null}
     </>
@@ -205,7 +209,8 @@ export function isUploadableImage(file: File): boolean {
 /** An upload's message in the user's words (the API's own says how to call it, not what to do). */
 function uploadProblem(file: File, err: unknown): string {
   const e = err as ApiError;
-  if (e instanceof ApiError && (e.status === 415 || e.code === 'unsupported_image')) return `${file.name} is not a picture the studio can read: choose a PNG, JPEG or WebP file.`;
+  if (e instanceof ApiError && (e.status === 415 || e.code === 'unsupported_image'))
+    return `${file.name} is not a picture the studio can read: choose a PNG, JPEG or WebP file.`;
   if (e instanceof ApiError && e.status === 413) return `${file.name} is too large: ${e.message}`;
   return `Could not upload ${file.name}: ${(err as Error).message}`;
 }
@@ -226,7 +231,9 @@ function ImageField({ nodeId, param, value, onClear }: { nodeId: string; param: 
     if (!name || builtin || known || !src) return;
     let live = true;
     api.uploadInfo(name).then(
-      (info) => live && uploadedImages.set({ ...uploadedImages.get(), [name]: { url: info.url, width: info.width, height: info.height, fileName: info.fileName ?? name } }),
+      (info) =>
+        live &&
+        uploadedImages.set({ ...uploadedImages.get(), [name]: { url: info.url, width: info.width, height: info.height, fileName: info.fileName ?? name } }),
       () => undefined,
     );
     return () => {
@@ -291,7 +298,11 @@ function ImageField({ nodeId, param, value, onClear }: { nodeId: string; param: 
       ) : (
         <div className="sd-image-name muted">or drop an image here</div>
       )}
-      <div className="sd-thumb-box">{src && !broken ? <img className="sd-thumb" data-testid="image-thumb" src={withToken(src)} alt={name ?? ''} onError={() => setBroken(true)} draggable={false} /> : null}</div>
+      <div className="sd-thumb-box">
+        {src && !broken ? (
+          <img className="sd-thumb" data-testid="image-thumb" src={withToken(src)} alt={name ?? ''} onError={() => setBroken(true)} draggable={false} />
+        ) : null}
+      </div>
       {error ? (
         <div className="sd-param-issue" data-testid="upload-error">
           {error}

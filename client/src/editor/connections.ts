@@ -36,25 +36,26 @@ export function typeConnections<E>(args: {
   onRejected(message: string): void;
 }): void {
   const { editor, connection, history } = args;
-  connection.addPreset(() =>
-    new ClassicFlow<Schemes, E[]>({
-      // Checked before the flow removes an input's existing connection: a refused drop must not
-      // cost the user the connection they had.
-      canMakeConnection(from: SocketData, to: SocketData) {
-        if (from.side === to.side) return false;
-        const [out, inp] = from.side === 'output' ? [from, to] : [to, from];
-        const why = refusal(editor, out.nodeId, out.key, inp.nodeId, inp.key);
-        if (why) {
-          args.onRejected(why);
-          // The flow would keep the dragged wire hanging on the pointer; a refusal ends the drag.
-          setTimeout(() => connection.drop(), 0);
-          return false;
-        }
-        // Replacing an input's connection = remove + add: keep them one undo step.
-        history.separate();
-        return true;
-      },
-    }),
+  connection.addPreset(
+    () =>
+      new ClassicFlow<Schemes, E[]>({
+        // Checked before the flow removes an input's existing connection: a refused drop must not
+        // cost the user the connection they had.
+        canMakeConnection(from: SocketData, to: SocketData) {
+          if (from.side === to.side) return false;
+          const [out, inp] = from.side === 'output' ? [from, to] : [to, from];
+          const why = refusal(editor, out.nodeId, out.key, inp.nodeId, inp.key);
+          if (why) {
+            args.onRejected(why);
+            // The flow would keep the dragged wire hanging on the pointer; a refusal ends the drag.
+            setTimeout(() => connection.drop(), 0);
+            return false;
+          }
+          // Replacing an input's connection = remove + add: keep them one undo step.
+          history.separate();
+          return true;
+        },
+      }),
   );
 
   // Connections whose removal is in flight. NodeEditor.removeConnection looks the index up before it

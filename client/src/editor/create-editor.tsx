@@ -29,11 +29,7 @@ export type ChangeKind = 'structure' | 'params' | 'position' | 'layout';
 
 /** What a right-click was on. */
 export type MenuTarget =
-  | { kind: 'canvas' }
-  | { kind: 'node'; id: string }
-  | { kind: 'connection'; id: string }
-  | { kind: 'pin'; id: string }
-  | { kind: 'frame'; id: string };
+  { kind: 'canvas' } | { kind: 'node'; id: string } | { kind: 'connection'; id: string } | { kind: 'pin'; id: string } | { kind: 'frame'; id: string };
 
 export interface EditorHooks {
   /** 'layout': the studio moved nodes by itself (a grown node pushed its neighbours). */
@@ -122,7 +118,11 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
             const { path } = Presets.classic.useConnection();
             if (!path) return null;
             return (
-              <svg className={`sd-connection${pseudo ? ' pseudo' : ''}`} data-testid={pseudo ? 'pseudo-connection' : 'connection'} data-connection-id={data.payload.id}>
+              <svg
+                className={`sd-connection${pseudo ? ' pseudo' : ''}`}
+                data-testid={pseudo ? 'pseudo-connection' : 'connection'}
+                data-connection-id={data.payload.id}
+              >
                 <path d={path} style={{ stroke: color }} />
               </svg>
             );
@@ -154,7 +154,11 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
 
   const frames = new FramesLayer(area.area.content, {
     zoom: () => area.area.transform.k,
-    nodesInside: (r) => ops.rects().filter((n) => n.x >= r.x && n.y >= r.y && n.x + n.width <= r.x + r.width && n.y + n.height <= r.y + r.height).map((n) => n.id),
+    nodesInside: (r) =>
+      ops
+        .rects()
+        .filter((n) => n.x >= r.x && n.y >= r.y && n.x + n.width <= r.x + r.width && n.y + n.height <= r.y + r.height)
+        .map((n) => n.id),
     moveNodes: (ids, dx, dy) => ops.shift(ids, dx, dy),
     committed: (before, carried) => ops.framesCommitted(before, carried),
     contextMenu: (id, e) => {
@@ -163,7 +167,21 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
     },
   });
 
-  const ops = createOperations({ editor, area, history, reroute, selectable, frames, catalog, specs, colors, container, state, changed, onEditFailed: hooks.onEditFailed });
+  const ops = createOperations({
+    editor,
+    area,
+    history,
+    reroute,
+    selectable,
+    frames,
+    catalog,
+    specs,
+    colors,
+    container,
+    state,
+    changed,
+    onEditFailed: hooks.onEditFailed,
+  });
 
   // --- signals -----------------------------------------------------------------------------------
   editor.addPipe((ctx) => {
@@ -187,7 +205,11 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
       event.stopPropagation();
       area.area.setPointerFrom(event);
       const target: MenuTarget =
-        context === 'root' ? { kind: 'canvas' } : 'source' in context && 'target' in context ? { kind: 'connection', id: context.id } : { kind: 'node', id: context.id };
+        context === 'root'
+          ? { kind: 'canvas' }
+          : 'source' in context && 'target' in context
+            ? { kind: 'connection', id: context.id }
+            : { kind: 'node', id: context.id };
       if (target.kind === 'node' && !editor.getNode(target.id)?.selected) void selectable.select(target.id, false);
       hooks.onContextMenu(target, { x: event.clientX, y: event.clientY }, { ...area.area.pointer });
       return undefined;

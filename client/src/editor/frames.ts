@@ -33,7 +33,12 @@ export class FramesLayer {
 
   constructor(
     /** The area's content layer. */
-    private readonly content: { holder: HTMLElement; add(el: HTMLElement): void; remove(el: HTMLElement): void; reorder(el: HTMLElement, next: ChildNode | null): void },
+    private readonly content: {
+      holder: HTMLElement;
+      add(el: HTMLElement): void;
+      remove(el: HTMLElement): void;
+      reorder(el: HTMLElement, next: ChildNode | null): void;
+    },
     private readonly hooks: FrameHooks,
   ) {}
 
@@ -191,7 +196,12 @@ export class FramesLayer {
   }
 
   /** Follows the pointer until it is released; `step` gets each move in graph units. */
-  private drag(start: PointerEvent, target: HTMLElement, step: (dx: number, dy: number) => Promise<void>, carried?: { ids: string[]; dx: number; dy: number }): void {
+  private drag(
+    start: PointerEvent,
+    target: HTMLElement,
+    step: (dx: number, dy: number) => Promise<void>,
+    carried?: { ids: string[]; dx: number; dy: number },
+  ): void {
     const before = this.list();
     let last = { x: start.clientX, y: start.clientY };
     let moved = false;

@@ -20,7 +20,7 @@ export const nextFrame = () => new Promise<void>((resolve) => requestAnimationFr
 
 export function createNodeEdits(c: {
   editor: NodeEditor<Schemes>;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the area carries create-editor.tsx's extra signals; only its base API is used here
   area: AreaPlugin<Schemes, any>;
   history: HistoryPlugin<Schemes>;
   changed(kind: ChangeKind): void;
@@ -50,7 +50,13 @@ export function createNodeEdits(c: {
     const next = nodes.every((n) => n.mode === mode) ? undefined : mode;
     const before = new Map(nodes.map((n) => [n.id, n.mode]));
     const after = new Map(nodes.map((n) => [n.id, next]));
-    recordAction(history, new FnAction(() => setModes(before), () => setModes(after)));
+    recordAction(
+      history,
+      new FnAction(
+        () => setModes(before),
+        () => setModes(after),
+      ),
+    );
     setModes(after);
   }
 
@@ -68,7 +74,13 @@ export function createNodeEdits(c: {
     const next = title?.trim() || undefined;
     if (!node || node.customTitle === next) return;
     const before = node.customTitle;
-    recordAction(history, new FnAction(() => applyTitle(nodeId, before), () => applyTitle(nodeId, next)));
+    recordAction(
+      history,
+      new FnAction(
+        () => applyTitle(nodeId, before),
+        () => applyTitle(nodeId, next),
+      ),
+    );
     applyTitle(nodeId, next);
   }
 
@@ -112,7 +124,10 @@ export function createNodeEdits(c: {
     const kept = new Set(socketsFor(node.spec!, { ...node.params, [param]: value }).inputs.map((s) => s.name));
     const cut: Piece = {
       nodes: [],
-      connections: editor.getConnections().filter((x) => x.target === node.id && !kept.has(x.targetInput as string)).map((connection) => ({ connection, points: pins.pinsOf(connection.id) })),
+      connections: editor
+        .getConnections()
+        .filter((x) => x.target === node.id && !kept.has(x.targetInput as string))
+        .map((connection) => ({ connection, points: pins.pinsOf(connection.id) })),
     };
     const apply = async (v: unknown, restore: boolean) => {
       if (!restore) await take(cut);
@@ -125,7 +140,13 @@ export function createNodeEdits(c: {
     };
     // Recorded once it is done: an undo pressed meanwhile, or a failure, finds no half-made step.
     await apply(value, false);
-    recordAction(history, new FnAction(() => apply(before, true), () => apply(value, false)));
+    recordAction(
+      history,
+      new FnAction(
+        () => apply(before, true),
+        () => apply(value, false),
+      ),
+    );
   }
 
   return { toggleMode, setTitle, setParam };

@@ -11,7 +11,16 @@ import type { Catalog, CatalogNode } from '../../../server/protocol/catalog.ts';
 import type { Graph, GraphGroup } from '../../../server/protocol/graph.ts';
 import type { UploadResult } from '../api.ts';
 import { copyOf, pastePlan, type ClipboardData } from '../clipboard.ts';
-import { defaultParams, planImport, socketsFor, uniqueNodeId, type EditorConnectionDTO, type EditorNodeDTO, type EditorSnapshot, type Position } from '../graph-io.ts';
+import {
+  defaultParams,
+  planImport,
+  socketsFor,
+  uniqueNodeId,
+  type EditorConnectionDTO,
+  type EditorNodeDTO,
+  type EditorSnapshot,
+  type Position,
+} from '../graph-io.ts';
 import { arrange, boundsOf, placeClear, resolveOverlaps, type Rect } from '../layout.ts';
 import { nodeRuntime } from '../runtime.ts';
 import { uploadedImages } from './bridge.ts';
@@ -45,12 +54,16 @@ interface Context {
 }
 
 // The area is typed with our extra signals in create-editor; here only its base API is used.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the area carries create-editor.tsx's extra signals; only its base API is used here
 export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<Schemes, any> }) {
   const { editor, area, history, reroute, selectable, frames, specs, container, state, changed } = c;
   const colorOf = (type: string) => c.colors.get(type) ?? '#777';
 
-  function createNode(dto: Pick<EditorNodeDTO, 'id' | 'type' | 'params' | 'title' | 'mode'>, spec: CatalogNode | null, sockets?: ConstructorParameters<typeof StudioNode>[4]): StudioNode {
+  function createNode(
+    dto: Pick<EditorNodeDTO, 'id' | 'type' | 'params' | 'title' | 'mode'>,
+    spec: CatalogNode | null,
+    sockets?: ConstructorParameters<typeof StudioNode>[4],
+  ): StudioNode {
     const s = sockets ?? socketsFor(spec!, dto.params);
     return new StudioNode(dto.id, dto.type, spec, dto.params, s, colorOf, dto.title, dto.mode);
   }
@@ -77,7 +90,11 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
   const { pinsOf, addPin, removePin } = pins;
   const view = createView({ area, container, state, boxes: () => [...rects(), ...frames.list()] });
 
-  const selectedIds = () => editor.getNodes().filter((n) => n.selected).map((n) => n.id);
+  const selectedIds = () =>
+    editor
+      .getNodes()
+      .filter((n) => n.selected)
+      .map((n) => n.id);
 
   async function select(ids: string[]): Promise<void> {
     for (const n of editor.getNodes().filter((x) => x.selected)) await selectable.unselect(n.id);
@@ -87,7 +104,17 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
   async function addNode(type: string, at?: Position, params?: Record<string, unknown>): Promise<void> {
     const spec = specs.get(type);
     if (!spec) throw new Error(`Unknown node type "${type}"`);
-    const node = createNode({ id: uniqueNodeId(type, editor.getNodes().map((n) => n.id)), type, params: { ...defaultParams(spec), ...params } }, spec);
+    const node = createNode(
+      {
+        id: uniqueNodeId(
+          type,
+          editor.getNodes().map((n) => n.id),
+        ),
+        type,
+        params: { ...defaultParams(spec), ...params },
+      },
+      spec,
+    );
     history.separate();
     await editor.addNode(node);
     const pos = at ?? centerOfView();
@@ -97,12 +124,28 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
   }
 
   const { capture, put, take } = createPieces({ editor, area, history, pins });
-  const { toggleMode, setTitle, setParam } = createNodeEdits({ editor, area, history, changed, colorOf, pieces: { put, take }, pins, selectedIds, onError: c.onEditFailed });
+  const { toggleMode, setTitle, setParam } = createNodeEdits({
+    editor,
+    area,
+    history,
+    changed,
+    colorOf,
+    pieces: { put, take },
+    pins,
+    selectedIds,
+    onError: c.onEditFailed,
+  });
 
   /** Deletes nodes and their connections: one undo step, however long it takes. */
   async function removeNodes(ids: string[]): Promise<void> {
     const piece = capture(ids);
-    recordAction(history, new FnAction(() => put(piece), () => take(piece)));
+    recordAction(
+      history,
+      new FnAction(
+        () => put(piece),
+        () => take(piece),
+      ),
+    );
     await take(piece);
   }
 
@@ -118,7 +161,13 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
       })),
       connections: editor.getConnections().map((x) => {
         const points = pinsOf(x.id);
-        return { source: x.source, sourceOutput: x.sourceOutput as string, target: x.target, targetInput: x.targetInput as string, ...(points.length ? { points } : {}) };
+        return {
+          source: x.source,
+          sourceOutput: x.sourceOutput as string,
+          target: x.target,
+          targetInput: x.targetInput as string,
+          ...(points.length ? { points } : {}),
+        };
       }),
       groups: frames.list(),
     };
@@ -161,7 +210,12 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
   async function paste(data: ClipboardData, opts: { at?: Position; keepInputs?: boolean } = {}): Promise<void> {
     const known = data.nodes.filter((n) => specs.has(n.type));
     if (known.length === 0) throw new Error('The copied nodes are of types this server does not have.');
-    const plan = pastePlan({ ...data, nodes: known }, new Set(editor.getNodes().map((n) => n.id)), opts.at ? { at: opts.at } : { offset: { x: 40, y: 40 } }, opts.keepInputs);
+    const plan = pastePlan(
+      { ...data, nodes: known },
+      new Set(editor.getNodes().map((n) => n.id)),
+      opts.at ? { at: opts.at } : { offset: { x: 40, y: 40 } },
+      opts.keepInputs,
+    );
     const ids = plan.nodes.map((n) => n.id);
     await untracked(history, async () => {
       for (const n of plan.nodes) {
@@ -172,11 +226,21 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
       await nextFrame();
       // Where the pasted nodes would cover others, they go further down, together.
       const all = rects();
-      const dy = placeClear(all.filter((r) => ids.includes(r.id)), all.filter((r) => !ids.includes(r.id)), GAP);
+      const dy = placeClear(
+        all.filter((r) => ids.includes(r.id)),
+        all.filter((r) => !ids.includes(r.id)),
+        GAP,
+      );
       if (dy !== 0) await shift(ids, 0, dy);
     });
     const piece = capture(ids);
-    recordAction(history, new FnAction(() => take(piece), () => put(piece)));
+    recordAction(
+      history,
+      new FnAction(
+        () => take(piece),
+        () => put(piece),
+      ),
+    );
     await select(ids);
   }
 
@@ -195,11 +259,20 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
   async function arrangeAll(): Promise<void> {
     const boxes = rects();
     if (boxes.length === 0) return;
-    const moves = arrange(boxes, editor.getConnections().map((x) => ({ source: x.source, target: x.target })));
+    const moves = arrange(
+      boxes,
+      editor.getConnections().map((x) => ({ source: x.source, target: x.target })),
+    );
     const before = new Map(boxes.map((b) => [b.id, { x: b.x, y: b.y }]));
     // One undo step, however long the moves take (the plugin would cut them into several).
     const place = (to: Map<string, Position>) => untracked(history, () => moveAll(to));
-    recordAction(history, new FnAction(() => place(before), () => place(moves)));
+    recordAction(
+      history,
+      new FnAction(
+        () => place(before),
+        () => place(moves),
+      ),
+    );
     await place(moves);
     await view.zoomToFit();
   }
@@ -222,7 +295,13 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
       if (carried) await shift(carried.ids, sign * carried.dx, sign * carried.dy);
       changed('structure');
     };
-    recordAction(history, new FnAction(() => apply(before, -1), () => apply(after, 1)));
+    recordAction(
+      history,
+      new FnAction(
+        () => apply(before, -1),
+        () => apply(after, 1),
+      ),
+    );
     changed('structure');
   }
 
@@ -232,7 +311,14 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
     const box = inside.length ? boundsOf(inside) : { x: (opts.at ?? centerOfView()).x, y: (opts.at ?? centerOfView()).y, width: 400, height: 260 };
     const id = frames.freshId();
     const pad = 30;
-    frames.add({ id, title: 'Group', x: Math.round(box.x - pad), y: Math.round(box.y - pad - 26), width: Math.round(box.width + 2 * pad), height: Math.round(box.height + 2 * pad + 26) });
+    frames.add({
+      id,
+      title: 'Group',
+      x: Math.round(box.x - pad),
+      y: Math.round(box.y - pad - 26),
+      width: Math.round(box.width + 2 * pad),
+      height: Math.round(box.height + 2 * pad + 26),
+    });
     frames.editTitle(id);
   }
 

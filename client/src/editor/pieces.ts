@@ -19,7 +19,7 @@ export interface Piece {
 
 export function createPieces(c: {
   editor: NodeEditor<Schemes>;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the area carries create-editor.tsx's extra signals; only its base API is used here
   area: AreaPlugin<Schemes, any>;
   history: HistoryPlugin<Schemes>;
   pins: ReturnType<typeof createPins>;
@@ -33,7 +33,10 @@ export function createPieces(c: {
         const node = editor.getNode(id);
         return node ? [{ node, position: { ...(area.nodeViews.get(id)?.position ?? { x: 0, y: 0 }) } }] : [];
       }),
-      connections: editor.getConnections().filter((x) => set.has(x.source) || set.has(x.target)).map((connection) => ({ connection, points: pins.pinsOf(connection.id) })),
+      connections: editor
+        .getConnections()
+        .filter((x) => set.has(x.source) || set.has(x.target))
+        .map((connection) => ({ connection, points: pins.pinsOf(connection.id) })),
     };
   }
 

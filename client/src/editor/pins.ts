@@ -14,7 +14,7 @@ import type { Schemes } from './schemes.ts';
 
 export function createPins(c: {
   editor: NodeEditor<Schemes>;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the area carries create-editor.tsx's extra signals; only its base API is used here
   area: AreaPlugin<Schemes, any>;
   history: HistoryPlugin<Schemes>;
   reroute: ReroutePlugin<Schemes>;
@@ -36,12 +36,21 @@ export function createPins(c: {
     let index = 0;
     let best = Infinity;
     for (let i = 1; i < line.length; i++) {
-      const cost = Math.hypot(at.x - line[i - 1].x, at.y - line[i - 1].y) + Math.hypot(line[i].x - at.x, line[i].y - at.y) - Math.hypot(line[i].x - line[i - 1].x, line[i].y - line[i - 1].y);
+      const cost =
+        Math.hypot(at.x - line[i - 1].x, at.y - line[i - 1].y) +
+        Math.hypot(line[i].x - at.x, line[i].y - at.y) -
+        Math.hypot(line[i].x - line[i - 1].x, line[i].y - line[i - 1].y);
       if (cost < best) [best, index] = [cost, i - 1];
     }
     const before = pinsOf(connectionId);
     const after = [...before.slice(0, index), at, ...before.slice(index)];
-    recordAction(history, new FnAction(() => setPins(connectionId, before), () => setPins(connectionId, after)));
+    recordAction(
+      history,
+      new FnAction(
+        () => setPins(connectionId, before),
+        () => setPins(connectionId, after),
+      ),
+    );
     setPins(connectionId, after);
   }
 
@@ -57,8 +66,17 @@ export function createPins(c: {
     const pin = reroute.pins.getPin(pinId);
     if (!pin) return;
     const before = pinsOf(pin.connectionId);
-    const after = reroute.pins.getPins(pin.connectionId).filter((p) => p.id !== pinId).map((p) => ({ ...p.position }));
-    recordAction(history, new FnAction(() => setPins(pin.connectionId, before), () => setPins(pin.connectionId, after)));
+    const after = reroute.pins
+      .getPins(pin.connectionId)
+      .filter((p) => p.id !== pinId)
+      .map((p) => ({ ...p.position }));
+    recordAction(
+      history,
+      new FnAction(
+        () => setPins(pin.connectionId, before),
+        () => setPins(pin.connectionId, after),
+      ),
+    );
     setPins(pin.connectionId, after);
   }
 

@@ -11,7 +11,7 @@ import type { Schemes } from './schemes.ts';
 export const READABLE_SCALE = 0.75;
 
 export function createView(c: {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the area carries create-editor.tsx's extra signals; only its base API is used here
   area: AreaPlugin<Schemes, any>;
   container: HTMLElement;
   state: { loading: boolean };

@@ -59,10 +59,11 @@ export const REWRITE_VERSION = 3;
 /** metadata_props key that marks (and describes) a rewritten graph. */
 export const REWRITE_METADATA_KEY = 'dualstyle.attention_merge';
 
-const FLOAT = onnx.TensorProto.DataType.FLOAT;
+// Plain numbers: tensors carry their data type as a number (ITensorProto.dataType), compared with these.
+const FLOAT: number = onnx.TensorProto.DataType.FLOAT;
 /** Halvings of the latent the mask grids cover (SD 1.x has 3; 7 covers any UNet on a 128-pixel latent and more). */
 const MAX_HALVINGS = 7;
-const FLOAT16 = onnx.TensorProto.DataType.FLOAT16;
+const FLOAT16: number = onnx.TensorProto.DataType.FLOAT16;
 const INT64 = onnx.TensorProto.DataType.INT64;
 
 /** The graph has no cross-attention this rewrite can recognise (or only part of one). */
@@ -300,9 +301,11 @@ export function rewriteForAttentionMerge(model: IModelProto, sourceHash = '', st
   const maskW = maskSide(3);
   const maskHW = add('Mul', [maskH, maskW], maskScope);
   // The grids of 0..MAX_HALVINGS stride-2 halvings, rounding up (SD's 3×3 pad-1 convolutions) then down.
-  const halvings = constantFloat('halvings', Array.from({ length: MAX_HALVINGS + 1 }, (_, k) => 2 ** k));
-  const halved = (side: string) =>
-    ['Ceil', 'Floor'].map((op) => add(op, [add('Div', [side, halvings], maskScope)], maskScope));
+  const halvings = constantFloat(
+    'halvings',
+    Array.from({ length: MAX_HALVINGS + 1 }, (_, k) => 2 ** k),
+  );
+  const halved = (side: string) => ['Ceil', 'Floor'].map((op) => add(op, [add('Div', [side, halvings], maskScope)], maskScope));
   const gridH = add('Concat', halved(maskH), maskScope, [attr('axis', 0)]);
   const gridW = add('Concat', halved(maskW), maskScope, [attr('axis', 0)]);
 
@@ -310,7 +313,9 @@ export function rewriteForAttentionMerge(model: IModelProto, sourceHash = '', st
   const maskChannels =
     styles === 2
       ? [MASK_INPUT]
-      : others.map((k) => add('Slice', [MASK_INPUT, constantInt64(`channel_${k - 2}`, [k - 2]), constantInt64(`channel_end_${k - 2}`, [k - 1]), one64], maskScope));
+      : others.map((k) =>
+          add('Slice', [MASK_INPUT, constantInt64(`channel_${k - 2}`, [k - 2]), constantInt64(`channel_end_${k - 2}`, [k - 1]), one64], maskScope),
+        );
 
   /** M_k at this layer's token grid, as [B|1, S, 1] in `floatType`, for each mask channel. */
   const layerMasks = (attention: string, scope: string, floatType: number): string[] => {
@@ -326,10 +331,7 @@ export function rewriteForAttentionMerge(model: IModelProto, sourceHash = '', st
     const side = (candidates: string) => add('Cast', [add('Gather', [candidates, first], scope, [attr('axis', 0)])], scope, [attr('to', INT64)]);
     const sizes = add('Concat', [maskB, one64, side(candidatesH), side(candidatesW)], scope, [attr('axis', 0)]);
     return maskChannels.map((channel) => {
-      const resized = add('Resize', [channel, '', '', sizes], scope, [
-        attr('mode', 'linear'),
-        attr('coordinate_transformation_mode', 'half_pixel'),
-      ]);
+      const resized = add('Resize', [channel, '', '', sizes], scope, [attr('mode', 'linear'), attr('coordinate_transformation_mode', 'half_pixel')]);
       const perToken = add('Reshape', [resized, tokensShape], scope);
       return floatType === FLOAT ? perToken : add('Cast', [perToken], scope, [attr('to', floatType)]);
     });
@@ -344,7 +346,9 @@ export function rewriteForAttentionMerge(model: IModelProto, sourceHash = '', st
       const attention = [layer.attentionOutput, ...others.map((k) => shadows.get(k)!.get(layer.attentionOutput)!)];
       const floatType = constantType(layer.weight, producer, initializersByName) ?? inputFloatType;
       if (floatType !== FLOAT && floatType !== FLOAT16) {
-        throw new AttentionRewriteError(`the output projection ${layer.projection} has weights of ONNX type ${floatType}; only float32 and float16 are supported`);
+        throw new AttentionRewriteError(
+          `the output projection ${layer.projection} has weights of ONNX type ${floatType}; only float32 and float16 are supported`,
+        );
       }
       const m = layerMasks(attention[0]!, scope, floatType);
       // Σ_{k<N} M_k·A_k + (1 − Σ_{k<N} M_k)·A_N; two styles: Add(Mul(M, A1), Mul(Sub(1, M), A2)).

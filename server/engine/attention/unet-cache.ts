@@ -189,6 +189,7 @@ async function prepare(source: string, cacheDir: string, styles: number): Promis
       throw new Error(
         `cannot prepare the attention-merge UNet: ${path.dirname(source)} is read-only and its weights file ${rel} ` +
           `cannot be linked into ${dir} (${(e as Error).message}). Make the model folder writable, or copy the model to a writable folder.`,
+        { cause: e },
       );
     }
   }

@@ -38,7 +38,11 @@ export function singlePrompt(c: Float32Array, s: number, negative?: Float32Array
  * s = 1). With two styles this is the paper's M·ê(c1) + (1 − M)·ê(c2), the same arithmetic.
  */
 export function epsilonMerge(styles: readonly Float32Array[], s: number, mask: MaskValue | readonly Float32Array[]): EpsilonRule {
-  return regionalMerge(styles.map((prompt) => ({ prompt })), s, mask);
+  return regionalMerge(
+    styles.map((prompt) => ({ prompt })),
+    s,
+    mask,
+  );
 }
 
 /**
@@ -48,5 +52,9 @@ export function epsilonMerge(styles: readonly Float32Array[], s: number, mask: M
  * conditioning. The rewrite takes the weights of styles 1..N−1; style N takes what they leave.
  */
 export function attentionMerge(styles: readonly Float32Array[], s: number, mask: MaskValue | readonly Float32Array[]): EpsilonRule {
-  return regionalAttentionMerge(styles.map((prompt) => ({ prompt })), s, mask);
+  return regionalAttentionMerge(
+    styles.map((prompt) => ({ prompt })),
+    s,
+    mask,
+  );
 }

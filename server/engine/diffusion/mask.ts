@@ -206,7 +206,6 @@ export function blendInto(out: Float32Array | Float64Array, parts: readonly (Flo
   }
 }
 
-
 function toGray(img: ImageValue): Float32Array {
   const n = img.width * img.height;
   const channels = img.data.length / n;

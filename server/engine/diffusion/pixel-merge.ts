@@ -17,6 +17,10 @@ export function pixelMerge(images: readonly ImageValue[], mask: MaskValue | read
     if (img.data.length !== 3 * plane) throw new Error(`pixel merge needs RGB images (${3 * plane} values for ${w}×${h})`);
   }
   const out = new Float32Array(3 * plane);
-  blendInto(out, images.map((i) => i.data), maskWeights(mask, images.length, w, h));
+  blendInto(
+    out,
+    images.map((i) => i.data),
+    maskWeights(mask, images.length, w, h),
+  );
   return { width: w, height: h, data: out };
 }

@@ -63,7 +63,9 @@ class RowTable {
 
   /** The row index of `embedding` (∅ when undefined), added when new. */
   index(embedding: Float32Array | undefined, what: string): number {
-    const found = this.rows.findIndex((row) => (row === 'unconditional' ? embedding === undefined : embedding !== undefined && sameValues(row.embedding, embedding)));
+    const found = this.rows.findIndex((row) =>
+      row === 'unconditional' ? embedding === undefined : embedding !== undefined && sameValues(row.embedding, embedding),
+    );
     if (found >= 0) return found;
     this.rows.push(embedding === undefined ? 'unconditional' : { embedding, what });
     return this.rows.length - 1;
@@ -92,7 +94,8 @@ export function checkRegions(regions: readonly Region[], s: number, base?: BaseP
   regions.forEach((r, k) => {
     if (r.guidance !== undefined) checkGuidance(r.guidance, `style ${k + 1}'s guidance scale`);
     const w = r.window;
-    if (w && !(w.start >= 0 && w.start < w.end && w.end <= 1)) throw new Error(`style ${k + 1}'s step window must satisfy 0 ≤ start < end ≤ 1, got ${w.start}..${w.end}`);
+    if (w && !(w.start >= 0 && w.start < w.end && w.end <= 1))
+      throw new Error(`style ${k + 1}'s step window must satisfy 0 ≤ start < end ≤ 1, got ${w.start}..${w.end}`);
   });
   if (base && !(base.ratio >= 0 && base.ratio <= 1)) throw new Error(`the base prompt's ratio must be in [0, 1], got ${base.ratio}`);
 }
@@ -109,7 +112,13 @@ export function regionPrompt(region: Region, s: number): EpsilonRule {
   return regional([region], s, null, undefined, 'single');
 }
 
-function regional(regions: readonly Region[], s: number, mask: MaskValue | readonly Float32Array[] | null, base: BasePrompt | undefined, name: string): EpsilonRule {
+function regional(
+  regions: readonly Region[],
+  s: number,
+  mask: MaskValue | readonly Float32Array[] | null,
+  base: BasePrompt | undefined,
+  name: string,
+): EpsilonRule {
   const N = regions.length;
   return {
     name,
@@ -128,7 +137,10 @@ function regional(regions: readonly Region[], s: number, mask: MaskValue | reado
         guidance: guidanceOf(r),
         window: r.window,
       }));
-      const baseRows = base && base.ratio > 0 ? { prompt: table.index(base.prompt, 'base prompt'), negative: s === 1 ? -1 : table.index(undefined, 'unconditional') } : undefined;
+      const baseRows =
+        base && base.ratio > 0
+          ? { prompt: table.index(base.prompt, 'base prompt'), negative: s === 1 ? -1 : table.index(undefined, 'unconditional') }
+          : undefined;
 
       const parts = Array.from({ length: N }, () => new Float64Array(n));
       const blended = baseRows ? new Float64Array(n) : undefined;

@@ -49,7 +49,8 @@ export function parsePreprocessor(json: unknown, source = 'the preprocessor conf
   if (!json || typeof json !== 'object' || Array.isArray(json)) throw new Error(`${source} must be a JSON object`);
   const j = json as Json;
   // A resample other than bicubic (PIL 3) would be silently different; say so instead.
-  if (j.resample !== undefined && j.resample !== 3) throw new Error(`${source}: resample ${JSON.stringify(j.resample)} is not supported (CLIP uses bicubic, 3)`);
+  if (j.resample !== undefined && j.resample !== 3)
+    throw new Error(`${source}: resample ${JSON.stringify(j.resample)} is not supported (CLIP uses bicubic, 3)`);
   if (j.do_resize === false || j.do_center_crop === false || j.do_normalize === false) {
     throw new Error(`${source}: resize, centre crop and normalise must be on for a CLIP image processor`);
   }
@@ -58,7 +59,10 @@ export function parsePreprocessor(json: unknown, source = 'the preprocessor conf
   const rescale = typeof j.rescale_factor === 'number' ? j.rescale_factor : typeof j.rescale === 'number' ? j.rescale : CLIP_DEFAULTS.rescale;
   const mean = triple(j.image_mean ?? j.mean, `${source}: mean`) ?? CLIP_DEFAULTS.mean;
   const std = triple(j.image_std ?? j.std, `${source}: std`) ?? CLIP_DEFAULTS.std;
-  for (const [k, v] of [['size', size], ['crop', crop]] as const) {
+  for (const [k, v] of [
+    ['size', size],
+    ['crop', crop],
+  ] as const) {
     if (!Number.isInteger(v) || v < 1 || v > 4096) throw new Error(`${source}: ${k} must be a whole number of pixels, got ${v}`);
   }
   if (crop > size) throw new Error(`${source}: a ${crop}-pixel crop does not fit in a ${size}-pixel shortest edge`);

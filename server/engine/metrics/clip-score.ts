@@ -23,7 +23,9 @@ export function normalize(v: Float32Array): Float64Array {
 /** Cosine of two vectors (not assumed normalised); 0 when one is zero (an unchanged image has no direction). */
 export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new Error(`embeddings differ in length: ${a.length} and ${b.length}`);
-  let ab = 0, aa = 0, bb = 0;
+  let ab = 0,
+    aa = 0,
+    bb = 0;
   for (let i = 0; i < a.length; i++) {
     ab += a[i]! * b[i]!;
     aa += a[i]! * a[i]!;

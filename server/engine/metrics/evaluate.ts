@@ -75,7 +75,10 @@ async function regionScores(clip: ClipEncoder, image: ImageValue, mask: MaskValu
   const boxes = regionBoxes(mask.weights(image.width, image.height), image.width, image.height);
   const present = boxes.flatMap((b, k) => (b ? [k] : []));
   const embedded = await clip.embedImages(present.map((k) => crop(image, boxes[k]!)));
-  const scores = regionClipScores(boxes.map((b, k) => (b ? embedded[present.indexOf(k)]! : null)), styles);
+  const scores = regionClipScores(
+    boxes.map((b, k) => (b ? embedded[present.indexOf(k)]! : null)),
+    styles,
+  );
   const values: MetricValues = {};
   scores.forEach((s, k) => {
     if (s !== null) values[regionMetric(k + 1)] = s;

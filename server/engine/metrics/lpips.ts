@@ -32,12 +32,14 @@ export function lpipsInput(data: Float32Array, plane: number, shift: readonly nu
 /** d_l of one layer: the head-weighted squared difference of unit-normalised features, averaged over positions. */
 export function layerDistance(a: FeatureMap, b: FeatureMap, head: ArrayLike<number>): number {
   const { channels: C, height: h, width: w } = a;
-  if (b.channels !== C || b.height !== h || b.width !== w) throw new Error(`feature maps differ: [${C}, ${h}, ${w}] and [${b.channels}, ${b.height}, ${b.width}]`);
+  if (b.channels !== C || b.height !== h || b.width !== w)
+    throw new Error(`feature maps differ: [${C}, ${h}, ${w}] and [${b.channels}, ${b.height}, ${b.width}]`);
   if (head.length !== C) throw new Error(`a linear head of ${head.length} weights for a layer of ${C} channels`);
   const plane = h * w;
   let total = 0;
   for (let p = 0; p < plane; p++) {
-    let na = 0, nb = 0;
+    let na = 0,
+      nb = 0;
     for (let c = 0; c < C; c++) {
       na += a.data[c * plane + p]! ** 2;
       nb += b.data[c * plane + p]! ** 2;

@@ -45,23 +45,47 @@ export interface MetricInfo {
 }
 
 export const METRICS: Record<MetricName, MetricInfo> = {
-  l2: { label: 'L2', group: 'Similarity', better: 'lower', digits: 1, description: 'Euclidean distance to the original, √Σ(g − o)² over pixels and channels in [0,1]' },
+  l2: {
+    label: 'L2',
+    group: 'Similarity',
+    better: 'lower',
+    digits: 1,
+    description: 'Euclidean distance to the original, √Σ(g − o)² over pixels and channels in [0,1]',
+  },
   lpips: { label: 'LPIPS', group: 'Similarity', better: 'lower', digits: 3, description: 'learned perceptual distance to the original (an LPIPS ONNX folder)' },
   psnr: { label: 'PSNR', group: 'Image quality', better: 'higher', digits: 2, description: '10·log10(1/MSE) against the original, in dB' },
   ssim: { label: 'SSIM', group: 'Image quality', better: 'higher', digits: 3, description: 'structural similarity to the original (Gaussian 11×11 window)' },
   tv: { label: 'Smooth.', group: 'Image quality', better: 'lower', digits: 3, description: 'total variation per pixel of the whole image' },
-  tv_seam: { label: 'Seam TV', group: 'Image quality', better: 'lower', digits: 3, description: 'total variation per pixel of the central 20% of the width, where a seam shows' },
+  tv_seam: {
+    label: 'Seam TV',
+    group: 'Image quality',
+    better: 'lower',
+    digits: 3,
+    description: 'total variation per pixel of the central 20% of the width, where a seam shows',
+  },
   clip: { label: 'CLIP', group: 'CLIP', better: 'higher', digits: 3, description: 'mean cosine of the image with style 1 and with style 2' },
   clip_left: { label: 'CLIP l.', group: 'CLIP', better: 'higher', digits: 3, description: 'cosine of the left half with style 1' },
   clip_right: { label: 'CLIP r.', group: 'CLIP', better: 'higher', digits: 3, description: 'cosine of the right half with style 2' },
   dclip: { label: 'DCLIP', group: 'CLIP', better: 'higher', digits: 3, description: 'directional CLIP: image change vs prompt change, mean over both styles' },
   dclip_left: { label: 'DCLIP l.', group: 'CLIP', better: 'higher', digits: 3, description: 'directional CLIP of the left half towards style 1' },
   dclip_right: { label: 'DCLIP r.', group: 'CLIP', better: 'higher', digits: 3, description: 'directional CLIP of the right half towards style 2' },
-  clip_region: { label: 'CLIP reg.', group: 'CLIP', better: 'higher', digits: 3, description: 'mean over the styles of the cosine of each style\'s region (where the mask weighs it most) with that style' },
+  clip_region: {
+    label: 'CLIP reg.',
+    group: 'CLIP',
+    better: 'higher',
+    digits: 3,
+    description: "mean over the styles of the cosine of each style's region (where the mask weighs it most) with that style",
+  },
   ...(Object.fromEntries(
     [1, 2, 3, 4, 5, 6, 7, 8].map((k) => [
       `clip_region${k}`,
-      { label: `CLIP reg. ${k}`, group: 'CLIP', better: 'higher', digits: 3, description: `cosine of style ${k}'s region (the bounding box of where the mask weighs it most) with style ${k}` },
+      {
+        label: `CLIP reg. ${k}`,
+        group: 'CLIP',
+        better: 'higher',
+        digits: 3,
+        description: `cosine of style ${k}'s region (the bounding box of where the mask weighs it most) with style ${k}`,
+      },
     ]),
   ) as Record<`clip_region${1 | 2 | 3 | 4 | 5 | 6 | 7 | 8}`, MetricInfo>),
 };

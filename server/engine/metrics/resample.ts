@@ -59,11 +59,23 @@ function clip8(acc: number): number {
  * One pass along rows (`stride` 3: horizontal) or columns (`stride` 3·W: vertical) of interleaved RGB:
  * out[o] = clip8(Σ_t in[first[o] + t] · weight[o, t]), the three channels together.
  */
-function pass(src: Uint8Array, dst: Uint8Array, lines: number, lineIn: number, lineOut: number, outSize: number, step: number, stride: number, coeffs: ReturnType<typeof coefficients>): void {
+function pass(
+  src: Uint8Array,
+  dst: Uint8Array,
+  lines: number,
+  lineIn: number,
+  lineOut: number,
+  outSize: number,
+  step: number,
+  stride: number,
+  coeffs: ReturnType<typeof coefficients>,
+): void {
   const { first, count, weights, taps } = coeffs;
   for (let line = 0; line < lines; line++) {
     for (let o = 0; o < outSize; o++) {
-      let r = ONE / 2, g = ONE / 2, b = ONE / 2;
+      let r = ONE / 2,
+        g = ONE / 2,
+        b = ONE / 2;
       let p = line * lineIn + first[o]! * stride;
       const wBase = o * taps;
       for (let t = 0, n = count[o]!; t < n; t++, p += stride) {

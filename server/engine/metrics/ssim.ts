@@ -46,24 +46,46 @@ export function ssim(g: ImageValue, o: ImageValue): number {
     const [mx, my, mxx, myy, mxy] = rows as [Float64Array, Float64Array, Float64Array, Float64Array, Float64Array];
     for (let i = 0; i < H; i++) {
       for (let j = 0; j < vw; j++) {
-        let a = 0, b = 0, aa = 0, bb = 0, ab = 0;
+        let a = 0,
+          b = 0,
+          aa = 0,
+          bb = 0,
+          ab = 0;
         for (let t = 0; t < win; t++) {
           const p = i * W + j + t;
-          const u = x[p]!, v = y[p]!, w = k[t]!;
-          a += w * u; b += w * v; aa += w * u * u; bb += w * v * v; ab += w * u * v;
+          const u = x[p]!,
+            v = y[p]!,
+            w = k[t]!;
+          a += w * u;
+          b += w * v;
+          aa += w * u * u;
+          bb += w * v * v;
+          ab += w * u * v;
         }
         const q = i * vw + j;
-        mx[q] = a; my[q] = b; mxx[q] = aa; myy[q] = bb; mxy[q] = ab;
+        mx[q] = a;
+        my[q] = b;
+        mxx[q] = aa;
+        myy[q] = bb;
+        mxy[q] = ab;
       }
     }
     let sum = 0;
     for (let i = 0; i < vh; i++) {
       for (let j = 0; j < vw; j++) {
-        let ux = 0, uy = 0, uxx = 0, uyy = 0, uxy = 0;
+        let ux = 0,
+          uy = 0,
+          uxx = 0,
+          uyy = 0,
+          uxy = 0;
         for (let t = 0; t < win; t++) {
           const q = (i + t) * vw + j;
           const w = k[t]!;
-          ux += w * mx[q]!; uy += w * my[q]!; uxx += w * mxx[q]!; uyy += w * myy[q]!; uxy += w * mxy[q]!;
+          ux += w * mx[q]!;
+          uy += w * my[q]!;
+          uxx += w * mxx[q]!;
+          uyy += w * myy[q]!;
+          uxy += w * mxy[q]!;
         }
         const vx = uxx - ux * ux;
         const vy = uyy - uy * uy;

@@ -35,10 +35,16 @@ import { numericDim } from './unet-binding.ts';
 const IMAGE_CACHE_LIMIT = 64;
 
 async function isFile(p: string): Promise<boolean> {
-  return stat(p).then((s) => s.isFile(), () => false);
+  return stat(p).then(
+    (s) => s.isFile(),
+    () => false,
+  );
 }
 async function isDir(p: string): Promise<boolean> {
-  return stat(p).then((s) => s.isDirectory(), () => false);
+  return stat(p).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
 }
 
 /** The first of `names` (relative to dir) that is a file, or null. */
@@ -77,7 +83,9 @@ export async function findClipFiles(dir: string): Promise<ClipFiles> {
   const text = await firstFile(dir, ['text_model.onnx', 'onnx/text_model.onnx']);
   const vision = await firstFile(dir, ['vision_model.onnx', 'onnx/vision_model.onnx']);
   const tokenizer = await tokenizerDir(dir);
-  const missing = [!text && 'text_model.onnx', !vision && 'vision_model.onnx', !tokenizer && 'a tokenizer (tokenizer/ or vocab.json + merges.txt)'].filter(Boolean);
+  const missing = [!text && 'text_model.onnx', !vision && 'vision_model.onnx', !tokenizer && 'a tokenizer (tokenizer/ or vocab.json + merges.txt)'].filter(
+    Boolean,
+  );
   if (missing.length > 0) {
     throw new UserError(`not a split CLIP ONNX export: ${dir} lacks ${missing.join(', ')} (fetch one with \`npm run fetch-model -- --kind clip\`)`, 'clip');
   }
@@ -149,7 +157,11 @@ export class ClipModel implements ClipEncoder {
       if (extra.name !== 'attention_mask') throw new Error(`text_model.onnx has an unexpected input ${extra.name}`);
       // As the HF tokenizer pads: 1 up to and including the first EOS, 0 on the padding after it.
       const end = ids.indexOf(this.tokenizer.eos) + 1;
-      feeds[extra.name] = numberTensor(extra.type, Int32Array.from(ids, (_, i) => (i < end ? 1 : 0)), dims);
+      feeds[extra.name] = numberTensor(
+        extra.type,
+        Int32Array.from(ids, (_, i) => (i < end ? 1 : 0)),
+        dims,
+      );
     }
     const out = outputName(this.text, 'text_embeds', 'text_model.onnx');
     const res = await this.text.run(feeds, [out]);
@@ -188,13 +200,20 @@ export class ClipModel implements ClipEncoder {
   /** Embeddings of the picture and its halves, in one batch; cached by the picture's content. */
   imageEmbeddings(image: ImageValue): Promise<ImageEmbeddings> {
     this.alive();
-    const key = createHash('sha256').update(`${image.width}x${image.height}\0`).update(new Uint8Array(image.data.buffer, image.data.byteOffset, image.data.byteLength)).digest('hex');
+    const key = createHash('sha256')
+      .update(`${image.width}x${image.height}\0`)
+      .update(new Uint8Array(image.data.buffer, image.data.byteOffset, image.data.byteLength))
+      .digest('hex');
     let hit = this.imageCache.get(key);
     if (hit) {
       this.imageCache.delete(key); // most recently used last
     } else {
       const { left, right } = halves(image);
-      hit = this.embedPixels([image, left, right].map((im) => clipPixelValues(im, this.preprocessor))).then(([full, l, r]) => ({ full: full!, left: l!, right: r! }));
+      hit = this.embedPixels([image, left, right].map((im) => clipPixelValues(im, this.preprocessor))).then(([full, l, r]) => ({
+        full: full!,
+        left: l!,
+        right: r!,
+      }));
       hit.catch(() => this.imageCache.delete(key));
     }
     this.imageCache.set(key, hit);

@@ -10,9 +10,9 @@
  * The answer is computed once per process (ldconfig, nvidia-smi and python are run once); `fresh` re-runs.
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
+import { sha256FileSync } from '../../util/file-hash.mjs';
 import { loaderEnvironment, resolveDependencyTree, type LoaderEnvironment, type Resolution } from '../../util/ld-resolve.ts';
 import table from './cuda-provider.json' with { type: 'json' };
 
@@ -108,7 +108,10 @@ function runNvidiaSmi(args: string[]): string | null {
 export function probeDriver(smi: (args: string[]) => string | null = runNvidiaSmi): CudaDiagnosis['driver'] {
   const list = smi(['--query-gpu=index,name,memory.total,driver_version', '--format=csv,noheader,nounits']);
   if (list !== null) {
-    const rows = list.split('\n').map((l) => l.split(',').map((s) => s.trim())).filter((r) => r.length >= 4 && r[0] !== '');
+    const rows = list
+      .split('\n')
+      .map((l) => l.split(',').map((s) => s.trim()))
+      .filter((r) => r.length >= 4 && r[0] !== '');
     const gpus = rows.map((r) => ({ index: Number(r[0]), name: r[1]!, memoryMiB: Number(r[2]) }));
     const cudaVersion = /CUDA Version:\s*([\d.]+)/.exec(smi([]) ?? '')?.[1] ?? null;
     const version = rows[0]?.[3] ?? null;
@@ -120,7 +123,13 @@ export function probeDriver(smi: (args: string[]) => string | null = runNvidiaSm
   const proc = '/proc/driver/nvidia/version';
   if (existsSync(proc)) {
     const version = /Kernel Module\s+([\d.]+)/.exec(readFileSync(proc, 'utf8'))?.[1] ?? null;
-    return { present: true, version, cudaVersion: null, gpus: [], note: `NVIDIA kernel driver ${version ?? '(unknown version)'} loaded, but nvidia-smi is not available to list the GPUs` };
+    return {
+      present: true,
+      version,
+      cudaVersion: null,
+      gpus: [],
+      note: `NVIDIA kernel driver ${version ?? '(unknown version)'} loaded, but nvidia-smi is not available to list the GPUs`,
+    };
   }
   return { present: false, version: null, cudaVersion: null, gpus: [], note: 'no NVIDIA driver found (no nvidia-smi, no /proc/driver/nvidia)' };
 }
@@ -143,7 +152,8 @@ export function pythonSitePackages(env: NodeJS.ProcessEnv = process.env, ask = f
   }
   const home = env.HOME ?? '';
   const prefixes = [env.VIRTUAL_ENV, env.CONDA_PREFIX, home && path.join(home, '.local'), '/usr/local', '/usr'];
-  for (const v of safeReaddir(path.join(env.PYENV_ROOT ?? path.join(home, '.pyenv'), 'versions'))) prefixes.push(path.join(env.PYENV_ROOT ?? path.join(home, '.pyenv'), 'versions', v));
+  for (const v of safeReaddir(path.join(env.PYENV_ROOT ?? path.join(home, '.pyenv'), 'versions')))
+    prefixes.push(path.join(env.PYENV_ROOT ?? path.join(home, '.pyenv'), 'versions', v));
   for (const prefix of prefixes) {
     if (!prefix) continue;
     const lib = path.join(prefix, 'lib');
@@ -208,8 +218,11 @@ function fixesFor(d: Omit<CudaDiagnosis, 'summary' | 'ready' | 'fixes'>): string
   else if (d.provider.matchesCore === false) fixes.push(`${INSTALL_CUDA} -- --force`);
   const inEnv = [...new Set(d.libraries.filter((l) => !l.path && l.inPythonEnv).map((l) => l.inPythonEnv!))];
   if (inEnv.length) fixes.push(`export LD_LIBRARY_PATH=${inEnv.join(':')}\${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}  (then start the studio from this shell)`);
-  const pip = [...new Set(d.libraries.filter((l) => !l.path && !l.inPythonEnv && l.name in table.pip).map((l) => (table.pip as Record<string, string>)[l.name]!))];
-  if (pip.length) fixes.push(`pip install ${pip.join(' ')}  (then run \`npm run doctor\` again: it finds their lib/ folders and prints the LD_LIBRARY_PATH to use)`);
+  const pip = [
+    ...new Set(d.libraries.filter((l) => !l.path && !l.inPythonEnv && l.name in table.pip).map((l) => (table.pip as Record<string, string>)[l.name]!)),
+  ];
+  if (pip.length)
+    fixes.push(`pip install ${pip.join(' ')}  (then run \`npm run doctor\` again: it finds their lib/ folders and prints the LD_LIBRARY_PATH to use)`);
   if (!d.driver.present || d.missing.includes(DRIVER_LIBRARY)) {
     fixes.push('install the NVIDIA driver for your GPU (it provides libcuda.so.1 and nvidia-smi), or run with --ep cpu');
   }
@@ -233,7 +246,7 @@ export function diagnoseCuda(opts: DiagnoseOptions = {}): CudaDiagnosis {
     if (opts.verify) {
       matchesCore = true;
       for (const [f, sha] of Object.entries(table.files)) {
-        const ok = sha256(path.join(bindingDir, f)) === sha;
+        const ok = sha256FileSync(path.join(bindingDir, f)) === sha;
         files[f] = ok ? 'ok' : 'mismatch';
         if (!ok) matchesCore = false;
       }
@@ -272,7 +285,13 @@ export function diagnoseCuda(opts: DiagnoseOptions = {}): CudaDiagnosis {
     pythonCudaDirs,
     loaderNotes,
   };
-  const ready = platform === 'linux/x64' && installed && matchesCore !== false && base.missing.length === 0 && driver.present && (driver.gpus.length > 0 || !driver.note.startsWith('nvidia-smi'));
+  const ready =
+    platform === 'linux/x64' &&
+    installed &&
+    matchesCore !== false &&
+    base.missing.length === 0 &&
+    driver.present &&
+    (driver.gpus.length > 0 || !driver.note.startsWith('nvidia-smi'));
   const d: CudaDiagnosis = { ready, summary: summarize(base), fixes: ready ? [] : fixesFor(base), ...base };
   if (!custom) cached = d;
   return d;
@@ -297,29 +316,20 @@ function readManifest(dir: string): { onnxruntime: string; version: string } | n
   }
 }
 
-function sha256(file: string): string | null {
-  let fd: number;
-  try {
-    fd = openSync(file, 'r');
-  } catch {
-    return null;
-  }
-  try {
-    const hash = createHash('sha256');
-    const buf = Buffer.alloc(8 << 20);
-    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) hash.update(buf.subarray(0, n));
-    return hash.digest('hex');
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /** The diagnosis as lines of text (doctor's output; the first lines also go into error messages). */
 export function formatDiagnosis(d: CudaDiagnosis): string[] {
   const lines = [`CUDA: ${d.ready ? 'ready' : 'not available'} — ${d.summary}`];
   const p = d.provider;
-  const state = !p.installed ? 'not installed' : p.matchesCore === false ? 'installed, but not the build for this onnxruntime-node' : p.matchesCore ? 'installed (the build for this onnxruntime-node)' : 'installed (origin unknown: no install:cuda manifest)';
-  lines.push(`provider: ${p.package}@${p.version} (ONNX Runtime ${p.builtFor}, CUDA ${p.cudaMajor}) — ${state}; onnxruntime-node ${d.onnxruntime.version ?? '?'} in ${d.onnxruntime.bindingDir ?? '?'}`);
+  const state = !p.installed
+    ? 'not installed'
+    : p.matchesCore === false
+      ? 'installed, but not the build for this onnxruntime-node'
+      : p.matchesCore
+        ? 'installed (the build for this onnxruntime-node)'
+        : 'installed (origin unknown: no install:cuda manifest)';
+  lines.push(
+    `provider: ${p.package}@${p.version} (ONNX Runtime ${p.builtFor}, CUDA ${p.cudaMajor}) — ${state}; onnxruntime-node ${d.onnxruntime.version ?? '?'} in ${d.onnxruntime.bindingDir ?? '?'}`,
+  );
   for (const [f, s] of Object.entries(p.files)) if (s !== 'present' && s !== 'ok') lines.push(`  ${f}: ${s}`);
   if (d.libraries.length) lines.push('libraries the provider needs (as the loader resolves them):');
   for (const l of d.libraries) {

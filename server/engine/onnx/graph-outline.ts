@@ -115,7 +115,7 @@ class FileWindow {
 
   /** Calls `visit` for each field of the message in [start, end); awaits only refills and what `visit` returns. */
   async fields(start: number, end: number, visit: (f: Field) => void | Promise<void>): Promise<void> {
-    for (let pos = start; pos < end; ) {
+    for (let pos = start; pos < end;) {
       let f = this.fieldAt(pos);
       if (!f) {
         await this.fill(pos, Math.min(20, end - pos));
@@ -137,7 +137,7 @@ async function tensorHeader(file: FileWindow, start: number, end: number): Promi
     else if (f.field === 2 && f.wire === 0) t.dataType = (await file.varint(f.at))[0];
     else if (f.field === 1 && f.wire === 0) t.dims!.push((await file.varint(f.at))[0]);
     else if (f.field === 1 && f.wire === 2) {
-      for (let p = f.at; p < f.at + f.length; ) {
+      for (let p = f.at; p < f.at + f.length;) {
         const [d, next] = await file.varint(p);
         t.dims!.push(d);
         p = next;

@@ -73,9 +73,31 @@ const WINDOW_OPS = new Set(['Conv', 'NhwcConv', 'ConvInteger', 'QLinearConv', 'M
  * them: their operands may come from different grids (the product runs over tokens).
  */
 const SAME_SIZE_OPS = new Set([
-  'Concat', 'Add', 'Sub', 'Mul', 'Div', 'Pow', 'Mod', 'Sum', 'Mean', 'Max', 'Min', 'Where', 'PRelu',
-  'And', 'Or', 'Xor', 'Equal', 'Greater', 'Less', 'GreaterOrEqual', 'LessOrEqual',
-  'SkipLayerNormalization', 'SkipSimplifiedLayerNormalization', 'SkipGroupNorm', 'BiasAdd',
+  'Concat',
+  'Add',
+  'Sub',
+  'Mul',
+  'Div',
+  'Pow',
+  'Mod',
+  'Sum',
+  'Mean',
+  'Max',
+  'Min',
+  'Where',
+  'PRelu',
+  'And',
+  'Or',
+  'Xor',
+  'Equal',
+  'Greater',
+  'Less',
+  'GreaterOrEqual',
+  'LessOrEqual',
+  'SkipLayerNormalization',
+  'SkipSimplifiedLayerNormalization',
+  'SkipGroupNorm',
+  'BiasAdd',
 ]);
 const GLOBAL_OPS = new Set(['GlobalAveragePool', 'GlobalMaxPool', 'GlobalLpPool']);
 
@@ -224,7 +246,6 @@ export function analyseGraphSizes(outline: GraphOutline, sampleName: string): Gr
     resizeKinds.size === 2 ? 'mixed' : resizeKinds.has('shape') ? 'shape-driven' : resizeKinds.has('constant') ? 'constant-scale' : 'none';
   return { constraints, deepestFactor: deepest, upsampling };
 }
-
 
 /**
  * What unet/config.json's `levels` imply where the graph shows nothing: levels − 1 stride-2 halvings, each

@@ -115,7 +115,10 @@ export class LatentSizeRule {
     if (taken.length === probe.length) return 'any size';
     const m = taken[0];
     if (m !== undefined && probe.every((s) => (s % m === 0) === taken.includes(s))) return `sides that are multiples of ${m * scale}`;
-    return `sides such as ${taken.slice(0, 6).map((s) => s * scale).join(', ')}`;
+    return `sides such as ${taken
+      .slice(0, 6)
+      .map((s) => s * scale)
+      .join(', ')}`;
   }
 
   /** Why the model cannot take a w×h latent (image factor `f`), naming the nearest sizes it takes; null if it can. */
@@ -143,7 +146,9 @@ export class LatentSizeRule {
   nearestImages(w: number, h: number, f: number): string {
     const ws = this.nearestSides(1, w);
     const hs = this.nearestSides(0, h);
-    const combos = ws.flatMap((x) => hs.map((y) => [x, y] as const)).sort((a, b) => Math.abs(a[0] - w) + Math.abs(a[1] - h) - (Math.abs(b[0] - w) + Math.abs(b[1] - h)));
+    const combos = ws
+      .flatMap((x) => hs.map((y) => [x, y] as const))
+      .sort((a, b) => Math.abs(a[0] - w) + Math.abs(a[1] - h) - (Math.abs(b[0] - w) + Math.abs(b[1] - h)));
     const names = combos.map(([x, y]) => `${x * f}×${y * f}`);
     if (names.length === 0) return 'none near it';
     return names.length === 1 ? names[0]! : `${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}`;
@@ -165,9 +170,13 @@ export class LatentSizeRule {
     if (!/dimension|shape|broadcast|concat|multiple of/i.test(msg)) return null;
     const m = this.safeMultiple;
     if (m > 1 && w % m === 0 && h % m === 0) return null;
-    const first = msg.split('\n')[0]!.replace(/^.*Status Message: /, '').trim();
+    const first = msg
+      .split('\n')[0]!
+      .replace(/^.*Status Message: /, '')
+      .trim();
     const head = `this UNet does not take a ${w * f}×${h * f} image (a ${w}×${h} latent): onnxruntime refused it (${first})`;
-    if (m === 1) return new UserError(`${head}. Its graph does not show which sizes it takes; exports of SD 1.x take image sides that are multiples of ${8 * f}`, 'image');
+    if (m === 1)
+      return new UserError(`${head}. Its graph does not show which sizes it takes; exports of SD 1.x take image sides that are multiples of ${8 * f}`, 'image');
     const safe = LatentSizeRule.of(null, this.fixed, Math.round(Math.log2(m)) + 1);
     return new UserError(
       `${head}. Image sides that are multiples of ${m * f} survive its ${Math.round(Math.log2(m))} halvings and always work; nearest: ${safe.nearestImages(w, h, f)}`,
@@ -184,7 +193,7 @@ export class LatentSizeRule {
 export function latentSizeRule(outline: GraphOutline | null, sample: TensorInfo, configLevels: number | null): LatentSizeRule {
   const side = (d: number | string | undefined) => (typeof d === 'number' && d > 0 ? d : null);
   const fixed: [number | null, number | null] = [side(sample.shape[2]), side(sample.shape[3])];
-  let graph: GraphSizes | null = null;
+  let graph: GraphSizes | null;
   try {
     graph = outline && analyseGraphSizes(outline, sample.name);
   } catch {

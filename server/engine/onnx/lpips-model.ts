@@ -29,21 +29,28 @@ export interface LpipsConfig {
 
 function parseConfig(json: unknown, file: string): LpipsConfig {
   const j = json as Partial<LpipsConfig> | null;
-  const numbers = (v: unknown, n?: number) => Array.isArray(v) && (n === undefined || v.length === n) && v.every((x) => typeof x === 'number' && Number.isFinite(x));
+  const numbers = (v: unknown, n?: number) =>
+    Array.isArray(v) && (n === undefined || v.length === n) && v.every((x) => typeof x === 'number' && Number.isFinite(x));
   if (!j || !Array.isArray(j.heads) || j.heads.length === 0 || !j.heads.every((h) => numbers(h) && h.length > 0)) {
     throw new UserError(`${file}: "heads" must be a list of weight lists, one per feature layer`, 'lpips');
   }
   if (j.outputs !== undefined && (!Array.isArray(j.outputs) || j.outputs.length !== j.heads.length || !j.outputs.every((o) => typeof o === 'string'))) {
     throw new UserError(`${file}: "outputs" must name one feature output per head (${j.heads.length})`, 'lpips');
   }
-  for (const k of ['shift', 'scale'] as const) if (j[k] !== undefined && !numbers(j[k], 3)) throw new UserError(`${file}: "${k}" must be three numbers`, 'lpips');
+  for (const k of ['shift', 'scale'] as const)
+    if (j[k] !== undefined && !numbers(j[k], 3)) throw new UserError(`${file}: "${k}" must be three numbers`, 'lpips');
   return { heads: j.heads, outputs: j.outputs, shift: j.shift ?? [...LPIPS_SHIFT], scale: j.scale ?? [...LPIPS_SCALE] };
 }
 
 export class LpipsModel implements PerceptualDistance {
   private released = false;
 
-  private constructor(readonly dir: string, readonly config: LpipsConfig, private readonly session: InferenceSession, private readonly outputs: string[]) {}
+  private constructor(
+    readonly dir: string,
+    readonly config: LpipsConfig,
+    private readonly session: InferenceSession,
+    private readonly outputs: string[],
+  ) {}
 
   static async load(dirIn: string, executionProvider: ExecutionProviderRequest = 'auto', settings: SessionSettings = {}): Promise<LpipsModel> {
     const dir = path.resolve(dirIn);

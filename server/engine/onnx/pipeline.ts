@@ -327,15 +327,7 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
    * `ehs` is taken as constant per array: do not change its contents between calls (fp16 UNets
    * convert it once). `extras` runs a rewritten UNet (other binding, extra feeds) through the same path.
    */
-  async unet(
-    sample: Float32Array,
-    batch: number,
-    h: number,
-    w: number,
-    t: number,
-    ehs: Float32Array,
-    extras: UnetCallExtras = {},
-  ): Promise<Float32Array> {
+  async unet(sample: Float32Array, batch: number, h: number, w: number, t: number, ehs: Float32Array, extras: UnetCallExtras = {}): Promise<Float32Array> {
     this.alive();
     const b = extras.binding ?? this.unetBinding;
     const C = this.info.latentChannels;

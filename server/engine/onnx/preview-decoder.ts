@@ -60,7 +60,10 @@ export class PreviewDecoder {
     if (inputs.length !== 1 || !floats.includes(input!.type) || !hasChannels(input, 4) || !output || !floats.includes(output.type) || !hasChannels(output, 3)) {
       await created.session.release();
       const describe = (list: TensorInfo[]) => list.map((t) => `${t.name} ${t.type} [${t.shape.join(', ')}]`).join(', ') || 'none';
-      throw new UserError(`${file} does not have the preview decoder layout (${LAYOUT}): its inputs are ${describe(inputs)}, its outputs ${describe(outputs)}`, 'preview');
+      throw new UserError(
+        `${file} does not have the preview decoder layout (${LAYOUT}): its inputs are ${describe(inputs)}, its outputs ${describe(outputs)}`,
+        'preview',
+      );
     }
     return new PreviewDecoder(dir, created, created.session, input!, output.name);
   }
@@ -68,7 +71,8 @@ export class PreviewDecoder {
   /** Scaled latent [4, h, w] → image [3, 8h, 8w] (whatever size the decoder returns), clamped to [0, 1]. */
   async decode(latent: Float32Array, width: number, height: number): Promise<ImageValue> {
     if (this.released) throw new Error('this preview decoder was released');
-    if (latent.length !== 4 * width * height) throw new Error(`preview decoder: a 4×${height}×${width} latent has ${4 * width * height} values, got ${latent.length}`);
+    if (latent.length !== 4 * width * height)
+      throw new Error(`preview decoder: a 4×${height}×${width} latent has ${4 * width * height} values, got ${latent.length}`);
     const t0 = performance.now();
     const res = await this.session.run({ [this.input.name]: floatTensor(this.input.type, latent, [1, 4, height, width]) }, [this.output]);
     const out = res[this.output]!;

@@ -53,7 +53,14 @@ export class ModelRegistry<T extends { release(): Promise<void> }> {
   async clear(): Promise<void> {
     const all = [...this.loaded.values()];
     this.loaded.clear();
-    await Promise.all(all.map((p) => p.then((x) => x.release(), () => undefined)));
+    await Promise.all(
+      all.map((p) =>
+        p.then(
+          (x) => x.release(),
+          () => undefined,
+        ),
+      ),
+    );
   }
 
   get size(): number {
@@ -67,7 +74,14 @@ export class ModelRegistry<T extends { release(): Promise<void> }> {
   async releaseAll(): Promise<number> {
     const all = [...this.loaded.values()];
     this.loaded.clear();
-    await Promise.all(all.map((p) => p.then((pipe) => pipe.release(), () => undefined)));
+    await Promise.all(
+      all.map((p) =>
+        p.then(
+          (pipe) => pipe.release(),
+          () => undefined,
+        ),
+      ),
+    );
     return all.length;
   }
 
@@ -76,7 +90,10 @@ export class ModelRegistry<T extends { release(): Promise<void> }> {
       const [key, oldest] = this.loaded.entries().next().value as [string, Promise<T>];
       this.loaded.delete(key);
       // Jobs run one at a time and nodes acquire the model when they start, so nothing is using it now.
-      await oldest.then((m) => m.release(), () => undefined);
+      await oldest.then(
+        (m) => m.release(),
+        () => undefined,
+      );
     }
   }
 }

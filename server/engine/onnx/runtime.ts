@@ -82,12 +82,12 @@ export function float32ToFloat16Bits(value: number): number {
     const half = mant >>> shift;
     const rem = mant & ((1 << shift) - 1);
     const mid = 1 << (shift - 1);
-    return sign | (half + (rem > mid || (rem === mid && (half & 1)) ? 1 : 0));
+    return sign | (half + (rem > mid || (rem === mid && half & 1) ? 1 : 0));
   }
   const half = (e << 10) | (mant >>> 13);
   const rem = mant & 0x1fff;
   // Carry from rounding may bump the exponent, which is the right result (up to Inf).
-  return sign | (half + (rem > 0x1000 || (rem === 0x1000 && (half & 1)) ? 1 : 0));
+  return sign | (half + (rem > 0x1000 || (rem === 0x1000 && half & 1) ? 1 : 0));
 }
 
 /** binary16 bits → number. */
@@ -145,7 +145,11 @@ export function numberTensor(type: string, values: ArrayLike<number>, dims: read
       return new ort.Tensor('int64', a, dims);
     }
     case 'int32':
-      return new ort.Tensor('int32', Int32Array.from(values, (v) => Math.round(v)), dims);
+      return new ort.Tensor(
+        'int32',
+        Int32Array.from(values, (v) => Math.round(v)),
+        dims,
+      );
     case 'float32':
       return new ort.Tensor('float32', Float32Array.from(values), dims);
     case 'float16':

@@ -104,7 +104,11 @@ export function cudaProviderStatus(deviceId = 0): { available: boolean; reason: 
  * Creates a session on a concrete provider, or resolves a request (`auto` tries CUDA, falls back to
  * CPU). Created from the file path so onnxruntime resolves external weights (weights.pb) beside it.
  */
-export async function createSession(modelPath: string, request: ExecutionProviderRequest | ExecutionProvider, settings: SessionSettings = {}): Promise<CreatedSession> {
+export async function createSession(
+  modelPath: string,
+  request: ExecutionProviderRequest | ExecutionProvider,
+  settings: SessionSettings = {},
+): Promise<CreatedSession> {
   const gpu = settings.deviceId ? ` (GPU ${settings.deviceId})` : '';
   if (request === 'auto' || request === 'cuda') {
     const cuda = cudaProviderStatus(settings.deviceId);
@@ -124,7 +128,7 @@ export async function createSession(modelPath: string, request: ExecutionProvide
     try {
       return { ...(await openCached(modelPath, 'webgpu', settings)), provider: 'webgpu', note: 'webgpu: using WebGPU (Dawn)' };
     } catch (e) {
-      throw new Error(`WebGPU execution provider requested, but it failed to start: ${firstLine(e)}. Run with --ep cpu or --ep cuda`);
+      throw new Error(`WebGPU execution provider requested, but it failed to start: ${firstLine(e)}. Run with --ep cpu or --ep cuda`, { cause: e });
     }
   }
   if (request !== 'cpu') throw new Error(`unknown execution provider "${String(request)}" (auto, cuda, webgpu or cpu)`);
@@ -163,11 +167,16 @@ export function graphShapingOptions(options: ort.InferenceSession.SessionOptions
 }
 
 /** The cache folder for this model and provider: `<model file hash>-<provider>-<state hash>`. */
-function optimizedCacheEntry(modelPath: string, provider: ExecutionProvider, settings: SessionSettings, root: string): { dir: string; prefix: string; bytes: number } {
+function optimizedCacheEntry(
+  modelPath: string,
+  provider: ExecutionProvider,
+  settings: SessionSettings,
+  root: string,
+): { dir: string; prefix: string; bytes: number } {
   const real = realpathSync(modelPath);
   const id = modelFilesIdentity(real);
   const hash = (x: string) => createHash('sha256').update(x).digest('hex').slice(0, 16);
-  const device = provider === 'cuda' ? `gpu${settings.deviceId ?? 0}` : provider === 'cpu' ? os.cpus()[0]?.model ?? os.arch() : '';
+  const device = provider === 'cuda' ? `gpu${settings.deviceId ?? 0}` : provider === 'cpu' ? (os.cpus()[0]?.model ?? os.arch()) : '';
   const prefix = `${hash(real)}-${provider}`;
   const state = hash(JSON.stringify([onnxruntimeNodeInfo().version, device, graphShapingOptions(sessionOptions(provider, settings)), id.files]));
   return { dir: path.join(root, `${prefix}-${state}`), prefix, bytes: id.bytes };
@@ -181,7 +190,7 @@ async function openCached(modelPath: string, provider: ExecutionProvider, settin
   const t0 = performance.now();
   const options = sessionOptions(provider, settings);
   const cache = settings.optimizedCache !== undefined ? settings.optimizedCache : process.env.DUALSTYLE_ORT_CACHE === 'off' ? null : DEFAULT_OPTIMIZED_CACHE;
-  let entry: ReturnType<typeof optimizedCacheEntry> | null = null;
+  let entry: ReturnType<typeof optimizedCacheEntry> | null;
   try {
     entry = cache ? optimizedCacheEntry(modelPath, provider, settings, cache.dir) : null;
   } catch {

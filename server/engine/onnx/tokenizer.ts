@@ -22,10 +22,10 @@ export interface TokenizedPrompt {
 }
 
 /** CLIP's pre-tokenisation pattern (case-insensitive in the original; the text is lower-cased first). */
-const CLIP_PATTERN =
-  /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+/giu;
+const CLIP_PATTERN = /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+/giu;
 
 /** Python's str.isspace() set (what CLIP's `re.sub(r'\s+', ' ', text)` collapses). */
+// eslint-disable-next-line no-control-regex -- \x1c-\x1f are in Python's whitespace set, on purpose
 const PY_WHITESPACE = /[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/g;
 
 const DEFAULT_MAX_LENGTH = 77;
@@ -55,9 +55,28 @@ const BYTE_SYMBOL = bytesToUnicode();
 const CURLY_SINGLE = /[\u02bc\u2018-\u201b]/g;
 const CURLY_DOUBLE = /[\u201c-\u201f]/g;
 const LIGATURES: Record<string, string> = {
-  'Ĳ': 'IJ', 'ĳ': 'ij', 'ŉ': 'ʼn', 'Ǆ': 'DŽ', 'ǅ': 'Dž', 'ǆ': 'dž', 'Ǉ': 'LJ', 'ǈ': 'Lj', 'ǉ': 'lj',
-  'Ǌ': 'NJ', 'ǋ': 'Nj', 'ǌ': 'nj', 'Ǳ': 'DZ', 'ǲ': 'Dz', 'ǳ': 'dz',
-  'ﬀ': 'ff', 'ﬁ': 'fi', 'ﬂ': 'fl', 'ﬃ': 'ffi', 'ﬄ': 'ffl', 'ﬅ': 'ſt', 'ﬆ': 'st',
+  Ĳ: 'IJ',
+  ĳ: 'ij',
+  ŉ: 'ʼn',
+  Ǆ: 'DŽ',
+  ǅ: 'Dž',
+  ǆ: 'dž',
+  Ǉ: 'LJ',
+  ǈ: 'Lj',
+  ǉ: 'lj',
+  Ǌ: 'NJ',
+  ǋ: 'Nj',
+  ǌ: 'nj',
+  Ǳ: 'DZ',
+  ǲ: 'Dz',
+  ǳ: 'dz',
+  ﬀ: 'ff',
+  ﬁ: 'fi',
+  ﬂ: 'fl',
+  ﬃ: 'ffi',
+  ﬄ: 'ffl',
+  ﬅ: 'ſt',
+  ﬆ: 'st',
 };
 const LIGATURE_RE = new RegExp(`[${Object.keys(LIGATURES).join('')}]`, 'g');
 /** Full-width / half-width forms → their ordinary characters (ftfy's fix_character_width). */
@@ -68,6 +87,7 @@ function fixWidth(ch: string): string {
   return alt;
 }
 /** Control characters ftfy removes (C0 except tab/newlines, DEL, some format chars). */
+// eslint-disable-next-line no-control-regex -- the control characters are what this pattern removes
 const CONTROL_RE = /[\x00-\x08\x0b\x0e-\x1f\x7f\u206a-\u206f\ufeff\ufff9-\ufffc]/g;
 
 export function cleanText(text: string): string {
@@ -152,16 +172,15 @@ export class ClipTokenizer {
   static async fromFolder(dir: string): Promise<ClipTokenizer> {
     const vocabPath = path.join(dir, 'vocab.json');
     const mergesPath = path.join(dir, 'merges.txt');
-    const [vocabText, mergesText, configText] = await Promise.all([
-      readRequired(vocabPath),
-      readRequired(mergesPath),
-      readFile(path.join(dir, 'tokenizer_config.json'), 'utf8').catch(() => null),
-    ]);
+    // One after the other: with both files missing, the error names vocab.json whichever read ends first.
+    const vocabText = await readRequired(vocabPath);
+    const mergesText = await readRequired(mergesPath);
+    const configText = await readFile(path.join(dir, 'tokenizer_config.json'), 'utf8').catch(() => null);
     let vocab: Record<string, number>;
     try {
       vocab = JSON.parse(vocabText) as Record<string, number>;
     } catch (e) {
-      throw new Error(`${vocabPath} is not valid JSON: ${(e as Error).message}`);
+      throw new Error(`${vocabPath} is not valid JSON: ${(e as Error).message}`, { cause: e });
     }
     if (!vocab || typeof vocab !== 'object' || Array.isArray(vocab)) {
       throw new Error(`${vocabPath} must be a JSON object mapping tokens to ids`);
@@ -171,7 +190,7 @@ export class ClipTokenizer {
       try {
         config = JSON.parse(configText) as TokenizerConfig;
       } catch (e) {
-        throw new Error(`${path.join(dir, 'tokenizer_config.json')} is not valid JSON: ${(e as Error).message}`);
+        throw new Error(`${path.join(dir, 'tokenizer_config.json')} is not valid JSON: ${(e as Error).message}`, { cause: e });
       }
     }
     const merges: string[] = [];
@@ -253,7 +272,7 @@ export class ClipTokenizer {
       if (best === Infinity) break;
       // Merge every occurrence of the chosen pair, left to right (as CLIP's loop does).
       const merged: string[] = [];
-      for (let i = 0; i < word.length; ) {
+      for (let i = 0; i < word.length;) {
         if (word[i] === first && i < word.length - 1 && word[i + 1] === second) {
           merged.push(first + second);
           i += 2;
@@ -287,7 +306,7 @@ async function readRequired(file: string): Promise<string> {
     return await readFile(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new Error(`tokenizer file missing: ${file}`);
-    throw new Error(`cannot read tokenizer file ${file}: ${(e as Error).message}`);
+    if (code === 'ENOENT') throw new Error(`tokenizer file missing: ${file}`, { cause: e });
+    throw new Error(`cannot read tokenizer file ${file}: ${(e as Error).message}`, { cause: e });
   }
 }

@@ -34,7 +34,7 @@ export class UnetBuffers {
   output(b: UnetBinding, t: OrtTensor): Float32Array {
     if (t.type === 'float32') return tensorToFloat32(t);
     let bySize = this.outputs.get(b);
-    if (!bySize) this.outputs.set(b, (bySize = new Map()));
+    if (!bySize) this.outputs.set(b, (bySize = new Map<number, Float32Array>()));
     let out = bySize.get(t.size);
     if (!out) {
       if (bySize.size >= MAX_OUTPUT_SIZES) bySize.delete(bySize.keys().next().value!);

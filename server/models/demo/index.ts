@@ -211,7 +211,9 @@ export const GENERATED_MARKER_KEY = 'dualstyle_generated';
 
 /** "attention bmm, upsample skip, dtype float32, …": every option of an export (DEFAULT_EXPORT where `kind` says nothing). */
 export function describeExport(kind: Partial<DemoExport>): string {
-  return Object.entries({ ...DEFAULT_EXPORT, ...kind }).map(([k, v]) => `${k} ${v}`).join(', ');
+  return Object.entries({ ...DEFAULT_EXPORT, ...kind })
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
 }
 
 function presetReadme(preset: ModelPreset, o: DemoExport, parameters: Record<string, number>): string {
@@ -237,7 +239,10 @@ Its weights are random: its pictures mean nothing. It exists to measure speed at
  * nothing; every export option applies), streaming every model's weights to its weights.pb as they are
  * drawn (no model is held in memory whole). Returns the parameter counts.
  */
-export async function writePresetModel(dir: string, opts: DemoModelOptions & { preset: ModelPreset; log?: (line: string) => void }): Promise<Record<string, number>> {
+export async function writePresetModel(
+  dir: string,
+  opts: DemoModelOptions & { preset: ModelPreset; log?: (line: string) => void },
+): Promise<Record<string, number>> {
   const { preset, seed = DEMO_MODEL_SEED, log = () => {}, ...kind } = opts;
   if (preset.vae.kind !== 'full') throw new Error(`preset ${preset.name} is not a full-size preset: write it with writeDemoModel`);
   const o: DemoExport = { ...DEFAULT_EXPORT, ...kind };
@@ -257,7 +262,13 @@ export async function writePresetModel(dir: string, opts: DemoModelOptions & { p
   const channels = o.vaeEncoder === 'mean-logvar' ? 8 : 4;
   parameters.vae = await part('vae_encoder', (weightsFile) => fullVaeEncoder(random, preset.vae, { dtype, channels, weightsFile }));
   parameters.vae += await part('vae_decoder', (weightsFile) => fullVaeDecoder(random, preset.vae, { dtype, weightsFile }));
-  const vaeConfig = { _class_name: 'AutoencoderKL', block_out_channels: preset.vae.channels, latent_channels: 4, scaling_factor: LATENT_SCALE, layers_per_block: preset.vae.layersPerBlock };
+  const vaeConfig = {
+    _class_name: 'AutoencoderKL',
+    block_out_channels: preset.vae.channels,
+    latent_channels: 4,
+    scaling_factor: LATENT_SCALE,
+    layers_per_block: preset.vae.layersPerBlock,
+  };
   const files: Record<string, string> = {
     'model_index.json': json(modelIndex({ [GENERATED_MARKER_KEY]: { preset: preset.name, export: o, seed } })),
     'README.txt': presetReadme(preset, o, parameters),

@@ -153,7 +153,16 @@ function packPerHead(parts: Float32Array[], inFeatures: number, heads: number, h
 }
 
 /** The optimizer's fused attention: self-attention as Attention or packed-QKV MultiHeadAttention, cross as MultiHeadAttention. */
-function fusedAttention(b: GraphBuilder, hidden: string, context: string, scope: string, channels: number, contextDim: number, heads: number, packed: boolean): string {
+function fusedAttention(
+  b: GraphBuilder,
+  hidden: string,
+  context: string,
+  scope: string,
+  channels: number,
+  contextDim: number,
+  heads: number,
+  packed: boolean,
+): string {
   const headDim = channels / heads;
   const [q, k, v] = [drawWeight(b, channels, channels), drawWeight(b, contextDim, channels), drawWeight(b, contextDim, channels)];
   const numHeads = { num_heads: heads };
@@ -210,7 +219,8 @@ export function attention(
   const v = linear(b, context, `${scope}/to_v`, contextDim, channels, { bias: false });
   if (style === 'sdpa') {
     // [B, S, C] → [B, heads, S, d]
-    const split = (x: string) => b.op('Transpose', [b.op('Reshape', [x, b.constant(scope, 'int64', [4], [0, 0, heads, headDim])], scope)], scope, { perm: [0, 2, 1, 3] });
+    const split = (x: string) =>
+      b.op('Transpose', [b.op('Reshape', [x, b.constant(scope, 'int64', [4], [0, 0, heads, headDim])], scope)], scope, { perm: [0, 2, 1, 3] });
     const rootScale = b.constant(scope, b.float, [], [Math.sqrt(1 / Math.sqrt(headDim))]);
     const qs = b.op('Mul', [split(q), rootScale], scope);
     const kTs = b.op('Mul', [b.op('Transpose', [split(k)], scope, { perm: [0, 1, 3, 2] }), rootScale], scope);

@@ -173,8 +173,7 @@ export class GraphBuilder {
     opts: { outputs?: string[]; outputCount?: number; name?: string; domain?: string } = {},
   ): string[] {
     const name = this.uniqueName(opts.name ?? `${scope}/${opType}`);
-    const outputs =
-      opts.outputs ?? Array.from({ length: opts.outputCount ?? 1 }, (_, i) => `${name}_output_${i}`);
+    const outputs = opts.outputs ?? Array.from({ length: opts.outputCount ?? 1 }, (_, i) => `${name}_output_${i}`);
     this.nodes.push({
       name,
       opType,
@@ -214,7 +213,7 @@ export class GraphBuilder {
   /** A float initializer in the model's float type; large ones go to the external weights file when one is configured. */
   initializer(name: string, dims: number[], data: Float32Array): string {
     const count = dims.reduce((a, b) => a * b, 1);
-    if (count !== data.length) throw new Error(`initializer ${name}: ${data.length} values for dims [${dims}]`);
+    if (count !== data.length) throw new Error(`initializer ${name}: ${data.length} values for dims [${dims.join(',')}]`);
     if (this.shapesOnly) return this.shapeOnly(name, dims);
     if (this.initializerNames.has(name)) throw new Error(`initializer ${name} defined twice`);
     this.initializerNames.add(name);
@@ -260,7 +259,15 @@ export class GraphBuilder {
   /** A random weight N(0, std²) named like a torch parameter (`unet.conv_in.weight`). */
   weight(name: string, dims: number[], std: number): string {
     if (this.shapesOnly) return this.shapeOnly(name, dims);
-    return this.initializer(name, dims, this.random.normal(name, dims.reduce((a, b) => a * b, 1), std));
+    return this.initializer(
+      name,
+      dims,
+      this.random.normal(
+        name,
+        dims.reduce((a, b) => a * b, 1),
+        std,
+      ),
+    );
   }
 
   /** A constant-filled float initializer (norm scales, zero biases). */
@@ -272,7 +279,11 @@ export class GraphBuilder {
   /** A `Constant` node, as torch exports shape and scalar literals (`b.float` for the model's float type). */
   constant(scope: string, dtype: FloatType | 'int64', dims: number[], values: number[]): string {
     const data =
-      dtype === 'int64' ? BigInt64Array.from(values.map((v) => BigInt(v))) : dtype === 'float16' ? float32ToFloat16(new Float32Array(values)) : new Float32Array(values);
+      dtype === 'int64'
+        ? BigInt64Array.from(values.map((v) => BigInt(v)))
+        : dtype === 'float16'
+          ? float32ToFloat16(new Float32Array(values))
+          : new Float32Array(values);
     const tensor: ITensorProto = { dims, dataType: DType[dtype], rawData: rawBytes(data) };
     return this.op('Constant', [], scope, { value: { tensor } });
   }

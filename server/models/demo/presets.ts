@@ -105,8 +105,19 @@ export function narrowed(preset: ModelPreset, factor: number): ModelPreset {
   return {
     ...preset,
     name: `${preset.name}/${factor}`,
-    unet: { ...preset.unet, channels: preset.unet.channels.map(div), groups: Math.min(preset.unet.groups, 8), timeProjDim: div(preset.unet.timeProjDim), timeEmbedDim: div(preset.unet.timeEmbedDim) },
-    text: { ...preset.text, width: div(preset.text.width), heads: Math.max(1, Math.round(preset.text.heads / factor)), vocab: Math.min(preset.text.vocab, 1024) },
+    unet: {
+      ...preset.unet,
+      channels: preset.unet.channels.map(div),
+      groups: Math.min(preset.unet.groups, 8),
+      timeProjDim: div(preset.unet.timeProjDim),
+      timeEmbedDim: div(preset.unet.timeEmbedDim),
+    },
+    text: {
+      ...preset.text,
+      width: div(preset.text.width),
+      heads: Math.max(1, Math.round(preset.text.heads / factor)),
+      vocab: Math.min(preset.text.vocab, 1024),
+    },
     vae: { ...preset.vae, channels: preset.vae.channels.map(div), groups: Math.min(preset.vae.groups, 8) },
   };
 }

@@ -50,14 +50,19 @@ export function buildPreviewDecoder(
   for (let level = 0; level < 3; level++) {
     for (let i = 0; i < blocks; i++) h = block(b, h, next(), c);
     const up = next();
-    h = b.op('Resize', [h, '', b.constant(up, 'float32', [4], [1, 1, 2, 2])], up, { coordinate_transformation_mode: 'asymmetric', mode: 'nearest', nearest_mode: 'floor' });
+    h = b.op('Resize', [h, '', b.constant(up, 'float32', [4], [1, 1, 2, 2])], up, {
+      coordinate_transformation_mode: 'asymmetric',
+      mode: 'nearest',
+      nearest_mode: 'floor',
+    });
     h = conv(b, h, next(), c, c, 3, { bias: false });
   }
   h = block(b, h, next(), c);
   const out = next();
   // The last conv's bias starts at 0.5: random pictures centred in [0, 1] rather than half clipped.
   const w = b.weight(`${out.slice(1).replace(/\//g, '.')}.weight`, [3, c, 3, 3], 1 / Math.sqrt(c * 9));
-  b.node('Conv', [h, w, b.filled(`${out.slice(1).replace(/\//g, '.')}.bias`, [3], 0.5)], out, { dilations: [1, 1], group: 1, kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [1, 1] }, { outputs: ['sample'] });
+  const bias = b.filled(`${out.slice(1).replace(/\//g, '.')}.bias`, [3], 0.5);
+  b.node('Conv', [h, w, bias], out, { dilations: [1, 1], group: 1, kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [1, 1] }, { outputs: ['sample'] });
   b.output('sample', b.float, ['batch', 3, 'height', 'width']);
   const { model } = b.model(`Dual Style Studio generated preview decoder: TAESD's decoder layout (${c} channels, ${blocks} blocks per level), random weights.`);
   return { model, parameters: b.parameters };

@@ -61,13 +61,18 @@ export function tokenizerFiles(): Record<string, string> {
 /** CLIP's causal self-attention: q, k, v and out projections with bias, q scaled by 1/√d, a mask above the diagonal. */
 function causalSelfAttention(b: GraphBuilder, x: string, scope: string, width: number, heads: number): string {
   const d = width / heads;
-  const split = (y: string) => b.op('Transpose', [b.op('Reshape', [y, b.constant(scope, 'int64', [4], [0, 0, heads, d])], scope)], scope, { perm: [0, 2, 1, 3] });
+  const split = (y: string) =>
+    b.op('Transpose', [b.op('Reshape', [y, b.constant(scope, 'int64', [4], [0, 0, heads, d])], scope)], scope, { perm: [0, 2, 1, 3] });
   const q = b.op('Mul', [linear(b, x, `${scope}/q_proj`, width, width), b.constant(scope, b.float, [], [1 / Math.sqrt(d)])], scope);
   const k = linear(b, x, `${scope}/k_proj`, width, width);
   const v = linear(b, x, `${scope}/v_proj`, width, width);
   const L = TEXT_MAX_LENGTH;
   const mask = Array.from({ length: L * L }, (_, i) => (i % L > Math.floor(i / L) ? -1e4 : 0));
-  const scores = b.op('Add', [b.op('MatMul', [split(q), b.op('Transpose', [split(k)], scope, { perm: [0, 1, 3, 2] })], scope), b.constant(scope, b.float, [1, 1, L, L], mask)], scope);
+  const scores = b.op(
+    'Add',
+    [b.op('MatMul', [split(q), b.op('Transpose', [split(k)], scope, { perm: [0, 1, 3, 2] })], scope), b.constant(scope, b.float, [1, 1, L, L], mask)],
+    scope,
+  );
   const probs = b.op('Softmax', [scores], scope, { axis: -1 });
   const mixed = b.op('Transpose', [b.op('MatMul', [probs, split(v)], scope)], scope, { perm: [0, 2, 1, 3] });
   const merged = b.op('Reshape', [mixed, b.constant(scope, 'int64', [3], [0, 0, width])], scope);
@@ -95,7 +100,8 @@ export function textEncoderModel(
   arch: TextArchitecture = DEMO_PRESET.text,
   opts: TextEncoderOptions = {},
 ): { model: Uint8Array; weights?: Uint8Array; parameters: number } {
-  const external = arch === DEMO_PRESET.text ? undefined : { location: 'weights.pb', minBytes: 1024, align: 64, ...(opts.weightsFile ? { file: opts.weightsFile } : {}) };
+  const external =
+    arch === DEMO_PRESET.text ? undefined : { location: 'weights.pb', minBytes: 1024, align: 64, ...(opts.weightsFile ? { file: opts.weightsFile } : {}) };
   const b = new GraphBuilder('demo_text_encoder', random, external, { float: opts.dtype, shapesOnly: opts.shapesOnly });
   const idsType = opts.inputIds ?? 'int32';
   const ids = b.input('input_ids', idsType, ['batch', TEXT_MAX_LENGTH]);
@@ -109,7 +115,8 @@ export function textEncoderModel(
     const layer = `/text_model/encoder/layers.${l}`;
     if (arch.attention) h = b.op('Add', [h, causalSelfAttention(b, layerNorm(b, h, `${layer}/layer_norm1`, D), `${layer}/self_attn`, D, arch.heads)], layer);
     const fc1 = linear(b, layerNorm(b, h, `${layer}/${arch.attention ? 'layer_norm2' : 'layer_norm1'}`, D), `${layer}/mlp/fc1`, D, 4 * D);
-    const quickGelu = b.op('Mul', [fc1, b.op('Sigmoid', [b.op('Mul', [fc1, b.constant(`${layer}/mlp/activation_fn`, b.float, [], [1.702])], `${layer}/mlp/activation_fn`)], `${layer}/mlp/activation_fn`)], `${layer}/mlp/activation_fn`);
+    const act = `${layer}/mlp/activation_fn`;
+    const quickGelu = b.op('Mul', [fc1, b.op('Sigmoid', [b.op('Mul', [fc1, b.constant(act, b.float, [], [1.702])], act)], act)], act);
     h = b.op('Add', [h, linear(b, quickGelu, `${layer}/mlp/fc2`, 4 * D, D)], layer);
   }
   const last = layerNorm(b, h, '/text_model/final_layer_norm', D);
@@ -127,9 +134,10 @@ export function textEncoderModel(
 
   b.output('last_hidden_state', b.float, ['batch', TEXT_MAX_LENGTH, D]);
   b.output('pooler_output', b.float, ['batch', D]);
-  const doc = arch === DEMO_PRESET.text
-    ? 'Dual Style Studio demo text encoder: random weights, byte-level vocabulary of 514 tokens.'
-    : `Dual Style Studio generated text encoder: random weights, CLIP text model with ${arch.layers} layers of width ${D}.`;
+  const doc =
+    arch === DEMO_PRESET.text
+      ? 'Dual Style Studio demo text encoder: random weights, byte-level vocabulary of 514 tokens.'
+      : `Dual Style Studio generated text encoder: random weights, CLIP text model with ${arch.layers} layers of width ${D}.`;
   return { ...b.model(doc), parameters: b.parameters };
 }
 

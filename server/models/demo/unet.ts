@@ -143,12 +143,7 @@ function transformer(u: UnetContext, x: string, scope: string, channels: number)
   tokens = b.op('Add', [feedForward(b, norm(tokens, 'norm3'), `${block}/ff`, channels, u.fused), tokens], block);
 
   // [B, h·w, C] → [B, C, h, w], with h and w read from the input.
-  const shape = b.op(
-    'Concat',
-    [sliceShape(b, x, scope, 0, 1), sliceShape(b, x, scope, 2, 4), b.constant(scope, 'int64', [1], [channels])],
-    scope,
-    { axis: 0 },
-  );
+  const shape = b.op('Concat', [sliceShape(b, x, scope, 0, 1), sliceShape(b, x, scope, 2, 4), b.constant(scope, 'int64', [1], [channels])], scope, { axis: 0 });
   const spatial = b.op('Transpose', [b.op('Reshape', [tokens, shape], scope)], scope, { perm: [0, 3, 1, 2] });
   const out = conv(b, spatial, `${scope}/proj_out`, channels, channels, 1, { gain: 0.5 });
   return b.op('Add', [out, x], scope);
@@ -284,18 +279,25 @@ export function buildUnet(
 
   h = groupNorm(b, h, '/conv_norm_out', c, arch.groups);
   h = silu(b, h, '/conv_act');
-  b.node('Conv', [h, b.weight('conv_out.weight', [4, c, 3, 3], arch.outGain / Math.sqrt(c * 9)), b.weight('conv_out.bias', [4], 0.02)], '/conv_out', {
-    dilations: [1, 1],
-    group: 1,
-    kernel_shape: [3, 3],
-    pads: [1, 1, 1, 1],
-    strides: [1, 1],
-  }, { outputs: ['out_sample'] });
+  b.node(
+    'Conv',
+    [h, b.weight('conv_out.weight', [4, c, 3, 3], arch.outGain / Math.sqrt(c * 9)), b.weight('conv_out.bias', [4], 0.02)],
+    '/conv_out',
+    {
+      dilations: [1, 1],
+      group: 1,
+      kernel_shape: [3, 3],
+      pads: [1, 1, 1, 1],
+      strides: [1, 1],
+    },
+    { outputs: ['out_sample'] },
+  );
   b.output('out_sample', o.dtype, ['batch', 4, 'height', 'width']);
 
-  const doc = arch === DEMO_PRESET.unet
-    ? 'Dual Style Studio demo UNet: random weights, SD1.x structure in miniature (attention at 1/2 and 1/4 resolution only).'
-    : `Dual Style Studio generated UNet: random weights, UNet2DConditionModel with block_out_channels ${channels.join('/')}.`;
+  const doc =
+    arch === DEMO_PRESET.unet
+      ? 'Dual Style Studio demo UNet: random weights, SD1.x structure in miniature (attention at 1/2 and 1/4 resolution only).'
+      : `Dual Style Studio generated UNet: random weights, UNet2DConditionModel with block_out_channels ${channels.join('/')}.`;
   const { model, weights } = b.model(doc);
   return { model, weights: weights ?? new Uint8Array(0), parameters: b.parameters };
 }

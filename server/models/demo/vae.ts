@@ -68,13 +68,19 @@ export function buildVaeEncoder(random: WeightRandom, options: { dtype?: FloatTy
   const pooled = b.op('AveragePool', [sample], '/encoder/down', { kernel_shape: [8, 8], strides: [8, 8], pads: [0, 0, 0, 0] });
   const weights = encoderMap().flat();
   if (channels === 8) weights.push(...random.normal('quant_conv.logvar', 12, 0.1));
-  b.node('Conv', [pooled, b.initializer('quant_conv.weight', [channels, 3, 1, 1], new Float32Array(weights)), b.filled('quant_conv.bias', [channels], 0)], '/quant_conv', {
-    dilations: [1, 1],
-    group: 1,
-    kernel_shape: [1, 1],
-    pads: [0, 0, 0, 0],
-    strides: [1, 1],
-  }, { outputs: ['latent_sample'] });
+  b.node(
+    'Conv',
+    [pooled, b.initializer('quant_conv.weight', [channels, 3, 1, 1], new Float32Array(weights)), b.filled('quant_conv.bias', [channels], 0)],
+    '/quant_conv',
+    {
+      dilations: [1, 1],
+      group: 1,
+      kernel_shape: [1, 1],
+      pads: [0, 0, 0, 0],
+      strides: [1, 1],
+    },
+    { outputs: ['latent_sample'] },
+  );
   b.output('latent_sample', b.float, ['batch', channels, 'latent_height', 'latent_width']);
   return b.model('Dual Style Studio demo VAE encoder: 8×8 average pool + a fixed 3→4 colour map (not a trained VAE).').model;
 }
@@ -126,7 +132,11 @@ function vaeAttention(b: GraphBuilder, x: string, scope: string, c: number, grou
   const q = linear(b, tokens, `${scope}/to_q`, c, c);
   const k = linear(b, tokens, `${scope}/to_k`, c, c);
   const v = linear(b, tokens, `${scope}/to_v`, c, c);
-  const scores = b.op('Mul', [b.op('MatMul', [q, b.op('Transpose', [k], scope, { perm: [0, 2, 1] })], scope), b.constant(scope, b.float, [], [1 / Math.sqrt(c)])], scope);
+  const scores = b.op(
+    'Mul',
+    [b.op('MatMul', [q, b.op('Transpose', [k], scope, { perm: [0, 2, 1] })], scope), b.constant(scope, b.float, [], [1 / Math.sqrt(c)])],
+    scope,
+  );
   const mixed = b.op('MatMul', [b.op('Softmax', [scores], scope, { axis: -1 }), v], scope);
   const out = linear(b, mixed, `${scope}/to_out.0`, c, c, { gain: 0.5 });
   const back = b.op('Reshape', [b.op('Transpose', [out], scope, { perm: [0, 2, 1] }), b.op('Shape', [x], scope)], scope);
@@ -142,14 +152,24 @@ function vaeMid(b: GraphBuilder, x: string, scope: string, c: number, groups: nu
 function pointwiseConv(b: GraphBuilder, x: string, scope: string, inC: number, outC: number, outputs?: string[]): string {
   const w = b.weight(`${scope.slice(1)}.weight`, [outC, inC, 1, 1], 1 / Math.sqrt(inC));
   const bias = b.weight(`${scope.slice(1)}.bias`, [outC], 0.02);
-  return b.node('Conv', [x, w, bias], scope, { dilations: [1, 1], group: 1, kernel_shape: [1, 1], pads: [0, 0, 0, 0], strides: [1, 1] }, outputs ? { outputs } : {})[0]!;
+  return b.node(
+    'Conv',
+    [x, w, bias],
+    scope,
+    { dilations: [1, 1], group: 1, kernel_shape: [1, 1], pads: [0, 0, 0, 0], strides: [1, 1] },
+    outputs ? { outputs } : {},
+  )[0]!;
 }
 
 /**
  * Image [B, 3, H, W] in [-1, 1] → moments [B, 8, H/8, W/8] (mean, logvar) after quant_conv; with
  * `channels: 4` the mean alone (a Slice of the first 4), as exports that return the posterior's mode do.
  */
-export function fullVaeEncoder(random: WeightRandom, arch: VaeArchitecture, opts: FullVaeOptions & { channels?: 4 | 8 } = {}): { model: Uint8Array; weights?: Uint8Array; parameters: number } {
+export function fullVaeEncoder(
+  random: WeightRandom,
+  arch: VaeArchitecture,
+  opts: FullVaeOptions & { channels?: 4 | 8 } = {},
+): { model: Uint8Array; weights?: Uint8Array; parameters: number } {
   const b = fullVaeBuilder('vae_encoder', random, opts);
   const outChannels = opts.channels ?? 8;
   const sample = b.input('sample', b.float, ['batch', 3, 'height', 'width']);
@@ -185,7 +205,11 @@ export function fullVaeEncoder(random: WeightRandom, arch: VaeArchitecture, opts
 }
 
 /** Latent [B, 4, h, w] → image [B, 3, 8h, 8w]. */
-export function fullVaeDecoder(random: WeightRandom, arch: VaeArchitecture, opts: FullVaeOptions = {}): { model: Uint8Array; weights?: Uint8Array; parameters: number } {
+export function fullVaeDecoder(
+  random: WeightRandom,
+  arch: VaeArchitecture,
+  opts: FullVaeOptions = {},
+): { model: Uint8Array; weights?: Uint8Array; parameters: number } {
   const b = fullVaeBuilder('vae_decoder', random, opts);
   const latent = b.input('latent_sample', b.float, ['batch', 4, 'latent_height', 'latent_width']);
   const { channels, groups } = arch;
@@ -201,18 +225,28 @@ export function fullVaeDecoder(random: WeightRandom, arch: VaeArchitecture, opts
     }
     if (i < reversed.length - 1) {
       const s = `/decoder/up_blocks.${i}/upsamplers.0`;
-      h = b.op('Resize', [h, '', b.constant(s, 'float32', [4], [1, 1, 2, 2])], s, { coordinate_transformation_mode: 'asymmetric', mode: 'nearest', nearest_mode: 'floor' });
+      h = b.op('Resize', [h, '', b.constant(s, 'float32', [4], [1, 1, 2, 2])], s, {
+        coordinate_transformation_mode: 'asymmetric',
+        mode: 'nearest',
+        nearest_mode: 'floor',
+      });
       h = conv(b, h, `${s}/conv`, c, c, 3);
     }
   });
   h = silu(b, groupNorm(b, h, '/decoder/conv_norm_out', c, groups, 1e-6), '/decoder/conv_act');
-  b.node('Conv', [h, b.weight('decoder.conv_out.weight', [3, c, 3, 3], 1 / Math.sqrt(c * 9)), b.weight('decoder.conv_out.bias', [3], 0.02)], '/decoder/conv_out', {
-    dilations: [1, 1],
-    group: 1,
-    kernel_shape: [3, 3],
-    pads: [1, 1, 1, 1],
-    strides: [1, 1],
-  }, { outputs: ['sample'] });
+  b.node(
+    'Conv',
+    [h, b.weight('decoder.conv_out.weight', [3, c, 3, 3], 1 / Math.sqrt(c * 9)), b.weight('decoder.conv_out.bias', [3], 0.02)],
+    '/decoder/conv_out',
+    {
+      dilations: [1, 1],
+      group: 1,
+      kernel_shape: [3, 3],
+      pads: [1, 1, 1, 1],
+      strides: [1, 1],
+    },
+    { outputs: ['sample'] },
+  );
   b.output('sample', b.float, ['batch', 3, 'height', 'width']);
   return { ...b.model(`Dual Style Studio generated VAE decoder: random weights, AutoencoderKL ${channels.join('/')}.`), parameters: b.parameters };
 }

@@ -108,36 +108,39 @@ export function useDocument({ editor, notify, setDialog, onBeforeReplace, onRepl
   };
 
   // Boot: the autosaved graph of this browser, else the first-visit template, else an empty canvas.
+  const boot = useStableCallback(async (ed: StudioEditor, cancelled: () => boolean) => {
+    const saved = readAutosave();
+    if (saved) {
+      const problems = await replace(ed, saved.graph, () => saved.doc);
+      for (const p of problems) notify('error', p);
+      if (graphFingerprint(ed.toGraph()) !== saved.doc.baseline) notify('info', 'Restored your unsaved work from this browser.');
+      return;
+    }
+    // First visit: a working pipeline that runs as is teaches more than an empty canvas.
+    const welcome = await api.getGraph(FIRST_VISIT_TEMPLATE).then(
+      (r) => parseGraphJson(r.graph),
+      () => null,
+    );
+    if (cancelled()) return;
+    if (welcome?.ok) {
+      const problems = await replace(ed, welcome.graph, (baseline) => ({ name: FIRST_VISIT_TEMPLATE, source: 'template', baseline }), true);
+      for (const p of problems) notify('error', p);
+    } else {
+      await ed.zoomToFit();
+      const empty = ed.toGraph();
+      dispatch({ type: 'replaced', doc: { name: null, source: null, baseline: graphFingerprint(empty) }, graph: empty });
+      onReplaced(empty);
+    }
+  });
+  // Once per editor: later graphs come through loadGraph.
   useEffect(() => {
     if (!editor) return;
     let cancelled = false;
-    void (async () => {
-      const saved = readAutosave();
-      if (saved) {
-        const problems = await replace(editor, saved.graph, () => saved.doc);
-        for (const p of problems) notify('error', p);
-        if (graphFingerprint(editor.toGraph()) !== saved.doc.baseline) notify('info', 'Restored your unsaved work from this browser.');
-        return;
-      }
-      // First visit: a working pipeline that runs as is teaches more than an empty canvas.
-      const welcome = await api.getGraph(FIRST_VISIT_TEMPLATE).then((r) => parseGraphJson(r.graph), () => null);
-      if (cancelled) return;
-      if (welcome?.ok) {
-        const problems = await replace(editor, welcome.graph, (baseline) => ({ name: FIRST_VISIT_TEMPLATE, source: 'template', baseline }), true);
-        for (const p of problems) notify('error', p);
-      } else {
-        await editor.zoomToFit();
-        const empty = editor.toGraph();
-        dispatch({ type: 'replaced', doc: { name: null, source: null, baseline: graphFingerprint(empty) }, graph: empty });
-        onReplaced(empty);
-      }
-    })();
+    void boot(editor, () => cancelled);
     return () => {
       cancelled = true;
     };
-    // Once per editor: later graphs come through loadGraph.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [editor]);
+  }, [editor, boot]);
 
   const loadGraph = useStableCallback(async (next: Graph, name: string | null, source: DocInfo['source']) => {
     if (!editor) return;
@@ -193,7 +196,11 @@ export function useDocument({ editor, notify, setDialog, onBeforeReplace, onRepl
         setDialog({ kind: 'saveAs', initial: name, error: `“${name}” is a shipped template, and templates are read-only. Choose another name.` });
         return false;
       }
-      if (name !== doc.name && list.some((e) => e.name === name && e.source === 'user') && !window.confirm(`A saved graph named “${name}” exists. Replace it?`)) {
+      if (
+        name !== doc.name &&
+        list.some((e) => e.name === name && e.source === 'user') &&
+        !window.confirm(`A saved graph named “${name}” exists. Replace it?`)
+      ) {
         return false;
       }
       const saved = editor?.toGraph({ ...meta, title: (meta.title as string | undefined) ?? name }) ?? EMPTY_GRAPH;
@@ -217,7 +224,23 @@ export function useDocument({ editor, notify, setDialog, onBeforeReplace, onRepl
     else setDialog({ kind: 'saveAs', initial: doc.source === 'template' && doc.name ? `my-${doc.name}` : '' });
   });
 
-  return { doc, meta, dirty, ready, firstVisit, docLabel, nodeCount: graph.nodes.length, currentGraph, edited, loadGraph, guardDirty, newGraph, openEntry, saveAs, save };
+  return {
+    doc,
+    meta,
+    dirty,
+    ready,
+    firstVisit,
+    docLabel,
+    nodeCount: graph.nodes.length,
+    currentGraph,
+    edited,
+    loadGraph,
+    guardDirty,
+    newGraph,
+    openEntry,
+    saveAs,
+    save,
+  };
 }
 
 export type StudioDocument = ReturnType<typeof useDocument>;

@@ -50,7 +50,10 @@ export function useImportExport(studioDoc: StudioDocument, notify: Notify, edito
     }
     const graph: Graph = parsed.graph;
     if (!graph.meta.title) graph.meta = { ...graph.meta, title: fileName.replace(/\.(json|png)$/i, '') };
-    guardDirty(`Importing ${fileName}`, () => void loadGraph(graph, null, null).then(() => notify('info', `Imported ${fileName}. Save it to keep it on the server.`)));
+    guardDirty(
+      `Importing ${fileName}`,
+      () => void loadGraph(graph, null, null).then(() => notify('info', `Imported ${fileName}. Save it to keep it on the server.`)),
+    );
   };
 
   const importFile = useStableCallback(async (file: File) => {

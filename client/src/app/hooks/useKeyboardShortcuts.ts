@@ -34,7 +34,6 @@ export function useKeyboardShortcuts(actions: ShortcutActions, enabled: boolean)
   // The listener is added once; a key press must reach the newest actions and the dialog state now.
   const latest = useLatest({ actions, enabled });
   useEffect(() => {
-    // eslint-disable-next-line complexity
     const onKey = (e: KeyboardEvent) => {
       const { actions: a, enabled: on } = latest.current;
       if (!on || e.defaultPrevented) return;

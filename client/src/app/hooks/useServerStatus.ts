@@ -11,7 +11,7 @@ export function useServerStatus() {
   const [healthError, setHealthError] = useState<string | null>(null);
   useEffect(() => {
     const poll = () =>
-      api.health().then(
+      void api.health().then(
         (h) => {
           healthState.set(h);
           setHealthError(null);
@@ -19,9 +19,15 @@ export function useServerStatus() {
         (err: Error) => setHealthError(err.message),
       );
     const t = setInterval(poll, HEALTH_POLL_MS);
-    void api.queue().then((q) => queueView.set(q), () => undefined);
+    void api.queue().then(
+      (q) => queueView.set(q),
+      () => undefined,
+    );
     // Suggestions for Load Model; an older server without /api/models just offers "demo".
-    void api.models().then((m) => modelsState.set(m), () => undefined);
+    void api.models().then(
+      (m) => modelsState.set(m),
+      () => undefined,
+    );
     return () => clearInterval(t);
   }, []);
   const connected = useObservable(socketConnected);
