@@ -134,6 +134,25 @@ redis.call('HSET', KEYS[1], 'summary', ARGV[2])
 return 1
 `;
 
+/**
+ * A job's ending, written at once: the summary (compare-and-set against the one read), the outcome, and
+ * its place in the history. A reader never sees "done" without its results, and a Redis that goes away
+ * midway leaves the record as it was.
+ */
+const FINISH = `
+if redis.call('HGET', KEYS[1], 'summary') ~= ARGV[1] then return -1 end
+redis.call('HSET', KEYS[1], 'summary', ARGV[2], 'outcome', ARGV[3])
+redis.call('HDEL', KEYS[1], 'live', 'cancel')
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
+return 1
+`;
+
+/** Gives a claimed ending back (HDEL `ended`) only if `claimant` still holds it. */
+const RELEASE_END = `
+if redis.call('HGET', KEYS[1], 'ended') == ARGV[1] then redis.call('HDEL', KEYS[1], 'ended') return 1 end
+return 0
+`;
+
 export class RedisRecords {
   readonly eventsChannel: string;
   readonly controlChannel: string;
@@ -261,15 +280,33 @@ export class RedisRecords {
   /** Records how a job ended and enters it in the history; returns the ids retention dropped. */
   async finish(id: string, state: JobState, outcome: JobOutcome, retention: Retention): Promise<string[]> {
     const now = Date.now();
-    const summary = await this.updateSummary(id, { state, finishedAt: now }, ['position', 'progress', 'etaMs', 'elapsedMs']);
-    if (!summary) return [];
-    await this.redis
-      .multi()
-      .hset(this.key(id), 'outcome', JSON.stringify(outcome))
-      .hdel(this.key(id), 'live', 'cancel')
-      .zadd(this.historyKey, String(now), id)
-      .exec();
+    for (;;) {
+      const text = await this.redis.hget(this.key(id), 'summary');
+      if (!text) return [];
+      const summary: JobSummary = { ...(JSON.parse(text) as JobSummary), state, finishedAt: now };
+      for (const k of ['position', 'progress', 'etaMs', 'elapsedMs'] as const) delete summary[k];
+      const set = (await this.redis.eval(
+        FINISH,
+        2,
+        this.key(id),
+        this.historyKey,
+        text,
+        JSON.stringify(summary),
+        JSON.stringify(outcome),
+        String(now),
+        id,
+      )) as number;
+      if (set === 1) break;
+    }
     return this.applyRetention(retention, now);
+  }
+
+  /**
+   * Gives back the ending a run claimed but could not record (Redis went away while it wrote), so a later
+   * run of the job can end it. Only while that run still holds it.
+   */
+  async releaseEnd(id: string, run: string): Promise<boolean> {
+    return ((await this.redis.eval(RELEASE_END, 1, this.key(id), `run ${run}`)) as number) === 1;
   }
 
   private async applyRetention(retention: Retention, now: number): Promise<string[]> {

@@ -45,6 +45,8 @@ function runName(run: Run): string {
 }
 
 /** Sessions of this many models stay loaded (the pipeline registry's bound). */
+/** States a job does not leave. */
+const ENDED: ReadonlySet<string> = new Set(['done', 'failed', 'cancelled']);
 const MODELS_HELD = 2;
 /** How long a job set aside for a worker that holds its model waits; the worker that set it aside waits 5× longer. */
 const DEFER_MS = 200;
@@ -117,10 +119,13 @@ export class RedisJobWorker {
     const run: Run = { attempt, worker: this.name };
     // Handed out again after another run of it already ended it (that run went on while its lock lapsed).
     const finisher = await records.endedByRun(id);
-    if (finisher) {
+    if (finisher && ENDED.has(record.summary.state)) {
       opts.log.info(`job ${id}: already ended by ${finisher}; not run again`);
       return { state: 'superseded' };
     }
+    // A run claimed the ending but never recorded it (Redis went away while it wrote, and its lock
+    // lapsed long since): give the claim back, so this run can end the job.
+    if (finisher) await records.releaseEnd(id, finisher);
     if (record.cancelRequested) {
       if ((await records.claimEnd(id, { run: runName(run) })) === 'cancelled') await this.finish(id, { state: 'cancelled', outcome: {} }, run);
       throw new UnrecoverableError('cancelled');
@@ -187,7 +192,13 @@ export class RedisJobWorker {
       return { state: 'superseded' };
     }
     if (claim === 'cancelled') end = cancelledEnd(end);
-    await this.finish(id, end, run);
+    try {
+      await this.finish(id, end, run);
+    } catch (err) {
+      // Not recorded (Redis went away): the claim goes back, so the run BullMQ hands out next can end it.
+      if (claim === 'won') await records.releaseEnd(id, runName(run)).catch(() => undefined);
+      throw err;
+    }
     // Another run of this job may be going on (it was handed out again): it is stopped.
     if (((await records.get(id))?.summary.attempts ?? attempt) > attempt) await records.publishControl({ cancel: id });
     if (end.state !== 'done') throw new UnrecoverableError(end.outcome.error?.message ?? end.state);
