@@ -64,7 +64,7 @@ export class DistributedStudio {
     }
     r.tally.jobs += ids.length;
     const step = 1 + pick(r.rng, 15);
-    await this.log!.waitFor('node:progress', (a) => a.jobId === ids[0] && a.step >= step, 60_000);
+    await this.log!.waitFor('node:progress', (a) => a.jobId === ids[0] && a.step >= step, 180_000);
     await kill9(this.redis!);
     const outage = 500 + pick(r.rng, 4500);
     await new Promise((res) => setTimeout(res, outage));

@@ -105,7 +105,7 @@ class EmbeddedStudio {
    * Waits until every job of the ledger has ended, and counts: lost (gone, or not ended in time),
    * duplicated (announced done more than once), corrupt (done with another result). Returns a summary.
    */
-  async settle(server: Server, tally: FaultTally, timeoutMs = 90_000): Promise<string> {
+  async settle(server: Server, tally: FaultTally, timeoutMs = 180_000): Promise<string> {
     const deadline = Date.now() + timeoutMs;
     const states = new Map<string, string>();
     for (const [id, expected] of this.ledger) {
@@ -196,10 +196,10 @@ async function killRound(studio: EmbeddedStudio, r: Round): Promise<void> {
   try {
     if (where === 0) {
       const step = 1 + pick(r.rng, job.steps);
-      await log.waitFor('node:progress', (a) => a.jobId === job.id && a.step >= step, 60_000);
+      await log.waitFor('node:progress', (a) => a.jobId === job.id && a.step >= step, 180_000);
       point = `at step ${step} of ${job.steps} of job ${k + 1}`;
     } else if (where === 1) {
-      await log.waitForEnd(job.id, 60_000);
+      await log.waitForEnd(job.id, 180_000);
       point = `just after job ${k + 1} ended`;
     } else {
       const ms = 50 + pick(r.rng, 600);

@@ -56,7 +56,7 @@ function track(child: ChildProcess, what: string): Child {
     process: child,
     output: () => text,
     exited,
-    waitFor(pattern, timeoutMs = 60_000) {
+    waitFor(pattern, timeoutMs = 180_000) {
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`${what}: timed out waiting for ${pattern}; it printed:\n${text}`)), timeoutMs);
         const check = () => {
