@@ -195,7 +195,7 @@ describe.skipIf(skipReason !== null)('browser end-to-end: three styles and a pai
     await page.reload();
     await page.waitForSelector('[data-testid="canvas"][data-ready="true"]');
     await expect.poll(() => node(page, 'mask').locator('[data-testid="paint-status"]').textContent()).toContain('3 strokes');
-    expect((await strokesOf(page)).map((s) => s.style)).toEqual([2, 3, 0]);
+    await expect.poll(async () => (await strokesOf(page)).map((s) => s.style)).toEqual([2, 3, 0]);
     await expect.poll(() => node(page, 'eps_merge').locator('[data-testid^="input-style"]').count()).toBe(3);
 
     // A full painting (MAX_STROKES strokes) refuses one more stroke and says so; Clear takes the note away.
@@ -227,7 +227,8 @@ describe.skipIf(skipReason !== null)('browser end-to-end: three styles and a pai
     expect(await node(page, 'mask').locator('[data-testid="paint-canvas"]').count()).toBe(1);
     await node(page, 'mask').locator('[data-testid="paint-clear"]').click();
     await expect.poll(() => status.textContent()).toMatch(/^0 strokes/);
-    expect(await strokesOf(page)).toEqual([]);
+    // The autosave follows the drawn change (it is written after it): wait for it.
+    await expect.poll(() => strokesOf(page)).toEqual([]);
     expect(realErrors(errors)).toEqual([]);
     await context.close();
   });

@@ -206,13 +206,14 @@ describe.skipIf(skipReason !== null)('browser end-to-end: menu and staples', () 
     await page.keyboard.press('Control+m');
     await expect.poll(() => node(page, 'pixel_merge').getAttribute('data-mode')).toBe('bypass');
     await expect.poll(() => node(page, 'attn_merge').getAttribute('data-mode')).toBe('mute');
-    const saved = await autosavedGraph(page);
-    expect(
-      saved.nodes
+    // The autosave is written after the change is drawn: wait for it to hold both modes.
+    const modesSaved = async () =>
+      (await autosavedGraph(page)).nodes
         .filter((n) => n.mode)
         .map((n) => `${n.id}:${n.mode}`)
-        .sort(),
-    ).toEqual(['attn_merge:mute', 'pixel_merge:bypass']);
+        .sort();
+    await expect.poll(modesSaved).toEqual(['attn_merge:mute', 'pixel_merge:bypass']);
+    const saved = await autosavedGraph(page);
     expect(saved.groups?.map((g) => g.title)).toEqual(['Inputs']);
     expect(saved.edges.find((e) => e.to.node === 'pixel_merge' && e.to.input === 'mask')?.points).toHaveLength(1);
 
