@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import path from 'node:path';
 import { defineNode } from './types.ts';
-import { clipHandle } from '../server/engine/onnx/clip-model.ts';
-import { fingerprintFolder } from '../server/engine/onnx/model-folder.ts';
+import { clipHandle } from '../server/engine/evaluation-models/clip-model.ts';
+import { fingerprintFolder } from '../server/engine/sd/model-folder.ts';
 import { resolveModelPath } from './lib/model.ts';
 
 /** Where `npm run fetch-model -- --kind clip` puts CLIP ViT-B/32. */

@@ -2,11 +2,11 @@ import path from 'node:path';
 import { z } from 'zod';
 import { defineNode, UserError, type Services } from './types.ts';
 import { listModelFolders, resolveModelDir, withShownPath } from './lib/model-roots.ts';
-import { ModelFolderError, fingerprintFolder, checkModelFolder, readModelConfig } from '../server/engine/onnx/model-folder.ts';
-import { modelMemoryProfile } from '../server/engine/onnx/memory.ts';
+import { ModelFolderError, fingerprintFolder, checkModelFolder, readModelConfig } from '../server/engine/sd/model-folder.ts';
+import { modelMemoryProfile } from '../server/engine/sd/memory.ts';
 import { DEMO_ACTIVATIONS } from '../server/models/demo/memory.ts';
-import type { SdPipeline } from '../server/engine/onnx/pipeline.ts';
-import { pipelines, type PipelineHandle } from '../server/engine/onnx/registry.ts';
+import type { SdPipeline } from '../server/engine/sd/pipeline.ts';
+import { pipelines, type PipelineHandle } from '../server/engine/sd/pipelines.ts';
 import { modelImageSizes } from './lib/model.ts';
 import { ensureDemoModel, DEMO_MODEL_VERSION } from '../server/models/demo/index.ts';
 
@@ -107,7 +107,7 @@ export const loadModel = defineNode({
     const hits = sessions.filter((s) => s.cache === 'hit').length;
     const loaded = `sessions created in ${(sessions.reduce((t, s) => t + s.ms, 0) / 1000).toFixed(1)} s${hits ? `, ${hits} of ${sessions.length} optimized graphs from the cache` : ''}`;
     // Three parts: the provider and why (on CPU after `auto`, why CUDA was not used and how to fix it; see
-    // engine/onnx/sessions.ts), the image sizes the model takes, and how long its sessions took to start.
+    // engine/runtime/sessions.ts), the image sizes the model takes, and how long its sessions took to start.
     const note =
       `${label} on ${pipe.info.executionProvider.toUpperCase()} (${pipe.info.executionProviderNote}). ` +
       `Takes images with ${modelImageSizes(pipe).describe}. ` +

@@ -7,10 +7,10 @@ import type { z } from 'zod';
 import type { SocketType } from '../server/protocol/graph.ts';
 import { expandSockets, type VariadicSockets } from '../server/protocol/catalog.ts';
 import type { ResultTable } from '../server/protocol/events.ts';
-import type { ExecutionProviderRequest } from '../server/engine/onnx/runtime.ts';
+import type { ExecutionProviderRequest } from '../server/engine/runtime/runtime.ts';
 import type { ImageValue } from '../server/engine/values.ts';
 import type { SocketValues } from './values.ts';
-import type { InferenceWork, ModelMemoryProfile } from '../server/engine/onnx/memory.ts';
+import type { InferenceWork, ModelMemoryProfile } from '../server/engine/sd/memory.ts';
 
 export type { InferenceWork, ModelMemoryProfile };
 
@@ -52,7 +52,7 @@ export interface Logger {
 }
 
 /**
- * A preview decoder the server was given (`--preview-decoder`; engine/onnx/preview-decoder.ts): scaled
+ * A preview decoder the server was given (`--preview-decoder`; engine/sd/preview-decoder.ts): scaled
  * latent [4, h, w] → RGB image, behind a time budget.
  */
 export interface LatentPreviewDecoder {

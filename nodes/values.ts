@@ -4,8 +4,8 @@
  */
 import type { SocketType } from '../server/protocol/graph.ts';
 import type { CycleCode } from '../server/engine/diffusion/cycle.ts';
-import type { PipelineHandle } from '../server/engine/onnx/registry.ts';
-import type { ClipHandle } from '../server/engine/onnx/clip-model.ts';
+import type { PipelineHandle } from '../server/engine/sd/pipelines.ts';
+import type { ClipHandle } from '../server/engine/evaluation-models/clip-model.ts';
 import type { MetricValues } from '../server/engine/metrics/names.ts';
 import type { ImageValue, MaskValue } from '../server/engine/values.ts';
 

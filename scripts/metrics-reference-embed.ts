@@ -6,7 +6,7 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { encodeNpy, readNpyFloat32 } from '../server/conformance/npy.ts';
-import { ClipModel } from '../server/engine/onnx/clip-model.ts';
+import { ClipModel } from '../server/engine/evaluation-models/clip-model.ts';
 
 const [work, clipDir] = process.argv.slice(2) as [string, string];
 const clip = await ClipModel.load(clipDir, 'cpu');

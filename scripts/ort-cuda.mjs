@@ -5,7 +5,7 @@
  * onnxruntime-node ships its CPU (and WebGPU) binaries in the npm package; its own installer fetches the
  * CUDA provider from NuGet, a host that offline mirrors, corporate npm proxies and CI often cannot reach
  * (package.json's allowScripts denies that installer). The same three files of Microsoft's official build are on the
- * npm registry in a repackaged tarball (server/engine/onnx/cuda-provider.json names it, with npm's sha512 integrity
+ * npm registry in a repackaged tarball (server/engine/cuda/cuda-provider.json names it, with npm's sha512 integrity
  * of the tarball and the sha256 of each file). This script gets it with npm itself (`npm pack`, so the
  * user's registry, proxy and auth settings apply; no other host), checks both hashes, and copies the three
  * files beside onnxruntime-node's binding, where its core looks for providers.
@@ -31,7 +31,7 @@ import { hashFile } from '../server/util/file-hash.mjs';
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 /** The committed table: package, version, integrity, per-file sha256 (the engine's diagnosis reads it too). */
-export const PROVIDER_TABLE = JSON.parse(readFileSync(path.join(here, '../server/engine/onnx/cuda-provider.json'), 'utf8'));
+export const PROVIDER_TABLE = JSON.parse(readFileSync(path.join(here, '../server/engine/cuda/cuda-provider.json'), 'utf8'));
 
 /** Written beside the installed files: what was installed, from where, with which hashes. */
 export const MANIFEST_NAME = PROVIDER_TABLE.manifest;

@@ -7,7 +7,7 @@
  */
 import path from 'node:path';
 import { createStudio, type Studio, type StudioOptions } from './app.ts';
-import { diagnoseCuda } from './engine/onnx/cuda-doctor.ts';
+import { diagnoseCuda } from './engine/cuda/cuda-doctor.ts';
 import { tokenProblem } from './http/auth.ts';
 import type { RestartPolicy } from './executor/job-service.ts';
 import { formatBytes } from './util/bytes.ts';

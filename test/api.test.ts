@@ -4,7 +4,7 @@
  * validation, jobs and their events, the queue. Files: api-files.test.ts; access and the command line:
  * api-access.test.ts.
  */
-import { diagnoseCuda } from '../server/engine/onnx/cuda-doctor.ts';
+import { diagnoseCuda } from '../server/engine/cuda/cuda-doctor.ts';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';

@@ -8,7 +8,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runBench, type BenchReport } from '../server/bench/bench.ts';
+import { runBench } from '../server/bench/bench.ts';
+import type { BenchReport } from '../server/bench/report.ts';
 import { checkTargets, figureLines } from '../server/bench/report.ts';
 import { writePreviewDecoder } from '../server/models/demo/taesd.ts';
 

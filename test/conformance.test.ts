@@ -14,7 +14,7 @@ import { decode, invert } from '../server/engine/diffusion/cycle.ts';
 import { singlePrompt } from '../server/engine/diffusion/guidance.ts';
 import { seededNoise } from '../server/engine/diffusion/noise.ts';
 import { readNpyFloat32 } from '../server/conformance/npy.ts';
-import { SdPipeline } from '../server/engine/onnx/pipeline.ts';
+import { SdPipeline } from '../server/engine/sd/pipeline.ts';
 import { maxAbsDiff } from './support/numeric.ts';
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

@@ -16,8 +16,8 @@ import {
   onnxruntimeNodeInfo,
   probeDriver,
   pythonCudaLibDirs,
-} from '../server/engine/onnx/cuda-doctor.ts';
-import type { LoaderEnvironment } from '../server/util/ld-resolve.ts';
+} from '../server/engine/cuda/cuda-doctor.ts';
+import type { LoaderEnvironment } from '../server/engine/cuda/ld-resolve.ts';
 import { makeElf } from './support/elf-fixture.ts';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'dualstyle-doctor-'));

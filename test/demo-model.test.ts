@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_MARKER_KEY, DEMO_MODEL_FILES, DEMO_MODEL_VERSION, defaultDemoModelDir, ensureDemoModel, writeDemoModel } from '../server/models/demo/index.ts';
 import { bytesToUnicode } from '../server/models/demo/text-encoder.ts';
 import { UNET_CHANNELS, UNET_LATENT_MULTIPLE } from '../server/models/demo/unet.ts';
-import { SdPipeline } from '../server/engine/onnx/pipeline.ts';
-import { ClipTokenizer } from '../server/engine/onnx/tokenizer.ts';
+import { SdPipeline } from '../server/engine/sd/pipeline.ts';
+import { ClipTokenizer } from '../server/engine/text/tokenizer.ts';
 
 const { onnx } = onnxProto;
 

@@ -7,8 +7,8 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ElfError, readElfDynamic } from '../server/util/elf.ts';
-import { loaderEnvironment, parseLdconfigCache, resolveDependencyTree, resolveLibrary, type LoaderEnvironment } from '../server/util/ld-resolve.ts';
+import { ElfError, readElfDynamic } from '../server/engine/cuda/elf.ts';
+import { loaderEnvironment, parseLdconfigCache, resolveDependencyTree, resolveLibrary, type LoaderEnvironment } from '../server/engine/cuda/ld-resolve.ts';
 import { makeElf, type ElfSpec } from './support/elf-fixture.ts';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'dualstyle-elf-'));

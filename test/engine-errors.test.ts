@@ -15,9 +15,9 @@ import { decode, invert } from '../server/engine/diffusion/cycle.ts';
 import { epsilonMerge, singlePrompt } from '../server/engine/diffusion/guidance.ts';
 import { makeMask } from '../server/engine/diffusion/mask.ts';
 import { seededNoise } from '../server/engine/diffusion/noise.ts';
-import { createSession, cudaProviderStatus } from '../server/engine/onnx/sessions.ts';
-import { diagnoseCuda } from '../server/engine/onnx/cuda-doctor.ts';
-import { SdPipeline } from '../server/engine/onnx/pipeline.ts';
+import { createSession, cudaProviderStatus } from '../server/engine/runtime/sessions.ts';
+import { diagnoseCuda } from '../server/engine/cuda/cuda-doctor.ts';
+import { SdPipeline } from '../server/engine/sd/pipeline.ts';
 import { pixelMerge } from '../server/engine/diffusion/pixel-merge.ts';
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

@@ -4,8 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ensureDemoModel, writeDemoModel } from '../server/models/demo/index.ts';
-import { fingerprintFolder } from '../server/engine/onnx/model-folder.ts';
-import { PipelineRegistry } from '../server/engine/onnx/registry.ts';
+import { fingerprintFolder } from '../server/engine/sd/model-folder.ts';
+import { PipelineRegistry } from '../server/engine/sd/pipelines.ts';
 
 describe('PipelineRegistry', () => {
   it('releases the least recently used pipeline beyond its bound, and loads it again when asked', async () => {

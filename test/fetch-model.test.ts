@@ -319,7 +319,7 @@ describe('fetch-model --kind clip', () => {
     const requested = hub.seen.filter((s) => s.url.includes('/resolve/')).map((s) => s.url);
     expect(requested.some((u) => /quantized|fp16|pytorch_model|README|onnx\/model\.onnx/.test(u))).toBe(false);
     // The fetched folder is what the metrics load: the same embeddings as the fixture's folder.
-    const { ClipModel } = await import('../server/engine/onnx/clip-model.ts');
+    const { ClipModel } = await import('../server/engine/evaluation-models/clip-model.ts');
     const [fetched, original] = await Promise.all([ClipModel.load(out, 'cpu'), ClipModel.load(clipFixture, 'cpu')]);
     try {
       expect(Array.from(await fetched.textEmbedding('a photo of a cat'))).toEqual(Array.from(await original.textEmbedding('a photo of a cat')));

@@ -1,5 +1,5 @@
 /**
- * The latent-size rule read from UNet graphs (server/engine/onnx/latent-size.ts, graph-sizes.ts): the
+ * The latent-size rule read from UNet graphs (server/engine/sd/latent-size.ts, graph-sizes.ts): the
  * reference tiny-sd export (traced at 64×64), unet/config.json where the graph shows no structure, graphs
  * whose structure this analysis cannot follow, and onnxruntime refusals translated into the same message.
  * The export kinds of the demo generator are covered in export-kinds.test.ts.
@@ -10,10 +10,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../server/engine/errors.ts';
-import { readGraphOutline } from '../server/engine/onnx/graph-outline.ts';
-import { LatentSizeRule, readLatentSizeRule } from '../server/engine/onnx/latent-size.ts';
-import { SdPipeline } from '../server/engine/onnx/pipeline.ts';
-import { ort, type TensorInfo } from '../server/engine/onnx/runtime.ts';
+import { readGraphOutline } from '../server/engine/runtime/graph-outline.ts';
+import { LatentSizeRule, readLatentSizeRule } from '../server/engine/sd/latent-size.ts';
+import { SdPipeline } from '../server/engine/sd/pipeline.ts';
+import { ort, type TensorInfo } from '../server/engine/runtime/runtime.ts';
 import { writeDemoModel } from '../server/models/demo/index.ts';
 import { GraphBuilder, WeightRandom } from '../server/models/demo/onnx-builder.ts';
 import { tinySd } from './support/pipeline-harness.ts';

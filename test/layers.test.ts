@@ -7,15 +7,19 @@
  *   2  server/engine/diffusion             the paper's math, behind the Denoiser port
  *   2  server/engine/metrics               the evaluation math (pixel metrics, SSIM, CLIP scores and
  *                                          preprocessing, LPIPS), behind ClipEncoder / PerceptualDistance
- *                                          ports; its sessions live in onnx/ beside the SD pipeline's
+ *                                          ports; their sessions live in evaluation-models/
  *   3  server/engine/attention             the attention-merge graph rewrite and its cache
- *   4  server/engine/onnx                  sessions, the SD pipeline (a Denoiser), tokenizer, registry
- *   5  server/models                       model tooling: Hub download, demo-model generator
- *   6  nodes                               the node catalog
- *   7  server/catalog.ts, graph, store     catalog JSON, graph validation, files on disk
- *   8  server/executor                     running graphs, the job queue, previews
- *   9  server/http, server/app.ts          the HTTP and socket API
- *  10  server/cli, main.ts, bench, conformance, eval   entry points and tools
+ *   3  server/engine/text                  the CLIP tokenizer
+ *   3  server/engine/cuda                  why CUDA works or not: the provider, its ELF dependencies, the loader
+ *   4  server/engine/runtime               onnxruntime: tensors, sessions on their thread, the model registry
+ *   5  server/engine/sd                    the SD 1.x pipeline (a Denoiser), its folder, sizes and memory
+ *   6  server/engine/evaluation-models     the CLIP and LPIPS models the metrics run on
+ *   7  server/models                       model tooling: Hub download, demo-model generator
+ *   8  nodes                               the node catalog
+ *   9  server/catalog.ts, graph, store     catalog JSON, graph validation, files on disk
+ *  10  server/executor                     running graphs, the job queue, previews
+ *  11  server/http, server/app.ts          the HTTP and socket API
+ *  12  server/cli, main.ts, bench, conformance, eval   entry points and tools
  *
  * client/src may import client/src and server/protocol only.
  */
@@ -33,20 +37,24 @@ const FLOORS: [prefix: string, floor: number][] = [
   ['server/engine/diffusion/', 2],
   ['server/engine/metrics/', 2],
   ['server/engine/attention/', 3],
-  ['server/engine/onnx/', 4],
-  ['server/models/', 5],
-  ['nodes/', 6],
-  ['server/catalog.ts', 7],
-  ['server/graph/', 7],
-  ['server/store/', 7],
-  ['server/executor/', 8],
-  ['server/http/', 9],
-  ['server/app.ts', 9],
-  ['server/cli/', 10],
-  ['server/main.ts', 10],
-  ['server/bench/', 10],
-  ['server/conformance/', 10],
-  ['server/eval/', 10],
+  ['server/engine/text/', 3],
+  ['server/engine/cuda/', 3],
+  ['server/engine/runtime/', 4],
+  ['server/engine/sd/', 5],
+  ['server/engine/evaluation-models/', 6],
+  ['server/models/', 7],
+  ['nodes/', 8],
+  ['server/catalog.ts', 9],
+  ['server/graph/', 9],
+  ['server/store/', 9],
+  ['server/executor/', 10],
+  ['server/http/', 11],
+  ['server/app.ts', 11],
+  ['server/cli/', 12],
+  ['server/main.ts', 12],
+  ['server/bench/', 12],
+  ['server/conformance/', 12],
+  ['server/eval/', 12],
 ];
 
 /** The floor of a file (relative path, '/'-separated); undefined for files outside the layered tree. */
@@ -89,6 +97,32 @@ export function findViolations(files: Map<string, string>): string[] {
   return bad.sort();
 }
 
+/** Import cycles between files (type-only imports count: they couple the files as much), each as its path. */
+export function findCycles(files: Map<string, string>): string[] {
+  const edges = new Map<string, string[]>();
+  for (const [rel, source] of files) {
+    const targets = importsOf(source)
+      .map((spec) => path.posix.normalize(path.posix.join(path.posix.dirname(rel), spec)).replace(/\.js$/, '.ts'))
+      .filter((t) => files.has(t));
+    edges.set(rel, targets);
+  }
+  const cycles: string[] = [];
+  const state = new Map<string, 'open' | 'done'>();
+  const stack: string[] = [];
+  const visit = (f: string) => {
+    state.set(f, 'open');
+    stack.push(f);
+    for (const t of edges.get(f) ?? []) {
+      if (state.get(t) === 'open') cycles.push([...stack.slice(stack.indexOf(t)), t].join(' → '));
+      else if (!state.has(t)) visit(t);
+    }
+    stack.pop();
+    state.set(f, 'done');
+  };
+  for (const f of [...files.keys()].sort()) if (!state.has(f)) visit(f);
+  return cycles;
+}
+
 function sourceTree(): Map<string, string> {
   const files = new Map<string, string>();
   const walk = (dir: string) => {
@@ -122,8 +156,21 @@ describe('import direction', () => {
     tampered.set('client/src/extra.ts', "export { decode } from '../../server/engine/diffusion/cycle.ts';\n");
     expect(findViolations(tampered)).toEqual([
       'client/src/extra.ts → server/engine/diffusion/cycle.ts (the client may import only client/ and server/protocol/)',
-      'server/engine/diffusion/cycle.ts (floor 2) → nodes/values.ts (floor 6)',
+      'server/engine/diffusion/cycle.ts (floor 2) → nodes/values.ts (floor 8)',
     ]);
+  });
+
+  it('no file reaches itself through its imports (type-only imports included)', () => {
+    expect(findCycles(files)).toEqual([]);
+  });
+
+  it('finds a cycle made of type-only imports', () => {
+    const tiny = new Map([
+      ['nodes/a.ts', "import type { B } from './b.ts';\n"],
+      ['nodes/b.ts', "import type { C } from './c.ts';\n"],
+      ['nodes/c.ts', "import type { A } from './a.ts';\n"],
+    ]);
+    expect(findCycles(tiny)).toEqual(['nodes/a.ts → nodes/b.ts → nodes/c.ts → nodes/a.ts']);
   });
 
   it('reads every form of import', () => {

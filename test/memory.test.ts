@@ -16,7 +16,7 @@ import { OutputCache, outputBytes } from '../server/executor/cache.ts';
 import { NodeFailedError } from '../server/executor/executor.ts';
 import { GraphRunner } from '../server/executor/graph-runner.ts';
 import { JobMemoryError, planJob } from '../server/executor/memory-plan.ts';
-import { activationBytes, estimateJobMemory, modelMemoryProfile, PROCESS_BASE_BYTES, type InferenceWork } from '../server/engine/onnx/memory.ts';
+import { activationBytes, estimateJobMemory, modelMemoryProfile, PROCESS_BASE_BYTES, type InferenceWork } from '../server/engine/sd/memory.ts';
 import { withParams } from '../server/graph/with-params.ts';
 import { DEMO_ACTIVATIONS } from '../server/models/demo/memory.ts';
 import { ensureDemoModel } from '../server/models/demo/index.ts';

@@ -13,7 +13,7 @@ import { clipPixelValues, halves, parsePreprocessor, shortestEdgeSize, CLIP_DEFA
 import { l2, psnr, seamBand, totalVariation, tvSeam } from '../server/engine/metrics/image-metrics.ts';
 import { resizeRgb8 } from '../server/engine/metrics/resample.ts';
 import { ssim } from '../server/engine/metrics/ssim.ts';
-import { LpipsModel } from '../server/engine/onnx/lpips-model.ts';
+import { LpipsModel } from '../server/engine/evaluation-models/lpips-model.ts';
 import { LPIPS_SCALE, LPIPS_SHIFT } from '../server/engine/metrics/lpips.ts';
 import type { ImageValue } from '../server/engine/values.ts';
 import { GraphBuilder, WeightRandom } from '../server/models/demo/onnx-builder.ts';

@@ -15,7 +15,7 @@ import { pixelMerge } from '../server/engine/diffusion/pixel-merge.ts';
 import { makeMask } from '../server/engine/diffusion/mask.ts';
 import { crop, clipPixelValues, halves } from '../server/engine/metrics/clip-preprocess.ts';
 import { cosine, normalize } from '../server/engine/metrics/clip-score.ts';
-import { ClipModel } from '../server/engine/onnx/clip-model.ts';
+import { ClipModel } from '../server/engine/evaluation-models/clip-model.ts';
 import { formatIssue, validateGraph } from '../server/graph/validate.ts';
 import { resultsDir } from '../server/store/paths.ts';
 import type { Graph, GraphEdge } from '../server/protocol/graph.ts';

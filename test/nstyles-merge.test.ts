@@ -21,8 +21,8 @@ import { decode, invert, type CycleCode } from '../server/engine/diffusion/cycle
 import { attentionMerge, epsilonMerge, singlePrompt } from '../server/engine/diffusion/guidance.ts';
 import { seededNoise } from '../server/engine/diffusion/noise.ts';
 import { readNpyFloat32 } from '../server/conformance/npy.ts';
-import { ort } from '../server/engine/onnx/runtime.ts';
-import { SdPipeline } from '../server/engine/onnx/pipeline.ts';
+import { ort } from '../server/engine/runtime/runtime.ts';
+import { SdPipeline } from '../server/engine/sd/pipeline.ts';
 import { ensureDemoModel } from '../server/models/demo/index.ts';
 import { attentionBlockGraph } from './support/attention-block.ts';
 import { maxAbs, maxAbsDiff, seededValues } from './support/numeric.ts';

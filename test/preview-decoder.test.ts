@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NodeContext, PreviewSource } from '../nodes/types.ts';
 import { stepReporter } from '../nodes/lib/sampling.ts';
 import { UserError } from '../server/engine/errors.ts';
-import { BudgetedPreviewDecoder, loadPreviewDecoder, PreviewDecoder } from '../server/engine/onnx/preview-decoder.ts';
+import { BudgetedPreviewDecoder, loadPreviewDecoder, PreviewDecoder } from '../server/engine/sd/preview-decoder.ts';
 import { encodePreview, latentToRgb } from '../server/executor/preview.ts';
 import { writeDemoModel } from '../server/models/demo/index.ts';
 import { WeightRandom } from '../server/models/demo/onnx-builder.ts';

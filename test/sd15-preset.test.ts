@@ -9,7 +9,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SdPipeline } from '../server/engine/onnx/pipeline.ts';
+import { SdPipeline } from '../server/engine/sd/pipeline.ts';
 import { writePresetModel, type DemoExport } from '../server/models/demo/index.ts';
 import { WeightRandom } from '../server/models/demo/onnx-builder.ts';
 import { SD15_PRESET, narrowed } from '../server/models/demo/presets.ts';

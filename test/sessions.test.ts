@@ -6,8 +6,8 @@ import { mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createSession, graphShapingOptions, sessionOptions } from '../server/engine/onnx/sessions.ts';
-import { ort, type InferenceSession } from '../server/engine/onnx/runtime.ts';
+import { createSession, graphShapingOptions, sessionOptions } from '../server/engine/runtime/sessions.ts';
+import { ort, type InferenceSession } from '../server/engine/runtime/runtime.ts';
 import { writeDemoModel } from '../server/models/demo/index.ts';
 import { maxAbsDiff } from './support/numeric.ts';
 

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ClipTokenizer, cleanText } from '../server/engine/onnx/tokenizer.ts';
+import { ClipTokenizer, cleanText } from '../server/engine/text/tokenizer.ts';
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const tinySd = path.resolve(projectRoot, '../shared/fixtures/tiny-sd');

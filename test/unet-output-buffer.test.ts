@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decode, invert } from '../server/engine/diffusion/cycle.ts';
 import { epsilonMerge } from '../server/engine/diffusion/guidance.ts';
 import { seededNoise } from '../server/engine/diffusion/noise.ts';
-import { SdPipeline } from '../server/engine/onnx/pipeline.ts';
+import { SdPipeline } from '../server/engine/sd/pipeline.ts';
 import { writeDemoModel } from '../server/models/demo/index.ts';
 
 let root: string;

@@ -1,5 +1,5 @@
 /** Shared by the model nodes: the pipeline behind a Model value, checks that values belong to it, model paths. */
-import type { SdPipeline } from '../../server/engine/onnx/pipeline.ts';
+import type { SdPipeline } from '../../server/engine/sd/pipeline.ts';
 import type { ModelValue } from '../values.ts';
 import { UserError, type Services } from '../types.ts';
 import { resolveModelDir } from './model-roots.ts';

@@ -31,14 +31,14 @@ import { STYLE_PRESETS } from '../../nodes/lib/presets.ts';
 import type { Graph } from '../protocol/graph.ts';
 import type { PreviewSource } from '../../nodes/types.ts';
 import type { ModelValue } from '../../nodes/values.ts';
-import type { PipelineStats, SdPipeline } from '../engine/onnx/pipeline.ts';
-import { loadPreviewDecoder, type BudgetedPreviewDecoder } from '../engine/onnx/preview-decoder.ts';
-import type { ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
-import { pipelines } from '../engine/onnx/registry.ts';
+import type { PipelineStats, SdPipeline } from '../engine/sd/pipeline.ts';
+import { loadPreviewDecoder, type BudgetedPreviewDecoder } from '../engine/sd/preview-decoder.ts';
+import type { ExecutionProviderRequest } from '../engine/runtime/runtime.ts';
+import { pipelines } from '../engine/sd/pipelines.ts';
 import { PROJECT_ROOT } from '../util/project.ts';
 import { sampleDeviceMemory } from './device-memory.ts';
-import { printReport } from './report.ts';
-import { median, timeSessionCreation, timeUnetCalls, type SessionCreation, type UnetCallTiming } from './unet-timing.ts';
+import { printReport, type BenchReport, type SamplerMeasure } from './report.ts';
+import { median, timeSessionCreation, timeUnetCalls, type SessionCreation } from './unet-timing.ts';
 
 const SAMPLERS = ['invert', 'eps_merge', 'attn_merge', 'single_style1', 'single_style2'] as const;
 
@@ -63,67 +63,6 @@ export interface BenchOptions {
   /** Measure session creation with an empty and a filled optimized-graph cache (loads the model twice more); default true. */
   sessionTiming?: boolean;
   log?: (line: string) => void;
-}
-
-export interface SamplerMeasure {
-  node: string;
-  steps: number;
-  wallMs: number;
-  msPerStep: number;
-  unetCalls: number;
-  unetCallsPerStep: number;
-  rowsPerCall: number;
-  ortMsPerStep: number;
-  /** Share of the node's time spent outside onnxruntime's UNet runs (0..1). */
-  outsideOrtShare: number;
-}
-
-export interface BenchReport {
-  model: string;
-  executionProvider: string;
-  gpu: number;
-  /** When the bench ran (ISO time). */
-  at: string;
-  /** One UNet call per batch size the samplers use. */
-  unetCalls: UnetCallTiming[];
-  sessionCreation: SessionCreation | null;
-  /** Inversion + epsilon merge wall time in the first run: the seed's dual-style run. */
-  dualStyleRunMs: number;
-  /** Peak GPU memory of this process (CUDA, from nvidia-smi); null elsewhere. */
-  peakDeviceMiB: number | null;
-  image: { width: number; height: number };
-  latent: { width: number; height: number };
-  steps: number;
-  skip: number;
-  samplers: SamplerMeasure[];
-  /** Attention merge (rewritten UNet, rows ∅ and dual) per step, relative to epsilon merge (rows ∅, c1, c2). */
-  attentionVsEpsilon: { msPerStep: number; ortMsPerStep: number } | null;
-  firstRunMs: number;
-  peakRssMiB: number;
-  rerun: { changed: string; ms: number; computed: string[]; cached: string[]; inversionFromCache: boolean };
-  previews: {
-    /** Fastest run with previews off, at the server's interval, and at every step; frames: median. */
-    offMs: number;
-    onMs: number;
-    everyStepMs: number;
-    /** Wall-clock: fastest on / fastest off − 1 (and the same for every step). Noisy; see above. */
-    overhead: number;
-    everyStepOverhead: number;
-    /** Frames sent (a frame offered while the previous one of its node still encodes is dropped, as the server does). */
-    framesOn: number;
-    framesEveryStep: number;
-    /** Frames the sampler offered at every step's interval (0): one per step, whatever the machine's speed. */
-    offeredEveryStep: number;
-    /** Encode time of one frame, alone (ms, median of 20): decoded by the preview decoder when there is one. */
-    encodeMs: number;
-    /** With a preview decoder: its frame (decode + encode) against the same latent projected and encoded (ms, medians of 20). */
-    decoder: { dir: string; frameMs: number; projectionFrameMs: number; decodes: number } | null;
-    /** Work previews add per run (handler + frames × encodeMs), median over reps (ms), and its share of the run. */
-    workMs: number;
-    workShare: number;
-    everyStepWorkMs: number;
-    everyStepWorkShare: number;
-  };
 }
 
 class BenchRunner {

@@ -9,7 +9,68 @@
  * epsilon merge at 100 steps, skip 10, 512×512) ≤ 3 s.
  */
 import os from 'node:os';
-import type { BenchReport } from './bench.ts';
+import type { SessionCreation, UnetCallTiming } from './unet-timing.ts';
+
+export interface SamplerMeasure {
+  node: string;
+  steps: number;
+  wallMs: number;
+  msPerStep: number;
+  unetCalls: number;
+  unetCallsPerStep: number;
+  rowsPerCall: number;
+  ortMsPerStep: number;
+  /** Share of the node's time spent outside onnxruntime's UNet runs (0..1). */
+  outsideOrtShare: number;
+}
+
+export interface BenchReport {
+  model: string;
+  executionProvider: string;
+  gpu: number;
+  /** When the bench ran (ISO time). */
+  at: string;
+  /** One UNet call per batch size the samplers use. */
+  unetCalls: UnetCallTiming[];
+  sessionCreation: SessionCreation | null;
+  /** Inversion + epsilon merge wall time in the first run: the seed's dual-style run. */
+  dualStyleRunMs: number;
+  /** Peak GPU memory of this process (CUDA, from nvidia-smi); null elsewhere. */
+  peakDeviceMiB: number | null;
+  image: { width: number; height: number };
+  latent: { width: number; height: number };
+  steps: number;
+  skip: number;
+  samplers: SamplerMeasure[];
+  /** Attention merge (rewritten UNet, rows ∅ and dual) per step, relative to epsilon merge (rows ∅, c1, c2). */
+  attentionVsEpsilon: { msPerStep: number; ortMsPerStep: number } | null;
+  firstRunMs: number;
+  peakRssMiB: number;
+  rerun: { changed: string; ms: number; computed: string[]; cached: string[]; inversionFromCache: boolean };
+  previews: {
+    /** Fastest run with previews off, at the server's interval, and at every step; frames: median. */
+    offMs: number;
+    onMs: number;
+    everyStepMs: number;
+    /** Wall-clock: fastest on / fastest off − 1 (and the same for every step). Noisy; see above. */
+    overhead: number;
+    everyStepOverhead: number;
+    /** Frames sent (a frame offered while the previous one of its node still encodes is dropped, as the server does). */
+    framesOn: number;
+    framesEveryStep: number;
+    /** Frames the sampler offered at every step's interval (0): one per step, whatever the machine's speed. */
+    offeredEveryStep: number;
+    /** Encode time of one frame, alone (ms, median of 20): decoded by the preview decoder when there is one. */
+    encodeMs: number;
+    /** With a preview decoder: its frame (decode + encode) against the same latent projected and encoded (ms, medians of 20). */
+    decoder: { dir: string; frameMs: number; projectionFrameMs: number; decodes: number } | null;
+    /** Work previews add per run (handler + frames × encodeMs), median over reps (ms), and its share of the run. */
+    workMs: number;
+    workShare: number;
+    everyStepWorkMs: number;
+    everyStepWorkShare: number;
+  };
+}
 
 export interface Target {
   name: string;

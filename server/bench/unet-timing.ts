@@ -7,8 +7,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { SdPipeline } from '../engine/onnx/pipeline.ts';
-import type { ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
+import { SdPipeline } from '../engine/sd/pipeline.ts';
+import type { ExecutionProviderRequest } from '../engine/runtime/runtime.ts';
 
 export interface UnetCallTiming {
   batch: number;

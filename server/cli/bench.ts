@@ -8,7 +8,7 @@
 import { appendFileSync } from 'node:fs';
 import { runBench, type BenchOptions } from '../bench/bench.ts';
 import { figureLines } from '../bench/report.ts';
-import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
+import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/runtime/runtime.ts';
 import { jobMemory, parseFlags, readCommandLine, runIfEntry, UsageError } from './options.ts';
 
 export const BENCH_USAGE = `usage: npm run bench -- [--model DIR|demo] [--ep auto|cuda|webgpu|cpu] [--gpu N] [--steps N] [--skip N] [--size PX]

@@ -6,7 +6,7 @@
  * on CPU with `--ep auto`).
  */
 import { parseArgs } from 'node:util';
-import { diagnoseCuda, formatDiagnosis } from '../engine/onnx/cuda-doctor.ts';
+import { diagnoseCuda, formatDiagnosis } from '../engine/cuda/cuda-doctor.ts';
 
 const { values } = parseArgs({ options: { json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } } });
 if (values.help) {

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_CLIP_FOLDER } from '../../nodes/load-clip.ts';
-import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
+import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/runtime/runtime.ts';
 import { readDataset, readStylePairs, DatasetError } from '../eval/dataset.ts';
 import { writeReports, textTables } from '../eval/report.ts';
 import { EvalError, MASKS, METHODS, runEval, type EvalConfig, type EvalEvent } from '../eval/run.ts';

@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
+import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/runtime/runtime.ts';
 import { DEFAULT_RELEASE_IDLE_MS } from '../executor/graph-runner.ts';
 import { DEFAULT_RETENTION, type Retention } from '../executor/job-service.ts';
 import { parseBytes } from '../util/bytes.ts';

@@ -12,7 +12,7 @@ import { nodeDefinitions } from '../../nodes/index.ts';
 import type { AnyNodeDefinition } from '../../nodes/types.ts';
 import { consoleLogger } from '../app.ts';
 import { createCatalog } from '../catalog.ts';
-import { loadPreviewDecoder, type BudgetedPreviewDecoder } from '../engine/onnx/preview-decoder.ts';
+import { loadPreviewDecoder, type BudgetedPreviewDecoder } from '../engine/sd/preview-decoder.ts';
 import { GraphRunner } from '../executor/graph-runner.ts';
 import { RedisJobWorker } from '../executor/redis-worker.ts';
 import {

@@ -10,7 +10,7 @@ import type { CycleCode } from '../engine/diffusion/cycle.ts';
 import { makeMask } from '../engine/diffusion/mask.ts';
 import { splitChunks } from '../engine/diffusion/noise.ts';
 import { ddimSchedule } from '../engine/diffusion/schedule.ts';
-import type { SdPipeline } from '../engine/onnx/pipeline.ts';
+import type { SdPipeline } from '../engine/sd/pipeline.ts';
 import type { MaskValue, Schedule } from '../engine/values.ts';
 import { readNpyFloat32, type NpyArray } from './npy.ts';
 

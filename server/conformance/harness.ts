@@ -8,9 +8,9 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { ClipModel } from '../engine/onnx/clip-model.ts';
-import type { ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
-import { SdPipeline } from '../engine/onnx/pipeline.ts';
+import { ClipModel } from '../engine/evaluation-models/clip-model.ts';
+import type { ExecutionProviderRequest } from '../engine/runtime/runtime.ts';
+import { SdPipeline } from '../engine/sd/pipeline.ts';
 import { Fixture, readManifest } from './fixture.ts';
 import { isMetricsFixture, METRICS_CASES, MetricsFixture, readMetricsSpec } from './metrics-cases.ts';
 import { SD_CASES, type Case } from './sd-cases.ts';

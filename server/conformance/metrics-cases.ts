@@ -11,7 +11,7 @@ import path from 'node:path';
 import { clipPixelValues } from '../engine/metrics/clip-preprocess.ts';
 import { evaluateImage, type StylePrompts } from '../engine/metrics/evaluate.ts';
 import { METRIC_NAMES, type MetricName, type MetricValues } from '../engine/metrics/names.ts';
-import { ClipModel } from '../engine/onnx/clip-model.ts';
+import { ClipModel } from '../engine/evaluation-models/clip-model.ts';
 import type { ImageValue } from '../engine/values.ts';
 import { FixtureError } from './fixture.ts';
 import { readNpyFloat32 } from './npy.ts';

@@ -16,7 +16,7 @@ import { encodePng } from '../../nodes/lib/image.ts';
 import type { ImageValue, MetricsValue } from '../../nodes/values.ts';
 import { makeMask } from '../engine/diffusion/mask.ts';
 import type { MetricValues } from '../engine/metrics/names.ts';
-import type { ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
+import type { ExecutionProviderRequest } from '../engine/runtime/runtime.ts';
 import type { Graph } from '../protocol/graph.ts';
 import { storeUpload } from '../store/uploads.ts';
 import { writeFileAtomic } from '../util/atomic.ts';

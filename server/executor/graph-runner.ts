@@ -7,7 +7,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { PROJECT_ROOT } from '../util/project.ts';
-import type { ExecutionProviderRequest } from '../engine/onnx/runtime.ts';
+import type { ExecutionProviderRequest } from '../engine/runtime/runtime.ts';
 import { defaultModelRoots } from '../../nodes/lib/model-roots.ts';
 import type { LatentPreviewDecoder, Logger, Services } from '../../nodes/types.ts';
 import type { NodeCatalog } from '../catalog.ts';
@@ -18,10 +18,10 @@ import { readUpload } from '../store/uploads.ts';
 import { OutputCache } from './cache.ts';
 import { executeGraph, planRun, type ExecEvent, type ExecuteSummary } from './executor.ts';
 import { checkMemory, defaultMemoryBudget, planJob } from './memory-plan.ts';
-import type { MemoryEstimate } from '../engine/onnx/memory.ts';
-import { pipelines } from '../engine/onnx/registry.ts';
-import { clipModels } from '../engine/onnx/clip-model.ts';
-import { lpipsModels } from '../engine/onnx/lpips-model.ts';
+import type { MemoryEstimate } from '../engine/sd/memory.ts';
+import { pipelines } from '../engine/sd/pipelines.ts';
+import { clipModels } from '../engine/evaluation-models/clip-model.ts';
+import { lpipsModels } from '../engine/evaluation-models/lpips-model.ts';
 import { formatBytes } from '../util/bytes.ts';
 
 function formatDuration(ms: number): string {
@@ -79,7 +79,7 @@ export interface ModelRelease {
 /** The default quiet period before loaded models are released (`--release-idle`). */
 export const DEFAULT_RELEASE_IDLE_MS = 60_000;
 
-/** Runs in progress in this process, by every runner: the loaded models are shared (engine/onnx/registry.ts). */
+/** Runs in progress in this process, by every runner: the loaded models are shared (engine/runtime/registry.ts). */
 let activeRuns = 0;
 
 export interface RunOptions {
@@ -197,7 +197,7 @@ export class GraphRunner {
   /**
    * onnxruntime keeps the memory of a job's largest call for its sessions (the CPU arena); after a job
    * that left the process above the limit, release the loaded models so that memory goes back to the
-   * system (measured in engine/onnx/memory.ts).
+   * system (measured in engine/sd/memory.ts).
    */
   private async giveMemoryBack(): Promise<void> {
     const rss = process.memoryUsage.rss();

@@ -1,12 +1,12 @@
 /**
  * The memory check before a job runs. Each node the job needs announces, from its parameters and its
  * inputs' planned sizes, the sizes of its outputs and the inference calls it will make (NodeDefinition
- * .plan); those calls give the job's peak memory (engine/onnx/memory.ts), which must fit the budget
+ * .plan); those calls give the job's peak memory (engine/sd/memory.ts), which must fit the budget
  * (`--max-job-memory`). A node's plan that throws (a missing upload, a model path outside the models
  * folders) fails the job at that node, before anything runs.
  */
 import os from 'node:os';
-import { estimateJobMemory, type InferenceWork, type MemoryEstimate } from '../engine/onnx/memory.ts';
+import { estimateJobMemory, type InferenceWork, type MemoryEstimate } from '../engine/sd/memory.ts';
 import { UserError, type AnyNodeDefinition, type PlannedValue, type Services } from '../../nodes/types.ts';
 import type { NodeCatalog } from '../catalog.ts';
 import type { Graph, GraphNode } from '../protocol/graph.ts';

@@ -5,7 +5,7 @@ import { validateGraph } from '../graph/validate.ts';
 import type { QueueHealth } from '../executor/job-service.ts';
 import { jsonObject } from './body.ts';
 import { listModels } from '../../nodes/load-model.ts';
-import { cudaUnavailableReason, diagnoseCuda, type CudaDiagnosis } from '../engine/onnx/cuda-doctor.ts';
+import { cudaUnavailableReason, diagnoseCuda, type CudaDiagnosis } from '../engine/cuda/cuda-doctor.ts';
 
 export interface SystemInfo {
   version: string;

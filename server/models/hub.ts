@@ -11,7 +11,7 @@
  * This module is the Hub's API (listing, URLs, errors); hub-download.ts does the transfers and checks.
  */
 import path from 'node:path';
-import { REQUIRED_FILES } from '../engine/onnx/layout.ts';
+import { REQUIRED_FILES } from '../engine/sd/layout.ts';
 
 export const DEFAULT_REPO = 'CompVis/stable-diffusion-v1-4';
 export const DEFAULT_REVISION = 'onnx';

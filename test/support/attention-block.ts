@@ -6,7 +6,7 @@
  * In fp16 throughout, as fp16 exports are (weights, inputs, output), or fp32.
  */
 import onnxProto from 'onnx-proto';
-import { float32ToFloat16 } from '../../server/engine/onnx/runtime.ts';
+import { float32ToFloat16 } from '../../server/engine/runtime/runtime.ts';
 import { seededValues } from './numeric.ts';
 
 const { onnx } = onnxProto;

@@ -12,7 +12,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { encodeNpy } from '../../server/conformance/npy.ts';
-import { ort } from '../../server/engine/onnx/runtime.ts';
+import { ort } from '../../server/engine/runtime/runtime.ts';
 import { demoVocab } from '../../server/models/demo/text-encoder.ts';
 
 export interface FixtureSettings {

@@ -4,7 +4,7 @@ import type { Catalog } from '../../../server/protocol/catalog.ts';
 import { accessToken } from '../access-token.ts';
 import { api, ApiError } from '../api.ts';
 import { healthState } from '../editor/bridge.ts';
-import type { ChangeKind } from '../editor/create-editor.tsx';
+import type { ChangeKind } from '../editor/schemes.ts';
 import { CanvasArea } from './CanvasArea.tsx';
 import type { Dialog } from './dialog-state.ts';
 import { DialogHost } from './DialogHost.tsx';

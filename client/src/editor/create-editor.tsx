@@ -21,11 +21,9 @@ import { typeConnections, socketOf } from './connections.ts';
 import { FramesLayer } from './frames.ts';
 import { NodeView, SocketView } from './NodeView.tsx';
 import { createOperations } from './operations.ts';
-import type { Schemes } from './schemes.ts';
+import type { ChangeKind, Schemes } from './schemes.ts';
 
 type AreaExtra = ReactArea2D<Schemes> | MinimapExtra | RerouteExtra;
-
-export type ChangeKind = 'structure' | 'params' | 'position' | 'layout';
 
 /** What a right-click was on. */
 export type MenuTarget =

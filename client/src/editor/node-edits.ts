@@ -9,7 +9,7 @@ import type { HistoryPlugin } from 'rete-history-plugin';
 import type { NodeMode } from '../../../server/protocol/graph.ts';
 import { countParams, socketsFor } from '../graph-io.ts';
 import { presetsOf, retitle } from '../titles.ts';
-import type { ChangeKind } from './create-editor.tsx';
+import type { ChangeKind } from './schemes.ts';
 import { FnAction, recordAction, recordParamChange } from './param-history.ts';
 import type { Piece } from './pieces.ts';
 import type { createPins } from './pins.ts';

@@ -24,7 +24,7 @@ import {
 import { arrange, boundsOf, placeClear, resolveOverlaps, type Rect } from '../layout.ts';
 import { nodeRuntime } from '../runtime.ts';
 import { uploadedImages } from './bridge.ts';
-import type { ChangeKind } from './create-editor.tsx';
+import type { ChangeKind } from './schemes.ts';
 import type { FramesLayer } from './frames.ts';
 import { FnAction, recordAction, untracked } from './param-history.ts';
 import { StudioNode, type Schemes } from './schemes.ts';

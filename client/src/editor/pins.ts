@@ -8,7 +8,7 @@ import type { AreaPlugin } from 'rete-area-plugin';
 import type { ReroutePlugin } from 'rete-connection-reroute-plugin';
 import type { HistoryPlugin } from 'rete-history-plugin';
 import type { Position } from '../graph-io.ts';
-import type { ChangeKind } from './create-editor.tsx';
+import type { ChangeKind } from './schemes.ts';
 import { FnAction, recordAction } from './param-history.ts';
 import type { Schemes } from './schemes.ts';
 

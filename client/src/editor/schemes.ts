@@ -4,6 +4,9 @@ import type { CatalogNode } from '../../../server/protocol/catalog.ts';
 import type { NodeMode } from '../../../server/protocol/graph.ts';
 import { socketsCompatible, type PlannedSocket } from '../graph-io.ts';
 
+/** What an edit changed: the autosave, undo history and validation each care about some of these. */
+export type ChangeKind = 'structure' | 'params' | 'position' | 'layout';
+
 /** A socket that knows its type; `ClassicPreset.Socket` itself only has a name. */
 export class TypedSocket extends ClassicPreset.Socket {
   constructor(

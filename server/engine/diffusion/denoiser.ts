@@ -1,7 +1,7 @@
 /**
  * What the samplers need of a model, and nothing more: the noise prediction ε(x, t, c) for a batch of
  * rows in one call, the empty prompt's embedding for classifier-free guidance, and the model's sizes.
- * The ONNX pipeline (onnx/pipeline.ts) is one; the diffusion math never sees a session or a tensor.
+ * The ONNX pipeline (sd/pipeline.ts) is one; the diffusion math never sees a session or a tensor.
  */
 import type { SchedulerConfig } from './schedule.ts';
 

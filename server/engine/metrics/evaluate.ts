@@ -1,7 +1,7 @@
 /**
  * All metrics of one generated image against its original, the way the seed's tables report them.
  * The models are ports (like the Denoiser of the diffusion math): a CLIP encoder and a perceptual
- * distance, implemented over onnxruntime sessions in onnx/clip-model.ts and onnx/lpips-model.ts.
+ * distance, implemented over onnxruntime sessions in evaluation-models/clip-model.ts and evaluation-models/lpips-model.ts.
  * Without a model its metrics are left out, never guessed.
  */
 import type { ImageValue, MaskValue } from '../values.ts';

@@ -1,6 +1,6 @@
 /**
  * LPIPS (Zhang et al. 2018, the `lpips` package's LPIPS(net=..., version='0.1')) from the feature
- * maps of a network that the user exports to ONNX (onnx/lpips-model.ts runs it):
+ * maps of a network that the user exports to ONNX (evaluation-models/lpips-model.ts runs it):
  *   inputs in [−1, 1], scaled per channel: (x − shift) / scale
  *   for each layer l: f̂ = f / (‖f‖₂ over channels + 1e-10) at every position,
  *   d_l = mean over positions of Σ_c w_lc · (f̂_a − f̂_b)²       (the linear head: a 1×1 conv, no bias)

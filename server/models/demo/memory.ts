@@ -1,5 +1,5 @@
 /**
- * Activation factors of the demo model for the memory estimate (engine/onnx/memory.ts), measured:
+ * Activation factors of the demo model for the memory estimate (engine/sd/memory.ts), measured:
  * peak RSS minus RSS after loading, one call, CPU (onnxruntime-node 1.29).
  *   UNet (attention at half latent resolution only, one head there): 1 row: 48 MiB at latent 96,
  *     144 MiB at latent 128; 3 rows: 35 MiB at 64, 139 MiB at 96, 423 MiB at 128. Fitted per row:
@@ -10,7 +10,7 @@
  *   VAE decoder (no attention): 62 MiB at latent 64, 241 MiB at 128: ~16 KiB per latent pixel.
  *   VAE encoder: 10 MiB at latent 64, 29 MiB at 128: ≤ 2.5 KiB per latent pixel.
  */
-import type { ActivationProfile } from '../../engine/onnx/memory.ts';
+import type { ActivationProfile } from '../../engine/sd/memory.ts';
 
 export const DEMO_ACTIVATIONS: ActivationProfile = {
   unet: { perPixel: 1024, perTokenPair: 10, pixelsPerToken: 4, perPixelPerConditioning: 32 },

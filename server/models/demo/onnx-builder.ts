@@ -6,7 +6,7 @@
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import onnxProto from 'onnx-proto';
-import { float32ToFloat16 } from '../../engine/onnx/runtime.ts';
+import { float32ToFloat16 } from '../../engine/runtime/runtime.ts';
 
 const { onnx } = onnxProto;
 type IModelProto = onnxProto.onnx.IModelProto;

@@ -9,7 +9,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { PREVIEW_DECODER_FILE } from '../../engine/onnx/preview-decoder.ts';
+import { PREVIEW_DECODER_FILE } from '../../engine/sd/preview-decoder.ts';
 import { GraphBuilder, WeightRandom, type BuilderOptions, type FloatType } from './onnx-builder.ts';
 import { conv } from './layers.ts';
 

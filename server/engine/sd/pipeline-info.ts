@@ -4,12 +4,12 @@
  * Where two parts of the folder disagree, the user is told which and how.
  */
 import type { SchedulerConfig } from '../diffusion/schedule.ts';
-import type { GraphOutline } from './graph-outline.ts';
+import type { GraphOutline } from '../runtime/graph-outline.ts';
 import { latentSizeRule, type LatentSizeRule } from './latent-size.ts';
 import { ModelFolderError, type ModelConfig } from './model-folder.ts';
-import { findInput, inputInfos, outputInfos, type ExecutionProvider, type InferenceSession } from './runtime.ts';
-import type { CreatedSession, ProviderChoice } from './sessions.ts';
-import { numericDim, timestepDims, type UnetBinding } from './unet-binding.ts';
+import { findInput, inputInfos, numericDim, outputInfos, type ExecutionProvider, type InferenceSession } from '../runtime/runtime.ts';
+import type { CreatedSession, ProviderChoice } from '../runtime/sessions.ts';
+import { timestepDims, type UnetBinding } from './unet-binding.ts';
 
 export interface PipelineInfo {
   dir: string;

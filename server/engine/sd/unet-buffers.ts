@@ -3,7 +3,7 @@
  * UNets, the half-precision copies of the float feeds (one per caller buffer) and the float32
  * conversions of ε (one per binding and output size). float32 UNets pass straight through.
  */
-import { float32ToFloat16, floatTensor, ort, tensorToFloat32, type OrtTensor, type TensorInfo } from './runtime.ts';
+import { float32ToFloat16, floatTensor, ort, tensorToFloat32, type OrtTensor, type TensorInfo } from '../runtime/runtime.ts';
 import type { UnetBinding } from './unet-binding.ts';
 
 /** Output sizes kept per binding (a run uses one or two); the oldest is dropped for a new one. */

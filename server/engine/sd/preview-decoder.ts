@@ -14,9 +14,17 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
 import type { ImageValue } from '../values.ts';
-import { floatTensor, inputInfos, outputInfos, tensorToFloat32, type ExecutionProviderRequest, type InferenceSession, type TensorInfo } from './runtime.ts';
-import { createSession, type ProviderChoice, type SessionSettings } from './sessions.ts';
-import { numericDim } from './unet-binding.ts';
+import {
+  floatTensor,
+  inputInfos,
+  numericDim,
+  outputInfos,
+  tensorToFloat32,
+  type ExecutionProviderRequest,
+  type InferenceSession,
+  type TensorInfo,
+} from '../runtime/runtime.ts';
+import { createSession, type ProviderChoice, type SessionSettings } from '../runtime/sessions.ts';
 
 export const PREVIEW_DECODER_FILE = 'taesd_decoder.onnx';
 

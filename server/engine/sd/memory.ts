@@ -1,19 +1,7 @@
 /**
- * Memory of inference: how CPU sessions are set up to use it, and an estimate of what a job needs,
+ * Memory of inference: an estimate of what a job needs (how CPU sessions use memory: runtime/sessions.ts),
  * from what can be read cheaply (file sizes) and the sizes it runs at, so a job that cannot fit is
  * refused before it starts instead of taking the machine down (a 2048 px demo job took 7–12 GB).
- *
- * Session options, measured on the demo UNet, latent 128×128 (a 1024 px image), 3 rows, RSS after each
- * of 3–4 calls (tmp probe, onnxruntime-node 1.29, CPU):
- *   arena on,  memory pattern on (onnxruntime's default): 534 → 944 MiB after the 2nd call, peak 950 MiB
- *   arena on,  memory pattern off:                         541–546 MiB, peak 546 MiB
- *   arena off, memory pattern off:                         147–189 MiB between calls, peak ~670 MiB, but
- *     each call costs 2–6× the CPU time (latent 64: 40–280 ms user+sys against 42 ms with the arena:
- *     every intermediate is a fresh mmap, zeroed and unmapped again)
- *   session.release(): RSS back to the level after loading (116–123 MiB)
- * So: the arena stays (speed), the memory pattern goes (half the memory, no growth between calls), and
- * memory is given back by releasing the sessions after a job that grew the process beyond a limit
- * (GraphRunner; the next job loads the model again).
  *
  * Estimate. Peak memory ≈ process base + weights of the models in use + the largest single inference
  * call, where a call needs rows × (perPixel·P + perTokenPair·T²): P latent pixels, T = P / pixelsPerToken
@@ -24,9 +12,6 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { DERIVED_UNET_PATTERN } from '../attention/unet-cache.ts';
-
-/** CPU session options chosen for memory (see the measurements above). */
-export const CPU_MEMORY_OPTIONS = { enableCpuMemArena: true, enableMemPattern: false } as const;
 
 export interface ActivationFactors {
   /** Bytes per latent pixel, per batch row (feature maps, skip connections). */

@@ -14,7 +14,7 @@ import { UserError } from '../errors.ts';
 import { readUnetOutline } from './latent-size.ts';
 import { checkModelFolder, fingerprintFolder, ModelFolderError, readModelConfig } from './model-folder.ts';
 import { describeModel, type ModelSessions, type PipelineInfo } from './pipeline-info.ts';
-import { createSession, type SessionSettings } from './sessions.ts';
+import { createSession, type SessionSettings } from '../runtime/sessions.ts';
 import {
   findInput,
   floatTensor,
@@ -26,8 +26,8 @@ import {
   type ExecutionProviderRequest,
   type InferenceSession,
   type OrtTensor,
-} from './runtime.ts';
-import { ClipTokenizer } from './tokenizer.ts';
+} from '../runtime/runtime.ts';
+import { ClipTokenizer } from '../text/tokenizer.ts';
 import { UnetBuffers } from './unet-buffers.ts';
 import { bindUnet, checkFixedBatch, timestepDims, type UnetBinding, type UnetCallExtras } from './unet-binding.ts';
 

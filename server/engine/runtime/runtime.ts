@@ -21,6 +21,11 @@ export { ort };
 
 export type Dim = number | string;
 
+/** A dimension's size when the model fixes it, else null (a symbolic or unknown axis). */
+export function numericDim(d: number | string | undefined): number | null {
+  return typeof d === 'number' && d > 0 ? d : null;
+}
+
 export interface TensorInfo {
   name: string;
   /** 'float32', 'float16', 'int64', 'int32', ... */

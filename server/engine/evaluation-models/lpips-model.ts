@@ -14,11 +14,19 @@ import type { PerceptualDistance } from '../metrics/evaluate.ts';
 import { LPIPS_SCALE, LPIPS_SHIFT, lpipsDistance, lpipsInput, type FeatureMap } from '../metrics/lpips.ts';
 import type { ImageValue } from '../values.ts';
 import { requireSameSize } from '../metrics/image-metrics.ts';
-import { fingerprintFolder } from './model-folder.ts';
-import { ModelRegistry, type ModelHandle } from './registry.ts';
-import { findInput, floatTensor, inputInfos, outputInfos, tensorToFloat32, type ExecutionProviderRequest, type InferenceSession } from './runtime.ts';
-import { createSession, type SessionSettings } from './sessions.ts';
-import { numericDim } from './unet-binding.ts';
+import { fingerprintFolder } from '../sd/model-folder.ts';
+import { ModelRegistry, type ModelHandle } from '../runtime/registry.ts';
+import {
+  findInput,
+  floatTensor,
+  inputInfos,
+  numericDim,
+  outputInfos,
+  tensorToFloat32,
+  type ExecutionProviderRequest,
+  type InferenceSession,
+} from '../runtime/runtime.ts';
+import { createSession, type SessionSettings } from '../runtime/sessions.ts';
 
 export interface LpipsConfig {
   heads: number[][];

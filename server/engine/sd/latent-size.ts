@@ -15,9 +15,9 @@
  * onnxruntime's own refusal is translated.
  */
 import { UserError } from '../errors.ts';
-import { readGraphOutline, type GraphOutline } from './graph-outline.ts';
+import { readGraphOutline, type GraphOutline } from '../runtime/graph-outline.ts';
 import { analyseGraphSizes, evenHalvings, sideOf, type Axis, type GraphSizes, type Upsampling } from './graph-sizes.ts';
-import type { TensorInfo } from './runtime.ts';
+import type { TensorInfo } from '../runtime/runtime.ts';
 
 export type { Upsampling } from './graph-sizes.ts';
 

@@ -5,7 +5,6 @@
  * model (SD pipelines, CLIP, LPIPS), each with its own loader.
  */
 import type { ExecutionProviderRequest } from './runtime.ts';
-import { SdPipeline } from './pipeline.ts';
 import type { SessionSettings } from './sessions.ts';
 
 /** What a socket carries: enough to get the model back even after it was released. */
@@ -16,8 +15,6 @@ export interface ModelHandle<T> {
   id: string;
   acquire(): Promise<T>;
 }
-
-export type PipelineHandle = ModelHandle<SdPipeline>;
 
 export class ModelRegistry<T extends { release(): Promise<void> }> {
   /** Insertion order is recency order: the first entry is the least recently used. */
@@ -97,12 +94,3 @@ export class ModelRegistry<T extends { release(): Promise<void> }> {
     }
   }
 }
-
-export class PipelineRegistry extends ModelRegistry<SdPipeline> {
-  constructor(maxLoaded = 2) {
-    super((dir, executionProvider, session) => SdPipeline.load(dir, { executionProvider, session }), maxLoaded);
-  }
-}
-
-/** The process-wide registry the nodes use. */
-export const pipelines = new PipelineRegistry();

@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { sha256FileSync } from '../../util/file-hash.mjs';
-import { loaderEnvironment, resolveDependencyTree, type LoaderEnvironment, type Resolution } from '../../util/ld-resolve.ts';
+import { loaderEnvironment, resolveDependencyTree, type LoaderEnvironment, type Resolution } from './ld-resolve.ts';
 import table from './cuda-provider.json' with { type: 'json' };
 
 export const PROVIDER_TABLE = table;

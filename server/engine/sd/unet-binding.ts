@@ -2,7 +2,7 @@
  * How to call a UNet session: its inputs found by name (else position) and resolved once, the timestep
  * feed's shape, and the user-facing error of exports with a fixed batch.
  */
-import { findInput, inputInfos, outputInfos, type InferenceSession, type OrtTensor, type TensorInfo } from './runtime.ts';
+import { findInput, inputInfos, numericDim, outputInfos, type InferenceSession, type OrtTensor, type TensorInfo } from '../runtime/runtime.ts';
 import { ModelFolderError } from './model-folder.ts';
 
 /** How to call one UNet session: its metadata, resolved once. */
@@ -20,10 +20,6 @@ export interface UnetBinding {
 export interface UnetCallExtras {
   binding?: UnetBinding;
   feeds?: Record<string, OrtTensor>;
-}
-
-export function numericDim(d: number | string | undefined): number | null {
-  return typeof d === 'number' && d > 0 ? d : null;
 }
 
 /**

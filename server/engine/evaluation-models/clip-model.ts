@@ -14,22 +14,22 @@ import type { ImageEmbeddings } from '../metrics/clip-score.ts';
 import type { ClipEncoder } from '../metrics/evaluate.ts';
 import { UserError } from '../errors.ts';
 import type { ImageValue } from '../values.ts';
-import { fingerprintFolder } from './model-folder.ts';
-import { ModelRegistry, type ModelHandle } from './registry.ts';
+import { fingerprintFolder } from '../sd/model-folder.ts';
+import { ModelRegistry, type ModelHandle } from '../runtime/registry.ts';
 import {
   findInput,
   floatTensor,
   inputInfos,
   numberTensor,
+  numericDim,
   outputInfos,
   tensorToFloat32,
   type ExecutionProviderRequest,
   type InferenceSession,
   type OrtTensor,
-} from './runtime.ts';
-import { createSession, type SessionSettings } from './sessions.ts';
-import { ClipTokenizer } from './tokenizer.ts';
-import { numericDim } from './unet-binding.ts';
+} from '../runtime/runtime.ts';
+import { createSession, type SessionSettings } from '../runtime/sessions.ts';
+import { ClipTokenizer } from '../text/tokenizer.ts';
 
 /** Image embeddings kept per model (originals and recent generated images). */
 const IMAGE_CACHE_LIMIT = 64;

@@ -8,7 +8,7 @@
  * sizes). Every node that needs equal sides (a skip joining the up path, a residual: Concat, Add, ...)
  * where two different expressions meet is a constraint.
  */
-import { tensorValues, type GraphOutline, type INodeProto } from './graph-outline.ts';
+import { tensorValues, type GraphOutline, type INodeProto } from '../runtime/graph-outline.ts';
 
 /** 0 = height, 1 = width. */
 export type Axis = 0 | 1;
