@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { createHash } from 'node:crypto';
 import { defineNode, UserError } from './types.ts';
 import { fittedFileSize, loadImageFile, sampleImage, fittedSize, multiplesOf, MAX_IMAGE_SIDE } from './lib/image.ts';
-import { isSafeName, MAX_FILE_NAME_LENGTH } from '../server/util/names.ts';
+import { isSafeName, MAX_FILE_NAME_LENGTH } from '../server/protocol/names.ts';
 import { modelImageSizes, pipelineOf } from './lib/model.ts';
 
 /** The built-in picture, so templates run without an upload. */

@@ -6,6 +6,7 @@ import { GraphSchema, type Graph } from '../server/protocol/graph.ts';
 import type { Catalog, CatalogNode } from '../server/protocol/catalog.ts';
 import { catalogJson, createCatalog } from '../server/catalog.ts';
 import { nodeDefinitions } from '../nodes/index.ts';
+import { validateGraph } from '../server/graph/validate.ts';
 import { groupByCategory, searchCatalog } from '../client/src/catalog-search.ts';
 import { resolveOverlaps } from '../client/src/layout.ts';
 import { paramVisible } from '../client/src/editor/param-visibility.ts';
@@ -157,7 +158,7 @@ describe('snapshot ⇄ graph JSON v1', () => {
 
 describe('parseGraphJson', () => {
   it('reads a valid file and fills defaults for params, position and meta', () => {
-    const r = parseGraphJson(JSON.stringify({ format: 'dualstyle-graph', version: 1, nodes: [{ id: 'a', type: 'Mask' }] }));
+    const r = parseGraphJson(JSON.stringify({ format: 'dualstyle-graph', version: 1, nodes: [{ id: 'a', type: 'Mask' }], edges: [] }));
     expect(r).toEqual({
       ok: true,
       graph: { format: 'dualstyle-graph', version: 1, nodes: [{ id: 'a', type: 'Mask', params: {}, position: { x: 0, y: 0 } }], edges: [], meta: {} },
@@ -166,19 +167,41 @@ describe('parseGraphJson', () => {
 
   it.each([
     ['{ not json', /not valid JSON/],
-    ['[]', /JSON object/],
-    ['{"format":"other","version":1,"nodes":[]}', /Not a Dual Style graph/],
+    ['[]', /must be a JSON object, got a list/],
+    ['{"format":"other","version":1,"nodes":[]}', /not a Dual Style Studio graph.*found format "other"/],
     ['{"nodes":[],"links":[]}', /ComfyUI workflow/],
-    ['{"format":"dualstyle-graph","version":2,"nodes":[],"edges":[]}', /newer version.*v2/],
-    ['{"format":"dualstyle-graph","nodes":[]}', /no "version"/],
-    ['{"format":"dualstyle-graph","version":1}', /no "nodes"/],
-    ['{"format":"dualstyle-graph","version":1,"nodes":[{"id":"a","type":"X"},{"id":"a","type":"Y"}]}', /share the id "a"/],
-    ['{"format":"dualstyle-graph","version":1,"nodes":[{"type":"X"}]}', /Node #1 has no "id"/],
-    ['{"format":"dualstyle-graph","version":1,"nodes":[],"edges":[{"from":{"node":"a"},"to":{"node":"b","input":"x"}}]}', /Edge #1/],
-  ])('refuses %s with a clear message', (text, message) => {
+    ['{"format":"dualstyle-graph","version":2,"nodes":[],"edges":[]}', /newer version.*format version 2/],
+    ['{"format":"dualstyle-graph","nodes":[]}', /"version" must be a whole number/],
+    ['{"format":"dualstyle-graph","version":1,"edges":[]}', /^nodes is required/],
+    ['{"format":"dualstyle-graph","version":1,"nodes":[{"id":"a","type":"X"},{"id":"a","type":"Y"}],"edges":[]}', /share the id "a"/],
+    ['{"format":"dualstyle-graph","version":1,"nodes":[{"type":"X"}],"edges":[]}', /nodes\[0\]\.id is required/],
+    ['{"format":"dualstyle-graph","version":1,"nodes":[{"id":"a b","type":"X"}],"edges":[]}', /id is not valid: node id may use letters/],
+    [
+      '{"format":"dualstyle-graph","version":1,"nodes":[],"edges":[{"from":{"node":"a"},"to":{"node":"b","input":"x"}}]}',
+      /edges\[0\]\.from\.output is required/,
+    ],
+    ['{"format":"dualstyle-graph","version":1,"nodes":[{"id":"a","type":"X","params":{"p":1}}],"edges":[],"meta":{"t":"' + 'x'.repeat(70_000) + '"}}', /meta/],
+  ])('refuses %s with the message the server would give', (text, message) => {
     const r = parseGraphJson(text);
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.message).toMatch(message);
+  });
+
+  it('says what the server says about the same broken file (one schema, one wording)', () => {
+    const files = [
+      { format: 'other', version: 1, nodes: [], edges: [] },
+      { format: 'dualstyle-graph', version: 3, nodes: [], edges: [] },
+      { format: 'dualstyle-graph', version: 1, nodes: [{ id: 'x'.repeat(65), type: 'Mask' }], edges: [] },
+      { format: 'dualstyle-graph', version: 1, nodes: [{ id: 'a', type: 'Mask', title: 't'.repeat(201) }], edges: [] },
+      { format: 'dualstyle-graph', version: 1, nodes: [], edges: [{ from: { node: 'a', output: 'o' }, to: { node: 'b' } }] },
+    ];
+    for (const file of files) {
+      const client = parseGraphJson(JSON.stringify(file));
+      const server = validateGraph(file, createCatalog(nodeDefinitions));
+      expect(client.ok).toBe(false);
+      expect(server.ok).toBe(false);
+      if (!client.ok) expect(client.message.startsWith(server.issues[0].message)).toBe(true);
+    }
   });
 });
 

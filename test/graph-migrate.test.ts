@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createCatalog } from '../server/catalog.ts';
 import { validateGraph } from '../server/graph/validate.ts';
-import { migrateGraph, type MigrationTable } from '../server/graph/migrate.ts';
+import { migrateGraph, type MigrationTable } from '../server/protocol/graph-migrate.ts';
 import { GRAPH_FORMAT } from '../server/protocol/graph.ts';
 import { numberChain, testNodes } from './support/test-nodes.ts';
 

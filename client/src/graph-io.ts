@@ -4,20 +4,23 @@
  * Rete v2 has no toJSON/fromJSON. The editor module turns its nodes and connections into the plain
  * snapshot below (and back), and everything about the file format lives here.
  */
-import type {
-  Graph,
-  GraphEdge,
-  GraphGroup,
-  GraphNode,
-  NodeMode,
-  GRAPH_FORMAT as GraphFormat,
-  GRAPH_VERSION as GraphVersion,
+import {
+  GRAPH_FORMAT,
+  GRAPH_VERSION,
+  GraphGroupSchema,
+  GraphSchema,
+  type Graph,
+  type GraphEdge,
+  type GraphGroup,
+  type GraphNode,
+  type NodeMode,
 } from '../../server/protocol/graph.ts';
+import { migrateGraph } from '../../server/protocol/graph-migrate.ts';
+import { isRecord, schemaIssue } from '../../server/protocol/issue-words.ts';
+import { nameProblem } from '../../server/protocol/names.ts';
 import { expandSockets, type Catalog, type CatalogNode } from '../../server/protocol/catalog.ts';
 
-/** Same literals as server/protocol/graph.ts; the `typeof` annotation makes a drift a type error. */
-export const GRAPH_FORMAT: typeof GraphFormat = 'dualstyle-graph';
-export const GRAPH_VERSION: typeof GraphVersion = 1;
+export { GRAPH_FORMAT, GRAPH_VERSION };
 
 /** Socket type of a placeholder node whose type the catalog does not know: connects to nothing new. */
 export const UNKNOWN_SOCKET = 'Unknown';
@@ -130,13 +133,11 @@ function sortedKeys(params: Record<string, unknown>): string[] {
 
 export type ParseResult = { ok: true; graph: Graph } | { ok: false; message: string };
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 /**
- * Reads a graph file a user imported or dropped. Checks the shape well enough to build an editor
- * from it and says clearly what is wrong; parameter values are left to the server's validation.
+ * Reads a graph file a user imported or dropped, with the server's own rules: the format check and
+ * migration of older versions (protocol/graph-migrate.ts), then the shared zod schema, each problem
+ * worded as the server words it. Only layout is forgiven: a broken frame or reroute point is dropped
+ * rather than costing the graph. Parameter values are left to the server's validation.
  */
 export function parseGraphJson(input: unknown): ParseResult {
   let data: unknown = input;
@@ -147,53 +148,42 @@ export function parseGraphJson(input: unknown): ParseResult {
       return { ok: false, message: `This file is not valid JSON: ${(err as Error).message}` };
     }
   }
-  if (!isRecord(data)) return { ok: false, message: 'A graph file must contain a JSON object.' };
-  if (data.format !== GRAPH_FORMAT) {
-    if ('nodes' in data && 'links' in data) {
-      return { ok: false, message: 'This looks like a ComfyUI workflow; only Dual Style graph files (format "dualstyle-graph") can be opened.' };
-    }
-    return { ok: false, message: `Not a Dual Style graph: "format" must be "${GRAPH_FORMAT}".` };
+  if (isRecord(data) && data.format === undefined && 'nodes' in data && 'links' in data) {
+    return { ok: false, message: 'This looks like a ComfyUI workflow; only Dual Style graph files (format "dualstyle-graph") can be opened.' };
   }
-  if (typeof data.version !== 'number') return { ok: false, message: 'The graph file has no "version" number.' };
-  if (data.version > GRAPH_VERSION) {
-    return { ok: false, message: `This graph was saved by a newer version (graph format v${data.version}); this studio reads v${GRAPH_VERSION}.` };
+  const migrated = migrateGraph(data);
+  if (migrated.issues.length) return { ok: false, message: migrated.issues[0].message };
+  const raw = forgiveLayout(migrated.graph as Record<string, unknown>);
+  const parsed = GraphSchema.safeParse(raw);
+  if (!parsed.success) {
+    const [first, ...rest] = parsed.error.issues.map((zi) => schemaIssue(zi, raw).message);
+    return { ok: false, message: rest.length ? `${first} (and ${rest.length} more problem${rest.length > 1 ? 's' : ''})` : first };
   }
-  if (data.version !== GRAPH_VERSION) return { ok: false, message: `Unsupported graph version ${data.version}.` };
-  if (!Array.isArray(data.nodes)) return { ok: false, message: 'The graph file has no "nodes" list.' };
-  const edgesIn = data.edges ?? [];
-  if (!Array.isArray(edgesIn)) return { ok: false, message: '"edges" must be a list.' };
-
-  const nodes: GraphNode[] = [];
   const seen = new Set<string>();
-  for (const [i, n] of data.nodes.entries()) {
-    if (!isRecord(n)) return { ok: false, message: `Node #${i + 1} is not an object.` };
-    if (typeof n.id !== 'string' || n.id === '') return { ok: false, message: `Node #${i + 1} has no "id".` };
-    if (typeof n.type !== 'string' || n.type === '') return { ok: false, message: `Node "${n.id}" has no "type".` };
+  for (const n of parsed.data.nodes) {
     if (seen.has(n.id)) return { ok: false, message: `Two nodes share the id "${n.id}".` };
     seen.add(n.id);
-    const pos =
-      isRecord(n.position) && typeof n.position.x === 'number' && typeof n.position.y === 'number' ? { x: n.position.x, y: n.position.y } : { x: 0, y: 0 };
-    const node: GraphNode = { id: n.id, type: n.type, params: isRecord(n.params) ? cloneJson(n.params) : {}, position: pos };
-    if (typeof n.title === 'string') node.title = n.title;
-    if (n.mode === 'bypass' || n.mode === 'mute') node.mode = n.mode;
-    nodes.push(node);
   }
-  const edges: GraphEdge[] = [];
-  for (const [i, e] of edgesIn.entries()) {
-    const from = isRecord(e) && isRecord(e.from) ? e.from : null;
-    const to = isRecord(e) && isRecord(e.to) ? e.to : null;
-    if (!from || !to || typeof from.node !== 'string' || typeof from.output !== 'string' || typeof to.node !== 'string' || typeof to.input !== 'string') {
-      return { ok: false, message: `Edge #${i + 1} must look like { from: { node, output }, to: { node, input } }.` };
-    }
-    const rawPoints = (e as { points?: unknown }).points;
-    const points = Array.isArray(rawPoints) ? rawPoints.filter(isPoint).map((p) => ({ x: p.x, y: p.y })) : [];
-    edges.push({ from: { node: from.node, output: from.output }, to: { node: to.node, input: to.input }, ...(points.length ? { points } : {}) });
+  return { ok: true, graph: parsed.data };
+}
+
+/** The file with its broken frames and reroute points left out (layout only: they never change what runs). */
+function forgiveLayout(raw: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...raw };
+  if (Array.isArray(raw.groups)) {
+    const groups = raw.groups.flatMap((g, i) => readGroup(g, i));
+    if (groups.length) out.groups = groups;
+    else delete out.groups;
   }
-  const meta = isRecord(data.meta) ? cloneJson(data.meta) : {};
-  const graph: Graph = { format: GRAPH_FORMAT, version: GRAPH_VERSION, nodes, edges, meta };
-  const groups = Array.isArray(data.groups) ? data.groups.flatMap((g, i) => readGroup(g, i)) : [];
-  if (groups.length) graph.groups = groups;
-  return { ok: true, graph };
+  if (Array.isArray(raw.edges)) {
+    out.edges = raw.edges.map((e: unknown) => {
+      if (!isRecord(e) || e.points === undefined) return e;
+      const points = Array.isArray(e.points) ? e.points.filter(isPoint).map((p) => ({ x: p.x, y: p.y })) : [];
+      const { points: _dropped, ...rest } = e;
+      return points.length ? { ...rest, points } : rest;
+    });
+  }
+  return out;
 }
 
 function isPoint(p: unknown): p is Position {
@@ -202,17 +192,8 @@ function isPoint(p: unknown): p is Position {
 
 /** A frame of the file, or nothing when it is not one (a broken frame never costs the graph). */
 function readGroup(g: unknown, i: number): GraphGroup[] {
-  if (!isRecord(g) || !isPoint(g) || !(Number(g.width) > 0) || !(Number(g.height) > 0)) return [];
-  const group: GraphGroup = {
-    id: typeof g.id === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(g.id) ? g.id : `group-${i + 1}`,
-    title: typeof g.title === 'string' ? g.title.slice(0, 200) : 'Group',
-    x: g.x,
-    y: g.y,
-    width: Number(g.width),
-    height: Number(g.height),
-  };
-  if (typeof g.color === 'string' && /^#[0-9a-fA-F]{6}$/.test(g.color)) group.color = g.color;
-  return [group];
+  const group = GraphGroupSchema.safeParse(isRecord(g) ? { title: 'Group', ...g, id: typeof g.id === 'string' ? g.id : `group-${i + 1}` } : g);
+  return group.success ? [group.data] : [];
 }
 
 /** Parameter values of a fresh node: every declared default. */
@@ -366,12 +347,7 @@ export function uniqueNodeId(type: string, existing: Iterable<string>): string {
 
 /** The name rule of saved graphs (same as the server's): 1–64 of letters, digits, space, "_", "-", ".". */
 export function graphNameProblem(name: string): string | null {
-  if (name.length === 0) return 'Give the graph a name.';
-  if (name.length > 64) return 'A graph name may have at most 64 characters.';
-  if (!/^[A-Za-z0-9 _.-]+$/.test(name)) return 'A graph name may use letters, digits, spaces, "_", "-" and "." only.';
-  if (name.startsWith('.') || name.includes('..')) return 'A graph name may not start with "." or contain "..".';
-  if (name.trim() !== name) return 'A graph name may not start or end with a space.';
-  return null;
+  return name.length === 0 ? 'Give the graph a name.' : nameProblem(name, 'A graph name');
 }
 
 /**

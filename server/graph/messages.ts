@@ -3,32 +3,10 @@
  * problem says, which input a variadic family lacks, and a near-miss suggestion for a misspelt type.
  * validate.ts decides what is wrong; this module only says it.
  */
-import type { z } from 'zod';
 import type { GraphEdge, GraphNode, ValidationIssue } from '../protocol/graph.ts';
 import type { AnyNodeDefinition, ConcreteInput } from '../../nodes/types.ts';
 import type { NodeCatalog } from '../catalog.ts';
-import { listOrNone, pathString, predicate, valueAt } from './params.ts';
-
-export function schemaIssue(zi: z.core.$ZodIssue, raw: Record<string, unknown>): ValidationIssue {
-  const path = zi.path;
-  const value = valueAt(raw, path);
-  let nodeId: string | undefined;
-  let subject = pathString(path) || 'The graph';
-  if (path[0] === 'nodes' && typeof path[1] === 'number') {
-    const node = valueAt(raw, path.slice(0, 2));
-    if (isRecord(node) && typeof node.id === 'string' && path[2] !== 'id') {
-      nodeId = node.id;
-      const rest = pathString(path.slice(2));
-      subject = `Node "${node.id}"${rest ? ` → ${rest}` : ''}`;
-    }
-  }
-  return {
-    code: 'schema',
-    ...(nodeId !== undefined ? { nodeId } : {}),
-    ...(path.length ? { field: pathString(path) } : {}),
-    message: `${subject} ${predicate(zi, value)}`,
-  };
-}
+import { listOrNone } from './params.ts';
 
 export function danglingIssue(edge: GraphEdge, index: number, fromName?: string, toName?: string): ValidationIssue {
   const { from, to } = edge;
@@ -99,10 +77,6 @@ export function unknownInputMessage(name: string, def: AnyNodeDefinition, socket
 
 export function humanParam(param: string): string {
   return param.charAt(0).toUpperCase() + param.slice(1);
-}
-
-export function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** A catalog type close to a misspelt one: same letters ignoring case, or at most 2 edits away. */

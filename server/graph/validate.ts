@@ -19,9 +19,10 @@ import {
 } from '../protocol/graph.ts';
 import { concreteInputs, countOf, type AnyNodeDefinition, type ConcreteInput, type OutputSpec } from '../../nodes/types.ts';
 import type { NodeCatalog } from '../catalog.ts';
-import { migrateGraph, type MigrationTable } from './migrate.ts';
+import { migrateGraph, type MigrationTable } from '../protocol/graph-migrate.ts';
 import { resolveModes } from './modes.ts';
-import { danglingIssue, displayNames, humanParam, isRecord, schemaIssue, suggest, unknownInputMessage, withArticle } from './messages.ts';
+import { danglingIssue, displayNames, humanParam, suggest, unknownInputMessage, withArticle } from './messages.ts';
+import { isRecord, schemaIssue } from '../protocol/issue-words.ts';
 import { checkParams, listOrNone } from './params.ts';
 import { topoOrder } from './topo.ts';
 

@@ -22,7 +22,7 @@ export function graphsIndexFile(dataDir: string): string {
   return path.join(dataDir, '.graphs-index.json');
 }
 
-export { isSafeName, MAX_FILE_NAME_LENGTH, MAX_NAME_LENGTH } from '../util/names.ts';
+export { isSafeName, MAX_FILE_NAME_LENGTH, MAX_NAME_LENGTH } from '../protocol/names.ts';
 
 /**
  * Joins a checked name to a folder and asserts the result is still directly inside that folder.
