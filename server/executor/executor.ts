@@ -6,17 +6,10 @@
  * through ctx.signal, between a node's own steps. Result files go through ctx.saveResult.
  */
 import type { Graph, GraphNode } from '../protocol/graph.ts';
-import {
-  CancelledError,
-  gatherInputs,
-  UserError,
-  type AnyNodeDefinition,
-  type Logger,
-  type NodeContext,
-  type NodeRunResult,
-  type PreviewSource,
-  type Services,
-} from '../../nodes/types.ts';
+import { gatherInputs, type AnyNodeDefinition, type NodeContext, type NodeRunResult, type PreviewSource } from '../../nodes/types.ts';
+import { CancelledError, UserError } from '../engine/errors.ts';
+import type { Services } from '../services/services.ts';
+import type { Logger } from '../util/log.ts';
 import type { NodeCatalog } from '../catalog.ts';
 import { resolveModes } from '../graph/modes.ts';
 import { ancestorsOf, topoOrder } from '../graph/topo.ts';
