@@ -254,7 +254,10 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
   );
   app.use(
     '/api',
-    jobRoutes(jobs, catalog, (graph, outputs) => graphRunner.preflight(graph, outputs)),
+    jobRoutes(jobs, catalog, {
+      validate: (raw) => graphRunner.check(raw, { requireOutput: true }),
+      preflight: (graph, outputs) => graphRunner.preflight(graph, outputs),
+    }),
   );
   app.use('/api', graphRoutes(graphs, catalog));
   app.use('/api', uploadRoutes(dataDir, limits));

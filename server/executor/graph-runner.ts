@@ -13,8 +13,9 @@ import type { Logger } from '../util/log.ts';
 import type { LatentPreviewDecoder, Services } from '../services/services.ts';
 import { LoadedModels } from '../services/loaded-models.ts';
 import type { NodeCatalog } from '../catalog.ts';
-import { summarizeIssues, validateGraph } from '../graph/validate.ts';
-import type { Graph, ValidationIssue } from '../protocol/graph.ts';
+import { summarizeIssues } from '../graph/validate.ts';
+import { ValidatedGraphs } from '../graph/validated-graphs.ts';
+import type { Graph, ValidationIssue, ValidationResult } from '../protocol/graph.ts';
 import { resultSink, type ResultSink } from '../store/results.ts';
 import { readUpload } from '../store/uploads.ts';
 import { OutputCache } from './cache.ts';
@@ -106,10 +107,13 @@ export class GraphRunner {
   private readonly releaseIdleMs: number;
   private idleTimer: NodeJS.Timeout | undefined;
   private readonly releaseListeners = new Set<(e: ModelRelease) => void>();
+  /** Graphs that passed validation here (the job submission's, then the run's: one validation per run). */
+  private readonly validated: ValidatedGraphs;
 
   constructor(opts: GraphRunnerOptions) {
     const { dataDir } = opts;
     this.catalog = opts.catalog;
+    this.validated = new ValidatedGraphs(opts.catalog);
     this.services = {
       dataDir,
       executionProvider: opts.executionProvider,
@@ -157,9 +161,17 @@ export class GraphRunner {
     return message;
   }
 
+  /**
+   * Every problem of a graph, and the graph parsed, migrated and checked when it has none. A graph that
+   * passed here before (say at the job submission) is not validated again when it comes back to run.
+   */
+  check(raw: unknown, opts: { requireOutput?: boolean } = {}): ValidationResult {
+    return this.validated.validate(raw, opts);
+  }
+
   /** The graph parsed, migrated and checked; throws InvalidGraphError naming every problem. */
   validate(raw: unknown, opts: { requireOutput?: boolean } = {}): Graph {
-    const v = validateGraph(raw, this.catalog, opts);
+    const v = this.check(raw, opts);
     if (!v.ok || !v.graph) throw new InvalidGraphError(v.issues);
     return v.graph;
   }
