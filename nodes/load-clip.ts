@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import path from 'node:path';
 import { defineNode } from './types.ts';
-import { clipHandle } from '../server/engine/evaluation-models/clip-model.ts';
 import { fingerprintFolder } from '../server/engine/sd/model-folder.ts';
 import { resolveModelPath } from './lib/model.ts';
 
@@ -35,7 +34,7 @@ export const loadClip = defineNode({
       return { outputs: { clip: { id: 'none', label: 'none', handle: null } }, result: { text: 'no CLIP model: CLIP metrics left out' } };
     }
     const dir = await resolveModelPath(name, ctx.services);
-    const handle = await clipHandle(dir, ctx.services.executionProvider, { deviceId: ctx.services.gpu ?? 0 });
+    const handle = await ctx.services.models.clip.open(dir, ctx.services.executionProvider, { deviceId: ctx.services.gpu ?? 0 });
     const model = await handle.acquire();
     const p = model.preprocessor;
     return {

@@ -4,7 +4,6 @@ import { evaluateImage, type StylePrompts } from '../server/engine/metrics/evalu
 import { formatMetric, METRICS, type MetricName } from '../server/engine/metrics/names.ts';
 import { summarize, summaryRows } from '../server/engine/metrics/summary.ts';
 import { fingerprintFolder } from '../server/engine/sd/model-folder.ts';
-import { lpipsHandle } from '../server/engine/evaluation-models/lpips-model.ts';
 import { resolveModelPath } from './lib/model.ts';
 import { PER_STYLE, requireStyles, stylesParam } from './lib/styles.ts';
 import type { MetricsValue } from './values.ts';
@@ -47,7 +46,9 @@ export const metricsNode = defineNode({
     if (mask) requireStyles(mask, style.length);
     const lpips = params.lpips.trim()
       ? await (
-          await lpipsHandle(await resolveModelPath(params.lpips.trim(), ctx.services), ctx.services.executionProvider, { deviceId: ctx.services.gpu ?? 0 })
+          await ctx.services.models.lpips.open(await resolveModelPath(params.lpips.trim(), ctx.services), ctx.services.executionProvider, {
+            deviceId: ctx.services.gpu ?? 0,
+          })
         ).acquire()
       : undefined;
     const values = await evaluateImage(image, original, prompts, { clip: clip?.handle ? await clip.handle.acquire() : undefined, lpips }, mask);

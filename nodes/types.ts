@@ -7,15 +7,17 @@ import type { z } from 'zod';
 import type { SocketType } from '../server/protocol/graph.ts';
 import { expandSockets, type VariadicSockets } from '../server/protocol/catalog.ts';
 import type { ResultTable } from '../server/protocol/events.ts';
-import type { ExecutionProviderRequest } from '../server/engine/runtime/runtime.ts';
-import type { ImageValue } from '../server/engine/values.ts';
 import type { SocketValues } from './values.ts';
 import type { InferenceWork, ModelMemoryProfile } from '../server/engine/sd/memory.ts';
+import type { LatentPreviewDecoder, Services } from '../server/services/services.ts';
+import type { Logger } from '../server/util/log.ts';
 
 export type { InferenceWork, ModelMemoryProfile };
 
 export type { SocketType };
-export { CancelledError, UserError } from '../server/engine/errors.ts';
+// The contract's own vocabulary, defined below the nodes (the executor and the server use them without the catalog).
+export type { LatentPreviewDecoder, Logger, Services };
+export { UserError } from '../server/engine/errors.ts';
 
 export interface InputSpec {
   type: SocketType;
@@ -44,25 +46,6 @@ export interface OutputSpec {
   countParam?: string;
 }
 
-export interface Logger {
-  debug(msg: string, extra?: unknown): void;
-  info(msg: string, extra?: unknown): void;
-  warn(msg: string, extra?: unknown): void;
-  error(msg: string, extra?: unknown): void;
-}
-
-/**
- * A preview decoder the server was given (`--preview-decoder`; engine/sd/preview-decoder.ts): scaled
- * latent [4, h, w] → RGB image, behind a time budget.
- */
-export interface LatentPreviewDecoder {
-  /** False once it failed: frames go back to the latent→RGB projection. */
-  readonly usable: boolean;
-  /** True when decoding a frame now keeps the decoder within its share of the run time. */
-  due(): boolean;
-  decode(latent: Float32Array, width: number, height: number): Promise<ImageValue>;
-}
-
 /** What a node may hand to the preview channel; the server throttles and encodes it. */
 export type PreviewSource =
   /**
@@ -72,22 +55,6 @@ export type PreviewSource =
   | { kind: 'latent'; data: Float32Array; width: number; height: number; decoder?: LatentPreviewDecoder }
   /** An RGB image, CHW float in [0,1]. */
   | { kind: 'image'; data: Float32Array; width: number; height: number };
-
-/** Process-wide services a node may use; provided by the server (or a CLI or test harness). */
-export interface Services {
-  /** Execution provider requested on the command line. */
-  executionProvider: ExecutionProviderRequest;
-  /** CUDA device index (`--gpu N`); 0 when absent. */
-  gpu?: number;
-  /** Folder for user data (uploads, results). */
-  dataDir: string;
-  /** The only folders Load Model may read models from (<data>/models, the project's models/, --models-root). */
-  modelRoots: readonly string[];
-  /** Decodes the samplers' preview frames instead of the latent→RGB projection (`--preview-decoder`). */
-  previewDecoder?: LatentPreviewDecoder;
-  /** The bytes of an uploaded file by its name; null when there is no such upload. */
-  readUpload(name: string): Promise<Buffer | null>;
-}
 
 /** A value as known before a job runs (see NodeDefinition.plan): its size, or the model it loads. */
 export interface PlannedValue {

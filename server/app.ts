@@ -13,7 +13,8 @@ import helmet from 'helmet';
 import { nodeDefinitions } from '../nodes/index.ts';
 import { removeStaleTemps } from './util/atomic.ts';
 import { PROJECT_ROOT } from './util/project.ts';
-import type { AnyNodeDefinition, Logger } from '../nodes/types.ts';
+import type { AnyNodeDefinition } from '../nodes/types.ts';
+import type { Logger } from './util/log.ts';
 import type { ExecutionProviderRequest } from './engine/runtime/runtime.ts';
 import { loadPreviewDecoder } from './engine/sd/preview-decoder.ts';
 import { DEFAULT_RELEASE_IDLE_MS, GraphRunner } from './executor/graph-runner.ts';
@@ -253,7 +254,10 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
   );
   app.use(
     '/api',
-    jobRoutes(jobs, catalog, (graph, outputs) => graphRunner.preflight(graph, outputs)),
+    jobRoutes(jobs, catalog, {
+      validate: (raw) => graphRunner.check(raw, { requireOutput: true }),
+      preflight: (graph, outputs) => graphRunner.preflight(graph, outputs),
+    }),
   );
   app.use('/api', graphRoutes(graphs, catalog));
   app.use('/api', uploadRoutes(dataDir, limits));

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import onnxProto from 'onnx-proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CancelledError, UserError } from '../nodes/types.ts';
+import { CancelledError, UserError } from '../server/engine/errors.ts';
 import { decode, invert } from '../server/engine/diffusion/cycle.ts';
 import { epsilonMerge, singlePrompt } from '../server/engine/diffusion/guidance.ts';
 import { makeMask } from '../server/engine/diffusion/mask.ts';

@@ -4,13 +4,21 @@ import { validateGraph } from '../server/graph/validate.ts';
 import { OutputCache } from '../server/executor/cache.ts';
 import { executeGraph, NodeFailedError, planRun, type ExecEvent, type ExecuteOptions } from '../server/executor/executor.ts';
 import { canonicalJson, contentKey } from '../server/executor/keys.ts';
-import { CancelledError, type Services } from '../nodes/types.ts';
+import { CancelledError } from '../server/engine/errors.ts';
+import type { Services } from '../server/services/services.ts';
+import { LoadedModels } from '../server/services/loaded-models.ts';
 import type { Graph } from '../server/protocol/graph.ts';
 import { fingerprint, graphJson, runLog, testNodes } from './support/test-nodes.ts';
 import type { ResultSink } from '../server/store/results.ts';
 
 const catalog = createCatalog(testNodes);
-const services: Services = { dataDir: '/tmp/dualstyle-test', executionProvider: 'cpu', modelRoots: [], readUpload: async () => null };
+const services: Services = {
+  dataDir: '/tmp/dualstyle-test',
+  executionProvider: 'cpu',
+  modelRoots: [],
+  readUpload: async () => null,
+  models: new LoadedModels(),
+};
 /** Result files kept in memory: name → bytes. */
 const saved = new Map<string, Buffer>();
 const saveResult: ResultSink = async (prefix, png) => {

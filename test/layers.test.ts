@@ -8,13 +8,17 @@
  *   2  server/engine/metrics               the evaluation math (pixel metrics, SSIM, CLIP scores and
  *                                          preprocessing, LPIPS), behind ClipEncoder / PerceptualDistance
  *                                          ports; their sessions live in evaluation-models/
+ *   2  server/engine/images                CHW images ↔ RGB bytes and PNG, resizing, the built-in sample picture
  *   3  server/engine/attention             the attention-merge graph rewrite and its cache
  *   3  server/engine/text                  the CLIP tokenizer
  *   3  server/engine/cuda                  why CUDA works or not: the provider, its ELF dependencies, the loader
  *   4  server/engine/runtime               onnxruntime: tensors, sessions on their thread, the model registry
  *   5  server/engine/sd                    the SD 1.x pipeline (a Denoiser), its folder, sizes and memory
  *   6  server/engine/evaluation-models     the CLIP and LPIPS models the metrics run on
- *   7  server/models                       model tooling: Hub download, demo-model generator
+ *   7  server/models                       model tooling: Hub download, demo-model generator, the models
+ *                                          folders and the list of models a user can pick
+ *   7  server/services                     what the server hands the nodes (Services) and the loaded
+ *                                          models by kind (LoadedModels)
  *   8  nodes                               the node catalog
  *   9  server/catalog.ts, graph, store     catalog JSON, graph validation, files on disk
  *  10  server/executor                     running graphs, the job queue, previews
@@ -36,6 +40,7 @@ const FLOORS: [prefix: string, floor: number][] = [
   ['server/engine/errors.ts', 1],
   ['server/engine/diffusion/', 2],
   ['server/engine/metrics/', 2],
+  ['server/engine/images/', 2],
   ['server/engine/attention/', 3],
   ['server/engine/text/', 3],
   ['server/engine/cuda/', 3],
@@ -43,6 +48,7 @@ const FLOORS: [prefix: string, floor: number][] = [
   ['server/engine/sd/', 5],
   ['server/engine/evaluation-models/', 6],
   ['server/models/', 7],
+  ['server/services/', 7],
   ['nodes/', 8],
   ['server/catalog.ts', 9],
   ['server/graph/', 9],
@@ -76,6 +82,43 @@ export function importsOf(source: string): string[] {
   return out;
 }
 
+/**
+ * Imports the floors would allow but the design does not: the HTTP routes speak to the executor and the
+ * stores, never to a node module (what they need of a node lives below the nodes, or comes through the
+ * services); server/app.ts, the composition root, hands the catalog in.
+ */
+const FORBIDDEN: [from: string, to: string, why: string][] = [['server/http/', 'nodes/', 'the HTTP routes may not reach into the node catalog']];
+
+/** Modules that hold model registries: a node loads models through ctx.services.models, never through these. */
+const REGISTRY_MODULES = [
+  'server/engine/runtime/registry.ts',
+  'server/engine/sd/pipelines.ts',
+  'server/engine/evaluation-models/clip-model.ts',
+  'server/engine/evaluation-models/lpips-model.ts',
+  'server/services/loaded-models.ts',
+];
+
+const VALUE_IMPORT = /(?:^|\n)\s*(?:import|export)\s+(?!type\b)[^;'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
+
+/**
+ * Where models could be loaded past the services: a node importing a registry module for more than its
+ * types, or any file keeping a registry in a module-level variable (a process-wide singleton).
+ */
+export function findRegistryReaches(files: Map<string, string>): string[] {
+  const bad: string[] = [];
+  for (const [rel, source] of files) {
+    if (/(?:^|\n)(?:export\s+)?(?:const|let|var)\s+\w+\s*=\s*new\s+\w*Registry\b/.test(source)) {
+      bad.push(`${rel} keeps a model registry at module level (a process-wide singleton: put it in LoadedModels)`);
+    }
+    if (!rel.startsWith('nodes/')) continue;
+    for (const m of source.matchAll(VALUE_IMPORT)) {
+      const target = path.posix.normalize(path.posix.join(path.posix.dirname(rel), m[1] ?? m[2] ?? ''));
+      if (REGISTRY_MODULES.includes(target)) bad.push(`${rel} → ${target} (nodes load models through ctx.services.models)`);
+    }
+  }
+  return bad.sort();
+}
+
 /** Every import that goes up a floor, or out of the client's bounds: "from → to". */
 export function findViolations(files: Map<string, string>): string[] {
   const bad: string[] = [];
@@ -92,6 +135,9 @@ export function findViolations(files: Map<string, string>): string[] {
       if (from === undefined) continue;
       if (to === undefined) bad.push(`${rel} → ${target} (outside the layered tree)`);
       else if (to > from) bad.push(`${rel} (floor ${from}) → ${target} (floor ${to})`);
+      for (const [fromPrefix, toPrefix, why] of FORBIDDEN) {
+        if (rel.startsWith(fromPrefix) && target.startsWith(toPrefix)) bad.push(`${rel} → ${target} (${why})`);
+      }
     }
   }
   return bad.sort();
@@ -157,6 +203,26 @@ describe('import direction', () => {
     expect(findViolations(tampered)).toEqual([
       'client/src/extra.ts → server/engine/diffusion/cycle.ts (the client may import only client/ and server/protocol/)',
       'server/engine/diffusion/cycle.ts (floor 2) → nodes/values.ts (floor 8)',
+    ]);
+  });
+
+  it('the HTTP routes import nothing from the nodes', () => {
+    const tampered = new Map(files);
+    tampered.set('server/http/extra.ts', "import { listModels } from '../../nodes/load-model.ts';\n");
+    expect(findViolations(tampered)).toEqual(['server/http/extra.ts → nodes/load-model.ts (the HTTP routes may not reach into the node catalog)']);
+  });
+
+  it('nodes load models through the services, and no registry is a process-wide singleton', () => {
+    expect(findRegistryReaches(files)).toEqual([]);
+    const tampered = new Map(files);
+    tampered.set(
+      'nodes/extra.ts',
+      "import { PipelineRegistry } from '../server/engine/sd/pipelines.ts';\nimport type { ClipHandle } from '../server/engine/evaluation-models/clip-model.ts';\n",
+    );
+    tampered.set('server/engine/sd/extra.ts', 'export const pipelines = new PipelineRegistry();\n');
+    expect(findRegistryReaches(tampered)).toEqual([
+      'nodes/extra.ts → server/engine/sd/pipelines.ts (nodes load models through ctx.services.models)',
+      'server/engine/sd/extra.ts keeps a model registry at module level (a process-wide singleton: put it in LoadedModels)',
     ]);
   });
 

@@ -10,7 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { validateGraph, formatIssue } from '../server/graph/validate.ts';
 import { resultsDir } from '../server/store/paths.ts';
 import { NodeFailedError } from '../server/executor/executor.ts';
-import { CancelledError } from '../nodes/types.ts';
+import { CancelledError } from '../server/engine/errors.ts';
 import { STYLE_PRESETS } from '../nodes/lib/presets.ts';
 import { catalog, loadTemplate, projectRoot, Runner, shrink, tinySd, withParams } from './support/pipeline-harness.ts';
 

@@ -1,57 +1,20 @@
 /**
- * Image plumbing for nodes: decode files into CHW float images, fit them to sizes the model accepts,
- * encode results as PNG. sharp does the decoding, resampling and encoding.
+ * Image plumbing for nodes: decode files into CHW float images and fit them to sizes the model
+ * accepts. sharp does the decoding; the conversions, PNG encoding and resizing live in
+ * server/engine/images/ (re-exported here for the nodes that use them).
  */
 import sharp from 'sharp';
 import type { ImageValue } from '../values.ts';
 import { UserError } from '../types.ts';
+import { rgbBytesToImage } from '../../server/engine/images/pixels.ts';
 
 /** Largest side a Load Image node accepts after fitting, in pixels. */
 export const MAX_IMAGE_SIDE = 2048;
 
 export type FitMode = 'crop' | 'resize' | 'exact';
 
-/** Interleaved RGB bytes (HWC) → CHW float in [0,1]. */
-export function rgbBytesToImage(rgb: Uint8Array | Buffer, width: number, height: number): ImageValue {
-  const plane = width * height;
-  const data = new Float32Array(3 * plane);
-  for (let p = 0; p < plane; p++) {
-    data[p] = rgb[3 * p] / 255;
-    data[plane + p] = rgb[3 * p + 1] / 255;
-    data[2 * plane + p] = rgb[3 * p + 2] / 255;
-  }
-  return { width, height, data };
-}
-
-/** CHW float in [0,1] → interleaved RGB bytes (HWC), rounded and clamped. */
-export function imageToRgbBytes(image: ImageValue): Buffer {
-  const { width, height, data } = image;
-  const plane = width * height;
-  const out = Buffer.alloc(3 * plane);
-  for (let p = 0; p < plane; p++) {
-    for (let c = 0; c < 3; c++) {
-      const v = data[c * plane + p];
-      out[3 * p + c] = v >= 1 ? 255 : v > 0 ? Math.round(v * 255) : 0;
-    }
-  }
-  return out;
-}
-
-export async function encodePng(image: ImageValue): Promise<Buffer> {
-  return sharp(imageToRgbBytes(image), { raw: { width: image.width, height: image.height, channels: 3 } })
-    .png()
-    .toBuffer();
-}
-
-/** The image at another size (stretched to it; sharp's Lanczos). */
-export async function resizeImage(image: ImageValue, width: number, height: number): Promise<ImageValue> {
-  if (image.width === width && image.height === height) return image;
-  const raw = await sharp(imageToRgbBytes(image), { raw: { width: image.width, height: image.height, channels: 3 } })
-    .resize(width, height, { fit: 'fill' })
-    .raw()
-    .toBuffer();
-  return rgbBytesToImage(raw, width, height);
-}
+export { rgbBytesToImage, imageToRgbBytes, encodePng, resizeImage } from '../../server/engine/images/pixels.ts';
+export { sampleImage } from '../../server/engine/images/sample.ts';
 
 /** The image sizes a model takes: each side fitted on its own, and a check of a whole size. */
 export interface ImageSizes {
@@ -134,53 +97,4 @@ function fitTarget(original: { width: number; height: number }, opts: { fit: Fit
     );
   }
   return { width: ow, height: oh };
-}
-
-/**
- * The built-in sample picture, drawn procedurally so templates run on a fresh offline machine:
- * a sky gradient, a sun, hills and a house — enough structure to see an inversion keep its layout.
- */
-export function sampleImage(width: number, height: number): ImageValue {
-  const plane = width * height;
-  const data = new Float32Array(3 * plane);
-  for (let y = 0; y < height; y++) {
-    const v = y / height;
-    for (let x = 0; x < width; x++) {
-      const u = x / width;
-      let r = 0.35 + 0.3 * v,
-        g = 0.55 + 0.25 * v,
-        b = 0.95 - 0.2 * v; // sky
-      const hill = 0.62 + 0.08 * Math.sin(u * 6.2 + 0.5);
-      if ((u - 0.75) ** 2 + ((v - 0.22) * (height / width)) ** 2 < 0.008) {
-        r = 1;
-        g = 0.85;
-        b = 0.3;
-      } // sun
-      if (v > hill) {
-        r = 0.2 + 0.1 * u;
-        g = 0.55 - 0.2 * (v - hill);
-        b = 0.2;
-      } // hills
-      if (u > 0.22 && u < 0.42 && v > 0.55 && v < 0.78) {
-        r = 0.75;
-        g = 0.35;
-        b = 0.25;
-      } // house
-      if (v > 0.42 && v <= 0.55 && Math.abs(u - 0.32) < (v - 0.42) * 0.85) {
-        r = 0.45;
-        g = 0.2;
-        b = 0.15;
-      } // roof
-      if (u > 0.29 && u < 0.35 && v > 0.66 && v < 0.78) {
-        r = 0.3;
-        g = 0.2;
-        b = 0.1;
-      } // door
-      const p = y * width + x;
-      data[p] = r;
-      data[plane + p] = g;
-      data[2 * plane + p] = b;
-    }
-  }
-  return { width, height, data };
 }

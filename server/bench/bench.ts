@@ -34,7 +34,6 @@ import type { ModelValue } from '../../nodes/values.ts';
 import type { PipelineStats, SdPipeline } from '../engine/sd/pipeline.ts';
 import { loadPreviewDecoder, type BudgetedPreviewDecoder } from '../engine/sd/preview-decoder.ts';
 import type { ExecutionProviderRequest } from '../engine/runtime/runtime.ts';
-import { pipelines } from '../engine/sd/pipelines.ts';
 import { PROJECT_ROOT } from '../util/project.ts';
 import { sampleDeviceMemory } from './device-memory.ts';
 import { printReport, type BenchReport, type SamplerMeasure } from './report.ts';
@@ -249,7 +248,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     let sessionCreation: SessionCreation | null = null;
     if (opts.sessionTiming !== false) {
       log('timing session creation (cold, then from the optimized-graph cache)');
-      await pipelines.clear(); // the runs are done: free their sessions before loading the model twice more
+      await runner.graphs.services.models.releaseAll(); // the runs are done: free their sessions before loading the model twice more
       sessionCreation = await timeSessionCreation(pipe.info.dir, pipe.info.executionProvider, gpu);
     }
     const report: BenchReport = {

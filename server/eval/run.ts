@@ -12,7 +12,7 @@ import { createCatalog } from '../catalog.ts';
 import { GraphRunner } from '../executor/graph-runner.ts';
 import { withParams } from '../graph/with-params.ts';
 import { nodeDefinitions } from '../../nodes/index.ts';
-import { encodePng } from '../../nodes/lib/image.ts';
+import { encodePng } from '../engine/images/pixels.ts';
 import type { ImageValue, MetricsValue } from '../../nodes/values.ts';
 import { makeMask } from '../engine/diffusion/mask.ts';
 import type { MetricValues } from '../engine/metrics/names.ts';

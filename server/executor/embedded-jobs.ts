@@ -12,7 +12,7 @@
  * the killed server is an unreaped zombie (see util/process-identity.ts).
  */
 import { randomUUID } from 'node:crypto';
-import type { Logger } from '../../nodes/types.ts';
+import type { Logger } from '../util/log.ts';
 import type { Graph } from '../protocol/graph.ts';
 import type { HistoryPage, JobDetail, JobSummary, OutgoingEvent, QueueState, WorkerStatus } from '../protocol/events.ts';
 import { JobDb, studioDbPath } from '../store/job-db.ts';

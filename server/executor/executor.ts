@@ -6,19 +6,12 @@
  * through ctx.signal, between a node's own steps. Result files go through ctx.saveResult.
  */
 import type { Graph, GraphNode } from '../protocol/graph.ts';
-import {
-  CancelledError,
-  gatherInputs,
-  UserError,
-  type AnyNodeDefinition,
-  type Logger,
-  type NodeContext,
-  type NodeRunResult,
-  type PreviewSource,
-  type Services,
-} from '../../nodes/types.ts';
+import { gatherInputs, type AnyNodeDefinition, type NodeContext, type NodeRunResult, type PreviewSource } from '../../nodes/types.ts';
+import { CancelledError, UserError } from '../engine/errors.ts';
+import type { Services } from '../services/services.ts';
+import type { Logger } from '../util/log.ts';
 import type { NodeCatalog } from '../catalog.ts';
-import { resolveModes } from '../graph/modes.ts';
+import { resolveModes, type ModeResolution } from '../graph/modes.ts';
 import { ancestorsOf, topoOrder } from '../graph/topo.ts';
 import type { CachedOutputs, OutputCache } from './cache.ts';
 import { contentKey } from './keys.ts';
@@ -85,15 +78,19 @@ export class NodeFailedError extends Error {
  * one place that decides what runs.
  */
 export function planRun(graph: Graph, catalog: NodeCatalog, outputs?: string[]): string[] {
+  return planResolved(graph, resolveModes(graph, catalog), catalog, outputs);
+}
+
+/** planRun on a graph whose modes are resolved already (`resolved` is resolveModes(graph)). */
+function planResolved(graph: Graph, resolved: ModeResolution<Graph>, catalog: NodeCatalog, outputs?: string[]): string[] {
   for (const id of outputs ?? []) {
     if (!graph.nodes.some((n) => n.id === id)) throw new Error(`Cannot run node "${id}": there is no such node in the graph.`);
   }
   // Bypassed and muted nodes, and what needs a muted node, do not run.
-  const { graph: runnable, skipped } = resolveModes(graph, catalog);
-  graph = runnable;
-  const targets = (outputs ?? graph.nodes.filter((n) => catalog.get(n.type)?.output === true).map((n) => n.id)).filter((id) => !skipped.has(id));
-  const needed = ancestorsOf(graph, targets);
-  const { order, cycle } = topoOrder(graph);
+  const { graph: runnable, skipped } = resolved;
+  const targets = (outputs ?? runnable.nodes.filter((n) => catalog.get(n.type)?.output === true).map((n) => n.id)).filter((id) => !skipped.has(id));
+  const needed = ancestorsOf(runnable, targets);
+  const { order, cycle } = topoOrder(runnable);
   if (cycle) throw new Error(`The graph has a cycle (${cycle.join(' → ')}); validate the graph before running it.`);
   return order.filter((id) => needed.has(id));
 }
@@ -102,14 +99,15 @@ const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
 export async function executeGraph(opts: ExecuteOptions): Promise<ExecuteSummary> {
   const { catalog, cache, signal, emit } = opts;
-  // The graph that runs: edges rewired around bypassed nodes (planRun leaves out what does not run).
-  const graph = resolveModes(opts.graph, catalog).graph;
+  // The graph that runs: edges rewired around bypassed nodes (the plan leaves out what does not run).
+  const resolved = resolveModes(opts.graph, catalog);
+  const graph = resolved.graph;
   const logger = opts.logger ?? silentLogger;
   const previewInterval = opts.previewIntervalMs ?? 250;
 
   const nodes = new Map<string, GraphNode>();
   for (const n of graph.nodes) if (!nodes.has(n.id)) nodes.set(n.id, n);
-  const order = planRun(opts.graph, catalog, opts.outputs);
+  const order = planResolved(opts.graph, resolved, catalog, opts.outputs);
   const defOf = (node: GraphNode): AnyNodeDefinition => {
     const def = catalog.get(node.type);
     // validateGraph rules this out; guard anyway so a caller skipping validation gets a clear error.

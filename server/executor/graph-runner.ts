@@ -8,20 +8,20 @@ import os from 'node:os';
 import path from 'node:path';
 import { PROJECT_ROOT } from '../util/project.ts';
 import type { ExecutionProviderRequest } from '../engine/runtime/runtime.ts';
-import { defaultModelRoots } from '../../nodes/lib/model-roots.ts';
-import type { LatentPreviewDecoder, Logger, Services } from '../../nodes/types.ts';
+import { defaultModelRoots } from '../models/model-roots.ts';
+import type { Logger } from '../util/log.ts';
+import type { LatentPreviewDecoder, Services } from '../services/services.ts';
+import { LoadedModels } from '../services/loaded-models.ts';
 import type { NodeCatalog } from '../catalog.ts';
-import { summarizeIssues, validateGraph } from '../graph/validate.ts';
-import type { Graph, ValidationIssue } from '../protocol/graph.ts';
+import { summarizeIssues } from '../graph/validate.ts';
+import { ValidatedGraphs } from '../graph/validated-graphs.ts';
+import type { Graph, ValidationIssue, ValidationResult } from '../protocol/graph.ts';
 import { resultSink, type ResultSink } from '../store/results.ts';
 import { readUpload } from '../store/uploads.ts';
 import { OutputCache } from './cache.ts';
 import { executeGraph, planRun, type ExecEvent, type ExecuteSummary } from './executor.ts';
 import { checkMemory, defaultMemoryBudget, planJob } from './memory-plan.ts';
 import type { MemoryEstimate } from '../engine/sd/memory.ts';
-import { pipelines } from '../engine/sd/pipelines.ts';
-import { clipModels } from '../engine/evaluation-models/clip-model.ts';
-import { lpipsModels } from '../engine/evaluation-models/lpips-model.ts';
 import { formatBytes } from '../util/bytes.ts';
 
 function formatDuration(ms: number): string {
@@ -64,6 +64,11 @@ export interface GraphRunnerOptions {
    * such as the bench keep their models; the studio and the worker use DEFAULT_RELEASE_IDLE_MS).
    */
   releaseIdleMs?: number;
+  /**
+   * The models the nodes load (SD pipelines, CLIP, LPIPS): runners given the same object share them
+   * (and their releases wait for each other's runs). Default: this runner's own.
+   */
+  models?: LoadedModels;
 }
 
 /** Loaded models given back: after a job above the limit (`memory`), or after a quiet period (`idle`). */
@@ -78,9 +83,6 @@ export interface ModelRelease {
 
 /** The default quiet period before loaded models are released (`--release-idle`). */
 export const DEFAULT_RELEASE_IDLE_MS = 60_000;
-
-/** Runs in progress in this process, by every runner: the loaded models are shared (engine/runtime/registry.ts). */
-let activeRuns = 0;
 
 export interface RunOptions {
   jobId?: string;
@@ -105,10 +107,13 @@ export class GraphRunner {
   private readonly releaseIdleMs: number;
   private idleTimer: NodeJS.Timeout | undefined;
   private readonly releaseListeners = new Set<(e: ModelRelease) => void>();
+  /** Graphs that passed validation here (the job submission's, then the run's: one validation per run). */
+  private readonly validated: ValidatedGraphs;
 
   constructor(opts: GraphRunnerOptions) {
     const { dataDir } = opts;
     this.catalog = opts.catalog;
+    this.validated = new ValidatedGraphs(opts.catalog);
     this.services = {
       dataDir,
       executionProvider: opts.executionProvider,
@@ -116,6 +121,7 @@ export class GraphRunner {
       ...(opts.previewDecoder ? { previewDecoder: opts.previewDecoder } : {}),
       modelRoots: [...defaultModelRoots(dataDir), ...(opts.modelRoots ?? []).map((r) => path.resolve(r))],
       readUpload: (name) => readUpload(dataDir, name),
+      models: opts.models ?? new LoadedModels(),
     };
     this.shownFolders = [
       [path.resolve(dataDir), '<data>'] as const,
@@ -155,9 +161,17 @@ export class GraphRunner {
     return message;
   }
 
+  /**
+   * Every problem of a graph, and the graph parsed, migrated and checked when it has none. A graph that
+   * passed here before (say at the job submission) is not validated again when it comes back to run.
+   */
+  check(raw: unknown, opts: { requireOutput?: boolean } = {}): ValidationResult {
+    return this.validated.validate(raw, opts);
+  }
+
   /** The graph parsed, migrated and checked; throws InvalidGraphError naming every problem. */
   validate(raw: unknown, opts: { requireOutput?: boolean } = {}): Graph {
-    const v = validateGraph(raw, this.catalog, opts);
+    const v = this.check(raw, opts);
     if (!v.ok || !v.graph) throw new InvalidGraphError(v.issues);
     return v.graph;
   }
@@ -179,7 +193,7 @@ export class GraphRunner {
   /** Validates, checks and runs a graph; unchanged nodes come from the cache. */
   async run(raw: unknown, opts: RunOptions = {}): Promise<ExecuteSummary> {
     clearTimeout(this.idleTimer);
-    activeRuns++;
+    this.services.models.activeRuns++;
     try {
       const graph = this.validate(raw);
       await this.preflight(graph, opts.outputs);
@@ -189,7 +203,7 @@ export class GraphRunner {
         await this.giveMemoryBack();
       }
     } finally {
-      activeRuns--;
+      this.services.models.activeRuns--;
       this.scheduleIdleRelease();
     }
   }
@@ -201,8 +215,9 @@ export class GraphRunner {
    */
   private async giveMemoryBack(): Promise<void> {
     const rss = process.memoryUsage.rss();
-    if (rss <= this.releaseModelsAboveBytes) return;
-    const released = await pipelines.releaseAll();
+    // Another runner sharing these models may be mid-job: only the last run out releases them.
+    if (rss <= this.releaseModelsAboveBytes || this.services.models.activeRuns > 1) return;
+    const released = await this.services.models.releaseAll();
     if (released > 0) {
       this.logger?.info(
         `released ${released} loaded model(s) after a job that left the server at ${formatBytes(rss)} (limit ${formatBytes(this.releaseModelsAboveBytes)}); the next job loads them again`,
@@ -220,9 +235,9 @@ export class GraphRunner {
   }
 
   private async releaseIdle(): Promise<void> {
-    if (activeRuns > 0) return;
+    if (this.services.models.activeRuns > 0) return;
     const rssBefore = process.memoryUsage.rss();
-    const released = (await pipelines.releaseAll()) + (await clipModels.releaseAll()) + (await lpipsModels.releaseAll());
+    const released = await this.services.models.releaseAll();
     if (released === 0) return;
     const rssAfter = process.memoryUsage.rss();
     this.logger?.info(

@@ -6,8 +6,8 @@
  * for the estimates. The ending (job:done / failed / cancelled) is the caller's to announce, once it
  * has recorded the outcome: the embedded queue and the distributed worker record it differently.
  */
-import type { Logger } from '../../nodes/types.ts';
-import { CancelledError } from '../../nodes/types.ts';
+import type { Logger } from '../util/log.ts';
+import { CancelledError } from '../engine/errors.ts';
 import type { Graph } from '../protocol/graph.ts';
 import type { JobOutcome, NodeResult, OutgoingEvent } from '../protocol/events.ts';
 import type { LiveState } from './eta.ts';

@@ -7,7 +7,9 @@
  */
 import os from 'node:os';
 import { estimateJobMemory, type InferenceWork, type MemoryEstimate } from '../engine/sd/memory.ts';
-import { UserError, type AnyNodeDefinition, type PlannedValue, type Services } from '../../nodes/types.ts';
+import type { AnyNodeDefinition, PlannedValue } from '../../nodes/types.ts';
+import { UserError } from '../engine/errors.ts';
+import type { Services } from '../services/services.ts';
 import type { NodeCatalog } from '../catalog.ts';
 import type { Graph, GraphNode } from '../protocol/graph.ts';
 import { formatBytes } from '../util/bytes.ts';

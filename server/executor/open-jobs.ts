@@ -1,5 +1,5 @@
 /** Opens the job service a server asked for: embedded (SQLite, in process) or distributed (Redis + workers). */
-import type { Logger } from '../../nodes/types.ts';
+import type { Logger } from '../util/log.ts';
 import { EmbeddedJobService } from './embedded-jobs.ts';
 import type { GraphRunner } from './graph-runner.ts';
 import type { JobService, RestartPolicy, Retention } from './job-service.ts';

@@ -7,7 +7,7 @@
  */
 import { Queue, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Logger } from '../../nodes/types.ts';
+import type { Logger } from '../util/log.ts';
 import type { Graph } from '../protocol/graph.ts';
 import {
   FINISHED_STATES,

@@ -13,7 +13,7 @@ import { Redis } from 'ioredis';
 import type { Graph } from '../protocol/graph.ts';
 import { redacted } from '../util/redact.ts';
 import type { HistoryEntry, JobOutcome, JobState, JobSummary, OutgoingEvent, JobRun, WorkerStatus } from '../protocol/events.ts';
-import type { Logger } from '../../nodes/types.ts';
+import type { Logger } from '../util/log.ts';
 import type { LiveState, NodeTime, PlannedNode } from './eta.ts';
 import { learnNodeTime } from './eta.ts';
 import type { Retention } from './job-service.ts';

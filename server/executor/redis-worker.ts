@@ -15,7 +15,7 @@
 import os from 'node:os';
 import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Logger } from '../../nodes/types.ts';
+import type { Logger } from '../util/log.ts';
 import type { OutgoingEvent } from '../protocol/events.ts';
 import type { LiveState } from './eta.ts';
 import type { GraphRunner } from './graph-runner.ts';

@@ -19,8 +19,8 @@ import type { NodeCatalog } from '../catalog.ts';
 import { NodeFailedError } from '../executor/executor.ts';
 import { QueueFullError, type JobService } from '../executor/job-service.ts';
 import { JobMemoryError } from '../executor/memory-plan.ts';
-import type { Graph, ValidationIssue } from '../protocol/graph.ts';
-import { summarizeIssues, validateGraph } from '../graph/validate.ts';
+import type { Graph, ValidationIssue, ValidationResult } from '../protocol/graph.ts';
+import { summarizeIssues } from '../graph/validate.ts';
 import { jsonObject, param } from './body.ts';
 import { ApiError } from './errors.ts';
 
@@ -60,13 +60,20 @@ async function checkBeforeQueueing(preflight: Preflight, graph: Graph, outputs: 
   }
 }
 
-export function jobRoutes(jobs: JobService, catalog: NodeCatalog, preflight: Preflight): Router {
+/**
+ * Validation of a submitted graph (GraphRunner.check with requireOutput): the runner remembers what
+ * passed, so the job's run does not validate it again.
+ */
+export type ValidateJobGraph = (raw: unknown) => ValidationResult;
+
+export function jobRoutes(jobs: JobService, catalog: NodeCatalog, checks: { validate: ValidateJobGraph; preflight: Preflight }): Router {
+  const { validate, preflight } = checks;
   const router = Router();
 
   router.post('/jobs', async (req, res) => {
     const body = jsonObject(req, '{ graph, outputs?, front? }');
     if (body.front !== undefined && typeof body.front !== 'boolean') throw new ApiError(400, 'bad_request', '"front" must be true or false');
-    const result = validateGraph(body.graph, catalog, { requireOutput: true });
+    const result = validate(body.graph);
     if (!result.ok || !result.graph) {
       throw new ApiError(400, 'invalid_graph', summarizeIssues(result.issues), result.issues);
     }

@@ -4,7 +4,7 @@ import { catalogJson, type NodeCatalog } from '../catalog.ts';
 import { validateGraph } from '../graph/validate.ts';
 import type { QueueHealth } from '../executor/job-service.ts';
 import { jsonObject } from './body.ts';
-import { listModels } from '../../nodes/load-model.ts';
+import { listModels } from '../models/model-list.ts';
 import { cudaUnavailableReason, diagnoseCuda, type CudaDiagnosis } from '../engine/cuda/cuda-doctor.ts';
 
 export interface SystemInfo {

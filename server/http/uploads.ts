@@ -6,7 +6,8 @@
 import { promises as fs } from 'node:fs';
 import express, { Router, type Response } from 'express';
 import sharp from 'sharp';
-import { encodePng, sampleImage } from '../../nodes/lib/image.ts';
+import { encodePng } from '../engine/images/pixels.ts';
+import { sampleImage } from '../engine/images/sample.ts';
 import { findStoredFile, storeUpload, SUPPORTED_IMAGE_MESSAGE, UploadQuota } from '../store/uploads.ts';
 import { resolveInside, resultsDir, uploadsDir } from '../store/paths.ts';
 import { writeFileAtomic } from '../util/atomic.ts';

@@ -15,7 +15,6 @@ import { createCatalog } from '../../server/catalog.ts';
 import { GraphRunner } from '../../server/executor/graph-runner.ts';
 import { withParams } from '../../server/graph/with-params.ts';
 import { SdPipeline } from '../../server/engine/sd/pipeline.ts';
-import { pipelines } from '../../server/engine/sd/pipelines.ts';
 import { ensureDemoModel } from '../../server/models/demo/index.ts';
 import { PROJECT_ROOT } from '../../server/util/project.ts';
 import type { Graph } from '../../server/protocol/graph.ts';
@@ -94,12 +93,21 @@ async function idle(maxSide: number, steps: number, idleMs: number): Promise<obj
     );
     await runner.run(big);
     const held = rss();
-    const loadedHeld = pipelines.size;
+    const loadedHeld = runner.services.models.pipelines.size;
     // The runner's timer does not keep a process alive (a server has its sockets for that); this does.
     const keepAlive = setInterval(() => undefined, 1000);
     const released = await release;
     clearInterval(keepAlive);
-    return { before, peak: peak(), held, loadedHeld, released: released.released, releasedFrom: released.rssBefore, after: rss(), loadedAfter: pipelines.size };
+    return {
+      before,
+      peak: peak(),
+      held,
+      loadedHeld,
+      released: released.released,
+      releasedFrom: released.rssBefore,
+      after: rss(),
+      loadedAfter: runner.services.models.pipelines.size,
+    };
   } finally {
     await rm(dataDir, { recursive: true, force: true });
   }

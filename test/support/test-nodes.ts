@@ -8,7 +8,8 @@
 import { existsSync } from 'node:fs';
 import sharp from 'sharp';
 import { z } from 'zod';
-import { CancelledError, defineNode, UserError, type AnyNodeDefinition } from '../../nodes/types.ts';
+import { defineNode, UserError, type AnyNodeDefinition } from '../../nodes/types.ts';
+import { CancelledError } from '../../server/engine/errors.ts';
 import type { Graph, GraphEdge, GraphNode } from '../../server/protocol/graph.ts';
 import { GRAPH_FORMAT, GRAPH_VERSION } from '../../server/protocol/graph.ts';
 

@@ -15,7 +15,7 @@ import type { ClipEncoder } from '../metrics/evaluate.ts';
 import { UserError } from '../errors.ts';
 import type { ImageValue } from '../values.ts';
 import { fingerprintFolder } from '../sd/model-folder.ts';
-import { ModelRegistry, type ModelHandle } from '../runtime/registry.ts';
+import { ModelRegistry, type ModelHandle, type ModelLoader } from '../runtime/registry.ts';
 import {
   findInput,
   floatTensor,
@@ -239,11 +239,16 @@ function outputName(session: InferenceSession, preferred: string, model: string)
 
 export type ClipHandle = ModelHandle<ClipModel>;
 
-/** The process-wide CLIP registry the nodes use. */
-export const clipModels = new ModelRegistry<ClipModel>((dir, ep, session) => ClipModel.load(dir, ep, session), 2);
+/** Loaded CLIP models (two at most); the server keeps one in its services (server/services/loaded-models.ts). */
+export class ClipRegistry extends ModelRegistry<ClipModel> {
+  /** `load`: how a folder becomes a model (a test's stand-in; default ClipModel.load). */
+  constructor(maxLoaded = 2, load: ModelLoader<ClipModel> = (dir, ep, session) => ClipModel.load(dir, ep, session)) {
+    super(load, maxLoaded);
+  }
 
-/** A handle on a CLIP folder, its identity the folder's fingerprint. */
-export async function clipHandle(dir: string, executionProvider: ExecutionProviderRequest, session: SessionSettings = {}): Promise<ClipHandle> {
-  await findClipFiles(dir);
-  return clipModels.handle(dir, executionProvider, await fingerprintFolder(dir), session);
+  /** A handle on a CLIP folder, its identity the folder's fingerprint. */
+  async open(dir: string, executionProvider: ExecutionProviderRequest, session: SessionSettings = {}): Promise<ClipHandle> {
+    await findClipFiles(dir);
+    return this.handle(dir, executionProvider, await fingerprintFolder(dir), session);
+  }
 }

@@ -15,7 +15,7 @@ import { LPIPS_SCALE, LPIPS_SHIFT, lpipsDistance, lpipsInput, type FeatureMap } 
 import type { ImageValue } from '../values.ts';
 import { requireSameSize } from '../metrics/image-metrics.ts';
 import { fingerprintFolder } from '../sd/model-folder.ts';
-import { ModelRegistry, type ModelHandle } from '../runtime/registry.ts';
+import { ModelRegistry, type ModelHandle, type ModelLoader } from '../runtime/registry.ts';
 import {
   findInput,
   floatTensor,
@@ -130,8 +130,15 @@ export class LpipsModel implements PerceptualDistance {
 
 export type LpipsHandle = ModelHandle<LpipsModel>;
 
-export const lpipsModels = new ModelRegistry<LpipsModel>((dir, ep, session) => LpipsModel.load(dir, ep, session), 2);
+/** Loaded LPIPS models (two at most); the server keeps one in its services (server/services/loaded-models.ts). */
+export class LpipsRegistry extends ModelRegistry<LpipsModel> {
+  /** `load`: how a folder becomes a model (a test's stand-in; default LpipsModel.load). */
+  constructor(maxLoaded = 2, load: ModelLoader<LpipsModel> = (dir, ep, session) => LpipsModel.load(dir, ep, session)) {
+    super(load, maxLoaded);
+  }
 
-export async function lpipsHandle(dir: string, executionProvider: ExecutionProviderRequest, session: SessionSettings = {}): Promise<LpipsHandle> {
-  return lpipsModels.handle(dir, executionProvider, await fingerprintFolder(dir), session);
+  /** A handle on an LPIPS folder, its identity the folder's fingerprint. */
+  async open(dir: string, executionProvider: ExecutionProviderRequest, session: SessionSettings = {}): Promise<LpipsHandle> {
+    return this.handle(dir, executionProvider, await fingerprintFolder(dir), session);
+  }
 }

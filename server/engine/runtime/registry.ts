@@ -16,12 +16,15 @@ export interface ModelHandle<T> {
   acquire(): Promise<T>;
 }
 
+/** How a registry turns a folder into a loaded model. */
+export type ModelLoader<T> = (dir: string, executionProvider: ExecutionProviderRequest, session: SessionSettings) => Promise<T>;
+
 export class ModelRegistry<T extends { release(): Promise<void> }> {
   /** Insertion order is recency order: the first entry is the least recently used. */
   private readonly loaded = new Map<string, Promise<T>>();
 
   constructor(
-    private readonly load: (dir: string, executionProvider: ExecutionProviderRequest, session: SessionSettings) => Promise<T>,
+    private readonly load: ModelLoader<T>,
     readonly maxLoaded = 2,
   ) {}
 
@@ -48,16 +51,7 @@ export class ModelRegistry<T extends { release(): Promise<void> }> {
 
   /** Releases every loaded model (a tool that is done with its models, before loading more). */
   async clear(): Promise<void> {
-    const all = [...this.loaded.values()];
-    this.loaded.clear();
-    await Promise.all(
-      all.map((p) =>
-        p.then(
-          (x) => x.release(),
-          () => undefined,
-        ),
-      ),
-    );
+    await this.releaseAll();
   }
 
   get size(): number {
@@ -65,7 +59,7 @@ export class ModelRegistry<T extends { release(): Promise<void> }> {
   }
 
   /**
-   * Releases every loaded pipeline (their sessions and the arenas onnxruntime keeps for them); handles
+   * Releases every loaded model (their sessions and the arenas onnxruntime keeps for them); handles
    * load them again when next used. Call only between jobs. Returns how many were released.
    */
   async releaseAll(): Promise<number> {
@@ -74,7 +68,7 @@ export class ModelRegistry<T extends { release(): Promise<void> }> {
     await Promise.all(
       all.map((p) =>
         p.then(
-          (pipe) => pipe.release(),
+          (model) => model.release(),
           () => undefined,
         ),
       ),

@@ -1,14 +1,15 @@
-/** The SD pipelines loaded in this process: a ModelRegistry of SdPipeline (runtime/registry.ts). */
-import { ModelRegistry, type ModelHandle } from '../runtime/registry.ts';
+/**
+ * Loaded SD pipelines: a ModelRegistry of SdPipeline (runtime/registry.ts). The server keeps one in its
+ * services (server/services/loaded-models.ts), next to the CLIP and LPIPS models, so one release frees them all.
+ */
+import { ModelRegistry, type ModelHandle, type ModelLoader } from '../runtime/registry.ts';
 import { SdPipeline } from './pipeline.ts';
 
 export type PipelineHandle = ModelHandle<SdPipeline>;
 
 export class PipelineRegistry extends ModelRegistry<SdPipeline> {
-  constructor(maxLoaded = 2) {
-    super((dir, executionProvider, session) => SdPipeline.load(dir, { executionProvider, session }), maxLoaded);
+  /** `load`: how a folder becomes a pipeline (a test's stand-in; default SdPipeline.load). */
+  constructor(maxLoaded = 2, load: ModelLoader<SdPipeline> = (dir, executionProvider, session) => SdPipeline.load(dir, { executionProvider, session })) {
+    super(load, maxLoaded);
   }
 }
-
-/** The process-wide registry the nodes use. */
-export const pipelines = new PipelineRegistry();
