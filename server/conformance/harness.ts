@@ -11,6 +11,7 @@ import path from 'node:path';
 import { ClipModel } from '../engine/evaluation-models/clip-model.ts';
 import type { ExecutionProviderRequest } from '../engine/runtime/runtime.ts';
 import { SdPipeline } from '../engine/sd/pipeline.ts';
+import { ensureConverted, needsConversion, type ConvertOptions } from '../models/convert/index.ts';
 import { Fixture, readManifest } from './fixture.ts';
 import { isMetricsFixture, METRICS_CASES, MetricsFixture, readMetricsSpec } from './metrics-cases.ts';
 import { SD_CASES, type Case } from './sd-cases.ts';
@@ -40,6 +41,8 @@ export interface ConformanceOptions {
   executionProvider?: ExecutionProviderRequest;
   /** CUDA device index. */
   gpu?: number;
+  /** How a fixture in the PyTorch layout is converted (output dtype, cache folder). */
+  convert?: Pick<ConvertOptions, 'dtype' | 'cacheRoot'>;
 }
 
 export function tolerance(ref: ArrayLike<number>): number {
@@ -97,13 +100,16 @@ export async function runConformance(dirIn: string, options: ConformanceOptions 
   const { cases, record } = recorder(log);
 
   let pipe: SdPipeline;
+  let modelDir = dir;
   try {
-    pipe = await SdPipeline.load(dir, { executionProvider: options.executionProvider ?? 'auto', session: { deviceId: options.gpu ?? 0 } });
+    // A fixture in the PyTorch layout (tiny-sd-diffusers) is converted once, as Load Model does.
+    if (needsConversion(dir)) modelDir = await ensureConverted(dir, { ...options.convert, log: (l) => log(`convert: ${l.trim()}`) });
+    pipe = await SdPipeline.load(modelDir, { executionProvider: options.executionProvider ?? 'auto', session: { deviceId: options.gpu ?? 0 } });
   } catch (e) {
     record({ name: 'load_model', status: 'fail', pass: false, maxErr: NaN, tol: NaN, detail: (e as Error).message });
     return summarize(cases, log, 'none', t0);
   }
-  log(`model ${dir} (${pipe.info.executionProviderNote})`);
+  log(`model ${modelDir} (${pipe.info.executionProviderNote})`);
   try {
     const fx = new Fixture(dir, manifest, pipe);
     for (const row of SD_CASES) {

@@ -23,7 +23,7 @@ export function linear(
   outFeatures: number,
   opts: { bias?: boolean; gain?: number } = {},
 ): string {
-  const w = b.weight(b.anonymousName('MatMul'), [inFeatures, outFeatures], (opts.gain ?? 1) / Math.sqrt(inFeatures));
+  const w = b.weight(b.anonymousName('MatMul'), [inFeatures, outFeatures], (opts.gain ?? 1) / Math.sqrt(inFeatures), paramName(scope, 'weight'), true);
   const y = b.op('MatMul', [x, w], scope);
   if (opts.bias === false) return y;
   const bias = b.weight(paramName(scope, 'bias'), [outFeatures], 0.02);
@@ -84,8 +84,8 @@ export function groupNorm(b: GraphBuilder, x: string, scope: string, channels: n
   const zeros = b.constant(scope, b.float, [groups], new Array<number>(groups).fill(0));
   const normed = b.op('InstanceNormalization', [grouped, ones, zeros], scope, { epsilon: { float: eps } });
   const back = b.op('Reshape', [normed, b.op('Shape', [x], scope)], scope);
-  const gamma = b.filled(b.anonymousName('Mul'), [channels, 1, 1], 1);
-  const beta = b.filled(b.anonymousName('Add'), [channels, 1, 1], 0);
+  const gamma = b.filled(b.anonymousName('Mul'), [channels, 1, 1], 1, paramName(scope, 'weight'));
+  const beta = b.filled(b.anonymousName('Add'), [channels, 1, 1], 0, paramName(scope, 'bias'));
   return b.op('Add', [b.op('Mul', [back, gamma], scope), beta], scope);
 }
 
@@ -163,6 +163,7 @@ function fusedAttention(
   heads: number,
   packed: boolean,
 ): string {
+  if (b.source) throw new Error('fused attention graphs are written with random weights only (convert with the bmm style)');
   const headDim = channels / heads;
   const [q, k, v] = [drawWeight(b, channels, channels), drawWeight(b, contextDim, channels), drawWeight(b, contextDim, channels)];
   const numHeads = { num_heads: heads };

@@ -45,9 +45,23 @@ export interface ExternalWeights {
   file?: string;
 }
 
+/**
+ * Where a model's trained weights come from when they are not drawn at random: a checkpoint's tensors by
+ * their state-dict key (`down_blocks.0.attentions.0.proj_in.weight`), as float32 in the builder's `dims`
+ * (GroupNorm scales [C, 1, 1] hold the checkpoint's [C]; Linear weights [in, out] are the checkpoint's
+ * [out, in] transposed when `transpose` is set). server/models/convert/ reads safetensors files this way.
+ */
+export interface WeightSource {
+  read(key: string, dims: number[], transpose: boolean): Float32Array;
+  /** Checks that `key` exists with a shape that fits `dims`, reading nothing (shapesOnly builds). */
+  check(key: string, dims: number[], transpose: boolean): void;
+}
+
 export interface BuilderOptions {
   /** The float type of weights, float constants and float inputs; float32 by default. */
   float?: FloatType;
+  /** Take every parameter from here instead of the seeded generator (random streams are then unused). */
+  source?: WeightSource;
   /** The default opset's version (OPSET unless the graph needs newer operators). */
   opset?: number;
   /**
@@ -138,6 +152,8 @@ export class GraphBuilder {
   readonly float: FloatType;
   private readonly opset: number;
   readonly shapesOnly: boolean;
+  /** Trained weights (see WeightSource); null: the seeded generator's. */
+  readonly source: WeightSource | null;
   /** Elements of every float initializer: the model's parameter count. */
   parameters = 0;
 
@@ -150,6 +166,7 @@ export class GraphBuilder {
     this.float = options.float ?? 'float32';
     this.opset = options.opset ?? OPSET;
     this.shapesOnly = options.shapesOnly ?? false;
+    this.source = options.source ?? null;
   }
 
   input(name: string, dtype: DTypeName, shape: Dim[]): string {
@@ -256,9 +273,17 @@ export class GraphBuilder {
     return name;
   }
 
-  /** A random weight N(0, std²) named like a torch parameter (`unet.conv_in.weight`). */
-  weight(name: string, dims: number[], std: number): string {
-    if (this.shapesOnly) return this.shapeOnly(name, dims);
+  /**
+   * A parameter: random N(0, std²) named like a torch parameter (`unet.conv_in.weight`), or, with a
+   * WeightSource, the checkpoint's tensor `key` (the name unless the initializer lost it, as a Linear
+   * weight does; `transpose` for those).
+   */
+  weight(name: string, dims: number[], std: number, key = name, transpose = false): string {
+    if (this.shapesOnly) {
+      this.source?.check(key, dims, transpose);
+      return this.shapeOnly(name, dims);
+    }
+    if (this.source) return this.initializer(name, dims, this.source.read(key, dims, transpose));
     return this.initializer(
       name,
       dims,
@@ -270,9 +295,13 @@ export class GraphBuilder {
     );
   }
 
-  /** A constant-filled float initializer (norm scales, zero biases). */
-  filled(name: string, dims: number[], value: number): string {
-    if (this.shapesOnly) return this.shapeOnly(name, dims);
+  /** A parameter that starts constant (norm scales, zero biases), or the checkpoint's tensor `key` with a WeightSource. */
+  filled(name: string, dims: number[], value: number, key = name): string {
+    if (this.shapesOnly) {
+      this.source?.check(key, dims, false);
+      return this.shapeOnly(name, dims);
+    }
+    if (this.source) return this.initializer(name, dims, this.source.read(key, dims, false));
     return this.initializer(name, dims, new Float32Array(dims.reduce((a, b) => a * b, 1)).fill(value));
   }
 

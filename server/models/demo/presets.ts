@@ -42,6 +42,8 @@ export interface TextArchitecture {
   /** CLIP's causal self-attention in each layer (false: the demo's MLP-only layer). */
   attention: boolean;
   heads: number;
+  /** Width of each layer's MLP (CLIP's intermediate_size); 4 × width when absent. */
+  intermediate?: number;
 }
 
 export interface VaeArchitecture {

@@ -86,6 +86,8 @@ export interface TextEncoderOptions {
   /** Write weights.pb here as they are made (full-size presets; the demo's weights are inline). */
   weightsFile?: string;
   shapesOnly?: BuilderOptions['shapesOnly'];
+  /** A checkpoint's weights instead of random ones (see BuilderOptions.source). */
+  source?: BuilderOptions['source'];
 }
 
 /**
@@ -102,10 +104,11 @@ export function textEncoderModel(
 ): { model: Uint8Array; weights?: Uint8Array; parameters: number } {
   const external =
     arch === DEMO_PRESET.text ? undefined : { location: 'weights.pb', minBytes: 1024, align: 64, ...(opts.weightsFile ? { file: opts.weightsFile } : {}) };
-  const b = new GraphBuilder('demo_text_encoder', random, external, { float: opts.dtype, shapesOnly: opts.shapesOnly });
+  const b = new GraphBuilder('demo_text_encoder', random, external, { float: opts.dtype, shapesOnly: opts.shapesOnly, source: opts.source });
   const idsType = opts.inputIds ?? 'int32';
   const ids = b.input('input_ids', idsType, ['batch', TEXT_MAX_LENGTH]);
   const D = arch.width;
+  const inner = arch.intermediate ?? 4 * D;
   const emb = '/text_model/embeddings';
   const tokens = b.op('Gather', [b.weight('text_model.embeddings.token_embedding.weight', [arch.vocab, D], 1), ids], `${emb}/token_embedding`, { axis: 0 });
   const positions = b.weight('text_model.embeddings.position_embedding.weight', [TEXT_MAX_LENGTH, D], 0.3);
@@ -114,10 +117,10 @@ export function textEncoderModel(
   for (let l = 0; l < arch.layers; l++) {
     const layer = `/text_model/encoder/layers.${l}`;
     if (arch.attention) h = b.op('Add', [h, causalSelfAttention(b, layerNorm(b, h, `${layer}/layer_norm1`, D), `${layer}/self_attn`, D, arch.heads)], layer);
-    const fc1 = linear(b, layerNorm(b, h, `${layer}/${arch.attention ? 'layer_norm2' : 'layer_norm1'}`, D), `${layer}/mlp/fc1`, D, 4 * D);
+    const fc1 = linear(b, layerNorm(b, h, `${layer}/${arch.attention ? 'layer_norm2' : 'layer_norm1'}`, D), `${layer}/mlp/fc1`, D, inner);
     const act = `${layer}/mlp/activation_fn`;
     const quickGelu = b.op('Mul', [fc1, b.op('Sigmoid', [b.op('Mul', [fc1, b.constant(act, b.float, [], [1.702])], act)], act)], act);
-    h = b.op('Add', [h, linear(b, quickGelu, `${layer}/mlp/fc2`, 4 * D, D)], layer);
+    h = b.op('Add', [h, linear(b, quickGelu, `${layer}/mlp/fc2`, inner, D)], layer);
   }
   const last = layerNorm(b, h, '/text_model/final_layer_norm', D);
   b.node('Identity', [last], '/text_model', {}, { outputs: ['last_hidden_state'] });

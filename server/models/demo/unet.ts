@@ -214,6 +214,8 @@ export interface UnetBuildOptions extends Partial<UnetExport> {
   weightsFile?: string;
   /** Count parameters without making weight data (see BuilderOptions.shapesOnly). */
   shapesOnly?: BuilderOptions['shapesOnly'];
+  /** A checkpoint's weights instead of random ones (see BuilderOptions.source). */
+  source?: BuilderOptions['source'];
 }
 
 /**
@@ -228,11 +230,11 @@ export function buildUnet(
   contextDim: number,
   options: UnetBuildOptions = {},
 ): { model: Uint8Array; /** Empty when written to `weightsFile`. */ weights: Uint8Array; parameters: number } {
-  const { arch = DEMO_PRESET.unet, weightsFile, shapesOnly, ...kind } = options;
+  const { arch = DEMO_PRESET.unet, weightsFile, shapesOnly, source, ...kind } = options;
   const o: UnetExport = { ...DEFAULT_UNET_EXPORT, ...kind };
   const fused = isFused(o.attention);
   const external = { location: 'weights.pb', minBytes: 1024, align: 64, ...(weightsFile ? { file: weightsFile } : {}) };
-  const b = new GraphBuilder('demo_unet', random, external, { float: o.dtype, opset: fused ? 17 : OPSET, shapesOnly });
+  const b = new GraphBuilder('demo_unet', random, external, { float: o.dtype, opset: fused ? 17 : OPSET, shapesOnly, source });
   const sample = b.input('sample', o.dtype, ['batch', 4, 'height', 'width']);
   const timestep = b.input('timestep', o.timestep, ['batch']);
   const ehs = b.input('encoder_hidden_states', o.dtype, ['batch', 'sequence', contextDim]);

@@ -110,11 +110,13 @@ export interface FullVaeOptions {
   /** Write weights.pb here as they are made. */
   weightsFile?: string;
   shapesOnly?: BuilderOptions['shapesOnly'];
+  /** A checkpoint's weights instead of random ones (see BuilderOptions.source). */
+  source?: BuilderOptions['source'];
 }
 
 function fullVaeBuilder(name: string, random: WeightRandom, opts: FullVaeOptions): GraphBuilder {
   const external = { location: 'weights.pb', minBytes: 1024, align: 64, ...(opts.weightsFile ? { file: opts.weightsFile } : {}) };
-  return new GraphBuilder(name, random, external, { float: opts.dtype, shapesOnly: opts.shapesOnly });
+  return new GraphBuilder(name, random, external, { float: opts.dtype, shapesOnly: opts.shapesOnly, source: opts.source });
 }
 
 /** diffusers `ResnetBlock2D` without a time embedding: GroupNorm, SiLU, conv, twice; 1×1 shortcut when widths differ. */

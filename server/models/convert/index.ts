@@ -1,0 +1,168 @@
+/**
+ * Models in the layouts users have (diffusers PyTorch folders, single-file LDM checkpoints, in
+ * safetensors), converted once into the diffusers ONNX layout the engine runs and cached under
+ * `.cache/converted/<name>-<key>`: the key covers the source files' content, the output dtype, the
+ * LoRAs and their strengths, and the converter's version. A conversion is written into a temporary
+ * sibling folder and renamed into place, so the cache never holds half a model; a failed one leaves nothing.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { CACHE_ROOT } from '../../util/project.ts';
+import type { FloatType } from '../demo/onnx-builder.ts';
+import { isDiffusersFolder, openDiffusersFolder, type Checkpoint } from './checkpoint.ts';
+import type { LoraRequest } from './lora.ts';
+import { isSingleFileCheckpoint, openSingleFile } from './ldm.ts';
+import { ConversionError } from './weights.ts';
+import { CONVERTER_VERSION, writeOnnxFolder } from './write-onnx.ts';
+
+export { ConversionError } from './weights.ts';
+export type { LoraRequest } from './lora.ts';
+
+export const PICKLE_EXTENSIONS = ['.ckpt', '.pt', '.pth', '.bin'];
+
+export function pickleMessage(file: string): string {
+  return (
+    `${path.basename(file)} is a PyTorch pickle: loading one can run any code, so the studio never does. ` +
+    'Download the .safetensors version of the model (most model pages offer one), or convert it once on a machine ' +
+    'you trust (e.g. the "Convert to Safetensors" Space on huggingface.co, or `safetensors.torch.save_file(torch.load(f, weights_only=True)["state_dict"], out)`).'
+  );
+}
+
+/** Whether Load Model must convert `source` (a diffusers PyTorch folder or a .safetensors / pickle file). */
+export function needsConversion(source: string): boolean {
+  try {
+    const st = statSync(source);
+    if (st.isDirectory()) return isDiffusersFolder(source);
+    return /\.safetensors$/i.test(source) || PICKLE_EXTENSIONS.includes(path.extname(source).toLowerCase());
+  } catch {
+    return false;
+  }
+}
+
+export interface ConvertOptions {
+  dtype?: FloatType;
+  /** A diffusers folder whose configs (and tokenizer) describe a single-file checkpoint. */
+  configDir?: string;
+  loras?: LoraRequest[];
+  /** Where converted folders go (`.cache/converted` by default). */
+  cacheRoot?: string;
+  log?: (line: string) => void;
+  progress?: (fraction: number) => void;
+}
+
+export function openCheckpoint(source: string, configDir?: string): Checkpoint {
+  let st;
+  try {
+    st = statSync(source);
+  } catch {
+    throw new ConversionError(`model not found: ${source}`);
+  }
+  if (st.isDirectory()) {
+    if (!isDiffusersFolder(source))
+      throw new ConversionError(`${source} is not a diffusers PyTorch folder (model_index.json and unet/diffusion_pytorch_model.safetensors)`);
+    return openDiffusersFolder(source);
+  }
+  if (PICKLE_EXTENSIONS.includes(path.extname(source).toLowerCase())) throw new ConversionError(pickleMessage(source));
+  if (!isSingleFileCheckpoint(source)) throw new ConversionError(`${path.basename(source)}: not a .safetensors checkpoint`);
+  return openSingleFile(source, configDir);
+}
+
+/**
+ * A cheap content key of a file: its size, its first 1 MiB (a safetensors header, with every tensor's name,
+ * shape and offsets) and sixteen 64 KiB samples spread over the rest. Hashing a 4 GB checkpoint whole on
+ * every load would take seconds; a file changed without changing any of these bytes is not a real case.
+ */
+export function contentKey(file: string): string {
+  const hash = createHash('sha256');
+  const size = statSync(file).size;
+  hash.update(`${size}\0`);
+  const fd = openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(1 << 20);
+    hash.update(buf.subarray(0, readSync(fd, buf, 0, buf.length, 0)));
+    const sample = Buffer.alloc(1 << 16);
+    for (let i = 1; i <= 16; i++) {
+      const at = Math.floor((size * i) / 17);
+      hash.update(sample.subarray(0, readSync(fd, sample, 0, sample.length, at)));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest('hex');
+}
+
+/** The key of one conversion: sources' content, output dtype, LoRAs and strengths, converter version. */
+export function conversionKey(files: string[], options: Pick<ConvertOptions, 'dtype' | 'loras'>): string {
+  const hash = createHash('sha256');
+  hash.update(`v${CONVERTER_VERSION}\0${options.dtype ?? 'float32'}\0`);
+  for (const f of files) hash.update(`${path.basename(f)}\0${contentKey(f)}\0`);
+  for (const l of options.loras ?? []) hash.update(`lora\0${contentKey(l.file)}\0${l.unet}\0${l.text}\0`);
+  return hash.digest('hex').slice(0, 16);
+}
+
+const pending = new Map<string, Promise<string>>();
+
+/**
+ * The converted ONNX folder of `source` (with `loras` merged), converting on first use. Concurrent
+ * callers share one conversion; another process racing on the same key loses the rename and uses the winner's.
+ */
+export async function ensureConverted(source: string, options: ConvertOptions = {}): Promise<string> {
+  const ckpt = openCheckpoint(path.resolve(source), options.configDir);
+  let key: string;
+  try {
+    key = conversionKey(ckpt.files, options);
+  } catch (e) {
+    ckpt.close();
+    throw e;
+  }
+  const root = options.cacheRoot ?? path.join(CACHE_ROOT, 'converted');
+  const name = path
+    .basename(ckpt.label)
+    .replace(/\.safetensors$/i, '')
+    .replace(/[^A-Za-z0-9._-]/g, '_');
+  const dir = path.join(root, `${name}-${key}`);
+  if (existsSync(path.join(dir, 'model_index.json'))) {
+    ckpt.close();
+    return dir;
+  }
+  const inFlight = pending.get(dir);
+  if (inFlight) {
+    ckpt.close();
+    return inFlight;
+  }
+  const job = convertInto(ckpt, dir, options).finally(() => {
+    pending.delete(dir);
+    ckpt.close();
+  });
+  pending.set(dir, job);
+  return job;
+}
+
+async function convertInto(ckpt: Checkpoint, dir: string, options: ConvertOptions): Promise<string> {
+  await mkdir(path.dirname(dir), { recursive: true });
+  const temp = `${dir}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const log = options.log ?? (() => {});
+  try {
+    const t0 = performance.now();
+    log(`converting ${ckpt.label} (${options.dtype ?? 'float32'}${options.loras?.length ? `, ${options.loras.length} LoRA` : ''})`);
+    writeOnnxFolder(ckpt, temp, {
+      dtype: options.dtype,
+      loras: options.loras,
+      log,
+      progress: options.progress,
+      describe: options.loras?.length ? { loras: options.loras.map((l) => ({ file: path.basename(l.file), unet: l.unet, text: l.text })) } : {},
+    });
+    try {
+      await rename(temp, dir);
+    } catch (error) {
+      if (existsSync(path.join(dir, 'model_index.json'))) return dir;
+      throw error;
+    }
+    log(`converted in ${((performance.now() - t0) / 1000).toFixed(1)} s → ${dir}`);
+    return dir;
+  } finally {
+    await rm(temp, { recursive: true, force: true });
+  }
+}
