@@ -75,7 +75,7 @@ export async function loadNodePackages(folders: readonly string[], builtins: rea
       const manifest = await readManifest(dir);
       name = manifest.name ?? name;
       version = manifest.version;
-      const contents = await runEntry(dir, manifest.entry);
+      const contents = await runEntry(dir, entryOf(manifest));
       const socketTypes = checkSocketTypes(contents.socketTypes ?? [], socketOwners, name);
       for (const def of contents.nodes) {
         const owner = typeof def?.type === 'string' ? nodeOwners.get(def.type) : undefined;
@@ -104,7 +104,7 @@ export async function loadNodePackages(folders: readonly string[], builtins: rea
   return out;
 }
 
-async function readManifest(dir: string): Promise<{ name?: string; version?: string; entry: string }> {
+async function readManifest(dir: string): Promise<z.infer<typeof PackageJsonSchema>> {
   let text: string;
   try {
     text = await readFile(path.join(dir, 'package.json'), 'utf8');
@@ -123,14 +123,18 @@ async function readManifest(dir: string): Promise<{ name?: string; version?: str
     const issue = parsed.error.issues[0]!;
     throw new PackageProblem(`its package.json: "${issue.path.join('.')}" ${issue.message}`);
   }
-  const { name, version, dualstyle } = parsed.data;
+  return parsed.data;
+}
+
+/** The entry module a package.json names, once it asks for this studio's node API. */
+function entryOf({ dualstyle }: z.infer<typeof PackageJsonSchema>): string {
   if (!dualstyle) {
     throw new PackageProblem(`its package.json has no "dualstyle" entry: add "dualstyle": { "entry": "./index.js", "api": ${NODE_API_VERSION} }`);
   }
   if (dualstyle.api !== NODE_API_VERSION) {
     throw new PackageProblem(`it was written for node API ${dualstyle.api}, and this studio offers node API ${NODE_API_VERSION}`);
   }
-  return { ...(name ? { name } : {}), ...(version ? { version } : {}), entry: dualstyle.entry };
+  return dualstyle.entry;
 }
 
 /** Imports the entry module and calls its default export with the node API. */
