@@ -254,6 +254,7 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
       executionProvider,
       gpu: opts.gpu ?? 0,
       modelRoots: graphRunner.services.modelRoots,
+      validateForRun: (raw) => graphRunner.check(raw, { requireOutput: true }),
       ...(jobs.health ? { queueHealth: () => jobs.health!() } : {}),
     }),
   );
