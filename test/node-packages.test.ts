@@ -14,6 +14,7 @@ import { GraphRunner } from '../server/executor/graph-runner.ts';
 import { validateGraph } from '../server/graph/validate.ts';
 import { loadNodePackages, nodePackageFolders } from '../server/node-packages/load.ts';
 import { parseCli } from '../server/main.ts';
+import { PROJECT_ROOT } from '../server/util/project.ts';
 import { api, startTestStudio } from './support/api-harness.ts';
 import { graphJson, testNodes } from './support/test-nodes.ts';
 
@@ -190,6 +191,24 @@ describe('node packages', () => {
     } finally {
       await plain.close();
     }
+  });
+});
+
+describe('the example packages', () => {
+  it('take nothing of the studio at run time but what the API hands them: their imports of it are type-only, of nodes/api.ts', async () => {
+    const { readdirSync, readFileSync } = await import('node:fs');
+    const examples = path.join(PROJECT_ROOT, 'examples');
+    const bad: string[] = [];
+    for (const entry of readdirSync(examples, { recursive: true, encoding: 'utf8' })) {
+      if (!/\.(ts|js|mjs)$/.test(entry) || entry.includes('node_modules') || /(^|\/)test\//.test(entry)) continue;
+      const source = readFileSync(path.join(examples, entry), 'utf8');
+      for (const m of source.matchAll(/(?:^|\n)\s*(import|export)\s+(type\s+)?[^;'"]*?from\s*['"]([^'"]+)['"]/g)) {
+        const target = path.resolve(path.dirname(path.join(examples, entry)), m[3]!);
+        if (target.startsWith(examples)) continue;
+        if (!m[2] || target !== path.join(PROJECT_ROOT, 'nodes', 'api.ts')) bad.push(`${entry} → ${m[3]}`);
+      }
+    }
+    expect(bad).toEqual([]);
   });
 });
 

@@ -17,8 +17,9 @@ export function PackageNotice({ catalog }: { catalog: Catalog }) {
         {failed.length === 1 ? 'it' : 'them'}:
       </strong>
       <ul>
-        {failed.map((p) => (
-          <li key={p.name}>
+        {failed.map((p, i) => (
+          // Two folders may hold packages of one name: the position tells them apart.
+          <li key={`${i}:${p.name}`}>
             <code>{p.name}</code>
             {p.version ? ` ${p.version}` : ''}: {p.error}
           </li>
