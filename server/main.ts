@@ -1,7 +1,8 @@
 /**
  * Command line entry: `tsx server/main.ts [--port 8188] [--host 127.0.0.1] [--token T]
  * [--ep auto|cuda|webgpu|cpu] [--gpu N] [--data ./data] [--preview-decoder DIR] [--redis URL] [--on-restart requeue|interrupt]
- * [--keep-jobs 1000] [--keep-days 30] [--allow-host NAME]... [--models-root DIR]... [--max-job-memory 8G]`.
+ * [--keep-jobs 1000] [--keep-days 30] [--allow-host NAME]... [--models-root DIR]... [--max-job-memory 8G]
+ * [--nodes DIR]... [--no-custom-nodes]`.
  * Environment: PORT, HOST, DUALSTYLE_TOKEN, DUALSTYLE_EP, DUALSTYLE_GPU, DUALSTYLE_DATA, DUALSTYLE_PREVIEW_DECODER,
  * DUALSTYLE_REDIS, DUALSTYLE_MAX_JOB_MEMORY. Flags win over the environment.
  */
