@@ -22,7 +22,10 @@ export default defineConfig({
     fileParallelism: true,
     maxWorkers: 2,
     projects: [
-      { extends: true, test: { name: 'suite', include: ['test/**/*.test.ts'], exclude: [...processes, ...timed], sequence: { groupOrder: 0 } } },
+      {
+        extends: true,
+        test: { name: 'suite', include: ['test/**/*.test.ts', 'examples/*/test/**/*.test.ts'], exclude: [...processes, ...timed], sequence: { groupOrder: 0 } },
+      },
       { extends: true, test: { name: 'processes', include: processes, sequence: { groupOrder: 1 } } },
       { extends: true, test: { name: 'timing', include: timed, sequence: { groupOrder: 2 } } },
     ],

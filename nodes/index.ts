@@ -1,4 +1,8 @@
-/** The node catalog: every node type the server can run. Add a module here to ship a node. */
+/**
+ * The built-in node catalog: every node type the studio ships. Add a module here to ship a node with the
+ * studio; a node package adds its own without a fork (the node API in nodes/api.ts, loaded by
+ * server/node-packages/load.ts).
+ */
 import type { AnyNodeDefinition } from './types.ts';
 import { loadModel } from './load-model.ts';
 import { loadImage } from './load-image.ts';

@@ -15,12 +15,21 @@ import type { Logger } from '../server/util/log.ts';
 export type { InferenceWork, ModelMemoryProfile };
 
 export type { SocketType };
+
+/**
+ * The type of a socket: a built-in one (SOCKET_TYPES, whose values nodes/values.ts describes) or one a
+ * node package added (defineSocketType in nodes/api.ts), whose values are the package's business.
+ */
+export type SocketTypeName = SocketType | (string & {});
+
+/** The value a socket of type T carries: known for the built-in types, `unknown` for a package's own. */
+export type ValueOf<T extends string> = T extends keyof SocketValues ? SocketValues[T] : unknown;
 // The contract's own vocabulary, defined below the nodes (the executor and the server use them without the catalog).
 export type { LatentPreviewDecoder, Logger, Services };
 export { UserError } from '../server/engine/errors.ts';
 
 export interface InputSpec {
-  type: SocketType;
+  type: SocketTypeName;
   label?: string;
   description?: string;
   /** May stay unconnected; `run` then receives `undefined`. */
@@ -39,7 +48,7 @@ export interface InputSpec {
 }
 
 export interface OutputSpec {
-  type: SocketType;
+  type: SocketTypeName;
   label?: string;
   description?: string;
   /** The value holds as many styles as this whole-number parameter of the node says (a Mask's regions). */
@@ -103,11 +112,11 @@ export interface NodeContext {
   services: Services;
 }
 
-type InputValue<S extends InputSpec> = S['optional'] extends true ? SocketValues[S['type']] | undefined : SocketValues[S['type']];
+type InputValue<S extends InputSpec> = S['optional'] extends true ? ValueOf<S['type']> | undefined : ValueOf<S['type']>;
 type Inputs<I extends Record<string, InputSpec>> = {
   [K in keyof I]: I[K]['variadic'] extends VariadicSockets ? InputValue<I[K]>[] : InputValue<I[K]>;
 };
-type Outputs<O extends Record<string, OutputSpec>> = { [K in keyof O]: SocketValues[O[K]['type']] };
+type Outputs<O extends Record<string, OutputSpec>> = { [K in keyof O]: ValueOf<O[K]['type']> };
 
 /** What an output node shows the user (images stored with ctx.saveResult). */
 export interface NodeRunResult {

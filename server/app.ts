@@ -18,7 +18,7 @@ import type { Logger } from './util/log.ts';
 import type { ExecutionProviderRequest } from './engine/runtime/runtime.ts';
 import { loadPreviewDecoder } from './engine/sd/preview-decoder.ts';
 import { DEFAULT_RELEASE_IDLE_MS, GraphRunner } from './executor/graph-runner.ts';
-import { createCatalog } from './catalog.ts';
+import { catalogWithPackages, type CustomNodes } from './node-packages/load.ts';
 import type { JobService, RestartPolicy, Retention } from './executor/job-service.ts';
 import { openJobService } from './executor/open-jobs.ts';
 import { isLoopbackHost, requireToken, tokenProblem } from './http/auth.ts';
@@ -57,6 +57,11 @@ export interface StudioOptions {
   releaseIdleMs?: number;
   /** Node definitions to serve; default: the project's catalog (nodes/index.ts). */
   catalog?: AnyNodeDefinition[];
+  /**
+   * Node packages to load next to them: `<data>/custom_nodes/*` and `extra` (`--nodes`); default false
+   * (none: main.ts asks for them unless --no-custom-nodes). One that fails is reported and left out.
+   */
+  customNodes?: CustomNodes;
   /** Shipped templates (read-only); default <project>/graphs. */
   graphsDir?: string;
   /** Built client; default <project>/dist/client. */
@@ -167,7 +172,7 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
     if (stale.length > 0) log.info(`removed ${stale.length} unfinished temporary file(s) from ${path.basename(dir)}/ (a write was interrupted)`);
   }
 
-  const catalog = createCatalog(opts.catalog ?? nodeDefinitions);
+  const catalog = await catalogWithPackages(opts.catalog ?? nodeDefinitions, dataDir, opts.customNodes ?? false, log);
   const previewDecoder = opts.previewDecoder
     ? await loadPreviewDecoder(opts.previewDecoder, executionProvider, { deviceId: opts.gpu ?? 0 }, (err) =>
         log.warn(`the preview decoder failed; live previews use the latent projection from now on: ${err.message}`),
@@ -249,6 +254,7 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
       executionProvider,
       gpu: opts.gpu ?? 0,
       modelRoots: graphRunner.services.modelRoots,
+      validateForRun: (raw) => graphRunner.check(raw, { requireOutput: true }),
       ...(jobs.health ? { queueHealth: () => jobs.health!() } : {}),
     }),
   );

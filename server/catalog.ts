@@ -4,15 +4,37 @@
  * `.describe()` text and `.meta({ label, step, ui })` hints), so a new node needs no client code.
  */
 import { z } from 'zod';
-import { SOCKET_COLORS, SOCKET_TYPES, type SocketType } from './protocol/graph.ts';
-import type { Catalog, CatalogNode, CatalogParam, CatalogSocket, ParamKind } from './protocol/catalog.ts';
+import { SOCKET_COLORS, SOCKET_TYPES } from './protocol/graph.ts';
+import type { Catalog, CatalogNode, CatalogPackage, CatalogParam, CatalogSocket, CatalogSocketType, ParamKind } from './protocol/catalog.ts';
 import type { AnyNodeDefinition, InputSpec, OutputSpec } from '../nodes/types.ts';
 
-export type NodeCatalog = Map<string, AnyNodeDefinition>;
+/**
+ * Node definitions by type, with the socket types they may use (the built-in ones, then those node
+ * packages added) and the node packages found at start.
+ */
+export type NodeCatalog = Map<string, AnyNodeDefinition> & { socketTypes?: readonly CatalogSocketType[]; packages?: readonly CatalogPackage[] };
 
-/** Builds the catalog; throws on a duplicate type or a malformed definition (a programming error). */
-export function createCatalog(defs: AnyNodeDefinition[]): NodeCatalog {
-  const catalog: NodeCatalog = new Map();
+/** The built-in socket types, as the catalog serves them. */
+export const BUILTIN_SOCKET_TYPES: readonly CatalogSocketType[] = SOCKET_TYPES.map((type) => ({ type, color: SOCKET_COLORS[type] }));
+
+/** What node packages add besides nodes: their socket types, and the report of every package found. */
+export interface CatalogExtras {
+  socketTypes?: readonly CatalogSocketType[];
+  packages?: readonly CatalogPackage[];
+}
+
+/**
+ * Builds the catalog; throws on a duplicate type, a socket type it does not know or a malformed
+ * definition (a programming error in a built-in node; a node package's is caught by its loader).
+ */
+export function createCatalog(defs: AnyNodeDefinition[], extras: CatalogExtras = {}): NodeCatalog {
+  const socketTypes = [...BUILTIN_SOCKET_TYPES, ...(extras.socketTypes ?? [])];
+  const known = new Set<string>();
+  for (const t of socketTypes) {
+    if (known.has(t.type)) throw new Error(`Socket type "${t.type}" is declared twice${t.package ? ` (again by node package ${t.package})` : ''}.`);
+    known.add(t.type);
+  }
+  const catalog: NodeCatalog = Object.assign(new Map<string, AnyNodeDefinition>(), { socketTypes, packages: extras.packages ?? [] });
   for (const def of defs) {
     if (!def || typeof def.type !== 'string' || def.type.length === 0) {
       throw new Error('A node definition has no "type".');
@@ -26,7 +48,7 @@ export function createCatalog(defs: AnyNodeDefinition[]): NodeCatalog {
       ['output', def.outputs],
     ] as const) {
       for (const [name, spec] of Object.entries(sockets as Record<string, InputSpec | OutputSpec>)) {
-        if (!(SOCKET_TYPES as readonly string[]).includes(spec.type)) {
+        if (!known.has(spec.type)) {
           throw new Error(`Node type "${def.type}": ${kind} "${name}" has unknown socket type "${spec.type}".`);
         }
         for (const param of ['variadic' in spec ? spec.variadic?.param : undefined, spec.countParam]) {
@@ -44,8 +66,9 @@ export function createCatalog(defs: AnyNodeDefinition[]): NodeCatalog {
 /** The catalog as served by GET /api/catalog. */
 export function catalogJson(catalog: NodeCatalog): Catalog {
   return {
-    socketTypes: SOCKET_TYPES.map((type) => ({ type, color: SOCKET_COLORS[type] })),
+    socketTypes: [...(catalog.socketTypes ?? BUILTIN_SOCKET_TYPES)],
     nodes: [...catalog.values()].map(nodeJson),
+    ...(catalog.packages?.length ? { packages: [...catalog.packages] } : {}),
   };
 }
 
@@ -66,7 +89,7 @@ function socketJson(name: string, spec: InputSpec | OutputSpec, optional?: boole
   const variadic = 'variadic' in spec ? spec.variadic : undefined;
   return {
     name,
-    type: spec.type as SocketType,
+    type: spec.type,
     label: spec.label ?? humanize(name),
     ...(spec.description ? { description: spec.description } : {}),
     ...(optional ? { optional: true } : {}),

@@ -1,7 +1,8 @@
 /**
  * Command line entry: `tsx server/main.ts [--port 8188] [--host 127.0.0.1] [--token T]
  * [--ep auto|cuda|webgpu|cpu] [--gpu N] [--data ./data] [--preview-decoder DIR] [--redis URL] [--on-restart requeue|interrupt]
- * [--keep-jobs 1000] [--keep-days 30] [--allow-host NAME]... [--models-root DIR]... [--max-job-memory 8G]`.
+ * [--keep-jobs 1000] [--keep-days 30] [--allow-host NAME]... [--models-root DIR]... [--max-job-memory 8G]
+ * [--nodes DIR]... [--no-custom-nodes]`.
  * Environment: PORT, HOST, DUALSTYLE_TOKEN, DUALSTYLE_EP, DUALSTYLE_GPU, DUALSTYLE_DATA, DUALSTYLE_PREVIEW_DECODER,
  * DUALSTYLE_REDIS, DUALSTYLE_MAX_JOB_MEMORY. Flags win over the environment.
  */
@@ -23,11 +24,13 @@ import {
   untilStopped,
   UsageError,
   type RunnerSettings,
+  CUSTOM_NODES_USAGE,
 } from './cli/options.ts';
 
 const USAGE = `usage: npm start -- [--port 8188] [--host 127.0.0.1] [--token T] [--ep auto|cuda|webgpu|cpu] [--gpu N] [--data ./data]
                     [--preview-decoder DIR] [--redis URL] [--on-restart requeue|interrupt] [--keep-jobs 1000] [--keep-days 30]
                     [--allow-host NAME]... [--models-root DIR]... [--max-job-memory SIZE] [--release-idle 60s]
+                    [--nodes DIR]... [--no-custom-nodes]
 
   --port            port to listen on (env PORT; default 8188; 0 = any free port)
   --host            address to listen on (env HOST; default 127.0.0.1; anything else needs --token)
@@ -53,7 +56,8 @@ const USAGE = `usage: npm start -- [--port 8188] [--host 127.0.0.1] [--token T] 
   --max-job-memory  refuse jobs estimated to need more memory than this, e.g. 8G or 12000M
                     (env DUALSTYLE_MAX_JOB_MEMORY; default: 3/4 of this machine's memory)
   --release-idle    give loaded models back to the system after this long without a job, e.g. 60s, 5m or off
-                    (env DUALSTYLE_RELEASE_IDLE; default 60s); the next job loads them again`;
+                    (env DUALSTYLE_RELEASE_IDLE; default 60s); the next job loads them again
+${CUSTOM_NODES_USAGE}`;
 
 export interface CliOptions extends RunnerSettings {
   port: number;
@@ -127,6 +131,7 @@ export async function main(argv: string[], overrides: Partial<StudioOptions> = {
       ...(cli.redis ? { redis: cli.redis } : {}),
       onRestart: cli.onRestart,
       retention: cli.retention,
+      customNodes: cli.customNodes,
       ...overrides,
     });
   } catch (err) {

@@ -21,6 +21,7 @@
  *                                          models by kind (LoadedModels)
  *   8  nodes                               the node catalog
  *   9  server/catalog.ts, graph, store     catalog JSON, graph validation, files on disk
+ *   9  server/node-packages                custom nodes: the node packages loaded at start
  *  10  server/executor                     running graphs, the job queue, previews
  *  11  server/http, server/app.ts          the HTTP and socket API
  *  12  server/cli, main.ts, bench, conformance, eval   entry points and tools
@@ -53,6 +54,7 @@ const FLOORS: [prefix: string, floor: number][] = [
   ['server/catalog.ts', 9],
   ['server/graph/', 9],
   ['server/store/', 9],
+  ['server/node-packages/', 9],
   ['server/executor/', 10],
   ['server/http/', 11],
   ['server/app.ts', 11],

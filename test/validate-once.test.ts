@@ -1,9 +1,9 @@
 /**
- * A run is validated once and its modes resolved once. The editor submits the graph (POST /api/jobs
- * validates it and names every problem: the client no longer asks /api/validate first), and the runner
- * finds the submitted graph among those that passed instead of validating it again; executeGraph
- * resolves bypass and mute once for its plan and its wiring. validateGraph and resolveModes are counted
- * by wrapping the real functions.
+ * A run is validated once and its modes resolved once. The editor asks /api/validate?requireOutput=1
+ * before it submits, then POST /api/jobs, then the runner runs the job: the first check validates, the
+ * server's runner remembers the graph that passed (by content), and the submission and the run find it
+ * there. executeGraph resolves bypass and mute once for its plan and its wiring. validateGraph and
+ * resolveModes are counted by wrapping the real functions.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Studio } from '../server/app.ts';
@@ -55,7 +55,18 @@ afterAll(async () => {
 });
 
 describe('one validation per run', () => {
-  it('a job submitted over the API is validated once, at the submission', async () => {
+  it('the editor’s run (check, submit, run) validates the graph once', async () => {
+    const graph = slowGraph(3, 2, 1, 'as the editor runs it');
+    counts.validateGraph = 0;
+    const check = await api(studio, 'POST', '/api/validate?requireOutput=1', { graph });
+    expect(check.body).toEqual({ ok: true, issues: [] });
+    const submitted = await api(studio, 'POST', '/api/jobs', { graph });
+    expect(submitted.status).toBe(202);
+    expect((await events.waitForEnd(submitted.body.job.id as string)).name).toBe('job:done');
+    expect(counts.validateGraph).toBe(1);
+  });
+
+  it('a job submitted over the API alone is validated once, at the submission', async () => {
     const graph = slowGraph(2, 2, 1, 'validated once');
     counts.validateGraph = 0;
     const submitted = await api(studio, 'POST', '/api/jobs', { graph });

@@ -136,6 +136,7 @@ export const api = {
       ...(file.name ? { 'X-File-Name': encodeURIComponent(file.name) } : {}),
     }),
   uploadInfo: (name: string) => request<UploadResult>('GET', `/api/uploads/${encodeURIComponent(name)}/info`),
+  validateForRun: (graph: Graph) => request<{ ok: boolean; issues: ValidationIssue[] }>('POST', '/api/validate?requireOutput=1', { graph }),
 };
 
 /** Where an image named in a parameter can be seen: an upload, or a built-in picture ("builtin:sample"). */

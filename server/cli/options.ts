@@ -11,6 +11,7 @@ import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/ru
 import { DEFAULT_RELEASE_IDLE_MS } from '../executor/graph-runner.ts';
 import { DEFAULT_RETENTION, type Retention } from '../executor/job-service.ts';
 import { parseBytes } from '../util/bytes.ts';
+import type { CustomNodes } from '../node-packages/load.ts';
 
 /** A command line the user can fix: printed with the usage text, exit code 2. */
 export class UsageError extends Error {}
@@ -26,6 +27,8 @@ export const RUNNER_FLAGS = {
   'keep-jobs': { type: 'string' },
   'keep-days': { type: 'string' },
   'release-idle': { type: 'string' },
+  nodes: { type: 'string', multiple: true },
+  'no-custom-nodes': { type: 'boolean' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>;
 
 export interface RunnerSettings {
@@ -40,7 +43,15 @@ export interface RunnerSettings {
   retention: Retention;
   /** --release-idle: ms without a job before loaded models are released; 0 = never. */
   releaseIdleMs: number;
+  /** Node packages: `<data>/custom_nodes/*` and the --nodes folders; false with --no-custom-nodes. */
+  customNodes: CustomNodes;
 }
+
+/** The help lines of the node-package flags, shared by the studio's and the worker's usage. */
+export const CUSTOM_NODES_USAGE = `  --nodes           a node package folder to load besides those in <data>/custom_nodes/ (an npm package folder
+                    whose package.json has "dualstyle": { "entry", "api" }); repeat for several. Node packages are
+                    trusted code: they run inside the studio with its rights
+  --no-custom-nodes load no node packages (neither <data>/custom_nodes/ nor --nodes)`;
 
 /**
  * A command line read the way every command reads it: `--help` prints the usage (exit 0); a complaint
@@ -90,7 +101,13 @@ export function parseFlags<O extends NonNullable<ParseArgsConfig['options']>>(ar
 
 /** RUNNER_FLAGS' values, checked. */
 export function runnerSettings(
-  values: { [K in keyof typeof RUNNER_FLAGS]?: (typeof RUNNER_FLAGS)[K] extends { multiple: true } ? string[] : string },
+  values: {
+    [K in keyof typeof RUNNER_FLAGS]?: (typeof RUNNER_FLAGS)[K] extends { multiple: true }
+      ? string[]
+      : (typeof RUNNER_FLAGS)[K] extends { type: 'boolean' }
+        ? boolean
+        : string;
+  },
   env: NodeJS.ProcessEnv,
 ): RunnerSettings {
   const ep = (values.ep ?? (env.DUALSTYLE_EP || 'auto')) as ExecutionProviderRequest;
@@ -98,6 +115,8 @@ export function runnerSettings(
   const gpuText = values.gpu ?? (env.DUALSTYLE_GPU || undefined);
   const maxJobMemory = jobMemory(values['max-job-memory'] ?? (env.DUALSTYLE_MAX_JOB_MEMORY || undefined));
   const previewDecoder = values['preview-decoder'] || env.DUALSTYLE_PREVIEW_DECODER || undefined;
+  const nodePackages = (values.nodes ?? []).map((dir) => path.resolve(dir));
+  if (values['no-custom-nodes'] && nodePackages.length > 0) throw new UsageError('--nodes and --no-custom-nodes contradict each other: give one of them');
   return {
     ep,
     ...(gpuText !== undefined ? { gpu: wholeNumber('gpu', gpuText, 0, 1023) } : {}),
@@ -106,6 +125,7 @@ export function runnerSettings(
     ...(maxJobMemory !== undefined ? { maxJobMemory } : {}),
     ...(previewDecoder ? { previewDecoder: path.resolve(previewDecoder) } : {}),
     releaseIdleMs: releaseIdle(values['release-idle'] ?? (env.DUALSTYLE_RELEASE_IDLE || undefined)),
+    customNodes: values['no-custom-nodes'] ? false : { extra: nodePackages },
     retention: {
       maxJobs: values['keep-jobs'] !== undefined ? wholeNumber('keep-jobs', values['keep-jobs'], 1, 1_000_000) : DEFAULT_RETENTION.maxJobs,
       maxAgeMs: values['keep-days'] !== undefined ? wholeNumber('keep-days', values['keep-days'], 1, 36_500) * 24 * 3600 * 1000 : DEFAULT_RETENTION.maxAgeMs,

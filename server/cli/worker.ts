@@ -11,7 +11,7 @@
 import { nodeDefinitions } from '../../nodes/index.ts';
 import type { AnyNodeDefinition } from '../../nodes/types.ts';
 import { consoleLogger } from '../app.ts';
-import { createCatalog } from '../catalog.ts';
+import { catalogWithPackages } from '../node-packages/load.ts';
 import { loadPreviewDecoder, type BudgetedPreviewDecoder } from '../engine/sd/preview-decoder.ts';
 import { GraphRunner } from '../executor/graph-runner.ts';
 import { RedisJobWorker } from '../executor/redis-worker.ts';
@@ -26,12 +26,13 @@ import {
   UsageError,
   wholeNumber,
   type RunnerSettings,
+  CUSTOM_NODES_USAGE,
 } from './options.ts';
 import { redacted } from '../util/redact.ts';
 
 const USAGE = `usage: npm run worker -- --redis URL [--gpu N] [--data ./data] [--ep auto|cuda|webgpu|cpu] [--stall-timeout 30]
                          [--keep-jobs 1000] [--keep-days 30] [--models-root DIR]... [--max-job-memory SIZE]
-                         [--preview-decoder DIR] [--release-idle 60s]
+                         [--preview-decoder DIR] [--release-idle 60s] [--nodes DIR]... [--no-custom-nodes]
 
   --redis          the Redis the web servers queue jobs in (env DUALSTYLE_REDIS), e.g. redis://127.0.0.1:6379
   --gpu            the GPU to run on (sets CUDA_VISIBLE_DEVICES; env DUALSTYLE_GPU); start one worker per GPU
@@ -46,7 +47,9 @@ const USAGE = `usage: npm run worker -- --redis URL [--gpu N] [--data ./data] [-
   --preview-decoder a folder with taesd_decoder.onnx that draws the live previews (env DUALSTYLE_PREVIEW_DECODER;
                    see npm start -- --help)
   --release-idle   give loaded models back after this long without a job, e.g. 60s, 5m or off (env
-                   DUALSTYLE_RELEASE_IDLE; default 60s)`;
+                   DUALSTYLE_RELEASE_IDLE; default 60s)
+${CUSTOM_NODES_USAGE}
+                   (a worker must load the same node packages as the web servers)`;
 
 export interface WorkerCli extends RunnerSettings {
   redis: string;
@@ -81,7 +84,7 @@ export async function runWorker(argv: string[], overrides: { catalog?: AnyNodeDe
         consoleLogger.warn(`the preview decoder failed; live previews use the latent projection from now on: ${err.message}`),
       );
     const runner = new GraphRunner({
-      catalog: createCatalog(overrides.catalog ?? nodeDefinitions),
+      catalog: await catalogWithPackages(overrides.catalog ?? nodeDefinitions, cli.dataDir, cli.customNodes, consoleLogger),
       dataDir: cli.dataDir,
       executionProvider: cli.ep,
       previewDecoder,

@@ -106,14 +106,47 @@ interface Checked {
   params: Map<number, Record<string, unknown>>;
 }
 
+/**
+ * The semantic checks, in the order their issues are reported: node ids and types, the wiring, bypass
+ * stand-ins, each node's inputs and parameters, cycles, and whether anything would run.
+ */
 function checkGraph(graph: { nodes: GraphNode[]; edges: GraphEdge[] }, catalog: NodeCatalog, opts: ValidateOptions, brokenIds: Set<string>): Checked {
   const issues: ValidationIssue[] = [];
-  const params = new Map<number, Record<string, unknown>>();
-  const names = displayNames(graph.nodes, catalog);
+  const index = indexNodes(graph.nodes, catalog, issues);
+  const wiring = checkWiring(graph.edges, index, brokenIds, issues);
+  // Bypassed and muted nodes, and what needs a muted node, do not run: their inputs and parameters
+  // do not matter (as in ComfyUI). A bypassed output that something uses must have an input to take.
+  const modes = resolveModes({ nodes: [...index.byId.values()], edges: wiring.checkable }, catalog);
+  for (const u of modes.unmatched) {
+    issues.push({
+      code: 'bypass_unmatched',
+      nodeId: u.nodeId,
+      field: u.output,
+      message: `${index.nameOf(u.nodeId)} is bypassed, but no connected input of type ${u.type} can stand in for its output “${u.output}”; connect one, or mute the node instead.`,
+    });
+  }
+  const params = checkNodes(graph.nodes, index, (id) => !modes.skipped.has(id), wiring.connected, opts, issues);
+  issues.push(...cycleIssues({ nodes: [...index.byId.values()], edges: wiring.checkable }, index));
+  if (opts.requireOutput !== false) issues.push(...outputIssues(graph.nodes.length, index, (id) => !modes.skipped.has(id)));
+  return { issues, params };
+}
 
-  // Nodes: ids, types.
+/** The graph as the checks see it: each id's node (the first, when ids repeat), its name, definition and input sockets. */
+interface NodeIndex {
+  catalog: NodeCatalog;
+  byId: Map<string, GraphNode>;
+  names: Map<GraphNode, string>;
+  defOf(id: string): AnyNodeDefinition | undefined;
+  nameOf(id: string): string;
+  /** A node's input sockets for its parameters (a variadic family expanded to its count). */
+  socketsOf(id: string): ConcreteInput[];
+}
+
+/** Indexes the nodes by id, reporting repeated ids and unknown types. */
+function indexNodes(nodes: GraphNode[], catalog: NodeCatalog, issues: ValidationIssue[]): NodeIndex {
+  const names = displayNames(nodes, catalog);
   const byId = new Map<string, GraphNode>();
-  for (const node of graph.nodes) {
+  for (const node of nodes) {
     const first = byId.get(node.id);
     if (first) {
       issues.push({
@@ -135,86 +168,61 @@ function checkGraph(graph: { nodes: GraphNode[]; edges: GraphEdge[] }, catalog: 
       });
     }
   }
+  const inputsOf = new Map<string, ConcreteInput[]>();
   const defOf = (id: string): AnyNodeDefinition | undefined => {
     const n = byId.get(id);
     return n ? catalog.get(n.type) : undefined;
   };
-  const nameOf = (id: string): string => names.get(byId.get(id)!)!;
-  const inputsOf = new Map<string, ConcreteInput[]>();
-  /** A node's input sockets for its parameters (a variadic family expanded to its count). */
-  const socketsOf = (id: string): ConcreteInput[] => {
-    let sockets = inputsOf.get(id);
-    if (!sockets) {
-      const def = defOf(id);
-      sockets = def ? concreteInputs(def, byId.get(id)!.params) : [];
-      inputsOf.set(id, sockets);
-    }
-    return sockets;
+  return {
+    catalog,
+    byId,
+    names,
+    defOf,
+    nameOf: (id) => names.get(byId.get(id)!)!,
+    socketsOf(id) {
+      let sockets = inputsOf.get(id);
+      if (!sockets) {
+        const def = defOf(id);
+        sockets = def ? concreteInputs(def, byId.get(id)!.params) : [];
+        inputsOf.set(id, sockets);
+      }
+      return sockets;
+    },
   };
+}
 
-  // Edges: endpoints, socket names, socket types, one edge per input.
+/** Inputs are keyed "node\u0000input". */
+const inputKey = (node: string, input: string) => `${node}\u0000${input}`;
+
+/**
+ * The edges: endpoints, socket names, socket types and style counts, one edge per input. Returns the
+ * inputs that are wired and the edges whose two ends exist (what modes and cycles are judged on).
+ */
+function checkWiring(
+  edges: GraphEdge[],
+  index: NodeIndex,
+  brokenIds: Set<string>,
+  issues: ValidationIssue[],
+): { connected: Set<string>; checkable: GraphEdge[] } {
   const intoInput = new Map<string, number>();
   const connected = new Set<string>();
-  const checkableEdges: GraphEdge[] = [];
-  graph.edges.forEach((edge, ei) => {
+  const checkable: GraphEdge[] = [];
+  edges.forEach((edge, ei) => {
     const { from, to } = edge;
-    const fromNode = byId.get(from.node);
-    const toNode = byId.get(to.node);
+    const fromNode = index.byId.get(from.node);
+    const toNode = index.byId.get(to.node);
     if ((!fromNode && brokenIds.has(from.node)) || (!toNode && brokenIds.has(to.node))) return;
     if (!fromNode || !toNode) {
       // The input is wired (to nothing); saying it is also "not connected" would be noise.
-      if (toNode) connected.add(`${to.node}\u0000${to.input}`);
-      issues.push(danglingIssue(edge, ei, fromNode ? nameOf(from.node) : undefined, toNode ? nameOf(to.node) : undefined));
+      if (toNode) connected.add(inputKey(to.node, to.input));
+      issues.push(danglingIssue(edge, ei, fromNode ? index.nameOf(from.node) : undefined, toNode ? index.nameOf(to.node) : undefined));
       return;
     }
-    checkableEdges.push(edge);
-    const key = `${to.node}\u0000${to.input}`;
+    checkable.push(edge);
+    const key = inputKey(to.node, to.input);
     intoInput.set(key, (intoInput.get(key) ?? 0) + 1);
     connected.add(key);
-
-    const fromDef = defOf(from.node);
-    const toDef = defOf(to.node);
-    // Own properties only: "__proto__" or "toString" must read as unknown names, not as Object.prototype.
-    const outSpec = fromDef ? ownEntry(fromDef.outputs as Record<string, OutputSpec>, from.output) : undefined;
-    const inSpec = toDef ? socketsOf(to.node).find((i) => i.name === to.input) : undefined;
-    if (fromDef && !outSpec) {
-      issues.push({
-        code: 'unknown_output',
-        nodeId: from.node,
-        field: from.output,
-        message: `${nameOf(from.node)} has no output "${from.output}" (it has ${listOrNone(Object.keys(fromDef.outputs as Record<string, OutputSpec>))}).`,
-      });
-    }
-    if (toDef && !inSpec) {
-      issues.push({
-        code: 'unknown_input',
-        nodeId: to.node,
-        field: to.input,
-        message: unknownInputMessage(nameOf(to.node), toDef, socketsOf(to.node), to.input),
-      });
-    }
-    if (outSpec && inSpec && outSpec.type !== inSpec.type) {
-      issues.push({
-        code: 'type_mismatch',
-        nodeId: to.node,
-        field: to.input,
-        message: `${nameOf(to.node)} → ${to.input} expects ${inSpec.type}, got ${outSpec.type} from ${nameOf(from.node)} → ${from.output}`,
-      });
-    } else if (outSpec?.countParam && inSpec?.countParam && fromDef && toDef && !fromNode.mode) {
-      // A mask of 2 styles cannot drive a sampler of 3: say which count to change, before anything runs.
-      const made = countOf(fromDef, fromNode.params, outSpec.countParam);
-      const wanted = countOf(toDef, toNode.params, inSpec.countParam);
-      if (made !== undefined && wanted !== undefined && made !== wanted) {
-        issues.push({
-          code: 'type_mismatch',
-          nodeId: to.node,
-          field: to.input,
-          message:
-            `${nameOf(to.node)} merges ${wanted} styles, but its ${to.input} comes from ${nameOf(from.node)}, which has ${made}; ` +
-            `set ${humanParam(outSpec.countParam)} on ${nameOf(from.node)} to ${wanted}, or ${humanParam(inSpec.countParam)} here to ${made}.`,
-        });
-      }
-    }
+    issues.push(...edgeIssues(edge, fromNode, toNode, index));
   });
   for (const [key, count] of intoInput) {
     if (count < 2) continue;
@@ -223,73 +231,126 @@ function checkGraph(graph: { nodes: GraphNode[]; edges: GraphEdge[] }, catalog: 
       code: 'multiple_edges',
       nodeId,
       field: input,
-      message: `${nameOf(nodeId)} → ${input} has ${count} connections; an input takes exactly one.`,
+      message: `${index.nameOf(nodeId!)} → ${input} has ${count} connections; an input takes exactly one.`,
     });
   }
+  return { connected, checkable };
+}
 
-  // Bypassed and muted nodes, and what needs a muted node, do not run: their inputs and parameters
-  // do not matter (as in ComfyUI). A bypassed output that something uses must have an input to take.
-  const modes = resolveModes({ nodes: [...byId.values()], edges: checkableEdges }, catalog);
-  for (const u of modes.unmatched) {
+/** What is wrong with one edge between two nodes that exist: its socket names, their types, the style counts on either end. */
+function edgeIssues(edge: GraphEdge, fromNode: GraphNode, toNode: GraphNode, index: NodeIndex): ValidationIssue[] {
+  const { from, to } = edge;
+  const issues: ValidationIssue[] = [];
+  const fromDef = index.defOf(from.node);
+  const toDef = index.defOf(to.node);
+  // Own properties only: "__proto__" or "toString" must read as unknown names, not as Object.prototype.
+  const outSpec = fromDef ? ownEntry(fromDef.outputs as Record<string, OutputSpec>, from.output) : undefined;
+  const inSpec = toDef ? index.socketsOf(to.node).find((i) => i.name === to.input) : undefined;
+  if (fromDef && !outSpec) {
     issues.push({
-      code: 'bypass_unmatched',
-      nodeId: u.nodeId,
-      field: u.output,
-      message: `${nameOf(u.nodeId)} is bypassed, but no connected input of type ${u.type} can stand in for its output “${u.output}”; connect one, or mute the node instead.`,
+      code: 'unknown_output',
+      nodeId: from.node,
+      field: from.output,
+      message: `${index.nameOf(from.node)} has no output "${from.output}" (it has ${listOrNone(Object.keys(fromDef.outputs as Record<string, OutputSpec>))}).`,
     });
   }
+  if (toDef && !inSpec) {
+    issues.push({
+      code: 'unknown_input',
+      nodeId: to.node,
+      field: to.input,
+      message: unknownInputMessage(index.nameOf(to.node), toDef, index.socketsOf(to.node), to.input),
+    });
+  }
+  if (outSpec && inSpec && outSpec.type !== inSpec.type) {
+    issues.push({
+      code: 'type_mismatch',
+      nodeId: to.node,
+      field: to.input,
+      message: `${index.nameOf(to.node)} → ${to.input} expects ${inSpec.type}, got ${outSpec.type} from ${index.nameOf(from.node)} → ${from.output}`,
+    });
+  } else if (outSpec?.countParam && inSpec?.countParam && fromDef && toDef && !fromNode.mode) {
+    // A mask of 2 styles cannot drive a sampler of 3: say which count to change, before anything runs.
+    const made = countOf(fromDef, fromNode.params, outSpec.countParam);
+    const wanted = countOf(toDef, toNode.params, inSpec.countParam);
+    if (made !== undefined && wanted !== undefined && made !== wanted) {
+      issues.push({
+        code: 'type_mismatch',
+        nodeId: to.node,
+        field: to.input,
+        message:
+          `${index.nameOf(to.node)} merges ${wanted} styles, but its ${to.input} comes from ${index.nameOf(from.node)}, which has ${made}; ` +
+          `set ${humanParam(outSpec.countParam)} on ${index.nameOf(from.node)} to ${wanted}, or ${humanParam(inSpec.countParam)} here to ${made}.`,
+      });
+    }
+  }
+  return issues;
+}
 
-  // Per node: required inputs, parameters, the node's own checks.
-  graph.nodes.forEach((node, i) => {
-    if (byId.get(node.id) !== node) return; // duplicate id, reported above
-    const def = catalog.get(node.type);
+/**
+ * Per node that runs: its required inputs and its parameters; the node's own checks. Returns the parsed
+ * parameters (defaults filled in) by node index, for every node whose parameters are valid.
+ */
+function checkNodes(
+  nodes: GraphNode[],
+  index: NodeIndex,
+  runs: (id: string) => boolean,
+  connected: ReadonlySet<string>,
+  opts: ValidateOptions,
+  issues: ValidationIssue[],
+): Map<number, Record<string, unknown>> {
+  const params = new Map<number, Record<string, unknown>>();
+  nodes.forEach((node, i) => {
+    if (index.byId.get(node.id) !== node) return; // duplicate id, reported above
+    const def = index.catalog.get(node.type);
     if (!def) return;
-    const name = names.get(node)!;
-    const runs = !modes.skipped.has(node.id);
-    for (const spec of socketsOf(node.id)) {
-      const input = spec.name;
-      if (!runs || spec.optional || connected.has(`${node.id}\u0000${input}`)) continue;
+    const name = index.names.get(node)!;
+    const running = runs(node.id);
+    for (const spec of index.socketsOf(node.id)) {
+      if (!running || spec.optional || connected.has(inputKey(node.id, spec.name))) continue;
       issues.push({
         code: 'missing_input',
         nodeId: node.id,
-        field: input,
-        message: `${name} → ${input} is not connected; it needs ${withArticle(spec.type)} input.`,
+        field: spec.name,
+        message: `${name} → ${spec.name} is not connected; it needs ${withArticle(spec.type)} input.`,
       });
     }
-    const parsed = checkParams(node, def, name, opts, runs ? issues : []);
+    const parsed = checkParams(node, def, name, opts, running ? issues : []);
     if (parsed) params.set(i, parsed);
   });
+  return params;
+}
 
-  // Cycles: report each independent one, naming its nodes in edge direction.
-  const cycleIssues = findCycles({ nodes: [...byId.values()], edges: checkableEdges }).map((cycle): ValidationIssue => ({
+/** Each independent cycle, naming its nodes in edge direction. */
+function cycleIssues(graph: { nodes: GraphNode[]; edges: GraphEdge[] }, index: NodeIndex): ValidationIssue[] {
+  return findCycles(graph).map((cycle): ValidationIssue => ({
     code: 'cycle',
     nodeId: cycle[0],
-    message: `These nodes form a cycle: ${[...cycle, cycle[0]].map(nameOf).join(' → ')}. Remove one of these connections.`,
+    message: `These nodes form a cycle: ${[...cycle, cycle[0]!].map(index.nameOf).join(' → ')}. Remove one of these connections.`,
   }));
-  issues.push(...cycleIssues);
+}
 
-  const outputNodes = [...byId.values()].filter((n) => catalog.get(n.type)?.output === true);
-  if (opts.requireOutput !== false && outputNodes.length > 0 && outputNodes.every((n) => modes.skipped.has(n.id))) {
-    issues.push({
-      code: 'no_outputs',
-      message: 'Every output node is muted or bypassed, or needs a muted node: nothing would run. Un-mute one.',
-    });
+/** A job must have an output node that runs: say so, with a few output nodes the catalog offers. */
+function outputIssues(nodeCount: number, index: NodeIndex, runs: (id: string) => boolean): ValidationIssue[] {
+  const outputNodes = [...index.byId.values()].filter((n) => index.catalog.get(n.type)?.output === true);
+  if (outputNodes.length > 0) {
+    if (outputNodes.some((n) => runs(n.id))) return [];
+    return [{ code: 'no_outputs', message: 'Every output node is muted or bypassed, or needs a muted node: nothing would run. Un-mute one.' }];
   }
-  if (opts.requireOutput !== false && outputNodes.length === 0) {
-    const examples = [...catalog.values()]
-      .filter((d) => d.output)
-      .map((d) => d.title)
-      .slice(0, 3);
-    const hint = examples.length ? ` such as ${examples.length > 1 ? `${examples.slice(0, -1).join(', ')} or ${examples.at(-1)}` : examples[0]}` : '';
-    issues.push({
+  const examples = [...index.catalog.values()]
+    .filter((d) => d.output)
+    .map((d) => d.title)
+    .slice(0, 3);
+  const hint = examples.length ? ` such as ${examples.length > 1 ? `${examples.slice(0, -1).join(', ')} or ${examples.at(-1)}` : examples[0]}` : '';
+  return [
+    {
       code: 'no_outputs',
       message:
-        graph.nodes.length === 0
+        nodeCount === 0
           ? `The graph is empty; add nodes and an output node${hint}.`
           : `The graph has no output node; add one${hint} so the job produces a result.`,
-    });
-  }
-  return { issues, params };
+    },
+  ];
 }
 
 function findCycles(graph: { nodes: GraphNode[]; edges: GraphEdge[] }): string[][] {

@@ -61,12 +61,13 @@ async function checkBeforeQueueing(preflight: Preflight, graph: Graph, outputs: 
 }
 
 /**
- * Validation of a submitted graph (GraphRunner.check with requireOutput): the runner remembers what
- * passed, so the job's run does not validate it again.
+ * How a graph that is about to run is checked (GraphRunner.check with requireOutput): the editor asks
+ * /api/validate?requireOutput=1 before it submits, and the runner remembers what passed, so the
+ * submission and the run find it there instead of validating it again.
  */
-export type ValidateJobGraph = (raw: unknown) => ValidationResult;
+export type ValidateForRun = (raw: unknown) => ValidationResult;
 
-export function jobRoutes(jobs: JobService, catalog: NodeCatalog, checks: { validate: ValidateJobGraph; preflight: Preflight }): Router {
+export function jobRoutes(jobs: JobService, catalog: NodeCatalog, checks: { validate: ValidateForRun; preflight: Preflight }): Router {
   const { validate, preflight } = checks;
   const router = Router();
 

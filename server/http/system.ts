@@ -3,6 +3,7 @@ import { Router } from 'express';
 import { catalogJson, type NodeCatalog } from '../catalog.ts';
 import { validateGraph } from '../graph/validate.ts';
 import type { QueueHealth } from '../executor/job-service.ts';
+import type { ValidateForRun } from './jobs.ts';
 import { jsonObject } from './body.ts';
 import { listModels } from '../models/model-list.ts';
 import { cudaUnavailableReason, diagnoseCuda, type CudaDiagnosis } from '../engine/cuda/cuda-doctor.ts';
@@ -65,7 +66,7 @@ function providerChoice(requested: string, d: CudaDiagnosis = diagnoseCuda()): {
   return { executionProviderUsed: requested, executionProviderNote: `${requested}: chosen with --ep` };
 }
 
-export function systemRoutes(catalog: NodeCatalog, info: SystemInfo & { modelRoots: readonly string[] }): Router {
+export function systemRoutes(catalog: NodeCatalog, info: SystemInfo & { modelRoots: readonly string[]; validateForRun?: ValidateForRun }): Router {
   const router = Router();
   // The catalog does not change while the server runs: build its JSON once.
   const catalogBody = catalogJson(catalog);
@@ -100,7 +101,8 @@ export function systemRoutes(catalog: NodeCatalog, info: SystemInfo & { modelRoo
   router.post('/validate', (req, res) => {
     const body = jsonObject(req, '{ graph }');
     const requireOutput = req.query.requireOutput === '1' || req.query.requireOutput === 'true';
-    const result = validateGraph(body.graph, catalog, { requireOutput });
+    // The editor's live check (no output needed) changes with every edit: not worth remembering.
+    const result = requireOutput && info.validateForRun ? info.validateForRun(body.graph) : validateGraph(body.graph, catalog, { requireOutput });
     res.json({ ok: result.ok, issues: result.issues });
   });
 

@@ -1,5 +1,4 @@
 /** The node catalog as served by GET /api/catalog: enough for the client to render any node. */
-import type { SocketType } from './graph.ts';
 
 /**
  * A numbered family of input sockets, `name1` … `nameN`, whose count N is the node's whole-number
@@ -14,7 +13,8 @@ export interface VariadicSockets {
 
 export interface CatalogSocket {
   name: string;
-  type: SocketType;
+  /** A socket type of the catalog's `socketTypes`: a built-in one (SOCKET_TYPES) or one a node package added. */
+  type: string;
   label: string;
   description?: string;
   /** Inputs only: may stay unconnected. */
@@ -85,7 +85,31 @@ export interface CatalogNode {
   output: boolean;
 }
 
+/** What a socket carries, and how the editor draws it. An output connects to inputs of its own type only. */
+export interface CatalogSocketType {
+  type: string;
+  /** CSS colour, "#rrggbb". */
+  color: string;
+  description?: string;
+  /** The node package that added it; absent for the built-in types. */
+  package?: string;
+}
+
+/** A node package found at start (custom nodes): what it added, or why it was left out. */
+export interface CatalogPackage {
+  /** Its package.json name (the folder's name when that cannot be read). */
+  name: string;
+  version?: string;
+  /** The node types it added (none when it failed). */
+  nodes: string[];
+  socketTypes: string[];
+  /** Why the studio started without it; absent when it loaded. */
+  error?: string;
+}
+
 export interface Catalog {
-  socketTypes: { type: SocketType; color: string }[];
+  socketTypes: CatalogSocketType[];
   nodes: CatalogNode[];
+  /** The node packages found at start, loaded or not (absent or empty: none). */
+  packages?: CatalogPackage[];
 }

@@ -20,6 +20,7 @@ import { useStudioEditor } from './hooks/useStudioEditor.ts';
 import { useToasts } from './hooks/useToasts.ts';
 import { useValidation } from './hooks/useValidation.ts';
 import { ModelSuggestions, ProblemsPanel, StatusBar, Toasts } from './panels.tsx';
+import { PackageNotice } from './PackageNotice.tsx';
 import { QueuePanel } from './QueuePanel.tsx';
 import { Toolbar } from './Toolbar.tsx';
 import { ContextMenu } from './ContextMenu.tsx';
@@ -277,6 +278,7 @@ function Studio({ catalog }: { catalog: Catalog }) {
         onDownload={files.downloadGalleryImage}
       />
       <Toasts toasts={toasts} onDismiss={dismiss} />
+      <PackageNotice catalog={catalog} />
     </div>
   );
 }

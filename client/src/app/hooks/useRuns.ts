@@ -64,13 +64,24 @@ export function useRuns({ editor, catalog, notify, validation, currentGraph, doc
     notify('error', `Cannot run yet: ${issues.length} problem${issues.length === 1 ? '' : 's'} to fix (see Problems).`);
   };
 
-  /** Queues the graph (first in line with `front`); a graph the server refuses comes back with its problems. */
+  /** Queues the graph (first in line with `front`); nothing is sent that the server would refuse. */
   const run = useStableCallback(async (opts: { front?: boolean } = {}) => {
     if (!editor) return;
     // The server's answer about this graph replaces any check still pending.
     const token = validation.claim();
     const graph = currentGraph();
-    // The submission validates the graph (and its answer names every problem); the run trusts it.
+    try {
+      const check = await api.validateForRun(graph);
+      if (check.issues.length) {
+        validation.report(token, check.issues);
+        refuse(check.issues);
+        return;
+      }
+    } catch (err) {
+      validation.report(token, undefined);
+      notify('error', `Cannot run: ${(err as Error).message}`);
+      return;
+    }
     try {
       const { job } = await api.submitJob(graph, opts);
       gallery.recordJob(job.id, { graph, graphLabel: docLabel });
