@@ -1,6 +1,7 @@
 /** The node catalog: every node type the server can run. Add a module here to ship a node. */
 import type { AnyNodeDefinition } from './types.ts';
 import { loadModel } from './load-model.ts';
+import { loadLora } from './load-lora.ts';
 import { loadImage } from './load-image.ts';
 import { textPrompt } from './text-prompt.ts';
 import { encodeText } from './encode-text.ts';
@@ -16,6 +17,7 @@ import { metricsNode, metricsTable } from './metrics.ts';
 
 export const nodeDefinitions: AnyNodeDefinition[] = [
   loadModel,
+  loadLora,
   loadImage,
   textPrompt,
   encodeText,
