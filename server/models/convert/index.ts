@@ -6,7 +6,7 @@
  * sibling folder and renamed into place, so the cache never holds half a model; a failed one leaves nothing.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { CACHE_ROOT } from '../../util/project.ts';
@@ -154,6 +154,19 @@ export async function ensureConverted(source: string, options: ConvertOptions = 
   });
   pending.set(dir, job);
   return job;
+}
+
+/** Converts `source` into the folder `out` (which must be absent or empty), outside the cache. */
+export async function convertToFolder(source: string, out: string, options: ConvertOptions = {}): Promise<string> {
+  const dir = path.resolve(out);
+  if (existsSync(dir) && readdirSync(dir).length > 0) throw new ConversionError(`${out} is not empty; choose an empty or new folder`);
+  const ckpt = openCheckpoint(path.resolve(source), options.configDir);
+  try {
+    if (existsSync(dir)) await rm(dir, { recursive: true });
+    return await convertInto(ckpt, dir, options);
+  } finally {
+    ckpt.close();
+  }
 }
 
 async function convertInto(ckpt: Checkpoint, dir: string, options: ConvertOptions): Promise<string> {
