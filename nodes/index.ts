@@ -5,6 +5,7 @@
  */
 import type { AnyNodeDefinition } from './types.ts';
 import { loadModel } from './load-model.ts';
+import { loadLora } from './load-lora.ts';
 import { loadImage } from './load-image.ts';
 import { textPrompt } from './text-prompt.ts';
 import { encodeText } from './encode-text.ts';
@@ -20,6 +21,7 @@ import { metricsNode, metricsTable } from './metrics.ts';
 
 export const nodeDefinitions: AnyNodeDefinition[] = [
   loadModel,
+  loadLora,
   loadImage,
   textPrompt,
   encodeText,

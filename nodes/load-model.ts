@@ -1,8 +1,11 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { defineNode, UserError, type Services } from './types.ts';
-import { resolveModelDir, withShownPath } from './lib/model-roots.ts';
+import { defineNode, UserError, type NodeContext, type Services } from './types.ts';
+import { resolveModelPath, withShownPath } from './lib/model-roots.ts';
 import { DEMO_MODEL, DEMO_NOTE } from '../server/models/model-list.ts';
+import { conversionDtype, openConverted, sourceIdentity } from './lib/converted.ts';
+import { convertedPath, isConverted, needsConversion } from '../server/models/convert/index.ts';
+import type { ModelSource } from './values.ts';
 import { ModelFolderError, fingerprintFolder, checkModelFolder, readModelConfig } from '../server/engine/sd/model-folder.ts';
 import { modelMemoryProfile } from '../server/engine/sd/memory.ts';
 import { DEMO_ACTIVATIONS } from '../server/models/demo/memory.ts';
@@ -13,9 +16,36 @@ import { ensureDemoModel, DEMO_MODEL_VERSION } from '../server/models/demo/index
 
 export { DEMO_MODEL, DEMO_NOTE, listModels, type ModelEntry } from '../server/models/model-list.ts';
 
-/** The demo's folder, or the Load Model path inside the allowed models folders (see lib/model-roots.ts). */
+/** The demo's folder, or the Load Model path inside the allowed models folders (see lib/model-roots.ts): a folder or a checkpoint file. */
 async function modelDir(model: string, services: Services): Promise<string> {
-  return model === DEMO_MODEL ? ensureDemoModel() : resolveModelDir(model, services.modelRoots);
+  return model === DEMO_MODEL ? ensureDemoModel() : resolveModelPath(model, services.modelRoots, { files: true });
+}
+
+interface LoadModelParams {
+  model: string;
+  dtype: 'auto' | 'float32' | 'float16';
+  config: string;
+}
+
+/** The conversion source of a safetensors model (PyTorch folder or single file); null for ONNX folders and the demo. */
+async function conversionSource(found: string, params: LoadModelParams, services: Services): Promise<ModelSource | null> {
+  if (params.model === DEMO_MODEL || !needsConversion(found)) return null;
+  const configDir = params.config ? await resolveModelPath(params.config, services.modelRoots, { files: false, field: 'config' }) : undefined;
+  return { path: found, dtype: conversionDtype(params.dtype, services), ...(configDir ? { configDir } : {}), loras: [] };
+}
+
+/** An ONNX folder's pipeline; errors about its files name it as the user did, never by its absolute path. */
+async function openOnnxFolder(dir: string, shownAs: string, ctx: NodeContext): Promise<{ handle: PipelineHandle; pipe: SdPipeline }> {
+  try {
+    // Layout first: a folder without model_index.json must be reported as "not an SD folder", not "not found".
+    await checkModelFolder(dir);
+    const handle = ctx.services.models.pipelines.handle(dir, ctx.services.executionProvider, await fingerprintFolder(dir), { deviceId: ctx.services.gpu ?? 0 });
+    return { handle, pipe: await handle.acquire() };
+  } catch (err) {
+    const message = withShownPath(err instanceof Error ? err.message : String(err), dir, shownAs);
+    if (err instanceof ModelFolderError || (err as NodeJS.ErrnoException).code === 'ENOENT') throw new UserError(message, 'model');
+    throw new Error(message, { cause: err });
+  }
 }
 
 export const loadModel = defineNode({
@@ -33,21 +63,49 @@ export const loadModel = defineNode({
       .min(1)
       .max(1000)
       .default(DEMO_MODEL)
-      .describe('Model folder in the models folders (<data>/models, the studio\'s models/, or a --models-root), or "demo".')
+      .describe(
+        "Model in the models folders (<data>/models, the studio's models/, or a --models-root): a diffusers ONNX folder, a diffusers PyTorch folder or a " +
+          'single-file .safetensors checkpoint (both converted once, then cached), or "demo".',
+      )
       .meta({ ui: { kind: 'model' } }),
+    dtype: z
+      .enum(['auto', 'float32', 'float16'])
+      .default('auto')
+      .describe('Weights of a converted safetensors model: auto = float16 on CUDA, float32 elsewhere.'),
+    config: z
+      .string()
+      .max(1000)
+      .default('')
+      .describe('A diffusers folder whose configs and tokenizer describe a single-file checkpoint (only for non-standard models).'),
   }),
   async identity(params, services) {
     // A changed model file must invalidate everything downstream; fingerprinting stats is cheap.
     if (params.model === DEMO_MODEL) return `demo-v${DEMO_MODEL_VERSION}`;
     try {
-      return await fingerprintFolder(await modelDir(params.model, services));
+      const found = await modelDir(params.model, services);
+      const source = await conversionSource(found, params, services);
+      if (source) return sourceIdentity(source);
+      return await fingerprintFolder(found);
     } catch {
       return 'unreadable'; // run() reports the problem
     }
   },
   async plan({ params, services }) {
-    const dir = await modelDir(params.model, services);
+    let dir = await modelDir(params.model, services);
     const demo = params.model === DEMO_MODEL;
+    const source = await conversionSource(dir, params, services).catch(() => null);
+    if (source) {
+      // Not converted yet: the estimate comes once it is (the conversion itself runs in run()).
+      const converted = (() => {
+        try {
+          return convertedPath(source.path, { dtype: source.dtype, ...(source.configDir ? { configDir: source.configDir } : {}) });
+        } catch {
+          return null;
+        }
+      })();
+      if (!converted || !isConverted(converted)) return { outputs: { model: {} } };
+      dir = converted;
+    }
     // A folder whose configs cannot be read is reported by run(); SD's downsampling is assumed here.
     const vaeDownsample = await readModelConfig(dir).then(
       (c) => c.vaeDownsample,
@@ -62,22 +120,13 @@ export const loadModel = defineNode({
   },
   async run({ params, ctx }) {
     const dir = await modelDir(params.model, ctx.services);
-    const ep = ctx.services.executionProvider;
     let pipe: SdPipeline;
     let handle: PipelineHandle;
-    try {
-      // Layout first: a folder without model_index.json must be reported as "not an SD folder", not "not found".
-      await checkModelFolder(dir);
-      handle = ctx.services.models.pipelines.handle(dir, ep, await fingerprintFolder(dir), { deviceId: ctx.services.gpu ?? 0 });
-      pipe = await handle.acquire();
-    } catch (err) {
-      // Messages about the folder's files name it as the user did, never by its absolute path.
-      const message = withShownPath(err instanceof Error ? err.message : String(err), dir, params.model);
-      if (err instanceof ModelFolderError || (err as NodeJS.ErrnoException).code === 'ENOENT') throw new UserError(message, 'model');
-      throw new Error(message, { cause: err });
-    }
+    const source = await conversionSource(dir, params, ctx.services);
+    if (source) ({ handle, pipe } = await openConverted(source, params.model, ctx));
+    else ({ handle, pipe } = await openOnnxFolder(dir, params.model, ctx));
     const demo = params.model === DEMO_MODEL;
-    const label = demo ? 'demo' : path.basename(dir);
+    const label = demo ? 'demo' : path.basename(dir).replace(/\.safetensors$/i, '');
     const sessions = Object.values(pipe.info.sessions);
     const hits = sessions.filter((s) => s.cache === 'hit').length;
     const loaded = `sessions created in ${(sessions.reduce((t, s) => t + s.ms, 0) / 1000).toFixed(1)} s${hits ? `, ${hits} of ${sessions.length} optimized graphs from the cache` : ''}`;
@@ -89,7 +138,7 @@ export const loadModel = defineNode({
       `${loaded[0]!.toUpperCase()}${loaded.slice(1)}.`;
     if (demo) ctx.warn(DEMO_NOTE);
     return {
-      outputs: { model: { id: pipe.info.id, label, demo, pipeline: handle } },
+      outputs: { model: { id: pipe.info.id, label, demo, pipeline: handle, ...(source ? { source } : {}) } },
       result: { text: demo ? `${DEMO_NOTE}\n${note}` : note },
     };
   },

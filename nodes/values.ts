@@ -59,6 +59,20 @@ export interface ModelValue {
   label: string;
   demo: boolean;
   pipeline: PipelineHandle;
+  /**
+   * Where a model converted from safetensors came from (absent for ONNX folders and the demo): what Load
+   * LoRA converts again with its LoRA added to `loras`.
+   */
+  source?: ModelSource;
+}
+
+/** A model in a layout the studio converts (diffusers PyTorch folder, single .safetensors file), with its LoRAs. */
+export interface ModelSource {
+  path: string;
+  dtype: 'float32' | 'float16';
+  /** The diffusers config folder of a single-file checkpoint, when one was given. */
+  configDir?: string;
+  loras: { file: string; unet: number; text: number }[];
 }
 
 /** A CLIP model (split ONNX export) for the CLIP metrics; `handle` null when none was set (CLIP metrics left out). */

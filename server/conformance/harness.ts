@@ -6,15 +6,16 @@
  * beside a clip/ split CLIP export; the cases of metrics-cases.ts, tolerances from metrics.json).
  * Every setting is read from the fixture, so other fixtures of the same format pass unchanged.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ClipModel } from '../engine/evaluation-models/clip-model.ts';
 import type { ExecutionProviderRequest } from '../engine/runtime/runtime.ts';
 import { SdPipeline } from '../engine/sd/pipeline.ts';
 import { ensureConverted, needsConversion, type ConvertOptions } from '../models/convert/index.ts';
-import { Fixture, readManifest } from './fixture.ts';
+import { Fixture, readManifest, type Manifest } from './fixture.ts';
 import { isMetricsFixture, METRICS_CASES, MetricsFixture, readMetricsSpec } from './metrics-cases.ts';
-import { SD_CASES, type Case } from './sd-cases.ts';
+import { LORA_CASES, SD_CASES, type Case, type LoraManifest } from './sd-cases.ts';
 
 export { FixtureError } from './fixture.ts';
 
@@ -118,7 +119,41 @@ export async function runConformance(dirIn: string, options: ConformanceOptions 
   } finally {
     await pipe.release();
   }
+  await runLoraCases(dir, manifest, options, log, record);
   return summarize(cases, log, pipe.info.executionProvider, t0);
+}
+
+/**
+ * A fixture with lora/manifest.json and lora_* references: the model converted again with the LoRA merged
+ * at the manifest's strengths, and the LoRA cases run on it.
+ */
+async function runLoraCases(
+  dir: string,
+  manifest: Manifest,
+  options: ConformanceOptions,
+  log: (line: string) => void,
+  record: (c: ConformanceCase) => void,
+): Promise<void> {
+  const loraManifest = path.join(dir, 'lora', 'manifest.json');
+  if (!existsSync(loraManifest) || !readdirSync(path.join(dir, 'reference')).some((f) => f.startsWith('lora_'))) return;
+  let pipe: SdPipeline;
+  try {
+    const m = JSON.parse(await readFile(loraManifest, 'utf8')) as LoraManifest;
+    if (typeof m.file !== 'string' || typeof m.strength !== 'number') throw new Error(`${loraManifest}: "file" and "strength" are required`);
+    const lora = { file: path.resolve(dir, m.file), unet: m.strength_unet ?? m.strength, text: m.strength_text ?? m.strength };
+    log(`LoRA ${m.file} at strength ${lora.unet} (UNet) / ${lora.text} (text encoder)`);
+    const modelDir = await ensureConverted(dir, { ...options.convert, loras: [lora], log: (l) => log(`convert: ${l.trim()}`) });
+    pipe = await SdPipeline.load(modelDir, { executionProvider: options.executionProvider ?? 'auto', session: { deviceId: options.gpu ?? 0 } });
+  } catch (e) {
+    record({ name: 'load_lora', status: 'fail', pass: false, maxErr: NaN, tol: NaN, detail: (e as Error).message });
+    return;
+  }
+  try {
+    const fx = new Fixture(dir, manifest, pipe);
+    for (const row of LORA_CASES) for (const c of await row.cases(fx)) record(await check(c));
+  } finally {
+    await pipe.release();
+  }
 }
 
 /** The cases of one run, each printed as it is recorded. */

@@ -292,3 +292,39 @@ export const SD_CASES: { stage: string; cases: CaseRow }[] = [
     },
   },
 ];
+
+/** The LoRA of a fixture in the PyTorch layout (lora/manifest.json): its file and strengths, never assumed. */
+export interface LoraManifest {
+  file: string;
+  strength: number;
+  strength_unet?: number;
+  strength_text?: number;
+  rank?: number;
+  alpha?: number;
+}
+
+const PROMPT_OF: Record<string, 'uncond' | 'source' | 'style1' | 'style2'> = { uncond: 'uncond', src: 'source', c1: 'style1', c2: 'style2' };
+
+/**
+ * Cases run on the model with the fixture's LoRA merged (`fx.pipe` is that model): lora_text_<prompt>.npy
+ * (last_hidden_state, prompt uncond/src/c1/c2) and lora_unet_out_t<T>.npy (the UNet call of unet_out_t<T>).
+ */
+export const LORA_CASES: { stage: string; cases: CaseRow }[] = [
+  {
+    stage: 'LoRA: text encoder and UNet with the LoRA merged at the manifest strength',
+    cases: (fx) =>
+      fx.list().flatMap((f) => {
+        const text = /^lora_text_(uncond|src|c1|c2)\.npy$/.exec(f);
+        if (text) return [numeric(fx, f.slice(0, -4), () => fx.text(fx.manifest.prompts[PROMPT_OF[text[1]!]!]))];
+        const unet = /^lora_unet_out_t(\d+)\.npy$/.exec(f);
+        if (!unet) return [];
+        return [
+          numeric(fx, f.slice(0, -4), async () => {
+            const [sample, ehs] = await Promise.all([fx.ref('unet_in_sample'), fx.ref('unet_in_ehs')]);
+            const [batch, , h, w] = sample.shape as [number, number, number, number];
+            return fx.pipe.unet(sample.data, batch, h, w, Number(unet[1]), ehs.data);
+          }),
+        ];
+      }),
+  },
+];

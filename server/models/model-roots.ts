@@ -34,16 +34,25 @@ export function refusedModelMessage(model: string): string {
  * taken as they are. Only a folder inside a root is returned.
  */
 export async function resolveModelDir(model: string, roots: readonly string[]): Promise<string> {
+  return resolveModelPath(model, roots, { files: false });
+}
+
+/**
+ * As resolveModelDir, for a folder or (with `files`) a single file such as a `.safetensors` checkpoint or
+ * LoRA; the same one message for every path that is outside the roots or not there.
+ */
+export async function resolveModelPath(model: string, roots: readonly string[], options: { files: boolean; field?: string }): Promise<string> {
   const candidates = path.isAbsolute(model) ? [path.resolve(model)] : [...roots.map((r) => path.resolve(r, model)), path.resolve(PROJECT_ROOT, model)];
   for (const dir of candidates) {
     if (!roots.some((root) => isInside(dir, root))) continue;
     try {
-      if ((await stat(dir)).isDirectory()) return dir;
+      const st = await stat(dir);
+      if (st.isDirectory() || (options.files && st.isFile())) return dir;
     } catch {
       /* not there: try the next */
     }
   }
-  throw new UserError(refusedModelMessage(model), 'model');
+  throw new UserError(refusedModelMessage(model), options.field ?? 'model');
 }
 
 /** How a folder is named to the user: relative to the studio's folder when inside it, else by its root-relative path. */

@@ -6,7 +6,7 @@
  * sibling folder and renamed into place, so the cache never holds half a model; a failed one leaves nothing.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { CACHE_ROOT } from '../../util/project.ts';
@@ -104,26 +104,42 @@ export function conversionKey(files: string[], options: Pick<ConvertOptions, 'dt
 
 const pending = new Map<string, Promise<string>>();
 
+/** Where the conversion of `source` with `options` is (or will be) cached; reads the sources' headers only. */
+export function convertedPath(source: string, options: ConvertOptions = {}): string {
+  const ckpt = openCheckpoint(path.resolve(source), options.configDir);
+  try {
+    return cachePath(ckpt, options);
+  } finally {
+    ckpt.close();
+  }
+}
+
+function cachePath(ckpt: Checkpoint, options: ConvertOptions): string {
+  const root = options.cacheRoot ?? path.join(CACHE_ROOT, 'converted');
+  const name = path
+    .basename(ckpt.label)
+    .replace(/\.safetensors$/i, '')
+    .replace(/[^A-Za-z0-9._-]/g, '_');
+  return path.join(root, `${name}-${conversionKey(ckpt.files, options)}`);
+}
+
+/** Whether `dir` (a convertedPath) holds a finished conversion. */
+export const isConverted = (dir: string): boolean => existsSync(path.join(dir, 'model_index.json'));
+
 /**
  * The converted ONNX folder of `source` (with `loras` merged), converting on first use. Concurrent
  * callers share one conversion; another process racing on the same key loses the rename and uses the winner's.
  */
 export async function ensureConverted(source: string, options: ConvertOptions = {}): Promise<string> {
   const ckpt = openCheckpoint(path.resolve(source), options.configDir);
-  let key: string;
+  let dir: string;
   try {
-    key = conversionKey(ckpt.files, options);
+    dir = cachePath(ckpt, options);
   } catch (e) {
     ckpt.close();
     throw e;
   }
-  const root = options.cacheRoot ?? path.join(CACHE_ROOT, 'converted');
-  const name = path
-    .basename(ckpt.label)
-    .replace(/\.safetensors$/i, '')
-    .replace(/[^A-Za-z0-9._-]/g, '_');
-  const dir = path.join(root, `${name}-${key}`);
-  if (existsSync(path.join(dir, 'model_index.json'))) {
+  if (isConverted(dir)) {
     ckpt.close();
     return dir;
   }
@@ -138,6 +154,19 @@ export async function ensureConverted(source: string, options: ConvertOptions = 
   });
   pending.set(dir, job);
   return job;
+}
+
+/** Converts `source` into the folder `out` (which must be absent or empty), outside the cache. */
+export async function convertToFolder(source: string, out: string, options: ConvertOptions = {}): Promise<string> {
+  const dir = path.resolve(out);
+  if (existsSync(dir) && readdirSync(dir).length > 0) throw new ConversionError(`${out} is not empty; choose an empty or new folder`);
+  const ckpt = openCheckpoint(path.resolve(source), options.configDir);
+  try {
+    if (existsSync(dir)) await rm(dir, { recursive: true });
+    return await convertInto(ckpt, dir, options);
+  } finally {
+    ckpt.close();
+  }
 }
 
 async function convertInto(ckpt: Checkpoint, dir: string, options: ConvertOptions): Promise<string> {

@@ -1,0 +1,67 @@
+/**
+ * Models that Load Model and Load LoRA convert from safetensors (server/models/convert/): the converted
+ * folder of a ModelSource, converted on first use with progress on the node, and opened as a pipeline
+ * like any ONNX folder. Messages about the files name them as the user did, never by absolute path.
+ */
+import path from 'node:path';
+import { fingerprintFolder } from '../../server/engine/sd/model-folder.ts';
+import type { SdPipeline } from '../../server/engine/sd/pipeline.ts';
+import type { PipelineHandle } from '../../server/engine/sd/pipelines.ts';
+import { convertedPath, ensureConverted, type ConvertOptions } from '../../server/models/convert/index.ts';
+import { UserError, type NodeContext, type Services } from '../types.ts';
+import type { ModelSource } from '../values.ts';
+import { withShownPath } from './model-roots.ts';
+
+/** The output dtype of a conversion: float16 where the provider is CUDA (half the memory, the speed of tensor cores), else float32. */
+export function conversionDtype(requested: 'auto' | 'float32' | 'float16', services: Pick<Services, 'executionProvider'>): 'float32' | 'float16' {
+  if (requested !== 'auto') return requested;
+  return services.executionProvider === 'cuda' ? 'float16' : 'float32';
+}
+
+const options = (source: ModelSource): ConvertOptions => ({
+  dtype: source.dtype,
+  loras: source.loras,
+  ...(source.configDir ? { configDir: source.configDir } : {}),
+});
+
+/** Runs `work`, turning its errors into UserErrors that name the source as the user wrote it. */
+async function shown<T>(source: ModelSource, shownAs: string, field: string, work: () => Promise<T> | T): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    let message = err instanceof Error ? err.message : String(err);
+    message = withShownPath(message, source.path, shownAs);
+    for (const l of source.loras) message = withShownPath(message, l.file, path.basename(l.file));
+    if (err instanceof UserError) throw new UserError(message, err.field ?? field);
+    throw new Error(message, { cause: err });
+  }
+}
+
+/** The cache key of a source (content of its files, dtype, LoRAs and strengths): what Load Model's identity reports. */
+export function sourceIdentity(source: ModelSource): string {
+  return `converted:${path.basename(convertedPath(source.path, options(source)))}`;
+}
+
+/** The converted folder of `source`, converting it now if needed (progress in permille on the node). */
+export async function convertedDir(source: ModelSource, shownAs: string, ctx: Pick<NodeContext, 'progress' | 'log'>, field = 'model'): Promise<string> {
+  return shown(source, shownAs, field, () =>
+    ensureConverted(source.path, {
+      ...options(source),
+      log: (line) => ctx.log.info(line.trim()),
+      progress: (fraction) => ctx.progress(Math.max(1, Math.round(fraction * 1000)), 1000),
+    }),
+  );
+}
+
+/** Converts (if needed) and opens the pipeline of `source`. */
+export async function openConverted(
+  source: ModelSource,
+  shownAs: string,
+  ctx: Pick<NodeContext, 'progress' | 'log' | 'services'>,
+  field = 'model',
+): Promise<{ dir: string; handle: PipelineHandle; pipe: SdPipeline }> {
+  const dir = await convertedDir(source, shownAs, ctx, field);
+  const handle = ctx.services.models.pipelines.handle(dir, ctx.services.executionProvider, await fingerprintFolder(dir), { deviceId: ctx.services.gpu ?? 0 });
+  const pipe = await handle.acquire();
+  return { dir, handle, pipe };
+}
