@@ -391,3 +391,23 @@ function write(name: string, title: string, description: string, nodes: N[], edg
     edges,
   );
 }
+{
+  const { nodes, edges } = common();
+  // The inversion records where the UNet attends to each word of the source prompt ("a photo of a house").
+  const invert = nodes.find((n) => n.id === 'invert')!;
+  invert.params = { ...invert.params, attentionMaps: true };
+  styles(nodes, edges, 3);
+  mask(nodes, edges, 5, { shape: 'words', words: 'house', sharpness: 20, fill: 2, feather: 0.03 });
+  edges.push(e('invert', 'inversion', 'mask', 'inversion'));
+  epsSampler(nodes, edges, 3);
+  decodeSave(nodes, edges, 'eps_merge', 'eps', 4, 3, 'words-mask', 'Words mask');
+  write(
+    'words-mask',
+    "Words mask: the house in Van Gogh's style, the rest in Minecraft",
+    "The mask comes from the picture's own words: the inversion records where the UNet attends to each word of the source prompt " +
+      '("a photo of a house"), and the Mask node (shape "words") gives "house" to style 1 and the rest of the picture to style 2, ' +
+      'w_house = σ(κ·(2·s − 1)) with s the normalised attention to "house". Paint on the mask to correct it.',
+    nodes,
+    edges,
+  );
+}
