@@ -107,7 +107,10 @@ export const maskNode = defineNode({
     strokes: StrokesSchema.default([])
       .describe('Painted: the strokes, painted on the node (brush and eraser, one colour per style).')
       // The editor paints them on the node's picture, with the brushes of `styles` and the look of `fill` and `feather`.
-      .meta({ ui: { kind: 'painting', when: { shape: ['painted', 'words'] }, styles: 'styles', fill: 'fill', feather: 'feather' } }),
+      // Over a words mask the painter paints over the derived regions (the node's second picture), not over the fill.
+      .meta({
+        ui: { kind: 'painting', when: { shape: ['painted', 'words'] }, styles: 'styles', fill: 'fill', feather: 'feather', over: { shape: ['words'] } },
+      }),
   }),
   check(params) {
     const problems: { field: string; message: string }[] = [];
@@ -143,7 +146,7 @@ export const maskNode = defineNode({
         'inversion',
       );
     }
-    const mask = makeMask({
+    const options = {
       styles: params.styles,
       shape: params.shape,
       direction: params.direction,
@@ -153,13 +156,16 @@ export const maskNode = defineNode({
       image: inputs.image,
       painting: { strokes: params.strokes, fill: params.fill, feather: params.feather },
       ...(params.shape === 'words' && attention ? { words: { attention, groups: parseWordGroups(params.words, params.styles) } } : {}),
-    });
+    };
+    const mask = makeMask(options);
     const size = previewSize(inputs.picture);
     const under = inputs.picture ? await resizeImage(inputs.picture, size.width, size.height) : undefined;
     const preview = regionPreview(mask, size, under);
     const thumbnail = await ctx.saveResult('mask', await encodePng(preview), size);
-    // The picture alone, at the preview's size: what the editor's painter paints over.
-    const picture = under ? [await ctx.saveResult('mask-picture', await encodePng(under), size)] : [];
+    // What the editor's painter paints over, at the preview's size: the picture alone; for a words mask, the
+    // regions the words make before any stroke (the painter then draws the strokes alone, without a fill).
+    const base = params.shape === 'words' ? regionPreview(makeMask({ ...options, painting: { ...options.painting, strokes: [] } }), size, under) : under;
+    const picture = base ? [await ctx.saveResult('mask-picture', await encodePng(base), size)] : [];
     // The size the mask is drawn at: the picture's (the preview is only its shape).
     const text = inputs.picture ? `${inputs.picture.width}×${inputs.picture.height}` : undefined;
     return { outputs: { mask }, result: { images: [thumbnail, ...picture], ...(text ? { text } : {}) } };
