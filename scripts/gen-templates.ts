@@ -101,7 +101,7 @@ function evaluation(nodes: N[], edges: E[], methods: [label: string, from: strin
   nodes.push({ id: 'clip', type: 'LoadClip', title: 'Load CLIP (set a folder for CLIP scores)', params: { clip: '' }, position: at(col, 0) });
   methods.forEach(([label, from, output], i) => {
     const id = `metrics_${label}`;
-    // Two styles: the seed's table (halves vs styles). More: each style's region too, from the mask.
+    // Two styles: the seed's table (halves vs styles); any number: each style's region too, from the mask.
     nodes.push({
       id,
       type: 'Metrics',
@@ -111,7 +111,8 @@ function evaluation(nodes: N[], edges: E[], methods: [label: string, from: strin
     });
     edges.push(e(from, output, id, 'image'), e('image', 'image', id, 'original'), e('clip', 'clip', id, 'clip'), e('source', 'text', id, 'source'));
     for (let k = 1; k <= n; k++) edges.push(e(`style${k}`, 'text', id, `style${k}`));
-    if (n > 2) edges.push(e('mask', 'mask', id, 'mask'));
+    // The mask: each style's region scored against its style and the others (bleed), and the seam TV along the borders.
+    edges.push(e('mask', 'mask', id, 'mask'));
     edges.push(e(id, 'metrics', 'metrics_table', `metrics${i + 1}`));
   });
   nodes.push({ id: 'metrics_table', type: 'MetricsTable', position: at(col + 1, 1) });
