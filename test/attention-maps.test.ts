@@ -170,6 +170,125 @@ describe('attention-maps graph', () => {
     }
   });
 
+  it('fused cross-attention: K/V packed as [B, L, heads, 2, d] gives the same maps as K and V apart, the packed bias is added, by hand', async () => {
+    const [S, L, D, heads, d] = [6, 77, 8, 2, 4];
+    const C = heads * d;
+    const FLOAT = onnx.TensorProto.DataType.FLOAT;
+    const Wq = seededValues(D * C, 21).map((v) => v * 0.4);
+    const Wk = seededValues(D * C, 22).map((v) => v * 0.4);
+    const Wv = seededValues(D * C, 23).map((v) => v * 0.4);
+    // Packed per head: [D, heads, 2, d], as onnxruntime's optimizer packs them.
+    const Wkv = new Float32Array(D * heads * 2 * d);
+    for (let i = 0; i < D; i++)
+      for (let h = 0; h < heads; h++)
+        for (let p = 0; p < 2; p++)
+          for (let j = 0; j < d; j++) {
+            Wkv[((i * heads + h) * 2 + p) * d + j] = (p === 0 ? Wk : Wv)[i * C + h * d + j]!;
+          }
+    // The packed Q/K/V bias of the unpacked variant with a bias: added to Q and K (and V) before the attention.
+    const bias = seededValues(3 * C, 27);
+    const graph = (packed: boolean, withBias = false) => {
+      const init = (name: string, dims: number[], data: Float32Array) => ({ name, dims, dataType: FLOAT, floatData: [...data] });
+      const nodes: onnxProto.onnx.INodeProto[] = [
+        { opType: 'MatMul', input: ['hidden', 'Wq'], output: ['q'], name: 'to_q' },
+        ...(packed
+          ? [
+              { opType: 'MatMul', input: ['encoder_hidden_states', 'Wkv'], output: ['kv_flat'], name: 'to_kv' },
+              { opType: 'Reshape', input: ['kv_flat', 'kv_shape'], output: ['kv'], name: 'kv_reshape' },
+            ]
+          : [
+              { opType: 'MatMul', input: ['encoder_hidden_states', 'Wk'], output: ['k'], name: 'to_k' },
+              { opType: 'MatMul', input: ['encoder_hidden_states', 'Wv'], output: ['v'], name: 'to_v' },
+            ]),
+        {
+          opType: 'MultiHeadAttention',
+          domain: 'com.microsoft',
+          input: packed ? ['q', 'kv'] : withBias ? ['q', 'k', 'v', 'bias'] : ['q', 'k', 'v'],
+          output: ['attention'],
+          name: 'mha',
+          attribute: [{ name: 'num_heads', type: onnx.AttributeProto.AttributeType.INT, i: heads }],
+        },
+        { opType: 'MatMul', input: ['attention', 'Wo'], output: ['out'], name: 'to_out' },
+      ];
+      const info = (name: string, dims: (number | string)[]) => ({
+        name,
+        type: { tensorType: { elemType: FLOAT, shape: { dim: dims.map((x) => (typeof x === 'number' ? { dimValue: x } : { dimParam: x })) } } },
+      });
+      return onnx.ModelProto.encode({
+        irVersion: 8,
+        opsetImport: [{ version: 17 }, { domain: 'com.microsoft', version: 1 }],
+        graph: {
+          name: 'fused',
+          input: [info('hidden', ['b', S, D]), info('timestep', ['b']), info('encoder_hidden_states', ['b', L, D])],
+          output: [info('out', ['b', S, C])],
+          initializer: [
+            init('Wq', [D, C], Wq),
+            init('Wk', [D, C], Wk),
+            init('Wv', [D, C], Wv),
+            init('Wkv', [D, 2 * C], Wkv),
+            init('Wo', [C, C], seededValues(C * C, 24)),
+            init('bias', [3 * C], bias),
+            { name: 'kv_shape', dims: [5], dataType: onnx.TensorProto.DataType.INT64, int64Data: [0, 0, heads, 2, d] },
+          ],
+          node: nodes,
+        },
+      }).finish();
+    };
+    const feeds = {
+      hidden: new ort.Tensor('float32', seededValues(2 * S * D, 25), [2, S, D]),
+      timestep: new ort.Tensor('float32', new Float32Array([1, 1]), [2]),
+      encoder_hidden_states: new ort.Tensor('float32', seededValues(2 * L * D, 26), [2, L, D]),
+    };
+    const maps: Float32Array[] = [];
+    for (const [packed, withBias] of [
+      [false, false],
+      [true, false],
+      [false, true],
+    ] as const) {
+      const derived = attentionMapsOnnxBytes(graph(packed, withBias));
+      expect(derived.fused).toBe(1);
+      // onnxruntime's CPU kernel refuses packed K/V: the attention itself (and what follows it) is left out of
+      // the graph that runs, which the map does not need (it is computed from Q and K).
+      const model = onnx.ModelProto.decode(derived.bytes);
+      model.graph!.node = model.graph!.node!.filter((n) => n.name !== 'mha' && n.name !== 'to_out');
+      model.graph!.output = model.graph!.output!.filter((o) => o.name === 'attention_map_0');
+      const file = path.join(tmp, `fused-${packed}-${withBias}.onnx`);
+      await writeFile(file, onnx.ModelProto.encode(model).finish());
+      const res = await run(file, feeds);
+      expect(res.attention_map_0!.dims).toEqual([2, S, L]);
+      expect(rowSumsError(res.attention_map_0!)).toBeLessThan(1e-5);
+      maps.push(res.attention_map_0!.data as Float32Array);
+    }
+    expect(maxAbsDiff(maps[1]!, maps[0]!)).toBeLessThan(1e-5);
+    // And each is the mean over the heads of softmax((q + b_q)·(k + b_k)ᵀ/√d), by hand, for one token of row 1.
+    const [b, s] = [1, 4];
+    const x = feeds.hidden.data as Float32Array;
+    const e = feeds.encoder_hidden_states.data as Float32Array;
+    const proj = (W: Float32Array, row: Float32Array, o: number) => row.reduce((acc, v, i) => acc + v * W[i * C + o]!, 0);
+    const expectedMap = (withBias: boolean) => {
+      const [bq, bk] = [(o: number) => (withBias ? bias[o]! : 0), (o: number) => (withBias ? bias[C + o]! : 0)];
+      const q = Array.from({ length: C }, (_, o) => proj(Wq, x.subarray((b * S + s) * D, (b * S + s + 1) * D), o) + bq(o));
+      const expected = new Float64Array(L);
+      for (let h = 0; h < heads; h++) {
+        const scores = Array.from({ length: L }, (_, j) => {
+          const kj = e.subarray((b * L + j) * D, (b * L + j + 1) * D);
+          let acc = 0;
+          for (let t = 0; t < d; t++) acc += q[h * d + t]! * (proj(Wk, kj, h * d + t) + bk(h * d + t));
+          return acc / Math.sqrt(d);
+        });
+        const top = Math.max(...scores);
+        const ex = scores.map((v) => Math.exp(v - top));
+        const sum = ex.reduce((p, v) => p + v);
+        ex.forEach((v, j) => (expected[j]! += v / sum / heads));
+      }
+      return expected;
+    };
+    const token = (m: Float32Array) => m.subarray((b * S + s) * L, (b * S + s + 1) * L);
+    expect(maxAbsDiff(token(maps[1]!), expectedMap(false))).toBeLessThan(1e-5);
+    expect(maxAbsDiff(token(maps[2]!), expectedMap(true))).toBeLessThan(1e-5);
+    expect(maxAbsDiff(maps[2]!, maps[0]!)).toBeGreaterThan(1e-3);
+  });
+
   it('refuses a graph without cross-attention, and one rewritten already', () => {
     const plain = onnx.ModelProto.encode({
       irVersion: 7,
