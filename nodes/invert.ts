@@ -3,6 +3,7 @@ import { defineNode } from './types.ts';
 import { invert } from '../server/engine/diffusion/cycle.ts';
 import { seededNoise } from '../server/engine/diffusion/noise.ts';
 import { stepsProblem } from '../server/engine/diffusion/schedule.ts';
+import { recordAttentionMaps } from '../server/engine/sd/attention-maps-recorder.ts';
 import { pipelineOf, requireSameModel } from './lib/model.ts';
 import { stepReporter } from './lib/sampling.ts';
 
@@ -31,6 +32,14 @@ export const invertNode = defineNode({
       .max(2 ** 32 - 1)
       .default(0)
       .describe('Seed of the encoder noise; the same seed gives the same code.'),
+    attentionMaps: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Record where the UNet attends to each word of the source prompt during the inversion (a Mask of shape "words" needs them). ' +
+          'Runs the same UNet calls on a derived graph with the maps as extra outputs.',
+      )
+      .meta({ label: 'Attention maps' }),
   }),
   check(p) {
     const problem = stepsProblem(p.steps, p.skip);
@@ -48,7 +57,8 @@ export const invertNode = defineNode({
     requireSameModel(inputs.model, inputs.source, 'source');
     const pipe = await pipelineOf(inputs.model);
     const { width, height } = inputs.latent;
-    const code = await invert(pipe, inputs.latent.data, width, height, {
+    const recording = params.attentionMaps ? await recordAttentionMaps(pipe, width, height) : undefined;
+    const code = await invert(recording?.denoiser ?? pipe, inputs.latent.data, width, height, {
       source: inputs.source.embedding,
       guidance: params.guidance,
       steps: params.steps,
@@ -58,9 +68,10 @@ export const invertNode = defineNode({
       onStep: stepReporter(ctx, width, height),
       signal: ctx.signal,
     });
+    const attention = recording && { width, height, ...recording.average.result(), words: pipe.tokenizer.words(inputs.source.prompt) };
     return {
-      outputs: { inversion: { ...code, sourcePrompt: inputs.source.prompt, modelId: inputs.model.id } },
-      result: { text: `${params.steps - params.skip} refinement steps` },
+      outputs: { inversion: { ...code, sourcePrompt: inputs.source.prompt, modelId: inputs.model.id, ...(attention ? { attention } : {}) } },
+      result: { text: `${params.steps - params.skip} refinement steps${attention ? `, attention maps of ${attention.words.length} words` : ''}` },
     };
   },
 });

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { defineNode, UserError } from './types.ts';
 import { makeMask } from '../server/engine/diffusion/mask.ts';
+import { parseWordGroups } from '../server/engine/diffusion/words-mask.ts';
 import { MAX_STYLES, STYLE_COLORS, StrokesSchema } from '../server/protocol/painting.ts';
 import { encodePng, resizeImage } from './lib/image.ts';
 import { stylesParam } from './lib/styles.ts';
@@ -18,10 +19,17 @@ export const maskNode = defineNode({
   description:
     'Where each style goes: a weight per style at every point, summing to 1 (two styles: M and 1 − M). A linear or logistic ' +
     'gradient through the styles in order (across the picture in a direction or at any angle, or out from a centre), ' +
-    'regions painted by hand (brush, eraser, feather), or a grayscale image (white = style 1). The preview shows each ' +
-    "region in its style's colour, over the picture when one is connected.",
+    'regions painted by hand (brush, eraser, feather), a grayscale image (white = style 1), or the words of the source prompt ' +
+    '("cat" → style 1, the rest → style 2) placed where the UNet attended to them during an inversion (paint over them to correct). ' +
+    "The preview shows each region in its style's colour, over the picture when one is connected.",
   inputs: {
     image: { type: 'Image', label: 'image', optional: true, description: 'only for shape "image": its brightness places the styles' },
+    inversion: {
+      type: 'Inversion',
+      label: 'inversion',
+      optional: true,
+      description: 'only for shape "words": an inversion with attention maps recorded, whose source prompt has the words',
+    },
     picture: {
       type: 'Image',
       label: 'picture',
@@ -33,11 +41,12 @@ export const maskNode = defineNode({
   params: z.object({
     styles: stylesParam('How many styles (regions) the mask has; the sampler it drives must merge as many.'),
     shape: z
-      .enum(['linear', 'logistic', 'image', 'painted'])
+      .enum(['linear', 'logistic', 'image', 'painted', 'words'])
       .default('logistic')
       .describe(
         'linear: a gradient through the styles (two styles: M = 1 − u); logistic: regions of equal width with soft borders of sharpness k ' +
-          '(two styles: M = 1/(1 + exp(k(u − 0.5)))); image: from the connected image; painted: the strokes painted on this node.',
+          '(two styles: M = 1/(1 + exp(k(u − 0.5)))); image: from the connected image; painted: the strokes painted on this node; ' +
+          "words: where the inversion's UNet attended to the words of each style (strokes paint over it).",
       ),
     direction: z
       .enum(['left-right', 'right-left', 'top-bottom', 'bottom-top', 'angle', 'radial'])
@@ -72,31 +81,47 @@ export const maskNode = defineNode({
       .min(0.1)
       .max(200)
       .default(20)
-      .describe('k of the logistic transition (the paper uses 20; 70 is sharper).')
-      .meta({ ui: { slider: true, when: { shape: ['logistic'] } }, step: 1 }),
+      .describe('k of the logistic transition (the paper uses 20; 70 is sharper); words: κ of the soft argmax of the normalised attention.')
+      .meta({ ui: { slider: true, when: { shape: ['logistic', 'words'] } }, step: 1 }),
+    words: z
+      .string()
+      .max(500)
+      .default('')
+      .describe('Words: the source prompt\'s words of each style, styles separated by "|" ("cat" → style 1, the rest → style 2; "cat | sofa" with 3 styles).')
+      .meta({ ui: { when: { shape: ['words'] } } }),
     fill: z
       .number()
       .int()
       .min(1)
       .max(MAX_STYLES)
       .default(1)
-      .describe('Painted: the style of everything no stroke covers (the eraser paints it back).')
-      .meta({ ui: { when: { shape: ['painted'] } } }),
+      .describe('Painted: the style of everything no stroke covers (the eraser paints it back; over words, the eraser paints this style).')
+      .meta({ ui: { when: { shape: ['painted', 'words'] } } }),
     feather: z
       .number()
       .min(0)
       .max(0.25)
       .default(0.03)
       .describe("Painted: softness of the borders between painted regions (a Gaussian of this width, as a fraction of the picture's shorter side; 0 = crisp).")
-      .meta({ step: 0.005, ui: { slider: true, when: { shape: ['painted'] } } }),
+      .meta({ step: 0.005, ui: { slider: true, when: { shape: ['painted', 'words'] } } }),
     strokes: StrokesSchema.default([])
       .describe('Painted: the strokes, painted on the node (brush and eraser, one colour per style).')
       // The editor paints them on the node's picture, with the brushes of `styles` and the look of `fill` and `feather`.
-      .meta({ ui: { kind: 'painting', when: { shape: ['painted'] }, styles: 'styles', fill: 'fill', feather: 'feather' } }),
+      // Over a words mask the painter paints over the derived regions (the node's second picture), not over the fill.
+      .meta({
+        ui: { kind: 'painting', when: { shape: ['painted', 'words'] }, styles: 'styles', fill: 'fill', feather: 'feather', over: { shape: ['words'] } },
+      }),
   }),
   check(params) {
     const problems: { field: string; message: string }[] = [];
-    if (params.shape !== 'painted') return problems;
+    if (params.shape === 'words') {
+      try {
+        parseWordGroups(params.words, params.styles);
+      } catch (e) {
+        problems.push({ field: 'words', message: (e as Error).message });
+      }
+    }
+    if (params.shape !== 'painted' && params.shape !== 'words') return problems;
     if (params.fill > params.styles) problems.push({ field: 'fill', message: `must be a style of the mask (1..${params.styles}), got ${params.fill}` });
     const beyond = params.strokes.findIndex((s) => s.style > params.styles);
     if (beyond >= 0) {
@@ -111,7 +136,17 @@ export const maskNode = defineNode({
     if (params.shape === 'image' && !inputs.image) throw new UserError('shape "image" needs an image connected to the mask', 'image');
     if (params.shape !== 'image' && inputs.image) ctx.warn(`the connected image is ignored for shape "${params.shape}"`);
     if (params.shape === 'painted' && params.strokes.length === 0) ctx.warn(`nothing is painted yet: the whole picture is style ${params.fill}`);
-    const mask = makeMask({
+    if (params.shape !== 'words' && inputs.inversion) ctx.warn(`the connected inversion is ignored for shape "${params.shape}"`);
+    const attention = inputs.inversion?.attention;
+    if (params.shape === 'words' && !attention) {
+      throw new UserError(
+        inputs.inversion
+          ? 'shape "words" needs the attention maps of the inversion: turn on "Attention maps" on the Invert node'
+          : 'shape "words" needs an inversion connected to the mask (an Invert node with "Attention maps" on)',
+        'inversion',
+      );
+    }
+    const options = {
       styles: params.styles,
       shape: params.shape,
       direction: params.direction,
@@ -120,13 +155,17 @@ export const maskNode = defineNode({
       center: { x: params.centerX, y: params.centerY },
       image: inputs.image,
       painting: { strokes: params.strokes, fill: params.fill, feather: params.feather },
-    });
+      ...(params.shape === 'words' && attention ? { words: { attention, groups: parseWordGroups(params.words, params.styles) } } : {}),
+    };
+    const mask = makeMask(options);
     const size = previewSize(inputs.picture);
     const under = inputs.picture ? await resizeImage(inputs.picture, size.width, size.height) : undefined;
     const preview = regionPreview(mask, size, under);
     const thumbnail = await ctx.saveResult('mask', await encodePng(preview), size);
-    // The picture alone, at the preview's size: what the editor's painter paints over.
-    const picture = under ? [await ctx.saveResult('mask-picture', await encodePng(under), size)] : [];
+    // What the editor's painter paints over, at the preview's size: the picture alone; for a words mask, the
+    // regions the words make before any stroke (the painter then draws the strokes alone, without a fill).
+    const base = params.shape === 'words' ? regionPreview(makeMask({ ...options, painting: { ...options.painting, strokes: [] } }), size, under) : under;
+    const picture = base ? [await ctx.saveResult('mask-picture', await encodePng(base), size)] : [];
     // The size the mask is drawn at: the picture's (the preview is only its shape).
     const text = inputs.picture ? `${inputs.picture.width}×${inputs.picture.height}` : undefined;
     return { outputs: { mask }, result: { images: [thumbnail, ...picture], ...(text ? { text } : {}) } };

@@ -18,7 +18,8 @@ export const metricsNode = defineNode({
   description:
     "The seed paper's metrics of a generated image against the original: L2, PSNR, SSIM, smoothness (TV) and the seam TV of the central 20%; " +
     'with a CLIP model and the prompts, CLIP (whole picture, mean over the styles; with two styles also left half vs style 1 and right half ' +
-    "vs style 2) and directional CLIP; with the mask too, CLIP of each style's own region (where the mask weighs it most) against that style; " +
+    "vs style 2) and directional CLIP; with the mask too, CLIP of each style's own region (where the mask weighs it most) against that style " +
+    'and against the other styles (bleed, lower is better), and the seam TV along the borders of every region (not only the centre band); ' +
     "with an LPIPS folder, LPIPS. Metrics are cheap next to sampling; the original's CLIP embeddings are computed once.",
   inputs: {
     image: { type: 'Image', label: 'generated' },
@@ -26,7 +27,7 @@ export const metricsNode = defineNode({
     clip: { type: 'Clip', label: 'clip', optional: true },
     source: { type: 'Text', label: 'source prompt', optional: true },
     style: { type: 'Text', label: 'style', optional: true, description: "one prompt per style, in the mask's order", variadic: PER_STYLE },
-    mask: { type: 'Mask', label: 'mask', optional: true, description: 'for CLIP per region', countParam: 'styles' },
+    mask: { type: 'Mask', label: 'mask', optional: true, description: 'for the metrics per region: CLIP, bleed, border TV', countParam: 'styles' },
   },
   outputs: { metrics: { type: 'Metrics', label: 'metrics' } },
   params: z.object({

@@ -7,9 +7,9 @@ import type { CycleCode } from '../server/engine/diffusion/cycle.ts';
 import type { PipelineHandle } from '../server/engine/sd/pipelines.ts';
 import type { ClipHandle } from '../server/engine/evaluation-models/clip-model.ts';
 import type { MetricValues } from '../server/engine/metrics/names.ts';
-import type { ImageValue, MaskValue } from '../server/engine/values.ts';
+import type { AttentionMapsValue, ImageValue, MaskValue } from '../server/engine/values.ts';
 
-export type { ImageValue, MaskDirection, MaskShape, MaskValue, Schedule } from '../server/engine/values.ts';
+export type { AttentionMapsValue, ImageValue, MaskDirection, MaskShape, MaskValue, Schedule } from '../server/engine/values.ts';
 
 /** SD latent [1,4,h,w], already multiplied by the VAE scaling factor. */
 export interface LatentValue {
@@ -48,6 +48,8 @@ export interface RegionSettings {
 export interface InversionValue extends CycleCode {
   sourcePrompt: string;
   modelId: string;
+  /** The source prompt's cross-attention maps, recorded during the inversion when asked (a words mask's source). */
+  attention?: AttentionMapsValue;
 }
 
 /**

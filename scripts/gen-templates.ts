@@ -101,7 +101,7 @@ function evaluation(nodes: N[], edges: E[], methods: [label: string, from: strin
   nodes.push({ id: 'clip', type: 'LoadClip', title: 'Load CLIP (set a folder for CLIP scores)', params: { clip: '' }, position: at(col, 0) });
   methods.forEach(([label, from, output], i) => {
     const id = `metrics_${label}`;
-    // Two styles: the seed's table (halves vs styles). More: each style's region too, from the mask.
+    // Two styles: the seed's table (halves vs styles); any number: each style's region too, from the mask.
     nodes.push({
       id,
       type: 'Metrics',
@@ -111,7 +111,8 @@ function evaluation(nodes: N[], edges: E[], methods: [label: string, from: strin
     });
     edges.push(e(from, output, id, 'image'), e('image', 'image', id, 'original'), e('clip', 'clip', id, 'clip'), e('source', 'text', id, 'source'));
     for (let k = 1; k <= n; k++) edges.push(e(`style${k}`, 'text', id, `style${k}`));
-    if (n > 2) edges.push(e('mask', 'mask', id, 'mask'));
+    // The mask: each style's region scored against its style and the others (bleed), and the seam TV along the borders.
+    edges.push(e('mask', 'mask', id, 'mask'));
     edges.push(e(id, 'metrics', 'metrics_table', `metrics${i + 1}`));
   });
   nodes.push({ id: 'metrics_table', type: 'MetricsTable', position: at(col + 1, 1) });
@@ -387,6 +388,26 @@ function write(name: string, title: string, description: string, nodes: N[], edg
       'ê = 0.2·ê(base) + 0.8·Σ M_k·ê_k), region 1 (Van Gogh) with its own negative prompt that starts its style at 30% of the decode (it follows ' +
       "the source prompt before, keeping the picture's structure), region 2 (Minecraft) with stronger guidance. Every prompt goes through the UNet " +
       'in the one call of each step.',
+    nodes,
+    edges,
+  );
+}
+{
+  const { nodes, edges } = common();
+  // The inversion records where the UNet attends to each word of the source prompt ("a photo of a house").
+  const invert = nodes.find((n) => n.id === 'invert')!;
+  invert.params = { ...invert.params, attentionMaps: true };
+  styles(nodes, edges, 3);
+  mask(nodes, edges, 5, { shape: 'words', words: 'house', sharpness: 20, fill: 2, feather: 0.03 });
+  edges.push(e('invert', 'inversion', 'mask', 'inversion'));
+  epsSampler(nodes, edges, 3);
+  decodeSave(nodes, edges, 'eps_merge', 'eps', 4, 3, 'words-mask', 'Words mask');
+  write(
+    'words-mask',
+    "Words mask: the house in Van Gogh's style, the rest in Minecraft",
+    "The mask comes from the picture's own words: the inversion records where the UNet attends to each word of the source prompt " +
+      '("a photo of a house"), and the Mask node (shape "words") gives "house" to style 1 and the rest of the picture to style 2, ' +
+      'w_house = σ(κ·(2·s − 1)) with s the normalised attention to "house". Paint on the mask to correct it.',
     nodes,
     edges,
   );

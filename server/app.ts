@@ -28,11 +28,13 @@ import { apiNotFound, errorHandler, notFound } from './http/errors.ts';
 import { GuessLimiter, type GuessLimitOptions } from './http/guesses.ts';
 import { HostAllowList, hostAndOriginGuard, refuseSimpleRequests } from './http/guard.ts';
 import { graphRoutes } from './http/graphs.ts';
+import { maskPresetRoutes } from './http/mask-presets.ts';
 import { jobRoutes } from './http/jobs.ts';
 import { broadcaster, createRealtime, type StudioSocketServer } from './http/realtime.ts';
 import { systemRoutes } from './http/system.ts';
 import { uploadRoutes } from './http/uploads.ts';
 import { DEFAULT_GRAPH_QUOTA, GraphStore } from './store/graphs.ts';
+import { maskPresetsDir, MaskPresetStore } from './store/mask-presets.ts';
 import { graphsIndexFile, resultsDir, uploadsDir, userGraphsDir } from './store/paths.ts';
 
 export interface StudioOptions {
@@ -266,6 +268,7 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
     }),
   );
   app.use('/api', graphRoutes(graphs, catalog));
+  app.use('/api', maskPresetRoutes(new MaskPresetStore(maskPresetsDir(dataDir)), catalog));
   app.use('/api', uploadRoutes(dataDir, limits));
   app.use('/api', apiNotFound);
   app.use(clientRoutes(opts.clientDir ?? path.join(PROJECT_ROOT, 'dist', 'client')));

@@ -141,7 +141,9 @@ describe.skipIf(!hasClip)('npm run eval', () => {
     expect(single('linear').metrics).toEqual(single('logistic').metrics);
     const csv = (await readFile(path.join(out, 'results.csv'), 'utf8')).trim().split('\n');
     expect(csv).toHaveLength(49);
-    expect(csv[0]).toMatch(/^image,style_pair,mask,method,width,height,l2,lpips,psnr,ssim,tv,tv_seam,clip,/);
+    expect(csv[0]).toMatch(/^image,style_pair,mask,method,width,height,l2,lpips,psnr,ssim,tv,tv_seam,tv_border,tv_border1,tv_border2,clip,/);
+    // Per region, per method: CLIP against its own style, bleed against the other, seam TV along its borders.
+    expect(csv[0]).toMatch(/,clip_region1,clip_region2,clip_bleed,clip_bleed1,clip_bleed2,/);
     expect(second.stdout).toMatch(/Mask linear \(mean ± std over 6 image × style pairs\)/);
     expect(second.stdout).toMatch(/PSNR ↑ +\d+\.\d+ ± \d+\.\d+/);
     // A run of other settings into the same folder is refused rather than mixed in.
@@ -161,8 +163,10 @@ describe.skipIf(!hasClip)('npm run eval', () => {
       const tables = page.locator('table.metrics');
       expect(await tables.count()).toBe(2);
       expect(await tables.first().locator('thead th').allTextContents()).toEqual(['Metric', 'Epsilon', 'Cross Attn', 'Pixel', '2 prompts (one)']);
-      expect(await tables.first().locator('tbody tr:not(.group)').count()).toBe(11);
-      expect(await tables.first().locator('td.best').count()).toBe(11);
+      // 5 pixel metrics, 3 border TVs, 6 CLIP scores, CLIP and bleed of the regions (all, 1, 2).
+      expect(await tables.first().locator('tbody tr:not(.group)').count()).toBe(20);
+      expect(await tables.first().locator('td.best').count()).toBe(20);
+      expect(await tables.first().locator('tbody tr', { hasText: 'Bleed 2' }).count()).toBe(1);
       // 3 images × 2 pairs × 2 masks rows of original, mask and 4 methods.
       expect(await page.locator('section.item').count()).toBe(12);
       const imgs = page.locator('section.item img');

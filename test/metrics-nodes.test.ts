@@ -18,7 +18,8 @@ describe('metrics in the comparison template', () => {
     const s = await r.run(shrink(await loadTemplate('comparison')));
     const table = s.results['metrics_table']!.table!;
     expect(table.columns).toEqual(METHODS);
-    expect(table.rows.map((row) => row.label)).toEqual(['L2 ↓', 'PSNR ↑', 'SSIM ↑', 'Smooth. ↓', 'Seam TV ↓']);
+    // With the mask connected, the seam TV along the borders of the regions, all and each.
+    expect(table.rows.map((row) => row.label)).toEqual(['L2 ↓', 'PSNR ↑', 'SSIM ↑', 'Smooth. ↓', 'Seam TV ↓', 'Border TV ↓', 'Border TV 1 ↓', 'Border TV 2 ↓']);
     for (const row of table.rows) for (const cell of row.cells) expect(cell).toMatch(/^-?\d+\.\d+$/);
     expect(s.warnings['clip']!.join()).toMatch(/no CLIP model set/);
   });
@@ -33,21 +34,31 @@ describe('metrics in the comparison template', () => {
       'SSIM ↑',
       'Smooth. ↓',
       'Seam TV ↓',
+      'Border TV ↓',
+      'Border TV 1 ↓',
+      'Border TV 2 ↓',
       'CLIP ↑',
       'CLIP l. ↑',
       'CLIP r. ↑',
       'DCLIP ↑',
       'DCLIP l. ↑',
       'DCLIP r. ↑',
+      'CLIP reg. ↑',
+      'CLIP reg. 1 ↑',
+      'CLIP reg. 2 ↑',
+      'Bleed ↓',
+      'Bleed 1 ↓',
+      'Bleed 2 ↓',
     ]);
     // Each Metrics node shows its own one-column table and a one-line summary.
     expect(s.results['metrics_epsilon']?.table?.columns ?? r.eventsOf('node:done', 'metrics_epsilon').length).toBeTruthy();
     const eps = r.cache.get(s.keys['metrics_epsilon']!)!;
     expect((eps.outputs['metrics'] as MetricsValue).samples[0]!.label).toBe('epsilon');
-    expect(eps.result!.text).toMatch(/^PSNR \d+\.\d+ · SSIM \d\.\d+ · Seam TV \d\.\d+ · CLIP -?\d\.\d+ · DCLIP -?\d\.\d+$/);
-    // Six generated pictures and one original: seven image calls (picture + halves in one batch), three prompts.
+    expect(eps.result!.text).toMatch(/^PSNR \d+\.\d+ · SSIM \d\.\d+ · Seam TV \d\.\d+ · CLIP -?\d\.\d+ · CLIP reg\. -?\d\.\d+ · DCLIP -?\d\.\d+$/);
+    // Six generated pictures and one original: seven image calls (picture + halves in one batch), and one call for
+    // the two region crops of each generated picture; three prompts.
     const model = await (r.cache.get(s.keys['clip']!)!.outputs['clip'] as ClipValue).handle!.acquire();
-    expect(model.stats).toEqual({ imageCalls: 7, textCalls: 3 });
+    expect(model.stats).toEqual({ imageCalls: 7 + 6, textCalls: 3 });
     // Speed: the metrics nodes together against one sampler.
     const ms = (id: string) => (r.eventsOf('node:done', id)[0] as { ms: number }).ms;
     const metricsMs = METHODS.reduce((sum, m) => sum + ms(`metrics_${m}`), 0);

@@ -38,6 +38,7 @@ describe('templates', () => {
       'regional-controls',
       'single-prompt',
       'three-styles',
+      'words-mask',
     ]);
     for (const name of ['comparison', 'comparison-three-styles']) {
       const comparison = await loadTemplate(name);

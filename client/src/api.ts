@@ -96,6 +96,14 @@ export interface UploadResult {
   fileName?: string;
 }
 
+/** A saved mask preset as listed (GET /api/mask-presets). */
+export interface MaskPresetEntry {
+  name: string;
+  shape: string;
+  styles: number;
+  savedAt: number;
+}
+
 export const api = {
   health: () => request<Health>('GET', '/api/health'),
   catalog: () => request<Catalog>('GET', '/api/catalog'),
@@ -136,6 +144,9 @@ export const api = {
       ...(file.name ? { 'X-File-Name': encodeURIComponent(file.name) } : {}),
     }),
   uploadInfo: (name: string) => request<UploadResult>('GET', `/api/uploads/${encodeURIComponent(name)}/info`),
+  maskPresets: () => request<MaskPresetEntry[]>('GET', '/api/mask-presets'),
+  maskPreset: (name: string) => request<{ name: string; params: Record<string, unknown> }>('GET', `/api/mask-presets/${encodeURIComponent(name)}`),
+  saveMaskPreset: (name: string, params: Record<string, unknown>) => request<unknown>('PUT', `/api/mask-presets/${encodeURIComponent(name)}`, { params }),
   validateForRun: (graph: Graph) => request<{ ok: boolean; issues: ValidationIssue[] }>('POST', '/api/validate?requireOutput=1', { graph }),
 };
 

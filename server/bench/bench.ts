@@ -37,6 +37,7 @@ import type { ExecutionProviderRequest } from '../engine/runtime/runtime.ts';
 import { PROJECT_ROOT } from '../util/project.ts';
 import { sampleDeviceMemory } from './device-memory.ts';
 import { printReport, type BenchReport, type SamplerMeasure } from './report.ts';
+import { benchRegionControls, printControlCosts } from './region-controls.ts';
 import { median, timeSessionCreation, timeUnetCalls, type SessionCreation } from './unet-timing.ts';
 
 const SAMPLERS = ['invert', 'eps_merge', 'attn_merge', 'single_style1', 'single_style2'] as const;
@@ -61,6 +62,8 @@ export interface BenchOptions {
   maxJobMemory?: number;
   /** Measure session creation with an empty and a filled optimized-graph cache (loads the model twice more); default true. */
   sessionTiming?: boolean;
+  /** Time each regional control against the plain merge (default on). */
+  regionControls?: boolean;
   log?: (line: string) => void;
 }
 
@@ -184,6 +187,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     const f = pipe.info.vaeDownsample;
     log(`first run done (${(firstRunMs / 1000).toFixed(1)} s); timing UNet calls at batch 1, 2, 3`);
     const unetCalls = await timeUnetCalls(pipe, image.width / f, image.height / f, [1, 2, 3], opts.unetReps ?? 3, log);
+    // What each regional control costs per step (region-controls.ts).
+    const regionControls = opts.regionControls === false ? null : await benchRegionControls(pipe, image.width / f, image.height / f, opts.unetReps ?? 3);
 
     // 2) Re-run after changing only a decoder prompt.
     const changed = withParams(graph, { style1: { text: STYLE_PRESETS.find((p) => p.label === 'Mosaic')!.value } });
@@ -293,6 +298,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       },
     };
     printReport(report, log, { medianOff: median(off), medianOn: median(on) });
+    if (regionControls) printControlCosts(regionControls, log);
     return report;
   } finally {
     await previewDecoder?.release();

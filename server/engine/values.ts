@@ -11,7 +11,23 @@ export interface ImageValue {
   data: Float32Array;
 }
 
-export type MaskShape = 'linear' | 'logistic' | 'image' | 'painted';
+export type MaskShape = 'linear' | 'logistic' | 'image' | 'painted' | 'words';
+
+/**
+ * Where a prompt's words are in a picture: the cross-attention maps the UNet computed for each text
+ * token while inverting it (averaged over layers, heads and steps), at the latent grid, and which token
+ * positions each word of the prompt has. What a words mask is made of.
+ */
+export interface AttentionMapsValue {
+  width: number;
+  height: number;
+  /** Text tokens L (the maps of every token position, BOS and padding included). */
+  tokens: number;
+  /** [L, height, width], token-major. */
+  maps: Float32Array;
+  /** The prompt's words in order, with the positions of their tokens (1 = the first after BOS). */
+  words: { word: string; positions: number[] }[];
+}
 export type MaskDirection = 'left-right' | 'right-left' | 'top-bottom' | 'bottom-top' | 'angle' | 'radial';
 
 /**

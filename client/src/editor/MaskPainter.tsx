@@ -54,9 +54,11 @@ function paintStatus(strokes: number, fill: number, styles: number, picture: boo
 }
 
 /** Draws fill and strokes (picture coordinates 0..1) into a context of w×h pixels; a style beyond `styles` is grey. */
-function drawRegions(ctx: CanvasRenderingContext2D, w: number, h: number, strokes: readonly Decoded[], fill: number, styles: number): void {
-  ctx.fillStyle = styleColor(fill, styles);
-  ctx.fillRect(-w, -h, 3 * w, 3 * h);
+function drawRegions(ctx: CanvasRenderingContext2D, w: number, h: number, strokes: readonly Decoded[], fill: number, styles: number, over: boolean): void {
+  if (!over) {
+    ctx.fillStyle = styleColor(fill, styles);
+    ctx.fillRect(-w, -h, 3 * w, 3 * h);
+  }
   drawStrokes(ctx, w, h, strokes, fill, styles);
 }
 
@@ -110,6 +112,9 @@ export function MaskPainter({ node, rt, param }: { node: StudioNode; rt: NodeRun
   // Not clamped to `styles`: the engine refuses a fill beyond them, so the painter shows it as it is (grey).
   const fill = Math.max(1, Number(node.params[names.fill] ?? 1));
   const feather = Number(node.params[names.feather] ?? 0);
+  // Painting over regions the node derives (a words mask): they are its second picture, and no fill is drawn.
+  const overWhen = (param.ui as { over?: Record<string, unknown[]> } | undefined)?.over;
+  const over = overWhen !== undefined && Object.entries(overWhen).every(([k, values]) => values.includes(node.params[k]));
   const raw = node.params[param.name];
   const { strokes, problem } = useMemo(() => readStrokes(raw), [raw]);
   const decoded = useMemo<Decoded[]>(() => strokes.map((s) => ({ style: s.style, radius: s.radius, xy: decodePoints(s.points) })), [strokes]);
@@ -142,7 +147,7 @@ export function MaskPainter({ node, rt, param }: { node: StudioNode; rt: NodeRun
     const rctx = reg.getContext('2d')!;
     rctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     rctx.clearRect(0, 0, width, height);
-    drawRegions(rctx, width, height, decoded, fill, styles);
+    drawRegions(rctx, width, height, decoded, fill, styles, over);
     const out = sized(layer.current.canvas, pw, ph);
     const ctx = out.getContext('2d')!;
     ctx.setTransform(1, 0, 0, 1, 0, 0);
@@ -232,7 +237,7 @@ export function MaskPainter({ node, rt, param }: { node: StudioNode; rt: NodeRun
     layer.current.valid = false;
     committed.current = null;
     schedule();
-  }, [decoded, styles, fill, feather, width, height, schedule]);
+  }, [decoded, styles, fill, feather, over, width, height, schedule]);
   // A new brush or radius redraws the brush outline.
   useEffect(() => schedule(), [brush, radius, schedule]);
   useEffect(() => {

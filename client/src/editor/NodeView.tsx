@@ -15,6 +15,7 @@ import { DemoNote, MediaBox, mediaOf, RuntimeArea } from './NodeParts.tsx';
 import { FamilyControl, StyleChip } from './FamilyControl.tsx';
 import { paramVisible } from './param-visibility.ts';
 import { ParamField } from './ParamField.tsx';
+import { MaskPresets } from './MaskPresets.tsx';
 import { NODE_WIDTH, type Schemes, type StudioNode, type TypedSocket } from './schemes.ts';
 
 const { RefSocket } = Presets.classic;
@@ -148,6 +149,7 @@ export function NodeView(props: { data: StudioNode; emit: RenderEmit<Schemes> })
           ))}
         </div>
       ) : null}
+      {node.type === 'Mask' && node.spec ? <MaskPresets node={node} /> : null}
       {!node.spec ? <div className="sd-node-note warn">This server has no node type “{node.type}”. Its settings are kept, but it cannot run.</div> : null}
       <DemoNote node={node} warnings={rt.warnings} />
       {media ? <MediaBox node={node} rt={rt} media={media} /> : null}

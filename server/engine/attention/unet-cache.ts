@@ -23,8 +23,11 @@ const { onnx } = onnxProto;
 
 const DEFAULT_CACHE_DIR = path.join(CACHE_ROOT, 'attention-merge');
 
-/** File names of rewritten graphs; the model fingerprint ignores them (they are derived, not the model). */
-export const DERIVED_UNET_PATTERN = /^model\.attention-merge(?:-\d+)?\.[0-9a-f]+\.onnx$/;
+/**
+ * File names of rewritten graphs (attention merge; attention maps, attention-maps-unet.ts); the model
+ * fingerprint ignores them (they are derived, not the model).
+ */
+export const DERIVED_UNET_PATTERN = /^model\.attention-(?:merge(?:-\d+)?|maps)\.[0-9a-f]+\.onnx$/;
 
 /** The file name stem of the rewrite for N styles (two styles keep the name they always had). */
 function stem(styles: number): string {

@@ -12,9 +12,10 @@
  * and w_k = G_k − G_{k−1}: the weights telescope to exactly 1 and are ≥ 0 because G_j grows with j. With
  * N = 2 this is the paper's mask, bit for bit: w_1 = G_1 = 1/(1 + exp(k(u − 0.5))) or 1 − u.
  */
-import type { ImageValue, MaskDirection, MaskShape, MaskValue } from '../values.ts';
+import type { AttentionMapsValue, ImageValue, MaskDirection, MaskShape, MaskValue } from '../values.ts';
 import { checkSize, resizeBilinear } from './bilinear.ts';
 import { paintedWeights, type Painting } from './paint.ts';
+import { wordPositions, wordWeights } from './words-mask.ts';
 
 export { resizeBilinear };
 
@@ -34,8 +35,13 @@ export interface MaskOptions {
    * black = style N (with two styles, M = brightness). RGB is reduced to Rec. 601 luma.
    */
   image?: ImageValue;
-  /** Strokes of a 'painted' mask. */
+  /** Strokes of a 'painted' mask, or painted over a 'words' mask. */
   painting?: Painting;
+  /**
+   * Source of a 'words' mask (words-mask.ts): the attention maps of an inversion and the words of each
+   * style (N − 1 groups: the last style is the rest); `sharpness` is its κ.
+   */
+  words?: { attention: AttentionMapsValue; groups: readonly string[][] };
 }
 
 /** G_j(u): the weight of styles 1..j at position u along a gradient of N styles (see the header). */
@@ -78,6 +84,17 @@ export function makeMask(options: MaskOptions): MaskValue {
     if (!painting) throw new Error('a painted mask needs its strokes');
     description = `painted, ${painting.strokes.length} stroke${painting.strokes.length === 1 ? '' : 's'}, ${styles} styles`;
     evaluate = (w, h) => paintedWeights(painting, styles, w, h);
+  } else if (shape === 'words') {
+    const source = options.words;
+    if (!source) throw new Error('a words mask needs the attention maps of an inversion and the words of each style');
+    const { attention, groups } = source;
+    const base = wordWeights(attention, wordPositions(attention, groups), styles, sharpness);
+    const painting = options.painting ?? { strokes: [], fill: styles, feather: 0 };
+    const strokes = painting.strokes.length;
+    const named = groups.map((g) => `"${g.join(' ')}"`).join(' | ') + (groups.length < styles ? ' | the rest' : '');
+    const over = strokes ? `, ${strokes} stroke${strokes === 1 ? '' : 's'} over it` : '';
+    description = `words ${named}${over}, ${styles} styles`;
+    evaluate = (w, h) => paintedWeights(painting, styles, w, h, (rw, rh) => base.map((p) => resizeBilinear(p, attention.width, attention.height, rw, rh)));
   } else if (shape === 'linear' || shape === 'logistic') {
     if (!Number.isFinite(sharpness)) throw new Error(`mask sharpness must be a finite number, got ${sharpness}`);
     const position = positions(direction, options.angle ?? 0, options.center ?? { x: 0.5, y: 0.5 });

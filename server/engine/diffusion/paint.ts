@@ -30,7 +30,17 @@ export interface Painting {
 const MIN_RASTER = 256;
 const MAX_RASTER = 384;
 
-export function paintedWeights(painting: Painting, styles: number, w: number, h: number): Float32Array[] {
+/**
+ * The painting's N planes at w×h. `base`, when given, is what the strokes are painted over instead of
+ * the fill style: N planes summing to 1 at the raster size it is asked for (a words mask painted over).
+ */
+export function paintedWeights(
+  painting: Painting,
+  styles: number,
+  w: number,
+  h: number,
+  base?: (rw: number, rh: number) => readonly Float32Array[],
+): Float32Array[] {
   const { strokes, fill, feather } = painting;
   if (!Number.isInteger(fill) || fill < 1 || fill > styles) throw new Error(`the fill style must be 1..${styles}, got ${fill}`);
   if (!(feather >= 0)) throw new Error(`feather must be ≥ 0, got ${feather}`);
@@ -40,8 +50,9 @@ export function paintedWeights(painting: Painting, styles: number, w: number, h:
   const rw = Math.max(1, Math.round(w * scale));
   const rh = Math.max(1, Math.round(h * scale));
   const n = rw * rh;
-  const planes = Array.from({ length: styles }, () => new Float32Array(n));
-  planes[fill - 1]!.fill(1);
+  const planes = base ? base(rw, rh).map((p) => Float32Array.from(p)) : Array.from({ length: styles }, () => new Float32Array(n));
+  if (planes.length !== styles || planes.some((p) => p.length !== n)) throw new Error(`the base of a painting must be ${styles} planes of ${rw}×${rh}`);
+  if (!base) planes[fill - 1]!.fill(1);
 
   const short = Math.min(rw, rh);
   for (const [index, stroke] of strokes.entries()) {

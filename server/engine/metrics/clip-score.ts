@@ -97,3 +97,23 @@ export function regionClipScores(regions: (Float32Array | null)[], styles: Float
   if (regions.length !== styles.length) throw new Error(`${regions.length} regions for ${styles.length} styles`);
   return regions.map((r, k) => (r ? cosine(normalize(r), normalize(styles[k]!)) : null));
 }
+
+/**
+ * Bleed: the mean cosine of each region's crop with the other styles' prompts, (1/(N − 1))·Σ_{j≠k}
+ * cos(region_k, style_j) (null where a style has no region). Lower is better: a region that shows only
+ * its own style is far from the others.
+ */
+export function regionBleedScores(regions: (Float32Array | null)[], styles: Float32Array[]): (number | null)[] {
+  if (regions.length !== styles.length) throw new Error(`${regions.length} regions for ${styles.length} styles`);
+  if (styles.length < 2) throw new Error('bleed needs at least two styles');
+  const unitStyles = styles.map(normalize);
+  return regions.map((r, k) => {
+    if (!r) return null;
+    const u = normalize(r);
+    let sum = 0;
+    unitStyles.forEach((s, j) => {
+      if (j !== k) sum += cosine(u, s);
+    });
+    return sum / (styles.length - 1);
+  });
+}

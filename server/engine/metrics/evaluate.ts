@@ -6,9 +6,9 @@
  */
 import type { ImageValue, MaskValue } from '../values.ts';
 import { crop, regionBoxes } from './clip-preprocess.ts';
-import { clipScores, regionClipScores, type ImageEmbeddings } from './clip-score.ts';
-import { l2, psnr, requireSameSize, totalVariation, tvSeam } from './image-metrics.ts';
-import { regionMetric, type MetricValues } from './names.ts';
+import { clipScores, regionBleedScores, regionClipScores, type ImageEmbeddings } from './clip-score.ts';
+import { borderTv, l2, psnr, regionLabels, requireSameSize, totalVariation, tvSeam } from './image-metrics.ts';
+import { bleedMetric, borderMetric, regionMetric, type MetricValues } from './names.ts';
 import { ssim } from './ssim.ts';
 
 export interface ClipEncoder {
@@ -37,7 +37,9 @@ export interface EvaluationModels {
 
 /**
  * Pixel metrics, then LPIPS and CLIP where their models (and, for CLIP, the prompts) are given; with a
- * mask of as many styles as prompts, CLIP of each style's region too (clip_region1..N and their mean).
+ * mask, the seam TV along its region borders (tv_border, tv_border1..N); with a mask of as many styles
+ * as prompts, CLIP of each style's region too (clip_region1..N and their mean) and its bleed, the region
+ * against the other styles (clip_bleed1..N and their mean).
  */
 export async function evaluateImage(
   generated: ImageValue,
@@ -54,6 +56,7 @@ export async function evaluateImage(
     tv: totalVariation(generated),
     tv_seam: tvSeam(generated),
   };
+  if (mask) Object.assign(values, borderScores(generated, mask));
   if (models.lpips) values.lpips = await models.lpips.distance(generated, original);
   if (models.clip && prompts) {
     const clip = models.clip;
@@ -75,15 +78,32 @@ async function regionScores(clip: ClipEncoder, image: ImageValue, mask: MaskValu
   const boxes = regionBoxes(mask.weights(image.width, image.height), image.width, image.height);
   const present = boxes.flatMap((b, k) => (b ? [k] : []));
   const embedded = await clip.embedImages(present.map((k) => crop(image, boxes[k]!)));
-  const scores = regionClipScores(
-    boxes.map((b, k) => (b ? embedded[present.indexOf(k)]! : null)),
-    styles,
-  );
+  const crops = boxes.map((b, k) => (b ? embedded[present.indexOf(k)]! : null));
   const values: MetricValues = {};
+  const scores = regionClipScores(crops, styles);
+  const bleed = regionBleedScores(crops, styles);
   scores.forEach((s, k) => {
     if (s !== null) values[regionMetric(k + 1)] = s;
+    if (bleed[k] !== null) values[bleedMetric(k + 1)] = bleed[k]!;
   });
-  const found = scores.filter((s): s is number => s !== null);
-  if (found.length > 0) values.clip_region = found.reduce((a, b) => a + b, 0) / found.length;
+  const mean = (list: (number | null)[]) => {
+    const found = list.filter((s): s is number => s !== null);
+    return found.length > 0 ? found.reduce((a, b) => a + b, 0) / found.length : undefined;
+  };
+  const [region, bled] = [mean(scores), mean(bleed)];
+  if (region !== undefined) values.clip_region = region;
+  if (bled !== undefined) values.clip_bleed = bled;
+  return values;
+}
+
+/** tv_border along all region borders and tv_border_k along each region's; none where the mask has a single region. */
+function borderScores(image: ImageValue, mask: MaskValue): MetricValues {
+  const { width, height } = image;
+  const { all, regions } = borderTv(image, regionLabels(mask.weights(width, height), width, height), mask.styles);
+  const values: MetricValues = {};
+  if (all !== null) values.tv_border = all;
+  regions.forEach((v, k) => {
+    if (v !== null) values[borderMetric(k + 1)] = v;
+  });
   return values;
 }

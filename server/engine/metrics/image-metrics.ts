@@ -97,3 +97,111 @@ function bandVariation(x: ImageValue, c0: number, c1: number, epsilon?: number):
   }
   return s;
 }
+
+/**
+ * The region of every pixel: the style whose weight is largest there (the first on a tie), as the
+ * region CLIP scores crop them (clip-preprocess.ts regionBoxes).
+ */
+export function regionLabels(weights: readonly Float32Array[], width: number, height: number): Uint8Array {
+  const n = width * height;
+  if (weights.some((m) => m.length !== n)) throw new Error(`mask planes must have ${width}×${height} values`);
+  const labels = new Uint8Array(n);
+  for (let p = 0; p < n; p++) {
+    let best = 0;
+    for (let k = 1; k < weights.length; k++) if (weights[k]![p]! > weights[best]![p]!) best = k;
+    labels[p] = best;
+  }
+  return labels;
+}
+
+export interface BorderTv {
+  /** Seam TV of the band around every border; null when the picture has one region only. */
+  all: number | null;
+  /** Seam TV of the band around the borders of region k with any other; null where region k has none. */
+  regions: (number | null)[];
+}
+
+/**
+ * Seam TV along the borders between regions, not only the centre band: border pixels are those with a
+ * 4-neighbour in another region (both sides of the border); the band is every pixel within a Chebyshev
+ * distance of round(SEAM_BAND·min(W, H)) − 1 of one, so on a square picture split down the middle it is
+ * exactly the centre band of tvSeam. Over the band, √(d² + 1e-6) of the horizontal and vertical
+ * differences between band pixels, over channels, per band pixel (tvSeam's formula). Region k's value
+ * uses the band around the borders that region k is on.
+ */
+export function borderTv(x: ImageValue, labels: Uint8Array, regions: number): BorderTv {
+  const { width: W, height: H } = x;
+  if (labels.length !== W * H) throw new Error(`region labels have ${labels.length} values, the ${W}×${H} image needs ${W * H}`);
+  const reach = Math.max(0, Math.round(SEAM_BAND * Math.min(W, H)) - 1);
+  // on[k]: the border pixels of region k's borders (k = regions: all borders).
+  const on = Array.from({ length: regions + 1 }, () => new Uint8Array(W * H));
+  const mark = (p: number, a: number, b: number) => {
+    on[a]![p] = on[b]![p] = on[regions]![p] = 1;
+  };
+  for (let y = 0; y < H; y++) {
+    for (let xx = 0; xx < W; xx++) {
+      const p = y * W + xx;
+      const a = labels[p]!;
+      for (const q of [xx + 1 < W ? p + 1 : -1, y + 1 < H ? p + W : -1]) {
+        if (q < 0 || labels[q] === a) continue;
+        const b = labels[q]!;
+        mark(p, a, b);
+        mark(q, a, b);
+      }
+    }
+  }
+  const tvOf = (border: Uint8Array): number | null => {
+    if (!border.includes(1)) return null;
+    const band = dilate(border, W, H, reach);
+    let s = 0;
+    let count = 0;
+    for (let p = 0; p < W * H; p++) if (band[p]) count++;
+    for (let c = 0; c < 3; c++) {
+      const base = c * W * H;
+      for (let y = 0; y < H; y++) {
+        for (let xx = 0; xx < W; xx++) {
+          const p = y * W + xx;
+          if (!band[p]) continue;
+          const v = x.data[base + p]!;
+          if (xx + 1 < W && band[p + 1]) s += Math.sqrt((x.data[base + p + 1]! - v) ** 2 + SEAM_EPSILON);
+          if (y + 1 < H && band[p + W]) s += Math.sqrt((x.data[base + p + W]! - v) ** 2 + SEAM_EPSILON);
+        }
+      }
+    }
+    return s / count;
+  };
+  return { all: tvOf(on[regions]!), regions: on.slice(0, regions).map(tvOf) };
+}
+
+/** Pixels within Chebyshev distance r of a set pixel: a max filter along rows, then along columns. */
+function dilate(set: Uint8Array, W: number, H: number, r: number): Uint8Array {
+  const rows = new Uint8Array(W * H);
+  for (let y = 0; y < H; y++) {
+    const nextOf = new Int32Array(W);
+    let next = 2 ** 30;
+    for (let xx = W - 1; xx >= 0; xx--) {
+      if (set[y * W + xx]) next = xx;
+      nextOf[xx] = next;
+    }
+    let last = -Infinity;
+    for (let xx = 0; xx < W; xx++) {
+      if (set[y * W + xx]) last = xx;
+      if (xx - last <= r || nextOf[xx]! - xx <= r) rows[y * W + xx] = 1;
+    }
+  }
+  const out = new Uint8Array(W * H);
+  for (let xx = 0; xx < W; xx++) {
+    let last = -Infinity;
+    const nextOf = new Int32Array(H);
+    let next = 2 ** 30;
+    for (let y = H - 1; y >= 0; y--) {
+      if (rows[y * W + xx]) next = y;
+      nextOf[y] = next;
+    }
+    for (let y = 0; y < H; y++) {
+      if (rows[y * W + xx]) last = y;
+      if (y - last <= r || nextOf[y]! - y <= r) out[y * W + xx] = 1;
+    }
+  }
+  return out;
+}

@@ -9,6 +9,15 @@ export const METRIC_NAMES = [
   'ssim',
   'tv',
   'tv_seam',
+  'tv_border',
+  'tv_border1',
+  'tv_border2',
+  'tv_border3',
+  'tv_border4',
+  'tv_border5',
+  'tv_border6',
+  'tv_border7',
+  'tv_border8',
   'clip',
   'clip_left',
   'clip_right',
@@ -24,13 +33,25 @@ export const METRIC_NAMES = [
   'clip_region6',
   'clip_region7',
   'clip_region8',
+  'clip_bleed',
+  'clip_bleed1',
+  'clip_bleed2',
+  'clip_bleed3',
+  'clip_bleed4',
+  'clip_bleed5',
+  'clip_bleed6',
+  'clip_bleed7',
+  'clip_bleed8',
 ] as const;
 
 export type MetricName = (typeof METRIC_NAMES)[number];
 
-/** The metric of style k's own region (1-based), and the metrics of regions (with a mask only). */
+/** The metrics of style k's own region (1-based): its CLIP score, its bleed, the seam TV along its borders. */
 export const regionMetric = (k: number) => `clip_region${k}` as MetricName;
-export const REGION_METRICS = new Set<MetricName>(METRIC_NAMES.filter((m) => m.startsWith('clip_region')));
+export const bleedMetric = (k: number) => `clip_bleed${k}` as MetricName;
+export const borderMetric = (k: number) => `tv_border${k}` as MetricName;
+/** The metrics of regions (with a mask only). */
+export const REGION_METRICS = new Set<MetricName>(METRIC_NAMES.filter((m) => /^(clip_region|clip_bleed|tv_border)/.test(m)));
 
 /** One evaluation: a value per metric that was computed (CLIP and LPIPS only with their models). */
 export type MetricValues = Partial<Record<MetricName, number>>;
@@ -63,6 +84,25 @@ export const METRICS: Record<MetricName, MetricInfo> = {
     digits: 3,
     description: 'total variation per pixel of the central 20% of the width, where a seam shows',
   },
+  tv_border: {
+    label: 'Border TV',
+    group: 'Image quality',
+    better: 'lower',
+    digits: 3,
+    description: "seam TV along every border between the mask's regions (a band of half-width 10% of the shorter side around them), per band pixel",
+  },
+  ...(Object.fromEntries(
+    [1, 2, 3, 4, 5, 6, 7, 8].map((k) => [
+      `tv_border${k}`,
+      {
+        label: `Border TV ${k}`,
+        group: 'Image quality',
+        better: 'lower',
+        digits: 3,
+        description: `seam TV along the borders of style ${k}'s region (where the mask weighs it most) with the others`,
+      },
+    ]),
+  ) as Record<`tv_border${1 | 2 | 3 | 4 | 5 | 6 | 7 | 8}`, MetricInfo>),
   clip: { label: 'CLIP', group: 'CLIP', better: 'higher', digits: 3, description: 'mean cosine of the image with style 1 and with style 2' },
   clip_left: { label: 'CLIP l.', group: 'CLIP', better: 'higher', digits: 3, description: 'cosine of the left half with style 1' },
   clip_right: { label: 'CLIP r.', group: 'CLIP', better: 'higher', digits: 3, description: 'cosine of the right half with style 2' },
@@ -88,6 +128,25 @@ export const METRICS: Record<MetricName, MetricInfo> = {
       },
     ]),
   ) as Record<`clip_region${1 | 2 | 3 | 4 | 5 | 6 | 7 | 8}`, MetricInfo>),
+  clip_bleed: {
+    label: 'Bleed',
+    group: 'CLIP',
+    better: 'lower',
+    digits: 3,
+    description: "mean over the styles of the cosine of each style's region with the other styles (how much of them bleeds in)",
+  },
+  ...(Object.fromEntries(
+    [1, 2, 3, 4, 5, 6, 7, 8].map((k) => [
+      `clip_bleed${k}`,
+      {
+        label: `Bleed ${k}`,
+        group: 'CLIP',
+        better: 'lower',
+        digits: 3,
+        description: `mean cosine of style ${k}'s region (the bounding box of where the mask weighs it most) with the other styles`,
+      },
+    ]),
+  ) as Record<`clip_bleed${1 | 2 | 3 | 4 | 5 | 6 | 7 | 8}`, MetricInfo>),
 };
 
 /** A value as the seed prints it (fixed decimals; ±∞ for PSNR of identical images). */

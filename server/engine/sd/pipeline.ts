@@ -8,6 +8,7 @@
 import path from 'node:path';
 import { prepareAttentionMergeUnet } from '../attention/unet-cache.ts';
 import { conditioningInput, MASK_INPUT } from '../attention/rewrite.ts';
+import { prepareAttentionMapsUnet } from '../attention/attention-maps-unet.ts';
 import type { Denoiser } from '../diffusion/denoiser.ts';
 import type { ImageValue } from '../values.ts';
 import { UserError } from '../errors.ts';
@@ -78,6 +79,8 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
   private released = false;
   /** The attention-merge UNet of each number of styles, rewritten and opened on first use, then reused. */
   private readonly attentionUnets = new Map<number, Promise<UnetBinding>>();
+  /** The UNet with attention-map outputs (the words mask), derived and opened on first use. */
+  private attentionMaps: Promise<{ binding: UnetBinding; outputs: string[] }> | undefined;
   private attentionCacheDir: string | undefined;
   private sessionSettings: SessionSettings = {};
 
@@ -185,6 +188,34 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
       job.catch(() => this.attentionUnets.delete(styles));
     }
     return job;
+  }
+
+  /**
+   * The UNet with one more output per cross-attention layer, its attention probabilities averaged over
+   * the heads (attention/attention-maps.ts), derived from unet/model.onnx on first use and opened once
+   * on this pipeline's execution provider. A failure is not cached: the next call tries again.
+   */
+  attentionMapsUnet(): Promise<{ binding: UnetBinding; outputs: string[] }> {
+    this.alive();
+    if (!this.attentionMaps) {
+      const job = (async () => {
+        const prepared = await prepareAttentionMapsUnet(this.info.dir, this.attentionCacheDir && path.join(this.attentionCacheDir, 'maps'));
+        this.alive();
+        const rel = path.relative(this.info.dir, prepared.path) || prepared.path;
+        const created = await createSession(prepared.path, this.info.executionProvider, this.sessionSettings);
+        this.info.sessions[rel] = { ms: created.createMs, cache: created.cache };
+        if (this.released) {
+          await created.session.release().catch(() => undefined);
+          this.alive();
+        }
+        return { binding: bindUnet(created.session, rel), outputs: prepared.outputs };
+      })();
+      this.attentionMaps = job;
+      job.catch(() => {
+        if (this.attentionMaps === job) this.attentionMaps = undefined;
+      });
+    }
+    return this.attentionMaps;
   }
 
   /** The embedding of the empty prompt ∅ (classifier-free guidance), cached like any prompt. */
@@ -367,6 +398,8 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
     this.released = true;
     this.textCache.clear();
     const attention = (await Promise.all([...this.attentionUnets.values()].map((job) => job.catch(() => null)))).filter((b) => b !== null);
+    const maps = await this.attentionMaps?.catch(() => null);
+    if (maps) attention.push(maps.binding);
     const sessions = [this.textEncoder, this.unetBinding.session, this.vaeEncoder, this.vaeDecoder, ...attention.map((b) => b.session)];
     await Promise.all(sessions.map((s) => s.release().catch(() => undefined)));
   }

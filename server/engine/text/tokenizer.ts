@@ -229,6 +229,24 @@ export class ClipTokenizer {
     return { ids, tokens: content.length, truncated: content.length > room };
   }
 
+  /**
+   * The words of a prompt, CLIP's pre-tokenisation pieces as `tokenize` splits them (lower-cased, so
+   * punctuation is a word of its own), each with the positions of its tokens in `encode`'s ids (BOS at
+   * 0, so the first content token is at 1). Words cut off by truncation are left out.
+   */
+  words(text: string): { word: string; positions: number[] }[] {
+    const out: { word: string; positions: number[] }[] = [];
+    let next = 1;
+    for (const match of cleanText(text).matchAll(CLIP_PATTERN)) {
+      const count = this.tokenize(match[0]).length;
+      const positions = Array.from({ length: count }, (_, i) => next + i);
+      next += count;
+      if (next - 1 > this.maxLength - 2) break;
+      out.push({ word: match[0], positions });
+    }
+    return out;
+  }
+
   /** Content token ids of `text` (no BOS/EOS, no truncation). */
   tokenize(text: string): number[] {
     const out: number[] = [];

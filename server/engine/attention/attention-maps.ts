@@ -1,0 +1,306 @@
+/**
+ * Cross-attention maps as extra outputs of a UNet graph: the "words" mask (a Mask shape that places
+ * the source prompt's words where the picture shows them) needs, for each text token, where the
+ * image attends to it. The UNet computes exactly that in every cross-attention layer (the Softmax of
+ * Q·Kᵀ over the text tokens), so no extra model is needed: this rewrite adds one float32 output per
+ * cross-attention layer, `attention_map_<i>` [B, S, L] (batch row, image token, text token), the
+ * probabilities averaged over the heads. Everything else is left as it is: the noise output is the
+ * same function, so the inversion can run on this graph instead of the plain one at no extra UNet call.
+ *
+ * It is a separate derived graph, not a variant of the attention-merge rewrite (rewrite.ts), and
+ * finds cross-attention the same way (by structure: a Softmax whose scores come from
+ * encoder_hidden_states, up to the output projection, a MatMul with a constant weight):
+ * - MatMul / Einsum exports hold the heads in the batch ([B·heads, S, L], batch-major, as diffusers'
+ *   head_to_batch_dim makes them), SDPA exports as [B, heads, S, L]: both are reshaped to
+ *   [B, −1, S, L] and averaged over axis 1;
+ * - fused com.microsoft MultiHeadAttention does not expose its probabilities, so they are computed again
+ *   from its query and key (separate K, or K/V packed as [B, L, heads, 2, d]; the packed bias added to Q
+ *   and K): softmax(Q·Kᵀ·scale) per head, scale the node's own or 1/√d.
+ *
+ * attentionMapAverage() turns the outputs of many calls into one map per text token at the latent grid:
+ * averaged over layers (each resized bilinearly from its token grid, the grid rule of rewrite.ts) and
+ * over the calls (the inversion's steps).
+ */
+import onnxProto from 'onnx-proto';
+import { resizeBilinear } from '../diffusion/bilinear.ts';
+
+const { onnx } = onnxProto;
+type IModelProto = onnxProto.onnx.IModelProto;
+type INodeProto = onnxProto.onnx.INodeProto;
+type ITensorProto = onnxProto.onnx.ITensorProto;
+type IAttributeProto = onnxProto.onnx.IAttributeProto;
+
+/** Bump when the derived graph changes: cached graphs of another version are not reused. */
+export const ATTENTION_MAPS_VERSION = 1;
+/** Graph outputs added by the rewrite: attention_map_0 … attention_map_{layers − 1}. */
+export const ATTENTION_MAP_OUTPUT = 'attention_map_';
+/** metadata_props key that marks (and describes) a graph with attention-map outputs. */
+export const ATTENTION_MAPS_METADATA_KEY = 'dualstyle.attention_maps';
+
+const FLOAT: number = onnx.TensorProto.DataType.FLOAT;
+const INT64: number = onnx.TensorProto.DataType.INT64;
+const EHS_NAMES = ['encoder_hidden_states', 'context'];
+
+/** The graph has no cross-attention whose maps this rewrite can read. */
+export class AttentionMapsError extends Error {}
+
+export interface AttentionMapsRewrite {
+  model: IModelProto;
+  /** The added outputs, one per cross-attention layer, in graph order. */
+  outputs: string[];
+  /** Layers whose probabilities were computed again from a fused attention's Q and K. */
+  fused: number;
+}
+
+function attr(name: string, value: number | number[]): IAttributeProto {
+  const T = onnx.AttributeProto.AttributeType;
+  return Array.isArray(value) ? { name, type: T.INTS, ints: value } : { name, type: T.INT, i: value };
+}
+
+function isFusedMultiHeadAttention(n: INodeProto): boolean {
+  return n.opType === 'MultiHeadAttention' && n.domain === 'com.microsoft';
+}
+
+/** Tensors whose value depends on no graph input: initializers and what is computed from them alone. */
+function constantTensors(nodes: INodeProto[], initializers: Set<string>): Set<string> {
+  const constant = new Set(initializers);
+  for (const n of nodes) {
+    const ins = (n.input ?? []).filter((x) => x !== '');
+    if (n.opType === 'Constant' || (ins.length > 0 && ins.every((x) => constant.has(x)))) for (const o of n.output ?? []) constant.add(o);
+  }
+  return constant;
+}
+
+/**
+ * The cross-attention probabilities (Softmax nodes) and fused attentions of the graph, in order: the
+ * text-derived values are followed from `ehs` up to each layer's output projection (a MatMul with a
+ * constant weight of a value derived from the probabilities), where the ordinary hidden stream resumes.
+ */
+function crossAttention(nodes: INodeProto[], ehs: string, constant: Set<string>): INodeProto[] {
+  const fromText = new Set([ehs]);
+  const fromProbs = new Set<string>();
+  const found: INodeProto[] = [];
+  for (const n of nodes) {
+    const ins = (n.input ?? []).filter((x) => x !== '');
+    if (!ins.some((x) => fromText.has(x))) continue;
+    const probs = ins.some((x) => fromProbs.has(x));
+    const fused = isFusedMultiHeadAttention(n) && [n.input?.[1], n.input?.[2]].some((x) => x && fromText.has(x));
+    if (probs && n.opType === 'MatMul' && ins.length === 2 && constant.has(ins[1]!) && !constant.has(ins[0]!)) continue;
+    for (const o of n.output ?? []) {
+      fromText.add(o);
+      if (probs || fused || n.opType === 'Softmax') fromProbs.add(o);
+    }
+    if ((n.opType === 'Softmax' && !probs) || fused) found.push(n);
+  }
+  return found;
+}
+
+/**
+ * Adds the attention-map outputs to a decoded UNet model, in place. Throws AttentionMapsError naming
+ * what it looked for when the graph has no recognisable cross-attention.
+ */
+export function rewriteForAttentionMaps(model: IModelProto, sourceHash = ''): AttentionMapsRewrite {
+  const g = model.graph;
+  if (!g?.node?.length) throw new AttentionMapsError('the model has no graph');
+  if ((g.output ?? []).some((o) => o.name?.startsWith(ATTENTION_MAP_OUTPUT))) {
+    throw new AttentionMapsError('the graph already has attention-map outputs: it is rewritten already');
+  }
+  const opset = Number((model.opsetImport ?? []).find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 13);
+  if (opset < 13) throw new AttentionMapsError(`the graph uses ONNX opset ${opset}; attention maps need opset 13 or newer`);
+  const initializerNames = new Set((g.initializer ?? []).map((t) => t.name ?? ''));
+  const real = (g.input ?? []).filter((i) => !initializerNames.has(i.name ?? ''));
+  const ehs = (real.find((i) => EHS_NAMES.includes(i.name ?? '')) ?? real[2])?.name;
+  if (!ehs) throw new AttentionMapsError(`the graph has no encoder_hidden_states input (inputs: ${real.map((i) => i.name).join(', ')})`);
+  const layers = crossAttention(g.node, ehs, constantTensors(g.node, initializerNames));
+  if (layers.length === 0) {
+    throw new AttentionMapsError(
+      `no cross-attention found (input "${ehs}"): looked for a Softmax of scores computed from ${ehs}, or a com.microsoft MultiHeadAttention whose key comes from it`,
+    );
+  }
+
+  const used = new Set<string>();
+  for (const n of g.node) for (const x of [n.name ?? '', ...(n.input ?? []), ...(n.output ?? [])]) used.add(x);
+  for (const x of [...initializerNames, ...(g.input ?? []).map((i) => i.name ?? ''), ...(g.output ?? []).map((o) => o.name ?? '')]) used.add(x);
+  const fresh = (base: string) => {
+    let name = base;
+    for (let i = 1; used.has(name); i++) name = `${base}_${i}`;
+    used.add(name);
+    return name;
+  };
+  const added: INodeProto[] = [];
+  const initializers: ITensorProto[] = [];
+  const add = (opType: string, ins: string[], scope: string, attrs: IAttributeProto[] = [], output?: string): string => {
+    const name = fresh(`${scope}/${opType}`);
+    const out = output ?? fresh(`${name}_output_0`);
+    added.push({ name, opType, input: ins, output: [out], attribute: attrs });
+    return out;
+  };
+  const int64 = (base: string, values: number[], scalar = false): string => {
+    const name = fresh(`attention_maps/${base}`);
+    initializers.push({ name, dataType: INT64, dims: scalar ? [] : [values.length], int64Data: values });
+    return name;
+  };
+  const scope0 = '/attention_maps';
+  const toFloat = (x: string, scope: string) => add('Cast', [x], scope, [attr('to', FLOAT)]);
+  // The batch B, from encoder_hidden_states [B, L, D].
+  const batch = add('Slice', [add('Shape', [ehs], scope0), int64('zero', [0]), int64('one', [1])], scope0);
+  const lastTwo = int64('last_two', [-2]);
+  const end = int64('end', [2 ** 31 - 1]);
+  const minusOne = int64('minus_one', [-1]);
+  const headsAxis = opset >= 18 ? [int64('heads_axis', [1])] : [];
+  const headsAxisAttr = opset >= 18 ? [attr('keepdims', 0)] : [attr('axes', [1]), attr('keepdims', 0)];
+  /** Constants only fused layers use, made on first use (an unused initializer is an onnxruntime warning). */
+  const once = <T>(make: () => T) => {
+    let value: T | undefined;
+    return () => (value ??= make());
+  };
+  const biasRows = once(() => int64('bias_rows', [3, -1]));
+  const first = once(() => int64('part_0', [0], true));
+  const second = once(() => int64('part_1', [1], true));
+
+  /** Probabilities [B·heads, S, L] or [B, heads, S, L] → their mean over the heads, [B, S, L]. */
+  const headMean = (probs: string, scope: string) => {
+    const shape = add('Concat', [batch, minusOne, add('Slice', [add('Shape', [probs], scope), lastTwo, end], scope)], scope, [attr('axis', 0)]);
+    return add('ReduceMean', [add('Reshape', [probs, shape], scope), ...headsAxis], scope, headsAxisAttr);
+  };
+
+  /** softmax(Q·Kᵀ·scale) per head of a fused MultiHeadAttention, [B, heads, S, L] in float32. */
+  const fusedProbabilities = (n: INodeProto, scope: string): string => {
+    const heads = Number(n.attribute?.find((a) => a.name === 'num_heads')?.i ?? 0);
+    if (!(heads > 0)) throw new AttentionMapsError(`fused attention "${n.name}" has no num_heads attribute`);
+    const headShape = int64('head_shape', [0, 0, heads, -1]);
+    const [query, key, , bias] = [0, 1, 2, 3].map((i) => n.input?.[i] ?? '');
+    const packed = !n.input?.[2];
+    const biasRowsOf = bias ? add('Reshape', [toFloat(bias, scope), biasRows()], scope) : null;
+    let q = toFloat(query!, scope);
+    if (biasRowsOf) q = add('Add', [q, add('Gather', [biasRowsOf, first()], scope, [attr('axis', 0)])], scope);
+    const qh = add('Transpose', [add('Reshape', [q, headShape], scope)], scope, [attr('perm', [0, 2, 1, 3])]);
+    let kh: string;
+    if (packed) {
+      // K/V packed as [B, L, heads, 2, d]: K is part 0 of axis 3.
+      kh = add('Gather', [toFloat(key!, scope), first()], scope, [attr('axis', 3)]);
+    } else {
+      let k = toFloat(key!, scope);
+      if (biasRowsOf) k = add('Add', [k, add('Gather', [biasRowsOf, second()], scope, [attr('axis', 0)])], scope);
+      kh = add('Reshape', [k, headShape], scope);
+    }
+    const kT = add('Transpose', [kh], scope, [attr('perm', [0, 2, 3, 1])]);
+    const given = n.attribute?.find((a) => a.name === 'scale')?.f;
+    let scale: string;
+    if (given) {
+      scale = fresh('attention_maps/scale');
+      initializers.push({ name: scale, dataType: FLOAT, dims: [], floatData: [given] });
+    } else {
+      const d = toFloat(add('Slice', [add('Shape', [qh], scope), int64('head_dim', [3]), int64('head_dim_end', [4])], scope), scope);
+      scale = add('Reciprocal', [add('Sqrt', [d], scope)], scope);
+    }
+    return add('Softmax', [add('Mul', [add('MatMul', [qh, kT], scope), scale], scope)], scope, [attr('axis', -1)]);
+  };
+
+  const outputs: string[] = [];
+  let fused = 0;
+  for (const [i, n] of layers.entries()) {
+    const scope = `${scope0}/layer_${i}`;
+    const probs = isFusedMultiHeadAttention(n) ? (fused++, fusedProbabilities(n, scope)) : toFloat(n.output![0]!, scope);
+    const name = `${ATTENTION_MAP_OUTPUT}${i}`;
+    if (used.has(name)) throw new AttentionMapsError(`the graph already uses the name ${name}`);
+    used.add(name);
+    added.push({ name: fresh(`${scope}/Identity`), opType: 'Identity', input: [headMean(probs, scope)], output: [name] });
+    outputs.push(name);
+  }
+
+  g.node = [...g.node, ...added];
+  g.initializer = [...(g.initializer ?? []), ...initializers];
+  g.output = [
+    ...(g.output ?? []),
+    ...outputs.map((name) => ({
+      name,
+      type: { tensorType: { elemType: FLOAT, shape: { dim: [{ dimParam: 'batch' }, { dimParam: `${name}_tokens` }, { dimParam: 'text_tokens' }] } } },
+    })),
+  ];
+  model.metadataProps = [
+    ...(model.metadataProps ?? []).filter((p) => p.key !== ATTENTION_MAPS_METADATA_KEY),
+    { key: ATTENTION_MAPS_METADATA_KEY, value: JSON.stringify({ version: ATTENTION_MAPS_VERSION, source: sourceHash, layers: outputs.length, fused }) },
+  ];
+  return { model, outputs, fused };
+}
+
+/** Decodes, rewrites and re-encodes an ONNX file's bytes. */
+export function attentionMapsOnnxBytes(bytes: Uint8Array, sourceHash = ''): AttentionMapsRewrite & { bytes: Uint8Array } {
+  const model = onnx.ModelProto.decode(bytes);
+  const result = rewriteForAttentionMaps(model, sourceHash);
+  return { ...result, bytes: onnx.ModelProto.encode(result.model).finish() };
+}
+
+/**
+ * The token grid of a layer with S tokens on an h×w latent: f = sqrt(h·w/S) as a real number, grid
+ * (round(h/f), round(w/f)) where that has S cells, else the first grid of 0..7 stride-2 halvings
+ * (rounding up, then down) that does; the rule the attention-merge rewrite resizes its masks by.
+ */
+export function tokenGrid(h: number, w: number, S: number): { gh: number; gw: number } {
+  const f = Math.sqrt((h * w) / S);
+  const candidates: [number, number][] = [[Math.round(h / f), Math.round(w / f)]];
+  for (const round of [Math.ceil, Math.floor]) {
+    for (let k = 0; k <= 7; k++) candidates.push([round(h / 2 ** k), round(w / 2 ** k)]);
+  }
+  const fit = candidates.find(([a, b]) => a * b === S);
+  if (!fit) throw new AttentionMapsError(`an attention layer has ${S} image tokens, which is no grid of a ${w}×${h} latent`);
+  return { gh: fit[0], gw: fit[1] };
+}
+
+/**
+ * The running mean of attention maps over layers and calls, for one batch row: one map per text token at
+ * the latent grid. Sums are kept at each layer's own token grid and resized once, at the end (resizing
+ * is linear, so the mean of resized maps is the resized mean).
+ */
+export class AttentionMapAverage {
+  private readonly sums = new Map<number, Float64Array>();
+  private layers = 0;
+  private textTokens = 0;
+
+  constructor(
+    readonly width: number,
+    readonly height: number,
+  ) {}
+
+  /** Adds row `row` of one layer's output [B, S, L] (`dims` as the tensor reports them). */
+  add(data: Float32Array, dims: readonly number[], row: number): void {
+    const [B, S, L] = dims as [number, number, number];
+    if (dims.length !== 3 || !(row >= 0 && row < B)) throw new Error(`an attention map must be [B, S, L] with row ${row} < B, got [${dims.join(', ')}]`);
+    if (this.textTokens && this.textTokens !== L) throw new Error(`attention maps over ${L} text tokens after maps over ${this.textTokens}`);
+    this.textTokens = L;
+    let sum = this.sums.get(S);
+    if (!sum) {
+      tokenGrid(this.height, this.width, S); // refuse a layer with no grid now, not at the end
+      sum = new Float64Array(S * L);
+      this.sums.set(S, sum);
+    }
+    const base = row * S * L;
+    for (let i = 0; i < S * L; i++) sum[i]! += data[base + i]!;
+    this.layers++;
+  }
+
+  /** Layer maps added so far (layers × calls). */
+  get count(): number {
+    return this.layers;
+  }
+
+  /** The mean map of every text token, [L, height, width] (token-major). */
+  result(): { tokens: number; maps: Float32Array } {
+    const { width: w, height: h } = this;
+    if (this.layers === 0) throw new Error('no attention maps were recorded');
+    const L = this.textTokens;
+    const maps = new Float32Array(L * w * h);
+    for (const [S, sum] of this.sums) {
+      const { gh, gw } = tokenGrid(h, w, S);
+      const plane = new Float32Array(S);
+      for (let t = 0; t < L; t++) {
+        for (let s = 0; s < S; s++) plane[s] = sum[s * L + t]! / this.layers;
+        const resized = resizeBilinear(plane, gw, gh, w, h);
+        const out = maps.subarray(t * w * h, (t + 1) * w * h);
+        for (let p = 0; p < w * h; p++) out[p]! += resized[p]!;
+      }
+    }
+    return { tokens: L, maps };
+  }
+}
