@@ -6,10 +6,35 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { e2eSkipReason, launchChromium, startStudio, type RunningStudio } from './support/e2e-browser.ts';
-import { autosavedGraph, autosaveKey, openStudio, openTab, openTemplate, realErrors } from './support/e2e-helpers.ts';
+import {
+  autosavedGraph,
+  autosaveKey,
+  canvasNodeIds,
+  emptyCanvasPoint,
+  openStudio,
+  openTab,
+  openTemplate,
+  realErrors,
+  runAndWait,
+  visualCheck,
+} from './support/e2e-helpers.ts';
 
 const skipReason = e2eSkipReason();
+
+/** Adds a node from the canvas menu: right click on empty canvas, type, Enter. */
+async function addFromMenu(page: Page, query: string) {
+  const canvas = (await page.locator('[data-testid="canvas"]').boundingBox())!;
+  const spot = await emptyCanvasPoint(page);
+  await page.mouse.click(canvas.x + spot.x, canvas.y + spot.y, { button: 'right' });
+  await page.fill('[data-testid="menu-search"]', query);
+  await page.keyboard.press('Enter');
+}
 const node = (page: Page, id: string) => page.locator(`[data-testid="node"][data-node-id="${id}"]`);
+const toasts = (page: Page) =>
+  page
+    .locator('[data-testid="toast"]')
+    .allTextContents()
+    .then((t) => t.join('\n'));
 const docLabel = (page: Page) => page.locator('[data-testid="doc-label"]').textContent();
 /** The name of the document this tab autosaved last. */
 const autosavedDocName = async (page: Page) => {
@@ -59,6 +84,39 @@ describe.skipIf(skipReason !== null)('browser end-to-end: the editor for a dayâ€
     expect(await docLabel(c)).toContain('single-prompt');
 
     expect(realErrors([...errors, ...errorsB, ...errorsC])).toEqual([]);
+    await context.close();
+  });
+
+  it('runs what the outputs need when a dangling node has problems, and warns about the node', { timeout: 300_000 }, async () => {
+    const { context, page, errors } = await openStudio(browser, studio);
+    await openTemplate(page, 'epsilon-merge');
+    await node(page, 'invert').locator('[data-testid="param-steps"]').fill('20');
+    const before = await canvasNodeIds(page);
+    // A second inversion, connected to nothing: its inputs are missing and no output needs it.
+    await addFromMenu(page, 'Invert');
+    await expect.poll(async () => (await canvasNodeIds(page)).length).toBe(before.length + 1);
+    const loose = (await canvasNodeIds(page)).find((id) => !before.includes(id))!;
+    await expect.poll(() => node(page, loose).getAttribute('class')).toContain('left-out');
+    expect(await node(page, loose).locator('[data-testid="node-left-out"]').textContent()).toMatch(/not connected/);
+    await expect.poll(() => page.locator('[data-testid="btn-problems"]').textContent()).toContain('No problems');
+
+    // Run: it goes, and says what it left out.
+    await runAndWait(page, 'done', 300_000, async () => {
+      await page.keyboard.press('Control+Enter');
+      await expect.poll(() => toasts(page)).toMatch(/Left out of this run .*Invert/);
+    });
+    await page.click('[data-testid="btn-problems"]');
+    await expect.poll(() => page.locator(`[data-testid="problem-warning"][data-node-id="${loose}"]`).count()).toBeGreaterThan(0);
+    expect(await page.locator('[data-testid="problem"]').count()).toBe(0);
+    await visualCheck(page, 'workday-left-out-1440x900');
+
+    // A needed node keeps its errors: too few steps on the template's own inversion.
+    await page.click(`[data-testid="node"][data-node-id="${loose}"]`);
+    await page.keyboard.press('Delete');
+    await node(page, 'invert').locator('[data-testid="param-steps"]').fill('1');
+    await expect.poll(() => page.locator('[data-testid="problem"][data-node-id="invert"]').count()).toBeGreaterThan(0);
+
+    expect(realErrors(errors)).toEqual([]);
     await context.close();
   });
 });

@@ -99,7 +99,7 @@ export interface UploadResult {
 export const api = {
   health: () => request<Health>('GET', '/api/health'),
   catalog: () => request<Catalog>('GET', '/api/catalog'),
-  validate: (graph: Graph) => request<{ ok: boolean; issues: ValidationIssue[] }>('POST', '/api/validate', { graph }),
+  validate: (graph: Graph) => request<{ ok: boolean; issues: ValidationIssue[]; warnings?: ValidationIssue[] }>('POST', '/api/validate', { graph }),
   /** `front`: first in line (after the running jobs). */
   submitJob: (graph: Graph, opts: { front?: boolean } = {}) =>
     request<{ job: JobSummary }>('POST', '/api/jobs', { graph, ...(opts.front ? { front: true } : {}) }),
@@ -136,7 +136,8 @@ export const api = {
       ...(file.name ? { 'X-File-Name': encodeURIComponent(file.name) } : {}),
     }),
   uploadInfo: (name: string) => request<UploadResult>('GET', `/api/uploads/${encodeURIComponent(name)}/info`),
-  validateForRun: (graph: Graph) => request<{ ok: boolean; issues: ValidationIssue[] }>('POST', '/api/validate?requireOutput=1', { graph }),
+  validateForRun: (graph: Graph) =>
+    request<{ ok: boolean; issues: ValidationIssue[]; warnings?: ValidationIssue[] }>('POST', '/api/validate?requireOutput=1', { graph }),
 };
 
 /** Where an image named in a parameter can be seen: an upload, or a built-in picture ("builtin:sample"). */

@@ -23,7 +23,7 @@ import { migrateGraph, type MigrationTable } from './migrate.ts';
 import { resolveModes } from './modes.ts';
 import { danglingIssue, displayNames, humanParam, isRecord, schemaIssue, suggest, unknownInputMessage, withArticle } from './messages.ts';
 import { checkParams, listOrNone } from './params.ts';
-import { topoOrder } from './topo.ts';
+import { ancestorsOf, topoOrder } from './topo.ts';
 
 export interface ValidateOptions {
   /** Report 'no_outputs' when the graph has no output node. Default true; the live editor passes false. */
@@ -39,12 +39,12 @@ export function validateGraph(raw: unknown, catalog: NodeCatalog, opts: Validate
     try {
       raw = JSON.parse(raw);
     } catch (err) {
-      return { ok: false, issues: [{ code: 'invalid_json', message: `The graph file is not valid JSON: ${(err as Error).message}` }] };
+      return { ok: false, issues: [{ code: 'invalid_json', message: `The graph file is not valid JSON: ${(err as Error).message}` }], warnings: [] };
     }
   }
 
   const migrated = migrateGraph(raw, opts.migrations);
-  if (migrated.issues.length > 0) return { ok: false, issues: migrated.issues };
+  if (migrated.issues.length > 0) return { ok: false, issues: migrated.issues, warnings: [] };
 
   const issues: ValidationIssue[] = [];
   const parsed = GraphSchema.safeParse(migrated.graph);
@@ -73,15 +73,25 @@ export function validateGraph(raw: unknown, catalog: NodeCatalog, opts: Validate
     shape = { nodes, edges };
   }
 
-  const { issues: semantic, params } = checkGraph(shape, catalog, opts, brokenIds);
-  issues.push(...semantic);
+  const { issues: semantic, params, unneeded } = checkGraph(shape, catalog, opts, brokenIds);
+  // A node that no output needs does not run: its problems are warnings, unless the graph cannot be read at all.
+  const warnings = parsed.success ? semantic.filter((i) => leftOut(i, unneeded)) : [];
+  issues.push(...semantic.filter((i) => !warnings.includes(i)));
 
-  if (!parsed.success) return { ok: false, issues };
+  if (!parsed.success) return { ok: false, issues, warnings };
   const graph: Graph = {
     ...parsed.data,
     nodes: parsed.data.nodes.map((n, i) => (params.has(i) ? { ...n, params: params.get(i)! } : n)),
   };
-  return { ok: issues.length === 0, issues, graph };
+  return { ok: issues.length === 0, issues, warnings, graph };
+}
+
+/** Problems of the graph as a whole, wherever they sit: a duplicate id, a node type this server lacks, a cycle. */
+const ALWAYS_ERRORS = new Set<ValidationIssue['code']>(['duplicate_node_id', 'unknown_node_type', 'cycle']);
+
+/** Problems that belong to one node that no output needs: they would only matter if it ran. */
+function leftOut(issue: ValidationIssue, unneeded: Set<string>): boolean {
+  return issue.nodeId !== undefined && unneeded.has(issue.nodeId) && !ALWAYS_ERRORS.has(issue.code);
 }
 
 /** One line for logs and the command line: "[code] message (node x, field y)". */
@@ -101,6 +111,8 @@ export function summarizeIssues(issues: readonly ValidationIssue[]): string {
 
 interface Checked {
   issues: ValidationIssue[];
+  /** Nodes no running output needs (empty when the graph has no running output: then nothing is left out). */
+  unneeded: Set<string>;
   /** Parsed params (defaults filled) by node index, for nodes whose params are valid. */
   params: Map<number, Record<string, unknown>>;
 }
@@ -288,7 +300,11 @@ function checkGraph(graph: { nodes: GraphNode[]; edges: GraphEdge[] }, catalog: 
           : `The graph has no output node; add one${hint} so the job produces a result.`,
     });
   }
-  return { issues, params };
+  // What the outputs need, as a run plans it (executor's planRun): the rest is left out of a run.
+  const running = outputNodes.filter((n) => !modes.skipped.has(n.id)).map((n) => n.id);
+  const needed = ancestorsOf(modes.graph, running);
+  const unneeded = new Set(running.length ? [...byId.keys()].filter((id) => !needed.has(id)) : []);
+  return { issues, params, unneeded };
 }
 
 function findCycles(graph: { nodes: GraphNode[]; edges: GraphEdge[] }): string[][] {

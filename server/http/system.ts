@@ -101,7 +101,7 @@ export function systemRoutes(catalog: NodeCatalog, info: SystemInfo & { modelRoo
     const body = jsonObject(req, '{ graph }');
     const requireOutput = req.query.requireOutput === '1' || req.query.requireOutput === 'true';
     const result = validateGraph(body.graph, catalog, { requireOutput });
-    res.json({ ok: result.ok, issues: result.issues });
+    res.json({ ok: result.ok, issues: result.issues, warnings: result.warnings });
   });
 
   return router;

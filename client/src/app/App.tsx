@@ -218,6 +218,7 @@ function Studio({ catalog }: { catalog: Catalog }) {
         {panel === 'problems' ? (
           <ProblemsPanel
             issues={validation.issues}
+            warnings={validation.warnings}
             validating={validation.validating}
             error={validation.error}
             labelOf={labelOf}

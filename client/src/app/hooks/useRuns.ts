@@ -70,10 +70,12 @@ export function useRuns({ editor, catalog, notify, validation, currentGraph, doc
     // The server's answer about this graph replaces any check still pending.
     const token = validation.claim();
     const graph = currentGraph();
+    let leftOut: NonNullable<ApiError['issues']> = [];
     try {
       const check = await api.validateForRun(graph);
+      leftOut = check.warnings ?? [];
       if (check.issues.length) {
-        validation.report(token, check.issues);
+        validation.report(token, check.issues, leftOut);
         refuse(check.issues);
         return;
       }
@@ -86,7 +88,13 @@ export function useRuns({ editor, catalog, notify, validation, currentGraph, doc
       const { job } = await api.submitJob(graph, opts);
       gallery.recordJob(job.id, { graph, graphLabel: docLabel });
       tracker.follow(job);
-      validation.report(token, []);
+      validation.report(token, [], leftOut);
+      const skipped = [...new Set(leftOut.flatMap((i) => (i.nodeId ? [nodeLabel(editor, catalog, i.nodeId)] : [])))];
+      if (skipped.length)
+        notify(
+          'info',
+          `Left out of this run (no output needs ${skipped.length === 1 ? 'it' : 'them'}, and ${skipped.length === 1 ? 'it has' : 'they have'} problems): ${skipped.join(', ')}.`,
+        );
       const empty = emptyPrompts(graph, catalog);
       if (empty.length) notify('info', `Running with an empty prompt in ${empty.join(', ')}: the model gets no words from it.`);
       if (opts.front && queueView.get()?.running) notify('info', 'Queued first in line: it runs as soon as the current job ends.');
