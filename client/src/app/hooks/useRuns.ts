@@ -70,7 +70,7 @@ export function useRuns({ editor, catalog, notify, validation, currentGraph, doc
     // The server's answer about this graph replaces any check still pending.
     const token = validation.claim();
     const graph = currentGraph();
-    let leftOut: NonNullable<ApiError['issues']> = [];
+    let leftOut: NonNullable<ApiError['issues']>;
     try {
       const check = await api.validateForRun(graph);
       leftOut = check.warnings ?? [];
