@@ -5,8 +5,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
+import type { HistoryPage, QueueState } from '../server/protocol/events.ts';
 import { e2eSkipReason, launchChromium, startStudio, type RunningStudio } from './support/e2e-browser.ts';
 import {
+  apiJson,
   autosavedGraph,
   autosaveKey,
   canvasNodeIds,
@@ -115,6 +117,58 @@ describe.skipIf(skipReason !== null)('browser end-to-end: the editor for a dayâ€
     await page.keyboard.press('Delete');
     await node(page, 'invert').locator('[data-testid="param-steps"]').fill('1');
     await expect.poll(() => page.locator('[data-testid="problem"][data-node-id="invert"]').count()).toBeGreaterThan(0);
+
+    expect(realErrors(errors)).toEqual([]);
+    await context.close();
+  });
+
+  it('pauses the queue, reorders waiting jobs by dragging and with the arrows, and runs them in that order', { timeout: 300_000 }, async () => {
+    const { context, page, errors } = await openStudio(browser, studio);
+    await openTemplate(page, 'epsilon-merge');
+    const steps = node(page, 'invert').locator('[data-testid="param-steps"]');
+    await page.click('[data-testid="btn-queue"]');
+    await page.click('[data-testid="queue-pause"]');
+    await expect.poll(() => page.locator('[data-testid="queue-paused"]').count()).toBe(1);
+    await expect.poll(() => page.locator('[data-testid="status-queue"]').textContent()).toContain('paused');
+
+    // Three runs, each with its own step count, wait while the queue is paused.
+    const items = page.locator('[data-testid="queue-panel"] [data-testid="queue-item"]');
+    for (const [i, n] of ['20', '21', '22'].entries()) {
+      await steps.fill(n);
+      await page.keyboard.press('Control+Enter');
+      await expect.poll(() => items.count(), { timeout: 60_000 }).toBe(i + 1);
+    }
+    const order = async () => (await apiJson<QueueState>(studio, '/api/queue')).pending.map((j) => j.id);
+    const [j1, j2, j3] = await order();
+    expect(await items.evaluateAll((els) => els.map((e) => e.getAttribute('data-state')))).toEqual(['queued', 'queued', 'queued']);
+
+    // Drag the last onto the first: it goes first.
+    await items.nth(2).dragTo(items.nth(0));
+    await expect.poll(order).toEqual([j3, j1, j2]);
+    await expect.poll(() => items.evaluateAll((els) => els.map((e) => e.getAttribute('data-job-id')))).toEqual([j3, j1, j2]);
+    // â†“ on the first: one place later.
+    await items.nth(0).locator('[data-testid="queue-down"]').click();
+    await expect.poll(order).toEqual([j1, j3, j2]);
+    expect(await items.nth(0).locator('[data-testid="queue-up"]').isDisabled()).toBe(true);
+    expect(await items.nth(2).locator('[data-testid="queue-down"]').isDisabled()).toBe(true);
+    await expect.poll(() => items.nth(0).locator('[data-testid="queue-meta"]').textContent()).toContain('paused');
+    await visualCheck(page, 'workday-queue-paused-1440x900');
+    await page.setViewportSize({ width: 1280, height: 720 });
+    await visualCheck(page, 'workday-queue-paused-1280x720');
+    await page.setViewportSize({ width: 1440, height: 900 });
+
+    // Nothing started while paused; Resume runs them in the new order.
+    expect((await apiJson<QueueState>(studio, '/api/queue')).active).toEqual([]);
+    await page.click('[data-testid="queue-pause"]');
+    await expect.poll(() => page.locator('[data-testid="queue-paused"]').count()).toBe(0);
+    await expect
+      .poll(async () => (await apiJson<QueueState>(studio, '/api/queue')).pending.length + (await apiJson<QueueState>(studio, '/api/queue')).active.length, {
+        timeout: 240_000,
+      })
+      .toBe(0);
+    const history = await apiJson<HistoryPage>(studio, '/api/history?offset=0&limit=10');
+    const ran = history.jobs.filter((j) => [j1, j2, j3].includes(j.id)).sort((a, b) => (a.startedAt ?? 0) - (b.startedAt ?? 0));
+    expect(ran.map((j) => j.id)).toEqual([j1, j3, j2]);
 
     expect(realErrors(errors)).toEqual([]);
     await context.close();

@@ -109,6 +109,8 @@ export const api = {
   /** Moves a queued job to `position` (1 = next to start). */
   moveJob: (id: string, position: number) => request<{ queue: QueueState }>('POST', `/api/jobs/${encodeURIComponent(id)}/move`, { position }),
   queue: () => request<QueueState>('GET', '/api/queue'),
+  /** Pauses the queue (no waiting job starts; the running one goes on), or resumes it. */
+  pauseQueue: (paused: boolean) => request<{ queue: QueueState }>('POST', `/api/queue/${paused ? 'pause' : 'resume'}`),
   /** Finished jobs, newest first. */
   history: (offset = 0, limit = 50) => request<HistoryPage>('GET', `/api/history?offset=${offset}&limit=${limit}`),
   clearHistory: () => request<{ removed: number }>('DELETE', '/api/history'),

@@ -42,6 +42,8 @@ export interface JobService {
   move(id: string, position: number): Promise<'moved' | 'not_queued' | 'not_found'>;
   /** Running jobs with progress and ETA, then the waiting ones in order. */
   queue(): Promise<QueueState>;
+  /** Pauses the queue (no waiting job starts; a running one goes on) or resumes it. */
+  setPaused(paused: boolean): Promise<void>;
   /** Finished jobs, newest first. */
   history(offset: number, limit: number): Promise<HistoryPage>;
   /** Removes every finished job from the history (result files stay on disk); returns how many. */

@@ -229,7 +229,17 @@ function Studio({ catalog }: { catalog: Catalog }) {
         {panel === 'results' ? (
           <GalleryPanel onCompare={(images) => setDialog({ kind: 'compare', images })} onDownload={files.downloadGalleryImage} onClose={() => setPanel(null)} />
         ) : null}
-        {panel === 'queue' ? <QueuePanel onWatch={runs.watch} onCancel={(id) => void runs.cancel(id)} onClose={() => setPanel(null)} /> : null}
+        {panel === 'queue' ? (
+          <QueuePanel
+            onWatch={runs.watch}
+            onCancel={(id) => void runs.cancel(id)}
+            onMove={(id, position) => void api.moveJob(id, position).catch((err: Error) => notify('error', `Cannot move the job: ${err.message}`))}
+            onPause={(paused) =>
+              void api.pauseQueue(paused).catch((err: Error) => notify('error', `Cannot ${paused ? 'pause' : 'resume'} the queue: ${err.message}`))
+            }
+            onClose={() => setPanel(null)}
+          />
+        ) : null}
       </main>
       <StatusBar
         health={server.health}

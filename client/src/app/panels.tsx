@@ -131,7 +131,10 @@ export function StatusBar(props: {
       <span>
         {props.nodeCount} node{props.nodeCount === 1 ? '' : 's'}
       </span>
-      <span>Queue: {pending === 0 ? 'idle' : `${pending} job${pending === 1 ? '' : 's'}`}</span>
+      <span data-testid="status-queue">
+        Queue: {pending === 0 ? 'idle' : `${pending} job${pending === 1 ? '' : 's'}`}
+        {props.queue?.paused ? ' · paused' : ''}
+      </span>
       <button type="button" className="sd-link" data-testid="btn-minimap" onClick={props.onToggleMinimap} title="Show or hide the minimap">
         Minimap: {props.minimap ? 'on' : 'off'}
       </button>
