@@ -173,4 +173,18 @@ describe.skipIf(skipReason !== null)('browser end-to-end: the editor for a dayâ€
     expect(realErrors(errors)).toEqual([]);
     await context.close();
   });
+
+  it('runs a template the first time without a warning that its style prompts were cut', { timeout: 300_000 }, async () => {
+    const { context, page, errors } = await openStudio(browser, studio);
+    await openTemplate(page, 'three-styles');
+    await node(page, 'invert').locator('[data-testid="param-steps"]').fill('20');
+    await runAndWait(page);
+    for (const id of ['encode_style1', 'encode_style2', 'encode_style3']) {
+      await expect.poll(() => node(page, id).locator('[data-testid="node-result-text"]').textContent()).toMatch(/\d+ of 75 tokens/);
+      expect(await node(page, id).locator('[data-testid="node-result-text"]').textContent()).not.toContain('truncated');
+      expect(await node(page, id).locator('[data-testid="node-warning"]').count()).toBe(0);
+    }
+    expect(realErrors(errors)).toEqual([]);
+    await context.close();
+  });
 });
