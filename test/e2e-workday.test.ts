@@ -52,6 +52,12 @@ describe.skipIf(skipReason !== null)('browser end-to-end: the editor for a day鈥
     [studio, browser] = await Promise.all([startStudio(), launchChromium()]);
   });
 
+  /** A state-changing API call from the test (the header the studio's client sends). */
+  const send = async (method: string, route: string) => {
+    const res = await fetch(new URL(route, studio.url), { method, headers: { 'X-Requested-With': 'test' } });
+    expect(res.ok, `${method} ${route}: ${res.status}`).toBe(true);
+  };
+
   afterAll(async () => {
     await browser?.close();
     await studio?.close();
@@ -187,4 +193,67 @@ describe.skipIf(skipReason !== null)('browser end-to-end: the editor for a day鈥
     expect(realErrors(errors)).toEqual([]);
     await context.close();
   });
+
+  it(
+    'moves the seed after each run as its control says, and a batch queues runs with successive seeds, each named by graph and seed',
+    { timeout: 300_000 },
+    async () => {
+      const { context, page, errors } = await openStudio(browser, studio);
+      await openTemplate(page, 'epsilon-merge');
+      const seed = node(page, 'invert').locator('[data-testid="param-seed"]');
+      await seed.fill('40');
+      await expect.poll(async () => (await autosavedGraph(page)).nodes.find((n) => n.id === 'invert')?.params.seed).toBe(40);
+      // Paused, the queued runs stay to be looked at.
+      await send('POST', '/api/queue/pause');
+      await page.selectOption('[data-testid="seed-control"]', 'increment');
+      await page.fill('[data-testid="batch-count"]', '3');
+      await page.click('[data-testid="btn-run"]');
+      await expect.poll(async () => (await apiJson<QueueState>(studio, '/api/queue')).pending.length, { timeout: 60_000 }).toBe(3);
+      const pending = (await apiJson<QueueState>(studio, '/api/queue')).pending;
+      expect(pending.map((j) => j.title)).toEqual([
+        'epsilon-merge 路 run 1 of 3 路 seed 40',
+        'epsilon-merge 路 run 2 of 3 路 seed 41',
+        'epsilon-merge 路 run 3 of 3 路 seed 42',
+      ]);
+      const seeds = [];
+      for (const j of pending) {
+        const detail = await apiJson<{ graph: { nodes: { id: string; params: { seed?: number } }[] } }>(studio, `/api/jobs/${j.id}`);
+        seeds.push(detail.graph.nodes.find((n) => n.id === 'invert')!.params.seed);
+      }
+      expect(seeds).toEqual([40, 41, 42]);
+      // After the batch the field holds the next seed; the Queue panel tells the runs apart.
+      await expect.poll(() => seed.inputValue()).toBe('43');
+      await page.click('[data-testid="btn-queue"]');
+      const titles = page.locator('[data-testid="queue-panel"] [data-testid="queue-item"] .sd-queue-title');
+      await expect.poll(() => titles.allTextContents()).toEqual(pending.map((j) => j.title));
+      await visualCheck(page, 'workday-seed-batch-1440x900');
+      await page.setViewportSize({ width: 1280, height: 720 });
+      await visualCheck(page, 'workday-seed-batch-1280x720');
+      await page.setViewportSize({ width: 1440, height: 900 });
+
+      // Randomize: one run, then a seed drawn at random (not the next one).
+      await page.selectOption('[data-testid="seed-control"]', 'randomize');
+      await page.fill('[data-testid="batch-count"]', '1');
+      await page.click('[data-testid="btn-run"]');
+      await expect.poll(async () => (await apiJson<QueueState>(studio, '/api/queue')).pending.length, { timeout: 60_000 }).toBe(4);
+      await expect.poll(() => seed.inputValue()).not.toBe('43');
+      // Fixed: the seed stays.
+      await page.selectOption('[data-testid="seed-control"]', 'fixed');
+      const kept = await seed.inputValue();
+      await page.click('[data-testid="btn-run"]');
+      await expect.poll(async () => (await apiJson<QueueState>(studio, '/api/queue')).pending.length, { timeout: 60_000 }).toBe(5);
+      expect(await seed.inputValue()).toBe(kept);
+
+      // A cancelled run keeps its name in the finished list.
+      const last = (await apiJson<QueueState>(studio, '/api/queue')).pending.at(-1)!;
+      await page.locator(`[data-testid="queue-item"][data-job-id="${last.id}"] [data-testid="queue-cancel"]`).click();
+      await expect
+        .poll(() => page.locator(`[data-testid="queue-finished"][data-job-id="${last.id}"] .sd-queue-title`).textContent())
+        .toBe(`epsilon-merge 路 seed ${kept}`);
+      for (const j of (await apiJson<QueueState>(studio, '/api/queue')).pending) await send('DELETE', `/api/jobs/${j.id}`);
+      await send('POST', '/api/queue/resume');
+      expect(realErrors(errors)).toEqual([]);
+      await context.close();
+    },
+  );
 });
