@@ -4,11 +4,20 @@
  * mask) identical across them and lays nodes out on one grid.
  */
 import { writeFileSync } from 'node:fs';
-import { STYLE_PRESETS } from '../nodes/lib/presets.ts';
 import { encodePoints } from '../server/protocol/painting.ts';
-const preset = (label: string) => STYLE_PRESETS.find((p) => p.label === label)!.value;
-const vanGogh = preset('Van Gogh');
-const minecraft = preset('Minecraft');
+/**
+ * The templates' style prompts: the paper's presets (nodes/lib/presets.ts, in every Text Prompt's
+ * Preset list) said in fewer words, so that none is cut at the text encoder's 75 tokens (the paper's
+ * run to 125 and 218 with the demo model's byte tokenizer, and a first run warned about them).
+ */
+const STYLE = {
+  vanGogh: 'A Van Gogh painting of [prompt], swirling brushstrokes, vivid colors',
+  minecraft: '[prompt] in Minecraft style, blocky voxels, pixelated textures',
+  mosaic: 'A mosaic of [prompt], small colorful tiles, visible grout lines',
+  warhol: 'Andy Warhol pop art of [prompt], bold colors, thick outlines',
+};
+const vanGogh = STYLE.vanGogh;
+const minecraft = STYLE.minecraft;
 /** A style: its prompt and the title its Text Prompt node shows. */
 type Style = { text: string; title: string };
 const TWO: Style[] = [
@@ -17,7 +26,7 @@ const TWO: Style[] = [
 ];
 const THREE: Style[] = [
   { text: vanGogh, title: 'Style 1: Van Gogh (left)' },
-  { text: preset('Mosaic'), title: 'Style 2: Mosaic (centre)' },
+  { text: STYLE.mosaic, title: 'Style 2: Mosaic (centre)' },
   { text: minecraft, title: 'Style 3: Minecraft (right)' },
 ];
 type N = { id: string; type: string; params?: Record<string, unknown>; position: { x: number; y: number }; title?: string };
@@ -84,7 +93,7 @@ function single(nodes: N[], edges: E[], id: string, cond: string, row: number) {
 }
 /** The single-prompt baseline: one prompt that states the spatial arrangement of the styles in words. */
 const BOTH_STYLES = 'A painting of [prompt], Van Gogh style on the left and Minecraft style on the right';
-const THREE_STYLES = 'A painting of [prompt], Van Gogh style on the left, a mosaic in the centre and Minecraft style on the right';
+const THREE_STYLES = 'A painting of [prompt]: Van Gogh left, mosaic centre, Minecraft right';
 function bothStyles(nodes: N[], edges: E[], id: string, col: number, row: number, text = BOTH_STYLES, title = 'Both styles in one prompt') {
   nodes.push(
     { id, type: 'TextPrompt', title, params: { text, subject: 'a house' }, position: at(col, row) },
@@ -280,7 +289,7 @@ function write(name: string, title: string, description: string, nodes: N[], edg
   const { nodes, edges } = common();
   styles(nodes, edges, 3, [
     { text: vanGogh, title: 'Style 1: Van Gogh (sky, everything unpainted)' },
-    { text: preset('Andy Warhol Pop'), title: 'Style 2: Andy Warhol (painted on the house)' },
+    { text: STYLE.warhol, title: 'Style 2: Andy Warhol (painted on the house)' },
     { text: minecraft, title: 'Style 3: Minecraft (painted on the hills)' },
   ]);
   mask(nodes, edges, 6, { styles: 3, shape: 'painted', fill: 1, feather: 0.03, strokes: paintedRegions() });

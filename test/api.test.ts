@@ -104,7 +104,7 @@ describe('validation', () => {
     const noOutput = graphOf([{ id: 'n', type: 'Constant' }]);
     const live = await api(studio, 'POST', '/api/validate', { graph: noOutput });
     expect(live.status).toBe(200);
-    expect(live.body).toEqual({ ok: true, issues: [] });
+    expect(live.body).toEqual({ ok: true, issues: [], warnings: [] });
     const strict = await api(studio, 'POST', '/api/validate?requireOutput=1', { graph: noOutput });
     expect(strict.status).toBe(200);
     expect(strict.body.ok).toBe(false);

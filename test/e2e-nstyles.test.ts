@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { encodePoints, MAX_STROKES, STYLE_COLORS } from '../server/protocol/painting.ts';
 import { e2eSkipReason, launchChromium, startStudio, type RunningStudio } from './support/e2e-browser.ts';
-import { autosavedGraph, clickEmptyCanvas, openStudio, openTemplate, realErrors, visualCheck, runAndWait } from './support/e2e-helpers.ts';
+import { autosavedGraph, autosaveKey, clickEmptyCanvas, openStudio, openTemplate, realErrors, visualCheck, runAndWait } from './support/e2e-helpers.ts';
 
 const skipReason = e2eSkipReason();
 if (skipReason) console.warn(skipReason);
@@ -36,12 +36,15 @@ async function strokesOf(page: Page): Promise<{ style: number }[]> {
 
 /** Puts strokes into the autosaved graph as a hand-edited file would, and reloads the studio with them. */
 async function reloadWithStrokes(page: Page, strokes: unknown[]): Promise<void> {
-  await page.evaluate((strokes) => {
-    const key = 'dualstyle.autosave.v1';
-    const saved = JSON.parse(localStorage.getItem(key)!) as { graph: { nodes: { id: string; params: Record<string, unknown> }[] } };
-    saved.graph.nodes.find((n) => n.id === 'mask')!.params.strokes = strokes;
-    localStorage.setItem(key, JSON.stringify(saved));
-  }, strokes);
+  const key = await autosaveKey(page);
+  await page.evaluate(
+    ({ key, strokes }) => {
+      const saved = JSON.parse(localStorage.getItem(key)!) as { graph: { nodes: { id: string; params: Record<string, unknown> }[] } };
+      saved.graph.nodes.find((n) => n.id === 'mask')!.params.strokes = strokes;
+      localStorage.setItem(key, JSON.stringify(saved));
+    },
+    { key, strokes },
+  );
   await page.reload();
   await page.waitForSelector('[data-testid="canvas"][data-ready="true"]');
 }

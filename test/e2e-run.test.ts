@@ -25,6 +25,7 @@ import {
   type RunningStudio,
 } from './support/e2e-browser.ts';
 import {
+  autosavedGraph,
   canvasNodeIds,
   clickEmptyCanvas,
   downloadFile,
@@ -82,13 +83,7 @@ describe.skipIf(skipReason !== null)('browser end-to-end: template runs', () => 
     await screenshot(page, '11-template-open');
 
     // Replacing the connection of an occupied input is one undoable action and touches nothing else.
-    const edgesNow = async () =>
-      page.evaluate(() => {
-        const saved = JSON.parse(localStorage.getItem('dualstyle.autosave.v1') ?? '{}') as {
-          graph?: { edges: { from: { node: string; output: string }; to: { node: string; input: string } }[] };
-        };
-        return (saved.graph?.edges ?? []).map((e) => `${e.from.node}.${e.from.output}>${e.to.node}.${e.to.input}`).sort();
-      });
+    const edgesNow = async () => ((await autosavedGraph(page))?.edges ?? []).map((e) => `${e.from.node}.${e.from.output}>${e.to.node}.${e.to.input}`).sort();
     const original = await edgesNow();
     expect(original).toHaveLength(template.edges.length);
     const replaceable = findReplaceable(template as TemplateGraph, catalog);

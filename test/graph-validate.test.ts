@@ -12,6 +12,11 @@ function only(issues: ValidationIssue[], code: ValidationIssue['code']): Validat
   return found[0];
 }
 
+/** Every problem found, also those of nodes no output needs (warnings: a run leaves those nodes out). */
+function problems(r: { issues: ValidationIssue[]; warnings: ValidationIssue[] }): ValidationIssue[] {
+  return [...r.issues, ...r.warnings];
+}
+
 describe('validateGraph', () => {
   it('accepts a valid graph and fills parameter defaults', () => {
     const r = validateGraph(numberChain(), catalog);
@@ -79,6 +84,28 @@ describe('validateGraph', () => {
     expect(i.message).toBe('Add → a is not connected; it needs a Number input.');
   });
 
+  it('a dangling node (feeds no output) does not stop a run: its problems are warnings; a needed node keeps its errors', () => {
+    // "loose" has no input and a bad parameter, and nothing it makes reaches "out".
+    const g = numberChain();
+    g.nodes.push({ id: 'loose', type: 'Add', params: { offset: 'lots' }, position: { x: 0, y: 0 } });
+    const r = validateGraph(g, catalog);
+    expect(r.ok).toBe(true);
+    expect(r.issues).toEqual([]);
+    expect(r.warnings.map((i) => `${i.nodeId}:${i.code}`).sort()).toEqual(['loose:missing_input', 'loose:param_wrong_type'].sort());
+    // The same problems on a node the output needs stop the run.
+    const needed = numberChain();
+    needed.edges = needed.edges.filter((e) => e.to.node !== 'b');
+    const n = validateGraph(needed, catalog);
+    expect(n.ok).toBe(false);
+    expect(only(n.issues, 'missing_input').nodeId).toBe('b');
+    expect(n.warnings).toEqual([]);
+    // "a" now feeds nothing: left out, and without problems it is not worth a word.
+    expect(n.issues.some((i) => i.nodeId === 'a')).toBe(false);
+    // Without any output node nothing is left out: the live editor sees every problem as one.
+    const noOutput = graphJson([{ id: 'loose', type: 'Add' }], []);
+    expect(only(validateGraph(noOutput, catalog, { requireOutput: false }).issues, 'missing_input').nodeId).toBe('loose');
+  });
+
   it('says "an" before a type that starts with a vowel', () => {
     const g = graphJson([{ id: 'save', type: 'SaveImage' }], []);
     expect(only(validateGraph(g, catalog).issues, 'missing_input').message).toBe('Save Image → image is not connected; it needs an Image input.');
@@ -129,10 +156,10 @@ describe('validateGraph', () => {
       ],
     );
     const r = validateGraph(g, catalog);
-    const i = only(r.issues, 'type_mismatch');
+    const i = only(problems(r), 'type_mismatch');
     expect(i).toMatchObject({ nodeId: 'inv', field: 'latent' });
     expect(i.message).toBe('Invert → latent expects Latent, got Image from Load Image → image');
-    expect(r.issues).toHaveLength(1);
+    expect(problems(r)).toHaveLength(1);
   });
 
   it('more than one edge into one input', () => {
@@ -175,7 +202,7 @@ describe('validateGraph', () => {
   it('parameter out of range: "Mask → sharpness must be ≤ 200, got 500"', () => {
     const g = numberChain();
     g.nodes.push({ id: 'm', type: 'Mask', params: { sharpness: 500 }, position: { x: 0, y: 0 } });
-    const i = only(validateGraph(g, catalog).issues, 'param_out_of_range');
+    const i = only(problems(validateGraph(g, catalog)), 'param_out_of_range');
     expect(i).toMatchObject({ nodeId: 'm', field: 'sharpness' });
     expect(i.message).toBe('Mask → sharpness must be ≤ 200, got 500');
   });
@@ -183,7 +210,7 @@ describe('validateGraph', () => {
   it('parameter of the wrong type', () => {
     const g = numberChain();
     g.nodes.push({ id: 'm', type: 'Mask', params: { sharpness: 'high' }, position: { x: 0, y: 0 } });
-    const i = only(validateGraph(g, catalog).issues, 'param_wrong_type');
+    const i = only(problems(validateGraph(g, catalog)), 'param_wrong_type');
     expect(i).toMatchObject({ nodeId: 'm', field: 'sharpness' });
     expect(i.message).toBe('Mask → sharpness must be a number, got string "high"');
   });
@@ -194,7 +221,7 @@ describe('validateGraph', () => {
       { id: 'm', type: 'Mask', params: { shape: 'square', seed: 1.5 }, position: { x: 0, y: 0 } },
       { id: 'img', type: 'LoadImage', params: { width: 500 }, position: { x: 0, y: 0 } },
     );
-    const issues = validateGraph(g, catalog).issues;
+    const issues = problems(validateGraph(g, catalog));
     const byField = Object.fromEntries(issues.map((i) => [`${i.nodeId}.${i.field}`, i]));
     expect(byField['m.shape']).toMatchObject({ code: 'param_invalid', message: 'Mask → shape must be one of "linear", "logistic", got text "square"' });
     expect(byField['m.seed']).toMatchObject({ code: 'param_wrong_type', message: 'Mask → seed must be a whole number, got number 1.5' });
@@ -215,7 +242,7 @@ describe('validateGraph', () => {
         ['img', 'image', 'save', 'image'],
       ],
     );
-    const issues = validateGraph(g, catalog).issues;
+    const issues = problems(validateGraph(g, catalog));
     const i = only(issues, 'custom');
     expect(i).toMatchObject({ nodeId: 'inv', field: 'skip' });
     expect(i.message).toBe('Invert → skip must be less than steps (10), got 30');
@@ -292,7 +319,7 @@ describe('validateGraph', () => {
       { id: 'm2', type: 'Mask', params: {}, position: { x: 0, y: 0 } },
       { id: 'm3', type: 'Mask', title: 'Seam', params: { sharpness: 201 }, position: { x: 0, y: 0 } },
     );
-    const msgs = validateGraph(g, catalog).issues.map((i) => i.message);
+    const msgs = problems(validateGraph(g, catalog)).map((i) => i.message);
     expect(msgs).toContain('Mask (m1) → sharpness must be ≥ 0, got -1');
     expect(msgs).toContain('Seam → sharpness must be ≤ 200, got 201');
   });

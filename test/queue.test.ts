@@ -100,6 +100,30 @@ describe('embedded job service', () => {
     expect(started()).toEqual([a.id, c.id, b.id, d.id]);
   });
 
+  it('pauses: the running job goes on, no waiting job starts until resumed, then they start in order', async () => {
+    const { jobs, events, started } = await service();
+    const a = await jobs.submit(endless(1, 'A'));
+    await until('A runs', () => started().includes(a.id));
+    await jobs.setPaused(true);
+    expect((events.filter((e) => e.name === 'queue').at(-1)?.args as { paused?: boolean }).paused).toBe(true);
+    const b = await jobs.submit(quick(2, 'B'));
+    const c = await jobs.submit(quick(3, 'C'));
+    await jobs.cancel(a.id);
+    await until('A ends', () => events.some((e) => e.name === 'job:cancelled' && e.args.jobId === a.id));
+    // Give the queue every chance to start one: a pump is a microtask, a job start an event.
+    await new Promise((r) => setImmediate(r));
+    let q = await jobs.queue();
+    expect(q.paused).toBe(true);
+    expect(q.active).toEqual([]);
+    expect(q.pending.map((j) => j.title)).toEqual(['B', 'C']);
+    expect(await jobs.move(c.id, 1)).toBe('moved');
+    await jobs.setPaused(false);
+    await jobs.idle();
+    expect(started()).toEqual([a.id, c.id, b.id]);
+    q = await jobs.queue();
+    expect(q.paused).toBeUndefined();
+  });
+
   it('cancels a queued job (it never runs) and the running one between steps', async () => {
     const { jobs, events, started } = await service();
     const a = await jobs.submit(endless(1));

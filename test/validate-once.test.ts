@@ -59,7 +59,7 @@ describe('one validation per run', () => {
     const graph = slowGraph(3, 2, 1, 'as the editor runs it');
     counts.validateGraph = 0;
     const check = await api(studio, 'POST', '/api/validate?requireOutput=1', { graph });
-    expect(check.body).toEqual({ ok: true, issues: [] });
+    expect(check.body).toEqual({ ok: true, issues: [], warnings: [] });
     const submitted = await api(studio, 'POST', '/api/jobs', { graph });
     expect(submitted.status).toBe(202);
     expect((await events.waitForEnd(submitted.body.job.id as string)).name).toBe('job:done');

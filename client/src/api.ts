@@ -107,7 +107,7 @@ export interface MaskPresetEntry {
 export const api = {
   health: () => request<Health>('GET', '/api/health'),
   catalog: () => request<Catalog>('GET', '/api/catalog'),
-  validate: (graph: Graph) => request<{ ok: boolean; issues: ValidationIssue[] }>('POST', '/api/validate', { graph }),
+  validate: (graph: Graph) => request<{ ok: boolean; issues: ValidationIssue[]; warnings?: ValidationIssue[] }>('POST', '/api/validate', { graph }),
   /** `front`: first in line (after the running jobs). */
   submitJob: (graph: Graph, opts: { front?: boolean } = {}) =>
     request<{ job: JobSummary }>('POST', '/api/jobs', { graph, ...(opts.front ? { front: true } : {}) }),
@@ -117,6 +117,8 @@ export const api = {
   /** Moves a queued job to `position` (1 = next to start). */
   moveJob: (id: string, position: number) => request<{ queue: QueueState }>('POST', `/api/jobs/${encodeURIComponent(id)}/move`, { position }),
   queue: () => request<QueueState>('GET', '/api/queue'),
+  /** Pauses the queue (no waiting job starts; the running one goes on), or resumes it. */
+  pauseQueue: (paused: boolean) => request<{ queue: QueueState }>('POST', `/api/queue/${paused ? 'pause' : 'resume'}`),
   /** Finished jobs, newest first. */
   history: (offset = 0, limit = 50) => request<HistoryPage>('GET', `/api/history?offset=${offset}&limit=${limit}`),
   clearHistory: () => request<{ removed: number }>('DELETE', '/api/history'),
@@ -147,7 +149,8 @@ export const api = {
   maskPresets: () => request<MaskPresetEntry[]>('GET', '/api/mask-presets'),
   maskPreset: (name: string) => request<{ name: string; params: Record<string, unknown> }>('GET', `/api/mask-presets/${encodeURIComponent(name)}`),
   saveMaskPreset: (name: string, params: Record<string, unknown>) => request<unknown>('PUT', `/api/mask-presets/${encodeURIComponent(name)}`, { params }),
-  validateForRun: (graph: Graph) => request<{ ok: boolean; issues: ValidationIssue[] }>('POST', '/api/validate?requireOutput=1', { graph }),
+  validateForRun: (graph: Graph) =>
+    request<{ ok: boolean; issues: ValidationIssue[]; warnings?: ValidationIssue[] }>('POST', '/api/validate?requireOutput=1', { graph }),
 };
 
 /** Where an image named in a parameter can be seen: an upload, or a built-in picture ("builtin:sample"). */

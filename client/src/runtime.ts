@@ -11,6 +11,8 @@ export type NodeRunStatus = 'idle' | 'pending' | 'running' | 'done' | 'cached' |
 
 export interface NodeRuntime {
   issues: ValidationIssue[];
+  /** Problems of a node no output needs: a run leaves it out, so they are warnings. */
+  leftOut?: ValidationIssue[];
   status: NodeRunStatus;
   progress?: { step: number; total: number };
   /** Blob URL of the latest step preview; the previous one is revoked when replaced. */
@@ -49,18 +51,20 @@ class NodeRuntimeStore {
     for (const id of ids) {
       const prev = this.get(id);
       if (prev.previewUrl) URL.revokeObjectURL(prev.previewUrl);
-      this.states.set(id, { issues: prev.issues, status, warnings: [], result: prev.result });
+      this.states.set(id, { issues: prev.issues, leftOut: prev.leftOut, status, warnings: [], result: prev.result });
       this.emit(id);
     }
   }
 
-  setIssues(byNode: Map<string, ValidationIssue[]>, allIds: Iterable<string>): void {
+  /** The checks' answer: `byNode` stops a run, `leftOutByNode` belongs to nodes a run leaves out. */
+  setIssues(byNode: Map<string, ValidationIssue[]>, allIds: Iterable<string>, leftOutByNode: Map<string, ValidationIssue[]> = new Map()): void {
     for (const id of allIds) {
       const next = byNode.get(id) ?? [];
+      const leftOut = leftOutByNode.get(id) ?? [];
       const prev = this.get(id);
-      if (prev.issues.length === 0 && next.length === 0) continue;
-      if (JSON.stringify(prev.issues) === JSON.stringify(next)) continue;
-      this.update(id, { issues: next });
+      if (prev.issues.length === 0 && next.length === 0 && !prev.leftOut?.length && leftOut.length === 0) continue;
+      if (JSON.stringify([prev.issues, prev.leftOut ?? []]) === JSON.stringify([next, leftOut])) continue;
+      this.update(id, { issues: next, leftOut });
     }
   }
 

@@ -73,6 +73,8 @@ export class EmbeddedJobService implements JobService {
   private unrecorded: { id: string; end: JobEnd } | undefined;
   private pumpScheduled = false;
   private stopping = false;
+  /** Paused by a user: no job starts. Not kept across a restart (a restarted studio runs its queue). */
+  private paused = false;
   private idleWaiters: (() => void)[] = [];
   private lastQueueSent = 0;
   private readonly instance = randomUUID();
@@ -173,6 +175,14 @@ export class EmbeddedJobService implements JobService {
     return this.queueState();
   }
 
+  async setPaused(paused: boolean): Promise<void> {
+    if (this.paused === paused) return;
+    this.paused = paused;
+    this.queueChanged();
+    if (!paused) this.schedulePump();
+    this.checkIdle();
+  }
+
   async history(offset: number, limit: number): Promise<HistoryPage> {
     return { ...this.db.history(offset, limit), offset };
   }
@@ -255,7 +265,7 @@ export class EmbeddedJobService implements JobService {
       1,
     );
     const pending = queued.map(({ plan: _plan, ...job }, i) => (etas[i] !== undefined ? { ...job, etaMs: etas[i] } : job));
-    return { running: active[0] ?? null, active, pending, workers: 1 };
+    return { running: active[0] ?? null, active, pending, workers: 1, ...(this.paused ? { paused: true as const } : {}) };
   }
 
   private summaryOf(id: string): JobSummary | undefined {
@@ -274,7 +284,7 @@ export class EmbeddedJobService implements JobService {
 
   private async pump(): Promise<void> {
     if (this.running || this.unrecorded) return;
-    if (this.stopping) return this.checkIdle();
+    if (this.stopping || this.paused) return this.checkIdle();
     const job = this.db.claimNext(Date.now(), WORKER, this.owner);
     if (!job) {
       this.checkIdle();

@@ -42,6 +42,8 @@ export interface JobService {
   move(id: string, position: number): Promise<'moved' | 'not_queued' | 'not_found'>;
   /** Running jobs with progress and ETA, then the waiting ones in order. */
   queue(): Promise<QueueState>;
+  /** Pauses the queue (no waiting job starts; a running one goes on) or resumes it. */
+  setPaused(paused: boolean): Promise<void>;
   /** Finished jobs, newest first. */
   history(offset: number, limit: number): Promise<HistoryPage>;
   /** Removes every finished job from the history (result files stay on disk); returns how many. */
@@ -101,7 +103,9 @@ export interface NewJobRecord {
 
 export function newJobRecord(graph: Graph, outputs: string[] | undefined, runner: Pick<GraphRunner, 'plan' | 'catalog'>): NewJobRecord {
   const plan = planOf(graph, runner.plan(graph, outputs), (type) => runner.catalog.get(type)?.title);
-  const title = typeof graph.meta?.title === 'string' ? graph.meta.title : undefined;
+  // The editor names each run (the graph's saved name, its seed); a graph file sent as is shows its title.
+  const named = graph.meta?.runTitle ?? graph.meta?.title;
+  const title = typeof named === 'string' ? named : undefined;
   const model = modelOf(graph);
   return { id: randomUUID(), createdAt: Date.now(), plan, ...(title !== undefined ? { title } : {}), ...(model ? { model } : {}) };
 }

@@ -152,7 +152,15 @@ export class RedisJobService implements JobService {
     return 'moved';
   }
 
+  /** BullMQ's own pause: every worker stops taking jobs (the ones running go on). */
+  async setPaused(paused: boolean): Promise<void> {
+    if (paused) await this.queueOf.pause();
+    else await this.queueOf.resume();
+    await this.records.publish({ queueChanged: true });
+  }
+
   async queue(): Promise<QueueState> {
+    const paused = await this.queueOf.isPaused();
     const [activeJobs, waiting, workers, times] = await Promise.all([
       this.queueOf.getJobs(['active'], 0, -1, true),
       this.waiting(),
@@ -193,7 +201,7 @@ export class RedisJobService implements JobService {
       position: i + 1,
       ...(etas[i] !== undefined ? { etaMs: etas[i] } : {}),
     }));
-    return { running: active[0] ?? null, active, pending, workers: workers.length };
+    return { running: active[0] ?? null, active, pending, workers: workers.length, ...(paused ? { paused: true as const } : {}) };
   }
 
   async history(offset: number, limit: number): Promise<HistoryPage> {

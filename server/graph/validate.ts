@@ -24,7 +24,7 @@ import { resolveModes } from './modes.ts';
 import { danglingIssue, displayNames, humanParam, suggest, unknownInputMessage, withArticle } from './messages.ts';
 import { isRecord, schemaIssue } from '../protocol/issue-words.ts';
 import { checkParams, listOrNone } from './params.ts';
-import { topoOrder } from './topo.ts';
+import { ancestorsOf, topoOrder } from './topo.ts';
 
 export interface ValidateOptions {
   /** Report 'no_outputs' when the graph has no output node. Default true; the live editor passes false. */
@@ -40,12 +40,12 @@ export function validateGraph(raw: unknown, catalog: NodeCatalog, opts: Validate
     try {
       raw = JSON.parse(raw);
     } catch (err) {
-      return { ok: false, issues: [{ code: 'invalid_json', message: `The graph file is not valid JSON: ${(err as Error).message}` }] };
+      return { ok: false, issues: [{ code: 'invalid_json', message: `The graph file is not valid JSON: ${(err as Error).message}` }], warnings: [] };
     }
   }
 
   const migrated = migrateGraph(raw, opts.migrations);
-  if (migrated.issues.length > 0) return { ok: false, issues: migrated.issues };
+  if (migrated.issues.length > 0) return { ok: false, issues: migrated.issues, warnings: [] };
 
   const issues: ValidationIssue[] = [];
   const parsed = GraphSchema.safeParse(migrated.graph);
@@ -74,15 +74,25 @@ export function validateGraph(raw: unknown, catalog: NodeCatalog, opts: Validate
     shape = { nodes, edges };
   }
 
-  const { issues: semantic, params } = checkGraph(shape, catalog, opts, brokenIds);
-  issues.push(...semantic);
+  const { issues: semantic, params, unneeded } = checkGraph(shape, catalog, opts, brokenIds);
+  // A node that no output needs does not run: its problems are warnings, unless the graph cannot be read at all.
+  const warnings = parsed.success ? semantic.filter((i) => leftOut(i, unneeded)) : [];
+  issues.push(...semantic.filter((i) => !warnings.includes(i)));
 
-  if (!parsed.success) return { ok: false, issues };
+  if (!parsed.success) return { ok: false, issues, warnings };
   const graph: Graph = {
     ...parsed.data,
     nodes: parsed.data.nodes.map((n, i) => (params.has(i) ? { ...n, params: params.get(i)! } : n)),
   };
-  return { ok: issues.length === 0, issues, graph };
+  return { ok: issues.length === 0, issues, warnings, graph };
+}
+
+/** Problems of the graph as a whole, wherever they sit: a duplicate id, a node type this server lacks, a cycle. */
+const ALWAYS_ERRORS = new Set<ValidationIssue['code']>(['duplicate_node_id', 'unknown_node_type', 'cycle']);
+
+/** Problems that belong to one node that no output needs: they would only matter if it ran. */
+function leftOut(issue: ValidationIssue, unneeded: Set<string>): boolean {
+  return issue.nodeId !== undefined && unneeded.has(issue.nodeId) && !ALWAYS_ERRORS.has(issue.code);
 }
 
 /** One line for logs and the command line: "[code] message (node x, field y)". */
@@ -102,6 +112,8 @@ export function summarizeIssues(issues: readonly ValidationIssue[]): string {
 
 interface Checked {
   issues: ValidationIssue[];
+  /** Nodes no running output needs (empty when the graph has no running output: then nothing is left out). */
+  unneeded: Set<string>;
   /** Parsed params (defaults filled) by node index, for nodes whose params are valid. */
   params: Map<number, Record<string, unknown>>;
 }
@@ -128,7 +140,7 @@ function checkGraph(graph: { nodes: GraphNode[]; edges: GraphEdge[] }, catalog: 
   const params = checkNodes(graph.nodes, index, (id) => !modes.skipped.has(id), wiring.connected, opts, issues);
   issues.push(...cycleIssues({ nodes: [...index.byId.values()], edges: wiring.checkable }, index));
   if (opts.requireOutput !== false) issues.push(...outputIssues(graph.nodes.length, index, (id) => !modes.skipped.has(id)));
-  return { issues, params };
+  return { issues, params, unneeded: unneededNodes(index, modes) };
 }
 
 /** The graph as the checks see it: each id's node (the first, when ids repeat), its name, definition and input sockets. */
@@ -319,6 +331,13 @@ function checkNodes(
     if (parsed) params.set(i, parsed);
   });
   return params;
+}
+
+/** What the outputs need, as a run plans it (executor's planRun): the rest is left out of a run. */
+function unneededNodes(index: NodeIndex, modes: ReturnType<typeof resolveModes>): Set<string> {
+  const running = [...index.byId.values()].filter((n) => index.catalog.get(n.type)?.output === true && !modes.skipped.has(n.id)).map((n) => n.id);
+  const needed = ancestorsOf(modes.graph, running);
+  return new Set(running.length ? [...index.byId.keys()].filter((id) => !needed.has(id)) : []);
 }
 
 /** Each independent cycle, naming its nodes in edge direction. */

@@ -41,7 +41,7 @@ export function graphRoutes(store: GraphStore, catalog: NodeCatalog): Router {
     }
     // store.save refuses a template's name (read_only → 409).
     const saved = await store.save(name, result.graph);
-    res.json({ saved, warnings: result.issues });
+    res.json({ saved, warnings: [...result.issues, ...result.warnings] });
   });
 
   router.delete('/graphs/:name', async (req, res) => {

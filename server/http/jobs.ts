@@ -8,7 +8,9 @@
  *   DELETE /jobs/:id           cancel a queued or running job → { cancelled, job } (409 when finished)
  *   POST   /jobs/:id/cancel    the same
  *   POST   /jobs/:id/move      { position } (1 = next to start) → { queue }       (409 when not queued)
- *   GET    /queue              → { running, active, pending, workers }
+ *   GET    /queue              → { running, active, pending, workers, paused? }
+ *   POST   /queue/pause        no job starts until resumed (the running one goes on) → { queue }
+ *   POST   /queue/resume       → { queue }
  *   GET    /workers            → { workers: [{ name, gpu?, models, jobId?, seen }] }
  *   GET    /history            ?offset=0&limit=50 → { jobs, total, offset }     (newest first)
  *   DELETE /history            → { removed }  (every finished job; result files stay)
@@ -139,6 +141,16 @@ export function jobRoutes(jobs: JobService, catalog: NodeCatalog, checks: { vali
 
   router.get('/queue', async (_req, res) => {
     res.json(await jobs.queue());
+  });
+
+  router.post('/queue/pause', async (_req, res) => {
+    await jobs.setPaused(true);
+    res.json({ queue: await jobs.queue() });
+  });
+
+  router.post('/queue/resume', async (_req, res) => {
+    await jobs.setPaused(false);
+    res.json({ queue: await jobs.queue() });
   });
 
   router.get('/workers', async (_req, res) => {

@@ -103,7 +103,7 @@ export function systemRoutes(catalog: NodeCatalog, info: SystemInfo & { modelRoo
     const requireOutput = req.query.requireOutput === '1' || req.query.requireOutput === 'true';
     // The editor's live check (no output needed) changes with every edit: not worth remembering.
     const result = requireOutput && info.validateForRun ? info.validateForRun(body.graph) : validateGraph(body.graph, catalog, { requireOutput });
-    res.json({ ok: result.ok, issues: result.issues });
+    res.json({ ok: result.ok, issues: result.issues, warnings: result.warnings });
   });
 
   return router;

@@ -137,6 +137,8 @@ export interface QueueState {
   pending: JobSummary[];
   /** How many jobs can run at once (live workers; 1 embedded). */
   workers: number;
+  /** Paused: no waiting job starts (the running one goes on) until the queue is resumed. Absent: not paused. */
+  paused?: true;
 }
 
 export interface ServerToClientEvents {

@@ -144,8 +144,14 @@ export interface ValidationIssue {
 }
 
 export interface ValidationResult {
+  /** No issues: the graph may run (warnings do not stop it). */
   ok: boolean;
   issues: ValidationIssue[];
+  /**
+   * Problems of nodes that no output needs (a dangling node, as ComfyUI has them): a run leaves those
+   * nodes out, so their problems do not stop it; the editor shows them as warnings.
+   */
+  warnings: ValidationIssue[];
   /** The parsed, migrated graph with defaults filled in, when it could be parsed at all. */
   graph?: Graph;
 }

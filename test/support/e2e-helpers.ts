@@ -87,9 +87,15 @@ export interface AutosavedGraph {
   groups?: { title: string }[];
 }
 
-/** The autosaved graph of this tab's browser (what a reload restores). */
+/** The localStorage key of this tab's autosave (one slot per tab; the tab's id lives in sessionStorage). */
+export async function autosaveKey(page: Page): Promise<string> {
+  return page.evaluate(() => `dualstyle.autosave.v2.${sessionStorage.getItem('dualstyle.tab-id') ?? ''}`);
+}
+
+/** The autosaved graph of this tab (what a reload of the tab restores). */
 export async function autosavedGraph(page: Page): Promise<AutosavedGraph> {
-  return page.evaluate(() => (JSON.parse(localStorage.getItem('dualstyle.autosave.v1') ?? '{}') as { graph: never }).graph);
+  const key = await autosaveKey(page);
+  return page.evaluate((key) => (JSON.parse(localStorage.getItem(key) ?? '{}') as { graph: never }).graph, key);
 }
 
 export async function waitForRun(page: Page, state: 'done' | 'failed' | 'cancelled' = 'done', timeout = 300_000): Promise<void> {

@@ -23,6 +23,7 @@ import { ModelSuggestions, ProblemsPanel, StatusBar, Toasts } from './panels.tsx
 import { PackageNotice } from './PackageNotice.tsx';
 import { QueuePanel } from './QueuePanel.tsx';
 import { Toolbar } from './Toolbar.tsx';
+import type { SeedControl } from './seeds.ts';
 import { ContextMenu } from './ContextMenu.tsx';
 import { menuItems, type OpenMenu } from './menus.ts';
 import { readClipboard, writeClipboard } from '../clipboard.ts';
@@ -84,6 +85,16 @@ function writeFlag(key: string, on: boolean): void {
   }
 }
 
+const SEED_KEY = 'dualstyle.seed-control';
+
+function readSetting(key: string): string | null {
+  try {
+    return localStorage.getItem(key);
+  } catch {
+    return null;
+  }
+}
+
 function Studio({ catalog }: { catalog: Catalog }) {
   const canvasRef = useRef<HTMLDivElement>(null);
   const importRef = useRef<HTMLInputElement>(null);
@@ -95,6 +106,8 @@ function Studio({ catalog }: { catalog: Catalog }) {
   // Off until asked for (status bar): over the canvas it would cover nodes.
   const [minimap, setMinimap] = useState(() => readFlag(MINIMAP_KEY));
   const { toasts, notify, dismiss } = useToasts();
+  const [seedControl, setSeedControl] = useState<SeedControl>(() => (readSetting(SEED_KEY) as SeedControl | null) ?? 'fixed');
+  const [batch, setBatch] = useState(1);
   const server = useServerStatus();
   const results = useFreshResults(panel === 'results');
 
@@ -127,6 +140,7 @@ function Studio({ catalog }: { catalog: Catalog }) {
   const onBeforeReplace = useStableCallback(() => runs.detach());
   const graphDoc = useDocument({ editor, notify, setDialog, onBeforeReplace, onReplaced });
   const runs = useRuns({ editor, catalog, notify, validation, currentGraph, docLabel: graphDoc.docLabel, onProblems: () => setPanel('problems') });
+  const startRun = (front: boolean) => void runs.run({ front, count: batch, seedControl });
   const files = useImportExport(graphDoc, notify, editor, catalog);
   const labelOf = (nodeId: string) => nodeLabel(editor, catalog, nodeId);
   const labelOnCanvas = (nodeId: string) => (editor?.snapshot().nodes.some((n) => n.id === nodeId) ? labelOf(nodeId) : null);
@@ -149,7 +163,7 @@ function Studio({ catalog }: { catalog: Catalog }) {
 
   useKeyboardShortcuts(
     {
-      run: (front) => void runs.run({ front }),
+      run: (front) => startRun(front),
       hasActiveJob: runs.hasActiveJob,
       cancel: () => void runs.cancel(),
       undo: () => void editor?.undo(),
@@ -195,7 +209,18 @@ function Studio({ catalog }: { catalog: Catalog }) {
         onRedo={() => void editor?.redo()}
         onFit={() => void editor?.zoomToFit()}
         onArrange={() => void editor?.arrange()}
-        onRun={(front) => void runs.run({ front })}
+        onRun={startRun}
+        seedControl={seedControl}
+        onSeedControl={(c) => {
+          setSeedControl(c);
+          try {
+            localStorage.setItem(SEED_KEY, c);
+          } catch {
+            /* not kept: fine */
+          }
+        }}
+        batch={batch}
+        onBatch={setBatch}
         onCancel={() => void runs.cancel()}
         onToggleProblems={() => togglePanel('problems')}
         onToggleResults={() => togglePanel('results')}
@@ -219,6 +244,7 @@ function Studio({ catalog }: { catalog: Catalog }) {
         {panel === 'problems' ? (
           <ProblemsPanel
             issues={validation.issues}
+            warnings={validation.warnings}
             validating={validation.validating}
             error={validation.error}
             labelOf={labelOf}
@@ -229,7 +255,17 @@ function Studio({ catalog }: { catalog: Catalog }) {
         {panel === 'results' ? (
           <GalleryPanel onCompare={(images) => setDialog({ kind: 'compare', images })} onDownload={files.downloadGalleryImage} onClose={() => setPanel(null)} />
         ) : null}
-        {panel === 'queue' ? <QueuePanel onWatch={runs.watch} onCancel={(id) => void runs.cancel(id)} onClose={() => setPanel(null)} /> : null}
+        {panel === 'queue' ? (
+          <QueuePanel
+            onWatch={runs.watch}
+            onCancel={(id) => void runs.cancel(id)}
+            onMove={(id, position) => void api.moveJob(id, position).catch((err: Error) => notify('error', `Cannot move the job: ${err.message}`))}
+            onPause={(paused) =>
+              void api.pauseQueue(paused).catch((err: Error) => notify('error', `Cannot ${paused ? 'pause' : 'resume'} the queue: ${err.message}`))
+            }
+            onClose={() => setPanel(null)}
+          />
+        ) : null}
       </main>
       <StatusBar
         health={server.health}

@@ -2,7 +2,8 @@
  * The Queue panel: every job of the server, whichever tab queued it, with its position, progress,
  * elapsed time, time left and a Cancel; then the jobs that finished while this tab was open.
  * Clicking a job makes this tab look at it (its progress in the toolbar; its nodes when the canvas
- * holds its graph).
+ * holds its graph). Waiting jobs change places by dragging them, or with their ↑ ↓ buttons; Pause
+ * holds every waiting job (the running one goes on) until Resume.
  */
 import { useState } from 'react';
 import type { JobSummary } from '../../../server/protocol/events.ts';
@@ -23,7 +24,14 @@ export function fractionDone(job: JobSummary, now: number, receivedAt: number): 
   return Math.min(1, (p.nodesDone + step) / p.nodesTotal);
 }
 
-export function QueuePanel(props: { onWatch(jobId: string): void; onCancel(jobId: string): void; onClose(): void }) {
+export function QueuePanel(props: {
+  onWatch(jobId: string): void;
+  onCancel(jobId: string): void;
+  /** Moves a waiting job to `position` (1 = next to start). */
+  onMove(jobId: string, position: number): void;
+  onPause(paused: boolean): void;
+  onClose(): void;
+}) {
   const queue = useObservable(queueView);
   const mine = useObservable(myJobs);
   const looking = useObservable(jobView);
@@ -32,39 +40,80 @@ export function QueuePanel(props: { onWatch(jobId: string): void; onCancel(jobId
   // The queue state is as of its arrival; time runs on from there.
   const receivedAt = useReceivedAt(queue);
   const now = useNow(active.length > 0);
+  const [dragged, setDragged] = useState<string | null>(null);
+  const [dropAt, setDropAt] = useState<number | null>(null);
+  const waiting = queue?.pending.length ?? 0;
   return (
     <aside className="sd-queue-panel" data-testid="queue-panel">
       <header>
         <span>
           Queue <span className="muted">{active.length ? `${active.length} job${active.length === 1 ? '' : 's'}` : 'idle'}</span>
-        </span>
-        <span>
-          {queue && queue.pending.length > 1 ? (
-            <button
-              type="button"
-              className="sd-link"
-              data-testid="queue-clear"
-              onClick={() => queue.pending.forEach((j) => props.onCancel(j.id))}
-              title="Take every waiting job out of the queue (the running one goes on)"
-            >
-              Clear waiting
-            </button>
+          {queue?.paused ? (
+            <span className="sd-tag paused" data-testid="queue-paused">
+              paused
+            </span>
           ) : null}
-          <button type="button" className="sd-link" onClick={props.onClose} title="Hide">
-            ✕
-          </button>
         </span>
+        <button type="button" className="sd-link" onClick={props.onClose} title="Hide">
+          ✕
+        </button>
       </header>
+      <div className="sd-queue-actions">
+        <button
+          type="button"
+          data-testid="queue-pause"
+          className={queue?.paused ? 'primary' : ''}
+          onClick={() => props.onPause(!queue?.paused)}
+          title={queue?.paused ? 'Let waiting jobs start again' : 'Start no waiting job until Resume (the running one goes on)'}
+        >
+          {queue?.paused ? '▶ Resume' : '⏸ Pause'}
+        </button>
+        {queue && queue.pending.length > 1 ? (
+          <button
+            type="button"
+            data-testid="queue-clear"
+            onClick={() => queue.pending.forEach((j) => props.onCancel(j.id))}
+            title="Take every waiting job out of the queue (the running one goes on)"
+          >
+            Clear waiting
+          </button>
+        ) : null}
+        {waiting > 1 ? <span className="muted">Drag a waiting job to change its place.</span> : null}
+      </div>
       {active.length === 0 ? <p className="muted">Nothing is running. Run (Ctrl+Enter) queues the graph; Ctrl+Shift+Enter puts it first in line.</p> : null}
       <ol className="sd-queue-list">
         {active.map((job) => {
           const running = job.state === 'running';
           const left = job.etaMs !== undefined ? Math.max(0, job.etaMs - (now - receivedAt)) : undefined;
           const p = job.progress;
+          const pos = job.position ?? 0;
+          const drop = !running && dragged !== null && dragged !== job.id && dropAt === pos;
           return (
             <li
               key={job.id}
-              className={`sd-queue-item${looking?.id === job.id ? ' looking' : ''}`}
+              className={`sd-queue-item${looking?.id === job.id ? ' looking' : ''}${dragged === job.id ? ' dragged' : ''}${drop ? ' drop-here' : ''}`}
+              draggable={!running}
+              onDragStart={(e) => {
+                e.dataTransfer.setData('text/plain', job.id);
+                e.dataTransfer.effectAllowed = 'move';
+                setDragged(job.id);
+              }}
+              onDragEnd={() => {
+                setDragged(null);
+                setDropAt(null);
+              }}
+              onDragOver={(e) => {
+                if (running || dragged === null) return;
+                e.preventDefault();
+                setDropAt(pos);
+              }}
+              onDrop={(e) => {
+                e.preventDefault();
+                const id = e.dataTransfer.getData('text/plain') || dragged;
+                setDragged(null);
+                setDropAt(null);
+                if (id && id !== job.id && !running) props.onMove(id, pos);
+              }}
               data-testid="queue-item"
               data-job-id={job.id}
               data-state={job.state}
@@ -81,6 +130,27 @@ export function QueuePanel(props: { onWatch(jobId: string): void; onCancel(jobId
                     {job.worker}
                   </span>
                 ) : null}
+              </div>
+              {running ? (
+                <div className="sd-progress small" data-testid="queue-progress">
+                  <div className="sd-progress-bar" style={{ width: `${Math.round(100 * fractionDone(job, now, receivedAt))}%` }} />
+                </div>
+              ) : null}
+              <div className="sd-queue-foot">
+                <div className="sd-queue-meta muted" data-testid="queue-meta">
+                  {running
+                    ? [
+                        p?.nodeTitle ? `${p.nodeTitle}${p.step !== undefined && p.steps ? ` ${p.step}/${p.steps}` : ''}` : null,
+                        p ? `node ${Math.min(p.nodesDone + 1, p.nodesTotal)} of ${p.nodesTotal}` : null,
+                        job.elapsedMs !== undefined ? `${clock(job.elapsedMs + (now - receivedAt))} elapsed` : null,
+                        left !== undefined ? `ETA ${clock(left)}` : 'ETA after a first run',
+                      ]
+                        .filter(Boolean)
+                        .join(' · ')
+                    : [queue?.paused ? 'paused' : 'waiting', left !== undefined && !queue?.paused ? `done in ~${clock(left)}` : null]
+                        .filter(Boolean)
+                        .join(' · ')}
+                </div>
                 <button
                   type="button"
                   className="sd-link"
@@ -93,25 +163,36 @@ export function QueuePanel(props: { onWatch(jobId: string): void; onCancel(jobId
                 >
                   Cancel
                 </button>
-              </div>
-              {running ? (
-                <div className="sd-progress small" data-testid="queue-progress">
-                  <div className="sd-progress-bar" style={{ width: `${Math.round(100 * fractionDone(job, now, receivedAt))}%` }} />
-                </div>
-              ) : null}
-              <div className="sd-queue-meta muted" data-testid="queue-meta">
-                {running
-                  ? [
-                      p?.nodeTitle ? `${p.nodeTitle}${p.step !== undefined && p.steps ? ` ${p.step}/${p.steps}` : ''}` : null,
-                      p ? `node ${Math.min(p.nodesDone + 1, p.nodesTotal)} of ${p.nodesTotal}` : null,
-                      job.elapsedMs !== undefined ? `${clock(job.elapsedMs + (now - receivedAt))} elapsed` : null,
-                      left !== undefined ? `ETA ${clock(left)}` : 'ETA after a first run',
-                    ]
-                      .filter(Boolean)
-                      .join(' · ')
-                  : left !== undefined
-                    ? `waiting · done in ~${clock(left)}`
-                    : 'waiting'}
+                {!running ? (
+                  <span className="sd-queue-moves">
+                    <button
+                      type="button"
+                      className="sd-link"
+                      data-testid="queue-up"
+                      disabled={pos <= 1}
+                      title="Start it one place earlier (or drag it)"
+                      onClick={(e) => {
+                        e.stopPropagation();
+                        props.onMove(job.id, pos - 1);
+                      }}
+                    >
+                      ↑
+                    </button>
+                    <button
+                      type="button"
+                      className="sd-link"
+                      data-testid="queue-down"
+                      disabled={pos >= waiting}
+                      title="Start it one place later (or drag it)"
+                      onClick={(e) => {
+                        e.stopPropagation();
+                        props.onMove(job.id, pos + 1);
+                      }}
+                    >
+                      ↓
+                    </button>
+                  </span>
+                ) : null}
               </div>
             </li>
           );

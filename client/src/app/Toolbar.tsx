@@ -2,6 +2,7 @@
 import { useEffect, useRef, useState, type ReactNode } from 'react';
 import { useObservable } from '../runtime.ts';
 import { isActive, jobView, type JobView } from './jobs.ts';
+import { MAX_BATCH, SEED_CONTROLS, type SeedControl } from './seeds.ts';
 import { clock, useNow } from './time.ts';
 
 export interface ToolbarProps {
@@ -27,6 +28,11 @@ export interface ToolbarProps {
   onFit(): void;
   onArrange(): void;
   onRun(front: boolean): void;
+  /** What the seeds do after each run, and how many runs one click queues. */
+  seedControl: SeedControl;
+  onSeedControl(control: SeedControl): void;
+  batch: number;
+  onBatch(count: number): void;
   onCancel(): void;
   onToggleProblems(): void;
   onToggleResults(): void;
@@ -138,6 +144,33 @@ export function Toolbar(p: ToolbarProps) {
             ■<span className="sd-wide-only"> Cancel</span>
           </button>
         ) : null}
+        <select
+          className="sd-seed-control"
+          data-testid="seed-control"
+          value={p.seedControl}
+          onChange={(e) => p.onSeedControl(e.target.value as SeedControl)}
+          title={`${SEED_CONTROLS.find((c) => c.value === p.seedControl)?.title ?? ''} (the seed parameters of the graph)`}
+        >
+          {SEED_CONTROLS.map((c) => (
+            <option key={c.value} value={c.value} title={c.title}>
+              {c.label}
+            </option>
+          ))}
+        </select>
+        <label className="sd-batch" title={`Batch count: how many runs one click queues, each with the next seed (1–${MAX_BATCH})`}>
+          ×
+          <input
+            type="number"
+            data-testid="batch-count"
+            min={1}
+            max={MAX_BATCH}
+            value={p.batch}
+            onChange={(e) => {
+              const n = Math.floor(Number(e.target.value));
+              if (Number.isFinite(n)) p.onBatch(Math.max(1, Math.min(MAX_BATCH, n)));
+            }}
+          />
+        </label>
         <button
           type="button"
           className="primary"

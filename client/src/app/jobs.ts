@@ -70,6 +70,8 @@ export interface TrackerHooks {
 export class JobTracker {
   private socket: Socket<ServerToClientEvents, ClientToServerEvents>;
   private mine = new Set<string>();
+  /** Names of the jobs seen in the queue, by id. */
+  private titles = new Map<string, string>();
   /** Jobs whose node events paint the canvas. */
   private painting = new Set<string>();
   /** Events of jobs that are not ours (yet: they can arrive before the POST /api/jobs answer does). */
@@ -167,6 +169,8 @@ export class JobTracker {
 
   private onQueue(q: QueueState): void {
     queueView.set(q);
+    // Kept past the job's end: its line in the finished list keeps its name.
+    for (const j of [...q.active, ...q.pending]) if (j.title) this.titles.set(j.id, j.title);
     const running = q.running;
     if (running && this.wantsToLook(running.id) && !this.mine.has(running.id)) {
       this.look({ id: running.id, state: 'running', mine: false, title: running.title });
@@ -336,7 +340,9 @@ export class JobTracker {
     this.patchJob(jobId, end);
     if (this.pinned === jobId) this.pinned = null;
     const known = jobView.get()?.id === jobId ? jobView.get()! : { id: jobId, state: patch.state ?? 'done', mine: this.mine.has(jobId) };
-    finishedJobs.set([{ ...known, ...end }, ...finishedJobs.get().filter((j) => j.id !== jobId)].slice(0, FINISHED_KEPT));
+    const title = known.title ?? this.titles.get(jobId);
+    this.titles.delete(jobId);
+    finishedJobs.set([{ ...known, ...end, ...(title ? { title } : {}) }, ...finishedJobs.get().filter((j) => j.id !== jobId)].slice(0, FINISHED_KEPT));
     this.painting.delete(jobId);
   }
 

@@ -35,6 +35,8 @@ export function problemKind(code: ValidationIssue['code']): string {
 
 export function ProblemsPanel(props: {
   issues: ValidationIssue[];
+  /** Problems of nodes a run leaves out (no output needs them). */
+  warnings?: ValidationIssue[];
   validating: boolean;
   error: string | null;
   labelOf: (nodeId: string) => string;
@@ -51,26 +53,40 @@ export function ProblemsPanel(props: {
       </header>
       {props.error ? <div className="sd-error">Cannot check the graph: {props.error}</div> : null}
       {props.issues.length === 0 && !props.error ? <p className="muted">No problems found.</p> : null}
-      <ul>
-        {props.issues.map((i, k) => (
-          <li key={k}>
-            <button
-              type="button"
-              className="sd-problem"
-              data-testid="problem"
-              data-node-id={i.nodeId ?? ''}
-              disabled={!i.nodeId}
-              onClick={() => i.nodeId && props.onPick(i.nodeId)}
-              title={i.nodeId ? 'Show this node' : undefined}
-            >
-              {i.nodeId ? <span className="sd-problem-node">{props.labelOf(i.nodeId)}</span> : <span className="sd-problem-node">Graph</span>}
-              <span className="sd-problem-msg">{i.message}</span>
-              <span className="sd-problem-kind">{problemKind(i.code)}</span>
-            </button>
-          </li>
-        ))}
-      </ul>
+      <ProblemList issues={props.issues} labelOf={props.labelOf} onPick={props.onPick} />
+      {props.warnings?.length ? (
+        <>
+          <h4 className="sd-queue-sub" data-testid="left-out-heading">
+            Left out of runs: no output needs these nodes
+          </h4>
+          <ProblemList issues={props.warnings} labelOf={props.labelOf} onPick={props.onPick} warning />
+        </>
+      ) : null}
     </aside>
+  );
+}
+
+function ProblemList(props: { issues: ValidationIssue[]; labelOf: (nodeId: string) => string; onPick: (nodeId: string) => void; warning?: boolean }) {
+  return (
+    <ul>
+      {props.issues.map((i, k) => (
+        <li key={k}>
+          <button
+            type="button"
+            className={`sd-problem${props.warning ? ' warning' : ''}`}
+            data-testid={props.warning ? 'problem-warning' : 'problem'}
+            data-node-id={i.nodeId ?? ''}
+            disabled={!i.nodeId}
+            onClick={() => i.nodeId && props.onPick(i.nodeId)}
+            title={i.nodeId ? 'Show this node' : undefined}
+          >
+            {i.nodeId ? <span className="sd-problem-node">{props.labelOf(i.nodeId)}</span> : <span className="sd-problem-node">Graph</span>}
+            <span className="sd-problem-msg">{i.message}</span>
+            <span className="sd-problem-kind">{problemKind(i.code)}</span>
+          </button>
+        </li>
+      ))}
+    </ul>
   );
 }
 
@@ -115,7 +131,10 @@ export function StatusBar(props: {
       <span>
         {props.nodeCount} node{props.nodeCount === 1 ? '' : 's'}
       </span>
-      <span>Queue: {pending === 0 ? 'idle' : `${pending} job${pending === 1 ? '' : 's'}`}</span>
+      <span data-testid="status-queue">
+        Queue: {pending === 0 ? 'idle' : `${pending} job${pending === 1 ? '' : 's'}`}
+        {props.queue?.paused ? ' · paused' : ''}
+      </span>
       <button type="button" className="sd-link" data-testid="btn-minimap" onClick={props.onToggleMinimap} title="Show or hide the minimap">
         Minimap: {props.minimap ? 'on' : 'off'}
       </button>

@@ -124,7 +124,18 @@ export function RuntimeArea({ rt, media, nodeLevelIssues }: { node: StudioNode; 
   // A table says what its text would (the text is for logs and the command line).
   // A thumbnail's text is its caption (a mask's size), shown in its box.
   const lines = rt.result?.text && !table && media !== 'thumb' ? newLines(rt.result.text, rt.warnings) : [];
-  if (!progress && loose.length === 0 && !table && lines.length === 0 && rt.warnings.length === 0 && !rt.error && nodeLevelIssues.length === 0) return null;
+  const leftOut = rt.leftOut ?? [];
+  if (
+    !progress &&
+    loose.length === 0 &&
+    !table &&
+    lines.length === 0 &&
+    rt.warnings.length === 0 &&
+    !rt.error &&
+    nodeLevelIssues.length === 0 &&
+    leftOut.length === 0
+  )
+    return null;
   return (
     <div className="sd-node-runtime" {...stopCanvas}>
       {progress ? <StepProgress step={progress.step} total={progress.total} /> : null}
@@ -149,6 +160,11 @@ export function RuntimeArea({ rt, media, nodeLevelIssues }: { node: StudioNode; 
           ⚠ {w}
         </div>
       ))}
+      {leftOut.length > 0 ? (
+        <div className="sd-node-warning" data-testid="node-left-out">
+          ⚠ Left out of runs: no output needs this node. {leftOut.map((i) => i.message).join(' ')}
+        </div>
+      ) : null}
       {nodeLevelIssues.length > 0 ? (
         <ul className="sd-node-issues" data-testid="node-issues">
           {nodeLevelIssues.map((i, k) => (

@@ -59,6 +59,7 @@ export function NodeView(props: { data: StudioNode; emit: RenderEmit<Schemes> })
   const classes = ['sd-node', `status-${rt.status}`];
   if (node.selected) classes.push('selected');
   if (rt.issues.length > 0) classes.push('has-issues');
+  else if (rt.leftOut?.length) classes.push('left-out');
   if (rt.status === 'failed') classes.push('failed');
   if (!node.spec) classes.push('placeholder');
   if (node.mode) classes.push(`mode-${node.mode}`);

@@ -203,7 +203,8 @@ export function useDocument({ editor, notify, setDialog, onBeforeReplace, onRepl
       ) {
         return false;
       }
-      const saved = editor?.toGraph({ ...meta, title: (meta.title as string | undefined) ?? name }) ?? EMPTY_GRAPH;
+      // Saved under a name, the graph is called by it (a copy of a template no longer shows the template's title).
+      const saved = editor?.toGraph({ ...meta, title: name }) ?? EMPTY_GRAPH;
       await api.saveGraph(name, saved);
       dispatch({ type: 'replaced', doc: { name, source: 'user', baseline: graphFingerprint(saved) }, graph: saved });
       setDialog(null);

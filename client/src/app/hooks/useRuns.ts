@@ -6,10 +6,13 @@
 import { useEffect, useState } from 'react';
 import type { Catalog } from '../../../../server/protocol/catalog.ts';
 import type { Graph } from '../../../../server/protocol/graph.ts';
+import type { JobSummary } from '../../../../server/protocol/events.ts';
 import { api, ApiError } from '../../api.ts';
 import type { StudioEditor } from '../../editor/create-editor.tsx';
 import { graphContent } from '../../graph-io.ts';
+import { currentBridge } from '../../editor/bridge.ts';
 import { gallery } from '../gallery.ts';
+import { MAX_BATCH, planSeeds, type SeedControl } from '../seeds.ts';
 import { JobTracker, jobView, queueView, setNodeIdSource } from '../jobs.ts';
 import { useStableCallback } from './useLatest.ts';
 import type { Notify } from './useToasts.ts';
@@ -20,6 +23,12 @@ export function nodeLabel(editor: StudioEditor | null, catalog: Catalog, nodeId:
   const n = editor?.snapshot().nodes.find((x) => x.id === nodeId);
   if (!n) return nodeId;
   return n.title ?? catalog.nodes.find((s) => s.type === n.type)?.title ?? n.type;
+}
+
+/** What a queued run is called in the Queue and Results: the document's name, its seed, its place in a batch. */
+export function runTitle(docLabel: string, seeds: Record<string, number>, k: number, count: number): string {
+  const values = [...new Set(Object.values(seeds))];
+  return [docLabel, count > 1 ? `run ${k + 1} of ${count}` : null, values.length ? `seed ${values.join('/')}` : null].filter(Boolean).join(' · ');
 }
 
 /** Prompts that run empty ("Source prompt → text"): worth a word before the job goes. */
@@ -65,15 +74,17 @@ export function useRuns({ editor, catalog, notify, validation, currentGraph, doc
   };
 
   /** Queues the graph (first in line with `front`); nothing is sent that the server would refuse. */
-  const run = useStableCallback(async (opts: { front?: boolean } = {}) => {
+  const run = useStableCallback(async (opts: { front?: boolean; count?: number; seedControl?: SeedControl } = {}) => {
     if (!editor) return;
     // The server's answer about this graph replaces any check still pending.
     const token = validation.claim();
     const graph = currentGraph();
+    let leftOut: NonNullable<ApiError['issues']>;
     try {
       const check = await api.validateForRun(graph);
+      leftOut = check.warnings ?? [];
       if (check.issues.length) {
-        validation.report(token, check.issues);
+        validation.report(token, check.issues, leftOut);
         refuse(check.issues);
         return;
       }
@@ -83,14 +94,37 @@ export function useRuns({ editor, catalog, notify, validation, currentGraph, doc
       return;
     }
     try {
-      const { job } = await api.submitJob(graph, opts);
-      gallery.recordJob(job.id, { graph, graphLabel: docLabel });
-      tracker.follow(job);
-      validation.report(token, []);
+      const count = Math.max(1, Math.min(MAX_BATCH, Math.floor(opts.count ?? 1)));
+      const plan = planSeeds(graph, catalog, opts.seedControl ?? 'fixed', count);
+      let last: JobSummary | undefined;
+      // First in line, a batch keeps its order: its last run goes in first.
+      const order = opts.front ? [...plan.runs.keys()].reverse() : [...plan.runs.keys()];
+      for (const k of order) {
+        const runGraph = { ...plan.runs[k]!, meta: { ...plan.runs[k]!.meta, runTitle: runTitle(docLabel, plan.seeds[k]!, k, count) } };
+        const { job } = await api.submitJob(runGraph, { front: opts.front });
+        gallery.recordJob(job.id, { graph: runGraph, graphLabel: runGraph.meta.runTitle as string });
+        tracker.follow(job);
+        last = job;
+      }
+      // The seed fields move on as the control says (after the whole batch, as ComfyUI's "control after generate").
+      const b = currentBridge();
+      for (const f of plan.after)
+        if (b && graph.nodes.find((n) => n.id === f.nodeId)?.params[f.param] !== f.value) b.setParam(f.nodeId, f.param, f.value, false);
+      validation.report(token, [], leftOut);
+      const skipped = [...new Set(leftOut.flatMap((i) => (i.nodeId ? [nodeLabel(editor, catalog, i.nodeId)] : [])))];
+      if (skipped.length)
+        notify(
+          'info',
+          `Left out of this run (no output needs ${skipped.length === 1 ? 'it' : 'them'}, and ${skipped.length === 1 ? 'it has' : 'they have'} problems): ${skipped.join(', ')}.`,
+        );
       const empty = emptyPrompts(graph, catalog);
       if (empty.length) notify('info', `Running with an empty prompt in ${empty.join(', ')}: the model gets no words from it.`);
-      if (opts.front && queueView.get()?.running) notify('info', 'Queued first in line: it runs as soon as the current job ends.');
-      else if ((job.position ?? 0) > 1) notify('info', `Queued: #${job.position} in line (see Queue).`);
+      if (count > 1) {
+        const first = Object.values(plan.seeds[0] ?? {})[0];
+        const lastSeed = Object.values(plan.seeds.at(-1) ?? {})[0];
+        notify('info', `Queued ${count} runs${first !== undefined ? ` (seed ${first} … ${lastSeed})` : ''}: see Queue.`);
+      } else if (opts.front && queueView.get()?.running) notify('info', 'Queued first in line: it runs as soon as the current job ends.');
+      else if ((last?.position ?? 0) > 1) notify('info', `Queued: #${last!.position} in line (see Queue).`);
     } catch (err) {
       if (err instanceof ApiError && err.issues.length) {
         validation.report(token, err.issues);

@@ -13,18 +13,21 @@ const VALIDATE_DEBOUNCE_MS = 300;
 
 export interface ValidationState {
   issues: ValidationIssue[];
+  /** Problems of nodes no output needs: a run leaves them out (shown, but they do not stop it). */
+  warnings: ValidationIssue[];
   validating: boolean;
   error: string | null;
 }
 
-type Action = { type: 'checking' } | { type: 'issues'; issues: ValidationIssue[] } | { type: 'failed'; error: string } | { type: 'settled' };
+type Action =
+  { type: 'checking' } | { type: 'issues'; issues: ValidationIssue[]; warnings: ValidationIssue[] } | { type: 'failed'; error: string } | { type: 'settled' };
 
 function reducer(s: ValidationState, a: Action): ValidationState {
   switch (a.type) {
     case 'checking':
       return s.validating ? s : { ...s, validating: true };
     case 'issues':
-      return { issues: a.issues, validating: false, error: null };
+      return { issues: a.issues, warnings: a.warnings, validating: false, error: null };
     case 'failed':
       return { ...s, validating: false, error: a.error };
     case 'settled':
@@ -42,26 +45,30 @@ export interface Validation extends ValidationState {
    * token for `report`: the caller is asking the server itself (a job submission checks the graph).
    */
   claim(): number;
-  /** The caller's answer for its token: issues (or none) to show, or undefined when it had none. */
-  report(token: number, issues: ValidationIssue[] | undefined): void;
+  /** The caller's answer for its token: issues (or none) to show, or undefined when it had none; and the warnings. */
+  report(token: number, issues: ValidationIssue[] | undefined, warnings?: ValidationIssue[]): void;
+}
+
+function byNodeId(list: ValidationIssue[]): Map<string, ValidationIssue[]> {
+  const byNode = new Map<string, ValidationIssue[]>();
+  for (const i of list) {
+    if (!i.nodeId) continue;
+    if (!byNode.has(i.nodeId)) byNode.set(i.nodeId, []);
+    byNode.get(i.nodeId)!.push(i);
+  }
+  return byNode;
 }
 
 export function useValidation(editor: StudioEditor | null, currentGraph: () => Graph): Validation {
-  const [state, dispatch] = useReducer(reducer, { issues: [], validating: false, error: null });
+  const [state, dispatch] = useReducer(reducer, { issues: [], warnings: [], validating: false, error: null });
   // Not state: which check is the newest, and the pending debounce.
   const seq = useRef(0);
   const timer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
   useEffect(() => () => clearTimeout(timer.current), []);
 
-  const applyIssues = useStableCallback((list: ValidationIssue[]) => {
-    const byNode = new Map<string, ValidationIssue[]>();
-    for (const i of list) {
-      if (!i.nodeId) continue;
-      if (!byNode.has(i.nodeId)) byNode.set(i.nodeId, []);
-      byNode.get(i.nodeId)!.push(i);
-    }
-    nodeRuntime.setIssues(byNode, editor?.snapshot().nodes.map((n) => n.id) ?? []);
-    dispatch({ type: 'issues', issues: list });
+  const applyIssues = useStableCallback((list: ValidationIssue[], warnings: ValidationIssue[] = []) => {
+    nodeRuntime.setIssues(byNodeId(list), editor?.snapshot().nodes.map((n) => n.id) ?? [], byNodeId(warnings));
+    dispatch({ type: 'issues', issues: list, warnings });
   });
 
   const claim = useCallback(() => {
@@ -74,7 +81,7 @@ export function useValidation(editor: StudioEditor | null, currentGraph: () => G
     dispatch({ type: 'checking' });
     try {
       const res = await api.validate(graph ?? currentGraph());
-      if (token === seq.current) applyIssues(res.issues ?? []);
+      if (token === seq.current) applyIssues(res.issues ?? [], res.warnings);
     } catch (err) {
       if (token !== seq.current) return;
       if (err instanceof ApiError && err.issues.length) applyIssues(err.issues);
@@ -88,9 +95,9 @@ export function useValidation(editor: StudioEditor | null, currentGraph: () => G
     timer.current = setTimeout(() => void validateNow(), VALIDATE_DEBOUNCE_MS);
   }, [claim, validateNow]);
 
-  const report = useStableCallback((token: number, issues: ValidationIssue[] | undefined) => {
+  const report = useStableCallback((token: number, issues: ValidationIssue[] | undefined, warnings?: ValidationIssue[]) => {
     if (token !== seq.current) return;
-    if (issues) applyIssues(issues);
+    if (issues) applyIssues(issues, warnings);
     else dispatch({ type: 'settled' });
   });
 
