@@ -272,7 +272,16 @@ describe.skipIf(skipReason !== null)('browser end-to-end: template runs', () => 
     const metricsTable = page.locator('[data-testid="node"][data-node-id="metrics_table"] [data-testid="node-result-table"]');
     await expect.poll(() => metricsTable.count()).toBe(1);
     expect(await metricsTable.locator('thead th').allTextContents()).toEqual(['', 'attention', 'epsilon', 'pixel', 'single', 'style1', 'style2']);
-    expect(await metricsTable.locator('tbody th').allTextContents()).toEqual(['L2 ↓', 'PSNR ↑', 'SSIM ↑', 'Smooth. ↓', 'Seam TV ↓']);
+    expect(await metricsTable.locator('tbody th').allTextContents()).toEqual([
+      'L2 ↓',
+      'PSNR ↑',
+      'SSIM ↑',
+      'Smooth. ↓',
+      'Seam TV ↓',
+      'Border TV ↓',
+      'Border TV 1 ↓',
+      'Border TV 2 ↓',
+    ]);
     await page.locator('[data-testid="node"][data-node-id="metrics_table"]').screenshot({ path: path.join(artifactsDir, '32-comparison-metrics-table.png') });
 
     // The gallery lists the server's history (earlier tests' runs too): this run is the newest group,
