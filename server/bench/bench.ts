@@ -35,6 +35,8 @@ import type { PipelineStats, SdPipeline } from '../engine/sd/pipeline.ts';
 import { loadPreviewDecoder, type BudgetedPreviewDecoder } from '../engine/sd/preview-decoder.ts';
 import type { ExecutionProviderRequest } from '../engine/runtime/runtime.ts';
 import { pipelines } from '../engine/sd/pipelines.ts';
+import { modelMemoryProfile } from '../engine/sd/memory.ts';
+import { openSessionCount } from '../engine/runtime/inference-thread.ts';
 import { PROJECT_ROOT } from '../util/project.ts';
 import { sampleDeviceMemory } from './device-memory.ts';
 import { printReport, type BenchReport, type SamplerMeasure } from './report.ts';
@@ -246,6 +248,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     const attn = measures.find((m) => m.node === 'attn_merge');
     const inv = measures.find((m) => m.node === 'invert');
     const peakDeviceMiB = device ? await device.stop() : null;
+    const weightsMiB = (await modelMemoryProfile(pipe.info.dir, { label: opts.model })).weightsBytes / 2 ** 20;
+    const sessionsOpen = openSessionCount();
     let sessionCreation: SessionCreation | null = null;
     if (opts.sessionTiming !== false) {
       log('timing session creation (cold, then from the optimized-graph cache)');
@@ -269,6 +273,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       attentionVsEpsilon: eps && attn ? { msPerStep: attn.msPerStep / eps.msPerStep, ortMsPerStep: attn.ortMsPerStep / eps.ortMsPerStep } : null,
       firstRunMs,
       peakRssMiB: process.resourceUsage().maxRSS / 1024,
+      weightsMiB,
+      sessionsOpen,
       rerun: {
         changed: 'style1 prompt',
         ms: rerunMs,

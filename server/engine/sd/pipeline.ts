@@ -7,7 +7,6 @@
  */
 import path from 'node:path';
 import { prepareAttentionMergeUnet } from '../attention/unet-cache.ts';
-import { conditioningInput, MASK_INPUT } from '../attention/rewrite.ts';
 import type { Denoiser } from '../diffusion/denoiser.ts';
 import type { ImageValue } from '../values.ts';
 import { UserError } from '../errors.ts';
@@ -30,6 +29,7 @@ import {
 import { ClipTokenizer } from '../text/tokenizer.ts';
 import { UnetBuffers } from './unet-buffers.ts';
 import { bindUnet, checkFixedBatch, timestepDims, type UnetBinding, type UnetCallExtras } from './unet-binding.ts';
+import { UnetSlot, type SlotSession } from './unet-slot.ts';
 
 export { ModelFolderError } from './model-folder.ts';
 export type { PipelineInfo } from './pipeline-info.ts';
@@ -69,15 +69,14 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
   readonly stats: PipelineStats = { unetCalls: 0, unetMs: 0, unetRows: 0, textCalls: 0, textMs: 0, vaeCalls: 0, vaeMs: 0 };
 
   private textEncoder: InferenceSession;
-  private readonly unetBinding: UnetBinding;
+  /** The one UNet session: stock, or rewritten for the most conditionings asked so far (unet-slot.ts). */
+  private readonly unetSlot: UnetSlot;
   private vaeEncoder: InferenceSession;
   private vaeDecoder: InferenceSession;
   private readonly textCache = new Map<string, Promise<TextEncoding>>();
   /** Reused fp16 feeds and float32 outputs of the UNet calls (fp16 UNets; unet-buffers.ts). */
   private readonly buffers = new UnetBuffers();
   private released = false;
-  /** The attention-merge UNet of each number of styles, rewritten and opened on first use, then reused. */
-  private readonly attentionUnets = new Map<number, Promise<UnetBinding>>();
   private attentionCacheDir: string | undefined;
   private sessionSettings: SessionSettings = {};
 
@@ -85,7 +84,7 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
     this.info = info;
     this.tokenizer = tokenizer;
     this.textEncoder = sessions.text;
-    this.unetBinding = sessions.unet;
+    this.unetSlot = new UnetSlot({ binding: sessions.unet, styles: 1, rel: 'unet/model.onnx' }, info, this.buffers);
     this.vaeEncoder = sessions.vaeEncoder;
     this.vaeDecoder = sessions.vaeDecoder;
   }
@@ -153,38 +152,43 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
   }
 
   /**
-   * The attention-merge UNet of N styles (inputs encoder_hidden_states_2..N and mask), rewritten from
-   * unet/model.onnx on first use (see attention/rewrite.ts) and opened once on this pipeline's execution
-   * provider. A failure is not cached: the next call tries again.
+   * The UNet session made to take at least N conditionings (inputs encoder_hidden_states_2..N and mask):
+   * rewritten from unet/model.onnx on first use (see attention/rewrite.ts), and opened in place of the
+   * session before it (unet-slot.ts: one copy of the weights). A failure is not cached: the next call
+   * tries again, and the session before it stays.
    */
-  attentionMergeUnet(styles = 2): Promise<UnetBinding> {
+  async attentionMergeUnet(styles = 2): Promise<UnetBinding> {
     this.alive();
-    let job = this.attentionUnets.get(styles);
-    if (!job) {
-      job = (async () => {
-        const prepared = await prepareAttentionMergeUnet(this.info.dir, { cacheDir: this.attentionCacheDir, styles });
-        this.alive();
-        const rel = path.relative(this.info.dir, prepared.path) || prepared.path;
-        const created = await createSession(prepared.path, this.info.executionProvider, this.sessionSettings);
-        const session = created.session;
-        this.info.sessions[rel] = { ms: created.createMs, cache: created.cache };
-        const binding = bindUnet(session, rel);
-        const names = binding.extra.map((i) => i.name);
-        const wanted = [...Array.from({ length: styles - 1 }, (_, i) => conditioningInput(i + 2)), MASK_INPUT];
-        if (!wanted.every((n) => names.includes(n))) {
-          await session.release().catch(() => undefined);
-          throw new Error(`${prepared.path} lacks the ${wanted.join(', ')} inputs of an attention-merge UNet of ${styles} styles`);
-        }
-        if (this.released) {
-          await session.release().catch(() => undefined);
-          this.alive();
-        }
-        return binding;
-      })();
-      this.attentionUnets.set(styles, job);
-      job.catch(() => this.attentionUnets.delete(styles));
-    }
-    return job;
+    const prepare = (n: number) => prepareAttentionMergeUnet(this.info.dir, { cacheDir: this.attentionCacheDir, styles: n });
+    const open = async (n: number): Promise<SlotSession> => {
+      const file = n === 1 ? path.join(this.info.dir, 'unet/model.onnx') : (await prepare(n)).path;
+      this.alive();
+      const rel = path.relative(this.info.dir, file) || file;
+      const created = await createSession(file, this.info.executionProvider, this.sessionSettings);
+      this.info.sessions[rel] = { ms: created.createMs, cache: created.cache };
+      const slot = { binding: bindUnet(created.session, rel), styles: n, rel };
+      try {
+        this.unetSlot.extraFeeds(slot, 1, 8, 8); // every input of N conditionings is there
+      } catch (e) {
+        await created.session.release().catch(() => undefined);
+        throw e;
+      }
+      return slot;
+    };
+    const s = await this.unetSlot.grow(styles, () => prepare(styles), open);
+    if (this.released) await this.unetSlot.session.binding.session.release().catch(() => undefined);
+    this.alive();
+    return s.binding;
+  }
+
+  /** The conditionings the UNet session takes now: 1 for the stock graph, N after an attention merge of N. */
+  get unetConditionings(): number {
+    return this.unetSlot.session.styles;
+  }
+
+  /** UNet sessions opened over this pipeline's life (never two at once: the slot closes one first). */
+  get unetSessionsOpened(): number {
+    return this.unetSlot.opened;
   }
 
   /** The embedding of the empty prompt ∅ (classifier-free guidance), cached like any prompt. */
@@ -193,24 +197,23 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
   }
 
   /**
-   * The feeds the attention-merge UNet of N styles takes beyond the plain ones: the conditionings of
-   * styles 2..N (each one row per row of encoder_hidden_states) and the weights of styles 1..N−1,
-   * [1, N − 1, h, w] at latent size, shared by every row.
+   * The extras of an attention merge of N styles: the conditionings of styles 2..N (each one row per row
+   * of encoder_hidden_states) and the weights of styles 1..N−1, [1, N − 1, h, w] at latent size, shared
+   * by every row. The UNet session is made to take N conditionings now; the feeds are formed per call
+   * for whichever session the slot holds then (unet-slot.ts).
    */
   async attentionMergeExtras(conditionings: readonly Float32Array[], rows: number, weights: Float32Array, w: number, h: number): Promise<UnetCallExtras> {
     const styles = conditionings.length + 1;
     if (weights.length !== (styles - 1) * w * h) {
       throw new Error(`attention merge of ${styles} styles needs ${styles - 1} weight planes of ${w}×${h}, got ${weights.length} values`);
     }
-    const binding = await this.attentionMergeUnet(styles);
-    const info = (name: string) => binding.extra.find((i) => i.name === name)!;
-    const feeds: Record<string, OrtTensor> = {};
+    const n = rows * this.info.textLength * this.info.textDim;
     conditionings.forEach((c, i) => {
-      const name = conditioningInput(i + 2);
-      feeds[name] = this.buffers.feed(info(name), c, [rows, this.info.textLength, this.info.textDim], true);
+      if (c.length !== n)
+        throw new Error(`conditioning ${i + 2} has ${c.length} values; ${rows} rows of [${this.info.textLength}, ${this.info.textDim}] are ${n}`);
     });
-    feeds[MASK_INPUT] = floatTensor(info(MASK_INPUT).type, weights, [1, styles - 1, h, w]);
-    return { binding, feeds };
+    await this.attentionMergeUnet(styles);
+    return { merge: { conditionings, weights, w, h } };
   }
 
   /** Tokenizes and encodes a prompt; cached per prompt text. */
@@ -329,7 +332,30 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
    */
   async unet(sample: Float32Array, batch: number, h: number, w: number, t: number, ehs: Float32Array, extras: UnetCallExtras = {}): Promise<Float32Array> {
     this.alive();
-    const b = extras.binding ?? this.unetBinding;
+    return this.unetSlot.exclusive(async () => {
+      this.alive();
+      const slot = this.unetSlot.session;
+      try {
+        return await this.unetOn(slot, sample, batch, h, w, t, ehs, extras);
+      } catch (e) {
+        // A session that refuses one-token pads (a fixed sequence length inside) gets full ones.
+        if (!this.unetSlot.refusePads(slot)) throw e;
+        return this.unetOn(slot, sample, batch, h, w, t, ehs, extras);
+      }
+    });
+  }
+
+  private async unetOn(
+    slot: SlotSession,
+    sample: Float32Array,
+    batch: number,
+    h: number,
+    w: number,
+    t: number,
+    ehs: Float32Array,
+    extras: UnetCallExtras,
+  ): Promise<Float32Array> {
+    const b = slot.binding;
     const C = this.info.latentChannels;
     if (sample.length !== batch * C * h * w) {
       throw new Error(`UNet sample has ${sample.length} values, [${batch}, ${C}, ${h}, ${w}] needs ${batch * C * h * w}`);
@@ -347,7 +373,7 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
       [b.sample.name]: this.buffers.feed(b.sample, sample, [batch, C, h, w], false),
       [b.timestep.name]: numberTensor(b.timestep.type, new Float64Array(tsCount).fill(t), tsDims),
       [b.ehs.name]: this.buffers.feed(b.ehs, ehs, [batch, rowLen / D, D], true),
-      ...extras.feeds,
+      ...this.unetSlot.extraFeeds(slot, batch, h, w, extras.merge),
     };
     const t0 = performance.now();
     const res = await b.session.run(feeds, [b.output]).catch((e: unknown) => {
@@ -366,8 +392,8 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
     if (this.released) return;
     this.released = true;
     this.textCache.clear();
-    const attention = (await Promise.all([...this.attentionUnets.values()].map((job) => job.catch(() => null)))).filter((b) => b !== null);
-    const sessions = [this.textEncoder, this.unetBinding.session, this.vaeEncoder, this.vaeDecoder, ...attention.map((b) => b.session)];
+    const unet = await this.unetSlot.exclusive(async () => this.unetSlot.session.binding.session);
+    const sessions = [this.textEncoder, unet, this.vaeEncoder, this.vaeDecoder];
     await Promise.all(sessions.map((s) => s.release().catch(() => undefined)));
   }
 }
