@@ -103,7 +103,7 @@ export async function runConformance(dirIn: string, options: ConformanceOptions 
     record({ name: 'load_model', status: 'fail', pass: false, maxErr: NaN, tol: NaN, detail: (e as Error).message });
     return summarize(cases, log, 'none', t0);
   }
-  log(`model ${dir} (${pipe.info.executionProviderNote})`);
+  log(`model ${dir} (${pipe.info.executionProviderNote}; UNet ${pipe.info.graphOptimizer})`);
   try {
     const fx = new Fixture(dir, manifest, pipe);
     for (const row of SD_CASES) {

@@ -13,7 +13,8 @@ import { UserError } from '../errors.ts';
 import { readUnetOutline } from './latent-size.ts';
 import { checkModelFolder, fingerprintFolder, ModelFolderError, readModelConfig } from './model-folder.ts';
 import { describeModel, type ModelSessions, type PipelineInfo } from './pipeline-info.ts';
-import { createSession, type SessionSettings } from '../runtime/sessions.ts';
+import { createSession, cudaProviderStatus, type SessionSettings } from '../runtime/sessions.ts';
+import { describeFusions, fusionsFor, optimizerEnabled, prepareOptimizedUnet, type OptimizedUnet, type OptimizerProvider } from '../optimizer/optimize.ts';
 import {
   findInput,
   floatTensor,
@@ -53,6 +54,28 @@ export interface LoadOptions {
   attentionCacheDir?: string;
   /** Device id (`--gpu N`) and the optimized-graph cache, for every session of this pipeline. */
   session?: SessionSettings;
+  /** Run the load-time graph optimizer on the UNet (optimizer/optimize.ts); default: unless DUALSTYLE_OPTIMIZE=off. */
+  optimize?: boolean;
+}
+
+/** The provider a request will get, for the optimizer to fuse for (auto: CUDA when it can start). */
+function expectedProvider(request: ExecutionProviderRequest, deviceId = 0): OptimizerProvider {
+  if (request === 'auto') return cudaProviderStatus(deviceId).available ? 'cuda' : 'cpu';
+  return request;
+}
+
+/**
+ * The optimized UNet graph for `provider`, or null when it has no fusions or the optimizer fails (the
+ * graph as exported still works: a fusion is a speed-up, never a reason not to load).
+ */
+async function optimizeUnet(dir: string, provider: OptimizerProvider, cacheDir?: string): Promise<OptimizedUnet | null> {
+  if (fusionsFor(provider).length === 0) return null;
+  try {
+    return await prepareOptimizedUnet(dir, provider, cacheDir);
+  } catch (e) {
+    console.warn(`graph optimizer skipped for ${dir}: ${(e as Error).message}`);
+    return null;
+  }
 }
 
 export interface TextEncoding {
@@ -78,6 +101,8 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
   private readonly buffers = new UnetBuffers();
   private released = false;
   private attentionCacheDir: string | undefined;
+  /** The graph the UNet session runs and attention merges are rewritten from, when not unet/model.onnx (the optimizer's). */
+  private unetSource: { path: string; variant: string } | undefined;
   private sessionSettings: SessionSettings = {};
 
   private constructor(info: PipelineInfo, tokenizer: ClipTokenizer, sessions: ModelSessions) {
@@ -106,9 +131,9 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
 
     const opened: InferenceSession[] = [];
     const sessionTimes: PipelineInfo['sessions'] = {};
-    const open = async (rel: string, ep: ExecutionProviderRequest | ExecutionProvider) => {
+    const open = async (rel: string, ep: ExecutionProviderRequest | ExecutionProvider, file = path.join(dir, rel)) => {
       try {
-        const r = await createSession(path.join(dir, rel), ep, options.session);
+        const r = await createSession(file, ep, options.session);
         opened.push(r.session);
         sessionTimes[rel] = { ms: r.createMs, cache: r.cache };
         return r;
@@ -122,8 +147,25 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
     // The UNet's structure (which latent sizes it takes) is read while onnxruntime opens the sessions.
     const unetOutline = readUnetOutline(path.join(dir, 'unet/model.onnx'));
     try {
-      // The first session settles the provider (auto → CUDA or CPU); the rest reuse that choice.
-      const first = await open('unet/model.onnx', request);
+      // The first session settles the provider (auto → CUDA or CPU); the rest reuse that choice. The UNet
+      // is opened as the graph optimizer made it for the provider expected (optimizer/optimize.ts).
+      const optimize = optimizerEnabled(options.optimize);
+      const expected = optimize ? expectedProvider(request, options.session?.deviceId) : null;
+      let optimized = expected ? await optimizeUnet(dir, expected, options.attentionCacheDir) : null;
+      let first = await open('unet/model.onnx', request, optimized?.path).catch(async (e: unknown) => {
+        if (!optimized || e instanceof UserError) throw e;
+        // The provider lacks a kernel in the types of this export (an fp16 MultiHeadAttention on CPU): as exported.
+        console.warn(`optimized UNet of ${dir} failed to open (${(e as Error).message.split('\n')[0]}); using the graph as exported`);
+        optimized = null;
+        return open('unet/model.onnx', request);
+      });
+      if (optimized && expected !== first.provider) {
+        // auto expected CUDA and got CPU (CUDA failed to start): the CPU's fusions instead.
+        await first.session.release();
+        opened.splice(opened.indexOf(first.session), 1);
+        optimized = await optimizeUnet(dir, first.provider, options.attentionCacheDir);
+        first = await open('unet/model.onnx', first.provider, optimized?.path);
+      }
       const [text, vaeEncoder, vaeDecoder] = await Promise.all([
         open('text_encoder/model.onnx', first.provider),
         open('vae_encoder/model.onnx', first.provider),
@@ -132,7 +174,9 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
       const unet = bindUnet(first.session);
       const sessions = { text: text.session, unet, vaeEncoder: vaeEncoder.session, vaeDecoder: vaeDecoder.session };
       const info = describeModel(dir, id, first, sessions, tokenizer.maxLength, config, await unetOutline, sessionTimes);
+      info.graphOptimizer = describeFusions(first.provider, optimized?.fusions ?? null);
       const pipe = new SdPipeline(info, tokenizer, sessions);
+      pipe.unetSource = optimized ? { path: optimized.path, variant: optimized.variant } : undefined;
       pipe.attentionCacheDir = options.attentionCacheDir;
       pipe.sessionSettings = options.session ?? {};
       if (info.textDim === 0) {
@@ -159,9 +203,10 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
    */
   async attentionMergeUnet(styles = 2): Promise<UnetBinding> {
     this.alive();
-    const prepare = (n: number) => prepareAttentionMergeUnet(this.info.dir, { cacheDir: this.attentionCacheDir, styles: n });
+    const source = this.unetSource;
+    const prepare = (n: number) => prepareAttentionMergeUnet(this.info.dir, { cacheDir: this.attentionCacheDir, styles: n, ...(source ? { source } : {}) });
     const open = async (n: number): Promise<SlotSession> => {
-      const file = n === 1 ? path.join(this.info.dir, 'unet/model.onnx') : (await prepare(n)).path;
+      const file = n === 1 ? (source?.path ?? path.join(this.info.dir, 'unet/model.onnx')) : (await prepare(n)).path;
       this.alive();
       const rel = path.relative(this.info.dir, file) || file;
       const created = await createSession(file, this.info.executionProvider, this.sessionSettings);
