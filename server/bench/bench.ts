@@ -40,7 +40,7 @@ import { openSessionCount } from '../engine/runtime/inference-thread.ts';
 import { PROJECT_ROOT } from '../util/project.ts';
 import { sampleDeviceMemory } from './device-memory.ts';
 import { printReport, type BenchReport, type SamplerMeasure } from './report.ts';
-import { median, timeSessionCreation, timeUnetCalls, type SessionCreation } from './unet-timing.ts';
+import { median, timeOptimizer, timeSessionCreation, timeUnetCalls, type OptimizerTiming, type SessionCreation } from './unet-timing.ts';
 
 const SAMPLERS = ['invert', 'eps_merge', 'attn_merge', 'single_style1', 'single_style2'] as const;
 
@@ -64,6 +64,8 @@ export interface BenchOptions {
   maxJobMemory?: number;
   /** Measure session creation with an empty and a filled optimized-graph cache (loads the model twice more); default true. */
   sessionTiming?: boolean;
+  /** Time the UNet loaded with the graph optimizer and as exported (loads the model twice more); default true. */
+  optimizerTiming?: boolean;
   log?: (line: string) => void;
 }
 
@@ -250,6 +252,12 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     const peakDeviceMiB = device ? await device.stop() : null;
     const weightsMiB = (await modelMemoryProfile(pipe.info.dir, { label: opts.model })).weightsBytes / 2 ** 20;
     const sessionsOpen = openSessionCount();
+    let optimizer: OptimizerTiming | null = null;
+    if (opts.optimizerTiming !== false) {
+      log('timing the UNet optimized and as exported (each loaded fresh, one at a time)');
+      await pipelines.clear();
+      optimizer = await timeOptimizer(pipe.info.dir, pipe.info.executionProvider, gpu, image.width / f, image.height / f, opts.unetReps ?? 3);
+    }
     let sessionCreation: SessionCreation | null = null;
     if (opts.sessionTiming !== false) {
       log('timing session creation (cold, then from the optimized-graph cache)');
@@ -263,6 +271,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       at: new Date().toISOString(),
       unetCalls,
       sessionCreation,
+      optimizer,
       dualStyleRunMs: (inv?.wallMs ?? 0) + (eps?.wallMs ?? 0),
       peakDeviceMiB,
       image,

@@ -10,7 +10,7 @@
  * epsilon merge at 100 steps, skip 10, 512×512) ≤ 3 s.
  */
 import os from 'node:os';
-import type { SessionCreation, UnetCallTiming } from './unet-timing.ts';
+import type { OptimizerTiming, SessionCreation, UnetCallTiming } from './unet-timing.ts';
 
 export interface SamplerMeasure {
   node: string;
@@ -34,6 +34,8 @@ export interface BenchReport {
   /** One UNet call per batch size the samplers use. */
   unetCalls: UnetCallTiming[];
   sessionCreation: SessionCreation | null;
+  /** The graph optimizer's UNet call against the exported graph's (null when not timed). */
+  optimizer: OptimizerTiming | null;
   /** Inversion + epsilon merge wall time in the first run: the seed's dual-style run. */
   dualStyleRunMs: number;
   /** Peak GPU memory of this process (CUDA, from nvidia-smi); null elsewhere. */
@@ -174,6 +176,12 @@ export function figureLines(r: BenchReport): Record<string, unknown>[] {
         ]
       : []),
     f('preview_work_share', r.previews.workShare, 'ratio'),
+    f('optimized_vs_plain_unet_call', r.optimizer?.ratio ?? null, 'ratio', {
+      batch: r.optimizer?.batch ?? null,
+      optimizedMs: r.optimizer?.optimizedMs ?? null,
+      plainMs: r.optimizer?.plainMs ?? null,
+      fusions: r.optimizer?.fusions ?? null,
+    }),
     f('session_create_cold_ms', r.sessionCreation?.coldMs ?? null, 'ms'),
     f('session_create_cached_ms', r.sessionCreation?.cachedMs ?? null, 'ms', { allCached: r.sessionCreation?.allCached ?? null }),
     f('peak_rss_mib', r.peakRssMiB, 'MiB'),
@@ -198,6 +206,10 @@ export function printReport(r: BenchReport, log: (line: string) => void, extra: 
     const s = r.sessionCreation;
     log(`session creation: cold ${ms(s.coldMs)} ms (optimize + cache), cached ${ms(s.cachedMs)} ms${s.allCached ? '' : ' (NOT all from the cache)'}`);
     for (const [rel, x] of Object.entries(s.perSession)) log(`  ${rel.padEnd(40)} cold ${ms(x.coldMs)} ms, cached ${ms(x.cachedMs)} ms`);
+  }
+  if (r.optimizer) {
+    const o = r.optimizer;
+    log(`graph optimizer (${o.fusions}): batch-${o.batch} UNet call ${ms(o.optimizedMs)} ms vs ${ms(o.plainMs)} ms as exported = ${o.ratio.toFixed(2)}×`);
   }
   log('');
   log(
