@@ -27,7 +27,7 @@ const DEFAULT_CACHE_DIR = path.join(CACHE_ROOT, 'attention-merge');
  * File names of derived graphs (attention-merge rewrites, optimized graphs and the rewrites of those); the
  * model fingerprint ignores them (they are derived, not the model).
  */
-export const DERIVED_UNET_PATTERN = /^model\.(?:attention-merge(?:-\d+)?|optimized)(?:-[a-z0-9]+)*\.[0-9a-f]+\.onnx$/;
+export const DERIVED_UNET_PATTERN = /^model\.(?:attention-merge(?:-\d+)?|optimized|fp16)(?:-[a-z0-9]+)*\.[0-9a-f]+\.(?:onnx|weights)$/;
 
 /** The file name stem of the rewrite for N styles (two styles keep the name they always had); `variant` names a derived source. */
 function stem(styles: number, variant = ''): string {
@@ -60,8 +60,54 @@ export interface Derivation {
   stem: string;
   /** Hashed with the source's bytes: the version and settings of the derivation. */
   tag: string;
-  /** Changes the decoded model in place; returns how many places it changed (layers, fusions). */
-  transform(model: onnxProto.onnx.IModelProto, hash: string): number;
+  /**
+   * Changes the decoded model in place; returns how many places it changed (layers, fusions). New weights
+   * (an fp16 conversion's) go through `weights`, which stores them in one file beside the derived graph.
+   */
+  transform(model: onnxProto.onnx.IModelProto, hash: string, weights: WeightsSink): number | Promise<number>;
+}
+
+/** Stores a derived graph's new weights in `<stem>.<hash>.weights` beside it; returns the external data entries. */
+export type WeightsSink = (bytes: Uint8Array) => Promise<{ key: string; value: string }[]>;
+
+/** The weights file of a derivation, opened on first use in the folder the derived graph will go to. */
+class WeightsFile {
+  private handle: fs.FileHandle | null = null;
+  private offset = 0;
+  dir: string | null = null;
+  constructor(
+    private readonly name: string,
+    private readonly folders: () => Promise<string[]>,
+  ) {}
+  readonly add: WeightsSink = async (bytes) => {
+    if (!this.handle) {
+      for (const dir of await this.folders()) {
+        try {
+          await fs.mkdir(dir, { recursive: true });
+          this.handle = await fs.open(path.join(dir, this.name), 'w');
+          this.dir = dir;
+          break;
+        } catch (e) {
+          if (!isReadOnlyError(e)) throw e;
+        }
+      }
+      if (!this.handle) throw new Error(`no writable folder for ${this.name}`);
+    }
+    const at = this.offset;
+    // 64-byte alignment, as onnx's external data writer does (lets onnxruntime map the file).
+    const pad = (64 - (at % 64)) % 64;
+    if (pad) await this.handle.write(new Uint8Array(pad), 0, pad, at);
+    await this.handle.write(bytes, 0, bytes.byteLength, at + pad);
+    this.offset = at + pad + bytes.byteLength;
+    return [
+      { key: 'location', value: this.name },
+      { key: 'offset', value: String(at + pad) },
+      { key: 'length', value: String(bytes.byteLength) },
+    ];
+  };
+  async close(): Promise<void> {
+    await this.handle?.close();
+  }
 }
 
 const pending = new Map<string, Promise<PreparedUnet>>();
@@ -98,9 +144,9 @@ async function markedReadOnly(dir: string): Promise<boolean> {
  * read again once it changed. Rewrites for other numbers of styles are current and stay.
  */
 async function removeStale(dir: string, keep: string, stemName: string): Promise<void> {
-  const sameStyles = new RegExp(`^${stemName.replace(/[.]/g, '\\.')}\\.[0-9a-f]+\\.onnx$`);
+  const sameStyles = new RegExp(`^${stemName.replace(/[.]/g, '\\.')}\\.[0-9a-f]+\\.(?:onnx|weights)$`);
   for (const name of await fs.readdir(dir)) {
-    if (name !== keep && sameStyles.test(name)) await fs.rm(path.join(dir, name), { force: true });
+    if (name !== keep && name !== keep.replace(/\.onnx$/, '.weights') && sameStyles.test(name)) await fs.rm(path.join(dir, name), { force: true });
   }
 }
 
@@ -186,9 +232,18 @@ async function prepare(source: string, cacheDir: string, derivation: Derivation)
   }
 
   const model = onnx.ModelProto.decode(bytes);
-  const layers = derivation.transform(model, hash);
+  const weightsName = `${derivation.stem}.${hash}.weights`;
+  const sink = new WeightsFile(weightsName, async () =>
+    (await markedReadOnly(path.dirname(source))) ? [path.dirname(cached)] : [path.dirname(source), path.dirname(cached)],
+  );
+  let layers: number;
+  try {
+    layers = await derivation.transform(model, hash, sink.add);
+  } finally {
+    await sink.close();
+  }
   const inlineEmbedded = referenceEmbeddedWeights(model, bytes, path.basename(source));
-  if (!(await markedReadOnly(path.dirname(source)))) {
+  if (!(await markedReadOnly(path.dirname(source))) && (sink.dir === null || sink.dir === path.dirname(source))) {
     try {
       await writeFileAtomic(beside, onnx.ModelProto.encode(model).finish());
       await removeStale(path.dirname(source), path.basename(beside), derivation.stem);
@@ -202,6 +257,7 @@ async function prepare(source: string, cacheDir: string, derivation: Derivation)
   const dir = path.dirname(cached);
   await fs.mkdir(dir, { recursive: true });
   for (const rel of externalFiles(model)) {
+    if (rel === weightsName) continue; // written here
     const target = path.join(dir, rel);
     try {
       const original = await fs.realpath(path.join(path.dirname(source), rel));

@@ -15,7 +15,9 @@
 import onnxProto from 'onnx-proto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { prepareDerivedUnet, type PreparedUnet } from '../attention/unet-cache.ts';
+import { readdir, stat } from 'node:fs/promises';
+import { DERIVED_UNET_PATTERN, prepareDerivedUnet, type PreparedUnet } from '../attention/unet-cache.ts';
+import { convertToFloat16, isFloat16Graph } from './float16.ts';
 import { fuseAttention } from './attention-fusion.ts';
 import { fuseGroupNorm } from './group-norm-fusion.ts';
 
@@ -91,4 +93,39 @@ async function readFusions(file: string): Promise<Record<Fusion, number>> {
   const value = model.metadataProps?.find((p) => p.key === OPTIMIZER_METADATA_KEY)?.value;
   const parsed = value ? (JSON.parse(value) as { fusions?: Record<Fusion, number> }) : {};
   return { attention: 0, 'group-norm': 0, ...parsed.fusions };
+}
+
+/** Whether to convert the UNet to fp16 at load: LoadOptions.fp16 when given, else DUALSTYLE_FP16=on|off, else on CUDA only. */
+export function float16Wanted(provider: OptimizerProvider, option?: boolean): boolean {
+  if (option !== undefined) return option;
+  const env = process.env.DUALSTYLE_FP16;
+  return env === 'on' ? true : env === 'off' ? false : provider === 'cuda';
+}
+
+/** Sizes and times of the weight files beside a graph: the fp16 weights are derived from them, not only from the graph. */
+async function weightFilesIdentity(dir: string): Promise<string> {
+  const parts: string[] = [];
+  for (const name of (await readdir(dir)).sort()) {
+    if (name.endsWith('.onnx') || DERIVED_UNET_PATTERN.test(name)) continue;
+    const s = await stat(path.join(dir, name));
+    if (s.isFile()) parts.push(`${name}:${s.size}:${s.mtimeMs}`);
+  }
+  return parts.join(',');
+}
+
+export const FLOAT16_VERSION = 1;
+
+/**
+ * The fp16 conversion (float16.ts) of the UNet graph `source` (unet/model.onnx or the optimizer's), derived on
+ * first use and cached beside it with its fp16 weights file (or in the cache); null when it is fp16 already.
+ */
+export async function prepareFloat16Unet(source: string, variant: string, cacheDir?: string): Promise<(PreparedUnet & { variant: string }) | null> {
+  if (isFloat16Graph(onnx.ModelProto.decode(await readFile(source)))) return null;
+  const fp16Variant = `fp16${variant ? `-${variant}` : ''}`;
+  const prepared = await prepareDerivedUnet(source, cacheDir, {
+    stem: `model.${fp16Variant}`,
+    tag: `float16 v${FLOAT16_VERSION} ${await weightFilesIdentity(path.dirname(source))}\0`,
+    transform: async (model, _hash, weights) => (await convertToFloat16(model, path.dirname(source), (_name, bytes) => weights(bytes))).converted,
+  });
+  return { ...prepared, variant: fp16Variant };
 }

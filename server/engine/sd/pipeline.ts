@@ -14,7 +14,16 @@ import { readUnetOutline } from './latent-size.ts';
 import { checkModelFolder, fingerprintFolder, ModelFolderError, readModelConfig } from './model-folder.ts';
 import { describeModel, type ModelSessions, type PipelineInfo } from './pipeline-info.ts';
 import { createSession, cudaProviderStatus, type SessionSettings } from '../runtime/sessions.ts';
-import { describeFusions, fusionsFor, optimizerEnabled, prepareOptimizedUnet, type OptimizedUnet, type OptimizerProvider } from '../optimizer/optimize.ts';
+import {
+  describeFusions,
+  float16Wanted,
+  fusionsFor,
+  optimizerEnabled,
+  prepareFloat16Unet,
+  prepareOptimizedUnet,
+  type OptimizedUnet,
+  type OptimizerProvider,
+} from '../optimizer/optimize.ts';
 import {
   findInput,
   floatTensor,
@@ -56,6 +65,8 @@ export interface LoadOptions {
   session?: SessionSettings;
   /** Run the load-time graph optimizer on the UNet (optimizer/optimize.ts); default: unless DUALSTYLE_OPTIMIZE=off. */
   optimize?: boolean;
+  /** Convert an fp32 UNet to fp16 at load (optimizer/float16.ts); default: on CUDA (DUALSTYLE_FP16=on|off overrides). */
+  fp16?: boolean;
 }
 
 /** The provider a request will get, for the optimizer to fuse for (auto: CUDA when it can start). */
@@ -64,18 +75,39 @@ function expectedProvider(request: ExecutionProviderRequest, deviceId = 0): Opti
   return request;
 }
 
+/** The UNet graph a load opens: the optimizer's (fusions for the provider) and/or its fp16 conversion. */
+interface DerivedUnet {
+  path: string;
+  variant: string;
+  fusions: OptimizedUnet['fusions'] | null;
+  fp16: boolean;
+}
+
 /**
- * The optimized UNet graph for `provider`, or null when it has no fusions or the optimizer fails (the
- * graph as exported still works: a fusion is a speed-up, never a reason not to load).
+ * The UNet graph to open for `provider`, or null for unet/model.onnx as exported. A derivation that fails
+ * is skipped with a warning: the graph as exported still works (a fusion or fp16 is a speed-up, never a
+ * reason not to load).
  */
-async function optimizeUnet(dir: string, provider: OptimizerProvider, cacheDir?: string): Promise<OptimizedUnet | null> {
-  if (fusionsFor(provider).length === 0) return null;
-  try {
-    return await prepareOptimizedUnet(dir, provider, cacheDir);
-  } catch (e) {
-    console.warn(`graph optimizer skipped for ${dir}: ${(e as Error).message}`);
-    return null;
+async function deriveUnet(dir: string, provider: OptimizerProvider, options: LoadOptions): Promise<DerivedUnet | null> {
+  let derived: DerivedUnet | null = null;
+  if (optimizerEnabled(options.optimize) && fusionsFor(provider).length > 0) {
+    try {
+      const o = await prepareOptimizedUnet(dir, provider, options.attentionCacheDir);
+      derived = { path: o.path, variant: o.variant, fusions: o.fusions, fp16: false };
+    } catch (e) {
+      console.warn(`graph optimizer skipped for ${dir}: ${(e as Error).message}`);
+    }
   }
+  if (float16Wanted(provider, options.fp16)) {
+    try {
+      const source = derived?.path ?? path.join(dir, 'unet/model.onnx');
+      const half = await prepareFloat16Unet(source, derived?.variant ?? '', options.attentionCacheDir);
+      if (half) derived = { path: half.path, variant: half.variant, fusions: derived?.fusions ?? null, fp16: true };
+    } catch (e) {
+      console.warn(`fp16 conversion skipped for ${dir}: ${(e as Error).message}`);
+    }
+  }
+  return derived;
 }
 
 export interface TextEncoding {
@@ -149,9 +181,9 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
     try {
       // The first session settles the provider (auto → CUDA or CPU); the rest reuse that choice. The UNet
       // is opened as the graph optimizer made it for the provider expected (optimizer/optimize.ts).
-      const optimize = optimizerEnabled(options.optimize);
-      const expected = optimize ? expectedProvider(request, options.session?.deviceId) : null;
-      let optimized = expected ? await optimizeUnet(dir, expected, options.attentionCacheDir) : null;
+      const expected = expectedProvider(request, options.session?.deviceId);
+      const derive = (provider: OptimizerProvider) => deriveUnet(dir, provider, options);
+      let optimized = await derive(expected);
       let first = await open('unet/model.onnx', request, optimized?.path).catch(async (e: unknown) => {
         if (!optimized || e instanceof UserError) throw e;
         // The provider lacks a kernel in the types of this export (an fp16 MultiHeadAttention on CPU): as exported.
@@ -163,7 +195,7 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
         // auto expected CUDA and got CPU (CUDA failed to start): the CPU's fusions instead.
         await first.session.release();
         opened.splice(opened.indexOf(first.session), 1);
-        optimized = await optimizeUnet(dir, first.provider, options.attentionCacheDir);
+        optimized = await derive(first.provider);
         first = await open('unet/model.onnx', first.provider, optimized?.path);
       }
       const [text, vaeEncoder, vaeDecoder] = await Promise.all([
@@ -174,7 +206,7 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
       const unet = bindUnet(first.session);
       const sessions = { text: text.session, unet, vaeEncoder: vaeEncoder.session, vaeDecoder: vaeDecoder.session };
       const info = describeModel(dir, id, first, sessions, tokenizer.maxLength, config, await unetOutline, sessionTimes);
-      info.graphOptimizer = describeFusions(first.provider, optimized?.fusions ?? null);
+      info.graphOptimizer = describeFusions(first.provider, optimized?.fusions ?? null) + (optimized?.fp16 ? '; converted to fp16 at load' : '');
       const pipe = new SdPipeline(info, tokenizer, sessions);
       pipe.unetSource = optimized ? { path: optimized.path, variant: optimized.variant } : undefined;
       pipe.attentionCacheDir = options.attentionCacheDir;
