@@ -135,6 +135,7 @@ export const loadModel = defineNode({
     const note =
       `${label} on ${pipe.info.executionProvider.toUpperCase()} (${pipe.info.executionProviderNote}). ` +
       `Takes images with ${modelImageSizes(pipe).describe}. ` +
+      `UNet ${pipe.info.graphOptimizer}. ` +
       `${loaded[0]!.toUpperCase()}${loaded.slice(1)}.`;
     if (demo) ctx.warn(DEMO_NOTE);
     return {

@@ -53,6 +53,14 @@ function checkReport(r: BenchReport, steps: number, skip: number) {
   }
   expect(r.dualStyleRunMs).toBe(byNode['invert']!.wallMs + byNode['eps_merge']!.wallMs);
   expect(r.peakDeviceMiB).toBeNull(); // CPU
+  // The graph optimizer's UNet call against the exported graph's, when timed.
+  if (r.optimizer) {
+    expect(r.optimizer.fusions).toMatch(/MultiHeadAttention fused/);
+    expect(r.optimizer.ratio).toBeCloseTo(r.optimizer.optimizedMs / r.optimizer.plainMs);
+  }
+  // One copy of the weights: the figures the RSS target is judged on are there.
+  expect(r.weightsMiB).toBeGreaterThan(0);
+  expect(r.sessionsOpen).toBeGreaterThanOrEqual(4);
   // Targets: one call per step passes; the absolute ones are only judged on CUDA.
   const targets = Object.fromEntries(checkTargets(r).map((t) => [t.name, t.status]));
   expect(targets['UNet calls per sampler step']).toBe('pass');

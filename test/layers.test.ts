@@ -10,6 +10,7 @@
  *                                          ports; their sessions live in evaluation-models/
  *   2  server/engine/images                CHW images ↔ RGB bytes and PNG, resizing, the built-in sample picture
  *   3  server/engine/attention             the attention-merge graph rewrite and its cache
+ *   4  server/engine/optimizer             the load-time graph optimizer (fusions, fp16 conversion)
  *   3  server/engine/text                  the CLIP tokenizer
  *   3  server/engine/cuda                  why CUDA works or not: the provider, its ELF dependencies, the loader
  *   4  server/engine/runtime               onnxruntime: tensors, sessions on their thread, the model registry
@@ -43,6 +44,7 @@ const FLOORS: [prefix: string, floor: number][] = [
   ['server/engine/metrics/', 2],
   ['server/engine/images/', 2],
   ['server/engine/attention/', 3],
+  ['server/engine/optimizer/', 4],
   ['server/engine/text/', 3],
   ['server/engine/cuda/', 3],
   ['server/engine/runtime/', 4],

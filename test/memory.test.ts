@@ -92,8 +92,9 @@ describe('the estimate', () => {
     }
     const model = await demoProfile();
     const merge = (styles: number): InferenceWork => ({ model, stage: 'unet', rows: 2, latentWidth: 8, latentHeight: 8, attentionMerge: true, styles });
-    expect(estimateJobMemory([merge(3), merge(3)]).weightsBytes).toBe(model.weightsBytes + model.unetWeightsBytes);
-    expect(estimateJobMemory([merge(2), merge(3)]).weightsBytes).toBe(model.weightsBytes + 2 * model.unetWeightsBytes);
+    // One UNet session serves every N (sd/unet-slot.ts): the weights count once.
+    expect(estimateJobMemory([merge(3), merge(3)]).weightsBytes).toBe(model.weightsBytes);
+    expect(estimateJobMemory([merge(2), merge(3)]).weightsBytes).toBe(model.weightsBytes);
     // SD 1.x: each further conditioning of the merged row adds its cross-attention, linear in the pixels.
     const sd = await modelMemoryProfile(dir, { label: 'sd' });
     const sdMerge = (styles: number): InferenceWork => ({ model: sd, stage: 'unet', rows: 2, latentWidth: 64, latentHeight: 64, attentionMerge: true, styles });
@@ -110,11 +111,14 @@ describe('the estimate', () => {
     const at = (side: number, rows = 1) => activationBytes({ model, stage: 'unet', rows, latentWidth: side, latentHeight: side });
     expect(at(256) / at(128)).toBeGreaterThan(12);
     expect(at(128, 3) / at(128, 1)).toBeCloseTo(3);
-    // The weights count once per model, twice for the UNet when an attention-merge rewrite runs too.
+    // The weights count once per model, an attention merge included (its rewrite replaces the stock session).
     const plain = estimateJobMemory([{ model, stage: 'unet', rows: 1, latentWidth: 8, latentHeight: 8 }]);
-    const merged = estimateJobMemory([{ model, stage: 'unet', rows: 1, latentWidth: 8, latentHeight: 8, attentionMerge: true }]);
+    const merged = estimateJobMemory([
+      { model, stage: 'unet', rows: 1, latentWidth: 8, latentHeight: 8 },
+      { model, stage: 'unet', rows: 1, latentWidth: 8, latentHeight: 8, attentionMerge: true },
+    ]);
     expect(plain.weightsBytes).toBe(model.weightsBytes);
-    expect(merged.weightsBytes - plain.weightsBytes).toBe(model.unetWeightsBytes);
+    expect(merged.weightsBytes).toBe(plain.weightsBytes);
     expect(plain.totalBytes).toBeGreaterThan(PROCESS_BASE_BYTES + model.weightsBytes);
   });
 });

@@ -34,11 +34,13 @@ import type { ModelValue } from '../../nodes/values.ts';
 import type { PipelineStats, SdPipeline } from '../engine/sd/pipeline.ts';
 import { loadPreviewDecoder, type BudgetedPreviewDecoder } from '../engine/sd/preview-decoder.ts';
 import type { ExecutionProviderRequest } from '../engine/runtime/runtime.ts';
+import { modelMemoryProfile } from '../engine/sd/memory.ts';
+import { openSessionCount } from '../engine/runtime/inference-thread.ts';
 import { PROJECT_ROOT } from '../util/project.ts';
 import { sampleDeviceMemory } from './device-memory.ts';
 import { printReport, type BenchReport, type SamplerMeasure } from './report.ts';
 import { benchRegionControls, printControlCosts } from './region-controls.ts';
-import { median, timeSessionCreation, timeUnetCalls, type SessionCreation } from './unet-timing.ts';
+import { median, timeOptimizer, timeSessionCreation, timeUnetCalls, type OptimizerTiming, type SessionCreation } from './unet-timing.ts';
 
 const SAMPLERS = ['invert', 'eps_merge', 'attn_merge', 'single_style1', 'single_style2'] as const;
 
@@ -64,6 +66,8 @@ export interface BenchOptions {
   sessionTiming?: boolean;
   /** Time each regional control against the plain merge (default on). */
   regionControls?: boolean;
+  /** Time the UNet loaded with the graph optimizer and as exported (loads the model twice more); default true. */
+  optimizerTiming?: boolean;
   log?: (line: string) => void;
 }
 
@@ -250,6 +254,14 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     const attn = measures.find((m) => m.node === 'attn_merge');
     const inv = measures.find((m) => m.node === 'invert');
     const peakDeviceMiB = device ? await device.stop() : null;
+    const weightsMiB = (await modelMemoryProfile(pipe.info.dir, { label: opts.model })).weightsBytes / 2 ** 20;
+    const sessionsOpen = openSessionCount();
+    let optimizer: OptimizerTiming | null = null;
+    if (opts.optimizerTiming !== false) {
+      log('timing the UNet optimized and as exported (each loaded fresh, one at a time)');
+      await runner.graphs.services.models.releaseAll(); // free the runs' sessions before loading the UNet twice more
+      optimizer = await timeOptimizer(pipe.info.dir, pipe.info.executionProvider, gpu, image.width / f, image.height / f, opts.unetReps ?? 3);
+    }
     let sessionCreation: SessionCreation | null = null;
     if (opts.sessionTiming !== false) {
       log('timing session creation (cold, then from the optimized-graph cache)');
@@ -263,6 +275,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       at: new Date().toISOString(),
       unetCalls,
       sessionCreation,
+      optimizer,
       dualStyleRunMs: (inv?.wallMs ?? 0) + (eps?.wallMs ?? 0),
       peakDeviceMiB,
       image,
@@ -273,6 +286,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       attentionVsEpsilon: eps && attn ? { msPerStep: attn.msPerStep / eps.msPerStep, ortMsPerStep: attn.ortMsPerStep / eps.ortMsPerStep } : null,
       firstRunMs,
       peakRssMiB: process.resourceUsage().maxRSS / 1024,
+      weightsMiB,
+      sessionsOpen,
       rerun: {
         changed: 'style1 prompt',
         ms: rerunMs,

@@ -4,12 +4,13 @@
  *
  * Targets (issue 12): exactly one UNet call per sampler step; time outside onnxruntime ≤ 3% of step
  * time (meant at SD scale: on a toy UNet our per-step math is a larger share by construction); the
- * attention-merge step ≤ 1.2× the epsilon-merge step; preview work ≤ 5% of run time. Absolute targets,
+ * attention-merge step ≤ 1.2× the epsilon-merge step; preview work ≤ 5% of run time; on CPU at 64 px or less,
+ * peak RSS ≤ 1.3× the model's weights (issue 23: one copy of the UNet, sd/unet-slot.ts). Absolute targets,
  * checked only on CUDA: a batch-2 UNet call ≤ 15 ms, and a seed-settings dual-style run (inversion +
  * epsilon merge at 100 steps, skip 10, 512×512) ≤ 3 s.
  */
 import os from 'node:os';
-import type { SessionCreation, UnetCallTiming } from './unet-timing.ts';
+import type { OptimizerTiming, SessionCreation, UnetCallTiming } from './unet-timing.ts';
 
 export interface SamplerMeasure {
   node: string;
@@ -33,6 +34,8 @@ export interface BenchReport {
   /** One UNet call per batch size the samplers use. */
   unetCalls: UnetCallTiming[];
   sessionCreation: SessionCreation | null;
+  /** The graph optimizer's UNet call against the exported graph's (null when not timed). */
+  optimizer: OptimizerTiming | null;
   /** Inversion + epsilon merge wall time in the first run: the seed's dual-style run. */
   dualStyleRunMs: number;
   /** Peak GPU memory of this process (CUDA, from nvidia-smi); null elsewhere. */
@@ -46,6 +49,10 @@ export interface BenchReport {
   attentionVsEpsilon: { msPerStep: number; ortMsPerStep: number } | null;
   firstRunMs: number;
   peakRssMiB: number;
+  /** Bytes of the model's four sessions' files. */
+  weightsMiB: number;
+  /** onnxruntime sessions open after the runs, in the whole process: the model's 4 (one UNet) and the metrics' CLIP. */
+  sessionsOpen: number;
   rerun: { changed: string; ms: number; computed: string[]; cached: string[]; inversionFromCache: boolean };
   previews: {
     /** Fastest run with previews off, at the server's interval, and at every step; frames: median. */
@@ -101,6 +108,14 @@ export function checkTargets(r: BenchReport): Target[] {
       limit: '≤ 1.2×',
     });
   t.push({ name: 'preview work share of the run', status: passIf(r.previews.workShare <= 0.05), value: pct(r.previews.workShare), limit: '≤ 5%' });
+  const ratio = r.peakRssMiB / r.weightsMiB;
+  const small = Math.max(r.image.width, r.image.height) <= 64;
+  t.push({
+    name: 'peak RSS / model weights',
+    status: r.executionProvider !== 'cpu' || !small ? 'n/a' : passIf(ratio <= 1.3),
+    value: `${ratio.toFixed(2)}× (${r.peakRssMiB.toFixed(0)} / ${r.weightsMiB.toFixed(0)} MiB)`,
+    limit: '≤ 1.3× on CPU at --size 64 or less (one copy of the weights)',
+  });
   const b2 = r.unetCalls.find((u) => u.batch === 2);
   const onGpu = r.executionProvider === 'cuda';
   t.push({
@@ -161,9 +176,16 @@ export function figureLines(r: BenchReport): Record<string, unknown>[] {
         ]
       : []),
     f('preview_work_share', r.previews.workShare, 'ratio'),
+    f('optimized_vs_plain_unet_call', r.optimizer?.ratio ?? null, 'ratio', {
+      batch: r.optimizer?.batch ?? null,
+      optimizedMs: r.optimizer?.optimizedMs ?? null,
+      plainMs: r.optimizer?.plainMs ?? null,
+      fusions: r.optimizer?.fusions ?? null,
+    }),
     f('session_create_cold_ms', r.sessionCreation?.coldMs ?? null, 'ms'),
     f('session_create_cached_ms', r.sessionCreation?.cachedMs ?? null, 'ms', { allCached: r.sessionCreation?.allCached ?? null }),
     f('peak_rss_mib', r.peakRssMiB, 'MiB'),
+    f('weights_mib', r.weightsMiB, 'MiB', { sessionsOpen: r.sessionsOpen }),
     f('peak_device_mib', r.peakDeviceMiB, 'MiB'),
   ];
   for (const t of checkTargets(r))
@@ -185,6 +207,10 @@ export function printReport(r: BenchReport, log: (line: string) => void, extra: 
     log(`session creation: cold ${ms(s.coldMs)} ms (optimize + cache), cached ${ms(s.cachedMs)} ms${s.allCached ? '' : ' (NOT all from the cache)'}`);
     for (const [rel, x] of Object.entries(s.perSession)) log(`  ${rel.padEnd(40)} cold ${ms(x.coldMs)} ms, cached ${ms(x.cachedMs)} ms`);
   }
+  if (r.optimizer) {
+    const o = r.optimizer;
+    log(`graph optimizer (${o.fusions}): batch-${o.batch} UNet call ${ms(o.optimizedMs)} ms vs ${ms(o.plainMs)} ms as exported = ${o.ratio.toFixed(2)}×`);
+  }
   log('');
   log(
     `${'node'.padEnd(15)}${pad('steps', 6)}${pad('run ms', 10)}${pad('ms/step', 10)}${pad('UNet/step', 11)}${pad('rows/call', 11)}${pad('ORT ms/step', 13)}${pad('outside ORT', 13)}`,
@@ -203,6 +229,9 @@ export function printReport(r: BenchReport, log: (line: string) => void, extra: 
   log('');
   log(
     `whole first run: ${ms(r.firstRunMs)} ms; peak RSS ${r.peakRssMiB.toFixed(0)} MiB${r.peakDeviceMiB !== null ? `; peak GPU memory ${r.peakDeviceMiB.toFixed(0)} MiB` : ''}`,
+  );
+  log(
+    `model weights ${r.weightsMiB.toFixed(0)} MiB; peak RSS ${(r.peakRssMiB / r.weightsMiB).toFixed(2)}× the weights; ${r.sessionsOpen} onnxruntime sessions open after the runs`,
   );
   log(`re-run after changing only the ${r.rerun.changed}: ${ms(r.rerun.ms)} ms; inversion from cache: ${r.rerun.inversionFromCache ? 'yes' : 'NO'}`);
   log(`  recomputed: ${r.rerun.computed.join(', ')}`);

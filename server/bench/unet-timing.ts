@@ -81,3 +81,41 @@ export async function timeSessionCreation(dir: string, executionProvider: Execut
     await rm(cacheDir, { recursive: true, force: true });
   }
 }
+
+export interface OptimizerTiming {
+  /** What the optimizer fused (Load Model's line). */
+  fusions: string;
+  batch: number;
+  /** Median UNet call of the optimized and of the exported graph, each loaded fresh (the stock UNet). */
+  optimizedMs: number;
+  plainMs: number;
+  /** optimized ÷ plain. */
+  ratio: number;
+}
+
+/**
+ * The optimizer's speed-up: the model loaded with the optimizer, its UNet timed at `batch` rows, released,
+ * then loaded as exported and timed the same way (one model in memory at a time).
+ */
+export async function timeOptimizer(
+  dir: string,
+  executionProvider: ExecutionProviderRequest,
+  gpu: number,
+  latentW: number,
+  latentH: number,
+  reps: number,
+  batch = 2,
+): Promise<OptimizerTiming> {
+  const timed = async (optimize: boolean) => {
+    const pipe = await SdPipeline.load(dir, { executionProvider, optimize, session: { deviceId: gpu } });
+    try {
+      const [t] = await timeUnetCalls(pipe, latentW, latentH, [batch], reps);
+      return { ms: t!.ms, fusions: pipe.info.graphOptimizer };
+    } finally {
+      await pipe.release();
+    }
+  };
+  const optimized = await timed(true);
+  const plain = await timed(false);
+  return { fusions: optimized.fusions, batch, optimizedMs: optimized.ms, plainMs: plain.ms, ratio: optimized.ms / plain.ms };
+}

@@ -1,6 +1,6 @@
 /**
  * npm run bench -- [--model DIR|demo] [--ep auto|cuda|webgpu|cpu] [--gpu N] [--steps N] [--skip N] [--size PX]
- *                  [--reps N] [--unet-reps N] [--no-session-timing] [--preview-decoder DIR] [--max-job-memory SIZE] [--jsonl FILE] [--json]
+ *                  [--reps N] [--unet-reps N] [--no-session-timing] [--no-optimizer-timing] [--preview-decoder DIR] [--max-job-memory SIZE] [--jsonl FILE] [--json]
  * Defaults: the built-in demo model, provider `auto`, the paper's 100 steps, skip a tenth of the steps
  * (10 for 100), a 512-pixel image. Prints the table and the targets, then one JSON line per figure
  * (also appended to --jsonl FILE); --json prints the whole report as one JSON document instead.
@@ -12,7 +12,7 @@ import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/ru
 import { jobMemory, parseFlags, readCommandLine, runIfEntry, UsageError } from './options.ts';
 
 export const BENCH_USAGE = `usage: npm run bench -- [--model DIR|demo] [--ep auto|cuda|webgpu|cpu] [--gpu N] [--steps N] [--skip N] [--size PX]
-                        [--reps N] [--unet-reps N] [--no-session-timing] [--preview-decoder DIR] [--max-job-memory SIZE]
+                        [--reps N] [--unet-reps N] [--no-session-timing] [--no-optimizer-timing] [--preview-decoder DIR] [--max-job-memory SIZE]
                         [--jsonl FILE] [--json]
 
   --model              a Stable Diffusion 1.x ONNX folder, or demo (default) for the built-in demo model
@@ -24,6 +24,7 @@ export const BENCH_USAGE = `usage: npm run bench -- [--model DIR|demo] [--ep aut
   --reps               repetitions of the preview runs: off, on, every step (default 3)
   --unet-reps          timed UNet calls per batch size, after one warm-up call (default 3)
   --no-session-timing  do not time session creation with an empty and a filled optimized-graph cache
+  --no-optimizer-timing  do not time the UNet loaded with the graph optimizer against the graph as exported
   --preview-decoder    a folder with taesd_decoder.onnx: previews are decoded by it and a frame's cost is compared
   --max-job-memory     refuse a run estimated above this, e.g. 8G (default: 3/4 of this machine's memory)
   --jsonl              also append the JSON lines (one per figure) to this file
@@ -47,6 +48,7 @@ export function parseBenchCli(argv: string[]): BenchCli | 'help' {
     reps: { type: 'string' },
     'unet-reps': { type: 'string' },
     'no-session-timing': { type: 'boolean' },
+    'no-optimizer-timing': { type: 'boolean' },
     'max-job-memory': { type: 'string' },
     'preview-decoder': { type: 'string' },
     jsonl: { type: 'string' },
@@ -70,6 +72,7 @@ export function parseBenchCli(argv: string[]): BenchCli | 'help' {
       previewReps: int('reps', values.reps ?? '3', 1),
       unetReps: int('unet-reps', values['unet-reps'] ?? '3', 1),
       sessionTiming: !values['no-session-timing'],
+      optimizerTiming: !values['no-optimizer-timing'],
       ...(maxJobMemory !== undefined ? { maxJobMemory } : {}),
       ...(values['preview-decoder'] ? { previewDecoder: values['preview-decoder'] } : {}),
     },

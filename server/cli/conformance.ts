@@ -1,5 +1,5 @@
 /**
- * npm run conformance -- <fixture-dir> [--ep auto|cuda|webgpu|cpu] [--gpu N]
+ * npm run conformance -- <fixture-dir> [--ep auto|cuda|webgpu|cpu] [--gpu N] [--fp16|--fp32]
  * One line per case, a summary, and a non-zero exit on any failure (see server/conformance/).
  */
 import path from 'node:path';
@@ -9,7 +9,7 @@ import { runConformance } from '../conformance/harness.ts';
 import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/runtime/runtime.ts';
 
 const USAGE =
-  'usage: npm run conformance -- <fixture-dir> [--ep auto|cuda|webgpu|cpu] [--gpu N]\n(e.g. ../shared/fixtures/tiny-sd, or the metrics fixture ../shared/fixtures/metrics)';
+  'usage: npm run conformance -- <fixture-dir> [--ep auto|cuda|webgpu|cpu] [--gpu N] [--fp16|--fp32]\n(e.g. ../shared/fixtures/tiny-sd, or the metrics fixture ../shared/fixtures/metrics)';
 
 export async function main(argv: string[]): Promise<number> {
   let values;
@@ -17,7 +17,13 @@ export async function main(argv: string[]): Promise<number> {
   try {
     ({ values, positionals } = parseArgs({
       args: argv,
-      options: { ep: { type: 'string', default: 'auto' }, gpu: { type: 'string', default: '0' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        ep: { type: 'string', default: 'auto' },
+        gpu: { type: 'string', default: '0' },
+        fp16: { type: 'boolean' },
+        fp32: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
       allowPositionals: true,
     }));
   } catch (e) {
@@ -42,7 +48,9 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    const r = await runConformance(positionals[0]!, { executionProvider: ep, gpu: Number(values.gpu) });
+    // --fp16: the UNet converted at load, tolerances × FP16_TOLERANCE_FACTOR; --fp32: never converted (CUDA converts by default).
+    const fp16 = values.fp16 ? true : values.fp32 ? false : undefined;
+    const r = await runConformance(positionals[0]!, { executionProvider: ep, gpu: Number(values.gpu), ...(fp16 !== undefined ? { fp16 } : {}) });
     return r.failed === 0 && r.passed > 0 ? 0 : 1;
   } catch (e) {
     console.error(`conformance: ${(e as Error).message}`);

@@ -24,14 +24,14 @@ const { onnx } = onnxProto;
 const DEFAULT_CACHE_DIR = path.join(CACHE_ROOT, 'attention-merge');
 
 /**
- * File names of rewritten graphs (attention merge; attention maps, attention-maps-unet.ts); the model
- * fingerprint ignores them (they are derived, not the model).
+ * File names of derived graphs (attention-merge rewrites, attention maps (attention-maps-unet.ts), optimized
+ * graphs and the rewrites of those); the model fingerprint ignores them (they are derived, not the model).
  */
-export const DERIVED_UNET_PATTERN = /^model\.attention-(?:merge(?:-\d+)?|maps)\.[0-9a-f]+\.onnx$/;
+export const DERIVED_UNET_PATTERN = /^model\.(?:attention-merge(?:-\d+)?|attention-maps|optimized|fp16)(?:-[a-z0-9]+)*\.[0-9a-f]+\.(?:onnx|weights)$/;
 
-/** The file name stem of the rewrite for N styles (two styles keep the name they always had). */
-function stem(styles: number): string {
-  return styles === 2 ? 'model.attention-merge' : `model.attention-merge-${styles}`;
+/** The file name stem of the rewrite for N styles (two styles keep the name they always had); `variant` names a derived source. */
+function stem(styles: number, variant = ''): string {
+  return (styles === 2 ? 'model.attention-merge' : `model.attention-merge-${styles}`) + (variant ? `-${variant}` : '');
 }
 
 export interface PreparedUnet {
@@ -47,6 +47,67 @@ export interface PrepareOptions {
   cacheDir?: string;
   /** Conditionings N the rewritten UNet takes (default 2). */
   styles?: number;
+  /**
+   * The graph to rewrite, when not unet/model.onnx: a graph derived from it beside it or in the cache (the
+   * optimizer's, optimizer/optimize.ts), named by `variant` (a file-name-safe tag, e.g. "optimized-cpu").
+   */
+  source?: { path: string; variant: string };
+}
+
+/** How a graph derived from a UNet is made and named (the attention-merge rewrite, the optimizer). */
+export interface Derivation {
+  /** File name stem, e.g. model.attention-merge or model.optimized-cpu: `<stem>.<hash>.onnx`. */
+  stem: string;
+  /** Hashed with the source's bytes: the version and settings of the derivation. */
+  tag: string;
+  /**
+   * Changes the decoded model in place; returns how many places it changed (layers, fusions). New weights
+   * (an fp16 conversion's) go through `weights`, which stores them in one file beside the derived graph.
+   */
+  transform(model: onnxProto.onnx.IModelProto, hash: string, weights: WeightsSink): number | Promise<number>;
+}
+
+/** Stores a derived graph's new weights in `<stem>.<hash>.weights` beside it; returns the external data entries. */
+export type WeightsSink = (bytes: Uint8Array) => Promise<{ key: string; value: string }[]>;
+
+/** The weights file of a derivation, opened on first use in the folder the derived graph will go to. */
+class WeightsFile {
+  private handle: fs.FileHandle | null = null;
+  private offset = 0;
+  dir: string | null = null;
+  constructor(
+    private readonly name: string,
+    private readonly folders: () => Promise<string[]>,
+  ) {}
+  readonly add: WeightsSink = async (bytes) => {
+    if (!this.handle) {
+      for (const dir of await this.folders()) {
+        try {
+          await fs.mkdir(dir, { recursive: true });
+          this.handle = await fs.open(path.join(dir, this.name), 'w');
+          this.dir = dir;
+          break;
+        } catch (e) {
+          if (!isReadOnlyError(e)) throw e;
+        }
+      }
+      if (!this.handle) throw new Error(`no writable folder for ${this.name}`);
+    }
+    const at = this.offset;
+    // 64-byte alignment, as onnx's external data writer does (lets onnxruntime map the file).
+    const pad = (64 - (at % 64)) % 64;
+    if (pad) await this.handle.write(new Uint8Array(pad), 0, pad, at);
+    await this.handle.write(bytes, 0, bytes.byteLength, at + pad);
+    this.offset = at + pad + bytes.byteLength;
+    return [
+      { key: 'location', value: this.name },
+      { key: 'offset', value: String(at + pad) },
+      { key: 'length', value: String(bytes.byteLength) },
+    ];
+  };
+  async close(): Promise<void> {
+    await this.handle?.close();
+  }
 }
 
 const pending = new Map<string, Promise<PreparedUnet>>();
@@ -82,10 +143,10 @@ async function markedReadOnly(dir: string): Promise<boolean> {
  * Rewrites of an earlier version of this UNet for the same number of styles: ours (by name), and never
  * read again once it changed. Rewrites for other numbers of styles are current and stay.
  */
-async function removeStale(dir: string, keep: string, styles: number): Promise<void> {
-  const sameStyles = new RegExp(`^${stem(styles).replace(/[.]/g, '\\.')}\\.[0-9a-f]+\\.onnx$`);
+async function removeStale(dir: string, keep: string, stemName: string): Promise<void> {
+  const sameStyles = new RegExp(`^${stemName.replace(/[.]/g, '\\.')}\\.[0-9a-f]+\\.(?:onnx|weights)$`);
   for (const name of await fs.readdir(dir)) {
-    if (name !== keep && sameStyles.test(name)) await fs.rm(path.join(dir, name), { force: true });
+    if (name !== keep && name !== keep.replace(/\.onnx$/, '.weights') && sameStyles.test(name)) await fs.rm(path.join(dir, name), { force: true });
   }
 }
 
@@ -135,38 +196,58 @@ function externalFiles(model: onnxProto.onnx.IModelProto): string[] {
  * time. Throws AttentionRewriteError when the UNet has no recognisable cross-attention.
  */
 export function prepareAttentionMergeUnet(modelDir: string, options: PrepareOptions = {}): Promise<PreparedUnet> {
-  const source = path.join(path.resolve(modelDir), 'unet', 'model.onnx');
-  const cacheDir = path.resolve(options.cacheDir ?? DEFAULT_CACHE_DIR);
+  const source = options.source?.path ?? path.join(path.resolve(modelDir), 'unet', 'model.onnx');
   const styles = options.styles ?? 2;
-  const key = `${source}\0${cacheDir}\0${styles}`;
+  // Two styles hash as they always did, so their rewrites on disk stay valid.
+  return prepareDerivedUnet(source, options.cacheDir, {
+    stem: stem(styles, options.source?.variant),
+    tag: `attention-merge v${REWRITE_VERSION}${styles === 2 ? '' : ` styles ${styles}`}\0`,
+    transform: (model, hash) => rewriteForAttentionMerge(model, hash, styles).layers.length,
+  });
+}
+
+/**
+ * Returns the graph `derivation` makes of the UNet graph `source`, deriving it the first time: beside the
+ * source, or in the cache when its folder is read-only (see the header); external weights stay references.
+ */
+export function prepareDerivedUnet(source: string, cacheDirOption: string | undefined, derivation: Derivation): Promise<PreparedUnet> {
+  const cacheDir = path.resolve(cacheDirOption ?? DEFAULT_CACHE_DIR);
+  const key = `${source}\0${cacheDir}\0${derivation.stem}\0${derivation.tag}`;
   let job = pending.get(key);
   if (!job) {
-    job = prepare(source, cacheDir, styles).finally(() => pending.delete(key));
+    job = prepare(source, cacheDir, derivation).finally(() => pending.delete(key));
     pending.set(key, job);
   }
   return job;
 }
 
-async function prepare(source: string, cacheDir: string, styles: number): Promise<PreparedUnet> {
+async function prepare(source: string, cacheDir: string, derivation: Derivation): Promise<PreparedUnet> {
   const bytes = await fs.readFile(source);
-  // Two styles hash as they always did, so their rewrites on disk stay valid.
-  const tag = `attention-merge v${REWRITE_VERSION}${styles === 2 ? '' : ` styles ${styles}`}\0`;
-  const hash = createHash('sha256').update(tag).update(bytes).digest('hex').slice(0, 16);
-  const beside = path.join(path.dirname(source), `${stem(styles)}.${hash}.onnx`);
+  const hash = createHash('sha256').update(derivation.tag).update(bytes).digest('hex').slice(0, 16);
+  const beside = path.join(path.dirname(source), `${derivation.stem}.${hash}.onnx`);
   // Not model.onnx: the source itself may be linked beside it, as the data file of embedded weights.
-  const cached = path.join(cacheDir, hash, 'model.attention-merge.onnx');
+  const cached = path.join(cacheDir, hash, `${derivation.stem}.onnx`);
   for (const candidate of [beside, cached]) {
     if (await isNonEmptyFile(candidate)) return { path: candidate, layers: null, reused: true };
   }
 
   const model = onnx.ModelProto.decode(bytes);
-  const { layers } = rewriteForAttentionMerge(model, hash, styles);
+  const weightsName = `${derivation.stem}.${hash}.weights`;
+  const sink = new WeightsFile(weightsName, async () =>
+    (await markedReadOnly(path.dirname(source))) ? [path.dirname(cached)] : [path.dirname(source), path.dirname(cached)],
+  );
+  let layers: number;
+  try {
+    layers = await derivation.transform(model, hash, sink.add);
+  } finally {
+    await sink.close();
+  }
   const inlineEmbedded = referenceEmbeddedWeights(model, bytes, path.basename(source));
-  if (!(await markedReadOnly(path.dirname(source)))) {
+  if (!(await markedReadOnly(path.dirname(source))) && (sink.dir === null || sink.dir === path.dirname(source))) {
     try {
       await writeFileAtomic(beside, onnx.ModelProto.encode(model).finish());
-      await removeStale(path.dirname(source), path.basename(beside), styles);
-      return { path: beside, layers: layers.length, reused: false };
+      await removeStale(path.dirname(source), path.basename(beside), derivation.stem);
+      return { path: beside, layers, reused: false };
     } catch (e) {
       if (!isReadOnlyError(e)) throw e;
     }
@@ -176,6 +257,7 @@ async function prepare(source: string, cacheDir: string, styles: number): Promis
   const dir = path.dirname(cached);
   await fs.mkdir(dir, { recursive: true });
   for (const rel of externalFiles(model)) {
+    if (rel === weightsName) continue; // written here
     const target = path.join(dir, rel);
     try {
       const original = await fs.realpath(path.join(path.dirname(source), rel));
@@ -190,12 +272,12 @@ async function prepare(source: string, cacheDir: string, styles: number): Promis
         continue;
       }
       throw new Error(
-        `cannot prepare the attention-merge UNet: ${path.dirname(source)} is read-only and its weights file ${rel} ` +
+        `cannot prepare ${path.basename(beside)}: ${path.dirname(source)} is read-only and its weights file ${rel} ` +
           `cannot be linked into ${dir} (${(e as Error).message}). Make the model folder writable, or copy the model to a writable folder.`,
         { cause: e },
       );
     }
   }
   await writeFileAtomic(cached, onnx.ModelProto.encode(model).finish());
-  return { path: cached, layers: layers.length, reused: false };
+  return { path: cached, layers, reused: false };
 }

@@ -77,6 +77,12 @@ class InferenceThread {
 
 const thread = new InferenceThread();
 
+/** Sessions opened and not yet released, in this process (the bench and the one-copy test read it). */
+let liveSessions = 0;
+export function openSessionCount(): number {
+  return liveSessions;
+}
+
 class ThreadSession implements Session {
   private released = false;
 
@@ -103,6 +109,7 @@ class ThreadSession implements Session {
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
+    liveSessions--;
     await thread.call({ op: 'release', session: this.id });
   }
 }
@@ -110,6 +117,7 @@ class ThreadSession implements Session {
 /** Opens a model on the inference thread (`options` as for onnxruntime's InferenceSession.create). */
 export async function openSession(modelPath: string, options: ort.InferenceSession.SessionOptions): Promise<Session> {
   const r = await thread.call({ op: 'create', path: modelPath, options });
+  liveSessions++;
   return new ThreadSession(
     r.session as number,
     r.inputNames as string[],

@@ -37,6 +37,7 @@ import { CACHE_ROOT } from '../../util/project.ts';
 import { UserError } from '../errors.ts';
 import { cudaUnavailableReason, diagnoseCuda, missingDevice, onnxruntimeNodeInfo } from '../cuda/cuda-doctor.ts';
 import { openSession } from './inference-thread.ts';
+import { DERIVED_UNET_PATTERN } from '../attention/unet-cache.ts';
 import type { ExecutionProvider, ExecutionProviderRequest, InferenceSession, ort } from './runtime.ts';
 
 /**
@@ -165,7 +166,7 @@ function modelFilesIdentity(modelPath: string): { files: string; bytes: number }
     const s = statSync(path.join(dir, name));
     if (!s.isFile()) continue;
     // Graphs derived later beside the model (attention-merge rewrites) do not change this model.
-    if (name !== path.basename(modelPath) && name.endsWith('.onnx')) continue;
+    if (name !== path.basename(modelPath) && (name.endsWith('.onnx') || DERIVED_UNET_PATTERN.test(name))) continue;
     bytes += s.size;
     parts.push(`${name}\0${s.size}\0${s.mtimeMs}`);
   }

@@ -64,7 +64,7 @@ export interface ModelMemoryProfile extends ActivationProfile {
   label: string;
   /** Bytes of the four sessions' files (graphs and weights). */
   weightsBytes: number;
-  /** The UNet's share: an attention-merge rewrite opens it a second time. */
+  /** The UNet's share (held once: the attention-merge rewrite replaces the stock session, sd/unet-slot.ts). */
   unetWeightsBytes: number;
   /** Image pixels per latent pixel, per side. */
   vaeDownsample: number;
@@ -79,7 +79,7 @@ export interface InferenceWork {
   rows: number;
   latentWidth: number;
   latentHeight: number;
-  /** The UNet call runs the attention-merge rewrite (a second UNet session, one per number of styles). */
+  /** The UNet call is an attention merge (the model's one UNet session, rewritten for N conditionings). */
   attentionMerge?: boolean;
   /** Attention merge: the styles its merged row attends to in every cross-attention layer (2 when absent). */
   styles?: number;
@@ -147,20 +147,18 @@ export interface MemoryEstimate {
 }
 
 /**
- * A job's peak: the process base, the weights of every model it uses (the UNet once more for each
- * number of styles an attention-merge rewrite runs with: the pipeline keeps one session per N), and its
- * largest call (calls run one at a time and free their intermediates when they return).
+ * A job's peak: the process base, the weights of every model it uses, once (one UNet session serves the
+ * stock samplers and attention merges of any N: sd/unet-slot.ts), and its largest call (calls run one at a
+ * time and free their intermediates when they return).
  */
 export function estimateJobMemory(works: readonly InferenceWork[]): MemoryEstimate {
-  const rewrites = new Map<ModelMemoryProfile, Set<number>>();
+  const models = new Set<ModelMemoryProfile>();
   let largest: MemoryEstimate['largest'];
   for (const work of works) {
-    const counts = rewrites.get(work.model) ?? new Set<number>();
-    if (work.attentionMerge) counts.add(work.styles ?? 2);
-    rewrites.set(work.model, counts);
+    models.add(work.model);
     const bytes = activationBytes(work);
     if (!largest || bytes > largest.bytes) largest = { work, bytes };
   }
-  const weightsBytes = [...rewrites].reduce((sum, [model, counts]) => sum + model.weightsBytes + counts.size * model.unetWeightsBytes, 0);
+  const weightsBytes = [...models].reduce((sum, model) => sum + model.weightsBytes, 0);
   return { totalBytes: PROCESS_BASE_BYTES + weightsBytes + (largest?.bytes ?? 0), weightsBytes, ...(largest ? { largest } : {}) };
 }

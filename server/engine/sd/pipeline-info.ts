@@ -42,6 +42,8 @@ export interface PipelineInfo {
    */
   vaeEncoderChannels: number | null;
   scheduler: SchedulerConfig;
+  /** What the load-time graph optimizer did to the UNet (optimizer/optimize.ts), one line for Load Model. */
+  graphOptimizer: string;
 }
 
 /** The four sessions of a pipeline, the UNet bound (inputs resolved). */
@@ -99,5 +101,6 @@ export function describeModel(
     textIdsType: ids.type,
     vaeEncoderChannels: numericDim(outputInfos(vaeEncoder)[0]?.shape[1]),
     scheduler: config.scheduler,
+    graphOptimizer: 'graph optimizer off',
   };
 }

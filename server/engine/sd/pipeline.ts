@@ -7,7 +7,6 @@
  */
 import path from 'node:path';
 import { prepareAttentionMergeUnet } from '../attention/unet-cache.ts';
-import { conditioningInput, MASK_INPUT } from '../attention/rewrite.ts';
 import { prepareAttentionMapsUnet } from '../attention/attention-maps-unet.ts';
 import type { Denoiser } from '../diffusion/denoiser.ts';
 import type { ImageValue } from '../values.ts';
@@ -15,7 +14,17 @@ import { UserError } from '../errors.ts';
 import { readUnetOutline } from './latent-size.ts';
 import { checkModelFolder, fingerprintFolder, ModelFolderError, readModelConfig } from './model-folder.ts';
 import { describeModel, type ModelSessions, type PipelineInfo } from './pipeline-info.ts';
-import { createSession, type SessionSettings } from '../runtime/sessions.ts';
+import { createSession, cudaProviderStatus, type SessionSettings } from '../runtime/sessions.ts';
+import {
+  describeFusions,
+  float16Wanted,
+  fusionsFor,
+  optimizerEnabled,
+  prepareFloat16Unet,
+  prepareOptimizedUnet,
+  type OptimizedUnet,
+  type OptimizerProvider,
+} from '../optimizer/optimize.ts';
 import {
   findInput,
   floatTensor,
@@ -31,6 +40,7 @@ import {
 import { ClipTokenizer } from '../text/tokenizer.ts';
 import { UnetBuffers } from './unet-buffers.ts';
 import { bindUnet, checkFixedBatch, timestepDims, type UnetBinding, type UnetCallExtras } from './unet-binding.ts';
+import { UnetSlot, type SlotSession } from './unet-slot.ts';
 
 export { ModelFolderError } from './model-folder.ts';
 export type { PipelineInfo } from './pipeline-info.ts';
@@ -54,6 +64,51 @@ export interface LoadOptions {
   attentionCacheDir?: string;
   /** Device id (`--gpu N`) and the optimized-graph cache, for every session of this pipeline. */
   session?: SessionSettings;
+  /** Run the load-time graph optimizer on the UNet (optimizer/optimize.ts); default: unless DUALSTYLE_OPTIMIZE=off. */
+  optimize?: boolean;
+  /** Convert an fp32 UNet to fp16 at load (optimizer/float16.ts); default: on CUDA (DUALSTYLE_FP16=on|off overrides). */
+  fp16?: boolean;
+}
+
+/** The provider a request will get, for the optimizer to fuse for (auto: CUDA when it can start). */
+function expectedProvider(request: ExecutionProviderRequest, deviceId = 0): OptimizerProvider {
+  if (request === 'auto') return cudaProviderStatus(deviceId).available ? 'cuda' : 'cpu';
+  return request;
+}
+
+/** The UNet graph a load opens: the optimizer's (fusions for the provider) and/or its fp16 conversion. */
+interface DerivedUnet {
+  path: string;
+  variant: string;
+  fusions: OptimizedUnet['fusions'] | null;
+  fp16: boolean;
+}
+
+/**
+ * The UNet graph to open for `provider`, or null for unet/model.onnx as exported. A derivation that fails
+ * is skipped with a warning: the graph as exported still works (a fusion or fp16 is a speed-up, never a
+ * reason not to load).
+ */
+async function deriveUnet(dir: string, provider: OptimizerProvider, options: LoadOptions): Promise<DerivedUnet | null> {
+  let derived: DerivedUnet | null = null;
+  if (optimizerEnabled(options.optimize) && fusionsFor(provider).length > 0) {
+    try {
+      const o = await prepareOptimizedUnet(dir, provider, options.attentionCacheDir);
+      derived = { path: o.path, variant: o.variant, fusions: o.fusions, fp16: false };
+    } catch (e) {
+      console.warn(`graph optimizer skipped for ${dir}: ${(e as Error).message}`);
+    }
+  }
+  if (float16Wanted(provider, options.fp16)) {
+    try {
+      const source = derived?.path ?? path.join(dir, 'unet/model.onnx');
+      const half = await prepareFloat16Unet(source, derived?.variant ?? '', options.attentionCacheDir);
+      if (half) derived = { path: half.path, variant: half.variant, fusions: derived?.fusions ?? null, fp16: true };
+    } catch (e) {
+      console.warn(`fp16 conversion skipped for ${dir}: ${(e as Error).message}`);
+    }
+  }
+  return derived;
 }
 
 export interface TextEncoding {
@@ -70,25 +125,26 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
   readonly stats: PipelineStats = { unetCalls: 0, unetMs: 0, unetRows: 0, textCalls: 0, textMs: 0, vaeCalls: 0, vaeMs: 0 };
 
   private textEncoder: InferenceSession;
-  private readonly unetBinding: UnetBinding;
+  /** The one UNet session: stock, or rewritten for the most conditionings asked so far (unet-slot.ts). */
+  private readonly unetSlot: UnetSlot;
   private vaeEncoder: InferenceSession;
   private vaeDecoder: InferenceSession;
   private readonly textCache = new Map<string, Promise<TextEncoding>>();
   /** Reused fp16 feeds and float32 outputs of the UNet calls (fp16 UNets; unet-buffers.ts). */
   private readonly buffers = new UnetBuffers();
   private released = false;
-  /** The attention-merge UNet of each number of styles, rewritten and opened on first use, then reused. */
-  private readonly attentionUnets = new Map<number, Promise<UnetBinding>>();
   /** The UNet with attention-map outputs (the words mask), derived and opened on first use. */
   private attentionMaps: Promise<{ binding: UnetBinding; outputs: string[] }> | undefined;
   private attentionCacheDir: string | undefined;
+  /** The graph the UNet session runs and attention merges are rewritten from, when not unet/model.onnx (the optimizer's). */
+  private unetSource: { path: string; variant: string } | undefined;
   private sessionSettings: SessionSettings = {};
 
   private constructor(info: PipelineInfo, tokenizer: ClipTokenizer, sessions: ModelSessions) {
     this.info = info;
     this.tokenizer = tokenizer;
     this.textEncoder = sessions.text;
-    this.unetBinding = sessions.unet;
+    this.unetSlot = new UnetSlot({ binding: sessions.unet, styles: 1, rel: 'unet/model.onnx' }, info, this.buffers);
     this.vaeEncoder = sessions.vaeEncoder;
     this.vaeDecoder = sessions.vaeDecoder;
   }
@@ -110,9 +166,9 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
 
     const opened: InferenceSession[] = [];
     const sessionTimes: PipelineInfo['sessions'] = {};
-    const open = async (rel: string, ep: ExecutionProviderRequest | ExecutionProvider) => {
+    const open = async (rel: string, ep: ExecutionProviderRequest | ExecutionProvider, file = path.join(dir, rel)) => {
       try {
-        const r = await createSession(path.join(dir, rel), ep, options.session);
+        const r = await createSession(file, ep, options.session);
         opened.push(r.session);
         sessionTimes[rel] = { ms: r.createMs, cache: r.cache };
         return r;
@@ -126,8 +182,25 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
     // The UNet's structure (which latent sizes it takes) is read while onnxruntime opens the sessions.
     const unetOutline = readUnetOutline(path.join(dir, 'unet/model.onnx'));
     try {
-      // The first session settles the provider (auto → CUDA or CPU); the rest reuse that choice.
-      const first = await open('unet/model.onnx', request);
+      // The first session settles the provider (auto → CUDA or CPU); the rest reuse that choice. The UNet
+      // is opened as the graph optimizer made it for the provider expected (optimizer/optimize.ts).
+      const expected = expectedProvider(request, options.session?.deviceId);
+      const derive = (provider: OptimizerProvider) => deriveUnet(dir, provider, options);
+      let optimized = await derive(expected);
+      let first = await open('unet/model.onnx', request, optimized?.path).catch(async (e: unknown) => {
+        if (!optimized || e instanceof UserError) throw e;
+        // The provider lacks a kernel in the types of this export (an fp16 MultiHeadAttention on CPU): as exported.
+        console.warn(`optimized UNet of ${dir} failed to open (${(e as Error).message.split('\n')[0]}); using the graph as exported`);
+        optimized = null;
+        return open('unet/model.onnx', request);
+      });
+      if (optimized && expected !== first.provider) {
+        // auto expected CUDA and got CPU (CUDA failed to start): the CPU's fusions instead.
+        await first.session.release();
+        opened.splice(opened.indexOf(first.session), 1);
+        optimized = await derive(first.provider);
+        first = await open('unet/model.onnx', first.provider, optimized?.path);
+      }
       const [text, vaeEncoder, vaeDecoder] = await Promise.all([
         open('text_encoder/model.onnx', first.provider),
         open('vae_encoder/model.onnx', first.provider),
@@ -136,7 +209,9 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
       const unet = bindUnet(first.session);
       const sessions = { text: text.session, unet, vaeEncoder: vaeEncoder.session, vaeDecoder: vaeDecoder.session };
       const info = describeModel(dir, id, first, sessions, tokenizer.maxLength, config, await unetOutline, sessionTimes);
+      info.graphOptimizer = describeFusions(first.provider, optimized?.fusions ?? null) + (optimized?.fp16 ? '; converted to fp16 at load' : '');
       const pipe = new SdPipeline(info, tokenizer, sessions);
+      pipe.unetSource = optimized ? { path: optimized.path, variant: optimized.variant } : undefined;
       pipe.attentionCacheDir = options.attentionCacheDir;
       pipe.sessionSettings = options.session ?? {};
       if (info.textDim === 0) {
@@ -156,38 +231,44 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
   }
 
   /**
-   * The attention-merge UNet of N styles (inputs encoder_hidden_states_2..N and mask), rewritten from
-   * unet/model.onnx on first use (see attention/rewrite.ts) and opened once on this pipeline's execution
-   * provider. A failure is not cached: the next call tries again.
+   * The UNet session made to take at least N conditionings (inputs encoder_hidden_states_2..N and mask):
+   * rewritten from unet/model.onnx on first use (see attention/rewrite.ts), and opened in place of the
+   * session before it (unet-slot.ts: one copy of the weights). A failure is not cached: the next call
+   * tries again, and the session before it stays.
    */
-  attentionMergeUnet(styles = 2): Promise<UnetBinding> {
+  async attentionMergeUnet(styles = 2): Promise<UnetBinding> {
     this.alive();
-    let job = this.attentionUnets.get(styles);
-    if (!job) {
-      job = (async () => {
-        const prepared = await prepareAttentionMergeUnet(this.info.dir, { cacheDir: this.attentionCacheDir, styles });
-        this.alive();
-        const rel = path.relative(this.info.dir, prepared.path) || prepared.path;
-        const created = await createSession(prepared.path, this.info.executionProvider, this.sessionSettings);
-        const session = created.session;
-        this.info.sessions[rel] = { ms: created.createMs, cache: created.cache };
-        const binding = bindUnet(session, rel);
-        const names = binding.extra.map((i) => i.name);
-        const wanted = [...Array.from({ length: styles - 1 }, (_, i) => conditioningInput(i + 2)), MASK_INPUT];
-        if (!wanted.every((n) => names.includes(n))) {
-          await session.release().catch(() => undefined);
-          throw new Error(`${prepared.path} lacks the ${wanted.join(', ')} inputs of an attention-merge UNet of ${styles} styles`);
-        }
-        if (this.released) {
-          await session.release().catch(() => undefined);
-          this.alive();
-        }
-        return binding;
-      })();
-      this.attentionUnets.set(styles, job);
-      job.catch(() => this.attentionUnets.delete(styles));
-    }
-    return job;
+    const source = this.unetSource;
+    const prepare = (n: number) => prepareAttentionMergeUnet(this.info.dir, { cacheDir: this.attentionCacheDir, styles: n, ...(source ? { source } : {}) });
+    const open = async (n: number): Promise<SlotSession> => {
+      const file = n === 1 ? (source?.path ?? path.join(this.info.dir, 'unet/model.onnx')) : (await prepare(n)).path;
+      this.alive();
+      const rel = path.relative(this.info.dir, file) || file;
+      const created = await createSession(file, this.info.executionProvider, this.sessionSettings);
+      this.info.sessions[rel] = { ms: created.createMs, cache: created.cache };
+      const slot = { binding: bindUnet(created.session, rel), styles: n, rel };
+      try {
+        this.unetSlot.extraFeeds(slot, 1, 8, 8); // every input of N conditionings is there
+      } catch (e) {
+        await created.session.release().catch(() => undefined);
+        throw e;
+      }
+      return slot;
+    };
+    const s = await this.unetSlot.grow(styles, () => prepare(styles), open);
+    if (this.released) await this.unetSlot.session.binding.session.release().catch(() => undefined);
+    this.alive();
+    return s.binding;
+  }
+
+  /** The conditionings the UNet session takes now: 1 for the stock graph, N after an attention merge of N. */
+  get unetConditionings(): number {
+    return this.unetSlot.session.styles;
+  }
+
+  /** UNet sessions opened over this pipeline's life (never two at once: the slot closes one first). */
+  get unetSessionsOpened(): number {
+    return this.unetSlot.opened;
   }
 
   /**
@@ -224,24 +305,23 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
   }
 
   /**
-   * The feeds the attention-merge UNet of N styles takes beyond the plain ones: the conditionings of
-   * styles 2..N (each one row per row of encoder_hidden_states) and the weights of styles 1..N−1,
-   * [1, N − 1, h, w] at latent size, shared by every row.
+   * The extras of an attention merge of N styles: the conditionings of styles 2..N (each one row per row
+   * of encoder_hidden_states) and the weights of styles 1..N−1, [1, N − 1, h, w] at latent size, shared
+   * by every row. The UNet session is made to take N conditionings now; the feeds are formed per call
+   * for whichever session the slot holds then (unet-slot.ts).
    */
   async attentionMergeExtras(conditionings: readonly Float32Array[], rows: number, weights: Float32Array, w: number, h: number): Promise<UnetCallExtras> {
     const styles = conditionings.length + 1;
     if (weights.length !== (styles - 1) * w * h) {
       throw new Error(`attention merge of ${styles} styles needs ${styles - 1} weight planes of ${w}×${h}, got ${weights.length} values`);
     }
-    const binding = await this.attentionMergeUnet(styles);
-    const info = (name: string) => binding.extra.find((i) => i.name === name)!;
-    const feeds: Record<string, OrtTensor> = {};
+    const n = rows * this.info.textLength * this.info.textDim;
     conditionings.forEach((c, i) => {
-      const name = conditioningInput(i + 2);
-      feeds[name] = this.buffers.feed(info(name), c, [rows, this.info.textLength, this.info.textDim], true);
+      if (c.length !== n)
+        throw new Error(`conditioning ${i + 2} has ${c.length} values; ${rows} rows of [${this.info.textLength}, ${this.info.textDim}] are ${n}`);
     });
-    feeds[MASK_INPUT] = floatTensor(info(MASK_INPUT).type, weights, [1, styles - 1, h, w]);
-    return { binding, feeds };
+    await this.attentionMergeUnet(styles);
+    return { merge: { conditionings, weights, w, h } };
   }
 
   /** Tokenizes and encodes a prompt; cached per prompt text. */
@@ -360,7 +440,30 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
    */
   async unet(sample: Float32Array, batch: number, h: number, w: number, t: number, ehs: Float32Array, extras: UnetCallExtras = {}): Promise<Float32Array> {
     this.alive();
-    const b = extras.binding ?? this.unetBinding;
+    return this.unetSlot.exclusive(async () => {
+      this.alive();
+      const slot = this.unetSlot.session;
+      try {
+        return await this.unetOn(slot, sample, batch, h, w, t, ehs, extras);
+      } catch (e) {
+        // A session that refuses one-token pads (a fixed sequence length inside) gets full ones.
+        if (!this.unetSlot.refusePads(slot)) throw e;
+        return this.unetOn(slot, sample, batch, h, w, t, ehs, extras);
+      }
+    });
+  }
+
+  private async unetOn(
+    slot: SlotSession,
+    sample: Float32Array,
+    batch: number,
+    h: number,
+    w: number,
+    t: number,
+    ehs: Float32Array,
+    extras: UnetCallExtras,
+  ): Promise<Float32Array> {
+    const b = slot.binding;
     const C = this.info.latentChannels;
     if (sample.length !== batch * C * h * w) {
       throw new Error(`UNet sample has ${sample.length} values, [${batch}, ${C}, ${h}, ${w}] needs ${batch * C * h * w}`);
@@ -378,7 +481,7 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
       [b.sample.name]: this.buffers.feed(b.sample, sample, [batch, C, h, w], false),
       [b.timestep.name]: numberTensor(b.timestep.type, new Float64Array(tsCount).fill(t), tsDims),
       [b.ehs.name]: this.buffers.feed(b.ehs, ehs, [batch, rowLen / D, D], true),
-      ...extras.feeds,
+      ...this.unetSlot.extraFeeds(slot, batch, h, w, extras.merge),
     };
     const t0 = performance.now();
     const res = await b.session.run(feeds, [b.output]).catch((e: unknown) => {
@@ -397,10 +500,9 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
     if (this.released) return;
     this.released = true;
     this.textCache.clear();
-    const attention = (await Promise.all([...this.attentionUnets.values()].map((job) => job.catch(() => null)))).filter((b) => b !== null);
+    const unet = await this.unetSlot.exclusive(async () => this.unetSlot.session.binding.session);
     const maps = await this.attentionMaps?.catch(() => null);
-    if (maps) attention.push(maps.binding);
-    const sessions = [this.textEncoder, this.unetBinding.session, this.vaeEncoder, this.vaeDecoder, ...attention.map((b) => b.session)];
+    const sessions = [this.textEncoder, unet, this.vaeEncoder, this.vaeDecoder, ...(maps ? [maps.binding.session] : [])];
     await Promise.all(sessions.map((s) => s.release().catch(() => undefined)));
   }
 }

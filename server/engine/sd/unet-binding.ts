@@ -2,7 +2,7 @@
  * How to call a UNet session: its inputs found by name (else position) and resolved once, the timestep
  * feed's shape, and the user-facing error of exports with a fixed batch.
  */
-import { findInput, inputInfos, numericDim, outputInfos, type InferenceSession, type OrtTensor, type TensorInfo } from '../runtime/runtime.ts';
+import { findInput, inputInfos, numericDim, outputInfos, type InferenceSession, type TensorInfo } from '../runtime/runtime.ts';
 import { ModelFolderError } from './model-folder.ts';
 
 /** How to call one UNet session: its metadata, resolved once. */
@@ -16,10 +16,19 @@ export interface UnetBinding {
   extra: TensorInfo[];
 }
 
-/** Extra arguments of a UNet call on a rewritten session (attention merge). */
+/** An attention merge's request, independent of the session that serves it (sd/unet-slot.ts). */
+export interface MergeRequest {
+  /** The text rows of styles 2..n, [rows, L, D] each. */
+  conditionings: readonly Float32Array[];
+  /** Weights of styles 1..n−1 at latent size, [n − 1, h, w]. */
+  weights: Float32Array;
+  w: number;
+  h: number;
+}
+
+/** Extra arguments of a UNet call: an attention merge's request (the pipeline's one UNet session serves it). */
 export interface UnetCallExtras {
-  binding?: UnetBinding;
-  feeds?: Record<string, OrtTensor>;
+  merge?: MergeRequest;
 }
 
 /**

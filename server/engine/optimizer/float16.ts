@@ -1,0 +1,274 @@
+/**
+ * fp32 → fp16 conversion of a UNet graph at load, as onnxruntime's float16 converter does it
+ * (onnxruntime/python/tools/transformers/float16.py, used by its SD pipeline optimizer with keep_io_types
+ * off): every float tensor becomes float16 (initializers clamped to fp16's range: |x| ≤ 65504, non-zero
+ * |x| ≥ 5.96e-8), Constant / ConstantOfShape / Cast-to-float follow, and the graph's float inputs and
+ * outputs become float16 (the pipeline reads dtypes from the session and converts its feeds). Kept in fp32,
+ * with Casts around them, as the converter keeps them:
+ * - the operators of its DEFAULT_OP_BLOCK_LIST (those onnxruntime has no fp16 kernel or precision for:
+ *   Range, CumSum, Min, Max, TopK, Upsample, RoiAlign, NonMaxSuppression, the ML ops, …);
+ * - the inputs it always keeps float (ALWAYS_FLOAT_INPUTS): Resize's scales, GroupNorm's γ and β;
+ *   a constant used only there stays an fp32 initializer (no rounding of γ, β).
+ * Weights are read from the source's external data and written as fp16 into one weights file beside the
+ * converted graph (half the bytes; the fp32 file is never loaded by the fp16 session).
+ */
+import { open as openFile } from 'node:fs/promises';
+import path from 'node:path';
+import onnxProto from 'onnx-proto';
+import { float32ToFloat16Bits } from '../runtime/runtime.ts';
+import { GraphIndex, type IModelProto, type INodeProto, type ITensorProto } from './graph.ts';
+
+const { onnx } = onnxProto;
+const DT = onnx.TensorProto.DataType;
+const FLOAT: number = DT.FLOAT;
+const FLOAT16: number = DT.FLOAT16;
+const INT64: number = DT.INT64;
+const BOOL: number = DT.BOOL;
+
+/** onnxruntime float16.py's DEFAULT_OP_BLOCK_LIST. */
+export const FP16_OP_BLOCK_LIST: readonly string[] = [
+  'ArrayFeatureExtractor',
+  'Binarizer',
+  'CastMap',
+  'CategoryMapper',
+  'DictVectorizer',
+  'FeatureVectorizer',
+  'Imputer',
+  'LabelEncoder',
+  'LinearClassifier',
+  'LinearRegressor',
+  'Normalizer',
+  'OneHotEncoder',
+  'RandomUniformLike',
+  'SVMClassifier',
+  'SVMRegressor',
+  'Scaler',
+  'TreeEnsembleClassifier',
+  'TreeEnsembleRegressor',
+  'ZipMap',
+  'NonMaxSuppression',
+  'TopK',
+  'RoiAlign',
+  'Range',
+  'CumSum',
+  'Min',
+  'Max',
+  'Upsample',
+];
+
+/** onnxruntime float16.py's ALWAYS_FLOAT_INPUTS: input positions that stay float32. */
+const ALWAYS_FLOAT_INPUTS: Record<string, number[]> = { Resize: [2], GroupNorm: [1, 2], SkipGroupNorm: [1, 2] };
+
+const MAX_FINITE = 65504;
+const MIN_POSITIVE = 5.96e-8;
+
+/** Element types the operators produce where it is not their first input's (enough for SD UNets). */
+function outputType(n: INodeProto, types: Map<string, number>): number | undefined {
+  const first = (n.input ?? []).find((x) => x);
+  switch (n.opType) {
+    case 'Shape':
+    case 'Size':
+    case 'ArgMax':
+    case 'ArgMin':
+    case 'NonZero':
+      return INT64;
+    case 'Equal':
+    case 'Less':
+    case 'Greater':
+    case 'LessOrEqual':
+    case 'GreaterOrEqual':
+    case 'And':
+    case 'Or':
+    case 'Not':
+    case 'IsNaN':
+    case 'IsInf':
+      return BOOL;
+    case 'Cast':
+      return Number(n.attribute?.find((a) => a.name === 'to')?.i ?? 0);
+    case 'Constant':
+      return n.attribute?.find((a) => a.name === 'value')?.t?.dataType ?? undefined;
+    case 'ConstantOfShape':
+      return n.attribute?.find((a) => a.name === 'value')?.t?.dataType ?? FLOAT;
+    case 'Where':
+      return types.get(n.input?.[1] ?? '');
+    default:
+      return first ? types.get(first) : undefined;
+  }
+}
+
+/** The element type of every tensor, propagated from the inputs, initializers and the rules above. */
+function elementTypes(model: IModelProto): Map<string, number> {
+  const g = model.graph!;
+  const types = new Map<string, number>();
+  for (const v of [...(g.input ?? []), ...(g.valueInfo ?? [])]) {
+    const t = v.type?.tensorType?.elemType;
+    if (v.name && t) types.set(v.name, t);
+  }
+  for (const t of g.initializer ?? []) types.set(t.name ?? '', t.dataType ?? 0);
+  for (const n of g.node ?? []) {
+    const t = outputType(n, types);
+    if (t !== undefined) for (const o of n.output ?? []) if (o && !types.has(o)) types.set(o, t);
+  }
+  return types;
+}
+
+/** A float tensor's values: its float_data or raw data, or its external data read from `dir`. */
+async function floatValues(t: ITensorProto, dir: string): Promise<Float32Array> {
+  if (t.floatData?.length) return Float32Array.from(t.floatData);
+  if (t.rawData && t.rawData.byteLength > 0) {
+    const copy = new Uint8Array(t.rawData); // aligned
+    return new Float32Array(copy.buffer, 0, copy.byteLength / 4);
+  }
+  const ext = new Map((t.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
+  const location = ext.get('location');
+  if (!location) return new Float32Array(0);
+  const offset = Number(ext.get('offset') ?? 0);
+  const count = (t.dims ?? []).reduce<number>((a, d) => a * Number(d), 1);
+  const length = Number(ext.get('length') ?? count * 4);
+  const file = await openFile(path.join(dir, location), 'r');
+  try {
+    const buf = new Uint8Array(length);
+    await file.read(buf, 0, length, offset);
+    return new Float32Array(buf.buffer, 0, length / 4);
+  } finally {
+    await file.close();
+  }
+}
+
+function toHalf(values: Float32Array): Uint8Array {
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    let v = values[i]!;
+    if (Number.isFinite(v)) {
+      const a = Math.abs(v);
+      if (a > MAX_FINITE) v = Math.sign(v) * MAX_FINITE;
+      else if (a > 0 && a < MIN_POSITIVE) v = Math.sign(v) * MIN_POSITIVE;
+    }
+    out[i] = float32ToFloat16Bits(v);
+  }
+  return new Uint8Array(out.buffer);
+}
+
+export interface Float16Conversion {
+  /** Initializers converted, and those kept fp32 (always-float inputs). */
+  converted: number;
+  keptFloat: number;
+  /** Nodes kept in fp32 (block list), Casts inserted. */
+  blocked: number;
+  casts: number;
+}
+
+/**
+ * Converts a decoded model in place. `dir` is where its external data lies; converted weights of at least
+ * `externalMin` bytes are handed to `external` (which returns where it stored them, as external data
+ * entries), smaller ones are embedded.
+ */
+export async function convertToFloat16(
+  model: IModelProto,
+  dir: string,
+  external: (name: string, bytes: Uint8Array) => Promise<{ key: string; value: string }[]>,
+  externalMin = 1024,
+): Promise<Float16Conversion> {
+  const g = model.graph!;
+  const types = elementTypes(model);
+  const blockList = new Set(FP16_OP_BLOCK_LIST);
+  const stats: Float16Conversion = { converted: 0, keptFloat: 0, blocked: 0, casts: 0 };
+  const nodes: INodeProto[] = [];
+  /** Tensors that stay float32: the fp32 sides of the inserted Casts. */
+  const fp32 = new Set<string>();
+  const inserted = new Set<INodeProto>();
+  let serial = 0;
+  const cast = (input: string, output: string, to: number): INodeProto => {
+    const n: INodeProto = { name: `fp16/Cast_${serial++}`, opType: 'Cast', input: [input], output: [output], attribute: [{ name: 'to', type: 2, i: to }] };
+    inserted.add(n);
+    stats.casts++;
+    return n;
+  };
+  for (const n of g.node ?? []) {
+    const blocked = blockList.has(n.opType ?? '');
+    const keep = ALWAYS_FLOAT_INPUTS[n.opType ?? ''] ?? [];
+    const input = (n.input ?? []).map((x, i) => {
+      if (!x || types.get(x) !== FLOAT || !(blocked || keep.includes(i))) return x;
+      const name = `${x}__fp32_${serial}`;
+      nodes.push(cast(x, name, FLOAT));
+      fp32.add(name);
+      return name;
+    });
+    if (!blocked) {
+      nodes.push({ ...n, input });
+      continue;
+    }
+    stats.blocked++;
+    const after: INodeProto[] = [];
+    const output = (n.output ?? []).map((o) => {
+      if (!o || types.get(o) !== FLOAT) return o;
+      const name = `${o}__fp32`;
+      fp32.add(name);
+      after.push(cast(name, o, FLOAT16));
+      return name;
+    });
+    nodes.push({ ...n, input, output }, ...after);
+  }
+
+  // Constants used only through the inserted fp32 Casts stay fp32 initializers, the Casts go.
+  const users = new Map<string, INodeProto[]>();
+  for (const n of nodes) for (const x of n.input ?? []) if (x) users.set(x, [...(users.get(x) ?? []), n]);
+  const initializers = new Map((g.initializer ?? []).map((t) => [t.name ?? '', t]));
+  const keptFloat = new Set<string>();
+  const rename = new Map<string, string>();
+  for (const [name, list] of users) {
+    const t = initializers.get(name);
+    if (!t || t.dataType !== FLOAT || !list.every((n) => inserted.has(n) && fp32.has(n.output![0]!))) continue;
+    keptFloat.add(name);
+    for (const n of list) rename.set(n.output![0]!, name);
+  }
+  g.node = nodes
+    .filter((n) => !(inserted.has(n) && rename.has(n.output![0]!)))
+    .map((n) => (n.input?.some((x) => rename.has(x)) ? { ...n, input: n.input.map((x) => rename.get(x) ?? x) } : n));
+
+  // Everything else float becomes float16.
+  const half = (t: ITensorProto | null | undefined) => {
+    if (t?.dataType !== FLOAT) return;
+    const values = t.floatData?.length ? Float32Array.from(t.floatData) : new Float32Array(new Uint8Array(t.rawData ?? []).buffer);
+    t.dataType = FLOAT16;
+    t.floatData = [];
+    t.rawData = toHalf(values);
+  };
+  for (const n of g.node) {
+    if (inserted.has(n)) continue;
+    if (n.opType === 'Constant' || n.opType === 'ConstantOfShape') half(n.attribute?.find((a) => a.name === 'value')?.t);
+    if (n.opType === 'Cast') for (const a of n.attribute ?? []) if (a.name === 'to' && Number(a.i) === FLOAT) a.i = FLOAT16;
+  }
+  for (const t of g.initializer ?? []) {
+    if (t.dataType !== FLOAT) continue;
+    if (keptFloat.has(t.name ?? '')) {
+      stats.keptFloat++;
+      continue;
+    }
+    const bytes = toHalf(await floatValues(t, dir));
+    t.dataType = FLOAT16;
+    t.floatData = [];
+    if (bytes.byteLength >= externalMin) {
+      t.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
+      t.externalData = await external(t.name ?? '', bytes);
+      delete t.rawData;
+    } else {
+      t.dataLocation = onnx.TensorProto.DataLocation.DEFAULT;
+      t.externalData = [];
+      t.rawData = bytes;
+    }
+    stats.converted++;
+  }
+  for (const v of [...(g.input ?? []), ...(g.output ?? [])]) {
+    if (v.type?.tensorType?.elemType === FLOAT) v.type.tensorType.elemType = FLOAT16;
+  }
+  g.valueInfo = []; // onnxruntime infers the types again
+  return stats;
+}
+
+/** Whether a graph already computes in float16 (its first float input is fp16): nothing to convert. */
+export function isFloat16Graph(model: IModelProto): boolean {
+  const g = new GraphIndex(model);
+  const inputs = (model.graph?.input ?? []).filter((i) => !g.initializers.has(i.name ?? ''));
+  return inputs.some((i) => i.type?.tensorType?.elemType === FLOAT16);
+}
