@@ -247,7 +247,7 @@ describe.skipIf(!hasFixture)('tiny-sd-diffusers', () => {
       log: { debug: noop, info: noop, warn: noop, error: noop },
       services,
     };
-    const params = { model: 'tiny', dtype: 'auto' as const, config: '' };
+    const params = { model: 'tiny', dtype: 'auto' as const, config: '', vae: '' };
     const base = (await loadModel.run({ inputs: {}, params, ctx })).outputs.model;
     expect(base.source?.path).toBe(path.join(root, 'tiny'));
     expect(base.label).toBe('tiny');
