@@ -248,6 +248,10 @@ describe.skipIf(!hasFixture)('tiny-sd-diffusers', () => {
       services,
     };
     const params = { model: 'tiny', dtype: 'auto' as const, config: '', vae: '' };
+    // Load Model converts into the studio's cache: start from no conversion of this copy, so that progress shows.
+    const lora = path.join(root, 'tiny/lora/tiny-style.safetensors');
+    for (const loras of [[], [{ file: lora, unet: 0.8, text: 0 }]])
+      await rm(convertedPath(path.join(root, 'tiny'), { dtype: 'float32', loras }), { recursive: true, force: true });
     const base = (await loadModel.run({ inputs: {}, params, ctx })).outputs.model;
     expect(base.source?.path).toBe(path.join(root, 'tiny'));
     expect(base.label).toBe('tiny');
