@@ -204,7 +204,7 @@ async function convertInto(ckpt: Checkpoint, dir: string, options: ConvertOption
   try {
     const t0 = performance.now();
     log(`converting ${ckpt.label} (${options.dtype ?? 'float32'}${options.loras?.length ? `, ${options.loras.length} LoRA` : ''})`);
-    writeOnnxFolder(ckpt, temp, {
+    await writeOnnxFolder(ckpt, temp, {
       dtype: options.dtype,
       loras: options.loras,
       log,
