@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { defineNode, UserError, type NodeContext, type Services } from './types.ts';
 import { listModelFolders, resolveModelPath, withShownPath } from './lib/model-roots.ts';
 import { conversionDtype, conversionOptions, openConverted, sourceIdentity } from './lib/converted.ts';
-import { convertedPath, isConverted, needsConversion } from '../server/models/convert/index.ts';
+import { convertedPath, isCheckpointFile, isConverted, isDiffusersFolder, needsConversion } from '../server/models/convert/index.ts';
+import { readdir } from 'node:fs/promises';
 import type { ModelSource } from './values.ts';
 import { ModelFolderError, fingerprintFolder, checkModelFolder, readModelConfig } from '../server/engine/sd/model-folder.ts';
 import { modelMemoryProfile } from '../server/engine/sd/memory.ts';
@@ -55,10 +56,28 @@ export async function listModels(roots: readonly string[]): Promise<ModelEntry[]
   const folders = await listModelFolders(roots, (dir) =>
     checkModelFolder(dir).then(
       () => true,
-      () => false,
+      () => isDiffusersFolder(dir),
     ),
   );
-  return [{ model: DEMO_MODEL, label: 'Built-in demo model', demo: true, note: DEMO_NOTE }, ...folders.map((f) => ({ ...f, demo: false }))];
+  return [
+    { model: DEMO_MODEL, label: 'Built-in demo model', demo: true, note: DEMO_NOTE },
+    ...folders.map((f) => ({ ...f, demo: false })),
+    ...(await listCheckpointFiles(roots)),
+  ];
+}
+
+/** Single-file checkpoints at the top of the models folders (a LoRA or a VAE file is not a model: left out). */
+async function listCheckpointFiles(roots: readonly string[]): Promise<ModelEntry[]> {
+  const found: ModelEntry[] = [];
+  for (const root of roots) {
+    const names = await readdir(root).catch(() => [] as string[]);
+    for (const name of names.filter((n) => /\.safetensors$/i.test(n)).sort()) {
+      const file = path.join(root, name);
+      if (!isCheckpointFile(file) || (await resolveModelPath(name, roots, { files: true }).catch(() => null)) !== file) continue;
+      found.push({ model: name, label: name.replace(/\.safetensors$/i, ''), demo: false, note: 'safetensors checkpoint: converted to ONNX on first use' });
+    }
+  }
+  return found;
 }
 
 /** An ONNX folder's pipeline; errors about its files name it as the user did, never by its absolute path. */

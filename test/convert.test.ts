@@ -20,7 +20,7 @@ import { encodeSafetensors, SafetensorsError, withSafetensors, type TensorToWrit
 import { createCatalog } from '../server/catalog.ts';
 import { GraphRunner } from '../server/executor/graph-runner.ts';
 import { nodeDefinitions } from '../nodes/index.ts';
-import { loadModel } from '../nodes/load-model.ts';
+import { listModels, loadModel } from '../nodes/load-model.ts';
 import { loadLora } from '../nodes/load-lora.ts';
 import type { NodeContext, Services } from '../nodes/types.ts';
 import { FUZZ_SEED } from './support/fuzz.ts';
@@ -251,6 +251,15 @@ describe.skipIf(!hasFixture)('tiny-sd-diffusers', () => {
       log: { debug: noop, info: noop, warn: noop, error: noop },
       services,
     };
+    // The model list shows the PyTorch folder and a checkpoint file, not a LoRA file.
+    await cp(path.join(fixture, 'lora/tiny-style.safetensors'), path.join(root, 'style-lora.safetensors'));
+    await writeFile(
+      path.join(root, 'one-file.safetensors'),
+      encodeSafetensors([{ name: 'model.diffusion_model.out.2.bias', shape: [4], data: new Float32Array(4) }]),
+    );
+    const listed = (await listModels([root])).map((m) => m.model);
+    expect(listed).toEqual(expect.arrayContaining(['tiny', 'one-file.safetensors']));
+    expect(listed).not.toContain('style-lora.safetensors');
     const params = { model: 'tiny', dtype: 'auto' as const, config: '', vae: '' };
     // Load Model converts into the studio's cache: start from no conversion of this copy, so that progress shows.
     const lora = path.join(root, 'tiny/lora/tiny-style.safetensors');

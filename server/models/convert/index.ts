@@ -13,12 +13,23 @@ import { CACHE_ROOT } from '../../util/project.ts';
 import type { FloatType } from '../demo/onnx-builder.ts';
 import { isDiffusersFolder, openDiffusersFolder, type Checkpoint } from './checkpoint.ts';
 import type { LoraRequest } from './lora.ts';
-import { isSingleFileCheckpoint, openSingleFile } from './ldm.ts';
+import { isSingleFileCheckpoint, openSingleFile, UNET_PREFIX } from './ldm.ts';
+import { withSafetensors } from './safetensors.ts';
 import { openVaeFile } from './vae-file.ts';
 import { ConversionError } from './weights.ts';
 import { CONVERTER_VERSION, writeOnnxFolder } from './write-onnx.ts';
 
 export { ConversionError } from './weights.ts';
+export { isDiffusersFolder } from './checkpoint.ts';
+
+/** Whether `file` is a single-file SD checkpoint (its header has UNet tensors), reading the header only; false for LoRAs, VAEs and bad files. */
+export function isCheckpointFile(file: string): boolean {
+  try {
+    return withSafetensors(file, (f) => f.keys().some((k) => k.startsWith(UNET_PREFIX)));
+  } catch {
+    return false;
+  }
+}
 export type { LoraRequest } from './lora.ts';
 
 export const PICKLE_EXTENSIONS = ['.ckpt', '.pt', '.pth', '.bin'];
