@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { defineNode, UserError, type NodeContext, type Services } from './types.ts';
 import { resolveModelPath, withShownPath } from './lib/model-roots.ts';
 import { DEMO_MODEL, DEMO_NOTE } from '../server/models/model-list.ts';
-import { conversionDtype, openConverted, sourceIdentity } from './lib/converted.ts';
+import { conversionDtype, conversionOptions, openConverted, sourceIdentity } from './lib/converted.ts';
 import { convertedPath, isConverted, needsConversion } from '../server/models/convert/index.ts';
 import type { ModelSource } from './values.ts';
 import { ModelFolderError, fingerprintFolder, checkModelFolder, readModelConfig } from '../server/engine/sd/model-folder.ts';
@@ -25,13 +25,15 @@ interface LoadModelParams {
   model: string;
   dtype: 'auto' | 'float32' | 'float16';
   config: string;
+  vae: string;
 }
 
 /** The conversion source of a safetensors model (PyTorch folder or single file); null for ONNX folders and the demo. */
 async function conversionSource(found: string, params: LoadModelParams, services: Services): Promise<ModelSource | null> {
   if (params.model === DEMO_MODEL || !needsConversion(found)) return null;
   const configDir = params.config ? await resolveModelPath(params.config, services.modelRoots, { files: false, field: 'config' }) : undefined;
-  return { path: found, dtype: conversionDtype(params.dtype, services), ...(configDir ? { configDir } : {}), loras: [] };
+  const vae = params.vae ? await resolveModelPath(params.vae, services.modelRoots, { files: true, field: 'vae' }) : undefined;
+  return { path: found, dtype: conversionDtype(params.dtype, services), ...(configDir ? { configDir } : {}), ...(vae ? { vae } : {}), loras: [] };
 }
 
 /** An ONNX folder's pipeline; errors about its files name it as the user did, never by its absolute path. */
@@ -77,6 +79,11 @@ export const loadModel = defineNode({
       .max(1000)
       .default('')
       .describe('A diffusers folder whose configs and tokenizer describe a single-file checkpoint (only for non-standard models).'),
+    vae: z
+      .string()
+      .max(1000)
+      .default('')
+      .describe("A VAE .safetensors file (e.g. vae-ft-mse-840000-ema-pruned) that replaces the model's own VAE; safetensors models only."),
   }),
   async identity(params, services) {
     // A changed model file must invalidate everything downstream; fingerprinting stats is cheap.
@@ -98,7 +105,7 @@ export const loadModel = defineNode({
       // Not converted yet: the estimate comes once it is (the conversion itself runs in run()).
       const converted = (() => {
         try {
-          return convertedPath(source.path, { dtype: source.dtype, ...(source.configDir ? { configDir: source.configDir } : {}) });
+          return convertedPath(source.path, conversionOptions(source));
         } catch {
           return null;
         }

@@ -74,6 +74,8 @@ export interface ModelSource {
   dtype: 'float32' | 'float16';
   /** The diffusers config folder of a single-file checkpoint, when one was given. */
   configDir?: string;
+  /** A VAE file that replaces the model's own, when one was given. */
+  vae?: string;
   loras: { file: string; unet: number; text: number }[];
 }
 

@@ -182,6 +182,45 @@ describe.skipIf(!hasFixture)('single-file LDM checkpoint of tiny-sd-diffusers', 
     });
   }
 
+  it("a separate VAE file in the LDM layout (vae-ft-mse style) replaces the model's own: encoder exact, its changed decoder used", async () => {
+    const vaeConfig = JSON.parse(await readFile(path.join(fixture, 'vae/config.json'), 'utf8')) as { layers_per_block: number; block_out_channels: number[] };
+    const tensors = withSafetensors(path.join(fixture, 'vae/diffusion_pytorch_model.safetensors'), (f) =>
+      f.keys().map((key) => {
+        const { name, conv1x1 } = ldmVae(key, vaeConfig.layers_per_block, vaeConfig.block_out_channels.length);
+        const data = f.readFloat32(key);
+        // A brighter decoder: every output pixel moves by 0.2 before the clamp.
+        if (name === 'decoder.conv_out.bias') data.forEach((v, i) => (data[i] = v + 0.2));
+        return { name, shape: conv1x1 ? [...f.info(key).shape, 1, 1] : f.info(key).shape, data };
+      }),
+    );
+    const vae = path.join(tmp, 'vae-ft-bright.safetensors');
+    await writeFile(vae, encodeSafetensors([...tensors, { name: 'model_ema.decay', shape: [], data: new Float32Array([0.9999]) }]));
+    const dir = await ensureConverted(fixture, { vae, cacheRoot: path.join(tmp, 'cache') });
+    const pipe = await SdPipeline.load(dir, { executionProvider: 'cpu' });
+    try {
+      const ref = (name: string) => readNpyFloat32(path.join(fixture, 'reference', `${name}.npy`));
+      const m = JSON.parse(await readFile(path.join(fixture, 'reference/manifest.json'), 'utf8')) as {
+        width: number;
+        height: number;
+        latent_width: number;
+        latent_height: number;
+      };
+      const x0 = (await ref('x0')).data;
+      expect(maxAbsDiff(await pipe.vaeEncode({ width: m.width, height: m.height, data: (await ref('image')).data }), x0)).toBeLessThanOrEqual(
+        1e-3 * Math.max(1, maxAbs(x0)),
+      );
+      const decoded = await pipe.vaeDecode((await ref('single_c1_latent')).data, m.latent_width, m.latent_height);
+      const own = (await ref('single_c1_image')).data;
+      // Images are (clamp(x, −1, 1) + 1) / 2: +0.2 before the clamp is at most +0.1 after, and about that where nothing clamps.
+      let mean = 0;
+      for (let i = 0; i < own.length; i++) mean += decoded.data[i]! - own[i]!;
+      expect(mean / own.length).toBeGreaterThan(0.03);
+      expect(maxAbsDiff(decoded.data, own)).toBeLessThanOrEqual(0.1 + 1e-3);
+    } finally {
+      await pipe.release();
+    }
+  });
+
   it('without the config folder, shapes alone assume SD 1.x: the groups that do not fit are named', async () => {
     const file = path.join(tmp, 'tiny-F32.safetensors');
     if (!existsSync(file)) await writeLdmFile(file, 'F32');

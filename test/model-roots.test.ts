@@ -53,7 +53,7 @@ function context(): NodeContext {
 
 async function failure(model: string): Promise<string> {
   try {
-    await loadModel.run({ inputs: {}, params: { model, dtype: 'auto', config: '' }, ctx: context() });
+    await loadModel.run({ inputs: {}, params: { model, dtype: 'auto', config: '', vae: '' }, ctx: context() });
   } catch (err) {
     return (err as Error).message;
   }
@@ -98,7 +98,7 @@ describe('Load Model paths', () => {
   });
 
   it('loads a model from a --models-root folder', async () => {
-    const out = await loadModel.run({ inputs: {}, params: { model: 'allowed-sd', dtype: 'auto', config: '' }, ctx: context() });
+    const out = await loadModel.run({ inputs: {}, params: { model: 'allowed-sd', dtype: 'auto', config: '', vae: '' }, ctx: context() });
     expect(out.outputs.model.label).toBe('allowed-sd');
   });
 

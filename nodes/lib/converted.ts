@@ -32,12 +32,15 @@ async function shown<T>(source: ModelSource, shownAs: string, field: string, wor
     let message = err instanceof Error ? err.message : String(err);
     message = withShownPath(message, source.path, shownAs);
     for (const l of source.loras) message = withShownPath(message, l.file, path.basename(l.file));
+    if (source.vae) message = withShownPath(message, source.vae, path.basename(source.vae));
     if (err instanceof UserError) throw new UserError(message, err.field ?? field);
     throw new Error(message, { cause: err });
   }
 }
 
 /** The cache key of a source (content of its files, dtype, LoRAs and strengths): what Load Model's identity reports. */
+export { options as conversionOptions };
+
 export function sourceIdentity(source: ModelSource): string {
   return `converted:${path.basename(convertedPath(source.path, options(source)))}`;
 }

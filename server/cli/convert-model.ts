@@ -1,5 +1,5 @@
 /**
- * `npm run convert-model -- FILE|DIR [--dtype float32|float16] [--out DIR] [--config DIR]
+ * `npm run convert-model -- FILE|DIR [--dtype float32|float16] [--out DIR] [--config DIR] [--vae FILE]
  *  [--lora FILE]… [--strength S] [--strength-text S]`
  *
  * Converts a diffusers PyTorch folder or a single-file .safetensors checkpoint (SD 1.x) into the diffusers
@@ -12,13 +12,14 @@ import { parseArgs } from 'node:util';
 import { convertToFolder, ensureConverted, type ConvertOptions } from '../models/convert/index.ts';
 import { readCommandLine, runIfEntry, UsageError } from './options.ts';
 
-export const CONVERT_USAGE = `usage: npm run convert-model -- FILE|DIR [--dtype float32|float16] [--out DIR] [--config DIR] [--lora FILE]… [--strength S] [--strength-text S]
+export const CONVERT_USAGE = `usage: npm run convert-model -- FILE|DIR [--dtype float32|float16] [--out DIR] [--config DIR] [--vae FILE] [--lora FILE]… [--strength S] [--strength-text S]
 
   FILE|DIR          a single-file SD 1.x checkpoint (.safetensors, LDM keys) or a diffusers PyTorch folder
   --dtype           weights of the converted model (default float32; float16 halves its size, for CUDA)
   --out DIR         write the converted folder here (empty or new) instead of the studio's cache
   --config DIR      a diffusers folder whose configs and tokenizer describe a single-file checkpoint
                     (needed for the tokenizer of a single file, and for non-standard models)
+  --vae FILE        a VAE .safetensors (LDM or diffusers keys) that replaces the model's own
   --lora FILE       merge a LoRA (kohya or diffusers/PEFT .safetensors); repeat to stack several
   --strength S      LoRA strength on the UNet (default 1)
   --strength-text S LoRA strength on the text encoder (default: the UNet's)`;
@@ -47,6 +48,7 @@ export function parseConvertCli(argv: string[]): ConvertCli | 'help' {
         dtype: { type: 'string' },
         out: { type: 'string' },
         config: { type: 'string' },
+        vae: { type: 'string' },
         lora: { type: 'string', multiple: true },
         strength: { type: 'string' },
         'strength-text': { type: 'string' },
@@ -72,6 +74,7 @@ export function parseConvertCli(argv: string[]): ConvertCli | 'help' {
     options: {
       dtype,
       ...(values.config !== undefined ? { configDir: path.resolve(values.config) } : {}),
+      ...(values.vae !== undefined ? { vae: path.resolve(values.vae) } : {}),
       ...(values.lora ? { loras: values.lora.map((file) => ({ file: path.resolve(file), unet, text })) } : {}),
     },
   };

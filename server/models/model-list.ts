@@ -1,10 +1,13 @@
 /**
- * The SD models a user can pick in Load Model: the built-in demo, then every complete model folder in
- * the allowed models folders. Load Model resolves what is picked; the system routes list it for the
+ * The SD models a user can pick in Load Model: the built-in demo, then every complete model folder (ONNX
+ * export or diffusers PyTorch layout) and single-file checkpoint in the allowed models folders. Load Model resolves what is picked; the system routes list it for the
  * editor's model picker — both through here, so the list and the node agree on names.
  */
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
 import { checkModelFolder } from '../engine/sd/model-folder.ts';
-import { listModelFolders } from './model-roots.ts';
+import { isCheckpointFile, isDiffusersFolder } from './convert/index.ts';
+import { listModelFolders, resolveModelPath } from './model-roots.ts';
 
 /** The built-in demo model: random weights, generated on first use, pictures mean nothing. */
 export const DEMO_MODEL = 'demo';
@@ -22,14 +25,33 @@ export interface ModelEntry {
 
 /**
  * The models a user can pick: the demo, then every complete SD folder in the models folders (where
- * `npm run fetch-model` puts them). Half-downloaded folders are left out.
+ * `npm run fetch-model` puts them), ONNX exports and diffusers PyTorch folders, then the single-file
+ * checkpoints. Half-downloaded folders are left out.
  */
 export async function listModels(roots: readonly string[]): Promise<ModelEntry[]> {
   const folders = await listModelFolders(roots, (dir) =>
     checkModelFolder(dir).then(
       () => true,
-      () => false,
+      () => isDiffusersFolder(dir),
     ),
   );
-  return [{ model: DEMO_MODEL, label: 'Built-in demo model', demo: true, note: DEMO_NOTE }, ...folders.map((f) => ({ ...f, demo: false }))];
+  return [
+    { model: DEMO_MODEL, label: 'Built-in demo model', demo: true, note: DEMO_NOTE },
+    ...folders.map((f) => ({ ...f, demo: false })),
+    ...(await listCheckpointFiles(roots)),
+  ];
+}
+
+/** Single-file checkpoints at the top of the models folders (a LoRA or a VAE file is not a model: left out). */
+async function listCheckpointFiles(roots: readonly string[]): Promise<ModelEntry[]> {
+  const found: ModelEntry[] = [];
+  for (const root of roots) {
+    const names = await readdir(root).catch(() => [] as string[]);
+    for (const name of names.filter((n) => /\.safetensors$/i.test(n)).sort()) {
+      const file = path.join(root, name);
+      if (!isCheckpointFile(file) || (await resolveModelPath(name, roots, { files: true }).catch(() => null)) !== file) continue;
+      found.push({ model: name, label: name.replace(/\.safetensors$/i, ''), demo: false, note: 'safetensors checkpoint: converted to ONNX on first use' });
+    }
+  }
+  return found;
 }

@@ -13,11 +13,23 @@ import { CACHE_ROOT } from '../../util/project.ts';
 import type { FloatType } from '../demo/onnx-builder.ts';
 import { isDiffusersFolder, openDiffusersFolder, type Checkpoint } from './checkpoint.ts';
 import type { LoraRequest } from './lora.ts';
-import { isSingleFileCheckpoint, openSingleFile } from './ldm.ts';
+import { isSingleFileCheckpoint, openSingleFile, UNET_PREFIX } from './ldm.ts';
+import { withSafetensors } from './safetensors.ts';
+import { openVaeFile } from './vae-file.ts';
 import { ConversionError } from './weights.ts';
 import { CONVERTER_VERSION, writeOnnxFolder } from './write-onnx.ts';
 
 export { ConversionError } from './weights.ts';
+export { isDiffusersFolder } from './checkpoint.ts';
+
+/** Whether `file` is a single-file SD checkpoint (its header has UNet tensors), reading the header only; false for LoRAs, VAEs and bad files. */
+export function isCheckpointFile(file: string): boolean {
+  try {
+    return withSafetensors(file, (f) => f.keys().some((k) => k.startsWith(UNET_PREFIX)));
+  } catch {
+    return false;
+  }
+}
 export type { LoraRequest } from './lora.ts';
 
 export const PICKLE_EXTENSIONS = ['.ckpt', '.pt', '.pth', '.bin'];
@@ -45,6 +57,8 @@ export interface ConvertOptions {
   dtype?: FloatType;
   /** A diffusers folder whose configs (and tokenizer) describe a single-file checkpoint. */
   configDir?: string;
+  /** A VAE file that replaces the model's own VAE (vae-file.ts). */
+  vae?: string;
   loras?: LoraRequest[];
   /** Where converted folders go (`.cache/converted` by default). */
   cacheRoot?: string;
@@ -52,7 +66,32 @@ export interface ConvertOptions {
   progress?: (fraction: number) => void;
 }
 
-export function openCheckpoint(source: string, configDir?: string): Checkpoint {
+/** Opens `source` (folder or file), its VAE replaced by `vae` when one is given. */
+export function openCheckpoint(source: string, configDir?: string, vae?: string): Checkpoint {
+  const ckpt = openModel(source, configDir);
+  if (!vae) return ckpt;
+  try {
+    if (PICKLE_EXTENSIONS.includes(path.extname(vae).toLowerCase())) throw new ConversionError(pickleMessage(vae));
+    const override = openVaeFile(path.resolve(vae), ckpt.arch.vae);
+    const { ignore, close } = ckpt;
+    return {
+      ...ckpt,
+      arch: { ...ckpt.arch, vae: override.vae },
+      parts: { ...ckpt.parts, vae: override.part },
+      ignore: (component, key) => (component === 'vae' ? override.ignore(key) : ignore(component, key)),
+      files: [...ckpt.files, path.resolve(vae)],
+      close: () => {
+        close();
+        override.part.file.close();
+      },
+    };
+  } catch (e) {
+    ckpt.close();
+    throw e;
+  }
+}
+
+function openModel(source: string, configDir?: string): Checkpoint {
   let st;
   try {
     st = statSync(source);
@@ -106,7 +145,7 @@ const pending = new Map<string, Promise<string>>();
 
 /** Where the conversion of `source` with `options` is (or will be) cached; reads the sources' headers only. */
 export function convertedPath(source: string, options: ConvertOptions = {}): string {
-  const ckpt = openCheckpoint(path.resolve(source), options.configDir);
+  const ckpt = openCheckpoint(path.resolve(source), options.configDir, options.vae);
   try {
     return cachePath(ckpt, options);
   } finally {
@@ -131,7 +170,7 @@ export const isConverted = (dir: string): boolean => existsSync(path.join(dir, '
  * callers share one conversion; another process racing on the same key loses the rename and uses the winner's.
  */
 export async function ensureConverted(source: string, options: ConvertOptions = {}): Promise<string> {
-  const ckpt = openCheckpoint(path.resolve(source), options.configDir);
+  const ckpt = openCheckpoint(path.resolve(source), options.configDir, options.vae);
   let dir: string;
   try {
     dir = cachePath(ckpt, options);
@@ -160,7 +199,7 @@ export async function ensureConverted(source: string, options: ConvertOptions = 
 export async function convertToFolder(source: string, out: string, options: ConvertOptions = {}): Promise<string> {
   const dir = path.resolve(out);
   if (existsSync(dir) && readdirSync(dir).length > 0) throw new ConversionError(`${out} is not empty; choose an empty or new folder`);
-  const ckpt = openCheckpoint(path.resolve(source), options.configDir);
+  const ckpt = openCheckpoint(path.resolve(source), options.configDir, options.vae);
   try {
     if (existsSync(dir)) await rm(dir, { recursive: true });
     return await convertInto(ckpt, dir, options);
@@ -176,7 +215,7 @@ async function convertInto(ckpt: Checkpoint, dir: string, options: ConvertOption
   try {
     const t0 = performance.now();
     log(`converting ${ckpt.label} (${options.dtype ?? 'float32'}${options.loras?.length ? `, ${options.loras.length} LoRA` : ''})`);
-    writeOnnxFolder(ckpt, temp, {
+    await writeOnnxFolder(ckpt, temp, {
       dtype: options.dtype,
       loras: options.loras,
       log,

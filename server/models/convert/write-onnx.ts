@@ -50,8 +50,15 @@ const SD1_SCHEDULER_CONFIG = {
 
 type Build = (source: CheckpointWeights, weightsFile: string | null) => { model: Uint8Array };
 
-/** Checks the whole checkpoint against the graphs (pass 1), then writes the folder into `out` (pass 2). */
-export function writeOnnxFolder(ckpt: Checkpoint, out: string, options: WriteOptions = {}): void {
+/** Lets the event loop run (progress events, HTTP) between two graphs: each graph is built synchronously. */
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Checks the whole checkpoint against the graphs (pass 1), then writes the folder into `out` (pass 2).
+ * Each graph is built synchronously (an SD 1.5 UNet holds the thread for most of the conversion);
+ * the event loop runs between graphs.
+ */
+export async function writeOnnxFolder(ckpt: Checkpoint, out: string, options: WriteOptions = {}): Promise<void> {
   const { arch } = ckpt;
   const dtype = options.dtype ?? 'float32';
   const log = options.log ?? (() => {});
@@ -119,6 +126,7 @@ export function writeOnnxFolder(ckpt: Checkpoint, out: string, options: WriteOpt
       });
     sources.set(g.component, source);
     mkdirSync(path.join(out, g.dir), { recursive: true });
+    await yieldToLoop();
     const built = g.build(source, path.join(out, g.dir, 'weights.pb'));
     writeFileSync(path.join(out, g.dir, 'model.onnx'), built.model);
     log(`  ${g.dir}: written (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
