@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineNode } from './types.ts';
-import { STYLE_PRESETS, substituteSubject } from './lib/presets.ts';
+import { PROMPT_PRESETS, substituteSubject } from './lib/presets.ts';
 
 export const textPrompt = defineNode({
   type: 'TextPrompt',
@@ -16,7 +16,7 @@ export const textPrompt = defineNode({
       .max(4000)
       .default('a photo of [prompt]')
       .describe('The prompt. "[prompt]" is replaced by the subject.')
-      .meta({ ui: { multiline: true, presets: STYLE_PRESETS.map((p) => ({ label: p.label, value: p.value })) } }),
+      .meta({ ui: { multiline: true, presets: PROMPT_PRESETS } }),
     subject: z.string().max(500).default('a house').describe('What the picture shows; fills "[prompt]".'),
   }),
   async run({ params }) {

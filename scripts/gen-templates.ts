@@ -5,17 +5,10 @@
  */
 import { writeFileSync } from 'node:fs';
 import { encodePoints } from '../server/protocol/painting.ts';
-/**
- * The templates' style prompts: the paper's presets (nodes/lib/presets.ts, in every Text Prompt's
- * Preset list) said in fewer words, so that none is cut at the text encoder's 75 tokens (the paper's
- * run to 125 and 218 with the demo model's byte tokenizer, and a first run warned about them).
- */
-const STYLE = {
-  vanGogh: 'A Van Gogh painting of [prompt], swirling brushstrokes, vivid colors',
-  minecraft: '[prompt] in Minecraft style, blocky voxels, pixelated textures',
-  mosaic: 'A mosaic of [prompt], small colorful tiles, visible grout lines',
-  warhol: 'Andy Warhol pop art of [prompt], bold colors, thick outlines',
-};
+import { SHORT_STYLE_PRESETS } from '../nodes/lib/presets.ts';
+/** The templates' style prompts: the short presets (nodes/lib/presets.ts), none cut at 75 tokens. */
+const short = (label: string) => SHORT_STYLE_PRESETS.find((p) => p.label === label)!.value;
+const STYLE = { vanGogh: short('Van Gogh'), minecraft: short('Minecraft'), mosaic: short('Mosaic'), warhol: short('Andy Warhol Pop') };
 const vanGogh = STYLE.vanGogh;
 const minecraft = STYLE.minecraft;
 /** A style: its prompt and the title its Text Prompt node shows. */

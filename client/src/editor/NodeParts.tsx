@@ -22,8 +22,9 @@ export function mediaOf(spec: CatalogNode | null): Media | null {
   if (!spec) return null;
   // An output node of a picture (a table-showing output, like the Metrics Table, has no picture).
   if (spec.output && spec.inputs.some((s) => s.type === 'Image')) return 'result';
-  if ([...spec.inputs, ...spec.outputs].some((s) => s.type === 'Inversion')) return 'steps';
+  // A mask first: a words mask takes an inversion, but shows a mask, not step previews.
   if (spec.outputs.some((s) => s.type === 'Mask')) return 'thumb';
+  if ([...spec.inputs, ...spec.outputs].some((s) => s.type === 'Inversion')) return 'steps';
   return null;
 }
 
