@@ -1,0 +1,109 @@
+/**
+ * Batches (diffusion/batch.ts) on the built-in demo model: B seeds invert and decode in one UNet call per
+ * step with rows × B, and picture k of a batch is the batch-of-one picture of seed + k (single prompt,
+ * epsilon merge and attention merge), within the rounding of a larger call. A failing picture stops the
+ * batch with its error.
+ */
+import { cp, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeBatch, inLockstep, invertBatch } from '../server/engine/diffusion/batch.ts';
+import { decode, invert, type CycleCode } from '../server/engine/diffusion/cycle.ts';
+import { attentionMerge, epsilonMerge, singlePrompt, type EpsilonRule } from '../server/engine/diffusion/guidance.ts';
+import { seededNoise } from '../server/engine/diffusion/noise.ts';
+import { SdPipeline } from '../server/engine/sd/pipeline.ts';
+import { ensureDemoModel } from '../server/models/demo/index.ts';
+import { maxAbs, maxAbsDiff, seededValues } from './support/numeric.ts';
+
+/** Left and right halves: style 1 on the left. */
+function halves(w: number, h: number): Float32Array[] {
+  const left = new Float32Array(w * h);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w / 2; x++) left[y * w + x] = 1;
+  return [left, left.map((v) => 1 - v)];
+}
+
+describe('batches on the demo model', () => {
+  let tmp: string;
+  let pipe: SdPipeline;
+  let source: Float32Array;
+  let styles: Float32Array[];
+  const [w, h] = [12, 8];
+  const x0 = seededValues(4 * w * h, 3);
+  const opts = { guidance: 1, steps: 10, skip: 4, eta: 0.1 };
+  const R = opts.steps - opts.skip;
+  beforeAll(async () => {
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'dss-batches-'));
+    const dir = path.join(tmp, 'demo');
+    await cp(await ensureDemoModel(), dir, { recursive: true, filter: (src) => !/attention-merge/.test(path.basename(src)) });
+    pipe = await SdPipeline.load(dir, { executionProvider: 'cpu' });
+    const text = async (p: string) => (await pipe.encodeText(p)).embedding;
+    source = await text('a photo of a house');
+    styles = await Promise.all(['a swirling painting', 'a mosaic of tiles'].map(text));
+  });
+  afterAll(async () => {
+    await pipe?.release();
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  });
+
+  /** UNet calls and rows per call of `run`. */
+  async function counted<T>(run: () => Promise<T>): Promise<{ result: T; calls: number; rows: number }> {
+    const before = { ...pipe.stats };
+    const result = await run();
+    const calls = pipe.stats.unetCalls - before.unetCalls;
+    return { result, calls, rows: (pipe.stats.unetRows - before.unetRows) / calls };
+  }
+
+  it('B seeds: one call per step with rows × B, and picture k is the inversion and decode of seed + k', async () => {
+    const seed = 40;
+    const B = 3;
+    const one = await Promise.all(Array.from({ length: B }, (_, k) => invert(pipe, x0, w, h, { source, ...opts, noise: seededNoise(seed + k) })));
+    const inverted = await counted(() =>
+      invertBatch(
+        pipe,
+        x0,
+        w,
+        h,
+        { source, ...opts },
+        Array.from({ length: B }, (_, k) => seededNoise(seed + k)),
+      ),
+    );
+    expect({ calls: inverted.calls, rows: inverted.rows }).toEqual({ calls: R, rows: B });
+    const codes = inverted.result;
+    for (let k = 0; k < B; k++) {
+      expect(codes[k]!.z.length).toBe(R + 1);
+      for (let i = 0; i <= R; i++) expect(maxAbsDiff(codes[k]!.z[i]!, one[k]!.z[i]!)).toBeLessThan(1e-3);
+    }
+    // Different seeds, different codes.
+    expect(maxAbsDiff(codes[0]!.z[1]!, codes[1]!.z[1]!)).toBeGreaterThan(0.1);
+
+    const rules: [EpsilonRule, number][] = [
+      [singlePrompt(styles[0]!, 7.5), 2],
+      [epsilonMerge(styles, 7.5, halves(w, h)), 3],
+      [attentionMerge(styles, 7.5, halves(w, h)), 2],
+    ];
+    for (const [rule, rows] of rules) {
+      const alone = await Promise.all(one.map((code) => decode(pipe, code, rule)));
+      const batched = await counted(() => decodeBatch(pipe, one, rule));
+      expect({ rule: rule.name, calls: batched.calls, rows: batched.rows }).toEqual({ rule: rule.name, calls: R, rows: rows * B });
+      for (let k = 0; k < B; k++) {
+        const tol = 1e-4 * Math.max(1, maxAbs(alone[k]!));
+        expect(maxAbsDiff(batched.result[k]!, alone[k]!), `${rule.name} picture ${k}`).toBeLessThan(tol);
+      }
+    }
+  });
+
+  it('a batch of one is the plain sampler, bit for bit', async () => {
+    const code = await invert(pipe, x0, w, h, { source, ...opts, noise: seededNoise(5) });
+    const rule = epsilonMerge(styles, 7.5, halves(w, h));
+    const [batched] = await decodeBatch(pipe, [code], rule);
+    expect(batched).toEqual(await decode(pipe, code, rule));
+  });
+
+  it('a picture that fails stops the batch with its error', async () => {
+    const code: CycleCode = await invert(pipe, x0, w, h, { source, ...opts, noise: seededNoise(6) });
+    const broken: CycleCode = { ...code, z: code.z.slice(0, 2) };
+    await expect(decodeBatch(pipe, [code, broken], singlePrompt(styles[0]!, 7.5))).rejects.toThrow(/latent code has 2 arrays/);
+    await expect(inLockstep(pipe, 9, async () => 0)).rejects.toThrow(/1 to 8 pictures, got 9/);
+  });
+});
