@@ -2,11 +2,12 @@
  * Batches (diffusion/batch.ts) on the built-in demo model: B seeds invert and decode in one UNet call per
  * step with rows × B, and picture k of a batch is the batch-of-one picture of seed + k (single prompt,
  * epsilon merge and attention merge), within the rounding of a larger call. A failing picture stops the
- * batch with its error.
+ * batch with its error. Through the nodes: Invert's batch gives Save Image one file per seed.
  */
-import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeBatch, inLockstep, invertBatch } from '../server/engine/diffusion/batch.ts';
 import { decode, invert, type CycleCode } from '../server/engine/diffusion/cycle.ts';
@@ -14,7 +15,9 @@ import { attentionMerge, epsilonMerge, singlePrompt, type EpsilonRule } from '..
 import { seededNoise } from '../server/engine/diffusion/noise.ts';
 import { SdPipeline } from '../server/engine/sd/pipeline.ts';
 import { ensureDemoModel } from '../server/models/demo/index.ts';
+import { resultsDir } from '../server/store/paths.ts';
 import { maxAbs, maxAbsDiff, seededValues } from './support/numeric.ts';
+import { loadTemplate, Runner, shrink, withParams } from './support/pipeline-harness.ts';
 
 /** Left and right halves: style 1 on the left. */
 function halves(w: number, h: number): Float32Array[] {
@@ -105,5 +108,28 @@ describe('batches on the demo model', () => {
     const broken: CycleCode = { ...code, z: code.z.slice(0, 2) };
     await expect(decodeBatch(pipe, [code, broken], singlePrompt(styles[0]!, 7.5))).rejects.toThrow(/latent code has 2 arrays/);
     await expect(inLockstep(pipe, 9, async () => 0)).rejects.toThrow(/1 to 8 pictures, got 9/);
+  });
+});
+
+describe('a batch through the nodes', () => {
+  it('Invert batch 2 → attention merge → VAE Decode → Save Image: two files, picture k the batch-of-one run of seed + k', async () => {
+    const r = await Runner.create();
+    const graph = shrink(await loadTemplate('attention-merge'), 'demo', 6, 2);
+    const pixels = async (url: string) =>
+      (
+        await sharp(await readFile(path.join(resultsDir(r.services.dataDir), path.basename(url))))
+          .raw()
+          .toBuffer()
+      ).valueOf();
+    const run = async (seed: number, batch: number) => {
+      const s = await r.run(withParams(graph, { Invert: { seed, batch } }));
+      return Promise.all(s.results['save_attn']!.images!.map((i) => pixels(i.url)));
+    };
+    const batched = await run(21, 2);
+    expect(batched).toHaveLength(2);
+    const alone = [...(await run(21, 1)), ...(await run(22, 1))];
+    expect(alone).toHaveLength(2);
+    for (let k = 0; k < 2; k++) expect(maxAbsDiff(batched[k]!, alone[k]!), `picture ${k}`).toBeLessThanOrEqual(1);
+    expect(maxAbsDiff(batched[0]!, batched[1]!)).toBeGreaterThan(1);
   });
 });
