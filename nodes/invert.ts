@@ -43,7 +43,7 @@ export const invertNode = defineNode({
         'Pictures per run: codes of seeds seed, seed + 1, …, each decoded by the samplers (all of them in one UNet call per step) ' +
           'and saved by Save Image; previews and single-picture nodes show the first.',
       )
-      .meta({ label: 'Batch' }),
+      .meta({ label: 'Batch size' }),
     attentionMaps: z
       .boolean()
       .default(false)
