@@ -16,6 +16,11 @@ import { seededNoise } from '../server/engine/diffusion/noise.ts';
 import { SdPipeline } from '../server/engine/sd/pipeline.ts';
 import { ensureDemoModel } from '../server/models/demo/index.ts';
 import { resultsDir } from '../server/store/paths.ts';
+import type { ModelMemoryProfile } from '../server/engine/sd/memory.ts';
+import { invertNode } from '../nodes/invert.ts';
+import { epsilonMergeSampler, singlePromptSampler } from '../nodes/samplers.ts';
+import { vaeDecode } from '../nodes/vae.ts';
+import type { NodePlan, Services } from '../nodes/types.ts';
 import { maxAbs, maxAbsDiff, seededValues } from './support/numeric.ts';
 import { loadTemplate, Runner, shrink, withParams } from './support/pipeline-harness.ts';
 
@@ -131,5 +136,30 @@ describe('a batch through the nodes', () => {
     expect(alone).toHaveLength(2);
     for (let k = 0; k < 2; k++) expect(maxAbsDiff(batched[k]!, alone[k]!), `picture ${k}`).toBeLessThanOrEqual(1);
     expect(maxAbsDiff(batched[0]!, batched[1]!)).toBeGreaterThan(1);
+  });
+});
+
+describe('a batch in the plan', () => {
+  it('Invert and the samplers plan rows × B UNet calls, and the batch travels to VAE Decode', async () => {
+    const model = { model: { label: 'm', vaeDownsample: 8 } as unknown as ModelMemoryProfile };
+    const services = {} as Services;
+    const unetRows = (plan: NodePlan) => plan.work?.find((w) => w.stage === 'unet')?.rows;
+    const planOf = (node: { plan?: unknown }, params: object, inputs: object) =>
+      (node.plan as (a: object) => NodePlan | Promise<NodePlan>)({ params: { ...params }, inputs, services });
+    const invertParams = { steps: 10, skip: 2, eta: 0.1, guidance: 1, seed: 0, attentionMaps: false };
+    const inverted = await planOf(invertNode, { ...invertParams, batch: 4 }, { model, latent: { width: 8, height: 6 } });
+    expect(unetRows(inverted)).toBe(4);
+    expect(inverted.outputs!['inversion']).toEqual({ width: 8, height: 6, pictures: 4 });
+    expect((await planOf(invertNode, { ...invertParams, batch: 1 }, { model, latent: { width: 8, height: 6 } })).outputs!['inversion']).toEqual({
+      width: 8,
+      height: 6,
+    });
+    const inversion = inverted.outputs!['inversion'];
+    const merged = await planOf(epsilonMergeSampler, { styles: 2, guidance: 7.5, baseRatio: 0.2 }, { model, inversion });
+    expect(unetRows(merged)).toBe(3 * 4);
+    expect(unetRows(await planOf(singlePromptSampler, { guidance: 7.5 }, { model, inversion }))).toBe(2 * 4);
+    const decoded = await planOf(vaeDecode, {}, { model, latent: merged.outputs!['latent'] });
+    expect(decoded.outputs!['image']).toEqual({ width: 64, height: 48, pictures: 4 });
+    expect(invertNode.check!({ ...invertParams, batch: 2, attentionMaps: true })).toEqual([{ field: 'batch', message: expect.stringMatching(/must be 1/) }]);
   });
 });
