@@ -2,8 +2,9 @@
  * Batches (diffusion/batch.ts) on the built-in demo model: B seeds invert and decode in one UNet call per
  * step with rows × B, and picture k of a batch is the batch-of-one picture of seed + k (single prompt,
  * epsilon merge and attention merge), within the rounding of a larger call. A failing picture stops the
- * batch with its error. Through the nodes: Invert's batch gives Save Image one file per seed.
+ * batch with its error. The same on the reference tiny-sd export. Through the nodes: Invert's batch gives Save Image one file per seed.
  */
+import { existsSync } from 'node:fs';
 import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,7 +23,7 @@ import { epsilonMergeSampler, singlePromptSampler } from '../nodes/samplers.ts';
 import { vaeDecode } from '../nodes/vae.ts';
 import type { NodePlan, Services } from '../nodes/types.ts';
 import { maxAbs, maxAbsDiff, seededValues } from './support/numeric.ts';
-import { loadTemplate, Runner, shrink, withParams } from './support/pipeline-harness.ts';
+import { loadTemplate, Runner, shrink, tinySd, withParams } from './support/pipeline-harness.ts';
 
 /** Left and right halves: style 1 on the left. */
 function halves(w: number, h: number): Float32Array[] {
@@ -161,5 +162,32 @@ describe('a batch in the plan', () => {
     const decoded = await planOf(vaeDecode, {}, { model, latent: merged.outputs!['latent'] });
     expect(decoded.outputs!['image']).toEqual({ width: 64, height: 48, pictures: 4 });
     expect(invertNode.check!({ ...invertParams, batch: 2, attentionMaps: true })).toEqual([{ field: 'batch', message: expect.stringMatching(/must be 1/) }]);
+  });
+});
+
+const hasTinySd = existsSync(path.join(tinySd, 'reference/manifest.json'));
+if (!hasTinySd) console.warn(`batches: fixture ${tinySd} not found; the tiny-sd test is skipped`);
+
+describe.skipIf(!hasTinySd)('batches on the reference tiny-sd export', () => {
+  it('two seeds decode in one call per step with rows × 2, each as alone (epsilon and attention merge)', async () => {
+    const cache = await mkdtemp(path.join(os.tmpdir(), 'dss-batches-tiny-'));
+    const pipe = await SdPipeline.load(tinySd, { executionProvider: 'cpu', attentionCacheDir: cache });
+    try {
+      const [w, h] = [8, 8];
+      const text = async (p: string) => (await pipe.encodeText(p)).embedding;
+      const [source, c1, c2] = await Promise.all(['a photo of a house', 'a painting', 'a mosaic'].map(text));
+      const x0 = seededValues(pipe.info.latentChannels * w * h, 9);
+      const codes = await invertBatch(pipe, x0, w, h, { source: source!, guidance: 1, steps: 6, skip: 2, eta: 0.1 }, [seededNoise(1), seededNoise(2)]);
+      for (const rule of [epsilonMerge([c1!, c2!], 7.5, halves(w, h)), attentionMerge([c1!, c2!], 7.5, halves(w, h))]) {
+        const alone = await Promise.all(codes.map((code) => decode(pipe, code, rule)));
+        const before = { ...pipe.stats };
+        const batched = await decodeBatch(pipe, codes, rule);
+        expect(pipe.stats.unetCalls - before.unetCalls, rule.name).toBe(4);
+        for (let k = 0; k < 2; k++) expect(maxAbsDiff(batched[k]!, alone[k]!), `${rule.name} picture ${k}`).toBeLessThan(1e-4 * Math.max(1, maxAbs(alone[k]!)));
+      }
+    } finally {
+      await pipe.release();
+      await rm(cache, { recursive: true, force: true });
+    }
   });
 });
