@@ -12,6 +12,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeBatch, inLockstep, invertBatch } from '../server/engine/diffusion/batch.ts';
 import { decode, invert, type CycleCode } from '../server/engine/diffusion/cycle.ts';
+import { CancelledError } from '../server/engine/errors.ts';
 import { attentionMerge, epsilonMerge, singlePrompt, type EpsilonRule } from '../server/engine/diffusion/guidance.ts';
 import { seededNoise } from '../server/engine/diffusion/noise.ts';
 import { SdPipeline } from '../server/engine/sd/pipeline.ts';
@@ -114,6 +115,12 @@ describe('batches on the demo model', () => {
     const broken: CycleCode = { ...code, z: code.z.slice(0, 2) };
     await expect(decodeBatch(pipe, [code, broken], singlePrompt(styles[0]!, 7.5))).rejects.toThrow(/latent code has 2 arrays/);
     await expect(inLockstep(pipe, 9, async () => 0)).rejects.toThrow(/1 to 8 pictures, got 9/);
+    // Cancelled after the first step: every picture stops, none waits for a round that never comes.
+    const controller = new AbortController();
+    const before = pipe.stats.unetCalls;
+    const cancelled = decodeBatch(pipe, [code, code], singlePrompt(styles[0]!, 7.5), { signal: controller.signal, onStep: () => controller.abort() });
+    await expect(cancelled).rejects.toThrow(CancelledError);
+    expect(pipe.stats.unetCalls - before).toBe(1);
   });
 });
 
