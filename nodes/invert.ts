@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { defineNode } from './types.ts';
+import { invertBatch, MAX_BATCH } from '../server/engine/diffusion/batch.ts';
 import { invert } from '../server/engine/diffusion/cycle.ts';
 import { seededNoise } from '../server/engine/diffusion/noise.ts';
 import { stepsProblem } from '../server/engine/diffusion/schedule.ts';
@@ -32,6 +33,17 @@ export const invertNode = defineNode({
       .max(2 ** 32 - 1)
       .default(0)
       .describe('Seed of the encoder noise; the same seed gives the same code.'),
+    batch: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_BATCH)
+      .default(1)
+      .describe(
+        'Pictures per run: codes of seeds seed, seed + 1, …, each decoded by the samplers (all of them in one UNet call per step) ' +
+          'and saved by Save Image; previews and single-picture nodes show the first.',
+      )
+      .meta({ label: 'Batch size' }),
     attentionMaps: z
       .boolean()
       .default(false)
@@ -43,14 +55,19 @@ export const invertNode = defineNode({
   }),
   check(p) {
     const problem = stepsProblem(p.steps, p.skip);
-    return problem ? [problem] : [];
+    const problems: { field: string; message: string }[] = problem ? [problem] : [];
+    if (p.attentionMaps && p.batch > 1) problems.push({ field: 'batch', message: 'must be 1 when attention maps are recorded (turn them off for a batch)' });
+    return problems;
   },
   plan({ inputs: { model, latent }, params }) {
     if (!model?.model || latent?.width === undefined || latent.height === undefined) return {};
     // Guidance 1 needs the source row only; otherwise ∅ too.
-    const rows = params.guidance === 1 ? 1 : 2;
+    const rows = (params.guidance === 1 ? 1 : 2) * params.batch;
     const size = { width: latent.width, height: latent.height };
-    return { outputs: { inversion: size }, work: [{ model: model.model, stage: 'unet', rows, latentWidth: size.width, latentHeight: size.height }] };
+    return {
+      outputs: { inversion: { ...size, ...(params.batch > 1 ? { pictures: params.batch } : {}) } },
+      work: [{ model: model.model, stage: 'unet', rows, latentWidth: size.width, latentHeight: size.height }],
+    };
   },
   async run({ inputs, params, ctx }) {
     requireSameModel(inputs.model, inputs.latent, 'latent');
@@ -58,20 +75,41 @@ export const invertNode = defineNode({
     const pipe = await pipelineOf(inputs.model);
     const { width, height } = inputs.latent;
     const recording = params.attentionMaps ? await recordAttentionMaps(pipe, width, height) : undefined;
-    const code = await invert(recording?.denoiser ?? pipe, inputs.latent.data, width, height, {
+    const opts = {
       source: inputs.source.embedding,
       guidance: params.guidance,
       steps: params.steps,
       skip: params.skip,
       eta: params.eta,
-      noise: seededNoise(params.seed),
       onStep: stepReporter(ctx, width, height),
       signal: ctx.signal,
-    });
+    };
+    // A batch: seeds seed, seed + 1, …, inverted together (one UNet call per step).
+    const [code, ...others] =
+      params.batch === 1
+        ? [await invert(recording?.denoiser ?? pipe, inputs.latent.data, width, height, { ...opts, noise: seededNoise(params.seed) })]
+        : await invertBatch(
+            pipe,
+            inputs.latent.data,
+            width,
+            height,
+            opts,
+            Array.from({ length: params.batch }, (_, k) => seededNoise(params.seed + k)),
+          );
     const attention = recording && { width, height, ...recording.average.result(), words: pipe.tokenizer.words(inputs.source.prompt) };
     return {
-      outputs: { inversion: { ...code, sourcePrompt: inputs.source.prompt, modelId: inputs.model.id, ...(attention ? { attention } : {}) } },
-      result: { text: `${params.steps - params.skip} refinement steps${attention ? `, attention maps of ${attention.words.length} words` : ''}` },
+      outputs: {
+        inversion: {
+          ...code!,
+          sourcePrompt: inputs.source.prompt,
+          modelId: inputs.model.id,
+          ...(attention ? { attention } : {}),
+          ...(others.length ? { others } : {}),
+        },
+      },
+      result: {
+        text: `${params.steps - params.skip} refinement steps${others.length ? ` × ${params.batch} seeds` : ''}${attention ? `, attention maps of ${attention.words.length} words` : ''}`,
+      },
     };
   },
 });

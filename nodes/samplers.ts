@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { defineNode } from './types.ts';
+import { decodeBatch } from '../server/engine/diffusion/batch.ts';
 import { decode } from '../server/engine/diffusion/cycle.ts';
 import type { EpsilonRule } from '../server/engine/diffusion/guidance.ts';
 import { regionalAttentionMerge, regionalMerge, regionPrompt, type BasePrompt, type Region } from '../server/engine/diffusion/regions.ts';
@@ -11,16 +12,22 @@ import type { ConditioningValue, InversionValue, LatentValue, MaskValue, ModelVa
 
 const guidanceParam = z.number().min(1).max(50).default(20).describe('Decoder guidance scale s (the paper uses 20; 1 = no guidance).').meta({ step: 0.5 });
 
-/** Replays the inversion's code under `rule`: one UNet call per step, progress and previews on the way. */
+/**
+ * Replays the inversion's code under `rule`: one UNet call per step, progress and previews (of the first
+ * picture) on the way. A batch's codes are decoded together, rows × B in each call.
+ */
 async function decodeInversion(model: ModelValue, inversion: InversionValue, rule: EpsilonRule, ctx: NodeContext): Promise<LatentValue> {
   const pipe = await pipelineOf(model);
   const { width, height } = inversion;
-  const data = await decode(pipe, inversion, rule, { onStep: stepReporter(ctx, width, height), signal: ctx.signal });
-  return { width, height, channels: pipe.info.latentChannels, data, modelId: model.id };
+  const opts = { onStep: stepReporter(ctx, width, height), signal: ctx.signal };
+  const [data, ...others] = inversion.others?.length
+    ? await decodeBatch(pipe, [inversion, ...inversion.others], rule, opts)
+    : [await decode(pipe, inversion, rule, opts)];
+  return { width, height, channels: pipe.info.latentChannels, data: data!, modelId: model.id, ...(others.length ? { others } : {}) };
 }
 
 /**
- * A sampler's plan: its UNet calls at the inversion's latent size with `rows` rows (the rule's: see
+ * A sampler's plan: its UNet calls at the inversion's latent size with `rows` rows per picture (the rule's: see
  * engine/diffusion/guidance.ts), and a latent of that size. An attention merge of N styles runs the
  * rewritten UNet of N conditionings (`styles`).
  */
@@ -28,9 +35,10 @@ function samplerPlan(model: PlannedValue | undefined, inversion: PlannedValue | 
   if (!model?.model || inversion?.width === undefined || inversion.height === undefined) return {};
   const size = { width: inversion.width, height: inversion.height };
   const merge = attentionMerge ? { attentionMerge: true, styles: attentionMerge.styles } : {};
+  const pictures = inversion.pictures ?? 1;
   return {
-    outputs: { latent: size },
-    work: [{ model: model.model, stage: 'unet', rows, latentWidth: size.width, latentHeight: size.height, ...merge }],
+    outputs: { latent: { ...size, ...(pictures > 1 ? { pictures } : {}) } },
+    work: [{ model: model.model, stage: 'unet', rows: rows * pictures, latentWidth: size.width, latentHeight: size.height, ...merge }],
   };
 }
 

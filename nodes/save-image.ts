@@ -6,7 +6,7 @@ export const saveImage = defineNode({
   type: 'SaveImage',
   title: 'Save Image',
   category: 'Image',
-  description: 'Writes the image as PNG to the results folder and shows it. Results survive a restart.',
+  description: 'Writes the image as PNG to the results folder and shows it (every picture of a batch, one file each). Results survive a restart.',
   inputs: { image: { type: 'Image', label: 'image' } },
   outputs: {},
   output: true,
@@ -19,8 +19,11 @@ export const saveImage = defineNode({
       .describe('File name prefix; the rest of the name is a hash of the picture.'),
   }),
   async run({ inputs, params, ctx }) {
-    const { width, height } = inputs.image;
-    const saved = await ctx.saveResult(params.prefix || 'image', await encodePng(inputs.image), { width, height });
-    return { outputs: {}, result: { images: [saved] } };
+    const { width, height, others = [] } = inputs.image;
+    const images = [];
+    for (const data of [inputs.image.data, ...others]) {
+      images.push(await ctx.saveResult(params.prefix || 'image', await encodePng({ width, height, data }), { width, height }));
+    }
+    return { outputs: {}, result: { images } };
   },
 });

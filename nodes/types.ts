@@ -74,6 +74,8 @@ export interface PlannedValue {
   model?: ModelMemoryProfile;
   /** A Conditioning value: the UNet rows it can add to an epsilon merge (its prompt, a region's negative and fallback). */
   rows?: number;
+  /** An Inversion, Latent or Image value: the pictures of its batch (1 when absent). */
+  pictures?: number;
 }
 
 export interface NodePlan {

@@ -43,7 +43,7 @@ export const vaeDecode = defineNode({
   type: 'VAEDecode',
   title: 'VAE Decode',
   category: 'Latent',
-  description: 'Decodes a scaled latent into an image: (clamp(decoder(latent / scaling), −1, 1) + 1) / 2.',
+  description: 'Decodes a scaled latent into an image: (clamp(decoder(latent / scaling), −1, 1) + 1) / 2. Decodes every picture of a batch.',
   inputs: {
     model: { type: 'Model', label: 'model' },
     latent: { type: 'Latent', label: 'latent' },
@@ -54,14 +54,18 @@ export const vaeDecode = defineNode({
     if (!model?.model || latent?.width === undefined || latent.height === undefined) return {};
     const f = model.model.vaeDownsample;
     return {
-      outputs: { image: { width: latent.width * f, height: latent.height * f } },
+      outputs: { image: { width: latent.width * f, height: latent.height * f, ...(latent.pictures ? { pictures: latent.pictures } : {}) } },
       work: [{ model: model.model, stage: 'vae-decode', rows: 1, latentWidth: latent.width, latentHeight: latent.height }],
     };
   },
   async run({ inputs }) {
     requireSameModel(inputs.model, inputs.latent, 'latent');
     const pipe = await pipelineOf(inputs.model);
-    const image = await pipe.vaeDecode(inputs.latent.data, inputs.latent.width, inputs.latent.height);
-    return { outputs: { image } };
+    const { width, height, others = [] } = inputs.latent;
+    const image = await pipe.vaeDecode(inputs.latent.data, width, height);
+    // A batch's other pictures, one decoder call each (the VAE at full size is the memory peak).
+    const rest: Float32Array[] = [];
+    for (const latent of others) rest.push((await pipe.vaeDecode(latent, width, height)).data);
+    return { outputs: { image: rest.length ? { ...image, others: rest } : image } };
   },
 });

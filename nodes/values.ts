@@ -19,6 +19,8 @@ export interface LatentValue {
   data: Float32Array;
   /** Identity of the model that produced it (latents of different models do not mix). */
   modelId: string;
+  /** A batch's latents 2..B (same size), after this one (see Invert's batch). */
+  others?: Float32Array[];
 }
 
 /** Text-encoder output for one prompt: last_hidden_state [77, dim]. */
@@ -50,6 +52,11 @@ export interface InversionValue extends CycleCode {
   modelId: string;
   /** The source prompt's cross-attention maps, recorded during the inversion when asked (a words mask's source). */
   attention?: AttentionMapsValue;
+  /**
+   * A batch's codes 2..B (Invert's batch: seeds seed + 1, …), after this one; the samplers decode them with
+   * this one, rows × B in each UNet call (engine/diffusion/batch.ts).
+   */
+  others?: CycleCode[];
 }
 
 /**

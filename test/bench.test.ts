@@ -79,6 +79,16 @@ function checkReport(r: BenchReport, steps: number, skip: number) {
     });
   expect(lines.filter((l) => l.figure === 'unet_call_ms').map((l) => l.batch)).toEqual([1, 2, 3]);
   expect(lines.filter((l) => l.figure === 'step_ms').map((l) => l.node)).toEqual(r.samplers.map((m) => m.node));
+  // Pictures per second at batch 1, 2, 4: one UNet call per step, rows × B (inversion B, epsilon merge 3·B).
+  if (r.batches.length) {
+    expect(r.batches.map((b) => b.batch)).toEqual([1, 2, 4]);
+    for (const b of r.batches) {
+      expect(b.unetCallsPerStep, `B = ${b.batch}`).toBe(1);
+      expect(b.rowsPerCall, `B = ${b.batch}`).toBe(2 * b.batch);
+      expect(b.picturesPerSecond).toBeCloseTo((1000 * b.batch) / b.ms);
+    }
+    expect(lines.filter((l) => l.figure === 'pictures_per_second').map((l) => l.batch)).toEqual([1, 2, 4]);
+  }
   for (const f of [
     'peak_rss_mib',
     'preview_work_share',
@@ -94,7 +104,18 @@ describe.skipIf(!existsSync(tinySd))('bench on the reference tiny-sd model', () 
   // with both cores busy several times that.
   it('one UNet call per step, cached inversion, previews under 5%', { timeout: 900_000 }, async () => {
     // Session timing (two more loads) is covered on the demo model below; this test's budget goes to the previews.
-    const r = await runBench({ model: tinySd, executionProvider: 'cpu', steps: 100, skip: 10, maxSide: 64, previewReps: 3, unetReps: 1, sessionTiming: false });
+    // Batches are timed on the demo model below.
+    const r = await runBench({
+      model: tinySd,
+      executionProvider: 'cpu',
+      steps: 100,
+      skip: 10,
+      maxSide: 64,
+      previewReps: 3,
+      unetReps: 1,
+      sessionTiming: false,
+      batches: [],
+    });
     expect(r.sessionCreation).toBeNull();
     checkReport(r, 100, 10);
     const p = r.previews;
@@ -116,6 +137,7 @@ describe('bench on the built-in demo model', () => {
     const r = await runBench({ model: 'demo', executionProvider: 'cpu', steps: 20, skip: 4, maxSide: 64, previewReps: 1 });
     checkReport(r, 20, 4);
     expect(r.sessionCreation).not.toBeNull();
+    expect(r.batches).toHaveLength(3);
   });
 });
 

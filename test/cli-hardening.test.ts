@@ -70,6 +70,7 @@ describe('bench command line', () => {
       '--no-session-timing',
       '--preview-decoder',
       '--max-job-memory',
+      '--batches',
       '--jsonl',
       '--json',
     ]) {
@@ -79,13 +80,28 @@ describe('bench command line', () => {
 
   it('reads the defaults and refuses bad flags by name, with the usage and exit code 2', async () => {
     expect(parseBenchCli([])).toEqual({
-      options: { model: 'demo', executionProvider: 'auto', gpu: 0, steps: 100, skip: 10, maxSide: 512, previewReps: 3, unetReps: 3, sessionTiming: true },
+      options: {
+        model: 'demo',
+        executionProvider: 'auto',
+        gpu: 0,
+        steps: 100,
+        skip: 10,
+        maxSide: 512,
+        previewReps: 3,
+        unetReps: 3,
+        sessionTiming: true,
+        optimizerTiming: true,
+      },
       json: false,
     });
     expect(parseBenchCli(['--steps', '20', '--max-job-memory', '2G', '--no-session-timing', '--jsonl', 'out.jsonl'])).toMatchObject({
       options: { steps: 20, skip: 2, maxJobMemory: 2 * GiB, sessionTiming: false },
       jsonl: 'out.jsonl',
     });
+    expect(parseBenchCli(['--batches', '1,2,4'])).toMatchObject({ options: { batches: [1, 2, 4] } });
+    expect(parseBenchCli(['--batches', 'none'])).toMatchObject({ options: { batches: [] } });
+    expect(() => parseBenchCli(['--batches', '1,9'])).toThrow('--batches takes sizes from 1 to 8, got 9');
+    expect(() => parseBenchCli(['--batches', '1,two'])).toThrow('--batches must be an integer ≥ 1, got "two"');
     expect(() => parseBenchCli(['--steps', '5', '--skip', '5'])).toThrow('--steps (5) must be greater than --skip (5)');
     expect(() => parseBenchCli(['--size', 'big'])).toThrow('--size must be an integer ≥ 64, got "big"');
     expect(() => parseBenchCli(['--ep', 'tpu'])).toThrow(/--ep must be one of .*, got "tpu"/);

@@ -40,6 +40,7 @@ import { PROJECT_ROOT } from '../util/project.ts';
 import { sampleDeviceMemory } from './device-memory.ts';
 import { printReport, type BenchReport, type SamplerMeasure } from './report.ts';
 import { benchRegionControls, printControlCosts } from './region-controls.ts';
+import { benchBatches, printBatches } from './batches.ts';
 import { median, timeOptimizer, timeSessionCreation, timeUnetCalls, type OptimizerTiming, type SessionCreation } from './unet-timing.ts';
 
 const SAMPLERS = ['invert', 'eps_merge', 'attn_merge', 'single_style1', 'single_style2'] as const;
@@ -68,6 +69,8 @@ export interface BenchOptions {
   regionControls?: boolean;
   /** Time the UNet loaded with the graph optimizer and as exported (loads the model twice more); default true. */
   optimizerTiming?: boolean;
+  /** Batch sizes whose pictures per second are timed (batches.ts); default 1, 2, 4; empty: none. */
+  batches?: number[];
   log?: (line: string) => void;
 }
 
@@ -193,6 +196,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     const unetCalls = await timeUnetCalls(pipe, image.width / f, image.height / f, [1, 2, 3], opts.unetReps ?? 3, log);
     // What each regional control costs per step (region-controls.ts).
     const regionControls = opts.regionControls === false ? null : await benchRegionControls(pipe, image.width / f, image.height / f, opts.unetReps ?? 3);
+    // Pictures per second at batch 1, 2, 4 (batches.ts).
+    const batches = await benchBatches(pipe, image.width / f, image.height / f, opts.steps, opts.skip, opts.batches);
 
     // 2) Re-run after changing only a decoder prompt.
     const changed = withParams(graph, { style1: { text: STYLE_PRESETS.find((p) => p.label === 'Mosaic')!.value } });
@@ -283,6 +288,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       steps: opts.steps,
       skip: opts.skip,
       samplers: measures,
+      batches,
       attentionVsEpsilon: eps && attn ? { msPerStep: attn.msPerStep / eps.msPerStep, ortMsPerStep: attn.ortMsPerStep / eps.ortMsPerStep } : null,
       firstRunMs,
       peakRssMiB: process.resourceUsage().maxRSS / 1024,
@@ -314,6 +320,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     };
     printReport(report, log, { medianOff: median(off), medianOn: median(on) });
     if (regionControls) printControlCosts(regionControls, log);
+    printBatches(batches, log);
     return report;
   } finally {
     await previewDecoder?.release();

@@ -10,6 +10,7 @@
  * epsilon merge at 100 steps, skip 10, 512×512) ≤ 3 s.
  */
 import os from 'node:os';
+import type { BatchThroughput } from './batches.ts';
 import type { OptimizerTiming, SessionCreation, UnetCallTiming } from './unet-timing.ts';
 
 export interface SamplerMeasure {
@@ -45,6 +46,8 @@ export interface BenchReport {
   steps: number;
   skip: number;
   samplers: SamplerMeasure[];
+  /** Pictures per second at each batch size timed (batches.ts). */
+  batches: BatchThroughput[];
   /** Attention merge (rewritten UNet, rows ∅ and dual) per step, relative to epsilon merge (rows ∅, c1, c2). */
   attentionVsEpsilon: { msPerStep: number; ortMsPerStep: number } | null;
   firstRunMs: number;
@@ -165,6 +168,9 @@ export function figureLines(r: BenchReport): Record<string, unknown>[] {
       f('unet_calls_per_step', s.unetCallsPerStep, 'calls', { node: s.node }),
       f('outside_ort_share', s.outsideOrtShare, 'ratio', { node: s.node }),
     ]),
+    ...r.batches.map((b) =>
+      f('pictures_per_second', b.picturesPerSecond, 'pictures/s', { batch: b.batch, rows: b.rowsPerCall, unetCallsPerStep: b.unetCallsPerStep }),
+    ),
     f('attention_vs_epsilon_step', r.attentionVsEpsilon?.msPerStep ?? null, 'ratio'),
     f('dual_style_run_ms', r.dualStyleRunMs, 'ms'),
     f('first_run_ms', r.firstRunMs, 'ms'),

@@ -1,19 +1,20 @@
 /**
  * npm run bench -- [--model DIR|demo] [--ep auto|cuda|webgpu|cpu] [--gpu N] [--steps N] [--skip N] [--size PX]
- *                  [--reps N] [--unet-reps N] [--no-session-timing] [--no-optimizer-timing] [--preview-decoder DIR] [--max-job-memory SIZE] [--jsonl FILE] [--json]
+ *                  [--reps N] [--unet-reps N] [--no-session-timing] [--no-optimizer-timing] [--preview-decoder DIR] [--max-job-memory SIZE] [--batches LIST] [--jsonl FILE] [--json]
  * Defaults: the built-in demo model, provider `auto`, the paper's 100 steps, skip a tenth of the steps
  * (10 for 100), a 512-pixel image. Prints the table and the targets, then one JSON line per figure
  * (also appended to --jsonl FILE); --json prints the whole report as one JSON document instead.
  */
 import { appendFileSync } from 'node:fs';
 import { runBench, type BenchOptions } from '../bench/bench.ts';
+import { MAX_BATCH } from '../engine/diffusion/batch.ts';
 import { figureLines } from '../bench/report.ts';
 import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/runtime/runtime.ts';
 import { jobMemory, parseFlags, readCommandLine, runIfEntry, UsageError } from './options.ts';
 
 export const BENCH_USAGE = `usage: npm run bench -- [--model DIR|demo] [--ep auto|cuda|webgpu|cpu] [--gpu N] [--steps N] [--skip N] [--size PX]
                         [--reps N] [--unet-reps N] [--no-session-timing] [--no-optimizer-timing] [--preview-decoder DIR] [--max-job-memory SIZE]
-                        [--jsonl FILE] [--json]
+                        [--batches LIST] [--jsonl FILE] [--json]
 
   --model              a Stable Diffusion 1.x ONNX folder, or demo (default) for the built-in demo model
   --ep                 execution provider (default auto: CUDA if available, else CPU)
@@ -27,6 +28,7 @@ export const BENCH_USAGE = `usage: npm run bench -- [--model DIR|demo] [--ep aut
   --no-optimizer-timing  do not time the UNet loaded with the graph optimizer against the graph as exported
   --preview-decoder    a folder with taesd_decoder.onnx: previews are decoded by it and a frame's cost is compared
   --max-job-memory     refuse a run estimated above this, e.g. 8G (default: 3/4 of this machine's memory)
+  --batches            batch sizes whose pictures per second are timed, e.g. 1,2,4 (the default), or none
   --jsonl              also append the JSON lines (one per figure) to this file
   --json               print the whole report as one JSON document instead of the table and the lines`;
 
@@ -51,6 +53,7 @@ export function parseBenchCli(argv: string[]): BenchCli | 'help' {
     'no-optimizer-timing': { type: 'boolean' },
     'max-job-memory': { type: 'string' },
     'preview-decoder': { type: 'string' },
+    batches: { type: 'string' },
     jsonl: { type: 'string' },
     json: { type: 'boolean' },
   });
@@ -75,10 +78,21 @@ export function parseBenchCli(argv: string[]): BenchCli | 'help' {
       optimizerTiming: !values['no-optimizer-timing'],
       ...(maxJobMemory !== undefined ? { maxJobMemory } : {}),
       ...(values['preview-decoder'] ? { previewDecoder: values['preview-decoder'] } : {}),
+      ...(values.batches !== undefined ? { batches: batchSizes(values.batches) } : {}),
     },
     ...(values.jsonl ? { jsonl: values.jsonl } : {}),
     json: values.json === true,
   };
+}
+
+/** `--batches 1,2,4`: the batch sizes to time (1 to MAX_BATCH each); `--batches none` times none. */
+function batchSizes(text: string): number[] {
+  if (text === 'none') return [];
+  return text.split(',').map((part) => {
+    const b = int('batches', part.trim(), 1);
+    if (b > MAX_BATCH) throw new UsageError(`--batches takes sizes from 1 to ${MAX_BATCH}, got ${b}`);
+    return b;
+  });
 }
 
 function int(name: string, text: string, min: number): number {

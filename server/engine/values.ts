@@ -9,6 +9,8 @@ export interface ImageValue {
   width: number;
   height: number;
   data: Float32Array;
+  /** A batch's pictures 2..B (same size), after this one; nodes that take one picture use this one. */
+  others?: Float32Array[];
 }
 
 export type MaskShape = 'linear' | 'logistic' | 'image' | 'painted' | 'words';

@@ -324,6 +324,35 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
     return { merge: { conditionings, weights, w, h } };
   }
 
+  /**
+   * One call's extras for a batch of pictures (diffusion/batch.ts): each style's conditioning rows picture
+   * after picture; the weights are every picture's (one mask, broadcast over the rows).
+   */
+  joinExtras(parts: readonly UnetCallExtras[]): UnetCallExtras {
+    const merges = parts.map((p) => p.merge);
+    const first = merges[0];
+    if (!first) {
+      if (merges.some((m) => m)) throw new Error('the pictures of a batch must all be attention merges, or none');
+      return {};
+    }
+    for (const m of merges) {
+      if (!m || m.conditionings.length !== first.conditionings.length || m.w !== first.w || m.h !== first.h)
+        throw new Error('the pictures of a batch must merge the same number of styles at the same size');
+      if (m.weights.some((v, i) => v !== first.weights[i])) throw new Error('the pictures of a batch must share one attention-merge mask');
+    }
+    const conditionings = first.conditionings.map((_, i) => {
+      const rows = merges.map((m) => m!.conditionings[i]!);
+      const joined = new Float32Array(rows.reduce((s, r) => s + r.length, 0));
+      let at = 0;
+      for (const r of rows) {
+        joined.set(r, at);
+        at += r.length;
+      }
+      return joined;
+    });
+    return { merge: { conditionings, weights: first.weights, w: first.w, h: first.h } };
+  }
+
   /** Tokenizes and encodes a prompt; cached per prompt text. */
   async encodeText(prompt: string): Promise<TextEncoding> {
     this.alive();
