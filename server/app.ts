@@ -311,7 +311,7 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
   const dataDir = path.resolve(opts.dataDir);
   await prepareDataDir(dataDir, log);
   const runner = await openRunner(opts, dataDir, executionProvider, log);
-  const { graphRunner, previewDecoder } = runner;
+  const { previewDecoder } = runner;
 
   const app = express();
   app.disable('x-powered-by');
@@ -344,14 +344,15 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
     throw err;
   }
   const urlHost = host.includes(':') ? `[${host}]` : host;
+  return runningStudio({ url: `http://${urlHost}:${boundPort}/`, port: boundPort, httpServer, io, jobs }, runner, unsubscribe);
+}
 
+/** The listening studio; close() unsubscribes the sockets, closes the jobs, the runner and the decoder, then the server (once). */
+function runningStudio(parts: Omit<Studio, 'close'>, { graphRunner, previewDecoder }: Runner, unsubscribe: () => void): Studio {
+  const { httpServer, io, jobs } = parts;
   let closing: Promise<void> | undefined;
   return {
-    url: `http://${urlHost}:${boundPort}/`,
-    port: boundPort,
-    httpServer,
-    io,
-    jobs,
+    ...parts,
     close() {
       closing ??= (async () => {
         unsubscribe();

@@ -24,7 +24,7 @@ function sourceFiles(dir: string): string[] {
 }
 
 /** Every function-like node of a file with its name (or where it is) and its line count. */
-export function functionLengths(file: string, text: string): { name: string; lines: number }[] {
+function functionLengths(file: string, text: string): { name: string; lines: number }[] {
   const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true);
   const found: { name: string; lines: number }[] = [];
   const visit = (node: ts.Node) => {
