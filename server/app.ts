@@ -146,7 +146,8 @@ export class ListenError extends Error {
   }
 }
 
-export async function createStudio(opts: StudioOptions): Promise<Studio> {
+/** Who may connect: the address and port, and the token, refused when weak or missing off loopback. */
+function checkAccess(opts: StudioOptions): { host: string; port: number; token: string | undefined } {
   const host = opts.host ?? '127.0.0.1';
   const port = opts.port ?? 8188;
   const token = opts.token || undefined;
@@ -158,22 +159,20 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
         'Pass --token <secret> (or set DUALSTYLE_TOKEN), or listen on 127.0.0.1.',
     );
   }
-  const log = opts.logger ?? consoleLogger;
-  const executionProvider = opts.executionProvider ?? 'auto';
-  const limits = {
-    jsonBodyBytes: opts.limits?.jsonBodyBytes ?? 2 * MiB,
-    uploadBytes: opts.limits?.uploadBytes ?? 20 * MiB,
-    uploadPixels: opts.limits?.uploadPixels ?? 4096 * 4096,
-    uploadsTotalBytes: opts.limits?.uploadsTotalBytes ?? 2 * 1024 * MiB,
-  };
+  return { host, port, token };
+}
 
-  const dataDir = path.resolve(opts.dataDir);
+/** The data folder and its subfolders, created when missing, cleared of temporary files an interrupted write left. */
+async function prepareDataDir(dataDir: string, log: Logger): Promise<void> {
   for (const dir of [dataDir, uploadsDir(dataDir), resultsDir(dataDir), userGraphsDir(dataDir)]) {
     await fs.mkdir(dir, { recursive: true });
     const stale = await removeStaleTemps(dir);
     if (stale.length > 0) log.info(`removed ${stale.length} unfinished temporary file(s) from ${path.basename(dir)}/ (a write was interrupted)`);
   }
+}
 
+/** What runs graphs: the catalog with its node packages, the preview decoder, and the graph runner. */
+async function openRunner(opts: StudioOptions, dataDir: string, executionProvider: ExecutionProviderRequest, log: Logger) {
   const catalog = await catalogWithPackages(opts.catalog ?? nodeDefinitions, dataDir, opts.customNodes ?? false, log);
   const previewDecoder = opts.previewDecoder
     ? await loadPreviewDecoder(opts.previewDecoder, executionProvider, { deviceId: opts.gpu ?? 0 }, (err) =>
@@ -191,24 +190,24 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
     ...(opts.maxJobMemory !== undefined ? { maxJobMemoryBytes: opts.maxJobMemory } : {}),
     releaseIdleMs: opts.releaseIdleMs ?? DEFAULT_RELEASE_IDLE_MS,
   });
-  const graphs = new GraphStore(
-    opts.graphsDir ?? path.join(PROJECT_ROOT, 'graphs'),
-    userGraphsDir(dataDir),
-    { maxGraphs: opts.limits?.graphCount ?? DEFAULT_GRAPH_QUOTA.maxGraphs, maxTotalBytes: opts.limits?.graphBytes ?? DEFAULT_GRAPH_QUOTA.maxTotalBytes },
-    graphsIndexFile(dataDir),
-  );
+  return { catalog, previewDecoder, graphRunner };
+}
+type Runner = Awaited<ReturnType<typeof openRunner>>;
 
-  const app = express();
-  app.disable('x-powered-by');
-  // Slow clients must not hold connections forever (Node's defaults: 60 s for headers, 300 s per request,
-  // and these deadlines checked only every 30 s): a half-sent request goes after at most ~11 s.
+/**
+ * The HTTP server. Slow clients must not hold connections forever (Node's defaults: 60 s for headers,
+ * 300 s per request, and these deadlines checked only every 30 s): a half-sent request goes after at most ~11 s.
+ */
+function createHttpServer(app: express.Express): http.Server {
   const httpServer = http.createServer({ connectionsCheckingInterval: 1000 }, app);
   httpServer.headersTimeout = 10_000;
   httpServer.requestTimeout = 120_000;
-  const connections = new ConnectionGuard(httpServer, opts.limits?.maxHttpConnections ?? 256);
-  const guesses = new GuessLimiter(opts.limits?.guesses);
-  const allowedHosts = HostAllowList.forServer(host, opts.allowHosts);
-  const jobs = await openJobService({
+  return httpServer;
+}
+
+/** The job service (embedded or on Redis); the preview decoder is released when it cannot open. */
+async function openJobs(opts: StudioOptions, dataDir: string, { graphRunner, previewDecoder }: Runner, log: Logger): Promise<JobService> {
+  return openJobService({
     dataDir,
     runner: graphRunner,
     log,
@@ -222,18 +221,33 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
     await previewDecoder?.release();
     throw err;
   });
-  const io = createRealtime(httpServer, {
-    token,
-    jobs: () => jobs,
-    allowedHosts,
-    maxConnections: opts.limits?.maxSockets,
-    guesses,
-    ...(opts.limits?.socketAuthTimeoutMs !== undefined ? { connectTimeoutMs: opts.limits.socketAuthTimeoutMs } : {}),
-    onAuthenticated: (socket) => connections.trust(socket.request.socket),
-  });
-  const unsubscribe = jobs.subscribe(broadcaster(io));
+}
 
-  app.use(hostAndOriginGuard(allowedHosts));
+/** What the routes are given. */
+interface Routes {
+  opts: StudioOptions;
+  dataDir: string;
+  executionProvider: ExecutionProviderRequest;
+  token: string | undefined;
+  runner: Runner;
+  jobs: JobService;
+  connections: ConnectionGuard;
+  guesses: GuessLimiter;
+  allowedHosts: HostAllowList;
+  log: Logger;
+}
+
+/** The guards every request passes (host and origin, the token, simple requests, body size), then the API and the client. */
+function mountRoutes(app: express.Express, r: Routes): void {
+  const { opts, dataDir, token, connections, guesses, jobs, log } = r;
+  const { catalog, graphRunner } = r.runner;
+  const limits = {
+    jsonBodyBytes: opts.limits?.jsonBodyBytes ?? 2 * MiB,
+    uploadBytes: opts.limits?.uploadBytes ?? 20 * MiB,
+    uploadPixels: opts.limits?.uploadPixels ?? 4096 * 4096,
+    uploadsTotalBytes: opts.limits?.uploadsTotalBytes ?? 2 * 1024 * MiB,
+  };
+  app.use(hostAndOriginGuard(r.allowedHosts));
   // Without a token, passing the Host/Origin check is the authentication (the local origin rule).
   if (!token) {
     app.use((req, _res, next) => {
@@ -253,7 +267,7 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
     '/api',
     systemRoutes(catalog, {
       version: packageVersion(),
-      executionProvider,
+      executionProvider: r.executionProvider,
       gpu: opts.gpu ?? 0,
       modelRoots: graphRunner.services.modelRoots,
       validateForRun: (raw) => graphRunner.check(raw, { requireOutput: true }),
@@ -267,13 +281,56 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
       preflight: (graph, outputs) => graphRunner.preflight(graph, outputs),
     }),
   );
-  app.use('/api', graphRoutes(graphs, catalog));
+  app.use('/api', graphRoutes(graphStore(opts, dataDir), catalog));
   app.use('/api', maskPresetRoutes(new MaskPresetStore(maskPresetsDir(dataDir)), catalog));
   app.use('/api', uploadRoutes(dataDir, limits));
   app.use('/api', apiNotFound);
   app.use(clientRoutes(opts.clientDir ?? path.join(PROJECT_ROOT, 'dist', 'client')));
   app.use(notFound);
   app.use(errorHandler((msg, err) => log.error(msg, err)));
+}
+
+/** The saved graphs: the shipped templates (read-only) and the user's, within the graph quota. */
+function graphStore(opts: StudioOptions, dataDir: string): GraphStore {
+  return new GraphStore(
+    opts.graphsDir ?? path.join(PROJECT_ROOT, 'graphs'),
+    userGraphsDir(dataDir),
+    { maxGraphs: opts.limits?.graphCount ?? DEFAULT_GRAPH_QUOTA.maxGraphs, maxTotalBytes: opts.limits?.graphBytes ?? DEFAULT_GRAPH_QUOTA.maxTotalBytes },
+    graphsIndexFile(dataDir),
+  );
+}
+
+/**
+ * Starts the studio: checks who may connect, prepares the data folder, opens the graph runner and the
+ * job service, mounts the routes and the socket, and listens; what was opened is closed again when it cannot listen.
+ */
+export async function createStudio(opts: StudioOptions): Promise<Studio> {
+  const { host, port, token } = checkAccess(opts);
+  const log = opts.logger ?? consoleLogger;
+  const executionProvider = opts.executionProvider ?? 'auto';
+  const dataDir = path.resolve(opts.dataDir);
+  await prepareDataDir(dataDir, log);
+  const runner = await openRunner(opts, dataDir, executionProvider, log);
+  const { previewDecoder } = runner;
+
+  const app = express();
+  app.disable('x-powered-by');
+  const httpServer = createHttpServer(app);
+  const connections = new ConnectionGuard(httpServer, opts.limits?.maxHttpConnections ?? 256);
+  const guesses = new GuessLimiter(opts.limits?.guesses);
+  const allowedHosts = HostAllowList.forServer(host, opts.allowHosts);
+  const jobs = await openJobs(opts, dataDir, runner, log);
+  const io = createRealtime(httpServer, {
+    token,
+    jobs: () => jobs,
+    allowedHosts,
+    maxConnections: opts.limits?.maxSockets,
+    guesses,
+    ...(opts.limits?.socketAuthTimeoutMs !== undefined ? { connectTimeoutMs: opts.limits.socketAuthTimeoutMs } : {}),
+    onAuthenticated: (socket) => connections.trust(socket.request.socket),
+  });
+  const unsubscribe = jobs.subscribe(broadcaster(io));
+  mountRoutes(app, { opts, dataDir, executionProvider, token, runner, jobs, connections, guesses, allowedHosts, log });
 
   let boundPort: number;
   try {
@@ -287,14 +344,15 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
     throw err;
   }
   const urlHost = host.includes(':') ? `[${host}]` : host;
+  return runningStudio({ url: `http://${urlHost}:${boundPort}/`, port: boundPort, httpServer, io, jobs }, runner, unsubscribe);
+}
 
+/** The listening studio; close() unsubscribes the sockets, closes the jobs, the runner and the decoder, then the server (once). */
+function runningStudio(parts: Omit<Studio, 'close'>, { graphRunner, previewDecoder }: Runner, unsubscribe: () => void): Studio {
+  const { httpServer, io, jobs } = parts;
   let closing: Promise<void> | undefined;
   return {
-    url: `http://${urlHost}:${boundPort}/`,
-    port: boundPort,
-    httpServer,
-    io,
-    jobs,
+    ...parts,
     close() {
       closing ??= (async () => {
         unsubscribe();

@@ -133,6 +133,208 @@ class BenchRunner {
   }
 }
 
+/** A preview-interval run of the epsilon-merge sampler alone (see previewRuns). */
+interface TimedRun {
+  ms: number;
+  frames: number;
+  offered: number;
+  handlerMs: number;
+}
+
+/** The runs with previews off, at the server's interval and at every step, and the last frame any of them sent. */
+interface PreviewRuns {
+  off: TimedRun[];
+  on: TimedRun[];
+  every: TimedRun[];
+  frame: PreviewSource;
+}
+
+/** The comparison template at the bench's model, image size and steps. */
+async function comparisonGraph(opts: BenchOptions): Promise<Graph> {
+  const template = JSON.parse(await readFile(path.join(PROJECT_ROOT, 'graphs', 'comparison.json'), 'utf8')) as Graph;
+  return withParams(template, {
+    LoadModel: { model: opts.model === 'demo' ? 'demo' : path.resolve(opts.model) },
+    LoadImage: { max_side: opts.maxSide },
+    Invert: { steps: opts.steps, skip: opts.skip },
+  });
+}
+
+/** Warm-up outside the measurements: session creation, first-run graph optimisation, text encodings. */
+async function warmUp(runner: BenchRunner, graph: Graph, opts: BenchOptions, log: (line: string) => void): Promise<SdPipeline> {
+  const tw = performance.now();
+  await runner.run(withParams(graph, { Invert: { steps: opts.skip + 2 } }), Infinity);
+  log(`warm-up run done (${((performance.now() - tw) / 1000).toFixed(1)} s: sessions, attention-merge rewrite, first calls); measuring`);
+  if (!runner.pipeline) throw new Error('the bench could not reach the loaded pipeline');
+  return runner.pipeline;
+}
+
+/** 1) The first full run with previews as the server sends them, everything recomputed; per-sampler UNet accounting. */
+async function firstRun(runner: BenchRunner, pipe: SdPipeline, graph: Graph, log: (line: string) => void) {
+  runner.graphs.cache.clear(); // recompute everything but keep sessions
+  const before = new Map<string, { stats: PipelineStats; t: number }>();
+  const measures: SamplerMeasure[] = [];
+  const progress = new Map<string, number>();
+  const t0 = performance.now();
+  const first = await runner.run(graph, 250, (e) => {
+    if (e.type === 'node:started') before.set(e.nodeId, { stats: { ...pipe.stats }, t: performance.now() });
+    if (e.type === 'node:progress') progress.set(e.nodeId, e.step);
+    if (e.type === 'node:done' && !e.cached && (SAMPLERS as readonly string[]).includes(e.nodeId)) {
+      const m = samplerMeasure(e.nodeId, before.get(e.nodeId)!, pipe.stats, progress.get(e.nodeId) ?? 0);
+      measures.push(m);
+      log(`  ${m.node}: ${m.steps} steps, ${m.msPerStep.toFixed(1)} ms/step (UNet ${m.ortMsPerStep.toFixed(1)} ms/step, ${m.rowsPerCall} rows/call)`);
+    }
+  });
+  const firstRunMs = performance.now() - t0;
+  const imageNode = first.summary.keys['image']
+    ? (runner.graphs.cache.get(first.summary.keys['image'])?.outputs['image'] as { width: number; height: number })
+    : undefined;
+  const image = { width: imageNode?.width ?? 0, height: imageNode?.height ?? 0 };
+  log(`first run done (${(firstRunMs / 1000).toFixed(1)} s); timing UNet calls at batch 1, 2, 3`);
+  return { measures, firstRunMs, image };
+}
+
+/** What one sampler node cost, from the pipeline's counters when it started and now. */
+function samplerMeasure(node: string, before: { stats: PipelineStats; t: number }, now: PipelineStats, steps: number): SamplerMeasure {
+  const wallMs = performance.now() - before.t;
+  const calls = now.unetCalls - before.stats.unetCalls;
+  const rows = now.unetRows - before.stats.unetRows;
+  const ortMs = now.unetMs - before.stats.unetMs;
+  return {
+    node,
+    steps,
+    wallMs,
+    msPerStep: wallMs / steps,
+    unetCalls: calls,
+    unetCallsPerStep: calls / steps,
+    rowsPerCall: rows / calls,
+    ortMsPerStep: ortMs / steps,
+    outsideOrtShare: Math.max(0, 1 - ortMs / wallMs),
+  };
+}
+
+/** 2) A re-run after changing only a decoder prompt: the inversion must come from the cache. */
+async function rerunWithNewPrompt(runner: BenchRunner, graph: Graph): Promise<BenchReport['rerun']> {
+  const changed = withParams(graph, { style1: { text: STYLE_PRESETS.find((p) => p.label === 'Mosaic')!.value } });
+  const t1 = performance.now();
+  const rerun = await runner.run(changed, 250);
+  const ms = performance.now() - t1;
+  const { computed, cached } = rerun.summary;
+  return { changed: 'style1 prompt', ms, computed, cached, inversionFromCache: cached.includes('invert') && !computed.includes('invert') };
+}
+
+/** 3) Previews off vs on vs every step: the epsilon-merge sampler alone, its inversion cached, repeated and interleaved. */
+async function previewRuns(runner: BenchRunner, graph: Graph, reps: number): Promise<PreviewRuns> {
+  const samplerOnly = (guidance: number) => withParams(graph, { eps_merge: { guidance } });
+  const runs: Omit<PreviewRuns, 'frame'> = { off: [], on: [], every: [] };
+  let frame: PreviewSource | undefined;
+  let g = 20;
+  const time = async (interval: number): Promise<TimedRun> => {
+    g += 0.5; // a new guidance value: the sampler recomputes, everything upstream is cached
+    const t = performance.now();
+    const r = await runner.run(samplerOnly(g), interval);
+    frame = r.lastFrame ?? frame;
+    return { ms: performance.now() - t, frames: r.frames, offered: r.offered, handlerMs: r.handlerMs };
+  };
+  for (let i = 0; i < reps; i++) {
+    runs.off.push(await time(Infinity));
+    runs.on.push(await time(250));
+    runs.every.push(await time(0));
+  }
+  if (!frame) throw new Error('the bench saw no preview frame');
+  return { ...runs, frame };
+}
+
+/** Encode time of one preview frame, alone on the machine (ms, median of 20). */
+async function timeEncodes(source: PreviewSource): Promise<number> {
+  const encodes: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const t = performance.now();
+    await encodePreview(source);
+    encodes.push(performance.now() - t);
+  }
+  return median(encodes);
+}
+
+/**
+ * What previews cost: the fastest runs off, on and every step, and the work they add (handler time plus
+ * each frame's encode timed alone) as a share of the run; with a preview decoder, its frame against the projection's.
+ */
+async function previewFigures(runs: PreviewRuns, opts: BenchOptions, previewDecoder?: BudgetedPreviewDecoder): Promise<BenchReport['previews']> {
+  const { frame } = runs;
+  const encodeMs = await timeEncodes(frame);
+  const decoded = frame.kind === 'latent' && frame.decoder !== undefined;
+  const projected: PreviewSource = frame.kind === 'latent' ? { kind: 'latent', data: frame.data, width: frame.width, height: frame.height } : frame;
+  const decoder =
+    previewDecoder && opts.previewDecoder
+      ? {
+          dir: opts.previewDecoder,
+          frameMs: decoded && previewDecoder.usable ? encodeMs : NaN,
+          projectionFrameMs: await timeEncodes(projected),
+          decodes: previewDecoder.decoder.stats.calls,
+        }
+      : null;
+  const workOf = (r: TimedRun) => r.handlerMs + r.frames * encodeMs;
+  const work = (timed: TimedRun[]) => median(timed.map(workOf));
+  const share = (timed: TimedRun[]) => median(timed.map((r) => workOf(r) / r.ms));
+  const fastest = (timed: TimedRun[]) => Math.min(...timed.map((r) => r.ms));
+  const [offMs, onMs, everyStepMs] = [fastest(runs.off), fastest(runs.on), fastest(runs.every)];
+  return {
+    offMs,
+    onMs,
+    everyStepMs,
+    overhead: onMs / offMs - 1,
+    everyStepOverhead: everyStepMs / offMs - 1,
+    framesOn: median(runs.on.map((r) => r.frames)),
+    framesEveryStep: median(runs.every.map((r) => r.frames)),
+    offeredEveryStep: median(runs.every.map((r) => r.offered)),
+    encodeMs,
+    decoder,
+    workMs: work(runs.on),
+    workShare: share(runs.on),
+    everyStepWorkMs: work(runs.every),
+    everyStepWorkShare: share(runs.every),
+  };
+}
+
+/** 4) Loading figures, after the runs (their sessions freed first): the UNet optimized vs as exported, and session creation. */
+async function loadTimings(
+  runner: BenchRunner,
+  pipe: SdPipeline,
+  opts: BenchOptions,
+  gpu: number,
+  latent: { width: number; height: number },
+  log: (line: string) => void,
+) {
+  let optimizer: OptimizerTiming | null = null;
+  if (opts.optimizerTiming !== false) {
+    log('timing the UNet optimized and as exported (each loaded fresh, one at a time)');
+    await runner.graphs.services.models.releaseAll(); // free the runs' sessions before loading the UNet twice more
+    optimizer = await timeOptimizer(pipe.info.dir, pipe.info.executionProvider, gpu, latent.width, latent.height, opts.unetReps ?? 3);
+  }
+  let sessionCreation: SessionCreation | null = null;
+  if (opts.sessionTiming !== false) {
+    log('timing session creation (cold, then from the optimized-graph cache)');
+    await runner.graphs.services.models.releaseAll(); // the runs are done: free their sessions before loading the model twice more
+    sessionCreation = await timeSessionCreation(pipe.info.dir, pipe.info.executionProvider, gpu);
+  }
+  return { optimizer, sessionCreation };
+}
+
+/** The epsilon-merge, attention-merge and inversion samplers' figures, and how the two merges compare. */
+function samplerComparison(measures: SamplerMeasure[]) {
+  const eps = measures.find((m) => m.node === 'eps_merge');
+  const attn = measures.find((m) => m.node === 'attn_merge');
+  const inv = measures.find((m) => m.node === 'invert');
+  return {
+    dualStyleRunMs: (inv?.wallMs ?? 0) + (eps?.wallMs ?? 0),
+    attentionVsEpsilon: eps && attn ? { msPerStep: attn.msPerStep / eps.msPerStep, ortMsPerStep: attn.ortMsPerStep / eps.ortMsPerStep } : null,
+  };
+}
+
+/**
+ * Runs the bench: a warm-up, then the phases numbered in the file's header, in an order that keeps each
+ * measurement apart from the others' loads (the model loaded fresh only after every run is timed).
+ */
 export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   const log = opts.log ?? (() => {});
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'dualstyle-bench-'));
@@ -140,139 +342,25 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   const previewDecoder = opts.previewDecoder ? await loadPreviewDecoder(opts.previewDecoder, opts.executionProvider, { deviceId: gpu }) : undefined;
   try {
     const runner = new BenchRunner(dataDir, opts, gpu, previewDecoder);
-    const template = JSON.parse(await readFile(path.join(PROJECT_ROOT, 'graphs', 'comparison.json'), 'utf8')) as Graph;
-    const graph = withParams(template, {
-      LoadModel: { model: opts.model === 'demo' ? 'demo' : path.resolve(opts.model) },
-      LoadImage: { max_side: opts.maxSide },
-      Invert: { steps: opts.steps, skip: opts.skip },
-    });
-
-    // Warm-up outside the measurements: session creation, first-run graph optimisation, text encodings.
-    const tw = performance.now();
-    await runner.run(withParams(graph, { Invert: { steps: opts.skip + 2 } }), Infinity);
-    log(`warm-up run done (${((performance.now() - tw) / 1000).toFixed(1)} s: sessions, attention-merge rewrite, first calls); measuring`);
-    const pipe = runner.pipeline;
-    if (!pipe) throw new Error('the bench could not reach the loaded pipeline');
+    const graph = await comparisonGraph(opts);
+    const pipe = await warmUp(runner, graph, opts, log);
     const device = pipe.info.executionProvider === 'cuda' ? sampleDeviceMemory() : null;
-
-    // 1) First full run with previews as the server sends them; per-node UNet accounting.
-    runner.graphs.cache.clear(); // recompute everything but keep sessions
-    const before = new Map<string, { stats: PipelineStats; t: number }>();
-    const measures: SamplerMeasure[] = [];
-    const progress = new Map<string, number>();
-    const t0 = performance.now();
-    const first = await runner.run(graph, 250, (e) => {
-      if (e.type === 'node:started') before.set(e.nodeId, { stats: { ...pipe.stats }, t: performance.now() });
-      if (e.type === 'node:progress') progress.set(e.nodeId, e.step);
-      if (e.type === 'node:done' && !e.cached && (SAMPLERS as readonly string[]).includes(e.nodeId)) {
-        const b = before.get(e.nodeId)!;
-        const wallMs = performance.now() - b.t;
-        const steps = progress.get(e.nodeId) ?? 0;
-        const calls = pipe.stats.unetCalls - b.stats.unetCalls;
-        const rows = pipe.stats.unetRows - b.stats.unetRows;
-        const ortMs = pipe.stats.unetMs - b.stats.unetMs;
-        measures.push({
-          node: e.nodeId,
-          steps,
-          wallMs,
-          msPerStep: wallMs / steps,
-          unetCalls: calls,
-          unetCallsPerStep: calls / steps,
-          rowsPerCall: rows / calls,
-          ortMsPerStep: ortMs / steps,
-          outsideOrtShare: Math.max(0, 1 - ortMs / wallMs),
-        });
-        const m = measures.at(-1)!;
-        log(`  ${m.node}: ${m.steps} steps, ${m.msPerStep.toFixed(1)} ms/step (UNet ${m.ortMsPerStep.toFixed(1)} ms/step, ${m.rowsPerCall} rows/call)`);
-      }
-    });
-    const firstRunMs = performance.now() - t0;
-    const imageNode = first.summary.keys['image']
-      ? (runner.graphs.cache.get(first.summary.keys['image'])?.outputs['image'] as { width: number; height: number })
-      : undefined;
-    const image = { width: imageNode?.width ?? 0, height: imageNode?.height ?? 0 };
+    const { measures, firstRunMs, image } = await firstRun(runner, pipe, graph, log);
     const f = pipe.info.vaeDownsample;
-    log(`first run done (${(firstRunMs / 1000).toFixed(1)} s); timing UNet calls at batch 1, 2, 3`);
-    const unetCalls = await timeUnetCalls(pipe, image.width / f, image.height / f, [1, 2, 3], opts.unetReps ?? 3, log);
+    const latent = { width: image.width / f, height: image.height / f };
+    const unetCalls = await timeUnetCalls(pipe, latent.width, latent.height, [1, 2, 3], opts.unetReps ?? 3, log);
     // What each regional control costs per step (region-controls.ts).
-    const regionControls = opts.regionControls === false ? null : await benchRegionControls(pipe, image.width / f, image.height / f, opts.unetReps ?? 3);
+    const regionControls = opts.regionControls === false ? null : await benchRegionControls(pipe, latent.width, latent.height, opts.unetReps ?? 3);
     // Pictures per second at batch 1, 2, 4 (batches.ts).
-    const batches = await benchBatches(pipe, image.width / f, image.height / f, opts.steps, opts.skip, opts.batches);
-
-    // 2) Re-run after changing only a decoder prompt.
-    const changed = withParams(graph, { style1: { text: STYLE_PRESETS.find((p) => p.label === 'Mosaic')!.value } });
-    const t1 = performance.now();
-    const rerun = await runner.run(changed, 250);
-    const rerunMs = performance.now() - t1;
-
-    // 3) Previews off vs on: the epsilon-merge sampler alone, its inversion cached, repeated and interleaved.
-    const samplerOnly = (guidance: number) => withParams(graph, { eps_merge: { guidance } });
-    type Timed = { ms: number; frames: number; offered: number; handlerMs: number };
-    const offRuns: Timed[] = [],
-      onRuns: Timed[] = [],
-      everyRuns: Timed[] = [];
-    let frame: PreviewSource | undefined;
-    let g = 20;
-    const time = async (interval: number): Promise<Timed> => {
-      g += 0.5; // a new guidance value: the sampler recomputes, everything upstream is cached
-      const t = performance.now();
-      const r = await runner.run(samplerOnly(g), interval);
-      frame = r.lastFrame ?? frame;
-      return { ms: performance.now() - t, frames: r.frames, offered: r.offered, handlerMs: r.handlerMs };
-    };
-    for (let i = 0; i < opts.previewReps; i++) {
-      offRuns.push(await time(Infinity));
-      onRuns.push(await time(250));
-      everyRuns.push(await time(0));
-    }
-    if (!frame) throw new Error('the bench saw no preview frame');
-    const timeEncodes = async (source: PreviewSource) => {
-      const encodes: number[] = [];
-      for (let i = 0; i < 20; i++) {
-        const t = performance.now();
-        await encodePreview(source);
-        encodes.push(performance.now() - t);
-      }
-      return median(encodes);
-    };
-    const encodeMs = await timeEncodes(frame);
-    const decoded = frame.kind === 'latent' && frame.decoder !== undefined;
-    const projected: PreviewSource = frame.kind === 'latent' ? { kind: 'latent', data: frame.data, width: frame.width, height: frame.height } : frame;
-    const decoderFigures =
-      previewDecoder && opts.previewDecoder
-        ? {
-            dir: opts.previewDecoder,
-            frameMs: decoded && previewDecoder.usable ? encodeMs : NaN,
-            projectionFrameMs: await timeEncodes(projected),
-            decodes: previewDecoder.decoder.stats.calls,
-          }
-        : null;
-    const workOf = (r: Timed) => r.handlerMs + r.frames * encodeMs;
-    const work = (runs: Timed[]) => median(runs.map(workOf));
-    const share = (runs: Timed[]) => median(runs.map((r) => workOf(r) / r.ms));
-    const [off, on, every] = [offRuns, onRuns, everyRuns].map((runs) => runs.map((r) => r.ms)) as [number[], number[], number[]];
-    const offMs = Math.min(...off),
-      onMs = Math.min(...on),
-      everyStepMs = Math.min(...every);
-
-    const eps = measures.find((m) => m.node === 'eps_merge');
-    const attn = measures.find((m) => m.node === 'attn_merge');
-    const inv = measures.find((m) => m.node === 'invert');
+    const batches = await benchBatches(pipe, latent.width, latent.height, opts.steps, opts.skip, opts.batches);
+    const rerun = await rerunWithNewPrompt(runner, graph);
+    const runs = await previewRuns(runner, graph, opts.previewReps);
+    const previews = await previewFigures(runs, opts, previewDecoder);
     const peakDeviceMiB = device ? await device.stop() : null;
     const weightsMiB = (await modelMemoryProfile(pipe.info.dir, { label: opts.model })).weightsBytes / 2 ** 20;
     const sessionsOpen = openSessionCount();
-    let optimizer: OptimizerTiming | null = null;
-    if (opts.optimizerTiming !== false) {
-      log('timing the UNet optimized and as exported (each loaded fresh, one at a time)');
-      await runner.graphs.services.models.releaseAll(); // free the runs' sessions before loading the UNet twice more
-      optimizer = await timeOptimizer(pipe.info.dir, pipe.info.executionProvider, gpu, image.width / f, image.height / f, opts.unetReps ?? 3);
-    }
-    let sessionCreation: SessionCreation | null = null;
-    if (opts.sessionTiming !== false) {
-      log('timing session creation (cold, then from the optimized-graph cache)');
-      await runner.graphs.services.models.releaseAll(); // the runs are done: free their sessions before loading the model twice more
-      sessionCreation = await timeSessionCreation(pipe.info.dir, pipe.info.executionProvider, gpu);
-    }
+    const { optimizer, sessionCreation } = await loadTimings(runner, pipe, opts, gpu, latent, log);
+    const { dualStyleRunMs, attentionVsEpsilon } = samplerComparison(measures);
     const report: BenchReport = {
       model: opts.model,
       executionProvider: pipe.info.executionProvider,
@@ -281,44 +369,24 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       unetCalls,
       sessionCreation,
       optimizer,
-      dualStyleRunMs: (inv?.wallMs ?? 0) + (eps?.wallMs ?? 0),
+      dualStyleRunMs,
       peakDeviceMiB,
       image,
-      latent: { width: image.width / f, height: image.height / f },
+      latent,
       steps: opts.steps,
       skip: opts.skip,
       samplers: measures,
       batches,
-      attentionVsEpsilon: eps && attn ? { msPerStep: attn.msPerStep / eps.msPerStep, ortMsPerStep: attn.ortMsPerStep / eps.ortMsPerStep } : null,
+      attentionVsEpsilon,
       firstRunMs,
       peakRssMiB: process.resourceUsage().maxRSS / 1024,
       weightsMiB,
       sessionsOpen,
-      rerun: {
-        changed: 'style1 prompt',
-        ms: rerunMs,
-        computed: rerun.summary.computed,
-        cached: rerun.summary.cached,
-        inversionFromCache: rerun.summary.cached.includes('invert') && !rerun.summary.computed.includes('invert'),
-      },
-      previews: {
-        offMs,
-        onMs,
-        everyStepMs,
-        overhead: onMs / offMs - 1,
-        everyStepOverhead: everyStepMs / offMs - 1,
-        framesOn: median(onRuns.map((r) => r.frames)),
-        framesEveryStep: median(everyRuns.map((r) => r.frames)),
-        offeredEveryStep: median(everyRuns.map((r) => r.offered)),
-        encodeMs,
-        decoder: decoderFigures,
-        workMs: work(onRuns),
-        workShare: share(onRuns),
-        everyStepWorkMs: work(everyRuns),
-        everyStepWorkShare: share(everyRuns),
-      },
+      rerun,
+      previews,
     };
-    printReport(report, log, { medianOff: median(off), medianOn: median(on) });
+    const medians = (timed: TimedRun[]) => median(timed.map((r) => r.ms));
+    printReport(report, log, { medianOff: medians(runs.off), medianOn: medians(runs.on) });
     if (regionControls) printControlCosts(regionControls, log);
     printBatches(batches, log);
     return report;

@@ -114,11 +114,12 @@ export interface RunEvalOptions {
   onEvent?: (e: EvalEvent) => void;
 }
 
-export async function runEval(opts: RunEvalOptions): Promise<EvalResults> {
-  const { images, pairs, config, outDir } = opts;
-  const nodes = methodNodes(opts.template, config.methods);
-  await mkdir(path.join(outDir, 'images'), { recursive: true });
-  const resultsFile = path.join(outDir, 'results.json');
+/** The folders named in the configuration are the operator's choice: allowed as models folders of their own. */
+const modelFolder = (p: string | null | undefined) => (p && p !== 'demo' ? path.resolve(p) : (p ?? ''));
+
+/** results.json of an earlier run of the same settings (to resume), else fresh results; results of other settings are refused. */
+async function openResults(opts: RunEvalOptions, resultsFile: string): Promise<EvalResults> {
+  const { images, pairs, config } = opts;
   const fingerprint = createHash('sha256')
     .update(JSON.stringify([opts.template, config, images, pairs]))
     .digest('hex')
@@ -129,87 +130,124 @@ export async function runEval(opts: RunEvalOptions): Promise<EvalResults> {
       `${resultsFile} holds results of other settings (images, styles, graph or options differ); choose another --out, or delete it to start over`,
     );
   }
-  const results: EvalResults = previous ?? { format: 'dualstyle-eval', version: 1, config, fingerprint, images: {}, masks: {}, items: {} };
-  const log = (line: string) => appendFile(path.join(outDir, 'eval.log'), `${new Date().toISOString()} ${line}\n`);
+  return previous ?? { format: 'dualstyle-eval', version: 1, config, fingerprint, images: {}, masks: {}, items: {} };
+}
 
-  // The folders named in the configuration are the operator's choice: allowed as models folders of their own.
-  const folder = (p: string | null | undefined) => (p && p !== 'demo' ? path.resolve(p) : (p ?? ''));
-  const modelRoots = [config.model, config.clip, config.lpips].map(folder).filter((p) => p !== '' && p !== 'demo');
+/** What every item of a run shares. */
+interface EvalRun {
+  opts: RunEvalOptions;
+  nodes: ReturnType<typeof methodNodes>;
+  runner: GraphRunner;
+  results: EvalResults;
+  resultsFile: string;
+  log: (line: string) => Promise<void>;
+}
+
+/** One item: which picture, style pair, mask and method. */
+interface EvalItem {
+  image: EvalImage;
+  /** The picture as stored for the graph's Load Image. */
+  upload: string;
+  pair: StylePair;
+  mask: string;
+  method: string;
+}
+
+/** The template with the item's picture, prompts and mask and the configuration's model and sampler settings. */
+function itemGraph(template: Graph, config: EvalConfig, { image, upload, pair, mask }: EvalItem): Graph {
+  return withParams(template, {
+    LoadModel: { model: modelFolder(config.model) },
+    LoadImage: { image: upload, fit: 'crop', max_side: config.size },
+    Invert: { steps: config.steps, skip: config.skip, seed: config.seed },
+    Mask: { shape: mask, sharpness: config.sharpness },
+    LoadClip: { clip: modelFolder(config.clip) },
+    Metrics: { lpips: modelFolder(config.lpips) },
+    ...(config.guidance !== null
+      ? Object.fromEntries(['EpsilonMergeSampler', 'AttentionMergeSampler', 'SinglePromptSampler'].map((t) => [t, { guidance: config.guidance }]))
+      : {}),
+    source: { text: image.source },
+    style1: { text: pair.style1, subject: image.subject },
+    style2: { text: pair.style2, subject: image.subject },
+    style_both: { text: pair.single, subject: image.subject },
+  });
+}
+
+/** The original as the graph saw it (Load Image fits it to the sizes the model takes) and the mask pictures at its size, for the report. */
+async function rememberOriginal(run: EvalRun, image: EvalImage, fitted: ImageValue): Promise<void> {
+  const { outDir, config } = run.opts;
+  const original = `images/${fileSafe(image.name)}-original.png`;
+  await writeFile(path.join(outDir, original), await encodePng(fitted));
+  run.results.images[image.name] = { source: image.source, subject: image.subject, file: image.file, original };
+  for (const mask of config.masks) run.results.masks[`${mask}-${fitted.width}x${fitted.height}`] = await maskPicture(outDir, mask, config.sharpness, fitted);
+}
+
+/** Runs one item's graph up to its method's Metrics node, writes its picture and records it in results.json. */
+async function runItem(run: EvalRun, item: EvalItem, key: string): Promise<ItemResult> {
+  const { opts, runner, results } = run;
+  const { image, pair, mask, method } = item;
+  const t0 = performance.now();
+  const { metrics: metricsId, image: from } = run.nodes.get(method)!;
+  const summary = await runner.run(itemGraph(opts.template, opts.config, item), { outputs: [metricsId] });
+  const value = (id: string, output: string) => runner.cache.get(summary.keys[id]!)?.outputs[output];
+  const metrics = value(metricsId, 'metrics') as MetricsValue;
+  const generated = value(from.node, from.output) as ImageValue;
+  const loadImageId = opts.template.nodes.find((n) => n.type === 'LoadImage')?.id;
+  if (!results.images[image.name] && loadImageId) await rememberOriginal(run, image, value(loadImageId, 'image') as ImageValue);
+  const file = `images/${fileSafe(`${image.name}-${pair.name}-${mask}-${method}`)}.png`;
+  await writeFile(path.join(opts.outDir, file), await encodePng(generated));
+  const result: ItemResult = {
+    key,
+    image: image.name,
+    pair: pair.name,
+    method,
+    mask,
+    source: image.source,
+    width: generated.width,
+    height: generated.height,
+    metrics: metrics.samples[0]!.values,
+    file,
+    ms: Math.round(performance.now() - t0),
+  };
+  results.items[key] = result;
+  await writeFileAtomic(run.resultsFile, JSON.stringify(results, null, 1));
+  await run.log(
+    `computed ${key} in ${result.ms} ms (${summary.computed.length} nodes run, ${summary.cached.length} from cache${summary.cached.includes('invert') ? ', inversion from cache' : ''})`,
+  );
+  return result;
+}
+
+/** Every image × style pair × mask × method, in that order (one inversion per image), skipping what results.json holds. */
+export async function runEval(opts: RunEvalOptions): Promise<EvalResults> {
+  const { images, pairs, config, outDir } = opts;
+  const nodes = methodNodes(opts.template, config.methods);
+  await mkdir(path.join(outDir, 'images'), { recursive: true });
+  const resultsFile = path.join(outDir, 'results.json');
+  const results = await openResults(opts, resultsFile);
+  const log = (line: string) => appendFile(path.join(outDir, 'eval.log'), `${new Date().toISOString()} ${line}\n`);
+  const modelRoots = [config.model, config.clip, config.lpips].map(modelFolder).filter((p) => p !== '' && p !== 'demo');
   const runner = new GraphRunner({
     catalog: createCatalog(nodeDefinitions),
     dataDir: path.join(outDir, '.data'),
     executionProvider: opts.executionProvider,
     modelRoots,
   });
+  const run: EvalRun = { opts, nodes, runner, results, resultsFile, log };
   const total = images.length * pairs.length * config.masks.length * config.methods.length;
   const done = Object.keys(results.items).length;
   opts.onEvent?.({ kind: 'plan', total, done });
   await log(`start: ${total} items, ${done} already done`);
   let index = 0;
-  const loadImageId = opts.template.nodes.find((n) => n.type === 'LoadImage')?.id;
   for (const image of images) {
     const upload = await storeUpload(path.join(outDir, '.data'), await readFile(image.file), 8192 * 8192);
-    /** The original as the graph saw it (Load Image fits it to the sizes the model takes), for the report. */
-    const rememberOriginal = async (fitted: ImageValue) => {
-      const original = `images/${fileSafe(image.name)}-original.png`;
-      await writeFile(path.join(outDir, original), await encodePng(fitted));
-      results.images[image.name] = { source: image.source, subject: image.subject, file: image.file, original };
-      for (const mask of config.masks) results.masks[`${mask}-${fitted.width}x${fitted.height}`] = await maskPicture(outDir, mask, config.sharpness, fitted);
-    };
     for (const pair of pairs) {
       for (const mask of config.masks) {
         for (const method of config.methods) {
           index++;
           const key = itemKey(image.name, pair.name, mask, method);
           const finished = results.items[key];
-          if (finished) {
-            await log(`skip ${key} (done)`);
-            opts.onEvent?.({ kind: 'item', item: finished, index, total, computed: false });
-            continue;
-          }
-          const t0 = performance.now();
-          const graph = withParams(opts.template, {
-            LoadModel: { model: folder(config.model) },
-            LoadImage: { image: upload.name, fit: 'crop', max_side: config.size },
-            Invert: { steps: config.steps, skip: config.skip, seed: config.seed },
-            Mask: { shape: mask, sharpness: config.sharpness },
-            LoadClip: { clip: folder(config.clip) },
-            Metrics: { lpips: folder(config.lpips) },
-            ...(config.guidance !== null
-              ? Object.fromEntries(['EpsilonMergeSampler', 'AttentionMergeSampler', 'SinglePromptSampler'].map((t) => [t, { guidance: config.guidance }]))
-              : {}),
-            source: { text: image.source },
-            style1: { text: pair.style1, subject: image.subject },
-            style2: { text: pair.style2, subject: image.subject },
-            style_both: { text: pair.single, subject: image.subject },
-          });
-          const { metrics: metricsId, image: from } = nodes.get(method)!;
-          const summary = await runner.run(graph, { outputs: [metricsId] });
-          const value = (id: string, output: string) => runner.cache.get(summary.keys[id]!)?.outputs[output];
-          const metrics = value(metricsId, 'metrics') as MetricsValue;
-          const generated = value(from.node, from.output) as ImageValue;
-          if (!results.images[image.name] && loadImageId) await rememberOriginal(value(loadImageId, 'image') as ImageValue);
-          const file = `images/${fileSafe(`${image.name}-${pair.name}-${mask}-${method}`)}.png`;
-          await writeFile(path.join(outDir, file), await encodePng(generated));
-          const item: ItemResult = {
-            key,
-            image: image.name,
-            pair: pair.name,
-            method,
-            mask,
-            source: image.source,
-            width: generated.width,
-            height: generated.height,
-            metrics: metrics.samples[0]!.values,
-            file,
-            ms: Math.round(performance.now() - t0),
-          };
-          results.items[key] = item;
-          await writeFileAtomic(resultsFile, JSON.stringify(results, null, 1));
-          await log(
-            `computed ${key} in ${item.ms} ms (${summary.computed.length} nodes run, ${summary.cached.length} from cache${summary.cached.includes('invert') ? ', inversion from cache' : ''})`,
-          );
-          opts.onEvent?.({ kind: 'item', item, index, total, computed: true });
+          if (finished) await log(`skip ${key} (done)`);
+          const item = finished ?? (await runItem(run, { image, upload: upload.name, pair, mask, method }, key));
+          opts.onEvent?.({ kind: 'item', item, index, total, computed: !finished });
         }
       }
     }

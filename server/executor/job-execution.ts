@@ -41,10 +41,14 @@ export interface JobEnd {
 
 const PROGRESS_INTERVAL_MS = 50;
 
-export async function runJob(run: JobRun): Promise<JobEnd> {
+/**
+ * The executor's events as the job's outgoing events, in order: progress throttled to one every
+ * PROGRESS_INTERVAL_MS (the last step always), previews encoded off the sampler's path (a frame dropped
+ * while the previous one still encodes), warnings in public words and kept for the results, and the
+ * live state (current node, its steps, the nodes done) kept up to date.
+ */
+function eventForwarder(run: JobRun, outbox: OrderedOutbox<OutgoingEvent>) {
   const { jobId, live, log } = run;
-  const outbox = new OrderedOutbox<OutgoingEvent>(run.emit);
-  const started = performance.now();
   const lastProgress = new Map<string, number>();
   const encoding = new Set<string>();
   const warnings = new Map<string, string[]>();
@@ -106,7 +110,32 @@ export async function runJob(run: JobRun): Promise<JobEnd> {
         break;
     }
   };
+  return { onEvent, warnings };
+}
 
+/** How a job that threw ends: cancelled, failed in a node, or failed outside any (then retryable unless the graph is invalid). */
+function failedEnd(run: JobRun, err: unknown, started: number): JobEnd {
+  const { jobId, log } = run;
+  const ms = Math.round(performance.now() - started);
+  if (err instanceof CancelledError || run.signal.aborted) {
+    const nodeId = (err as { nodeId?: string }).nodeId;
+    return { state: 'cancelled', retryable: false, outcome: { ms, ...(nodeId ? { error: { nodeId, message: 'cancelled' } } : {}) } };
+  }
+  if (err instanceof NodeFailedError) {
+    return { state: 'failed', retryable: false, outcome: { ms, error: { nodeId: err.nodeId, message: run.runner.publicMessage(err.message) } } };
+  }
+  const message = run.runner.publicMessage(err instanceof Error ? err.message : String(err));
+  // An invalid graph (InvalidGraphError) fails the same way everywhere: not worth another attempt.
+  const retryable = !(err instanceof Error && err.name === 'InvalidGraphError');
+  log.error(`job ${jobId} failed outside any node`, err);
+  return { state: 'failed', retryable, outcome: { ms, error: { message } } };
+}
+
+export async function runJob(run: JobRun): Promise<JobEnd> {
+  const { jobId } = run;
+  const outbox = new OrderedOutbox<OutgoingEvent>(run.emit);
+  const started = performance.now();
+  const { onEvent, warnings } = eventForwarder(run, outbox);
   try {
     const summary = await run.runner.run(run.graph, {
       jobId,
@@ -126,19 +155,7 @@ export async function runJob(run: JobRun): Promise<JobEnd> {
     return { state: 'done', retryable: false, outcome: { results, outputTitles, computed: summary.computed, cached: summary.cached, ms } };
   } catch (err) {
     await outbox.flushed();
-    const ms = Math.round(performance.now() - started);
-    if (err instanceof CancelledError || run.signal.aborted) {
-      const nodeId = (err as { nodeId?: string }).nodeId;
-      return { state: 'cancelled', retryable: false, outcome: { ms, ...(nodeId ? { error: { nodeId, message: 'cancelled' } } : {}) } };
-    }
-    if (err instanceof NodeFailedError) {
-      return { state: 'failed', retryable: false, outcome: { ms, error: { nodeId: err.nodeId, message: run.runner.publicMessage(err.message) } } };
-    }
-    const message = run.runner.publicMessage(err instanceof Error ? err.message : String(err));
-    // An invalid graph (InvalidGraphError) fails the same way everywhere: not worth another attempt.
-    const retryable = !(err instanceof Error && err.name === 'InvalidGraphError');
-    log.error(`job ${jobId} failed outside any node`, err);
-    return { state: 'failed', retryable, outcome: { ms, error: { message } } };
+    return failedEnd(run, err, started);
   }
 }
 

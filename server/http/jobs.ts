@@ -81,23 +81,7 @@ export function jobRoutes(jobs: JobService, catalog: NodeCatalog, checks: { vali
       throw new ApiError(400, 'invalid_graph', summarizeIssues(result.issues), result.issues);
     }
     const graph = result.graph;
-    let outputs: string[] | undefined;
-    if (body.outputs !== undefined) {
-      if (!Array.isArray(body.outputs) || !body.outputs.every((o) => typeof o === 'string')) {
-        throw new ApiError(400, 'bad_request', '"outputs" must be a list of output node ids');
-      }
-      if (body.outputs.length === 0) {
-        throw new ApiError(400, 'bad_request', '"outputs" is empty: name at least one output node, or leave "outputs" out to run them all');
-      }
-      for (const id of body.outputs as string[]) {
-        const node = graph.nodes.find((n) => n.id === id);
-        if (!node) throw new ApiError(400, 'bad_request', `"outputs" names node "${id}", which is not in the graph`);
-        if (catalog.get(node.type)?.output !== true) {
-          throw new ApiError(400, 'bad_request', `"outputs" names node "${id}" (${node.type}), which is not an output node`);
-        }
-      }
-      outputs = body.outputs as string[];
-    }
+    const outputs = requestedOutputs(body.outputs, graph, catalog);
     await checkBeforeQueueing(preflight, graph, outputs);
     let job;
     try {
@@ -139,6 +123,32 @@ export function jobRoutes(jobs: JobService, catalog: NodeCatalog, checks: { vali
     res.json({ queue: await jobs.queue() });
   });
 
+  queueRoutes(router, jobs);
+  historyRoutes(router, jobs);
+  return router;
+}
+
+/** The "outputs" of a submission: output nodes of the graph, by id (undefined: run them all). */
+function requestedOutputs(outputs: unknown, graph: Graph, catalog: NodeCatalog): string[] | undefined {
+  if (outputs === undefined) return undefined;
+  if (!Array.isArray(outputs) || !outputs.every((o) => typeof o === 'string')) {
+    throw new ApiError(400, 'bad_request', '"outputs" must be a list of output node ids');
+  }
+  if (outputs.length === 0) {
+    throw new ApiError(400, 'bad_request', '"outputs" is empty: name at least one output node, or leave "outputs" out to run them all');
+  }
+  for (const id of outputs as string[]) {
+    const node = graph.nodes.find((n) => n.id === id);
+    if (!node) throw new ApiError(400, 'bad_request', `"outputs" names node "${id}", which is not in the graph`);
+    if (catalog.get(node.type)?.output !== true) {
+      throw new ApiError(400, 'bad_request', `"outputs" names node "${id}" (${node.type}), which is not an output node`);
+    }
+  }
+  return outputs as string[];
+}
+
+/** The queue as a whole: its order, pausing and resuming it, and the workers that run it. */
+function queueRoutes(router: Router, jobs: JobService): void {
   router.get('/queue', async (_req, res) => {
     res.json(await jobs.queue());
   });
@@ -156,7 +166,10 @@ export function jobRoutes(jobs: JobService, catalog: NodeCatalog, checks: { vali
   router.get('/workers', async (_req, res) => {
     res.json({ workers: await jobs.workers() });
   });
+}
 
+/** Finished jobs: a page of the history, and removing one or all. */
+function historyRoutes(router: Router, jobs: JobService): void {
   router.get('/history', async (req, res) => {
     const offset = intQuery(req, 'offset', 0, 0, 1_000_000);
     const limit = intQuery(req, 'limit', 50, 1, 200);
@@ -174,6 +187,4 @@ export function jobRoutes(jobs: JobService, catalog: NodeCatalog, checks: { vali
     if (outcome === 'not_finished') throw new ApiError(409, 'not_finished', `job "${id}" has not finished; cancel it first`);
     res.json({ removed: 1 });
   });
-
-  return router;
 }

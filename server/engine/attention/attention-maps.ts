@@ -95,11 +95,18 @@ function crossAttention(nodes: INodeProto[], ehs: string, constant: Set<string>)
   return found;
 }
 
-/**
- * Adds the attention-map outputs to a decoded UNet model, in place. Throws AttentionMapsError naming
- * what it looked for when the graph has no recognisable cross-attention.
- */
-export function rewriteForAttentionMaps(model: IModelProto, sourceHash = ''): AttentionMapsRewrite {
+/** The graph the maps are read from, once it is known to be a UNet this rewrite can read. */
+interface MapsSource {
+  graph: onnxProto.onnx.IGraphProto & { node: INodeProto[] };
+  opset: number;
+  /** The text-conditioning input. */
+  ehs: string;
+  /** Each layer's Softmax (the probabilities) or fused attention, in graph order. */
+  layers: INodeProto[];
+}
+
+/** Step 1: checks the graph (not rewritten already, opset 13 or newer), finds its text input and cross-attention layers. */
+function checkMapsSource(model: IModelProto): MapsSource {
   const g = model.graph;
   if (!g?.node?.length) throw new AttentionMapsError('the model has no graph');
   if ((g.output ?? []).some((o) => o.name?.startsWith(ATTENTION_MAP_OUTPUT))) {
@@ -117,100 +124,114 @@ export function rewriteForAttentionMaps(model: IModelProto, sourceHash = ''): At
       `no cross-attention found (input "${ehs}"): looked for a Softmax of scores computed from ${ehs}, or a com.microsoft MultiHeadAttention whose key comes from it`,
     );
   }
+  return { graph: g as MapsSource['graph'], opset, ehs, layers };
+}
 
-  const used = new Set<string>();
-  for (const n of g.node) for (const x of [n.name ?? '', ...(n.input ?? []), ...(n.output ?? [])]) used.add(x);
-  for (const x of [...initializerNames, ...(g.input ?? []).map((i) => i.name ?? ''), ...(g.output ?? []).map((o) => o.name ?? '')]) used.add(x);
-  const fresh = (base: string) => {
-    let name = base;
-    for (let i = 1; used.has(name); i++) name = `${base}_${i}`;
-    used.add(name);
-    return name;
-  };
-  const added: INodeProto[] = [];
-  const initializers: ITensorProto[] = [];
-  const add = (opType: string, ins: string[], scope: string, attrs: IAttributeProto[] = [], output?: string): string => {
-    const name = fresh(`${scope}/${opType}`);
-    const out = output ?? fresh(`${name}_output_0`);
-    added.push({ name, opType, input: ins, output: [out], attribute: attrs });
-    return out;
-  };
-  const int64 = (base: string, values: number[], scalar = false): string => {
-    const name = fresh(`attention_maps/${base}`);
-    initializers.push({ name, dataType: INT64, dims: scalar ? [] : [values.length], int64Data: values });
-    return name;
-  };
-  const scope0 = '/attention_maps';
-  const toFloat = (x: string, scope: string) => add('Cast', [x], scope, [attr('to', FLOAT)]);
-  // The batch B, from encoder_hidden_states [B, L, D].
-  const batch = add('Slice', [add('Shape', [ehs], scope0), int64('zero', [0]), int64('one', [1])], scope0);
-  const lastTwo = int64('last_two', [-2]);
-  const end = int64('end', [2 ** 31 - 1]);
-  const minusOne = int64('minus_one', [-1]);
-  const headsAxis = opset >= 18 ? [int64('heads_axis', [1])] : [];
-  const headsAxisAttr = opset >= 18 ? [attr('keepdims', 0)] : [attr('axes', [1]), attr('keepdims', 0)];
+/** Makes a value once, on first use. */
+function once<T>(make: () => T): () => T {
+  let value: T | undefined;
+  return () => (value ??= make());
+}
+
+/**
+ * The nodes and initializers the rewrite adds, every new name fresh. The order of calls is the order of
+ * the file's nodes and initializers (and so its bytes).
+ */
+class MapsWriter {
+  readonly used = new Set<string>();
+  readonly added: INodeProto[] = [];
+  readonly initializers: ITensorProto[] = [];
   /** Constants only fused layers use, made on first use (an unused initializer is an onnxruntime warning). */
-  const once = <T>(make: () => T) => {
-    let value: T | undefined;
-    return () => (value ??= make());
-  };
-  const biasRows = once(() => int64('bias_rows', [3, -1]));
-  const first = once(() => int64('part_0', [0], true));
-  const second = once(() => int64('part_1', [1], true));
+  readonly biasRows = once(() => this.int64('bias_rows', [3, -1]));
+  readonly first = once(() => this.int64('part_0', [0], true));
+  readonly second = once(() => this.int64('part_1', [1], true));
 
-  /** Probabilities [B·heads, S, L] or [B, heads, S, L] → their mean over the heads, [B, S, L]. */
-  const headMean = (probs: string, scope: string) => {
-    const shape = add('Concat', [batch, minusOne, add('Slice', [add('Shape', [probs], scope), lastTwo, end], scope)], scope, [attr('axis', 0)]);
-    return add('ReduceMean', [add('Reshape', [probs, shape], scope), ...headsAxis], scope, headsAxisAttr);
-  };
-
-  /** softmax(Q·Kᵀ·scale) per head of a fused MultiHeadAttention, [B, heads, S, L] in float32. */
-  const fusedProbabilities = (n: INodeProto, scope: string): string => {
-    const heads = Number(n.attribute?.find((a) => a.name === 'num_heads')?.i ?? 0);
-    if (!(heads > 0)) throw new AttentionMapsError(`fused attention "${n.name}" has no num_heads attribute`);
-    const headShape = int64('head_shape', [0, 0, heads, -1]);
-    const [query, key, , bias] = [0, 1, 2, 3].map((i) => n.input?.[i] ?? '');
-    const packed = !n.input?.[2];
-    const biasRowsOf = bias ? add('Reshape', [toFloat(bias, scope), biasRows()], scope) : null;
-    let q = toFloat(query!, scope);
-    if (biasRowsOf) q = add('Add', [q, add('Gather', [biasRowsOf, first()], scope, [attr('axis', 0)])], scope);
-    const qh = add('Transpose', [add('Reshape', [q, headShape], scope)], scope, [attr('perm', [0, 2, 1, 3])]);
-    let kh: string;
-    if (packed) {
-      // K/V packed as [B, L, heads, 2, d]: K is part 0 of axis 3.
-      kh = add('Gather', [toFloat(key!, scope), first()], scope, [attr('axis', 3)]);
-    } else {
-      let k = toFloat(key!, scope);
-      if (biasRowsOf) k = add('Add', [k, add('Gather', [biasRowsOf, second()], scope, [attr('axis', 0)])], scope);
-      kh = add('Reshape', [k, headShape], scope);
-    }
-    const kT = add('Transpose', [kh], scope, [attr('perm', [0, 2, 3, 1])]);
-    const given = n.attribute?.find((a) => a.name === 'scale')?.f;
-    let scale: string;
-    if (given) {
-      scale = fresh('attention_maps/scale');
-      initializers.push({ name: scale, dataType: FLOAT, dims: [], floatData: [given] });
-    } else {
-      const d = toFloat(add('Slice', [add('Shape', [qh], scope), int64('head_dim', [3]), int64('head_dim_end', [4])], scope), scope);
-      scale = add('Reciprocal', [add('Sqrt', [d], scope)], scope);
-    }
-    return add('Softmax', [add('Mul', [add('MatMul', [qh, kT], scope), scale], scope)], scope, [attr('axis', -1)]);
-  };
-
-  const outputs: string[] = [];
-  let fused = 0;
-  for (const [i, n] of layers.entries()) {
-    const scope = `${scope0}/layer_${i}`;
-    const probs = isFusedMultiHeadAttention(n) ? (fused++, fusedProbabilities(n, scope)) : toFloat(n.output![0]!, scope);
-    const name = `${ATTENTION_MAP_OUTPUT}${i}`;
-    if (used.has(name)) throw new AttentionMapsError(`the graph already uses the name ${name}`);
-    used.add(name);
-    added.push({ name: fresh(`${scope}/Identity`), opType: 'Identity', input: [headMean(probs, scope)], output: [name] });
-    outputs.push(name);
+  constructor(g: onnxProto.onnx.IGraphProto & { node: INodeProto[] }) {
+    const initializerNames = (g.initializer ?? []).map((t) => t.name ?? '');
+    for (const n of g.node) for (const x of [n.name ?? '', ...(n.input ?? []), ...(n.output ?? [])]) this.used.add(x);
+    for (const x of [...initializerNames, ...(g.input ?? []).map((i) => i.name ?? ''), ...(g.output ?? []).map((o) => o.name ?? '')]) this.used.add(x);
   }
+  fresh(base: string): string {
+    let name = base;
+    for (let i = 1; this.used.has(name); i++) name = `${base}_${i}`;
+    this.used.add(name);
+    return name;
+  }
+  /** Appends a node with one output (`output`, else a fresh name) and returns that output. */
+  add(opType: string, ins: string[], scope: string, attrs: IAttributeProto[] = [], output?: string): string {
+    const name = this.fresh(`${scope}/${opType}`);
+    const out = output ?? this.fresh(`${name}_output_0`);
+    this.added.push({ name, opType, input: ins, output: [out], attribute: attrs });
+    return out;
+  }
+  int64(base: string, values: number[], scalar = false): string {
+    const name = this.fresh(`attention_maps/${base}`);
+    this.initializers.push({ name, dataType: INT64, dims: scalar ? [] : [values.length], int64Data: values });
+    return name;
+  }
+  toFloat(x: string, scope: string): string {
+    return this.add('Cast', [x], scope, [attr('to', FLOAT)]);
+  }
+}
 
-  g.node = [...g.node, ...added];
-  g.initializer = [...(g.initializer ?? []), ...initializers];
+const SCOPE = '/attention_maps';
+
+/** Step 2: what every layer's head mean uses: the batch B (from encoder_hidden_states [B, L, D]) and the Slice and ReduceMean operands. */
+function headMeanConstants(w: MapsWriter, ehs: string, opset: number) {
+  const batch = w.add('Slice', [w.add('Shape', [ehs], SCOPE), w.int64('zero', [0]), w.int64('one', [1])], SCOPE);
+  const lastTwo = w.int64('last_two', [-2]);
+  const end = w.int64('end', [2 ** 31 - 1]);
+  const minusOne = w.int64('minus_one', [-1]);
+  const headsAxis = opset >= 18 ? [w.int64('heads_axis', [1])] : [];
+  const headsAxisAttr = opset >= 18 ? [attr('keepdims', 0)] : [attr('axes', [1]), attr('keepdims', 0)];
+  return { batch, lastTwo, end, minusOne, headsAxis, headsAxisAttr };
+}
+type HeadMeanConstants = ReturnType<typeof headMeanConstants>;
+
+/** Probabilities [B·heads, S, L] or [B, heads, S, L] → their mean over the heads, [B, S, L]. */
+function headMean(w: MapsWriter, c: HeadMeanConstants, probs: string, scope: string): string {
+  const shape = w.add('Concat', [c.batch, c.minusOne, w.add('Slice', [w.add('Shape', [probs], scope), c.lastTwo, c.end], scope)], scope, [attr('axis', 0)]);
+  return w.add('ReduceMean', [w.add('Reshape', [probs, shape], scope), ...c.headsAxis], scope, c.headsAxisAttr);
+}
+
+/** softmax(Q·Kᵀ·scale) per head of a fused MultiHeadAttention, [B, heads, S, L] in float32. */
+function fusedProbabilities(w: MapsWriter, n: INodeProto, scope: string): string {
+  const heads = Number(n.attribute?.find((a) => a.name === 'num_heads')?.i ?? 0);
+  if (!(heads > 0)) throw new AttentionMapsError(`fused attention "${n.name}" has no num_heads attribute`);
+  const headShape = w.int64('head_shape', [0, 0, heads, -1]);
+  const [query, key, , bias] = [0, 1, 2, 3].map((i) => n.input?.[i] ?? '');
+  const packed = !n.input?.[2];
+  const biasRowsOf = bias ? w.add('Reshape', [w.toFloat(bias, scope), w.biasRows()], scope) : null;
+  let q = w.toFloat(query!, scope);
+  if (biasRowsOf) q = w.add('Add', [q, w.add('Gather', [biasRowsOf, w.first()], scope, [attr('axis', 0)])], scope);
+  const qh = w.add('Transpose', [w.add('Reshape', [q, headShape], scope)], scope, [attr('perm', [0, 2, 1, 3])]);
+  let kh: string;
+  if (packed) {
+    // K/V packed as [B, L, heads, 2, d]: K is part 0 of axis 3.
+    kh = w.add('Gather', [w.toFloat(key!, scope), w.first()], scope, [attr('axis', 3)]);
+  } else {
+    let k = w.toFloat(key!, scope);
+    if (biasRowsOf) k = w.add('Add', [k, w.add('Gather', [biasRowsOf, w.second()], scope, [attr('axis', 0)])], scope);
+    kh = w.add('Reshape', [k, headShape], scope);
+  }
+  const kT = w.add('Transpose', [kh], scope, [attr('perm', [0, 2, 3, 1])]);
+  const given = n.attribute?.find((a) => a.name === 'scale')?.f;
+  let scale: string;
+  if (given) {
+    scale = w.fresh('attention_maps/scale');
+    w.initializers.push({ name: scale, dataType: FLOAT, dims: [], floatData: [given] });
+  } else {
+    const d = w.toFloat(w.add('Slice', [w.add('Shape', [qh], scope), w.int64('head_dim', [3]), w.int64('head_dim_end', [4])], scope), scope);
+    scale = w.add('Reciprocal', [w.add('Sqrt', [d], scope)], scope);
+  }
+  return w.add('Softmax', [w.add('Mul', [w.add('MatMul', [qh, kT], scope), scale], scope)], scope, [attr('axis', -1)]);
+}
+
+/** Step 4: the new outputs declared [batch, tokens, text tokens] in float32, and the metadata that marks the graph. */
+function declareMaps(model: IModelProto, w: MapsWriter, outputs: string[], fused: number, sourceHash: string): void {
+  const g = model.graph!;
+  g.node = [...(g.node ?? []), ...w.added];
+  g.initializer = [...(g.initializer ?? []), ...w.initializers];
   g.output = [
     ...(g.output ?? []),
     ...outputs.map((name) => ({
@@ -222,6 +243,29 @@ export function rewriteForAttentionMaps(model: IModelProto, sourceHash = ''): At
     ...(model.metadataProps ?? []).filter((p) => p.key !== ATTENTION_MAPS_METADATA_KEY),
     { key: ATTENTION_MAPS_METADATA_KEY, value: JSON.stringify({ version: ATTENTION_MAPS_VERSION, source: sourceHash, layers: outputs.length, fused }) },
   ];
+}
+
+/**
+ * Adds the attention-map outputs to a decoded UNet model, in place. Throws AttentionMapsError naming
+ * what it looked for when the graph has no recognisable cross-attention.
+ */
+export function rewriteForAttentionMaps(model: IModelProto, sourceHash = ''): AttentionMapsRewrite {
+  const { graph, opset, ehs, layers } = checkMapsSource(model);
+  const w = new MapsWriter(graph);
+  const constants = headMeanConstants(w, ehs, opset);
+  // Step 3: each layer's probabilities (a fused layer's computed again), averaged over the heads, as an output.
+  const outputs: string[] = [];
+  let fused = 0;
+  for (const [i, n] of layers.entries()) {
+    const scope = `${SCOPE}/layer_${i}`;
+    const probs = isFusedMultiHeadAttention(n) ? (fused++, fusedProbabilities(w, n, scope)) : w.toFloat(n.output![0]!, scope);
+    const name = `${ATTENTION_MAP_OUTPUT}${i}`;
+    if (w.used.has(name)) throw new AttentionMapsError(`the graph already uses the name ${name}`);
+    w.used.add(name);
+    w.added.push({ name: w.fresh(`${scope}/Identity`), opType: 'Identity', input: [headMean(w, constants, probs, scope)], output: [name] });
+    outputs.push(name);
+  }
+  declareMaps(model, w, outputs, fused, sourceHash);
   return { model, outputs, fused };
 }
 

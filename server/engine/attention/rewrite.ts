@@ -226,11 +226,58 @@ class Names {
 }
 
 /**
- * Rewrites a decoded UNet model in place into the UNet of `styles` conditionings and returns it with a
- * description of the layers found. Throws AttentionRewriteError, naming what it looked for, when the
- * graph has no recognisable cross-attention.
+ * The rewritten graph as it is written: its nodes in order and the initializers it adds, every new
+ * name fresh. The order of calls is the order of the file's nodes and initializers (and so its bytes).
  */
-export function rewriteForAttentionMerge(model: IModelProto, sourceHash = '', styles = 2): AttentionRewrite {
+class GraphWriter {
+  readonly nodes: INodeProto[] = [];
+  readonly initializers: ITensorProto[] = [];
+  private readonly ones = new Map<number, string>();
+  constructor(readonly names: Names) {}
+
+  /** Appends a node with one output and returns that output. */
+  add(opType: string, ins: string[], scope: string, attrs: IAttributeProto[] = []): string {
+    const name = this.names.fresh(`${scope}/${opType}`);
+    const output = this.names.fresh(`${name}_output_0`);
+    this.nodes.push({ name, opType, input: ins, output: [output], attribute: attrs });
+    return output;
+  }
+  int64(base: string, values: number[]): string {
+    const t = int64Tensor(this.names.fresh(`attention_merge/${base}`), values);
+    this.initializers.push(t);
+    return t.name!;
+  }
+  float(base: string, values: number[]): string {
+    const t: ITensorProto = { name: this.names.fresh(`attention_merge/${base}`), dataType: FLOAT, dims: [values.length], floatData: values };
+    this.initializers.push(t);
+    return t.name!;
+  }
+  /** The scalar 1 in a float type, one initializer per type used. */
+  one(dataType: number): string {
+    let name = this.ones.get(dataType);
+    if (!name) {
+      name = this.names.fresh(`attention_merge/one_${dataType === FLOAT16 ? 'fp16' : 'fp32'}`);
+      this.initializers.push(oneTensor(name, dataType));
+      this.ones.set(dataType, name);
+    }
+    return name;
+  }
+}
+
+/** What the rewrite starts from, once the model is known to be a UNet it can rewrite. */
+interface Source {
+  graph: onnxProto.onnx.IGraphProto & { node: INodeProto[] };
+  /** The UNet's own inputs, before the rewrite adds any. */
+  inputs: IValueInfoProto[];
+  /** The text-conditioning input (conditioning 1). */
+  ehsInfo: IValueInfoProto;
+  initializerNames: Set<string>;
+  /** The other conditionings k = 2..N. */
+  others: number[];
+}
+
+/** Step 1: checks the style count, that the graph is not rewritten already and its opset, and finds its text input. */
+function checkSource(model: IModelProto, styles: number): Source {
   if (!Number.isInteger(styles) || styles < 2 || styles > MAX_STYLES) {
     throw new AttentionRewriteError(`attention merge takes 2..${MAX_STYLES} conditionings, got ${styles}`);
   }
@@ -247,144 +294,153 @@ export function rewriteForAttentionMerge(model: IModelProto, sourceHash = '', st
     throw new AttentionRewriteError(`the graph uses ONNX opset ${Number(opset.version)}; attention merge needs opset 13 or newer`);
   }
   const ehsInfo = findEhsInput(inputs, initializerNames);
-  const ehs = ehsInfo.name!;
-  const inputFloatType = ehsInfo.type?.tensorType?.elemType ?? FLOAT;
-  const nodes = g.node;
-  const { layers, shadow, producer } = analyse(nodes, ehs, constantTensors(nodes, initializerNames));
-  if (layers.length === 0) {
+  return { graph: { ...g, node: g.node }, inputs, ehsInfo, initializerNames, others };
+}
+
+/** Step 2: the cross-attention layers and their shadow graph; throws when there are none. */
+function findCrossAttention(source: Source): Analysis {
+  const ehs = source.ehsInfo.name!;
+  const nodes = source.graph.node;
+  const analysis = analyse(nodes, ehs, constantTensors(nodes, source.initializerNames));
+  if (analysis.layers.length === 0) {
     throw new AttentionRewriteError(`no cross-attention found (input "${ehs}"); looked for ${WHAT_WE_LOOK_FOR}`);
   }
+  return analysis;
+}
 
-  const names = new Names(g);
-  /** The twin of each text-derived tensor for conditioning k (k = 2..N). */
-  const shadows = new Map(others.map((k) => [k, new Map<string, string>([[ehs, conditioningInput(k)]])]));
-  const initializers: ITensorProto[] = [];
-  const constantInt64 = (base: string, values: number[]) => {
-    const t = int64Tensor(names.fresh(`attention_merge/${base}`), values);
-    initializers.push(t);
-    return t.name!;
-  };
-  const constantFloat = (base: string, values: number[]) => {
-    const t: ITensorProto = { name: names.fresh(`attention_merge/${base}`), dataType: FLOAT, dims: [values.length], floatData: values };
-    initializers.push(t);
-    return t.name!;
-  };
-  const idx = [0, 1, 2, 3].map((i) => constantInt64(`index_${i}`, [i]));
-  const one64 = constantInt64('one', [1]);
-  const tokensShape = constantInt64('tokens_shape', [0, -1, 1]);
-  const ones = new Map<number, string>();
-  /** The scalar 1 in a float type, one initializer per type used. */
-  const oneOf = (dataType: number): string => {
-    let name = ones.get(dataType);
-    if (!name) {
-      name = names.fresh(`attention_merge/one_${dataType === FLOAT16 ? 'fp16' : 'fp32'}`);
-      initializers.push(oneTensor(name, dataType));
-      ones.set(dataType, name);
-    }
-    return name;
-  };
+/** The mask's sizes and grids, computed once in the graph and shared by all layers. */
+interface MaskGrids {
+  /** The int64 indices 0..3, for Gather. */
+  idx: string[];
+  one64: string;
+  /** [0, −1, 1]: a resized mask as [B|1, S, 1]. */
+  tokensShape: string;
+  batch: string;
+  /** Height, width and their product, as float. */
+  height: string;
+  width: string;
+  area: string;
+  /** The height and width after 0..MAX_HALVINGS stride-2 halvings, rounding up then down. */
+  gridH: string;
+  gridW: string;
+  /** M_1..M_{N−1}: each channel of the mask input. */
+  channels: string[];
+}
 
-  const out: INodeProto[] = [];
-  const add = (opType: string, ins: string[], scope: string, attrs: IAttributeProto[] = []): string => {
-    const name = names.fresh(`${scope}/${opType}`);
-    const output = names.fresh(`${name}_output_0`);
-    out.push({ name, opType, input: ins, output: [output], attribute: attrs });
-    return output;
-  };
-
-  // The mask's batch, height, width and h·w (the last three as float), computed once and shared by all layers.
-  const maskScope = '/attention_merge/mask';
-  const maskShape = add('Shape', [MASK_INPUT], maskScope);
-  const maskB = add('Gather', [maskShape, idx[0]!], maskScope, [attr('axis', 0)]);
-  const maskSide = (i: number) => add('Cast', [add('Gather', [maskShape, idx[i]!], maskScope, [attr('axis', 0)])], maskScope, [attr('to', FLOAT)]);
-  const maskH = maskSide(2);
-  const maskW = maskSide(3);
-  const maskHW = add('Mul', [maskH, maskW], maskScope);
+/** Step 3: the mask's batch, height, width and h·w, the stride-2 grids, and its channels sliced once. */
+function maskGrids(w: GraphWriter, styles: number, others: number[]): MaskGrids {
+  const idx = [0, 1, 2, 3].map((i) => w.int64(`index_${i}`, [i]));
+  const one64 = w.int64('one', [1]);
+  const tokensShape = w.int64('tokens_shape', [0, -1, 1]);
+  const scope = '/attention_merge/mask';
+  const shape = w.add('Shape', [MASK_INPUT], scope);
+  const batch = w.add('Gather', [shape, idx[0]!], scope, [attr('axis', 0)]);
+  const side = (i: number) => w.add('Cast', [w.add('Gather', [shape, idx[i]!], scope, [attr('axis', 0)])], scope, [attr('to', FLOAT)]);
+  const height = side(2);
+  const width = side(3);
+  const area = w.add('Mul', [height, width], scope);
   // The grids of 0..MAX_HALVINGS stride-2 halvings, rounding up (SD's 3×3 pad-1 convolutions) then down.
-  const halvings = constantFloat(
+  const halvings = w.float(
     'halvings',
     Array.from({ length: MAX_HALVINGS + 1 }, (_, k) => 2 ** k),
   );
-  const halved = (side: string) => ['Ceil', 'Floor'].map((op) => add(op, [add('Div', [side, halvings], maskScope)], maskScope));
-  const gridH = add('Concat', halved(maskH), maskScope, [attr('axis', 0)]);
-  const gridW = add('Concat', halved(maskW), maskScope, [attr('axis', 0)]);
-
+  const halved = (length: string) => ['Ceil', 'Floor'].map((op) => w.add(op, [w.add('Div', [length, halvings], scope)], scope));
+  const gridH = w.add('Concat', halved(height), scope, [attr('axis', 0)]);
+  const gridW = w.add('Concat', halved(width), scope, [attr('axis', 0)]);
   // Two styles: the mask input is M itself; more: channel k of it is M_{k+1}, sliced once for all layers.
-  const maskChannels =
+  const channels =
     styles === 2
       ? [MASK_INPUT]
-      : others.map((k) =>
-          add('Slice', [MASK_INPUT, constantInt64(`channel_${k - 2}`, [k - 2]), constantInt64(`channel_end_${k - 2}`, [k - 1]), one64], maskScope),
-        );
+      : others.map((k) => w.add('Slice', [MASK_INPUT, w.int64(`channel_${k - 2}`, [k - 2]), w.int64(`channel_end_${k - 2}`, [k - 1]), one64], scope));
+  return { idx, one64, tokensShape, batch, height, width, area, gridH, gridW, channels };
+}
 
-  /** M_k at this layer's token grid, as [B|1, S, 1] in `floatType`, for each mask channel. */
-  const layerMasks = (attention: string, scope: string, floatType: number): string[] => {
-    // S tokens: f = sqrt(h·w/S), a real number; the grid is (round(h/f), round(w/f)) (see the header),
-    // else, where that grid does not have S cells, the first stride-2 grid that does.
-    const tokens = add('Cast', [add('Gather', [add('Shape', [attention], scope), idx[1]!], scope, [attr('axis', 0)])], scope, [attr('to', FLOAT)]);
-    const f = add('Sqrt', [add('Div', [maskHW, tokens], scope)], scope);
-    const rounded = (length: string) => add('Round', [add('Div', [length, f], scope)], scope);
-    const candidatesH = add('Concat', [rounded(maskH), gridH], scope, [attr('axis', 0)]);
-    const candidatesW = add('Concat', [rounded(maskW), gridW], scope, [attr('axis', 0)]);
-    const fits = add('Cast', [add('Equal', [add('Mul', [candidatesH, candidatesW], scope), tokens], scope)], scope, [attr('to', FLOAT)]);
-    const first = add('ArgMax', [fits], scope, [attr('axis', 0), attr('keepdims', 1)]);
-    const side = (candidates: string) => add('Cast', [add('Gather', [candidates, first], scope, [attr('axis', 0)])], scope, [attr('to', INT64)]);
-    const sizes = add('Concat', [maskB, one64, side(candidatesH), side(candidatesW)], scope, [attr('axis', 0)]);
-    return maskChannels.map((channel) => {
-      const resized = add('Resize', [channel, '', '', sizes], scope, [attr('mode', 'linear'), attr('coordinate_transformation_mode', 'half_pixel')]);
-      const perToken = add('Reshape', [resized, tokensShape], scope);
-      return floatType === FLOAT ? perToken : add('Cast', [perToken], scope, [attr('to', floatType)]);
+/** M_k at the token grid of the layer whose attention output is `attention`, as [B|1, S, 1] in `floatType`, per mask channel. */
+function layerMasks(w: GraphWriter, mask: MaskGrids, attention: string, scope: string, floatType: number): string[] {
+  const { idx } = mask;
+  // S tokens: f = sqrt(h·w/S), a real number; the grid is (round(h/f), round(w/f)) (see the header),
+  // else, where that grid does not have S cells, the first stride-2 grid that does.
+  const tokens = w.add('Cast', [w.add('Gather', [w.add('Shape', [attention], scope), idx[1]!], scope, [attr('axis', 0)])], scope, [attr('to', FLOAT)]);
+  const f = w.add('Sqrt', [w.add('Div', [mask.area, tokens], scope)], scope);
+  const rounded = (length: string) => w.add('Round', [w.add('Div', [length, f], scope)], scope);
+  const candidatesH = w.add('Concat', [rounded(mask.height), mask.gridH], scope, [attr('axis', 0)]);
+  const candidatesW = w.add('Concat', [rounded(mask.width), mask.gridW], scope, [attr('axis', 0)]);
+  const fits = w.add('Cast', [w.add('Equal', [w.add('Mul', [candidatesH, candidatesW], scope), tokens], scope)], scope, [attr('to', FLOAT)]);
+  const first = w.add('ArgMax', [fits], scope, [attr('axis', 0), attr('keepdims', 1)]);
+  const side = (candidates: string) => w.add('Cast', [w.add('Gather', [candidates, first], scope, [attr('axis', 0)])], scope, [attr('to', INT64)]);
+  const sizes = w.add('Concat', [mask.batch, mask.one64, side(candidatesH), side(candidatesW)], scope, [attr('axis', 0)]);
+  return mask.channels.map((channel) => {
+    const resized = w.add('Resize', [channel, '', '', sizes], scope, [attr('mode', 'linear'), attr('coordinate_transformation_mode', 'half_pixel')]);
+    const perToken = w.add('Reshape', [resized, mask.tokensShape], scope);
+    return floatType === FLOAT ? perToken : w.add('Cast', [perToken], scope, [attr('to', floatType)]);
+  });
+}
+
+/**
+ * Step 4b: the blend before one output projection: Σ_{k<N} M_k·A_k + (1 − Σ_{k<N} M_k)·A_N, computed in
+ * the projection's float type, then the projection itself fed the blend.
+ */
+function writeBlend(w: GraphWriter, mask: MaskGrids, projection: INodeProto, layer: Analysis['layers'][number], attention: string[], floatType: number): void {
+  const scope = `/attention_merge${(projection.name ?? '').replace(/\/[^/]*$/, '') || `/layer_${w.nodes.length}`}`;
+  if (floatType !== FLOAT && floatType !== FLOAT16) {
+    throw new AttentionRewriteError(`the output projection ${layer.projection} has weights of ONNX type ${floatType}; only float32 and float16 are supported`);
+  }
+  const m = layerMasks(w, mask, attention[0]!, scope, floatType);
+  // Two styles: Add(Mul(M, A1), Mul(Sub(1, M), A2)).
+  let weighted = w.add('Mul', [m[0]!, attention[0]!], scope);
+  let rest = w.add('Sub', [w.one(floatType), m[0]!], scope);
+  for (let k = 1; k < m.length; k++) {
+    weighted = w.add('Add', [weighted, w.add('Mul', [m[k]!, attention[k]!], scope)], scope);
+    rest = w.add('Sub', [rest, m[k]!], scope);
+  }
+  const blended = w.add('Add', [weighted, w.add('Mul', [rest, attention.at(-1)!], scope)], scope);
+  w.nodes.push({ ...projection, input: (projection.input ?? []).map((x) => (x === attention[0] ? blended : x)) });
+}
+
+/** Step 4c: a text-derived node's twin for each other conditioning k, fed that conditioning's twins. */
+function writeShadows(w: GraphWriter, n: INodeProto, shadows: Map<number, Map<string, string>>): void {
+  for (const [k, shadowOf] of shadows) {
+    const outputs = (n.output ?? []).map((o) => {
+      const twin = w.names.fresh(`${o}__c${k}`);
+      shadowOf.set(o, twin);
+      return twin;
     });
-  };
+    w.nodes.push({
+      ...n,
+      name: w.names.fresh(`${n.name || n.opType}__c${k}`),
+      input: (n.input ?? []).map((x) => shadowOf.get(x) ?? x),
+      output: outputs,
+    });
+  }
+}
 
-  const projections = new Map(layers.map((l) => [l.node, l]));
-  const initializersByName = new Map((g.initializer ?? []).map((t) => [t.name ?? '', t]));
-  for (const n of nodes) {
+/** Step 4: the graph's nodes in order, each output projection after its blend and each shadow node after its original. */
+function writeNodes(w: GraphWriter, source: Source, analysis: Analysis, mask: MaskGrids): void {
+  const { graph, ehsInfo, others } = source;
+  /** The twin of each text-derived tensor for conditioning k (k = 2..N). */
+  const shadows = new Map(others.map((k) => [k, new Map<string, string>([[ehsInfo.name!, conditioningInput(k)]])]));
+  const projections = new Map(analysis.layers.map((l) => [l.node, l]));
+  const initializersByName = new Map((graph.initializer ?? []).map((t) => [t.name ?? '', t]));
+  const inputFloatType = ehsInfo.type?.tensorType?.elemType ?? FLOAT;
+  for (const n of graph.node) {
     const layer = projections.get(n);
     if (layer) {
-      const scope = `/attention_merge${(n.name ?? '').replace(/\/[^/]*$/, '') || `/layer_${out.length}`}`;
       const attention = [layer.attentionOutput, ...others.map((k) => shadows.get(k)!.get(layer.attentionOutput)!)];
-      const floatType = constantType(layer.weight, producer, initializersByName) ?? inputFloatType;
-      if (floatType !== FLOAT && floatType !== FLOAT16) {
-        throw new AttentionRewriteError(
-          `the output projection ${layer.projection} has weights of ONNX type ${floatType}; only float32 and float16 are supported`,
-        );
-      }
-      const m = layerMasks(attention[0]!, scope, floatType);
-      // Σ_{k<N} M_k·A_k + (1 − Σ_{k<N} M_k)·A_N; two styles: Add(Mul(M, A1), Mul(Sub(1, M), A2)).
-      let weighted = add('Mul', [m[0]!, attention[0]!], scope);
-      let rest = add('Sub', [oneOf(floatType), m[0]!], scope);
-      for (let k = 1; k < m.length; k++) {
-        weighted = add('Add', [weighted, add('Mul', [m[k]!, attention[k]!], scope)], scope);
-        rest = add('Sub', [rest, m[k]!], scope);
-      }
-      const blended = add('Add', [weighted, add('Mul', [rest, attention.at(-1)!], scope)], scope);
-      out.push({ ...n, input: (n.input ?? []).map((x) => (x === attention[0] ? blended : x)) });
+      const floatType = constantType(layer.weight, analysis.producer, initializersByName) ?? inputFloatType;
+      writeBlend(w, mask, n, layer, attention, floatType);
       continue;
     }
-    out.push(n);
-    if (shadow.has(n)) {
-      for (const [k, shadowOf] of shadows) {
-        const outputs = (n.output ?? []).map((o) => {
-          const twin = names.fresh(`${o}__c${k}`);
-          shadowOf.set(o, twin);
-          return twin;
-        });
-        out.push({
-          ...n,
-          name: names.fresh(`${n.name || n.opType}__c${k}`),
-          input: (n.input ?? []).map((x) => shadowOf.get(x) ?? x),
-          output: outputs,
-        });
-      }
-    }
+    w.nodes.push(n);
+    if (analysis.shadow.has(n)) writeShadows(w, n, shadows);
   }
+}
 
-  g.node = out;
-  g.initializer = [...(g.initializer ?? []), ...initializers];
+/** Step 5: the inputs of the other conditionings (typed like the first) and the mask [B|1, N − 1, h, w]. */
+function rewrittenInputs(source: Source, styles: number): IValueInfoProto[] {
+  const { inputs, ehsInfo, initializerNames, others } = source;
   const sampleDims = inputs.find((i) => i !== ehsInfo && !initializerNames.has(i.name ?? ''))?.type?.tensorType?.shape?.dim ?? [];
   const dim = (i: number, fallback: string) => sampleDims[i] ?? { dimParam: fallback };
-  g.input = [
+  return [
     ...inputs,
     ...others.map((k) => ({ ...ehsInfo, name: conditioningInput(k) })),
     {
@@ -397,13 +453,36 @@ export function rewriteForAttentionMerge(model: IModelProto, sourceHash = '', st
       },
     },
   ];
+}
+
+/** Step 6: the metadata that marks the graph rewritten (the cache compares its version and source). */
+function markRewritten(model: IModelProto, sourceHash: string, layers: number, styles: number): void {
   // Two styles keep the description they always had (and with it the file's bytes).
-  const description = { version: REWRITE_VERSION, source: sourceHash, layers: layers.length, ...(styles > 2 ? { styles } : {}) };
+  const description = { version: REWRITE_VERSION, source: sourceHash, layers, ...(styles > 2 ? { styles } : {}) };
   model.metadataProps = [
     ...(model.metadataProps ?? []).filter((p) => p.key !== REWRITE_METADATA_KEY),
     { key: REWRITE_METADATA_KEY, value: JSON.stringify(description) },
   ];
-  return { model, layers: layers.map(({ projection, attentionOutput }) => ({ projection, attentionOutput })), shadowNodes: shadow.size, styles };
+}
+
+/**
+ * Rewrites a decoded UNet model in place into the UNet of `styles` conditionings and returns it with a
+ * description of the layers found. Throws AttentionRewriteError, naming what it looked for, when the
+ * graph has no recognisable cross-attention.
+ */
+export function rewriteForAttentionMerge(model: IModelProto, sourceHash = '', styles = 2): AttentionRewrite {
+  const source = checkSource(model, styles);
+  const analysis = findCrossAttention(source);
+  const w = new GraphWriter(new Names(source.graph));
+  const mask = maskGrids(w, styles, source.others);
+  writeNodes(w, source, analysis, mask);
+  const g = model.graph!;
+  g.node = w.nodes;
+  g.initializer = [...(g.initializer ?? []), ...w.initializers];
+  g.input = rewrittenInputs(source, styles);
+  markRewritten(model, sourceHash, analysis.layers.length, styles);
+  const layers = analysis.layers.map(({ projection, attentionOutput }) => ({ projection, attentionOutput }));
+  return { model, layers, shadowNodes: analysis.shadow.size, styles };
 }
 
 /** Decodes, rewrites (for `styles` conditionings) and re-encodes an ONNX file's bytes. */

@@ -158,29 +158,23 @@ export interface Float16Conversion {
   casts: number;
 }
 
-/**
- * Converts a decoded model in place. `dir` is where its external data lies; converted weights of at least
- * `externalMin` bytes are handed to `external` (which returns where it stored them, as external data
- * entries), smaller ones are embedded.
- */
-export async function convertToFloat16(
-  model: IModelProto,
-  dir: string,
-  external: (name: string, bytes: Uint8Array) => Promise<{ key: string; value: string }[]>,
-  externalMin = 1024,
-): Promise<Float16Conversion> {
-  const g = model.graph!;
-  const types = elementTypes(model);
-  const blockList = new Set(FP16_OP_BLOCK_LIST);
-  const stats: Float16Conversion = { converted: 0, keptFloat: 0, blocked: 0, casts: 0 };
-  const nodes: INodeProto[] = [];
+/** The nodes with fp32 Casts around the blocked ops and before always-float inputs, and what those Casts are. */
+interface CastPlan {
+  nodes: INodeProto[];
   /** Tensors that stay float32: the fp32 sides of the inserted Casts. */
-  const fp32 = new Set<string>();
-  const inserted = new Set<INodeProto>();
+  fp32: Set<string>;
+  inserted: Set<INodeProto>;
+}
+
+/** Step 1: a Cast to fp32 before each float input of a blocked op or an always-float input, and back to fp16 after a blocked op's outputs. */
+function insertCasts(g: onnxProto.onnx.IGraphProto, types: Map<string, number>, stats: Float16Conversion): CastPlan {
+  const blockList = new Set(FP16_OP_BLOCK_LIST);
+  const plan: CastPlan = { nodes: [], fp32: new Set(), inserted: new Set() };
+  const { nodes, fp32 } = plan;
   let serial = 0;
   const cast = (input: string, output: string, to: number): INodeProto => {
     const n: INodeProto = { name: `fp16/Cast_${serial++}`, opType: 'Cast', input: [input], output: [output], attribute: [{ name: 'to', type: 2, i: to }] };
-    inserted.add(n);
+    plan.inserted.add(n);
     stats.casts++;
     return n;
   };
@@ -209,8 +203,11 @@ export async function convertToFloat16(
     });
     nodes.push({ ...n, input, output }, ...after);
   }
+  return plan;
+}
 
-  // Constants used only through the inserted fp32 Casts stay fp32 initializers, the Casts go.
+/** Step 2: constants used only through the inserted fp32 Casts stay fp32 initializers, the Casts go; sets the graph's nodes and returns those constants. */
+function keepFloatConstants(g: onnxProto.onnx.IGraphProto, { nodes, fp32, inserted }: CastPlan): Set<string> {
   const users = new Map<string, INodeProto[]>();
   for (const n of nodes) for (const x of n.input ?? []) if (x) users.set(x, [...(users.get(x) ?? []), n]);
   const initializers = new Map((g.initializer ?? []).map((t) => [t.name ?? '', t]));
@@ -225,8 +222,11 @@ export async function convertToFloat16(
   g.node = nodes
     .filter((n) => !(inserted.has(n) && rename.has(n.output![0]!)))
     .map((n) => (n.input?.some((x) => rename.has(x)) ? { ...n, input: n.input.map((x) => rename.get(x) ?? x) } : n));
+  return keptFloat;
+}
 
-  // Everything else float becomes float16.
+/** Step 3: Constant values and the targets of the graph's own Casts become float16 (the inserted Casts stay as they are). */
+function halfConstantNodes(g: onnxProto.onnx.IGraphProto, inserted: Set<INodeProto>): void {
   const half = (t: ITensorProto | null | undefined) => {
     if (t?.dataType !== FLOAT) return;
     const values = t.floatData?.length ? Float32Array.from(t.floatData) : new Float32Array(new Uint8Array(t.rawData ?? []).buffer);
@@ -234,11 +234,22 @@ export async function convertToFloat16(
     t.floatData = [];
     t.rawData = toHalf(values);
   };
-  for (const n of g.node) {
+  for (const n of g.node ?? []) {
     if (inserted.has(n)) continue;
     if (n.opType === 'Constant' || n.opType === 'ConstantOfShape') half(n.attribute?.find((a) => a.name === 'value')?.t);
     if (n.opType === 'Cast') for (const a of n.attribute ?? []) if (a.name === 'to' && Number(a.i) === FLOAT) a.i = FLOAT16;
   }
+}
+
+/** Step 4: every other float initializer becomes float16, stored externally from `externalMin` bytes, embedded below. */
+async function halfInitializers(
+  g: onnxProto.onnx.IGraphProto,
+  keptFloat: Set<string>,
+  dir: string,
+  external: (name: string, bytes: Uint8Array) => Promise<{ key: string; value: string }[]>,
+  externalMin: number,
+  stats: Float16Conversion,
+): Promise<void> {
   for (const t of g.initializer ?? []) {
     if (t.dataType !== FLOAT) continue;
     if (keptFloat.has(t.name ?? '')) {
@@ -259,6 +270,26 @@ export async function convertToFloat16(
     }
     stats.converted++;
   }
+}
+
+/**
+ * Converts a decoded model in place. `dir` is where its external data lies; converted weights of at least
+ * `externalMin` bytes are handed to `external` (which returns where it stored them, as external data
+ * entries), smaller ones are embedded.
+ */
+export async function convertToFloat16(
+  model: IModelProto,
+  dir: string,
+  external: (name: string, bytes: Uint8Array) => Promise<{ key: string; value: string }[]>,
+  externalMin = 1024,
+): Promise<Float16Conversion> {
+  const g = model.graph!;
+  const stats: Float16Conversion = { converted: 0, keptFloat: 0, blocked: 0, casts: 0 };
+  const plan = insertCasts(g, elementTypes(model), stats);
+  const keptFloat = keepFloatConstants(g, plan);
+  halfConstantNodes(g, plan.inserted);
+  await halfInitializers(g, keptFloat, dir, external, externalMin, stats);
+  // Step 5: the graph's float inputs and outputs become float16.
   for (const v of [...(g.input ?? []), ...(g.output ?? [])]) {
     if (v.type?.tensorType?.elemType === FLOAT) v.type.tensorType.elemType = FLOAT16;
   }

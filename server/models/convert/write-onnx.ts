@@ -50,20 +50,18 @@ const SD1_SCHEDULER_CONFIG = {
 
 type Build = (source: CheckpointWeights, weightsFile: string | null) => { model: Uint8Array };
 
-/** Lets the event loop run (progress events, HTTP) between two graphs: each graph is built synchronously. */
-const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+/** One graph of the folder: where it goes, which part of the checkpoint it reads, and its builder. */
+interface ComponentGraph {
+  dir: string;
+  component: Component;
+  build: Build;
+}
 
-/**
- * Checks the whole checkpoint against the graphs (pass 1), then writes the folder into `out` (pass 2).
- * Each graph is built synchronously (an SD 1.5 UNet holds the thread for most of the conversion);
- * the event loop runs between graphs.
- */
-export async function writeOnnxFolder(ckpt: Checkpoint, out: string, options: WriteOptions = {}): Promise<void> {
+/** The folder's four graphs, each built with the checkpoint's weights (to `weightsFile`) or, without one, from their shapes alone. */
+function componentGraphs(ckpt: Checkpoint, dtype: FloatType): ComponentGraph[] {
   const { arch } = ckpt;
-  const dtype = options.dtype ?? 'float32';
-  const log = options.log ?? (() => {});
   const random = new WeightRandom(0); // unused: every weight comes from the source
-  const graphs: { dir: string; component: Component; build: Build }[] = [
+  return [
     {
       dir: 'text_encoder',
       component: 'text',
@@ -96,8 +94,10 @@ export async function writeOnnxFolder(ckpt: Checkpoint, out: string, options: Wr
       build: (source, weightsFile) => fullVaeDecoder(random, arch.vae, { dtype, source, ...(weightsFile ? { weightsFile } : { shapesOnly: true }) }),
     },
   ];
+}
 
-  // Pass 1: shapes only. Missing or misshapen tensors throw from check(); unused ones are listed after.
+/** Pass 1: shapes only. Missing or misshapen tensors throw from check(); unused ones are refused after. */
+function checkAgainstGraphs(ckpt: Checkpoint, graphs: ComponentGraph[]): Map<Component, CheckpointWeights> {
   const checks = new Map<Component, CheckpointWeights>();
   for (const g of graphs) {
     const source = checks.get(g.component) ?? new CheckpointWeights(ckpt.parts[g.component]);
@@ -109,9 +109,22 @@ export async function writeOnnxFolder(ckpt: Checkpoint, out: string, options: Wr
       ckpt.parts[component].label,
       source.unused((k) => ckpt.ignore(component, k)),
     );
-  const deltas = options.loras?.length ? loraDeltas(options.loras, new Map([...checks].map(([c, s]) => [c, s.requested]))) : {};
+  return checks;
+}
 
-  // Pass 2: write. Progress counts the bytes of the tensors the graphs use (each is read once).
+/** Lets the event loop run (progress events, HTTP) between two graphs: each graph is built synchronously. */
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Pass 2: write each graph and its weights (LoRAs merged). Progress counts the bytes of the tensors the graphs use (each is read once). */
+async function writeGraphs(
+  ckpt: Checkpoint,
+  out: string,
+  graphs: ComponentGraph[],
+  checks: Map<Component, CheckpointWeights>,
+  options: WriteOptions,
+): Promise<void> {
+  const log = options.log ?? (() => {});
+  const deltas = options.loras?.length ? loraDeltas(options.loras, new Map([...checks].map(([c, s]) => [c, s.requested]))) : {};
   let total = 0;
   for (const [component, source] of checks) for (const k of source.used) total += ckpt.parts[component].file.info(k).byteLength;
   let done = 0;
@@ -131,7 +144,11 @@ export async function writeOnnxFolder(ckpt: Checkpoint, out: string, options: Wr
     writeFileSync(path.join(out, g.dir, 'model.onnx'), built.model);
     log(`  ${g.dir}: written (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   }
+}
 
+/** The diffusers configuration files: model_index.json (with the converter's marker), the scheduler's, the UNet's and the VAE's. */
+function writeConfigs(ckpt: Checkpoint, out: string, dtype: FloatType, options: WriteOptions): void {
+  const { arch } = ckpt;
   const vaeConfig = {
     _class_name: 'AutoencoderKL',
     block_out_channels: arch.vae.channels,
@@ -161,6 +178,10 @@ export async function writeOnnxFolder(ckpt: Checkpoint, out: string, options: Wr
     mkdirSync(path.dirname(path.join(out, rel)), { recursive: true });
     writeFileSync(path.join(out, rel), text);
   }
+}
+
+/** The tokenizer's files; vocab.json and merges.txt must be there, the others are copied where they are. */
+function copyTokenizer(ckpt: Checkpoint, out: string): void {
   mkdirSync(path.join(out, 'tokenizer'), { recursive: true });
   for (const f of ['vocab.json', 'merges.txt', 'tokenizer_config.json', 'special_tokens_map.json']) {
     try {
@@ -169,4 +190,18 @@ export async function writeOnnxFolder(ckpt: Checkpoint, out: string, options: Wr
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || f === 'vocab.json' || f === 'merges.txt') throw e;
     }
   }
+}
+
+/**
+ * Checks the whole checkpoint against the graphs (pass 1), then writes the folder into `out` (pass 2).
+ * Each graph is built synchronously (an SD 1.5 UNet holds the thread for most of the conversion);
+ * the event loop runs between graphs.
+ */
+export async function writeOnnxFolder(ckpt: Checkpoint, out: string, options: WriteOptions = {}): Promise<void> {
+  const dtype = options.dtype ?? 'float32';
+  const graphs = componentGraphs(ckpt, dtype);
+  const checks = checkAgainstGraphs(ckpt, graphs);
+  await writeGraphs(ckpt, out, graphs, checks, options);
+  writeConfigs(ckpt, out, dtype, options);
+  copyTokenizer(ckpt, out);
 }
