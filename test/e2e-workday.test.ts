@@ -256,4 +256,23 @@ describe.skipIf(skipReason !== null)('browser end-to-end: the editor for a dayâ€
       await context.close();
     },
   );
+
+  it('a node taken from the cache keeps its preview, and its badge does not turn into "0 ms"', { timeout: 300_000 }, async () => {
+    const { context, page, errors } = await openStudio(browser, studio);
+    await openTemplate(page, 'epsilon-merge');
+    await node(page, 'invert').locator('[data-testid="param-steps"]').fill('20');
+    await runAndWait(page);
+    await expect.poll(() => node(page, 'invert').locator('[data-testid="node-preview"]').count()).toBe(1);
+    // Another style prompt: the inversion comes from the cache.
+    await node(page, 'style2').locator('[data-testid="param-text"]').fill('A watercolor of [prompt]');
+    await runAndWait(page);
+    const invert = node(page, 'invert');
+    await expect.poll(() => invert.locator('[data-testid="badge-cached"]').count()).toBe(1);
+    // The badge fades after a few seconds (no sleep: wait for it to go).
+    await expect.poll(() => invert.locator('[data-testid="badge-cached"]').count(), { timeout: 30_000 }).toBe(0);
+    expect(await invert.locator('.sd-badge').allTextContents()).not.toContain('0 ms');
+    expect(await invert.locator('[data-testid="node-preview"]').count()).toBe(1);
+    expect(realErrors(errors)).toEqual([]);
+    await context.close();
+  });
 });
