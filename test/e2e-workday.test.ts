@@ -12,7 +12,9 @@ import {
   autosavedGraph,
   autosaveKey,
   canvasNodeIds,
+  clickEmptyCanvas,
   emptyCanvasPoint,
+  nodeBoxes,
   openStudio,
   openTab,
   openTemplate,
@@ -272,6 +274,34 @@ describe.skipIf(skipReason !== null)('browser end-to-end: the editor for a dayâ€
     await expect.poll(() => invert.locator('[data-testid="badge-cached"]').count(), { timeout: 30_000 }).toBe(0);
     expect(await invert.locator('.sd-badge').allTextContents()).not.toContain('0 ms');
     expect(await invert.locator('[data-testid="node-preview"]').count()).toBe(1);
+    expect(realErrors(errors)).toEqual([]);
+    await context.close();
+  });
+
+  it('Arrange moves a frame with the nodes it holds', { timeout: 300_000 }, async () => {
+    const { context, page, errors } = await openStudio(browser, studio);
+    await openTemplate(page, 'epsilon-merge');
+    await page.click('[data-testid="btn-fit"]');
+    await clickEmptyCanvas(page);
+    for (const [i, id] of ['style1', 'encode_style1'].entries())
+      await node(page, id)
+        .locator('[data-testid="title"]')
+        .click({ modifiers: i ? ['Control'] : [] });
+    await expect.poll(() => page.locator('[data-testid="node"].selected').count()).toBe(2);
+    await page.keyboard.press('Control+g');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.locator('[data-testid="frame"]').count()).toBe(1);
+    const held = async () => {
+      const frame = (await page.locator('[data-testid="frame"]').boundingBox())!;
+      const boxes = (await nodeBoxes(page)).filter((b) => ['style1', 'encode_style1'].includes(b.id));
+      return boxes.every((b) => b.x >= frame.x && b.y >= frame.y && b.x + b.width <= frame.x + frame.width && b.y + b.height <= frame.y + frame.height);
+    };
+    expect(await held()).toBe(true);
+    const before = (await autosavedGraph(page)).nodes.find((n) => n.id === 'style1')!.position;
+    await page.click('[data-testid="btn-arrange"]');
+    await expect.poll(async () => (await autosavedGraph(page)).nodes.find((n) => n.id === 'style1')!.position).not.toEqual(before);
+    await visualCheck(page, 'workday-arrange-frame-1440x900');
+    await expect.poll(held).toBe(true);
     expect(realErrors(errors)).toEqual([]);
     await context.close();
   });
