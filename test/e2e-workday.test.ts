@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
+import { PNG } from 'pngjs';
 import type { HistoryPage, QueueState } from '../server/protocol/events.ts';
 import { e2eSkipReason, launchChromium, startStudio, type RunningStudio } from './support/e2e-browser.ts';
 import {
@@ -302,6 +303,33 @@ describe.skipIf(skipReason !== null)('browser end-to-end: the editor for a dayâ€
     await expect.poll(async () => (await autosavedGraph(page)).nodes.find((n) => n.id === 'style1')!.position).not.toEqual(before);
     await visualCheck(page, 'workday-arrange-frame-1440x900');
     await expect.poll(held).toBe(true);
+    expect(realErrors(errors)).toEqual([]);
+    await context.close();
+  });
+
+  it('the drop overlay goes away after a picture is dropped on a Load Image node', { timeout: 300_000 }, async () => {
+    const { context, page, errors } = await openStudio(browser, studio);
+    await openTemplate(page, 'epsilon-merge');
+    const png = PNG.sync.write(new PNG({ width: 64, height: 64 }));
+    // As a drag from the desktop: over the canvas first (the overlay shows), then dropped on the node.
+    const fire = (types: string[]) =>
+      page.evaluate(
+        ({ types, b64 }) => {
+          const w = window as unknown as { __drag?: DataTransfer };
+          if (!w.__drag) {
+            w.__drag = new DataTransfer();
+            w.__drag.items.add(new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], 'holiday.png', { type: 'image/png' }));
+          }
+          const target = document.querySelector('[data-testid="node"][data-node-id="image"] .sd-image')!;
+          for (const type of types) target.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: w.__drag }));
+        },
+        { types, b64: Buffer.from(png).toString('base64') },
+      );
+    await fire(['dragenter', 'dragover']);
+    await expect.poll(() => page.locator('.sd-drop-overlay').count()).toBe(1);
+    await fire(['drop']);
+    await expect.poll(async () => (await autosavedGraph(page)).nodes.find((n) => n.id === 'image')?.params.image).not.toBe('builtin:sample');
+    await expect.poll(() => page.locator('.sd-drop-overlay').count()).toBe(0);
     expect(realErrors(errors)).toEqual([]);
     await context.close();
   });
