@@ -333,4 +333,22 @@ describe.skipIf(skipReason !== null)('browser end-to-end: the editor for a dayâ€
     expect(realErrors(errors)).toEqual([]);
     await context.close();
   });
+
+  it('a nodeâ€™s failure goes once its value is changed back', { timeout: 300_000 }, async () => {
+    const { context, page, errors } = await openStudio(browser, studio);
+    await openTemplate(page, 'epsilon-merge');
+    const model = node(page, 'model');
+    await model.locator('[data-testid="param-model"]').fill('no-such-model');
+    await page.keyboard.press('Control+Enter');
+    await expect
+      .poll(async () => (await model.getAttribute('data-status')) === 'failed' || (await model.locator('[data-testid="node-error"]').count()) > 0, {
+        timeout: 120_000,
+      })
+      .toBe(true);
+    await model.locator('[data-testid="param-model"]').fill('demo');
+    await expect.poll(() => model.locator('[data-testid="node-error"]').count()).toBe(0);
+    expect(await model.getAttribute('data-status')).not.toBe('failed');
+    expect(realErrors(errors)).toEqual([]);
+    await context.close();
+  });
 });
