@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
+import { PNG } from 'pngjs';
 import type { HistoryPage, QueueState } from '../server/protocol/events.ts';
 import { e2eSkipReason, launchChromium, startStudio, type RunningStudio } from './support/e2e-browser.ts';
 import {
@@ -12,7 +13,9 @@ import {
   autosavedGraph,
   autosaveKey,
   canvasNodeIds,
+  clickEmptyCanvas,
   emptyCanvasPoint,
+  nodeBoxes,
   openStudio,
   openTab,
   openTemplate,
@@ -256,4 +259,99 @@ describe.skipIf(skipReason !== null)('browser end-to-end: the editor for a dayâ€
       await context.close();
     },
   );
+
+  it('a node taken from the cache keeps its preview, and its badge does not turn into "0 ms"', { timeout: 300_000 }, async () => {
+    const { context, page, errors } = await openStudio(browser, studio);
+    await openTemplate(page, 'epsilon-merge');
+    await node(page, 'invert').locator('[data-testid="param-steps"]').fill('20');
+    await runAndWait(page);
+    await expect.poll(() => node(page, 'invert').locator('[data-testid="node-preview"]').count()).toBe(1);
+    // Another style prompt: the inversion comes from the cache.
+    await node(page, 'style2').locator('[data-testid="param-text"]').fill('A watercolor of [prompt]');
+    const invert = node(page, 'invert');
+    // The badge shows for a few seconds from the node's end, maybe less than the rest of the run: look while it runs.
+    await runAndWait(page, 'done', 300_000, async () => {
+      await page.keyboard.press('Control+Enter');
+      await expect.poll(() => invert.locator('[data-testid="badge-cached"]').count(), { timeout: 120_000 }).toBe(1);
+    });
+    // The badge fades after a few seconds (no sleep: wait for it to go).
+    await expect.poll(() => invert.locator('[data-testid="badge-cached"]').count(), { timeout: 30_000 }).toBe(0);
+    expect(await invert.locator('.sd-badge').allTextContents()).not.toContain('0 ms');
+    expect(await invert.locator('[data-testid="node-preview"]').count()).toBe(1);
+    expect(realErrors(errors)).toEqual([]);
+    await context.close();
+  });
+
+  it('Arrange moves a frame with the nodes it holds', { timeout: 300_000 }, async () => {
+    const { context, page, errors } = await openStudio(browser, studio);
+    await openTemplate(page, 'epsilon-merge');
+    await page.click('[data-testid="btn-fit"]');
+    await clickEmptyCanvas(page);
+    for (const [i, id] of ['style1', 'encode_style1'].entries())
+      await node(page, id)
+        .locator('[data-testid="title"]')
+        .click({ modifiers: i ? ['Control'] : [] });
+    await expect.poll(() => page.locator('[data-testid="node"].selected').count()).toBe(2);
+    await page.keyboard.press('Control+g');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.locator('[data-testid="frame"]').count()).toBe(1);
+    const held = async () => {
+      const frame = (await page.locator('[data-testid="frame"]').boundingBox())!;
+      const boxes = (await nodeBoxes(page)).filter((b) => ['style1', 'encode_style1'].includes(b.id));
+      return boxes.every((b) => b.x >= frame.x && b.y >= frame.y && b.x + b.width <= frame.x + frame.width && b.y + b.height <= frame.y + frame.height);
+    };
+    expect(await held()).toBe(true);
+    const before = (await autosavedGraph(page)).nodes.find((n) => n.id === 'style1')!.position;
+    await page.click('[data-testid="btn-arrange"]');
+    await expect.poll(async () => (await autosavedGraph(page)).nodes.find((n) => n.id === 'style1')!.position).not.toEqual(before);
+    await visualCheck(page, 'workday-arrange-frame-1440x900');
+    await expect.poll(held).toBe(true);
+    expect(realErrors(errors)).toEqual([]);
+    await context.close();
+  });
+
+  it('the drop overlay goes away after a picture is dropped on a Load Image node', { timeout: 300_000 }, async () => {
+    const { context, page, errors } = await openStudio(browser, studio);
+    await openTemplate(page, 'epsilon-merge');
+    const png = PNG.sync.write(new PNG({ width: 64, height: 64 }));
+    // As a drag from the desktop: over the canvas first (the overlay shows), then dropped on the node.
+    const fire = (types: string[]) =>
+      page.evaluate(
+        ({ types, b64 }) => {
+          const w = window as unknown as { __drag?: DataTransfer };
+          if (!w.__drag) {
+            w.__drag = new DataTransfer();
+            w.__drag.items.add(new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], 'holiday.png', { type: 'image/png' }));
+          }
+          const target = document.querySelector('[data-testid="node"][data-node-id="image"] .sd-image')!;
+          for (const type of types) target.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: w.__drag }));
+        },
+        { types, b64: Buffer.from(png).toString('base64') },
+      );
+    await fire(['dragenter', 'dragover']);
+    await expect.poll(() => page.locator('.sd-drop-overlay').count()).toBe(1);
+    await fire(['drop']);
+    await expect.poll(async () => (await autosavedGraph(page)).nodes.find((n) => n.id === 'image')?.params.image).not.toBe('builtin:sample');
+    await expect.poll(() => page.locator('.sd-drop-overlay').count()).toBe(0);
+    expect(realErrors(errors)).toEqual([]);
+    await context.close();
+  });
+
+  it('a nodeâ€™s failure goes once its value is changed back', { timeout: 300_000 }, async () => {
+    const { context, page, errors } = await openStudio(browser, studio);
+    await openTemplate(page, 'epsilon-merge');
+    const model = node(page, 'model');
+    await model.locator('[data-testid="param-model"]').fill('no-such-model');
+    await page.keyboard.press('Control+Enter');
+    await expect
+      .poll(async () => (await model.getAttribute('data-status')) === 'failed' || (await model.locator('[data-testid="node-error"]').count()) > 0, {
+        timeout: 120_000,
+      })
+      .toBe(true);
+    await model.locator('[data-testid="param-model"]').fill('demo');
+    await expect.poll(() => model.locator('[data-testid="node-error"]').count()).toBe(0);
+    expect(await model.getAttribute('data-status')).not.toBe('failed');
+    expect(realErrors(errors)).toEqual([]);
+    await context.close();
+  });
 });

@@ -60,6 +60,9 @@ describe('titles follow the prompt', () => {
     const t1 = retitle('Style 1: Van Gogh (left)', presets[0].value, presets[1].value, presets);
     expect(t1).toBe('Style 1: Mosaic (left)');
     expect(retitle(t1, presets[1].value, presets[0].value, presets)).toBe('Style 1: Van Gogh (left)');
+    // A template's shorter prompt that names the preset counts as it.
+    expect(retitle('Style 1: Van Gogh (left)', 'A Van Gogh painting of [prompt], vivid', presets[1].value, presets)).toBe('Style 1: Mosaic (left)');
+    expect(retitle('Style 1: Mosaic (left)', presets[1].value, 'A Van Gogh painting of [prompt], vivid', presets)).toBe('Style 1: Van Gogh (left)');
   });
   it('typed text is named by its first words; a title that named nothing stays', () => {
     expect(promptTag('an ink drawing of a lighthouse at dawn, with fog', presets)).toBe('an ink drawing of a…');

@@ -46,12 +46,14 @@ class NodeRuntimeStore {
     this.emit(id);
   }
 
-  /** Drops run state of every node (keeps issues), before a new run. */
+  /**
+   * Drops run state of every node before a new run; keeps its issues, its result and its last preview
+   * (a node the run takes from the cache sends no new one, and must not lose what it showed).
+   */
   resetRun(ids: Iterable<string>, status: NodeRunStatus = 'idle'): void {
     for (const id of ids) {
       const prev = this.get(id);
-      if (prev.previewUrl) URL.revokeObjectURL(prev.previewUrl);
-      this.states.set(id, { issues: prev.issues, leftOut: prev.leftOut, status, warnings: [], result: prev.result });
+      this.states.set(id, { issues: prev.issues, leftOut: prev.leftOut, status, warnings: [], result: prev.result, previewUrl: prev.previewUrl });
       this.emit(id);
     }
   }

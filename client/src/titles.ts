@@ -40,8 +40,12 @@ export function promptTag(value: unknown, presets: readonly Preset[]): string {
 /** The title after the prompt changed from `before` to `after`; unchanged when it did not name the old prompt. */
 export function retitle(title: string | undefined, before: unknown, after: unknown, presets: readonly Preset[]): string | undefined {
   if (!title || presets.length === 0) return title;
-  const from = promptTag(before, presets);
-  const to = promptTag(after, presets);
+  // A prompt written after a preset (a template's short "A Van Gogh painting of …") is named by that preset's label.
+  const named = (text: unknown) => (typeof text === 'string' ? presets.find((p) => text.includes(p.label))?.label : undefined);
+  let from = promptTag(before, presets);
+  if (!title.includes(from)) from = presets.find((p) => title.includes(p.label) && p.label === named(before))?.label ?? from;
+  let to = promptTag(after, presets);
+  if (!presets.some((p) => p.label === to)) to = named(after) ?? to;
   if (from === to || !title.includes(from)) return title;
   return title.replace(from, to);
 }

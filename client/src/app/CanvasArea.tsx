@@ -1,5 +1,5 @@
 /** The canvas the editor draws into, with the first-open hint, the empty-graph hint and file dropping. */
-import { useState, type RefObject } from 'react';
+import { useEffect, useState, type RefObject } from 'react';
 import type { Position } from '../graph-io.ts';
 
 const HINT_KEY = 'dualstyle.hint.closed';
@@ -23,6 +23,18 @@ export function CanvasArea(props: {
 }) {
   const [dropping, setDropping] = useState(false);
   const [closed, setClosed] = useState(hintClosed);
+  // A drop a node takes itself (a picture on Load Image) never reaches the canvas's handler: whatever
+  // takes it, the overlay goes (window capture sees every drop first).
+  useEffect(() => {
+    if (!dropping) return;
+    const done = () => setDropping(false);
+    window.addEventListener('drop', done, true);
+    window.addEventListener('dragend', done, true);
+    return () => {
+      window.removeEventListener('drop', done, true);
+      window.removeEventListener('dragend', done, true);
+    };
+  }, [dropping]);
   return (
     <div className="sd-canvas-col">
       {props.welcome && !closed ? (

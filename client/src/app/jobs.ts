@@ -284,7 +284,8 @@ export class JobTracker {
         nodeRuntime.update(e.nodeId, {
           status: e.cached ? 'cached' : 'done',
           progress: undefined,
-          ms: e.ms,
+          // A node from the cache took no time of this run: once its "cached" badge fades, no "0 ms".
+          ms: e.cached ? undefined : e.ms,
           ...(e.result ? { result: e.result } : {}),
           ...(e.result?.warnings?.length ? { warnings: e.result.warnings } : {}),
         });

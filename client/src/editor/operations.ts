@@ -33,6 +33,21 @@ import { createPins } from './pins.ts';
 import { createPieces } from './pieces.ts';
 import { createNodeEdits, nextFrame } from './node-edits.ts';
 
+/** A frame's margin around the nodes it holds, and the height of its title bar above them. */
+const FRAME_PAD = 30;
+const FRAME_TITLE = 26;
+
+/** A frame (its other fields kept) fitted around a box of nodes. */
+function frameAround<G extends Pick<GraphGroup, 'id' | 'title'>>(g: G, box: Omit<Rect, 'id'>): G & Pick<GraphGroup, 'x' | 'y' | 'width' | 'height'> {
+  return {
+    ...g,
+    x: Math.round(box.x - FRAME_PAD),
+    y: Math.round(box.y - FRAME_PAD - FRAME_TITLE),
+    width: Math.round(box.width + 2 * FRAME_PAD),
+    height: Math.round(box.height + 2 * FRAME_PAD + FRAME_TITLE),
+  };
+}
+
 /** Space kept between nodes when the studio places them. */
 const GAP = 24;
 
@@ -264,16 +279,30 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
       editor.getConnections().map((x) => ({ source: x.source, target: x.target })),
     );
     const before = new Map(boxes.map((b) => [b.id, { x: b.x, y: b.y }]));
+    // Frames go with the nodes they hold: each is fitted again around them where they land.
+    const framesBefore = frames.list();
+    const framesAfter = framesBefore.map((g) => {
+      const held = boxes.filter((n) => n.x >= g.x && n.y >= g.y && n.x + n.width <= g.x + g.width && n.y + n.height <= g.y + g.height);
+      if (held.length === 0) return g;
+      const box = boundsOf(held.map((n) => ({ ...n, ...moves.get(n.id) })));
+      return frameAround(g, box);
+    });
     // One undo step, however long the moves take (the plugin would cut them into several).
-    const place = (to: Map<string, Position>) => untracked(history, () => moveAll(to));
+    const place = async (to: Map<string, Position>, groups: GraphGroup[]) => {
+      // A selected node drags the other selected ones along when it moves: each goes to its own place.
+      for (const id of selectedIds()) await selectable.unselect(id);
+      await untracked(history, () => moveAll(to));
+      frames.set(groups);
+      changed('structure');
+    };
     recordAction(
       history,
       new FnAction(
-        () => place(before),
-        () => place(moves),
+        () => place(before, framesBefore),
+        () => place(moves, framesAfter),
       ),
     );
-    await place(moves);
+    await place(moves, framesAfter);
     await view.zoomToFit();
   }
 
@@ -310,15 +339,7 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
     const inside = rects().filter((r) => ids.includes(r.id));
     const box = inside.length ? boundsOf(inside) : { x: (opts.at ?? centerOfView()).x, y: (opts.at ?? centerOfView()).y, width: 400, height: 260 };
     const id = frames.freshId();
-    const pad = 30;
-    frames.add({
-      id,
-      title: 'Group',
-      x: Math.round(box.x - pad),
-      y: Math.round(box.y - pad - 26),
-      width: Math.round(box.width + 2 * pad),
-      height: Math.round(box.height + 2 * pad + 26),
-    });
+    frames.add(frameAround({ id, title: 'Group' }, box));
     frames.editTitle(id);
   }
 

@@ -102,7 +102,7 @@ export function useRuns({ editor, catalog, notify, validation, currentGraph, doc
       for (const k of order) {
         const runGraph = { ...plan.runs[k]!, meta: { ...plan.runs[k]!.meta, runTitle: runTitle(docLabel, plan.seeds[k]!, k, count) } };
         const { job } = await api.submitJob(runGraph, { front: opts.front });
-        gallery.recordJob(job.id, { graph: runGraph, graphLabel: runGraph.meta.runTitle as string });
+        gallery.recordJob(job.id, { graph: runGraph, graphLabel: docLabel });
         tracker.follow(job);
         last = job;
       }
