@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { createHash } from 'node:crypto';
 import { defineNode, UserError } from './types.ts';
-import { fittedFileSize, loadImageFile, sampleImage, fittedSize, multiplesOf, MAX_IMAGE_SIDE } from './lib/image.ts';
+import { fittedFileSize, loadImageFile, fittedSize, multiplesOf, MAX_IMAGE_SIDE } from './lib/image.ts';
+import { sampleImage } from '../server/engine/images/sample.ts';
 import { isSafeName, MAX_FILE_NAME_LENGTH } from '../server/protocol/names.ts';
 import { modelImageSizes, pipelineOf } from './lib/model.ts';
 

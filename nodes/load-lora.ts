@@ -9,7 +9,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { contentKey } from '../server/models/convert/index.ts';
 import { openConverted } from './lib/converted.ts';
-import { resolveModelPath } from './lib/model-roots.ts';
+import { resolveModelPath } from '../server/models/model-roots.ts';
 import { defineNode, UserError } from './types.ts';
 
 export const loadLora = defineNode({

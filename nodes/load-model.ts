@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { defineNode, UserError, type NodeContext, type Services } from './types.ts';
-import { resolveModelPath, withShownPath } from './lib/model-roots.ts';
+import { resolveModelPath, withShownPath } from '../server/models/model-roots.ts';
 import { DEMO_MODEL, DEMO_NOTE } from '../server/models/model-list.ts';
 import { conversionDtype, conversionOptions, openConverted, sourceIdentity } from './lib/converted.ts';
 import { convertedPath, isConverted, needsConversion } from '../server/models/convert/index.ts';
@@ -14,9 +14,7 @@ import type { PipelineHandle } from '../server/engine/sd/pipelines.ts';
 import { modelImageSizes } from './lib/model.ts';
 import { ensureDemoModel, DEMO_MODEL_VERSION } from '../server/models/demo/index.ts';
 
-export { DEMO_MODEL, DEMO_NOTE, listModels, type ModelEntry } from '../server/models/model-list.ts';
-
-/** The demo's folder, or the Load Model path inside the allowed models folders (see lib/model-roots.ts): a folder or a checkpoint file. */
+/** The demo's folder, or the Load Model path inside the allowed models folders (see server/models/model-roots.ts): a folder or a checkpoint file. */
 async function modelDir(model: string, services: Services): Promise<string> {
   return model === DEMO_MODEL ? ensureDemoModel() : resolveModelPath(model, services.modelRoots, { files: true });
 }

@@ -3,7 +3,7 @@ import { defineNode, UserError } from './types.ts';
 import { makeMask } from '../server/engine/diffusion/mask.ts';
 import { parseWordGroups } from '../server/engine/diffusion/words-mask.ts';
 import { MAX_STYLES, STYLE_COLORS, StrokesSchema } from '../server/protocol/painting.ts';
-import { encodePng, resizeImage } from './lib/image.ts';
+import { encodePng, resizeImage } from '../server/engine/images/pixels.ts';
 import { stylesParam } from './lib/styles.ts';
 import type { ImageValue, MaskValue } from './values.ts';
 

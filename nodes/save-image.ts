@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineNode } from './types.ts';
-import { encodePng } from './lib/image.ts';
+import { encodePng } from '../server/engine/images/pixels.ts';
 
 export const saveImage = defineNode({
   type: 'SaveImage',

@@ -20,7 +20,8 @@ import { encodeSafetensors, SafetensorsError, withSafetensors, type TensorToWrit
 import { createCatalog } from '../server/catalog.ts';
 import { GraphRunner } from '../server/executor/graph-runner.ts';
 import { nodeDefinitions } from '../nodes/index.ts';
-import { listModels, loadModel } from '../nodes/load-model.ts';
+import { loadModel } from '../nodes/load-model.ts';
+import { listModels } from '../server/models/model-list.ts';
 import { loadLora } from '../nodes/load-lora.ts';
 import type { NodeContext, Services } from '../nodes/types.ts';
 import { FUZZ_SEED } from './support/fuzz.ts';

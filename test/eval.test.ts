@@ -13,7 +13,8 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { imageToRgbBytes, sampleImage } from '../nodes/lib/image.ts';
+import { imageToRgbBytes } from '../server/engine/images/pixels.ts';
+import { sampleImage } from '../server/engine/images/sample.ts';
 import type { EvalResults } from '../server/eval/run.ts';
 import { CHROMIUM, launchChromium, projectRoot } from './support/e2e-browser.ts';
 

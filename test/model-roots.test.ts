@@ -12,8 +12,9 @@ import { GraphRunner } from '../server/executor/graph-runner.ts';
 import { PROJECT_ROOT } from '../server/util/project.ts';
 import { writeDemoModel } from '../server/models/demo/index.ts';
 import { nodeDefinitions } from '../nodes/index.ts';
-import { listModels, loadModel } from '../nodes/load-model.ts';
-import { isInside, refusedModelMessage, resolveModelDir } from '../nodes/lib/model-roots.ts';
+import { loadModel } from '../nodes/load-model.ts';
+import { listModels } from '../server/models/model-list.ts';
+import { isInside, refusedModelMessage, resolveModelDir } from '../server/models/model-roots.ts';
 import type { NodeContext, Services } from '../nodes/types.ts';
 
 let dataDir: string;

@@ -10,7 +10,7 @@ import type { PipelineHandle } from '../../server/engine/sd/pipelines.ts';
 import { convertedPath, ensureConverted, type ConvertOptions } from '../../server/models/convert/index.ts';
 import { UserError, type NodeContext, type Services } from '../types.ts';
 import type { ModelSource } from '../values.ts';
-import { withShownPath } from './model-roots.ts';
+import { withShownPath } from '../../server/models/model-roots.ts';
 
 /** The output dtype of a conversion: float16 where the provider is CUDA (half the memory, the speed of tensor cores), else float32. */
 export function conversionDtype(requested: 'auto' | 'float32' | 'float16', services: Pick<Services, 'executionProvider'>): 'float32' | 'float16' {

@@ -1,7 +1,7 @@
 /**
  * Image plumbing for nodes: decode files into CHW float images and fit them to sizes the model
  * accepts. sharp does the decoding; the conversions, PNG encoding and resizing live in
- * server/engine/images/ (re-exported here for the nodes that use them).
+ * server/engine/images/.
  */
 import sharp from 'sharp';
 import type { ImageValue } from '../values.ts';
@@ -12,9 +12,6 @@ import { rgbBytesToImage } from '../../server/engine/images/pixels.ts';
 export const MAX_IMAGE_SIDE = 2048;
 
 export type FitMode = 'crop' | 'resize' | 'exact';
-
-export { rgbBytesToImage, imageToRgbBytes, encodePng, resizeImage } from '../../server/engine/images/pixels.ts';
-export { sampleImage } from '../../server/engine/images/sample.ts';
 
 /** The image sizes a model takes: each side fitted on its own, and a check of a whole size. */
 export interface ImageSizes {

@@ -2,7 +2,7 @@
 import type { SdPipeline } from '../../server/engine/sd/pipeline.ts';
 import type { ModelValue } from '../values.ts';
 import { UserError, type Services } from '../types.ts';
-import { resolveModelDir } from './model-roots.ts';
+import { resolveModelDir } from '../../server/models/model-roots.ts';
 import type { ImageSizes } from './image.ts';
 
 /** The loaded pipeline of a Model value (loaded again if it was released to make room for another). */
