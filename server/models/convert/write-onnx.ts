@@ -7,6 +7,7 @@
  */
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { schedulerConfig } from '../demo/index.ts';
 import { WeightRandom, type FloatType } from '../demo/onnx-builder.ts';
 import { textEncoderModel } from '../demo/text-encoder.ts';
 import { buildUnet, unetConfig } from '../demo/unet.ts';
@@ -34,19 +35,6 @@ export interface WriteOptions {
 }
 
 const json = (value: unknown): string => `${JSON.stringify(value, null, 1)}\n`;
-
-/** The SD 1.x scheduler (the checkpoint's own scheduler_config.json is copied where it has one). */
-const SD1_SCHEDULER_CONFIG = {
-  _class_name: 'PNDMScheduler',
-  beta_start: 0.00085,
-  beta_end: 0.012,
-  beta_schedule: 'scaled_linear',
-  num_train_timesteps: 1000,
-  set_alpha_to_one: false,
-  skip_prk_steps: true,
-  steps_offset: 1,
-  clip_sample: false,
-};
 
 type Build = (source: CheckpointWeights, weightsFile: string | null) => { model: Uint8Array };
 
@@ -169,7 +157,7 @@ function writeConfigs(ckpt: Checkpoint, out: string, dtype: FloatType, options: 
       vae_decoder: ['diffusers', 'OnnxRuntimeModel'],
       scheduler: ['diffusers', 'PNDMScheduler'],
     }),
-    'scheduler/scheduler_config.json': ckpt.schedulerConfig ?? json(SD1_SCHEDULER_CONFIG),
+    'scheduler/scheduler_config.json': ckpt.schedulerConfig ?? json(schedulerConfig()),
     'unet/config.json': json({ ...unetConfig(arch.contextDim, arch.unet), attention_head_dim: 'fixed' in arch.unet.heads ? arch.unet.heads.fixed : 8 }),
     'vae_encoder/config.json': json(vaeConfig),
     'vae_decoder/config.json': json(vaeConfig),

@@ -97,8 +97,8 @@ function modelIndex(marker: Record<string, unknown> = { [DEMO_MARKER_KEY]: true 
   };
 }
 
-/** The SD1.x scheduler settings (the DDIM/CycleDiffusion code reads the beta schedule from here). */
-function schedulerConfig(): Record<string, unknown> {
+/** The SD1.x scheduler settings (the DDIM/CycleDiffusion code reads the beta schedule from here); also what a converted checkpoint without its own gets. */
+export function schedulerConfig(): Record<string, unknown> {
   return {
     _class_name: 'PNDMScheduler',
     beta_start: 0.00085,
