@@ -14,8 +14,27 @@ import { describe, expect, it } from 'vitest';
 const root = path.resolve(import.meta.dirname, '..');
 /** Lines a function may span. */
 const LIMIT = 100;
-/** Folders checked (the client is held to its own component style, not this rule). */
-const FOLDERS = ['server', 'nodes'];
+/** Folders checked: the server, the node catalog and the client (a React component is a function too). */
+const FOLDERS = ['server', 'nodes', 'client/src'];
+/**
+ * Client functions written before the client was held to the rule, each to be split by the work that
+ * touches it next. The list only shrinks; it must be empty before this comment can go.
+ */
+const PENDING = new Set([
+  'client/src/app/App.tsx Studio',
+  'client/src/app/ContextMenu.tsx ContextMenu',
+  'client/src/app/Gallery.tsx GalleryPanel',
+  'client/src/app/QueuePanel.tsx QueuePanel',
+  'client/src/app/QueuePanel.tsx (anonymous)',
+  'client/src/app/Toolbar.tsx Toolbar',
+  'client/src/app/jobs.ts apply',
+  'client/src/editor/MaskPainter.tsx MaskPainter',
+  'client/src/editor/NodeView.tsx NodeView',
+  'client/src/editor/create-editor.tsx createStudioEditor',
+  'client/src/editor/node-edits.ts createNodeEdits',
+  'client/src/editor/operations.ts createOperations',
+  'client/src/app/hooks/useDocument.ts useDocument',
+]);
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(path.join(root, dir), { withFileTypes: true, recursive: true })
@@ -51,9 +70,22 @@ describe('function length', () => {
   it(`no function in ${FOLDERS.join('/ or ')}/ spans more than ${LIMIT} lines`, () => {
     const long = FOLDERS.flatMap(sourceFiles)
       .flatMap((file) => functionLengths(file, readFileSync(path.join(root, file), 'utf8')))
-      .filter((f) => f.lines > LIMIT)
+      .filter((f) => f.lines > LIMIT && !PENDING.has(f.name.replace(/:\d+ /, ' ')))
       .map((f) => `${f.name} (${f.lines} lines)`);
     expect(long, `split these into named phases of under ${LIMIT} lines each`).toEqual([]);
+  });
+
+  it('lists as pending only client functions that are still too long', () => {
+    const stillLong = new Set(
+      FOLDERS.flatMap(sourceFiles)
+        .flatMap((file) => functionLengths(file, readFileSync(path.join(root, file), 'utf8')))
+        .filter((f) => f.lines > LIMIT)
+        .map((f) => f.name.replace(/:\d+ /, ' ')),
+    );
+    expect(
+      [...PENDING].filter((name) => !stillLong.has(name)),
+      'split already: remove from PENDING',
+    ).toEqual([]);
   });
 
   it('measures a function from its first line to its last, nested ones included', () => {
