@@ -97,8 +97,12 @@ export interface NodeContext {
   nodeId: string;
   /** Aborted when the job is cancelled; long loops check it between steps. */
   signal: AbortSignal;
-  /** Report progress: step i of n (1-based i). Cheap; the server throttles what it sends. */
-  progress(step: number, total: number): void;
+  /**
+   * Report progress: step i of n (1-based i). Cheap; the server throttles what it sends. `label` names a
+   * phase that is not the node's own steps (e.g. 'converting' a model on first use): the Queue panel shows
+   * it with the percentage, and the step timing the ETA learns from leaves it out.
+   */
+  progress(step: number, total: number, label?: string): void;
   /** True when a preview frame would be sent now (throttled). Check before doing preview work. */
   previewDue(): boolean;
   /** Send a preview frame for step `step` of `total`. */

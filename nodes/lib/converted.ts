@@ -7,7 +7,9 @@ import path from 'node:path';
 import { fingerprintFolder } from '../../server/engine/sd/model-folder.ts';
 import type { SdPipeline } from '../../server/engine/sd/pipeline.ts';
 import type { PipelineHandle } from '../../server/engine/sd/pipelines.ts';
-import { convertedPath, ensureConverted, type ConvertOptions } from '../../server/models/convert/index.ts';
+import { convertOffThread } from '../../server/models/convert/convert-thread.ts';
+import { convertedPath, type ConvertOptions } from '../../server/models/convert/index.ts';
+import { CancelledError } from '../../server/engine/errors.ts';
 import { UserError, type NodeContext, type Services } from '../types.ts';
 import type { ModelSource } from '../values.ts';
 import { withShownPath } from '../../server/models/model-roots.ts';
@@ -29,6 +31,7 @@ async function shown<T>(source: ModelSource, shownAs: string, field: string, wor
   try {
     return await work();
   } catch (err) {
+    if (err instanceof CancelledError) throw err;
     let message = err instanceof Error ? err.message : String(err);
     message = withShownPath(message, source.path, shownAs);
     for (const l of source.loras) message = withShownPath(message, l.file, path.basename(l.file));
@@ -45,13 +48,22 @@ export function sourceIdentity(source: ModelSource): string {
   return `converted:${path.basename(convertedPath(source.path, options(source)))}`;
 }
 
-/** The converted folder of `source`, converting it now if needed (progress in permille on the node). */
-export async function convertedDir(source: ModelSource, shownAs: string, ctx: Pick<NodeContext, 'progress' | 'log'>, field = 'model'): Promise<string> {
+/**
+ * The converted folder of `source`, converting it now if needed, on a thread of its own (the studio keeps
+ * answering), with progress in permille on the node; the job's cancel stops it and leaves nothing cached.
+ */
+export async function convertedDir(
+  source: ModelSource,
+  shownAs: string,
+  ctx: Pick<NodeContext, 'progress' | 'log' | 'signal'>,
+  field = 'model',
+): Promise<string> {
   return shown(source, shownAs, field, () =>
-    ensureConverted(source.path, {
+    convertOffThread(source.path, {
       ...options(source),
+      signal: ctx.signal,
       log: (line) => ctx.log.info(line.trim()),
-      progress: (fraction) => ctx.progress(Math.max(1, Math.round(fraction * 1000)), 1000),
+      progress: (fraction) => ctx.progress(Math.max(1, Math.round(fraction * 1000)), 1000, 'converting'),
     }),
   );
 }
@@ -60,7 +72,7 @@ export async function convertedDir(source: ModelSource, shownAs: string, ctx: Pi
 export async function openConverted(
   source: ModelSource,
   shownAs: string,
-  ctx: Pick<NodeContext, 'progress' | 'log' | 'services'>,
+  ctx: Pick<NodeContext, 'progress' | 'log' | 'services' | 'signal'>,
   field = 'model',
 ): Promise<{ dir: string; handle: PipelineHandle; pipe: SdPipeline }> {
   const dir = await convertedDir(source, shownAs, ctx, field);

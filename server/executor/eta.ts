@@ -32,7 +32,7 @@ export interface PlannedNode {
 /** What the running job is doing; the worker updates it as events come. Times are epoch ms. */
 export interface LiveState {
   done: string[];
-  current?: { nodeId: string; type: string; startedAt: number; step?: number; steps?: number };
+  current?: { nodeId: string; type: string; startedAt: number; step?: number; steps?: number; label?: string };
 }
 
 /** The plan of a run: the nodes in order, with what the estimate needs. */
@@ -100,7 +100,7 @@ export function progressOf(plan: PlannedNode[], live: LiveState): JobProgress {
     nodesDone: live.done.length,
     nodesTotal: plan.length,
     ...(c ? { nodeId: c.nodeId, ...(title ? { nodeTitle: title } : {}) } : {}),
-    ...(c?.steps ? { step: c.step ?? 0, steps: c.steps } : {}),
+    ...(c?.steps ? { step: c.step ?? 0, steps: c.steps, ...(c.label ? { stepLabel: c.label } : {}) } : {}),
   };
 }
 

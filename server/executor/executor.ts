@@ -19,7 +19,7 @@ import type { ResultSink } from '../store/results.ts';
 
 export type ExecEvent =
   | { type: 'node:started'; nodeId: string; nodeType: string }
-  | { type: 'node:progress'; nodeId: string; step: number; total: number }
+  | { type: 'node:progress'; nodeId: string; step: number; total: number; label?: string }
   | { type: 'node:preview'; nodeId: string; step: number; total: number; source: PreviewSource }
   | { type: 'node:warning'; nodeId: string; message: string }
   | { type: 'node:done'; nodeId: string; cached: boolean; ms: number; result?: NodeRunResult };
@@ -241,8 +241,8 @@ function makeContext(args: {
     nodeId,
     signal,
     services: opts.services,
-    progress(step, total) {
-      opts.emit({ type: 'node:progress', nodeId, step, total });
+    progress(step, total, label) {
+      opts.emit({ type: 'node:progress', nodeId, step, total, ...(label ? { label } : {}) });
     },
     previewDue,
     preview(step, total, source) {

@@ -62,13 +62,14 @@ function eventForwarder(run: JobRun, outbox: OrderedOutbox<OutgoingEvent>) {
         outbox.push({ name: 'node:started', args: { jobId, nodeId: e.nodeId, type: e.nodeType } });
         break;
       case 'node:progress': {
-        if (live.current?.nodeId === e.nodeId) Object.assign(live.current, { step: e.step, steps: e.total });
-        reportedSteps.set(e.nodeId, e.total);
+        if (live.current?.nodeId === e.nodeId) Object.assign(live.current, { step: e.step, steps: e.total, label: e.label });
+        // A labelled phase (a conversion) is not the node's steps: its step timing leaves it out.
+        if (!e.label) reportedSteps.set(e.nodeId, e.total);
         const now = performance.now();
         const last = lastProgress.get(e.nodeId) ?? -Infinity;
         if (e.step < e.total && now - last < PROGRESS_INTERVAL_MS) break;
         lastProgress.set(e.nodeId, now);
-        outbox.push({ name: 'node:progress', args: { jobId, nodeId: e.nodeId, step: e.step, total: e.total } });
+        outbox.push({ name: 'node:progress', args: { jobId, nodeId: e.nodeId, step: e.step, total: e.total, ...(e.label ? { label: e.label } : {}) } });
         break;
       }
       case 'node:preview': {

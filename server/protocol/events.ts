@@ -45,6 +45,8 @@ export interface JobProgress {
   nodeTitle?: string;
   step?: number;
   steps?: number;
+  /** What the steps count when they are not the node's own work (e.g. 'converting': a model converted on first use). */
+  stepLabel?: string;
 }
 
 /** A small table a node shows (e.g. metrics): a header row, then one labelled row per entry. */
@@ -147,7 +149,7 @@ export interface ServerToClientEvents {
   'job:queued': (e: { jobId: string; position: number }) => void;
   'job:started': (e: { jobId: string; nodes: string[]; worker?: string; attempt?: number }) => void;
   'node:started': (e: { jobId: string; nodeId: string; type: string }) => void;
-  'node:progress': (e: { jobId: string; nodeId: string; step: number; total: number }) => void;
+  'node:progress': (e: { jobId: string; nodeId: string; step: number; total: number; label?: string }) => void;
   /** A small encoded frame of the current x̂0 (or an image); `data` is the encoded bytes. */
   'node:preview': (e: { jobId: string; nodeId: string; step: number; total: number; mime: string; width: number; height: number; data: Uint8Array }) => void;
   'node:warning': (e: { jobId: string; nodeId: string; message: string }) => void;

@@ -6,7 +6,7 @@
  * holds every waiting job (the running one goes on) until Resume.
  */
 import { useState } from 'react';
-import type { JobSummary } from '../../../server/protocol/events.ts';
+import type { JobProgress, JobSummary } from '../../../server/protocol/events.ts';
 import { useObservable } from '../runtime.ts';
 import { finishedJobs, jobView, myJobs, queueView } from './jobs.ts';
 import { clock, useNow } from './time.ts';
@@ -22,6 +22,12 @@ export function fractionDone(job: JobSummary, now: number, receivedAt: number): 
   if (!p || p.nodesTotal === 0) return 0;
   const step = p.step && p.steps ? p.step / p.steps : 0;
   return Math.min(1, (p.nodesDone + step) / p.nodesTotal);
+}
+
+/** The running node's steps: "12/30", or a labelled phase as a percentage ("converting 42%"). */
+export function stepText(p: JobProgress): string {
+  if (p.step === undefined || !p.steps) return '';
+  return p.stepLabel ? ` ${p.stepLabel} ${Math.floor((100 * p.step) / p.steps)}%` : ` ${p.step}/${p.steps}`;
 }
 
 export function QueuePanel(props: {
@@ -140,7 +146,7 @@ export function QueuePanel(props: {
                 <div className="sd-queue-meta muted" data-testid="queue-meta">
                   {running
                     ? [
-                        p?.nodeTitle ? `${p.nodeTitle}${p.step !== undefined && p.steps ? ` ${p.step}/${p.steps}` : ''}` : null,
+                        p?.nodeTitle ? `${p.nodeTitle}${stepText(p)}` : null,
                         p ? `node ${Math.min(p.nodesDone + 1, p.nodesTotal)} of ${p.nodesTotal}` : null,
                         job.elapsedMs !== undefined ? `${clock(job.elapsedMs + (now - receivedAt))} elapsed` : null,
                         left !== undefined ? `ETA ${clock(left)}` : 'ETA after a first run',

@@ -64,6 +64,8 @@ export interface ConvertOptions {
   cacheRoot?: string;
   log?: (line: string) => void;
   progress?: (fraction: number) => void;
+  /** Told the temporary folder a conversion writes into, before it writes: who may stop the conversion abruptly removes it. */
+  writingTo?: (temp: string) => void;
 }
 
 /** Opens `source` (folder or file), its VAE replaced by `vae` when one is given. */
@@ -212,6 +214,7 @@ async function convertInto(ckpt: Checkpoint, dir: string, options: ConvertOption
   await mkdir(path.dirname(dir), { recursive: true });
   const temp = `${dir}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   const log = options.log ?? (() => {});
+  options.writingTo?.(temp);
   try {
     const t0 = performance.now();
     log(`converting ${ckpt.label} (${options.dtype ?? 'float32'}${options.loras?.length ? `, ${options.loras.length} LoRA` : ''})`);
