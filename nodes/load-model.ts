@@ -65,7 +65,7 @@ export const loadModel = defineNode({
       .default(DEMO_MODEL)
       .describe(
         "Model in the models folders (<data>/models, the studio's models/, or a --models-root): a diffusers ONNX folder, a diffusers PyTorch folder or a " +
-          'single-file .safetensors checkpoint (both converted once, then cached), or "demo".',
+          'single-file checkpoint (.safetensors, or .ckpt read for its tensors only; all converted once, then cached), or "demo".',
       )
       .meta({ ui: { kind: 'model' } }),
     dtype: z
@@ -81,7 +81,7 @@ export const loadModel = defineNode({
       .string()
       .max(1000)
       .default('')
-      .describe("A VAE .safetensors file (e.g. vae-ft-mse-840000-ema-pruned) that replaces the model's own VAE; safetensors models only."),
+      .describe("A VAE file (.safetensors or .ckpt/.pt, e.g. vae-ft-mse-840000-ema-pruned) that replaces the model's own VAE; converted models only."),
   }),
   async identity(params, services) {
     // A changed model file must invalidate everything downstream; fingerprinting stats is cheap.

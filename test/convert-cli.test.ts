@@ -1,5 +1,5 @@
 /**
- * `npm run convert-model` (issue #22): --help, usage errors (exit 2), pickles refused without being read
+ * `npm run convert-model` (issue #22): --help, usage errors (exit 2), a bare pickle refused without being run
  * (exit 1, the message says how to get a safetensors file), and a float16 conversion of
  * tiny-sd-diffusers into --out that the engine loads, reproducing the reference UNet call within what
  * float16 weights and activations allow (1e-2·max(1, max|ref|)).
@@ -55,13 +55,15 @@ describe('convert-model', () => {
     });
   });
 
-  it('refuses a pickle without reading it, saying how to get a safetensors file', async () => {
+  it('refuses a bare pickle without running it, saying how to get a safetensors file', async () => {
     const ckpt = path.join(tmp, 'model.ckpt');
-    // A pickle that would run a command when unpickled: never opened.
+    // A pickle that would run a command when unpickled: not a torch zip, so never even parsed.
     await writeFile(ckpt, Buffer.from("cos\nsystem\n(S'touch /tmp/pwned'\ntR.", 'latin1'));
     const r = await run([ckpt, '--out', path.join(tmp, 'never')]);
     expect(r.code).toBe(1);
-    expect(r.out).toMatch(/model\.ckpt is a PyTorch pickle: loading one can run any code, so the studio never does\. Download the \.safetensors version/);
+    expect(r.out).toMatch(
+      /model\.ckpt: not a PyTorch zip checkpoint \(a bare pickle, as torch wrote before 1\.6, is never opened\)\. Download the \.safetensors version/,
+    );
     expect(existsSync(path.join(tmp, 'never'))).toBe(false);
   });
 

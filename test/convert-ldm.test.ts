@@ -13,7 +13,7 @@
  * folder; without it the shapes alone cannot say so, and the conversion is refused naming the groups.
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +23,7 @@ import { SdPipeline } from '../server/engine/sd/pipeline.ts';
 import { ensureConverted } from '../server/models/convert/index.ts';
 import { encodeSafetensors, withSafetensors, type FloatDtype, type TensorToWrite } from '../server/models/convert/safetensors.ts';
 import { maxAbs, maxAbsDiff } from './support/numeric.ts';
+import { encodeTorchCheckpoint } from './support/torch-checkpoint.ts';
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const fixture = path.resolve(projectRoot, '../shared/fixtures/tiny-sd-diffusers');
@@ -113,7 +114,8 @@ function ldmVae(key: string, L: number, levels: number): { name: string; conv1x1
   return { name: v, conv1x1: false };
 }
 
-async function writeLdmFile(file: string, dtype: FloatDtype): Promise<void> {
+/** The fixture's weights under their LDM names, stored as `dtype`. */
+async function ldmTensors(dtype: FloatDtype): Promise<TensorToWrite[]> {
   const config = async (rel: string) => JSON.parse(await readFile(path.join(fixture, rel), 'utf8')) as Record<string, unknown>;
   const unetConfig = await config('unet/config.json');
   const vaeConfig = await config('vae/config.json');
@@ -138,7 +140,11 @@ async function writeLdmFile(file: string, dtype: FloatDtype): Promise<void> {
   // What full checkpoints also carry: the diffusion buffers and an EMA copy, neither a weight of the graphs.
   tensors.push({ name: 'alphas_cumprod', shape: [4], data: new Float32Array([1, 0.9, 0.8, 0.7]) });
   tensors.push({ name: 'model_ema.decay', shape: [], data: new Float32Array([0.9999]) });
-  await writeFile(file, encodeSafetensors(tensors));
+  return tensors;
+}
+
+async function writeLdmFile(file: string, dtype: FloatDtype): Promise<void> {
+  await writeFile(file, encodeSafetensors(await ldmTensors(dtype)));
 }
 
 let tmp: string;
@@ -225,5 +231,41 @@ describe.skipIf(!hasFixture)('single-file LDM checkpoint of tiny-sd-diffusers', 
     const file = path.join(tmp, 'tiny-F32.safetensors');
     if (!existsSync(file)) await writeLdmFile(file, 'F32');
     await expect(ensureConverted(file, { cacheRoot: path.join(tmp, 'cache-noconfig') })).rejects.toThrow(/do not split into 32 groups.*config folder/s);
+  });
+
+  for (const dtype of ['F32', 'F16'] as const)
+    it(`${dtype}: the same checkpoint as a PyTorch .ckpt (torch.save's zip, Lightning-wrapped) converts to the very same weights, nothing run`, async () => {
+      const tensors = await ldmTensors(dtype);
+      const [st, ckpt] = [path.join(tmp, `same-${dtype}.safetensors`), path.join(tmp, `same-${dtype}.ckpt`)];
+      await writeFile(st, encodeSafetensors(tensors));
+      await writeFile(ckpt, encodeTorchCheckpoint(tensors, { lightning: true }));
+      const cacheRoot = path.join(tmp, 'cache-ckpt');
+      const [fromSt, fromCkpt] = [await ensureConverted(st, { configDir: fixture, cacheRoot }), await ensureConverted(ckpt, { configDir: fixture, cacheRoot })];
+      expect(fromCkpt).not.toBe(fromSt);
+      for (const part of ['unet', 'text_encoder', 'vae_encoder', 'vae_decoder']) {
+        const [a, b] = [await readFile(path.join(fromSt, part, 'weights.pb')), await readFile(path.join(fromCkpt, part, 'weights.pb'))];
+        expect(a.length, part).toBeGreaterThan(0);
+        expect(b.equals(a), part).toBe(true);
+      }
+    });
+
+  it('a diffusers folder whose UNet and text encoder are PyTorch .bin files converts to the same weights as with safetensors', async () => {
+    const folder = path.join(tmp, 'bin-folder');
+    for (const sub of ['model_index.json', 'unet', 'vae', 'text_encoder', 'tokenizer', 'scheduler'])
+      await cp(path.join(fixture, sub), path.join(folder, sub), { recursive: true });
+    for (const [sub, st, bin] of [
+      ['unet', 'diffusion_pytorch_model.safetensors', 'diffusion_pytorch_model.bin'],
+      ['text_encoder', 'model.safetensors', 'pytorch_model.bin'],
+    ] as const) {
+      const tensors = withSafetensors(path.join(folder, sub, st), (f) =>
+        f.keys().map((name) => ({ name, shape: f.info(name).shape, data: f.readFloat32(name) })),
+      );
+      await writeFile(path.join(folder, sub, bin), encodeTorchCheckpoint(tensors));
+      await rm(path.join(folder, sub, st));
+    }
+    const cacheRoot = path.join(tmp, 'cache-bin');
+    const [fromSt, fromBin] = [await ensureConverted(fixture, { cacheRoot }), await ensureConverted(folder, { cacheRoot })];
+    for (const part of ['unet', 'text_encoder'])
+      expect((await readFile(path.join(fromBin, part, 'weights.pb'))).equals(await readFile(path.join(fromSt, part, 'weights.pb'))), part).toBe(true);
   });
 });

@@ -190,14 +190,15 @@ describe.skipIf(!hasFixture)('tiny-sd-diffusers', () => {
       );
     });
 
-    it('a pickle is never opened; the message says how to get a safetensors file', async () => {
+    it('a pickle that is not a torch zip is never parsed; the message says how to get a safetensors file', async () => {
       const dir = await copyModel('pickle');
       await rm(path.join(dir, 'unet/diffusion_pytorch_model.safetensors'));
       await writeFile(path.join(dir, 'unet/diffusion_pytorch_model.bin'), 'not a real pickle');
-      expect((await refusal(dir)).message).toMatch(/unet\/diffusion_pytorch_model\.bin is a PyTorch pickle, which the studio never loads.*safetensors/s);
+      expect((await refusal(dir)).message).toMatch(/diffusion_pytorch_model\.bin: not a PyTorch zip checkpoint.*\.safetensors version/s);
       const ckpt = path.join(tmp, 'model.ckpt');
       await writeFile(ckpt, 'not a real pickle');
-      expect((await refusal(ckpt)).message).toMatch(/model\.ckpt is a PyTorch pickle.*\.safetensors version/s);
+      // A single .ckpt goes through the restricted reader (test/torch-pickle.test.ts): this one is no torch zip.
+      expect((await refusal(ckpt)).message).toMatch(/model\.ckpt: not a PyTorch zip checkpoint.*\.safetensors version/s);
     });
 
     it('fuzzed VAE headers are refused with a SafetensorsError, leaving nothing behind', async () => {

@@ -5,7 +5,8 @@
  * Converts a diffusers PyTorch folder or a single-file .safetensors checkpoint (SD 1.x) into the diffusers
  * ONNX layout the studio runs, with progress lines. Without --out it fills the same cache Load Model uses
  * (.cache/converted/, keyed by the files' content, dtype and LoRAs) and prints the folder; with --out it
- * writes a standalone folder there. Pickles (.ckpt, .pt, .bin) are refused with how to get a safetensors file.
+ * writes a standalone folder there. PyTorch checkpoints (.ckpt, .pt, .pth, .bin) are read by the restricted reader
+ * (tensors only, nothing run: server/models/convert/torch-file.ts); anything else in them is refused.
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -14,12 +15,12 @@ import { readCommandLine, runIfEntry, UsageError } from './options.ts';
 
 export const CONVERT_USAGE = `usage: npm run convert-model -- FILE|DIR [--dtype float32|float16] [--out DIR] [--config DIR] [--vae FILE] [--lora FILE]… [--strength S] [--strength-text S]
 
-  FILE|DIR          a single-file SD 1.x checkpoint (.safetensors, LDM keys) or a diffusers PyTorch folder
+  FILE|DIR          a single-file SD 1.x checkpoint (.safetensors or PyTorch .ckpt, LDM keys) or a diffusers PyTorch folder
   --dtype           weights of the converted model (default float32; float16 halves its size, for CUDA)
   --out DIR         write the converted folder here (empty or new) instead of the studio's cache
   --config DIR      a diffusers folder whose configs and tokenizer describe a single-file checkpoint
                     (needed for the tokenizer of a single file, and for non-standard models)
-  --vae FILE        a VAE .safetensors (LDM or diffusers keys) that replaces the model's own
+  --vae FILE        a VAE .safetensors or .ckpt/.pt (LDM or diffusers keys) that replaces the model's own
   --lora FILE       merge a LoRA (kohya or diffusers/PEFT .safetensors); repeat to stack several
   --strength S      LoRA strength on the UNet (default 1)
   --strength-text S LoRA strength on the text encoder (default: the UNet's)`;

@@ -47,10 +47,14 @@ async function listCheckpointFiles(roots: readonly string[]): Promise<ModelEntry
   const found: ModelEntry[] = [];
   for (const root of roots) {
     const names = await readdir(root).catch(() => [] as string[]);
-    for (const name of names.filter((n) => /\.safetensors$/i.test(n)).sort()) {
+    for (const name of names.filter((n) => /\.(safetensors|ckpt|pt|pth)$/i.test(n)).sort()) {
       const file = path.join(root, name);
       if (!isCheckpointFile(file) || (await resolveModelPath(name, roots, { files: true }).catch(() => null)) !== file) continue;
-      found.push({ model: name, label: name.replace(/\.safetensors$/i, ''), demo: false, note: 'safetensors checkpoint: converted to ONNX on first use' });
+      const pickle = !/\.safetensors$/i.test(name);
+      const note = pickle
+        ? 'PyTorch checkpoint (tensors only, nothing run): converted to ONNX on first use'
+        : 'safetensors checkpoint: converted to ONNX on first use';
+      found.push({ model: name, label: name.replace(/\.(safetensors|ckpt|pt|pth)$/i, ''), demo: false, note });
     }
   }
   return found;

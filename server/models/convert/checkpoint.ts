@@ -7,7 +7,8 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { textArchitecture, unetArchitecture, vaeArchitecture, type ModelArchitecture } from './architecture.ts';
-import { SafetensorsFile } from './safetensors.ts';
+import type { SafetensorsFile } from './safetensors.ts';
+import { openTensorFile } from './torch-file.ts';
 import { ConversionError, type CheckpointPart } from './weights.ts';
 
 export type Component = 'unet' | 'text' | 'vae';
@@ -45,17 +46,12 @@ export function readJsonFile(file: string, label: string): Record<string, unknow
   throw new ConversionError(`${label}: not a JSON object`);
 }
 
-/** The weights file of a diffusers component folder: safetensors only (a .bin is a pickle, never run). */
+/**
+ * The weights file of a diffusers component folder: safetensors where there is one, else the PyTorch
+ * `.bin` (read for its tensors only by the restricted reader, torch-file.ts; nothing in it is run).
+ */
 function weightsFile(dir: string, sub: string, names: string[]): string {
-  for (const n of names) if (existsSync(path.join(dir, sub, n))) return path.join(dir, sub, n);
-  const pickle = ['diffusion_pytorch_model.bin', 'pytorch_model.bin'].find((n) => existsSync(path.join(dir, sub, n)));
-  if (pickle) {
-    throw new ConversionError(
-      `${sub}/${pickle} is a PyTorch pickle, which the studio never loads (running it could run any code). ` +
-        `Get the safetensors file instead: most Hub repositories have ${sub}/${names[0]} beside it, or convert it once with ` +
-        `diffusers' scripts/convert_*.py / the safetensors "convert" Space.`,
-    );
-  }
+  for (const n of [...names, 'diffusion_pytorch_model.bin', 'pytorch_model.bin']) if (existsSync(path.join(dir, sub, n))) return path.join(dir, sub, n);
   throw new ConversionError(`${sub}/${names[0]} is missing in ${dir}`);
 }
 
@@ -86,7 +82,7 @@ export function openDiffusersFolder(dir: string): Checkpoint {
   for (const f of ['vocab.json', 'merges.txt']) if (!existsSync(path.join(tokenizerDir, f))) throw new ConversionError(`tokenizer/${f} is missing in ${dir}`);
   const opened: SafetensorsFile[] = [];
   const open = (file: string): CheckpointPart => {
-    const f = SafetensorsFile.open(file);
+    const f = openTensorFile(file);
     opened.push(f);
     return { file: f, keyOf: (k) => k, label: path.relative(dir, file) };
   };

@@ -14,7 +14,7 @@ import type { FloatType } from '../demo/onnx-builder.ts';
 import { isDiffusersFolder, openDiffusersFolder, type Checkpoint } from './checkpoint.ts';
 import type { LoraRequest } from './lora.ts';
 import { isSingleFileCheckpoint, openSingleFile, UNET_PREFIX } from './ldm.ts';
-import { withSafetensors } from './safetensors.ts';
+import { isPickleFile, openTensorFile } from './torch-file.ts';
 import { openVaeFile } from './vae-file.ts';
 import { ConversionError } from './weights.ts';
 import { CONVERTER_VERSION, writeOnnxFolder } from './write-onnx.ts';
@@ -25,29 +25,25 @@ export { isDiffusersFolder } from './checkpoint.ts';
 /** Whether `file` is a single-file SD checkpoint (its header has UNet tensors), reading the header only; false for LoRAs, VAEs and bad files. */
 export function isCheckpointFile(file: string): boolean {
   try {
-    return withSafetensors(file, (f) => f.keys().some((k) => k.startsWith(UNET_PREFIX)));
+    const f = openTensorFile(file);
+    try {
+      return f.keys().some((k) => k.startsWith(UNET_PREFIX));
+    } finally {
+      f.close();
+    }
   } catch {
     return false;
   }
 }
 export type { LoraRequest } from './lora.ts';
-
-export const PICKLE_EXTENSIONS = ['.ckpt', '.pt', '.pth', '.bin'];
-
-export function pickleMessage(file: string): string {
-  return (
-    `${path.basename(file)} is a PyTorch pickle: loading one can run any code, so the studio never does. ` +
-    'Download the .safetensors version of the model (most model pages offer one), or convert it once on a machine ' +
-    'you trust (e.g. the "Convert to Safetensors" Space on huggingface.co, or `safetensors.torch.save_file(torch.load(f, weights_only=True)["state_dict"], out)`).'
-  );
-}
+export { PICKLE_EXTENSIONS } from './torch-file.ts';
 
 /** Whether Load Model must convert `source` (a diffusers PyTorch folder or a .safetensors / pickle file). */
 export function needsConversion(source: string): boolean {
   try {
     const st = statSync(source);
     if (st.isDirectory()) return isDiffusersFolder(source);
-    return /\.safetensors$/i.test(source) || PICKLE_EXTENSIONS.includes(path.extname(source).toLowerCase());
+    return /\.safetensors$/i.test(source) || isPickleFile(source);
   } catch {
     return false;
   }
@@ -73,7 +69,6 @@ export function openCheckpoint(source: string, configDir?: string, vae?: string)
   const ckpt = openModel(source, configDir);
   if (!vae) return ckpt;
   try {
-    if (PICKLE_EXTENSIONS.includes(path.extname(vae).toLowerCase())) throw new ConversionError(pickleMessage(vae));
     const override = openVaeFile(path.resolve(vae), ckpt.arch.vae);
     const { ignore, close } = ckpt;
     return {
@@ -105,8 +100,7 @@ function openModel(source: string, configDir?: string): Checkpoint {
       throw new ConversionError(`${source} is not a diffusers PyTorch folder (model_index.json and unet/diffusion_pytorch_model.safetensors)`);
     return openDiffusersFolder(source);
   }
-  if (PICKLE_EXTENSIONS.includes(path.extname(source).toLowerCase())) throw new ConversionError(pickleMessage(source));
-  if (!isSingleFileCheckpoint(source)) throw new ConversionError(`${path.basename(source)}: not a .safetensors checkpoint`);
+  if (!isSingleFileCheckpoint(source)) throw new ConversionError(`${path.basename(source)}: not a .safetensors or PyTorch checkpoint`);
   return openSingleFile(source, configDir);
 }
 

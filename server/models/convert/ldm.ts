@@ -21,7 +21,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { textArchitecture, unetArchitecture, vaeArchitecture, type ModelArchitecture } from './architecture.ts';
 import { readJsonFile, type Checkpoint, type Component } from './checkpoint.ts';
-import { SafetensorsFile } from './safetensors.ts';
+import type { SafetensorsFile } from './safetensors.ts';
+import { isPickleFile, openTensorFile } from './torch-file.ts';
 import type { TextArchitecture, UnetArchitecture, VaeArchitecture } from '../demo/presets.ts';
 import { ConversionError } from './weights.ts';
 
@@ -30,7 +31,7 @@ export const VAE_PREFIX = 'first_stage_model.';
 export const TEXT_PREFIX = 'cond_stage_model.transformer.';
 
 export function isSingleFileCheckpoint(file: string): boolean {
-  return /\.safetensors$/i.test(file);
+  return /\.safetensors$/i.test(file) || isPickleFile(file);
 }
 
 const RESNET_PARTS: Record<string, string> = {
@@ -188,7 +189,7 @@ function optionalConfig(configDir: string | undefined, rel: string): Record<stri
 
 /** Opens a single-file LDM checkpoint (see the file's doc comment); `configDir` overrides what shapes cannot say. */
 export function openSingleFile(file: string, configDir?: string): Checkpoint {
-  const f = SafetensorsFile.open(file);
+  const f = openTensorFile(file);
   try {
     const label = path.basename(file);
     let { unet, contextDim } = detectUnet(f);

@@ -164,6 +164,25 @@ export class SafetensorsFile {
     }
   }
 
+  /**
+   * Opens `file`, another container of raw little-endian tensors, with the positions `locate` finds in it
+   * (a PyTorch zip: torch-file.ts); its tensors are then read exactly like a safetensors file's.
+   */
+  static openLaidOut(file: string, locate: (fd: number, size: number) => ReadonlyMap<string, TensorInfo>): SafetensorsFile {
+    let fd: number;
+    try {
+      fd = openSync(file, 'r');
+    } catch (e) {
+      throw new SafetensorsError(file, `cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    try {
+      return new SafetensorsFile(file, fd, locate(fd, fstatSync(fd).size), {});
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
+  }
+
   keys(): string[] {
     return [...this.tensors.keys()];
   }
@@ -246,6 +265,14 @@ function float32ToBfloat16(src: Float32Array): Uint16Array {
   return out;
 }
 
+/** The bytes of one tensor as stored (its float32 values rounded to its dtype), little-endian. */
+export function tensorBytes(t: TensorToWrite): Buffer {
+  const dtype = t.dtype ?? 'F32';
+  if (dtype === 'F32') return Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+  const halves = dtype === 'F16' ? float32ToFloat16(t.data) : float32ToBfloat16(t.data);
+  return Buffer.from(halves.buffer, halves.byteOffset, halves.byteLength);
+}
+
 /** The bytes of a safetensors file holding `tensors` (for tests and small files; large ones stream in convert). */
 export function encodeSafetensors(tensors: TensorToWrite[], metadata: Record<string, string> = {}): Buffer {
   const header: Record<string, unknown> = Object.keys(metadata).length > 0 ? { __metadata__: metadata } : {};
@@ -253,12 +280,7 @@ export function encodeSafetensors(tensors: TensorToWrite[], metadata: Record<str
   let offset = 0;
   for (const t of tensors) {
     const dtype = t.dtype ?? 'F32';
-    let bytes: Buffer;
-    if (dtype === 'F32') bytes = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-    else {
-      const halves = dtype === 'F16' ? float32ToFloat16(t.data) : float32ToBfloat16(t.data);
-      bytes = Buffer.from(halves.buffer, halves.byteOffset, halves.byteLength);
-    }
+    const bytes = tensorBytes(t);
     header[t.name] = { dtype, shape: t.shape, data_offsets: [offset, offset + bytes.byteLength] };
     chunks.push(bytes);
     offset += bytes.byteLength;

@@ -8,7 +8,7 @@
 import path from 'node:path';
 import type { VaeArchitecture } from '../demo/presets.ts';
 import { detectVae, ldmVaeKey, VAE_PREFIX } from './ldm.ts';
-import { SafetensorsFile } from './safetensors.ts';
+import { openTensorFile } from './torch-file.ts';
 import { ConversionError, type CheckpointPart } from './weights.ts';
 
 export interface VaeFile {
@@ -20,7 +20,7 @@ export interface VaeFile {
 
 /** Opens `file` as a VAE; `groups` where its widths match the model's own VAE (its config's groups), else 32. */
 export function openVaeFile(file: string, model: VaeArchitecture): VaeFile {
-  const f = SafetensorsFile.open(file);
+  const f = openTensorFile(file);
   try {
     const label = path.basename(file);
     const prefix = f.keys().some((k) => k.startsWith(VAE_PREFIX)) ? VAE_PREFIX : '';
