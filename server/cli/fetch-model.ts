@@ -1,13 +1,24 @@
 /**
- * `npm run fetch-model -- [--kind sd|clip] [--repo owner/name] [--revision onnx] [--out dir] [--endpoint url] [--token hf_...]`
- * Downloads a Stable Diffusion 1.x ONNX export (or, with --kind clip, a split CLIP ONNX export for the
- * metrics) from the Hugging Face Hub (resumable), checks it and prints how to use it.
+ * `npm run fetch-model -- [--kind sd|clip|pytorch] [--fp16] [--file NAME] [--repo owner/name] [--revision onnx] [--out dir] [--endpoint url] [--token hf_...]`
+ * Downloads a Stable Diffusion 1.x ONNX export (with --kind pytorch a repository in the diffusers PyTorch
+ * layout, with --kind clip a split CLIP ONNX export for the metrics, with --file one file of a repository)
+ * from the Hugging Face Hub (resumable), checks it and prints how to use it.
  * Exit codes: 0 ready, 1 failed or incomplete, 2 bad usage.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { CLIP_EXPORT, DEFAULT_ENDPOINT, EXPORT_KINDS, FetchModelError, SD_EXPORT, defaultOutDir } from '../models/hub.ts';
+import {
+  CLIP_EXPORT,
+  DEFAULT_ENDPOINT,
+  EXPORT_KINDS,
+  FetchModelError,
+  SD_EXPORT,
+  defaultOutDir,
+  pytorchExport,
+  singleFileExport,
+  type ExportKind,
+} from '../models/hub.ts';
 import { fetchModel } from '../models/hub-download.ts';
 import { createFetchProgress, formatBytes } from './fetch-progress.ts';
 
@@ -18,7 +29,11 @@ Downloads a Stable Diffusion 1.x ONNX export (diffusers layout) from the Hugging
 Interrupted downloads resume when the command is run again.
 
 Options:
-  --kind sd|clip        what to fetch (default sd)
+  --kind sd|clip|pytorch  what to fetch (default sd); pytorch: an SD 1.x repository in the diffusers PyTorch
+                        layout (safetensors; revision main), converted by Load Model on first use
+  --fp16                with --kind pytorch: take the *.fp16.safetensors variants where the repository has them
+  --file <name>         just this file of the repository (a single-file checkpoint, a VAE, a LoRA; revision main),
+                        into --out (default ./models)
   --repo <owner/name>   Hub repository (default ${SD_EXPORT.defaultRepo}; for clip ${CLIP_EXPORT.defaultRepo})
   --revision <rev>      branch, tag or commit (default ${SD_EXPORT.defaultRevision}; for clip ${CLIP_EXPORT.defaultRevision})
   --out <dir>           destination folder (default ./models/<name>)
@@ -26,6 +41,19 @@ Options:
   --token <hf_...>      access token for private or gated models (default $HF_TOKEN)
   -h, --help            show this help
 `;
+
+/** What --kind, --fp16 and --file ask for, or why they do not fit together. */
+function chooseKind(values: { kind?: string; fp16?: boolean; file?: string }): ExportKind | string {
+  if (!Object.hasOwn(EXPORT_KINDS, values.kind ?? '')) return `--kind must be sd, clip or pytorch, got ${values.kind}`;
+  if (values.file !== undefined) {
+    if (values.kind !== 'sd' || values.fp16) return '--file takes one file as it is: leave out --kind and --fp16';
+    if (!values.file || values.file.split('/').some((s) => s === '' || s === '.' || s === '..'))
+      return `--file must be a path inside the repository, got "${values.file}"`;
+    return singleFileExport(values.file);
+  }
+  if (values.fp16 && values.kind !== 'pytorch') return '--fp16 applies to --kind pytorch';
+  return values.kind === 'pytorch' ? pytorchExport(values.fp16 ?? false) : EXPORT_KINDS[values.kind as keyof typeof EXPORT_KINDS];
+}
 
 /** How the studio is started on a model folder (printed after a successful fetch). */
 /** How to use the folder: Load Model takes a folder path (relative ones resolve against the server's folder). */
@@ -40,7 +68,17 @@ function shownPath(outDir: string): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let values: { kind?: string; repo?: string; revision?: string; out?: string; endpoint?: string; token?: string; help?: boolean };
+  let values: {
+    kind?: string;
+    repo?: string;
+    revision?: string;
+    out?: string;
+    endpoint?: string;
+    token?: string;
+    help?: boolean;
+    fp16?: boolean;
+    file?: string;
+  };
   try {
     ({ values } = parseArgs({
       args: argv,
@@ -52,6 +90,8 @@ export async function main(argv: string[]): Promise<number> {
         endpoint: { type: 'string' },
         token: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
+        fp16: { type: 'boolean' },
+        file: { type: 'string' },
       },
       allowPositionals: false,
     }));
@@ -63,9 +103,9 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  const kind = EXPORT_KINDS[values.kind as keyof typeof EXPORT_KINDS];
-  if (!kind || !Object.hasOwn(EXPORT_KINDS, values.kind ?? '')) {
-    process.stderr.write(`fetch-model: --kind must be sd or clip, got ${values.kind}\n\n${USAGE}`);
+  const kind = chooseKind(values);
+  if (typeof kind === 'string') {
+    process.stderr.write(`fetch-model: ${kind}\n\n${USAGE}`);
     return 2;
   }
   const repo = values.repo ?? kind.defaultRepo;
@@ -83,7 +123,7 @@ export async function main(argv: string[]): Promise<number> {
       repo,
       kind,
       revision: values.revision ?? kind.defaultRevision,
-      outDir: values.out ?? defaultOutDir(repo),
+      outDir: values.out ?? (kind.name === 'file' ? 'models' : defaultOutDir(repo)),
       endpoint: values.endpoint ?? process.env.HF_ENDPOINT ?? DEFAULT_ENDPOINT,
       token: values.token ?? process.env.HF_TOKEN ?? process.env.HUGGING_FACE_HUB_TOKEN,
       onEvent: (e) => progress.onEvent(e),
@@ -96,7 +136,9 @@ export async function main(argv: string[]): Promise<number> {
       return 1;
     }
     const use =
-      kind === CLIP_EXPORT ? `npm run eval -- --clip ${JSON.stringify(shownPath(result.outDir))}, or set Load CLIP → clip to it` : startCommand(result.outDir);
+      kind === CLIP_EXPORT
+        ? `npm run eval -- --clip ${JSON.stringify(shownPath(result.outDir))}, or set Load CLIP → clip to it`
+        : startCommand(kind.name === 'file' ? path.join(result.outDir, values.file!) : result.outDir);
     process.stdout.write(
       `${kind === CLIP_EXPORT ? 'CLIP' : 'Model'} ready: ${result.outDir}\n` +
         `  ${result.files.length} files, ${formatBytes(result.totalBytes)} ` +

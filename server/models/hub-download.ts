@@ -225,7 +225,9 @@ export async function fetchModel(options: FetchModelOptions = {}): Promise<Fetch
   if (missing.length > 0) {
     throw new FetchModelError(
       `${repo} (revision "${revision}") is not ${kind.what}: it lacks ${missing.join(', ')}` +
-        (kind === SD_EXPORT && revision === 'main' ? '; ONNX exports often live on the "onnx" branch (--revision onnx)' : ''),
+        (kind === SD_EXPORT && revision === 'main'
+          ? '; ONNX exports often live on the "onnx" branch (--revision onnx), and a repository in the PyTorch layout is fetched with --kind pytorch'
+          : ''),
     );
   }
   const totalBytes = files.reduce((s, f) => s + (f.size ?? 0), 0);

@@ -1,5 +1,6 @@
 /**
- * Download a Stable Diffusion 1.x ONNX export (diffusers ONNX layout) from the Hugging Face Hub.
+ * Download a Stable Diffusion 1.x ONNX export (diffusers ONNX layout), a repository in the diffusers
+ * PyTorch layout (safetensors, converted by Load Model), or one file of a repository from the Hugging Face Hub.
  *
  *   list   GET {endpoint}/api/models/{repo}/revision/{revision}?blobs=true → siblings with sizes/sha256
  *   pick   model_index.json + scheduler, tokenizer, text_encoder, unet, vae_encoder, vae_decoder
@@ -106,7 +107,7 @@ export function selectClipFiles(files: HubFile[]): HubFile[] {
 
 /** What one kind of export needs from a repository: which files to take and which must be there. */
 export interface ExportKind {
-  name: 'sd' | 'clip';
+  name: 'sd' | 'clip' | 'pytorch' | 'file';
   /** For messages: what the repository must be. */
   what: string;
   defaultRepo: string;
@@ -136,7 +137,67 @@ export const CLIP_EXPORT: ExportKind = {
     ['text_model.onnx', 'vision_model.onnx', 'vocab.json', 'merges.txt'].filter((name) => !files.some((f) => f.path.split('/').pop() === name)),
 };
 
-export const EXPORT_KINDS = { sd: SD_EXPORT, clip: CLIP_EXPORT } as const;
+/** The weights file of each diffusers PyTorch component, in safetensors (a .bin is never downloaded: take the safetensors). */
+const PYTORCH_WEIGHTS: Record<string, string> = {
+  unet: 'diffusion_pytorch_model',
+  vae: 'diffusion_pytorch_model',
+  text_encoder: 'model',
+};
+
+/**
+ * Keep what Load Model converts from a diffusers PyTorch repository (the main branch of SD 1.x repos):
+ * model_index.json, the scheduler and tokenizer configs, and for unet/, vae/, text_encoder/ their
+ * config.json and one safetensors file: the fp16 variant (`*.fp16.safetensors`) when `fp16` asks for it
+ * and the repository has it, else the full one. Pickles, other frameworks, the safety checker, docs: dropped.
+ */
+export function selectPytorchFiles(files: HubFile[], fp16 = false): HubFile[] {
+  const has = new Set(files.map((f) => f.path));
+  const weights = (dir: string): string | undefined => {
+    const stem = `${dir}/${PYTORCH_WEIGHTS[dir]}`;
+    const order = fp16 ? [`${stem}.fp16.safetensors`, `${stem}.safetensors`] : [`${stem}.safetensors`, `${stem}.fp16.safetensors`];
+    return order.find((p) => has.has(p));
+  };
+  const chosen = new Set(Object.keys(PYTORCH_WEIGHTS).map(weights));
+  return files.filter((f) => {
+    if (f.path === 'model_index.json' || chosen.has(f.path)) return true;
+    const [dir, name, ...deeper] = f.path.split('/');
+    if (!name || deeper.length > 0) return false;
+    if (dir === 'scheduler' || dir === 'tokenizer') return !SKIPPED_EXTENSIONS.test(name);
+    return dir! in PYTORCH_WEIGHTS && name === 'config.json';
+  });
+}
+
+/** A Stable Diffusion 1.x repository in the diffusers PyTorch layout, converted by Load Model on first use. */
+export function pytorchExport(fp16 = false): ExportKind {
+  return {
+    name: 'pytorch',
+    what: 'a Stable Diffusion 1.x repository in the diffusers PyTorch layout with safetensors weights',
+    defaultRepo: 'stable-diffusion-v1-5/stable-diffusion-v1-5',
+    defaultRevision: 'main',
+    select: (files) => selectPytorchFiles(files, fp16),
+    missing: (files) => {
+      const has = (p: string) => files.some((f) => f.path === p);
+      const required = ['model_index.json', 'scheduler/scheduler_config.json', 'tokenizer/vocab.json', 'tokenizer/merges.txt'];
+      for (const [dir, stem] of Object.entries(PYTORCH_WEIGHTS)) required.push(`${dir}/config.json`, `${dir}/${stem}.safetensors`);
+      // Either weights variant will do.
+      return required.filter((r) => !has(r) && !(r.endsWith('.safetensors') && has(r.replace(/\.safetensors$/, '.fp16.safetensors'))));
+    },
+  };
+}
+
+/** One file of a repository (`--file NAME`: a single-file checkpoint, a VAE, a LoRA), with the same resume and checks. */
+export function singleFileExport(name: string): ExportKind {
+  return {
+    name: 'file',
+    what: `a repository with the file ${name}`,
+    defaultRepo: DEFAULT_REPO,
+    defaultRevision: 'main',
+    select: (files) => files.filter((f) => f.path === name),
+    missing: (files) => (files.some((f) => f.path === name) ? [] : [name]),
+  };
+}
+
+export const EXPORT_KINDS = { sd: SD_EXPORT, clip: CLIP_EXPORT, pytorch: pytorchExport() } as const;
 
 export function defaultOutDir(repo: string): string {
   return path.join('models', repo.split('/').pop() ?? repo);
