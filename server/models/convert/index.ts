@@ -36,7 +36,6 @@ export function isCheckpointFile(file: string): boolean {
   }
 }
 export type { LoraRequest } from './lora.ts';
-export { PICKLE_EXTENSIONS } from './torch-file.ts';
 
 /** Whether Load Model must convert `source` (a diffusers PyTorch folder or a .safetensors / pickle file). */
 export function needsConversion(source: string): boolean {
