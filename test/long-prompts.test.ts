@@ -15,6 +15,7 @@ import { SdPipeline } from '../server/engine/sd/pipeline.ts';
 import { stackRows } from '../server/engine/diffusion/rows.ts';
 import { tokenCountLabel } from '../server/protocol/prompt-tokens.ts';
 import type { Graph } from '../server/protocol/graph.ts';
+import { promptFields } from '../client/src/editor/prompt-fields.ts';
 import { loadTemplate, Runner, shrink, tinySd } from './support/pipeline-harness.ts';
 
 const hasFixture = existsSync(path.join(tinySd, 'tokenizer/vocab.json'));
@@ -176,5 +177,29 @@ describe.skipIf(!hasFixture)('a long prompt end to end on tiny-sd', () => {
     expect(differ).toBeGreaterThan(a.length / 10);
     // The inversion (its source prompt read as before) is shared: only the style encodings and the decode ran again.
     expect(whole.cached).toContain('invert');
+  });
+});
+
+describe('the prompt fields an editor counts', () => {
+  it('counts a Text Prompt with its subject, as the Encode Text it feeds reads it, with that encoder’s model', async () => {
+    const g = await loadTemplate('attention-merge');
+    const edited: Graph = {
+      ...g,
+      nodes: g.nodes.map((n) =>
+        n.id === 'encode_style1' ? { ...n, params: { longPrompt: 'chunks' } } : n.type === 'LoadModel' ? { ...n, params: { model: 'tiny-sd' } } : n,
+      ),
+    };
+    const fields = promptFields(edited);
+    expect(fields.map((f) => f.nodeId).sort()).toEqual(['source', 'style1', 'style2']);
+    const style1 = fields.find((f) => f.nodeId === 'style1')!;
+    expect(style1).toMatchObject({ mode: 'chunks', model: 'tiny-sd' });
+    expect(style1.text).toMatch(/^A Van Gogh painting of a house, /);
+    expect(fields.find((f) => f.nodeId === 'style2')).toMatchObject({ mode: 'truncate', model: 'tiny-sd' });
+    // A prompt wired to nothing is counted with the demo's tokenizer, truncated.
+    const alone = promptFields({
+      nodes: [{ id: 'p', type: 'TextPrompt', params: { text: ' [prompt] ', subject: 'a cat' }, position: { x: 0, y: 0 } }],
+      edges: [],
+    });
+    expect(alone).toEqual([{ nodeId: 'p', text: 'a cat', mode: 'truncate', model: 'demo' }]);
   });
 });

@@ -18,6 +18,7 @@ import { nodeLabel, useRuns } from './hooks/useRuns.ts';
 import { useServerStatus } from './hooks/useServerStatus.ts';
 import { useStudioEditor } from './hooks/useStudioEditor.ts';
 import { useToasts } from './hooks/useToasts.ts';
+import { useTokenCounts } from './hooks/useTokenCounts.ts';
 import { useValidation } from './hooks/useValidation.ts';
 import { ModelSuggestions, ProblemsPanel, StatusBar, Toasts } from './panels.tsx';
 import { PackageNotice } from './PackageNotice.tsx';
@@ -121,7 +122,10 @@ function Studio({ catalog }: { catalog: Catalog }) {
       const kinds = pending.kinds;
       pending.kinds = new Set();
       graphDoc.edited(kinds.size === 1 && kinds.has('layout'));
-      if (kinds.has('structure') || kinds.has('params')) validation.schedule();
+      if (kinds.has('structure') || kinds.has('params')) {
+        validation.schedule();
+        countTokens();
+      }
     }, 0);
   });
   const editor = useStudioEditor(canvasRef, catalog, {
@@ -136,7 +140,11 @@ function Studio({ catalog }: { catalog: Catalog }) {
 
   const currentGraph = useStableCallback(() => graphDoc.currentGraph());
   const validation = useValidation(editor, currentGraph);
-  const onReplaced = useStableCallback(() => void validation.validateNow());
+  const countTokens = useTokenCounts(currentGraph);
+  const onReplaced = useStableCallback(() => {
+    void validation.validateNow();
+    countTokens();
+  });
   const onBeforeReplace = useStableCallback(() => runs.detach());
   const graphDoc = useDocument({ editor, notify, setDialog, onBeforeReplace, onReplaced });
   const runs = useRuns({ editor, catalog, notify, validation, currentGraph, docLabel: graphDoc.docLabel, onProblems: () => setPanel('problems') });

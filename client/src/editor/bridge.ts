@@ -4,6 +4,7 @@
  */
 import { Observable } from '../runtime.ts';
 import type { Health, ModelEntry } from '../api.ts';
+import type { LongPromptMode, TokenCount } from '../../../server/protocol/prompt-tokens.ts';
 
 export interface EditorBridge {
   /** Sets a parameter as one undoable action; `coalesce` merges rapid edits of the same field. */
@@ -58,3 +59,7 @@ export function setResultActions(actions: ResultActions | null): void {
 export function currentResultActions(): ResultActions | null {
   return resultActions;
 }
+
+/** The token count under each prompt field, by Text Prompt node id (kept by useTokenCounts). */
+export type TokenCounts = Record<string, { count: TokenCount; mode: LongPromptMode }>;
+export const tokenCounts = new Observable<TokenCounts>({});
