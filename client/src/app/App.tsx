@@ -19,11 +19,12 @@ import { useServerStatus } from './hooks/useServerStatus.ts';
 import { useStudioEditor } from './hooks/useStudioEditor.ts';
 import { useToasts } from './hooks/useToasts.ts';
 import { useTokenCounts } from './hooks/useTokenCounts.ts';
+import { SimpleView } from './SimpleView.tsx';
 import { useValidation } from './hooks/useValidation.ts';
 import { ModelSuggestions, ProblemsPanel, StatusBar, Toasts } from './panels.tsx';
 import { PackageNotice } from './PackageNotice.tsx';
 import { QueuePanel } from './QueuePanel.tsx';
-import { Toolbar } from './Toolbar.tsx';
+import { Toolbar, type StudioView } from './Toolbar.tsx';
 import type { SeedControl } from './seeds.ts';
 import { ContextMenu } from './ContextMenu.tsx';
 import { menuItems, type OpenMenu } from './menus.ts';
@@ -87,6 +88,15 @@ function writeFlag(key: string, on: boolean): void {
 }
 
 const SEED_KEY = 'dualstyle.seed-control';
+const VIEW_KEY = 'dualstyle.view';
+
+function writeSetting(key: string, value: string): void {
+  try {
+    localStorage.setItem(key, value);
+  } catch {
+    /* not kept: fine */
+  }
+}
 
 function readSetting(key: string): string | null {
   try {
@@ -109,6 +119,11 @@ function Studio({ catalog }: { catalog: Catalog }) {
   const { toasts, notify, dismiss } = useToasts();
   const [seedControl, setSeedControl] = useState<SeedControl>(() => (readSetting(SEED_KEY) as SeedControl | null) ?? 'fixed');
   const [batch, setBatch] = useState(1);
+  const [view, setView] = useState<StudioView>(() => (readSetting(VIEW_KEY) === 'simple' ? 'simple' : 'graph'));
+  const showView = (v: StudioView) => {
+    setView(v);
+    writeSetting(VIEW_KEY, v);
+  };
   const server = useServerStatus();
   const results = useFreshResults(panel === 'results');
 
@@ -234,6 +249,8 @@ function Studio({ catalog }: { catalog: Catalog }) {
         onToggleResults={() => togglePanel('results')}
         onToggleQueue={() => togglePanel('queue')}
         onHelp={() => setDialog({ kind: 'help' })}
+        view={view}
+        onView={showView}
       />
       <main
         className="sd-main"
@@ -249,6 +266,9 @@ function Studio({ catalog }: { catalog: Catalog }) {
           onOpenTemplates={() => setDialog({ kind: 'open' })}
           onDropFile={(file, at) => void files.dropFile(file, at)}
         />
+        {view === 'simple' && graphDoc.ready ? (
+          <SimpleView graph={currentGraph()} catalog={catalog} labelOf={labelOnCanvas} onRun={() => startRun(false)} onShowGraph={() => showView('graph')} />
+        ) : null}
         {panel === 'problems' ? (
           <ProblemsPanel
             issues={validation.issues}

@@ -4,7 +4,7 @@ import type { CatalogParam } from '../../../server/protocol/catalog.ts';
 import { withToken } from '../access-token.ts';
 import { api, ApiError, uploadUrl } from '../api.ts';
 import { useObservable } from '../runtime.ts';
-import { bridge, tokenCounts, uploadedImages } from './bridge.ts';
+import { bridge, currentBridge, tokenCounts, uploadedImages } from './bridge.ts';
 import { tokenCountLabel } from '../../../server/protocol/prompt-tokens.ts';
 import { presetsOf } from '../titles.ts';
 
@@ -21,9 +21,11 @@ interface Props {
   param: CatalogParam;
   value: unknown;
   issues: string[];
+  /** Whether the label carries simple mode's show/hide toggle (on the canvas; not in the simple form itself). */
+  exposable?: boolean;
 }
 
-export function ParamField({ nodeId, param, value, issues }: Props) {
+export function ParamField({ nodeId, param, value, issues, exposable = true }: Props) {
   const set = (v: unknown, coalesce = false) => bridge().setParam(nodeId, param.name, v, coalesce);
   const tip = [param.description, param.optional ? '(optional)' : ''].filter(Boolean).join(' ');
   const invalid = issues.length > 0;
@@ -95,6 +97,7 @@ export function ParamField({ nodeId, param, value, issues }: Props) {
             ?
           </span>
         ) : null}
+        {exposable ? <ExposeToggle nodeId={nodeId} param={param.name} /> : null}
       </label>
       <div className="sd-param-control">{control}</div>
       {issues.map((m, i) => (
@@ -103,6 +106,26 @@ export function ParamField({ nodeId, param, value, issues }: Props) {
         </div>
       ))}
     </div>
+  );
+}
+
+/** The "show in simple mode" toggle of a parameter: filled when the simple form shows it. */
+function ExposeToggle({ nodeId, param }: { nodeId: string; param: string }) {
+  const on = currentBridge()?.exposedOf(nodeId).includes(param) ?? false;
+  return (
+    <button
+      type="button"
+      className={`sd-expose${on ? ' on' : ''}`}
+      data-testid={`expose-${param}`}
+      aria-pressed={on}
+      title={on ? 'Shown in simple mode: click to hide it there' : 'Show in simple mode'}
+      onClick={(e) => {
+        e.preventDefault();
+        bridge().setExposed(nodeId, param, !on);
+      }}
+    >
+      {on ? '●' : '○'}
+    </button>
   );
 }
 

@@ -11,6 +11,10 @@ export interface EditorBridge {
   setParam(nodeId: string, param: string, value: unknown, coalesce: boolean): void;
   /** Uploads an image file and stores its server name in the parameter. */
   uploadImage(nodeId: string, param: string, file: File): Promise<void>;
+  /** Shows a parameter in simple mode, or hides it there, as one undoable action. */
+  setExposed(nodeId: string, param: string, on: boolean): void;
+  /** The parameters of a node that simple mode shows. */
+  exposedOf(nodeId: string): readonly string[];
   /** Renames a node (empty: back to its type's title), as one undoable action. */
   setTitle(nodeId: string, title: string | undefined): void;
   /** A node's drawn size changed: what it now covers is moved out of its way. */
