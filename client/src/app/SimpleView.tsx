@@ -61,7 +61,13 @@ function SimpleSectionView({ section, params }: { section: SimpleSection; params
     <section className="sd-simple-section" data-testid="simple-section" data-node-id={section.nodeId}>
       <h3>{section.title}</h3>
       {section.fields.map((p) => (
-        <SimpleField key={p.name} nodeId={section.nodeId} param={p} params={params} issues={rt.issues.filter((i) => i.field === p.name).map((i) => i.message)} />
+        <SimpleField
+          key={p.name}
+          nodeId={section.nodeId}
+          param={p}
+          params={params}
+          issues={rt.issues.filter((i) => i.field === p.name).map((i) => i.message)}
+        />
       ))}
       {rt.warnings.map((w, i) => (
         <div key={i} className="sd-param-hint" data-testid="simple-warning">

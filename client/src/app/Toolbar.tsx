@@ -48,7 +48,14 @@ export type StudioView = 'graph' | 'simple';
 /** The "Simple | Graph" switch. */
 function ViewSwitch({ view, onView }: { view: StudioView; onView(view: StudioView): void }) {
   const option = (v: StudioView, label: string, title: string) => (
-    <button type="button" className={view === v ? 'active' : undefined} data-testid={`view-${v}`} aria-pressed={view === v} title={title} onClick={() => onView(v)}>
+    <button
+      type="button"
+      className={view === v ? 'active' : undefined}
+      data-testid={`view-${v}`}
+      aria-pressed={view === v}
+      title={title}
+      onClick={() => onView(v)}
+    >
       {label}
     </button>
   );
