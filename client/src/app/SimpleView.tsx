@@ -102,13 +102,13 @@ function RunBar({ labelOf, onRun }: { labelOf(nodeId: string): string | null; on
   );
 }
 
-/** The output nodes' pictures, the first beside the picture it was made from. */
+/** The output nodes' pictures, the first over the picture it was made from (before/after). */
 function SimpleResults({ form }: { form: SimpleForm }) {
-  const first = form.outputs[0];
+  const [first, ...rest] = form.outputs;
   return (
     <div className="sd-simple-results">
-      {first && form.source ? <BeforeAfter source={form.source} outputId={first.nodeId} /> : null}
-      {form.outputs.map((o) => (
+      {first && form.source ? <BeforeAfter source={form.source} output={first} /> : null}
+      {(form.source ? rest : form.outputs).map((o) => (
         <OutputResult key={o.nodeId} nodeId={o.nodeId} title={o.title} />
       ))}
     </div>
@@ -130,16 +130,17 @@ function OutputResult({ nodeId, title }: { nodeId: string; title: string }) {
 }
 
 /** The picture and the result over it, split by a slider: left of the line the result, right the picture. */
-function BeforeAfter({ source, outputId }: { source: NonNullable<SimpleForm['source']>; outputId: string }) {
+function BeforeAfter({ source, output }: { source: NonNullable<SimpleForm['source']>; output: SimpleForm['outputs'][number] }) {
   const [split, setSplit] = useState(50);
   const picture = useNodeRuntime(source.nodeId).result?.images?.[0]?.url ?? (source.image ? uploadUrl(source.image) : null);
-  const result = useNodeRuntime(outputId).result?.images?.[0]?.url;
-  if (!picture || !result) return null;
+  const result = useNodeRuntime(output.nodeId).result?.images?.[0]?.url;
+  // Until there is a result (or with no picture to compare), the output as the others are shown.
+  if (!picture || !result) return <OutputResult nodeId={output.nodeId} title={output.title} />;
   return (
-    <div className="sd-before-after" data-testid="before-after">
+    <div className="sd-before-after" data-testid="before-after" data-node-id={output.nodeId}>
       <div className="sd-before-after-frame">
         <img src={withToken(picture)} alt="before" draggable={false} />
-        <img src={withToken(result)} alt="after" draggable={false} style={{ clipPath: `inset(0 ${100 - split}% 0 0)` }} />
+        <img className="after" src={withToken(result)} alt="after" draggable={false} style={{ clipPath: `inset(0 ${100 - split}% 0 0)` }} />
         <div className="sd-before-after-line" style={{ left: `${split}%` }} />
       </div>
       <input
@@ -152,8 +153,8 @@ function BeforeAfter({ source, outputId }: { source: NonNullable<SimpleForm['sou
         aria-label="Result on the left, picture on the right"
       />
       <div className="sd-before-after-labels">
-        <span>after</span>
-        <span>before</span>
+        <span>{output.title}</span>
+        <span>the picture</span>
       </div>
     </div>
   );
