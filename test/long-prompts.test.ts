@@ -203,3 +203,25 @@ describe('the prompt fields an editor counts', () => {
     expect(alone).toEqual([{ nodeId: 'p', text: 'a cat', mode: 'truncate', model: 'demo' }]);
   });
 });
+
+describe.skipIf(!hasFixture)('a long source prompt and the words mask', () => {
+  /** The words-mask template whose source prompt names the house only after its first 75 tokens. */
+  async function wordsGraph(mode: 'truncate' | 'chunks'): Promise<Graph> {
+    const g = shrink(await loadTemplate('words-mask'), tinySd, 6, 2);
+    const text = `a photo of ${wordsPrompt(80)} and a house`;
+    return {
+      ...g,
+      nodes: g.nodes.map((n) =>
+        n.id === 'source' ? { ...n, params: { ...n.params, text } } : n.id === 'encode_source' ? { ...n, params: { longPrompt: mode } } : n,
+      ),
+    };
+  }
+
+  it('finds a word of the second chunk where the truncated prompt has none', async () => {
+    const runner = await Runner.create();
+    await expect(runner.run(await wordsGraph('truncate'))).rejects.toThrow(/"house" is not a word of the source prompt/);
+    const summary = await runner.run(await wordsGraph('chunks'));
+    expect(summary.results['save_eps']!.images).toHaveLength(1);
+    expect(summary.results['invert']!.text).toMatch(/attention maps of \d+ words/);
+  });
+});
