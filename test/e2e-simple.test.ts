@@ -92,8 +92,13 @@ describe.skipIf(skipReason !== null)('browser end-to-end: simple mode and long p
     await page.click('[data-testid="view-graph"]');
     await node(page, 'invert').locator('[data-testid="expose-seed"]').click();
     await expect.poll(() => node(page, 'invert').locator('[data-testid="expose-seed"]').getAttribute('aria-pressed')).toBe('true');
+    // The node stays selected on the canvas out of sight: Delete in simple mode leaves it alone.
+    await node(page, 'invert').click({ position: { x: 30, y: 12 } });
     await page.click('[data-testid="view-simple"]');
     await expect.poll(() => fieldsOf(page, 'invert')).toEqual(['seed']);
+    await simple(page).locator('.sd-simple-title').click();
+    await page.keyboard.press('Delete');
+    expect(await node(page, 'invert').count()).toBe(1);
     await page.click('[data-testid="view-graph"]');
     await page.keyboard.press('Control+z');
     await page.click('[data-testid="view-simple"]');
@@ -123,6 +128,8 @@ describe.skipIf(skipReason !== null)('browser end-to-end: simple mode and long p
       .poll(() => node(page, 'encode_style1').locator('[data-testid="node-result-text"]').textContent())
       .toContain('in 2 chunks (154 tokens of context)');
     expect(await node(page, 'encode_style1').locator('[data-testid="node-warning"]').count()).toBe(0);
+    await node(page, 'style1').scrollIntoViewIfNeeded();
+    await visualCheck(page, 'token-count-graph');
     // In simple mode the same count is under the prompt.
     await page.click('[data-testid="view-simple"]');
     await expect.poll(() => section(page, 'style1').locator('[data-testid="token-count"]').textContent()).toBe(`${tokens} tokens, 2 chunks`);

@@ -191,7 +191,8 @@ function Studio({ catalog }: { catalog: Catalog }) {
       cancel: () => void runs.cancel(),
       undo: () => void editor?.undo(),
       redo: () => void editor?.redo(),
-      deleteSelected: () => void editor?.deleteSelected(),
+      // In simple mode the canvas (and what is selected on it) is out of sight: Delete there must not remove nodes.
+      deleteSelected: () => void (view === 'graph' && editor?.deleteSelected()),
       save: graphDoc.save,
       open: () => setDialog({ kind: 'open' }),
       copy,
