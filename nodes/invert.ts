@@ -96,12 +96,18 @@ export const invertNode = defineNode({
             opts,
             Array.from({ length: params.batch }, (_, k) => seededNoise(params.seed + k)),
           );
-    const attention = recording && { width, height, ...recording.average.result(), words: pipe.tokenizer.words(inputs.source.prompt) };
+    const attention = recording && {
+      width,
+      height,
+      ...recording.average.result(),
+      words: pipe.tokenizer.words(inputs.source.prompt, inputs.source.longPrompt),
+    };
     return {
       outputs: {
         inversion: {
           ...code!,
           sourcePrompt: inputs.source.prompt,
+          ...(inputs.source.longPrompt ? { sourceLongPrompt: inputs.source.longPrompt } : {}),
           modelId: inputs.model.id,
           ...(attention ? { attention } : {}),
           ...(others.length ? { others } : {}),

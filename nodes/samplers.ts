@@ -54,7 +54,9 @@ async function regionOf(c: ConditioningValue, model: ModelValue, inversion: Inve
   if (!settings) return { prompt: c.embedding };
   if (settings.negative) requireSameModel(model, settings.negative, `${what}'s negative`);
   const window = settings.window;
-  const fallback = window ? (window.fallback?.embedding ?? (await (await pipelineOf(model)).encodeText(inversion.sourcePrompt)).embedding) : undefined;
+  const fallback = window
+    ? (window.fallback?.embedding ?? (await (await pipelineOf(model)).encodeText(inversion.sourcePrompt, inversion.sourceLongPrompt)).embedding)
+    : undefined;
   return {
     prompt: c.embedding,
     ...(settings.negative ? { negative: settings.negative.embedding } : {}),

@@ -16,7 +16,7 @@ export const textPrompt = defineNode({
       .max(4000)
       .default('a photo of [prompt]')
       .describe('The prompt. "[prompt]" is replaced by the subject.')
-      .meta({ ui: { multiline: true, presets: PROMPT_PRESETS } }),
+      .meta({ ui: { multiline: true, presets: PROMPT_PRESETS, tokens: true } }),
     subject: z.string().max(500).default('a house').describe('What the picture shows; fills "[prompt]".'),
   }),
   async run({ params }) {

@@ -8,6 +8,7 @@ import type { PipelineHandle } from '../server/engine/sd/pipelines.ts';
 import type { ClipHandle } from '../server/engine/evaluation-models/clip-model.ts';
 import type { MetricValues } from '../server/engine/metrics/names.ts';
 import type { AttentionMapsValue, ImageValue, MaskValue } from '../server/engine/values.ts';
+import type { LongPromptMode } from '../server/protocol/prompt-tokens.ts';
 
 export type { AttentionMapsValue, ImageValue, MaskDirection, MaskShape, MaskValue, Schedule } from '../server/engine/values.ts';
 
@@ -23,7 +24,7 @@ export interface LatentValue {
   others?: Float32Array[];
 }
 
-/** Text-encoder output for one prompt: last_hidden_state [77, dim]. */
+/** Text-encoder output for one prompt: last_hidden_state [77, dim], or [77·k, dim] for a long prompt in k chunks. */
 export interface ConditioningValue {
   prompt: string;
   embedding: Float32Array;
@@ -31,6 +32,10 @@ export interface ConditioningValue {
   dim: number;
   /** True when the prompt was longer than the encoder's 75 tokens and was cut. */
   truncated: boolean;
+  /** How a prompt longer than the window was read (Encode Text's "long prompt"); absent: truncate. */
+  longPrompt?: LongPromptMode;
+  /** Chunks of 77 tokens in `embedding` (1 unless read in chunks). */
+  chunks?: number;
   modelId: string;
   /** Set by a Region node: how a sampler treats this prompt's region (see engine/diffusion/regions.ts). */
   region?: RegionSettings;
@@ -49,6 +54,8 @@ export interface RegionSettings {
 /** CycleDiffusion latent code (z[0] = x_t, then one eps per refinement step, with its schedule), with its provenance. */
 export interface InversionValue extends CycleCode {
   sourcePrompt: string;
+  /** How the source prompt was read (its words' places in the attention maps, the fallback's encoding); absent: truncate. */
+  sourceLongPrompt?: LongPromptMode;
   modelId: string;
   /** The source prompt's cross-attention maps, recorded during the inversion when asked (a words mask's source). */
   attention?: AttentionMapsValue;

@@ -128,8 +128,24 @@ function paintedRegions(): Record<string, unknown>[] {
     stroke(3, 0.1, [0.55, 0.75, 0.8, 0.72, 1.0, 0.7]),
   ];
 }
+/**
+ * What simple mode shows of a template (the graph JSON's `exposed`): what an artist changes — the picture,
+ * the prompts (the source's subject too), the mask (painted: the painter; words: the words; else its
+ * direction) and each sampler's guidance, the strength of its styles.
+ */
+function exposure(n: N): { exposed?: string[] } {
+  const shape = n.params?.shape;
+  const fields: Record<string, string[]> = {
+    LoadImage: ['image'],
+    TextPrompt: n.id === 'source' ? ['subject', 'text'] : ['text'],
+    Mask: shape === 'painted' ? ['strokes'] : shape === 'words' ? ['words'] : ['direction'],
+  };
+  const exposed = fields[n.type] ?? (n.type.endsWith('Sampler') ? ['guidance'] : []);
+  return exposed.length ? { exposed } : {};
+}
+
 function write(name: string, title: string, description: string, nodes: N[], edges: E[]) {
-  const g = { format: 'dualstyle-graph', version: 1, meta: { title, description }, nodes: nodes.map((n) => ({ params: {}, ...n })), edges };
+  const g = { format: 'dualstyle-graph', version: 1, meta: { title, description }, nodes: nodes.map((n) => ({ params: {}, ...n, ...exposure(n) })), edges };
   writeFileSync(`graphs/${name}.json`, JSON.stringify(g, null, 2) + '\n');
 }
 

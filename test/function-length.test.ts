@@ -28,7 +28,6 @@ const PENDING = new Set([
   'client/src/app/QueuePanel.tsx (anonymous)',
   'client/src/app/Toolbar.tsx Toolbar',
   'client/src/app/jobs.ts apply',
-  'client/src/editor/MaskPainter.tsx MaskPainter',
   'client/src/editor/NodeView.tsx NodeView',
   'client/src/editor/create-editor.tsx createStudioEditor',
   'client/src/editor/node-edits.ts createNodeEdits',

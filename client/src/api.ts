@@ -2,6 +2,7 @@
 import type { Graph, ValidationIssue } from '../../server/protocol/graph.ts';
 import type { Catalog } from '../../server/protocol/catalog.ts';
 import type { HistoryPage, JobDetail, JobSummary, QueueState } from '../../server/protocol/events.ts';
+import type { TokenCount } from '../../server/protocol/prompt-tokens.ts';
 import { authHeaders } from './access-token.ts';
 
 export class ApiError extends Error {
@@ -108,6 +109,8 @@ export const api = {
   health: () => request<Health>('GET', '/api/health'),
   catalog: () => request<Catalog>('GET', '/api/catalog'),
   validate: (graph: Graph) => request<{ ok: boolean; issues: ValidationIssue[]; warnings?: ValidationIssue[] }>('POST', '/api/validate', { graph }),
+  /** Token counts of prompts, with the tokenizer of `model` (a Load Model value). */
+  tokens: (texts: string[], model: string) => request<{ counts: TokenCount[] }>('POST', '/api/tokens', { texts, model }),
   /** `front`: first in line (after the running jobs). */
   submitJob: (graph: Graph, opts: { front?: boolean } = {}) =>
     request<{ job: JobSummary }>('POST', '/api/jobs', { graph, ...(opts.front ? { front: true } : {}) }),

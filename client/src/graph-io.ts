@@ -38,6 +38,8 @@ export interface EditorNodeDTO {
   title?: string;
   /** Bypassed or muted; absent when the node runs. */
   mode?: NodeMode;
+  /** The parameters simple mode shows; absent when none. */
+  exposed?: string[];
 }
 
 export interface EditorConnectionDTO {
@@ -76,6 +78,7 @@ export function snapshotToGraph(snapshot: EditorSnapshot, meta: Graph['meta'] = 
     };
     if (n.title !== undefined && n.title !== '') node.title = n.title;
     if (n.mode) node.mode = n.mode;
+    if (n.exposed?.length) node.exposed = [...n.exposed];
     return node;
   });
   const edges: GraphEdge[] = snapshot.connections.map((c) => ({
@@ -254,6 +257,7 @@ export function planImport(graph: Graph, catalog: Catalog): ImportPlan {
       position: { ...(n.position ?? { x: 0, y: 0 }) },
       ...(n.title !== undefined ? { title: n.title } : {}),
       ...(n.mode ? { mode: n.mode } : {}),
+      ...(n.exposed?.length ? { exposed: [...n.exposed] } : {}),
     };
     if (spec) return { dto, spec, ...socketsFor(spec, dto.params) };
     problems.push(`Node "${n.id}" has type "${n.type}", which this server does not provide; it is kept as a placeholder.`);

@@ -17,6 +17,7 @@ import {
   type ValidationIssue,
   type ValidationResult,
 } from '../protocol/graph.ts';
+import { z } from 'zod';
 import { concreteInputs, countOf, type AnyNodeDefinition, type ConcreteInput, type OutputSpec } from '../../nodes/types.ts';
 import type { NodeCatalog } from '../catalog.ts';
 import { migrateGraph, type MigrationTable } from '../protocol/graph-migrate.ts';
@@ -329,8 +330,23 @@ function checkNodes(
     }
     const parsed = checkParams(node, def, name, opts, running ? issues : []);
     if (parsed) params.set(i, parsed);
+    issues.push(...exposureIssues(node, def, name));
   });
   return params;
+}
+
+/** Simple mode's fields of a node: each a parameter of its type, named once. */
+function exposureIssues(node: GraphNode, def: AnyNodeDefinition, name: string): ValidationIssue[] {
+  const shape = def.params instanceof z.ZodObject ? (def.params.shape as Record<string, unknown>) : {};
+  const seen = new Set<string>();
+  return (node.exposed ?? []).flatMap((param): ValidationIssue[] => {
+    const twice = seen.has(param);
+    seen.add(param);
+    if (!Object.hasOwn(shape, param))
+      return [{ code: 'param_invalid', nodeId: node.id, field: param, message: `${name} shows "${param}" in simple mode, but it has no such parameter.` }];
+    if (twice) return [{ code: 'param_invalid', nodeId: node.id, field: param, message: `${name} shows "${param}" in simple mode twice.` }];
+    return [];
+  });
 }
 
 /** What the outputs need, as a run plans it (executor's planRun): the rest is left out of a run. */

@@ -6,6 +6,8 @@ import type { QueueHealth } from '../executor/job-service.ts';
 import type { ValidateForRun } from './jobs.ts';
 import { jsonObject } from './body.ts';
 import { listModels } from '../models/model-list.ts';
+import { TokenCounter } from '../models/token-count.ts';
+import { ApiError } from './errors.ts';
 import { cudaUnavailableReason, diagnoseCuda, type CudaDiagnosis } from '../engine/cuda/cuda-doctor.ts';
 
 export interface SystemInfo {
@@ -93,6 +95,16 @@ export function systemRoutes(catalog: NodeCatalog, info: SystemInfo & { modelRoo
     res.json({ models: await listModels(info.modelRoots) });
   });
 
+  const counter = new TokenCounter(info.modelRoots);
+  /** Token counts of prompt fields (client: the line under each prompt), with the tokenizer of the model they go to. */
+  router.post('/tokens', async (req, res) => {
+    const { texts, model } = tokensRequest(jsonObject(req, '{ texts: string[], model?: string }'));
+    const counts = await counter.count(texts, model).catch((e: unknown) => {
+      throw new ApiError(400, 'bad_model', (e as Error).message);
+    });
+    res.json({ counts });
+  });
+
   router.get('/catalog', (_req, res) => {
     res.json(catalogBody);
   });
@@ -107,4 +119,17 @@ export function systemRoutes(catalog: NodeCatalog, info: SystemInfo & { modelRoo
   });
 
   return router;
+}
+
+/** At most this many prompts per request, each at most as long as a Text Prompt's text. */
+const MAX_TEXTS = 64;
+const MAX_TEXT = 4000;
+
+function tokensRequest(body: Record<string, unknown>): { texts: string[]; model?: string } {
+  const { texts, model } = body;
+  if (!Array.isArray(texts) || texts.length > MAX_TEXTS || !texts.every((t) => typeof t === 'string' && t.length <= MAX_TEXT)) {
+    throw new ApiError(400, 'bad_request', `texts must be a list of at most ${MAX_TEXTS} strings of at most ${MAX_TEXT} characters`);
+  }
+  if (model !== undefined && (typeof model !== 'string' || model === '')) throw new ApiError(400, 'bad_request', 'model must be a Load Model value (a string)');
+  return { texts: texts as string[], ...(model === undefined ? {} : { model }) };
 }

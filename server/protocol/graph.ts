@@ -59,6 +59,11 @@ export const GraphNodeSchema = z.object({
    * and neither does anything that needs its output.
    */
   mode: z.enum(['bypass', 'mute']).optional(),
+  /**
+   * The parameters simple mode shows (the one-page form for users who never want to see a graph), in
+   * this order; absent or empty: none. Each names a parameter of the node's type (checked on validation).
+   */
+  exposed: z.array(z.string().min(1).max(100)).max(100, 'a node may expose at most 100 parameters').optional(),
 });
 
 const PointSchema = z.object({ x: z.number(), y: z.number() });

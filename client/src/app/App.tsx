@@ -18,11 +18,13 @@ import { nodeLabel, useRuns } from './hooks/useRuns.ts';
 import { useServerStatus } from './hooks/useServerStatus.ts';
 import { useStudioEditor } from './hooks/useStudioEditor.ts';
 import { useToasts } from './hooks/useToasts.ts';
+import { useTokenCounts } from './hooks/useTokenCounts.ts';
+import { SimpleView } from './SimpleView.tsx';
 import { useValidation } from './hooks/useValidation.ts';
 import { ModelSuggestions, ProblemsPanel, StatusBar, Toasts } from './panels.tsx';
 import { PackageNotice } from './PackageNotice.tsx';
 import { QueuePanel } from './QueuePanel.tsx';
-import { Toolbar } from './Toolbar.tsx';
+import { Toolbar, type StudioView } from './Toolbar.tsx';
 import type { SeedControl } from './seeds.ts';
 import { ContextMenu } from './ContextMenu.tsx';
 import { menuItems, type OpenMenu } from './menus.ts';
@@ -86,6 +88,15 @@ function writeFlag(key: string, on: boolean): void {
 }
 
 const SEED_KEY = 'dualstyle.seed-control';
+const VIEW_KEY = 'dualstyle.view';
+
+function writeSetting(key: string, value: string): void {
+  try {
+    localStorage.setItem(key, value);
+  } catch {
+    /* not kept: fine */
+  }
+}
 
 function readSetting(key: string): string | null {
   try {
@@ -108,6 +119,11 @@ function Studio({ catalog }: { catalog: Catalog }) {
   const { toasts, notify, dismiss } = useToasts();
   const [seedControl, setSeedControl] = useState<SeedControl>(() => (readSetting(SEED_KEY) as SeedControl | null) ?? 'fixed');
   const [batch, setBatch] = useState(1);
+  const [view, setView] = useState<StudioView>(() => (readSetting(VIEW_KEY) === 'simple' ? 'simple' : 'graph'));
+  const showView = (v: StudioView) => {
+    setView(v);
+    writeSetting(VIEW_KEY, v);
+  };
   const server = useServerStatus();
   const results = useFreshResults(panel === 'results');
 
@@ -121,7 +137,10 @@ function Studio({ catalog }: { catalog: Catalog }) {
       const kinds = pending.kinds;
       pending.kinds = new Set();
       graphDoc.edited(kinds.size === 1 && kinds.has('layout'));
-      if (kinds.has('structure') || kinds.has('params')) validation.schedule();
+      if (kinds.has('structure') || kinds.has('params')) {
+        validation.schedule();
+        countTokens();
+      }
     }, 0);
   });
   const editor = useStudioEditor(canvasRef, catalog, {
@@ -136,7 +155,11 @@ function Studio({ catalog }: { catalog: Catalog }) {
 
   const currentGraph = useStableCallback(() => graphDoc.currentGraph());
   const validation = useValidation(editor, currentGraph);
-  const onReplaced = useStableCallback(() => void validation.validateNow());
+  const countTokens = useTokenCounts(currentGraph);
+  const onReplaced = useStableCallback(() => {
+    void validation.validateNow();
+    countTokens();
+  });
   const onBeforeReplace = useStableCallback(() => runs.detach());
   const graphDoc = useDocument({ editor, notify, setDialog, onBeforeReplace, onReplaced });
   const runs = useRuns({ editor, catalog, notify, validation, currentGraph, docLabel: graphDoc.docLabel, onProblems: () => setPanel('problems') });
@@ -168,7 +191,8 @@ function Studio({ catalog }: { catalog: Catalog }) {
       cancel: () => void runs.cancel(),
       undo: () => void editor?.undo(),
       redo: () => void editor?.redo(),
-      deleteSelected: () => void editor?.deleteSelected(),
+      // In simple mode the canvas (and what is selected on it) is out of sight: Delete there must not remove nodes.
+      deleteSelected: () => void (view === 'graph' && editor?.deleteSelected()),
       save: graphDoc.save,
       open: () => setDialog({ kind: 'open' }),
       copy,
@@ -226,6 +250,8 @@ function Studio({ catalog }: { catalog: Catalog }) {
         onToggleResults={() => togglePanel('results')}
         onToggleQueue={() => togglePanel('queue')}
         onHelp={() => setDialog({ kind: 'help' })}
+        view={view}
+        onView={showView}
       />
       <main
         className="sd-main"
@@ -241,6 +267,9 @@ function Studio({ catalog }: { catalog: Catalog }) {
           onOpenTemplates={() => setDialog({ kind: 'open' })}
           onDropFile={(file, at) => void files.dropFile(file, at)}
         />
+        {view === 'simple' && graphDoc.ready ? (
+          <SimpleView graph={currentGraph()} catalog={catalog} labelOf={labelOnCanvas} onRun={() => startRun(false)} onShowGraph={() => showView('graph')} />
+        ) : null}
         {panel === 'problems' ? (
           <ProblemsPanel
             issues={validation.issues}

@@ -38,6 +38,33 @@ export interface ToolbarProps {
   onToggleResults(): void;
   onToggleQueue(): void;
   onHelp(): void;
+  /** The graph on the canvas, or simple mode's one-page form of what it exposes. */
+  view: StudioView;
+  onView(view: StudioView): void;
+}
+
+export type StudioView = 'graph' | 'simple';
+
+/** The "Simple | Graph" switch. */
+function ViewSwitch({ view, onView }: { view: StudioView; onView(view: StudioView): void }) {
+  const option = (v: StudioView, label: string, title: string) => (
+    <button
+      type="button"
+      className={view === v ? 'active' : undefined}
+      data-testid={`view-${v}`}
+      aria-pressed={view === v}
+      title={title}
+      onClick={() => onView(v)}
+    >
+      {label}
+    </button>
+  );
+  return (
+    <div className="sd-view-switch" role="group" aria-label="View">
+      {option('simple', 'Simple', 'Simple mode: one page with the fields this graph exposes, Run and the result')}
+      {option('graph', 'Graph', 'The node graph')}
+    </div>
+  );
 }
 
 export function Toolbar(p: ToolbarProps) {
@@ -48,6 +75,7 @@ export function Toolbar(p: ToolbarProps) {
   return (
     <header className="sd-toolbar">
       <div className="sd-brand">Dual Style Studio</div>
+      <ViewSwitch view={p.view} onView={p.onView} />
       <div className="sd-group">
         <button type="button" data-testid="btn-new" onClick={p.onNew} title="New empty graph">
           New

@@ -13,7 +13,6 @@ import { withToken } from '../access-token.ts';
 import type { NodeRuntime } from '../runtime.ts';
 import { bridge } from './bridge.ts';
 import { stopCanvas } from './ParamField.tsx';
-import type { StudioNode } from './schemes.ts';
 
 /** Width of the painting area in CSS pixels (the node's inner width). */
 const WIDTH = 258;
@@ -106,23 +105,44 @@ function thin(xy: number[], spacing: number): number[] {
   return out;
 }
 
-export function MaskPainter({ node, rt, param }: { node: StudioNode; rt: NodeRuntime; param: CatalogParam }) {
+/** What a painter paints: the node's id and parameters (a Mask node on the canvas, or the simple form's copy of it). */
+export interface PainterTarget {
+  nodeId: string;
+  params: Record<string, unknown>;
+}
+
+/** The Mask node's settings the painter reads: style count, fill, feather, and whether it paints over derived regions. */
+function painterSettings(params: Record<string, unknown>, param: CatalogParam) {
   const names = { styles: 'styles', fill: 'fill', feather: 'feather', ...(param.ui as Partial<Names>) };
-  const styles = Math.max(2, Number(node.params[names.styles] ?? 2));
+  const styles = Math.max(2, Number(params[names.styles] ?? 2));
   // Not clamped to `styles`: the engine refuses a fill beyond them, so the painter shows it as it is (grey).
-  const fill = Math.max(1, Number(node.params[names.fill] ?? 1));
-  const feather = Number(node.params[names.feather] ?? 0);
+  const fill = Math.max(1, Number(params[names.fill] ?? 1));
+  const feather = Number(params[names.feather] ?? 0);
   // Painting over regions the node derives (a words mask): they are its second picture, and no fill is drawn.
   const overWhen = (param.ui as { over?: Record<string, unknown[]> } | undefined)?.over;
-  const over = overWhen !== undefined && Object.entries(overWhen).every(([k, values]) => values.includes(node.params[k]));
-  const raw = node.params[param.name];
-  const { strokes, problem } = useMemo(() => readStrokes(raw), [raw]);
-  const decoded = useMemo<Decoded[]>(() => strokes.map((s) => ({ style: s.style, radius: s.radius, xy: decodePoints(s.points) })), [strokes]);
-  const [brush, setBrush] = useState(Math.min(2, styles));
-  const [radius, setRadius] = useState(0.06);
-  // "The painting is full", for the strokes it was said about (Clear or undo makes it go).
-  const [full, setFull] = useState<{ strokes: readonly Stroke[]; note: string } | null>(null);
-  const note = problem ?? (full?.strokes === strokes ? full.note : null);
+  const over = overWhen !== undefined && Object.entries(overWhen).every(([k, values]) => values.includes(params[k]));
+  return { styles, fill, feather, over };
+}
+
+interface Scene {
+  width: number;
+  height: number;
+  decoded: Decoded[];
+  fill: number;
+  styles: number;
+  feather: number;
+  over: boolean;
+  brush: number;
+  radius: number;
+  underUrl: string | undefined;
+}
+
+/**
+ * The painter's canvas drawing: picture, the committed strokes' regions (cached, blurred by the feather),
+ * the stroke being drawn and the brush outline, redrawn at most once a frame with the newest state.
+ */
+function usePaintCanvas(scene: Scene) {
+  const { width, height, decoded, fill, styles, feather, over, brush, radius, underUrl } = scene;
   const canvas = useRef<HTMLCanvasElement>(null);
   const drawing = useRef<(Decoded & { xy: number[] }) | null>(null);
   // A stroke handed to the editor, drawn until the strokes come back with it.
@@ -133,13 +153,6 @@ export function MaskPainter({ node, rt, param }: { node: StudioNode; rt: NodeRun
   const regions = useRef<HTMLCanvasElement | null>(null);
   const layer = useRef<{ canvas: HTMLCanvasElement | null; valid: boolean }>({ canvas: null, valid: false });
   const frame = useRef(0);
-
-  // The picture under the regions: the node's last run (the plain picture, else the preview itself).
-  const images = rt.result?.images ?? [];
-  const under = images[1] ?? images[0];
-  const aspect = under ? under.width / under.height : 4 / 3;
-  const width = WIDTH;
-  const height = Math.max(40, Math.round(WIDTH / aspect));
 
   /** Draws the regions of the committed strokes, blurred, into the layer canvas (device pixels). */
   const buildLayer = (pw: number, ph: number, dpr: number) => {
@@ -188,17 +201,7 @@ export function MaskPainter({ node, rt, param }: { node: StudioNode; rt: NodeRun
     const stroke = drawing.current ?? committed.current;
     if (stroke) drawStrokes(ctx, width, height, [stroke], fill, styles);
     ctx.restore();
-    // The brush, where the pointer is.
-    const at = hover.current;
-    if (at) {
-      ctx.strokeStyle = brush === ERASER ? '#ffffff' : styleColor(brush, styles);
-      ctx.lineWidth = 1.5;
-      ctx.setLineDash(brush === ERASER ? [3, 3] : []);
-      ctx.beginPath();
-      ctx.arc(at.x * width, at.y * height, radius * Math.min(width, height), 0, 2 * Math.PI);
-      ctx.stroke();
-      ctx.setLineDash([]);
-    }
+    drawBrush(ctx, hover.current, brush, radius, styles, width, height);
   };
 
   // Redraws at most once a frame, with the newest state (pointer events come faster than frames).
@@ -215,23 +218,7 @@ export function MaskPainter({ node, rt, param }: { node: StudioNode; rt: NodeRun
     });
   }, []);
   useEffect(() => () => cancelAnimationFrame(frame.current), []);
-
-  const underUrl = under?.url;
-  useEffect(() => {
-    if (underUrl === undefined) {
-      pictureImg.current = null;
-      schedule();
-      return;
-    }
-    const img = new Image();
-    img.onload = schedule;
-    img.src = withToken(underUrl);
-    pictureImg.current = img;
-    schedule();
-    return () => {
-      img.onload = null;
-    };
-  }, [underUrl, schedule]);
+  usePicture(underUrl, pictureImg, schedule);
   // The cached mask layer is stale once the strokes, the styles or the size change.
   useEffect(() => {
     layer.current.valid = false;
@@ -240,30 +227,181 @@ export function MaskPainter({ node, rt, param }: { node: StudioNode; rt: NodeRun
   }, [decoded, styles, fill, feather, over, width, height, schedule]);
   // A new brush or radius redraws the brush outline.
   useEffect(() => schedule(), [brush, radius, schedule]);
+  return { canvas, drawing, committed, hover, schedule };
+}
+
+/** The brush outline where the pointer is (dashed for the eraser). */
+function drawBrush(
+  ctx: CanvasRenderingContext2D,
+  at: { x: number; y: number } | null,
+  brush: number,
+  radius: number,
+  styles: number,
+  w: number,
+  h: number,
+): void {
+  if (!at) return;
+  ctx.strokeStyle = brush === ERASER ? '#ffffff' : styleColor(brush, styles);
+  ctx.lineWidth = 1.5;
+  ctx.setLineDash(brush === ERASER ? [3, 3] : []);
+  ctx.beginPath();
+  ctx.arc(at.x * w, at.y * h, radius * Math.min(w, h), 0, 2 * Math.PI);
+  ctx.stroke();
+  ctx.setLineDash([]);
+}
+
+/** Loads the picture under the painting into `img`, redrawing when it arrives. */
+function usePicture(url: string | undefined, img: { current: HTMLImageElement | null }, schedule: () => void): void {
+  useEffect(() => {
+    if (url === undefined) {
+      img.current = null;
+      schedule();
+      return;
+    }
+    const picture = new Image();
+    picture.onload = schedule;
+    picture.src = withToken(url);
+    img.current = picture;
+    schedule();
+    return () => {
+      picture.onload = null;
+    };
+  }, [url, img, schedule]);
+}
+
+/** Swatches of the styles, the eraser, the brush size and Clear. */
+function PainterTools(p: {
+  styles: number;
+  fill: number;
+  brush: number;
+  radius: number;
+  canClear: boolean;
+  setBrush(b: number): void;
+  setRadius(r: number): void;
+  clear(): void;
+}) {
+  return (
+    <div className="sd-painter-tools">
+      {Array.from({ length: p.styles }, (_, i) => i + 1).map((k) => (
+        <button
+          key={k}
+          type="button"
+          className={`sd-swatch${p.brush === k ? ' active' : ''}`}
+          data-testid={`brush-style-${k}`}
+          title={`Paint style ${k}`}
+          style={{ background: styleColor(k, p.styles) }}
+          onClick={() => p.setBrush(k)}
+        >
+          {k}
+        </button>
+      ))}
+      <button
+        type="button"
+        className={`sd-swatch eraser${p.brush === ERASER ? ' active' : ''}`}
+        data-testid="brush-eraser"
+        title={`Eraser: paints style ${p.fill} (the fill) back`}
+        onClick={() => p.setBrush(ERASER)}
+      >
+        ⌫
+      </button>
+      <input
+        type="range"
+        className="sd-brush-size"
+        data-testid="brush-size"
+        title="Brush size"
+        min={0.01}
+        max={0.3}
+        step={0.005}
+        value={p.radius}
+        onChange={(e) => p.setRadius(Number(e.target.value))}
+      />
+      <button type="button" data-testid="paint-clear" title="Remove every stroke (one undo step)" disabled={!p.canClear} onClick={p.clear}>
+        Clear
+      </button>
+    </div>
+  );
+}
+
+/** Under the painter: the mask of the last run, the status line and the size the mask is drawn at. */
+function PainterStatus({ rt, line }: { rt: NodeRuntime; line: string }) {
+  const last = rt.result?.images?.[0];
+  return (
+    <div className="sd-painter-status">
+      {last ? (
+        // The mask of the last run as the engine computed it: each region in its style's colour.
+        <img
+          className="sd-painter-last"
+          data-testid="node-result-img"
+          src={withToken(last.url)}
+          alt="the mask of the last run"
+          title="The mask of the last run, as the engine computed it"
+          draggable={false}
+        />
+      ) : null}
+      <span data-testid="paint-status">{line}</span>
+      {rt.result?.text ? (
+        // The size the mask is drawn at (the picture's), whatever the painter's size on screen.
+        <span className="sd-painter-size" data-testid="media-size">
+          {rt.result.text}
+        </span>
+      ) : null}
+    </div>
+  );
+}
+
+/** The thinned stroke to store, or why it cannot be added (the painting is full). */
+function finishStroke(stroke: Decoded & { xy: number[] }, strokes: readonly Stroke[], points: number, width: number, height: number): Decoded | string {
+  // Points closer than a quarter of the brush add nothing to the painted shape.
+  let xy = thin(stroke.xy, (stroke.radius * Math.min(width, height)) / 4 / Math.max(width, height));
+  for (let spacing = 0.01; xy.length / 2 > STROKE_POINTS; spacing *= 1.5) xy = thin(xy, spacing);
+  if (strokes.length >= MAX_STROKES || points + xy.length / 2 > MAX_POINTS) {
+    return `The painting is full (at most ${MAX_STROKES} strokes, ${MAX_POINTS} points): clear it or undo some strokes.`;
+  }
+  return { style: stroke.style, radius: stroke.radius, xy };
+}
+
+/**
+ * The painter of a Mask node's painting parameter: `target` holds its parameters (a canvas node, or the
+ * simple form's graph node), `rt` its last run (the picture under the painting), `width` its size on screen.
+ */
+export function MaskPainter({ target, rt, param, width = WIDTH }: { target: PainterTarget; rt: NodeRuntime; param: CatalogParam; width?: number }) {
+  const { styles, fill, feather, over } = painterSettings(target.params, param);
+  const raw = target.params[param.name];
+  const { strokes, problem } = useMemo(() => readStrokes(raw), [raw]);
+  const decoded = useMemo<Decoded[]>(() => strokes.map((s) => ({ style: s.style, radius: s.radius, xy: decodePoints(s.points) })), [strokes]);
+  const [brush, setBrush] = useState(Math.min(2, styles));
+  const [radius, setRadius] = useState(0.06);
+  // "The painting is full", for the strokes it was said about (Clear or undo makes it go).
+  const [full, setFull] = useState<{ strokes: readonly Stroke[]; note: string } | null>(null);
+  const note = problem ?? (full?.strokes === strokes ? full.note : null);
+  // The picture under the regions: the node's last run (the plain picture, else the preview itself).
+  const images = rt.result?.images ?? [];
+  const under = images[1] ?? images[0];
+  const height = Math.max(40, Math.round(width / (under ? under.width / under.height : 4 / 3)));
+  const paint = usePaintCanvas({ width, height, decoded, fill, styles, feather, over, brush, radius, underUrl: under?.url });
+  const { canvas, drawing, committed, hover, schedule } = paint;
   useEffect(() => {
     if (brush > styles) setBrush(styles);
   }, [brush, styles]);
-
   const pointAt = (e: ReactPointerEvent) => {
     const r = canvas.current!.getBoundingClientRect();
     return { x: Math.min(1, Math.max(0, (e.clientX - r.left) / r.width)), y: Math.min(1, Math.max(0, (e.clientY - r.top) / r.height)) };
   };
   const points = useMemo(() => strokes.reduce((n, s) => n + s.points.length / 4, 0), [strokes]);
+  const setStrokes = (next: Stroke[]) => bridge().setParam(target.nodeId, param.name, next, false);
 
   const commit = () => {
     const stroke = drawing.current;
     drawing.current = null;
     if (!stroke) return;
-    // Points closer than a quarter of the brush add nothing to the painted shape.
-    let xy = thin(stroke.xy, (stroke.radius * Math.min(width, height)) / 4 / Math.max(width, height));
-    for (let spacing = 0.01; xy.length / 2 > STROKE_POINTS; spacing *= 1.5) xy = thin(xy, spacing);
-    if (strokes.length >= MAX_STROKES || points + xy.length / 2 > MAX_POINTS) {
-      setFull({ strokes, note: `The painting is full (at most ${MAX_STROKES} strokes, ${MAX_POINTS} points): clear it or undo some strokes.` });
+    const done = finishStroke(stroke, strokes, points, width, height);
+    if (typeof done === 'string') {
+      setFull({ strokes, note: done });
       schedule();
       return;
     }
-    committed.current = { style: stroke.style, radius: stroke.radius, xy };
-    bridge().setParam(node.id, param.name, [...strokes, { style: stroke.style, radius: stroke.radius, points: encodePoints(xy) }], false);
+    committed.current = done;
+    setStrokes([...strokes, { style: done.style, radius: done.radius, points: encodePoints(done.xy as number[]) }]);
   };
   /** A stroke the pointer gave up on (cancelled, capture lost without a pointerup) is not painted. */
   const cancel = () => {
@@ -274,50 +412,7 @@ export function MaskPainter({ node, rt, param }: { node: StudioNode; rt: NodeRun
 
   return (
     <div className="sd-painter" data-testid="mask-painter" {...stopCanvas}>
-      <div className="sd-painter-tools">
-        {Array.from({ length: styles }, (_, i) => i + 1).map((k) => (
-          <button
-            key={k}
-            type="button"
-            className={`sd-swatch${brush === k ? ' active' : ''}`}
-            data-testid={`brush-style-${k}`}
-            title={`Paint style ${k}`}
-            style={{ background: styleColor(k, styles) }}
-            onClick={() => setBrush(k)}
-          >
-            {k}
-          </button>
-        ))}
-        <button
-          type="button"
-          className={`sd-swatch eraser${brush === ERASER ? ' active' : ''}`}
-          data-testid="brush-eraser"
-          title={`Eraser: paints style ${fill} (the fill) back`}
-          onClick={() => setBrush(ERASER)}
-        >
-          ⌫
-        </button>
-        <input
-          type="range"
-          className="sd-brush-size"
-          data-testid="brush-size"
-          title="Brush size"
-          min={0.01}
-          max={0.3}
-          step={0.005}
-          value={radius}
-          onChange={(e) => setRadius(Number(e.target.value))}
-        />
-        <button
-          type="button"
-          data-testid="paint-clear"
-          title="Remove every stroke (one undo step)"
-          disabled={!problem && strokes.length === 0}
-          onClick={() => bridge().setParam(node.id, param.name, [], false)}
-        >
-          Clear
-        </button>
-      </div>
+      <PainterTools {...{ styles, fill, brush, radius, setBrush, setRadius }} canClear={Boolean(problem) || strokes.length > 0} clear={() => setStrokes([])} />
       <canvas
         ref={canvas}
         className="sd-painter-canvas"
@@ -351,26 +446,7 @@ export function MaskPainter({ node, rt, param }: { node: StudioNode; rt: NodeRun
           if (!drawing.current) schedule();
         }}
       />
-      <div className="sd-painter-status">
-        {images[0] ? (
-          // The mask of the last run as the engine computed it: each region in its style's colour.
-          <img
-            className="sd-painter-last"
-            data-testid="node-result-img"
-            src={withToken(images[0].url)}
-            alt="the mask of the last run"
-            title="The mask of the last run, as the engine computed it"
-            draggable={false}
-          />
-        ) : null}
-        <span data-testid="paint-status">{note ?? paintStatus(strokes.length, fill, styles, Boolean(under))}</span>
-        {rt.result?.text ? (
-          // The size the mask is drawn at (the picture's), whatever the painter's size on screen.
-          <span className="sd-painter-size" data-testid="media-size">
-            {rt.result.text}
-          </span>
-        ) : null}
-      </div>
+      <PainterStatus rt={rt} line={note ?? paintStatus(strokes.length, fill, styles, Boolean(under))} />
     </div>
   );
 }

@@ -53,7 +53,7 @@ export function DemoNote({ node, warnings }: { node: StudioNode; warnings: strin
 export function MediaBox({ node, rt, media }: { node: StudioNode; rt: NodeRuntime; media: Media }) {
   const params = node.spec?.params ?? [];
   const painting = params.find((p) => p.kind === 'painting' && paramVisible(p, node.params, params));
-  if (painting) return <MaskPainter node={node} rt={rt} param={painting} />;
+  if (painting) return <MaskPainter target={{ nodeId: node.id, params: node.params }} rt={rt} param={painting} />;
   const image = rt.result?.images?.[0];
   const progress = rt.status === 'running' && rt.progress ? rt.progress : undefined;
   return (

@@ -4,7 +4,8 @@ import type { CatalogParam } from '../../../server/protocol/catalog.ts';
 import { withToken } from '../access-token.ts';
 import { api, ApiError, uploadUrl } from '../api.ts';
 import { useObservable } from '../runtime.ts';
-import { bridge, uploadedImages } from './bridge.ts';
+import { bridge, currentBridge, tokenCounts, uploadedImages } from './bridge.ts';
+import { tokenCountLabel } from '../../../server/protocol/prompt-tokens.ts';
 import { presetsOf } from '../titles.ts';
 
 /** Keeps pointer and wheel gestures inside a control from dragging or zooming the canvas. */
@@ -20,9 +21,11 @@ interface Props {
   param: CatalogParam;
   value: unknown;
   issues: string[];
+  /** Whether the label carries simple mode's show/hide toggle (on the canvas; not in the simple form itself). */
+  exposable?: boolean;
 }
 
-export function ParamField({ nodeId, param, value, issues }: Props) {
+export function ParamField({ nodeId, param, value, issues, exposable = true }: Props) {
   const set = (v: unknown, coalesce = false) => bridge().setParam(nodeId, param.name, v, coalesce);
   const tip = [param.description, param.optional ? '(optional)' : ''].filter(Boolean).join(' ');
   const invalid = issues.length > 0;
@@ -48,7 +51,7 @@ export function ParamField({ nodeId, param, value, issues }: Props) {
       );
       break;
     case 'text':
-      control = <TextField param={param} value={value} onChange={(v, c) => set(v, c)} />;
+      control = <TextField nodeId={nodeId} param={param} value={value} onChange={(v, c) => set(v, c)} />;
       break;
     case 'image':
       control = <ImageField nodeId={nodeId} param={param} value={value} onClear={() => set(undefined)} />;
@@ -94,6 +97,7 @@ export function ParamField({ nodeId, param, value, issues }: Props) {
             ?
           </span>
         ) : null}
+        {exposable ? <ExposeToggle nodeId={nodeId} param={param.name} /> : null}
       </label>
       <div className="sd-param-control">{control}</div>
       {issues.map((m, i) => (
@@ -102,6 +106,26 @@ export function ParamField({ nodeId, param, value, issues }: Props) {
         </div>
       ))}
     </div>
+  );
+}
+
+/** The "show in simple mode" toggle of a parameter: filled when the simple form shows it. */
+function ExposeToggle({ nodeId, param }: { nodeId: string; param: string }) {
+  const on = currentBridge()?.exposedOf(nodeId).includes(param) ?? false;
+  return (
+    <button
+      type="button"
+      className={`sd-expose${on ? ' on' : ''}`}
+      data-testid={`expose-${param}`}
+      aria-pressed={on}
+      title={on ? 'Shown in simple mode: click to hide it there' : 'Show in simple mode'}
+      onClick={(e) => {
+        e.preventDefault();
+        bridge().setExposed(nodeId, param, !on);
+      }}
+    >
+      {on ? '●' : '○'}
+    </button>
   );
 }
 
@@ -165,7 +189,17 @@ function NumberField({ param, value, onChange }: { param: CatalogParam; value: u
   );
 }
 
-function TextField({ param, value, onChange }: { param: CatalogParam; value: unknown; onChange: (v: string, coalesce: boolean) => void }) {
+function TextField({
+  nodeId,
+  param,
+  value,
+  onChange,
+}: {
+  nodeId: string;
+  param: CatalogParam;
+  value: unknown;
+  onChange: (v: string, coalesce: boolean) => void;
+}) {
   const presets = presetsOf(param.ui);
   const text = value === undefined ? '' : String(value);
   return (
@@ -194,6 +228,23 @@ function TextField({ param, value, onChange }: { param: CatalogParam; value: unk
           Empty: this prompt gives the model no words to follow.
         </div>
       ) : null}
+      {param.ui?.tokens === true ? <TokenCountLine nodeId={nodeId} /> : null}
+    </div>
+  );
+}
+
+/** "82 / 75 — cut at 75" or "82 tokens, 2 chunks" under a prompt (counted by useTokenCounts). */
+function TokenCountLine({ nodeId }: { nodeId: string }) {
+  const counted = useObservable(tokenCounts)[nodeId];
+  if (!counted) return null;
+  const cut = counted.mode === 'truncate' && counted.count.tokens > counted.count.window;
+  return (
+    <div
+      className={`sd-token-count${cut ? ' over' : ''}`}
+      data-testid="token-count"
+      title={cut ? 'The text encoder reads 75 tokens; the rest is cut. Encode Text → long prompt "chunks" reads it all.' : undefined}
+    >
+      {tokenCountLabel(counted.count, counted.mode)}
     </div>
   );
 }

@@ -4,12 +4,17 @@
  */
 import { Observable } from '../runtime.ts';
 import type { Health, ModelEntry } from '../api.ts';
+import type { LongPromptMode, TokenCount } from '../../../server/protocol/prompt-tokens.ts';
 
 export interface EditorBridge {
   /** Sets a parameter as one undoable action; `coalesce` merges rapid edits of the same field. */
   setParam(nodeId: string, param: string, value: unknown, coalesce: boolean): void;
   /** Uploads an image file and stores its server name in the parameter. */
   uploadImage(nodeId: string, param: string, file: File): Promise<void>;
+  /** Shows a parameter in simple mode, or hides it there, as one undoable action. */
+  setExposed(nodeId: string, param: string, on: boolean): void;
+  /** The parameters of a node that simple mode shows. */
+  exposedOf(nodeId: string): readonly string[];
   /** Renames a node (empty: back to its type's title), as one undoable action. */
   setTitle(nodeId: string, title: string | undefined): void;
   /** A node's drawn size changed: what it now covers is moved out of its way. */
@@ -58,3 +63,7 @@ export function setResultActions(actions: ResultActions | null): void {
 export function currentResultActions(): ResultActions | null {
   return resultActions;
 }
+
+/** The token count under each prompt field, by Text Prompt node id (kept by useTokenCounts). */
+export type TokenCounts = Record<string, { count: TokenCount; mode: LongPromptMode }>;
+export const tokenCounts = new Observable<TokenCounts>({});

@@ -261,6 +261,8 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
   setBridge({
     setParam: ops.setParam,
     setTitle: ops.setTitle,
+    setExposed: ops.setExposed,
+    exposedOf: (nodeId) => editor.getNode(nodeId)?.exposed ?? [],
     nodeResized: ops.nodeResized,
     async uploadImage(nodeId, param, file) {
       const res = await hooks.uploadImage(file);

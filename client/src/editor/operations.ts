@@ -31,6 +31,7 @@ import { StudioNode, type Schemes } from './schemes.ts';
 import { createView } from './view.ts';
 import { createPins } from './pins.ts';
 import { createPieces } from './pieces.ts';
+import { createExposureEdits } from './exposure-edits.ts';
 import { createNodeEdits, nextFrame } from './node-edits.ts';
 
 /** A frame's margin around the nodes it holds, and the height of its title bar above them. */
@@ -75,12 +76,14 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
   const colorOf = (type: string) => c.colors.get(type) ?? '#777';
 
   function createNode(
-    dto: Pick<EditorNodeDTO, 'id' | 'type' | 'params' | 'title' | 'mode'>,
+    dto: Pick<EditorNodeDTO, 'id' | 'type' | 'params' | 'title' | 'mode' | 'exposed'>,
     spec: CatalogNode | null,
     sockets?: ConstructorParameters<typeof StudioNode>[4],
   ): StudioNode {
     const s = sockets ?? socketsFor(spec!, dto.params);
-    return new StudioNode(dto.id, dto.type, spec, dto.params, s, colorOf, dto.title, dto.mode);
+    const node = new StudioNode(dto.id, dto.type, spec, dto.params, s, colorOf, dto.title, dto.mode);
+    if (dto.exposed?.length) node.exposed = [...dto.exposed];
+    return node;
   }
 
   /** Each node's box in graph units, as drawn. */
@@ -150,6 +153,7 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
     selectedIds,
     onError: c.onEditFailed,
   });
+  const { setExposed } = createExposureEdits({ editor, area, history, changed });
 
   /** Deletes nodes and their connections: one undo step, however long it takes. */
   async function removeNodes(ids: string[]): Promise<void> {
@@ -173,6 +177,7 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
         position: area.nodeViews.get(n.id)?.position ?? { x: 0, y: 0 },
         ...(n.customTitle ? { title: n.customTitle } : {}),
         ...(n.mode ? { mode: n.mode } : {}),
+        ...(n.exposed?.length ? { exposed: [...n.exposed] } : {}),
       })),
       connections: editor.getConnections().map((x) => {
         const points = pinsOf(x.id);
@@ -366,6 +371,7 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
     stop: view.stop,
     setParam,
     setTitle,
+    setExposed,
     nodeResized,
     framesCommitted,
     shift,

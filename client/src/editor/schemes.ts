@@ -43,6 +43,8 @@ export class StudioNode extends ClassicPreset.Node<Record<string, TypedSocket>, 
   customTitle?: string;
   /** Bypassed or muted (absent: the node runs). */
   mode?: NodeMode;
+  /** The parameters simple mode shows, in its order (absent: none). */
+  exposed?: string[];
   readonly socketInfo = new Map<string, SocketInfo>();
 
   constructor(

@@ -26,7 +26,7 @@
  */
 import type { MaskValue } from '../values.ts';
 import { blendInto, maskWeights } from './mask.ts';
-import { batchedEvaluator, checkGuidance, guide, stackRows, type EpsilonEvaluator, type EpsilonRule, type Row, type StepAt } from './rows.ts';
+import { batchedEvaluator, checkGuidance, guide, mostChunks, stackRows, type EpsilonEvaluator, type EpsilonRule, type Row, type StepAt } from './rows.ts';
 
 /** Where a region's own prompt applies; outside it, the fallback prompt. */
 export interface StepWindow {
@@ -206,9 +206,11 @@ export function regionalAttentionMerge(regions: readonly Region[], s: number, ma
         const conditionings = regions.map((x, k) => rowsOf(phase[k] ? x.prompt : x.window!.fallback, x.negative, `style ${k + 1}`));
         if (r > 0) conditionings.push(rowsOf(base!.prompt, undefined, 'base prompt'));
         const [first, ...others] = conditionings;
-        const stacked = await Promise.all(others.map((rows) => stackRows(model, rows)));
+        // Every style's rows as long as the longest prompt's (long prompts in chunks; rows.ts pads with ∅).
+        const chunks = mostChunks(model, ...conditionings);
+        const stacked = await Promise.all(others.map((rows) => stackRows(model, rows, chunks)));
         const extras = await model.attentionMergeExtras(stacked, first!.length, weights, w, h);
-        return batchedEvaluator(model, w, h, first!, combine, extras);
+        return batchedEvaluator(model, w, h, first!, combine, extras, chunks);
       };
       const evaluatorAt = (at: StepAt): Promise<EpsilonEvaluator> => {
         const phase = regions.map((x) => inWindow(x.window, at));

@@ -1,5 +1,5 @@
 /**
- * The batching every epsilon rule shares: conditioning rows stacked once into one [rows, L, D] buffer,
+ * The batching every epsilon rule shares: conditioning rows stacked once into one [rows, k·L, D] buffer,
  * x copied into every sample row per step, one UNet call per step, and the guided-noise formula
  * ê = e_u + s·(e_c − e_u) on rows of the call's output. The rules (guidance.ts, regions.ts) choose the
  * rows and how ê comes out of them; the samplers (cycle.ts) see only an EpsilonEvaluator.
@@ -33,16 +33,43 @@ export interface EpsilonRule {
 /** One conditioning row: an embedding [L·D], or ∅ (fetched from the model only when a rule needs it). */
 export type Row = { embedding: Float32Array; what: string } | 'unconditional';
 
-/** The rows' embeddings stacked into one [rows, L, D] buffer, built once per run. */
-export async function stackRows(model: Denoiser, rows: Row[]): Promise<Float32Array> {
+/**
+ * Chunks k of an embedding of k·L·D values (a long prompt read in chunks has k > 1; see engine/text/chunks.ts);
+ * anything else is an error naming the row.
+ */
+export function chunkCount(model: Denoiser, row: Row): number {
+  if (row === 'unconditional') return 1;
   const n = model.info.textLength * model.info.textDim;
-  const ehs = new Float32Array(rows.length * n);
+  const { embedding, what } = row;
+  if (embedding.length === 0 || embedding.length % n !== 0) {
+    throw new Error(
+      `${what} conditioning has ${embedding.length} values; this model needs [${model.info.textLength}, ${model.info.textDim}] = ${n}, or a multiple of it for a prompt in chunks`,
+    );
+  }
+  return embedding.length / n;
+}
+
+/** The most chunks of any of the rows: what every row of one UNet call is padded to. */
+export function mostChunks(model: Denoiser, ...rowSets: readonly Row[][]): number {
+  return Math.max(1, ...rowSets.flat().map((row) => chunkCount(model, row)));
+}
+
+/**
+ * The rows' embeddings stacked into one [rows, k·L, D] buffer, built once per run. Rows of fewer chunks
+ * than k (k: the most of any row unless given) are padded as A1111 pads them, by repeating the
+ * empty prompt's encoding, so every row of the call has the same length.
+ */
+export async function stackRows(model: Denoiser, rows: Row[], chunks = mostChunks(model, rows)): Promise<Float32Array> {
+  const n = model.info.textLength * model.info.textDim;
+  const ehs = new Float32Array(rows.length * chunks * n);
+  const empty = rows.some((row) => chunkCount(model, row) < chunks) ? await model.unconditional() : undefined;
   for (const [i, row] of rows.entries()) {
-    const { embedding, what } = row === 'unconditional' ? { embedding: await model.unconditional(), what: 'unconditional' } : row;
-    if (embedding.length !== n) {
-      throw new Error(`${what} conditioning has ${embedding.length} values; this model needs [${model.info.textLength}, ${model.info.textDim}] = ${n}`);
-    }
-    ehs.set(embedding, i * n);
+    const embedding = row === 'unconditional' ? await model.unconditional() : row.embedding;
+    const own = chunkCount(model, row);
+    if (own > chunks) throw new Error(`a conditioning of ${own} chunks cannot be stacked in rows of ${chunks}`);
+    const at = i * chunks * n;
+    ehs.set(embedding, at);
+    for (let c = own; c < chunks; c++) ehs.set(empty!, at + c * n);
   }
   return ehs;
 }
@@ -61,12 +88,21 @@ export function guide(out: Float32Array, u: number, c: number, s: number, eps: F
 /**
  * An evaluator for one UNet call per step: `rows` stacked once into encoder_hidden_states, x copied
  * into every sample row per step, `combine` forms ê from the stacked output. `extras` goes with every
- * call (a rewritten UNet's additional feeds, built once like the rows).
+ * call (a rewritten UNet's additional feeds, built once like the rows); `chunks`, when given, is the
+ * length the rows are padded to (an attention merge pads its other styles' rows to the same).
  */
-export async function batchedEvaluator(model: Denoiser, w: number, h: number, rows: Row[], combine: Combine, extras?: CallExtras): Promise<EpsilonEvaluator> {
+export async function batchedEvaluator(
+  model: Denoiser,
+  w: number,
+  h: number,
+  rows: Row[],
+  combine: Combine,
+  extras?: CallExtras,
+  chunks?: number,
+): Promise<EpsilonEvaluator> {
   const n = model.info.latentChannels * w * h;
   const batch = rows.length;
-  const ehs = await stackRows(model, rows);
+  const ehs = await stackRows(model, rows, chunks);
   const sample = new Float32Array(batch * n);
   return {
     rows: batch,

@@ -30,6 +30,7 @@ import {
   floatTensor,
   inputInfos,
   numberTensor,
+  numericDim,
   outputInfos,
   tensorToFloat32,
   type ExecutionProvider,
@@ -38,6 +39,7 @@ import {
   type OrtTensor,
 } from '../runtime/runtime.ts';
 import { ClipTokenizer } from '../text/tokenizer.ts';
+import type { LongPromptMode } from '../../protocol/prompt-tokens.ts';
 import { UnetBuffers } from './unet-buffers.ts';
 import { bindUnet, checkFixedBatch, timestepDims, type UnetBinding, type UnetCallExtras } from './unet-binding.ts';
 import { UnetSlot, type SlotSession } from './unet-slot.ts';
@@ -112,11 +114,16 @@ async function deriveUnet(dir: string, provider: OptimizerProvider, options: Loa
 }
 
 export interface TextEncoding {
-  /** last_hidden_state [textLength, textDim]; shared by the cache, treat as read-only. */
+  /**
+   * last_hidden_state [textLength, textDim], or in chunks mode the k chunks' states one after the other,
+   * [k·textLength, textDim]; shared by the cache, treat as read-only.
+   */
   embedding: Float32Array;
   /** Content tokens of the prompt before truncation. */
   tokens: number;
   truncated: boolean;
+  /** Chunks of textLength tokens in `embedding` (1 when truncated to one window). */
+  chunks: number;
 }
 
 export class SdPipeline implements Denoiser<UnetCallExtras> {
@@ -315,10 +322,13 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
     if (weights.length !== (styles - 1) * w * h) {
       throw new Error(`attention merge of ${styles} styles needs ${styles - 1} weight planes of ${w}×${h}, got ${weights.length} values`);
     }
+    // A row may hold k chunks of a long prompt (k·L tokens); the rows of every style have been padded to one k.
     const n = rows * this.info.textLength * this.info.textDim;
     conditionings.forEach((c, i) => {
-      if (c.length !== n)
-        throw new Error(`conditioning ${i + 2} has ${c.length} values; ${rows} rows of [${this.info.textLength}, ${this.info.textDim}] are ${n}`);
+      if (c.length === 0 || c.length % n !== 0)
+        throw new Error(
+          `conditioning ${i + 2} has ${c.length} values; ${rows} rows of [k·${this.info.textLength}, ${this.info.textDim}] are a multiple of ${n}`,
+        );
     });
     await this.attentionMergeUnet(styles);
     return { merge: { conditionings, weights, w, h } };
@@ -353,18 +363,27 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
     return { merge: { conditionings, weights: first.weights, w: first.w, h: first.h } };
   }
 
-  /** Tokenizes and encodes a prompt; cached per prompt text. */
-  async encodeText(prompt: string): Promise<TextEncoding> {
+  /**
+   * Tokenizes and encodes a prompt; cached per prompt text and mode. A long prompt is cut at the
+   * window (truncate), or read in chunks that are encoded as rows of one call and concatenated
+   * (engine/text/chunks.ts); a prompt that fits gives the same embedding either way.
+   */
+  async encodeText(prompt: string, mode: LongPromptMode = 'truncate'): Promise<TextEncoding> {
     this.alive();
-    let hit = this.textCache.get(prompt);
+    const key = `${mode}:${prompt}`;
+    let hit = this.textCache.get(key);
     if (!hit) {
       hit = (async () => {
+        if (mode === 'chunks') {
+          const t = this.tokenizer.encodeChunks(prompt);
+          return { embedding: await this.encodeIds(t.ids), tokens: t.tokens, truncated: false, chunks: t.chunks };
+        }
         const t = this.tokenizer.encode(prompt);
         const embedding = await this.encodeIds(t.ids);
-        return { embedding, tokens: t.tokens, truncated: t.truncated };
+        return { embedding, tokens: t.tokens, truncated: t.truncated, chunks: 1 };
       })();
-      this.textCache.set(prompt, hit);
-      hit.catch(() => this.textCache.delete(prompt));
+      this.textCache.set(key, hit);
+      hit.catch(() => this.textCache.delete(key));
     }
     return hit;
   }
@@ -461,7 +480,7 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
   }
 
   /**
-   * One UNet call on `batch` rows: sample [batch, C, h, w], encoder_hidden_states [batch, L, D],
+   * One UNet call on `batch` rows: sample [batch, C, h, w], encoder_hidden_states [batch, k·L, D] (k chunks of long prompts),
    * every row at timestep t. Returns the predicted noise [batch, C, h, w] as float32, valid until the
    * next call (fp16 UNets convert into one buffer per binding and size; see Denoiser.unet).
    * `ehs` is taken as constant per array: do not change its contents between calls (fp16 UNets
@@ -503,6 +522,12 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
     const D = this.info.textDim;
     if (!Number.isInteger(rowLen) || rowLen % D !== 0) {
       throw new Error(`encoder_hidden_states has ${ehs.length} values, not ${batch} rows of [L, ${D}]`);
+    }
+    const fixedTokens = numericDim(b.ehs.shape[1]);
+    if (fixedTokens !== null && fixedTokens !== rowLen / D) {
+      throw new UserError(
+        `this UNet takes exactly ${fixedTokens} text tokens, and a prompt read in chunks has ${rowLen / D}: set Encode Text's long prompt to "truncate" for this model`,
+      );
     }
     const tsDims = timestepDims(b.timestep, batch);
     const tsCount = tsDims.length === 0 ? 1 : tsDims[0]!;

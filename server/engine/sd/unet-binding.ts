@@ -18,7 +18,7 @@ export interface UnetBinding {
 
 /** An attention merge's request, independent of the session that serves it (sd/unet-slot.ts). */
 export interface MergeRequest {
-  /** The text rows of styles 2..n, [rows, L, D] each. */
+  /** The text rows of styles 2..n, [rows, k·L, D] each (k chunks of a long prompt; 1 otherwise). */
   conditionings: readonly Float32Array[];
   /** Weights of styles 1..n−1 at latent size, [n − 1, h, w]. */
   weights: Float32Array;

@@ -111,13 +111,15 @@ export class UnetSlot {
       if (!found) throw new Error(`${s.rel} lacks the input ${name} of an attention-merge UNet of ${s.styles} styles`);
       return found;
     };
-    const { textLength: L, textDim: D } = this.text;
+    const { textDim: D } = this.text;
     for (let slot = 2; slot <= s.styles; slot++) {
       const name = conditioningInput(slot);
       // Style k (2..n−1) in slot k; style n in the last slot; pads between.
       const style = slot === s.styles && n > 1 ? n : slot < n ? slot : 0;
       if (style > 0) {
-        feeds[name] = this.buffers.feed(info(name), merge!.conditionings[style - 2]!, [rows, L, D], true);
+        // k·L tokens per row when the style's prompt is read in chunks.
+        const c = merge!.conditionings[style - 2]!;
+        feeds[name] = this.buffers.feed(info(name), c, [rows, c.length / (rows * D), D], true);
       } else {
         const tokens = this.padTokens(s, info(name));
         feeds[name] = this.buffers.feed(info(name), this.pad(rows * tokens * D), [rows, tokens, D], true);

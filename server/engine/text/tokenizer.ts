@@ -11,6 +11,8 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeHTML } from 'entities';
+import type { LongPromptMode } from '../../protocol/prompt-tokens.ts';
+import { chunkIds, chunkPositions, chunkTokens } from './chunks.ts';
 
 export interface TokenizedPrompt {
   /** BOS, content tokens, EOS, then padding; always `maxLength` long. */
@@ -19,6 +21,15 @@ export interface TokenizedPrompt {
   tokens: number;
   /** True when content tokens were dropped to fit `maxLength`. */
   truncated: boolean;
+}
+
+/** A prompt in chunks (chunks.ts): k rows of `maxLength` ids, one after the other. */
+export interface ChunkedPrompt {
+  ids: Int32Array;
+  /** Number of rows k (at least 1). */
+  chunks: number;
+  /** Content tokens of the prompt (BOS/EOS not counted); none is dropped. */
+  tokens: number;
 }
 
 /** CLIP's pre-tokenisation pattern (case-insensitive in the original; the text is lower-cased first). */
@@ -229,20 +240,34 @@ export class ClipTokenizer {
     return { ids, tokens: content.length, truncated: content.length > room };
   }
 
+  /** The prompt as A1111 reads a long one: chunks of maxLength − 2 tokens, broken after a comma where one is near the end. */
+  encodeChunks(text: string): ChunkedPrompt {
+    const content = this.tokenize(text);
+    const chunks = this.chunksOf(content);
+    return { ids: chunkIds(chunks, this, this.maxLength - 2), chunks: chunks.length, tokens: content.length };
+  }
+
+  private chunksOf(content: readonly number[]): number[][] {
+    const comma = this.lookup(',</w>');
+    return chunkTokens(content, { size: this.maxLength - 2, ...(comma === undefined ? {} : { comma }) });
+  }
+
   /**
    * The words of a prompt, CLIP's pre-tokenisation pieces as `tokenize` splits them (lower-cased, so
    * punctuation is a word of its own), each with the positions of its tokens in `encode`'s ids (BOS at
-   * 0, so the first content token is at 1). Words cut off by truncation are left out.
+   * 0, so the first content token is at 1). Words cut off by truncation are left out; in chunks mode
+   * every word is kept, at its place in the chunked ids (encodeChunks).
    */
-  words(text: string): { word: string; positions: number[] }[] {
+  words(text: string, mode: LongPromptMode = 'truncate'): { word: string; positions: number[] }[] {
+    const pieces = [...cleanText(text).matchAll(CLIP_PATTERN)].map((m) => ({ word: m[0], count: this.tokenize(m[0]).length }));
+    const place =
+      mode === 'chunks' ? chunkPositions(this.chunksOf(this.tokenize(text)), this.maxLength - 2) : Array.from({ length: this.maxLength - 2 }, (_, i) => i + 1);
     const out: { word: string; positions: number[] }[] = [];
-    let next = 1;
-    for (const match of cleanText(text).matchAll(CLIP_PATTERN)) {
-      const count = this.tokenize(match[0]).length;
-      const positions = Array.from({ length: count }, (_, i) => next + i);
+    let next = 0;
+    for (const { word, count } of pieces) {
+      if (next + count > place.length) break;
+      out.push({ word, positions: place.slice(next, next + count) });
       next += count;
-      if (next - 1 > this.maxLength - 2) break;
-      out.push({ word: match[0], positions });
     }
     return out;
   }
