@@ -7,6 +7,7 @@
  * - on tiny-sd-diffusers and its LoRA, whole decodes, bit for bit: with the mask all on region B (on the
  *   LoRA model) the merge is the LoRA model's single-prompt decode; all on A, the base model's; both regions
  *   on the LoRA model, the LoRA model's own epsilon merge;
+ * - the bench's figures: calls and rows per step with one weight set and with two;
  * - through the executor: a Region given the sampler's own model changes nothing, given the LoRA model the
  *   sampler says which LoRA each region used, the plan counts a second weight set, and attention merge and
  *   a prompt encoded by the wrong model are refused, naming the node and the input.
@@ -28,6 +29,7 @@ import { planJob } from '../server/executor/memory-plan.ts';
 import { estimateJobMemory } from '../server/engine/sd/memory.ts';
 import type { Graph } from '../server/protocol/graph.ts';
 import { seededValues } from './support/numeric.ts';
+import { benchWeightSets, printWeightSets } from '../server/bench/weight-sets.ts';
 import { loadTemplate, projectRoot, Runner, shrink, withParams } from './support/pipeline-harness.ts';
 
 const [C, L, D, W, H] = [4, 3, 2, 6, 4];
@@ -215,6 +217,18 @@ describe.skipIf(!hasFixture)('a LoRA per region on tiny-sd-diffusers', () => {
     // And the LoRA shows: the per-region merge is neither model's merge.
     const mixed = await perRegion(linear);
     expect(mixed).not.toEqual(await decode(base, z, epsilonMerge([c1!, c2!], 7.5, linear)));
+  });
+
+  it('the bench: one UNet call per distinct weight set per step, the rows split between them', async () => {
+    const costs = await benchWeightSets(base, lora, 8, 8, 1);
+    const lines: string[] = [];
+    printWeightSets(costs, (l) => lines.push(l));
+    console.log(lines.join('\n'));
+    expect(costs.map((c) => [c.weightSets, c.unetCallsPerStep, c.rowsPerStep])).toEqual([
+      [1, 1, 3], // [∅, c1, c2]
+      [2, 2, 4], // [∅, c1] and [∅', c2]
+    ]);
+    expect(lines[0]).toMatch(/one UNet call per distinct weight set per step/);
   });
 });
 
