@@ -115,7 +115,7 @@ function mergeSampler(spec: {
         .describe('The share r of the base prompt, when one is connected: r·base + (1 − r)·regions.')
         .meta({ label: 'Base ratio', step: 0.05 }),
     }),
-    plan({ inputs, params }) {
+    plan({ inputs, params, services }) {
       const planned = inputs as Record<string, PlannedValue | undefined>;
       const base = planned['base'] !== undefined && params.baseRatio > 0;
       const styles = Array.from({ length: params.styles }, (_, k) => planned[`style${k + 1}`]);
@@ -126,7 +126,8 @@ function mergeSampler(spec: {
       const plan = samplerPlan(inputs.model, inputs.inversion, spec.rows(params.guidance, params.styles) + regionalRows(planned, params.styles), undefined);
       const [unet] = plan.work ?? [];
       if (!unet) return plan;
-      return { ...plan, work: [unet, ...regionWeightsWork(unet, styles, params.guidance !== 1, planned['inversion']?.pictures ?? 1)] };
+      const extra = regionWeightsWork(unet, styles, params.guidance !== 1, planned['inversion']?.pictures ?? 1, services.models.pipelines.maxLoaded);
+      return { ...plan, work: [unet, ...extra] };
     },
     async run({ inputs, params, ctx }) {
       const { model, inversion, style, mask, base } = inputs;
@@ -179,7 +180,7 @@ export const singlePromptSampler = defineNode({
   },
   outputs: { latent: { type: 'Latent', label: 'latent' } },
   params: z.object({ guidance: guidanceParam }),
-  plan({ inputs, params }) {
+  plan({ inputs, params, services }) {
     const plan = samplerPlan(
       inputs.model,
       inputs.inversion,
@@ -187,7 +188,8 @@ export const singlePromptSampler = defineNode({
     );
     const [unet] = plan.work ?? [];
     if (!unet) return plan;
-    return { ...plan, work: [unet, ...regionWeightsWork(unet, [inputs.prompt], params.guidance !== 1, inputs.inversion?.pictures ?? 1)] };
+    const extra = regionWeightsWork(unet, [inputs.prompt], params.guidance !== 1, inputs.inversion?.pictures ?? 1, services.models.pipelines.maxLoaded);
+    return { ...plan, work: [unet, ...extra] };
   },
   async run({ inputs, params, ctx }) {
     const { model, inversion, prompt, negative } = inputs;

@@ -29,6 +29,8 @@ import { planJob } from '../server/executor/memory-plan.ts';
 import { estimateJobMemory } from '../server/engine/sd/memory.ts';
 import type { Graph } from '../server/protocol/graph.ts';
 import { seededValues } from './support/numeric.ts';
+import { epsilonMergeSampler } from '../nodes/samplers.ts';
+import type { ModelMemoryProfile, Services } from '../nodes/types.ts';
 import { benchWeightSets, printWeightSets } from '../server/bench/weight-sets.ts';
 import { loadTemplate, projectRoot, Runner, shrink, withParams } from './support/pipeline-harness.ts';
 
@@ -146,6 +148,30 @@ describe('a LoRA per region on row models', () => {
     expect(A.calls).toEqual([4, 4, 4, 4]);
     expect(B.calls).toEqual([4, 4, 4, 4]);
     for (const [k, code] of codes.entries()) expect(batch[k]).toEqual(await decode(rowModel(0).model, code, rule()));
+  });
+
+  it('the plan refuses more weight sets than the studio keeps loaded at once', async () => {
+    const profile = (label: string) => ({ label, weightsBytes: 1, unetWeightsBytes: 1, vaeDownsample: 8 }) as unknown as ModelMemoryProfile;
+    const [a, b, c] = [profile('base'), profile('base + LoRA 1'), profile('base + LoRA 2')];
+    const plan = (maxLoaded: number, style2: ModelMemoryProfile, style3: ModelMemoryProfile) =>
+      epsilonMergeSampler.plan!({
+        params: { styles: 3, guidance: 7.5, baseRatio: 0 },
+        // The variadic sockets style1..style3, as the planner passes them.
+        inputs: { model: { model: a }, inversion: { width: 8, height: 8 }, style1: {}, style2: { weights: style2 }, style3: { weights: style3 } } as Parameters<
+          NonNullable<typeof epsilonMergeSampler.plan>
+        >[0]['inputs'],
+        services: { models: { pipelines: { maxLoaded } } } as unknown as Services,
+      });
+    expect(() => plan(2, b, c)).toThrow(/3 weight sets .* at most 2 models loaded at once/);
+    expect((await plan(3, b, c)).work?.map((w) => [w.model, w.rows])).toEqual([
+      [a, 4],
+      [b, 2],
+      [c, 2],
+    ]);
+    expect((await plan(2, b, b)).work?.map((w) => [w.model, w.rows])).toEqual([
+      [a, 4],
+      [b, 3],
+    ]);
   });
 
   it('attention merge refuses a region with a model of its own', () => {

@@ -59,8 +59,21 @@ function plannedWeightSets(model: ModelMemoryProfile, styles: readonly (PlannedV
  * The plan's UNet calls on the regions' own models, one per weight set and step: rows ∅ and its styles
  * (an upper bound, like the sampler's own entry), each such model a UNet session of its own in memory.
  */
-export function regionWeightsWork(sampler: InferenceWork, styles: readonly (PlannedValue | undefined)[], guided: boolean, pictures: number): InferenceWork[] {
-  return [...plannedWeightSets(sampler.model, styles)].map(([model, count]) => ({ ...sampler, model, rows: (count + (guided ? 1 : 0)) * pictures }));
+export function regionWeightsWork(
+  sampler: InferenceWork,
+  styles: readonly (PlannedValue | undefined)[],
+  guided: boolean,
+  pictures: number,
+  maxLoaded: number,
+): InferenceWork[] {
+  const sets = plannedWeightSets(sampler.model, styles);
+  // Every weight set stays loaded through the decode: the registry must hold them all at once.
+  if (sets.size + 1 > maxLoaded)
+    throw new UserError(
+      `the styles run on ${sets.size + 1} weight sets (the sampler's model and ${sets.size} Region model${sets.size > 1 ? 's' : ''}), ` +
+        `but the studio keeps at most ${maxLoaded} models loaded at once; give the regions fewer distinct models (LoRAs)`,
+    );
+  return [...sets].map(([model, count]) => ({ ...sampler, model, rows: (count + (guided ? 1 : 0)) * pictures }));
 }
 
 /** Attention merge runs every style in one UNet call: a Region with a model of its own is refused before the job starts. */
