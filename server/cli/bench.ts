@@ -1,6 +1,6 @@
 /**
  * npm run bench -- [--model DIR|demo] [--ep auto|cuda|webgpu|cpu] [--gpu N] [--steps N] [--skip N] [--size PX]
- *                  [--reps N] [--unet-reps N] [--no-session-timing] [--no-optimizer-timing] [--preview-decoder DIR] [--max-job-memory SIZE] [--batches LIST] [--jsonl FILE] [--json]
+ *                  [--reps N] [--unet-reps N] [--no-session-timing] [--no-optimizer-timing] [--no-weight-sets] [--preview-decoder DIR] [--max-job-memory SIZE] [--batches LIST] [--jsonl FILE] [--json]
  * Defaults: the built-in demo model, provider `auto`, the paper's 100 steps, skip a tenth of the steps
  * (10 for 100), a 512-pixel image. Prints the table and the targets, then one JSON line per figure
  * (also appended to --jsonl FILE); --json prints the whole report as one JSON document instead.
@@ -13,7 +13,7 @@ import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/ru
 import { jobMemory, parseFlags, readCommandLine, runIfEntry, UsageError } from './options.ts';
 
 export const BENCH_USAGE = `usage: npm run bench -- [--model DIR|demo] [--ep auto|cuda|webgpu|cpu] [--gpu N] [--steps N] [--skip N] [--size PX]
-                        [--reps N] [--unet-reps N] [--no-session-timing] [--no-optimizer-timing] [--preview-decoder DIR] [--max-job-memory SIZE]
+                        [--reps N] [--unet-reps N] [--no-session-timing] [--no-optimizer-timing] [--no-weight-sets] [--preview-decoder DIR] [--max-job-memory SIZE]
                         [--batches LIST] [--jsonl FILE] [--json]
 
   --model              a Stable Diffusion 1.x ONNX folder, or demo (default) for the built-in demo model
