@@ -39,8 +39,9 @@ export const loadLora = defineNode({
     }
   },
   plan({ inputs }) {
-    // The merged model has the base model's size.
-    return { outputs: { model: inputs.model ?? {} } };
+    // The merged model has the base model's size, and is a weight set of its own (a second UNet session where both run).
+    const base = inputs.model;
+    return { outputs: { model: base?.model ? { ...base, model: { ...base.model, label: `${base.model.label} + LoRA` } } : (base ?? {}) } };
   },
   async run({ inputs, params, ctx }) {
     const base = inputs.model;

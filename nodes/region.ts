@@ -3,12 +3,14 @@
  * regional guidance), attached to a style's prompt. Its output goes into a merge sampler's style input
  * (or a Single Prompt Sampler's prompt), which then gives that region its own negative prompt, its own
  * guidance scale, and a step window outside which the region follows a fallback prompt (the source
- * prompt by default): keep the original structure early, add the style late. The formulas are in
- * server/engine/diffusion/regions.ts.
+ * prompt by default): keep the original structure early, add the style late. A model connected to the
+ * Region (the sampler's model through Load LoRA) is the weight set the region runs on in an epsilon merge:
+ * a LoRA per region (nodes/lib/region-models.ts). The formulas are in server/engine/diffusion/regions.ts.
  */
 import { z } from 'zod';
 import { defineNode, UserError } from './types.ts';
 import type { RegionSettings } from './values.ts';
+import { describeWeights } from './lib/region-models.ts';
 
 export const regionNode = defineNode({
   type: 'Region',
@@ -26,6 +28,12 @@ export const regionNode = defineNode({
       optional: true,
       description: "the prompt outside the window (the inversion's source prompt when unconnected)",
     },
+    model: {
+      type: 'Model',
+      label: 'model',
+      optional: true,
+      description: "the weights this region runs on in an epsilon merge: the sampler's model with a LoRA (the sampler's model when unconnected)",
+    },
   },
   outputs: { conditioning: { type: 'Conditioning', label: 'conditioning' } },
   params: z.object({
@@ -41,10 +49,11 @@ export const regionNode = defineNode({
   },
   plan({ inputs, params }) {
     const windowed = params.start > 0 || params.end < 1;
-    return { outputs: { conditioning: { rows: 1 + (inputs.negative ? 1 : 0) + (windowed ? 1 : 0) } } };
+    const weights = inputs.model?.model;
+    return { outputs: { conditioning: { rows: 1 + (inputs.negative ? 1 : 0) + (windowed ? 1 : 0), ...(weights ? { weights } : {}) } } };
   },
   async run({ inputs, params }) {
-    const { prompt, negative, fallback } = inputs;
+    const { prompt, negative, fallback, model } = inputs;
     for (const [what, value] of [
       ['negative', negative],
       ['fallback', fallback],
@@ -52,16 +61,24 @@ export const regionNode = defineNode({
       if (value && value.modelId !== prompt.modelId)
         throw new UserError(`${what} was encoded with a different model than the prompt; encode both with the same Load Model`, what);
     }
+    // The region's prompts go through its model's text encoder (its LoRA's text part).
+    if (model && prompt.modelId !== model.id)
+      throw new UserError(
+        `the prompt was encoded with a different model than the one connected to model; encode this region's prompts with ${model.label}`,
+        'prompt',
+      );
     const windowed = params.start > 0 || params.end < 1;
     const region: RegionSettings = {
       ...(negative ? { negative } : {}),
       ...(params.guidance > 0 ? { guidance: params.guidance } : {}),
       ...(windowed ? { window: { start: params.start, end: params.end, ...(fallback ? { fallback } : {}) } } : {}),
+      ...(model ? { model } : {}),
     };
     const parts = [
       negative ? `negative "${short(negative.prompt)}"` : '',
       params.guidance > 0 ? `guidance ${params.guidance}` : '',
       windowed ? `steps ${pct(params.start)}–${pct(params.end)}` : '',
+      model ? `on ${describeWeights(model)}` : '',
     ];
     return { outputs: { conditioning: { ...prompt, region } }, result: { text: parts.filter(Boolean).join(' · ') || 'as the sampler' } };
   },

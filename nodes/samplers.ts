@@ -7,6 +7,7 @@ import { regionalAttentionMerge, regionalMerge, regionPrompt, type BasePrompt, t
 import { pipelineOf, requireSameModel } from './lib/model.ts';
 import { stepReporter } from './lib/sampling.ts';
 import { PER_STYLE, requireStyles, stylesParam } from './lib/styles.ts';
+import { ownModel, regionWeightsWork, requireOneWeightSet, requireSameBase, weightsText } from './lib/region-models.ts';
 import type { NodeContext, NodePlan, PlannedValue } from './types.ts';
 import type { ConditioningValue, InversionValue, LatentValue, MaskValue, ModelValue } from './values.ts';
 
@@ -47,21 +48,27 @@ type MergeRule = (regions: readonly Region[], s: number, mask: MaskValue, base?:
 
 /**
  * A style's prompt as the engine's Region: its embedding and, when a Region node set them, its negative,
- * guidance and window (whose fallback is the inversion's source prompt unless one was connected).
+ * guidance, window (whose fallback is the inversion's source prompt unless one was connected) and the
+ * model it runs on (a LoRA per region; its own text encoder encodes the fallback).
  */
 async function regionOf(c: ConditioningValue, model: ModelValue, inversion: InversionValue, what: string): Promise<Region> {
+  const own = ownModel(model, c);
+  if (own) requireSameBase(model, own, what);
+  else requireSameModel(model, c, what);
   const settings = c.region;
   if (!settings) return { prompt: c.embedding };
-  if (settings.negative) requireSameModel(model, settings.negative, `${what}'s negative`);
+  const weights = own ?? model;
+  if (settings.negative) requireSameModel(weights, settings.negative, `${what}'s negative`);
   const window = settings.window;
   const fallback = window
-    ? (window.fallback?.embedding ?? (await (await pipelineOf(model)).encodeText(inversion.sourcePrompt, inversion.sourceLongPrompt)).embedding)
+    ? (window.fallback?.embedding ?? (await (await pipelineOf(weights)).encodeText(inversion.sourcePrompt, inversion.sourceLongPrompt)).embedding)
     : undefined;
   return {
     prompt: c.embedding,
     ...(settings.negative ? { negative: settings.negative.embedding } : {}),
     ...(settings.guidance !== undefined ? { guidance: settings.guidance } : {}),
     ...(window && fallback ? { window: { start: window.start, end: window.end, fallback } } : {}),
+    ...(own ? { model: await pipelineOf(own) } : {}),
   };
 }
 
@@ -110,22 +117,30 @@ function mergeSampler(spec: {
         .describe('The share r of the base prompt, when one is connected: r·base + (1 − r)·regions.')
         .meta({ label: 'Base ratio', step: 0.05 }),
     }),
-    plan({ inputs, params }) {
+    plan({ inputs, params, services }) {
       const planned = inputs as Record<string, PlannedValue | undefined>;
       const base = planned['base'] !== undefined && params.baseRatio > 0;
-      if (spec.attentionMerge)
+      const styles = Array.from({ length: params.styles }, (_, k) => planned[`style${k + 1}`]);
+      if (spec.attentionMerge) {
+        requireOneWeightSet(inputs.model?.model, styles);
         return samplerPlan(inputs.model, inputs.inversion, spec.rows(params.guidance, params.styles), { styles: params.styles + (base ? 1 : 0) });
-      return samplerPlan(inputs.model, inputs.inversion, spec.rows(params.guidance, params.styles) + regionalRows(planned, params.styles), undefined);
+      }
+      const plan = samplerPlan(inputs.model, inputs.inversion, spec.rows(params.guidance, params.styles) + regionalRows(planned, params.styles), undefined);
+      const [unet] = plan.work ?? [];
+      if (!unet) return plan;
+      const extra = regionWeightsWork(unet, styles, params.guidance !== 1, planned['inversion']?.pictures ?? 1, services.models.pipelines.maxLoaded);
+      return { ...plan, work: [unet, ...extra] };
     },
     async run({ inputs, params, ctx }) {
       const { model, inversion, style, mask, base } = inputs;
       requireSameModel(model, inversion, 'inversion');
-      style.forEach((c, k) => requireSameModel(model, c, `style${k + 1}`));
       if (base) requireSameModel(model, base, 'base');
       requireStyles(mask, style.length);
       const regions = await Promise.all(style.map((c, k) => regionOf(c, model, inversion, `style${k + 1}`)));
       const rule = spec.rule(regions, params.guidance, mask, base && params.baseRatio > 0 ? { prompt: base.embedding, ratio: params.baseRatio } : undefined);
-      return { outputs: { latent: await decodeInversion(model, inversion, rule, ctx) } };
+      const latent = await decodeInversion(model, inversion, rule, ctx);
+      const text = weightsText(model, style);
+      return { outputs: { latent }, ...(text ? { result: { text } } : {}) };
     },
   });
 }
@@ -135,7 +150,8 @@ export const epsilonMergeSampler = mergeSampler({
   title: 'Epsilon Merge Sampler',
   description:
     'N-style decoding by noise merging: at every step ê = Σ_k M_k·ê(c_k), each classifier-free guided (two styles: ' +
-    "M·ê(c1) + (1 − M)·ê(c2), the paper's); ∅ and every style go through the UNet in one batched call (N + 1 rows).",
+    "M·ê(c1) + (1 − M)·ê(c2), the paper's); ∅ and every style go through the UNet in one batched call (N + 1 rows). " +
+    'A style from a Region with a model of its own (a LoRA per region) runs on that model: one UNet call per distinct weight set per step.',
   rule: regionalMerge,
   rows: (s, n) => (s === 1 ? n : n + 1), // [c1..cN], or [∅, c1..cN]; regional settings add their distinct prompts
 });
@@ -166,19 +182,22 @@ export const singlePromptSampler = defineNode({
   },
   outputs: { latent: { type: 'Latent', label: 'latent' } },
   params: z.object({ guidance: guidanceParam }),
-  plan({ inputs, params }) {
-    return samplerPlan(
+  plan({ inputs, params, services }) {
+    const plan = samplerPlan(
       inputs.model,
       inputs.inversion,
       (params.guidance === 1 ? 1 : 2) + (inputs.negative ? 1 : 0) + Math.max(0, (inputs.prompt?.rows ?? 1) - 1),
     );
+    const [unet] = plan.work ?? [];
+    if (!unet) return plan;
+    const extra = regionWeightsWork(unet, [inputs.prompt], params.guidance !== 1, inputs.inversion?.pictures ?? 1, services.models.pipelines.maxLoaded);
+    return { ...plan, work: [unet, ...extra] };
   },
   async run({ inputs, params, ctx }) {
     const { model, inversion, prompt, negative } = inputs;
     requireSameModel(model, inversion, 'inversion');
-    requireSameModel(model, prompt, 'prompt');
-    if (negative) requireSameModel(model, negative, 'negative');
     const region = await regionOf(prompt, model, inversion, 'prompt');
+    if (negative) requireSameModel(ownModel(model, prompt) ?? model, negative, 'negative');
     // The Region's own negative, else the sampler's.
     const rule = regionPrompt(negative && !region.negative ? { ...region, negative: negative.embedding } : region, params.guidance);
     return { outputs: { latent: await decodeInversion(model, inversion, rule, ctx) } };

@@ -74,6 +74,8 @@ export interface PlannedValue {
   model?: ModelMemoryProfile;
   /** A Conditioning value: the UNet rows it can add to an epsilon merge (its prompt, a region's negative and fallback). */
   rows?: number;
+  /** A Conditioning value from a Region with a model of its own: that model, a second weight set for the sampler. */
+  weights?: ModelMemoryProfile;
   /** An Inversion, Latent or Image value: the pictures of its batch (1 when absent). */
   pictures?: number;
 }

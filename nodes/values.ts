@@ -49,6 +49,8 @@ export interface RegionSettings {
   guidance?: number;
   /** The fractions of the decode where the prompt applies; outside, `fallback` (the source prompt when absent). */
   window?: { start: number; end: number; fallback?: ConditioningValue };
+  /** The model this region runs on (the sampler's with a LoRA, for a LoRA per region); the sampler's when absent. */
+  model?: ModelValue;
 }
 
 /** CycleDiffusion latent code (z[0] = x_t, then one eps per refinement step, with its schedule), with its provenance. */

@@ -138,6 +138,8 @@ describe('bench on the built-in demo model', () => {
     checkReport(r, 20, 4);
     expect(r.sessionCreation).not.toBeNull();
     expect(r.batches).toHaveLength(3);
+    // A LoRA per region: one UNet call per distinct weight set per step.
+    expect(r.weightSets?.map((c) => c.unetCallsPerStep)).toEqual([1, 2]);
   });
 });
 

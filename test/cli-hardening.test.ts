@@ -91,6 +91,7 @@ describe('bench command line', () => {
         unetReps: 3,
         sessionTiming: true,
         optimizerTiming: true,
+        weightSets: true,
       },
       json: false,
     });
@@ -100,6 +101,7 @@ describe('bench command line', () => {
     });
     expect(parseBenchCli(['--batches', '1,2,4'])).toMatchObject({ options: { batches: [1, 2, 4] } });
     expect(parseBenchCli(['--batches', 'none'])).toMatchObject({ options: { batches: [] } });
+    expect(parseBenchCli(['--no-weight-sets'])).toMatchObject({ options: { weightSets: false } });
     expect(() => parseBenchCli(['--batches', '1,9'])).toThrow('--batches takes sizes from 1 to 8, got 9');
     expect(() => parseBenchCli(['--batches', '1,two'])).toThrow('--batches must be an integer ≥ 1, got "two"');
     expect(() => parseBenchCli(['--steps', '5', '--skip', '5'])).toThrow('--steps (5) must be greater than --skip (5)');

@@ -41,6 +41,7 @@ import { sampleDeviceMemory } from './device-memory.ts';
 import { printReport, type BenchReport, type SamplerMeasure } from './report.ts';
 import { benchRegionControls, printControlCosts } from './region-controls.ts';
 import { benchBatches, printBatches } from './batches.ts';
+import { benchLoraPerRegion, printWeightSets } from './weight-sets.ts';
 import { median, timeOptimizer, timeSessionCreation, timeUnetCalls, type OptimizerTiming, type SessionCreation } from './unet-timing.ts';
 
 const SAMPLERS = ['invert', 'eps_merge', 'attn_merge', 'single_style1', 'single_style2'] as const;
@@ -67,6 +68,8 @@ export interface BenchOptions {
   sessionTiming?: boolean;
   /** Time each regional control against the plain merge (default on). */
   regionControls?: boolean;
+  /** Time the epsilon merge with region 2 on a second weight set (a LoRA per region; loads the UNet once more; default on). */
+  weightSets?: boolean;
   /** Time the UNet loaded with the graph optimizer and as exported (loads the model twice more); default true. */
   optimizerTiming?: boolean;
   /** Batch sizes whose pictures per second are timed (batches.ts); default 1, 2, 4; empty: none. */
@@ -351,6 +354,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     const unetCalls = await timeUnetCalls(pipe, latent.width, latent.height, [1, 2, 3], opts.unetReps ?? 3, log);
     // What each regional control costs per step (region-controls.ts).
     const regionControls = opts.regionControls === false ? null : await benchRegionControls(pipe, latent.width, latent.height, opts.unetReps ?? 3);
+    // A LoRA per region: one UNet call per distinct weight set per step (weight-sets.ts).
+    const weightSets = opts.weightSets === false ? null : await benchLoraPerRegion(pipe, gpu, latent.width, latent.height, opts.unetReps ?? 3);
     // Pictures per second at batch 1, 2, 4 (batches.ts).
     const batches = await benchBatches(pipe, latent.width, latent.height, opts.steps, opts.skip, opts.batches);
     const rerun = await rerunWithNewPrompt(runner, graph);
@@ -377,6 +382,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       skip: opts.skip,
       samplers: measures,
       batches,
+      weightSets,
       attentionVsEpsilon,
       firstRunMs,
       peakRssMiB: process.resourceUsage().maxRSS / 1024,
@@ -388,6 +394,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     const medians = (timed: TimedRun[]) => median(timed.map((r) => r.ms));
     printReport(report, log, { medianOff: medians(runs.off), medianOn: medians(runs.on) });
     if (regionControls) printControlCosts(regionControls, log);
+    if (weightSets) printWeightSets(weightSets, log);
     printBatches(batches, log);
     return report;
   } finally {

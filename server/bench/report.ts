@@ -11,6 +11,7 @@
  */
 import os from 'node:os';
 import type { BatchThroughput } from './batches.ts';
+import type { WeightSetCost } from './weight-sets.ts';
 import type { OptimizerTiming, SessionCreation, UnetCallTiming } from './unet-timing.ts';
 
 export interface SamplerMeasure {
@@ -48,6 +49,8 @@ export interface BenchReport {
   samplers: SamplerMeasure[];
   /** Pictures per second at each batch size timed (batches.ts). */
   batches: BatchThroughput[];
+  /** The epsilon merge with one weight set and with region 2 on a second (a LoRA per region; weight-sets.ts); null when not timed. */
+  weightSets: WeightSetCost[] | null;
   /** Attention merge (rewritten UNet, rows ∅ and dual) per step, relative to epsilon merge (rows ∅, c1, c2). */
   attentionVsEpsilon: { msPerStep: number; ortMsPerStep: number } | null;
   firstRunMs: number;
@@ -171,6 +174,10 @@ export function figureLines(r: BenchReport): Record<string, unknown>[] {
     ...r.batches.map((b) =>
       f('pictures_per_second', b.picturesPerSecond, 'pictures/s', { batch: b.batch, rows: b.rowsPerCall, unetCallsPerStep: b.unetCallsPerStep }),
     ),
+    ...(r.weightSets ?? []).flatMap((c) => [
+      f('lora_per_region_step_ms', c.msPerStep, 'ms', { weightSets: c.weightSets, rows: c.rowsPerStep }),
+      f('lora_per_region_unet_calls_per_step', c.unetCallsPerStep, 'calls', { weightSets: c.weightSets }),
+    ]),
     f('attention_vs_epsilon_step', r.attentionVsEpsilon?.msPerStep ?? null, 'ratio'),
     f('dual_style_run_ms', r.dualStyleRunMs, 'ms'),
     f('first_run_ms', r.firstRunMs, 'ms'),

@@ -1,6 +1,6 @@
 /**
  * npm run bench -- [--model DIR|demo] [--ep auto|cuda|webgpu|cpu] [--gpu N] [--steps N] [--skip N] [--size PX]
- *                  [--reps N] [--unet-reps N] [--no-session-timing] [--no-optimizer-timing] [--preview-decoder DIR] [--max-job-memory SIZE] [--batches LIST] [--jsonl FILE] [--json]
+ *                  [--reps N] [--unet-reps N] [--no-session-timing] [--no-optimizer-timing] [--no-weight-sets] [--preview-decoder DIR] [--max-job-memory SIZE] [--batches LIST] [--jsonl FILE] [--json]
  * Defaults: the built-in demo model, provider `auto`, the paper's 100 steps, skip a tenth of the steps
  * (10 for 100), a 512-pixel image. Prints the table and the targets, then one JSON line per figure
  * (also appended to --jsonl FILE); --json prints the whole report as one JSON document instead.
@@ -13,7 +13,7 @@ import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/ru
 import { jobMemory, parseFlags, readCommandLine, runIfEntry, UsageError } from './options.ts';
 
 export const BENCH_USAGE = `usage: npm run bench -- [--model DIR|demo] [--ep auto|cuda|webgpu|cpu] [--gpu N] [--steps N] [--skip N] [--size PX]
-                        [--reps N] [--unet-reps N] [--no-session-timing] [--no-optimizer-timing] [--preview-decoder DIR] [--max-job-memory SIZE]
+                        [--reps N] [--unet-reps N] [--no-session-timing] [--no-optimizer-timing] [--no-weight-sets] [--preview-decoder DIR] [--max-job-memory SIZE]
                         [--batches LIST] [--jsonl FILE] [--json]
 
   --model              a Stable Diffusion 1.x ONNX folder, or demo (default) for the built-in demo model
@@ -26,6 +26,7 @@ export const BENCH_USAGE = `usage: npm run bench -- [--model DIR|demo] [--ep aut
   --unet-reps          timed UNet calls per batch size, after one warm-up call (default 3)
   --no-session-timing  do not time session creation with an empty and a filled optimized-graph cache
   --no-optimizer-timing  do not time the UNet loaded with the graph optimizer against the graph as exported
+  --no-weight-sets     do not time a LoRA per region (the merge on a second weight set: loads the UNet once more)
   --preview-decoder    a folder with taesd_decoder.onnx: previews are decoded by it and a frame's cost is compared
   --max-job-memory     refuse a run estimated above this, e.g. 8G (default: 3/4 of this machine's memory)
   --batches            batch sizes whose pictures per second are timed, e.g. 1,2,4 (the default), or none
@@ -51,6 +52,7 @@ export function parseBenchCli(argv: string[]): BenchCli | 'help' {
     'unet-reps': { type: 'string' },
     'no-session-timing': { type: 'boolean' },
     'no-optimizer-timing': { type: 'boolean' },
+    'no-weight-sets': { type: 'boolean' },
     'max-job-memory': { type: 'string' },
     'preview-decoder': { type: 'string' },
     batches: { type: 'string' },
@@ -76,6 +78,7 @@ export function parseBenchCli(argv: string[]): BenchCli | 'help' {
       unetReps: int('unet-reps', values['unet-reps'] ?? '3', 1),
       sessionTiming: !values['no-session-timing'],
       optimizerTiming: !values['no-optimizer-timing'],
+      weightSets: !values['no-weight-sets'],
       ...(maxJobMemory !== undefined ? { maxJobMemory } : {}),
       ...(values['preview-decoder'] ? { previewDecoder: values['preview-decoder'] } : {}),
       ...(values.batches !== undefined ? { batches: batchSizes(values.batches) } : {}),

@@ -54,33 +54,76 @@ function concat(parts: readonly Float32Array[]): Float32Array {
   return out;
 }
 
-/**
- * Runs `count` pictures in lockstep on `model`: `run(view, k)` is picture k's sampler on its view; every
- * round of view calls becomes one model call. Resolves with the pictures' results in order; when one
- * fails, the others are stopped with its error.
- */
-export async function inLockstep<T>(model: BatchableDenoiser, count: number, run: (view: Denoiser, k: number) => Promise<T>): Promise<T[]> {
-  if (!Number.isInteger(count) || count < 1 || count > MAX_BATCH) throw new Error(`a batch has 1 to ${MAX_BATCH} pictures, got ${count}`);
-  if (count === 1) return [await run(model, 0)];
-  let running = count;
-  let failure: { error: Error } | undefined;
-  let pending: (Request | undefined)[] = [];
-  const texts = new JoinCache<Float32Array, Float32Array>();
-  const extrasCache = new JoinCache<CallExtras, CallExtras>();
-  let sample = new Float32Array(0);
+/** What the weight sets of one batch share: the pictures still running, and the first failure. */
+interface BatchState {
+  running: number;
+  failure: { error: Error } | undefined;
+}
 
-  const fire = async (round: Request[]) => {
+/**
+ * The calls of one weight set in a batch: picture k's view queues its call, and the round goes to the
+ * model as one call once every running picture has queued its own.
+ */
+class Lockstep {
+  private pending: (Request | undefined)[] = [];
+  private readonly texts = new JoinCache<Float32Array, Float32Array>();
+  private readonly extrasCache = new JoinCache<CallExtras, CallExtras>();
+  private sample = new Float32Array(0);
+
+  constructor(
+    private readonly model: BatchableDenoiser,
+    private readonly state: BatchState,
+    private readonly companions: (other: Denoiser) => Lockstep,
+  ) {}
+
+  /** Picture k's view of this weight set. */
+  view(k: number): Denoiser {
+    const model = this.model;
+    return {
+      info: model.info,
+      checkLatentSize: (w, h) => model.checkLatentSize(w, h),
+      unconditional: () => model.unconditional(),
+      attentionMergeExtras: (conditionings, rows, weights, w, h) => model.attentionMergeExtras(conditionings, rows, weights, w, h),
+      companion: (other) => this.companions(other).view(k),
+      unet: (s, batch, h, w, t, ehs, extras) => {
+        if (this.state.failure) return Promise.reject(this.state.failure.error);
+        return new Promise<Float32Array>((resolve, reject) => {
+          this.pending[k] = { sample: s, batch, h, w, t, ehs, extras, resolve, reject };
+          this.maybeFire();
+        });
+      },
+    };
+  }
+
+  /** Sends the round once every running picture has made its call. */
+  maybeFire(): void {
+    const round = this.pending.filter((r): r is Request => r !== undefined);
+    if (round.length === 0 || round.length < this.state.running) return;
+    this.pending = [];
+    this.fire(round).catch((e: unknown) => {
+      for (const r of round) r.reject(e);
+    });
+  }
+
+  /** Stops the calls still waiting, with the batch's failure. */
+  fail(error: Error): void {
+    for (const r of this.pending) r?.reject(error);
+    this.pending = [];
+  }
+
+  private async fire(round: Request[]): Promise<void> {
+    const model = this.model;
     const { h, w, t } = round[0]!;
     if (round.some((r) => r.h !== h || r.w !== w || r.t !== t)) throw new Error('the pictures of a batch must be at the same step and latent size');
     const rows = round.reduce((s, r) => s + r.batch, 0);
     const size = round.reduce((s, r) => s + r.sample.length, 0);
-    if (sample.length !== size) sample = new Float32Array(size);
+    if (this.sample.length !== size) this.sample = new Float32Array(size);
     let at = 0;
     for (const r of round) {
-      sample.set(r.sample, at);
+      this.sample.set(r.sample, at);
       at += r.sample.length;
     }
-    const ehs = texts.get(
+    const ehs = this.texts.get(
       round.map((r) => r.ehs),
       concat,
     );
@@ -88,52 +131,45 @@ export async function inLockstep<T>(model: BatchableDenoiser, count: number, run
     let extras: CallExtras | undefined;
     if (parts.some((x) => x !== undefined)) {
       if (!model.joinExtras) throw new Error('this model cannot batch calls with extra inputs (attention merge); use a batch of 1');
-      extras = extrasCache.get(parts as CallExtras[], (p) => model.joinExtras!(p));
+      extras = this.extrasCache.get(parts as CallExtras[], (p) => model.joinExtras!(p));
     }
-    const out = await model.unet(sample, rows, h, w, t, ehs, extras);
+    const out = await model.unet(this.sample, rows, h, w, t, ehs, extras);
     at = 0;
     for (const r of round) {
       r.resolve(out.subarray(at, at + r.sample.length));
       at += r.sample.length;
     }
+  }
+}
+
+/**
+ * Runs `count` pictures in lockstep on `model`: `run(view, k)` is picture k's sampler on its view; every
+ * round of view calls becomes one model call, and so for every other weight set a rule reaches through
+ * the view's `companion` (a region's own model): one call per weight set per round. Resolves with the
+ * pictures' results in order; when one fails, the others are stopped with its error.
+ */
+export async function inLockstep<T>(model: BatchableDenoiser, count: number, run: (view: Denoiser, k: number) => Promise<T>): Promise<T[]> {
+  if (!Number.isInteger(count) || count < 1 || count > MAX_BATCH) throw new Error(`a batch has 1 to ${MAX_BATCH} pictures, got ${count}`);
+  if (count === 1) return [await run(model, 0)];
+  const state: BatchState = { running: count, failure: undefined };
+  const locksteps = new Map<Denoiser, Lockstep>();
+  const lockstepOf = (m: Denoiser): Lockstep => {
+    let hit = locksteps.get(m);
+    if (!hit) locksteps.set(m, (hit = new Lockstep(m, state, lockstepOf)));
+    return hit;
   };
-
-  /** Sends the round once every running picture has made its call. */
-  const maybeFire = () => {
-    const round = pending.filter((r): r is Request => r !== undefined);
-    if (round.length === 0 || round.length < running) return;
-    pending = [];
-    fire(round).catch((e: unknown) => {
-      for (const r of round) r.reject(e);
-    });
-  };
-
-  const views = Array.from({ length: count }, (_, k): Denoiser => ({
-    info: model.info,
-    checkLatentSize: (w, h) => model.checkLatentSize(w, h),
-    unconditional: () => model.unconditional(),
-    attentionMergeExtras: (conditionings, rows, weights, w, h) => model.attentionMergeExtras(conditionings, rows, weights, w, h),
-    unet(s, batch, h, w, t, ehs, extras) {
-      if (failure) return Promise.reject(failure.error);
-      return new Promise<Float32Array>((resolve, reject) => {
-        pending[k] = { sample: s, batch, h, w, t, ehs, extras, resolve, reject };
-        maybeFire();
-      });
-    },
-  }));
-
+  const main = lockstepOf(model);
   return Promise.all(
-    views.map(async (view, k) => {
+    Array.from({ length: count }, async (_, k) => {
       try {
-        return await run(view, k);
+        return await run(main.view(k), k);
       } catch (e) {
-        failure ??= { error: e instanceof Error ? e : new Error(String(e)) };
-        for (const r of pending) r?.reject(failure.error);
-        pending = [];
+        state.failure ??= { error: e instanceof Error ? e : new Error(String(e)) };
+        for (const l of locksteps.values()) l.fail(state.failure.error);
         throw e;
       } finally {
-        running--;
-        maybeFire();
+        state.running--;
+        for (const l of locksteps.values()) l.maybeFire();
       }
     }),
   );

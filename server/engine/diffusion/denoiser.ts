@@ -40,4 +40,9 @@ export interface Denoiser<X extends CallExtras = CallExtras> {
    * [N − 1, h, w], shared by every row (style N takes what they leave).
    */
   attentionMergeExtras(conditionings: readonly Float32Array[], rows: number, weights: Float32Array, w: number, h: number): Promise<X>;
+  /**
+   * How a rule running on this model reaches another weight set (a region's own model, regions.ts): in a
+   * batch, the view of `other` that joins the pictures' calls as this view does (batch.ts); itself when absent.
+   */
+  companion?(other: Denoiser): Denoiser;
 }

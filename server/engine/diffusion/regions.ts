@@ -16,6 +16,12 @@
  * that order, so the plain merge keeps the rows [∅, c1, …, cN] (just [c1, …, cN] at s = 1) and its
  * numbers. The guided parts stay in float64 until blended, as one expression would keep them.
  *
+ * A LoRA per region: a region may carry its own weight set (`Region.model`, the sampler's model with a
+ * LoRA merged), and then all of its rows, ∅ included, run on that model, e_k(·) = ε_{model_k}(x, t, ·).
+ * The rows are grouped by weight set: one UNet call per distinct weight set per step, the sampler's model
+ * first (with the base prompt), the groups' outputs laid end to end and combined by the formula above.
+ * Regions without a model of their own are the single call of before, the same rows in the same order.
+ *
  * The same controls in attention merge (regionalAttentionMerge), where the blend happens inside every
  * cross-attention layer: the unconditional half blends the regions' negatives the way the conditional
  * half blends their styles (the ∅ row of conditioning k carries n_k); the base prompt is one more
@@ -26,7 +32,8 @@
  */
 import type { MaskValue } from '../values.ts';
 import { blendInto, maskWeights } from './mask.ts';
-import { batchedEvaluator, checkGuidance, guide, mostChunks, stackRows, type EpsilonEvaluator, type EpsilonRule, type Row, type StepAt } from './rows.ts';
+import type { Denoiser } from './denoiser.ts';
+import { batchedEvaluator, checkGuidance, guide, mostChunks, stackRows, type Combine, type EpsilonEvaluator, type EpsilonRule, type Row, type StepAt } from './rows.ts';
 
 /** Where a region's own prompt applies; outside it, the fallback prompt. */
 export interface StepWindow {
@@ -43,6 +50,11 @@ export interface Region {
   /** Its guidance scale g_k; the sampler's s when absent. */
   guidance?: number;
   window?: StepWindow;
+  /**
+   * The weight set this region's rows run on (the sampler's model with a LoRA merged, say); the
+   * sampler's model when absent. Its embeddings must come from its own text encoder.
+   */
+  model?: Denoiser;
 }
 
 export interface BasePrompt {
@@ -112,6 +124,60 @@ export function regionPrompt(region: Region, s: number): EpsilonRule {
   return regional([region], s, null, undefined, 'single');
 }
 
+/** The rows of one weight set: its model and its call's row table. */
+interface WeightSet {
+  model: Denoiser;
+  table: RowTable;
+}
+
+/**
+ * The regions' weight sets, the sampler's model first (index 0, holding the base prompt), then each
+ * distinct `Region.model` in the order the regions name them; `of[k]` is region k's. In a batch the
+ * sampler's model is a picture's view, and so is every other weight set (Denoiser.companion).
+ */
+function weightSets(model: Denoiser, regions: readonly Region[]): { sets: WeightSet[]; of: number[] } {
+  const own: (Denoiser | undefined)[] = [undefined];
+  const of = regions.map((r) => {
+    const at = own.indexOf(r.model);
+    if (at >= 0) return at;
+    own.push(r.model);
+    return own.length - 1;
+  });
+  const sets = own.map((m) => ({ model: m ? (model.companion?.(m) ?? m) : model, table: new RowTable() }));
+  return { sets, of };
+}
+
+/**
+ * One UNet call per weight set that has rows, each set's output laid after the previous ones' in one
+ * buffer, then `combine` on that buffer: a combine written for one call's rows works unchanged with the
+ * rows numbered across the calls. One set with rows is the plain batched call.
+ */
+async function groupedEvaluator(sets: readonly WeightSet[], w: number, h: number, combine: Combine): Promise<EpsilonEvaluator> {
+  const used = sets.filter((set) => set.table.rows.length > 0);
+  if (used.length === 1) return batchedEvaluator(used[0]!.model, w, h, used[0]!.table.rows, combine);
+  const n = used[0]!.model.info.latentChannels * w * h;
+  const total = used.reduce((sum, set) => sum + set.table.rows.length, 0);
+  const out = new Float32Array(total * n);
+  const scratch = new Float32Array(n);
+  let offset = 0;
+  const calls = await Promise.all(
+    used.map((set) => {
+      const at = offset * n;
+      const size = set.table.rows.length * n;
+      offset += set.table.rows.length;
+      return batchedEvaluator(set.model, w, h, set.table.rows, (raw) => out.set(raw.subarray(0, size), at));
+    }),
+  );
+  return {
+    rows: total,
+    async evaluate(x, t, eps, at) {
+      for (const call of calls) await call.evaluate(x, t, scratch, at);
+      combine(out, eps, n, at);
+      return out;
+    },
+  };
+}
+
 function regional(
   regions: readonly Region[],
   s: number,
@@ -125,27 +191,37 @@ function regional(
     bind(model, w, h) {
       const M = mask ? maskWeights(mask, N, w, h) : [];
       const n = model.info.latentChannels * w * h;
-      const table = new RowTable();
+      const { sets, of } = weightSets(model, regions);
+      const tableOf = (k: number) => sets[of[k]!]!.table;
       const guidanceOf = (r: Region) => r.guidance ?? s;
-      // ∅ first when anything needs it, then the styles: the plain merge's rows, in its order.
-      if (regions.some((r) => !r.negative && guidanceOf(r) !== 1) || (base && base.ratio > 0 && s !== 1)) table.index(undefined, 'unconditional');
-      const prompts = regions.map((r, k) => table.index(r.prompt, `style ${k + 1}`));
-      const plans: RegionPlan[] = regions.map((r, k) => ({
+      const withBase = base !== undefined && base.ratio > 0;
+      // Per weight set, ∅ first when anything of it needs it, then its styles: the plain merge's rows, in its order.
+      sets.forEach((set, g) => {
+        const needs = regions.some((r, k) => of[k] === g && !r.negative && guidanceOf(r) !== 1) || (g === 0 && withBase && s !== 1);
+        if (needs) set.table.index(undefined, 'unconditional');
+      });
+      const prompts = regions.map((r, k) => tableOf(k).index(r.prompt, `style ${k + 1}`));
+      const local: RegionPlan[] = regions.map((r, k) => ({
         prompt: prompts[k]!,
-        fallback: r.window ? table.index(r.window.fallback, `style ${k + 1}'s fallback prompt`) : prompts[k]!,
-        negative: guidanceOf(r) === 1 ? -1 : table.index(r.negative, `style ${k + 1}'s negative prompt`),
+        fallback: r.window ? tableOf(k).index(r.window.fallback, `style ${k + 1}'s fallback prompt`) : prompts[k]!,
+        negative: guidanceOf(r) === 1 ? -1 : tableOf(k).index(r.negative, `style ${k + 1}'s negative prompt`),
         guidance: guidanceOf(r),
         window: r.window,
       }));
-      const baseRows =
-        base && base.ratio > 0
-          ? { prompt: table.index(base.prompt, 'base prompt'), negative: s === 1 ? -1 : table.index(undefined, 'unconditional') }
-          : undefined;
+      const baseRows = withBase
+        ? { prompt: sets[0]!.table.index(base.prompt, 'base prompt'), negative: s === 1 ? -1 : sets[0]!.table.index(undefined, 'unconditional') }
+        : undefined;
+      // Rows numbered across the calls: weight set g's rows follow those of the sets before it.
+      const offsets = sets.map((_, g) => sets.slice(0, g).reduce((sum, set) => sum + set.table.rows.length, 0));
+      const plans = local.map((p, k) => {
+        const o = offsets[of[k]!]!;
+        return { ...p, prompt: p.prompt + o, fallback: p.fallback + o, negative: p.negative < 0 ? -1 : p.negative + o };
+      });
 
       const parts = Array.from({ length: N }, () => new Float64Array(n));
       const blended = baseRows ? new Float64Array(n) : undefined;
       const baseEps = baseRows ? new Float64Array(n) : undefined;
-      return batchedEvaluator(model, w, h, table.rows, (out, eps, _n, at) => {
+      return groupedEvaluator(sets, w, h, (out, eps, _n, at) => {
         for (let k = 0; k < N; k++) {
           const p = plans[k]!;
           const c = (inWindow(p.window, at) ? p.prompt : p.fallback) * n;
@@ -167,6 +243,11 @@ function regional(
 /** The regional controls inside every cross-attention layer (see the header); with none, the paper's attention merge. */
 export function regionalAttentionMerge(regions: readonly Region[], s: number, mask: MaskValue | readonly Float32Array[], base?: BasePrompt): EpsilonRule {
   checkRegions(regions, s, base);
+  const own = regions.findIndex((r) => r.model);
+  if (own >= 0)
+    throw new Error(
+      `attention merge blends the styles inside one UNet call, so every style runs on the sampler's model; style ${own + 1} has a model of its own (use the epsilon merge for a LoRA per region)`,
+    );
   const N = regions.length;
   const scales = regions.map((r) => r.guidance ?? s);
   const uniform = scales.every((g) => g === s);

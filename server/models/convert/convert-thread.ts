@@ -64,13 +64,14 @@ export async function convertOffThread(source: string, options: ConvertOptions &
 function start(request: ConvertRequest, dir: string): Conversion {
   const worker = new Worker(new URL('./convert-thread.worker.mjs', import.meta.url), { workerData: request });
   const listeners = new Set<Listener>();
-  let temp: string | undefined;
+  // Every folder the thread began writing: a LoRA's merge first converts the plain model (base-weights.ts).
+  const temps: string[] = [];
   let stopped = false;
   const ended = new Promise<string>((resolve, reject) => {
     worker.on('message', (m: ConvertMessage) => {
       if (m.type === 'progress') for (const l of listeners) l.progress?.(m.fraction);
       else if (m.type === 'log') for (const l of listeners) l.log?.(m.line);
-      else if (m.type === 'temp') temp = m.dir;
+      else if (m.type === 'temp') temps.push(m.dir);
       else if (m.type === 'done') resolve(m.dir);
       else reject(rebuilt(m));
     });
@@ -80,7 +81,7 @@ function start(request: ConvertRequest, dir: string): Conversion {
   });
   const done = ended.finally(async () => {
     running.delete(dir);
-    if (temp) await rm(temp, { recursive: true, force: true });
+    await Promise.all(temps.map((temp) => rm(temp, { recursive: true, force: true })));
   });
   // Followers see the outcome through follow(); this keeps an unfollowed rejection from being unhandled.
   done.catch(() => {});

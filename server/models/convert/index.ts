@@ -182,7 +182,10 @@ export async function ensureConverted(source: string, options: ConvertOptions = 
     ckpt.close();
     return inFlight;
   }
-  const job = convertInto(ckpt, dir, options).finally(() => {
+  // With LoRAs, the merged conversion references the plain one's weights that they leave alone (base-weights.ts),
+  // converting it first once the LoRAs are known to fit.
+  const plain = options.loras?.length ? () => ensureConverted(source, { ...options, loras: [], progress: undefined }) : undefined;
+  const job = convertInto(ckpt, dir, options, plain).finally(() => {
     pending.delete(dir);
     ckpt.close();
   });
@@ -203,7 +206,7 @@ export async function convertToFolder(source: string, out: string, options: Conv
   }
 }
 
-async function convertInto(ckpt: Checkpoint, dir: string, options: ConvertOptions): Promise<string> {
+async function convertInto(ckpt: Checkpoint, dir: string, options: ConvertOptions, base?: () => Promise<string>): Promise<string> {
   await mkdir(path.dirname(dir), { recursive: true });
   const temp = `${dir}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   const log = options.log ?? (() => {});
@@ -214,6 +217,7 @@ async function convertInto(ckpt: Checkpoint, dir: string, options: ConvertOption
     await writeOnnxFolder(ckpt, temp, {
       dtype: options.dtype,
       loras: options.loras,
+      ...(base ? { base } : {}),
       log,
       progress: options.progress,
       describe: options.loras?.length ? { loras: options.loras.map((l) => ({ file: path.basename(l.file), unet: l.unet, text: l.text })) } : {},

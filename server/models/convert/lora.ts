@@ -126,9 +126,10 @@ export function loraDeltas(loras: LoraRequest[], weights: ModelWeights): Partial
       );
     }
   }
-  const deltaFor =
-    (component: Component): WeightDelta =>
-    (key, shape) => {
+  const deltaFor = (component: Component): WeightDelta => Object.assign(changeOf(component), { touches: (key: string) => perKey.has(`${component}\0${key}`) });
+  const changeOf =
+    (component: Component) =>
+    (key: string, shape: readonly number[]): Float32Array | null => {
       const list = perKey.get(`${component}\0${key}`);
       if (!list) return null;
       const out = shape[0]!;

@@ -19,7 +19,11 @@ export class ConversionError extends UserError {
 }
 
 /** A change to one weight, in the checkpoint's own layout ([out, in] or [out, in, k, k]), already scaled. */
-export type WeightDelta = (key: string, shape: readonly number[]) => Float32Array | null;
+export interface WeightDelta {
+  (key: string, shape: readonly number[]): Float32Array | null;
+  /** Whether it changes `key` at all, computing nothing. */
+  touches(key: string): boolean;
+}
 
 /** Shape without its size-1 axes: GroupNorm [C] fits [C, 1, 1], and an LDM 1×1 conv [C, C, 1, 1] fits a Linear [C, C]. */
 const squeeze = (shape: readonly number[]): string => shape.filter((d) => d !== 1).join(',');
@@ -86,6 +90,18 @@ export class CheckpointWeights implements WeightSource {
     if (d) for (let i = 0; i < data.length; i++) data[i] = data[i]! + d[i]!;
     if (transpose) data = transpose2d(data, dims[1]!, dims[0]!);
     return data;
+  }
+
+  /** Whether the LoRA deltas change parameter `key` (a weight they leave alone is the plain conversion's, byte for byte). */
+  touches(key: string): boolean {
+    return this.delta?.touches(key) ?? false;
+  }
+
+  /** Marks `key` as served without reading it (its bytes are referenced where they are already stored); counts it for progress. */
+  skip(key: string): void {
+    const fileKey = this.part.keyOf(key);
+    this.used.add(fileKey);
+    this.onRead(this.part.file.info(fileKey).byteLength);
   }
 
   /** Keys of the file that the graph did not use, apart from those `ignore` accepts. */

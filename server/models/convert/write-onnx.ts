@@ -8,13 +8,14 @@
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { schedulerConfig } from '../demo/index.ts';
-import { WeightRandom, type FloatType } from '../demo/onnx-builder.ts';
+import { WeightRandom, type FloatType, type WeightSource } from '../demo/onnx-builder.ts';
 import { textEncoderModel } from '../demo/text-encoder.ts';
 import { buildUnet, unetConfig } from '../demo/unet.ts';
 import { fullVaeDecoder, fullVaeEncoder } from '../demo/vae.ts';
 import type { Checkpoint, Component } from './checkpoint.ts';
 import { loraDeltas, type LoraRequest } from './lora.ts';
 import { CheckpointWeights, refuseExtraKeys } from './weights.ts';
+import { reusingBase } from './base-weights.ts';
 
 /** Bump when the written graphs or weights change, so old cache folders are not reused. */
 export const CONVERTER_VERSION = 1;
@@ -32,11 +33,17 @@ export interface WriteOptions {
   progress?: (fraction: number) => void;
   /** Written into model_index.json's marker. */
   describe?: Record<string, unknown>;
+  /**
+   * The plain conversion of the same checkpoint (same dtype, no LoRAs), made on demand once the LoRAs are
+   * known to fit: the weights they leave untouched are referenced there instead of written again
+   * (base-weights.ts), so only the touched ones are new bytes.
+   */
+  base?: () => Promise<string>;
 }
 
 const json = (value: unknown): string => `${JSON.stringify(value, null, 1)}\n`;
 
-type Build = (source: CheckpointWeights, weightsFile: string | null) => { model: Uint8Array };
+type Build = (source: WeightSource, weightsFile: string | null) => { model: Uint8Array };
 
 /** One graph of the folder: where it goes, which part of the checkpoint it reads, and its builder. */
 interface ComponentGraph {
@@ -113,6 +120,7 @@ async function writeGraphs(
 ): Promise<void> {
   const log = options.log ?? (() => {});
   const deltas = options.loras?.length ? loraDeltas(options.loras, new Map([...checks].map(([c, s]) => [c, s.requested]))) : {};
+  const base = await options.base?.();
   let total = 0;
   for (const [component, source] of checks) for (const k of source.used) total += ckpt.parts[component].file.info(k).byteLength;
   let done = 0;
@@ -128,7 +136,7 @@ async function writeGraphs(
     sources.set(g.component, source);
     mkdirSync(path.join(out, g.dir), { recursive: true });
     await yieldToLoop();
-    const built = g.build(source, path.join(out, g.dir, 'weights.pb'));
+    const built = g.build(base ? reusingBase(source, base, out, g.dir) : source, path.join(out, g.dir, 'weights.pb'));
     writeFileSync(path.join(out, g.dir, 'model.onnx'), built.model);
     log(`  ${g.dir}: written (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   }

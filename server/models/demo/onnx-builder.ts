@@ -11,7 +11,7 @@ import { float32ToFloat16 } from '../../engine/runtime/runtime.ts';
 const { onnx } = onnxProto;
 type IModelProto = onnxProto.onnx.IModelProto;
 type INodeProto = onnxProto.onnx.INodeProto;
-type ITensorProto = onnxProto.onnx.ITensorProto;
+export type ITensorProto = onnxProto.onnx.ITensorProto;
 type IValueInfoProto = onnxProto.onnx.IValueInfoProto;
 type IAttributeProto = onnxProto.onnx.IAttributeProto;
 
@@ -55,6 +55,12 @@ export interface WeightSource {
   read(key: string, dims: number[], transpose: boolean): Float32Array;
   /** Checks that `key` exists with a shape that fits `dims`, reading nothing (shapesOnly builds). */
   check(key: string, dims: number[], transpose: boolean): void;
+  /**
+   * The initializer `name` (parameter `key`) as already stored in another model's external data, when its
+   * bytes would be the same (a LoRA-merged conversion's untouched weights, in the plain conversion's file):
+   * the builder then references those bytes instead of reading and writing them. Null: build it as usual.
+   */
+  stored?(key: string, name: string): ITensorProto | null;
 }
 
 export interface BuilderOptions {
@@ -283,7 +289,7 @@ export class GraphBuilder {
       this.source?.check(key, dims, transpose);
       return this.shapeOnly(name, dims);
     }
-    if (this.source) return this.initializer(name, dims, this.source.read(key, dims, transpose));
+    if (this.source) return this.storedOr(key, name, dims) ?? this.initializer(name, dims, this.source.read(key, dims, transpose));
     return this.initializer(
       name,
       dims,
@@ -301,8 +307,22 @@ export class GraphBuilder {
       this.source?.check(key, dims, false);
       return this.shapeOnly(name, dims);
     }
-    if (this.source) return this.initializer(name, dims, this.source.read(key, dims, false));
+    if (this.source) return this.storedOr(key, name, dims) ?? this.initializer(name, dims, this.source.read(key, dims, false));
     return this.initializer(name, dims, new Float32Array(dims.reduce((a, b) => a * b, 1)).fill(value));
+  }
+
+  /** The initializer as the source has it stored elsewhere (WeightSource.stored), referenced; null when it has none. */
+  private storedOr(key: string, name: string, dims: number[]): string | null {
+    const stored = this.source?.stored?.(key, name);
+    if (!stored) return null;
+    const same = stored.dims?.length === dims.length && dims.every((d, i) => Number(stored.dims![i]) === d);
+    if (!same || stored.dataType !== DType[this.float] || !stored.externalData?.length)
+      throw new Error(`initializer ${name}: the stored tensor is not a ${this.float} [${dims.join(',')}] in external data`);
+    if (this.initializerNames.has(name)) throw new Error(`initializer ${name} defined twice`);
+    this.initializerNames.add(name);
+    this.parameters += dims.reduce((a, b) => a * b, 1);
+    this.initializers.push({ name, dims, dataType: stored.dataType, dataLocation: onnx.TensorProto.DataLocation.EXTERNAL, externalData: stored.externalData });
+    return name;
   }
 
   /** A `Constant` node, as torch exports shape and scalar literals (`b.float` for the model's float type). */
