@@ -11,7 +11,7 @@ import type { CatalogParam } from '../../../server/protocol/catalog.ts';
 import { decodePoints, encodePoints, ERASER, MAX_POINTS, MAX_STROKES, StrokesSchema, styleColor, type Stroke } from '../../../server/protocol/painting.ts';
 import { withToken } from '../access-token.ts';
 import type { NodeRuntime } from '../runtime.ts';
-import { bridge } from './bridge.ts';
+import { useNodeEnv } from './bridge.ts';
 import { stopCanvas } from './ParamField.tsx';
 import type { StudioNode } from './schemes.ts';
 
@@ -107,6 +107,7 @@ function thin(xy: number[], spacing: number): number[] {
 }
 
 export function MaskPainter({ node, rt, param }: { node: StudioNode; rt: NodeRuntime; param: CatalogParam }) {
+  const { bridge } = useNodeEnv();
   const names = { styles: 'styles', fill: 'fill', feather: 'feather', ...(param.ui as Partial<Names>) };
   const styles = Math.max(2, Number(node.params[names.styles] ?? 2));
   // Not clamped to `styles`: the engine refuses a fill beyond them, so the painter shows it as it is (grey).
@@ -263,7 +264,7 @@ export function MaskPainter({ node, rt, param }: { node: StudioNode; rt: NodeRun
       return;
     }
     committed.current = { style: stroke.style, radius: stroke.radius, xy };
-    bridge().setParam(node.id, param.name, [...strokes, { style: stroke.style, radius: stroke.radius, points: encodePoints(xy) }], false);
+    bridge.setParam(node.id, param.name, [...strokes, { style: stroke.style, radius: stroke.radius, points: encodePoints(xy) }], false);
   };
   /** A stroke the pointer gave up on (cancelled, capture lost without a pointerup) is not painted. */
   const cancel = () => {
@@ -313,7 +314,7 @@ export function MaskPainter({ node, rt, param }: { node: StudioNode; rt: NodeRun
           data-testid="paint-clear"
           title="Remove every stroke (one undo step)"
           disabled={!problem && strokes.length === 0}
-          onClick={() => bridge().setParam(node.id, param.name, [], false)}
+          onClick={() => bridge.setParam(node.id, param.name, [], false)}
         >
           Clear
         </button>

@@ -4,7 +4,7 @@ import type { CatalogParam } from '../../../server/protocol/catalog.ts';
 import { withToken } from '../access-token.ts';
 import { api, ApiError, uploadUrl } from '../api.ts';
 import { useObservable } from '../runtime.ts';
-import { bridge, uploadedImages } from './bridge.ts';
+import { rememberUpload, useNodeEnv } from './bridge.ts';
 import { presetsOf } from '../titles.ts';
 
 /** Keeps pointer and wheel gestures inside a control from dragging or zooming the canvas. */
@@ -23,7 +23,8 @@ interface Props {
 }
 
 export function ParamField({ nodeId, param, value, issues }: Props) {
-  const set = (v: unknown, coalesce = false) => bridge().setParam(nodeId, param.name, v, coalesce);
+  const { bridge } = useNodeEnv();
+  const set = (v: unknown, coalesce = false) => bridge.setParam(nodeId, param.name, v, coalesce);
   const tip = [param.description, param.optional ? '(optional)' : ''].filter(Boolean).join(' ');
   const invalid = issues.length > 0;
   let control: ReactNode;
@@ -216,7 +217,9 @@ function uploadProblem(file: File, err: unknown): string {
 }
 
 function ImageField({ nodeId, param, value, onClear }: { nodeId: string; param: CatalogParam; value: unknown; onClear: () => void }) {
-  const uploads = useObservable(uploadedImages);
+  const { bridge, shared } = useNodeEnv();
+  const uploaded = shared.uploads;
+  const uploads = useObservable(uploaded);
   const input = useRef<HTMLInputElement>(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
@@ -231,15 +234,13 @@ function ImageField({ nodeId, param, value, onClear }: { nodeId: string; param: 
     if (!name || builtin || known || !src) return;
     let live = true;
     api.uploadInfo(name).then(
-      (info) =>
-        live &&
-        uploadedImages.set({ ...uploadedImages.get(), [name]: { url: info.url, width: info.width, height: info.height, fileName: info.fileName ?? name } }),
+      (info) => live && rememberUpload(uploaded, name, { url: info.url, width: info.width, height: info.height, fileName: info.fileName ?? name }),
       () => undefined,
     );
     return () => {
       live = false;
     };
-  }, [name, builtin, known, src]);
+  }, [name, builtin, known, src, uploaded]);
   const pick = async (file: File | undefined) => {
     if (!file) return;
     setError(null);
@@ -249,7 +250,7 @@ function ImageField({ nodeId, param, value, onClear }: { nodeId: string; param: 
     }
     setBusy(true);
     try {
-      await bridge().uploadImage(nodeId, param.name, file);
+      await bridge.uploadImage(nodeId, param.name, file);
     } catch (err) {
       setError(uploadProblem(file, err));
     } finally {

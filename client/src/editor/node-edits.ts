@@ -3,7 +3,7 @@
  * (a preset's title follows the prompt) and a count of sockets (a sampler's styles, whose removed
  * sockets take their connections with them).
  */
-import { nodeRuntime } from '../runtime.ts';
+import type { NodeRuntimeStore } from '../runtime.ts';
 import type { NodeEditor } from 'rete';
 import type { AreaPlugin } from 'rete-area-plugin';
 import type { HistoryPlugin } from 'rete-history-plugin';
@@ -31,6 +31,8 @@ export function createNodeEdits(c: {
   selectedIds(): string[];
   /** An edit that could not be made: `message` says why. */
   onError(message: string): void;
+  /** The run states of the graph's nodes (an edit clears a failure shown there). */
+  runtime: NodeRuntimeStore;
 }) {
   const { editor, area, history, changed, colorOf, pins, selectedIds } = c;
   const { put, take } = c.pieces;
@@ -100,8 +102,8 @@ export function createNodeEdits(c: {
     // A count of sockets (a sampler's styles): the sockets follow it.
     if (node.spec && countParams(node.spec).has(param)) node.setInputs(socketsFor(node.spec, node.params).inputs, colorOf);
     // A run's failure was about the values it ran with: changed, the node no longer shows it (the next run tells).
-    const rt = nodeRuntime.get(nodeId);
-    if (rt.status === 'failed' || rt.error) nodeRuntime.update(nodeId, { status: 'idle', error: undefined });
+    const rt = c.runtime.get(nodeId);
+    if (rt.status === 'failed' || rt.error) c.runtime.update(nodeId, { status: 'idle', error: undefined });
     void area.update('node', nodeId);
     changed('params');
   }

@@ -22,8 +22,8 @@ import {
   type Position,
 } from '../graph-io.ts';
 import { arrange, boundsOf, placeClear, resolveOverlaps, type Rect } from '../layout.ts';
-import { nodeRuntime } from '../runtime.ts';
-import { uploadedImages } from './bridge.ts';
+import type { NodeRuntimeStore, Observable } from '../runtime.ts';
+import { rememberUpload, type UploadedImage } from './bridge.ts';
 import type { ChangeKind } from './schemes.ts';
 import type { FramesLayer } from './frames.ts';
 import { FnAction, recordAction, untracked } from './param-history.ts';
@@ -66,6 +66,9 @@ interface Context {
   changed(kind: ChangeKind): void;
   /** An edit could not be made; `message` says why. */
   onEditFailed(message: string): void;
+  /** The run states of this graph's nodes (a removed node's go with it). */
+  runtime: NodeRuntimeStore;
+  uploads: Observable<Record<string, UploadedImage>>;
 }
 
 // The area is typed with our extra signals in create-editor; here only its base API is used.
@@ -149,6 +152,7 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
     pins,
     selectedIds,
     onError: c.onEditFailed,
+    runtime: c.runtime,
   });
 
   /** Deletes nodes and their connections: one undo step, however long it takes. */
@@ -202,7 +206,7 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
     try {
       await editor.clear();
       for (const pin of reroute.pins.getPins()) reroute.pins.remove(pin.id);
-      nodeRuntime.clear();
+      c.runtime.clear();
       for (const p of plan.nodes) {
         await editor.addNode(createNode(p.dto, p.spec, p.spec ? undefined : p));
         await area.translate(p.dto.id, p.dto.position);
@@ -371,14 +375,14 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
     shift,
     addPin,
     forget(id: string) {
-      nodeRuntime.remove(id);
+      c.runtime.remove(id);
       // The selector keeps removed nodes (and the last picked one) otherwise: when undo brings
       // them back and places one, the area moves every node still 'selected' by the same offset.
       void selectable.unselect(id);
       changed('structure');
     },
     rememberUpload(res: UploadResult, fileName: string) {
-      uploadedImages.set({ ...uploadedImages.get(), [res.name]: { url: res.url, width: res.width, height: res.height, fileName: res.fileName ?? fileName } });
+      rememberUpload(c.uploads, res.name, { url: res.url, width: res.width, height: res.height, fileName: res.fileName ?? fileName });
     },
     api: {
       addNode,
