@@ -2,12 +2,13 @@
  * Browser end-to-end, issue 26 item 12 (several graphs open at once, as tabs of the editor): each
  * graph tab has its own graph and undo history, a reload brings back every tab and the active one,
  * closing a tab with unsaved work asks first, the closed tab can be reopened with its work, and
- * leaving the browser tab with unsaved work is warned about.
+ * leaving the browser tab with unsaved work is warned about. A run paints the nodes of the tab it
+ * was started from, not those of another tab whose graph shares its node ids.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { e2eSkipReason, launchChromium, startStudio, type RunningStudio } from './support/e2e-browser.ts';
-import { autosavedGraph, clickEmptyCanvas, openStudio, openTemplate, realErrors, visualCheck } from './support/e2e-helpers.ts';
+import { autosavedGraph, clickEmptyCanvas, openStudio, openTemplate, realErrors, visualCheck, waitForRun } from './support/e2e-helpers.ts';
 
 const skipReason = e2eSkipReason();
 
@@ -141,4 +142,28 @@ describe.skipIf(skipReason !== null)('browser end-to-end: graph tabs', () => {
       await context.close();
     },
   );
+
+  it('shows a run’s node states in the tab it came from, not in another tab with the same node ids', { timeout: 300_000 }, async () => {
+    const { context, page, errors } = await openStudio(browser, studio);
+    await openTemplate(page, 'epsilon-merge');
+    await page.click('[data-testid="tab-new"]');
+    await openTemplate(page, 'single-prompt');
+    await expect.poll(() => tabLabels(page)).toEqual(['epsilon-merge', 'single-prompt']);
+    // A short inversion (skip 10 of 12 steps): the run is about which tab it paints, not its picture.
+    await setSteps(page, 12);
+    await page.keyboard.press('Control+Enter');
+    await expect.poll(() => page.locator('[data-testid="queue-indicator"]').getAttribute('data-state')).toMatch(/queued|running|done/);
+    // Switched away at once: the other tab's nodes (model, image, invert... the same ids) stay at rest.
+    await showTab(page, 'epsilon-merge');
+    await waitForRun(page, 'done');
+    const statuses = await page.locator('[data-testid="node"]').evaluateAll((els) => els.map((e) => e.getAttribute('data-status')));
+    expect(new Set(statuses)).toEqual(new Set(['idle']));
+    // The tab it came from shows it: every node done (or taken from the cache).
+    await showTab(page, 'single-prompt');
+    const ran = await page.locator('[data-testid="node"]').evaluateAll((els) => els.map((e) => e.getAttribute('data-status')));
+    expect(ran.length).toBeGreaterThan(0);
+    expect(ran.filter((s) => s !== 'done' && s !== 'cached')).toEqual([]);
+    expect(realErrors(errors)).toEqual([]);
+    await context.close();
+  });
 });

@@ -19,7 +19,8 @@ import type { Schemes, StudioNode } from './schemes.ts';
 /** Resolves after the next frame is drawn (sockets just set have their views). */
 export const nextFrame = () => new Promise<void>((resolve) => requestAnimationFrame(() => resolve()));
 
-export function createNodeEdits(c: {
+/** What the edits of a node work with. */
+interface EditContext {
   editor: NodeEditor<Schemes>;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the area carries create-editor.tsx's extra signals; only its base API is used here
   area: AreaPlugin<Schemes, any>;
@@ -33,59 +34,11 @@ export function createNodeEdits(c: {
   onError(message: string): void;
   /** The run states of the graph's nodes (an edit clears a failure shown there). */
   runtime: NodeRuntimeStore;
-}) {
-  const { editor, area, history, changed, colorOf, pins, selectedIds } = c;
+}
+
+export function createNodeEdits(c: EditContext) {
+  const { editor, area, history, changed, colorOf, pins } = c;
   const { put, take } = c.pieces;
-
-  function setModes(modes: Map<string, NodeMode | undefined>): void {
-    for (const [id, mode] of modes) {
-      const node = editor.getNode(id);
-      if (!node) continue;
-      node.mode = mode;
-      void area.update('node', id);
-    }
-    changed('params');
-  }
-
-  function toggleMode(mode: NodeMode, ids = selectedIds()): void {
-    const nodes = ids.map((id) => editor.getNode(id)).filter((n): n is StudioNode => Boolean(n));
-    if (nodes.length === 0) return;
-    const next = nodes.every((n) => n.mode === mode) ? undefined : mode;
-    const before = new Map(nodes.map((n) => [n.id, n.mode]));
-    const after = new Map(nodes.map((n) => [n.id, next]));
-    recordAction(
-      history,
-      new FnAction(
-        () => setModes(before),
-        () => setModes(after),
-      ),
-    );
-    setModes(after);
-  }
-
-  function applyTitle(nodeId: string, title: string | undefined): void {
-    const node = editor.getNode(nodeId);
-    if (!node) return;
-    node.customTitle = title || undefined;
-    node.label = title || node.spec?.title || node.type;
-    void area.update('node', nodeId);
-    changed('params');
-  }
-
-  function setTitle(nodeId: string, title: string | undefined): void {
-    const node = editor.getNode(nodeId);
-    const next = title?.trim() || undefined;
-    if (!node || node.customTitle === next) return;
-    const before = node.customTitle;
-    recordAction(
-      history,
-      new FnAction(
-        () => applyTitle(nodeId, before),
-        () => applyTitle(nodeId, next),
-      ),
-    );
-    applyTitle(nodeId, next);
-  }
 
   /** Sets a parameter; a title that named the old prompt (a preset, its first words) names the new one. */
   function applyParam(nodeId: string, param: string, value: unknown): void {
@@ -155,5 +108,62 @@ export function createNodeEdits(c: {
     );
   }
 
-  return { toggleMode, setTitle, setParam };
+  return { ...createModeAndTitleEdits(c), setParam };
+}
+
+/** A node's mode (bypass, mute) and its title, each change one undo step. */
+function createModeAndTitleEdits(c: EditContext) {
+  const { editor, area, history, changed, selectedIds } = c;
+
+  function setModes(modes: Map<string, NodeMode | undefined>): void {
+    for (const [id, mode] of modes) {
+      const node = editor.getNode(id);
+      if (!node) continue;
+      node.mode = mode;
+      void area.update('node', id);
+    }
+    changed('params');
+  }
+
+  function toggleMode(mode: NodeMode, ids = selectedIds()): void {
+    const nodes = ids.map((id) => editor.getNode(id)).filter((n): n is StudioNode => Boolean(n));
+    if (nodes.length === 0) return;
+    const next = nodes.every((n) => n.mode === mode) ? undefined : mode;
+    const before = new Map(nodes.map((n) => [n.id, n.mode]));
+    const after = new Map(nodes.map((n) => [n.id, next]));
+    recordAction(
+      history,
+      new FnAction(
+        () => setModes(before),
+        () => setModes(after),
+      ),
+    );
+    setModes(after);
+  }
+
+  function applyTitle(nodeId: string, title: string | undefined): void {
+    const node = editor.getNode(nodeId);
+    if (!node) return;
+    node.customTitle = title || undefined;
+    node.label = title || node.spec?.title || node.type;
+    void area.update('node', nodeId);
+    changed('params');
+  }
+
+  function setTitle(nodeId: string, title: string | undefined): void {
+    const node = editor.getNode(nodeId);
+    const next = title?.trim() || undefined;
+    if (!node || node.customTitle === next) return;
+    const before = node.customTitle;
+    recordAction(
+      history,
+      new FnAction(
+        () => applyTitle(nodeId, before),
+        () => applyTitle(nodeId, next),
+      ),
+    );
+    applyTitle(nodeId, next);
+  }
+
+  return { toggleMode, setTitle };
 }
