@@ -139,6 +139,7 @@ function StudioTabs({ catalog, notify }: { catalog: Catalog; notify: StudioUi['n
   const server = useServerStatus();
   const results = useFreshResults(shared.panel === 'results');
   const [closing, setClosing] = useState<string | null>(null);
+  useWarnBeforeLeaving(tabs.tabs.some((t) => tabs.metaOf(t.id).dirty));
   /** Closes a tab; one with unsaved changes asks first. */
   const close = (id: string) => (tabs.metaOf(id).dirty ? setClosing(id) : tabs.close(id));
   const ui: StudioUi = {
@@ -159,6 +160,19 @@ function StudioTabs({ catalog, notify }: { catalog: Catalog; notify: StudioUi['n
       {closing ? <CloseTabDialog tabs={tabs} id={closing} onDone={() => setClosing(null)} /> : null}
     </div>
   );
+}
+
+/** Warns before the browser tab closes or reloads while any graph tab has unsaved changes (the autosave keeps them, but say so). */
+function useWarnBeforeLeaving(unsaved: boolean): void {
+  useEffect(() => {
+    if (!unsaved) return;
+    const onBeforeUnload = (e: BeforeUnloadEvent) => {
+      e.preventDefault();
+      e.returnValue = '';
+    };
+    window.addEventListener('beforeunload', onBeforeUnload);
+    return () => window.removeEventListener('beforeunload', onBeforeUnload);
+  }, [unsaved]);
 }
 
 /** Closing a tab with unsaved changes: the graph stays in "Reopen closed tab" either way. */

@@ -111,23 +111,15 @@ export function useDocument(o: DocumentOptions) {
   return { doc, meta, dirty, ready, firstVisit, docLabel, nodeCount: graph.nodes.length, currentGraph, edited, ...opening, ...saving };
 }
 
-/** What follows the document: its autosave slot, the unsaved-work warning, and (for the tab shown) the browser tab's title. */
+/**
+ * What follows the document: its autosave slot, and (for the tab shown) the browser tab's title. The
+ * warning before leaving with unsaved changes is the studio's (App.tsx), over every graph tab.
+ */
 function useDocumentMirrors(tabId: string, state: DocState, dirty: boolean, shownLabel: string | null): void {
   const { ready, graph, doc } = state;
   useEffect(() => {
     if (ready) writeAutosave(tabId, graph, doc);
   }, [tabId, ready, graph, doc]);
-
-  // Warn before closing the browser tab with unsaved changes (the autosave keeps them, but say so).
-  useEffect(() => {
-    if (!dirty) return;
-    const onBeforeUnload = (e: BeforeUnloadEvent) => {
-      e.preventDefault();
-      e.returnValue = '';
-    };
-    window.addEventListener('beforeunload', onBeforeUnload);
-    return () => window.removeEventListener('beforeunload', onBeforeUnload);
-  }, [dirty]);
 
   useEffect(() => {
     if (shownLabel !== null) document.title = `${dirty ? '● ' : ''}${shownLabel} — Dual Style Studio`;
