@@ -62,10 +62,14 @@ function GraphTab({ id, title, tabs, onClose }: { id: string; title?: string; ta
           onKeyDown={(e) => {
             e.stopPropagation();
             if (e.key === 'Enter') e.currentTarget.blur();
-            if (e.key === 'Escape') setRenaming(false);
+            if (e.key === 'Escape') {
+              // Left without renaming: the blur that follows keeps the name.
+              e.currentTarget.dataset.cancelled = 'true';
+              e.currentTarget.blur();
+            }
           }}
           onBlur={(e) => {
-            if (renaming) tabs.rename(id, e.currentTarget.value === meta.label ? '' : e.currentTarget.value);
+            if (e.currentTarget.dataset.cancelled !== 'true') tabs.rename(id, e.currentTarget.value === meta.label ? '' : e.currentTarget.value);
             setRenaming(false);
           }}
         />
