@@ -132,12 +132,12 @@ describe.skipIf(skipReason !== null)('browser end-to-end: graph tabs', () => {
       await page.fill('[data-testid="tab-rename-input"]', 'portrait test');
       await page.keyboard.press('Enter');
       await expect.poll(() => tabLabels(page)).toEqual(['epsilon-merge', 'portrait test']);
-    // Escape leaves the name as it was.
-    await tabs(page).filter({ hasText: 'portrait test' }).dblclick();
-    await page.fill('[data-testid="tab-rename-input"]', 'not this');
-    await page.keyboard.press('Escape');
-    await expect.poll(() => page.locator('[data-testid="tab-rename-input"]').count()).toBe(0);
-    expect(await tabLabels(page)).toEqual(['epsilon-merge', 'portrait test']);
+      // Escape leaves the name as it was.
+      await tabs(page).filter({ hasText: 'portrait test' }).dblclick();
+      await page.fill('[data-testid="tab-rename-input"]', 'not this');
+      await page.keyboard.press('Escape');
+      await expect.poll(() => page.locator('[data-testid="tab-rename-input"]').count()).toBe(0);
+      expect(await tabLabels(page)).toEqual(['epsilon-merge', 'portrait test']);
 
       // Leaving the browser tab with unsaved work is warned about (beforeunload).
       const asked = new Promise<string>((resolve) => page.once('dialog', (d) => void d.dismiss().then(() => resolve(d.type()))));
