@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import type { CatalogNode } from '../server/protocol/catalog.ts';
 import { createNodeEdits } from '../client/src/editor/node-edits.ts';
+import { NodeRuntimeStore } from '../client/src/runtime.ts';
 
 const spec = {
   type: 'Sampler',
@@ -41,6 +42,7 @@ function setup(take: () => Promise<void>) {
     pins: { pinsOf: () => [] } as never,
     selectedIds: () => [],
     onError: (m) => errors.push(m),
+    runtime: new NodeRuntimeStore(),
   });
   return { node, recorded, errors, edits };
 }

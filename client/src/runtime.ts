@@ -1,7 +1,8 @@
 /**
- * Per-node runtime state (validation issues, progress, previews, results, warnings) in a
- * module-level store. Each Rete node renders in its own React root, so React context from the app
- * never reaches it; node components subscribe here with useSyncExternalStore instead.
+ * Per-node runtime state (validation issues, progress, previews, results, warnings): one store per open
+ * graph (each graph tab has its own, so a run of one tab never paints the nodes of another that shares
+ * its node ids). Node components reach their graph's store through the node environment
+ * (editor/node-env.ts) and subscribe with useSyncExternalStore.
  */
 import { useSyncExternalStore } from 'react';
 import type { ValidationIssue } from '../../server/protocol/graph.ts';
@@ -27,7 +28,7 @@ const EMPTY: NodeRuntime = Object.freeze({ issues: [], status: 'idle', warnings:
 
 type Listener = () => void;
 
-class NodeRuntimeStore {
+export class NodeRuntimeStore {
   private states = new Map<string, NodeRuntime>();
   private listeners = new Map<string, Set<Listener>>();
 
@@ -93,16 +94,14 @@ class NodeRuntimeStore {
   }
 }
 
-export const nodeRuntime = new NodeRuntimeStore();
-
-export function useNodeRuntime(id: string): NodeRuntime {
+export function useNodeRuntime(store: NodeRuntimeStore, id: string): NodeRuntime {
   return useSyncExternalStore(
-    (fn) => nodeRuntime.subscribe(id, fn),
-    () => nodeRuntime.get(id),
+    (fn) => store.subscribe(id, fn),
+    () => store.get(id),
   );
 }
 
-/** A small observable value for app-wide state that node components also read (health, uploads). */
+/** A small observable value: state that components outside React's tree (node views, the job tracker) share. */
 export class Observable<T> {
   private listeners = new Set<Listener>();
   constructor(private value: T) {}

@@ -87,12 +87,18 @@ export interface AutosavedGraph {
   groups?: { title: string }[];
 }
 
-/** The localStorage key of this tab's autosave (one slot per tab; the tab's id lives in sessionStorage). */
+/**
+ * The localStorage key of the autosave of the graph tab shown in this browser tab: one slot per graph
+ * tab, named in the browser tab's session (whose id lives in sessionStorage).
+ */
 export async function autosaveKey(page: Page): Promise<string> {
-  return page.evaluate(() => `dualstyle.autosave.v2.${sessionStorage.getItem('dualstyle.tab-id') ?? ''}`);
+  return page.evaluate(() => {
+    const session = JSON.parse(localStorage.getItem(`dualstyle.session.v1.${sessionStorage.getItem('dualstyle.tab-id') ?? ''}`) ?? '{}') as { active?: string };
+    return `dualstyle.autosave.v3.${session.active ?? ''}`;
+  });
 }
 
-/** The autosaved graph of this tab (what a reload of the tab restores). */
+/** The autosaved graph of the graph tab shown (what a reload of the browser tab restores). */
 export async function autosavedGraph(page: Page): Promise<AutosavedGraph> {
   const key = await autosaveKey(page);
   return page.evaluate((key) => (JSON.parse(localStorage.getItem(key) ?? '{}') as { graph: never }).graph, key);

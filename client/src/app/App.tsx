@@ -1,43 +1,32 @@
-/** The studio: boot (health + catalog), then the editor with its document, validation and runs. */
-import { useCallback, useEffect, useRef, useState } from 'react';
+/**
+ * The studio: boot (health + catalog), then the studio's store (made here, once, and handed down
+ * through StudioContext), its graph tabs, and the settings and panels the tabs share.
+ */
+import { useCallback, useEffect, useState } from 'react';
 import type { Catalog } from '../../../server/protocol/catalog.ts';
 import { accessToken } from '../access-token.ts';
-import { api, ApiError } from '../api.ts';
-import { healthState } from '../editor/bridge.ts';
-import type { ChangeKind } from '../editor/schemes.ts';
-import { CanvasArea } from './CanvasArea.tsx';
-import type { Dialog } from './dialog-state.ts';
-import { DialogHost } from './DialogHost.tsx';
-import { GalleryPanel } from './Gallery.tsx';
-import { useDocument } from './hooks/useDocument.ts';
+import { api, ApiError, type Health } from '../api.ts';
+import { ConfirmDialog } from './dialogs.tsx';
 import { useFreshResults } from './hooks/useFreshResults.ts';
-import { useImportExport } from './hooks/useImportExport.ts';
-import { useKeyboardShortcuts } from './hooks/useKeyboardShortcuts.ts';
-import { useStableCallback } from './hooks/useLatest.ts';
-import { nodeLabel, useRuns } from './hooks/useRuns.ts';
+import { useGraphTabs, type GraphTabs } from './hooks/useGraphTabs.ts';
 import { useServerStatus } from './hooks/useServerStatus.ts';
-import { useStudioEditor } from './hooks/useStudioEditor.ts';
 import { useToasts } from './hooks/useToasts.ts';
-import { useTokenCounts } from './hooks/useTokenCounts.ts';
-import { SimpleView } from './SimpleView.tsx';
-import { useValidation } from './hooks/useValidation.ts';
-import { ModelSuggestions, ProblemsPanel, StatusBar, Toasts } from './panels.tsx';
+import { ModelSuggestions, Toasts } from './panels.tsx';
 import { PackageNotice } from './PackageNotice.tsx';
-import { QueuePanel } from './QueuePanel.tsx';
-import { Toolbar, type StudioView } from './Toolbar.tsx';
 import type { SeedControl } from './seeds.ts';
-import { ContextMenu } from './ContextMenu.tsx';
-import { menuItems, type OpenMenu } from './menus.ts';
-import { readClipboard, writeClipboard } from '../clipboard.ts';
-import type { Position } from '../graph-io.ts';
+import { StudioContext, StudioStore } from './studio-store.ts';
+import { TabStrip } from './TabStrip.tsx';
+import type { StudioView } from './Toolbar.tsx';
+import { Workspace, type SidePanel, type StudioUi } from './Workspace.tsx';
 
 export function App() {
   const [catalog, setCatalog] = useState<Catalog | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [health, setHealth] = useState<Health | null>(null);
   const boot = useCallback(() => {
     setError(null);
     api.health().then(
-      (h) => healthState.set(h),
+      (h) => setHealth(h),
       () => undefined,
     );
     api
@@ -64,10 +53,8 @@ export function App() {
     );
   }
   if (!catalog) return <div className="sd-splash">Loading the node catalog…</div>;
-  return <Studio catalog={catalog} />;
+  return <Studio catalog={catalog} health={health} />;
 }
-
-type SidePanel = 'problems' | 'results' | 'queue';
 
 const MINIMAP_KEY = 'dualstyle.minimap';
 
@@ -90,14 +77,6 @@ function writeFlag(key: string, on: boolean): void {
 const SEED_KEY = 'dualstyle.seed-control';
 const VIEW_KEY = 'dualstyle.view';
 
-function writeSetting(key: string, value: string): void {
-  try {
-    localStorage.setItem(key, value);
-  } catch {
-    /* not kept: fine */
-  }
-}
-
 function readSetting(key: string): string | null {
   try {
     return localStorage.getItem(key);
@@ -106,244 +85,121 @@ function readSetting(key: string): string | null {
   }
 }
 
-function Studio({ catalog }: { catalog: Catalog }) {
-  const canvasRef = useRef<HTMLDivElement>(null);
-  const importRef = useRef<HTMLInputElement>(null);
-  const [dialog, setDialog] = useState<Dialog | null>(null);
-  const closeDialog = useCallback(() => setDialog(null), []);
-  const [menu, setMenu] = useState<OpenMenu | null>(null);
+function writeSetting(key: string, value: string): void {
+  try {
+    localStorage.setItem(key, value);
+  } catch {
+    /* not kept: fine */
+  }
+}
+
+function Studio({ catalog, health }: { catalog: Catalog; health: Health | null }) {
+  const { toasts, notify, dismiss } = useToasts();
+  const [store] = useState(() => new StudioStore(notify));
+  useEffect(() => () => store.close(), [store]);
+  useEffect(() => {
+    if (health) store.health.set(health);
+  }, [store, health]);
+  return (
+    <StudioContext.Provider value={store}>
+      <StudioTabs catalog={catalog} notify={notify} />
+      <Toasts toasts={toasts} onDismiss={dismiss} />
+      <PackageNotice catalog={catalog} />
+    </StudioContext.Provider>
+  );
+}
+
+/** The settings and panels every graph tab shares (kept in this browser where they outlive a visit). */
+function useSharedUi() {
   const [panel, setPanel] = useState<SidePanel | null>(null);
-  const togglePanel = (p: SidePanel) => setPanel((open) => (open === p ? null : p));
   // Off until asked for (status bar): over the canvas it would cover nodes.
   const [minimap, setMinimap] = useState(() => readFlag(MINIMAP_KEY));
-  const { toasts, notify, dismiss } = useToasts();
   const [seedControl, setSeedControl] = useState<SeedControl>(() => (readSetting(SEED_KEY) as SeedControl | null) ?? 'fixed');
   const [batch, setBatch] = useState(1);
   const [view, setView] = useState<StudioView>(() => (readSetting(VIEW_KEY) === 'simple' ? 'simple' : 'graph'));
-  const showView = (v: StudioView) => {
-    setView(v);
-    writeSetting(VIEW_KEY, v);
-  };
-  const server = useServerStatus();
-  const results = useFreshResults(panel === 'results');
-
-  // Many change events arrive per gesture (a load, a delete with its connections): handled once.
-  const pendingChange = useRef<{ kinds: Set<ChangeKind>; timer?: ReturnType<typeof setTimeout> }>({ kinds: new Set() });
-  const onEditorChange = useStableCallback((kind: ChangeKind) => {
-    const pending = pendingChange.current;
-    pending.kinds.add(kind);
-    clearTimeout(pending.timer);
-    pending.timer = setTimeout(() => {
-      const kinds = pending.kinds;
-      pending.kinds = new Set();
-      graphDoc.edited(kinds.size === 1 && kinds.has('layout'));
-      if (kinds.has('structure') || kinds.has('params')) {
-        validation.schedule();
-        countTokens();
-      }
-    }, 0);
-  });
-  const editor = useStudioEditor(canvasRef, catalog, {
-    onChange: onEditorChange,
-    onRejectedConnection: (m) => notify('error', m),
-    onEditFailed: (m) => notify('error', m),
-    onCanvasDoubleClick: (at) => setDialog({ kind: 'palette', at }),
-    onContextMenu: (target, client, at) => setMenu({ target, client, at }),
-    uploadImage: (file) => api.upload(file),
-  });
-  useEffect(() => editor?.setMinimap(minimap), [editor, minimap]);
-
-  const currentGraph = useStableCallback(() => graphDoc.currentGraph());
-  const validation = useValidation(editor, currentGraph);
-  const countTokens = useTokenCounts(currentGraph);
-  const onReplaced = useStableCallback(() => {
-    void validation.validateNow();
-    countTokens();
-  });
-  const onBeforeReplace = useStableCallback(() => runs.detach());
-  const graphDoc = useDocument({ editor, notify, setDialog, onBeforeReplace, onReplaced });
-  const runs = useRuns({ editor, catalog, notify, validation, currentGraph, docLabel: graphDoc.docLabel, onProblems: () => setPanel('problems') });
-  const startRun = (front: boolean) => void runs.run({ front, count: batch, seedControl });
-  const files = useImportExport(graphDoc, notify, editor, catalog);
-  const labelOf = (nodeId: string) => nodeLabel(editor, catalog, nodeId);
-  const labelOnCanvas = (nodeId: string) => (editor?.snapshot().nodes.some((n) => n.id === nodeId) ? labelOf(nodeId) : null);
-
-  const copy = () => {
-    const data = editor?.copy();
-    if (!data) return;
-    writeClipboard(data);
-    notify('info', `Copied ${data.nodes.length} node${data.nodes.length === 1 ? '' : 's'}: paste with Ctrl+V, here or in another tab.`);
-  };
-  const paste = (at?: Position, keepInputs = false) => {
-    const data = readClipboard();
-    if (!editor || !data) {
-      notify('info', 'Nothing to paste: select nodes and press Ctrl+C first.');
-      return;
-    }
-    void editor.paste(data, { at, keepInputs }).catch((err: Error) => notify('error', err.message));
-  };
-  const pointerInGraph = useRef<Position | undefined>(undefined);
-
-  useKeyboardShortcuts(
-    {
-      run: (front) => startRun(front),
-      hasActiveJob: runs.hasActiveJob,
-      cancel: () => void runs.cancel(),
-      undo: () => void editor?.undo(),
-      redo: () => void editor?.redo(),
-      // In simple mode the canvas (and what is selected on it) is out of sight: Delete there must not remove nodes.
-      deleteSelected: () => void (view === 'graph' && editor?.deleteSelected()),
-      save: graphDoc.save,
-      open: () => setDialog({ kind: 'open' }),
-      copy,
-      paste: (keepInputs) => paste(pointerInGraph.current, keepInputs),
-      duplicate: () => void editor?.duplicate(),
-      bypass: () => editor?.toggleMode('bypass'),
-      mute: () => editor?.toggleMode('mute'),
-      frame: () => (editor?.selectedIds().length ? editor.addFrame() : notify('info', 'Select the nodes to frame first (click, Ctrl+click).')),
-      selectAll: () => void editor?.select(editor.snapshot().nodes.map((n) => n.id)),
-      fit: () => void editor?.zoomToFit(),
-      arrange: () => void editor?.arrange(),
-      help: () => setDialog({ kind: 'help' }),
+  return {
+    panel,
+    setPanel,
+    minimap,
+    toggleMinimap: () => {
+      writeFlag(MINIMAP_KEY, !minimap);
+      setMinimap(!minimap);
     },
-    dialog === null && menu === null,
-  );
+    seedControl,
+    setSeedControl: (c: SeedControl) => {
+      setSeedControl(c);
+      writeSetting(SEED_KEY, c);
+    },
+    batch,
+    setBatch,
+    view,
+    setView: (v: StudioView) => {
+      setView(v);
+      writeSetting(VIEW_KEY, v);
+    },
+  };
+}
 
-  const { doc } = graphDoc;
-  const queueCount = server.queue ? server.queue.pending.length + server.queue.active.length : 0;
+/** The graph tabs: every one mounted (its history and state live on), the active one shown. */
+function StudioTabs({ catalog, notify }: { catalog: Catalog; notify: StudioUi['notify'] }) {
+  const tabs = useGraphTabs();
+  const shared = useSharedUi();
+  const server = useServerStatus();
+  const results = useFreshResults(shared.panel === 'results');
+  const [closing, setClosing] = useState<string | null>(null);
+  useWarnBeforeLeaving(tabs.tabs.some((t) => tabs.metaOf(t.id).dirty));
+  /** Closes a tab; one with unsaved changes asks first. */
+  const close = (id: string) => (tabs.metaOf(id).dirty ? setClosing(id) : tabs.close(id));
+  const ui: StudioUi = {
+    ...{ catalog, notify, server, results, ...shared },
+    tabStrip: <TabStrip tabs={tabs} onClose={close} />,
+    openInNewTab: (opening) => tabs.add(opening),
+    reopenTab: () => {
+      if (!tabs.reopen()) notify('info', 'No closed tab to reopen.');
+    },
+    reportMeta: tabs.report,
+  };
   return (
     <div className="sd-app">
-      <Toolbar
-        docLabel={graphDoc.docLabel}
-        isTemplate={doc.source === 'template'}
-        dirty={graphDoc.dirty}
-        problemCount={validation.issues.length}
-        resultCount={results.count}
-        freshResults={results.fresh}
-        queueCount={queueCount}
-        labelOf={labelOnCanvas}
-        onNew={graphDoc.newGraph}
-        onOpen={() => setDialog({ kind: 'open' })}
-        onSave={graphDoc.save}
-        onSaveAs={() => setDialog({ kind: 'saveAs', initial: doc.name && doc.source === 'user' ? doc.name : '' })}
-        onExport={files.exportJson}
-        onImport={() => importRef.current?.click()}
-        onAddNode={() => setDialog({ kind: 'palette' })}
-        onUndo={() => void editor?.undo()}
-        onRedo={() => void editor?.redo()}
-        onFit={() => void editor?.zoomToFit()}
-        onArrange={() => void editor?.arrange()}
-        onRun={startRun}
-        seedControl={seedControl}
-        onSeedControl={(c) => {
-          setSeedControl(c);
-          try {
-            localStorage.setItem(SEED_KEY, c);
-          } catch {
-            /* not kept: fine */
-          }
-        }}
-        batch={batch}
-        onBatch={setBatch}
-        onCancel={() => void runs.cancel()}
-        onToggleProblems={() => togglePanel('problems')}
-        onToggleResults={() => togglePanel('results')}
-        onToggleQueue={() => togglePanel('queue')}
-        onHelp={() => setDialog({ kind: 'help' })}
-        view={view}
-        onView={showView}
-      />
-      <main
-        className="sd-main"
-        onPointerMove={(e) => {
-          if (editor && (e.target as Element).closest('.sd-canvas')) pointerInGraph.current = editor.graphPoint({ x: e.clientX, y: e.clientY });
-        }}
-      >
-        <CanvasArea
-          canvasRef={canvasRef}
-          ready={graphDoc.ready}
-          empty={graphDoc.nodeCount === 0}
-          welcome={graphDoc.firstVisit}
-          onOpenTemplates={() => setDialog({ kind: 'open' })}
-          onDropFile={(file, at) => void files.dropFile(file, at)}
-        />
-        {view === 'simple' && graphDoc.ready ? (
-          <SimpleView graph={currentGraph()} catalog={catalog} labelOf={labelOnCanvas} onRun={() => startRun(false)} onShowGraph={() => showView('graph')} />
-        ) : null}
-        {panel === 'problems' ? (
-          <ProblemsPanel
-            issues={validation.issues}
-            warnings={validation.warnings}
-            validating={validation.validating}
-            error={validation.error}
-            labelOf={labelOf}
-            onPick={(id) => void editor?.focusNode(id)}
-            onClose={() => setPanel(null)}
-          />
-        ) : null}
-        {panel === 'results' ? (
-          <GalleryPanel onCompare={(images) => setDialog({ kind: 'compare', images })} onDownload={files.downloadGalleryImage} onClose={() => setPanel(null)} />
-        ) : null}
-        {panel === 'queue' ? (
-          <QueuePanel
-            onWatch={runs.watch}
-            onCancel={(id) => void runs.cancel(id)}
-            onMove={(id, position) => void api.moveJob(id, position).catch((err: Error) => notify('error', `Cannot move the job: ${err.message}`))}
-            onPause={(paused) =>
-              void api.pauseQueue(paused).catch((err: Error) => notify('error', `Cannot ${paused ? 'pause' : 'resume'} the queue: ${err.message}`))
-            }
-            onClose={() => setPanel(null)}
-          />
-        ) : null}
-      </main>
-      <StatusBar
-        health={server.health}
-        healthError={server.healthError}
-        connected={server.connected}
-        queue={server.queue}
-        nodeCount={graphDoc.nodeCount}
-        minimap={minimap}
-        onToggleMinimap={() => {
-          writeFlag(MINIMAP_KEY, !minimap);
-          setMinimap(!minimap);
-        }}
-      />
-      <input
-        ref={importRef}
-        type="file"
-        accept=".json,application/json,.png,image/png"
-        data-testid="import-input"
-        style={{ display: 'none' }}
-        onChange={(e) => {
-          const f = e.target.files?.[0];
-          e.target.value = '';
-          if (f) void files.importFile(f);
-        }}
-      />
+      {tabs.tabs.map((t) => (
+        <Workspace key={t.id} tab={t} active={t.id === tabs.active} ui={ui} />
+      ))}
       <ModelSuggestions models={server.models} />
-      {menu && editor ? (
-        <ContextMenu
-          at={menu.client}
-          nodes={menu.target.kind === 'canvas' ? catalog.nodes : undefined}
-          onAddNode={(type) => void editor.addNode(type, menu.at).catch((err: Error) => notify('error', err.message))}
-          items={menuItems(menu, editor, { copy, paste: (at) => paste(at), notify: (m) => notify('info', m) })}
-          onClose={() => setMenu(null)}
-        />
-      ) : null}
-      <DialogHost
-        dialog={dialog}
-        catalog={catalog}
-        onClose={closeDialog}
-        onOpenEntry={(e) => void graphDoc.openEntry(e)}
-        onAddNode={(type, at) => {
-          setDialog(null);
-          void editor?.addNode(type, at).catch((err: Error) => notify('error', err.message));
-        }}
-        onSaveAs={(name) => void graphDoc.saveAs(name)}
-        onDownload={files.downloadGalleryImage}
-      />
-      <Toasts toasts={toasts} onDismiss={dismiss} />
-      <PackageNotice catalog={catalog} />
+      {closing ? <CloseTabDialog tabs={tabs} id={closing} onDone={() => setClosing(null)} /> : null}
     </div>
+  );
+}
+
+/** Warns before the browser tab closes or reloads while any graph tab has unsaved changes (the autosave keeps them, but say so). */
+function useWarnBeforeLeaving(unsaved: boolean): void {
+  useEffect(() => {
+    if (!unsaved) return;
+    const onBeforeUnload = (e: BeforeUnloadEvent) => {
+      e.preventDefault();
+      e.returnValue = '';
+    };
+    window.addEventListener('beforeunload', onBeforeUnload);
+    return () => window.removeEventListener('beforeunload', onBeforeUnload);
+  }, [unsaved]);
+}
+
+/** Closing a tab with unsaved changes: the graph stays in "Reopen closed tab" either way. */
+function CloseTabDialog({ tabs, id, onDone }: { tabs: GraphTabs; id: string; onDone(): void }) {
+  const label = tabs.tabs.find((t) => t.id === id)?.title ?? tabs.metaOf(id).label;
+  return (
+    <ConfirmDialog
+      title="Close a tab with unsaved changes?"
+      message={
+        `“${label}” has changes that are not saved. The closed tab can be opened again (tab menu ⋯ → Reopen closed tab, or Ctrl+Shift+T) ` +
+        'until ten more tabs have been closed after it. Save first if you want to keep it for good.'
+      }
+      confirmLabel="Close tab"
+      danger
+      onConfirm={() => {
+        tabs.close(id);
+        onDone();
+      }}
+      onCancel={onDone}
+    />
   );
 }

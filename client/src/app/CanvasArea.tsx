@@ -1,5 +1,9 @@
-/** The canvas the editor draws into, with the first-open hint, the empty-graph hint and file dropping. */
-import { useEffect, useState, type RefObject } from 'react';
+/**
+ * Where the shown graph tab's canvas goes, with the first-open hint, the empty-graph hint and file
+ * dropping. Each graph tab draws into a canvas element of its own, which lives as long as the tab:
+ * shown, it is put in here; hidden, it leaves the page (its nodes are then not in the document).
+ */
+import { useEffect, useLayoutEffect, useRef, useState } from 'react';
 import type { Position } from '../graph-io.ts';
 
 const HINT_KEY = 'dualstyle.hint.closed';
@@ -13,7 +17,8 @@ function hintClosed(): boolean {
 }
 
 export function CanvasArea(props: {
-  canvasRef: RefObject<HTMLDivElement | null>;
+  /** The shown tab's canvas element (the editor's). */
+  canvas: HTMLDivElement;
   ready: boolean;
   empty: boolean;
   /** Show the what-to-do-first line (first visit of this browser, until it is closed). */
@@ -23,6 +28,15 @@ export function CanvasArea(props: {
 }) {
   const [dropping, setDropping] = useState(false);
   const [closed, setClosed] = useState(hintClosed);
+  const host = useRef<HTMLDivElement>(null);
+  const { canvas, ready } = props;
+  useLayoutEffect(() => {
+    host.current!.appendChild(canvas);
+    return () => canvas.remove();
+  }, [canvas]);
+  useEffect(() => {
+    canvas.dataset.ready = ready ? 'true' : 'false';
+  }, [canvas, ready]);
   // A drop a node takes itself (a picture on Load Image) never reaches the canvas's handler: whatever
   // takes it, the overlay goes (window capture sees every drop first).
   useEffect(() => {
@@ -76,7 +90,7 @@ export function CanvasArea(props: {
           props.onDropFile(file, { x: e.clientX, y: e.clientY });
         }}
       >
-        <div ref={props.canvasRef} className="sd-canvas" data-testid="canvas" data-ready={props.ready ? 'true' : 'false'} />
+        <div ref={host} className="sd-canvas-host" />
         {props.ready && props.empty ? (
           <div className="sd-empty-hint">
             <p>Empty graph.</p>

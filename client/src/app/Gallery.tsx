@@ -6,7 +6,8 @@ import { useMemo, useState, type PointerEvent as ReactPointerEvent } from 'react
 import { withToken } from '../access-token.ts';
 import { useObservable } from '../runtime.ts';
 import { Modal } from './dialogs.tsx';
-import { gallery, type GalleryImage } from './gallery.ts';
+import type { GalleryImage } from './gallery.ts';
+import { useStudio } from './studio-store.ts';
 
 function timeOf(at: number): string {
   return new Date(at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
@@ -32,6 +33,7 @@ function byRun(images: GalleryImage[]): Run[] {
 }
 
 export function GalleryPanel(props: { onCompare: (images: GalleryImage[]) => void; onDownload: (image: GalleryImage) => void; onClose: () => void }) {
+  const { gallery } = useStudio();
   const images = useObservable(gallery.images);
   const [picked, setPicked] = useState<ReadonlySet<string>>(new Set());
   const runs = useMemo(() => byRun(images), [images]);

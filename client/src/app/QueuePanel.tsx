@@ -8,7 +8,7 @@
 import { useState } from 'react';
 import type { JobProgress, JobSummary } from '../../../server/protocol/events.ts';
 import { useObservable } from '../runtime.ts';
-import { finishedJobs, jobView, myJobs, queueView } from './jobs.ts';
+import { useStudio } from './studio-store.ts';
 import { clock, useNow } from './time.ts';
 
 /** How far a running job is, 0–1: by time when the server has an estimate, else by nodes and steps. */
@@ -38,6 +38,7 @@ export function QueuePanel(props: {
   onPause(paused: boolean): void;
   onClose(): void;
 }) {
+  const { queueView, myJobs, jobView, finishedJobs } = useStudio().jobs;
   const queue = useObservable(queueView);
   const mine = useObservable(myJobs);
   const looking = useObservable(jobView);

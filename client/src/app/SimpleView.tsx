@@ -11,8 +11,10 @@ import { withToken } from '../access-token.ts';
 import { uploadUrl } from '../api.ts';
 import { MaskPainter } from '../editor/MaskPainter.tsx';
 import { ParamField } from '../editor/ParamField.tsx';
+import { useNodeEnv } from '../editor/bridge.ts';
 import { useNodeRuntime, useObservable } from '../runtime.ts';
-import { isActive, jobView } from './jobs.ts';
+import { isActive } from './jobs.ts';
+import { useStudio } from './studio-store.ts';
 import { simpleForm, type SimpleForm, type SimpleSection } from './simple-form.ts';
 import { useNow } from './time.ts';
 import { jobText } from './Toolbar.tsx';
@@ -56,7 +58,8 @@ export function SimpleView({ graph, catalog, labelOf, onRun, onShowGraph }: Simp
 
 /** One node's exposed fields under its title. */
 function SimpleSectionView({ section, params }: { section: SimpleSection; params: Record<string, unknown> }) {
-  const rt = useNodeRuntime(section.nodeId);
+  const { runtime } = useNodeEnv();
+  const rt = useNodeRuntime(runtime, section.nodeId);
   return (
     <section className="sd-simple-section" data-testid="simple-section" data-node-id={section.nodeId}>
       <h3>{section.title}</h3>
@@ -79,14 +82,15 @@ function SimpleSectionView({ section, params }: { section: SimpleSection; params
 }
 
 function SimpleField({ nodeId, param, params, issues }: { nodeId: string; param: CatalogParam; params: Record<string, unknown>; issues: string[] }) {
-  const rt = useNodeRuntime(nodeId);
+  const { runtime } = useNodeEnv();
+  const rt = useNodeRuntime(runtime, nodeId);
   if (param.kind === 'painting') return <MaskPainter target={{ nodeId, params }} rt={rt} param={param} width={PAINTER_WIDTH} />;
   return <ParamField nodeId={nodeId} param={param} value={params[param.name]} issues={issues} exposable={false} />;
 }
 
 /** Run, and what the job this tab watches is doing. */
 function RunBar({ labelOf, onRun }: { labelOf(nodeId: string): string | null; onRun(): void }) {
-  const job = useObservable(jobView);
+  const job = useObservable(useStudio().jobs.jobView);
   const now = useNow(isActive(job));
   return (
     <div className="sd-simple-run">
@@ -116,7 +120,8 @@ function SimpleResults({ form }: { form: SimpleForm }) {
 }
 
 function OutputResult({ nodeId, title }: { nodeId: string; title: string }) {
-  const images = useNodeRuntime(nodeId).result?.images ?? [];
+  const { runtime } = useNodeEnv();
+  const images = useNodeRuntime(runtime, nodeId).result?.images ?? [];
   return (
     <figure className="sd-simple-result" data-testid="simple-result" data-node-id={nodeId}>
       {images.length ? (
@@ -131,9 +136,10 @@ function OutputResult({ nodeId, title }: { nodeId: string; title: string }) {
 
 /** The picture and the result over it, split by a slider: left of the line the result, right the picture. */
 function BeforeAfter({ source, output }: { source: NonNullable<SimpleForm['source']>; output: SimpleForm['outputs'][number] }) {
+  const { runtime } = useNodeEnv();
   const [split, setSplit] = useState(50);
-  const picture = useNodeRuntime(source.nodeId).result?.images?.[0]?.url ?? (source.image ? uploadUrl(source.image) : null);
-  const result = useNodeRuntime(output.nodeId).result?.images?.[0]?.url;
+  const picture = useNodeRuntime(runtime, source.nodeId).result?.images?.[0]?.url ?? (source.image ? uploadUrl(source.image) : null);
+  const result = useNodeRuntime(runtime, output.nodeId).result?.images?.[0]?.url;
   // Until there is a result (or with no picture to compare), the output as the others are shown.
   if (!picture || !result) return <OutputResult nodeId={output.nodeId} title={output.title} />;
   return (

@@ -1,7 +1,8 @@
 /** The toolbar: document actions, editing, the document's name, panels, and the run controls. */
 import { useEffect, useRef, useState, type ReactNode } from 'react';
 import { useObservable } from '../runtime.ts';
-import { isActive, jobView, type JobView } from './jobs.ts';
+import { isActive, type JobView } from './jobs.ts';
+import { useStudio } from './studio-store.ts';
 import { MAX_BATCH, SEED_CONTROLS, type SeedControl } from './seeds.ts';
 import { clock, useNow } from './time.ts';
 
@@ -70,7 +71,7 @@ function ViewSwitch({ view, onView }: { view: StudioView; onView(view: StudioVie
 export function Toolbar(p: ToolbarProps) {
   // Subscribed here, not in the app: progress events change the job view many times a second, and
   // only the toolbar shows it.
-  const job = useObservable(jobView);
+  const job = useObservable(useStudio().jobs.jobView);
   const active = isActive(job);
   return (
     <header className="sd-toolbar">

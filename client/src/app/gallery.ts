@@ -179,5 +179,3 @@ export class Gallery {
     }
   }
 }
-
-export const gallery = new Gallery();

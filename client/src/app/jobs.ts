@@ -1,15 +1,15 @@
 /**
  * Every job of the server, as this tab sees it over socket.io. The tab "looks at" one job (its own
  * running or next one; else whatever the server runs, from any tab; or the one picked in the Queue
- * panel) and shows its progress in the toolbar. A job's events paint the nodes when the job is this
- * tab's own, or when its graph is the one on the canvas.
+ * panel) and shows its progress in the toolbar. A job's events paint the nodes of one open graph: the
+ * graph tab it was run from, or (another browser tab's job) a graph tab that holds the same graph.
  */
 import { io, type Socket } from 'socket.io-client';
 import type { ClientToServerEvents, JobState, JobSummary, QueueState, ServerToClientEvents } from '../../../server/protocol/events.ts';
 import type { Graph } from '../../../server/protocol/graph.ts';
 import { accessToken } from '../access-token.ts';
 import { api } from '../api.ts';
-import { nodeRuntime, Observable } from '../runtime.ts';
+import { Observable, type NodeRuntimeStore } from '../runtime.ts';
 
 export interface JobView {
   id: string;
@@ -35,15 +35,27 @@ export interface JobView {
   ms?: number;
 }
 
-/** The job this tab looks at. */
-export const jobView = new Observable<JobView | null>(null);
-export const queueView = new Observable<QueueState | null>(null);
-/** The live connection: null until it first connects (or fails to), then whether it is up. */
-export const socketConnected = new Observable<boolean | null>(null);
-/** Jobs submitted from this tab. */
-export const myJobs = new Observable<ReadonlySet<string>>(new Set());
-/** Jobs that finished while this tab was open (any tab's), newest first. */
-export const finishedJobs = new Observable<JobView[]>([]);
+/** What the studio knows of the server's jobs: one per studio (see studio-store.ts), read by the toolbar and the Queue panel. */
+export class JobsState {
+  /** The job this tab looks at. */
+  readonly jobView = new Observable<JobView | null>(null);
+  readonly queueView = new Observable<QueueState | null>(null);
+  /** The live connection: null until it first connects (or fails to), then whether it is up. */
+  readonly socketConnected = new Observable<boolean | null>(null);
+  /** Jobs submitted from this tab. */
+  readonly myJobs = new Observable<ReadonlySet<string>>(new Set());
+  /** Jobs that finished while this tab was open (any tab's), newest first. */
+  readonly finishedJobs = new Observable<JobView[]>([]);
+}
+
+/** An open graph whose nodes a job's events paint: its run states, and what it holds now. */
+export interface PaintTarget {
+  runtime: NodeRuntimeStore;
+  /** Ids of the nodes on its canvas now. */
+  nodeIds(): string[];
+  /** Is this (another tab's) graph the one it holds? Then that graph's run paints it too. */
+  holds(graph: Graph): boolean;
+}
 
 const CACHED_BADGE_MS = 4000;
 const FINISHED_KEPT = 8;
@@ -63,8 +75,6 @@ export interface TrackerHooks {
   notify(kind: 'error' | 'info', message: string): void;
   /** Any job ended (this tab's or another's) or jobs left the history (the gallery reads the server's history). */
   onHistoryChanged(): void;
-  /** Is this (another tab's) graph the one on the canvas? Then its run paints the nodes here too. */
-  graphOnCanvas(graph: Graph): boolean;
 }
 
 export class JobTracker {
@@ -72,20 +82,26 @@ export class JobTracker {
   private mine = new Set<string>();
   /** Names of the jobs seen in the queue, by id. */
   private titles = new Map<string, string>();
-  /** Jobs whose node events paint the canvas. */
-  private painting = new Set<string>();
+  /** Jobs whose node events paint an open graph, with that graph. */
+  private painting = new Map<string, PaintTarget>();
+  /** The open graphs (graph tabs): where another tab's job may paint. */
+  private targets = new Set<PaintTarget>();
   /** Events of jobs that are not ours (yet: they can arrive before the POST /api/jobs answer does). */
   private logs = new Map<string, Logged[]>();
   private cachedTimers = new Map<string, ReturnType<typeof setTimeout>>();
   /** The job picked in the Queue panel: looked at until it ends. */
   private pinned: string | null = null;
 
-  constructor(private readonly hooks: TrackerHooks) {
+  constructor(
+    private readonly hooks: TrackerHooks,
+    private readonly state: JobsState,
+  ) {
     const token = accessToken();
     this.socket = io({ path: '/socket.io', transports: ['websocket', 'polling'], ...(token ? { auth: { token } } : {}) });
-    this.socket.on('connect', () => socketConnected.set(true));
-    this.socket.on('disconnect', () => socketConnected.set(false));
-    this.socket.on('connect_error', () => socketConnected.set(false));
+    const connected = state.socketConnected;
+    this.socket.on('connect', () => connected.set(true));
+    this.socket.on('disconnect', () => connected.set(false));
+    this.socket.on('connect_error', () => connected.set(false));
     this.socket.on('queue', (q) => this.onQueue(q));
     this.socket.on('history:removed', () => this.hooks.onHistoryChanged());
     const names: EventName[] = [
@@ -104,18 +120,27 @@ export class JobTracker {
     for (const name of names) this.socket.on(name, ((payload: { jobId: string }) => this.receive(name, payload)) as never);
   }
 
-  /** Starts following a job we just submitted; replays anything that arrived first. */
-  follow(job: JobSummary): void {
+  /** An open graph another tab's job may paint; returns how to take it back (its tab closed). */
+  register(target: PaintTarget): () => void {
+    this.targets.add(target);
+    return () => {
+      this.targets.delete(target);
+      this.detachNodes(target);
+    };
+  }
+
+  /** Starts following a job we just submitted from the graph `target`; replays anything that arrived first. */
+  follow(job: JobSummary, target: PaintTarget): void {
     this.mine.add(job.id);
-    myJobs.set(new Set(this.mine));
-    this.painting.add(job.id);
+    this.state.myJobs.set(new Set(this.mine));
+    this.painting.set(job.id, target);
     this.socket.emit('job:subscribe', job.id);
-    const current = jobView.get();
+    const current = this.state.jobView.get();
     if (current?.id === job.id) this.patchJob(job.id, { mine: true });
     else if (!isActive(current) || !current!.mine) this.look({ id: job.id, state: 'queued', mine: true, position: job.position, title: job.title });
     // What arrived before the POST answer: the job view goes through it again, now as ours.
     this.replay(job.id, true);
-    const q = queueView.get();
+    const q = this.state.queueView.get();
     if (q) this.onQueue(q);
   }
 
@@ -125,17 +150,17 @@ export class JobTracker {
     const summary = this.summaryOf(jobId);
     this.look({ id: jobId, state: summary?.state ?? 'queued', mine: this.mine.has(jobId), title: summary?.title });
     this.applySummaries();
-    if (!this.mine.has(jobId)) void this.paintIfOnCanvas(jobId);
+    if (!this.mine.has(jobId)) void this.paintIfOpen(jobId);
   }
 
   activeJobId(): string | null {
-    const j = jobView.get();
+    const j = this.state.jobView.get();
     return j && isActive(j) ? j.id : null;
   }
 
-  /** Another graph was opened: no job followed so far paints its nodes. */
-  detachNodes(): void {
-    this.painting.clear();
+  /** Another graph replaced `target`'s: no job followed so far paints its nodes. */
+  detachNodes(target: PaintTarget): void {
+    for (const [id, t] of this.painting) if (t === target) this.painting.delete(id);
   }
 
   close(): void {
@@ -145,22 +170,22 @@ export class JobTracker {
   }
 
   private summaryOf(id: string): JobSummary | undefined {
-    const q = queueView.get();
+    const q = this.state.queueView.get();
     return q?.active.find((j) => j.id === id) ?? (q?.running?.id === id ? q.running : q?.pending.find((j) => j.id === id));
   }
 
   private look(view: JobView): void {
-    jobView.set(view);
+    this.state.jobView.set(view);
   }
 
   private patchJob(jobId: string, patch: Partial<JobView>): void {
-    const j = jobView.get();
-    if (j && j.id === jobId) jobView.set({ ...j, ...patch });
+    const j = this.state.jobView.get();
+    if (j && j.id === jobId) this.state.jobView.set({ ...j, ...patch });
   }
 
   /** Whether this tab should turn to `jobId` (it started, or runs and nothing here is going on). */
   private wantsToLook(jobId: string): boolean {
-    const current = jobView.get();
+    const current = this.state.jobView.get();
     if (current?.id === jobId) return false;
     if (this.pinned && this.pinned !== jobId && isActive(this.summaryOf(this.pinned) ?? null)) return false;
     if (this.mine.has(jobId)) return !(current && current.mine && current.state === 'running');
@@ -168,20 +193,20 @@ export class JobTracker {
   }
 
   private onQueue(q: QueueState): void {
-    queueView.set(q);
+    this.state.queueView.set(q);
     // Kept past the job's end: its line in the finished list keeps its name.
     for (const j of [...q.active, ...q.pending]) if (j.title) this.titles.set(j.id, j.title);
     const running = q.running;
     if (running && this.wantsToLook(running.id) && !this.mine.has(running.id)) {
       this.look({ id: running.id, state: 'running', mine: false, title: running.title });
-      void this.paintIfOnCanvas(running.id);
+      void this.paintIfOpen(running.id);
     }
     this.applySummaries();
   }
 
   /** Position, progress and estimate of the job looked at, from the latest queue state. */
   private applySummaries(): void {
-    const j = jobView.get();
+    const j = this.state.jobView.get();
     if (!j || !isActive(j)) return;
     const s = this.summaryOf(j.id);
     if (!s) return;
@@ -201,12 +226,14 @@ export class JobTracker {
     });
   }
 
-  /** Another tab's job paints here when its graph is the one on the canvas. */
-  private async paintIfOnCanvas(jobId: string): Promise<void> {
+  /** Another tab's job paints here when its graph is the one an open graph tab holds. */
+  private async paintIfOpen(jobId: string): Promise<void> {
     if (this.painting.has(jobId)) return;
     const detail = await api.job(jobId).catch(() => null);
-    if (!detail?.graph || !isActive(detail.job) || !this.hooks.graphOnCanvas(detail.graph)) return;
-    this.painting.add(jobId);
+    if (!detail?.graph || !isActive(detail.job)) return;
+    const target = [...this.targets].find((t) => t.holds(detail.graph));
+    if (!target) return;
+    this.painting.set(jobId, target);
     this.replay(jobId, false);
   }
 
@@ -231,57 +258,47 @@ export class JobTracker {
     this.apply(name, payload, { paint: this.painting.has(payload.jobId), view: true });
   }
 
+  /** One event of a job: on the nodes of the graph it paints (when `paint`), and on the job view (when `view`). */
   private apply(name: EventName, payload: { jobId: string }, { paint, view }: { paint: boolean; view: boolean }): void {
-    const jobId = payload.jobId;
+    const target = paint ? this.painting.get(payload.jobId) : undefined;
+    if (target) this.paintNodes(target, name, payload);
+    if (view) this.updateView(name, payload);
+  }
+
+  /** What an event shows on the nodes of one graph. */
+  private paintNodes(target: PaintTarget, name: EventName, payload: { jobId: string }): void {
+    const runtime = target.runtime;
     switch (name) {
-      case 'job:queued': {
-        const e = payload as Payload<'job:queued'>;
-        if (view) this.patchJob(jobId, { position: e.position });
+      case 'job:started':
+        runtime.resetRun((payload as Payload<'job:started'>).nodes, 'pending');
         break;
-      }
-      case 'job:started': {
-        const e = payload as Payload<'job:started'>;
-        if (paint) nodeRuntime.resetRun(e.nodes, 'pending');
-        if (!view) break;
-        if (this.wantsToLook(jobId)) {
-          this.look({ id: jobId, state: 'running', mine: this.mine.has(jobId), title: this.summaryOf(jobId)?.title });
-          if (!this.mine.has(jobId)) void this.paintIfOnCanvas(jobId);
-        }
-        this.patchJob(jobId, { state: 'running', position: 0, startedAt: Date.now(), nodesDone: 0, nodesTotal: e.nodes.length });
+      case 'node:started':
+        runtime.update((payload as Payload<'node:started'>).nodeId, {
+          status: 'running',
+          progress: undefined,
+          error: undefined,
+          result: undefined,
+          warnings: [],
+        });
         break;
-      }
-      case 'node:started': {
-        const e = payload as Payload<'node:started'>;
-        if (paint) nodeRuntime.update(e.nodeId, { status: 'running', progress: undefined, error: undefined, result: undefined, warnings: [] });
-        if (view) this.patchJob(jobId, { currentNode: e.nodeId, currentTitle: undefined, step: undefined, total: undefined });
-        break;
-      }
       case 'node:progress': {
         const e = payload as Payload<'node:progress'>;
-        if (paint) nodeRuntime.update(e.nodeId, { status: 'running', progress: { step: e.step, total: e.total } });
-        if (view) this.patchJob(jobId, { currentNode: e.nodeId, step: e.step, total: e.total });
+        runtime.update(e.nodeId, { status: 'running', progress: { step: e.step, total: e.total } });
         break;
       }
       case 'node:preview': {
         const e = payload as Payload<'node:preview'>;
-        if (!paint) break;
-        const url = URL.createObjectURL(new Blob([e.data as unknown as BlobPart], { type: e.mime || 'image/png' }));
-        nodeRuntime.update(e.nodeId, { previewUrl: url });
+        runtime.update(e.nodeId, { previewUrl: URL.createObjectURL(new Blob([e.data as unknown as BlobPart], { type: e.mime || 'image/png' })) });
         break;
       }
       case 'node:warning': {
         const e = payload as Payload<'node:warning'>;
-        if (paint) nodeRuntime.update(e.nodeId, (s) => (s.warnings.includes(e.message) ? {} : { warnings: [...s.warnings, e.message] }));
+        runtime.update(e.nodeId, (s) => (s.warnings.includes(e.message) ? {} : { warnings: [...s.warnings, e.message] }));
         break;
       }
       case 'node:done': {
         const e = payload as Payload<'node:done'>;
-        if (view) {
-          const j = jobView.get();
-          if (j?.id === jobId) this.patchJob(jobId, { nodesDone: (j.nodesDone ?? 0) + 1 });
-        }
-        if (!paint) break;
-        nodeRuntime.update(e.nodeId, {
+        runtime.update(e.nodeId, {
           status: e.cached ? 'cached' : 'done',
           progress: undefined,
           // A node from the cache took no time of this run: once its "cached" badge fades, no "0 ms".
@@ -289,31 +306,75 @@ export class JobTracker {
           ...(e.result ? { result: e.result } : {}),
           ...(e.result?.warnings?.length ? { warnings: e.result.warnings } : {}),
         });
-        if (e.cached) this.fadeCached(e.nodeId);
+        if (e.cached) this.fadeCached(runtime, e.nodeId);
+        break;
+      }
+      case 'job:done':
+        for (const [nodeId, result] of Object.entries((payload as Payload<'job:done'>).results ?? {})) runtime.update(nodeId, { result });
+        break;
+      case 'job:failed': {
+        const e = payload as Payload<'job:failed'>;
+        if (e.nodeId) runtime.update(e.nodeId, { status: 'failed', error: e.message, progress: undefined });
+        settleRunning(target, 'idle');
+        break;
+      }
+      case 'job:requeued':
+        settleRunning(target, 'idle');
+        break;
+      case 'job:cancelled':
+        settleRunning(target, 'cancelled');
+        break;
+    }
+  }
+
+  /** What an event changes in the job this tab looks at (and in the list of finished jobs). */
+  private updateView(name: EventName, payload: { jobId: string }): void {
+    const jobId = payload.jobId;
+    const mine = this.mine.has(jobId);
+    switch (name) {
+      case 'job:queued':
+        this.patchJob(jobId, { position: (payload as Payload<'job:queued'>).position });
+        break;
+      case 'job:started':
+        if (this.wantsToLook(jobId)) {
+          this.look({ id: jobId, state: 'running', mine, title: this.summaryOf(jobId)?.title });
+          if (!mine) void this.paintIfOpen(jobId);
+        }
+        this.patchJob(jobId, {
+          state: 'running',
+          position: 0,
+          startedAt: Date.now(),
+          nodesDone: 0,
+          nodesTotal: (payload as Payload<'job:started'>).nodes.length,
+        });
+        break;
+      case 'node:started':
+        this.patchJob(jobId, { currentNode: (payload as Payload<'node:started'>).nodeId, currentTitle: undefined, step: undefined, total: undefined });
+        break;
+      case 'node:progress': {
+        const e = payload as Payload<'node:progress'>;
+        this.patchJob(jobId, { currentNode: e.nodeId, step: e.step, total: e.total });
+        break;
+      }
+      case 'node:done': {
+        const j = this.state.jobView.get();
+        if (j?.id === jobId) this.patchJob(jobId, { nodesDone: (j.nodesDone ?? 0) + 1 });
         break;
       }
       case 'job:done': {
-        const e = payload as Payload<'job:done'>;
-        if (paint) for (const [nodeId, result] of Object.entries(e.results ?? {})) nodeRuntime.update(nodeId, { result });
-        if (view) this.finished(jobId, { state: 'done', ms: e.ms, message: `Finished in ${(e.ms / 1000).toFixed(1)} s` });
+        const ms = (payload as Payload<'job:done'>).ms;
+        this.finished(jobId, { state: 'done', ms, message: `Finished in ${(ms / 1000).toFixed(1)} s` });
         break;
       }
       case 'job:failed': {
         const e = payload as Payload<'job:failed'>;
-        if (paint) {
-          if (e.nodeId) nodeRuntime.update(e.nodeId, { status: 'failed', error: e.message, progress: undefined });
-          this.settleRunning('idle');
-        }
-        if (!view) break;
         this.finished(jobId, { state: 'failed', message: e.message, failedNode: e.nodeId });
-        if (this.mine.has(jobId)) this.hooks.notify('error', e.nodeId ? `Run failed at node “${e.nodeId}”: ${e.message}` : `Run failed: ${e.message}`);
+        if (mine) this.hooks.notify('error', e.nodeId ? `Run failed at node “${e.nodeId}”: ${e.message}` : `Run failed: ${e.message}`);
         break;
       }
       case 'job:requeued': {
         // Its worker stopped (or the server restarted): it waits in line again and will start over.
-        const e = payload as Payload<'job:requeued'>;
-        if (paint) this.settleRunning('idle');
-        if (!view) break;
+        const reason = (payload as Payload<'job:requeued'>).reason;
         this.patchJob(jobId, {
           state: 'queued',
           currentNode: undefined,
@@ -321,18 +382,17 @@ export class JobTracker {
           step: undefined,
           total: undefined,
           startedAt: undefined,
-          message: `Restarting: ${e.reason}`,
+          message: `Restarting: ${reason}`,
         });
-        if (this.mine.has(jobId)) this.hooks.notify('info', `The run will start again: ${e.reason}.`);
+        if (mine) this.hooks.notify('info', `The run will start again: ${reason}.`);
         break;
       }
-      case 'job:cancelled': {
-        if (paint) this.settleRunning('cancelled');
-        if (!view) break;
+      case 'job:cancelled':
         this.finished(jobId, { state: 'cancelled', message: 'Cancelled' });
-        if (this.mine.has(jobId)) this.hooks.notify('info', 'Run cancelled.');
+        if (mine) this.hooks.notify('info', 'Run cancelled.');
         break;
-      }
+      default:
+        break;
     }
   }
 
@@ -340,6 +400,7 @@ export class JobTracker {
     const end = { currentNode: undefined, currentTitle: undefined, step: undefined, total: undefined, position: undefined, etaAt: undefined, ...patch };
     this.patchJob(jobId, end);
     if (this.pinned === jobId) this.pinned = null;
+    const { jobView, finishedJobs } = this.state;
     const known = jobView.get()?.id === jobId ? jobView.get()! : { id: jobId, state: patch.state ?? 'done', mine: this.mine.has(jobId) };
     const title = known.title ?? this.titles.get(jobId);
     this.titles.delete(jobId);
@@ -347,24 +408,19 @@ export class JobTracker {
     this.painting.delete(jobId);
   }
 
-  /** After a failure or cancel, nodes still marked running/waiting go back to rest. */
-  private settleRunning(to: 'idle' | 'cancelled'): void {
-    for (const id of runningIds()) nodeRuntime.update(id, { status: to, progress: undefined });
-  }
-
-  private fadeCached(nodeId: string): void {
+  private fadeCached(runtime: NodeRuntimeStore, nodeId: string): void {
     clearTimeout(this.cachedTimers.get(nodeId));
     this.cachedTimers.set(
       nodeId,
       setTimeout(() => {
-        if (nodeRuntime.get(nodeId).status === 'cached') nodeRuntime.update(nodeId, { status: 'done' });
+        if (runtime.get(nodeId).status === 'cached') runtime.update(nodeId, { status: 'done' });
       }, CACHED_BADGE_MS),
     );
   }
 }
 
-/** Ids of nodes whose status is running or pending; registered by the app (it knows the graph). */
-let runningIds: () => string[] = () => [];
-export function setNodeIdSource(all: () => string[]): void {
-  runningIds = () => all().filter((id) => ['running', 'pending'].includes(nodeRuntime.get(id).status));
+/** After a failure or cancel, nodes still marked running/waiting go back to rest. */
+function settleRunning(target: PaintTarget, to: 'idle' | 'cancelled'): void {
+  const { runtime } = target;
+  for (const id of target.nodeIds()) if (['running', 'pending'].includes(runtime.get(id).status)) runtime.update(id, { status: to, progress: undefined });
 }

@@ -6,7 +6,7 @@
 import { styleColor } from '../../../server/protocol/painting.ts';
 import type { CatalogSocket } from '../../../server/protocol/catalog.ts';
 import { variadicCount } from '../../../server/protocol/catalog.ts';
-import { bridge } from './bridge.ts';
+import { useNodeEnv } from './bridge.ts';
 import { stopCanvas } from './ParamField.tsx';
 import type { StudioNode } from './schemes.ts';
 
@@ -15,10 +15,11 @@ export function StyleChip({ index }: { index: number }) {
 }
 
 export function FamilyControl({ node, family }: { node: StudioNode; family: CatalogSocket }) {
+  const { bridge } = useNodeEnv();
   const v = family.variadic!;
   const n = variadicCount(v, node.params);
   const word = family.label || family.name;
-  const set = (count: number) => bridge().setParam(node.id, v.param, count, false);
+  const set = (count: number) => bridge.setParam(node.id, v.param, count, false);
   return (
     <div className="sd-family" data-testid={`family-${family.name}`} {...stopCanvas}>
       <button

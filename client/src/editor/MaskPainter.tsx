@@ -11,7 +11,7 @@ import type { CatalogParam } from '../../../server/protocol/catalog.ts';
 import { decodePoints, encodePoints, ERASER, MAX_POINTS, MAX_STROKES, StrokesSchema, styleColor, type Stroke } from '../../../server/protocol/painting.ts';
 import { withToken } from '../access-token.ts';
 import type { NodeRuntime } from '../runtime.ts';
-import { bridge } from './bridge.ts';
+import { useNodeEnv } from './bridge.ts';
 import { stopCanvas } from './ParamField.tsx';
 
 /** Width of the painting area in CSS pixels (the node's inner width). */
@@ -388,7 +388,8 @@ export function MaskPainter({ target, rt, param, width = WIDTH }: { target: Pain
     return { x: Math.min(1, Math.max(0, (e.clientX - r.left) / r.width)), y: Math.min(1, Math.max(0, (e.clientY - r.top) / r.height)) };
   };
   const points = useMemo(() => strokes.reduce((n, s) => n + s.points.length / 4, 0), [strokes]);
-  const setStrokes = (next: Stroke[]) => bridge().setParam(target.nodeId, param.name, next, false);
+  const { bridge } = useNodeEnv();
+  const setStrokes = (next: Stroke[]) => bridge.setParam(target.nodeId, param.name, next, false);
 
   const commit = () => {
     const stroke = drawing.current;

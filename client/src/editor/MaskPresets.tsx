@@ -5,11 +5,12 @@
  */
 import { useEffect, useState } from 'react';
 import { api, type MaskPresetEntry } from '../api.ts';
-import { bridge } from './bridge.ts';
+import { useNodeEnv } from './bridge.ts';
 import { stopCanvas } from './ParamField.tsx';
 import type { StudioNode } from './schemes.ts';
 
 export function MaskPresets({ node }: { node: StudioNode }) {
+  const { bridge } = useNodeEnv();
   const [presets, setPresets] = useState<MaskPresetEntry[]>([]);
   const [name, setName] = useState('');
   const [note, setNote] = useState<string | null>(null);
@@ -26,7 +27,7 @@ export function MaskPresets({ node }: { node: StudioNode }) {
     try {
       const { params } = await api.maskPreset(preset);
       for (const [key, value] of Object.entries(params)) {
-        if (JSON.stringify(node.params[key]) !== JSON.stringify(value)) bridge().setParam(node.id, key, value, false);
+        if (JSON.stringify(node.params[key]) !== JSON.stringify(value)) bridge.setParam(node.id, key, value, false);
       }
       setNote(`applied “${preset}”`);
     } catch (e) {

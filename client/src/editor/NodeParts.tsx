@@ -4,7 +4,7 @@ import type { ResultTable } from '../../../server/protocol/events.ts';
 import type { ValidationIssue } from '../../../server/protocol/graph.ts';
 import { withToken } from '../access-token.ts';
 import { useObservable, type NodeRuntime } from '../runtime.ts';
-import { currentResultActions, healthState, modelsState } from './bridge.ts';
+import { useNodeEnv } from './bridge.ts';
 import { MaskPainter } from './MaskPainter.tsx';
 import { paramVisible } from './param-visibility.ts';
 import { stopCanvas } from './ParamField.tsx';
@@ -30,8 +30,9 @@ export function mediaOf(spec: CatalogNode | null): Media | null {
 
 /** The demo model has random weights: say so on the node, so nobody judges the method by its pictures. */
 export function DemoNote({ node, warnings }: { node: StudioNode; warnings: string[] }) {
-  const health = useObservable(healthState);
-  const models = useObservable(modelsState);
+  const { shared } = useNodeEnv();
+  const health = useObservable(shared.health);
+  const models = useObservable(shared.models);
   // Once the server has said it (as a node warning), do not say it twice.
   if (warnings.some((w) => /demo model/i.test(w))) return null;
   const modelParams = node.spec?.params.filter((p) => p.kind === 'model') ?? [];
@@ -51,6 +52,7 @@ export function DemoNote({ node, warnings }: { node: StudioNode; warnings: strin
 
 /** A picture box of fixed size: it is there before the run, and the run fills it. A mask being painted shows its painter. */
 export function MediaBox({ node, rt, media }: { node: StudioNode; rt: NodeRuntime; media: Media }) {
+  const { shared } = useNodeEnv();
   const params = node.spec?.params ?? [];
   const painting = params.find((p) => p.kind === 'painting' && paramVisible(p, node.params, params));
   if (painting) return <MaskPainter target={{ nodeId: node.id, params: node.params }} rt={rt} param={painting} />;
@@ -85,7 +87,7 @@ export function MediaBox({ node, rt, media }: { node: StudioNode; rt: NodeRuntim
                 data-testid="download"
                 title="Download as PNG with this graph embedded (drop it on the editor to reopen the graph)"
                 onClick={(e) => {
-                  const actions = currentResultActions();
+                  const actions = shared.resultActions.get();
                   if (!actions || e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey) return;
                   e.preventDefault();
                   actions.downloadPng(node.id, image);

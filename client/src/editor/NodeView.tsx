@@ -10,7 +10,7 @@ import { Presets, type RenderEmit } from 'rete-react-plugin';
 import type { ValidationIssue } from '../../../server/protocol/graph.ts';
 import { useNodeRuntime, type NodeRuntime } from '../runtime.ts';
 import { countParams } from '../graph-io.ts';
-import { bridge, currentBridge } from './bridge.ts';
+import { useNodeEnv } from './bridge.ts';
 import { DemoNote, MediaBox, mediaOf, RuntimeArea } from './NodeParts.tsx';
 import { FamilyControl, StyleChip } from './FamilyControl.tsx';
 import { paramVisible } from './param-visibility.ts';
@@ -26,7 +26,9 @@ function issuesFor(issues: ValidationIssue[], field: string): string[] {
 
 export function NodeView(props: { data: StudioNode; emit: RenderEmit<Schemes> }) {
   const node = props.data;
-  const rt = useNodeRuntime(node.id);
+  const env = useNodeEnv();
+  const rt = useNodeRuntime(env.runtime, node.id);
+  const { bridge } = env;
   const root = useRef<HTMLDivElement>(null);
 
   // Keep the node's size current for the minimap and fitting; a change may push neighbours.
@@ -37,13 +39,13 @@ export function NodeView(props: { data: StudioNode; emit: RenderEmit<Schemes> })
       const grew = Math.abs(el.offsetHeight - node.height) > 1 || Math.abs(el.offsetWidth - node.width) > 1;
       node.width = el.offsetWidth;
       node.height = el.offsetHeight;
-      if (grew) currentBridge()?.nodeResized(node.id);
+      if (grew) bridge.nodeResized(node.id);
     };
     measure();
     const ro = new ResizeObserver(measure);
     ro.observe(el);
     return () => ro.disconnect();
-  }, [node]);
+  }, [node, bridge]);
 
   const inputs = Object.entries(node.inputs);
   const outputs = Object.entries(node.outputs);
@@ -161,6 +163,7 @@ export function NodeView(props: { data: StudioNode; emit: RenderEmit<Schemes> })
 
 /** The title; double-click renames the node (empty gives it its type's title back). */
 function NodeTitle({ node }: { node: StudioNode }) {
+  const { bridge } = useNodeEnv();
   const [editing, setEditing] = useState(false);
   // The area captures the pointer on press (to drag the node), so no click or dblclick reaches the
   // title: two presses in quick succession are the double-click.
@@ -180,7 +183,7 @@ function NodeTitle({ node }: { node: StudioNode }) {
           if (e.key === 'Escape') setEditing(false);
         }}
         onBlur={(e) => {
-          if (editing) bridge().setTitle(node.id, e.currentTarget.value === (node.spec?.title ?? node.type) ? undefined : e.currentTarget.value);
+          if (editing) bridge.setTitle(node.id, e.currentTarget.value === (node.spec?.title ?? node.type) ? undefined : e.currentTarget.value);
           setEditing(false);
         }}
       />

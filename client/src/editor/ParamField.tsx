@@ -4,7 +4,7 @@ import type { CatalogParam } from '../../../server/protocol/catalog.ts';
 import { withToken } from '../access-token.ts';
 import { api, ApiError, uploadUrl } from '../api.ts';
 import { useObservable } from '../runtime.ts';
-import { bridge, currentBridge, tokenCounts, uploadedImages } from './bridge.ts';
+import { rememberUpload, useNodeEnv } from './bridge.ts';
 import { tokenCountLabel } from '../../../server/protocol/prompt-tokens.ts';
 import { presetsOf } from '../titles.ts';
 
@@ -26,7 +26,8 @@ interface Props {
 }
 
 export function ParamField({ nodeId, param, value, issues, exposable = true }: Props) {
-  const set = (v: unknown, coalesce = false) => bridge().setParam(nodeId, param.name, v, coalesce);
+  const { bridge } = useNodeEnv();
+  const set = (v: unknown, coalesce = false) => bridge.setParam(nodeId, param.name, v, coalesce);
   const tip = [param.description, param.optional ? '(optional)' : ''].filter(Boolean).join(' ');
   const invalid = issues.length > 0;
   let control: ReactNode;
@@ -111,7 +112,8 @@ export function ParamField({ nodeId, param, value, issues, exposable = true }: P
 
 /** The "show in simple mode" toggle of a parameter: filled when the simple form shows it. */
 function ExposeToggle({ nodeId, param }: { nodeId: string; param: string }) {
-  const on = currentBridge()?.exposedOf(nodeId).includes(param) ?? false;
+  const { bridge } = useNodeEnv();
+  const on = bridge.exposedOf(nodeId).includes(param);
   return (
     <button
       type="button"
@@ -121,7 +123,7 @@ function ExposeToggle({ nodeId, param }: { nodeId: string; param: string }) {
       title={on ? 'Shown in simple mode: click to hide it there' : 'Show in simple mode'}
       onClick={(e) => {
         e.preventDefault();
-        bridge().setExposed(nodeId, param, !on);
+        bridge.setExposed(nodeId, param, !on);
       }}
     >
       {on ? '●' : '○'}
@@ -235,7 +237,7 @@ function TextField({
 
 /** "82 / 75 — cut at 75" or "82 tokens, 2 chunks" under a prompt (counted by useTokenCounts). */
 function TokenCountLine({ nodeId }: { nodeId: string }) {
-  const counted = useObservable(tokenCounts)[nodeId];
+  const counted = useObservable(useNodeEnv().tokenCounts)[nodeId];
   if (!counted) return null;
   const cut = counted.mode === 'truncate' && counted.count.tokens > counted.count.window;
   return (
@@ -267,7 +269,9 @@ function uploadProblem(file: File, err: unknown): string {
 }
 
 function ImageField({ nodeId, param, value, onClear }: { nodeId: string; param: CatalogParam; value: unknown; onClear: () => void }) {
-  const uploads = useObservable(uploadedImages);
+  const { bridge, shared } = useNodeEnv();
+  const uploaded = shared.uploads;
+  const uploads = useObservable(uploaded);
   const input = useRef<HTMLInputElement>(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
@@ -282,15 +286,13 @@ function ImageField({ nodeId, param, value, onClear }: { nodeId: string; param: 
     if (!name || builtin || known || !src) return;
     let live = true;
     api.uploadInfo(name).then(
-      (info) =>
-        live &&
-        uploadedImages.set({ ...uploadedImages.get(), [name]: { url: info.url, width: info.width, height: info.height, fileName: info.fileName ?? name } }),
+      (info) => live && rememberUpload(uploaded, name, { url: info.url, width: info.width, height: info.height, fileName: info.fileName ?? name }),
       () => undefined,
     );
     return () => {
       live = false;
     };
-  }, [name, builtin, known, src]);
+  }, [name, builtin, known, src, uploaded]);
   const pick = async (file: File | undefined) => {
     if (!file) return;
     setError(null);
@@ -300,7 +302,7 @@ function ImageField({ nodeId, param, value, onClear }: { nodeId: string; param: 
     }
     setBusy(true);
     try {
-      await bridge().uploadImage(nodeId, param.name, file);
+      await bridge.uploadImage(nodeId, param.name, file);
     } catch (err) {
       setError(uploadProblem(file, err));
     } finally {

@@ -1,10 +1,14 @@
 /**
- * How node components (each in its own React root) reach the editor and app-wide state: a
- * module-level bridge set by the editor when it starts, plus small observables.
+ * How node components reach their editor and the studio: the node environment. Rete's React plugin
+ * renders every node in a React root of its own, so the app's React context never reaches a node by
+ * itself; the editor wraps each node view in a provider of its own environment instead (see
+ * create-editor.tsx). That keeps every open graph (a graph tab) apart: a node talks to the editor it
+ * sits in and reads the run states of its own graph, never a module-level "current" one.
  */
-import { Observable } from '../runtime.ts';
+import { createContext, useContext } from 'react';
 import type { Health, ModelEntry } from '../api.ts';
 import type { LongPromptMode, TokenCount } from '../../../server/protocol/prompt-tokens.ts';
+import type { NodeRuntimeStore, Observable } from '../runtime.ts';
 
 export interface EditorBridge {
   /** Sets a parameter as one undoable action; `coalesce` merges rapid edits of the same field. */
@@ -21,49 +25,53 @@ export interface EditorBridge {
   nodeResized(nodeId: string): void;
 }
 
-let current: EditorBridge | null = null;
-
-export function setBridge(bridge: EditorBridge | null): void {
-  current = bridge;
+/** An image uploaded in this session, by the name stored in the parameter (the server names uploads by content hash). */
+export interface UploadedImage {
+  url: string;
+  width: number;
+  height: number;
+  /** The user's own file name, to show. */
+  fileName: string;
 }
 
-/** The bridge, or null before the editor exists (a node measured while it is being built). */
-export function currentBridge(): EditorBridge | null {
-  return current;
-}
-
-export function bridge(): EditorBridge {
-  if (!current) throw new Error('the editor is not ready yet');
-  return current;
-}
-
-export const healthState = new Observable<Health | null>(null);
-
-/**
- * Images uploaded in this session, by the name stored in the parameter (the server names uploads
- * by content hash, so the user's own file name is kept here to show).
- */
-export const uploadedImages = new Observable<Record<string, { url: string; width: number; height: number; fileName: string }>>({});
-
-/** Models the server offers (GET /api/models); the demo entry says it has random weights. */
-export const modelsState = new Observable<ModelEntry[]>([]);
-
-/** What a result image on a node offers beyond showing itself; set by the app, which knows the jobs. */
+/** What a result image on a node offers beyond showing itself; the app's, which knows the jobs. */
 export interface ResultActions {
   /** Downloads the image as a PNG that carries the graph of the run that made it. */
   downloadPng(nodeId: string, image: { url: string; name: string }): void;
 }
 
-let resultActions: ResultActions | null = null;
-
-export function setResultActions(actions: ResultActions | null): void {
-  resultActions = actions;
+/** Studio-wide state that nodes read: one per studio, shared by its graph tabs. */
+export interface SharedNodeState {
+  health: Observable<Health | null>;
+  /** Models the server offers (GET /api/models); the demo entry says it has random weights. */
+  models: Observable<ModelEntry[]>;
+  uploads: Observable<Record<string, UploadedImage>>;
+  resultActions: Observable<ResultActions | null>;
 }
 
-export function currentResultActions(): ResultActions | null {
-  return resultActions;
+/** Everything a node view of one graph reaches. */
+export interface NodeEnv {
+  bridge: EditorBridge;
+  /** The run states of this graph's nodes. */
+  runtime: NodeRuntimeStore;
+  /** The token count under each prompt field of this graph (kept by useTokenCounts). */
+  tokenCounts: Observable<TokenCounts>;
+  shared: SharedNodeState;
 }
 
-/** The token count under each prompt field, by Text Prompt node id (kept by useTokenCounts). */
+export const NodeEnvContext = createContext<NodeEnv | null>(null);
+
+/** The environment of the node being drawn; a node view outside an editor is a programming error. */
+export function useNodeEnv(): NodeEnv {
+  const env = useContext(NodeEnvContext);
+  if (!env) throw new Error('a node view was drawn outside an editor (no node environment)');
+  return env;
+}
+
+/** Adds an upload to the ones known by name. */
+export function rememberUpload(uploads: Observable<Record<string, UploadedImage>>, name: string, image: UploadedImage): void {
+  uploads.set({ ...uploads.get(), [name]: image });
+}
+
+/** The token count under each prompt field, by Text Prompt node id. */
 export type TokenCounts = Record<string, { count: TokenCount; mode: LongPromptMode }>;
-export const tokenCounts = new Observable<TokenCounts>({});

@@ -16,7 +16,7 @@ import type { Graph, NodeMode } from '../../../server/protocol/graph.ts';
 import type { UploadResult } from '../api.ts';
 import type { ClipboardData } from '../clipboard.ts';
 import { snapshotToGraph, type EditorSnapshot, type Position } from '../graph-io.ts';
-import { setBridge } from './bridge.ts';
+import { NodeEnvContext, type EditorBridge, type NodeEnv } from './bridge.ts';
 import { typeConnections, socketOf } from './connections.ts';
 import { FramesLayer } from './frames.ts';
 import { NodeView, SocketView } from './NodeView.tsx';
@@ -30,8 +30,6 @@ export type MenuTarget =
   { kind: 'canvas' } | { kind: 'node'; id: string } | { kind: 'connection'; id: string } | { kind: 'pin'; id: string } | { kind: 'frame'; id: string };
 
 export interface EditorHooks {
-  /** 'layout': the studio moved nodes by itself (a grown node pushed its neighbours). */
-  onChange(kind: ChangeKind): void;
   /** A connection the user tried to draw was refused; `message` says why. */
   onRejectedConnection(message: string): void;
   /** An edit could not be made (a count of sockets whose connections could not be moved); `message` says why. */
@@ -61,6 +59,8 @@ export interface StudioEditor {
   /** Bypass or mute the nodes (default: the selection), or give them back their run when all already have it. */
   toggleMode(mode: NodeMode, ids?: string[]): void;
   setTitle(nodeId: string, title: string | undefined): void;
+  /** Sets a parameter as one undo step (what the seed control does after a run). */
+  setParam(nodeId: string, param: string, value: unknown): void;
   /** Lays the graph out left to right (dagre), one undo step. */
   arrange(): Promise<void>;
   /** A frame around the nodes (default: the selection), or an empty one at a point. */
@@ -76,37 +76,154 @@ export interface StudioEditor {
   /** Where a screen point is in the graph. */
   graphPoint(client: Position): Position;
   setMinimap(visible: boolean): void;
+  /**
+   * Calls `listener` after each change of the graph ('layout': the studio moved nodes by itself, a grown
+   * node pushing its neighbours); returns how to stop. Nothing is reported while a graph is loaded.
+   */
+  onChange(listener: (kind: ChangeKind) => void): () => void;
+  /** What this graph's node views reach, for views drawn outside the canvas (the simple form). */
+  readonly nodeEnv: NodeEnv;
   destroy(): void;
 }
 
-export async function createStudioEditor(container: HTMLElement, catalog: Catalog, hooks: EditorHooks): Promise<StudioEditor> {
-  const specs = new Map<string, CatalogNode>(catalog.nodes.map((n) => [n.type, n]));
-  const colors = new Map(catalog.socketTypes.map((s) => [s.type as string, s.color]));
+/** What the editor of one graph shares with its node views: the graph's run states, and the studio's state. */
+export type EditorEnv = Omit<NodeEnv, 'bridge'>;
 
+type Editor = NodeEditor<Schemes>;
+type Area = AreaPlugin<Schemes, AreaExtra>;
+type Operations = ReturnType<typeof createOperations>;
+
+export async function createStudioEditor(container: HTMLElement, catalog: Catalog, hooks: EditorHooks, env: EditorEnv): Promise<StudioEditor> {
   const editor = new NodeEditor<Schemes>();
   const area = new AreaPlugin<Schemes, AreaExtra>(container);
   const connection = new ConnectionPlugin<Schemes, AreaExtra>();
-  const render = new ReactPlugin<Schemes, AreaExtra>({ createRoot });
   const history = new HistoryPlugin<Schemes>();
-  const minimap = new MinimapPlugin<Schemes>({ boundViewport: true });
   const reroute = new ReroutePlugin<Schemes>();
   /** loading: a graph is being put in; relayout: the studio moves nodes by itself. */
   const state = { loading: false, relayout: false };
+  const listeners = new Set<(kind: ChangeKind) => void>();
   const changed = (kind: ChangeKind) => {
-    if (!state.loading) hooks.onChange(kind);
+    if (!state.loading) for (const fn of listeners) fn(kind);
   };
   const selector = AreaExtensions.selector();
   const selectable = AreaExtensions.selectableNodes(area, selector, { accumulating: AreaExtensions.accumulateOnCtrl() });
   /** The last pointer position on the screen (a pin's context menu reports no event). */
-  let lastClient: Position = { x: 0, y: 0 };
+  const pointer = { lastClient: { x: 0, y: 0 } as Position };
 
   typeConnections({ editor, connection, history, loading: () => state.loading, onRejected: hooks.onRejectedConnection });
+  // The bridge is filled in once the operations exist; node views are drawn only after that.
+  const bridge = {} as EditorBridge;
+  const nodeEnv: NodeEnv = { bridge, ...env };
+  const render = createRenderer({ editor, area, reroute, hooks, pointer, env: nodeEnv });
 
-  // --- rendering ---------------------------------------------------------------------------------
+  editor.use(area);
+  area.use(connection);
+  area.use(render);
+  // The plugin's declared parent signals use Rete's base connection type; ours extends it.
+  render.use(reroute as never);
+  area.use(history);
+  area.use(new MinimapPlugin<Schemes>({ boundViewport: true }));
+  history.addPreset(HistoryPresets.classic.setup());
+  AreaExtensions.simpleNodesOrder(area);
+
+  const frames = new FramesLayer(area.area.content, {
+    zoom: () => area.area.transform.k,
+    nodesInside: (r) =>
+      ops
+        .rects()
+        .filter((n) => n.x >= r.x && n.y >= r.y && n.x + n.width <= r.x + r.width && n.y + n.height <= r.y + r.height)
+        .map((n) => n.id),
+    moveNodes: (ids, dx, dy) => ops.shift(ids, dx, dy),
+    committed: (before, carried) => ops.framesCommitted(before, carried),
+    contextMenu: (id, e) => {
+      area.area.setPointerFrom(e);
+      hooks.onContextMenu({ kind: 'frame', id }, { x: e.clientX, y: e.clientY }, { ...area.area.pointer });
+    },
+  });
+
+  const specs = new Map<string, CatalogNode>(catalog.nodes.map((n) => [n.type, n]));
+  const colors = new Map(catalog.socketTypes.map((s) => [s.type as string, s.color]));
+  const ops = createOperations({
+    ...{ editor, area, history, reroute, selectable, frames, catalog, specs, colors, container, state, changed },
+    onEditFailed: hooks.onEditFailed,
+    runtime: env.runtime,
+    uploads: env.shared.uploads,
+  });
+  fillBridge(bridge, editor, ops, hooks);
+
+  watchSignals({ editor, area, reroute, connection, history, selectable, container, ops, hooks, state, changed });
+  const stopListening = listenOnCanvas({ container, area, ops, hooks, pointer });
+
+  return {
+    ...ops.api,
+    snapshot: ops.snapshot,
+    setParam: (nodeId, param, value) => ops.setParam(nodeId, param, value, false),
+    toGraph: (meta = {}) => snapshotToGraph(ops.snapshot(), meta),
+    undo: () => history.undo(),
+    redo: () => history.redo(),
+    graphPoint(client) {
+      const rect = container.getBoundingClientRect();
+      const { x, y, k } = area.area.transform;
+      return { x: (client.x - rect.left - x) / k, y: (client.y - rect.top - y) / k };
+    },
+    setMinimap(visible) {
+      container.dataset.minimap = visible ? 'on' : 'off';
+    },
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    nodeEnv,
+    destroy() {
+      listeners.clear();
+      stopListening();
+      ops.stop();
+      frames.destroy();
+      area.destroy();
+    },
+  };
+}
+
+/** The node views' way back into the editor (bridge.ts), once its operations exist. */
+function fillBridge(bridge: EditorBridge, editor: Editor, ops: Operations, hooks: EditorHooks): void {
+  Object.assign(bridge, {
+    setParam: ops.setParam,
+    setTitle: ops.setTitle,
+    setExposed: ops.setExposed,
+    exposedOf: (nodeId) => editor.getNode(nodeId)?.exposed ?? [],
+    nodeResized: ops.nodeResized,
+    async uploadImage(nodeId, param, file) {
+      const res = await hooks.uploadImage(file);
+      ops.rememberUpload(res, file.name);
+      ops.setParam(nodeId, param, res.name, false);
+    },
+  } satisfies EditorBridge);
+}
+
+/**
+ * React rendering of nodes, sockets, connections, the minimap and reroute points. Every node is drawn in
+ * a React root of its own, which the app's context never reaches: each node view is wrapped in a
+ * provider of this graph's node environment, so it reaches this editor and this graph's run states.
+ */
+function createRenderer(c: {
+  editor: Editor;
+  area: Area;
+  reroute: ReroutePlugin<Schemes>;
+  hooks: EditorHooks;
+  pointer: { lastClient: Position };
+  env: NodeEnv;
+}) {
+  const { editor, area, reroute, hooks, pointer, env } = c;
+  const render = new ReactPlugin<Schemes, AreaExtra>({ createRoot });
+  const BoundNodeView = (props: Parameters<typeof NodeView>[0]) => (
+    <NodeEnvContext.Provider value={env}>
+      <NodeView {...props} />
+    </NodeEnvContext.Provider>
+  );
   render.addPreset(
     Presets.classic.setup({
       customize: {
-        node: () => NodeView,
+        node: () => BoundNodeView,
         socket: () => SocketView,
         connection: (data) => {
           const src = socketOf(editor, data.payload.source, 'output', data.payload.sourceOutput as string);
@@ -133,55 +250,30 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
   render.addPreset(
     Presets.reroute.setup({
       translate: (id, dx, dy) => void reroute.translate(id, dx, dy),
-      contextMenu: (id) => hooks.onContextMenu({ kind: 'pin', id }, lastClient, { ...area.area.pointer }),
+      contextMenu: (id) => hooks.onContextMenu({ kind: 'pin', id }, pointer.lastClient, { ...area.area.pointer }),
     }),
   );
   // Points are added by double-clicking a connection, not by any press on it (the plugin's default).
   // (The render scope passes the area's signals on to the reroute plugin; its types list only its own.)
   render.addPipe((ctx) => ((ctx as { type: string }).type === 'pointerdown' ? undefined : ctx));
+  return render;
+}
 
-  editor.use(area);
-  area.use(connection);
-  area.use(render);
-  // The plugin's declared parent signals use Rete's base connection type; ours extends it.
-  render.use(reroute as never);
-  area.use(history);
-  area.use(minimap);
-  history.addPreset(HistoryPresets.classic.setup());
-  AreaExtensions.simpleNodesOrder(area);
-
-  const frames = new FramesLayer(area.area.content, {
-    zoom: () => area.area.transform.k,
-    nodesInside: (r) =>
-      ops
-        .rects()
-        .filter((n) => n.x >= r.x && n.y >= r.y && n.x + n.width <= r.x + r.width && n.y + n.height <= r.y + r.height)
-        .map((n) => n.id),
-    moveNodes: (ids, dx, dy) => ops.shift(ids, dx, dy),
-    committed: (before, carried) => ops.framesCommitted(before, carried),
-    contextMenu: (id, e) => {
-      area.area.setPointerFrom(e);
-      hooks.onContextMenu({ kind: 'frame', id }, { x: e.clientX, y: e.clientY }, { ...area.area.pointer });
-    },
-  });
-
-  const ops = createOperations({
-    editor,
-    area,
-    history,
-    reroute,
-    selectable,
-    frames,
-    catalog,
-    specs,
-    colors,
-    container,
-    state,
-    changed,
-    onEditFailed: hooks.onEditFailed,
-  });
-
-  // --- signals -----------------------------------------------------------------------------------
+/** The editor's signals: changes reported, removed nodes forgotten, the context menu, a dragged connection's type. */
+function watchSignals(c: {
+  editor: Editor;
+  area: Area;
+  reroute: ReroutePlugin<Schemes>;
+  connection: ConnectionPlugin<Schemes, AreaExtra>;
+  history: HistoryPlugin<Schemes>;
+  selectable: ReturnType<typeof AreaExtensions.selectableNodes>;
+  container: HTMLElement;
+  ops: Operations;
+  hooks: EditorHooks;
+  state: { relayout: boolean };
+  changed(kind: ChangeKind): void;
+}): void {
+  const { editor, area, reroute, connection, history, selectable, container, ops, hooks, state, changed } = c;
   editor.addPipe((ctx) => {
     if (ctx.type === 'nodecreated' || ctx.type === 'connectioncreated') changed('structure');
     if (ctx.type === 'connectionremoved') {
@@ -231,7 +323,11 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
     }
     return ctx;
   });
+}
 
+/** The canvas element's own listeners (double-click, focus, the pointer); returns how to remove them. */
+function listenOnCanvas(c: { container: HTMLElement; area: Area; ops: Operations; hooks: EditorHooks; pointer: { lastClient: Position } }): () => void {
+  const { container, area, ops, hooks, pointer } = c;
   const onDblClick = (e: MouseEvent) => {
     const target = e.target as Element | null;
     if (target?.closest('.sd-node, .sd-frame-header, [data-testid="minimap"], [data-testid="pin"]')) return;
@@ -242,7 +338,6 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
     if (id) ops.addPin(id, at);
     else hooks.onCanvasDoubleClick(at);
   };
-  container.addEventListener('dblclick', onDblClick);
   // A press on the canvas ends editing in a node's field (the area's own handlers keep focus put),
   // so Delete and Ctrl+Z then act on the graph, not on the text.
   const onPointerDown = (e: PointerEvent) => {
@@ -251,49 +346,17 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
     const active = document.activeElement;
     if (active instanceof HTMLElement && container.contains(active)) active.blur();
   };
-  container.addEventListener('pointerdown', onPointerDown, true);
   const onPointerMove = (e: PointerEvent | MouseEvent) => {
-    lastClient = { x: e.clientX, y: e.clientY };
+    pointer.lastClient = { x: e.clientX, y: e.clientY };
   };
+  container.addEventListener('dblclick', onDblClick);
+  container.addEventListener('pointerdown', onPointerDown, true);
   container.addEventListener('pointermove', onPointerMove);
   container.addEventListener('contextmenu', onPointerMove, true);
-
-  setBridge({
-    setParam: ops.setParam,
-    setTitle: ops.setTitle,
-    setExposed: ops.setExposed,
-    exposedOf: (nodeId) => editor.getNode(nodeId)?.exposed ?? [],
-    nodeResized: ops.nodeResized,
-    async uploadImage(nodeId, param, file) {
-      const res = await hooks.uploadImage(file);
-      ops.rememberUpload(res, file.name);
-      ops.setParam(nodeId, param, res.name, false);
-    },
-  });
-
-  return {
-    ...ops.api,
-    snapshot: ops.snapshot,
-    toGraph: (meta = {}) => snapshotToGraph(ops.snapshot(), meta),
-    undo: () => history.undo(),
-    redo: () => history.redo(),
-    graphPoint(client) {
-      const rect = container.getBoundingClientRect();
-      const { x, y, k } = area.area.transform;
-      return { x: (client.x - rect.left - x) / k, y: (client.y - rect.top - y) / k };
-    },
-    setMinimap(visible) {
-      container.dataset.minimap = visible ? 'on' : 'off';
-    },
-    destroy() {
-      setBridge(null);
-      container.removeEventListener('dblclick', onDblClick);
-      container.removeEventListener('pointerdown', onPointerDown, true);
-      container.removeEventListener('pointermove', onPointerMove);
-      container.removeEventListener('contextmenu', onPointerMove, true);
-      ops.stop();
-      frames.destroy();
-      area.destroy();
-    },
+  return () => {
+    container.removeEventListener('dblclick', onDblClick);
+    container.removeEventListener('pointerdown', onPointerDown, true);
+    container.removeEventListener('pointermove', onPointerMove);
+    container.removeEventListener('contextmenu', onPointerMove, true);
   };
 }

@@ -3,7 +3,7 @@
  * (a preset's title follows the prompt) and a count of sockets (a sampler's styles, whose removed
  * sockets take their connections with them).
  */
-import { nodeRuntime } from '../runtime.ts';
+import type { NodeRuntimeStore } from '../runtime.ts';
 import type { NodeEditor } from 'rete';
 import type { AreaPlugin } from 'rete-area-plugin';
 import type { HistoryPlugin } from 'rete-history-plugin';
@@ -19,7 +19,8 @@ import type { Schemes, StudioNode } from './schemes.ts';
 /** Resolves after the next frame is drawn (sockets just set have their views). */
 export const nextFrame = () => new Promise<void>((resolve) => requestAnimationFrame(() => resolve()));
 
-export function createNodeEdits(c: {
+/** What the edits of a node work with. */
+interface EditContext {
   editor: NodeEditor<Schemes>;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the area carries create-editor.tsx's extra signals; only its base API is used here
   area: AreaPlugin<Schemes, any>;
@@ -31,59 +32,13 @@ export function createNodeEdits(c: {
   selectedIds(): string[];
   /** An edit that could not be made: `message` says why. */
   onError(message: string): void;
-}) {
-  const { editor, area, history, changed, colorOf, pins, selectedIds } = c;
+  /** The run states of the graph's nodes (an edit clears a failure shown there). */
+  runtime: NodeRuntimeStore;
+}
+
+export function createNodeEdits(c: EditContext) {
+  const { editor, area, history, changed, colorOf, pins } = c;
   const { put, take } = c.pieces;
-
-  function setModes(modes: Map<string, NodeMode | undefined>): void {
-    for (const [id, mode] of modes) {
-      const node = editor.getNode(id);
-      if (!node) continue;
-      node.mode = mode;
-      void area.update('node', id);
-    }
-    changed('params');
-  }
-
-  function toggleMode(mode: NodeMode, ids = selectedIds()): void {
-    const nodes = ids.map((id) => editor.getNode(id)).filter((n): n is StudioNode => Boolean(n));
-    if (nodes.length === 0) return;
-    const next = nodes.every((n) => n.mode === mode) ? undefined : mode;
-    const before = new Map(nodes.map((n) => [n.id, n.mode]));
-    const after = new Map(nodes.map((n) => [n.id, next]));
-    recordAction(
-      history,
-      new FnAction(
-        () => setModes(before),
-        () => setModes(after),
-      ),
-    );
-    setModes(after);
-  }
-
-  function applyTitle(nodeId: string, title: string | undefined): void {
-    const node = editor.getNode(nodeId);
-    if (!node) return;
-    node.customTitle = title || undefined;
-    node.label = title || node.spec?.title || node.type;
-    void area.update('node', nodeId);
-    changed('params');
-  }
-
-  function setTitle(nodeId: string, title: string | undefined): void {
-    const node = editor.getNode(nodeId);
-    const next = title?.trim() || undefined;
-    if (!node || node.customTitle === next) return;
-    const before = node.customTitle;
-    recordAction(
-      history,
-      new FnAction(
-        () => applyTitle(nodeId, before),
-        () => applyTitle(nodeId, next),
-      ),
-    );
-    applyTitle(nodeId, next);
-  }
 
   /** Sets a parameter; a title that named the old prompt (a preset, its first words) names the new one. */
   function applyParam(nodeId: string, param: string, value: unknown): void {
@@ -100,8 +55,8 @@ export function createNodeEdits(c: {
     // A count of sockets (a sampler's styles): the sockets follow it.
     if (node.spec && countParams(node.spec).has(param)) node.setInputs(socketsFor(node.spec, node.params).inputs, colorOf);
     // A run's failure was about the values it ran with: changed, the node no longer shows it (the next run tells).
-    const rt = nodeRuntime.get(nodeId);
-    if (rt.status === 'failed' || rt.error) nodeRuntime.update(nodeId, { status: 'idle', error: undefined });
+    const rt = c.runtime.get(nodeId);
+    if (rt.status === 'failed' || rt.error) c.runtime.update(nodeId, { status: 'idle', error: undefined });
     void area.update('node', nodeId);
     changed('params');
   }
@@ -153,5 +108,62 @@ export function createNodeEdits(c: {
     );
   }
 
-  return { toggleMode, setTitle, setParam };
+  return { ...createModeAndTitleEdits(c), setParam };
+}
+
+/** A node's mode (bypass, mute) and its title, each change one undo step. */
+function createModeAndTitleEdits(c: EditContext) {
+  const { editor, area, history, changed, selectedIds } = c;
+
+  function setModes(modes: Map<string, NodeMode | undefined>): void {
+    for (const [id, mode] of modes) {
+      const node = editor.getNode(id);
+      if (!node) continue;
+      node.mode = mode;
+      void area.update('node', id);
+    }
+    changed('params');
+  }
+
+  function toggleMode(mode: NodeMode, ids = selectedIds()): void {
+    const nodes = ids.map((id) => editor.getNode(id)).filter((n): n is StudioNode => Boolean(n));
+    if (nodes.length === 0) return;
+    const next = nodes.every((n) => n.mode === mode) ? undefined : mode;
+    const before = new Map(nodes.map((n) => [n.id, n.mode]));
+    const after = new Map(nodes.map((n) => [n.id, next]));
+    recordAction(
+      history,
+      new FnAction(
+        () => setModes(before),
+        () => setModes(after),
+      ),
+    );
+    setModes(after);
+  }
+
+  function applyTitle(nodeId: string, title: string | undefined): void {
+    const node = editor.getNode(nodeId);
+    if (!node) return;
+    node.customTitle = title || undefined;
+    node.label = title || node.spec?.title || node.type;
+    void area.update('node', nodeId);
+    changed('params');
+  }
+
+  function setTitle(nodeId: string, title: string | undefined): void {
+    const node = editor.getNode(nodeId);
+    const next = title?.trim() || undefined;
+    if (!node || node.customTitle === next) return;
+    const before = node.customTitle;
+    recordAction(
+      history,
+      new FnAction(
+        () => applyTitle(nodeId, before),
+        () => applyTitle(nodeId, next),
+      ),
+    );
+    applyTitle(nodeId, next);
+  }
+
+  return { toggleMode, setTitle };
 }

@@ -22,8 +22,8 @@ import {
   type Position,
 } from '../graph-io.ts';
 import { arrange, boundsOf, placeClear, resolveOverlaps, type Rect } from '../layout.ts';
-import { nodeRuntime } from '../runtime.ts';
-import { uploadedImages } from './bridge.ts';
+import type { NodeRuntimeStore, Observable } from '../runtime.ts';
+import { rememberUpload, type UploadedImage } from './bridge.ts';
 import type { ChangeKind } from './schemes.ts';
 import type { FramesLayer } from './frames.ts';
 import { FnAction, recordAction, untracked } from './param-history.ts';
@@ -67,12 +67,101 @@ interface Context {
   changed(kind: ChangeKind): void;
   /** An edit could not be made; `message` says why. */
   onEditFailed(message: string): void;
+  /** The run states of this graph's nodes (a removed node's go with it). */
+  runtime: NodeRuntimeStore;
+  uploads: Observable<Record<string, UploadedImage>>;
 }
 
 // The area is typed with our extra signals in create-editor; here only its base API is used.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the area carries create-editor.tsx's extra signals; only its base API is used here
-export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<Schemes, any> }) {
-  const { editor, area, history, reroute, selectable, frames, specs, container, state, changed } = c;
+type Ctx = Omit<Context, 'area'> & { area: AreaPlugin<Schemes, any> };
+
+/**
+ * The editor's operations, built in phases: the basics (nodes' boxes, selection, the view), the
+ * graph in and out, the clipboard, and layout and frames; each an undo step where the user made it.
+ */
+export function createOperations(c: Ctx) {
+  const { editor, area, history, changed, selectable, frames } = c;
+  const basics = createBasics(c);
+  const { selectedIds, select, pins, view, colorOf } = basics;
+
+  const { capture, put, take } = createPieces({ editor, area, history, pins });
+  const pieces = { capture, put, take };
+  const { toggleMode, setTitle, setParam } = createNodeEdits({
+    ...{ editor, area, history, changed, colorOf, pins, selectedIds },
+    pieces: { put, take },
+    onError: c.onEditFailed,
+    runtime: c.runtime,
+  });
+  const { setExposed } = createExposureEdits({ editor, area, history, changed });
+
+  const { addNode, removeNodes } = createNodeOps(c, basics, pieces);
+  const { snapshot, addConnection, load } = createGraphIO(c, basics);
+  const { copy, paste, duplicate } = createClipboardOps(c, basics, pieces, { snapshot, addConnection });
+  const { arrangeAll, framesCommitted, addFrame, nodeResized } = createLayoutOps(c, basics);
+  const { rects, shift } = basics;
+  const { addPin, removePin } = pins;
+  return {
+    rects,
+    snapshot,
+    unfit: view.unfit,
+    stop: view.stop,
+    setParam,
+    setTitle,
+    setExposed,
+    nodeResized,
+    framesCommitted,
+    shift,
+    addPin,
+    forget(id: string) {
+      c.runtime.remove(id);
+      // The selector keeps removed nodes (and the last picked one) otherwise: when undo brings
+      // them back and places one, the area moves every node still 'selected' by the same offset.
+      void selectable.unselect(id);
+      changed('structure');
+    },
+    rememberUpload(res: UploadResult, fileName: string) {
+      rememberUpload(c.uploads, res.name, { url: res.url, width: res.width, height: res.height, fileName: res.fileName ?? fileName });
+    },
+    api: {
+      addNode,
+      load,
+      selectedIds,
+      select,
+      removeNodes,
+      deleteSelected: async () => {
+        const ids = selectedIds();
+        if (ids.length) await removeNodes(ids);
+      },
+      copy,
+      paste,
+      duplicate,
+      toggleMode,
+      setTitle,
+      arrange: arrangeAll,
+      addFrame,
+      editFrameTitle: (id: string) => frames.editTitle(id),
+      removeFrame: (id: string) => frames.remove(id),
+      addPin,
+      removePin,
+      removeConnection: async (id: string) => {
+        history.separate();
+        await editor.removeConnection(id);
+        history.separate();
+      },
+      zoomToFit: view.zoomToFit,
+      async focusNode(id: string) {
+        if (!editor.getNode(id)) return;
+        await select([id]);
+        await view.focus(id);
+      },
+    },
+  };
+}
+
+/** What every phase works with: node boxes, moves, the selection, reroute pins and the view. */
+function createBasics(c: Ctx) {
+  const { editor, area, history, reroute, selectable, frames, container, state, changed } = c;
   const colorOf = (type: string) => c.colors.get(type) ?? '#777';
 
   function createNode(
@@ -105,7 +194,6 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
   }
 
   const pins = createPins({ editor, area, history, reroute, changed });
-  const { pinsOf, addPin, removePin } = pins;
   const view = createView({ area, container, state, boxes: () => [...rects(), ...frames.list()] });
 
   const selectedIds = () =>
@@ -119,54 +207,25 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
     ids.forEach((id, i) => void selectable.select(id, i > 0));
   }
 
-  async function addNode(type: string, at?: Position, params?: Record<string, unknown>): Promise<void> {
-    const spec = specs.get(type);
-    if (!spec) throw new Error(`Unknown node type "${type}"`);
-    const node = createNode(
-      {
-        id: uniqueNodeId(
-          type,
-          editor.getNodes().map((n) => n.id),
-        ),
-        type,
-        params: { ...defaultParams(spec), ...params },
-      },
-      spec,
-    );
-    history.separate();
-    await editor.addNode(node);
-    const pos = at ?? centerOfView();
-    await area.translate(node.id, { x: pos.x - node.width / 2, y: pos.y - 40 });
-    history.separate();
-    await select([node.id]);
+  /** Moves nodes by (dx, dy) without recording it: the action of the gesture that moved them does. */
+  async function shift(ids: string[], dx: number, dy: number): Promise<void> {
+    await untracked(history, async () => {
+      for (const id of ids) {
+        const view = area.nodeViews.get(id);
+        if (view) await area.translate(id, { x: view.position.x + dx, y: view.position.y + dy });
+      }
+    });
   }
 
-  const { capture, put, take } = createPieces({ editor, area, history, pins });
-  const { toggleMode, setTitle, setParam } = createNodeEdits({
-    editor,
-    area,
-    history,
-    changed,
-    colorOf,
-    pieces: { put, take },
-    pins,
-    selectedIds,
-    onError: c.onEditFailed,
-  });
-  const { setExposed } = createExposureEdits({ editor, area, history, changed });
+  return { colorOf, createNode, rects, moveAll, centerOfView, pins, view, selectedIds, select, shift };
+}
 
-  /** Deletes nodes and their connections: one undo step, however long it takes. */
-  async function removeNodes(ids: string[]): Promise<void> {
-    const piece = capture(ids);
-    recordAction(
-      history,
-      new FnAction(
-        () => put(piece),
-        () => take(piece),
-      ),
-    );
-    await take(piece);
-  }
+type Basics = ReturnType<typeof createBasics>;
+
+/** The graph in and out: the editor's content as a snapshot, and a graph loaded in its place. */
+function createGraphIO(c: Ctx, b: Basics) {
+  const { editor, area, history, reroute, frames, state } = c;
+  const { createNode, moveAll, rects, view, pins } = b;
 
   function snapshot(): EditorSnapshot {
     return {
@@ -180,7 +239,7 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
         ...(n.exposed?.length ? { exposed: [...n.exposed] } : {}),
       })),
       connections: editor.getConnections().map((x) => {
-        const points = pinsOf(x.id);
+        const points = pins.pinsOf(x.id);
         return {
           source: x.source,
           sourceOutput: x.sourceOutput as string,
@@ -207,7 +266,7 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
     try {
       await editor.clear();
       for (const pin of reroute.pins.getPins()) reroute.pins.remove(pin.id);
-      nodeRuntime.clear();
+      c.runtime.clear();
       for (const p of plan.nodes) {
         await editor.addNode(createNode(p.dto, p.spec, p.spec ? undefined : p));
         await area.translate(p.dto.id, p.dto.position);
@@ -226,6 +285,21 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
     }
     return plan.problems;
   }
+
+  return { snapshot, addConnection, load };
+}
+
+/** Copy, paste and duplicate: pasted nodes land clear of the others, as one undo step. */
+function createClipboardOps(
+  c: Ctx,
+  b: Basics,
+  pieces: ReturnType<typeof createPieces>,
+  io: { snapshot(): EditorSnapshot; addConnection(x: EditorConnectionDTO, id?: string): Promise<void> },
+) {
+  const { editor, area, history, specs } = c;
+  const { createNode, rects, shift, select, selectedIds } = b;
+  const { capture, put, take } = pieces;
+  const { snapshot, addConnection } = io;
 
   async function paste(data: ClipboardData, opts: { at?: Position; keepInputs?: boolean } = {}): Promise<void> {
     const known = data.nodes.filter((n) => specs.has(n.type));
@@ -276,6 +350,14 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
     await paste(data, { at: { x: box.x + box.width + GAP * 2, y: box.y } });
   }
 
+  return { copy, paste, duplicate };
+}
+
+/** Arranging the graph, frames around nodes, and nodes that grew pushing their neighbours. */
+function createLayoutOps(c: Ctx, b: Basics) {
+  const { editor, history, selectable, frames, state, changed } = c;
+  const { rects, moveAll, view, selectedIds, centerOfView, shift } = b;
+
   async function arrangeAll(): Promise<void> {
     const boxes = rects();
     if (boxes.length === 0) return;
@@ -309,16 +391,6 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
     );
     await place(moves, framesAfter);
     await view.zoomToFit();
-  }
-
-  /** Moves nodes by (dx, dy) without recording it: the action of the gesture that moved them does. */
-  async function shift(ids: string[], dx: number, dy: number): Promise<void> {
-    await untracked(history, async () => {
-      for (const id of ids) {
-        const view = area.nodeViews.get(id);
-        if (view) await area.translate(id, { x: view.position.x + dx, y: view.position.y + dy });
-      }
-    });
   }
 
   /** One undo step per frame gesture, with the nodes a dragged frame carried. */
@@ -364,60 +436,49 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
     });
   }
 
-  return {
-    rects,
-    snapshot,
-    unfit: view.unfit,
-    stop: view.stop,
-    setParam,
-    setTitle,
-    setExposed,
-    nodeResized,
-    framesCommitted,
-    shift,
-    addPin,
-    forget(id: string) {
-      nodeRuntime.remove(id);
-      // The selector keeps removed nodes (and the last picked one) otherwise: when undo brings
-      // them back and places one, the area moves every node still 'selected' by the same offset.
-      void selectable.unselect(id);
-      changed('structure');
-    },
-    rememberUpload(res: UploadResult, fileName: string) {
-      uploadedImages.set({ ...uploadedImages.get(), [res.name]: { url: res.url, width: res.width, height: res.height, fileName: res.fileName ?? fileName } });
-    },
-    api: {
-      addNode,
-      load,
-      selectedIds,
-      select,
-      removeNodes,
-      deleteSelected: async () => {
-        const ids = selectedIds();
-        if (ids.length) await removeNodes(ids);
+  return { arrangeAll, framesCommitted, addFrame, nodeResized };
+}
+
+/** Adding a node where asked (else in the middle of the view), and deleting nodes: each one undo step. */
+function createNodeOps(c: Ctx, b: Basics, pieces: ReturnType<typeof createPieces>) {
+  const { editor, area, history, specs } = c;
+  const { createNode, centerOfView, select } = b;
+  const { capture, put, take } = pieces;
+
+  async function addNode(type: string, at?: Position, params?: Record<string, unknown>): Promise<void> {
+    const spec = specs.get(type);
+    if (!spec) throw new Error(`Unknown node type "${type}"`);
+    const node = createNode(
+      {
+        id: uniqueNodeId(
+          type,
+          editor.getNodes().map((n) => n.id),
+        ),
+        type,
+        params: { ...defaultParams(spec), ...params },
       },
-      copy,
-      paste,
-      duplicate,
-      toggleMode,
-      setTitle,
-      arrange: arrangeAll,
-      addFrame,
-      editFrameTitle: (id: string) => frames.editTitle(id),
-      removeFrame: (id: string) => frames.remove(id),
-      addPin,
-      removePin,
-      removeConnection: async (id: string) => {
-        history.separate();
-        await editor.removeConnection(id);
-        history.separate();
-      },
-      zoomToFit: view.zoomToFit,
-      async focusNode(id: string) {
-        if (!editor.getNode(id)) return;
-        await select([id]);
-        await view.focus(id);
-      },
-    },
-  };
+      spec,
+    );
+    history.separate();
+    await editor.addNode(node);
+    const pos = at ?? centerOfView();
+    await area.translate(node.id, { x: pos.x - node.width / 2, y: pos.y - 40 });
+    history.separate();
+    await select([node.id]);
+  }
+
+  /** Deletes nodes and their connections: one undo step, however long it takes. */
+  async function removeNodes(ids: string[]): Promise<void> {
+    const piece = capture(ids);
+    recordAction(
+      history,
+      new FnAction(
+        () => put(piece),
+        () => take(piece),
+      ),
+    );
+    await take(piece);
+  }
+
+  return { addNode, removeNodes };
 }

@@ -1,9 +1,10 @@
 /**
- * The open document: the graph as the editor holds it, what it was opened from, whether it changed
- * since (dirty), mirrored to localStorage on every change (autosave) and restored at the next visit.
- * Opening, saving and starting anew live here too.
+ * The document of one graph tab: the graph as its editor holds it, what it was opened from, whether it
+ * changed since (dirty), mirrored to the tab's own autosave slot on every change and restored at the
+ * next visit. Opening, saving and starting anew live here too; a graph opened over a tab with work in
+ * it goes to a tab of its own.
  */
-import { useEffect, useMemo, useReducer } from 'react';
+import { useEffect, useMemo, useReducer, type Dispatch } from 'react';
 import type { Graph } from '../../../../server/protocol/graph.ts';
 import { api, ApiError, type GraphListEntry } from '../../api.ts';
 import type { StudioEditor } from '../../editor/create-editor.tsx';
@@ -50,7 +51,20 @@ function reducer(s: DocState, a: DocAction): DocState {
   }
 }
 
+/** A graph to put in a tab, and what it came from. */
+export interface Opening {
+  graph: Graph;
+  name: string | null;
+  source: DocInfo['source'];
+}
+
 export interface DocumentOptions {
+  /** The graph tab: its autosave slot. */
+  tabId: string;
+  /** What a tab without an autosave starts with: a graph being opened, the welcome template (first visit), or nothing. */
+  start: Opening | 'welcome' | null;
+  /** This tab is the one shown (it names the browser tab). */
+  active: boolean;
   editor: StudioEditor | null;
   notify: Notify;
   setDialog: SetDialog;
@@ -58,15 +72,15 @@ export interface DocumentOptions {
   onBeforeReplace(): void;
   /** After a graph replaced the editor's content (at boot too). */
   onReplaced(graph: Graph): void;
+  /** A graph opened while this tab holds work: it goes to a new tab. */
+  onOpenElsewhere(opening: Opening): void;
 }
 
-export function useDocument({ editor, notify, setDialog, onBeforeReplace, onReplaced }: DocumentOptions) {
-  const [state, dispatch] = useReducer(reducer, {
-    doc: { name: null, source: null, baseline: graphFingerprint(EMPTY_GRAPH) },
-    graph: EMPTY_GRAPH,
-    ready: false,
-    firstVisit: false,
-  });
+const INITIAL: DocState = { doc: { name: null, source: null, baseline: graphFingerprint(EMPTY_GRAPH) }, graph: EMPTY_GRAPH, ready: false, firstVisit: false };
+
+export function useDocument(o: DocumentOptions) {
+  const { editor, notify, setDialog } = o;
+  const [state, dispatch] = useReducer(reducer, INITIAL);
   const { doc, graph, ready, firstVisit } = state;
   const meta = graph.meta;
   const dirty = useMemo(() => graphFingerprint(graph) !== doc.baseline, [graph, doc.baseline]);
@@ -78,38 +92,47 @@ export function useDocument({ editor, notify, setDialog, onBeforeReplace, onRepl
   const edited = useStableCallback((byStudio = false) => {
     if (editor) dispatch({ type: byStudio ? 'relaid' : 'edited', graph: editor.toGraph() });
   });
-
-  useEffect(() => {
-    if (ready) writeAutosave(graph, doc);
-  }, [ready, graph, doc]);
-
-  // Warn before closing the tab with unsaved changes (the autosave keeps them, but say so).
-  useEffect(() => {
-    if (!dirty) return;
-    const onBeforeUnload = (e: BeforeUnloadEvent) => {
-      e.preventDefault();
-      e.returnValue = '';
-    };
-    window.addEventListener('beforeunload', onBeforeUnload);
-    return () => window.removeEventListener('beforeunload', onBeforeUnload);
-  }, [dirty]);
-
-  useEffect(() => {
-    document.title = `${dirty ? '● ' : ''}${docLabel} — Dual Style Studio`;
-  }, [dirty, docLabel]);
+  useDocumentMirrors(o.tabId, state, dirty, o.active ? docLabel : null);
 
   /** Puts a graph in the editor; `doc` gets the baseline of the graph as loaded (defaults filled in). */
-  const replace = async (ed: StudioEditor, next: Graph, docOf: (baseline: string) => DocInfo, first = false): Promise<string[]> => {
-    const problems = await ed.load(next);
-    const loaded = ed.toGraph(next.meta ?? {});
-    dispatch({ type: 'replaced', doc: docOf(graphFingerprint(loaded)), graph: loaded, firstVisit: first });
-    onReplaced(loaded);
-    return problems;
-  };
+  const replace: Replace = useStableCallback(
+    async (ed: StudioEditor, next: Graph, docOf: (baseline: string) => DocInfo, first?: boolean): Promise<string[]> => {
+      const problems = await ed.load(next);
+      const loaded = ed.toGraph(next.meta ?? {});
+      dispatch({ type: 'replaced', doc: docOf(graphFingerprint(loaded)), graph: loaded, firstVisit: first ?? false });
+      o.onReplaced(loaded);
+      return problems;
+    },
+  );
+  useDocumentBoot({ ...o, replace, dispatch });
 
-  // Boot: the autosaved graph of this browser, else the first-visit template, else an empty canvas.
+  const opening = useOpening({ ...o, dirty, docLabel, replace, untouched: !dirty && (graph.nodes.length === 0 || doc.source === 'template') });
+  const saving = useSaving({ editor, notify, setDialog, doc, meta, dispatch });
+  return { doc, meta, dirty, ready, firstVisit, docLabel, nodeCount: graph.nodes.length, currentGraph, edited, ...opening, ...saving };
+}
+
+/**
+ * What follows the document: its autosave slot, and (for the tab shown) the browser tab's title. The
+ * warning before leaving with unsaved changes is the studio's (App.tsx), over every graph tab.
+ */
+function useDocumentMirrors(tabId: string, state: DocState, dirty: boolean, shownLabel: string | null): void {
+  const { ready, graph, doc } = state;
+  useEffect(() => {
+    if (ready) writeAutosave(tabId, graph, doc);
+  }, [tabId, ready, graph, doc]);
+
+  useEffect(() => {
+    if (shownLabel !== null) document.title = `${dirty ? '● ' : ''}${shownLabel} — Dual Style Studio`;
+  }, [dirty, shownLabel]);
+}
+
+type Replace = (ed: StudioEditor, next: Graph, docOf: (baseline: string) => DocInfo, first?: boolean) => Promise<string[]>;
+
+/** Boot, once per editor: the tab's autosaved graph, else what it was opened with (the welcome template on a first visit), else an empty canvas. */
+function useDocumentBoot(o: DocumentOptions & { replace: Replace; dispatch: Dispatch<DocAction> }): void {
+  const { editor, notify, replace, dispatch } = o;
   const boot = useStableCallback(async (ed: StudioEditor, cancelled: () => boolean) => {
-    const saved = readAutosave();
+    const saved = readAutosave(o.tabId);
     if (saved) {
       const problems = await replace(ed, saved.graph, () => saved.doc);
       for (const p of problems) notify('error', p);
@@ -117,19 +140,25 @@ export function useDocument({ editor, notify, setDialog, onBeforeReplace, onRepl
       return;
     }
     // First visit: a working pipeline that runs as is teaches more than an empty canvas.
-    const welcome = await api.getGraph(FIRST_VISIT_TEMPLATE).then(
-      (r) => parseGraphJson(r.graph),
-      () => null,
-    );
+    const start =
+      o.start === 'welcome'
+        ? await api.getGraph(FIRST_VISIT_TEMPLATE).then(
+            (r) => {
+              const parsed = parseGraphJson(r.graph);
+              return parsed.ok ? { graph: parsed.graph, name: FIRST_VISIT_TEMPLATE, source: 'template' as const } : null;
+            },
+            () => null,
+          )
+        : o.start;
     if (cancelled()) return;
-    if (welcome?.ok) {
-      const problems = await replace(ed, welcome.graph, (baseline) => ({ name: FIRST_VISIT_TEMPLATE, source: 'template', baseline }), true);
+    if (start) {
+      const problems = await replace(ed, start.graph, (baseline) => ({ name: start.name, source: start.source, baseline }), o.start === 'welcome');
       for (const p of problems) notify('error', p);
     } else {
       await ed.zoomToFit();
       const empty = ed.toGraph();
       dispatch({ type: 'replaced', doc: { name: null, source: null, baseline: graphFingerprint(empty) }, graph: empty });
-      onReplaced(empty);
+      o.onReplaced(empty);
     }
   });
   // Once per editor: later graphs come through loadGraph.
@@ -141,11 +170,15 @@ export function useDocument({ editor, notify, setDialog, onBeforeReplace, onRepl
       cancelled = true;
     };
   }, [editor, boot]);
+}
 
+/** Opening: a graph replaces this tab's (asking first when it has unsaved changes), or goes to a tab of its own. */
+function useOpening(o: DocumentOptions & { dirty: boolean; docLabel: string; replace: Replace; untouched: boolean }) {
+  const { editor, notify, setDialog, dirty, docLabel } = o;
   const loadGraph = useStableCallback(async (next: Graph, name: string | null, source: DocInfo['source']) => {
     if (!editor) return;
-    onBeforeReplace();
-    const problems = await replace(editor, next, (baseline) => ({ name, source, baseline }));
+    o.onBeforeReplace();
+    const problems = await o.replace(editor, next, (baseline) => ({ name, source, baseline }));
     for (const p of problems) notify('error', p);
   });
 
@@ -167,6 +200,12 @@ export function useDocument({ editor, notify, setDialog, onBeforeReplace, onRepl
     });
   });
 
+  /** Opens a graph: in this tab when it holds nothing of the user's (empty, or a template as opened), else in a new tab. */
+  const openGraph = useStableCallback(async (opening: Opening) => {
+    if (o.untouched) await loadGraph(opening.graph, opening.name, opening.source);
+    else o.onOpenElsewhere(opening);
+  });
+
   const newGraph = useStableCallback(() => guardDirty('A new graph', () => void loadGraph(EMPTY_GRAPH, null, null)));
 
   const openEntry = useStableCallback(async (entry: GraphListEntry) => {
@@ -178,12 +217,17 @@ export function useDocument({ editor, notify, setDialog, onBeforeReplace, onRepl
         notify('error', `Cannot open “${entry.name}”: ${parsed.message}`);
         return;
       }
-      guardDirty(`Opening “${entry.name}”`, () => void loadGraph(parsed.graph, entry.name, entry.source));
+      await openGraph({ graph: parsed.graph, name: entry.name, source: entry.source });
     } catch (err) {
       notify('error', `Cannot open “${entry.name}”: ${(err as Error).message}`);
     }
   });
+  return { loadGraph, guardDirty, openGraph, newGraph, openEntry };
+}
 
+/** Saving under the document's name, or under a new one (never over a template). */
+function useSaving(o: { editor: StudioEditor | null; notify: Notify; setDialog: SetDialog; doc: DocInfo; meta: Graph['meta']; dispatch: Dispatch<DocAction> }) {
+  const { editor, notify, setDialog, doc, meta, dispatch } = o;
   const saveAs = useStableCallback(async (name: string): Promise<boolean> => {
     const problem = graphNameProblem(name);
     if (problem) {
@@ -224,24 +268,7 @@ export function useDocument({ editor, notify, setDialog, onBeforeReplace, onRepl
     if (doc.name && doc.source === 'user') void saveAs(doc.name);
     else setDialog({ kind: 'saveAs', initial: doc.source === 'template' && doc.name ? `my-${doc.name}` : '' });
   });
-
-  return {
-    doc,
-    meta,
-    dirty,
-    ready,
-    firstVisit,
-    docLabel,
-    nodeCount: graph.nodes.length,
-    currentGraph,
-    edited,
-    loadGraph,
-    guardDirty,
-    newGraph,
-    openEntry,
-    saveAs,
-    save,
-  };
+  return { saveAs, save };
 }
 
 export type StudioDocument = ReturnType<typeof useDocument>;

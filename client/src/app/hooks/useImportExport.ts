@@ -1,24 +1,28 @@
 /**
  * Files in and out: graph JSON export, import of JSON or of a PNG downloaded from the studio (its
- * graph is embedded), and result PNGs downloaded with the graph of the run that made them.
+ * graph is embedded; it opens in a tab of its own unless this one holds nothing of the user's), and
+ * result PNGs downloaded with the graph of the run that made them.
  */
 import { useEffect } from 'react';
 import type { Catalog } from '../../../../server/protocol/catalog.ts';
 import type { Graph } from '../../../../server/protocol/graph.ts';
 import { api } from '../../api.ts';
-import { setResultActions, uploadedImages } from '../../editor/bridge.ts';
+import { rememberUpload } from '../../editor/bridge.ts';
 import type { StudioEditor } from '../../editor/create-editor.tsx';
 import { isUploadableImage } from '../../editor/ParamField.tsx';
 import { parseGraphJson, type Position } from '../../graph-io.ts';
 import { graphJsonFromPng } from '../../png-graph.ts';
 import { downloadBlob, downloadResultPng, fileStem } from '../downloads.ts';
-import { gallery, type GalleryImage, type JobRecord } from '../gallery.ts';
+import type { GalleryImage, JobRecord } from '../gallery.ts';
+import { useStudio } from '../studio-store.ts';
 import type { StudioDocument } from './useDocument.ts';
 import { useStableCallback } from './useLatest.ts';
 import type { Notify } from './useToasts.ts';
 
-export function useImportExport(studioDoc: StudioDocument, notify: Notify, editor: StudioEditor | null, catalog: Catalog) {
-  const { currentGraph, docLabel, guardDirty, loadGraph } = studioDoc;
+/** Files of one graph tab; `active`: the tab shown, whose nodes' result images download through it. */
+export function useImportExport(studioDoc: StudioDocument, notify: Notify, editor: StudioEditor | null, catalog: Catalog, active: boolean) {
+  const { currentGraph, docLabel, openGraph } = studioDoc;
+  const { gallery, resultActions, uploads } = useStudio();
 
   const exportJson = useStableCallback(() => {
     const graph = currentGraph();
@@ -36,9 +40,10 @@ export function useImportExport(studioDoc: StudioDocument, notify: Notify, edito
   });
   // Result images on the nodes download through this (node components cannot take props from here).
   useEffect(() => {
-    setResultActions({ downloadPng: (nodeId, image) => downloadPng(nodeId, image) });
-    return () => setResultActions(null);
-  }, [downloadPng]);
+    if (!active) return;
+    resultActions.set({ downloadPng: (nodeId, image) => downloadPng(nodeId, image) });
+    return () => resultActions.set(null);
+  }, [active, resultActions, downloadPng]);
 
   const downloadGalleryImage = useStableCallback((img: GalleryImage) => void gallery.jobOfImage(img).then((job) => downloadPng(img.nodeId, img, job)));
 
@@ -50,10 +55,7 @@ export function useImportExport(studioDoc: StudioDocument, notify: Notify, edito
     }
     const graph: Graph = parsed.graph;
     if (!graph.meta.title) graph.meta = { ...graph.meta, title: fileName.replace(/\.(json|png)$/i, '') };
-    guardDirty(
-      `Importing ${fileName}`,
-      () => void loadGraph(graph, null, null).then(() => notify('info', `Imported ${fileName}. Save it to keep it on the server.`)),
-    );
+    void openGraph({ graph, name: null, source: null }).then(() => notify('info', `Imported ${fileName}. Save it to keep it on the server.`));
   };
 
   const importFile = useStableCallback(async (file: File) => {
@@ -81,7 +83,7 @@ export function useImportExport(studioDoc: StudioDocument, notify: Notify, edito
     }
     try {
       const res = await api.upload(file);
-      uploadedImages.set({ ...uploadedImages.get(), [res.name]: { url: res.url, width: res.width, height: res.height, fileName: res.fileName ?? file.name } });
+      rememberUpload(uploads, res.name, { url: res.url, width: res.width, height: res.height, fileName: res.fileName ?? file.name });
       await editor.addNode(type.type, at, { [param.name]: res.name });
       notify('info', `${file.name} is in a new ${type.title} node: connect its image where you want it.`);
     } catch (err) {

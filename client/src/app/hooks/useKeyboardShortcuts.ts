@@ -21,6 +21,8 @@ export interface ShortcutActions {
   fit(): void;
   arrange(): void;
   help(): void;
+  /** Reopens the graph tab closed last (Ctrl+Shift+T, where the browser lets it through). */
+  reopenTab(): void;
 }
 
 export function isTextEditing(t: EventTarget | null): boolean {
@@ -68,6 +70,7 @@ export function useKeyboardShortcuts(actions: ShortcutActions, enabled: boolean)
       else if (mod && key === 'g' && onGraph) act(a.frame);
       else if (mod && key === 'a' && !e.shiftKey && onGraph) act(a.selectAll);
       else if (mod && key === 'a' && e.shiftKey && onGraph) act(a.arrange);
+      else if (mod && e.shiftKey && key === 't') act(a.reopenTab);
       else if (!mod && !e.altKey && key === 'f' && onGraph) act(a.fit);
       else if (e.key === '?' && !typing) act(a.help);
     };

@@ -1,19 +1,17 @@
 /**
- * Runs: every Run queues the graph as a job (Ctrl+Shift+Enter puts it first in line), after the
- * server has checked it; the tracker follows every job of the server and paints the nodes of the
- * ones that belong to this canvas. Cancel stops the job this tab looks at, or one from the queue.
+ * Runs of one graph tab: every Run queues the graph as a job (Ctrl+Shift+Enter puts it first in line),
+ * after the server has checked it; the studio's tracker follows every job of the server and paints the
+ * nodes of this tab with the jobs run from it (or, another browser tab's, of the graph it holds).
+ * Cancel stops the job this browser tab looks at, or one from the queue.
  */
-import { useEffect, useState } from 'react';
 import type { Catalog } from '../../../../server/protocol/catalog.ts';
 import type { Graph } from '../../../../server/protocol/graph.ts';
 import type { JobSummary } from '../../../../server/protocol/events.ts';
 import { api, ApiError } from '../../api.ts';
 import type { StudioEditor } from '../../editor/create-editor.tsx';
-import { graphContent } from '../../graph-io.ts';
-import { currentBridge } from '../../editor/bridge.ts';
-import { gallery } from '../gallery.ts';
 import { MAX_BATCH, planSeeds, type SeedControl } from '../seeds.ts';
-import { JobTracker, jobView, queueView, setNodeIdSource } from '../jobs.ts';
+import type { PaintTarget } from '../jobs.ts';
+import { useStudio } from '../studio-store.ts';
 import { useStableCallback } from './useLatest.ts';
 import type { Notify } from './useToasts.ts';
 import type { Validation } from './useValidation.ts';
@@ -48,6 +46,8 @@ export function emptyPrompts(graph: Graph, catalog: Catalog): string[] {
 
 export interface RunsOptions {
   editor: StudioEditor | null;
+  /** This tab's nodes, as the tracker paints them (usePaintTarget). */
+  target: PaintTarget;
   catalog: Catalog;
   notify: Notify;
   validation: Validation;
@@ -57,16 +57,9 @@ export interface RunsOptions {
   onProblems(): void;
 }
 
-export function useRuns({ editor, catalog, notify, validation, currentGraph, docLabel, onProblems }: RunsOptions) {
-  const onCanvas = useStableCallback((graph: Graph) => graphContent(graph) === graphContent(currentGraph()));
-  // One socket per studio, for its lifetime. The gallery lists the server's history: read it now, and
-  // again whenever any tab's job ends or the history changes.
-  const [tracker] = useState(() => new JobTracker({ notify, onHistoryChanged: () => void gallery.refresh(), graphOnCanvas: (g) => onCanvas(g) }));
-  useEffect(() => void gallery.refresh(), []);
-  useEffect(() => () => tracker.close(), [tracker]);
-  useEffect(() => {
-    if (editor) setNodeIdSource(() => editor.snapshot().nodes.map((n) => n.id));
-  }, [editor]);
+export function useRuns({ editor, target, catalog, notify, validation, currentGraph, docLabel, onProblems }: RunsOptions) {
+  const studio = useStudio();
+  const { tracker, gallery } = studio;
 
   const refuse = (issues: NonNullable<ApiError['issues']>) => {
     onProblems();
@@ -103,13 +96,11 @@ export function useRuns({ editor, catalog, notify, validation, currentGraph, doc
         const runGraph = { ...plan.runs[k]!, meta: { ...plan.runs[k]!.meta, runTitle: runTitle(docLabel, plan.seeds[k]!, k, count) } };
         const { job } = await api.submitJob(runGraph, { front: opts.front });
         gallery.recordJob(job.id, { graph: runGraph, graphLabel: docLabel });
-        tracker.follow(job);
+        tracker.follow(job, target);
         last = job;
       }
       // The seed fields move on as the control says (after the whole batch, as ComfyUI's "control after generate").
-      const b = currentBridge();
-      for (const f of plan.after)
-        if (b && graph.nodes.find((n) => n.id === f.nodeId)?.params[f.param] !== f.value) b.setParam(f.nodeId, f.param, f.value, false);
+      for (const f of plan.after) if (graph.nodes.find((n) => n.id === f.nodeId)?.params[f.param] !== f.value) editor.setParam(f.nodeId, f.param, f.value);
       validation.report(token, [], leftOut);
       const skipped = [...new Set(leftOut.flatMap((i) => (i.nodeId ? [nodeLabel(editor, catalog, i.nodeId)] : [])))];
       if (skipped.length)
@@ -123,7 +114,7 @@ export function useRuns({ editor, catalog, notify, validation, currentGraph, doc
         const first = Object.values(plan.seeds[0] ?? {})[0];
         const lastSeed = Object.values(plan.seeds.at(-1) ?? {})[0];
         notify('info', `Queued ${count} runs${first !== undefined ? ` (seed ${first} … ${lastSeed})` : ''}: see Queue.`);
-      } else if (opts.front && queueView.get()?.running) notify('info', 'Queued first in line: it runs as soon as the current job ends.');
+      } else if (opts.front && studio.jobs.queueView.get()?.running) notify('info', 'Queued first in line: it runs as soon as the current job ends.');
       else if ((last?.position ?? 0) > 1) notify('info', `Queued: #${last!.position} in line (see Queue).`);
     } catch (err) {
       if (err instanceof ApiError && err.issues.length) {
@@ -147,13 +138,5 @@ export function useRuns({ editor, catalog, notify, validation, currentGraph, doc
     }
   });
 
-  /** Another graph is about to replace the canvas: the runs so far no longer paint its nodes. */
-  const detach = useStableCallback(() => {
-    // A run of the previous graph may still be going: it stays cancellable from the toolbar, but
-    // its events must not paint this graph's nodes (templates share node ids).
-    tracker.detachNodes();
-    if (!tracker.activeJobId()) jobView.set(null);
-  });
-
-  return { run, cancel, detach, watch: (jobId: string) => tracker.watch(jobId), hasActiveJob: () => tracker.activeJobId() !== null };
+  return { run, cancel, watch: (jobId: string) => tracker.watch(jobId), hasActiveJob: () => tracker.activeJobId() !== null };
 }

@@ -1,13 +1,15 @@
 /** The server as the status bar shows it: health (polled, so a server that went away is noticed), live updates, queue. */
 import { useEffect, useState } from 'react';
 import { api } from '../../api.ts';
-import { healthState, modelsState } from '../../editor/bridge.ts';
 import { useObservable } from '../../runtime.ts';
-import { queueView, socketConnected } from '../jobs.ts';
+import { useStudio } from '../studio-store.ts';
 
 const HEALTH_POLL_MS = 10_000;
 
 export function useServerStatus() {
+  const studio = useStudio();
+  const { health: healthState, models: modelsState } = studio;
+  const { queueView, socketConnected } = studio.jobs;
   const [healthError, setHealthError] = useState<string | null>(null);
   useEffect(() => {
     const poll = () =>
@@ -29,7 +31,7 @@ export function useServerStatus() {
       () => undefined,
     );
     return () => clearInterval(t);
-  }, []);
+  }, [healthState, modelsState, queueView]);
   const connected = useObservable(socketConnected);
   // The live connection notices first: ask for the health at once, going away or coming back.
   useEffect(() => {
@@ -41,7 +43,7 @@ export function useServerStatus() {
       },
       (err: Error) => setHealthError(err.message),
     );
-  }, [connected]);
+  }, [connected, healthState]);
   return {
     health: useObservable(healthState),
     healthError,

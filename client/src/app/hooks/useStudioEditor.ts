@@ -1,25 +1,30 @@
-/** The Rete editor's lifecycle: created on the canvas element for a catalog, destroyed with it. */
-import { useEffect, useState, type RefObject } from 'react';
+/**
+ * The Rete editor of one graph tab: created on the tab's own canvas element the first time the tab is
+ * shown (a graph is laid out by measuring its nodes, which a canvas outside the page cannot do), and
+ * destroyed with the tab.
+ */
+import { useEffect, useState } from 'react';
 import type { Catalog } from '../../../../server/protocol/catalog.ts';
-import { createStudioEditor, type EditorHooks, type StudioEditor } from '../../editor/create-editor.tsx';
+import { createStudioEditor, type EditorEnv, type EditorHooks, type StudioEditor } from '../../editor/create-editor.tsx';
 import { useLatest } from './useLatest.ts';
 
-/** The editor once it is created (null before); `hooks` may change between renders. */
-export function useStudioEditor(canvasRef: RefObject<HTMLDivElement | null>, catalog: Catalog, hooks: EditorHooks): StudioEditor | null {
+/** The editor once it is created (null before, and until `canvas` is given); `hooks` may change between renders. */
+export function useStudioEditor(canvas: HTMLDivElement | null, catalog: Catalog, hooks: EditorHooks, env: EditorEnv): StudioEditor | null {
   const [editor, setEditor] = useState<StudioEditor | null>(null);
   // The editor calls these long after this render: it must reach the newest ones.
   const latest = useLatest(hooks);
   useEffect(() => {
+    if (!canvas) return;
     let disposed = false;
     let created: StudioEditor | null = null;
-    void createStudioEditor(canvasRef.current!, catalog, {
-      onChange: (kind) => latest.current.onChange(kind),
+    const forward: EditorHooks = {
       onRejectedConnection: (message) => latest.current.onRejectedConnection(message),
       onEditFailed: (message) => latest.current.onEditFailed(message),
       onCanvasDoubleClick: (at) => latest.current.onCanvasDoubleClick(at),
       onContextMenu: (target, client, at) => latest.current.onContextMenu(target, client, at),
       uploadImage: (file) => latest.current.uploadImage(file),
-    }).then((e) => {
+    };
+    void createStudioEditor(canvas, catalog, forward, env).then((e) => {
       created = e;
       if (disposed) e.destroy();
       else setEditor(e);
@@ -29,6 +34,6 @@ export function useStudioEditor(canvasRef: RefObject<HTMLDivElement | null>, cat
       created?.destroy();
       setEditor(null);
     };
-  }, [canvasRef, catalog, latest]);
+  }, [canvas, catalog, latest, env]);
   return editor;
 }

@@ -1,5 +1,5 @@
 /**
- * Keeps the token count under each prompt field (bridge.ts's tokenCounts) up to date: after each pause in
+ * Keeps the token count under each prompt field (a graph's NodeEnv.tokenCounts) up to date: after each pause in
  * editing, the graph's prompt fields (editor/prompt-fields.ts) are counted by POST /api/tokens, one request
  * per model, with the tokenizer of the model each prompt is encoded with. An answer that arrives after a
  * newer edit is dropped; a failed count leaves the field without a line rather than with a wrong one.
@@ -7,7 +7,9 @@
 import { useCallback, useEffect, useRef } from 'react';
 import type { Graph } from '../../../../server/protocol/graph.ts';
 import { api } from '../../api.ts';
-import { tokenCounts, type TokenCounts } from '../../editor/bridge.ts';
+import type { TokenCounts } from '../../editor/bridge.ts';
+import type { StudioEditor } from '../../editor/create-editor.tsx';
+import type { Observable } from '../../runtime.ts';
 import { promptFields } from '../../editor/prompt-fields.ts';
 
 /** The pause in typing after which the counts are asked for. */
@@ -35,18 +37,19 @@ export async function countPrompts(graph: Graph): Promise<TokenCounts> {
   return next;
 }
 
-/** Returns `schedule`: call it after an edit (params or structure) or a load. */
-export function useTokenCounts(currentGraph: () => Graph): () => void {
+/** Returns `schedule`: call it after an edit (params or structure) or a load of the editor's graph. */
+export function useTokenCounts(editor: StudioEditor | null, tokenCounts: Observable<TokenCounts>): () => void {
   const seq = useRef(0);
   const timer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
   useEffect(() => () => clearTimeout(timer.current), []);
   return useCallback(() => {
     clearTimeout(timer.current);
     const token = ++seq.current;
+    if (!editor) return;
     timer.current = setTimeout(() => {
-      void countPrompts(currentGraph()).then((next) => {
+      void countPrompts(editor.toGraph()).then((next) => {
         if (token === seq.current) tokenCounts.set(next);
       });
     }, TOKEN_COUNT_DEBOUNCE_MS);
-  }, [currentGraph]);
+  }, [editor, tokenCounts]);
 }

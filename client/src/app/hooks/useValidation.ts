@@ -1,12 +1,12 @@
 /**
  * Live validation: the server checks the graph shortly after each edit; its issues go to the nodes
- * (through the runtime store) and to the Problems panel. An answer about an older graph is dropped.
+ * (through the graph's run-state store) and to the Problems panel. An answer about an older graph is dropped.
  */
 import { useCallback, useEffect, useReducer, useRef } from 'react';
 import type { Graph, ValidationIssue } from '../../../../server/protocol/graph.ts';
 import { api, ApiError } from '../../api.ts';
 import type { StudioEditor } from '../../editor/create-editor.tsx';
-import { nodeRuntime } from '../../runtime.ts';
+import type { NodeRuntimeStore } from '../../runtime.ts';
 import { useStableCallback } from './useLatest.ts';
 
 const VALIDATE_DEBOUNCE_MS = 300;
@@ -59,7 +59,8 @@ function byNodeId(list: ValidationIssue[]): Map<string, ValidationIssue[]> {
   return byNode;
 }
 
-export function useValidation(editor: StudioEditor | null, currentGraph: () => Graph): Validation {
+/** The checks of one graph tab: `runtime` is its nodes' store; an unspecified graph is the editor's as it is now. */
+export function useValidation(editor: StudioEditor | null, runtime: NodeRuntimeStore): Validation {
   const [state, dispatch] = useReducer(reducer, { issues: [], warnings: [], validating: false, error: null });
   // Not state: which check is the newest, and the pending debounce.
   const seq = useRef(0);
@@ -67,7 +68,7 @@ export function useValidation(editor: StudioEditor | null, currentGraph: () => G
   useEffect(() => () => clearTimeout(timer.current), []);
 
   const applyIssues = useStableCallback((list: ValidationIssue[], warnings: ValidationIssue[] = []) => {
-    nodeRuntime.setIssues(byNodeId(list), editor?.snapshot().nodes.map((n) => n.id) ?? [], byNodeId(warnings));
+    runtime.setIssues(byNodeId(list), editor?.snapshot().nodes.map((n) => n.id) ?? [], byNodeId(warnings));
     dispatch({ type: 'issues', issues: list, warnings });
   });
 
@@ -77,10 +78,12 @@ export function useValidation(editor: StudioEditor | null, currentGraph: () => G
   }, []);
 
   const validateNow = useStableCallback(async (graph?: Graph) => {
+    const target = graph ?? editor?.toGraph();
+    if (!target) return;
     const token = claim();
     dispatch({ type: 'checking' });
     try {
-      const res = await api.validate(graph ?? currentGraph());
+      const res = await api.validate(target);
       if (token === seq.current) applyIssues(res.issues ?? [], res.warnings);
     } catch (err) {
       if (token !== seq.current) return;
