@@ -33,7 +33,18 @@
 import type { MaskValue } from '../values.ts';
 import { blendInto, maskWeights } from './mask.ts';
 import type { Denoiser } from './denoiser.ts';
-import { batchedEvaluator, checkGuidance, guide, mostChunks, stackRows, type Combine, type EpsilonEvaluator, type EpsilonRule, type Row, type StepAt } from './rows.ts';
+import {
+  batchedEvaluator,
+  checkGuidance,
+  guide,
+  mostChunks,
+  stackRows,
+  type Combine,
+  type EpsilonEvaluator,
+  type EpsilonRule,
+  type Row,
+  type StepAt,
+} from './rows.ts';
 
 /** Where a region's own prompt applies; outside it, the fallback prompt. */
 export interface StepWindow {
