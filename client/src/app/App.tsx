@@ -24,8 +24,8 @@ import { PackageNotice } from './PackageNotice.tsx';
 import { QueuePanel } from './QueuePanel.tsx';
 import { Toolbar } from './Toolbar.tsx';
 import type { SeedControl } from './seeds.ts';
-import { ContextMenu } from './ContextMenu.tsx';
-import { menuItems, type OpenMenu } from './menus.ts';
+import { EditorMenu } from './EditorMenu.tsx';
+import type { OpenMenu } from './menus.ts';
 import { readClipboard, writeClipboard } from '../clipboard.ts';
 import type { Position } from '../graph-io.ts';
 
@@ -130,6 +130,7 @@ function Studio({ catalog }: { catalog: Catalog }) {
     onEditFailed: (m) => notify('error', m),
     onCanvasDoubleClick: (at) => setDialog({ kind: 'palette', at }),
     onContextMenu: (target, client, at) => setMenu({ target, client, at }),
+    onWireDropped: (wire, client, at) => setMenu({ target: { kind: 'canvas' }, client, at, wire }),
     uploadImage: (file) => api.upload(file),
   });
   useEffect(() => editor?.setMinimap(minimap), [editor, minimap]);
@@ -293,13 +294,7 @@ function Studio({ catalog }: { catalog: Catalog }) {
       />
       <ModelSuggestions models={server.models} />
       {menu && editor ? (
-        <ContextMenu
-          at={menu.client}
-          nodes={menu.target.kind === 'canvas' ? catalog.nodes : undefined}
-          onAddNode={(type) => void editor.addNode(type, menu.at).catch((err: Error) => notify('error', err.message))}
-          items={menuItems(menu, editor, { copy, paste: (at) => paste(at), notify: (m) => notify('info', m) })}
-          onClose={() => setMenu(null)}
-        />
+        <EditorMenu menu={menu} editor={editor} catalog={catalog} copy={copy} paste={(at) => paste(at)} notify={notify} onClose={() => setMenu(null)} />
       ) : null}
       <DialogHost
         dialog={dialog}

@@ -14,10 +14,12 @@ import { Presets, ReactPlugin, type ReactArea2D } from 'rete-react-plugin';
 import type { Catalog, CatalogNode } from '../../../server/protocol/catalog.ts';
 import type { Graph, NodeMode } from '../../../server/protocol/graph.ts';
 import type { UploadResult } from '../api.ts';
+import type { WireEnd } from '../catalog-search.ts';
 import type { ClipboardData } from '../clipboard.ts';
 import { snapshotToGraph, type EditorSnapshot, type Position } from '../graph-io.ts';
 import { setBridge } from './bridge.ts';
 import { typeConnections, socketOf } from './connections.ts';
+import { connectToWire, watchWireDrops } from './wire-drop.ts';
 import { FramesLayer } from './frames.ts';
 import { NodeView, SocketView } from './NodeView.tsx';
 import { createOperations } from './operations.ts';
@@ -38,13 +40,18 @@ export interface EditorHooks {
   onEditFailed(message: string): void;
   /** Double-click on empty canvas: open the node palette there. */
   onCanvasDoubleClick(at: Position): void;
+  /** A connection let go on empty canvas: offer the node types that take it (`client`: where, on the screen). */
+  onWireDropped(wire: WireEnd, client: Position, at: Position): void;
   /** Right-click: `client` is where on the screen, `at` where in the graph. */
   onContextMenu(target: MenuTarget, client: Position, at: Position): void;
   uploadImage(file: File): Promise<UploadResult>;
 }
 
 export interface StudioEditor {
-  addNode(type: string, at?: Position, params?: Record<string, unknown>): Promise<void>;
+  /** Adds a node (centred on `at`, default the view's centre), selects it and returns its id. */
+  addNode(type: string, at?: Position, params?: Record<string, unknown>): Promise<string>;
+  /** Adds a node at `at` and connects it to a dropped connection's loose end. */
+  addNodeForWire(type: string, at: Position, wire: WireEnd): Promise<void>;
   snapshot(): EditorSnapshot;
   toGraph(meta?: Graph['meta']): Graph;
   /** Replaces the editor content with a graph; returns what could not be kept. History starts fresh. */
@@ -232,6 +239,18 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
     return ctx;
   });
 
+  function graphPoint(client: Position): Position {
+    const rect = container.getBoundingClientRect();
+    const { x, y, k } = area.area.transform;
+    return { x: (client.x - rect.left - x) / k, y: (client.y - rect.top - y) / k };
+  }
+  const stopWireDrops = watchWireDrops({
+    editor,
+    connection,
+    container,
+    onDropped: (wire, client) => hooks.onWireDropped(wire, client, graphPoint(client)),
+  });
+
   const onDblClick = (e: MouseEvent) => {
     const target = e.target as Element | null;
     if (target?.closest('.sd-node, .sd-frame-header, [data-testid="minimap"], [data-testid="pin"]')) return;
@@ -273,18 +292,20 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
     ...ops.api,
     snapshot: ops.snapshot,
     toGraph: (meta = {}) => snapshotToGraph(ops.snapshot(), meta),
+    async addNodeForWire(type, at, wire) {
+      const id = await ops.api.addNode(type, at);
+      const why = await connectToWire(editor, id, wire);
+      if (why) hooks.onEditFailed(why);
+    },
     undo: () => history.undo(),
     redo: () => history.redo(),
-    graphPoint(client) {
-      const rect = container.getBoundingClientRect();
-      const { x, y, k } = area.area.transform;
-      return { x: (client.x - rect.left - x) / k, y: (client.y - rect.top - y) / k };
-    },
+    graphPoint,
     setMinimap(visible) {
       container.dataset.minimap = visible ? 'on' : 'off';
     },
     destroy() {
       setBridge(null);
+      stopWireDrops();
       container.removeEventListener('dblclick', onDblClick);
       container.removeEventListener('pointerdown', onPointerDown, true);
       container.removeEventListener('pointermove', onPointerMove);

@@ -116,7 +116,7 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
     ids.forEach((id, i) => void selectable.select(id, i > 0));
   }
 
-  async function addNode(type: string, at?: Position, params?: Record<string, unknown>): Promise<void> {
+  async function addNode(type: string, at?: Position, params?: Record<string, unknown>): Promise<string> {
     const spec = specs.get(type);
     if (!spec) throw new Error(`Unknown node type "${type}"`);
     const node = createNode(
@@ -136,6 +136,7 @@ export function createOperations(c: Omit<Context, 'area'> & { area: AreaPlugin<S
     await area.translate(node.id, { x: pos.x - node.width / 2, y: pos.y - 40 });
     history.separate();
     await select([node.id]);
+    return node.id;
   }
 
   const { capture, put, take } = createPieces({ editor, area, history, pins });

@@ -18,6 +18,7 @@ export function useStudioEditor(canvasRef: RefObject<HTMLDivElement | null>, cat
       onEditFailed: (message) => latest.current.onEditFailed(message),
       onCanvasDoubleClick: (at) => latest.current.onCanvasDoubleClick(at),
       onContextMenu: (target, client, at) => latest.current.onContextMenu(target, client, at),
+      onWireDropped: (wire, client, at) => latest.current.onWireDropped(wire, client, at),
       uploadImage: (file) => latest.current.uploadImage(file),
     }).then((e) => {
       created = e;

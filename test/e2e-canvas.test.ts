@@ -1,0 +1,104 @@
+/**
+ * Browser end-to-end, issue 26 (the canvas): a connection let go on empty canvas opens the node search
+ * filtered to what takes it and connects the node picked; a run's graph opens from Results and from the
+ * Queue; Load Model picks from what the models folders hold; a frame's title bar is above its nodes;
+ * the first view is readable.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser, Page } from 'playwright-core';
+import type { Catalog } from '../server/protocol/catalog.ts';
+import { e2eSkipReason, launchChromium, startStudio, type RunningStudio } from './support/e2e-browser.ts';
+import {
+  apiJson,
+  autosavedGraph,
+  canvasNodeIds,
+  drag,
+  emptyCanvasPoint,
+  openStudio,
+  openTemplate,
+  realErrors,
+  socketCenter,
+  visualCheck,
+} from './support/e2e-helpers.ts';
+
+const skipReason = e2eSkipReason();
+
+/** A point of empty canvas, on the screen. */
+async function emptyScreenPoint(page: Page) {
+  const canvas = (await page.locator('[data-testid="canvas"]').boundingBox())!;
+  const spot = await emptyCanvasPoint(page);
+  return { x: canvas.x + spot.x, y: canvas.y + spot.y };
+}
+const node = (page: Page, id: string) => page.locator(`[data-testid="node"][data-node-id="${id}"]`);
+const offered = (page: Page) =>
+  page.locator('[data-testid="menu"] [data-testid="menu-node"]').evaluateAll((els) => els.map((e) => e.getAttribute('data-node-type') ?? ''));
+
+describe.skipIf(skipReason !== null)('browser end-to-end: the canvas', () => {
+  let studio: RunningStudio;
+  let browser: Browser;
+  let catalog: Catalog;
+
+  beforeAll(async () => {
+    [studio, browser] = await Promise.all([startStudio(), launchChromium()]);
+    catalog = await apiJson<Catalog>(studio, '/api/catalog');
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await studio?.close();
+  });
+
+  it('a connection let go on empty canvas offers the nodes that take it, and connects the one picked there', { timeout: 300_000 }, async () => {
+    const { context, page, errors } = await openStudio(browser, studio);
+    await openTemplate(page, 'epsilon-merge');
+    const before = await canvasNodeIds(page);
+    const spec = (type: string) => catalog.nodes.find((n) => n.type === type)!;
+    const imageType = spec('LoadImage').outputs.find((s) => s.name === 'image')!.type;
+    const latentType = spec('VAEDecode').inputs.find((s) => s.name === 'latent')!.type;
+    const takesImage = catalog.nodes.filter((n) => n.inputs.some((s) => s.type === imageType)).map((n) => n.type);
+
+    // An image output dragged onto nothing: the search opens there, with only the nodes that take an image.
+    const drop = await emptyScreenPoint(page);
+    await drag(page, await socketCenter(page, 'image', 'output', 'image'), drop);
+    await expect.poll(() => page.locator('[data-testid="menu"][data-purpose="connect"]').count()).toBe(1);
+    expect(await page.locator('[data-testid="menu-heading"]').textContent()).toContain(imageType);
+    expect((await offered(page)).sort()).toEqual([...takesImage].sort());
+    expect(await offered(page)).not.toContain('TextPrompt');
+    await visualCheck(page, 'canvas-wire-search-1440x900');
+
+    // Typing narrows it; Enter places the node where the wire was let go, connected.
+    await page.keyboard.type('save');
+    await expect.poll(async () => (await offered(page))[0]).toBe('SaveImage');
+    await page.keyboard.press('Enter');
+    await expect.poll(async () => (await canvasNodeIds(page)).length).toBe(before.length + 1);
+    const added = (await canvasNodeIds(page)).find((id) => !before.includes(id))!;
+    const box = (await node(page, added).boundingBox())!;
+    expect(box.x).toBeLessThan(drop.x);
+    expect(box.x + box.width).toBeGreaterThan(drop.x);
+    await expect
+      .poll(async () => (await autosavedGraph(page)).edges.some((e) => e.from.node === 'image' && e.from.output === 'image' && e.to.node === added))
+      .toBe(true);
+
+    // From an input: the nodes whose output feeds it. Escape: nothing added, nothing connected.
+    const edges = (await autosavedGraph(page)).edges.length;
+    const feedsLatent = catalog.nodes.filter((n) => n.outputs.some((s) => s.type === latentType)).map((n) => n.type);
+    const spot = await emptyScreenPoint(page);
+    await page.mouse.click(spot.x, spot.y, { button: 'right' });
+    await page.fill('[data-testid="menu-search"]', 'VAE Decode');
+    await page.keyboard.press('Enter');
+    await expect.poll(async () => (await canvasNodeIds(page)).length).toBe(before.length + 2);
+    const decoder = (await canvasNodeIds(page)).find((id) => !before.includes(id) && id !== added)!;
+    // Everything in view (a node added near the bottom edge reaches below it).
+    await page.keyboard.press('f');
+    await drag(page, await socketCenter(page, decoder, 'input', 'latent'), await emptyScreenPoint(page));
+    await expect.poll(() => page.locator('[data-testid="menu"][data-purpose="connect"]').count()).toBe(1);
+    expect((await offered(page)).sort()).toEqual([...feedsLatent].sort());
+    await page.keyboard.press('Escape');
+    await expect.poll(() => page.locator('[data-testid="menu"]').count()).toBe(0);
+    expect((await canvasNodeIds(page)).length).toBe(before.length + 2);
+    expect((await autosavedGraph(page)).edges.length).toBe(edges);
+
+    expect(realErrors(errors)).toEqual([]);
+    await context.close();
+  });
+});
