@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import type { Catalog } from '../server/protocol/catalog.ts';
+import type { QueueState } from '../server/protocol/events.ts';
 import { e2eSkipReason, launchChromium, startStudio, type RunningStudio } from './support/e2e-browser.ts';
 import {
   apiJson,
@@ -17,6 +18,7 @@ import {
   openStudio,
   openTemplate,
   realErrors,
+  runAndWait,
   socketCenter,
   visualCheck,
 } from './support/e2e-helpers.ts';
@@ -30,6 +32,14 @@ async function emptyScreenPoint(page: Page) {
   return { x: canvas.x + spot.x, y: canvas.y + spot.y };
 }
 const node = (page: Page, id: string) => page.locator(`[data-testid="node"][data-node-id="${id}"]`);
+/** Screenshots at 1440×900 and 1280×720 (test-artifacts/<name>-<size>.png), back to 1440×900 after. */
+async function lightCheck(page: Page, name: string) {
+  await visualCheck(page, `${name}-1440x900`);
+  await page.setViewportSize({ width: 1280, height: 720 });
+  await visualCheck(page, `${name}-1280x720`);
+  await page.setViewportSize({ width: 1440, height: 900 });
+}
+const docLabel = (page: Page) => () => page.locator('[data-testid="doc-label"]').textContent();
 const offered = (page: Page) =>
   page.locator('[data-testid="menu"] [data-testid="menu-node"]').evaluateAll((els) => els.map((e) => e.getAttribute('data-node-type') ?? ''));
 
@@ -97,6 +107,64 @@ describe.skipIf(skipReason !== null)('browser end-to-end: the canvas', () => {
     await expect.poll(() => page.locator('[data-testid="menu"]').count()).toBe(0);
     expect((await canvasNodeIds(page)).length).toBe(before.length + 2);
     expect((await autosavedGraph(page)).edges.length).toBe(edges);
+
+    expect(realErrors(errors)).toEqual([]);
+    await context.close();
+  });
+  it('opens a run’s graph from Results and from the Queue as a new graph, and a result on a node large', { timeout: 300_000 }, async () => {
+    const { context, page, errors } = await openStudio(browser, studio);
+    await openTemplate(page, 'epsilon-merge');
+    const steps = node(page, 'invert').locator('[data-testid="param-steps"]');
+    await steps.fill('20');
+    const jobId = await runAndWait(page, 'done');
+
+    // The result on the node opens large; Esc closes it, and so does a click outside the picture.
+    await node(page, 'save_eps').locator('[data-testid="node-result-img"]').click();
+    await expect.poll(() => page.locator('[data-testid="lightbox"] img').count()).toBe(1);
+    await lightCheck(page, 'canvas-lightbox');
+    await page.keyboard.press('Escape');
+    await expect.poll(() => page.locator('[data-testid="lightbox"]').count()).toBe(0);
+    expect(await canvasNodeIds(page)).toContain('save_eps');
+    await node(page, 'save_eps').locator('[data-testid="node-result-img"]').click();
+    await expect.poll(() => page.locator('[data-testid="lightbox"]').count()).toBe(1);
+    await page.mouse.click(5, 450);
+    await expect.poll(() => page.locator('[data-testid="lightbox"]').count()).toBe(0);
+
+    // Results: the run's graph opens, with the run's own settings, titled after the run.
+    await openTemplate(page, 'single-prompt');
+    await page.click('[data-testid="btn-results"]');
+    await page.locator(`[data-testid="gallery-run"][data-job-id="${jobId}"] [data-testid="gallery-open-graph"]`).click();
+    await expect.poll(docLabel(page)).toContain(`(from run #${jobId.slice(0, 6)})`);
+    expect(await steps.inputValue()).toBe('20');
+
+    // Queue: a waiting job's graph opens the same way, and a finished one's.
+    await page.click('[data-testid="btn-queue"]');
+    await page.click('[data-testid="queue-pause"]');
+    await expect.poll(() => page.locator('[data-testid="queue-paused"]').count()).toBe(1);
+    const waiting = page.locator('[data-testid="queue-panel"] [data-testid="queue-item"]');
+    for (const [i, n] of ['23', '24'].entries()) {
+      await steps.fill(n);
+      await page.keyboard.press('Control+Enter');
+      await expect.poll(() => waiting.count(), { timeout: 60_000 }).toBe(i + 1);
+    }
+    // Reordered with its arrow: the 24-step run first.
+    const order = async () => (await apiJson<QueueState>(studio, '/api/queue')).pending.map((j) => j.id);
+    const [first, second] = await order();
+    await waiting.nth(1).locator('[data-testid="queue-up"]').click();
+    await expect.poll(order).toEqual([second, first]);
+    await expect.poll(() => waiting.first().getAttribute('data-job-id')).toBe(second);
+    await lightCheck(page, 'canvas-queue-reordered');
+    await openTemplate(page, 'single-prompt');
+    await waiting.first().locator('[data-testid="queue-open-graph"]').click();
+    await expect.poll(docLabel(page)).toContain('(from run #');
+    expect(await steps.inputValue()).toBe('24');
+    for (const id of [first, second]) await page.locator(`[data-testid="queue-item"][data-job-id="${id}"] [data-testid="queue-cancel"]`).click();
+    await expect.poll(() => waiting.count()).toBe(0);
+    await page.click('[data-testid="queue-pause"]');
+    await openTemplate(page, 'single-prompt');
+    await page.locator(`[data-testid="queue-finished"][data-job-id="${jobId}"] [data-testid="queue-open-graph"]`).click();
+    await expect.poll(docLabel(page)).toContain(`(from run #${jobId.slice(0, 6)})`);
+    expect(await steps.inputValue()).toBe('20');
 
     expect(realErrors(errors)).toEqual([]);
     await context.close();

@@ -22,9 +22,6 @@ const FOLDERS = ['server', 'nodes', 'client/src'];
  */
 const PENDING = new Set([
   'client/src/app/App.tsx Studio',
-  'client/src/app/Gallery.tsx GalleryPanel',
-  'client/src/app/QueuePanel.tsx QueuePanel',
-  'client/src/app/QueuePanel.tsx (anonymous)',
   'client/src/app/Toolbar.tsx Toolbar',
   'client/src/app/jobs.ts apply',
   'client/src/editor/MaskPainter.tsx MaskPainter',

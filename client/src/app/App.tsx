@@ -12,6 +12,7 @@ import { GalleryPanel } from './Gallery.tsx';
 import { useDocument } from './hooks/useDocument.ts';
 import { useFreshResults } from './hooks/useFreshResults.ts';
 import { useImportExport } from './hooks/useImportExport.ts';
+import { useOpenRun } from './hooks/useOpenRun.ts';
 import { useKeyboardShortcuts } from './hooks/useKeyboardShortcuts.ts';
 import { useStableCallback } from './hooks/useLatest.ts';
 import { nodeLabel, useRuns } from './hooks/useRuns.ts';
@@ -143,6 +144,7 @@ function Studio({ catalog }: { catalog: Catalog }) {
   const runs = useRuns({ editor, catalog, notify, validation, currentGraph, docLabel: graphDoc.docLabel, onProblems: () => setPanel('problems') });
   const startRun = (front: boolean) => void runs.run({ front, count: batch, seedControl });
   const files = useImportExport(graphDoc, notify, editor, catalog);
+  const runGraphs = useOpenRun(graphDoc, notify);
   const labelOf = (nodeId: string) => nodeLabel(editor, catalog, nodeId);
   const labelOnCanvas = (nodeId: string) => (editor?.snapshot().nodes.some((n) => n.id === nodeId) ? labelOf(nodeId) : null);
 
@@ -254,11 +256,17 @@ function Studio({ catalog }: { catalog: Catalog }) {
           />
         ) : null}
         {panel === 'results' ? (
-          <GalleryPanel onCompare={(images) => setDialog({ kind: 'compare', images })} onDownload={files.downloadGalleryImage} onClose={() => setPanel(null)} />
+          <GalleryPanel
+            onCompare={(images) => setDialog({ kind: 'compare', images })}
+            onDownload={files.downloadGalleryImage}
+            onOpenRun={(id) => void runGraphs.openRun(id)}
+            onClose={() => setPanel(null)}
+          />
         ) : null}
         {panel === 'queue' ? (
           <QueuePanel
             onWatch={runs.watch}
+            onOpenGraph={(id) => void runGraphs.openRun(id)}
             onCancel={(id) => void runs.cancel(id)}
             onMove={(id, position) => void api.moveJob(id, position).catch((err: Error) => notify('error', `Cannot move the job: ${err.message}`))}
             onPause={(paused) =>

@@ -5,6 +5,7 @@ import type { ValidationIssue } from '../../../server/protocol/graph.ts';
 import { withToken } from '../access-token.ts';
 import { useObservable, type NodeRuntime } from '../runtime.ts';
 import { currentResultActions, healthState, modelsState } from './bridge.ts';
+import { ResultImage } from './Lightbox.tsx';
 import { MaskPainter } from './MaskPainter.tsx';
 import { paramVisible } from './param-visibility.ts';
 import { stopCanvas } from './ParamField.tsx';
@@ -62,7 +63,7 @@ export function MediaBox({ node, rt, media }: { node: StudioNode; rt: NodeRuntim
         {media === 'steps' && rt.previewUrl ? (
           <img className="sd-preview" data-testid="node-preview" src={rt.previewUrl} alt={`step preview of ${node.label}`} draggable={false} />
         ) : image ? (
-          <img className="sd-media-img" data-testid="node-result-img" src={withToken(image.url)} alt={image.name} draggable={false} />
+          <ResultImage image={image} />
         ) : (
           <span className="sd-media-empty">
             {media === 'steps' ? 'Step previews appear here while it runs' : media === 'result' ? 'The picture appears here after Run' : 'Appears after Run'}

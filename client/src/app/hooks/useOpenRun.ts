@@ -1,0 +1,46 @@
+/**
+ * Opening the graph a run ran (the job record keeps it): from Results or from the Queue, as a new,
+ * unsaved graph titled after the run ("three-styles (from run #1a2b3c)"), so the run's settings can
+ * be looked at, changed and run again without downloading its PNG and dropping it back.
+ */
+import type { JobSummary } from '../../../../server/protocol/events.ts';
+import type { Graph } from '../../../../server/protocol/graph.ts';
+import { api } from '../../api.ts';
+import type { StudioDocument } from './useDocument.ts';
+import { useStableCallback } from './useLatest.ts';
+import type { Notify } from './useToasts.ts';
+
+const FROM_RUN = / \(from run #[0-9a-z]+\)$/;
+
+/**
+ * The title a run's graph opens under: the graph's own title (not the run's, which adds the seed and
+ * would gain another seed at the next run), and which run (the start of its job id).
+ */
+export function runGraphTitle(job: Pick<JobSummary, 'id' | 'title'>, graph: Graph): string {
+  const own = typeof graph.meta.title === 'string' && graph.meta.title ? graph.meta.title : job.title || 'Untitled graph';
+  return `${own.replace(FROM_RUN, '')} (from run #${job.id.slice(0, 6)})`;
+}
+
+export function useOpenRun(studioDoc: Pick<StudioDocument, 'guardDirty' | 'loadGraph'>, notify: Notify) {
+  const { guardDirty, loadGraph } = studioDoc;
+  /**
+   * Opens `graph` as a new unsaved document titled `title`. The one place a graph from elsewhere opens:
+   * with editor tabs, this is where it gets a tab of its own.
+   */
+  const openGraph = useStableCallback((graph: Graph, title: string) => {
+    const { runTitle: _ran, ...meta } = graph.meta;
+    guardDirty(
+      `Opening “${title}”`,
+      () => void loadGraph({ ...graph, meta: { ...meta, title } }, null, null).then(() => notify('info', `Opened ${title}: save it to keep it.`)),
+    );
+  });
+  const openRun = useStableCallback(async (jobId: string) => {
+    try {
+      const detail = await api.job(jobId);
+      openGraph(detail.graph, runGraphTitle(detail.job, detail.graph));
+    } catch (err) {
+      notify('error', `Cannot open the graph of that run: ${(err as Error).message}`);
+    }
+  });
+  return { openGraph, openRun };
+}
