@@ -4,10 +4,13 @@
  * Queue; Load Model picks from what the models folders hold; a frame's title bar is above its nodes;
  * the first view is readable.
  */
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import type { Catalog } from '../server/protocol/catalog.ts';
 import type { QueueState } from '../server/protocol/events.ts';
+import { encodeSafetensors } from '../server/models/convert/safetensors.ts';
 import { e2eSkipReason, launchChromium, startStudio, type RunningStudio } from './support/e2e-browser.ts';
 import {
   apiJson,
@@ -169,4 +172,58 @@ describe.skipIf(skipReason !== null)('browser end-to-end: the canvas', () => {
     expect(realErrors(errors)).toEqual([]);
     await context.close();
   });
+  it(
+    'Load Model, its VAE field and Load LoRA pick from what the models folders hold, by kind; a typed path not there is warned about',
+    { timeout: 300_000 },
+    async () => {
+      // What the models folders hold: a checkpoint, a LoRA, a VAE (read by their tensor names).
+      const root = path.join(studio.dataDir, 'models');
+      const tensor = (name: string) => ({ name, shape: [2], data: new Float32Array(2) });
+      await mkdir(path.join(root, 'loras'), { recursive: true });
+      await mkdir(path.join(root, 'vae'), { recursive: true });
+      await writeFile(path.join(root, 'one-file.safetensors'), encodeSafetensors([tensor('model.diffusion_model.out.2.bias')]));
+      await writeFile(path.join(root, 'loras', 'ink.safetensors'), encodeSafetensors([tensor('lora_unet_down_blocks_0_attn.lora_down.weight')]));
+      await writeFile(path.join(root, 'vae', 'ft-mse.safetensors'), encodeSafetensors([tensor('decoder.conv_in.bias')]));
+
+      const { context, page, errors } = await openStudio(browser, studio);
+      await openTemplate(page, 'epsilon-merge');
+      const picker = (nodeId: string, param: string) => node(page, nodeId).locator(`[data-testid="model-picker-${param}"]`);
+      const options = (nodeId: string, param: string) =>
+        picker(nodeId, param)
+          .locator('[data-testid="model-option"]')
+          .evaluateAll((els) => els.map((e) => `${e.getAttribute('data-kind')}:${e.getAttribute('data-model')}`));
+
+      // Load Model: the models (the demo, the checkpoint), not the LoRA or the VAE.
+      await picker('model', 'model').locator('[data-testid="model-list-model"]').click();
+      await expect.poll(() => options('model', 'model')).toEqual(['demo:demo', 'checkpoint:one-file.safetensors']);
+      await lightCheck(page, 'canvas-model-picker');
+      await picker('model', 'model').locator('[data-model="one-file.safetensors"]').click();
+      await expect.poll(() => picker('model', 'model').locator('[data-testid="param-model"]').inputValue()).toBe('one-file.safetensors');
+      // Its vae field: the VAE files only.
+      await picker('model', 'vae').locator('[data-testid="model-list-vae"]').click();
+      await expect.poll(() => options('model', 'vae')).toEqual(['vae:vae/ft-mse.safetensors']);
+
+      // Typed by hand: kept, and a path the list does not hold is said before any run.
+      const field = picker('model', 'model').locator('[data-testid="param-model"]');
+      await field.fill('models/nowhere');
+      await expect.poll(() => picker('model', 'model').locator('[data-testid="model-unknown"]').count()).toBe(1);
+      await field.fill('demo');
+      await expect.poll(() => picker('model', 'model').locator('[data-testid="model-unknown"]').count()).toBe(0);
+
+      // Load LoRA: the LoRA files only.
+      const before = await canvasNodeIds(page);
+      const spot = await emptyScreenPoint(page);
+      await page.mouse.click(spot.x, spot.y, { button: 'right' });
+      await page.fill('[data-testid="menu-search"]', 'Load LoRA');
+      await page.keyboard.press('Enter');
+      await expect.poll(async () => (await canvasNodeIds(page)).length).toBe(before.length + 1);
+      const lora = (await canvasNodeIds(page)).find((id) => !before.includes(id))!;
+      await page.keyboard.press('f');
+      await picker(lora, 'lora').locator('[data-testid="model-list-lora"]').click();
+      await expect.poll(() => options(lora, 'lora')).toEqual(['lora:loras/ink.safetensors']);
+
+      expect(realErrors(errors)).toEqual([]);
+      await context.close();
+    },
+  );
 });

@@ -6,6 +6,7 @@ import type { QueueHealth } from '../executor/job-service.ts';
 import type { ValidateForRun } from './jobs.ts';
 import { jsonObject } from './body.ts';
 import { listModels } from '../models/model-list.ts';
+import { listWeightFiles } from '../models/weight-files.ts';
 import { cudaUnavailableReason, diagnoseCuda, type CudaDiagnosis } from '../engine/cuda/cuda-doctor.ts';
 
 export interface SystemInfo {
@@ -88,9 +89,13 @@ export function systemRoutes(catalog: NodeCatalog, info: SystemInfo & { modelRoo
     });
   });
 
-  /** Models Load Model can use; the demo is labelled as such (random weights, pictures mean nothing). */
+  /**
+   * Models Load Model can use, each with its kind; the demo is labelled as such (random weights, pictures
+   * mean nothing); then the LoRA and VAE files (kind 'lora', 'vae') for Load LoRA and Load Model's vae.
+   */
   router.get('/models', async (_req, res) => {
-    res.json({ models: await listModels(info.modelRoots) });
+    const [models, files] = await Promise.all([listModels(info.modelRoots), listWeightFiles(info.modelRoots)]);
+    res.json({ models: [...models, ...files] });
   });
 
   router.get('/catalog', (_req, res) => {

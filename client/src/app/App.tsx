@@ -20,7 +20,7 @@ import { useServerStatus } from './hooks/useServerStatus.ts';
 import { useStudioEditor } from './hooks/useStudioEditor.ts';
 import { useToasts } from './hooks/useToasts.ts';
 import { useValidation } from './hooks/useValidation.ts';
-import { ModelSuggestions, ProblemsPanel, StatusBar, Toasts } from './panels.tsx';
+import { ProblemsPanel, StatusBar, Toasts } from './panels.tsx';
 import { PackageNotice } from './PackageNotice.tsx';
 import { QueuePanel } from './QueuePanel.tsx';
 import { Toolbar } from './Toolbar.tsx';
@@ -300,7 +300,6 @@ function Studio({ catalog }: { catalog: Catalog }) {
           if (f) void files.importFile(f);
         }}
       />
-      <ModelSuggestions models={server.models} />
       {menu && editor ? (
         <EditorMenu menu={menu} editor={editor} catalog={catalog} copy={copy} paste={(at) => paste(at)} notify={notify} onClose={() => setMenu(null)} />
       ) : null}

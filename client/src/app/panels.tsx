@@ -1,7 +1,7 @@
 /** Problems panel, status bar and toasts: the chrome around the canvas. */
 import type { ValidationIssue } from '../../../server/protocol/graph.ts';
 import type { QueueState } from '../../../server/protocol/events.ts';
-import type { Health, ModelEntry } from '../api.ts';
+import type { Health } from '../api.ts';
 
 /** What kind of problem, in words (the API's codes are for programs). */
 export function problemKind(code: ValidationIssue['code']): string {
@@ -157,18 +157,5 @@ export function Toasts({ toasts, onDismiss }: { toasts: Toast[]; onDismiss: (id:
         </div>
       ))}
     </div>
-  );
-}
-
-/** Suggestions for Load Model's model field (an <input list="model-suggestions">). */
-export function ModelSuggestions({ models }: { models: ModelEntry[] }) {
-  return (
-    <datalist id="model-suggestions">
-      {models.length === 0 ? (
-        <option value="demo" />
-      ) : (
-        models.map((m) => <option key={m.model} value={m.model} label={m.demo ? `${m.label} (random weights)` : m.label} />)
-      )}
-    </datalist>
   );
 }

@@ -7,6 +7,7 @@ import { useObservable, type NodeRuntime } from '../runtime.ts';
 import { currentResultActions, healthState, modelsState } from './bridge.ts';
 import { ResultImage } from './Lightbox.tsx';
 import { MaskPainter } from './MaskPainter.tsx';
+import { picksOf } from './ModelPicker.tsx';
 import { paramVisible } from './param-visibility.ts';
 import { stopCanvas } from './ParamField.tsx';
 import type { StudioNode } from './schemes.ts';
@@ -35,7 +36,8 @@ export function DemoNote({ node, warnings }: { node: StudioNode; warnings: strin
   const models = useObservable(modelsState);
   // Once the server has said it (as a node warning), do not say it twice.
   if (warnings.some((w) => /demo model/i.test(w))) return null;
-  const modelParams = node.spec?.params.filter((p) => p.kind === 'model') ?? [];
+  // Fields that name a model (not a LoRA's or a VAE's file).
+  const modelParams = node.spec?.params.filter((p) => p.kind === 'model' && picksOf(p).includes('demo')) ?? [];
   if (modelParams.length === 0) return null;
   const demoNames = new Set(['demo', ...models.filter((m) => m.demo).map((m) => m.model.toLowerCase())]);
   const usesDemo = modelParams.some((p) => {

@@ -5,6 +5,7 @@ import { withToken } from '../access-token.ts';
 import { api, ApiError, uploadUrl } from '../api.ts';
 import { useObservable } from '../runtime.ts';
 import { bridge, uploadedImages } from './bridge.ts';
+import { ModelPicker } from './ModelPicker.tsx';
 import { presetsOf } from '../titles.ts';
 
 /** Keeps pointer and wheel gestures inside a control from dragging or zooming the canvas. */
@@ -54,16 +55,7 @@ export function ParamField({ nodeId, param, value, issues }: Props) {
       control = <ImageField nodeId={nodeId} param={param} value={value} onClear={() => set(undefined)} />;
       break;
     case 'model':
-      control = (
-        <input
-          type="text"
-          data-testid={`param-${param.name}`}
-          list="model-suggestions"
-          placeholder="demo, or a model folder path"
-          value={String(value ?? '')}
-          onChange={(e) => set(e.target.value, true)}
-        />
-      );
+      control = <ModelPicker param={param} value={value} onChange={(v, c) => set(v, c)} />;
       break;
     case 'painting':
       // Painted on the node's picture (MaskPainter); here, how much there is, and its problems.
