@@ -6,7 +6,7 @@
  */
 import { useState } from 'react';
 import type { CatalogParam } from '../../../server/protocol/catalog.ts';
-import type { ModelEntry } from '../api.ts';
+import { api, type ModelEntry } from '../api.ts';
 import { useObservable } from '../runtime.ts';
 import { modelsState } from './bridge.ts';
 
@@ -59,7 +59,15 @@ export function ModelPicker(props: { param: CatalogParam; value: unknown; onChan
           data-testid={`model-list-${param.name}`}
           aria-expanded={open}
           title={`Pick a ${what} from the models folders`}
-          onClick={() => setOpen(!open)}
+          onClick={() => {
+            // Read again on open: a model copied into the folders since the page opened shows.
+            if (!open)
+              void api.models().then(
+                (m) => modelsState.set(m),
+                () => undefined,
+              );
+            setOpen(!open);
+          }}
         >
           ▾
         </button>
