@@ -226,4 +226,43 @@ describe.skipIf(skipReason !== null)('browser end-to-end: the canvas', () => {
       await context.close();
     },
   );
+  it(
+    'a frame’s title bar is above the nodes: a click on it picks the frame, not the node beneath, and Delete removes the frame only',
+    { timeout: 300_000 },
+    async () => {
+      const { context, page, errors } = await openStudio(browser, studio);
+      await openTemplate(page, 'epsilon-merge');
+      await page.click('[data-testid="btn-fit"]');
+      await node(page, 'style1').locator('[data-testid="title"]').click();
+      await page.keyboard.press('Control+g');
+      await page.keyboard.press('Enter');
+      await expect.poll(() => page.locator('[data-testid="frame"]').count()).toBe(1);
+      const ids = await canvasNodeIds(page);
+
+      // Another node dragged onto the title bar: the bar stays on top.
+      const header = (await page.locator('[data-testid="frame-header"]').boundingBox())!;
+      const bar = { x: header.x + Math.min(60, header.width / 2), y: header.y + header.height / 2 };
+      const title = (await node(page, 'source').locator('[data-testid="title"]').boundingBox())!;
+      await drag(page, { x: title.x + 20, y: title.y + title.height / 2 }, { x: bar.x, y: bar.y + 4 });
+      await expect
+        .poll(async () => {
+          const b = (await node(page, 'source').boundingBox())!;
+          return b.y <= bar.y && b.y + b.height > bar.y && b.x <= bar.x && b.x + b.width > bar.x;
+        })
+        .toBe(true);
+      expect(await page.evaluate(({ x, y }) => document.elementFromPoint(x, y)?.closest('[data-testid="frame-header"]') !== null, bar)).toBe(true);
+      await visualCheck(page, 'canvas-frame-title-above-1440x900');
+
+      // A click on it picks the frame; Delete removes the frame and keeps every node.
+      await page.mouse.click(bar.x, bar.y);
+      await expect.poll(() => page.locator('[data-testid="frame"].selected').count()).toBe(1);
+      expect(await page.locator('[data-testid="node"].selected').count()).toBe(0);
+      await page.keyboard.press('Delete');
+      await expect.poll(() => page.locator('[data-testid="frame"]').count()).toBe(0);
+      expect(await canvasNodeIds(page)).toEqual(ids);
+
+      expect(realErrors(errors)).toEqual([]);
+      await context.close();
+    },
+  );
 });

@@ -170,6 +170,7 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
       area.area.setPointerFrom(e);
       hooks.onContextMenu({ kind: 'frame', id }, { x: e.clientX, y: e.clientY }, { ...area.area.pointer });
     },
+    picked: () => void ops.api.select([]),
   });
 
   const ops = createOperations({
@@ -266,6 +267,7 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
   // so Delete and Ctrl+Z then act on the graph, not on the text.
   const onPointerDown = (e: PointerEvent) => {
     const target = e.target as Element | null;
+    if (!target?.closest('.sd-frame-header')) frames.select(null);
     if (target?.closest('input, textarea, select, button, label, [contenteditable="true"]')) return;
     const active = document.activeElement;
     if (active instanceof HTMLElement && container.contains(active)) active.blur();
@@ -292,6 +294,12 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
     ...ops.api,
     snapshot: ops.snapshot,
     toGraph: (meta = {}) => snapshotToGraph(ops.snapshot(), meta),
+    /** The selected nodes, or else the picked frame (its nodes stay). */
+    async deleteSelected() {
+      const frame = frames.selected();
+      if (ops.api.selectedIds().length === 0 && frame) frames.remove(frame);
+      else await ops.api.deleteSelected();
+    },
     async addNodeForWire(type, at, wire) {
       const id = await ops.api.addNode(type, at);
       const why = await connectToWire(editor, id, wire);
