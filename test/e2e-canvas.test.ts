@@ -265,4 +265,50 @@ describe.skipIf(skipReason !== null)('browser end-to-end: the canvas', () => {
       await context.close();
     },
   );
+  it(
+    'opens readable (labels of 11 px or more) at the graph’s start, and a long CUDA reason alone gives way in the status bar',
+    { timeout: 300_000 },
+    async () => {
+      const { context, page, errors } = await openStudio(browser, studio, { width: 1280, height: 720 });
+      // The health as a server without CUDA words it at length (only the words are made up here).
+      const reason = `cuda: CUDA unavailable: ${'libcublasLt.so.12 not found in the loader search path; '.repeat(4)}install it with npm run install:cuda`;
+      await page.route('**/api/health', async (route) => {
+        const health = (await (await route.fetch()).json()) as Record<string, unknown>;
+        await route.fulfill({ json: { ...health, executionProvider: 'auto', executionProviderUsed: 'cpu', executionProviderNote: reason } });
+      });
+      await page.reload();
+      await page.waitForSelector('[data-testid="canvas"][data-ready="true"]');
+      await openTemplate(page, 'painted-mask');
+
+      // Labels: 12 px in the node, times the view's scale.
+      const scale = await page
+        .locator('[data-testid="node"]')
+        .first()
+        .evaluate((el) => el.getBoundingClientRect().width / (el as HTMLElement).offsetWidth);
+      const label = await page
+        .locator('.sd-param-label')
+        .first()
+        .evaluate((el) => parseFloat(getComputedStyle(el).fontSize));
+      expect(label * scale).toBeGreaterThanOrEqual(11);
+      // From the graph's start: its top-left node is in view.
+      const canvas = (await page.locator('[data-testid="canvas"]').boundingBox())!;
+      const boxes = (await page.locator('[data-testid="node"]').evaluateAll((els) => els.map((e) => e.getBoundingClientRect().toJSON() as DOMRect))).sort(
+        (a, b) => a.x + a.y - (b.x + b.y),
+      );
+      expect(boxes[0].x).toBeGreaterThanOrEqual(canvas.x);
+      expect(boxes[0].y).toBeGreaterThanOrEqual(canvas.y);
+      await lightCheck(page, 'canvas-first-view');
+
+      // The status bar: the long reason is cut with an ellipsis (all of it in the tooltip); the rest keep their width.
+      const provider = page.locator('[data-testid="execution-provider"]');
+      await expect.poll(() => provider.textContent()).toContain('CUDA unavailable');
+      expect(await provider.evaluate((el) => el.scrollWidth > el.clientWidth)).toBe(true);
+      expect(await provider.getAttribute('title')).toContain('install:cuda');
+      for (const id of ['health', 'status-queue', 'btn-minimap'])
+        expect(await page.locator(`[data-testid="${id}"]`).evaluate((el) => el.scrollWidth <= el.clientWidth), id).toBe(true);
+
+      expect(realErrors(errors)).toEqual([]);
+      await context.close();
+    },
+  );
 });

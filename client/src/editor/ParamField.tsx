@@ -218,6 +218,8 @@ function ImageField({ nodeId, param, value, onClear }: { nodeId: string; param: 
   const known = name ? uploads[name] : undefined;
   const src = name ? (known?.url ?? uploadUrl(name)) : null;
   useEffect(() => setBroken(false), [src]);
+  // A picture in the field by any way (a good upload, undo, paste, a drop): the last upload's error is over.
+  useEffect(() => setError(null), [name]);
   // After a reload the name is a content hash: ask the server what the file was called.
   useEffect(() => {
     if (!name || builtin || known || !src) return;

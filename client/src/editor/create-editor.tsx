@@ -17,6 +17,7 @@ import type { UploadResult } from '../api.ts';
 import type { WireEnd } from '../catalog-search.ts';
 import type { ClipboardData } from '../clipboard.ts';
 import { snapshotToGraph, type EditorSnapshot, type Position } from '../graph-io.ts';
+import { nodeRuntime } from '../runtime.ts';
 import { setBridge } from './bridge.ts';
 import { typeConnections, socketOf } from './connections.ts';
 import { connectToWire, watchWireDrops } from './wire-drop.ts';
@@ -287,6 +288,8 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
       const res = await hooks.uploadImage(file);
       ops.rememberUpload(res, file.name);
       ops.setParam(nodeId, param, res.name, false);
+      // The same picture again (same content, same name) changes no value: a failed run's error about it goes all the same.
+      if (nodeRuntime.get(nodeId).error) nodeRuntime.update(nodeId, { status: 'idle', error: undefined });
     },
   });
 

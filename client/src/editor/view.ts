@@ -7,8 +7,8 @@ import { AreaExtensions, type AreaPlugin } from 'rete-area-plugin';
 import { boundsOf, fitTransform, type Rect } from '../layout.ts';
 import type { Schemes } from './schemes.ts';
 
-/** Below this scale node text is hard to read (15 px titles become ~11 px). */
-export const READABLE_SCALE = 0.75;
+/** Below this scale node text is hard to read: the 12 px parameter labels stay at 11 px or more. */
+export const READABLE_SCALE = 11 / 12;
 
 export function createView(c: {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the area carries create-editor.tsx's extra signals; only its base API is used here
