@@ -137,7 +137,7 @@ describe.skipIf(skipReason !== null)('browser end-to-end: the canvas', () => {
     await openTemplate(page, 'single-prompt');
     await page.click('[data-testid="btn-results"]');
     await page.locator(`[data-testid="gallery-run"][data-job-id="${jobId}"] [data-testid="gallery-open-graph"]`).click();
-    await expect.poll(docLabel(page)).toContain(`(from run #${jobId.slice(0, 6)})`);
+    await expect.poll(docLabel(page)).toContain(`epsilon-merge (from run #${jobId.slice(0, 6)})`);
     expect(await steps.inputValue()).toBe('20');
 
     // Queue: a waiting job's graph opens the same way, and a finished one's.
@@ -166,7 +166,7 @@ describe.skipIf(skipReason !== null)('browser end-to-end: the canvas', () => {
     await page.click('[data-testid="queue-pause"]');
     await openTemplate(page, 'single-prompt');
     await page.locator(`[data-testid="queue-finished"][data-job-id="${jobId}"] [data-testid="queue-open-graph"]`).click();
-    await expect.poll(docLabel(page)).toContain(`(from run #${jobId.slice(0, 6)})`);
+    await expect.poll(docLabel(page)).toContain(`epsilon-merge (from run #${jobId.slice(0, 6)})`);
     expect(await steps.inputValue()).toBe('20');
 
     expect(realErrors(errors)).toEqual([]);

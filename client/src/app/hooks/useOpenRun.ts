@@ -11,14 +11,16 @@ import { useStableCallback } from './useLatest.ts';
 import type { Notify } from './useToasts.ts';
 
 const FROM_RUN = / \(from run #[0-9a-z]+\)$/;
+/** What useRuns' runTitle adds to the document's name: the place in a batch, the seed. */
+const RUN_PARTS = /( · run \d+ of \d+)?( · seed [\d/]+)?$/;
 
 /**
- * The title a run's graph opens under: the graph's own title (not the run's, which adds the seed and
- * would gain another seed at the next run), and which run (the start of its job id).
+ * The title a run's graph opens under: the name the run was queued under (without the seed and batch
+ * place it adds, which the next run adds again), and which run (the start of its job id).
  */
 export function runGraphTitle(job: Pick<JobSummary, 'id' | 'title'>, graph: Graph): string {
-  const own = typeof graph.meta.title === 'string' && graph.meta.title ? graph.meta.title : job.title || 'Untitled graph';
-  return `${own.replace(FROM_RUN, '')} (from run #${job.id.slice(0, 6)})`;
+  const named = job.title?.replace(RUN_PARTS, '') || (typeof graph.meta.title === 'string' ? graph.meta.title : '') || 'Untitled graph';
+  return `${named.replace(FROM_RUN, '')} (from run #${job.id.slice(0, 6)})`;
 }
 
 export function useOpenRun(studioDoc: Pick<StudioDocument, 'guardDirty' | 'loadGraph'>, notify: Notify) {
