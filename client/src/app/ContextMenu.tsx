@@ -72,12 +72,19 @@ export function ContextMenu(props: {
 /** Kept on screen: a menu opened near an edge opens towards the middle. */
 function useOnScreen(box: RefObject<HTMLDivElement | null>, at: Position, /** Changes when the menu's size may have. */ shape: string): Position {
   const [pos, setPos] = useState(at);
+  // The window's size too: a menu open while the window shrinks moves back into it.
+  const [windowSize, setWindowSize] = useState(() => `${window.innerWidth}x${window.innerHeight}`);
+  useEffect(() => {
+    const onResize = () => setWindowSize(`${window.innerWidth}x${window.innerHeight}`);
+    window.addEventListener('resize', onResize);
+    return () => window.removeEventListener('resize', onResize);
+  }, []);
   useLayoutEffect(() => {
     const el = box.current;
     if (!el) return;
     const r = el.getBoundingClientRect();
     setPos({ x: Math.max(4, Math.min(at.x, window.innerWidth - r.width - 4)), y: Math.max(4, Math.min(at.y, window.innerHeight - r.height - 4)) });
-  }, [box, at, shape]);
+  }, [box, at, shape, windowSize]);
   return pos;
 }
 
