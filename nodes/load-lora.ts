@@ -26,7 +26,8 @@ export const loadLora = defineNode({
       .string()
       .min(1)
       .max(1000)
-      .describe("LoRA file in the models folders (<data>/models, the studio's models/, or a --models-root), e.g. loras/style.safetensors."),
+      .describe("LoRA file in the models folders (<data>/models, the studio's models/, or a --models-root), e.g. loras/style.safetensors.")
+      .meta({ ui: { kind: 'model', picks: 'lora' } }),
     strength_unet: z.number().min(-4).max(4).default(1).describe('Strength on the UNet (0: leave the UNet as it is).'),
     strength_text: z.number().min(-4).max(4).default(1).describe('Strength on the text encoder (0: leave it as it is).'),
   }),

@@ -81,7 +81,8 @@ export const loadModel = defineNode({
       .string()
       .max(1000)
       .default('')
-      .describe("A VAE file (.safetensors or .ckpt/.pt, e.g. vae-ft-mse-840000-ema-pruned) that replaces the model's own VAE; converted models only."),
+      .describe("A VAE file (.safetensors or .ckpt/.pt, e.g. vae-ft-mse-840000-ema-pruned) that replaces the model's own VAE; converted models only.")
+      .meta({ ui: { kind: 'model', picks: 'vae' } }),
   }),
   async identity(params, services) {
     // A changed model file must invalidate everything downstream; fingerprinting stats is cheap.

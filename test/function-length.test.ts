@@ -20,14 +20,7 @@ const FOLDERS = ['server', 'nodes', 'client/src'];
  * Client functions written before the client was held to the rule, each to be split by the work that
  * touches it next. The list only shrinks; it must be empty before this comment can go.
  */
-const PENDING = new Set([
-  'client/src/app/ContextMenu.tsx ContextMenu',
-  'client/src/app/Gallery.tsx GalleryPanel',
-  'client/src/app/QueuePanel.tsx QueuePanel',
-  'client/src/app/QueuePanel.tsx (anonymous)',
-  'client/src/app/Toolbar.tsx Toolbar',
-  'client/src/editor/NodeView.tsx NodeView',
-]);
+const PENDING = new Set(['client/src/app/Toolbar.tsx Toolbar', 'client/src/editor/NodeView.tsx NodeView']);
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(path.join(root, dir), { withFileTypes: true, recursive: true })

@@ -85,6 +85,8 @@ export interface ModelEntry {
   model: string;
   label: string;
   demo: boolean;
+  /** What it is (absent from an older server: a model). */
+  kind?: 'demo' | 'onnx' | 'diffusers' | 'checkpoint' | 'lora' | 'vae';
   note?: string;
 }
 

@@ -1,5 +1,6 @@
 /** Finding node types: the catalog grouped by category, and the search of the Add-node dialogs. */
 import type { CatalogNode } from '../../server/protocol/catalog.ts';
+import { socketsCompatible } from './graph-io.ts';
 
 /** Catalog nodes grouped by category, categories and nodes in a stable, readable order. */
 export function groupByCategory(nodes: CatalogNode[]): [string, CatalogNode[]][] {
@@ -33,4 +34,23 @@ export function searchCatalog(nodes: CatalogNode[], query: string): CatalogNode[
     scored.push({ node, score });
   }
   return scored.sort((a, b) => b.score - a.score || a.node.title.localeCompare(b.node.title)).map((s) => s.node);
+}
+
+/** The loose end of a connection dragged out of a socket: which side it left from, and its socket type. */
+export interface WireEnd {
+  nodeId: string;
+  side: 'input' | 'output';
+  key: string;
+  type: string;
+}
+
+/**
+ * Node types that can take the loose end of a connection: an input of the wire's type for a wire
+ * dragged out of an output, an output of it for one dragged out of an input (the editor's own rule,
+ * `socketsCompatible`, decides).
+ */
+export function nodesForWire(nodes: CatalogNode[], wire: Pick<WireEnd, 'side' | 'type'>): CatalogNode[] {
+  return nodes.filter((n) =>
+    wire.side === 'output' ? n.inputs.some((s) => socketsCompatible(wire.type, s.type)) : n.outputs.some((s) => socketsCompatible(s.type, wire.type)),
+  );
 }

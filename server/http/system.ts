@@ -8,6 +8,7 @@ import { jsonObject } from './body.ts';
 import { listModels } from '../models/model-list.ts';
 import { TokenCounter } from '../models/token-count.ts';
 import { ApiError } from './errors.ts';
+import { listWeightFiles } from '../models/weight-files.ts';
 import { cudaUnavailableReason, diagnoseCuda, type CudaDiagnosis } from '../engine/cuda/cuda-doctor.ts';
 
 export interface SystemInfo {
@@ -90,9 +91,13 @@ export function systemRoutes(catalog: NodeCatalog, info: SystemInfo & { modelRoo
     });
   });
 
-  /** Models Load Model can use; the demo is labelled as such (random weights, pictures mean nothing). */
+  /**
+   * Models Load Model can use, each with its kind; the demo is labelled as such (random weights, pictures
+   * mean nothing); then the LoRA and VAE files (kind 'lora', 'vae') for Load LoRA and Load Model's vae.
+   */
   router.get('/models', async (_req, res) => {
-    res.json({ models: await listModels(info.modelRoots) });
+    const [models, files] = await Promise.all([listModels(info.modelRoots), listWeightFiles(info.modelRoots)]);
+    res.json({ models: [...models, ...files] });
   });
 
   const counter = new TokenCounter(info.modelRoots);

@@ -11,7 +11,7 @@ import { useFreshResults } from './hooks/useFreshResults.ts';
 import { useGraphTabs, type GraphTabs } from './hooks/useGraphTabs.ts';
 import { useServerStatus } from './hooks/useServerStatus.ts';
 import { useToasts } from './hooks/useToasts.ts';
-import { ModelSuggestions, Toasts } from './panels.tsx';
+import { Toasts } from './panels.tsx';
 import { PackageNotice } from './PackageNotice.tsx';
 import type { SeedControl } from './seeds.ts';
 import { StudioContext, StudioStore } from './studio-store.ts';
@@ -164,7 +164,6 @@ function StudioTabs({ catalog, notify }: { catalog: Catalog; notify: StudioUi['n
       {tabs.tabs.map((t) => (
         <Workspace key={t.id} tab={t} active={t.id === tabs.active} ui={ui} />
       ))}
-      <ModelSuggestions models={server.models} />
       {closing ? <CloseTabDialog tabs={tabs} id={closing} onDone={() => setClosing(null)} /> : null}
     </div>
   );

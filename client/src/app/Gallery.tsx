@@ -32,7 +32,13 @@ function byRun(images: GalleryImage[]): Run[] {
   return [...runs.values()];
 }
 
-export function GalleryPanel(props: { onCompare: (images: GalleryImage[]) => void; onDownload: (image: GalleryImage) => void; onClose: () => void }) {
+export function GalleryPanel(props: {
+  onCompare: (images: GalleryImage[]) => void;
+  onDownload: (image: GalleryImage) => void;
+  /** Opens the graph a run ran, as a new graph in the editor. */
+  onOpenRun: (jobId: string) => void;
+  onClose: () => void;
+}) {
   const { gallery } = useStudio();
   const images = useObservable(gallery.images);
   const [picked, setPicked] = useState<ReadonlySet<string>>(new Set());
@@ -68,68 +74,15 @@ export function GalleryPanel(props: { onCompare: (images: GalleryImage[]) => voi
       {images.length === 0 ? <p className="muted">Final images of your runs appear here. Check two or more to compare them side by side.</p> : null}
       <div className="sd-gallery-list">
         {runs.map((run) => (
-          <section key={run.jobId} className="sd-gallery-run" data-testid="gallery-run" data-job-id={run.jobId}>
-            <h4>
-              <span className="sd-gallery-graph" title={run.graphLabel}>
-                {run.graphLabel}
-              </span>
-              <time>{timeOf(run.at)}</time>
-              {run.images.length >= 2 ? (
-                <button
-                  type="button"
-                  className="sd-link"
-                  data-testid="gallery-compare-run"
-                  onClick={() => props.onCompare(run.images)}
-                  title="Compare the results of this run"
-                >
-                  Compare all
-                </button>
-              ) : null}
-            </h4>
-            <ul>
-              {run.images.map((img) => (
-                <li key={img.key} className={picked.has(img.key) ? 'picked' : ''} data-testid="gallery-item" data-node-id={img.nodeId}>
-                  <input
-                    type="checkbox"
-                    data-testid="gallery-select"
-                    checked={picked.has(img.key)}
-                    onChange={() => toggle(img.key)}
-                    title="Choose for comparison"
-                  />
-                  <button type="button" className="sd-gallery-thumb" onClick={() => props.onCompare([img])} title="View large">
-                    <img src={withToken(img.url)} alt={img.title} loading="lazy" draggable={false} />
-                  </button>
-                  <div className="sd-gallery-meta">
-                    <span className="sd-gallery-title" title={img.title}>
-                      {img.title}
-                    </span>
-                    <span className="muted">
-                      {img.width}×{img.height} · {timeOf(img.at)}
-                    </span>
-                    <span>
-                      <button
-                        type="button"
-                        className="sd-link"
-                        data-testid="gallery-download"
-                        onClick={() => props.onDownload(img)}
-                        title="Download as PNG with the run's graph embedded"
-                      >
-                        PNG
-                      </button>
-                      <button
-                        type="button"
-                        className="sd-link"
-                        onClick={() => gallery.remove([img.key])}
-                        title="Remove from the list (the file stays on the server)"
-                      >
-                        Remove
-                      </button>
-                    </span>
-                  </div>
-                </li>
-              ))}
-            </ul>
-          </section>
+          <GalleryRun
+            key={run.jobId}
+            run={run}
+            picked={picked}
+            toggle={toggle}
+            onCompare={props.onCompare}
+            onDownload={props.onDownload}
+            onOpenRun={props.onOpenRun}
+          />
         ))}
       </div>
       {images.length > 0 ? (
@@ -140,6 +93,101 @@ export function GalleryPanel(props: { onCompare: (images: GalleryImage[]) => voi
         </footer>
       ) : null}
     </aside>
+  );
+}
+
+/** One run's results under its title, time, and what can be done with the run as a whole. */
+function GalleryRun(props: {
+  run: Run;
+  picked: ReadonlySet<string>;
+  toggle(key: string): void;
+  onCompare: (images: GalleryImage[]) => void;
+  onDownload: (image: GalleryImage) => void;
+  onOpenRun: (jobId: string) => void;
+}) {
+  const { run } = props;
+  return (
+    <section className="sd-gallery-run" data-testid="gallery-run" data-job-id={run.jobId}>
+      <h4>
+        <span className="sd-gallery-graph" title={run.graphLabel}>
+          {run.graphLabel}
+        </span>
+        <time>{timeOf(run.at)}</time>
+        <button
+          type="button"
+          className="sd-link"
+          data-testid="gallery-open-graph"
+          onClick={() => props.onOpenRun(run.jobId)}
+          title="Open the graph this run ran, as a new graph"
+        >
+          Open graph
+        </button>
+        {run.images.length >= 2 ? (
+          <button
+            type="button"
+            className="sd-link"
+            data-testid="gallery-compare-run"
+            onClick={() => props.onCompare(run.images)}
+            title="Compare the results of this run"
+          >
+            Compare all
+          </button>
+        ) : null}
+      </h4>
+      <ul>
+        {run.images.map((img) => (
+          <GalleryItem
+            key={img.key}
+            img={img}
+            picked={props.picked.has(img.key)}
+            toggle={props.toggle}
+            onCompare={props.onCompare}
+            onDownload={props.onDownload}
+          />
+        ))}
+      </ul>
+    </section>
+  );
+}
+
+function GalleryItem(props: {
+  img: GalleryImage;
+  picked: boolean;
+  toggle(key: string): void;
+  onCompare: (images: GalleryImage[]) => void;
+  onDownload: (image: GalleryImage) => void;
+}) {
+  const { gallery } = useStudio();
+  const { img } = props;
+  return (
+    <li className={props.picked ? 'picked' : ''} data-testid="gallery-item" data-node-id={img.nodeId}>
+      <input type="checkbox" data-testid="gallery-select" checked={props.picked} onChange={() => props.toggle(img.key)} title="Choose for comparison" />
+      <button type="button" className="sd-gallery-thumb" onClick={() => props.onCompare([img])} title="View large">
+        <img src={withToken(img.url)} alt={img.title} loading="lazy" draggable={false} />
+      </button>
+      <div className="sd-gallery-meta">
+        <span className="sd-gallery-title" title={img.title}>
+          {img.title}
+        </span>
+        <span className="muted">
+          {img.width}×{img.height} · {timeOf(img.at)}
+        </span>
+        <span>
+          <button
+            type="button"
+            className="sd-link"
+            data-testid="gallery-download"
+            onClick={() => props.onDownload(img)}
+            title="Download as PNG with the run's graph embedded"
+          >
+            PNG
+          </button>
+          <button type="button" className="sd-link" onClick={() => gallery.remove([img.key])} title="Remove from the list (the file stays on the server)">
+            Remove
+          </button>
+        </span>
+      </div>
+    </li>
   );
 }
 

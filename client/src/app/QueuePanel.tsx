@@ -5,8 +5,8 @@
  * holds its graph). Waiting jobs change places by dragging them, or with their ↑ ↓ buttons; Pause
  * holds every waiting job (the running one goes on) until Resume.
  */
-import { useState } from 'react';
-import type { JobProgress, JobSummary } from '../../../server/protocol/events.ts';
+import { useState, type MouseEvent } from 'react';
+import type { JobProgress, JobSummary, QueueState } from '../../../server/protocol/events.ts';
 import { useObservable } from '../runtime.ts';
 import { useStudio } from './studio-store.ts';
 import { clock, useNow } from './time.ts';
@@ -36,20 +36,14 @@ export function QueuePanel(props: {
   /** Moves a waiting job to `position` (1 = next to start). */
   onMove(jobId: string, position: number): void;
   onPause(paused: boolean): void;
+  /** Opens the graph a job runs (or ran), as a new graph in the editor. */
+  onOpenGraph(jobId: string): void;
   onClose(): void;
 }) {
-  const { queueView, myJobs, jobView, finishedJobs } = useStudio().jobs;
+  const { queueView, finishedJobs } = useStudio().jobs;
   const queue = useObservable(queueView);
-  const mine = useObservable(myJobs);
-  const looking = useObservable(jobView);
   const finished = useObservable(finishedJobs);
   const active = queue ? [...queue.active, ...queue.pending] : [];
-  // The queue state is as of its arrival; time runs on from there.
-  const receivedAt = useReceivedAt(queue);
-  const now = useNow(active.length > 0);
-  const [dragged, setDragged] = useState<string | null>(null);
-  const [dropAt, setDropAt] = useState<number | null>(null);
-  const waiting = queue?.pending.length ?? 0;
   return (
     <aside className="sd-queue-panel" data-testid="queue-panel">
       <header>
@@ -65,146 +59,9 @@ export function QueuePanel(props: {
           ✕
         </button>
       </header>
-      <div className="sd-queue-actions">
-        <button
-          type="button"
-          data-testid="queue-pause"
-          className={queue?.paused ? 'primary' : ''}
-          onClick={() => props.onPause(!queue?.paused)}
-          title={queue?.paused ? 'Let waiting jobs start again' : 'Start no waiting job until Resume (the running one goes on)'}
-        >
-          {queue?.paused ? '▶ Resume' : '⏸ Pause'}
-        </button>
-        {queue && queue.pending.length > 1 ? (
-          <button
-            type="button"
-            data-testid="queue-clear"
-            onClick={() => queue.pending.forEach((j) => props.onCancel(j.id))}
-            title="Take every waiting job out of the queue (the running one goes on)"
-          >
-            Clear waiting
-          </button>
-        ) : null}
-        {waiting > 1 ? <span className="muted">Drag a waiting job to change its place.</span> : null}
-      </div>
+      <QueueActions queue={queue} onCancel={props.onCancel} onPause={props.onPause} />
       {active.length === 0 ? <p className="muted">Nothing is running. Run (Ctrl+Enter) queues the graph; Ctrl+Shift+Enter puts it first in line.</p> : null}
-      <ol className="sd-queue-list">
-        {active.map((job) => {
-          const running = job.state === 'running';
-          const left = job.etaMs !== undefined ? Math.max(0, job.etaMs - (now - receivedAt)) : undefined;
-          const p = job.progress;
-          const pos = job.position ?? 0;
-          const drop = !running && dragged !== null && dragged !== job.id && dropAt === pos;
-          return (
-            <li
-              key={job.id}
-              className={`sd-queue-item${looking?.id === job.id ? ' looking' : ''}${dragged === job.id ? ' dragged' : ''}${drop ? ' drop-here' : ''}`}
-              draggable={!running}
-              onDragStart={(e) => {
-                e.dataTransfer.setData('text/plain', job.id);
-                e.dataTransfer.effectAllowed = 'move';
-                setDragged(job.id);
-              }}
-              onDragEnd={() => {
-                setDragged(null);
-                setDropAt(null);
-              }}
-              onDragOver={(e) => {
-                if (running || dragged === null) return;
-                e.preventDefault();
-                setDropAt(pos);
-              }}
-              onDrop={(e) => {
-                e.preventDefault();
-                const id = e.dataTransfer.getData('text/plain') || dragged;
-                setDragged(null);
-                setDropAt(null);
-                if (id && id !== job.id && !running) props.onMove(id, pos);
-              }}
-              data-testid="queue-item"
-              data-job-id={job.id}
-              data-state={job.state}
-              data-mine={mine.has(job.id) ? 'true' : 'false'}
-              onClick={() => props.onWatch(job.id)}
-              title="Show this job's progress in the toolbar"
-            >
-              <div className="sd-queue-row">
-                <span className="sd-queue-pos">{running ? '▶' : `#${job.position}`}</span>
-                <span className="sd-queue-title">{job.title || 'Untitled graph'}</span>
-                {mine.has(job.id) ? <span className="sd-tag">this tab</span> : null}
-                {job.worker && job.worker !== 'local' ? (
-                  <span className="muted" title="The worker that runs it">
-                    {job.worker}
-                  </span>
-                ) : null}
-              </div>
-              {running ? (
-                <div className="sd-progress small" data-testid="queue-progress">
-                  <div className="sd-progress-bar" style={{ width: `${Math.round(100 * fractionDone(job, now, receivedAt))}%` }} />
-                </div>
-              ) : null}
-              <div className="sd-queue-foot">
-                <div className="sd-queue-meta muted" data-testid="queue-meta">
-                  {running
-                    ? [
-                        p?.nodeTitle ? `${p.nodeTitle}${stepText(p)}` : null,
-                        p ? `node ${Math.min(p.nodesDone + 1, p.nodesTotal)} of ${p.nodesTotal}` : null,
-                        job.elapsedMs !== undefined ? `${clock(job.elapsedMs + (now - receivedAt))} elapsed` : null,
-                        left !== undefined ? `ETA ${clock(left)}` : 'ETA after a first run',
-                      ]
-                        .filter(Boolean)
-                        .join(' · ')
-                    : [queue?.paused ? 'paused' : 'waiting', left !== undefined && !queue?.paused ? `done in ~${clock(left)}` : null]
-                        .filter(Boolean)
-                        .join(' · ')}
-                </div>
-                <button
-                  type="button"
-                  className="sd-link"
-                  data-testid="queue-cancel"
-                  title={running ? 'Stop this job' : 'Take this job out of the queue'}
-                  onClick={(e) => {
-                    e.stopPropagation();
-                    props.onCancel(job.id);
-                  }}
-                >
-                  Cancel
-                </button>
-                {!running ? (
-                  <span className="sd-queue-moves">
-                    <button
-                      type="button"
-                      className="sd-link"
-                      data-testid="queue-up"
-                      disabled={pos <= 1}
-                      title="Start it one place earlier (or drag it)"
-                      onClick={(e) => {
-                        e.stopPropagation();
-                        props.onMove(job.id, pos - 1);
-                      }}
-                    >
-                      ↑
-                    </button>
-                    <button
-                      type="button"
-                      className="sd-link"
-                      data-testid="queue-down"
-                      disabled={pos >= waiting}
-                      title="Start it one place later (or drag it)"
-                      onClick={(e) => {
-                        e.stopPropagation();
-                        props.onMove(job.id, pos + 1);
-                      }}
-                    >
-                      ↓
-                    </button>
-                  </span>
-                ) : null}
-              </div>
-            </li>
-          );
-        })}
-      </ol>
+      <ActiveJobs queue={queue} active={active} onWatch={props.onWatch} onCancel={props.onCancel} onMove={props.onMove} onOpenGraph={props.onOpenGraph} />
       {finished.length ? (
         <>
           <h4 className="sd-queue-sub">Finished</h4>
@@ -215,7 +72,10 @@ export function QueuePanel(props: {
                   <span className="sd-queue-pos">{job.state === 'done' ? '✓' : job.state === 'failed' || job.state === 'interrupted' ? '✕' : '■'}</span>
                   <span className="sd-queue-title">{job.title || 'Untitled graph'}</span>
                   {job.mine ? <span className="sd-tag">this tab</span> : null}
-                  <span className="muted">{job.ms !== undefined ? clock(job.ms) : job.state}</span>
+                </div>
+                <div className="sd-queue-foot">
+                  <span className="sd-queue-meta muted">{job.ms !== undefined ? `${job.state} in ${clock(job.ms)}` : job.state}</span>
+                  <OpenGraphButton jobId={job.id} onOpenGraph={props.onOpenGraph} />
                 </div>
               </li>
             ))}
@@ -223,6 +83,222 @@ export function QueuePanel(props: {
         </>
       ) : null}
     </aside>
+  );
+}
+
+type Queue = QueueState | null;
+
+/** Pause / Resume, Clear waiting, and how to reorder. */
+function QueueActions(props: { queue: Queue; onCancel(jobId: string): void; onPause(paused: boolean): void }) {
+  const { queue } = props;
+  const waiting = queue?.pending.length ?? 0;
+  return (
+    <div className="sd-queue-actions">
+      <button
+        type="button"
+        data-testid="queue-pause"
+        className={queue?.paused ? 'primary' : ''}
+        onClick={() => props.onPause(!queue?.paused)}
+        title={queue?.paused ? 'Let waiting jobs start again' : 'Start no waiting job until Resume (the running one goes on)'}
+      >
+        {queue?.paused ? '▶ Resume' : '⏸ Pause'}
+      </button>
+      {queue && waiting > 1 ? (
+        <button
+          type="button"
+          data-testid="queue-clear"
+          onClick={() => queue.pending.forEach((j) => props.onCancel(j.id))}
+          title="Take every waiting job out of the queue (the running one goes on)"
+        >
+          Clear waiting
+        </button>
+      ) : null}
+      {waiting > 1 ? <span className="muted">Drag a waiting job to change its place.</span> : null}
+    </div>
+  );
+}
+
+function OpenGraphButton(props: { jobId: string; onOpenGraph(jobId: string): void }) {
+  return (
+    <button
+      type="button"
+      className="sd-link"
+      data-testid="queue-open-graph"
+      title="Open the graph of this job, as a new graph"
+      onClick={(e) => {
+        e.stopPropagation();
+        props.onOpenGraph(props.jobId);
+      }}
+    >
+      Open graph
+    </button>
+  );
+}
+
+/** The running and waiting jobs; a waiting one moves by dragging it onto another's place. */
+function ActiveJobs(props: {
+  queue: Queue;
+  active: JobSummary[];
+  onWatch(jobId: string): void;
+  onCancel(jobId: string): void;
+  onMove(jobId: string, position: number): void;
+  onOpenGraph(jobId: string): void;
+}) {
+  const { myJobs, jobView } = useStudio().jobs;
+  const mine = useObservable(myJobs);
+  const looking = useObservable(jobView);
+  // The queue state is as of its arrival; time runs on from there.
+  const receivedAt = useReceivedAt(props.queue);
+  const now = useNow(props.active.length > 0);
+  const [dragged, setDragged] = useState<string | null>(null);
+  const [dropAt, setDropAt] = useState<number | null>(null);
+  const endDrag = () => {
+    setDragged(null);
+    setDropAt(null);
+  };
+  return (
+    <ol className="sd-queue-list">
+      {props.active.map((job) => {
+        const running = job.state === 'running';
+        const pos = job.position ?? 0;
+        const drop = !running && dragged !== null && dragged !== job.id && dropAt === pos;
+        return (
+          <li
+            key={job.id}
+            className={`sd-queue-item${looking?.id === job.id ? ' looking' : ''}${dragged === job.id ? ' dragged' : ''}${drop ? ' drop-here' : ''}`}
+            draggable={!running}
+            onDragStart={(e) => {
+              e.dataTransfer.setData('text/plain', job.id);
+              e.dataTransfer.effectAllowed = 'move';
+              setDragged(job.id);
+            }}
+            onDragEnd={endDrag}
+            onDragOver={(e) => {
+              if (running || dragged === null) return;
+              e.preventDefault();
+              setDropAt(pos);
+            }}
+            onDrop={(e) => {
+              e.preventDefault();
+              const id = e.dataTransfer.getData('text/plain') || dragged;
+              endDrag();
+              if (id && id !== job.id && !running) props.onMove(id, pos);
+            }}
+            data-testid="queue-item"
+            data-job-id={job.id}
+            data-state={job.state}
+            data-mine={mine.has(job.id) ? 'true' : 'false'}
+            onClick={() => props.onWatch(job.id)}
+            title="Show this job's progress in the toolbar"
+          >
+            <ActiveJob
+              job={job}
+              mine={mine.has(job.id)}
+              paused={props.queue?.paused === true}
+              waiting={props.queue?.pending.length ?? 0}
+              now={now}
+              receivedAt={receivedAt}
+              onCancel={props.onCancel}
+              onMove={props.onMove}
+              onOpenGraph={props.onOpenGraph}
+            />
+          </li>
+        );
+      })}
+    </ol>
+  );
+}
+
+/** A running or waiting job: title, progress, times, and its buttons. */
+function ActiveJob(props: {
+  job: JobSummary;
+  mine: boolean;
+  paused: boolean;
+  waiting: number;
+  now: number;
+  receivedAt: number;
+  onCancel(jobId: string): void;
+  onMove(jobId: string, position: number): void;
+  onOpenGraph(jobId: string): void;
+}) {
+  const { job, now, receivedAt } = props;
+  const running = job.state === 'running';
+  const left = job.etaMs !== undefined ? Math.max(0, job.etaMs - (now - receivedAt)) : undefined;
+  const p = job.progress;
+  const pos = job.position ?? 0;
+  const move = (to: number) => (e: MouseEvent<HTMLButtonElement>) => {
+    e.stopPropagation();
+    props.onMove(job.id, to);
+  };
+  return (
+    <>
+      <div className="sd-queue-row">
+        <span className="sd-queue-pos">{running ? '▶' : `#${job.position}`}</span>
+        <span className="sd-queue-title">{job.title || 'Untitled graph'}</span>
+        {props.mine ? <span className="sd-tag">this tab</span> : null}
+        {job.worker && job.worker !== 'local' ? (
+          <span className="muted" title="The worker that runs it">
+            {job.worker}
+          </span>
+        ) : null}
+      </div>
+      {running ? (
+        <div className="sd-progress small" data-testid="queue-progress">
+          <div className="sd-progress-bar" style={{ width: `${Math.round(100 * fractionDone(job, now, receivedAt))}%` }} />
+        </div>
+      ) : null}
+      <div className="sd-queue-foot">
+        <div className="sd-queue-meta muted" data-testid="queue-meta">
+          {running
+            ? [
+                p?.nodeTitle ? `${p.nodeTitle}${stepText(p)}` : null,
+                p ? `node ${Math.min(p.nodesDone + 1, p.nodesTotal)} of ${p.nodesTotal}` : null,
+                job.elapsedMs !== undefined ? `${clock(job.elapsedMs + (now - receivedAt))} elapsed` : null,
+                left !== undefined ? `ETA ${clock(left)}` : 'ETA after a first run',
+              ]
+                .filter(Boolean)
+                .join(' · ')
+            : [props.paused ? 'paused' : 'waiting', left !== undefined && !props.paused ? `done in ~${clock(left)}` : null].filter(Boolean).join(' · ')}
+        </div>
+        <OpenGraphButton jobId={job.id} onOpenGraph={props.onOpenGraph} />
+        <button
+          type="button"
+          className="sd-link"
+          data-testid="queue-cancel"
+          title={running ? 'Stop this job' : 'Take this job out of the queue'}
+          onClick={(e) => {
+            e.stopPropagation();
+            props.onCancel(job.id);
+          }}
+        >
+          Cancel
+        </button>
+        {!running ? (
+          <span className="sd-queue-moves">
+            <button
+              type="button"
+              className="sd-link"
+              data-testid="queue-up"
+              disabled={pos <= 1}
+              title="Start it one place earlier (or drag it)"
+              onClick={move(pos - 1)}
+            >
+              ↑
+            </button>
+            <button
+              type="button"
+              className="sd-link"
+              data-testid="queue-down"
+              disabled={pos >= props.waiting}
+              title="Start it one place later (or drag it)"
+              onClick={move(pos + 1)}
+            >
+              ↓
+            </button>
+          </span>
+        ) : null}
+      </div>
+    </>
   );
 }
 

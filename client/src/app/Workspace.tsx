@@ -13,7 +13,7 @@ import { readClipboard, writeClipboard } from '../clipboard.ts';
 import type { Position } from '../graph-io.ts';
 import { NodeRuntimeStore, Observable } from '../runtime.ts';
 import { CanvasArea } from './CanvasArea.tsx';
-import { ContextMenu } from './ContextMenu.tsx';
+import { EditorMenu } from './EditorMenu.tsx';
 import type { Dialog } from './dialog-state.ts';
 import { DialogHost } from './DialogHost.tsx';
 import { GalleryPanel } from './Gallery.tsx';
@@ -21,6 +21,7 @@ import { useDocument, type Opening } from './hooks/useDocument.ts';
 import { useEditorChanges } from './hooks/useEditorChanges.ts';
 import type { OpenTab, TabMeta } from './hooks/useGraphTabs.ts';
 import { useImportExport } from './hooks/useImportExport.ts';
+import { useOpenRun } from './hooks/useOpenRun.ts';
 import { useKeyboardShortcuts } from './hooks/useKeyboardShortcuts.ts';
 import { usePaintTarget } from './hooks/usePaintTarget.ts';
 import { nodeLabel, useRuns } from './hooks/useRuns.ts';
@@ -28,7 +29,7 @@ import type { useServerStatus } from './hooks/useServerStatus.ts';
 import { useStudioEditor } from './hooks/useStudioEditor.ts';
 import type { Notify } from './hooks/useToasts.ts';
 import { useValidation } from './hooks/useValidation.ts';
-import { menuItems, type OpenMenu } from './menus.ts';
+import type { OpenMenu } from './menus.ts';
 import { ProblemsPanel, StatusBar } from './panels.tsx';
 import { QueuePanel } from './QueuePanel.tsx';
 import type { SeedControl } from './seeds.ts';
@@ -94,6 +95,7 @@ function useGraphTab(tab: OpenTab, active: boolean, ui: StudioUi) {
       onEditFailed: (m) => notify('error', m),
       onCanvasDoubleClick: (at) => setDialog({ kind: 'palette', at }),
       onContextMenu: (target, client, at) => setMenu({ target, client, at }),
+      onWireDropped: (wire, client, at) => setMenu({ target: { kind: 'canvas' }, client, at, wire }),
       uploadImage: (file) => api.upload(file),
     },
     env,
@@ -125,7 +127,8 @@ function useGraphTab(tab: OpenTab, active: boolean, ui: StudioUi) {
     onProblems: () => ui.setPanel('problems'),
   });
   const files = useImportExport(graphDoc, notify, editor, catalog, active);
-  return { canvas, editor, validation, graphDoc, runs, files, dialog, setDialog, menu, setMenu, ...useClipboard(editor, notify) };
+  const runGraphs = useOpenRun(graphDoc, notify);
+  return { canvas, editor, validation, graphDoc, runs, files, runGraphs, dialog, setDialog, menu, setMenu, ...useClipboard(editor, notify) };
 }
 
 type GraphTabState = ReturnType<typeof useGraphTab>;
@@ -286,11 +289,17 @@ function WorkspaceMain({ w, ui, startRun }: { w: GraphTabState; ui: StudioUi; st
         />
       ) : null}
       {ui.panel === 'results' ? (
-        <GalleryPanel onCompare={(images) => setDialog({ kind: 'compare', images })} onDownload={files.downloadGalleryImage} onClose={close} />
+        <GalleryPanel
+          onCompare={(images) => setDialog({ kind: 'compare', images })}
+          onDownload={files.downloadGalleryImage}
+          onOpenRun={(id) => void w.runGraphs.openRun(id)}
+          onClose={close}
+        />
       ) : null}
       {ui.panel === 'queue' ? (
         <QueuePanel
           onWatch={runs.watch}
+          onOpenGraph={(id) => void w.runGraphs.openRun(id)}
           onCancel={(id) => void runs.cancel(id)}
           onMove={(id, position) => void api.moveJob(id, position).catch((err: Error) => ui.notify('error', `Cannot move the job: ${err.message}`))}
           onPause={(paused) =>
@@ -321,11 +330,13 @@ function WorkspaceOverlays({ w, ui }: { w: GraphTabState; ui: StudioUi }) {
         }}
       />
       {menu && editor ? (
-        <ContextMenu
-          at={menu.client}
-          nodes={menu.target.kind === 'canvas' ? ui.catalog.nodes : undefined}
-          onAddNode={(type) => void editor.addNode(type, menu.at).catch(notifyError)}
-          items={menuItems(menu, editor, { copy: w.copy, paste: (at) => w.paste(at), notify: (m) => ui.notify('info', m) })}
+        <EditorMenu
+          menu={menu}
+          editor={editor}
+          catalog={ui.catalog}
+          copy={w.copy}
+          paste={(at) => w.paste(at)}
+          notify={ui.notify}
           onClose={() => w.setMenu(null)}
         />
       ) : null}

@@ -1,5 +1,6 @@
 /** What the right-click menu offers for what was clicked. */
 import type { MenuTarget, StudioEditor } from '../editor/create-editor.tsx';
+import type { WireEnd } from '../catalog-search.ts';
 import type { Position } from '../graph-io.ts';
 import { readClipboard } from '../clipboard.ts';
 import type { MenuItem } from './ContextMenu.tsx';
@@ -9,6 +10,8 @@ export interface OpenMenu {
   /** Where on the screen, and where in the graph. */
   client: Position;
   at: Position;
+  /** A connection let go on empty canvas: the menu offers the node types that take it. */
+  wire?: WireEnd;
 }
 
 export function menuItems(

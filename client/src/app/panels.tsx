@@ -1,7 +1,7 @@
 /** Problems panel, status bar and toasts: the chrome around the canvas. */
 import type { ValidationIssue } from '../../../server/protocol/graph.ts';
 import type { QueueState } from '../../../server/protocol/events.ts';
-import type { Health, ModelEntry } from '../api.ts';
+import type { Health } from '../api.ts';
 
 /** What kind of problem, in words (the API's codes are for programs). */
 export function problemKind(code: ValidationIssue['code']): string {
@@ -90,6 +90,20 @@ function ProblemList(props: { issues: ValidationIssue[]; labelOf: (nodeId: strin
   );
 }
 
+/**
+ * Where runs go, and why when that is not what was asked: the one item of the status bar that can be
+ * long (a CUDA reason), so it alone gives way, with the whole line in its tooltip.
+ */
+function ExecutionProvider(props: { provider: string; used: string | undefined; note: string | undefined }) {
+  const { provider, used, note } = props;
+  const text = `Runs on ${used ? used.toUpperCase() : provider}${used && used !== provider ? ` (${provider}${note ? `: ${note.replace(/^[a-z]+: /, '')}` : ''})` : ''}`;
+  return (
+    <span data-testid="execution-provider" className="sd-status-long" title={note ? `${text}\n${note}` : text}>
+      {text}
+    </span>
+  );
+}
+
 export function StatusBar(props: {
   health: Health | null;
   healthError: string | null;
@@ -108,7 +122,7 @@ export function StatusBar(props: {
   return (
     <footer className="sd-status" data-testid="status-bar">
       <span className={`sd-dot ${h?.ok && !down ? 'ok' : 'bad'}`} data-testid="health-dot" />
-      <span data-testid="health" className={down ? 'sd-bad' : ''}>
+      <span data-testid="health" className={down ? 'sd-status-long sd-bad' : ''} title={props.healthError ?? undefined}>
         {props.healthError
           ? `Server unreachable: ${props.healthError}`
           : down
@@ -117,14 +131,7 @@ export function StatusBar(props: {
               ? `Server ${h.ok ? 'OK' : 'not ready'}${h.version ? ` · v${h.version}` : ''}`
               : 'Connecting…'}
       </span>
-      {h?.executionProvider ? (
-        <span data-testid="execution-provider" title={h.executionProviderNote}>
-          Runs on {used ? used.toUpperCase() : h.executionProvider}
-          {used && used !== h.executionProvider
-            ? ` (${h.executionProvider}${h.executionProviderNote ? `: ${h.executionProviderNote.replace(/^[a-z]+: /, '')}` : ''})`
-            : ''}
-        </span>
-      ) : null}
+      {h?.executionProvider ? <ExecutionProvider provider={h.executionProvider} used={used} note={h.executionProviderNote} /> : null}
       {h?.demo ? <span className="sd-demo">Demo model: random weights</span> : null}
       {!down ? <span>{props.connected ? 'Live updates on' : 'Connecting live updates…'}</span> : null}
       <span className="spacer" />
@@ -157,18 +164,5 @@ export function Toasts({ toasts, onDismiss }: { toasts: Toast[]; onDismiss: (id:
         </div>
       ))}
     </div>
-  );
-}
-
-/** Suggestions for Load Model's model field (an <input list="model-suggestions">). */
-export function ModelSuggestions({ models }: { models: ModelEntry[] }) {
-  return (
-    <datalist id="model-suggestions">
-      {models.length === 0 ? (
-        <option value="demo" />
-      ) : (
-        models.map((m) => <option key={m.model} value={m.model} label={m.demo ? `${m.label} (random weights)` : m.label} />)
-      )}
-    </datalist>
   );
 }

@@ -5,7 +5,9 @@ import type { ValidationIssue } from '../../../server/protocol/graph.ts';
 import { withToken } from '../access-token.ts';
 import { useObservable, type NodeRuntime } from '../runtime.ts';
 import { useNodeEnv } from './bridge.ts';
+import { ResultImage } from './Lightbox.tsx';
 import { MaskPainter } from './MaskPainter.tsx';
+import { picksOf } from './ModelPicker.tsx';
 import { paramVisible } from './param-visibility.ts';
 import { stopCanvas } from './ParamField.tsx';
 import type { StudioNode } from './schemes.ts';
@@ -35,7 +37,8 @@ export function DemoNote({ node, warnings }: { node: StudioNode; warnings: strin
   const models = useObservable(shared.models);
   // Once the server has said it (as a node warning), do not say it twice.
   if (warnings.some((w) => /demo model/i.test(w))) return null;
-  const modelParams = node.spec?.params.filter((p) => p.kind === 'model') ?? [];
+  // Fields that name a model (not a LoRA's or a VAE's file).
+  const modelParams = node.spec?.params.filter((p) => p.kind === 'model' && picksOf(p).includes('demo')) ?? [];
   if (modelParams.length === 0) return null;
   const demoNames = new Set(['demo', ...models.filter((m) => m.demo).map((m) => m.model.toLowerCase())]);
   const usesDemo = modelParams.some((p) => {
@@ -64,7 +67,7 @@ export function MediaBox({ node, rt, media }: { node: StudioNode; rt: NodeRuntim
         {media === 'steps' && rt.previewUrl ? (
           <img className="sd-preview" data-testid="node-preview" src={rt.previewUrl} alt={`step preview of ${node.label}`} draggable={false} />
         ) : image ? (
-          <img className="sd-media-img" data-testid="node-result-img" src={withToken(image.url)} alt={image.name} draggable={false} />
+          <ResultImage image={image} />
         ) : (
           <span className="sd-media-empty">
             {media === 'steps' ? 'Step previews appear here while it runs' : media === 'result' ? 'The picture appears here after Run' : 'Appears after Run'}

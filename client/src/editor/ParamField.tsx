@@ -6,6 +6,7 @@ import { api, ApiError, uploadUrl } from '../api.ts';
 import { useObservable } from '../runtime.ts';
 import { rememberUpload, useNodeEnv } from './bridge.ts';
 import { tokenCountLabel } from '../../../server/protocol/prompt-tokens.ts';
+import { ModelPicker } from './ModelPicker.tsx';
 import { presetsOf } from '../titles.ts';
 
 /** Keeps pointer and wheel gestures inside a control from dragging or zooming the canvas. */
@@ -58,16 +59,7 @@ export function ParamField({ nodeId, param, value, issues, exposable = true }: P
       control = <ImageField nodeId={nodeId} param={param} value={value} onClear={() => set(undefined)} />;
       break;
     case 'model':
-      control = (
-        <input
-          type="text"
-          data-testid={`param-${param.name}`}
-          list="model-suggestions"
-          placeholder="demo, or a model folder path"
-          value={String(value ?? '')}
-          onChange={(e) => set(e.target.value, true)}
-        />
-      );
+      control = <ModelPicker param={param} value={value} onChange={(v, c) => set(v, c)} />;
       break;
     case 'painting':
       // Painted on the node's picture (MaskPainter); here, how much there is, and its problems.
@@ -281,6 +273,8 @@ function ImageField({ nodeId, param, value, onClear }: { nodeId: string; param: 
   const known = name ? uploads[name] : undefined;
   const src = name ? (known?.url ?? uploadUrl(name)) : null;
   useEffect(() => setBroken(false), [src]);
+  // A picture in the field by any way (a good upload, undo, paste, a drop): the last upload's error is over.
+  useEffect(() => setError(null), [name]);
   // After a reload the name is a content hash: ask the server what the file was called.
   useEffect(() => {
     if (!name || builtin || known || !src) return;

@@ -14,10 +14,12 @@ import { Presets, ReactPlugin, type ReactArea2D } from 'rete-react-plugin';
 import type { Catalog, CatalogNode } from '../../../server/protocol/catalog.ts';
 import type { Graph, NodeMode } from '../../../server/protocol/graph.ts';
 import type { UploadResult } from '../api.ts';
+import type { WireEnd } from '../catalog-search.ts';
 import type { ClipboardData } from '../clipboard.ts';
 import { snapshotToGraph, type EditorSnapshot, type Position } from '../graph-io.ts';
 import { NodeEnvContext, type EditorBridge, type NodeEnv } from './bridge.ts';
 import { typeConnections, socketOf } from './connections.ts';
+import { connectToWire, watchWireDrops } from './wire-drop.ts';
 import { FramesLayer } from './frames.ts';
 import { NodeView, SocketView } from './NodeView.tsx';
 import { createOperations } from './operations.ts';
@@ -36,13 +38,18 @@ export interface EditorHooks {
   onEditFailed(message: string): void;
   /** Double-click on empty canvas: open the node palette there. */
   onCanvasDoubleClick(at: Position): void;
+  /** A connection let go on empty canvas: offer the node types that take it (`client`: where, on the screen). */
+  onWireDropped(wire: WireEnd, client: Position, at: Position): void;
   /** Right-click: `client` is where on the screen, `at` where in the graph. */
   onContextMenu(target: MenuTarget, client: Position, at: Position): void;
   uploadImage(file: File): Promise<UploadResult>;
 }
 
 export interface StudioEditor {
-  addNode(type: string, at?: Position, params?: Record<string, unknown>): Promise<void>;
+  /** Adds a node (centred on `at`, default the view's centre), selects it and returns its id. */
+  addNode(type: string, at?: Position, params?: Record<string, unknown>): Promise<string>;
+  /** Adds a node at `at` and connects it to a dropped connection's loose end. */
+  addNodeForWire(type: string, at: Position, wire: WireEnd): Promise<void>;
   snapshot(): EditorSnapshot;
   toGraph(meta?: Graph['meta']): Graph;
   /** Replaces the editor content with a graph; returns what could not be kept. History starts fresh. */
@@ -139,6 +146,7 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
       area.area.setPointerFrom(e);
       hooks.onContextMenu({ kind: 'frame', id }, { x: e.clientX, y: e.clientY }, { ...area.area.pointer });
     },
+    picked: () => void ops.api.select([]),
   });
 
   const specs = new Map<string, CatalogNode>(catalog.nodes.map((n) => [n.type, n]));
@@ -149,23 +157,20 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
     runtime: env.runtime,
     uploads: env.shared.uploads,
   });
-  fillBridge(bridge, editor, ops, hooks);
+  fillBridge(bridge, editor, ops, hooks, env.runtime);
 
   watchSignals({ editor, area, reroute, connection, history, selectable, container, ops, hooks, state, changed });
-  const stopListening = listenOnCanvas({ container, area, ops, hooks, pointer });
+  const stopListening = listenOnCanvas({ editor, connection, container, area, ops, frames, hooks, pointer });
 
   return {
     ...ops.api,
     snapshot: ops.snapshot,
     setParam: (nodeId, param, value) => ops.setParam(nodeId, param, value, false),
     toGraph: (meta = {}) => snapshotToGraph(ops.snapshot(), meta),
+    ...frameAndWireEdits(editor, ops, frames, hooks),
     undo: () => history.undo(),
     redo: () => history.redo(),
-    graphPoint(client) {
-      const rect = container.getBoundingClientRect();
-      const { x, y, k } = area.area.transform;
-      return { x: (client.x - rect.left - x) / k, y: (client.y - rect.top - y) / k };
-    },
+    graphPoint: (client) => graphPointOf(container, area, client),
     setMinimap(visible) {
       container.dataset.minimap = visible ? 'on' : 'off';
     },
@@ -184,8 +189,31 @@ export async function createStudioEditor(container: HTMLElement, catalog: Catalo
   };
 }
 
+/** Delete (the selected nodes, or else the picked frame, whose nodes stay) and a node added for a dropped connection. */
+function frameAndWireEdits(editor: Editor, ops: Operations, frames: FramesLayer, hooks: EditorHooks) {
+  return {
+    async deleteSelected() {
+      const frame = frames.selected();
+      if (ops.api.selectedIds().length === 0 && frame) frames.remove(frame);
+      else await ops.api.deleteSelected();
+    },
+    async addNodeForWire(type: string, at: Position, wire: WireEnd) {
+      const id = await ops.api.addNode(type, at);
+      const why = await connectToWire(editor, id, wire);
+      if (why) hooks.onEditFailed(why);
+    },
+  };
+}
+
+/** Where a screen point is in the graph. */
+function graphPointOf(container: HTMLElement, area: Area, client: Position): Position {
+  const rect = container.getBoundingClientRect();
+  const { x, y, k } = area.area.transform;
+  return { x: (client.x - rect.left - x) / k, y: (client.y - rect.top - y) / k };
+}
+
 /** The node views' way back into the editor (bridge.ts), once its operations exist. */
-function fillBridge(bridge: EditorBridge, editor: Editor, ops: Operations, hooks: EditorHooks): void {
+function fillBridge(bridge: EditorBridge, editor: Editor, ops: Operations, hooks: EditorHooks, runtime: NodeEnv['runtime']): void {
   Object.assign(bridge, {
     setParam: ops.setParam,
     setTitle: ops.setTitle,
@@ -196,6 +224,8 @@ function fillBridge(bridge: EditorBridge, editor: Editor, ops: Operations, hooks
       const res = await hooks.uploadImage(file);
       ops.rememberUpload(res, file.name);
       ops.setParam(nodeId, param, res.name, false);
+      // The same picture again (same content, same name) changes no value: a failed run's error about it goes all the same.
+      if (runtime.get(nodeId).error) runtime.update(nodeId, { status: 'idle', error: undefined });
     },
   } satisfies EditorBridge);
 }
@@ -325,9 +355,24 @@ function watchSignals(c: {
   });
 }
 
-/** The canvas element's own listeners (double-click, focus, the pointer); returns how to remove them. */
-function listenOnCanvas(c: { container: HTMLElement; area: Area; ops: Operations; hooks: EditorHooks; pointer: { lastClient: Position } }): () => void {
-  const { container, area, ops, hooks, pointer } = c;
+/** The canvas element's own listeners (double-click, focus, the pointer, a dropped connection); returns how to remove them. */
+function listenOnCanvas(c: {
+  editor: Editor;
+  connection: ConnectionPlugin<Schemes, AreaExtra>;
+  container: HTMLElement;
+  area: Area;
+  ops: Operations;
+  frames: FramesLayer;
+  hooks: EditorHooks;
+  pointer: { lastClient: Position };
+}): () => void {
+  const { editor, connection, container, area, ops, frames, hooks, pointer } = c;
+  const stopWireDrops = watchWireDrops({
+    editor,
+    connection,
+    container,
+    onDropped: (wire, client) => hooks.onWireDropped(wire, client, graphPointOf(container, area, client)),
+  });
   const onDblClick = (e: MouseEvent) => {
     const target = e.target as Element | null;
     if (target?.closest('.sd-node, .sd-frame-header, [data-testid="minimap"], [data-testid="pin"]')) return;
@@ -342,6 +387,7 @@ function listenOnCanvas(c: { container: HTMLElement; area: Area; ops: Operations
   // so Delete and Ctrl+Z then act on the graph, not on the text.
   const onPointerDown = (e: PointerEvent) => {
     const target = e.target as Element | null;
+    if (!target?.closest('.sd-frame-header')) frames.select(null);
     if (target?.closest('input, textarea, select, button, label, [contenteditable="true"]')) return;
     const active = document.activeElement;
     if (active instanceof HTMLElement && container.contains(active)) active.blur();
@@ -354,6 +400,7 @@ function listenOnCanvas(c: { container: HTMLElement; area: Area; ops: Operations
   container.addEventListener('pointermove', onPointerMove);
   container.addEventListener('contextmenu', onPointerMove, true);
   return () => {
+    stopWireDrops();
     container.removeEventListener('dblclick', onDblClick);
     container.removeEventListener('pointerdown', onPointerDown, true);
     container.removeEventListener('pointermove', onPointerMove);

@@ -1,7 +1,8 @@
 /**
  * Frames (groups): titled rectangles behind the nodes, in the area's content layer so they pan and
- * zoom with the graph. Dragging a frame's title bar moves it with the nodes inside; the corner
- * handle resizes it; double-clicking the title renames it. Plain DOM: a frame is a few elements.
+ * zoom with the graph; only the title bar is above the nodes. A click on the title bar picks the frame
+ * (Delete then removes it, keeping its nodes); dragging it moves the frame with the nodes inside; the
+ * corner handle resizes it; double-clicking the title renames it. Plain DOM: a frame is a few elements.
  */
 import type { GraphGroup } from '../../../server/protocol/graph.ts';
 import type { Rect } from '../layout.ts';
@@ -16,6 +17,8 @@ export interface FrameHooks {
   /** A gesture ended: the frames went from `before` to the current list, moving `carried` nodes by (dx, dy). */
   committed(before: GraphGroup[], carried?: { ids: string[]; dx: number; dy: number }): void;
   contextMenu(id: string, e: MouseEvent): void;
+  /** A frame was picked by its title bar (the nodes' selection gives way to it). */
+  picked(id: string): void;
 }
 
 interface Frame {
@@ -30,6 +33,8 @@ export const FRAME_COLOR = '#3f4a63';
 
 export class FramesLayer {
   private frames = new Map<string, Frame>();
+  /** The frame picked by a click on its title bar (Delete removes it, keeping its nodes). */
+  private selectedId: string | null = null;
 
   constructor(
     /** The area's content layer. */
@@ -56,6 +61,18 @@ export class FramesLayer {
     for (const f of this.frames.values()) this.content.remove(f.el);
     this.frames.clear();
     for (const g of groups) this.mount({ ...g });
+  }
+
+  selected(): string | null {
+    return this.selectedId !== null && this.frames.has(this.selectedId) ? this.selectedId : null;
+  }
+
+  /** Picks a frame (null: none); shown by its outline. */
+  select(id: string | null): void {
+    if (id === this.selectedId) return;
+    if (this.selectedId !== null) this.frames.get(this.selectedId)?.el.classList.remove('selected');
+    this.selectedId = id !== null && this.frames.has(id) ? id : null;
+    if (this.selectedId !== null) this.frames.get(this.selectedId)!.el.classList.add('selected');
   }
 
   /** A frame id not used yet. */
@@ -151,9 +168,14 @@ export class FramesLayer {
     // Behind every node and connection.
     this.content.reorder(el, this.content.holder.firstChild);
 
+    // The title bar is drawn above the nodes (styles.css), so a press on it is the frame's, never the
+    // node's beneath: it picks the frame, and dragging moves it with its nodes.
+    header.dataset.testid = 'frame-header';
     header.addEventListener('pointerdown', (e) => {
       if (e.button !== 0 || title.isContentEditable) return;
       e.stopPropagation();
+      this.select(frame.data.id);
+      this.hooks.picked(frame.data.id);
       const carried = { ids: this.hooks.nodesInside(frame.data as Rect), dx: 0, dy: 0 };
       this.drag(
         e,

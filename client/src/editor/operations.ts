@@ -445,7 +445,7 @@ function createNodeOps(c: Ctx, b: Basics, pieces: ReturnType<typeof createPieces
   const { createNode, centerOfView, select } = b;
   const { capture, put, take } = pieces;
 
-  async function addNode(type: string, at?: Position, params?: Record<string, unknown>): Promise<void> {
+  async function addNode(type: string, at?: Position, params?: Record<string, unknown>): Promise<string> {
     const spec = specs.get(type);
     if (!spec) throw new Error(`Unknown node type "${type}"`);
     const node = createNode(
@@ -465,6 +465,7 @@ function createNodeOps(c: Ctx, b: Basics, pieces: ReturnType<typeof createPieces
     await area.translate(node.id, { x: pos.x - node.width / 2, y: pos.y - 40 });
     history.separate();
     await select([node.id]);
+    return node.id;
   }
 
   /** Deletes nodes and their connections: one undo step, however long it takes. */

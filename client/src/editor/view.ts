@@ -7,8 +7,10 @@ import { AreaExtensions, type AreaPlugin } from 'rete-area-plugin';
 import { boundsOf, fitTransform, type Rect } from '../layout.ts';
 import type { Schemes } from './schemes.ts';
 
-/** Below this scale node text is hard to read (15 px titles become ~11 px). */
-export const READABLE_SCALE = 0.75;
+/** Below this scale node text is hard to read: the 13 px parameter labels stay at 11 px or more. */
+export const READABLE_SCALE = 11 / 13;
+/** Screen pixels between the canvas's edge and a graph shown from its start. */
+const START_PADDING = 12;
 
 export function createView(c: {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the area carries create-editor.tsx's extra signals; only its base API is used here
@@ -52,8 +54,12 @@ export function createView(c: {
     const frame = container.getBoundingClientRect();
     const corner = map ? { width: frame.right - map.getBoundingClientRect().left, height: frame.bottom - map.getBoundingClientRect().top } : null;
     const fit = fitTransform(boundsOf(boxes), view, corner, { padding: 28, maxScale: 1, ...(opts.readable ? { minScale: READABLE_SCALE } : {}) });
-    t.x = fit.x;
-    t.y = fit.y;
+    const bounds = boundsOf(boxes);
+    // Held at the readable scale, the view starts at the graph's top-left corner, close to the edges:
+    // every pixel shows more of the pipeline's start.
+    const held = opts.readable && fit.k === READABLE_SCALE;
+    t.x = held ? START_PADDING - bounds.x * fit.k : fit.x;
+    t.y = held ? START_PADDING - bounds.y * fit.k : fit.y;
     await area.area.zoom(fit.k, 0, 0);
   }
 

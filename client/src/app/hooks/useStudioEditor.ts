@@ -22,6 +22,7 @@ export function useStudioEditor(canvas: HTMLDivElement | null, catalog: Catalog,
       onEditFailed: (message) => latest.current.onEditFailed(message),
       onCanvasDoubleClick: (at) => latest.current.onCanvasDoubleClick(at),
       onContextMenu: (target, client, at) => latest.current.onContextMenu(target, client, at),
+      onWireDropped: (wire, client, at) => latest.current.onWireDropped(wire, client, at),
       uploadImage: (file) => latest.current.uploadImage(file),
     };
     void createStudioEditor(canvas, catalog, forward, env).then((e) => {
