@@ -1,12 +1,15 @@
 import { z } from 'zod';
 import { defineNode } from './types.ts';
 import { pipelineOf } from './lib/model.ts';
+import { loadPromptEmbeddings } from '../server/models/embeddings.ts';
 
 export const encodeText = defineNode({
   type: 'EncodeText',
   title: 'Encode Text',
   category: 'Conditioning',
-  description: 'Runs the CLIP text encoder on a prompt. Prompts longer than 75 tokens are cut, with a warning.',
+  description:
+    'Runs the CLIP text encoder on a prompt. Prompts longer than 75 tokens are cut, with a warning. ' +
+    "`embedding:NAME` uses the textual-inversion embedding NAME.safetensors of the models folders' embeddings/ folder.",
   inputs: {
     model: { type: 'Model', label: 'model' },
     text: { type: 'Text', label: 'text' },
@@ -17,6 +20,7 @@ export const encodeText = defineNode({
   plan: () => ({ outputs: { conditioning: { rows: 1 } } }),
   async run({ inputs, ctx }) {
     const pipe = await pipelineOf(inputs.model);
+    pipe.addEmbeddings(await loadPromptEmbeddings(inputs.text, ctx.services.modelRoots, pipe.info.textDim));
     const enc = await pipe.encodeText(inputs.text);
     const limit = pipe.info.textLength - 2;
     if (enc.truncated) {

@@ -11,6 +11,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeHTML } from 'entities';
+import { embeddingWord, splitPrompt, type AddedTokens } from './added-tokens.ts';
 
 export interface TokenizedPrompt {
   /** BOS, content tokens, EOS, then padding; always `maxLength` long. */
@@ -218,8 +219,9 @@ export class ClipTokenizer {
     });
   }
 
-  encode(text: string): TokenizedPrompt {
-    const content = this.tokenize(text);
+  /** `added`: the ids of the `embedding:NAME` references the prompt may hold (added-tokens.ts); without it they are plain text. */
+  encode(text: string, added?: AddedTokens): TokenizedPrompt {
+    const content = this.tokenize(text, added);
     const room = this.maxLength - 2;
     const kept = Math.min(content.length, room);
     const ids = new Int32Array(this.maxLength).fill(this.pad);
@@ -232,35 +234,50 @@ export class ClipTokenizer {
   /**
    * The words of a prompt, CLIP's pre-tokenisation pieces as `tokenize` splits them (lower-cased, so
    * punctuation is a word of its own), each with the positions of its tokens in `encode`'s ids (BOS at
-   * 0, so the first content token is at 1). Words cut off by truncation are left out.
+   * 0, so the first content token is at 1). An embedding reference is one word (`embedding:name`) with
+   * a position per vector. Words cut off by truncation are left out.
    */
-  words(text: string): { word: string; positions: number[] }[] {
+  words(text: string, added?: AddedTokens): { word: string; positions: number[] }[] {
     const out: { word: string; positions: number[] }[] = [];
     let next = 1;
-    for (const match of cleanText(text).matchAll(CLIP_PATTERN)) {
-      const count = this.tokenize(match[0]).length;
-      const positions = Array.from({ length: count }, (_, i) => next + i);
-      next += count;
+    for (const { word, ids } of this.wordIds(text, added)) {
+      const positions = Array.from({ length: ids.length }, (_, i) => next + i);
+      next += ids.length;
       if (next - 1 > this.maxLength - 2) break;
-      out.push({ word: match[0], positions });
+      out.push({ word, positions });
     }
     return out;
   }
 
   /** Content token ids of `text` (no BOS/EOS, no truncation). */
-  tokenize(text: string): number[] {
-    const out: number[] = [];
-    for (const match of cleanText(text).matchAll(CLIP_PATTERN)) {
-      const word = match[0];
-      let ids = this.cache.get(word);
-      if (!ids) {
-        ids = this.bpeIds(toByteSymbols(word));
-        if (this.cache.size >= BPE_CACHE_LIMIT) this.cache.clear();
-        this.cache.set(word, ids);
+  tokenize(text: string, added?: AddedTokens): number[] {
+    return this.wordIds(text, added).flatMap((w) => w.ids);
+  }
+
+  /** Each word of the prompt with its ids: BPE for text, the given ids for an embedding reference. */
+  private wordIds(text: string, added: AddedTokens | undefined): { word: string; ids: readonly number[] }[] {
+    const out: { word: string; ids: readonly number[] }[] = [];
+    for (const part of added ? splitPrompt(text) : [{ text }]) {
+      if ('embedding' in part) {
+        const ids = added!.get(part.embedding);
+        if (!ids) throw new Error(`the prompt uses embedding:${part.embedding}, which was not loaded for it`);
+        out.push({ word: embeddingWord(part.embedding), ids });
+        continue;
       }
-      for (const id of ids) out.push(id);
+      for (const match of cleanText(part.text).matchAll(CLIP_PATTERN)) out.push({ word: match[0], ids: this.wordTokens(match[0]) });
     }
     return out;
+  }
+
+  /** BPE ids of one pre-tokenised word, cached. */
+  private wordTokens(word: string): number[] {
+    let ids = this.cache.get(word);
+    if (!ids) {
+      ids = this.bpeIds(toByteSymbols(word));
+      if (this.cache.size >= BPE_CACHE_LIMIT) this.cache.clear();
+      this.cache.set(word, ids);
+    }
+    return ids;
   }
 
   /** Own properties only, so words like "constructor" never reach Object.prototype. */

@@ -1,0 +1,146 @@
+/**
+ * Textual inversion: `embedding:NAME` in a prompt expands to the file's vectors as placeholder tokens, read by
+ * the text encoder rewritten to take them (token-embedding-rewrite.ts). Checked on tiny-sd: an embedding equal
+ * to a token's own row encodes exactly as that token; a 2-vector embedding is 2 tokens; bad and unknown files
+ * are refused with their name.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import onnxProto from 'onnx-proto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SdPipeline } from '../server/engine/sd/pipeline.ts';
+import { ensureDemoModel } from '../server/models/demo/index.ts';
+import { splitPrompt } from '../server/engine/text/added-tokens.ts';
+import { encodeSafetensors } from '../server/models/convert/safetensors.ts';
+import { loadPromptEmbeddings } from '../server/models/embeddings.ts';
+
+const fixture = path.resolve(import.meta.dirname, '../../shared/fixtures/tiny-sd');
+const hasFixture = existsSync(path.join(fixture, 'model_index.json'));
+if (!hasFixture) console.warn(`textual-inversion tests on tiny-sd skipped: ${fixture} is absent`);
+
+let tmp: string;
+beforeAll(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'dss-ti-'));
+  await mkdir(path.join(tmp, 'embeddings'));
+});
+afterAll(() => rm(tmp, { recursive: true, force: true }));
+
+const writeEmbedding = (name: string, tensors: { name: string; shape: number[]; data: Float32Array }[]) =>
+  writeFile(path.join(tmp, 'embeddings', `${name}.safetensors`), encodeSafetensors(tensors));
+
+function maxDiff(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  return a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
+}
+
+describe('embedding references in a prompt', () => {
+  it('cuts a prompt around embedding:NAME, an extension dropped', () => {
+    expect(splitPrompt('a embedding:cat-toy.safetensors, on a (embedding:Style_2:1.2)')).toEqual([
+      { text: 'a ' },
+      { embedding: 'cat-toy' },
+      { text: ', on a (' },
+      { embedding: 'Style_2' },
+      { text: ':1.2)' },
+    ]);
+  });
+});
+
+describe('embedding files', () => {
+  it('refuses an unknown name, naming it and the folder', async () => {
+    await expect(loadPromptEmbeddings('a embedding:nope', [tmp], 32)).rejects.toThrow(/no embedding "nope": put nope\.safetensors in the embeddings\/ folder/);
+  });
+
+  it('refuses other text encoders and odd files, naming the file and the problem', async () => {
+    await writeEmbedding('sd2', [{ name: 'emb_params', shape: [1, 1024], data: new Float32Array(1024) }]);
+    await expect(loadPromptEmbeddings('embedding:sd2', [tmp], 768)).rejects.toThrow(
+      /embedding sd2\.safetensors: vectors of width 1024 \(an SD 2\.x embedding\?\); .* takes 768/,
+    );
+    await writeEmbedding('xl', [
+      { name: 'clip_g', shape: [1, 1280], data: new Float32Array(1280) },
+      { name: 'clip_l', shape: [1, 768], data: new Float32Array(768) },
+    ]);
+    await expect(loadPromptEmbeddings('embedding:xl', [tmp], 768)).rejects.toThrow(/embedding xl\.safetensors: an SDXL embedding/);
+    await writeEmbedding('two-keys', [
+      { name: 'a', shape: [4], data: new Float32Array(4) },
+      { name: 'b', shape: [4], data: new Float32Array(4) },
+    ]);
+    await expect(loadPromptEmbeddings('embedding:two-keys', [tmp], 4)).rejects.toThrow(/two-keys\.safetensors: holds 2 tensors \(a, b\)/);
+  });
+
+  it('reads A1111 and diffusers keys', async () => {
+    await writeEmbedding('a1111', [{ name: 'string_to_param.*', shape: [3, 4], data: new Float32Array(12).fill(1) }]);
+    await writeEmbedding('diffusers', [{ name: '<cat-toy>', shape: [4], data: new Float32Array([1, 2, 3, 4]) }]);
+    const [a, d] = await loadPromptEmbeddings('embedding:a1111 and embedding:diffusers', [tmp], 4);
+    expect([a!.name, a!.count, d!.name, d!.count, [...d!.vectors]]).toEqual(['a1111', 3, 'diffusers', 1, [1, 2, 3, 4]]);
+  });
+});
+
+describe.skipIf(!hasFixture)('textual inversion on tiny-sd', () => {
+  let pipe: SdPipeline;
+  let table: Float32Array;
+  let width: number;
+  const row = (id: number) => table.slice(id * width, (id + 1) * width);
+  const idOf = (word: string) => pipe.tokenizer.tokenize(word)[0]!;
+
+  beforeAll(async () => {
+    pipe = await SdPipeline.load(fixture, { executionProvider: 'cpu', attentionCacheDir: path.join(tmp, 'cache') });
+    const model = onnxProto.onnx.ModelProto.decode(await readFile(path.join(fixture, 'text_encoder/model.onnx')));
+    const t = model.graph!.initializer!.find((i) => i.name === 'embeddings.token_embedding.weight')!;
+    width = Number(t.dims![1]);
+    table = new Float32Array(new Uint8Array(t.rawData!).slice().buffer);
+  });
+  afterAll(() => pipe?.release());
+
+  it("an embedding equal to a token's row encodes as that token, and plain prompts are unchanged", async () => {
+    const stock = await pipe.encodeText('a photo of a cat');
+    await writeEmbedding('mycat', [{ name: 'emb_params', shape: [1, width], data: row(idOf('cat')) }]);
+    pipe.addEmbeddings(await loadPromptEmbeddings('embedding:mycat', [tmp], pipe.info.textDim));
+    const viaEmbedding = await pipe.encodeText('a photo of a embedding:mycat');
+    expect(viaEmbedding.tokens).toBe(stock.tokens);
+    expect(maxDiff(viaEmbedding.embedding, stock.embedding)).toBeLessThan(1e-6);
+    // The rewritten text encoder now serves every prompt: a plain one gives what the model as exported gave.
+    const again = await pipe.encodeIds(pipe.tokenizer.encode('a photo of a cat').ids);
+    expect(maxDiff(again, stock.embedding)).toBeLessThan(1e-6);
+  });
+
+  it('a 2-vector embedding expands to 2 tokens, one word of the attention maps', async () => {
+    const vectors = new Float32Array(2 * width);
+    vectors.set(row(idOf('red')), 0);
+    vectors.set(row(idOf('dog')), width);
+    await writeEmbedding('reddog', [{ name: '<red-dog>', shape: [2, width], data: vectors }]);
+    pipe.addEmbeddings(await loadPromptEmbeddings('embedding:reddog', [tmp], pipe.info.textDim));
+    const prompt = 'a embedding:reddog running';
+    const enc = await pipe.encodeText(prompt);
+    expect(enc.tokens).toBe(4);
+    const plain = await pipe.encodeText('a red dog running');
+    expect(maxDiff(enc.embedding, plain.embedding)).toBeLessThan(1e-6);
+    expect(pipe.promptWords(prompt).map((w) => [w.word, w.positions])).toEqual([
+      ['a', [1]],
+      ['embedding:reddog', [2, 3]],
+      ['running', [4]],
+    ]);
+  });
+
+  it('refuses a prompt naming an embedding that was not loaded', async () => {
+    await expect(pipe.encodeText('embedding:never')).rejects.toThrow(/embedding:never, which was not loaded/);
+  });
+});
+
+describe("the studio's own text encoder graph (converted models, the demo)", () => {
+  it('takes embeddings too: int32 ids, and plain prompts unchanged', async () => {
+    const pipe = await SdPipeline.load(await ensureDemoModel(), { executionProvider: 'cpu', attentionCacheDir: path.join(tmp, 'cache') });
+    try {
+      const stock = await pipe.encodeText('a cat');
+      const catRow = (await pipe.encodeText('cat')).embedding; // not a row of the table: a different vector
+      pipe.addEmbeddings([{ name: 'other', vectors: catRow.slice(0, pipe.info.textDim), count: 1, key: 'k' }]);
+      const viaEmbedding = await pipe.encodeText('a embedding:other');
+      expect(viaEmbedding.tokens).toBe(2);
+      expect(maxDiff(viaEmbedding.embedding, stock.embedding)).toBeGreaterThan(1e-3);
+      expect(maxDiff(await pipe.encodeIds(pipe.tokenizer.encode('a cat').ids), stock.embedding)).toBe(0);
+    } finally {
+      await pipe.release();
+    }
+  });
+});
