@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { defineNode } from './types.ts';
 import { pipelineOf } from './lib/model.ts';
-import { loadPromptEmbeddings } from '../server/models/embeddings.ts';
+import { embeddingsFingerprint, loadPromptEmbeddings } from '../server/models/embeddings.ts';
 
 export const encodeText = defineNode({
   type: 'EncodeText',
@@ -16,6 +16,8 @@ export const encodeText = defineNode({
   },
   outputs: { conditioning: { type: 'Conditioning', label: 'conditioning' } },
   params: z.object({}),
+  // The embedding files a prompt may name (`embedding:NAME`): a changed one is never served from the cache.
+  identity: (_params, services) => embeddingsFingerprint(services.modelRoots),
   // One prompt, one UNet row: what a sampler's plan counts for what is connected to it.
   plan: () => ({ outputs: { conditioning: { rows: 1 } } }),
   async run({ inputs, ctx }) {

@@ -15,6 +15,8 @@ import { ensureDemoModel } from '../server/models/demo/index.ts';
 import { splitPrompt } from '../server/engine/text/added-tokens.ts';
 import { encodeSafetensors } from '../server/models/convert/safetensors.ts';
 import { loadPromptEmbeddings } from '../server/models/embeddings.ts';
+import { encodeText } from '../nodes/encode-text.ts';
+import type { Services } from '../nodes/types.ts';
 
 const fixture = path.resolve(import.meta.dirname, '../../shared/fixtures/tiny-sd');
 const hasFixture = existsSync(path.join(fixture, 'model_index.json'));
@@ -67,6 +69,14 @@ describe('embedding files', () => {
       { name: 'b', shape: [4], data: new Float32Array(4) },
     ]);
     await expect(loadPromptEmbeddings('embedding:two-keys', [tmp], 4)).rejects.toThrow(/two-keys\.safetensors: holds 2 tensors \(a, b\)/);
+  });
+
+  it("are part of Encode Text's cache identity: a changed file encodes again", async () => {
+    const services = { modelRoots: [tmp] } as unknown as Services; // identity reads only the models folders
+    const before = await encodeText.identity!({}, services);
+    expect(await encodeText.identity!({}, services)).toBe(before);
+    await writeEmbedding('added-later', [{ name: 'emb_params', shape: [1, 4], data: new Float32Array(4) }]);
+    expect(await encodeText.identity!({}, services)).not.toBe(before);
   });
 
   it('reads A1111 and diffusers keys', async () => {

@@ -6,7 +6,7 @@
  * are refused with the file named, before anything runs.
  */
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../engine/errors.ts';
 import type { TokenEmbedding } from '../engine/sd/added-embeddings.ts';
@@ -96,4 +96,21 @@ export async function loadPromptEmbeddings(prompt: string, roots: readonly strin
     out.push(readEmbeddingFile(file, name, width, key));
   }
   return out;
+}
+
+/**
+ * What the embeddings folders hold (names, sizes, modification times): Encode Text's cache identity, so a
+ * prompt's encoding is made again when an embedding file is added, replaced or removed.
+ */
+export async function embeddingsFingerprint(roots: readonly string[]): Promise<string> {
+  const hash = createHash('sha256');
+  for (const root of roots) {
+    const dir = path.join(root, 'embeddings');
+    const names = await readdir(dir).catch(() => [] as string[]);
+    for (const name of names.sort()) {
+      const s = await stat(path.join(dir, name)).catch(() => null);
+      if (s?.isFile()) hash.update(`${dir}\0${name}\0${s.size}\0${s.mtimeMs}\n`);
+    }
+  }
+  return hash.digest('hex').slice(0, 16);
 }
