@@ -16,7 +16,11 @@ import { splitPrompt } from '../server/engine/text/added-tokens.ts';
 import { encodeSafetensors } from '../server/models/convert/safetensors.ts';
 import { loadPromptEmbeddings } from '../server/models/embeddings.ts';
 import { encodeText } from '../nodes/encode-text.ts';
-import type { Services } from '../nodes/types.ts';
+import type { NodeContext, Services } from '../nodes/types.ts';
+import { loadModel } from '../nodes/load-model.ts';
+import { nodeDefinitions } from '../nodes/index.ts';
+import { createCatalog } from '../server/catalog.ts';
+import { GraphRunner } from '../server/executor/graph-runner.ts';
 
 const fixture = path.resolve(import.meta.dirname, '../../shared/fixtures/tiny-sd');
 const hasFixture = existsSync(path.join(fixture, 'model_index.json'));
@@ -151,6 +155,40 @@ describe("the studio's own text encoder graph (converted models, the demo)", () 
       expect(maxDiff(await pipe.encodeIds(pipe.tokenizer.encode('a cat').ids), stock.embedding)).toBe(0);
     } finally {
       await pipe.release();
+    }
+  });
+});
+
+describe.skipIf(!hasFixture)('through Load Model and Encode Text', () => {
+  it('a prompt names an embedding of the models folders; an unknown one is refused by name', async () => {
+    const modelRoots = [path.dirname(fixture), tmp];
+    const dataDir = path.join(tmp, 'data');
+    const services = new GraphRunner({ catalog: createCatalog(nodeDefinitions), dataDir, executionProvider: 'cpu', modelRoots }).services;
+    const noop = () => undefined;
+    const ctx: NodeContext = {
+      jobId: 'j',
+      nodeId: 'n',
+      signal: new AbortController().signal,
+      progress: noop,
+      previewDue: () => false,
+      preview: noop,
+      warn: noop,
+      saveResult: () => Promise.reject(new Error('no results here')),
+      log: { debug: noop, info: noop, warn: noop, error: noop },
+      services,
+    };
+    const { outputs } = await loadModel.run({ inputs: {}, params: { model: 'tiny-sd', dtype: 'auto', config: '', vae: '' }, ctx });
+    try {
+      const width = (await outputs.model.pipeline.acquire()).info.textDim;
+      await writeEmbedding('three', [{ name: 'emb_params', shape: [3, width], data: new Float32Array(3 * width).fill(0.5) }]);
+      const encoded = await encodeText.run({ inputs: { model: outputs.model, text: 'a embedding:three cat' }, params: {}, ctx });
+      expect(encoded.outputs.conditioning.tokens).toBe(5);
+      expect(encoded.result?.text).toMatch(/^5 of \d+ tokens/);
+      await expect(encodeText.run({ inputs: { model: outputs.model, text: 'embedding:nope' }, params: {}, ctx })).rejects.toThrow(
+        /no embedding "nope": put nope\.safetensors in the embeddings\/ folder/,
+      );
+    } finally {
+      await services.models.releaseAll();
     }
   });
 });
