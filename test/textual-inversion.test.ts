@@ -13,6 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SdPipeline } from '../server/engine/sd/pipeline.ts';
 import { ensureDemoModel } from '../server/models/demo/index.ts';
 import { splitPrompt } from '../server/engine/text/added-tokens.ts';
+import { ClipTokenizer } from '../server/engine/text/tokenizer.ts';
+import { demoVocab } from '../server/models/demo/text-encoder.ts';
 import { encodeSafetensors } from '../server/models/convert/safetensors.ts';
 import { loadPromptEmbeddings } from '../server/models/embeddings.ts';
 import { encodeText } from '../nodes/encode-text.ts';
@@ -50,6 +52,31 @@ describe('embedding references in a prompt', () => {
       { embedding: 'Style_2' },
       { text: ':1.2)' },
     ]);
+  });
+});
+
+describe('the tokenizer with added tokens (the demo vocabulary: no fixture needed)', () => {
+  const tokenizer = new ClipTokenizer({ vocab: demoVocab(), merges: [], maxLength: 8 });
+  const added = new Map([['two', [1000, 1001]]]);
+
+  it('expands a reference to its ids, between the BPE of the text around it', () => {
+    const plain = tokenizer.tokenize('ab');
+    expect(tokenizer.tokenize('ab embedding:two ab', added)).toEqual([...plain, 1000, 1001, ...plain]);
+    // Without added tokens the reference is plain text, as before.
+    expect(tokenizer.tokenize('embedding:two').length).toBe('embedding:two'.length);
+  });
+
+  it('counts the expansion in the words, truncation and the token count', () => {
+    expect(tokenizer.words('a embedding:two b', added)).toEqual([
+      { word: 'a', positions: [1] },
+      { word: 'embedding:two', positions: [2, 3] },
+      { word: 'b', positions: [4] },
+    ]);
+    const enc = tokenizer.encode('a b c embedding:two d', added);
+    expect([enc.tokens, enc.truncated]).toEqual([6, false]);
+    expect([...enc.ids]).toEqual([tokenizer.bos, ...tokenizer.tokenize('a b c'), 1000, 1001, ...tokenizer.tokenize('d'), tokenizer.eos]);
+    expect(tokenizer.encode('a b c d e embedding:two', added).truncated).toBe(true);
+    expect(() => tokenizer.tokenize('embedding:other', added)).toThrow(/embedding:other, which was not loaded/);
   });
 });
 
