@@ -14,6 +14,7 @@ import { SdPipeline } from '../server/engine/sd/pipeline.ts';
 import { ensureDemoModel } from '../server/models/demo/index.ts';
 import { splitPrompt } from '../server/engine/text/added-tokens.ts';
 import { ClipTokenizer } from '../server/engine/text/tokenizer.ts';
+import { rewriteTokenEmbedding } from '../server/engine/sd/token-embedding-rewrite.ts';
 import { demoVocab } from '../server/models/demo/text-encoder.ts';
 import { encodeSafetensors } from '../server/models/convert/safetensors.ts';
 import { loadPromptEmbeddings } from '../server/models/embeddings.ts';
@@ -77,6 +78,27 @@ describe('the tokenizer with added tokens (the demo vocabulary: no fixture neede
     expect([...enc.ids]).toEqual([tokenizer.bos, ...tokenizer.tokenize('a b c'), 1000, 1001, ...tokenizer.tokenize('d'), tokenizer.eos]);
     expect(tokenizer.encode('a b c d e embedding:two', added).truncated).toBe(true);
     expect(() => tokenizer.tokenize('embedding:other', added)).toThrow(/embedding:other, which was not loaded/);
+  });
+});
+
+describe('the token-embedding rewrite', () => {
+  it('refuses a text encoder without a token lookup, and one rewritten already', () => {
+    const empty = { opsetImport: [{ version: 14 }], graph: { node: [], initializer: [], input: [], output: [] } };
+    expect(() => rewriteTokenEmbedding(empty)).toThrow(/no token-embedding lookup/);
+    const table = { name: 'token_embedding.weight', dataType: 1, dims: [10, 4] };
+    const lookup = () => ({
+      opsetImport: [{ version: 14 }],
+      graph: {
+        node: [{ opType: 'Gather', input: ['token_embedding.weight', 'input_ids'], output: ['e'] }],
+        initializer: [{ ...table }],
+        input: [],
+        output: [],
+      },
+    });
+    const model = lookup();
+    expect(rewriteTokenEmbedding(model)).toEqual({ vocab: 10, width: 4 });
+    expect(() => rewriteTokenEmbedding(model)).toThrow(/rewritten already/);
+    expect(() => rewriteTokenEmbedding({ ...lookup(), opsetImport: [{ version: 9 }] })).toThrow(/opset 9 is older than 11/);
   });
 });
 
