@@ -8,7 +8,8 @@ import { prepareDerivedUnet } from '../attention/unet-cache.ts';
 import { readGraphOutline } from '../runtime/graph-outline.ts';
 import type { ExecutionProvider, InferenceSession } from '../runtime/runtime.ts';
 import { createSession, type SessionSettings } from '../runtime/sessions.ts';
-import { findTokenLookup, rewriteTokenEmbedding, TOKEN_EMBEDDING_REWRITE_VERSION } from './token-embedding-rewrite.ts';
+import { UserError } from '../errors.ts';
+import { findTokenLookup, rewriteTokenEmbedding, TokenEmbeddingRewriteError, TOKEN_EMBEDDING_REWRITE_VERSION } from './token-embedding-rewrite.ts';
 
 export async function openTextEncoderWithEmbeddings(
   modelDir: string,
@@ -17,17 +18,22 @@ export async function openTextEncoderWithEmbeddings(
   settings: SessionSettings,
 ): Promise<{ session: InferenceSession; vocab: number; path: string }> {
   const source = path.join(modelDir, 'text_encoder', 'model.onnx');
-  // The model's own vocabulary size: the first added token's id (read without the weights).
-  const outline = await readGraphOutline(source);
-  const vocab = Number(findTokenLookup(outline.nodes, outline.initializers).table.dims![0]);
-  const prepared = await prepareDerivedUnet(source, cacheDir, {
-    stem: 'model.added-tokens',
-    tag: `added-tokens v${TOKEN_EMBEDDING_REWRITE_VERSION}\0`,
-    transform: (model) => {
-      rewriteTokenEmbedding(model);
-      return 1;
-    },
-  });
-  const { session } = await createSession(prepared.path, provider, settings);
-  return { session, vocab, path: prepared.path };
+  try {
+    // The model's own vocabulary size: the first added token's id (read without the weights).
+    const outline = await readGraphOutline(source);
+    const vocab = Number(findTokenLookup(outline.nodes, outline.initializers).table.dims![0]);
+    const prepared = await prepareDerivedUnet(source, cacheDir, {
+      stem: 'model.added-tokens',
+      tag: `added-tokens v${TOKEN_EMBEDDING_REWRITE_VERSION}\0`,
+      transform: (model) => {
+        rewriteTokenEmbedding(model);
+        return 1;
+      },
+    });
+    const { session } = await createSession(prepared.path, provider, settings);
+    return { session, vocab, path: prepared.path };
+  } catch (e) {
+    if (e instanceof TokenEmbeddingRewriteError) throw new UserError(`this model's text encoder cannot take embeddings: ${e.message}`, 'text');
+    throw e;
+  }
 }
