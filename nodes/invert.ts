@@ -96,12 +96,7 @@ export const invertNode = defineNode({
             opts,
             Array.from({ length: params.batch }, (_, k) => seededNoise(params.seed + k)),
           );
-    const attention = recording && {
-      width,
-      height,
-      ...recording.average.result(),
-      words: pipe.tokenizer.words(inputs.source.prompt, inputs.source.longPrompt),
-    };
+    const attention = recording && { width, height, ...recording.average.result(), words: pipe.promptWords(inputs.source.prompt, inputs.source.longPrompt) };
     return {
       outputs: {
         inversion: {

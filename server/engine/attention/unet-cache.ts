@@ -27,7 +27,8 @@ const DEFAULT_CACHE_DIR = path.join(CACHE_ROOT, 'attention-merge');
  * File names of derived graphs (attention-merge rewrites, attention maps (attention-maps-unet.ts), optimized
  * graphs and the rewrites of those); the model fingerprint ignores them (they are derived, not the model).
  */
-export const DERIVED_UNET_PATTERN = /^model\.(?:attention-merge(?:-\d+)?|attention-maps|optimized|fp16)(?:-[a-z0-9]+)*\.[0-9a-f]+\.(?:onnx|weights)$/;
+export const DERIVED_UNET_PATTERN =
+  /^model\.(?:attention-merge(?:-\d+)?|attention-maps|optimized|fp16|added-tokens)(?:-[a-z0-9]+)*\.[0-9a-f]+\.(?:onnx|weights)$/;
 
 /** The file name stem of the rewrite for N styles (two styles keep the name they always had); `variant` names a derived source. */
 function stem(styles: number, variant = ''): string {

@@ -40,6 +40,10 @@ import {
 } from '../runtime/runtime.ts';
 import { ClipTokenizer } from '../text/tokenizer.ts';
 import type { LongPromptMode } from '../../protocol/prompt-tokens.ts';
+import { embeddingNames, type AddedTokens } from '../text/added-tokens.ts';
+import { AddedEmbeddings, type TokenEmbedding } from './added-embeddings.ts';
+import { openTextEncoderWithEmbeddings } from './text-encoder-embeddings.ts';
+import { ADDED_EMBEDDINGS_INPUT } from './token-embedding-rewrite.ts';
 import { UnetBuffers } from './unet-buffers.ts';
 import { bindUnet, checkFixedBatch, timestepDims, type UnetBinding, type UnetCallExtras } from './unet-binding.ts';
 import { UnetSlot, type SlotSession } from './unet-slot.ts';
@@ -146,6 +150,12 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
   /** The graph the UNet session runs and attention merges are rewritten from, when not unet/model.onnx (the optimizer's). */
   private unetSource: { path: string; variant: string } | undefined;
   private sessionSettings: SessionSettings = {};
+  /** Textual-inversion embeddings given to this pipeline (Encode Text's `embedding:NAME`). */
+  private embeddings: AddedEmbeddings | undefined;
+  /** The text encoder rewritten to take them, opened on the first prompt that uses one: its vocabulary size. */
+  private textVocab: Promise<number> | undefined;
+  /** Text-encoder runs in flight: the session they use is released only after them. */
+  private readonly textRuns = new Set<Promise<unknown>>();
 
   private constructor(info: PipelineInfo, tokenizer: ClipTokenizer, sessions: ModelSessions) {
     this.info = info;
@@ -363,22 +373,37 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
     return { merge: { conditionings, weights: first.weights, w: first.w, h: first.h } };
   }
 
+  /** Makes textual-inversion embeddings usable as `embedding:NAME` in this pipeline's prompts (added-embeddings.ts). */
+  addEmbeddings(list: readonly TokenEmbedding[]): void {
+    this.alive();
+    (this.embeddings ??= new AddedEmbeddings(this.info.textDim)).add(list);
+  }
+
+  /** The words of a prompt with their token positions (attention maps), an embedding reference as one word. */
+  promptWords(prompt: string, mode: LongPromptMode = 'truncate'): { word: string; positions: number[] }[] {
+    const names = embeddingNames(prompt);
+    // Only the number of tokens matters here, not their ids.
+    return this.tokenizer.words(prompt, mode, names.length ? this.addedEmbeddings(names).tokens(names, 0) : undefined);
+  }
+
   /**
-   * Tokenizes and encodes a prompt; cached per prompt text and mode. A long prompt is cut at the
-   * window (truncate), or read in chunks that are encoded as rows of one call and concatenated
-   * (engine/text/chunks.ts); a prompt that fits gives the same embedding either way.
+   * Tokenizes and encodes a prompt; cached per prompt text, mode (and the content of the embeddings it
+   * uses). A long prompt is cut at the window (truncate), or read in chunks that are encoded as rows of
+   * one call and concatenated (engine/text/chunks.ts); a prompt that fits gives the same embedding either way.
    */
   async encodeText(prompt: string, mode: LongPromptMode = 'truncate'): Promise<TextEncoding> {
     this.alive();
-    const key = `${mode}:${prompt}`;
+    const names = embeddingNames(prompt);
+    const key = `${mode}:${prompt}${names.length ? `\0${this.addedEmbeddings(names).cacheKey(names)}` : ''}`;
     let hit = this.textCache.get(key);
     if (!hit) {
       hit = (async () => {
+        const added = names.length ? await this.addedTokens(names) : undefined;
         if (mode === 'chunks') {
-          const t = this.tokenizer.encodeChunks(prompt);
+          const t = this.tokenizer.encodeChunks(prompt, added);
           return { embedding: await this.encodeIds(t.ids), tokens: t.tokens, truncated: false, chunks: t.chunks };
         }
-        const t = this.tokenizer.encode(prompt);
+        const t = this.tokenizer.encode(prompt, added);
         const embedding = await this.encodeIds(t.ids);
         return { embedding, tokens: t.tokens, truncated: t.truncated, chunks: 1 };
       })();
@@ -388,24 +413,59 @@ export class SdPipeline implements Denoiser<UnetCallExtras> {
     return hit;
   }
 
+  /** The embeddings given, refusing a prompt that names one that was not. */
+  private addedEmbeddings(names: readonly string[]): AddedEmbeddings {
+    if (!this.embeddings) throw new UserError(`the prompt uses embedding:${names[0]}, which was not loaded for this model`, 'text');
+    this.embeddings.tokens(names, 0);
+    return this.embeddings;
+  }
+
+  /** The ids of the embeddings `names`, after the text encoder that reads them is in place (once; a failure is not kept). */
+  private async addedTokens(names: readonly string[]): Promise<AddedTokens> {
+    const embeddings = this.addedEmbeddings(names);
+    if (!this.textVocab) {
+      this.textVocab = openTextEncoderWithEmbeddings(this.info.dir, this.attentionCacheDir, this.info.executionProvider, this.sessionSettings).then(
+        async ({ session, vocab }) => {
+          if (this.released) {
+            await session.release().catch(() => undefined);
+            this.alive();
+          }
+          const before = this.textEncoder;
+          this.textEncoder = session;
+          await Promise.allSettled([...this.textRuns]);
+          await before.release();
+          return vocab;
+        },
+      );
+      this.textVocab.catch(() => (this.textVocab = undefined));
+    }
+    return embeddings.tokens(names, await this.textVocab);
+  }
+
   /** Text-encoder last_hidden_state for token ids (one prompt, or several concatenated rows). */
   async encodeIds(ids: Int32Array): Promise<Float32Array> {
     this.alive();
     const L = this.info.textLength;
     if (ids.length === 0 || ids.length % L !== 0) throw new Error(`token ids must come in rows of ${L}, got ${ids.length}`);
-    const inputs = inputInfos(this.textEncoder);
+    const session = this.textEncoder;
+    const inputs = inputInfos(session);
     const idInfo = findInput(inputs, ['input_ids'], 0, 'input_ids', 'text_encoder/model.onnx');
     const dims = [ids.length / L, L];
     const feeds: Record<string, OrtTensor> = { [idInfo.name]: numberTensor(idInfo.type, ids, dims) };
     for (const extra of inputs) {
       if (extra.name === idInfo.name) continue;
       if (extra.name === 'attention_mask') feeds[extra.name] = numberTensor(extra.type, new Int32Array(ids.length).fill(1), dims);
-      else throw new Error(`text_encoder/model.onnx has an unexpected input ${extra.name}`);
+      else if (extra.name === ADDED_EMBEDDINGS_INPUT) {
+        const table = (this.embeddings ?? new AddedEmbeddings(this.info.textDim)).table();
+        feeds[extra.name] = floatTensor(extra.type, table.data, table.dims);
+      } else throw new Error(`text_encoder/model.onnx has an unexpected input ${extra.name}`);
     }
-    const outputs = outputInfos(this.textEncoder);
+    const outputs = outputInfos(session);
     const outName = (outputs.find((o) => o.name === 'last_hidden_state') ?? outputs[0])!.name;
     const t0 = performance.now();
-    const res = await this.textEncoder.run(feeds, [outName]);
+    const run = session.run(feeds, [outName]);
+    this.textRuns.add(run);
+    const res = await run.finally(() => this.textRuns.delete(run));
     this.stats.textCalls++;
     this.stats.textMs += performance.now() - t0;
     return tensorToFloat32(res[outName]!);

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { decodeHTML } from 'entities';
 import type { LongPromptMode } from '../../protocol/prompt-tokens.ts';
 import { chunkIds, chunkPositions, chunkTokens } from './chunks.ts';
+import { embeddingWord, splitPrompt, type AddedTokens } from './added-tokens.ts';
 
 export interface TokenizedPrompt {
   /** BOS, content tokens, EOS, then padding; always `maxLength` long. */
@@ -229,8 +230,9 @@ export class ClipTokenizer {
     });
   }
 
-  encode(text: string): TokenizedPrompt {
-    const content = this.tokenize(text);
+  /** `added`: the ids of the `embedding:NAME` references the prompt may hold (added-tokens.ts); without it they are plain text. */
+  encode(text: string, added?: AddedTokens): TokenizedPrompt {
+    const content = this.tokenize(text, added);
     const room = this.maxLength - 2;
     const kept = Math.min(content.length, room);
     const ids = new Int32Array(this.maxLength).fill(this.pad);
@@ -241,8 +243,8 @@ export class ClipTokenizer {
   }
 
   /** The prompt as A1111 reads a long one: chunks of maxLength − 2 tokens, broken after a comma where one is near the end. */
-  encodeChunks(text: string): ChunkedPrompt {
-    const content = this.tokenize(text);
+  encodeChunks(text: string, added?: AddedTokens): ChunkedPrompt {
+    const content = this.tokenize(text, added);
     const chunks = this.chunksOf(content);
     return { ids: chunkIds(chunks, this, this.maxLength - 2), chunks: chunks.length, tokens: content.length };
   }
@@ -255,37 +257,53 @@ export class ClipTokenizer {
   /**
    * The words of a prompt, CLIP's pre-tokenisation pieces as `tokenize` splits them (lower-cased, so
    * punctuation is a word of its own), each with the positions of its tokens in `encode`'s ids (BOS at
-   * 0, so the first content token is at 1). Words cut off by truncation are left out; in chunks mode
-   * every word is kept, at its place in the chunked ids (encodeChunks).
+   * 0, so the first content token is at 1). An embedding reference is one word (`embedding:name`) with
+   * a position per vector. Words cut off by truncation are left out; in chunks mode every word is kept,
+   * at its place in the chunked ids (encodeChunks).
    */
-  words(text: string, mode: LongPromptMode = 'truncate'): { word: string; positions: number[] }[] {
-    const pieces = [...cleanText(text).matchAll(CLIP_PATTERN)].map((m) => ({ word: m[0], count: this.tokenize(m[0]).length }));
-    const place =
-      mode === 'chunks' ? chunkPositions(this.chunksOf(this.tokenize(text)), this.maxLength - 2) : Array.from({ length: this.maxLength - 2 }, (_, i) => i + 1);
+  words(text: string, mode: LongPromptMode = 'truncate', added?: AddedTokens): { word: string; positions: number[] }[] {
+    const pieces = this.wordIds(text, added);
+    const room = this.maxLength - 2;
+    const place = mode === 'chunks' ? chunkPositions(this.chunksOf(pieces.flatMap((w) => w.ids)), room) : Array.from({ length: room }, (_, i) => i + 1);
     const out: { word: string; positions: number[] }[] = [];
     let next = 0;
-    for (const { word, count } of pieces) {
-      if (next + count > place.length) break;
-      out.push({ word, positions: place.slice(next, next + count) });
-      next += count;
+    for (const { word, ids } of pieces) {
+      if (next + ids.length > place.length) break;
+      out.push({ word, positions: place.slice(next, next + ids.length) });
+      next += ids.length;
     }
     return out;
   }
 
   /** Content token ids of `text` (no BOS/EOS, no truncation). */
-  tokenize(text: string): number[] {
-    const out: number[] = [];
-    for (const match of cleanText(text).matchAll(CLIP_PATTERN)) {
-      const word = match[0];
-      let ids = this.cache.get(word);
-      if (!ids) {
-        ids = this.bpeIds(toByteSymbols(word));
-        if (this.cache.size >= BPE_CACHE_LIMIT) this.cache.clear();
-        this.cache.set(word, ids);
+  tokenize(text: string, added?: AddedTokens): number[] {
+    return this.wordIds(text, added).flatMap((w) => w.ids);
+  }
+
+  /** Each word of the prompt with its ids: BPE for text, the given ids for an embedding reference. */
+  private wordIds(text: string, added: AddedTokens | undefined): { word: string; ids: readonly number[] }[] {
+    const out: { word: string; ids: readonly number[] }[] = [];
+    for (const part of added ? splitPrompt(text) : [{ text }]) {
+      if ('embedding' in part) {
+        const ids = added!.get(part.embedding);
+        if (!ids) throw new Error(`the prompt uses embedding:${part.embedding}, which was not loaded for it`);
+        out.push({ word: embeddingWord(part.embedding), ids });
+        continue;
       }
-      for (const id of ids) out.push(id);
+      for (const match of cleanText(part.text).matchAll(CLIP_PATTERN)) out.push({ word: match[0], ids: this.wordTokens(match[0]) });
     }
     return out;
+  }
+
+  /** BPE ids of one pre-tokenised word, cached. */
+  private wordTokens(word: string): number[] {
+    let ids = this.cache.get(word);
+    if (!ids) {
+      ids = this.bpeIds(toByteSymbols(word));
+      if (this.cache.size >= BPE_CACHE_LIMIT) this.cache.clear();
+      this.cache.set(word, ids);
+    }
+    return ids;
   }
 
   /** Own properties only, so words like "constructor" never reach Object.prototype. */
