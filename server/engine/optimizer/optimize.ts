@@ -113,7 +113,7 @@ async function weightFilesIdentity(dir: string): Promise<string> {
   return parts.join(',');
 }
 
-export const FLOAT16_VERSION = 1;
+export const FLOAT16_VERSION = 2;
 
 /**
  * The fp16 conversion (float16.ts) of the UNet graph `source` (unet/model.onnx or the optimizer's), derived on
