@@ -32,7 +32,8 @@ export const OPTIMIZER_VERSION = 2;
 export const OPTIMIZER_METADATA_KEY = 'dualstyle.optimizer';
 
 export type Fusion = 'attention' | 'group-norm' | 'bias-split-gelu' | 'bias-add';
-export type OptimizerProvider = 'cpu' | 'cuda' | 'webgpu';
+/** tensorrt: none of ours (TensorRT builds its own fused kernels from the plain graph, in fp16 when asked). */
+export type OptimizerProvider = 'cpu' | 'cuda' | 'tensorrt' | 'webgpu';
 
 /** What each fusion makes, for Load Model's note. */
 const FUSED_OP: Record<Fusion, string> = {
@@ -113,6 +114,7 @@ async function readFusions(file: string): Promise<Record<Fusion, number>> {
 export function float16Wanted(provider: OptimizerProvider, option?: boolean): boolean {
   if (option !== undefined) return option;
   const env = process.env.DUALSTYLE_FP16;
+  if (provider === 'tensorrt') return false; // TensorRT's own fp16 (sessions.ts: ORT_TENSORRT_FP16_ENABLE)
   return env === 'on' ? true : env === 'off' ? false : provider === 'cuda';
 }
 
