@@ -110,6 +110,25 @@ describe('the estimate', () => {
     expect(activationBytes(oneRow(3)) - activationBytes(oneRow(2))).toBeCloseTo(step / 2);
   });
 
+  it('a words mask (attention maps recorded) counts the maps UNet, a second session, with its weights', async () => {
+    const dir = await tempDir('memory-maps');
+    try {
+      const runner = new GraphRunner({ catalog: createCatalog(nodeDefinitions), dataDir: dir, executionProvider: 'cpu', maxJobMemoryBytes: 1024 * GiB });
+      const catalog = createCatalog(nodeDefinitions);
+      const plan = async (attentionMaps: boolean) =>
+        planJob(runner.validate(await template('words-mask', { LoadImage: { max_side: 512 }, Invert: { attentionMaps } })), catalog, runner.services);
+      const [withMaps, without] = [await plan(true), await plan(false)];
+      expect(withMaps.find((w) => w.nodeId === 'invert')!.attentionMaps).toBe(true);
+      expect(without.find((w) => w.nodeId === 'invert')!.attentionMaps).toBeUndefined();
+      const model = withMaps[0]!.model;
+      expect(model.unetWeightsBytes).toBeGreaterThan(0);
+      expect(estimateJobMemory(withMaps).weightsBytes).toBe(model.weightsBytes + model.unetWeightsBytes);
+      expect(estimateJobMemory(without).weightsBytes).toBe(model.weightsBytes);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('grows with the square of the area where attention dominates, and counts every row', async () => {
     const model = await demoProfile();
     const at = (side: number, rows = 1) => activationBytes({ model, stage: 'unet', rows, latentWidth: side, latentHeight: side });
