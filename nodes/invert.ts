@@ -66,7 +66,16 @@ export const invertNode = defineNode({
     const size = { width: latent.width, height: latent.height };
     return {
       outputs: { inversion: { ...size, ...(params.batch > 1 ? { pictures: params.batch } : {}) } },
-      work: [{ model: model.model, stage: 'unet', rows, latentWidth: size.width, latentHeight: size.height }],
+      work: [
+        {
+          model: model.model,
+          stage: 'unet',
+          rows,
+          latentWidth: size.width,
+          latentHeight: size.height,
+          ...(params.attentionMaps ? { attentionMaps: true } : {}),
+        },
+      ],
     };
   },
   async run({ inputs, params, ctx }) {

@@ -12,8 +12,10 @@
 #   --fp32          the sd15 preset exported in float32 (default float16); on CUDA the studio converts it to
 #                   fp16 at load (issue 23), so this benches the load-time conversion
 # Issue 23's checks: conformance on the tiny fixture in fp32 (graph optimizer on: MultiHeadAttention, and
-# GroupNorm NHWC on CUDA), in fp16 (converted at load, 16× tolerances) and unfused (DUALSTYLE_OPTIMIZE=off);
-# the bench fused and unfused (the second with DUALSTYLE_OPTIMIZE=off), each printing optimized ÷ plain.
+# on CUDA GroupNorm NHWC, BiasSplitGelu, BiasAdd), in fp16 (converted at load, the fp16 tolerances of
+# server/conformance/tolerance.ts) and unfused (DUALSTYLE_OPTIMIZE=off); the bench fused and unfused (the
+# second with DUALSTYLE_OPTIMIZE=off), each printing optimized ÷ plain. Where doctor finds TensorRT ready,
+# conformance and the bench with --ep tensorrt too (engines cached in .cache/tensorrt-engines).
 # Environment: OUT (default ./gpu-check-out), MODEL_DIR (default $OUT/sd15-random[-fp32]: reused when present),
 # FIXTURE (default ../shared/fixtures/tiny-sd, then shared/fixtures/tiny-sd).
 set -uo pipefail
@@ -82,7 +84,7 @@ PYLIBS="$(python3 - << 'EOF' 2> /dev/null
 import glob, os, site
 dirs = []
 for sp in site.getsitepackages() + [site.getusersitepackages()]:
-    for d in sorted(glob.glob(os.path.join(sp, 'nvidia', '*', 'lib'))):
+    for d in sorted(glob.glob(os.path.join(sp, 'nvidia', '*', 'lib'))) + sorted(glob.glob(os.path.join(sp, 'tensorrt_libs'))):
         if any('.so' in f for f in os.listdir(d)): dirs.append(d)
 print(':'.join(dirs))
 EOF
@@ -93,6 +95,9 @@ emit python-cuda-libs ok 0 "${PYLIBS:-none found}"
 # 5. The diagnosis (exit 1 = CUDA not ready: recorded, the later steps then show how it fails).
 step doctor node_modules/.bin/tsx server/cli/doctor.ts
 node_modules/.bin/tsx server/cli/doctor.ts --json > "$OUT/doctor.json" 2> /dev/null
+# TensorRT (optional): its steps run where doctor finds it ready.
+TRT_READY="$(node -e 'try { const d = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(d.tensorrt && d.tensorrt.ready ? 1 : 0) } catch { console.log(0) }' "$OUT/doctor.json")"
+emit tensorrt "$([ "$TRT_READY" = 1 ] && echo ready || echo 'not ready')" 0 "$(grep -h '^TensorRT' "$OUT/doctor.log" | cut -c1-400)"
 
 # 6. Conformance on the tiny fixture, on the chosen provider.
 FIXTURE="${FIXTURE:-}"
@@ -108,6 +113,9 @@ if [ -n "$FIXTURE" ]; then
       step conformance-converted node_modules/.bin/tsx server/cli/conformance.ts "$f" --ep "$EP" --gpu "$GPU" --fp32; break
     fi
   done
+  if [ "$TRT_READY" = 1 ] && [ "$EP" != cpu ]; then
+    step conformance-tensorrt node_modules/.bin/tsx server/cli/conformance.ts "$FIXTURE" --ep tensorrt --gpu "$GPU" --fp32
+  fi
 else emit conformance skipped 0 "no tiny-sd fixture (set FIXTURE)"; fi
 
 # 7. The model to bench: the sd15 preset (generated once, reused), or the demo with --quick.
@@ -127,6 +135,10 @@ fi
 step bench node_modules/.bin/tsx server/cli/bench.ts --model "$MODEL" --ep "$EP" --gpu "$GPU" "${BENCH_ARGS[@]}" --jsonl "$JSONL"
 step bench-unfused env DUALSTYLE_OPTIMIZE=off node_modules/.bin/tsx server/cli/bench.ts --model "$MODEL" --ep "$EP" --gpu "$GPU" "${BENCH_ARGS[@]}" --no-optimizer-timing --no-session-timing --jsonl "$JSONL"
 
+if [ "$TRT_READY" = 1 ] && [ "$EP" != cpu ]; then
+  step bench-tensorrt node_modules/.bin/tsx server/cli/bench.ts --model "$MODEL" --ep tensorrt --gpu "$GPU" "${BENCH_ARGS[@]}" --no-optimizer-timing --jsonl "$JSONL"
+fi
+
 log "results: $JSONL ($(wc -l < "$JSONL") lines); logs in $OUT/"
-grep -h -E '^(CUDA:|  (PASS|FAIL|N/A) |graph optimizer|OK:|FAILED:)' "$OUT/doctor.log" "$OUT"/conformance*.log "$OUT/bench.log" "$OUT/bench-unfused.log" 2> /dev/null
+grep -h -E '^(CUDA:|TensorRT|  (PASS|FAIL|N/A) |graph optimizer|OK:|FAILED:)' "$OUT/doctor.log" "$OUT"/conformance*.log "$OUT"/bench*.log 2> /dev/null
 exit $FAILED

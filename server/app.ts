@@ -16,6 +16,7 @@ import { PROJECT_ROOT } from './util/project.ts';
 import type { AnyNodeDefinition } from '../nodes/types.ts';
 import type { Logger } from './util/log.ts';
 import type { ExecutionProviderRequest } from './engine/runtime/runtime.ts';
+import { setTensorrtEngineCache } from './engine/runtime/sessions.ts';
 import { loadPreviewDecoder } from './engine/sd/preview-decoder.ts';
 import { DEFAULT_RELEASE_IDLE_MS, GraphRunner } from './executor/graph-runner.ts';
 import { catalogWithPackages, type CustomNodes } from './node-packages/load.ts';
@@ -310,6 +311,7 @@ export async function createStudio(opts: StudioOptions): Promise<Studio> {
   const executionProvider = opts.executionProvider ?? 'auto';
   const dataDir = path.resolve(opts.dataDir);
   await prepareDataDir(dataDir, log);
+  setTensorrtEngineCache(path.join(dataDir, 'tensorrt-engines'));
   const runner = await openRunner(opts, dataDir, executionProvider, log);
   const { previewDecoder } = runner;
 

@@ -9,6 +9,7 @@
 import path from 'node:path';
 import { createStudio, type Studio, type StudioOptions } from './app.ts';
 import { diagnoseCuda } from './engine/cuda/cuda-doctor.ts';
+import { diagnoseTensorrt } from './engine/cuda/tensorrt-doctor.ts';
 import { tokenProblem } from './http/auth.ts';
 import type { RestartPolicy } from './executor/job-service.ts';
 import { formatBytes } from './util/bytes.ts';
@@ -140,9 +141,13 @@ export async function main(argv: string[], overrides: Partial<StudioOptions> = {
   }
   console.log(`Dual Style Studio running at ${studio.url}`);
   console.log(`execution provider: ${cli.ep}${cli.ep === 'auto' ? ' (CUDA when available, else CPU)' : ''}${cli.gpu ? `, GPU ${cli.gpu}` : ''}`);
-  if (cli.ep === 'auto' || cli.ep === 'cuda') {
+  if (cli.ep === 'auto' || cli.ep === 'cuda' || cli.ep === 'tensorrt') {
     const d = diagnoseCuda();
     console.log(d.ready ? `CUDA: ${d.summary}` : `CUDA: not available (${d.summary}); \`npm run doctor\` says how to fix it`);
+  }
+  if (cli.ep === 'tensorrt') {
+    const t = diagnoseTensorrt();
+    console.log(t.ready ? 'TensorRT: ready' : `TensorRT: not available (${t.summary}); runs on CUDA or CPU instead; \`npm run doctor\` says how to fix it`);
   }
   console.log(`data folder: ${cli.dataDir}`);
   console.log(

@@ -66,6 +66,21 @@ describe.skipIf(!hasFixture)('conformance harness on tiny-sd', () => {
     expect(r.failed).toBe(0);
   });
 
+  it('fp16: the UNet converted at load passes every case within the fp16 tolerances (tolerance.ts)', async () => {
+    const lines: string[] = [];
+    const r = await runConformance(fixture, { log: (l) => lines.push(l), executionProvider: 'cpu', fp16: true });
+    expect(lines.join('\n')).toMatch(/converted to fp16 at load/);
+    expect(
+      r.cases.filter((c) => c.status === 'fail'),
+      lines.join('\n'),
+    ).toEqual([]);
+    const byName = new Map(r.cases.map((c) => [c.name, c]));
+    // The time embedding in fp32: one UNet call within a tenth of its fp16 tolerance (0.15 with it in fp16).
+    expect(byName.get('unet_out_t500')!.maxErr).toBeLessThan(0.1 * byName.get('unet_out_t500')!.tol);
+    // The images' tolerance is what the decoder makes of the latent tolerance: at least the fp16 one.
+    for (const c of r.cases.filter((c) => c.name.endsWith('_image') && !c.name.startsWith('pixelmerge'))) expect(c.tol).toBeGreaterThan(16 * 1e-3);
+  });
+
   describe('with a tampered manifest', () => {
     let dir: string;
     beforeAll(async () => {

@@ -11,7 +11,9 @@ import path from 'node:path';
 import onnxProto from 'onnx-proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FP16_TOLERANCE_FACTOR } from '../server/conformance/harness.ts';
+import * as ort from 'onnxruntime-node';
 import { convertToFloat16 } from '../server/engine/optimizer/float16.ts';
+import { float16ToFloat32 } from '../server/engine/runtime/runtime.ts';
 import { ensureDemoModel } from '../server/models/demo/index.ts';
 import { SdPipeline } from '../server/engine/sd/pipeline.ts';
 import { maxAbs, maxAbsDiff, seededValues } from './support/numeric.ts';
@@ -102,5 +104,56 @@ describe('fp16 conversion at load', () => {
     // A non-zero value under fp16's smallest subnormal is clamped to it, not flushed to zero.
     const bias = byName.get('bias')!.rawData!;
     expect(new Uint16Array(new Uint8Array(bias).buffer)[0]).toBe(1);
+  });
+
+  it('keeps the timestep embedding in fp32 (as diffusers does): sin/cos of t·f at t = 981 within fp16 rounding of the output', async () => {
+    const half = 4; // frequencies f_i = 10000^(−i/4)
+    const freqs = Array.from({ length: half }, (_, i) => Math.exp((-Math.log(10000) * i) / half));
+    const eye = Array.from({ length: 64 }, (_, k) => (Math.floor(k / 8) === k % 8 ? 1 : 0));
+    const model: onnxProto.onnx.IModelProto = {
+      irVersion: 8,
+      opsetImport: [{ domain: '', version: 17 }],
+      graph: {
+        name: 'time_proj',
+        input: [{ name: 'timestep', type: { tensorType: { elemType: FLOAT, shape: { dim: [{ dimValue: 1 }] } } } }],
+        output: [{ name: 'emb', type: { tensorType: { elemType: FLOAT } } }],
+        initializer: [
+          { name: 'axes', dataType: onnx.TensorProto.DataType.INT64, dims: [1], int64Data: [1] },
+          { name: 'linear', dataType: FLOAT, dims: [8, 8], floatData: eye },
+        ],
+        node: [
+          {
+            name: 'freqs',
+            opType: 'Constant',
+            output: ['f'],
+            attribute: [{ name: 'value', type: 4, t: { dataType: FLOAT, dims: [1, half], floatData: freqs } }],
+          },
+          { name: 'unsqueeze', opType: 'Unsqueeze', input: ['timestep', 'axes'], output: ['t1'] },
+          { name: 'cast', opType: 'Cast', input: ['t1'], output: ['t2'], attribute: [{ name: 'to', type: 2, i: FLOAT }] },
+          { name: 'mul', opType: 'Mul', input: ['t2', 'f'], output: ['arg'] },
+          { name: 'sin', opType: 'Sin', input: ['arg'], output: ['s'] },
+          { name: 'cos', opType: 'Cos', input: ['arg'], output: ['c'] },
+          { name: 'concat', opType: 'Concat', input: ['s', 'c'], output: ['sc'], attribute: [{ name: 'axis', type: 2, i: -1 }] },
+          { name: 'to_dtype', opType: 'Cast', input: ['sc'], output: ['sc16'], attribute: [{ name: 'to', type: 2, i: FLOAT }] },
+          { name: 'linear_1', opType: 'MatMul', input: ['sc16', 'linear'], output: ['emb'] },
+        ],
+      },
+    };
+    const stats = await convertToFloat16(model, tmp, () => Promise.reject(new Error('nothing is external')));
+    expect(stats.timeEmbedding).toBe(7); // freqs, unsqueeze, cast, mul, sin, cos, concat: not to_dtype (the boundary) nor the MatMul
+    const g = model.graph!;
+    expect(g.input![0]!.type!.tensorType!.elemType).toBe(FLOAT); // the timestep stays fp32
+    expect(g.output![0]!.type!.tensorType!.elemType).toBe(FLOAT16);
+    const session = await ort.InferenceSession.create(onnx.ModelProto.encode(model).finish());
+    try {
+      const t = 981;
+      const out = await session.run({ timestep: new ort.Tensor('float32', Float32Array.of(t), [1]) });
+      const emb = float16ToFloat32(out.emb!.data as Uint16Array);
+      const exact = [...freqs.map((f) => Math.sin(t * Math.fround(f))), ...freqs.map((f) => Math.cos(t * Math.fround(f)))];
+      // fp32 math, then one rounding to fp16 (≤ 2⁻¹¹ for |v| ≤ 1); in fp16, t·f would be off by up to 0.5 rad.
+      expect(maxAbsDiff(emb, Float32Array.from(exact))).toBeLessThan(1e-3);
+    } finally {
+      await session.release();
+    }
   });
 });

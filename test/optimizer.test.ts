@@ -127,7 +127,7 @@ describe('GroupNorm fusion (CUDA)', () => {
       expect(gamma!.dims!.length).toBe(1);
     }
     expect(fusionsFor('cpu')).toEqual(['attention']);
-    expect(fusionsFor('cuda')).toEqual(['attention', 'group-norm']);
+    expect(fusionsFor('cuda')).toEqual(['attention', 'group-norm', 'bias-split-gelu', 'bias-add']);
   });
 });
 
@@ -140,7 +140,7 @@ describe('the optimizer at load', () => {
     try {
       expect(fused.info.graphOptimizer).toMatch(/graph optimizer: \d+ MultiHeadAttention fused/);
       expect(plain.info.graphOptimizer).toBe('graph optimizer off');
-      expect(describeFusions('cpu', { attention: 0, 'group-norm': 0 })).toMatch(/nothing to fuse/);
+      expect(describeFusions('cpu', { attention: 0, 'group-norm': 0, 'bias-split-gelu': 0, 'bias-add': 0 })).toMatch(/nothing to fuse/);
       const { latentChannels: C, textLength: Lt, textDim: D } = fused.info;
       const [w, h] = [12, 8];
       const sample = seededValues(2 * C * h * w, 1);

@@ -347,7 +347,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     const runner = new BenchRunner(dataDir, opts, gpu, previewDecoder);
     const graph = await comparisonGraph(opts);
     const pipe = await warmUp(runner, graph, opts, log);
-    const device = pipe.info.executionProvider === 'cuda' ? sampleDeviceMemory() : null;
+    const device = pipe.info.executionProvider === 'cuda' || pipe.info.executionProvider === 'tensorrt' ? sampleDeviceMemory() : null;
     const { measures, firstRunMs, image } = await firstRun(runner, pipe, graph, log);
     const f = pipe.info.vaeDownsample;
     const latent = { width: image.width / f, height: image.height / f };

@@ -124,7 +124,7 @@ export function checkTargets(r: BenchReport): Target[] {
     limit: '≤ 1.3× on CPU at --size 64 or less, weights ≥ 1 GiB (one copy of the weights)',
   });
   const b2 = r.unetCalls.find((u) => u.batch === 2);
-  const onGpu = r.executionProvider === 'cuda';
+  const onGpu = r.executionProvider === 'cuda' || r.executionProvider === 'tensorrt';
   t.push({
     name: 'batch-2 UNet call',
     status: !onGpu || !b2 ? 'n/a' : passIf(b2.ms <= 15),

@@ -1,5 +1,5 @@
 /**
- * npm run conformance -- <fixture-dir> [--ep auto|cuda|webgpu|cpu] [--gpu N] [--fp16|--fp32]
+ * npm run conformance -- <fixture-dir> [--ep auto|cuda|tensorrt|webgpu|cpu] [--gpu N] [--fp16|--fp32]
  * One line per case, a summary, and a non-zero exit on any failure (see server/conformance/).
  */
 import path from 'node:path';
@@ -9,7 +9,7 @@ import { runConformance } from '../conformance/harness.ts';
 import { EXECUTION_PROVIDERS, type ExecutionProviderRequest } from '../engine/runtime/runtime.ts';
 
 const USAGE =
-  'usage: npm run conformance -- <fixture-dir> [--ep auto|cuda|webgpu|cpu] [--gpu N] [--fp16|--fp32]\n(e.g. ../shared/fixtures/tiny-sd, or the metrics fixture ../shared/fixtures/metrics)';
+  'usage: npm run conformance -- <fixture-dir> [--ep auto|cuda|tensorrt|webgpu|cpu] [--gpu N] [--fp16|--fp32]\n(e.g. ../shared/fixtures/tiny-sd, or the metrics fixture ../shared/fixtures/metrics)';
 
 export async function main(argv: string[]): Promise<number> {
   let values;

@@ -8,6 +8,8 @@
  * [--preview-decoder DIR] as for the studio.
  * Environment: DUALSTYLE_REDIS, DUALSTYLE_DATA, DUALSTYLE_EP, DUALSTYLE_MAX_JOB_MEMORY, DUALSTYLE_PREVIEW_DECODER.
  */
+import path from 'node:path';
+import { setTensorrtEngineCache } from '../engine/runtime/sessions.ts';
 import { nodeDefinitions } from '../../nodes/index.ts';
 import type { AnyNodeDefinition } from '../../nodes/types.ts';
 import { consoleLogger } from '../app.ts';
@@ -75,6 +77,7 @@ export async function runWorker(argv: string[], overrides: { catalog?: AnyNodeDe
   const { cli } = read;
   // CUDA reads this when the first session starts, which is after this line.
   if (cli.gpu !== undefined) process.env.CUDA_VISIBLE_DEVICES = String(cli.gpu);
+  setTensorrtEngineCache(path.join(path.resolve(cli.dataDir), 'tensorrt-engines'));
   let previewDecoder: BudgetedPreviewDecoder | undefined;
   let worker: RedisJobWorker;
   try {

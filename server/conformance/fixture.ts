@@ -77,6 +77,8 @@ export class Fixture {
     readonly dir: string,
     readonly manifest: Manifest,
     readonly pipe: SdPipeline,
+    /** Judged with the fp16 tolerances (tolerance.ts): the UNet was converted to fp16 at load. */
+    readonly fp16 = false,
   ) {
     this.refDir = path.join(dir, 'reference');
     this.files = new Set(readdirSync(this.refDir));

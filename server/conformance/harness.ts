@@ -16,8 +16,10 @@ import { ensureConverted, needsConversion, type ConvertOptions } from '../models
 import { Fixture, readManifest, type Manifest } from './fixture.ts';
 import { isMetricsFixture, METRICS_CASES, MetricsFixture, readMetricsSpec } from './metrics-cases.ts';
 import { LORA_CASES, SD_CASES, type Case, type LoraManifest } from './sd-cases.ts';
+import { FP16_TOLERANCE_FACTOR, tolerance } from './tolerance.ts';
 
 export { FixtureError } from './fixture.ts';
+export { FP16_TOLERANCE_FACTOR, tolerance } from './tolerance.ts';
 
 export interface ConformanceCase {
   name: string;
@@ -44,25 +46,8 @@ export interface ConformanceOptions {
   gpu?: number;
   /** How a fixture in the PyTorch layout is converted (output dtype, cache folder). */
   convert?: Pick<ConvertOptions, 'dtype' | 'cacheRoot'>;
-  /** Convert the UNet to fp16 at load (optimizer/float16.ts) and judge with FP16_TOLERANCE_FACTOR × the tolerances. */
+  /** Convert the UNet to fp16 at load (optimizer/float16.ts) and judge with the fp16 tolerances (tolerance.ts). */
   fp16?: boolean;
-}
-
-/**
- * The fp16 run's tolerances, relative to the fp32 ones (1e-3·max(1, |ref|), set by cross-library
- * differences, not rounding). fp16's unit roundoff is 2⁻¹¹ ≈ 4.9e-4, 8192× fp32's: every activation the
- * converted UNet stores is rounded that much, and a UNet's longest path stores ~20 of them in sequence
- * (each block's output, re-normalised by the next GroupNorm, so errors add rather than multiply):
- * ≈ 20·4.9e-4 ≈ 1e-2 relative for one call, 10× the fp32 tolerance; decodes of R steps add one call's
- * error per step, damped by the scheduler's coefficients (< 1). 16× the fp32 tolerance (1.6e-2 relative)
- * covers one call with margin; measured on tiny-sd (CPU): one call 2.3×, decodes ≤ 3.7× the fp32 tolerance.
- */
-export const FP16_TOLERANCE_FACTOR = 16;
-
-export function tolerance(ref: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < ref.length; i++) m = Math.max(m, Math.abs(ref[i]!));
-  return 1e-3 * Math.max(1, m);
 }
 
 /** max |ours − ref|; NaN as soon as either side has a NaN (a NaN never passes). */
@@ -94,7 +79,7 @@ async function check(c: Case, factor = 1): Promise<ConformanceCase> {
     const outcome = await c.compute();
     if (outcome.kind === 'exact') return { name: c.name, ...verdict(outcome.mismatches === 0), maxErr: outcome.mismatches, tol: 0, detail: outcome.detail };
     const maxErr = maxAbsError(outcome.ours, outcome.reference);
-    const tol = (outcome.tol ?? tolerance(outcome.reference)) * factor;
+    const tol = Math.max((outcome.tol ?? tolerance(outcome.reference)) * factor, outcome.atLeast ?? 0);
     return { name: c.name, ...verdict(maxErr <= tol), maxErr, tol };
   } catch (e) {
     return { name: c.name, ...verdict(false), maxErr: NaN, tol: NaN, detail: (e as Error).message };
@@ -129,10 +114,9 @@ export async function runConformance(dirIn: string, options: ConformanceOptions 
   }
   log(`model ${modelDir} (${pipe.info.executionProviderNote}; UNet ${pipe.info.graphOptimizer})`);
   try {
-    const fx = new Fixture(dir, manifest, pipe);
-    for (const row of SD_CASES) {
-      for (const c of await row.cases(fx)) record(await check(c, pipe.info.unetFp16 && options.fp16 ? FP16_TOLERANCE_FACTOR : 1));
-    }
+    const fp16 = pipe.info.unetFp16 && options.fp16 === true;
+    const fx = new Fixture(dir, manifest, pipe, fp16);
+    for (const row of SD_CASES) for (const c of await row.cases(fx)) record(await check(c, fp16 ? FP16_TOLERANCE_FACTOR : 1));
   } finally {
     await pipe.release();
   }

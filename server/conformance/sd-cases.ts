@@ -10,10 +10,19 @@ import { regionalMerge } from '../engine/diffusion/regions.ts';
 import { arrayNoise, splitChunks } from '../engine/diffusion/noise.ts';
 import { pixelMerge } from '../engine/diffusion/pixel-merge.ts';
 import type { Fixture } from './fixture.ts';
+import { decodedTolerance } from './tolerance.ts';
 
 /** What a case computes: arrays compared within the tolerance, or an exact check (token ids). */
 export type Outcome =
-  | { kind: 'numeric'; ours: ArrayLike<number>; reference: ArrayLike<number>; /** absolute tolerance; default 1e-3·max(1, max|ref|) */ tol?: number }
+  | {
+      kind: 'numeric';
+      ours: ArrayLike<number>;
+      reference: ArrayLike<number>;
+      /** absolute tolerance; default 1e-3·max(1, max|ref|) (scaled in fp16 runs) */
+      tol?: number;
+      /** an absolute tolerance the case has at least, as it is (decodedTolerance) */
+      atLeast?: number;
+    }
   | { kind: 'exact'; mismatches: number; detail: string };
 
 export interface Case {
@@ -40,15 +49,22 @@ function decodeCases(fx: Fixture, prefix: string, rule: () => Promise<EpsilonRul
   let latent: Float32Array | null = null;
   const cases = [numeric(fx, `${prefix}_latent`, async () => (latent = await decode(fx.pipe, await fx.code(), await rule())))];
   if (fx.has(`${prefix}_image.npy`)) {
-    cases.push(
-      numeric(fx, `${prefix}_image`, async () => {
+    cases.push({
+      name: `${prefix}_image`,
+      compute: async (): Promise<Outcome> => {
         // Decode our own latent (end to end); the reference latent only when ours failed.
         const { latent_width: lw, latent_height: lh, width: W, height: H } = fx.manifest;
-        const img = await fx.pipe.vaeDecode(latent ?? (await fx.ref(`${prefix}_latent`)).data, lw, lh);
-        if (img.width !== W || img.height !== H) throw new Error(`decoded ${img.width}×${img.height}, expected ${W}×${H}`);
-        return img.data;
-      }),
-    );
+        const vaeDecode = async (l: Float32Array) => {
+          const img = await fx.pipe.vaeDecode(l, lw, lh);
+          if (img.width !== W || img.height !== H) throw new Error(`decoded ${img.width}×${img.height}, expected ${W}×${H}`);
+          return img.data;
+        };
+        const refLatent = (await fx.ref(`${prefix}_latent`)).data;
+        const ours = await vaeDecode(latent ?? refLatent);
+        const reference = (await fx.ref(`${prefix}_image`)).data;
+        return { kind: 'numeric', ours, reference, ...(fx.fp16 ? { atLeast: await decodedTolerance(refLatent, vaeDecode) } : {}) };
+      },
+    });
   }
   return cases;
 }

@@ -22,6 +22,7 @@
  * over the calls (the inversion's steps).
  */
 import onnxProto from 'onnx-proto';
+import { constantTensors, isFusedMultiHeadAttention, walkFromText } from './text-walk.ts';
 import { resizeBilinear } from '../diffusion/bilinear.ts';
 
 const { onnx } = onnxProto;
@@ -57,44 +58,6 @@ function attr(name: string, value: number | number[]): IAttributeProto {
   return Array.isArray(value) ? { name, type: T.INTS, ints: value } : { name, type: T.INT, i: value };
 }
 
-function isFusedMultiHeadAttention(n: INodeProto): boolean {
-  return n.opType === 'MultiHeadAttention' && n.domain === 'com.microsoft';
-}
-
-/** Tensors whose value depends on no graph input: initializers and what is computed from them alone. */
-function constantTensors(nodes: INodeProto[], initializers: Set<string>): Set<string> {
-  const constant = new Set(initializers);
-  for (const n of nodes) {
-    const ins = (n.input ?? []).filter((x) => x !== '');
-    if (n.opType === 'Constant' || (ins.length > 0 && ins.every((x) => constant.has(x)))) for (const o of n.output ?? []) constant.add(o);
-  }
-  return constant;
-}
-
-/**
- * The cross-attention probabilities (Softmax nodes) and fused attentions of the graph, in order: the
- * text-derived values are followed from `ehs` up to each layer's output projection (a MatMul with a
- * constant weight of a value derived from the probabilities), where the ordinary hidden stream resumes.
- */
-function crossAttention(nodes: INodeProto[], ehs: string, constant: Set<string>): INodeProto[] {
-  const fromText = new Set([ehs]);
-  const fromProbs = new Set<string>();
-  const found: INodeProto[] = [];
-  for (const n of nodes) {
-    const ins = (n.input ?? []).filter((x) => x !== '');
-    if (!ins.some((x) => fromText.has(x))) continue;
-    const probs = ins.some((x) => fromProbs.has(x));
-    const fused = isFusedMultiHeadAttention(n) && [n.input?.[1], n.input?.[2]].some((x) => x && fromText.has(x));
-    if (probs && n.opType === 'MatMul' && ins.length === 2 && constant.has(ins[1]!) && !constant.has(ins[0]!)) continue;
-    for (const o of n.output ?? []) {
-      fromText.add(o);
-      if (probs || fused || n.opType === 'Softmax') fromProbs.add(o);
-    }
-    if ((n.opType === 'Softmax' && !probs) || fused) found.push(n);
-  }
-  return found;
-}
-
 /** The graph the maps are read from, once it is known to be a UNet this rewrite can read. */
 interface MapsSource {
   graph: onnxProto.onnx.IGraphProto & { node: INodeProto[] };
@@ -118,7 +81,8 @@ function checkMapsSource(model: IModelProto): MapsSource {
   const real = (g.input ?? []).filter((i) => !initializerNames.has(i.name ?? ''));
   const ehs = (real.find((i) => EHS_NAMES.includes(i.name ?? '')) ?? real[2])?.name;
   if (!ehs) throw new AttentionMapsError(`the graph has no encoder_hidden_states input (inputs: ${real.map((i) => i.name).join(', ')})`);
-  const layers = crossAttention(g.node, ehs, constantTensors(g.node, initializerNames));
+  // The same walk as the attention-merge rewrite's (text-walk.ts): each layer's probabilities, in order.
+  const layers = walkFromText(g.node, ehs, constantTensors(g.node, initializerNames)).attention;
   if (layers.length === 0) {
     throw new AttentionMapsError(
       `no cross-attention found (input "${ehs}"): looked for a Softmax of scores computed from ${ehs}, or a com.microsoft MultiHeadAttention whose key comes from it`,

@@ -34,6 +34,7 @@
  * 256×256 and 4 halvings), else the first grid of k = 0..7 halvings, rounding up then down, that has S cells.
  */
 import onnxProto from 'onnx-proto';
+import { constantTensors, walkFromText } from './text-walk.ts';
 import { MAX_STYLES } from '../../protocol/painting.ts';
 
 const { onnx } = onnxProto;
@@ -90,11 +91,6 @@ const WHAT_WE_LOOK_FOR =
   'projections of encoder_hidden_states (to_k, to_v) whose scores go through a Softmax and are applied to V, or feed ' +
   'the key/value of a fused com.microsoft MultiHeadAttention, and reach an output projection (a MatMul with a constant weight)';
 
-/** onnxruntime's fused attention (transformer optimizer): inputs query, key, value, ... */
-function isFusedMultiHeadAttention(n: INodeProto): boolean {
-  return n.opType === 'MultiHeadAttention' && n.domain === 'com.microsoft';
-}
-
 function attr(name: string, value: number | string): IAttributeProto {
   const T = onnx.AttributeProto.AttributeType;
   return typeof value === 'number' ? { name, type: T.INT, i: value } : { name, type: T.STRING, s: new TextEncoder().encode(value) };
@@ -117,18 +113,6 @@ function findEhsInput(inputs: IValueInfoProto[], initializerNames: Set<string>):
   const found = byName ?? real[2];
   if (!found) throw new AttentionRewriteError(`the graph has no encoder_hidden_states input (inputs: ${real.map((i) => i.name).join(', ')})`);
   return found;
-}
-
-/** Tensors whose value does not depend on any graph input: initializers and what is computed from them alone. */
-function constantTensors(nodes: INodeProto[], initializers: Set<string>): Set<string> {
-  const constant = new Set(initializers);
-  for (const n of nodes) {
-    const ins = (n.input ?? []).filter((x) => x !== '');
-    if (n.opType === 'Constant' || (ins.length > 0 && ins.every((x) => constant.has(x)))) {
-      for (const o of n.output ?? []) constant.add(o);
-    }
-  }
-  return constant;
 }
 
 /**
@@ -159,33 +143,9 @@ interface Analysis {
 }
 
 function analyse(nodes: INodeProto[], ehs: string, constant: Set<string>): Analysis {
-  const fromText = new Set<string>([ehs]);
-  const fromProbs = new Set<string>();
-  const producer = new Map<string, INodeProto>();
-  const crossSoftmax: INodeProto[] = [];
-  const layers: Analysis['layers'] = [];
-  for (const n of nodes) {
-    for (const o of n.output ?? []) producer.set(o, n);
-    const ins = (n.input ?? []).filter((x) => x !== '');
-    if (!ins.some((x) => fromText.has(x))) continue;
-    const probs = ins.some((x) => fromProbs.has(x));
-    // A fused attention attends to the text when its key or value (inputs 1, 2) comes from it.
-    const fused = isFusedMultiHeadAttention(n) && [n.input?.[1], n.input?.[2]].some((x) => x && fromText.has(x));
-    if (probs && n.opType === 'MatMul' && ins.length === 2) {
-      const [a, w] = ins as [string, string];
-      const weightIsConstant = constant.has(w) && !constant.has(a);
-      if (weightIsConstant && fromProbs.has(a)) {
-        // The output projection: what follows is the ordinary hidden-state stream again.
-        layers.push({ node: n, weight: w, projection: n.name || `#${layers.length}`, attentionOutput: a });
-        continue;
-      }
-    }
-    for (const o of n.output ?? []) {
-      fromText.add(o);
-      if (probs || fused || n.opType === 'Softmax') fromProbs.add(o);
-    }
-    if (n.opType === 'Softmax' || fused) crossSoftmax.push(n);
-  }
+  const { fromText, producer, attention, nestedSoftmax, projections } = walkFromText(nodes, ehs, constant);
+  const crossSoftmax = [...attention, ...nestedSoftmax];
+  const layers: Analysis['layers'] = projections.map((p, i) => ({ ...p, projection: p.node.name || `#${i}` }));
 
   // The shadow graph: every text-derived node the blended attention outputs depend on.
   const shadow = new Set<INodeProto>();

@@ -8,7 +8,10 @@
  * - the operators of its DEFAULT_OP_BLOCK_LIST (those onnxruntime has no fp16 kernel or precision for:
  *   Range, CumSum, Min, Max, TopK, Upsample, RoiAlign, NonMaxSuppression, the ML ops, …);
  * - the inputs it always keeps float (ALWAYS_FLOAT_INPUTS): Resize's scales, GroupNorm's γ and β;
- *   a constant used only there stays an fp32 initializer (no rounding of γ, β).
+ *   a constant used only there stays an fp32 initializer (no rounding of γ, β);
+ * - and, beyond what float16.py does, the sinusoidal timestep embedding (timeEmbeddingRegion), which
+ *   diffusers computes in fp32 in its own fp16 pipelines: with it in fp16 one tiny-sd UNet call is off by
+ *   2.5× more (3.0e-3 against 1.2e-3) and the timestep input stays fp32.
  * Weights are read from the source's external data and written as fp16 into one weights file beside the
  * converted graph (half the bytes; the fp32 file is never loaded by the fp16 session).
  */
@@ -153,24 +156,77 @@ export interface Float16Conversion {
   /** Initializers converted, and those kept fp32 (always-float inputs). */
   converted: number;
   keptFloat: number;
-  /** Nodes kept in fp32 (block list), Casts inserted. */
+  /** Nodes kept in fp32: block list, the timestep embedding (timeEmbeddingRegion); Casts inserted. */
   blocked: number;
+  timeEmbedding: number;
   casts: number;
 }
 
-/** The nodes with fp32 Casts around the blocked ops and before always-float inputs, and what those Casts are. */
+/** The nodes with fp32 Casts around the fp32 regions and before always-float inputs, and what those Casts are. */
 interface CastPlan {
   nodes: INodeProto[];
   /** Tensors that stay float32: the fp32 sides of the inserted Casts. */
   fp32: Set<string>;
   inserted: Set<INodeProto>;
+  /** Nodes that compute in fp32 (block list, time embedding): their Constants and Casts keep float32. */
+  region: Set<INodeProto>;
 }
 
-/** Step 1: a Cast to fp32 before each float input of a blocked op or an always-float input, and back to fp16 after a blocked op's outputs. */
-function insertCasts(g: onnxProto.onnx.IGraphProto, types: Map<string, number>, stats: Float16Conversion): CastPlan {
+/** Operators that only move data: the time embedding's fp32 region extends through them after Sin/Cos. */
+const DATA_MOVEMENT = new Set(['Concat', 'Slice', 'Reshape', 'Unsqueeze', 'Squeeze', 'Transpose', 'Flatten', 'Identity', 'Split']);
+
+/**
+ * The sinusoidal timestep embedding, kept in fp32 as diffusers computes it in fp16 pipelines
+ * (`get_timestep_embedding` in float32, then `.to(sample.dtype)` before the first Linear): Sin and Cos,
+ * every float node they are computed from (the timestep's Expand/Unsqueeze/Cast, t·frequency, the
+ * frequency constants) and the data movement after them (Concat, Slice) up to the first node that
+ * computes with weights. In fp16 the product t·f (up to 1000) is rounded to 0.5 and each frequency to
+ * 4.9e-4 relative (0.5 at t = 1000): the high-frequency components' phases would be off by up to ~0.7 rad.
+ * Nodes producing a graph output are never taken in (the outputs are fp16).
+ */
+export function timeEmbeddingRegion(model: IModelProto, types: Map<string, number>): Set<INodeProto> {
+  const g = new GraphIndex(model);
+  const region = new Set<INodeProto>();
+  const take = (n: INodeProto) => (n.output ?? []).every((o) => !g.outputs.has(o)) && region.add(n);
+  const back = (tensor: string): void => {
+    const p = g.producer.get(tensor);
+    if (!p || region.has(p) || types.get(tensor) !== FLOAT || !take(p)) return;
+    for (const x of p.input ?? []) if (x) back(x);
+  };
+  for (const n of model.graph?.node ?? []) {
+    if ((n.opType !== 'Sin' && n.opType !== 'Cos') || !take(n)) continue;
+    for (const x of n.input ?? []) if (x) back(x);
+  }
+  for (let grew = region.size > 0; grew;) {
+    grew = false;
+    for (const n of model.graph?.node ?? []) {
+      if (region.has(n) || !DATA_MOVEMENT.has(n.opType ?? '')) continue;
+      const floats = (n.input ?? []).filter((x) => x && types.get(x) === FLOAT);
+      const fromRegion = (x: string) => region.has(g.producer.get(x)!) || g.isConstant(x);
+      if (floats.some((x) => g.producer.has(x) && region.has(g.producer.get(x)!)) && floats.every(fromRegion) && take(n)) grew = true;
+    }
+  }
+  return region;
+}
+
+/**
+ * Step 1: the fp32 regions (block-listed operators, one node each, and the time embedding) read their fp16
+ * inputs through Casts to fp32 and are read from outside through Casts back to fp16; always-float inputs are
+ * cast to fp32 likewise.
+ */
+function insertCasts(
+  g: onnxProto.onnx.IGraphProto,
+  types: Map<string, number>,
+  timeRegion: Set<INodeProto>,
+  fp32Inputs: Set<string>,
+  stats: Float16Conversion,
+): CastPlan {
   const blockList = new Set(FP16_OP_BLOCK_LIST);
-  const plan: CastPlan = { nodes: [], fp32: new Set(), inserted: new Set() };
+  const region = new Set([...timeRegion, ...(g.node ?? []).filter((n) => blockList.has(n.opType ?? ''))]);
+  const plan: CastPlan = { nodes: [], fp32: new Set(), inserted: new Set(), region: new Set() };
   const { nodes, fp32 } = plan;
+  const regionOutputs = new Set([...region].flatMap((n) => (n.output ?? []).filter((o) => o && types.get(o) === FLOAT)));
+  const readOutside = new Set((g.node ?? []).filter((n) => !region.has(n)).flatMap((n) => n.input ?? []));
   let serial = 0;
   const cast = (input: string, output: string, to: number): INodeProto => {
     const n: INodeProto = { name: `fp16/Cast_${serial++}`, opType: 'Cast', input: [input], output: [output], attribute: [{ name: 'to', type: 2, i: to }] };
@@ -179,29 +235,24 @@ function insertCasts(g: onnxProto.onnx.IGraphProto, types: Map<string, number>, 
     return n;
   };
   for (const n of g.node ?? []) {
-    const blocked = blockList.has(n.opType ?? '');
+    const inRegion = region.has(n);
     const keep = ALWAYS_FLOAT_INPUTS[n.opType ?? ''] ?? [];
     const input = (n.input ?? []).map((x, i) => {
-      if (!x || types.get(x) !== FLOAT || !(blocked || keep.includes(i))) return x;
+      if (!x || types.get(x) !== FLOAT) return x;
+      if (regionOutputs.has(x) || fp32Inputs.has(x)) return inRegion || keep.includes(i) ? x : `${x}__fp16`;
+      if (!(inRegion || keep.includes(i))) return x;
       const name = `${x}__fp32_${serial}`;
       nodes.push(cast(x, name, FLOAT));
       fp32.add(name);
       return name;
     });
-    if (!blocked) {
-      nodes.push({ ...n, input });
-      continue;
-    }
-    stats.blocked++;
-    const after: INodeProto[] = [];
-    const output = (n.output ?? []).map((o) => {
-      if (!o || types.get(o) !== FLOAT) return o;
-      const name = `${o}__fp32`;
-      fp32.add(name);
-      after.push(cast(name, o, FLOAT16));
-      return name;
-    });
-    nodes.push({ ...n, input, output }, ...after);
+    const copy = { ...n, input };
+    nodes.push(copy);
+    if (!inRegion) continue;
+    plan.region.add(copy);
+    if (blockList.has(n.opType ?? '')) stats.blocked++;
+    else stats.timeEmbedding++;
+    for (const o of n.output ?? []) if (regionOutputs.has(o) && readOutside.has(o)) nodes.push(cast(o, `${o}__fp16`, FLOAT16));
   }
   return plan;
 }
@@ -225,8 +276,8 @@ function keepFloatConstants(g: onnxProto.onnx.IGraphProto, { nodes, fp32, insert
   return keptFloat;
 }
 
-/** Step 3: Constant values and the targets of the graph's own Casts become float16 (the inserted Casts stay as they are). */
-function halfConstantNodes(g: onnxProto.onnx.IGraphProto, inserted: Set<INodeProto>): void {
+/** Step 3: Constant values and the targets of the graph's own Casts become float16 (the inserted Casts and the fp32 regions stay as they are). */
+function halfConstantNodes(g: onnxProto.onnx.IGraphProto, { inserted, region }: CastPlan): void {
   const half = (t: ITensorProto | null | undefined) => {
     if (t?.dataType !== FLOAT) return;
     const values = t.floatData?.length ? Float32Array.from(t.floatData) : new Float32Array(new Uint8Array(t.rawData ?? []).buffer);
@@ -235,7 +286,7 @@ function halfConstantNodes(g: onnxProto.onnx.IGraphProto, inserted: Set<INodePro
     t.rawData = toHalf(values);
   };
   for (const n of g.node ?? []) {
-    if (inserted.has(n)) continue;
+    if (inserted.has(n) || region.has(n)) continue;
     if (n.opType === 'Constant' || n.opType === 'ConstantOfShape') half(n.attribute?.find((a) => a.name === 'value')?.t);
     if (n.opType === 'Cast') for (const a of n.attribute ?? []) if (a.name === 'to' && Number(a.i) === FLOAT) a.i = FLOAT16;
   }
@@ -284,14 +335,23 @@ export async function convertToFloat16(
   externalMin = 1024,
 ): Promise<Float16Conversion> {
   const g = model.graph!;
-  const stats: Float16Conversion = { converted: 0, keptFloat: 0, blocked: 0, casts: 0 };
-  const plan = insertCasts(g, elementTypes(model), stats);
+  const stats: Float16Conversion = { converted: 0, keptFloat: 0, blocked: 0, timeEmbedding: 0, casts: 0 };
+  const types = elementTypes(model);
+  const timeRegion = timeEmbeddingRegion(model, types);
+  const index = new GraphIndex(model);
+  // A float input read only by the time embedding (the timestep) stays float32: no rounding of t.
+  const fp32Inputs = new Set(
+    (g.input ?? [])
+      .map((i) => i.name ?? '')
+      .filter((x) => types.get(x) === FLOAT && !index.initializers.has(x) && (index.consumers.get(x) ?? []).every((n) => timeRegion.has(n))),
+  );
+  const plan = insertCasts(g, types, timeRegion, fp32Inputs, stats);
   const keptFloat = keepFloatConstants(g, plan);
-  halfConstantNodes(g, plan.inserted);
+  halfConstantNodes(g, plan);
   await halfInitializers(g, keptFloat, dir, external, externalMin, stats);
   // Step 5: the graph's float inputs and outputs become float16.
   for (const v of [...(g.input ?? []), ...(g.output ?? [])]) {
-    if (v.type?.tensorType?.elemType === FLOAT) v.type.tensorType.elemType = FLOAT16;
+    if (v.type?.tensorType?.elemType === FLOAT && !fp32Inputs.has(v.name ?? '')) v.type.tensorType.elemType = FLOAT16;
   }
   g.valueInfo = []; // onnxruntime infers the types again
   return stats;

@@ -6,10 +6,10 @@
 import ort from 'onnxruntime-node';
 import type { Session } from './inference-thread.ts';
 
-export type ExecutionProviderRequest = 'auto' | 'cuda' | 'webgpu' | 'cpu';
-export type ExecutionProvider = 'cuda' | 'webgpu' | 'cpu';
+export type ExecutionProviderRequest = 'auto' | 'cuda' | 'tensorrt' | 'webgpu' | 'cpu';
+export type ExecutionProvider = 'cuda' | 'tensorrt' | 'webgpu' | 'cpu';
 
-export const EXECUTION_PROVIDERS: readonly ExecutionProviderRequest[] = ['auto', 'cuda', 'webgpu', 'cpu'];
+export const EXECUTION_PROVIDERS: readonly ExecutionProviderRequest[] = ['auto', 'cuda', 'tensorrt', 'webgpu', 'cpu'];
 
 /** Sessions live on the inference thread (inference-thread.ts), so the event loop stays free while they run. */
 export type InferenceSession = Session;

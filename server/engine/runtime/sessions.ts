@@ -36,6 +36,7 @@ import path from 'node:path';
 import { CACHE_ROOT } from '../../util/project.ts';
 import { UserError } from '../errors.ts';
 import { cudaUnavailableReason, diagnoseCuda, missingDevice, onnxruntimeNodeInfo } from '../cuda/cuda-doctor.ts';
+import { diagnoseTensorrt, tensorrtUnavailableReason } from '../cuda/tensorrt-doctor.ts';
 import { openSession } from './inference-thread.ts';
 import { DERIVED_UNET_PATTERN } from '../attention/unet-cache.ts';
 import type { ExecutionProvider, ExecutionProviderRequest, InferenceSession, ort } from './runtime.ts';
@@ -93,13 +94,21 @@ class CudaUnavailableError extends UserError {
 
 export function sessionOptions(provider: ExecutionProvider, settings: SessionSettings = {}): ort.InferenceSession.SessionOptions {
   const deviceId = settings.deviceId ?? 0;
+  const gpu = provider === 'cuda' || provider === 'tensorrt';
   return {
-    executionProviders: [provider === 'cuda' ? { name: 'cuda', deviceId } : provider],
+    // TensorRT takes the subgraphs it can build engines for; CUDA runs the rest.
+    executionProviders:
+      provider === 'tensorrt'
+        ? [
+            { name: 'tensorrt', deviceId },
+            { name: 'cuda', deviceId },
+          ]
+        : [provider === 'cuda' ? { name: 'cuda', deviceId } : provider],
     graphOptimizationLevel: 'all',
     // 3 = errors only: onnxruntime's warnings about unused initializers etc. are noise for users.
     logSeverityLevel: 3,
     logVerbosityLevel: 0,
-    ...(provider === 'cuda' ? { extra: { session: { use_device_allocator_for_initializers: '1' } } } : {}),
+    ...(gpu ? { extra: { session: { use_device_allocator_for_initializers: '1' } } } : {}),
     ...(provider === 'cpu' ? CPU_MEMORY_OPTIONS : {}),
   };
 }
@@ -117,6 +126,50 @@ export function cudaProviderStatus(deviceId = 0): { available: boolean; reason: 
   return { available: true, reason: d.summary };
 }
 
+let engineCacheDir = path.join(CACHE_ROOT, 'tensorrt-engines');
+
+/** Where TensorRT keeps the engines it builds (the studio sets <data folder>/tensorrt-engines). */
+export function setTensorrtEngineCache(dir: string): void {
+  engineCacheDir = dir;
+}
+
+/**
+ * TensorRT's settings. onnxruntime-node 1.29 passes only the device id to the TensorRT provider, which then
+ * reads its ORT_TENSORRT_* environment variables (tensorrt_execution_provider.cc, when no provider options
+ * are given): the engine cache on, in engineCacheDir (an SD UNet's engine takes minutes to build), and fp16
+ * unless DUALSTYLE_FP16=off. Variables the user set win.
+ */
+export function tensorrtEnvironment(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  return {
+    ORT_TENSORRT_ENGINE_CACHE_ENABLE: env.ORT_TENSORRT_ENGINE_CACHE_ENABLE ?? '1',
+    ORT_TENSORRT_CACHE_PATH: env.ORT_TENSORRT_CACHE_PATH ?? engineCacheDir,
+    ORT_TENSORRT_FP16_ENABLE: env.ORT_TENSORRT_FP16_ENABLE ?? (env.DUALSTYLE_FP16 === 'off' ? '0' : '1'),
+  };
+}
+
+/**
+ * `--ep tensorrt`: TensorRT when it can work here (tensorrt-doctor.ts), else CUDA, else CPU, the note saying why.
+ * The engine cache replaces the optimized-graph cache (a graph with TensorRT engines cannot be saved).
+ */
+async function createTensorrtSession(modelPath: string, settings: SessionSettings): Promise<CreatedSession> {
+  const trt = process.env.DUALSTYLE_CUDA_CHECK === 'off' ? null : diagnoseTensorrt();
+  if (trt && !trt.ready) {
+    const why = `TensorRT unavailable (${tensorrtUnavailableReason(trt)})`;
+    const r = await createSession(modelPath, 'auto', settings);
+    return { ...r, note: `tensorrt: ${why}; using ${r.provider === 'cuda' ? 'CUDA' : 'CPU'}` };
+  }
+  const env = tensorrtEnvironment();
+  Object.assign(process.env, env);
+  await mkdir(env.ORT_TENSORRT_CACHE_PATH!, { recursive: true }).catch(() => undefined);
+  try {
+    const r = await openCached(modelPath, 'tensorrt', { ...settings, optimizedCache: null });
+    return { ...r, provider: 'tensorrt', note: `tensorrt: using TensorRT (engines cached in ${env.ORT_TENSORRT_CACHE_PATH})` };
+  } catch (e) {
+    const r = await createSession(modelPath, 'auto', settings);
+    return { ...r, note: `tensorrt: TensorRT failed to start (${firstLine(e)}); using ${r.provider === 'cuda' ? 'CUDA' : 'CPU'}` };
+  }
+}
+
 /**
  * Creates a session on a concrete provider, or resolves a request (`auto` tries CUDA, falls back to
  * CPU). Created from the file path so onnxruntime resolves external weights (weights.pb) beside it.
@@ -127,6 +180,7 @@ export async function createSession(
   settings: SessionSettings = {},
 ): Promise<CreatedSession> {
   const gpu = settings.deviceId ? ` (GPU ${settings.deviceId})` : '';
+  if (request === 'tensorrt') return createTensorrtSession(modelPath, settings);
   if (request === 'auto' || request === 'cuda') {
     const cuda = cudaProviderStatus(settings.deviceId);
     if (!cuda.available) {
@@ -148,7 +202,7 @@ export async function createSession(
       throw new Error(`WebGPU execution provider requested, but it failed to start: ${firstLine(e)}. Run with --ep cpu or --ep cuda`, { cause: e });
     }
   }
-  if (request !== 'cpu') throw new Error(`unknown execution provider "${String(request)}" (auto, cuda, webgpu or cpu)`);
+  if (request !== 'cpu') throw new Error(`unknown execution provider "${String(request)}" (auto, cuda, tensorrt, webgpu or cpu)`);
   return { ...(await openCached(modelPath, 'cpu', settings)), provider: 'cpu', note: 'cpu: using CPU' };
 }
 
@@ -193,7 +247,7 @@ function optimizedCacheEntry(
   const real = realpathSync(modelPath);
   const id = modelFilesIdentity(real);
   const hash = (x: string) => createHash('sha256').update(x).digest('hex').slice(0, 16);
-  const device = provider === 'cuda' ? `gpu${settings.deviceId ?? 0}` : provider === 'cpu' ? (os.cpus()[0]?.model ?? os.arch()) : '';
+  const device = provider === 'cuda' || provider === 'tensorrt' ? `gpu${settings.deviceId ?? 0}` : provider === 'cpu' ? (os.cpus()[0]?.model ?? os.arch()) : '';
   const prefix = `${hash(real)}-${provider}`;
   const state = hash(JSON.stringify([onnxruntimeNodeInfo().version, device, graphShapingOptions(sessionOptions(provider, settings)), id.files]));
   return { dir: path.join(root, `${prefix}-${state}`), prefix, bytes: id.bytes };

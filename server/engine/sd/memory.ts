@@ -83,6 +83,11 @@ export interface InferenceWork {
   attentionMerge?: boolean;
   /** Attention merge: the styles its merged row attends to in every cross-attention layer (2 when absent). */
   styles?: number;
+  /**
+   * The call runs on the attention-maps UNet (words masks: SdPipeline.attentionMapsUnet), a session of its
+   * own beside the slot's, holding a second copy of the UNet's weights while the model stays loaded.
+   */
+  attentionMaps?: boolean;
   /** Who makes the call, for messages ("Epsilon Merge Sampler (eps)"). */
   by?: string;
 }
@@ -148,17 +153,20 @@ export interface MemoryEstimate {
 
 /**
  * A job's peak: the process base, the weights of every model it uses, once (one UNet session serves the
- * stock samplers and attention merges of any N: sd/unet-slot.ts), and its largest call (calls run one at a
- * time and free their intermediates when they return).
+ * stock samplers and attention merges of any N: sd/unet-slot.ts), the UNet's weights again for a model
+ * whose attention maps are recorded (their session is a second one), and its largest call (calls run one
+ * at a time and free their intermediates when they return).
  */
 export function estimateJobMemory(works: readonly InferenceWork[]): MemoryEstimate {
   const models = new Set<ModelMemoryProfile>();
+  const withMaps = new Set<ModelMemoryProfile>();
   let largest: MemoryEstimate['largest'];
   for (const work of works) {
     models.add(work.model);
+    if (work.attentionMaps) withMaps.add(work.model);
     const bytes = activationBytes(work);
     if (!largest || bytes > largest.bytes) largest = { work, bytes };
   }
-  const weightsBytes = [...models].reduce((sum, model) => sum + model.weightsBytes, 0);
+  const weightsBytes = [...models].reduce((sum, model) => sum + model.weightsBytes, 0) + [...withMaps].reduce((sum, model) => sum + model.unetWeightsBytes, 0);
   return { totalBytes: PROCESS_BASE_BYTES + weightsBytes + (largest?.bytes ?? 0), weightsBytes, ...(largest ? { largest } : {}) };
 }

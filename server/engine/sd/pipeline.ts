@@ -45,6 +45,7 @@ import { AddedEmbeddings, type TokenEmbedding } from './added-embeddings.ts';
 import { openTextEncoderWithEmbeddings } from './text-encoder-embeddings.ts';
 import { ADDED_EMBEDDINGS_INPUT } from './token-embedding-rewrite.ts';
 import { UnetBuffers } from './unet-buffers.ts';
+import { diagnoseTensorrt } from '../cuda/tensorrt-doctor.ts';
 import { bindUnet, checkFixedBatch, timestepDims, type UnetBinding, type UnetCallExtras } from './unet-binding.ts';
 import { UnetSlot, type SlotSession } from './unet-slot.ts';
 
@@ -79,6 +80,8 @@ export interface LoadOptions {
 /** The provider a request will get, for the optimizer to fuse for (auto: CUDA when it can start). */
 function expectedProvider(request: ExecutionProviderRequest, deviceId = 0): OptimizerProvider {
   if (request === 'auto') return cudaProviderStatus(deviceId).available ? 'cuda' : 'cpu';
+  // --ep tensorrt falls back to CUDA (or CPU) where TensorRT cannot run (sessions.ts): fuse for that.
+  if (request === 'tensorrt' && !diagnoseTensorrt().ready && process.env.DUALSTYLE_CUDA_CHECK !== 'off') return expectedProvider('auto', deviceId);
   return request;
 }
 
