@@ -1,6 +1,6 @@
 /**
- * Functions stay short enough to read in one sitting. A function of the server or the node catalog longer
- * than LIMIT lines is split into named phases (see `checkGraph` in server/graph/validate.ts or
+ * Functions stay short enough to read in one sitting. A function of the server, the node catalog or the
+ * client (a React component is one too) longer than LIMIT lines is split into named phases (see `checkGraph` in server/graph/validate.ts or
  * `rewriteForAttentionMerge` in server/engine/attention/rewrite.ts): each phase a function whose name says
  * what that step of the domain does. Functions are found with the TypeScript compiler's own parser, so
  * arrow functions, methods and nested functions count the same as declarations; a function's length is
@@ -16,11 +16,6 @@ const root = path.resolve(import.meta.dirname, '..');
 const LIMIT = 100;
 /** Folders checked: the server, the node catalog and the client (a React component is a function too). */
 const FOLDERS = ['server', 'nodes', 'client/src'];
-/**
- * Client functions written before the client was held to the rule, each to be split by the work that
- * touches it next. The list only shrinks; it must be empty before this comment can go.
- */
-const PENDING = new Set(['client/src/app/Toolbar.tsx Toolbar', 'client/src/editor/NodeView.tsx NodeView']);
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(path.join(root, dir), { withFileTypes: true, recursive: true })
@@ -56,22 +51,9 @@ describe('function length', () => {
   it(`no function in ${FOLDERS.join('/ or ')}/ spans more than ${LIMIT} lines`, () => {
     const long = FOLDERS.flatMap(sourceFiles)
       .flatMap((file) => functionLengths(file, readFileSync(path.join(root, file), 'utf8')))
-      .filter((f) => f.lines > LIMIT && !PENDING.has(f.name.replace(/:\d+ /, ' ')))
+      .filter((f) => f.lines > LIMIT)
       .map((f) => `${f.name} (${f.lines} lines)`);
     expect(long, `split these into named phases of under ${LIMIT} lines each`).toEqual([]);
-  });
-
-  it('lists as pending only client functions that are still too long', () => {
-    const stillLong = new Set(
-      FOLDERS.flatMap(sourceFiles)
-        .flatMap((file) => functionLengths(file, readFileSync(path.join(root, file), 'utf8')))
-        .filter((f) => f.lines > LIMIT)
-        .map((f) => f.name.replace(/:\d+ /, ' ')),
-    );
-    expect(
-      [...PENDING].filter((name) => !stillLong.has(name)),
-      'split already: remove from PENDING',
-    ).toEqual([]);
   });
 
   it('measures a function from its first line to its last, nested ones included', () => {

@@ -77,140 +77,179 @@ export function Toolbar(p: ToolbarProps) {
     <header className="sd-toolbar">
       <div className="sd-brand">Dual Style Studio</div>
       <ViewSwitch view={p.view} onView={p.onView} />
-      <div className="sd-group">
-        <button type="button" data-testid="btn-new" onClick={p.onNew} title="New empty graph">
-          New
-        </button>
-        <button type="button" data-testid="btn-open" onClick={p.onOpen} title="Open a template or saved graph (Ctrl+O)">
-          Open…
-        </button>
-        <button type="button" data-testid="btn-save" onClick={p.onSave} title="Save on the server (Ctrl+S)">
-          Save
-        </button>
-        <MoreMenu>
-          <button type="button" data-testid="btn-save-as" onClick={p.onSaveAs} title="Save under a new name">
-            Save as…
-          </button>
-          <button type="button" data-testid="btn-export" onClick={p.onExport} title="Download the graph as JSON">
-            Export JSON
-          </button>
-          <button
-            type="button"
-            data-testid="btn-import"
-            onClick={p.onImport}
-            title="Open a graph JSON file or a PNG downloaded from the studio (or drop it on the canvas)"
-          >
-            Import…
-          </button>
-        </MoreMenu>
-      </div>
-      <div className="sd-group">
-        <button type="button" data-testid="btn-add-node" onClick={p.onAddNode} title="Add a node (or double-click the canvas, or right-click)">
-          + Node
-        </button>
-        <button type="button" data-testid="btn-undo" onClick={p.onUndo} title="Undo (Ctrl+Z)" aria-label="Undo">
-          ↶
-        </button>
-        <button type="button" data-testid="btn-redo" onClick={p.onRedo} title="Redo (Ctrl+Shift+Z / Ctrl+Y)" aria-label="Redo">
-          ↷
-        </button>
-        <button type="button" data-testid="btn-fit" onClick={p.onFit} title="Show the whole graph (F)">
-          Fit
-        </button>
-        <button type="button" data-testid="btn-arrange" onClick={p.onArrange} title="Arrange the nodes left to right, without overlaps (Ctrl+Shift+A)">
-          Arrange
-        </button>
-        <button type="button" data-testid="btn-help" onClick={p.onHelp} title="Keyboard shortcuts (?)">
-          ?
-        </button>
-      </div>
-      <div
-        className="sd-doc"
-        data-testid="doc-label"
-        title={`${p.docLabel}${p.isTemplate ? ' (template, read-only: Save makes a copy)' : ''} · ${p.dirty ? 'unsaved changes, kept in this browser until you save' : 'no unsaved changes'}`}
-      >
-        <span className="sd-doc-name" data-testid="doc-name">
-          {p.docLabel}
-        </span>
-        {p.isTemplate ? <span className="sd-tag">template</span> : null}
-        {p.dirty ? (
-          <span className="sd-dirty" data-testid="dirty">
-            ●<span className="sd-wide-only"> unsaved</span>
-          </span>
-        ) : null}
-      </div>
+      <FileButtons p={p} />
+      <EditButtons p={p} />
+      <DocumentName p={p} />
       <div className="sd-group right">
-        <button
-          type="button"
-          className={`sd-problems-btn${p.problemCount ? ' has' : ''}`}
-          data-testid="btn-problems"
-          onClick={p.onToggleProblems}
-          title="Show or hide the problems panel"
-        >
-          {p.problemCount ? `⚠ ${p.problemCount}` : '✓'}
-          <span className="sd-wide-only">{p.problemCount ? ` problem${p.problemCount === 1 ? '' : 's'}` : ' No problems'}</span>
-        </button>
-        <button
-          type="button"
-          className={`sd-results-btn${p.freshResults ? ' fresh' : ''}`}
-          data-testid="btn-results"
-          onClick={p.onToggleResults}
-          title="Show or hide the results of your runs (compare them side by side)"
-        >
-          Results{p.resultCount ? ` · ${p.resultCount}` : ''}
-        </button>
-        <button
-          type="button"
-          data-testid="btn-queue"
-          onClick={p.onToggleQueue}
-          title="Every job of the server, from every tab: position, progress, time left, cancel"
-        >
-          Queue{p.queueCount ? ` · ${p.queueCount}` : ''}
-        </button>
+        <PanelButtons p={p} />
         <QueueIndicator job={job} labelOf={p.labelOf} />
         {active ? (
           <button type="button" className="danger" data-testid="btn-cancel" onClick={p.onCancel} title="Cancel the job shown beside (Esc)">
             ■<span className="sd-wide-only"> Cancel</span>
           </button>
         ) : null}
-        <select
-          className="sd-seed-control"
-          data-testid="seed-control"
-          value={p.seedControl}
-          onChange={(e) => p.onSeedControl(e.target.value as SeedControl)}
-          title={`${SEED_CONTROLS.find((c) => c.value === p.seedControl)?.title ?? ''} (the seed parameters of the graph)`}
-        >
-          {SEED_CONTROLS.map((c) => (
-            <option key={c.value} value={c.value} title={c.title}>
-              {c.label}
-            </option>
-          ))}
-        </select>
-        <label className="sd-batch" title={`Batch count: how many runs one click queues, each with the next seed (1–${MAX_BATCH})`}>
-          ×
-          <input
-            type="number"
-            data-testid="batch-count"
-            min={1}
-            max={MAX_BATCH}
-            value={p.batch}
-            onChange={(e) => {
-              const n = Math.floor(Number(e.target.value));
-              if (Number.isFinite(n)) p.onBatch(Math.max(1, Math.min(MAX_BATCH, n)));
-            }}
-          />
-        </label>
-        <button
-          type="button"
-          className="primary"
-          data-testid="btn-run"
-          onClick={(e) => p.onRun(e.shiftKey)}
-          title="Queue a run of this graph (Ctrl+Enter); Shift+click or Ctrl+Shift+Enter puts it first in line"
-        >
-          ▶ Run
-        </button>
+        <RunControls p={p} />
       </div>
     </header>
+  );
+}
+
+/** New, Open, Save, and the rest of a document's actions in the ⋯ menu. */
+function FileButtons({ p }: { p: ToolbarProps }) {
+  return (
+    <div className="sd-group">
+      <button type="button" data-testid="btn-new" onClick={p.onNew} title="New empty graph">
+        New
+      </button>
+      <button type="button" data-testid="btn-open" onClick={p.onOpen} title="Open a template or saved graph (Ctrl+O)">
+        Open…
+      </button>
+      <button type="button" data-testid="btn-save" onClick={p.onSave} title="Save on the server (Ctrl+S)">
+        Save
+      </button>
+      <MoreMenu>
+        <button type="button" data-testid="btn-save-as" onClick={p.onSaveAs} title="Save under a new name">
+          Save as…
+        </button>
+        <button type="button" data-testid="btn-export" onClick={p.onExport} title="Download the graph as JSON">
+          Export JSON
+        </button>
+        <button
+          type="button"
+          data-testid="btn-import"
+          onClick={p.onImport}
+          title="Open a graph JSON file or a PNG downloaded from the studio (or drop it on the canvas)"
+        >
+          Import…
+        </button>
+      </MoreMenu>
+    </div>
+  );
+}
+
+/** Adding nodes, undo and redo, the view, and the shortcuts. */
+function EditButtons({ p }: { p: ToolbarProps }) {
+  return (
+    <div className="sd-group">
+      <button type="button" data-testid="btn-add-node" onClick={p.onAddNode} title="Add a node (or double-click the canvas, or right-click)">
+        + Node
+      </button>
+      <button type="button" data-testid="btn-undo" onClick={p.onUndo} title="Undo (Ctrl+Z)" aria-label="Undo">
+        ↶
+      </button>
+      <button type="button" data-testid="btn-redo" onClick={p.onRedo} title="Redo (Ctrl+Shift+Z / Ctrl+Y)" aria-label="Redo">
+        ↷
+      </button>
+      <button type="button" data-testid="btn-fit" onClick={p.onFit} title="Show the whole graph (F)">
+        Fit
+      </button>
+      <button type="button" data-testid="btn-arrange" onClick={p.onArrange} title="Arrange the nodes left to right, without overlaps (Ctrl+Shift+A)">
+        Arrange
+      </button>
+      <button type="button" data-testid="btn-help" onClick={p.onHelp} title="Keyboard shortcuts (?)">
+        ?
+      </button>
+    </div>
+  );
+}
+
+/** The document's name, whether it is a template, and whether it has unsaved changes. */
+function DocumentName({ p }: { p: ToolbarProps }) {
+  return (
+    <div
+      className="sd-doc"
+      data-testid="doc-label"
+      title={`${p.docLabel}${p.isTemplate ? ' (template, read-only: Save makes a copy)' : ''} · ${p.dirty ? 'unsaved changes, kept in this browser until you save' : 'no unsaved changes'}`}
+    >
+      <span className="sd-doc-name" data-testid="doc-name">
+        {p.docLabel}
+      </span>
+      {p.isTemplate ? <span className="sd-tag">template</span> : null}
+      {p.dirty ? (
+        <span className="sd-dirty" data-testid="dirty">
+          ●<span className="sd-wide-only"> unsaved</span>
+        </span>
+      ) : null}
+    </div>
+  );
+}
+
+/** The Problems, Results and Queue panels' buttons. */
+function PanelButtons({ p }: { p: ToolbarProps }) {
+  return (
+    <>
+      <button
+        type="button"
+        className={`sd-problems-btn${p.problemCount ? ' has' : ''}`}
+        data-testid="btn-problems"
+        onClick={p.onToggleProblems}
+        title="Show or hide the problems panel"
+      >
+        {p.problemCount ? `⚠ ${p.problemCount}` : '✓'}
+        <span className="sd-wide-only">{p.problemCount ? ` problem${p.problemCount === 1 ? '' : 's'}` : ' No problems'}</span>
+      </button>
+      <button
+        type="button"
+        className={`sd-results-btn${p.freshResults ? ' fresh' : ''}`}
+        data-testid="btn-results"
+        onClick={p.onToggleResults}
+        title="Show or hide the results of your runs (compare them side by side)"
+      >
+        Results{p.resultCount ? ` · ${p.resultCount}` : ''}
+      </button>
+      <button
+        type="button"
+        data-testid="btn-queue"
+        onClick={p.onToggleQueue}
+        title="Every job of the server, from every tab: position, progress, time left, cancel"
+      >
+        Queue{p.queueCount ? ` · ${p.queueCount}` : ''}
+      </button>
+    </>
+  );
+}
+
+/** What the seeds do after a run, the batch count, and Run. */
+function RunControls({ p }: { p: ToolbarProps }) {
+  return (
+    <>
+      <select
+        className="sd-seed-control"
+        data-testid="seed-control"
+        value={p.seedControl}
+        onChange={(e) => p.onSeedControl(e.target.value as SeedControl)}
+        title={`${SEED_CONTROLS.find((c) => c.value === p.seedControl)?.title ?? ''} (the seed parameters of the graph)`}
+      >
+        {SEED_CONTROLS.map((c) => (
+          <option key={c.value} value={c.value} title={c.title}>
+            {c.label}
+          </option>
+        ))}
+      </select>
+      <label className="sd-batch" title={`Batch count: how many runs one click queues, each with the next seed (1–${MAX_BATCH})`}>
+        ×
+        <input
+          type="number"
+          data-testid="batch-count"
+          min={1}
+          max={MAX_BATCH}
+          value={p.batch}
+          onChange={(e) => {
+            const n = Math.floor(Number(e.target.value));
+            if (Number.isFinite(n)) p.onBatch(Math.max(1, Math.min(MAX_BATCH, n)));
+          }}
+        />
+      </label>
+      <button
+        type="button"
+        className="primary"
+        data-testid="btn-run"
+        onClick={(e) => p.onRun(e.shiftKey)}
+        title="Queue a run of this graph (Ctrl+Enter); Shift+click or Ctrl+Shift+Enter puts it first in line"
+      >
+        ▶ Run
+      </button>
+    </>
   );
 }
 

@@ -5,12 +5,12 @@
  * mask its thumbnail), so a run does not make them grow over their neighbours; what still grows (a
  * warning, an error) pushes the nodes below out of the way (the editor does that).
  */
-import { useEffect, useRef, useState } from 'react';
+import { useEffect, useRef, useState, type RefObject } from 'react';
 import { Presets, type RenderEmit } from 'rete-react-plugin';
 import type { ValidationIssue } from '../../../server/protocol/graph.ts';
 import { useNodeRuntime, type NodeRuntime } from '../runtime.ts';
 import { countParams } from '../graph-io.ts';
-import { useNodeEnv } from './bridge.ts';
+import { useNodeEnv, type EditorBridge } from './bridge.ts';
 import { DemoNote, MediaBox, mediaOf, RuntimeArea } from './NodeParts.tsx';
 import { FamilyControl, StyleChip } from './FamilyControl.tsx';
 import { paramVisible } from './param-visibility.ts';
@@ -31,25 +31,8 @@ export function NodeView(props: { data: StudioNode; emit: RenderEmit<Schemes> })
   const { bridge } = env;
   const root = useRef<HTMLDivElement>(null);
 
-  // Keep the node's size current for the minimap and fitting; a change may push neighbours.
-  useEffect(() => {
-    const el = root.current;
-    if (!el) return;
-    const measure = () => {
-      const grew = Math.abs(el.offsetHeight - node.height) > 1 || Math.abs(el.offsetWidth - node.width) > 1;
-      node.width = el.offsetWidth;
-      node.height = el.offsetHeight;
-      if (grew) bridge.nodeResized(node.id);
-    };
-    measure();
-    const ro = new ResizeObserver(measure);
-    ro.observe(el);
-    return () => ro.disconnect();
-  }, [node, bridge]);
+  useMeasuredSize(root, node, bridge);
 
-  const inputs = Object.entries(node.inputs);
-  const outputs = Object.entries(node.outputs);
-  const families = (node.spec?.inputs ?? []).filter((s) => s.variadic);
   // A count of sockets is set by its family's own control (+ style / − style), not as a field; and a
   // parameter that does not apply to the node's other settings (the angle of a painted mask) is hidden.
   const counts = node.spec ? countParams(node.spec) : new Set<string>();
@@ -91,60 +74,7 @@ export function NodeView(props: { data: StudioNode; emit: RenderEmit<Schemes> })
           <StatusBadge rt={rt} />
         )}
       </header>
-      <div className="sd-node-ports">
-        <div className="sd-inputs">
-          {inputs.map(([key, input], i) => {
-            if (!input) return null;
-            const info = node.socketInfo.get(`in:${key}`);
-            const family = info?.family !== undefined ? families.find((f) => f.name === info.family) : undefined;
-            // A family's control sits under its last member.
-            const last = family && node.socketInfo.get(`in:${inputs[i + 1]?.[0]}`)?.family !== family.name;
-            return (
-              <div key={key} className="sd-port-group">
-                <div
-                  className={`sd-port input${issuesFor(rt.issues, key).length ? ' invalid' : ''}`}
-                  data-testid={`input-${key}`}
-                  title={[info?.description, ...issuesFor(rt.issues, key)].filter(Boolean).join('\n') || undefined}
-                >
-                  <RefSocket
-                    name="input-socket"
-                    side="input"
-                    socketKey={key}
-                    nodeId={node.id}
-                    emit={props.emit}
-                    payload={input.socket}
-                    data-testid="input-socket"
-                  />
-                  <span className="sd-port-label">
-                    {info?.index !== undefined ? <StyleChip index={info.index} /> : null}
-                    {input.label}
-                    {info?.optional ? <span className="muted"> (optional)</span> : null}
-                  </span>
-                </div>
-                {last ? <FamilyControl node={node} family={family} /> : null}
-              </div>
-            );
-          })}
-        </div>
-        <div className="sd-outputs">
-          {outputs.map(([key, output]) =>
-            output ? (
-              <div key={key} className="sd-port output" data-testid={`output-${key}`} title={node.socketInfo.get(`out:${key}`)?.description}>
-                <span className="sd-port-label">{output.label}</span>
-                <RefSocket
-                  name="output-socket"
-                  side="output"
-                  socketKey={key}
-                  nodeId={node.id}
-                  emit={props.emit}
-                  payload={output.socket}
-                  data-testid="output-socket"
-                />
-              </div>
-            ) : null,
-          )}
-        </div>
-      </div>
+      <NodePorts node={node} rt={rt} emit={props.emit} />
       {params.length > 0 ? (
         <div className="sd-node-params">
           {params.map((p) => (
@@ -159,6 +89,71 @@ export function NodeView(props: { data: StudioNode; emit: RenderEmit<Schemes> })
       <RuntimeArea node={node} rt={rt} media={media} nodeLevelIssues={nodeLevelIssues} />
     </div>
   );
+}
+
+/** The input sockets (with their families' controls) and the output sockets. */
+function NodePorts({ node, rt, emit }: { node: StudioNode; rt: NodeRuntime; emit: RenderEmit<Schemes> }) {
+  const inputs = Object.entries(node.inputs);
+  const outputs = Object.entries(node.outputs);
+  const families = (node.spec?.inputs ?? []).filter((s) => s.variadic);
+  return (
+    <div className="sd-node-ports">
+      <div className="sd-inputs">
+        {inputs.map(([key, input], i) => {
+          if (!input) return null;
+          const info = node.socketInfo.get(`in:${key}`);
+          const family = info?.family !== undefined ? families.find((f) => f.name === info.family) : undefined;
+          // A family's control sits under its last member.
+          const last = family && node.socketInfo.get(`in:${inputs[i + 1]?.[0]}`)?.family !== family.name;
+          return (
+            <div key={key} className="sd-port-group">
+              <div
+                className={`sd-port input${issuesFor(rt.issues, key).length ? ' invalid' : ''}`}
+                data-testid={`input-${key}`}
+                title={[info?.description, ...issuesFor(rt.issues, key)].filter(Boolean).join('\n') || undefined}
+              >
+                <RefSocket name="input-socket" side="input" socketKey={key} nodeId={node.id} emit={emit} payload={input.socket} data-testid="input-socket" />
+                <span className="sd-port-label">
+                  {info?.index !== undefined ? <StyleChip index={info.index} /> : null}
+                  {input.label}
+                  {info?.optional ? <span className="muted"> (optional)</span> : null}
+                </span>
+              </div>
+              {last ? <FamilyControl node={node} family={family} /> : null}
+            </div>
+          );
+        })}
+      </div>
+      <div className="sd-outputs">
+        {outputs.map(([key, output]) =>
+          output ? (
+            <div key={key} className="sd-port output" data-testid={`output-${key}`} title={node.socketInfo.get(`out:${key}`)?.description}>
+              <span className="sd-port-label">{output.label}</span>
+              <RefSocket name="output-socket" side="output" socketKey={key} nodeId={node.id} emit={emit} payload={output.socket} data-testid="output-socket" />
+            </div>
+          ) : null,
+        )}
+      </div>
+    </div>
+  );
+}
+
+/** Keeps the node's size current for the minimap and fitting; a change may push neighbours. */
+function useMeasuredSize(root: RefObject<HTMLDivElement | null>, node: StudioNode, bridge: EditorBridge): void {
+  useEffect(() => {
+    const el = root.current;
+    if (!el) return;
+    const measure = () => {
+      const grew = Math.abs(el.offsetHeight - node.height) > 1 || Math.abs(el.offsetWidth - node.width) > 1;
+      node.width = el.offsetWidth;
+      node.height = el.offsetHeight;
+      if (grew) bridge.nodeResized(node.id);
+    };
+    measure();
+    const ro = new ResizeObserver(measure);
+    ro.observe(el);
+    return () => ro.disconnect();
+  }, [root, node, bridge]);
 }
 
 /** The title; double-click renames the node (empty gives it its type's title back). */
