@@ -48,6 +48,9 @@ async function openOnnxFolder(dir: string, shownAs: string, ctx: NodeContext): P
   }
 }
 
+/** The settings of a conversion (dtype, config, VAE file) mean nothing for the demo model: the editor hides them there. */
+const CONVERTED_ONLY = { model: [DEMO_MODEL] };
+
 export const loadModel = defineNode({
   type: 'LoadModel',
   title: 'Load Model',
@@ -71,18 +74,20 @@ export const loadModel = defineNode({
     dtype: z
       .enum(['auto', 'float32', 'float16'])
       .default('auto')
-      .describe('Weights of a converted safetensors model: auto = float16 on CUDA, float32 elsewhere.'),
+      .describe('Weights of a converted safetensors model: auto = float16 on CUDA, float32 elsewhere.')
+      .meta({ ui: { unless: CONVERTED_ONLY } }),
     config: z
       .string()
       .max(1000)
       .default('')
-      .describe('A diffusers folder whose configs and tokenizer describe a single-file checkpoint (only for non-standard models).'),
+      .describe('A diffusers folder whose configs and tokenizer describe a single-file checkpoint (only for non-standard models).')
+      .meta({ ui: { unless: CONVERTED_ONLY } }),
     vae: z
       .string()
       .max(1000)
       .default('')
       .describe("A VAE file (.safetensors or .ckpt/.pt, e.g. vae-ft-mse-840000-ema-pruned) that replaces the model's own VAE; converted models only.")
-      .meta({ ui: { kind: 'model', picks: 'vae' } }),
+      .meta({ ui: { kind: 'model', picks: 'vae', unless: CONVERTED_ONLY } }),
   }),
   async identity(params, services) {
     // A changed model file must invalidate everything downstream; fingerprinting stats is cheap.

@@ -128,7 +128,7 @@ function mergeSampler(spec: {
       const plan = samplerPlan(inputs.model, inputs.inversion, spec.rows(params.guidance, params.styles) + regionalRows(planned, params.styles), undefined);
       const [unet] = plan.work ?? [];
       if (!unet) return plan;
-      const extra = regionWeightsWork(unet, styles, params.guidance !== 1, planned['inversion']?.pictures ?? 1, services.models.pipelines.maxLoaded);
+      const extra = regionWeightsWork(unet, styles, params.guidance !== 1, planned['inversion']?.pictures ?? 1, () => services.models.pipelines.maxLoaded);
       return { ...plan, work: [unet, ...extra] };
     },
     async run({ inputs, params, ctx }) {
@@ -190,7 +190,7 @@ export const singlePromptSampler = defineNode({
     );
     const [unet] = plan.work ?? [];
     if (!unet) return plan;
-    const extra = regionWeightsWork(unet, [inputs.prompt], params.guidance !== 1, inputs.inversion?.pictures ?? 1, services.models.pipelines.maxLoaded);
+    const extra = regionWeightsWork(unet, [inputs.prompt], params.guidance !== 1, inputs.inversion?.pictures ?? 1, () => services.models.pipelines.maxLoaded);
     return { ...plan, work: [unet, ...extra] };
   },
   async run({ inputs, params, ctx }) {

@@ -386,4 +386,12 @@ describe('N styles in the editor', () => {
     expect(visible({ shape: 'linear', direction: 'left-right' })).not.toContain('angle');
     expect(visible({ shape: 'linear', direction: 'radial' })).toEqual(expect.arrayContaining(['centerX', 'centerY']));
   });
+
+  it("Load Model hides the conversion's settings (dtype, config, VAE file) for the demo model, and shows them for any other", () => {
+    const load = spec('LoadModel');
+    const visible = (values: Record<string, unknown>) =>
+      load.params.filter((p) => paramVisible(p, { ...defaultParams(load), ...values }, load.params)).map((p) => p.name);
+    expect(visible({ model: 'demo' })).toEqual(['model']);
+    expect(visible({ model: 'my-model.safetensors' })).toEqual(['model', 'dtype', 'config', 'vae']);
+  });
 });

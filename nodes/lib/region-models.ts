@@ -64,14 +64,15 @@ export function regionWeightsWork(
   styles: readonly (PlannedValue | undefined)[],
   guided: boolean,
   pictures: number,
-  maxLoaded: number,
+  maxLoaded: () => number,
 ): InferenceWork[] {
   const sets = plannedWeightSets(sampler.model, styles);
+  if (sets.size === 0) return [];
   // Every weight set stays loaded through the decode: the registry must hold them all at once.
-  if (sets.size + 1 > maxLoaded)
+  if (sets.size + 1 > maxLoaded())
     throw new UserError(
       `the styles run on ${sets.size + 1} weight sets (the sampler's model and ${sets.size} Region model${sets.size > 1 ? 's' : ''}), ` +
-        `but the studio keeps at most ${maxLoaded} models loaded at once; give the regions fewer distinct models (LoRAs)`,
+        `but the studio keeps at most ${maxLoaded()} models loaded at once; give the regions fewer distinct models (LoRAs)`,
     );
   return [...sets].map(([model, count]) => ({ ...sampler, model, rows: (count + (guided ? 1 : 0)) * pictures }));
 }
