@@ -89,6 +89,8 @@ describe.skipIf(skipReason !== null)('browser end-to-end: template runs', () => 
     const replaceable = findReplaceable(template as TemplateGraph, catalog);
     if (replaceable) {
       const { edge, other } = replaceable;
+      // The first view shows the graph's start at a readable scale; Fit brings both ends of the drag into view.
+      await page.click('[data-testid="btn-fit"]');
       await drag(page, await socketCenter(page, other.node, 'output', other.output), await socketCenter(page, edge.to.node, 'input', edge.to.input));
       const oldKey = `${edge.from.node}.${edge.from.output}>${edge.to.node}.${edge.to.input}`;
       const newKey = `${other.node}.${other.output}>${edge.to.node}.${edge.to.input}`;
