@@ -123,6 +123,15 @@ export function bfloat16ToFloat32(src: Uint16Array, out = new Float32Array(src.l
   return out;
 }
 
+/** The file's descriptor, or a SafetensorsError that says why it cannot be opened. */
+function openForReading(file: string): number {
+  try {
+    return openSync(file, 'r');
+  } catch (e) {
+    throw new SafetensorsError(file, `cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
+
 /** An open safetensors file: its checked header in memory, its tensors read on demand. Close it when done. */
 export class SafetensorsFile {
   private fd: number | null;
@@ -139,12 +148,7 @@ export class SafetensorsFile {
   /** Opens and checks `file`; throws a SafetensorsError naming the problem (and closes the file) when it is not valid. */
   static open(file: string, options: OpenOptions = {}): SafetensorsFile {
     const maxHeader = options.maxHeaderBytes ?? MAX_HEADER_BYTES;
-    let fd: number;
-    try {
-      fd = openSync(file, 'r');
-    } catch (e) {
-      throw new SafetensorsError(file, `cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
+    const fd = openForReading(file);
     try {
       const size = fstatSync(fd).size;
       if (size < 8) throw new SafetensorsError(file, `too short for a safetensors file (${size} bytes)`);
@@ -169,12 +173,7 @@ export class SafetensorsFile {
    * (a PyTorch zip: torch-file.ts); its tensors are then read exactly like a safetensors file's.
    */
   static openLaidOut(file: string, locate: (fd: number, size: number) => ReadonlyMap<string, TensorInfo>): SafetensorsFile {
-    let fd: number;
-    try {
-      fd = openSync(file, 'r');
-    } catch (e) {
-      throw new SafetensorsError(file, `cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
+    const fd = openForReading(file);
     try {
       return new SafetensorsFile(file, fd, locate(fd, fstatSync(fd).size), {});
     } catch (e) {
