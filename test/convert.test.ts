@@ -23,7 +23,8 @@ import { nodeDefinitions } from '../nodes/index.ts';
 import { loadModel } from '../nodes/load-model.ts';
 import { listModels } from '../server/models/model-list.ts';
 import { loadLora } from '../nodes/load-lora.ts';
-import type { NodeContext, Services } from '../nodes/types.ts';
+import type { Services } from '../nodes/types.ts';
+import { nodeContext } from './support/node-context.ts';
 import { FUZZ_SEED } from './support/fuzz.ts';
 import { maxAbsDiff } from './support/numeric.ts';
 
@@ -240,19 +241,7 @@ describe.skipIf(!hasFixture)('tiny-sd-diffusers', () => {
     const services: Services = new GraphRunner({ catalog: createCatalog(nodeDefinitions), dataDir: tmp, executionProvider: 'cpu', modelRoots: [root] })
       .services;
     const progress: number[] = [];
-    const noop = () => undefined;
-    const ctx: NodeContext = {
-      jobId: 'j',
-      nodeId: 'n',
-      signal: new AbortController().signal,
-      progress: (i, n) => progress.push(i / n),
-      previewDue: () => false,
-      preview: noop,
-      warn: noop,
-      saveResult: () => Promise.reject(new Error('no results')),
-      log: { debug: noop, info: noop, warn: noop, error: noop },
-      services,
-    };
+    const ctx = nodeContext(services, { progress: (i, n) => progress.push(i / n) });
     // The model list shows the PyTorch folder and a checkpoint file, not a LoRA file.
     await cp(path.join(fixture, 'lora/tiny-style.safetensors'), path.join(root, 'style-lora.safetensors'));
     await writeFile(

@@ -15,7 +15,8 @@ import { nodeDefinitions } from '../nodes/index.ts';
 import { loadModel } from '../nodes/load-model.ts';
 import { listModels } from '../server/models/model-list.ts';
 import { isInside, refusedModelMessage, resolveModelDir } from '../server/models/model-roots.ts';
-import type { NodeContext, Services } from '../nodes/types.ts';
+import type { Services } from '../nodes/types.ts';
+import { nodeContext } from './support/node-context.ts';
 
 let dataDir: string;
 let extraRoot: string;
@@ -36,21 +37,7 @@ afterAll(async () => {
   for (const dir of [dataDir, extraRoot, outside]) await fs.rm(dir, { recursive: true, force: true });
 });
 
-function context(): NodeContext {
-  const noop = () => undefined;
-  return {
-    jobId: 'j',
-    nodeId: 'model',
-    signal: new AbortController().signal,
-    progress: noop,
-    previewDue: () => false,
-    preview: noop,
-    warn: noop,
-    saveResult: () => Promise.reject(new Error('no results here')),
-    log: { debug: noop, info: noop, warn: noop, error: noop },
-    services,
-  };
-}
+const context = () => nodeContext(services, { nodeId: 'model' });
 
 async function failure(model: string): Promise<string> {
   try {

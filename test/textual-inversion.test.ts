@@ -19,7 +19,8 @@ import { demoVocab } from '../server/models/demo/text-encoder.ts';
 import { encodeSafetensors } from '../server/models/convert/safetensors.ts';
 import { loadPromptEmbeddings } from '../server/models/embeddings.ts';
 import { encodeText } from '../nodes/encode-text.ts';
-import type { NodeContext, Services } from '../nodes/types.ts';
+import type { Services } from '../nodes/types.ts';
+import { nodeContext } from './support/node-context.ts';
 import { loadModel } from '../nodes/load-model.ts';
 import { nodeDefinitions } from '../nodes/index.ts';
 import { createCatalog } from '../server/catalog.ts';
@@ -223,19 +224,7 @@ describe.skipIf(!hasFixture)('through Load Model and Encode Text', () => {
     const modelRoots = [path.dirname(fixture), tmp];
     const dataDir = path.join(tmp, 'data');
     const services = new GraphRunner({ catalog: createCatalog(nodeDefinitions), dataDir, executionProvider: 'cpu', modelRoots }).services;
-    const noop = () => undefined;
-    const ctx: NodeContext = {
-      jobId: 'j',
-      nodeId: 'n',
-      signal: new AbortController().signal,
-      progress: noop,
-      previewDue: () => false,
-      preview: noop,
-      warn: noop,
-      saveResult: () => Promise.reject(new Error('no results here')),
-      log: { debug: noop, info: noop, warn: noop, error: noop },
-      services,
-    };
+    const ctx = nodeContext(services);
     const { outputs } = await loadModel.run({ inputs: {}, params: { model: 'tiny-sd', dtype: 'auto', config: '', vae: '' }, ctx });
     try {
       const width = (await outputs.model.pipeline.acquire()).info.textDim;
